@@ -1,0 +1,42 @@
+"""Create the eight provider rows and a curated catalog of current models.
+
+Usage: manage.py seed_defaults [--keys-from-env]
+
+Idempotent: a re-run creates only what is missing and never changes an administrator's edits.
+With --keys-from-env, providers without a key take it from ANTHROPIC_API_KEY, OPENAI_API_KEY,
+GEMINI_API_KEY, AZURE_OPENAI_API_KEY, AWS_BEARER_TOKEN_BEDROCK, OPENAI_COMPATIBLE_API_KEY,
+OPENROUTER_API_KEY or AI_GATEWAY_API_KEY. Keys are never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+
+from llmadmin.services import seed_defaults
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument(
+            "--keys-from-env",
+            action="store_true",
+            help="Take API keys from the environment for providers that have none.",
+        )
+
+    def handle(self, *args: Any, keys_from_env: bool, **options: Any) -> None:
+        report = seed_defaults(environ=os.environ if keys_from_env else None)
+        self.stdout.write(
+            f"Providers created: {len(report.providers_created)}; "
+            f"models created: {len(report.models_created)}."
+        )
+        for label in report.keys_set:
+            self.stdout.write(f"API key set for {label} from the environment.")
+        for label, message in report.key_errors:
+            self.stderr.write(f"API key for {label} not set: {message}")
+        if report.default:
+            self.stdout.write(f"Default model: {report.default}.")

@@ -1,0 +1,260 @@
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models, transaction
+from django.db.models import Case, Q, Value, When
+
+from llmadmin.fields import (
+    APIKeyField,
+    UnreadableKey,
+    validate_api_key,
+    validate_base_url,
+    validate_no_surrounding_whitespace,
+)
+from llmadmin.provider_types import (
+    GENERAL_FIELDS,
+    PROVIDER_TYPE_CHOICES,
+    PROVIDER_TYPES,
+    ProviderType,
+)
+
+KeyState = Literal["missing", "unreadable", "set"]
+
+
+class ProviderQuerySet(models.QuerySet):
+    def in_registry_order(self) -> ProviderQuerySet:
+        order = Case(
+            *(When(type=slug, then=Value(index)) for index, slug in enumerate(PROVIDER_TYPES)),
+            output_field=models.IntegerField(),
+        )
+        return self.alias(registry_position=order).order_by("registry_position")
+
+
+class Provider(models.Model):
+    """An LLM provider account: one row per provider type, configured by an administrator."""
+
+    type = models.CharField(max_length=32, choices=PROVIDER_TYPE_CHOICES, unique=True)
+    api_key = APIKeyField(
+        "API key",
+        max_length=500,
+        blank=True,
+        null=True,
+        validators=[validate_api_key],
+    )
+    base_url = models.CharField(
+        "base URL",
+        max_length=500,
+        blank=True,
+        validators=[validate_base_url],
+        help_text="Leave empty for the provider's own endpoint; set it for a proxy such as "
+        "LiteLLM, an AI gateway, or a regional or self-hosted endpoint.",
+    )
+    region = models.CharField(
+        max_length=32,
+        blank=True,
+        validators=[
+            RegexValidator(r"^[a-z]{2}(-[a-z]+)+-\d$", "Enter an AWS region such as us-east-1.")
+        ],
+        help_text="AWS region of the Bedrock endpoint, such as us-east-1.",
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ProviderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["type"]
+
+    def __str__(self) -> str:
+        return self.provider_type.label
+
+    @property
+    def provider_type(self) -> ProviderType:
+        return PROVIDER_TYPES[self.type]
+
+    @property
+    def key_state(self) -> KeyState:
+        if self.api_key is None:
+            return "missing"
+        if isinstance(self.api_key, UnreadableKey):
+            return "unreadable"
+        return "set"
+
+    @property
+    def usable_api_key(self) -> str | None:
+        """The plaintext key to send to the provider, or None when missing or unreadable."""
+        return self.api_key if self.key_state == "set" else None
+
+    @property
+    def effective_base_url(self) -> str:
+        base_url = self.base_url or self.provider_type.default_base_url
+        return base_url.format(region=self.region).rstrip("/")
+
+    def clean(self) -> None:
+        if self.api_key == "":
+            self.api_key = None
+        errors: dict[str, str] = {}
+        provider_type = PROVIDER_TYPES.get(self.type)
+        if provider_type and self.api_key is not None:
+            if provider_type.base_url_required and not self.base_url:
+                errors["base_url"] = (
+                    f"{provider_type.label} has no default endpoint: enter its base URL, "
+                    f"e.g. {provider_type.base_url_example}."
+                )
+            if provider_type.region_required and not self.region:
+                errors["region"] = f"{provider_type.label} needs a region, such as us-east-1."
+        if errors:
+            raise ValidationError(errors)
+
+
+# Named LLMModel so that it never reads like django.db.models.Model.
+class LLMModel(models.Model):
+    """A model of a provider that developers can chat with, with its request options."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
+    identifier = models.CharField(
+        max_length=200,
+        validators=[validate_no_surrounding_whitespace],
+        help_text="The exact model id the provider expects, e.g. claude-sonnet-4-5. "
+        "For Azure OpenAI, the deployment name.",
+    )
+    display_name = models.CharField(max_length=200, validators=[validate_no_surrounding_whitespace])
+    enabled = models.BooleanField(default=True)
+    is_default = models.BooleanField("default", default=False)
+    context_limit = models.PositiveIntegerField(
+        validators=[MinValueValidator(1)], help_text="Context window in tokens."
+    )
+    compression_threshold = models.PositiveSmallIntegerField(
+        default=70,
+        validators=[MaxValueValidator(100)],
+        help_text="Percent of the context limit at which older messages are summarised; "
+        "100 turns summarising off.",
+    )
+    max_output_tokens = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    temperature = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(2)]
+    )
+    top_p = models.FloatField(
+        "top P", null=True, blank=True, validators=[MinValueValidator(0), MaxValueValidator(1)]
+    )
+    top_k = models.PositiveIntegerField(
+        "top K", null=True, blank=True, validators=[MinValueValidator(1)]
+    )
+    presence_penalty = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-2), MaxValueValidator(2)]
+    )
+    frequency_penalty = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-2), MaxValueValidator(2)]
+    )
+    provider_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Options of the provider type, as defined in its registry schema.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "model"
+        ordering = ["provider__type", "display_name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["provider", "identifier"],
+                name="unique_identifier_per_provider",
+                violation_error_message="This provider already has a model with this identifier.",
+            ),
+            # At most one default model, whatever code writes the rows.
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_model"
+            ),
+            models.CheckConstraint(condition=Q(context_limit__gt=0), name="context_limit_positive"),
+            models.CheckConstraint(
+                condition=Q(compression_threshold__lte=100), name="compression_threshold_percent"
+            ),
+            models.CheckConstraint(
+                condition=Q(max_output_tokens__isnull=True)
+                | Q(max_output_tokens__gt=0, max_output_tokens__lte=models.F("context_limit")),
+                name="max_output_tokens_within_context",
+            ),
+            models.CheckConstraint(
+                condition=Q(temperature__isnull=True) | Q(temperature__gte=0, temperature__lte=2),
+                name="temperature_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(top_p__isnull=True) | Q(top_p__gte=0, top_p__lte=1), name="top_p_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(top_k__isnull=True) | Q(top_k__gte=1), name="top_k_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(presence_penalty__isnull=True)
+                | Q(presence_penalty__gte=-2, presence_penalty__lte=2),
+                name="presence_penalty_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(frequency_penalty__isnull=True)
+                | Q(frequency_penalty__gte=-2, frequency_penalty__lte=2),
+                name="frequency_penalty_range",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+    @property
+    def general_options(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in GENERAL_FIELDS}
+
+    def check_options(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """Validate the general fields and provider options against the provider's type."""
+        provider_type = self.provider.provider_type
+        options = self.provider_options if isinstance(self.provider_options, dict) else {}
+        general = {**self.general_options, "context_limit": self.context_limit}
+        return provider_type.check_model(general, options)
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        if (
+            self.max_output_tokens is not None
+            and self.context_limit is not None
+            and self.max_output_tokens > self.context_limit
+        ):
+            errors["max_output_tokens"] = [
+                f"Must be at most the context limit ({self.context_limit})."
+            ]
+        if self.is_default and not self.enabled:
+            errors["is_default"] = [
+                "A disabled model can't be the default: enable it, or choose another default."
+            ]
+        if not isinstance(self.provider_options, dict):
+            errors["provider_options"] = ["Options must be an object of option names to values."]
+        elif self.provider_id is not None:
+            cleaned, option_errors = self.check_options()
+            labels = self.provider.provider_type.options_by_name
+            for name, messages in option_errors.items():
+                if name in GENERAL_FIELDS:
+                    errors.setdefault(name, []).extend(messages)
+                else:
+                    label = labels[name].label if name in labels else repr(name)
+                    errors.setdefault("provider_options", []).extend(
+                        f"{label}: {message}" for message in messages
+                    )
+            if not option_errors:
+                self.provider_options = cleaned
+        if errors:
+            raise ValidationError(errors)
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Making a model the default unsets the previous one in the same transaction.
+        with transaction.atomic():
+            if self.is_default:
+                LLMModel.objects.filter(is_default=True).exclude(pk=self.pk).update(
+                    is_default=False
+                )
+            super().save(*args, **kwargs)

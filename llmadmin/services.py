@@ -1,0 +1,80 @@
+"""Writes with side effects on providers and models, shared by the admin, the API and commands."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from llmadmin.catalog import CATALOG, DEFAULT_MODEL
+from llmadmin.models import LLMModel, Provider
+from llmadmin.provider_types import PROVIDER_TYPES
+
+
+def provider_set_api_key(*, provider: Provider, api_key: str | None) -> Provider:
+    """Store a new key (None or empty removes it); raises ValidationError without saving."""
+    provider.api_key = api_key or None
+    provider.full_clean()
+    provider.save()
+    return provider
+
+
+def model_make_default(*, model: LLMModel) -> LLMModel:
+    """Make this model the one default; the previous default is unset in the same transaction."""
+    model.is_default = True
+    model.full_clean()
+    model.save()
+    return model
+
+
+@dataclass
+class SeedReport:
+    providers_created: list[str] = field(default_factory=list)
+    models_created: list[str] = field(default_factory=list)
+    keys_set: list[str] = field(default_factory=list)
+    # (provider label, message) for keys that were found but not accepted.
+    key_errors: list[tuple[str, str]] = field(default_factory=list)
+    default: str | None = None
+
+
+@transaction.atomic
+def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
+    """Create the missing provider rows and, with each new row, its catalog models.
+
+    A provider's catalog is seeded only when its row is created, so a re-run never brings
+    back a model an administrator deleted, nor touches one they edited. With `environ`,
+    keys are taken from each type's variable for providers that have none yet.
+    """
+    report = SeedReport()
+    created_models: list[LLMModel] = []
+    for slug, provider_type in PROVIDER_TYPES.items():
+        provider, created = Provider.objects.get_or_create(type=slug)
+        if created:
+            report.providers_created.append(provider_type.label)
+            for entry in CATALOG[slug]:
+                model = LLMModel(provider=provider, **entry._asdict())
+                model.full_clean()
+                model.save()
+                created_models.append(model)
+                report.models_created.append(f"{provider_type.label}: {entry.display_name}")
+        key = (environ or {}).get(provider_type.key_env_var, "")
+        if key and provider.api_key is None:
+            try:
+                with transaction.atomic():
+                    provider_set_api_key(provider=provider, api_key=key)
+            except ValidationError as error:
+                provider.api_key = None
+                report.key_errors.append((provider_type.label, " ".join(error.messages)))
+            else:
+                report.keys_set.append(provider_type.label)
+
+    # Only a freshly created catalog default becomes the default: an admin who removed
+    # the default on purpose keeps having none.
+    for model in created_models:
+        is_catalog_default = (model.provider.type, model.identifier) == DEFAULT_MODEL
+        if is_catalog_default and not LLMModel.objects.filter(is_default=True).exists():
+            model_make_default(model=model)
+            report.default = model.display_name
+    return report

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import factory
+
+from llmadmin.models import LLMModel, Provider
+
+
+class ProviderFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Provider
+        django_get_or_create = ("type",)
+
+    type = "anthropic"
+    api_key = factory.Sequence(lambda n: f"sk-test-key-{n:04d}")
+
+    class Params:
+        anthropic = factory.Trait(type="anthropic")
+        openai = factory.Trait(type="openai")
+        google = factory.Trait(type="google")
+        azure = factory.Trait(type="azure", base_url="https://my-resource.openai.azure.com")
+        bedrock = factory.Trait(type="bedrock", region="us-east-1")
+        openai_compat = factory.Trait(type="openai-compat", base_url="http://litellm:4000/v1")
+        openrouter = factory.Trait(type="openrouter")
+        vercel = factory.Trait(type="vercel")
+        no_key = factory.Trait(api_key=None)
+
+
+class LLMModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = LLMModel
+
+    provider = factory.SubFactory(ProviderFactory)
+    identifier = factory.Sequence(lambda n: f"model-{n}")
+    display_name = factory.Sequence(lambda n: f"Model {n}")
+    context_limit = 200_000

@@ -207,6 +207,15 @@ class LLMModel(models.Model):
     def __str__(self) -> str:
         return self.display_name
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        # Making a model the default unsets the previous one in the same transaction.
+        with transaction.atomic():
+            if self.is_default:
+                LLMModel.objects.filter(is_default=True).exclude(pk=self.pk).update(
+                    is_default=False
+                )
+            super().save(*args, **kwargs)
+
     @property
     def general_options(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in GENERAL_FIELDS}
@@ -249,12 +258,3 @@ class LLMModel(models.Model):
                 self.provider_options = cleaned
         if errors:
             raise ValidationError(errors)
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        # Making a model the default unsets the previous one in the same transaction.
-        with transaction.atomic():
-            if self.is_default:
-                LLMModel.objects.filter(is_default=True).exclude(pk=self.pk).update(
-                    is_default=False
-                )
-            super().save(*args, **kwargs)

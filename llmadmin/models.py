@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.db.models import Case, Q, Value, When
@@ -167,6 +168,7 @@ class LLMModel(models.Model):
             models.UniqueConstraint(
                 fields=["provider", "identifier"],
                 name="unique_identifier_per_provider",
+                violation_error_code="duplicate_identifier",
                 violation_error_message="This provider already has a model with this identifier.",
             ),
             # At most one default model, whatever code writes the rows.
@@ -226,6 +228,19 @@ class LLMModel(models.Model):
         options = self.provider_options if isinstance(self.provider_options, dict) else {}
         general = {**self.general_options, "context_limit": self.context_limit}
         return provider_type.check_model(general, options)
+
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        # save() unsets the previous default, so another default is never a conflict here.
+        exclude = {*(exclude or ()), "is_default"}
+        try:
+            super().validate_constraints(exclude)
+        except ValidationError as error:
+            errors = error.update_error_dict({})
+            non_field = errors.pop(NON_FIELD_ERRORS, [])
+            for item in non_field:
+                key = "identifier" if item.code == "duplicate_identifier" else NON_FIELD_ERRORS
+                errors.setdefault(key, []).append(item)
+            raise ValidationError(errors) from None
 
     def clean(self) -> None:
         errors: dict[str, list[str]] = {}

@@ -22,6 +22,8 @@ from llmadmin.services import provider_set_api_key
 
 class Command(BaseCommand):
     help = __doc__
+    # Tests pass their own input stream.
+    stealth_options = ("stdin",)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("type", choices=list(PROVIDER_TYPES), help="Provider type.")
@@ -30,13 +32,14 @@ class Command(BaseCommand):
     def handle(self, *args: Any, type: str, clear: bool, **options: Any) -> None:
         provider, _ = Provider.objects.get_or_create(type=type)
         label = provider.provider_type.label
+        stdin = options.get("stdin", sys.stdin)
         if clear:
             api_key = None
-        elif sys.stdin.isatty():
+        elif stdin.isatty():
             api_key = getpass.getpass(f"API key for {label}: ")
         else:
             # Only the line break that ends the input is not part of the key.
-            api_key = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+            api_key = stdin.readline().removesuffix("\n").removesuffix("\r")
             if not api_key:
                 raise CommandError("No key on standard input; use --clear to remove the key.")
         try:

@@ -1,0 +1,165 @@
+"""manage.py seed_defaults, set_provider_key and ensure_superuser."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+
+from llmadmin.catalog import CATALOG, DEFAULT_MODEL
+from llmadmin.models import LLMModel, Provider
+from llmadmin.provider_types import PROVIDER_TYPES
+
+pytestmark = pytest.mark.django_db
+
+KEY = "sk-ant-api03-SEEDSECRET-0987654321"
+
+
+def run(*args: str, stdin: str | None = None) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    extra = {} if stdin is None else {"stdin": io.StringIO(stdin)}
+    call_command(*args, stdout=out, stderr=err, **extra)
+    return out.getvalue(), err.getvalue()
+
+
+def test_seed_creates_the_eight_providers_and_the_catalog_with_one_default():
+    out, _ = run("seed_defaults")
+
+    assert set(Provider.objects.values_list("type", flat=True)) == set(PROVIDER_TYPES)
+    assert not Provider.objects.filter(api_key__isnull=False).exists()
+    assert LLMModel.objects.count() == sum(len(models) for models in CATALOG.values())
+    default = LLMModel.objects.get(is_default=True)
+    assert (default.provider.type, default.identifier) == DEFAULT_MODEL
+    assert "Providers created: 8" in out
+
+
+def test_every_catalog_model_passes_validation():
+    run("seed_defaults")
+
+    for model in LLMModel.objects.select_related("provider"):
+        model.full_clean()
+
+
+def test_seed_is_idempotent():
+    run("seed_defaults")
+    before = list(LLMModel.objects.values().order_by("pk"))
+
+    out, _ = run("seed_defaults")
+
+    assert list(LLMModel.objects.values().order_by("pk")) == before
+    assert Provider.objects.count() == 8
+    assert "Providers created: 0; models created: 0." in out
+
+
+def test_a_rerun_keeps_an_admins_edits_deletions_and_default_choice():
+    run("seed_defaults")
+    edited = LLMModel.objects.get(identifier="gpt-5", provider__type="openai")
+    edited.display_name = "Our GPT-5"
+    edited.context_limit = 300_000
+    edited.save()
+    LLMModel.objects.filter(identifier="gpt-4.1").delete()
+    LLMModel.objects.filter(is_default=True).delete()
+    Provider.objects.filter(type="google").update(enabled=False, base_url="http://proxy:1")
+
+    run("seed_defaults")
+
+    edited.refresh_from_db()
+    assert (edited.display_name, edited.context_limit) == ("Our GPT-5", 300_000)
+    assert not LLMModel.objects.filter(identifier="gpt-4.1").exists()
+    assert not LLMModel.objects.filter(is_default=True).exists()
+    google = Provider.objects.get(type="google")
+    assert (google.enabled, google.base_url) == (False, "http://proxy:1")
+
+
+def test_seed_takes_keys_from_the_environment_and_never_prints_them(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    monkeypatch.setenv("OPENROUTER_API_KEY", KEY + "-or")
+
+    out, err = run("seed_defaults", "--keys-from-env")
+
+    assert Provider.objects.get(type="anthropic").api_key == KEY
+    assert Provider.objects.get(type="openrouter").api_key == KEY + "-or"
+    assert Provider.objects.get(type="openai").api_key is None
+    assert "API key set for Anthropic from the environment." in out
+    assert "SEEDSECRET" not in out + err
+
+
+def test_seed_never_replaces_a_key_an_admin_set(monkeypatch):
+    run("seed_defaults")
+    run("set_provider_key", "anthropic", stdin="sk-admin-key\n")
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+
+    run("seed_defaults", "--keys-from-env")
+
+    assert Provider.objects.get(type="anthropic").api_key == "sk-admin-key"
+
+
+def test_seed_ignores_keys_in_the_environment_without_the_flag(monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+
+    run("seed_defaults")
+
+    assert Provider.objects.get(type="anthropic").api_key is None
+
+
+def test_seed_reports_a_key_it_cannot_use_without_printing_it(monkeypatch):
+    monkeypatch.setenv("AZURE_OPENAI_API_KEY", KEY)  # Azure needs an endpoint first
+
+    out, err = run("seed_defaults", "--keys-from-env")
+
+    assert Provider.objects.get(type="azure").api_key is None
+    assert "API key for Azure OpenAI not set" in err
+    assert "SEEDSECRET" not in out + err
+
+
+def test_set_provider_key_reads_the_key_from_standard_input():
+    out, err = run("set_provider_key", "openai", stdin=KEY + "\n")
+
+    assert Provider.objects.get(type="openai").api_key == KEY
+    assert out == "API key for OpenAI saved.\n"
+    assert "SEEDSECRET" not in out + err
+
+
+def test_set_provider_key_refuses_a_key_with_spaces_and_keeps_the_old_one():
+    run("set_provider_key", "openai", stdin="sk-old\n")
+
+    with pytest.raises(CommandError, match="space or line break") as error:
+        run("set_provider_key", "openai", stdin=" sk-new-SEEDSECRET\n")
+
+    assert "SEEDSECRET" not in str(error.value)
+    assert Provider.objects.get(type="openai").api_key == "sk-old"
+
+
+def test_set_provider_key_refuses_empty_input():
+    with pytest.raises(CommandError, match="No key on standard input"):
+        run("set_provider_key", "openai", stdin="")
+
+
+def test_set_provider_key_clear_removes_the_key():
+    run("set_provider_key", "openai", stdin="sk-old\n")
+
+    out, _ = run("set_provider_key", "openai", "--clear")
+
+    assert Provider.objects.get(type="openai").key_state == "missing"
+    assert out == "API key for OpenAI removed.\n"
+
+
+def test_set_provider_key_takes_no_key_as_an_argument():
+    with pytest.raises(CommandError):
+        run("set_provider_key", "openai", KEY)
+
+
+def test_ensure_superuser_creates_one_admin_login_once(settings, tmp_path):
+    settings.BASE_DIR = tmp_path
+
+    out, _ = run("ensure_superuser")
+    second, _ = run("ensure_superuser")
+
+    password = (tmp_path / "var" / "admin-password").read_text().strip()
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.is_superuser and admin.check_password(password)
+    assert (tmp_path / "var" / "admin-password").stat().st_mode & 0o077 == 0
+    assert password in out
+    assert second == "A superuser exists already.\n"

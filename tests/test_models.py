@@ -1,0 +1,129 @@
+"""General model fields: required fields, ranges, identifiers."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from llmadmin.models import LLMModel
+from tests.factories import LLMModelFactory, ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def errors_of(model: LLMModel) -> dict[str, list[str]]:
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+    return error.value.message_dict
+
+
+def test_it_requires_identifier_display_name_and_context_limit():
+    model = LLMModel(provider=ProviderFactory(), identifier="", display_name="")
+
+    errors = errors_of(model)
+
+    assert {"identifier", "display_name", "context_limit"} <= set(errors)
+
+
+def test_it_defaults_the_compression_threshold_to_70_percent():
+    model = LLMModelFactory()
+
+    assert model.compression_threshold == 70
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("context_limit", 0),
+        ("compression_threshold", 101),
+        ("max_output_tokens", 0),
+        ("temperature", -0.1),
+        ("temperature", 2.1),
+        ("top_p", 1.01),
+        ("top_p", -0.5),
+        ("top_k", 0),
+        ("presence_penalty", -2.5),
+        ("frequency_penalty", 2.01),
+    ],
+)
+def test_it_rejects_a_value_out_of_range_on_its_field(field, value):
+    model = LLMModelFactory.build(provider=ProviderFactory(google=True), **{field: value})
+
+    assert field in errors_of(model)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("compression_threshold", 0),
+        ("compression_threshold", 100),
+        ("temperature", 0),
+        ("temperature", 2),
+        ("top_p", 0),
+        ("top_p", 1),
+        ("top_k", 1),
+        ("presence_penalty", -2),
+        ("frequency_penalty", 2),
+        ("max_output_tokens", 200_000),
+    ],
+)
+def test_it_accepts_the_bounds_of_each_range(field, value):
+    LLMModelFactory.build(provider=ProviderFactory(google=True), **{field: value}).full_clean()
+
+
+def test_it_rejects_max_output_tokens_above_the_context_limit():
+    model = LLMModelFactory.build(context_limit=8000, max_output_tokens=8001)
+
+    assert errors_of(model)["max_output_tokens"] == ["Must be at most the context limit (8000)."]
+
+
+def test_it_rejects_a_duplicate_identifier_on_the_identifier_field():
+    existing = LLMModelFactory(identifier="claude-sonnet-4-6")
+    duplicate = LLMModelFactory.build(provider=existing.provider, identifier="claude-sonnet-4-6")
+
+    assert errors_of(duplicate) == {
+        "identifier": ["This provider already has a model with this identifier."]
+    }
+
+
+def test_it_allows_the_same_identifier_at_two_providers():
+    LLMModelFactory(provider=ProviderFactory(openrouter=True), identifier="openai/gpt-5")
+
+    LLMModelFactory.build(
+        provider=ProviderFactory(vercel=True), identifier="openai/gpt-5"
+    ).full_clean()
+
+
+def test_it_rejects_surrounding_whitespace_in_the_identifier():
+    assert "identifier" in errors_of(LLMModelFactory.build(identifier="gpt-5 "))
+
+
+@pytest.mark.parametrize(
+    "update",
+    [
+        {"context_limit": 0},
+        {"compression_threshold": 150},
+        {"max_output_tokens": 300_000},
+        {"temperature": 3},
+        {"top_p": 2},
+        {"top_k": 0},
+        {"presence_penalty": 5},
+        {"frequency_penalty": -5},
+    ],
+)
+def test_the_database_refuses_out_of_range_values_written_around_validation(update):
+    model = LLMModelFactory(context_limit=200_000)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LLMModel.objects.filter(pk=model.pk).update(**update)
+
+
+def test_the_database_refuses_a_duplicate_identifier_written_around_validation():
+    existing = LLMModelFactory(identifier="gpt-5")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        LLMModel.objects.bulk_create(
+            [LLMModel(provider=existing.provider, identifier="gpt-5", display_name="x",
+                      context_limit=1)]
+        )

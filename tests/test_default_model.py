@@ -52,8 +52,13 @@ def test_the_database_refuses_two_defaults_in_one_bulk_write():
     with pytest.raises(IntegrityError), transaction.atomic():
         LLMModel.objects.bulk_create(
             [
-                LLMModel(provider=provider, identifier=f"m{n}", display_name=f"M{n}",
-                         context_limit=1000, is_default=True)
+                LLMModel(
+                    provider=provider,
+                    identifier=f"m{n}",
+                    display_name=f"M{n}",
+                    context_limit=1000,
+                    is_default=True,
+                )
                 for n in range(2)
             ]
         )

@@ -124,6 +124,12 @@ def test_the_database_refuses_a_duplicate_identifier_written_around_validation()
 
     with pytest.raises(IntegrityError), transaction.atomic():
         LLMModel.objects.bulk_create(
-            [LLMModel(provider=existing.provider, identifier="gpt-5", display_name="x",
-                      context_limit=1)]
+            [
+                LLMModel(
+                    provider=existing.provider,
+                    identifier="gpt-5",
+                    display_name="x",
+                    context_limit=1,
+                )
+            ]
         )

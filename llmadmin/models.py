@@ -243,7 +243,7 @@ class LLMModel(models.Model):
             raise ValidationError(errors) from None
 
     def clean(self) -> None:
-        errors: dict[str, list[str]] = {}
+        errors: dict[str, list[Any]] = {}
         if (
             self.max_output_tokens is not None
             and self.context_limit is not None
@@ -267,7 +267,13 @@ class LLMModel(models.Model):
                 else:
                     label = labels[name].label if name in labels else repr(name)
                     errors.setdefault("provider_options", []).extend(
-                        f"{label}: {message}" for message in messages
+                        # The option's name lets a form show the error on that option's field.
+                        ValidationError(
+                            "%(label)s: %(message)s",
+                            code="invalid_option",
+                            params={"option": name, "label": label, "message": message},
+                        )
+                        for message in messages
                     )
             if not option_errors:
                 self.provider_options = cleaned

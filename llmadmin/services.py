@@ -13,6 +13,12 @@ from llmadmin.models import LLMModel, Provider
 from llmadmin.provider_types import PROVIDER_TYPES
 
 
+def providers_create_missing() -> list[Provider]:
+    """Create the row of every registry type that has none yet; return the new rows."""
+    existing = set(Provider.objects.values_list("type", flat=True))
+    return [Provider.objects.create(type=slug) for slug in PROVIDER_TYPES if slug not in existing]
+
+
 def provider_set_api_key(*, provider: Provider, api_key: str | None) -> Provider:
     """Store a new key (None or empty removes it); raises ValidationError without saving."""
     provider.api_key = api_key or None
@@ -49,23 +55,23 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
     """
     report = SeedReport()
     created_models: list[LLMModel] = []
-    for slug, provider_type in PROVIDER_TYPES.items():
-        provider, created = Provider.objects.get_or_create(type=slug)
-        if created:
-            report.providers_created.append(provider_type.label)
-            for entry in CATALOG[slug]:
-                model = LLMModel(provider=provider, **entry._asdict())
-                model.full_clean()
-                model.save()
-                created_models.append(model)
-                report.models_created.append(f"{provider_type.label}: {entry.display_name}")
+    for provider in providers_create_missing():
+        report.providers_created.append(provider.provider_type.label)
+        for entry in CATALOG[provider.type]:
+            model = LLMModel(provider=provider, **entry._asdict())
+            model.full_clean()
+            model.save()
+            created_models.append(model)
+            report.models_created.append(f"{provider.provider_type.label}: {entry.display_name}")
+
+    for provider in Provider.objects.all():
+        provider_type = provider.provider_type
         key = (environ or {}).get(provider_type.key_env_var, "")
         if key and provider.api_key is None:
             try:
                 with transaction.atomic():
                     provider_set_api_key(provider=provider, api_key=key)
             except ValidationError as error:
-                provider.api_key = None
                 report.key_errors.append((provider_type.label, " ".join(error.messages)))
             else:
                 report.keys_set.append(provider_type.label)

@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from llmadmin.forms import LLMModelAdminForm, ProviderAdminForm, option_field_names
+from llmadmin.models import LLMModel, Provider
+from llmadmin.provider_types import PROVIDER_TYPES
+from llmadmin.services import model_make_default, providers_create_missing
+
+admin.site.site_header = "llmadmin"
+admin.site.site_title = "llmadmin"
+admin.site.index_title = "LLM providers and models"
+
+KEY_STATE_LABELS = {
+    "missing": "No key",
+    "set": "Key set",
+    "unreadable": "Key unreadable: set it again",
+}
+
+
+class LLMModelInline(admin.TabularInline):
+    model = LLMModel
+    fields = ["display_name", "identifier", "context_limit", "enabled", "is_default"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderAdminForm
+    list_display = ["label", "key_status", "endpoint", "enabled", "model_count"]
+    list_display_links = ["label"]
+    list_filter = ["enabled"]
+    inlines = [LLMModelInline]
+
+    def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> list[Any]:
+        connection = (
+            ["base_url", "region"] if obj and obj.provider_type.region_required else ["base_url"]
+        )
+        # Without change permission a read-only form would display the key field's value.
+        can_change = self.has_change_permission(request, obj)
+        key_fields = ["key_status", "api_key", "remove_api_key"] if can_change else ["key_status"]
+        return [
+            (None, {"fields": key_fields}),
+            ("Connection", {"fields": [*connection, "enabled"]}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
+        return ["key_status"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
+        return super().get_queryset(request).annotate(model_total=Count("models"))
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        # The list always shows every supported type, configured or not.
+        if self.has_view_or_change_permission(request):
+            providers_create_missing()
+        return super().changelist_view(request, extra_context)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Provider", ordering="type")
+    def label(self, provider: Provider) -> str:
+        return provider.provider_type.label
+
+    @admin.display(description="API key")
+    def key_status(self, provider: Provider) -> str:
+        return KEY_STATE_LABELS[provider.key_state]
+
+    @admin.display(description="Endpoint")
+    def endpoint(self, provider: Provider) -> str:
+        if provider.base_url:
+            return provider.base_url
+        default = provider.provider_type.default_base_url
+        return f"default ({default})" if default else "not set"
+
+    @admin.display(description="Models", ordering="model_total")
+    def model_count(self, provider: Provider) -> str:
+        url = reverse("admin:llmadmin_llmmodel_changelist") + f"?provider__id__exact={provider.pk}"
+        return format_html('<a href="{}">{}</a>', url, provider.model_total)
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> list[dict[str, Any]]:
+        # "Remove the stored key" reads as an API key change in the history.
+        message = super().construct_change_message(request, form, formsets, add)
+        for entry in message:
+            fields = entry.get("changed", {}).get("fields")
+            if fields and "Remove the stored key" in fields:
+                fields.remove("Remove the stored key")
+                if "API key" not in fields:
+                    fields.append("API key")
+        return message
+
+
+@admin.register(LLMModel)
+class LLMModelAdmin(admin.ModelAdmin):
+    form = LLMModelAdminForm
+    list_display = [
+        "default_star",
+        "display_name",
+        "identifier",
+        "provider",
+        "context_limit",
+        "enabled",
+    ]
+    list_display_links = ["display_name"]
+    list_filter = ["provider", "enabled", "is_default"]
+    list_select_related = ["provider"]
+    search_fields = ["display_name", "identifier"]
+    ordering = ["provider__type", "display_name"]
+
+    class Media:
+        js = ["llmadmin/model_form.js"]
+
+    def get_fieldsets(self, request: HttpRequest, obj: LLMModel | None = None) -> list[Any]:
+        fieldsets: list[Any] = [
+            (None, {"fields": ["provider", "identifier", "display_name", "enabled", "is_default"]}),
+            ("Context", {"fields": ["context_limit", "compression_threshold"]}),
+            (
+                "Sampling",
+                {
+                    "fields": [
+                        "max_output_tokens",
+                        "temperature",
+                        "top_p",
+                        "top_k",
+                        "presence_penalty",
+                        "frequency_penalty",
+                    ],
+                    "description": "Leave a field empty to use the provider's default.",
+                },
+            ),
+        ]
+        for slug, provider_type in PROVIDER_TYPES.items():
+            fieldsets.append(
+                (
+                    f"{provider_type.label} options",
+                    {
+                        "fields": option_field_names(slug),
+                        "classes": ["provider-options", f"provider-options-{slug}"],
+                    },
+                )
+            )
+        return fieldsets
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:model_id>/make-default/",
+                self.admin_site.admin_view(require_POST(self.make_default_view)),
+                name="llmadmin_llmmodel_make_default",
+            ),
+            *super().get_urls(),
+        ]
+
+    def make_default_view(self, request: HttpRequest, model_id: int) -> HttpResponse:
+        model = get_object_or_404(LLMModel, pk=model_id)
+        if not self.has_change_permission(request, model):
+            raise PermissionDenied
+        try:
+            model_make_default(model=model)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+        else:
+            self.log_change(request, model, [{"changed": {"fields": ["default"]}}])
+            self.message_user(request, f"{model.display_name} is now the default model.")
+        # Back to the list as it was (filters, page), else to the plain list.
+        back = request.META.get("HTTP_REFERER", "")
+        if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = reverse("admin:llmadmin_llmmodel_changelist")
+        return HttpResponseRedirect(back)
+
+    def get_list_display(self, request: HttpRequest) -> list[str]:
+        # Only users who may change models get the star as a button.
+        star = "default_star" if self.has_change_permission(request) else "default_marker"
+        return [star, *self.list_display[1:]]
+
+    @admin.display(description="Default", ordering="-is_default")
+    def default_marker(self, model: LLMModel) -> str:
+        star = "\u2605" if model.is_default else "\u2606"
+        title = "Default model" if model.is_default else "Not the default"
+        return format_html('<span class="default-star" title="{}">{}</span>', title, star)
+
+    @admin.display(description="Default", ordering="-is_default")
+    def default_star(self, model: LLMModel) -> str:
+        if model.is_default:
+            return self.default_marker(model)
+        url = reverse("admin:llmadmin_llmmodel_make_default", args=[model.pk])
+        # A submit button of the changelist form, posted (with its CSRF token) to our URL:
+        # a form of its own would be nested inside the changelist form.
+        return format_html(
+            '<button type="submit" class="default-star" formaction="{}" formmethod="post" '
+            'title="Make this the default model" aria-label="Make {} the default">{}</button>',
+            url,
+            model.display_name,
+            "\u2606",
+        )

@@ -1,0 +1,204 @@
+"""Admin forms: the write-only API key, and model option fields generated from the registry."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from llmadmin.models import LLMModel, Provider
+from llmadmin.provider_types import GENERAL_FIELDS, PROVIDER_TYPES, Option, ProviderType
+
+
+class ProviderAdminForm(forms.ModelForm):
+    # Write-only: the stored key is never rendered, not even masked. Blank keeps it.
+    api_key = forms.CharField(
+        label="API key",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Paste a new key to replace the stored one; leave blank to keep it.",
+    )
+    remove_api_key = forms.BooleanField(
+        label="Remove the stored key",
+        required=False,
+        help_text="The provider's models leave the developers' list until a key is set.",
+    )
+
+    class Meta:
+        model = Provider
+        fields = ["api_key", "remove_api_key", "base_url", "region", "enabled"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Never keep the plaintext in the form: not rendered, not compared for changes.
+        self.initial.pop("api_key", None)
+        if "base_url" in self.fields and self.instance.type:
+            provider_type = self.instance.provider_type
+            default = provider_type.default_base_url or "none: required"
+            self.fields["base_url"].help_text = (
+                f"Default: {default}. Set it for a proxy such as LiteLLM or an AI gateway, "
+                f"or a regional or self-hosted endpoint, e.g. {provider_type.base_url_example}."
+            )
+
+    def clean_api_key(self) -> str | None:
+        new_key = self.cleaned_data["api_key"]
+        return new_key or self.instance.api_key
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("remove_api_key"):
+            if self.data.get(self.add_prefix("api_key")):
+                self.add_error("api_key", "Either paste a new key or remove the key, not both.")
+            cleaned["api_key"] = None
+        return cleaned
+
+
+class SlugListField(forms.CharField):
+    """A list of short strings, typed one per line or separated by commas."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 40})
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str] | None:
+        text = super().to_python(value)
+        items = [item.strip() for item in re.split(r"[,\n]", text or "") if item.strip()]
+        return items or None
+
+
+class DefaultYesNoSelect(forms.NullBooleanSelect):
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.choices = [("unknown", "Default"), ("true", "Yes"), ("false", "No")]
+
+
+def option_prefix(slug: str, option: Option) -> str:
+    return f"{slug.replace('-', '_')}__{option.name}"
+
+
+def option_form_fields(slug: str, option: Option) -> dict[str, forms.Field]:
+    """The form field(s) for one option, named `<type>__<option>[__<key>]`."""
+    prefix = option_prefix(slug, option)
+    common = {"label": option.label, "help_text": option.help_text, "required": False}
+    if option.kind == "int":
+        return {prefix: forms.IntegerField(min_value=option.min, max_value=option.max, **common)}
+    if option.kind == "float":
+        return {prefix: forms.FloatField(min_value=option.min, max_value=option.max, **common)}
+    if option.kind == "bool":
+        return {prefix: forms.NullBooleanField(widget=DefaultYesNoSelect, **common)}
+    if option.kind == "choice":
+        choices = [("", "Default"), *((choice, choice) for choice in option.choices)]
+        return {prefix: forms.ChoiceField(choices=choices, **common)}
+    if option.kind == "list":
+        return {prefix: SlugListField(**common)}
+    # A mapping: one select per key, e.g. a threshold per safety category.
+    choices = [("", "Default"), *((choice, choice) for choice in option.choices)]
+    return {
+        f"{prefix}__{key}": forms.ChoiceField(
+            label=f"{option.label}: {key}", choices=choices, required=False
+        )
+        for key in option.keys
+    }
+
+
+def option_field_names(slug: str) -> list[str]:
+    options = PROVIDER_TYPES[slug].options
+    return [name for option in options for name in option_form_fields(slug, option)]
+
+
+def option_value_from(option: Option, values: dict[str, Any], prefix: str) -> Any:
+    if option.kind == "mapping":
+        mapping = {key: values.get(f"{prefix}__{key}") for key in option.keys}
+        return {key: value for key, value in mapping.items() if value} or None
+    value = values.get(prefix)
+    return None if value == "" else value
+
+
+class LLMModelAdminForm(forms.ModelForm):
+    """The model form with one fieldset of generated fields per provider type.
+
+    Only the selected provider's fields are read on save; a small script shows only them.
+    """
+
+    class Meta:
+        model = LLMModel
+        fields = [
+            "provider",
+            "identifier",
+            "display_name",
+            "enabled",
+            "is_default",
+            "context_limit",
+            "compression_threshold",
+            *GENERAL_FIELDS,
+        ]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stored = self.instance.provider_options if self.instance.provider_id else {}
+        own_type = self.instance.provider.type if self.instance.provider_id else None
+        for slug, provider_type in PROVIDER_TYPES.items():
+            for option in provider_type.options:
+                for name, field in option_form_fields(slug, option).items():
+                    self.fields[name] = field
+                if slug == own_type and option.name in stored:
+                    self._set_initial(slug, option, stored[option.name])
+        provider_field = self.fields.get("provider")
+        if provider_field is not None:
+            provider_field.widget.attrs["data-provider-types"] = json.dumps(
+                {
+                    provider.pk: {
+                        "type": provider.type,
+                        "general": sorted(provider.provider_type.general_fields),
+                    }
+                    for provider in Provider.objects.all()
+                }
+            )
+
+    def _set_initial(self, slug: str, option: Option, value: Any) -> None:
+        prefix = option_prefix(slug, option)
+        if option.kind == "mapping":
+            for key, item in value.items():
+                self.initial[f"{prefix}__{key}"] = item
+        else:
+            self.initial[prefix] = value
+
+    def selected_type(self) -> ProviderType | None:
+        provider = self.cleaned_data.get("provider")
+        return provider.provider_type if provider else None
+
+    def _post_clean(self) -> None:
+        provider_type = self.selected_type()
+        if provider_type is not None:
+            options = {}
+            for option in provider_type.options:
+                prefix = option_prefix(provider_type.slug, option)
+                value = option_value_from(option, self.cleaned_data, prefix)
+                if value is not None:
+                    options[option.name] = value
+            self.instance.provider_options = options
+        super()._post_clean()
+
+    def _update_errors(self, errors: ValidationError) -> None:
+        # Show each option's error on its own generated field.
+        option_errors = (
+            errors.error_dict.pop("provider_options", []) if hasattr(errors, "error_dict") else []
+        )
+        provider_type = self.selected_type()
+        for error in option_errors:
+            params = error.params or {}
+            option = (
+                provider_type.options_by_name.get(params.get("option")) if provider_type else None
+            )
+            if option is None:
+                self.add_error(None, error)
+                continue
+            prefix = option_prefix(self.cleaned_data["provider"].type, option)
+            field = prefix if prefix in self.fields else f"{prefix}__{option.keys[0]}"
+            self.add_error(field, params["message"])
+        super()._update_errors(errors)

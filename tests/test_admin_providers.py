@@ -1,0 +1,221 @@
+"""The providers admin: every type listed, a write-only key, history without the key."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from cryptography.fernet import Fernet
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission, User
+from django.db import connection
+from django.urls import reverse
+
+from llmadmin.models import Provider
+from llmadmin.provider_types import PROVIDER_TYPES
+from tests.factories import LLMModelFactory, ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+KEY = "sk-proj-ADMINSECRET-abcdef123456"
+CHANGELIST = reverse("admin:llmadmin_provider_changelist")
+
+
+def change_url(provider: Provider) -> str:
+    return reverse("admin:llmadmin_provider_change", args=[provider.pk])
+
+
+def form_data(provider: Provider, **overrides: object) -> dict[str, object]:
+    data = {
+        "api_key": "",
+        "base_url": provider.base_url,
+        "region": provider.region,
+        "enabled": "on" if provider.enabled else "",
+        "models-TOTAL_FORMS": "0",
+        "models-INITIAL_FORMS": str(provider.models.count()),
+        "models-MIN_NUM_FORMS": "0",
+        "models-MAX_NUM_FORMS": "1000",
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def test_the_list_shows_all_eight_types_even_before_seeding(admin_client):
+    response = admin_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    for provider_type in PROVIDER_TYPES.values():
+        assert provider_type.label in response.text
+    assert Provider.objects.count() == 8
+
+
+def test_the_list_shows_each_key_status(admin_client):
+    ProviderFactory(anthropic=True, api_key=KEY)
+    ProviderFactory(openai=True, no_key=True)
+    unreadable = ProviderFactory(google=True)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE llmadmin_provider SET api_key = %s WHERE id = %s",
+            [Fernet(Fernet.generate_key()).encrypt(b"x").decode(), unreadable.pk],
+        )
+
+    response = admin_client.get(CHANGELIST)
+
+    rows = {
+        label: response.text.split(label, 1)[1].split("</tr>", 1)[0]
+        for label in ("Anthropic", "OpenAI", "Google (Gemini)")
+    }
+    assert "Key set" in rows["Anthropic"]
+    assert "No key" in rows["OpenAI"]
+    assert "Key unreadable" in rows["Google (Gemini)"]
+    assert KEY not in response.text
+
+
+def test_adding_and_deleting_providers_is_not_offered(admin_client):
+    provider = ProviderFactory()
+
+    assert admin_client.get(reverse("admin:llmadmin_provider_add")).status_code == 403
+    delete = reverse("admin:llmadmin_provider_delete", args=[provider.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
+    assert Provider.objects.filter(pk=provider.pk).exists()
+    assert reverse("admin:llmadmin_provider_add") not in admin_client.get(CHANGELIST).text
+
+
+def test_the_form_never_renders_the_stored_key_and_says_one_is_set(admin_client):
+    provider = ProviderFactory(api_key=KEY)
+
+    html = admin_client.get(change_url(provider)).text
+
+    key_input = re.search(r'<input[^>]*name="api_key"[^>]*>', html).group(0)
+    assert 'type="password"' in key_input
+    assert "value=" not in key_input
+    for fragment in (KEY, "ADMINSECRET", KEY[-6:], KEY[:8]):
+        assert fragment not in html
+    assert "Key set" in html
+
+
+def test_a_blank_key_field_keeps_the_stored_key(admin_client):
+    provider = ProviderFactory(api_key=KEY)
+
+    response = admin_client.post(change_url(provider), form_data(provider, base_url="http://p:1"))
+
+    assert response.status_code == 302
+    provider.refresh_from_db()
+    assert (provider.api_key, provider.base_url) == (KEY, "http://p:1")
+
+
+def test_a_new_key_replaces_the_stored_one(admin_client):
+    provider = ProviderFactory(api_key=KEY)
+
+    admin_client.post(change_url(provider), form_data(provider, api_key="sk-new-key"))
+
+    provider.refresh_from_db()
+    assert provider.api_key == "sk-new-key"
+
+
+def test_the_remove_control_removes_the_key(admin_client):
+    provider = ProviderFactory(api_key=KEY)
+
+    admin_client.post(change_url(provider), form_data(provider, remove_api_key="on"))
+
+    provider.refresh_from_db()
+    assert provider.key_state == "missing"
+
+
+def test_removing_and_pasting_a_key_at_once_is_refused(admin_client):
+    provider = ProviderFactory(api_key=KEY)
+
+    response = admin_client.post(
+        change_url(provider), form_data(provider, api_key="sk-new", remove_api_key="on")
+    )
+
+    assert response.status_code == 200
+    assert "Either paste a new key or remove the key" in response.text
+    provider.refresh_from_db()
+    assert provider.api_key == KEY
+
+
+def test_a_key_with_spaces_is_refused_on_its_field_and_nothing_is_saved(admin_client):
+    provider = ProviderFactory(api_key=KEY)
+
+    response = admin_client.post(
+        change_url(provider),
+        form_data(provider, api_key=" sk-new-NEWSECRET", base_url="http://changed:1"),
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["api_key"]
+    assert "NEWSECRET" not in response.text
+    provider.refresh_from_db()
+    assert (provider.api_key, provider.base_url) == (KEY, "")
+
+
+def test_azure_with_a_key_needs_its_endpoint(admin_client):
+    provider = ProviderFactory(azure=True, no_key=True, base_url="")
+
+    response = admin_client.post(change_url(provider), form_data(provider, api_key=KEY))
+
+    assert "has no default endpoint" in str(response.context["adminform"].form.errors["base_url"])
+    assert KEY not in response.text
+    provider.refresh_from_db()
+    assert provider.key_state == "missing"
+
+
+def test_only_bedrock_shows_a_region_field(admin_client):
+    bedrock = ProviderFactory(bedrock=True)
+    openai = ProviderFactory(openai=True)
+
+    assert 'name="region"' in admin_client.get(change_url(bedrock)).text
+    assert 'name="region"' not in admin_client.get(change_url(openai)).text
+
+
+def test_key_changes_are_in_the_history_without_the_key(admin_client):
+    provider = ProviderFactory(no_key=True)
+
+    admin_client.post(change_url(provider), form_data(provider, api_key=KEY))
+    admin_client.post(change_url(provider), form_data(provider, remove_api_key="on"))
+
+    entries = LogEntry.objects.filter(object_id=str(provider.pk)).order_by("action_time")
+    assert [entry.get_change_message() for entry in entries] == [
+        "Changed API key.",
+        "Changed API key.",
+    ]
+    history = admin_client.get(reverse("admin:llmadmin_provider_history", args=[provider.pk]))
+    assert "Changed API key." in history.text
+    assert KEY not in history.text
+    assert all(KEY not in entry.change_message for entry in entries)
+
+
+def test_a_provider_shows_its_models(admin_client):
+    model = LLMModelFactory(display_name="Claude Sonnet 4.6")
+
+    html = admin_client.get(change_url(model.provider)).text
+
+    assert "Claude Sonnet 4.6" in html
+    assert reverse("admin:llmadmin_llmmodel_change", args=[model.pk]) in html
+
+
+def test_staff_without_model_permissions_cannot_see_or_change_providers(client):
+    provider = ProviderFactory(api_key=KEY)
+    staff = User.objects.create_user("staff", password="pw", is_staff=True)
+    client.force_login(staff)
+
+    assert client.get(CHANGELIST).status_code == 403
+    assert client.get(change_url(provider)).status_code == 403
+    assert client.post(change_url(provider), form_data(provider, api_key="x")).status_code == 403
+    assert "Providers" not in client.get(reverse("admin:index")).text
+
+
+def test_staff_with_view_permission_sees_the_form_read_only_without_the_key(client):
+    provider = ProviderFactory(api_key=KEY)
+    staff = User.objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_provider"))
+    client.force_login(staff)
+
+    html = client.get(change_url(provider)).text
+
+    assert "Key set" in html
+    assert KEY not in html
+    assert 'name="api_key"' not in html
+    response = client.post(change_url(provider), form_data(provider, api_key="sk-x"))
+    assert response.status_code == 403

@@ -142,12 +142,10 @@ class LLMModelAdminForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         stored = self.instance.provider_options if self.instance.provider_id else {}
         own_type = self.instance.provider.type if self.instance.provider_id else None
-        for slug, provider_type in PROVIDER_TYPES.items():
-            for option in provider_type.options:
-                for name, field in option_form_fields(slug, option).items():
-                    self.fields[name] = field
-                if slug == own_type and option.name in stored:
-                    self._set_initial(slug, option, stored[option.name])
+        if own_type:
+            for option in PROVIDER_TYPES[own_type].options:
+                if option.name in stored:
+                    self._set_initial(own_type, option, stored[option.name])
         provider_field = self.fields.get("provider")
         if provider_field is not None:
             provider_field.widget.attrs["data-provider-types"] = json.dumps(
@@ -202,3 +200,14 @@ class LLMModelAdminForm(forms.ModelForm):
             field = prefix if prefix in self.fields else f"{prefix}__{option.keys[0]}"
             self.add_error(field, params["message"])
         super()._update_errors(errors)
+
+
+# Declared on the class, not per instance, so that the admin's fieldsets can name them.
+OPTION_FIELDS = {
+    name: field
+    for slug, provider_type in PROVIDER_TYPES.items()
+    for option in provider_type.options
+    for name, field in option_form_fields(slug, option).items()
+}
+LLMModelAdminForm.declared_fields.update(OPTION_FIELDS)
+LLMModelAdminForm.base_fields.update(OPTION_FIELDS)

@@ -82,16 +82,20 @@ class ProviderAdmin(admin.ModelAdmin):
     def label(self, provider: Provider) -> str:
         return provider.provider_type.label
 
-    @admin.display(description="API key")
+    @admin.display(description="Key status")
     def key_status(self, provider: Provider) -> str:
         return KEY_STATE_LABELS[provider.key_state]
 
     @admin.display(description="Endpoint")
     def endpoint(self, provider: Provider) -> str:
+        provider_type = provider.provider_type
         if provider.base_url:
             return provider.base_url
-        default = provider.provider_type.default_base_url
-        return f"default ({default})" if default else "not set"
+        if not provider_type.default_base_url:
+            return "not set"
+        if provider_type.region_required and not provider.region:
+            return "region not set"
+        return f"{provider.effective_base_url} (default)"
 
     @admin.display(description="Models", ordering="model_total")
     def model_count(self, provider: Provider) -> str:

@@ -100,10 +100,18 @@ def option_form_fields(slug: str, option: Option) -> dict[str, forms.Field]:
     choices = [("", "Default"), *((choice, choice) for choice in option.choices)]
     return {
         f"{prefix}__{key}": forms.ChoiceField(
-            label=f"{option.label}: {key}", choices=choices, required=False
+            label=f"{option.label}: {readable_key(key)}",
+            help_text=key,
+            choices=choices,
+            required=False,
         )
         for key in option.keys
     }
+
+
+def readable_key(key: str) -> str:
+    """HARM_CATEGORY_HATE_SPEECH -> Hate speech."""
+    return key.removeprefix("HARM_CATEGORY_").replace("_", " ").capitalize()
 
 
 def option_field_names(slug: str) -> list[str]:
@@ -148,7 +156,9 @@ class LLMModelAdminForm(forms.ModelForm):
                     self._set_initial(own_type, option, stored[option.name])
         provider_field = self.fields.get("provider")
         if provider_field is not None:
-            provider_field.widget.attrs["data-provider-types"] = json.dumps(
+            # The admin wraps the select (with add/change links): the attribute goes inside.
+            select = getattr(provider_field.widget, "widget", provider_field.widget)
+            select.attrs["data-provider-types"] = json.dumps(
                 {
                     provider.pk: {
                         "type": provider.type,

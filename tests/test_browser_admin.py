@@ -1,0 +1,110 @@
+"""The administrator's flow in a real headless Chromium, end to end."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.db import connection
+from playwright.sync_api import Page, expect
+
+from llmadmin.models import LLMModel, Provider
+from tests.factories import LLMModelFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+KEY = "sk-ant-api03-BROWSERSECRET-5f3c2a1b"
+
+
+def log_in(page: Page, base_url: str) -> None:
+    User.objects.create_superuser("root", password="correct-horse-battery")
+    page.goto(f"{base_url}/admin/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "correct-horse-battery")
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_have_text("llmadmin")
+
+
+def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, live_server):
+    previous_default = LLMModelFactory(is_default=True, display_name="Old default")
+    sources: list[str] = []
+
+    log_in(page, live_server.url)
+
+    # Providers: every type is listed; set Anthropic's key.
+    page.get_by_role("link", name="Providers", exact=True).first.click()
+    expect(page.locator("#result_list")).to_contain_text("Vercel AI Gateway")
+    sources.append(page.content())
+    page.click("#result_list >> text=Anthropic")
+    expect(page.locator("input[name=api_key]")).to_have_attribute("type", "password")
+    page.fill("input[name=api_key]", KEY)
+    sources.append(page.content())
+    page.click("input[name=_save]")
+    anthropic_row = page.locator("#result_list tr", has_text="Anthropic").first
+    expect(anthropic_row).to_contain_text("Key set")
+    sources.append(page.content())
+
+    # The provider's page says a key is set and shows an empty key field.
+    page.click("#result_list >> text=Anthropic")
+    expect(page.locator(".field-key_status")).to_contain_text("Key set")
+    expect(page.locator("input[name=api_key]")).to_have_value("")
+    sources.append(page.content())
+
+    # Models: choose the provider, and only its options are shown.
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    page.select_option("#id_provider", label="Anthropic")
+    expect(page.locator("fieldset.provider-options-anthropic")).to_be_visible()
+    expect(page.locator("fieldset.provider-options-openai")).to_be_hidden()
+    expect(page.locator(".form-row.field-presence_penalty")).to_be_hidden()
+    page.fill("#id_identifier", "claude-sonnet-4-6")
+    page.fill("#id_display_name", "Claude Sonnet 4.6")
+    page.fill("#id_context_limit", "1000000")
+    page.fill("#id_max_output_tokens", "64000")
+    page.fill("input[name=anthropic__thinking_budget_tokens]", "8000")
+    page.select_option("select[name=anthropic__effort]", "high")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    sources.append(page.content())
+
+    # The star makes it the default in one click; the old default's star empties.
+    row = page.locator("#result_list tr", has_text="Claude Sonnet 4.6")
+    row.locator("button.default-star").click()
+    expect(page.locator(".messagelist")).to_contain_text("is now the default model")
+    row = page.locator("#result_list tr", has_text="Claude Sonnet 4.6")
+    expect(row.locator(".default-star")).to_have_text("\u2605")
+    old_row = page.locator("#result_list tr", has_text="Old default")
+    expect(old_row.locator(".default-star")).to_have_text("\u2606")
+    sources.append(page.content())
+
+    model = LLMModel.objects.get(identifier="claude-sonnet-4-6")
+    assert model.provider_options == {"thinking_budget_tokens": 8000, "effort": "high"}
+    assert list(LLMModel.objects.filter(is_default=True)) == [model]
+    previous_default.refresh_from_db()
+    assert not previous_default.is_default
+
+    assert all(KEY not in source and "BROWSERSECRET" not in source for source in sources)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT api_key FROM llmadmin_provider WHERE type = 'anthropic'")
+        (stored,) = cursor.fetchone()
+    assert stored and "BROWSERSECRET" not in stored
+    assert Provider.objects.get(type="anthropic").api_key == KEY
+
+
+def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, live_server):
+    log_in(page, live_server.url)
+    Provider.objects.create(type="google")
+
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    page.select_option("#id_provider", label="Google (Gemini)")
+    page.fill("#id_identifier", "gemini-2.5-pro")
+    page.fill("#id_display_name", "Gemini 2.5 Pro")
+    page.fill("#id_context_limit", "1048576")
+    page.fill("input[name=google__thinking_budget]", "1024")
+    page.select_option("select[name=google__thinking_level]", "low")
+    page.click("input[name=_save]")
+
+    level_row = page.locator(".form-row.field-google__thinking_level")
+    expect(level_row.locator(".errorlist")).to_contain_text("either a thinking level")
+    expect(page.locator("fieldset.provider-options-google")).to_be_visible()
+    expect(page.locator("#id_display_name")).to_have_value("Gemini 2.5 Pro")
+    expect(page.locator("input[name=google__thinking_budget]")).to_have_value("1024")
+    assert not LLMModel.objects.exists()

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from django.core.exceptions import ValidationError
+from django.utils.functional import cached_property
 from encrypted_fields.fields import EncryptedCharField
 
 
@@ -23,6 +25,17 @@ class APIKeyField(EncryptedCharField):
 
     NULL in the column means "no key", so whether a key is set is answerable in SQL.
     """
+
+    @cached_property
+    def key_ids(self) -> tuple[str, ...]:
+        """Short one-way ids of the Fernet keys in use; the first one encrypts.
+
+        A row records the id it was encrypted with, so readability is known without
+        decrypting: the key is readable while that id is among these.
+        """
+        return tuple(
+            hashlib.sha256(b"llmadmin-key-id:" + key).hexdigest()[:16] for key in self.keys
+        )
 
     def to_python(self, value: Any) -> Any:
         if value is None or isinstance(value, UnreadableKey):

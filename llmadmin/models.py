@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any, Literal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
 from django.db.models import Case, Q, Value, When
+from django.utils import timezone
 
 from llmadmin.fields import (
     APIKeyField,
@@ -23,6 +24,7 @@ from llmadmin.provider_types import (
 )
 
 KeyState = Literal["missing", "unreadable", "set"]
+Availability = Literal["available", "provider_disabled", "missing_key", "key_unreadable"]
 
 
 class ProviderQuerySet(models.QuerySet):
@@ -53,6 +55,8 @@ class Provider(models.Model):
         help_text="Leave empty for the provider's own endpoint; set it for a proxy such as "
         "LiteLLM, an AI gateway, or a regional or self-hosted endpoint.",
     )
+    # Which encryption key (by APIKeyField.key_ids) encrypted api_key; empty without a key.
+    api_key_encrypted_with = models.CharField(max_length=16, blank=True, editable=False)
     region = models.CharField(
         max_length=32,
         blank=True,
@@ -73,6 +77,13 @@ class Provider(models.Model):
     def __str__(self) -> str:
         return self.provider_type.label
 
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.api_key is None:
+            self.api_key_encrypted_with = ""
+        elif not isinstance(self.api_key, UnreadableKey):
+            self.api_key_encrypted_with = api_key_ids()[0]
+        super().save(*args, **kwargs)
+
     @property
     def provider_type(self) -> ProviderType:
         return PROVIDER_TYPES[self.type]
@@ -84,6 +95,17 @@ class Provider(models.Model):
         if isinstance(self.api_key, UnreadableKey):
             return "unreadable"
         return "set"
+
+    @property
+    def availability(self) -> Availability:
+        """Whether developers can use this provider's models, known without decrypting."""
+        if not self.enabled:
+            return "provider_disabled"
+        if not self.api_key_encrypted_with:
+            return "missing_key"
+        if self.api_key_encrypted_with not in api_key_ids():
+            return "key_unreadable"
+        return "available"
 
     @property
     def usable_api_key(self) -> str | None:
@@ -110,6 +132,22 @@ class Provider(models.Model):
                 errors["region"] = f"{provider_type.label} needs a region, such as us-east-1."
         if errors:
             raise ValidationError(errors)
+
+
+def api_key_ids() -> tuple[str, ...]:
+    return Provider._meta.get_field("api_key").key_ids
+
+
+class LLMModelQuerySet(models.QuerySet):
+    def available_for_chat(self, providers: Iterable[Provider] | None = None) -> LLMModelQuerySet:
+        """Enabled models of available providers (see Provider.availability).
+
+        Pass the providers when they are already loaded, to save the query.
+        """
+        if providers is None:
+            providers = Provider.objects.defer("api_key")
+        available = [provider.pk for provider in providers if provider.availability == "available"]
+        return self.filter(enabled=True, provider_id__in=available)
 
 
 # Named LLMModel so that it never reads like django.db.models.Model.
@@ -160,6 +198,8 @@ class LLMModel(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = LLMModelQuerySet.as_manager()
 
     class Meta:
         verbose_name = "model"
@@ -214,7 +254,7 @@ class LLMModel(models.Model):
         with transaction.atomic():
             if self.is_default:
                 LLMModel.objects.filter(is_default=True).exclude(pk=self.pk).update(
-                    is_default=False
+                    is_default=False, updated_at=timezone.now()
                 )
             super().save(*args, **kwargs)
 

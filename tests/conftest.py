@@ -46,3 +46,32 @@ def page(browser: Browser) -> Iterator[Page]:
     page.set_default_timeout(10_000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def encryption_secrets(settings):
+    """Switch the secrets that API keys are encrypted with, as an operator would."""
+    from llmadmin.models import Provider
+
+    field = Provider._meta.get_field("api_key")
+
+    def forget_derived_keys() -> None:
+        for name in ("keys", "f", "key_ids"):
+            field.__dict__.pop(name, None)
+
+    def use(secret_key: str, fallbacks: tuple[str, ...] = (), salts: tuple[str, ...] = ()) -> None:
+        settings.SECRET_KEY = secret_key
+        settings.SECRET_KEY_FALLBACKS = list(fallbacks)
+        settings.SALT_KEY = list(salts or settings.SALT_KEY)
+        forget_derived_keys()
+
+    yield use
+    forget_derived_keys()
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache, as a freshly started process does."""
+    from django.core.cache import cache
+
+    cache.clear()

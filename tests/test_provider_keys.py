@@ -208,3 +208,53 @@ def test_it_allows_one_provider_row_per_type():
         Provider(type="anthropic").full_clean()
 
     assert "type" in error.value.message_dict
+
+
+def test_availability_says_why_a_provider_cannot_be_used():
+    assert ProviderFactory(openai=True, enabled=False).availability == "provider_disabled"
+    assert ProviderFactory(google=True, no_key=True).availability == "missing_key"
+    assert ProviderFactory(anthropic=True).availability == "available"
+
+
+def test_availability_is_known_without_loading_or_decrypting_the_key(
+    django_assert_num_queries,
+):
+    ProviderFactory(api_key=KEY)
+    provider = Provider.objects.defer("api_key").get()
+
+    with django_assert_num_queries(0):
+        assert provider.availability == "available"
+
+
+def test_a_key_encrypted_under_a_replaced_secret_is_unreadable(encryption_secrets):
+    encryption_secrets("old-secret")
+    provider = ProviderFactory(api_key=KEY)
+
+    encryption_secrets("new-secret")
+    reloaded = Provider.objects.get(pk=provider.pk)
+
+    assert reloaded.key_state == "unreadable"
+    assert reloaded.availability == "key_unreadable"
+    assert reloaded.usable_api_key is None
+
+
+def test_a_key_stays_readable_while_the_old_secret_is_a_fallback(encryption_secrets):
+    encryption_secrets("old-secret")
+    provider = ProviderFactory(api_key=KEY)
+
+    encryption_secrets("new-secret", fallbacks=("old-secret",))
+    reloaded = Provider.objects.get(pk=provider.pk)
+
+    assert reloaded.usable_api_key == KEY
+    assert reloaded.availability == "available"
+
+
+def test_a_key_stays_readable_after_a_new_salt_is_put_first(encryption_secrets):
+    encryption_secrets("secret", salts=("old-salt",))
+    provider = ProviderFactory(api_key=KEY)
+
+    encryption_secrets("secret", salts=("new-salt", "old-salt"))
+    reloaded = Provider.objects.get(pk=provider.pk)
+
+    assert reloaded.usable_api_key == KEY
+    assert reloaded.availability == "available"

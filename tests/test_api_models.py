@@ -1,0 +1,253 @@
+"""GET /api/v1/models/: the models developers can chat with."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.urls import reverse
+
+from llmadmin.models import Provider
+from llmadmin.services import model_make_default, provider_set_api_key
+from tests.factories import LLMModelFactory, ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+URL = reverse("api-models")
+KEY = "sk-API-LISTSECRET-42"
+
+
+@pytest.fixture
+def developer_client(client):
+    client.force_login(User.objects.create_user("dev", password="pw"))
+    return client
+
+
+def names(payload: dict) -> list[list[str]]:
+    return [[model["display_name"] for model in group["models"]] for group in payload["groups"]]
+
+
+def test_it_lists_enabled_models_of_enabled_providers_with_a_key(developer_client):
+    anthropic = ProviderFactory(anthropic=True)
+    LLMModelFactory(provider=anthropic, display_name="Sonnet")
+    LLMModelFactory(provider=anthropic, display_name="Disabled", enabled=False)
+    LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True), display_name="No key")
+    LLMModelFactory(provider=ProviderFactory(google=True, enabled=False), display_name="Off")
+
+    payload = developer_client.get(URL).json()
+
+    assert names(payload) == [["Sonnet"]]
+
+
+def test_it_groups_by_provider_in_registry_order_then_display_name(developer_client):
+    for traits, display_names in [
+        ({"vercel": True}, ["Zed", "Alpha"]),
+        ({"openai": True}, ["GPT-5 mini", "GPT-5"]),
+        ({"anthropic": True}, ["Sonnet", "Haiku"]),
+    ]:
+        provider = ProviderFactory(**traits)
+        for display_name in display_names:
+            LLMModelFactory(provider=provider, display_name=display_name)
+
+    payload = developer_client.get(URL).json()
+
+    assert [group["provider_label"] for group in payload["groups"]] == [
+        "Anthropic",
+        "OpenAI",
+        "Vercel AI Gateway",
+    ]
+    assert names(payload) == [["Haiku", "Sonnet"], ["GPT-5", "GPT-5 mini"], ["Alpha", "Zed"]]
+
+
+def test_each_model_has_exactly_what_a_chat_client_needs(developer_client):
+    model = LLMModelFactory(
+        provider=ProviderFactory(openai=True, base_url="http://proxy.internal:4000/v1"),
+        identifier="gpt-5",
+        display_name="GPT-5",
+        context_limit=400_000,
+        temperature=0.3,
+        provider_options={"reasoning_effort": "high"},
+        is_default=True,
+    )
+
+    response = developer_client.get(URL)
+
+    assert response.json()["groups"][0]["models"] == [
+        {
+            "id": model.pk,
+            "identifier": "gpt-5",
+            "display_name": "GPT-5",
+            "provider_type": "openai",
+            "provider_label": "OpenAI",
+            "context_limit": 400_000,
+            "is_default": True,
+        }
+    ]
+    assert response.json()["default_model_id"] == model.pk
+    for secret_or_internal in ("sk-test-key", "proxy.internal", "reasoning_effort", "0.3"):
+        assert secret_or_internal not in response.text
+
+
+def test_the_default_is_null_when_there_is_none_or_it_is_unavailable(developer_client):
+    LLMModelFactory(provider=ProviderFactory(anthropic=True))
+    unavailable = LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
+
+    assert developer_client.get(URL).json()["default_model_id"] is None
+
+    model_make_default(model=unavailable)
+    assert developer_client.get(URL).json()["default_model_id"] is None
+
+
+def test_when_nothing_is_available_each_provider_says_why(client, encryption_secrets):
+    LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
+    LLMModelFactory(provider=ProviderFactory(google=True, enabled=False))
+    LLMModelFactory(provider=ProviderFactory(anthropic=True))
+    ProviderFactory(vercel=True, no_key=True)  # no models: nothing to say about it
+    encryption_secrets("a-new-secret-that-cannot-read-old-keys")
+    client.force_login(User.objects.create_user("dev", password="pw"))
+
+    payload = client.get(URL).json()
+
+    assert payload["groups"] == []
+    assert {
+        (entry["provider_type"], entry["reason"], entry["model_count"])
+        for entry in payload["unavailable_providers"]
+    } == {
+        ("anthropic", "key_unreadable", 1),
+        ("google", "provider_disabled", 1),
+        ("openai", "missing_key", 1),
+    }
+
+
+def test_with_no_models_at_all_both_lists_are_empty(developer_client):
+    ProviderFactory(anthropic=True)
+
+    assert developer_client.get(URL).json() == {
+        "default_model_id": None,
+        "groups": [],
+        "unavailable_providers": [],
+    }
+
+
+def test_anonymous_requests_are_refused(client):
+    LLMModelFactory()
+
+    assert client.get(URL).status_code in (401, 403)
+
+
+def test_writes_are_not_allowed(developer_client):
+    for method in ("post", "put", "patch", "delete"):
+        assert getattr(developer_client, method)(URL).status_code == 405
+
+
+def test_writes_without_a_csrf_token_are_refused():
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(User.objects.create_user("dev", password="pw"))
+
+    assert client.post(URL).status_code == 403
+
+
+def test_a_matching_etag_answers_304(developer_client):
+    LLMModelFactory()
+    first = developer_client.get(URL)
+
+    again = developer_client.get(URL, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert again.status_code == 304
+    assert again.content == b""
+    assert again["ETag"] == first["ETag"]
+    assert "no-cache" in first["Cache-Control"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param(lambda model: LLMModelFactory(provider=model.provider), id="model added"),
+        pytest.param(lambda model: model.delete(), id="model deleted"),
+        pytest.param(
+            lambda model: setattr(model, "display_name", "Renamed") or model.save(),
+            id="model renamed",
+        ),
+        pytest.param(lambda model: model_make_default(model=model), id="default changed"),
+        pytest.param(
+            lambda model: provider_set_api_key(provider=model.provider, api_key=None),
+            id="key removed",
+        ),
+        pytest.param(
+            lambda model: setattr(model.provider, "enabled", False) or model.provider.save(),
+            id="provider disabled",
+        ),
+        pytest.param(lambda model: model.provider.delete(), id="provider deleted"),
+    ],
+)
+def test_every_change_shows_at_once(developer_client, change):
+    model = LLMModelFactory(display_name="Original")
+    before = developer_client.get(URL)
+
+    change(model)
+    after = developer_client.get(URL, HTTP_IF_NONE_MATCH=before["ETag"])
+
+    assert after.status_code == 200
+    assert after.json() != before.json()
+
+
+def test_a_key_set_in_another_process_shows_without_any_signal(developer_client):
+    model = LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
+    assert developer_client.get(URL).json()["groups"] == []
+
+    # A write that no signal of this process sees, as from another worker.
+    provider = Provider.objects.get(pk=model.provider_id)
+    provider_set_api_key(provider=provider, api_key=KEY)
+
+    assert names(developer_client.get(URL).json()) == [[model.display_name]]
+
+
+@pytest.mark.parametrize("model_count", [1, 50])
+def test_the_list_runs_a_constant_number_of_queries(
+    developer_client, django_assert_num_queries, model_count
+):
+    for traits in ({"anthropic": True}, {"openai": True}):
+        provider = ProviderFactory(**traits)
+        for _ in range(model_count):
+            LLMModelFactory(provider=provider)
+
+    # session, user, fingerprint, providers, models
+    with django_assert_num_queries(5):
+        developer_client.get(URL)
+    # cached: session, user, fingerprint
+    with django_assert_num_queries(3):
+        developer_client.get(URL)
+
+
+def test_the_list_never_decrypts_a_key(developer_client, monkeypatch):
+    LLMModelFactory()
+    field = Provider._meta.get_field("api_key")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the list path decrypted a key")
+
+    monkeypatch.setattr(type(field), "to_python", refuse)
+
+    assert developer_client.get(URL).status_code == 200
+    with pytest.raises(AssertionError, match="decrypted"):
+        Provider.objects.get()  # the trap works: loading a key would have tripped it
+
+
+def test_the_openapi_schema_documents_the_list(developer_client):
+    schema = developer_client.get(reverse("api-schema"), HTTP_ACCEPT="application/json").json()
+
+    operation = schema["paths"]["/api/v1/models/"]["get"]
+    assert operation["operationId"] == "listChatModels"
+    assert set(schema["components"]["schemas"]["ModelList"]["properties"]) == {
+        "default_model_id",
+        "groups",
+        "unavailable_providers",
+    }
+
+
+def test_the_interactive_docs_load_nothing_from_a_cdn(developer_client):
+    html = developer_client.get(reverse("api-docs")).text
+
+    assert "swagger-ui" in html
+    assert "cdn" not in html.lower()
+    assert "https://" not in html

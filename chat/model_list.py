@@ -6,7 +6,6 @@ import hashlib
 import json
 from typing import Any
 
-from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, Q
 
@@ -77,12 +76,18 @@ def configuration_fingerprint() -> str:
     return hashlib.sha256(state).hexdigest()
 
 
+# The latest list this process built: (fingerprint, ETag, body). One entry is enough, as
+# only the current configuration is ever asked for; swapping a tuple is atomic across threads.
+_latest: tuple[str, str, bytes] = ("", "", b"")
+
+
 def cached_model_list() -> tuple[str, bytes]:
     """The ETag and JSON body of the current model list."""
-    cache_key = f"chat:model-list:{configuration_fingerprint()}"
-    cached = cache.get(cache_key)
-    if cached is None:
+    global _latest
+    fingerprint = configuration_fingerprint()
+    latest = _latest
+    if latest[0] != fingerprint:
         body = json.dumps(build_model_list(), separators=(",", ":")).encode()
-        cached = (f'"{hashlib.sha256(body).hexdigest()[:32]}"', body)
-        cache.set(cache_key, cached, timeout=None)
-    return cached
+        latest = (fingerprint, f'"{hashlib.sha256(body).hexdigest()[:32]}"', body)
+        _latest = latest
+    return latest[1], latest[2]

@@ -1,0 +1,33 @@
+"""The project's URLs plus the floor: the model list's bytes, pre-rendered, through the same
+DRF view stack (session authentication, permission, renderer, headers)."""
+
+from __future__ import annotations
+
+from django.http import HttpResponse
+from django.urls import path
+from django.utils.cache import patch_cache_control
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from chat.model_list import cached_model_list
+from config.urls import urlpatterns as project_urlpatterns
+
+floor: tuple[str, bytes] | None = None
+
+
+class FloorView(APIView):
+    renderer_classes = [JSONRenderer]
+
+    def get(self, request: Request) -> HttpResponse:
+        global floor  # rendered once per worker, then only served
+        if floor is None:
+            floor = cached_model_list()
+        etag, body = floor
+        response = HttpResponse(body, content_type="application/json")
+        response["ETag"] = etag
+        patch_cache_control(response, private=True, no_cache=True)
+        return response
+
+
+urlpatterns = [path("bench/floor/", FloorView.as_view()), *project_urlpatterns]

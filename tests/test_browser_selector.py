@@ -1,0 +1,148 @@
+"""The developers' model selector in a real headless Chromium."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from playwright.sync_api import Page, expect
+
+from llmadmin.models import LLMModel
+from tests.factories import LLMModelFactory, ProviderFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+LAST_USED = "llmadmin.lastModelId"
+
+
+def open_selector(page: Page, base_url: str, last_used: int | str | None = None) -> None:
+    """Log in as a developer and open /agents/, optionally with a stored last-used model."""
+    client = Client()
+    client.force_login(User.objects.create_user("dev", password="pw"))
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base_url}]
+    )
+    page.goto(f"{base_url}/agents/")
+    if last_used is not None:
+        page.evaluate(
+            "([key, value]) => localStorage.setItem(key, value)", [LAST_USED, str(last_used)]
+        )
+        page.reload()
+
+
+def selected_label(page: Page) -> str:
+    return page.eval_on_selector("#model-select", "s => s.selectedOptions[0].textContent")
+
+
+def stored(page: Page) -> str | None:
+    return page.evaluate("key => localStorage.getItem(key)", LAST_USED)
+
+
+@pytest.fixture
+def two_providers() -> dict[str, LLMModel]:
+    anthropic = ProviderFactory(anthropic=True)
+    openai = ProviderFactory(openai=True)
+    return {
+        "haiku": LLMModelFactory(provider=anthropic, display_name="Claude Haiku"),
+        "sonnet": LLMModelFactory(provider=anthropic, display_name="Claude Sonnet"),
+        "gpt": LLMModelFactory(provider=openai, display_name="GPT-5", is_default=True),
+    }
+
+
+def test_it_preselects_the_last_used_model(page, live_server, two_providers):
+    open_selector(page, live_server.url, last_used=two_providers["sonnet"].pk)
+
+    expect(page.locator("#model-select")).to_be_visible()
+    assert selected_label(page) == "Claude Sonnet"
+
+
+def test_it_preselects_the_admin_default_without_a_last_used_model(
+    page, live_server, two_providers
+):
+    open_selector(page, live_server.url)
+
+    expect(page.locator("#model-select")).to_be_visible()
+    assert selected_label(page) == "GPT-5"
+
+
+def test_it_preselects_the_first_model_without_a_default(page, live_server, two_providers):
+    LLMModel.objects.filter(is_default=True).delete()
+
+    open_selector(page, live_server.url)
+
+    expect(page.locator("#model-select")).to_be_visible()
+    assert selected_label(page) == "Claude Haiku"
+
+
+def test_a_stale_last_used_model_is_forgotten(page, live_server, two_providers):
+    open_selector(page, live_server.url, last_used=987654)
+
+    expect(page.locator("#model-select")).to_be_visible()
+    assert selected_label(page) == "GPT-5"
+    assert stored(page) is None
+
+
+def test_choosing_a_model_remembers_it_for_next_time(page, live_server, two_providers):
+    open_selector(page, live_server.url)
+    page.select_option("#model-select", label="Claude Haiku")
+
+    page.reload()
+
+    expect(page.locator("#model-select")).to_be_visible()
+    assert stored(page) == str(two_providers["haiku"].pk)
+    assert selected_label(page) == "Claude Haiku"
+
+
+def test_models_of_several_providers_are_grouped(page, live_server, two_providers):
+    open_selector(page, live_server.url)
+
+    groups = page.locator("#model-select optgroup")
+    expect(groups).to_have_count(2)
+    expect(groups.nth(0)).to_have_attribute("label", "Anthropic")
+    expect(groups.nth(1).locator("option")).to_have_text(["GPT-5"])
+
+
+def test_models_of_one_provider_are_not_grouped(page, live_server):
+    provider = ProviderFactory(anthropic=True)
+    LLMModelFactory(provider=provider, display_name="Claude Haiku")
+    LLMModelFactory(provider=provider, display_name="Claude Sonnet")
+
+    open_selector(page, live_server.url)
+
+    expect(page.locator("#model-select option")).to_have_text(["Claude Haiku", "Claude Sonnet"])
+    expect(page.locator("#model-select optgroup")).to_have_count(0)
+
+
+def test_with_no_models_it_says_to_contact_an_administrator(page, live_server):
+    ProviderFactory(anthropic=True)
+
+    open_selector(page, live_server.url)
+
+    expect(page.locator("#model-status")).to_have_text(
+        "No models are configured. Contact an administrator."
+    )
+    expect(page.locator("#model-select")).to_be_hidden()
+
+
+def test_with_models_but_no_valid_key_it_says_so(page, live_server):
+    LLMModelFactory(provider=ProviderFactory(anthropic=True, no_key=True))
+
+    open_selector(page, live_server.url)
+
+    expect(page.locator("#model-status")).to_have_text(
+        "Models are configured, but no provider has a valid API key. Contact an administrator."
+    )
+    expect(page.locator("#model-select")).to_be_hidden()
+
+
+def test_a_developer_logs_in_and_lands_on_the_selector(page, live_server):
+    LLMModelFactory(display_name="Claude Sonnet")
+    User.objects.create_user("dev", password="a-long-password")
+
+    page.goto(f"{live_server.url}/agents/")
+    page.fill("#id_username", "dev")
+    page.fill("#id_password", "a-long-password")
+    page.click("button[type=submit]")
+
+    expect(page).to_have_url(f"{live_server.url}/agents/")
+    expect(page.locator("#model-select option")).to_have_text(["Claude Sonnet"])

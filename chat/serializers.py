@@ -34,7 +34,7 @@ class UnavailableProviderSerializer(serializers.Serializer):
     provider_type = serializers.CharField()
     provider_label = serializers.CharField()
     reason = serializers.ChoiceField(
-        choices=["provider_disabled", "missing_key", "key_unreadable"],
+        choices=["provider_disabled", "missing_key", "key_unreadable", "key_rejected"],
         help_text="Why the provider's enabled models are not offered.",
     )
     model_count = serializers.IntegerField(help_text="Enabled models this provider has.")

@@ -89,6 +89,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "var" / "static"
 
+# Every call to a provider API has these timeouts, in seconds.
+PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5)
+PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=10)
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "agents"
 LOGOUT_REDIRECT_URL = "login"

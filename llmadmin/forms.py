@@ -56,6 +56,12 @@ class ProviderAdminForm(forms.ModelForm):
             cleaned["api_key"] = None
         return cleaned
 
+    def _post_clean(self) -> None:
+        super()._post_clean()
+        # A new or removed key makes the last connection test void.
+        if "api_key" in self.changed_data or self.cleaned_data.get("remove_api_key"):
+            self.instance.replace_api_key(self.instance.api_key)
+
 
 class SlugListField(forms.CharField):
     """A list of short strings, typed one per line or separated by commas."""

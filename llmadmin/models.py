@@ -24,7 +24,9 @@ from llmadmin.provider_types import (
 )
 
 KeyState = Literal["missing", "unreadable", "set"]
-Availability = Literal["available", "provider_disabled", "missing_key", "key_unreadable"]
+Availability = Literal[
+    "available", "provider_disabled", "missing_key", "key_unreadable", "key_rejected"
+]
 
 
 class ProviderQuerySet(models.QuerySet):
@@ -66,6 +68,20 @@ class Provider(models.Model):
         help_text="AWS region of the Bedrock endpoint, such as us-east-1.",
     )
     enabled = models.BooleanField(default=True)
+    # The last connection test of the current key; cleared when the key changes.
+    check_status = models.CharField(
+        "connection",
+        max_length=16,
+        blank=True,
+        editable=False,
+        choices=[
+            ("verified", "Verified"),
+            ("rejected", "Key rejected"),
+            ("unreachable", "Unreachable"),
+        ],
+    )
+    check_reason = models.CharField(max_length=300, blank=True, editable=False)
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -105,7 +121,15 @@ class Provider(models.Model):
             return "missing_key"
         if self.api_key_encrypted_with not in api_key_ids():
             return "key_unreadable"
+        # Only a rejected key removes the models: an outage must not empty every selector.
+        if self.check_status == "rejected":
+            return "key_rejected"
         return "available"
+
+    def replace_api_key(self, api_key: str | None) -> None:
+        """Set a new key (None removes it); the last connection test no longer applies."""
+        self.api_key = api_key or None
+        self.check_status, self.check_reason, self.checked_at = "", "", None
 
     @property
     def usable_api_key(self) -> str | None:

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from django.core.exceptions import ValidationError
 
+from llmadmin import clients
+
 OptionKind = Literal["int", "float", "bool", "choice", "list", "mapping"]
 
 # The general sampling fields of a model, as named on LLMModel.
@@ -133,6 +135,8 @@ class ProviderType:
     temperature_max: float
     general_fields: frozenset[str]
     options: tuple[Option, ...]
+    # How to call it: verify a key, list models.
+    client: type[clients.ProviderClient]
     rules: Rule = no_rules
 
     @property
@@ -407,6 +411,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             region_required=False,
             temperature_max=1,
             general_fields=SAMPLING | {"top_k"},
+            client=clients.AnthropicClient,
             options=ANTHROPIC_OPTIONS,
             rules=anthropic_rules,
         ),
@@ -419,6 +424,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             region_required=False,
             temperature_max=2,
             general_fields=SAMPLING | PENALTIES,
+            client=clients.ProviderClient,
             options=OPENAI_OPTIONS,
             rules=openai_rules,
         ),
@@ -431,6 +437,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             region_required=False,
             temperature_max=2,
             general_fields=SAMPLING | PENALTIES | {"top_k"},
+            client=clients.GoogleClient,
             options=GOOGLE_OPTIONS,
             rules=google_rules,
         ),
@@ -443,6 +450,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             region_required=False,
             temperature_max=2,
             general_fields=SAMPLING | PENALTIES,
+            client=clients.AzureClient,
             options=OPENAI_OPTIONS,
             rules=openai_rules,
         ),
@@ -455,6 +463,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             region_required=True,
             temperature_max=1,
             general_fields=SAMPLING | {"top_k"},
+            client=clients.BedrockClient,
             options=ANTHROPIC_OPTIONS,
             rules=anthropic_rules,
         ),
@@ -467,6 +476,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             region_required=False,
             temperature_max=2,
             general_fields=SAMPLING | PENALTIES,
+            client=clients.ProviderClient,
             options=OPENAI_OPTIONS[:1],
         ),
         ProviderType(
@@ -478,6 +488,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             region_required=False,
             temperature_max=2,
             general_fields=SAMPLING | PENALTIES | {"top_k"},
+            client=clients.OpenRouterClient,
             options=OPENROUTER_OPTIONS,
             rules=reasoning_rules,
         ),
@@ -490,6 +501,7 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
             region_required=False,
             temperature_max=2,
             general_fields=SAMPLING | PENALTIES,
+            client=clients.VercelClient,
             options=VERCEL_OPTIONS,
             rules=reasoning_rules,
         ),

@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 
 from llmadmin.catalog import CATALOG, DEFAULT_MODEL
+from llmadmin.clients import CheckStatus, ProviderError, RemoteModel
 from llmadmin.models import LLMModel, Provider
 from llmadmin.provider_types import PROVIDER_TYPES
 
@@ -21,10 +24,40 @@ def providers_create_missing() -> list[Provider]:
 
 def provider_set_api_key(*, provider: Provider, api_key: str | None) -> Provider:
     """Store a new key (None or empty removes it); raises ValidationError without saving."""
-    provider.api_key = api_key or None
+    provider.replace_api_key(api_key)
     provider.full_clean()
     provider.save()
     return provider
+
+
+def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None, str]:
+    """Test the key with the provider's cheapest free call and record the outcome.
+
+    Returns the status (None when there is no readable key to test, recording nothing) and a
+    short reason without the key.
+    """
+    if provider.usable_api_key is None:
+        return None, "No readable API key to test."
+    try:
+        provider.provider_type.client(provider).verify()
+    except ProviderError as error:
+        status, reason = error.status, str(error)
+    else:
+        status, reason = "verified", "The provider accepted the API key."
+    provider.check_status, provider.check_reason = status, reason[:300]
+    provider.checked_at = timezone.now()
+    provider.save(update_fields=["check_status", "check_reason", "checked_at", "updated_at"])
+    return status, reason
+
+
+def provider_remote_models(*, provider: Provider) -> list[RemoteModel]:
+    """The provider's model list, kept for 10 minutes; raises ProviderError."""
+    cache_key = f"llmadmin:remote-models:{provider.pk}:{provider.api_key_encrypted_with}"
+    models = cache.get(cache_key)
+    if models is None:
+        models = provider.provider_type.client(provider).list_models()
+        cache.set(cache_key, models, timeout=600)
+    return models
 
 
 def model_make_default(*, model: LLMModel) -> LLMModel:

@@ -5,17 +5,25 @@ from typing import Any
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.timesince import timesince
 from django.views.decorators.http import require_POST
 
+from llmadmin.clients import ProviderError
 from llmadmin.forms import LLMModelAdminForm, ProviderAdminForm, option_field_names
 from llmadmin.models import LLMModel, Provider
 from llmadmin.provider_types import PROVIDER_TYPES
-from llmadmin.services import model_make_default, providers_create_missing
+from llmadmin.services import (
+    model_make_default,
+    provider_check_connection,
+    provider_remote_models,
+    provider_reported_context_limit,
+    providers_create_missing,
+)
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"
@@ -23,8 +31,13 @@ admin.site.index_title = "LLM providers and models"
 
 KEY_STATE_LABELS = {
     "missing": "No key",
-    "set": "Key set",
+    "set": "Key set (not tested)",
     "unreadable": "Key unreadable: set it again",
+}
+CHECK_LABELS = {
+    "verified": "Verified",
+    "rejected": "Rejected by the provider",
+    "unreachable": "Unreachable",
 }
 
 
@@ -43,10 +56,11 @@ class LLMModelInline(admin.TabularInline):
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderAdminForm
-    list_display = ["label", "key_status", "endpoint", "enabled", "model_count"]
+    list_display = ["label", "key_status", "last_test", "endpoint", "enabled", "model_count"]
     list_display_links = ["label"]
-    list_filter = ["enabled"]
+    list_filter = ["enabled", "check_status"]
     inlines = [LLMModelInline]
+    actions = ["test_connection"]
 
     def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> list[Any]:
         connection = (
@@ -55,13 +69,42 @@ class ProviderAdmin(admin.ModelAdmin):
         # Without change permission a read-only form would display the key field's value.
         can_change = self.has_change_permission(request, obj)
         key_fields = ["key_status", "api_key", "remove_api_key"] if can_change else ["key_status"]
+        test_fields = ["last_test", "test_button"] if can_change else ["last_test"]
         return [
-            (None, {"fields": key_fields}),
+            (None, {"fields": key_fields + test_fields}),
             ("Connection", {"fields": [*connection, "enabled"]}),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
-        return ["key_status"]
+        return ["key_status", "last_test", "test_button"]
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:provider_id>/test-connection/",
+                self.admin_site.admin_view(require_POST(self.test_connection_view)),
+                name="llmadmin_provider_test_connection",
+            ),
+            *super().get_urls(),
+        ]
+
+    def test_connection_view(self, request: HttpRequest, provider_id: int) -> HttpResponse:
+        provider = get_object_or_404(Provider, pk=provider_id)
+        if not self.has_change_permission(request, provider):
+            raise PermissionDenied
+        self.report_test(request, provider)
+        return HttpResponseRedirect(reverse("admin:llmadmin_provider_change", args=[provider.pk]))
+
+    @admin.action(description="Test connection", permissions=["change"])
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        for provider in queryset:
+            self.report_test(request, provider)
+
+    def report_test(self, request: HttpRequest, provider: Provider) -> None:
+        status, reason = provider_check_connection(provider=provider)
+        level = {"verified": messages.SUCCESS, None: messages.WARNING}.get(status, messages.ERROR)
+        label = CHECK_LABELS.get(status, "Not tested")
+        self.message_user(request, f"{provider}: {label}. {reason}", level)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return super().get_queryset(request).annotate(model_total=Count("models"))
@@ -84,7 +127,27 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Key status")
     def key_status(self, provider: Provider) -> str:
+        if provider.key_state == "set" and provider.check_status:
+            return CHECK_LABELS[provider.check_status]
         return KEY_STATE_LABELS[provider.key_state]
+
+    @admin.display(description="Last test", ordering="checked_at")
+    def last_test(self, provider: Provider) -> str:
+        if not provider.checked_at:
+            return "never"
+        return format_html(
+            "{} ago<br><small>{}</small>", timesince(provider.checked_at), provider.check_reason
+        )
+
+    @admin.display(description="")
+    def test_button(self, provider: Provider) -> str:
+        url = reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
+        # A submit button of the change form (with its CSRF token), posted to our URL.
+        return format_html(
+            '<button type="submit" class="button" formaction="{}" formmethod="post" '
+            "formnovalidate>Test connection</button>",
+            url,
+        )
 
     @admin.display(description="Endpoint")
     def endpoint(self, provider: Provider) -> str:
@@ -170,12 +233,47 @@ class LLMModelAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[Any]:
         return [
             path(
+                "remote-models/",
+                self.admin_site.admin_view(self.remote_models_view),
+                name="llmadmin_llmmodel_remote_models",
+            ),
+            path(
                 "<int:model_id>/make-default/",
                 self.admin_site.admin_view(require_POST(self.make_default_view)),
                 name="llmadmin_llmmodel_make_default",
             ),
             *super().get_urls(),
         ]
+
+    def remote_models_view(self, request: HttpRequest) -> HttpResponse:
+        """The identifiers (and context limits) the provider reports, for the model form."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        provider = get_object_or_404(Provider, pk=request.GET.get("provider") or 0)
+        try:
+            models = provider_remote_models(provider=provider)
+        except ProviderError as error:
+            return JsonResponse({"error": str(error)}, status=502)
+        return JsonResponse(
+            {
+                "provider_label": str(provider),
+                "models": [
+                    {"identifier": model.identifier, "context_limit": model.context_limit}
+                    for model in models
+                ],
+            }
+        )
+
+    def save_model(self, request: HttpRequest, obj: LLMModel, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        reported = provider_reported_context_limit(provider=obj.provider, identifier=obj.identifier)
+        if reported and reported != obj.context_limit:
+            self.message_user(
+                request,
+                f"{obj.provider} reports a context limit of {reported} for {obj.identifier}; "
+                f"this model has {obj.context_limit}.",
+                messages.WARNING,
+            )
 
     def make_default_view(self, request: HttpRequest, model_id: int) -> HttpResponse:
         model = get_object_or_404(LLMModel, pk=model_id)

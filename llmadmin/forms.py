@@ -8,6 +8,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from llmadmin.models import LLMModel, Provider
 from llmadmin.provider_types import GENERAL_FIELDS, PROVIDER_TYPES, Option, ProviderType
@@ -164,6 +165,9 @@ class LLMModelAdminForm(forms.ModelForm):
         if provider_field is not None:
             # The admin wraps the select (with add/change links): the attribute goes inside.
             select = getattr(provider_field.widget, "widget", provider_field.widget)
+            select.attrs["data-remote-models-url"] = reverse(
+                "admin:llmadmin_llmmodel_remote_models"
+            )
             select.attrs["data-provider-types"] = json.dumps(
                 {
                     provider.pk: {

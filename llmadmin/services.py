@@ -50,14 +50,26 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
     return status, reason
 
 
+def remote_models_cache_key(provider: Provider) -> str:
+    # Any change to the provider (key, base URL, region) makes a new list.
+    return f"llmadmin:remote-models:{provider.pk}:{provider.updated_at.isoformat()}"
+
+
 def provider_remote_models(*, provider: Provider) -> list[RemoteModel]:
     """The provider's model list, kept for 10 minutes; raises ProviderError."""
-    cache_key = f"llmadmin:remote-models:{provider.pk}:{provider.api_key_encrypted_with}"
-    models = cache.get(cache_key)
+    models = cache.get(remote_models_cache_key(provider))
     if models is None:
         models = provider.provider_type.client(provider).list_models()
-        cache.set(cache_key, models, timeout=600)
+        cache.set(remote_models_cache_key(provider), models, timeout=600)
     return models
+
+
+def provider_reported_context_limit(*, provider: Provider, identifier: str) -> int | None:
+    """The context limit the provider reported for this model, from a list already fetched."""
+    for model in cache.get(remote_models_cache_key(provider)) or []:
+        if model.identifier == identifier:
+            return model.context_limit
+    return None
 
 
 def model_make_default(*, model: LLMModel) -> LLMModel:

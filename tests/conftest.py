@@ -67,3 +67,11 @@ def encryption_secrets(settings):
 
     yield use
     forget_derived_keys()
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    """Each test starts with an empty cache, as a freshly started process does."""
+    from django.core.cache import cache
+
+    cache.clear()

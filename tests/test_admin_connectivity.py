@@ -1,0 +1,179 @@
+"""Connection tests and provider model lists in the admin."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth.models import Permission, User
+from django.urls import reverse
+from playwright.sync_api import expect
+
+from llmadmin.models import LLMModel, Provider
+from tests.factories import ProviderFactory
+from tests.provider_servers import FakeProvider, serve
+from tests.test_browser_admin import log_in
+
+KEY = "sk-ADMINCONN-SECRET-987"
+CHANGELIST = reverse("admin:llmadmin_provider_changelist")
+REMOTE_MODELS = reverse("admin:llmadmin_llmmodel_remote_models")
+
+
+@pytest.fixture(autouse=True)
+def short_timeouts(settings):
+    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+
+
+def openai_at(server: FakeProvider, **fields: object) -> Provider:
+    return ProviderFactory(openai=True, api_key=KEY, base_url=f"{server.url}/v1", **fields)
+
+
+@pytest.mark.django_db
+def test_the_test_connection_button_records_and_shows_the_result(admin_client):
+    with serve(FakeProvider("openai", KEY)) as server:
+        provider = openai_at(server)
+        url = reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
+
+        response = admin_client.post(url, follow=True)
+
+    assert "OpenAI: Verified. The provider accepted the API key." in response.text
+    assert KEY not in response.text
+    provider.refresh_from_db()
+    assert provider.check_status == "verified"
+    change_page = admin_client.get(reverse("admin:llmadmin_provider_change", args=[provider.pk]))
+    assert f'formaction="{url}"' in change_page.text
+    assert "Verified" in change_page.text
+
+
+@pytest.mark.django_db
+def test_the_test_connection_button_refuses_get(admin_client):
+    provider = ProviderFactory(openai=True)
+
+    url = reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
+
+    assert admin_client.get(url).status_code == 405
+
+
+@pytest.mark.django_db
+def test_the_list_action_tests_the_selected_providers_and_shows_each_status(admin_client):
+    with (
+        serve(FakeProvider("openai", "sk-other")) as rejecting,
+        serve(FakeProvider("anthropic", KEY, mode="error500")) as failing,
+    ):
+        openai = openai_at(rejecting)
+        anthropic = ProviderFactory(anthropic=True, api_key=KEY, base_url=failing.url)
+        google = ProviderFactory(google=True, no_key=True)
+
+        response = admin_client.post(
+            CHANGELIST,
+            {
+                "action": "test_connection",
+                "_selected_action": [openai.pk, anthropic.pk, google.pk],
+            },
+            follow=True,
+        )
+
+    text = response.text
+    assert "OpenAI: Rejected by the provider. The provider rejected the API key (401)." in text
+    assert "Anthropic: Unreachable." in text
+    assert "Google (Gemini): Not tested. No readable API key to test." in text
+    listing = admin_client.get(CHANGELIST).text
+    assert "Rejected by the provider" in listing
+    assert "Unreachable" in listing
+    assert KEY not in text + listing
+
+
+@pytest.mark.django_db
+def test_staff_who_may_only_view_providers_cannot_test_them(client):
+    provider = ProviderFactory(openai=True)
+    viewer = User.objects.create_user("viewer", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_provider"))
+    client.force_login(viewer)
+
+    url = reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
+
+    assert client.post(url).status_code == 403
+    assert url not in client.get(reverse("admin:llmadmin_provider_change", args=[provider.pk])).text
+
+
+@pytest.mark.django_db
+def test_the_model_form_gets_the_providers_model_list(admin_client):
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        provider = ProviderFactory(anthropic=True, api_key=KEY, base_url=server.url)
+
+        response = admin_client.get(REMOTE_MODELS, {"provider": provider.pk})
+
+    assert response.json() == {
+        "provider_label": "Anthropic",
+        "models": [
+            {"identifier": "claude-opus-4-6", "context_limit": 1_000_000},
+            {"identifier": "claude-sonnet-4-6", "context_limit": 1_000_000},
+            {"identifier": "claude-haiku-4-5", "context_limit": 200_000},
+        ],
+    }
+    assert KEY not in response.text
+
+
+@pytest.mark.django_db
+def test_the_model_list_says_why_it_is_not_available(admin_client):
+    with serve(FakeProvider("openai", "sk-other")) as server:
+        provider = openai_at(server)
+
+        response = admin_client.get(REMOTE_MODELS, {"provider": provider.pk})
+
+    assert response.status_code == 502
+    assert response.json() == {"error": "The provider rejected the API key (401)."}
+
+
+@pytest.mark.django_db
+def test_the_model_list_needs_permission_on_models(client):
+    provider = ProviderFactory(openai=True)
+    client.force_login(User.objects.create_user("staff", is_staff=True))
+
+    assert client.get(REMOTE_MODELS, {"provider": provider.pk}).status_code == 403
+
+
+@pytest.mark.django_db
+def test_saving_a_model_warns_when_the_provider_reports_another_context_limit(admin_client):
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        provider = ProviderFactory(anthropic=True, api_key=KEY, base_url=server.url)
+        admin_client.get(REMOTE_MODELS, {"provider": provider.pk})
+
+    response = admin_client.post(
+        reverse("admin:llmadmin_llmmodel_add"),
+        {
+            "provider": provider.pk,
+            "identifier": "claude-haiku-4-5",
+            "display_name": "Haiku",
+            "enabled": "on",
+            "context_limit": "100000",
+            "compression_threshold": "70",
+        },
+        follow=True,
+    )
+
+    assert LLMModel.objects.get().context_limit == 100_000
+    assert (
+        "Anthropic reports a context limit of 200000 for claude-haiku-4-5; this model has 100000."
+        in response.text
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_model_form_offers_the_reported_identifiers_and_warns_in_the_browser(page, live_server):
+    log_in(page, live_server.url)
+    with serve(FakeProvider("openrouter", KEY)) as server:
+        ProviderFactory(openrouter=True, api_key=KEY, base_url=f"{server.url}/api/v1")
+
+        page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+        page.select_option("#id_provider", label="OpenRouter")
+
+        expect(page.locator(".remote-models-status")).to_contain_text(
+            "1 models reported by OpenRouter"
+        )
+        expect(page.locator("#remote-model-ids option")).to_have_count(1)
+        page.fill("#id_identifier", "openai/gpt-5")
+        expect(page.locator("#id_context_limit")).to_have_value("400000")
+        page.fill("#id_context_limit", "128000")
+        expect(page.locator(".context-warning")).to_have_text(
+            "OpenRouter reports a context limit of 400000 for openai/gpt-5."
+        )

@@ -119,17 +119,19 @@ def test_anthropic_and_google_lists_are_followed_across_pages():
         assert page_param in server.requests[1].query
 
 
+@pytest.mark.parametrize("provider_type", FAMILIES)
 @pytest.mark.parametrize(
     ("mode", "words"),
     [
-        ("error500", "answered 500 to GET /v1/models"),
+        ("error500", "answered 500 to GET /"),
         ("slow", "timed out after 0.5 s"),
         ("malformed", "not JSON"),
     ],
 )
-def test_an_outage_is_recorded_as_unreachable_and_keeps_the_models(mode, words, client):
-    with serve(FakeProvider("openai", KEY, mode=mode)) as server:
-        provider = provider_for("openai", server)
+def test_an_outage_is_recorded_as_unreachable_and_keeps_the_models(provider_type, mode, words):
+    family = FAMILIES[provider_type][0]
+    with serve(FakeProvider(family, KEY, mode=mode)) as server:
+        provider = provider_for(provider_type, server)
         LLMModelFactory(provider=provider)
 
         status, reason = provider_check_connection(provider=provider)

@@ -81,6 +81,29 @@ def model_make_default(*, model: LLMModel) -> LLMModel:
 
 
 @dataclass
+class RotationReport:
+    reencrypted: list[str] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)
+
+
+def providers_reencrypt_keys() -> RotationReport:
+    """Re-encrypt every stored key with the current SECRET_KEY and first SALT_KEY.
+
+    Run after putting a new secret first (the old one in SECRET_KEY_FALLBACKS or later in
+    SALT_KEY); afterwards the old secret can go. Unreadable keys are reported, left as stored.
+    """
+    report = RotationReport()
+    with transaction.atomic():
+        for provider in Provider.objects.filter(api_key__isnull=False).select_for_update():
+            if provider.key_state == "unreadable":
+                report.unreadable.append(str(provider))
+                continue
+            provider.save(update_fields=["api_key", "api_key_encrypted_with", "updated_at"])
+            report.reencrypted.append(str(provider))
+    return report
+
+
+@dataclass
 class SeedReport:
     providers_created: list[str] = field(default_factory=list)
     models_created: list[str] = field(default_factory=list)

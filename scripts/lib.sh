@@ -3,15 +3,17 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ensure_venv() {
-  local extras="$1"
+  local extras="${1:-}"
+  local target="."
+  [ -n "$extras" ] && target=".[$extras]"
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
   # Reinstall only when pyproject.toml changed since the last install.
-  local stamp=".venv/.installed-$extras"
+  local stamp=".venv/.installed-${extras:-base}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e ".[$extras]"
+    .venv/bin/python -m pip install --quiet -e "$target"
     touch "$stamp"
   fi
   export PATH="$PWD/.venv/bin:$PATH"

@@ -9,5 +9,13 @@ os.environ.pop("SECRET_KEY_FALLBACKS", None)
 from config.settings import *  # noqa: F403
 
 DEBUG = False
+# No collectstatic in tests: plain storage instead of the hashed manifest.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 # Fast hashing: tests create users, they don't need slow password hashes.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# WhiteNoise looks files up per request instead of scanning a STATIC_ROOT tests never fill.
+WHITENOISE_AUTOREFRESH = True

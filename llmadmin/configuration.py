@@ -1,0 +1,199 @@
+"""Configuration as code: providers (never keys) and models to and from plain data.
+
+The data describes each listed provider and model completely: a field left out takes its
+default. Providers and models not listed are left alone. An import is validated and applied in
+one transaction: any error, and nothing is applied.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from llmadmin.models import LLMModel, Provider
+from llmadmin.provider_types import GENERAL_FIELDS, PROVIDER_TYPES
+
+VERSION = 1
+PROVIDER_FIELDS = {"enabled": True, "base_url": "", "region": ""}
+MODEL_FIELDS = {
+    "display_name": "",
+    "enabled": True,
+    "context_limit": None,
+    "compression_threshold": 70,
+    **dict.fromkeys(GENERAL_FIELDS),
+}
+# The file's names where they differ from the columns'.
+MODEL_RENAMES = {"default": "is_default", "options": "provider_options"}
+
+
+class ConfigurationError(Exception):
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(f"{len(errors)} errors")
+        self.errors = errors
+
+
+def export_configuration() -> dict[str, Any]:
+    providers = Provider.objects.defer("api_key").in_registry_order()
+    models_by_provider: dict[int, list[LLMModel]] = {}
+    for model in LLMModel.objects.order_by("display_name", "identifier"):
+        models_by_provider.setdefault(model.provider_id, []).append(model)
+    return {
+        "version": VERSION,
+        "providers": [
+            {
+                "type": provider.type,
+                **{name: getattr(provider, name) for name in PROVIDER_FIELDS},
+                "models": [
+                    export_model(model) for model in models_by_provider.get(provider.pk, [])
+                ],
+            }
+            for provider in providers
+        ],
+    }
+
+
+def export_model(model: LLMModel) -> dict[str, Any]:
+    entry: dict[str, Any] = {"identifier": model.identifier}
+    for name, default in MODEL_FIELDS.items():
+        value = getattr(model, name)
+        if value is not None or default is not None:
+            entry[name] = value
+    if model.is_default:
+        entry["default"] = True
+    if model.provider_options:
+        entry["options"] = model.provider_options
+    return entry
+
+
+def import_configuration(data: Any, *, dry_run: bool) -> list[str]:
+    """Apply the data; return the changes made (or that would be). Raises ConfigurationError."""
+    with transaction.atomic():
+        importer = Importer()
+        importer.apply(data)
+        if importer.errors:
+            transaction.set_rollback(True)
+            raise ConfigurationError(importer.errors)
+        if dry_run:
+            transaction.set_rollback(True)
+    return importer.changes
+
+
+class Importer:
+    def __init__(self) -> None:
+        self.changes: list[str] = []
+        self.errors: list[str] = []
+        self.default_at: str | None = None
+
+    def apply(self, data: Any) -> None:
+        if not isinstance(data, dict):
+            self.errors.append("The file must hold a mapping with 'version' and 'providers'.")
+            return
+        self.reject_unknown("", data, {"version", "providers"})
+        if data.get("version") != VERSION:
+            self.errors.append(f"version: must be {VERSION}.")
+        providers = data.get("providers", [])
+        if not isinstance(providers, list):
+            self.errors.append("providers: must be a list.")
+            return
+        seen: set[str] = set()
+        for index, entry in enumerate(providers):
+            where = f"providers[{index}]"
+            if not isinstance(entry, dict):
+                self.errors.append(f"{where}: must be a mapping.")
+                continue
+            if entry.get("type") in seen:
+                self.errors.append(f"{where}.type: {entry['type']!r} is listed twice.")
+                continue
+            seen.add(entry.get("type"))
+            self.apply_provider(where, entry)
+
+    def reject_unknown(self, where: str, entry: dict[str, Any], known: set[str]) -> None:
+        prefix = f"{where}." if where else ""
+        for name in entry:
+            if name == "api_key":
+                self.errors.append(
+                    f"{prefix}api_key: API keys are never imported; set them in the admin or "
+                    "with manage.py set_provider_key."
+                )
+            elif name not in known:
+                self.errors.append(f"{prefix}{name}: unknown field.")
+
+    def apply_provider(self, where: str, entry: dict[str, Any]) -> None:
+        self.reject_unknown(where, entry, {"type", "models", *PROVIDER_FIELDS})
+        slug = entry.get("type")
+        if slug not in PROVIDER_TYPES:
+            self.errors.append(
+                f"{where}.type: must be one of {', '.join(PROVIDER_TYPES)} (got {slug!r})."
+            )
+            return
+        where = f"{where} ({slug})"
+        provider = Provider.objects.filter(type=slug).first() or Provider(type=slug)
+        values = {name: entry.get(name, default) for name, default in PROVIDER_FIELDS.items()}
+        if self.save(where, provider, values, f"provider {slug}"):
+            models = entry.get("models", [])
+            if not isinstance(models, list):
+                self.errors.append(f"{where}.models: must be a list.")
+                return
+            identifiers: set[Any] = set()
+            for index, model_entry in enumerate(models):
+                model_where = f"{where}.models[{index}]"
+                if not isinstance(model_entry, dict):
+                    self.errors.append(f"{model_where}: must be a mapping.")
+                elif model_entry.get("identifier") in identifiers:
+                    self.errors.append(f"{model_where}.identifier: listed twice.")
+                else:
+                    identifiers.add(model_entry.get("identifier"))
+                    self.apply_model(model_where, provider, model_entry)
+
+    def apply_model(self, where: str, provider: Provider, entry: dict[str, Any]) -> None:
+        self.reject_unknown(where, entry, {"identifier", *MODEL_FIELDS, *MODEL_RENAMES})
+        identifier = entry.get("identifier")
+        model = LLMModel.objects.filter(provider=provider, identifier=identifier).first()
+        model = model or LLMModel(provider=provider, identifier=identifier)
+        values = {name: entry.get(name, default) for name, default in MODEL_FIELDS.items()}
+        values["is_default"] = entry.get("default", False)
+        values["provider_options"] = entry.get("options", {})
+        if values["is_default"] is True:
+            if self.default_at:
+                self.errors.append(f"{where}.default: {self.default_at} is the default already.")
+                return
+            self.default_at = where
+        replaced = None
+        if values["is_default"] is True:
+            replaced = LLMModel.objects.filter(is_default=True).exclude(pk=model.pk).first()
+        if self.save(where, model, values, f"model {provider.type}/{identifier}") and replaced:
+            # Saving the new default unset the old one: say so.
+            self.changes.append(
+                f"update model {replaced.provider.type}/{replaced.identifier}: "
+                "is_default True -> False"
+            )
+
+    def save(self, where: str, instance: Any, values: dict[str, Any], name: str) -> bool:
+        """Set, validate and save; record the change or the errors. True when saved."""
+        before = {field: getattr(instance, field) for field in values}
+        for field, value in values.items():
+            setattr(instance, field, value)
+        try:
+            instance.full_clean()
+        except ValidationError as error:
+            for field, messages in error.message_dict.items():
+                label = {"provider_options": "options", "is_default": "default"}.get(field, field)
+                self.errors += [f"{where}.{label}: {message}" for message in messages]
+            return False
+        changed = {
+            field: (before[field], getattr(instance, field))
+            for field in values
+            if before[field] != getattr(instance, field)
+        }
+        if instance.pk is None:
+            self.changes.append(f"create {name}")
+        elif changed:
+            details = ", ".join(
+                f"{field} {old!r} -> {new!r}" for field, (old, new) in changed.items()
+            )
+            self.changes.append(f"update {name}: {details}")
+        if instance.pk is None or changed:
+            instance.save()
+        return True

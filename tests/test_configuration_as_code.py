@@ -1,0 +1,238 @@
+"""export_config and import_config: a deployment reproduced or reviewed in git."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from llmadmin.models import LLMModel, Provider
+from tests.factories import LLMModelFactory, ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+KEY = "sk-ant-EXPORTSECRET-55"
+
+
+def export(*args: str) -> str:
+    out = io.StringIO()
+    call_command("export_config", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def import_file(path, *args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_config", str(path), *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def snapshot() -> list[dict]:
+    return list(
+        LLMModel.objects.order_by("provider__type", "identifier").values(
+            "provider__type",
+            "identifier",
+            "display_name",
+            "enabled",
+            "is_default",
+            "context_limit",
+            "compression_threshold",
+            "max_output_tokens",
+            "temperature",
+            "top_p",
+            "top_k",
+            "provider_options",
+        )
+    ) + list(Provider.objects.order_by("type").values("type", "enabled", "base_url", "region"))
+
+
+@pytest.fixture
+def configured():
+    anthropic = ProviderFactory(anthropic=True, api_key=KEY, base_url="http://litellm:4000")
+    LLMModelFactory(
+        provider=anthropic,
+        identifier="claude-sonnet-4-6",
+        display_name="Claude Sonnet 4.6",
+        context_limit=1_000_000,
+        max_output_tokens=64_000,
+        provider_options={"thinking_budget_tokens": 8000, "effort": "high"},
+        is_default=True,
+    )
+    google = ProviderFactory(google=True, no_key=True, enabled=False)
+    LLMModelFactory(
+        provider=google,
+        identifier="gemini-2.5-pro",
+        display_name="Gemini 2.5 Pro",
+        temperature=1.2,
+        top_k=40,
+        provider_options={"safety_settings": {"HARM_CATEGORY_HARASSMENT": "OFF"}},
+    )
+    ProviderFactory(bedrock=True, region="eu-west-1", no_key=True)
+
+
+def test_the_export_holds_no_key_not_even_encrypted(configured):
+    for fmt in ("yaml", "json"):
+        text = export("--format", fmt)
+
+        assert "EXPORTSECRET" not in text
+        assert "api_key" not in text
+        assert "gAAAAA" not in text
+
+
+def test_the_export_is_readable_yaml_grouped_by_provider(configured):
+    data = yaml.safe_load(export())
+
+    anthropic = data["providers"][0]
+    assert anthropic["type"] == "anthropic"
+    assert anthropic["base_url"] == "http://litellm:4000"
+    assert anthropic["models"][0] == {
+        "identifier": "claude-sonnet-4-6",
+        "display_name": "Claude Sonnet 4.6",
+        "enabled": True,
+        "context_limit": 1_000_000,
+        "compression_threshold": 70,
+        "max_output_tokens": 64_000,
+        "default": True,
+        "options": {"thinking_budget_tokens": 8000, "effort": "high"},
+    }
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_an_export_reproduces_the_deployment_elsewhere(configured, tmp_path, suffix):
+    path = tmp_path / f"llm{suffix}"
+    call_command("export_config", "--output", str(path), stderr=io.StringIO())
+    expected = snapshot()
+    if suffix == ".json":
+        json.loads(path.read_text())  # really JSON
+    LLMModel.objects.all().delete()
+    Provider.objects.all().delete()
+
+    out, _ = import_file(path)
+
+    assert snapshot() == expected
+    assert "create model anthropic/claude-sonnet-4-6" in out
+    assert not Provider.objects.filter(api_key__isnull=False).exists()
+
+
+def test_importing_the_same_file_again_changes_nothing(configured, tmp_path):
+    path = tmp_path / "llm.yaml"
+    path.write_text(export())
+
+    out, _ = import_file(path)
+
+    assert out == "Applied 0 changes.\n"
+
+
+def test_a_dry_run_shows_the_changes_and_applies_none(configured, tmp_path):
+    data = yaml.safe_load(export())
+    data["providers"][0]["models"][0]["display_name"] = "Sonnet"
+    data["providers"][0]["models"].append(
+        {"identifier": "claude-haiku-4-5", "display_name": "Haiku", "context_limit": 200_000}
+    )
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = snapshot()
+
+    out, _ = import_file(path, "--dry-run")
+
+    assert out.splitlines() == [
+        "update model anthropic/claude-sonnet-4-6: display_name 'Claude Sonnet 4.6' -> 'Sonnet'",
+        "create model anthropic/claude-haiku-4-5",
+        "Dry run: 2 changes, none applied.",
+    ]
+    assert snapshot() == before
+
+    import_file(path)
+    assert LLMModel.objects.get(identifier="claude-sonnet-4-6").display_name == "Sonnet"
+    assert LLMModel.objects.filter(identifier="claude-haiku-4-5").exists()
+
+
+def test_the_import_keeps_the_stored_key(configured, tmp_path):
+    path = tmp_path / "llm.yaml"
+    data = yaml.safe_load(export())
+    data["providers"][0]["base_url"] = "http://other-proxy:4000"
+    path.write_text(yaml.safe_dump(data))
+
+    import_file(path)
+
+    anthropic = Provider.objects.get(type="anthropic")
+    assert (anthropic.api_key, anthropic.base_url) == (KEY, "http://other-proxy:4000")
+
+
+def test_any_error_applies_nothing_and_every_error_is_located(configured, tmp_path):
+    data = yaml.safe_load(export())
+    data["providers"][0]["models"][0]["display_name"] = "Changed but must not apply"
+    data["providers"][0]["models"][0]["temperature"] = 1.5
+    data["providers"][1]["models"][0]["options"]["thinking_level"] = "extreme"
+    data["providers"].append({"type": "mistral"})
+    data["providers"][2]["api_key"] = "sk-should-not-be-here"
+    data["providers"][2]["colour"] = "blue"
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = snapshot()
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"5 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert snapshot() == before
+    messages = err.getvalue().splitlines()
+    temperature = "providers[0] (anthropic).models[0].temperature"
+    assert f"{path}: {temperature}: Anthropic accepts a temperature from 0 to 1." in messages
+    assert any(
+        "providers[1] (google).models[0].options: Thinking level:" in message
+        for message in messages
+    )
+    assert any("providers[2].api_key: API keys are never imported" in m for m in messages)
+    assert any("providers[2].colour: unknown field." in m for m in messages)
+    assert any("providers[3].type: must be one of" in m and "'mistral'" in m for m in messages)
+
+
+def test_two_defaults_in_one_file_are_refused(configured, tmp_path):
+    data = yaml.safe_load(export())
+    data["providers"][1]["models"][0]["default"] = True
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+
+    with pytest.raises(CommandError):
+        import_file(path)
+
+    assert LLMModel.objects.get(is_default=True).identifier == "claude-sonnet-4-6"
+
+
+def test_a_new_default_in_the_file_says_it_replaces_the_old_one(configured, tmp_path):
+    data = yaml.safe_load(export())
+    del data["providers"][0]["models"][0]["default"]
+    data["providers"][1]["models"][0]["default"] = True
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+
+    out, _ = import_file(path)
+
+    assert "update model google/gemini-2.5-pro: is_default False -> True" in out
+    assert LLMModel.objects.get(is_default=True).identifier == "gemini-2.5-pro"
+
+
+def test_a_file_that_is_not_yaml_is_refused_clearly(tmp_path):
+    path = tmp_path / "llm.yaml"
+    path.write_text("providers: [unclosed")
+
+    with pytest.raises(CommandError, match="is not valid YAML or JSON"):
+        import_file(path)
+
+
+def test_dumpdata_holds_no_plaintext_key_and_loads_back(configured, tmp_path):
+    out = io.StringIO()
+    call_command("dumpdata", "llmadmin", stdout=out)
+    dumped = out.getvalue()
+    assert "EXPORTSECRET" not in dumped
+    fixture = tmp_path / "dump.json"
+    fixture.write_text(dumped)
+    LLMModel.objects.all().delete()
+    Provider.objects.all().delete()
+
+    call_command("loaddata", str(fixture), stdout=io.StringIO())
+
+    assert Provider.objects.get(type="anthropic").api_key == KEY

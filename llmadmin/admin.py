@@ -8,9 +8,11 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
+from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
 from llmadmin.clients import ProviderError
@@ -61,6 +63,11 @@ class ProviderAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "check_status"]
     inlines = [LLMModelInline]
     actions = ["test_connection"]
+
+    @method_decorator(sensitive_post_parameters("api_key"))
+    def changeform_view(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        # Error reports never show the posted key.
+        return super().changeform_view(*args, **kwargs)
 
     def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> list[Any]:
         connection = (

@@ -12,6 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 if TYPE_CHECKING:
     from llmadmin.models import Provider
@@ -44,6 +45,7 @@ class RemoteModel:
 class ProviderClient:
     """OpenAI-style API: Bearer auth, GET {base}/models answering {"data": [{"id": ...}]}."""
 
+    @sensitive_variables("api_key")
     def __init__(self, provider: Provider) -> None:
         api_key = provider.usable_api_key
         if api_key is None:

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.catalog import CATALOG, DEFAULT_MODEL
 from llmadmin.clients import CheckStatus, ProviderError, RemoteModel
@@ -22,6 +23,7 @@ def providers_create_missing() -> list[Provider]:
     return [Provider.objects.create(type=slug) for slug in PROVIDER_TYPES if slug not in existing]
 
 
+@sensitive_variables("api_key")
 def provider_set_api_key(*, provider: Provider, api_key: str | None) -> Provider:
     """Store a new key (None or empty removes it); raises ValidationError without saving."""
     provider.replace_api_key(api_key)

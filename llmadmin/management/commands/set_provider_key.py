@@ -14,6 +14,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import Provider
 from llmadmin.provider_types import PROVIDER_TYPES
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("type", choices=list(PROVIDER_TYPES), help="Provider type.")
         parser.add_argument("--clear", action="store_true", help="Remove the stored key.")
 
+    @sensitive_variables("api_key")
     def handle(self, *args: Any, type: str, clear: bool, **options: Any) -> None:
         provider, _ = Provider.objects.get_or_create(type=type)
         label = provider.provider_type.label

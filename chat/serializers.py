@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
 
 
@@ -51,3 +52,41 @@ class ModelListSerializer(serializers.Serializer):
         many=True,
         help_text="Providers with enabled models that are not available, and why.",
     )
+
+
+class ChatTurnInputSerializer(serializers.Serializer):
+    model_id = serializers.IntegerField()
+    message = serializers.CharField(max_length=200_000)
+    conversation_id = serializers.IntegerField(required=False)
+
+    def validate_model_id(self, value: int) -> LLMModel:
+        model = (
+            LLMModel.objects.available_for_chat()
+            .select_related("provider")
+            .filter(pk=value)
+            .first()
+        )
+        if model is None:
+            raise serializers.ValidationError("This model is not available for chat.")
+        return model
+
+    def validate_conversation_id(self, value: int) -> Conversation:
+        conversation = Conversation.objects.filter(pk=value, owner=self.context["user"]).first()
+        if conversation is None:
+            raise serializers.ValidationError("No such conversation of yours.")
+        return conversation
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = ["id", "role", "content", "error", "summarised", "input_tokens", "output_tokens"]
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    model_id = serializers.IntegerField(allow_null=True)
+    messages = MessageSerializer(many=True)
+
+    class Meta:
+        model = Conversation
+        fields = ["id", "title", "model_id", "messages"]

@@ -6,6 +6,12 @@ from chat import views
 urlpatterns = [
     path("agents/", views.agents, name="agents"),
     path("api/v1/models/", views.ModelListView.as_view(), name="api-models"),
+    path("api/v1/chat/", views.ChatTurnView.as_view(), name="api-chat"),
+    path(
+        "api/v1/conversations/<int:pk>/",
+        views.ConversationView.as_view(),
+        name="api-conversation",
+    ),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -8,8 +8,11 @@ including its error shapes. A mode makes it fail: "error500", "slow", "malformed
 from __future__ import annotations
 
 import json
+import re
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ class Recorded:
     path: str
     query: dict[str, list[str]]
     headers: dict[str, str]
+    body: Any = None
 
 
 @dataclass
@@ -36,6 +40,9 @@ class FakeProvider:
     redirect_to: str = ""
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
+    # What a chat answer streams, and the input tokens it reports.
+    reply: tuple[str, ...] = ("Hello", " world")
+    input_tokens: int = 12
 
     # --- the providers' answers -------------------------------------------------------
 
@@ -196,7 +203,285 @@ class FakeProvider:
             return 200, {"balance": "95.50", "total_used": "4.50"}
         return 404, {"error": {"message": "Not found"}}
 
+    # --- chat: each family's streaming answer ---------------------------------------------
+
+    CHAT_PATHS = {
+        "openai": r"/v1/chat/completions",
+        "azure": r"/openai/v1/chat/completions",
+        "openrouter": r"/api/v1/chat/completions",
+        "vercel": r"/v1/chat/completions",
+        "anthropic": r"/v1/messages",
+        "google": r"/v1beta/models/[^/:]+:streamGenerateContent",
+        "bedrock": r"/model/[^/]+/converse-stream",
+    }
+
+    def chat(self, path: str, query, headers) -> tuple[int, str, list[bytes]]:
+        status, payload = self.answer("/not-a-real-path", {}, headers)
+        if status != 404:  # the family's own answer to a bad key
+            return status, "application/json", [json.dumps(payload).encode()]
+        if not re.fullmatch(self.CHAT_PATHS[self.family], path):
+            return 404, "application/json", [b'{"error": {"message": "Not found"}}']
+        if self.family == "google" and query.get("alt") != ["sse"]:
+            return 400, "application/json", [b'{"error": {"message": "alt=sse expected"}}']
+        refusal = self.chat_refusal()
+        if refusal:
+            return refusal[0], "application/json", [json.dumps(refusal[1]).encode()]
+        events = getattr(self, f"stream_{self.stream_family}")()
+        if self.mode == "drop":  # the connection closes after part of the answer
+            events = events[: len(events) // 2 + 1]
+        if self.family == "bedrock":
+            return 200, "application/vnd.amazon.eventstream", events
+        return 200, "text/event-stream", events
+
+    @property
+    def stream_family(self) -> str:
+        return self.family if self.family in ("anthropic", "google", "bedrock") else "openai"
+
+    def chat_refusal(self) -> tuple[int, dict] | None:
+        anthropic = self.family == "anthropic"
+        if self.mode == "rate429":
+            if anthropic:
+                return 429, {"type": "error", "error": {"type": "rate_limit_error", "message": "x"}}
+            return 429, {"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}
+        if self.mode == "overloaded":
+            if anthropic:
+                return 529, {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}
+            return 503, {"error": {"message": "The service is temporarily unavailable."}}
+        if self.mode == "context":
+            message = {
+                "anthropic": "prompt is too long: 210000 tokens > 200000 maximum",
+                "google": "The input token count (1200000) exceeds the maximum number of "
+                "tokens allowed (1048576).",
+                "bedrock": "Input is too long for requested model.",
+            }.get(self.family, "This model's maximum context length is 128000 tokens.")
+            if anthropic:
+                return 400, {
+                    "type": "error",
+                    "error": {"type": "invalid_request_error", "message": message},
+                }
+            return 400, {"error": {"message": message, "code": "context_length_exceeded"}}
+        return None
+
+    def sse(self, data: Any, event: str = "") -> bytes:
+        name = f"event: {event}\n" if event else ""
+        text = data if isinstance(data, str) else json.dumps(data)
+        return f"{name}data: {text}\n\n".encode()
+
+    def stream_openai(self) -> list[bytes]:
+        chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m"}
+        events = [b": OPENROUTER PROCESSING\n\n"] if self.family == "openrouter" else []
+        events.append(
+            self.sse(
+                {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+            )
+        )
+        events += [
+            self.sse({**chunk, "choices": [{"index": 0, "delta": {"content": text}}]})
+            for text in self.reply
+        ]
+        if self.mode == "midstream_error":
+            return [
+                *events[:2],
+                self.sse(
+                    {
+                        **chunk,
+                        "error": {"code": "server_error", "message": "upstream"},
+                        "choices": [{"index": 0, "delta": {}, "finish_reason": "error"}],
+                    }
+                ),
+            ]
+        events.append(
+            self.sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        )
+        events.append(
+            self.sse(
+                {
+                    **chunk,
+                    "choices": [],
+                    "usage": {
+                        "prompt_tokens": self.input_tokens,
+                        "completion_tokens": 5,
+                        "total_tokens": self.input_tokens + 5,
+                    },
+                }
+            )
+        )
+        events.append(self.sse("[DONE]"))
+        return events
+
+    def stream_anthropic(self) -> list[bytes]:
+        usage = {
+            "input_tokens": self.input_tokens - 2,
+            "cache_read_input_tokens": 2,
+            "output_tokens": 1,
+        }
+        events = [
+            self.sse(
+                {
+                    "type": "message_start",
+                    "message": {
+                        "id": "msg_1",
+                        "type": "message",
+                        "role": "assistant",
+                        "content": [],
+                        "usage": usage,
+                    },
+                },
+                "message_start",
+            ),
+            self.sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
+            self.sse({"type": "ping"}, "ping"),
+            self.sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "thinking_delta", "thinking": "hmm"},
+                },
+                "content_block_delta",
+            ),
+        ]
+        events += [
+            self.sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": text},
+                },
+                "content_block_delta",
+            )
+            for text in self.reply
+        ]
+        if self.mode == "midstream_error":
+            return [
+                *events[:5],
+                self.sse(
+                    {
+                        "type": "error",
+                        "error": {"type": "overloaded_error", "message": "Overloaded"},
+                    },
+                    "error",
+                ),
+            ]
+        events += [
+            self.sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            self.sse(
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"},
+                    "usage": {"output_tokens": 5},
+                },
+                "message_delta",
+            ),
+            self.sse({"type": "message_stop"}, "message_stop"),
+        ]
+        return events
+
+    def stream_google(self) -> list[bytes]:
+        events = [
+            self.sse(
+                {
+                    "candidates": [
+                        {
+                            "content": {
+                                "parts": [{"text": "thinking...", "thought": True}],
+                                "role": "model",
+                            },
+                            "index": 0,
+                        }
+                    ]
+                }
+            )
+        ]
+        events += [
+            self.sse(
+                {
+                    "candidates": [
+                        {"content": {"parts": [{"text": text}], "role": "model"}, "index": 0}
+                    ]
+                }
+            )
+            for text in self.reply
+        ]
+        if self.mode == "midstream_error":
+            return [
+                *events[:2],
+                self.sse(
+                    {"error": {"code": 503, "message": "overloaded", "status": "UNAVAILABLE"}}
+                ),
+            ]
+        events.append(
+            self.sse(
+                {
+                    "candidates": [
+                        {
+                            "content": {"parts": [{"text": ""}], "role": "model"},
+                            "finishReason": "STOP",
+                            "index": 0,
+                        }
+                    ],
+                    "usageMetadata": {
+                        "promptTokenCount": self.input_tokens,
+                        "candidatesTokenCount": 5,
+                        "totalTokenCount": self.input_tokens + 5,
+                    },
+                }
+            )
+        )
+        return events
+
+    def stream_bedrock(self) -> list[bytes]:
+        events = [aws_message("messageStart", {"role": "assistant"})]
+        events += [
+            aws_message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": text}})
+            for text in self.reply
+        ]
+        if self.mode == "midstream_error":
+            return [
+                *events[:2],
+                aws_message("", {"message": "Too many requests"}, exception="throttlingException"),
+            ]
+        events += [
+            aws_message("contentBlockStop", {"contentBlockIndex": 0}),
+            aws_message("messageStop", {"stopReason": "end_turn"}),
+            aws_message(
+                "metadata",
+                {
+                    "usage": {
+                        "inputTokens": self.input_tokens,
+                        "outputTokens": 5,
+                        "totalTokens": self.input_tokens + 5,
+                    },
+                    "metrics": {"latencyMs": 120},
+                },
+            ),
+        ]
+        return events
+
     # --- the server ---------------------------------------------------------------------
+
+    def handle_post(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        query = parse_qs(parts.query)
+        length = int(handler.headers.get("Content-Length") or 0)
+        body = json.loads(handler.rfile.read(length) or b"null")
+        self.requests.append(Recorded("POST", parts.path, query, headers, body))
+        if self.mode == "slow":
+            time.sleep(SLOW_SECONDS)
+        status, content_type, chunks = self.chat(parts.path, query, headers)
+        handler.send_response(status)
+        handler.send_header("Content-Type", content_type)
+        handler.end_headers()
+        for chunk in chunks:  # no Content-Length: the answer ends when the connection closes
+            handler.wfile.write(chunk)
+            handler.wfile.flush()
 
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
@@ -231,6 +516,9 @@ def serve(provider: FakeProvider) -> Iterator[FakeProvider]:
         def do_GET(self) -> None:
             provider.handle(self)
 
+        def do_POST(self) -> None:
+            provider.handle_post(self)
+
         def log_message(self, *args: Any) -> None:
             pass
 
@@ -244,3 +532,30 @@ def serve(provider: FakeProvider) -> Iterator[FakeProvider]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def aws_message(event: str, payload: dict, exception: str = "") -> bytes:
+    """One message of AWS's binary event stream, with its CRCs."""
+    headers = (
+        {
+            ":message-type": "exception",
+            ":exception-type": exception,
+            ":content-type": "application/json",
+        }
+        if exception
+        else {":event-type": event, ":content-type": "application/json", ":message-type": "event"}
+    )
+    raw_headers = b"".join(
+        bytes([len(name)])
+        + name.encode()
+        + b"\x07"
+        + struct.pack(">H", len(value))
+        + value.encode()
+        for name, value in headers.items()
+    )
+    body = json.dumps(payload).encode()
+    total = 12 + len(raw_headers) + len(body) + 4
+    prelude = struct.pack(">II", total, len(raw_headers))
+    prelude += struct.pack(">I", zlib.crc32(prelude))
+    message = prelude + raw_headers + body
+    return message + struct.pack(">I", zlib.crc32(message))

@@ -1,0 +1,128 @@
+"""A chat turn on the server: the user's message, the model's streamed answer, compaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from chat.models import Conversation, Message
+from llmadmin.clients import ChatInput, ProviderError, TextDelta, Usage
+from llmadmin.models import LLMModel
+
+SUMMARY_REQUEST = (
+    "Summarise the conversation so far for your own later use: keep every fact, decision, "
+    "open question, file name and piece of code that matters. Answer with the summary only."
+)
+
+Event = tuple[str, dict[str, Any]]
+
+
+def conversation_context(conversation: Conversation) -> ChatInput:
+    """The latest summary (as the system text) and the messages after it."""
+    current = list(conversation.messages.filter(summarised=False))
+    summaries = [message.content for message in current if message.role == Message.Role.SUMMARY]
+    return ChatInput(
+        system=f"Summary of the earlier conversation:\n{summaries[-1]}" if summaries else "",
+        messages=[
+            {"role": message.role, "content": message.content}
+            for message in current
+            if message.role != Message.Role.SUMMARY and message.content
+        ],
+    )
+
+
+def needs_compaction(model: LLMModel, context_tokens: int) -> bool:
+    """At compression_threshold % of the context limit; 100 turns compaction off."""
+    threshold = model.compression_threshold
+    return threshold < 100 and context_tokens * 100 >= threshold * model.context_limit
+
+
+def collect_text(model: LLMModel, chat: ChatInput) -> str:
+    client = model.provider.provider_type.client(model.provider)
+    return "".join(
+        event.text for event in client.stream_chat(model, chat) if isinstance(event, TextDelta)
+    )
+
+
+def conversation_compact(*, conversation: Conversation, model: LLMModel) -> Message | None:
+    """Summarise all but the latest exchange into one summary message, with the same model.
+
+    The summarised messages are kept (marked), so nothing is lost. Raises ProviderError.
+    """
+    current = list(conversation.messages.filter(summarised=False))
+    older = current[:-2]
+    if not [message for message in older if message.role != Message.Role.SUMMARY]:
+        return None
+    context = conversation_context(conversation)
+    recent = len([m for m in current[-2:] if m.role != Message.Role.SUMMARY and m.content])
+    request = ChatInput(
+        system=context.system,
+        messages=[
+            *context.messages[: len(context.messages) - recent],
+            {"role": "user", "content": SUMMARY_REQUEST},
+        ],
+    )
+    summary = collect_text(model, request)
+    Message.objects.filter(pk__in=[message.pk for message in older]).update(summarised=True)
+    return Message.objects.create(
+        conversation=conversation, role=Message.Role.SUMMARY, content=summary
+    )
+
+
+def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iterator[Event]:
+    """Store the user's message, stream the answer, store it, compact when due.
+
+    Yields (event, data) pairs for the client. A provider error ends the answer with an
+    "error" event; what was already in the conversation, and the text received, is kept.
+    """
+    conversation.model = model
+    if not conversation.title:
+        conversation.title = text[:80]
+    conversation.save()
+    Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
+    yield "conversation", {"id": conversation.pk}
+
+    answer, usage = [], None
+    try:
+        client = model.provider.provider_type.client(model.provider)
+        for event in client.stream_chat(model, conversation_context(conversation)):
+            if isinstance(event, TextDelta):
+                answer.append(event.text)
+                yield "delta", {"text": event.text}
+            elif isinstance(event, Usage):
+                usage = event
+    except ProviderError as error:
+        if answer:
+            Message.objects.create(
+                conversation=conversation,
+                role=Message.Role.ASSISTANT,
+                content="".join(answer),
+                error=str(error)[:300],
+            )
+        yield "error", {"message": str(error)}
+        return
+
+    message = Message.objects.create(
+        conversation=conversation,
+        role=Message.Role.ASSISTANT,
+        content="".join(answer),
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+    )
+    yield (
+        "message",
+        {
+            "id": message.pk,
+            "input_tokens": message.input_tokens,
+            "output_tokens": message.output_tokens,
+        },
+    )
+    if usage and needs_compaction(model, usage.input_tokens):
+        try:
+            summary = conversation_compact(conversation=conversation, model=model)
+        except ProviderError as error:
+            yield "error", {"message": f"Could not summarise older messages: {error}"}
+            return
+        if summary:
+            yield "compacted", {"summary_id": summary.pk}
+    yield "done", {}

@@ -1,0 +1,390 @@
+"""Chat through the server: each model's configuration sent to its provider, answers streamed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+
+from chat.models import Conversation, Message
+from chat.services import SUMMARY_REQUEST
+from tests.factories import LLMModelFactory, ProviderFactory
+from tests.provider_servers import FakeProvider, serve
+
+pytestmark = pytest.mark.django_db
+
+KEY = "sk-CHATSECRET-42"
+URL = reverse("api-chat")
+HI = [{"role": "user", "content": "Hi"}]
+OPENAI_STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+
+# id: (type, family, traits, base path, model fields, expected path, auth headers, body)
+CASES = {
+    "anthropic with thinking and effort": (
+        "anthropic", {"anthropic": True}, "",
+        {"identifier": "claude-sonnet-4-6", "max_output_tokens": 16000, "top_p": 0.95,
+         "provider_options": {"thinking_budget_tokens": 8000, "effort": "high"}},
+        "/v1/messages", {"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+        {"model": "claude-sonnet-4-6", "max_tokens": 16000, "messages": HI, "stream": True,
+         "top_p": 0.95, "thinking": {"type": "enabled", "budget_tokens": 8000},
+         "output_config": {"effort": "high"}},
+    ),
+    "anthropic with nothing set": (
+        "anthropic", {"anthropic": True}, "",
+        {"identifier": "claude-haiku-4-5"},
+        "/v1/messages", {"x-api-key": KEY},
+        {"model": "claude-haiku-4-5", "max_tokens": 8192, "messages": HI, "stream": True},
+    ),
+    "openai with sampling and reasoning effort": (
+        "openai", {"openai": True}, "/v1",
+        {"identifier": "gpt-5", "max_output_tokens": 4096, "temperature": 0.2, "top_p": 0.9,
+         "presence_penalty": 0.5, "frequency_penalty": -0.5,
+         "provider_options": {"reasoning_effort": "low", "parallel_tool_calls": True}},
+        "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
+        {"model": "gpt-5", "messages": HI, **OPENAI_STREAM, "max_completion_tokens": 4096,
+         "temperature": 0.2, "top_p": 0.9, "presence_penalty": 0.5, "frequency_penalty": -0.5,
+         "reasoning_effort": "low"},
+    ),
+    "openai with max completion tokens": (
+        "openai", {"openai": True}, "/v1",
+        {"identifier": "gpt-5-mini", "provider_options": {"max_completion_tokens": 2000}},
+        "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
+        {"model": "gpt-5-mini", "messages": HI, **OPENAI_STREAM, "max_completion_tokens": 2000},
+    ),
+    "azure deployment": (
+        "azure", {"azure": True}, "",
+        {"identifier": "my-gpt5-deployment", "provider_options": {"reasoning_effort": "high"}},
+        "/openai/v1/chat/completions", {"api-key": KEY},
+        {"model": "my-gpt5-deployment", "messages": HI, **OPENAI_STREAM,
+         "reasoning_effort": "high"},
+    ),
+    "openai compatible server": (
+        "openai", {"openai_compat": True}, "/v1",
+        {"identifier": "qwen3-coder", "temperature": 0.7,
+         "provider_options": {"reasoning_effort": "none"}},
+        "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
+        {"model": "qwen3-coder", "messages": HI, **OPENAI_STREAM, "temperature": 0.7,
+         "reasoning_effort": "none"},
+    ),
+    "google with thinking and safety settings": (
+        "google", {"google": True}, "",
+        {"identifier": "gemini-2.5-pro", "max_output_tokens": 8192, "temperature": 1.0,
+         "top_k": 40, "provider_options": {
+             "thinking_budget": 2048, "include_thoughts": True,
+             "safety_settings": {"HARM_CATEGORY_HARASSMENT": "BLOCK_ONLY_HIGH"}}},
+        "/v1beta/models/gemini-2.5-pro:streamGenerateContent", {"x-goog-api-key": KEY},
+        {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}],
+         "generationConfig": {"maxOutputTokens": 8192, "temperature": 1.0, "topK": 40,
+                              "thinkingConfig": {"thinkingBudget": 2048,
+                                                 "includeThoughts": True}},
+         "safetySettings": [{"category": "HARM_CATEGORY_HARASSMENT",
+                             "threshold": "BLOCK_ONLY_HIGH"}]},
+    ),
+    "bedrock converse with claude fields": (
+        "bedrock", {"bedrock": True}, "",
+        {"identifier": "us.anthropic.claude-sonnet-4-5-20250929-v1:0", "max_output_tokens": 8000,
+         "top_p": 0.96, "provider_options": {"thinking_budget_tokens": 2048, "effort": "medium"}},
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+        {"authorization": f"Bearer {KEY}"},
+        {"messages": [{"role": "user", "content": [{"text": "Hi"}]}],
+         "inferenceConfig": {"maxTokens": 8000, "topP": 0.96},
+         "additionalModelRequestFields": {"thinking": {"type": "enabled", "budget_tokens": 2048},
+                                          "output_config": {"effort": "medium"}}},
+    ),
+    "openrouter with reasoning and routing": (
+        "openrouter", {"openrouter": True}, "/api/v1",
+        {"identifier": "openai/gpt-5", "max_output_tokens": 4000, "top_k": 20,
+         "provider_options": {"reasoning_enabled": True, "reasoning_effort": "high",
+                              "provider_order": ["openai", "azure"],
+                              "allow_fallbacks": False}},
+        "/api/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
+        {"model": "openai/gpt-5", "messages": HI, **OPENAI_STREAM, "max_tokens": 4000,
+         "top_k": 20, "reasoning": {"enabled": True, "effort": "high"},
+         "provider": {"order": ["openai", "azure"], "allow_fallbacks": False}},
+    ),
+    "vercel with gateway provider options": (
+        "vercel", {"vercel": True}, "/v1",
+        {"identifier": "anthropic/claude-sonnet-4.5",
+         "provider_options": {"reasoning_effort": "low", "provider_order": ["bedrock", "anthropic"],
+                              "provider_only": ["bedrock", "anthropic"],
+                              "fallback_models": ["openai/gpt-5"]}},
+        "/v1/chat/completions", {"authorization": f"Bearer {KEY}"},
+        {"model": "anthropic/claude-sonnet-4.5", "messages": HI, **OPENAI_STREAM,
+         "reasoning": {"effort": "low"},
+         "providerOptions": {"gateway": {"order": ["bedrock", "anthropic"],
+                                         "only": ["bedrock", "anthropic"],
+                                         "models": ["openai/gpt-5"]}}},
+    ),
+}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def short_timeouts(settings):
+    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+
+
+@pytest.fixture
+def developer(client):
+    user = User.objects.create_user("dev")
+    client.force_login(user)
+    return user
+
+
+def send(client, model, message="Hi", conversation=None) -> list[tuple[str, dict]]:
+    payload = {"model_id": model.pk, "message": message}
+    if conversation:
+        payload["conversation_id"] = conversation
+    response = client.post(URL, payload, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "text/event-stream"
+    body = b"".join(response.streaming_content).decode()
+    events = []
+    for block in body.strip().split("\n\n"):
+        name, data = block.split("\n")
+        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return events
+
+
+def model_at(server: FakeProvider, traits: dict, base_path: str, **fields) -> object:
+    provider = ProviderFactory(**traits, api_key=KEY, base_url=server.url + base_path)
+    return LLMModelFactory(provider=provider, context_limit=200_000, **fields)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_models_configuration_becomes_the_providers_own_request(client, developer, case):
+    family, traits, base_path, fields, path, headers, body = CASES[case]
+    with serve(FakeProvider(family, KEY)) as server:
+        model = model_at(server, traits, base_path, **fields)
+
+        events = send(client, model)
+
+    request = server.requests[-1]
+    assert (request.method, request.path) == ("POST", path)
+    for name, value in headers.items():
+        assert request.headers[name] == value
+    assert request.body == body
+    conversation = Conversation.objects.get()
+    assert [name for name, _ in events] == ["conversation", "delta", "delta", "message", "done"]
+    assert [data["text"] for name, data in events if name == "delta"] == ["Hello", " world"]
+    assert events[3][1]["input_tokens"] == 12
+    assert [(m.role, m.content) for m in conversation.messages.all()] == [
+        ("user", "Hi"),
+        ("assistant", "Hello world"),
+    ]
+
+
+def test_google_streams_with_alt_sse_and_the_key_only_in_the_header(client, developer):
+    with serve(FakeProvider("google", KEY)) as server:
+        send(client, model_at(server, {"google": True}, "", identifier="gemini-2.5-flash"))
+
+    request = server.requests[-1]
+    assert request.query == {"alt": ["sse"]}
+    assert KEY not in request.path
+
+
+def test_the_next_turn_sends_the_conversation_so_far(client, developer):
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        model = model_at(server, {"anthropic": True}, "", identifier="claude-haiku-4-5")
+        conversation = send(client, model)[0][1]["id"]
+
+        send(client, model, "And then?", conversation)
+
+    assert server.requests[-1].body["messages"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello world"},
+        {"role": "user", "content": "And then?"},
+    ]
+
+
+def test_a_model_not_available_is_a_clear_400(client, developer):
+    model = LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
+
+    response = client.post(URL, {"model_id": model.pk, "message": "Hi"}, "application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"model_id": ["This model is not available for chat."]}
+    assert not Conversation.objects.exists()
+
+
+def test_another_users_conversation_cannot_be_continued(client, developer):
+    model = LLMModelFactory()
+    theirs = Conversation.objects.create(owner=User.objects.create_user("other"))
+
+    response = client.post(
+        URL,
+        {"model_id": model.pk, "message": "Hi", "conversation_id": theirs.pk},
+        "application/json",
+    )
+
+    assert response.status_code == 400
+    assert "conversation_id" in response.json()
+
+
+def test_anonymous_users_cannot_chat(client):
+    model = LLMModelFactory()
+
+    response = client.post(URL, {"model_id": model.pk, "message": "Hi"}, "application/json")
+
+    assert response.status_code in (401, 403)
+
+
+@pytest.mark.parametrize(
+    ("mode", "family", "message"),
+    [
+        (
+            "rate429",
+            "openai",
+            "The provider's rate limit was reached (429): try again in a moment.",
+        ),
+        ("overloaded", "anthropic", "The provider is overloaded (529): try again in a moment."),
+        ("context", "anthropic", "The conversation is too long for this model's context limit."),
+        ("context", "openai", "The conversation is too long for this model's context limit."),
+        ("context", "google", "The conversation is too long for this model's context limit."),
+        ("context", "bedrock", "The conversation is too long for this model's context limit."),
+    ],
+)
+def test_a_refused_request_reaches_the_user_and_keeps_the_conversation(
+    client, developer, mode, family, message
+):
+    traits = {family: True}
+    base = {"openai": "/v1"}.get(family, "")
+    with serve(FakeProvider(family, KEY)) as server:
+        model = model_at(server, traits, base)
+        conversation = send(client, model)[0][1]["id"]
+        server.mode = mode
+
+        events = send(client, model, "More", conversation)
+
+    assert events[-1] == ("error", {"message": message})
+    assert [(m.role, m.content) for m in Message.objects.order_by("pk")] == [
+        ("user", "Hi"),
+        ("assistant", "Hello world"),
+        ("user", "More"),
+    ]
+
+
+def test_a_rejected_key_reaches_the_user(client, developer):
+    with serve(FakeProvider("anthropic", "sk-the-right-one")) as server:
+        model = model_at(server, {"anthropic": True}, "")
+
+        events = send(client, model)
+
+    assert events[-1] == ("error", {"message": "The provider rejected the API key (401)."})
+    assert KEY not in json.dumps(events)
+
+
+@pytest.mark.parametrize("family", ["openai", "anthropic", "google", "bedrock"])
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("drop", "The provider's answer was cut off before it finished."),
+        ("midstream_error", None),
+    ],
+)
+def test_an_error_mid_stream_keeps_the_text_received(client, developer, family, mode, message):
+    base = {"openai": "/v1"}.get(family, "")
+    with serve(FakeProvider(family, KEY, mode=mode)) as server:
+        model = model_at(server, {family: True}, base)
+
+        events = send(client, model)
+
+    name, data = events[-1]
+    assert name == "error"
+    if message:
+        assert data["message"] == message
+    else:
+        assert data["message"].startswith("The provider")
+    assert "message" not in [name for name, _ in events[:-1]]
+    answer = Message.objects.get(role="assistant")
+    assert answer.content == "".join(d["text"] for n, d in events if n == "delta")
+    assert answer.error == data["message"]
+    assert Message.objects.filter(role="user", content="Hi").exists()
+
+
+def test_nothing_listening_is_a_clear_error(client, developer):
+    provider = ProviderFactory(openai=True, api_key=KEY, base_url="http://127.0.0.1:9/v1")
+    model = LLMModelFactory(provider=provider)
+
+    events = send(client, model)
+
+    assert events[-1][0] == "error"
+    assert events[-1][1]["message"].startswith("Could not reach 127.0.0.1:9")
+
+
+def compaction_run(client, threshold: int, input_tokens: int):
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        model = model_at(
+            server,
+            {"anthropic": True},
+            "",
+            identifier="claude-haiku-4-5",
+            compression_threshold=threshold,
+        )
+        model.context_limit = 1000
+        model.save()
+        server.input_tokens = 100
+        conversation = send(client, model)[0][1]["id"]
+        server.input_tokens = input_tokens
+        events = send(client, model, "Second", conversation)
+        server.input_tokens = 100
+        send(client, model, "Third", conversation)
+    return server, events
+
+
+def test_no_compaction_just_below_the_threshold(client, developer):
+    server, events = compaction_run(client, threshold=50, input_tokens=499)
+
+    assert "compacted" not in [name for name, _ in events]
+    assert not Message.objects.filter(role="summary").exists()
+    assert len(server.requests[-1].body["messages"]) == 5
+
+
+def test_compaction_at_the_threshold_summarises_older_messages(client, developer):
+    server, events = compaction_run(client, threshold=50, input_tokens=500)
+
+    assert [name for name, _ in events][-2:] == ["compacted", "done"]
+    summary_request = server.requests[2].body
+    assert summary_request["messages"] == [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello world"},
+        {"role": "user", "content": SUMMARY_REQUEST},
+    ]
+    summary = Message.objects.get(role="summary")
+    assert summary.content == "Hello world"
+    # The next turn goes on from the summary and the latest exchange.
+    next_turn = server.requests[3].body
+    assert next_turn["system"] == "Summary of the earlier conversation:\nHello world"
+    assert next_turn["messages"] == [
+        {"role": "user", "content": "Second"},
+        {"role": "assistant", "content": "Hello world"},
+        {"role": "user", "content": "Third"},
+    ]
+    # Nothing is lost: the summarised messages are kept, marked.
+    assert list(
+        Message.objects.filter(summarised=True).values_list("role", "content").order_by("pk")
+    ) == [("user", "Hi"), ("assistant", "Hello world")]
+
+
+def test_a_threshold_of_100_never_compacts(client, developer):
+    _, events = compaction_run(client, threshold=100, input_tokens=1000)
+
+    assert "compacted" not in [name for name, _ in events]
+    assert not Message.objects.filter(role="summary").exists()
+
+
+def test_a_conversation_shows_its_messages_to_its_owner_only(client, developer):
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        conversation = send(client, model_at(server, {"anthropic": True}, ""))[0][1]["id"]
+
+    mine = client.get(reverse("api-conversation", args=[conversation])).json()
+    client.force_login(User.objects.create_user("other"))
+    theirs = client.get(reverse("api-conversation", args=[conversation]))
+
+    assert [(m["role"], m["content"]) for m in mine["messages"]] == [
+        ("user", "Hi"),
+        ("assistant", "Hello world"),
+    ]
+    assert theirs.status_code == 404

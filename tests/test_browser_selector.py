@@ -146,3 +146,43 @@ def test_a_developer_logs_in_and_lands_on_the_selector(page, live_server):
 
     expect(page).to_have_url(f"{live_server.url}/agents/")
     expect(page.locator("#model-select option")).to_have_text(["Claude Sonnet"])
+
+
+def test_a_developer_chats_and_watches_the_answer_stream_in(page, live_server, settings):
+    from tests.provider_servers import FakeProvider, serve
+
+    with serve(
+        FakeProvider("anthropic", "sk-browser-chat", reply=("Hel", "lo ", "there"))
+    ) as server:
+        provider = ProviderFactory(anthropic=True, api_key="sk-browser-chat", base_url=server.url)
+        LLMModelFactory(provider=provider, display_name="Claude Haiku")
+        open_selector(page, live_server.url)
+        expect(page.locator("#model-select")).to_be_visible()
+
+        page.fill("#chat-input", "Say hello")
+        page.click("#chat-form button")
+        expect(page.locator(".message.assistant")).to_have_text("Hello there")
+        page.fill("#chat-input", "Again")
+        page.click("#chat-form button")
+        expect(page.locator(".message.assistant").nth(1)).to_have_text("Hello there")
+
+    expect(page.locator(".message.user")).to_have_text(["Say hello", "Again"])
+    assert len(server.requests[-1].body["messages"]) == 3  # the same conversation goes on
+    assert "sk-browser-chat" not in page.content()
+
+
+def test_a_provider_error_shows_in_the_chat(page, live_server):
+    from tests.provider_servers import FakeProvider, serve
+
+    with serve(FakeProvider("openai", "sk-right", mode="rate429")) as server:
+        provider = ProviderFactory(openai=True, api_key="sk-right", base_url=f"{server.url}/v1")
+        LLMModelFactory(provider=provider, display_name="GPT-5")
+        open_selector(page, live_server.url)
+        expect(page.locator("#model-select")).to_be_visible()
+
+        page.fill("#chat-input", "Hi")
+        page.click("#chat-form button")
+
+        expect(page.locator(".message.error")).to_have_text(
+            "The provider's rate limit was reached (429): try again in a moment."
+        )

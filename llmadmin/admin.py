@@ -18,7 +18,7 @@ from django.views.decorators.http import require_POST
 from llmadmin.clients import ProviderError
 from llmadmin.forms import LLMModelAdminForm, ProviderAdminForm, option_field_names
 from llmadmin.models import LLMModel, Provider
-from llmadmin.provider_types import PROVIDER_TYPES
+from llmadmin.provider_types import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.services import (
     model_make_default,
     provider_check_connection,
@@ -213,14 +213,7 @@ class LLMModelAdmin(admin.ModelAdmin):
             (
                 "Sampling",
                 {
-                    "fields": [
-                        "max_output_tokens",
-                        "temperature",
-                        "top_p",
-                        "top_k",
-                        "presence_penalty",
-                        "frequency_penalty",
-                    ],
+                    "fields": list(GENERAL_FIELDS),
                     "description": "Leave a field empty to use the provider's default.",
                 },
             ),

@@ -104,23 +104,9 @@ class ProviderClient:
             yield from self.parse_stream(response)
 
     def post_stream(self, url: str, body: dict[str, Any]) -> requests.Response:
-        timeout = (settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT)
-        host = urlsplit(url).netloc
-        try:
-            response = requests.post(
-                url,
-                json=body,
-                headers={**self.auth_headers(), "Accept": "text/event-stream"},
-                timeout=timeout,
-                stream=True,
-                allow_redirects=False,
-            )
-        except requests.Timeout:
-            raise ChatError(
-                f"Could not reach {host}: timed out after {settings.PROVIDER_READ_TIMEOUT:g} s."
-            ) from None
-        except requests.RequestException as error:
-            raise ChatError(f"Could not reach {host}: {describe(error)}.") from None
+        response = self.send(
+            "POST", url, ChatError, json=body, headers={"Accept": "text/event-stream"}, stream=True
+        )
         if response.status_code >= 300:
             text = response.text[:4000]
             response.close()
@@ -161,24 +147,12 @@ class ProviderClient:
 
     def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
         """GET with the auth header, following redirects only within the same host."""
-        timeout = (settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT)
         origin = urlsplit(url)[:2]
         for _ in range(MAX_REDIRECTS + 1):
             host = urlsplit(url).netloc
-            try:
-                response = requests.get(
-                    url,
-                    params=params,
-                    headers={**self.auth_headers(), "Accept": "application/json"},
-                    timeout=timeout,
-                    allow_redirects=False,
-                )
-            except requests.Timeout:
-                raise Unreachable(
-                    f"Could not reach {host}: timed out after {settings.PROVIDER_READ_TIMEOUT:g} s."
-                ) from None
-            except requests.RequestException as error:
-                raise Unreachable(f"Could not reach {host}: {describe(error)}.") from None
+            response = self.send(
+                "GET", url, Unreachable, params=params, headers={"Accept": "application/json"}
+            )
             if not response.is_redirect:
                 break
             target = urljoin(url, response.headers["Location"])
@@ -203,6 +177,28 @@ class ProviderClient:
 
     def is_rejected(self, response: requests.Response) -> bool:
         return response.status_code in (401, 403)
+
+    def send(
+        self, method: str, url: str, failure: type[ProviderError], **kwargs: Any
+    ) -> requests.Response:
+        """One call with the auth header and timeouts; redirects are the caller's to follow."""
+        host = urlsplit(url).netloc
+        headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
+        try:
+            return requests.request(
+                method,
+                url,
+                headers=headers,
+                timeout=(settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT),
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.Timeout:
+            raise failure(
+                f"Could not reach {host}: timed out after {settings.PROVIDER_READ_TIMEOUT:g} s."
+            ) from None
+        except requests.RequestException as error:
+            raise failure(f"Could not reach {host}: {describe(error)}.") from None
 
 
 def describe(error: requests.RequestException) -> str:

@@ -151,15 +151,15 @@ PRODUCTION = {
 }
 
 
-def test_the_documented_production_settings_pass_the_deployment_check():
+def deployment_check(**overrides: str) -> subprocess.CompletedProcess[str]:
     environment = {
         **{key: value for key, value in os.environ.items() if key not in PRODUCTION},
         **PRODUCTION,
+        **overrides,
         "ENV_FILE": "/nonexistent/.env",
         "DJANGO_SETTINGS_MODULE": "config.settings",
     }
-
-    result = subprocess.run(
+    return subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=settings.BASE_DIR,
         env=environment,
@@ -167,28 +167,17 @@ def test_the_documented_production_settings_pass_the_deployment_check():
         text=True,
         check=False,
     )
+
+
+def test_the_documented_production_settings_pass_the_deployment_check():
+    result = deployment_check()
 
     assert result.returncode == 0, result.stderr
     assert "no issues" in result.stdout
 
 
 def test_the_deployment_check_fails_without_https_settings():
-    environment = {
-        **os.environ,
-        **PRODUCTION,
-        "SECURE_HSTS_SECONDS": "0",
-        "ENV_FILE": "/nonexistent/.env",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-    }
-
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=settings.BASE_DIR,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    result = deployment_check(SECURE_HSTS_SECONDS="0")
 
     assert result.returncode != 0
     assert "security.W004" in result.stderr

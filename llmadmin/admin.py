@@ -80,10 +80,11 @@ class ProviderAdmin(admin.ModelAdmin):
         return [
             (None, {"fields": key_fields + test_fields}),
             ("Connection", {"fields": [*connection, "enabled"]}),
+            ("Models", {"fields": ["add_model_link"]}),
         ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
-        return ["key_status", "last_test", "test_button"]
+        return ["key_status", "last_test", "test_button", "add_model_link"]
 
     def get_urls(self) -> list[Any]:
         return [
@@ -155,6 +156,11 @@ class ProviderAdmin(admin.ModelAdmin):
             "formnovalidate>Test connection</button>",
             url,
         )
+
+    @admin.display(description="")
+    def add_model_link(self, provider: Provider) -> str:
+        url = reverse("admin:llmadmin_llmmodel_add") + f"?provider={provider.pk}"
+        return format_html('<a class="addlink" href="{}">Add a model to {}</a>', url, provider)
 
     @admin.display(description="Endpoint")
     def endpoint(self, provider: Provider) -> str:

@@ -193,6 +193,8 @@ def test_a_provider_shows_its_models(admin_client):
 
     assert "Claude Sonnet 4.6" in html
     assert reverse("admin:llmadmin_llmmodel_change", args=[model.pk]) in html
+    add_url = reverse("admin:llmadmin_llmmodel_add") + f"?provider={model.provider.pk}"
+    assert f'href="{add_url}">Add a model to Anthropic</a>' in html
 
 
 def test_staff_without_model_permissions_cannot_see_or_change_providers(client):

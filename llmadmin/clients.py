@@ -178,6 +178,7 @@ class ProviderClient:
     def is_rejected(self, response: requests.Response) -> bool:
         return response.status_code in (401, 403)
 
+    @sensitive_variables("headers")
     def send(
         self, method: str, url: str, failure: type[ProviderError], **kwargs: Any
     ) -> requests.Response:

@@ -135,6 +135,7 @@ def test_an_error_report_hides_a_key_in_a_clients_frames(settings):
     except Exception as error:
         reporter = ExceptionReporter(None, type(error), error, error.__traceback__)
         assert MARKER not in reporter.get_traceback_text()
+        assert MARKER not in reporter.get_traceback_html()
     else:
         pytest.fail("nothing listens on port 9")
 

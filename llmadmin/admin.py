@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import admin, messages
@@ -9,7 +10,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonRes
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
 from django.views.decorators.debug import sensitive_post_parameters
@@ -224,6 +225,9 @@ class LLMModelAdmin(admin.ModelAdmin):
                 },
             ),
         ]
+        if not self.has_change_permission(request, obj):
+            # Read-only: the stored options as text, not empty generated fields.
+            return [*fieldsets, ("Provider options", {"fields": ["options_summary"]})]
         for slug, provider_type in PROVIDER_TYPES.items():
             fieldsets.append(
                 (
@@ -235,6 +239,20 @@ class LLMModelAdmin(admin.ModelAdmin):
                 )
             )
         return fieldsets
+
+    @admin.display(description="Options")
+    def options_summary(self, model: LLMModel) -> str:
+        if not model.provider_options:
+            return "Provider defaults"
+        labels = model.provider.provider_type.options_by_name
+        return format_html_join(
+            "",
+            "<div>{}: {}</div>",
+            (
+                (labels[name].label if name in labels else name, json.dumps(value))
+                for name, value in model.provider_options.items()
+            ),
+        )
 
     def get_urls(self) -> list[Any]:
         return [

@@ -324,3 +324,19 @@ def test_users_who_may_only_view_models_get_no_star_button(client):
     assert client.post(star_url(model)).status_code == 403
     model.refresh_from_db()
     assert not model.is_default
+
+
+def test_users_who_may_only_view_models_see_the_stored_options_as_text(client):
+    model = LLMModelFactory(
+        provider=ProviderFactory(openrouter=True),
+        provider_options={"provider_order": ["openai", "azure"], "allow_fallbacks": False},
+    )
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_llmmodel"))
+    client.force_login(viewer)
+
+    html = client.get(change_url(model)).text
+
+    assert "<div>Provider order: [&quot;openai&quot;, &quot;azure&quot;]</div>" in html
+    assert "<div>Allow fallbacks: false</div>" in html
+    assert "provider-options-anthropic" not in html

@@ -78,11 +78,13 @@ class ProviderAdmin(admin.ModelAdmin):
         can_change = self.has_change_permission(request, obj)
         key_fields = ["key_status", "api_key", "remove_api_key"] if can_change else ["key_status"]
         test_fields = ["last_test", "test_button"] if can_change else ["last_test"]
-        return [
+        fieldsets: list[Any] = [
             (None, {"fields": key_fields + test_fields}),
             ("Connection", {"fields": [*connection, "enabled"]}),
-            ("Models", {"fields": ["add_model_link"]}),
         ]
+        if request.user.has_perm("llmadmin.add_llmmodel"):
+            fieldsets.append(("Models", {"fields": ["add_model_link"]}))
+        return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
         return ["key_status", "last_test", "test_button", "add_model_link"]

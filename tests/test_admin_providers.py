@@ -219,5 +219,6 @@ def test_staff_with_view_permission_sees_the_form_read_only_without_the_key(clie
     assert "Key set" in html
     assert KEY not in html
     assert 'name="api_key"' not in html
+    assert "Add a model to" not in html
     response = client.post(change_url(provider), form_data(provider, api_key="sk-x"))
     assert response.status_code == 403

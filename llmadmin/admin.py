@@ -116,6 +116,8 @@ class ProviderAdmin(admin.ModelAdmin):
         level = {"verified": messages.SUCCESS, None: messages.WARNING}.get(status, messages.ERROR)
         label = CHECK_LABELS.get(status, "Not tested")
         self.message_user(request, f"{provider}: {label}. {reason}", level)
+        if status:
+            self.log_change(request, provider, f"Tested the connection: {label}. {reason}")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return super().get_queryset(request).annotate(model_total=Count("models"))

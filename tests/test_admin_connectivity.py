@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from playwright.sync_api import expect
@@ -37,6 +38,8 @@ def test_the_test_connection_button_records_and_shows_the_result(admin_client):
 
     assert "OpenAI: Verified. The provider accepted the API key." in response.text
     assert KEY not in response.text
+    history = LogEntry.objects.get(object_id=str(provider.pk)).get_change_message()
+    assert history == "Tested the connection: Verified. The provider accepted the API key."
     provider.refresh_from_db()
     assert provider.check_status == "verified"
     change_page = admin_client.get(reverse("admin:llmadmin_provider_change", args=[provider.pk]))

@@ -51,7 +51,7 @@ def prepare(environment: dict[str, str]) -> tuple[str, dict[str, int]]:
     from django.test.utils import CaptureQueriesContext
 
     from llmadmin.models import LLMModel, Provider
-    from llmadmin.provider_types import PROVIDER_TYPES
+    from llmadmin.providers import PROVIDER_TYPES
 
     call_command("migrate", verbosity=0)
     for index, slug in enumerate(PROVIDER_TYPES):

@@ -10,18 +10,21 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from chat.serializers import ChatModelSerializer
-from llmadmin.models import LLMModel, Provider, api_key_ids
+from llmadmin.models import Availability, LLMModel, Provider, api_key_ids
+from llmadmin.selectors import models_available_for_chat, providers_in_registry_order
 
 
 def build_model_list() -> dict[str, Any]:
     """The list payload, from two queries; keys are never loaded, let alone decrypted."""
     providers = list(
-        Provider.objects.defer("api_key")
-        .annotate(enabled_models=Count("models", filter=Q(models__enabled=True)))
-        .in_registry_order()
+        providers_in_registry_order(
+            Provider.objects.defer("api_key").annotate(
+                enabled_models=Count("models", filter=Q(models__enabled=True))
+            )
+        )
     )
     models = (
-        LLMModel.objects.available_for_chat(providers)
+        models_available_for_chat(providers)
         .order_by("display_name", "pk")
         .select_related("provider")
         .defer("provider__api_key")
@@ -41,7 +44,7 @@ def build_model_list() -> dict[str, Any]:
                     "models": ChatModelSerializer(by_provider[provider.pk], many=True).data,
                 }
             )
-        elif provider.enabled_models and provider.availability != "available":
+        elif provider.enabled_models and provider.availability != Availability.AVAILABLE:
             unavailable.append(
                 {
                     "provider_type": provider.type,

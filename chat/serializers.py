@@ -5,7 +5,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from chat.models import Conversation, Message
-from llmadmin.models import LLMModel
+from llmadmin.models import Availability, LLMModel
+from llmadmin.selectors import models_available_for_chat
 
 
 class ChatModelSerializer(serializers.ModelSerializer):
@@ -35,7 +36,7 @@ class UnavailableProviderSerializer(serializers.Serializer):
     provider_type = serializers.CharField()
     provider_label = serializers.CharField()
     reason = serializers.ChoiceField(
-        choices=["provider_disabled", "missing_key", "key_unreadable", "key_rejected"],
+        choices=[value for value in Availability.values if value != Availability.AVAILABLE],
         help_text="Why the provider's enabled models are not offered.",
     )
     model_count = serializers.IntegerField(help_text="Enabled models this provider has.")
@@ -60,12 +61,7 @@ class ChatTurnInputSerializer(serializers.Serializer):
     conversation_id = serializers.IntegerField(required=False)
 
     def validate_model_id(self, value: int) -> LLMModel:
-        model = (
-            LLMModel.objects.available_for_chat()
-            .select_related("provider")
-            .filter(pk=value)
-            .first()
-        )
+        model = models_available_for_chat().select_related("provider").filter(pk=value).first()
         if model is None:
             raise serializers.ValidationError("This model is not available for chat.")
         return model

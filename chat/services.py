@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from chat.models import Conversation, Message
-from llmadmin.clients import ChatInput, ProviderError, TextDelta, Usage
 from llmadmin.models import LLMModel
+from llmadmin.providers.http import ChatInput, ProviderError, TextDelta, Usage
 
 SUMMARY_REQUEST = (
     "Summarise the conversation so far for your own later use: keep every fact, decision, "
@@ -38,10 +38,8 @@ def needs_compaction(model: LLMModel, context_tokens: int) -> bool:
 
 
 def collect_text(model: LLMModel, chat: ChatInput) -> str:
-    client = model.provider.provider_type.client(model.provider)
-    return "".join(
-        event.text for event in client.stream_chat(model, chat) if isinstance(event, TextDelta)
-    )
+    events = model.provider.client().stream_chat(model.settings(), chat)
+    return "".join(event.text for event in events if isinstance(event, TextDelta))
 
 
 def conversation_compact(*, conversation: Conversation, model: LLMModel) -> Message | None:
@@ -84,8 +82,8 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
 
     answer, usage = [], None
     try:
-        client = model.provider.provider_type.client(model.provider)
-        for event in client.stream_chat(model, conversation_context(conversation)):
+        client = model.provider.client()
+        for event in client.stream_chat(model.settings(), conversation_context(conversation)):
             if isinstance(event, TextDelta):
                 answer.append(event.text)
                 yield "delta", {"text": event.text}

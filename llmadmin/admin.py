@@ -16,15 +16,14 @@ from django.utils.timesince import timesince
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from llmadmin.clients import ProviderError
 from llmadmin.forms import LLMModelAdminForm, ProviderAdminForm, option_field_names
-from llmadmin.models import LLMModel, Provider
-from llmadmin.provider_types import GENERAL_FIELDS, PROVIDER_TYPES
+from llmadmin.models import CheckStatus, LLMModel, Provider
+from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
+from llmadmin.providers.http import ProviderError
+from llmadmin.selectors import provider_remote_models, provider_reported_context_limit
 from llmadmin.services import (
     model_make_default,
     provider_check_connection,
-    provider_remote_models,
-    provider_reported_context_limit,
     providers_create_missing,
 )
 
@@ -38,9 +37,9 @@ KEY_STATE_LABELS = {
     "unreadable": "Key unreadable: set it again",
 }
 CHECK_LABELS = {
-    "verified": "Verified",
-    "rejected": "Rejected by the provider",
-    "unreachable": "Unreachable",
+    CheckStatus.VERIFIED: "Verified",
+    CheckStatus.REJECTED: "Rejected by the provider",
+    CheckStatus.UNREACHABLE: "Unreachable",
 }
 
 
@@ -113,7 +112,9 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def report_test(self, request: HttpRequest, provider: Provider) -> None:
         status, reason = provider_check_connection(provider=provider)
-        level = {"verified": messages.SUCCESS, None: messages.WARNING}.get(status, messages.ERROR)
+        level = {CheckStatus.VERIFIED: messages.SUCCESS, None: messages.WARNING}.get(
+            status, messages.ERROR
+        )
         label = CHECK_LABELS.get(status, "Not tested")
         self.message_user(request, f"{provider}: {label}. {reason}", level)
         if status:
@@ -237,7 +238,7 @@ class LLMModelAdmin(admin.ModelAdmin):
                 (
                     f"{provider_type.label} options",
                     {
-                        "fields": option_field_names(slug),
+                        "fields": option_field_names(provider_type),
                         "classes": ["provider-options", f"provider-options-{slug}"],
                     },
                 )

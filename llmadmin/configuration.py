@@ -13,7 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from llmadmin.models import LLMModel, Provider
-from llmadmin.provider_types import GENERAL_FIELDS, PROVIDER_TYPES
+from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
+from llmadmin.selectors import providers_in_registry_order
 
 VERSION = 1
 PROVIDER_FIELDS = {"enabled": True, "base_url": "", "region": ""}
@@ -35,7 +36,7 @@ class ConfigurationError(Exception):
 
 
 def export_configuration() -> dict[str, Any]:
-    providers = Provider.objects.defer("api_key").in_registry_order()
+    providers = providers_in_registry_order(Provider.objects.defer("api_key"))
     models_by_provider: dict[int, list[LLMModel]] = {}
     for model in LLMModel.objects.order_by("display_name", "identifier"):
         models_by_provider.setdefault(model.provider_id, []).append(model)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from django import forms
@@ -11,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from llmadmin.models import LLMModel, Provider
-from llmadmin.provider_types import GENERAL_FIELDS, PROVIDER_TYPES, Option, ProviderType
+from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES, ProviderType
 
 
 class ProviderAdminForm(forms.ModelForm):
@@ -64,74 +63,12 @@ class ProviderAdminForm(forms.ModelForm):
             self.instance.replace_api_key(self.instance.api_key)
 
 
-class SlugListField(forms.CharField):
-    """A list of short strings, typed one per line or separated by commas."""
-
-    widget = forms.Textarea(attrs={"rows": 2, "cols": 40})
-
-    def prepare_value(self, value: Any) -> Any:
-        return ", ".join(value) if isinstance(value, list) else value
-
-    def to_python(self, value: Any) -> list[str] | None:
-        text = super().to_python(value)
-        items = [item.strip() for item in re.split(r"[,\n]", text or "") if item.strip()]
-        return items or None
-
-
-class DefaultYesNoSelect(forms.NullBooleanSelect):
-    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
-        super().__init__(attrs)
-        self.choices = [("unknown", "Default"), ("true", "Yes"), ("false", "No")]
-
-
-def option_prefix(slug: str, option: Option) -> str:
-    return f"{slug.replace('-', '_')}__{option.name}"
-
-
-def option_form_fields(slug: str, option: Option) -> dict[str, forms.Field]:
-    """The form field(s) for one option, named `<type>__<option>[__<key>]`."""
-    prefix = option_prefix(slug, option)
-    common = {"label": option.label, "help_text": option.help_text, "required": False}
-    if option.kind == "int":
-        return {prefix: forms.IntegerField(min_value=option.min, max_value=option.max, **common)}
-    if option.kind == "float":
-        return {prefix: forms.FloatField(min_value=option.min, max_value=option.max, **common)}
-    if option.kind == "bool":
-        return {prefix: forms.NullBooleanField(widget=DefaultYesNoSelect, **common)}
-    if option.kind == "choice":
-        choices = [("", "Default"), *((choice, choice) for choice in option.choices)]
-        return {prefix: forms.ChoiceField(choices=choices, **common)}
-    if option.kind == "list":
-        return {prefix: SlugListField(**common)}
-    # A mapping: one select per key, e.g. a threshold per safety category.
-    choices = [("", "Default"), *((choice, choice) for choice in option.choices)]
-    return {
-        f"{prefix}__{key}": forms.ChoiceField(
-            label=f"{option.label}: {readable_key(key)}",
-            help_text=key,
-            choices=choices,
-            required=False,
-        )
-        for key in option.keys
-    }
-
-
-def readable_key(key: str) -> str:
-    """HARM_CATEGORY_HATE_SPEECH -> Hate speech."""
-    return key.removeprefix("HARM_CATEGORY_").replace("_", " ").capitalize()
-
-
-def option_field_names(slug: str) -> list[str]:
-    options = PROVIDER_TYPES[slug].options
-    return [name for option in options for name in option_form_fields(slug, option)]
-
-
-def option_value_from(option: Option, values: dict[str, Any], prefix: str) -> Any:
-    if option.kind == "mapping":
-        mapping = {key: values.get(f"{prefix}__{key}") for key in option.keys}
-        return {key: value for key, value in mapping.items() if value} or None
-    value = values.get(prefix)
-    return None if value == "" else value
+def option_field_names(provider_type: ProviderType) -> list[str]:
+    return [
+        name
+        for option in provider_type.options
+        for name in option.form_fields(provider_type.option_prefix(option))
+    ]
 
 
 class LLMModelAdminForm(forms.ModelForm):
@@ -158,9 +95,11 @@ class LLMModelAdminForm(forms.ModelForm):
         stored = self.instance.provider_options if self.instance.provider_id else {}
         own_type = self.instance.provider.type if self.instance.provider_id else None
         if own_type:
-            for option in PROVIDER_TYPES[own_type].options:
+            provider_type = PROVIDER_TYPES[own_type]
+            for option in provider_type.options:
                 if option.name in stored:
-                    self._set_initial(own_type, option, stored[option.name])
+                    prefix = provider_type.option_prefix(option)
+                    self.initial.update(option.initial(prefix, stored[option.name]))
         provider_field = self.fields.get("provider")
         if provider_field is not None:
             # The admin wraps the select (with add/change links): the attribute goes inside.
@@ -178,14 +117,6 @@ class LLMModelAdminForm(forms.ModelForm):
                 }
             )
 
-    def _set_initial(self, slug: str, option: Option, value: Any) -> None:
-        prefix = option_prefix(slug, option)
-        if option.kind == "mapping":
-            for key, item in value.items():
-                self.initial[f"{prefix}__{key}"] = item
-        else:
-            self.initial[prefix] = value
-
     def selected_type(self) -> ProviderType | None:
         provider = self.cleaned_data.get("provider")
         return provider.provider_type if provider else None
@@ -195,8 +126,8 @@ class LLMModelAdminForm(forms.ModelForm):
         if provider_type is not None:
             options = {}
             for option in provider_type.options:
-                prefix = option_prefix(provider_type.slug, option)
-                value = option_value_from(option, self.cleaned_data, prefix)
+                prefix = provider_type.option_prefix(option)
+                value = option.posted_value(self.cleaned_data, prefix)
                 if value is not None:
                     options[option.name] = value
             self.instance.provider_options = options
@@ -216,18 +147,18 @@ class LLMModelAdminForm(forms.ModelForm):
             if option is None:
                 self.add_error(None, error)
                 continue
-            prefix = option_prefix(self.cleaned_data["provider"].type, option)
-            field = prefix if prefix in self.fields else f"{prefix}__{option.keys[0]}"
-            self.add_error(field, params["message"])
+            self.add_error(
+                option.error_field(provider_type.option_prefix(option)), params["message"]
+            )
         super()._update_errors(errors)
 
 
 # Declared on the class, not per instance, so that the admin's fieldsets can name them.
 OPTION_FIELDS = {
     name: field
-    for slug, provider_type in PROVIDER_TYPES.items()
+    for provider_type in PROVIDER_TYPES.values()
     for option in provider_type.options
-    for name, field in option_form_fields(slug, option).items()
+    for name, field in option.form_fields(provider_type.option_prefix(option)).items()
 }
 LLMModelAdminForm.declared_fields.update(OPTION_FIELDS)
 LLMModelAdminForm.base_fields.update(OPTION_FIELDS)

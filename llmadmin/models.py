@@ -1,12 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from typing import Any, Literal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models, transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Q
 from django.utils import timezone
 
 from llmadmin.fields import (
@@ -16,26 +16,29 @@ from llmadmin.fields import (
     validate_base_url,
     validate_no_surrounding_whitespace,
 )
-from llmadmin.provider_types import (
-    GENERAL_FIELDS,
-    PROVIDER_TYPE_CHOICES,
-    PROVIDER_TYPES,
-    ProviderType,
-)
+from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPE_CHOICES, PROVIDER_TYPES, ProviderType
+from llmadmin.providers.base import ModelSettings
+from llmadmin.providers.http import ProviderClient
 
 KeyState = Literal["missing", "unreadable", "set"]
-Availability = Literal[
-    "available", "provider_disabled", "missing_key", "key_unreadable", "key_rejected"
-]
 
 
-class ProviderQuerySet(models.QuerySet):
-    def in_registry_order(self) -> ProviderQuerySet:
-        order = Case(
-            *(When(type=slug, then=Value(index)) for index, slug in enumerate(PROVIDER_TYPES)),
-            output_field=models.IntegerField(),
-        )
-        return self.alias(registry_position=order).order_by("registry_position")
+class CheckStatus(models.TextChoices):
+    """The outcome of the last connection test (the provider layer's status names)."""
+
+    VERIFIED = "verified", "Verified"
+    REJECTED = "rejected", "Key rejected"
+    UNREACHABLE = "unreachable", "Unreachable"
+
+
+class Availability(models.TextChoices):
+    """Whether developers get a provider's models, and if not, why."""
+
+    AVAILABLE = "available", "Available"
+    PROVIDER_DISABLED = "provider_disabled", "Provider disabled"
+    MISSING_KEY = "missing_key", "No key"
+    KEY_UNREADABLE = "key_unreadable", "Key unreadable"
+    KEY_REJECTED = "key_rejected", "Key rejected"
 
 
 class Provider(models.Model):
@@ -74,18 +77,12 @@ class Provider(models.Model):
         max_length=16,
         blank=True,
         editable=False,
-        choices=[
-            ("verified", "Verified"),
-            ("rejected", "Key rejected"),
-            ("unreachable", "Unreachable"),
-        ],
+        choices=CheckStatus.choices,
     )
     check_reason = models.CharField(max_length=300, blank=True, editable=False)
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = ProviderQuerySet.as_manager()
 
     class Meta:
         ordering = ["type"]
@@ -116,15 +113,15 @@ class Provider(models.Model):
     def availability(self) -> Availability:
         """Whether developers can use this provider's models, known without decrypting."""
         if not self.enabled:
-            return "provider_disabled"
+            return Availability.PROVIDER_DISABLED
         if not self.api_key_encrypted_with:
-            return "missing_key"
+            return Availability.MISSING_KEY
         if self.api_key_encrypted_with not in api_key_ids():
-            return "key_unreadable"
+            return Availability.KEY_UNREADABLE
         # Only a rejected key removes the models: an outage must not empty every selector.
-        if self.check_status == "rejected":
-            return "key_rejected"
-        return "available"
+        if self.check_status == CheckStatus.REJECTED:
+            return Availability.KEY_REJECTED
+        return Availability.AVAILABLE
 
     def replace_api_key(self, api_key: str | None) -> None:
         """Set a new key (None removes it); the last connection test no longer applies."""
@@ -138,8 +135,13 @@ class Provider(models.Model):
 
     @property
     def effective_base_url(self) -> str:
-        base_url = self.base_url or self.provider_type.default_base_url
-        return base_url.format(region=self.region).rstrip("/")
+        return self.provider_type.effective_base_url(base_url=self.base_url, region=self.region)
+
+    def client(self) -> ProviderClient:
+        """A client of this account's API; raises ProviderError without a readable key."""
+        return self.provider_type.connect(
+            api_key=self.usable_api_key or "", base_url=self.base_url, region=self.region
+        )
 
     def clean(self) -> None:
         if self.api_key == "":
@@ -160,18 +162,6 @@ class Provider(models.Model):
 
 def api_key_ids() -> tuple[str, ...]:
     return Provider._meta.get_field("api_key").key_ids
-
-
-class LLMModelQuerySet(models.QuerySet):
-    def available_for_chat(self, providers: Iterable[Provider] | None = None) -> LLMModelQuerySet:
-        """Enabled models of available providers (see Provider.availability).
-
-        Pass the providers when they are already loaded, to save the query.
-        """
-        if providers is None:
-            providers = Provider.objects.defer("api_key")
-        available = [provider.pk for provider in providers if provider.availability == "available"]
-        return self.filter(enabled=True, provider_id__in=available)
 
 
 # Named LLMModel so that it never reads like django.db.models.Model.
@@ -222,8 +212,6 @@ class LLMModel(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-
-    objects = LLMModelQuerySet.as_manager()
 
     class Meta:
         verbose_name = "model"
@@ -285,6 +273,15 @@ class LLMModel(models.Model):
     @property
     def general_options(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in GENERAL_FIELDS}
+
+    def settings(self) -> ModelSettings:
+        """What a client needs of this model to build its request."""
+        return ModelSettings(
+            identifier=self.identifier,
+            context_limit=self.context_limit,
+            options=dict(self.provider_options),
+            **self.general_options,
+        )
 
     def check_options(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
         """Validate the general fields and provider options against the provider's type."""

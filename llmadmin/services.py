@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.catalog import CATALOG, DEFAULT_MODEL
-from llmadmin.clients import CheckStatus, ProviderError, RemoteModel
-from llmadmin.models import LLMModel, Provider
-from llmadmin.provider_types import PROVIDER_TYPES
+from llmadmin.models import CheckStatus, LLMModel, Provider
+from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers.http import ProviderError
 
 
 def providers_create_missing() -> list[Provider]:
@@ -41,37 +40,15 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
     if provider.usable_api_key is None:
         return None, "No readable API key to test."
     try:
-        provider.provider_type.client(provider).verify()
+        provider.client().verify()
     except ProviderError as error:
-        status, reason = error.status, str(error)
+        status, reason = CheckStatus(error.status), str(error)
     else:
-        status, reason = "verified", "The provider accepted the API key."
+        status, reason = CheckStatus.VERIFIED, "The provider accepted the API key."
     provider.check_status, provider.check_reason = status, reason[:300]
     provider.checked_at = timezone.now()
     provider.save(update_fields=["check_status", "check_reason", "checked_at", "updated_at"])
     return status, reason
-
-
-def remote_models_cache_key(provider: Provider) -> str:
-    # Any change to the provider (key, base URL, region) makes a new list.
-    return f"llmadmin:remote-models:{provider.pk}:{provider.updated_at.isoformat()}"
-
-
-def provider_remote_models(*, provider: Provider) -> list[RemoteModel]:
-    """The provider's model list, kept for 10 minutes; raises ProviderError."""
-    models = cache.get(remote_models_cache_key(provider))
-    if models is None:
-        models = provider.provider_type.client(provider).list_models()
-        cache.set(remote_models_cache_key(provider), models, timeout=600)
-    return models
-
-
-def provider_reported_context_limit(*, provider: Provider, identifier: str) -> int | None:
-    """The context limit the provider reported for this model, from a list already fetched."""
-    for model in cache.get(remote_models_cache_key(provider)) or []:
-        if model.identifier == identifier:
-            return model.context_limit
-    return None
 
 
 def model_make_default(*, model: LLMModel) -> LLMModel:

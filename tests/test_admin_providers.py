@@ -12,7 +12,7 @@ from django.db import connection
 from django.urls import reverse
 
 from llmadmin.models import Provider
-from llmadmin.provider_types import PROVIDER_TYPES
+from llmadmin.providers import PROVIDER_TYPES
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db

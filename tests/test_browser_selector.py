@@ -184,5 +184,5 @@ def test_a_provider_error_shows_in_the_chat(page, live_server):
         page.click("#chat-form button")
 
         expect(page.locator(".message.error")).to_have_text(
-            "The provider's rate limit was reached (429): try again in a moment."
+            "The provider's rate limit was reached: try again in a moment."
         )

@@ -237,9 +237,9 @@ def test_anonymous_users_cannot_chat(client):
         (
             "rate429",
             "openai",
-            "The provider's rate limit was reached (429): try again in a moment.",
+            "The provider's rate limit was reached: try again in a moment.",
         ),
-        ("overloaded", "anthropic", "The provider is overloaded (529): try again in a moment."),
+        ("overloaded", "anthropic", "The provider is overloaded: try again in a moment."),
         ("context", "anthropic", "The conversation is too long for this model's context limit."),
         ("context", "openai", "The conversation is too long for this model's context limit."),
         ("context", "google", "The conversation is too long for this model's context limit."),

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 
 from llmadmin.catalog import CATALOG, DEFAULT_MODEL
 from llmadmin.models import LLMModel, Provider
-from llmadmin.provider_types import PROVIDER_TYPES
+from llmadmin.providers import PROVIDER_TYPES
 
 pytestmark = pytest.mark.django_db
 

@@ -6,7 +6,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from llmadmin.models import LLMModel
-from llmadmin.provider_types import GENERAL_FIELDS, PROVIDER_TYPES
+from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db

@@ -128,7 +128,7 @@ def test_an_error_report_hides_a_key_in_a_clients_frames(settings):
     """A crash inside a provider call: the key is in the client's state, not in the report."""
     settings.PROVIDER_CONNECT_TIMEOUT = 0.5
     provider = ProviderFactory(openai=True, api_key=KEY, base_url="http://127.0.0.1:9/v1")
-    client = provider.provider_type.client(provider)
+    client = provider.client()
 
     try:
         client.verify()

@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import Provider
-from llmadmin.provider_types import PROVIDER_TYPES
+from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.services import provider_set_api_key
 
 

@@ -1,0 +1,334 @@
+"""What every provider type is made of: its general fields, option kinds and cross-field rules.
+
+Each option kind owns its cleaning, its admin form field(s) and how it reads a posted value, so
+forms never branch on a kind. Facts come from ../shared/PROVIDERS.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django import forms
+from django.core.exceptions import ValidationError
+
+from llmadmin.providers.http import Connection, ProviderClient
+
+# The general sampling fields of a model, as named on LLMModel.
+GENERAL_FIELDS = (
+    "max_output_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "presence_penalty",
+    "frequency_penalty",
+)
+GENERAL_LABELS = {
+    "max_output_tokens": "max output tokens",
+    "temperature": "temperature",
+    "top_p": "top P",
+    "top_k": "top K",
+    "presence_penalty": "presence penalty",
+    "frequency_penalty": "frequency penalty",
+}
+SAMPLING = frozenset({"max_output_tokens", "temperature", "top_p"})
+PENALTIES = frozenset({"presence_penalty", "frequency_penalty"})
+
+SLUG_PATTERN = r"[a-z0-9][a-z0-9._-]*"
+MODEL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:/-]*"
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """A model's request settings as a client needs them: plain values, no database row."""
+
+    identifier: str
+    context_limit: int
+    max_output_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- Option kinds --------------------------------------------------------------------------
+
+
+class DefaultYesNoSelect(forms.NullBooleanSelect):
+    def __init__(self, attrs: dict[str, Any] | None = None) -> None:
+        super().__init__(attrs)
+        self.choices = [("unknown", "Default"), ("true", "Yes"), ("false", "No")]
+
+
+class SlugListField(forms.CharField):
+    """A list of short strings, typed one per line or separated by commas."""
+
+    widget = forms.Textarea(attrs={"rows": 2, "cols": 40})
+
+    def prepare_value(self, value: Any) -> Any:
+        return ", ".join(value) if isinstance(value, list) else value
+
+    def to_python(self, value: Any) -> list[str] | None:
+        text = super().to_python(value)
+        items = [item.strip() for item in re.split(r"[,\n]", text or "") if item.strip()]
+        return items or None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Option:
+    """One provider-specific option, stored under `name` in LLMModel.provider_options.
+
+    Its admin form field(s) are named from a prefix the form gives (`<type>__<name>`).
+    """
+
+    name: str
+    label: str
+    help_text: str = ""
+
+    def clean(self, value: Any) -> Any:
+        """The value to store, or ValidationError saying what is wrong."""
+        raise NotImplementedError
+
+    def form_field(self) -> forms.Field:
+        raise NotImplementedError
+
+    def form_fields(self, prefix: str) -> dict[str, forms.Field]:
+        return {prefix: self.form_field()}
+
+    def field_options(self) -> dict[str, Any]:
+        return {"label": self.label, "help_text": self.help_text, "required": False}
+
+    def posted_value(self, data: Mapping[str, Any], prefix: str) -> Any:
+        """The value of the form's cleaned data, None when left at the default."""
+        value = data.get(prefix)
+        return None if value == "" else value
+
+    def initial(self, prefix: str, value: Any) -> dict[str, Any]:
+        return {prefix: value}
+
+    def error_field(self, prefix: str) -> str:
+        """The form field that shows this option's errors."""
+        return prefix
+
+
+@dataclass(frozen=True, kw_only=True)
+class NumberOption(Option):
+    min: int | float | None = None
+    max: int | float | None = None
+
+    def check_range(self, value: int | float) -> None:
+        if self.min is not None and value < self.min:
+            raise ValidationError(f"Must be at least {self.min}.")
+        if self.max is not None and value > self.max:
+            raise ValidationError(f"Must be at most {self.max}.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class IntOption(NumberOption):
+    def clean(self, value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValidationError("Enter a whole number.")
+        self.check_range(value)
+        return value
+
+    def form_field(self) -> forms.Field:
+        return forms.IntegerField(min_value=self.min, max_value=self.max, **self.field_options())
+
+
+@dataclass(frozen=True, kw_only=True)
+class FloatOption(NumberOption):
+    def clean(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError("Enter a number.")
+        self.check_range(value)
+        return value
+
+    def form_field(self) -> forms.Field:
+        return forms.FloatField(min_value=self.min, max_value=self.max, **self.field_options())
+
+
+@dataclass(frozen=True, kw_only=True)
+class BoolOption(Option):
+    def clean(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ValidationError("Must be true or false.")
+        return value
+
+    def form_field(self) -> forms.Field:
+        return forms.NullBooleanField(widget=DefaultYesNoSelect, **self.field_options())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChoiceOption(Option):
+    choices: tuple[str, ...]
+
+    def clean(self, value: Any) -> str:
+        if value not in self.choices:
+            raise ValidationError(f"{value!r} is not one of: {', '.join(self.choices)}.")
+        return value
+
+    def form_field(self) -> forms.Field:
+        choices = [("", "Default"), *((choice, choice) for choice in self.choices)]
+        return forms.ChoiceField(choices=choices, **self.field_options())
+
+
+@dataclass(frozen=True, kw_only=True)
+class ListOption(Option):
+    """A list of distinct strings, each matching `item_pattern`."""
+
+    item_pattern: str
+    item_description: str
+
+    def clean(self, value: Any) -> list[str]:
+        if not isinstance(value, list):
+            raise ValidationError("Enter a list.")
+        for item in value:
+            if not isinstance(item, str) or not re.fullmatch(self.item_pattern, item):
+                raise ValidationError(f"{item!r} is not {self.item_description}.")
+        if len(set(value)) != len(value):
+            raise ValidationError("Each entry may appear only once.")
+        return value
+
+    def form_field(self) -> forms.Field:
+        return SlugListField(**self.field_options())
+
+
+def same_key(key: str) -> str:
+    return key
+
+
+@dataclass(frozen=True, kw_only=True)
+class MappingOption(Option):
+    """A value from `choices` for each of some `keys`: one select per key in the form."""
+
+    keys: tuple[str, ...]
+    choices: tuple[str, ...]
+    # How a key reads in the form, e.g. HARM_CATEGORY_HATE_SPEECH -> Hate speech.
+    key_label: Callable[[str], str] = same_key
+
+    def clean(self, value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise ValidationError("Enter a mapping of keys to values.")
+        for key, item in value.items():
+            if key not in self.keys:
+                raise ValidationError(f"{key!r} is not one of: {', '.join(self.keys)}.")
+            if item not in self.choices:
+                raise ValidationError(
+                    f"{item!r} for {key} is not one of: {', '.join(self.choices)}."
+                )
+        return value
+
+    def form_fields(self, prefix: str) -> dict[str, forms.Field]:
+        choices = [("", "Default"), *((choice, choice) for choice in self.choices)]
+        return {
+            f"{prefix}__{key}": forms.ChoiceField(
+                label=f"{self.label}: {self.key_label(key)}",
+                help_text=key,
+                choices=choices,
+                required=False,
+            )
+            for key in self.keys
+        }
+
+    def posted_value(self, data: Mapping[str, Any], prefix: str) -> Any:
+        mapping = {key: data.get(f"{prefix}__{key}") for key in self.keys}
+        return {key: value for key, value in mapping.items() if value} or None
+
+    def initial(self, prefix: str, value: Any) -> dict[str, Any]:
+        return {f"{prefix}__{key}": item for key, item in value.items()}
+
+    def error_field(self, prefix: str) -> str:
+        return f"{prefix}__{self.keys[0]}"
+
+
+# --- Provider types ------------------------------------------------------------------------
+
+# A rule across fields: given the general fields and the cleaned options, yield
+# (field or option name, message) for each conflict.
+Rule = Callable[[Mapping[str, Any], Mapping[str, Any]], Iterator[tuple[str, str]]]
+
+
+def no_rules(general: Mapping[str, Any], options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    return iter(())
+
+
+@dataclass(frozen=True)
+class ProviderType:
+    slug: str
+    label: str
+    # The environment variable `seed_defaults --keys-from-env` reads the key from.
+    key_env_var: str
+    # May hold "{region}" (Bedrock); empty when every deployment has its own (Azure, compatible).
+    default_base_url: str
+    base_url_example: str
+    region_required: bool
+    temperature_max: float
+    general_fields: frozenset[str]
+    options: tuple[Option, ...]
+    # How to call it: verify a key, list models, chat.
+    client: type[ProviderClient]
+    rules: Rule = no_rules
+
+    @property
+    def base_url_required(self) -> bool:
+        return not self.default_base_url
+
+    @property
+    def options_by_name(self) -> dict[str, Option]:
+        return {option.name: option for option in self.options}
+
+    def option_prefix(self, option: Option) -> str:
+        """The name of an option's admin form field(s): `<type>__<option>`."""
+        return f"{self.slug.replace('-', '_')}__{option.name}"
+
+    def effective_base_url(self, *, base_url: str, region: str) -> str:
+        return (base_url or self.default_base_url).format(region=region).rstrip("/")
+
+    def connect(self, *, api_key: str, base_url: str, region: str) -> ProviderClient:
+        """A client for one account of this type; raises ProviderError without a key."""
+        return self.client(
+            Connection(
+                api_key=api_key,
+                base_url=self.effective_base_url(base_url=base_url, region=region),
+                region=region,
+                base_url_override=base_url.rstrip("/"),
+            )
+        )
+
+    def check_model(
+        self, general: Mapping[str, Any], options: Mapping[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, list[str]]]:
+        """Validate a model's general fields and options for this type.
+
+        Returns the options to store (unset ones dropped) and the errors, keyed by general
+        field name or option name.
+        """
+        errors: dict[str, list[str]] = {}
+        for name in GENERAL_FIELDS:
+            if general.get(name) is not None and name not in self.general_fields:
+                label = GENERAL_LABELS[name].capitalize()
+                errors.setdefault(name, []).append(f"{label} is not supported by {self.label}.")
+        temperature = general.get("temperature")
+        if temperature is not None and temperature > self.temperature_max:
+            errors.setdefault("temperature", []).append(
+                f"{self.label} accepts a temperature from 0 to {self.temperature_max:g}."
+            )
+
+        known = self.options_by_name
+        cleaned: dict[str, Any] = {}
+        for name, value in options.items():
+            if name not in known:
+                errors.setdefault(name, []).append(f"Unknown option for {self.label}.")
+            elif value is not None:
+                try:
+                    cleaned[name] = known[name].clean(value)
+                except ValidationError as error:
+                    errors.setdefault(name, []).extend(error.messages)
+        if not errors:
+            for name, message in self.rules(general, cleaned):
+                errors.setdefault(name, []).append(message)
+        return cleaned, errors

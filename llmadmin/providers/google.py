@@ -1,0 +1,220 @@
+"""Google's Gemini API: options, rules, request mapping and stream parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+
+from llmadmin.providers.base import (
+    PENALTIES,
+    SAMPLING,
+    BoolOption,
+    ChoiceOption,
+    IntOption,
+    MappingOption,
+    ModelSettings,
+    ProviderType,
+)
+from llmadmin.providers.http import (
+    ChatInput,
+    ProviderClient,
+    RemoteModel,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    blocked_by_safety,
+    cut_off,
+    error_kind,
+    json_data,
+    mid_stream_error,
+    set_if,
+    sse_events,
+    token_count,
+)
+
+SAFETY_CATEGORIES = (
+    "HARM_CATEGORY_HARASSMENT",
+    "HARM_CATEGORY_HATE_SPEECH",
+    "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+    "HARM_CATEGORY_DANGEROUS_CONTENT",
+    "HARM_CATEGORY_CIVIC_INTEGRITY",
+)
+SAFETY_THRESHOLDS = (
+    "BLOCK_LOW_AND_ABOVE",
+    "BLOCK_MEDIUM_AND_ABOVE",
+    "BLOCK_ONLY_HIGH",
+    "BLOCK_NONE",
+    "OFF",
+)
+
+
+def category_label(category: str) -> str:
+    """HARM_CATEGORY_HATE_SPEECH -> Hate speech."""
+    return category.removeprefix("HARM_CATEGORY_").replace("_", " ").capitalize()
+
+
+OPTIONS = (
+    IntOption(
+        name="thinking_budget",
+        label="Thinking budget",
+        help_text="Tokens for thinking (Gemini 2.5): 0 turns thinking off, -1 lets the model "
+        "decide. Ranges differ by model (2.5 Pro 128-32768, 2.5 Flash 0-24576).",
+        min=-1,
+        max=32768,
+    ),
+    ChoiceOption(
+        name="thinking_level",
+        label="Thinking level",
+        help_text="How much the model thinks (Gemini 3); not together with a thinking budget.",
+        choices=("minimal", "low", "medium", "high"),
+    ),
+    BoolOption(
+        name="include_thoughts",
+        label="Include thoughts",
+        help_text="Return thought summaries with the answer.",
+    ),
+    MappingOption(
+        name="safety_settings",
+        label="Safety settings",
+        help_text="Blocking threshold per harm category; unset categories keep Google's default.",
+        keys=SAFETY_CATEGORIES,
+        choices=SAFETY_THRESHOLDS,
+        key_label=category_label,
+    ),
+)
+
+
+def rules(general: Mapping[str, Any], options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    if options.get("thinking_level") is not None and options.get("thinking_budget") is not None:
+        yield "thinking_level", "Set either a thinking level (Gemini 3) or a thinking budget."
+    if options.get("include_thoughts") and options.get("thinking_budget") == 0:
+        yield "include_thoughts", "Thoughts can't be included with thinking off (budget 0)."
+
+
+GENERATION_CONFIG = (
+    ("max_output_tokens", "maxOutputTokens"),
+    ("temperature", "temperature"),
+    ("top_p", "topP"),
+    ("top_k", "topK"),
+    ("presence_penalty", "presencePenalty"),
+    ("frequency_penalty", "frequencyPenalty"),
+)
+ROLES = {"user": "user", "assistant": "model"}
+# finishReason values that end a candidate because of a safety or recitation check.
+BLOCKED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII")
+
+
+class GoogleClient(ProviderClient):
+    def auth_headers(self) -> dict[str, str]:
+        # The header form, never ?key=: URLs end up in logs.
+        return {"x-goog-api-key": self.connection.api_key}
+
+    def is_rejected(self, status: int, body: str) -> bool:
+        # Gemini answers a bad key with 400 and the reason API_KEY_INVALID.
+        return super().is_rejected(status, body) or (status == 400 and "API_KEY_INVALID" in body)
+
+    def verify(self) -> None:
+        self.get_json(f"{self.base_url}/v1beta/models", {"pageSize": 1})
+
+    def list_models(self) -> list[RemoteModel]:
+        models: list[RemoteModel] = []
+        params: dict[str, Any] = {"pageSize": 1000}
+        for _ in range(20):
+            payload = self.get_json(f"{self.base_url}/v1beta/models", params)
+            models += [
+                RemoteModel(item["name"].removeprefix("models/"), item.get("inputTokenLimit"))
+                for item in self.items(payload, "models", id_field="name")
+                if "generateContent" in (item.get("supportedGenerationMethods") or [])
+            ]
+            if not isinstance(payload.get("nextPageToken"), str) or not payload["nextPageToken"]:
+                break
+            params = {"pageSize": 1000, "pageToken": payload["nextPageToken"]}
+        return models
+
+    def chat_body(self, model: ModelSettings, chat: ChatInput) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "contents": [
+                {"role": ROLES[message["role"]], "parts": [{"text": message["content"]}]}
+                for message in chat.messages
+            ]
+        }
+        if chat.system:
+            body["systemInstruction"] = {"parts": [{"text": chat.system}]}
+        config: dict[str, Any] = {}
+        for name, key in GENERATION_CONFIG:
+            set_if(config, key, getattr(model, name))
+        options = model.options
+        thinking: dict[str, Any] = {}
+        set_if(thinking, "thinkingBudget", options.get("thinking_budget"))
+        set_if(thinking, "thinkingLevel", options.get("thinking_level"))
+        set_if(thinking, "includeThoughts", options.get("include_thoughts"))
+        if thinking:
+            config["thinkingConfig"] = thinking
+        if config:
+            body["generationConfig"] = config
+        if options.get("safety_settings"):
+            body["safetySettings"] = [
+                {"category": category, "threshold": threshold}
+                for category, threshold in options["safety_settings"].items()
+            ]
+        return body
+
+    def stream_chat(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
+        """Send the turn and yield the answer's text as it streams in, then its usage."""
+        url = f"{self.base_url}/v1beta/models/{model.identifier}:streamGenerateContent?alt=sse"
+        response = self.post_stream(url, self.chat_body(model, chat))
+        with response:
+            yield from parse_stream(response)
+
+
+def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
+    usage, finished = None, False
+    for _, data in sse_events(response):
+        chunk = json_data(data)
+        if "error" in chunk:
+            raise mid_stream_error(error_kind(chunk["error"]))
+        feedback = chunk.get("promptFeedback")
+        if isinstance(feedback, dict) and feedback.get("blockReason"):
+            raise blocked_by_safety()
+        candidates = chunk.get("candidates")
+        for candidate in candidates if isinstance(candidates, list) else []:
+            if not isinstance(candidate, dict):
+                continue
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in parts if isinstance(parts, list) else []:
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str) and text and not part.get("thought"):
+                    yield TextDelta(text)
+            if candidate.get("finishReason") in BLOCKED:
+                raise blocked_by_safety()
+            finished = finished or bool(candidate.get("finishReason"))
+        metadata = chunk.get("usageMetadata")
+        if isinstance(metadata, dict):
+            # Thinking tokens are not part of candidatesTokenCount but are output all the same.
+            usage = Usage(
+                token_count(metadata, "promptTokenCount"),
+                token_count(metadata, "candidatesTokenCount")
+                + token_count(metadata, "thoughtsTokenCount"),
+            )
+    if not finished:
+        raise cut_off()
+    if usage:
+        yield usage
+
+
+GOOGLE = ProviderType(
+    slug="google",
+    key_env_var="GEMINI_API_KEY",
+    label="Google (Gemini)",
+    default_base_url="https://generativelanguage.googleapis.com",
+    base_url_example="https://generativelanguage.googleapis.com",
+    region_required=False,
+    temperature_max=2,
+    general_fields=SAMPLING | PENALTIES | {"top_k"},
+    client=GoogleClient,
+    options=OPTIONS,
+    rules=rules,
+)

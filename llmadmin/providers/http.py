@@ -1,0 +1,330 @@
+"""Transport shared by every provider family: auth header, timeouts, same-origin redirects,
+errors from a fixed vocabulary, and server-sent-event framing.
+
+Nothing a provider sends is ever put into a message: not its status text, error type, code or
+message, a redirect target, nor a body. Providers' answers are untrusted and may echo the key.
+A message is built from our own words, the admin's configured host and a status number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
+
+CheckStatus = Literal["verified", "rejected", "unreachable"]
+MAX_REDIRECTS = 3
+MAX_PAGES = 20
+
+
+# --- What a client is given, and what it gives back --------------------------------------
+
+
+@dataclass(frozen=True)
+class Connection:
+    """Where and how to reach one provider account: plain settings, no database rows."""
+
+    # Never in a repr: error reports and logs show reprs.
+    api_key: str = field(default="", repr=False)
+    base_url: str = ""
+    region: str = ""
+    # The admin's own base URL, when set (a proxy), else empty.
+    base_url_override: str = ""
+
+
+@dataclass(frozen=True)
+class RemoteModel:
+    identifier: str
+    context_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class ChatInput:
+    """What a chat turn sends: a summary of older messages, then the recent messages."""
+
+    system: str
+    messages: list[dict[str, str]]  # {"role": "user" | "assistant", "content": ...}
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens of a turn; input counts everything the model read, cached tokens included."""
+
+    input_tokens: int
+    output_tokens: int
+
+
+StreamEvent = TextDelta | Usage
+
+
+# --- The fixed vocabulary ------------------------------------------------------------------
+
+
+class ProviderError(Exception):
+    """A call that did not succeed. The message is ours alone: safe to show, store and log."""
+
+    status: CheckStatus = "unreachable"
+
+
+class KeyRejected(ProviderError):
+    status: CheckStatus = "rejected"
+
+
+class Unreachable(ProviderError):
+    pass
+
+
+class ChatError(ProviderError):
+    pass
+
+
+def key_rejected(status: int) -> KeyRejected:
+    if status == 403:
+        return KeyRejected(
+            "The provider refused the API key (403): it is wrong or lacks permission."
+        )
+    return KeyRejected(f"The provider rejected the API key ({status}).")
+
+
+def rate_limited() -> ChatError:
+    return ChatError("The provider's rate limit was reached: try again in a moment.")
+
+
+def overloaded() -> ChatError:
+    return ChatError("The provider is overloaded: try again in a moment.")
+
+
+def context_too_long() -> ChatError:
+    return ChatError("The conversation is too long for this model's context limit.")
+
+
+def refused(status: int) -> ChatError:
+    return ChatError(f"The provider refused the request ({status}).")
+
+
+def malformed() -> ChatError:
+    return ChatError("The provider sent a malformed answer.")
+
+
+def cut_off() -> ChatError:
+    return ChatError("The provider's answer was cut off before it finished.")
+
+
+def failed_mid_answer() -> ChatError:
+    return ChatError("The provider reported an error mid-answer.")
+
+
+def blocked_by_safety() -> ChatError:
+    return ChatError("The provider blocked the answer for safety reasons.")
+
+
+# Words in a refused request's body that mean the conversation is too long. The body is only
+# matched against these, never repeated.
+CONTEXT_WORDS = (
+    "context length",
+    "context window",
+    "too long",
+    "too many tokens",
+    "input token count",
+)
+
+
+def chat_error_for(status: int, body: str) -> ProviderError:
+    """Our message for a refused chat request."""
+    if status in (401, 403):
+        return key_rejected(status)
+    if status == 429:
+        return rate_limited()
+    if status in (503, 529):
+        return overloaded()
+    if status in (400, 413) and any(words in body.lower() for words in CONTEXT_WORDS):
+        return context_too_long()
+    return refused(status)
+
+
+def mid_stream_error(kind: str) -> ChatError:
+    """Our message for an error event inside a stream, from the provider's error type or code.
+
+    The type is only compared with known words, never repeated.
+    """
+    kind = kind.lower()
+    if "overloaded" in kind or kind in ("503", "529", "unavailable", "servicesunavailable"):
+        return overloaded()
+    if "rate_limit" in kind or "throttling" in kind or kind in ("429", "resource_exhausted"):
+        return rate_limited()
+    return failed_mid_answer()
+
+
+def error_kind(error: Any) -> str:
+    """The type or code of an error object, for mid_stream_error to compare; never shown."""
+    if not isinstance(error, dict):
+        return ""
+    return str(error.get("type") or error.get("status") or error.get("code") or "")
+
+
+# --- The client base: one account's calls over HTTP ----------------------------------------
+
+
+class ProviderClient:
+    """Calls to one provider account: the key only in the auth header, to the configured host.
+
+    A family's client says how to authenticate, verify a key, list models and chat.
+    """
+
+    @sensitive_variables("connection")
+    def __init__(self, connection: Connection) -> None:
+        if not connection.api_key:
+            raise ProviderError("No readable API key is set.")
+        self.connection = connection
+        self.base_url = connection.base_url
+
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    def verify(self) -> None:
+        """The cheapest authenticated call that costs nothing; raises ProviderError."""
+        raise NotImplementedError
+
+    def list_models(self) -> list[RemoteModel]:
+        raise NotImplementedError
+
+    def is_rejected(self, status: int, body: str) -> bool:
+        """Whether an answer says the key is wrong; the body is only matched, never shown."""
+        return status in (401, 403)
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+    def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        """GET with the auth header, following redirects only within the same origin."""
+        origin = urlsplit(url)[:2]
+        host = urlsplit(url).netloc
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self.send(
+                "GET", url, Unreachable, params=params, headers={"Accept": "application/json"}
+            )
+            if not response.is_redirect:
+                break
+            target = urljoin(url, response.headers.get("Location", ""))
+            if urlsplit(target)[:2] != origin:
+                raise Unreachable(f"{host} redirected to another host; the key was not sent there.")
+            url, params = target, None
+        else:
+            raise Unreachable(f"{host} redirected too many times.")
+
+        if self.is_rejected(response.status_code, response.text):
+            raise key_rejected(response.status_code)
+        if response.status_code >= 400:
+            raise Unreachable(f"{host} answered {response.status_code}.")
+        try:
+            return response.json()
+        except ValueError:
+            raise Unreachable(f"{host} answered with something that is not JSON.") from None
+
+    def items(self, payload: Any, key: str, id_field: str = "id") -> list[dict[str, Any]]:
+        """The entries of a model list, each with a string id; raises Unreachable otherwise."""
+        items = payload.get(key) if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not all(
+            isinstance(item, dict) and isinstance(item.get(id_field), str) for item in items
+        ):
+            raise Unreachable(f"{self.host} answered with an unexpected model list.")
+        return items
+
+    def post_stream(self, url: str, body: dict[str, Any]) -> requests.Response:
+        """POST a chat request whose answer streams; a refusal becomes our own ChatError."""
+        response = self.send(
+            "POST", url, ChatError, json=body, headers={"Accept": "text/event-stream"}, stream=True
+        )
+        if response.status_code >= 300:
+            # Read a bounded amount, only to recognise a context-length refusal.
+            body_text = response.raw.read(4000, decode_content=True).decode("utf-8", "replace")
+            response.close()
+            if self.is_rejected(response.status_code, body_text):
+                raise key_rejected(response.status_code)
+            raise chat_error_for(response.status_code, body_text)
+        return response
+
+    @sensitive_variables("headers")
+    def send(
+        self, method: str, url: str, failure: type[ProviderError], **kwargs: Any
+    ) -> requests.Response:
+        """One call with the auth header and timeouts; redirects are the caller's to follow."""
+        host = urlsplit(url).netloc
+        headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
+        try:
+            return requests.request(
+                method,
+                url,
+                headers=headers,
+                timeout=(settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT),
+                allow_redirects=False,
+                **kwargs,
+            )
+        except requests.Timeout:
+            raise failure(
+                f"Could not reach {host}: timed out after {settings.PROVIDER_READ_TIMEOUT:g} s."
+            ) from None
+        except requests.ConnectionError:
+            raise failure(
+                f"Could not reach {host}: connection refused or host not found."
+            ) from None
+        except requests.RequestException:
+            raise failure(f"Could not reach {host}.") from None
+
+
+# --- Streams -------------------------------------------------------------------------------
+
+
+def sse_events(response: requests.Response) -> Iterator[tuple[str, str]]:
+    """(event name, data) of a server-sent event stream; comments are skipped."""
+    event, data = "", []
+    try:
+        for line in response.iter_lines(decode_unicode=True):
+            if line == "":
+                if data:
+                    yield event, "\n".join(data)
+                event, data = "", []
+            elif line.startswith(":"):
+                continue
+            elif line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+        if data:
+            yield event, "\n".join(data)
+    except requests.RequestException:
+        raise cut_off() from None
+
+
+def json_data(data: str | bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        raise malformed() from None
+    if not isinstance(payload, dict):
+        raise malformed()
+    return payload
+
+
+def token_count(usage: Mapping[str, Any], name: str) -> int:
+    """A token count from a usage object; 0 when absent or not a whole number."""
+    value = usage.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def set_if(target: dict[str, Any], key: str, value: Any) -> None:
+    """Unset options are not sent: the provider's default applies."""
+    if value is not None:
+        target[key] = value

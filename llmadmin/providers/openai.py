@@ -1,0 +1,346 @@
+"""The chat-completions family: OpenAI, Azure OpenAI, OpenAI Compatible, OpenRouter, Vercel.
+
+Options, rules, request mapping and stream parsing of each, together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+
+from llmadmin.providers.base import (
+    MODEL_ID_PATTERN,
+    PENALTIES,
+    SAMPLING,
+    SLUG_PATTERN,
+    BoolOption,
+    ChoiceOption,
+    IntOption,
+    ListOption,
+    ModelSettings,
+    ProviderType,
+)
+from llmadmin.providers.http import (
+    ChatInput,
+    ProviderClient,
+    RemoteModel,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    cut_off,
+    error_kind,
+    json_data,
+    mid_stream_error,
+    set_if,
+    sse_events,
+    token_count,
+)
+
+# The SDK's types/shared/reasoning_effort.py.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+
+REASONING_EFFORT = ChoiceOption(
+    name="reasoning_effort",
+    label="Reasoning effort",
+    help_text="For reasoning models; support varies by model.",
+    choices=REASONING_EFFORTS,
+)
+OPENAI_OPTIONS = (
+    REASONING_EFFORT,
+    IntOption(
+        name="max_completion_tokens",
+        label="Max completion tokens",
+        help_text="Upper bound on generated tokens, reasoning tokens included.",
+        min=1,
+    ),
+    BoolOption(
+        name="parallel_tool_calls",
+        label="Parallel tool calls",
+        help_text="Whether the model may call several tools in one turn.",
+    ),
+)
+
+REASONING_ENABLED = BoolOption(
+    name="reasoning_enabled",
+    label="Reasoning enabled",
+    help_text="Turn reasoning on or off for models that support it.",
+)
+GATEWAY_REASONING_EFFORT = ChoiceOption(
+    name="reasoning_effort",
+    label="Reasoning effort",
+    help_text="How much the model reasons.",
+    choices=REASONING_EFFORTS,
+)
+SLUG_ITEMS = {
+    "item_pattern": SLUG_PATTERN,
+    "item_description": "a provider slug (lower-case letters, digits, '.', '_', '-')",
+}
+
+OPENROUTER_OPTIONS = (
+    REASONING_ENABLED,
+    GATEWAY_REASONING_EFFORT,
+    ListOption(
+        name="provider_order",
+        label="Provider order",
+        help_text="Upstream providers to try first, in order (slugs such as anthropic, openai).",
+        **SLUG_ITEMS,
+    ),
+    BoolOption(
+        name="allow_fallbacks",
+        label="Allow fallbacks",
+        help_text="Let OpenRouter use other providers when the preferred ones fail (default: yes).",
+    ),
+)
+
+VERCEL_OPTIONS = (
+    REASONING_ENABLED,
+    GATEWAY_REASONING_EFFORT,
+    ListOption(
+        name="provider_order",
+        label="Provider order",
+        help_text="Upstream providers to try first, in order (gateway providerOptions order).",
+        **SLUG_ITEMS,
+    ),
+    ListOption(
+        name="provider_only",
+        label="Only these providers",
+        help_text="Restrict routing to these upstream providers (gateway providerOptions only).",
+        **SLUG_ITEMS,
+    ),
+    ListOption(
+        name="fallback_models",
+        label="Fallback models",
+        help_text="Models to try when this one fails, such as openai/gpt-5 "
+        "(gateway providerOptions models).",
+        item_pattern=MODEL_ID_PATTERN,
+        item_description="a model id such as openai/gpt-5",
+    ),
+)
+
+
+def openai_rules(
+    general: Mapping[str, Any], options: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    # Both become the request's max_completion_tokens, so only one may be set.
+    both = (options.get("max_completion_tokens"), general.get("max_output_tokens"))
+    if None not in both:
+        yield (
+            "max_completion_tokens",
+            "Set either this or max output tokens, not both: both set max_completion_tokens.",
+        )
+    context_limit = general.get("context_limit")
+    if None not in (both[0], context_limit) and both[0] > context_limit:
+        yield "max_completion_tokens", f"Must be at most the context limit ({context_limit})."
+
+
+def gateway_rules(
+    general: Mapping[str, Any], options: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    if options.get("reasoning_effort") is not None and options.get("reasoning_enabled") is False:
+        yield "reasoning_effort", "A reasoning effort needs reasoning enabled."
+
+
+class OpenAIClient(ProviderClient):
+    """Bearer auth; GET {base}/models answering {"data": [{"id": ...}]}; chat completions."""
+
+    max_tokens_field = "max_completion_tokens"
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.connection.api_key}"}
+
+    @property
+    def models_url(self) -> str:
+        return f"{self.base_url}/models"
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def verify(self) -> None:
+        self.get_json(self.models_url)
+
+    def list_models(self) -> list[RemoteModel]:
+        return [
+            RemoteModel(item["id"], context_limit_of(item))
+            for item in self.items(self.get_json(self.models_url), "data")
+        ]
+
+    def chat_body(self, model: ModelSettings, chat: ChatInput) -> dict[str, Any]:
+        system = [{"role": "system", "content": chat.system}] if chat.system else []
+        body: dict[str, Any] = {
+            "model": model.identifier,
+            "messages": system + chat.messages,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        set_if(body, self.max_tokens_field, model.max_output_tokens)
+        for name in ("temperature", "top_p", "top_k", "presence_penalty", "frequency_penalty"):
+            set_if(body, name, getattr(model, name))
+        self.add_options(body, model.options)
+        return body
+
+    def add_options(self, body: dict[str, Any], options: Mapping[str, Any]) -> None:
+        set_if(body, "reasoning_effort", options.get("reasoning_effort"))
+        set_if(body, "max_completion_tokens", options.get("max_completion_tokens"))
+        # parallel_tool_calls belongs with tools: OpenAI refuses it in a request without any,
+        # and these chats send none yet.
+
+    def stream_chat(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
+        """Send the turn and yield the answer's text as it streams in, then its usage."""
+        response = self.post_stream(self.chat_url, self.chat_body(model, chat))
+        with response:
+            yield from parse_stream(response)
+
+
+def context_limit_of(item: Mapping[str, Any]) -> int | None:
+    # OpenRouter says context_length, vLLM max_model_len, Vercel context_window.
+    for name in ("context_length", "max_model_len", "context_window"):
+        value = token_count(item, name)
+        if value:
+            return value
+    return None
+
+
+def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
+    for _, data in sse_events(response):
+        if data == "[DONE]":
+            return
+        chunk = json_data(data)
+        if "error" in chunk:
+            raise mid_stream_error(error_kind(chunk["error"]))
+        choices = chunk.get("choices")
+        for choice in choices if isinstance(choices, list) else []:
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            text = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(text, str) and text:
+                yield TextDelta(text)
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            yield Usage(
+                token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")
+            )
+    raise cut_off()
+
+
+class AzureClient(OpenAIClient):
+    """Azure OpenAI's v1 API; the model is the deployment name (deployments are ARM-only)."""
+
+    def auth_headers(self) -> dict[str, str]:
+        return {"api-key": self.connection.api_key}
+
+    @property
+    def models_url(self) -> str:
+        return f"{self.base_url}/openai/v1/models"
+
+    @property
+    def chat_url(self) -> str:
+        return f"{self.base_url}/openai/v1/chat/completions"
+
+
+def reasoning_fields(options: Mapping[str, Any]) -> dict[str, Any]:
+    """OpenRouter's and Vercel's reasoning object, with only the keys that are set."""
+    reasoning: dict[str, Any] = {}
+    set_if(reasoning, "enabled", options.get("reasoning_enabled"))
+    set_if(reasoning, "effort", options.get("reasoning_effort"))
+    return {"reasoning": reasoning} if reasoning else {}
+
+
+class OpenRouterClient(OpenAIClient):
+    max_tokens_field = "max_tokens"
+
+    def add_options(self, body: dict[str, Any], options: Mapping[str, Any]) -> None:
+        body.update(reasoning_fields(options))
+        routing: dict[str, Any] = {}
+        set_if(routing, "order", options.get("provider_order"))
+        set_if(routing, "allow_fallbacks", options.get("allow_fallbacks"))
+        if routing:
+            body["provider"] = routing
+
+    def verify(self) -> None:
+        # The model list may answer without checking the key; /key always checks it.
+        self.get_json(f"{self.base_url}/key")
+
+
+class VercelClient(OpenAIClient):
+    max_tokens_field = "max_tokens"
+
+    def add_options(self, body: dict[str, Any], options: Mapping[str, Any]) -> None:
+        body.update(reasoning_fields(options))
+        gateway: dict[str, Any] = {}
+        set_if(gateway, "order", options.get("provider_order"))
+        set_if(gateway, "only", options.get("provider_only"))
+        set_if(gateway, "models", options.get("fallback_models"))
+        if gateway:
+            body["providerOptions"] = {"gateway": gateway}
+
+    def verify(self) -> None:
+        # The model list seems public; the credits balance needs a valid key.
+        self.get_json(f"{self.base_url}/credits")
+
+
+OPENAI = ProviderType(
+    slug="openai",
+    key_env_var="OPENAI_API_KEY",
+    label="OpenAI",
+    default_base_url="https://api.openai.com/v1",
+    base_url_example="https://api.openai.com/v1",
+    region_required=False,
+    temperature_max=2,
+    general_fields=SAMPLING | PENALTIES,
+    client=OpenAIClient,
+    options=OPENAI_OPTIONS,
+    rules=openai_rules,
+)
+AZURE = ProviderType(
+    slug="azure",
+    key_env_var="AZURE_OPENAI_API_KEY",
+    label="Azure OpenAI",
+    default_base_url="",
+    base_url_example="https://my-resource.openai.azure.com",
+    region_required=False,
+    temperature_max=2,
+    general_fields=SAMPLING | PENALTIES,
+    client=AzureClient,
+    options=OPENAI_OPTIONS,
+    rules=openai_rules,
+)
+OPENAI_COMPATIBLE = ProviderType(
+    slug="openai-compat",
+    key_env_var="OPENAI_COMPATIBLE_API_KEY",
+    label="OpenAI Compatible",
+    default_base_url="",
+    base_url_example="http://litellm:4000/v1",
+    region_required=False,
+    temperature_max=2,
+    general_fields=SAMPLING | PENALTIES,
+    client=OpenAIClient,
+    options=(REASONING_EFFORT,),
+)
+OPENROUTER = ProviderType(
+    slug="openrouter",
+    key_env_var="OPENROUTER_API_KEY",
+    label="OpenRouter",
+    default_base_url="https://openrouter.ai/api/v1",
+    base_url_example="https://openrouter.ai/api/v1",
+    region_required=False,
+    temperature_max=2,
+    general_fields=SAMPLING | PENALTIES | {"top_k"},
+    client=OpenRouterClient,
+    options=OPENROUTER_OPTIONS,
+    rules=gateway_rules,
+)
+VERCEL = ProviderType(
+    slug="vercel",
+    key_env_var="AI_GATEWAY_API_KEY",
+    label="Vercel AI Gateway",
+    default_base_url="https://ai-gateway.vercel.sh/v1",
+    base_url_example="https://ai-gateway.vercel.sh/v1",
+    region_required=False,
+    temperature_max=2,
+    general_fields=SAMPLING | PENALTIES,
+    client=VercelClient,
+    options=VERCEL_OPTIONS,
+    rules=gateway_rules,
+)

@@ -1,0 +1,58 @@
+"""Reads of providers and models, shared by the admin, the API and commands."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.core.cache import cache
+from django.db import models
+from django.db.models import Case, QuerySet, Value, When
+
+from llmadmin.models import Availability, LLMModel, Provider
+from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers.http import RemoteModel
+
+
+def providers_in_registry_order(queryset: QuerySet[Provider] | None = None) -> QuerySet[Provider]:
+    """Providers in the registry's order, the order every list shows them in."""
+    position = Case(
+        *(When(type=slug, then=Value(index)) for index, slug in enumerate(PROVIDER_TYPES)),
+        output_field=models.IntegerField(),
+    )
+    queryset = Provider.objects.all() if queryset is None else queryset
+    return queryset.alias(registry_position=position).order_by("registry_position")
+
+
+def models_available_for_chat(providers: Iterable[Provider] | None = None) -> QuerySet[LLMModel]:
+    """Enabled models of available providers (see Provider.availability).
+
+    Pass the providers when they are already loaded, to save the query.
+    """
+    if providers is None:
+        providers = Provider.objects.defer("api_key")
+    available = [
+        provider.pk for provider in providers if provider.availability == Availability.AVAILABLE
+    ]
+    return LLMModel.objects.filter(enabled=True, provider_id__in=available)
+
+
+def remote_models_cache_key(provider: Provider) -> str:
+    # Any change to the provider (key, base URL, region) makes a new list.
+    return f"llmadmin:remote-models:{provider.pk}:{provider.updated_at.isoformat()}"
+
+
+def provider_remote_models(*, provider: Provider) -> list[RemoteModel]:
+    """The provider's model list, kept for 10 minutes; raises ProviderError."""
+    models = cache.get(remote_models_cache_key(provider))
+    if models is None:
+        models = provider.client().list_models()
+        cache.set(remote_models_cache_key(provider), models, timeout=600)
+    return models
+
+
+def provider_reported_context_limit(*, provider: Provider, identifier: str) -> int | None:
+    """The context limit the provider reported for this model, from a list already fetched."""
+    for model in cache.get(remote_models_cache_key(provider)) or []:
+        if model.identifier == identifier:
+            return model.context_limit
+    return None

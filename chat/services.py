@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
 from llmadmin.providers.http import ChatInput, ProviderError, TextDelta, Usage
+
+logger = logging.getLogger(__name__)
 
 SUMMARY_REQUEST = (
     "Summarise the conversation so far for your own later use: keep every fact, decision, "
@@ -90,6 +93,7 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
             elif isinstance(event, Usage):
                 usage = event
     except ProviderError as error:
+        logger.warning("A chat answer of %s ended with an error: %s", model, error)
         if answer:
             Message.objects.create(
                 conversation=conversation,

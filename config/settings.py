@@ -114,7 +114,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # The HTTP library logs each request's URL at DEBUG; a provider's redirect target
+        # (which it chooses, and may fill with the key it received) would land in the log.
+        "urllib3": {"level": "INFO"},
+    },
 }
 
 # Every call to a provider API has these timeouts, in seconds.

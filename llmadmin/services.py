@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -14,6 +15,8 @@ from llmadmin.catalog import CATALOG, DEFAULT_MODEL
 from llmadmin.models import CheckStatus, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.http import ProviderError
+
+logger = logging.getLogger(__name__)
 
 
 def providers_create_missing() -> list[Provider]:
@@ -45,6 +48,8 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
         status, reason = CheckStatus(error.status), str(error)
     else:
         status, reason = CheckStatus.VERIFIED, "The provider accepted the API key."
+    # The reason is ours alone (the provider layer's fixed vocabulary): safe to log and store.
+    logger.info("Connection test of %s: %s. %s", provider, status.label, reason)
     provider.check_status, provider.check_reason = status, reason[:300]
     provider.checked_at = timezone.now()
     provider.save(update_fields=["check_status", "check_reason", "checked_at", "updated_at"])

@@ -3,6 +3,7 @@ from __future__ import annotations
 import factory
 
 from llmadmin.models import LLMModel, Provider
+from tests.provider_servers import FAKES
 
 
 class ProviderFactory(factory.django.DjangoModelFactory):
@@ -33,3 +34,10 @@ class LLMModelFactory(factory.django.DjangoModelFactory):
     identifier = factory.Sequence(lambda n: f"model-{n}")
     display_name = factory.Sequence(lambda n: f"Model {n}")
     context_limit = 200_000
+
+
+def provider_at(provider_type: str, server_url: str, **fields: object) -> Provider:
+    """A provider of this type whose base URL points at a fake provider server."""
+    trait = {provider_type.replace("-", "_"): True}
+    base_url = server_url + FAKES[provider_type][1]
+    return ProviderFactory(**trait, base_url=base_url, **fields)

@@ -1,15 +1,19 @@
 """Real HTTP servers on 127.0.0.1 that speak each provider family's API.
 
-Each checks the auth headers and paths the real provider requires and answers as it does,
-including its error shapes. A mode makes it fail: "error500", "slow", "malformed", or
-"redirect" (to `redirect_to`).
+Each checks the auth headers and paths the real provider requires, refuses a chat body the
+real API refuses (unknown fields, wrong types, values out of range; see chat_body_errors) and
+answers as it does, including its error shapes. A mode makes it fail: "error500", "slow",
+"malformed", or "redirect" (to `redirect_to`).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
+import ssl
 import struct
+import tempfile
 import threading
 import time
 import zlib
@@ -20,7 +24,33 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
 SLOW_SECONDS = 2.0
+# API versions the fake Anthropic accepts: the long-standing one and the SDK's (2.14).
+ANTHROPIC_VERSIONS = ("2023-06-01", "2026-10-21")
+
+
+# How each provider type meets its fake: the server family that speaks its API, and the path
+# its base URL adds to the server's URL.
+FAKES = {
+    "anthropic": ("anthropic", ""),
+    "openai": ("openai", "/v1"),
+    "google": ("google", ""),
+    "azure": ("azure", ""),
+    "bedrock": ("bedrock", ""),
+    "openai-compat": ("openai", "/v1"),
+    "openrouter": ("openrouter", "/api/v1"),
+    "vercel": ("vercel", "/v1"),
+}
+
+
+def fake_for(provider_type: str, api_key: str, **fields: Any) -> FakeProvider:
+    """The fake provider that speaks this type's API and accepts this key."""
+    return FakeProvider(FAKES[provider_type][0], api_key, **fields)
 
 
 @dataclass
@@ -69,12 +99,13 @@ class FakeProvider:
         return 404, {"error": {"message": f"Unknown path {path}", "type": "invalid_request_error"}}
 
     def answer_anthropic(self, path, query, headers):
-        if headers.get("x-api-key") != self.api_key:
+        # The API takes the key either way; the SDK sends it as a Bearer token.
+        if self.api_key not in (headers.get("x-api-key"), bearer_token(headers)):
             return 401, {
                 "type": "error",
                 "error": {"type": "authentication_error", "message": "invalid x-api-key"},
             }
-        if headers.get("anthropic-version") != "2023-06-01":
+        if headers.get("anthropic-version") not in ANTHROPIC_VERSIONS:
             return 400, {
                 "type": "error",
                 "error": {"type": "invalid_request_error", "message": "anthropic-version"},
@@ -122,7 +153,7 @@ class FakeProvider:
                     ],
                 }
             }
-        if path != "/v1beta/models":
+        if path not in ("/v1/models", "/v1beta/models"):
             return 404, {"error": {"code": 404, "message": path, "status": "NOT_FOUND"}}
         if query.get("pageToken") == ["page-2"]:
             return 200, {
@@ -211,11 +242,28 @@ class FakeProvider:
         "openrouter": r"/api/v1/chat/completions",
         "vercel": r"/v1/chat/completions",
         "anthropic": r"/v1/messages",
-        "google": r"/v1beta/models/[^/:]+:streamGenerateContent",
+        "google": r"/v1(beta)?/models/[^/:]+:streamGenerateContent",
         "bedrock": r"/model/[^/]+/converse-stream",
     }
 
-    def chat(self, path: str, query, headers) -> tuple[int, str, list[bytes]]:
+    def invalid_body(self, body: Any) -> tuple[int, dict] | None:
+        """The real API's 400 for a body it refuses, in the family's error shape."""
+        errors = chat_body_errors(self.stream_family, body)
+        if not errors:
+            return None
+        message = "; ".join(errors)
+        if self.family == "anthropic":
+            return 400, {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": message},
+            }
+        if self.family == "google":
+            return 400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
+        if self.family == "bedrock":
+            return 400, {"message": message}
+        return 400, {"error": {"message": message, "type": "invalid_request_error"}}
+
+    def chat(self, path: str, query, headers, body=None) -> tuple[int, str, list[bytes]]:
         status, payload = self.answer("/not-a-real-path", {}, headers)
         if status != 404:  # the family's own answer to a bad key
             return status, "application/json", [json.dumps(payload).encode()]
@@ -223,7 +271,7 @@ class FakeProvider:
             return 404, "application/json", [b'{"error": {"message": "Not found"}}']
         if self.family == "google" and query.get("alt") != ["sse"]:
             return 400, "application/json", [b'{"error": {"message": "alt=sse expected"}}']
-        refusal = self.chat_refusal()
+        refusal = self.chat_refusal() or self.invalid_body(body)
         if refusal:
             return refusal[0], "application/json", [json.dumps(refusal[1]).encode()]
         events = getattr(self, f"stream_{self.stream_family}")()
@@ -475,7 +523,7 @@ class FakeProvider:
         self.requests.append(Recorded("POST", parts.path, query, headers, body))
         if self.mode == "slow":
             time.sleep(SLOW_SECONDS)
-        status, content_type, chunks = self.chat(parts.path, query, headers)
+        status, content_type, chunks = self.chat(parts.path, query, headers, body)
         handler.send_response(status)
         handler.send_header("Content-Type", content_type)
         handler.end_headers()
@@ -511,7 +559,10 @@ class FakeProvider:
 
 
 @contextmanager
-def serve(provider: FakeProvider) -> Iterator[FakeProvider]:
+def serve(provider: FakeProvider, tls: bool = False) -> Iterator[FakeProvider]:
+    """Serve the fake on a free port of 127.0.0.1; with `tls`, over HTTPS with a self-signed
+    certificate (botocore sends a Bedrock API key only over HTTPS)."""
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             provider.handle(self)
@@ -524,7 +575,10 @@ def serve(provider: FakeProvider) -> Iterator[FakeProvider]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    provider.url = f"http://127.0.0.1:{server.server_port}"
+    if tls:
+        server.socket = tls_context().wrap_socket(server.socket, server_side=True)
+    scheme = "https" if tls else "http"
+    provider.url = f"{scheme}://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
@@ -559,3 +613,222 @@ def aws_message(event: str, payload: dict, exception: str = "") -> bytes:
     prelude += struct.pack(">I", zlib.crc32(prelude))
     message = prelude + raw_headers + body
     return message + struct.pack(">I", zlib.crc32(message))
+
+
+def bearer_token(headers: dict[str, str]) -> str | None:
+    value = headers.get("authorization", "")
+    return value.removeprefix("Bearer ") if value.startswith("Bearer ") else None
+
+
+def tls_context() -> ssl.SSLContext:
+    """A server context with a fresh self-signed certificate for 127.0.0.1."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .sign(key, hashes.SHA256())
+    )
+    folder = tempfile.mkdtemp()
+    cert_path, key_path = f"{folder}/cert.pem", f"{folder}/key.pem"
+    with open(cert_path, "wb") as file:
+        file.write(certificate.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as file:
+        file.write(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    return context
+
+
+# --- What each family's chat endpoint accepts ------------------------------------------------
+#
+# A small schema language: a type (int excludes bool; float takes int), a tuple of allowed
+# values, a dict of field -> schema (unknown fields refused; names ending in "!" required), a
+# one-item list (a list of such items), a Range, or ANY. Fields and types come from the
+# official SDKs' request types (anthropic MessageCreateParams, openai
+# CompletionCreateParams, google-genai GenerateContentConfig, botocore's bedrock-runtime
+# ConverseStream shape) and the providers' API references.
+
+ANY = object()
+
+
+@dataclass(frozen=True)
+class Range:
+    kind: type
+    low: float
+    high: float
+
+
+TEXT_MESSAGE = {"role!": ("user", "assistant"), "content!": str}
+EFFORTS = ("low", "medium", "high", "xhigh", "max")
+ANTHROPIC_THINKING = {
+    "type!": ("enabled", "disabled", "adaptive"),
+    "budget_tokens": Range(int, 1024, 10_000_000),
+    "display": ("summarized", "omitted"),
+}
+ANTHROPIC_BODY = {
+    "model!": str,
+    "max_tokens!": Range(int, 1, 10_000_000),
+    "messages!": [TEXT_MESSAGE],
+    "stream": bool,
+    "system": str,
+    "temperature": Range(float, 0, 1),
+    "top_p": Range(float, 0, 1),
+    "top_k": Range(int, 0, 10_000_000),
+    "thinking": ANTHROPIC_THINKING,
+    "output_config": {"effort": EFFORTS},
+    "stop_sequences": [str],
+    "metadata": {"user_id": str},
+    "service_tier": ("auto", "standard_only"),
+}
+OPENAI_BODY = {
+    "model!": str,
+    "messages!": [{"role!": ("system", "developer", "user", "assistant"), "content!": str}],
+    "stream": bool,
+    "stream_options": {"include_usage": bool},
+    "max_completion_tokens": Range(int, 1, 10_000_000),
+    "max_tokens": Range(int, 1, 10_000_000),
+    "temperature": Range(float, 0, 2),
+    "top_p": Range(float, 0, 1),
+    "presence_penalty": Range(float, -2, 2),
+    "frequency_penalty": Range(float, -2, 2),
+    "reasoning_effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+    "parallel_tool_calls": bool,
+    "stop": [str],
+    "user": str,
+    # OpenRouter's and Vercel's own fields (their API references).
+    "top_k": Range(int, 0, 10_000_000),
+    "reasoning": {
+        "enabled": bool,
+        "effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+        "max_tokens": Range(int, 0, 10_000_000),
+        "exclude": bool,
+    },
+    "provider": {"order": [str], "allow_fallbacks": bool, "only": [str], "ignore": [str]},
+    "providerOptions": {"gateway": {"order": [str], "only": [str], "models": [str]}},
+}
+GOOGLE_PARTS = [{"text!": str, "thought": bool}]
+GOOGLE_THINKING_LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")
+GOOGLE_BODY = {
+    "contents!": [{"role": ("user", "model"), "parts!": GOOGLE_PARTS}],
+    "systemInstruction": {"role": ("user",), "parts!": GOOGLE_PARTS},
+    "generationConfig": {
+        "maxOutputTokens": Range(int, 1, 10_000_000),
+        "temperature": Range(float, 0, 2),
+        "topP": Range(float, 0, 1),
+        "topK": Range(float, 1, 10_000_000),
+        "presencePenalty": Range(float, -2, 2),
+        "frequencyPenalty": Range(float, -2, 2),
+        "stopSequences": [str],
+        # The API reads proto field names in either spelling; the SDK sends these snake_case.
+        "thinkingConfig": {
+            "thinking_budget": Range(int, -1, 32768),
+            "thinkingBudget": Range(int, -1, 32768),
+            "thinking_level": GOOGLE_THINKING_LEVELS,
+            "thinkingLevel": GOOGLE_THINKING_LEVELS,
+            "include_thoughts": bool,
+            "includeThoughts": bool,
+        },
+    },
+    "safetySettings": [
+        {
+            "category!": (
+                "HARM_CATEGORY_HARASSMENT",
+                "HARM_CATEGORY_HATE_SPEECH",
+                "HARM_CATEGORY_SEXUALLY_EXPLICIT",
+                "HARM_CATEGORY_DANGEROUS_CONTENT",
+                "HARM_CATEGORY_CIVIC_INTEGRITY",
+                "HARM_CATEGORY_JAILBREAK",
+            ),
+            "threshold!": (
+                "BLOCK_LOW_AND_ABOVE",
+                "BLOCK_MEDIUM_AND_ABOVE",
+                "BLOCK_ONLY_HIGH",
+                "BLOCK_NONE",
+                "OFF",
+            ),
+        }
+    ],
+}
+BEDROCK_BODY = {
+    "messages!": [{"role!": ("user", "assistant"), "content!": [{"text!": str}]}],
+    "system": [{"text!": str}],
+    "inferenceConfig": {
+        "maxTokens": Range(int, 1, 10_000_000),
+        "temperature": Range(float, 0, 1),
+        "topP": Range(float, 0, 1),
+        "stopSequences": [str],
+    },
+    "outputConfig": {"effort": EFFORTS},
+    # Passed on to the model as they are: Claude's own fields.
+    "additionalModelRequestFields": {"thinking": ANTHROPIC_THINKING, "top_k": Range(int, 0, 500)},
+}
+CHAT_BODIES = {
+    "anthropic": ANTHROPIC_BODY,
+    "openai": OPENAI_BODY,
+    "google": GOOGLE_BODY,
+    "bedrock": BEDROCK_BODY,
+}
+
+
+def chat_body_errors(family: str, body: Any) -> list[str]:
+    errors = schema_errors(body, CHAT_BODIES[family], "body")
+    if family == "anthropic" and not errors:
+        # The API's own cross-field rule: the thinking budget is part of max_tokens.
+        budget = (body.get("thinking") or {}).get("budget_tokens")
+        if budget is not None and budget >= body["max_tokens"]:
+            errors.append("max_tokens must be greater than thinking.budget_tokens")
+    return errors
+
+
+def schema_errors(value: Any, schema: Any, where: str) -> list[str]:
+    if schema is ANY:
+        return []
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return [f"{where}: expected an object"]
+        fields = {name.rstrip("!"): item for name, item in schema.items()}
+        errors = [f"{where}.{name}: unknown field" for name in value if name not in fields]
+        errors += [
+            f"{where}.{name.rstrip('!')}: required"
+            for name in schema
+            if name.endswith("!") and name.rstrip("!") not in value
+        ]
+        for name, item in value.items():
+            if name in fields:
+                errors += schema_errors(item, fields[name], f"{where}.{name}")
+        return errors
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return [f"{where}: expected a list"]
+        return [
+            e
+            for i, item in enumerate(value)
+            for e in schema_errors(item, schema[0], f"{where}[{i}]")
+        ]
+    if isinstance(schema, tuple):
+        return [] if value in schema else [f"{where}: not one of {', '.join(schema)}"]
+    if isinstance(schema, Range):
+        errors = schema_errors(value, schema.kind, where)
+        if not errors and not schema.low <= value <= schema.high:
+            errors.append(f"{where}: out of range")
+        return errors
+    if schema is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif schema is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, schema)
+    return [] if ok else [f"{where}: expected {schema.__name__}"]

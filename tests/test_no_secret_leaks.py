@@ -69,7 +69,8 @@ def test_no_log_record_holds_a_key_while_keys_are_set_verified_and_listed(
         call_command("rotate_keys", stdout=io.StringIO())
         call_command("export_config", "--output", str(tmp_path / "x.yaml"), stderr=io.StringIO())
 
-    assert len(all_logs.records) > 5
+    # The connection tests were logged (one per provider with a key), so logging was captured.
+    assert len([r for r in all_logs.records if r.name == "llmadmin.services"]) >= 3
     assert MARKER not in all_logs.text
     assert all(MARKER not in str(record.args) for record in all_logs.records)
 

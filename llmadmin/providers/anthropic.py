@@ -27,7 +27,9 @@ from llmadmin.providers.http import (
     token_count,
 )
 
-API_VERSION = "2023-06-01"
+# What the official SDK (2.14) sends: the key as a Bearer token and this API version.
+# PROVIDERS.md says x-api-key and 2023-06-01; the API takes both, and the SDK wins.
+API_VERSION = "2026-10-21"
 # The API requires max_tokens; used when the model leaves max output tokens unset.
 DEFAULT_MAX_TOKENS = 8192
 
@@ -70,14 +72,11 @@ def rules(general: Mapping[str, Any], options: Mapping[str, Any]) -> Iterator[tu
         yield "top_p", "With extended thinking on, top P must be between 0.95 and 1."
 
 
-def claude_fields(options: Mapping[str, Any]) -> dict[str, Any]:
-    """Claude's thinking and effort fields (also Bedrock's additionalModelRequestFields)."""
-    fields: dict[str, Any] = {}
-    if options.get("thinking_budget_tokens") is not None:
-        fields["thinking"] = {"type": "enabled", "budget_tokens": options["thinking_budget_tokens"]}
-    if options.get("effort") is not None:
-        fields["output_config"] = {"effort": options["effort"]}
-    return fields
+def thinking_field(options: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Claude's thinking object (Bedrock sends it in additionalModelRequestFields)."""
+    if options.get("thinking_budget_tokens") is None:
+        return None
+    return {"type": "enabled", "budget_tokens": options["thinking_budget_tokens"]}
 
 
 def error_event_kind(payload: Mapping[str, Any]) -> str:
@@ -86,7 +85,10 @@ def error_event_kind(payload: Mapping[str, Any]) -> str:
 
 class AnthropicClient(ProviderClient):
     def auth_headers(self) -> dict[str, str]:
-        return {"x-api-key": self.connection.api_key, "anthropic-version": API_VERSION}
+        return {
+            "Authorization": f"Bearer {self.connection.api_key}",
+            "anthropic-version": API_VERSION,
+        }
 
     def verify(self) -> None:
         self.get_json(f"{self.base_url}/v1/models", {"limit": 1})
@@ -116,7 +118,9 @@ class AnthropicClient(ProviderClient):
         set_if(body, "temperature", model.temperature)
         set_if(body, "top_p", model.top_p)
         set_if(body, "top_k", model.top_k)
-        body.update(claude_fields(model.options))
+        set_if(body, "thinking", thinking_field(model.options))
+        if model.options.get("effort") is not None:
+            body["output_config"] = {"effort": model.options["effort"]}
         return body
 
     def stream_chat(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:

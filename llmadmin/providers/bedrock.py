@@ -78,8 +78,13 @@ class BedrockClient(ProviderClient):
         set_if(inference, "topP", model.top_p)
         if inference:
             body["inferenceConfig"] = inference
-        # Claude's own fields travel in additionalModelRequestFields, in Anthropic's shapes.
-        additional = anthropic.claude_fields(model.options)
+        # Effort is Converse's own field (botocore's bedrock-runtime model: outputConfig.effort).
+        if model.options.get("effort") is not None:
+            body["outputConfig"] = {"effort": model.options["effort"]}
+        # Claude's thinking and top K travel in additionalModelRequestFields, in Anthropic's
+        # shapes.
+        additional: dict[str, Any] = {}
+        set_if(additional, "thinking", anthropic.thinking_field(model.options))
         set_if(additional, "top_k", model.top_k)
         if additional:
             body["additionalModelRequestFields"] = additional

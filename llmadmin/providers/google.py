@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import requests
 
@@ -102,6 +103,8 @@ GENERATION_CONFIG = (
     ("frequency_penalty", "frequencyPenalty"),
 )
 ROLES = {"user": "user", "assistant": "model"}
+# The official SDK's (google-genai 3.6) default API version.
+API_VERSION = "v1"
 # finishReason values that end a candidate because of a safety or recitation check.
 BLOCKED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII")
 
@@ -116,13 +119,13 @@ class GoogleClient(ProviderClient):
         return super().is_rejected(status, body) or (status == 400 and "API_KEY_INVALID" in body)
 
     def verify(self) -> None:
-        self.get_json(f"{self.base_url}/v1beta/models", {"pageSize": 1})
+        self.get_json(f"{self.base_url}/{API_VERSION}/models", {"pageSize": 1})
 
     def list_models(self) -> list[RemoteModel]:
         models: list[RemoteModel] = []
         params: dict[str, Any] = {"pageSize": 1000}
         for _ in range(20):
-            payload = self.get_json(f"{self.base_url}/v1beta/models", params)
+            payload = self.get_json(f"{self.base_url}/{API_VERSION}/models", params)
             models += [
                 RemoteModel(item["name"].removeprefix("models/"), item.get("inputTokenLimit"))
                 for item in self.items(payload, "models", id_field="name")
@@ -141,15 +144,18 @@ class GoogleClient(ProviderClient):
             ]
         }
         if chat.system:
-            body["systemInstruction"] = {"parts": [{"text": chat.system}]}
+            # The SDK sends the system text with the user role.
+            body["systemInstruction"] = {"role": "user", "parts": [{"text": chat.system}]}
         config: dict[str, Any] = {}
         for name, key in GENERATION_CONFIG:
             set_if(config, key, getattr(model, name))
         options = model.options
+        # Named as the SDK sends them (the API reads both spellings); levels are enum names.
         thinking: dict[str, Any] = {}
-        set_if(thinking, "thinkingBudget", options.get("thinking_budget"))
-        set_if(thinking, "thinkingLevel", options.get("thinking_level"))
-        set_if(thinking, "includeThoughts", options.get("include_thoughts"))
+        set_if(thinking, "thinking_budget", options.get("thinking_budget"))
+        if options.get("thinking_level") is not None:
+            thinking["thinking_level"] = options["thinking_level"].upper()
+        set_if(thinking, "include_thoughts", options.get("include_thoughts"))
         if thinking:
             config["thinkingConfig"] = thinking
         if config:
@@ -163,7 +169,10 @@ class GoogleClient(ProviderClient):
 
     def stream_chat(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
         """Send the turn and yield the answer's text as it streams in, then its usage."""
-        url = f"{self.base_url}/v1beta/models/{model.identifier}:streamGenerateContent?alt=sse"
+        url = (
+            f"{self.base_url}/{API_VERSION}/models/{quote(model.identifier, safe='')}"
+            ":streamGenerateContent?alt=sse"
+        )
         response = self.post_stream(url, self.chat_body(model, chat))
         with response:
             yield from parse_stream(response)

@@ -1,0 +1,408 @@
+"""Hostile HTTP servers on 127.0.0.1: each speaks one provider API family and echoes the
+credential it received into every field of its answers that a mode selects.
+
+Families: "openai" (OpenAI, Azure OpenAI, OpenAI Compatible, OpenRouter, Vercel: it answers any
+path, /v1/..., /openai/v1/..., /api/v1/...), "anthropic", "google" (Gemini) and "bedrock".
+The credential is whatever header carried it (`Authorization: Bearer`, `x-api-key`,
+`x-goog-api-key`, `api-key`). GET is a key check or a model list, POST a chat turn.
+
+Modes:
+
+- "redirect": 307 to `/echo/<credential>?k=<credential>` on the same host; `/echo/...` answers
+  404 with the credential in the family's error body.
+- "error_body": the family's error JSON with the credential in its type, code, message and
+  status (and in the error headers), with the given status.
+- "reason_phrase": the given status with the credential as the HTTP reason phrase; the body is
+  the family's ordinary answer to that status (a model list or a chat stream for 200).
+- "midstream": a chat answer streams one text delta, then the family's error event with the
+  credential in its type, code and message. A GET gets an ordinary model list.
+- "not_json": a 200 whose body is the credential as text (a chat stream's one event).
+- "finish": a chat answer streams one text delta, then ends with the credential as its finish
+  or stop reason. A GET gets an ordinary model list.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+
+from tests.provider_servers import aws_message
+
+FAMILIES = ("openai", "anthropic", "google", "bedrock")
+MODES = ("redirect", "error_body", "reason_phrase", "midstream", "not_json", "finish")
+ERROR_STATUSES = (400, 401, 403, 404, 429, 500, 529)
+TEXT = "Hello"  # the one text delta of a streamed answer
+SSE = "text/event-stream"
+AWS_EVENT_STREAM = "application/vnd.amazon.eventstream"
+
+# Each family's own name for the error of a status.
+ERROR_KINDS = {
+    "openai": {
+        400: "invalid_request_error",
+        401: "invalid_request_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "rate_limit_exceeded",
+        500: "server_error",
+        529: "server_error",
+    },
+    "anthropic": {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        403: "permission_error",
+        404: "not_found_error",
+        429: "rate_limit_error",
+        500: "api_error",
+        529: "overloaded_error",
+    },
+    "google": {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        429: "RESOURCE_EXHAUSTED",
+        500: "INTERNAL",
+        529: "UNAVAILABLE",
+    },
+    "bedrock": {
+        400: "ValidationException",
+        401: "UnrecognizedClientException",
+        403: "AccessDeniedException",
+        404: "ResourceNotFoundException",
+        429: "ThrottlingException",
+        500: "InternalServerException",
+        529: "ServiceUnavailableException",
+    },
+}
+
+
+@dataclass
+class Received:
+    method: str
+    path: str = field(repr=False)  # with its query string, which may hold the credential
+    credential: str = field(repr=False)
+
+
+@dataclass
+class Answer:
+    status: int
+    chunks: list[bytes] = field(default_factory=list)
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+    reason: str | None = None  # None: the standard phrase of the status
+    streamed: bool = False  # no Content-Length: the answer ends when the connection closes
+
+
+def with_echo(text: str, echo: str) -> str:
+    return f"{text} {echo}" if echo else text
+
+
+def sse(data: Any, event: str = "") -> bytes:
+    name = f"event: {event}\n" if event else ""
+    text = data if isinstance(data, str) else json.dumps(data)
+    return f"{name}data: {text}\n\n".encode()
+
+
+def credential_in(headers: dict[str, str], path: str, query: dict[str, list[str]]) -> str:
+    """The credential the caller sent, wherever it put it; "" when there is none."""
+    authorization = headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        return authorization[len("bearer ") :]
+    for name in ("x-api-key", "x-goog-api-key", "api-key"):
+        if headers.get(name):
+            return headers[name]
+    if query.get("key"):
+        return query["key"][0]
+    if path.startswith("/echo/"):  # the caller followed the redirect without its header
+        return unquote(path.removeprefix("/echo/"))
+    return ""
+
+
+@dataclass
+class HostileProvider:
+    family: str
+    mode: str
+    status: int = 401
+    url: str = ""
+    requests: list[Received] = field(default_factory=list)
+
+    @property
+    def credentials(self) -> set[str]:
+        """Every credential callers sent."""
+        return {request.credential for request in self.requests}
+
+    def received(self, method: str) -> bool:
+        return any(request.method == method for request in self.requests)
+
+    # --- the answers ------------------------------------------------------------------------
+
+    def answer(self, method: str, path: str, credential: str) -> Answer:
+        chat = method == "POST"
+        if self.mode == "redirect":
+            if path.startswith("/echo/"):
+                return self.error(404, credential)
+            target = quote(credential, safe="")
+            return Answer(307, headers={"Location": f"/echo/{target}?k={target}"})
+        if self.mode == "error_body":
+            return self.error(self.status, credential)
+        if self.mode == "reason_phrase":
+            answer = self.ordinary(chat, self.status)
+            answer.reason = f"Invalid key {credential}"
+            return answer
+        if self.mode == "not_json":
+            if not chat:
+                return Answer(200, [credential.encode()])
+            if self.family == "bedrock":
+                return Answer(200, [credential.encode()], AWS_EVENT_STREAM, streamed=True)
+            return Answer(200, [sse(credential)], SSE, streamed=True)
+        # "midstream" and "finish" are chat answers; a key check gets an ordinary list.
+        if not chat:
+            return self.ordinary(chat, 200)
+        return self.stream(self.mode, credential)
+
+    def ordinary(self, chat: bool, status: int) -> Answer:
+        """What the family answers with this status when nothing is echoed."""
+        if status >= 400:
+            return self.error(status, "")
+        if chat:
+            return self.stream("stop", "")
+        return Answer(200, [json.dumps(self.model_list()).encode()])
+
+    def model_list(self) -> dict[str, Any]:
+        if self.family == "anthropic":
+            return {
+                "data": [{"type": "model", "id": "claude-sonnet-4-6", "display_name": "Sonnet"}],
+                "has_more": False,
+                "first_id": "claude-sonnet-4-6",
+                "last_id": "claude-sonnet-4-6",
+            }
+        if self.family == "google":
+            return {
+                "models": [
+                    {
+                        "name": "models/gemini-2.5-pro",
+                        "inputTokenLimit": 1_048_576,
+                        "supportedGenerationMethods": ["generateContent"],
+                    }
+                ]
+            }
+        if self.family == "bedrock":  # foundation models and inference profiles alike
+            return {
+                "modelSummaries": [{"modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0"}],
+                "inferenceProfileSummaries": [
+                    {"inferenceProfileId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}
+                ],
+            }
+        # OpenAI style; OpenRouter's /key and Vercel's /credits only need JSON.
+        return {"object": "list", "data": [{"id": "gpt-5", "object": "model"}]}
+
+    def error(self, status: int, echo: str) -> Answer:
+        """The family's error answer, with `echo` in every field it has."""
+        kind = ERROR_KINDS[self.family].get(status, "error")
+        headers = {"x-request-id": echo} if echo else {}
+        if self.family == "anthropic":
+            payload: dict[str, Any] = {
+                "type": "error",
+                "error": {
+                    "type": with_echo(kind, echo),
+                    "message": with_echo("Request refused.", echo),
+                },
+                "request_id": echo,
+            }
+        elif self.family == "google":
+            details: list[dict[str, Any]] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID" if status == 400 else kind,
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com", "key": echo},
+                }
+            ]
+            if echo:
+                details.append(
+                    {
+                        "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
+                        "locale": "en-US",
+                        "message": echo,
+                    }
+                )
+            payload = {
+                "error": {
+                    "code": echo or status,
+                    "message": with_echo("API key not valid.", echo),
+                    "status": with_echo(kind, echo),
+                    "details": details,
+                }
+            }
+        elif self.family == "bedrock":
+            message = with_echo("The request was refused.", echo)
+            payload = {"message": message, "Message": message, "__type": with_echo(kind, echo)}
+            headers["x-amzn-ErrorType"] = f"{kind}:{echo}" if echo else kind
+            if echo:
+                headers["x-amzn-ErrorMessage"] = echo
+        else:
+            payload = {
+                "error": {
+                    "message": with_echo("Incorrect API key provided:", echo),
+                    "type": with_echo(kind, echo),
+                    "code": echo or None,
+                    "param": echo or None,
+                }
+            }
+        return Answer(status, [json.dumps(payload).encode()], headers=headers)
+
+    def stream(self, ending: str, echo: str) -> Answer:
+        """One text delta, then: "midstream" the family's error event, "finish" the echo as
+        the finish reason, "stop" an ordinary end."""
+        events = getattr(self, f"stream_{self.family}")(ending, echo)
+        content_type = AWS_EVENT_STREAM if self.family == "bedrock" else SSE
+        return Answer(200, events, content_type, streamed=True)
+
+    def stream_openai(self, ending: str, echo: str) -> list[bytes]:
+        chunk = {"id": "chatcmpl-hostile", "object": "chat.completion.chunk", "model": "m"}
+        delta = {"role": "assistant", "content": TEXT}
+        events = [sse({**chunk, "choices": [{"index": 0, "delta": delta}]})]
+        if ending == "midstream":
+            error = {"type": f"invalid_key {echo}", "code": echo, "message": echo}
+            return [*events, sse({"error": error})]
+        reason = echo if ending == "finish" else "stop"
+        usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
+        return [
+            *events,
+            sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}),
+            sse({**chunk, "choices": [], "usage": usage}),
+            sse("[DONE]"),
+        ]
+
+    def stream_anthropic(self, ending: str, echo: str) -> list[bytes]:
+        message = {"id": "msg_hostile", "type": "message", "role": "assistant", "content": []}
+        events = [
+            sse(
+                {"type": "message_start", "message": {**message, "usage": {"input_tokens": 3}}},
+                "message_start",
+            ),
+            sse(
+                {
+                    "type": "content_block_start",
+                    "index": 0,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
+            sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": TEXT},
+                },
+                "content_block_delta",
+            ),
+        ]
+        if ending == "midstream":
+            error = {"type": f"invalid_key {echo}", "message": echo}
+            return [*events, sse({"type": "error", "error": error}, "error")]
+        finish = ending == "finish"
+        delta = {"stop_reason": echo if finish else "end_turn", "stop_sequence": echo or None}
+        return [
+            *events,
+            sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            sse(
+                {"type": "message_delta", "delta": delta, "usage": {"output_tokens": 1}},
+                "message_delta",
+            ),
+            sse({"type": "message_stop"}, "message_stop"),
+        ]
+
+    def stream_google(self, ending: str, echo: str) -> list[bytes]:
+        content = {"parts": [{"text": TEXT}], "role": "model"}
+        events = [sse({"candidates": [{"content": content, "index": 0}]})]
+        if ending == "midstream":
+            return [*events, sse({"error": {"code": echo, "message": echo, "status": echo}})]
+        candidate: dict[str, Any] = {
+            "content": {"parts": [{"text": ""}], "role": "model"},
+            "finishReason": echo if ending == "finish" else "STOP",
+            "index": 0,
+        }
+        if echo:
+            candidate["finishMessage"] = echo
+        usage = {"promptTokenCount": 3, "candidatesTokenCount": 1, "totalTokenCount": 4}
+        return [*events, sse({"candidates": [candidate], "usageMetadata": usage})]
+
+    def stream_bedrock(self, ending: str, echo: str) -> list[bytes]:
+        events = [
+            aws_message("messageStart", {"role": "assistant"}),
+            aws_message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": TEXT}}),
+        ]
+        if ending == "midstream":
+            exception = aws_message("", {"message": echo}, exception=f"validationException {echo}")
+            return [*events, exception]
+        usage = {"inputTokens": 3, "outputTokens": 1, "totalTokens": 4}
+        return [
+            *events,
+            aws_message("contentBlockStop", {"contentBlockIndex": 0}),
+            aws_message("messageStop", {"stopReason": echo if ending == "finish" else "end_turn"}),
+            aws_message("metadata", {"usage": usage, "metrics": {"latencyMs": 1}}),
+        ]
+
+    # --- the server -------------------------------------------------------------------------
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(handler.path)
+        headers = {name.lower(): value for name, value in handler.headers.items()}
+        if handler.command == "POST":
+            handler.rfile.read(int(headers.get("content-length") or 0))
+        credential = credential_in(headers, parts.path, parse_qs(parts.query))
+        self.requests.append(Received(handler.command, handler.path, credential))
+        answer = self.answer(handler.command, parts.path, credential or "no-credential")
+        body = b"".join(answer.chunks)
+        handler.send_response(answer.status, answer.reason)
+        handler.send_header("Content-Type", answer.content_type)
+        for name, value in answer.headers.items():
+            handler.send_header(name, value)
+        if not answer.streamed:
+            handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        try:
+            for chunk in answer.chunks:
+                handler.wfile.write(chunk)
+                handler.wfile.flush()
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the caller stopped reading: its business
+
+
+@contextmanager
+def serve_hostile(family: str, mode: str, status: int | None = None) -> Iterator[HostileProvider]:
+    """A hostile provider of `family` on a free loopback port; `status` for "error_body" and
+    "reason_phrase" (401 when not given)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family {family!r}")
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    provider = HostileProvider(family, mode, status or 401)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            provider.handle(self)
+
+        def do_POST(self) -> None:
+            provider.handle(self)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    provider.url = f"http://127.0.0.1:{server.server_port}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield provider
+    finally:
+        server.shutdown()
+        server.server_close()

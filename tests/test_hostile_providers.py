@@ -1,0 +1,264 @@
+"""A hostile provider echoes the key it received into every part of its answers (status text,
+error type, code and message, a redirect's path and query, a body, a finish reason): none of
+it may reach a person, a table or a log. Only our own fixed messages may.
+
+Each row drives one provider type against one hostile mode through the public entry points
+only (the chat API as a developer, the admin as a superuser, the commands), with every log
+record captured at DEBUG, then searches every surface for the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from urllib.parse import quote, quote_plus
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.core.management import call_command
+from django.test import Client
+from django.urls import reverse
+
+from llmadmin.models import LLMModel, Provider
+from tests.factories import LLMModelFactory, ProviderFactory
+from tests.hostile_servers import ERROR_STATUSES, serve_hostile
+
+pytestmark = pytest.mark.django_db
+
+KEY_PREFIX = "sk-HOSTILE-"
+
+# type -> (hostile server family, factory traits, path appended to the server's URL)
+TYPES = {
+    "anthropic": ("anthropic", {"anthropic": True}, ""),
+    "openai": ("openai", {"openai": True}, "/v1"),
+    "google": ("google", {"google": True}, ""),
+    "azure": ("openai", {"azure": True}, ""),
+    "bedrock": ("bedrock", {"bedrock": True}, ""),
+    "openai-compat": ("openai", {"openai_compat": True}, "/v1"),
+    "openrouter": ("openai", {"openrouter": True}, "/api/v1"),
+    "vercel": ("openai", {"vercel": True}, "/v1"),
+}
+
+# (mode, status): the status matters to "error_body" and "reason_phrase" only.
+ATTACKS = [
+    ("redirect", None),
+    *(("error_body", status) for status in ERROR_STATUSES),
+    *(("reason_phrase", status) for status in (200, 401, 500)),
+    ("midstream", None),
+    ("not_json", None),
+    ("finish", None),
+]
+
+ROWS = [
+    pytest.param(
+        provider_type,
+        mode,
+        status,
+        id=f"{provider_type}-{mode}" + (f"-{status}" if status else ""),
+    )
+    for provider_type in TYPES
+    for mode, status in ATTACKS
+]
+
+
+@pytest.fixture(autouse=True)
+def short_timeouts(settings):
+    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+
+
+@pytest.fixture
+def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
+    """Every record at DEBUG, the "django" loggers' too (they don't propagate to the root)."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django")
+    django_logger = logging.getLogger("django")
+    django_logger.addHandler(caplog.handler)
+    yield caplog
+    django_logger.removeHandler(caplog.handler)
+
+
+@pytest.fixture
+def developer_client(django_user_model) -> Client:
+    client = Client()
+    client.force_login(django_user_model.objects.create_user("developer"))
+    return client
+
+
+def holds_key(text: str, key: str) -> bool:
+    """Whether the text holds the key, whole, urlquoted or by its random part alone."""
+    random_part = key.removeprefix(KEY_PREFIX)
+    forms = (key, quote(key, safe=""), quote_plus(key), random_part)
+    lowered = text.lower()
+    return any(form.lower() in lowered for form in forms)
+
+
+@dataclass
+class Surfaces:
+    """What each surface showed, and whether it showed what it is there for (a surface that
+    showed nothing would pass the search vacuously)."""
+
+    text: dict[str, str] = field(default_factory=dict)
+    meaningful: dict[str, bool] = field(default_factory=dict)
+    chat_events: list[str] = field(default_factory=list)
+
+    def add(self, name: str, text: str, meaningful: bool) -> None:
+        self.text[name] = text
+        self.meaningful[name] = meaningful
+
+
+def chat_events(body: str) -> list[tuple[str, dict]]:
+    events = []
+    for block in body.strip().split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines())
+        events.append((lines.get("event", ""), json.loads(lines.get("data", "null"))))
+    return events
+
+
+def page(client: Client, url: str, *words: str) -> tuple[str, bool]:
+    response = client.get(url)
+    text = response.content.decode()
+    return text, response.status_code == 200 and all(word in text for word in words)
+
+
+def surfaces(
+    developer_client: Client,
+    admin_client: Client,
+    logs: pytest.LogCaptureFixture,
+    provider: Provider,
+    model: LLMModel,
+) -> Surfaces:
+    """Drive every public entry point that talks to the provider, then gather all it showed."""
+    seen = Surfaces()
+    label = provider.provider_type.label
+
+    # A developer chats, then reads the conversation back.
+    response = developer_client.post(
+        reverse("api-chat"), {"model_id": model.pk, "message": "Hi"}, "application/json"
+    )
+    body = b"".join(response.streaming_content).decode() if response.streaming else ""
+    events = chat_events(body) if body else []
+    seen.chat_events = [name for name, _ in events]
+    seen.add("chat stream", body, response.status_code == 200 and len(events) >= 2)
+    conversation_id = events[0][1]["id"] if events and events[0][0] == "conversation" else 0
+    response = developer_client.get(reverse("api-conversation", args=[conversation_id]))
+    roles = [message["role"] for message in response.json().get("messages", [])]
+    seen.add("conversation API", response.content.decode(), "user" in roles)
+    seen.add("models API", *page(developer_client, reverse("api-models"), "groups"))
+
+    # An administrator tests the connection, with the button and with the list action.
+    response = admin_client.post(
+        reverse("admin:llmadmin_provider_test_connection", args=[provider.pk]), follow=True
+    )
+    text = response.content.decode()
+    seen.add("admin: Test connection button", text, 'class="messagelist"' in text)
+    response = admin_client.post(
+        reverse("admin:llmadmin_provider_changelist"),
+        {"action": "test_connection", "_selected_action": [provider.pk]},
+        follow=True,
+    )
+    text = response.content.decode()
+    seen.add("admin: Test connection action", text, 'class="messagelist"' in text)
+    seen.add(
+        "admin: provider list",
+        *page(admin_client, reverse("admin:llmadmin_provider_changelist"), label),
+    )
+    seen.add(
+        "admin: provider page",
+        *page(admin_client, reverse("admin:llmadmin_provider_change", args=[provider.pk]), label),
+    )
+    response = admin_client.get(
+        reverse("admin:llmadmin_llmmodel_remote_models"), {"provider": provider.pk}
+    )
+    payload = response.json() if response["Content-Type"] == "application/json" else {}
+    seen.add(
+        "admin: remote models JSON",
+        response.content.decode(),
+        "models" in payload or "error" in payload,
+    )
+    seen.add(
+        "admin: model list",
+        *page(admin_client, reverse("admin:llmadmin_llmmodel_changelist"), model.display_name),
+    )
+    history_entries = LogEntry.objects.filter(object_id=str(provider.pk)).count()
+    text, shown = page(admin_client, reverse("admin:llmadmin_provider_history", args=[provider.pk]))
+    seen.add("admin: provider history", text, shown and history_entries > 0)
+    seen.add(
+        "LogEntry table",
+        "\n".join(
+            f"{entry.object_repr} {entry.change_message} {entry.get_change_message()}"
+            for entry in LogEntry.objects.all()
+        ),
+        history_entries > 0,
+    )
+
+    # The command an operator runs.
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.suppress(SystemExit):  # exit status 1 when a key is rejected
+        call_command("check_providers", stdout=out, stderr=err)
+    seen.add("check_providers output", out.getvalue() + err.getvalue(), label in out.getvalue())
+
+    # Every table, serialised (the key column holds ciphertext there).
+    out = io.StringIO()
+    call_command("dumpdata", stdout=out)
+    seen.add(
+        "dumpdata (every table)", out.getvalue(), '"model": "llmadmin.provider"' in out.getvalue()
+    )
+
+    # Every log record.
+    records = logs.records
+    at_debug = any(record.levelno == logging.DEBUG for record in records)
+    seen.add("log output", logs.text, at_debug)
+    seen.add(
+        "log records (message and args)",
+        "\n".join(f"{record.getMessage()} {record.args!s}" for record in records),
+        at_debug,
+    )
+    return seen
+
+
+def expected_chat_endings(mode: str, status: int | None) -> tuple[bool, set[str]]:
+    """Whether the answer's text delta must reach the developer, and how the stream may end."""
+    if mode == "finish":  # an unknown finish reason may end well or as an error
+        return True, {"done", "error"}
+    if (mode, status) == ("reason_phrase", 200):
+        return True, {"done"}
+    if mode == "midstream":
+        return True, {"error"}
+    return False, {"error"}
+
+
+@pytest.mark.parametrize(("provider_type", "mode", "status"), ROWS)
+def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
+    developer_client, admin_client, every_log, provider_type, mode, status
+):
+    key = KEY_PREFIX + secrets.token_hex(16)
+    family, traits, base_path = TYPES[provider_type]
+    with serve_hostile(family, mode, status=status) as server:
+        provider = ProviderFactory(**traits, api_key=key, base_url=server.url + base_path)
+        model = LLMModelFactory(provider=provider, display_name="Hostile model")
+
+        seen = surfaces(developer_client, admin_client, every_log, provider, model)
+
+    # The test reached the hostile provider with the key, on both paths: nothing is vacuous.
+    # (Booleans and names only in these assertions, so a failure never prints the key.)
+    received_the_key = key in server.credentials
+    checked, chatted = server.received("GET"), server.received("POST")
+    assert received_the_key, "the hostile provider never received the key"
+    assert checked, "no key check or model list reached the hostile provider"
+    assert chatted, "no chat turn reached the hostile provider"
+    needs_delta, endings = expected_chat_endings(mode, status)
+    events = seen.chat_events
+    assert events[:1] == ["conversation"], f"chat stream: {events}"
+    assert events[-1] in endings, f"chat stream: {events}"
+    assert not needs_delta or "delta" in events, f"chat stream: {events}"
+    empty = [name for name, meaningful in seen.meaningful.items() if not meaningful]
+    assert not empty, f"these surfaces did not show what they are for: {empty}"
+
+    leaking = [name for name, text in seen.text.items() if holds_key(text, key)]
+    assert not leaking, f"the provider's echo of the key reached: {', '.join(leaking)}"

@@ -21,11 +21,7 @@ from llmadmin.models import CheckStatus, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.http import ProviderError
 from llmadmin.selectors import provider_remote_models, provider_reported_context_limit
-from llmadmin.services import (
-    model_make_default,
-    provider_check_connection,
-    providers_create_missing,
-)
+from llmadmin.services import model_make_default, provider_check_connection
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"
@@ -122,12 +118,6 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return super().get_queryset(request).annotate(model_total=Count("models"))
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        # The list always shows every supported type, configured or not.
-        if self.has_view_or_change_permission(request):
-            providers_create_missing()
-        return super().changelist_view(request, extra_context)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

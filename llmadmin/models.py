@@ -80,6 +80,9 @@ class Provider(models.Model):
         choices=CheckStatus.choices,
     )
     check_reason = models.CharField(max_length=300, blank=True, editable=False)
+    # Whether seed_defaults created this type's catalog models: once only, so a model an
+    # administrator deleted never comes back.
+    catalog_seeded = models.BooleanField(default=False, editable=False)
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -19,10 +19,17 @@ from llmadmin.providers.http import ProviderError
 logger = logging.getLogger(__name__)
 
 
-def providers_create_missing() -> list[Provider]:
-    """Create the row of every registry type that has none yet; return the new rows."""
-    existing = set(Provider.objects.values_list("type", flat=True))
-    return [Provider.objects.create(type=slug) for slug in PROVIDER_TYPES if slug not in existing]
+def providers_create_missing(*, using: str = "default") -> list[Provider]:
+    """Create the row of every registry type that has none yet; return the new rows.
+
+    Runs after every migrate, so the provider list always shows every supported type.
+    """
+    existing = set(Provider.objects.using(using).values_list("type", flat=True))
+    return [
+        Provider.objects.using(using).create(type=slug)
+        for slug in PROVIDER_TYPES
+        if slug not in existing
+    ]
 
 
 @sensitive_variables("api_key")
@@ -89,7 +96,7 @@ def providers_reencrypt_keys() -> RotationReport:
 
 @dataclass
 class SeedReport:
-    providers_created: list[str] = field(default_factory=list)
+    catalogs_seeded: list[str] = field(default_factory=list)
     models_created: list[str] = field(default_factory=list)
     keys_set: list[str] = field(default_factory=list)
     # (provider label, message) for keys that were found but not accepted.
@@ -99,16 +106,19 @@ class SeedReport:
 
 @transaction.atomic
 def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
-    """Create the missing provider rows and, with each new row, its catalog models.
+    """Seed each provider's catalog models, once per provider.
 
-    A provider's catalog is seeded only when its row is created, so a re-run never brings
-    back a model an administrator deleted, nor touches one they edited. With `environ`,
-    keys are taken from each type's variable for providers that have none yet.
+    A provider's catalog is seeded only once, so a re-run never brings back a model an
+    administrator deleted, nor touches one they edited. With `environ`, keys are taken from
+    each type's variable for providers that have none yet.
     """
     report = SeedReport()
+    providers_create_missing()
     created_models: list[LLMModel] = []
-    for provider in providers_create_missing():
-        report.providers_created.append(provider.provider_type.label)
+    for provider in Provider.objects.filter(catalog_seeded=False).select_for_update():
+        provider.catalog_seeded = True
+        provider.save(update_fields=["catalog_seeded"])
+        report.catalogs_seeded.append(provider.provider_type.label)
         for entry in CATALOG[provider.type]:
             model = LLMModel(provider=provider, **entry._asdict())
             model.full_clean()

@@ -32,7 +32,7 @@ def test_seed_creates_the_eight_providers_and_the_catalog_with_one_default():
     assert LLMModel.objects.count() == sum(len(models) for models in CATALOG.values())
     default = LLMModel.objects.get(is_default=True)
     assert (default.provider.type, default.identifier) == DEFAULT_MODEL
-    assert "Providers created: 8" in out
+    assert "Catalogs seeded: 8; models created: 16." in out
 
 
 def test_every_catalog_model_passes_validation():
@@ -50,7 +50,7 @@ def test_seed_is_idempotent():
 
     assert list(LLMModel.objects.values().order_by("pk")) == before
     assert Provider.objects.count() == 8
-    assert "Providers created: 0; models created: 0." in out
+    assert "Catalogs seeded: 0; models created: 0." in out
 
 
 def test_a_rerun_keeps_an_admins_edits_deletions_and_default_choice():

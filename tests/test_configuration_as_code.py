@@ -165,10 +165,10 @@ def test_any_error_applies_nothing_and_every_error_is_located(configured, tmp_pa
     data = yaml.safe_load(export())
     data["providers"][0]["models"][0]["display_name"] = "Changed but must not apply"
     data["providers"][0]["models"][0]["temperature"] = 1.5
-    data["providers"][1]["models"][0]["options"]["thinking_level"] = "extreme"
+    data["providers"][2]["models"][0]["options"]["thinking_level"] = "extreme"
     data["providers"].append({"type": "mistral"})
-    data["providers"][2]["api_key"] = "sk-should-not-be-here"
-    data["providers"][2]["colour"] = "blue"
+    data["providers"][4]["api_key"] = "sk-should-not-be-here"
+    data["providers"][4]["colour"] = "blue"
     path = tmp_path / "llm.yaml"
     path.write_text(yaml.safe_dump(data))
     before = snapshot()
@@ -182,17 +182,17 @@ def test_any_error_applies_nothing_and_every_error_is_located(configured, tmp_pa
     temperature = "providers[0] (anthropic).models[0].temperature"
     assert f"{path}: {temperature}: Anthropic accepts a temperature from 0 to 1." in messages
     assert any(
-        "providers[1] (google).models[0].options: Thinking level:" in message
+        "providers[2] (google).models[0].options: Thinking level:" in message
         for message in messages
     )
-    assert any("providers[2].api_key: API keys are never imported" in m for m in messages)
-    assert any("providers[2].colour: unknown field." in m for m in messages)
-    assert any("providers[3].type: must be one of" in m and "'mistral'" in m for m in messages)
+    assert any("providers[4].api_key: API keys are never imported" in m for m in messages)
+    assert any("providers[4].colour: unknown field." in m for m in messages)
+    assert any("providers[8].type: must be one of" in m and "'mistral'" in m for m in messages)
 
 
 def test_two_defaults_in_one_file_are_refused(configured, tmp_path):
     data = yaml.safe_load(export())
-    data["providers"][1]["models"][0]["default"] = True
+    data["providers"][2]["models"][0]["default"] = True
     path = tmp_path / "llm.yaml"
     path.write_text(yaml.safe_dump(data))
 
@@ -205,7 +205,7 @@ def test_two_defaults_in_one_file_are_refused(configured, tmp_path):
 def test_a_new_default_in_the_file_says_it_replaces_the_old_one(configured, tmp_path):
     data = yaml.safe_load(export())
     del data["providers"][0]["models"][0]["default"]
-    data["providers"][1]["models"][0]["default"] = True
+    data["providers"][2]["models"][0]["default"] = True
     path = tmp_path / "llm.yaml"
     path.write_text(yaml.safe_dump(data))
 

@@ -61,7 +61,7 @@ def test_a_rotated_salt_can_be_removed_after_reencrypting(encryption_secrets):
     rotate()
     encryption_secrets("secret", salts=("new-salt",))
 
-    assert Provider.objects.get().api_key == KEYS["anthropic"]
+    assert Provider.objects.get(type="anthropic").api_key == KEYS["anthropic"]
 
 
 def test_without_reencrypting_removing_the_old_secret_makes_keys_unreadable(encryption_secrets):
@@ -70,7 +70,7 @@ def test_without_reencrypting_removing_the_old_secret_makes_keys_unreadable(encr
 
     encryption_secrets("new-secret")
 
-    assert Provider.objects.get().key_state == "unreadable"
+    assert Provider.objects.get(type="anthropic").key_state == "unreadable"
 
 
 def test_keys_no_secret_decrypts_are_reported_and_left_as_stored(encryption_secrets):

@@ -220,7 +220,7 @@ def test_availability_is_known_without_loading_or_decrypting_the_key(
     django_assert_num_queries,
 ):
     ProviderFactory(api_key=KEY)
-    provider = Provider.objects.defer("api_key").get()
+    provider = Provider.objects.defer("api_key").get(type="anthropic")
 
     with django_assert_num_queries(0):
         assert provider.availability == "available"

@@ -98,7 +98,6 @@ GENERATION_CONFIG = (
     ("max_output_tokens", "maxOutputTokens"),
     ("temperature", "temperature"),
     ("top_p", "topP"),
-    ("top_k", "topK"),
     ("presence_penalty", "presencePenalty"),
     ("frequency_penalty", "frequencyPenalty"),
 )
@@ -149,6 +148,8 @@ class GoogleClient(ProviderClient):
         config: dict[str, Any] = {}
         for name, key in GENERATION_CONFIG:
             set_if(config, key, getattr(model, name))
+        if model.top_k is not None:
+            config["topK"] = float(model.top_k)  # as the SDK types it: 40.0
         options = model.options
         # Named as the SDK sends them (the API reads both spellings); levels are enum names.
         thinking: dict[str, Any] = {}

@@ -6,6 +6,7 @@ Options, rules, request mapping and stream parsing of each, together.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import requests
@@ -38,8 +39,10 @@ from llmadmin.providers.http import (
     token_count,
 )
 
-# The SDK's types/shared/reasoning_effort.py.
-REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
+# The SDK's types/shared/reasoning_effort.py; OpenRouter's reasoning.effort takes the same.
+REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+# Vercel's documented reasoning.effort stops at xhigh.
+VERCEL_REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 
 REASONING_EFFORT = ChoiceOption(
     name="reasoning_effort",
@@ -73,6 +76,7 @@ GATEWAY_REASONING_EFFORT = ChoiceOption(
     help_text="How much the model reasons.",
     choices=REASONING_EFFORTS,
 )
+VERCEL_REASONING_EFFORT = replace(GATEWAY_REASONING_EFFORT, choices=VERCEL_REASONING_EFFORTS)
 SLUG_ITEMS = {
     "item_pattern": SLUG_PATTERN,
     "item_description": "a provider slug (lower-case letters, digits, '.', '_', '-')",
@@ -96,7 +100,7 @@ OPENROUTER_OPTIONS = (
 
 VERCEL_OPTIONS = (
     REASONING_ENABLED,
-    GATEWAY_REASONING_EFFORT,
+    VERCEL_REASONING_EFFORT,
     ListOption(
         name="provider_order",
         label="Provider order",

@@ -1,8 +1,9 @@
-"""Create the eight provider rows and a curated catalog of current models.
+"""Seed each provider's curated catalog of current models, once per provider.
 
 Usage: manage.py seed_defaults [--keys-from-env]
 
-Idempotent: a re-run creates only what is missing and never changes an administrator's edits.
+The provider rows themselves are created by migrate, one per type. Idempotent: a re-run never
+brings back a model an administrator deleted and never changes their edits.
 With --keys-from-env, providers without a key take it from ANTHROPIC_API_KEY, OPENAI_API_KEY,
 GEMINI_API_KEY, AZURE_OPENAI_API_KEY, AWS_BEARER_TOKEN_BEDROCK, OPENAI_COMPATIBLE_API_KEY,
 OPENROUTER_API_KEY or AI_GATEWAY_API_KEY. Keys are never printed.
@@ -31,7 +32,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, keys_from_env: bool, **options: Any) -> None:
         report = seed_defaults(environ=os.environ if keys_from_env else None)
         self.stdout.write(
-            f"Providers created: {len(report.providers_created)}; "
+            f"Catalogs seeded: {len(report.catalogs_seeded)}; "
             f"models created: {len(report.models_created)}."
         )
         for label in report.keys_set:

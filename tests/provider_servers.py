@@ -327,9 +327,9 @@ class FakeProvider:
             self.sse({**chunk, "choices": [{"index": 0, "delta": {"content": text}}]})
             for text in self.reply
         ]
-        if self.mode == "midstream_error":
+        if self.mode == "midstream_error":  # after the first text delta
             return [
-                *events[:2],
+                *events[: len(events) - len(self.reply) + 1],
                 self.sse(
                     {
                         **chunk,

@@ -25,23 +25,19 @@ from django.test import Client
 from django.urls import reverse
 
 from llmadmin.models import LLMModel, Provider
-from tests.factories import LLMModelFactory, ProviderFactory
+from llmadmin.providers import PROVIDER_TYPES
+from tests.factories import LLMModelFactory, provider_at
 from tests.hostile_servers import ERROR_STATUSES, serve_hostile
+from tests.provider_servers import FAKES
 
 pytestmark = pytest.mark.django_db
 
 KEY_PREFIX = "sk-HOSTILE-"
 
-# type -> (hostile server family, factory traits, path appended to the server's URL)
-TYPES = {
-    "anthropic": ("anthropic", {"anthropic": True}, ""),
-    "openai": ("openai", {"openai": True}, "/v1"),
-    "google": ("google", {"google": True}, ""),
-    "azure": ("openai", {"azure": True}, ""),
-    "bedrock": ("bedrock", {"bedrock": True}, ""),
-    "openai-compat": ("openai", {"openai_compat": True}, "/v1"),
-    "openrouter": ("openai", {"openrouter": True}, "/api/v1"),
-    "vercel": ("openai", {"vercel": True}, "/v1"),
+# The hostile server that speaks each type's API: one per API family.
+HOSTILE_FAMILIES = {
+    provider_type: family if family in ("anthropic", "google", "bedrock") else "openai"
+    for provider_type, (family, _) in FAKES.items()
 }
 
 # (mode, status): the status matters to "error_body" and "reason_phrase" only.
@@ -61,7 +57,7 @@ ROWS = [
         status,
         id=f"{provider_type}-{mode}" + (f"-{status}" if status else ""),
     )
-    for provider_type in TYPES
+    for provider_type in PROVIDER_TYPES
     for mode, status in ATTACKS
 ]
 
@@ -238,9 +234,8 @@ def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
     developer_client, admin_client, every_log, provider_type, mode, status
 ):
     key = KEY_PREFIX + secrets.token_hex(16)
-    family, traits, base_path = TYPES[provider_type]
-    with serve_hostile(family, mode, status=status) as server:
-        provider = ProviderFactory(**traits, api_key=key, base_url=server.url + base_path)
+    with serve_hostile(HOSTILE_FAMILIES[provider_type], mode, status=status) as server:
+        provider = provider_at(provider_type, server.url, api_key=key)
         model = LLMModelFactory(provider=provider, display_name="Hostile model")
 
         seen = surfaces(developer_client, admin_client, every_log, provider, model)

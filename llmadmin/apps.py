@@ -3,14 +3,23 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
+from django.apps.registry import Apps
 from django.db.models.signals import post_migrate
 
 
-def create_provider_rows(sender: AppConfig, using: str, **kwargs: Any) -> None:
+def create_provider_rows(sender: AppConfig, using: str, apps: Apps, **kwargs: Any) -> None:
     """Every type in the registry has its row once the tables exist: one row per type."""
-    from llmadmin.services import providers_create_missing
+    from llmadmin.providers import PROVIDER_TYPES
 
-    providers_create_missing(using=using)
+    try:
+        # The model as the migrations left it: migrated back to zero, there is none.
+        provider_model = apps.get_model("llmadmin", "Provider")
+    except LookupError:
+        return
+    existing = set(provider_model.objects.using(using).values_list("type", flat=True))
+    provider_model.objects.using(using).bulk_create(
+        [provider_model(type=slug) for slug in PROVIDER_TYPES if slug not in existing]
+    )
 
 
 class LlmadminConfig(AppConfig):

@@ -19,17 +19,13 @@ from llmadmin.providers.http import ProviderError
 logger = logging.getLogger(__name__)
 
 
-def providers_create_missing(*, using: str = "default") -> list[Provider]:
+def providers_create_missing() -> list[Provider]:
     """Create the row of every registry type that has none yet; return the new rows.
 
-    Runs after every migrate, so the provider list always shows every supported type.
+    migrate does this too (llmadmin.apps), so the provider list always shows every type.
     """
-    existing = set(Provider.objects.using(using).values_list("type", flat=True))
-    return [
-        Provider.objects.using(using).create(type=slug)
-        for slug in PROVIDER_TYPES
-        if slug not in existing
-    ]
+    existing = set(Provider.objects.values_list("type", flat=True))
+    return [Provider.objects.create(type=slug) for slug in PROVIDER_TYPES if slug not in existing]
 
 
 @sensitive_variables("api_key")

@@ -14,6 +14,7 @@ from botocore.eventstream import EventStreamBuffer, ParserError
 from llmadmin.providers import anthropic
 from llmadmin.providers.base import SAMPLING, ModelSettings, ProviderType
 from llmadmin.providers.http import (
+    MAX_PAGES,
     ChatInput,
     ProviderClient,
     RemoteModel,
@@ -52,16 +53,25 @@ class BedrockClient(ProviderClient):
 
     def list_models(self) -> list[RemoteModel]:
         foundation = self.get_json(f"{self.control_url}/foundation-models")
-        profiles = self.get_json(f"{self.control_url}/inference-profiles")
-        return [
+        models = [
             RemoteModel(item["modelId"])
             for item in self.items(foundation, "modelSummaries", id_field="modelId")
-        ] + [
-            RemoteModel(item["inferenceProfileId"])
-            for item in self.items(
-                profiles, "inferenceProfileSummaries", id_field="inferenceProfileId"
-            )
         ]
+        # Inference profiles come in pages (nextToken), as botocore's paginator reads them.
+        params: dict[str, Any] = {"maxResults": 1000}
+        for _ in range(MAX_PAGES):
+            profiles = self.get_json(f"{self.control_url}/inference-profiles", params)
+            models += [
+                RemoteModel(item["inferenceProfileId"])
+                for item in self.items(
+                    profiles, "inferenceProfileSummaries", id_field="inferenceProfileId"
+                )
+            ]
+            token = profiles.get("nextToken")
+            if not isinstance(token, str) or not token:
+                break
+            params = {"maxResults": 1000, "nextToken": token}
+        return models
 
     def chat_body(self, model: ModelSettings, chat: ChatInput) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -121,8 +131,12 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
         elif kind == "messageStop":
             stopped = True
         elif kind == "metadata" and isinstance(event.get("usage"), dict):
+            # Everything the model read: inputTokens leaves out cache reads and writes.
             usage = Usage(
-                token_count(event["usage"], "inputTokens"),
+                sum(
+                    token_count(event["usage"], name)
+                    for name in ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+                ),
                 token_count(event["usage"], "outputTokens"),
             )
     if not stopped:

@@ -3,12 +3,18 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig
+from django.apps import apps as global_apps
 from django.apps.registry import Apps
 from django.db.models.signals import post_migrate
 
 
-def create_provider_rows(sender: AppConfig, using: str, apps: Apps, **kwargs: Any) -> None:
-    """Every type in the registry has its row once the tables exist: one row per type."""
+def create_provider_rows(
+    sender: AppConfig, using: str, apps: Apps = global_apps, **kwargs: Any
+) -> None:
+    """Every type in the registry has its row once the tables exist: one row per type.
+
+    migrate passes the migrated state's models; flush (tests) sends no `apps`.
+    """
     from llmadmin.providers import PROVIDER_TYPES
 
     try:

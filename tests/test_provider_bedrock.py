@@ -1,0 +1,520 @@
+"""AWS Bedrock (type "bedrock"): Claude's options and rules, Converse requests as botocore
+(1.44) sends them, AWS event streams and errors through the chat API, and the control plane's
+model lists."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import botocore.session
+import pytest
+from botocore.config import Config
+from botocore.eventstream import ChecksumMismatch
+from botocore.exceptions import EventStreamError
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from chat.models import Conversation, Message
+from llmadmin.models import LLMModel
+from llmadmin.providers.http import Unreachable
+from llmadmin.services import provider_check_connection
+from tests.factories import LLMModelFactory, ProviderFactory, provider_at
+from tests.provider_servers import FakeProvider, aws_message, serve
+
+pytestmark = [
+    pytest.mark.django_db,
+    # botocore talks to the HTTPS fake's self-signed certificate with verify=False.
+    pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
+]
+
+KEY = "ABSK-TESTSECRET-42"
+SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+HI = [{"role": "user", "content": [{"text": "Hi"}]}]
+SUMMARY = "Summary of the earlier conversation:\nWe said hello."
+
+
+@pytest.fixture(autouse=True)
+def short_timeouts(settings):
+    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+
+
+@pytest.fixture(autouse=True)
+def aws_environment(monkeypatch):
+    """botocore reads nothing of this machine's AWS setup; the key is its bearer token."""
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "ANTHROPIC_")) or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", KEY)
+
+
+@pytest.fixture
+def developer(client):
+    user = User.objects.create_user("dev")
+    client.force_login(user)
+    return user
+
+
+def aws(service: str, tls_fake: FakeProvider):
+    """A botocore client of the fake; bearer auth needs HTTPS, hence the TLS fake."""
+    return botocore.session.get_session().create_client(
+        service,
+        region_name="us-east-1",
+        endpoint_url=tls_fake.url,
+        verify=False,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
+def send(client, model, conversation=None) -> list[tuple[str, dict]]:
+    """One turn through the public chat API; the server-sent events the user got."""
+    payload = {"model_id": model.pk, "message": "Hi"}
+    if conversation:
+        payload["conversation_id"] = conversation.pk
+    response = client.post(reverse("api-chat"), payload, content_type="application/json")
+    assert response.status_code == 200, response.content
+    events = []
+    for block in b"".join(response.streaming_content).decode().strip().split("\n\n"):
+        name, data = block.split("\n")
+        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return events
+
+
+def model_at(server: FakeProvider, **fields) -> LLMModel:
+    return LLMModelFactory(provider=provider_at("bedrock", server.url, api_key=KEY), **fields)
+
+
+def texts(events) -> list[str]:
+    return [data["text"] for name, data in events if name == "delta"]
+
+
+def stored_messages() -> list[tuple[str, str, str]]:
+    return [(m.role, m.content, m.error) for m in Message.objects.order_by("pk")]
+
+
+# --- 1. Options: Anthropic's, under Bedrock's label ------------------------------------------
+
+BUDGET_BELOW = (
+    "Thinking budget tokens: Must be below max output tokens: set max output tokens above the "
+    "budget."
+)
+BUDGET = {"thinking_budget_tokens": 2048}
+
+
+def option_errors(*messages: str) -> dict[str, list[str]]:
+    return {"provider_options": list(messages)}
+
+
+# fmt: off
+VALID = [  # (general fields, options), stored as given
+    pytest.param({}, {}, id="nothing set"),
+    pytest.param({"max_output_tokens": 4096}, {**BUDGET, "effort": "high"},
+                 id="thinking and effort"),
+    pytest.param({"max_output_tokens": 16000, "top_p": 0.95}, {"thinking_budget_tokens": 1024},
+                 id="minimum budget with top P at 0.95"),
+    pytest.param({"temperature": 1.0, "top_p": 0.5, "top_k": 250}, {"effort": "low"},
+                 id="sampling and effort"),
+    pytest.param({}, {"effort": "max"}, id="effort max"),
+]
+
+INVALID = [  # (general fields, options, the exact error.message_dict)
+    pytest.param({"temperature": 1.2}, {},
+                 {"temperature": ["AWS Bedrock accepts a temperature from 0 to 1."]},
+                 id="temperature above 1"),
+    pytest.param({"frequency_penalty": 1}, {},
+                 {"frequency_penalty": ["Frequency penalty is not supported by AWS Bedrock."]},
+                 id="frequency penalty"),
+    pytest.param({"presence_penalty": 1}, {},
+                 {"presence_penalty": ["Presence penalty is not supported by AWS Bedrock."]},
+                 id="presence penalty"),
+    pytest.param({}, {"thinking_budget_tokens": 512},
+                 option_errors("Thinking budget tokens: Must be at least 1024."),
+                 id="budget below 1024"),
+    pytest.param({}, BUDGET, option_errors(BUDGET_BELOW), id="budget without max output"),
+    pytest.param({"max_output_tokens": 8000, "temperature": 0.5, "top_p": 0.9}, BUDGET,
+                 {"temperature": ["Temperature can't be changed while extended thinking is on."],
+                  "top_p": ["With extended thinking on, top P must be between 0.95 and 1."]},
+                 id="sampling with thinking"),
+    pytest.param({}, {"effort": "minimal"},
+                 option_errors("Effort: 'minimal' is not one of: low, medium, high, xhigh, max."),
+                 id="unknown effort"),
+    pytest.param({}, {"reasoning_effort": "low"},
+                 option_errors("'reasoning_effort': Unknown option for AWS Bedrock."),
+                 id="an OpenAI option"),
+    pytest.param({}, {"thinking_budget": 1024},
+                 option_errors("'thinking_budget': Unknown option for AWS Bedrock."),
+                 id="a Gemini option"),
+]
+# fmt: on
+
+
+def build_model(general: dict, options: object) -> LLMModel:
+    provider = ProviderFactory(bedrock=True)
+    return LLMModelFactory.build(
+        provider=provider, context_limit=200_000, provider_options=options, **general
+    )
+
+
+@pytest.mark.parametrize(("general", "options"), VALID)
+def test_valid_options_are_saved_as_given(general, options):
+    model = build_model(general, options)
+
+    model.full_clean()
+    model.save()
+
+    assert LLMModel.objects.get(pk=model.pk).provider_options == options
+
+
+@pytest.mark.parametrize(("general", "options", "errors"), INVALID)
+def test_invalid_options_are_refused_with_exact_messages(general, options, errors):
+    model = build_model(general, options)
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    assert error.value.message_dict == errors
+    assert not LLMModel.objects.exists()
+
+
+# --- 2 and 3. Converse requests, as botocore sends them --------------------------------------
+
+THINKING = {"type": "enabled", "budget_tokens": 2048}
+PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"
+
+# (model fields, summary in the conversation, path, exact body). botocore's arguments are the
+# body's members plus modelId: Converse's shape is the body's shape.
+# fmt: off
+REQUESTS = [
+    pytest.param(
+        {"identifier": "anthropic.claude-haiku-4-5-20251001-v1:0"}, None,
+        "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse-stream",
+        {"messages": HI},
+        id="nothing set"),
+    pytest.param(
+        {"identifier": SONNET, "max_output_tokens": 8000, "top_p": 0.96,
+         "provider_options": {**BUDGET, "effort": "medium"}}, None,
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+        {"messages": HI, "inferenceConfig": {"maxTokens": 8000, "topP": 0.96},
+         "outputConfig": {"effort": "medium"},
+         "additionalModelRequestFields": {"thinking": THINKING}},
+        id="thinking and effort"),
+    pytest.param(
+        {"identifier": SONNET, "max_output_tokens": 4096, "temperature": 0.5, "top_p": 0.9,
+         "top_k": 40}, None,
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+        {"messages": HI,
+         "inferenceConfig": {"maxTokens": 4096, "temperature": 0.5, "topP": 0.9},
+         "additionalModelRequestFields": {"top_k": 40}},
+        id="sampling, top K as Claude's own field"),
+    pytest.param(
+        {"identifier": PROFILE_ARN, "provider_options": {"effort": "high"}}, SUMMARY,
+        "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3A"
+        "application-inference-profile%2Fa1b2c3/converse-stream",
+        {"messages": HI, "system": [{"text": SUMMARY}], "outputConfig": {"effort": "high"}},
+        id="an inference profile ARN, with a summary as the system prompt"),
+]
+# fmt: on
+
+
+def chat_through_the_api(client, developer, server, fields: dict, summary: str | None):
+    model = model_at(server, **fields)
+    model.full_clean()  # every configuration of the table is one the admin can save
+    conversation = None
+    if summary:
+        conversation = Conversation.objects.create(owner=developer)
+        Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.SUMMARY,
+            content=summary.removeprefix("Summary of the earlier conversation:\n"),
+        )
+    return send(client, model, conversation)
+
+
+@pytest.mark.parametrize(("fields", "summary", "path", "body"), REQUESTS)
+def test_the_configuration_becomes_this_request(client, developer, fields, summary, path, body):
+    with serve(FakeProvider("bedrock", KEY)) as server:
+        events = chat_through_the_api(client, developer, server, fields, summary)
+
+    (request,) = server.requests
+    assert (request.method, request.path, request.query) == ("POST", path, {})
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+    assert request.body == body
+    assert [name for name, _ in events] == ["conversation", "delta", "delta", "message", "done"]
+    assert texts(events) == ["Hello", " world"]
+    assert (events[3][1]["input_tokens"], events[3][1]["output_tokens"]) == (12, 5)
+    assert stored_messages()[-2:] == [("user", "Hi", ""), ("assistant", "Hello world", "")]
+
+
+@pytest.mark.parametrize(("fields", "summary", "path", "body"), REQUESTS)
+def test_the_request_is_the_one_botocore_sends(client, developer, fields, summary, path, body):
+    with serve(FakeProvider("bedrock", KEY), tls=True) as sdk_server:
+        answer = aws("bedrock-runtime", sdk_server).converse_stream(
+            modelId=fields["identifier"], **body
+        )
+        events = list(answer["stream"])
+    with serve(FakeProvider("bedrock", KEY)) as server:
+        chat_through_the_api(client, developer, server, fields, summary)
+
+    # botocore parsed the fake's event stream.
+    deltas = [e["contentBlockDelta"]["delta"]["text"] for e in events if "contentBlockDelta" in e]
+    assert "".join(deltas) == "Hello world"
+    assert events[-1]["metadata"]["usage"] == {
+        "inputTokens": 12,
+        "outputTokens": 5,
+        "totalTokens": 17,
+    }
+    (theirs,), (ours,) = sdk_server.requests, server.requests
+    assert (ours.method, ours.path, ours.query) == (theirs.method, theirs.path, theirs.query)
+    assert ours.headers["authorization"] == theirs.headers["authorization"]
+    assert ours.body == theirs.body
+
+
+# --- 4. The control plane's lists -------------------------------------------------------------
+
+
+class PagedProfiles(FakeProvider):
+    """Inference profiles in two pages, as the API pages them with nextToken."""
+
+    def answer_bedrock(self, path, query, headers):
+        status, payload = super().answer_bedrock(path, query, headers)
+        if path == "/inference-profiles" and status == 200:
+            if query.get("nextToken") == ["page-2"]:
+                return 200, {"inferenceProfileSummaries": [{"inferenceProfileId": "eu.model"}]}
+            return 200, {**payload, "nextToken": "page-2"}
+        return status, payload
+
+
+@pytest.mark.parametrize("fake_class", [FakeProvider, PagedProfiles], ids=["one page", "paged"])
+def test_botocore_and_the_project_read_the_same_model_lists(fake_class):
+    with serve(fake_class("bedrock", KEY), tls=True) as sdk_server:
+        control = aws("bedrock", sdk_server)
+        foundation = control.list_foundation_models()["modelSummaries"]
+        pages = control.get_paginator("list_inference_profiles").paginate(
+            PaginationConfig={"PageSize": 1000}
+        )
+        profiles = [item for page in pages for item in page["inferenceProfileSummaries"]]
+    with serve(fake_class("bedrock", KEY)) as server:
+        ours = provider_at("bedrock", server.url, api_key=KEY).client().list_models()
+
+    theirs = [m["modelId"] for m in foundation] + [p["inferenceProfileId"] for p in profiles]
+    assert [model.identifier for model in ours] == theirs
+    assert theirs[:2] == ["anthropic.claude-sonnet-4-5-20250929-v1:0", SONNET]
+    asked = [(r.method, r.path, r.query) for r in server.requests]
+    assert asked == [(r.method, r.path, r.query) for r in sdk_server.requests]
+    assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in server.requests)
+
+
+# --- 5. Streams and errors --------------------------------------------------------------------
+
+
+class ReasoningBedrock(FakeProvider):
+    """Claude's reasoning as Converse streams it, before the text, and cached input tokens."""
+
+    def stream_bedrock(self) -> list[bytes]:
+        def delta(index: int, delta: dict) -> bytes:
+            return aws_message("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+
+        usage = {"inputTokens": 3, "cacheReadInputTokens": 4, "cacheWriteInputTokens": 5}
+        usage |= {"outputTokens": 5, "totalTokens": 17}
+        return [
+            aws_message("messageStart", {"role": "assistant"}),
+            delta(0, {"reasoningContent": {"text": "Let me think."}}),
+            delta(0, {"reasoningContent": {"signature": "sig=="}}),
+            aws_message("contentBlockStop", {"contentBlockIndex": 0}),
+            delta(1, {"text": "Hello"}),
+            delta(1, {"text": " world"}),
+            aws_message("contentBlockStop", {"contentBlockIndex": 1}),
+            aws_message("messageStop", {"stopReason": "end_turn"}),
+            aws_message("metadata", {"usage": usage, "metrics": {"latencyMs": 42}}),
+        ]
+
+
+def test_reasoning_is_not_shown_and_cached_tokens_count_as_input(client, developer):
+    with serve(ReasoningBedrock("bedrock", KEY)) as server:
+        events = send(client, model_at(server, identifier=SONNET))
+
+    assert texts(events) == ["Hello", " world"]
+    assert (events[-2][1]["input_tokens"], events[-2][1]["output_tokens"]) == (3 + 4 + 5, 5)
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello world", "")]
+
+
+class ExceptionMidAnswer(FakeProvider):
+    """After "Hello", an exception message of the given type, as Converse streams it."""
+
+    exception = "internalServerException"
+
+    def stream_bedrock(self) -> list[bytes]:
+        error = aws_message("", {"message": "x"}, exception=self.exception)
+        return [*super().stream_bedrock()[:2], error]
+
+
+# fmt: off
+EXCEPTIONS = [  # the stream's exception type, and our message
+    pytest.param("throttlingException",
+                 "The provider's rate limit was reached: try again in a moment.", id="throttling"),
+    pytest.param("serviceUnavailableException",
+                 "The provider is overloaded: try again in a moment.", id="unavailable"),
+    pytest.param("modelStreamErrorException",
+                 "The provider reported an error mid-answer.", id="model stream error"),
+    pytest.param("internalServerException",
+                 "The provider reported an error mid-answer.", id="internal error"),
+    pytest.param("validationException",
+                 "The provider reported an error mid-answer.", id="validation"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("exception", "message"), EXCEPTIONS)
+def test_an_exception_mid_stream_keeps_the_text_received(client, developer, exception, message):
+    with serve(ExceptionMidAnswer("bedrock", KEY), tls=True) as sdk_server:
+        sdk_server.exception = exception
+        answer = aws("bedrock-runtime", sdk_server).converse_stream(modelId=SONNET, messages=HI)
+        with pytest.raises(EventStreamError) as raised:
+            list(answer["stream"])
+    with serve(ExceptionMidAnswer("bedrock", KEY)) as server:
+        server.exception = exception
+        events = send(client, model_at(server, identifier=SONNET))
+
+    assert raised.value.response["Error"]["Code"] == exception  # what botocore read
+    assert texts(events) == ["Hello"]
+    assert events[-1] == ("error", {"message": message})
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello", message)]
+
+
+class CorruptBedrock(FakeProvider):
+    """The third message's CRC is wrong."""
+
+    def stream_bedrock(self) -> list[bytes]:
+        events = super().stream_bedrock()
+        events[2] = events[2][:-1] + bytes([events[2][-1] ^ 1])
+        return events
+
+
+class HalfMessage(FakeProvider):
+    """The connection closes in the middle of the third message."""
+
+    def stream_bedrock(self) -> list[bytes]:
+        events = super().stream_bedrock()
+        return [*events[:2], events[2][: len(events[2]) // 2]]
+
+
+def test_a_corrupt_event_stream_is_a_malformed_answer(client, developer):
+    with serve(CorruptBedrock("bedrock", KEY), tls=True) as sdk_server:
+        answer = aws("bedrock-runtime", sdk_server).converse_stream(modelId=SONNET, messages=HI)
+        with pytest.raises(ChecksumMismatch):
+            list(answer["stream"])
+    with serve(CorruptBedrock("bedrock", KEY)) as server:
+        events = send(client, model_at(server, identifier=SONNET))
+
+    message = "The provider sent a malformed answer."
+    assert (texts(events), events[-1]) == (["Hello"], ("error", {"message": message}))
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello", message)]
+
+
+@pytest.mark.parametrize(
+    ("fake", "received"),
+    [
+        pytest.param(FakeProvider("bedrock", KEY, mode="drop"), "Hello world", id="no stop"),
+        pytest.param(HalfMessage("bedrock", KEY), "Hello", id="half a message"),
+    ],
+)
+def test_a_dropped_stream_is_cut_off_and_keeps_the_text(client, developer, fake, received):
+    with serve(fake) as server:
+        events = send(client, model_at(server, identifier=SONNET))
+
+    message = "The provider's answer was cut off before it finished."
+    assert events[-1] == ("error", {"message": message})
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", received, message)]
+
+
+# fmt: off
+REFUSED = [  # (fake's key, mode, model fields, our message)
+    pytest.param(KEY, "rate429", {},
+                 "The provider's rate limit was reached: try again in a moment.", id="429"),
+    pytest.param(KEY, "overloaded", {},
+                 "The provider is overloaded: try again in a moment.", id="503"),
+    pytest.param(KEY, "context", {},
+                 "The conversation is too long for this model's context limit.",
+                 id="input too long"),
+    # Saved past validation: a temperature Converse refuses.
+    pytest.param(KEY, "ok", {"temperature": 1.5},
+                 "The provider refused the request (400).", id="a body Converse refuses"),
+    pytest.param("ABSK-another-key", "ok", {},
+                 "The provider refused the API key (403): it is wrong or lacks permission.",
+                 id="wrong key"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("key", "mode", "fields", "message"), REFUSED)
+def test_a_refused_request_reaches_the_user_and_keeps_the_question(
+    client, developer, key, mode, fields, message
+):
+    with serve(FakeProvider("bedrock", key, mode=mode)) as server:
+        events = send(client, model_at(server, identifier=SONNET, **fields))
+
+    assert events[1:] == [("error", {"message": message})]
+    assert KEY not in json.dumps(events)
+    assert stored_messages() == [("user", "Hi", "")]
+
+
+# --- 6. Connectivity ------------------------------------------------------------------------
+
+
+def test_a_key_is_verified_on_the_control_planes_foundation_model_list():
+    with serve(FakeProvider("bedrock", KEY)) as server:
+        provider = provider_at("bedrock", server.url, api_key=KEY)
+        result = provider_check_connection(provider=provider)
+
+    assert result == ("verified", "The provider accepted the API key.")
+    (request,) = server.requests
+    assert (request.method, request.path, request.query) == ("GET", "/foundation-models", {})
+    assert request.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_a_wrong_key_is_recorded_as_rejected():
+    with serve(FakeProvider("bedrock", "ABSK-another-key")) as server:
+        provider = provider_at("bedrock", server.url, api_key=KEY)
+        result = provider_check_connection(provider=provider)
+
+    reason = "The provider refused the API key (403): it is wrong or lacks permission."
+    assert result == ("rejected", reason)
+    provider.refresh_from_db()
+    assert (provider.check_status, provider.check_reason) == ("rejected", reason)
+
+
+def test_models_are_listed_on_the_regions_control_plane_and_chat_on_its_runtime():
+    provider = ProviderFactory(bedrock=True, region="eu-west-1", api_key=KEY)
+
+    client = provider.client()
+
+    assert client.control_url == "https://bedrock.eu-west-1.amazonaws.com"
+    assert client.base_url == "https://bedrock-runtime.eu-west-1.amazonaws.com"
+
+
+def test_a_base_url_override_serves_both_lists_and_chat():
+    provider = ProviderFactory(bedrock=True, base_url="https://proxy.example/bedrock/", api_key=KEY)
+
+    client = provider.client()
+
+    assert client.control_url == client.base_url == "https://proxy.example/bedrock"
+    assert client.host == "proxy.example"
+
+
+def test_a_model_list_without_ids_is_unreachable():
+    class NoIds(FakeProvider):
+        def answer_bedrock(self, path, query, headers):
+            return 200, {"modelSummaries": [{"modelName": "Claude"}]}
+
+    with serve(NoIds("bedrock", KEY)) as server:
+        client = provider_at("bedrock", server.url, api_key=KEY).client()
+        with pytest.raises(Unreachable) as error:
+            client.list_models()
+
+    host = server.url.removeprefix("http://")
+    assert str(error.value) == f"{host} answered with an unexpected model list."

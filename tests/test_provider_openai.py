@@ -1,0 +1,653 @@
+"""The chat-completions family: OpenAI, Azure OpenAI, OpenAI Compatible, OpenRouter, Vercel.
+
+Each type's options; the request each model configuration sends through the chat API, and that
+it is the request the official openai SDK sends with the same settings; streams and errors;
+each type's key check and model list. All against fake providers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from chat.models import Message
+from llmadmin.models import LLMModel
+from llmadmin.providers.http import RemoteModel, Unreachable
+from llmadmin.services import provider_check_connection
+from tests.factories import LLMModelFactory, ProviderFactory, provider_at
+from tests.provider_servers import FAKES, FakeProvider, Recorded, fake_for, serve
+
+pytestmark = pytest.mark.django_db
+
+KEY = "sk-OPENAI-FAMILY-0042"
+TYPES = ("openai", "azure", "openai-compat", "openrouter", "vercel")
+HI = [{"role": "user", "content": "Hi"}]
+STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+# Azure takes its key in its own header; every other type as a Bearer token.
+AUTH = {t: {"authorization": f"Bearer {KEY}"} for t in TYPES} | {"azure": {"api-key": KEY}}
+
+CUT_OFF = "The provider's answer was cut off before it finished."
+FAILED = "The provider reported an error mid-answer."
+RATE_LIMITED = "The provider's rate limit was reached: try again in a moment."
+OVERLOADED = "The provider is overloaded: try again in a moment."
+TOO_LONG = "The conversation is too long for this model's context limit."
+
+
+@pytest.fixture(autouse=True)
+def short_timeouts(settings):
+    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_sdk_config(monkeypatch):
+    """The SDK reads keys, base URLs and proxies from the environment: none of that here."""
+    for name in list(os.environ):
+        if name.startswith(("OPENAI_", "AZURE_OPENAI", "OPENROUTER_", "AI_GATEWAY_")) or (
+            name.lower().endswith("_proxy")
+        ):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def developer(client, django_user_model):
+    client.force_login(django_user_model.objects.create_user("dev"))
+
+
+# --- 1. Options ------------------------------------------------------------------------------
+
+
+def build_model(provider_type: str, general: dict, options: dict) -> LLMModel:
+    provider = ProviderFactory(**{provider_type.replace("-", "_"): True})
+    return LLMModelFactory.build(
+        provider=provider, context_limit=200_000, provider_options=options, **general
+    )
+
+
+# fmt: off
+VALID = [
+    pytest.param("openai", {"temperature": 2.0, "presence_penalty": -2}, {"reasoning_effort": "minimal"}, id="openai sampling edges"),  # noqa: E501
+    pytest.param("openai", {}, {"max_completion_tokens": 32000, "parallel_tool_calls": False}, id="openai completion tokens"),  # noqa: E501
+    pytest.param("openai", {}, {"max_completion_tokens": 200_000}, id="openai completion tokens at the context limit"),  # noqa: E501
+    pytest.param("openai", {}, {"reasoning_effort": "max"}, id="openai effort max (SDK 3.57)"),
+    pytest.param("openai", {"max_output_tokens": 4096, "top_p": 1}, {"parallel_tool_calls": True}, id="openai max output tokens"),  # noqa: E501
+    pytest.param("openai", {}, {}, id="openai nothing set"),
+    pytest.param("azure", {"frequency_penalty": 2}, {"reasoning_effort": "xhigh"}, id="azure"),
+    pytest.param("azure", {"temperature": 0}, {"max_completion_tokens": 1, "parallel_tool_calls": True}, id="azure every option"),  # noqa: E501
+    pytest.param("openai-compat", {"temperature": 0.2}, {"reasoning_effort": "none"}, id="compat"),
+    pytest.param("openai-compat", {"max_output_tokens": 1000, "presence_penalty": 2, "frequency_penalty": -2}, {}, id="compat penalties"),  # noqa: E501
+    pytest.param("openrouter", {"top_k": 1}, {"reasoning_enabled": True, "reasoning_effort": "xhigh"}, id="openrouter reasoning"),  # noqa: E501
+    pytest.param("openrouter", {}, {"reasoning_effort": "max"}, id="openrouter effort max"),
+    pytest.param("openrouter", {}, {"reasoning_enabled": False}, id="openrouter reasoning off"),
+    pytest.param("openrouter", {}, {"provider_order": ["anthropic", "amazon-bedrock"]}, id="openrouter order"),  # noqa: E501
+    pytest.param("openrouter", {}, {"allow_fallbacks": False}, id="openrouter fallbacks"),
+    pytest.param("vercel", {}, {"reasoning_enabled": True, "reasoning_effort": "low"}, id="vercel reasoning"),  # noqa: E501
+    pytest.param("vercel", {}, {"provider_order": ["bedrock", "anthropic"], "provider_only": ["anthropic"]}, id="vercel routing"),  # noqa: E501
+    pytest.param("vercel", {}, {"fallback_models": ["openai/gpt-5", "google/gemini-2.5-pro"]}, id="vercel fallbacks"),  # noqa: E501
+    pytest.param("vercel", {"temperature": 1.5, "top_p": 0.5}, {"fallback_models": ["bedrock/anthropic.claude-v2:1"]}, id="vercel model id with colon"),  # noqa: E501
+]
+
+NOT_ONE_OF = "is not one of: none, minimal, low, medium, high, xhigh"
+SLUG = "a provider slug (lower-case letters, digits, '.', '_', '-')"
+INVALID = [
+    pytest.param("openai", {"top_k": 40}, {}, {"top_k": ["Top k is not supported by OpenAI."]}, id="openai top k"),  # noqa: E501
+    pytest.param("openai", {}, {"reasoning_effort": "maximum"}, {"provider_options": [f"Reasoning effort: 'maximum' {NOT_ONE_OF}, max."]}, id="openai effort"),  # noqa: E501
+    pytest.param("openai", {}, {"max_completion_tokens": 0}, {"provider_options": ["Max completion tokens: Must be at least 1."]}, id="openai completion tokens 0"),  # noqa: E501
+    pytest.param("openai", {}, {"max_completion_tokens": "2000"}, {"provider_options": ["Max completion tokens: Enter a whole number."]}, id="openai completion tokens text"),  # noqa: E501
+    pytest.param("openai", {}, {"parallel_tool_calls": "yes"}, {"provider_options": ["Parallel tool calls: Must be true or false."]}, id="openai parallel"),  # noqa: E501
+    pytest.param("openai", {"max_output_tokens": 4096}, {"max_completion_tokens": 4096}, {"provider_options": ["Max completion tokens: Set either this or max output tokens, not both: both set max_completion_tokens."]}, id="openai both token limits"),  # noqa: E501
+    pytest.param("openai", {}, {"max_completion_tokens": 300_000}, {"provider_options": ["Max completion tokens: Must be at most the context limit (200000)."]}, id="openai over the context"),  # noqa: E501
+    pytest.param("openai", {}, {"thinking_budget_tokens": 2048}, {"provider_options": ["'thinking_budget_tokens': Unknown option for OpenAI."]}, id="openai anthropic option"),  # noqa: E501
+    pytest.param("azure", {}, {"effort": "low"}, {"provider_options": ["'effort': Unknown option for Azure OpenAI."]}, id="azure unknown"),  # noqa: E501
+    pytest.param("azure", {"top_k": 5}, {}, {"top_k": ["Top k is not supported by Azure OpenAI."]}, id="azure top k"),  # noqa: E501
+    pytest.param("azure", {"max_output_tokens": 100}, {"max_completion_tokens": 100}, {"provider_options": ["Max completion tokens: Set either this or max output tokens, not both: both set max_completion_tokens."]}, id="azure both token limits"),  # noqa: E501
+    pytest.param("openai-compat", {}, {"parallel_tool_calls": True}, {"provider_options": ["'parallel_tool_calls': Unknown option for OpenAI Compatible."]}, id="compat parallel"),  # noqa: E501
+    pytest.param("openai-compat", {}, {"max_completion_tokens": 10}, {"provider_options": ["'max_completion_tokens': Unknown option for OpenAI Compatible."]}, id="compat completion tokens"),  # noqa: E501
+    pytest.param("openai-compat", {"top_k": 5}, {}, {"top_k": ["Top k is not supported by OpenAI Compatible."]}, id="compat top k"),  # noqa: E501
+    pytest.param("openrouter", {}, {"reasoning_effort": "extreme"}, {"provider_options": [f"Reasoning effort: 'extreme' {NOT_ONE_OF}, max."]}, id="openrouter effort"),  # noqa: E501
+    pytest.param("openrouter", {}, {"reasoning_enabled": False, "reasoning_effort": "high"}, {"provider_options": ["Reasoning effort: A reasoning effort needs reasoning enabled."]}, id="openrouter effort without reasoning"),  # noqa: E501
+    pytest.param("openrouter", {}, {"reasoning_enabled": "yes"}, {"provider_options": ["Reasoning enabled: Must be true or false."]}, id="openrouter reasoning text"),  # noqa: E501
+    pytest.param("openrouter", {}, {"provider_order": "anthropic"}, {"provider_options": ["Provider order: Enter a list."]}, id="openrouter order not a list"),  # noqa: E501
+    pytest.param("openrouter", {}, {"provider_order": ["Anthropic!"]}, {"provider_options": [f"Provider order: 'Anthropic!' is not {SLUG}."]}, id="openrouter order slug"),  # noqa: E501
+    pytest.param("openrouter", {}, {"provider_order": ["openai", "openai"]}, {"provider_options": ["Provider order: Each entry may appear only once."]}, id="openrouter order twice"),  # noqa: E501
+    pytest.param("openrouter", {}, {"allow_fallbacks": 1}, {"provider_options": ["Allow fallbacks: Must be true or false."]}, id="openrouter fallbacks"),  # noqa: E501
+    pytest.param("vercel", {}, {"fallback_models": ["not a model"]}, {"provider_options": ["Fallback models: 'not a model' is not a model id such as openai/gpt-5."]}, id="vercel fallback id"),  # noqa: E501
+    pytest.param("vercel", {}, {"reasoning_effort": "max"}, {"provider_options": [f"Reasoning effort: 'max' {NOT_ONE_OF}."]}, id="vercel effort max"),  # noqa: E501
+    pytest.param("vercel", {}, {"reasoning_enabled": False, "reasoning_effort": "low"}, {"provider_options": ["Reasoning effort: A reasoning effort needs reasoning enabled."]}, id="vercel effort without reasoning"),  # noqa: E501
+    pytest.param("vercel", {}, {"provider_only": ["Bedrock"]}, {"provider_options": [f"Only these providers: 'Bedrock' is not {SLUG}."]}, id="vercel only slug"),  # noqa: E501
+    pytest.param("vercel", {"top_k": 10}, {}, {"top_k": ["Top k is not supported by Vercel AI Gateway."]}, id="vercel top k"),  # noqa: E501
+    pytest.param("vercel", {}, {"allow_fallbacks": True}, {"provider_options": ["'allow_fallbacks': Unknown option for Vercel AI Gateway."]}, id="vercel openrouter option"),  # noqa: E501
+]
+# fmt: on
+
+
+def test_both_tables_cover_every_type_of_the_family():
+    assert {row.values[0] for row in VALID} == {row.values[0] for row in INVALID} == set(TYPES)
+
+
+@pytest.mark.parametrize(("provider_type", "general", "options"), VALID)
+def test_it_stores_valid_options(provider_type, general, options):
+    model = build_model(provider_type, general, options)
+
+    model.full_clean()
+    model.save()
+
+    assert LLMModel.objects.get(pk=model.pk).provider_options == options
+
+
+@pytest.mark.parametrize(("provider_type", "general", "options", "errors"), INVALID)
+def test_it_refuses_invalid_options_with_the_exact_message(provider_type, general, options, errors):
+    model = build_model(provider_type, general, options)
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    assert error.value.message_dict == errors
+    assert not LLMModel.objects.exists()
+
+
+# --- 2. Requests through the chat API, 3. and the official SDK's same request -----------------
+
+
+@dataclass(frozen=True)
+class Case:
+    type: str
+    model: dict[str, Any]  # the LLMModel's fields
+    path: str
+    body: dict[str, Any]  # exactly what the project sends
+    sdk: dict[str, Any]  # the same settings, as the official SDK's keyword arguments
+
+
+# The general fields keep their names on the wire and in the SDK's arguments. Edge values
+# (zeros included) are set values: they are sent.
+SAMPLING = {"temperature": 0.2, "top_p": 0.9, "presence_penalty": 0.5, "frequency_penalty": -0.5}
+EDGES = {"temperature": 0.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
+REASONING = {"reasoning": {"enabled": True, "effort": "high"}}
+ROUTING = {"provider": {"order": ["openai", "azure"], "allow_fallbacks": False}}
+GATEWAY = {
+    "providerOptions": {
+        "gateway": {
+            "order": ["bedrock", "anthropic"],
+            "only": ["anthropic"],
+            "models": ["openai/gpt-5"],
+        }
+    }
+}
+
+
+def nothing_set(provider_type: str, identifier: str, path: str) -> Any:
+    body = {"model": identifier, "messages": HI, **STREAM}
+    return pytest.param(
+        Case(provider_type, {"identifier": identifier}, path, body, {}),
+        id=f"{provider_type}, nothing set",
+    )
+
+
+# fmt: off
+CASES = [
+    pytest.param(Case(
+        "openai",
+        {"identifier": "gpt-5", "max_output_tokens": 4096, **SAMPLING,
+         "provider_options": {"reasoning_effort": "low", "parallel_tool_calls": True}},
+        "/v1/chat/completions",
+        {"model": "gpt-5", "messages": HI, **STREAM, "max_completion_tokens": 4096, **SAMPLING,
+         "reasoning_effort": "low"},
+        {"max_completion_tokens": 4096, **SAMPLING, "reasoning_effort": "low",
+         "parallel_tool_calls": True},
+    ), id="openai, every option"),
+    pytest.param(Case(
+        "openai",
+        {"identifier": "gpt-5-mini",
+         "provider_options": {"max_completion_tokens": 2000, "reasoning_effort": "max"}},
+        "/v1/chat/completions",
+        {"model": "gpt-5-mini", "messages": HI, **STREAM, "max_completion_tokens": 2000,
+         "reasoning_effort": "max"},
+        {"max_completion_tokens": 2000, "reasoning_effort": "max"},
+    ), id="openai, max completion tokens option"),
+    nothing_set("openai", "gpt-5", "/v1/chat/completions"),
+    pytest.param(Case(
+        "azure",
+        {"identifier": "my-gpt5-deployment", "max_output_tokens": 8000, **EDGES,
+         "provider_options": {"reasoning_effort": "high", "parallel_tool_calls": False}},
+        "/openai/v1/chat/completions",
+        {"model": "my-gpt5-deployment", "messages": HI, **STREAM, "max_completion_tokens": 8000,
+         **EDGES, "reasoning_effort": "high"},
+        {"max_completion_tokens": 8000, **EDGES, "reasoning_effort": "high",
+         "parallel_tool_calls": False},
+    ), id="azure deployment, every option"),
+    nothing_set("azure", "my-deployment", "/openai/v1/chat/completions"),
+    pytest.param(Case(
+        "openai-compat",
+        {"identifier": "qwen3-coder", "max_output_tokens": 1024, **SAMPLING,
+         "provider_options": {"reasoning_effort": "none"}},
+        "/v1/chat/completions",
+        {"model": "qwen3-coder", "messages": HI, **STREAM, "max_completion_tokens": 1024,
+         **SAMPLING, "reasoning_effort": "none"},
+        {"max_completion_tokens": 1024, **SAMPLING, "reasoning_effort": "none"},
+    ), id="openai compatible, every option"),
+    nothing_set("openai-compat", "llama-3.3-70b", "/v1/chat/completions"),
+    pytest.param(Case(
+        "openrouter",
+        {"identifier": "openai/gpt-5", "max_output_tokens": 4000, "top_k": 20, **SAMPLING,
+         "provider_options": {"reasoning_enabled": True, "reasoning_effort": "high",
+                              "provider_order": ["openai", "azure"], "allow_fallbacks": False}},
+        "/api/v1/chat/completions",
+        {"model": "openai/gpt-5", "messages": HI, **STREAM, "max_tokens": 4000, "top_k": 20,
+         **SAMPLING, **REASONING, **ROUTING},
+        {"max_tokens": 4000, **SAMPLING, "extra_body": {"top_k": 20, **REASONING, **ROUTING}},
+    ), id="openrouter, every option"),
+    pytest.param(Case(
+        "openrouter",
+        {"identifier": "deepseek/deepseek-r1", "provider_options": {"reasoning_enabled": False}},
+        "/api/v1/chat/completions",
+        {"model": "deepseek/deepseek-r1", "messages": HI, **STREAM,
+         "reasoning": {"enabled": False}},
+        {"extra_body": {"reasoning": {"enabled": False}}},
+    ), id="openrouter, reasoning off"),
+    nothing_set("openrouter", "openai/gpt-5", "/api/v1/chat/completions"),
+    pytest.param(Case(
+        "vercel",
+        {"identifier": "anthropic/claude-sonnet-4.5", "max_output_tokens": 2000, **SAMPLING,
+         "provider_options": {"reasoning_enabled": True, "reasoning_effort": "high",
+                              "provider_order": ["bedrock", "anthropic"],
+                              "provider_only": ["anthropic"], "fallback_models": ["openai/gpt-5"]}},
+        "/v1/chat/completions",
+        {"model": "anthropic/claude-sonnet-4.5", "messages": HI, **STREAM, "max_tokens": 2000,
+         **SAMPLING, **REASONING, **GATEWAY},
+        {"max_tokens": 2000, **SAMPLING, "extra_body": {**REASONING, **GATEWAY}},
+    ), id="vercel, every option"),
+    nothing_set("vercel", "openai/gpt-5", "/v1/chat/completions"),
+]
+# fmt: on
+
+
+def send(client, model, message="Hi", conversation=None) -> list[tuple[str, dict]]:
+    """The SSE events the user gets for one message, as (event, data) pairs."""
+    payload = {"model_id": model.pk, "message": message}
+    if conversation:
+        payload["conversation_id"] = conversation
+    response = client.post(reverse("api-chat"), payload, content_type="application/json")
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"] == "text/event-stream"
+    events = []
+    for block in b"".join(response.streaming_content).decode().strip().split("\n\n"):
+        name, data = block.split("\n")
+        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
+    return events
+
+
+def model_at(server: FakeProvider, provider_type: str, **fields) -> LLMModel:
+    provider = provider_at(provider_type, server.url, api_key=KEY)
+    return LLMModelFactory(provider=provider, context_limit=200_000, **fields)
+
+
+def auth_of(request: Recorded) -> dict[str, str]:
+    """The request's auth headers: either kind, so a stray second one shows up."""
+    names = ("authorization", "api-key")
+    return {name: request.headers[name] for name in names if name in request.headers}
+
+
+def sdk_client(provider_type: str, server: FakeProvider) -> tuple[openai.OpenAI, dict]:
+    """The official SDK pointed at the fake, and the per-request arguments the type needs."""
+    if provider_type == "azure":
+        client = openai.OpenAI(
+            base_url=server.url + "/openai/v1/", api_key=KEY, max_retries=0, timeout=5
+        )
+        # Azure's v1 API documents its own key header, api-key, rather than a Bearer token;
+        # openai 3.57 lets Authorization be left out only per request, not in default_headers.
+        return client, {"extra_headers": {"api-key": KEY, "Authorization": openai.Omit()}}
+    base_url = server.url + FAKES[provider_type][1]
+    return openai.OpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=5), {}
+
+
+def sdk_chat(provider_type: str, server: FakeProvider, model: str, **settings) -> tuple[str, Any]:
+    """One streamed turn through the SDK: the text it read and the usage it reports."""
+    client, extra = sdk_client(provider_type, server)
+    chunks = list(
+        client.chat.completions.create(
+            model=model,
+            messages=HI,
+            stream=True,
+            stream_options={"include_usage": True},
+            **extra,
+            **settings,
+        )
+    )
+    return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices), chunks[-1].usage
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_models_configuration_becomes_the_providers_own_request(client, developer, case):
+    with serve(fake_for(case.type, KEY)) as server:
+        model = model_at(server, case.type, **case.model)
+
+        events = send(client, model)
+
+    (request,) = server.requests
+    assert (request.method, request.path, request.query) == ("POST", case.path, {})
+    assert auth_of(request) == AUTH[case.type]
+    assert request.body == case.body
+    answer = Message.objects.get(role="assistant")
+    assert answer.content == "Hello world"
+    assert events[1:] == [
+        ("delta", {"text": "Hello"}),
+        ("delta", {"text": " world"}),
+        ("message", {"id": answer.pk, "input_tokens": 12, "output_tokens": 5}),
+        ("done", {}),
+    ]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_the_request_is_the_one_the_official_sdk_sends(client, developer, case):
+    with serve(fake_for(case.type, KEY)) as server:
+        text, usage = sdk_chat(case.type, server, case.model["identifier"], **case.sdk)
+        send(client, model_at(server, case.type, **case.model))
+
+    assert text == "Hello world"
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (12, 5, 17)
+    theirs, ours = server.requests
+    assert (ours.method, ours.path, ours.query) == (theirs.method, theirs.path, theirs.query)
+    assert auth_of(ours) == auth_of(theirs) == AUTH[case.type]
+    sdk_body = dict(theirs.body)
+    # Stored but deliberately not sent: OpenAI refuses parallel_tool_calls in a request
+    # without tools, and these chats send none.
+    sdk_body.pop("parallel_tool_calls", None)
+    assert ours.body == sdk_body
+
+
+def test_parallel_tool_calls_is_stored_but_not_sent(client, developer):
+    with serve(fake_for("openai", KEY)) as server:
+        options = {"parallel_tool_calls": False}
+        model = model_at(server, "openai", identifier="gpt-5", provider_options=options)
+        model.full_clean()
+
+        send(client, model)
+
+    assert LLMModel.objects.get().provider_options == options
+    assert "parallel_tool_calls" not in server.requests[0].body
+
+
+# --- 4. The model list, as the SDK reads it ---------------------------------------------------
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_the_sdk_reads_the_same_model_list(provider_type):
+    with serve(fake_for(provider_type, KEY)) as server:
+        sdk, extra = sdk_client(provider_type, server)
+        theirs = [model.id for model in sdk.models.list(**extra)]
+        ours = provider_at(provider_type, server.url, api_key=KEY).client().list_models()
+
+    assert [model.identifier for model in ours] == theirs
+    sdk_request, our_request = server.requests
+    assert (our_request.method, our_request.path) == (sdk_request.method, sdk_request.path)
+    assert auth_of(our_request) == auth_of(sdk_request) == AUTH[provider_type]
+
+
+# --- 5. Streams and errors through the chat API ----------------------------------------------
+
+
+@dataclass
+class ScriptedFake(FakeProvider):
+    """Streams the given chunks (a JSON object, "[DONE]", or raw bytes such as a comment)."""
+
+    chunks: tuple = ()
+
+    def stream_openai(self) -> list[bytes]:
+        return [c if isinstance(c, bytes) else self.sse(c) for c in self.chunks]
+
+
+def chunk(delta: dict | None = None, finish: str | None = None, **fields) -> dict:
+    choice = {"index": 0, "delta": delta or {}, "finish_reason": finish}
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1754000000,
+            "model": "m", "choices": [choice], "usage": None, **fields}  # fmt: skip
+
+
+USAGE_ONLY = chunk(
+    choices=[],
+    usage={
+        "prompt_tokens": 10,
+        "completion_tokens": 7,
+        "total_tokens": 17,
+        "prompt_tokens_details": {"cached_tokens": 3},
+        "completion_tokens_details": {"reasoning_tokens": 2},
+    },
+)
+REASONING_STREAM = (
+    b": OPENROUTER PROCESSING\n\n",
+    chunk({"role": "assistant", "content": ""}),
+    chunk({"reasoning": "Let me think."}),  # OpenRouter's and Vercel's reasoning delta
+    chunk({"reasoning_content": "Hmm."}),  # vLLM's and DeepSeek's
+    b": OPENROUTER PROCESSING\n\n",
+    chunk({"content": "Hello"}),
+    chunk({"content": " world"}),
+    chunk(finish="stop"),
+    USAGE_ONLY,
+    "[DONE]",
+)
+
+
+def scripted(provider_type: str, chunks: tuple) -> ScriptedFake:
+    return ScriptedFake(FAKES[provider_type][0], KEY, chunks=chunks)
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_reasoning_and_comments_are_skipped_and_usage_comes_last(client, developer, provider_type):
+    with serve(scripted(provider_type, REASONING_STREAM)) as server:
+        text, usage = sdk_chat(provider_type, server, "m")
+        events = send(client, model_at(server, provider_type, identifier="m"))
+
+    # The SDK reads the same stream the same way: comments skipped, usage in the last chunk.
+    assert text == "Hello world"
+    assert (usage.prompt_tokens, usage.prompt_tokens_details.cached_tokens) == (10, 3)
+    answer = Message.objects.get(role="assistant")
+    # prompt_tokens already counts the cached ones; completion_tokens the reasoning ones.
+    assert (answer.content, answer.input_tokens, answer.output_tokens) == ("Hello world", 10, 7)
+    assert [data["text"] for name, data in events if name == "delta"] == ["Hello", " world"]
+
+
+def test_a_server_that_sends_no_usage_still_answers(client, developer):
+    # Some compatible servers ignore stream_options.include_usage.
+    stream = (chunk({"content": "Hello world"}), chunk(finish="stop"), "[DONE]")
+    with serve(scripted("openai-compat", stream)) as server:
+        events = send(client, model_at(server, "openai-compat", identifier="m"))
+
+    answer = Message.objects.get(role="assistant")
+    assert answer.content == "Hello world"
+    assert events[-2] == ("message", {"id": answer.pk, "input_tokens": None, "output_tokens": None})
+
+
+def error_chunk(error: dict) -> dict:
+    return chunk(finish="error", error=error)
+
+
+# fmt: off
+AFTER_HELLO = [
+    pytest.param("openai", error_chunk({"message": "x", "type": "server_error"}), FAILED, id="openai server error"),  # noqa: E501
+    pytest.param("azure", error_chunk({"message": "x", "code": "rate_limit_exceeded"}), RATE_LIMITED, id="azure rate limit"),  # noqa: E501
+    pytest.param("openrouter", error_chunk({"message": "x", "code": 429}), RATE_LIMITED, id="openrouter 429"),  # noqa: E501
+    pytest.param("openrouter", error_chunk({"message": "x", "code": 503}), OVERLOADED, id="openrouter 503"),  # noqa: E501
+    pytest.param("openrouter", error_chunk({"message": "x", "code": 502}), FAILED, id="openrouter 502"),  # noqa: E501
+    pytest.param("vercel", error_chunk({"message": "x", "type": "overloaded_error"}), OVERLOADED, id="vercel overloaded"),  # noqa: E501
+    pytest.param("openai-compat", b"data: {not json\n\n", "The provider sent a malformed answer.", id="compat malformed chunk"),  # noqa: E501
+    pytest.param("openai-compat", chunk(finish="stop"), CUT_OFF, id="compat no [DONE]"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("provider_type", "then", "message"), AFTER_HELLO)
+def test_an_error_mid_stream_is_ours_and_keeps_the_text(
+    client, developer, provider_type, then, message
+):
+    stream = (chunk({"role": "assistant", "content": ""}), chunk({"content": "Hello"}), then)
+    with serve(scripted(provider_type, stream)) as server:
+        events = send(client, model_at(server, provider_type, identifier="m"))
+
+    assert events[1:] == [("delta", {"text": "Hello"}), ("error", {"message": message})]
+    answer = Message.objects.get(role="assistant")
+    assert (answer.content, answer.error) == ("Hello", message)
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_a_dropped_stream_is_cut_off_and_keeps_the_text(client, developer, provider_type):
+    with serve(fake_for(provider_type, KEY, mode="drop")) as server:
+        events = send(client, model_at(server, provider_type, identifier="m"))
+
+    assert events[-1] == ("error", {"message": CUT_OFF})
+    answer = Message.objects.get(role="assistant")
+    assert (answer.content, answer.error) == ("Hello world", CUT_OFF)
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [("rate429", RATE_LIMITED), ("overloaded", OVERLOADED), ("context", TOO_LONG)],
+)
+def test_a_refused_request_reaches_the_user_and_keeps_the_conversation(
+    client, developer, provider_type, mode, message
+):
+    with serve(fake_for(provider_type, KEY)) as server:
+        model = model_at(server, provider_type, identifier="m")
+        conversation = send(client, model)[0][1]["id"]
+        server.mode = mode
+
+        events = send(client, model, "More", conversation)
+
+    assert events[1:] == [("error", {"message": message})]
+    assert list(Message.objects.order_by("pk").values_list("role", "content")) == [
+        ("user", "Hi"),
+        ("assistant", "Hello world"),
+        ("user", "More"),
+    ]
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_a_body_the_provider_refuses_is_a_refused_request(client, developer, provider_type):
+    # Saved without full_clean, as a row stored before the option's choices changed would be.
+    with serve(fake_for(provider_type, KEY)) as server:
+        options = {"reasoning_effort": "extreme"}
+        model = model_at(server, provider_type, identifier="m", provider_options=options)
+
+        events = send(client, model)
+
+    assert events[1:] == [("error", {"message": "The provider refused the request (400)."})]
+    assert list(Message.objects.values_list("role", "content")) == [("user", "Hi")]
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_a_wrong_key_in_a_chat_is_a_rejected_key(client, developer, provider_type):
+    with serve(fake_for(provider_type, "sk-the-right-one")) as server:
+        events = send(client, model_at(server, provider_type, identifier="m"))
+
+    assert events[1:] == [("error", {"message": "The provider rejected the API key (401)."})]
+    assert KEY not in json.dumps(events)
+
+
+# --- 6. Key checks and model lists ------------------------------------------------------------
+
+# OpenRouter and Vercel answer their model lists without checking the key, so the check asks
+# for something only a valid key may read: the key's own record, the credit balance.
+VERIFY_PATHS = {
+    "openai": "/v1/models",
+    "azure": "/openai/v1/models",
+    "openai-compat": "/v1/models",
+    "openrouter": "/api/v1/key",
+    "vercel": "/v1/credits",
+}
+MODELS = {
+    "openai": [RemoteModel("gpt-5"), RemoteModel("gpt-5-mini")],
+    "azure": [RemoteModel("gpt-5")],
+    "openai-compat": [RemoteModel("gpt-5"), RemoteModel("gpt-5-mini")],
+    "openrouter": [RemoteModel("openai/gpt-5", 400_000)],
+    "vercel": [RemoteModel("anthropic/claude-sonnet-4.5", 200_000)],
+}
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_a_valid_key_is_verified_on_the_types_own_endpoint(provider_type):
+    with serve(fake_for(provider_type, KEY)) as server:
+        provider = provider_at(provider_type, server.url, api_key=KEY)
+
+        result = provider_check_connection(provider=provider)
+
+    assert result == ("verified", "The provider accepted the API key.")
+    (request,) = server.requests
+    assert (request.method, request.path) == ("GET", VERIFY_PATHS[provider_type])
+    assert request.query == {}
+    assert auth_of(request) == AUTH[provider_type]
+    provider.refresh_from_db()
+    assert provider.check_status == "verified"
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_a_wrong_key_is_rejected_even_where_the_model_list_is_public(provider_type):
+    with serve(fake_for(provider_type, "sk-the-right-one")) as server:
+        provider = provider_at(provider_type, server.url, api_key=KEY)
+
+        result = provider_check_connection(provider=provider)
+
+    assert result == ("rejected", "The provider rejected the API key (401).")
+    provider.refresh_from_db()
+    assert (provider.check_status, provider.availability) == ("rejected", "key_rejected")
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_it_lists_the_models_with_their_context_limits(provider_type):
+    with serve(fake_for(provider_type, KEY)) as server:
+        provider = provider_at(provider_type, server.url, api_key=KEY)
+
+        assert provider.client().list_models() == MODELS[provider_type]
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("error500", "{host} answered 500."),
+        ("slow", "Could not reach {host}: timed out after 0.5 s."),
+        ("malformed", "{host} answered with something that is not JSON."),
+    ],
+)
+def test_an_outage_is_unreachable(provider_type, mode, reason):
+    with serve(fake_for(provider_type, KEY, mode=mode)) as server:
+        provider = provider_at(provider_type, server.url, api_key=KEY)
+
+        result = provider_check_connection(provider=provider)
+
+    host = server.url.removeprefix("http://")
+    assert result == ("unreachable", reason.format(host=host))
+
+
+@dataclass
+class ListingFake(FakeProvider):
+    """A compatible server whose model list is `listing`."""
+
+    listing: Any = None
+
+    def answer_openai(self, path, query, headers):
+        return 200, self.listing
+
+
+def test_a_compatible_servers_own_context_field_is_read():
+    listing = {"object": "list", "data": [{"id": "qwen3-coder", "max_model_len": 32768}]}  # vLLM
+    with serve(ListingFake("openai", KEY, listing=listing)) as server:
+        provider = provider_at("openai-compat", server.url, api_key=KEY)
+
+        assert provider.client().list_models() == [RemoteModel("qwen3-coder", 32768)]
+
+
+def test_an_unexpected_model_list_is_unreachable():
+    with serve(ListingFake("openai", KEY, listing={"data": [{"name": "gpt-5"}]})) as server:
+        provider = provider_at("openai-compat", server.url, api_key=KEY)
+        host = server.url.removeprefix("http://")
+
+        with pytest.raises(Unreachable) as error:
+            provider.client().list_models()
+
+    assert str(error.value) == f"{host} answered with an unexpected model list."

@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -275,8 +275,10 @@ class FakeProvider:
         if refusal:
             return refusal[0], "application/json", [json.dumps(refusal[1]).encode()]
         events = getattr(self, f"stream_{self.stream_family}")()
-        if self.mode == "drop":  # the connection closes after part of the answer
-            events = events[: len(events) // 2 + 1]
+        if self.mode == "drop":  # the connection closes after the text, before the end
+            text = self.reply[-1].encode()
+            last_text = max(i for i, event in enumerate(events) if text in event)
+            events = events[: last_text + 1]
         if self.family == "bedrock":
             return 200, "application/vnd.amazon.eventstream", events
         return 200, "text/event-stream", events
@@ -377,15 +379,16 @@ class FakeProvider:
                 },
                 "message_start",
             ),
+            self.sse({"type": "ping"}, "ping"),
+            # A thinking block first, as extended thinking streams it: never shown to the user.
             self.sse(
                 {
                     "type": "content_block_start",
                     "index": 0,
-                    "content_block": {"type": "text", "text": ""},
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
                 },
                 "content_block_start",
             ),
-            self.sse({"type": "ping"}, "ping"),
             self.sse(
                 {
                     "type": "content_block_delta",
@@ -394,21 +397,38 @@ class FakeProvider:
                 },
                 "content_block_delta",
             ),
+            self.sse(
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "signature_delta", "signature": "c2lnbmF0dXJl"},
+                },
+                "content_block_delta",
+            ),
+            self.sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            self.sse(
+                {
+                    "type": "content_block_start",
+                    "index": 1,
+                    "content_block": {"type": "text", "text": ""},
+                },
+                "content_block_start",
+            ),
         ]
         events += [
             self.sse(
                 {
                     "type": "content_block_delta",
-                    "index": 0,
+                    "index": 1,
                     "delta": {"type": "text_delta", "text": text},
                 },
                 "content_block_delta",
             )
             for text in self.reply
         ]
-        if self.mode == "midstream_error":
+        if self.mode == "midstream_error":  # after the first text delta
             return [
-                *events[:5],
+                *events[: len(events) - len(self.reply) + 1],
                 self.sse(
                     {
                         "type": "error",
@@ -418,7 +438,7 @@ class FakeProvider:
                 ),
             ]
         events += [
-            self.sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            self.sse({"type": "content_block_stop", "index": 1}, "content_block_stop"),
             self.sse(
                 {
                     "type": "message_delta",
@@ -565,10 +585,13 @@ def serve(provider: FakeProvider, tls: bool = False) -> Iterator[FakeProvider]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            provider.handle(self)
+            # A client that gave up (a timeout test) closes the connection: nothing to answer.
+            with suppress(BrokenPipeError, ConnectionResetError):
+                provider.handle(self)
 
         def do_POST(self) -> None:
-            provider.handle_post(self)
+            with suppress(BrokenPipeError, ConnectionResetError):
+                provider.handle_post(self)
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -332,40 +332,19 @@ def test_the_sdk_and_the_project_read_the_same_model_list():
 # --- 5. Streams and errors --------------------------------------------------------------------
 
 
-THINKING_BLOCK = {"type": "thinking", "thinking": "", "signature": ""}
-
-
-class ThinkingAnthropic(FakeProvider):
-    """As the API streams with extended thinking: a thinking block (with its signature) before
-    the text block, and cache writes and reads in the usage."""
+class CachingAnthropic(FakeProvider):
+    """Reports cache writes and reads in the usage, as the API does with prompt caching."""
 
     def stream_anthropic(self) -> list[bytes]:
-        start, _text_block, _ping, _thinking, *rest = super().stream_anthropic()
-        start = json.loads(start.decode().split("data: ", 1)[1])
+        start, *rest = super().stream_anthropic()
+        message = json.loads(start.decode().split("data: ", 1)[1])["message"]
         usage = {"input_tokens": 3, "cache_creation_input_tokens": 4, "cache_read_input_tokens": 5}
-        start["message"]["usage"] = {**usage, "output_tokens": 1}
-
-        def event(name: str, **fields) -> bytes:
-            return self.sse({"type": name, **fields}, name)
-
-        return [
-            event("message_start", message=start["message"]),
-            event("content_block_start", index=0, content_block=THINKING_BLOCK),
-            event(
-                "content_block_delta", index=0, delta={"type": "thinking_delta", "thinking": "."}
-            ),
-            event(
-                "content_block_delta", index=0, delta={"type": "signature_delta", "signature": "s"}
-            ),
-            event("content_block_stop", index=0),
-            event("content_block_start", index=1, content_block={"type": "text", "text": ""}),
-            event("ping"),
-            *(chunk.replace(b'"index": 0', b'"index": 1') for chunk in rest),
-        ]
+        message["usage"] = {**usage, "output_tokens": 1}
+        return [self.sse({"type": "message_start", "message": message}, "message_start"), *rest]
 
 
 def test_thinking_is_not_shown_and_cached_tokens_count_as_input(client, developer):
-    with serve(ThinkingAnthropic("anthropic", KEY)) as server:
+    with serve(CachingAnthropic("anthropic", KEY)) as server:
         model = LLMModelFactory(provider=provider_at("anthropic", server.url, api_key=KEY))
         events = send(client, model)
         # The SDK reads the same stream as a thinking block and a text block.
@@ -392,17 +371,29 @@ class ErrorMidAnswer(FakeProvider):
 
     def stream_anthropic(self) -> list[bytes]:
         error = {"type": "error", "error": {"type": self.error_type, "message": "x"}}
-        return [*super().stream_anthropic()[:5], self.sse(error, "error")]
+        return [*up_to_the_first_text(super().stream_anthropic()), self.sse(error, "error")]
+
+
+def up_to_the_first_text(events: list[bytes]) -> list[bytes]:
+    """The stream's events up to and including the first text delta ("Hello")."""
+    first_text = next(i for i, event in enumerate(events) if b'"text": "Hello"' in event)
+    return events[: first_text + 1]
+
+
+class DroppedAnthropic(FakeProvider):
+    def stream_anthropic(self) -> list[bytes]:
+        return up_to_the_first_text(super().stream_anthropic())
 
 
 class GarbledAnthropic(FakeProvider):
     def stream_anthropic(self) -> list[bytes]:
-        return [*super().stream_anthropic()[:5], b"event: content_block_delta\ndata: {nope\n\n"]
+        garbled = b"event: content_block_delta\ndata: {nope\n\n"
+        return [*up_to_the_first_text(super().stream_anthropic()), garbled]
 
 
 # fmt: off
 MID_ANSWER = [  # (fake, its mode, the error event's type, the message)
-    pytest.param(FakeProvider, "drop", "",
+    pytest.param(DroppedAnthropic, "ok", "",
                  "The provider's answer was cut off before it finished.", id="dropped"),
     pytest.param(ErrorMidAnswer, "ok", "overloaded_error",
                  "The provider is overloaded: try again in a moment.", id="overloaded event"),

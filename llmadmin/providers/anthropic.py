@@ -12,6 +12,7 @@ import requests
 
 from llmadmin.providers.base import SAMPLING, ChoiceOption, IntOption, ModelSettings, ProviderType
 from llmadmin.providers.http import (
+    MAX_PAGES,
     ChatInput,
     ProviderClient,
     RemoteModel,
@@ -96,7 +97,7 @@ class AnthropicClient(ProviderClient):
     def list_models(self) -> list[RemoteModel]:
         models: list[RemoteModel] = []
         params: dict[str, Any] = {"limit": 1000}
-        for _ in range(20):
+        for _ in range(MAX_PAGES):
             payload = self.get_json(f"{self.base_url}/v1/models", params)
             models += [
                 RemoteModel(item["id"], item.get("max_input_tokens"))

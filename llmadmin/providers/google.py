@@ -19,6 +19,7 @@ from llmadmin.providers.base import (
     ProviderType,
 )
 from llmadmin.providers.http import (
+    MAX_PAGES,
     ChatInput,
     ProviderClient,
     RemoteModel,
@@ -123,7 +124,7 @@ class GoogleClient(ProviderClient):
     def list_models(self) -> list[RemoteModel]:
         models: list[RemoteModel] = []
         params: dict[str, Any] = {"pageSize": 1000}
-        for _ in range(20):
+        for _ in range(MAX_PAGES):
             payload = self.get_json(f"{self.base_url}/{API_VERSION}/models", params)
             models += [
                 RemoteModel(item["name"].removeprefix("models/"), item.get("inputTokenLimit"))

@@ -70,6 +70,33 @@ def encryption_secrets(settings):
 
 
 @pytest.fixture(autouse=True)
+def short_provider_timeouts(settings):
+    """Every provider in the tests is a loopback fake: it answers at once or not at all."""
+    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+
+
+# What the official SDKs (and botocore) would read from the environment.
+PROVIDER_ENVIRONMENT = ("ANTHROPIC_", "OPENAI_", "AZURE_OPENAI", "GEMINI_", "GOOGLE_", "AWS_")
+
+
+@pytest.fixture(autouse=True)
+def no_provider_environment(monkeypatch):
+    """No key, endpoint, API version or proxy comes from the machine's environment."""
+    for name in list(os.environ):
+        if name.startswith(PROVIDER_ENVIRONMENT) or name.lower().endswith("_proxy"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def developer(client, django_user_model):
+    """A logged-in developer: any user, no staff rights."""
+    user = django_user_model.objects.create_user("dev")
+    client.force_login(user)
+    return user
+
+
+@pytest.fixture(autouse=True)
 def empty_cache():
     """Each test starts with an empty cache, as a freshly started process does."""
     from django.core.cache import cache

@@ -18,12 +18,6 @@ CHANGELIST = reverse("admin:llmadmin_provider_changelist")
 REMOTE_MODELS = reverse("admin:llmadmin_llmmodel_remote_models")
 
 
-@pytest.fixture(autouse=True)
-def short_timeouts(settings):
-    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
-    settings.PROVIDER_READ_TIMEOUT = 0.5
-
-
 def openai_at(server: FakeProvider, **fields: object) -> Provider:
     return ProviderFactory(openai=True, api_key=KEY, base_url=f"{server.url}/v1", **fields)
 

@@ -15,6 +15,7 @@ from chat.models import Conversation, Message
 from chat.services import SUMMARY_REQUEST
 from llmadmin.models import LLMModel
 from llmadmin.providers import PROVIDER_TYPES
+from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, fake_for, serve
 
@@ -23,34 +24,6 @@ pytestmark = pytest.mark.django_db
 KEY = "sk-CHATSECRET-42"
 URL = reverse("api-chat")
 EVERY_TYPE = [pytest.param(slug, id=slug) for slug in PROVIDER_TYPES]
-
-
-@pytest.fixture(autouse=True)
-def short_timeouts(settings):
-    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
-    settings.PROVIDER_READ_TIMEOUT = 0.5
-
-
-@pytest.fixture
-def developer(client):
-    user = User.objects.create_user("dev")
-    client.force_login(user)
-    return user
-
-
-def send(client, model, message="Hi", conversation=None) -> list[tuple[str, dict]]:
-    payload = {"model_id": model.pk, "message": message}
-    if conversation:
-        payload["conversation_id"] = conversation
-    response = client.post(URL, payload, content_type="application/json")
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "text/event-stream"
-    body = b"".join(response.streaming_content).decode()
-    events = []
-    for block in body.strip().split("\n\n"):
-        name, data = block.split("\n")
-        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
-    return events
 
 
 def model_at(server: FakeProvider, provider_type: str, **fields) -> LLMModel:

@@ -62,12 +62,6 @@ ROWS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def short_timeouts(settings):
-    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
-    settings.PROVIDER_READ_TIMEOUT = 0.5
-
-
 @pytest.fixture
 def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
     """Every record at DEBUG, the "django" loggers' too (they don't propagate to the root)."""

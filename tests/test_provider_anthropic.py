@@ -4,18 +4,16 @@ them, streamed answers and errors through the chat API, and the model list."""
 from __future__ import annotations
 
 import json
-import os
 
 import anthropic
 import pytest
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.urls import reverse
 
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
 from llmadmin.providers.http import RemoteModel
 from llmadmin.services import provider_check_connection
+from tests.chat_api import send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, serve
 
@@ -24,49 +22,6 @@ pytestmark = pytest.mark.django_db
 KEY = "sk-ant-TESTSECRET-42"
 HI = [{"role": "user", "content": "Hi"}]
 SUMMARY = "Summary of the earlier conversation:\nWe said hello."
-
-
-@pytest.fixture(autouse=True)
-def short_timeouts(settings):
-    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
-    settings.PROVIDER_READ_TIMEOUT = 0.5
-
-
-@pytest.fixture(autouse=True)
-def no_sdk_environment(monkeypatch):
-    """The SDK reads nothing from the environment: no key, base URL or proxy."""
-    for name in list(os.environ):
-        if name.startswith(("ANTHROPIC_", "AWS_")) or name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def developer(client):
-    user = User.objects.create_user("dev")
-    client.force_login(user)
-    return user
-
-
-def send(client, model, conversation=None) -> list[tuple[str, dict]]:
-    """One turn through the public chat API; the server-sent events the user got."""
-    payload = {"model_id": model.pk, "message": "Hi"}
-    if conversation:
-        payload["conversation_id"] = conversation.pk
-    response = client.post(reverse("api-chat"), payload, content_type="application/json")
-    assert response.status_code == 200, response.content
-    events = []
-    for block in b"".join(response.streaming_content).decode().strip().split("\n\n"):
-        name, data = block.split("\n")
-        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
-    return events
-
-
-def texts(events) -> list[str]:
-    return [data["text"] for name, data in events if name == "delta"]
-
-
-def stored_messages() -> list[tuple[str, str, str]]:
-    return [(m.role, m.content, m.error) for m in Message.objects.order_by("pk")]
 
 
 # --- 1. Options -----------------------------------------------------------------------------
@@ -256,7 +211,7 @@ def chat_through_the_api(client, developer, fields: dict, summary: str | None, s
             role=Message.Role.SUMMARY,
             content=summary.removeprefix("Summary of the earlier conversation:\n"),
         )
-    return send(client, model, conversation)
+    return send(client, model, conversation=conversation)
 
 
 @pytest.mark.parametrize(("fields", "summary", "body", "sdk_call"), REQUESTS)

@@ -12,14 +12,13 @@ import pytest
 from botocore.config import Config
 from botocore.eventstream import ChecksumMismatch
 from botocore.exceptions import EventStreamError
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.urls import reverse
 
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
 from llmadmin.providers.http import Unreachable
 from llmadmin.services import provider_check_connection
+from tests.chat_api import send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, aws_message, serve
 
@@ -36,12 +35,6 @@ SUMMARY = "Summary of the earlier conversation:\nWe said hello."
 
 
 @pytest.fixture(autouse=True)
-def short_timeouts(settings):
-    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
-    settings.PROVIDER_READ_TIMEOUT = 0.5
-
-
-@pytest.fixture(autouse=True)
 def aws_environment(monkeypatch):
     """botocore reads nothing of this machine's AWS setup; the key is its bearer token."""
     for name in list(os.environ):
@@ -51,13 +44,6 @@ def aws_environment(monkeypatch):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", KEY)
-
-
-@pytest.fixture
-def developer(client):
-    user = User.objects.create_user("dev")
-    client.force_login(user)
-    return user
 
 
 def aws(service: str, tls_fake: FakeProvider):
@@ -71,30 +57,8 @@ def aws(service: str, tls_fake: FakeProvider):
     )
 
 
-def send(client, model, conversation=None) -> list[tuple[str, dict]]:
-    """One turn through the public chat API; the server-sent events the user got."""
-    payload = {"model_id": model.pk, "message": "Hi"}
-    if conversation:
-        payload["conversation_id"] = conversation.pk
-    response = client.post(reverse("api-chat"), payload, content_type="application/json")
-    assert response.status_code == 200, response.content
-    events = []
-    for block in b"".join(response.streaming_content).decode().strip().split("\n\n"):
-        name, data = block.split("\n")
-        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
-    return events
-
-
 def model_at(server: FakeProvider, **fields) -> LLMModel:
     return LLMModelFactory(provider=provider_at("bedrock", server.url, api_key=KEY), **fields)
-
-
-def texts(events) -> list[str]:
-    return [data["text"] for name, data in events if name == "delta"]
-
-
-def stored_messages() -> list[tuple[str, str, str]]:
-    return [(m.role, m.content, m.error) for m in Message.objects.order_by("pk")]
 
 
 # --- 1. Options: Anthropic's, under Bedrock's label ------------------------------------------
@@ -232,7 +196,7 @@ def chat_through_the_api(client, developer, server, fields: dict, summary: str |
             role=Message.Role.SUMMARY,
             content=summary.removeprefix("Summary of the earlier conversation:\n"),
         )
-    return send(client, model, conversation)
+    return send(client, model, conversation=conversation)
 
 
 @pytest.mark.parametrize(("fields", "summary", "path", "body"), REQUESTS)

@@ -35,12 +35,6 @@ WRONG_KEY_MESSAGES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def short_timeouts(settings):
-    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
-    settings.PROVIDER_READ_TIMEOUT = 0.5
-
-
 def test_every_type_has_a_fake_and_a_wrong_key_message():
     assert set(WRONG_KEY_MESSAGES) == set(PROVIDER_TYPES)
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 
 import pytest
-from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from google import genai
@@ -17,6 +15,7 @@ from chat.models import Message
 from llmadmin.models import LLMModel
 from llmadmin.providers.http import ChatInput
 from llmadmin.services import provider_check_connection
+from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, serve
 
@@ -39,27 +38,6 @@ EVERY_CATEGORY = {
     "HARM_CATEGORY_DANGEROUS_CONTENT": "BLOCK_NONE",
     "HARM_CATEGORY_CIVIC_INTEGRITY": "OFF",
 }
-
-
-@pytest.fixture(autouse=True)
-def short_timeouts(settings):
-    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
-    settings.PROVIDER_READ_TIMEOUT = 0.5
-
-
-@pytest.fixture(autouse=True)
-def no_sdk_environment(monkeypatch):
-    """The SDK must take nothing from the environment: no key, no API version, no proxy."""
-    for name in list(os.environ):
-        if name.startswith(("GOOGLE_", "GEMINI_")) or name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def developer(client):
-    user = User.objects.create_user("dev")
-    client.force_login(user)
-    return user
 
 
 @dataclass
@@ -89,17 +67,6 @@ THINKING_ANSWER = [
                        "cachedContentTokenCount": 3, "totalTokenCount": 18}},
 ]
 # fmt: on
-
-
-def send(client, model) -> list[tuple[str, dict]]:
-    """Chat "Hi" through the API; the SSE events the user got."""
-    response = client.post(URL, {"model_id": model.pk, "message": "Hi"}, "application/json")
-    assert response.status_code == 200, response.content
-    body = b"".join(response.streaming_content).decode()
-    return [
-        (name.removeprefix("event: "), json.loads(data.removeprefix("data: ")))
-        for name, data in (block.split("\n") for block in body.strip().split("\n\n"))
-    ]
 
 
 def gemini_model(server: FakeProvider, **fields) -> LLMModel:

@@ -15,12 +15,12 @@ from typing import Any
 import openai
 import pytest
 from django.core.exceptions import ValidationError
-from django.urls import reverse
 
 from chat.models import Message
 from llmadmin.models import LLMModel
 from llmadmin.providers.http import RemoteModel, Unreachable
 from llmadmin.services import provider_check_connection
+from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FAKES, FakeProvider, Recorded, fake_for, serve
 
@@ -41,12 +41,6 @@ TOO_LONG = "The conversation is too long for this model's context limit."
 
 
 @pytest.fixture(autouse=True)
-def short_timeouts(settings):
-    settings.PROVIDER_CONNECT_TIMEOUT = 0.5
-    settings.PROVIDER_READ_TIMEOUT = 0.5
-
-
-@pytest.fixture(autouse=True)
 def no_ambient_sdk_config(monkeypatch):
     """The SDK reads keys, base URLs and proxies from the environment: none of that here."""
     for name in list(os.environ):
@@ -54,11 +48,6 @@ def no_ambient_sdk_config(monkeypatch):
             name.lower().endswith("_proxy")
         ):
             monkeypatch.delenv(name)
-
-
-@pytest.fixture
-def developer(client, django_user_model):
-    client.force_login(django_user_model.objects.create_user("dev"))
 
 
 # --- 1. Options ------------------------------------------------------------------------------
@@ -266,21 +255,6 @@ CASES = [
     nothing_set("vercel", "openai/gpt-5", "/v1/chat/completions"),
 ]
 # fmt: on
-
-
-def send(client, model, message="Hi", conversation=None) -> list[tuple[str, dict]]:
-    """The SSE events the user gets for one message, as (event, data) pairs."""
-    payload = {"model_id": model.pk, "message": message}
-    if conversation:
-        payload["conversation_id"] = conversation
-    response = client.post(reverse("api-chat"), payload, content_type="application/json")
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"] == "text/event-stream"
-    events = []
-    for block in b"".join(response.streaming_content).decode().strip().split("\n\n"):
-        name, data = block.split("\n")
-        events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
-    return events
 
 
 def model_at(server: FakeProvider, provider_type: str, **fields) -> LLMModel:

@@ -24,6 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import botocore.session
+from botocore.validate import ParamValidator
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -679,12 +681,10 @@ def tls_context() -> ssl.SSLContext:
 #
 # A small schema language: a type (int excludes bool; float takes int), a tuple of allowed
 # values, a dict of field -> schema (unknown fields refused; names ending in "!" required), a
-# one-item list (a list of such items), a Range, or ANY. Fields and types come from the
+# one-item list (a list of such items) or a Range. Fields and types come from the
 # official SDKs' request types (anthropic MessageCreateParams, openai
-# CompletionCreateParams, google-genai GenerateContentConfig, botocore's bedrock-runtime
-# ConverseStream shape) and the providers' API references.
-
-ANY = object()
+# CompletionCreateParams, google-genai GenerateContentConfig) and the providers' API
+# references.
 
 
 @dataclass(frozen=True)
@@ -785,28 +785,45 @@ GOOGLE_BODY = {
         }
     ],
 }
-BEDROCK_BODY = {
-    "messages!": [{"role!": ("user", "assistant"), "content!": [{"text!": str}]}],
-    "system": [{"text!": str}],
+# Bedrock's Converse body is checked by botocore's own validator against its service model
+# (unknown fields, types, required members); botocore leaves ranges to the service, and sees
+# additionalModelRequestFields as a free-form document that Claude reads in its own shapes.
+CONVERSE_STREAM = (
+    botocore.session.get_session()
+    .get_service_model("bedrock-runtime")
+    .operation_model("ConverseStream")
+    .input_shape
+)
+BEDROCK_RANGES = {
     "inferenceConfig": {
         "maxTokens": Range(int, 1, 10_000_000),
         "temperature": Range(float, 0, 1),
         "topP": Range(float, 0, 1),
         "stopSequences": [str],
     },
-    "outputConfig": {"effort": EFFORTS},
-    # Passed on to the model as they are: Claude's own fields.
     "additionalModelRequestFields": {"thinking": ANTHROPIC_THINKING, "top_k": Range(int, 0, 500)},
 }
+
+
+def converse_errors(body: Any) -> list[str]:
+    if not isinstance(body, dict):
+        return ["body: expected an object"]
+    report = ParamValidator().validate({"modelId": "model", **body}, CONVERSE_STREAM)
+    errors = [report.generate_report()] if report.has_errors() else []
+    checked = {name: body[name] for name in BEDROCK_RANGES if name in body}
+    return errors + schema_errors(checked, BEDROCK_RANGES, "body")
+
+
 CHAT_BODIES = {
     "anthropic": ANTHROPIC_BODY,
     "openai": OPENAI_BODY,
     "google": GOOGLE_BODY,
-    "bedrock": BEDROCK_BODY,
 }
 
 
 def chat_body_errors(family: str, body: Any) -> list[str]:
+    if family == "bedrock":
+        return converse_errors(body)
     errors = schema_errors(body, CHAT_BODIES[family], "body")
     if family == "anthropic" and not errors:
         # The API's own cross-field rule: the thinking budget is part of max_tokens.
@@ -817,8 +834,6 @@ def chat_body_errors(family: str, body: Any) -> list[str]:
 
 
 def schema_errors(value: Any, schema: Any, where: str) -> list[str]:
-    if schema is ANY:
-        return []
     if isinstance(schema, dict):
         if not isinstance(value, dict):
             return [f"{where}: expected an object"]

@@ -116,9 +116,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        # The HTTP library logs each request's URL at DEBUG; a provider's redirect target
-        # (which it chooses, and may fill with the key it received) would land in the log.
-        "urllib3": {"level": "INFO"},
+        # The HTTP library logs request URLs (a followed redirect's is the provider's choice,
+        # and may hold the key it received) and the raw text of headers it can't parse.
+        "urllib3": {"level": "CRITICAL"},
     },
 }
 

@@ -281,7 +281,6 @@ class LLMModel(models.Model):
         """What a client needs of this model to build its request."""
         return ModelSettings(
             identifier=self.identifier,
-            context_limit=self.context_limit,
             options=dict(self.provider_options),
             **self.general_options,
         )

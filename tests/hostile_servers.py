@@ -19,6 +19,13 @@ Modes:
 - "not_json": a 200 whose body is the credential as text (a chat stream's one event).
 - "finish": a chat answer streams one text delta, then ends with the credential as its finish
   or stop reason. A GET gets an ordinary model list.
+- "bad_location": a 307 whose Location is no URL (`http://[<credential>/`).
+- "bad_header": the ordinary answer with a header line that has no colon, holding the
+  credential (the HTTP library logs such lines).
+- "bad_charset": the ordinary answer, its Content-Type claiming the credential as charset.
+- "bad_encoding": a 400 whose Content-Encoding names the credential (the body is not encoded).
+- "odd_shapes": answers of the wrong shapes, the credential where an object, a list or a
+  number belongs (a context limit of `<b>credential</b>`).
 """
 
 from __future__ import annotations
@@ -35,7 +42,19 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from tests.provider_servers import aws_message
 
 FAMILIES = ("openai", "anthropic", "google", "bedrock")
-MODES = ("redirect", "error_body", "reason_phrase", "midstream", "not_json", "finish")
+MODES = (
+    "redirect",
+    "error_body",
+    "reason_phrase",
+    "midstream",
+    "not_json",
+    "finish",
+    "bad_location",
+    "bad_header",
+    "bad_charset",
+    "bad_encoding",
+    "odd_shapes",
+)
 ERROR_STATUSES = (400, 401, 403, 404, 429, 500, 529)
 TEXT = "Hello"  # the one text delta of a streamed answer
 SSE = "text/event-stream"
@@ -97,6 +116,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     reason: str | None = None  # None: the standard phrase of the status
     streamed: bool = False  # no Content-Length: the answer ends when the connection closes
+    raw_header_line: str = ""  # written as it is, colon or not
 
 
 def with_echo(text: str, echo: str) -> str:
@@ -155,6 +175,21 @@ class HostileProvider:
             answer = self.ordinary(chat, self.status)
             answer.reason = f"Invalid key {credential}"
             return answer
+        if self.mode == "bad_location":
+            return Answer(307, headers={"Location": f"http://[{credential}/"})
+        if self.mode in ("bad_header", "bad_charset"):
+            answer = self.ordinary(chat, 200)
+            if self.mode == "bad_header":
+                answer.raw_header_line = f"X-Note {credential}"
+            else:
+                answer.content_type += f"; charset={credential}"
+            return answer
+        if self.mode == "bad_encoding":
+            answer = self.error(400, "")
+            answer.headers["Content-Encoding"] = f"gzip, {credential}"
+            return answer
+        if self.mode == "odd_shapes":
+            return self.odd_shapes(chat, credential)
         if self.mode == "not_json":
             if not chat:
                 return Answer(200, [credential.encode()])
@@ -165,6 +200,35 @@ class HostileProvider:
         if not chat:
             return self.ordinary(chat, 200)
         return self.stream(self.mode, credential)
+
+    def odd_shapes(self, chat: bool, echo: str) -> Answer:
+        """Where an object, a list or a number belongs, the echo."""
+        if not chat:
+            item = {
+                "id": "m",
+                "name": "models/m",
+                "modelId": "m",
+                "inferenceProfileId": "m",
+                "max_input_tokens": f"<b>{echo}</b>",
+                "context_length": f"<b>{echo}</b>",
+                "inputTokenLimit": f"<b>{echo}</b>",
+                "supportedGenerationMethods": len(echo),
+            }
+            lists = ("data", "models", "modelSummaries", "inferenceProfileSummaries")
+            payload = {**{key: [item] for key in lists}, "has_more": echo, "nextPageToken": echo}
+            return Answer(200, [json.dumps(payload).encode()])
+        if self.family == "bedrock":
+            events = [aws_message("contentBlockDelta", {"delta": echo})]
+            return Answer(200, events, AWS_EVENT_STREAM, streamed=True)
+        events = {
+            "openai": [sse({"choices": echo}), sse({"choices": [echo]}), sse({"usage": echo})],
+            "anthropic": [
+                sse({"type": "message_start", "message": echo}, "message_start"),
+                sse({"type": "content_block_delta", "delta": [echo]}, "content_block_delta"),
+            ],
+            "google": [sse({"candidates": [echo]}), sse({"candidates": [{"content": [echo]}]})],
+        }[self.family]
+        return Answer(200, events, SSE, streamed=True)
 
     def ordinary(self, chat: bool, status: int) -> Answer:
         """What the family answers with this status when nothing is echoed."""
@@ -365,6 +429,8 @@ class HostileProvider:
         handler.send_header("Content-Type", answer.content_type)
         for name, value in answer.headers.items():
             handler.send_header(name, value)
+        if answer.raw_header_line:
+            handler._headers_buffer.append(f"{answer.raw_header_line}\r\n".encode())
         if not answer.streamed:
             handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()

@@ -316,7 +316,8 @@ class FakeProvider:
 
     def sse(self, data: Any, event: str = "") -> bytes:
         name = f"event: {event}\n" if event else ""
-        text = data if isinstance(data, str) else json.dumps(data)
+        # Raw UTF-8, as providers send it (not \u escapes).
+        text = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
         return f"{name}data: {text}\n\n".encode()
 
     def stream_openai(self) -> list[bytes]:
@@ -632,7 +633,7 @@ def aws_message(event: str, payload: dict, exception: str = "") -> bytes:
         + value.encode()
         for name, value in headers.items()
     )
-    body = json.dumps(payload).encode()
+    body = json.dumps(payload, ensure_ascii=False).encode()
     total = 12 + len(raw_headers) + len(body) + 4
     prelude = struct.pack(">II", total, len(raw_headers))
     prelude += struct.pack(">I", zlib.crc32(prelude))

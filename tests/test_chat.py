@@ -15,7 +15,7 @@ from chat.models import Conversation, Message
 from chat.services import SUMMARY_REQUEST
 from llmadmin.models import LLMModel
 from llmadmin.providers import PROVIDER_TYPES
-from tests.chat_api import send
+from tests.chat_api import send, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, fake_for, serve
 
@@ -238,3 +238,15 @@ def test_a_conversation_shows_its_messages_to_its_owner_only(client, developer):
         ("assistant", "Hello world"),
     ]
     assert theirs.status_code == 404
+
+
+@pytest.mark.parametrize("provider_type", EVERY_TYPE)
+def test_text_beyond_ascii_arrives_as_sent(client, developer, provider_type):
+    # Streams are UTF-8 whatever their Content-Type says; the Cyrillic letters hold the byte
+    # 0x85, which Latin-1 would read as a line break.
+    reply = ("Café ", "хорошо ", "\u2028", "日本")
+    with serve(fake_for(provider_type, KEY, reply=reply)) as server:
+        events = send(client, model_at(server, provider_type))
+
+    assert texts(events) == list(reply)
+    assert Message.objects.get(role="assistant").content == "".join(reply)

@@ -48,6 +48,11 @@ ATTACKS = [
     ("midstream", None),
     ("not_json", None),
     ("finish", None),
+    ("bad_location", None),
+    ("bad_header", None),
+    ("bad_charset", None),
+    ("bad_encoding", None),
+    ("odd_shapes", None),
 ]
 
 ROWS = [
@@ -216,7 +221,7 @@ def expected_chat_endings(mode: str, status: int | None) -> tuple[bool, set[str]
     """Whether the answer's text delta must reach the developer, and how the stream may end."""
     if mode == "finish":  # an unknown finish reason may end well or as an error
         return True, {"done", "error"}
-    if (mode, status) == ("reason_phrase", 200):
+    if (mode, status) == ("reason_phrase", 200) or mode in ("bad_header", "bad_charset"):
         return True, {"done"}
     if mode == "midstream":
         return True, {"error"}

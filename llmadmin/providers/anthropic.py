@@ -91,19 +91,23 @@ class AnthropicClient(ProviderClient):
             "anthropic-version": API_VERSION,
         }
 
-    def verify(self) -> None:
+    def verify_key(self) -> None:
         self.get_json(f"{self.base_url}/v1/models", {"limit": 1})
 
-    def list_models(self) -> list[RemoteModel]:
+    def fetch_models(self) -> list[RemoteModel]:
         models: list[RemoteModel] = []
         params: dict[str, Any] = {"limit": 1000}
         for _ in range(MAX_PAGES):
             payload = self.get_json(f"{self.base_url}/v1/models", params)
             models += [
-                RemoteModel(item["id"], item.get("max_input_tokens"))
+                RemoteModel(item["id"], token_count(item, "max_input_tokens") or None)
                 for item in self.items(payload, "data")
             ]
-            if not payload.get("has_more") or not isinstance(payload.get("last_id"), str):
+            last_id = payload.get("last_id")
+            # A page that points at itself would repeat the list: stop there.
+            if not payload.get("has_more") or not isinstance(last_id, str):
+                break
+            if last_id == params.get("after_id"):
                 break
             params = {"limit": 1000, "after_id": payload["last_id"]}
         return models
@@ -124,8 +128,7 @@ class AnthropicClient(ProviderClient):
             body["output_config"] = {"effort": model.options["effort"]}
         return body
 
-    def stream_chat(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
-        """Send the turn and yield the answer's text as it streams in, then its usage."""
+    def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
         response = self.post_stream(f"{self.base_url}/v1/messages", self.chat_body(model, chat))
         with response:
             yield from parse_stream(response)

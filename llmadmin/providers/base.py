@@ -45,7 +45,6 @@ class ModelSettings:
     """A model's request settings as a client needs them: plain values, no database row."""
 
     identifier: str
-    context_limit: int
     max_output_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None

@@ -48,10 +48,10 @@ class BedrockClient(ProviderClient):
     def host(self) -> str:
         return self.control_url.split("://", 1)[-1].split("/", 1)[0]
 
-    def verify(self) -> None:
+    def verify_key(self) -> None:
         self.get_json(f"{self.control_url}/foundation-models")
 
-    def list_models(self) -> list[RemoteModel]:
+    def fetch_models(self) -> list[RemoteModel]:
         foundation = self.get_json(f"{self.control_url}/foundation-models")
         models = [
             RemoteModel(item["modelId"])
@@ -100,8 +100,7 @@ class BedrockClient(ProviderClient):
             body["additionalModelRequestFields"] = additional
         return body
 
-    def stream_chat(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
-        """Send the turn and yield the answer's text as it streams in, then its usage."""
+    def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
         url = f"{self.base_url}/model/{quote(model.identifier, safe='')}/converse-stream"
         response = self.post_stream(url, self.chat_body(model, chat))
         with response:
@@ -116,7 +115,7 @@ OVERLOADED = ("serviceUnavailableException", "modelNotReadyException")
 def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
     stopped, usage = False, None
     for headers, payload in event_stream(response):
-        if headers.get(":message-type") == "exception":
+        if headers.get(":message-type") in ("exception", "error"):
             kind = str(headers.get(":exception-type", ""))
             raise mid_stream_error(
                 "rate_limit" if kind in THROTTLED else "overloaded" if kind in OVERLOADED else ""

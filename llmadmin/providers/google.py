@@ -118,20 +118,25 @@ class GoogleClient(ProviderClient):
         # Gemini answers a bad key with 400 and the reason API_KEY_INVALID.
         return super().is_rejected(status, body) or (status == 400 and "API_KEY_INVALID" in body)
 
-    def verify(self) -> None:
+    def verify_key(self) -> None:
         self.get_json(f"{self.base_url}/{API_VERSION}/models", {"pageSize": 1})
 
-    def list_models(self) -> list[RemoteModel]:
+    def fetch_models(self) -> list[RemoteModel]:
         models: list[RemoteModel] = []
         params: dict[str, Any] = {"pageSize": 1000}
         for _ in range(MAX_PAGES):
             payload = self.get_json(f"{self.base_url}/{API_VERSION}/models", params)
             models += [
-                RemoteModel(item["name"].removeprefix("models/"), item.get("inputTokenLimit"))
+                RemoteModel(
+                    item["name"].removeprefix("models/"),
+                    token_count(item, "inputTokenLimit") or None,
+                )
                 for item in self.items(payload, "models", id_field="name")
                 if "generateContent" in (item.get("supportedGenerationMethods") or [])
             ]
-            if not isinstance(payload.get("nextPageToken"), str) or not payload["nextPageToken"]:
+            token = payload.get("nextPageToken")
+            # A page that points at itself would repeat the list: stop there.
+            if not isinstance(token, str) or not token or token == params.get("pageToken"):
                 break
             params = {"pageSize": 1000, "pageToken": payload["nextPageToken"]}
         return models
@@ -169,8 +174,7 @@ class GoogleClient(ProviderClient):
             ]
         return body
 
-    def stream_chat(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
-        """Send the turn and yield the answer's text as it streams in, then its usage."""
+    def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
         url = (
             f"{self.base_url}/{API_VERSION}/models/{quote(model.identifier, safe='')}"
             ":streamGenerateContent?alt=sse"

@@ -9,7 +9,10 @@ A message is built from our own words, the admin's configured host and a status 
 from __future__ import annotations
 
 import json
+import logging
+import traceback
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
@@ -17,6 +20,8 @@ from urllib.parse import urljoin, urlsplit
 import requests
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
+
+logger = logging.getLogger(__name__)
 
 CheckStatus = Literal["verified", "rejected", "unreachable"]
 MAX_REDIRECTS = 3
@@ -179,7 +184,9 @@ def error_kind(error: Any) -> str:
 class ProviderClient:
     """Calls to one provider account: the key only in the auth header, to the configured host.
 
-    A family's client says how to authenticate, verify a key, list models and chat.
+    A family's client says how to authenticate (auth_headers), verify a key (verify_key), list
+    models (fetch_models) and chat (stream). The public calls around them turn anything
+    unexpected in an answer into one of our own errors.
     """
 
     @sensitive_variables("connection")
@@ -192,12 +199,32 @@ class ProviderClient:
     def auth_headers(self) -> dict[str, str]:
         raise NotImplementedError
 
-    def verify(self) -> None:
-        """The cheapest authenticated call that costs nothing; raises ProviderError."""
+    def verify_key(self) -> None:
         raise NotImplementedError
 
-    def list_models(self) -> list[RemoteModel]:
+    def fetch_models(self) -> list[RemoteModel]:
         raise NotImplementedError
+
+    def stream(self, model: Any, chat: ChatInput) -> Iterator[StreamEvent]:
+        raise NotImplementedError
+
+    def verify(self) -> None:
+        """The cheapest authenticated call that costs nothing; raises ProviderError."""
+        with untrusted_answer(self.unreadable):
+            self.verify_key()
+
+    def list_models(self) -> list[RemoteModel]:
+        """The models the account can use; raises ProviderError."""
+        with untrusted_answer(self.unreadable):
+            return self.fetch_models()
+
+    def stream_chat(self, model: Any, chat: ChatInput) -> Iterator[StreamEvent]:
+        """Send the turn; yield the answer's text as it streams in, then its usage."""
+        with untrusted_answer(malformed):
+            yield from self.stream(model, chat)
+
+    def unreadable(self) -> Unreachable:
+        return Unreachable(f"{self.host} sent an answer that could not be read.")
 
     def is_rejected(self, status: int, body: str) -> bool:
         """Whether an answer says the key is wrong; the body is only matched, never shown."""
@@ -217,8 +244,12 @@ class ProviderClient:
             )
             if not response.is_redirect:
                 break
-            target = urljoin(url, response.headers.get("Location", ""))
-            if urlsplit(target)[:2] != origin:
+            try:
+                target = urljoin(url, response.headers.get("Location", ""))
+                same_origin = urlsplit(target)[:2] == origin
+            except ValueError:  # an unparsable Location: its text is not repeated
+                same_origin = False
+            if not same_origin:
                 raise Unreachable(f"{host} redirected to another host; the key was not sent there.")
             url, params = target, None
         else:
@@ -230,7 +261,7 @@ class ProviderClient:
             raise Unreachable(f"{host} answered {response.status_code}.")
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise Unreachable(f"{host} answered with something that is not JSON.") from None
 
     def items(self, payload: Any, key: str, id_field: str = "id") -> list[dict[str, Any]]:
@@ -249,8 +280,13 @@ class ProviderClient:
         )
         if response.status_code >= 300:
             # Read a bounded amount, only to recognise a context-length refusal.
-            body_text = response.raw.read(4000, decode_content=True).decode("utf-8", "replace")
-            response.close()
+            try:
+                body = response.raw.read(4000, decode_content=True)
+                body_text = body.decode("utf-8", "replace")
+            except Exception:  # an unreadable body refuses all the same
+                body_text = ""
+            finally:
+                response.close()
             if self.is_rejected(response.status_code, body_text):
                 raise key_rejected(response.status_code)
             raise chat_error_for(response.status_code, body_text)
@@ -280,7 +316,7 @@ class ProviderClient:
             raise failure(
                 f"Could not reach {host}: connection refused or host not found."
             ) from None
-        except requests.RequestException:
+        except Exception:  # e.g. a Location requests can't parse: its text is not repeated
             raise failure(f"Could not reach {host}.") from None
 
 
@@ -288,10 +324,15 @@ class ProviderClient:
 
 
 def sse_events(response: requests.Response) -> Iterator[tuple[str, str]]:
-    """(event name, data) of a server-sent event stream; comments are skipped."""
+    """(event name, data) of a server-sent event stream; comments are skipped.
+
+    Lines are split as bytes and decoded as UTF-8 (as SSE is defined), whatever charset the
+    provider claims: text/event-stream without one would otherwise be read as Latin-1.
+    """
     event, data = "", []
     try:
-        for line in response.iter_lines(decode_unicode=True):
+        for raw_line in response.iter_lines():
+            line = raw_line.decode("utf-8", "replace")
             if line == "":
                 if data:
                     yield event, "\n".join(data)
@@ -311,7 +352,7 @@ def sse_events(response: requests.Response) -> Iterator[tuple[str, str]]:
 def json_data(data: str | bytes) -> dict[str, Any]:
     try:
         payload = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise malformed() from None
     if not isinstance(payload, dict):
         raise malformed()
@@ -328,3 +369,25 @@ def set_if(target: dict[str, Any], key: str, value: Any) -> None:
     """Unset options are not sent: the provider's default applies."""
     if value is not None:
         target[key] = value
+
+
+@contextmanager
+def untrusted_answer(failure: Any) -> Iterator[None]:
+    """Anything unexpected while calling a provider or reading its answer (a shape the parser
+    did not foresee, a header the HTTP library chokes on) becomes `failure()`.
+
+    The log says where it happened, never the error's text: that may quote the answer.
+    """
+    try:
+        yield
+    except ProviderError:
+        raise
+    except Exception as error:
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        logger.warning(
+            "Unexpected %s at %s:%s while reading a provider's answer.",
+            type(error).__name__,
+            frame.filename,
+            frame.lineno,
+        )
+        raise failure() from None

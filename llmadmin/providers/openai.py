@@ -162,10 +162,10 @@ class OpenAIClient(ProviderClient):
     def chat_url(self) -> str:
         return f"{self.base_url}/chat/completions"
 
-    def verify(self) -> None:
+    def verify_key(self) -> None:
         self.get_json(self.models_url)
 
-    def list_models(self) -> list[RemoteModel]:
+    def fetch_models(self) -> list[RemoteModel]:
         return [
             RemoteModel(item["id"], context_limit_of(item))
             for item in self.items(self.get_json(self.models_url), "data")
@@ -191,8 +191,7 @@ class OpenAIClient(ProviderClient):
         # parallel_tool_calls belongs with tools: OpenAI refuses it in a request without any,
         # and these chats send none yet.
 
-    def stream_chat(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
-        """Send the turn and yield the answer's text as it streams in, then its usage."""
+    def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
         response = self.post_stream(self.chat_url, self.chat_body(model, chat))
         with response:
             yield from parse_stream(response)
@@ -262,7 +261,7 @@ class OpenRouterClient(OpenAIClient):
         if routing:
             body["provider"] = routing
 
-    def verify(self) -> None:
+    def verify_key(self) -> None:
         # The model list may answer without checking the key; /key always checks it.
         self.get_json(f"{self.base_url}/key")
 
@@ -279,7 +278,7 @@ class VercelClient(OpenAIClient):
         if gateway:
             body["providerOptions"] = {"gateway": gateway}
 
-    def verify(self) -> None:
+    def verify_key(self) -> None:
         # The model list seems public; the credits balance needs a valid key.
         self.get_json(f"{self.base_url}/credits")
 

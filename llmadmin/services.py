@@ -13,19 +13,9 @@ from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.catalog import CATALOG, DEFAULT_MODEL
 from llmadmin.models import CheckStatus, LLMModel, Provider
-from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.http import ProviderError
 
 logger = logging.getLogger(__name__)
-
-
-def providers_create_missing() -> list[Provider]:
-    """Create the row of every registry type that has none yet; return the new rows.
-
-    migrate does this too (llmadmin.apps), so the provider list always shows every type.
-    """
-    existing = set(Provider.objects.values_list("type", flat=True))
-    return [Provider.objects.create(type=slug) for slug in PROVIDER_TYPES if slug not in existing]
 
 
 @sensitive_variables("api_key")
@@ -109,7 +99,6 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
     each type's variable for providers that have none yet.
     """
     report = SeedReport()
-    providers_create_missing()
     created_models: list[LLMModel] = []
     for provider in Provider.objects.filter(catalog_seeded=False).select_for_update():
         provider.catalog_seeded = True

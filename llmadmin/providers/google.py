@@ -168,9 +168,13 @@ class GoogleClient(ProviderClient):
         if config:
             body["generationConfig"] = config
         if options.get("safety_settings"):
+            # In the categories' own order: a stored mapping's order is the database's (jsonb
+            # sorts keys), and the request should not depend on it.
+            thresholds = options["safety_settings"]
             body["safetySettings"] = [
-                {"category": category, "threshold": threshold}
-                for category, threshold in options["safety_settings"].items()
+                {"category": category, "threshold": thresholds[category]}
+                for category in SAFETY_CATEGORIES
+                if category in thresholds
             ]
         return body
 

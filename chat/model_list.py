@@ -10,7 +10,7 @@ from django.db import connection
 from django.db.models import Count, Q
 
 from chat.serializers import ChatModelSerializer
-from llmadmin.models import Availability, LLMModel, Provider, api_key_ids
+from llmadmin.models import SECRET_FIELDS, Availability, LLMModel, Provider, api_key_ids
 from llmadmin.selectors import models_available_for_chat, providers_in_registry_order
 
 
@@ -18,7 +18,7 @@ def build_model_list() -> dict[str, Any]:
     """The list payload, from two queries; keys are never loaded, let alone decrypted."""
     providers = list(
         providers_in_registry_order(
-            Provider.objects.defer("api_key").annotate(
+            Provider.objects.defer(*SECRET_FIELDS).annotate(
                 enabled_models=Count("models", filter=Q(models__enabled=True))
             )
         )
@@ -27,7 +27,7 @@ def build_model_list() -> dict[str, Any]:
         models_available_for_chat(providers)
         .order_by("display_name", "pk")
         .select_related("provider")
-        .defer("provider__api_key")
+        .defer(*(f"provider__{name}" for name in SECRET_FIELDS))
     )
     by_provider: dict[int, list[LLMModel]] = {}
     for model in models:

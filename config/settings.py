@@ -119,6 +119,8 @@ LOGGING = {
         # The HTTP library logs request URLs (a followed redirect's is the provider's choice,
         # and may hold the key it received) and the raw text of headers it can't parse.
         "urllib3": {"level": "CRITICAL"},
+        # botocore logs each SigV4 canonical request at DEBUG, an AWS session token included.
+        "botocore": {"level": "WARNING"},
     },
 }
 

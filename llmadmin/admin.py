@@ -16,8 +16,13 @@ from django.utils.timesince import timesince
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_POST
 
-from llmadmin.forms import LLMModelAdminForm, ProviderAdminForm, option_field_names
-from llmadmin.models import CheckStatus, LLMModel, Provider
+from llmadmin.forms import (
+    AUTH_MODE_FIELDS,
+    LLMModelAdminForm,
+    ProviderAdminForm,
+    option_field_names,
+)
+from llmadmin.models import SECRET_FIELDS, AuthMode, CheckStatus, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.http import ProviderError
 from llmadmin.selectors import provider_remote_models, provider_reported_context_limit
@@ -31,11 +36,13 @@ KEY_STATE_LABELS = {
     "missing": "No key",
     "set": "Key set (not tested)",
     "unreadable": "Key unreadable: set it again",
+    "server": "The server's AWS credentials (not tested)",
 }
 CHECK_LABELS = {
     CheckStatus.VERIFIED: "Verified",
     CheckStatus.REJECTED: "Rejected by the provider",
     CheckStatus.UNREACHABLE: "Unreachable",
+    CheckStatus.NO_PERMISSION: "Lacks permission",
 }
 
 
@@ -60,7 +67,10 @@ class ProviderAdmin(admin.ModelAdmin):
     inlines = [LLMModelInline]
     actions = ["test_connection"]
 
-    @method_decorator(sensitive_post_parameters("api_key"))
+    class Media:
+        js = ["llmadmin/provider_form.js"]
+
+    @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
     def changeform_view(self, *args: Any, **kwargs: Any) -> HttpResponse:
         # Error reports never show the posted key.
         return super().changeform_view(*args, **kwargs)
@@ -71,7 +81,15 @@ class ProviderAdmin(admin.ModelAdmin):
         )
         # Without change permission a read-only form would display the key field's value.
         can_change = self.has_change_permission(request, obj)
-        key_fields = ["key_status", "api_key", "remove_api_key"] if can_change else ["key_status"]
+        key_fields = ["key_status"]
+        if can_change:
+            modes = obj.provider_type.auth_modes if obj else {}
+            key_fields += [
+                *(["auth"] if len(modes) > 1 else []),
+                "api_key",
+                *AUTH_MODE_FIELDS[AuthMode.AWS_KEYS] * (AuthMode.AWS_KEYS in modes),
+                "remove_api_key",
+            ]
         test_fields = ["last_test", "test_button"] if can_change else ["last_test"]
         fieldsets: list[Any] = [
             (None, {"fields": key_fields + test_fields}),
@@ -131,7 +149,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Key status")
     def key_status(self, provider: Provider) -> str:
-        if provider.key_state == "set" and provider.check_status:
+        if provider.key_state in ("set", "server") and provider.check_status:
             return CHECK_LABELS[provider.check_status]
         return KEY_STATE_LABELS[provider.key_state]
 
@@ -177,12 +195,12 @@ class ProviderAdmin(admin.ModelAdmin):
     def construct_change_message(
         self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
     ) -> list[dict[str, Any]]:
-        # "Remove the stored key" reads as an API key change in the history.
+        # "Remove the stored credentials" reads as a credentials change in the history.
         message = super().construct_change_message(request, form, formsets, add)
         for entry in message:
             fields = entry.get("changed", {}).get("fields")
-            if fields and "Remove the stored key" in fields:
-                fields.remove("Remove the stored key")
+            if fields and "Remove the stored credentials" in fields:
+                fields.remove("Remove the stored credentials")
                 if "API key" not in fields:
                     fields.append("API key")
         return message

@@ -12,12 +12,14 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from llmadmin.models import LLMModel, Provider
+from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.selectors import providers_in_registry_order
 
 VERSION = 1
-PROVIDER_FIELDS = {"enabled": True, "base_url": "", "region": ""}
+PROVIDER_FIELDS = {"enabled": True, "base_url": "", "region": "", "auth": "api_key"}
+# Never in a file, either way: the secrets, and the access key ID that goes with one.
+SECRETS_NEVER_IMPORTED = {*SECRET_FIELDS, "aws_access_key_id"}
 MODEL_FIELDS = {
     "display_name": "",
     "enabled": True,
@@ -36,7 +38,7 @@ class ConfigurationError(Exception):
 
 
 def export_configuration() -> dict[str, Any]:
-    providers = providers_in_registry_order(Provider.objects.defer("api_key"))
+    providers = providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS))
     models_by_provider: dict[int, list[LLMModel]] = {}
     for model in LLMModel.objects.order_by("display_name", "identifier"):
         models_by_provider.setdefault(model.provider_id, []).append(model)
@@ -113,9 +115,9 @@ class Importer:
     def reject_unknown(self, where: str, entry: dict[str, Any], known: set[str]) -> None:
         prefix = f"{where}." if where else ""
         for name in entry:
-            if name == "api_key":
+            if name in SECRETS_NEVER_IMPORTED:
                 self.errors.append(
-                    f"{prefix}api_key: API keys are never imported; set them in the admin or "
+                    f"{prefix}{name}: credentials are never imported; set them in the admin or "
                     "with manage.py set_provider_key."
                 )
             elif name not in known:

@@ -9,33 +9,69 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from llmadmin.models import LLMModel, Provider
+from llmadmin.models import SECRET_FIELDS, AuthMode, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES, ProviderType
 
 
-class ProviderAdminForm(forms.ModelForm):
-    # Write-only: the stored key is never rendered, not even masked. Blank keeps it.
-    api_key = forms.CharField(
-        label="API key",
+def secret_field(label: str, help_text: str) -> forms.CharField:
+    # Write-only: a stored secret is never rendered, not even masked. Blank keeps it.
+    return forms.CharField(
+        label=label,
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Paste a new key to replace the stored one; leave blank to keep it.",
+        help_text=help_text,
+    )
+
+
+# The fields each auth mode reads; the others are left as stored.
+AUTH_MODE_FIELDS = {
+    AuthMode.API_KEY: ("api_key",),
+    AuthMode.AWS_KEYS: ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
+    AuthMode.DEFAULT_CHAIN: (),
+}
+
+
+class ProviderAdminForm(forms.ModelForm):
+    api_key = secret_field(
+        "API key", "Paste a new key to replace the stored one; leave blank to keep it."
+    )
+    aws_secret_access_key = secret_field(
+        "AWS secret access key",
+        "Paste a new secret to replace the stored one; leave blank to keep it.",
+    )
+    aws_session_token = secret_field(
+        "AWS session token",
+        "Only for temporary credentials; leave blank to keep the stored one.",
     )
     remove_api_key = forms.BooleanField(
-        label="Remove the stored key",
+        label="Remove the stored credentials",
         required=False,
-        help_text="The provider's models leave the developers' list until a key is set.",
+        help_text="The provider's models leave the developers' list until new ones are set.",
     )
 
     class Meta:
         model = Provider
-        fields = ["api_key", "remove_api_key", "base_url", "region", "enabled"]
+        fields = [
+            "auth",
+            "api_key",
+            "aws_access_key_id",
+            "aws_secret_access_key",
+            "aws_session_token",
+            "remove_api_key",
+            "base_url",
+            "region",
+            "enabled",
+        ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Never keep the plaintext in the form: not rendered, not compared for changes.
-        self.initial.pop("api_key", None)
+        for name in SECRET_FIELDS:
+            self.initial.pop(name, None)
+        if "auth" in self.fields and self.instance.type:
+            modes = self.instance.provider_type.auth_modes
+            self.fields["auth"].choices = list(modes.items())
         if "base_url" in self.fields and self.instance.type:
             provider_type = self.instance.provider_type
             default = provider_type.default_base_url or "none: required"
@@ -44,23 +80,30 @@ class ProviderAdminForm(forms.ModelForm):
                 f"or a regional or self-hosted endpoint, e.g. {provider_type.base_url_example}."
             )
 
-    def clean_api_key(self) -> str | None:
-        new_key = self.cleaned_data["api_key"]
-        return new_key or self.instance.api_key
-
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        mode = cleaned.get("auth", self.instance.auth)
+        for name in (*SECRET_FIELDS, "aws_access_key_id"):
+            # Only the chosen mode's fields are read; a blank secret keeps the stored one.
+            if name not in AUTH_MODE_FIELDS.get(mode, ()) or (
+                name in SECRET_FIELDS and not cleaned.get(name)
+            ):
+                cleaned[name] = getattr(self.instance, name)
         if cleaned.get("remove_api_key"):
-            if self.data.get(self.add_prefix("api_key")):
-                self.add_error("api_key", "Either paste a new key or remove the key, not both.")
-            cleaned["api_key"] = None
+            typed = [name for name in SECRET_FIELDS if self.data.get(self.add_prefix(name))]
+            for name in typed:
+                self.add_error(name, "Either paste new credentials or remove them, not both.")
+            for name in SECRET_FIELDS:
+                cleaned[name] = None
+            cleaned["aws_access_key_id"] = ""
         return cleaned
 
     def _post_clean(self) -> None:
         super()._post_clean()
-        # A new or removed key makes the last connection test void.
-        if "api_key" in self.changed_data or self.cleaned_data.get("remove_api_key"):
-            self.instance.replace_api_key(self.instance.api_key)
+        # New or removed credentials, or another way to authenticate, void the last test.
+        changed = {"auth", "aws_access_key_id", *SECRET_FIELDS} & set(self.changed_data)
+        if changed or self.cleaned_data.get("remove_api_key"):
+            self.instance.forget_check()
 
 
 def option_field_names(provider_type: ProviderType) -> list[str]:

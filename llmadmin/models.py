@@ -20,7 +20,18 @@ from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPE_CHOICES, PROVIDER_T
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.http import ProviderClient
 
-KeyState = Literal["missing", "unreadable", "set"]
+KeyState = Literal["missing", "unreadable", "set", "server"]
+
+# The fields that hold secrets: encrypted at rest, never shown, exported or logged.
+SECRET_FIELDS = ("api_key", "aws_secret_access_key", "aws_session_token")
+
+
+class AuthMode(models.TextChoices):
+    """How a provider account authenticates; a type offers some (ProviderType.auth_modes)."""
+
+    API_KEY = "api_key", "API key"
+    AWS_KEYS = "aws_keys", "IAM access key"
+    DEFAULT_CHAIN = "default_chain", "The server's AWS credentials"
 
 
 class CheckStatus(models.TextChoices):
@@ -29,6 +40,7 @@ class CheckStatus(models.TextChoices):
     VERIFIED = "verified", "Verified"
     REJECTED = "rejected", "Key rejected"
     UNREACHABLE = "unreachable", "Unreachable"
+    NO_PERMISSION = "no_permission", "Lacks permission"
 
 
 class Availability(models.TextChoices):
@@ -60,7 +72,35 @@ class Provider(models.Model):
         help_text="Leave empty for the provider's own endpoint; set it for a proxy such as "
         "LiteLLM, an AI gateway, or a regional or self-hosted endpoint.",
     )
-    # Which encryption key (by APIKeyField.key_ids) encrypted api_key; empty without a key.
+    auth = models.CharField(
+        "authentication",
+        max_length=16,
+        choices=AuthMode.choices,
+        default=AuthMode.API_KEY,
+        help_text="How the server authenticates to the provider.",
+    )
+    aws_access_key_id = models.CharField(
+        "AWS access key ID",
+        max_length=128,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Z0-9]{16,128}$", "Enter an access key ID such as AKIA….")],
+    )
+    aws_secret_access_key = APIKeyField(
+        "AWS secret access key",
+        max_length=128,
+        blank=True,
+        null=True,
+        validators=[validate_api_key],
+    )
+    aws_session_token = APIKeyField(
+        "AWS session token",
+        max_length=4096,
+        blank=True,
+        null=True,
+        validators=[validate_api_key],
+    )
+    # Which encryption key (by APIKeyField.key_ids) encrypted the secrets the auth mode uses;
+    # empty when they are not all stored. Tells readability without decrypting.
     api_key_encrypted_with = models.CharField(max_length=16, blank=True, editable=False)
     region = models.CharField(
         max_length=32,
@@ -94,11 +134,37 @@ class Provider(models.Model):
         return self.provider_type.label
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self.api_key is None:
+        required = self.required_secrets
+        if any(getattr(self, name) is None for name in required) or not required:
             self.api_key_encrypted_with = ""
-        elif not isinstance(self.api_key, UnreadableKey):
+        elif not any(isinstance(getattr(self, name), UnreadableKey) for name in required):
             self.api_key_encrypted_with = api_key_ids()[0]
         super().save(*args, **kwargs)
+
+    @property
+    def required_secrets(self) -> tuple[str, ...]:
+        """The secret fields the auth mode needs; the server's own credentials need none."""
+        return {
+            AuthMode.API_KEY: ("api_key",),
+            AuthMode.AWS_KEYS: ("aws_secret_access_key",),
+        }.get(self.auth, ())
+
+    def credentials(self) -> dict[str, str]:
+        """The plaintext credentials of the auth mode, for the client; empty when a required
+        one is missing or unreadable (the client then refuses to call)."""
+        if self.key_state != "set":
+            return {}
+        if self.auth == AuthMode.AWS_KEYS:
+            return {
+                "aws_access_key_id": self.aws_access_key_id,
+                "aws_secret_access_key": self.aws_secret_access_key,
+                "aws_session_token": self.usable(self.aws_session_token),
+            }
+        return {"api_key": self.api_key}
+
+    @staticmethod
+    def usable(secret: str | None) -> str:
+        return "" if secret is None or isinstance(secret, UnreadableKey) else secret
 
     @property
     def provider_type(self) -> ProviderType:
@@ -106,9 +172,14 @@ class Provider(models.Model):
 
     @property
     def key_state(self) -> KeyState:
-        if self.api_key is None:
+        if self.auth == AuthMode.DEFAULT_CHAIN:
+            return "server"
+        values = [getattr(self, name) for name in self.required_secrets]
+        if self.auth == AuthMode.AWS_KEYS and not self.aws_access_key_id:
             return "missing"
-        if isinstance(self.api_key, UnreadableKey):
+        if any(value is None for value in values):
+            return "missing"
+        if any(isinstance(value, UnreadableKey) for value in values):
             return "unreadable"
         return "set"
 
@@ -117,6 +188,13 @@ class Provider(models.Model):
         """Whether developers can use this provider's models, known without decrypting."""
         if not self.enabled:
             return Availability.PROVIDER_DISABLED
+        if self.auth == AuthMode.DEFAULT_CHAIN:
+            # Resolved when called: only a rejected call takes the models out.
+            return (
+                Availability.KEY_REJECTED
+                if self.check_status == CheckStatus.REJECTED
+                else Availability.AVAILABLE
+            )
         if not self.api_key_encrypted_with:
             return Availability.MISSING_KEY
         if self.api_key_encrypted_with not in api_key_ids():
@@ -129,6 +207,10 @@ class Provider(models.Model):
     def replace_api_key(self, api_key: str | None) -> None:
         """Set a new key (None removes it); the last connection test no longer applies."""
         self.api_key = api_key or None
+        self.forget_check()
+
+    def forget_check(self) -> None:
+        """New credentials: the last connection test no longer applies."""
         self.check_status, self.check_reason, self.checked_at = "", "", None
 
     @property
@@ -143,15 +225,26 @@ class Provider(models.Model):
     def client(self) -> ProviderClient:
         """A client of this account's API; raises ProviderError without a readable key."""
         return self.provider_type.connect(
-            api_key=self.usable_api_key or "", base_url=self.base_url, region=self.region
+            base_url=self.base_url, region=self.region, auth=self.auth, **self.credentials()
         )
 
     def clean(self) -> None:
         if self.api_key == "":
             self.api_key = None
+        for name in ("aws_secret_access_key", "aws_session_token"):
+            if getattr(self, name) == "":
+                setattr(self, name, None)
         errors: dict[str, str] = {}
         provider_type = PROVIDER_TYPES.get(self.type)
-        if provider_type and self.api_key is not None:
+        if provider_type and self.auth not in provider_type.auth_modes:
+            errors["auth"] = f"{provider_type.label} authenticates with an API key."
+        elif self.auth == AuthMode.AWS_KEYS:
+            if not self.aws_access_key_id:
+                errors["aws_access_key_id"] = "Enter the access key ID of the IAM access key."
+            if self.aws_secret_access_key is None:
+                errors["aws_secret_access_key"] = "Enter the secret access key."  # noqa: S105
+        has_credentials = self.api_key is not None or self.auth != AuthMode.API_KEY
+        if provider_type and has_credentials:
             if provider_type.base_url_required and not self.base_url:
                 errors["base_url"] = (
                     f"{provider_type.label} has no default endpoint: enter its base URL, "
@@ -289,7 +382,11 @@ class LLMModel(models.Model):
         """Validate the general fields and provider options against the provider's type."""
         provider_type = self.provider.provider_type
         options = self.provider_options if isinstance(self.provider_options, dict) else {}
-        general = {**self.general_options, "context_limit": self.context_limit}
+        general = {
+            **self.general_options,
+            "context_limit": self.context_limit,
+            "identifier": self.identifier,
+        }
         return provider_type.check_model(general, options)
 
     def validate_constraints(self, exclude: Collection[str] | None = None) -> None:

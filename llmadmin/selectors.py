@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.db import models
 from django.db.models import Case, QuerySet, Value, When
 
-from llmadmin.models import Availability, LLMModel, Provider
+from llmadmin.models import SECRET_FIELDS, Availability, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.http import RemoteModel
 
@@ -29,7 +29,7 @@ def models_available_for_chat(providers: Iterable[Provider] | None = None) -> Qu
     Pass the providers when they are already loaded, to save the query.
     """
     if providers is None:
-        providers = Provider.objects.defer("api_key")
+        providers = Provider.objects.defer(*SECRET_FIELDS)
     available = [
         provider.pk for provider in providers if provider.availability == Availability.AVAILABLE
     ]

@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.catalog import CATALOG, DEFAULT_MODEL
-from llmadmin.models import CheckStatus, LLMModel, Provider
+from llmadmin.fields import UnreadableKey
+from llmadmin.models import SECRET_FIELDS, CheckStatus, LLMModel, Provider
 from llmadmin.providers.http import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -33,7 +35,7 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
     Returns the status (None when there is no readable key to test, recording nothing) and a
     short reason without the key.
     """
-    if provider.usable_api_key is None:
+    if provider.key_state not in ("set", "server"):
         return None, "No readable API key to test."
     try:
         provider.client().verify()
@@ -71,11 +73,14 @@ def providers_reencrypt_keys() -> RotationReport:
     """
     report = RotationReport()
     with transaction.atomic():
-        for provider in Provider.objects.filter(api_key__isnull=False).select_for_update():
-            if provider.key_state == "unreadable":
+        stored = Q()
+        for name in SECRET_FIELDS:
+            stored |= Q(**{f"{name}__isnull": False})
+        for provider in Provider.objects.filter(stored).select_for_update():
+            if any(isinstance(getattr(provider, name), UnreadableKey) for name in SECRET_FIELDS):
                 report.unreadable.append(str(provider))
                 continue
-            provider.save(update_fields=["api_key", "api_key_encrypted_with", "updated_at"])
+            provider.save(update_fields=[*SECRET_FIELDS, "api_key_encrypted_with", "updated_at"])
             report.reencrypted.append(str(provider))
     return report
 

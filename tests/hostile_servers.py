@@ -132,6 +132,8 @@ def sse(data: Any, event: str = "") -> bytes:
 def credential_in(headers: dict[str, str], path: str, query: dict[str, list[str]]) -> str:
     """The credential the caller sent, wherever it put it; "" when there is none."""
     authorization = headers.get("authorization", "")
+    if authorization.startswith("AWS4-HMAC-SHA256 "):  # SigV4: the token travels, not the secret
+        return headers.get("x-amz-security-token", "")
     if authorization.lower().startswith("bearer "):
         return authorization[len("bearer ") :]
     for name in ("x-api-key", "x-goog-api-key", "api-key"):

@@ -9,6 +9,7 @@ answers as it does, including its error shapes. A mode makes it fail: "error500"
 from __future__ import annotations
 
 import datetime
+import hmac
 import json
 import re
 import ssl
@@ -25,6 +26,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import botocore.session
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,6 +36,36 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 SLOW_SECONDS = 2.0
+# Set on a request's headers by check_signature: whether its SigV4 signature holds.
+SIGNATURE_VERDICT = "x-fake-signature-verdict"
+# ListFoundationModels with byOutputModality=TEXT as AWS answers it, and what it leaves out
+# anyway: an embedding model, and a model served only through inference profiles.
+FOUNDATION_MODELS = [
+    {
+        "modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "providerName": "Anthropic",
+        "outputModalities": ["TEXT"],
+        "inferenceTypesSupported": ["ON_DEMAND", "INFERENCE_PROFILE"],
+    },
+    {
+        "modelId": "amazon.nova-pro-v1:0",
+        "providerName": "Amazon",
+        "outputModalities": ["TEXT"],
+        "inferenceTypesSupported": ["ON_DEMAND"],
+    },
+    {
+        "modelId": "anthropic.claude-opus-4-6-v1",
+        "providerName": "Anthropic",
+        "outputModalities": ["TEXT"],
+        "inferenceTypesSupported": ["INFERENCE_PROFILE"],
+    },
+    {
+        "modelId": "amazon.titan-embed-text-v2:0",
+        "providerName": "Amazon",
+        "outputModalities": ["EMBEDDING"],
+        "inferenceTypesSupported": ["ON_DEMAND"],
+    },
+]
 # API versions the fake Anthropic accepts: the long-standing one and the SDK's (2.14).
 ANTHROPIC_VERSIONS = ("2023-06-01", "2026-10-21")
 
@@ -72,6 +106,10 @@ class FakeProvider:
     redirect_to: str = ""
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
+    # IAM access keys whose SigV4 signatures the fake accepts (Bedrock).
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    aws_session_token: str = ""
     # What a chat answer streams, and the input tokens it reports.
     reply: tuple[str, ...] = ("Hello", " world")
     input_tokens: int = 12
@@ -199,14 +237,20 @@ class FakeProvider:
         return 404, {"error": {"code": "404", "message": "Resource not found"}}
 
     def answer_bedrock(self, path, query, headers):
-        if headers.get("authorization") != f"Bearer {self.api_key}":
-            return 403, {"message": "The security token included in the request is invalid."}
-        if path == "/foundation-models":
-            return 200, {
-                "modelSummaries": [
-                    {"modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0", "providerName": "x"}
-                ]
+        bearer = headers.get("authorization") == f"Bearer {self.api_key}"
+        if not (bearer or headers.get(SIGNATURE_VERDICT) == "valid"):
+            return 403, {
+                "message": "The security token included in the request is invalid.",
+                "__type": "UnrecognizedClientException",
             }
+        if self.mode == "no_list_permission" and path == "/foundation-models":
+            return 403, {
+                "message": "User: arn:aws:iam::123456789012:user/llm is not authorized to "
+                "perform: bedrock:ListFoundationModels",
+                "__type": "AccessDeniedException:http://internal.amazon.com/coral/com.amazon.coral.service/",
+            }
+        if path == "/foundation-models":
+            return 200, {"modelSummaries": FOUNDATION_MODELS}
         if path == "/inference-profiles":
             return 200, {
                 "inferenceProfileSummaries": [
@@ -542,7 +586,9 @@ class FakeProvider:
         headers = {name.lower(): value for name, value in handler.headers.items()}
         query = parse_qs(parts.query)
         length = int(handler.headers.get("Content-Length") or 0)
-        body = json.loads(handler.rfile.read(length) or b"null")
+        raw_body = handler.rfile.read(length)
+        self.check_signature(handler, headers, raw_body)
+        body = json.loads(raw_body or b"null")
         self.requests.append(Recorded("POST", parts.path, query, headers, body))
         if self.mode == "slow":
             time.sleep(SLOW_SECONDS)
@@ -554,13 +600,59 @@ class FakeProvider:
             handler.wfile.write(chunk)
             handler.wfile.flush()
 
+    def check_signature(
+        self, handler: BaseHTTPRequestHandler, headers: dict[str, str], body: bytes
+    ) -> None:
+        """AWS SigV4, as AWS checks it: botocore's signature of the request as received, at
+        the time it says it was signed, with the secret only this fake and the caller know."""
+        if not headers.get("authorization", "").startswith("AWS4-HMAC-SHA256 "):
+            return
+        headers[SIGNATURE_VERDICT] = "valid" if self.signature_valid(handler, headers, body) else ""
+
+    def signature_valid(
+        self, handler: BaseHTTPRequestHandler, headers: dict[str, str], body: bytes
+    ) -> bool:
+        match = re.fullmatch(
+            r"AWS4-HMAC-SHA256 Credential=([^/]+)/(\d{8})/([^/]+)/([^/]+)/aws4_request, "
+            r"SignedHeaders=([^,]+), Signature=([0-9a-f]{64})",
+            headers["authorization"],
+        )
+        if not match or not self.aws_secret_access_key:
+            return False
+        key_id, _, region, service, signed, signature = match.groups()
+        signed_at = datetime.datetime.strptime(headers.get("x-amz-date", ""), "%Y%m%dT%H%M%SZ")
+        skew = abs(datetime.datetime.now(datetime.UTC).replace(tzinfo=None) - signed_at)
+        token = headers.get("x-amz-security-token")
+        if (
+            key_id != self.aws_access_key_id
+            or service != "bedrock"
+            or skew > datetime.timedelta(minutes=5)
+            or token != (self.aws_session_token or None)
+            or (token and "x-amz-security-token" not in signed.split(";"))
+        ):
+            return False
+        request = AWSRequest(
+            method=handler.command,
+            url=f"http://{headers['host']}{handler.path}",
+            data=body,
+            headers={name: headers[name] for name in signed.split(";") if name in headers},
+        )
+        request.context["timestamp"] = headers["x-amz-date"]
+        signer = SigV4Auth(Credentials(key_id, self.aws_secret_access_key, token), service, region)
+        expected = signer.signature(
+            signer.string_to_sign(request, signer.canonical_request(request)), request
+        )
+        return hmac.compare_digest(expected, signature)
+
     def handle(self, handler: BaseHTTPRequestHandler) -> None:
         parts = urlsplit(handler.path)
         headers = {name.lower(): value for name, value in handler.headers.items()}
+        self.check_signature(handler, headers, b"")
         query = parse_qs(parts.query)
         self.requests.append(Recorded(handler.command, parts.path, query, headers))
         if self.mode == "slow":
             time.sleep(SLOW_SECONDS)
+        error_type = None
         if self.mode == "redirect" and not parts.path.startswith("/moved"):
             status, body = 307, b""
             location = f"{self.redirect_to}{handler.path}"
@@ -571,10 +663,14 @@ class FakeProvider:
         else:
             path = parts.path.removeprefix("/moved")
             status, payload = self.answer(path, query, headers)
+            # AWS names an error's type in a header, not in the body.
+            error_type = payload.pop("__type", None) if isinstance(payload, dict) else None
             body = json.dumps(payload).encode()
         handler.send_response(status)
         if status == 307:
             handler.send_header("Location", location)
+        if status >= 400 and self.family == "bedrock" and error_type:
+            handler.send_header("x-amzn-ErrorType", error_type)
         handler.send_header("Content-Type", "application/json")
         handler.send_header("Content-Length", str(len(body)))
         handler.end_headers()

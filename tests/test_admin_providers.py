@@ -130,7 +130,7 @@ def test_removing_and_pasting_a_key_at_once_is_refused(admin_client):
     )
 
     assert response.status_code == 200
-    assert "Either paste a new key or remove the key" in response.text
+    assert "Either paste new credentials or remove them, not both." in response.text
     provider.refresh_from_db()
     assert provider.api_key == KEY
 

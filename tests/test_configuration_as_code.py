@@ -77,7 +77,10 @@ def test_the_export_holds_no_key_not_even_encrypted(configured):
         text = export("--format", fmt)
 
         assert "EXPORTSECRET" not in text
-        assert "api_key" not in text
+        # No credential field at all (an auth mode may be named "api_key": that is no key).
+        for name in ("api_key", "aws_secret_access_key", "aws_session_token", "aws_access_key_id"):
+            assert f"{name}:" not in text
+            assert f'"{name}":' not in text
         assert "gAAAAA" not in text
 
 
@@ -185,7 +188,7 @@ def test_any_error_applies_nothing_and_every_error_is_located(configured, tmp_pa
         "providers[2] (google).models[0].options: Thinking level:" in message
         for message in messages
     )
-    assert any("providers[4].api_key: API keys are never imported" in m for m in messages)
+    assert any("providers[4].api_key: credentials are never imported" in m for m in messages)
     assert any("providers[4].colour: unknown field." in m for m in messages)
     assert any("providers[8].type: must be one of" in m and "'mistral'" in m for m in messages)
 

@@ -55,6 +55,11 @@ ATTACKS = [
     ("odd_shapes", None),
 ]
 
+# Bedrock signing with IAM access keys: its session token travels with every request (the
+# secret only as a signature); neither may show anywhere.
+BEDROCK_IAM = "bedrock-iam"
+HOSTILE_FAMILIES[BEDROCK_IAM] = "bedrock"
+
 ROWS = [
     pytest.param(
         provider_type,
@@ -62,7 +67,7 @@ ROWS = [
         status,
         id=f"{provider_type}-{mode}" + (f"-{status}" if status else ""),
     )
-    for provider_type in PROVIDER_TYPES
+    for provider_type in [*PROVIDER_TYPES, BEDROCK_IAM]
     for mode, status in ATTACKS
 ]
 
@@ -233,8 +238,20 @@ def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
     developer_client, admin_client, every_log, provider_type, mode, status
 ):
     key = KEY_PREFIX + secrets.token_hex(16)
+    secret = KEY_PREFIX + secrets.token_hex(20)
     with serve_hostile(HOSTILE_FAMILIES[provider_type], mode, status=status) as server:
-        provider = provider_at(provider_type, server.url, api_key=key)
+        if provider_type == BEDROCK_IAM:
+            provider = provider_at(
+                "bedrock",
+                server.url,
+                api_key=None,
+                auth="aws_keys",
+                aws_access_key_id="AKIAHOSTILE000000000",
+                aws_secret_access_key=secret,
+                aws_session_token=key,
+            )
+        else:
+            provider = provider_at(provider_type, server.url, api_key=key)
         model = LLMModelFactory(provider=provider, display_name="Hostile model")
 
         seen = surfaces(developer_client, admin_client, every_log, provider, model)
@@ -254,5 +271,7 @@ def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
     empty = [name for name, meaningful in seen.meaningful.items() if not meaningful]
     assert not empty, f"these surfaces did not show what they are for: {empty}"
 
-    leaking = [name for name, text in seen.text.items() if holds_key(text, key)]
+    leaking = [
+        name for name, text in seen.text.items() if holds_key(text, key) or holds_key(text, secret)
+    ]
     assert not leaking, f"the provider's echo of the key reached: {', '.join(leaking)}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers.http import Connection, ProviderClient
 
@@ -271,6 +272,8 @@ class ProviderType:
     # How to call it: verify a key, list models, chat.
     client: type[ProviderClient]
     rules: Rule = no_rules
+    # How an account can authenticate, by name and label; the first is the default.
+    auth_modes: Mapping[str, str] = field(default_factory=lambda: {"api_key": "API key"})
 
     @property
     def base_url_required(self) -> bool:
@@ -287,14 +290,21 @@ class ProviderType:
     def effective_base_url(self, *, base_url: str, region: str) -> str:
         return (base_url or self.default_base_url).format(region=region).rstrip("/")
 
-    def connect(self, *, api_key: str, base_url: str, region: str) -> ProviderClient:
-        """A client for one account of this type; raises ProviderError without a key."""
+    @sensitive_variables("credentials")
+    def connect(
+        self, *, base_url: str, region: str, auth: str = "api_key", **credentials: str
+    ) -> ProviderClient:
+        """A client for one account of this type; raises ProviderError without credentials.
+
+        `credentials`: api_key, or the AWS access keys (see Connection).
+        """
         return self.client(
             Connection(
-                api_key=api_key,
                 base_url=self.effective_base_url(base_url=base_url, region=region),
                 region=region,
                 base_url_override=base_url.rstrip("/"),
+                auth=auth,
+                **credentials,
             )
         )
 

@@ -1,22 +1,33 @@
-"""AWS Bedrock's Converse API: Claude's options and rules from the Anthropic module, Converse's
-request mapping, and the AWS event stream read by botocore's parser.
+"""AWS Bedrock's Converse API: how an account authenticates (a Bedrock API key, IAM access
+keys, or the server's own AWS credentials, signed with SigV4 by botocore), Claude's options and
+rules from the Anthropic module for Claude models only, Converse's request mapping, and the AWS
+event stream read by botocore's parser.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import re
+import threading
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
+import botocore.session
 import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
+from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers import anthropic
 from llmadmin.providers.base import SAMPLING, ModelSettings, ProviderType
 from llmadmin.providers.http import (
     MAX_PAGES,
     ChatInput,
+    LacksPermission,
     ProviderClient,
+    ProviderError,
     RemoteModel,
     StreamEvent,
     TextDelta,
@@ -29,12 +40,106 @@ from llmadmin.providers.http import (
     token_count,
 )
 
+# How a Bedrock account authenticates: the admin's choice.
+AUTH_MODES = {
+    "api_key": "Bedrock API key",
+    "aws_keys": "IAM access key",
+    "default_chain": "The server's AWS credentials",
+}
+# SigV4 signs for this service name, on the runtime and the control plane alike.
+SIGNING_NAME = "bedrock"
+
+_session: botocore.session.Session | None = None
+_session_lock = threading.Lock()
+
+
+def server_credentials() -> Credentials | None:
+    """botocore's default credential chain: environment, shared config or profile, container
+    or instance role, web identity. Resolved once per process; role credentials refresh
+    themselves."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = botocore.session.Session()
+        return _session.get_credentials()
+
+
+def is_claude(identifier: str) -> bool:
+    """Claude's model ids and their inference profiles (`us.anthropic.…`, or an ARN)."""
+    return bool(re.match(r"(?:[a-z]+\.)?anthropic\.", identifier.rsplit("/", 1)[-1]))
+
+
+def rules(general: Mapping[str, Any], options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    # Thinking, effort and top K are Claude's own fields: other families (Nova, Llama,
+    # Mistral…) take Converse's general fields only.
+    if is_claude(general.get("identifier") or ""):
+        yield from anthropic.rules(general, options)
+        return
+    for name in ("thinking_budget_tokens", "effort"):
+        if options.get(name) is not None:
+            yield name, "Only Claude models on Bedrock take this option."
+    if general.get("top_k") is not None:
+        yield "top_k", "Only Claude models on Bedrock take top K."
+
 
 class BedrockClient(ProviderClient):
-    """Bedrock API keys as Bearer tokens: chat on the runtime host, lists on the control plane."""
+    """Chat on the runtime host, model lists on the control plane; a Bedrock API key as a
+    Bearer token, or SigV4 signatures from IAM access keys or the server's credentials."""
+
+    def has_credentials(self) -> bool:
+        connection = self.connection
+        if connection.auth == "aws_keys":
+            return bool(connection.aws_access_key_id and connection.aws_secret_access_key)
+        return connection.auth == "default_chain" or bool(connection.api_key)
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.connection.api_key}"}
+
+    @sensitive_variables("credentials", "request")
+    def authorize(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> dict[str, str]:
+        if self.connection.auth == "api_key":
+            return super().authorize(method, url, headers, body)
+        credentials = self.aws_credentials()
+        request = AWSRequest(method=method, url=url, data=body, headers=headers)
+        SigV4Auth(credentials, SIGNING_NAME, self.connection.region).add_auth(request)
+        return dict(request.headers.items())
+
+    def aws_credentials(self) -> Credentials:
+        connection = self.connection
+        if connection.auth == "aws_keys":
+            return Credentials(
+                connection.aws_access_key_id,
+                connection.aws_secret_access_key,
+                connection.aws_session_token or None,
+            )
+        credentials = server_credentials()
+        if credentials is None:
+            raise ProviderError(
+                "The server has no AWS credentials (environment, shared config, or a "
+                "container or instance role)."
+            )
+        return credentials.get_frozen_credentials()
+
+    def refusal(
+        self, method: str, status: int, body: str, headers: Mapping[str, str]
+    ) -> ProviderError | None:
+        # AWS answers a signature or key it doesn't accept with 403 (InvalidSignature,
+        # UnrecognizedClient), and a call the credentials may not make with 403
+        # AccessDeniedException, named in x-amzn-ErrorType.
+        error_type = headers.get("x-amzn-ErrorType", "")
+        if status == 403 and error_type.startswith("AccessDeniedException"):
+            if method == "GET":
+                return LacksPermission(
+                    "The credentials lack permission to list models (403): allow "
+                    "bedrock:ListFoundationModels and bedrock:ListInferenceProfiles."
+                )
+            return LacksPermission(
+                "The credentials lack permission to call this model (403): allow "
+                "bedrock:InvokeModelWithResponseStream."
+            )
+        return super().refusal(method, status, body, headers)
 
     @property
     def control_url(self) -> str:
@@ -49,13 +154,17 @@ class BedrockClient(ProviderClient):
         return self.control_url.split("://", 1)[-1].split("/", 1)[0]
 
     def verify_key(self) -> None:
-        self.get_json(f"{self.control_url}/foundation-models")
+        self.get_json(f"{self.control_url}/foundation-models", FOUNDATION_MODEL_FILTER)
 
     def fetch_models(self) -> list[RemoteModel]:
-        foundation = self.get_json(f"{self.control_url}/foundation-models")
+        foundation = self.get_json(f"{self.control_url}/foundation-models", FOUNDATION_MODEL_FILTER)
+        # Models called by their own id: text output, on demand. Profile-only models are
+        # offered through their inference profiles below.
         models = [
             RemoteModel(item["modelId"])
             for item in self.items(foundation, "modelSummaries", id_field="modelId")
+            if "TEXT" in (item.get("outputModalities") or [])
+            and "ON_DEMAND" in (item.get("inferenceTypesSupported") or [])
         ]
         # Inference profiles come in pages (nextToken), as botocore's paginator reads them.
         params: dict[str, Any] = {"maxResults": 1000}
@@ -92,7 +201,7 @@ class BedrockClient(ProviderClient):
         if model.options.get("effort") is not None:
             body["outputConfig"] = {"effort": model.options["effort"]}
         # Claude's thinking and top K travel in additionalModelRequestFields, in Anthropic's
-        # shapes.
+        # shapes (rules() keeps them to Claude models).
         additional: dict[str, Any] = {}
         set_if(additional, "thinking", anthropic.thinking_field(model.options))
         set_if(additional, "top_k", model.top_k)
@@ -106,6 +215,9 @@ class BedrockClient(ProviderClient):
         with response:
             yield from parse_stream(response)
 
+
+# ListFoundationModels' own filter: models that answer with text.
+FOUNDATION_MODEL_FILTER = {"byOutputModality": "TEXT"}
 
 # Exception types of the Converse stream, by what they mean to the user.
 THROTTLED = ("throttlingException",)
@@ -172,5 +284,6 @@ BEDROCK = ProviderType(
     general_fields=SAMPLING | {"top_k"},
     client=BedrockClient,
     options=anthropic.OPTIONS,
-    rules=anthropic.rules,
+    rules=rules,
+    auth_modes=AUTH_MODES,
 )

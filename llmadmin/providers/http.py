@@ -23,7 +23,7 @@ from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
 
-CheckStatus = Literal["verified", "rejected", "unreachable"]
+CheckStatus = Literal["verified", "rejected", "unreachable", "no_permission"]
 MAX_REDIRECTS = 3
 MAX_PAGES = 20
 
@@ -41,6 +41,11 @@ class Connection:
     region: str = ""
     # The admin's own base URL, when set (a proxy), else empty.
     base_url_override: str = ""
+    # How the account authenticates, one of its type's auth modes; AWS access keys for "aws_keys".
+    auth: str = "api_key"
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    aws_session_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,12 @@ class Unreachable(ProviderError):
 
 class ChatError(ProviderError):
     pass
+
+
+class LacksPermission(ProviderError):
+    """The credentials are valid but may not make this call."""
+
+    status: CheckStatus = "no_permission"
 
 
 def key_rejected(status: int) -> KeyRejected:
@@ -191,13 +202,23 @@ class ProviderClient:
 
     @sensitive_variables("connection")
     def __init__(self, connection: Connection) -> None:
-        if not connection.api_key:
-            raise ProviderError("No readable API key is set.")
         self.connection = connection
         self.base_url = connection.base_url
+        if not self.has_credentials():
+            raise ProviderError("No readable API key is set.")
+
+    def has_credentials(self) -> bool:
+        return bool(self.connection.api_key)
 
     def auth_headers(self) -> dict[str, str]:
         raise NotImplementedError
+
+    @sensitive_variables("headers")
+    def authorize(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> dict[str, str]:
+        """The headers to send, credentials included (a signer signs the exact request)."""
+        return {**self.auth_headers(), **headers}
 
     def verify_key(self) -> None:
         raise NotImplementedError
@@ -230,6 +251,15 @@ class ProviderClient:
         """Whether an answer says the key is wrong; the body is only matched, never shown."""
         return status in (401, 403)
 
+    def refusal(
+        self, method: str, status: int, body: str, headers: Mapping[str, str]
+    ) -> ProviderError | None:
+        """Our error for a refused key or permission; None when the refusal is another kind.
+
+        The body and headers are only matched against known words, never repeated.
+        """
+        return key_rejected(status) if self.is_rejected(status, body) else None
+
     @property
     def host(self) -> str:
         return urlsplit(self.base_url).netloc
@@ -255,8 +285,9 @@ class ProviderClient:
         else:
             raise Unreachable(f"{host} redirected too many times.")
 
-        if self.is_rejected(response.status_code, response.text):
-            raise key_rejected(response.status_code)
+        refusal = self.refusal("GET", response.status_code, response.text, response.headers)
+        if refusal:
+            raise refusal
         if response.status_code >= 400:
             raise Unreachable(f"{host} answered {response.status_code}.")
         try:
@@ -276,7 +307,12 @@ class ProviderClient:
     def post_stream(self, url: str, body: dict[str, Any]) -> requests.Response:
         """POST a chat request whose answer streams; a refusal becomes our own ChatError."""
         response = self.send(
-            "POST", url, ChatError, json=body, headers={"Accept": "text/event-stream"}, stream=True
+            "POST",
+            url,
+            ChatError,
+            body=json.dumps(body).encode(),
+            headers={"Accept": "text/event-stream", "Content-Type": "application/json"},
+            stream=True,
         )
         if response.status_code >= 300:
             # Read a bounded amount, only to recognise a context-length refusal.
@@ -287,27 +323,42 @@ class ProviderClient:
                 body_text = ""
             finally:
                 response.close()
-            if self.is_rejected(response.status_code, body_text):
-                raise key_rejected(response.status_code)
-            raise chat_error_for(response.status_code, body_text)
+            refusal = self.refusal("POST", response.status_code, body_text, response.headers)
+            raise refusal or chat_error_for(response.status_code, body_text)
         return response
 
     @sensitive_variables("headers")
     def send(
-        self, method: str, url: str, failure: type[ProviderError], **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        failure: type[ProviderError],
+        *,
+        params: dict[str, Any] | None = None,
+        body: bytes = b"",
+        headers: dict[str, str] | None = None,
+        stream: bool = False,
     ) -> requests.Response:
-        """One call with the auth header and timeouts; redirects are the caller's to follow."""
+        """One call with the credentials and timeouts; redirects are the caller's to follow.
+
+        The URL (with its query) and body are final before `authorize` sees them, so a
+        signature covers exactly what is sent.
+        """
         host = urlsplit(url).netloc
-        headers = {**self.auth_headers(), **kwargs.pop("headers", {})}
         try:
+            url = requests.Request(method, url, params=params).prepare().url or url
+            headers = self.authorize(method, url, dict(headers or {}), body)
             return requests.request(
                 method,
                 url,
                 headers=headers,
+                data=body or None,
                 timeout=(settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT),
                 allow_redirects=False,
-                **kwargs,
+                stream=stream,
             )
+        except ProviderError:  # no credentials to sign with
+            raise
         except requests.Timeout:
             raise failure(
                 f"Could not reach {host}: timed out after {settings.PROVIDER_READ_TIMEOUT:g} s."

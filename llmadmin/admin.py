@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from cryptography.fernet import InvalidToken
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
@@ -13,7 +14,7 @@ from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.timesince import timesince
-from django.views.decorators.debug import sensitive_post_parameters
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
 from llmadmin.forms import (
@@ -58,6 +59,34 @@ class LLMModelInline(admin.TabularInline):
         return False
 
 
+def typed_secrets_key(provider: Provider) -> str:
+    return f"llmadmin:typed-secrets:{provider.pk}"
+
+
+@sensitive_variables("secrets", "cipher")
+def keep_typed_secrets(request: HttpRequest, provider: Provider, secrets: dict[str, str]) -> None:
+    """Keep (or, with none, forget) the secrets typed for a provider, encrypted."""
+    cipher = Provider._meta.get_field("api_key").f
+    if secrets:
+        request.session[typed_secrets_key(provider)] = {
+            name: cipher.encrypt(value.encode()).decode() for name, value in secrets.items()
+        }
+    else:
+        request.session.pop(typed_secrets_key(provider), None)
+
+
+@sensitive_variables("cipher")
+def typed_secrets(request: HttpRequest, provider: Provider | None) -> dict[str, str]:
+    if provider is None or not hasattr(request, "session"):
+        return {}
+    cipher = Provider._meta.get_field("api_key").f
+    kept = request.session.get(typed_secrets_key(provider)) or {}
+    try:
+        return {name: cipher.decrypt(value.encode()).decode() for name, value in kept.items()}
+    except InvalidToken:  # the secrets rotated since: type it again
+        return {}
+
+
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderAdminForm
@@ -69,6 +98,34 @@ class ProviderAdmin(admin.ModelAdmin):
 
     class Media:
         js = ["llmadmin/provider_form.js"]
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        kept = typed_secrets(request, obj)
+        if request.method == "POST" and kept:
+            return type(form.__name__, (form,), {"kept_secrets": kept})
+        return form
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        # A save refused for another field's sake keeps the secrets typed into it, encrypted
+        # in the session, for the next attempt: the page never shows them again.
+        form = context["adminform"].form
+        if form.is_bound and form.errors and form.instance.pk:
+            typed = {
+                name: form.data.get(form.add_prefix(name)) or form.kept_secrets.get(name)
+                for name in SECRET_FIELDS
+                if name in form.fields and name not in form.errors
+            }
+            kept = {name: value for name, value in typed.items() if value}
+            keep_typed_secrets(request, form.instance, kept)
+            form.show_kept(kept)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def response_change(self, request: HttpRequest, obj: Provider) -> HttpResponse:
+        keep_typed_secrets(request, obj, {})
+        return super().response_change(request, obj)
 
     @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
     def changeform_view(self, *args: Any, **kwargs: Any) -> HttpResponse:

@@ -24,6 +24,11 @@ def secret_field(label: str, help_text: str) -> forms.CharField:
     )
 
 
+KEPT_VALUE_HELP = (
+    "The value you typed is kept for the next save (never shown): leave this blank to use "
+    "it, or type another."
+)
+
 # The fields each auth mode reads; the others are left as stored.
 AUTH_MODE_FIELDS = {
     AuthMode.API_KEY: ("api_key",),
@@ -33,6 +38,10 @@ AUTH_MODE_FIELDS = {
 
 
 class ProviderAdminForm(forms.ModelForm):
+    # Secrets typed into an earlier attempt that failed on another field (set by the admin):
+    # used when their field is left blank, so nothing typed is lost and nothing is re-rendered.
+    kept_secrets: dict[str, str] = {}
+
     api_key = secret_field(
         "API key", "Paste a new key to replace the stored one; leave blank to keep it."
     )
@@ -72,6 +81,13 @@ class ProviderAdminForm(forms.ModelForm):
         if "auth" in self.fields and self.instance.type:
             modes = self.instance.provider_type.auth_modes
             self.fields["auth"].choices = list(modes.items())
+        self.show_kept(self.kept_secrets)
+
+    def show_kept(self, names: Any) -> None:
+        for name in names:
+            if name in self.fields:
+                # The bound field copies its help text when made (a refused form has made it).
+                self.fields[name].help_text = self[name].help_text = KEPT_VALUE_HELP
         if "base_url" in self.fields and self.instance.type:
             provider_type = self.instance.provider_type
             default = provider_type.default_base_url or "none: required"
@@ -83,6 +99,8 @@ class ProviderAdminForm(forms.ModelForm):
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
         mode = cleaned.get("auth", self.instance.auth)
+        for name, value in self.kept_secrets.items():
+            cleaned[name] = cleaned.get(name) or value
         for name in (*SECRET_FIELDS, "aws_access_key_id"):
             # Only the chosen mode's fields are read; a blank secret keeps the stored one.
             if name not in AUTH_MODE_FIELDS.get(mode, ()) or (

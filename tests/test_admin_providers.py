@@ -222,3 +222,34 @@ def test_staff_with_view_permission_sees_the_form_read_only_without_the_key(clie
     assert "Add a model to" not in html
     response = client.post(change_url(provider), form_data(provider, api_key="sk-x"))
     assert response.status_code == 403
+
+
+def test_a_key_typed_into_a_save_refused_for_another_field_is_kept_for_the_next(admin_client):
+    provider = ProviderFactory(openai_compat=True, no_key=True, base_url="")
+
+    refused = admin_client.post(change_url(provider), form_data(provider, api_key=KEY))
+    saved = admin_client.post(
+        change_url(provider), form_data(provider, base_url="http://litellm:4000/v1")
+    )
+
+    assert refused.status_code == 200
+    assert "has no default endpoint" in refused.text
+    assert KEY not in refused.text
+    assert "The value you typed is kept for the next save" in refused.text
+    assert saved.status_code == 302
+    provider.refresh_from_db()
+    assert (provider.api_key, provider.base_url) == (KEY, "http://litellm:4000/v1")
+    # Once saved, the session keeps no secret.
+    assert not [key for key, _ in admin_client.session.items() if "typed-secrets" in key]
+
+
+def test_a_kept_key_is_stored_encrypted_in_the_session(admin_client):
+    provider = ProviderFactory(openai_compat=True, no_key=True, base_url="")
+
+    admin_client.post(change_url(provider), form_data(provider, api_key=KEY))
+
+    session = admin_client.session
+    (kept,) = [value for key, value in session.items() if "typed-secrets" in key]
+    assert set(kept) == {"api_key"}
+    assert KEY not in kept["api_key"]
+    assert KEY not in str(dict(session.items()))

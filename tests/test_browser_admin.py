@@ -108,3 +108,31 @@ def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, live_
     expect(page.locator("#id_display_name")).to_have_value("Gemini 2.5 Pro")
     expect(page.locator("input[name=google__thinking_budget]")).to_have_value("1024")
     assert not LLMModel.objects.exists()
+
+
+def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, live_server):
+    log_in(page, live_server.url)
+    bedrock = Provider.objects.get(type="bedrock")
+    secret = "wJalrXUtnFEMI/K7MDENG/BROWSERSECRET"
+
+    page.goto(f"{live_server.url}/admin/llmadmin/provider/{bedrock.pk}/change/")
+    expect(page.locator(".field-api_key")).to_be_visible()
+    expect(page.locator(".field-aws_secret_access_key")).to_be_hidden()
+    page.select_option("#id_auth", label="IAM access key")
+    expect(page.locator(".field-api_key")).to_be_hidden()
+    expect(page.locator(".field-aws_access_key_id")).to_be_visible()
+    page.fill("#id_aws_access_key_id", "AKIAIOSFODNN7EXAMPLE")
+    page.fill("#id_aws_secret_access_key", secret)
+    # No region yet: refused on that field, and the secret typed is kept for the next save.
+    page.click("input[name=_continue]")
+    expect(page.locator(".field-region .errorlist")).to_contain_text("needs a region")
+    assert "BROWSERSECRET" not in page.content()
+    page.fill("#id_region", "us-east-1")
+    page.click("input[name=_continue]")
+
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    bedrock.refresh_from_db()
+    assert (bedrock.auth, bedrock.aws_secret_access_key) == ("aws_keys", secret)
+    page.select_option("#id_auth", label="The server's AWS credentials")
+    expect(page.locator(".field-aws_access_key_id")).to_be_hidden()
+    expect(page.locator(".field-api_key")).to_be_hidden()

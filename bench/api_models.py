@@ -55,7 +55,9 @@ def prepare(environment: dict[str, str]) -> tuple[str, dict[str, int]]:
 
     call_command("migrate", verbosity=0)
     for index, slug in enumerate(PROVIDER_TYPES):
-        provider = Provider(type=slug, api_key=f"sk-bench-{index}", base_url="http://proxy:1/v1")
+        # migrate made the row of every type.
+        provider = Provider.objects.get(type=slug)
+        provider.api_key, provider.base_url = f"sk-bench-{index}", "http://proxy:1/v1"
         provider.region = "us-east-1"
         provider.full_clean()
         provider.save()

@@ -117,8 +117,8 @@ class Importer:
         for name in entry:
             if name in SECRETS_NEVER_IMPORTED:
                 self.errors.append(
-                    f"{prefix}{name}: credentials are never imported; set them in the admin or "
-                    "with manage.py set_provider_key."
+                    f"{prefix}{name}: credentials are never imported; set them in the admin "
+                    "(API keys also with manage.py set_provider_key)."
                 )
             elif name not in known:
                 self.errors.append(f"{prefix}{name}: unknown field.")

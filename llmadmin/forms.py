@@ -114,6 +114,8 @@ class ProviderAdminForm(forms.ModelForm):
             for name in SECRET_FIELDS:
                 cleaned[name] = None
             cleaned["aws_access_key_id"] = ""
+            # Nothing stored is left to authenticate with: back to the type's first way.
+            cleaned["auth"] = next(iter(self.instance.provider_type.auth_modes))
         return cleaned
 
     def _post_clean(self) -> None:

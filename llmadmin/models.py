@@ -137,16 +137,21 @@ class Provider(models.Model):
         required = self.required_secrets
         if any(getattr(self, name) is None for name in required) or not required:
             self.api_key_encrypted_with = ""
-        elif not any(isinstance(getattr(self, name), UnreadableKey) for name in required):
+        elif not any(isinstance(getattr(self, name), UnreadableKey) for name in self.mode_secrets):
             self.api_key_encrypted_with = api_key_ids()[0]
         super().save(*args, **kwargs)
 
     @property
     def required_secrets(self) -> tuple[str, ...]:
         """The secret fields the auth mode needs; the server's own credentials need none."""
+        return self.mode_secrets[:1]
+
+    @property
+    def mode_secrets(self) -> tuple[str, ...]:
+        """The secret fields the auth mode uses, required one first."""
         return {
             AuthMode.API_KEY: ("api_key",),
-            AuthMode.AWS_KEYS: ("aws_secret_access_key",),
+            AuthMode.AWS_KEYS: ("aws_secret_access_key", "aws_session_token"),
         }.get(self.auth, ())
 
     def credentials(self) -> dict[str, str]:
@@ -174,12 +179,11 @@ class Provider(models.Model):
     def key_state(self) -> KeyState:
         if self.auth == AuthMode.DEFAULT_CHAIN:
             return "server"
-        values = [getattr(self, name) for name in self.required_secrets]
         if self.auth == AuthMode.AWS_KEYS and not self.aws_access_key_id:
             return "missing"
-        if any(value is None for value in values):
+        if any(getattr(self, name) is None for name in self.required_secrets):
             return "missing"
-        if any(isinstance(value, UnreadableKey) for value in values):
+        if any(isinstance(getattr(self, name), UnreadableKey) for name in self.mode_secrets):
             return "unreadable"
         return "set"
 

@@ -51,13 +51,16 @@ def page(browser: Browser) -> Iterator[Page]:
 @pytest.fixture
 def encryption_secrets(settings):
     """Switch the secrets that API keys are encrypted with, as an operator would."""
+    from llmadmin.fields import APIKeyField
     from llmadmin.models import Provider
 
-    field = Provider._meta.get_field("api_key")
+    # Each encrypted field derives (and caches) its own keys from the settings.
+    fields = [field for field in Provider._meta.get_fields() if isinstance(field, APIKeyField)]
 
     def forget_derived_keys() -> None:
-        for name in ("keys", "f", "key_ids"):
-            field.__dict__.pop(name, None)
+        for field in fields:
+            for name in ("keys", "f", "key_ids"):
+                field.__dict__.pop(name, None)
 
     def use(secret_key: str, fallbacks: tuple[str, ...] = (), salts: tuple[str, ...] = ()) -> None:
         settings.SECRET_KEY = secret_key
@@ -86,6 +89,11 @@ def no_provider_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith(PROVIDER_ENVIRONMENT) or name.lower().endswith("_proxy"):
             monkeypatch.delenv(name)
+    # botocore's credential chain must find nothing here, and never ask the instance
+    # metadata address (no network but loopback).
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
 
 
 @pytest.fixture

@@ -30,6 +30,15 @@ pytestmark = [
 
 KEY = "ABSK-TESTSECRET-42"
 SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+NOVA = "amazon.nova-pro-v1:0"
+LLAMA = "meta.llama3-3-70b-instruct-v1:0"
+MISTRAL = "mistral.mistral-large-2407-v1:0"
+# A system inference profile's ARN names its model; an application profile's ARN doesn't.
+CLAUDE_PROFILE_ARN = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{SONNET}"
+APPLICATION_PROFILE_ARN = (
+    "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"
+)
 HI = [{"role": "user", "content": [{"text": "Hi"}]}]
 SUMMARY = "Summary of the earlier conversation:\nWe said hello."
 
@@ -61,7 +70,7 @@ def model_at(server: FakeProvider, **fields) -> LLMModel:
     return LLMModelFactory(provider=provider_at("bedrock", server.url, api_key=KEY), **fields)
 
 
-# --- 1. Options: Anthropic's, under Bedrock's label ------------------------------------------
+# --- 1. Options: Anthropic's, under Bedrock's label, for Claude models only ------------------
 
 BUDGET_BELOW = (
     "Thinking budget tokens: Must be below max output tokens: set max output tokens above the "
@@ -70,12 +79,16 @@ BUDGET_BELOW = (
 BUDGET = {"thinking_budget_tokens": 2048}
 
 
+NOT_CLAUDE = "Only Claude models on Bedrock take this option."
+NOT_CLAUDE_TOP_K = "Only Claude models on Bedrock take top K."
+
+
 def option_errors(*messages: str) -> dict[str, list[str]]:
     return {"provider_options": list(messages)}
 
 
 # fmt: off
-VALID = [  # (general fields, options), stored as given
+VALID = [  # (general fields, options), stored as given; the model is Claude Sonnet unless named
     pytest.param({}, {}, id="nothing set"),
     pytest.param({"max_output_tokens": 4096}, {**BUDGET, "effort": "high"},
                  id="thinking and effort"),
@@ -84,6 +97,16 @@ VALID = [  # (general fields, options), stored as given
     pytest.param({"temperature": 1.0, "top_p": 0.5, "top_k": 250}, {"effort": "low"},
                  id="sampling and effort"),
     pytest.param({}, {"effort": "max"}, id="effort max"),
+    pytest.param({"identifier": HAIKU, "max_output_tokens": 4096, "top_k": 40}, {"effort": "low"},
+                 id="a bare Claude model id takes Claude's options"),
+    pytest.param({"identifier": CLAUDE_PROFILE_ARN, "max_output_tokens": 4096}, BUDGET,
+                 id="a Claude inference profile ARN takes thinking"),
+    pytest.param({"identifier": NOVA, "max_output_tokens": 4096, "temperature": 0.7,
+                  "top_p": 0.9}, {},
+                 id="Nova with Converse's general fields"),
+    pytest.param({"identifier": LLAMA, "temperature": 0.2}, {}, id="Llama with a temperature"),
+    pytest.param({"identifier": APPLICATION_PROFILE_ARN, "max_output_tokens": 1000}, {},
+                 id="an application inference profile with general fields"),
 ]
 
 INVALID = [  # (general fields, options, the exact error.message_dict)
@@ -113,6 +136,24 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
     pytest.param({}, {"thinking_budget": 1024},
                  option_errors("'thinking_budget': Unknown option for AWS Bedrock."),
                  id="a Gemini option"),
+    # Thinking, effort and top K are Claude's own fields: Converse refuses them for the others.
+    pytest.param({"identifier": NOVA, "max_output_tokens": 4096}, {**BUDGET, "effort": "high"},
+                 option_errors(f"Thinking budget tokens: {NOT_CLAUDE}", f"Effort: {NOT_CLAUDE}"),
+                 id="Nova with thinking and effort"),
+    pytest.param({"identifier": NOVA, "top_k": 40}, {},
+                 {"top_k": [NOT_CLAUDE_TOP_K]}, id="Nova with top K"),
+    pytest.param({"identifier": LLAMA}, {"effort": "low"},
+                 option_errors(f"Effort: {NOT_CLAUDE}"), id="Llama with effort"),
+    pytest.param({"identifier": LLAMA, "max_output_tokens": 4096, "top_k": 50}, BUDGET,
+                 {"provider_options": [f"Thinking budget tokens: {NOT_CLAUDE}"],
+                  "top_k": [NOT_CLAUDE_TOP_K]},
+                 id="Llama with thinking and top K"),
+    pytest.param({"identifier": MISTRAL, "top_k": 50}, {}, {"top_k": [NOT_CLAUDE_TOP_K]},
+                 id="Mistral with top K"),
+    # An application inference profile's ARN doesn't say which model it serves.
+    pytest.param({"identifier": APPLICATION_PROFILE_ARN}, {"effort": "high"},
+                 option_errors(f"Effort: {NOT_CLAUDE}"),
+                 id="an application inference profile with effort"),
 ]
 # fmt: on
 
@@ -120,7 +161,10 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
 def build_model(general: dict, options: object) -> LLMModel:
     provider = ProviderFactory(bedrock=True)
     return LLMModelFactory.build(
-        provider=provider, context_limit=200_000, provider_options=options, **general
+        provider=provider,
+        context_limit=200_000,
+        provider_options=options,
+        **{"identifier": SONNET, **general},
     )
 
 
@@ -148,14 +192,13 @@ def test_invalid_options_are_refused_with_exact_messages(general, options, error
 # --- 2 and 3. Converse requests, as botocore sends them --------------------------------------
 
 THINKING = {"type": "enabled", "budget_tokens": 2048}
-PROFILE_ARN = "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"
 
 # (model fields, summary in the conversation, path, exact body). botocore's arguments are the
 # body's members plus modelId: Converse's shape is the body's shape.
 # fmt: off
 REQUESTS = [
     pytest.param(
-        {"identifier": "anthropic.claude-haiku-4-5-20251001-v1:0"}, None,
+        {"identifier": HAIKU}, None,
         "/model/anthropic.claude-haiku-4-5-20251001-v1%3A0/converse-stream",
         {"messages": HI},
         id="nothing set"),
@@ -176,11 +219,23 @@ REQUESTS = [
          "additionalModelRequestFields": {"top_k": 40}},
         id="sampling, top K as Claude's own field"),
     pytest.param(
-        {"identifier": PROFILE_ARN, "provider_options": {"effort": "high"}}, SUMMARY,
+        {"identifier": CLAUDE_PROFILE_ARN, "provider_options": {"effort": "high"}}, SUMMARY,
+        "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile"
+        "%2Fus.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+        {"messages": HI, "system": [{"text": SUMMARY}], "outputConfig": {"effort": "high"}},
+        id="a Claude inference profile ARN, with a summary as the system prompt"),
+    pytest.param(
+        {"identifier": APPLICATION_PROFILE_ARN, "max_output_tokens": 1000}, None,
         "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3A"
         "application-inference-profile%2Fa1b2c3/converse-stream",
-        {"messages": HI, "system": [{"text": SUMMARY}], "outputConfig": {"effort": "high"}},
-        id="an inference profile ARN, with a summary as the system prompt"),
+        {"messages": HI, "inferenceConfig": {"maxTokens": 1000}},
+        id="an application inference profile ARN"),
+    pytest.param(
+        {"identifier": NOVA, "max_output_tokens": 2048, "temperature": 0.7, "top_p": 0.9}, None,
+        "/model/amazon.nova-pro-v1%3A0/converse-stream",
+        {"messages": HI,
+         "inferenceConfig": {"maxTokens": 2048, "temperature": 0.7, "topP": 0.9}},
+        id="Nova with Converse's general fields only"),
 ]
 # fmt: on
 
@@ -253,11 +308,20 @@ class PagedProfiles(FakeProvider):
         return status, payload
 
 
+def callable_by_id(summary: dict) -> bool:
+    """ListFoundationModels' documented way to tell a model called by its own id in Converse:
+    text output, and ON_DEMAND among its inference types (profile-only models are called
+    through their inference profiles; embedding models don't chat)."""
+    return "TEXT" in summary["outputModalities"] and (
+        "ON_DEMAND" in summary["inferenceTypesSupported"]
+    )
+
+
 @pytest.mark.parametrize("fake_class", [FakeProvider, PagedProfiles], ids=["one page", "paged"])
 def test_botocore_and_the_project_read_the_same_model_lists(fake_class):
     with serve(fake_class("bedrock", KEY), tls=True) as sdk_server:
         control = aws("bedrock", sdk_server)
-        foundation = control.list_foundation_models()["modelSummaries"]
+        foundation = control.list_foundation_models(byOutputModality="TEXT")["modelSummaries"]
         pages = control.get_paginator("list_inference_profiles").paginate(
             PaginationConfig={"PageSize": 1000}
         )
@@ -265,9 +329,20 @@ def test_botocore_and_the_project_read_the_same_model_lists(fake_class):
     with serve(fake_class("bedrock", KEY)) as server:
         ours = provider_at("bedrock", server.url, api_key=KEY).client().list_models()
 
-    theirs = [m["modelId"] for m in foundation] + [p["inferenceProfileId"] for p in profiles]
+    # botocore hands back every summary the API sent; we keep those callable by their id.
+    every_id = [m["modelId"] for m in foundation]
+    assert every_id == [
+        "anthropic.claude-sonnet-4-5-20250929-v1:0",
+        NOVA,
+        "anthropic.claude-opus-4-6-v1",
+        "amazon.titan-embed-text-v2:0",
+    ]
+    theirs = [m["modelId"] for m in foundation if callable_by_id(m)]
+    theirs += [p["inferenceProfileId"] for p in profiles]
     assert [model.identifier for model in ours] == theirs
-    assert theirs[:2] == ["anthropic.claude-sonnet-4-5-20250929-v1:0", SONNET]
+    assert theirs[:3] == ["anthropic.claude-sonnet-4-5-20250929-v1:0", NOVA, SONNET]
+    assert "anthropic.claude-opus-4-6-v1" not in theirs  # profile-only: its profiles list it
+    assert "amazon.titan-embed-text-v2:0" not in theirs  # an embedding model
     asked = [(r.method, r.path, r.query) for r in server.requests]
     assert asked == [(r.method, r.path, r.query) for r in sdk_server.requests]
     assert all(r.headers["authorization"] == f"Bearer {KEY}" for r in server.requests)
@@ -437,7 +512,11 @@ def test_a_key_is_verified_on_the_control_planes_foundation_model_list():
 
     assert result == ("verified", "The provider accepted the API key.")
     (request,) = server.requests
-    assert (request.method, request.path, request.query) == ("GET", "/foundation-models", {})
+    assert (request.method, request.path, request.query) == (
+        "GET",
+        "/foundation-models",
+        {"byOutputModality": ["TEXT"]},
+    )
     assert request.headers["authorization"] == f"Bearer {KEY}"
 
 

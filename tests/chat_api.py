@@ -33,6 +33,13 @@ def send(
     return events
 
 
+def conversation_with_summary(owner: Any, summary: str) -> Conversation:
+    """A conversation whose older messages were summarised: the next turn sends the summary."""
+    conversation = Conversation.objects.create(owner=owner)
+    Message.objects.create(conversation=conversation, role=Message.Role.SUMMARY, content=summary)
+    return conversation
+
+
 def texts(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """The pieces of answer text the user saw."""
     return [data["text"] for name, data in events if name == "delta"]

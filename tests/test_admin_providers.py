@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from llmadmin.models import Provider
 from llmadmin.providers import PROVIDER_TYPES
+from tests.admin_forms import provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -23,21 +24,6 @@ CHANGELIST = reverse("admin:llmadmin_provider_changelist")
 
 def change_url(provider: Provider) -> str:
     return reverse("admin:llmadmin_provider_change", args=[provider.pk])
-
-
-def form_data(provider: Provider, **overrides: object) -> dict[str, object]:
-    data = {
-        "api_key": "",
-        "base_url": provider.base_url,
-        "region": provider.region,
-        "enabled": "on" if provider.enabled else "",
-        "models-TOTAL_FORMS": "0",
-        "models-INITIAL_FORMS": str(provider.models.count()),
-        "models-MIN_NUM_FORMS": "0",
-        "models-MAX_NUM_FORMS": "1000",
-    }
-    data.update(overrides)
-    return {key: value for key, value in data.items() if value is not None}
 
 
 def test_the_list_shows_all_eight_types_even_before_seeding(admin_client):
@@ -97,7 +83,9 @@ def test_the_form_never_renders_the_stored_key_and_says_one_is_set(admin_client)
 def test_a_blank_key_field_keeps_the_stored_key(admin_client):
     provider = ProviderFactory(api_key=KEY)
 
-    response = admin_client.post(change_url(provider), form_data(provider, base_url="http://p:1"))
+    response = admin_client.post(
+        change_url(provider), provider_form_data(provider, base_url="http://p:1")
+    )
 
     assert response.status_code == 302
     provider.refresh_from_db()
@@ -107,7 +95,7 @@ def test_a_blank_key_field_keeps_the_stored_key(admin_client):
 def test_a_new_key_replaces_the_stored_one(admin_client):
     provider = ProviderFactory(api_key=KEY)
 
-    admin_client.post(change_url(provider), form_data(provider, api_key="sk-new-key"))
+    admin_client.post(change_url(provider), provider_form_data(provider, api_key="sk-new-key"))
 
     provider.refresh_from_db()
     assert provider.api_key == "sk-new-key"
@@ -116,7 +104,7 @@ def test_a_new_key_replaces_the_stored_one(admin_client):
 def test_the_remove_control_removes_the_key(admin_client):
     provider = ProviderFactory(api_key=KEY)
 
-    admin_client.post(change_url(provider), form_data(provider, remove_api_key="on"))
+    admin_client.post(change_url(provider), provider_form_data(provider, remove_api_key="on"))
 
     provider.refresh_from_db()
     assert provider.key_state == "missing"
@@ -126,7 +114,7 @@ def test_removing_and_pasting_a_key_at_once_is_refused(admin_client):
     provider = ProviderFactory(api_key=KEY)
 
     response = admin_client.post(
-        change_url(provider), form_data(provider, api_key="sk-new", remove_api_key="on")
+        change_url(provider), provider_form_data(provider, api_key="sk-new", remove_api_key="on")
     )
 
     assert response.status_code == 200
@@ -140,7 +128,7 @@ def test_a_key_with_spaces_is_refused_on_its_field_and_nothing_is_saved(admin_cl
 
     response = admin_client.post(
         change_url(provider),
-        form_data(provider, api_key=" sk-new-NEWSECRET", base_url="http://changed:1"),
+        provider_form_data(provider, api_key=" sk-new-NEWSECRET", base_url="http://changed:1"),
     )
 
     assert response.status_code == 200
@@ -153,7 +141,7 @@ def test_a_key_with_spaces_is_refused_on_its_field_and_nothing_is_saved(admin_cl
 def test_azure_with_a_key_needs_its_endpoint(admin_client):
     provider = ProviderFactory(azure=True, no_key=True, base_url="")
 
-    response = admin_client.post(change_url(provider), form_data(provider, api_key=KEY))
+    response = admin_client.post(change_url(provider), provider_form_data(provider, api_key=KEY))
 
     assert "has no default endpoint" in str(response.context["adminform"].form.errors["base_url"])
     assert KEY not in response.text
@@ -172,8 +160,8 @@ def test_only_bedrock_shows_a_region_field(admin_client):
 def test_key_changes_are_in_the_history_without_the_key(admin_client):
     provider = ProviderFactory(no_key=True)
 
-    admin_client.post(change_url(provider), form_data(provider, api_key=KEY))
-    admin_client.post(change_url(provider), form_data(provider, remove_api_key="on"))
+    admin_client.post(change_url(provider), provider_form_data(provider, api_key=KEY))
+    admin_client.post(change_url(provider), provider_form_data(provider, remove_api_key="on"))
 
     entries = LogEntry.objects.filter(object_id=str(provider.pk)).order_by("action_time")
     assert [entry.get_change_message() for entry in entries] == [
@@ -204,7 +192,10 @@ def test_staff_without_model_permissions_cannot_see_or_change_providers(client):
 
     assert client.get(CHANGELIST).status_code == 403
     assert client.get(change_url(provider)).status_code == 403
-    assert client.post(change_url(provider), form_data(provider, api_key="x")).status_code == 403
+    assert (
+        client.post(change_url(provider), provider_form_data(provider, api_key="x")).status_code
+        == 403
+    )
     assert "Providers" not in client.get(reverse("admin:index")).text
 
 
@@ -220,16 +211,16 @@ def test_staff_with_view_permission_sees_the_form_read_only_without_the_key(clie
     assert KEY not in html
     assert 'name="api_key"' not in html
     assert "Add a model to" not in html
-    response = client.post(change_url(provider), form_data(provider, api_key="sk-x"))
+    response = client.post(change_url(provider), provider_form_data(provider, api_key="sk-x"))
     assert response.status_code == 403
 
 
 def test_a_key_typed_into_a_save_refused_for_another_field_is_kept_for_the_next(admin_client):
     provider = ProviderFactory(openai_compat=True, no_key=True, base_url="")
 
-    refused = admin_client.post(change_url(provider), form_data(provider, api_key=KEY))
+    refused = admin_client.post(change_url(provider), provider_form_data(provider, api_key=KEY))
     saved = admin_client.post(
-        change_url(provider), form_data(provider, base_url="http://litellm:4000/v1")
+        change_url(provider), provider_form_data(provider, base_url="http://litellm:4000/v1")
     )
 
     assert refused.status_code == 200
@@ -246,7 +237,7 @@ def test_a_key_typed_into_a_save_refused_for_another_field_is_kept_for_the_next(
 def test_a_kept_key_is_stored_encrypted_in_the_session(admin_client):
     provider = ProviderFactory(openai_compat=True, no_key=True, base_url="")
 
-    admin_client.post(change_url(provider), form_data(provider, api_key=KEY))
+    admin_client.post(change_url(provider), provider_form_data(provider, api_key=KEY))
 
     session = admin_client.session
     (kept,) = [value for key, value in session.items() if "typed-secrets" in key]

@@ -34,6 +34,7 @@ from llmadmin.providers import bedrock
 from llmadmin.providers.bedrock import BedrockClient
 from llmadmin.providers.http import LacksPermission
 from llmadmin.services import provider_check_connection
+from tests.admin_forms import provider_form_data
 from tests.chat_api import send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import SIGNATURE_VERDICT, FakeProvider, Recorded, serve
@@ -570,27 +571,6 @@ def change_url(provider: Provider) -> str:
     return reverse("admin:llmadmin_provider_change", args=[provider.pk])
 
 
-def form_data(provider: Provider, **overrides: object) -> dict[str, object]:
-    """The change form as the admin's browser posts it, with the models inline's management
-    form (see tests/test_admin_providers.py)."""
-    data = {
-        "auth": provider.auth,
-        "api_key": "",
-        "aws_access_key_id": provider.aws_access_key_id,
-        "aws_secret_access_key": "",
-        "aws_session_token": "",
-        "base_url": provider.base_url,
-        "region": provider.region,
-        "enabled": "on" if provider.enabled else "",
-        "models-TOTAL_FORMS": "0",
-        "models-INITIAL_FORMS": str(provider.models.count()),
-        "models-MIN_NUM_FORMS": "0",
-        "models-MAX_NUM_FORMS": "1000",
-    }
-    data.update(overrides)
-    return {key: value for key, value in data.items() if value is not None}
-
-
 def raw_secrets(provider: Provider) -> tuple[str | None, str | None]:
     """The columns as stored: ciphertext, or NULL."""
     with connection.cursor() as cursor:
@@ -617,7 +597,7 @@ IAM_FORM = {
 def test_iam_access_keys_are_stored_encrypted_and_never_shown(admin_client):
     provider = bedrock_without_credentials()
 
-    response = admin_client.post(change_url(provider), form_data(provider, **IAM_FORM))
+    response = admin_client.post(change_url(provider), provider_form_data(provider, **IAM_FORM))
 
     assert response.status_code == 302
     provider.refresh_from_db()
@@ -642,10 +622,10 @@ def test_iam_access_keys_are_stored_encrypted_and_never_shown(admin_client):
 
 def test_a_blank_secret_keeps_the_stored_one(admin_client):
     provider = bedrock_without_credentials()
-    admin_client.post(change_url(provider), form_data(provider, **IAM_FORM))
+    admin_client.post(change_url(provider), provider_form_data(provider, **IAM_FORM))
     provider.refresh_from_db()
 
-    response = admin_client.post(change_url(provider), form_data(provider, enabled=""))
+    response = admin_client.post(change_url(provider), provider_form_data(provider, enabled=""))
 
     assert response.status_code == 302
     provider.refresh_from_db()
@@ -658,10 +638,12 @@ def test_a_blank_secret_keeps_the_stored_one(admin_client):
 
 def test_removing_the_stored_credentials_removes_the_iam_keys(admin_client):
     provider = bedrock_without_credentials()
-    admin_client.post(change_url(provider), form_data(provider, **IAM_FORM))
+    admin_client.post(change_url(provider), provider_form_data(provider, **IAM_FORM))
     provider.refresh_from_db()
 
-    response = admin_client.post(change_url(provider), form_data(provider, remove_api_key="on"))
+    response = admin_client.post(
+        change_url(provider), provider_form_data(provider, remove_api_key="on")
+    )
 
     assert response.status_code == 302
     provider.refresh_from_db()
@@ -705,7 +687,7 @@ def test_incomplete_iam_credentials_are_field_errors_and_nothing_is_saved(
     before = Provider.objects.filter(pk=provider.pk).values().get()
 
     response = admin_client.post(
-        change_url(provider), form_data(provider, **{**IAM_FORM, **posted})
+        change_url(provider), provider_form_data(provider, **{**IAM_FORM, **posted})
     )
 
     assert response.status_code == 200
@@ -719,7 +701,7 @@ def test_the_servers_credentials_are_chosen_without_a_secret(admin_client):
     provider = bedrock_without_credentials()
 
     response = admin_client.post(
-        change_url(provider), form_data(provider, auth="default_chain", region=REGION)
+        change_url(provider), provider_form_data(provider, auth="default_chain", region=REGION)
     )
 
     assert response.status_code == 302
@@ -748,9 +730,9 @@ def test_another_type_cannot_choose_iam_access_keys(admin_client):
     provider = ProviderFactory(anthropic=True, api_key="sk-ant-KEEP-1")
 
     page = admin_client.get(change_url(provider))
-    response = admin_client.post(change_url(provider), form_data(provider, **IAM_FORM))
+    response = admin_client.post(change_url(provider), provider_form_data(provider, **IAM_FORM))
     # The admin's form for the type, outside its fieldsets: the choices are the type's modes.
-    form = ProviderAdminForm(data=form_data(provider, **IAM_FORM), instance=provider)
+    form = ProviderAdminForm(data=provider_form_data(provider, **IAM_FORM), instance=provider)
 
     # The admin shows no way to choose, and ignores a posted choice.
     assert [name for name in page.context["adminform"].form.fields if "auth" in name] == []

@@ -9,11 +9,11 @@ import anthropic
 import pytest
 from django.core.exceptions import ValidationError
 
-from chat.models import Conversation, Message
+from chat.models import Message
 from llmadmin.models import LLMModel
 from llmadmin.providers.http import RemoteModel
 from llmadmin.services import provider_check_connection
-from tests.chat_api import send, stored_messages, texts
+from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, serve
 
@@ -203,14 +203,10 @@ def chat_through_the_api(client, developer, fields: dict, summary: str | None, s
     """The project's request for this configuration, and the events the user got."""
     model = LLMModelFactory(provider=provider_at("anthropic", server.url, api_key=KEY), **fields)
     model.full_clean()  # every configuration of the table is one the admin can save
-    conversation = None
-    if summary:
-        conversation = Conversation.objects.create(owner=developer)
-        Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.SUMMARY,
-            content=summary.removeprefix("Summary of the earlier conversation:\n"),
-        )
+    prefix = "Summary of the earlier conversation:\n"
+    conversation = (
+        conversation_with_summary(developer, summary.removeprefix(prefix)) if summary else None
+    )
     return send(client, model, conversation=conversation)
 
 

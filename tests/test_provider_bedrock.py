@@ -14,11 +14,10 @@ from botocore.eventstream import ChecksumMismatch
 from botocore.exceptions import EventStreamError
 from django.core.exceptions import ValidationError
 
-from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
 from llmadmin.providers.http import Unreachable
 from llmadmin.services import provider_check_connection
-from tests.chat_api import send, stored_messages, texts
+from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, aws_message, serve
 
@@ -243,14 +242,10 @@ REQUESTS = [
 def chat_through_the_api(client, developer, server, fields: dict, summary: str | None):
     model = model_at(server, **fields)
     model.full_clean()  # every configuration of the table is one the admin can save
-    conversation = None
-    if summary:
-        conversation = Conversation.objects.create(owner=developer)
-        Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.SUMMARY,
-            content=summary.removeprefix("Summary of the earlier conversation:\n"),
-        )
+    prefix = "Summary of the earlier conversation:\n"
+    conversation = (
+        conversation_with_summary(developer, summary.removeprefix(prefix)) if summary else None
+    )
     return send(client, model, conversation=conversation)
 
 

@@ -101,10 +101,14 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            return form
+        if request.method != "POST":
+            # Kept only for the page that was refused: coming back later starts afresh.
+            keep_typed_secrets(request, obj, {})
+            return form
         kept = typed_secrets(request, obj)
-        if request.method == "POST" and kept:
-            return type(form.__name__, (form,), {"kept_secrets": kept})
-        return form
+        return type(form.__name__, (form,), {"kept_secrets": kept}) if kept else form
 
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
@@ -116,7 +120,7 @@ class ProviderAdmin(admin.ModelAdmin):
             typed = {
                 name: form.data.get(form.add_prefix(name)) or form.kept_secrets.get(name)
                 for name in SECRET_FIELDS
-                if name in form.fields and name not in form.errors
+                if name in form.chosen_mode_fields and name not in form.errors
             }
             kept = {name: value for name, value in typed.items() if value}
             keep_typed_secrets(request, form.instance, kept)
@@ -127,9 +131,11 @@ class ProviderAdmin(admin.ModelAdmin):
         keep_typed_secrets(request, obj, {})
         return super().response_change(request, obj)
 
+    # Error reports never show a posted secret, nor one in any frame below (the form, the
+    # session's kept secrets, the ORM's save).
     @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
+    @method_decorator(sensitive_variables())
     def changeform_view(self, *args: Any, **kwargs: Any) -> HttpResponse:
-        # Error reports never show the posted key.
         return super().changeform_view(*args, **kwargs)
 
     def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> list[Any]:
@@ -169,6 +175,9 @@ class ProviderAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
+    # The Test connection button posts the whole change form, typed secrets included.
+    @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
+    @method_decorator(sensitive_variables())
     def test_connection_view(self, request: HttpRequest, provider_id: int) -> HttpResponse:
         provider = get_object_or_404(Provider, pk=provider_id)
         if not self.has_change_permission(request, provider):

@@ -134,6 +134,10 @@ class Importer:
         where = f"{where} ({slug})"
         provider = Provider.objects.filter(type=slug).first() or Provider(type=slug)
         values = {name: entry.get(name, default) for name, default in PROVIDER_FIELDS.items()}
+        # Files from before "auth" existed keep each provider's way to authenticate.
+        values["auth"] = entry.get("auth", provider.auth)
+        if values["auth"] != provider.auth:
+            provider.forget_check()
         if self.save(where, provider, values, f"provider {slug}"):
             models = entry.get("models", [])
             if not isinstance(models, list):

@@ -8,6 +8,8 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils.functional import cached_property
+from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import SECRET_FIELDS, AuthMode, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES, ProviderType
@@ -38,9 +40,12 @@ AUTH_MODE_FIELDS = {
 
 
 class ProviderAdminForm(forms.ModelForm):
-    # Secrets typed into an earlier attempt that failed on another field (set by the admin):
+    # Secrets typed into the attempt just refused for another field (set by the admin):
     # used when their field is left blank, so nothing typed is lost and nothing is re-rendered.
     kept_secrets: dict[str, str] = {}
+    # Secret fields this save changes without text typed into them (a kept secret used, the
+    # old session token dropped): they count as changed.
+    changed_untyped: list[str] = []
 
     api_key = secret_field(
         "API key", "Paste a new key to replace the stored one; leave blank to keep it."
@@ -96,17 +101,47 @@ class ProviderAdminForm(forms.ModelForm):
                 f"or a regional or self-hosted endpoint, e.g. {provider_type.base_url_example}."
             )
 
+    @property
+    def chosen_mode_fields(self) -> tuple[str, ...]:
+        mode = (getattr(self, "cleaned_data", None) or {}).get("auth") or self.data.get(
+            self.add_prefix("auth"), self.instance.auth
+        )
+        return AUTH_MODE_FIELDS.get(mode, ())
+
+    @cached_property
+    def changed_data(self) -> list[str]:
+        # Text in another mode's (hidden) fields changes nothing; a kept secret that is used
+        # does change its field.
+        credentials = {"aws_access_key_id", *SECRET_FIELDS}
+        changed = [
+            name
+            for name in super().changed_data
+            if name not in credentials or name in self.chosen_mode_fields
+        ]
+        return changed + [name for name in self.changed_untyped if name not in changed]
+
+    @sensitive_variables("cleaned", "value")
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
-        mode = cleaned.get("auth", self.instance.auth)
-        for name, value in self.kept_secrets.items():
-            cleaned[name] = cleaned.get(name) or value
+        mode_fields = self.chosen_mode_fields
+        self.changed_untyped = [
+            name for name in self.kept_secrets if name in mode_fields and not cleaned.get(name)
+        ]
+        for name in self.changed_untyped:
+            cleaned[name] = self.kept_secrets[name]
         for name in (*SECRET_FIELDS, "aws_access_key_id"):
             # Only the chosen mode's fields are read; a blank secret keeps the stored one.
-            if name not in AUTH_MODE_FIELDS.get(mode, ()) or (
-                name in SECRET_FIELDS and not cleaned.get(name)
-            ):
+            if name not in mode_fields or (name in SECRET_FIELDS and not cleaned.get(name)):
                 cleaned[name] = getattr(self.instance, name)
+        new_access_key = cleaned.get("aws_access_key_id") != self.instance.aws_access_key_id
+        token_typed = "aws_session_token" in self.changed_untyped or self.data.get(
+            self.add_prefix("aws_session_token")
+        )
+        # A new access key comes with its own session token, or none: never the old one.
+        old_token = cleaned.get("aws_session_token") is not None
+        if "aws_session_token" in mode_fields and new_access_key and old_token and not token_typed:
+            cleaned["aws_session_token"] = None
+            self.changed_untyped.append("aws_session_token")
         if cleaned.get("remove_api_key"):
             typed = [name for name in SECRET_FIELDS if self.data.get(self.add_prefix(name))]
             for name in typed:
@@ -120,9 +155,10 @@ class ProviderAdminForm(forms.ModelForm):
 
     def _post_clean(self) -> None:
         super()._post_clean()
-        # New or removed credentials, or another way to authenticate, void the last test.
-        changed = {"auth", "aws_access_key_id", *SECRET_FIELDS} & set(self.changed_data)
-        if changed or self.cleaned_data.get("remove_api_key"):
+        # New or removed credentials, another way to authenticate or another endpoint void
+        # the last test.
+        changed = {"auth", "aws_access_key_id", *SECRET_FIELDS, "base_url", "region"}
+        if changed & set(self.changed_data) or self.cleaned_data.get("remove_api_key"):
             self.instance.forget_check()
 
 

@@ -8,6 +8,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.fields import (
     APIKeyField,
@@ -133,12 +134,23 @@ class Provider(models.Model):
     def __str__(self) -> str:
         return self.provider_type.label
 
+    # The ORM's frames below hold the plaintext secrets (pre_save): cleansed in error reports.
+    @sensitive_variables()
     def save(self, *args: Any, **kwargs: Any) -> None:
         required = self.required_secrets
-        if any(getattr(self, name) is None for name in required) or not required:
+        missing = any(getattr(self, name) is None for name in required)
+        if (
+            not required
+            or missing
+            or (self.auth == AuthMode.AWS_KEYS and not self.aws_access_key_id)
+        ):
             self.api_key_encrypted_with = ""
         elif not any(isinstance(getattr(self, name), UnreadableKey) for name in self.mode_secrets):
             self.api_key_encrypted_with = api_key_ids()[0]
+        elif self.api_key_encrypted_with in api_key_ids():
+            # An unreadable secret (the other way's, before a switch) must not pass for one
+            # that today's keys read; an old key's id stays, so restoring it restores all.
+            self.api_key_encrypted_with = "unreadable"
         super().save(*args, **kwargs)
 
     @property

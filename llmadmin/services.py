@@ -77,10 +77,11 @@ def providers_reencrypt_keys() -> RotationReport:
         for name in SECRET_FIELDS:
             stored |= Q(**{f"{name}__isnull": False})
         for provider in Provider.objects.filter(stored).select_for_update():
+            # What can't be read stays as stored; the rest is re-encrypted all the same.
+            provider.save(update_fields=[*SECRET_FIELDS, "api_key_encrypted_with", "updated_at"])
             if any(isinstance(getattr(provider, name), UnreadableKey) for name in SECRET_FIELDS):
                 report.unreadable.append(str(provider))
                 continue
-            provider.save(update_fields=[*SECRET_FIELDS, "api_key_encrypted_with", "updated_at"])
             report.reencrypted.append(str(provider))
     return report
 

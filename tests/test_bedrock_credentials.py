@@ -22,6 +22,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
@@ -458,6 +459,8 @@ CHAINS = [  # (the process's AWS variables, its exit code and output)
     pytest.param({**ENVIRONMENT_KEYS, "AWS_SECRET_ACCESS_KEY": "another/secret/key"}, 1,
                  REJECTED, id="a wrong secret in the environment"),
     pytest.param({}, 1, NO_SERVER_CREDENTIALS, id="no credentials anywhere"),
+    pytest.param({"AWS_PROFILE": "no-such-profile"}, 1,
+                 "The server's AWS credentials could not be loaded.", id="a missing profile"),
 ]
 # fmt: on
 
@@ -469,7 +472,7 @@ def test_the_default_chain_reads_the_servers_credentials(tmp_path, aws, code, ou
         result = run_with_environment(server.url, tmp_path, **aws)
 
     assert (result.returncode, result.stdout) == (code, output + "\n"), result.stderr
-    if not aws:
+    if code == 1 and output != REJECTED:
         assert server.requests == []  # nothing to sign with: nothing sent
         return
     (request,) = server.requests
@@ -883,3 +886,124 @@ def test_an_import_chooses_how_bedrock_authenticates(entry, outcome):
         changes = error.errors
 
     assert changes == outcome
+
+
+# --- 7. What the review of this change found ---------------------------------------------------
+
+
+def test_a_new_access_key_drops_the_old_keys_session_token(admin_client):
+    provider = bedrock_without_credentials()
+    admin_client.post(change_url(provider), provider_form_data(provider, **IAM_FORM))
+    provider.refresh_from_db()
+    assert provider.aws_session_token == TOKEN
+
+    admin_client.post(
+        change_url(provider),
+        provider_form_data(
+            provider,
+            aws_access_key_id="AKIAIOSFODNN7OTHERKEY",
+            aws_secret_access_key="another/long-term/secret",
+        ),
+    )
+
+    provider.refresh_from_db()
+    assert provider.aws_session_token is None
+    assert provider.credentials()["aws_session_token"] == ""
+
+
+def test_a_kept_secret_is_forgotten_once_the_page_is_left(admin_client):
+    provider = bedrock_without_credentials()
+    typed = provider_form_data(provider, **{**IAM_FORM, "region": ""})
+    admin_client.post(change_url(provider), typed)  # refused: no region
+
+    admin_client.get(change_url(provider))  # the admin comes back later
+    response = admin_client.post(
+        change_url(provider),
+        provider_form_data(provider, **{**IAM_FORM, "aws_secret_access_key": ""}),
+    )
+
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors == {
+        "aws_secret_access_key": ["Enter the secret access key."]
+    }
+
+
+def test_a_kept_secret_that_is_used_counts_as_a_change(admin_client):
+    provider = bedrock_without_credentials()
+    provider.check_status = "verified"
+    provider.save()
+    admin_client.post(
+        change_url(provider), provider_form_data(provider, **{**IAM_FORM, "region": ""})
+    )
+
+    admin_client.post(
+        change_url(provider),
+        provider_form_data(provider, **{**IAM_FORM, "aws_secret_access_key": ""}),
+    )
+
+    provider.refresh_from_db()
+    assert provider.aws_secret_access_key == SECRET
+    assert provider.check_status == ""  # the last test was of other credentials
+    history = LogEntry.objects.filter(object_id=str(provider.pk)).latest("action_time")
+    assert "AWS secret access key" in history.get_change_message()
+
+
+def test_an_unreadable_token_of_the_chosen_way_makes_the_provider_unavailable(
+    encryption_secrets,
+):
+    encryption_secrets("old-secret")
+    provider = ProviderFactory(bedrock=True, region=REGION, aws_session_token=TOKEN)
+    encryption_secrets("new-secret")
+    provider = Provider.objects.get(pk=provider.pk)  # key readable now; the token is not
+
+    provider.api_key = "sk-a-readable-key"
+    provider.auth = "aws_keys"
+    provider.aws_access_key_id = ACCESS_KEY_ID
+    provider.aws_secret_access_key = SECRET
+    provider.save()
+
+    assert (provider.key_state, provider.availability) == ("unreadable", "key_unreadable")
+
+
+def test_rotation_reencrypts_what_it_can_read_even_beside_an_unreadable_secret(
+    encryption_secrets,
+):
+    encryption_secrets("old-secret")
+    provider = ProviderFactory(bedrock=True, region=REGION, api_key="sk-lost-with-its-secret")
+    encryption_secrets("other-secret")
+    Provider.objects.filter(pk=provider.pk).update(auth="aws_keys")
+    provider = Provider.objects.get(pk=provider.pk)
+    provider.aws_access_key_id, provider.aws_secret_access_key = ACCESS_KEY_ID, SECRET
+    provider.save()
+    encryption_secrets("newest-secret", fallbacks=("other-secret",))
+
+    with pytest.raises(SystemExit):  # it reports the key it can't read, and exits 1
+        call_command("rotate_keys", stdout=io.StringIO(), stderr=io.StringIO())
+    encryption_secrets("newest-secret")
+
+    provider = Provider.objects.get(pk=provider.pk)
+    assert provider.aws_secret_access_key == SECRET
+    assert (provider.key_state, provider.availability) == ("set", "available")
+
+
+def test_an_import_without_auth_keeps_the_way_and_a_new_way_voids_the_last_test():
+    provider = ProviderFactory(bedrock=True, region=REGION, api_key=None)
+    provider.auth, provider.aws_access_key_id, provider.aws_secret_access_key = (
+        "aws_keys",
+        ACCESS_KEY_ID,
+        SECRET,
+    )
+    provider.check_status = "verified"
+    provider.save()
+    entry = {"type": "bedrock", "region": REGION}
+
+    import_configuration({"version": 1, "providers": [entry]}, dry_run=False)
+    kept = Provider.objects.get(pk=provider.pk)
+    import_configuration(
+        {"version": 1, "providers": [{**entry, "auth": "default_chain"}]}, dry_run=False
+    )
+    switched = Provider.objects.get(pk=provider.pk)
+
+    # A file from before "auth" existed leaves the IAM keys in use, and their test result.
+    assert (kept.auth, kept.check_status) == ("aws_keys", "verified")
+    assert (switched.auth, switched.check_status) == ("default_chain", "")

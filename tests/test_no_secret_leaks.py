@@ -191,3 +191,67 @@ def test_the_models_api_never_shows_a_key_to_developers(client, django_user_mode
 
     assert MARKER not in client.get(reverse("api-models")).content.decode()
     assert MARKER not in client.get(reverse("agents")).content.decode()
+
+
+def crash_inside_the_orm(monkeypatch):
+    """A database error deep in the ORM's save, where the plaintext secrets are prepared."""
+    from django.db.models import Model
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(Model, "_do_update", crash)
+    monkeypatch.setattr(Model, "_do_insert", crash)
+
+
+@pytest.mark.parametrize(
+    "view",
+    [
+        pytest.param("change_view", id="saving the provider page"),
+        pytest.param("test_connection_view", id="the Test connection button"),
+    ],
+)
+def test_an_error_report_hides_secrets_in_the_orms_frames_and_the_post(monkeypatch, rf, view):
+    """A crash below the provider's save: its frames hold the plaintext (Django's pre_save)."""
+    from django.contrib import admin as django_admin
+    from django.contrib.auth.models import User
+
+    from llmadmin.admin import ProviderAdmin
+
+    provider = ProviderFactory(bedrock=True, region="us-east-1", no_key=True)
+    secret, token = f"{MARKER}-secret-access-key", f"{MARKER}-session-token"
+    request = rf.post(
+        f"/admin/llmadmin/provider/{provider.pk}/",
+        {
+            "auth": "aws_keys",
+            "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+            "aws_secret_access_key": secret,
+            "aws_session_token": token,
+            "api_key": KEY,
+            "region": "us-east-1",
+            "enabled": "on",
+            "models-TOTAL_FORMS": "0",
+            "models-INITIAL_FORMS": "0",
+        },
+    )
+    request.user = User.objects.create_superuser("root")
+    request._dont_enforce_csrf_checks = True
+    request.session = {}
+    model_admin = ProviderAdmin(Provider, django_admin.site)
+    if view == "change_view":
+        crash_inside_the_orm(monkeypatch)
+        call = lambda: model_admin.change_view(request, str(provider.pk))  # noqa: E731
+    else:
+        provider.auth, provider.aws_access_key_id = "aws_keys", "AKIAIOSFODNN7EXAMPLE"
+        provider.aws_secret_access_key = secret
+        provider.save()
+        crash_inside_the_orm(monkeypatch)
+        call = lambda: model_admin.test_connection_view(request, provider.pk)  # noqa: E731
+
+    with pytest.raises(RuntimeError) as error:
+        call()
+
+    # From the view down: this test's own frame holds the secrets it posted.
+    reporter = ExceptionReporter(request, error.type, error.value, error.tb.tb_next)
+    assert MARKER not in reporter.get_traceback_text()
+    assert MARKER not in reporter.get_traceback_html()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +19,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.eventstream import EventStreamBuffer, ParserError
+from botocore.exceptions import BotoCoreError
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers import anthropic
@@ -51,17 +53,25 @@ SIGNING_NAME = "bedrock"
 
 _session: botocore.session.Session | None = None
 _session_lock = threading.Lock()
+# When the chain found nothing: not looked for again before this time (time.monotonic()).
+_none_until = 0.0
+NO_CREDENTIALS_RETRY_SECONDS = 60
 
 
 def server_credentials() -> Credentials | None:
     """botocore's default credential chain: environment, shared config or profile, container
     or instance role, web identity. Resolved once per process; role credentials refresh
-    themselves."""
-    global _session
+    themselves. Finding none is remembered for a minute: the chain is slow to say so."""
+    global _session, _none_until
     with _session_lock:
+        if time.monotonic() < _none_until:
+            return None
         if _session is None:
             _session = botocore.session.Session()
-        return _session.get_credentials()
+        credentials = _session.get_credentials()
+        if credentials is None:
+            _none_until = time.monotonic() + NO_CREDENTIALS_RETRY_SECONDS
+        return credentials
 
 
 def is_claude(identifier: str) -> bool:
@@ -114,7 +124,10 @@ class BedrockClient(ProviderClient):
                 connection.aws_secret_access_key,
                 connection.aws_session_token or None,
             )
-        credentials = server_credentials()
+        try:
+            credentials = server_credentials()
+        except BotoCoreError:  # a profile that doesn't exist, half a key pair…
+            raise ProviderError("The server's AWS credentials could not be loaded.") from None
         if credentials is None:
             raise ProviderError(
                 "The server has no AWS credentials (environment, shared config, or a "

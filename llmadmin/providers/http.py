@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import requests
 from django.conf import settings
@@ -346,7 +346,10 @@ class ProviderClient:
         """
         host = urlsplit(url).netloc
         try:
-            url = requests.Request(method, url, params=params).prepare().url or url
+            if params:
+                # %20 for a space, as SigV4 canonicalises a query (not requests' "+").
+                url = f"{url}?{urlencode(params, quote_via=quote)}"
+            url = requests.Request(method, url).prepare().url or url
             headers = self.authorize(method, url, dict(headers or {}), body)
             return requests.request(
                 method,

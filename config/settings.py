@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -21,8 +22,12 @@ SECRET_KEY = env.str("SECRET_KEY")
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
 # django-fernet-encrypted-fields derives its keys from SECRET_KEY and each salt;
 # the first salt encrypts, the others only decrypt (for rotation).
-SALT_KEY = env.list("SALT_KEY")
+SALT_KEY = [salt for salt in env.list("SALT_KEY") if salt.strip()]
+if not SALT_KEY:  # "SALT_KEY=" is as missing as no SALT_KEY at all
+    raise ImproperlyConfigured("Set the SALT_KEY environment variable (it is empty).")
 DEBUG = env.bool("DEBUG", default=False)
+# Secrets stay hidden in error reports and on the DEBUG error page alike.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "config.error_reports.SecretsHiddenFilter"
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1"])
 
 INSTALLED_APPS = [

@@ -244,3 +244,20 @@ def test_a_kept_key_is_stored_encrypted_in_the_session(admin_client):
     assert set(kept) == {"api_key"}
     assert KEY not in kept["api_key"]
     assert KEY not in str(dict(session.items()))
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [
+        pytest.param("api_key__regex", id="the API key"),
+        pytest.param("aws_secret_access_key__startswith", id="the AWS secret"),
+        pytest.param("aws_session_token__isnull", id="the session token"),
+        pytest.param("api_key_encrypted_with__exact", id="the key's encryption id"),
+    ],
+)
+def test_no_filter_reads_a_secret_column(admin_client, lookup):
+    ProviderFactory(api_key=KEY)
+
+    response = admin_client.get(CHANGELIST, {lookup: "g"})
+
+    assert response.status_code == 400

@@ -99,6 +99,24 @@ def test_a_production_error_page_holds_no_key(monkeypatch, all_logs, django_user
     assert MARKER not in all_logs.text
 
 
+def test_the_debug_error_page_holds_no_key(monkeypatch, settings, django_user_model):
+    """scripts/run turns DEBUG on: its error page must hide the key all the same."""
+    settings.DEBUG = True
+    provider = ProviderFactory(anthropic=True, no_key=True)
+    client = Client(raise_request_exception=False)
+    client.force_login(django_user_model.objects.create_superuser("root"))
+    crash_on_save(monkeypatch)
+
+    response = client.post(
+        reverse("admin:llmadmin_provider_change", args=[provider.pk]),
+        {"api_key": KEY, "enabled": "on", "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0"},
+    )
+
+    assert response.status_code == 500
+    assert "database went away" in response.content.decode()  # the technical page itself
+    assert MARKER not in response.content.decode()
+
+
 def test_an_error_report_for_administrators_hides_the_posted_key(monkeypatch, rf):
     """What AdminEmailHandler would mail: the request's POST, frames and settings."""
     from django.contrib import admin as django_admin

@@ -44,6 +44,14 @@ def test_a_missing_secret_stops_start_up_with_a_clear_error(present, missing):
     assert f"Set the {missing} environment variable" in result.stderr
 
 
+@pytest.mark.parametrize("salts", [pytest.param("", id="empty"), pytest.param(" , ", id="blank")])
+def test_an_empty_salt_key_stops_start_up_with_a_clear_error(salts):
+    result = start(SECRET_KEY="k", SALT_KEY=salts)
+
+    assert result.returncode != 0
+    assert "Set the SALT_KEY environment variable (it is empty)." in result.stderr
+
+
 def test_it_starts_with_debug_off_and_sqlite_by_default():
     result = start(SECRET_KEY="k", SALT_KEY="new,old")
 

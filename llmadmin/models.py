@@ -5,7 +5,7 @@ from typing import Any, Literal
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
@@ -276,6 +276,22 @@ def api_key_ids() -> tuple[str, ...]:
     return Provider._meta.get_field("api_key").key_ids
 
 
+# Any number that no other advisory lock of this database uses.
+DEFAULT_MODEL_LOCK = 0x6C6C6D_0001
+
+
+def lock_default_changes() -> None:
+    """Serialise every change of the default model until the transaction ends.
+
+    Two concurrent "make default" would otherwise each unset the other's old default and
+    collide on the one-default index (or deadlock) on PostgreSQL. SQLite serialises writers
+    itself.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DEFAULT_MODEL_LOCK])
+
+
 # Named LLMModel so that it never reads like django.db.models.Model.
 class LLMModel(models.Model):
     """A model of a provider that developers can chat with, with its request options."""
@@ -377,6 +393,7 @@ class LLMModel(models.Model):
         # Making a model the default unsets the previous one in the same transaction.
         with transaction.atomic():
             if self.is_default:
+                lock_default_changes()
                 LLMModel.objects.filter(is_default=True).exclude(pk=self.pk).update(
                     is_default=False, updated_at=timezone.now()
                 )

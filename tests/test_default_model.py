@@ -103,3 +103,78 @@ def test_deleting_the_default_leaves_no_default():
     model.delete()
 
     assert not LLMModel.objects.filter(is_default=True).exists()
+
+
+THREADS = 16
+ROUNDS = 5
+
+on_postgresql = pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL"
+)
+
+
+def in_threads(work) -> list[BaseException]:
+    """Run work(index) in THREADS threads at once (each with its own connection); the errors."""
+    import threading
+
+    from django.db import connections
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(THREADS)
+
+    def run(index: int) -> None:
+        try:
+            start.wait()
+            work(index)
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(index,)) for index in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return errors
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_make_default_calls_all_succeed_and_leave_one_default():
+    models = [LLMModelFactory() for _ in range(THREADS)]
+
+    def make_defaults(index: int) -> None:
+        for round_ in range(ROUNDS):
+            model = LLMModel.objects.get(pk=models[(index + round_) % THREADS].pk)
+            model_make_default(model=model)
+
+    errors = in_threads(make_defaults)
+
+    assert errors == []
+    assert LLMModel.objects.filter(is_default=True).count() == 1
+
+
+@on_postgresql
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_stars_in_the_admin_all_succeed(django_user_model):
+    from django.test import Client
+    from django.urls import reverse
+
+    models = [LLMModelFactory() for _ in range(THREADS)]
+    django_user_model.objects.create_superuser("root", password="pw-for-the-threads")
+    statuses: list[int] = []
+
+    def star(index: int) -> None:
+        client = Client()
+        client.force_login(django_user_model.objects.get(username="root"))
+        for round_ in range(ROUNDS):
+            model = models[(index + round_) % THREADS]
+            url = reverse("admin:llmadmin_llmmodel_make_default", args=[model.pk])
+            statuses.append(client.post(url).status_code)
+
+    errors = in_threads(star)
+
+    assert errors == []
+    assert statuses == [302] * (THREADS * ROUNDS)
+    assert LLMModel.objects.filter(is_default=True).count() == 1

@@ -7,10 +7,11 @@ one transaction: any error, and nothing is applied.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 
 from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
@@ -179,6 +180,17 @@ class Importer:
 
     def save(self, where: str, instance: Any, values: dict[str, Any], name: str) -> bool:
         """Set, validate and save; record the change or the errors. True when saved."""
+        wrong = {
+            field: message
+            for field, value in values.items()
+            if (message := value_error(instance._meta.get_field(field), value))
+        }
+        if wrong:
+            labels = {"provider_options": "options", "is_default": "default"}
+            self.errors += [
+                f"{where}.{labels.get(field, field)}: {message}" for field, message in wrong.items()
+            ]
+            return False
         before = {field: getattr(instance, field) for field in values}
         for field, value in values.items():
             setattr(instance, field, value)
@@ -204,3 +216,27 @@ class Importer:
         if instance.pk is None or changed:
             instance.save()
         return True
+
+
+def value_error(field: models.Field, value: Any) -> str | None:
+    """What is wrong with a value from the file for this column, before Django sees it.
+
+    YAML gives booleans where numbers belong, infinities and NaN, and NUL characters; the
+    model fields would take some silently (True as 1, NaN as NULL) or fail in the database.
+    """
+    if value is None:
+        return None
+    if isinstance(field, models.BooleanField):
+        return None if isinstance(value, bool) else "must be true or false."
+    if isinstance(field, models.IntegerField):
+        whole = isinstance(value, int) and not isinstance(value, bool)
+        return None if whole else "must be a whole number."
+    if isinstance(field, models.FloatField):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return "must be a number."
+        return None if math.isfinite(value) else "must be a finite number."
+    if isinstance(field, models.CharField):
+        if not isinstance(value, str):
+            return "must be text."
+        return "must not contain a NUL character." if "\x00" in value else None
+    return None

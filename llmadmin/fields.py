@@ -54,6 +54,10 @@ class APIKeyField(EncryptedCharField):
     def clean(self, value: Any, model_instance: Any) -> Any:
         # The library's clean() marks the shared field instance to skip decryption, which
         # races between threads. The value here is already plaintext: validate it as is.
+        if isinstance(value, UnreadableKey):
+            # Stored ciphertext, kept as it is: its length is no key's, and must not block
+            # the provider's other edits.
+            return value
         self.validate(value, model_instance)
         self.run_validators(value)
         return value
@@ -70,6 +74,10 @@ def validate_api_key(value: str) -> None:
         raise ValidationError(
             "The key starts or ends with a space or line break: paste the key alone.",
             code="whitespace",
+        )
+    if any(character.isspace() for character in value):
+        raise ValidationError(
+            "The key has a space or line break inside: paste the key alone.", code="whitespace"
         )
 
 
@@ -92,6 +100,11 @@ def validate_base_url(value: str) -> None:
             "Leave credentials, query strings and fragments out of the base URL.",
             code="invalid",
         )
+
+
+def validate_no_whitespace(value: str) -> None:
+    if any(character.isspace() for character in value):
+        raise ValidationError("Remove the spaces: an identifier has none.", code="whitespace")
 
 
 def validate_no_surrounding_whitespace(value: str) -> None:

@@ -16,6 +16,7 @@ from llmadmin.fields import (
     validate_api_key,
     validate_base_url,
     validate_no_surrounding_whitespace,
+    validate_no_whitespace,
 )
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPE_CHOICES, PROVIDER_TYPES, ProviderType
 from llmadmin.providers.base import ModelSettings
@@ -299,7 +300,7 @@ class LLMModel(models.Model):
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
     identifier = models.CharField(
         max_length=200,
-        validators=[validate_no_surrounding_whitespace],
+        validators=[validate_no_whitespace],
         help_text="The exact model id the provider expects, e.g. claude-sonnet-4-5. "
         "For Azure OpenAI, the deployment name.",
     )

@@ -239,3 +239,40 @@ def test_dumpdata_holds_no_plaintext_key_and_loads_back(configured, tmp_path):
     call_command("loaddata", str(fixture), stdout=io.StringIO())
 
     assert Provider.objects.get(type="anthropic").api_key == KEY
+
+
+# What YAML can hold where a model's column wants something else; each a located error.
+BAD_VALUES = [
+    pytest.param("context_limit: 1.0e+400", "context_limit: must be a whole number.",
+                 id="an infinite context limit"),
+    pytest.param('display_name: "a\\0b"', "display_name: must not contain a NUL character.",
+                 id="a NUL in a name"),
+    pytest.param("temperature: .nan", "temperature: must be a finite number.", id="NaN"),
+    pytest.param("temperature: .inf", "temperature: must be a finite number.", id="infinity"),
+    pytest.param("max_output_tokens: true", "max_output_tokens: must be a whole number.",
+                 id="true as a number"),
+    pytest.param("enabled: 1", "enabled: must be true or false.", id="1 as a boolean"),
+    pytest.param("display_name: 42", "display_name: must be text.", id="a number as a name"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("line", "error"), BAD_VALUES)
+def test_a_value_of_the_wrong_kind_is_a_located_error(tmp_path, line, error):
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        "version: 1\n"
+        "providers:\n"
+        "- type: anthropic\n"
+        "  models:\n"
+        "  - identifier: claude-x\n"
+        "    display_name: Claude X\n"
+        "    context_limit: 200000\n"
+        f"    {line}\n"
+    )
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().splitlines() == [f"{path}: providers[0] (anthropic).models[0].{error}"]
+    assert not LLMModel.objects.filter(identifier="claude-x").exists()

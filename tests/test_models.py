@@ -95,8 +95,11 @@ def test_it_allows_the_same_identifier_at_two_providers():
     ).full_clean()
 
 
-def test_it_rejects_surrounding_whitespace_in_the_identifier():
-    assert "identifier" in errors_of(LLMModelFactory.build(identifier="gpt-5 "))
+@pytest.mark.parametrize("identifier", ["gpt-5 ", "gpt 5", "claude\tsonnet"])
+def test_it_rejects_whitespace_in_the_identifier(identifier):
+    assert errors_of(LLMModelFactory.build(identifier=identifier))["identifier"] == [
+        "Remove the spaces: an identifier has none."
+    ]
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,26 @@ def test_it_rejects_a_key_with_surrounding_whitespace(bad_key):
     assert raw_api_key_column(provider) is None
 
 
+@pytest.mark.parametrize(
+    "bad_key",
+    [
+        pytest.param("sk-ke y", id="a space"),
+        pytest.param("sk-key\nsk-key", id="a line break"),
+        pytest.param("sk-\tkey", id="a tab"),
+    ],
+)
+def test_it_rejects_a_key_with_whitespace_inside(bad_key):
+    provider = ProviderFactory(no_key=True)
+
+    with pytest.raises(ValidationError) as error:
+        provider_set_api_key(provider=provider, api_key=bad_key)
+
+    assert error.value.message_dict == {
+        "api_key": ["The key has a space or line break inside: paste the key alone."]
+    }
+    assert raw_api_key_column(provider) is None
+
+
 def test_it_recognises_a_key_encrypted_with_another_secret_as_unreadable():
     provider = ProviderFactory(api_key=KEY)
     foreign_ciphertext = Fernet(Fernet.generate_key()).encrypt(b"sk-other").decode()
@@ -98,6 +118,26 @@ def test_it_keeps_an_unreadable_key_as_stored_when_the_provider_is_saved():
     reloaded.save()
 
     assert raw_api_key_column(provider) == foreign_ciphertext
+
+
+def test_an_unreadable_key_longer_than_any_key_does_not_block_other_edits(admin_client):
+    # The ciphertext of a key near the limit is longer than the limit itself.
+    provider = ProviderFactory(api_key="sk-" + "x" * 480)
+    foreign_ciphertext = Fernet(Fernet.generate_key()).encrypt(b"k" * 480).decode()
+    assert len(foreign_ciphertext) > 500
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE llmadmin_provider SET api_key = %s WHERE id = %s",
+            [foreign_ciphertext, provider.pk],
+        )
+    reloaded = Provider.objects.get(pk=provider.pk)
+
+    reloaded.base_url = "http://litellm:4000"
+    reloaded.full_clean()
+    reloaded.save()
+
+    assert raw_api_key_column(provider) == foreign_ciphertext
+    assert Provider.objects.get(pk=provider.pk).base_url == "http://litellm:4000"
 
 
 def test_it_treats_a_non_fernet_value_in_the_column_as_unreadable():

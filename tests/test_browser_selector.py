@@ -122,17 +122,23 @@ def test_with_no_models_it_says_to_contact_an_administrator(page, live_server):
         "No models are configured. Contact an administrator."
     )
     expect(page.locator("#model-select")).to_be_hidden()
+    expect(page.locator("#chat-input")).to_be_disabled()
+    expect(page.locator("#chat-form button")).to_be_disabled()
 
 
-def test_with_models_but_no_valid_key_it_says_so(page, live_server):
+def test_with_models_but_no_usable_provider_it_says_why(page, live_server):
     LLMModelFactory(provider=ProviderFactory(anthropic=True, no_key=True))
+    # The only provider with a key is disabled: that, not a missing key, is its reason.
+    LLMModelFactory(provider=ProviderFactory(openai=True, enabled=False))
 
     open_selector(page, live_server.url)
 
     expect(page.locator("#model-status")).to_have_text(
-        "Models are configured, but no provider has a valid API key. Contact an administrator."
+        "No model is available (Anthropic: the provider has no API key; OpenAI: the provider "
+        "is disabled). Contact an administrator."
     )
     expect(page.locator("#model-select")).to_be_hidden()
+    expect(page.locator("#chat-input")).to_be_disabled()
 
 
 def test_a_developer_logs_in_and_lands_on_the_selector(page, live_server):
@@ -186,3 +192,34 @@ def test_a_provider_error_shows_in_the_chat(page, live_server):
         expect(page.locator(".message.error")).to_have_text(
             "The provider's rate limit was reached: try again in a moment."
         )
+
+
+def test_the_login_page_is_styled_and_says_what_went_wrong(page, live_server):
+    page.goto(f"{live_server.url}/accounts/login/")
+    form = page.locator("form.card")
+    expect(form).to_be_visible()
+    # The site's stylesheet applies: the form is a bordered card, not bare browser defaults.
+    assert form.evaluate("element => getComputedStyle(element).borderTopStyle") == "solid"
+
+    page.fill("#id_username", "nobody")
+    page.fill("#id_password", "wrong")
+    page.click("form.card button[type=submit]")
+
+    expect(page.locator("form.card .errorlist")).to_contain_text("Please enter a correct")
+
+
+def test_staff_have_a_link_to_the_administration_and_developers_do_not(page, live_server):
+    User.objects.create_user("dev", password="a-long-password")
+    User.objects.create_user("ops", password="a-long-password", is_staff=True)
+
+    for username, links in (("dev", 0), ("ops", 1)):
+        page.context.clear_cookies()
+        page.goto(f"{live_server.url}/agents/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", "a-long-password")
+        page.click("button[type=submit]")
+        expect(page.locator("header .user")).to_have_text(username)
+        expect(page.get_by_role("link", name="Administration")).to_have_count(links)
+
+    page.get_by_role("link", name="Administration").click()
+    expect(page.locator("#site-name")).to_have_text("llmadmin")

@@ -3,11 +3,29 @@
 "use strict";
 const LAST_USED_KEY = "llmadmin.lastModelId";
 
+// Why a provider's models are not offered, by the API's reason.
+const REASONS = {
+  provider_disabled: "the provider is disabled",
+  missing_key: "the provider has no API key",
+  key_unreadable: "the provider's key can no longer be read",
+  key_rejected: "the provider rejected its key",
+};
+
 function messageFor(data) {
   if (data.unavailable_providers.length === 0) {
     return "No models are configured. Contact an administrator.";
   }
-  return "Models are configured, but no provider has a valid API key. Contact an administrator.";
+  const reasons = data.unavailable_providers.map(
+    (provider) => `${provider.provider_label}: ${REASONS[provider.reason] || "unavailable"}`,
+  );
+  return `No model is available (${reasons.join("; ")}). Contact an administrator.`;
+}
+
+function disableChat() {
+  // Nothing to chat with: the chat box says so by being unusable.
+  for (const control of document.querySelectorAll("#chat-form textarea, #chat-form button")) {
+    control.disabled = true;
+  }
 }
 
 function optionFor(model) {
@@ -30,6 +48,7 @@ function render(select, status, data) {
   const models = data.groups.flatMap((group) => group.models);
   if (models.length === 0) {
     status.textContent = messageFor(data);
+    disableChat();
     return;
   }
   if (data.groups.length > 1) {

@@ -216,6 +216,21 @@ class LLMModelAdminForm(forms.ModelForm):
                 }
             )
 
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        provider_type = self.selected_type()
+        if provider_type is None:
+            return cleaned
+        # Only the chosen provider's options count (the others' fieldsets are hidden): a value
+        # left in another type's option neither blocks the save nor is saved. (A sampling
+        # field the type doesn't take stays in view while filled, with its error.)
+        own_options = set(option_field_names(provider_type))
+        for name in OPTION_FIELDS:
+            if name not in own_options:
+                self._errors.pop(name, None)
+                cleaned.pop(name, None)
+        return cleaned
+
     def selected_type(self) -> ProviderType | None:
         provider = self.cleaned_data.get("provider")
         return provider.provider_type if provider else None

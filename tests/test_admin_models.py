@@ -216,9 +216,25 @@ def test_changing_the_provider_revalidates_the_options(admin_client):
         change_url(model), model_data(openai, identifier=model.identifier, top_k="40")
     )
 
-    assert "not supported by OpenAI" in field_errors(response)["top_k"][0]
+    assert field_errors(response)["top_k"] == ["Top K is not supported by OpenAI."]
     model.refresh_from_db()
     assert model.provider == anthropic
+
+
+def test_an_error_in_another_providers_option_does_not_block_the_save(admin_client):
+    openai = ProviderFactory(openai=True)
+    anthropic = ProviderFactory(anthropic=True)
+    assert openai.pk != anthropic.pk
+
+    response = admin_client.post(
+        ADD,
+        model_data(
+            anthropic, openai__reasoning_effort="extreme", openai__max_completion_tokens="0"
+        ),
+    )
+
+    assert response.status_code == 302
+    assert LLMModel.objects.get(identifier="claude-sonnet-4-6").provider_options == {}
 
 
 def test_a_duplicate_identifier_is_reported_on_the_identifier(admin_client):

@@ -136,3 +136,22 @@ def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, live
     page.select_option("#id_auth", label="The server's AWS credentials")
     expect(page.locator(".field-aws_access_key_id")).to_be_hidden()
     expect(page.locator(".field-api_key")).to_be_hidden()
+
+
+def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(
+    page, live_server
+):
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    page.select_option("#id_provider", label="OpenAI")
+    page.fill("#id_openai__max_completion_tokens", "0")  # below its minimum of 1
+    page.select_option("#id_provider", label="Anthropic")
+    page.fill("#id_identifier", "claude-haiku-4-5")
+    page.fill("#id_display_name", "Claude Haiku 4.5")
+    page.fill("#id_context_limit", "200000")
+
+    page.click("input[name=_save]")
+
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    model = LLMModel.objects.get(identifier="claude-haiku-4-5")
+    assert (model.provider.type, model.provider_options) == ("anthropic", {})

@@ -13,6 +13,7 @@ from typing import Any
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.text import capfirst
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers.http import Connection, ProviderClient
@@ -319,7 +320,7 @@ class ProviderType:
         errors: dict[str, list[str]] = {}
         for name in GENERAL_FIELDS:
             if general.get(name) is not None and name not in self.general_fields:
-                label = GENERAL_LABELS[name].capitalize()
+                label = capfirst(GENERAL_LABELS[name])
                 errors.setdefault(name, []).append(f"{label} is not supported by {self.label}.")
         temperature = general.get("temperature")
         if temperature is not None and temperature > self.temperature_max:

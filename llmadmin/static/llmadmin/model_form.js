@@ -27,7 +27,10 @@ document.addEventListener("DOMContentLoaded", () => {
 
   function showOnlySelectedProvider(provider) {
     document.querySelectorAll("fieldset.provider-options").forEach((fieldset) => {
-      fieldset.hidden = !provider || !fieldset.classList.contains(`provider-options-${provider.type}`);
+      const other = !provider || !fieldset.classList.contains(`provider-options-${provider.type}`);
+      fieldset.hidden = other;
+      // Another type's options are neither checked by the browser nor sent.
+      fieldset.disabled = other;
     });
     for (const name of generalFields) {
       const row = document.querySelector(`.form-row.field-${name}`);

@@ -23,11 +23,22 @@ from llmadmin.forms import (
     ProviderAdminForm,
     option_field_names,
 )
-from llmadmin.models import SECRET_FIELDS, AuthMode, CheckStatus, LLMModel, Provider
+from llmadmin.models import (
+    SECRET_FIELDS,
+    AuthMode,
+    Availability,
+    CheckStatus,
+    LLMModel,
+    Provider,
+)
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.http import ProviderError
-from llmadmin.selectors import provider_remote_models, provider_reported_context_limit
-from llmadmin.services import model_make_default, provider_check_connection
+from llmadmin.selectors import (
+    provider_remote_models,
+    provider_reported_context_limit,
+    registry_position,
+)
+from llmadmin.services import model_make_default, models_set_enabled, provider_check_connection
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"
@@ -282,22 +293,75 @@ class ProviderAdmin(admin.ModelAdmin):
 @admin.register(LLMModel)
 class LLMModelAdmin(admin.ModelAdmin):
     form = LLMModelAdminForm
+    # Grouped by provider, in the registry's order, as the developers' selector shows them.
     list_display = [
         "default_star",
+        "provider",
         "display_name",
         "identifier",
-        "provider",
         "context_limit",
         "enabled",
+        "developers_get_it",
     ]
     list_display_links = ["display_name"]
     list_filter = ["provider", "enabled", "is_default"]
     list_select_related = ["provider"]
     search_fields = ["display_name", "identifier"]
-    ordering = ["provider__type", "display_name"]
+    actions = ["enable_models", "disable_models"]
 
     class Media:
         js = ["llmadmin/model_form.js"]
+        css = {"all": ["llmadmin/admin.css"]}
+
+    ordering = ["registry_position", "display_name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[LLMModel]:
+        # ModelAdmin's own, with the provider's place in the registry to order by. The
+        # provider's availability needs no secret: none is loaded (or decrypted) here.
+        queryset = (
+            LLMModel.objects.annotate(registry_position=registry_position("provider__type"))
+            .select_related("provider")
+            .defer(*(f"provider__{name}" for name in SECRET_FIELDS))
+        )
+        return queryset.order_by(*self.get_ordering(request))
+
+    @admin.display(description="Developers get it")
+    def developers_get_it(self, model: LLMModel) -> str:
+        if not model.enabled:
+            return "No: disabled"
+        availability = model.provider.availability
+        if availability == Availability.AVAILABLE:
+            return "Yes"
+        return f"No: {Availability(availability).label.lower()}"
+
+    @admin.action(description="Enable selected models", permissions=["change"])
+    def enable_models(self, request: HttpRequest, queryset: QuerySet[LLMModel]) -> None:
+        count = models_set_enabled(models=queryset, enabled=True)
+        self.message_user(request, f"Enabled {count} model{'s' * (count != 1)}.")
+
+    @admin.action(description="Disable selected models", permissions=["change"])
+    def disable_models(self, request: HttpRequest, queryset: QuerySet[LLMModel]) -> None:
+        default = queryset.filter(is_default=True).first()
+        count = models_set_enabled(models=queryset.exclude(is_default=True), enabled=False)
+        self.message_user(request, f"Disabled {count} model{'s' * (count != 1)}.")
+        if default:
+            self.message_user(
+                request,
+                f"{default.display_name} is the default model and stays enabled: choose "
+                "another default first.",
+                messages.WARNING,
+            )
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        model = self.get_object(request, object_id)
+        if request.method == "GET" and model is not None and model.is_default:
+            self.message_user(
+                request,
+                f"{model.display_name} is the default model: after deleting it there is no "
+                "default, and developers get the first available model until you star another.",
+                messages.WARNING,
+            )
+        return super().delete_view(request, object_id, extra_context)
 
     def get_fieldsets(self, request: HttpRequest, obj: LLMModel | None = None) -> list[Any]:
         fieldsets: list[Any] = [
@@ -396,6 +460,14 @@ class LLMModelAdmin(admin.ModelAdmin):
         else:
             self.log_change(request, model, [{"changed": {"fields": ["default"]}}])
             self.message_user(request, f"{model.display_name} is now the default model.")
+            availability = model.provider.availability
+            if availability != Availability.AVAILABLE:
+                self.message_user(
+                    request,
+                    f"Developers don't get it yet: {model.provider} is unavailable "
+                    f"({Availability(availability).label.lower()}).",
+                    messages.WARNING,
+                )
         # Back to the list as it was (filters, page), else to the plain list.
         back = request.META.get("HTTP_REFERER", "")
         if not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):

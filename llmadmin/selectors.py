@@ -13,14 +13,21 @@ from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.http import RemoteModel
 
 
-def providers_in_registry_order(queryset: QuerySet[Provider] | None = None) -> QuerySet[Provider]:
-    """Providers in the registry's order, the order every list shows them in."""
-    position = Case(
-        *(When(type=slug, then=Value(index)) for index, slug in enumerate(PROVIDER_TYPES)),
+def registry_position(type_field: str = "type") -> Case:
+    """A provider type's place in the registry, the order every list shows providers in."""
+    return Case(
+        *(
+            When(**{type_field: slug}, then=Value(index))
+            for index, slug in enumerate(PROVIDER_TYPES)
+        ),
         output_field=models.IntegerField(),
     )
+
+
+def providers_in_registry_order(queryset: QuerySet[Provider] | None = None) -> QuerySet[Provider]:
+    """Providers in the registry's order."""
     queryset = Provider.objects.all() if queryset is None else queryset
-    return queryset.alias(registry_position=position).order_by("registry_position")
+    return queryset.alias(registry_position=registry_position()).order_by("registry_position")
 
 
 def models_available_for_chat(providers: Iterable[Provider] | None = None) -> QuerySet[LLMModel]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -49,6 +49,11 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
     provider.checked_at = timezone.now()
     provider.save(update_fields=["check_status", "check_reason", "checked_at", "updated_at"])
     return status, reason
+
+
+def models_set_enabled(*, models: QuerySet[LLMModel], enabled: bool) -> int:
+    """Enable or disable these models at once; the number changed."""
+    return models.exclude(enabled=enabled).update(enabled=enabled, updated_at=timezone.now())
 
 
 def model_make_default(*, model: LLMModel) -> LLMModel:

@@ -356,3 +356,79 @@ def test_users_who_may_only_view_models_see_the_stored_options_as_text(client):
     assert "<div>Provider order: [&quot;openai&quot;, &quot;azure&quot;]</div>" in html
     assert "<div>Allow fallbacks: false</div>" in html
     assert "provider-options-anthropic" not in html
+
+
+def test_the_list_follows_the_registry_order_and_says_who_gets_each_model(admin_client):
+    google = ProviderFactory(google=True, enabled=False)
+    openai = ProviderFactory(openai=True)
+    anthropic = ProviderFactory(anthropic=True, no_key=True)
+    LLMModelFactory(provider=google, display_name="Gemini")
+    LLMModelFactory(provider=openai, display_name="GPT-5")
+    LLMModelFactory(provider=openai, display_name="GPT-4.1", enabled=False)
+    LLMModelFactory(provider=anthropic, display_name="Claude")
+
+    response = admin_client.get(CHANGELIST)
+
+    rows = [
+        (model.display_name, response.context["cl"].model_admin.developers_get_it(model))
+        for model in response.context["cl"].result_list
+    ]
+    # Anthropic, OpenAI, Google: the registry's order, as developers see the providers.
+    assert rows == [
+        ("Claude", "No: no key"),
+        ("GPT-4.1", "No: disabled"),
+        ("GPT-5", "Yes"),
+        ("Gemini", "No: provider disabled"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("action", "expected", "message"),
+    [
+        pytest.param("enable_models", [True, True, True], "Enabled 2 models.", id="enable"),
+        pytest.param("disable_models", [True, False, False], "Disabled 1 model.", id="disable"),
+    ],
+)
+def test_models_are_enabled_and_disabled_in_bulk_the_default_excepted(
+    admin_client, action, expected, message
+):
+    provider = ProviderFactory()
+    default = LLMModelFactory(provider=provider, display_name="A", is_default=True)
+    others = [
+        LLMModelFactory(provider=provider, display_name="B", enabled=False),
+        LLMModelFactory(provider=provider, display_name="C", enabled=action == "disable_models"),
+    ]
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": action, "_selected_action": [default.pk, *(m.pk for m in others)]},
+        follow=True,
+    )
+
+    states = [m.enabled for m in LLMModel.objects.order_by("display_name")]
+    assert states == expected
+    assert message in response.text
+    if action == "disable_models":
+        assert "A is the default model and stays enabled: choose another default first." in (
+            response.text
+        )
+
+
+def test_the_delete_page_of_the_default_says_what_deleting_it_does(admin_client):
+    model = LLMModelFactory(is_default=True, display_name="Claude Sonnet")
+
+    response = admin_client.get(reverse("admin:llmadmin_llmmodel_delete", args=[model.pk]))
+
+    assert (
+        "Claude Sonnet is the default model: after deleting it there is no default, and "
+        "developers get the first available model until you star another."
+    ) in response.text
+
+
+def test_starring_a_model_developers_cannot_get_warns(admin_client):
+    model = LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True), display_name="X")
+
+    response = admin_client.post(star_url(model), follow=True)
+
+    assert "X is now the default model." in response.text
+    assert "Developers don&#x27;t get it yet: OpenAI is unavailable (no key)." in response.text

@@ -138,9 +138,7 @@ def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, live
     expect(page.locator(".field-api_key")).to_be_hidden()
 
 
-def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(
-    page, live_server
-):
+def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(page, live_server):
     log_in(page, live_server.url)
     page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="OpenAI")
@@ -155,3 +153,15 @@ def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
     model = LLMModel.objects.get(identifier="claude-haiku-4-5")
     assert (model.provider.type, model.provider_options) == ("anthropic", {})
+
+
+def test_number_boxes_show_their_whole_value(page, live_server):
+    model = LLMModelFactory(context_limit=1_000_000, max_output_tokens=128_000)
+    log_in(page, live_server.url)
+
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/{model.pk}/change/")
+
+    for box in ("#id_context_limit", "#id_max_output_tokens", "#id_compression_threshold"):
+        fits = page.locator(box).evaluate("element => element.scrollWidth <= element.clientWidth")
+        assert fits, box
+    expect(page.locator("#id_context_limit")).to_have_value("1000000")

@@ -136,6 +136,9 @@ class ProviderAdmin(admin.ModelAdmin):
             kept = {name: value for name, value in typed.items() if value}
             keep_typed_secrets(request, form.instance, kept)
             form.show_kept(kept)
+            # The form's instance holds what was typed, not what is stored: the status
+            # shown must be the stored one.
+            form.instance.stored = Provider.objects.get(pk=form.instance.pk)
         return super().render_change_form(request, context, *args, **kwargs)
 
     def response_change(self, request: HttpRequest, obj: Provider) -> HttpResponse:
@@ -233,6 +236,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.display(description="Key status")
     def key_status(self, provider: Provider) -> str:
+        provider = getattr(provider, "stored", provider)
         if provider.key_state in ("set", "server") and provider.check_status:
             return CHECK_LABELS[provider.check_status]
         return KEY_STATE_LABELS[provider.key_state]

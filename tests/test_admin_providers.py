@@ -227,6 +227,10 @@ def test_a_key_typed_into_a_save_refused_for_another_field_is_kept_for_the_next(
     assert "has no default endpoint" in refused.text
     assert KEY not in refused.text
     assert "The value you typed is kept for the next save" in refused.text
+    # The status tells what is stored: no key yet, whatever was typed.
+    assert refused.context["adminform"].form.instance.stored.key_state == "missing"
+    assert "No key" in refused.text
+    assert "Key set (not tested)" not in refused.text
     assert saved.status_code == 302
     provider.refresh_from_db()
     assert (provider.api_key, provider.base_url) == (KEY, "http://litellm:4000/v1")

@@ -38,7 +38,12 @@ from llmadmin.selectors import (
     provider_reported_context_limit,
     registry_position,
 )
-from llmadmin.services import model_make_default, models_set_enabled, provider_check_connection
+from llmadmin.services import (
+    model_make_default,
+    models_set_enabled,
+    provider_check_connection,
+    provider_try_connection,
+)
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"
@@ -196,8 +201,28 @@ class ProviderAdmin(admin.ModelAdmin):
         provider = get_object_or_404(Provider, pk=provider_id)
         if not self.has_change_permission(request, provider):
             raise PermissionDenied
+        if request.headers.get("Accept") == "application/json":
+            # From the page's script: test what is typed, before saving, and leave the page.
+            level, message = self.try_typed(request, provider)
+            return JsonResponse({"level": level, "message": message})
         self.report_test(request, provider)
         return HttpResponseRedirect(reverse("admin:llmadmin_provider_change", args=[provider.pk]))
+
+    def try_typed(self, request: HttpRequest, provider: Provider) -> tuple[str, str]:
+        """Test the page's typed credentials and endpoint unsaved; unchanged, the stored ones
+        are tested and the result recorded, as the button does without a script."""
+        form = self.get_form(request, provider)(request.POST, instance=provider)
+        if not form.is_valid():
+            return "error", "Not tested: correct the fields below first."
+        typed = {"auth", "aws_access_key_id", *SECRET_FIELDS, "base_url", "region"}
+        if typed & set(form.changed_data):
+            status, reason = provider_try_connection(provider=form.instance)
+            note = " (what is typed, not saved yet)"
+        else:
+            status, reason = provider_check_connection(provider=provider)
+            note = ""
+        level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
+        return level, f"{CHECK_LABELS.get(status, 'Not tested')}{note}. {reason}"
 
     @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
@@ -317,7 +342,9 @@ class LLMModelAdmin(admin.ModelAdmin):
         js = ["llmadmin/model_form.js"]
         css = {"all": ["llmadmin/admin.css"]}
 
-    ordering = ["registry_position", "display_name"]
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        # An annotation of get_queryset's: the ordering attribute's checks only know fields.
+        return ["registry_position", "display_name"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LLMModel]:
         # ModelAdmin's own, with the provider's place in the registry to order by. The

@@ -29,11 +29,12 @@ def provider_set_api_key(*, provider: Provider, api_key: str | None) -> Provider
     return provider
 
 
-def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None, str]:
-    """Test the key with the provider's cheapest free call and record the outcome.
+def provider_try_connection(*, provider: Provider) -> tuple[CheckStatus | None, str]:
+    """Test the provider's credentials as they are on this instance (saved or not) with its
+    cheapest free call; record nothing.
 
-    Returns the status (None when there is no readable key to test, recording nothing) and a
-    short reason without the key.
+    Returns the status (None when there is no readable key to test) and a short reason in
+    our own words (the provider layer's fixed vocabulary): safe to show, log and store.
     """
     if provider.key_state not in ("set", "server"):
         return None, "No readable API key to test."
@@ -43,8 +44,15 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
         status, reason = CheckStatus(error.status), str(error)
     else:
         status, reason = CheckStatus.VERIFIED, "The provider accepted the API key."
-    # The reason is ours alone (the provider layer's fixed vocabulary): safe to log and store.
     logger.info("Connection test of %s: %s. %s", provider, status.label, reason)
+    return status, reason
+
+
+def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None, str]:
+    """Test the stored credentials and record the outcome on the provider."""
+    status, reason = provider_try_connection(provider=provider)
+    if status is None:
+        return status, reason
     provider.check_status, provider.check_reason = status, reason[:300]
     provider.checked_at = timezone.now()
     provider.save(update_fields=["check_status", "check_reason", "checked_at", "updated_at"])

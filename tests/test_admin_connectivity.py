@@ -174,3 +174,91 @@ def test_the_model_form_offers_the_reported_identifiers_and_warns_in_the_browser
         expect(page.locator(".context-warning")).to_have_text(
             "OpenRouter reports a context limit of 400000 for openai/gpt-5."
         )
+
+
+def connection_test_url(provider: Provider) -> str:
+    return reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
+
+
+@pytest.mark.django_db
+def test_the_page_tests_a_typed_key_and_base_url_before_saving(admin_client):
+    from tests.admin_forms import provider_form_data
+
+    provider = ProviderFactory(openai_compat=True, no_key=True, base_url="")
+    with serve(FakeProvider("openai", KEY)) as server:
+        typed = provider_form_data(provider, api_key=KEY, base_url=f"{server.url}/v1")
+
+        answer = admin_client.post(
+            connection_test_url(provider), typed, HTTP_ACCEPT="application/json"
+        )
+
+    assert answer.json() == {
+        "level": "success",
+        "message": "Verified (what is typed, not saved yet). The provider accepted the API key.",
+    }
+    assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"
+    provider.refresh_from_db()  # nothing saved, nothing recorded
+    assert (provider.key_state, provider.base_url, provider.check_status) == ("missing", "", "")
+
+
+@pytest.mark.django_db
+def test_the_page_tests_the_stored_key_when_nothing_is_typed_and_records_it(admin_client):
+    from tests.admin_forms import provider_form_data
+
+    with serve(FakeProvider("openai", "sk-other")) as server:
+        provider = openai_at(server)
+
+        answer = admin_client.post(
+            connection_test_url(provider),
+            provider_form_data(provider),
+            HTTP_ACCEPT="application/json",
+        )
+
+    assert answer.json() == {
+        "level": "error",
+        "message": "Rejected by the provider. The provider rejected the API key (401).",
+    }
+    provider.refresh_from_db()
+    assert provider.check_status == "rejected"
+
+
+@pytest.mark.django_db
+def test_the_page_does_not_test_fields_it_would_refuse(admin_client):
+    from tests.admin_forms import provider_form_data
+
+    provider = ProviderFactory(openai_compat=True, no_key=True, base_url="")
+
+    answer = admin_client.post(
+        connection_test_url(provider),
+        provider_form_data(provider, api_key=KEY, base_url="not a url"),
+        HTTP_ACCEPT="application/json",
+    )
+
+    assert answer.json() == {
+        "level": "error",
+        "message": "Not tested: correct the fields below first.",
+    }
+    assert KEY not in answer.content.decode()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_test_connection_in_a_browser_keeps_what_was_typed(page, live_server):
+    provider = Provider.objects.get(type="openai-compat")
+    with serve(FakeProvider("openai", KEY)) as server:
+        log_in(page, live_server.url)
+        page.goto(f"{live_server.url}/admin/llmadmin/provider/{provider.pk}/change/")
+        page.fill("#id_api_key", KEY)
+        page.fill("#id_base_url", f"{server.url}/v1")
+
+        page.get_by_role("button", name="Test connection").click()
+
+        expect(page.locator(".test-result")).to_have_text(
+            "Verified (what is typed, not saved yet). The provider accepted the API key."
+        )
+        # Still on the page, with everything typed: a save stores it.
+        expect(page.locator("#id_base_url")).to_have_value(f"{server.url}/v1")
+        page.click("input[name=_save]")
+        expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+
+    provider.refresh_from_db()
+    assert (provider.api_key, provider.base_url) == (KEY, f"{server.url}/v1")

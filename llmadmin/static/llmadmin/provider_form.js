@@ -2,6 +2,7 @@
 // The server reads only those fields too, so a hidden field never blocks a save.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
+  testWhatIsTyped();
   const auth = document.getElementById("id_auth");
   if (!auth) return;
   const fieldsOf = {
@@ -21,3 +22,31 @@ document.addEventListener("DOMContentLoaded", () => {
   auth.addEventListener("change", showChosenFields);
   showChosenFields();
 });
+
+// "Test connection" tests what the page holds, typed or stored, and stays on the page, so
+// nothing typed is lost. Without a script the button posts and the stored key is tested.
+function testWhatIsTyped() {
+  const button = document.querySelector("button[formaction*='test-connection']");
+  if (!button) return;
+  const result = document.createElement("p");
+  result.className = "test-result";
+  result.setAttribute("role", "status");
+  button.after(result);
+  button.addEventListener("click", async (event) => {
+    event.preventDefault();
+    result.textContent = "Testing…";
+    try {
+      const response = await fetch(button.formAction, {
+        method: "POST",
+        body: new FormData(button.form),
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      const answer = await response.json();
+      result.textContent = answer.message;
+      result.dataset.level = answer.level;
+    } catch (error) {
+      result.textContent = "The test could not run: reload the page and try again.";
+    }
+  });
+}

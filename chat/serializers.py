@@ -57,7 +57,8 @@ class ModelListSerializer(serializers.Serializer):
 
 class ChatTurnInputSerializer(serializers.Serializer):
     model_id = serializers.IntegerField()
-    message = serializers.CharField(max_length=200_000)
+    # Blank (or only whitespace, which is trimmed) is refused too; min_length says so in the schema.
+    message = serializers.CharField(min_length=1, max_length=200_000)
     conversation_id = serializers.IntegerField(required=False)
 
     def validate_model_id(self, value: int) -> LLMModel:
@@ -71,6 +72,12 @@ class ChatTurnInputSerializer(serializers.Serializer):
         if conversation is None:
             raise serializers.ValidationError("No such conversation of yours.")
         return conversation
+
+
+class ErrorSerializer(serializers.Serializer):
+    """DRF's body for a refusal: not logged in, no permission, no CSRF token, not found."""
+
+    detail = serializers.CharField()
 
 
 class MessageSerializer(serializers.ModelSerializer):

@@ -3,13 +3,26 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
+from csp.constants import NONCE
+from csp.decorators import csp_update
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseNotModified, StreamingHttpResponse
+from django.http import (
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotModified,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.shortcuts import get_object_or_404, render
 from django.utils.cache import patch_cache_control
+from django.utils.decorators import method_decorator
 from django.utils.http import parse_etags
+from django.views.defaults import page_not_found
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework.generics import RetrieveAPIView
+from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,9 +33,13 @@ from chat.models import Conversation
 from chat.serializers import (
     ChatTurnInputSerializer,
     ConversationSerializer,
+    ErrorSerializer,
     ModelListSerializer,
 )
 from chat.services import chat_turn
+
+# Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
+NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
 
 
 class ModelListView(APIView):
@@ -39,7 +56,11 @@ class ModelListView(APIView):
             "available, `unavailable_providers` says why for each provider with models. "
             "Answers 304 to a matching If-None-Match."
         ),
-        responses={200: ModelListSerializer, 304: OpenApiResponse(description="Not modified.")},
+        responses={
+            200: ModelListSerializer,
+            304: OpenApiResponse(description="Not modified."),
+            403: NOT_LOGGED_IN,
+        },
     )
     def get(self, request: Request) -> HttpResponse:
         etag, body = cached_model_list()
@@ -56,6 +77,9 @@ class ModelListView(APIView):
 class ChatTurnView(APIView):
     """Send a message; the answer streams back as server-sent events."""
 
+    # JSON only (what the chat page sends): no form or multipart bodies to document or parse.
+    parser_classes = [JSONParser]
+
     @extend_schema(
         operation_id="sendChatMessage",
         summary="Send a message and stream the answer",
@@ -66,7 +90,16 @@ class ChatTurnView(APIView):
                 "{id, input_tokens, output_tokens}, compacted {summary_id}, done {}; or error "
                 "{message} when the provider fails (the conversation keeps what it had)."
             ),
-            400: OpenApiResponse(description="Field errors, e.g. a model not available."),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='Field errors, e.g. {"message": ["This field may not be blank."]} '
+                'or {"model_id": ["This model is not available for chat."]}; '
+                '{"detail": "..."} for malformed JSON.',
+            ),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Not logged in, or no CSRF token (session auth)."
+            ),
+            415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
         },
     )
     def post(self, request: Request) -> HttpResponse:
@@ -92,6 +125,20 @@ class ConversationView(RetrieveAPIView):
 
     serializer_class = ConversationSerializer
 
+    @extend_schema(
+        operation_id="getConversation",
+        summary="One of your conversations",
+        responses={
+            200: ConversationSerializer,
+            403: NOT_LOGGED_IN,
+            404: OpenApiResponse(
+                ErrorSerializer, description="No such conversation, or it is not yours."
+            ),
+        },
+    )
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
     def get_object(self) -> Conversation:
         return get_object_or_404(
             Conversation.objects.prefetch_related("messages"),
@@ -100,6 +147,31 @@ class ConversationView(RetrieveAPIView):
         )
 
 
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 404 page; under /api/ the JSON an API client reads, as DRF's views answer.
+
+    A URL that matches no route (`/api/v1/conversations/abc/`) never reaches DRF.
+    """
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return page_not_found(request, exception)
+
+
 @login_required
 def agents(request: HttpRequest) -> HttpResponse:
     return render(request, "chat/agents.html")
+
+
+class APIDocsView(SpectacularSwaggerSplitView):
+    """Swagger UI under the site's Content-Security-Policy.
+
+    Its init script comes from this view as a file (script-src 'self' allows it); its one
+    inline style carries a nonce that only this page's policy allows.
+    """
+
+    template_name = "chat/api_docs.html"
+
+    @extend_schema(exclude=True)
+    @method_decorator(csp_update({"style-src": NONCE}))
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)

@@ -8,3 +8,6 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("chat.urls")),
 ]
+
+# JSON, not an HTML page, for an /api/ URL that matches no route.
+handler404 = "chat.views.not_found"

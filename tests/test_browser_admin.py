@@ -165,3 +165,59 @@ def test_number_boxes_show_their_whole_value(page, live_server):
         fits = page.locator(box).evaluate("element => element.scrollWidth <= element.clientWidth")
         assert fits, box
     expect(page.locator("#id_context_limit")).to_have_value("1000000")
+
+
+def test_a_key_typed_into_a_save_refused_for_the_base_url_is_kept(page, live_server):
+    log_in(page, live_server.url)
+    provider = Provider.objects.get(type="openai-compat")
+    page.goto(f"{live_server.url}/admin/llmadmin/provider/{provider.pk}/change/")
+    page.fill("#id_api_key", KEY)
+
+    page.click("input[name=_continue]")  # no base URL: refused
+
+    expect(page.locator(".field-base_url .errorlist")).to_contain_text("has no default endpoint")
+    expect(page.locator(".field-key_status")).to_contain_text("No key")
+    expect(page.locator(".field-api_key .help")).to_contain_text("The value you typed is kept")
+    assert "BROWSERSECRET" not in page.content()
+    page.fill("#id_base_url", "http://litellm:4000/v1")
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    provider.refresh_from_db()
+    assert (provider.api_key, provider.base_url) == (KEY, "http://litellm:4000/v1")
+
+
+def test_the_model_list_in_a_browser(page, live_server):
+    from tests.factories import ProviderFactory
+
+    usable = ProviderFactory(openai=True)
+    keyless = ProviderFactory(anthropic=True, no_key=True)
+    default = LLMModelFactory(provider=usable, display_name="GPT-5", is_default=True)
+    LLMModelFactory(provider=usable, display_name="GPT-4.1")
+    LLMModelFactory(provider=keyless, display_name="Claude")
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/")
+
+    # Grouped by provider in the registry's order, with who gets what.
+    rows = page.locator("#result_list tbody tr")
+    expect(rows.locator("td.field-display_name, th.field-display_name")).to_have_text(
+        ["Claude", "GPT-4.1", "GPT-5"]
+    )
+    expect(rows.locator(".field-developers_get_it")).to_have_text(["No: no key", "Yes", "Yes"])
+
+    # Starring a model developers can't get warns.
+    page.get_by_role("button", name="Make Claude the default").click()
+    expect(page.locator(".messagelist")).to_contain_text("Developers don't get it yet")
+
+    # Bulk disable: the default stays enabled, and says why.
+    page.locator("#action-toggle").check()
+    page.select_option("select[name=action]", "disable_models")
+    page.click("button[name=index]")
+    expect(page.locator(".messagelist")).to_contain_text("Disabled 2 models.")
+    expect(page.locator(".messagelist")).to_contain_text("Claude is the default model")
+
+    # The default's delete page says what deleting it does.
+    claude = LLMModel.objects.get(display_name="Claude")
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/{claude.pk}/delete/")
+    expect(page.locator(".messagelist")).to_contain_text("Claude is the default model")
+    default.refresh_from_db()
+    assert not default.is_default

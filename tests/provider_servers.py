@@ -695,16 +695,24 @@ def serve(provider: FakeProvider, tls: bool = False) -> Iterator[FakeProvider]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with loopback_server(Handler, tls) as url:
+        provider.url = url
+        yield provider
+
+
+@contextmanager
+def loopback_server(handler: type[BaseHTTPRequestHandler], tls: bool = False) -> Iterator[str]:
+    """A threaded HTTP server on a free port of 127.0.0.1, for as long as the block runs; its
+    URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     if tls:
         server.socket = tls_context().wrap_socket(server.socket, server_side=True)
     scheme = "https" if tls else "http"
-    provider.url = f"{scheme}://127.0.0.1:{server.server_port}"
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield provider
+        yield f"{scheme}://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
         server.server_close()

@@ -82,16 +82,20 @@ def crash_on_save(monkeypatch):
     monkeypatch.setattr(Provider, "save", crash)
 
 
-def test_a_production_error_page_holds_no_key(monkeypatch, all_logs, django_user_model):
+def post_a_key_that_fails_to_save(monkeypatch, django_user_model):
+    """An admin posts a key and the save crashes: the 500 page Django answers with."""
     provider = ProviderFactory(anthropic=True, no_key=True)
     client = Client(raise_request_exception=False)
     client.force_login(django_user_model.objects.create_superuser("root"))
     crash_on_save(monkeypatch)
-
-    response = client.post(
+    return client.post(
         reverse("admin:llmadmin_provider_change", args=[provider.pk]),
         {"api_key": KEY, "enabled": "on", "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0"},
     )
+
+
+def test_a_production_error_page_holds_no_key(monkeypatch, all_logs, django_user_model):
+    response = post_a_key_that_fails_to_save(monkeypatch, django_user_model)
 
     assert response.status_code == 500
     assert MARKER not in response.content.decode()
@@ -102,15 +106,8 @@ def test_a_production_error_page_holds_no_key(monkeypatch, all_logs, django_user
 def test_the_debug_error_page_holds_no_key(monkeypatch, settings, django_user_model):
     """scripts/run turns DEBUG on: its error page must hide the key all the same."""
     settings.DEBUG = True
-    provider = ProviderFactory(anthropic=True, no_key=True)
-    client = Client(raise_request_exception=False)
-    client.force_login(django_user_model.objects.create_superuser("root"))
-    crash_on_save(monkeypatch)
 
-    response = client.post(
-        reverse("admin:llmadmin_provider_change", args=[provider.pk]),
-        {"api_key": KEY, "enabled": "on", "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0"},
-    )
+    response = post_a_key_that_fails_to_save(monkeypatch, django_user_model)
 
     assert response.status_code == 500
     assert "database went away" in response.content.decode()  # the technical page itself

@@ -4,6 +4,16 @@ from django.conf import settings
 from django.db import models
 
 from llmadmin.models import LLMModel
+from llmadmin.providers.http import StopReason
+
+# What the user is told when an answer ended short of complete; errors carry their own text.
+STOP_NOTICES = {
+    StopReason.MAX_TOKENS: "The answer stopped at the model's max output tokens: it is incomplete.",
+    StopReason.REFUSED: "The model declined to answer.",
+    StopReason.BLOCKED: "The provider blocked the answer for safety reasons.",
+    StopReason.CONTENT_FILTER: "The provider's content filter stopped the answer.",
+    StopReason.OTHER: "The provider ended the answer early, for a reason it did not name.",
+}
 
 
 class Conversation(models.Model):
@@ -39,6 +49,10 @@ class Message(models.Model):
     output_tokens = models.PositiveIntegerField(null=True, blank=True)
     # Why an answer stopped short; the text received until then is kept.
     error = models.CharField(max_length=300, blank=True)
+    # How an answer ended (empty for the user's messages and summaries).
+    stop_reason = models.CharField(
+        max_length=20, blank=True, choices=[(reason.value, reason.value) for reason in StopReason]
+    )
     # Replaced by a later summary: kept for the record, no longer sent to the model.
     summarised = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -48,3 +62,8 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
+
+    @property
+    def notice(self) -> str | None:
+        """What the user is told of how the answer ended, when it ended short."""
+        return self.error or STOP_NOTICES.get(self.stop_reason)

@@ -6,9 +6,9 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from chat.models import Conversation, Message
+from chat.models import STOP_NOTICES, Conversation, Message
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import ChatInput, ProviderError, TextDelta, Usage
+from llmadmin.providers.http import ChatInput, Finish, ProviderError, StopReason, TextDelta, Usage
 
 logger = logging.getLogger(__name__)
 
@@ -41,8 +41,17 @@ def needs_compaction(model: LLMModel, context_tokens: int) -> bool:
 
 
 def collect_text(model: LLMModel, chat: ChatInput) -> str:
-    events = model.provider.client().stream_chat(model.settings(), chat)
-    return "".join(event.text for event in events if isinstance(event, TextDelta))
+    """The whole answer; raises ProviderError unless it ended complete and said something."""
+    text, stop_reason = [], StopReason.COMPLETE
+    for event in model.provider.client().stream_chat(model.settings(), chat):
+        if isinstance(event, TextDelta):
+            text.append(event.text)
+        elif isinstance(event, Finish):
+            stop_reason = event.reason
+    if stop_reason != StopReason.COMPLETE or not text:
+        # A cut or empty summary must not stand in for the messages it would replace.
+        raise ProviderError(STOP_NOTICES.get(stop_reason, "The answer was empty."))
+    return "".join(text)
 
 
 def conversation_compact(*, conversation: Conversation, model: LLMModel) -> Message | None:
@@ -83,7 +92,7 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
     Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
     yield "conversation", {"id": conversation.pk}
 
-    answer, usage = [], None
+    answer, usage, stop_reason = [], None, StopReason.COMPLETE
     try:
         client = model.provider.client()
         for event in client.stream_chat(model.settings(), conversation_context(conversation)):
@@ -92,16 +101,19 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
                 yield "delta", {"text": event.text}
             elif isinstance(event, Usage):
                 usage = event
+            elif isinstance(event, Finish):
+                stop_reason = event.reason
     except ProviderError as error:
         logger.warning("A chat answer of %s ended with an error: %s", model, error)
-        if answer:
-            Message.objects.create(
-                conversation=conversation,
-                role=Message.Role.ASSISTANT,
-                content="".join(answer),
-                error=str(error)[:300],
-            )
-        yield "error", {"message": str(error)}
+        # Stored even when empty: the conversation records how the turn ended.
+        Message.objects.create(
+            conversation=conversation,
+            role=Message.Role.ASSISTANT,
+            content="".join(answer),
+            error=str(error)[:300],
+            stop_reason=error.stop_reason,
+        )
+        yield "error", {"message": str(error), "stop_reason": error.stop_reason}
         return
 
     message = Message.objects.create(
@@ -110,6 +122,7 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
         content="".join(answer),
         input_tokens=usage.input_tokens if usage else None,
         output_tokens=usage.output_tokens if usage else None,
+        stop_reason=stop_reason,
     )
     yield (
         "message",
@@ -117,6 +130,8 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
             "id": message.pk,
             "input_tokens": message.input_tokens,
             "output_tokens": message.output_tokens,
+            "stop_reason": message.stop_reason,
+            "notice": message.notice,
         },
     )
     if usage and needs_compaction(model, usage.input_tokens):

@@ -87,8 +87,12 @@ class ChatTurnView(APIView):
         responses={
             (200, "text/event-stream"): OpenApiResponse(
                 description="Events: conversation {id}, delta {text} (repeated), message "
-                "{id, input_tokens, output_tokens}, compacted {summary_id}, done {}; or error "
-                "{message} when the provider fails (the conversation keeps what it had)."
+                "{id, input_tokens, output_tokens, stop_reason, notice}, compacted "
+                "{summary_id}, done {}; or error {message, stop_reason} when the provider "
+                "fails (the conversation keeps what it had, and the text received). "
+                "stop_reason: complete, max_tokens (truncated), refused, blocked (safety), "
+                "content_filter, other, cut_off or failed; notice says in words how an answer "
+                "that is not complete ended (null when complete)."
             ),
             400: OpenApiResponse(
                 OpenApiTypes.OBJECT,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from cryptography.fernet import InvalidToken
@@ -24,6 +25,7 @@ from llmadmin.forms import (
     option_field_names,
 )
 from llmadmin.models import (
+    PRICE_FIELDS,
     SECRET_FIELDS,
     AuthMode,
     Availability,
@@ -32,8 +34,10 @@ from llmadmin.models import (
     Provider,
 )
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
+from llmadmin.providers.catalog import ModelFacts, catalog_models
 from llmadmin.providers.http import ProviderError
 from llmadmin.selectors import (
+    model_findings,
     provider_remote_models,
     provider_reported_context_limit,
     registry_position,
@@ -336,7 +340,8 @@ class LLMModelAdmin(admin.ModelAdmin):
     list_filter = ["provider", "enabled", "is_default"]
     list_select_related = ["provider"]
     search_fields = ["display_name", "identifier"]
-    actions = ["enable_models", "disable_models"]
+    actions = ["enable_models", "disable_models", "check_models"]
+    readonly_fields = ["catalog_summary"]
 
     class Media:
         js = ["llmadmin/model_form.js"]
@@ -383,6 +388,27 @@ class LLMModelAdmin(admin.ModelAdmin):
                 messages.WARNING,
             )
 
+    @admin.action(description="Check against the catalog and provider rules")
+    def check_models(self, request: HttpRequest, queryset: QuerySet[LLMModel]) -> None:
+        clean = 0
+        for model in queryset:
+            findings = model_findings(model)
+            if not findings:
+                clean += 1
+                continue
+            refused = any(finding.kind == "refused" for finding in findings)
+            self.message_user(
+                request,
+                f"{model.provider} / {model.identifier}: "
+                + " ".join(f"{finding.message}" for finding in findings),
+                messages.ERROR if refused else messages.WARNING,
+            )
+        if clean:
+            self.message_user(
+                request,
+                f"{clean} model{'s' * (clean != 1)} match the catalog and their provider's rules.",
+            )
+
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
         model = self.get_object(request, object_id)
         if request.method == "GET" and model is not None and model.is_default:
@@ -395,14 +421,23 @@ class LLMModelAdmin(admin.ModelAdmin):
         return super().delete_view(request, object_id, extra_context)
 
     def get_fieldsets(self, request: HttpRequest, obj: LLMModel | None = None) -> list[Any]:
+        first = ["provider", "identifier", "display_name", "enabled", "is_default"]
         fieldsets: list[Any] = [
-            (None, {"fields": ["provider", "identifier", "display_name", "enabled", "is_default"]}),
+            (None, {"fields": [*first, "catalog_summary"] if obj else first}),
             ("Context", {"fields": ["context_limit", "compression_threshold"]}),
             (
                 "Sampling",
                 {
                     "fields": list(GENERAL_FIELDS),
                     "description": "Leave a field empty to use the provider's default.",
+                },
+            ),
+            (
+                "Prices",
+                {
+                    "fields": list(PRICE_FIELDS),
+                    "description": "USD per 1M tokens, filled in from the catalog when you "
+                    "choose a model. Empty is unpriced, which is not the same as 0 (free).",
                 },
             ),
         ]
@@ -443,6 +478,11 @@ class LLMModelAdmin(admin.ModelAdmin):
                 name="llmadmin_llmmodel_remote_models",
             ),
             path(
+                "catalog/",
+                self.admin_site.admin_view(self.catalog_view),
+                name="llmadmin_llmmodel_catalog",
+            ),
+            path(
                 "<int:model_id>/make-default/",
                 self.admin_site.admin_view(require_POST(self.make_default_view)),
                 name="llmadmin_llmmodel_make_default",
@@ -468,6 +508,34 @@ class LLMModelAdmin(admin.ModelAdmin):
                 ],
             }
         )
+
+    def catalog_view(self, request: HttpRequest) -> HttpResponse:
+        """What the catalog knows of the provider type's chat models, for the model form."""
+        if not (self.has_add_permission(request) or self.has_change_permission(request)):
+            raise PermissionDenied
+        provider = get_object_or_404(
+            Provider.objects.defer(*SECRET_FIELDS), pk=request.GET.get("provider") or 0
+        )
+        models = catalog_models(provider.provider_type.catalog)
+        return JsonResponse(
+            {
+                "models": {
+                    identifier: facts.as_json()
+                    for identifier, facts in models.items()
+                    if facts.chat
+                }
+            }
+        )
+
+    @admin.display(description="What the catalog knows")
+    def catalog_summary(self, model: LLMModel) -> str:
+        facts = model.catalog_facts
+        if facts is None:
+            return (
+                f"Not in the catalog (models.dev): only {model.provider.provider_type.label}'s "
+                "own rules check this model."
+            )
+        return format_html_join("", "<div>{}: {}</div>", catalog_lines(facts))
 
     def save_model(self, request: HttpRequest, obj: LLMModel, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -530,3 +598,34 @@ class LLMModelAdmin(admin.ModelAdmin):
             model.display_name,
             "\u2606",
         )
+
+
+def catalog_lines(facts: ModelFacts) -> list[tuple[str, str]]:
+    """(label, value) of what the catalog says about a model, for the model page."""
+
+    def yes_no(value: bool | None) -> str:
+        return "unknown" if value is None else "yes" if value else "no"
+
+    def usd(value: Decimal | None) -> str:
+        return "unpriced" if value is None else f"${format(value.normalize(), 'f')}"
+
+    prices = facts.prices
+    lines = [
+        ("Name", facts.name),
+        ("Context limit", f"{facts.context_limit or 'unknown'} tokens"),
+        ("Max output", f"{facts.output_limit or 'unknown'} tokens"),
+        ("Reasoning", yes_no(facts.reasoning)),
+        ("Takes a temperature", yes_no(facts.temperature)),
+        ("Tool calls", yes_no(facts.tool_call)),
+        ("Input", ", ".join(facts.input_modalities) or "unknown"),
+        ("Knowledge", facts.knowledge or "unknown"),
+        ("Released", facts.release_date or "unknown"),
+        (
+            "Prices per 1M tokens",
+            f"input {usd(prices.input)}, output {usd(prices.output)}, cache read "
+            f"{usd(prices.cache_read)}, cache write {usd(prices.cache_write)}",
+        ),
+    ]
+    if facts.deprecated:
+        lines.append(("Status", "deprecated"))
+    return lines

@@ -8,12 +8,13 @@ one transaction: any error, and nothing is applied.
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
-from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
+from llmadmin.models import PRICE_FIELDS, SECRET_FIELDS, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.selectors import providers_in_registry_order
 
@@ -27,6 +28,8 @@ MODEL_FIELDS = {
     "context_limit": None,
     "compression_threshold": 70,
     **dict.fromkeys(GENERAL_FIELDS),
+    # Unpriced (None) is not free (0): both survive a round trip.
+    **dict.fromkeys(PRICE_FIELDS),
 }
 # The file's names where they differ from the columns'.
 MODEL_RENAMES = {"default": "is_default", "options": "provider_options"}
@@ -62,6 +65,9 @@ def export_model(model: LLMModel) -> dict[str, Any]:
     entry: dict[str, Any] = {"identifier": model.identifier}
     for name, default in MODEL_FIELDS.items():
         value = getattr(model, name)
+        if isinstance(value, Decimal):
+            # As text, exactly: JSON and YAML have no decimals. "3.75", not "3.750000".
+            value = format(value.normalize(), "f")
         if value is not None or default is not None:
             entry[name] = value
     if model.is_default:
@@ -231,6 +237,13 @@ def value_error(field: models.Field, value: Any) -> str | None:
     if isinstance(field, models.IntegerField):
         whole = isinstance(value, int) and not isinstance(value, bool)
         return None if whole else "must be a whole number."
+    if isinstance(field, models.DecimalField):
+        # A number, or its text ("3.75"); Django's field says what is wrong with the text.
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return "must be a number."
+        return (
+            None if isinstance(value, str) or math.isfinite(value) else "must be a finite number."
+        )
     if isinstance(field, models.FloatField):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number."

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.functional import cached_property
 from django.views.decorators.debug import sensitive_variables
 
-from llmadmin.models import SECRET_FIELDS, AuthMode, LLMModel, Provider
+from llmadmin.models import PRICE_FIELDS, SECRET_FIELDS, AuthMode, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES, ProviderType
 
 
@@ -187,10 +187,17 @@ class LLMModelAdminForm(forms.ModelForm):
             "context_limit",
             "compression_threshold",
             *GENERAL_FIELDS,
+            *PRICE_FIELDS,
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if "context_limit" in self.fields:
+            # Left empty, it comes from the catalog (see clean).
+            self.fields["context_limit"].required = False
+            self.fields[
+                "context_limit"
+            ].help_text = "Context window in tokens. Leave empty to take the catalog's."
         stored = self.instance.provider_options if self.instance.provider_id else {}
         own_type = self.instance.provider.type if self.instance.provider_id else None
         if own_type:
@@ -206,6 +213,7 @@ class LLMModelAdminForm(forms.ModelForm):
             select.attrs["data-remote-models-url"] = reverse(
                 "admin:llmadmin_llmmodel_remote_models"
             )
+            select.attrs["data-catalog-url"] = reverse("admin:llmadmin_llmmodel_catalog")
             select.attrs["data-provider-types"] = json.dumps(
                 {
                     provider.pk: {
@@ -229,6 +237,16 @@ class LLMModelAdminForm(forms.ModelForm):
             if name not in own_options:
                 self._errors.pop(name, None)
                 cleaned.pop(name, None)
+        identifier = cleaned.get("identifier")
+        if "context_limit" in cleaned and cleaned["context_limit"] is None and identifier:
+            facts = provider_type.facts(identifier)
+            if facts and facts.context_limit:
+                cleaned["context_limit"] = facts.context_limit
+            else:
+                self.add_error(
+                    "context_limit",
+                    f"{identifier} is not in the catalog: enter its context limit.",
+                )
         return cleaned
 
     def selected_type(self) -> ProviderType | None:

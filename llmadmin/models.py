@@ -20,6 +20,7 @@ from llmadmin.fields import (
 )
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPE_CHOICES, PROVIDER_TYPES, ProviderType
 from llmadmin.providers.base import ModelSettings
+from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import ProviderClient
 
 KeyState = Literal["missing", "unreadable", "set", "server"]
@@ -293,6 +294,21 @@ def lock_default_changes() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [DEFAULT_MODEL_LOCK])
 
 
+PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
+
+
+def price_field(verbose_name: str) -> models.DecimalField:
+    return models.DecimalField(
+        verbose_name,
+        max_digits=12,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="USD per 1M tokens. Empty means unpriced, which is not the same as 0 (free).",
+    )
+
+
 # Named LLMModel so that it never reads like django.db.models.Model.
 class LLMModel(models.Model):
     """A model of a provider that developers can chat with, with its request options."""
@@ -334,6 +350,11 @@ class LLMModel(models.Model):
     frequency_penalty = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(-2), MaxValueValidator(2)]
     )
+    # USD per 1M tokens, from the catalog when the model is chosen; empty is unpriced.
+    input_price = price_field("input price")
+    output_price = price_field("output price")
+    cache_read_price = price_field("cache read price")
+    cache_write_price = price_field("cache write price")
     provider_options = models.JSONField(
         default=dict,
         blank=True,
@@ -385,6 +406,13 @@ class LLMModel(models.Model):
                 | Q(frequency_penalty__gte=-2, frequency_penalty__lte=2),
                 name="frequency_penalty_range",
             ),
+            *(
+                models.CheckConstraint(
+                    condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": 0}),
+                    name=f"{name}_not_negative",
+                )
+                for name in PRICE_FIELDS
+            ),
         ]
 
     def __str__(self) -> str:
@@ -412,8 +440,14 @@ class LLMModel(models.Model):
             **self.general_options,
         )
 
+    @property
+    def catalog_facts(self) -> ModelFacts | None:
+        """What models.dev knows of this model; None when it isn't listed."""
+        return self.provider.provider_type.facts(self.identifier)
+
     def check_options(self) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        """Validate the general fields and provider options against the provider's type."""
+        """Validate the general fields and provider options against the provider's type and
+        the model's catalog facts."""
         provider_type = self.provider.provider_type
         options = self.provider_options if isinstance(self.provider_options, dict) else {}
         general = {

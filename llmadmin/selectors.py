@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
 
 from django.core.cache import cache
 from django.db import models
 from django.db.models import Case, QuerySet, Value, When
+from django.utils.text import capfirst
 
 from llmadmin.models import SECRET_FIELDS, Availability, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers.base import GENERAL_LABELS
 from llmadmin.providers.http import RemoteModel
 
 
@@ -63,3 +67,45 @@ def provider_reported_context_limit(*, provider: Provider, identifier: str) -> i
         if model.identifier == identifier:
             return model.context_limit
     return None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something check_models reports about a configured model."""
+
+    # refused: the provider will refuse its settings; the others are worth a look.
+    kind: Literal["refused", "unknown", "deprecated", "limits"]
+    message: str
+
+
+def model_findings(model: LLMModel) -> list[Finding]:
+    """What the catalog and the provider's rules say of a configured model."""
+    findings = []
+    provider_type = model.provider.provider_type
+    _, errors = model.check_options()
+    options = provider_type.options_by_name
+    for name, messages in errors.items():
+        label = capfirst(GENERAL_LABELS.get(name)) or (
+            options[name].label if name in options else name
+        )
+        findings += [Finding("refused", f"{label}: {message}") for message in messages]
+    facts = model.catalog_facts
+    if facts is None:
+        if provider_type.catalog:
+            findings.append(
+                Finding(
+                    "unknown",
+                    f"Not in the catalog: only {provider_type.label}'s own rules check it.",
+                )
+            )
+        return findings
+    if facts.deprecated:
+        findings.append(Finding("deprecated", "The catalog marks it deprecated."))
+    if facts.context_limit and model.context_limit != facts.context_limit:
+        findings.append(
+            Finding(
+                "limits",
+                f"Context limit {model.context_limit}; the catalog says {facts.context_limit}.",
+            )
+        )
+    return findings

@@ -12,9 +12,10 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from llmadmin.catalog import CATALOG, DEFAULT_MODEL
+from llmadmin.catalog import DEFAULT_MODEL, SEEDED_MODELS
 from llmadmin.fields import UnreadableKey
 from llmadmin.models import SECRET_FIELDS, CheckStatus, LLMModel, Provider
+from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import ProviderError
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,19 @@ def providers_reencrypt_keys() -> RotationReport:
     return report
 
 
+def catalog_values(facts: ModelFacts) -> dict[str, object]:
+    """A model's display name, limits and prices as the catalog gives them."""
+    return {
+        "display_name": facts.name,
+        "context_limit": facts.context_limit,
+        "max_output_tokens": facts.output_limit,
+        "input_price": facts.prices.input,
+        "output_price": facts.prices.output,
+        "cache_read_price": facts.prices.cache_read,
+        "cache_write_price": facts.prices.cache_write,
+    }
+
+
 @dataclass
 class SeedReport:
     catalogs_seeded: list[str] = field(default_factory=list)
@@ -123,12 +137,16 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
         provider.catalog_seeded = True
         provider.save(update_fields=["catalog_seeded"])
         report.catalogs_seeded.append(provider.provider_type.label)
-        for entry in CATALOG[provider.type]:
-            model = LLMModel(provider=provider, **entry._asdict())
+        for identifier in SEEDED_MODELS[provider.type]:
+            facts = provider.provider_type.facts(identifier)
+            if facts is None:  # a snapshot that dropped the model: nothing to seed it from
+                logger.warning("%s is not in the catalog; not seeded.", identifier)
+                continue
+            model = LLMModel(provider=provider, identifier=identifier, **catalog_values(facts))
             model.full_clean()
             model.save()
             created_models.append(model)
-            report.models_created.append(f"{provider.provider_type.label}: {entry.display_name}")
+            report.models_created.append(f"{provider.provider_type.label}: {model.display_name}")
 
     for provider in Provider.objects.all():
         provider_type = provider.provider_type

@@ -8,7 +8,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from llmadmin.catalog import CATALOG, DEFAULT_MODEL
+from llmadmin.catalog import DEFAULT_MODEL, SEEDED_MODELS
 from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 
@@ -29,10 +29,10 @@ def test_seed_creates_the_eight_providers_and_the_catalog_with_one_default():
 
     assert set(Provider.objects.values_list("type", flat=True)) == set(PROVIDER_TYPES)
     assert not Provider.objects.filter(api_key__isnull=False).exists()
-    assert LLMModel.objects.count() == sum(len(models) for models in CATALOG.values())
+    assert LLMModel.objects.count() == sum(len(models) for models in SEEDED_MODELS.values())
     default = LLMModel.objects.get(is_default=True)
     assert (default.provider.type, default.identifier) == DEFAULT_MODEL
-    assert "Catalogs seeded: 8; models created: 16." in out
+    assert "Catalogs seeded: 8; models created: 18." in out
 
 
 def test_every_catalog_model_passes_validation():

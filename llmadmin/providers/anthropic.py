@@ -5,17 +5,21 @@ Bedrock runs the same Claude models and reuses the options, rules and fields her
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import requests
 
 from llmadmin.providers.base import SAMPLING, ChoiceOption, IntOption, ModelSettings, ProviderType
+from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
     MAX_PAGES,
     ChatInput,
+    Finish,
     ProviderClient,
     RemoteModel,
+    StopReason,
     StreamEvent,
     TextDelta,
     Usage,
@@ -34,50 +38,144 @@ API_VERSION = "2026-10-21"
 # The API requires max_tokens; used when the model leaves max output tokens unset.
 DEFAULT_MAX_TOKENS = 8192
 
+THINKING_MODES = ("adaptive", "enabled", "disabled")
 OPTIONS = (
+    ChoiceOption(
+        name="thinking",
+        label="Thinking",
+        help_text="adaptive: the model decides when and how much to think (Claude 4.6 and "
+        "later; the only kind Opus 4.7 and later take). enabled: extended thinking with the "
+        "budget below. disabled: no thinking.",
+        choices=THINKING_MODES,
+        reasoning=True,
+    ),
     IntOption(
         name="thinking_budget_tokens",
         label="Thinking budget tokens",
-        help_text="Turns on extended thinking with this many tokens for reasoning: at least 1024 "
-        "and below max output tokens. The newest models accept only adaptive thinking.",
+        help_text="For enabled thinking: this many tokens for reasoning, at least 1024 and "
+        "below max output tokens.",
         min=1024,
+        reasoning=True,
     ),
     ChoiceOption(
         name="effort",
         label="Effort",
-        help_text="How much effort the model spends (the API's default is high). "
-        "Not every model supports every level.",
+        help_text="How much effort the model spends (the API's default is high): Opus 4.5 and "
+        "later, Sonnet 4.6 and later; max from 4.6, xhigh from 4.7.",
         choices=("low", "medium", "high", "xhigh", "max"),
+        reasoning=True,
     ),
 )
 
 
-def rules(general: Mapping[str, Any], options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
-    # Extended thinking: the budget is part of max_tokens, and sampling is fixed while it is on
-    # (Anthropic's extended-thinking docs).
+class ClaudeVersion(NamedTuple):
+    line: str  # opus, sonnet or haiku
+    number: tuple[int, int]
+
+
+def claude_version(identifier: str) -> ClaudeVersion | None:
+    """Claude's line and version from a model id in any of its spellings: claude-opus-4-7,
+    claude-sonnet-4-20250514, claude-3-7-sonnet-…, us.anthropic.claude-…-v1:0, a gateway's
+    anthropic/claude-sonnet-4.6. None for an id that names no version."""
+    name = identifier.rsplit("/", 1)[-1]
+    # A trailing 8-digit date is not a minor version: minors have one or two digits.
+    match = re.search(r"claude-(opus|sonnet|haiku)-(\d)(?:[-.](\d{1,2}))?(?!\d)", name)
+    if match:
+        line, major, minor = match.groups()
+    else:
+        match = re.search(r"claude-(\d)(?:[-.](\d))?-(opus|sonnet|haiku)", name)
+        if not match:
+            return None
+        major, minor, line = match.groups()
+    return ClaudeVersion(line, (int(major), int(minor or 0)))
+
+
+def thinking_mode(options: Mapping[str, Any]) -> str | None:
+    """The thinking type to send; a budget alone (as stored before the mode existed) means
+    enabled."""
+    if options.get("thinking") is not None:
+        return options["thinking"]
+    return "enabled" if options.get("thinking_budget_tokens") is not None else None
+
+
+# Per-model refusals the catalog has no field for, from Anthropic's answers and docs
+# (../shared/PROVIDERS.md): since Claude Opus 4.1, "`temperature` and `top_p` cannot both be
+# specified"; Opus 4.7 and later refuse any non-default sampling and budget thinking;
+# adaptive thinking came with 4.6; effort came with Opus 4.5 and Sonnet 4.6, max with 4.6,
+# xhigh with 4.7, and Haiku takes none.
+BOTH_SAMPLERS_REFUSED_FROM = (4, 1)
+ADAPTIVE_FROM = (4, 6)
+ADAPTIVE_ONLY_FROM = (4, 7)
+EFFORT_FROM = {"opus": (4, 5), "sonnet": (4, 6)}
+EFFORT_LEVEL_FROM = {"max": (4, 6), "xhigh": (4, 7)}
+
+
+def version_rules(
+    version: ClaudeVersion, general: Mapping[str, Any], options: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    number = ".".join(map(str, version.number))
+    model = f"Claude {version.line.capitalize()} {number}"
+    mode = thinking_mode(options)
+    if version.number >= ADAPTIVE_ONLY_FROM:
+        for name in ("temperature", "top_p", "top_k"):
+            if general.get(name) is not None:
+                yield name, f"{model} refuses any non-default sampling: leave it empty."
+        if mode == "enabled":
+            # On the field the admin set: the mode, or a budget alone.
+            field = "thinking" if options.get("thinking") else "thinking_budget_tokens"
+            yield field, f"{model} takes adaptive thinking only, with no budget."
+    elif version.number >= BOTH_SAMPLERS_REFUSED_FROM and None not in (
+        general.get("temperature"),
+        general.get("top_p"),
+    ):
+        yield "top_p", f"{model} takes a temperature or a top P, not both: clear one."
+    if mode == "adaptive" and version.number < ADAPTIVE_FROM:
+        yield "thinking", f"{model} has no adaptive thinking: use enabled, with a budget."
+    effort = options.get("effort")
+    if effort is not None:
+        since = EFFORT_FROM.get(version.line)
+        if since is None or version.number < since:
+            yield "effort", f"{model} takes no effort level: leave it at Default."
+        elif version.number < EFFORT_LEVEL_FROM.get(effort, (0, 0)):
+            yield "effort", f"{model} has no {effort} effort."
+
+
+def rules(
+    general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
+) -> Iterator[tuple[str, str]]:
+    mode = thinking_mode(options)
     budget = options.get("thinking_budget_tokens")
-    if budget is None:
-        return
-    max_output = general.get("max_output_tokens")
-    if max_output is None or budget >= max_output:
-        yield (
-            "thinking_budget_tokens",
-            "Must be below max output tokens: set max output tokens above the budget.",
-        )
-    if general.get("temperature") is not None:
-        yield "temperature", "Temperature can't be changed while extended thinking is on."
-    if general.get("top_k") is not None:
-        yield "top_k", "Top K can't be changed while extended thinking is on."
-    top_p = general.get("top_p")
-    if top_p is not None and top_p < 0.95:
-        yield "top_p", "With extended thinking on, top P must be between 0.95 and 1."
+    if mode == "enabled":
+        max_output = general.get("max_output_tokens")
+        if budget is None:
+            yield "thinking_budget_tokens", "Enabled thinking needs a budget."
+        elif max_output is None or budget >= max_output:
+            yield (
+                "thinking_budget_tokens",
+                "Must be below max output tokens: set max output tokens above the budget.",
+            )
+    elif budget is not None:
+        yield "thinking_budget_tokens", "A budget goes with enabled thinking only."
+    # With thinking on, sampling is fixed (Anthropic's extended-thinking docs).
+    if mode in ("enabled", "adaptive"):
+        if general.get("temperature") is not None:
+            yield "temperature", "Temperature can't be changed while thinking is on."
+        if general.get("top_k") is not None:
+            yield "top_k", "Top K can't be changed while thinking is on."
+        top_p = general.get("top_p")
+        if top_p is not None and top_p < 0.95:
+            yield "top_p", "With thinking on, top P must be between 0.95 and 1."
+    version = claude_version(general.get("identifier") or "")
+    if version is not None:
+        yield from version_rules(version, general, options)
 
 
 def thinking_field(options: Mapping[str, Any]) -> dict[str, Any] | None:
     """Claude's thinking object (Bedrock sends it in additionalModelRequestFields)."""
-    if options.get("thinking_budget_tokens") is None:
-        return None
-    return {"type": "enabled", "budget_tokens": options["thinking_budget_tokens"]}
+    mode = thinking_mode(options)
+    if mode == "enabled":
+        return {"type": "enabled", "budget_tokens": options["thinking_budget_tokens"]}
+    return {"type": mode} if mode else None
 
 
 def error_event_kind(payload: Mapping[str, Any]) -> str:
@@ -134,8 +232,26 @@ class AnthropicClient(ProviderClient):
             yield from parse_stream(response)
 
 
+# message_delta's stop_reason (the SDK's types/stop_reason.py); end_turn, stop_sequence and
+# tool_use end a complete answer.
+STOP_REASONS = {
+    "max_tokens": StopReason.MAX_TOKENS,
+    "model_context_window_exceeded": StopReason.MAX_TOKENS,
+    "refusal": StopReason.REFUSED,
+    "pause_turn": StopReason.OTHER,
+}
+COMPLETE = ("end_turn", "stop_sequence", "tool_use")
+
+
+def stop_reason_of(value: Any) -> StopReason:
+    if value in COMPLETE:
+        return StopReason.COMPLETE
+    return STOP_REASONS.get(value, StopReason.OTHER) if isinstance(value, str) else StopReason.OTHER
+
+
 def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
     input_tokens = output_tokens = 0
+    stop_reason = StopReason.COMPLETE
     for event, data in sse_events(response):
         payload = json_data(data)
         if event == "error":
@@ -160,8 +276,12 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
             output_tokens = (
                 token_count(payload.get("usage") or {}, "output_tokens") or output_tokens
             )
+            delta = payload.get("delta")
+            if isinstance(delta, dict) and delta.get("stop_reason") is not None:
+                stop_reason = stop_reason_of(delta["stop_reason"])
         elif event == "message_stop":
             yield Usage(input_tokens, output_tokens)
+            yield Finish(stop_reason)
             return
     raise cut_off()
 
@@ -178,4 +298,5 @@ ANTHROPIC = ProviderType(
     client=AnthropicClient,
     options=OPTIONS,
     rules=rules,
+    catalog="anthropic",
 )

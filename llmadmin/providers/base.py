@@ -16,6 +16,7 @@ from django.core.exceptions import ValidationError
 from django.utils.text import capfirst
 from django.views.decorators.debug import sensitive_variables
 
+from llmadmin.providers.catalog import ModelFacts, model_facts
 from llmadmin.providers.http import Connection, ProviderClient
 
 # The general sampling fields of a model, as named on LLMModel.
@@ -89,6 +90,8 @@ class Option:
     name: str
     label: str
     help_text: str = ""
+    # Turns reasoning on or shapes it: refused for models the catalog says don't reason.
+    reasoning: bool = False
 
     def clean(self, value: Any) -> Any:
         """The value to store, or ValidationError saying what is wrong."""
@@ -248,12 +251,17 @@ class MappingOption(Option):
 
 # --- Provider types ------------------------------------------------------------------------
 
-# A rule across fields: given the general fields and the cleaned options, yield
+# A rule across fields: given the general fields (with the identifier and context limit), the
+# cleaned options and the catalog's facts about the model (None when it isn't listed), yield
 # (field or option name, message) for each conflict.
-Rule = Callable[[Mapping[str, Any], Mapping[str, Any]], Iterator[tuple[str, str]]]
+Rule = Callable[
+    [Mapping[str, Any], Mapping[str, Any], ModelFacts | None], Iterator[tuple[str, str]]
+]
 
 
-def no_rules(general: Mapping[str, Any], options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def no_rules(
+    general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
+) -> Iterator[tuple[str, str]]:
     return iter(())
 
 
@@ -275,6 +283,13 @@ class ProviderType:
     rules: Rule = no_rules
     # How an account can authenticate, by name and label; the first is the default.
     auth_modes: Mapping[str, str] = field(default_factory=lambda: {"api_key": "API key"})
+    # The models.dev provider whose models this type calls; empty when models are the
+    # admin's own (a compatible server).
+    catalog: str = ""
+
+    def facts(self, identifier: str) -> ModelFacts | None:
+        """What the catalog knows of a model of this type; None when it isn't listed."""
+        return model_facts(self.catalog, identifier)
 
     @property
     def base_url_required(self) -> bool:
@@ -312,12 +327,14 @@ class ProviderType:
     def check_model(
         self, general: Mapping[str, Any], options: Mapping[str, Any]
     ) -> tuple[dict[str, Any], dict[str, list[str]]]:
-        """Validate a model's general fields and options for this type.
+        """Validate a model's general fields and options for this type and for the model.
 
-        Returns the options to store (unset ones dropped) and the errors, keyed by general
-        field name or option name.
+        The model's own facts come from the catalog (by `general["identifier"]`); a model
+        the catalog doesn't list is checked by its type's rules only. Returns the options to
+        store (unset ones dropped) and the errors, keyed by general field name or option name.
         """
         errors: dict[str, list[str]] = {}
+        facts = self.facts(general.get("identifier") or "")
         for name in GENERAL_FIELDS:
             if general.get(name) is not None and name not in self.general_fields:
                 label = capfirst(GENERAL_LABELS[name])
@@ -338,7 +355,35 @@ class ProviderType:
                     cleaned[name] = known[name].clean(value)
                 except ValidationError as error:
                     errors.setdefault(name, []).extend(error.messages)
-        if not errors:
-            for name, message in self.rules(general, cleaned):
+        if errors:
+            return cleaned, errors
+        refused = dict[str, list[str]]()
+        for name, message in catalog_refusals(facts, general, cleaned, known) if facts else ():
+            refused.setdefault(name, []).append(message)
+        # A field the catalog already refuses needs no second reason.
+        for name, message in self.rules(general, cleaned, facts):
+            if name not in refused:
                 errors.setdefault(name, []).append(message)
-        return cleaned, errors
+        return cleaned, {**errors, **refused}
+
+
+def catalog_refusals(
+    facts: ModelFacts,
+    general: Mapping[str, Any],
+    options: Mapping[str, Any],
+    known: Mapping[str, Option],
+) -> Iterator[tuple[str, str]]:
+    """What the model refuses by the catalog's data: its output limit, a temperature,
+    reasoning options."""
+    max_output = general.get("max_output_tokens")
+    if max_output is not None and facts.output_limit and max_output > facts.output_limit:
+        yield (
+            "max_output_tokens",
+            f"{facts.name} writes at most {facts.output_limit} tokens (models.dev).",
+        )
+    if general.get("temperature") is not None and facts.temperature is False:
+        yield "temperature", f"{facts.name} takes no temperature: leave it empty."
+    if not facts.reasoning:
+        for name in options:
+            if name in known and known[name].reasoning:
+                yield name, f"{facts.name} doesn't reason: leave this at Default."

@@ -24,13 +24,16 @@ from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers import anthropic
 from llmadmin.providers.base import SAMPLING, ModelSettings, ProviderType
+from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
     MAX_PAGES,
     ChatInput,
+    Finish,
     LacksPermission,
     ProviderClient,
     ProviderError,
     RemoteModel,
+    StopReason,
     StreamEvent,
     TextDelta,
     Usage,
@@ -79,13 +82,15 @@ def is_claude(identifier: str) -> bool:
     return bool(re.match(r"(?:[a-z]+\.)?anthropic\.", identifier.rsplit("/", 1)[-1]))
 
 
-def rules(general: Mapping[str, Any], options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+def rules(
+    general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
+) -> Iterator[tuple[str, str]]:
     # Thinking, effort and top K are Claude's own fields: other families (Nova, Llama,
     # Mistral…) take Converse's general fields only.
     if is_claude(general.get("identifier") or ""):
-        yield from anthropic.rules(general, options)
+        yield from anthropic.rules(general, options, facts)
         return
-    for name in ("thinking_budget_tokens", "effort"):
+    for name in ("thinking", "thinking_budget_tokens", "effort"):
         if options.get(name) is not None:
             yield name, "Only Claude models on Bedrock take this option."
     if general.get("top_k") is not None:
@@ -237,8 +242,21 @@ THROTTLED = ("throttlingException",)
 OVERLOADED = ("serviceUnavailableException", "modelNotReadyException")
 
 
+# messageStop's stopReason (botocore's bedrock-runtime model); end_turn, tool_use and
+# stop_sequence end a complete answer.
+STOP_REASONS = {
+    "end_turn": StopReason.COMPLETE,
+    "tool_use": StopReason.COMPLETE,
+    "stop_sequence": StopReason.COMPLETE,
+    "max_tokens": StopReason.MAX_TOKENS,
+    "model_context_window_exceeded": StopReason.MAX_TOKENS,
+    "guardrail_intervened": StopReason.BLOCKED,
+    "content_filtered": StopReason.CONTENT_FILTER,
+}
+
+
 def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
-    stopped, usage = False, None
+    stopped, usage = None, None
     for headers, payload in event_stream(response):
         if headers.get(":message-type") in ("exception", "error"):
             kind = str(headers.get(":exception-type", ""))
@@ -253,7 +271,12 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
             if isinstance(text, str) and text:
                 yield TextDelta(text)
         elif kind == "messageStop":
-            stopped = True
+            reason = event.get("stopReason")
+            stopped = (
+                STOP_REASONS.get(reason, StopReason.OTHER)
+                if isinstance(reason, str)
+                else StopReason.OTHER
+            )
         elif kind == "metadata" and isinstance(event.get("usage"), dict):
             # Everything the model read: inputTokens leaves out cache reads and writes.
             usage = Usage(
@@ -263,10 +286,11 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
                 ),
                 token_count(event["usage"], "outputTokens"),
             )
-    if not stopped:
+    if stopped is None:
         raise cut_off()
     if usage:
         yield usage
+    yield Finish(stopped)
 
 
 def event_stream(response: requests.Response) -> Iterator[tuple[dict[str, Any], bytes]]:
@@ -299,4 +323,5 @@ BEDROCK = ProviderType(
     options=anthropic.OPTIONS,
     rules=rules,
     auth_modes=AUTH_MODES,
+    catalog="amazon-bedrock",
 )

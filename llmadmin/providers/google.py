@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
@@ -18,31 +19,39 @@ from llmadmin.providers.base import (
     ModelSettings,
     ProviderType,
 )
+from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
     MAX_PAGES,
     ChatInput,
+    Finish,
     ProviderClient,
     RemoteModel,
+    StopReason,
     StreamEvent,
     TextDelta,
     Usage,
-    blocked_by_safety,
     cut_off,
     error_kind,
     json_data,
+    malformed,
     mid_stream_error,
     set_if,
     sse_events,
     token_count,
 )
 
+# The SDK's HarmCategory (google-genai 3.6) that the Gemini API takes; the image categories
+# are Vertex-only.
 SAFETY_CATEGORIES = (
     "HARM_CATEGORY_HARASSMENT",
     "HARM_CATEGORY_HATE_SPEECH",
     "HARM_CATEGORY_SEXUALLY_EXPLICIT",
     "HARM_CATEGORY_DANGEROUS_CONTENT",
+    "HARM_CATEGORY_JAILBREAK",
     "HARM_CATEGORY_CIVIC_INTEGRITY",
 )
+# "Deprecated: Election filter is not longer supported" (the SDK's docstring).
+DEPRECATED_CATEGORIES = ("HARM_CATEGORY_CIVIC_INTEGRITY",)
 SAFETY_THRESHOLDS = (
     "BLOCK_LOW_AND_ABOVE",
     "BLOCK_MEDIUM_AND_ABOVE",
@@ -54,7 +63,8 @@ SAFETY_THRESHOLDS = (
 
 def category_label(category: str) -> str:
     """HARM_CATEGORY_HATE_SPEECH -> Hate speech."""
-    return category.removeprefix("HARM_CATEGORY_").replace("_", " ").capitalize()
+    label = category.removeprefix("HARM_CATEGORY_").replace("_", " ").capitalize()
+    return f"{label} (deprecated)" if category in DEPRECATED_CATEGORIES else label
 
 
 OPTIONS = (
@@ -62,20 +72,26 @@ OPTIONS = (
         name="thinking_budget",
         label="Thinking budget",
         help_text="Tokens for thinking (Gemini 2.5): 0 turns thinking off, -1 lets the model "
-        "decide. Ranges differ by model (2.5 Pro 128-32768, 2.5 Flash 0-24576).",
+        "decide. Ranges differ by model (2.5 Pro 128-32768, 2.5 Flash 0-24576, "
+        "2.5 Flash-Lite 512-24576).",
         min=-1,
         max=32768,
+        reasoning=True,
     ),
     ChoiceOption(
         name="thinking_level",
         label="Thinking level",
-        help_text="How much the model thinks (Gemini 3); not together with a thinking budget.",
-        choices=("minimal", "low", "medium", "high"),
+        help_text="How much the model thinks (Gemini 3 and later); not together with a "
+        "thinking budget. Not every model has every level.",
+        # The SDK's ThinkingLevel (google-genai 3.6).
+        choices=("minimal", "low", "medium", "high", "xhigh"),
+        reasoning=True,
     ),
     BoolOption(
         name="include_thoughts",
         label="Include thoughts",
         help_text="Return thought summaries with the answer.",
+        reasoning=True,
     ),
     MappingOption(
         name="safety_settings",
@@ -88,11 +104,48 @@ OPTIONS = (
 )
 
 
-def rules(general: Mapping[str, Any], options: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+# Per-model refusals the catalog has no field for (Google's thinking docs and API answers,
+# ../shared/PROVIDERS.md): Gemini 2.5 and later answer "Penalty is not enabled for this model"
+# to a presence or frequency penalty; thinking levels are Gemini 3's, budgets 2.5's, each 2.5
+# model with its own range.
+PENALTIES_REFUSED = re.compile(r"gemini-(2\.5|[3-9])|gemini-(flash|flash-lite|pro)-latest")
+THINKING_LEVELS_FROM_3 = re.compile(r"gemini-([3-9]|\d\d)")
+BUDGET_RANGES = (
+    # (id pattern, lowest budget above 0, highest, whether 0 turns thinking off)
+    (re.compile(r"gemini-2\.5-flash-lite"), 512, 24576, True),
+    (re.compile(r"gemini-2\.5-flash"), 1, 24576, True),
+    (re.compile(r"gemini-2\.5-pro"), 128, 32768, False),
+)
+
+
+def version_rules(
+    identifier: str, general: Mapping[str, Any], options: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    if PENALTIES_REFUSED.search(identifier):
+        for name in PENALTIES:
+            if general.get(name):
+                yield name, f"{identifier} has no penalties: leave it empty."
+    if options.get("thinking_level") is not None and not THINKING_LEVELS_FROM_3.search(identifier):
+        yield "thinking_level", "Thinking levels are for Gemini 3 and later: use a budget."
+    budget = options.get("thinking_budget")
+    for pattern, lowest, highest, can_turn_off in BUDGET_RANGES:
+        if budget is None or budget == -1 or not pattern.search(identifier):
+            continue
+        if budget == 0 and not can_turn_off:
+            yield "thinking_budget", f"{identifier} can't turn thinking off: use -1 or {lowest}+."
+        elif budget != 0 and not lowest <= budget <= highest:
+            yield "thinking_budget", f"{identifier} takes a budget from {lowest} to {highest}."
+        break
+
+
+def rules(
+    general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
+) -> Iterator[tuple[str, str]]:
     if options.get("thinking_level") is not None and options.get("thinking_budget") is not None:
         yield "thinking_level", "Set either a thinking level (Gemini 3) or a thinking budget."
     if options.get("include_thoughts") and options.get("thinking_budget") == 0:
         yield "include_thoughts", "Thoughts can't be included with thinking off (budget 0)."
+    yield from version_rules(general.get("identifier") or "", general, options)
 
 
 GENERATION_CONFIG = (
@@ -105,8 +158,20 @@ GENERATION_CONFIG = (
 ROLES = {"user": "user", "assistant": "model"}
 # The official SDK's (google-genai 3.6) default API version.
 API_VERSION = "v1"
-# finishReason values that end a candidate because of a safety or recitation check.
-BLOCKED = ("SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII")
+# finishReason (the SDK's FinishReason): why a candidate ended. Safety, recitation and
+# blocklist checks block it; anything unlisted is the provider's own reason.
+FINISH_REASONS = {
+    "STOP": StopReason.COMPLETE,
+    "MAX_TOKENS": StopReason.MAX_TOKENS,
+    "SAFETY": StopReason.BLOCKED,
+    "RECITATION": StopReason.BLOCKED,
+    "BLOCKLIST": StopReason.BLOCKED,
+    "PROHIBITED_CONTENT": StopReason.BLOCKED,
+    "SPII": StopReason.BLOCKED,
+    "IMAGE_SAFETY": StopReason.BLOCKED,
+    "IMAGE_PROHIBITED_CONTENT": StopReason.BLOCKED,
+    "IMAGE_RECITATION": StopReason.BLOCKED,
+}
 
 
 class GoogleClient(ProviderClient):
@@ -189,27 +254,11 @@ class GoogleClient(ProviderClient):
 
 
 def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
-    usage, finished = None, False
+    usage, stop_reason = None, None
     for _, data in sse_events(response):
         chunk = json_data(data)
         if "error" in chunk:
             raise mid_stream_error(error_kind(chunk["error"]))
-        feedback = chunk.get("promptFeedback")
-        if isinstance(feedback, dict) and feedback.get("blockReason"):
-            raise blocked_by_safety()
-        candidates = chunk.get("candidates")
-        for candidate in candidates if isinstance(candidates, list) else []:
-            if not isinstance(candidate, dict):
-                continue
-            content = candidate.get("content")
-            parts = content.get("parts") if isinstance(content, dict) else None
-            for part in parts if isinstance(parts, list) else []:
-                text = part.get("text") if isinstance(part, dict) else None
-                if isinstance(text, str) and text and not part.get("thought"):
-                    yield TextDelta(text)
-            if candidate.get("finishReason") in BLOCKED:
-                raise blocked_by_safety()
-            finished = finished or bool(candidate.get("finishReason"))
         metadata = chunk.get("usageMetadata")
         if isinstance(metadata, dict):
             # Thinking tokens are not part of candidatesTokenCount but are output all the same.
@@ -218,10 +267,29 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
                 token_count(metadata, "candidatesTokenCount")
                 + token_count(metadata, "thoughtsTokenCount"),
             )
-    if not finished:
+        feedback = chunk.get("promptFeedback")
+        if isinstance(feedback, dict) and feedback.get("blockReason"):
+            # A blocked prompt gets no candidates: the answer ends here.
+            stop_reason = StopReason.BLOCKED
+            break
+        candidates = chunk.get("candidates")
+        for candidate in candidates if isinstance(candidates, list) else []:
+            if not isinstance(candidate, dict):
+                raise malformed()
+            content = candidate.get("content")
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in parts if isinstance(parts, list) else []:
+                text = part.get("text") if isinstance(part, dict) else None
+                if isinstance(text, str) and text and not part.get("thought"):
+                    yield TextDelta(text)
+            reason = candidate.get("finishReason")
+            if isinstance(reason, str) and reason:
+                stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)
+    if stop_reason is None:
         raise cut_off()
     if usage:
         yield usage
+    yield Finish(stop_reason)
 
 
 GOOGLE = ProviderType(
@@ -236,4 +304,5 @@ GOOGLE = ProviderType(
     client=GoogleClient,
     options=OPTIONS,
     rules=rules,
+    catalog="google",
 )

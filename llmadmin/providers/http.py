@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
@@ -75,7 +76,33 @@ class Usage:
     output_tokens: int
 
 
-StreamEvent = TextDelta | Usage
+class StopReason(StrEnum):
+    """Why an answer ended, in our own words: each family maps its provider's reasons here."""
+
+    COMPLETE = "complete"
+    # Truncated at max output tokens (or the context window).
+    MAX_TOKENS = "max_tokens"
+    # The model declined to answer.
+    REFUSED = "refused"
+    # A safety check blocked the prompt or the answer.
+    BLOCKED = "blocked"
+    CONTENT_FILTER = "content_filter"
+    # The provider stopped for a reason of its own that none of the above names.
+    OTHER = "other"
+    # The stream ended before the provider said it was done.
+    CUT_OFF = "cut_off"
+    # The provider reported an error, or the answer could not be read.
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Finish:
+    """The provider's own end of the answer, and why."""
+
+    reason: StopReason
+
+
+StreamEvent = TextDelta | Usage | Finish
 
 
 # --- The fixed vocabulary ------------------------------------------------------------------
@@ -85,6 +112,8 @@ class ProviderError(Exception):
     """A call that did not succeed. The message is ours alone: safe to show, store and log."""
 
     status: CheckStatus = "unreachable"
+    # How an answer that ends with this error is recorded.
+    stop_reason = StopReason.FAILED
 
 
 class KeyRejected(ProviderError):
@@ -134,15 +163,13 @@ def malformed() -> ChatError:
 
 
 def cut_off() -> ChatError:
-    return ChatError("The provider's answer was cut off before it finished.")
+    error = ChatError("The provider's answer was cut off before it finished.")
+    error.stop_reason = StopReason.CUT_OFF
+    return error
 
 
 def failed_mid_answer() -> ChatError:
     return ChatError("The provider reported an error mid-answer.")
-
-
-def blocked_by_safety() -> ChatError:
-    return ChatError("The provider blocked the answer for safety reasons.")
 
 
 # Words in a refused request's body that mean the conversation is too long. The body is only

@@ -23,16 +23,20 @@ from llmadmin.providers.base import (
     ModelSettings,
     ProviderType,
 )
+from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
     ChatInput,
+    Finish,
     ProviderClient,
     RemoteModel,
+    StopReason,
     StreamEvent,
     TextDelta,
     Usage,
     cut_off,
     error_kind,
     json_data,
+    malformed,
     mid_stream_error,
     set_if,
     sse_events,
@@ -49,6 +53,7 @@ REASONING_EFFORT = ChoiceOption(
     label="Reasoning effort",
     help_text="For reasoning models; support varies by model.",
     choices=REASONING_EFFORTS,
+    reasoning=True,
 )
 OPENAI_OPTIONS = (
     REASONING_EFFORT,
@@ -58,23 +63,20 @@ OPENAI_OPTIONS = (
         help_text="Upper bound on generated tokens, reasoning tokens included.",
         min=1,
     ),
-    BoolOption(
-        name="parallel_tool_calls",
-        label="Parallel tool calls",
-        help_text="Whether the model may call several tools in one turn.",
-    ),
 )
 
 REASONING_ENABLED = BoolOption(
     name="reasoning_enabled",
     label="Reasoning enabled",
     help_text="Turn reasoning on or off for models that support it.",
+    reasoning=True,
 )
 GATEWAY_REASONING_EFFORT = ChoiceOption(
     name="reasoning_effort",
     label="Reasoning effort",
     help_text="How much the model reasons.",
     choices=REASONING_EFFORTS,
+    reasoning=True,
 )
 VERCEL_REASONING_EFFORT = replace(GATEWAY_REASONING_EFFORT, choices=VERCEL_REASONING_EFFORTS)
 SLUG_ITEMS = {
@@ -124,8 +126,14 @@ VERCEL_OPTIONS = (
 )
 
 
+# Sampling beyond max tokens. OpenAI's reasoning models (GPT-5 family, o-series) accept only
+# the default temperature, and refuse top P and the penalties as unsupported parameters (the
+# reasoning guide); the catalog marks them with temperature false.
+NON_DEFAULT_SAMPLING = ("top_p", "presence_penalty", "frequency_penalty")
+
+
 def openai_rules(
-    general: Mapping[str, Any], options: Mapping[str, Any]
+    general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
 ) -> Iterator[tuple[str, str]]:
     # Both become the request's max_completion_tokens, so only one may be set.
     both = (options.get("max_completion_tokens"), general.get("max_output_tokens"))
@@ -137,10 +145,21 @@ def openai_rules(
     context_limit = general.get("context_limit")
     if None not in (both[0], context_limit) and both[0] > context_limit:
         yield "max_completion_tokens", f"Must be at most the context limit ({context_limit})."
+    if facts is None:
+        return
+    if None not in (both[0], facts.output_limit) and both[0] > facts.output_limit:
+        yield (
+            "max_completion_tokens",
+            f"{facts.name} writes at most {facts.output_limit} tokens (models.dev).",
+        )
+    if facts.reasoning and facts.temperature is False:
+        for name in NON_DEFAULT_SAMPLING:
+            if general.get(name) is not None:
+                yield name, f"{facts.name} takes only the default sampling: leave it empty."
 
 
 def gateway_rules(
-    general: Mapping[str, Any], options: Mapping[str, Any]
+    general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
 ) -> Iterator[tuple[str, str]]:
     if options.get("reasoning_effort") is not None and options.get("reasoning_enabled") is False:
         yield "reasoning_effort", "A reasoning effort needs reasoning enabled."
@@ -188,8 +207,6 @@ class OpenAIClient(ProviderClient):
     def add_options(self, body: dict[str, Any], options: Mapping[str, Any]) -> None:
         set_if(body, "reasoning_effort", options.get("reasoning_effort"))
         set_if(body, "max_completion_tokens", options.get("max_completion_tokens"))
-        # parallel_tool_calls belongs with tools: OpenAI refuses it in a request without any,
-        # and these chats send none yet.
 
     def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
         response = self.post_stream(self.chat_url, self.chat_body(model, chat))
@@ -206,19 +223,37 @@ def context_limit_of(item: Mapping[str, Any]) -> int | None:
     return None
 
 
+# A choice's finish_reason (the SDK's chat_completion_chunk.py); stop, tool_calls and
+# function_call end a complete answer. OpenRouter and Vercel pass the same words on.
+FINISH_REASONS = {
+    "stop": StopReason.COMPLETE,
+    "tool_calls": StopReason.COMPLETE,
+    "function_call": StopReason.COMPLETE,
+    "length": StopReason.MAX_TOKENS,
+    "content_filter": StopReason.CONTENT_FILTER,
+}
+
+
 def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
+    stop_reason = StopReason.COMPLETE
     for _, data in sse_events(response):
         if data == "[DONE]":
+            yield Finish(stop_reason)
             return
         chunk = json_data(data)
         if "error" in chunk:
             raise mid_stream_error(error_kind(chunk["error"]))
         choices = chunk.get("choices")
         for choice in choices if isinstance(choices, list) else []:
-            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if not isinstance(choice, dict):
+                raise malformed()
+            delta = choice.get("delta")
             text = delta.get("content") if isinstance(delta, dict) else None
             if isinstance(text, str) and text:
                 yield TextDelta(text)
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             yield Usage(
@@ -240,6 +275,11 @@ class AzureClient(OpenAIClient):
     @property
     def chat_url(self) -> str:
         return f"{self.base_url}/openai/v1/chat/completions"
+
+
+class CompatibleClient(OpenAIClient):
+    # Ollama's and llama.cpp's servers ignore max_completion_tokens; they read max_tokens.
+    max_tokens_field = "max_tokens"
 
 
 def reasoning_fields(options: Mapping[str, Any]) -> dict[str, Any]:
@@ -295,6 +335,7 @@ OPENAI = ProviderType(
     client=OpenAIClient,
     options=OPENAI_OPTIONS,
     rules=openai_rules,
+    catalog="openai",
 )
 AZURE = ProviderType(
     slug="azure",
@@ -308,6 +349,7 @@ AZURE = ProviderType(
     client=AzureClient,
     options=OPENAI_OPTIONS,
     rules=openai_rules,
+    catalog="azure",
 )
 OPENAI_COMPATIBLE = ProviderType(
     slug="openai-compat",
@@ -318,7 +360,7 @@ OPENAI_COMPATIBLE = ProviderType(
     region_required=False,
     temperature_max=2,
     general_fields=SAMPLING | PENALTIES,
-    client=OpenAIClient,
+    client=CompatibleClient,
     options=(REASONING_EFFORT,),
 )
 OPENROUTER = ProviderType(
@@ -333,6 +375,7 @@ OPENROUTER = ProviderType(
     client=OpenRouterClient,
     options=OPENROUTER_OPTIONS,
     rules=gateway_rules,
+    catalog="openrouter",
 )
 VERCEL = ProviderType(
     slug="vercel",
@@ -346,4 +389,5 @@ VERCEL = ProviderType(
     client=VercelClient,
     options=VERCEL_OPTIONS,
     rules=gateway_rules,
+    catalog="vercel",
 )

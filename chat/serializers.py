@@ -81,9 +81,22 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class MessageSerializer(serializers.ModelSerializer):
+    # How an answer ended, in words, unless it ended complete (see chat.models.STOP_NOTICES).
+    notice = serializers.CharField(read_only=True, allow_null=True)
+
     class Meta:
         model = Message
-        fields = ["id", "role", "content", "error", "summarised", "input_tokens", "output_tokens"]
+        fields = [
+            "id",
+            "role",
+            "content",
+            "error",
+            "stop_reason",
+            "notice",
+            "summarised",
+            "input_tokens",
+            "output_tokens",
+        ]
 
 
 class ConversationSerializer(serializers.ModelSerializer):

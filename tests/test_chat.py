@@ -6,6 +6,7 @@ Each family's request bodies and streams are in tests/test_provider_<family>.py.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pytest
 from django.contrib.auth.models import User
@@ -29,6 +30,16 @@ EVERY_TYPE = [pytest.param(slug, id=slug) for slug in PROVIDER_TYPES]
 def model_at(server: FakeProvider, provider_type: str, **fields) -> LLMModel:
     provider = provider_at(provider_type, server.url, api_key=KEY)
     return LLMModelFactory(provider=provider, context_limit=200_000, **fields)
+
+
+def stored_turns() -> list[tuple[str, str, str, str]]:
+    """(role, content, error, stop_reason) of every stored message, oldest first."""
+    return [(m.role, m.content, m.error, m.stop_reason) for m in Message.objects.order_by("pk")]
+
+
+def message_event(events: list[tuple[str, dict]]) -> dict:
+    [data] = [data for name, data in events if name == "message"]
+    return data
 
 
 def test_the_next_turn_sends_the_conversation_so_far(client, developer):
@@ -110,11 +121,13 @@ def test_a_refused_request_reaches_the_user_and_keeps_the_conversation(
 
         events = send(client, model, "More", conversation)
 
-    assert events[-1] == ("error", {"message": message})
-    assert [(m.role, m.content) for m in Message.objects.order_by("pk")] == [
-        ("user", "Hi"),
-        ("assistant", "Hello world"),
-        ("user", "More"),
+    assert events[-1] == ("error", {"message": message, "stop_reason": "failed"})
+    # The refused turn is recorded too: an empty answer that says how it ended.
+    assert stored_turns() == [
+        ("user", "Hi", "", ""),
+        ("assistant", "Hello world", "", "complete"),
+        ("user", "More", "", ""),
+        ("assistant", "", message, "failed"),
     ]
 
 
@@ -126,6 +139,7 @@ def test_a_rejected_key_reaches_the_user(client, developer, provider_type):
         events = send(client, model)
 
     assert events[-1][0] == "error"
+    assert events[-1][1]["stop_reason"] == "failed"
     assert events[-1][1]["message"] in (
         "The provider rejected the API key (401).",
         "The provider rejected the API key (400).",
@@ -135,8 +149,16 @@ def test_a_rejected_key_reaches_the_user(client, developer, provider_type):
 
 
 @pytest.mark.parametrize("provider_type", EVERY_TYPE)
-@pytest.mark.parametrize("mode", ["drop", "midstream_error"])
-def test_an_error_mid_stream_keeps_the_text_received(client, developer, provider_type, mode):
+@pytest.mark.parametrize(
+    ("mode", "stop_reason"),
+    [
+        pytest.param("drop", "cut_off", id="dropped"),
+        pytest.param("midstream_error", "failed", id="error-event"),
+    ],
+)
+def test_an_error_mid_stream_keeps_the_text_received_and_says_how_it_ended(
+    client, developer, provider_type, mode, stop_reason
+):
     with serve(fake_for(provider_type, KEY, mode=mode)) as server:
         model = model_at(server, provider_type)
 
@@ -144,13 +166,49 @@ def test_an_error_mid_stream_keeps_the_text_received(client, developer, provider
 
     family = server.stream_family
     expected = CUT_OFF if mode == "drop" else MID_ANSWER_ERRORS[family]
-    assert events[-1] == ("error", {"message": expected})
+    assert events[-1] == ("error", {"message": expected, "stop_reason": stop_reason})
     assert "message" not in [name for name, _ in events[:-1]]
     answer = Message.objects.get(role="assistant")
-    assert answer.content == "".join(d["text"] for n, d in events if n == "delta")
+    assert answer.content == "".join(texts(events))
     assert answer.content
-    assert answer.error == expected
+    assert (answer.error, answer.stop_reason, answer.notice) == (expected, stop_reason, expected)
     assert Message.objects.filter(role="user", content="Hi").exists()
+
+
+# Each family's own word for an answer truncated at max tokens, as its fake streams it.
+TRUNCATED = {
+    "anthropic": "max_tokens",
+    "openai": "length",
+    "google": "MAX_TOKENS",
+    "bedrock": "max_tokens",
+}
+TRUNCATED_NOTICE = "The answer stopped at the model's max output tokens: it is incomplete."
+
+
+@pytest.mark.parametrize("provider_type", EVERY_TYPE)
+@pytest.mark.parametrize(
+    ("words", "stop_reason", "notice"),
+    [
+        pytest.param({}, "complete", None, id="finished"),
+        pytest.param(TRUNCATED, "max_tokens", TRUNCATED_NOTICE, id="truncated"),
+    ],
+)
+def test_how_an_answer_ended_reaches_the_user_and_the_stored_message(
+    client, developer, provider_type, words, stop_reason, notice
+):
+    fake = fake_for(provider_type, KEY)
+    fake.stop = words.get(fake.stream_family, "")
+    with serve(fake) as server:
+        events = send(client, model_at(server, provider_type))
+
+    # A truncated answer is still an answer: its text is shown and kept, with a notice.
+    assert texts(events) == ["Hello", " world"]
+    assert events[-1] == ("done", {})
+    message = message_event(events)
+    assert (message["stop_reason"], message["notice"]) == (stop_reason, notice)
+    answer = Message.objects.get(pk=message["id"])
+    assert (answer.content, answer.error, answer.stop_reason) == ("Hello world", "", stop_reason)
+    assert answer.notice == notice
 
 
 def test_nothing_listening_is_a_clear_error(client, developer):
@@ -159,14 +217,29 @@ def test_nothing_listening_is_a_clear_error(client, developer):
 
     events = send(client, model)
 
-    assert events[-1] == (
-        "error",
-        {"message": "Could not reach 127.0.0.1:9: connection refused or host not found."},
-    )
+    message = "Could not reach 127.0.0.1:9: connection refused or host not found."
+    assert events[-1] == ("error", {"message": message, "stop_reason": "failed"})
+    assert stored_turns()[-1] == ("assistant", "", message, "failed")
 
 
-def compaction_run(client, threshold: int, input_tokens: int):
-    with serve(FakeProvider("anthropic", KEY)) as server:
+@dataclass
+class SummaryCutShort(FakeProvider):
+    """Answers each turn in full, and the summary request with `summary_reply`, ended by
+    `summary_stop` (the provider's own word)."""
+
+    summary_stop: str = ""
+    summary_reply: tuple[str, ...] = ("Hello", " world")
+
+    def chat(self, path, query, headers, body=None):
+        messages = body.get("messages") if isinstance(body, dict) else None
+        asked_for_summary = bool(messages) and messages[-1].get("content") == SUMMARY_REQUEST
+        self.stop = self.summary_stop if asked_for_summary else ""
+        self.reply = self.summary_reply if asked_for_summary else ("Hello", " world")
+        return super().chat(path, query, headers, body)
+
+
+def compaction_run(client, threshold: int, input_tokens: int, fake: FakeProvider | None = None):
+    with serve(fake or FakeProvider("anthropic", KEY)) as server:
         model = model_at(
             server,
             "anthropic",
@@ -216,6 +289,31 @@ def test_compaction_at_the_threshold_summarises_older_messages(client, developer
     assert list(
         Message.objects.filter(summarised=True).values_list("role", "content").order_by("pk")
     ) == [("user", "Hi"), ("assistant", "Hello world")]
+
+
+@pytest.mark.parametrize(
+    ("summary", "reason"),
+    [
+        pytest.param({"summary_stop": "max_tokens"}, TRUNCATED_NOTICE, id="truncated"),
+        pytest.param({"summary_stop": "refusal"}, "The model declined to answer.", id="refused"),
+        pytest.param({"summary_reply": ()}, "The answer was empty.", id="empty"),
+    ],
+)
+def test_a_summary_that_did_not_finish_replaces_nothing(client, developer, summary, reason):
+    fake = SummaryCutShort("anthropic", KEY, **summary)
+
+    server, events = compaction_run(client, threshold=50, input_tokens=500, fake=fake)
+
+    # The answer itself was complete; the summary after it failed, and said so.
+    assert message_event(events)["stop_reason"] == "complete"
+    assert server.requests[2].body["messages"][-1]["content"] == SUMMARY_REQUEST
+    assert "compacted" not in [name for name, _ in events]
+    assert events[-1][0] == "error"
+    assert events[-1][1]["message"] == f"Could not summarise older messages: {reason}"
+    assert not Message.objects.filter(role="summary").exists()
+    assert not Message.objects.filter(summarised=True).exists()
+    # The next turn still sends the whole conversation.
+    assert len(server.requests[-1].body["messages"]) == 5
 
 
 def test_a_threshold_of_100_never_compacts(client, developer):

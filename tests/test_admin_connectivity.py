@@ -167,7 +167,12 @@ def test_the_model_form_offers_the_reported_identifiers_and_warns_in_the_browser
         expect(page.locator(".remote-models-status")).to_contain_text(
             "1 models reported by OpenRouter"
         )
-        expect(page.locator("#remote-model-ids option")).to_have_count(1)
+        # The provider's own and the catalog's identifiers, each once.
+        options = page.locator("#remote-model-ids option")
+        expect(options.locator("xpath=self::*[@value='openai/gpt-5']")).to_have_count(1)
+        expect(
+            options.locator("xpath=self::*[@value='anthropic/claude-sonnet-4.6']")
+        ).to_have_count(1)
         page.fill("#id_identifier", "openai/gpt-5")
         expect(page.locator("#id_context_limit")).to_have_value("400000")
         page.fill("#id_context_limit", "128000")

@@ -602,7 +602,7 @@ def test_the_change_page_shows_what_the_catalog_knows(admin_client, provider_typ
     model = LLMModelFactory(
         provider=ProviderFactory(**{provider_type: True}),
         identifier=identifier,
-        context_limit=data.limit.context,
+        context_limit=(data.limit.input or data.limit.context),
     )
 
     html = admin_client.get(change_url(model)).text
@@ -610,7 +610,7 @@ def test_the_change_page_shows_what_the_catalog_knows(admin_client, provider_typ
     assert "What the catalog knows" in html
     cost = data.cost
     for line in (
-        f"Context limit: {data.limit.context} tokens",
+        f"Context limit: {(data.limit.input or data.limit.context)} tokens",
         f"Max output: {data.limit.output} tokens",
         f"Reasoning: {yes_no(data.reasoning)}",
         f"Takes a temperature: {yes_no(data.temperature)}",
@@ -674,7 +674,7 @@ def test_the_catalog_endpoint_lists_the_types_chat_models_with_their_facts_and_p
         entry = data[identifier]
         assert (shown["name"], shown["context_limit"], shown["output_limit"]) == (
             entry.name.strip(),
-            entry.limit.context or None,
+            (entry.limit.input or entry.limit.context) or None,
             entry.limit.output,
         ), identifier
         assert (shown["reasoning"], shown["temperature"], shown["knowledge"]) == (

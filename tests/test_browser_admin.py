@@ -243,7 +243,9 @@ def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, live_serv
     page.fill("#id_identifier", "claude-sonnet-4-6")
 
     expect(page.locator("#id_display_name")).to_have_value(data.name)
-    expect(page.locator("#id_context_limit")).to_have_value(str(data.limit.context))
+    expect(page.locator("#id_context_limit")).to_have_value(
+        str(data.limit.input or data.limit.context)
+    )
     expect(page.locator("#id_max_output_tokens")).to_have_value(str(data.limit.output))
     for name in PRICE_BOXES:
         expect(page.locator(f"#id_{name}_price")).to_have_value(
@@ -252,7 +254,7 @@ def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, live_serv
     facts = page.locator(".catalog-facts")
     expect(facts).to_contain_text(f"Catalog: {data.name}")
     expect(facts).to_contain_text(
-        f"context {data.limit.context}, max output {data.limit.output} tokens"
+        f"context {(data.limit.input or data.limit.context)}, max output {data.limit.output} tokens"
     )
     expect(facts).to_contain_text(f"knowledge {data.knowledge}")
     expect(facts).to_contain_text(f"cache write ${price_text(data.cost.cache_write)}")
@@ -261,7 +263,7 @@ def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, live_serv
     expect(page.locator(".messagelist")).to_contain_text("was added successfully")
     model = LLMModel.objects.get(identifier="claude-sonnet-4-6")
     assert (model.context_limit, model.max_output_tokens) == (
-        data.limit.context,
+        (data.limit.input or data.limit.context),
         data.limit.output,
     )
     assert [float(getattr(model, f"{name}_price")) for name in PRICE_BOXES] == [
@@ -277,7 +279,9 @@ def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(
     page.fill("#id_identifier", "claude-haiku-4-5")
     page.select_option("#id_provider", label="Anthropic")
 
-    expect(page.locator("#id_context_limit")).to_have_value(str(data.limit.context))
+    expect(page.locator("#id_context_limit")).to_have_value(
+        str(data.limit.input or data.limit.context)
+    )
     expect(page.locator("#id_max_output_tokens")).to_have_value(str(data.limit.output))
     expect(page.locator(".catalog-facts")).to_contain_text(f"Catalog: {data.name}")
 
@@ -310,7 +314,7 @@ def test_the_change_page_leaves_empty_output_tokens_and_prices_empty_on_load(pag
         provider=ProviderFactory(anthropic=True, no_key=True),
         identifier="claude-sonnet-4-6",
         display_name="Unpriced Sonnet",
-        context_limit=data.limit.context,
+        context_limit=(data.limit.input or data.limit.context),
     )
     log_in(page, live_server.url)
 

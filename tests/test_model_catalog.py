@@ -73,7 +73,7 @@ def test_every_seeded_identifier_is_in_the_snapshot_and_seeds_with_its_data(
     model = seeded(provider_type, identifier)
     assert model.display_name == entry.name.strip()
     assert (model.context_limit, model.max_output_tokens) == (
-        entry.limit.context,
+        (entry.limit.input or entry.limit.context),
         entry.limit.output,
     )
     assert {field: getattr(model, field) for field in PRICES} == {
@@ -175,7 +175,11 @@ def opus_4_7_with_a_budget_and_too_many_output_tokens() -> LLMModel:
 
 
 def haiku_with_another_context_limit() -> LLMModel:
-    return write_seeded("anthropic", "claude-haiku-4-5", context_limit=HAIKU_4_5.limit.context // 2)
+    return write_seeded(
+        "anthropic",
+        "claude-haiku-4-5",
+        context_limit=(HAIKU_4_5.limit.input or HAIKU_4_5.limit.context) // 2,
+    )
 
 
 def an_identifier_the_catalog_does_not_know() -> LLMModel:
@@ -185,7 +189,10 @@ def an_identifier_the_catalog_does_not_know() -> LLMModel:
 def a_model_the_catalog_marks_deprecated() -> LLMModel:
     slug, entry = DEPRECATED
     return write_new(
-        slug, entry.id, display_name=entry.name.strip(), context_limit=entry.limit.context
+        slug,
+        entry.id,
+        display_name=entry.name.strip(),
+        context_limit=(entry.limit.input or entry.limit.context),
     )
 
 
@@ -216,8 +223,8 @@ WORTH_A_LOOK = {
     "context-limit-not-the-catalogs": (
         haiku_with_another_context_limit,
         [
-            f"limits: Context limit {HAIKU_4_5.limit.context // 2}; "
-            f"the catalog says {HAIKU_4_5.limit.context}."
+            f"limits: Context limit {(HAIKU_4_5.limit.input or HAIKU_4_5.limit.context) // 2}; "
+            f"the catalog says {(HAIKU_4_5.limit.input or HAIKU_4_5.limit.context)}."
         ],
     ),
     "unknown-identifier": (
@@ -431,7 +438,7 @@ def test_a_budget_stored_without_a_thinking_mode_still_sends_enabled_thinking(
         model = LLMModelFactory(
             provider=provider_at(provider_type, server.url, api_key=KEY),
             identifier=identifier,
-            context_limit=entry.limit.context,
+            context_limit=(entry.limit.input or entry.limit.context),
             max_output_tokens=8000,
         )
         # As a row from before the thinking mode existed holds it: a budget alone.

@@ -437,12 +437,32 @@ def test_models_the_catalog_says_dont_reason_refuse_every_reasoning_option(ident
     [pytest.param(identifier, id=identifier) for identifier, m in CATALOG.items() if m.temperature],
 )
 def test_a_temperature_is_taken_where_the_catalog_says_the_model_takes_one(identifier):
-    model = model_of(identifier, {"temperature": 0.5}, {})
+    # Max output tokens at the model's own limit: left empty, the API's 8192 is too many for
+    # the oldest models (see the test below).
+    general = {"temperature": 0.5, "max_output_tokens": CATALOG[identifier].limit.output}
+    model = model_of(identifier, general, {})
 
     model.full_clean()
     model.save()
 
     assert LLMModel.objects.get(pk=model.pk).temperature == 0.5
+
+
+def test_an_empty_max_output_is_refused_where_the_apis_8192_is_above_the_models_limit():
+    small = [i for i, m in CATALOG.items() if m.limit.output and m.limit.output < 8192]
+    assert small, "the snapshot has no Claude that writes fewer than 8192 tokens"
+    for identifier in small:
+        model = model_of(identifier, {}, {})
+
+        with pytest.raises(ValidationError) as error:
+            model.full_clean()
+
+        limit = CATALOG[identifier].limit.output
+        assert error.value.message_dict == {
+            "max_output_tokens": [f"Set it: the model writes at most {limit} tokens."]
+        }
+        model.max_output_tokens = limit
+        model.full_clean()
 
 
 @pytest.mark.parametrize(

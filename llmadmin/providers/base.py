@@ -355,16 +355,18 @@ class ProviderType:
                     cleaned[name] = known[name].clean(value)
                 except ValidationError as error:
                     errors.setdefault(name, []).extend(error.messages)
-        if errors:
-            return cleaned, errors
         refused = dict[str, list[str]]()
         for name, message in catalog_refusals(facts, general, cleaned, known) if facts else ():
             refused.setdefault(name, []).append(message)
-        # A field the catalog already refuses needs no second reason.
-        for name, message in self.rules(general, cleaned, facts):
-            if name not in refused:
-                errors.setdefault(name, []).append(message)
-        return cleaned, {**errors, **refused}
+        # The rules read the cleaned options: only when every value is valid. A field the
+        # catalog already refuses needs no second reason.
+        if not errors:
+            for name, message in self.rules(general, cleaned, facts):
+                if name not in refused:
+                    errors.setdefault(name, []).append(message)
+        for name, messages in refused.items():
+            errors.setdefault(name, []).extend(messages)
+        return cleaned, errors
 
 
 def catalog_refusals(

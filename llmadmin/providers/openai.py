@@ -5,6 +5,7 @@ Options, rules, request mapping and stream parsing of each, together.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
@@ -35,6 +36,7 @@ from llmadmin.providers.http import (
     Usage,
     cut_off,
     error_kind,
+    failed_mid_answer,
     json_data,
     malformed,
     mid_stream_error,
@@ -132,9 +134,27 @@ VERCEL_OPTIONS = (
 NON_DEFAULT_SAMPLING = ("top_p", "presence_penalty", "frequency_penalty")
 
 
+# The reasoning efforts each model line takes (OpenAI's reasoning guide and model pages):
+# o-series low to high; GPT-5 adds minimal; GPT-5.1 swaps minimal for none, its Codex Max adds
+# xhigh; GPT-5 Pro takes high only. A later model (GPT-5.2 on) may take any, max included.
+EFFORTS_BY_MODEL = (
+    (re.compile(r"^o\d"), ("low", "medium", "high")),
+    (re.compile(r"^gpt-5-pro"), ("high",)),
+    (re.compile(r"^gpt-5(-(mini|nano|codex))?$"), ("minimal", "low", "medium", "high")),
+    (re.compile(r"^gpt-5\.1-codex-max"), ("none", "low", "medium", "high", "xhigh")),
+    (re.compile(r"^gpt-5\.1"), ("none", "low", "medium", "high")),
+)
+
+
 def openai_rules(
     general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
 ) -> Iterator[tuple[str, str]]:
+    effort = options.get("reasoning_effort")
+    for pattern, efforts in EFFORTS_BY_MODEL if effort is not None else ():
+        if pattern.search(general.get("identifier") or ""):
+            if effort not in efforts:
+                yield "reasoning_effort", f"This model takes the efforts {', '.join(efforts)}."
+            break
     # Both become the request's max_completion_tokens, so only one may be set.
     both = (options.get("max_completion_tokens"), general.get("max_output_tokens"))
     if None not in both:
@@ -252,6 +272,8 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
             if isinstance(text, str) and text:
                 yield TextDelta(text)
             reason = choice.get("finish_reason")
+            if reason == "error":  # OpenRouter: the upstream failed mid-answer
+                raise failed_mid_answer()
             if isinstance(reason, str):
                 stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)
         usage = chunk.get("usage")

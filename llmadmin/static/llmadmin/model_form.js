@@ -75,9 +75,7 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       reported.label = data.provider_label;
       listStatus.textContent = `${data.models.length} models reported by ${data.provider_label}: pick one or type an identifier.`;
-      if (!contextLimit.value && reported.limits.has(identifier.value)) {
-        contextLimit.value = reported.limits.get(identifier.value);
-      }
+      fillReportedContext();
       warnAboutContext();
     } catch (error) {
       listStatus.textContent = `The provider's model list is not available: ${error.message}`;
@@ -117,26 +115,42 @@ document.addEventListener("DOMContentLoaded", () => {
     ].join(" · ");
   }
 
+  // Values this script put in, by field: replaced when another identifier is chosen (typing
+  // "gpt-4.1" passes through "gpt-4"), unlike anything the admin typed.
+  const filled = new Map();
+  const untouched = (input) => input.value === "" || filled.get(input) === input.value;
+
+  function fill(input, value) {
+    if (!input || !untouched(input)) return;
+    input.value = value === null || value === undefined ? "" : String(value);
+    filled.set(input, input.value);
+  }
+
+  // The provider's own context limit, for a model the catalog doesn't know.
+  function fillReportedContext() {
+    if (identifier && !catalog[identifier.value] && reported.limits.has(identifier.value)) {
+      fill(contextLimit, reported.limits.get(identifier.value));
+    }
+  }
+
   // The catalog's facts for the identifier, filling in only what the admin left empty.
   function applyCatalog(changed) {
-    const facts = identifier && catalog[identifier.value];
-    if (!facts) {
+    const facts = (identifier && catalog[identifier.value]) || null;
+    if (changed) {
       const known = identifier && identifier.value && select.value;
-      catalogFacts.textContent = known && changed
-        ? "Not in the catalog: only the provider type's own rules check this model."
-        : "";
-      return;
+      catalogFacts.textContent = facts
+        ? describe(facts)
+        : known
+          ? "Not in the catalog: only the provider type's own rules check this model."
+          : "";
     }
-    if (changed) catalogFacts.textContent = describe(facts);
-    const fill = (input, value) => {
-      if (input && input.value === "" && value !== null && value !== undefined) input.value = value;
-    };
-    fill(field("display_name"), facts.name);
-    fill(contextLimit, facts.context_limit);
-    fill(field("max_output_tokens"), facts.output_limit);
-    // Prices only when none is set: a partly priced model is the admin's choice.
-    if (priceFields.every((name) => field(`${name}_price`)?.value === "")) {
-      for (const name of priceFields) fill(field(`${name}_price`), facts.prices[name]);
+    fill(field("display_name"), facts?.name);
+    fill(contextLimit, facts?.context_limit);
+    fill(field("max_output_tokens"), facts?.output_limit);
+    // Prices only when none was typed: a partly priced model is the admin's choice.
+    const prices = priceFields.map((name) => field(`${name}_price`));
+    if (prices.every((input) => input && untouched(input))) {
+      prices.forEach((input, index) => fill(input, facts?.prices[priceFields[index]]));
     }
   }
 
@@ -152,9 +166,7 @@ document.addEventListener("DOMContentLoaded", () => {
   select.addEventListener("change", () => update(true));
   identifier?.addEventListener("input", () => {
     applyCatalog(true);
-    if (contextLimit && !contextLimit.value && reported.limits.has(identifier.value)) {
-      contextLimit.value = reported.limits.get(identifier.value);
-    }
+    fillReportedContext();
     warnAboutContext();
   });
   contextLimit?.addEventListener("input", warnAboutContext);

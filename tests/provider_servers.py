@@ -1067,6 +1067,12 @@ def model_refusals(family: str, model: str, body: Any) -> list[str]:
         output = body.get("max_completion_tokens")
         if output is not None and entry.limit.output and output > entry.limit.output:
             errors.append("max_completion_tokens is too large for this model")
+        effort = body.get("reasoning_effort")
+        # OpenAI's answers: o-series take low to high; GPT-5.0 has no "none" (5.1 added it).
+        if (model.startswith("o") and effort in ("none", "minimal", "xhigh", "max")) or (
+            re.fullmatch(r"gpt-5(-mini|-nano)?", model) and effort in ("none", "xhigh", "max")
+        ):
+            errors.append(f"Unsupported value: 'reasoning_effort' does not support '{effort}'.")
         return errors
     if family == "google":
         config = body.get("generationConfig") or {}
@@ -1075,6 +1081,13 @@ def model_refusals(family: str, model: str, body: Any) -> list[str]:
             config.get("presencePenalty") or config.get("frequencyPenalty")
         ):
             errors.append("Penalty is not enabled for this model.")
+        level = (config.get("thinkingConfig") or {}).get("thinking_level")
+        # Google's thinking docs: Gemini 3 Pro takes LOW and HIGH only; 2.5 has no levels.
+        if level and (
+            (model.startswith("gemini-3-pro") and level not in ("LOW", "HIGH"))
+            or model.startswith("gemini-2.5")
+        ):
+            errors.append("Thinking level is not supported for this model.")
         if entry is not None:
             thinking = config.get("thinkingConfig") or {}
             if not entry.reasoning and thinking:
@@ -1115,4 +1128,9 @@ def claude_refusals(model: str, entry: Any, body: dict, family: str) -> list[str
         errors.append("`temperature` and `top_p` cannot both be specified for this model.")
     if thinking and thinking.get("type") == "adaptive" and number < (4, 6):
         errors.append("adaptive thinking is not supported on this model")
+    effort = (body.get("outputConfig") or {}).get("effort")
+    thinking_on = bool(thinking) and thinking.get("type") in ("enabled", "adaptive")
+    # botocore's OutputConfig.effort: capped at high while thinking is off.
+    if family == "bedrock" and effort in ("xhigh", "max") and not thinking_on:
+        errors.append("The effort level is capped at high when extended thinking is disabled.")
     return errors

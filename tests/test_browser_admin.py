@@ -286,6 +286,34 @@ def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(
     expect(page.locator(".catalog-facts")).to_contain_text(f"Catalog: {data.name}")
 
 
+def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(page, live_server):
+    # "claude-opus-4-1" passes through "claude-opus-4" … and is itself the start of
+    # "claude-opus-4-1-20250805": each keystroke's fill is replaced by the next one's.
+    shorter, chosen = claude("claude-opus-4-1"), claude("claude-opus-4-6")
+    assert shorter.limit.output != chosen.limit.output
+    log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    page.select_option("#id_provider", label="Anthropic")
+
+    page.locator("#id_identifier").press_sequentially("claude-opus-4-1")
+    expect(page.locator("#id_max_output_tokens")).to_have_value(str(shorter.limit.output))
+    page.locator("#id_identifier").press("Backspace")
+    page.locator("#id_identifier").press_sequentially("6")
+
+    expect(page.locator("#id_display_name")).to_have_value(chosen.name)
+    expect(page.locator("#id_max_output_tokens")).to_have_value(str(chosen.limit.output))
+    expect(page.locator("#id_context_limit")).to_have_value(
+        str(chosen.limit.input or chosen.limit.context)
+    )
+    expect(page.locator("#id_input_price")).to_have_value(price_text(chosen.cost.input))
+
+    # An identifier the catalog doesn't know takes back what the script filled in.
+    page.locator("#id_identifier").press_sequentially("-custom")
+    expect(page.locator("#id_max_output_tokens")).to_have_value("")
+    expect(page.locator("#id_input_price")).to_have_value("")
+    expect(page.locator(".catalog-facts")).to_contain_text("Not in the catalog")
+
+
 def test_what_the_admin_typed_is_not_overwritten_by_the_catalog(page, live_server):
     data = claude("claude-sonnet-4-6")
     log_in(page, live_server.url)

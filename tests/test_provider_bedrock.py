@@ -323,7 +323,7 @@ REFUSED_BY_MODEL = [
                                f"Effort: {CAPPED_EFFORT}"), False,
                  id="Opus 4.6: effort xhigh"),
     pytest.param(OPUS_47, {}, {"thinking": "disabled", "effort": "max"},
-                 option_errors(f"Effort: {CAPPED_EFFORT}"), False,
+                 option_errors(f"Effort: {CAPPED_EFFORT}"), True,
                  id="Opus 4.7: effort max with thinking off (Converse caps it at high)"),
     pytest.param(NOVA, {}, {"thinking": "adaptive", "effort": "high"},
                  option_errors(f"Thinking: {no_reasoning(NOVA)}", f"Effort: {no_reasoning(NOVA)}"),

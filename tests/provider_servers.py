@@ -302,8 +302,10 @@ class FakeProvider:
     def invalid_body(self, body: Any) -> tuple[int, dict] | None:
         """The real API's 400 for a body it refuses, in the family's error shape."""
         errors = chat_body_errors(self.stream_family, body)
-        if not errors:
-            return None
+        return self.bad_request(errors) if errors else None
+
+    def bad_request(self, errors: list[str]) -> tuple[int, dict]:
+        """A 400 in the family's error shape."""
         message = "; ".join(errors)
         if self.family == "anthropic":
             return 400, {
@@ -325,19 +327,7 @@ class FakeProvider:
         else:
             model = body.get("model", "")
         errors = model_refusals(self.family, model, body)
-        if not errors:
-            return None
-        message = "; ".join(errors)
-        if self.family == "anthropic":
-            return 400, {
-                "type": "error",
-                "error": {"type": "invalid_request_error", "message": message},
-            }
-        if self.family == "google":
-            return 400, {"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}
-        if self.family == "bedrock":
-            return 400, {"message": message}
-        return 400, {"error": {"message": message, "type": "invalid_request_error"}}
+        return self.bad_request(errors) if errors else None
 
     def chat(self, path: str, query, headers, body=None) -> tuple[int, str, list[bytes]]:
         status, payload = self.answer("/not-a-real-path", {}, headers)

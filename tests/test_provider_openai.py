@@ -230,6 +230,11 @@ def accepted_per_model() -> list[Any]:
             provider_type, identifier, {"temperature": 0.5, "top_p": 0.9}, {},
             id=f"{provider_type} {identifier} sampling",
         ))  # fmt: skip
+        # Turning reasoning off is harmless on a model that has none.
+        rows.append(pytest.param(
+            provider_type, identifier, {}, {"reasoning_enabled": False},
+            id=f"{provider_type} {identifier} reasoning off",
+        ))  # fmt: skip
     # fmt: off
     rows += [
         pytest.param("openrouter", "openai/gpt-5", {},

@@ -386,6 +386,8 @@ def catalog_refusals(
     if general.get("temperature") is not None and facts.temperature is False:
         yield "temperature", f"{facts.name} takes no temperature: leave it empty."
     if not facts.reasoning:
-        for name in options:
-            if name in known and known[name].reasoning:
+        for name, value in options.items():
+            # Turning reasoning off is harmless: a model without thinking takes
+            # thinking "disabled" (the Anthropic SDK's ThinkingTypes), gateways reasoning off.
+            if name in known and known[name].reasoning and value not in (False, "disabled"):
                 yield name, f"{facts.name} doesn't reason: leave this at Default."

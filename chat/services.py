@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from chat.models import STOP_NOTICES, Conversation, Message
 from llmadmin.models import LLMModel
+from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.http import ChatInput, Finish, ProviderError, StopReason, TextDelta, Usage
 
 logger = logging.getLogger(__name__)
@@ -40,10 +42,24 @@ def needs_compaction(model: LLMModel, context_tokens: int) -> bool:
     return threshold < 100 and context_tokens * 100 >= threshold * model.context_limit
 
 
-def collect_text(model: LLMModel, chat: ChatInput) -> str:
+def summary_settings(model: LLMModel, context_tokens: int) -> ModelSettings:
+    """The model's settings with room for a whole summary: a summary cut at a small max
+    output would fail at every later turn. Up to the catalog's output limit, within what the
+    context has left."""
+    settings = model.settings()
+    facts = model.catalog_facts
+    if facts is None or not facts.output_limit:
+        return settings
+    room = min(facts.output_limit, model.context_limit - context_tokens)
+    if room > (settings.max_output_tokens or 0):
+        return replace(settings, max_output_tokens=room)
+    return settings
+
+
+def collect_text(model: LLMModel, settings: ModelSettings, chat: ChatInput) -> str:
     """The whole answer; raises ProviderError unless it ended complete and said something."""
     text, stop_reason = [], StopReason.COMPLETE
-    for event in model.provider.client().stream_chat(model.settings(), chat):
+    for event in model.provider.client().stream_chat(settings, chat):
         if isinstance(event, TextDelta):
             text.append(event.text)
         elif isinstance(event, Finish):
@@ -54,7 +70,9 @@ def collect_text(model: LLMModel, chat: ChatInput) -> str:
     return "".join(text)
 
 
-def conversation_compact(*, conversation: Conversation, model: LLMModel) -> Message | None:
+def conversation_compact(
+    *, conversation: Conversation, model: LLMModel, context_tokens: int
+) -> Message | None:
     """Summarise all but the latest exchange into one summary message, with the same model.
 
     The summarised messages are kept (marked), so nothing is lost. Raises ProviderError.
@@ -72,7 +90,7 @@ def conversation_compact(*, conversation: Conversation, model: LLMModel) -> Mess
             {"role": "user", "content": SUMMARY_REQUEST},
         ],
     )
-    summary = collect_text(model, request)
+    summary = collect_text(model, summary_settings(model, context_tokens), request)
     Message.objects.filter(pk__in=[message.pk for message in older]).update(summarised=True)
     return Message.objects.create(
         conversation=conversation, role=Message.Role.SUMMARY, content=summary
@@ -136,7 +154,9 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
     )
     if usage and needs_compaction(model, usage.input_tokens):
         try:
-            summary = conversation_compact(conversation=conversation, model=model)
+            summary = conversation_compact(
+                conversation=conversation, model=model, context_tokens=usage.input_tokens
+            )
         except ProviderError as error:
             yield "error", {"message": f"Could not summarise older messages: {error}"}
             return

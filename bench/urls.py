@@ -22,7 +22,7 @@ class FloorView(APIView):
     def get(self, request: Request) -> HttpResponse:
         global floor  # rendered once per worker, then only served
         if floor is None:
-            floor = cached_model_list()
+            floor = cached_model_list(request.user)
         etag, body = floor
         response = HttpResponse(body, content_type="application/json")
         response["ETag"] = etag

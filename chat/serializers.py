@@ -6,7 +6,7 @@ from rest_framework import serializers
 
 from chat.models import Conversation, Message
 from llmadmin.models import Availability, LLMModel
-from llmadmin.selectors import models_available_for_chat
+from llmadmin.selectors import models_for_chat
 
 
 class ChatModelSerializer(serializers.ModelSerializer):
@@ -44,7 +44,9 @@ class UnavailableProviderSerializer(serializers.Serializer):
 
 class ModelListSerializer(serializers.Serializer):
     default_model_id = serializers.IntegerField(
-        allow_null=True, help_text="The admin's default model, when it is available."
+        allow_null=True,
+        help_text="The admin's default model when it is available to this developer, else "
+        "their first model; null when they have none.",
     )
     groups = ProviderGroupSerializer(
         many=True, help_text="Available models by provider, in registry order."
@@ -62,7 +64,9 @@ class ChatTurnInputSerializer(serializers.Serializer):
     conversation_id = serializers.IntegerField(required=False)
 
     def validate_model_id(self, value: int) -> LLMModel:
-        model = models_available_for_chat().select_related("provider").filter(pk=value).first()
+        # A model this developer may not use reads as one that doesn't exist.
+        model = models_for_chat(self.context["user"]).select_related("provider").filter(pk=value)
+        model = model.first()
         if model is None:
             raise serializers.ValidationError("This model is not available for chat.")
         return model

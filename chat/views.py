@@ -51,9 +51,11 @@ class ModelListView(APIView):
         operation_id="listChatModels",
         summary="Models available for chat",
         description=(
-            "Enabled models whose provider is enabled and has a usable API key, grouped by "
-            "provider in a stable order (registry order, then display name). When nothing is "
-            "available, `unavailable_providers` says why for each provider with models. "
+            "Enabled models whose provider is enabled and has a usable API key, and that this "
+            "developer may use (a model may be restricted to some groups and users), grouped "
+            "by provider in a stable order (registry order, then display name). When nothing "
+            "is available, `unavailable_providers` says why for each provider with models "
+            "this developer could use. The ETag is this developer's list's. "
             "Answers 304 to a matching If-None-Match."
         ),
         responses={
@@ -63,7 +65,7 @@ class ModelListView(APIView):
         },
     )
     def get(self, request: Request) -> HttpResponse:
-        etag, body = cached_model_list()
+        etag, body = cached_model_list(request.user)
         if etag in parse_etags(request.headers.get("If-None-Match", "")):
             response = HttpResponseNotModified()
         else:

@@ -5,7 +5,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.apps import apps as global_apps
 from django.apps.registry import Apps
-from django.db.models.signals import post_migrate
+from django.db.models.signals import m2m_changed, post_migrate, pre_delete
 
 
 def create_provider_rows(
@@ -34,4 +34,14 @@ class LlmadminConfig(AppConfig):
     verbose_name = "LLM providers and models"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
+        from django.contrib.auth.models import Group
+
+        from llmadmin import signals
+        from llmadmin.models import LLMModel
+
         post_migrate.connect(create_provider_rows, sender=self)
+        for through in (LLMModel.allowed_groups.through, LLMModel.allowed_users.through):
+            m2m_changed.connect(signals.access_list_changed, sender=through)
+        pre_delete.connect(signals.group_deleted, sender=Group)
+        pre_delete.connect(signals.user_deleted, sender=get_user_model())

@@ -3,6 +3,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Literal
 
+from django.conf import settings
+from django.contrib.auth.models import Group
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import connection, models, transaction
@@ -355,6 +357,19 @@ class LLMModel(models.Model):
     output_price = price_field("output price")
     cache_read_price = price_field("cache read price")
     cache_write_price = price_field("cache write price")
+    # Who may use it: everyone, or (restricted) only the groups and users listed.
+    restricted = models.BooleanField(
+        "only for the groups and users below",
+        default=False,
+        help_text="Leave unticked to offer the model to every developer. Ticked with no group "
+        "or user, nobody gets it.",
+    )
+    allowed_groups = models.ManyToManyField(
+        Group, blank=True, related_name="+", verbose_name="groups"
+    )
+    allowed_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+", verbose_name="users"
+    )
     provider_options = models.JSONField(
         default=dict,
         blank=True,
@@ -366,6 +381,8 @@ class LLMModel(models.Model):
     class Meta:
         verbose_name = "model"
         ordering = ["provider__type", "display_name"]
+        # What the model list's fingerprint reads: MAX(updated_at) from the index alone.
+        indexes = [models.Index(fields=["updated_at"], name="llmmodel_updated_at")]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "identifier"],

@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import models
-from django.db.models import Case, QuerySet, Value, When
+from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils.text import capfirst
 
 from llmadmin.models import SECRET_FIELDS, Availability, LLMModel, Provider
@@ -35,7 +37,7 @@ def providers_in_registry_order(queryset: QuerySet[Provider] | None = None) -> Q
 
 
 def models_available_for_chat(providers: Iterable[Provider] | None = None) -> QuerySet[LLMModel]:
-    """Enabled models of available providers (see Provider.availability).
+    """Enabled models of available providers (see Provider.availability), for anyone.
 
     Pass the providers when they are already loaded, to save the query.
     """
@@ -45,6 +47,83 @@ def models_available_for_chat(providers: Iterable[Provider] | None = None) -> Qu
         provider.pk for provider in providers if provider.availability == Availability.AVAILABLE
     ]
     return LLMModel.objects.filter(enabled=True, provider_id__in=available)
+
+
+def usable_by(user: AbstractBaseUser) -> Q:
+    """Models this user may use: the open ones, and the restricted ones that list them or a
+    group of theirs."""
+    groups = LLMModel.allowed_groups.through.objects.filter(
+        llmmodel=OuterRef("pk"), group__user=user
+    )
+    users = LLMModel.allowed_users.through.objects.filter(llmmodel=OuterRef("pk"), user=user)
+    return Q(restricted=False) | Q(Exists(groups)) | Q(Exists(users))
+
+
+def models_for_chat(user: AbstractBaseUser) -> QuerySet[LLMModel]:
+    """What this developer may chat with."""
+    return models_available_for_chat().filter(usable_by(user))
+
+
+def access_lists() -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+    """The group ids and user ids each restricted model lists, by model id: two queries."""
+    groups: dict[int, set[int]] = {}
+    users: dict[int, set[int]] = {}
+    for model_id, group_id in LLMModel.allowed_groups.through.objects.values_list(
+        "llmmodel_id", "group_id"
+    ):
+        groups.setdefault(model_id, set()).add(group_id)
+    for model_id, user_id in LLMModel.allowed_users.through.objects.values_list(
+        "llmmodel_id", "user_id"
+    ):
+        users.setdefault(model_id, set()).add(user_id)
+    return groups, users
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One model as a user or group sees it: whether they get it, and if not, why."""
+
+    model: LLMModel
+    reason: str  # empty when they get it
+
+
+def what_developers_see(
+    *, user: AbstractBaseUser | None = None, group: Group | None = None
+) -> list[Seen]:
+    """Every model, for a user or a group, with why they don't get it when they don't.
+
+    A group gets a restricted model that lists it; a user one that lists them or a group of
+    theirs.
+    """
+    if user is not None:
+        group_ids = set(user.groups.values_list("pk", flat=True))
+        user_id = user.pk
+    else:
+        group_ids, user_id = {group.pk} if group else set(), None
+    allowed_groups, allowed_users = access_lists()
+    models = (
+        LLMModel.objects.annotate(registry_position=registry_position("provider__type"))
+        .select_related("provider")
+        .defer(*(f"provider__{name}" for name in SECRET_FIELDS))
+        .order_by("registry_position", "display_name", "pk")
+    )
+    seen = []
+    for model in models:
+        availability = model.provider.availability
+        if not model.enabled:
+            reason = "Disabled"
+        elif availability != Availability.AVAILABLE:
+            reason = Availability(availability).label
+        elif model.restricted and not (
+            group_ids & allowed_groups.get(model.pk, set())
+            or user_id in allowed_users.get(model.pk, set())
+        ):
+            listed = model.pk in allowed_groups or model.pk in allowed_users
+            reason = "Restricted to other groups or users" if listed else "Restricted to nobody"
+        else:
+            reason = ""
+        seen.append(Seen(model, reason))
+    return seen
 
 
 def remote_models_cache_key(provider: Provider) -> str:

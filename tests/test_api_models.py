@@ -88,13 +88,19 @@ def test_each_model_has_exactly_what_a_chat_client_needs(developer_client):
         assert secret_or_internal not in response.text
 
 
-def test_the_default_is_null_when_there_is_none_or_it_is_unavailable(developer_client):
-    LLMModelFactory(provider=ProviderFactory(anthropic=True))
+def test_without_a_usable_default_the_first_model_is_the_developers_default(developer_client):
+    first = LLMModelFactory(provider=ProviderFactory(anthropic=True))
     unavailable = LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
 
-    assert developer_client.get(URL).json()["default_model_id"] is None
+    assert developer_client.get(URL).json()["default_model_id"] == first.pk
 
     model_make_default(model=unavailable)
+    assert developer_client.get(URL).json()["default_model_id"] == first.pk
+
+
+def test_the_default_is_null_when_the_developer_has_no_model(developer_client):
+    model_make_default(model=LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True)))
+
     assert developer_client.get(URL).json()["default_model_id"] is None
 
 
@@ -211,8 +217,8 @@ def test_the_list_runs_a_constant_number_of_queries(
         for _ in range(model_count):
             LLMModelFactory(provider=provider)
 
-    # session, user, fingerprint, providers, models
-    with django_assert_num_queries(5):
+    # session, user, fingerprint, providers, models, the two access lists
+    with django_assert_num_queries(7):
         developer_client.get(URL)
     # cached: session, user, fingerprint
     with django_assert_num_queries(3):

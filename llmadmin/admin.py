@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
@@ -22,6 +23,7 @@ from llmadmin.forms import (
     AUTH_MODE_FIELDS,
     LLMModelAdminForm,
     ProviderAdminForm,
+    WhoForm,
     option_field_names,
 )
 from llmadmin.models import (
@@ -41,6 +43,7 @@ from llmadmin.selectors import (
     provider_remote_models,
     provider_reported_context_limit,
     registry_position,
+    what_developers_see,
 )
 from llmadmin.services import (
     model_make_default,
@@ -65,18 +68,6 @@ CHECK_LABELS = {
     CheckStatus.UNREACHABLE: "Unreachable",
     CheckStatus.NO_PERMISSION: "Lacks permission",
 }
-
-
-class LLMModelInline(admin.TabularInline):
-    model = LLMModel
-    fields = ["display_name", "identifier", "context_limit", "enabled", "is_default"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def typed_secrets_key(provider: Provider) -> str:
@@ -113,7 +104,6 @@ class ProviderAdmin(admin.ModelAdmin):
     list_display = ["label", "key_status", "last_test", "endpoint", "enabled", "model_count"]
     list_display_links = ["label"]
     list_filter = ["enabled", "check_status"]
-    inlines = [LLMModelInline]
     actions = ["test_connection"]
 
     class Media:
@@ -181,12 +171,24 @@ class ProviderAdmin(admin.ModelAdmin):
             (None, {"fields": key_fields + test_fields}),
             ("Connection", {"fields": [*connection, "enabled"]}),
         ]
+        model_fields = ["models_link"] if obj else []
         if request.user.has_perm("llmadmin.add_llmmodel"):
-            fieldsets.append(("Models", {"fields": ["add_model_link"]}))
+            model_fields.append("add_model_link")
+        if model_fields:
+            fieldsets.append(("Models", {"fields": model_fields}))
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
-        return ["key_status", "last_test", "test_button", "add_model_link"]
+        return ["key_status", "last_test", "test_button", "models_link", "add_model_link"]
+
+    @admin.display(description="Its models")
+    def models_link(self, provider: Provider) -> str:
+        # A link, not a row per model: a provider may have thousands (OpenRouter's catalog).
+        count = provider.models.count()
+        url = reverse("admin:llmadmin_llmmodel_changelist") + f"?provider__id__exact={provider.pk}"
+        return format_html(
+            '<a href="{}">{} model{} of {}</a>', url, count, "s" * (count != 1), provider
+        )
 
     def get_urls(self) -> list[Any]:
         return [
@@ -334,10 +336,12 @@ class LLMModelAdmin(admin.ModelAdmin):
         "identifier",
         "context_limit",
         "enabled",
+        "available_to",
         "developers_get_it",
     ]
     list_display_links = ["display_name"]
-    list_filter = ["provider", "enabled", "is_default"]
+    list_filter = ["provider", "enabled", "is_default", "restricted"]
+    filter_horizontal = ["allowed_groups", "allowed_users"]
     list_select_related = ["provider"]
     search_fields = ["display_name", "identifier"]
     actions = ["enable_models", "disable_models", "check_models"]
@@ -355,11 +359,23 @@ class LLMModelAdmin(admin.ModelAdmin):
         # ModelAdmin's own, with the provider's place in the registry to order by. The
         # provider's availability needs no secret: none is loaded (or decrypted) here.
         queryset = (
-            LLMModel.objects.annotate(registry_position=registry_position("provider__type"))
+            LLMModel.objects.annotate(
+                registry_position=registry_position("provider__type"),
+                group_count=Count("allowed_groups", distinct=True),
+                user_count=Count("allowed_users", distinct=True),
+            )
             .select_related("provider")
             .defer(*(f"provider__{name}" for name in SECRET_FIELDS))
         )
         return queryset.order_by(*self.get_ordering(request))
+
+    @admin.display(description="Available to")
+    def available_to(self, model: LLMModel) -> str:
+        if not model.restricted:
+            return "Everyone"
+        counts = [(model.group_count, "group"), (model.user_count, "user")]
+        listed = [f"{n} {noun}{'s' * (n != 1)}" for n, noun in counts if n]
+        return " and ".join(listed) or "Nobody"
 
     @admin.display(description="Developers get it")
     def developers_get_it(self, model: LLMModel) -> str:
@@ -428,6 +444,15 @@ class LLMModelAdmin(admin.ModelAdmin):
             (None, {"fields": [*first, "catalog_summary"] if obj else first}),
             ("Context", {"fields": ["context_limit", "compression_threshold"]}),
             (
+                "Who may use it",
+                {
+                    "fields": ["restricted", "allowed_groups", "allowed_users"],
+                    "description": "Every developer, unless restricted to some groups and "
+                    "users. See what a user or group gets on the model list's \u201cWhat "
+                    "developers see\u201d page.",
+                },
+            ),
+            (
                 "Sampling",
                 {
                     "fields": list(GENERAL_FIELDS),
@@ -485,6 +510,11 @@ class LLMModelAdmin(admin.ModelAdmin):
                 name="llmadmin_llmmodel_catalog",
             ),
             path(
+                "what-developers-see/",
+                self.admin_site.admin_view(self.what_developers_see_view),
+                name="llmadmin_llmmodel_what_developers_see",
+            ),
+            path(
                 "<int:model_id>/make-default/",
                 self.admin_site.admin_view(require_POST(self.make_default_view)),
                 name="llmadmin_llmmodel_make_default",
@@ -528,6 +558,28 @@ class LLMModelAdmin(admin.ModelAdmin):
                 }
             }
         )
+
+    def what_developers_see_view(self, request: HttpRequest) -> HttpResponse:
+        """Pick a user or a group: the models they get, and why they don't get the others."""
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        form = WhoForm(request.GET or None)
+        seen = None
+        if form.is_valid() and (form.cleaned_data["user"] or form.cleaned_data["group"]):
+            seen = what_developers_see(
+                user=form.cleaned_data["user"], group=form.cleaned_data["group"]
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "What developers see",
+            "opts": self.model._meta,
+            "form": form,
+            "seen": seen,
+            "who": form.cleaned_data.get("user") or form.cleaned_data.get("group")
+            if form.is_bound and form.is_valid()
+            else None,
+        }
+        return TemplateResponse(request, "admin/llmadmin/what_developers_see.html", context)
 
     @admin.display(description="What the catalog knows")
     def catalog_summary(self, model: LLMModel) -> str:

@@ -11,6 +11,8 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 
@@ -33,6 +35,8 @@ MODEL_FIELDS = {
 }
 # The file's names where they differ from the columns'.
 MODEL_RENAMES = {"default": "is_default", "options": "provider_options"}
+# Left out, a model is open to every developer; given, only to these groups and users.
+ACCESS_FIELDS = {"groups", "users"}
 
 
 class ConfigurationError(Exception):
@@ -74,6 +78,12 @@ def export_model(model: LLMModel) -> dict[str, Any]:
         entry["default"] = True
     if model.provider_options:
         entry["options"] = model.provider_options
+    if model.restricted:
+        # By name: ids differ from one deployment to the next.
+        entry["access"] = {
+            "groups": sorted(group.name for group in model.allowed_groups.all()),
+            "users": sorted(user.get_username() for user in model.allowed_users.all()),
+        }
     return entry
 
 
@@ -162,7 +172,10 @@ class Importer:
                     self.apply_model(model_where, provider, model_entry)
 
     def apply_model(self, where: str, provider: Provider, entry: dict[str, Any]) -> None:
-        self.reject_unknown(where, entry, {"identifier", *MODEL_FIELDS, *MODEL_RENAMES})
+        self.reject_unknown(where, entry, {"identifier", *MODEL_FIELDS, *MODEL_RENAMES, "access"})
+        access = self.access(f"{where}.access", entry.get("access"))
+        if access is None:
+            return
         identifier = entry.get("identifier")
         model = LLMModel.objects.filter(provider=provider, identifier=identifier).first()
         model = model or LLMModel(provider=provider, identifier=identifier)
@@ -181,12 +194,57 @@ class Importer:
         replaced = None
         if values["is_default"] is True:
             replaced = LLMModel.objects.filter(is_default=True).exclude(pk=model.pk).first()
-        if self.save(where, model, values, f"model {provider.type}/{identifier}") and replaced:
+        values["restricted"] = access != ((), ())
+        name = f"model {provider.type}/{identifier}"
+        saved = self.save(where, model, values, name)
+        if saved:
+            self.set_access(model, access, name)
+        if saved and replaced:
             # Saving the new default unset the old one: say so.
             self.changes.append(
                 f"update model {replaced.provider.type}/{replaced.identifier}: "
                 "is_default True -> False"
             )
+
+    def access(self, where: str, data: Any) -> tuple[tuple[Group, ...], tuple[Any, ...]] | None:
+        """The groups and users named, ((), ()) for open access; None after an error."""
+        if data is None:
+            return (), ()
+        if not isinstance(data, dict):
+            self.errors.append(f"{where}: must be a mapping with groups and users.")
+            return None
+        self.reject_unknown(where, data, ACCESS_FIELDS)
+        found: list[tuple[Any, ...]] = []
+        for key, queryset, name_field in (
+            ("groups", Group.objects.all(), "name"),
+            ("users", get_user_model().objects.all(), get_user_model().USERNAME_FIELD),
+        ):
+            names = data.get(key, [])
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                self.errors.append(f"{where}.{key}: must be a list of names.")
+                return None
+            rows = {
+                getattr(row, name_field): row
+                for row in queryset.filter(**{f"{name_field}__in": names})
+            }
+            missing = [name for name in names if name not in rows]
+            if missing:
+                self.errors.append(f"{where}.{key}: no such {key[:-1]}: {', '.join(missing)}.")
+                return None
+            found.append(tuple(rows[name] for name in dict.fromkeys(names)))
+        return found[0], found[1]
+
+    def set_access(self, model: LLMModel, access: tuple[tuple[Any, ...], ...], name: str) -> None:
+        groups, users = access
+        before = (set(model.allowed_groups.all()), set(model.allowed_users.all()))
+        if before == (set(groups), set(users)):
+            return
+        model.allowed_groups.set(groups)
+        model.allowed_users.set(users)
+        self.changes.append(
+            f"update {name}: access {describe_access(*before)} -> "
+            f"{describe_access(set(groups), set(users))}"
+        )
 
     def save(self, where: str, instance: Any, values: dict[str, Any], name: str) -> bool:
         """Set, validate and save; record the change or the errors. True when saved."""
@@ -256,3 +314,8 @@ def value_error(field: models.Field, value: Any) -> str | None:
             return "must be text."
         return "must not contain a NUL character." if "\x00" in value else None
     return None
+
+
+def describe_access(groups: set[Any], users: set[Any]) -> str:
+    names = sorted(group.name for group in groups) + sorted(u.get_username() for u in users)
+    return "[" + ", ".join(names) + "]"

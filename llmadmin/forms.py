@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from django import forms
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -186,6 +188,9 @@ class LLMModelAdminForm(forms.ModelForm):
             "is_default",
             "context_limit",
             "compression_threshold",
+            "restricted",
+            "allowed_groups",
+            "allowed_users",
             *GENERAL_FIELDS,
             *PRICE_FIELDS,
         ]
@@ -237,6 +242,13 @@ class LLMModelAdminForm(forms.ModelForm):
             if name not in own_options:
                 self._errors.pop(name, None)
                 cleaned.pop(name, None)
+        listed = cleaned.get("allowed_groups") or cleaned.get("allowed_users")
+        if "restricted" in cleaned and not cleaned["restricted"] and listed:
+            self.add_error(
+                "restricted",
+                "Tick this to keep the model to the groups and users chosen below, or clear "
+                "them to offer it to everyone.",
+            )
         identifier = cleaned.get("identifier")
         if "context_limit" in cleaned and cleaned["context_limit"] is None and identifier:
             facts = provider_type.facts(identifier)
@@ -294,3 +306,18 @@ OPTION_FIELDS = {
 }
 LLMModelAdminForm.declared_fields.update(OPTION_FIELDS)
 LLMModelAdminForm.base_fields.update(OPTION_FIELDS)
+
+
+class WhoForm(forms.Form):
+    """The user or the group whose view of the models the admin wants to see."""
+
+    user = forms.ModelChoiceField(
+        queryset=get_user_model().objects.order_by("username"), required=False
+    )
+    group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("user") and cleaned.get("group"):
+            raise ValidationError("Pick a user or a group, not both.")
+        return cleaned

@@ -278,7 +278,7 @@ def test_the_list_is_grouped_by_provider_then_display_name(admin_client):
     assert names == ["Claude Haiku", "Claude Sonnet", "GPT-5"]
     assert "123456" in response.text
     filters = [spec.title for spec in response.context["cl"].filter_specs]
-    assert filters == ["provider", "enabled", "default"]
+    assert filters == ["provider", "enabled", "default", "only for the groups and users below"]
 
 
 def test_the_list_runs_a_constant_number_of_queries(admin_client, django_assert_max_num_queries):

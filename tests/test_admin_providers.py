@@ -174,13 +174,21 @@ def test_key_changes_are_in_the_history_without_the_key(admin_client):
     assert all(KEY not in entry.change_message for entry in entries)
 
 
-def test_a_provider_shows_its_models(admin_client):
+def test_a_provider_links_to_its_models_in_the_model_list(admin_client):
+    # A link, not a row per model: at 1,250 models the page took 0.9 s and 1.9 MB.
     model = LLMModelFactory(display_name="Claude Sonnet 4.6")
+    LLMModelFactory(provider=model.provider)
+    LLMModelFactory(provider=ProviderFactory(openai=True))  # another provider's: not counted
 
     html = admin_client.get(change_url(model.provider)).text
 
-    assert "Claude Sonnet 4.6" in html
-    assert reverse("admin:llmadmin_llmmodel_change", args=[model.pk]) in html
+    assert "Claude Sonnet 4.6" not in html
+    list_url = reverse("admin:llmadmin_llmmodel_changelist")
+    link = f"{list_url}?provider__id__exact={model.provider.pk}"
+    assert f'<a href="{link}">2 models of Anthropic</a>' in html
+    listed = admin_client.get(link).text
+    assert "Claude Sonnet 4.6" in listed
+    assert "1 result" not in listed and "2 results" in listed
     add_url = reverse("admin:llmadmin_llmmodel_add") + f"?provider={model.provider.pk}"
     assert f'href="{add_url}">Add a model to Anthropic</a>' in html
 

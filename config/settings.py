@@ -44,6 +44,8 @@ INSTALLED_APPS = [
     # Swagger UI's files served by the app itself: the docs load nothing from a CDN.
     "drf_spectacular_sidecar",
     "axes",
+    # The audit of admin changes (see llmadmin/audit.py).
+    "auditlog",
     "llmadmin",
     "chat",
 ]
@@ -59,6 +61,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Who made each audited change: the logged-in user.
+    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Turns a locked-out login into axes' 429 answer; last, as axes requires.
@@ -206,3 +210,8 @@ SPECTACULAR_SETTINGS = {
     # site the schema's address (and the Content-Security-Policy refuses it anyway).
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
+
+# The audit stores each change as JSON (old, new) per field.
+AUDITLOG_STORE_JSON_CHANGES = True
+# Correlation ids are ours (an import's), never a request header's.
+AUDITLOG_CID_HEADER = None

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import csv
 import json
 from decimal import Decimal
 from typing import Any
 
+from auditlog.admin import LogEntryAdmin
+from auditlog.models import LogEntry as AuditEntry
 from cryptography.fernet import InvalidToken
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -690,3 +693,35 @@ def catalog_lines(facts: ModelFacts) -> list[tuple[str, str]]:
     if facts.deprecated:
         lines.append(("Status", "deprecated"))
     return lines
+
+
+class AuditLogEntryAdmin(LogEntryAdmin):
+    """auditlog's own view of the audit (filters by action, resource type, import), plus
+    export of what is selected."""
+
+    actions = ["export_csv"]
+
+    @admin.action(description="Export selected entries (CSV)")
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> HttpResponse:
+        response = HttpResponse(content_type="text/csv")
+        response["Content-Disposition"] = 'attachment; filename="llmadmin-audit.csv"'
+        writer = csv.writer(response)
+        writer.writerow(["time", "actor", "action", "resource", "object", "changes", "import"])
+        rows = queryset.select_related("actor", "content_type").order_by("timestamp", "pk")
+        for entry in rows:
+            writer.writerow(
+                [
+                    entry.timestamp.isoformat(),
+                    entry.actor.get_username() if entry.actor else "",
+                    entry.get_action_display(),
+                    entry.content_type.model,
+                    entry.object_repr,
+                    json.dumps(entry.changes_dict, default=str),
+                    entry.cid or "",
+                ]
+            )
+        return response
+
+
+admin.site.unregister(AuditEntry)
+admin.site.register(AuditEntry, AuditLogEntryAdmin)

@@ -37,10 +37,11 @@ class LlmadminConfig(AppConfig):
         from django.contrib.auth import get_user_model
         from django.contrib.auth.models import Group
 
-        from llmadmin import signals
+        from llmadmin import audit, signals
         from llmadmin.models import LLMModel
 
         post_migrate.connect(create_provider_rows, sender=self)
+        audit.register()
         for through in (LLMModel.allowed_groups.through, LLMModel.allowed_users.through):
             m2m_changed.connect(signals.access_list_changed, sender=through)
         pre_delete.connect(signals.group_deleted, sender=Group)

@@ -11,10 +11,12 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from auditlog.cid import correlation_id
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.utils import timezone
 
 from llmadmin.models import PRICE_FIELDS, SECRET_FIELDS, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
@@ -88,15 +90,22 @@ def export_model(model: LLMModel) -> dict[str, Any]:
 
 
 def import_configuration(data: Any, *, dry_run: bool) -> list[str]:
-    """Apply the data; return the changes made (or that would be). Raises ConfigurationError."""
-    with transaction.atomic():
-        importer = Importer()
-        importer.apply(data)
-        if importer.errors:
-            transaction.set_rollback(True)
-            raise ConfigurationError(importer.errors)
-        if dry_run:
-            transaction.set_rollback(True)
+    """Apply the data; return the changes made (or that would be). Raises ConfigurationError.
+
+    The audit records each change of an import under one correlation id, "import <time>".
+    """
+    token = correlation_id.set(f"import {timezone.now().isoformat(timespec='seconds')}")
+    try:
+        with transaction.atomic():
+            importer = Importer()
+            importer.apply(data)
+            if importer.errors:
+                transaction.set_rollback(True)
+                raise ConfigurationError(importer.errors)
+            if dry_run:
+                transaction.set_rollback(True)
+    finally:
+        correlation_id.reset(token)
     return importer.changes
 
 

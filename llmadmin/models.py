@@ -12,6 +12,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from llmadmin import audit
 from llmadmin.fields import (
     APIKeyField,
     UnreadableKey,
@@ -440,9 +441,10 @@ class LLMModel(models.Model):
         with transaction.atomic():
             if self.is_default:
                 lock_default_changes()
-                LLMModel.objects.filter(is_default=True).exclude(pk=self.pk).update(
-                    is_default=False, updated_at=timezone.now()
-                )
+                previous = LLMModel.objects.filter(is_default=True).exclude(pk=self.pk)
+                unset = list(previous)
+                previous.update(is_default=False, updated_at=timezone.now())
+                audit.log_bulk_change(unset, "is_default", True, False)
             super().save(*args, **kwargs)
 
     @property

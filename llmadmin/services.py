@@ -12,6 +12,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from llmadmin import audit
 from llmadmin.catalog import DEFAULT_MODEL, SEEDED_MODELS
 from llmadmin.fields import UnreadableKey
 from llmadmin.models import SECRET_FIELDS, CheckStatus, LLMModel, Provider
@@ -62,7 +63,11 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
 
 def models_set_enabled(*, models: QuerySet[LLMModel], enabled: bool) -> int:
     """Enable or disable these models at once; the number changed."""
-    return models.exclude(enabled=enabled).update(enabled=enabled, updated_at=timezone.now())
+    changing = models.exclude(enabled=enabled)
+    changed = list(changing)
+    changing.update(enabled=enabled, updated_at=timezone.now())
+    audit.log_bulk_change(changed, "enabled", not enabled, enabled)
+    return len(changed)
 
 
 def model_make_default(*, model: LLMModel) -> LLMModel:
@@ -96,6 +101,7 @@ def providers_reencrypt_keys() -> RotationReport:
             if any(isinstance(getattr(provider, name), UnreadableKey) for name in SECRET_FIELDS):
                 report.unreadable.append(str(provider))
                 continue
+            audit.log_reencrypted(provider, [n for n in SECRET_FIELDS if getattr(provider, n)])
             report.reencrypted.append(str(provider))
     return report
 

@@ -1,0 +1,58 @@
+"""The audit of admin changes, kept by django-auditlog: field-level before and after of every
+provider and model change, access lists included, with who made it.
+
+Secrets are never recorded: a key's entry says only whether one was set before and after
+("(set)" twice reads as changed). Writes that bypass save() (bulk enable/disable, the default
+unset by a new default, re-encryption) are recorded here explicitly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from auditlog.models import LogEntry
+from auditlog.registry import auditlog
+
+SECRET_SET, SECRET_UNSET = "(set)", "(none)"
+# Noise, not changes: timestamps and the outcome of connection tests.
+NOT_AUDITED = ["created_at", "updated_at", "check_status", "check_reason", "checked_at"]
+
+
+def secret_state(value: str) -> str:
+    """auditlog's mask for secrets: whether one is set, never any part of it."""
+    return SECRET_UNSET if value in ("", "None") else SECRET_SET
+
+
+def register() -> None:
+    from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
+
+    auditlog.register(
+        Provider,
+        exclude_fields=[*NOT_AUDITED, "api_key_encrypted_with", "catalog_seeded"],
+        mask_fields=[*SECRET_FIELDS, "aws_access_key_id"],
+        mask_callable="llmadmin.audit.secret_state",
+    )
+    auditlog.register(
+        LLMModel, exclude_fields=NOT_AUDITED, m2m_fields={"allowed_groups", "allowed_users"}
+    )
+
+
+def log_bulk_change(models: Iterable[Any], field: str, before: Any, after: Any) -> None:
+    """One update entry per model for a change made with QuerySet.update()."""
+    for model in models:
+        LogEntry.objects.log_create(
+            model,
+            action=LogEntry.Action.UPDATE,
+            changes={field: [before, after]},
+        )
+
+
+def log_reencrypted(provider: Any, fields: Iterable[str]) -> None:
+    """Re-encryption under new secrets changes no key: recorded as such."""
+    LogEntry.objects.log_create(
+        provider,
+        action=LogEntry.Action.UPDATE,
+        changes={name: [SECRET_SET, "(re-encrypted)"] for name in fields},
+        force_log=True,
+    )

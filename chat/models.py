@@ -9,6 +9,8 @@ from llmadmin.providers.http import StopReason
 # What the user is told when an answer ended short of complete; errors carry their own text.
 STOP_NOTICES = {
     StopReason.MAX_TOKENS: "The answer stopped at the model's max output tokens: it is incomplete.",
+    StopReason.CONTEXT_FULL: "The answer stopped because the conversation filled the model's "
+    "context window: it is incomplete.",
     StopReason.REFUSED: "The model declined to answer.",
     StopReason.BLOCKED: "The provider blocked the answer for safety reasons.",
     StopReason.CONTENT_FILTER: "The provider's content filter stopped the answer.",

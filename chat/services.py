@@ -51,8 +51,11 @@ def summary_settings(model: LLMModel, context_tokens: int) -> ModelSettings:
     if facts is None or not facts.output_limit:
         return settings
     room = min(facts.output_limit, model.context_limit - context_tokens)
-    if room > (settings.max_output_tokens or 0):
-        return replace(settings, max_output_tokens=room)
+    # OpenAI's max_completion_tokens option caps the answer the same way.
+    options = dict(settings.options)
+    own_max = options.pop("max_completion_tokens", None) or settings.max_output_tokens or 0
+    if room > own_max:
+        return replace(settings, max_output_tokens=room, options=options)
     return settings
 
 

@@ -93,7 +93,8 @@ class ChatTurnView(APIView):
                 "{summary_id}, done {}; or error {message, stop_reason} when the provider "
                 "fails (the conversation keeps what it had, and the text received; an error "
                 "in summarising older messages after a complete answer has no stop_reason). "
-                "stop_reason: complete, max_tokens (truncated), refused, blocked (safety), "
+                "stop_reason: complete, max_tokens (truncated), context_full (truncated: the "
+                "context window filled), refused, blocked (safety), "
                 "content_filter, other, cut_off or failed; notice says in words how an answer "
                 "that is not complete ended (null when complete)."
             ),

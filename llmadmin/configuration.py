@@ -189,6 +189,10 @@ class Importer:
         model = LLMModel.objects.filter(provider=provider, identifier=identifier).first()
         model = model or LLMModel(provider=provider, identifier=identifier)
         values = {name: entry.get(name, default) for name, default in MODEL_FIELDS.items()}
+        facts = provider.provider_type.facts(identifier) if isinstance(identifier, str) else None
+        if values["context_limit"] is None and facts and facts.context_limit:
+            # Left out, as in the admin's form: the catalog's.
+            values["context_limit"] = facts.context_limit
         for name in PRICE_FIELDS:
             if isinstance(values[name], float) and math.isfinite(values[name]):
                 # The number as written (0.1), not the binary float's 0.1000000000000000055.

@@ -1112,13 +1112,15 @@ def claude_refusals(model: str, entry: Any, body: dict, family: str) -> list[str
         for name, value in (("temperature", temperature), ("top_p", top_p), ("top_k", top_k)):
             if value is not None:
                 errors.append(f"`{name}` is deprecated for this model.")
-        if thinking and thinking.get("type") == "enabled":
-            errors.append('"thinking.type.enabled" is not supported for this model.')
+        # AWS's adaptive-thinking page: budgeted and disabled thinking answer 400.
+        if thinking and thinking.get("type") in ("enabled", "disabled"):
+            errors.append(f'"thinking.type.{thinking["type"]}" is not supported for this model.')
     elif number >= (4, 1) and temperature is not None and top_p is not None:
         errors.append("`temperature` and `top_p` cannot both be specified for this model.")
     if thinking and thinking.get("type") == "adaptive" and number < (4, 6):
         errors.append("adaptive thinking is not supported on this model")
-    effort = (body.get("outputConfig") or {}).get("effort")
+    config = body.get("outputConfig" if family == "bedrock" else "output_config") or {}
+    effort = config.get("effort")
     thinking_on = bool(thinking) and thinking.get("type") in ("enabled", "adaptive")
     # botocore's OutputConfig.effort: capped at high while thinking is off.
     if family == "bedrock" and effort in ("xhigh", "max") and not thinking_on:

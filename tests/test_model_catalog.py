@@ -213,7 +213,8 @@ REFUSED = {
     "opus-4.7-thinking-budget-and-output-above-its-limit": (
         opus_4_7_with_a_budget_and_too_many_output_tokens,
         [
-            "refused: Thinking: Claude Opus 4.7 takes adaptive thinking only, with no budget.",
+            "refused: Thinking: Claude Opus 4.7 takes adaptive thinking only: leave Thinking "
+            "at adaptive.",
             f"refused: Max output tokens: {OPUS_4_7.name.strip()} writes at most "
             f"{OPUS_4_7.limit.output} tokens (models.dev).",
         ],

@@ -211,7 +211,7 @@ def over_the_limit(identifier: str) -> dict[str, list[str]]:
 
 
 BOTH = "takes a temperature or a top P, not both: clear one."
-ONLY_ADAPTIVE = "Claude Opus 4.7 takes adaptive thinking only, with no budget."
+ONLY_ADAPTIVE = "Claude Opus 4.7 takes adaptive thinking only: leave Thinking at adaptive."
 NO_SAMPLING = ["Claude Opus 4.7 refuses any non-default sampling: leave it empty."]
 
 # fmt: off
@@ -225,8 +225,7 @@ ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
                  id="Sonnet 4.6: max output at the catalog's limit"),
     pytest.param(OPUS_47, {}, {"thinking": "adaptive", "effort": "xhigh"},
                  id="Opus 4.7: adaptive thinking, effort xhigh"),
-    pytest.param(OPUS_47, {}, {"thinking": "disabled", "effort": "max"},
-                 id="Opus 4.7: thinking disabled, effort max"),
+    pytest.param(OPUS_47, {}, {"effort": "max"}, id="Opus 4.7: effort max, thinking as default"),
     pytest.param(OPUS_47, {"max_output_tokens": output_limit(OPUS_47)}, {},
                  id="Opus 4.7: max output at the catalog's limit"),
     pytest.param(OPUS_46, {}, {"thinking": "adaptive", "effort": "max"},
@@ -255,6 +254,10 @@ ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
 # (identifier, general fields, options, the exact error.message_dict, whether the provider
 # itself answers 400 to the request: the loopback fake knows that fact independently)
 REFUSED_BY_MODEL = [
+    pytest.param("claude-fable-5", {"temperature": 0.5}, {},
+                 {"temperature": ["Claude Fable 5.0 refuses any non-default sampling: leave it "
+                                  "empty."]}, False,
+                 id="a later line (Fable 5), not in the catalog: the newest rules"),
     pytest.param(SONNET_46, {"temperature": 0.5, "top_p": 0.9}, {},
                  {"top_p": [f"Claude Sonnet 4.6 {BOTH}"]}, True,
                  id="Sonnet 4.6: temperature and top P"),
@@ -272,6 +275,9 @@ REFUSED_BY_MODEL = [
                  id="Opus 4.7: a top P"),
     pytest.param(OPUS_47, {"top_k": 40}, {}, {"top_k": NO_SAMPLING}, True,
                  id="Opus 4.7: a top K"),
+    pytest.param(OPUS_47, {}, {"thinking": "disabled"},
+                 option_errors(f"Thinking: {ONLY_ADAPTIVE}"), True,
+                 id="Opus 4.7: thinking disabled (AWS: a 400 on adaptive-only models)"),
     pytest.param(OPUS_47, ROOM, ENABLED, option_errors(f"Thinking: {ONLY_ADAPTIVE}"), True,
                  id="Opus 4.7: enabled thinking"),
     pytest.param(OPUS_47, ROOM, {"thinking_budget_tokens": 8000},
@@ -795,8 +801,8 @@ STOPS = [  # (message_delta's stop_reason, as the API sends it; ours)
     pytest.param("end_turn", "complete", id="end_turn: complete"),
     pytest.param("stop_sequence", "complete", id="stop_sequence: complete"),
     pytest.param("max_tokens", "max_tokens", id="max_tokens"),
-    pytest.param("model_context_window_exceeded", "max_tokens",
-                 id="model_context_window_exceeded: max_tokens"),
+    pytest.param("model_context_window_exceeded", "context_full",
+                 id="model_context_window_exceeded: context_full"),
     pytest.param("refusal", "refused", id="refusal: refused"),
     pytest.param("pause_turn", "other", id="pause_turn: other"),
 ]

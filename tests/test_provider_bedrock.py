@@ -230,7 +230,7 @@ def test_invalid_options_are_refused_with_exact_messages(general, options, error
 
 ENABLED = {"thinking": "enabled", "thinking_budget_tokens": 8000}
 ROOM = {"max_output_tokens": 16000}  # room for ENABLED's budget
-ONLY_ADAPTIVE = "Claude Opus 4.7 takes adaptive thinking only, with no budget."
+ONLY_ADAPTIVE = "Claude Opus 4.7 takes adaptive thinking only: leave Thinking at adaptive."
 NO_SAMPLING = ["Claude Opus 4.7 refuses any non-default sampling: leave it empty."]
 BOTH = "Claude Sonnet 4.5 takes a temperature or a top P, not both: clear one."
 
@@ -261,8 +261,8 @@ def takes_no_temperature(identifier: str) -> dict[str, list[str]]:
 ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
     pytest.param(OPUS_47, {}, {"thinking": "adaptive", "effort": "xhigh"},
                  id="Opus 4.7: adaptive thinking, effort xhigh"),
-    pytest.param(OPUS_47, {"max_output_tokens": output_limit(OPUS_47)}, {"thinking": "disabled"},
-                 id="Opus 4.7: max output at the catalog's limit, thinking disabled"),
+    pytest.param(OPUS_47, {"max_output_tokens": output_limit(OPUS_47)}, {"thinking": "adaptive"},
+                 id="Opus 4.7: max output at the catalog's limit, adaptive thinking"),
     pytest.param(OPUS_47_ARN, {}, {"thinking": "adaptive", "effort": "max"},
                  id="Opus 4.7 profile ARN: adaptive thinking"),
     pytest.param(OPUS_46, {"temperature": 0.5}, {"effort": "high"},
@@ -322,9 +322,12 @@ REFUSED_BY_MODEL = [
                  option_errors("Effort: Claude Opus 4.6 has no xhigh effort.",
                                f"Effort: {CAPPED_EFFORT}"), False,
                  id="Opus 4.6: effort xhigh"),
-    pytest.param(OPUS_47, {}, {"thinking": "disabled", "effort": "max"},
+    pytest.param(OPUS_47, {}, {"effort": "max"},
                  option_errors(f"Effort: {CAPPED_EFFORT}"), True,
-                 id="Opus 4.7: effort max with thinking off (Converse caps it at high)"),
+                 id="Opus 4.7: effort max with thinking left off (Converse caps it at high)"),
+    pytest.param(OPUS_47, {}, {"thinking": "disabled"},
+                 option_errors(f"Thinking: {ONLY_ADAPTIVE}"), True,
+                 id="Opus 4.7: thinking disabled (AWS: a 400 on adaptive-only models)"),
     pytest.param(NOVA, {}, {"thinking": "adaptive", "effort": "high"},
                  option_errors(f"Thinking: {no_reasoning(NOVA)}", f"Effort: {no_reasoning(NOVA)}"),
                  False, id="Nova: thinking and effort"),

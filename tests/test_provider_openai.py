@@ -37,6 +37,8 @@ STREAM = {"stream": True, "stream_options": {"include_usage": True}}
 # The general fields keep their names on the wire and in the SDK's arguments. Edge values
 # (zeros included) are set values: they are sent.
 SAMPLING = {"temperature": 0.2, "top_p": 0.9, "presence_penalty": 0.5, "frequency_penalty": -0.5}
+# Claude from 4.1 takes a temperature or a top P, not both, through a gateway too.
+CLAUDE_SAMPLING = {k: v for k, v in SAMPLING.items() if k != "top_p"}
 EDGES = {"temperature": 0.0, "top_p": 1.0, "presence_penalty": 0.0, "frequency_penalty": 0.0}
 # Azure takes its key in its own header; every other type as a Bearer token.
 AUTH = {t: {"authorization": f"Bearer {KEY}"} for t in TYPES} | {"azure": {"api-key": KEY}}
@@ -211,7 +213,8 @@ def accepted_per_model() -> list[Any]:
             id=f"{provider_type} {identifier} max completion tokens at the catalog's {limit}",
         ))  # fmt: skip
     for provider_type, identifier in NO_SAMPLING:
-        for effort in ("minimal", "high"):
+        # minimal is GPT-5.0's; from 5.1 on, none takes its place.
+        for effort in ("minimal" if "." not in identifier else "none", "high"):
             rows.append(pytest.param(
                 provider_type, identifier, {}, {"reasoning_effort": effort},
                 id=f"{provider_type} {identifier} effort {effort}",
@@ -257,6 +260,13 @@ def refused_per_model() -> list[tuple[Any, bool]]:
     """Rows of (type, identifier, general, options, errors), each with whether the provider
     refuses the same settings (the fakes know the OpenAI and Azure APIs' own refusals)."""
     rows = []
+    # Claude through a gateway: its own rule of temperature or top P.
+    for provider_type in ("openrouter", "vercel"):
+        rows.append((pytest.param(
+            provider_type, "anthropic/claude-sonnet-4.6", {"temperature": 0.5, "top_p": 0.9}, {},
+            {"top_p": ["Claude Sonnet 4.6 takes a temperature or a top P, not both: clear one."]},
+            id=f"{provider_type} Claude Sonnet 4.6 temperature and top P",
+        ), False))  # fmt: skip
     for provider_type, identifier in NO_SAMPLING:
         model = name(provider_type, identifier)
         rows.append((pytest.param(
@@ -521,14 +531,15 @@ CASES = [
     pytest.param(Case(
         "openrouter",
         {"identifier": "anthropic/claude-sonnet-4.5", "max_output_tokens": 4000, "top_k": 20,
-         **SAMPLING,
+         **CLAUDE_SAMPLING,
          "provider_options": {"reasoning_enabled": True, "reasoning_effort": "high",
                               "provider_order": ["anthropic", "amazon-bedrock"],
                               "allow_fallbacks": False}},
         "/api/v1/chat/completions",
         {"model": "anthropic/claude-sonnet-4.5", "messages": HI, **STREAM, "max_tokens": 4000,
-         "top_k": 20, **SAMPLING, **REASONING, **ROUTING},
-        {"max_tokens": 4000, **SAMPLING, "extra_body": {"top_k": 20, **REASONING, **ROUTING}},
+         "top_k": 20, **CLAUDE_SAMPLING, **REASONING, **ROUTING},
+        {"max_tokens": 4000, **CLAUDE_SAMPLING,
+         "extra_body": {"top_k": 20, **REASONING, **ROUTING}},
     ), id="openrouter, every option"),
     pytest.param(Case(
         "openrouter",
@@ -550,14 +561,14 @@ CASES = [
     nothing_set("openrouter", "openai/gpt-5", "/api/v1/chat/completions"),
     pytest.param(Case(
         "vercel",
-        {"identifier": "anthropic/claude-sonnet-4.5", "max_output_tokens": 2000, **SAMPLING,
+        {"identifier": "anthropic/claude-sonnet-4.5", "max_output_tokens": 2000, **CLAUDE_SAMPLING,
          "provider_options": {"reasoning_enabled": True, "reasoning_effort": "high",
                               "provider_order": ["bedrock", "anthropic"],
                               "provider_only": ["anthropic"], "fallback_models": ["openai/gpt-5"]}},
         "/v1/chat/completions",
         {"model": "anthropic/claude-sonnet-4.5", "messages": HI, **STREAM, "max_tokens": 2000,
-         **SAMPLING, **REASONING, **GATEWAY},
-        {"max_tokens": 2000, **SAMPLING, "extra_body": {**REASONING, **GATEWAY}},
+         **CLAUDE_SAMPLING, **REASONING, **GATEWAY},
+        {"max_tokens": 2000, **CLAUDE_SAMPLING, "extra_body": {**REASONING, **GATEWAY}},
     ), id="vercel, every option"),
     nothing_set("vercel", "openai/gpt-5", "/v1/chat/completions"),
 ]

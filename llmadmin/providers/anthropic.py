@@ -44,8 +44,8 @@ OPTIONS = (
         name="thinking",
         label="Thinking",
         help_text="adaptive: the model decides when and how much to think (Claude 4.6 and "
-        "later; the only kind Opus 4.7 and later take). enabled: extended thinking with the "
-        "budget below. disabled: no thinking.",
+        "later; the only kind Opus 4.7 and later take, which can't turn it off). enabled: "
+        "extended thinking with the budget below. disabled: no thinking.",
         choices=THINKING_MODES,
         reasoning=True,
     ),
@@ -69,7 +69,7 @@ OPTIONS = (
 
 
 class ClaudeVersion(NamedTuple):
-    line: str  # opus, sonnet or haiku
+    line: str  # opus, sonnet, haiku, or a later line (fable, mythos…)
     number: tuple[int, int]
 
 
@@ -79,11 +79,11 @@ def claude_version(identifier: str) -> ClaudeVersion | None:
     anthropic/claude-sonnet-4.6. None for an id that names no version."""
     name = identifier.rsplit("/", 1)[-1]
     # A trailing 8-digit date is not a minor version: minors have one or two digits.
-    match = re.search(r"claude-(opus|sonnet|haiku)-(\d)(?:[-.](\d{1,2}))?(?!\d)", name)
+    match = re.search(r"claude-([a-z]+)-(\d)(?:[-.](\d{1,2}))?(?!\d)", name)
     if match:
         line, major, minor = match.groups()
     else:
-        match = re.search(r"claude-(\d)(?:[-.](\d))?-(opus|sonnet|haiku)", name)
+        match = re.search(r"claude-(\d)(?:[-.](\d))?-([a-z]+)", name)
         if not match:
             return None
         major, minor, line = match.groups()
@@ -100,41 +100,52 @@ def thinking_mode(options: Mapping[str, Any]) -> str | None:
 
 # Per-model refusals the catalog has no field for, from Anthropic's answers and docs
 # (../shared/PROVIDERS.md): since Claude Opus 4.1, "`temperature` and `top_p` cannot both be
-# specified"; Opus 4.7 and later refuse any non-default sampling and budget thinking;
-# adaptive thinking came with 4.6; effort came with Opus 4.5 and Sonnet 4.6, max with 4.6,
-# xhigh with 4.7, and Haiku takes none.
+# specified"; Opus 4.7 and later refuse any non-default sampling, and take adaptive thinking
+# only (AWS's adaptive-thinking page: budget and "disabled" answer 400); adaptive thinking
+# came with 4.6; effort came with Opus 4.5 and Sonnet 4.6, max with 4.6, xhigh with 4.7, and
+# Haiku takes none. A later line (fable, mythos) is taken to follow the newest rules.
 BOTH_SAMPLERS_REFUSED_FROM = (4, 1)
 ADAPTIVE_FROM = (4, 6)
 ADAPTIVE_ONLY_FROM = (4, 7)
-EFFORT_FROM = {"opus": (4, 5), "sonnet": (4, 6)}
+EFFORT_FROM = {"opus": (4, 5), "sonnet": (4, 6), "haiku": None}
 EFFORT_LEVEL_FROM = {"max": (4, 6), "xhigh": (4, 7)}
 
 
-def version_rules(
-    version: ClaudeVersion, general: Mapping[str, Any], options: Mapping[str, Any]
-) -> Iterator[tuple[str, str]]:
-    number = ".".join(map(str, version.number))
-    model = f"Claude {version.line.capitalize()} {number}"
-    mode = thinking_mode(options)
+def model_name(version: ClaudeVersion) -> str:
+    return f"Claude {version.line.capitalize()} {'.'.join(map(str, version.number))}"
+
+
+def sampling_rules(version: ClaudeVersion, general: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """What Claude refuses of sampling, by version: also through a gateway."""
+    model = model_name(version)
     if version.number >= ADAPTIVE_ONLY_FROM:
         for name in ("temperature", "top_p", "top_k"):
             if general.get(name) is not None:
                 yield name, f"{model} refuses any non-default sampling: leave it empty."
-        if mode == "enabled":
-            # On the field the admin set: the mode, or a budget alone.
-            field = "thinking" if options.get("thinking") else "thinking_budget_tokens"
-            yield field, f"{model} takes adaptive thinking only, with no budget."
     elif version.number >= BOTH_SAMPLERS_REFUSED_FROM and None not in (
         general.get("temperature"),
         general.get("top_p"),
     ):
         yield "top_p", f"{model} takes a temperature or a top P, not both: clear one."
+
+
+def version_rules(
+    version: ClaudeVersion, general: Mapping[str, Any], options: Mapping[str, Any]
+) -> Iterator[tuple[str, str]]:
+    model = model_name(version)
+    mode = thinking_mode(options)
+    yield from sampling_rules(version, general)
+    if version.number >= ADAPTIVE_ONLY_FROM and mode in ("enabled", "disabled"):
+        # On the field the admin set: the mode, or a budget alone.
+        field = "thinking" if options.get("thinking") else "thinking_budget_tokens"
+        yield field, f"{model} takes adaptive thinking only: leave Thinking at adaptive."
     if mode == "adaptive" and version.number < ADAPTIVE_FROM:
         yield "thinking", f"{model} has no adaptive thinking: use enabled, with a budget."
     effort = options.get("effort")
     if effort is not None:
+        known_line = version.line in EFFORT_FROM
         since = EFFORT_FROM.get(version.line)
-        if since is None or version.number < since:
+        if known_line and (since is None or version.number < since):
             yield "effort", f"{model} takes no effort level: leave it at Default."
         elif version.number < EFFORT_LEVEL_FROM.get(effort, (0, 0)):
             yield "effort", f"{model} has no {effort} effort."
@@ -249,7 +260,7 @@ class AnthropicClient(ProviderClient):
 # tool_use end a complete answer.
 STOP_REASONS = {
     "max_tokens": StopReason.MAX_TOKENS,
-    "model_context_window_exceeded": StopReason.MAX_TOKENS,
+    "model_context_window_exceeded": StopReason.CONTEXT_FULL,
     "refusal": StopReason.REFUSED,
     "pause_turn": StopReason.OTHER,
 }

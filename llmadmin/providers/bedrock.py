@@ -255,7 +255,7 @@ STOP_REASONS = {
     "tool_use": StopReason.COMPLETE,
     "stop_sequence": StopReason.COMPLETE,
     "max_tokens": StopReason.MAX_TOKENS,
-    "model_context_window_exceeded": StopReason.MAX_TOKENS,
+    "model_context_window_exceeded": StopReason.CONTEXT_FULL,
     "guardrail_intervened": StopReason.BLOCKED,
     "content_filtered": StopReason.CONTENT_FILTER,
 }

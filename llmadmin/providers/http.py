@@ -80,8 +80,10 @@ class StopReason(StrEnum):
     """Why an answer ended, in our own words: each family maps its provider's reasons here."""
 
     COMPLETE = "complete"
-    # Truncated at max output tokens (or the context window).
+    # Truncated at max output tokens.
     MAX_TOKENS = "max_tokens"
+    # Truncated because the conversation filled the model's context window.
+    CONTEXT_FULL = "context_full"
     # The model declined to answer.
     REFUSED = "refused"
     # A safety check blocked the prompt or the answer.

@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from llmadmin.providers import anthropic
 from llmadmin.providers.base import (
     MODEL_ID_PATTERN,
     PENALTIES,
@@ -134,15 +135,18 @@ VERCEL_OPTIONS = (
 NON_DEFAULT_SAMPLING = ("top_p", "presence_penalty", "frequency_penalty")
 
 
-# The reasoning efforts each model line takes (OpenAI's reasoning guide and model pages):
-# o-series low to high; GPT-5 adds minimal; GPT-5.1 swaps minimal for none, its Codex Max adds
-# xhigh; GPT-5 Pro takes high only. A later model (GPT-5.2 on) may take any, max included.
+# The reasoning efforts each model line takes (OpenAI's reasoning guide, model pages and 400
+# answers): o-series low to high; GPT-5 adds minimal; GPT-5.1 swaps minimal for none ("'minimal'
+# is not supported… Supported values are: 'none', 'low', 'medium', and 'high'"), its Codex Max
+# adds xhigh; GPT-5 Pro takes high only. Later GPT-5 models keep none and gain xhigh and max,
+# never minimal.
 EFFORTS_BY_MODEL = (
     (re.compile(r"^o\d"), ("low", "medium", "high")),
     (re.compile(r"^gpt-5-pro"), ("high",)),
     (re.compile(r"^gpt-5(-(mini|nano|codex))?$"), ("minimal", "low", "medium", "high")),
     (re.compile(r"^gpt-5\.1-codex-max"), ("none", "low", "medium", "high", "xhigh")),
     (re.compile(r"^gpt-5\.1"), ("none", "low", "medium", "high")),
+    (re.compile(r"^gpt-5\.\d"), ("none", "low", "medium", "high", "xhigh", "max")),
 )
 
 
@@ -181,6 +185,12 @@ def openai_rules(
 def gateway_rules(
     general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
 ) -> Iterator[tuple[str, str]]:
+    # Claude through a gateway still refuses its sampling by version (users report
+    # Anthropic's 400 coming back through OpenAI-style proxies).
+    identifier = general.get("identifier") or ""
+    version = anthropic.claude_version(identifier) if identifier.startswith("anthropic/") else None
+    if version is not None:
+        yield from anthropic.sampling_rules(version, general)
     if options.get("reasoning_effort") is not None and options.get("reasoning_enabled") is False:
         yield "reasoning_effort", "A reasoning effort needs reasoning enabled."
 

@@ -1,11 +1,16 @@
 """Benchmark GET /api/v1/models/ against a floor, both served by gunicorn on 127.0.0.1.
 
 Usage: .venv/bin/python bench/api_models.py [--requests N] [--concurrency C] [--rounds R]
+                                             [--large]
 
-Sets up a throwaway SQLite database (or DATABASE_URL's) with 8 providers x 25 models, logs a
-developer in, and sends the same bounded load to the model list and to a floor endpoint that
-returns the same bytes pre-rendered through the same stack. Prints requests/s of each (best of
-the rounds, interleaved), their ratio (target >= 0.8) and the queries each request runs.
+Sets up a throwaway SQLite database (or DATABASE_URL's) with 8 providers x 25 models (--large:
+8 x 1,250 = 10,000 models and 50 groups, half the models restricted to some of them, the
+developer in 5), logs a developer in, and sends the same bounded load to the model list and to
+a floor endpoint that returns the same bytes pre-rendered through the same stack. Prints
+requests/s of each (best of the rounds, interleaved), their ratio (target >= 0.8) and the
+queries each request runs. With --large it then loads the model list while a model is enabled
+and disabled every 200 ms from another process, and prints the slowest request and the p99
+(target: slowest < 250 ms).
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROVIDERS, MODELS_PER_PROVIDER = 8, 25
+PROVIDERS = 8
 
 
 def require(condition: bool, message: object) -> None:
@@ -37,14 +43,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def prepare(environment: dict[str, str]) -> tuple[str, dict[str, int]]:
+def prepare(
+    environment: dict[str, str], models_per_provider: int, groups: int
+) -> tuple[str, dict[str, int]]:
     """Migrate and fill the database; return a session cookie and queries per request."""
     os.environ.update(environment)
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
+    from django.contrib.auth.models import Group, User
     from django.core.management import call_command
     from django.db import connection
     from django.test import Client
@@ -65,16 +73,27 @@ def prepare(environment: dict[str, str]) -> tuple[str, dict[str, int]]:
             LLMModel(
                 provider=provider,
                 identifier=f"{slug}-model-{n}",
-                display_name=f"{slug} model {n:02d}",
+                display_name=f"{slug} model {n:04d}",
                 context_limit=200_000,
                 is_default=(index == 0 and n == 0),
+                # With groups, every other model is kept to some of them.
+                restricted=bool(groups) and n % 2 == 1,
             )
-            for n in range(MODELS_PER_PROVIDER)
+            for n in range(models_per_provider)
         )
     require(Provider.objects.count() == PROVIDERS, "providers were not created")
+    developer = User.objects.create_user("bench-dev", password=secrets.token_hex())
+    if groups:
+        made = Group.objects.bulk_create(Group(name=f"team-{n:02d}") for n in range(groups))
+        developer.groups.add(*made[:5])
+        through = LLMModel.allowed_groups.through
+        through.objects.bulk_create(
+            through(llmmodel_id=model_id, group_id=made[model_id % groups].pk)
+            for model_id in LLMModel.objects.filter(restricted=True).values_list("pk", flat=True)
+        )
 
     client = Client()
-    client.force_login(User.objects.create_user("bench-dev", password=secrets.token_hex()))
+    client.force_login(developer)
     queries = {}
     # The floor renders its bytes on its first request: measure its second.
     for label, path in [
@@ -90,26 +109,47 @@ def prepare(environment: dict[str, str]) -> tuple[str, dict[str, int]]:
     return client.cookies["sessionid"].value, queries
 
 
-def load(port: int, path: str, cookie: str, total: int, concurrency: int) -> tuple[float, bytes]:
-    """Send `total` GETs from `concurrency` threads; return requests/s and one body."""
+def load(
+    port: int, path: str, cookie: str, total: int, concurrency: int
+) -> tuple[float, bytes, list[float]]:
+    """Send `total` GETs from `concurrency` threads; return requests/s, one body and every
+    request's seconds."""
     headers = {"Cookie": f"sessionid={cookie}", "Accept": "application/json"}
     per_thread = total // concurrency
 
-    def worker(_: int) -> bytes:
-        body = b""
+    def worker(_: int) -> tuple[bytes, list[float]]:
+        body, times = b"", []
         for _ in range(per_thread):
+            sent = time.perf_counter()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             connection.request("GET", path, headers=headers)
             response = connection.getresponse()
             body = response.read()
+            times.append(time.perf_counter() - sent)
             require(response.status == 200, (path, response.status))
             connection.close()
-        return body
+        return body, times
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
-        bodies = list(pool.map(worker, range(concurrency)))
-    return per_thread * concurrency / (time.perf_counter() - started), bodies[0]
+        results = list(pool.map(worker, range(concurrency)))
+    rate = per_thread * concurrency / (time.perf_counter() - started)
+    return rate, results[0][0], [t for _, times in results for t in times]
+
+
+def toggle_a_model(stop: threading.Event) -> int:
+    """Enable and disable a model every 200 ms until stopped, as an admin would; the count."""
+    from llmadmin.models import LLMModel
+    from llmadmin.services import models_set_enabled
+
+    model = LLMModel.objects.filter(is_default=False).order_by("pk").first()
+    changes = 0
+    while not stop.wait(0.2):
+        changes += models_set_enabled(
+            models=LLMModel.objects.filter(pk=model.pk), enabled=changes % 2 == 1
+        )
+    models_set_enabled(models=LLMModel.objects.filter(pk=model.pk), enabled=True)
+    return changes
 
 
 def main() -> None:
@@ -118,7 +158,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--large", action="store_true", help="10,000 models and 50 groups")
     args = parser.parse_args()
+    models_per_provider, groups = (1250, 50) if args.large else (25, 0)
 
     with tempfile.TemporaryDirectory() as workdir:
         environment = {
@@ -130,7 +172,7 @@ def main() -> None:
             "ALLOWED_HOSTS": "127.0.0.1,testserver",
             "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3"),
         }
-        cookie, queries = prepare(environment)
+        cookie, queries = prepare(environment, models_per_provider, groups)
         port = free_port()
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [
@@ -157,22 +199,33 @@ def main() -> None:
                     time.sleep(0.1)
             # Warm both endpoints in every worker before measuring.
             load(port, "/api/v1/models/", cookie, 200, args.concurrency)
-            _, floor_body = load(port, "/bench/floor/", cookie, 200, args.concurrency)
+            _, floor_body, _ = load(port, "/bench/floor/", cookie, 200, args.concurrency)
             best = {"models": 0.0, "floor": 0.0}
             for _ in range(args.rounds):
                 for name, path in (("floor", "/bench/floor/"), ("models", "/api/v1/models/")):
-                    rate, body = load(port, path, cookie, args.requests, args.concurrency)
+                    rate, body, _ = load(port, path, cookie, args.requests, args.concurrency)
                     best[name] = max(best[name], rate)
                     if name == "models":
                         require(body == floor_body, "the floor must serve the same bytes")
+            during_changes = None
+            if args.large:
+                stop = threading.Event()
+                with ThreadPoolExecutor(1) as changer:
+                    changes = changer.submit(toggle_a_model, stop)
+                    _, _, times = load(
+                        port, "/api/v1/models/", cookie, args.requests, args.concurrency
+                    )
+                    stop.set()
+                    during_changes = (changes.result(), sorted(times))
         finally:
             server.terminate()
             server.wait(timeout=10)
 
     print(
-        f"GET /api/v1/models/ ({PROVIDERS} providers x {MODELS_PER_PROVIDER} models, "
-        f"{len(floor_body)} bytes), {args.requests} requests x {args.rounds} rounds at "
-        f"concurrency {args.concurrency}, gunicorn {args.workers} workers"
+        f"GET /api/v1/models/ ({PROVIDERS} providers x {models_per_provider} models, "
+        f"{groups} groups, {len(floor_body)} bytes), {args.requests} requests x "
+        f"{args.rounds} rounds at concurrency {args.concurrency}, gunicorn {args.workers} "
+        "workers"
     )
     print(f"  model list: {best['models']:8.1f} requests/s")
     print(f"  floor:      {best['floor']:8.1f} requests/s")
@@ -181,6 +234,14 @@ def main() -> None:
         f"  queries per request: cold {queries['cold']}, cached {queries['cached']}, "
         f"floor {queries['floor']}"
     )
+    if during_changes:
+        changes, times = during_changes
+        p99 = times[int(len(times) * 0.99) - 1]
+        print(
+            f"  while a model changed {changes} times: slowest {times[-1] * 1000:.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms, median {times[len(times) // 2] * 1000:.0f} ms "
+            "(target: slowest < 250 ms)"
+        )
 
 
 if __name__ == "__main__":

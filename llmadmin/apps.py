@@ -5,7 +5,7 @@ from typing import Any
 from django.apps import AppConfig
 from django.apps import apps as global_apps
 from django.apps.registry import Apps
-from django.db.models.signals import m2m_changed, post_migrate, pre_delete
+from django.db.models.signals import m2m_changed, post_delete, post_migrate, pre_delete
 
 
 def create_provider_rows(
@@ -45,4 +45,5 @@ class LlmadminConfig(AppConfig):
         for through in (LLMModel.allowed_groups.through, LLMModel.allowed_users.through):
             m2m_changed.connect(signals.access_list_changed, sender=through)
         pre_delete.connect(signals.group_deleted, sender=Group)
+        post_delete.connect(signals.model_deleted, sender=LLMModel)
         pre_delete.connect(signals.user_deleted, sender=get_user_model())

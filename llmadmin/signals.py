@@ -28,6 +28,13 @@ def group_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     touch_models(LLMModel.allowed_groups.through.objects.filter(group=instance).values("llmmodel"))
 
 
+def model_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    # The row is gone: its provider's updated_at tells the fingerprint instead of a count.
+    from llmadmin.models import Provider
+
+    Provider.objects.filter(pk=instance.provider_id).update(updated_at=timezone.now())
+
+
 def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     from llmadmin.models import LLMModel
 

@@ -185,6 +185,8 @@ class Importer:
         access = self.access(f"{where}.access", entry.get("access"))
         if access is None:
             return
+        # Given at all, even empty, the model is kept to those listed: empty is nobody.
+        restricted = entry.get("access") is not None
         identifier = entry.get("identifier")
         model = LLMModel.objects.filter(provider=provider, identifier=identifier).first()
         model = model or LLMModel(provider=provider, identifier=identifier)
@@ -207,7 +209,7 @@ class Importer:
         replaced = None
         if values["is_default"] is True:
             replaced = LLMModel.objects.filter(is_default=True).exclude(pk=model.pk).first()
-        values["restricted"] = access != ((), ())
+        values["restricted"] = restricted
         name = f"model {provider.type}/{identifier}"
         saved = self.save(where, model, values, name)
         if saved:

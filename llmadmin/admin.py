@@ -695,6 +695,11 @@ def catalog_lines(facts: ModelFacts) -> list[tuple[str, str]]:
     return lines
 
 
+def spreadsheet_safe(text: str) -> str:
+    """A cell a spreadsheet won't run as a formula: a display name may start with "="."""
+    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 class AuditLogEntryAdmin(LogEntryAdmin):
     """auditlog's own view of the audit (filters by action, resource type, import), plus
     export of what is selected."""
@@ -710,7 +715,8 @@ class AuditLogEntryAdmin(LogEntryAdmin):
         rows = queryset.select_related("actor", "content_type").order_by("timestamp", "pk")
         for entry in rows:
             writer.writerow(
-                [
+                spreadsheet_safe(cell)
+                for cell in (
                     entry.timestamp.isoformat(),
                     entry.actor.get_username() if entry.actor else "",
                     entry.get_action_display(),
@@ -718,7 +724,7 @@ class AuditLogEntryAdmin(LogEntryAdmin):
                     entry.object_repr,
                     json.dumps(entry.changes_dict, default=str),
                     entry.cid or "",
-                ]
+                )
             )
         return response
 

@@ -48,6 +48,14 @@ def log_bulk_change(models: Iterable[Any], field: str, before: Any, after: Any) 
         )
 
 
+def log_access_removed(models: Iterable[Any], field: str, removed: Any) -> None:
+    """A group or user deleted leaves these models' access list: recorded as auditlog records
+    a removal from the list."""
+    removed_only = type(removed).objects.filter(pk=removed.pk)
+    for model in models:
+        LogEntry.objects.log_m2m_changes(removed_only, model, "delete", field)
+
+
 def log_reencrypted(provider: Any, fields: Iterable[str]) -> None:
     """Re-encryption under new secrets changes no key: recorded as such."""
     LogEntry.objects.log_create(

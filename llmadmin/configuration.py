@@ -8,6 +8,7 @@ one transaction: any error, and nothing is applied.
 from __future__ import annotations
 
 import math
+import uuid
 from decimal import Decimal
 from typing import Any
 
@@ -92,9 +93,10 @@ def export_model(model: LLMModel) -> dict[str, Any]:
 def import_configuration(data: Any, *, dry_run: bool) -> list[str]:
     """Apply the data; return the changes made (or that would be). Raises ConfigurationError.
 
-    The audit records each change of an import under one correlation id, "import <time>".
+    The audit records each change of an import under one correlation id,
+    "import-<UTC time>-<random>": unique, and safe in a URL as the audit's links use it.
     """
-    token = correlation_id.set(f"import {timezone.now().isoformat(timespec='seconds')}")
+    token = correlation_id.set(f"import-{timezone.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}")
     try:
         with transaction.atomic():
             importer = Importer()

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 
 def touch_models(pks: Any) -> None:
+    """Bump these models' updated_at (pks: ids, or a subquery of them)."""
     from llmadmin.models import LLMModel
 
     LLMModel.objects.filter(pk__in=pks).update(updated_at=timezone.now())
@@ -23,9 +24,7 @@ def access_list_changed(sender: Any, instance: Any, action: str, **kwargs: Any) 
 
 
 def group_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
-    from llmadmin.models import LLMModel
-
-    touch_models(LLMModel.allowed_groups.through.objects.filter(group=instance).values("llmmodel"))
+    listed_in(instance, "allowed_groups", group=instance)
 
 
 def model_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -36,6 +35,16 @@ def model_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
+    listed_in(instance, "allowed_users", user=instance)
+
+
+def listed_in(deleted: Any, field: str, **row: Any) -> None:
+    """A group or user about to go leaves the access lists naming it: audited on each model,
+    and the models touched."""
+    from llmadmin import audit
     from llmadmin.models import LLMModel
 
-    touch_models(LLMModel.allowed_users.through.objects.filter(user=instance).values("llmmodel"))
+    through = getattr(LLMModel, field).through
+    models = list(LLMModel.objects.filter(pk__in=through.objects.filter(**row).values("llmmodel")))
+    audit.log_access_removed(models, field, deleted)
+    touch_models([model.pk for model in models])

@@ -1,0 +1,1116 @@
+"""The audit of admin changes: what is recorded, by whom, never a secret."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+import yaml
+from auditlog.models import LogEntry as AuditEntry
+from django.contrib.auth.models import Group, Permission, User
+from django.contrib.contenttypes.models import ContentType
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.urls import reverse
+from django.utils import timezone
+
+from llmadmin.models import LLMModel, Provider
+from tests.admin_forms import provider_form_data
+from tests.factories import LLMModelFactory, ProviderFactory
+from tests.provider_servers import FakeProvider, serve
+
+pytestmark = pytest.mark.django_db
+
+AUDIT_LIST = reverse("admin:auditlog_logentry_changelist")
+MODEL_LIST = reverse("admin:llmadmin_llmmodel_changelist")
+PROVIDER_LIST = reverse("admin:llmadmin_provider_changelist")
+MODEL_ADD = reverse("admin:llmadmin_llmmodel_add")
+
+# Every secret these tests type; none may reach any surface of the audit.
+KEY = "sk-proj-AUDITKEY-first-0001"
+NEW_KEY = "sk-proj-AUDITKEY-second-0002"
+LOST_KEY = "sk-ant-AUDITKEY-lost-0003"
+ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE"
+OTHER_ACCESS_KEY_ID = "AKIAIOSFODNN7OTHERKEY"
+SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+OTHER_SECRET = "another/long-term/AUDITSECRET"
+TOKEN = "IQoJb3JpZ2luX2VjEXAMPLE//SESSIONTOKEN+abc=="
+SECRETS = (KEY, NEW_KEY, LOST_KEY, ACCESS_KEY_ID, OTHER_ACCESS_KEY_ID, SECRET, OTHER_SECRET, TOKEN)
+REGION = "eu-west-1"
+
+CREATE, UPDATE, DELETE = (
+    AuditEntry.Action.CREATE,
+    AuditEntry.Action.UPDATE,
+    AuditEntry.Action.DELETE,
+)
+SET, NONE = "(set)", "(none)"
+
+
+# --- Helpers -----------------------------------------------------------------------------------
+
+
+def last_entry_pk() -> int:
+    return AuditEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def entries_since(mark: int, obj: object | None = None) -> list[AuditEntry]:
+    """The audit entries written after the mark (of one object when given), oldest first."""
+    found = AuditEntry.objects.filter(pk__gt=mark).select_related("actor", "content_type")
+    if obj is not None:
+        content_type = ContentType.objects.get_for_model(obj)
+        found = found.filter(content_type=content_type, object_id=obj.pk)
+    return list(found.order_by("pk"))
+
+
+def recorded(mark: int, obj: object | None = None) -> list[tuple[int, dict]]:
+    return [(entry.action, entry.changes) for entry in entries_since(mark, obj)]
+
+
+def provider_change_url(provider: Provider) -> str:
+    return reverse("admin:llmadmin_provider_change", args=[provider.pk])
+
+
+def model_change_url(model: LLMModel) -> str:
+    return reverse("admin:llmadmin_llmmodel_change", args=[model.pk])
+
+
+def entry_url(entry: AuditEntry) -> str:
+    return reverse("admin:auditlog_logentry_change", args=[entry.pk])
+
+
+def model_form_as_stored(admin_client, model: LLMModel, **overrides: object) -> dict:
+    """The model's change form as the admin's browser posts it back (what the page shows,
+    untouched), then the overrides; an override of None leaves that field out."""
+    form = admin_client.get(model_change_url(model)).context["adminform"].form
+    data: dict[str, object] = {}
+    for name in form.fields:
+        value = form[name].value()
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, list | tuple):
+            data[name] = [str(item) for item in value]
+        else:
+            data[name] = "" if value is None else str(value)
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}
+
+
+def export_csv(admin_client, selected: list[AuditEntry]):
+    return admin_client.post(
+        AUDIT_LIST,
+        {"action": "export_csv", "_selected_action": [str(entry.pk) for entry in selected]},
+    )
+
+
+def every_audit_surface(admin_client) -> str:
+    """All the audit holds and shows: every row's columns, the admin's list, each entry's
+    page, and the CSV export of them all."""
+    rows = list(AuditEntry.objects.order_by("pk"))
+    assert rows, "nothing was audited: the search below would prove nothing"
+    surfaces = [json.dumps(list(AuditEntry.objects.values()), default=str)]
+    list_page = admin_client.get(AUDIT_LIST)
+    assert list_page.status_code == 200
+    surfaces.append(list_page.text)
+    for row in rows:
+        page = admin_client.get(entry_url(row))
+        assert page.status_code == 200
+        surfaces.append(page.text)
+    export = export_csv(admin_client, rows)
+    assert export["Content-Type"].startswith("text/csv")
+    surfaces.append(export.text)
+    return "\n".join(surfaces)
+
+
+def assert_no_secret_in_the_audit(admin_client, *extra: str) -> None:
+    surfaces = every_audit_surface(admin_client)
+    for secret in (*SECRETS, *extra):
+        assert secret not in surfaces, secret
+
+
+def raw_column(provider: Provider, column: str) -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {column} FROM llmadmin_provider WHERE id = %s", [provider.pk])  # noqa: S608
+        return cursor.fetchone()[0]
+
+
+def rotate_keys() -> int:
+    try:
+        call_command("rotate_keys", stdout=io.StringIO(), stderr=io.StringIO())
+    except SystemExit as exit_:
+        return exit_.code
+    return 0
+
+
+def iam_provider(**fields: object) -> Provider:
+    return ProviderFactory(
+        bedrock=True,
+        api_key=None,
+        region=REGION,
+        **{
+            "auth": "aws_keys",
+            "aws_access_key_id": ACCESS_KEY_ID,
+            "aws_secret_access_key": SECRET,
+            "aws_session_token": TOKEN,
+            **fields,
+        },
+    )
+
+
+# --- 1. Provider changes, keys and IAM secrets -------------------------------------------------
+
+IAM_FORM = {
+    "auth": "aws_keys",
+    "aws_access_key_id": ACCESS_KEY_ID,
+    "aws_secret_access_key": SECRET,
+    "aws_session_token": TOKEN,
+    "region": REGION,
+}
+
+
+# fmt: off
+PROVIDER_CHANGES = [  # (the provider as stored, what the admin posts, the changes recorded)
+    pytest.param(lambda: ProviderFactory(openai=True, api_key=KEY),
+                 {"base_url": "http://proxy:4000/v1", "enabled": ""},
+                 {"base_url": ["", "http://proxy:4000/v1"], "enabled": [True, False]},
+                 id="base URL and enabled"),
+    pytest.param(lambda: ProviderFactory(openai=True, no_key=True), {"api_key": KEY},
+                 {"api_key": [NONE, SET]}, id="a key set"),
+    pytest.param(lambda: ProviderFactory(openai=True, api_key=KEY), {"api_key": NEW_KEY},
+                 {"api_key": [SET, SET]}, id="a key changed"),
+    pytest.param(lambda: ProviderFactory(openai=True, api_key=KEY), {"remove_api_key": "on"},
+                 {"api_key": [SET, NONE]}, id="a key removed"),
+    pytest.param(lambda: ProviderFactory(bedrock=True, api_key=None, region=REGION), IAM_FORM,
+                 {"auth": ["api_key", "aws_keys"], "aws_access_key_id": [NONE, SET],
+                  "aws_secret_access_key": [NONE, SET], "aws_session_token": [NONE, SET]},
+                 id="IAM access keys set"),
+    pytest.param(iam_provider, {"aws_secret_access_key": OTHER_SECRET},
+                 {"aws_secret_access_key": [SET, SET]}, id="an IAM secret changed"),
+    pytest.param(iam_provider,
+                 {"aws_access_key_id": OTHER_ACCESS_KEY_ID, "aws_secret_access_key": OTHER_SECRET},
+                 # A new access key drops the old one's session token.
+                 {"aws_access_key_id": [SET, SET], "aws_secret_access_key": [SET, SET],
+                  "aws_session_token": [SET, NONE]},
+                 id="a new IAM access key"),
+    pytest.param(iam_provider, {"remove_api_key": "on"},
+                 {"auth": ["aws_keys", "api_key"], "aws_access_key_id": [SET, NONE],
+                  "aws_secret_access_key": [SET, NONE], "aws_session_token": [SET, NONE]},
+                 id="IAM access keys removed"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("stored", "posted", "changes"), PROVIDER_CHANGES)
+def test_a_provider_change_records_each_field_before_and_after_with_secrets_masked(
+    admin_client, admin_user, stored, posted, changes
+):
+    provider = stored()
+    mark = last_entry_pk()
+
+    response = admin_client.post(
+        provider_change_url(provider), provider_form_data(provider, **posted)
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert response.url == PROVIDER_LIST
+    (entry,) = entries_since(mark)
+    assert (entry.action, entry.actor, entry.object_repr) == (UPDATE, admin_user, str(provider))
+    assert entry.changes == changes
+    assert entry.cid is None
+    assert_no_secret_in_the_audit(admin_client)
+
+
+def test_a_provider_saved_unchanged_records_nothing(admin_client):
+    provider = iam_provider()
+    mark = last_entry_pk()
+
+    response = admin_client.post(provider_change_url(provider), provider_form_data(provider))
+
+    assert response.status_code == 302
+    assert recorded(mark) == []
+
+
+def switch_secrets(encryption_secrets, client, user, *args, **kwargs) -> None:
+    """The operator's new secrets; sessions signed with the old one end: log in again."""
+    encryption_secrets(*args, **kwargs)
+    client.force_login(user)
+
+
+def unreadable_key_provider(encryption_secrets, client, user) -> Provider:
+    """Anthropic with a key no configured secret decrypts any more."""
+    encryption_secrets("lost-secret")
+    provider = ProviderFactory(anthropic=True, api_key=LOST_KEY)
+    switch_secrets(encryption_secrets, client, user, "new-secret")
+    provider = Provider.objects.get(pk=provider.pk)
+    assert provider.key_state == "unreadable"
+    return provider
+
+
+# fmt: off
+UNREADABLE_KEY_CHANGES = [
+    pytest.param({"base_url": "http://proxy:4000"}, {"base_url": ["", "http://proxy:4000"]},
+                 id="another field: the unreadable key is no change"),
+    pytest.param({"api_key": NEW_KEY}, {"api_key": [SET, SET]}, id="a new key replaces it"),
+    pytest.param({"remove_api_key": "on"}, {"api_key": [SET, NONE]}, id="it is removed"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("posted", "changes"), UNREADABLE_KEY_CHANGES)
+def test_a_provider_with_an_unreadable_key_is_audited_without_its_ciphertext(
+    admin_client, admin_user, encryption_secrets, posted, changes
+):
+    provider = unreadable_key_provider(encryption_secrets, admin_client, admin_user)
+    ciphertext = raw_column(provider, "api_key")
+    mark = last_entry_pk()
+
+    response = admin_client.post(
+        provider_change_url(provider), provider_form_data(provider, **posted)
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert response.url == PROVIDER_LIST
+    (entry,) = entries_since(mark)
+    assert (entry.action, entry.actor, entry.changes) == (UPDATE, admin_user, changes)
+    assert_no_secret_in_the_audit(admin_client, ciphertext, ciphertext[:40], "gAAAAA")
+
+
+# fmt: off
+ROTATIONS = [  # (providers stored under the old secret, the changes recorded per provider type)
+    pytest.param(
+        lambda: [ProviderFactory(anthropic=True, api_key=KEY),
+                 ProviderFactory(openai=True, api_key=NEW_KEY),
+                 ProviderFactory(google=True, no_key=True)],
+        {"anthropic": {"api_key": [SET, "(re-encrypted)"]},
+         "openai": {"api_key": [SET, "(re-encrypted)"]}},
+        id="API keys; a provider without one has nothing to record"),
+    pytest.param(
+        lambda: [iam_provider()],
+        {"bedrock": {"aws_secret_access_key": [SET, "(re-encrypted)"],
+                     "aws_session_token": [SET, "(re-encrypted)"]}},
+        id="an IAM secret and session token"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("stored", "expected"), ROTATIONS)
+def test_rotating_keys_records_each_provider_reencrypted(
+    admin_client, admin_user, encryption_secrets, stored, expected
+):
+    encryption_secrets("old-secret")
+    stored()
+    mark = last_entry_pk()
+
+    switch_secrets(encryption_secrets, admin_client, admin_user, "new-secret", ("old-secret",))
+    assert rotate_keys() == 0
+
+    found = {
+        Provider.objects.get(pk=entry.object_id).type: (entry.action, entry.actor, entry.changes)
+        for entry in entries_since(mark)
+    }
+    assert found == {slug: (UPDATE, None, changes) for slug, changes in expected.items()}
+    assert len(entries_since(mark)) == len(expected)
+    assert_no_secret_in_the_audit(admin_client)
+
+
+def test_rotation_records_no_reencryption_of_a_key_it_cannot_read(
+    admin_client, admin_user, encryption_secrets
+):
+    encryption_secrets("lost-secret")
+    lost = ProviderFactory(anthropic=True, api_key=LOST_KEY)
+    encryption_secrets("old-secret")
+    readable = ProviderFactory(openai=True, api_key=KEY)
+    ciphertext = raw_column(lost, "api_key")
+    mark = last_entry_pk()
+
+    switch_secrets(encryption_secrets, admin_client, admin_user, "new-secret", ("old-secret",))
+    assert rotate_keys() == 1
+
+    assert recorded(mark, lost) == []
+    assert recorded(mark, readable) == [(UPDATE, {"api_key": [SET, "(re-encrypted)"]})]
+    assert_no_secret_in_the_audit(admin_client, ciphertext, "gAAAAA")
+
+
+# --- 2. Model changes, access lists, the default, bulk actions ---------------------------------
+
+
+def anthropic_model(**fields: object) -> LLMModel:
+    values = {
+        "provider": ProviderFactory(anthropic=True, api_key=KEY),
+        "identifier": "claude-sonnet-4-6",
+        "display_name": "Claude Sonnet 4.6",
+        "context_limit": 1_000_000,
+        **fields,
+    }
+    return LLMModelFactory(**values)
+
+
+# fmt: off
+MODEL_CHANGES = [  # (the model as stored, what the admin changes on its page, the changes)
+    pytest.param({"temperature": 0.5}, {"temperature": "0.7"},
+                 {"temperature": [0.5, 0.7]}, id="temperature"),
+    pytest.param({"provider_options": {"effort": "high"}}, {"anthropic__effort": "low"},
+                 {"provider_options": [{"effort": "high"}, {"effort": "low"}]},
+                 id="provider options"),
+    pytest.param({"display_name": "Sonnet", "enabled": True},
+                 {"display_name": "Sonnet 4.6", "enabled": None},
+                 {"display_name": ["Sonnet", "Sonnet 4.6"], "enabled": [True, False]},
+                 id="display name and enabled"),
+    pytest.param({"max_output_tokens": None}, {"max_output_tokens": "64000"},
+                 {"max_output_tokens": [None, 64000]}, id="a limit set"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("stored", "posted", "changes"), MODEL_CHANGES)
+def test_a_model_change_records_each_field_before_and_after(
+    admin_client, admin_user, stored, posted, changes
+):
+    model = anthropic_model(**stored)
+    data = model_form_as_stored(admin_client, model, **posted)
+    mark = last_entry_pk()
+
+    response = admin_client.post(model_change_url(model), data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    (entry,) = entries_since(mark)
+    model.refresh_from_db()
+    assert (entry.action, entry.actor, entry.object_repr) == (UPDATE, admin_user, str(model))
+    assert entry.changes == changes
+    assert_no_secret_in_the_audit(admin_client)
+
+
+def test_a_model_saved_unchanged_records_nothing(admin_client):
+    model = anthropic_model(
+        temperature=0.5,
+        max_output_tokens=64_000,
+        input_price="3",
+        output_price="15",
+        provider_options={"effort": "high"},
+    )
+    data = model_form_as_stored(admin_client, model)
+    mark = last_entry_pk()
+
+    response = admin_client.post(model_change_url(model), data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert recorded(mark) == []
+
+
+def test_creating_and_deleting_a_model_are_recorded_with_the_admin(admin_client, admin_user):
+    provider = ProviderFactory(anthropic=True, api_key=KEY)
+    mark = last_entry_pk()
+
+    created = admin_client.post(
+        MODEL_ADD,
+        {
+            "provider": provider.pk,
+            "identifier": "claude-haiku-4-5",
+            "display_name": "Haiku",
+            "enabled": "on",
+            "context_limit": "200000",
+            "compression_threshold": "70",
+        },
+    )
+    model = LLMModel.objects.get(identifier="claude-haiku-4-5")
+    deleted = admin_client.post(
+        reverse("admin:llmadmin_llmmodel_delete", args=[model.pk]), {"post": "yes"}
+    )
+
+    assert (created.status_code, deleted.status_code) == (302, 302)
+    create, delete = entries_since(mark)
+    assert (create.action, create.actor, create.object_repr) == (CREATE, admin_user, "Haiku")
+    assert create.changes["identifier"] == [None, "claude-haiku-4-5"]
+    assert create.changes["display_name"] == [None, "Haiku"]
+    assert (delete.action, delete.actor, delete.object_repr) == (DELETE, admin_user, "Haiku")
+    assert delete.changes["identifier"] == ["claude-haiku-4-5", None]
+    assert {create.object_id, delete.object_id} == {model.pk}
+    assert not LLMModel.objects.filter(pk=model.pk).exists()
+
+
+def m2m(operation: str, *names: str) -> dict:
+    return {"type": "m2m", "operation": operation, "objects": list(names)}
+
+
+def in_order(changes: dict) -> dict:
+    """An entry's changes with the names of an access list entry sorted."""
+    return {
+        field: {**change, "objects": sorted(change["objects"])}
+        if isinstance(change, dict) and change.get("type") == "m2m"
+        else change
+        for field, change in changes.items()
+    }
+
+
+# fmt: off
+ACCESS_CHANGES = [  # (stored: restricted, groups, users; posted: the same; the entries, in order)
+    pytest.param((False, [], []), (True, ["Research", "Sales"], ["alice"]),
+                 [{"restricted": [False, True]},
+                  {"allowed_groups": m2m("add", "Research", "Sales")},
+                  {"allowed_users": m2m("add", "alice")}],
+                 id="restricted to two groups and a user"),
+    pytest.param((True, ["Research", "Sales"], ["alice"]), (True, ["Sales"], []),
+                 [{"allowed_groups": m2m("delete", "Research")},
+                  {"allowed_users": m2m("delete", "alice")}],
+                 id="a group and a user removed"),
+    pytest.param((True, ["Research"], []), (True, ["Sales"], ["alice"]),
+                 [{"allowed_groups": m2m("delete", "Research")},
+                  {"allowed_groups": m2m("add", "Sales")},
+                  {"allowed_users": m2m("add", "alice")}],
+                 id="a group swapped for another, a user added"),
+    pytest.param((True, ["Research"], ["alice"]), (False, [], []),
+                 [{"restricted": [True, False]},
+                  {"allowed_groups": m2m("delete", "Research")},
+                  {"allowed_users": m2m("delete", "alice")}],
+                 id="opened to everyone"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("stored", "posted", "expected"), ACCESS_CHANGES)
+def test_access_list_adds_and_removes_are_recorded_naming_the_group_or_user(
+    admin_client, admin_user, stored, posted, expected
+):
+    groups = {name: Group.objects.create(name=name) for name in ("Research", "Sales")}
+    users = {"alice": User.objects.create_user("alice")}
+    restricted, stored_groups, stored_users = stored
+    model = anthropic_model(restricted=restricted)
+    model.allowed_groups.set([groups[name] for name in stored_groups])
+    model.allowed_users.set([users[name] for name in stored_users])
+    restricted, posted_groups, posted_users = posted
+    data = model_form_as_stored(
+        admin_client,
+        model,
+        restricted="on" if restricted else None,
+        allowed_groups=[str(groups[name].pk) for name in posted_groups],
+        allowed_users=[str(users[name].pk) for name in posted_users],
+    )
+    mark = last_entry_pk()
+
+    response = admin_client.post(model_change_url(model), data)
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    found = entries_since(mark)
+    assert [in_order(entry.changes) for entry in found] == expected
+    assert {(entry.action, entry.actor, entry.object_repr) for entry in found} == {
+        (UPDATE, admin_user, "Claude Sonnet 4.6")
+    }
+
+
+# fmt: off
+LISTED_AND_DELETED = [  # (what the model lists, the admin's delete page for it, the entry)
+    pytest.param(lambda: Group.objects.create(name="Research"), "admin:auth_group_delete",
+                 {"allowed_groups": m2m("delete", "Research")}, id="a group"),
+    pytest.param(lambda: User.objects.create_user("alice"), "admin:auth_user_delete",
+                 {"allowed_users": m2m("delete", "alice")}, id="a user"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("listed", "delete_view", "changes"), LISTED_AND_DELETED)
+def test_deleting_a_group_or_user_an_access_list_names_records_its_removal(
+    admin_client, admin_user, listed, delete_view, changes
+):
+    named = listed()
+    model = anthropic_model(restricted=True)
+    field = next(iter(changes))
+    getattr(model, field).add(named)
+    mark = last_entry_pk()
+
+    response = admin_client.post(reverse(delete_view, args=[named.pk]), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not getattr(model, field).exists()  # the model is restricted to nobody now
+    assert [(entry.action, entry.actor, entry.changes) for entry in entries_since(mark, model)] == [
+        (UPDATE, admin_user, changes)
+    ]
+
+
+def star(admin_client, model: LLMModel):
+    return admin_client.post(reverse("admin:llmadmin_llmmodel_make_default", args=[model.pk]))
+
+
+def tick_default(admin_client, model: LLMModel):
+    return admin_client.post(
+        model_change_url(model), model_form_as_stored(admin_client, model, is_default="on")
+    )
+
+
+@pytest.mark.parametrize(
+    "make_default",
+    [pytest.param(star, id="the star"), pytest.param(tick_default, id="the change form")],
+)
+def test_a_new_default_records_the_previous_defaults_automatic_unset(
+    admin_client, admin_user, make_default
+):
+    old = anthropic_model(is_default=True, display_name="Old default")
+    new = anthropic_model(identifier="claude-opus-4-6", display_name="New default")
+    mark = last_entry_pk()
+
+    response = make_default(admin_client, new)
+
+    assert response.status_code == 302
+    assert LLMModel.objects.get(is_default=True) == new
+    old.refresh_from_db()
+    assert not old.is_default
+    assert [
+        (entry.object_repr, entry.action, entry.actor, entry.changes)
+        for entry in entries_since(mark)
+    ] == [
+        ("Old default", UPDATE, admin_user, {"is_default": [True, False]}),
+        ("New default", UPDATE, admin_user, {"is_default": [False, True]}),
+    ]
+
+
+def test_the_first_default_records_no_unset(admin_client, admin_user):
+    model = anthropic_model(display_name="First default")
+    mark = last_entry_pk()
+
+    star(admin_client, model)
+
+    assert recorded(mark) == [(UPDATE, {"is_default": [False, True]})]
+
+
+# fmt: off
+BULK_ACTIONS = [  # (action, the models' (name, enabled, default), the names recorded, changes)
+    pytest.param("disable_models",
+                 [("On A", True, False), ("On B", True, False), ("Off C", False, False)],
+                 ["On A", "On B"], {"enabled": [True, False]}, id="disable"),
+    pytest.param("enable_models",
+                 [("Off A", False, False), ("On B", True, False), ("Off C", False, False)],
+                 ["Off A", "Off C"], {"enabled": [False, True]}, id="enable"),
+    pytest.param("disable_models",
+                 [("Default", True, True), ("On B", True, False)],
+                 ["On B"], {"enabled": [True, False]},
+                 id="disable: the default stays enabled, unrecorded"),
+    pytest.param("enable_models", [("On A", True, False), ("On B", True, False)],
+                 [], None, id="enable: all enabled already"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("action", "models", "names", "changes"), BULK_ACTIONS)
+def test_bulk_actions_record_one_entry_per_model_changed(
+    admin_client, admin_user, action, models, names, changes
+):
+    provider = ProviderFactory(anthropic=True, api_key=KEY)
+    selected = [
+        LLMModelFactory(provider=provider, display_name=name, enabled=enabled, is_default=default)
+        for name, enabled, default in models
+    ]
+    mark = last_entry_pk()
+
+    response = admin_client.post(
+        MODEL_LIST, {"action": action, "_selected_action": [model.pk for model in selected]}
+    )
+
+    assert response.status_code == 302
+    found = sorted(entries_since(mark), key=lambda entry: entry.object_repr)
+    assert [(entry.object_repr, entry.action, entry.actor, entry.changes) for entry in found] == [
+        (name, UPDATE, admin_user, changes) for name in names
+    ]
+    enabled = dict(LLMModel.objects.values_list("display_name", "enabled"))
+    assert all(enabled[name] == changes["enabled"][1] for name in names)
+
+
+def connection_test_button(admin_client, provider: Provider) -> None:
+    url = reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
+    assert admin_client.post(url).status_code == 302
+
+
+def connection_test_from_the_page(admin_client, provider: Provider) -> None:
+    """The page's script posts the form as it is (nothing typed: the stored key is tested)."""
+    url = reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
+    answer = admin_client.post(
+        url, provider_form_data(provider), headers={"accept": "application/json"}
+    )
+    assert answer.status_code == 200
+    assert set(answer.json()) == {"level", "message"}
+
+
+def connection_test_action(admin_client, provider: Provider) -> None:
+    response = admin_client.post(
+        PROVIDER_LIST, {"action": "test_connection", "_selected_action": [provider.pk]}
+    )
+    assert response.status_code == 302
+
+
+# fmt: off
+CONNECTION_TESTS = [  # (how the admin tests, the fake's key, the status stored)
+    pytest.param(connection_test_button, KEY, "verified", id="the button, verified"),
+    pytest.param(connection_test_button, "sk-other", "rejected", id="the button, rejected"),
+    pytest.param(connection_test_from_the_page, KEY, "verified", id="the page's script"),
+    pytest.param(connection_test_action, KEY, "verified", id="the list action, verified"),
+    pytest.param(connection_test_action, "sk-other", "rejected", id="the list action, rejected"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("run", "known_key", "status"), CONNECTION_TESTS)
+def test_connection_tests_record_nothing(admin_client, run, known_key, status):
+    with serve(FakeProvider("openai", known_key)) as server:
+        provider = ProviderFactory(openai=True, api_key=KEY, base_url=f"{server.url}/v1")
+        mark = last_entry_pk()
+
+        run(admin_client, provider)
+
+    provider.refresh_from_db()
+    assert provider.check_status == status  # the test ran and its outcome was stored
+    assert recorded(mark) == []
+
+
+# --- 3. Imports --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def configured():
+    anthropic = ProviderFactory(anthropic=True, api_key=KEY)
+    LLMModelFactory(
+        provider=anthropic,
+        identifier="claude-sonnet-4-6",
+        display_name="Claude Sonnet 4.6",
+        context_limit=1_000_000,
+        is_default=True,
+    )
+    Group.objects.create(name="Research")
+    return anthropic
+
+
+def exported() -> dict:
+    out = io.StringIO()
+    call_command("export_config", stdout=out, stderr=io.StringIO())
+    return yaml.safe_load(out.getvalue())
+
+
+def import_data(tmp_path, data: dict, *args: str, name: str = "llm.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(data))
+    out = io.StringIO()
+    call_command("import_config", str(path), *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def with_a_new_default_model(data: dict) -> dict:
+    """The export with another endpoint and a new default model for the Research group."""
+    anthropic = data["providers"][0]
+    anthropic["base_url"] = "http://litellm:4000"
+    del anthropic["models"][0]["default"]
+    anthropic["models"].append(
+        {
+            "identifier": "claude-haiku-4-5",
+            "display_name": "Haiku",
+            "context_limit": 200_000,
+            "default": True,
+            "access": {"groups": ["Research"], "users": []},
+        }
+    )
+    return data
+
+
+def test_an_import_records_each_change_under_one_import_correlation_id(configured, tmp_path):
+    mark = last_entry_pk()
+
+    out = import_data(tmp_path, with_a_new_default_model(exported()))
+
+    assert "Applied 4 changes." in out
+    found = entries_since(mark)
+    assert [(entry.content_type.model, entry.object_repr, entry.action) for entry in found] == [
+        ("provider", "Anthropic", UPDATE),
+        ("llmmodel", "Claude Sonnet 4.6", UPDATE),
+        ("llmmodel", "Haiku", CREATE),
+        ("llmmodel", "Haiku", UPDATE),
+    ]
+    provider, unset, created, access = (entry.changes for entry in found)
+    assert provider == {"base_url": ["", "http://litellm:4000"]}
+    assert unset == {"is_default": [True, False]}
+    assert (created["identifier"], created["is_default"], created["restricted"]) == (
+        [None, "claude-haiku-4-5"],
+        [None, True],
+        [None, True],
+    )
+    assert access == {"allowed_groups": m2m("add", "Research")}
+    (cid,) = {entry.cid for entry in found}
+    assert cid.startswith("import-")
+    assert {entry.actor for entry in found} == {None}
+
+
+# fmt: off
+IMPORT_TIMES = [  # (the first import's time, the second's)
+    pytest.param(datetime(2026, 11, 26, 8, 30, 0, tzinfo=UTC),
+                 datetime(2026, 11, 26, 8, 31, 0, tzinfo=UTC), id="a minute apart"),
+    # A deployment script importing two files runs them well within one second.
+    pytest.param(datetime(2026, 11, 26, 8, 30, 0, 100_000, tzinfo=UTC),
+                 datetime(2026, 11, 26, 8, 30, 0, 600_000, tzinfo=UTC), id="in the same second"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("first_at", "second_at"), IMPORT_TIMES)
+def test_two_imports_record_distinct_correlation_ids(
+    configured, tmp_path, monkeypatch, first_at, second_at
+):
+    data = exported()
+    first = last_entry_pk()
+    monkeypatch.setattr(timezone, "now", lambda: first_at)
+    data["providers"][0]["base_url"] = "http://litellm:4000"
+    import_data(tmp_path, data, name="first.yaml")
+    second = last_entry_pk()
+    monkeypatch.setattr(timezone, "now", lambda: second_at)
+    data["providers"][0]["base_url"] = "http://other-proxy:4000"
+    import_data(tmp_path, data, name="second.yaml")
+
+    first_cids = {entry.cid for entry in entries_since(first) if entry.pk <= second}
+    second_cids = {entry.cid for entry in entries_since(second)}
+
+    assert second > first
+    assert last_entry_pk() > second
+    assert len(first_cids) == len(second_cids) == 1
+    assert first_cids != second_cids, "the two imports' changes read as one import"
+
+
+def test_a_dry_run_records_nothing(configured, tmp_path):
+    mark = last_entry_pk()
+
+    out = import_data(tmp_path, with_a_new_default_model(exported()), "--dry-run")
+
+    assert "Dry run: 4 changes, none applied." in out
+    assert recorded(mark) == []
+
+
+# --- 4. What is refused or rolled back leaves no audit row -------------------------------------
+
+
+def refused_import(admin_client, tmp_path):
+    """Valid changes first (saved in the import's transaction), then an unknown group."""
+    data = with_a_new_default_model(exported())
+    data["providers"].append(
+        {
+            "type": "openai",
+            "models": [
+                {
+                    "identifier": "gpt-5",
+                    "display_name": "GPT-5",
+                    "context_limit": 400_000,
+                    "access": {"groups": ["Nobody-has-this"]},
+                }
+            ],
+        }
+    )
+
+    def refuse() -> None:
+        with pytest.raises(CommandError, match="1 errors: nothing was applied"):
+            import_data(tmp_path, data)
+
+    return refuse
+
+
+def refused_model_form(admin_client, tmp_path):
+    model = LLMModel.objects.get(identifier="claude-sonnet-4-6")
+    # Anthropic takes a temperature from 0 to 1; the new display name alone would do.
+    data = model_form_as_stored(admin_client, model, display_name="Renamed", temperature="1.5")
+
+    def refuse() -> None:
+        response = admin_client.post(model_change_url(model), data)
+        assert response.status_code == 200
+        assert list(response.context["adminform"].form.errors) == ["temperature"]
+
+    return refuse
+
+
+def refused_access_form(admin_client, tmp_path):
+    model = LLMModel.objects.get(identifier="claude-sonnet-4-6")
+    research = Group.objects.get(name="Research")
+    data = model_form_as_stored(
+        admin_client, model, display_name="Renamed", allowed_groups=[str(research.pk)]
+    )
+
+    def refuse() -> None:
+        response = admin_client.post(model_change_url(model), data)
+        assert response.status_code == 200
+        assert list(response.context["adminform"].form.errors) == ["restricted"]
+
+    return refuse
+
+
+def refused_provider_form(admin_client, tmp_path):
+    provider = Provider.objects.get(type="anthropic")
+    data = provider_form_data(provider, api_key=NEW_KEY, base_url="ftp://not-http", enabled="")
+
+    def refuse() -> None:
+        response = admin_client.post(provider_change_url(provider), data)
+        assert response.status_code == 200
+        assert list(response.context["adminform"].form.errors) == ["base_url"]
+
+    return refuse
+
+
+def refused_default(admin_client, tmp_path):
+    """The star on a disabled model: refused, the old default kept."""
+    disabled = LLMModelFactory(
+        provider=Provider.objects.get(type="anthropic"), display_name="Off", enabled=False
+    )
+
+    def refuse() -> None:
+        response = admin_client.post(
+            reverse("admin:llmadmin_llmmodel_make_default", args=[disabled.pk]), follow=True
+        )
+        assert "A disabled model can&#x27;t be the default" in response.text
+
+    return refuse
+
+
+@pytest.mark.parametrize(
+    "arrange",
+    [
+        pytest.param(refused_model_form, id="a model form refused"),
+        pytest.param(refused_access_form, id="an access list without restricted"),
+        pytest.param(refused_provider_form, id="a provider form refused, a key typed"),
+        pytest.param(refused_default, id="a disabled model made the default"),
+        pytest.param(refused_import, id="an import refused after applying changes"),
+    ],
+)
+def test_a_change_that_is_refused_or_rolled_back_records_nothing(
+    admin_client, configured, tmp_path, arrange
+):
+    refuse = arrange(admin_client, tmp_path)
+    stored = (
+        list(LLMModel.objects.order_by("pk").values()),
+        list(Provider.objects.order_by("pk").values("pk", "base_url", "enabled", "api_key")),
+    )
+    mark = last_entry_pk()
+
+    refuse()
+
+    assert recorded(mark) == []
+    assert (
+        list(LLMModel.objects.order_by("pk").values()),
+        list(Provider.objects.order_by("pk").values("pk", "base_url", "enabled", "api_key")),
+    ) == stored
+
+
+# --- 5. The audit in the admin -----------------------------------------------------------------
+
+
+@pytest.fixture
+def audited(admin_client):
+    """A provider's key and endpoint set, a model changed, restricted to a group, and another
+    deleted, all through the admin."""
+    provider = ProviderFactory(openai=True, no_key=True)
+    admin_client.post(
+        provider_change_url(provider),
+        provider_form_data(provider, api_key=KEY, base_url="http://proxy:4000/v1"),
+    )
+    kept = anthropic_model(display_name="Kept")
+    admin_client.post(
+        model_change_url(kept), model_form_as_stored(admin_client, kept, temperature="0.7")
+    )
+    research = Group.objects.create(name="Research")
+    admin_client.post(
+        model_change_url(kept),
+        model_form_as_stored(
+            admin_client, kept, restricted="on", allowed_groups=[str(research.pk)]
+        ),
+    )
+    gone = anthropic_model(identifier="claude-haiku-4-5", display_name="Gone")
+    admin_client.post(reverse("admin:llmadmin_llmmodel_delete", args=[gone.pk]), {"post": "yes"})
+    return provider
+
+
+def listed(response) -> list[tuple[str, int]]:
+    return [(entry.object_repr, entry.action) for entry in response.context["cl"].result_list]
+
+
+def test_a_superuser_views_the_audit_list_and_each_entry(admin_client, audited):
+    response = admin_client.get(AUDIT_LIST)
+
+    assert response.status_code == 200
+    shown = listed(response)
+    assert ("OpenAI", UPDATE) in shown
+    assert ("Kept", UPDATE) in shown
+    assert ("Gone", DELETE) in shown
+    for entry in AuditEntry.objects.all():
+        page = admin_client.get(entry_url(entry))
+        assert page.status_code == 200
+        assert entry.object_repr in page.text
+    temperature = AuditEntry.objects.get(object_repr="Kept", changes__has_key="temperature")
+    page = admin_client.get(entry_url(temperature)).text
+    assert "<td>Temperature</td><td>None</td><td>0.7</td>" in page
+    access = AuditEntry.objects.get(object_repr="Kept", changes__has_key="allowed_groups")
+    page = admin_client.get(entry_url(access)).text
+    assert "<td>Groups</td><td>add</td><td>Research</td>" in page
+
+
+# fmt: off
+FILTERS = [  # (query parameters, what each listed entry must be)
+    pytest.param(lambda: {"action__exact": str(DELETE)},
+                 lambda entry: entry.action == DELETE, id="by action: deletes"),
+    pytest.param(lambda: {"action__exact": str(UPDATE)},
+                 lambda entry: entry.action == UPDATE, id="by action: updates"),
+    pytest.param(lambda: {"resource_type": str(ContentType.objects.get_for_model(Provider).pk)},
+                 lambda entry: entry.content_type.model == "provider",
+                 id="by resource type: providers"),
+    pytest.param(lambda: {"resource_type": str(ContentType.objects.get_for_model(LLMModel).pk)},
+                 lambda entry: entry.content_type.model == "llmmodel",
+                 id="by resource type: models"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("query", "belongs"), FILTERS)
+def test_the_audit_list_filters_by_action_and_resource_type(admin_client, audited, query, belongs):
+    response = admin_client.get(AUDIT_LIST, query())
+
+    assert response.status_code == 200
+    shown = list(response.context["cl"].result_list)
+    expected = [entry for entry in AuditEntry.objects.all() if belongs(entry)]
+    assert shown
+    assert sorted(entry.pk for entry in shown) == sorted(entry.pk for entry in expected)
+    assert len(shown) < AuditEntry.objects.count()
+
+
+def test_the_audit_list_filters_one_imports_changes(admin_client, configured, tmp_path):
+    admin_client.post(provider_change_url(configured), provider_form_data(configured, enabled=""))
+    mark = last_entry_pk()
+    import_data(tmp_path, with_a_new_default_model(exported()))
+    (cid,) = {entry.cid for entry in entries_since(mark)}
+
+    response = admin_client.get(AUDIT_LIST, {"cid": cid})
+
+    assert sorted(entry.pk for entry in response.context["cl"].result_list) == [
+        entry.pk for entry in entries_since(mark)
+    ]
+
+
+def test_an_imports_correlation_id_in_the_list_links_to_that_imports_changes(
+    admin_client, configured, tmp_path
+):
+    admin_client.post(provider_change_url(configured), provider_form_data(configured, enabled=""))
+    mark = last_entry_pk()
+    import_data(tmp_path, with_a_new_default_model(exported()))
+    imported = [entry.pk for entry in entries_since(mark)]
+    listing = admin_client.get(AUDIT_LIST).text
+    links = {html.unescape(href) for href in re.findall(r'href="([^"]*[?&]cid=[^"]*)"', listing)}
+    assert len(links) == 1, links
+    # The browser sends the link's spaces as %20 and everything else as written.
+    (link,) = links
+
+    response = admin_client.get(link.replace(" ", "%20"))
+
+    assert response.status_code == 200
+    assert sorted(entry.pk for entry in response.context["cl"].result_list) == imported
+
+
+def staff(*permissions: str) -> User:
+    """A staff user with these permissions ("app_label.codename")."""
+    user = User.objects.create_user("auditor", is_staff=True)
+    for permission in permissions:
+        app_label, codename = permission.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def test_staff_without_the_audit_view_permission_get_403(client, audited):
+    # Everything else an administrator may do, and Django's own admin log.
+    client.force_login(
+        staff(
+            "llmadmin.view_llmmodel",
+            "llmadmin.change_llmmodel",
+            "llmadmin.view_provider",
+            "llmadmin.change_provider",
+            "admin.view_logentry",
+        )
+    )
+    entry = AuditEntry.objects.first()
+
+    assert client.get(AUDIT_LIST).status_code == 403
+    assert client.get(entry_url(entry)).status_code == 403
+    export = client.post(AUDIT_LIST, {"action": "export_csv", "_selected_action": [entry.pk]})
+    assert export.status_code == 403
+
+
+def test_staff_with_the_audit_view_permission_see_it(client, audited):
+    client.force_login(staff("auditlog.view_logentry"))
+    entry = AuditEntry.objects.first()
+
+    assert client.get(AUDIT_LIST).status_code == 200
+    assert client.get(entry_url(entry)).status_code == 200
+    export = client.post(AUDIT_LIST, {"action": "export_csv", "_selected_action": [entry.pk]})
+    assert len(csv_rows(export)) == 1
+
+
+def csv_rows(response) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(response.content.decode())))
+
+
+def test_the_csv_export_has_one_row_per_selected_entry(admin_client, admin_user, audited):
+    provider_entry = AuditEntry.objects.get(object_repr="OpenAI")
+    temperature = AuditEntry.objects.get(object_repr="Kept", changes__has_key="temperature")
+    deleted = AuditEntry.objects.get(object_repr="Gone", action=DELETE)
+    not_selected = AuditEntry.objects.exclude(
+        pk__in=[provider_entry.pk, temperature.pk, deleted.pk]
+    )
+    assert not_selected.exists()
+
+    response = export_csv(admin_client, [provider_entry, temperature, deleted])
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    rows = csv_rows(response)
+    assert [(row["actor"], row["action"], row["resource"], row["object"]) for row in rows] == [
+        (admin_user.username, "update", "provider", "OpenAI"),
+        (admin_user.username, "update", "llmmodel", "Kept"),
+        (admin_user.username, "delete", "llmmodel", "Gone"),
+    ]
+    provider_changes, temperature_changes, deleted_changes = (
+        json.loads(row["changes"]) for row in rows
+    )
+    assert provider_changes == {"api_key": [NONE, SET], "base_url": ["", "http://proxy:4000/v1"]}
+    assert temperature_changes == {"temperature": [None, 0.7]}
+    assert deleted_changes["display_name"] == ["Gone", None]
+    assert [row["import"] for row in rows] == ["", "", ""]
+    assert [row["time"] for row in rows] == [
+        entry.timestamp.isoformat() for entry in (provider_entry, temperature, deleted)
+    ]
+    assert KEY not in response.text
+
+
+def test_the_csv_export_names_an_imports_correlation_id(admin_client, configured, tmp_path):
+    mark = last_entry_pk()
+    import_data(tmp_path, with_a_new_default_model(exported()))
+    imported = entries_since(mark)
+
+    rows = csv_rows(export_csv(admin_client, imported))
+
+    assert len(rows) == len(imported)
+    assert {row["import"] for row in rows} == {imported[0].cid}
+    assert imported[0].cid.startswith("import-")
+    assert {row["actor"] for row in rows} == {""}
+
+
+@pytest.mark.parametrize(
+    "display_name",
+    [
+        pytest.param('=HYPERLINK("http://x","y")', id="equals"),
+        pytest.param("+1+1", id="plus"),
+        pytest.param("-2", id="minus"),
+        pytest.param("@SUM(A1)", id="at"),
+    ],
+)
+def test_the_csv_export_never_starts_a_cell_a_spreadsheet_would_run(admin_client, display_name):
+    model = LLMModelFactory(display_name=display_name)
+    model.display_name = "Plain"
+    model.save()
+    entries = list(AuditEntry.objects.get_for_object(model).order_by("pk"))
+
+    rows = csv_rows(export_csv(admin_client, entries))
+
+    assert rows[0]["object"] == f"'{display_name}"
+    assert rows[-1]["object"] == "Plain"

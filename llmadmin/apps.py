@@ -5,7 +5,13 @@ from typing import Any
 from django.apps import AppConfig
 from django.apps import apps as global_apps
 from django.apps.registry import Apps
-from django.db.models.signals import m2m_changed, post_delete, post_migrate, pre_delete
+from django.db.models.signals import (
+    m2m_changed,
+    post_delete,
+    post_migrate,
+    post_save,
+    pre_delete,
+)
 
 
 def create_provider_rows(
@@ -38,12 +44,17 @@ class LlmadminConfig(AppConfig):
         from django.contrib.auth.models import Group
 
         from llmadmin import audit, signals
-        from llmadmin.models import LLMModel
+        from llmadmin.models import LLMModel, Provider
 
         post_migrate.connect(create_provider_rows, sender=self)
         audit.register()
+        for model in (Provider, LLMModel):
+            post_save.connect(signals.counted, sender=model)
+            post_delete.connect(signals.counted, sender=model)
         for through in (LLMModel.allowed_groups.through, LLMModel.allowed_users.through):
             m2m_changed.connect(signals.access_list_changed, sender=through)
+            # Rows written or deleted directly, not through the lists' managers.
+            post_save.connect(signals.counted, sender=through)
+            post_delete.connect(signals.counted, sender=through)
         pre_delete.connect(signals.group_deleted, sender=Group)
-        post_delete.connect(signals.model_deleted, sender=LLMModel)
         pre_delete.connect(signals.user_deleted, sender=get_user_model())

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Collection
 from typing import Any, Literal
 
@@ -281,6 +282,31 @@ def api_key_ids() -> tuple[str, ...]:
     return Provider._meta.get_field("api_key").key_ids
 
 
+class ConfigurationVersion(models.Model):
+    """One row naming the state developers' model lists depend on.
+
+    A new token is written in the transaction of each change, under the row's lock: a later
+    change waits for an earlier one to commit, so what a reader sees follows commit order
+    (timestamps follow clocks). Random, not counted: a database restored or rolled back to an
+    earlier state never meets a number a process already built a list for.
+    """
+
+    token = models.UUIDField(default=uuid.uuid4)
+
+    def __str__(self) -> str:
+        return f"Configuration {self.token}"
+
+
+def configuration_changed() -> None:
+    """Mark a change to providers, models or who may use them, in its transaction."""
+    if not ConfigurationVersion.objects.filter(pk=1).update(token=uuid.uuid4()):
+        ConfigurationVersion.objects.update_or_create(pk=1, defaults={"token": uuid.uuid4()})
+
+
+def configuration_version() -> uuid.UUID | None:
+    return ConfigurationVersion.objects.filter(pk=1).values_list("token", flat=True).first()
+
+
 # Any number that no other advisory lock of this database uses.
 DEFAULT_MODEL_LOCK = 0x6C6C6D_0001
 
@@ -382,8 +408,6 @@ class LLMModel(models.Model):
     class Meta:
         verbose_name = "model"
         ordering = ["provider__type", "display_name"]
-        # What the model list's fingerprint reads: MAX(updated_at) from the index alone.
-        indexes = [models.Index(fields=["updated_at"], name="llmmodel_updated_at")]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "identifier"],

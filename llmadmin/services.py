@@ -15,7 +15,13 @@ from django.views.decorators.debug import sensitive_variables
 from llmadmin import audit
 from llmadmin.catalog import DEFAULT_MODEL, SEEDED_MODELS
 from llmadmin.fields import UnreadableKey
-from llmadmin.models import SECRET_FIELDS, CheckStatus, LLMModel, Provider
+from llmadmin.models import (
+    SECRET_FIELDS,
+    CheckStatus,
+    LLMModel,
+    Provider,
+    configuration_changed,
+)
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import ProviderError
 
@@ -63,10 +69,17 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
 
 def models_set_enabled(*, models: QuerySet[LLMModel], enabled: bool) -> int:
     """Enable or disable these models at once; the number changed."""
-    changing = models.exclude(enabled=enabled)
-    changed = list(changing)
-    changing.update(enabled=enabled, updated_at=timezone.now())
-    audit.log_bulk_change(changed, "enabled", not enabled, enabled)
+    with transaction.atomic():
+        # By id: the admin's queryset carries annotations that FOR UPDATE can't take.
+        ids = list(models.values_list("pk", flat=True))
+        changing = LLMModel.objects.filter(pk__in=ids).exclude(enabled=enabled).select_for_update()
+        changed = list(changing)
+        if changed:
+            LLMModel.objects.filter(pk__in=[m.pk for m in changed]).update(
+                enabled=enabled, updated_at=timezone.now()
+            )
+            audit.log_bulk_change(changed, "enabled", not enabled, enabled)
+            configuration_changed()
     return len(changed)
 
 

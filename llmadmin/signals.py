@@ -1,37 +1,30 @@
-"""Keep each model's updated_at true to who may use it: the model list's fingerprint reads it.
+"""Count every change developers' model lists depend on (see ConfigurationVersion), in the
+transaction of the change.
 
-Access lists live in join tables that a model's save doesn't touch, and deleting a group or a
-user empties rows of them without any signal of the model's.
+Access lists live in join tables a model's save doesn't touch, and deleting a group or a user
+empties rows of them without any signal of the model's: those are counted here too, and the
+removal from each list audited.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
 
+def counted(sender: Any, **kwargs: Any) -> None:
+    """A provider or model saved or deleted."""
+    from llmadmin.models import configuration_changed
 
-def touch_models(pks: Any) -> None:
-    """Bump these models' updated_at (pks: ids, or a subquery of them)."""
-    from llmadmin.models import LLMModel
-
-    LLMModel.objects.filter(pk__in=pks).update(updated_at=timezone.now())
+    configuration_changed()
 
 
 def access_list_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
     if action in ("post_add", "post_remove", "post_clear"):
-        touch_models([instance.pk])
+        counted(sender)
 
 
 def group_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
     listed_in(instance, "allowed_groups", group=instance)
-
-
-def model_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
-    # The row is gone: its provider's updated_at tells the fingerprint instead of a count.
-    from llmadmin.models import Provider
-
-    Provider.objects.filter(pk=instance.provider_id).update(updated_at=timezone.now())
 
 
 def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -39,12 +32,12 @@ def user_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def listed_in(deleted: Any, field: str, **row: Any) -> None:
-    """A group or user about to go leaves the access lists naming it: audited on each model,
-    and the models touched."""
+    """A group or user about to go leaves the access lists naming it."""
     from llmadmin import audit
     from llmadmin.models import LLMModel
 
     through = getattr(LLMModel, field).through
     models = list(LLMModel.objects.filter(pk__in=through.objects.filter(**row).values("llmmodel")))
-    audit.log_access_removed(models, field, deleted)
-    touch_models([model.pk for model in models])
+    if models:
+        audit.log_access_removed(models, field, deleted)
+        counted(sender=None)

@@ -760,7 +760,7 @@ REFUSED = [  # (fake's mode, model fields, the message)
     pytest.param("ok", {"provider_options": {"thinking_budget_tokens": 9000}},
                  "The provider refused the request (400).", id="a body the API refuses"),
     pytest.param("slow", {},
-                 "Could not reach {host}: timed out after 0.5 s.", id="no answer in time"),
+                 "Could not reach {host}: timed out after 1.5 s.", id="no answer in time"),
 ]
 # fmt: on
 
@@ -890,7 +890,7 @@ def test_paging_stops_after_twenty_pages():
     [
         pytest.param("error500", "{host} answered 500.", id="500"),
         pytest.param("malformed", "{host} answered with something that is not JSON.", id="html"),
-        pytest.param("slow", "Could not reach {host}: timed out after 0.5 s.", id="slow"),
+        pytest.param("slow", "Could not reach {host}: timed out after 1.5 s.", id="slow"),
     ],
 )
 def test_an_outage_is_recorded_as_unreachable(mode, reason):

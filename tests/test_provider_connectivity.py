@@ -82,7 +82,7 @@ def test_the_model_list_never_carries_the_key_in_a_url(provider_type):
     ("mode", "message"),
     [
         pytest.param("error500", "{host} answered 500.", id="server-error"),
-        pytest.param("slow", "Could not reach {host}: timed out after 0.5 s.", id="timeout"),
+        pytest.param("slow", "Could not reach {host}: timed out after 1.5 s.", id="timeout"),
         pytest.param(
             "malformed", "{host} answered with something that is not JSON.", id="not-json"
         ),

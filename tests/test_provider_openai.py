@@ -988,7 +988,7 @@ def test_it_lists_the_models_with_their_context_limits(provider_type):
     ("mode", "reason"),
     [
         ("error500", "{host} answered 500."),
-        ("slow", "Could not reach {host}: timed out after 0.5 s."),
+        ("slow", "Could not reach {host}: timed out after 1.5 s."),
         ("malformed", "{host} answered with something that is not JSON."),
     ],
 )

@@ -10,7 +10,8 @@ from auditlog.models import LogEntry as AuditEntry
 from cryptography.fernet import InvalidToken
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Count, QuerySet
+from django.core.paginator import Paginator
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -43,6 +44,7 @@ from llmadmin.providers.catalog import ModelFacts, catalog_models
 from llmadmin.providers.http import ProviderError
 from llmadmin.selectors import (
     model_findings,
+    models_in_list_order,
     provider_remote_models,
     provider_reported_context_limit,
     registry_position,
@@ -364,8 +366,9 @@ class LLMModelAdmin(admin.ModelAdmin):
         queryset = (
             LLMModel.objects.annotate(
                 registry_position=registry_position("provider__type"),
-                group_count=Count("allowed_groups", distinct=True),
-                user_count=Count("allowed_users", distinct=True),
+                # Counted per model by a subquery each: joining both lists multiplies rows.
+                group_count=listed_count(LLMModel.allowed_groups.through),
+                user_count=listed_count(LLMModel.allowed_users.through),
             )
             .select_related("provider")
             .defer(*(f"provider__{name}" for name in SECRET_FIELDS))
@@ -563,24 +566,34 @@ class LLMModelAdmin(admin.ModelAdmin):
         )
 
     def what_developers_see_view(self, request: HttpRequest) -> HttpResponse:
-        """Pick a user or a group: the models they get, and why they don't get the others."""
-        if not self.has_view_or_change_permission(request):
+        """Pick a user or a group: the models they get, and why they don't get the others.
+
+        Only users and groups the admin may see are offered; the models come a page at a time.
+        """
+        may_see_users = request.user.has_perm("auth.view_user")
+        may_see_groups = request.user.has_perm("auth.view_group")
+        if not self.has_view_or_change_permission(request) or not (may_see_users or may_see_groups):
             raise PermissionDenied
-        form = WhoForm(request.GET or None)
-        seen = None
-        if form.is_valid() and (form.cleaned_data["user"] or form.cleaned_data["group"]):
-            seen = what_developers_see(
-                user=form.cleaned_data["user"], group=form.cleaned_data["group"]
+        form = WhoForm(request.GET or None, users=may_see_users, groups=may_see_groups)
+        page = who = None
+        if form.is_valid():
+            who = form.cleaned_data.get("user") or form.cleaned_data.get("group")
+        if who is not None:
+            paginator = Paginator(models_in_list_order(), MODELS_PER_EXPLAINED_PAGE)
+            page = paginator.get_page(request.GET.get("page"))
+            page.seen = what_developers_see(
+                page.object_list,
+                user=form.cleaned_data.get("user"),
+                group=form.cleaned_data.get("group"),
             )
         context = {
             **self.admin_site.each_context(request),
             "title": "What developers see",
             "opts": self.model._meta,
             "form": form,
-            "seen": seen,
-            "who": form.cleaned_data.get("user") or form.cleaned_data.get("group")
-            if form.is_bound and form.is_valid()
-            else None,
+            "page": page,
+            "who": who,
+            "query": {key: request.GET[key] for key in ("user", "group") if request.GET.get(key)},
         }
         return TemplateResponse(request, "admin/llmadmin/what_developers_see.html", context)
 
@@ -655,6 +668,16 @@ class LLMModelAdmin(admin.ModelAdmin):
             model.display_name,
             "\u2606",
         )
+
+
+# Models on one page of "What developers see".
+MODELS_PER_EXPLAINED_PAGE = 200
+
+
+def listed_count(through: Any) -> Subquery:
+    """How many rows of an access list name the model."""
+    rows = through.objects.filter(llmmodel=OuterRef("pk")).order_by().values("llmmodel")
+    return Subquery(rows.annotate(n=Count("pk")).values("n"), output_field=IntegerField())
 
 
 def provider_id_in(request: HttpRequest) -> int:

@@ -184,11 +184,11 @@ class Importer:
 
     def apply_model(self, where: str, provider: Provider, entry: dict[str, Any]) -> None:
         self.reject_unknown(where, entry, {"identifier", *MODEL_FIELDS, *MODEL_RENAMES, "access"})
-        access = self.access(f"{where}.access", entry.get("access"))
+        # Left out, the model is open; given, even empty, kept to those listed (empty: nobody).
+        restricted = "access" in entry
+        access = self.access(f"{where}.access", entry["access"]) if restricted else ((), ())
         if access is None:
             return
-        # Given at all, even empty, the model is kept to those listed: empty is nobody.
-        restricted = entry.get("access") is not None
         identifier = entry.get("identifier")
         model = LLMModel.objects.filter(provider=provider, identifier=identifier).first()
         model = model or LLMModel(provider=provider, identifier=identifier)
@@ -224,11 +224,13 @@ class Importer:
             )
 
     def access(self, where: str, data: Any) -> tuple[tuple[Group, ...], tuple[Any, ...]] | None:
-        """The groups and users named, ((), ()) for open access; None after an error."""
-        if data is None:
-            return (), ()
+        """The groups and users named; None after an error."""
         if not isinstance(data, dict):
-            self.errors.append(f"{where}: must be a mapping with groups and users.")
+            # An empty "access:" in YAML reads as null: never taken to mean everyone.
+            self.errors.append(
+                f"{where}: must be a mapping with groups and users; leave it out to open the "
+                "model to everyone."
+            )
             return None
         self.reject_unknown(where, data, ACCESS_FIELDS)
         found: list[tuple[Any, ...]] = []

@@ -309,12 +309,20 @@ LLMModelAdminForm.base_fields.update(OPTION_FIELDS)
 
 
 class WhoForm(forms.Form):
-    """The user or the group whose view of the models the admin wants to see."""
+    """The user or the group whose view of the models the admin wants to see; only the
+    choices the admin may see (users, groups) are offered."""
 
     user = forms.ModelChoiceField(
         queryset=get_user_model().objects.order_by("username"), required=False
     )
     group = forms.ModelChoiceField(queryset=Group.objects.order_by("name"), required=False)
+
+    def __init__(self, *args: Any, users: bool = True, groups: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not users:
+            del self.fields["user"]
+        if not groups:
+            del self.fields["group"]
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()

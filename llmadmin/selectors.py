@@ -64,17 +64,22 @@ def models_for_chat(user: AbstractBaseUser) -> QuerySet[LLMModel]:
     return models_available_for_chat().filter(usable_by(user))
 
 
-def access_lists() -> tuple[dict[int, set[int]], dict[int, set[int]]]:
-    """The group ids and user ids each restricted model lists, by model id: two queries."""
+def access_lists(
+    model_ids: Iterable[int] | None = None,
+) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
+    """The group ids and user ids each restricted model lists, by model id (of these models
+    only, when given): two queries."""
     groups: dict[int, set[int]] = {}
     users: dict[int, set[int]] = {}
-    for model_id, group_id in LLMModel.allowed_groups.through.objects.values_list(
-        "llmmodel_id", "group_id"
-    ):
+    group_rows = LLMModel.allowed_groups.through.objects.all()
+    user_rows = LLMModel.allowed_users.through.objects.all()
+    if model_ids is not None:
+        model_ids = list(model_ids)
+        group_rows = group_rows.filter(llmmodel_id__in=model_ids)
+        user_rows = user_rows.filter(llmmodel_id__in=model_ids)
+    for model_id, group_id in group_rows.values_list("llmmodel_id", "group_id"):
         groups.setdefault(model_id, set()).add(group_id)
-    for model_id, user_id in LLMModel.allowed_users.through.objects.values_list(
-        "llmmodel_id", "user_id"
-    ):
+    for model_id, user_id in user_rows.values_list("llmmodel_id", "user_id"):
         users.setdefault(model_id, set()).add(user_id)
     return groups, users
 
@@ -87,26 +92,35 @@ class Seen:
     reason: str  # empty when they get it
 
 
-def what_developers_see(
-    *, user: AbstractBaseUser | None = None, group: Group | None = None
-) -> list[Seen]:
-    """Every model, for a user or a group, with why they don't get it when they don't.
-
-    A group gets a restricted model that lists it; a user one that lists them or a group of
-    theirs.
-    """
-    if user is not None:
-        group_ids = set(user.groups.values_list("pk", flat=True))
-        user_id = user.pk
-    else:
-        group_ids, user_id = {group.pk} if group else set(), None
-    allowed_groups, allowed_users = access_lists()
-    models = (
+def models_in_list_order() -> QuerySet[LLMModel]:
+    """Every model with its provider (no secret loaded), as the lists show them."""
+    return (
         LLMModel.objects.annotate(registry_position=registry_position("provider__type"))
         .select_related("provider")
         .defer(*(f"provider__{name}" for name in SECRET_FIELDS))
         .order_by("registry_position", "display_name", "pk")
     )
+
+
+def what_developers_see(
+    models: Iterable[LLMModel],
+    *,
+    user: AbstractBaseUser | None = None,
+    group: Group | None = None,
+) -> list[Seen]:
+    """These models (see models_in_list_order; a page of them), for a user or a group, with
+    why they don't get each one they don't.
+
+    A group gets a restricted model that lists it; a user one that lists them or a group of
+    theirs.
+    """
+    models = list(models)
+    if user is not None:
+        group_ids = set(user.groups.values_list("pk", flat=True))
+        user_id = user.pk
+    else:
+        group_ids, user_id = {group.pk} if group else set(), None
+    allowed_groups, allowed_users = access_lists(model.pk for model in models)
     seen = []
     for model in models:
         availability = model.provider.availability

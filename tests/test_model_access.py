@@ -772,12 +772,13 @@ def test_picking_both_a_user_and_a_group_is_a_form_error(admin_client):
 @pytest.mark.parametrize(
     ("permissions", "status"),
     [
-        pytest.param((), 403, id="staff without model permissions"),
-        pytest.param(("view_llmmodel",), 200, id="may only view models"),
-        pytest.param(("change_llmmodel",), 200, id="may change models"),
+        pytest.param(("view_user",), 403, id="staff without model permissions"),
+        pytest.param(("view_llmmodel",), 403, id="may view models but not users or groups"),
+        pytest.param(("view_llmmodel", "view_user"), 200, id="may only view models and users"),
+        pytest.param(("change_llmmodel", "view_user"), 200, id="may change models, view users"),
     ],
 )
-def test_what_developers_see_needs_permission_to_view_models(permissions, status):
+def test_what_developers_see_needs_permission_to_view_models_and_users(permissions, status):
     LLMModelFactory(display_name="Open")
     staff = User.objects.create_user("staff", password="pw", is_staff=True)
     staff.user_permissions.add(*Permission.objects.filter(codename__in=permissions))
@@ -956,6 +957,12 @@ def test_a_second_import_of_the_same_access_changes_nothing(tmp_path):
             "providers[0] (anthropic).models[1].access.users: no such user: mallory.",
             id="an unknown user",
         ),
+        pytest.param(
+            None,
+            "providers[0] (anthropic).models[1].access: must be a mapping with groups and "
+            "users; leave it out to open the model to everyone.",
+            id="an empty access: (YAML's null) never means everyone",
+        ),
     ],
 )
 def test_an_unknown_name_is_refused_where_it_is_and_nothing_is_applied(tmp_path, access, error):
@@ -1007,3 +1014,37 @@ def test_an_export_and_import_keeps_nobody_distinct_from_everyone(tmp_path, onto
     assert offered(logged_in(user("bob"))) == ["Opus"]
     if onto == "the same deployment":
         assert out == ["Applied 0 changes."]
+
+
+def test_what_developers_see_offers_only_the_choices_the_admin_may_see():
+    user("alice")
+    group("Team")
+    staff = User.objects.create_user("staff", password="pw", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(codename__in=("view_llmmodel", "view_group"))
+    )
+
+    page = logged_in(staff).get(WHAT).text
+
+    assert 'name="group"' in page and "Team" in page
+    assert 'name="user"' not in page and "alice" not in page
+
+
+def test_what_developers_see_comes_a_page_at_a_time(admin_client):
+    from llmadmin.admin import MODELS_PER_EXPLAINED_PAGE
+
+    provider = ProviderFactory(anthropic=True)
+    LLMModel.objects.bulk_create(
+        LLMModel(provider=provider, identifier=f"m-{n:04d}", display_name=f"M {n:04d}",
+                 context_limit=1000)
+        for n in range(MODELS_PER_EXPLAINED_PAGE + 5)
+    )  # fmt: skip
+    alice = user("alice")
+
+    first = admin_client.get(WHAT, {"user": alice.pk})
+    second = admin_client.get(WHAT, {"user": alice.pk, "page": 2})
+
+    assert len(seen(first.text)) == MODELS_PER_EXPLAINED_PAGE
+    assert f"user={alice.pk}&amp;page=2" in first.text
+    rest = range(MODELS_PER_EXPLAINED_PAGE, MODELS_PER_EXPLAINED_PAGE + 5)
+    assert seen(second.text) == {f"M {n:04d}": "Yes" for n in rest}

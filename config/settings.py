@@ -215,3 +215,6 @@ SPECTACULAR_SETTINGS = {
 AUDITLOG_STORE_JSON_CHANGES = True
 # Correlation ids are ours (an import's), never a request header's.
 AUDITLOG_CID_HEADER = None
+# auditlog would take the address from X-Forwarded-For as sent, which any client can forge:
+# the audit records who, not an address it can't vouch for (axes logs logins by address).
+AUDITLOG_DISABLE_REMOTE_ADDR = True

@@ -394,13 +394,15 @@ class LLMModelAdmin(admin.ModelAdmin):
 
     @admin.action(description="Enable selected models", permissions=["change"])
     def enable_models(self, request: HttpRequest, queryset: QuerySet[LLMModel]) -> None:
-        count = models_set_enabled(models=queryset, enabled=True)
+        count = models_set_enabled(models=queryset, enabled=True, actor=request.user)
         self.message_user(request, f"Enabled {count} model{'s' * (count != 1)}.")
 
     @admin.action(description="Disable selected models", permissions=["change"])
     def disable_models(self, request: HttpRequest, queryset: QuerySet[LLMModel]) -> None:
         default = queryset.filter(is_default=True).first()
-        count = models_set_enabled(models=queryset.exclude(is_default=True), enabled=False)
+        count = models_set_enabled(
+            models=queryset.exclude(is_default=True), enabled=False, actor=request.user
+        )
         self.message_user(request, f"Disabled {count} model{'s' * (count != 1)}.")
         if default:
             self.message_user(

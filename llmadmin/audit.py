@@ -11,8 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from auditlog.cid import get_cid
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.contrib.contenttypes.models import ContentType
 
 SECRET_SET, SECRET_UNSET = "(set)", "(none)"
 # Noise, not changes: timestamps and the outcome of connection tests.
@@ -38,14 +40,38 @@ def register() -> None:
     )
 
 
-def log_bulk_change(models: Iterable[Any], field: str, before: Any, after: Any) -> None:
-    """One update entry per model for a change made with QuerySet.update()."""
-    for model in models:
-        LogEntry.objects.log_create(
-            model,
+def log_change(model: Any, field: str, before: Any, after: Any) -> None:
+    """An update entry for a change made with QuerySet.update() (the actor as auditlog sets
+    it)."""
+    LogEntry.objects.log_create(
+        model, action=LogEntry.Action.UPDATE, changes={field: [before, after]}
+    )
+
+
+def log_bulk_change(
+    models: Iterable[Any], field: str, before: Any, after: Any, *, actor: Any = None
+) -> None:
+    """One update entry per model for a change made with QuerySet.update(), written in one
+    insert (10,000 models disabled at once: one statement, not 10,000)."""
+    models = list(models)
+    if not models:
+        return
+    actor = actor if getattr(actor, "is_authenticated", False) else None
+    content_type = ContentType.objects.get_for_model(models[0])
+    LogEntry.objects.bulk_create(
+        LogEntry(
+            content_type=content_type,
+            object_pk=str(model.pk),
+            object_id=model.pk,
+            object_repr=str(model),
             action=LogEntry.Action.UPDATE,
             changes={field: [before, after]},
+            actor=actor,
+            actor_email=getattr(actor, "email", None),
+            cid=get_cid(),
         )
+        for model in models
+    )
 
 
 def log_access_removed(models: Iterable[Any], field: str, removed: Any) -> None:

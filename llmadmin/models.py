@@ -468,7 +468,8 @@ class LLMModel(models.Model):
                 previous = LLMModel.objects.filter(is_default=True).exclude(pk=self.pk)
                 unset = list(previous)
                 previous.update(is_default=False, updated_at=timezone.now())
-                audit.log_bulk_change(unset, "is_default", True, False)
+                for model in unset:  # one at most
+                    audit.log_change(model, "is_default", True, False)
             super().save(*args, **kwargs)
 
     @property

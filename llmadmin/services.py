@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -67,8 +68,8 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
     return status, reason
 
 
-def models_set_enabled(*, models: QuerySet[LLMModel], enabled: bool) -> int:
-    """Enable or disable these models at once; the number changed."""
+def models_set_enabled(*, models: QuerySet[LLMModel], enabled: bool, actor: Any = None) -> int:
+    """Enable or disable these models at once, audited as the actor's; the number changed."""
     with transaction.atomic():
         # By id: the admin's queryset carries annotations that FOR UPDATE can't take.
         ids = list(models.values_list("pk", flat=True))
@@ -78,7 +79,7 @@ def models_set_enabled(*, models: QuerySet[LLMModel], enabled: bool) -> int:
             LLMModel.objects.filter(pk__in=[m.pk for m in changed]).update(
                 enabled=enabled, updated_at=timezone.now()
             )
-            audit.log_bulk_change(changed, "enabled", not enabled, enabled)
+            audit.log_bulk_change(changed, "enabled", not enabled, enabled, actor=actor)
             configuration_changed()
     return len(changed)
 

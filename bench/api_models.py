@@ -4,13 +4,14 @@ Usage: .venv/bin/python bench/api_models.py [--requests N] [--concurrency C] [--
                                              [--large]
 
 Sets up a throwaway SQLite database (or DATABASE_URL's) with 8 providers x 25 models (--large:
-8 x 1,250 = 10,000 models and 50 groups, half the models restricted to some of them, the
-developer in 5), logs a developer in, and sends the same bounded load to the model list and to
-a floor endpoint that returns the same bytes pre-rendered through the same stack. Prints
-requests/s of each (best of the rounds, interleaved), their ratio (target >= 0.8) and the
-queries each request runs. With --large it then loads the model list while a model is enabled
-and disabled every 200 ms from another process, and prints the slowest request and the p99
-(target: slowest < 250 ms).
+8 x 1,250 = 10,000 models and 50 groups, half the models restricted to some of them, and 50
+developers, each in 5 groups and named on one model of their own: 50 access scopes), serves
+it as scripts/serve does (gunicorn, 2 workers x 8 threads), and sends the same bounded load to
+the model list and to a floor endpoint that returns the same bytes pre-rendered through the
+same stack, each request as one of the developers in turn. Prints requests/s of each (best of
+the rounds, interleaved), their ratio (target >= 0.8) and the queries each request runs. With
+--large it then loads the model list while a model is enabled and disabled every 200 ms from
+another process, and prints the slowest request and the p99 (target: slowest < 250 ms).
 """
 
 from __future__ import annotations
@@ -44,9 +45,10 @@ def free_port() -> int:
 
 
 def prepare(
-    environment: dict[str, str], models_per_provider: int, groups: int
-) -> tuple[str, dict[str, int]]:
-    """Migrate and fill the database; return a session cookie and queries per request."""
+    environment: dict[str, str], models_per_provider: int, groups: int, developers: int
+) -> tuple[list[str], dict[str, int]]:
+    """Migrate and fill the database; return the developers' session cookies and queries per
+    request."""
     os.environ.update(environment)
     sys.path.insert(0, str(ROOT))
     import django
@@ -82,18 +84,32 @@ def prepare(
             for n in range(models_per_provider)
         )
     require(Provider.objects.count() == PROVIDERS, "providers were not created")
-    developer = User.objects.create_user("bench-dev", password=secrets.token_hex())
+    people = [
+        User.objects.create_user(f"bench-dev-{n:02d}", password=secrets.token_hex())
+        for n in range(developers)
+    ]
     if groups:
         made = Group.objects.bulk_create(Group(name=f"team-{n:02d}") for n in range(groups))
-        developer.groups.add(*made[:5])
+        restricted = list(LLMModel.objects.filter(restricted=True).values_list("pk", flat=True))
         through = LLMModel.allowed_groups.through
         through.objects.bulk_create(
             through(llmmodel_id=model_id, group_id=made[model_id % groups].pk)
-            for model_id in LLMModel.objects.filter(restricted=True).values_list("pk", flat=True)
+            for model_id in restricted
         )
+        named = LLMModel.allowed_users.through
+        named.objects.bulk_create(
+            named(llmmodel_id=restricted[n], user_id=person.pk) for n, person in enumerate(people)
+        )
+        for n, person in enumerate(people):
+            person.groups.add(*made[n % 10 : n % 10 + 5])
 
+    cookies = []
+    for person in people:
+        client = Client()
+        client.force_login(person)
+        cookies.append(client.cookies["sessionid"].value)
     client = Client()
-    client.force_login(developer)
+    client.force_login(people[0])
     queries = {}
     # The floor renders its bytes on its first request: measure its second.
     for label, path in [
@@ -106,20 +122,21 @@ def prepare(
             response = client.get(path)
         require(response.status_code == 200, response.content[:200])
         queries[label] = len(captured)
-    return client.cookies["sessionid"].value, queries
+    return cookies, queries
 
 
 def load(
-    port: int, path: str, cookie: str, total: int, concurrency: int
+    port: int, path: str, cookies: list[str], total: int, concurrency: int
 ) -> tuple[float, bytes, list[float]]:
-    """Send `total` GETs from `concurrency` threads; return requests/s, one body and every
-    request's seconds."""
-    headers = {"Cookie": f"sessionid={cookie}", "Accept": "application/json"}
+    """Send `total` GETs from `concurrency` threads, as each developer in turn; return
+    requests/s, the first developer's body and every request's seconds."""
     per_thread = total // concurrency
 
-    def worker(_: int) -> tuple[bytes, list[float]]:
-        body, times = b"", []
-        for _ in range(per_thread):
+    def worker(thread: int) -> tuple[bytes, list[float]]:
+        body, first, times = b"", b"", []
+        for n in range(per_thread):
+            cookie = cookies[(thread * per_thread + n) % len(cookies)]
+            headers = {"Cookie": f"sessionid={cookie}", "Accept": "application/json"}
             sent = time.perf_counter()
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
             connection.request("GET", path, headers=headers)
@@ -128,13 +145,16 @@ def load(
             times.append(time.perf_counter() - sent)
             require(response.status == 200, (path, response.status))
             connection.close()
-        return body, times
+            if cookie == cookies[0]:
+                first = body
+        return first if per_thread else body, times
 
     started = time.perf_counter()
     with ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(worker, range(concurrency)))
     rate = per_thread * concurrency / (time.perf_counter() - started)
-    return rate, results[0][0], [t for _, times in results for t in times]
+    first = next((body for body, _ in results if body), b"")
+    return rate, first, [t for _, times in results for t in times]
 
 
 def toggle_a_model(stop: threading.Event) -> int:
@@ -160,7 +180,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--large", action="store_true", help="10,000 models and 50 groups")
     args = parser.parse_args()
-    models_per_provider, groups = (1250, 50) if args.large else (25, 0)
+    models_per_provider, groups, developers = (1250, 50, 50) if args.large else (25, 0, 1)
 
     with tempfile.TemporaryDirectory() as workdir:
         environment = {
@@ -172,7 +192,7 @@ def main() -> None:
             "ALLOWED_HOSTS": "127.0.0.1,testserver",
             "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3"),
         }
-        cookie, queries = prepare(environment, models_per_provider, groups)
+        cookies, queries = prepare(environment, models_per_provider, groups, developers)
         port = free_port()
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [
@@ -184,6 +204,9 @@ def main() -> None:
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(args.workers),
+                # As scripts/serve runs it.
+                "--threads",
+                "8",
                 "--log-level",
                 "warning",
             ],
@@ -198,12 +221,12 @@ def main() -> None:
                 except OSError:
                     time.sleep(0.1)
             # Warm both endpoints in every worker before measuring.
-            load(port, "/api/v1/models/", cookie, 200, args.concurrency)
-            _, floor_body, _ = load(port, "/bench/floor/", cookie, 200, args.concurrency)
+            load(port, "/api/v1/models/", cookies, 200, args.concurrency)
+            _, floor_body, _ = load(port, "/bench/floor/", cookies, 200, args.concurrency)
             best = {"models": 0.0, "floor": 0.0}
             for _ in range(args.rounds):
                 for name, path in (("floor", "/bench/floor/"), ("models", "/api/v1/models/")):
-                    rate, body, _ = load(port, path, cookie, args.requests, args.concurrency)
+                    rate, body, _ = load(port, path, cookies, args.requests, args.concurrency)
                     best[name] = max(best[name], rate)
                     if name == "models":
                         require(body == floor_body, "the floor must serve the same bytes")
@@ -213,7 +236,7 @@ def main() -> None:
                 with ThreadPoolExecutor(1) as changer:
                     changes = changer.submit(toggle_a_model, stop)
                     _, _, times = load(
-                        port, "/api/v1/models/", cookie, args.requests, args.concurrency
+                        port, "/api/v1/models/", cookies, args.requests, args.concurrency
                     )
                     stop.set()
                     during_changes = (changes.result(), sorted(times))

@@ -13,16 +13,17 @@ from rest_framework.views import APIView
 from chat.model_list import cached_model_list
 from config.urls import urlpatterns as project_urlpatterns
 
-floor: tuple[str, bytes] | None = None
+# Each developer's list, rendered once per worker, then only served.
+floors: dict[int, tuple[str, bytes]] = {}
 
 
 class FloorView(APIView):
     renderer_classes = [JSONRenderer]
 
     def get(self, request: Request) -> HttpResponse:
-        global floor  # rendered once per worker, then only served
+        floor = floors.get(request.user.pk)
         if floor is None:
-            floor = cached_model_list(request.user)
+            floor = floors.setdefault(request.user.pk, cached_model_list(request.user))
         etag, body = floor
         response = HttpResponse(body, content_type="application/json")
         response["ETag"] = etag

@@ -6,25 +6,29 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connection
 
 from llmadmin.models import (
     SECRET_FIELDS,
     Availability,
+    ConfigurationVersion,
     LLMModel,
     Provider,
     api_key_ids,
-    configuration_version,
 )
+from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.selectors import access_lists, providers_in_registry_order
 
 # A model as the list gives it; read with .values(), no ORM objects (10,000 models: 22 ms).
 MODEL_FIELDS = ("id", "identifier", "display_name", "provider_id", "context_limit", "is_default")
-# Distinct scopes kept per configuration and process; past that, the oldest goes.
-MAX_SCOPES = 1024
+# Bytes of lists kept per process (10,000 models make a list of about 1 MB); past that, the
+# least recently used scope's goes.
+MAX_CACHED_BYTES = 64 * 1024 * 1024
 
 
 @dataclass
@@ -33,7 +37,8 @@ class Configuration:
 
     fingerprint: str
     providers: list[dict[str, Any]]
-    # By provider id: enabled models of available providers, in display order.
+    # By provider id: enabled models of available providers, in display order, each with its
+    # JSON for the list.
     models: dict[int, list[dict[str, Any]]]
     # By provider id: (model id, restricted) of enabled models of unavailable providers.
     unavailable: dict[int, list[tuple[int, bool]]]
@@ -43,9 +48,30 @@ class Configuration:
     # The groups and users some model lists: only these make two developers' lists differ.
     listed_groups: frozenset[int]
     listed_users: frozenset[int]
-    # (ETag, body) by scope.
-    lists: dict[tuple[frozenset[int], int | None], tuple[str, bytes]] = field(default_factory=dict)
+    # (ETag, body) by scope, least recently used first.
+    lists: OrderedDict[tuple[frozenset[int], int | None], tuple[str, bytes]] = field(
+        default_factory=OrderedDict
+    )
+    cached_bytes: int = 0
     lists_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def cached_list(self, scope: tuple[frozenset[int], int | None]) -> tuple[str, bytes]:
+        """This scope's ETag and body, rendered once while it stays in the cache."""
+        with self.lists_lock:
+            cached = self.lists.get(scope)
+            if cached is not None:
+                self.lists.move_to_end(scope)
+                return cached
+        body = self.render(scope)
+        cached = (f'"{hashlib.sha256(body).hexdigest()[:32]}"', body)
+        with self.lists_lock:
+            if scope not in self.lists:
+                self.lists[scope] = cached
+                self.cached_bytes += len(body)
+            while self.cached_bytes > MAX_CACHED_BYTES and len(self.lists) > 1:
+                _, (_, evicted) = self.lists.popitem(last=False)
+                self.cached_bytes -= len(evicted)
+        return cached
 
     def scope(self, user_id: int, group_ids: set[int]) -> tuple[frozenset[int], int | None]:
         """What decides this developer's list: developers with the same scope share it."""
@@ -62,30 +88,27 @@ class Configuration:
             user_id is not None and user_id in self.allowed_users.get(model_id, set())
         )
 
-    def model_list(self, scope: tuple[frozenset[int], int | None]) -> dict[str, Any]:
+    def render(self, scope: tuple[frozenset[int], int | None]) -> bytes:
+        """This scope's list as JSON, joined from each model's JSON rendered once per
+        configuration: a scope costs a join, not an encoding of every model."""
         groups, unavailable = [], []
+        default_id = first_id = None
         for provider in self.providers:
             models = [
-                {
-                    "id": model["id"],
-                    "identifier": model["identifier"],
-                    "display_name": model["display_name"],
-                    "provider_type": provider["type"],
-                    "provider_label": provider["label"],
-                    "context_limit": model["context_limit"],
-                    "is_default": model["is_default"],
-                }
+                model
                 for model in self.models.get(provider["id"], [])
                 if self.usable(model["id"], scope)
             ]
             if models:
-                groups.append(
-                    {
-                        "provider_type": provider["type"],
-                        "provider_label": provider["label"],
-                        "models": models,
-                    }
+                first_id = first_id or models[0]["id"]
+                default_id = default_id or next(
+                    (model["id"] for model in models if model["is_default"]), None
                 )
+                head = encode(
+                    {"provider_type": provider["type"], "provider_label": provider["label"]}
+                )
+                fragments = b",".join(model["json"] for model in models)
+                groups.append(head[:-1] + b',"models":[' + fragments + b"]}")
                 continue
             hidden = [
                 model_id
@@ -101,21 +124,30 @@ class Configuration:
                         "model_count": len(hidden),
                     }
                 )
-        offered = [model for group in groups for model in group["models"]]
-        defaults = [model["id"] for model in offered if model["is_default"]]
         # A developer who may not use the default gets their first model.
-        default_id = defaults[0] if defaults else offered[0]["id"] if offered else None
-        return {
-            "default_model_id": default_id,
-            "groups": groups,
-            "unavailable_providers": unavailable,
-        }
+        return (
+            b'{"default_model_id":'
+            + encode(default_id or first_id)
+            + b',"groups":['
+            + b",".join(groups)
+            + b'],"unavailable_providers":'
+            + encode(unavailable)
+            + b"}"
+        )
+
+
+_encoder = json.JSONEncoder(separators=(",", ":"))
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value).encode()
 
 
 def build_configuration(fingerprint: str) -> Configuration:
     """Everything every list is cut from: four queries, no key loaded or decrypted."""
     providers = list(providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS)))
     available = {p.pk for p in providers if p.availability == Availability.AVAILABLE}
+    types = {p.pk: p.type for p in providers}
     models: dict[int, list[dict[str, Any]]] = {}
     unavailable: dict[int, list[tuple[int, bool]]] = {}
     restricted = set()
@@ -129,6 +161,17 @@ def build_configuration(fingerprint: str) -> Configuration:
             restricted.add(row["id"])
         if row["provider_id"] in available:
             models.setdefault(row["provider_id"], []).append(row)
+            row["json"] = encode(
+                {
+                    "id": row["id"],
+                    "identifier": row["identifier"],
+                    "display_name": row["display_name"],
+                    "provider_type": types[row["provider_id"]],
+                    "provider_label": PROVIDER_TYPES[types[row["provider_id"]]].label,
+                    "context_limit": row["context_limit"],
+                    "is_default": row["is_default"],
+                }
+            )
         else:
             unavailable.setdefault(row["provider_id"], []).append((row["id"], row["restricted"]))
     allowed_groups, allowed_users = access_lists()
@@ -153,15 +196,26 @@ def build_configuration(fingerprint: str) -> Configuration:
     )
 
 
-def configuration_fingerprint() -> str:
-    """Changes with every change developers' lists depend on (llmadmin's
-    ConfigurationVersion, counted in commit order) and with the encryption keys in use.
+def state_of(user: AbstractBaseUser) -> tuple[str, set[int]]:
+    """The configuration's fingerprint and this developer's groups, in one query.
 
-    One query of one row, so each process's cache stays right when another process made the
-    change.
+    The fingerprint changes with every change developers' lists depend on (llmadmin's
+    ConfigurationVersion, written in commit order) and with the encryption keys in use, so
+    each process's cache stays right when another process made the change.
     """
-    state = repr((configuration_version(), api_key_ids())).encode()
-    return hashlib.sha256(state).hexdigest()
+    versions = ConfigurationVersion._meta.db_table
+    memberships = user.groups.through._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Table names only are formatted in; the user id is a parameter.
+            f"SELECT CAST(token AS VARCHAR(36)), NULL FROM {versions} WHERE id = 1 "  # noqa: S608
+            f"UNION ALL SELECT NULL, group_id FROM {memberships} WHERE user_id = %s",
+            [user.pk],
+        )
+        rows = cursor.fetchall()
+    token = next((version for version, _ in rows if version is not None), None)
+    fingerprint = hashlib.sha256(repr((token, api_key_ids())).encode()).hexdigest()
+    return fingerprint, {group for _, group in rows if group is not None}
 
 
 # This process's configuration; swapping the reference is atomic across threads.
@@ -170,9 +224,8 @@ _configuration: Configuration | None = None
 _rebuild = threading.Lock()
 
 
-def current_configuration() -> Configuration:
+def current_configuration(fingerprint: str) -> Configuration:
     global _configuration
-    fingerprint = configuration_fingerprint()
     configuration = _configuration
     if configuration is None or configuration.fingerprint != fingerprint:
         with _rebuild:
@@ -185,17 +238,6 @@ def current_configuration() -> Configuration:
 
 def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
     """The ETag and JSON body of this developer's model list."""
-    configuration = current_configuration()
-    group_ids = (
-        set(user.groups.values_list("pk", flat=True)) if configuration.listed_groups else set()
-    )
-    scope = configuration.scope(user.pk, group_ids)
-    cached = configuration.lists.get(scope)
-    if cached is None:
-        body = json.dumps(configuration.model_list(scope), separators=(",", ":")).encode()
-        cached = (f'"{hashlib.sha256(body).hexdigest()[:32]}"', body)
-        with configuration.lists_lock:
-            if len(configuration.lists) >= MAX_SCOPES:
-                configuration.lists.pop(next(iter(configuration.lists)))
-            configuration.lists[scope] = cached
-    return cached
+    fingerprint, group_ids = state_of(user)
+    configuration = current_configuration(fingerprint)
+    return configuration.cached_list(configuration.scope(user.pk, group_ids))

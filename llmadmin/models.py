@@ -303,10 +303,6 @@ def configuration_changed() -> None:
         ConfigurationVersion.objects.update_or_create(pk=1, defaults={"token": uuid.uuid4()})
 
 
-def configuration_version() -> uuid.UUID | None:
-    return ConfigurationVersion.objects.filter(pk=1).values_list("token", flat=True).first()
-
-
 # Any number that no other advisory lock of this database uses.
 DEFAULT_MODEL_LOCK = 0x6C6C6D_0001
 

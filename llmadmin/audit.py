@@ -14,6 +14,7 @@ from typing import Any
 from auditlog.cid import get_cid
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
+from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 
 SECRET_SET, SECRET_UNSET = "(set)", "(none)"
@@ -37,6 +38,13 @@ def register() -> None:
     )
     auditlog.register(
         LLMModel, exclude_fields=NOT_AUDITED, m2m_fields={"allowed_groups", "allowed_users"}
+    )
+    # Joining or leaving a group changes which kept models a user gets: an access change too.
+    # Only what decides access is recorded: never the password hash, nor each login's time.
+    auditlog.register(
+        get_user_model(),
+        include_fields=["username", "is_active", "is_staff", "is_superuser"],
+        m2m_fields={"groups"},
     )
 
 

@@ -1114,3 +1114,35 @@ def test_the_csv_export_never_starts_a_cell_a_spreadsheet_would_run(admin_client
 
     assert rows[0]["object"] == f"'{display_name}"
     assert rows[-1]["object"] == "Plain"
+
+
+def test_a_user_joining_or_leaving_a_group_is_recorded_without_their_password(admin_client):
+    team = Group.objects.create(name="team")
+    dev = User.objects.create_user("dev", password="the-password-1234")
+    url = reverse("admin:auth_user_change", args=[dev.pk])
+    form = {
+        "username": "dev",
+        "is_active": "on",
+        "groups": [team.pk],
+        "date_joined_0": "2026-11-26",
+        "date_joined_1": "08:00:00",
+        "initial-date_joined_0": "2026-11-26",
+        "initial-date_joined_1": "08:00:00",
+    }
+
+    joined = admin_client.post(url, form)
+    left = admin_client.post(url, {**form, "groups": []})
+
+    assert joined.status_code == left.status_code == 302
+    entries = [e.changes for e in AuditEntry.objects.get_for_object(dev).order_by("pk")]
+    assert {"type": "m2m", "operation": "add", "objects": ["team"]} in [
+        e.get("groups") for e in entries
+    ]
+    assert {"type": "m2m", "operation": "delete", "objects": ["team"]} in [
+        e.get("groups") for e in entries
+    ]
+    everything = json.dumps([e for e in entries]) + "".join(
+        str(e.object_repr) for e in AuditEntry.objects.all()
+    )
+    assert "password" not in everything
+    assert dev.password not in everything

@@ -44,10 +44,10 @@ class LlmadminConfig(AppConfig):
         from django.contrib.auth.models import Group
 
         from llmadmin import audit, signals
-        from llmadmin.models import LLMModel, Provider
+        from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
 
         post_migrate.connect(create_provider_rows, sender=self)
-        audit.register()
+        audit.register(Provider, LLMModel, SECRET_FIELDS)
         for model in (Provider, LLMModel):
             post_save.connect(signals.counted, sender=model)
             post_delete.connect(signals.counted, sender=model)

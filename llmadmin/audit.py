@@ -27,17 +27,16 @@ def secret_state(value: str) -> str:
     return SECRET_UNSET if value in ("", "None") else SECRET_SET
 
 
-def register() -> None:
-    from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
-
+def register(provider: type, model: type, secret_fields: Iterable[str]) -> None:
+    """Audit the provider and model classes (given: the models module logs through here)."""
     auditlog.register(
-        Provider,
+        provider,
         exclude_fields=[*NOT_AUDITED, "api_key_encrypted_with", "catalog_seeded"],
-        mask_fields=[*SECRET_FIELDS, "aws_access_key_id"],
+        mask_fields=[*secret_fields, "aws_access_key_id"],
         mask_callable="llmadmin.audit.secret_state",
     )
     auditlog.register(
-        LLMModel, exclude_fields=NOT_AUDITED, m2m_fields={"allowed_groups", "allowed_users"}
+        model, exclude_fields=NOT_AUDITED, m2m_fields={"allowed_groups", "allowed_users"}
     )
     # Joining or leaving a group changes which kept models a user gets: an access change too.
     # Only what decides access is recorded: never the password hash, nor each login's time.

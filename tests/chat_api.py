@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.test import Client
+from asgiref.sync import async_to_sync
+from django.test import AsyncClient, Client
 from django.urls import reverse
 
 from chat.models import Conversation, Message
@@ -18,16 +19,39 @@ def send(
     message: str = "Hi",
     conversation: Conversation | int | None = None,
 ) -> list[tuple[str, dict[str, Any]]]:
-    """One turn through POST /api/v1/chat/: the server-sent events the user got, in order."""
+    """One turn through POST /api/v1/chat/ under Django's ASGI handler, as the logged-in user
+    of `client`: the server-sent events the user got, in order."""
     payload: dict[str, Any] = {"model_id": model.pk, "message": message}
     if conversation:
         payload["conversation_id"] = getattr(conversation, "pk", conversation)
-    response = client.post(reverse("api-chat"), payload, content_type="application/json")
-    assert response.status_code == 200, response.content
+    status, body = post_chat(client, payload)
+    assert status == 200, body
+    return events_of(body)
+
+
+def post_chat(client: Client, payload: dict[str, Any], **headers: str) -> tuple[int, bytes]:
+    """POST /api/v1/chat/ under Django's ASGI handler, as the logged-in user of `client`: the
+    status and the whole body (an event stream, or a refusal's JSON)."""
+    return async_to_sync(post_chat_async)(client.cookies, payload, headers)
+
+
+async def post_chat_async(
+    cookies: Any, payload: dict[str, Any], headers: dict[str, str]
+) -> tuple[int, bytes]:
+    client = AsyncClient(headers=headers)
+    client.cookies = cookies
+    response = await client.post(reverse("api-chat"), payload, content_type="application/json")
+    if not response.streaming:
+        return response.status_code, response.content
     assert response["Content-Type"] == "text/event-stream"
-    body = b"".join(response.streaming_content).decode()
+    assert response.is_async  # the answer streams on the event loop
+    return response.status_code, b"".join([chunk async for chunk in response.streaming_content])
+
+
+def events_of(body: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """(name, data) of each server-sent event in a body."""
     events = []
-    for block in body.strip().split("\n\n"):
+    for block in body.decode().strip().split("\n\n"):
         name, data = block.split("\n")
         events.append((name.removeprefix("event: "), json.loads(data.removeprefix("data: "))))
     return events

@@ -3,6 +3,7 @@ requests (the same as google-genai's), streams, errors, how an answer ends, mode
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -587,7 +588,12 @@ def test_a_summary_and_earlier_turns_are_sent_as_google_genai_sends_them():
     )
     with serve(FakeProvider("google", KEY)) as ours, serve(FakeProvider("google", KEY)) as theirs:
         model = gemini_model(ours, identifier="gemini-2.5-pro")
-        list(model.provider.client().stream_chat(model.settings(), history))
+        client, settings = model.provider.client(), model.settings()
+
+        async def answer() -> list:
+            return [event async for event in client.stream_chat(settings, history)]
+
+        asyncio.run(answer())
         with sdk_client(theirs) as sdk:
             list(
                 sdk.models.generate_content_stream(

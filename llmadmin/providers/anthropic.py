@@ -6,10 +6,10 @@ Bedrock runs the same Claude models and reuses the options, rules and fields her
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, NamedTuple
 
-import requests
+import httpx2
 
 from llmadmin.providers.base import SAMPLING, ChoiceOption, IntOption, ModelSettings, ProviderType
 from llmadmin.providers.catalog import ModelFacts
@@ -30,6 +30,7 @@ from llmadmin.providers.http import (
     set_if,
     sse_events,
     token_count,
+    token_total,
 )
 
 # What the official SDK (2.14) sends: the key as a Bearer token and this API version.
@@ -250,10 +251,12 @@ class AnthropicClient(ProviderClient):
             body["output_config"] = {"effort": model.options["effort"]}
         return body
 
-    def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
-        response = self.post_stream(f"{self.base_url}/v1/messages", self.chat_body(model, chat))
-        with response:
-            yield from parse_stream(response)
+    async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
+        async with self.open_stream(
+            f"{self.base_url}/v1/messages", self.chat_body(model, chat)
+        ) as response:
+            async for event in parse_stream(response):
+                yield event
 
 
 # message_delta's stop_reason (the SDK's types/stop_reason.py); end_turn, stop_sequence and
@@ -273,23 +276,20 @@ def stop_reason_of(value: Any) -> StopReason:
     return STOP_REASONS.get(value, StopReason.OTHER) if isinstance(value, str) else StopReason.OTHER
 
 
-def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
-    input_tokens = output_tokens = 0
+async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
+    input_tokens = output_tokens = None
     stop_reason = StopReason.COMPLETE
-    for event, data in sse_events(response):
+    async for event, data in sse_events(response):
         payload = json_data(data)
         if event == "error":
             raise mid_stream_error(error_event_kind(payload))
         if event == "message_start":
-            usage = (payload.get("message") or {}).get("usage") or {}
+            message = payload.get("message")
+            usage = message.get("usage") if isinstance(message, dict) else None
+            usage = usage if isinstance(usage, dict) else {}
             # Everything the model read: cache reads and writes count towards the context.
-            input_tokens = sum(
-                token_count(usage, name)
-                for name in (
-                    "input_tokens",
-                    "cache_creation_input_tokens",
-                    "cache_read_input_tokens",
-                )
+            input_tokens = token_total(
+                usage, "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"
             )
         elif event == "content_block_delta":
             delta = payload.get("delta") or {}
@@ -297,9 +297,9 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
             if isinstance(text, str) and text:
                 yield TextDelta(text)
         elif event == "message_delta":
-            output_tokens = (
-                token_count(payload.get("usage") or {}, "output_tokens") or output_tokens
-            )
+            usage = payload.get("usage")
+            if isinstance(usage, dict) and "output_tokens" in usage:
+                output_tokens = token_count(usage, "output_tokens")
             delta = payload.get("delta")
             if isinstance(delta, dict) and delta.get("stop_reason") is not None:
                 stop_reason = stop_reason_of(delta["stop_reason"])

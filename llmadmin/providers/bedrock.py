@@ -9,12 +9,12 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
 import botocore.session
-import requests
+import httpx2
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -37,6 +37,7 @@ from llmadmin.providers.http import (
     StreamEvent,
     TextDelta,
     Usage,
+    chunks_of,
     cut_off,
     failed_mid_answer,
     json_data,
@@ -44,6 +45,7 @@ from llmadmin.providers.http import (
     mid_stream_error,
     set_if,
     token_count,
+    token_total,
 )
 
 # How a Bedrock account authenticates: the admin's choice.
@@ -233,11 +235,11 @@ class BedrockClient(ProviderClient):
             body["additionalModelRequestFields"] = additional
         return body
 
-    def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
+    async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
         url = f"{self.base_url}/model/{quote(model.identifier, safe='')}/converse-stream"
-        response = self.post_stream(url, self.chat_body(model, chat))
-        with response:
-            yield from parse_stream(response)
+        async with self.open_stream(url, self.chat_body(model, chat)) as response:
+            async for event in parse_stream(response):
+                yield event
 
 
 # ListFoundationModels' own filter: models that answer with text.
@@ -265,9 +267,9 @@ STOP_REASONS = {
 MALFORMED_OUTPUT = ("malformed_model_output", "malformed_tool_use")
 
 
-def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
+async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
     stopped, usage = None, None
-    for headers, payload in event_stream(response):
+    async for headers, payload in event_stream(response):
         if headers.get(":message-type") in ("exception", "error"):
             kind = str(headers.get(":exception-type", ""))
             raise mid_stream_error(
@@ -292,9 +294,8 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
         elif kind == "metadata" and isinstance(event.get("usage"), dict):
             # Everything the model read: inputTokens leaves out cache reads and writes.
             usage = Usage(
-                sum(
-                    token_count(event["usage"], name)
-                    for name in ("inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens")
+                token_total(
+                    event["usage"], "inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"
                 ),
                 token_count(event["usage"], "outputTokens"),
             )
@@ -305,19 +306,17 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
     yield Finish(stopped)
 
 
-def event_stream(response: requests.Response) -> Iterator[tuple[dict[str, Any], bytes]]:
+async def event_stream(response: httpx2.Response) -> AsyncIterator[tuple[dict[str, Any], bytes]]:
     """(headers, payload) of each message of AWS's binary event stream, checked by botocore.
 
     A message left incomplete ends the stream: parse_stream then finds no messageStop.
     """
     buffer = EventStreamBuffer()
     try:
-        for chunk in response.iter_content(chunk_size=None):
+        async for chunk in chunks_of(response):
             buffer.add_data(chunk)
             for message in buffer:
                 yield message.headers, message.payload
-    except requests.RequestException:
-        raise cut_off() from None
     except ParserError:
         raise malformed() from None
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 from urllib.parse import quote
 
-import requests
+import httpx2
 
 from llmadmin.providers.base import (
     PENALTIES,
@@ -38,6 +38,7 @@ from llmadmin.providers.http import (
     set_if,
     sse_events,
     token_count,
+    token_total,
 )
 
 # The SDK's HarmCategory (google-genai 3.6) that the Gemini API takes; the image categories
@@ -259,19 +260,19 @@ class GoogleClient(ProviderClient):
             ]
         return body
 
-    def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
+    async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
         url = (
             f"{self.base_url}/{API_VERSION}/models/{quote(model.identifier, safe='')}"
             ":streamGenerateContent?alt=sse"
         )
-        response = self.post_stream(url, self.chat_body(model, chat))
-        with response:
-            yield from parse_stream(response)
+        async with self.open_stream(url, self.chat_body(model, chat)) as response:
+            async for event in parse_stream(response):
+                yield event
 
 
-def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
+async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
     usage, stop_reason = None, None
-    for _, data in sse_events(response):
+    async for _, data in sse_events(response):
         chunk = json_data(data)
         if "error" in chunk:
             raise mid_stream_error(error_kind(chunk["error"]))
@@ -280,8 +281,7 @@ def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
             # Thinking tokens are not part of candidatesTokenCount but are output all the same.
             usage = Usage(
                 token_count(metadata, "promptTokenCount"),
-                token_count(metadata, "candidatesTokenCount")
-                + token_count(metadata, "thoughtsTokenCount"),
+                token_total(metadata, "candidatesTokenCount", "thoughtsTokenCount"),
             )
         feedback = chunk.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):

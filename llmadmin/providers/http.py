@@ -8,17 +8,20 @@ A message is built from our own words, the admin's configured host and a status 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import re
 import traceback
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import weakref
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
-import requests
+import httpx2
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
@@ -72,8 +75,8 @@ class TextDelta:
 class Usage:
     """Tokens of a turn; input counts everything the model read, cached tokens included."""
 
-    input_tokens: int
-    output_tokens: int
+    input_tokens: int | None
+    output_tokens: int | None
 
 
 class StopReason(StrEnum):
@@ -95,6 +98,10 @@ class StopReason(StrEnum):
     CUT_OFF = "cut_off"
     # The provider reported an error, or the answer could not be read.
     FAILED = "failed"
+    # Ended by us: the answer passed its deadline, or the provider went quiet too long.
+    TIMED_OUT = "timed_out"
+    # The user went away (closed the page, lost the connection) before the answer ended.
+    DISCONNECTED = "disconnected"
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,32 @@ def cut_off() -> ChatError:
 
 def failed_mid_answer() -> ChatError:
     return ChatError("The provider reported an error mid-answer.")
+
+
+def timed_out(message: str) -> ChatError:
+    error = ChatError(message)
+    error.stop_reason = StopReason.TIMED_OUT
+    return error
+
+
+def went_silent() -> ChatError:
+    return timed_out(
+        f"The provider sent nothing for {settings.PROVIDER_READ_TIMEOUT:g} s: the answer was "
+        "ended there."
+    )
+
+
+def idle_too_long() -> ChatError:
+    return timed_out(
+        f"The provider sent no answer text for {settings.PROVIDER_STREAM_IDLE_TIMEOUT:g} s: "
+        "the answer was ended there."
+    )
+
+
+def past_deadline() -> ChatError:
+    return timed_out(
+        f"The answer took longer than {settings.PROVIDER_STREAM_TIMEOUT:g} s: it was ended there."
+    )
 
 
 # Words in a refused request's body that mean the conversation is too long. The body is only
@@ -255,7 +288,7 @@ class ProviderClient:
     def fetch_models(self) -> list[RemoteModel]:
         raise NotImplementedError
 
-    def stream(self, model: Any, chat: ChatInput) -> Iterator[StreamEvent]:
+    def stream(self, model: Any, chat: ChatInput) -> AsyncIterator[StreamEvent]:
         raise NotImplementedError
 
     def verify(self) -> None:
@@ -268,10 +301,33 @@ class ProviderClient:
         with untrusted_answer(self.unreadable):
             return self.fetch_models()
 
-    def stream_chat(self, model: Any, chat: ChatInput) -> Iterator[StreamEvent]:
-        """Send the turn; yield the answer's text as it streams in, then its usage."""
-        with untrusted_answer(malformed):
-            yield from self.stream(model, chat)
+    async def stream_chat(self, model: Any, chat: ChatInput) -> AsyncIterator[StreamEvent]:
+        """Send the turn; yield the answer's text as it streams in, then its usage and end.
+
+        Every answer has an end: PROVIDER_STREAM_TIMEOUT from the request on, or
+        PROVIDER_STREAM_IDLE_TIMEOUT after the last thing the answer said. Keep-alive
+        comments and pings yield nothing, so they don't hold an answer open. Either limit
+        closes the upstream request and raises a ChatError (stop reason timed_out).
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.PROVIDER_STREAM_TIMEOUT
+        events = aiter(self.stream(model, chat))
+        try:
+            while True:
+                quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
+                try:
+                    async with asyncio.timeout_at(min(deadline, quiet_until)):
+                        with untrusted_answer(malformed):
+                            event = await anext(events, None)
+                except TimeoutError:
+                    raise (
+                        past_deadline() if loop.time() >= deadline else idle_too_long()
+                    ) from None
+                if event is None:
+                    return
+                yield event
+        finally:
+            await events.aclose()
 
     def unreadable(self) -> Unreachable:
         return Unreachable(f"{self.host} sent an answer that could not be read.")
@@ -298,9 +354,7 @@ class ProviderClient:
         origin = urlsplit(url)[:2]
         host = urlsplit(url).netloc
         for _ in range(MAX_REDIRECTS + 1):
-            response = self.send(
-                "GET", url, Unreachable, params=params, headers={"Accept": "application/json"}
-            )
+            response = self.send("GET", url, params=params)
             if not response.is_redirect:
                 break
             try:
@@ -333,102 +387,166 @@ class ProviderClient:
             raise Unreachable(f"{self.host} answered with an unexpected model list.")
         return items
 
-    def post_stream(self, url: str, body: dict[str, Any]) -> requests.Response:
-        """POST a chat request whose answer streams; a refusal becomes our own ChatError."""
-        response = self.send(
-            "POST",
-            url,
-            ChatError,
-            body=json.dumps(body).encode(),
-            headers={"Accept": "text/event-stream", "Content-Type": "application/json"},
-            stream=True,
-        )
-        if response.status_code >= 300:
-            # Read a bounded amount, only to recognise a context-length refusal.
-            try:
-                body = response.raw.read(4000, decode_content=True)
-                body_text = body.decode("utf-8", "replace")
-            except Exception:  # an unreadable body refuses all the same
-                body_text = ""
-            finally:
-                response.close()
-            refusal = self.refusal("POST", response.status_code, body_text, response.headers)
-            raise refusal or chat_error_for(response.status_code, body_text)
-        return response
+    @asynccontextmanager
+    async def open_stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[httpx2.Response]:
+        """POST a chat request and hold its streaming answer open; closed on leaving, however
+        that happens (the answer ended, the client went away, a limit passed). A refusal
+        becomes our own ChatError."""
+        host = urlsplit(url).netloc
+        try:
+            request = self.build("POST", url, body=json.dumps(body).encode(), stream=True)
+            response = await stream_client().send(request, stream=True)
+        except ProviderError:
+            raise
+        except Exception as error:
+            raise unreachable(ChatError, host, error) from None
+        try:
+            if response.status_code >= 300:
+                refusal = self.refusal(
+                    "POST", response.status_code, await head_of(response), response.headers
+                )
+                raise refusal or chat_error_for(response.status_code, await head_of(response))
+            yield response
+        finally:
+            await response.aclose()
 
     @sensitive_variables("headers")
-    def send(
+    def build(
         self,
         method: str,
         url: str,
-        failure: type[ProviderError],
         *,
         params: dict[str, Any] | None = None,
         body: bytes = b"",
-        headers: dict[str, str] | None = None,
         stream: bool = False,
-    ) -> requests.Response:
-        """One call with the credentials and timeouts; redirects are the caller's to follow.
+    ) -> httpx2.Request:
+        """The request with credentials and timeouts; the URL (with its query) and body are
+        final before `authorize` sees them, so a signature covers exactly what is sent."""
+        if params:
+            # %20 for a space, as SigV4 canonicalises a query.
+            url = f"{url}?{urlencode(params, quote_via=quote)}"
+        request = httpx2.Request(method, url, content=body or None)
+        accept = "text/event-stream" if stream else "application/json"
+        headers = {"Accept": accept} | ({"Content-Type": "application/json"} if body else {})
+        request.headers.update(self.authorize(method, str(request.url), headers, body))
+        request.extensions["timeout"] = timeouts().as_dict()
+        return request
 
-        The URL (with its query) and body are final before `authorize` sees them, so a
-        signature covers exactly what is sent.
-        """
-        host = urlsplit(url).netloc
+    def send(self, method: str, url: str, params: dict[str, Any] | None = None) -> httpx2.Response:
+        """One call, its answer read whole; redirects are the caller's to follow."""
         try:
-            if params:
-                # %20 for a space, as SigV4 canonicalises a query (not requests' "+").
-                url = f"{url}?{urlencode(params, quote_via=quote)}"
-            url = requests.Request(method, url).prepare().url or url
-            headers = self.authorize(method, url, dict(headers or {}), body)
-            return requests.request(
-                method,
-                url,
-                headers=headers,
-                data=body or None,
-                timeout=(settings.PROVIDER_CONNECT_TIMEOUT, settings.PROVIDER_READ_TIMEOUT),
-                allow_redirects=False,
-                stream=stream,
-            )
+            request = self.build(method, url, params=params)
+            with httpx2.Client() as client:
+                return client.send(request)
         except ProviderError:  # no credentials to sign with
             raise
-        except requests.Timeout:
-            raise failure(
-                f"Could not reach {host}: timed out after {settings.PROVIDER_READ_TIMEOUT:g} s."
-            ) from None
-        except requests.ConnectionError:
-            raise failure(
-                f"Could not reach {host}: connection refused or host not found."
-            ) from None
-        except Exception:  # e.g. a Location requests can't parse: its text is not repeated
-            raise failure(f"Could not reach {host}.") from None
+        except Exception as error:
+            raise unreachable(Unreachable, urlsplit(url).netloc, error) from None
+
+
+def timeouts() -> httpx2.Timeout:
+    return httpx2.Timeout(settings.PROVIDER_READ_TIMEOUT, connect=settings.PROVIDER_CONNECT_TIMEOUT)
+
+
+def unreachable(failure: type[ProviderError], host: str, error: Exception) -> ProviderError:
+    """Our message for a call that got no answer; the library's text is not repeated (it
+    may quote a Location or a header)."""
+    if isinstance(error, httpx2.TimeoutException):
+        return failure(
+            f"Could not reach {host}: timed out after {settings.PROVIDER_READ_TIMEOUT:g} s."
+        )
+    if isinstance(error, httpx2.ConnectError):
+        return failure(f"Could not reach {host}: connection refused or host not found.")
+    return failure(f"Could not reach {host}.")
+
+
+async def head_of(response: httpx2.Response) -> str:
+    """At most 4,000 bytes of a refusal's body, only to recognise what it says."""
+    if not hasattr(response, "_head"):
+        head = b""
+        try:
+            async for chunk in response.aiter_bytes():
+                head += chunk
+                if len(head) >= 4000:
+                    break
+        except Exception:  # an unreadable body refuses all the same
+            head = b""
+        response._head = head[:4000].decode("utf-8", "replace")
+    return response._head
+
+
+# One pool of connections to the providers per event loop (a worker process has one): a
+# chat turn reuses a warm TLS connection instead of a new handshake. No cap on connections:
+# each open answer holds one, and hundreds stream at once.
+_stream_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def stream_client() -> httpx2.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _stream_clients.get(loop)
+    if client is None:
+        client = _stream_clients[loop] = httpx2.AsyncClient(
+            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+    return client
 
 
 # --- Streams -------------------------------------------------------------------------------
 
 
-def sse_events(response: requests.Response) -> Iterator[tuple[str, str]]:
-    """(event name, data) of a server-sent event stream; comments are skipped.
+async def sse_events(response: httpx2.Response) -> AsyncIterator[tuple[str, str]]:
+    """(event name, data) of a server-sent event stream as each event arrives; comments are
+    skipped.
 
     Lines are split as bytes and decoded as UTF-8 (as SSE is defined), whatever charset the
-    provider claims: text/event-stream without one would otherwise be read as Latin-1.
+    provider claims. Each chunk is split as soon as it is read: nothing waits for more bytes.
     """
     event, data = "", []
+    async for raw_line in lines_of(response):
+        line = raw_line.decode("utf-8", "replace")
+        if line == "":
+            if data:
+                yield event, "\n".join(data)
+            event, data = "", []
+        elif line.startswith(":"):
+            continue
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        elif line.startswith("data:"):
+            data.append(line[5:].removeprefix(" "))
+    if data:
+        yield event, "\n".join(data)
+
+
+# SSE ends a line with CRLF, LF or CR.
+LINE_END = re.compile(rb"\r\n|\n|\r")
+
+
+async def lines_of(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The body's lines, each as soon as its end arrives; a last unterminated line too."""
+    rest = b""
+    async for chunk in chunks_of(response):
+        rest += chunk
+        # A CR at the end may be the first half of a CRLF: it waits for the next chunk.
+        held = b"\r" if rest.endswith(b"\r") else b""
+        lines = LINE_END.split(rest.removesuffix(held))
+        rest = lines.pop() + held
+        for line in lines:
+            yield line
+    if rest:
+        yield rest.removesuffix(b"\r")
+
+
+async def chunks_of(response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The body as it arrives, decompressed; a connection that breaks mid-answer cuts it off."""
     try:
-        for raw_line in response.iter_lines():
-            line = raw_line.decode("utf-8", "replace")
-            if line == "":
-                if data:
-                    yield event, "\n".join(data)
-                event, data = "", []
-            elif line.startswith(":"):
-                continue
-            elif line.startswith("event:"):
-                event = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-        if data:
-            yield event, "\n".join(data)
-    except requests.RequestException:
+        async for chunk in response.aiter_bytes():
+            yield chunk
+    except httpx2.TimeoutException:
+        raise went_silent() from None
+    except httpx2.HTTPError:
         raise cut_off() from None
 
 
@@ -442,10 +560,26 @@ def json_data(data: str | bytes) -> dict[str, Any]:
     return payload
 
 
-def token_count(usage: Mapping[str, Any], name: str) -> int:
-    """A token count from a usage object; 0 when absent or not a whole number."""
-    value = usage.get(name)
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+# More than any context window: a larger count is garbage (and overflows the column).
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
+def token_count(usage: Mapping[str, Any], name: str) -> int | None:
+    """A token count from a usage object: 0 when absent (Gemini's JSON leaves zeros out),
+    None when it is not a plausible whole number (-5, "lots", 1e20): a bad count is ignored,
+    never stored."""
+    value = usage.get(name, 0)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT:
+        return value
+    return None
+
+
+def token_total(usage: Mapping[str, Any], *names: str) -> int | None:
+    """The sum of counts (input and cache reads, output and thinking); None when one is bad."""
+    counts = [token_count(usage, name) for name in names]
+    if None in counts:
+        return None
+    return min(MAX_TOKEN_COUNT, sum(counts))
 
 
 def set_if(target: dict[str, Any], key: str, value: Any) -> None:

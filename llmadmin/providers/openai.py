@@ -6,11 +6,11 @@ Options, rules, request mapping and stream parsing of each, together.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-import requests
+import httpx2
 
 from llmadmin.providers import anthropic
 from llmadmin.providers.base import (
@@ -238,10 +238,10 @@ class OpenAIClient(ProviderClient):
         set_if(body, "reasoning_effort", options.get("reasoning_effort"))
         set_if(body, "max_completion_tokens", options.get("max_completion_tokens"))
 
-    def stream(self, model: ModelSettings, chat: ChatInput) -> Iterator[StreamEvent]:
-        response = self.post_stream(self.chat_url, self.chat_body(model, chat))
-        with response:
-            yield from parse_stream(response)
+    async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
+        async with self.open_stream(self.chat_url, self.chat_body(model, chat)) as response:
+            async for event in parse_stream(response):
+                yield event
 
 
 def context_limit_of(item: Mapping[str, Any]) -> int | None:
@@ -264,9 +264,9 @@ FINISH_REASONS = {
 }
 
 
-def parse_stream(response: requests.Response) -> Iterator[StreamEvent]:
+async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
     stop_reason = StopReason.COMPLETE
-    for _, data in sse_events(response):
+    async for _, data in sse_events(response):
         if data == "[DONE]":
             yield Finish(stop_reason)
             return

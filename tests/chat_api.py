@@ -38,9 +38,11 @@ def post_chat(client: Client, payload: dict[str, Any], **headers: str) -> tuple[
 async def post_chat_async(
     cookies: Any, payload: dict[str, Any], headers: dict[str, str]
 ) -> tuple[int, bytes]:
-    client = AsyncClient(headers=headers)
+    client = AsyncClient()
     client.cookies = cookies
-    response = await client.post(reverse("api-chat"), payload, content_type="application/json")
+    response = await client.post(
+        reverse("api-chat"), payload, content_type="application/json", headers=headers
+    )
     if not response.streaming:
         return response.status_code, response.content
     assert response["Content-Type"] == "text/event-stream"

@@ -273,13 +273,17 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
         chunk = json_data(data)
         if "error" in chunk:
             raise mid_stream_error(error_kind(chunk["error"]))
-        choices = chunk.get("choices")
-        for choice in choices if isinstance(choices, list) else []:
+        choices = chunk.get("choices") or []
+        if not isinstance(choices, list):
+            raise malformed()
+        for choice in choices:
             if not isinstance(choice, dict):
                 raise malformed()
-            delta = choice.get("delta")
+            delta = choice.get("delta") or {}
             text = delta.get("content") if isinstance(delta, dict) else None
-            if isinstance(text, str) and text:
+            if not isinstance(delta, dict) or not isinstance(text, str | None):
+                raise malformed()
+            if text:
                 yield TextDelta(text)
             reason = choice.get("finish_reason")
             if reason == "error":  # OpenRouter: the upstream failed mid-answer

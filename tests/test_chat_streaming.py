@@ -1,0 +1,350 @@
+"""Chat answers under load and faults: every answer ends, nothing the user saw is lost.
+
+The turns run under Django's ASGI handler (tests.chat_api), or through a real uvicorn server
+on loopback where the test needs the network between the client and the server: arrival of
+each event as it comes, and a client that goes away.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx2
+import pytest
+import uvicorn
+from django.core.asgi import get_asgi_application
+from django.db import OperationalError, connection
+
+import chat.services
+from chat.models import Message
+from llmadmin.models import LLMModel
+from tests.chat_api import events_of, post_chat, send, texts
+from tests.factories import LLMModelFactory, provider_at
+from tests.stream_servers import (
+    ANTHROPIC_PING,
+    KEEP_ALIVE,
+    OPENAI_END,
+    OPENAI_STOP,
+    Script,
+    anthropic_start,
+    data,
+    openai_delta,
+    serve_script,
+)
+
+KEY = "sk-STREAMSECRET-7"
+
+
+def model_at(url: str, provider_type: str = "openai-compat") -> LLMModel:
+    return LLMModelFactory(provider=provider_at(provider_type, url, api_key=KEY))
+
+
+def stored_answer() -> Message:
+    return Message.objects.filter(role=Message.Role.ASSISTANT).get()
+
+
+def ending(events: list[tuple[str, dict]]) -> tuple[str, dict]:
+    return events[-1]
+
+
+# --- Every answer has an end ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("provider_type", "start", "keep_alive"),
+    [
+        pytest.param("openai-compat", openai_delta("Hel"), KEEP_ALIVE, id="SSE comments"),
+        pytest.param("anthropic", anthropic_start("Hel"), ANTHROPIC_PING, id="Anthropic pings"),
+    ],
+)
+def test_a_provider_that_only_keeps_alive_is_ended_at_the_idle_limit(
+    client, developer, settings, provider_type, start, keep_alive
+):
+    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.5
+    script = Script([start], forever=keep_alive, every=0.05)
+    with serve_script(script) as url:
+        events = send(client, model_at(url, provider_type))
+        closed = script.wait_for_close()
+
+    assert texts(events) == ["Hel"]
+    name, error = ending(events)
+    assert name == "error"
+    assert error["stop_reason"] == "timed_out"
+    assert "no answer text for 0.5 s" in error["message"]
+    answer = stored_answer()
+    assert (answer.content, answer.stop_reason) == ("Hel", "timed_out")
+    assert closed is not None  # the upstream request was closed
+
+
+@pytest.mark.django_db
+def test_a_provider_that_trickles_text_is_ended_at_the_deadline(client, developer, settings):
+    settings.PROVIDER_STREAM_TIMEOUT = 1.0
+    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.5
+    script = Script([], forever=openai_delta("x"), every=0.1)
+    with serve_script(script) as url:
+        events = send(client, model_at(url))
+        closed = script.wait_for_close()
+
+    name, error = ending(events)
+    assert name == "error"
+    assert error["stop_reason"] == "timed_out"
+    assert "longer than 1 s" in error["message"]
+    seen = "".join(texts(events))
+    assert len(seen) >= 5
+    assert stored_answer().content == seen
+    assert closed is not None
+
+
+# --- Garbage from the provider --------------------------------------------------------------
+
+
+GARBAGE = [
+    pytest.param(data({"choices": ["x"]}), "error", id="a choice that is a string"),
+    pytest.param(data({"choices": [{"delta": "str"}]}), "error", id="a delta that is a string"),
+    pytest.param(data({"choices": "all"}), "error", id="choices that are a string"),
+    pytest.param(b"data: {not json\n\n", "error", id="not JSON"),
+    pytest.param(data([1, 2]), "error", id="a list, not an object"),
+    pytest.param(
+        data({"choices": [{"delta": {"content": 5}}]}), "error", id="content that is a number"
+    ),
+    pytest.param(
+        data({"choices": [], "usage": {"prompt_tokens": -5, "completion_tokens": 2}}),
+        "done",
+        id="usage of -5",
+    ),
+    pytest.param(
+        data({"choices": [], "usage": {"prompt_tokens": "lots", "completion_tokens": 2}}),
+        "done",
+        id="usage of 'lots'",
+    ),
+    pytest.param(
+        b'data: {"choices": [], "usage": {"prompt_tokens": 1e20, "completion_tokens": 2}}\n\n',
+        "done",
+        id="usage of 1e20",
+    ),
+    pytest.param(
+        data({"choices": [], "usage": {"prompt_tokens": 10**20, "completion_tokens": 2}}),
+        "done",
+        id="usage of 10**20, a whole number",
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("garbage", "end"), GARBAGE)
+def test_garbage_after_text_ends_the_answer_clearly_and_keeps_the_text(
+    client, developer, garbage, end
+):
+    script = Script([openai_delta("Hello"), garbage, openai_delta(" world"), OPENAI_STOP])
+    with serve_script(script) as url:
+        events = send(client, model_at(url))
+
+    name, last = ending(events)
+    answer = stored_answer()
+    assert name == end
+    assert answer.content == "".join(texts(events))
+    if end == "error":
+        assert texts(events) == ["Hello"]
+        assert last == {
+            "message": "The provider sent a malformed answer.",
+            "stop_reason": "failed",
+        }
+        assert answer.stop_reason == "failed"
+    else:  # a bad count is ignored: the answer goes on and is stored without it
+        assert texts(events) == ["Hello", " world"]
+        assert (answer.input_tokens, answer.output_tokens) == (None, 2)
+
+
+# --- The database blinks --------------------------------------------------------------------
+
+
+def failing_answer_writes(times: int):
+    """A database that refuses the first `times` writes of an assistant's message."""
+    failures = {"left": times}
+
+    def execute(run, sql, params, many, context):
+        answer = 'INSERT INTO "chat_message"' in sql and "assistant" in (params or ())
+        if answer and failures["left"] > 0:
+            failures["left"] -= 1
+            raise OperationalError("server closed the connection unexpectedly")
+        return run(sql, params, many, context)
+
+    return execute
+
+
+# Outside a test's transaction: a failed write inside one would doom it, as it would not in a
+# request.
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_write_that_fails_for_a_moment_is_retried_and_stored(
+    client, developer, monkeypatch
+):
+    monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
+    script = Script([openai_delta("Hello"), OPENAI_END])
+    with serve_script(script) as url, connection.execute_wrapper(failing_answer_writes(2)):
+        events = send(client, model_at(url))
+
+    assert [name for name, _ in events] == ["conversation", "delta", "message", "done"]
+    assert stored_answer().content == "Hello"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_answer_the_database_never_takes_is_reported_to_the_user(client, developer, monkeypatch):
+    monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
+    script = Script([openai_delta("Hello"), OPENAI_END])
+    with serve_script(script) as url, connection.execute_wrapper(failing_answer_writes(99)):
+        events = send(client, model_at(url))
+
+    assert texts(events) == ["Hello"]
+    name, error = ending(events)
+    assert name == "error"
+    assert "could not be saved" in error["message"]
+    assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_turn_the_database_refuses_to_start_is_a_503_with_nothing_half_saved(
+    client, developer, monkeypatch
+):
+    monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
+
+    def refuse_user_messages(run, sql, params, many, context):
+        if 'INSERT INTO "chat_message"' in sql:
+            raise OperationalError("the database system is starting up")
+        return run(sql, params, many, context)
+
+    script = Script([openai_delta("Hello"), OPENAI_END])
+    with serve_script(script) as url, connection.execute_wrapper(refuse_user_messages):
+        model = model_at(url)
+        status, body = post_chat(client, {"model_id": model.pk, "message": "Hi"})
+
+    assert status == 503
+    assert b"database" in body
+    assert script.requests == 0
+    assert not developer.conversations.exists()
+
+
+# --- Accept -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_event_stream_client_is_answered_with_events_and_refused_in_json(client, developer):
+    script = Script([openai_delta("Hello"), OPENAI_END])
+    with serve_script(script) as url:
+        model = model_at(url)
+        status, body = post_chat(
+            client, {"model_id": model.pk, "message": "Hi"}, Accept="text/event-stream"
+        )
+        refused_status, refused = post_chat(
+            client, {"model_id": model.pk, "message": ""}, Accept="text/event-stream"
+        )
+        unacceptable_status, _ = post_chat(
+            client, {"model_id": model.pk, "message": "Hi"}, Accept="image/png"
+        )
+
+    assert status == 200
+    assert texts(events_of(body)) == ["Hello"]
+    assert refused_status == 400
+    assert b'"message"' in refused
+    assert unacceptable_status == 406
+
+
+# --- Through a real ASGI server -------------------------------------------------------------
+
+
+@pytest.fixture
+def asgi_server(transactional_db, settings) -> Iterator[str]:
+    """The project's ASGI application served by uvicorn on loopback, as in production."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            get_asgi_application(), host="127.0.0.1", port=0, lifespan="off", log_level="error"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    until = time.monotonic() + 10
+    while not server.started and time.monotonic() < until:
+        time.sleep(0.01)
+    assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)
+
+
+CSRF = "c" * 32
+
+
+def open_chat(base_url: str, session: str, model: LLMModel) -> httpx2.Client:
+    return httpx2.Client(
+        base_url=base_url,
+        cookies={"sessionid": session, "csrftoken": CSRF},
+        headers={"X-CSRFToken": CSRF},
+        timeout=5,
+    )
+
+
+def read_events(chunks: Iterator[bytes], wanted: int) -> list[tuple[str, dict]]:
+    """Events from a streaming body until `wanted` of them have arrived."""
+    body = b""
+    while body.count(b"\n\n") < wanted:
+        body += next(chunks)
+    return events_of(body)
+
+
+@pytest.mark.parametrize("chunked", [True, False], ids=["chunked", "close-delimited"])
+def test_each_event_reaches_the_user_as_it_arrives(asgi_server, client, developer, chunked):
+    go_on = threading.Event()
+    script = Script([openai_delta("one"), go_on, openai_delta("two"), OPENAI_END], chunked=chunked)
+    with serve_script(script) as url:
+        model = model_at(url)
+        with open_chat(asgi_server, client.cookies["sessionid"].value, model) as http:
+            payload = {"model_id": model.pk, "message": "Hi"}
+            with http.stream("POST", "/api/v1/chat/", json=payload) as response:
+                chunks = response.iter_bytes()
+                # "two" is not sent until "one" has reached the user through the server.
+                first = read_events(chunks, 2)
+                go_on.set()
+                rest = b"".join(chunks)
+
+    assert first[1] == ("delta", {"text": "one"})
+    assert texts(events_of(rest)) == ["two"]
+    assert [name for name, _ in events_of(rest)][-2:] == ["message", "done"]
+
+
+def test_a_client_that_goes_away_closes_the_upstream_and_keeps_what_it_was_sent(
+    asgi_server, client, developer
+):
+    script = Script([openai_delta("Hel"), openai_delta("lo")], forever=KEEP_ALIVE, every=0.05)
+    with serve_script(script) as url:
+        model = model_at(url)
+        with open_chat(asgi_server, client.cookies["sessionid"].value, model) as http:
+            payload = {"model_id": model.pk, "message": "Hi"}
+            with http.stream("POST", "/api/v1/chat/", json=payload) as response:
+                seen = read_events(response.iter_bytes(), 3)
+            left_at = time.monotonic()
+        closed_at = script.wait_for_close()
+
+    assert texts(seen) == ["Hel", "lo"]
+    assert closed_at is not None
+    assert closed_at - left_at < 1.0
+    answer = stored_after_disconnect()
+    assert (answer.content, answer.stop_reason) == ("Hello", "disconnected")
+    assert answer.notice.startswith("The answer was interrupted")
+
+
+def stored_after_disconnect() -> Message:
+    """The answer the server stores once it sees the client gone (in its own thread)."""
+    until = time.monotonic() + 5
+    while time.monotonic() < until:
+        try:
+            answer = Message.objects.filter(role=Message.Role.ASSISTANT).first()
+        except OperationalError:  # SQLite's shared in-memory database: a table locked a moment
+            answer = None
+        if answer is not None:
+            return answer
+        time.sleep(0.02)
+    raise AssertionError("no answer was stored")

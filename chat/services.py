@@ -195,12 +195,14 @@ def turn_start(*, conversation: Conversation, model: LLMModel, text: str) -> Tur
 
 
 def answer_store(turn: Turn, answer: list[str], **fields: Any) -> Message:
-    return Message.objects.create(
-        conversation=turn.conversation,
-        role=Message.Role.ASSISTANT,
-        content="".join(answer),
-        **fields,
-    )
+    # Its own transaction: a failed attempt leaves nothing behind to retry around.
+    with transaction.atomic():
+        return Message.objects.create(
+            conversation=turn.conversation,
+            role=Message.Role.ASSISTANT,
+            content="".join(answer),
+            **fields,
+        )
 
 
 async def answer_keep(turn: Turn, answer: list[str], **fields: Any) -> Message | None:

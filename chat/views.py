@@ -114,8 +114,10 @@ class ChatTurnView(APIView):
                 "in summarising older messages after a complete answer has no stop_reason). "
                 "stop_reason: complete, max_tokens (truncated), context_full (truncated: the "
                 "context window filled), refused, blocked (safety), "
-                "content_filter, other, cut_off or failed; notice says in words how an answer "
-                "that is not complete ended (null when complete)."
+                "content_filter, other, cut_off, failed, or timed_out (the answer passed "
+                "its deadline or went quiet too long); notice says in words how an answer "
+                "that is not complete ended (null when complete). An answer whose client "
+                "went away is stored as far as it went, stop_reason disconnected."
             ),
             400: OpenApiResponse(
                 OpenApiTypes.OBJECT,
@@ -127,6 +129,10 @@ class ChatTurnView(APIView):
                 ErrorSerializer, description="Not logged in, or no CSRF token (session auth)."
             ),
             415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
+            503: OpenApiResponse(
+                ErrorSerializer,
+                description="The database did not take the message; nothing was saved.",
+            ),
         },
     )
     def post(self, request: Request) -> HttpResponse:

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
+import uvicorn
+from django.core.asgi import get_asgi_application
 from playwright.sync_api import Browser, Page, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
@@ -111,3 +115,25 @@ def empty_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+@pytest.fixture
+def asgi_server(transactional_db, settings) -> Iterator[str]:
+    """The project's ASGI application served by uvicorn on loopback, as in production; its
+    URL. (pytest-django's live_server is a WSGI server.)"""
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            get_asgi_application(), host="127.0.0.1", port=0, lifespan="off", log_level="error"
+        )
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    until = time.monotonic() + 10
+    while not server.started and time.monotonic() < until:
+        time.sleep(0.01)
+    assert server.started
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(10)

@@ -17,5 +17,7 @@ STORAGES = {
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 # Fast hashing: tests create users, they don't need slow password hashes.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-# WhiteNoise looks files up per request instead of scanning a STATIC_ROOT tests never fill.
+# WhiteNoise finds files in the apps and looks them up per request (tests never fill
+# STATIC_ROOT): the ASGI test server serves static files through it.
 WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True

@@ -156,12 +156,12 @@ def test_saving_a_model_warns_when_the_provider_reports_another_context_limit(ad
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_model_form_offers_the_reported_identifiers_and_warns_in_the_browser(page, live_server):
-    log_in(page, live_server.url)
+def test_the_model_form_offers_the_reported_identifiers_and_warns_in_the_browser(page, asgi_server):
+    log_in(page, asgi_server)
     with serve(FakeProvider("openrouter", KEY)) as server:
         ProviderFactory(openrouter=True, api_key=KEY, base_url=f"{server.url}/api/v1")
 
-        page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+        page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
         page.select_option("#id_provider", label="OpenRouter")
 
         expect(page.locator(".remote-models-status")).to_contain_text(
@@ -247,11 +247,11 @@ def test_the_page_does_not_test_fields_it_would_refuse(admin_client):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_test_connection_in_a_browser_keeps_what_was_typed(page, live_server):
+def test_test_connection_in_a_browser_keeps_what_was_typed(page, asgi_server):
     provider = Provider.objects.get(type="openai-compat")
     with serve(FakeProvider("openai", KEY)) as server:
-        log_in(page, live_server.url)
-        page.goto(f"{live_server.url}/admin/llmadmin/provider/{provider.pk}/change/")
+        log_in(page, asgi_server)
+        page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
         page.fill("#id_api_key", KEY)
         page.fill("#id_base_url", f"{server.url}/v1")
 

@@ -25,11 +25,11 @@ def log_in(page: Page, base_url: str) -> None:
     expect(page.locator("#site-name")).to_have_text("llmadmin")
 
 
-def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, live_server):
+def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, asgi_server):
     previous_default = LLMModelFactory(is_default=True, display_name="Old default")
     sources: list[str] = []
 
-    log_in(page, live_server.url)
+    log_in(page, asgi_server)
 
     # Providers: every type is listed; set Anthropic's key.
     page.get_by_role("link", name="Providers", exact=True).first.click()
@@ -51,7 +51,7 @@ def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, live_s
     sources.append(page.content())
 
     # Models: choose the provider, and only its options are shown.
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Anthropic")
     expect(page.locator("fieldset.provider-options-anthropic")).to_be_visible()
     expect(page.locator("fieldset.provider-options-openai")).to_be_hidden()
@@ -90,11 +90,11 @@ def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, live_s
     assert Provider.objects.get(type="anthropic").api_key == KEY
 
 
-def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, live_server):
-    log_in(page, live_server.url)
+def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, asgi_server):
+    log_in(page, asgi_server)
     # Every type has its row from migrate on: Google is already in the provider list.
 
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Google (Gemini)")
     page.fill("#id_identifier", "gemini-2.5-pro")
     page.fill("#id_display_name", "Gemini 2.5 Pro")
@@ -111,12 +111,12 @@ def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, live_
     assert not LLMModel.objects.exists()
 
 
-def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, live_server):
-    log_in(page, live_server.url)
+def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, asgi_server):
+    log_in(page, asgi_server)
     bedrock = Provider.objects.get(type="bedrock")
     secret = "wJalrXUtnFEMI/K7MDENG/BROWSERSECRET"
 
-    page.goto(f"{live_server.url}/admin/llmadmin/provider/{bedrock.pk}/change/")
+    page.goto(f"{asgi_server}/admin/llmadmin/provider/{bedrock.pk}/change/")
     expect(page.locator(".field-api_key")).to_be_visible()
     expect(page.locator(".field-aws_secret_access_key")).to_be_hidden()
     page.select_option("#id_auth", label="IAM access key")
@@ -139,9 +139,9 @@ def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, live
     expect(page.locator(".field-api_key")).to_be_hidden()
 
 
-def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(page, live_server):
-    log_in(page, live_server.url)
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(page, asgi_server):
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="OpenAI")
     page.fill("#id_openai__max_completion_tokens", "0")  # below its minimum of 1
     page.select_option("#id_provider", label="Anthropic")
@@ -156,11 +156,11 @@ def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(p
     assert (model.provider.type, model.provider_options) == ("anthropic", {})
 
 
-def test_number_boxes_show_their_whole_value(page, live_server):
+def test_number_boxes_show_their_whole_value(page, asgi_server):
     model = LLMModelFactory(context_limit=1_000_000, max_output_tokens=128_000)
-    log_in(page, live_server.url)
+    log_in(page, asgi_server)
 
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/{model.pk}/change/")
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{model.pk}/change/")
 
     for box in ("#id_context_limit", "#id_max_output_tokens", "#id_compression_threshold"):
         fits = page.locator(box).evaluate("element => element.scrollWidth <= element.clientWidth")
@@ -168,10 +168,10 @@ def test_number_boxes_show_their_whole_value(page, live_server):
     expect(page.locator("#id_context_limit")).to_have_value("1000000")
 
 
-def test_a_key_typed_into_a_save_refused_for_the_base_url_is_kept(page, live_server):
-    log_in(page, live_server.url)
+def test_a_key_typed_into_a_save_refused_for_the_base_url_is_kept(page, asgi_server):
+    log_in(page, asgi_server)
     provider = Provider.objects.get(type="openai-compat")
-    page.goto(f"{live_server.url}/admin/llmadmin/provider/{provider.pk}/change/")
+    page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
     page.fill("#id_api_key", KEY)
 
     page.click("input[name=_continue]")  # no base URL: refused
@@ -187,14 +187,14 @@ def test_a_key_typed_into_a_save_refused_for_the_base_url_is_kept(page, live_ser
     assert (provider.api_key, provider.base_url) == (KEY, "http://litellm:4000/v1")
 
 
-def test_the_model_list_in_a_browser(page, live_server):
+def test_the_model_list_in_a_browser(page, asgi_server):
     usable = ProviderFactory(openai=True)
     keyless = ProviderFactory(anthropic=True, no_key=True)
     default = LLMModelFactory(provider=usable, display_name="GPT-5", is_default=True)
     LLMModelFactory(provider=usable, display_name="GPT-4.1")
     LLMModelFactory(provider=keyless, display_name="Claude")
-    log_in(page, live_server.url)
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/")
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/")
 
     # Grouped by provider in the registry's order, with who gets what.
     rows = page.locator("#result_list tbody tr")
@@ -216,7 +216,7 @@ def test_the_model_list_in_a_browser(page, live_server):
 
     # The default's delete page says what deleting it does.
     claude = LLMModel.objects.get(display_name="Claude")
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/{claude.pk}/delete/")
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{claude.pk}/delete/")
     expect(page.locator(".messagelist")).to_contain_text("Claude is the default model")
     default.refresh_from_db()
     assert not default.is_default
@@ -234,10 +234,10 @@ def price_text(value: float | None) -> str:
     return "" if value is None else f"{value:g}"
 
 
-def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, live_server):
+def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, asgi_server):
     data = claude("claude-sonnet-4-6")
-    log_in(page, live_server.url)
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
 
     page.select_option("#id_provider", label="Anthropic")
     page.fill("#id_identifier", "claude-sonnet-4-6")
@@ -271,10 +271,10 @@ def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, live_serv
     ]
 
 
-def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(page, live_server):
+def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(page, asgi_server):
     data = claude("claude-haiku-4-5")
-    log_in(page, live_server.url)
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
 
     page.fill("#id_identifier", "claude-haiku-4-5")
     page.select_option("#id_provider", label="Anthropic")
@@ -286,13 +286,13 @@ def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(
     expect(page.locator(".catalog-facts")).to_contain_text(f"Catalog: {data.name}")
 
 
-def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(page, live_server):
+def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(page, asgi_server):
     # "claude-opus-4-1" passes through "claude-opus-4" … and is itself the start of
     # "claude-opus-4-1-20250805": each keystroke's fill is replaced by the next one's.
     shorter, chosen = claude("claude-opus-4-1"), claude("claude-opus-4-6")
     assert shorter.limit.output != chosen.limit.output
-    log_in(page, live_server.url)
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Anthropic")
 
     page.locator("#id_identifier").press_sequentially("claude-opus-4-1")
@@ -314,10 +314,10 @@ def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(
     expect(page.locator(".catalog-facts")).to_contain_text("Not in the catalog")
 
 
-def test_what_the_admin_typed_is_not_overwritten_by_the_catalog(page, live_server):
+def test_what_the_admin_typed_is_not_overwritten_by_the_catalog(page, asgi_server):
     data = claude("claude-sonnet-4-6")
-    log_in(page, live_server.url)
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    log_in(page, asgi_server)
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
 
     page.select_option("#id_provider", label="Anthropic")
     page.fill("#id_display_name", "Our Sonnet")
@@ -336,7 +336,7 @@ def test_what_the_admin_typed_is_not_overwritten_by_the_catalog(page, live_serve
         expect(page.locator(f"#id_{name}_price")).to_have_value("")
 
 
-def test_the_change_page_leaves_empty_output_tokens_and_prices_empty_on_load(page, live_server):
+def test_the_change_page_leaves_empty_output_tokens_and_prices_empty_on_load(page, asgi_server):
     data = claude("claude-sonnet-4-6")
     model = LLMModelFactory(
         provider=ProviderFactory(anthropic=True, no_key=True),
@@ -344,9 +344,9 @@ def test_the_change_page_leaves_empty_output_tokens_and_prices_empty_on_load(pag
         display_name="Unpriced Sonnet",
         context_limit=(data.limit.input or data.limit.context),
     )
-    log_in(page, live_server.url)
+    log_in(page, asgi_server)
 
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/{model.pk}/change/")
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{model.pk}/change/")
 
     # The page's script has the catalog (its identifiers are offered) and filled in nothing.
     option = page.locator('#remote-model-ids option[value="claude-sonnet-4-6"]')

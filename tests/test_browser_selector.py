@@ -49,41 +49,41 @@ def two_providers() -> dict[str, LLMModel]:
     }
 
 
-def test_it_preselects_the_last_used_model(page, live_server, two_providers):
-    open_selector(page, live_server.url, last_used=two_providers["sonnet"].pk)
+def test_it_preselects_the_last_used_model(page, asgi_server, two_providers):
+    open_selector(page, asgi_server, last_used=two_providers["sonnet"].pk)
 
     expect(page.locator("#model-select")).to_be_visible()
     assert selected_label(page) == "Claude Sonnet"
 
 
 def test_it_preselects_the_admin_default_without_a_last_used_model(
-    page, live_server, two_providers
+    page, asgi_server, two_providers
 ):
-    open_selector(page, live_server.url)
+    open_selector(page, asgi_server)
 
     expect(page.locator("#model-select")).to_be_visible()
     assert selected_label(page) == "GPT-5"
 
 
-def test_it_preselects_the_first_model_without_a_default(page, live_server, two_providers):
+def test_it_preselects_the_first_model_without_a_default(page, asgi_server, two_providers):
     LLMModel.objects.filter(is_default=True).delete()
 
-    open_selector(page, live_server.url)
+    open_selector(page, asgi_server)
 
     expect(page.locator("#model-select")).to_be_visible()
     assert selected_label(page) == "Claude Haiku"
 
 
-def test_a_stale_last_used_model_is_forgotten(page, live_server, two_providers):
-    open_selector(page, live_server.url, last_used=987654)
+def test_a_stale_last_used_model_is_forgotten(page, asgi_server, two_providers):
+    open_selector(page, asgi_server, last_used=987654)
 
     expect(page.locator("#model-select")).to_be_visible()
     assert selected_label(page) == "GPT-5"
     assert stored(page) is None
 
 
-def test_choosing_a_model_remembers_it_for_next_time(page, live_server, two_providers):
-    open_selector(page, live_server.url)
+def test_choosing_a_model_remembers_it_for_next_time(page, asgi_server, two_providers):
+    open_selector(page, asgi_server)
     page.select_option("#model-select", label="Claude Haiku")
 
     page.reload()
@@ -93,8 +93,8 @@ def test_choosing_a_model_remembers_it_for_next_time(page, live_server, two_prov
     assert selected_label(page) == "Claude Haiku"
 
 
-def test_models_of_several_providers_are_grouped(page, live_server, two_providers):
-    open_selector(page, live_server.url)
+def test_models_of_several_providers_are_grouped(page, asgi_server, two_providers):
+    open_selector(page, asgi_server)
 
     groups = page.locator("#model-select optgroup")
     expect(groups).to_have_count(2)
@@ -102,21 +102,21 @@ def test_models_of_several_providers_are_grouped(page, live_server, two_provider
     expect(groups.nth(1).locator("option")).to_have_text(["GPT-5"])
 
 
-def test_models_of_one_provider_are_not_grouped(page, live_server):
+def test_models_of_one_provider_are_not_grouped(page, asgi_server):
     provider = ProviderFactory(anthropic=True)
     LLMModelFactory(provider=provider, display_name="Claude Haiku")
     LLMModelFactory(provider=provider, display_name="Claude Sonnet")
 
-    open_selector(page, live_server.url)
+    open_selector(page, asgi_server)
 
     expect(page.locator("#model-select option")).to_have_text(["Claude Haiku", "Claude Sonnet"])
     expect(page.locator("#model-select optgroup")).to_have_count(0)
 
 
-def test_with_no_models_it_says_to_contact_an_administrator(page, live_server):
+def test_with_no_models_it_says_to_contact_an_administrator(page, asgi_server):
     ProviderFactory(anthropic=True)
 
-    open_selector(page, live_server.url)
+    open_selector(page, asgi_server)
 
     expect(page.locator("#model-status")).to_have_text(
         "No models are configured. Contact an administrator."
@@ -126,12 +126,12 @@ def test_with_no_models_it_says_to_contact_an_administrator(page, live_server):
     expect(page.locator("#chat-form button")).to_be_disabled()
 
 
-def test_with_models_but_no_usable_provider_it_says_why(page, live_server):
+def test_with_models_but_no_usable_provider_it_says_why(page, asgi_server):
     LLMModelFactory(provider=ProviderFactory(anthropic=True, no_key=True))
     # The only provider with a key is disabled: that, not a missing key, is its reason.
     LLMModelFactory(provider=ProviderFactory(openai=True, enabled=False))
 
-    open_selector(page, live_server.url)
+    open_selector(page, asgi_server)
 
     expect(page.locator("#model-status")).to_have_text(
         "No model is available (Anthropic: the provider has no API key; OpenAI: the provider "
@@ -141,20 +141,20 @@ def test_with_models_but_no_usable_provider_it_says_why(page, live_server):
     expect(page.locator("#chat-input")).to_be_disabled()
 
 
-def test_a_developer_logs_in_and_lands_on_the_selector(page, live_server):
+def test_a_developer_logs_in_and_lands_on_the_selector(page, asgi_server):
     LLMModelFactory(display_name="Claude Sonnet")
     User.objects.create_user("dev", password="a-long-password")
 
-    page.goto(f"{live_server.url}/agents/")
+    page.goto(f"{asgi_server}/agents/")
     page.fill("#id_username", "dev")
     page.fill("#id_password", "a-long-password")
     page.click("button[type=submit]")
 
-    expect(page).to_have_url(f"{live_server.url}/agents/")
+    expect(page).to_have_url(f"{asgi_server}/agents/")
     expect(page.locator("#model-select option")).to_have_text(["Claude Sonnet"])
 
 
-def test_a_developer_chats_and_watches_the_answer_stream_in(page, live_server, settings):
+def test_a_developer_chats_and_watches_the_answer_stream_in(page, asgi_server, settings):
     from tests.provider_servers import FakeProvider, serve
 
     with serve(
@@ -162,7 +162,7 @@ def test_a_developer_chats_and_watches_the_answer_stream_in(page, live_server, s
     ) as server:
         provider = ProviderFactory(anthropic=True, api_key="sk-browser-chat", base_url=server.url)
         LLMModelFactory(provider=provider, display_name="Claude Haiku")
-        open_selector(page, live_server.url)
+        open_selector(page, asgi_server)
         expect(page.locator("#model-select")).to_be_visible()
 
         page.fill("#chat-input", "Say hello")
@@ -177,13 +177,13 @@ def test_a_developer_chats_and_watches_the_answer_stream_in(page, live_server, s
     assert "sk-browser-chat" not in page.content()
 
 
-def test_a_provider_error_shows_in_the_chat(page, live_server):
+def test_a_provider_error_shows_in_the_chat(page, asgi_server):
     from tests.provider_servers import FakeProvider, serve
 
     with serve(FakeProvider("openai", "sk-right", mode="rate429")) as server:
         provider = ProviderFactory(openai=True, api_key="sk-right", base_url=f"{server.url}/v1")
         LLMModelFactory(provider=provider, display_name="GPT-5")
-        open_selector(page, live_server.url)
+        open_selector(page, asgi_server)
         expect(page.locator("#model-select")).to_be_visible()
 
         page.fill("#chat-input", "Hi")
@@ -194,8 +194,8 @@ def test_a_provider_error_shows_in_the_chat(page, live_server):
         )
 
 
-def test_the_login_page_is_styled_and_says_what_went_wrong(page, live_server):
-    page.goto(f"{live_server.url}/accounts/login/")
+def test_the_login_page_is_styled_and_says_what_went_wrong(page, asgi_server):
+    page.goto(f"{asgi_server}/accounts/login/")
     form = page.locator("form.card")
     expect(form).to_be_visible()
     # The site's stylesheet applies: the form is a bordered card, not bare browser defaults.
@@ -208,13 +208,13 @@ def test_the_login_page_is_styled_and_says_what_went_wrong(page, live_server):
     expect(page.locator("form.card .errorlist")).to_contain_text("Please enter a correct")
 
 
-def test_staff_have_a_link_to_the_administration_and_developers_do_not(page, live_server):
+def test_staff_have_a_link_to_the_administration_and_developers_do_not(page, asgi_server):
     User.objects.create_user("dev", password="a-long-password")
     User.objects.create_user("ops", password="a-long-password", is_staff=True)
 
     for username, links in (("dev", 0), ("ops", 1)):
         page.context.clear_cookies()
-        page.goto(f"{live_server.url}/agents/")
+        page.goto(f"{asgi_server}/agents/")
         page.fill("#id_username", username)
         page.fill("#id_password", "a-long-password")
         page.click("button[type=submit]")

@@ -13,8 +13,6 @@ from collections.abc import Iterator
 
 import httpx2
 import pytest
-import uvicorn
-from django.core.asgi import get_asgi_application
 from django.db import OperationalError, connection
 
 import chat.services
@@ -175,9 +173,7 @@ def failing_answer_writes(times: int):
     return execute
 
 
-# Outside a test's transaction: a failed write inside one would doom it, as it would not in a
-# request.
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_an_answer_write_that_fails_for_a_moment_is_retried_and_stored(
     client, developer, monkeypatch
 ):
@@ -190,7 +186,7 @@ def test_an_answer_write_that_fails_for_a_moment_is_retried_and_stored(
     assert stored_answer().content == "Hello"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_an_answer_the_database_never_takes_is_reported_to_the_user(client, developer, monkeypatch):
     monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
     script = Script([openai_delta("Hello"), OPENAI_END])
@@ -204,7 +200,7 @@ def test_an_answer_the_database_never_takes_is_reported_to_the_user(client, deve
     assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db
 def test_a_turn_the_database_refuses_to_start_is_a_503_with_nothing_half_saved(
     client, developer, monkeypatch
 ):
@@ -252,27 +248,6 @@ def test_an_event_stream_client_is_answered_with_events_and_refused_in_json(clie
 
 
 # --- Through a real ASGI server -------------------------------------------------------------
-
-
-@pytest.fixture
-def asgi_server(transactional_db, settings) -> Iterator[str]:
-    """The project's ASGI application served by uvicorn on loopback, as in production."""
-    settings.ALLOWED_HOSTS = ["127.0.0.1"]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            get_asgi_application(), host="127.0.0.1", port=0, lifespan="off", log_level="error"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    until = time.monotonic() + 10
-    while not server.started and time.monotonic() < until:
-        time.sleep(0.01)
-    assert server.started
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
 
 
 CSRF = "c" * 32

@@ -140,15 +140,15 @@ def log_in_as_developer(page: Page, base_url: str) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_admin_works_under_the_policy(page, live_server, violations):
+def test_the_admin_works_under_the_policy(page, asgi_server, violations):
     anthropic = Provider.objects.get(type="anthropic")
 
-    log_in_as_admin(page, live_server.url)
+    log_in_as_admin(page, asgi_server)
     page.get_by_role("link", name="Providers", exact=True).first.click()
     page.click("#result_list >> text=Anthropic")
     expect(page).to_have_url(re.compile(rf"/provider/{anthropic.pk}/change/$"))
     expect(page.locator("input[name=api_key]")).to_have_attribute("type", "password")
-    page.goto(f"{live_server.url}/admin/llmadmin/llmmodel/add/")
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Anthropic")
     expect(page.locator("fieldset.provider-options-anthropic")).to_be_visible()
     expect(page.locator("fieldset.provider-options-openai")).to_be_hidden()
@@ -160,10 +160,10 @@ def test_the_admin_works_under_the_policy(page, live_server, violations):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_agents_page_works_under_the_policy(page, live_server, violations):
+def test_the_agents_page_works_under_the_policy(page, asgi_server, violations):
     LLMModelFactory(provider=ProviderFactory(anthropic=True), display_name="Claude Haiku")
 
-    log_in_as_developer(page, live_server.url)
+    log_in_as_developer(page, asgi_server)
 
     expect(page.locator("#model-select option")).to_have_text(["Claude Haiku"])
     expect(page.locator("#chat-form textarea#chat-input")).to_be_visible()
@@ -172,10 +172,10 @@ def test_the_agents_page_works_under_the_policy(page, live_server, violations):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_api_docs_render_under_the_policy(page, live_server, violations):
-    log_in_as_developer(page, live_server.url)
+def test_the_api_docs_render_under_the_policy(page, asgi_server, violations):
+    log_in_as_developer(page, asgi_server)
 
-    page.goto(f"{live_server.url}/api/docs/")
+    page.goto(f"{asgi_server}/api/docs/")
 
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("llmadmin API")
     expect(page.locator(".opblock-summary-path").first).to_be_visible()

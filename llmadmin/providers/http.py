@@ -402,10 +402,9 @@ class ProviderClient:
             raise unreachable(ChatError, host, error) from None
         try:
             if response.status_code >= 300:
-                refusal = self.refusal(
-                    "POST", response.status_code, await head_of(response), response.headers
-                )
-                raise refusal or chat_error_for(response.status_code, await head_of(response))
+                head = await head_of(response)
+                refusal = self.refusal("POST", response.status_code, head, response.headers)
+                raise refusal or chat_error_for(response.status_code, head)
             yield response
         finally:
             await response.aclose()
@@ -462,17 +461,15 @@ def unreachable(failure: type[ProviderError], host: str, error: Exception) -> Pr
 
 async def head_of(response: httpx2.Response) -> str:
     """At most 4,000 bytes of a refusal's body, only to recognise what it says."""
-    if not hasattr(response, "_head"):
+    head = b""
+    try:
+        async for chunk in response.aiter_bytes():
+            head += chunk
+            if len(head) >= 4000:
+                break
+    except Exception:  # an unreadable body refuses all the same
         head = b""
-        try:
-            async for chunk in response.aiter_bytes():
-                head += chunk
-                if len(head) >= 4000:
-                    break
-        except Exception:  # an unreadable body refuses all the same
-            head = b""
-        response._head = head[:4000].decode("utf-8", "replace")
-    return response._head
+    return head[:4000].decode("utf-8", "replace")
 
 
 # One pool of connections to the providers per event loop (a worker process has one): a

@@ -1,4 +1,4 @@
-"""Benchmark GET /api/v1/models/ against a floor, both served by gunicorn on 127.0.0.1.
+"""Benchmark GET /api/v1/models/ against a floor, both served as in production on 127.0.0.1.
 
 Usage: .venv/bin/python bench/api_models.py [--requests N] [--concurrency C] [--rounds R]
                                              [--large]
@@ -6,7 +6,7 @@ Usage: .venv/bin/python bench/api_models.py [--requests N] [--concurrency C] [--
 Sets up a throwaway SQLite database (or DATABASE_URL's) with 8 providers x 25 models (--large:
 8 x 1,250 = 10,000 models and 50 groups, half the models restricted to some of them, and 50
 developers, each in 5 groups and named on one model of their own: 50 access scopes), serves
-it as scripts/serve does (gunicorn, 2 workers x 8 threads), and sends the same bounded load to
+it as scripts/serve does (gunicorn, 2 uvicorn workers), and sends the same bounded load to
 the model list and to a floor endpoint that returns the same bytes pre-rendered through the
 same stack, each request as one of the developers in turn. Prints requests/s of each (best of
 the rounds, interleaved), their ratio (target >= 0.8) and the queries each request runs. With
@@ -199,14 +199,14 @@ def main() -> None:
                 sys.executable,
                 "-m",
                 "gunicorn",
-                "config.wsgi:application",
+                # As scripts/serve runs it.
+                "config.asgi:application",
+                "--worker-class",
+                "uvicorn_worker.UvicornWorker",
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(args.workers),
-                # As scripts/serve runs it.
-                "--threads",
-                "8",
                 "--log-level",
                 "warning",
             ],
@@ -248,7 +248,7 @@ def main() -> None:
         f"GET /api/v1/models/ ({PROVIDERS} providers x {models_per_provider} models, "
         f"{groups} groups, {len(floor_body)} bytes), {args.requests} requests x "
         f"{args.rounds} rounds at concurrency {args.concurrency}, gunicorn {args.workers} "
-        "workers"
+        "uvicorn workers"
     )
     print(f"  model list: {best['models']:8.1f} requests/s")
     print(f"  floor:      {best['floor']:8.1f} requests/s")

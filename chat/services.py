@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TypeVar
@@ -128,13 +129,11 @@ async def conversation_compact(
 
     The summarised messages are kept (marked), so nothing is lost. Raises ProviderError.
     """
-    plan = await sync_to_async(with_retries)(partial(compaction_plan, conversation))
+    plan = await database(partial(compaction_plan, conversation))
     if plan is None:
         return None
     summary = await collect_text(model, summary_settings(model, context_tokens), plan.request)
-    return await sync_to_async(with_retries)(
-        partial(summary_store, conversation, plan.older, summary)
-    )
+    return await database(partial(summary_store, conversation, plan.older, summary))
 
 
 # A write is tried this many times, a growing pause apart, before the database counts as
@@ -156,6 +155,19 @@ def with_retries(write: Callable[[], T]) -> T:
                 connection.close()  # the next attempt connects afresh
             time.sleep(WRITE_PAUSE * attempt)
     raise AssertionError("unreachable")
+
+
+async def database(work: Callable[[], T]) -> T:
+    """Database work from a stream, in a thread, retried; no connection is held after it (a
+    summary or an answer may stream for minutes next)."""
+
+    def run() -> T:
+        try:
+            return with_retries(work)
+        finally:
+            release_connection()
+
+    return await sync_to_async(run)()
 
 
 def release_connection() -> None:
@@ -210,10 +222,9 @@ async def answer_keep(turn: Turn, answer: list[str], **fields: Any) -> Message |
 
     Shielded: a client that goes away mid-write doesn't cancel it.
     """
-    write = partial(with_retries, partial(answer_store, turn, answer, **fields))
     try:
-        return await asyncio.shield(sync_to_async(write)())
-    except DatabaseError as error:
+        return await asyncio.shield(database(partial(answer_store, turn, answer, **fields)))
+    except Exception as error:  # the database is down, or refused the row: told, not raised
         logger.error("An answer could not be stored: %s", type(error).__name__)
         return None
 
@@ -238,14 +249,16 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
     usage, stop_reason = None, StopReason.COMPLETE
     try:
         client = model.provider.client()
-        async for event in client.stream_chat(model.settings(), turn.chat):
-            if isinstance(event, TextDelta):
-                answer.append(event.text)
-                yield "delta", {"text": event.text}
-            elif isinstance(event, Usage):
-                usage = event
-            elif isinstance(event, Finish):
-                stop_reason = event.reason
+        # Closed on the way out, however the answer ends: before anything is written.
+        async with aclosing(client.stream_chat(model.settings(), turn.chat)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    answer.append(event.text)
+                    yield "delta", {"text": event.text}
+                elif isinstance(event, Usage):
+                    usage = event
+                elif isinstance(event, Finish):
+                    stop_reason = event.reason
     except ProviderError as error:
         logger.warning("A chat answer of %s ended with an error: %s", model, error)
         # Stored even when empty: the conversation records how the turn ended.
@@ -256,8 +269,8 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
         yield "error", {"message": message, "stop_reason": error.stop_reason}
         return
     except (asyncio.CancelledError, GeneratorExit):
-        # The user went away: the request to the provider is already closed (stream_chat
-        # closes it on the way out); what they were sent is kept.
+        # The user went away: the request to the provider is already closed; what they were
+        # sent is kept.
         await answer_keep(turn, answer, stop_reason=StopReason.DISCONNECTED)
         raise
 

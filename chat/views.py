@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 
 from csp.constants import NONCE
 from csp.decorators import csp_update
@@ -149,7 +150,7 @@ class ChatTurnView(APIView):
             return Response(
                 {"detail": "The database did not respond: try again in a moment."}, status=503
             )
-        # The answer streams on the event loop (under ASGI): this thread is done.
+        # The answer streams on the event loop (under ASGI): this thread's work is done.
         response = StreamingHttpResponse(
             server_sent(turn_answer(turn)), content_type="text/event-stream"
         )
@@ -159,8 +160,10 @@ class ChatTurnView(APIView):
 
 
 async def server_sent(events: AsyncIterator[tuple[str, dict]]) -> AsyncIterator[bytes]:
-    async for name, data in events:
-        yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+    # Closing this closes the turn at once (a client that went away), not when it is collected.
+    async with aclosing(events):
+        async for name, data in events:
+            yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
 
 
 class ConversationView(RetrieveAPIView):

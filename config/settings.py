@@ -62,10 +62,12 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Who made each audited change: the logged-in user.
-    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Who made each audited change: the logged-in user. Sync-only, and innermost but for axes:
+    # under ASGI the whole chain outside it then runs in the request's thread in one go,
+    # instead of hopping between the event loop and a thread for each middleware.
+    "auditlog.middleware.AuditlogMiddleware",
     # Turns a locked-out login into axes' 429 answer; last, as axes requires.
     "axes.middleware.AxesMiddleware",
 ]
@@ -92,6 +94,24 @@ WSGI_APPLICATION = "config.wsgi.application"
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI each request's sync part runs in a thread of its own, with a connection of
+    # its own: hundreds of chat turns starting at once would open hundreds. A pool per worker
+    # process bounds them; a request waits for a free connection instead.
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 2,
+        "max_size": env.int("DATABASE_POOL_SIZE", default=20),
+        "timeout": 30,
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers: readers don't block the writer (WAL), and a write transaction takes
+    # the lock when it begins, so it waits its turn (busy timeout) instead of failing midway.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            "transaction_mode": "IMMEDIATE",
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # axes' backend comes first: it refuses a locked-out login before any password is checked.

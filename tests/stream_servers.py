@@ -32,6 +32,9 @@ class Script:
     every: float = 0.05
     # Chunked transfer coding, or a body delimited by closing the connection.
     chunked: bool = True
+    # Says the body is gzip-compressed (whatever was asked for).
+    gzip: bool = False
+    accept_encoding: str = ""
     closed_at: float | None = None
     requests: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -45,8 +48,11 @@ class Script:
         handler.rfile.read(length)
         with self._lock:
             self.requests += 1
+        self.accept_encoding = handler.headers.get("Accept-Encoding", "")
         handler.send_response(200)
         handler.send_header("Content-Type", "text/event-stream")
+        if self.gzip:
+            handler.send_header("Content-Encoding", "gzip")
         if self.chunked:
             handler.send_header("Transfer-Encoding", "chunked")
         handler.send_header("Connection", "close")
@@ -72,6 +78,8 @@ class Script:
         handler.wfile.flush()
 
     def write(self, handler: BaseHTTPRequestHandler, data: bytes) -> None:
+        if not data:  # an empty chunk would end a chunked body
+            return
         if self.chunked:
             data = b"%x\r\n%s\r\n" % (len(data), data)
         handler.wfile.write(data)

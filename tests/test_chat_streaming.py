@@ -7,6 +7,7 @@ each event as it comes, and a client that goes away.
 
 from __future__ import annotations
 
+import gzip
 import threading
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from tests.stream_servers import (
     OPENAI_END,
     OPENAI_STOP,
     Script,
+    anthropic_event,
     anthropic_start,
     data,
     openai_delta,
@@ -56,6 +58,12 @@ def ending(events: list[tuple[str, dict]]) -> tuple[str, dict]:
     [
         pytest.param("openai-compat", openai_delta("Hel"), KEEP_ALIVE, id="SSE comments"),
         pytest.param("anthropic", anthropic_start("Hel"), ANTHROPIC_PING, id="Anthropic pings"),
+        pytest.param(
+            "openai-compat",
+            openai_delta("Hel"),
+            data({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 1}}),
+            id="usage counts",
+        ),
     ],
 )
 def test_a_provider_that_only_keeps_alive_is_ended_at_the_idle_limit(
@@ -75,6 +83,43 @@ def test_a_provider_that_only_keeps_alive_is_ended_at_the_idle_limit(
     answer = stored_answer()
     assert (answer.content, answer.stop_reason) == ("Hel", "timed_out")
     assert closed is not None  # the upstream request was closed
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("provider_type", "start", "thinking", "end"),
+    [
+        pytest.param(
+            "anthropic",
+            anthropic_event("message_start", {"message": {"usage": {"input_tokens": 5}}}),
+            anthropic_event(
+                "content_block_delta",
+                {"index": 0, "delta": {"type": "thinking_delta", "thinking": "hm"}},
+            ),
+            anthropic_start("42")
+            + anthropic_event("message_delta", {"delta": {"stop_reason": "end_turn"}})
+            + anthropic_event("message_stop", {}),
+            id="Anthropic thinking",
+        ),
+        pytest.param(
+            "openai-compat",
+            b"",
+            data({"choices": [{"delta": {"reasoning": "hm"}}]}),
+            openai_delta("42") + OPENAI_END,
+            id="OpenRouter reasoning",
+        ),
+    ],
+)
+def test_a_model_that_thinks_past_the_idle_limit_still_answers(
+    client, developer, settings, provider_type, start, thinking, end
+):
+    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.5
+    script = Script([start, *[step for _ in range(10) for step in (thinking, 0.1)], end])
+    with serve_script(script) as url:
+        events = send(client, model_at(url, provider_type))
+
+    assert texts(events) == ["42"]
+    assert ending(events)[0] == "done"
 
 
 @pytest.mark.django_db
@@ -108,6 +153,7 @@ GARBAGE = [
     pytest.param(
         data({"choices": [{"delta": {"content": 5}}]}), "error", id="content that is a number"
     ),
+    pytest.param(b"data: " + b"x" * (2 * 1024 * 1024), "error", id="a line of 2 MiB"),
     pytest.param(
         data({"choices": [], "usage": {"prompt_tokens": -5, "completion_tokens": 2}}),
         "done",
@@ -144,6 +190,7 @@ def test_garbage_after_text_ends_the_answer_clearly_and_keeps_the_text(
     answer = stored_answer()
     assert name == end
     assert answer.content == "".join(texts(events))
+    assert answer.content.startswith("Hello")
     if end == "error":
         assert texts(events) == ["Hello"]
         assert last == {
@@ -154,6 +201,40 @@ def test_garbage_after_text_ends_the_answer_clearly_and_keeps_the_text(
     else:  # a bad count is ignored: the answer goes on and is stored without it
         assert texts(events) == ["Hello", " world"]
         assert (answer.input_tokens, answer.output_tokens) == (None, 2)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "unstorable",
+    [
+        pytest.param(b'{"content": "a\\ud800b"}', id="a lone surrogate"),
+        pytest.param(b'{"content": "a\\u0000b"}', id="NUL, which PostgreSQL can't store"),
+    ],
+)
+def test_text_the_database_cant_hold_is_sent_and_stored_the_same(client, developer, unstorable):
+    delta = b'data: {"choices": [{"delta": ' + unstorable + b"}]}\n\n"
+    script = Script([openai_delta("Hello "), delta, OPENAI_END])
+    with serve_script(script) as url:
+        events = send(client, model_at(url))
+
+    assert texts(events) == ["Hello ", "a\ufffdb"]
+    assert ending(events)[0] == "done"
+    assert stored_answer().content == "Hello a\ufffdb"
+
+
+@pytest.mark.django_db
+def test_a_compressed_answer_we_did_not_ask_for_is_not_expanded(client, developer):
+    """We ask for no compression (Accept-Encoding: identity): a gzip body, however small,
+    might expand to gigabytes on the event loop. It is refused as it came."""
+    script = Script([gzip.compress(openai_delta("Hello") + OPENAI_END)], gzip=True)
+    with serve_script(script) as url:
+        events = send(client, model_at(url))
+
+    assert script.accept_encoding == "identity"
+    assert ending(events) == (
+        "error",
+        {"message": "The provider sent a malformed answer.", "stop_reason": "failed"},
+    )
 
 
 # --- The database blinks --------------------------------------------------------------------

@@ -22,6 +22,7 @@ from llmadmin.providers.http import (
     StopReason,
     StreamEvent,
     TextDelta,
+    Thinking,
     Usage,
     cut_off,
     error_kind,
@@ -296,6 +297,8 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             text = delta.get("text") if delta.get("type") == "text_delta" else None
             if isinstance(text, str) and text:
                 yield TextDelta(text)
+            elif delta.get("type") == "thinking_delta":
+                yield Thinking()
         elif event == "message_delta":
             usage = payload.get("usage")
             if isinstance(usage, dict) and "output_tokens" in usage:

@@ -36,6 +36,7 @@ from llmadmin.providers.http import (
     StopReason,
     StreamEvent,
     TextDelta,
+    Thinking,
     Usage,
     chunks_of,
     cut_off,
@@ -282,6 +283,8 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             text = delta.get("text") if isinstance(delta, dict) else None
             if isinstance(text, str) and text:
                 yield TextDelta(text)
+            elif isinstance(delta, dict) and delta.get("reasoningContent"):
+                yield Thinking()
         elif kind == "messageStop":
             reason = event.get("stopReason")
             if reason in MALFORMED_OUTPUT:

@@ -29,6 +29,7 @@ from llmadmin.providers.http import (
     StopReason,
     StreamEvent,
     TextDelta,
+    Thinking,
     Usage,
     cut_off,
     error_kind,
@@ -296,8 +297,8 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             parts = content.get("parts") if isinstance(content, dict) else None
             for part in parts if isinstance(parts, list) else []:
                 text = part.get("text") if isinstance(part, dict) else None
-                if isinstance(text, str) and text and not part.get("thought"):
-                    yield TextDelta(text)
+                if isinstance(text, str) and text:
+                    yield Thinking() if part.get("thought") else TextDelta(text)
             reason = candidate.get("finishReason")
             if isinstance(reason, str) and reason:
                 stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)

@@ -18,10 +18,12 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Literal
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpx2
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.views.decorators.debug import sensitive_variables
 
@@ -72,6 +74,12 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
+class Thinking:
+    """The model is thinking (a thinking or reasoning delta): not shown nor stored, but it is
+    progress, so it holds the answer open against the idle limit."""
+
+
+@dataclass(frozen=True)
 class Usage:
     """Tokens of a turn; input counts everything the model read, cached tokens included."""
 
@@ -111,7 +119,7 @@ class Finish:
     reason: StopReason
 
 
-StreamEvent = TextDelta | Usage | Finish
+StreamEvent = TextDelta | Thinking | Usage | Finish
 
 
 # --- The fixed vocabulary ------------------------------------------------------------------
@@ -179,6 +187,15 @@ def cut_off() -> ChatError:
 
 def failed_mid_answer() -> ChatError:
     return ChatError("The provider reported an error mid-answer.")
+
+
+# A lone surrogate can't be encoded for the database, nor NUL stored by PostgreSQL: what the
+# user is sent must be what is stored.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    return UNSTORABLE.sub("\ufffd", text)
 
 
 def timed_out(message: str) -> ChatError:
@@ -305,16 +322,16 @@ class ProviderClient:
         """Send the turn; yield the answer's text as it streams in, then its usage and end.
 
         Every answer has an end: PROVIDER_STREAM_TIMEOUT from the request on, or
-        PROVIDER_STREAM_IDLE_TIMEOUT after the last thing the answer said. Keep-alive
-        comments and pings yield nothing, so they don't hold an answer open. Either limit
-        closes the upstream request and raises a ChatError (stop reason timed_out).
+        PROVIDER_STREAM_IDLE_TIMEOUT after the last text or thinking. Keep-alive comments,
+        pings and usage counts don't hold an answer open. Either limit closes the upstream
+        request and raises a ChatError (stop reason timed_out). Thinking is not passed on.
         """
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.PROVIDER_STREAM_TIMEOUT
+        quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
         events = aiter(self.stream(model, chat))
         try:
             while True:
-                quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
                 try:
                     async with asyncio.timeout_at(min(deadline, quiet_until)):
                         with untrusted_answer(malformed):
@@ -325,7 +342,12 @@ class ProviderClient:
                     ) from None
                 if event is None:
                     return
-                yield event
+                if isinstance(event, TextDelta | Thinking):
+                    quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
+                if isinstance(event, TextDelta):
+                    yield TextDelta(storable(event.text))
+                elif not isinstance(event, Thinking):
+                    yield event
         finally:
             await events.aclose()
 
@@ -394,7 +416,10 @@ class ProviderClient:
         becomes our own ChatError."""
         host = urlsplit(url).netloc
         try:
-            request = self.build("POST", url, body=json.dumps(body).encode(), stream=True)
+            # In a thread: signing may load credentials over the network (Bedrock's chain).
+            request = await sync_to_async(self.build, thread_sensitive=False)(
+                "POST", url, body=json.dumps(body).encode(), stream=True
+            )
             response = await stream_client().send(request, stream=True)
         except ProviderError:
             raise
@@ -405,6 +430,8 @@ class ProviderClient:
                 head = await head_of(response)
                 refusal = self.refusal("POST", response.status_code, head, response.headers)
                 raise refusal or chat_error_for(response.status_code, head)
+            if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+                raise malformed()  # compressed though we asked for it plain: not expanded
             yield response
         finally:
             await response.aclose()
@@ -428,19 +455,40 @@ class ProviderClient:
         accept = "text/event-stream" if stream else "application/json"
         headers = {"Accept": accept} | ({"Content-Type": "application/json"} if body else {})
         request.headers.update(self.authorize(method, str(request.url), headers, body))
+        # Uncompressed (a small compressed answer can expand without bound); not signed, so
+        # a SigV4 signature covers what botocore's own client signs.
+        request.headers["Accept-Encoding"] = "identity"
         request.extensions["timeout"] = timeouts().as_dict()
         return request
 
     def send(self, method: str, url: str, params: dict[str, Any] | None = None) -> httpx2.Response:
-        """One call, its answer read whole; redirects are the caller's to follow."""
+        """One call, its answer read whole (as sent, at most MAX_BODY bytes); redirects are the
+        caller's to follow."""
+        host = urlsplit(url).netloc
         try:
             request = self.build(method, url, params=params)
-            with httpx2.Client() as client:
-                return client.send(request)
-        except ProviderError:  # no credentials to sign with
+            with httpx2.Client(cookies=NO_COOKIES) as client:
+                response = client.send(request, stream=True)
+                try:
+                    body = b""
+                    for chunk in response.iter_raw():
+                        body += chunk
+                        if len(body) > MAX_BODY:
+                            raise Unreachable(f"{host} sent an answer too large to read.")
+                finally:
+                    response.close()
+        except ProviderError:  # no credentials to sign with, or too large
             raise
         except Exception as error:
-            raise unreachable(Unreachable, urlsplit(url).netloc, error) from None
+            raise unreachable(Unreachable, host, error) from None
+        # The raw bytes: a compressed answer (never asked for) fails to parse as JSON.
+        return httpx2.Response(response.status_code, headers=response.headers, content=body)
+
+
+# A model list (OpenRouter's is a few MB) or a key check's answer, read whole.
+MAX_BODY = 32 * 1024 * 1024
+# Providers' cookies are neither sent nor kept.
+NO_COOKIES = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 
 def timeouts() -> httpx2.Timeout:
@@ -463,7 +511,7 @@ async def head_of(response: httpx2.Response) -> str:
     """At most 4,000 bytes of a refusal's body, only to recognise what it says."""
     head = b""
     try:
-        async for chunk in response.aiter_bytes():
+        async for chunk in response.aiter_raw():
             head += chunk
             if len(head) >= 4000:
                 break
@@ -485,6 +533,7 @@ def stream_client() -> httpx2.AsyncClient:
     client = _stream_clients.get(loop)
     if client is None:
         client = _stream_clients[loop] = httpx2.AsyncClient(
+            cookies=NO_COOKIES,
             limits=httpx2.Limits(max_connections=None, max_keepalive_connections=64),
         )
     return client
@@ -513,33 +562,47 @@ async def sse_events(response: httpx2.Response) -> AsyncIterator[tuple[str, str]
             event = line[6:].strip()
         elif line.startswith("data:"):
             data.append(line[5:].removeprefix(" "))
+            if len(data) > MAX_EVENT_LINES:
+                raise malformed()
     if data:
         yield event, "\n".join(data)
 
 
+# An event's data lines; every provider sends one.
+MAX_EVENT_LINES = 64
 # SSE ends a line with CRLF, LF or CR.
 LINE_END = re.compile(rb"\r\n|\n|\r")
+# No event of any provider comes near this: a longer line is garbage (or an attack).
+MAX_LINE = 1024 * 1024
 
 
 async def lines_of(response: httpx2.Response) -> AsyncIterator[bytes]:
-    """The body's lines, each as soon as its end arrives; a last unterminated line too."""
-    rest = b""
+    """The body's lines, each as soon as its end arrives; a last unterminated line too. Only
+    each new chunk is searched, so a long line costs linear time; it may not pass MAX_LINE."""
+    pending: list[bytes] = []  # the line not yet ended, in pieces
+    pending_size = 0
+    after_cr = False
     async for chunk in chunks_of(response):
-        rest += chunk
-        # A CR at the end may be the first half of a CRLF: it waits for the next chunk.
-        held = b"\r" if rest.endswith(b"\r") else b""
-        lines = LINE_END.split(rest.removesuffix(held))
-        rest = lines.pop() + held
-        for line in lines:
-            yield line
-    if rest:
-        yield rest.removesuffix(b"\r")
+        if after_cr and chunk.startswith(b"\n"):  # the second half of a CRLF
+            chunk = chunk[1:]
+        after_cr = chunk.endswith(b"\r")
+        *ended, rest = LINE_END.split(chunk)
+        for line in ended:
+            yield b"".join([*pending, line])
+            pending, pending_size = [], 0
+        pending.append(rest)
+        pending_size += len(rest)
+        if pending_size > MAX_LINE:
+            raise malformed()
+    if pending_size:
+        yield b"".join(pending)
 
 
 async def chunks_of(response: httpx2.Response) -> AsyncIterator[bytes]:
     """The body as it arrives, decompressed; a connection that breaks mid-answer cuts it off."""
     try:
-        async for chunk in response.aiter_bytes():
+        # As sent: an encoding we didn't ask for is not decoded (it then fails to parse).
+        async for chunk in response.aiter_raw():
             yield chunk
     except httpx2.TimeoutException:
         raise went_silent() from None

@@ -34,6 +34,7 @@ from llmadmin.providers.http import (
     StopReason,
     StreamEvent,
     TextDelta,
+    Thinking,
     Usage,
     cut_off,
     error_kind,
@@ -285,6 +286,9 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
                 raise malformed()
             if text:
                 yield TextDelta(text)
+            elif delta.get("reasoning") or delta.get("reasoning_content"):
+                # OpenRouter's and vLLM's (and DeepSeek's) reasoning text.
+                yield Thinking()
             reason = choice.get("finish_reason")
             if reason == "error":  # OpenRouter: the upstream failed mid-answer
                 raise failed_mid_answer()

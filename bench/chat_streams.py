@@ -1,0 +1,663 @@
+"""Benchmark chat answers streaming at once through the server, as served by scripts/serve
+(gunicorn, 2 uvicorn workers), from a loopback upstream paced like a model.
+
+Usage: .venv/bin/python bench/chat_streams.py [--rounds R] [--chunks-per-second C] [--seconds S]
+                                              [--ramp SECONDS]
+
+Sets up a throwaway SQLite database (or DATABASE_URL's) with the OpenAI Compatible provider
+pointed at a loopback upstream (a process of its own) that answers every request with C deltas
+a second for S seconds, one model and a developer per stream. In every round, for N = 10, 100
+and 300 in turn: probes the model list idle, opens N streams straight to the upstream, then N
+chat streams through the server while the same prober runs; the streams start spread evenly
+over the first second (--ramp; 0 sends them all at once). Prints for each N the streams
+completed, the first-token delay the server adds over the upstream (difference of medians, and
+of p99s), the model list's p50 and p99 during the streams against idle, the server's memory
+per open stream and the CPU each process used, next to the targets: all streams complete, the
+model list's p99 during streams <= 5x idle and < 250 ms, added first-token delay <= 20 ms at
+N = 10.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import math
+import multiprocessing
+import os
+import re
+import resource
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CONCURRENCY = (10, 100, 300)
+# Children start as fresh interpreters: the upstream and the prober never hold Django.
+SPAWN = multiprocessing.get_context("spawn")
+PROBE_PAUSE = 0.02
+# Probes in a run's first and last second are left out: the streams are opening or ending.
+EDGE = 1.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+TRACEBACK_LINES = ("Traceback (most recent call last)", "During handling of", "The above exception")
+
+
+def require(condition: bool, message: object) -> None:
+    if not condition:
+        raise SystemExit(f"benchmark aborted: {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"benchmark aborted: nothing listens on port {port}")
+
+
+# --- The upstream: OpenAI's chat completions stream, paced ---------------------------------
+
+
+def chunk(data: bytes) -> bytes:
+    """One chunk of a chunked HTTP body."""
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+ANSWER_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+    b"Connection: close\r\n\r\n"
+)
+DELTA = chunk(
+    b'data: {"choices":[{"index":0,"delta":{"content":" tok"},"finish_reason":null}]}\n\n'
+)
+
+
+def serve_upstream(port: int, deltas: int, pause: float) -> None:
+    """The upstream's process: answers every request with `deltas` deltas `pause` seconds
+    apart, the first at once, then the answer's end, and closes the connection."""
+    ending = (
+        chunk(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
+        + chunk(
+            b'data: {"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":%d}}\n\n' % deltas
+        )
+        + chunk(b"data: [DONE]\n\n")
+        + b"0\r\n\r\n"
+    )
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            await reader.readexactly(int(length[1]) if length else 0)
+            writer.write(ANSWER_HEAD)
+            started = loop.time()
+            for n in range(deltas):
+                # On a schedule, so that an answer lasts as long however busy the loop is.
+                await asyncio.sleep(started + n * pause - loop.time())
+                writer.write(DELTA)
+                await writer.drain()
+            writer.write(ending)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the server closed the request early (the warm-up's clients leave)
+        finally:
+            writer.close()
+
+    async def serve() -> None:
+        # Hundreds of requests arrive at once: a short backlog would delay some by a second.
+        server = await asyncio.start_server(answer, "127.0.0.1", port, backlog=4096)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+# --- The load generator: raw HTTP/1.1 streams on one event loop ----------------------------
+
+
+@dataclass
+class Stream:
+    """What one stream received."""
+
+    first_delta: float | None = None  # seconds from sending the request
+    deltas: int = 0
+    ended: bool = False
+    failure: str = ""
+
+
+@dataclass(frozen=True)
+class Markers:
+    """How to tell a stream's events apart."""
+
+    delta: bytes
+    end: bytes
+
+
+THROUGH_SERVER = Markers(delta=b"event: delta\n", end=b"event: done\n")
+DIRECT = Markers(delta=b'"content":', end=b"data: [DONE]")
+
+
+def post(port: int, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def body_of(reader: asyncio.StreamReader, head: bytes) -> AsyncIterator[bytes]:
+    if b"\r\ntransfer-encoding: chunked" in head.lower():
+        while size := int((await reader.readline()).split(b";")[0], 16):
+            yield await reader.readexactly(size)
+            await reader.readexactly(2)
+    else:
+        while data := await reader.read(65536):
+            yield data
+
+
+async def stream(
+    port: int,
+    request: bytes,
+    markers: Markers,
+    limit: float,
+    opened: Callable[[], None],
+    whole: bool = True,
+    delay: float = 0,
+) -> Stream:
+    """After `delay` seconds, send the request and read its events; `opened` is called at the
+    first delta (or the failure before it). Without `whole`, leaves at the first delta."""
+    result, waiting = Stream(), True
+    await asyncio.sleep(delay)
+    sent = time.monotonic()
+    writer = None
+    try:
+        async with asyncio.timeout(limit):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status = head.split(b" ", 2)[1].decode()
+            if status != "200":
+                result.failure = f"HTTP {status}: {(await reader.read(200))!r}"
+                return result
+            rest = b""
+            async for data in body_of(reader, head):
+                *events, rest = (rest + data).split(b"\n\n")
+                for event in events:
+                    if markers.delta in event:
+                        result.deltas += 1
+                        if waiting:
+                            result.first_delta = time.monotonic() - sent
+                            waiting = False
+                            opened()
+                            if not whole:
+                                return result
+                    elif markers.end in event:
+                        result.ended = True
+                        return result
+                    elif event.startswith(b"event: error"):
+                        result.failure = event.decode()[:300]
+            result.failure = result.failure or "the stream ended without its end event"
+    except TimeoutError:
+        result.failure = f"no end after {limit:g} s"
+    except (OSError, ValueError, asyncio.IncompleteReadError) as error:
+        result.failure = f"{type(error).__name__}: {error}"[:300]
+    finally:
+        if waiting:
+            opened()
+        if writer:
+            writer.close()
+    return result
+
+
+async def open_streams(
+    port: int,
+    requests: list[bytes],
+    markers: Markers,
+    limit: float,
+    when_open: Callable[[], object] = lambda: None,
+    whole: bool = True,
+    ramp: float = 0,
+) -> tuple[list[Stream], object]:
+    """Send the requests spread evenly over `ramp` seconds (0: all at once); each stream's
+    result, and what `when_open` returned once every stream had its first delta."""
+    left = len(requests)
+    all_open = asyncio.Event()
+
+    def opened() -> None:
+        nonlocal left
+        left -= 1
+        if not left:
+            all_open.set()
+
+    tasks = [
+        asyncio.create_task(
+            stream(port, request, markers, limit, opened, whole, ramp * index / len(requests))
+        )
+        for index, request in enumerate(requests)
+    ]
+    await all_open.wait()
+    taken = when_open()
+    return list(await asyncio.gather(*tasks)), taken
+
+
+# --- The model list's prober ---------------------------------------------------------------
+
+
+def probe_model_list(port: int, cookie: str, stop: Event, samples: Connection) -> None:
+    """The prober's process: GET the model list as one developer, one request at a time,
+    PROBE_PAUSE apart, until stopped; sends (sent, seconds, status) of each."""
+    taken = []
+    while not stop.is_set():
+        sent = time.monotonic()
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request(
+                "GET",
+                "/api/v1/models/",
+                headers={"Cookie": f"sessionid={cookie}", "Accept": "application/json"},
+            )
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            status = response.status
+        except OSError:
+            status = 0
+        taken.append((sent, time.monotonic() - sent, status))
+        stop.wait(PROBE_PAUSE)
+    samples.send(taken)
+
+
+@contextmanager
+def prober(port: int, cookie: str) -> Iterator[list[tuple[float, float, int]]]:
+    """Probe the model list while inside; the samples are in the list on leaving."""
+    stop = SPAWN.Event()
+    receiving, sending = SPAWN.Pipe(duplex=False)
+    process = SPAWN.Process(target=probe_model_list, args=(port, cookie, stop, sending))
+    process.start()
+    sending.close()  # the prober's end only: a prober that dies ends recv()
+    samples: list[tuple[float, float, int]] = []
+    try:
+        yield samples
+    finally:
+        stop.set()
+        samples.extend(receiving.recv())
+        process.join()
+
+
+# --- The server's processes ----------------------------------------------------------------
+
+
+def server_processes(master: int) -> list[int]:
+    workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [master, *sorted(map(int, workers))]
+
+
+def rss_kib(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    # utime and stime, the 14th and 15th fields; the name before them may hold spaces.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+# --- Setup and measurement -----------------------------------------------------------------
+
+
+def prepare(
+    environment: dict[str, str], upstream_port: int, developers: int
+) -> tuple[int, list[str]]:
+    """Migrate, point the OpenAI Compatible provider at the upstream with one model, make the
+    developers; return the model's id and their session cookies."""
+    os.environ.update(environment)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.test import Client
+
+    from llmadmin.models import LLMModel, Provider
+
+    call_command("migrate", verbosity=0)
+    # migrate made the row of every type.
+    provider = Provider.objects.get(type="openai-compat")
+    provider.api_key, provider.base_url = "sk-bench", f"http://127.0.0.1:{upstream_port}/v1"
+    provider.enabled = True
+    provider.full_clean()
+    provider.save()
+    model = LLMModel(
+        provider=provider,
+        identifier="bench-model",
+        display_name="Bench model",
+        context_limit=200_000,
+        is_default=True,
+        compression_threshold=100,  # no summarising after an answer
+    )
+    model.full_clean()
+    model.save()
+    cookies = []
+    for n in range(developers):
+        client = Client()
+        client.force_login(User.objects.create_user(f"bench-dev-{n:03d}"))
+        cookies.append(client.cookies["sessionid"].value)
+    response = client.get("/api/v1/models/")
+    require(response.status_code == 200, response.content[:200])
+    listed = [item["id"] for group in response.json()["groups"] for item in group["models"]]
+    require(listed == [model.pk], f"the model list shows {listed}, not [{model.pk}]")
+    return model.pk, cookies
+
+
+@dataclass(frozen=True)
+class Setup:
+    port: int
+    upstream_port: int
+    chat_requests: list[bytes]
+    direct_request: bytes
+    cookie: str  # the prober's
+    server_pid: int
+    upstream_pid: int
+    seconds: float
+    limit: float  # a stream not ended this long after its request failed
+    ramp: float  # the streams start spread over this many seconds
+
+
+@dataclass
+class Figures:
+    """One N's measurements, over the rounds."""
+
+    through_server: list[list[Stream]] = field(default_factory=list)
+    direct: list[list[Stream]] = field(default_factory=list)
+    idle_probes: list[tuple[float, float, int]] = field(default_factory=list)
+    busy_probes: list[tuple[float, float, int]] = field(default_factory=list)
+    memory: list[tuple[int, int]] = field(default_factory=list)  # RSS KiB idle, all N open
+    cpu: list[dict[str, float]] = field(default_factory=list)  # cores while streaming
+
+
+def cpu_by_process(setup: Setup, pids: list[int]) -> dict[str, float]:
+    names = ["master", *(f"worker {n}" for n in range(1, len(pids)))]
+    seconds = {name: cpu_seconds(pid) for name, pid in zip(names, pids, strict=True)}
+    seconds["upstream"] = cpu_seconds(setup.upstream_pid)
+    seconds["load generator"] = time.process_time()
+    return seconds
+
+
+def measure(setup: Setup, n: int, figures: Figures) -> None:
+    with prober(setup.port, setup.cookie) as idle:
+        time.sleep(setup.seconds - 2 * EDGE)
+    figures.idle_probes += idle
+    direct, _ = asyncio.run(
+        open_streams(
+            setup.upstream_port, [setup.direct_request] * n, DIRECT, setup.limit, ramp=setup.ramp
+        )
+    )
+    figures.direct.append(direct)
+
+    pids = server_processes(setup.server_pid)
+    idle_rss, cpu_before = rss_kib(pids), cpu_by_process(setup, pids)
+    with prober(setup.port, setup.cookie) as busy:
+        began = time.monotonic()
+        streams, open_rss = asyncio.run(
+            open_streams(
+                setup.port,
+                setup.chat_requests[:n],
+                THROUGH_SERVER,
+                setup.limit,
+                when_open=lambda: rss_kib(pids),
+                ramp=setup.ramp,
+            )
+        )
+        ended = time.monotonic()
+    require(server_processes(setup.server_pid) == pids, "a server worker was replaced")
+    cpu_after = cpu_by_process(setup, pids)
+    figures.through_server.append(streams)
+    figures.busy_probes += [
+        (sent, seconds, status)
+        for sent, seconds, status in busy
+        if began + EDGE <= sent and sent + seconds <= ended - EDGE
+    ]
+    figures.memory.append((idle_rss, open_rss))
+    figures.cpu.append(
+        {name: (cpu_after[name] - cpu_before[name]) / (ended - began) for name in cpu_before}
+    )
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else math.nan
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def report(n: int, figures: Figures, deltas: int) -> None:
+    def completed(rounds: list[list[Stream]]) -> str:
+        return ", ".join(
+            f"{sum(s.ended and s.deltas == deltas for s in streams)}/{n}" for streams in rounds
+        )
+
+    def first_deltas(rounds: list[list[Stream]]) -> list[float]:
+        return [s.first_delta for streams in rounds for s in streams if s.first_delta is not None]
+
+    print(f"N = {n}")
+    print(
+        f"  completed, each round: {completed(figures.through_server)} through the server "
+        f"(target: all), {completed(figures.direct)} directly"
+    )
+    failures = Counter(
+        s.failure for streams in figures.through_server + figures.direct for s in streams
+    )
+    del failures[""]
+    for failure, count in failures.most_common(5):
+        print(f"    {count} x {failure}")
+    server, direct = first_deltas(figures.through_server), first_deltas(figures.direct)
+    print(
+        f"  first delta: through the server p50 {ms(percentile(server, 0.5))}, p99 "
+        f"{ms(percentile(server, 0.99))}; directly p50 {ms(percentile(direct, 0.5))}, p99 "
+        f"{ms(percentile(direct, 0.99))}"
+    )
+    added = [percentile(server, q) - percentile(direct, q) for q in (0.5, 0.99)]
+    target = " (target at N = 10: p50 <= 20 ms)" if n == 10 else ""
+    print(f"  added first-token delay: p50 {ms(added[0])}, p99 {ms(added[1])}{target}")
+    idle = [seconds for _, seconds, status in figures.idle_probes if status == 200]
+    busy = [seconds for _, seconds, status in figures.busy_probes if status == 200]
+    failed = sum(status != 200 for _, _, status in figures.idle_probes + figures.busy_probes)
+    idle_p50, idle_p99 = percentile(idle, 0.5), percentile(idle, 0.99)
+    busy_p50, busy_p99 = percentile(busy, 0.5), percentile(busy, 0.99)
+    print(
+        f"  model list: idle p50 {ms(idle_p50)}, p99 {ms(idle_p99)} ({len(idle)} requests); "
+        f"during streams p50 {ms(busy_p50)}, p99 {ms(busy_p99)} ({len(busy)} requests, "
+        f"{failed} failed)"
+    )
+    print(
+        f"    during / idle: p50 {busy_p50 / idle_p50:.1f}x, p99 {busy_p99 / idle_p99:.1f}x "
+        "(target: p99 <= 5x idle and < 250 ms)"
+    )
+    per_stream = ", ".join(f"{(opened - before) / n:.0f} KiB" for before, opened in figures.memory)
+    rss = ", ".join(
+        f"{before / 1024:.1f} -> {opened / 1024:.1f} MiB" for before, opened in figures.memory
+    )
+    print(f"  memory per open stream, each round: {per_stream} (RSS of master and workers: {rss})")
+    cores = {name: sum(c[name] for c in figures.cpu) / len(figures.cpu) for name in figures.cpu[0]}
+    print("  CPU while streaming, cores: " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--chunks-per-second", type=float, default=20, help="of every answer")
+    parser.add_argument("--seconds", type=float, default=10, help="that every answer lasts")
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=EDGE,
+        help="seconds over which the streams start, evenly spread (0: all at once)",
+    )
+    args = parser.parse_args()
+    require(args.seconds > 2 * EDGE, f"answers must last more than {2 * EDGE:g} s")
+    deltas = round(args.chunks_per_second * args.seconds)
+    # Every stream holds two sockets in this process, and two in the server.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    with tempfile.TemporaryDirectory() as workdir:
+        upstream_port, port = free_port(), free_port()
+        # Daemonic: it ends with this process, however that ends.
+        upstream = SPAWN.Process(
+            target=serve_upstream,
+            args=(upstream_port, deltas, 1 / args.chunks_per_second),
+            daemon=True,
+        )
+        upstream.start()
+        environment = {
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "ENV_FILE": "/nonexistent",
+            "SECRET_KEY": secrets.token_urlsafe(50),
+            "SALT_KEY": secrets.token_urlsafe(16),
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,testserver",
+            # Quiet: every login is logged at INFO; the server's warnings are reported.
+            "LOG_LEVEL": "WARNING",
+            # An existing directory (WhiteNoise warns of a missing one); no files are served.
+            "STATIC_ROOT": workdir,
+            "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3"),
+        }
+        model_id, cookies = prepare(environment, upstream_port, max(CONCURRENCY))
+        # Django takes any 32-character token whose cookie and header agree.
+        csrf = secrets.token_hex(16)
+        chat_body = json.dumps({"model_id": model_id, "message": "Tell me a long story."})
+        direct_body = json.dumps(
+            {
+                "model": "bench-model",
+                "messages": [{"role": "user", "content": "Tell me a long story."}],
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        )
+        log_path = Path(workdir) / "server.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "config.asgi:application",
+                    # As scripts/serve runs it, without its access log.
+                    "--worker-class",
+                    "uvicorn_worker.UvicornWorker",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    "2",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env={**os.environ, **environment},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        setup = Setup(
+            port=port,
+            upstream_port=upstream_port,
+            chat_requests=[
+                post(
+                    port,
+                    "/api/v1/chat/",
+                    chat_body.encode(),
+                    {
+                        "Cookie": f"sessionid={cookie}; csrftoken={csrf}",
+                        "X-CSRFToken": csrf,
+                        "Accept": "text/event-stream",
+                    },
+                )
+                for cookie in cookies
+            ],
+            direct_request=post(
+                upstream_port,
+                "/v1/chat/completions",
+                direct_body.encode(),
+                {"Authorization": "Bearer sk-bench", "Accept": "text/event-stream"},
+            ),
+            cookie=cookies[0],
+            server_pid=server.pid,
+            upstream_pid=upstream.pid,
+            seconds=args.seconds,
+            limit=args.ramp + args.seconds + 60,
+            ramp=args.ramp,
+        )
+        figures = {n: Figures() for n in CONCURRENCY}
+        try:
+            wait_for_port(upstream_port)
+            wait_for_port(port)
+            # Warm both workers (first imports, the pool to the upstream) before measuring:
+            # model list requests, and streams left at their first delta.
+            with prober(port, cookies[0]):
+                time.sleep(EDGE)
+            warm, _ = asyncio.run(
+                open_streams(
+                    port, setup.chat_requests[:20], THROUGH_SERVER, setup.limit, whole=False
+                )
+            )
+            require(all(s.first_delta for s in warm), [s.failure for s in warm if s.failure])
+            for _ in range(args.rounds):
+                for n in CONCURRENCY:
+                    measure(setup, n, figures[n])
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            upstream.terminate()
+            upstream.join()
+        log_lines = log_path.read_text(errors="replace").splitlines()
+
+    print(
+        f"Chat streams through gunicorn (2 uvicorn workers): answers of {deltas} deltas over "
+        f"{args.seconds:g} s from a loopback upstream, {args.rounds} rounds; each N's "
+        + (f"streams start over {args.ramp:g} s" if args.ramp else "streams start at once")
+    )
+    for n in CONCURRENCY:
+        report(n, figures[n], deltas)
+    # Log messages and exceptions, without the frames and links of tracebacks.
+    headlines = [
+        line
+        for line in log_lines
+        if line.strip() and not line[0].isspace() and not line.startswith(TRACEBACK_LINES)
+    ]
+    print(f"server log: {len(log_lines)} lines")
+    for line, count in Counter(headlines).most_common(10):
+        print(f"  {count} x {line[:200]}")
+
+
+if __name__ == "__main__":
+    main()

@@ -11,7 +11,8 @@ and 300 in turn: probes the model list idle, opens N streams straight to the ups
 chat streams through the server while the same prober runs; the streams start spread evenly
 over the first second (--ramp; 0 sends them all at once). Prints for each N the streams
 completed, the first-token delay the server adds over the upstream (difference of medians, and
-of p99s), the model list's p50 and p99 during the streams against idle, the server's memory
+of p99s), the model list's p50 and p99 while all N streams are open against idle (and while
+they open, for information), the server's memory
 per open stream and the CPU each process used, next to the targets: all streams complete, the
 model list's p99 during streams <= 5x idle and < 250 ms, added first-token delay <= 20 ms at
 N = 10.
@@ -400,6 +401,7 @@ class Figures:
     direct: list[list[Stream]] = field(default_factory=list)
     idle_probes: list[tuple[float, float, int]] = field(default_factory=list)
     busy_probes: list[tuple[float, float, int]] = field(default_factory=list)
+    opening_probes: list[tuple[float, float, int]] = field(default_factory=list)
     memory: list[tuple[int, int]] = field(default_factory=list)  # RSS KiB idle, all N open
     cpu: list[dict[str, float]] = field(default_factory=list)  # cores while streaming
 
@@ -427,13 +429,13 @@ def measure(setup: Setup, n: int, figures: Figures) -> None:
     idle_rss, cpu_before = rss_kib(pids), cpu_by_process(setup, pids)
     with prober(setup.port, setup.cookie) as busy:
         began = time.monotonic()
-        streams, open_rss = asyncio.run(
+        streams, (open_rss, all_open) = asyncio.run(
             open_streams(
                 setup.port,
                 setup.chat_requests[:n],
                 THROUGH_SERVER,
                 setup.limit,
-                when_open=lambda: rss_kib(pids),
+                when_open=lambda: (rss_kib(pids), time.monotonic()),
                 ramp=setup.ramp,
             )
         )
@@ -441,10 +443,14 @@ def measure(setup: Setup, n: int, figures: Figures) -> None:
     require(server_processes(setup.server_pid) == pids, "a server worker was replaced")
     cpu_after = cpu_by_process(setup, pids)
     figures.through_server.append(streams)
+    # While all N are open: from the last stream's first delta to the first stream's end.
     figures.busy_probes += [
         (sent, seconds, status)
         for sent, seconds, status in busy
-        if began + EDGE <= sent and sent + seconds <= ended - EDGE
+        if all_open <= sent and sent + seconds <= began + setup.seconds
+    ]
+    figures.opening_probes += [
+        (sent, seconds, status) for sent, seconds, status in busy if sent < all_open
     ]
     figures.memory.append((idle_rss, open_rss))
     figures.cpu.append(
@@ -492,17 +498,25 @@ def report(n: int, figures: Figures, deltas: int) -> None:
     print(f"  added first-token delay: p50 {ms(added[0])}, p99 {ms(added[1])}{target}")
     idle = [seconds for _, seconds, status in figures.idle_probes if status == 200]
     busy = [seconds for _, seconds, status in figures.busy_probes if status == 200]
-    failed = sum(status != 200 for _, _, status in figures.idle_probes + figures.busy_probes)
+    failed = sum(
+        status != 200
+        for _, _, status in figures.idle_probes + figures.busy_probes + figures.opening_probes
+    )
     idle_p50, idle_p99 = percentile(idle, 0.5), percentile(idle, 0.99)
     busy_p50, busy_p99 = percentile(busy, 0.5), percentile(busy, 0.99)
     print(
         f"  model list: idle p50 {ms(idle_p50)}, p99 {ms(idle_p99)} ({len(idle)} requests); "
-        f"during streams p50 {ms(busy_p50)}, p99 {ms(busy_p99)} ({len(busy)} requests, "
+        f"while all N are open p50 {ms(busy_p50)}, p99 {ms(busy_p99)} ({len(busy)} requests, "
         f"{failed} failed)"
     )
     print(
         f"    during / idle: p50 {busy_p50 / idle_p50:.1f}x, p99 {busy_p99 / idle_p99:.1f}x "
         "(target: p99 <= 5x idle and < 250 ms)"
+    )
+    opening = [seconds for _, seconds, status in figures.opening_probes if status == 200]
+    print(
+        f"    while the streams open: p50 {ms(percentile(opening, 0.5))}, p99 "
+        f"{ms(percentile(opening, 0.99))} ({len(opening)} requests)"
     )
     per_stream = ", ".join(f"{(opened - before) / n:.0f} KiB" for before, opened in figures.memory)
     rss = ", ".join(

@@ -241,3 +241,14 @@ def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
     fingerprint, group_ids = state_of(user)
     configuration = current_configuration(fingerprint)
     return configuration.cached_list(configuration.scope(user.pk, group_ids))
+
+
+def may_chat_with(user: AbstractBaseUser, model_id: int) -> bool:
+    """Whether this model is in this developer's list, read from the same cache (one query):
+    a chat turn checks it at the cost of the list, not of the access query."""
+    fingerprint, group_ids = state_of(user)
+    configuration = current_configuration(fingerprint)
+    offered = any(
+        model["id"] == model_id for models in configuration.models.values() for model in models
+    )
+    return offered and configuration.usable(model_id, configuration.scope(user.pk, group_ids))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from chat.model_list import may_chat_with
 from chat.models import Conversation, Message
 from llmadmin.models import Availability, LLMModel
-from llmadmin.selectors import models_for_chat
 
 
 class ChatModelSerializer(serializers.ModelSerializer):
@@ -64,9 +64,11 @@ class ChatTurnInputSerializer(serializers.Serializer):
     conversation_id = serializers.IntegerField(required=False)
 
     def validate_model_id(self, value: int) -> LLMModel:
-        # A model this developer may not use reads as one that doesn't exist.
-        model = models_for_chat(self.context["user"]).select_related("provider").filter(pk=value)
-        model = model.first()
+        # A model this developer may not use reads as one that doesn't exist. Checked against
+        # their cached model list (what they were offered); the row is read after.
+        model = None
+        if may_chat_with(self.context["user"], value):
+            model = LLMModel.objects.select_related("provider").filter(pk=value).first()
         if model is None:
             raise serializers.ValidationError("This model is not available for chat.")
         return model

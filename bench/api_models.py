@@ -20,28 +20,16 @@ import argparse
 import http.client
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from serving import ROOT, bench_environment, free_port, require, server_command, wait_for_port
+
 PROVIDERS = 8
-
-
-def require(condition: bool, message: object) -> None:
-    if not condition:
-        raise SystemExit(f"benchmark aborted: {message}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def prepare(
@@ -183,43 +171,16 @@ def main() -> None:
     models_per_provider, groups, developers = (1250, 50, 50) if args.large else (25, 0, 1)
 
     with tempfile.TemporaryDirectory() as workdir:
-        environment = {
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
-            "ENV_FILE": "/nonexistent",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "SALT_KEY": secrets.token_urlsafe(16),
-            "DEBUG": "false",
-            "ALLOWED_HOSTS": "127.0.0.1,testserver",
-            "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3"),
-        }
+        environment = bench_environment(workdir)
         cookies, queries = prepare(environment, models_per_provider, groups, developers)
         port = free_port()
         server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                # As scripts/serve runs it.
-                "config.asgi:application",
-                "--worker-class",
-                "uvicorn_worker.UvicornWorker",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(args.workers),
-                "--log-level",
-                "warning",
-            ],
+            server_command(port, args.workers),
             cwd=ROOT,
             env={**os.environ, **environment},
         )
         try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+            wait_for_port(port)
             # Warm both endpoints in every worker before measuring.
             load(port, "/api/v1/models/", cookies, 200, args.concurrency)
             _, floor_body, _ = load(port, "/bench/floor/", cookies, 200, args.concurrency)

@@ -30,7 +30,6 @@ import os
 import re
 import resource
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,8 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from serving import ROOT, bench_environment, free_port, require, server_command, wait_for_port
+
 CONCURRENCY = (10, 100, 300)
 # Children start as fresh interpreters: the upstream and the prober never hold Django.
 SPAWN = multiprocessing.get_context("spawn")
@@ -52,27 +52,6 @@ PROBE_PAUSE = 0.02
 EDGE = 1.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRACEBACK_LINES = ("Traceback (most recent call last)", "During handling of", "The above exception")
-
-
-def require(condition: bool, message: object) -> None:
-    if not condition:
-        raise SystemExit(f"benchmark aborted: {message}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int) -> None:
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"benchmark aborted: nothing listens on port {port}")
 
 
 # --- The upstream: OpenAI's chat completions stream, paced ---------------------------------
@@ -554,19 +533,7 @@ def main() -> None:
             daemon=True,
         )
         upstream.start()
-        environment = {
-            "DJANGO_SETTINGS_MODULE": "bench.settings",
-            "ENV_FILE": "/nonexistent",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "SALT_KEY": secrets.token_urlsafe(16),
-            "DEBUG": "false",
-            "ALLOWED_HOSTS": "127.0.0.1,testserver",
-            # Quiet: every login is logged at INFO; the server's warnings are reported.
-            "LOG_LEVEL": "WARNING",
-            # An existing directory (WhiteNoise warns of a missing one); no files are served.
-            "STATIC_ROOT": workdir,
-            "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3"),
-        }
+        environment = bench_environment(workdir)
         model_id, cookies = prepare(environment, upstream_port, max(CONCURRENCY))
         # Django takes any 32-character token whose cookie and header agree.
         csrf = secrets.token_hex(16)
@@ -582,21 +549,7 @@ def main() -> None:
         log_path = Path(workdir) / "server.log"
         with log_path.open("wb") as log:
             server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                [
-                    sys.executable,
-                    "-m",
-                    "gunicorn",
-                    "config.asgi:application",
-                    # As scripts/serve runs it, without its access log.
-                    "--worker-class",
-                    "uvicorn_worker.UvicornWorker",
-                    "--bind",
-                    f"127.0.0.1:{port}",
-                    "--workers",
-                    "2",
-                    "--log-level",
-                    "warning",
-                ],
+                server_command(port, 2),
                 cwd=ROOT,
                 env={**os.environ, **environment},
                 stdout=log,

@@ -1,0 +1,68 @@
+"""What the benchmarks share: a throwaway environment, and the server as scripts/serve runs it."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def require(condition: bool, message: object) -> None:
+    if not condition:
+        raise SystemExit(f"benchmark aborted: {message}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int) -> None:
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"benchmark aborted: nothing listens on port {port}")
+
+
+def bench_environment(workdir: str) -> dict[str, str]:
+    """Fresh secrets and a database in `workdir` (or DATABASE_URL's), quiet logs."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "bench.settings",
+        "ENV_FILE": "/nonexistent",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "SALT_KEY": secrets.token_urlsafe(16),
+        "DEBUG": "false",
+        "ALLOWED_HOSTS": "127.0.0.1,testserver",
+        # Quiet: every login is logged at INFO; the server's warnings are reported.
+        "LOG_LEVEL": "WARNING",
+        # An existing directory (WhiteNoise warns of a missing one); no files are served.
+        "STATIC_ROOT": workdir,
+        "DATABASE_URL": os.environ.get("DATABASE_URL", f"sqlite:///{workdir}/bench.sqlite3"),
+    }
+
+
+def server_command(port: int, workers: int) -> list[str]:
+    """As scripts/serve runs it, on loopback, without its access log."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.asgi:application",
+        "--worker-class",
+        "uvicorn_worker.UvicornWorker",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+    ]

@@ -11,16 +11,18 @@ import gzip
 import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 
 import httpx2
 import pytest
 from django.db import OperationalError, connection
 
 import chat.services
-from chat.models import Message
+from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
 from tests.chat_api import events_of, post_chat, send, texts
 from tests.factories import LLMModelFactory, provider_at
+from tests.provider_servers import loopback_server
 from tests.stream_servers import (
     ANTHROPIC_PING,
     KEEP_ALIVE,
@@ -404,3 +406,69 @@ def stored_after_disconnect() -> Message:
             return answer
         time.sleep(0.02)
     raise AssertionError("no answer was stored")
+
+
+def connections_in_use() -> int:
+    """Connections taken from this process's PostgreSQL pool (the server's threads share it)."""
+    stats = connection.pool.get_stats()
+    return stats["pool_size"] - stats["pool_available"]
+
+
+@pytest.mark.parametrize("during", ["an answer", "a summary"])
+def test_no_database_connection_is_held_while_an_answer_streams(
+    asgi_server, client, developer, during
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("counts the connections taken from the PostgreSQL pool")
+    streaming, go_on = threading.Event(), threading.Event()
+    calls = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            calls.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if during == "a summary" and len(calls) == 1:
+                # The answer: its input fills the context past the threshold, so a summary
+                # is asked for next.
+                usage = {"prompt_tokens": 900, "completion_tokens": 1}
+                self.wfile.write(openai_delta("Hi") + data({"choices": [], "usage": usage}))
+                self.wfile.write(OPENAI_STOP)
+            else:
+                self.wfile.write(openai_delta("Sum"))
+                self.wfile.flush()
+                streaming.set()
+                go_on.wait(10)
+                self.wfile.write(OPENAI_END)
+            self.close_connection = True
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with loopback_server(Handler) as url:
+        model = LLMModelFactory(
+            provider=provider_at("openai-compat", url, api_key=KEY),
+            context_limit=1000,
+            compression_threshold=50,
+        )
+        conversation = Conversation.objects.create(owner=developer, model=model)
+        for role in (Message.Role.USER, Message.Role.ASSISTANT):
+            Message.objects.create(conversation=conversation, role=role, content="earlier")
+        before = connections_in_use()
+        with open_chat(asgi_server, client.cookies["sessionid"].value, model) as http:
+            payload = {"model_id": model.pk, "message": "Hi", "conversation_id": conversation.pk}
+            with http.stream("POST", "/api/v1/chat/", json=payload) as response:
+                assert streaming.wait(5)
+                time.sleep(0.2)  # the server's side of the stream settles
+                during_stream = connections_in_use()
+                go_on.set()
+                events = events_of(b"".join(response.iter_bytes()))
+
+    assert during_stream == before
+    assert ending(events)[0] == "done"
+    assert len(calls) == (2 if during == "a summary" else 1)

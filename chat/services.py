@@ -144,17 +144,15 @@ WRITE_PAUSE = 0.25
 
 def with_retries(write: Callable[[], T]) -> T:
     """The write, tried again when the database connection fails; raises the last error."""
-    for attempt in range(1, WRITE_ATTEMPTS + 1):
+    for attempt in range(1, WRITE_ATTEMPTS):
         try:
             return write()
         except (OperationalError, InterfaceError):
-            if attempt == WRITE_ATTEMPTS:
-                raise
             logger.warning("A database write failed (attempt %s); trying again.", attempt)
             if not connection.in_atomic_block:
                 connection.close()  # the next attempt connects afresh
             time.sleep(WRITE_PAUSE * attempt)
-    raise AssertionError("unreachable")
+    return write()
 
 
 async def database(work: Callable[[], T]) -> T:

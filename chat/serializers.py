@@ -86,6 +86,11 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+class BudgetRefusalSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="What is spent, and when it resets.")
+    code = serializers.ChoiceField(choices=["budget_spent"])
+
+
 class MessageSerializer(serializers.ModelSerializer):
     # How an answer ended, in words, unless it ended complete (see chat.models.STOP_NOTICES).
     notice = serializers.CharField(read_only=True, allow_null=True)

@@ -12,17 +12,20 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from functools import partial
 from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
+from django.utils import timezone
 
 from chat.models import STOP_NOTICES, Conversation, Message
-from llmadmin.models import LLMModel
+from llmadmin.models import LLMModel, UsageRecord
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.http import ChatInput, Finish, ProviderError, StopReason, TextDelta, Usage
+from llmadmin.usage import usage_record
 
 logger = logging.getLogger(__name__)
 
@@ -72,18 +75,31 @@ def summary_settings(model: LLMModel, context_tokens: int) -> ModelSettings:
     return settings
 
 
-async def collect_text(model: LLMModel, settings: ModelSettings, chat: ChatInput) -> str:
-    """The whole answer; raises ProviderError unless it ended complete and said something."""
-    text, stop_reason = [], StopReason.COMPLETE
+@dataclass
+class Collected:
+    """A whole answer as far as it went: its text, how it ended, the tokens it took."""
+
+    text: list[str] = field(default_factory=list)
+    stop_reason: StopReason = StopReason.COMPLETE
+    usage: Usage | None = None
+
+
+async def collect_text(
+    model: LLMModel, settings: ModelSettings, chat: ChatInput, collected: Collected
+) -> str:
+    """The whole answer; raises ProviderError unless it ended complete and said something.
+    What arrived (the usage, for the ledger) is in `collected` however it ends."""
     async for event in model.provider.client().stream_chat(settings, chat):
         if isinstance(event, TextDelta):
-            text.append(event.text)
+            collected.text.append(event.text)
+        elif isinstance(event, Usage):
+            collected.usage = event
         elif isinstance(event, Finish):
-            stop_reason = event.reason
-    if stop_reason != StopReason.COMPLETE or not text:
+            collected.stop_reason = event.reason
+    if collected.stop_reason != StopReason.COMPLETE or not collected.text:
         # A cut or empty summary must not stand in for the messages it would replace.
-        raise ProviderError(STOP_NOTICES.get(stop_reason, "The answer was empty."))
-    return "".join(text)
+        raise ProviderError(STOP_NOTICES.get(collected.stop_reason, "The answer was empty."))
+    return "".join(collected.text)
 
 
 @dataclass(frozen=True)
@@ -114,9 +130,29 @@ def compaction_plan(conversation: Conversation) -> Compaction | None:
     )
 
 
-def summary_store(conversation: Conversation, older: list[int], summary: str) -> Message:
+def summary_usage_store(
+    conversation: Conversation, model: LLMModel, called_at: datetime, usage: Usage | None
+) -> None:
+    usage_record(
+        user_id=conversation.owner_id,
+        model=model,
+        called_at=called_at,
+        usage=usage,
+        kind=UsageRecord.Kind.SUMMARY,
+    )
+
+
+def summary_store(
+    conversation: Conversation,
+    older: list[int],
+    summary: str,
+    model: LLMModel,
+    called_at: datetime,
+    usage: Usage | None,
+) -> Message:
     with transaction.atomic():
         Message.objects.filter(pk__in=older).update(summarised=True)
+        summary_usage_store(conversation, model, called_at, usage)
         return Message.objects.create(
             conversation=conversation, role=Message.Role.SUMMARY, content=summary
         )
@@ -132,8 +168,20 @@ async def conversation_compact(
     plan = await database(partial(compaction_plan, conversation))
     if plan is None:
         return None
-    summary = await collect_text(model, summary_settings(model, context_tokens), plan.request)
-    return await database(partial(summary_store, conversation, plan.older, summary))
+    called_at, collected = timezone.now(), Collected()
+    try:
+        summary = await collect_text(
+            model, summary_settings(model, context_tokens), plan.request, collected
+        )
+    except ProviderError:
+        # The call is in the ledger all the same: the provider may charge for it.
+        await database(
+            partial(summary_usage_store, conversation, model, called_at, collected.usage)
+        )
+        raise
+    return await database(
+        partial(summary_store, conversation, plan.older, summary, model, called_at, collected.usage)
+    )
 
 
 # A write is tried this many times, a growing pause apart, before the database counts as
@@ -204,9 +252,15 @@ def turn_start(*, conversation: Conversation, model: LLMModel, text: str) -> Tur
     return turn
 
 
-def answer_store(turn: Turn, answer: list[str], **fields: Any) -> Message:
-    # Its own transaction: a failed attempt leaves nothing behind to retry around.
+def answer_store(
+    turn: Turn, answer: list[str], called_at: datetime, usage: Usage | None, **fields: Any
+) -> Message:
+    # Its own transaction: a failed attempt leaves nothing behind to retry around. The call's
+    # usage is recorded with it: both or neither.
     with transaction.atomic():
+        usage_record(
+            user_id=turn.conversation.owner_id, model=turn.model, called_at=called_at, usage=usage
+        )
         return Message.objects.create(
             conversation=turn.conversation,
             role=Message.Role.ASSISTANT,
@@ -215,13 +269,18 @@ def answer_store(turn: Turn, answer: list[str], **fields: Any) -> Message:
         )
 
 
-async def answer_keep(turn: Turn, answer: list[str], **fields: Any) -> Message | None:
-    """Store the answer as far as it went, retrying; None when the database stays down.
+async def answer_keep(
+    turn: Turn, answer: list[str], called_at: datetime, usage: Usage | None, **fields: Any
+) -> Message | None:
+    """Store the answer as far as it went and the call's usage, retrying; None when the
+    database stays down.
 
     Shielded: a client that goes away mid-write doesn't cancel it.
     """
     try:
-        return await asyncio.shield(database(partial(answer_store, turn, answer, **fields)))
+        return await asyncio.shield(
+            database(partial(answer_store, turn, answer, called_at, usage, **fields))
+        )
     except Exception as error:  # the database is down, or refused the row: told, not raised
         logger.error("An answer could not be stored: %s", type(error).__name__)
         return None
@@ -245,6 +304,7 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
 
     answer: list[str] = []
     usage, stop_reason = None, StopReason.COMPLETE
+    called_at = timezone.now()
     try:
         client = model.provider.client()
         # Closed on the way out, however the answer ends: before anything is written.
@@ -261,7 +321,7 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
         logger.warning("A chat answer of %s ended with an error: %s", model, error)
         # Stored even when empty: the conversation records how the turn ended.
         stored = await answer_keep(
-            turn, answer, error=str(error)[:300], stop_reason=error.stop_reason
+            turn, answer, called_at, usage, error=str(error)[:300], stop_reason=error.stop_reason
         )
         message = str(error) if stored else f"{error} {NOT_STORED}"
         yield "error", {"message": message, "stop_reason": error.stop_reason}
@@ -269,13 +329,15 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
     except (asyncio.CancelledError, GeneratorExit):
         # The user went away: the request to the provider is already closed; what they were
         # sent is kept.
-        await answer_keep(turn, answer, stop_reason=StopReason.DISCONNECTED)
+        await answer_keep(turn, answer, called_at, usage, stop_reason=StopReason.DISCONNECTED)
         raise
 
     input_tokens = usage.input_tokens if usage else None
     message = await answer_keep(
         turn,
         answer,
+        called_at,
+        usage,
         input_tokens=input_tokens,
         output_tokens=usage.output_tokens if usage else None,
         stop_reason=stop_reason,

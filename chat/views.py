@@ -35,12 +35,14 @@ from rest_framework.views import APIView
 from chat.model_list import cached_model_list
 from chat.models import Conversation
 from chat.serializers import (
+    BudgetRefusalSerializer,
     ChatTurnInputSerializer,
     ConversationSerializer,
     ErrorSerializer,
     ModelListSerializer,
 )
 from chat.services import turn_answer, turn_start
+from llmadmin.usage import spend_refusal
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -129,6 +131,11 @@ class ChatTurnView(APIView):
             403: OpenApiResponse(
                 ErrorSerializer, description="Not logged in, or no CSRF token (session auth)."
             ),
+            402: OpenApiResponse(
+                BudgetRefusalSerializer,
+                description="This developer's monthly budget, or their monthly cap for this "
+                "model, is spent: nothing was stored or sent. The detail says when it resets.",
+            ),
             415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
             503: OpenApiResponse(
                 ErrorSerializer,
@@ -143,6 +150,10 @@ class ChatTurnView(APIView):
         data = serializer.validated_data
         conversation = data.get("conversation_id") or Conversation(owner=request.user)
         try:
+            # Checked before anything is stored or sent: a refused turn costs nothing.
+            refusal = spend_refusal(user_id=request.user.pk, model=data["model_id"])
+            if refusal:
+                return Response({"detail": refusal, "code": "budget_spent"}, status=402)
             turn = turn_start(
                 conversation=conversation, model=data["model_id"], text=data["message"]
             )

@@ -380,6 +380,16 @@ class LLMModel(models.Model):
     output_price = price_field("output price")
     cache_read_price = price_field("cache read price")
     cache_write_price = price_field("cache write price")
+    monthly_cap = models.DecimalField(
+        "monthly cap per developer",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="USD each developer may spend on this model per calendar month, within "
+        "their monthly budget. Empty: only their budget limits it.",
+    )
     # Who may use it: everyone, or (restricted) only the groups and users listed.
     restricted = models.BooleanField(
         "only for the groups and users below",
@@ -451,12 +461,18 @@ class LLMModel(models.Model):
                 )
                 for name in PRICE_FIELDS
             ),
+            models.CheckConstraint(
+                condition=Q(monthly_cap__isnull=True) | Q(monthly_cap__gte=0),
+                name="monthly_cap_not_negative",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.display_name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding:
+            self.saved_prices = None
         # Making a model the default unsets the previous one in the same transaction.
         with transaction.atomic():
             if self.is_default:
@@ -467,6 +483,26 @@ class LLMModel(models.Model):
                 for model in unset:  # one at most
                     audit.log_change(model, "is_default", True, False)
             super().save(*args, **kwargs)
+            # New prices take effect now: usage already recorded keeps the cost it had.
+            if not hasattr(self, "saved_prices"):
+                latest = self.price_history.first()
+                self.saved_prices = latest.prices if latest else None
+            if self.prices != self.saved_prices:
+                ModelPrice.objects.create(
+                    model=self, **{name: getattr(self, name) for name in PRICE_FIELDS}
+                )
+                self.saved_prices = self.prices
+
+    @classmethod
+    def from_db(cls, db: str, field_names: Collection[str], values: Collection[Any]) -> LLMModel:
+        model = super().from_db(db, field_names, values)
+        if set(PRICE_FIELDS) <= set(field_names):
+            model.saved_prices = model.prices  # to tell a change of prices at save()
+        return model
+
+    @property
+    def prices(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in PRICE_FIELDS)
 
     @property
     def general_options(self) -> dict[str, Any]:
@@ -547,3 +583,231 @@ class LLMModel(models.Model):
                 self.provider_options = cleaned
         if errors:
             raise ValidationError(errors)
+
+
+class ModelPrice(models.Model):
+    """A model's prices from a moment on: usage is costed at the prices in effect when the
+    call started. Written by LLMModel.save() whenever its prices change; never edited."""
+
+    model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="price_history")
+    effective_from = models.DateTimeField(default=timezone.now)
+    input_price = price_field("input price")
+    output_price = price_field("output price")
+    cache_read_price = price_field("cache read price")
+    cache_write_price = price_field("cache write price")
+
+    class Meta:
+        ordering = ["model", "-effective_from", "-pk"]
+        indexes = [models.Index(fields=["model", "-effective_from"], name="price_in_effect")]
+
+    def __str__(self) -> str:
+        return f"{self.model} from {self.effective_from:%Y-%m-%d %H:%M}"
+
+    @property
+    def prices(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in PRICE_FIELDS)
+
+
+class GroupBudget(models.Model):
+    """What each member of a group may spend per calendar month."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="budget")
+    monthly_allowance = models.DecimalField(
+        "monthly allowance per member",
+        max_digits=12,
+        decimal_places=2,
+        validators=[MinValueValidator(0)],
+        help_text="USD each member may spend per calendar month. A developer in several "
+        "groups gets the highest of their groups' allowances.",
+    )
+
+    class Meta:
+        ordering = ["group__name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(monthly_allowance__gte=0), name="group_allowance_not_negative"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Budget of {self.group}"
+
+
+class UserBudget(models.Model):
+    """One developer's own monthly allowance: it replaces whatever their groups give."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budget"
+    )
+    monthly_allowance = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="USD this developer may spend per calendar month, whatever their groups "
+        "allow (higher or lower). Empty: no limit.",
+    )
+
+    class Meta:
+        verbose_name = "developer budget override"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(monthly_allowance__isnull=True) | Q(monthly_allowance__gte=0),
+                name="user_allowance_not_negative",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Budget of {self.user}"
+
+
+def token_field(verbose_name: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(verbose_name, null=True, blank=True)
+
+
+def cost_field(verbose_name: str = "cost", **kwargs: Any) -> models.DecimalField:
+    # USD to 1e-10: a token at the smallest price we store (1e-6 per 1M) rounds to 0 only
+    # alone, and a year of a large team's calls sums well within the digits.
+    return models.DecimalField(verbose_name, max_digits=20, decimal_places=10, **kwargs)
+
+
+def no_constraint(to: Any, **kwargs: Any) -> models.ForeignKey:
+    """A reference that outlives what it names: the ledger keeps the ids of users, groups and
+    models deleted since, and never changes for their deletion."""
+    return models.ForeignKey(
+        to, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", **kwargs
+    )
+
+
+class Pricing(models.TextChoices):
+    PRICED = "priced", "Priced"
+    # The model has no price for a kind of token the call used: not free, unknown.
+    UNPRICED = "unpriced", "Unpriced"
+    # The provider reported no token counts (a failed call, an answer cut short).
+    UNREPORTED = "unreported", "No token counts"
+
+
+class UsageRecord(models.Model):
+    """One provider call: who made it, with which model, its tokens and its cost.
+
+    Never edited or deleted (the database refuses it): costs are those of the prices in effect
+    when the call started, and stay so when prices change.
+    """
+
+    class Kind(models.TextChoices):
+        CHAT = "chat", "Chat answer"
+        SUMMARY = "summary", "Summary of older messages"
+
+    called_at = models.DateTimeField(default=timezone.now)
+    # The call's date in the budget time zone (TIME_ZONE): the day and month it counts in.
+    day = models.DateField()
+    user = no_constraint(settings.AUTH_USER_MODEL)
+    # The group charged: the one whose allowance the developer's budget comes from, else
+    # their first group by name; none when they are in no group.
+    group = no_constraint(Group, null=True, blank=True)
+    model = no_constraint(LLMModel)
+    # Kept as they were: the model or provider may change or go.
+    provider_type = models.CharField(max_length=32)
+    model_identifier = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHAT)
+    input_tokens = token_field("input tokens")
+    output_tokens = token_field("output tokens")
+    cache_read_tokens = token_field("cache read tokens")
+    cache_write_tokens = token_field("cache write tokens")
+    reasoning_tokens = token_field("reasoning tokens")
+    # The prices the cost was computed from (USD per 1M tokens), as they were.
+    input_price = price_field("input price")
+    output_price = price_field("output price")
+    cache_read_price = price_field("cache read price")
+    cache_write_price = price_field("cache write price")
+    pricing = models.CharField(max_length=16, choices=Pricing.choices)
+    cost = cost_field(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "usage record"
+        ordering = ["-called_at", "-pk"]
+        indexes = [models.Index(fields=["user", "day"], name="usage_of_user")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(pricing="priced", cost__isnull=False)
+                | (~Q(pricing="priced") & Q(cost__isnull=True)),
+                name="cost_only_when_priced",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_identifier} at {self.called_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("Usage records are never edited.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise ValueError("Usage records are never deleted.")
+
+
+class DailyUsage(models.Model):
+    """The ledger summed per day, developer, group and model, in the transaction of each
+    record: budgets and the dashboard read these sums, not a year of calls."""
+
+    day = models.DateField()
+    user = no_constraint(settings.AUTH_USER_MODEL)
+    group = no_constraint(Group, null=True, blank=True)
+    model = no_constraint(LLMModel)
+    provider_type = models.CharField(max_length=32)
+    calls = models.PositiveIntegerField(default=0)
+    # Calls without a cost (unpriced, or no token counts): the cost leaves them out.
+    uncosted_calls = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost = cost_field(default=0)
+
+    class Meta:
+        verbose_name = "usage"
+        verbose_name_plural = "usage"
+        indexes = [
+            models.Index(fields=["user", "day"], name="daily_usage_of_user"),
+            models.Index(fields=["day"], name="daily_usage_by_day"),
+        ]
+        constraints = [
+            # Partial indexes, not NULLS NOT DISTINCT: SQLite has no such option.
+            models.UniqueConstraint(
+                fields=["day", "user", "model", "group"],
+                condition=Q(group__isnull=False),
+                name="one_daily_usage_per_group",
+            ),
+            models.UniqueConstraint(
+                fields=["day", "user", "model"],
+                condition=Q(group__isnull=True),
+                name="one_daily_usage_without_group",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Usage of {self.day}"
+
+
+class BudgetAlert(models.Model):
+    """An alert sent: once per developer, month and level."""
+
+    class Level(models.IntegerChoices):
+        NEARLY_SPENT = 85, "85 % spent"
+        SPENT = 100, "Spent"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(help_text="The first day of the budget month.")
+    level = models.PositiveSmallIntegerField(choices=Level.choices)
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "month", "level"], name="one_alert_per_level")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_level_display()} for {self.user} in {self.month:%B %Y}"

@@ -67,8 +67,12 @@ document.addEventListener("DOMContentLoaded", () => {
         }),
       });
       if (!response.ok) {
+        // Refused before anything was stored: the message goes back to the box, not lost.
+        answer.remove();
+        input.value = message;
         const errors = await response.json().catch(() => ({}));
-        addEntry("error", Object.values(errors).flat().join(" ") || `HTTP ${response.status}`);
+        const text = errors.detail || Object.values(errors).flat().join(" ");
+        addEntry("error", text || `HTTP ${response.status}`);
         return;
       }
       await readEvents(response, answer);

@@ -1,0 +1,331 @@
+"""Usage and budgets: every provider call recorded and costed, monthly budgets checked before a
+call, alerts when a budget is nearly or wholly spent.
+
+Budgets are per calendar month in the server's time zone (TIME_ZONE) and reset on the 1st.
+A developer's monthly allowance is, in this order:
+1. their own override (a developer budget override), whatever their groups give; empty there
+   means no limit;
+2. else the highest allowance among their groups that have one;
+3. else none: no limit.
+A model's monthly cap limits each developer's spend on that model, within their allowance.
+
+A turn is refused when what the developer spent this month (their recorded calls) has reached
+the allowance or the model's cap. A call's cost is recorded, in one transaction with its
+answer, when it ends: until then it is in flight. Each check reads every committed cost, so
+concurrent turns of one developer overspend by at most the cost of the turns already in flight
+when the last one was let through. Calls whose cost is unknown (unpriced, or no token counts)
+count for nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+
+from llmadmin.models import (
+    PRICE_FIELDS,
+    BudgetAlert,
+    DailyUsage,
+    LLMModel,
+    Pricing,
+    UsageRecord,
+    UserBudget,
+)
+from llmadmin.providers.http import Usage
+
+logger = logging.getLogger(__name__)
+
+ZERO = Decimal(0)
+# Costs are kept to 1e-10 USD (see cost_field).
+COST_QUANTUM = Decimal("1e-10")
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+)
+
+
+def month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def next_month(day: date) -> date:
+    """The first day of the month after this day's: when its budgets reset."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+def usd(amount: Decimal) -> str:
+    return f"${amount.quantize(Decimal('0.01')):,}"
+
+
+@dataclass(frozen=True)
+class Allowance:
+    """A developer's monthly allowance and where it comes from."""
+
+    amount: Decimal | None  # None: no limit
+    source: str  # "override", "group" or "" (no budget applies)
+    # The group charged for their calls: the one whose allowance applies, else their first.
+    group_id: int | None = None
+    group_name: str = ""
+
+    @property
+    def described(self) -> str:
+        if self.source == "override":
+            return "own override"
+        if self.source == "group":
+            return f"group {self.group_name}"
+        return "no budget"
+
+
+def allowance_for(user_id: int) -> Allowance:
+    """Their override, else the highest of their groups' allowances, else no limit: two
+    queries."""
+    override = UserBudget.objects.filter(user_id=user_id).values_list("monthly_allowance")
+    groups = list(
+        Group.objects.filter(user__id=user_id)
+        .order_by("name", "pk")
+        .values_list("pk", "name", "budget__monthly_allowance")
+    )
+    first_id, first_name = groups[0][:2] if groups else (None, "")
+    if overridden := list(override):
+        return Allowance(overridden[0][0], "override", first_id, first_name)
+    budgeted = [group for group in groups if group[2] is not None]
+    if not budgeted:
+        return Allowance(None, "", first_id, first_name)
+    # The highest wins; between equal ones, the first by name.
+    group_id, name, amount = max(budgeted, key=lambda group: group[2])
+    return Allowance(amount, "group", group_id, name)
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """A developer's month: allowance, spend so far (in total and by model)."""
+
+    allowance: Allowance
+    month: date
+    spent_by_model: dict[int, Decimal] = field(default_factory=dict)
+
+    @property
+    def spent(self) -> Decimal:
+        return sum(self.spent_by_model.values(), ZERO)
+
+    @property
+    def resets_on(self) -> date:
+        return next_month(self.month)
+
+    @property
+    def remaining(self) -> Decimal | None:
+        if self.allowance.amount is None:
+            return None
+        return max(ZERO, self.allowance.amount - self.spent)
+
+    def model_remaining(self, model_id: int, cap: Decimal | None) -> Decimal | None:
+        """What is left for this model: its cap's rest, within the budget's rest."""
+        rests = [rest for rest in (self.remaining,) if rest is not None]
+        if cap is not None:
+            rests.append(max(ZERO, cap - self.spent_by_model.get(model_id, ZERO)))
+        return min(rests) if rests else None
+
+    @property
+    def used_percent(self) -> int | None:
+        amount = self.allowance.amount
+        if amount is None:
+            return None
+        if not amount:
+            return 100
+        return int(self.spent * 100 / amount)
+
+
+def month_spend(user_id: int, month: date) -> dict[int, Decimal]:
+    """Their recorded costs this month by model id: one query over the daily sums."""
+    rows = (
+        DailyUsage.objects.filter(user_id=user_id, day__gte=month, day__lt=next_month(month))
+        .values("model_id")
+        .annotate(total=Sum("cost"))
+        .order_by()
+    )
+    return {row["model_id"]: row["total"] or ZERO for row in rows}
+
+
+def budget_state(user_id: int, today: date | None = None) -> BudgetState:
+    """Three queries."""
+    month = month_start(today or timezone.localdate())
+    return BudgetState(allowance_for(user_id), month, month_spend(user_id, month))
+
+
+def spend_refusal(*, user_id: int, model: LLMModel) -> str | None:
+    """Why this developer may not call this model now (their budget or the model's cap is
+    spent), in words for them; None when they may."""
+    state = budget_state(user_id)
+    resets = f"it resets on {state.resets_on:%-d %B %Y}"
+    amount = state.allowance.amount
+    if amount is not None and state.spent >= amount:
+        return f"Your monthly budget of {usd(amount)} is spent ({usd(state.spent)}); {resets}."
+    cap = model.monthly_cap
+    if cap is not None and state.spent_by_model.get(model.pk, ZERO) >= cap:
+        return (
+            f"Your monthly cap of {usd(cap)} for {model.display_name} is spent; {resets}. "
+            "Other models stay available within your budget."
+        )
+    return None
+
+
+def call_cost(
+    tokens: dict[str, int | None], prices: dict[str, Decimal | None]
+) -> tuple[Pricing, Decimal | None]:
+    """What a call cost: input not read from or written to the cache at the input price,
+    cache reads and writes at theirs, output at the output price (USD per 1M tokens)."""
+    if tokens["input_tokens"] is None or tokens["output_tokens"] is None:
+        return Pricing.UNREPORTED, None
+    cache_read = tokens["cache_read_tokens"] or 0
+    cache_write = tokens["cache_write_tokens"] or 0
+    counted = [
+        (max(0, tokens["input_tokens"] - cache_read - cache_write), prices["input_price"]),
+        (tokens["output_tokens"], prices["output_price"]),
+        (cache_read, prices["cache_read_price"]),
+        (cache_write, prices["cache_write_price"]),
+    ]
+    # A model without input or output prices is unpriced, and so is a call that used a kind
+    # of token the model has no price for: unknown, never free.
+    if prices["input_price"] is None or prices["output_price"] is None:
+        return Pricing.UNPRICED, None
+    if any(count and price is None for count, price in counted):
+        return Pricing.UNPRICED, None
+    total = sum((count * price for count, price in counted if count), ZERO)
+    return Pricing.PRICED, (total / 1_000_000).quantize(COST_QUANTUM)
+
+
+def prices_at(model: LLMModel, moment: datetime) -> dict[str, Decimal | None]:
+    """The model's prices in effect at that moment: one query."""
+    price = model.price_history.filter(effective_from__lte=moment).first()
+    source = price if price is not None else model
+    return {name: getattr(source, name) for name in PRICE_FIELDS}
+
+
+def usage_record(
+    *,
+    user_id: int,
+    model: LLMModel,
+    called_at: datetime,
+    usage: Usage | None,
+    kind: str = UsageRecord.Kind.CHAT,
+) -> UsageRecord:
+    """Record one provider call, its cost and its day's sums, and send the budget alerts it
+    makes due. Call it inside the transaction that stores what the call produced."""
+    tokens = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
+    prices = prices_at(model, called_at)
+    pricing, cost = call_cost(tokens, prices)
+    allowance = allowance_for(user_id)
+    record = UsageRecord.objects.create(
+        called_at=called_at,
+        day=timezone.localdate(called_at),
+        user_id=user_id,
+        group_id=allowance.group_id,
+        model=model,
+        provider_type=model.provider.type,
+        model_identifier=model.identifier,
+        kind=kind,
+        pricing=pricing,
+        cost=cost,
+        **tokens,
+        **prices,
+    )
+    daily_usage_add(record)
+    if cost and allowance.amount is not None:
+        alerts_due(user_id, allowance.amount, month_start(record.day))
+    return record
+
+
+def daily_usage_add(record: UsageRecord) -> None:
+    """Add a record to its day's sums: an atomic increment of the row, created if missing
+    (a concurrent creator's row is incremented instead)."""
+    key = {
+        "day": record.day,
+        "user_id": record.user_id,
+        "model_id": record.model_id,
+        "group_id": record.group_id,
+    }
+    amounts = {
+        "calls": 1,
+        "uncosted_calls": int(record.cost is None),
+        **{name: getattr(record, name) or 0 for name in TOKEN_FIELDS},
+        "cost": record.cost or ZERO,
+    }
+    increments = {name: F(name) + value for name, value in amounts.items()}
+    if DailyUsage.objects.filter(**key).update(**increments):
+        return
+    try:
+        with transaction.atomic():
+            DailyUsage.objects.create(**key, provider_type=record.provider_type, **amounts)
+            return
+    except IntegrityError:
+        pass
+    DailyUsage.objects.filter(**key).update(**increments)
+
+
+def alerts_due(user_id: int, amount: Decimal, month: date) -> None:
+    """Alert at 85 % and at 100 % of the allowance, once per level and month: the unique
+    alert row decides, so concurrent calls crossing a level send one alert."""
+    spent = sum(month_spend(user_id, month).values(), ZERO)
+    due = [level for level in BudgetAlert.Level if spent * 100 >= amount * level.value]
+    if not due:
+        return
+    sent = set(
+        BudgetAlert.objects.filter(user_id=user_id, month=month).values_list("level", flat=True)
+    )
+    for level in due:
+        if level.value in sent:
+            continue
+        try:
+            with transaction.atomic():
+                BudgetAlert.objects.create(user_id=user_id, month=month, level=level)
+        except IntegrityError:
+            continue  # another call sent it
+        transaction.on_commit(
+            lambda level=level: alert_send(user_id, level, amount, spent, month), robust=True
+        )
+
+
+def alert_send(
+    user_id: int, level: BudgetAlert.Level, amount: Decimal, spent: Decimal, month: date
+) -> None:
+    """Mail the developer and every active superuser with an address (EMAIL_BACKEND)."""
+    users = get_user_model().objects
+    user = users.get(pk=user_id)
+    resets = f"It resets on {next_month(month):%-d %B %Y}."
+    if level == BudgetAlert.Level.SPENT:
+        headline, consequence = "spent", "New chat turns are refused until then."
+    else:
+        headline, consequence = f"{level.value} % spent", "Turns are refused once it is spent."
+    state = f"is {headline}: {usd(spent)} of {usd(amount)}"
+    subject = f"[llmadmin] Monthly LLM budget {headline}"
+    if user.email:
+        send_mail(
+            subject,
+            f"Your monthly LLM budget {state}. {resets} {consequence}",
+            None,
+            [user.email],
+        )
+    admins = list(
+        users.filter(is_superuser=True, is_active=True)
+        .exclude(email="")
+        .values_list("email", flat=True)
+    )
+    if admins:
+        send_mail(
+            f"{subject}: {user.get_username()}",
+            f"The monthly LLM budget of {user.get_username()} ({month:%B %Y}) {state}. {resets}",
+            None,
+            admins,
+        )

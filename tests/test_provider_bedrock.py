@@ -5,8 +5,10 @@ lists."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 import botocore.session
@@ -19,7 +21,7 @@ from django.core.exceptions import ValidationError
 
 from chat.models import STOP_NOTICES, Message
 from llmadmin.models import LLMModel, Provider
-from llmadmin.providers.http import StopReason, Unreachable
+from llmadmin.providers.http import ChatInput, Finish, StopReason, Unreachable, Usage
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at
@@ -667,6 +669,70 @@ def test_reasoning_is_not_shown_and_cached_tokens_count_as_input(client, develop
     assert texts(events) == ["Hello", " world"]
     assert (events[-2][1]["input_tokens"], events[-2][1]["output_tokens"]) == (3 + 4 + 5, 5)
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello world", "")]
+
+
+@dataclass
+class UsageBedrock(FakeProvider):
+    """The fake's answer with this usage in its metadata event."""
+
+    family: str = "bedrock"
+    api_key: str = KEY
+    usage: dict = field(default_factory=dict)
+
+    def stream_bedrock(self) -> list[bytes]:
+        *answer, _ = super().stream_bedrock()
+        return [
+            *answer,
+            aws_message("metadata", {"usage": self.usage, "metrics": {"latencyMs": 42}}),
+        ]
+
+
+def streamed(model: LLMModel) -> list:
+    """The events of one turn through the client's public stream."""
+    client, settings = model.provider.client(), model.settings()
+
+    async def answer() -> list:
+        history = ChatInput("", [{"role": "user", "content": "Hi"}])
+        return [event async for event in client.stream_chat(settings, history)]
+
+    return asyncio.run(answer())
+
+
+COUNTS = {"inputTokens": 3, "outputTokens": 5, "totalTokens": 17}
+CACHED = {**COUNTS, "cacheReadInputTokens": 4, "cacheWriteInputTokens": 5}
+# fmt: off
+USAGES = [  # (the metadata event's usage, the Usage read)
+    pytest.param(CACHED, Usage(3 + 4 + 5, 5, cache_read_tokens=4, cache_write_tokens=5),
+                 id="cache read and write reported"),
+    pytest.param({**CACHED, "cacheDetails": [{"ttl": "1h", "inputTokens": 5}]},
+                 Usage(12, 5, cache_read_tokens=4, cache_write_tokens=5),
+                 id="with cache writes by TTL"),
+    pytest.param({**COUNTS, "totalTokens": 8}, Usage(3, 5), id="no cache counts: not reported"),
+    pytest.param({**CACHED, "cacheReadInputTokens": -4}, Usage(None, 5, cache_write_tokens=5),
+                 id="negative cache read: not read, nor the input it is part of"),
+    pytest.param({**CACHED, "cacheWriteInputTokens": "5"}, Usage(None, 5, cache_read_tokens=4),
+                 id="string cache write"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("counts", "usage"), USAGES)
+def test_cache_tokens_are_read_from_the_metadata_usage(counts, usage):
+    with serve(UsageBedrock(usage=counts)) as server:
+        events = streamed(model_at(server, identifier=SONNET))
+
+    assert events[-2:] == [usage, Finish(StopReason.COMPLETE)]
+
+
+def test_botocore_reads_the_same_cache_counts():
+    with serve(UsageBedrock(usage=CACHED), tls=True) as server:
+        answer = aws("bedrock-runtime", server).converse_stream(
+            modelId=SONNET, messages=[{"role": "user", "content": [{"text": "Hi"}]}]
+        )
+        events = list(answer["stream"])
+
+    # botocore keeps only the members its TokenUsage shape declares.
+    assert events[-1]["metadata"]["usage"] == CACHED
 
 
 class ExceptionMidAnswer(FakeProvider):

@@ -17,7 +17,7 @@ from google.genai import types
 
 from chat.models import Message
 from llmadmin.models import LLMModel, Provider
-from llmadmin.providers.http import ChatInput
+from llmadmin.providers.http import ChatInput, Finish, StopReason, Usage
 from llmadmin.services import provider_check_connection
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
@@ -637,6 +637,58 @@ def test_thinking_tokens_count_as_output_as_the_sdk_reports_them(client, develop
         ("done", {}),
     ]  # fmt: skip
     assert (answer.content, answer.input_tokens, answer.output_tokens) == ("Hello world", 10, 8)
+
+
+def streamed(model: LLMModel) -> list:
+    """The events of one turn through the client's public stream."""
+    client, settings = model.provider.client(), model.settings()
+
+    async def answer() -> list:
+        history = ChatInput("", [{"role": "user", "content": "Hi"}])
+        return [event async for event in client.stream_chat(settings, history)]
+
+    return asyncio.run(answer())
+
+
+def answer_with(usage: dict) -> list[dict]:
+    return [
+        candidate("Hello"),
+        {**candidate(" world", finishReason="STOP"), "usageMetadata": usage},
+    ]
+
+
+COUNTS = {"promptTokenCount": 10, "candidatesTokenCount": 2}
+# fmt: off
+USAGES = [  # (the last chunk's usageMetadata, the Usage read)
+    pytest.param(THINKING_ANSWER[-1]["usageMetadata"],
+                 Usage(10, 2 + 6, cache_read_tokens=3, reasoning_tokens=6),
+                 id="cached and thinking tokens reported"),
+    pytest.param({**COUNTS, "totalTokenCount": 12}, Usage(10, 2),
+                 id="no cached nor thinking count: not reported"),
+    pytest.param({**COUNTS, "cachedContentTokenCount": -3, "thoughtsTokenCount": 6},
+                 Usage(10, 8, reasoning_tokens=6), id="negative cached count"),
+    pytest.param({**COUNTS, "cachedContentTokenCount": 3, "thoughtsTokenCount": "6"},
+                 Usage(10, None, cache_read_tokens=3),
+                 id="string thinking count: not read, nor the output it is part of"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("metadata", "usage"), USAGES)
+def test_cached_and_thinking_tokens_are_read_from_the_usage_metadata(metadata, usage):
+    with serve(ScriptedGemini(chunks=answer_with(metadata))) as server:
+        events = streamed(gemini_model(server, identifier="gemini-2.5-pro"))
+
+    assert events[-2:] == [usage, Finish(StopReason.COMPLETE)]
+
+
+def test_google_genai_reads_the_same_cached_and_thinking_counts():
+    with serve(ScriptedGemini(chunks=THINKING_ANSWER)) as server, sdk_client(server) as sdk:
+        chunks = list(sdk.models.generate_content_stream(model="gemini-2.5-pro", contents="Hi"))
+
+    # google-genai drops the fields its types don't declare.
+    usage = chunks[-1].usage_metadata
+    assert (usage.cached_content_token_count, usage.thoughts_token_count) == (3, 6)
 
 
 # --- 4. The model list, read by google-genai and by us ------------------------------------

@@ -9,6 +9,7 @@ refuse per model what the real APIs refuse.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ from django.urls import reverse
 
 from chat.models import Message
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import RemoteModel, Unreachable
+from llmadmin.providers.http import (
+    ChatInput,
+    Finish,
+    RemoteModel,
+    StopReason,
+    Unreachable,
+    Usage,
+)
 from llmadmin.services import provider_check_connection
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
@@ -791,6 +799,84 @@ def test_a_server_that_sends_no_usage_still_answers(client, developer):
         {"id": answer.pk, "input_tokens": None, "output_tokens": None,
          "stop_reason": "complete", "notice": None},
     )  # fmt: skip
+
+
+def streamed(model: LLMModel) -> list:
+    """The events of one turn through the client's public stream."""
+    client, settings = model.provider.client(), model.settings()
+
+    async def answer() -> list:
+        return [event async for event in client.stream_chat(settings, ChatInput("", HI))]
+
+    return asyncio.run(answer())
+
+
+def usage_stream(usage: dict) -> tuple:
+    return (chunk({"content": "Hello world"}), chunk(finish="stop"), chunk(choices=[], usage=usage),
+            "[DONE]")  # fmt: skip
+
+
+# OpenRouter's usage accounting page's example (cost and all), cache writes included.
+OPENROUTER_USAGE = {
+    "prompt_tokens": 194, "completion_tokens": 2, "total_tokens": 196, "cost": 0.95,
+    "cost_details": {"upstream_inference_cost": 19},
+    "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 100, "audio_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 0},
+}  # fmt: skip
+TOTALS = {"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17}
+EVERY_PART = {
+    **TOTALS,
+    "prompt_tokens_details": {"cached_tokens": 3, "cache_write_tokens": 4},
+    "completion_tokens_details": {"reasoning_tokens": 2},
+}
+# fmt: off
+USAGES = [  # (type, the usage chunk's usage, the Usage read)
+    pytest.param("openai", EVERY_PART,
+                 Usage(10, 7, cache_read_tokens=3, cache_write_tokens=4, reasoning_tokens=2),
+                 id="openai: cache read, cache write and reasoning reported"),
+    pytest.param("openrouter", OPENROUTER_USAGE,
+                 Usage(194, 2, cache_read_tokens=0, cache_write_tokens=100, reasoning_tokens=0),
+                 id="openrouter: cache write reported"),
+    pytest.param("azure", {**TOTALS, "prompt_tokens_details": {"cached_tokens": 4}},
+                 Usage(10, 7, cache_read_tokens=4), id="azure: no reasoning count"),
+    pytest.param("openai-compat", TOTALS, Usage(10, 7),
+                 id="compat: no details, not reported"),
+    pytest.param("vercel", {**TOTALS, "prompt_tokens_details": None,
+                            "completion_tokens_details": None},
+                 Usage(10, 7), id="vercel: null details, not reported"),
+    pytest.param("openai", {**TOTALS,
+                            "prompt_tokens_details": {"cached_tokens": -3, "cache_write_tokens": 4},
+                            "completion_tokens_details": {"reasoning_tokens": "2"}},
+                 Usage(10, 7, cache_write_tokens=4),
+                 id="negative cache read, string reasoning"),
+    pytest.param("openrouter", {**TOTALS,
+                                "prompt_tokens_details": {"cached_tokens": 3,
+                                                          "cache_write_tokens": True},
+                                "completion_tokens_details": [2]},
+                 Usage(10, 7, cache_read_tokens=3),
+                 id="true as a cache write, details not an object"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("provider_type", "usage", "read"), USAGES)
+def test_cache_and_reasoning_tokens_are_read_from_the_usage(provider_type, usage, read):
+    with serve(scripted(provider_type, usage_stream(usage))) as server:
+        events = streamed(model_at(server, provider_type, identifier="m"))
+
+    assert events[-2:] == [read, Finish(StopReason.COMPLETE)]
+
+
+def test_the_sdk_reads_the_same_cache_and_reasoning_counts():
+    with serve(scripted("openai", usage_stream(EVERY_PART))) as server:
+        _, usage = sdk_chat("openai", server, "m")
+
+    # Fields the SDK's types declare, not extras it keeps as they came.
+    details, output_details = usage.prompt_tokens_details, usage.completion_tokens_details
+    assert {"cached_tokens", "cache_write_tokens"} <= type(details).model_fields.keys()
+    assert "reasoning_tokens" in type(output_details).model_fields
+    assert (details.cached_tokens, details.cache_write_tokens) == (3, 4)
+    assert output_details.reasoning_tokens == 2
 
 
 def error_chunk(error: dict) -> dict:

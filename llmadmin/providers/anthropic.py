@@ -28,6 +28,7 @@ from llmadmin.providers.http import (
     error_kind,
     json_data,
     mid_stream_error,
+    reported,
     set_if,
     sse_events,
     token_count,
@@ -277,8 +278,25 @@ def stop_reason_of(value: Any) -> StopReason:
     return STOP_REASONS.get(value, StopReason.OTHER) if isinstance(value, str) else StopReason.OTHER
 
 
+# What the model read: input_tokens leaves out the cache reads and writes.
+INPUT_COUNTS = ("input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
+
+
+def usage_of(counts: Mapping[str, Any] | None, output_tokens: int | None) -> Usage:
+    """The turn's usage; None for the counts of a stream without a message_start."""
+    return Usage(
+        token_total(counts, *INPUT_COUNTS) if counts is not None else None,
+        output_tokens,
+        cache_read_tokens=reported(counts, "cache_read_input_tokens"),
+        cache_write_tokens=reported(counts, "cache_creation_input_tokens"),
+        # A part of output_tokens (the SDK's OutputTokensDetails).
+        reasoning_tokens=reported(counts, "output_tokens_details", "thinking_tokens"),
+    )
+
+
 async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
-    input_tokens = output_tokens = None
+    counts: dict[str, Any] | None = None
+    output_tokens = None
     stop_reason = StopReason.COMPLETE
     async for event, data in sse_events(response):
         payload = json_data(data)
@@ -287,11 +305,7 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
         if event == "message_start":
             message = payload.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
-            usage = usage if isinstance(usage, dict) else {}
-            # Everything the model read: cache reads and writes count towards the context.
-            input_tokens = token_total(
-                usage, "input_tokens", "cache_creation_input_tokens", "cache_read_input_tokens"
-            )
+            counts = dict(usage) if isinstance(usage, dict) else {}
         elif event == "content_block_delta":
             delta = payload.get("delta") or {}
             text = delta.get("text") if delta.get("type") == "text_delta" else None
@@ -303,11 +317,15 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             usage = payload.get("usage")
             if isinstance(usage, dict) and "output_tokens" in usage:
                 output_tokens = token_count(usage, "output_tokens")
+            if isinstance(usage, dict) and counts is not None:
+                # message_delta's counts are cumulative: those it has replace message_start's
+                # (as the SDK's stream does); one left out or null keeps message_start's.
+                counts |= {name: value for name, value in usage.items() if value is not None}
             delta = payload.get("delta")
             if isinstance(delta, dict) and delta.get("stop_reason") is not None:
                 stop_reason = stop_reason_of(delta["stop_reason"])
         elif event == "message_stop":
-            yield Usage(input_tokens, output_tokens)
+            yield usage_of(counts, output_tokens)
             yield Finish(stop_reason)
             return
     raise cut_off()

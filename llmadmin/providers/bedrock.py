@@ -44,6 +44,7 @@ from llmadmin.providers.http import (
     json_data,
     malformed,
     mid_stream_error,
+    reported,
     set_if,
     token_count,
     token_total,
@@ -296,11 +297,13 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             )
         elif kind == "metadata" and isinstance(event.get("usage"), dict):
             # Everything the model read: inputTokens leaves out cache reads and writes.
+            # Converse's TokenUsage has no reasoning count.
+            counts = event["usage"]
             usage = Usage(
-                token_total(
-                    event["usage"], "inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"
-                ),
-                token_count(event["usage"], "outputTokens"),
+                token_total(counts, "inputTokens", "cacheReadInputTokens", "cacheWriteInputTokens"),
+                token_count(counts, "outputTokens"),
+                cache_read_tokens=reported(counts, "cacheReadInputTokens"),
+                cache_write_tokens=reported(counts, "cacheWriteInputTokens"),
             )
     if stopped is None:
         raise cut_off()

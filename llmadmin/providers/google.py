@@ -36,6 +36,7 @@ from llmadmin.providers.http import (
     json_data,
     malformed,
     mid_stream_error,
+    reported,
     set_if,
     sse_events,
     token_count,
@@ -279,10 +280,13 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             raise mid_stream_error(error_kind(chunk["error"]))
         metadata = chunk.get("usageMetadata")
         if isinstance(metadata, dict):
-            # Thinking tokens are not part of candidatesTokenCount but are output all the same.
+            # Thinking tokens are not part of candidatesTokenCount but are output all the same;
+            # promptTokenCount holds the cached tokens. Gemini reports no cache writes.
             usage = Usage(
                 token_count(metadata, "promptTokenCount"),
                 token_total(metadata, "candidatesTokenCount", "thoughtsTokenCount"),
+                cache_read_tokens=reported(metadata, "cachedContentTokenCount"),
+                reasoning_tokens=reported(metadata, "thoughtsTokenCount"),
             )
         feedback = chunk.get("promptFeedback")
         if isinstance(feedback, dict) and feedback.get("blockReason"):

@@ -81,10 +81,19 @@ class Thinking:
 
 @dataclass(frozen=True)
 class Usage:
-    """Tokens of a turn; input counts everything the model read, cached tokens included."""
+    """Tokens of a turn; input counts everything the model read, cached tokens included.
+
+    The cache and reasoning counts are parts of those totals, priced apart; None where the
+    provider did not report them (or sent a count that could not be read).
+    """
 
     input_tokens: int | None
     output_tokens: int | None
+    # Parts of input_tokens: read from, and written to, the provider's prompt cache.
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    # Part of output_tokens: the model's thinking.
+    reasoning_tokens: int | None = None
 
 
 class StopReason(StrEnum):
@@ -632,6 +641,18 @@ def token_count(usage: Mapping[str, Any], name: str) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_TOKEN_COUNT:
         return value
     return None
+
+
+def reported(usage: Any, *path: str) -> int | None:
+    """A part of a total that the provider may leave out, at a path of keys (usage,
+    "prompt_tokens_details", "cached_tokens"): None when it is bad, or absent: not reported is
+    not the same as none, which token_count's 0 for an absent count would say."""
+    *parents, name = path
+    for parent in parents:
+        usage = usage.get(parent) if isinstance(usage, Mapping) else None
+    if not isinstance(usage, Mapping) or name not in usage:
+        return None
+    return token_count(usage, name)
 
 
 def token_total(usage: Mapping[str, Any], *names: str) -> int | None:

@@ -42,6 +42,7 @@ from llmadmin.providers.http import (
     json_data,
     malformed,
     mid_stream_error,
+    reported,
     set_if,
     sse_events,
     token_count,
@@ -296,8 +297,14 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
                 stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
+            # prompt_tokens holds the cached ones (read and written), completion_tokens the
+            # reasoning ones. cache_write_tokens: OpenRouter's, and the SDK's since 2.45.
             yield Usage(
-                token_count(usage, "prompt_tokens"), token_count(usage, "completion_tokens")
+                token_count(usage, "prompt_tokens"),
+                token_count(usage, "completion_tokens"),
+                cache_read_tokens=reported(usage, "prompt_tokens_details", "cached_tokens"),
+                cache_write_tokens=reported(usage, "prompt_tokens_details", "cache_write_tokens"),
+                reasoning_tokens=reported(usage, "completion_tokens_details", "reasoning_tokens"),
             )
     raise cut_off()
 

@@ -8,6 +8,7 @@ import json
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -23,6 +24,7 @@ from llmadmin.models import (
 )
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.selectors import access_lists, providers_in_registry_order
+from llmadmin.usage import budget_state, budget_summary
 
 # A model as the list gives it; read with .values(), no ORM objects (10,000 models: 22 ms).
 MODEL_FIELDS = ("id", "identifier", "display_name", "provider_id", "context_limit", "is_default")
@@ -48,6 +50,8 @@ class Configuration:
     # The groups and users some model lists: only these make two developers' lists differ.
     listed_groups: frozenset[int]
     listed_users: frozenset[int]
+    # Monthly caps per developer, by id of offered model (see llmadmin.usage).
+    caps: dict[int, Decimal]
     # (ETag, body) by scope, least recently used first.
     lists: OrderedDict[tuple[frozenset[int], int | None], tuple[str, bytes]] = field(
         default_factory=OrderedDict
@@ -87,6 +91,12 @@ class Configuration:
         return bool(groups & self.allowed_groups.get(model_id, set())) or (
             user_id is not None and user_id in self.allowed_users.get(model_id, set())
         )
+
+    def caps_for(self, scope: tuple[frozenset[int], int | None]) -> dict[int, Decimal]:
+        """The monthly caps of the models in this scope's list."""
+        return {
+            model_id: cap for model_id, cap in self.caps.items() if self.usable(model_id, scope)
+        }
 
     def render(self, scope: tuple[frozenset[int], int | None]) -> bytes:
         """This scope's list as JSON, joined from each model's JSON rendered once per
@@ -151,15 +161,18 @@ def build_configuration(fingerprint: str) -> Configuration:
     models: dict[int, list[dict[str, Any]]] = {}
     unavailable: dict[int, list[tuple[int, bool]]] = {}
     restricted = set()
+    caps = {}
     rows = (
         LLMModel.objects.filter(enabled=True)
         .order_by("display_name", "pk")
-        .values(*MODEL_FIELDS, "restricted")
+        .values(*MODEL_FIELDS, "restricted", "monthly_cap")
     )
     for row in rows:
         if row["restricted"]:
             restricted.add(row["id"])
         if row["provider_id"] in available:
+            if row["monthly_cap"] is not None:
+                caps[row["id"]] = row["monthly_cap"]
             models.setdefault(row["provider_id"], []).append(row)
             row["json"] = encode(
                 {
@@ -193,6 +206,7 @@ def build_configuration(fingerprint: str) -> Configuration:
         allowed_users=allowed_users,
         listed_groups=frozenset(g for ids in allowed_groups.values() for g in ids),
         listed_users=frozenset(u for ids in allowed_users.values() for u in ids),
+        caps=caps,
     )
 
 
@@ -237,10 +251,22 @@ def current_configuration(fingerprint: str) -> Configuration:
 
 
 def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
-    """The ETag and JSON body of this developer's model list."""
+    """The ETag and JSON body of this developer's model list, their budget included."""
     fingerprint, group_ids = state_of(user)
     configuration = current_configuration(fingerprint)
-    return configuration.cached_list(configuration.scope(user.pk, group_ids))
+    scope = configuration.scope(user.pk, group_ids)
+    etag, body = configuration.cached_list(scope)
+    # The budget changes with every turn: joined to the cached list, not cached with it.
+    budget = encode(budget_summary(budget_state(user.pk), configuration.caps_for(scope)))
+    etag = f'"{hashlib.sha256(etag.encode() + budget).hexdigest()[:32]}"'
+    return etag, body[:-1] + b',"budget":' + budget + b"}"
+
+
+def model_caps(user: AbstractBaseUser) -> dict[int, Decimal]:
+    """The monthly caps of the models in this developer's list (one query)."""
+    fingerprint, group_ids = state_of(user)
+    configuration = current_configuration(fingerprint)
+    return configuration.caps_for(configuration.scope(user.pk, group_ids))
 
 
 def may_chat_with(user: AbstractBaseUser, model_id: int) -> bool:

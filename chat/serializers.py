@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from rest_framework import serializers
 
 from chat.model_list import may_chat_with
@@ -42,6 +44,42 @@ class UnavailableProviderSerializer(serializers.Serializer):
     model_count = serializers.IntegerField(help_text="Enabled models this provider has.")
 
 
+class ModelCapSerializer(serializers.Serializer):
+    model_id = serializers.IntegerField()
+    monthly_cap = serializers.DecimalField(max_digits=20, decimal_places=4)
+    spent = serializers.DecimalField(max_digits=20, decimal_places=4)
+    remaining = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        allow_null=True,
+        help_text="What is left for this model: its cap's rest within the budget's rest.",
+    )
+
+
+class BudgetSerializer(serializers.Serializer):
+    monthly_allowance = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        allow_null=True,
+        help_text="USD per calendar month; null when no budget limits this developer.",
+    )
+    source = serializers.ChoiceField(
+        choices=["override", "group"],
+        allow_null=True,
+        help_text="override: their own allowance; group: the highest of their groups'.",
+    )
+    spent = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        help_text="USD spent this month on calls with a known cost.",
+    )
+    remaining = serializers.DecimalField(max_digits=20, decimal_places=4, allow_null=True)
+    resets_on = serializers.DateField(help_text="The day the month's budget starts afresh.")
+    model_caps = ModelCapSerializer(
+        many=True, help_text="Models of this developer's list with a monthly cap."
+    )
+
+
 class ModelListSerializer(serializers.Serializer):
     default_model_id = serializers.IntegerField(
         allow_null=True,
@@ -55,6 +93,49 @@ class ModelListSerializer(serializers.Serializer):
         many=True,
         help_text="Providers with enabled models that are not available, and why.",
     )
+    budget = BudgetSerializer(help_text="This developer's budget this month.")
+
+
+class UsageSumsSerializer(serializers.Serializer):
+    calls = serializers.IntegerField()
+    uncosted_calls = serializers.IntegerField(
+        help_text="Calls without a cost (unpriced model, or no token counts reported): not in cost."
+    )
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cache_read_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    reasoning_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=20, decimal_places=4)
+
+
+class ModelUsageSerializer(UsageSumsSerializer):
+    model_id = serializers.IntegerField()
+    model = serializers.CharField(help_text="Its display name.")
+    provider_type = serializers.CharField()
+
+
+class DayUsageSerializer(UsageSumsSerializer):
+    day = serializers.DateField()
+
+
+class OwnUsageSerializer(serializers.Serializer):
+    month = serializers.CharField(help_text="YYYY-MM.")
+    budget = BudgetSerializer()
+    by_model = ModelUsageSerializer(many=True)
+    by_day = DayUsageSerializer(many=True)
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    month = serializers.RegexField(
+        r"^(19[7-9]\d|2\d{3})-(0[1-9]|1[0-2])$",
+        required=False,
+        help_text="YYYY-MM; this month when left out.",
+        error_messages={"invalid": "Enter a month from 1970-01 on as YYYY-MM, e.g. 2026-11."},
+    )
+
+    def validate_month(self, value: str) -> date:
+        return date(int(value[:4]), int(value[5:]), 1)
 
 
 class ChatTurnInputSerializer(serializers.Serializer):

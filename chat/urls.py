@@ -7,6 +7,7 @@ urlpatterns = [
     path("agents/", views.agents, name="agents"),
     path("api/v1/models/", views.ModelListView.as_view(), name="api-models"),
     path("api/v1/chat/", views.ChatTurnView.as_view(), name="api-chat"),
+    path("api/v1/usage/", views.UsageView.as_view(), name="api-usage"),
     path(
         "api/v1/conversations/<int:pk>/",
         views.ConversationView.as_view(),

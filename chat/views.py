@@ -16,6 +16,7 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
 from django.utils.http import parse_etags
@@ -32,7 +33,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chat.model_list import cached_model_list
+from chat.model_list import cached_model_list, model_caps
 from chat.models import Conversation
 from chat.serializers import (
     BudgetRefusalSerializer,
@@ -40,9 +41,11 @@ from chat.serializers import (
     ConversationSerializer,
     ErrorSerializer,
     ModelListSerializer,
+    OwnUsageSerializer,
+    UsageQuerySerializer,
 )
 from chat.services import turn_answer, turn_start
-from llmadmin.usage import spend_refusal
+from llmadmin.usage import month_start, own_usage, spend_refusal
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -175,6 +178,32 @@ async def server_sent(events: AsyncIterator[tuple[str, dict]]) -> AsyncIterator[
     async with aclosing(events):
         async for name, data in events:
             yield f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+
+class UsageView(APIView):
+    """Your own usage and budget."""
+
+    renderer_classes = [JSONRenderer]
+
+    @extend_schema(
+        operation_id="getOwnUsage",
+        summary="Your usage and budget",
+        description="Your calls, tokens and costs in a month, by model and by day, and your "
+        "budget: allowance, spent, remaining, the day it resets, and your models' caps.",
+        parameters=[UsageQuerySerializer],
+        responses={
+            200: OwnUsageSerializer,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description='{"month": ["..."]}'),
+            403: NOT_LOGGED_IN,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        # A plain dict: a blank month is refused, not taken for one left out.
+        query = UsageQuerySerializer(data=request.query_params.dict())
+        if not query.is_valid():
+            return Response(query.errors, status=400)
+        month = query.validated_data.get("month") or month_start(timezone.localdate())
+        return Response(own_usage(request.user.pk, month, model_caps(request.user)))
 
 
 class ConversationView(RetrieveAPIView):

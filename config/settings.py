@@ -128,7 +128,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Also the budgets' time zone: a month's budget resets at midnight of the 1st here.
+TIME_ZONE = env.str("TIME_ZONE", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -146,6 +147,11 @@ STORAGES = {
     # Hashed, compressed file names: run `manage.py collectstatic` before serving.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
+
+# Budget alerts are mailed (llmadmin.usage). By default they are printed to the console; set
+# EMAIL_URL (e.g. smtp+tls://user:password@mail.example.com:587) to send them.
+vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="llmadmin@localhost")
 
 # HTTPS and cookies. Secure cookies by default outside DEBUG; behind a TLS-terminating proxy,
 # set SECURE_PROXY_SSL_HEADER=true (the proxy must set X-Forwarded-Proto).

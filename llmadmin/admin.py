@@ -9,13 +9,26 @@ from auditlog.admin import LogEntryAdmin
 from auditlog.models import LogEntry as AuditEntry
 from cryptography.fernet import InvalidToken
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Prefetch,
+    QuerySet,
+    Subquery,
+    Sum,
+)
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -35,9 +48,15 @@ from llmadmin.models import (
     SECRET_FIELDS,
     AuthMode,
     Availability,
+    BudgetAlert,
     CheckStatus,
+    DailyUsage,
+    DeveloperBudget,
+    GroupBudget,
     LLMModel,
     Provider,
+    UsageRecord,
+    UserBudget,
 )
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.catalog import ModelFacts, catalog_models
@@ -56,6 +75,7 @@ from llmadmin.services import (
     provider_check_connection,
     provider_try_connection,
 )
+from llmadmin.usage import BudgetState, allowance_from, month_start, next_month, usd
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"
@@ -350,7 +370,7 @@ class LLMModelAdmin(admin.ModelAdmin):
     list_select_related = ["provider"]
     search_fields = ["display_name", "identifier"]
     actions = ["enable_models", "disable_models", "check_models"]
-    readonly_fields = ["catalog_summary"]
+    readonly_fields = ["catalog_summary", "price_history"]
 
     class Media:
         js = ["llmadmin/model_form.js"]
@@ -468,11 +488,14 @@ class LLMModelAdmin(admin.ModelAdmin):
                 },
             ),
             (
-                "Prices",
+                "Prices and cap",
                 {
-                    "fields": list(PRICE_FIELDS),
-                    "description": "USD per 1M tokens, filled in from the catalog when you "
-                    "choose a model. Empty is unpriced, which is not the same as 0 (free).",
+                    "fields": [*PRICE_FIELDS, "monthly_cap", *(["price_history"] if obj else [])],
+                    "description": "Prices in USD per 1M tokens, filled in from the catalog "
+                    "when you choose a model. Empty is unpriced, which is not the same as 0 "
+                    "(free): unpriced calls are recorded without a cost and count against no "
+                    "budget. New prices apply to calls from now on; the price history below "
+                    "keeps the earlier ones.",
                 },
             ),
         ]
@@ -490,6 +513,30 @@ class LLMModelAdmin(admin.ModelAdmin):
                 )
             )
         return fieldsets
+
+    @admin.display(description="price history")
+    def price_history(self, model: LLMModel) -> str:
+        """The prices each call was costed at, latest first: written when prices change."""
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{timezone.localtime(price.effective_from):%Y-%m-%d %H:%M}",
+                    *(
+                        "unpriced" if value is None else f"{value.normalize():f}"
+                        for value in price.prices
+                    ),
+                )
+                for price in model.price_history.all()[:50]
+            ),
+        )
+        return format_html(
+            '<table class="price-history"><thead><tr><th>from</th><th>input</th>'
+            "<th>output</th><th>cache read</th><th>cache write</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            rows,
+        )
 
     @admin.display(description="Options")
     def options_summary(self, model: LLMModel) -> str:
@@ -752,6 +799,174 @@ class AuditLogEntryAdmin(LogEntryAdmin):
                 )
             )
         return response
+
+
+@admin.register(GroupBudget)
+class GroupBudgetAdmin(admin.ModelAdmin):
+    list_display = ["group", "monthly_allowance", "member_count"]
+    list_select_related = ["group"]
+    search_fields = ["group__name"]
+    autocomplete_fields = ["group"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GroupBudget]:
+        return super().get_queryset(request).annotate(member_count=Count("group__user"))
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, budget: GroupBudget) -> int:
+        return budget.member_count
+
+
+class UserBudgetInline(admin.StackedInline):
+    model = UserBudget
+    can_delete = True
+    verbose_name_plural = "own monthly allowance (replaces the groups')"
+    fields = ["monthly_allowance"]
+
+
+class BudgetStateFilter(admin.SimpleListFilter):
+    title = "budget this month"
+    parameter_name = "budget"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("alert", "85 % or more spent"), ("spent", "Spent")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        level = {"alert": BudgetAlert.Level.NEARLY_SPENT, "spent": BudgetAlert.Level.SPENT}
+        if self.value() not in level:
+            return queryset
+        alerted = BudgetAlert.objects.filter(
+            user=OuterRef("pk"), month=month_start(timezone.localdate())
+        )
+        return queryset.filter(Exists(alerted.filter(level__gte=level[self.value()])))
+
+
+@admin.register(DeveloperBudget)
+class DeveloperBudgetAdmin(admin.ModelAdmin):
+    """Every developer's budget this month: allowance, spend, alerts; their own override."""
+
+    list_display = ["username", "allowance", "spent", "remaining", "alert"]
+    list_filter = [BudgetStateFilter, "groups"]
+    search_fields = ["username", "email"]
+    fields = ["username", "allowance", "spent", "remaining", "alert"]
+    readonly_fields = fields
+    inlines = [UserBudgetInline]
+
+    class Media:
+        css = {"all": ["llmadmin/admin.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeveloperBudget]:
+        month = month_start(timezone.localdate())
+        spend = (
+            DailyUsage.objects.filter(
+                user=OuterRef("pk"), day__gte=month, day__lt=next_month(month)
+            )
+            .values("user")
+            .annotate(total=Sum("cost"))
+            .values("total")
+        )
+        return (
+            super()
+            .get_queryset(request)
+            .filter(is_active=True)
+            .select_related("budget")
+            .prefetch_related(Prefetch("groups", queryset=Group.objects.select_related("budget")))
+            .annotate(spent_this_month=Coalesce(Subquery(spend), Decimal(0)))
+        )
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def state(self, user: DeveloperBudget) -> BudgetState:
+        """Their budget from what the list query loaded: no query of its own."""
+        override = getattr(user, "budget", None)
+        groups = [
+            (
+                group.pk,
+                group.name,
+                getattr(getattr(group, "budget", None), "monthly_allowance", None),
+            )
+            for group in sorted(user.groups.all(), key=lambda group: (group.name, group.pk))
+        ]
+        allowance = allowance_from([(override.monthly_allowance,)] if override else [], groups)
+        month = month_start(timezone.localdate())
+        return BudgetState(allowance, month, {0: user.spent_this_month})
+
+    @admin.display(description="monthly allowance")
+    def allowance(self, user: DeveloperBudget) -> str:
+        allowance = self.state(user).allowance
+        if allowance.amount is None:
+            return f"No limit ({allowance.described})"
+        return f"{usd(allowance.amount)} ({allowance.described})"
+
+    @admin.display(description="spent this month", ordering="spent_this_month")
+    def spent(self, user: DeveloperBudget) -> str:
+        return usd(user.spent_this_month)
+
+    @admin.display(description="remaining")
+    def remaining(self, user: DeveloperBudget) -> str:
+        remaining = self.state(user).remaining
+        return "No limit" if remaining is None else usd(remaining)
+
+    @admin.display(description="alert")
+    def alert(self, user: DeveloperBudget) -> str:
+        percent = self.state(user).used_percent
+        if percent is None or percent < BudgetAlert.Level.NEARLY_SPENT:
+            return "-"
+        label = "Spent" if percent >= BudgetAlert.Level.SPENT else f"{percent} % spent"
+        level = "spent" if percent >= BudgetAlert.Level.SPENT else "nearly-spent"
+        return format_html('<span class="budget-alert budget-{}">{}</span>', level, label)
+
+
+def group_allowance(group: Group) -> Decimal | None:
+    budget = getattr(group, "budget", None)
+    return budget.monthly_allowance if budget else None
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    """The ledger: read only, as the database keeps it."""
+
+    list_display = [
+        "called_at",
+        "user_name",
+        "model_identifier",
+        "provider_type",
+        "kind",
+        "input_tokens",
+        "output_tokens",
+        "cost_shown",
+    ]
+    list_filter = ["pricing", "kind", "provider_type", "day"]
+    search_fields = ["model_identifier"]
+    date_hierarchy = "day"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UsageRecord]:
+        # Not a join: a deleted user's records stay listed.
+        username = get_user_model().objects.filter(pk=OuterRef("user_id")).values("username")
+        return super().get_queryset(request).annotate(username=Subquery(username))
+
+    @admin.display(description="user", ordering="username")
+    def user_name(self, record: UsageRecord) -> str:
+        return record.username or f"user #{record.user_id}"
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_shown(self, record: UsageRecord) -> str:
+        if record.cost is None:
+            return record.get_pricing_display()
+        return f"${record.cost.normalize():f}"
 
 
 admin.site.unregister(AuditEntry)

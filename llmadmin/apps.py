@@ -44,10 +44,11 @@ class LlmadminConfig(AppConfig):
         from django.contrib.auth.models import Group
 
         from llmadmin import audit, signals
-        from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
+        from llmadmin.models import SECRET_FIELDS, GroupBudget, LLMModel, Provider, UserBudget
 
         post_migrate.connect(create_provider_rows, sender=self)
         audit.register(Provider, LLMModel, SECRET_FIELDS)
+        audit.register_budgets(GroupBudget, UserBudget)
         for model in (Provider, LLMModel):
             post_save.connect(signals.counted, sender=model)
             post_delete.connect(signals.counted, sender=model)

@@ -47,6 +47,12 @@ def register(provider: type, model: type, secret_fields: Iterable[str]) -> None:
     )
 
 
+def register_budgets(*budget_models: type) -> None:
+    """Budgets are admin changes too: who gave whom how much."""
+    for budget_model in budget_models:
+        auditlog.register(budget_model)
+
+
 def log_change(model: Any, field: str, before: Any, after: Any) -> None:
     """An update entry for a change made with QuerySet.update() (the actor as auditlog sets
     it)."""

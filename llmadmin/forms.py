@@ -193,6 +193,7 @@ class LLMModelAdminForm(forms.ModelForm):
             "allowed_users",
             *GENERAL_FIELDS,
             *PRICE_FIELDS,
+            "monthly_cap",
         ]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -5,7 +5,7 @@ from collections.abc import Collection
 from typing import Any, Literal
 
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import connection, models, transaction
@@ -631,6 +631,14 @@ class GroupBudget(models.Model):
 
     def __str__(self) -> str:
         return f"Budget of {self.group}"
+
+
+class DeveloperBudget(User):
+    """Developers as the budget pages list them (their own allowance is a UserBudget)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "developer budget"
 
 
 class UserBudget(models.Model):

@@ -23,12 +23,14 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import DecimalField, F, IntegerField, Sum, Value
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from llmadmin.models import (
@@ -92,14 +94,22 @@ def allowance_for(user_id: int) -> Allowance:
     """Their override, else the highest of their groups' allowances, else no limit: two
     queries."""
     override = UserBudget.objects.filter(user_id=user_id).values_list("monthly_allowance")
-    groups = list(
+    groups = (
         Group.objects.filter(user__id=user_id)
         .order_by("name", "pk")
         .values_list("pk", "name", "budget__monthly_allowance")
     )
+    return allowance_from(list(override), list(groups))
+
+
+def allowance_from(
+    override: list[tuple[Decimal | None]], groups: list[tuple[int, str, Decimal | None]]
+) -> Allowance:
+    """The rule, from their override row (if any) and their groups (id, name, allowance or
+    None) ordered by name."""
     first_id, first_name = groups[0][:2] if groups else (None, "")
-    if overridden := list(override):
-        return Allowance(overridden[0][0], "override", first_id, first_name)
+    if override:
+        return Allowance(override[0][0], "override", first_id, first_name)
     budgeted = [group for group in groups if group[2] is not None]
     if not budgeted:
         return Allowance(None, "", first_id, first_name)
@@ -159,9 +169,104 @@ def month_spend(user_id: int, month: date) -> dict[int, Decimal]:
 
 
 def budget_state(user_id: int, today: date | None = None) -> BudgetState:
-    """Three queries."""
+    """Their allowance and this month's spend by model, in one query (the model list asks
+    for it on every load): their override, their groups' allowances and the month's sums."""
     month = month_start(today or timezone.localdate())
-    return BudgetState(allowance_for(user_id), month, month_spend(user_id, month))
+    columns = ("kind", "key", "name", "amount")
+    amount = DecimalField(max_digits=20, decimal_places=10)
+    override = (
+        UserBudget.objects.filter(user_id=user_id)
+        .annotate(
+            kind=Value("override"),
+            key=Value(None, IntegerField()),
+            name=Value(""),
+            amount=Cast("monthly_allowance", amount),
+        )
+        .values_list(*columns)
+    )
+    groups = (
+        Group.objects.filter(user__id=user_id)
+        .annotate(
+            kind=Value("group"),
+            key=F("pk"),
+            amount=Cast("budget__monthly_allowance", amount),
+        )
+        .values_list(*columns)
+    )
+    spend = (
+        DailyUsage.objects.filter(user_id=user_id, day__gte=month, day__lt=next_month(month))
+        .values("model_id")
+        .annotate(kind=Value("spend"), key=F("model_id"), name=Value(""), amount=Sum("cost"))
+        .values_list(*columns)
+        .order_by()
+    )
+    rows = list(override.union(groups, spend, all=True))
+    allowance = allowance_from(
+        [(row[3],) for row in rows if row[0] == "override"],
+        sorted(
+            ((row[1], row[2], row[3]) for row in rows if row[0] == "group"),
+            key=lambda group: (group[1], group[0]),
+        ),
+    )
+    spent = {row[1]: row[3] or ZERO for row in rows if row[0] == "spend"}
+    return BudgetState(allowance, month, spent)
+
+
+def money(amount: Decimal | None) -> str | None:
+    """An amount for the API: a string, as DRF gives decimals, to 1/100 of a cent."""
+    return None if amount is None else str(amount.quantize(Decimal("0.0001")))
+
+
+def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, Any]:
+    """A developer's budget as the API gives it; caps: the monthly caps of their models."""
+    return {
+        "monthly_allowance": money(state.allowance.amount),
+        "source": state.allowance.source or None,
+        "spent": money(state.spent),
+        "remaining": money(state.remaining),
+        "resets_on": state.resets_on.isoformat(),
+        "model_caps": [
+            {
+                "model_id": model_id,
+                "monthly_cap": money(cap),
+                "spent": money(state.spent_by_model.get(model_id, ZERO)),
+                "remaining": money(state.model_remaining(model_id, cap)),
+            }
+            for model_id, cap in sorted(caps.items())
+        ],
+    }
+
+
+def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, Any]:
+    """A developer's month: their budget, their usage by model and by day (four queries)."""
+    rows = DailyUsage.objects.filter(
+        user_id=user_id, day__gte=month, day__lt=next_month(month)
+    ).order_by()
+    sums = {
+        "calls": Sum("calls"),
+        "uncosted_calls": Sum("uncosted_calls"),
+        **{name: Sum(name) for name in TOKEN_FIELDS},
+        "cost": Sum("cost"),
+    }
+    by_model = list(rows.values("model_id", "provider_type").annotate(**sums).order_by("-cost"))
+    by_day = list(rows.values("day").annotate(**sums).order_by("day"))
+    names = dict(
+        LLMModel.objects.filter(pk__in=[row["model_id"] for row in by_model]).values_list(
+            "pk", "display_name"
+        )
+    )
+    for row in (*by_model, *by_day):
+        row["cost"] = money(row["cost"])
+    for row in by_model:
+        # A model deleted since keeps its usage, under its id.
+        row["model"] = names.get(row["model_id"], f"model #{row['model_id']}")
+    state = budget_state(user_id, month)
+    return {
+        "month": f"{month:%Y-%m}",
+        "budget": budget_summary(state, caps),
+        "by_model": by_model,
+        "by_day": [{**row, "day": row["day"].isoformat()} for row in by_day],
+    }
 
 
 def spend_refusal(*, user_id: int, model: LLMModel) -> str | None:

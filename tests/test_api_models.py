@@ -6,14 +6,24 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from llmadmin.models import Provider
 from llmadmin.services import model_make_default, provider_set_api_key
+from llmadmin.usage import next_month
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
 
 URL = reverse("api-models")
+NO_BUDGET = {
+    "monthly_allowance": None,
+    "source": None,
+    "spent": "0.0000",
+    "remaining": None,
+    "resets_on": next_month(timezone.localdate()).isoformat(),
+    "model_caps": [],
+}
 KEY = "sk-API-LISTSECRET-42"
 
 
@@ -132,6 +142,7 @@ def test_with_no_models_at_all_both_lists_are_empty(developer_client):
         "default_model_id": None,
         "groups": [],
         "unavailable_providers": [],
+        "budget": NO_BUDGET,
     }
 
 
@@ -217,11 +228,11 @@ def test_the_list_runs_a_constant_number_of_queries(
         for _ in range(model_count):
             LLMModelFactory(provider=provider)
 
-    # session, user, fingerprint, providers, models, the two access lists
-    with django_assert_num_queries(7):
+    # session, user, fingerprint, providers, models, the two access lists, the budget
+    with django_assert_num_queries(8):
         developer_client.get(URL)
-    # cached: session, user, fingerprint
-    with django_assert_num_queries(3):
+    # cached: session, user, fingerprint, the budget
+    with django_assert_num_queries(4):
         developer_client.get(URL)
 
 
@@ -248,6 +259,7 @@ def test_the_openapi_schema_documents_the_list(developer_client):
         "default_model_id",
         "groups",
         "unavailable_providers",
+        "budget",
     }
 
 

@@ -149,7 +149,8 @@ def test_every_operation_documents_its_refusals():
 
     assert documented == {
         ("GET", "/api/v1/models/"): ["200", "304", "403"],
-        ("POST", "/api/v1/chat/"): ["200", "400", "403", "415", "503"],
+        ("POST", "/api/v1/chat/"): ["200", "400", "402", "403", "415", "503"],
+        ("GET", "/api/v1/usage/"): ["200", "400", "403"],
         ("GET", "/api/v1/conversations/{id}/"): ["200", "403", "404"],
     }
 

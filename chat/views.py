@@ -45,7 +45,8 @@ from chat.serializers import (
     UsageQuerySerializer,
 )
 from chat.services import turn_answer, turn_start
-from llmadmin.usage import month_start, own_usage, spend_refusal
+from llmadmin.models import LLMModel
+from llmadmin.usage import budget_state, month_start, own_usage, spend_refusal
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -245,7 +246,23 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 @login_required
 def agents(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/agents.html")
+    budget = budget_state(request.user.pk)
+    caps = model_caps(request.user)
+    names = dict(LLMModel.objects.filter(pk__in=caps).values_list("pk", "display_name"))
+    context = {
+        "budget": budget,
+        "caps": [
+            {
+                "model": names.get(model_id, ""),
+                "cap": cap,
+                "spent": budget.spent_by_model.get(model_id, 0),
+                "remaining": budget.model_remaining(model_id, cap),
+            }
+            for model_id, cap in caps.items()
+        ],
+        "usage": own_usage(request.user.pk, budget.month, caps),
+    }
+    return render(request, "chat/agents.html", context)
 
 
 class APIDocsView(SpectacularSwaggerSplitView):

@@ -1,0 +1,452 @@
+"""The usage ledger, costs and budgets: what a call costs, who pays, when a turn is refused."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Group, User
+from django.core import mail
+from django.db import DatabaseError, connection, transaction
+from django.urls import reverse
+
+from chat.models import Conversation, Message
+from llmadmin.models import (
+    BudgetAlert,
+    DailyUsage,
+    GroupBudget,
+    LLMModel,
+    Pricing,
+    UsageRecord,
+    UserBudget,
+)
+from llmadmin.providers.http import Usage
+from llmadmin.usage import allowance_for, usage_record
+from tests.chat_api import post_chat, send
+from tests.factories import LLMModelFactory, provider_at
+from tests.provider_servers import FakeProvider, serve
+
+pytestmark = pytest.mark.django_db
+
+KEY = "sk-USAGESECRET-42"
+# The fake providers answer with 5 output tokens and report this many input tokens.
+MILLION = 1_000_000
+PRICES = {"input_price": Decimal("3"), "output_price": Decimal("15")}
+# A call of a million input tokens and 5 output tokens at PRICES.
+CALL_COST = Decimal("3.000075")
+
+
+def model_at(server: FakeProvider, provider_type: str = "openai", **fields) -> LLMModel:
+    provider = provider_at(provider_type, server.url, api_key=KEY)
+    return LLMModelFactory(provider=provider, context_limit=2 * MILLION, **fields)
+
+
+def spend(user: User, model: LLMModel, cost_in_calls: int) -> None:
+    """Record calls of a million input tokens (CALL_COST each at PRICES) for this user."""
+    for _ in range(cost_in_calls):
+        usage_record(
+            user_id=user.pk,
+            model=model,
+            called_at=datetime.now(UTC),
+            usage=Usage(MILLION, 5),
+        )
+
+
+def test_a_turn_is_recorded_with_its_tokens_prices_and_cost(client, developer):
+    with serve(FakeProvider("openai", KEY)) as server:
+        model = model_at(server, identifier="gpt-5", **PRICES)
+        send(client, model)
+
+    [record] = UsageRecord.objects.all()
+    assert (record.user_id, record.model_id, record.provider_type, record.kind) == (
+        developer.pk,
+        model.pk,
+        "openai",
+        UsageRecord.Kind.CHAT,
+    )
+    assert (record.input_tokens, record.output_tokens) == (12, 5)
+    assert (record.input_price, record.output_price) == (Decimal(3), Decimal(15))
+    # 12 x $3 + 5 x $15 per million tokens.
+    assert (record.pricing, record.cost) == (Pricing.PRICED, Decimal("0.000111"))
+    day = DailyUsage.objects.get()
+    assert (day.calls, day.input_tokens, day.output_tokens, day.cost) == (1, 12, 5, record.cost)
+
+
+def test_cache_reads_are_costed_at_the_cache_read_price(client, developer):
+    # The Anthropic fake reads 2 of its 12 input tokens from the cache.
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        model = model_at(server, "anthropic", **PRICES, cache_read_price=Decimal("0.3"))
+        send(client, model)
+
+    record = UsageRecord.objects.get()
+    assert (record.input_tokens, record.cache_read_tokens, record.output_tokens) == (12, 2, 5)
+    # 10 x $3 + 2 x $0.30 + 5 x $15 per million tokens.
+    assert record.cost == Decimal("0.0001056")
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "prices"),
+    [
+        pytest.param("openai", {}, id="no prices at all"),
+        pytest.param("openai", {"input_price": Decimal(3)}, id="no output price"),
+        pytest.param("anthropic", PRICES, id="cache tokens read without a cache read price"),
+    ],
+)
+def test_a_call_without_a_price_for_what_it_used_is_unpriced_not_free(
+    client, developer, provider_type, prices
+):
+    with serve(FakeProvider(provider_type, KEY)) as server:
+        model = model_at(server, provider_type, **prices)
+        send(client, model)
+
+    record = UsageRecord.objects.get()
+    assert (record.pricing, record.cost) == (Pricing.UNPRICED, None)
+    assert (record.input_tokens, record.output_tokens) == (12, 5)
+    day = DailyUsage.objects.get()
+    assert (day.calls, day.uncosted_calls, day.cost) == (1, 1, 0)
+
+
+def test_a_free_model_costs_zero_and_is_priced(client, developer):
+    with serve(FakeProvider("openai", KEY)) as server:
+        model = model_at(server, input_price=Decimal(0), output_price=Decimal(0))
+        send(client, model)
+
+    assert UsageRecord.objects.values_list("pricing", "cost").get() == (Pricing.PRICED, 0)
+
+
+def test_a_call_that_fails_is_recorded_without_token_counts(client, developer):
+    with serve(FakeProvider("openai", KEY, mode="overloaded")) as server:
+        model = model_at(server, **PRICES)
+        send(client, model)
+
+    record = UsageRecord.objects.get()
+    assert (record.pricing, record.cost, record.input_tokens) == (Pricing.UNREPORTED, None, None)
+
+
+def test_a_price_change_mid_month_costs_each_call_at_the_price_in_effect(client, django_user_model):
+    developer = django_user_model.objects.create_user("dev")
+    client.force_login(developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        with time_machine.travel(datetime(2026, 11, 3, 9, tzinfo=UTC), tick=False):
+            model = model_at(server, **PRICES)
+            send(client, model)
+        with time_machine.travel(datetime(2026, 11, 15, 12, tzinfo=UTC), tick=False):
+            model.input_price, model.output_price = Decimal(6), Decimal(30)
+            model.save()
+        with time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False):
+            send(client, model)
+            usage = client.get(reverse("api-usage")).json()
+
+    costs = list(UsageRecord.objects.order_by("called_at").values_list("cost", flat=True))
+    assert costs == [CALL_COST, 2 * CALL_COST]
+    assert list(model.price_history.values_list("effective_from", "input_price")) == [
+        (datetime(2026, 11, 15, 12, tzinfo=UTC), Decimal(6)),
+        (datetime(2026, 11, 3, 9, tzinfo=UTC), Decimal(3)),
+    ]
+    assert usage["budget"]["spent"] == "9.0002"
+    assert [(day["day"], day["cost"]) for day in usage["by_day"]] == [
+        ("2026-11-03", "3.0001"),
+        ("2026-11-20", "6.0002"),
+    ]
+
+
+def test_a_price_history_row_is_written_only_when_prices_change():
+    model = LLMModelFactory(**PRICES)
+    model.display_name = "Renamed"
+    model.save()
+    LLMModel.objects.get(pk=model.pk).save()
+
+    assert model.price_history.count() == 1
+
+
+def test_a_summary_call_is_recorded_as_a_summary(client, developer):
+    with serve(FakeProvider("openai", KEY, input_tokens=150_000)) as server:
+        model = model_at(server, **PRICES, compression_threshold=5)
+        conversation = send(client, model)[0][1]["id"]
+        send(client, model, "Next", conversation)
+
+    kinds = list(UsageRecord.objects.order_by("pk").values_list("kind", flat=True))
+    assert kinds.count(UsageRecord.Kind.SUMMARY) == 1
+    assert Message.objects.filter(role=Message.Role.SUMMARY).count() == 1
+
+
+def test_usage_records_are_never_changed_even_by_sql():
+    model = LLMModelFactory(**PRICES)
+    user = User.objects.create_user("dev")
+    spend(user, model, 1)
+    record = UsageRecord.objects.get()
+
+    with pytest.raises(ValueError, match="never edited"):
+        record.save()
+    with pytest.raises(ValueError, match="never deleted"):
+        record.delete()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        UsageRecord.objects.update(cost=0)
+    if connection.vendor == "postgresql":  # SQLite's test flush deletes rows
+        with pytest.raises(DatabaseError), transaction.atomic():
+            UsageRecord.objects.all()._raw_delete(connection.alias)
+    assert UsageRecord.objects.get().cost == CALL_COST
+
+
+def test_records_outlive_their_user_and_model():
+    model = LLMModelFactory(**PRICES)
+    user = User.objects.create_user("leaver")
+    spend(user, model, 1)
+    user_id, identifier = user.pk, model.identifier
+
+    user.delete()
+    model.delete()
+
+    record = UsageRecord.objects.get()
+    assert (record.user_id, record.model_identifier, record.cost) == (
+        user_id,
+        identifier,
+        CALL_COST,
+    )
+
+
+# --- budgets -----------------------------------------------------------------------------
+
+
+def group_with_budget(name: str, allowance: str | None, *members: User) -> Group:
+    group = Group.objects.create(name=name)
+    group.user_set.add(*members)
+    if allowance is not None:
+        GroupBudget.objects.create(group=group, monthly_allowance=Decimal(allowance))
+    return group
+
+
+@pytest.mark.parametrize(
+    ("groups", "override", "expected"),
+    [
+        pytest.param([], "none", (None, ""), id="no group, no override: no limit"),
+        pytest.param([("a", None)], "none", (None, ""), id="a group without a budget"),
+        pytest.param([("a", "10"), ("b", "50")], "none", (Decimal(50), "group"), id="highest"),
+        pytest.param([("a", "10"), ("b", None)], "none", (Decimal(10), "group"), id="unbudgeted"),
+        pytest.param([("a", "50")], "5", (Decimal(5), "override"), id="a lower override"),
+        pytest.param([("a", "5")], "80", (Decimal(80), "override"), id="a higher override"),
+        pytest.param([("a", "5")], None, (None, "override"), id="an override of no limit"),
+    ],
+)
+def test_a_developers_allowance_follows_the_documented_rule(groups, override, expected):
+    user = User.objects.create_user("dev")
+    for name, allowance in groups:
+        group_with_budget(name, allowance, user)
+    if override != "none":
+        UserBudget.objects.create(
+            user=user, monthly_allowance=None if override is None else Decimal(override)
+        )
+
+    allowance = allowance_for(user.pk)
+
+    assert (allowance.amount, allowance.source) == expected
+
+
+def test_the_group_charged_is_the_one_whose_allowance_applies(client, developer):
+    group_with_budget("a-small", "10", developer)
+    big = group_with_budget("b-big", "50", developer)
+    with serve(FakeProvider("openai", KEY)) as server:
+        send(client, model_at(server, **PRICES))
+
+    assert UsageRecord.objects.get().group_id == big.pk
+
+
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+def test_a_spent_budget_refuses_the_turn_before_the_provider_is_called(client, developer):
+    group_with_budget("team", "6", developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        model = model_at(server, **PRICES)
+        send(client, model)
+        send(client, model)  # 6.00015: over by what was in flight
+        requests_before = len(server.requests)
+
+        status, body = post_chat(client, {"model_id": model.pk, "message": "More"})
+
+    assert status == 402
+    assert json.loads(body) == {
+        "detail": "Your monthly budget of $6.00 is spent ($6.00); it resets on 1 December 2026.",
+        "code": "budget_spent",
+    }
+    assert len(server.requests) == requests_before
+    assert Message.objects.filter(content="More").count() == 0
+    assert Conversation.objects.count() == 2
+
+
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+def test_a_models_cap_refuses_that_model_and_leaves_the_others(client, developer):
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        capped = model_at(server, **PRICES, monthly_cap=Decimal(3), display_name="Big")
+        other = model_at(server, **PRICES)
+        send(client, capped)
+
+        refused, body = post_chat(client, {"model_id": capped.pk, "message": "Again"})
+        allowed, _ = post_chat(client, {"model_id": other.pk, "message": "Elsewhere"})
+
+    assert refused == 402
+    assert json.loads(body)["detail"] == (
+        "Your monthly cap of $3.00 for Big is spent; it resets on 1 December 2026. "
+        "Other models stay available within your budget."
+    )
+    assert allowed == 200
+
+
+def test_a_new_month_starts_afresh(client, developer):
+    group_with_budget("team", "3", developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        model = model_at(server, **PRICES)
+        with time_machine.travel(datetime(2026, 11, 30, 23, 59, tzinfo=UTC), tick=False):
+            send(client, model)
+            assert post_chat(client, {"model_id": model.pk, "message": "x"})[0] == 402
+        with time_machine.travel(datetime(2026, 12, 1, 0, 1, tzinfo=UTC), tick=False):
+            status, _ = post_chat(client, {"model_id": model.pk, "message": "y"})
+
+    assert status == 200
+
+
+def test_unpriced_calls_count_against_no_budget(client, developer):
+    group_with_budget("team", "0.01", developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        model = model_at(server)
+        send(client, model)
+        status, _ = post_chat(client, {"model_id": model.pk, "message": "Again"})
+
+    assert status == 200
+
+
+def test_an_allowance_of_zero_refuses_every_priced_turn(client, developer):
+    group_with_budget("interns", "0", developer)
+    with serve(FakeProvider("openai", KEY)) as server:
+        model = model_at(server, **PRICES)
+        status, _ = post_chat(client, {"model_id": model.pk, "message": "Hi"})
+
+    assert status == 402
+    assert server.requests == []
+
+
+# --- alerts ------------------------------------------------------------------------------
+
+
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+def test_alerts_at_85_and_100_percent_mail_the_developer_and_the_admins_once_each(
+    django_capture_on_commit_callbacks,
+):
+    User.objects.create_superuser("root", email="root@example.com", password="x")
+    User.objects.create_superuser("no-mail", email="", password="x")
+    developer = User.objects.create_user("dev", email="dev@example.com")
+    group_with_budget("team", "10", developer)
+    model = LLMModelFactory(**PRICES)
+
+    def spend_and_commit(calls: int) -> None:
+        with django_capture_on_commit_callbacks(execute=True):
+            spend(developer, model, calls)
+
+    spend_and_commit(2)  # 6.00
+    assert mail.outbox == []
+    spend_and_commit(1)  # 9.00: 90 %
+    assert [(m.to, m.subject) for m in mail.outbox] == [
+        (["dev@example.com"], "[llmadmin] Monthly LLM budget 85 % spent"),
+        (["root@example.com"], "[llmadmin] Monthly LLM budget 85 % spent: dev"),
+    ]
+    assert "$9.00 of $10.00" in mail.outbox[0].body
+    assert "resets on 1 December 2026" in mail.outbox[0].body
+    spend_and_commit(1)  # 12.00: spent
+    spend_and_commit(1)  # no third alert
+    assert [m.subject for m in mail.outbox[2:]] == [
+        "[llmadmin] Monthly LLM budget spent",
+        "[llmadmin] Monthly LLM budget spent: dev",
+    ]
+    assert set(BudgetAlert.objects.values_list("level", flat=True)) == {85, 100}
+
+
+def test_no_alert_for_a_developer_without_a_budget(django_capture_on_commit_callbacks):
+    User.objects.create_superuser("root", email="root@example.com", password="x")
+    developer = User.objects.create_user("dev", email="dev@example.com")
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        spend(developer, LLMModelFactory(**PRICES), 5)
+
+    assert (mail.outbox, callbacks) == ([], [])
+
+
+def test_an_alert_is_not_sent_when_its_transaction_rolls_back(
+    django_capture_on_commit_callbacks,
+):
+    developer = User.objects.create_user("dev", email="dev@example.com")
+    group_with_budget("team", "1", developer)
+    model = LLMModelFactory(**PRICES)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError), transaction.atomic():
+            spend(developer, model, 1)
+            raise RuntimeError
+
+    assert (mail.outbox, BudgetAlert.objects.count(), UsageRecord.objects.count()) == ([], 0, 0)
+
+
+# --- what developers see -----------------------------------------------------------------
+
+
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+def test_the_model_list_tells_the_developer_their_remaining_budget(client, developer):
+    group_with_budget("team", "10", developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        model = model_at(server, **PRICES, monthly_cap=Decimal(4))
+        etag = client.get(reverse("api-models"))["ETag"]
+        send(client, model)
+        listed = client.get(reverse("api-models"))
+
+    assert listed["ETag"] != etag  # spending changes the list's ETag
+    assert listed.json()["budget"] == {
+        "monthly_allowance": "10.0000",
+        "source": "group",
+        "spent": "3.0001",
+        "remaining": "6.9999",
+        "resets_on": "2026-12-01",
+        "model_caps": [
+            {
+                "model_id": model.pk,
+                "monthly_cap": "4.0000",
+                "spent": "3.0001",
+                "remaining": "0.9999",
+            }
+        ],
+    }
+
+
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+def test_the_usage_api_gives_only_the_developers_own_usage(client, developer):
+    model = LLMModelFactory(**PRICES, display_name="Sonnet")
+    spend(developer, model, 2)
+    spend(User.objects.create_user("other"), model, 5)
+
+    usage = client.get(reverse("api-usage")).json()
+
+    assert usage["month"] == "2026-11"
+    assert [(row["model"], row["calls"], row["cost"]) for row in usage["by_model"]] == [
+        ("Sonnet", 2, "6.0002")
+    ]
+    assert client.get(reverse("api-usage"), {"month": "2026-10"}).json()["by_model"] == []
+
+
+@pytest.mark.parametrize(
+    "month", [pytest.param("2026-13", id="month 13"), pytest.param("", id="blank")]
+)
+def test_a_bad_month_is_a_field_error(client, developer, month):
+    response = client.get(reverse("api-usage"), {"month": month})
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["month"]
+
+
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+def test_the_agents_page_shows_own_usage_and_remaining_budget(client, developer):
+    group_with_budget("team", "10", developer)
+    spend(developer, LLMModelFactory(**PRICES, display_name="Sonnet"), 1)
+
+    page = client.get(reverse("agents")).content.decode()
+
+    assert "$3.00 of your $10.00" in " ".join(page.split())
+    assert "$7.00 left until 1 December 2026" in " ".join(page.split())
+    assert "<td>Sonnet</td>" in page

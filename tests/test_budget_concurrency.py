@@ -1,0 +1,119 @@
+"""Budgets under concurrent turns of one developer: threads on PostgreSQL.
+
+The rule (llmadmin.usage): a turn is let through while the costs committed this month are
+below the allowance; its own cost is committed when it ends. So concurrent turns overspend by
+at most the turns in flight when the last one was let through, and no cost is ever lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.core import mail
+from django.db import connection, connections
+from django.db.models import Sum
+from django.test import Client
+
+from llmadmin.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
+from tests.chat_api import post_chat
+from tests.factories import LLMModelFactory, provider_at
+from tests.provider_servers import FakeProvider, serve
+
+pytestmark = [
+    pytest.mark.skipif(
+        connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL"
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+KEY = "sk-CONCURRENTSECRET-7"
+THREADS = 8
+ALLOWANCE = Decimal(10)
+# A million input tokens at $3 and 5 output tokens at $15 per million.
+CALL_COST = Decimal("3.000075")
+
+
+class CountingProvider(FakeProvider):
+    """The OpenAI fake, slow enough for turns to overlap, counting the calls in flight."""
+
+    def __init__(self) -> None:
+        super().__init__("openai", KEY, input_tokens=1_000_000)
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def handle_post(self, handler) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(0.3)  # within the tests' provider timeouts
+            super().handle_post(handler)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+
+def test_concurrent_turns_of_one_developer_overspend_at_most_the_turns_in_flight():
+    developer = User.objects.create_user("dev", email="dev@example.com")
+    team = Group.objects.create(name="team")
+    team.user_set.add(developer)
+    GroupBudget.objects.create(group=team, monthly_allowance=ALLOWANCE)
+    start = threading.Barrier(THREADS)
+    statuses: list[int] = []
+    errors: list[BaseException] = []
+
+    with serve(CountingProvider()) as server:
+        provider = provider_at("openai", server.url, api_key=KEY)
+        model = LLMModelFactory(
+            provider=provider,
+            context_limit=2_000_000,
+            input_price=Decimal(3),
+            output_price=Decimal(15),
+        )
+
+        def turns_until_refused() -> None:
+            try:
+                client = Client()
+                client.force_login(developer)
+                start.wait()
+                while True:
+                    status, _ = post_chat(client, {"model_id": model.pk, "message": "Go"})
+                    statuses.append(status)
+                    if status != 200:
+                        return
+            except BaseException as error:  # reported below, not lost in the thread
+                errors.append(error)
+            finally:
+                connections.close_all()
+
+        threads = [threading.Thread(target=turns_until_refused) for _ in range(THREADS)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+
+    assert errors == []
+    admitted = statuses.count(200)
+    assert statuses.count(402) == THREADS  # each thread ends refused
+    # Refused turns never reached the provider.
+    assert len(server.requests) == admitted
+    # Every admitted turn's cost is in the ledger and in the daily sums: none lost.
+    spent = UsageRecord.objects.aggregate(total=Sum("cost"))["total"]
+    assert spent == admitted * CALL_COST
+    assert DailyUsage.objects.aggregate(total=Sum("cost"))["total"] == spent
+    assert DailyUsage.objects.aggregate(calls=Sum("calls"))["calls"] == admitted
+    # Spent, and over by no more than the turns that were in flight at once.
+    assert spent >= ALLOWANCE
+    assert spent - ALLOWANCE <= server.most_in_flight * CALL_COST
+    # At most 3 committed turns (9.00) are below the allowance: any turn let through saw at
+    # most 3, and at most THREADS were in flight.
+    assert admitted <= 3 + THREADS
+    assert server.most_in_flight > 1  # the turns did overlap
+    # Each level alerted once, however many turns crossed it together.
+    assert sorted(BudgetAlert.objects.values_list("level", flat=True)) == [85, 100]
+    assert len(mail.outbox) == 2

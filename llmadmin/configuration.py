@@ -35,6 +35,7 @@ MODEL_FIELDS = {
     **dict.fromkeys(GENERAL_FIELDS),
     # Unpriced (None) is not free (0): both survive a round trip.
     **dict.fromkeys(PRICE_FIELDS),
+    "monthly_cap": None,
 }
 # The file's names where they differ from the columns'.
 MODEL_RENAMES = {"default": "is_default", "options": "provider_options"}
@@ -197,7 +198,7 @@ class Importer:
         if values["context_limit"] is None and facts and facts.context_limit:
             # Left out, as in the admin's form: the catalog's.
             values["context_limit"] = facts.context_limit
-        for name in PRICE_FIELDS:
+        for name in (*PRICE_FIELDS, "monthly_cap"):
             if isinstance(values[name], float) and math.isfinite(values[name]):
                 # The number as written (0.1), not the binary float's 0.1000000000000000055.
                 values[name] = Decimal(repr(values[name]))

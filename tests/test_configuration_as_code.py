@@ -64,6 +64,7 @@ def configured():
         output_price=Decimal("15"),
         cache_read_price=Decimal("0.3"),
         cache_write_price=Decimal("3.75"),
+        monthly_cap=Decimal("40"),
         provider_options={"thinking_budget_tokens": 8000, "effort": "high"},
         is_default=True,
     )
@@ -111,6 +112,7 @@ def test_the_export_is_readable_yaml_grouped_by_provider(configured):
         "output_price": "15",
         "cache_read_price": "0.3",
         "cache_write_price": "3.75",
+        "monthly_cap": "40",
         "default": True,
         "options": {"thinking_budget_tokens": 8000, "effort": "high"},
     }

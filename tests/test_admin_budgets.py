@@ -1,0 +1,228 @@
+"""Budgets and the ledger in the admin: group allowances, developers' budgets with their alert
+column and override, the read-only ledger, a model's cap and price history."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+import time_machine
+from auditlog.models import LogEntry
+from django.contrib.auth.models import Group, User
+from django.test import Client
+from django.urls import reverse
+
+from llmadmin.models import GroupBudget, LLMModel, UsageRecord, UserBudget
+from llmadmin.providers.http import Usage
+from llmadmin.usage import usage_record
+from tests.factories import LLMModelFactory
+
+pytestmark = pytest.mark.django_db
+
+PRICES = {"input_price": Decimal("3"), "output_price": Decimal("15")}
+DEVELOPERS = reverse("admin:llmadmin_developerbudget_changelist")
+LEDGER = reverse("admin:llmadmin_usagerecord_changelist")
+
+
+@pytest.fixture(autouse=True)
+def mid_november():
+    with time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False):
+        yield
+
+
+def spend_dollars(user: User, model: LLMModel, dollars: int) -> None:
+    """Calls of a million input tokens at $3 (and no output): $3 each."""
+    for _ in range(dollars // 3):
+        usage_record(
+            user_id=user.pk, model=model, called_at=datetime.now(UTC), usage=Usage(1_000_000, 0)
+        )
+
+
+def team(name: str, allowance: str, *members: User) -> Group:
+    group = Group.objects.create(name=name)
+    group.user_set.add(*members)
+    GroupBudget.objects.create(group=group, monthly_allowance=Decimal(allowance))
+    return group
+
+
+def row_of(html: str, username: str) -> str:
+    """The changelist row that names this user, as text."""
+    start = html.index(f">{username}</a></th>")
+    return html[html.rindex("<tr", 0, start) : html.index("</tr>", start)]
+
+
+def test_an_admin_gives_a_group_a_monthly_allowance(admin_client):
+    group = Group.objects.create(name="backend")
+
+    response = admin_client.post(
+        reverse("admin:llmadmin_groupbudget_add"),
+        {"group": group.pk, "monthly_allowance": "50"},
+    )
+
+    assert response.status_code == 302
+    assert GroupBudget.objects.get().monthly_allowance == Decimal(50)
+    entry = LogEntry.objects.get_for_object(GroupBudget.objects.get()).get()
+    assert entry.changes_dict["monthly_allowance"] == [None, "50"]
+
+
+def test_a_negative_allowance_is_a_field_error_that_keeps_the_input(admin_client):
+    group = Group.objects.create(name="backend")
+
+    response = admin_client.post(
+        reverse("admin:llmadmin_groupbudget_add"),
+        {"group": group.pk, "monthly_allowance": "-5"},
+    )
+
+    form = response.context["adminform"].form
+    assert list(form.errors) == ["monthly_allowance"]
+    assert form["monthly_allowance"].value() == "-5"
+    assert form["group"].value() == str(group.pk)
+    assert GroupBudget.objects.count() == 0
+
+
+def test_the_developer_list_shows_allowance_spend_and_alerts(admin_client):
+    model = LLMModelFactory(**PRICES)
+    calm, close, spent = (User.objects.create_user(name) for name in ("calm", "close", "spent"))
+    team("backend", "10", calm, close, spent)
+    UserBudget.objects.create(user=spent, monthly_allowance=Decimal(6))
+    spend_dollars(calm, model, 3)
+    spend_dollars(close, model, 9)
+    spend_dollars(spent, model, 6)
+
+    html = admin_client.get(DEVELOPERS).text
+
+    assert "$10.00 (group backend)" in row_of(html, "calm")
+    assert "$3.00" in row_of(html, "calm")
+    assert "budget-alert" not in row_of(html, "calm")
+    assert "90 % spent" in row_of(html, "close")
+    assert "$1.00" in row_of(html, "close")
+    assert "$6.00 (own override)" in row_of(html, "spent")
+    assert 'class="budget-alert budget-spent">Spent' in row_of(html, "spent")
+    assert "No limit (no budget)" in row_of(html, "admin")
+
+
+def test_the_spent_filter_lists_those_alerted_this_month(admin_client):
+    model = LLMModelFactory(**PRICES)
+    calm, spent = User.objects.create_user("calm"), User.objects.create_user("spent")
+    team("backend", "3", calm, spent)
+    spend_dollars(spent, model, 3)
+
+    html = admin_client.get(DEVELOPERS, {"budget": "spent"}).text
+
+    assert ">spent</" in html
+    assert ">calm</" not in html
+
+
+@pytest.mark.parametrize("developers", [2, 20])
+def test_the_developer_list_runs_a_constant_number_of_queries(
+    admin_client, django_assert_num_queries, developers
+):
+    model = LLMModelFactory(**PRICES)
+    group = team("backend", "10")
+    for index in range(developers):
+        user = User.objects.create_user(f"dev{index}")
+        user.groups.add(group)
+        spend_dollars(user, model, 3)
+
+    # session, user, the groups filter, count, total count, the users with their override
+    # and spend, their groups with their budgets
+    with django_assert_num_queries(7):
+        admin_client.get(DEVELOPERS)
+
+
+def test_an_admin_sets_and_clears_a_developers_override(admin_client):
+    developer = User.objects.create_user("dev")
+    url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
+    inline = {
+        "budget-TOTAL_FORMS": "1",
+        "budget-INITIAL_FORMS": "0",
+        "budget-MIN_NUM_FORMS": "0",
+        "budget-MAX_NUM_FORMS": "1",
+        "budget-0-user": developer.pk,
+    }
+
+    assert admin_client.post(url, {**inline, "budget-0-monthly_allowance": "25"}).status_code == 302
+    assert UserBudget.objects.get(user=developer).monthly_allowance == Decimal(25)
+    budget = UserBudget.objects.get()
+    inline |= {"budget-INITIAL_FORMS": "1", "budget-0-id": budget.pk}
+    admin_client.post(url, {**inline, "budget-0-monthly_allowance": "", "budget-0-DELETE": "on"})
+
+    assert UserBudget.objects.count() == 0
+    assert User.objects.filter(username="dev").exists()  # the user is not touched
+
+
+def test_the_ledger_is_read_only_and_keeps_deleted_users(admin_client):
+    model = LLMModelFactory(**PRICES)
+    leaver = User.objects.create_user("leaver")
+    spend_dollars(leaver, model, 3)
+    leaver_id = leaver.pk
+    leaver.delete()
+    record = UsageRecord.objects.get()
+
+    html = admin_client.get(LEDGER).text
+    change = reverse("admin:llmadmin_usagerecord_change", args=[record.pk])
+
+    assert f"user #{leaver_id}" in html
+    assert "$3" in html
+    assert admin_client.post(change, {"cost": "0"}).status_code == 403
+    assert admin_client.get(reverse("admin:llmadmin_usagerecord_add")).status_code == 403
+    assert UsageRecord.objects.get().cost == Decimal(3)
+
+
+def test_a_developer_without_staff_rights_sees_no_budget_page(client):
+    client.force_login(User.objects.create_user("dev", is_staff=False))
+
+    assert client.get(DEVELOPERS).status_code == 302  # to the admin's login
+
+
+def test_a_models_cap_and_new_prices_are_saved_and_its_price_history_shown(admin_client):
+    model = LLMModelFactory(**PRICES, identifier="claude-sonnet-4-6")
+    url = reverse("admin:llmadmin_llmmodel_change", args=[model.pk])
+    data = {
+        "provider": model.provider_id,
+        "identifier": model.identifier,
+        "display_name": model.display_name,
+        "enabled": "on",
+        "context_limit": "200000",
+        "compression_threshold": "70",
+        "input_price": "6",
+        "output_price": "15",
+        "monthly_cap": "20",
+    }
+
+    with time_machine.travel(datetime(2026, 11, 21, 8, tzinfo=UTC), tick=False):
+        assert admin_client.post(url, data).status_code == 302
+    html = admin_client.get(url).text
+
+    model.refresh_from_db()
+    assert (model.input_price, model.monthly_cap) == (Decimal(6), Decimal(20))
+    assert "<td>2026-11-21 08:00</td><td>6</td><td>15</td><td>unpriced</td>" in html
+    assert "<td>2026-11-20 09:00</td><td>3</td><td>15</td><td>unpriced</td>" in html
+
+
+def test_a_negative_cap_is_a_field_error(admin_client):
+    model = LLMModelFactory(**PRICES)
+    url = reverse("admin:llmadmin_llmmodel_change", args=[model.pk])
+
+    response = admin_client.post(
+        url,
+        {
+            "provider": model.provider_id,
+            "identifier": model.identifier,
+            "display_name": model.display_name,
+            "context_limit": "200000",
+            "compression_threshold": "70",
+            "monthly_cap": "-1",
+        },
+    )
+
+    assert list(response.context["adminform"].form.errors) == ["monthly_cap"]
+
+
+def test_staff_need_the_view_permission_for_the_ledger():
+    staff = User.objects.create_user("staff", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+
+    assert client.get(LEDGER).status_code == 403

@@ -971,3 +971,5 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
 admin.site.unregister(AuditEntry)
 admin.site.register(AuditEntry, AuditLogEntryAdmin)
+# The usage dashboard registers itself (it uses spreadsheet_safe above).
+from llmadmin import dashboard  # noqa: E402, F401

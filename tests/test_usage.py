@@ -377,10 +377,13 @@ def test_an_alert_is_not_sent_when_its_transaction_rolls_back(
     group_with_budget("team", "1", developer)
     model = LLMModelFactory(**PRICES)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError), transaction.atomic():
-            spend(developer, model, 1)
-            raise RuntimeError
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        spend(developer, model, 1)
+        raise RuntimeError
 
     assert (mail.outbox, BudgetAlert.objects.count(), UsageRecord.objects.count()) == ([], 0, 0)
 

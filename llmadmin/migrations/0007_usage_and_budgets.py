@@ -46,6 +46,22 @@ def ledger_triggers(apps, schema_editor):
         )
 
 
+def daily_usage_statistics(apps, schema_editor):
+    """PostgreSQL estimates the dashboard's groups by developer, model and group as if the
+    columns were independent (about 6x too many) and sorts on disk; told they are not, it
+    hashes in memory (a year's page: 309 -> 232 ms)."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(
+            "CREATE STATISTICS llmadmin_daily_usage_keys (ndistinct) "
+            "ON user_id, model_id, group_id, provider_type FROM llmadmin_dailyusage"
+        )
+
+
+def drop_daily_usage_statistics(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("DROP STATISTICS IF EXISTS llmadmin_daily_usage_keys")
+
+
 def drop_ledger_triggers(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(
@@ -269,4 +285,5 @@ class Migration(migrations.Migration):
         ),
         migrations.RunPython(price_history_from_current_prices, migrations.RunPython.noop),
         migrations.RunPython(ledger_triggers, drop_ledger_triggers),
+        migrations.RunPython(daily_usage_statistics, drop_daily_usage_statistics),
     ]

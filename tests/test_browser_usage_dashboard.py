@@ -1,0 +1,148 @@
+"""The usage dashboard in a real headless Chromium: the charts render under the policy."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group, User
+from playwright.sync_api import Page, expect
+
+from llmadmin.providers.http import Usage
+from llmadmin.usage import usage_record
+from tests.factories import LLMModelFactory, ProviderFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+DAY = date(2026, 3, 2)
+
+
+@pytest.fixture
+def problems(page: Page) -> Iterator[list[str]]:
+    """Policy violations, console errors (a failed load among them) and uncaught page errors
+    the browser reports."""
+    found: list[str] = []
+    page.context.expose_function("reportViolation", lambda text: found.append(text))
+    page.context.add_init_script(
+        """document.addEventListener("securitypolicyviolation", (e) => window.reportViolation(
+            `${e.effectiveDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`
+        ));"""
+    )
+    page.on(
+        "console",
+        lambda message: (
+            found.append(f"{message.text} {message.location['url']}")
+            # The browser asks for /favicon.ico on its own; the app has none.
+            if message.type == "error" and not message.location["url"].endswith("/favicon.ico")
+            else None
+        ),
+    )
+    page.on("pageerror", lambda error: found.append(str(error)))
+    yield found
+
+
+def log_in(page: Page, base_url: str) -> None:
+    User.objects.create_superuser("root", password="correct-horse-battery")
+    page.goto(f"{base_url}/admin/")
+    page.fill("#id_username", "root")
+    page.fill("#id_password", "correct-horse-battery")
+    page.click("input[type=submit]")
+    expect(page.locator("#site-name")).to_have_text("llmadmin")
+
+
+def spend(django_user_model) -> None:
+    """Two developers, one in a group, with two models over a week."""
+    team = Group.objects.create(name="platform")
+    ada = django_user_model.objects.create_user("ada")
+    ada.groups.add(team)
+    lin = django_user_model.objects.create_user("lin")
+    sonnet = LLMModelFactory(
+        provider=ProviderFactory(anthropic=True),
+        display_name="Claude Sonnet",
+        input_price=Decimal(3),
+        output_price=Decimal(15),
+    )
+    mini = LLMModelFactory(
+        provider=ProviderFactory(openai=True),
+        display_name="GPT Mini",
+        input_price=Decimal("0.25"),
+        output_price=Decimal(2),
+    )
+    for n in range(7):
+        for user, model, tokens in ((ada, sonnet, 200_000), (lin, mini, 900_000)):
+            usage_record(
+                user_id=user.pk,
+                model=model,
+                called_at=datetime.combine(DAY + timedelta(days=n), time(10), tzinfo=UTC),
+                usage=Usage(input_tokens=tokens * (n + 1), output_tokens=tokens // 10),
+            )
+
+
+def test_the_charts_render_with_bars_legends_and_hover_titles(
+    page, asgi_server, problems, django_user_model
+):
+    spend(django_user_model)
+    log_in(page, asgi_server)
+
+    page.get_by_role("link", name="Usage", exact=True).first.click()
+    expect(page.locator("#usage-range")).to_be_visible()
+    page.fill("#id_start", "2026-03-01")
+    page.fill("#id_end", "2026-03-10")
+    page.click("#usage-range input[type=submit]")
+
+    charts = page.locator("figure.usage-chart > svg")
+    expect(charts).to_have_count(4)
+    for index in range(4):
+        chart = charts.nth(index)
+        expect(chart).to_be_visible()
+        box = chart.bounding_box()
+        assert box and box["width"] > 600 and box["height"] > 150
+    bars = page.locator("#chart-model .bars rect")
+    # 7 days x 2 models: each a segment with a real size on screen.
+    expect(bars).to_have_count(14)
+    sizes = [bars.nth(n).bounding_box() for n in range(14)]
+    assert all(size and size["width"] > 10 and size["height"] > 0.5 for size in sizes)
+    # The legend names each key with its total.
+    legend = page.locator("#chart-model .usage-legend li")
+    expect(legend).to_have_count(2)
+    expect(legend.nth(0)).to_contain_text("Claude Sonnet")
+    expect(legend.nth(1)).to_contain_text("GPT Mini")
+    expect(page.locator("#chart-group .usage-legend")).to_contain_text("No group")
+    expect(page.locator("#chart-provider .usage-legend")).to_contain_text("Anthropic")
+    # A bar's hover text: its day, key and value.
+    first = page.locator("#chart-model .bars g.series").first.locator("rect title").first
+    assert first.text_content() == "2026-03-02 · Claude Sonnet: $0.90"
+    # The bars are filled with their series' colour, not the default black.
+    fill = page.evaluate("getComputedStyle(document.querySelector('#chart-model .bars rect')).fill")
+    assert fill == "rgb(0, 114, 178)"
+    # Axis labels in dollars, the axis titles and the chart's title.
+    expect(page.locator("#chart-model .y-label").first).to_have_text("$0")
+    expect(page.locator("#chart-model")).to_contain_text("USD per day")
+    expect(page.locator("#chart-model figcaption")).to_have_text("Cost per day by model")
+    expect(page.locator("#usage-by-user table")).to_contain_text("lin")
+
+    # The same range as CSV, through the ASGI server (read a batch at a time there).
+    href = page.locator("#usage-csv").get_attribute("href")
+    response = page.request.get(f"{asgi_server}{href}")
+    assert response.ok
+    rows = list(csv.reader(io.StringIO(response.text())))
+    assert len(rows) == 1 + 14 and rows[1][:3] == ["2026-03-02", "ada", "platform"]
+
+    assert problems == []
+
+
+def test_a_bad_range_shows_the_error_and_no_chart(page, asgi_server, problems):
+    log_in(page, asgi_server)
+
+    page.goto(f"{asgi_server}/admin/llmadmin/dailyusage/?start=2026-03-10&end=2026-03-01")
+
+    expect(page.locator(".usage-range-field.errors .errorlist")).to_have_text(
+        "The end is before the start."
+    )
+    expect(page.locator("#id_start")).to_have_value("2026-03-10")
+    expect(page.locator("figure.usage-chart")).to_have_count(0)
+    assert problems == []

@@ -823,8 +823,10 @@ class UserBudgetInline(admin.StackedInline):
     fields = ["monthly_allowance"]
 
 
-class BudgetStateFilter(admin.SimpleListFilter):
-    title = "budget this month"
+class BudgetAlertFilter(admin.SimpleListFilter):
+    """Who was alerted this month (the alert column shows where they stand now)."""
+
+    title = "alert sent this month"
     parameter_name = "budget"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
@@ -845,7 +847,8 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
     """Every developer's budget this month: allowance, spend, alerts; their own override."""
 
     list_display = ["username", "allowance", "spent", "remaining", "alert"]
-    list_filter = [BudgetStateFilter, "groups"]
+    list_filter = [BudgetAlertFilter, "groups"]
+    ordering = ["username"]
     search_fields = ["username", "email"]
     fields = ["username", "allowance", "spent", "remaining", "alert"]
     readonly_fields = fields

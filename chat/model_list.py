@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
+from django.utils import timezone
 
 from llmadmin.models import (
     SECRET_FIELDS,
@@ -24,7 +25,7 @@ from llmadmin.models import (
 )
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.selectors import access_lists, providers_in_registry_order
-from llmadmin.usage import budget_state, budget_summary
+from llmadmin.usage import BudgetState, budget_of, budget_query, budget_summary, month_start
 
 # A model as the list gives it; read with .values(), no ORM objects (10,000 models: 22 ms).
 MODEL_FIELDS = ("id", "identifier", "display_name", "provider_id", "context_limit", "is_default")
@@ -210,26 +211,29 @@ def build_configuration(fingerprint: str) -> Configuration:
     )
 
 
-def state_of(user: AbstractBaseUser) -> tuple[str, set[int]]:
-    """The configuration's fingerprint and this developer's groups, in one query.
+def state_of(user: AbstractBaseUser) -> tuple[str, set[int], BudgetState]:
+    """The configuration's fingerprint, this developer's groups and their budget, in one
+    query.
 
     The fingerprint changes with every change developers' lists depend on (llmadmin's
     ConfigurationVersion, written in commit order) and with the encryption keys in use, so
     each process's cache stays right when another process made the change.
     """
+    month = month_start(timezone.localdate())
+    budget_sql, params = budget_query(user.pk, month)
     versions = ConfigurationVersion._meta.db_table
-    memberships = user.groups.through._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            # Table names only are formatted in; the user id is a parameter.
-            f"SELECT CAST(token AS VARCHAR(36)), NULL FROM {versions} WHERE id = 1 "  # noqa: S608
-            f"UNION ALL SELECT NULL, group_id FROM {memberships} WHERE user_id = %s",
-            [user.pk],
+            # The table name only is formatted in.
+            f"{budget_sql} UNION ALL SELECT 'version', NULL, "  # noqa: S608
+            f"CAST(token AS VARCHAR(36)), NULL FROM {versions} WHERE id = 1",
+            params,
         )
         rows = cursor.fetchall()
-    token = next((version for version, _ in rows if version is not None), None)
+    token = next((name for kind, _, name, _ in rows if kind == "version"), None)
     fingerprint = hashlib.sha256(repr((token, api_key_ids())).encode()).hexdigest()
-    return fingerprint, {group for _, group in rows if group is not None}
+    groups = {key for kind, key, _, _ in rows if kind == "group"}
+    return fingerprint, groups, budget_of(rows, month)
 
 
 # This process's configuration; swapping the reference is atomic across threads.
@@ -252,19 +256,19 @@ def current_configuration(fingerprint: str) -> Configuration:
 
 def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
     """The ETag and JSON body of this developer's model list, their budget included."""
-    fingerprint, group_ids = state_of(user)
+    fingerprint, group_ids, budget_state = state_of(user)
     configuration = current_configuration(fingerprint)
     scope = configuration.scope(user.pk, group_ids)
     etag, body = configuration.cached_list(scope)
     # The budget changes with every turn: joined to the cached list, not cached with it.
-    budget = encode(budget_summary(budget_state(user.pk), configuration.caps_for(scope)))
+    budget = encode(budget_summary(budget_state, configuration.caps_for(scope)))
     etag = f'"{hashlib.sha256(etag.encode() + budget).hexdigest()[:32]}"'
     return etag, body[:-1] + b',"budget":' + budget + b"}"
 
 
 def model_caps(user: AbstractBaseUser) -> dict[int, Decimal]:
     """The monthly caps of the models in this developer's list (one query)."""
-    fingerprint, group_ids = state_of(user)
+    fingerprint, group_ids, _ = state_of(user)
     configuration = current_configuration(fingerprint)
     return configuration.caps_for(configuration.scope(user.pk, group_ids))
 
@@ -272,7 +276,7 @@ def model_caps(user: AbstractBaseUser) -> dict[int, Decimal]:
 def may_chat_with(user: AbstractBaseUser, model_id: int) -> bool:
     """Whether this model is in this developer's list, read from the same cache (one query):
     a chat turn checks it at the cost of the list, not of the access query."""
-    fingerprint, group_ids = state_of(user)
+    fingerprint, group_ids, _ = state_of(user)
     configuration = current_configuration(fingerprint)
     offered = any(
         model["id"] == model_id for models in configuration.models.values() for model in models

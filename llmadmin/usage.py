@@ -169,10 +169,19 @@ def month_spend(user_id: int, month: date) -> dict[int, Decimal]:
 
 
 def budget_state(user_id: int, today: date | None = None) -> BudgetState:
-    """Their allowance and this month's spend by model, in one query (the model list asks
-    for it on every load, so it is plain SQL: the ORM would take 80 times longer to build
-    it): their override, their groups with their allowances, the month's sums by model."""
+    """Their allowance and this month's spend by model, in one query."""
     month = month_start(today or timezone.localdate())
+    sql, params = budget_query(user_id, month)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return budget_of(cursor.fetchall(), month)
+
+
+def budget_query(user_id: int, month: date) -> tuple[str, list[Any]]:
+    """The rows a budget is read from, as (kind, key, name, amount): their groups with their
+    allowances (first: the columns take their types from it), their override, and the
+    month's sums by model. Plain SQL: the model list runs it on every load, and the ORM takes
+    80 times longer to build it than the database to answer it."""
     tables = {
         "overrides": UserBudget._meta.db_table,
         "memberships": Group.user_set.through._meta.db_table,
@@ -180,19 +189,21 @@ def budget_state(user_id: int, today: date | None = None) -> BudgetState:
         "budgets": GroupBudget._meta.db_table,
         "sums": DailyUsage._meta.db_table,
     }
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # Table names only are formatted in; every value is a parameter.
-            "SELECT 'override', NULL, NULL, monthly_allowance FROM {overrides} "  # noqa: S608
-            "WHERE user_id = %s "
-            "UNION ALL SELECT 'group', g.id, g.name, b.monthly_allowance FROM {memberships} m "
-            "JOIN {groups} g ON g.id = m.group_id LEFT JOIN {budgets} b ON b.group_id = g.id "
-            "WHERE m.user_id = %s "
-            "UNION ALL SELECT 'spend', model_id, NULL, SUM(cost) FROM {sums} "
-            "WHERE user_id = %s AND day >= %s AND day < %s GROUP BY model_id".format(**tables),
-            [user_id, user_id, user_id, month, next_month(month)],
-        )
-        rows = cursor.fetchall()
+    # Table names only are formatted in; every value is a parameter.
+    sql = (  # noqa: S608
+        "SELECT 'group', g.id, g.name, b.monthly_allowance FROM {memberships} m "
+        "JOIN {groups} g ON g.id = m.group_id LEFT JOIN {budgets} b ON b.group_id = g.id "
+        "WHERE m.user_id = %s "
+        "UNION ALL SELECT 'override', NULL, NULL, monthly_allowance FROM {overrides} "
+        "WHERE user_id = %s "
+        "UNION ALL SELECT 'spend', model_id, NULL, SUM(cost) FROM {sums} "
+        "WHERE user_id = %s AND day >= %s AND day < %s GROUP BY model_id"
+    ).format(**tables)
+    return sql, [user_id, user_id, user_id, month, next_month(month)]
+
+
+def budget_of(rows: list[tuple[Any, ...]], month: date) -> BudgetState:
+    """The budget from budget_query's rows (other kinds of rows are left alone)."""
     allowance = allowance_from(
         [(decimal_of(amount),) for kind, _, _, amount in rows if kind == "override"],
         sorted(

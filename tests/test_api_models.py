@@ -228,11 +228,11 @@ def test_the_list_runs_a_constant_number_of_queries(
         for _ in range(model_count):
             LLMModelFactory(provider=provider)
 
-    # session, user, fingerprint, providers, models, the two access lists, the budget
-    with django_assert_num_queries(8):
+    # session, user, fingerprint (with the budget), providers, models, the two access lists
+    with django_assert_num_queries(7):
         developer_client.get(URL)
-    # cached: session, user, fingerprint, the budget
-    with django_assert_num_queries(4):
+    # cached: session, user, fingerprint (with the budget)
+    with django_assert_num_queries(3):
         developer_client.get(URL)
 
 

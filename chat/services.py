@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -77,11 +77,42 @@ def summary_settings(model: LLMModel, context_tokens: int) -> ModelSettings:
 
 @dataclass
 class Collected:
-    """A whole answer as far as it went: its text, how it ended, the tokens it took."""
+    """A call as far as it went: what was sent, the text received, how it ended, the tokens
+    the provider reported."""
 
+    sent: ChatInput
     text: list[str] = field(default_factory=list)
     stop_reason: StopReason = StopReason.COMPLETE
     usage: Usage | None = None
+    # Whether the provider ended the answer (a Finish), rather than the call being cut short.
+    finished: bool = False
+
+
+# Characters per token, for a call cut short before the provider counted it: about right
+# for English and code with the providers' tokenizers.
+CHARACTERS_PER_TOKEN = 4
+
+
+def usage_of(call: Collected) -> dict[str, Any]:
+    """usage_record's arguments for a call: the counts as reported; estimated from the
+    characters sent and received when text arrived without them, or when the call was cut
+    short with fewer output tokens counted than it sent (the provider bills what it sent, and
+    a developer who leaves early must not spend for free). A call with no text is recorded
+    as reported (a refused call is not billed)."""
+    usage = call.usage
+    if not call.text:
+        return {"usage": usage}
+    received = tokens_in(sum(len(text) for text in call.text))
+    if usage is not None and usage.input_tokens is not None:
+        if call.finished or (usage.output_tokens or 0) >= received:
+            return {"usage": usage}
+        return {"usage": replace(usage, output_tokens=received), "estimated": True}
+    sent = len(call.sent.system) + sum(len(message["content"]) for message in call.sent.messages)
+    return {"usage": Usage(tokens_in(sent), received), "estimated": True}
+
+
+def tokens_in(characters: int) -> int:
+    return -(-characters // CHARACTERS_PER_TOKEN)
 
 
 async def collect_text(
@@ -95,7 +126,7 @@ async def collect_text(
         elif isinstance(event, Usage):
             collected.usage = event
         elif isinstance(event, Finish):
-            collected.stop_reason = event.reason
+            collected.stop_reason, collected.finished = event.reason, True
     if collected.stop_reason != StopReason.COMPLETE or not collected.text:
         # A cut or empty summary must not stand in for the messages it would replace.
         raise ProviderError(STOP_NOTICES.get(collected.stop_reason, "The answer was empty."))
@@ -131,15 +162,17 @@ def compaction_plan(conversation: Conversation) -> Compaction | None:
 
 
 def summary_usage_store(
-    conversation: Conversation, model: LLMModel, called_at: datetime, usage: Usage | None
+    conversation: Conversation, model: LLMModel, called_at: datetime, call: Collected
 ) -> None:
-    usage_record(
-        user_id=conversation.owner_id,
-        model=model,
-        called_at=called_at,
-        usage=usage,
-        kind=UsageRecord.Kind.SUMMARY,
-    )
+    # Its own transaction when called alone: a retried attempt records the call once.
+    with transaction.atomic():
+        usage_record(
+            user_id=conversation.owner_id,
+            model=model,
+            called_at=called_at,
+            kind=UsageRecord.Kind.SUMMARY,
+            **usage_of(call),
+        )
 
 
 def summary_store(
@@ -148,11 +181,11 @@ def summary_store(
     summary: str,
     model: LLMModel,
     called_at: datetime,
-    usage: Usage | None,
+    call: Collected,
 ) -> Message:
     with transaction.atomic():
         Message.objects.filter(pk__in=older).update(summarised=True)
-        summary_usage_store(conversation, model, called_at, usage)
+        summary_usage_store(conversation, model, called_at, call)
         return Message.objects.create(
             conversation=conversation, role=Message.Role.SUMMARY, content=summary
         )
@@ -168,19 +201,20 @@ async def conversation_compact(
     plan = await database(partial(compaction_plan, conversation))
     if plan is None:
         return None
-    called_at, collected = timezone.now(), Collected()
+    called_at, collected = timezone.now(), Collected(sent=plan.request)
     try:
         summary = await collect_text(
             model, summary_settings(model, context_tokens), plan.request, collected
         )
-    except ProviderError:
-        # The call is in the ledger all the same: the provider may charge for it.
-        await database(
-            partial(summary_usage_store, conversation, model, called_at, collected.usage)
-        )
+    except (ProviderError, asyncio.CancelledError, GeneratorExit):
+        # The call is in the ledger all the same, also when the user went away meanwhile:
+        # the provider may charge for it.
+        store = database(partial(summary_usage_store, conversation, model, called_at, collected))
+        with suppress(Exception):  # the database is down: logged by its retries
+            await asyncio.shield(store)
         raise
     return await database(
-        partial(summary_store, conversation, plan.older, summary, model, called_at, collected.usage)
+        partial(summary_store, conversation, plan.older, summary, model, called_at, collected)
     )
 
 
@@ -252,25 +286,26 @@ def turn_start(*, conversation: Conversation, model: LLMModel, text: str) -> Tur
     return turn
 
 
-def answer_store(
-    turn: Turn, answer: list[str], called_at: datetime, usage: Usage | None, **fields: Any
-) -> Message:
+def answer_store(turn: Turn, call: Collected, called_at: datetime, **fields: Any) -> Message:
     # Its own transaction: a failed attempt leaves nothing behind to retry around. The call's
     # usage is recorded with it: both or neither.
     with transaction.atomic():
         usage_record(
-            user_id=turn.conversation.owner_id, model=turn.model, called_at=called_at, usage=usage
+            user_id=turn.conversation.owner_id,
+            model=turn.model,
+            called_at=called_at,
+            **usage_of(call),
         )
         return Message.objects.create(
             conversation=turn.conversation,
             role=Message.Role.ASSISTANT,
-            content="".join(answer),
+            content="".join(call.text),
             **fields,
         )
 
 
 async def answer_keep(
-    turn: Turn, answer: list[str], called_at: datetime, usage: Usage | None, **fields: Any
+    turn: Turn, call: Collected, called_at: datetime, **fields: Any
 ) -> Message | None:
     """Store the answer as far as it went and the call's usage, retrying; None when the
     database stays down.
@@ -279,7 +314,7 @@ async def answer_keep(
     """
     try:
         return await asyncio.shield(
-            database(partial(answer_store, turn, answer, called_at, usage, **fields))
+            database(partial(answer_store, turn, call, called_at, **fields))
         )
     except Exception as error:  # the database is down, or refused the row: told, not raised
         logger.error("An answer could not be stored: %s", type(error).__name__)
@@ -302,8 +337,7 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
     conversation, model = turn.conversation, turn.model
     yield "conversation", {"id": conversation.pk}
 
-    answer: list[str] = []
-    usage, stop_reason = None, StopReason.COMPLETE
+    call = Collected(sent=turn.chat)
     called_at = timezone.now()
     try:
         client = model.provider.client()
@@ -311,17 +345,17 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
         async with aclosing(client.stream_chat(model.settings(), turn.chat)) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
-                    answer.append(event.text)
+                    call.text.append(event.text)
                     yield "delta", {"text": event.text}
                 elif isinstance(event, Usage):
-                    usage = event
+                    call.usage = event
                 elif isinstance(event, Finish):
-                    stop_reason = event.reason
+                    call.stop_reason, call.finished = event.reason, True
     except ProviderError as error:
         logger.warning("A chat answer of %s ended with an error: %s", model, error)
         # Stored even when empty: the conversation records how the turn ended.
         stored = await answer_keep(
-            turn, answer, called_at, usage, error=str(error)[:300], stop_reason=error.stop_reason
+            turn, call, called_at, error=str(error)[:300], stop_reason=error.stop_reason
         )
         message = str(error) if stored else f"{error} {NOT_STORED}"
         yield "error", {"message": message, "stop_reason": error.stop_reason}
@@ -329,15 +363,15 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
     except (asyncio.CancelledError, GeneratorExit):
         # The user went away: the request to the provider is already closed; what they were
         # sent is kept.
-        await answer_keep(turn, answer, called_at, usage, stop_reason=StopReason.DISCONNECTED)
+        await answer_keep(turn, call, called_at, stop_reason=StopReason.DISCONNECTED)
         raise
 
+    usage, stop_reason = call.usage, call.stop_reason
     input_tokens = usage.input_tokens if usage else None
     message = await answer_keep(
         turn,
-        answer,
+        call,
         called_at,
-        usage,
         input_tokens=input_tokens,
         output_tokens=usage.output_tokens if usage else None,
         stop_reason=stop_reason,

@@ -152,6 +152,9 @@ STORAGES = {
 # EMAIL_URL (e.g. smtp+tls://user:password@mail.example.com:587) to send them.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="llmadmin@localhost")
+# Alerts are sent as a turn's cost is stored: a mail server that hangs holds that turn's last
+# events this long at most.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 
 # HTTPS and cookies. Secure cookies by default outside DEBUG; behind a TLS-terminating proxy,
 # set SECURE_PROXY_SSL_HEADER=true (the proxy must set X-Forwarded-Proto).

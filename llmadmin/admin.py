@@ -8,6 +8,7 @@ from typing import Any
 from auditlog.admin import LogEntryAdmin
 from auditlog.models import LogEntry as AuditEntry
 from cryptography.fernet import InvalidToken
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -816,11 +817,47 @@ class GroupBudgetAdmin(admin.ModelAdmin):
         return budget.member_count
 
 
+class UserBudgetForm(forms.ModelForm):
+    """A developer's own allowance: an amount, or no limit, either replacing their groups'."""
+
+    no_limit = forms.BooleanField(
+        label="No limit", required=False, help_text="Tick for no limit, whatever the groups give."
+    )
+
+    class Meta:
+        model = UserBudget
+        fields = ["monthly_allowance", "no_limit"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields[
+            "monthly_allowance"
+        ].help_text = (
+            "USD this developer may spend per calendar month, whatever their groups allow."
+        )
+        if self.instance.pk and self.instance.monthly_allowance is None:
+            self.initial["no_limit"] = True
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        amount, no_limit = cleaned.get("monthly_allowance"), cleaned.get("no_limit")
+        if no_limit and amount is not None:
+            self.add_error("no_limit", "Either an amount or no limit, not both.")
+        elif not no_limit and amount is None and "monthly_allowance" not in self.errors:
+            self.add_error(
+                "monthly_allowance",
+                "Enter an amount, or tick no limit; to use the groups' allowance, delete "
+                "the override.",
+            )
+        return cleaned
+
+
 class UserBudgetInline(admin.StackedInline):
     model = UserBudget
+    form = UserBudgetForm
     can_delete = True
-    verbose_name_plural = "own monthly allowance (replaces the groups')"
-    fields = ["monthly_allowance"]
+    verbose_name = "own monthly allowance (replaces the groups')"
+    verbose_name_plural = verbose_name
 
 
 class BudgetAlertFilter(admin.SimpleListFilter):
@@ -830,7 +867,7 @@ class BudgetAlertFilter(admin.SimpleListFilter):
     parameter_name = "budget"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [("alert", "85 % or more spent"), ("spent", "Spent")]
+        return [("alert", "At 85 % or more"), ("spent", "At 100 %")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         level = {"alert": BudgetAlert.Level.NEARLY_SPENT, "spent": BudgetAlert.Level.SPENT}
@@ -923,11 +960,6 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
         return format_html('<span class="budget-alert budget-{}">{}</span>', level, label)
 
 
-def group_allowance(group: Group) -> Decimal | None:
-    budget = getattr(group, "budget", None)
-    return budget.monthly_allowance if budget else None
-
-
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
     """The ledger: read only, as the database keeps it."""
@@ -944,6 +976,8 @@ class UsageRecordAdmin(admin.ModelAdmin):
     ]
     list_filter = ["pricing", "kind", "provider_type", "day"]
     search_fields = ["model_identifier"]
+    # Shown, never a form: also no model choice built (its ordering is the model admin's).
+    readonly_fields = [field.name for field in UsageRecord._meta.fields]
     date_hierarchy = "day"
     show_full_result_count = False
 

@@ -675,8 +675,8 @@ def token_field(verbose_name: str) -> models.PositiveIntegerField:
 
 
 def cost_field(verbose_name: str = "cost", **kwargs: Any) -> models.DecimalField:
-    # USD to 1e-10: a token at the smallest price we store (1e-6 per 1M) rounds to 0 only
-    # alone, and a year of a large team's calls sums well within the digits.
+    # USD to 1e-10 (a token at $1 per 1M is 1e-6), and a year of a large team's calls sums
+    # well within the digits.
     return models.DecimalField(verbose_name, max_digits=20, decimal_places=10, **kwargs)
 
 
@@ -692,7 +692,10 @@ class Pricing(models.TextChoices):
     PRICED = "priced", "Priced"
     # The model has no price for a kind of token the call used: not free, unknown.
     UNPRICED = "unpriced", "Unpriced"
-    # The provider reported no token counts (a failed call, an answer cut short).
+    # Cut short before the provider reported its counts, after text arrived: estimated from
+    # the characters sent and received, and costed (the provider bills the call).
+    ESTIMATED = "estimated", "Estimated"
+    # The provider reported no token counts and no text arrived (a refused or failed call).
     UNREPORTED = "unreported", "No token counts"
 
 
@@ -738,8 +741,8 @@ class UsageRecord(models.Model):
         indexes = [models.Index(fields=["user", "day"], name="usage_of_user")]
         constraints = [
             models.CheckConstraint(
-                condition=Q(pricing="priced", cost__isnull=False)
-                | (~Q(pricing="priced") & Q(cost__isnull=True)),
+                condition=Q(pricing__in=["priced", "estimated"], cost__isnull=False)
+                | (~Q(pricing__in=["priced", "estimated"]) & Q(cost__isnull=True)),
                 name="cost_only_when_priced",
             )
         ]

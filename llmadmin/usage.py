@@ -22,7 +22,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -68,7 +69,8 @@ def next_month(day: date) -> date:
 
 
 def usd(amount: Decimal) -> str:
-    return f"${amount.quantize(Decimal('0.01')):,}"
+    # Half up, as the pages' floatformat rounds.
+    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
 
 
 @dataclass(frozen=True)
@@ -339,12 +341,17 @@ def usage_record(
     called_at: datetime,
     usage: Usage | None,
     kind: str = UsageRecord.Kind.CHAT,
+    estimated: bool = False,
 ) -> UsageRecord:
-    """Record one provider call, its cost and its day's sums, and send the budget alerts it
-    makes due. Call it inside the transaction that stores what the call produced."""
+    """Record one provider call, its cost and its day's sums, and check the budget alerts
+    once it commits. Call it inside the transaction that stores what the call produced.
+    `estimated`: the counts are an estimate (the call was cut short before the provider
+    reported any)."""
     tokens = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
     prices = prices_at(model, called_at)
     pricing, cost = call_cost(tokens, prices)
+    if estimated and pricing == Pricing.PRICED:
+        pricing = Pricing.ESTIMATED
     allowance = allowance_for(user_id)
     record = UsageRecord.objects.create(
         called_at=called_at,
@@ -362,7 +369,10 @@ def usage_record(
     )
     daily_usage_add(record)
     if cost and allowance.amount is not None:
-        alerts_due(user_id, allowance.amount, month_start(record.day))
+        # Decided on what is committed: of two calls committing together, the later sees
+        # both costs.
+        month = month_start(record.day)
+        transaction.on_commit(partial(alerts_due, user_id, month), robust=True)
     return record
 
 
@@ -393,10 +403,14 @@ def daily_usage_add(record: UsageRecord) -> None:
     DailyUsage.objects.filter(**key).update(**increments)
 
 
-def alerts_due(user_id: int, amount: Decimal, month: date) -> None:
-    """Alert at 85 % and at 100 % of the allowance, once per level and month: the unique
-    alert row decides, so concurrent calls crossing a level send one alert."""
-    spent = sum(month_spend(user_id, month).values(), ZERO)
+def alerts_due(user_id: int, month: date) -> None:
+    """After a costed call committed: alert at 85 % and at 100 % of the allowance, once per
+    level and month. The unique alert row decides, so concurrent calls crossing a level send
+    one alert."""
+    state = budget_state(user_id, month)
+    amount, spent = state.allowance.amount, state.spent
+    if amount is None:
+        return
     due = [level for level in BudgetAlert.Level if spent * 100 >= amount * level.value]
     if not due:
         return
@@ -411,9 +425,7 @@ def alerts_due(user_id: int, amount: Decimal, month: date) -> None:
                 BudgetAlert.objects.create(user_id=user_id, month=month, level=level)
         except IntegrityError:
             continue  # another call sent it
-        transaction.on_commit(
-            lambda level=level: alert_send(user_id, level, amount, spent, month), robust=True
-        )
+        alert_send(user_id, level, amount, spent, month)
 
 
 def alert_send(

@@ -102,11 +102,14 @@ def test_the_developer_list_shows_allowance_spend_and_alerts(admin_client):
     assert "No limit (no budget)" in row_of(html, "admin")
 
 
-def test_the_spent_filter_lists_those_alerted_this_month(admin_client):
+def test_the_spent_filter_lists_those_alerted_this_month(
+    admin_client, django_capture_on_commit_callbacks
+):
     model = LLMModelFactory(**PRICES)
     calm, spent = User.objects.create_user("calm"), User.objects.create_user("spent")
     team("backend", "3", calm, spent)
-    spend_dollars(spent, model, 3)
+    with django_capture_on_commit_callbacks(execute=True):  # alerts follow the commit
+        spend_dollars(spent, model, 3)
 
     html = admin_client.get(DEVELOPERS, {"budget": "spent"}).text
 
@@ -150,6 +153,58 @@ def test_an_admin_sets_and_clears_a_developers_override(admin_client):
 
     assert UserBudget.objects.count() == 0
     assert User.objects.filter(username="dev").exists()  # the user is not touched
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored", "error_on"),
+    [
+        pytest.param({"budget-0-no_limit": "on"}, [None], None, id="no limit"),
+        pytest.param({"budget-0-monthly_allowance": "0"}, [Decimal(0)], None, id="zero"),
+        pytest.param(
+            {"budget-0-monthly_allowance": "5", "budget-0-no_limit": "on"},
+            [],
+            "no_limit",
+            id="an amount and no limit",
+        ),
+        pytest.param({"budget-0-monthly_allowance": ""}, [], None, id="nothing: no override"),
+        pytest.param({"budget-0-monthly_allowance": "-1"}, [], "monthly_allowance", id="negative"),
+    ],
+)
+def test_an_override_is_an_amount_or_no_limit(admin_client, typed, stored, error_on):
+    developer = User.objects.create_user("dev")
+    team("backend", "5", developer)
+    url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
+    inline = {
+        "budget-TOTAL_FORMS": "1",
+        "budget-INITIAL_FORMS": "0",
+        "budget-MIN_NUM_FORMS": "0",
+        "budget-MAX_NUM_FORMS": "1",
+        "budget-0-user": developer.pk,
+    }
+
+    response = admin_client.post(url, {**inline, **typed})
+
+    assert list(UserBudget.objects.values_list("monthly_allowance", flat=True)) == stored
+    if error_on:
+        [formset] = response.context["inline_admin_formsets"]
+        assert list(formset.formset.forms[0].errors) == [error_on]
+        html = response.content.decode()
+        assert 'value="5"' in html or 'value="-1"' in html  # what was typed stays
+    else:
+        assert response.status_code == 302
+
+
+def test_a_ledger_record_has_a_read_only_page(admin_client):
+    model = LLMModelFactory(**PRICES)
+    developer = User.objects.create_user("dev")
+    spend_dollars(developer, model, 3)
+    record = UsageRecord.objects.get()
+
+    response = admin_client.get(reverse("admin:llmadmin_usagerecord_change", args=[record.pk]))
+
+    assert response.status_code == 200
+    assert model.identifier in response.content.decode()
+    assert "<select" not in response.content.decode().split('id="content-main"')[1]
 
 
 def test_the_ledger_is_read_only_and_keeps_deleted_users(admin_client):

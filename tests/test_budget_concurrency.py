@@ -14,11 +14,14 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, User
 from django.core import mail
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.db.models import Sum
 from django.test import Client
+from django.utils import timezone
 
 from llmadmin.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
+from llmadmin.providers.http import Usage
+from llmadmin.usage import usage_record
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
 from tests.provider_servers import FakeProvider, serve
@@ -31,6 +34,7 @@ pytestmark = [
 ]
 
 KEY = "sk-CONCURRENTSECRET-7"
+MILLION = 1_000_000
 THREADS = 8
 ALLOWANCE = Decimal(10)
 # A million input tokens at $3 and 5 output tokens at $15 per million.
@@ -117,3 +121,47 @@ def test_concurrent_turns_of_one_developer_overspend_at_most_the_turns_in_flight
     # Each level alerted once, however many turns crossed it together.
     assert sorted(BudgetAlert.objects.values_list("level", flat=True)) == [85, 100]
     assert len(mail.outbox) == 2
+
+
+def test_two_calls_that_cross_the_budget_together_send_the_spent_alert():
+    developer = User.objects.create_user("dev", email="dev@example.com")
+    team = Group.objects.create(name="team")
+    team.user_set.add(developer)
+    GroupBudget.objects.create(group=team, monthly_allowance=ALLOWANCE)
+    prices = {"input_price": Decimal(3), "output_price": Decimal(15)}
+    first, second = LLMModelFactory(**prices), LLMModelFactory(**prices)
+    for _ in range(3):  # $9.00: the 85 % alert
+        usage_record(
+            user_id=developer.pk, model=first, called_at=timezone.now(), usage=Usage(MILLION, 0)
+        )
+    both_written = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def call(model) -> None:
+        try:
+            with transaction.atomic():
+                # $0.75 each, on two models: two daily rows, so neither waits for the other.
+                usage_record(
+                    user_id=developer.pk,
+                    model=model,
+                    called_at=timezone.now(),
+                    usage=Usage(MILLION // 4, 0),
+                )
+                both_written.wait(10)  # neither has committed when both have summed
+        except BaseException as error:
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=call, args=(model,)) for model in (first, second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    assert errors == []
+    assert sorted(BudgetAlert.objects.values_list("level", flat=True)) == [85, 100]
+    assert [message.subject for message in mail.outbox] == [
+        "[llmadmin] Monthly LLM budget 85 % spent",
+        "[llmadmin] Monthly LLM budget spent",
+    ]

@@ -126,6 +126,49 @@ def test_a_call_that_fails_is_recorded_without_token_counts(client, developer):
     assert (record.pricing, record.cost, record.input_tokens) == (Pricing.UNREPORTED, None, None)
 
 
+def test_an_answer_cut_short_is_costed_from_its_reported_input_and_estimated_output(
+    client, developer
+):
+    # Anthropic reports the input at message_start; the stream then drops after the text.
+    with serve(FakeProvider("anthropic", KEY, mode="drop", input_tokens=MILLION)) as server:
+        model = model_at(server, "anthropic", **PRICES, cache_read_price=Decimal("0.3"))
+        send(client, model)
+
+    record = UsageRecord.objects.get()
+    # "Hello world": 11 characters, 3 tokens at 4 characters a token.
+    assert (record.pricing, record.input_tokens, record.output_tokens) == (
+        Pricing.ESTIMATED,
+        MILLION,
+        3,
+    )
+    assert record.cost > Decimal(2)
+
+
+def test_an_answer_cut_short_without_counts_is_estimated_from_the_characters(client, developer):
+    # OpenAI's usage comes in the last chunk, which never arrives.
+    with serve(FakeProvider("openai", KEY, mode="drop")) as server:
+        model = model_at(server, **PRICES)
+        send(client, model, "x" * 400)
+
+    record = UsageRecord.objects.get()
+    assert (record.pricing, record.input_tokens, record.output_tokens) == (
+        Pricing.ESTIMATED,
+        100,
+        3,
+    )
+    assert record.cost == Decimal("0.000345")  # 100 x $3 + 3 x $15 per million
+
+
+def test_cutting_answers_short_does_not_get_around_a_budget(client, developer):
+    group_with_budget("team", "3", developer)
+    with serve(FakeProvider("anthropic", KEY, mode="drop", input_tokens=MILLION)) as server:
+        model = model_at(server, "anthropic", **PRICES, cache_read_price=Decimal("0.3"))
+        send(client, model)
+        status, _ = post_chat(client, {"model_id": model.pk, "message": "Again"})
+
+    assert status == 402
+
+
 def test_a_price_change_mid_month_costs_each_call_at_the_price_in_effect(client, django_user_model):
     developer = django_user_model.objects.create_user("dev")
     client.force_login(developer)
@@ -316,7 +359,7 @@ def test_unpriced_calls_count_against_no_budget(client, developer):
     assert status == 200
 
 
-def test_an_allowance_of_zero_refuses_every_priced_turn(client, developer):
+def test_an_allowance_of_zero_refuses_every_turn(client, developer):
     group_with_budget("interns", "0", developer)
     with serve(FakeProvider("openai", KEY)) as server:
         model = model_at(server, **PRICES)

@@ -306,6 +306,8 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             message = payload.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
             counts = dict(usage) if isinstance(usage, dict) else {}
+            # The input is known (and billed) from here: an answer cut short still has it.
+            yield usage_of(counts, token_count(counts, "output_tokens"))
         elif event == "content_block_delta":
             delta = payload.get("delta") or {}
             text = delta.get("text") if delta.get("type") == "text_delta" else None

@@ -11,6 +11,8 @@ import gzip
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
 
 import httpx2
@@ -19,7 +21,7 @@ from django.db import OperationalError, connection
 
 import chat.services
 from chat.models import Conversation, Message
-from llmadmin.models import LLMModel
+from llmadmin.models import LLMModel, Pricing, UsageRecord
 from tests.chat_api import events_of, post_chat, send, texts
 from tests.factories import LLMModelFactory, provider_at
 from tests.provider_servers import loopback_server
@@ -392,6 +394,73 @@ def test_a_client_that_goes_away_closes_the_upstream_and_keeps_what_it_was_sent(
     answer = stored_after_disconnect()
     assert (answer.content, answer.stop_reason) == ("Hello", "disconnected")
     assert answer.notice.startswith("The answer was interrupted")
+
+
+def test_a_summary_the_user_left_during_is_still_in_the_ledger(asgi_server, client, developer):
+    summarising = threading.Event()
+    calls = []
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            calls.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if len(calls) == 1:  # the answer fills the context past the threshold
+                usage = {"prompt_tokens": 900, "completion_tokens": 1}
+                self.wfile.write(openai_delta("Hi") + data({"choices": [], "usage": usage}))
+                self.wfile.write(OPENAI_STOP)
+            else:  # the summary: some text, then nothing until the caller goes
+                self.wfile.write(openai_delta("Summary so far"))
+                self.wfile.flush()
+                summarising.set()
+                with suppress(OSError):
+                    while True:
+                        time.sleep(0.05)
+                        self.wfile.write(KEEP_ALIVE)
+                        self.wfile.flush()
+            self.close_connection = True
+
+        def log_message(self, *args) -> None:
+            pass
+
+    with loopback_server(Handler) as url:
+        model = LLMModelFactory(
+            provider=provider_at("openai-compat", url, api_key=KEY),
+            context_limit=1000,
+            compression_threshold=50,
+            input_price=Decimal(3),
+            output_price=Decimal(15),
+        )
+        conversation = Conversation.objects.create(owner=developer, model=model)
+        for role in (Message.Role.USER, Message.Role.ASSISTANT):
+            Message.objects.create(conversation=conversation, role=role, content="earlier")
+        with open_chat(asgi_server, client.cookies["sessionid"].value, model) as http:
+            payload = {"model_id": model.pk, "message": "Hi", "conversation_id": conversation.pk}
+            with http.stream("POST", "/api/v1/chat/", json=payload) as response:
+                chunks = response.iter_bytes()
+                seen = read_events(chunks, 3)  # conversation, delta, message
+                assert summarising.wait(5), seen
+        summary = recorded(UsageRecord.Kind.SUMMARY)
+
+    assert (summary.pricing, summary.output_tokens) == (Pricing.ESTIMATED, 4)
+    assert not Message.objects.filter(role=Message.Role.SUMMARY).exists()
+
+
+def recorded(kind: str) -> UsageRecord:
+    """The ledger's record of this kind, once the server (in its own thread) wrote it."""
+    until = time.monotonic() + 5
+    while time.monotonic() < until:
+        with suppress(OperationalError):  # SQLite's shared in-memory database: locked a moment
+            record = UsageRecord.objects.filter(kind=kind).first()
+            if record is not None:
+                return record
+        time.sleep(0.02)
+    raise AssertionError(f"no {kind} call was recorded")
 
 
 def stored_after_disconnect() -> Message:

@@ -37,6 +37,9 @@ from django.utils.timesince import timesince
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_POST
 
+# The usage dashboard's admin, registered where it is defined.
+from llmadmin import dashboard  # noqa: F401
+from llmadmin.exports import spreadsheet_safe
 from llmadmin.forms import (
     AUTH_MODE_FIELDS,
     LLMModelAdminForm,
@@ -768,11 +771,6 @@ def catalog_lines(facts: ModelFacts) -> list[tuple[str, str]]:
     return lines
 
 
-def spreadsheet_safe(text: str) -> str:
-    """A cell a spreadsheet won't run as a formula: a display name may start with "="."""
-    return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 class AuditLogEntryAdmin(LogEntryAdmin):
     """auditlog's own view of the audit (filters by action, resource type, import), plus
     export of what is selected."""
@@ -1008,5 +1006,3 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
 admin.site.unregister(AuditEntry)
 admin.site.register(AuditEntry, AuditLogEntryAdmin)
-# The usage dashboard registers itself (it uses spreadsheet_safe above).
-from llmadmin import dashboard  # noqa: E402, F401

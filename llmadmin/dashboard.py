@@ -28,7 +28,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
-from llmadmin.admin import spreadsheet_safe
+from llmadmin.exports import spreadsheet_safe
 from llmadmin.models import DailyUsage
 from llmadmin.usage_report import CSV_HEADER, MAX_DAYS, METRICS, usage_report, usage_rows
 

@@ -134,16 +134,21 @@ def test_the_developer_list_runs_a_constant_number_of_queries(
         admin_client.get(DEVELOPERS)
 
 
-def test_an_admin_sets_and_clears_a_developers_override(admin_client):
-    developer = User.objects.create_user("dev")
-    url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
-    inline = {
+def override_form(developer: User) -> dict[str, object]:
+    """The management form of the override inline on a developer's budget page, empty."""
+    return {
         "budget-TOTAL_FORMS": "1",
         "budget-INITIAL_FORMS": "0",
         "budget-MIN_NUM_FORMS": "0",
         "budget-MAX_NUM_FORMS": "1",
         "budget-0-user": developer.pk,
     }
+
+
+def test_an_admin_sets_and_clears_a_developers_override(admin_client):
+    developer = User.objects.create_user("dev")
+    url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
+    inline = override_form(developer)
 
     assert admin_client.post(url, {**inline, "budget-0-monthly_allowance": "25"}).status_code == 302
     assert UserBudget.objects.get(user=developer).monthly_allowance == Decimal(25)
@@ -174,13 +179,7 @@ def test_an_override_is_an_amount_or_no_limit(admin_client, typed, stored, error
     developer = User.objects.create_user("dev")
     team("backend", "5", developer)
     url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
-    inline = {
-        "budget-TOTAL_FORMS": "1",
-        "budget-INITIAL_FORMS": "0",
-        "budget-MIN_NUM_FORMS": "0",
-        "budget-MAX_NUM_FORMS": "1",
-        "budget-0-user": developer.pk,
-    }
+    inline = override_form(developer)
 
     response = admin_client.post(url, {**inline, **typed})
 

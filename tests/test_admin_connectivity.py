@@ -9,9 +9,9 @@ from django.urls import reverse
 from playwright.sync_api import expect
 
 from llmadmin.models import LLMModel, Provider
+from tests.browser import log_in_as_admin
 from tests.factories import ProviderFactory
 from tests.provider_servers import FakeProvider, serve
-from tests.test_browser_admin import log_in
 
 KEY = "sk-ADMINCONN-SECRET-987"
 CHANGELIST = reverse("admin:llmadmin_provider_changelist")
@@ -157,7 +157,7 @@ def test_saving_a_model_warns_when_the_provider_reports_another_context_limit(ad
 
 @pytest.mark.django_db(transaction=True)
 def test_the_model_form_offers_the_reported_identifiers_and_warns_in_the_browser(page, asgi_server):
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     with serve(FakeProvider("openrouter", KEY)) as server:
         ProviderFactory(openrouter=True, api_key=KEY, base_url=f"{server.url}/api/v1")
 
@@ -250,7 +250,7 @@ def test_the_page_does_not_test_fields_it_would_refuse(admin_client):
 def test_test_connection_in_a_browser_keeps_what_was_typed(page, asgi_server):
     provider = Provider.objects.get(type="openai-compat")
     with serve(FakeProvider("openai", KEY)) as server:
-        log_in(page, asgi_server)
+        log_in_as_admin(page, asgi_server)
         page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
         page.fill("#id_api_key", KEY)
         page.fill("#id_base_url", f"{server.url}/v1")

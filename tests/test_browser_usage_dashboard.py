@@ -9,11 +9,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
 from llmadmin.providers.http import Usage
 from llmadmin.usage import usage_record
+from tests.browser import log_in_as_admin
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -43,15 +44,6 @@ def problems(page: Page) -> Iterator[list[str]]:
     )
     page.on("pageerror", lambda error: found.append(str(error)))
     yield found
-
-
-def log_in(page: Page, base_url: str) -> None:
-    User.objects.create_superuser("root", password="correct-horse-battery")
-    page.goto(f"{base_url}/admin/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_have_text("llmadmin")
 
 
 def spend(django_user_model) -> None:
@@ -86,7 +78,7 @@ def test_the_charts_render_with_bars_legends_and_hover_titles(
     page, asgi_server, problems, django_user_model
 ):
     spend(django_user_model)
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
 
     page.get_by_role("link", name="Usage", exact=True).first.click()
     expect(page.locator("#usage-range")).to_be_visible()
@@ -136,7 +128,7 @@ def test_the_charts_render_with_bars_legends_and_hover_titles(
 
 
 def test_a_bad_range_shows_the_error_and_no_chart(page, asgi_server, problems):
-    log_in(page, asgi_server)
+    log_in_as_admin(page, asgi_server)
 
     page.goto(f"{asgi_server}/admin/llmadmin/dailyusage/?start=2026-03-10&end=2026-03-01")
 

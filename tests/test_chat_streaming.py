@@ -10,7 +10,7 @@ from __future__ import annotations
 import gzip
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import suppress
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler
@@ -396,9 +396,12 @@ def test_a_client_that_goes_away_closes_the_upstream_and_keeps_what_it_was_sent(
     assert answer.notice.startswith("The answer was interrupted")
 
 
-def test_a_summary_the_user_left_during_is_still_in_the_ledger(asgi_server, client, developer):
-    summarising = threading.Event()
-    calls = []
+def compacting_upstream(
+    calls: list[str], compacting: bool, then: Callable[[BaseHTTPRequestHandler], None]
+) -> type[BaseHTTPRequestHandler]:
+    """An OpenAI-style upstream. When `compacting`, its first answer's input fills the
+    context past the threshold (so a summary is asked for next); every other call streams
+    as `then` writes it. Each call's path is appended to `calls`."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -410,25 +413,35 @@ def test_a_summary_the_user_left_during_is_still_in_the_ledger(asgi_server, clie
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Connection", "close")
             self.end_headers()
-            if len(calls) == 1:  # the answer fills the context past the threshold
+            if compacting and len(calls) == 1:
                 usage = {"prompt_tokens": 900, "completion_tokens": 1}
                 self.wfile.write(openai_delta("Hi") + data({"choices": [], "usage": usage}))
                 self.wfile.write(OPENAI_STOP)
-            else:  # the summary: some text, then nothing until the caller goes
-                self.wfile.write(openai_delta("Summary so far"))
-                self.wfile.flush()
-                summarising.set()
-                with suppress(OSError):
-                    while True:
-                        time.sleep(0.05)
-                        self.wfile.write(KEEP_ALIVE)
-                        self.wfile.flush()
+            else:
+                then(self)
             self.close_connection = True
 
         def log_message(self, *args) -> None:
             pass
 
-    with loopback_server(Handler) as url:
+    return Handler
+
+
+def test_a_summary_the_user_left_during_is_still_in_the_ledger(asgi_server, client, developer):
+    summarising = threading.Event()
+
+    def summary_until_the_caller_goes(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(openai_delta("Summary so far"))
+        handler.wfile.flush()
+        summarising.set()
+        with suppress(OSError):
+            while True:
+                time.sleep(0.05)
+                handler.wfile.write(KEEP_ALIVE)
+                handler.wfile.flush()
+
+    handler = compacting_upstream([], compacting=True, then=summary_until_the_caller_goes)
+    with loopback_server(handler) as url:
         model = LLMModelFactory(
             provider=provider_at("openai-compat", url, api_key=KEY),
             context_limit=1000,
@@ -490,36 +503,17 @@ def test_no_database_connection_is_held_while_an_answer_streams(
     if connection.vendor != "postgresql":
         pytest.skip("counts the connections taken from the PostgreSQL pool")
     streaming, go_on = threading.Event(), threading.Event()
-    calls = []
+    calls: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
+    def summary_when_told(handler: BaseHTTPRequestHandler) -> None:
+        handler.wfile.write(openai_delta("Sum"))
+        handler.wfile.flush()
+        streaming.set()
+        go_on.wait(10)
+        handler.wfile.write(OPENAI_END)
 
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            calls.append(self.path)
-            self.send_response(200)
-            self.send_header("Content-Type", "text/event-stream")
-            self.send_header("Connection", "close")
-            self.end_headers()
-            if during == "a summary" and len(calls) == 1:
-                # The answer: its input fills the context past the threshold, so a summary
-                # is asked for next.
-                usage = {"prompt_tokens": 900, "completion_tokens": 1}
-                self.wfile.write(openai_delta("Hi") + data({"choices": [], "usage": usage}))
-                self.wfile.write(OPENAI_STOP)
-            else:
-                self.wfile.write(openai_delta("Sum"))
-                self.wfile.flush()
-                streaming.set()
-                go_on.wait(10)
-                self.wfile.write(OPENAI_END)
-            self.close_connection = True
-
-        def log_message(self, *args) -> None:
-            pass
-
-    with loopback_server(Handler) as url:
+    handler = compacting_upstream(calls, during == "a summary", then=summary_when_told)
+    with loopback_server(handler) as url:
         model = LLMModelFactory(
             provider=provider_at("openai-compat", url, api_key=KEY),
             context_limit=1000,

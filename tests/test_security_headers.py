@@ -11,6 +11,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from llmadmin.models import Provider
+from tests.browser import log_in_as_admin
 from tests.factories import LLMModelFactory, ProviderFactory
 
 POLICY = {
@@ -119,15 +120,6 @@ def violations(page: Page) -> Iterator[list[str]]:
         ),
     )
     yield found
-
-
-def log_in_as_admin(page: Page, base_url: str) -> None:
-    User.objects.create_superuser("root", password="correct-horse-battery")
-    page.goto(f"{base_url}/admin/")
-    page.fill("#id_username", "root")
-    page.fill("#id_password", "correct-horse-battery")
-    page.click("input[type=submit]")
-    expect(page.locator("#site-name")).to_have_text("llmadmin")
 
 
 def log_in_as_developer(page: Page, base_url: str) -> None:

@@ -364,7 +364,7 @@ def test_each_event_reaches_the_user_as_it_arrives(asgi_server, client, develope
         with open_chat(asgi_server, client.cookies["sessionid"].value, model) as http:
             payload = {"model_id": model.pk, "message": "Hi"}
             with http.stream("POST", "/api/v1/chat/", json=payload) as response:
-                chunks = response.iter_bytes()
+                chunks = response.iter_bytes()  # kept: dropped, it would close the stream
                 # "two" is not sent until "one" has reached the user through the server.
                 first = read_events(chunks, 2)
                 go_on.set()
@@ -455,7 +455,7 @@ def test_a_summary_the_user_left_during_is_still_in_the_ledger(asgi_server, clie
         with open_chat(asgi_server, client.cookies["sessionid"].value, model) as http:
             payload = {"model_id": model.pk, "message": "Hi", "conversation_id": conversation.pk}
             with http.stream("POST", "/api/v1/chat/", json=payload) as response:
-                chunks = response.iter_bytes()
+                chunks = response.iter_bytes()  # kept: dropped, it would close the stream
                 seen = read_events(chunks, 3)  # conversation, delta, message
                 assert summarising.wait(5), seen
         summary = recorded(UsageRecord.Kind.SUMMARY)

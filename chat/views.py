@@ -46,7 +46,7 @@ from chat.serializers import (
 )
 from chat.services import turn_answer, turn_start
 from llmadmin.models import LLMModel
-from llmadmin.usage import budget_state, month_start, own_usage, spend_refusal
+from llmadmin.usage import alerts_due, budget_state, month_start, own_usage, spend_refusal
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -157,6 +157,8 @@ class ChatTurnView(APIView):
             # Checked before anything is stored or sent: a refused turn costs nothing.
             refusal = spend_refusal(user_id=request.user.pk, model=data["model_id"])
             if refusal:
+                # An allowance lowered below what was spent had no call to alert on: this does.
+                alerts_due(request.user.pk, month_start(timezone.localdate()))
                 return Response({"detail": refusal, "code": "budget_spent"}, status=402)
             turn = turn_start(
                 conversation=conversation, model=data["model_id"], text=data["message"]

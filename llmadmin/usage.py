@@ -417,6 +417,7 @@ def alerts_due(user_id: int, month: date) -> None:
     sent = set(
         BudgetAlert.objects.filter(user_id=user_id, month=month).values_list("level", flat=True)
     )
+    new = []
     for level in due:
         if level.value in sent:
             continue
@@ -425,7 +426,10 @@ def alerts_due(user_id: int, month: date) -> None:
                 BudgetAlert.objects.create(user_id=user_id, month=month, level=level)
         except IntegrityError:
             continue  # another call sent it
-        alert_send(user_id, level, amount, spent, month)
+        new.append(level)
+    if new:
+        # Both levels crossed at once: one mail, of the higher.
+        alert_send(user_id, max(new), amount, spent, month)
 
 
 def alert_send(

@@ -404,6 +404,27 @@ def test_alerts_at_85_and_100_percent_mail_the_developer_and_the_admins_once_eac
     assert set(BudgetAlert.objects.values_list("level", flat=True)) == {85, 100}
 
 
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+def test_an_allowance_lowered_below_the_spend_alerts_at_the_refusal(
+    client, django_capture_on_commit_callbacks
+):
+    developer = User.objects.create_user("dev", email="dev@example.com")
+    client.force_login(developer)
+    team = group_with_budget("team", "10", developer)
+    model = LLMModelFactory(**PRICES)
+    with django_capture_on_commit_callbacks(execute=True):
+        spend(developer, model, 1)  # $3.00 of $10: no alert
+    GroupBudget.objects.filter(group=team).update(monthly_allowance=Decimal(2))
+
+    status, _ = post_chat(client, {"model_id": model.pk, "message": "Hi"})
+    post_chat(client, {"model_id": model.pk, "message": "Hi"})
+
+    assert status == 402
+    # Both levels crossed at once: one mail, of the higher, once.
+    assert [m.subject for m in mail.outbox] == ["[llmadmin] Monthly LLM budget spent"]
+    assert set(BudgetAlert.objects.values_list("level", flat=True)) == {85, 100}
+
+
 def test_no_alert_for_a_developer_without_a_budget(django_capture_on_commit_callbacks):
     User.objects.create_superuser("root", email="root@example.com", password="x")
     developer = User.objects.create_user("dev", email="dev@example.com")

@@ -926,7 +926,7 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
                 group.name,
                 getattr(getattr(group, "budget", None), "monthly_allowance", None),
             )
-            for group in sorted(user.groups.all(), key=lambda group: (group.name, group.pk))
+            for group in user.groups.all()
         ]
         allowance = allowance_from([(override.monthly_allowance,)] if override else [], groups)
         month = month_start(timezone.localdate())

@@ -23,7 +23,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -96,10 +95,8 @@ def allowance_for(user_id: int) -> Allowance:
     """Their override, else the highest of their groups' allowances, else no limit: two
     queries."""
     override = UserBudget.objects.filter(user_id=user_id).values_list("monthly_allowance")
-    groups = (
-        Group.objects.filter(user__id=user_id)
-        .order_by("name", "pk")
-        .values_list("pk", "name", "budget__monthly_allowance")
+    groups = Group.objects.filter(user__id=user_id).values_list(
+        "pk", "name", "budget__monthly_allowance"
     )
     return allowance_from(list(override), list(groups))
 
@@ -108,7 +105,9 @@ def allowance_from(
     override: list[tuple[Decimal | None]], groups: list[tuple[int, str, Decimal | None]]
 ) -> Allowance:
     """The rule, from their override row (if any) and their groups (id, name, allowance or
-    None) ordered by name."""
+    None), in any order."""
+    # By name as Python orders it, not as each database collates: every caller agrees.
+    groups = sorted(groups, key=lambda group: (group[1], group[0]))
     first_id, first_name = groups[0][:2] if groups else (None, "")
     if override:
         return Allowance(override[0][0], "override", first_id, first_name)
@@ -208,14 +207,7 @@ def budget_of(rows: list[tuple[Any, ...]], month: date) -> BudgetState:
     """The budget from budget_query's rows (other kinds of rows are left alone)."""
     allowance = allowance_from(
         [(decimal_of(amount),) for kind, _, _, amount in rows if kind == "override"],
-        sorted(
-            (
-                (key, name, decimal_of(amount))
-                for kind, key, name, amount in rows
-                if kind == "group"
-            ),
-            key=lambda group: (group[1], group[0]),
-        ),
+        [(key, name, decimal_of(amount)) for kind, key, name, amount in rows if kind == "group"],
     )
     spent = {key: decimal_of(amount) or ZERO for kind, key, _, amount in rows if kind == "spend"}
     return BudgetState(allowance, month, spent)
@@ -372,7 +364,7 @@ def usage_record(
         # Decided on what is committed: of two calls committing together, the later sees
         # both costs.
         month = month_start(record.day)
-        transaction.on_commit(partial(alerts_due, user_id, month), robust=True)
+        transaction.on_commit(lambda: alerts_due(user_id, month))
     return record
 
 
@@ -404,9 +396,16 @@ def daily_usage_add(record: UsageRecord) -> None:
 
 
 def alerts_due(user_id: int, month: date) -> None:
-    """After a costed call committed: alert at 85 % and at 100 % of the allowance, once per
-    level and month. The unique alert row decides, so concurrent calls crossing a level send
-    one alert."""
+    """After a costed call committed (or a turn was refused): alert at 85 % and at 100 % of
+    the allowance, once per level and month. The unique alert row decides, so concurrent
+    calls crossing a level send one alert. Never raises: an alert must not fail the turn."""
+    try:
+        levels_alert(user_id, month)
+    except Exception as error:  # the database or the mail server: logged, the turn goes on
+        logger.error("Budget alerts could not be checked: %s", type(error).__name__)
+
+
+def levels_alert(user_id: int, month: date) -> None:
     state = budget_state(user_id, month)
     amount, spent = state.allowance.amount, state.spent
     if amount is None:
@@ -427,15 +426,17 @@ def alerts_due(user_id: int, month: date) -> None:
         except IntegrityError:
             continue  # another call sent it
         new.append(level)
-    if new:
-        # Both levels crossed at once: one mail, of the higher.
-        alert_send(user_id, max(new), amount, spent, month)
+    # Both levels crossed at once: one mail, of the higher. Unsent, they are due again.
+    if new and not alert_send(user_id, max(new), amount, spent, month):
+        BudgetAlert.objects.filter(user_id=user_id, month=month, level__in=new).delete()
 
 
 def alert_send(
     user_id: int, level: BudgetAlert.Level, amount: Decimal, spent: Decimal, month: date
-) -> None:
-    """Mail the developer and every active superuser with an address (EMAIL_BACKEND)."""
+) -> bool:
+    """Mail the developer and every active superuser with an address (EMAIL_BACKEND), each
+    mail on its own (a refused address stops no other); whether one went out, or there was
+    nobody to tell."""
     users = get_user_model().objects
     user = users.get(pk=user_id)
     resets = f"It resets on {next_month(month):%-d %B %Y}."
@@ -445,22 +446,24 @@ def alert_send(
         headline, consequence = f"{level.value} % spent", "Turns are refused once it is spent."
     state = f"is {headline}: {usd(spent)} of {usd(amount)}"
     subject = f"[llmadmin] Monthly LLM budget {headline}"
-    if user.email:
-        send_mail(
-            subject,
-            f"Your monthly LLM budget {state}. {resets} {consequence}",
-            None,
-            [user.email],
-        )
     admins = list(
         users.filter(is_superuser=True, is_active=True)
         .exclude(email="")
         .values_list("email", flat=True)
     )
-    if admins:
-        send_mail(
+    mails = [
+        (subject, f"Your monthly LLM budget {state}. {resets} {consequence}", [user.email]),
+        (
             f"{subject}: {user.get_username()}",
             f"The monthly LLM budget of {user.get_username()} ({month:%B %Y}) {state}. {resets}",
-            None,
             admins,
-        )
+        ),
+    ]
+    mails = [mail for mail in mails if any(mail[2])]
+    sent = 0
+    for mail_subject, body, recipients in mails:
+        try:
+            sent += send_mail(mail_subject, body, None, recipients)
+        except Exception as error:  # a refused address, a server down: logged, never raised
+            logger.error("A budget alert could not be mailed: %s", type(error).__name__)
+    return sent > 0 or not mails

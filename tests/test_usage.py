@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from smtplib import SMTPRecipientsRefused
 
 import pytest
 import time_machine
 from django.contrib.auth.models import Group, User
 from django.core import mail
+from django.core.mail.backends import locmem
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
@@ -24,7 +26,7 @@ from llmadmin.models import (
     UserBudget,
 )
 from llmadmin.providers.http import Usage
-from llmadmin.usage import allowance_for, usage_record
+from llmadmin.usage import allowance_for, budget_state, usage_record
 from tests.chat_api import post_chat, send
 from tests.factories import LLMModelFactory, provider_at
 from tests.provider_servers import FakeProvider, serve
@@ -288,6 +290,16 @@ def test_a_developers_allowance_follows_the_documented_rule(groups, override, ex
     assert (allowance.amount, allowance.source) == expected
 
 
+def test_between_equal_allowances_every_reader_picks_the_same_group():
+    user = User.objects.create_user("dev")
+    group_with_budget("alpha", "10", user)
+    group_with_budget("Zeta", "10", user)
+
+    # By name as Python orders it (capitals first), whatever the database's collation.
+    assert allowance_for(user.pk).group_name == "Zeta"
+    assert budget_state(user.pk).allowance.group_name == "Zeta"
+
+
 def test_the_group_charged_is_the_one_whose_allowance_applies(client, developer):
     group_with_budget("a-small", "10", developer)
     big = group_with_budget("b-big", "50", developer)
@@ -422,6 +434,61 @@ def test_an_allowance_lowered_below_the_spend_alerts_at_the_refusal(
     assert status == 402
     # Both levels crossed at once: one mail, of the higher, once.
     assert [m.subject for m in mail.outbox] == ["[llmadmin] Monthly LLM budget spent"]
+    assert set(BudgetAlert.objects.values_list("level", flat=True)) == {85, 100}
+
+
+class RefusingBackend(locmem.EmailBackend):
+    """A mail server that refuses one address (REFUSED), or everything when it is "*"."""
+
+    refused = "*"
+
+    def send_messages(self, messages):
+        for message in messages:
+            if self.refused == "*" or self.refused in message.to:
+                raise SMTPRecipientsRefused({self.refused: (550, b"no such user")})
+        return super().send_messages(messages)
+
+
+def test_a_mail_server_that_fails_fails_no_turn_and_the_alert_is_due_again(
+    client, developer, settings, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = "tests.test_usage.RefusingBackend"
+    developer.email = "dev@example.com"
+    developer.save()
+    group_with_budget("team", "1", developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        model = model_at(server, **PRICES)
+        with django_capture_on_commit_callbacks(execute=True):
+            events = send(client, model)
+
+    assert [name for name, _ in events][-2:] == ["message", "done"]
+    assert Message.objects.filter(role=Message.Role.ASSISTANT).count() == 1
+    assert mail.outbox == []
+    assert BudgetAlert.objects.count() == 0  # not sent: a later call tries again
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    with django_capture_on_commit_callbacks(execute=True):
+        status, _ = post_chat(client, {"model_id": model.pk, "message": "Again"})
+    assert status == 402
+    assert [m.subject for m in mail.outbox] == ["[llmadmin] Monthly LLM budget spent"]
+
+
+def test_a_refused_developer_address_does_not_stop_the_admins_alert(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.EMAIL_BACKEND = "tests.test_usage.RefusingBackend"
+    RefusingBackend.refused = "dev@typo.example"
+    User.objects.create_superuser("root", email="root@example.com", password="x")
+    developer = User.objects.create_user("dev", email="dev@typo.example")
+    group_with_budget("team", "1", developer)
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            spend(developer, LLMModelFactory(**PRICES), 1)
+    finally:
+        RefusingBackend.refused = "*"
+
+    assert [(m.to, m.subject) for m in mail.outbox] == [
+        (["root@example.com"], "[llmadmin] Monthly LLM budget spent: dev")
+    ]
     assert set(BudgetAlert.objects.values_list("level", flat=True)) == {85, 100}
 
 

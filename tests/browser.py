@@ -1,4 +1,5 @@
-"""What the browser tests share: logging in through the real login form."""
+"""What the browser tests share: logging in through the real login form, and hearing of the
+policy violations the browser reports."""
 
 from __future__ import annotations
 
@@ -14,3 +15,15 @@ def log_in_as_admin(page: Page, base_url: str) -> None:
     page.fill("#id_password", "correct-horse-battery")
     page.click("input[type=submit]")
     expect(page.locator("#site-name")).to_have_text("llmadmin")
+
+
+def policy_violations(page: Page) -> list[str]:
+    """The list the browser's securitypolicyviolation events are appended to, from now on."""
+    found: list[str] = []
+    page.context.expose_function("reportViolation", lambda text: found.append(text))
+    page.context.add_init_script(
+        """document.addEventListener("securitypolicyviolation", (e) => window.reportViolation(
+            `${e.effectiveDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`
+        ));"""
+    )
+    return found

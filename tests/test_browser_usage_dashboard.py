@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 from llmadmin.providers.http import Usage
 from llmadmin.usage import usage_record
-from tests.browser import log_in_as_admin
+from tests.browser import log_in_as_admin, policy_violations
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -26,13 +26,7 @@ DAY = date(2026, 3, 2)
 def problems(page: Page) -> Iterator[list[str]]:
     """Policy violations, console errors (a failed load among them) and uncaught page errors
     the browser reports."""
-    found: list[str] = []
-    page.context.expose_function("reportViolation", lambda text: found.append(text))
-    page.context.add_init_script(
-        """document.addEventListener("securitypolicyviolation", (e) => window.reportViolation(
-            `${e.effectiveDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`
-        ));"""
-    )
+    found = policy_violations(page)
     page.on(
         "console",
         lambda message: (

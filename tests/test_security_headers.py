@@ -11,7 +11,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from llmadmin.models import Provider
-from tests.browser import log_in_as_admin
+from tests.browser import log_in_as_admin, policy_violations
 from tests.factories import LLMModelFactory, ProviderFactory
 
 POLICY = {
@@ -104,13 +104,7 @@ def test_every_docs_page_gets_a_new_nonce(admin_client):
 @pytest.fixture
 def violations(page: Page) -> Iterator[list[str]]:
     """Every policy violation the browser reports, as an event or on the console."""
-    found: list[str] = []
-    page.context.expose_function("reportViolation", lambda text: found.append(text))
-    page.context.add_init_script(
-        """document.addEventListener("securitypolicyviolation", (e) => window.reportViolation(
-            `${e.effectiveDirective} blocked ${e.blockedURI} at ${e.sourceFile}:${e.lineNumber}`
-        ));"""
-    )
+    found = policy_violations(page)
     page.on(
         "console",
         lambda message: (

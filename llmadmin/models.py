@@ -19,6 +19,7 @@ from llmadmin.fields import (
     UnreadableKey,
     validate_api_key,
     validate_base_url,
+    validate_no_hidden_characters,
     validate_no_surrounding_whitespace,
     validate_no_whitespace,
 )
@@ -556,6 +557,13 @@ class LLMModel(models.Model):
             errors["max_output_tokens"] = [
                 f"Must be at most the context limit ({self.context_limit})."
             ]
+        for name in ("identifier", "display_name"):
+            # Not a field validator: that would be a migration. Not text: clean_fields said so.
+            value = getattr(self, name)
+            try:
+                validate_no_hidden_characters(value if isinstance(value, str) else "")
+            except ValidationError as error:
+                errors[name] = error.messages
         if self.is_default and not self.enabled:
             errors["is_default"] = [
                 "A disabled model can't be the default: enable it, or choose another default."

@@ -66,6 +66,36 @@ def test_an_admin_gives_a_group_a_monthly_allowance(admin_client):
     assert entry.changes_dict["monthly_allowance"] == [None, "50"]
 
 
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        pytest.param(
+            "back\u202eend",
+            "Remove the text-direction control U+202E: it reorders the text.",
+            id="right-to-left override",
+        ),
+        pytest.param(
+            "back\u200dend",
+            "Remove the zero-width character U+200D: it is invisible in the text.",
+            id="zero-width joiner",
+        ),
+    ],
+)
+def test_a_group_name_that_reorders_or_hides_text_is_refused_on_its_field(
+    admin_client, name, error
+):
+    response = admin_client.post(reverse("admin:auth_group_add"), {"name": name})
+
+    assert response.context["adminform"].form.errors == {"name": [error]}
+    assert not Group.objects.exists()
+
+
+def test_a_group_name_in_any_script_is_taken(admin_client):
+    admin_client.post(reverse("admin:auth_group_add"), {"name": "Modèle 日本 نموذج"})
+
+    assert Group.objects.get().name == "Modèle 日本 نموذج"
+
+
 def test_a_negative_allowance_is_a_field_error_that_keeps_the_input(admin_client):
     group = Group.objects.create(name="backend")
 

@@ -265,6 +265,25 @@ def test_a_duplicate_identifier_is_reported_on_the_identifier(admin_client):
     ]
 
 
+def test_a_name_that_reorders_or_hides_text_is_refused_on_its_field(admin_client):
+    typed = model_data(
+        ProviderFactory(), identifier="claude-sonnet-4-6\u2066", display_name="Claude\ufeff 4.6"
+    )
+
+    response = admin_client.post(ADD, typed)
+
+    assert field_errors(response) == {
+        "identifier": ["Remove the text-direction control U+2066: it reorders the text."],
+        "display_name": ["Remove the zero-width character U+FEFF: it is invisible in the text."],
+    }
+    form = response.context["adminform"].form
+    assert (form["identifier"].value(), form["display_name"].value()) == (
+        typed["identifier"],
+        typed["display_name"],
+    )
+    assert not LLMModel.objects.exists()
+
+
 def test_the_list_is_grouped_by_provider_then_display_name(admin_client):
     openai = ProviderFactory(openai=True)
     anthropic = ProviderFactory(anthropic=True)

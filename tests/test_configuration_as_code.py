@@ -424,3 +424,26 @@ def test_a_price_written_by_hand_is_stored_exactly(tmp_path, written, stored):
     model = LLMModel.objects.get(identifier="claude-x")
     assert (model.cache_write_price, model.input_price) == (stored, None)
     assert model.cache_write_price is not None
+
+
+def test_a_name_that_reorders_or_hides_text_is_a_located_error(configured, tmp_path):
+    data = yaml.safe_load(export())
+    data["providers"][0]["models"][0].update(
+        identifier="claude-sonnet-4-6\u202e", display_name="Claude\u200b Sonnet 4.6"
+    )
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before = snapshot()
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"2 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    model = "providers[0] (anthropic).models[0]"
+    assert err.getvalue().splitlines() == [
+        f"{path}: {model}.identifier: Remove the text-direction control U+202E: it reorders "
+        "the text.",
+        f"{path}: {model}.display_name: Remove the zero-width character U+200B: it is "
+        "invisible in the text.",
+    ]
+    assert snapshot() == before

@@ -102,6 +102,62 @@ def test_it_rejects_whitespace_in_the_identifier(identifier):
     ]
 
 
+DIRECTION_CONTROLS = [
+    (0x061C, "arabic letter mark"),
+    (0x200E, "left-to-right mark"),
+    (0x200F, "right-to-left mark"),
+    (0x202A, "left-to-right embedding"),
+    (0x202B, "right-to-left embedding"),
+    (0x202C, "pop directional formatting"),
+    (0x202D, "left-to-right override"),
+    (0x202E, "right-to-left override"),
+    (0x2066, "left-to-right isolate"),
+    (0x2067, "right-to-left isolate"),
+    (0x2068, "first strong isolate"),
+    (0x2069, "pop directional isolate"),
+]
+ZERO_WIDTH = [
+    (0x200B, "zero-width space"),
+    (0x200C, "zero-width non-joiner"),
+    (0x200D, "zero-width joiner"),
+    (0x2060, "word joiner"),
+    (0xFEFF, "zero-width no-break space"),
+]
+HIDDEN_CHARACTERS = [
+    *(
+        pytest.param(
+            chr(code),
+            f"Remove the text-direction control U+{code:04X}: it reorders the text.",
+            id=name,
+        )
+        for code, name in DIRECTION_CONTROLS
+    ),
+    *(
+        pytest.param(
+            chr(code),
+            f"Remove the zero-width character U+{code:04X}: it is invisible in the text.",
+            id=name,
+        )
+        for code, name in ZERO_WIDTH
+    ),
+]
+
+
+@pytest.mark.parametrize(("character", "message"), HIDDEN_CHARACTERS)
+def test_it_refuses_a_character_that_reorders_or_hides_text(character, message):
+    model = LLMModelFactory.build(identifier=f"gpt-5{character}", display_name=f"GPT{character} 5")
+
+    errors = errors_of(model)
+
+    assert (errors["identifier"], errors["display_name"]) == ([message], [message])
+
+
+def test_it_accepts_names_in_any_script():
+    LLMModelFactory.build(
+        identifier="modèle-日本-نموذج", display_name="Modèle 日本 نموذج"
+    ).full_clean()
+
+
 @pytest.mark.parametrize(
     "update",
     [

@@ -151,6 +151,8 @@ def test_sums_changed_by_the_apps_role_are_found_and_rebuilt_by_the_owner(app_ro
         "cost 0.0030750000 in the ledger, 0.0000000000 in the sums\n"
         "1 differences between the ledger and the daily sums.\n"
     )
+    with acting_as(app_role), pytest.raises(CommandError, match="as the tables' owner"):
+        call_command("usage_rebuild", stdout=io.StringIO())
     call_command("usage_rebuild", stdout=io.StringIO())  # as the owner
     assert check() == ("The daily sums match the ledger.\n", 0)
 

@@ -21,7 +21,7 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from llmadmin.models import DailyUsage, UsageRecord
+from llmadmin.models import DailyUsage, LLMModel, UsageRecord
 from llmadmin.providers.http import Usage
 from llmadmin.usage import usage_record
 from tests.factories import LLMModelFactory
@@ -63,10 +63,10 @@ def acting_as(role: str) -> Iterator[None]:
         execute("RESET ROLE")
 
 
-def record_a_call(user: User) -> None:
+def record_a_call(user: User, model: LLMModel | None = None) -> None:
     usage_record(
         user_id=user.pk,
-        model=LLMModelFactory(**PRICES),
+        model=model or LLMModelFactory(**PRICES),
         called_at=datetime.now(UTC),
         usage=Usage(1000, 5),
     )
@@ -97,15 +97,16 @@ def test_the_ledger_refuses_truncate_even_from_the_tables_owner(role):
 
 def test_the_apps_role_records_calls_and_serves_pages(app_role, admin_user, client):
     user = User.objects.create_user("dev")
+    model = LLMModelFactory(**PRICES)
 
     with acting_as(app_role):
-        record_a_call(user)
-        record_a_call(user)  # a second model: a new daily row
-        DailyUsage.objects.filter(user=user).update(calls=1)  # each call's increment
+        record_a_call(user, model)  # a new daily row
+        record_a_call(user, model)  # that row incremented
         client.force_login(admin_user)
         page = client.get(reverse("admin:llmadmin_usagerecord_changelist"))
 
     assert UsageRecord.objects.filter(user_id=user.pk).count() == 2
+    assert DailyUsage.objects.get(user_id=user.pk).calls == 2
     assert page.status_code == 200
 
 

@@ -167,3 +167,14 @@ def test_db_grants_refuses_a_role_that_grants_cannot_limit(role):
     with pytest.raises(CommandError, match="is a superuser"):
         call_command("db_grants", connection.settings_dict["USER"], stdout=out)
     assert out.getvalue() == ""
+
+
+def test_db_grants_without_apply_prints_the_statements_and_grants_nothing(role):
+    out = io.StringIO()
+
+    call_command("db_grants", role, stdout=out)
+
+    assert f'GRANT SELECT, INSERT ON TABLE "llmadmin_usagerecord" TO "{role}";\n' in out.getvalue()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT has_table_privilege(%s, 'llmadmin_usagerecord', 'SELECT')", [role])
+        assert cursor.fetchone() == (False,)

@@ -58,7 +58,7 @@ def server_command(port: int, workers: int) -> list[str]:
         "gunicorn",
         "config.asgi:application",
         "--worker-class",
-        "uvicorn_worker.UvicornWorker",
+        "config.workers.UvicornWorker",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -170,9 +170,9 @@ if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 # Login throttling (django-axes), on every login form (the admin's and /accounts/login/):
-# after AXES_FAILURE_LIMIT wrong passwords for one username from one address, that pair is
-# refused (429) for AXES_COOLOFF_MINUTES. Per pair, so that nobody can lock a colleague out
-# from elsewhere, and one address can't lock out every user.
+# the AXES_FAILURE_LIMITth wrong password for one username from one address locks that pair
+# out: it and every attempt for AXES_COOLOFF_MINUTES are refused (429). Per pair, so that
+# nobody can lock a colleague out from elsewhere, and one address can't lock out every user.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.float("AXES_COOLOFF_MINUTES", default=15))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
@@ -181,6 +181,7 @@ AXES_RESET_ON_SUCCESS = True
 # Behind proxies every request comes from the nearest proxy's address: the client's address
 # is then read from X-Forwarded-For, TRUSTED_PROXY_COUNT entries from its right end (each
 # proxy appends the address it was called from; what a client wrote itself is further left).
+# At 0 the header is ignored, and the server rewrites no address from it (config/workers.py).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "config.security.client_ip_address"
 

@@ -10,6 +10,8 @@ import uvicorn
 from django.core.asgi import get_asgi_application
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from config.workers import UVICORN_OPTIONS
+
 CHROMIUM = "/usr/bin/chromium"
 
 
@@ -119,12 +121,17 @@ def empty_cache():
 
 @pytest.fixture
 def asgi_server(transactional_db, settings) -> Iterator[str]:
-    """The project's ASGI application served by uvicorn on loopback, as in production; its
-    URL. (pytest-django's live_server is a WSGI server.)"""
+    """The project's ASGI application served by uvicorn on loopback, as in production (with
+    scripts/serve's options); its URL. (pytest-django's live_server is a WSGI server.)"""
     settings.ALLOWED_HOSTS = ["127.0.0.1"]
     server = uvicorn.Server(
         uvicorn.Config(
-            get_asgi_application(), host="127.0.0.1", port=0, lifespan="off", log_level="error"
+            get_asgi_application(),
+            host="127.0.0.1",
+            port=0,
+            lifespan="off",
+            log_level="error",
+            **UVICORN_OPTIONS,
         )
     )
     thread = threading.Thread(target=server.run, daemon=True)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import subprocess
 import sys
 from datetime import timedelta
 
+import httpx2
 import pytest
 from axes.models import AccessAttempt
 from django.conf import settings
@@ -17,6 +19,8 @@ from django.db.models import F
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
+from gunicorn.config import Config
+from gunicorn.glogging import Logger
 
 from config.security import client_ip_address
 
@@ -275,4 +279,56 @@ def test_behind_a_proxy_a_lockout_holds_only_for_the_address_the_proxy_saw(clien
 
     assert log_in_from("203.0.113.9") == 429
     assert log_in_from("198.51.100.7") == 302
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == ["203.0.113.9"]
+
+
+# Through uvicorn, configured as scripts/serve configures it: the server rewrites no address.
+
+
+def test_the_production_worker_leaves_the_connecting_address_alone():
+    serve = (settings.BASE_DIR / "scripts" / "serve").read_text()
+    config = Config()
+    config.set("worker_class", re.search(r"--worker-class (\S+)", serve)[1])
+
+    worker = config.worker_class(0, os.getpid(), [], None, 30, config, Logger(config))
+
+    # Not even from FORWARDED_ALLOW_IPS, which gunicorn still passes on.
+    assert worker.config.proxy_headers is False
+
+
+CSRF = "c" * 32
+
+
+def fail_through(server: str, forwarded_for: list[str]) -> list[int]:
+    """A wrong password for alice from the loopback peer with each X-Forwarded-For value."""
+    with httpx2.Client(base_url=server, cookies={"csrftoken": CSRF}, timeout=5) as http:
+        return [
+            http.post(
+                reverse("login"),
+                data={"username": "alice", "password": WRONG},
+                headers={"X-CSRFToken": CSRF, "X-Forwarded-For": value},
+            ).status_code
+            for value in forwarded_for
+        ]
+
+
+def test_without_trusted_proxies_a_rotating_forwarded_for_is_still_locked_out(asgi_server, users):
+    rotating = [f"198.51.100.{n}" for n in range(1, 6)]
+
+    statuses = fail_through(asgi_server, rotating)
+
+    assert statuses == [200, 200, 200, 200, 429]
+    assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == ["127.0.0.1"]
+
+
+def test_behind_one_trusted_proxy_the_right_most_forwarded_address_is_counted(
+    asgi_server, users, settings
+):
+    settings.TRUSTED_PROXY_COUNT = 1
+    # What the client wrote rotates; what the proxy appended (the client's address) doesn't.
+    forwarded = [f"198.51.100.{n}, 203.0.113.9" for n in range(1, 6)]
+
+    statuses = fail_through(asgi_server, forwarded)
+
+    assert statuses == [200, 200, 200, 200, 429]
     assert list(AccessAttempt.objects.values_list("ip_address", flat=True)) == ["203.0.113.9"]

@@ -6,7 +6,8 @@ Sums every usage record per day, developer, group and model in one aggregate que
 replaces all daily sums with the result in one transaction (the ledger is the truth; the sums
 are kept in step with it call by call and should never differ). With --check nothing is
 written: each difference between the ledger and the sums is listed, and the command exits 1
-when there is any.
+when there is any. A rebuild deletes the sums: where the app's role may not (manage.py
+db_grants), run it as the tables' owner; --check only reads, as any role.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
-from django.db import connection, transaction
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import ProgrammingError, connection, transaction
 from django.db.models import Count, F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
@@ -39,6 +40,8 @@ AMOUNTS = (
 # digits. A millionth of a dollar is a difference worth reporting; less is rounding.
 COST_TOLERANCE = Decimal("1e-6")
 COST_QUANTUM = Decimal("1e-10")
+# PostgreSQL's SQLSTATE for "permission denied": the app's role (see db_grants) rebuilding.
+INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def ledger_sums() -> QuerySet[UsageRecord]:
@@ -149,7 +152,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not options["check"]:
-            written = usage_rebuild()
+            try:
+                written = usage_rebuild()
+            except ProgrammingError as error:
+                if getattr(error.__cause__, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+                    raise
+                raise CommandError(
+                    "This database role may not delete the daily sums: rebuild them as the "
+                    "tables' owner (DATABASE_OWNER_URL; see manage.py db_grants)."
+                ) from error
             self.stdout.write(f"Daily usage rebuilt from the ledger: {written} rows.")
             return
         fields = [*KEY, *AMOUNTS]

@@ -41,6 +41,7 @@ from chat.serializers import (
     BudgetRefusalSerializer,
     ChatTurnInputSerializer,
     ConversationSerializer,
+    DatabaseUnavailableSerializer,
     ErrorSerializer,
     ModelListSerializer,
     OwnUsageSerializer,
@@ -52,6 +53,12 @@ from llmadmin.usage import alerts_due, budget_state, month_start, own_usage, spe
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
+# Any request while the database is unreachable (see server_error).
+DATABASE_UNAVAILABLE = OpenApiResponse(
+    DatabaseUnavailableSerializer,
+    description="The database did not respond: nothing was done. Retry-After says when to "
+    "try again.",
+)
 
 
 class ModelListView(APIView):
@@ -74,6 +81,7 @@ class ModelListView(APIView):
             200: ModelListSerializer,
             304: OpenApiResponse(description="Not modified."),
             403: NOT_LOGGED_IN,
+            503: DATABASE_UNAVAILABLE,
         },
     )
     def get(self, request: Request) -> HttpResponse:
@@ -143,10 +151,7 @@ class ChatTurnView(APIView):
                 "model, is spent: nothing was stored or sent. The detail says when it resets.",
             ),
             415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
-            503: OpenApiResponse(
-                ErrorSerializer,
-                description="The database did not take the message; nothing was saved.",
-            ),
+            503: DATABASE_UNAVAILABLE,
         },
     )
     def post(self, request: Request) -> HttpResponse:
@@ -198,6 +203,7 @@ class UsageView(APIView):
             200: OwnUsageSerializer,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description='{"month": ["..."]}'),
             403: NOT_LOGGED_IN,
+            503: DATABASE_UNAVAILABLE,
         },
     )
     def get(self, request: Request) -> Response:
@@ -223,6 +229,7 @@ class ConversationView(RetrieveAPIView):
             404: OpenApiResponse(
                 ErrorSerializer, description="No such conversation, or it is not yours."
             ),
+            503: DATABASE_UNAVAILABLE,
         },
     )
     def get(self, request: Request, *args, **kwargs) -> Response:

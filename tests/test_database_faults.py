@@ -16,8 +16,9 @@ from contextlib import contextmanager
 import httpx2
 import psycopg
 import pytest
+from asgiref.sync import async_to_sync
 from django.db import OperationalError, connection
-from django.test import Client
+from django.test import AsyncClient, Client
 from psycopg import sql
 
 from chat.models import Message
@@ -73,6 +74,20 @@ def test_every_view_answers_503_while_the_database_is_down(developer, method, pa
     else:
         assert response["Content-Type"].startswith("text/html")
         assert b"The database did not respond: try again in a moment." in response.content
+
+
+@pytest.mark.django_db
+def test_a_view_failing_on_the_database_under_asgi_answers_503():
+    """Under ASGI a view's exception reaches the error handler in another thread (asgiref
+    carries it there): an anonymous login fails in the view, not in a middleware."""
+    client = AsyncClient(raise_request_exception=False)
+    post = async_to_sync(client.post)
+    with connection.execute_wrapper(database_down):
+        response = post("/accounts/login/", {"username": "dev", "password": "pw"})
+
+    assert response.status_code == 503
+    assert b"The database did not respond" in response.content
+    assert b"app_secret_role" not in response.content
 
 
 @pytest.mark.django_db

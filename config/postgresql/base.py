@@ -2,9 +2,10 @@
 
 Each connection is checked (an empty query) before it is handed out. One found dead has every
 idle one checked at once: a restart, a failover or pg_terminate_backend leaves them all dead,
-and psycopg_pool, meeting them one by one, pauses longer after each (1, 2, 4… s): eight dead
-connections would outlast its timeout. Django 5.2 passes the pool a `check` of its own and
-refuses ours in OPTIONS["pool"] (allowed from Django 6.1, ticket #37075), hence this backend.
+and psycopg_pool, meeting them one by one, pauses longer after each (1, 2, 4… s): a handful
+would outlast its timeout, and the request would fail. Django 5.2 passes the pool a `check` of
+its own and refuses one in OPTIONS["pool"] (Django ticket #37075, fixed after 5.2), hence this
+backend.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ class CheckedPool(ConnectionPool):
 class DatabaseWrapper(base.DatabaseWrapper):
     @property
     def pool(self) -> ConnectionPool | None:
-        """Django's pool (per alias, shared by every thread), created as Django creates it."""
+        """Django's pool (one per alias, shared by every thread), created as Django 5.2 creates
+        it but for the check."""
         options = self.settings_dict["OPTIONS"].get("pool")
         if self.alias == NO_DB_ALIAS or not options:
             return None

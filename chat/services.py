@@ -90,8 +90,7 @@ class Collected:
 
 # Bytes of UTF-8 per token, for a call cut short before the provider counted it: needs no
 # tokenizer, and errs high. English and code (about 4 bytes a token) come out at twice their
-# count; Chinese and Japanese (3 bytes a character, 1 to 1.5 tokens) at about theirs, where
-# 4 characters a token billed them at a quarter.
+# count; Chinese and Japanese (3 bytes a character, 1 to 1.5 tokens) at about theirs.
 BYTES_PER_TOKEN = 2
 
 

@@ -172,6 +172,11 @@ class BudgetRefusalSerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=["budget_spent"])
 
 
+class DatabaseUnavailableSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    code = serializers.ChoiceField(choices=["database_unavailable"])
+
+
 class MessageSerializer(serializers.ModelSerializer):
     # How an answer ended, in words, unless it ended complete (see chat.models.STOP_NOTICES).
     notice = serializers.CharField(read_only=True, allow_null=True)

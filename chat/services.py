@@ -88,31 +88,33 @@ class Collected:
     finished: bool = False
 
 
-# Characters per token, for a call cut short before the provider counted it: about right
-# for English and code with the providers' tokenizers.
-CHARACTERS_PER_TOKEN = 4
+# Bytes of UTF-8 per token, for a call cut short before the provider counted it: needs no
+# tokenizer, and errs high. English and code (about 4 bytes a token) come out at twice their
+# count; Chinese and Japanese (3 bytes a character, 1 to 1.5 tokens) at about theirs.
+BYTES_PER_TOKEN = 2
 
 
 def usage_of(call: Collected) -> dict[str, Any]:
-    """usage_record's arguments for a call: the counts as reported; estimated from the
-    characters sent and received when text arrived without them, or when the call was cut
-    short with fewer output tokens counted than it sent (the provider bills what it sent, and
-    a developer who leaves early must not spend for free). A call with no text is recorded
-    as reported (a refused call is not billed)."""
+    """usage_record's arguments for a call: the counts as reported; estimated from the bytes
+    sent and received when text arrived without them, or when the call was cut short with
+    fewer output tokens counted than it sent (the provider bills what it sent, and a
+    developer who leaves early must not spend for free). A call with no text is recorded as
+    reported (a refused call is not billed)."""
     usage = call.usage
     if not call.text:
         return {"usage": usage}
-    received = tokens_in(sum(len(text) for text in call.text))
+    received = tokens_in(*call.text)
     if usage is not None and usage.input_tokens is not None:
         if call.finished or (usage.output_tokens or 0) >= received:
             return {"usage": usage}
         return {"usage": replace(usage, output_tokens=received), "estimated": True}
-    sent = len(call.sent.system) + sum(len(message["content"]) for message in call.sent.messages)
-    return {"usage": Usage(tokens_in(sent), received), "estimated": True}
+    sent = tokens_in(call.sent.system, *(message["content"] for message in call.sent.messages))
+    return {"usage": Usage(sent, received), "estimated": True}
 
 
-def tokens_in(characters: int) -> int:
-    return -(-characters // CHARACTERS_PER_TOKEN)
+def tokens_in(*texts: str) -> int:
+    """At most this many tokens: UTF-8 bytes / 2, rounded up."""
+    return -(-sum(len(text.encode()) for text in texts) // BYTES_PER_TOKEN)
 
 
 async def collect_text(
@@ -161,16 +163,22 @@ def compaction_plan(conversation: Conversation) -> Compaction | None:
     )
 
 
-def summary_usage_store(
-    conversation: Conversation, model: LLMModel, called_at: datetime, call: Collected
+def usage_store(
+    conversation: Conversation,
+    model: LLMModel,
+    called_at: datetime,
+    call: Collected,
+    kind: str = UsageRecord.Kind.CHAT,
 ) -> None:
-    # Its own transaction when called alone: a retried attempt records the call once.
+    """The call in the ledger, without what it produced (which could not be stored, or which
+    the call didn't produce). Its own transaction when called alone: a retried attempt records
+    the call once."""
     with transaction.atomic():
         usage_record(
             user_id=conversation.owner_id,
             model=model,
             called_at=called_at,
-            kind=UsageRecord.Kind.SUMMARY,
+            kind=kind,
             **usage_of(call),
         )
 
@@ -185,7 +193,7 @@ def summary_store(
 ) -> Message:
     with transaction.atomic():
         Message.objects.filter(pk__in=older).update(summarised=True)
-        summary_usage_store(conversation, model, called_at, call)
+        usage_store(conversation, model, called_at, call, UsageRecord.Kind.SUMMARY)
         return Message.objects.create(
             conversation=conversation, role=Message.Role.SUMMARY, content=summary
         )
@@ -196,12 +204,16 @@ async def conversation_compact(
 ) -> Message | None:
     """Summarise all but the latest exchange into one summary message, with the same model.
 
-    The summarised messages are kept (marked), so nothing is lost. Raises ProviderError.
+    The summarised messages are kept (marked), so nothing is lost. Raises ProviderError, and
+    DatabaseError when the summary could not be stored (its call is in the ledger all the same).
     """
     plan = await database(partial(compaction_plan, conversation))
     if plan is None:
         return None
     called_at, collected = timezone.now(), Collected(sent=plan.request)
+    record = partial(
+        usage_store, conversation, model, called_at, collected, UsageRecord.Kind.SUMMARY
+    )
     try:
         summary = await collect_text(
             model, summary_settings(model, context_tokens), plan.request, collected
@@ -209,45 +221,80 @@ async def conversation_compact(
     except (ProviderError, asyncio.CancelledError, GeneratorExit):
         # The call is in the ledger all the same, also when the user went away meanwhile:
         # the provider may charge for it.
-        store = database(partial(summary_usage_store, conversation, model, called_at, collected))
         with suppress(Exception):  # the database is down: logged by its retries
-            await asyncio.shield(store)
+            await asyncio.shield(database(record))
         raise
-    return await database(
-        partial(summary_store, conversation, plan.older, summary, model, called_at, collected)
-    )
+    store = partial(summary_store, conversation, plan.older, summary, model, called_at, collected)
+    stored = await in_thread(partial(stored_or_recorded, store, record))
+    if stored is None:
+        raise DatabaseError("The summary could not be stored.")
+    return stored
 
 
-# A write is tried this many times, a growing pause apart, before the database counts as
-# down: long enough for a failover or a restart's first seconds, short for the user.
-WRITE_ATTEMPTS = 4
+# The stream's writes (an answer, a summary, their calls' usage) are retried when the
+# database connection fails, for this many seconds, the pauses between attempts doubling from
+# WRITE_PAUSE to at most WRITE_PAUSE_MAX: a database down for up to that long (a restart, a
+# failover) loses nothing. Each attempt takes a connection afresh from the pool, which checks
+# it first and waits up to its timeout (DATABASE_POOL_TIMEOUT) for one.
+WRITE_RETRY_SECONDS = 20.0
 WRITE_PAUSE = 0.25
+WRITE_PAUSE_MAX = 2.0
+# A turn's start (the user's message) only briefly: nothing was sent yet, and a 503 tells the
+# user to try again.
+START_RETRY_SECONDS = 1.0
 
 
-def with_retries(write: Callable[[], T]) -> T:
-    """The write, tried again when the database connection fails; raises the last error."""
-    for attempt in range(1, WRITE_ATTEMPTS):
+def with_retries(write: Callable[[], T], seconds: float = WRITE_RETRY_SECONDS) -> T:
+    """The write, tried again when the database connection fails, for `seconds`; raises the
+    last error."""
+    give_up_at = time.monotonic() + seconds
+    pause, attempt = WRITE_PAUSE, 1
+    while True:
         try:
             return write()
         except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > give_up_at:
+                raise
             logger.warning("A database write failed (attempt %s); trying again.", attempt)
             if not connection.in_atomic_block:
-                connection.close()  # the next attempt connects afresh
-            time.sleep(WRITE_PAUSE * attempt)
-    return write()
+                connection.close()  # the next attempt takes a connection afresh
+            time.sleep(pause)
+            pause, attempt = min(pause * 2, WRITE_PAUSE_MAX), attempt + 1
 
 
-async def database(work: Callable[[], T]) -> T:
-    """Database work from a stream, in a thread, retried; no connection is held after it (a
-    summary or an answer may stream for minutes next)."""
+def stored_or_recorded(store: Callable[[], T], record: Callable[[], object]) -> T | None:
+    """What a provider call produced, stored with its usage by `store`; when that fails for
+    good (the database stayed down through the retries, or refused the row), the usage alone
+    by `record`: the provider bills the call whether or not we kept what it produced. Each
+    retried; None when only the usage was recorded; raises when neither could be."""
+    try:
+        return with_retries(store)
+    except Exception as error:
+        logger.error("A provider call's result could not be stored: %s", type(error).__name__)
+    try:
+        with_retries(record)
+    except Exception as error:
+        logger.error("A provider call could not be recorded: %s", type(error).__name__)
+        raise
+    return None
+
+
+async def in_thread(work: Callable[[], T]) -> T:
+    """Database work from a stream, in a thread; no connection is held after it (a summary
+    or an answer may stream for minutes next)."""
 
     def run() -> T:
         try:
-            return with_retries(work)
+            return work()
         finally:
             release_connection()
 
     return await sync_to_async(run)()
+
+
+async def database(work: Callable[[], T]) -> T:
+    """Database work from a stream, in a thread, retried."""
+    return await in_thread(partial(with_retries, work))
 
 
 def release_connection() -> None:
@@ -281,7 +328,7 @@ def turn_start(*, conversation: Conversation, model: LLMModel, text: str) -> Tur
         # builds its client without a query.
         return Turn(conversation, model, conversation_context(conversation))
 
-    turn = with_retries(start)
+    turn = with_retries(start, START_RETRY_SECONDS)
     release_connection()
     return turn
 
@@ -307,17 +354,16 @@ def answer_store(turn: Turn, call: Collected, called_at: datetime, **fields: Any
 async def answer_keep(
     turn: Turn, call: Collected, called_at: datetime, **fields: Any
 ) -> Message | None:
-    """Store the answer as far as it went and the call's usage, retrying; None when the
-    database stays down.
+    """Store the answer as far as it went with the call's usage, retrying; the usage alone
+    when the answer can't be stored; None then.
 
     Shielded: a client that goes away mid-write doesn't cancel it.
     """
+    store = partial(answer_store, turn, call, called_at, **fields)
+    record = partial(usage_store, turn.conversation, turn.model, called_at, call)
     try:
-        return await asyncio.shield(
-            database(partial(answer_store, turn, call, called_at, **fields))
-        )
-    except Exception as error:  # the database is down, or refused the row: told, not raised
-        logger.error("An answer could not be stored: %s", type(error).__name__)
+        return await asyncio.shield(in_thread(partial(stored_or_recorded, store, record)))
+    except Exception:  # the database stayed down: logged, and told, not raised
         return None
 
 

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
 from csp.constants import NONCE
 from csp.decorators import csp_update
 from django.contrib.auth.decorators import login_required
-from django.db import DatabaseError
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import (
     HttpRequest,
     HttpResponse,
@@ -16,11 +17,12 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.shortcuts import get_object_or_404, render
+from django.template import loader
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
 from django.utils.http import parse_etags
-from django.views.defaults import page_not_found
+from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
@@ -39,6 +41,7 @@ from chat.serializers import (
     BudgetRefusalSerializer,
     ChatTurnInputSerializer,
     ConversationSerializer,
+    DatabaseUnavailableSerializer,
     ErrorSerializer,
     ModelListSerializer,
     OwnUsageSerializer,
@@ -50,6 +53,12 @@ from llmadmin.usage import alerts_due, budget_state, month_start, own_usage, spe
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
+# Any request while the database is unreachable (see server_error).
+DATABASE_UNAVAILABLE = OpenApiResponse(
+    DatabaseUnavailableSerializer,
+    description="The database did not respond: nothing was done. Retry-After says when to "
+    "try again.",
+)
 
 
 class ModelListView(APIView):
@@ -72,6 +81,7 @@ class ModelListView(APIView):
             200: ModelListSerializer,
             304: OpenApiResponse(description="Not modified."),
             403: NOT_LOGGED_IN,
+            503: DATABASE_UNAVAILABLE,
         },
     )
     def get(self, request: Request) -> HttpResponse:
@@ -141,10 +151,7 @@ class ChatTurnView(APIView):
                 "model, is spent: nothing was stored or sent. The detail says when it resets.",
             ),
             415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
-            503: OpenApiResponse(
-                ErrorSerializer,
-                description="The database did not take the message; nothing was saved.",
-            ),
+            503: DATABASE_UNAVAILABLE,
         },
     )
     def post(self, request: Request) -> HttpResponse:
@@ -164,9 +171,7 @@ class ChatTurnView(APIView):
                 conversation=conversation, model=data["model_id"], text=data["message"]
             )
         except DatabaseError:
-            return Response(
-                {"detail": "The database did not respond: try again in a moment."}, status=503
-            )
+            return database_unavailable(request)
         # The answer streams on the event loop (under ASGI): this thread's work is done.
         response = StreamingHttpResponse(
             server_sent(turn_answer(turn)), content_type="text/event-stream"
@@ -198,6 +203,7 @@ class UsageView(APIView):
             200: OwnUsageSerializer,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description='{"month": ["..."]}'),
             403: NOT_LOGGED_IN,
+            503: DATABASE_UNAVAILABLE,
         },
     )
     def get(self, request: Request) -> Response:
@@ -223,6 +229,7 @@ class ConversationView(RetrieveAPIView):
             404: OpenApiResponse(
                 ErrorSerializer, description="No such conversation, or it is not yours."
             ),
+            503: DATABASE_UNAVAILABLE,
         },
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
@@ -243,7 +250,38 @@ def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     """
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Not found."}, status=404)
-    return page_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 page; a 503 when the request failed on the database connection (the
+    database is down, restarting or unreachable), wherever it failed: a view, the session or
+    user a middleware loaded, a response's session save."""
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        return database_unavailable(request)
+    return defaults.server_error(request)
+
+
+# A client may try again this many seconds after a 503.
+RETRY_AFTER_SECONDS = 10
+
+
+def database_unavailable(request: HttpRequest) -> HttpResponse:
+    """503 with Retry-After: JSON under /api/, else a plain page that needs no database.
+    Never the error's own text."""
+    if request.path.startswith("/api/"):
+        response = JsonResponse(
+            {
+                "detail": "The database did not respond: try again in a moment.",
+                "code": "database_unavailable",
+            },
+            status=503,
+        )
+    else:
+        # Without the request: its context would load the user, from the database.
+        response = HttpResponse(loader.render_to_string("503.html"), status=503)
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 @login_required

@@ -98,12 +98,15 @@ DATABASES = {
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI each request's sync part runs in a thread of its own, with a connection of
     # its own: hundreds of chat turns starting at once would open hundreds. A pool per worker
-    # process bounds them; a request waits for a free connection instead.
+    # process bounds them; a request waits for a free connection instead, and answers 503
+    # when none comes (the database is down) within the timeout.
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
         "max_size": env.int("DATABASE_POOL_SIZE", default=20),
-        "timeout": 30,
+        "timeout": env.float("DATABASE_POOL_TIMEOUT", default=10),
     }
+    # Django's backend, with a pool that checks each connection before handing it out.
+    DATABASES["default"]["ENGINE"] = "config.postgresql"
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers: readers don't block the writer (WAL), and a write transaction takes
     # the lock when it begins, so it waits its turn (busy timeout) instead of failing midway.

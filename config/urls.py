@@ -11,3 +11,5 @@ urlpatterns = [
 
 # JSON, not an HTML page, for an /api/ URL that matches no route.
 handler404 = "chat.views.not_found"
+# A 503, not a 500, while the database is unreachable.
+handler500 = "chat.views.server_error"

@@ -8,6 +8,7 @@ each event as it comes, and a client that goes away.
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from http.server import BaseHTTPRequestHandler
 
 import httpx2
 import pytest
-from django.db import OperationalError, connection
+from django.db import DatabaseError, DataError, OperationalError, connection
 
 import chat.services
 from chat.models import Conversation, Message
@@ -244,7 +245,7 @@ def test_a_compressed_answer_we_did_not_ask_for_is_not_expanded(client, develope
 # --- The database blinks --------------------------------------------------------------------
 
 
-def failing_answer_writes(times: int):
+def failing_answer_writes(times: int, error: type[DatabaseError] = OperationalError):
     """A database that refuses the first `times` writes of an assistant's message."""
     failures = {"left": times}
 
@@ -252,17 +253,24 @@ def failing_answer_writes(times: int):
         answer = 'INSERT INTO "chat_message"' in sql and "assistant" in (params or ())
         if answer and failures["left"] > 0:
             failures["left"] -= 1
-            raise OperationalError("server closed the connection unexpectedly")
+            raise error("server closed the connection unexpectedly")
         return run(sql, params, many, context)
 
     return execute
 
 
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """Retries a few milliseconds apart, given up after a tenth of a second."""
+    monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
+    monkeypatch.setattr(chat.services, "WRITE_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(chat.services, "START_RETRY_SECONDS", 0.1)
+
+
 @pytest.mark.django_db
 def test_an_answer_write_that_fails_for_a_moment_is_retried_and_stored(
-    client, developer, monkeypatch
+    client, developer, quick_retries
 ):
-    monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
     script = Script([openai_delta("Hello"), OPENAI_END])
     with serve_script(script) as url, connection.execute_wrapper(failing_answer_writes(2)):
         events = send(client, model_at(url))
@@ -272,25 +280,34 @@ def test_an_answer_write_that_fails_for_a_moment_is_retried_and_stored(
 
 
 @pytest.mark.django_db
-def test_an_answer_the_database_never_takes_is_reported_to_the_user(client, developer, monkeypatch):
-    monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
+@pytest.mark.parametrize(
+    "error",
+    [
+        pytest.param(OperationalError, id="the database stays down"),
+        pytest.param(DataError, id="the database refuses the row"),
+    ],
+)
+def test_an_answer_the_database_never_takes_is_reported_and_its_call_still_recorded(
+    client, developer, quick_retries, error
+):
     script = Script([openai_delta("Hello"), OPENAI_END])
-    with serve_script(script) as url, connection.execute_wrapper(failing_answer_writes(99)):
+    with serve_script(script) as url, connection.execute_wrapper(failing_answer_writes(99, error)):
         events = send(client, model_at(url))
 
     assert texts(events) == ["Hello"]
-    name, error = ending(events)
+    name, ended = ending(events)
     assert name == "error"
-    assert "could not be saved" in error["message"]
+    assert "could not be saved" in ended["message"]
     assert not Message.objects.filter(role=Message.Role.ASSISTANT).exists()
+    # The provider bills the call: it is in the ledger, once.
+    record = UsageRecord.objects.get()
+    assert (record.input_tokens, record.output_tokens) == (5, 2)
 
 
 @pytest.mark.django_db
 def test_a_turn_the_database_refuses_to_start_is_a_503_with_nothing_half_saved(
-    client, developer, monkeypatch
+    client, developer, quick_retries
 ):
-    monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
-
     def refuse_user_messages(run, sql, params, many, context):
         if 'INSERT INTO "chat_message"' in sql:
             raise OperationalError("the database system is starting up")
@@ -302,7 +319,10 @@ def test_a_turn_the_database_refuses_to_start_is_a_503_with_nothing_half_saved(
         status, body = post_chat(client, {"model_id": model.pk, "message": "Hi"})
 
     assert status == 503
-    assert b"database" in body
+    assert json.loads(body) == {
+        "detail": "The database did not respond: try again in a moment.",
+        "code": "database_unavailable",
+    }
     assert script.requests == 0
     assert not developer.conversations.exists()
 
@@ -460,7 +480,8 @@ def test_a_summary_the_user_left_during_is_still_in_the_ledger(asgi_server, clie
                 assert summarising.wait(5), seen
         summary = recorded(UsageRecord.Kind.SUMMARY)
 
-    assert (summary.pricing, summary.output_tokens) == (Pricing.ESTIMATED, 4)
+    # "Summary so far": 14 bytes, 7 tokens at 2 bytes a token.
+    assert (summary.pricing, summary.output_tokens) == (Pricing.ESTIMATED, 7)
     assert not Message.objects.filter(role=Message.Role.SUMMARY).exists()
 
 

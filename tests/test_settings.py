@@ -62,4 +62,4 @@ def test_it_starts_with_debug_off_and_sqlite_by_default():
 def test_it_reads_the_database_from_database_url():
     result = start(SECRET_KEY="k", SALT_KEY="s", DATABASE_URL="postgres://u:p@127.0.0.1:5/db")
 
-    assert result.stdout.split()[-1] == "django.db.backends.postgresql"
+    assert result.stdout.split()[-1] == "config.postgresql"  # Django's, with a checked pool

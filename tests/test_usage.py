@@ -170,28 +170,40 @@ def test_an_answer_cut_short_is_costed_from_its_reported_input_and_estimated_out
         send(client, model)
 
     record = UsageRecord.objects.get()
-    # "Hello world": 11 characters, 3 tokens at 4 characters a token.
+    # The reported input wins; "Hello world": 11 bytes, 6 tokens at 2 bytes a token.
     assert (record.pricing, record.input_tokens, record.output_tokens) == (
         Pricing.ESTIMATED,
         MILLION,
-        3,
+        6,
     )
     assert record.cost > Decimal(2)
 
 
-def test_an_answer_cut_short_without_counts_is_estimated_from_the_characters(client, developer):
+@pytest.mark.parametrize(
+    ("message", "input_tokens"),
+    [
+        # 400 bytes: 200 tokens.
+        pytest.param("x" * 400, 200, id="ASCII"),
+        # 3 bytes a character: 1,500 tokens where 4 characters a token made 250.
+        pytest.param("漢" * 1000, 1500, id="CJK"),
+    ],
+)
+def test_an_answer_cut_short_without_counts_is_estimated_at_two_bytes_a_token(
+    client, developer, message, input_tokens
+):
     # OpenAI's usage comes in the last chunk, which never arrives.
     with serve(FakeProvider("openai", KEY, mode="drop")) as server:
         model = model_at(server, **PRICES)
-        send(client, model, "x" * 400)
+        send(client, model, message)
 
     record = UsageRecord.objects.get()
+    # "Hello world" received: 11 bytes, 6 tokens.
     assert (record.pricing, record.input_tokens, record.output_tokens) == (
         Pricing.ESTIMATED,
-        100,
-        3,
+        input_tokens,
+        6,
     )
-    assert record.cost == Decimal("0.000345")  # 100 x $3 + 3 x $15 per million
+    assert record.cost == (input_tokens * 3 + 6 * 15) / Decimal(MILLION)
 
 
 def test_cutting_answers_short_does_not_get_around_a_budget(client, developer):

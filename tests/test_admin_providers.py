@@ -83,13 +83,11 @@ def test_the_form_never_renders_the_stored_key_and_says_one_is_set(admin_client)
 def test_a_blank_key_field_keeps_the_stored_key(admin_client):
     provider = ProviderFactory(api_key=KEY)
 
-    response = admin_client.post(
-        change_url(provider), provider_form_data(provider, base_url="http://p:1")
-    )
+    response = admin_client.post(change_url(provider), provider_form_data(provider, enabled=""))
 
     assert response.status_code == 302
     provider.refresh_from_db()
-    assert (provider.api_key, provider.base_url) == (KEY, "http://p:1")
+    assert (provider.api_key, provider.enabled) == (KEY, False)
 
 
 def test_a_new_key_replaces_the_stored_one(admin_client):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from llmadmin.models import Provider
 
 
@@ -24,3 +26,26 @@ def provider_form_data(provider: Provider, **overrides: object) -> dict[str, obj
     }
     data.update(overrides)
     return {key: value for key, value in data.items() if value is not None}
+
+
+STORED_KEY = "sk-ant-STORED-KEY-never-elsewhere-0001"
+TYPED_KEY = "sk-ant-TYPED-KEY-for-the-new-address-0002"
+STORED_SECRET = "wJalrXUtnFEMI/K7MDENG/STOREDSECRETKEY"
+
+# A stored secret, and a form that would send it elsewhere or otherwise: (the provider as
+# stored, what is typed, the field whose secret must be typed again). "{attacker}" is a
+# server's URL.
+# fmt: off
+NEW_ADDRESSES = [
+    pytest.param({"type": "anthropic", "api_key": STORED_KEY, "base_url": "https://llm.corp"},
+                 {"base_url": "{attacker}"}, "api_key", id="a typed base URL"),
+    pytest.param({"type": "anthropic", "api_key": STORED_KEY, "base_url": "https://llm.corp"},
+                 {"base_url": ""}, "api_key", id="the base URL back to the default"),
+    pytest.param({"type": "bedrock", "api_key": STORED_KEY, "region": "us-east-1"},
+                 {"region": "eu-west-1"}, "api_key", id="another region"),
+    pytest.param({"type": "bedrock", "api_key": None, "region": "us-east-1",
+                  "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
+                  "aws_secret_access_key": STORED_SECRET},
+                 {"auth": "aws_keys"}, "aws_secret_access_key", id="another way to authenticate"),
+]
+# fmt: on

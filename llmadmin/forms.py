@@ -16,7 +16,14 @@ from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.views.decorators.debug import sensitive_variables
 
-from llmadmin.models import PRICE_FIELDS, SECRET_FIELDS, AuthMode, LLMModel, Provider
+from llmadmin.models import (
+    PRICE_FIELDS,
+    SECRET_FIELDS,
+    AuthMode,
+    LLMModel,
+    Provider,
+    lock_default_changes,
+)
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES, ProviderType
 
 
@@ -103,10 +110,7 @@ class VersionedForm(forms.ModelForm):
         return cleaned
 
     def refuse_if_stale(self, posted: str) -> None:
-        # Read under a lock (the admin saves in a transaction): a save of the same object
-        # at the same moment waits for this one, then finds its form stale.
-        stored = type(self.instance)._default_manager.select_for_update().get(pk=self.instance.pk)
-        version = stored_version(stored)
+        version = stored_version(self.stored_for_update())
         loaded = dict(item.split(":", 1) for item in posted.split(",") if ":" in item)
         changed = [name for name, digest in version.items() if loaded.get(name) != digest]
         if not changed:
@@ -122,6 +126,11 @@ class VersionedForm(forms.ModelForm):
             f"opened it ({labels}). Nothing was saved; what you typed is kept below: review "
             "it against the change and save again.",
         )
+
+    def stored_for_update(self) -> models.Model:
+        # Read under a lock (the admin saves in a transaction): a save of the same object
+        # at the same moment waits for this one, then finds its form stale.
+        return type(self.instance)._default_manager.select_for_update().get(pk=self.instance.pk)
 
     def field_label(self, name: str) -> str:
         if name in self.fields and self.fields[name].label:
@@ -376,6 +385,13 @@ class LLMModelAdminForm(VersionedForm):
                     f"{identifier} is not in the catalog: enter its context limit.",
                 )
         return cleaned
+
+    def stored_for_update(self) -> models.Model:
+        # Locks in the order a change of the default takes them (LLMModel.save): the
+        # default's lock, then the row; the other way round two admins could deadlock.
+        if self.cleaned_data.get("is_default"):
+            lock_default_changes()
+        return super().stored_for_update()
 
     def selected_type(self) -> ProviderType | None:
         provider = self.cleaned_data.get("provider")

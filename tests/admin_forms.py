@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from django.test import Client
 
 from llmadmin.models import Provider
 
@@ -49,3 +52,26 @@ NEW_ADDRESSES = [
                  {"auth": "aws_keys"}, "aws_secret_access_key", id="another way to authenticate"),
 ]
 # fmt: on
+
+
+def form_as_loaded(client: Client, url: str, **overrides: object) -> dict[str, object]:
+    """A change form as the browser posts it back (what the page shows, with the version it
+    was loaded at), then the overrides; an override of None leaves that field out."""
+    form = client.get(url).context["adminform"].form
+    return form_as_shown(form, **overrides)
+
+
+def form_as_shown(form: Any, **overrides: object) -> dict[str, object]:
+    """What a rendered form posts back, then the overrides."""
+    data: dict[str, object] = {}
+    for name in form.fields:
+        value = form[name].value()
+        if isinstance(value, bool):
+            if value:
+                data[name] = "on"
+        elif isinstance(value, list | tuple):
+            data[name] = [str(item) for item in value]
+        else:
+            data[name] = "" if value is None else str(value)
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}

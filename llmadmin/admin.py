@@ -39,7 +39,7 @@ from django.views.decorators.http import require_POST
 
 # The usage dashboard's admin, registered where it is defined.
 from llmadmin import dashboard  # noqa: F401
-from llmadmin.audit import log_connection_test
+from llmadmin.audit import CONNECTION_TEST, log_connection_test
 from llmadmin.exports import spreadsheet_safe
 from llmadmin.forms import (
     AUTH_MODE_FIELDS,
@@ -800,6 +800,17 @@ class AuditLogEntryAdmin(LogEntryAdmin):
     export of what is selected."""
 
     actions = ["export_csv"]
+
+    @admin.display(description="Changes")
+    def msg_short(self, entry: AuditEntry) -> str:
+        # auditlog lists an access with no changes; ours are connection tests of typed values.
+        if entry.action == AuditEntry.Action.ACCESS and entry.changes_dict:
+            return "Connection test with typed " + ", ".join(
+                str(Provider._meta.get_field(name).verbose_name)
+                for name in entry.changes_dict
+                if name != CONNECTION_TEST
+            )
+        return super().msg_short(entry)
 
     @admin.action(description="Export selected entries (CSV)")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> HttpResponse:

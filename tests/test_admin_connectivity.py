@@ -291,7 +291,9 @@ def audit_table() -> str:
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(("stored", "posted", "key_field"), NEW_ADDRESSES)
-def test_a_new_address_is_not_tested_with_the_stored_key(client, editor, stored, posted, key_field):
+def test_a_new_address_is_not_tested_with_the_stored_key(
+    client, admin_client, editor, stored, posted, key_field
+):
     provider = ProviderFactory(**stored)
     with serve(FakeProvider("anthropic", STORED_KEY)) as attacker:
         answer = client.post(
@@ -312,6 +314,12 @@ def test_a_new_address_is_not_tested_with_the_stored_key(client, editor, stored,
         "connection test": ["", "Not tested: re-enter the key to use it with a new address."],
     }
     assert STORED_KEY not in audit_table()
+    (typed_field,) = posted
+    listed = admin_client.get(reverse("admin:auditlog_logentry_changelist")).text
+    assert f"Connection test with typed {FIELD_LABELS[typed_field]}" in listed
+
+
+FIELD_LABELS = {"base_url": "base URL", "region": "region", "auth": "authentication"}
 
 
 @pytest.mark.django_db

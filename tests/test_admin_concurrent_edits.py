@@ -3,13 +3,19 @@ refused, says what changed and keeps what was typed."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.contrib.auth.models import Group, User
+from django.db import connection, connections, transaction
 from django.test import Client
 from django.urls import reverse
+from playwright.sync_api import expect
 
 from llmadmin.models import LLMModel, Provider
 from tests.admin_forms import form_as_loaded, form_as_shown
+from tests.browser import log_in_as_admin
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.provider_servers import FakeProvider, serve
 
@@ -122,3 +128,67 @@ def test_a_connection_test_does_not_make_the_page_stale(admin_client):
     assert admin_client.post(provider_url(provider), mine).status_code == 302
     provider.refresh_from_db()
     assert (provider.enabled, provider.check_status) == (False, "verified")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stale_model_page_in_a_browser_is_refused_then_saved_as_reviewed(page, asgi_server):
+    model = LLMModelFactory(display_name="Sonnet", context_limit=200_000)
+    log_in_as_admin(page, asgi_server)
+    page.goto(f"{asgi_server}{model_url(model)}")
+    page.fill("#id_display_name", "My Sonnet")
+    model.context_limit = 100_000  # saved meanwhile by another admin
+    model.save()
+
+    page.click("input[name=_save]")
+
+    expect(page.locator(".errorlist.nonfield")).to_have_text(refusal("model", "Context limit"))
+    expect(page.locator("#id_display_name")).to_have_value("My Sonnet")
+    assert LLMModel.objects.get(pk=model.pk).display_name == "Sonnet"
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+    model.refresh_from_db()
+    assert model.display_name == "My Sonnet"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="row locks need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_two_saves_of_one_model_at_the_same_moment_keep_one_and_refuse_the_other(
+    admin_client, other_admin
+):
+    model = LLMModelFactory(display_name="Sonnet", context_limit=200_000)
+    forms = [
+        (admin_client, form_as_loaded(admin_client, model_url(model), display_name="Mine")),
+        (other_admin, form_as_loaded(other_admin, model_url(model), context_limit="100000")),
+    ]
+    statuses: list[int] = []
+
+    def save(client: Client, data: dict[str, object]) -> None:
+        try:
+            statuses.append(client.post(model_url(model), data).status_code)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=save, args=form) for form in forms]
+    # Both saves start while the row is locked here, and queue up on it.
+    with transaction.atomic():
+        LLMModel.objects.select_for_update().get(pk=model.pk)
+        for thread in threads:
+            thread.start()
+        until = time.monotonic() + 10
+        while waiting_on_a_lock() < 2 and time.monotonic() < until:
+            time.sleep(0.02)
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert sorted(statuses) == [200, 302]
+    model.refresh_from_db()
+    assert (model.display_name, model.context_limit) in [("Mine", 200_000), ("Sonnet", 100_000)]
+
+
+def waiting_on_a_lock() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        return cursor.fetchone()[0]

@@ -47,11 +47,11 @@ def refusal(kind: str, labels: str) -> str:
     )
 
 
-# (what the other admin saves meanwhile, how the refusal names it)
+# (what the other admin saves meanwhile, given a group; how the refusal names it)
 OTHER_MODEL_CHANGES = [
-    pytest.param({"context_limit": "100000"}, "Context limit", id="a field"),
+    pytest.param(lambda group: {"context_limit": "100000"}, "Context limit", id="a field"),
     pytest.param(
-        {"restricted": "on", "allowed_groups": ["{group}"]},
+        lambda group: {"restricted": "on", "allowed_groups": [str(group.pk)]},
         "Only for the groups and users below, Groups",
         id="who may use it",
     ),
@@ -63,11 +63,7 @@ def test_a_model_form_loaded_before_another_admins_save_is_refused(
     admin_client, other_admin, other_change, labels
 ):
     model = LLMModelFactory(display_name="Sonnet", context_limit=200_000)
-    group = Group.objects.create(name="backend")
-    other_change = {
-        name: [str(group.pk)] if isinstance(value, list) else value
-        for name, value in other_change.items()
-    }
+    other_change = other_change(Group.objects.create(name="backend"))
     mine = form_as_loaded(admin_client, model_url(model), display_name="My Sonnet")
     theirs = form_as_loaded(other_admin, model_url(model), **other_change)
     assert other_admin.post(model_url(model), theirs).status_code == 302
@@ -87,7 +83,8 @@ def test_a_model_form_loaded_before_another_admins_save_is_refused(
 
 def test_a_model_form_reloaded_after_another_admins_save_saves(admin_client, other_admin):
     model = LLMModelFactory(display_name="Sonnet", context_limit=200_000)
-    other_admin.post(model_url(model), form_as_loaded(other_admin, model_url(model), top_k="5"))
+    theirs = form_as_loaded(other_admin, model_url(model), top_k="5")
+    assert other_admin.post(model_url(model), theirs).status_code == 302
 
     mine = form_as_loaded(admin_client, model_url(model), display_name="My Sonnet")
 

@@ -40,10 +40,12 @@ from django.views.decorators.http import require_POST
 
 # The usage dashboard's admin, registered where it is defined.
 from llmadmin import dashboard  # noqa: F401
+from llmadmin.audit import CONNECTION_TEST, log_connection_test
 from llmadmin.exports import spreadsheet_safe
 from llmadmin.fields import validate_no_hidden_characters
 from llmadmin.forms import (
     AUTH_MODE_FIELDS,
+    NEW_ADDRESS,
     LLMModelAdminForm,
     ProviderAdminForm,
     WhoForm,
@@ -99,6 +101,10 @@ CHECK_LABELS = {
     CheckStatus.UNREACHABLE: "Unreachable",
     CheckStatus.NO_PERMISSION: "Lacks permission",
 }
+
+
+# The fields a connection test takes as typed: the credentials and where they are sent.
+CONNECTION_FIELDS = ("auth", "aws_access_key_id", *SECRET_FIELDS, "base_url", "region")
 
 
 def typed_secrets_key(provider: Provider) -> str:
@@ -197,7 +203,8 @@ class ProviderAdmin(admin.ModelAdmin):
                 *AUTH_MODE_FIELDS[AuthMode.AWS_KEYS] * (AuthMode.AWS_KEYS in modes),
                 "remove_api_key",
             ]
-        test_fields = ["last_test", "test_button"] if can_change else ["last_test"]
+        # The version the page was loaded at (hidden): a save over a newer one is refused.
+        test_fields = ["last_test", "test_button", "version"] if can_change else ["last_test"]
         fieldsets: list[Any] = [
             (None, {"fields": key_fields + test_fields}),
             ("Connection", {"fields": [*connection, "enabled"]}),
@@ -247,19 +254,35 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def try_typed(self, request: HttpRequest, provider: Provider) -> tuple[str, str]:
         """Test the page's typed credentials and endpoint unsaved; unchanged, the stored ones
-        are tested and the result recorded, as the button does without a script."""
-        form = self.get_form(request, provider)(request.POST, instance=provider)
-        if not form.is_valid():
-            return "error", "Not tested: correct the fields below first."
-        typed = {"auth", "aws_access_key_id", *SECRET_FIELDS, "base_url", "region"}
-        if typed & set(form.changed_data):
+        are tested and the result recorded, as the button does without a script. A test of
+        typed values is audited, run or refused."""
+        # A test is not a save: another admin's change since the page was loaded doesn't
+        # block it (what counts as typed is measured against what is stored now).
+        form = self.get_form(request, provider)(
+            request.POST, instance=provider, check_version=False
+        )
+        valid = form.is_valid()
+        typed = [name for name in form.changed_data if name in CONNECTION_FIELDS]
+        if not valid:
+            level = "error"
+            retype = any(form.has_error(name, NEW_ADDRESS) for name in SECRET_FIELDS)
+            message = (
+                "Not tested: re-enter the key to use it with a new address."
+                if retype
+                else "Not tested: correct the fields below first."
+            )
+        elif typed:
             status, reason = provider_try_connection(provider=form.instance)
-            note = " (what is typed, not saved yet)"
+            level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
+            message = f"{CHECK_LABELS.get(status, 'Not tested')} (what is typed, not saved yet). "
+            message += reason
         else:
             status, reason = provider_check_connection(provider=provider)
-            note = ""
-        level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
-        return level, f"{CHECK_LABELS.get(status, 'Not tested')}{note}. {reason}"
+            level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
+            return level, f"{CHECK_LABELS.get(status, 'Not tested')}. {reason}"
+        if typed:
+            log_connection_test(provider, typed=typed, outcome=message)
+        return level, message
 
     @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
@@ -466,7 +489,8 @@ class LLMModelAdmin(admin.ModelAdmin):
         return super().delete_view(request, object_id, extra_context)
 
     def get_fieldsets(self, request: HttpRequest, obj: LLMModel | None = None) -> list[Any]:
-        first = ["provider", "identifier", "display_name", "enabled", "is_default"]
+        # With the version the page was loaded at (hidden): a save over a newer one is refused.
+        first = ["provider", "identifier", "display_name", "enabled", "is_default", "version"]
         fieldsets: list[Any] = [
             (None, {"fields": [*first, "catalog_summary"] if obj else first}),
             ("Context", {"fields": ["context_limit", "compression_threshold"]}),
@@ -771,6 +795,17 @@ class AuditLogEntryAdmin(LogEntryAdmin):
     export of what is selected."""
 
     actions = ["export_csv"]
+
+    @admin.display(description="Changes")
+    def msg_short(self, entry: AuditEntry) -> str:
+        # auditlog lists an access with no changes; ours are connection tests of typed values.
+        if entry.action == AuditEntry.Action.ACCESS and entry.changes_dict:
+            return "Connection test with typed " + ", ".join(
+                str(Provider._meta.get_field(name).verbose_name)
+                for name in entry.changes_dict
+                if name != CONNECTION_TEST
+            )
+        return super().msg_short(entry)
 
     @admin.action(description="Export selected entries (CSV)")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> HttpResponse:

@@ -18,6 +18,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
 
 SECRET_SET, SECRET_UNSET = "(set)", "(none)"
+# A connection test's entry: each typed field, then the outcome.
+TESTED_STORED, TESTED_TYPED = "(stored)", "(typed for a test, not saved)"
+CONNECTION_TEST = "connection test"
 # Noise, not changes: timestamps and the outcome of connection tests.
 NOT_AUDITED = ["created_at", "updated_at", "check_status", "check_reason", "checked_at"]
 
@@ -93,6 +96,18 @@ def log_access_removed(models: Iterable[Any], field: str, removed: Any) -> None:
     removed_only = type(removed).objects.filter(pk=removed.pk)
     for model in models:
         LogEntry.objects.log_m2m_changes(removed_only, model, "delete", field)
+
+
+def log_connection_test(provider: Any, *, typed: Iterable[str], outcome: str) -> None:
+    """A connection test with values typed into the form, not saved: which fields were
+    typed (never their values) and how it ended, in our own words."""
+    changes = {name: [TESTED_STORED, TESTED_TYPED] for name in typed}
+    LogEntry.objects.log_create(
+        provider,
+        action=LogEntry.Action.ACCESS,
+        changes={**changes, CONNECTION_TEST: ["", outcome]},
+        force_log=True,
+    )
 
 
 def log_reencrypted(provider: Any, fields: Iterable[str]) -> None:

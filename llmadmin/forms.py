@@ -9,11 +9,21 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
+from django.utils.text import capfirst
 from django.views.decorators.debug import sensitive_variables
 
-from llmadmin.models import PRICE_FIELDS, SECRET_FIELDS, AuthMode, LLMModel, Provider
+from llmadmin.models import (
+    PRICE_FIELDS,
+    SECRET_FIELDS,
+    AuthMode,
+    LLMModel,
+    Provider,
+    lock_default_changes,
+)
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES, ProviderType
 
 
@@ -39,9 +49,96 @@ AUTH_MODE_FIELDS = {
     AuthMode.AWS_KEYS: ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
     AuthMode.DEFAULT_CHAIN: (),
 }
+# Where and how the credentials are sent: a stored secret goes only where it was entered.
+ADDRESS_FIELDS = ("base_url", "region", "auth")
+NEW_ADDRESS = "new_address"
+RETYPE_FOR_NEW_ADDRESS = {
+    "api_key": "Re-enter the key to use it with a new address.",
+    "aws_secret_access_key": "Re-enter the secret access key to use it with a new address.",
+}
 
 
-class ProviderAdminForm(forms.ModelForm):
+def stored_version(obj: models.Model) -> dict[str, str]:
+    """A short keyed digest of each stored value an admin can edit, secrets included: tells
+    which changed since a form was loaded, and puts no value (nor a plain hash of one) in
+    the page."""
+    digests = {}
+    for field in [*obj._meta.concrete_fields, *obj._meta.many_to_many]:
+        if not field.editable or field.primary_key:
+            continue
+        value = field.value_from_object(obj)
+        if field.many_to_many:
+            value = sorted(related.pk for related in value)
+        text = json.dumps(value, default=str, sort_keys=True)
+        digest = salted_hmac("llmadmin.forms.stored_version", f"{field.name}={text}")
+        digests[field.name] = digest.hexdigest()[:12]
+    return digests
+
+
+def version_token(version: dict[str, str]) -> str:
+    return ",".join(f"{name}:{digest}" for name, digest in version.items())
+
+
+class VersionField(forms.CharField):
+    widget = forms.HiddenInput
+
+    def has_changed(self, initial: Any, data: Any) -> bool:
+        return False  # what the page was loaded at, not a change the admin makes
+
+
+class VersionedForm(forms.ModelForm):
+    """A change form that refuses to save over changes made since it was loaded: two admins
+    editing the same object would otherwise silently revert each other.
+
+    The page carries the stored row's version (hidden); a form posted without one (a script,
+    not the browser's page) is not checked.
+    """
+
+    version = VersionField(required=False)
+
+    def __init__(self, *args: Any, check_version: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.check_version = check_version
+        if self.instance.pk:
+            self.initial["version"] = version_token(stored_version(self.instance))
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        posted = self.data.get(self.add_prefix("version"))
+        if self.check_version and self.instance.pk and posted:
+            self.refuse_if_stale(posted)
+        return cleaned
+
+    def refuse_if_stale(self, posted: str) -> None:
+        version = stored_version(self.stored_for_update())
+        loaded = dict(item.split(":", 1) for item in posted.split(",") if ":" in item)
+        changed = [name for name, digest in version.items() if loaded.get(name) != digest]
+        if not changed:
+            return
+        # Shown again with everything typed, and the version now stored: saving it again
+        # is a decision taken knowing what changed.
+        self.data = self.data.copy()
+        self.data[self.add_prefix("version")] = version_token(version)
+        labels = ", ".join(self.field_label(name) for name in changed)
+        self.add_error(
+            None,
+            f"This {self.instance._meta.verbose_name} was changed by someone else since you "
+            f"opened it ({labels}). Nothing was saved; what you typed is kept below: review "
+            "it against the change and save again.",
+        )
+
+    def stored_for_update(self) -> models.Model:
+        # Read under a lock (the admin saves in a transaction): a save of the same object
+        # at the same moment waits for this one, then finds its form stale.
+        return type(self.instance)._default_manager.select_for_update().get(pk=self.instance.pk)
+
+    def field_label(self, name: str) -> str:
+        if name in self.fields and self.fields[name].label:
+            return str(self.fields[name].label)
+        return capfirst(self.instance._meta.get_field(name).verbose_name)
+
+
+class ProviderAdminForm(VersionedForm):
     # Secrets typed into the attempt just refused for another field (set by the admin):
     # used when their field is left blank, so nothing typed is lost and nothing is re-rendered.
     kept_secrets: dict[str, str] = {}
@@ -153,7 +250,34 @@ class ProviderAdminForm(forms.ModelForm):
             cleaned["aws_access_key_id"] = ""
             # Nothing stored is left to authenticate with: back to the type's first way.
             cleaned["auth"] = next(iter(self.instance.provider_type.auth_modes))
+        elif self.new_address(cleaned):
+            self.keep_stored_secrets_home(cleaned)
         return cleaned
+
+    def new_address(self, cleaned: dict[str, Any]) -> bool:
+        """Whether the credentials would go elsewhere, or be sent otherwise, than stored
+        (clearing the base URL back to the type's default is another address too)."""
+        return any(
+            name in cleaned and cleaned[name] != getattr(self.instance, name)
+            for name in ADDRESS_FIELDS
+        )
+
+    @sensitive_variables("cleaned")
+    def keep_stored_secrets_home(self, cleaned: dict[str, Any]) -> None:
+        """A new address takes only the secrets typed into this form: a stored key sent to
+        a typed host would be handed to whoever runs it, by anyone who may edit the form."""
+        for name in SECRET_FIELDS:
+            typed = self.data.get(self.add_prefix(name)) or name in self.changed_untyped
+            if name not in self.chosen_mode_fields or typed or cleaned.get(name) is None:
+                continue
+            if name in RETYPE_FOR_NEW_ADDRESS:
+                self.add_error(
+                    name, ValidationError(RETYPE_FOR_NEW_ADDRESS[name], code=NEW_ADDRESS)
+                )
+            else:
+                # Not a secret one re-enters alone: a session token belongs to its secret.
+                cleaned[name] = None
+                self.changed_untyped.append(name)
 
     def _post_clean(self) -> None:
         super()._post_clean()
@@ -172,7 +296,7 @@ def option_field_names(provider_type: ProviderType) -> list[str]:
     ]
 
 
-class LLMModelAdminForm(forms.ModelForm):
+class LLMModelAdminForm(VersionedForm):
     """The model form with one fieldset of generated fields per provider type.
 
     Only the selected provider's fields are read on save; a small script shows only them.
@@ -261,6 +385,13 @@ class LLMModelAdminForm(forms.ModelForm):
                     f"{identifier} is not in the catalog: enter its context limit.",
                 )
         return cleaned
+
+    def stored_for_update(self) -> models.Model:
+        # Locks in the order a change of the default takes them (LLMModel.save): the
+        # default's lock, then the row; the other way round two admins could deadlock.
+        if self.cleaned_data.get("is_default"):
+            lock_default_changes()
+        return super().stored_for_update()
 
     def selected_type(self) -> ProviderType | None:
         provider = self.cleaned_data.get("provider")

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from auditlog.models import LogEntry as AuditEntry
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.urls import reverse
 from playwright.sync_api import expect
 
 from llmadmin.models import LLMModel, Provider
+from tests.admin_forms import NEW_ADDRESSES, STORED_KEY, TYPED_KEY, provider_form_data
 from tests.browser import log_in_as_admin
 from tests.factories import ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.provider_servers import FakeProvider, bearer_token, serve
 
 KEY = "sk-ADMINCONN-SECRET-987"
 CHANGELIST = reverse("admin:llmadmin_provider_changelist")
@@ -187,8 +191,6 @@ def connection_test_url(provider: Provider) -> str:
 
 @pytest.mark.django_db
 def test_the_page_tests_a_typed_key_and_base_url_before_saving(admin_client):
-    from tests.admin_forms import provider_form_data
-
     provider = ProviderFactory(openai_compat=True, no_key=True, base_url="")
     with serve(FakeProvider("openai", KEY)) as server:
         typed = provider_form_data(provider, api_key=KEY, base_url=f"{server.url}/v1")
@@ -208,8 +210,6 @@ def test_the_page_tests_a_typed_key_and_base_url_before_saving(admin_client):
 
 @pytest.mark.django_db
 def test_the_page_tests_the_stored_key_when_nothing_is_typed_and_records_it(admin_client):
-    from tests.admin_forms import provider_form_data
-
     with serve(FakeProvider("openai", "sk-other")) as server:
         provider = openai_at(server)
 
@@ -229,8 +229,6 @@ def test_the_page_tests_the_stored_key_when_nothing_is_typed_and_records_it(admi
 
 @pytest.mark.django_db
 def test_the_page_does_not_test_fields_it_would_refuse(admin_client):
-    from tests.admin_forms import provider_form_data
-
     provider = ProviderFactory(openai_compat=True, no_key=True, base_url="")
 
     answer = admin_client.post(
@@ -267,3 +265,118 @@ def test_test_connection_in_a_browser_keeps_what_was_typed(page, asgi_server):
 
     provider.refresh_from_db()
     assert (provider.api_key, provider.base_url) == (KEY, f"{server.url}/v1")
+
+
+# --- A stored key goes only where it was entered -------------------------------------------
+
+
+@pytest.fixture
+def editor(client):
+    """Staff who may change providers, and nothing else."""
+    user = User.objects.create_user("editor", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["change_provider", "view_provider"])
+    )
+    client.force_login(user)
+    return user
+
+
+def typed(posted: dict[str, object], attacker: FakeProvider) -> dict[str, object]:
+    return {name: str(value).format(attacker=attacker.url) for name, value in posted.items()}
+
+
+def audit_table() -> str:
+    return json.dumps(list(AuditEntry.objects.values()), default=str)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("stored", "posted", "key_field"), NEW_ADDRESSES)
+def test_a_new_address_is_not_tested_with_the_stored_key(
+    client, admin_client, editor, stored, posted, key_field
+):
+    provider = ProviderFactory(**stored)
+    with serve(FakeProvider("anthropic", STORED_KEY)) as attacker:
+        answer = client.post(
+            connection_test_url(provider),
+            provider_form_data(provider, **typed(posted, attacker)),
+            HTTP_ACCEPT="application/json",
+        )
+
+    assert attacker.requests == []
+    assert answer.json() == {
+        "level": "error",
+        "message": "Not tested: re-enter the key to use it with a new address.",
+    }
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
+    assert (entry.actor, entry.object_id) == (editor, provider.pk)
+    assert entry.changes == {
+        **{name: ["(stored)", "(typed for a test, not saved)"] for name in posted},
+        "connection test": ["", "Not tested: re-enter the key to use it with a new address."],
+    }
+    assert STORED_KEY not in audit_table()
+    (typed_field,) = posted
+    listed = admin_client.get(reverse("admin:auditlog_logentry_changelist")).text
+    assert f"Connection test with typed {FIELD_LABELS[typed_field]}" in listed
+
+
+FIELD_LABELS = {"base_url": "base URL", "region": "region", "auth": "authentication"}
+
+
+@pytest.mark.django_db
+def test_a_new_address_is_tested_with_the_key_typed_beside_it(client, editor):
+    provider = ProviderFactory(anthropic=True, api_key=STORED_KEY, base_url="https://llm.corp")
+    with serve(FakeProvider("anthropic", TYPED_KEY)) as server:
+        answer = client.post(
+            connection_test_url(provider),
+            provider_form_data(provider, base_url=server.url, api_key=TYPED_KEY),
+            HTTP_ACCEPT="application/json",
+        )
+
+    assert answer.json()["message"] == (
+        "Verified (what is typed, not saved yet). The provider accepted the API key."
+    )
+    assert [bearer_token(request.headers) for request in server.requests] == [TYPED_KEY]
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
+    assert entry.actor == editor
+    assert set(entry.changes) == {"api_key", "base_url", "connection test"}
+    table = audit_table()
+    assert TYPED_KEY not in table
+    assert STORED_KEY not in table
+    provider.refresh_from_db()  # nothing saved
+    assert (provider.api_key, provider.base_url) == (STORED_KEY, "https://llm.corp")
+
+
+@pytest.mark.django_db
+def test_without_a_script_the_button_tests_only_what_is_stored(client, editor):
+    with (
+        serve(FakeProvider("anthropic", STORED_KEY)) as home,
+        serve(FakeProvider("anthropic", STORED_KEY)) as attacker,
+    ):
+        provider = ProviderFactory(anthropic=True, api_key=STORED_KEY, base_url=home.url)
+        response = client.post(
+            connection_test_url(provider),
+            provider_form_data(provider, base_url=attacker.url),
+            follow=True,
+        )
+
+    assert attacker.requests == []
+    assert len(home.requests) == 1
+    assert "Anthropic: Verified." in response.text
+
+
+@pytest.mark.django_db
+def test_the_servers_own_aws_credentials_are_tested_at_a_new_address_without_a_key(client, editor):
+    # No stored secret goes with them: the server's chain signs, wherever it is sent.
+    provider = ProviderFactory(
+        bedrock=True, auth="default_chain", api_key=STORED_KEY, base_url="https://llm.corp"
+    )
+
+    answer = client.post(
+        connection_test_url(provider),
+        provider_form_data(provider, base_url="http://127.0.0.1:9"),
+        HTTP_ACCEPT="application/json",
+    )
+
+    assert "(what is typed, not saved yet)" in answer.json()["message"]
+    entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
+    assert set(entry.changes) == {"base_url", "connection test"}

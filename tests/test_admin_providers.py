@@ -13,7 +13,13 @@ from django.urls import reverse
 
 from llmadmin.models import Provider
 from llmadmin.providers import PROVIDER_TYPES
-from tests.admin_forms import provider_form_data
+from tests.admin_forms import (
+    NEW_ADDRESSES,
+    STORED_KEY,
+    STORED_SECRET,
+    TYPED_KEY,
+    provider_form_data,
+)
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -83,13 +89,11 @@ def test_the_form_never_renders_the_stored_key_and_says_one_is_set(admin_client)
 def test_a_blank_key_field_keeps_the_stored_key(admin_client):
     provider = ProviderFactory(api_key=KEY)
 
-    response = admin_client.post(
-        change_url(provider), provider_form_data(provider, base_url="http://p:1")
-    )
+    response = admin_client.post(change_url(provider), provider_form_data(provider, enabled=""))
 
     assert response.status_code == 302
     provider.refresh_from_db()
-    assert (provider.api_key, provider.base_url) == (KEY, "http://p:1")
+    assert (provider.api_key, provider.enabled) == (KEY, False)
 
 
 def test_a_new_key_replaces_the_stored_one(admin_client):
@@ -273,3 +277,91 @@ def test_no_filter_reads_a_secret_column(admin_client, lookup):
     response = admin_client.get(CHANGELIST, {lookup: "g"})
 
     assert response.status_code == 400
+
+
+# --- A stored key goes only where it was entered -------------------------------------------
+
+ATTACKER = "http://attacker.example:8080"
+
+
+def as_stored(provider: Provider) -> tuple[object, ...]:
+    provider.refresh_from_db()
+    return tuple(getattr(provider, name) for name in STORED_FIELDS)
+
+
+STORED_FIELDS = ("auth", "api_key", "aws_secret_access_key", "base_url", "region", "updated_at")
+
+
+@pytest.mark.parametrize(("stored", "posted", "key_field"), NEW_ADDRESSES)
+def test_a_new_address_is_not_saved_with_the_stored_key(admin_client, stored, posted, key_field):
+    provider = ProviderFactory(**stored)
+    before = as_stored(provider)
+    posted = {name: str(value).format(attacker=ATTACKER) for name, value in posted.items()}
+
+    response = admin_client.post(
+        change_url(provider), provider_form_data(provider, enabled="", **posted)
+    )
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert form.errors == {key_field: [RETYPE[key_field]]}
+    assert as_stored(provider) == before
+    # Everything typed is shown again.
+    assert {name: form[name].value() for name in posted} == posted
+    assert form["enabled"].value() is False
+
+
+RETYPE = {
+    "api_key": "Re-enter the key to use it with a new address.",
+    "aws_secret_access_key": "Re-enter the secret access key to use it with a new address.",
+}
+
+
+@pytest.mark.parametrize(("stored", "posted", "key_field"), NEW_ADDRESSES)
+def test_a_new_address_is_saved_with_the_key_typed_beside_it(
+    admin_client, stored, posted, key_field
+):
+    provider = ProviderFactory(**stored)
+    posted = {name: str(value).format(attacker=ATTACKER) for name, value in posted.items()}
+
+    response = admin_client.post(
+        change_url(provider), provider_form_data(provider, **posted, **{key_field: TYPED_KEY})
+    )
+
+    assert response.status_code == 302
+    provider.refresh_from_db()
+    assert getattr(provider, key_field) == TYPED_KEY
+    assert {name: getattr(provider, name) for name in posted} == posted
+
+
+def test_a_new_address_drops_a_stored_session_token_not_typed_again(admin_client):
+    provider = ProviderFactory(
+        bedrock=True,
+        api_key=None,
+        auth="aws_keys",
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key=STORED_SECRET,
+        aws_session_token="IQoJb3JpZ2luX2VjSTOREDTOKEN==",
+    )
+
+    response = admin_client.post(
+        change_url(provider),
+        provider_form_data(provider, base_url=ATTACKER, aws_secret_access_key=TYPED_KEY),
+    )
+
+    assert response.status_code == 302
+    provider.refresh_from_db()
+    assert (provider.aws_secret_access_key, provider.aws_session_token) == (TYPED_KEY, None)
+
+
+def test_the_servers_own_aws_credentials_need_no_key_at_a_new_address(admin_client):
+    # Nothing stored is sent: the server's chain signs, wherever the request goes.
+    provider = ProviderFactory(bedrock=True, auth="default_chain", api_key=STORED_KEY)
+
+    response = admin_client.post(
+        change_url(provider), provider_form_data(provider, region="eu-west-1")
+    )
+
+    assert response.status_code == 302
+    provider.refresh_from_db()
+    assert (provider.region, provider.api_key) == ("eu-west-1", STORED_KEY)

@@ -176,9 +176,10 @@ IAM_FORM = {
 # fmt: off
 PROVIDER_CHANGES = [  # (the provider as stored, what the admin posts, the changes recorded)
     pytest.param(lambda: ProviderFactory(openai=True, api_key=KEY),
-                 {"base_url": "http://proxy:4000/v1", "enabled": ""},
-                 {"base_url": ["", "http://proxy:4000/v1"], "enabled": [True, False]},
-                 id="base URL and enabled"),
+                 {"base_url": "http://proxy:4000/v1", "api_key": NEW_KEY, "enabled": ""},
+                 {"base_url": ["", "http://proxy:4000/v1"], "api_key": [SET, SET],
+                  "enabled": [True, False]},
+                 id="base URL (with its key) and enabled"),
     pytest.param(lambda: ProviderFactory(openai=True, no_key=True), {"api_key": KEY},
                  {"api_key": [NONE, SET]}, id="a key set"),
     pytest.param(lambda: ProviderFactory(openai=True, api_key=KEY), {"api_key": NEW_KEY},
@@ -253,7 +254,7 @@ def unreadable_key_provider(encryption_secrets, client, user) -> Provider:
 
 # fmt: off
 UNREADABLE_KEY_CHANGES = [
-    pytest.param({"base_url": "http://proxy:4000"}, {"base_url": ["", "http://proxy:4000"]},
+    pytest.param({"enabled": ""}, {"enabled": [True, False]},
                  id="another field: the unreadable key is no change"),
     pytest.param({"api_key": NEW_KEY}, {"api_key": [SET, SET]}, id="a new key replaces it"),
     pytest.param({"remove_api_key": "on"}, {"api_key": [SET, NONE]}, id="it is removed"),

@@ -64,7 +64,7 @@ class RemoteModel:
 # provider types fits (OpenRouter's `vendor/model:free` and `~vendor/alias`, Bedrock's
 # inference profiles and ARNs, Gemini's `models/…` stripped), as do Azure deployment names;
 # at most as long as LLMModel.identifier.
-MODEL_ID = re.compile(r"[A-Za-z0-9._:/@+~-]{1,200}")
+LISTED_MODEL_ID = re.compile(r"[A-Za-z0-9._:/@+~-]{1,200}")
 
 
 def showable_models(
@@ -76,7 +76,7 @@ def showable_models(
     kept = [
         model
         for model in models
-        if MODEL_ID.fullmatch(model.identifier)
+        if LISTED_MODEL_ID.fullmatch(model.identifier)
         and not any(secret in model.identifier for secret in secrets)
     ]
     return kept, len(models) - len(kept)

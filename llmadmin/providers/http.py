@@ -454,6 +454,8 @@ class ProviderClient:
             response = await stream_client().send(request, stream=True)
         except ProviderError:
             raise
+        except httpx2.ReadTimeout:  # the request was sent and no answer began
+            raise went_silent() from None
         except Exception as error:
             raise unreachable(ChatError, host, error) from None
         try:

@@ -528,7 +528,7 @@ NO_COOKIES = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
 
 def is_plain(response: httpx2.Response) -> bool:
     """Whether the body is sent as is, as we ask (Accept-Encoding: identity)."""
-    return response.headers.get("Content-Encoding", "identity").strip().lower() == "identity"
+    return response.headers.get("Content-Encoding", "").strip().lower() in ("", "identity")
 
 
 def timeouts() -> httpx2.Timeout:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from auditlog.cid import correlation_id
@@ -334,11 +334,14 @@ def value_error(field: models.Field, value: Any) -> str | None:
         whole = isinstance(value, int) and not isinstance(value, bool)
         return None if whole else "must be a whole number."
     if isinstance(field, models.DecimalField):
-        # A number, or its text ("3.75"); Django's field says what is wrong with the text.
+        # A number, or its text ("3.75"), read here: Django's message would repeat the text.
         if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
             return "must be a number."
-        finite = isinstance(value, str | Decimal) or math.isfinite(value)
-        return None if finite else "must be a finite number."
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return "must be a number."
+        return None if number.is_finite() else "must be a finite number."
     if isinstance(field, models.FloatField):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number."

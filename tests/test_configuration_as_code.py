@@ -284,6 +284,8 @@ BAD_VALUES = [
                  id="true as a number"),
     pytest.param("enabled: 1", "enabled: must be true or false.", id="1 as a boolean"),
     pytest.param("display_name: 42", "display_name: must be text.", id="a number as a name"),
+    pytest.param(f"input_price: '{'9x' * 50_000}'", "input_price: must be a number.",
+                 id="a long text as a price"),
 ]  # fmt: skip
 
 

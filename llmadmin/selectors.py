@@ -12,7 +12,6 @@ from django.core.cache import cache
 from django.db import models
 from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils.text import capfirst
-from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import SECRET_FIELDS, Availability, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
@@ -154,7 +153,6 @@ class ModelList:
     left_out: int
 
 
-@sensitive_variables("secrets")
 def provider_remote_models(*, provider: Provider) -> ModelList:
     """The provider's model list, kept for 10 minutes; raises ProviderError.
 
@@ -162,8 +160,8 @@ def provider_remote_models(*, provider: Provider) -> ModelList:
     are left out before anything is kept or shown."""
     model_list = cache.get(remote_models_cache_key(provider))
     if model_list is None:
-        secrets = provider.credentials().values()
-        models, left_out = showable_models(provider.client().list_models(), secrets=secrets)
+        client = provider.client()
+        models, left_out = showable_models(client.list_models(), secrets=client.secrets())
         model_list = ModelList(models, left_out)
         cache.set(remote_models_cache_key(provider), model_list, timeout=600)
     return model_list

@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 import pytest
+from botocore.credentials import Credentials
 from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
 from llmadmin.models import LLMModel, Provider
-from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers import PROVIDER_TYPES, bedrock
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
 from tests.hostile_servers import ERROR_STATUSES, REAL_IDS, hostile_ids, serve_hostile
@@ -284,6 +285,8 @@ def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
 
 
 REMOTE_MODELS = reverse("admin:llmadmin_llmmodel_remote_models")
+# Bedrock signing with the server's own AWS credentials.
+BEDROCK_CHAIN = "bedrock-chain"
 
 
 @pytest.mark.parametrize("provider_type", [*PROVIDER_TYPES, BEDROCK_IAM])
@@ -309,15 +312,21 @@ def test_a_gzip_bomb_is_not_expanded_and_fails_the_key_check_and_the_model_list(
     assert listing.json()["error"].endswith("answered in a form we can't read (compressed).")
 
 
-@pytest.mark.parametrize("provider_type", [*PROVIDER_TYPES, BEDROCK_IAM])
+@pytest.mark.parametrize("provider_type", [*PROVIDER_TYPES, BEDROCK_IAM, BEDROCK_CHAIN])
 def test_listed_ids_holding_a_credential_or_unlike_a_model_id_are_left_out(
-    admin_client, provider_type
+    admin_client, monkeypatch, provider_type
 ):
     key = KEY_PREFIX + secrets.token_hex(16)
     secret = KEY_PREFIX + secrets.token_hex(20)
-    family = HOSTILE_FAMILIES[provider_type]
+    family = HOSTILE_FAMILIES.get(provider_type, "bedrock")
     with serve_hostile(family, "listed_ids") as server:
-        provider = hostile_provider(provider_type, server.url, key, secret)
+        if provider_type == BEDROCK_CHAIN:
+            # The server's own credentials, never this machine's: its session token travels.
+            chain = Credentials("AKIAHOSTILE000000000", secret, key)
+            monkeypatch.setattr(bedrock, "server_credentials", lambda: chain)
+            provider = provider_at("bedrock", server.url, api_key=None, auth="default_chain")
+        else:
+            provider = hostile_provider(provider_type, server.url, key, secret)
         response = admin_client.get(REMOTE_MODELS, {"provider": provider.pk})
 
     assert key in server.credentials

@@ -67,6 +67,7 @@ class RemoteModel:
 LISTED_MODEL_ID = re.compile(r"[A-Za-z0-9._:/@+~-]{1,200}")
 
 
+@sensitive_variables("secrets")
 def showable_models(
     models: list[RemoteModel], *, secrets: Iterable[str]
 ) -> tuple[list[RemoteModel], int]:
@@ -319,6 +320,16 @@ class ProviderClient:
 
     def has_credentials(self) -> bool:
         return bool(self.connection.api_key)
+
+    def secrets(self) -> list[str]:
+        """The credentials this client calls with, empty ones too."""
+        connection = self.connection
+        return [
+            connection.api_key,
+            connection.aws_access_key_id,
+            connection.aws_secret_access_key,
+            connection.aws_session_token,
+        ]
 
     def auth_headers(self) -> dict[str, str]:
         raise NotImplementedError

@@ -51,11 +51,9 @@ def brief(value: Any) -> str:
     (a list, a mapping) named by its kind."""
     if isinstance(value, str | int | float):
         text = repr(value)
-        return (
-            text
-            if len(text) <= BRIEF_LENGTH
-            else f"{text[:BRIEF_LENGTH]}… ({len(text)} characters)"
-        )
+        if len(text) > BRIEF_LENGTH:
+            return f"{text[:BRIEF_LENGTH]}… ({len(text)} characters)"
+        return text
     if value is None:
         return "null"
     if isinstance(value, list):

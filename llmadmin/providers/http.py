@@ -322,7 +322,8 @@ class ProviderClient:
         return bool(self.connection.api_key)
 
     def secrets(self) -> list[str]:
-        """The credentials this client calls with, empty ones too."""
+        """The credentials this client calls with (empty ones too): shown nowhere, not even
+        as a listed model id."""
         connection = self.connection
         return [
             connection.api_key,

@@ -606,7 +606,7 @@ class LLMModelAdmin(admin.ModelAdmin):
             raise PermissionDenied
         provider = get_object_or_404(Provider, pk=provider_id_in(request))
         try:
-            models = provider_remote_models(provider=provider)
+            model_list = provider_remote_models(provider=provider)
         except ProviderError as error:
             return JsonResponse({"error": str(error)}, status=502)
         return JsonResponse(
@@ -614,8 +614,9 @@ class LLMModelAdmin(admin.ModelAdmin):
                 "provider_label": str(provider),
                 "models": [
                     {"identifier": model.identifier, "context_limit": model.context_limit}
-                    for model in models
+                    for model in model_list.models
                 ],
+                "left_out": model_list.left_out,
             }
         )
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from auditlog.cid import correlation_id
@@ -18,9 +18,11 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from llmadmin.models import PRICE_FIELDS, SECRET_FIELDS, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
+from llmadmin.providers.base import BRIEF_LENGTH, brief
 from llmadmin.selectors import providers_in_registry_order
 
 VERSION = 1
@@ -41,6 +43,8 @@ MODEL_FIELDS = {
 MODEL_RENAMES = {"default": "is_default", "options": "provider_options"}
 # Left out, a model is open to every developer; given, only to these groups and users.
 ACCESS_FIELDS = {"groups", "users"}
+# Of the names not found, how many an error lists.
+MISSING_SHOWN = 10
 
 
 class ConfigurationError(Exception):
@@ -135,10 +139,12 @@ class Importer:
             if not isinstance(entry, dict):
                 self.errors.append(f"{where}: must be a mapping.")
                 continue
-            if entry.get("type") in seen:
-                self.errors.append(f"{where}.type: {entry['type']!r} is listed twice.")
+            slug = entry.get("type")
+            if isinstance(slug, str) and slug in seen:
+                self.errors.append(f"{where}.type: {brief(slug)} is listed twice.")
                 continue
-            seen.add(entry.get("type"))
+            if isinstance(slug, str):
+                seen.add(slug)
             self.apply_provider(where, entry)
 
     def reject_unknown(self, where: str, entry: dict[str, Any], known: set[str]) -> None:
@@ -150,14 +156,14 @@ class Importer:
                     "(API keys also with manage.py set_provider_key)."
                 )
             elif name not in known:
-                self.errors.append(f"{prefix}{name}: unknown field.")
+                self.errors.append(f"{prefix}{Truncator(name).chars(BRIEF_LENGTH)}: unknown field.")
 
     def apply_provider(self, where: str, entry: dict[str, Any]) -> None:
         self.reject_unknown(where, entry, {"type", "models", *PROVIDER_FIELDS})
         slug = entry.get("type")
-        if slug not in PROVIDER_TYPES:
+        if not isinstance(slug, str) or slug not in PROVIDER_TYPES:
             self.errors.append(
-                f"{where}.type: must be one of {', '.join(PROVIDER_TYPES)} (got {slug!r})."
+                f"{where}.type: must be one of {', '.join(PROVIDER_TYPES)} (got {brief(slug)})."
             )
             return
         where = f"{where} ({slug})"
@@ -177,6 +183,8 @@ class Importer:
                 model_where = f"{where}.models[{index}]"
                 if not isinstance(model_entry, dict):
                     self.errors.append(f"{model_where}: must be a mapping.")
+                elif not isinstance(model_entry.get("identifier", ""), str):
+                    self.errors.append(f"{model_where}.identifier: must be text.")
                 elif model_entry.get("identifier") in identifiers:
                     self.errors.append(f"{model_where}.identifier: listed twice.")
                 else:
@@ -249,7 +257,13 @@ class Importer:
             }
             missing = [name for name in names if name not in rows]
             if missing:
-                self.errors.append(f"{where}.{key}: no such {key[:-1]}: {', '.join(missing)}.")
+                shown = ", ".join(
+                    Truncator(name).chars(BRIEF_LENGTH) for name in missing[:MISSING_SHOWN]
+                )
+                more = (
+                    f" and {len(missing) - MISSING_SHOWN} more" if missing[MISSING_SHOWN:] else ""
+                )
+                self.errors.append(f"{where}.{key}: no such {key[:-1]}: {shown}{more}.")
                 return None
             found.append(tuple(rows[name] for name in dict.fromkeys(names)))
         return found[0], found[1]
@@ -320,11 +334,14 @@ def value_error(field: models.Field, value: Any) -> str | None:
         whole = isinstance(value, int) and not isinstance(value, bool)
         return None if whole else "must be a whole number."
     if isinstance(field, models.DecimalField):
-        # A number, or its text ("3.75"); Django's field says what is wrong with the text.
+        # A number, or its text ("3.75"), read here: Django's message would repeat the text.
         if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
             return "must be a number."
-        finite = isinstance(value, str | Decimal) or math.isfinite(value)
-        return None if finite else "must be a finite number."
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return "must be a number."
+        return None if number.is_finite() else "must be a finite number."
     if isinstance(field, models.FloatField):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number."
@@ -332,6 +349,9 @@ def value_error(field: models.Field, value: Any) -> str | None:
     if isinstance(field, models.CharField):
         if not isinstance(value, str):
             return "must be text."
+        if field.choices and value not in dict(field.choices):
+            # Not Django's message, which repeats the value whatever its length.
+            return f"must be one of {', '.join(dict(field.choices))} (got {brief(value)})."
         return "must not contain a NUL character." if "\x00" in value else None
     return None
 

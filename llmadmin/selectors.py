@@ -16,7 +16,7 @@ from django.utils.text import capfirst
 from llmadmin.models import SECRET_FIELDS, Availability, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.base import GENERAL_LABELS
-from llmadmin.providers.http import RemoteModel
+from llmadmin.providers.http import RemoteModel, showable_models
 
 
 def registry_position(type_field: str = "type") -> Case:
@@ -142,21 +142,35 @@ def what_developers_see(
 
 def remote_models_cache_key(provider: Provider) -> str:
     # Any change to the provider (key, base URL, region) makes a new list.
-    return f"llmadmin:remote-models:{provider.pk}:{provider.updated_at.isoformat()}"
+    return f"llmadmin:model-list:{provider.pk}:{provider.updated_at.isoformat()}"
 
 
-def provider_remote_models(*, provider: Provider) -> list[RemoteModel]:
-    """The provider's model list, kept for 10 minutes; raises ProviderError."""
-    models = cache.get(remote_models_cache_key(provider))
-    if models is None:
-        models = provider.client().list_models()
-        cache.set(remote_models_cache_key(provider), models, timeout=600)
-    return models
+@dataclass(frozen=True)
+class ModelList:
+    """The provider's models fit to show, and how many listed ids were left out."""
+
+    models: list[RemoteModel]
+    left_out: int
+
+
+def provider_remote_models(*, provider: Provider) -> ModelList:
+    """The provider's model list, kept for 10 minutes; raises ProviderError.
+
+    Ids that are not plausible model ids, or that hold one of the provider's credentials,
+    are left out before anything is kept or shown."""
+    model_list = cache.get(remote_models_cache_key(provider))
+    if model_list is None:
+        client = provider.client()
+        models, left_out = showable_models(client.list_models(), secrets=client.secrets())
+        model_list = ModelList(models, left_out)
+        cache.set(remote_models_cache_key(provider), model_list, timeout=600)
+    return model_list
 
 
 def provider_reported_context_limit(*, provider: Provider, identifier: str) -> int | None:
     """The context limit the provider reported for this model, from a list already fetched."""
-    for model in cache.get(remote_models_cache_key(provider)) or []:
+    model_list = cache.get(remote_models_cache_key(provider))
+    for model in model_list.models if model_list else []:
         if model.identifier == identifier:
             return model.context_limit
     return None

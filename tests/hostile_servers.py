@@ -26,14 +26,20 @@ Modes:
 - "bad_encoding": a 400 whose Content-Encoding names the credential (the body is not encoded).
 - "odd_shapes": answers of the wrong shapes, the credential where an object, a list or a
   number belongs (a context limit of `<b>credential</b>`).
+- "gzip_bomb": a GET gets the family's ordinary model list followed by 100 MB of spaces (still
+  valid JSON), gzip-compressed to about 100 KB, though we ask for no compression.
+- "listed_ids": a GET gets a model list of the family's REAL_IDS and of HOSTILE_IDS: the
+  credential, an id holding it, an over-long id, ids with a space, HTML or control characters.
 """
 
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cache
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
@@ -53,11 +59,49 @@ MODES = (
     "bad_charset",
     "bad_encoding",
     "odd_shapes",
+    "gzip_bomb",
+    "listed_ids",
 )
 ERROR_STATUSES = (400, 401, 403, 404, 429, 500, 529)
 TEXT = "Hello"  # the one text delta of a streamed answer
 SSE = "text/event-stream"
 AWS_EVENT_STREAM = "application/vnd.amazon.eventstream"
+
+# Model ids each family really lists, of every shape a model id takes.
+REAL_IDS = {
+    "openai": [
+        "gpt-5",
+        "ft:gpt-4o-mini-2024-07-18:acme:support:A1b2C3d4",  # a fine-tune
+        "openai/gpt-oss-120b:free",  # OpenRouter
+        "~anthropic/claude-sonnet-latest",  # an OpenRouter alias
+        "support-bot_v2.1",  # an Azure deployment name
+        "accounts/fireworks/models/llama-v3p1-8b-instruct",
+        "qwen2.5-coder:32b",  # Ollama
+        "anthropic/claude-3.5-sonnet@20240620",
+    ],
+    "anthropic": ["claude-sonnet-4-5-20250929", "claude-opus-4-1"],
+    "google": ["gemini-2.5-pro", "gemini-2.0-flash-001", "tunedModels/support-bot-7f3k"],
+    "bedrock": [
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "meta.llama3-1-70b-instruct-v1:0",
+        "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6",
+    ],
+}
+
+
+def hostile_ids(credential: str) -> list[str]:
+    """Ids no page may show: the credential, whole or inside, and ids no model has."""
+    return [
+        credential,
+        f"ft:gpt-5:{credential}:x",
+        "m" * 201,
+        "gpt 5",
+        "<img src=x onerror=alert(1)>",
+        "gpt-5\x07",
+        "gpt-5\n",
+        "gpt\u202e5-tpg",
+    ]
+
 
 # Each family's own name for the error of a status.
 ERROR_KINDS = {
@@ -98,6 +142,50 @@ ERROR_KINDS = {
         529: "ServiceUnavailableException",
     },
 }
+
+
+def model_list(family: str, ids: list[str] | None = None) -> dict[str, Any]:
+    """The family's model list: one ordinary model, or these ids."""
+    if family == "anthropic":
+        ids = ids or ["claude-sonnet-4-6"]
+        return {
+            "data": [{"type": "model", "id": id_, "display_name": id_} for id_ in ids],
+            "has_more": False,
+            "first_id": ids[0],
+            "last_id": ids[-1],
+        }
+    if family == "google":
+        ids = ids or ["gemini-2.5-pro"]
+        return {
+            "models": [
+                {
+                    "name": f"models/{id_}",
+                    "inputTokenLimit": 1_048_576,
+                    "supportedGenerationMethods": ["generateContent"],
+                }
+                for id_ in ids
+            ]
+        }
+    if family == "bedrock":  # foundation models and inference profiles alike
+        ids = ids or ["us.anthropic.claude-sonnet-4-5-20250929-v1:0"]
+        return {
+            "modelSummaries": [{"modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0"}],
+            "inferenceProfileSummaries": [{"inferenceProfileId": id_} for id_ in ids],
+        }
+    # OpenAI style; OpenRouter's /key and Vercel's /credits only need JSON.
+    ids = ids or ["gpt-5"]
+    return {"object": "list", "data": [{"id": id_, "object": "model"} for id_ in ids]}
+
+
+@cache
+def gzip_bomb(family: str) -> bytes:
+    """The family's model list and 100 MB of spaces, gzipped a megabyte at a time (the whole
+    never in memory)."""
+    compressor = zlib.compressobj(wbits=31)  # 31: the gzip format
+    spaces = b" " * 1024 * 1024
+    parts = [compressor.compress(json.dumps(model_list(family)).encode())]
+    parts += [compressor.compress(spaces) for _ in range(100)]
+    return b"".join([*parts, compressor.flush()])
 
 
 @dataclass
@@ -191,6 +279,11 @@ class HostileProvider:
             return answer
         if self.mode == "odd_shapes":
             return self.odd_shapes(chat, credential)
+        if self.mode == "gzip_bomb" and not chat:
+            return Answer(200, [gzip_bomb(self.family)], headers={"Content-Encoding": "gzip"})
+        if self.mode == "listed_ids" and not chat:
+            ids = REAL_IDS[self.family] + hostile_ids(credential)
+            return Answer(200, [json.dumps(model_list(self.family, ids)).encode()])
         if self.mode == "not_json":
             if not chat:
                 return Answer(200, [credential.encode()])
@@ -237,35 +330,7 @@ class HostileProvider:
             return self.error(status, "")
         if chat:
             return self.stream("stop", "")
-        return Answer(200, [json.dumps(self.model_list()).encode()])
-
-    def model_list(self) -> dict[str, Any]:
-        if self.family == "anthropic":
-            return {
-                "data": [{"type": "model", "id": "claude-sonnet-4-6", "display_name": "Sonnet"}],
-                "has_more": False,
-                "first_id": "claude-sonnet-4-6",
-                "last_id": "claude-sonnet-4-6",
-            }
-        if self.family == "google":
-            return {
-                "models": [
-                    {
-                        "name": "models/gemini-2.5-pro",
-                        "inputTokenLimit": 1_048_576,
-                        "supportedGenerationMethods": ["generateContent"],
-                    }
-                ]
-            }
-        if self.family == "bedrock":  # foundation models and inference profiles alike
-            return {
-                "modelSummaries": [{"modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0"}],
-                "inferenceProfileSummaries": [
-                    {"inferenceProfileId": "us.anthropic.claude-sonnet-4-5-20250929-v1:0"}
-                ],
-            }
-        # OpenAI style; OpenRouter's /key and Vercel's /credits only need JSON.
-        return {"object": "list", "data": [{"id": "gpt-5", "object": "model"}]}
+        return Answer(200, [json.dumps(model_list(self.family)).encode()])
 
     def error(self, status: int, echo: str) -> Answer:
         """The family's error answer, with `echo` in every field it has."""

@@ -15,6 +15,7 @@ from llmadmin.models import LLMModel, Provider
 from tests.admin_forms import NEW_ADDRESSES, STORED_KEY, TYPED_KEY, provider_form_data
 from tests.browser import log_in_as_admin
 from tests.factories import ProviderFactory
+from tests.hostile_servers import REAL_IDS, hostile_ids, serve_hostile
 from tests.provider_servers import FakeProvider, bearer_token, serve
 
 KEY = "sk-ADMINCONN-SECRET-987"
@@ -110,6 +111,7 @@ def test_the_model_form_gets_the_providers_model_list(admin_client):
             {"identifier": "claude-sonnet-4-6", "context_limit": 1_000_000},
             {"identifier": "claude-haiku-4-5", "context_limit": 200_000},
         ],
+        "left_out": 0,
     }
     assert KEY not in response.text
 
@@ -380,3 +382,20 @@ def test_the_servers_own_aws_credentials_are_tested_at_a_new_address_without_a_k
     assert "(what is typed, not saved yet)" in answer.json()["message"]
     entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
     assert set(entry.changes) == {"base_url", "connection test"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_model_form_says_how_many_listed_ids_were_left_out(page, asgi_server):
+    log_in_as_admin(page, asgi_server)
+    with serve_hostile("openai", "listed_ids") as server:
+        ProviderFactory(openrouter=True, api_key=KEY, base_url=f"{server.url}/api/v1")
+
+        page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+        page.select_option("#id_provider", label="OpenRouter")
+
+        expect(page.locator(".remote-models-status")).to_have_text(
+            f"{len(REAL_IDS['openai'])} models reported by OpenRouter: pick one or type an "
+            f"identifier. {len(hostile_ids(KEY))} listed ids were left out: they are not model "
+            "ids we can show."
+        )
+        assert KEY not in page.content()

@@ -146,6 +146,28 @@ def test_a_provider_that_trickles_text_is_ended_at_the_deadline(client, develope
     assert closed is not None
 
 
+@pytest.mark.django_db
+def test_a_provider_that_never_sends_its_answers_headers_is_timed_out(client, developer, settings):
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 60
+    done = threading.Event()
+
+    class Silent(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            done.wait(10)  # the connection stays open, and nothing is sent
+
+    with loopback_server(Silent) as url:
+        events = send(client, model_at(url))
+        done.set()
+
+    name, error = ending(events)
+    assert name == "error"
+    assert error["stop_reason"] == "timed_out"
+    assert error["message"] == "The provider sent nothing for 0.5 s: the answer was ended there."
+    assert stored_answer().stop_reason == "timed_out"
+
+
 # --- Garbage from the provider --------------------------------------------------------------
 
 

@@ -284,6 +284,8 @@ BAD_VALUES = [
                  id="true as a number"),
     pytest.param("enabled: 1", "enabled: must be true or false.", id="1 as a boolean"),
     pytest.param("display_name: 42", "display_name: must be text.", id="a number as a name"),
+    pytest.param(f"input_price: '{'9x' * 50_000}'", "input_price: must be a number.",
+                 id="a long text as a price"),
 ]  # fmt: skip
 
 
@@ -447,3 +449,94 @@ def test_a_name_that_reorders_or_hides_text_is_a_located_error(configured, tmp_p
         "invisible in the text.",
     ]
     assert snapshot() == before
+
+
+def alias_bomb(levels: int) -> str:
+    """Billion laughs: each level lists the one above nine times, so a few hundred bytes of
+    YAML name 9**levels strings."""
+    lines = ['l0: &l0 ["lol"]']
+    lines += [f"l{n}: &l{n} [{', '.join([f'*l{n - 1}'] * 9)}]" for n in range(1, levels + 1)]
+    return "\n".join(lines) + f"\nversion: 1\nproviders: *l{levels}\n"
+
+
+def test_a_yaml_alias_bomb_is_refused_before_it_expands(configured, tmp_path):
+    path = tmp_path / "llm.yaml"
+    path.write_text(alias_bomb(levels=6))  # 531,441 strings from 382 bytes
+    before = snapshot()
+
+    with pytest.raises(CommandError, match=r"aliases \(\*name\) are not accepted") as refused:
+        import_file(path)
+
+    assert len(str(refused.value)) < 300
+    assert snapshot() == before
+
+
+def test_a_file_over_1_mib_is_refused_unread(tmp_path):
+    path = tmp_path / "llm.yaml"
+    path.write_text("version: 1\nproviders: []\n" + "#" * 1024 * 1024 + "\n")
+
+    with pytest.raises(CommandError, match=r"is larger than 1 MiB: not read\."):
+        import_file(path)
+
+
+# A list or mapping where text belongs: located errors, never a traceback.
+WRONG_SHAPES = [
+    pytest.param(
+        "- type: [anthropic]\n",
+        "providers[0].type: must be one of anthropic, openai, google, azure, bedrock, "
+        "openai-compat, openrouter, vercel (got a list).",
+        id="a list as the provider type",
+    ),
+    pytest.param(
+        "- type: anthropic\n  models:\n  - identifier: {name: claude-x}\n",
+        "providers[0] (anthropic).models[0].identifier: must be text.",
+        id="a mapping as a model identifier",
+    ),
+]
+
+
+@pytest.mark.parametrize(("providers", "error"), WRONG_SHAPES)
+def test_a_list_or_mapping_where_text_belongs_is_a_located_error(tmp_path, providers, error):
+    path = tmp_path / "llm.yaml"
+    path.write_text(f"version: 1\nproviders:\n{providers}")
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().splitlines() == [f"{path}: {error}"]
+
+
+LONG = "x" * 100_000
+
+# Values as long as the file allows, where an error would quote them.
+LONG_VALUES = [
+    pytest.param("anthropic", f"effort: {LONG}", "options: Effort: 'xxx", id="a long option"),
+    pytest.param("anthropic", f"effort: [{'x, ' * 30_000}x]", "options: Effort: a list",
+                 id="a long list as an option"),
+    pytest.param("google", f"safety_settings: {{? {LONG} : BLOCK_NONE}}",
+                 "options: Safety settings: 'xxx", id="a long key of a mapping option"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("provider_type", "option", "error"), LONG_VALUES)
+def test_an_error_about_a_long_value_quotes_only_its_start(tmp_path, provider_type, option, error):
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        "version: 1\n"
+        "providers:\n"
+        f"- type: {provider_type}\n"
+        "  models:\n"
+        "  - identifier: some-model\n"
+        "    display_name: Some model\n"
+        "    context_limit: 200000\n"
+        f"    options: {{{option}}}\n"
+    )
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    [message] = err.getvalue().splitlines()
+    assert error in message
+    assert "x" * 41 not in message  # at most 40 characters of the value

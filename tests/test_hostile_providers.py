@@ -19,16 +19,17 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 import pytest
+from botocore.credentials import Credentials
 from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 
 from llmadmin.models import LLMModel, Provider
-from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers import PROVIDER_TYPES, bedrock
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
-from tests.hostile_servers import ERROR_STATUSES, serve_hostile
+from tests.hostile_servers import ERROR_STATUSES, REAL_IDS, hostile_ids, serve_hostile
 from tests.provider_servers import FAKES
 
 pytestmark = pytest.mark.django_db
@@ -71,6 +72,22 @@ ROWS = [
     for provider_type in [*PROVIDER_TYPES, BEDROCK_IAM]
     for mode, status in ATTACKS
 ]
+
+
+def hostile_provider(provider_type: str, url: str, key: str, secret: str) -> Provider:
+    """A provider of the type at the hostile server; Bedrock IAM sends `key` as its session
+    token and signs with `secret`."""
+    if provider_type == BEDROCK_IAM:
+        return provider_at(
+            "bedrock",
+            url,
+            api_key=None,
+            auth="aws_keys",
+            aws_access_key_id="AKIAHOSTILE000000000",
+            aws_secret_access_key=secret,
+            aws_session_token=key,
+        )
+    return provider_at(provider_type, url, api_key=key)
 
 
 @pytest.fixture
@@ -241,18 +258,7 @@ def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
     key = KEY_PREFIX + secrets.token_hex(16)
     secret = KEY_PREFIX + secrets.token_hex(20)
     with serve_hostile(HOSTILE_FAMILIES[provider_type], mode, status=status) as server:
-        if provider_type == BEDROCK_IAM:
-            provider = provider_at(
-                "bedrock",
-                server.url,
-                api_key=None,
-                auth="aws_keys",
-                aws_access_key_id="AKIAHOSTILE000000000",
-                aws_secret_access_key=secret,
-                aws_session_token=key,
-            )
-        else:
-            provider = provider_at(provider_type, server.url, api_key=key)
+        provider = hostile_provider(provider_type, server.url, key, secret)
         model = LLMModelFactory(provider=provider, display_name="Hostile model")
 
         seen = surfaces(developer_client, admin_client, every_log, provider, model)
@@ -276,3 +282,55 @@ def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
         name for name, text in seen.text.items() if holds_key(text, key) or holds_key(text, secret)
     ]
     assert not leaking, f"the provider's echo of the key reached: {', '.join(leaking)}"
+
+
+REMOTE_MODELS = reverse("admin:llmadmin_llmmodel_remote_models")
+# Bedrock signing with the server's own AWS credentials.
+BEDROCK_CHAIN = "bedrock-chain"
+
+
+@pytest.mark.parametrize("provider_type", [*PROVIDER_TYPES, BEDROCK_IAM])
+def test_a_gzip_bomb_is_not_expanded_and_fails_the_key_check_and_the_model_list(
+    admin_client, provider_type
+):
+    """100 MB of valid JSON in 100 KB of gzip, which we never asked for: refused unread."""
+    key = KEY_PREFIX + secrets.token_hex(16)
+    secret = KEY_PREFIX + secrets.token_hex(20)
+    with serve_hostile(HOSTILE_FAMILIES[provider_type], "gzip_bomb") as server:
+        provider = hostile_provider(provider_type, server.url, key, secret)
+        admin_client.post(
+            reverse("admin:llmadmin_provider_changelist"),
+            {"action": "test_connection", "_selected_action": [provider.pk]},
+        )
+        listing = admin_client.get(REMOTE_MODELS, {"provider": provider.pk})
+
+    assert server.received("GET")
+    provider.refresh_from_db()
+    assert provider.check_status == "unreachable"
+    assert provider.check_reason.endswith("answered in a form we can't read (compressed).")
+    assert listing.status_code == 502
+    assert listing.json()["error"].endswith("answered in a form we can't read (compressed).")
+
+
+@pytest.mark.parametrize("provider_type", [*PROVIDER_TYPES, BEDROCK_IAM, BEDROCK_CHAIN])
+def test_listed_ids_holding_a_credential_or_unlike_a_model_id_are_left_out(
+    admin_client, monkeypatch, provider_type
+):
+    key = KEY_PREFIX + secrets.token_hex(16)
+    secret = KEY_PREFIX + secrets.token_hex(20)
+    family = HOSTILE_FAMILIES.get(provider_type, "bedrock")
+    with serve_hostile(family, "listed_ids") as server:
+        if provider_type == BEDROCK_CHAIN:
+            # The server's own credentials, never this machine's: its session token travels.
+            chain = Credentials("AKIAHOSTILE000000000", secret, key)
+            monkeypatch.setattr(bedrock, "server_credentials", lambda: chain)
+            provider = provider_at("bedrock", server.url, api_key=None, auth="default_chain")
+        else:
+            provider = hostile_provider(provider_type, server.url, key, secret)
+        response = admin_client.get(REMOTE_MODELS, {"provider": provider.pk})
+
+    assert key in server.credentials
+    assert response.status_code == 200
+    assert [model["identifier"] for model in response.json()["models"]] == REAL_IDS[family]
+    assert response.json()["left_out"] == len(hostile_ids(key))
+    assert not holds_key(response.text, key)

@@ -42,6 +42,26 @@ PENALTIES = frozenset({"presence_penalty", "frequency_penalty"})
 SLUG_PATTERN = r"[a-z0-9][a-z0-9._-]*"
 MODEL_ID_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._:/-]*"
 
+# Of a value quoted in an error: a file's value may be as long as the file.
+BRIEF_LENGTH = 40
+
+
+def brief(value: Any) -> str:
+    """A value for an error message: text or a number as written, cut short; anything else
+    (a list, a mapping) named by its kind."""
+    if isinstance(value, str | int | float):
+        text = repr(value)
+        if len(text) > BRIEF_LENGTH:
+            return f"{text[:BRIEF_LENGTH]}… ({len(text)} characters)"
+        return text
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a value of type {type(value).__name__}"
+
 
 @dataclass(frozen=True)
 class ModelSettings:
@@ -172,7 +192,7 @@ class ChoiceOption(Option):
 
     def clean(self, value: Any) -> str:
         if value not in self.choices:
-            raise ValidationError(f"{value!r} is not one of: {', '.join(self.choices)}.")
+            raise ValidationError(f"{brief(value)} is not one of: {', '.join(self.choices)}.")
         return value
 
     def form_field(self) -> forms.Field:
@@ -192,7 +212,7 @@ class ListOption(Option):
             raise ValidationError("Enter a list.")
         for item in value:
             if not isinstance(item, str) or not re.fullmatch(self.item_pattern, item):
-                raise ValidationError(f"{item!r} is not {self.item_description}.")
+                raise ValidationError(f"{brief(item)} is not {self.item_description}.")
         if len(set(value)) != len(value):
             raise ValidationError("Each entry may appear only once.")
         return value
@@ -219,10 +239,10 @@ class MappingOption(Option):
             raise ValidationError("Enter a mapping of keys to values.")
         for key, item in value.items():
             if key not in self.keys:
-                raise ValidationError(f"{key!r} is not one of: {', '.join(self.keys)}.")
+                raise ValidationError(f"{brief(key)} is not one of: {', '.join(self.keys)}.")
             if item not in self.choices:
                 raise ValidationError(
-                    f"{item!r} for {key} is not one of: {', '.join(self.choices)}."
+                    f"{brief(item)} for {key} is not one of: {', '.join(self.choices)}."
                 )
         return value
 

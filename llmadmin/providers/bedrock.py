@@ -120,6 +120,12 @@ class BedrockClient(ProviderClient):
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.connection.api_key}"}
 
+    def secrets(self) -> list[str]:
+        if self.connection.auth != "default_chain":
+            return super().secrets()
+        credentials = self.aws_credentials()  # the server's own: they travel all the same
+        return [credentials.access_key, credentials.secret_key, credentials.token or ""]
+
     @sensitive_variables("credentials", "request")
     def authorize(
         self, method: str, url: str, headers: dict[str, str], body: bytes

@@ -14,7 +14,7 @@ import logging
 import re
 import traceback
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -58,6 +58,29 @@ class Connection:
 class RemoteModel:
     identifier: str
     context_limit: int | None = None
+
+
+# What a listed model id may be before a page shows it: every id models.dev lists for our
+# provider types fits (OpenRouter's `vendor/model:free` and `~vendor/alias`, Bedrock's
+# inference profiles and ARNs, Gemini's `models/…` stripped), as do Azure deployment names;
+# at most as long as LLMModel.identifier.
+LISTED_MODEL_ID = re.compile(r"[A-Za-z0-9._:/@+~-]{1,200}")
+
+
+@sensitive_variables("secrets")
+def showable_models(
+    models: list[RemoteModel], *, secrets: Iterable[str]
+) -> tuple[list[RemoteModel], int]:
+    """The listed models whose ids are plausible model ids holding none of the account's
+    credentials (a provider may list the key it was sent), and how many were left out."""
+    secrets = [secret for secret in secrets if secret]
+    kept = [
+        model
+        for model in models
+        if LISTED_MODEL_ID.fullmatch(model.identifier)
+        and not any(secret in model.identifier for secret in secrets)
+    ]
+    return kept, len(models) - len(kept)
 
 
 @dataclass(frozen=True)
@@ -298,6 +321,17 @@ class ProviderClient:
     def has_credentials(self) -> bool:
         return bool(self.connection.api_key)
 
+    def secrets(self) -> list[str]:
+        """The credentials this client calls with (empty ones too): shown nowhere, not even
+        as a listed model id."""
+        connection = self.connection
+        return [
+            connection.api_key,
+            connection.aws_access_key_id,
+            connection.aws_secret_access_key,
+            connection.aws_session_token,
+        ]
+
     def auth_headers(self) -> dict[str, str]:
         raise NotImplementedError
 
@@ -432,6 +466,8 @@ class ProviderClient:
             response = await stream_client().send(request, stream=True)
         except ProviderError:
             raise
+        except httpx2.ReadTimeout:  # the request was sent and no answer began
+            raise went_silent() from None
         except Exception as error:
             raise unreachable(ChatError, host, error) from None
         try:
@@ -439,7 +475,7 @@ class ProviderClient:
                 head = await head_of(response)
                 refusal = self.refusal("POST", response.status_code, head, response.headers)
                 raise refusal or chat_error_for(response.status_code, head)
-            if response.headers.get("Content-Encoding", "identity").lower() != "identity":
+            if not is_plain(response):
                 raise malformed()  # compressed though we asked for it plain: not expanded
             yield response
         finally:
@@ -471,14 +507,17 @@ class ProviderClient:
         return request
 
     def send(self, method: str, url: str, params: dict[str, Any] | None = None) -> httpx2.Response:
-        """One call, its answer read whole (as sent, at most MAX_BODY bytes); redirects are the
-        caller's to follow."""
+        """One call, its answer read whole (at most MAX_BODY bytes); redirects are the caller's
+        to follow. A compressed answer (we ask for none) is refused unread: a few hundred KB
+        of gzip can expand to gigabytes."""
         host = urlsplit(url).netloc
         try:
             request = self.build(method, url, params=params)
             with httpx2.Client(cookies=NO_COOKIES) as client:
                 response = client.send(request, stream=True)
                 try:
+                    if not is_plain(response):
+                        raise Unreachable(f"{host} answered in a form we can't read (compressed).")
                     body = b""
                     for chunk in response.iter_raw():
                         body += chunk
@@ -490,7 +529,6 @@ class ProviderClient:
             raise
         except Exception as error:
             raise unreachable(Unreachable, host, error) from None
-        # The raw bytes: a compressed answer (never asked for) fails to parse as JSON.
         return httpx2.Response(response.status_code, headers=response.headers, content=body)
 
 
@@ -498,6 +536,11 @@ class ProviderClient:
 MAX_BODY = 32 * 1024 * 1024
 # Providers' cookies are neither sent nor kept.
 NO_COOKIES = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+def is_plain(response: httpx2.Response) -> bool:
+    """Whether the body is sent as is, as we ask (Accept-Encoding: identity)."""
+    return response.headers.get("Content-Encoding", "").strip().lower() in ("", "identity")
 
 
 def timeouts() -> httpx2.Timeout:

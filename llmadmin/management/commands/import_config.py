@@ -4,7 +4,8 @@ Usage: manage.py import_config FILE [--dry-run]
 
 Creates and updates what the file lists, in one transaction: on any error nothing is applied,
 and every error is reported with its place in the file. --dry-run shows what would change.
-Keys are never imported.
+Keys are never imported. A file may be at most 1 MiB, and its YAML may not use aliases
+(`*name`, `<<: *name`): each value is written out, as export_config writes it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,23 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from llmadmin.configuration import ConfigurationError, import_configuration
 
+# Far more than any deployment's providers and models (an export is a few KB).
+MAX_FILE_SIZE = 1024 * 1024
+
+
+class NoAliasLoader(yaml.SafeLoader):
+    """YAML without aliases: a few hundred bytes of nested aliases expand to gigabytes."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "aliases (*name) are not accepted: write each value out",
+                self.peek_event().start_mark,
+            )
+        return super().compose_node(parent, index)
+
 
 class Command(BaseCommand):
     help = __doc__
@@ -27,10 +45,17 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, file: Path, dry_run: bool, **options: Any) -> None:
         try:
-            # YAML is a superset of JSON: one parser reads both.
-            data = yaml.safe_load(file.read_text())
+            with file.open("rb") as stream:
+                raw = stream.read(MAX_FILE_SIZE + 1)
         except OSError as error:
             raise CommandError(f"Cannot read {file}: {error.strerror}.") from None
+        if len(raw) > MAX_FILE_SIZE:
+            raise CommandError(f"{file} is larger than 1 MiB: not read.")
+        try:
+            # YAML is a superset of JSON: one parser reads both.
+            data = yaml.load(raw.decode(), Loader=NoAliasLoader)  # noqa: S506 (a SafeLoader)
+        except UnicodeDecodeError:
+            raise CommandError(f"{file} is not UTF-8 text.") from None
         except yaml.YAMLError as error:
             raise CommandError(f"{file} is not valid YAML or JSON: {error}") from None
         try:

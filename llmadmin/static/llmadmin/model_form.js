@@ -74,7 +74,10 @@ document.addEventListener("DOMContentLoaded", () => {
         if (model.context_limit) reported.limits.set(model.identifier, model.context_limit);
       }
       reported.label = data.provider_label;
-      listStatus.textContent = `${data.models.length} models reported by ${data.provider_label}: pick one or type an identifier.`;
+      const leftOut = data.left_out
+        ? ` ${data.left_out} listed ids were left out: they are not model ids we can show.`
+        : "";
+      listStatus.textContent = `${data.models.length} models reported by ${data.provider_label}: pick one or type an identifier.${leftOut}`;
       fillReportedContext();
       warnAboutContext();
     } catch (error) {

@@ -244,10 +244,10 @@ WRITE_PAUSE_MAX = 2.0
 START_RETRY_SECONDS = 1.0
 
 
-def with_retries(write: Callable[[], T], seconds: float = WRITE_RETRY_SECONDS) -> T:
-    """The write, tried again when the database connection fails, for `seconds`; raises the
-    last error."""
-    give_up_at = time.monotonic() + seconds
+def with_retries(write: Callable[[], T], seconds: float | None = None) -> T:
+    """The write, tried again when the database connection fails, for `seconds` (by default
+    WRITE_RETRY_SECONDS); raises the last error."""
+    give_up_at = time.monotonic() + (WRITE_RETRY_SECONDS if seconds is None else seconds)
     pause, attempt = WRITE_PAUSE, 1
     while True:
         try:

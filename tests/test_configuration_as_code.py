@@ -579,3 +579,23 @@ def test_an_import_never_sends_the_stored_key_to_a_new_address(configured, tmp_p
 
     anthropic = Provider.objects.get(type="anthropic")
     assert (anthropic.api_key, anthropic.base_url) != (KEY, "http://collector.example:4000")
+
+
+# PostgreSQL refuses a NUL in text, also in a query: a located error, never a traceback.
+NUL_VALUES = [
+    pytest.param('"claude\\0"', "", id="in an identifier"),
+    pytest.param("claude-x", '    access: {groups: ["backend\\0"]}\n', id="in a group's name"),
+    pytest.param("claude-x", '    access: {users: ["dev\\0"]}\n', id="in a user's name"),
+]
+
+
+@pytest.mark.parametrize(("identifier", "access"), NUL_VALUES)
+def test_a_nul_anywhere_is_a_located_error(tmp_path, identifier, access):
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        "version: 1\nproviders:\n- type: anthropic\n  models:\n"
+        f"  - identifier: {identifier}\n    display_name: X\n    context_limit: 1000\n{access}"
+    )
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        import_file(path)

@@ -552,6 +552,10 @@ UNREADABLE_SHAPES = [
         f"    context_limit: {'9' * 5000}\n",
         id="a number of 5,000 digits",
     ),
+    pytest.param(
+        "providers:\n- type: anthropic\n  models:\n  - identifier: x\n    context_limit: 2026-13-45\n",
+        id="a date that doesn't exist",
+    ),
 ]
 
 

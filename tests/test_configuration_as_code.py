@@ -553,7 +553,8 @@ UNREADABLE_SHAPES = [
         id="a number of 5,000 digits",
     ),
     pytest.param(
-        "providers:\n- type: anthropic\n  models:\n  - identifier: x\n    context_limit: 2026-13-45\n",
+        "providers:\n- type: anthropic\n  models:\n  - identifier: x\n"
+        "    context_limit: 2026-13-45\n",
         id="a date that doesn't exist",
     ),
 ]

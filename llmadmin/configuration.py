@@ -185,6 +185,9 @@ class Importer:
                     self.errors.append(f"{model_where}: must be a mapping.")
                 elif not isinstance(model_entry.get("identifier", ""), str):
                     self.errors.append(f"{model_where}.identifier: must be text.")
+                elif "\x00" in model_entry.get("identifier", ""):
+                    # Looked up before it is validated: PostgreSQL refuses a NUL in a query.
+                    self.errors.append(f"{model_where}.identifier: must not contain a NUL.")
                 elif model_entry.get("identifier") in identifiers:
                     self.errors.append(f"{model_where}.identifier: listed twice.")
                 else:
@@ -250,6 +253,9 @@ class Importer:
             names = data.get(key, [])
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 self.errors.append(f"{where}.{key}: must be a list of names.")
+                return None
+            if any("\x00" in name for name in names):
+                self.errors.append(f"{where}.{key}: a name must not contain a NUL.")
                 return None
             rows = {
                 getattr(row, name_field): row

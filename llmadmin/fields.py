@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -128,6 +129,10 @@ def validate_no_hidden_characters(value: str) -> None:
             message = "Remove the text-direction control %(code)s: it reorders the text."
         elif character in ZERO_WIDTH:
             message = "Remove the zero-width character %(code)s: it is invisible in the text."
+        elif unicodedata.category(character) == "Cf":
+            # The other formatting characters: invisible operators, the soft hyphen, tag
+            # characters (which spell hidden ASCII).
+            message = "Remove the invisible character %(code)s: it hides in the text."
         else:
             continue
         raise ValidationError(message, code="hidden", params={"code": f"U+{ord(character):04X}"})

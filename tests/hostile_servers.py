@@ -90,10 +90,14 @@ REAL_IDS = {
 
 
 def hostile_ids(credential: str) -> list[str]:
-    """Ids no page may show: the credential, whole or inside, and ids no model has."""
+    """Ids no page may show: the credential, whole, inside or in pieces, and ids no model has."""
+    half = len(credential) // 2
     return [
         credential,
         f"ft:gpt-5:{credential}:x",
+        # In two pieces, each under its own id: read together, the key.
+        f"a/{credential[:half]}",
+        f"b/{credential[half:]}",
         "m" * 201,
         "gpt 5",
         "<img src=x onerror=alert(1)>",

@@ -438,6 +438,27 @@ def test_a_client_that_goes_away_closes_the_upstream_and_keeps_what_it_was_sent(
     assert answer.notice.startswith("The answer was interrupted")
 
 
+def test_a_user_who_leaves_before_the_first_word_is_billed_for_what_was_sent(
+    asgi_server, client, developer
+):
+    """The provider took the request (its headers came) and bills its input, reasoning or
+    not; OpenAI's family counts nothing until the end. Leaving before the first text must
+    not make a large prompt free: its input is estimated as for any answer cut short."""
+    script = Script([], forever=KEEP_ALIVE, every=0.05)
+    with serve_script(script) as url:
+        model = model_at(url)
+        with open_chat(asgi_server, client.cookies["sessionid"].value, model) as http:
+            payload = {"model_id": model.pk, "message": "x" * 20_000}
+            with http.stream("POST", "/api/v1/chat/", json=payload) as response:
+                read_events(response.iter_bytes(), 1)  # the conversation, then we leave
+        script.wait_for_close()
+
+    assert stored_after_disconnect().stop_reason == "disconnected"
+    record = recorded(UsageRecord.Kind.CHAT)
+    assert record.input_tokens is not None
+    assert record.input_tokens >= 10_000  # 20,000 bytes at 2 bytes a token
+
+
 def compacting_upstream(
     calls: list[str], compacting: bool, then: Callable[[BaseHTTPRequestHandler], None]
 ) -> type[BaseHTTPRequestHandler]:

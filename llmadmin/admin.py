@@ -932,7 +932,7 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
     list_display = ["username", "allowance", "spent", "remaining", "alert"]
     list_filter = [BudgetAlertFilter, "groups"]
     ordering = ["username"]
-    search_fields = ["username", "email"]
+    search_fields = ["username"]
     fields = ["username", "allowance", "spent", "remaining", "alert"]
     readonly_fields = fields
     inlines = [UserBudgetInline]

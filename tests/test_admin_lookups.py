@@ -184,3 +184,16 @@ def test_a_nul_in_an_admin_query_is_refused(admin_client, url, query):
     response = admin_client.get(reverse(url), query)
 
     assert response.status_code == 400
+
+
+def test_a_search_reads_no_column_the_list_does_not_show(viewer):
+    # The developer budgets list shows usernames, not addresses: searching by an address
+    # would read one out by counting results.
+    User.objects.create_user("dana", email="dana.secret@corp.example")
+    url = reverse("admin:llmadmin_developerbudget_changelist")
+
+    by_address = viewer.get(url, {"q": "secret@corp"})
+    by_name = viewer.get(url, {"q": "dana"})
+
+    assert by_address.context["cl"].result_count == 0
+    assert by_name.context["cl"].result_count == 1

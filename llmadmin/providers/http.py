@@ -67,18 +67,28 @@ class RemoteModel:
 LISTED_MODEL_ID = re.compile(r"[A-Za-z0-9._:/@+~-]{1,200}")
 
 
-@sensitive_variables("secrets")
+# A listed id sharing this many characters in a row with a credential is left out: a provider
+# may list the key it was sent, whole or in pieces across several ids.
+SECRET_RUN = 8
+
+
+@sensitive_variables("secrets", "pieces")
 def showable_models(
     models: list[RemoteModel], *, secrets: Iterable[str]
 ) -> tuple[list[RemoteModel], int]:
-    """The listed models whose ids are plausible model ids holding none of the account's
-    credentials (a provider may list the key it was sent), and how many were left out."""
-    secrets = [secret for secret in secrets if secret]
+    """The listed models whose ids are plausible model ids holding no piece of the account's
+    credentials, and how many were left out."""
+    pieces = {
+        secret[start : start + SECRET_RUN]
+        for secret in secrets
+        if secret
+        for start in range(max(len(secret) - SECRET_RUN, 0) + 1)
+    }
     kept = [
         model
         for model in models
         if LISTED_MODEL_ID.fullmatch(model.identifier)
-        and not any(secret in model.identifier for secret in secrets)
+        and not any(piece in model.identifier for piece in pieces)
     ]
     return kept, len(models) - len(kept)
 

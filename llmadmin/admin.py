@@ -506,7 +506,7 @@ class LLMModelAdmin(admin.ModelAdmin):
             (
                 "Sampling",
                 {
-                    "fields": list(GENERAL_FIELDS),
+                    "fields": [*GENERAL_FIELDS, "override_catalog_limit", "catalog_limit_note"],
                     "description": "Leave a field empty to use the provider's default.",
                 },
             ),

@@ -39,6 +39,8 @@ MODEL_FIELDS = {
     **dict.fromkeys(PRICE_FIELDS),
     "monthly_cap": None,
 }
+# Written only when the catalog's output limit is overridden: most models never are.
+OVERRIDE_FIELDS = {"override_catalog_limit": False, "catalog_limit_note": ""}
 # The file's names where they differ from the columns'.
 MODEL_RENAMES = {"default": "is_default", "options": "provider_options"}
 # Left out, a model is open to every developer; given, only to these groups and users.
@@ -82,6 +84,8 @@ def export_model(model: LLMModel) -> dict[str, Any]:
             value = format(value.normalize(), "f")
         if value is not None or default is not None:
             entry[name] = value
+    if model.override_catalog_limit:
+        entry.update({name: getattr(model, name) for name in OVERRIDE_FIELDS})
     if model.is_default:
         entry["default"] = True
     if model.provider_options:
@@ -205,7 +209,8 @@ class Importer:
                     self.apply_model(model_where, provider, model_entry)
 
     def apply_model(self, where: str, provider: Provider, entry: dict[str, Any]) -> None:
-        self.reject_unknown(where, entry, {"identifier", *MODEL_FIELDS, *MODEL_RENAMES, "access"})
+        known = {"identifier", *MODEL_FIELDS, *OVERRIDE_FIELDS, *MODEL_RENAMES, "access"}
+        self.reject_unknown(where, entry, known)
         # Left out, the model is open; given, even empty, kept to those listed (empty: nobody).
         restricted = "access" in entry
         access = self.access(f"{where}.access", entry["access"]) if restricted else ((), ())
@@ -214,7 +219,10 @@ class Importer:
         identifier = entry.get("identifier")
         model = LLMModel.objects.filter(provider=provider, identifier=identifier).first()
         model = model or LLMModel(provider=provider, identifier=identifier)
-        values = {name: entry.get(name, default) for name, default in MODEL_FIELDS.items()}
+        values = {
+            name: entry.get(name, default)
+            for name, default in {**MODEL_FIELDS, **OVERRIDE_FIELDS}.items()
+        }
         facts = provider.provider_type.facts(identifier) if isinstance(identifier, str) else None
         if values["context_limit"] is None and facts and facts.context_limit:
             # Left out, as in the admin's form: the catalog's.

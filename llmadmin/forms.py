@@ -315,6 +315,8 @@ class LLMModelAdminForm(VersionedForm):
             "allowed_groups",
             "allowed_users",
             *GENERAL_FIELDS,
+            "override_catalog_limit",
+            "catalog_limit_note",
             *PRICE_FIELDS,
             "monthly_cap",
         ]

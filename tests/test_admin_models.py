@@ -831,3 +831,37 @@ def test_a_negative_price_is_an_error_on_its_field(admin_client, name):
 
     assert list(field_errors(response)) == [name]
     assert not LLMModel.objects.exists()
+
+
+def test_a_catalog_limit_is_overridden_with_a_note_kept_and_shown(admin_client):
+    # Issue 24: the models.dev snapshot says 64,000 for Claude Sonnet 4.6; Anthropic documents
+    # 128K. Ticking the override without a note is an error on the note, and keeps what was
+    # typed; with a note it saves, and the change form shows both.
+    provider = ProviderFactory(anthropic=True)
+    typed = {"max_output_tokens": "128000", "override_catalog_limit": "on"}
+
+    refused = admin_client.post(ADD, model_data(provider, **typed))
+    note = "Anthropic's models overview: 128K max output."
+    saved = admin_client.post(ADD, model_data(provider, **typed, catalog_limit_note=note))
+
+    assert field_errors(refused) == {
+        "catalog_limit_note": [
+            "Say why the catalog's limit doesn't hold, e.g. the provider's page that gives "
+            "the higher limit."
+        ]
+    }
+    kept = refused.context["adminform"].form
+    assert (kept["max_output_tokens"].value(), kept["override_catalog_limit"].value()) == (
+        "128000",
+        True,
+    )
+    assert saved.status_code == 302, field_errors(saved)
+    model = LLMModel.objects.get()
+    assert (model.max_output_tokens, model.override_catalog_limit, model.catalog_limit_note) == (
+        128_000,
+        True,
+        note,
+    )
+    html = admin_client.get(change_url(model)).content.decode()
+    assert "checked" in input_tag(html, "override_catalog_limit")
+    assert f'value="{note}"'.replace("'", "&#x27;") in input_tag(html, "catalog_limit_note")

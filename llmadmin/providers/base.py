@@ -301,6 +301,9 @@ class ProviderType:
     # How to call it: verify a key, list models, chat.
     client: type[ProviderClient]
     rules: Rule = no_rules
+    # The rules, not the catalog's "takes no temperature", judge a temperature: OpenAI's
+    # reasoning models take their default one, and some take any at reasoning effort none.
+    temperature_by_rules: bool = False
     # How an account can authenticate, by name and label; the first is the default.
     auth_modes: Mapping[str, str] = field(default_factory=lambda: {"api_key": "API key"})
     # The models.dev provider whose models this type calls; empty when models are the
@@ -350,8 +353,10 @@ class ProviderType:
         """Validate a model's general fields and options for this type and for the model.
 
         The model's own facts come from the catalog (by `general["identifier"]`); a model
-        the catalog doesn't list is checked by its type's rules only. Returns the options to
-        store (unset ones dropped) and the errors, keyed by general field name or option name.
+        the catalog doesn't list is checked by its type's rules only; with
+        `general["override_catalog_limit"]`, the catalog's output limit doesn't apply. Returns
+        the options to store (unset ones dropped) and the errors, keyed by general field name
+        or option name.
         """
         errors: dict[str, list[str]] = {}
         facts = self.facts(general.get("identifier") or "")
@@ -377,6 +382,8 @@ class ProviderType:
                     errors.setdefault(name, []).extend(error.messages)
         refused = dict[str, list[str]]()
         for name, message in catalog_refusals(facts, general, cleaned, known) if facts else ():
+            if name == "temperature" and self.temperature_by_rules:
+                continue
             refused.setdefault(name, []).append(message)
         # The rules read the cleaned options: only when every value is valid. A field the
         # catalog already refuses needs no second reason.
@@ -398,7 +405,8 @@ def catalog_refusals(
     """What the model refuses by the catalog's data: its output limit, a temperature,
     reasoning options."""
     max_output = general.get("max_output_tokens")
-    if max_output is not None and facts.output_limit and max_output > facts.output_limit:
+    limit = None if general.get("override_catalog_limit") else facts.output_limit
+    if max_output is not None and limit and max_output > limit:
         yield (
             "max_output_tokens",
             f"{facts.name} writes at most {facts.output_limit} tokens (models.dev).",

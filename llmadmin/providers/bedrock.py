@@ -87,11 +87,16 @@ def is_claude(identifier: str) -> bool:
     return bool(re.match(r"(?:[a-z-]+\.)?anthropic\.", identifier.rsplit("/", 1)[-1]))
 
 
+def is_nova(identifier: str) -> bool:
+    """Amazon Nova's model ids and their inference profiles (`us.amazon.nova-…`, or an ARN)."""
+    return bool(re.match(r"(?:[a-z-]+\.)?amazon\.nova-", identifier.rsplit("/", 1)[-1]))
+
+
 def rules(
     general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
 ) -> Iterator[tuple[str, str]]:
     # Thinking, effort and top K are Claude's own fields: other families (Nova, Llama,
-    # Mistral…) take Converse's general fields only.
+    # Mistral…) take Converse's general fields only, and Nova its own top K.
     if is_claude(general.get("identifier") or ""):
         yield from anthropic.rules(general, options, facts)
         # Converse caps effort at high while thinking is off (botocore's bedrock-runtime
@@ -103,8 +108,8 @@ def rules(
     for name in ("thinking", "thinking_budget_tokens", "effort"):
         if options.get(name) is not None:
             yield name, "Only Claude models on Bedrock take this option."
-    if general.get("top_k") is not None:
-        yield "top_k", "Only Claude models on Bedrock take top K."
+    if general.get("top_k") is not None and not is_nova(general.get("identifier") or ""):
+        yield "top_k", "Only Claude and Nova models on Bedrock take top K."
 
 
 class BedrockClient(ProviderClient):
@@ -235,10 +240,16 @@ class BedrockClient(ProviderClient):
         if model.options.get("effort") is not None:
             body["outputConfig"] = {"effort": model.options["effort"]}
         # Claude's thinking and top K travel in additionalModelRequestFields, in Anthropic's
-        # shapes (rules() keeps them to Claude models).
+        # shapes (rules() keeps them to Claude models); Nova reads its top K from an
+        # inferenceConfig there (AWS's Nova user guide, "Core inference": "reasoningConfig and
+        # TopK ... are placed within an additional inferenceConfig object within the
+        # additionalModelRequestFields").
         additional: dict[str, Any] = {}
         set_if(additional, "thinking", anthropic.thinking_field(model.options))
-        set_if(additional, "top_k", model.top_k)
+        if model.top_k is not None and is_nova(model.identifier):
+            additional["inferenceConfig"] = {"topK": model.top_k}
+        else:
+            set_if(additional, "top_k", model.top_k)
         if additional:
             body["additionalModelRequestFields"] = additional
         return body
@@ -276,7 +287,7 @@ MALFORMED_OUTPUT = ("malformed_model_output", "malformed_tool_use")
 
 
 async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
-    stopped, usage = None, None
+    stopped, usage, malformed_output = None, None, False
     async for headers, payload in event_stream(response):
         if headers.get(":message-type") in ("exception", "error"):
             kind = str(headers.get(":exception-type", ""))
@@ -294,13 +305,13 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
                 yield Thinking()
         elif kind == "messageStop":
             reason = event.get("stopReason")
-            if reason in MALFORMED_OUTPUT:
-                raise failed_mid_answer()
             stopped = (
                 STOP_REASONS.get(reason, StopReason.OTHER)
                 if isinstance(reason, str)
                 else StopReason.OTHER
             )
+            # Read on: the metadata event after it holds the usage the provider bills.
+            malformed_output = reason in MALFORMED_OUTPUT
         elif kind == "metadata" and isinstance(event.get("usage"), dict):
             # Everything the model read: inputTokens leaves out cache reads and writes.
             # Converse's TokenUsage has no reasoning count.
@@ -315,6 +326,8 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
         raise cut_off()
     if usage:
         yield usage
+    if malformed_output:
+        raise failed_mid_answer()
     yield Finish(stopped)
 
 

@@ -131,36 +131,85 @@ VERCEL_OPTIONS = (
 )
 
 
-# Sampling beyond max tokens. OpenAI's reasoning models (GPT-5 family, o-series) accept only
-# the default temperature, and refuse top P and the penalties as unsupported parameters (the
-# reasoning guide); the catalog marks them with temperature false.
+# Sampling beyond max tokens and temperature. OpenAI's reasoning models (GPT-5 family,
+# o-series) refuse top P and the penalties as unsupported parameters (the reasoning guide);
+# the catalog marks them with temperature false.
 NON_DEFAULT_SAMPLING = ("top_p", "presence_penalty", "frequency_penalty")
 
 
-# The reasoning efforts each model line takes (OpenAI's reasoning guide, model pages and 400
-# answers): o-series low to high; GPT-5 adds minimal; GPT-5.1 swaps minimal for none ("'minimal'
-# is not supported… Supported values are: 'none', 'low', 'medium', and 'high'"), its Codex Max
-# adds xhigh; GPT-5 Pro takes high only. Later GPT-5 models keep none and gain xhigh and max,
-# never minimal.
+# The reasoning efforts each model line takes, first match wins; a model none names (a
+# deployment named otherwise, a later line) is left to the API. Sources:
+# - o-series: low to high (OpenAI's reasoning guide).
+# - gpt-5-pro: high only; before gpt-5.1 no none; gpt-5.1 defaults to none and takes none to
+#   high; xhigh on every model after gpt-5.1-codex-max (the API reference's reasoning_effort,
+#   as Azure's SDK carries it: learn.microsoft.com/javascript/api/@azure/ai-projects/
+#   reasoningeffort).
+# - gpt-5, -mini, -nano: "Supported values are: 'minimal', 'low', 'medium', and 'high'"
+#   (OpenAI's 400, microsoft/vscode#301045).
+# - Codex: never none nor minimal. gpt-5-codex and gpt-5.1-codex(-mini) take low to high
+#   ("'none' is not supported with the 'gpt-5.1-codex' model. Supported values are: 'low',
+#   'medium', and 'high'", openai/codex#6647); gpt-5.1-codex-max and later Codex add xhigh.
+# - gpt-5.2 to gpt-5.5: none to xhigh; max arrives with gpt-5.6 (../shared/PROVIDERS.md; the
+#   SDK's types/shared/reasoning_effort.py lists max without saying which model takes it).
+FULL_EFFORTS = ("none", "low", "medium", "high", "xhigh")
 EFFORTS_BY_MODEL = (
     (re.compile(r"^o\d"), ("low", "medium", "high")),
     (re.compile(r"^gpt-5-pro"), ("high",)),
-    (re.compile(r"^gpt-5(-(mini|nano|codex))?$"), ("minimal", "low", "medium", "high")),
-    (re.compile(r"^gpt-5\.1-codex-max"), ("none", "low", "medium", "high", "xhigh")),
-    (re.compile(r"^gpt-5\.1"), ("none", "low", "medium", "high")),
-    (re.compile(r"^gpt-5\.\d"), ("none", "low", "medium", "high", "xhigh", "max")),
+    (re.compile(r"^gpt-5(-mini|-nano)?(-\d{4}-\d\d-\d\d)?$"), ("minimal", "low", "medium", "high")),
+    (re.compile(r"^gpt-5(\.1)?-codex(-mini)?$"), ("low", "medium", "high")),
+    (re.compile(r"^gpt-5\.\d+-codex"), ("low", "medium", "high", "xhigh")),
+    (re.compile(r"^gpt-5\.1(\D|$)"), ("none", "low", "medium", "high")),
+    (re.compile(r"^gpt-5\.[2-5](\D|$)"), FULL_EFFORTS),
+    (re.compile(r"^gpt-5\.\d"), (*FULL_EFFORTS, "max")),
 )
+
+# OpenAI's reasoning models (the catalog: reasoning, no temperature) answer any other
+# temperature with 400 "Unsupported value: 'temperature' does not support 0.5 with this model.
+# Only the default (1) value is supported." (the reasoning guide's limitations).
+DEFAULT_TEMPERATURE = 1
+# GPT-5.1 and 5.2 take temperature and top P at reasoning effort none, and refuse them at any
+# other effort (OpenAI's GPT-5.2 guide, "parameter compatibility"; vercel/ai#10932). Only
+# effort none set here counts: the default effort may change, the setting says what is sent.
+SAMPLING_AT_NO_EFFORT = re.compile(r"^gpt-5\.[12](-\d{4}-\d\d-\d\d)?$")
+
+
+def efforts_of(identifier: str) -> tuple[str, ...] | None:
+    """The reasoning efforts a model takes; None when no rule names it."""
+    for pattern, efforts in EFFORTS_BY_MODEL:
+        if pattern.search(identifier):
+            return efforts
+    return None
+
+
+def reasoning_sampling_rules(
+    general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts
+) -> Iterator[tuple[str, str]]:
+    """A reasoning model's sampling: the default temperature, or more at effort none."""
+    takes_sampling = SAMPLING_AT_NO_EFFORT.search(general.get("identifier") or "")
+    if takes_sampling and options.get("reasoning_effort") == "none":
+        refused: tuple[str, ...] = ("presence_penalty", "frequency_penalty")
+    else:
+        refused = NON_DEFAULT_SAMPLING
+        temperature = general.get("temperature")
+        if temperature is not None and temperature != DEFAULT_TEMPERATURE:
+            more = " or set reasoning effort none" if takes_sampling else ""
+            yield (
+                "temperature",
+                f"{facts.name} takes only its default temperature, 1: leave it empty{more}.",
+            )
+    for name in refused:
+        if general.get(name) is not None:
+            more = " or set reasoning effort none" if takes_sampling and name == "top_p" else ""
+            yield name, f"{facts.name} takes only the default sampling: leave it empty{more}."
 
 
 def openai_rules(
     general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
 ) -> Iterator[tuple[str, str]]:
     effort = options.get("reasoning_effort")
-    for pattern, efforts in EFFORTS_BY_MODEL if effort is not None else ():
-        if pattern.search(general.get("identifier") or ""):
-            if effort not in efforts:
-                yield "reasoning_effort", f"This model takes the efforts {', '.join(efforts)}."
-            break
+    efforts = efforts_of(general.get("identifier") or "")
+    if effort is not None and efforts is not None and effort not in efforts:
+        yield "reasoning_effort", f"This model takes the efforts {', '.join(efforts)}."
     # Both become the request's max_completion_tokens, so only one may be set.
     both = (options.get("max_completion_tokens"), general.get("max_output_tokens"))
     if None not in both:
@@ -173,15 +222,14 @@ def openai_rules(
         yield "max_completion_tokens", f"Must be at most the context limit ({context_limit})."
     if facts is None:
         return
-    if None not in (both[0], facts.output_limit) and both[0] > facts.output_limit:
+    limit = None if general.get("override_catalog_limit") else facts.output_limit
+    if None not in (both[0], limit) and both[0] > limit:
         yield (
             "max_completion_tokens",
-            f"{facts.name} writes at most {facts.output_limit} tokens (models.dev).",
+            f"{facts.name} writes at most {limit} tokens (models.dev).",
         )
     if facts.reasoning and facts.temperature is False:
-        for name in NON_DEFAULT_SAMPLING:
-            if general.get(name) is not None:
-                yield name, f"{facts.name} takes only the default sampling: leave it empty."
+        yield from reasoning_sampling_rules(general, options, facts)
 
 
 def gateway_rules(
@@ -382,6 +430,7 @@ OPENAI = ProviderType(
     client=OpenAIClient,
     options=OPENAI_OPTIONS,
     rules=openai_rules,
+    temperature_by_rules=True,
     catalog="openai",
 )
 AZURE = ProviderType(
@@ -396,6 +445,7 @@ AZURE = ProviderType(
     client=AzureClient,
     options=OPENAI_OPTIONS,
     rules=openai_rules,
+    temperature_by_rules=True,
     catalog="azure",
 )
 OPENAI_COMPATIBLE = ProviderType(

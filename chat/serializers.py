@@ -101,6 +101,10 @@ class UsageSumsSerializer(serializers.Serializer):
     uncosted_calls = serializers.IntegerField(
         help_text="Calls without a cost (unpriced model, or no token counts reported): not in cost."
     )
+    long_context_calls = serializers.IntegerField(
+        help_text="Calls whose prompt was long enough to be costed at the model's long-context "
+        "prices (over 200k input tokens for most models)."
+    )
     input_tokens = serializers.IntegerField()
     output_tokens = serializers.IntegerField()
     cache_read_tokens = serializers.IntegerField()

@@ -52,7 +52,7 @@ from llmadmin.forms import (
     option_field_names,
 )
 from llmadmin.models import (
-    PRICE_FIELDS,
+    MODEL_PRICE_FIELDS,
     SECRET_FIELDS,
     AuthMode,
     Availability,
@@ -67,7 +67,7 @@ from llmadmin.models import (
     UserBudget,
 )
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
-from llmadmin.providers.catalog import ModelFacts, catalog_models
+from llmadmin.providers.catalog import ModelFacts, Prices, catalog_models
 from llmadmin.providers.http import ProviderError
 from llmadmin.selectors import (
     model_findings,
@@ -462,12 +462,12 @@ class LLMModelAdmin(admin.ModelAdmin):
             if not findings:
                 clean += 1
                 continue
-            refused = any(finding.kind == "refused" for finding in findings)
+            problem = any(finding.problem for finding in findings)
             self.message_user(
                 request,
                 f"{model.provider} / {model.identifier}: "
                 + " ".join(f"{finding.message}" for finding in findings),
-                messages.ERROR if refused else messages.WARNING,
+                messages.ERROR if problem else messages.WARNING,
             )
         if clean:
             self.message_user(
@@ -513,7 +513,11 @@ class LLMModelAdmin(admin.ModelAdmin):
             (
                 "Prices and cap",
                 {
-                    "fields": [*PRICE_FIELDS, "monthly_cap", *(["price_history"] if obj else [])],
+                    "fields": [
+                        *MODEL_PRICE_FIELDS,
+                        "monthly_cap",
+                        *(["price_history"] if obj else []),
+                    ],
                     "description": "Prices in USD per 1M tokens, filled in from the catalog "
                     "when you choose a model. Empty is unpriced, which is not the same as 0 "
                     "(free): unpriced calls are recorded without a cost and count against no "
@@ -542,7 +546,7 @@ class LLMModelAdmin(admin.ModelAdmin):
         """The prices each call was costed at, latest first: written when prices change."""
         rows = format_html_join(
             "",
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td>" + "<td>{}</td>" * len(MODEL_PRICE_FIELDS) + "</tr>",
             (
                 (
                     f"{timezone.localtime(price.effective_from):%Y-%m-%d %H:%M}",
@@ -556,7 +560,9 @@ class LLMModelAdmin(admin.ModelAdmin):
         )
         return format_html(
             '<table class="price-history"><thead><tr><th>from</th><th>input</th>'
-            "<th>output</th><th>cache read</th><th>cache write</th></tr></thead>"
+            "<th>output</th><th>cache read</th><th>cache write</th><th>long-context input</th>"
+            "<th>long-context output</th><th>long-context cache read</th>"
+            "<th>long-context cache write</th></tr></thead>"
             "<tbody>{}</tbody></table>",
             rows,
         )
@@ -769,7 +775,12 @@ def catalog_lines(facts: ModelFacts) -> list[tuple[str, str]]:
     def usd(value: Decimal | None) -> str:
         return "unpriced" if value is None else f"${format(value.normalize(), 'f')}"
 
-    prices = facts.prices
+    def listed(prices: Prices) -> str:
+        return (
+            f"input {usd(prices.input)}, output {usd(prices.output)}, cache read "
+            f"{usd(prices.cache_read)}, cache write {usd(prices.cache_write)}"
+        )
+
     lines = [
         ("Name", facts.name),
         ("Context limit", f"{facts.context_limit or 'unknown'} tokens"),
@@ -780,12 +791,10 @@ def catalog_lines(facts: ModelFacts) -> list[tuple[str, str]]:
         ("Input", ", ".join(facts.input_modalities) or "unknown"),
         ("Knowledge", facts.knowledge or "unknown"),
         ("Released", facts.release_date or "unknown"),
-        (
-            "Prices per 1M tokens",
-            f"input {usd(prices.input)}, output {usd(prices.output)}, cache read "
-            f"{usd(prices.cache_read)}, cache write {usd(prices.cache_write)}",
-        ),
+        ("Prices per 1M tokens", listed(facts.prices)),
     ]
+    if any(value is not None for value in facts.long_context_prices.as_tuple()):
+        lines.append(("Long-context prices per 1M tokens", listed(facts.long_context_prices)))
     if facts.deprecated:
         lines.append(("Status", "deprecated"))
     return lines
@@ -1018,9 +1027,10 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "kind",
         "input_tokens",
         "output_tokens",
+        "price_tier",
         "cost_shown",
     ]
-    list_filter = ["pricing", "kind", "provider_type", "day"]
+    list_filter = ["pricing", "price_tier", "kind", "provider_type", "day"]
     search_fields = ["model_identifier"]
     # Shown, never a form: also no model choice built (its ordering is the model admin's).
     readonly_fields = [field.name for field in UsageRecord._meta.fields]

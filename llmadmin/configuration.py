@@ -20,7 +20,7 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from llmadmin.models import ADDRESS_FIELDS, PRICE_FIELDS, SECRET_FIELDS, LLMModel, Provider
+from llmadmin.models import ADDRESS_FIELDS, MODEL_PRICE_FIELDS, SECRET_FIELDS, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.base import BRIEF_LENGTH, brief
 from llmadmin.selectors import providers_in_registry_order
@@ -36,7 +36,7 @@ MODEL_FIELDS = {
     "compression_threshold": 70,
     **dict.fromkeys(GENERAL_FIELDS),
     # Unpriced (None) is not free (0): both survive a round trip.
-    **dict.fromkeys(PRICE_FIELDS),
+    **dict.fromkeys(MODEL_PRICE_FIELDS),
     "monthly_cap": None,
 }
 # Written only when the catalog's output limit is overridden: most models never are.
@@ -227,7 +227,7 @@ class Importer:
         if values["context_limit"] is None and facts and facts.context_limit:
             # Left out, as in the admin's form: the catalog's.
             values["context_limit"] = facts.context_limit
-        for name in (*PRICE_FIELDS, "monthly_cap"):
+        for name in (*MODEL_PRICE_FIELDS, "monthly_cap"):
             if isinstance(values[name], float) and math.isfinite(values[name]):
                 # The number as written (0.1), not the binary float's 0.1000000000000000055.
                 values[name] = Decimal(repr(values[name]))

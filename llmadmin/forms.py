@@ -18,7 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import (
     ADDRESS_FIELDS,
-    PRICE_FIELDS,
+    MODEL_PRICE_FIELDS,
     SECRET_FIELDS,
     AuthMode,
     LLMModel,
@@ -317,7 +317,7 @@ class LLMModelAdminForm(VersionedForm):
             *GENERAL_FIELDS,
             "override_catalog_limit",
             "catalog_limit_note",
-            *PRICE_FIELDS,
+            *MODEL_PRICE_FIELDS,
             "monthly_cap",
         ]
 

@@ -323,9 +323,17 @@ def lock_default_changes() -> None:
 
 
 PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
+# The prices of a call whose prompt is over the long-context threshold (usage.py), in the
+# same order: models.dev's context_over_200k tier.
+LONG_CONTEXT_PRICE_FIELDS = tuple(f"long_context_{name}" for name in PRICE_FIELDS)
+MODEL_PRICE_FIELDS = (*PRICE_FIELDS, *LONG_CONTEXT_PRICE_FIELDS)
+LONG_CONTEXT_HELP = (
+    "USD per 1M tokens for the whole of a call whose prompt is over 200k tokens (272k for "
+    "OpenAI's GPT-5.4 and 5.5). All four empty: such calls cost the prices above."
+)
 
 
-def price_field(verbose_name: str) -> models.DecimalField:
+def price_field(verbose_name: str, help_text: str = "") -> models.DecimalField:
     return models.DecimalField(
         verbose_name,
         max_digits=12,
@@ -333,7 +341,8 @@ def price_field(verbose_name: str) -> models.DecimalField:
         null=True,
         blank=True,
         validators=[MinValueValidator(0)],
-        help_text="USD per 1M tokens. Empty means unpriced, which is not the same as 0 (free).",
+        help_text=help_text
+        or "USD per 1M tokens. Empty means unpriced, which is not the same as 0 (free).",
     )
 
 
@@ -398,6 +407,12 @@ class LLMModel(models.Model):
     output_price = price_field("output price")
     cache_read_price = price_field("cache read price")
     cache_write_price = price_field("cache write price")
+    long_context_input_price = price_field("long-context input price", LONG_CONTEXT_HELP)
+    long_context_output_price = price_field("long-context output price", LONG_CONTEXT_HELP)
+    long_context_cache_read_price = price_field("long-context cache read price", LONG_CONTEXT_HELP)
+    long_context_cache_write_price = price_field(
+        "long-context cache write price", LONG_CONTEXT_HELP
+    )
     monthly_cap = models.DecimalField(
         "monthly cap per developer",
         max_digits=12,
@@ -477,7 +492,7 @@ class LLMModel(models.Model):
                     condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": 0}),
                     name=f"{name}_not_negative",
                 )
-                for name in PRICE_FIELDS
+                for name in MODEL_PRICE_FIELDS
             ),
             models.CheckConstraint(
                 condition=Q(monthly_cap__isnull=True) | Q(monthly_cap__gte=0),
@@ -507,20 +522,20 @@ class LLMModel(models.Model):
                 self.saved_prices = latest.prices if latest else None
             if self.prices != self.saved_prices:
                 ModelPrice.objects.create(
-                    model=self, **{name: getattr(self, name) for name in PRICE_FIELDS}
+                    model=self, **{name: getattr(self, name) for name in MODEL_PRICE_FIELDS}
                 )
                 self.saved_prices = self.prices
 
     @classmethod
     def from_db(cls, db: str, field_names: Collection[str], values: Collection[Any]) -> LLMModel:
         model = super().from_db(db, field_names, values)
-        if set(PRICE_FIELDS) <= set(field_names):
+        if set(MODEL_PRICE_FIELDS) <= set(field_names):
             model.saved_prices = model.prices  # to tell a change of prices at save()
         return model
 
     @property
     def prices(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in PRICE_FIELDS)
+        return tuple(getattr(self, name) for name in MODEL_PRICE_FIELDS)
 
     @property
     def general_options(self) -> dict[str, Any]:
@@ -627,6 +642,12 @@ class ModelPrice(models.Model):
     output_price = price_field("output price")
     cache_read_price = price_field("cache read price")
     cache_write_price = price_field("cache write price")
+    long_context_input_price = price_field("long-context input price", LONG_CONTEXT_HELP)
+    long_context_output_price = price_field("long-context output price", LONG_CONTEXT_HELP)
+    long_context_cache_read_price = price_field("long-context cache read price", LONG_CONTEXT_HELP)
+    long_context_cache_write_price = price_field(
+        "long-context cache write price", LONG_CONTEXT_HELP
+    )
 
     class Meta:
         ordering = ["model", "-effective_from", "-pk"]
@@ -637,7 +658,7 @@ class ModelPrice(models.Model):
 
     @property
     def prices(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in PRICE_FIELDS)
+        return tuple(getattr(self, name) for name in MODEL_PRICE_FIELDS)
 
 
 class GroupBudget(models.Model):
@@ -731,6 +752,12 @@ class Pricing(models.TextChoices):
     UNREPORTED = "unreported", "No token counts"
 
 
+class PriceTier(models.TextChoices):
+    BASE = "base", "Base"
+    # The prompt was over the long-context threshold and the model has prices for that.
+    LONG_CONTEXT = "long_context", "Long context"
+
+
 class UsageRecord(models.Model):
     """One provider call: who made it, with which model, its tokens and its cost.
 
@@ -764,6 +791,8 @@ class UsageRecord(models.Model):
     output_price = price_field("output price")
     cache_read_price = price_field("cache read price")
     cache_write_price = price_field("cache write price")
+    # Which of the model's prices those are; records from before tiers are all base.
+    price_tier = models.CharField(max_length=16, choices=PriceTier.choices, default=PriceTier.BASE)
     pricing = models.CharField(max_length=16, choices=Pricing.choices)
     cost = cost_field(null=True, blank=True)
 
@@ -803,6 +832,8 @@ class DailyUsage(models.Model):
     calls = models.PositiveIntegerField(default=0)
     # Calls without a cost (unpriced, or no token counts): the cost leaves them out.
     uncosted_calls = models.PositiveIntegerField(default=0)
+    # Calls costed at the model's long-context prices.
+    long_context_calls = models.PositiveIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
     cache_read_tokens = models.BigIntegerField(default=0)

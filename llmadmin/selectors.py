@@ -13,7 +13,13 @@ from django.db import models
 from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils.text import capfirst
 
-from llmadmin.models import SECRET_FIELDS, Availability, LLMModel, Provider
+from llmadmin.models import (
+    LONG_CONTEXT_PRICE_FIELDS,
+    SECRET_FIELDS,
+    Availability,
+    LLMModel,
+    Provider,
+)
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.base import GENERAL_LABELS
 from llmadmin.providers.http import RemoteModel, showable_models
@@ -180,9 +186,15 @@ def provider_reported_context_limit(*, provider: Provider, identifier: str) -> i
 class Finding:
     """Something check_models reports about a configured model."""
 
-    # refused: the provider will refuse its settings; the others are worth a look.
-    kind: Literal["refused", "unknown", "deprecated", "limits"]
+    # refused: the provider will refuse its settings; tier: long calls are costed too low;
+    # the others are worth a look.
+    kind: Literal["refused", "tier", "unknown", "deprecated", "limits"]
     message: str
+
+    @property
+    def problem(self) -> bool:
+        """To fix (check_models fails on it), not merely worth a look."""
+        return self.kind in ("refused", "tier")
 
 
 def model_findings(model: LLMModel) -> list[Finding]:
@@ -215,4 +227,15 @@ def model_findings(model: LLMModel) -> list[Finding]:
                 f"Context limit {model.context_limit}; the catalog says {facts.context_limit}.",
             )
         )
+    catalog_tier = facts.long_context_prices.as_tuple()
+    for name, listed in zip(LONG_CONTEXT_PRICE_FIELDS, catalog_tier, strict=True):
+        if listed is not None and getattr(model, name) is None:
+            label = capfirst(LLMModel._meta.get_field(name).verbose_name)
+            findings.append(
+                Finding(
+                    "tier",
+                    f"{label} empty; the catalog says {format(listed.normalize(), 'f')}: "
+                    "calls with a long prompt are costed at less than they cost.",
+                )
+            )
     return findings

@@ -130,6 +130,10 @@ def catalog_values(facts: ModelFacts) -> dict[str, object]:
         "output_price": facts.prices.output,
         "cache_read_price": facts.prices.cache_read,
         "cache_write_price": facts.prices.cache_write,
+        "long_context_input_price": facts.long_context_prices.input,
+        "long_context_output_price": facts.long_context_prices.output,
+        "long_context_cache_read_price": facts.long_context_prices.cache_read,
+        "long_context_cache_write_price": facts.long_context_prices.cache_write,
     }
 
 

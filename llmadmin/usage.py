@@ -33,15 +33,18 @@ from django.db.models import F, Sum
 from django.utils import timezone
 
 from llmadmin.models import (
+    LONG_CONTEXT_PRICE_FIELDS,
     PRICE_FIELDS,
     BudgetAlert,
     DailyUsage,
     GroupBudget,
     LLMModel,
+    PriceTier,
     Pricing,
     UsageRecord,
     UserBudget,
 )
+from llmadmin.providers.catalog import long_context_threshold
 from llmadmin.providers.http import Usage
 
 logger = logging.getLogger(__name__)
@@ -242,6 +245,7 @@ def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, 
     sums = {
         "calls": Sum("calls"),
         "uncosted_calls": Sum("uncosted_calls"),
+        "long_context_calls": Sum("long_context_calls"),
         **{name: Sum(name) for name in TOKEN_FIELDS},
         "cost": Sum("cost"),
     }
@@ -308,11 +312,22 @@ def call_cost(
     return Pricing.PRICED, (total / 1_000_000).quantize(COST_QUANTUM)
 
 
-def prices_at(model: LLMModel, moment: datetime) -> dict[str, Decimal | None]:
-    """The model's prices in effect at that moment: one query."""
+def prices_at(
+    model: LLMModel, moment: datetime, input_tokens: int | None
+) -> tuple[PriceTier, dict[str, Decimal | None]]:
+    """The model's prices in effect at that moment for a prompt of that size, and their tier:
+    one query. Over the threshold, a model with long-context prices is costed at those, all
+    four as they are (one left empty is unpriced, as at base)."""
     price = model.price_history.filter(effective_from__lte=moment).first()
     source = price if price is not None else model
-    return {name: getattr(source, name) for name in PRICE_FIELDS}
+    long_context = [getattr(source, name) for name in LONG_CONTEXT_PRICE_FIELDS]
+    if (
+        input_tokens is not None
+        and input_tokens > long_context_threshold(model.identifier)
+        and any(value is not None for value in long_context)
+    ):
+        return PriceTier.LONG_CONTEXT, dict(zip(PRICE_FIELDS, long_context, strict=True))
+    return PriceTier.BASE, {name: getattr(source, name) for name in PRICE_FIELDS}
 
 
 def usage_record(
@@ -329,7 +344,7 @@ def usage_record(
     `estimated`: the counts are an estimate (the call was cut short before the provider
     reported any)."""
     tokens = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
-    prices = prices_at(model, called_at)
+    tier, prices = prices_at(model, called_at, tokens["input_tokens"])
     pricing, cost = call_cost(tokens, prices)
     if estimated and pricing == Pricing.PRICED:
         pricing = Pricing.ESTIMATED
@@ -343,6 +358,7 @@ def usage_record(
         provider_type=model.provider.type,
         model_identifier=model.identifier,
         kind=kind,
+        price_tier=tier,
         pricing=pricing,
         cost=cost,
         **tokens,
@@ -369,6 +385,7 @@ def daily_usage_add(record: UsageRecord) -> None:
     amounts = {
         "calls": 1,
         "uncosted_calls": int(record.cost is None),
+        "long_context_calls": int(record.price_tier == PriceTier.LONG_CONTEXT),
         **{name: getattr(record, name) or 0 for name in TOKEN_FIELDS},
         "cost": record.cost or ZERO,
     }

@@ -83,6 +83,7 @@ class Amounts:
 
     calls: int = 0
     uncosted_calls: int = 0
+    long_context_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
@@ -94,7 +95,7 @@ class Amounts:
     def of_key(cls, amounts: list[Any]) -> Amounts:
         """From KEY_FIELDS' sums, in that order."""
         *counts, cost = amounts
-        return cls(*counts[:4], cost=Decimal(cost))
+        return cls(*counts, cost=Decimal(cost))
 
     def __add__(self, other: Amounts) -> Amounts:
         return Amounts(*(getattr(self, name) + getattr(other, name) for name in AMOUNT_FIELDS))
@@ -114,7 +115,14 @@ class Amounts:
 AMOUNT_FIELDS = tuple(field.name for field in fields(Amounts))
 # What the tables show per key, summed by key; the token parts are summed per day only (for
 # the totals): the narrower the rows sorted by key, the faster the sort.
-KEY_FIELDS = ("calls", "uncosted_calls", "input_tokens", "output_tokens", "cost")
+KEY_FIELDS = (
+    "calls",
+    "uncosted_calls",
+    "long_context_calls",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+)
 PART_FIELDS = ("cache_read_tokens", "cache_write_tokens", "reasoning_tokens")
 
 
@@ -561,6 +569,7 @@ CSV_HEADER = (
     "model",
     "calls",
     "uncosted calls",
+    "long-context calls",
     "input tokens",
     "output tokens",
     "cache read tokens",

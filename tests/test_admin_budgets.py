@@ -254,6 +254,22 @@ def test_the_ledger_is_read_only_and_keeps_deleted_users(admin_client):
     assert UsageRecord.objects.get().cost == Decimal(3)
 
 
+def test_the_ledger_shows_the_price_tier_of_each_call(admin_client):
+    model = LLMModelFactory(
+        **PRICES, long_context_input_price=Decimal(6), long_context_output_price=Decimal(30)
+    )
+    developer = User.objects.create_user("dev")
+    for prompt in (300_000, 1_000):
+        usage_record(
+            user_id=developer.pk, model=model, called_at=datetime.now(UTC), usage=Usage(prompt, 0)
+        )
+
+    html = admin_client.get(LEDGER).text
+
+    assert html.count('<td class="field-price_tier">Long context</td>') == 1
+    assert html.count('<td class="field-price_tier">Base</td>') == 1
+
+
 def test_a_developer_without_staff_rights_sees_no_budget_page(client):
     client.force_login(User.objects.create_user("dev", is_staff=False))
 
@@ -272,6 +288,7 @@ def test_a_models_cap_and_new_prices_are_saved_and_its_price_history_shown(admin
         "compression_threshold": "70",
         "input_price": "6",
         "output_price": "15",
+        "long_context_input_price": "12",
         "monthly_cap": "20",
     }
 
@@ -281,8 +298,9 @@ def test_a_models_cap_and_new_prices_are_saved_and_its_price_history_shown(admin
 
     model.refresh_from_db()
     assert (model.input_price, model.monthly_cap) == (Decimal(6), Decimal(20))
-    assert "<td>2026-11-21 08:00</td><td>6</td><td>15</td><td>unpriced</td>" in html
-    assert "<td>2026-11-20 09:00</td><td>3</td><td>15</td><td>unpriced</td>" in html
+    row = "<td>{}</td><td>{}</td><td>15</td><td>unpriced</td><td>unpriced</td><td>{}</td>"
+    assert row.format("2026-11-21 08:00", 6, 12) in html
+    assert row.format("2026-11-20 09:00", 3, "unpriced") in html
 
 
 def test_a_negative_cap_is_a_field_error(admin_client):

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission, User
 from django.test import Client
 from django.urls import reverse
 
-from llmadmin.models import PRICE_FIELDS, LLMModel, Provider
+from llmadmin.models import MODEL_PRICE_FIELDS, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.catalog import ModelFacts
 from tests.factories import LLMModelFactory, ProviderFactory
@@ -84,7 +84,7 @@ def test_the_add_form_offers_each_type_option_as_a_real_field(admin_client):
     )
     assert input_tag(html, "openrouter__provider_order").startswith("<textarea")
     assert 'name="provider_options"' not in html
-    for name in PRICE_FIELDS:
+    for name in MODEL_PRICE_FIELDS:
         assert 'type="number"' in input_tag(html, name)
 
 
@@ -638,6 +638,16 @@ def test_the_change_page_shows_what_the_catalog_knows(admin_client, provider_typ
         f"cache read {usd(cost.cache_read)}, cache write {usd(cost.cache_write)}",
     ):
         assert f"<div>{line}</div>" in html, line
+    tier = cost.context_over_200k
+    if tier:
+        line = (
+            f"Long-context prices per 1M tokens: input {usd(tier.get('input'))}, output "
+            f"{usd(tier.get('output'))}, cache read {usd(tier.get('cache_read'))}, cache write "
+            f"{usd(tier.get('cache_write'))}"
+        )
+        assert f"<div>{line}</div>" in html
+    else:
+        assert "Long-context prices" not in html
     assert "Not in the catalog" not in html
 
 
@@ -703,6 +713,12 @@ def test_the_catalog_endpoint_lists_the_types_chat_models_with_their_facts_and_p
         ), identifier
         for name, price in shown["prices"].items():
             expected = getattr(entry.cost, name) if entry.cost else None
+            assert (price is None) == (expected is None), (identifier, name)
+            if price is not None:
+                assert float(price) == pytest.approx(expected), (identifier, name)
+        tier = (entry.cost.context_over_200k if entry.cost else None) or {}
+        for name, price in shown["long_context_prices"].items():
+            expected = tier.get(name)
             assert (price is None) == (expected is None), (identifier, name)
             if price is not None:
                 assert float(price) == pytest.approx(expected), (identifier, name)
@@ -803,6 +819,29 @@ def test_the_check_action_reports_refused_models_as_errors_and_counts_clean_ones
     assert (refused.temperature, refused.top_p) == (0.5, 0.9)  # reported, not changed
 
 
+def test_the_check_action_reports_a_missing_long_context_price_as_an_error(admin_client):
+    gemini = facts("google", "gemini-2.5-pro")
+    # Its base prices only, as a model added before long-context prices were.
+    model = LLMModelFactory(
+        provider=ProviderFactory(google=True),
+        identifier="gemini-2.5-pro",
+        context_limit=gemini.context_limit,
+        input_price=gemini.prices.input,
+        output_price=gemini.prices.output,
+    )
+
+    response = admin_client.post(
+        CHANGELIST, {"action": "check_models", "_selected_action": [model.pk]}, follow=True
+    )
+
+    [(level, text)] = [(message.level, message.message) for message in response.context["messages"]]
+    assert level == messages.ERROR
+    assert (
+        f"Long-context input price empty; the catalog says {gemini.long_context_prices.input}"
+        in text
+    )
+
+
 @pytest.mark.parametrize(
     ("typed", "stored"),
     [
@@ -814,16 +853,21 @@ def test_the_check_action_reports_refused_models_as_errors_and_counts_clean_ones
 def test_each_price_is_stored_as_typed_and_empty_is_unpriced(admin_client, typed, stored):
     provider = ProviderFactory(anthropic=True)
 
-    response = admin_client.post(ADD, model_data(provider, **dict.fromkeys(PRICE_FIELDS, typed)))
+    response = admin_client.post(
+        ADD, model_data(provider, **dict.fromkeys(MODEL_PRICE_FIELDS, typed))
+    )
 
     assert response.status_code == 302, field_errors(response)
     model = LLMModel.objects.get()
-    for name in PRICE_FIELDS:
+    for name in MODEL_PRICE_FIELDS:
         value = getattr(model, name)
         assert (value is None, value) == (stored is None, stored), name
+    # The long-context prices are in the price history with the others.
+    [price] = model.price_history.all()
+    assert price.prices == tuple(getattr(model, name) for name in MODEL_PRICE_FIELDS)
 
 
-@pytest.mark.parametrize("name", PRICE_FIELDS)
+@pytest.mark.parametrize("name", MODEL_PRICE_FIELDS)
 def test_a_negative_price_is_an_error_on_its_field(admin_client, name):
     provider = ProviderFactory(anthropic=True)
 

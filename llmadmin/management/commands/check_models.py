@@ -2,9 +2,10 @@
 
 Usage: manage.py check_models
 
-Lists models whose settings their provider will refuse, identifiers the catalog doesn't know
-or marks deprecated, and context limits that differ from the catalog's. Exits 1 when any
-model's settings would be refused.
+Lists models whose settings their provider will refuse, long-context prices the catalog has
+and the model lacks, identifiers the catalog doesn't know or marks deprecated, and context
+limits that differ from the catalog's. Exits 1 when any model's settings would be refused or
+a long-context price is missing.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ class Command(BaseCommand):
             .annotate(registry_position=registry_position("provider__type"))
             .order_by("registry_position", "display_name")
         )
-        counts = {"refused": 0, "unknown": 0, "deprecated": 0, "limits": 0}
-        checked = 0
+        counts = {"refused": 0, "tier": 0, "unknown": 0, "deprecated": 0, "limits": 0}
+        checked = problems = 0
         for model in models:
             checked += 1
             findings = model_findings(model)
@@ -39,10 +40,12 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {finding.kind}: {finding.message}")
             for kind in {finding.kind for finding in findings}:
                 counts[kind] += 1
+            problems += any(finding.problem for finding in findings)
         self.stdout.write(
             f"{checked} models checked: {counts['refused']} refused by their provider, "
+            f"{counts['tier']} missing a long-context price, "
             f"{counts['unknown']} not in the catalog, {counts['deprecated']} deprecated, "
             f"{counts['limits']} with another context limit than the catalog's."
         )
-        if counts["refused"]:
+        if problems:
             sys.exit(1)

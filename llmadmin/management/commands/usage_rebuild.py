@@ -22,13 +22,14 @@ from django.db import ProgrammingError, connection, transaction
 from django.db.models import Count, F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
-from llmadmin.models import DailyUsage, UsageRecord
+from llmadmin.models import DailyUsage, PriceTier, UsageRecord
 
 KEY = ("day", "user_id", "model_id", "group_id")
 AMOUNTS = (
     "provider_type",
     "calls",
     "uncosted_calls",
+    "long_context_calls",
     "input_tokens",
     "output_tokens",
     "cache_read_tokens",
@@ -58,6 +59,7 @@ def ledger_sums() -> QuerySet[UsageRecord]:
             sum_provider_type=Min("provider_type"),
             sum_calls=Count("pk"),
             sum_uncosted_calls=Count("pk", filter=Q(cost__isnull=True)),
+            sum_long_context_calls=Count("pk", filter=Q(price_tier=PriceTier.LONG_CONTEXT)),
             **tokens,
             sum_cost=Coalesce(
                 Sum("cost"), Value(Decimal(0)), output_field=DailyUsage._meta.get_field("cost")

@@ -108,13 +108,16 @@ document.addEventListener("DOMContentLoaded", () => {
   function describe(facts) {
     const yesNo = (value) => (value === null ? "unknown" : value ? "yes" : "no");
     const usd = (value) => (value === null ? "unpriced" : `$${value}`);
-    const prices = priceFields.map((name) => `${name.replace("_", " ")} ${usd(facts.prices[name])}`);
+    const listed = (tier) => priceFields.map((name) => `${name.replace("_", " ")} ${usd(tier[name])}`);
+    const longContext = Object.values(facts.long_context_prices).some((value) => value !== null)
+      ? `; long context: ${listed(facts.long_context_prices).join(", ")}`
+      : "";
     return [
       `Catalog: ${facts.name}${facts.deprecated ? " (deprecated)" : ""}`,
       `context ${facts.context_limit ?? "unknown"}, max output ${facts.output_limit ?? "unknown"} tokens`,
       `reasoning ${yesNo(facts.reasoning)}, temperature ${yesNo(facts.temperature)}, tool calls ${yesNo(facts.tool_call)}`,
       `input ${facts.input_modalities.join(", ")}; knowledge ${facts.knowledge ?? "unknown"}; released ${facts.release_date}`,
-      `per 1M tokens: ${prices.join(", ")}`,
+      `per 1M tokens: ${listed(facts.prices).join(", ")}${longContext}`,
     ].join(" · ");
   }
 
@@ -151,9 +154,12 @@ document.addEventListener("DOMContentLoaded", () => {
     fill(contextLimit, facts?.context_limit);
     fill(field("max_output_tokens"), facts?.output_limit);
     // Prices only when none was typed: a partly priced model is the admin's choice.
-    const prices = priceFields.map((name) => field(`${name}_price`));
-    if (prices.every((input) => input && untouched(input))) {
-      prices.forEach((input, index) => fill(input, facts?.prices[priceFields[index]]));
+    // Each tier on its own, as the admin may have typed one and not the other.
+    for (const [prefix, tier] of [["", "prices"], ["long_context_", "long_context_prices"]]) {
+      const prices = priceFields.map((name) => field(`${prefix}${name}_price`));
+      if (prices.every((input) => input && untouched(input))) {
+        prices.forEach((input, index) => fill(input, facts?.[tier][priceFields[index]]));
+      }
     }
   }
 

@@ -20,7 +20,14 @@ from django.db import models, transaction
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from llmadmin.models import ADDRESS_FIELDS, MODEL_PRICE_FIELDS, SECRET_FIELDS, LLMModel, Provider
+from llmadmin.models import (
+    ADDRESS_FIELDS,
+    AUTH_MODE_FIELDS,
+    MODEL_PRICE_FIELDS,
+    SECRET_FIELDS,
+    LLMModel,
+    Provider,
+)
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.base import BRIEF_LENGTH, brief
 from llmadmin.selectors import providers_in_registry_order
@@ -178,9 +185,11 @@ class Importer:
         if values["auth"] != provider.auth:
             provider.forget_check()
         moved = [name for name in ADDRESS_FIELDS if values[name] != getattr(provider, name)]
-        if moved and any(getattr(provider, name) for name in SECRET_FIELDS):
+        sent = set(AUTH_MODE_FIELDS.get(values["auth"], ())) & set(SECRET_FIELDS)
+        if moved and any(getattr(provider, name) for name in sent):
             # A file carries no credentials, so none can be typed beside the new address: a
-            # stored secret goes only where it was entered.
+            # stored secret goes only where it was entered (the server's own AWS credentials
+            # are no stored secret).
             self.errors.append(
                 f"{where}.{moved[0]}: the stored credentials would go to a new address. Remove "
                 "them first (in the admin, or manage.py set_provider_key --clear), import, then "

@@ -18,9 +18,9 @@ from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import (
     ADDRESS_FIELDS,
+    AUTH_MODE_FIELDS,
     MODEL_PRICE_FIELDS,
     SECRET_FIELDS,
-    AuthMode,
     LLMModel,
     Provider,
     lock_default_changes,
@@ -44,12 +44,6 @@ KEPT_VALUE_HELP = (
     "it, or type another."
 )
 
-# The fields each auth mode reads; the others are left as stored.
-AUTH_MODE_FIELDS = {
-    AuthMode.API_KEY: ("api_key",),
-    AuthMode.AWS_KEYS: ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
-    AuthMode.DEFAULT_CHAIN: (),
-}
 NEW_ADDRESS = "new_address"
 RETYPE_FOR_NEW_ADDRESS = {
     "api_key": "Re-enter the key to use it with a new address.",

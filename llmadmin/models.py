@@ -44,6 +44,14 @@ class AuthMode(models.TextChoices):
     DEFAULT_CHAIN = "default_chain", "The server's AWS credentials"
 
 
+# The fields each auth mode reads; the others are left as stored.
+AUTH_MODE_FIELDS = {
+    AuthMode.API_KEY: ("api_key",),
+    AuthMode.AWS_KEYS: ("aws_access_key_id", "aws_secret_access_key", "aws_session_token"),
+    AuthMode.DEFAULT_CHAIN: (),
+}
+
+
 class CheckStatus(models.TextChoices):
     """The outcome of the last connection test (the provider layer's status names)."""
 

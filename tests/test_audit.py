@@ -685,9 +685,9 @@ def import_data(tmp_path, data: dict, *args: str, name: str = "llm.yaml") -> str
 
 
 def with_a_new_default_model(data: dict) -> dict:
-    """The export with another endpoint and a new default model for the Research group."""
+    """The export with a provider turned off and a new default model for the Research group."""
     anthropic = data["providers"][0]
-    anthropic["base_url"] = "http://litellm:4000"
+    anthropic["enabled"] = False
     del anthropic["models"][0]["default"]
     anthropic["models"].append(
         {
@@ -715,7 +715,7 @@ def test_an_import_records_each_change_under_one_import_correlation_id(configure
         ("llmmodel", "Haiku", UPDATE),
     ]
     provider, unset, created, access = (entry.changes for entry in found)
-    assert provider == {"base_url": ["", "http://litellm:4000"]}
+    assert provider == {"enabled": [True, False]}
     assert unset == {"is_default": [True, False]}
     assert (created["identifier"], created["is_default"], created["restricted"]) == (
         [None, "claude-haiku-4-5"],
@@ -746,11 +746,11 @@ def test_two_imports_record_distinct_correlation_ids(
     data = exported()
     first = last_entry_pk()
     monkeypatch.setattr(timezone, "now", lambda: first_at)
-    data["providers"][0]["base_url"] = "http://litellm:4000"
+    data["providers"][0]["enabled"] = False
     import_data(tmp_path, data, name="first.yaml")
     second = last_entry_pk()
     monkeypatch.setattr(timezone, "now", lambda: second_at)
-    data["providers"][0]["base_url"] = "http://other-proxy:4000"
+    data["providers"][0]["enabled"] = True
     import_data(tmp_path, data, name="second.yaml")
 
     first_cids = {entry.cid for entry in entries_since(first) if entry.pk <= second}

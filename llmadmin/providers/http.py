@@ -132,6 +132,9 @@ class StopReason(StrEnum):
     # A safety check blocked the prompt or the answer.
     BLOCKED = "blocked"
     CONTENT_FILTER = "content_filter"
+    # The provider paused a long turn: the answer so far is kept, and a further message lets
+    # the model go on (Anthropic's pause_turn).
+    PAUSED = "paused"
     # The provider stopped for a reason of its own that none of the above names.
     OTHER = "other"
     # The stream ended before the provider said it was done.

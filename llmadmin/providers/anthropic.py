@@ -259,6 +259,11 @@ class AnthropicClient(ProviderClient):
             "stream": True,
         }
         set_if(body, "system", chat.system or None)
+        # Refused on save under API_VERSION; a row stored past that is sent as it is, and
+        # its 400 says so, rather than the answer quietly sampling otherwise.
+        set_if(body, "temperature", model.temperature)
+        set_if(body, "top_p", model.top_p)
+        set_if(body, "top_k", model.top_k)
         set_if(body, "thinking", thinking_field(model.options))
         if model.options.get("effort") is not None:
             body["output_config"] = {"effort": model.options["effort"]}

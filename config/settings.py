@@ -215,12 +215,16 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
-        # The HTTP library logs each response's status line and headers (a provider's reason
-        # phrase or header may echo the key it received).
+        # The HTTP client libraries stay quiet whatever LOG_LEVEL says. httpx2 and httpcore2
+        # log each response's status line and headers (a provider's reason phrase, header or
+        # redirect Location may echo the key it received).
         "httpx2": {"level": "CRITICAL"},
         "httpcore2": {"level": "CRITICAL"},
-        # botocore logs each SigV4 canonical request at DEBUG, an AWS session token included.
+        # botocore logs each SigV4 canonical request at DEBUG, an AWS session token included;
+        # its credential chain calls the instance and container endpoints through urllib3,
+        # which logs each request line at DEBUG.
         "botocore": {"level": "WARNING"},
+        "urllib3": {"level": "WARNING"},
     },
 }
 

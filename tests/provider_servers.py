@@ -71,8 +71,16 @@ FOUNDATION_MODELS = [
         "inferenceTypesSupported": ["ON_DEMAND"],
     },
 ]
-# API versions the fake Anthropic accepts: the long-standing one and the SDK's (2.14).
-ANTHROPIC_VERSIONS = ("2023-06-01", "2026-10-21")
+# The API versions the fake Anthropic accepts (the long-standing one and the SDK 2.14's), and
+# the Messages fields each no longer takes. Transcribed from Anthropic's versioning page and
+# its 2026-10-21 migration guide, not from the product: under 2026-10-21, temperature, top_p
+# and top_k answer 400 even at their default values ("temperature: Extra inputs are not
+# permitted"); 2023-06-01 takes them.
+ANTHROPIC_REMOVED_FIELDS = {
+    "2023-06-01": (),
+    "2026-10-21": ("temperature", "top_p", "top_k"),
+}
+ANTHROPIC_VERSIONS = tuple(ANTHROPIC_REMOVED_FIELDS)
 
 
 # How each provider type meets its fake: the server family that speaks its API, and the path
@@ -299,9 +307,15 @@ class FakeProvider:
         "bedrock": r"/model/[^/]+/converse-stream",
     }
 
-    def invalid_body(self, body: Any) -> tuple[int, dict] | None:
-        """The real API's 400 for a body it refuses, in the family's error shape."""
+    def invalid_body(self, body: Any, headers: dict[str, str]) -> tuple[int, dict] | None:
+        """The real API's 400 for a body it refuses, in the family's error shape; Anthropic's
+        refusals depend on the API version the request names."""
         errors = chat_body_errors(self.stream_family, body)
+        if self.family == "anthropic" and isinstance(body, dict):
+            removed = ANTHROPIC_REMOVED_FIELDS[headers["anthropic-version"]]
+            errors += [
+                f"{name}: Extra inputs are not permitted" for name in removed if name in body
+            ]
         return self.bad_request(errors) if errors else None
 
     def bad_request(self, errors: list[str]) -> tuple[int, dict]:
@@ -338,7 +352,9 @@ class FakeProvider:
         if self.family == "google" and query.get("alt") != ["sse"]:
             return 400, "application/json", [b'{"error": {"message": "alt=sse expected"}}']
         refusal = (
-            self.chat_refusal() or self.invalid_body(body) or self.refused_for_model(path, body)
+            self.chat_refusal()
+            or self.invalid_body(body, headers)
+            or self.refused_for_model(path, body)
         )
         if refusal:
             return refusal[0], "application/json", [json.dumps(refusal[1]).encode()]

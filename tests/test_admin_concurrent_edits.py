@@ -83,14 +83,14 @@ def test_a_model_form_loaded_before_another_admins_save_is_refused(
 
 def test_a_model_form_reloaded_after_another_admins_save_saves(admin_client, other_admin):
     model = LLMModelFactory(display_name="Sonnet", context_limit=200_000)
-    theirs = form_as_loaded(other_admin, model_url(model), top_k="5")
+    theirs = form_as_loaded(other_admin, model_url(model), max_output_tokens="4096")
     assert other_admin.post(model_url(model), theirs).status_code == 302
 
     mine = form_as_loaded(admin_client, model_url(model), display_name="My Sonnet")
 
     assert admin_client.post(model_url(model), mine).status_code == 302
     model.refresh_from_db()
-    assert (model.display_name, model.top_k) == ("My Sonnet", 5)
+    assert (model.display_name, model.max_output_tokens) == ("My Sonnet", 4096)
 
 
 def test_a_provider_form_loaded_before_another_admins_new_key_is_refused(admin_client, other_admin):

@@ -200,15 +200,16 @@ def test_a_cross_field_rule_is_reported_on_the_option_field(admin_client):
 
 
 def test_a_rule_about_a_general_field_is_reported_on_that_field(admin_client):
-    provider = ProviderFactory(anthropic=True)
+    provider = ProviderFactory(bedrock=True)
 
     response = admin_client.post(
         ADD,
         model_data(
             provider,
+            identifier="us.anthropic.claude-sonnet-4-6",
             max_output_tokens="8000",
             temperature="0.5",
-            anthropic__thinking_budget_tokens="2048",
+            bedrock__thinking_budget_tokens="2048",
         ),
     )
 
@@ -510,7 +511,6 @@ def test_an_empty_context_limit_of_a_model_the_catalog_lacks_is_refused_keeping_
         display_name="House model",
         context_limit="",
         max_output_tokens="4096",
-        temperature="0.3",
         input_price="1.5",
     )
 
@@ -520,7 +520,7 @@ def test_an_empty_context_limit_of_a_model_the_catalog_lacks_is_refused_keeping_
         "context_limit": [f"{identifier} is not in the catalog: enter its context limit."]
     }
     form = response.context["adminform"].form
-    for name in ("identifier", "display_name", "max_output_tokens", "temperature", "input_price"):
+    for name in ("identifier", "display_name", "max_output_tokens", "input_price"):
         assert form[name].value() == typed[name], name
         assert f'value="{typed[name]}"' in input_tag(response.text, name)
     assert not LLMModel.objects.exists()
@@ -532,9 +532,9 @@ SONNET_46_OUTPUT_LIMIT = facts("anthropic", "claude-sonnet-4-6").output_limit
 # refusal is shown on, what its message names)
 PER_MODEL_REFUSALS = [
     pytest.param(
-        "anthropic", "claude-sonnet-4-6", "claude-sonnet-4-0",
+        "bedrock", "us.anthropic.claude-sonnet-4-6", "us.anthropic.claude-sonnet-4-20250514-v1:0",
         {"temperature": "0.5", "top_p": "0.9"}, "top_p", "Claude Sonnet 4.6",
-        id="Sonnet 4.6 takes no temperature with a top P",
+        id="Sonnet 4.6 on Bedrock takes no temperature with a top P",
     ),
     pytest.param(
         "openai", "gpt-5", "gpt-4.1", {"temperature": "0.5"}, "temperature", "GPT-5",
@@ -806,8 +806,9 @@ def test_the_check_action_reports_refused_models_as_errors_and_counts_clean_ones
     reported = [(message.level, message.message) for message in response.context["messages"]]
     assert (
         messages.ERROR,
-        "Anthropic / claude-sonnet-4-6: Top P: Claude Sonnet 4.6 takes a temperature or a top P, "
-        "not both: clear one.",
+        "Anthropic / claude-sonnet-4-6: Temperature: Anthropic's API version 2026-10-21 no "
+        "longer takes temperature. Top P: Anthropic's API version 2026-10-21 no longer takes "
+        "top P.",
     ) in reported
     # The clean model is counted in a message that is neither a warning nor an error.
     fine = [text for level, text in reported if level < messages.WARNING]

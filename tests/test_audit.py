@@ -341,8 +341,8 @@ def anthropic_model(**fields: object) -> LLMModel:
 
 # fmt: off
 MODEL_CHANGES = [  # (the model as stored, what the admin changes on its page, the changes)
-    pytest.param({"temperature": 0.5}, {"temperature": "0.7"},
-                 {"temperature": [0.5, 0.7]}, id="temperature"),
+    pytest.param({"compression_threshold": 70}, {"compression_threshold": "80"},
+                 {"compression_threshold": [70, 80]}, id="compression threshold"),
     pytest.param({"provider_options": {"effort": "high"}}, {"anthropic__effort": "low"},
                  {"provider_options": [{"effort": "high"}, {"effort": "low"}]},
                  id="provider options"),
@@ -376,7 +376,6 @@ def test_a_model_change_records_each_field_before_and_after(
 
 def test_a_model_saved_unchanged_records_nothing(admin_client):
     model = anthropic_model(
-        temperature=0.5,
         max_output_tokens=64_000,
         input_price="3",
         output_price="15",
@@ -800,7 +799,7 @@ def refused_import(admin_client, tmp_path):
 
 def refused_model_form(admin_client, tmp_path):
     model = LLMModel.objects.get(identifier="claude-sonnet-4-6")
-    # Anthropic takes a temperature from 0 to 1; the new display name alone would do.
+    # Anthropic's API version takes no temperature; the new display name alone would do.
     data = model_form_as_stored(admin_client, model, display_name="Renamed", temperature="1.5")
 
     def refuse() -> None:
@@ -896,7 +895,7 @@ def audited(admin_client):
     )
     kept = anthropic_model(display_name="Kept")
     admin_client.post(
-        model_change_url(kept), model_form_as_stored(admin_client, kept, temperature="0.7")
+        model_change_url(kept), model_form_as_stored(admin_client, kept, max_output_tokens="4096")
     )
     research = Group.objects.create(name="Research")
     admin_client.post(
@@ -926,9 +925,9 @@ def test_a_superuser_views_the_audit_list_and_each_entry(admin_client, audited):
         page = admin_client.get(entry_url(entry))
         assert page.status_code == 200
         assert entry.object_repr in page.text
-    temperature = AuditEntry.objects.get(object_repr="Kept", changes__has_key="temperature")
-    page = admin_client.get(entry_url(temperature)).text
-    assert "<td>Temperature</td><td>None</td><td>0.7</td>" in page
+    limit = AuditEntry.objects.get(object_repr="Kept", changes__has_key="max_output_tokens")
+    page = admin_client.get(entry_url(limit)).text
+    assert "<td>Max output tokens</td><td>None</td><td>4096</td>" in page
     access = AuditEntry.objects.get(object_repr="Kept", changes__has_key="allowed_groups")
     page = admin_client.get(entry_url(access)).text
     assert "<td>Groups</td><td>add</td><td>Research</td>" in page
@@ -1040,14 +1039,12 @@ def csv_rows(response) -> list[dict[str, str]]:
 
 def test_the_csv_export_has_one_row_per_selected_entry(admin_client, admin_user, audited):
     provider_entry = AuditEntry.objects.get(object_repr="OpenAI")
-    temperature = AuditEntry.objects.get(object_repr="Kept", changes__has_key="temperature")
+    limit = AuditEntry.objects.get(object_repr="Kept", changes__has_key="max_output_tokens")
     deleted = AuditEntry.objects.get(object_repr="Gone", action=DELETE)
-    not_selected = AuditEntry.objects.exclude(
-        pk__in=[provider_entry.pk, temperature.pk, deleted.pk]
-    )
+    not_selected = AuditEntry.objects.exclude(pk__in=[provider_entry.pk, limit.pk, deleted.pk])
     assert not_selected.exists()
 
-    response = export_csv(admin_client, [provider_entry, temperature, deleted])
+    response = export_csv(admin_client, [provider_entry, limit, deleted])
 
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -1058,15 +1055,13 @@ def test_the_csv_export_has_one_row_per_selected_entry(admin_client, admin_user,
         (admin_user.username, "update", "llmmodel", "Kept"),
         (admin_user.username, "delete", "llmmodel", "Gone"),
     ]
-    provider_changes, temperature_changes, deleted_changes = (
-        json.loads(row["changes"]) for row in rows
-    )
+    provider_changes, limit_changes, deleted_changes = (json.loads(row["changes"]) for row in rows)
     assert provider_changes == {"api_key": [NONE, SET], "base_url": ["", "http://proxy:4000/v1"]}
-    assert temperature_changes == {"temperature": [None, 0.7]}
+    assert limit_changes == {"max_output_tokens": [None, 4096]}
     assert deleted_changes["display_name"] == ["Gone", None]
     assert [row["import"] for row in rows] == ["", "", ""]
     assert [row["time"] for row in rows] == [
-        entry.timestamp.isoformat() for entry in (provider_entry, temperature, deleted)
+        entry.timestamp.isoformat() for entry in (provider_entry, limit, deleted)
     ]
     assert KEY not in response.text
 

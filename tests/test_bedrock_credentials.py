@@ -202,6 +202,7 @@ def test_a_chat_is_streamed_through_a_signed_request(client, developer, token):
     assert request.body == {"messages": HI}
     assert request.headers[SIGNATURE_VERDICT] == "valid"
     assert request.headers.get("x-amz-security-token") == token
+    assert request.headers["user-agent"].startswith("llmadmin/")  # sent, and the signature holds
 
 
 def test_a_signature_of_another_body_is_refused(client, developer, monkeypatch):

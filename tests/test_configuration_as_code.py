@@ -243,7 +243,8 @@ def test_any_error_applies_nothing_and_every_error_is_located(configured, tmp_pa
     assert snapshot() == before
     messages = err.getvalue().splitlines()
     temperature = "providers[0] (anthropic).models[0].temperature"
-    assert f"{path}: {temperature}: Anthropic accepts a temperature from 0 to 1." in messages
+    refused = "Anthropic's API version 2026-10-21 no longer takes temperature."
+    assert f"{path}: {temperature}: {refused}" in messages
     assert any(
         "providers[2] (google).models[0].options: Thinking level:" in message
         for message in messages
@@ -388,18 +389,20 @@ def test_a_setting_the_model_refuses_is_a_located_error_and_nothing_is_applied(
     data = yaml.safe_load(export())
     sonnet = data["providers"][0]["models"][0]
     del sonnet["options"]
-    sonnet.update(display_name="Changed but must not apply", temperature=0.5, top_p=0.9)
+    sonnet.update(display_name="Changed but must not apply", temperature=0.5, top_k=40)
     path = tmp_path / "llm.yaml"
     path.write_text(yaml.safe_dump(data))
     before = snapshot()
     err = io.StringIO()
 
-    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+    with pytest.raises(CommandError, match=r"2 errors: nothing was applied\."):
         call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
 
+    # Anthropic's API version 2026-10-21 (which we send) refuses sampling.
+    located = f"{path}: providers[0] (anthropic).models[0]"
     assert err.getvalue().splitlines() == [
-        f"{path}: providers[0] (anthropic).models[0].top_p: Claude Sonnet 4.6 takes a "
-        "temperature or a top P, not both: clear one."
+        f"{located}.temperature: Anthropic's API version 2026-10-21 no longer takes temperature.",
+        f"{located}.top_k: Anthropic's API version 2026-10-21 no longer takes top K.",
     ]
     assert snapshot() == before
 

@@ -13,13 +13,17 @@ import contextlib
 import io
 import json
 import logging
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
 import pytest
 from botocore.credentials import Credentials
+from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.core.management import call_command
 from django.test import Client
@@ -334,3 +338,62 @@ def test_listed_ids_holding_a_credential_or_unlike_a_model_id_are_left_out(
     assert [model["identifier"] for model in response.json()["models"]] == REAL_IDS[family]
     assert response.json()["left_out"] == len(hostile_ids(key))
     assert not holds_key(response.text, key)
+
+
+# The app as it runs, with the production settings and LOG_LEVEL=DEBUG: a key check and a chat
+# turn against a hostile provider, everything the process logs on its stderr.
+AT_DEBUG = """
+import asyncio, logging, sys
+import django
+django.setup()
+from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers.base import ModelSettings
+from llmadmin.providers.http import ChatInput, ProviderError
+logging.getLogger("llmadmin").debug("DEBUG reaches the log.")
+client = PROVIDER_TYPES["openai"].connect(base_url=sys.argv[1], region="", api_key=sys.argv[2])
+async def chat():
+    hi = ChatInput("", [{"role": "user", "content": "Hi"}])
+    async for _ in client.stream_chat(ModelSettings("gpt-4.1"), hi):
+        pass
+for call in (client.verify, lambda: asyncio.run(chat())):
+    try:
+        call()
+    except ProviderError:
+        pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "status"),
+    [
+        pytest.param("redirect", None, id="a redirect's Location"),
+        pytest.param("reason_phrase", 200, id="the status line's reason phrase"),
+        pytest.param("error_body", 400, id="error headers"),
+    ],
+)
+def test_at_log_level_debug_the_http_librarys_logs_never_carry_the_key(mode, status):
+    key = KEY_PREFIX + secrets.token_hex(16)
+    environment = {
+        name: value for name, value in os.environ.items() if name not in ("DATABASE_URL",)
+    }
+    environment.update(
+        DJANGO_SETTINGS_MODULE="config.settings",
+        ENV_FILE="/nonexistent/.env",
+        SECRET_KEY="k",
+        SALT_KEY="s",
+        LOG_LEVEL="DEBUG",
+    )
+    with serve_hostile("openai", mode, status=status) as server:
+        run = subprocess.run(
+            [sys.executable, "-c", AT_DEBUG, f"{server.url}/v1", key],
+            env=environment,
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert server.received("GET") and server.received("POST")
+    assert "DEBUG reaches the log." in run.stderr
+    assert not holds_key(run.stdout + run.stderr, key)

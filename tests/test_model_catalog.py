@@ -211,7 +211,10 @@ def a_model_the_catalog_marks_deprecated() -> LLMModel:
 REFUSED = {
     "sonnet-4.6-temperature-and-top-p": (
         sonnet_with_temperature_and_top_p,
-        ["refused: Top P: Claude Sonnet 4.6 takes a temperature or a top P, not both: clear one."],
+        [
+            "refused: Temperature: Anthropic's API version 2026-10-21 no longer takes temperature.",
+            "refused: Top P: Anthropic's API version 2026-10-21 no longer takes top P.",
+        ],
     ),
     "gpt-5.5-temperature": (
         gpt_5_5_with_a_temperature,

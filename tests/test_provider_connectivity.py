@@ -5,6 +5,7 @@ Each family's own paths, paging and auth headers are in tests/test_provider_<fam
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 
 import pytest
@@ -14,6 +15,7 @@ from django.urls import reverse
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.selectors import provider_remote_models
 from llmadmin.services import provider_check_connection, provider_set_api_key
+from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import fake_for, serve
 
@@ -51,6 +53,20 @@ def test_a_valid_key_is_verified_and_recorded(provider_type):
     assert (provider.check_status, provider.check_reason) == result
     assert provider.checked_at is not None
     assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize("provider_type", EVERY_TYPE)
+def test_every_request_names_llmadmin_and_its_version(client, developer, provider_type):
+    with serve(fake_for(provider_type, KEY)) as server:
+        provider = provider_at(provider_type, server.url, api_key=KEY)
+        provider_check_connection(provider=provider)  # a key check and a model list: sync
+        provider.client().list_models()
+        events = send(client, LLMModelFactory(provider=provider))  # a chat: streamed
+
+    assert events[-1] == ("done", {})
+    agents = {(request.method, request.headers.get("user-agent")) for request in server.requests}
+    version = importlib.metadata.version("llmadmin")
+    assert agents == {("GET", f"llmadmin/{version}"), ("POST", f"llmadmin/{version}")}
 
 
 @pytest.mark.parametrize("provider_type", EVERY_TYPE)

@@ -421,7 +421,7 @@ def test_migrating_to_price_tiers_keeps_the_ledger_unchangeable_and_prices_catal
 
     # Back to before the tier columns, and forward again: SQLite rebuilds the tables to add
     # them, dropping the ledger's trigger.
-    call_command("migrate", "llmadmin", "0010", **quiet)
+    call_command("migrate", "llmadmin", "0010_model_catalog_limit_override", **quiet)
     call_command("migrate", "llmadmin", **quiet)
 
     assert UsageRecord.objects.get().price_tier == PriceTier.BASE

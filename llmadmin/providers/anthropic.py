@@ -11,7 +11,13 @@ from typing import Any, NamedTuple
 
 import httpx2
 
-from llmadmin.providers.base import SAMPLING, ChoiceOption, IntOption, ModelSettings, ProviderType
+from llmadmin.providers.base import (
+    GENERAL_LABELS,
+    ChoiceOption,
+    IntOption,
+    ModelSettings,
+    ProviderType,
+)
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
     MAX_PAGES,
@@ -38,6 +44,12 @@ from llmadmin.providers.http import (
 # What the official SDK (2.14) sends: the key as a Bearer token and this API version.
 # PROVIDERS.md says x-api-key and 2023-06-01; the API takes both, and the SDK wins.
 API_VERSION = "2026-10-21"
+# API version 2026-10-21 removed the sampling parameters: temperature, top_p or top_k in a
+# request answers 400, even at their default values (Anthropic's versioning page,
+# platform.claude.com/docs/en/api/versioning, and the 2026-10-21 migration guide). The SDK
+# 2.14, which sends this version, has none of them (anthropic/types/message_create_params.py).
+# Bedrock is another API with its own versions: Converse still takes them (bedrock.py).
+REMOVED_IN_API_VERSION = ("temperature", "top_p", "top_k")
 # The API requires max_tokens; used when the model leaves max output tokens unset.
 DEFAULT_MAX_TOKENS = 8192
 
@@ -187,7 +199,9 @@ def rules(
 def api_rules(
     general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
 ) -> Iterator[tuple[str, str]]:
-    """Claude's rules on Anthropic's own API, which requires max_tokens (Converse does not)."""
+    """Claude's rules on Anthropic's own API, which requires max_tokens (Converse does not).
+
+    Its sampling fields never reach the rules: the API version refuses them first."""
     yield from rules(general, options, facts)
     # Left empty, the request says max_tokens 8192, which a model that writes less refuses.
     output_limit = facts.output_limit if facts else None
@@ -245,6 +259,8 @@ class AnthropicClient(ProviderClient):
             "stream": True,
         }
         set_if(body, "system", chat.system or None)
+        # Refused on save under API_VERSION; a row stored past that is sent as it is, and
+        # its 400 says so, rather than the answer quietly sampling otherwise.
         set_if(body, "temperature", model.temperature)
         set_if(body, "top_p", model.top_p)
         set_if(body, "top_k", model.top_k)
@@ -262,12 +278,13 @@ class AnthropicClient(ProviderClient):
 
 
 # message_delta's stop_reason (the SDK's types/stop_reason.py); end_turn, stop_sequence and
-# tool_use end a complete answer.
+# tool_use end a complete answer. pause_turn: "we paused a long-running turn", which the
+# conversation sent back as is lets the model continue (the SDK's types/message.py).
 STOP_REASONS = {
     "max_tokens": StopReason.MAX_TOKENS,
     "model_context_window_exceeded": StopReason.CONTEXT_FULL,
     "refusal": StopReason.REFUSED,
-    "pause_turn": StopReason.OTHER,
+    "pause_turn": StopReason.PAUSED,
 }
 COMPLETE = ("end_turn", "stop_sequence", "tool_use")
 
@@ -341,7 +358,11 @@ ANTHROPIC = ProviderType(
     base_url_example="https://api.anthropic.com",
     region_required=False,
     temperature_max=1,
-    general_fields=SAMPLING | {"top_k"},
+    general_fields=frozenset({"max_output_tokens"}),
+    refused_fields={
+        name: f"Anthropic's API version {API_VERSION} no longer takes {GENERAL_LABELS[name]}."
+        for name in REMOVED_IN_API_VERSION
+    },
     client=AnthropicClient,
     options=OPTIONS,
     rules=api_rules,

@@ -309,6 +309,9 @@ class ProviderType:
     # The models.dev provider whose models this type calls; empty when models are the
     # admin's own (a compatible server).
     catalog: str = ""
+    # Why a general field the type doesn't take is refused, where there is more to say than
+    # that it isn't supported (an API version that removed it).
+    refused_fields: Mapping[str, str] = field(default_factory=dict)
 
     def facts(self, identifier: str) -> ModelFacts | None:
         """What the catalog knows of a model of this type; None when it isn't listed."""
@@ -363,7 +366,15 @@ class ProviderType:
         for name in GENERAL_FIELDS:
             if general.get(name) is not None and name not in self.general_fields:
                 label = capfirst(GENERAL_LABELS[name])
-                errors.setdefault(name, []).append(f"{label} is not supported by {self.label}.")
+                errors.setdefault(name, []).append(
+                    self.refused_fields.get(name, f"{label} is not supported by {self.label}.")
+                )
+        # A field the type doesn't take has its one reason: the catalog's says no more.
+        general = {
+            name: value
+            for name, value in general.items()
+            if name not in GENERAL_FIELDS or name in self.general_fields
+        }
         temperature = general.get("temperature")
         if temperature is not None and temperature > self.temperature_max:
             errors.setdefault("temperature", []).append(

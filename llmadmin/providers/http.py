@@ -9,6 +9,7 @@ A message is built from our own words, the admin's configured host and a status 
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import logging
 import re
@@ -29,6 +30,9 @@ from django.views.decorators.debug import sensitive_variables
 
 logger = logging.getLogger(__name__)
 
+# Every request says who calls, in the usual product/version form: a provider's logs and
+# support can tell our calls apart.
+USER_AGENT = f"llmadmin/{importlib.metadata.version('llmadmin')}"
 CheckStatus = Literal["verified", "rejected", "unreachable", "no_permission"]
 MAX_REDIRECTS = 3
 MAX_PAGES = 20
@@ -142,6 +146,9 @@ class StopReason(StrEnum):
     # A safety check blocked the prompt or the answer.
     BLOCKED = "blocked"
     CONTENT_FILTER = "content_filter"
+    # The provider paused a long turn: the answer so far is kept, and a further message lets
+    # the model go on (Anthropic's pause_turn).
+    PAUSED = "paused"
     # The provider stopped for a reason of its own that none of the above names.
     OTHER = "other"
     # The stream ended before the provider said it was done.
@@ -514,7 +521,11 @@ class ProviderClient:
             url = f"{url}?{urlencode(params, quote_via=quote)}"
         request = httpx2.Request(method, url, content=body or None)
         accept = "text/event-stream" if stream else "application/json"
-        headers = {"Accept": accept} | ({"Content-Type": "application/json"} if body else {})
+        # Before authorize: a signer sees every header sent (SigV4 leaves User-Agent unsigned,
+        # as botocore's own client does, since proxies rewrite it).
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
+        if body:
+            headers["Content-Type"] = "application/json"
         request.headers.update(self.authorize(method, str(request.url), headers, body))
         # Uncompressed (a small compressed answer can expand without bound); not signed, so
         # a SigV4 signature covers what botocore's own client signs.

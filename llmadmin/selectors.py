@@ -227,6 +227,20 @@ def model_findings(model: LLMModel) -> list[Finding]:
                 f"Context limit {model.context_limit}; the catalog says {facts.context_limit}.",
             )
         )
+    over = (
+        model.max_output_tokens
+        and facts.output_limit
+        and model.max_output_tokens > facts.output_limit
+    )
+    if over and model.override_catalog_limit:
+        # Accepted knowingly (the snapshot lags the provider's docs), but still worth a look.
+        findings.append(
+            Finding(
+                "limits",
+                f"Max output tokens {model.max_output_tokens} over the catalog's "
+                f"{facts.output_limit}, overridden: {model.catalog_limit_note}",
+            )
+        )
     catalog_tier = facts.long_context_prices.as_tuple()
     for name, listed in zip(LONG_CONTEXT_PRICE_FIELDS, catalog_tier, strict=True):
         if listed is not None and getattr(model, name) is None:

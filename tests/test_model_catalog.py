@@ -110,8 +110,7 @@ def test_the_seeded_configuration_passes_check_models():
     assert code == 0
     assert out.splitlines() == [
         f"{total} models checked: 0 refused by their provider, 0 missing a long-context "
-        "price, 0 not in the catalog, 0 deprecated, 0 with another context limit than the "
-        "catalog's."
+        "price, 0 not in the catalog, 0 deprecated, 0 with other limits than the catalog's."
     ]
 
 
@@ -190,6 +189,19 @@ def haiku_with_another_context_limit() -> LLMModel:
         "anthropic",
         "claude-haiku-4-5",
         context_limit=(HAIKU_4_5.limit.input or HAIKU_4_5.limit.context) // 2,
+    )
+
+
+SONNET_4_6_ON_BEDROCK = catalog_entry("bedrock", "us.anthropic.claude-sonnet-4-6")
+
+
+def sonnet_4_6_writing_past_the_catalogs_output_limit() -> LLMModel:
+    return write_seeded(
+        "bedrock",
+        "us.anthropic.claude-sonnet-4-6",
+        max_output_tokens=128_000,
+        override_catalog_limit=True,
+        catalog_limit_note="Anthropic's models overview: 128K output.",
     )
 
 
@@ -274,6 +286,14 @@ WORTH_A_LOOK = {
             f"the catalog says {(HAIKU_4_5.limit.input or HAIKU_4_5.limit.context)}."
         ],
     ),
+    "output-limit-overridden": (
+        sonnet_4_6_writing_past_the_catalogs_output_limit,
+        [
+            "limits: Max output tokens 128000 over the catalog's "
+            f"{SONNET_4_6_ON_BEDROCK.limit.output}, "
+            "overridden: Anthropic's models overview: 128K output."
+        ],
+    ),
     "unknown-identifier": (
         an_identifier_the_catalog_does_not_know,
         ["unknown: Not in the catalog: only Anthropic's own rules check it."],
@@ -328,7 +348,7 @@ def summary(refused: int, tier: int) -> str:
     return (
         f"{LLMModel.objects.count()} models checked: {refused} refused by their provider, "
         f"{tier} missing a long-context price, 1 not in the catalog, {deprecated} deprecated, "
-        "1 with another context limit than the catalog's."
+        "2 with other limits than the catalog's."
     )
 
 

@@ -3,8 +3,8 @@
 Usage: manage.py check_models
 
 Lists models whose settings their provider will refuse, long-context prices the catalog has
-and the model lacks, identifiers the catalog doesn't know or marks deprecated, and context
-limits that differ from the catalog's. Exits 1 when any model's settings would be refused or
+and the model lacks, identifiers the catalog doesn't know or marks deprecated, context
+limits that differ from the catalog's, and output limits an admin overrode. Exits 1 when any model's settings would be refused or
 a long-context price is missing.
 """
 
@@ -45,7 +45,7 @@ class Command(BaseCommand):
             f"{checked} models checked: {counts['refused']} refused by their provider, "
             f"{counts['tier']} missing a long-context price, "
             f"{counts['unknown']} not in the catalog, {counts['deprecated']} deprecated, "
-            f"{counts['limits']} with another context limit than the catalog's."
+            f"{counts['limits']} with other limits than the catalog's."
         )
         if problems:
             sys.exit(1)

@@ -3,9 +3,9 @@
 Usage: manage.py check_models
 
 Lists models whose settings their provider will refuse, long-context prices the catalog has
-and the model lacks, identifiers the catalog doesn't know or marks deprecated, context
-limits that differ from the catalog's, and output limits an admin overrode. Exits 1 when any model's settings would be refused or
-a long-context price is missing.
+and the model lacks, identifiers the catalog doesn't know or marks deprecated, context limits
+that differ from the catalog's, and output limits an admin overrode. Exits 1 when any model's
+settings would be refused or a long-context price is missing.
 """
 
 from __future__ import annotations

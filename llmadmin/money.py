@@ -12,9 +12,8 @@ from decimal import ROUND_HALF_UP, Decimal
 
 CURRENCY = "USD"
 CENT = Decimal("0.01")
-# The finest amount shown on a page; a CSV keeps a millionth of a dollar.
+# The finest amount shown on a page (a CSV keeps every place the ledger has).
 SHOWN_QUANTUM = Decimal("0.0001")
-CSV_QUANTUM = Decimal("0.000001")
 UNPRICED = "unpriced"
 
 
@@ -30,23 +29,18 @@ def usd(amount: Decimal) -> str:
     return f"{'-' if shown < 0 else ''}${abs(shown):,}"
 
 
-def unpriced_calls_text(count: int) -> str:
-    return f"{count:,} unpriced call{'' if count == 1 else 's'}"
-
-
 def cost_text(cost: Decimal, *, calls: int, unpriced_calls: int) -> str:
     """A sum of calls' costs: "unpriced" when none had a known cost, the known sum
     "+ N unpriced calls" when some had none, else the sum."""
     if unpriced_calls and unpriced_calls >= calls:
         return UNPRICED
     if unpriced_calls:
-        return f"{usd(cost)} + {unpriced_calls_text(unpriced_calls)}"
+        return f"{usd(cost)} + {unpriced_calls:,} unpriced call{'' if unpriced_calls == 1 else 's'}"
     return usd(cost)
 
 
 def csv_amount(amount: Decimal) -> str:
-    """A plain number for a spreadsheet: at least two places, at most six (13.50, 0.0042,
-    0.000015)."""
-    exact = amount.quantize(CSV_QUANTUM, rounding=ROUND_HALF_UP)
-    cents = exact.quantize(CENT)
-    return format(cents if cents == exact else exact.normalize(), "f")
+    """A plain number for a spreadsheet: exact, as the ledger keeps it, without trailing zeros
+    beyond two places (13.50, 0.0042, 3.000075)."""
+    whole, _, fraction = format(amount, "f").partition(".")
+    return f"{whole}.{fraction.rstrip('0'):0<2}"

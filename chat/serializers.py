@@ -44,16 +44,24 @@ class UnavailableProviderSerializer(serializers.Serializer):
     model_count = serializers.IntegerField(help_text="Enabled models this provider has.")
 
 
+def money_text(help_text: str) -> serializers.CharField:
+    """An amount's twin as pages show it (llmadmin.money: "$1,234.56", "$0.0042")."""
+    return serializers.CharField(help_text=help_text)
+
+
 class ModelCapSerializer(serializers.Serializer):
     model_id = serializers.IntegerField()
     monthly_cap = serializers.DecimalField(max_digits=20, decimal_places=4)
+    monthly_cap_text = money_text('monthly_cap as shown, e.g. "$25.00".')
     spent = serializers.DecimalField(max_digits=20, decimal_places=4)
+    spent_text = money_text("spent as shown.")
     remaining = serializers.DecimalField(
         max_digits=20,
         decimal_places=4,
         allow_null=True,
         help_text="What is left for this model: its cap's rest within the budget's rest.",
     )
+    remaining_text = money_text('remaining as shown; "No limit" when it is null.')
 
 
 class BudgetSerializer(serializers.Serializer):
@@ -62,6 +70,9 @@ class BudgetSerializer(serializers.Serializer):
         decimal_places=4,
         allow_null=True,
         help_text="USD per calendar month; null when no budget limits this developer.",
+    )
+    monthly_allowance_text = money_text(
+        'monthly_allowance as shown, e.g. "$1,250.00"; "No limit" when it is null.'
     )
     source = serializers.ChoiceField(
         choices=["override", "group"],
@@ -73,7 +84,9 @@ class BudgetSerializer(serializers.Serializer):
         decimal_places=4,
         help_text="USD spent this month on calls with a known cost.",
     )
+    spent_text = money_text('spent as shown, e.g. "$13.50" or "$0.0042".')
     remaining = serializers.DecimalField(max_digits=20, decimal_places=4, allow_null=True)
+    remaining_text = money_text('remaining as shown; "No limit" when it is null.')
     resets_on = serializers.DateField(help_text="The day the month's budget starts afresh.")
     model_caps = ModelCapSerializer(
         many=True, help_text="Models of this developer's list with a monthly cap."
@@ -110,7 +123,13 @@ class UsageSumsSerializer(serializers.Serializer):
     cache_read_tokens = serializers.IntegerField()
     cache_write_tokens = serializers.IntegerField()
     reasoning_tokens = serializers.IntegerField()
-    cost = serializers.DecimalField(max_digits=20, decimal_places=4)
+    cost = serializers.DecimalField(
+        max_digits=20, decimal_places=4, help_text="USD, of the calls with a known cost."
+    )
+    cost_text = money_text(
+        'The cost as shown: "unpriced" when no call had a known cost, "$1.20 + 3 unpriced '
+        'calls" when some had none, else "$1.20".'
+    )
 
 
 class ModelUsageSerializer(UsageSumsSerializer):

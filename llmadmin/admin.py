@@ -66,6 +66,7 @@ from llmadmin.models import (
     UsageRecord,
     UserBudget,
 )
+from llmadmin.money import usd
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.catalog import ModelFacts, Prices, catalog_models
 from llmadmin.providers.http import ProviderError
@@ -83,7 +84,7 @@ from llmadmin.services import (
     provider_check_connection,
     provider_try_connection,
 )
-from llmadmin.usage import BudgetState, allowance_from, month_start, next_month, usd
+from llmadmin.usage import BudgetState, allowance_from, month_start, next_month
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"
@@ -859,13 +860,17 @@ class GroupAdmin(DjangoGroupAdmin):
 
 @admin.register(GroupBudget)
 class GroupBudgetAdmin(admin.ModelAdmin):
-    list_display = ["group", "monthly_allowance", "member_count"]
+    list_display = ["group", "allowance", "member_count"]
     list_select_related = ["group"]
     search_fields = ["group__name"]
     autocomplete_fields = ["group"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[GroupBudget]:
         return super().get_queryset(request).annotate(member_count=Count("group__user"))
+
+    @admin.display(description="monthly allowance per member", ordering="monthly_allowance")
+    def allowance(self, budget: GroupBudget) -> str:
+        return usd(budget.monthly_allowance)
 
     @admin.display(description="members", ordering="member_count")
     def member_count(self, budget: GroupBudget) -> int:
@@ -1059,7 +1064,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def cost_shown(self, record: UsageRecord) -> str:
         if record.cost is None:
             return record.get_pricing_display()
-        return f"${record.cost.normalize():f}"
+        return usd(record.cost)
 
 
 admin.site.unregister(AuditEntry)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -44,6 +44,7 @@ from llmadmin.models import (
     UsageRecord,
     UserBudget,
 )
+from llmadmin.money import cost_text, usd
 from llmadmin.providers.catalog import long_context_threshold
 from llmadmin.providers.http import Usage
 
@@ -68,11 +69,6 @@ def month_start(day: date) -> date:
 def next_month(day: date) -> date:
     """The first day of the month after this day's: when its budgets reset."""
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
-
-
-def usd(amount: Decimal) -> str:
-    # Half up, as the pages' floatformat rounds.
-    return f"${amount.quantize(Decimal('0.01'), rounding=ROUND_HALF_UP):,}"
 
 
 @dataclass(frozen=True)
@@ -212,25 +208,37 @@ def decimal_of(value: Any) -> Decimal | None:
     return Decimal(repr(value)).quantize(COST_QUANTUM)
 
 
-def money(amount: Decimal | None) -> str | None:
+def api_amount(amount: Decimal | None) -> str | None:
     """An amount for the API: a string, as DRF gives decimals, to 1/100 of a cent."""
     return None if amount is None else str(amount.quantize(Decimal("0.0001")))
 
 
+def limit_text(amount: Decimal | None) -> str:
+    """An allowance, a cap or what is left of one, as shown: "No limit" when none applies."""
+    return "No limit" if amount is None else usd(amount)
+
+
 def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, Any]:
-    """A developer's budget as the API gives it; caps: the monthly caps of their models."""
+    """A developer's budget as the API gives it; caps: the monthly caps of their models. Each
+    amount is a number (as a decimal string) and, as `<name>_text`, as pages show it."""
     return {
-        "monthly_allowance": money(state.allowance.amount),
+        "monthly_allowance": api_amount(state.allowance.amount),
+        "monthly_allowance_text": limit_text(state.allowance.amount),
         "source": state.allowance.source or None,
-        "spent": money(state.spent),
-        "remaining": money(state.remaining),
+        "spent": api_amount(state.spent),
+        "spent_text": usd(state.spent),
+        "remaining": api_amount(state.remaining),
+        "remaining_text": limit_text(state.remaining),
         "resets_on": state.resets_on.isoformat(),
         "model_caps": [
             {
                 "model_id": model_id,
-                "monthly_cap": money(cap),
-                "spent": money(state.spent_by_model.get(model_id, ZERO)),
-                "remaining": money(state.model_remaining(model_id, cap)),
+                "monthly_cap": api_amount(cap),
+                "monthly_cap_text": usd(cap),
+                "spent": api_amount(state.spent_by_model.get(model_id, ZERO)),
+                "spent_text": usd(state.spent_by_model.get(model_id, ZERO)),
+                "remaining": api_amount(state.model_remaining(model_id, cap)),
+                "remaining_text": limit_text(state.model_remaining(model_id, cap)),
             }
             for model_id, cap in sorted(caps.items())
         ],
@@ -257,7 +265,10 @@ def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, 
         )
     )
     for row in (*by_model, *by_day):
-        row["cost"] = money(row["cost"])
+        row["cost_text"] = cost_text(
+            row["cost"], calls=row["calls"], unpriced_calls=row["uncosted_calls"]
+        )
+        row["cost"] = api_amount(row["cost"])
     for row in by_model:
         # A model deleted since keeps its usage, under its id.
         row["model"] = names.get(row["model_id"], f"model #{row['model_id']}")

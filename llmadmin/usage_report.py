@@ -29,6 +29,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from llmadmin.models import DailyUsage, LLMModel
+from llmadmin.money import CURRENCY, cost_text, csv_amount, usd
 from llmadmin.providers import PROVIDER_TYPES
 
 Metric = Literal["cost", "tokens"]
@@ -102,11 +103,14 @@ class Amounts:
 
     @property
     def cost_text(self) -> str:
-        return money(self.cost)
+        return cost_text(self.cost, calls=self.calls, unpriced_calls=self.uncosted_calls)
 
     @property
     def tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    def text(self, metric: Metric) -> str:
+        return self.cost_text if metric == "cost" else f"{self.tokens:,} tokens"
 
     def value(self, metric: Metric) -> Decimal | int:
         return self.cost if metric == "cost" else self.tokens
@@ -204,15 +208,9 @@ def compact(value: float | Decimal) -> str:
     return plain_number(value)
 
 
-def money(amount: Decimal) -> str:
-    """$1,234.57; amounts under a cent to four places ($0.0042) rather than $0.00."""
-    if amount and abs(amount) < Decimal("0.01"):
-        return f"${amount.quantize(Decimal('0.0001'))}"
-    return f"${amount.quantize(Decimal('0.01')):,}"
-
-
 def metric_text(value: Decimal | float | int, metric: Metric) -> str:
-    return money(Decimal(value)) if metric == "cost" else f"{value:,} tokens"
+    """A day's value in a bar's hover title (a day without a known cost has no bar)."""
+    return usd(Decimal(value)) if metric == "cost" else f"{value:,} tokens"
 
 
 def axis_text(value: float, metric: Metric) -> str:
@@ -320,7 +318,7 @@ def usage_report(*, start: date, end: date, metric: Metric) -> Report:
                 label=label_of(dimension.name, key, labels[dimension.name]),
                 color=color_of(key, index),
                 amounts=amounts,
-                total=metric_text(amounts.value(metric), metric),
+                total=amounts.text(metric),
             )
             for index, (key, amounts) in enumerate(shown[dimension.name].items())
         ]
@@ -558,7 +556,9 @@ def bar_chart(
     )
 
 
-# The CSV: every daily row of the range, with labels.
+# The CSV: every daily row of the range, with labels. Costs are plain numbers in CURRENCY; a
+# row whose calls all lack a known cost has no cost (empty, not 0), and every row says how
+# many of its calls lack one, beside the cost: a sum of the column is of known costs only.
 
 CSV_HEADER = (
     "day",
@@ -568,14 +568,24 @@ CSV_HEADER = (
     "model identifier",
     "model",
     "calls",
-    "uncosted calls",
     "long-context calls",
     "input tokens",
     "output tokens",
     "cache read tokens",
     "cache write tokens",
     "reasoning tokens",
-    "cost (USD)",
+    "cost",
+    "currency",
+    "unpriced calls",
+)
+CSV_COUNTS = (
+    "calls",
+    "long_context_calls",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
 
 
@@ -602,9 +612,13 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
         "group_id",
         "provider_type",
         "model_id",
-        *AMOUNT_FIELDS,
+        *CSV_COUNTS,
+        "cost",
+        "uncosted_calls",
     )
-    for day, user_id, group_id, slug, model_id, *amounts in rows.iterator(chunk_size=2000):
+    for day, user_id, group_id, slug, model_id, *counts, cost, unpriced in rows.iterator(
+        chunk_size=2000
+    ):
         identifier, name = llm_models.get(model_id, ("", f"model #{model_id}"))
         yield (
             day.isoformat(),
@@ -613,6 +627,8 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
             provider_label(slug),
             identifier,
             name,
-            *amounts[:-1],
-            format(amounts[-1], "f"),
+            *counts,
+            "" if unpriced >= counts[0] else csv_amount(cost),
+            CURRENCY,
+            unpriced,
         )

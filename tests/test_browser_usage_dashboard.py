@@ -132,3 +132,43 @@ def test_a_bad_range_shows_the_error_and_no_chart(page, asgi_server, problems):
     expect(page.locator("#id_start")).to_have_value("2026-03-10")
     expect(page.locator("figure.usage-chart")).to_have_count(0)
     assert problems == []
+
+
+def test_on_a_phone_the_dashboard_fits_and_unpriced_calls_read_unpriced(
+    page, asgi_server, problems, django_user_model
+):
+    spend(django_user_model)
+    # A model without prices: its calls have no known cost, which is not a cost of $0.
+    large = LLMModelFactory(provider=ProviderFactory(google=True), display_name="Fake Large")
+    for user in django_user_model.objects.filter(username__in=["ada", "lin"]):
+        usage_record(
+            user_id=user.pk,
+            model=large,
+            called_at=datetime.combine(DAY, time(11), tzinfo=UTC),
+            usage=Usage(input_tokens=1000, output_tokens=100),
+        )
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in_as_admin(page, asgi_server)
+
+    page.goto(f"{asgi_server}/admin/llmadmin/dailyusage/?start=2026-03-01&end=2026-03-10")
+
+    # Nothing wider than the screen: the page never scrolls sideways.
+    expect(page.locator("#usage-by-model table")).to_be_attached()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    for chart in page.locator("figure.usage-chart > svg").all():
+        box = chart.bounding_box()
+        assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    # A table wider than the screen scrolls inside its own box.
+    scroller = page.locator("#usage-by-model .usage-table-scroll")
+    box = scroller.bounding_box()
+    assert box and box["x"] + box["width"] <= 390
+    assert scroller.evaluate("box => box.scrollWidth > box.clientWidth")
+    # Unpriced in the legend and the table, never $0.00; a developer with both says how many.
+    legend = page.locator("#chart-model .usage-legend li", has_text="Fake Large")
+    expect(legend.locator(".legend-total")).to_have_text("unpriced")
+    row = page.locator("#usage-by-model tbody tr", has_text="Fake Large")
+    expect(row.locator("td").last).to_have_text("unpriced")
+    ada = page.locator("#usage-by-user tbody tr", has_text="ada")
+    expect(ada.locator("td").last).to_have_text("$18.90 + 1 unpriced call")
+    expect(page.locator("#usage-spend")).to_contain_text("+ 2 unpriced calls")
+    assert problems == []

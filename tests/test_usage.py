@@ -739,16 +739,22 @@ def test_the_model_list_tells_the_developer_their_remaining_budget(client, devel
     assert listed["ETag"] != etag  # spending changes the list's ETag
     assert listed.json()["budget"] == {
         "monthly_allowance": "10.0000",
+        "monthly_allowance_text": "$10.00",
         "source": "group",
         "spent": "3.0001",
+        "spent_text": "$3.00",
         "remaining": "6.9999",
+        "remaining_text": "$7.00",
         "resets_on": "2026-12-01",
         "model_caps": [
             {
                 "model_id": model.pk,
                 "monthly_cap": "4.0000",
+                "monthly_cap_text": "$4.00",
                 "spent": "3.0001",
+                "spent_text": "$3.00",
                 "remaining": "0.9999",
+                "remaining_text": "$1.00",
             }
         ],
     }

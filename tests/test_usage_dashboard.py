@@ -321,8 +321,8 @@ def test_the_page_shows_totals_a_chart_and_a_table_per_dimension(admin_client, l
     assert response.status_code == 200
     page = response.text
     assert '<div class="breadcrumbs">' in page and "&rsaquo; Usage\n</div>" in page
-    assert 'id="usage-spend">$11.20<' in page
-    assert "2 calls without a cost are not included in the spend" in page
+    assert 'id="usage-spend">$11.20 + 2 unpriced calls<' in page
+    assert "2 unpriced calls (an unpriced model, or no token counts reported)" in page
     for dimension in ("model", "provider", "user", "group"):
         assert f'id="chart-{dimension}"' in page
     assert page.count("<svg viewBox=") == 4
@@ -331,6 +331,26 @@ def test_the_page_shows_totals_a_chart_and_a_table_per_dimension(admin_client, l
     assert f'href="{CSV}?start=2026-03-02&amp;end=2026-03-05"' in page
     # Nothing inline for the policy to refuse.
     assert " style=" not in page and "<style" not in page and "<script>" not in page
+
+
+def test_unpriced_calls_read_unpriced_in_the_legend_and_table_never_as_zero(admin_client, ledger):
+    response = admin_client.get(DASHBOARD, RANGE)
+
+    [by_model] = [
+        b.rows for b in response.context["report"].breakdowns if b.dimension.name == "model"
+    ]
+    shown = {row.label: (row.total, row.amounts.cost_text) for row in by_model}
+    assert shown == {
+        "Alpha": ("$6.50 + 1 unpriced call", "$6.50 + 1 unpriced call"),
+        "Beta": ("$4.70", "$4.70"),
+        "Gamma": ("unpriced", "unpriced"),
+    }
+    page = response.text
+    assert (
+        '<span class="legend-label">Gamma</span> <span class="legend-total">unpriced</span>' in page
+    )
+    assert '<td class="number">unpriced</td>' in page
+    assert "$0.00" not in page
 
 
 def test_the_default_range_is_the_last_30_days_ending_today(admin_client):
@@ -400,14 +420,15 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "model identifier",
         "model",
         "calls",
-        "uncosted calls",
         "long-context calls",
         "input tokens",
         "output tokens",
         "cache read tokens",
         "cache write tokens",
         "reasoning tokens",
-        "cost (USD)",
+        "cost",
+        "currency",
+        "unpriced calls",
     ]
     assert len(rows) == 1 + DailyUsage.objects.count() == 7
     alpha = ledger["alpha"]
@@ -420,14 +441,15 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         alpha.identifier,
         "Alpha",
         "2",
-        "1",
         "0",
         "1000000",
         "500000",
         "0",
         "0",
         "0",
-        "2.0000000000",
+        "2.00",
+        "USD",
+        "1",
     ]
     assert [row[1:3] for row in rows[2:]] == [
         [dave, "red"],
@@ -436,6 +458,18 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         ["carol", ""],
         ["carol", ""],
     ]
+
+
+def test_the_csv_leaves_an_unpriced_cost_empty_and_counts_the_unpriced_calls(admin_client, ledger):
+    header, *rows = csv_rows(admin_client.get(CSV, RANGE))
+    rows = [dict(zip(header, row, strict=True)) for row in rows]
+
+    gamma = next(row for row in rows if row["model"] == "Gamma")
+    assert (gamma["cost"], gamma["currency"], gamma["unpriced calls"]) == ("", "USD", "1")
+    # What a spreadsheet sums: the known costs, and beside them how many calls have none.
+    assert sum(Decimal(row["cost"]) for row in rows if row["cost"]) == Decimal("11.20")
+    assert sum(int(row["unpriced calls"]) for row in rows) == 2
+    assert {row["currency"] for row in rows} == {"USD"}
 
 
 def test_long_context_calls_are_counted_on_the_page_in_the_csv_and_by_a_rebuild(
@@ -461,7 +495,7 @@ def test_long_context_calls_are_counted_on_the_page_in_the_csv_and_by_a_rebuild(
     assert "1 call had a prompt long enough to be costed at long-context prices" in page
     assert (by_model.amounts.long_context_calls, by_model.amounts.cost) == (1, Decimal("0.7"))
     csv_row = dict(zip(header, row, strict=True))
-    assert (csv_row["long-context calls"], csv_row["cost (USD)"]) == ("1", "0.7000000000")
+    assert (csv_row["long-context calls"], csv_row["cost"]) == ("1", "0.70")
     DailyUsage.objects.update(long_context_calls=0)
     assert rebuild("--check")[1] == 1
     rebuild()

@@ -514,7 +514,9 @@ class LLMModel(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._state.adding:
             self.saved_prices = None
-        # Making a model the default unsets the previous one in the same transaction.
+        # Making a model the default unsets the previous one in the same transaction; which
+        # one it was is kept for the admin to say so.
+        self.replaced_default: LLMModel | None = None
         with transaction.atomic():
             if self.is_default:
                 lock_default_changes()
@@ -523,6 +525,7 @@ class LLMModel(models.Model):
                 previous.update(is_default=False, updated_at=timezone.now())
                 for model in unset:  # one at most
                     audit.log_change(model, "is_default", True, False)
+                    self.replaced_default = model
             super().save(*args, **kwargs)
             # New prices take effect now: usage already recorded keeps the cost it had.
             if not hasattr(self, "saved_prices"):

@@ -458,8 +458,9 @@ def test_the_delete_page_of_the_default_says_what_deleting_it_does(admin_client)
     response = admin_client.get(reverse("admin:llmadmin_llmmodel_delete", args=[model.pk]))
 
     assert (
-        "Claude Sonnet is the default model: after deleting it there is no default, and "
-        "developers get the first available model until you star another."
+        "Claude Sonnet is the default model. After deleting it there is no default: each "
+        "developer&#x27;s model selector pre-selects the model they last used, else the first "
+        "model they may use."
     ) in response.text
 
 
@@ -468,7 +469,7 @@ def test_starring_a_model_developers_cannot_get_warns(admin_client):
 
     response = admin_client.post(star_url(model), follow=True)
 
-    assert "X is now the default model." in response.text
+    assert "X is now the default model (was none)." in response.text
     assert "Developers don&#x27;t get it yet: OpenAI is unavailable (no key)." in response.text
 
 

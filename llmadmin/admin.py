@@ -378,6 +378,21 @@ class ProviderAdmin(admin.ModelAdmin):
         return message
 
 
+class AccessFilter(admin.SimpleListFilter):
+    """Who may use a model: everyone, or only the groups and users its access lists name."""
+
+    title = "access"
+    parameter_name = "access"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("everyone", "Everyone"), ("restricted", "Only the groups and users listed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[LLMModel]) -> QuerySet[LLMModel]:
+        if self.value() in ("everyone", "restricted"):
+            return queryset.filter(restricted=self.value() == "restricted")
+        return queryset
+
+
 @admin.register(LLMModel)
 class LLMModelAdmin(admin.ModelAdmin):
     form = LLMModelAdminForm
@@ -393,7 +408,7 @@ class LLMModelAdmin(admin.ModelAdmin):
         "developers_get_it",
     ]
     list_display_links = ["display_name"]
-    list_filter = ["provider", "enabled", "is_default", "restricted"]
+    list_filter = ["provider", "enabled", "is_default", AccessFilter]
     filter_horizontal = ["allowed_groups", "allowed_users"]
     list_select_related = ["provider"]
     search_fields = ["display_name", "identifier"]

@@ -354,6 +354,11 @@ def price_field(verbose_name: str, help_text: str = "") -> models.DecimalField:
     )
 
 
+# Above any context window models.dev lists (the largest: 20M for a chat model, 99,999,999
+# for a video model): a larger number is a typo.
+MAX_CONTEXT_LIMIT = 100_000_000
+
+
 # Named LLMModel so that it never reads like django.db.models.Model.
 class LLMModel(models.Model):
     """A model of a provider that developers can chat with, with its request options."""
@@ -369,7 +374,8 @@ class LLMModel(models.Model):
     enabled = models.BooleanField(default=True)
     is_default = models.BooleanField("default", default=False)
     context_limit = models.PositiveIntegerField(
-        validators=[MinValueValidator(1)], help_text="Context window in tokens."
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CONTEXT_LIMIT)],
+        help_text="Context window in tokens.",
     )
     compression_threshold = models.PositiveSmallIntegerField(
         default=70,

@@ -403,7 +403,6 @@ class LLMModelAdmin(admin.ModelAdmin):
         "display_name",
         "identifier",
         "context_limit",
-        "enabled",
         "available_to",
         "developers_get_it",
     ]
@@ -417,7 +416,7 @@ class LLMModelAdmin(admin.ModelAdmin):
 
     class Media:
         js = ["llmadmin/model_form.js"]
-        css = {"all": ["llmadmin/admin.css"]}
+        css = {"all": ["llmadmin/admin.css", "llmadmin/model_list.css"]}
 
     def get_ordering(self, request: HttpRequest) -> list[str]:
         # An annotation of get_queryset's: the ordering attribute's checks only know fields.

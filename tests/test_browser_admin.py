@@ -411,3 +411,28 @@ def test_default_changes_and_deleting_the_default_are_said_on_the_page(page, asg
     expect(messages).to_contain_text("There is no default model now (Other was deleted)")
     assert not LLMModel.objects.filter(pk=other.pk).exists()
     assert not LLMModel.objects.filter(is_default=True).exists()
+
+
+def test_the_model_list_fits_a_1280_px_screen(page, asgi_server):
+    bedrock = ProviderFactory(bedrock=True)
+    vercel = Provider.objects.get(type="vercel")
+    LLMModelFactory(
+        provider=bedrock,
+        identifier="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        display_name="Claude Sonnet 4.5 (Bedrock, US cross-region)",
+    )
+    LLMModelFactory(
+        provider=vercel,
+        identifier="anthropic/claude-opus-4-6-thinking-preview",
+        display_name="Claude Opus 4.6 via Vercel",
+        restricted=True,
+    )
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in_as_admin(page, asgi_server)
+
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/")
+
+    results = page.locator("#changelist .results")
+    expect(results.locator(".field-developers_get_it")).to_have_text(["Yes", "No: no key"])
+    scroll_width, client_width = results.evaluate("(r) => [r.scrollWidth, r.clientWidth]")
+    assert scroll_width <= client_width  # no column behind a horizontal scroll

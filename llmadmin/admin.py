@@ -43,6 +43,7 @@ from llmadmin import dashboard  # noqa: F401
 from llmadmin.audit import (
     CONNECTION_TEST,
     access_lists_in_the_save_entry,
+    labelled_changes,
     latest_entry_pk,
     log_connection_test,
     readable_changes,
@@ -728,6 +729,7 @@ class LLMModelAdmin(admin.ModelAdmin):
         return format_html_join("", "<div>{}: {}</div>", catalog_lines(facts))
 
     def save_model(self, request: HttpRequest, obj: LLMModel, form: Any, change: bool) -> None:
+        # The save's audit entry comes after this one (save_related adds the access lists).
         form.audit_mark = latest_entry_pk()
         super().save_model(request, obj, form, change)
         if "is_default" in form.changed_data:
@@ -880,7 +882,7 @@ class AuditLogEntryAdmin(LogEntryAdmin):
             )
         if entry.action == AuditEntry.Action.DELETE:
             return ""
-        return ", ".join(label for label, _, _ in readable_changes(entry))
+        return ", ".join(label for label, _, _ in labelled_changes(entry))
 
     @admin.display(description="Changes")
     def msg(self, entry: AuditEntry) -> str:

@@ -189,6 +189,23 @@ def latest_entry_pk() -> int:
     return LogEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
 
 
+def labelled_changes(entry: LogEntry) -> list[tuple[str, Any, Any]]:
+    """The entry's changes as (the field's label, the field or None, the change as recorded),
+    without what isn't a change."""
+    model = entry.content_type.model_class()
+    found = []
+    for name, change in (entry.changes_dict or {}).items():
+        try:
+            field = model._meta.get_field(name) if model else None
+        except FieldDoesNotExist:
+            field = None  # ours ("connection test"), or a field since removed
+        if field is not None and name in not_a_change(model):
+            continue  # recorded before these were left out
+        label = capfirst(str(field.verbose_name if field is not None else name.replace("_", " ")))
+        found.append((label, field, change))
+    return found
+
+
 def readable_changes(
     entry: LogEntry, names: dict[tuple[type, Any], str] | None = None
 ) -> list[tuple[str, str, str]]:
@@ -196,17 +213,9 @@ def readable_changes(
 
     names: the related objects' names already looked up (an export shares them across entries).
     """
-    model = entry.content_type.model_class()
     names = {} if names is None else names
     rows = []
-    for name, change in (entry.changes_dict or {}).items():
-        try:
-            field = model._meta.get_field(name) if model else None
-        except FieldDoesNotExist:
-            field = None
-        if field is not None and name in not_a_change(model):
-            continue  # written before these were left out
-        label = capfirst(str(field.verbose_name if field is not None else name.replace("_", " ")))
+    for label, field, change in labelled_changes(entry):
         if isinstance(change, dict) and change.get("type") == "m2m":
             # auditlog's own: an addition to or removal from a list.
             verb = "added" if change["operation"] == "add" else "removed"
@@ -239,6 +248,10 @@ def shown(field: Any, value: Any, names: dict[tuple[type, Any], str]) -> str:
 def related_name(related: type[db.Model], pk: Any, names: dict[tuple[type, Any], str]) -> str:
     """A related object's name as it is now, or that it is gone."""
     if (related, pk) not in names:
-        found = related._default_manager.filter(pk=pk).first()
+        # Its secrets (the audit's masked fields) are neither needed nor loaded.
+        masked = (
+            auditlog.get_model_fields(related)["mask_fields"] if auditlog.contains(related) else []
+        )
+        found = related._default_manager.filter(pk=pk).defer(*masked).first()
         names[related, pk] = str(found) if found is not None else f"#{pk} (deleted)"
     return names[related, pk]

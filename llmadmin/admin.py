@@ -653,6 +653,11 @@ class LLMModelAdmin(admin.ModelAdmin):
         if not (self.has_add_permission(request) or self.has_change_permission(request)):
             raise PermissionDenied
         provider = get_object_or_404(Provider, pk=provider_id_in(request))
+        if provider.key_state in ("missing", "unreadable"):
+            # Expected while a provider is being set up: said as such, not as a failed call.
+            return JsonResponse(
+                {"unavailable": f"{provider} has no readable key: set one on the provider's page."}
+            )
         try:
             model_list = provider_remote_models(provider=provider)
         except ProviderError as error:

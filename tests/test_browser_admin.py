@@ -436,3 +436,21 @@ def test_the_model_list_fits_a_1280_px_screen(page, asgi_server):
     expect(results.locator(".field-developers_get_it")).to_have_text(["Yes", "No: no key"])
     scroll_width, client_width = results.evaluate("(r) => [r.scrollWidth, r.clientWidth]")
     assert scroll_width <= client_width  # no column behind a horizontal scroll
+
+
+def test_a_provider_without_a_key_is_no_error_in_the_model_form(page, asgi_server):
+    # A failed request is an error in the browser's console: the list's answer is not one.
+    statuses: list[int] = []
+    page.on("response", lambda r: "/remote-models/" in r.url and statuses.append(r.status))
+    log_in_as_admin(page, asgi_server)
+
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    page.select_option("#id_provider", label="Anthropic")  # no key since migrate
+
+    expect(page.locator(".remote-models-status")).to_have_text(
+        "The provider's model list is not available: Anthropic has no readable key: set one on "
+        "the provider's page."
+    )
+    # The catalog's identifiers are offered all the same.
+    expect(page.locator("#remote-model-ids option[value='claude-sonnet-4-6']")).to_have_count(1)
+    assert statuses == [200]

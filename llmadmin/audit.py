@@ -238,7 +238,7 @@ def shown(field: Any, value: Any, names: dict[tuple[type, Any], str]) -> str:
         return str(dict(field.flatchoices).get(value, value))
     if isinstance(field, db.BooleanField) or isinstance(value, bool):
         return "Yes" if value in (True, "True") else "No"
-    if field.many_to_one:
+    if field.many_to_one or field.one_to_one:
         return related_name(field.related_model, value, names)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)

@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from llmadmin.models import LLMModel, Provider
+from llmadmin.models import GroupBudget, LLMModel, Provider
 from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.provider_servers import FakeProvider, serve
@@ -471,6 +471,19 @@ def test_a_model_added_through_the_admin_reads_in_labels_and_names_in_one_entry(
     listing = admin_client.get(AUDIT_LIST).text  # each entry's changed fields, by label
     assert "Only for the groups and users below" in listing
     assert "allowed_groups" not in listing
+
+
+def test_a_group_budget_reads_with_the_groups_name(admin_client):
+    research = Group.objects.create(name="Research")
+    mark = last_entry_pk()
+
+    budget = GroupBudget.objects.create(group=research, monthly_allowance="25.00")
+
+    (entry,) = entries_since(mark, budget)
+    assert shown_changes(admin_client, entry) == [
+        ("Group", "", "Research"),
+        ("Monthly allowance per member", "", "25.00"),
+    ]
 
 
 def test_a_provider_change_reads_in_choice_labels_and_never_a_secret(admin_client):

@@ -40,7 +40,14 @@ from django.views.decorators.http import require_POST
 
 # The usage dashboard's admin, registered where it is defined.
 from llmadmin import dashboard  # noqa: F401
-from llmadmin.audit import CONNECTION_TEST, log_connection_test
+from llmadmin.audit import (
+    CONNECTION_TEST,
+    access_lists_in_the_save_entry,
+    labelled_changes,
+    latest_entry_pk,
+    log_connection_test,
+    readable_changes,
+)
 from llmadmin.exports import spreadsheet_safe
 from llmadmin.fields import validate_no_hidden_characters
 from llmadmin.forms import (
@@ -373,6 +380,21 @@ class ProviderAdmin(admin.ModelAdmin):
         return message
 
 
+class AccessFilter(admin.SimpleListFilter):
+    """Who may use a model: everyone, or only the groups and users its access lists name."""
+
+    title = "access"
+    parameter_name = "access"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("everyone", "Everyone"), ("restricted", "Only the groups and users listed")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[LLMModel]) -> QuerySet[LLMModel]:
+        if self.value() in ("everyone", "restricted"):
+            return queryset.filter(restricted=self.value() == "restricted")
+        return queryset
+
+
 @admin.register(LLMModel)
 class LLMModelAdmin(admin.ModelAdmin):
     form = LLMModelAdminForm
@@ -383,12 +405,11 @@ class LLMModelAdmin(admin.ModelAdmin):
         "display_name",
         "identifier",
         "context_limit",
-        "enabled",
         "available_to",
         "developers_get_it",
     ]
     list_display_links = ["display_name"]
-    list_filter = ["provider", "enabled", "is_default", "restricted"]
+    list_filter = ["provider", "enabled", "is_default", AccessFilter]
     filter_horizontal = ["allowed_groups", "allowed_users"]
     list_select_related = ["provider"]
     search_fields = ["display_name", "identifier"]
@@ -397,7 +418,7 @@ class LLMModelAdmin(admin.ModelAdmin):
 
     class Media:
         js = ["llmadmin/model_form.js"]
-        css = {"all": ["llmadmin/admin.css"]}
+        css = {"all": ["llmadmin/admin.css", "llmadmin/model_list.css"]}
 
     def get_ordering(self, request: HttpRequest) -> list[str]:
         # An annotation of get_queryset's: the ordering attribute's checks only know fields.
@@ -478,16 +499,37 @@ class LLMModelAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
 
-    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
-        model = self.get_object(request, object_id)
-        if request.method == "GET" and model is not None and model.is_default:
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # Called by the confirmation pages of the delete view and of "Delete selected" (and
+        # again when confirmed, with "post" in the form).
+        default = next((model for model in objs if model.is_default), None)
+        if default is not None and not request.POST.get("post"):
             self.message_user(
                 request,
-                f"{model.display_name} is the default model: after deleting it there is no "
-                "default, and developers get the first available model until you star another.",
+                f"{default.display_name} is the default model. After deleting it there is no "
+                f"default: {NO_DEFAULT_FALLBACK}",
                 messages.WARNING,
             )
-        return super().delete_view(request, object_id, extra_context)
+        return super().get_deleted_objects(objs, request)
+
+    def delete_model(self, request: HttpRequest, obj: LLMModel) -> None:
+        super().delete_model(request, obj)
+        if obj.is_default:
+            self.say_no_default(request, f"{obj.display_name} was deleted")
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[LLMModel]) -> None:
+        default = queryset.filter(is_default=True).first()
+        super().delete_queryset(request, queryset)
+        if default is not None:
+            self.say_no_default(request, f"{default.display_name} was deleted")
+
+    def say_no_default(self, request: HttpRequest, why: str) -> None:
+        self.message_user(
+            request,
+            f"There is no default model now ({why}): {NO_DEFAULT_FALLBACK} To set one, click "
+            "a model's star (\u2606) in the model list.",
+            messages.WARNING,
+        )
 
     def get_fieldsets(self, request: HttpRequest, obj: LLMModel | None = None) -> list[Any]:
         # With the version the page was loaded at (hidden): a save over a newer one is refused.
@@ -612,6 +654,11 @@ class LLMModelAdmin(admin.ModelAdmin):
         if not (self.has_add_permission(request) or self.has_change_permission(request)):
             raise PermissionDenied
         provider = get_object_or_404(Provider, pk=provider_id_in(request))
+        if provider.key_state in ("missing", "unreadable"):
+            # Expected while a provider is being set up: said as such, not as a failed call.
+            return JsonResponse(
+                {"unavailable": f"{provider} has no readable key: set one on the provider's page."}
+            )
         try:
             model_list = provider_remote_models(provider=provider)
         except ProviderError as error:
@@ -688,7 +735,17 @@ class LLMModelAdmin(admin.ModelAdmin):
         return format_html_join("", "<div>{}: {}</div>", catalog_lines(facts))
 
     def save_model(self, request: HttpRequest, obj: LLMModel, form: Any, change: bool) -> None:
+        # The save's audit entry comes after this one (save_related adds the access lists).
+        form.audit_mark = latest_entry_pk()
         super().save_model(request, obj, form, change)
+        if "is_default" in form.changed_data:
+            if obj.is_default:
+                was = obj.replaced_default.display_name if obj.replaced_default else "none"
+                self.message_user(
+                    request, f"{obj.display_name} is now the default model (was {was})."
+                )
+            else:
+                self.say_no_default(request, f"{obj.display_name} is no longer the default")
         reported = provider_reported_context_limit(provider=obj.provider, identifier=obj.identifier)
         if reported and reported != obj.context_limit:
             self.message_user(
@@ -697,6 +754,11 @@ class LLMModelAdmin(admin.ModelAdmin):
                 f"this model has {obj.context_limit}.",
                 messages.WARNING,
             )
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        # One save, one audit entry: the access lists go into the save's own.
+        with access_lists_in_the_save_entry(form.instance, since=form.audit_mark):
+            super().save_related(request, form, formsets, change)
 
     def make_default_view(self, request: HttpRequest, model_id: int) -> HttpResponse:
         model = get_object_or_404(LLMModel, pk=model_id)
@@ -708,7 +770,10 @@ class LLMModelAdmin(admin.ModelAdmin):
             self.message_user(request, " ".join(error.messages), messages.ERROR)
         else:
             self.log_change(request, model, [{"changed": {"fields": ["default"]}}])
-            self.message_user(request, f"{model.display_name} is now the default model.")
+            was = model.replaced_default.display_name if model.replaced_default else "none"
+            self.message_user(
+                request, f"{model.display_name} is now the default model (was {was})."
+            )
             availability = model.provider.availability
             if availability != Availability.AVAILABLE:
                 self.message_user(
@@ -750,6 +815,11 @@ class LLMModelAdmin(admin.ModelAdmin):
         )
 
 
+# What developers get when there is no default (chat/static/chat/model_selector.js).
+NO_DEFAULT_FALLBACK = (
+    "each developer's model selector pre-selects the model they last used, else the first "
+    "model they may use."
+)
 # Models on one page of "What developers see".
 MODELS_PER_EXPLAINED_PAGE = 200
 
@@ -802,8 +872,8 @@ def catalog_lines(facts: ModelFacts) -> list[tuple[str, str]]:
 
 
 class AuditLogEntryAdmin(LogEntryAdmin):
-    """auditlog's own view of the audit (filters by action, resource type, import), plus
-    export of what is selected."""
+    """auditlog's own view of the audit (filters by action, resource type, import), in the
+    fields' labels and the values' names, plus export of what is selected."""
 
     actions = ["export_csv"]
 
@@ -816,7 +886,19 @@ class AuditLogEntryAdmin(LogEntryAdmin):
                 for name in entry.changes_dict
                 if name != CONNECTION_TEST
             )
-        return super().msg_short(entry)
+        if entry.action == AuditEntry.Action.DELETE:
+            return ""
+        return ", ".join(label for label, _, _ in labelled_changes(entry))
+
+    @admin.display(description="Changes")
+    def msg(self, entry: AuditEntry) -> str:
+        return format_html(
+            '<table class="audit-changes"><thead><tr><th>Field</th><th>Before</th>'
+            "<th>After</th></tr></thead><tbody>{}</tbody></table>",
+            format_html_join(
+                "", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", readable_changes(entry)
+            ),
+        )
 
     @admin.action(description="Export selected entries (CSV)")
     def export_csv(self, request: HttpRequest, queryset: QuerySet[AuditEntry]) -> HttpResponse:
@@ -825,7 +907,11 @@ class AuditLogEntryAdmin(LogEntryAdmin):
         writer = csv.writer(response)
         writer.writerow(["time", "actor", "action", "resource", "object", "changes", "import"])
         rows = queryset.select_related("actor", "content_type").order_by("timestamp", "pk")
+        names: dict[tuple[type, Any], str] = {}
         for entry in rows:
+            changes = {
+                label: [before, after] for label, before, after in readable_changes(entry, names)
+            }
             writer.writerow(
                 spreadsheet_safe(cell)
                 for cell in (
@@ -834,7 +920,7 @@ class AuditLogEntryAdmin(LogEntryAdmin):
                     entry.get_action_display(),
                     entry.content_type.model,
                     entry.object_repr,
-                    json.dumps(entry.changes_dict, default=str),
+                    json.dumps(changes),
                     entry.cid or "",
                 )
             )

@@ -4,25 +4,49 @@ provider and model change, access lists included, with who made it.
 Secrets are never recorded: a key's entry says only whether one was set before and after
 ("(set)" twice reads as changed). Writes that bypass save() (bulk enable/disable, the default
 unset by a new default, re-encryption) are recorded here explicitly.
+
+Entries keep field names and stored values (ids, choice keys); readable_changes() shows them
+as people read them: the fields' labels, and names, choice labels, Yes/No for the values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from auditlog.cid import get_cid
+from auditlog.context import disable_auditlog
 from auditlog.models import LogEntry
 from auditlog.registry import auditlog
 from django.contrib.auth import get_user_model
 from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import FieldDoesNotExist
+from django.db import models as db
+from django.utils.text import capfirst
 
 SECRET_SET, SECRET_UNSET = "(set)", "(none)"
+# A model's access lists: who may use it when it is restricted.
+ACCESS_LISTS = ("allowed_groups", "allowed_users")
 # A connection test's entry: each typed field, then the outcome.
 TESTED_STORED, TESTED_TYPED = "(stored)", "(typed for a test, not saved)"
 CONNECTION_TEST = "connection test"
 # Noise, not changes: timestamps and the outcome of connection tests.
 NOT_AUDITED = ["created_at", "updated_at", "check_status", "check_reason", "checked_at"]
+
+
+def not_a_change(model: type[db.Model]) -> list[str]:
+    """The id and the relations kept on other rows (a model's price history), which auditlog
+    would list on create and delete as "None → 22" and "None → llmadmin.ModelPrice.None"."""
+    return [
+        model._meta.pk.name,
+        *(
+            field.name
+            for field in model._meta.get_fields()
+            if field.auto_created and not field.concrete
+        ),
+    ]
 
 
 def secret_state(value: str) -> str:
@@ -34,12 +58,19 @@ def register(provider: type, model: type, secret_fields: Iterable[str]) -> None:
     """Audit the provider and model classes (given: the models module logs through here)."""
     auditlog.register(
         provider,
-        exclude_fields=[*NOT_AUDITED, "api_key_encrypted_with", "catalog_seeded"],
+        exclude_fields=[
+            *NOT_AUDITED,
+            *not_a_change(provider),
+            "api_key_encrypted_with",
+            "catalog_seeded",
+        ],
         mask_fields=[*secret_fields, "aws_access_key_id"],
         mask_callable="llmadmin.audit.secret_state",
     )
     auditlog.register(
-        model, exclude_fields=NOT_AUDITED, m2m_fields={"allowed_groups", "allowed_users"}
+        model,
+        exclude_fields=[*NOT_AUDITED, *not_a_change(model)],
+        m2m_fields=set(ACCESS_LISTS),
     )
     # Joining or leaving a group changes which kept models a user gets: an access change too.
     # Only what decides access is recorded: never the password hash, nor each login's time.
@@ -53,7 +84,7 @@ def register(provider: type, model: type, secret_fields: Iterable[str]) -> None:
 def register_budgets(*budget_models: type) -> None:
     """Budgets are admin changes too: who gave whom how much."""
     for budget_model in budget_models:
-        auditlog.register(budget_model)
+        auditlog.register(budget_model, exclude_fields=not_a_change(budget_model))
 
 
 def log_change(model: Any, field: str, before: Any, after: Any) -> None:
@@ -118,3 +149,109 @@ def log_reencrypted(provider: Any, fields: Iterable[str]) -> None:
         changes={name: [SECRET_SET, "(re-encrypted)"] for name in fields},
         force_log=True,
     )
+
+
+def access_lists(model: Any) -> dict[str, list[str]]:
+    """The names on each of a model's access lists, sorted."""
+    return {name: sorted(str(item) for item in getattr(model, name).all()) for name in ACCESS_LISTS}
+
+
+@contextmanager
+def access_lists_in_the_save_entry(model: Any, *, since: int) -> Iterator[None]:
+    """Record the access lists a save changes in that save's entry, as the names before and
+    after: auditlog would add an entry per list and per add or removal.
+
+    since: the last entry's pk before the save (its entry, when it changed a field, is after).
+    """
+    before = access_lists(model)
+    with disable_auditlog():
+        yield
+    after = access_lists(model)
+    changes = {
+        name: [before[name], after[name]] for name in ACCESS_LISTS if before[name] != after[name]
+    }
+    if not changes:
+        return
+    content_type = ContentType.objects.get_for_model(model)
+    entry = (
+        LogEntry.objects.filter(pk__gt=since, content_type=content_type, object_id=model.pk)
+        .order_by("pk")
+        .first()
+    )
+    if entry is None:
+        LogEntry.objects.log_create(model, action=LogEntry.Action.UPDATE, changes=changes)
+    else:
+        entry.changes = {**entry.changes, **changes}
+        entry.save(update_fields=["changes"])
+
+
+def latest_entry_pk() -> int:
+    return LogEntry.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def labelled_changes(entry: LogEntry) -> list[tuple[str, Any, Any]]:
+    """The entry's changes as (the field's label, the field or None, the change as recorded),
+    without what isn't a change."""
+    model = entry.content_type.model_class()
+    found = []
+    for name, change in (entry.changes_dict or {}).items():
+        try:
+            field = model._meta.get_field(name) if model else None
+        except FieldDoesNotExist:
+            field = None  # ours ("connection test"), or a field since removed
+        if field is not None and name in not_a_change(model):
+            continue  # recorded before these were left out
+        label = capfirst(str(field.verbose_name if field is not None else name.replace("_", " ")))
+        found.append((label, field, change))
+    return found
+
+
+def readable_changes(
+    entry: LogEntry, names: dict[tuple[type, Any], str] | None = None
+) -> list[tuple[str, str, str]]:
+    """The entry's changes as (label, before, after), in the values an admin reads.
+
+    names: the related objects' names already looked up (an export shares them across entries).
+    """
+    names = {} if names is None else names
+    rows = []
+    for label, field, change in labelled_changes(entry):
+        if isinstance(change, dict) and change.get("type") == "m2m":
+            # auditlog's own: an addition to or removal from a list.
+            verb = "added" if change["operation"] == "add" else "removed"
+            rows.append((label, "", f"{verb} {', '.join(change['objects'])}"))
+        else:
+            before, after = change
+            rows.append((label, shown(field, before, names), shown(field, after, names)))
+    return rows
+
+
+def shown(field: Any, value: Any, names: dict[tuple[type, Any], str]) -> str:
+    """A recorded value as the admin's pages show it; a masked secret stays as recorded."""
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ", ".join(map(str, value))
+    if field is None:
+        return str(value)
+    if field.choices:
+        return str(dict(field.flatchoices).get(value, value))
+    if isinstance(field, db.BooleanField) or isinstance(value, bool):
+        return "Yes" if value in (True, "True") else "No"
+    if field.many_to_one or field.one_to_one:
+        return related_name(field.related_model, value, names)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def related_name(related: type[db.Model], pk: Any, names: dict[tuple[type, Any], str]) -> str:
+    """A related object's name as it is now, or that it is gone."""
+    if (related, pk) not in names:
+        # Its secrets (the audit's masked fields) are neither needed nor loaded.
+        masked = (
+            auditlog.get_model_fields(related)["mask_fields"] if auditlog.contains(related) else []
+        )
+        found = related._default_manager.filter(pk=pk).defer(*masked).first()
+        names[related, pk] = str(found) if found is not None else f"#{pk} (deleted)"
+    return names[related, pk]

@@ -9,6 +9,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils.crypto import salted_hmac
@@ -187,10 +188,13 @@ class ProviderAdminForm(VersionedForm):
                 self.fields[name].help_text = self[name].help_text = KEPT_VALUE_HELP
         if "base_url" in self.fields and self.instance.type:
             provider_type = self.instance.provider_type
-            default = provider_type.default_base_url or "none: required"
             self.fields["base_url"].help_text = (
-                f"Default: {default}. Set it for a proxy such as LiteLLM or an AI gateway, "
-                f"or a regional or self-hosted endpoint, e.g. {provider_type.base_url_example}."
+                f"Default: {provider_type.default_base_url}. Set it for a proxy such as LiteLLM "
+                "or an AI gateway, or a regional or self-hosted endpoint, e.g. "
+                f"{provider_type.base_url_example}."
+                if provider_type.default_base_url
+                else f"Required: {provider_type.label} has no default endpoint. Enter yours, "
+                f"e.g. {provider_type.base_url_example}."
             )
 
     @property
@@ -281,6 +285,31 @@ class ProviderAdminForm(VersionedForm):
             self.instance.forget_check()
 
 
+def bound_by(field: forms.Field, validators: list[Any]) -> None:
+    """The model field's bounds as the form field's own (and its number box's), in place of
+    the form field's: a value out of range then gets one message, with the true bound.
+
+    (A positive integer's form field would say "at least 0" where the model says 1, and a
+    temperature of 3 would get the model's "at most 2" and the provider type's range.)
+    """
+    for validator in validators:
+        if isinstance(validator, MinValueValidator | MaxValueValidator):
+            kind = type(validator)
+            field.validators = [v for v in field.validators if not isinstance(v, kind)]
+            field.validators.append(validator)
+            attr = "min" if kind is MinValueValidator else "max"
+            setattr(field, f"{attr}_value", validator.limit_value)
+            field.widget.attrs[attr] = validator.limit_value
+
+
+# The model's fields with bounds: number boxes.
+MODEL_NUMBER_FIELDS = {
+    field.name
+    for field in LLMModel._meta.concrete_fields
+    if isinstance(field, models.IntegerField | models.FloatField | models.DecimalField)
+}
+
+
 def option_field_names(provider_type: ProviderType) -> list[str]:
     return [
         name
@@ -317,6 +346,9 @@ class LLMModelAdminForm(VersionedForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name, field in self.fields.items():
+            if name in MODEL_NUMBER_FIELDS:
+                bound_by(field, LLMModel._meta.get_field(name).validators)
         if "context_limit" in self.fields:
             # Left empty, it comes from the catalog (see clean).
             self.fields["context_limit"].required = False

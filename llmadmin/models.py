@@ -354,6 +354,11 @@ def price_field(verbose_name: str, help_text: str = "") -> models.DecimalField:
     )
 
 
+# Above any context window models.dev lists (the largest: 20M for a chat model, 99,999,999
+# for a video model): a larger number is a typo.
+MAX_CONTEXT_LIMIT = 100_000_000
+
+
 # Named LLMModel so that it never reads like django.db.models.Model.
 class LLMModel(models.Model):
     """A model of a provider that developers can chat with, with its request options."""
@@ -369,7 +374,8 @@ class LLMModel(models.Model):
     enabled = models.BooleanField(default=True)
     is_default = models.BooleanField("default", default=False)
     context_limit = models.PositiveIntegerField(
-        validators=[MinValueValidator(1)], help_text="Context window in tokens."
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CONTEXT_LIMIT)],
+        help_text="Context window in tokens.",
     )
     compression_threshold = models.PositiveSmallIntegerField(
         default=70,
@@ -514,7 +520,9 @@ class LLMModel(models.Model):
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self._state.adding:
             self.saved_prices = None
-        # Making a model the default unsets the previous one in the same transaction.
+        # Making a model the default unsets the previous one in the same transaction; which
+        # one it was is kept for the admin to say so.
+        self.replaced_default: LLMModel | None = None
         with transaction.atomic():
             if self.is_default:
                 lock_default_changes()
@@ -523,6 +531,7 @@ class LLMModel(models.Model):
                 previous.update(is_default=False, updated_at=timezone.now())
                 for model in unset:  # one at most
                     audit.log_change(model, "is_default", True, False)
+                    self.replaced_default = model
             super().save(*args, **kwargs)
             # New prices take effect now: usage already recorded keeps the cost it had.
             if not hasattr(self, "saved_prices"):

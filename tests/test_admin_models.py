@@ -216,6 +216,36 @@ def test_a_rule_about_a_general_field_is_reported_on_that_field(admin_client):
     assert "thinking" in field_errors(response)["temperature"][0]
 
 
+# fmt: off
+OUT_OF_RANGE = [  # (field, typed, its one message, the number box's bound)
+    pytest.param("temperature", "3", "Ensure this value is less than or equal to 2.", 'max="2"',
+                 id="temperature above 2"),
+    pytest.param("max_output_tokens", "-1", "Ensure this value is greater than or equal to 1.",
+                 'min="1"', id="max output tokens below 0"),
+    pytest.param("max_output_tokens", "0", "Ensure this value is greater than or equal to 1.",
+                 'min="1"', id="max output tokens 0"),
+    pytest.param("context_limit", str(10**15),
+                 "Ensure this value is less than or equal to 100000000.", 'max="100000000"',
+                 id="a context limit of 10^15"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("name", "typed", "message", "bound"), OUT_OF_RANGE)
+def test_a_value_out_of_range_gets_one_message_with_the_true_bound(
+    admin_client, name, typed, message, bound
+):
+    provider = ProviderFactory(openai=True)
+
+    response = admin_client.post(
+        ADD, model_data(provider, identifier="gpt-4.1", display_name="GPT-4.1", **{name: typed})
+    )
+
+    assert field_errors(response) == {name: [message]}
+    assert bound in input_tag(response.text, name)
+    assert not LLMModel.objects.exists()
+
+
 def test_a_google_thinking_rule_is_reported_on_include_thoughts(admin_client):
     provider = ProviderFactory(google=True)
 
@@ -298,7 +328,7 @@ def test_the_list_is_grouped_by_provider_then_display_name(admin_client):
     assert names == ["Claude Haiku", "Claude Sonnet", "GPT-5"]
     assert "123456" in response.text
     filters = [spec.title for spec in response.context["cl"].filter_specs]
-    assert filters == ["provider", "enabled", "default", "only for the groups and users below"]
+    assert filters == ["provider", "enabled", "default", "access"]
 
 
 def test_the_list_runs_a_constant_number_of_queries(admin_client, django_assert_max_num_queries):
@@ -458,8 +488,9 @@ def test_the_delete_page_of_the_default_says_what_deleting_it_does(admin_client)
     response = admin_client.get(reverse("admin:llmadmin_llmmodel_delete", args=[model.pk]))
 
     assert (
-        "Claude Sonnet is the default model: after deleting it there is no default, and "
-        "developers get the first available model until you star another."
+        "Claude Sonnet is the default model. After deleting it there is no default: each "
+        "developer&#x27;s model selector pre-selects the model they last used, else the first "
+        "model they may use."
     ) in response.text
 
 
@@ -468,7 +499,7 @@ def test_starring_a_model_developers_cannot_get_warns(admin_client):
 
     response = admin_client.post(star_url(model), follow=True)
 
-    assert "X is now the default model." in response.text
+    assert "X is now the default model (was none)." in response.text
     assert "Developers don&#x27;t get it yet: OpenAI is unavailable (no key)." in response.text
 
 

@@ -142,6 +142,21 @@ def test_a_key_with_spaces_is_refused_on_its_field_and_nothing_is_saved(admin_cl
     assert (provider.api_key, provider.base_url) == (KEY, "")
 
 
+@pytest.mark.parametrize(
+    ("trait", "help_text"),
+    [
+        pytest.param("azure", "Required: Azure OpenAI has no default endpoint.", id="none"),
+        pytest.param("openai", "Default: https://api.openai.com/v1.", id="the type's own"),
+    ],
+)
+def test_the_base_urls_help_says_its_default_or_that_it_is_required(admin_client, trait, help_text):
+    provider = ProviderFactory(**{trait: True}, base_url="")
+
+    page = admin_client.get(change_url(provider))
+
+    assert page.context["adminform"].form.fields["base_url"].help_text.startswith(help_text)
+
+
 def test_azure_with_a_key_needs_its_endpoint(admin_client):
     provider = ProviderFactory(azure=True, no_key=True, base_url="")
 

@@ -374,3 +374,83 @@ def test_the_change_page_leaves_empty_output_tokens_and_prices_empty_on_load(pag
     model.refresh_from_db()
     assert model.max_output_tokens is None
     assert [getattr(model, f"{name}_price") for name in PRICE_BOXES] == [None] * 4
+
+
+def test_default_changes_and_deleting_the_default_are_said_on_the_page(page, asgi_server):
+    provider = ProviderFactory(openai=True)
+    LLMModelFactory(provider=provider, display_name="Old default", is_default=True)
+    new = LLMModelFactory(provider=provider, display_name="New")
+    other = LLMModelFactory(provider=provider, display_name="Other")
+    log_in_as_admin(page, asgi_server)
+    messages = page.locator(".messagelist")
+
+    # Ticking Default on a model's page names the default it replaced.
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{new.pk}/change/")
+    page.check("#id_is_default")
+    page.click("input[name=_save]")
+    expect(messages).to_contain_text("New is now the default model (was Old default).")
+
+    # Deleting the default: warned first, with what developers get; then told there is none.
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{new.pk}/delete/")
+    expect(messages).to_contain_text(
+        "New is the default model. After deleting it there is no default: each developer's "
+        "model selector pre-selects the model they last used, else the first model they may use."
+    )
+    page.click("input[type=submit]")
+    expect(messages).to_contain_text("There is no default model now (New was deleted)")
+    expect(messages).to_contain_text("To set one, click a model's star")
+
+    # The star from no default, then "Delete selected" with the default among the selected.
+    page.get_by_role("button", name="Make Other the default").click()
+    expect(messages).to_contain_text("Other is now the default model (was none).")
+    page.locator("#action-toggle").check()
+    page.select_option("select[name=action]", "delete_selected")
+    page.click("button[name=index]")
+    expect(messages).to_contain_text("Other is the default model. After deleting it")
+    page.click("input[type=submit]")
+    expect(messages).to_contain_text("There is no default model now (Other was deleted)")
+    assert not LLMModel.objects.filter(pk=other.pk).exists()
+    assert not LLMModel.objects.filter(is_default=True).exists()
+
+
+def test_the_model_list_fits_a_1280_px_screen(page, asgi_server):
+    bedrock = ProviderFactory(bedrock=True)
+    vercel = Provider.objects.get(type="vercel")
+    LLMModelFactory(
+        provider=bedrock,
+        identifier="us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        display_name="Claude Sonnet 4.5 (Bedrock, US cross-region)",
+    )
+    LLMModelFactory(
+        provider=vercel,
+        identifier="anthropic/claude-opus-4-6-thinking-preview",
+        display_name="Claude Opus 4.6 via Vercel",
+        restricted=True,
+    )
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in_as_admin(page, asgi_server)
+
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/")
+
+    results = page.locator("#changelist .results")
+    expect(results.locator(".field-developers_get_it")).to_have_text(["Yes", "No: no key"])
+    scroll_width, client_width = results.evaluate("(r) => [r.scrollWidth, r.clientWidth]")
+    assert scroll_width <= client_width  # no column behind a horizontal scroll
+
+
+def test_a_provider_without_a_key_is_no_error_in_the_model_form(page, asgi_server):
+    # A failed request is an error in the browser's console: the list's answer is not one.
+    statuses: list[int] = []
+    page.on("response", lambda r: "/remote-models/" in r.url and statuses.append(r.status))
+    log_in_as_admin(page, asgi_server)
+
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    page.select_option("#id_provider", label="Anthropic")  # no key since migrate
+
+    expect(page.locator(".remote-models-status")).to_have_text(
+        "The provider's model list is not available: Anthropic has no readable key: set one on "
+        "the provider's page."
+    )
+    # The catalog's identifiers are offered all the same.
+    expect(page.locator("#remote-model-ids option[value='claude-sonnet-4-6']")).to_have_count(1)
+    assert statuses == [200]

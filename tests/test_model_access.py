@@ -643,18 +643,19 @@ def test_the_model_list_says_who_each_model_is_available_to(admin_client):
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        pytest.param("1", {"Closed", "Team only"}, id="restricted"),
-        pytest.param("0", {"Open"}, id="open"),
+        pytest.param("restricted", {"Closed", "Team only"}, id="restricted"),
+        pytest.param("everyone", {"Open"}, id="open"),
     ],
 )
-def test_the_model_list_filters_on_restricted(admin_client, value, expected):
+def test_the_model_list_filters_on_access(admin_client, value, expected):
     provider = ProviderFactory(anthropic=True)
     LLMModelFactory(provider=provider, display_name="Open")
     RestrictedModelFactory(provider=provider, display_name="Closed")
     RestrictedModelFactory(provider=provider, display_name="Team only", groups=[group("Team")])
 
-    html = admin_client.get(CHANGELIST, {"restricted__exact": value}).text
+    html = admin_client.get(CHANGELIST, {"access": value}).text
 
+    assert "By access" in html
     assert set(changelist_rows(html)) == expected
 
 

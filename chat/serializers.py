@@ -93,6 +93,10 @@ class ModelListSerializer(serializers.Serializer):
         many=True,
         help_text="Providers with enabled models that are not available, and why.",
     )
+    restricted_model_count = serializers.IntegerField(
+        help_text="Enabled models of available providers kept to groups and users this "
+        "developer is not among: an administrator can give them access.",
+    )
     budget = BudgetSerializer(help_text="This developer's budget this month.")
 
 

@@ -74,7 +74,8 @@ class ModelListView(APIView):
             "developer may use (a model may be restricted to some groups and users), grouped "
             "by provider in a stable order (registry order, then display name). When nothing "
             "is available, `unavailable_providers` says why for each provider with models "
-            "this developer could use. The ETag is this developer's list's. "
+            "this developer could use, and `restricted_model_count` counts the models kept "
+            "from them. The ETag is this developer's list's. "
             "Answers 304 to a matching If-None-Match."
         ),
         responses={

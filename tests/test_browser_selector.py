@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.test import Client
 from playwright.sync_api import Page, expect
 
@@ -126,19 +126,33 @@ def test_with_no_models_it_says_to_contact_an_administrator(page, asgi_server):
     expect(page.locator("#chat-form button")).to_be_disabled()
 
 
-def test_with_models_but_no_usable_provider_it_says_why(page, asgi_server):
+def test_with_models_but_no_usable_provider_it_keeps_the_setup_to_the_admins(page, asgi_server):
     LLMModelFactory(provider=ProviderFactory(anthropic=True, no_key=True))
-    # The only provider with a key is disabled: that, not a missing key, is its reason.
     LLMModelFactory(provider=ProviderFactory(openai=True, enabled=False))
 
     open_selector(page, asgi_server)
 
+    # Which provider lacks a key or is switched off is for the admin page, not the developer.
     expect(page.locator("#model-status")).to_have_text(
-        "No model is available (Anthropic: the provider has no API key; OpenAI: the provider "
-        "is disabled). Contact an administrator."
+        "No model is available right now: the providers of your models are not ready. "
+        "Contact an administrator."
     )
     expect(page.locator("#model-select")).to_be_hidden()
     expect(page.locator("#chat-input")).to_be_disabled()
+
+
+def test_with_every_model_kept_for_others_it_says_to_ask_for_access(page, asgi_server):
+    kept = LLMModelFactory(provider=ProviderFactory(anthropic=True), restricted=True)
+    kept.allowed_groups.set([Group.objects.create(name="Platform")])
+    LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
+
+    open_selector(page, asgi_server)
+
+    expect(page.locator("#model-status")).to_have_text(
+        "No model is open to you: the models here are for some groups and users only. "
+        "Ask an administrator for access."
+    )
+    expect(page.locator("#chat-form button")).to_be_disabled()
 
 
 def test_a_developer_logs_in_and_lands_on_the_selector(page, asgi_server):

@@ -4,9 +4,11 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 from csp.constants import NONCE
 from csp.decorators import csp_update
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import (
@@ -286,13 +288,20 @@ def database_unavailable(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@login_required
-def agents(request: HttpRequest) -> HttpResponse:
-    budget = budget_state(request.user.pk)
-    caps = model_caps(request.user)
+def usage_panel(user: AbstractBaseUser) -> dict[str, Any]:
+    """What the usage panel shows: the budget, the caps of this developer's models, the
+    month's usage, and what is spent out (the chat turns Send off for it)."""
+    budget = budget_state(user.pk)
+    caps = model_caps(user)
     names = dict(LLMModel.objects.filter(pk__in=caps).values_list("pk", "display_name"))
-    context = {
+    return {
         "budget": budget,
+        "budget_spent": budget.remaining == 0,
+        "capped_model_ids": [
+            model_id
+            for model_id, cap in caps.items()
+            if budget.spent_by_model.get(model_id, 0) >= cap
+        ],
         "caps": [
             {
                 "model": names.get(model_id, ""),
@@ -302,9 +311,19 @@ def agents(request: HttpRequest) -> HttpResponse:
             }
             for model_id, cap in caps.items()
         ],
-        "usage": own_usage(request.user.pk, budget.month, caps),
+        "usage": own_usage(user.pk, budget.month, caps),
     }
-    return render(request, "chat/agents.html", context)
+
+
+@login_required
+def agents(request: HttpRequest) -> HttpResponse:
+    return render(request, "chat/agents.html", usage_panel(request.user))
+
+
+@login_required
+def agents_usage(request: HttpRequest) -> HttpResponse:
+    """The usage panel alone: the page swaps it in after each turn and each refusal."""
+    return render(request, "chat/usage.html", usage_panel(request.user))
 
 
 class APIDocsView(SpectacularSwaggerSplitView):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Group, User
-from django.test import Client
 from playwright.sync_api import Page, expect
 
 from llmadmin.models import LLMModel
+from tests.browser import log_in_as_developer
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,11 +17,7 @@ LAST_USED = "llmadmin.lastModelId"
 
 def open_selector(page: Page, base_url: str, last_used: int | str | None = None) -> None:
     """Log in as a developer and open /agents/, optionally with a stored last-used model."""
-    client = Client()
-    client.force_login(User.objects.create_user("dev", password="pw"))
-    page.context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base_url}]
-    )
+    log_in_as_developer(page, base_url)
     page.goto(f"{base_url}/agents/")
     if last_used is not None:
         page.evaluate(

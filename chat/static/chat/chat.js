@@ -8,7 +8,50 @@ document.addEventListener("DOMContentLoaded", () => {
   const transcript = document.getElementById("transcript");
   const select = document.getElementById("model-select");
   const button = form.querySelector("button");
+  const sendStatus = document.getElementById("send-status");
   let conversationId = null;
+  let sending = false;
+
+  // Why the server would refuse a message now, read from the usage panel it rendered; "" when
+  // it would not. Spending is the server's to count: the page only follows its panel.
+  function refusalReason() {
+    const usage = document.getElementById("usage");
+    if ("budgetSpent" in usage.dataset) {
+      return "Sending is off: your monthly budget is spent (see above). It comes back when "
+        + "the budget resets or an administrator raises it.";
+    }
+    if (select.value && usage.dataset.cappedModelIds.split(" ").includes(select.value)) {
+      return "Sending to this model is off: your monthly cap for it is spent (see above). "
+        + "Choose another model.";
+    }
+    return "";
+  }
+
+  function updateSendState() {
+    const reason = refusalReason();
+    sendStatus.textContent = reason;
+    // A disabled input means there is no model at all (see model_selector.js).
+    button.disabled = sending || Boolean(reason) || input.disabled;
+  }
+
+  // The panel as the server renders it now: after each turn, each refusal, and when the page
+  // comes back into view (an administrator may have raised the budget meanwhile).
+  async function refreshUsage() {
+    try {
+      const response = await fetch(section.dataset.usageUrl, { credentials: "same-origin" });
+      const html = response.ok ? await response.text() : "";
+      const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("usage");
+      // Not the panel (logged out meanwhile: the login page): the old one stays.
+      if (fresh) document.getElementById("usage").replaceWith(fresh);
+    } catch {
+      // Unreachable now: the panel stays as it was until the next refresh.
+    }
+    updateSendState();
+  }
+
+  select.addEventListener("change", updateSendState);
+  window.addEventListener("focus", refreshUsage);
+  updateSendState();
 
   function addEntry(role, text) {
     const entry = document.createElement("li");
@@ -47,11 +90,12 @@ document.addEventListener("DOMContentLoaded", () => {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const message = input.value.trim();
-    if (!message || !select.value) return;
+    if (!message || !select.value || button.disabled) return;
     addEntry("user", message);
     const answer = addEntry("assistant", "");
     input.value = "";
-    button.disabled = true;
+    sending = true;
+    updateSendState();
     try {
       const response = await fetch(section.dataset.chatUrl, {
         method: "POST",
@@ -79,7 +123,8 @@ document.addEventListener("DOMContentLoaded", () => {
     } catch (error) {
       addEntry("error", `The answer could not be received (${error.message}).`);
     } finally {
-      button.disabled = false;
+      sending = false;
+      await refreshUsage();
     }
   });
 });

@@ -58,6 +58,8 @@ function render(select, status, data) {
     models.forEach((model) => select.append(optionFor(model)));
   }
   select.value = preselectedId(models, data.default_model_id);
+  // The chat hears which model is selected; a preselection is not remembered as a choice.
+  select.dispatchEvent(new Event("change"));
   select.addEventListener("change", () => localStorage.setItem(LAST_USED_KEY, select.value));
   select.hidden = false;
   status.textContent = "";

@@ -188,12 +188,21 @@ class DatabaseUnavailableSerializer(serializers.Serializer):
 class MessageSerializer(serializers.ModelSerializer):
     # How an answer ended, in words, unless it ended complete (see chat.models.STOP_NOTICES).
     notice = serializers.CharField(read_only=True, allow_null=True)
+    model = serializers.CharField(
+        source="model.display_name",
+        default=None,
+        allow_null=True,
+        help_text="The display name of the model that wrote this answer; null for the user's "
+        "messages, and when that model is gone.",
+    )
 
     class Meta:
         model = Message
         fields = [
             "id",
             "role",
+            "model_id",
+            "model",
             "content",
             "error",
             "stop_reason",

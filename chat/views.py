@@ -20,6 +20,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.template import loader
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
@@ -241,7 +242,7 @@ class ConversationView(RetrieveAPIView):
 
     def get_object(self) -> Conversation:
         return get_object_or_404(
-            Conversation.objects.prefetch_related("messages"),
+            Conversation.objects.prefetch_related("messages__model"),
             pk=self.kwargs["pk"],
             owner=self.request.user,
         )
@@ -317,7 +318,12 @@ def usage_panel(user: AbstractBaseUser) -> dict[str, Any]:
 
 @login_required
 def agents(request: HttpRequest) -> HttpResponse:
-    return render(request, "chat/agents.html", usage_panel(request.user))
+    context = usage_panel(request.user)
+    # The conversation the page was showing (its address names it): read back after a reload.
+    conversation = request.GET.get("conversation", "")
+    if conversation.isdecimal():
+        context["conversation_url"] = reverse("api-conversation", args=[int(conversation)])
+    return render(request, "chat/agents.html", context)
 
 
 @login_required

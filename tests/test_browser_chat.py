@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -94,3 +95,43 @@ def test_a_spent_model_cap_turns_send_off_for_that_model_only(page, asgi_server)
     page.select_option("#model-select", label="GPT-5 mini")
     expect(button).to_be_enabled()
     expect(status).to_be_hidden()
+
+
+def test_enter_sends_and_every_answer_names_its_model_after_a_reload_too(page, asgi_server):
+    with serve(FakeProvider("anthropic", KEY, reply=("Hel", "lo"))) as server:
+        provider = ProviderFactory(anthropic=True, api_key=KEY, base_url=server.url)
+        LLMModelFactory(provider=provider, display_name="Claude Haiku", is_default=True)
+        LLMModelFactory(provider=provider, display_name="Claude Sonnet")
+        log_in_as_developer(page, asgi_server)
+        page.goto(f"{asgi_server}/agents/")
+        expect(page.locator("#model-select")).to_be_visible()
+        box = page.locator("#chat-input")
+
+        box.fill("Two")
+        box.press("Shift+Enter")
+        box.press_sequentially("lines")
+        box.press("Enter")
+        expect(page.locator(".message.assistant .text")).to_have_text(["Hello"])
+        expect(box).to_be_focused()
+
+        page.select_option("#model-select", label="Claude Sonnet")
+        box.fill("Again")
+        page.click("#chat-form button")
+        expect(page.locator(".message.assistant .text")).to_have_text(["Hello", "Hello"])
+        expect(box).to_be_focused()
+
+    transcript = [
+        "You said: Two\nlines",
+        "Claude Haiku answered: Hello",
+        "You said: Again",
+        "Claude Sonnet answered: Hello",
+    ]
+    expect(page.locator(".message")).to_have_text(transcript)
+    expect(page).to_have_url(re.compile(r"/agents/\?conversation=\d+$"))
+
+    page.reload()
+
+    expect(page.locator(".message")).to_have_text(transcript)
+    # Screen readers hear who speaks; the eye sees the model's name only.
+    expect(page.locator(".message.user .visually-hidden")).to_have_text(["You said:"] * 2)
+    assert page.locator(".message.user .visually-hidden").first.bounding_box()["width"] <= 1

@@ -177,12 +177,12 @@ def test_a_developer_chats_and_watches_the_answer_stream_in(page, asgi_server, s
 
         page.fill("#chat-input", "Say hello")
         page.click("#chat-form button")
-        expect(page.locator(".message.assistant")).to_have_text("Hello there")
+        expect(page.locator(".message.assistant .text")).to_have_text("Hello there")
         page.fill("#chat-input", "Again")
         page.click("#chat-form button")
-        expect(page.locator(".message.assistant").nth(1)).to_have_text("Hello there")
+        expect(page.locator(".message.assistant .text").nth(1)).to_have_text("Hello there")
 
-    expect(page.locator(".message.user")).to_have_text(["Say hello", "Again"])
+    expect(page.locator(".message.user .text")).to_have_text(["Say hello", "Again"])
     assert len(server.requests[-1].body["messages"]) == 3  # the same conversation goes on
     assert "sk-browser-chat" not in page.content()
 

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, expect
 
+from chat.models import Conversation, Message
 from llmadmin.models import LLMModel, UserBudget
 from llmadmin.providers.http import Usage
 from llmadmin.usage import usage_record
@@ -135,3 +136,18 @@ def test_enter_sends_and_every_answer_names_its_model_after_a_reload_too(page, a
     # Screen readers hear who speaks; the eye sees the model's name only.
     expect(page.locator(".message.user .visually-hidden")).to_have_text(["You said:"] * 2)
     assert page.locator(".message.user .visually-hidden").first.bounding_box()["width"] <= 1
+
+
+def test_a_conversation_that_is_not_theirs_is_not_read_back(page, asgi_server):
+    LLMModelFactory(display_name="Claude Haiku")
+    theirs = Conversation.objects.create(owner=User.objects.create_user("someone-else"))
+    Message.objects.create(conversation=theirs, role=Message.Role.USER, content="Private")
+    log_in_as_developer(page, asgi_server)
+
+    page.goto(f"{asgi_server}/agents/?conversation={theirs.pk}")
+
+    expect(page.locator(".message")).to_have_text(
+        ["The conversation could not be loaded (HTTP 404): your next message starts a new one."]
+    )
+    expect(page).to_have_url(f"{asgi_server}/agents/")
+    expect(page.locator("#chat-form button")).to_be_enabled()

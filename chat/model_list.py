@@ -104,12 +104,12 @@ class Configuration:
         configuration: a scope costs a join, not an encoding of every model."""
         groups, unavailable = [], []
         default_id = first_id = None
+        # Models offered to others but not to this developer: access, not setup, keeps them.
+        kept_from_them = 0
         for provider in self.providers:
-            models = [
-                model
-                for model in self.models.get(provider["id"], [])
-                if self.usable(model["id"], scope)
-            ]
+            offered = self.models.get(provider["id"], [])
+            models = [model for model in offered if self.usable(model["id"], scope)]
+            kept_from_them += len(offered) - len(models)
             if models:
                 first_id = first_id or models[0]["id"]
                 default_id = default_id or next(
@@ -143,6 +143,8 @@ class Configuration:
             + b",".join(groups)
             + b'],"unavailable_providers":'
             + encode(unavailable)
+            + b',"restricted_model_count":'
+            + encode(kept_from_them)
             + b"}"
         )
 

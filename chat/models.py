@@ -50,6 +50,11 @@ class Message(models.Model):
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
     role = models.CharField(max_length=16, choices=Role.choices)
+    # The model that wrote an answer (the page labels each reply with it); none for the
+    # user's messages, answers stored before it was kept, and once the model is deleted.
+    model = models.ForeignKey(
+        LLMModel, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
     content = models.TextField(blank=True)
     input_tokens = models.PositiveIntegerField(null=True, blank=True)
     output_tokens = models.PositiveIntegerField(null=True, blank=True)

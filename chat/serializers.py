@@ -106,6 +106,10 @@ class ModelListSerializer(serializers.Serializer):
         many=True,
         help_text="Providers with enabled models that are not available, and why.",
     )
+    restricted_model_count = serializers.IntegerField(
+        help_text="Enabled models of available providers kept to groups and users this "
+        "developer is not among: an administrator can give them access.",
+    )
     budget = BudgetSerializer(help_text="This developer's budget this month.")
 
 
@@ -203,12 +207,21 @@ class DatabaseUnavailableSerializer(serializers.Serializer):
 class MessageSerializer(serializers.ModelSerializer):
     # How an answer ended, in words, unless it ended complete (see chat.models.STOP_NOTICES).
     notice = serializers.CharField(read_only=True, allow_null=True)
+    model = serializers.CharField(
+        source="model.display_name",
+        default=None,
+        allow_null=True,
+        help_text="The display name of the model that wrote this answer; null for the user's "
+        "messages, and when that model is gone.",
+    )
 
     class Meta:
         model = Message
         fields = [
             "id",
             "role",
+            "model_id",
+            "model",
             "content",
             "error",
             "stop_reason",

@@ -362,6 +362,7 @@ def answer_store(turn: Turn, call: Collected, called_at: datetime, **fields: Any
         return Message.objects.create(
             conversation=turn.conversation,
             role=Message.Role.ASSISTANT,
+            model=turn.model,
             content="".join(call.text),
             **fields,
         )

@@ -5,6 +5,7 @@ from chat import views
 
 urlpatterns = [
     path("agents/", views.agents, name="agents"),
+    path("agents/usage/", views.agents_usage, name="agents-usage"),
     path("api/v1/models/", views.ModelListView.as_view(), name="api-models"),
     path("api/v1/chat/", views.ChatTurnView.as_view(), name="api-chat"),
     path("api/v1/usage/", views.UsageView.as_view(), name="api-usage"),

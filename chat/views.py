@@ -4,9 +4,11 @@ import json
 import sys
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from typing import Any
 
 from csp.constants import NONCE
 from csp.decorators import csp_update
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.decorators import login_required
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import (
@@ -18,6 +20,7 @@ from django.http import (
 )
 from django.shortcuts import get_object_or_404, render
 from django.template import loader
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.decorators import method_decorator
@@ -49,7 +52,8 @@ from chat.serializers import (
 )
 from chat.services import turn_answer, turn_start
 from llmadmin.models import LLMModel
-from llmadmin.usage import alerts_due, budget_state, month_start, own_usage, spend_refusal
+from llmadmin.money import usd
+from llmadmin.usage import ZERO, alerts_due, budget_state, month_start, own_usage, spend_refusal
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")
@@ -74,7 +78,8 @@ class ModelListView(APIView):
             "developer may use (a model may be restricted to some groups and users), grouped "
             "by provider in a stable order (registry order, then display name). When nothing "
             "is available, `unavailable_providers` says why for each provider with models "
-            "this developer could use. The ETag is this developer's list's. "
+            "this developer could use, and `restricted_model_count` counts the models kept "
+            "from them. The ETag is this developer's list's. "
             "Answers 304 to a matching If-None-Match."
         ),
         responses={
@@ -238,7 +243,7 @@ class ConversationView(RetrieveAPIView):
 
     def get_object(self) -> Conversation:
         return get_object_or_404(
-            Conversation.objects.prefetch_related("messages"),
+            Conversation.objects.prefetch_related("messages__model"),
             pk=self.kwargs["pk"],
             owner=self.request.user,
         )
@@ -285,25 +290,47 @@ def database_unavailable(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@login_required
-def agents(request: HttpRequest) -> HttpResponse:
-    budget = budget_state(request.user.pk)
-    caps = model_caps(request.user)
+def usage_panel(user: AbstractBaseUser) -> dict[str, Any]:
+    """What the usage panel shows: the budget, the caps of this developer's models, the
+    month's usage, and what is spent out (the chat turns Send off for it)."""
+    budget = budget_state(user.pk)
+    caps = model_caps(user)
     names = dict(LLMModel.objects.filter(pk__in=caps).values_list("pk", "display_name"))
-    context = {
+    return {
         "budget": budget,
+        "budget_spent": budget.remaining == 0,
+        "capped_model_ids": [
+            model_id
+            for model_id, cap in caps.items()
+            if budget.spent_by_model.get(model_id, 0) >= cap
+        ],
         "caps": [
             {
                 "model": names.get(model_id, ""),
-                "cap": cap,
-                "spent": budget.spent_by_model.get(model_id, 0),
-                "remaining": budget.model_remaining(model_id, cap),
+                "cap": usd(cap),
+                "spent": usd(budget.spent_by_model.get(model_id, ZERO)),
+                "remaining": usd(budget.model_remaining(model_id, cap)),
             }
             for model_id, cap in caps.items()
         ],
-        "usage": own_usage(request.user.pk, budget.month, caps),
+        "usage": own_usage(user.pk, budget.month, caps),
     }
+
+
+@login_required
+def agents(request: HttpRequest) -> HttpResponse:
+    context = usage_panel(request.user)
+    # The conversation the page was showing (its address names it): read back after a reload.
+    conversation = request.GET.get("conversation", "")
+    if conversation.isdecimal():
+        context["conversation_url"] = reverse("api-conversation", args=[int(conversation)])
     return render(request, "chat/agents.html", context)
+
+
+@login_required
+def agents_usage(request: HttpRequest) -> HttpResponse:
+    """The usage panel alone: the page swaps it in after each turn and each refusal."""
+    return render(request, "chat/usage.html", usage_panel(request.user))
 
 
 class APIDocsView(SpectacularSwaggerSplitView):

@@ -4,6 +4,7 @@ policy violations the browser reports."""
 from __future__ import annotations
 
 from django.contrib.auth.models import User
+from django.test import Client
 from playwright.sync_api import Page, expect
 
 
@@ -15,6 +16,18 @@ def log_in_as_admin(page: Page, base_url: str) -> None:
     page.fill("#id_password", "correct-horse-battery")
     page.click("input[type=submit]")
     expect(page.locator("#site-name")).to_have_text("llmadmin")
+
+
+def log_in_as_developer(page: Page, base_url: str) -> User:
+    """Create a developer and give the browser their session (the login form has its own
+    test)."""
+    user = User.objects.create_user("dev", password="pw")
+    client = Client()
+    client.force_login(user)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base_url}]
+    )
+    return user
 
 
 def policy_violations(page: Page) -> list[str]:

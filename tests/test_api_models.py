@@ -142,6 +142,7 @@ def test_with_no_models_at_all_both_lists_are_empty(developer_client):
         "default_model_id": None,
         "groups": [],
         "unavailable_providers": [],
+        "restricted_model_count": 0,
         "budget": NO_BUDGET,
     }
 
@@ -259,6 +260,7 @@ def test_the_openapi_schema_documents_the_list(developer_client):
         "default_model_id",
         "groups",
         "unavailable_providers",
+        "restricted_model_count",
         "budget",
     }
 

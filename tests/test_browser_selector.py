@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth.models import User
-from django.test import Client
+from django.contrib.auth.models import Group, User
 from playwright.sync_api import Page, expect
 
 from llmadmin.models import LLMModel
+from tests.browser import log_in_as_developer
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -17,11 +17,7 @@ LAST_USED = "llmadmin.lastModelId"
 
 def open_selector(page: Page, base_url: str, last_used: int | str | None = None) -> None:
     """Log in as a developer and open /agents/, optionally with a stored last-used model."""
-    client = Client()
-    client.force_login(User.objects.create_user("dev", password="pw"))
-    page.context.add_cookies(
-        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base_url}]
-    )
+    log_in_as_developer(page, base_url)
     page.goto(f"{base_url}/agents/")
     if last_used is not None:
         page.evaluate(
@@ -126,19 +122,33 @@ def test_with_no_models_it_says_to_contact_an_administrator(page, asgi_server):
     expect(page.locator("#chat-form button")).to_be_disabled()
 
 
-def test_with_models_but_no_usable_provider_it_says_why(page, asgi_server):
+def test_with_models_but_no_usable_provider_it_keeps_the_setup_to_the_admins(page, asgi_server):
     LLMModelFactory(provider=ProviderFactory(anthropic=True, no_key=True))
-    # The only provider with a key is disabled: that, not a missing key, is its reason.
     LLMModelFactory(provider=ProviderFactory(openai=True, enabled=False))
 
     open_selector(page, asgi_server)
 
+    # Which provider lacks a key or is switched off is for the admin page, not the developer.
     expect(page.locator("#model-status")).to_have_text(
-        "No model is available (Anthropic: the provider has no API key; OpenAI: the provider "
-        "is disabled). Contact an administrator."
+        "No model is available right now: the providers of your models are not ready. "
+        "Contact an administrator."
     )
     expect(page.locator("#model-select")).to_be_hidden()
     expect(page.locator("#chat-input")).to_be_disabled()
+
+
+def test_with_every_model_kept_for_others_it_says_to_ask_for_access(page, asgi_server):
+    kept = LLMModelFactory(provider=ProviderFactory(anthropic=True), restricted=True)
+    kept.allowed_groups.set([Group.objects.create(name="Platform")])
+    LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
+
+    open_selector(page, asgi_server)
+
+    expect(page.locator("#model-status")).to_have_text(
+        "No model is open to you: the models here are for some groups and users only. "
+        "Ask an administrator for access."
+    )
+    expect(page.locator("#chat-form button")).to_be_disabled()
 
 
 def test_a_developer_logs_in_and_lands_on_the_selector(page, asgi_server):
@@ -167,12 +177,12 @@ def test_a_developer_chats_and_watches_the_answer_stream_in(page, asgi_server, s
 
         page.fill("#chat-input", "Say hello")
         page.click("#chat-form button")
-        expect(page.locator(".message.assistant")).to_have_text("Hello there")
+        expect(page.locator(".message.assistant .text")).to_have_text("Hello there")
         page.fill("#chat-input", "Again")
         page.click("#chat-form button")
-        expect(page.locator(".message.assistant").nth(1)).to_have_text("Hello there")
+        expect(page.locator(".message.assistant .text").nth(1)).to_have_text("Hello there")
 
-    expect(page.locator(".message.user")).to_have_text(["Say hello", "Again"])
+    expect(page.locator(".message.user .text")).to_have_text(["Say hello", "Again"])
     assert len(server.requests[-1].body["messages"]) == 3  # the same conversation goes on
     assert "sk-browser-chat" not in page.content()
 

@@ -399,6 +399,27 @@ def test_a_conversation_shows_its_messages_to_its_owner_only(client, developer):
     assert theirs.status_code == 404
 
 
+def test_a_conversation_names_the_model_of_each_answer(
+    client, developer, django_assert_num_queries
+):
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        haiku = model_at(server, "anthropic", display_name="Claude Haiku")
+        sonnet = LLMModelFactory(provider=haiku.provider, display_name="Claude Sonnet")
+        conversation = send(client, haiku)[0][1]["id"]
+        send(client, sonnet, "Again", conversation)
+
+    # Session, user, conversation, its messages, their models: however many answers.
+    with django_assert_num_queries(5):
+        messages = client.get(reverse("api-conversation", args=[conversation])).json()["messages"]
+
+    assert [(m["role"], m["model_id"], m["model"]) for m in messages] == [
+        ("user", None, None),
+        ("assistant", haiku.pk, "Claude Haiku"),
+        ("user", None, None),
+        ("assistant", sonnet.pk, "Claude Sonnet"),
+    ]
+
+
 @pytest.mark.parametrize("provider_type", EVERY_TYPE)
 def test_text_beyond_ascii_arrives_as_sent(client, developer, provider_type):
     # Streams are UTF-8 whatever their Content-Type says; the Cyrillic letters hold the byte

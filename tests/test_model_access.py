@@ -187,6 +187,22 @@ def test_a_restricted_model_of_an_unavailable_provider_counts_only_for_who_may_u
     assert outsider_list["unavailable_providers"] == []
 
 
+def test_the_list_counts_the_models_kept_from_a_developer():
+    provider = ProviderFactory(openai=True)
+    RestrictedModelFactory(provider=provider, groups=[group("Team")])
+    RestrictedModelFactory(provider=provider, users=[user("named")])
+    # A kept model of a provider without a key: access would not make it usable.
+    RestrictedModelFactory(provider=ProviderFactory(anthropic=True, no_key=True))
+    LLMModelFactory(provider=provider)
+
+    counts = {
+        username: logged_in(user(username, groups)).get(MODELS).json()["restricted_model_count"]
+        for username, groups in (("member", ("Team",)), ("named", ()), ("outsider", ()))
+    }
+
+    assert counts == {"member": 1, "named": 1, "outsider": 2}
+
+
 # --- chat ----------------------------------------------------------------------------------
 
 

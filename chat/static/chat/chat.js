@@ -1,6 +1,9 @@
 // A minimal chat: the message goes to the server, which calls the provider; the answer
-// streams back as server-sent events and is shown as it arrives.
+// streams back as server-sent events and is shown as it arrives. The page's address names
+// its conversation, which a reload reads back from the server.
 "use strict";
+const SUMMARISED = "Older messages were summarised to save context.";
+
 document.addEventListener("DOMContentLoaded", () => {
   const section = document.getElementById("chat");
   const form = document.getElementById("chat-form");
@@ -8,21 +11,83 @@ document.addEventListener("DOMContentLoaded", () => {
   const transcript = document.getElementById("transcript");
   const select = document.getElementById("model-select");
   const button = form.querySelector("button");
+  const sendStatus = document.getElementById("send-status");
   let conversationId = null;
+  // Sending a message, or reading back the conversation: Send waits.
+  let busy = false;
 
-  function addEntry(role, text) {
+  // Why the server would refuse a message now, read from the usage panel it rendered; "" when
+  // it would not. Spending is the server's to count: the page only follows its panel.
+  function refusalReason() {
+    const usage = document.getElementById("usage");
+    if ("budgetSpent" in usage.dataset) {
+      return "Sending is off: your monthly budget is spent (see above). It comes back when "
+        + "the budget resets or an administrator raises it.";
+    }
+    if (select.value && usage.dataset.cappedModelIds.split(" ").includes(select.value)) {
+      return "Sending to this model is off: your monthly cap for it is spent (see above). "
+        + "Choose another model.";
+    }
+    return "";
+  }
+
+  function updateSendState() {
+    const reason = refusalReason();
+    sendStatus.textContent = reason;
+    // A disabled input means there is no model at all (see model_selector.js).
+    button.disabled = busy || Boolean(reason) || input.disabled;
+  }
+
+  // The panel as the server renders it now: after each turn, each refusal, and when the page
+  // comes back into view (an administrator may have raised the budget meanwhile).
+  async function refreshUsage() {
+    try {
+      const response = await fetch(section.dataset.usageUrl, { credentials: "same-origin" });
+      const html = response.ok ? await response.text() : "";
+      const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("usage");
+      // Not the panel (logged out meanwhile: the login page): the old one stays.
+      if (fresh) document.getElementById("usage").replaceWith(fresh);
+    } catch {
+      // Unreachable now: the panel stays as it was until the next refresh.
+    }
+    updateSendState();
+  }
+
+  function hidden(text) {
+    const span = document.createElement("span");
+    span.className = "visually-hidden";
+    span.textContent = text;
+    return span;
+  }
+
+  // An entry of the transcript; its text element. Each says who speaks: "You said" for screen
+  // readers, and on every answer the model that wrote it, as the model may change between
+  // messages.
+  function addEntry(role, text, model) {
     const entry = document.createElement("li");
     entry.className = `message ${role}`;
-    entry.textContent = text;
+    if (role === "user") entry.append(hidden("You said: "));
+    if (role === "assistant") {
+      const speaker = document.createElement("span");
+      speaker.className = "speaker";
+      speaker.append(model || "The model", hidden(" answered: "));
+      entry.append(speaker);
+    }
+    const body = document.createElement("div");
+    body.className = "text";
+    body.textContent = text;
+    entry.append(body);
     transcript.append(entry);
-    return entry;
+    return body;
   }
 
   function handle(name, data, answer) {
-    if (name === "conversation") conversationId = data.id;
-    else if (name === "delta") answer.textContent += data.text;
+    if (name === "conversation") {
+      conversationId = data.id;
+      history.replaceState(null, "", `?conversation=${data.id}`);
+    } else if (name === "delta") answer.textContent += data.text;
     else if (name === "message" && data.notice) addEntry("note", data.notice);
-    else if (name === "compacted") addEntry("note", "Older messages were summarised to save context.");
+    else if (name === "compacted") addEntry("note", SUMMARISED);
     else if (name === "error") addEntry("error", data.message);
   }
 
@@ -44,14 +109,46 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   }
 
+  // The conversation this address names, as the server stored it.
+  async function restore(url) {
+    busy = true;
+    updateSendState();
+    try {
+      const response = await fetch(url, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const conversation = await response.json();
+      conversationId = conversation.id;
+      for (const message of conversation.messages) {
+        if (message.role === "summary") addEntry("note", SUMMARISED);
+        else addEntry(message.role, message.content, message.model);
+        if (message.notice) addEntry(message.error ? "error" : "note", message.notice);
+      }
+    } catch (error) {
+      history.replaceState(null, "", location.pathname);
+      addEntry(
+        "error",
+        `The conversation could not be loaded (${error.message}): your next message starts a new one.`,
+      );
+    } finally {
+      busy = false;
+      updateSendState();
+    }
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    // Focus stays in the box, for the next message (a clicked Send is disabled meanwhile).
+    input.focus();
     const message = input.value.trim();
-    if (!message || !select.value) return;
-    addEntry("user", message);
-    const answer = addEntry("assistant", "");
+    if (!message || !select.value || button.disabled) return;
+    const question = addEntry("user", message).parentElement;
+    const answer = addEntry("assistant", "", select.selectedOptions[0].textContent);
     input.value = "";
-    button.disabled = true;
+    busy = true;
+    updateSendState();
     try {
       const response = await fetch(section.dataset.chatUrl, {
         method: "POST",
@@ -68,7 +165,8 @@ document.addEventListener("DOMContentLoaded", () => {
       });
       if (!response.ok) {
         // Refused before anything was stored: the message goes back to the box, not lost.
-        answer.remove();
+        question.remove();
+        answer.parentElement.remove();
         input.value = message;
         const errors = await response.json().catch(() => ({}));
         const text = errors.detail || Object.values(errors).flat().join(" ");
@@ -79,7 +177,19 @@ document.addEventListener("DOMContentLoaded", () => {
     } catch (error) {
       addEntry("error", `The answer could not be received (${error.message}).`);
     } finally {
-      button.disabled = false;
+      busy = false;
+      await refreshUsage();
     }
   });
+
+  // Enter sends, Shift+Enter starts a new line; not while an input method composes a word.
+  input.addEventListener("keydown", (event) => {
+    if (event.key !== "Enter" || event.shiftKey || event.isComposing) return;
+    event.preventDefault();
+    form.requestSubmit();
+  });
+  select.addEventListener("change", updateSendState);
+  window.addEventListener("focus", refreshUsage);
+  updateSendState();
+  if (section.dataset.conversationUrl) restore(section.dataset.conversationUrl);
 });

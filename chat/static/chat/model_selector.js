@@ -3,22 +3,18 @@
 "use strict";
 const LAST_USED_KEY = "llmadmin.lastModelId";
 
-// Why a provider's models are not offered, by the API's reason.
-const REASONS = {
-  provider_disabled: "the provider is disabled",
-  missing_key: "the provider has no API key",
-  key_unreadable: "the provider's key can no longer be read",
-  key_rejected: "the provider rejected its key",
-};
-
+// What stands between this developer and a model, in their terms: which provider lacks what
+// is the administrators' business (the admin shows it), not theirs.
 function messageFor(data) {
-  if (data.unavailable_providers.length === 0) {
-    return "No models are configured. Contact an administrator.";
+  if (data.restricted_model_count > 0) {
+    return "No model is open to you: the models here are for some groups and users only. "
+      + "Ask an administrator for access.";
   }
-  const reasons = data.unavailable_providers.map(
-    (provider) => `${provider.provider_label}: ${REASONS[provider.reason] || "unavailable"}`,
-  );
-  return `No model is available (${reasons.join("; ")}). Contact an administrator.`;
+  if (data.unavailable_providers.length > 0) {
+    return "No model is available right now: the providers of your models are not ready. "
+      + "Contact an administrator.";
+  }
+  return "No models are configured. Contact an administrator.";
 }
 
 function disableChat() {
@@ -62,6 +58,8 @@ function render(select, status, data) {
     models.forEach((model) => select.append(optionFor(model)));
   }
   select.value = preselectedId(models, data.default_model_id);
+  // The chat hears which model is selected; a preselection is not remembered as a choice.
+  select.dispatchEvent(new Event("change"));
   select.addEventListener("change", () => localStorage.setItem(LAST_USED_KEY, select.value));
   select.hidden = false;
   status.textContent = "";

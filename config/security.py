@@ -58,6 +58,6 @@ def locked_out(
         "failure_limit": settings.AXES_FAILURE_LIMIT,
         # The cool-off runs from the latest attempt, this one: "15 minutes", "1 hour".
         "cool_off": timeuntil(now + get_cool_off(request), now),
-        "login_url": request.get_full_path(),
+        "login_url": request.path,
     }
     return render(request, "registration/locked_out.html", context, status=429)

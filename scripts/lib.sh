@@ -15,10 +15,10 @@ ensure_venv() {
   local stamp=".venv/.installed-${extras:-base}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     echo "Installing dependencies${extras:+ (with $extras)} (first run takes a minute or two)…"
-    # Errors only: no progress bars, no index warnings. Python 3.11's own pip installs an
+    # Errors only (no progress bars, no index warnings). Python 3.11's own pip installs an
     # editable project, so it isn't upgraded first (a download and a page of output).
     .venv/bin/python -m pip install --quiet --quiet --disable-pip-version-check --no-input \
-      --progress-bar off -e "$target"
+      -e "$target"
     touch "$stamp"
   fi
   export PATH="$PWD/.venv/bin:$PATH"

@@ -50,7 +50,7 @@ def test_scripts_run_installs_only_what_running_needs_and_says_each_step(tmp_pat
         "Seeding the providers' model catalogs…",
         "Admin: http://127.0.0.1:8765/admin/  (user admin; password in var/admin-password)",
     ]
-    quiet = "--quiet --quiet --disable-pip-version-check --no-input --progress-bar off"
+    quiet = "--quiet --quiet --disable-pip-version-check --no-input"
     calls = (tmp_path / "calls").read_text().splitlines()
     assert calls == [
         f"python -m pip install {quiet} -e .",

@@ -1,12 +1,16 @@
-"""Response headers and the client address that login throttling counts failures by."""
+"""Response headers, and login throttling's client address and lockout page."""
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
 
+from axes.helpers import get_cool_off
 from django.conf import settings
-from django.http import HttpRequest, HttpResponseBase
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.timesince import timeuntil
 
 
 class PermissionsPolicyMiddleware:
@@ -42,3 +46,18 @@ def client_ip_address(request: HttpRequest) -> str | None:
         return str(ipaddress.ip_address(forwarded[-proxies]))
     except ValueError:  # a misconfigured proxy; axes stores addresses in an address column
         return peer
+
+
+def locked_out(
+    request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None
+) -> HttpResponse:
+    """axes' answer to a login while its username and address are locked out: the site's page
+    with the limit, when to try again and a link back to the login form posted to."""
+    now = timezone.now()
+    context = {
+        "failure_limit": settings.AXES_FAILURE_LIMIT,
+        # The cool-off runs from the latest attempt, this one: "15 minutes", "1 hour".
+        "cool_off": timeuntil(now + get_cool_off(request), now),
+        "login_url": request.path,
+    }
+    return render(request, "registration/locked_out.html", context, status=429)

@@ -138,6 +138,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Files of the whole site rather than of one app (the icon).
+STATICFILES_DIRS = [BASE_DIR / "static"]
 # WhiteNoise answers with a file iterator, which Django under ASGI reads in a thread (static
 # files are small, and cached far-future); its warning for each one is noise.
 warnings.filterwarnings(
@@ -187,6 +189,8 @@ AXES_RESET_ON_SUCCESS = True
 # At 0 the header is ignored, and the server rewrites no address from it (config/workers.py).
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 AXES_CLIENT_IP_CALLABLE = "config.security.client_ip_address"
+# The site's page saying how long the lockout lasts, with a way back to the login form.
+AXES_LOCKOUT_CALLABLE = "config.security.locked_out"
 
 # Content-Security-Policy (django-csp): only this origin's own files; no inline script or
 # style, no plugins, no framing. A view needing more says so with csp_update (the API docs).
@@ -225,6 +229,9 @@ LOGGING = {
         # which logs each request line at DEBUG.
         "botocore": {"level": "WARNING"},
         "urllib3": {"level": "WARNING"},
+        # axes' start-up banner, which every manage.py command would print (its lockouts and
+        # logins are logged by other loggers).
+        "axes.apps": {"level": "WARNING"},
     },
 }
 

@@ -9,11 +9,16 @@ ensure_venv() {
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
-  # Reinstall only when pyproject.toml changed since the last install.
+  # Reinstall only when pyproject.toml changed since the last install. One stamp per set of
+  # extras: scripts/run installs the base dependencies, and scripts/test later adds dev's to
+  # the same venv.
   local stamp=".venv/.installed-${extras:-base}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install --quiet --upgrade pip
-    .venv/bin/python -m pip install --quiet -e "$target"
+    echo "Installing dependencies${extras:+ (with $extras)} (first run takes a minute or two)…"
+    # Errors only (no progress bars, no index warnings). Python 3.11's own pip installs an
+    # editable project, so it isn't upgraded first (a download and a page of output).
+    .venv/bin/python -m pip install --quiet --quiet --disable-pip-version-check --no-input \
+      -e "$target"
     touch "$stamp"
   fi
   export PATH="$PWD/.venv/bin:$PATH"

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from gunicorn.config import Config
 from gunicorn.glogging import Logger
+from pytest_django.asserts import assertTemplateUsed
 
 from config.security import client_ip_address
 
@@ -28,7 +29,6 @@ pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct-horse-battery"
 WRONG = "wrong-PASSWORDMARKER"
-LOCKED = b"Account locked: too many login attempts. Please try again later."
 
 LOGINS = [
     pytest.param("admin:login", id="admin login"),
@@ -67,8 +67,41 @@ def test_five_wrong_passwords_lock_out_the_right_one(client, users, login):
 
     assert statuses == [200, 200, 200, 200, 429]  # the form again, then the lockout
     assert response.status_code == 429
-    assert response.content == LOCKED
+    assert "Too many wrong passwords" in response.text
     assert not logged_in(client)
+
+
+@pytest.mark.parametrize(
+    ("cool_off", "said"),
+    [
+        pytest.param(timedelta(minutes=15), "15 minutes", id="the default"),
+        pytest.param(timedelta(hours=1), "1 hour", id="an hour"),
+        pytest.param(timedelta(minutes=90), "1 hour, 30 minutes", id="an hour and a half"),
+    ],
+)
+def test_the_lockout_page_says_how_long_it_lasts(client, users, settings, cool_off, said):
+    settings.AXES_COOLOFF_TIME = cool_off
+
+    fail(client, "login", "alice", 4)
+
+    response = attempt(client, "login", "alice", WRONG)
+
+    assert response.status_code == 429
+    # A no-break space: "15 minutes" doesn't break across lines.
+    assert f"Try again in {said}." in response.text.replace("\xa0", " ")
+
+
+@pytest.mark.parametrize("login", LOGINS)
+def test_the_lockout_page_is_the_sites_page_with_a_link_back_to_the_login(client, users, login):
+    statuses = fail(client, login, "alice", 4)
+
+    response = attempt(client, login, "alice", WRONG)
+
+    assert statuses == [200] * 4
+    assert response.status_code == 429
+    assertTemplateUsed(response, "base.html")
+    assert "After 5 wrong passwords, this username can't log in from your address" in response.text
+    assert f'<a href="{reverse(login)}">Back to the login page</a>' in response.text
 
 
 @pytest.mark.parametrize("login", LOGINS)

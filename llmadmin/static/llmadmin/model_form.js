@@ -69,6 +69,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const response = await fetch(url, { credentials: "same-origin" });
       const data = await response.json();
       if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
+      if (data.unavailable) throw new Error(data.unavailable);
       for (const model of data.models) {
         addOption(model.identifier);
         if (model.context_limit) reported.limits.set(model.identifier, model.context_limit);

@@ -97,14 +97,20 @@ def test_the_model_list_never_carries_the_key_in_a_url(provider_type):
 @pytest.mark.parametrize(
     ("mode", "message"),
     [
-        pytest.param("error500", "{host} answered 500.", id="server-error"),
+        pytest.param(
+            "error500",
+            "The server at {host} failed: it answered 500 Internal Server Error.",
+            id="server-error",
+        ),
         pytest.param("slow", "Could not reach {host}: timed out after 1.5 s.", id="timeout"),
         pytest.param(
             "malformed", "{host} answered with something that is not JSON.", id="not-json"
         ),
     ],
 )
-def test_an_outage_is_recorded_as_unreachable_and_keeps_the_models(provider_type, mode, message):
+def test_an_outage_is_recorded_as_unreachable_and_takes_the_models_out(
+    provider_type, mode, message
+):
     with serve(fake_for(provider_type, KEY, mode=mode)) as server:
         provider = provider_at(provider_type, server.url, api_key=KEY)
         LLMModelFactory(provider=provider)
@@ -114,7 +120,7 @@ def test_an_outage_is_recorded_as_unreachable_and_keeps_the_models(provider_type
     host = server.url.removeprefix("http://")
     assert result == ("unreachable", message.format(host=host))
     provider.refresh_from_db()
-    assert provider.availability == "available"
+    assert provider.availability == "connection_failed"
 
 
 def test_nothing_listening_is_unreachable():
@@ -192,7 +198,7 @@ def test_a_new_key_clears_the_rejection():
 def test_no_key_no_call():
     provider = ProviderFactory(openai=True, no_key=True)
 
-    assert provider_check_connection(provider=provider) == (None, "No readable API key to test.")
+    assert provider_check_connection(provider=provider) == (None, "no API key.")
     provider.refresh_from_db()
     assert provider.check_status == ""
 
@@ -227,7 +233,7 @@ def test_check_providers_prints_a_table_and_fails_on_a_rejected_key():
     assert "Anthropic          rejected     The provider rejected the API key (401)." in lines
     assert "OpenAI             verified     The provider accepted the API key." in lines
     # Every other provider has no key: nothing to test.
-    assert "Google (Gemini)    no key       No readable API key to test." in lines
+    assert "Google (Gemini)    no key       No API key." in lines
     assert len(lines) == 1 + len(PROVIDER_TYPES)
 
 

@@ -86,6 +86,7 @@ from llmadmin.services import (
     provider_try_connection,
 )
 from llmadmin.usage import BudgetState, allowance_from, month_start, next_month, usd
+from llmadmin.usage_report import provider_label
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"
@@ -168,13 +169,15 @@ def typed_secrets(request: HttpRequest, provider: Provider | None) -> dict[str, 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderAdminForm
-    list_display = ["label", "key_status", "last_test", "endpoint", "enabled", "model_count"]
+    # Narrow enough for a 1280 px screen: the test's reason is on the provider's page.
+    list_display = ["label", "key_status", "tested", "endpoint", "enabled", "model_count"]
     list_display_links = ["label"]
     list_filter = ["enabled", "check_status"]
     actions = ["test_connection"]
 
     class Media:
         js = ["llmadmin/provider_form.js"]
+        css = {"all": ["llmadmin/admin.css"]}
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
@@ -389,6 +392,10 @@ class ProviderAdmin(admin.ModelAdmin):
         return KEY_STATE_LABELS[provider.key_state]
 
     @admin.display(description="Last test", ordering="checked_at")
+    def tested(self, provider: Provider) -> str:
+        return f"{timesince(provider.checked_at)} ago" if provider.checked_at else "never"
+
+    @admin.display(description="Last test")
     def last_test(self, provider: Provider) -> str:
         if not provider.checked_at:
             return "never"
@@ -1085,6 +1092,19 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
         return format_html('<span class="budget-alert budget-{}">{}</span>', level, label)
 
 
+class ProviderTypeFilter(admin.SimpleListFilter):
+    """The ledger's provider types by their labels (the column keeps the slug as it was)."""
+
+    title = "provider"
+    parameter_name = "provider_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(slug, provider_type.label) for slug, provider_type in PROVIDER_TYPES.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(provider_type=self.value()) if self.value() else queryset
+
+
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
     """The ledger: read only, as the database keeps it."""
@@ -1093,14 +1113,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "called_at",
         "user_name",
         "model_identifier",
-        "provider_type",
+        "provider",
         "kind",
         "input_tokens",
         "output_tokens",
         "price_tier",
         "cost_shown",
     ]
-    list_filter = ["pricing", "price_tier", "kind", "provider_type", "day"]
+    list_filter = ["pricing", "price_tier", "kind", ProviderTypeFilter, "day"]
     search_fields = ["model_identifier"]
     # Shown, never a form: also no model choice built (its ordering is the model admin's).
     readonly_fields = [field.name for field in UsageRecord._meta.fields]
@@ -1120,6 +1140,10 @@ class UsageRecordAdmin(admin.ModelAdmin):
         # Not a join: a deleted user's records stay listed.
         username = get_user_model().objects.filter(pk=OuterRef("user_id")).values("username")
         return super().get_queryset(request).annotate(username=Subquery(username))
+
+    @admin.display(description="provider", ordering="provider_type")
+    def provider(self, record: UsageRecord) -> str:
+        return provider_label(record.provider_type)
 
     @admin.display(description="user", ordering="username")
     def user_name(self, record: UsageRecord) -> str:

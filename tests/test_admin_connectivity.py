@@ -128,6 +128,18 @@ def test_the_model_list_says_why_it_is_not_available(admin_client):
 
 
 @pytest.mark.django_db
+def test_the_model_list_of_a_provider_without_a_key_says_so_without_an_error_status(
+    admin_client,
+):
+    provider = ProviderFactory(openai=True, no_key=True)
+
+    response = admin_client.get(REMOTE_MODELS, {"provider": provider.pk})
+
+    assert response.status_code == 200
+    assert response.json() == {"provider_label": "OpenAI", "unavailable": "no API key."}
+
+
+@pytest.mark.django_db
 def test_the_model_list_needs_permission_on_models(client):
     provider = ProviderFactory(openai=True)
     client.force_login(User.objects.create_user("staff", is_staff=True))

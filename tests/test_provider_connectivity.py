@@ -245,3 +245,42 @@ def test_check_providers_succeeds_when_no_key_is_rejected():
         call_command("check_providers", stdout=out)
 
     assert "verified" in out.getvalue()
+
+
+def test_a_wrong_base_url_says_the_server_answered_not_that_it_was_unreachable():
+    with serve(fake_for("openai", KEY)) as server:
+        # The key is right; the path is not the API's.
+        provider = ProviderFactory(openai_compat=True, api_key=KEY, base_url=f"{server.url}/v9")
+
+        result = provider_check_connection(provider=provider)
+
+    host = server.url.removeprefix("http://")
+    assert result == (
+        "unreachable",
+        f"Wrong address: the server at {host} answered 404 Not Found; check the base URL.",
+    )
+
+
+def test_a_failed_test_takes_the_models_out_of_the_developers_list_until_a_test_passes(
+    client, developer
+):
+    with serve(fake_for("openai", KEY, mode="error500")) as server:
+        provider = provider_at("openai", server.url, api_key=KEY)
+        model = LLMModelFactory(provider=provider)
+        assert client.get("/api/v1/models/").json()["groups"]  # untested: offered
+        provider_check_connection(provider=provider)
+        failed = client.get("/api/v1/models/").json()
+        server.mode = "ok"
+        provider_check_connection(provider=provider)
+        passed = client.get("/api/v1/models/").json()
+
+    assert failed["groups"] == []
+    assert failed["unavailable_providers"] == [
+        {
+            "provider_type": "openai",
+            "provider_label": "OpenAI",
+            "reason": "connection_failed",
+            "model_count": 1,
+        }
+    ]
+    assert [m["id"] for g in passed["groups"] for m in g["models"]] == [model.pk]

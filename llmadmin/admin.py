@@ -318,9 +318,7 @@ class ProviderAdmin(admin.ModelAdmin):
         when nothing was tested)."""
         # A test is not a save: another admin's change since the page was loaded doesn't
         # block it (what counts as typed is measured against what is stored now).
-        form = self.get_form(request, provider)(
-            request.POST, instance=provider, check_version=False
-        )
+        form = self.get_form(request, provider)(request.POST, instance=provider, testing=True)
         valid = form.is_valid()
         typed = [name for name in form.changed_data if name in CONNECTION_FIELDS]
         if not valid:

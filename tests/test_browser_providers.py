@@ -37,6 +37,8 @@ def test_saving_a_key_the_test_rejected_asks_first_and_takes_its_models_out(page
         expect(page.locator(".last-test")).to_have_text(
             "Just now, of what is typed: saving it records this."
         )
+        page.get_by_role("button", name="Test connection").click()  # a test asks no confirmation
+        expect(page.locator(".test-result")).to_contain_text("The provider rejected the API key")
 
         page.click("input[name=_continue]")
         # Nothing saved yet; nothing typed lost, and the key not in the page.

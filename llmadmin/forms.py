@@ -53,7 +53,7 @@ RETYPE_FOR_NEW_ADDRESS = {
 }
 
 
-@sensitive_variables("credentials")
+@sensitive_variables("credentials", "values", "text")
 def connection_digest(provider: Provider) -> str:
     """A keyed digest of where a provider's calls go and with what credentials: tells a save
     that it stores what Test connection tried, and puts no secret in the session."""

@@ -25,6 +25,7 @@ from chat.models import STOP_NOTICES, Conversation, Message
 from llmadmin.models import LLMModel, UsageRecord
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.http import (
+    SETUP_FAULTS,
     ChatInput,
     Finish,
     ProviderClient,
@@ -44,6 +45,14 @@ SUMMARY_REQUEST = (
 
 Event = tuple[str, dict[str, Any]]
 T = TypeVar("T")
+
+UNAVAILABLE = "This model is unavailable right now: pick another one, or ask an administrator."
+
+
+def said_to_developer(error: ProviderError) -> str:
+    """What the developer is told of a failed call: a fault of the server's setup (missing
+    or refused credentials) is the admin's to read, in the log and on the provider's page."""
+    return UNAVAILABLE if isinstance(error, SETUP_FAULTS) else str(error)
 
 
 def conversation_context(conversation: Conversation) -> ChatInput:
@@ -416,11 +425,12 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
                     call.stop_reason, call.finished = event.reason, True
     except ProviderError as error:
         logger.warning("A chat answer of %s ended with an error: %s", model, error)
+        said = said_to_developer(error)
         # Stored even when empty: the conversation records how the turn ended.
         stored = await answer_keep(
-            turn, call, called_at, error=str(error)[:300], stop_reason=error.stop_reason
+            turn, call, called_at, error=said[:300], stop_reason=error.stop_reason
         )
-        message = str(error) if stored else f"{error} {NOT_STORED}"
+        message = said if stored else f"{said} {NOT_STORED}"
         yield "error", {"message": message, "stop_reason": error.stop_reason}
         return
     except (asyncio.CancelledError, GeneratorExit):
@@ -458,7 +468,9 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
                 conversation=conversation, model=model, context_tokens=input_tokens
             )
         except ProviderError as error:
-            yield "error", {"message": f"Could not summarise older messages: {error}"}
+            logger.warning("A summary by %s ended with an error: %s", model, error)
+            said = said_to_developer(error)
+            yield "error", {"message": f"Could not summarise older messages: {said}"}
             return
         except DatabaseError:
             yield (

@@ -56,6 +56,7 @@ from llmadmin.forms import (
     LLMModelAdminForm,
     ProviderAdminForm,
     WhoForm,
+    connection_digest,
     option_field_names,
 )
 from llmadmin.models import (
@@ -89,9 +90,11 @@ from llmadmin.services import (
     model_make_default,
     models_set_enabled,
     provider_check_connection,
+    provider_missing_credentials,
     provider_try_connection,
 )
 from llmadmin.usage import BudgetState, allowance_from, month_start, next_month
+from llmadmin.usage_report import provider_label
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"
@@ -106,9 +109,28 @@ KEY_STATE_LABELS = {
 CHECK_LABELS = {
     CheckStatus.VERIFIED: "Verified",
     CheckStatus.REJECTED: "Rejected by the provider",
-    CheckStatus.UNREACHABLE: "Unreachable",
+    # A host that answered wrongly, or none; the server without AWS credentials.
+    CheckStatus.UNREACHABLE: "Connection failed",
     CheckStatus.NO_PERMISSION: "Lacks permission",
 }
+# Why developers don't get a provider's models, on its page.
+UNAVAILABLE_BECAUSE = {
+    Availability.PROVIDER_DISABLED: "the provider is disabled.",
+    Availability.MISSING_KEY: "no credentials are set.",
+    Availability.KEY_UNREADABLE: "the stored credentials can't be read: set them again.",
+    Availability.KEY_REJECTED: "the last connection test found the key rejected. They come "
+    "back when a test passes or the credentials change.",
+    Availability.CONNECTION_FAILED: "the last connection test failed. They come back when a "
+    "test passes or the credentials or address change.",
+}
+
+
+def test_outcome(status: CheckStatus | None, reason: str, *, typed: bool = False) -> str:
+    """What a connection test found, as a sentence: "Verified. …", "Not tested: no API key."."""
+    unsaved = " (what is typed, not saved yet)" if typed else ""
+    if status is None:
+        return f"Not tested{unsaved}: {reason}"
+    return f"{CHECK_LABELS[status]}{unsaved}. {reason}"
 
 
 # The fields a connection test takes as typed: the credentials and where they are sent.
@@ -131,6 +153,15 @@ def keep_typed_secrets(request: HttpRequest, provider: Provider, secrets: dict[s
         request.session.pop(typed_secrets_key(provider), None)
 
 
+def typed_test_key(provider: Provider) -> str:
+    return f"llmadmin:typed-test:{provider.pk}"
+
+
+def typed_test(request: HttpRequest, provider: Provider) -> dict[str, str]:
+    """The page's last test of typed values (see ProviderAdminForm.typed_test)."""
+    return request.session.get(typed_test_key(provider)) or {}
+
+
 @sensitive_variables("cipher")
 def typed_secrets(request: HttpRequest, provider: Provider | None) -> dict[str, str]:
     if provider is None or not hasattr(request, "session"):
@@ -146,24 +177,28 @@ def typed_secrets(request: HttpRequest, provider: Provider | None) -> dict[str, 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderAdminForm
-    list_display = ["label", "key_status", "last_test", "endpoint", "enabled", "model_count"]
+    # Narrow enough for a 1280 px screen: the test's reason is on the provider's page.
+    list_display = ["label", "key_status", "tested", "endpoint", "enabled", "model_count"]
     list_display_links = ["label"]
     list_filter = ["enabled", "check_status"]
     actions = ["test_connection"]
 
     class Media:
         js = ["llmadmin/provider_form.js"]
+        css = {"all": ["llmadmin/admin.css"]}
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, **kwargs)
         if obj is None:
             return form
         if request.method != "POST":
-            # Kept only for the page that was refused: coming back later starts afresh.
+            # Kept only for the page that was refused or tested: coming back later starts
+            # afresh.
             keep_typed_secrets(request, obj, {})
+            request.session.pop(typed_test_key(obj), None)
             return form
-        kept = typed_secrets(request, obj)
-        return type(form.__name__, (form,), {"kept_secrets": kept}) if kept else form
+        kept = {"kept_secrets": typed_secrets(request, obj), "typed_test": typed_test(request, obj)}
+        return type(form.__name__, (form,), kept)
 
     def render_change_form(
         self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
@@ -187,6 +222,7 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def response_change(self, request: HttpRequest, obj: Provider) -> HttpResponse:
         keep_typed_secrets(request, obj, {})
+        request.session.pop(typed_test_key(obj), None)
         return super().response_change(request, obj)
 
     # Error reports never show a posted secret, nor one in any frame below (the form, the
@@ -205,35 +241,57 @@ class ProviderAdmin(admin.ModelAdmin):
         key_fields = ["key_status"]
         if can_change:
             modes = obj.provider_type.auth_modes if obj else {}
+            stored = obj and any(
+                getattr(obj, name) not in (None, "")
+                for name in (*SECRET_FIELDS, "aws_access_key_id")
+            )
             key_fields += [
                 *(["auth"] if len(modes) > 1 else []),
                 "api_key",
                 *AUTH_MODE_FIELDS[AuthMode.AWS_KEYS] * (AuthMode.AWS_KEYS in modes),
-                "remove_api_key",
+                *(["remove_api_key"] if stored else []),
             ]
         # The version the page was loaded at (hidden): a save over a newer one is refused.
-        test_fields = ["last_test", "test_button", "version"] if can_change else ["last_test"]
+        test_fields = ["connection_test", "save_anyway", "version"] if can_change else ["last_test"]
         fieldsets: list[Any] = [
             (None, {"fields": key_fields + test_fields}),
             ("Connection", {"fields": [*connection, "enabled"]}),
         ]
-        model_fields = ["models_link"] if obj else []
-        if request.user.has_perm("llmadmin.add_llmmodel"):
-            model_fields.append("add_model_link")
-        if model_fields:
-            fieldsets.append(("Models", {"fields": model_fields}))
+        if obj:
+            may_add = request.user.has_perm("llmadmin.add_llmmodel")
+            fieldsets.append(
+                ("Models", {"fields": ["models_and_add_link" if may_add else "models_link"]})
+            )
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
-        return ["key_status", "last_test", "test_button", "models_link", "add_model_link"]
+        return ["key_status", "last_test", "connection_test", "models_link", "models_and_add_link"]
 
     @admin.display(description="Its models")
     def models_link(self, provider: Provider) -> str:
         # A link, not a row per model: a provider may have thousands (OpenRouter's catalog).
         count = provider.models.count()
         url = reverse("admin:llmadmin_llmmodel_changelist") + f"?provider__id__exact={provider.pk}"
-        return format_html(
+        link = format_html(
             '<a href="{}">{} model{} of {}</a>', url, count, "s" * (count != 1), provider
+        )
+        availability = getattr(provider, "stored", provider).availability
+        if availability == Availability.AVAILABLE:
+            return link
+        return format_html(
+            '{}<p class="unavailable">Developers don\'t get them: {}</p>',
+            link,
+            UNAVAILABLE_BECAUSE[availability],
+        )
+
+    @admin.display(description="Its models")
+    def models_and_add_link(self, provider: Provider) -> str:
+        url = reverse("admin:llmadmin_llmmodel_add") + f"?provider={provider.pk}"
+        return format_html(
+            '{}<p><a class="addlink" href="{}">Add a model to {}</a></p>',
+            self.models_link(provider),
+            url,
+            provider,
         )
 
     def get_urls(self) -> list[Any]:
@@ -255,42 +313,54 @@ class ProviderAdmin(admin.ModelAdmin):
             raise PermissionDenied
         if request.headers.get("Accept") == "application/json":
             # From the page's script: test what is typed, before saving, and leave the page.
-            level, message = self.try_typed(request, provider)
-            return JsonResponse({"level": level, "message": message})
+            return JsonResponse(self.try_typed(request, provider))
         self.report_test(request, provider)
         return HttpResponseRedirect(reverse("admin:llmadmin_provider_change", args=[provider.pk]))
 
-    def try_typed(self, request: HttpRequest, provider: Provider) -> tuple[str, str]:
+    def try_typed(self, request: HttpRequest, provider: Provider) -> dict[str, str | None]:
         """Test the page's typed credentials and endpoint unsaved; unchanged, the stored ones
         are tested and the result recorded, as the button does without a script. A test of
-        typed values is audited, run or refused."""
+        typed values is audited, run or refused.
+
+        The page's answer: a level, the message, and the "Last test" line's new text (None
+        when nothing was tested)."""
         # A test is not a save: another admin's change since the page was loaded doesn't
         # block it (what counts as typed is measured against what is stored now).
-        form = self.get_form(request, provider)(
-            request.POST, instance=provider, check_version=False
-        )
+        form = self.get_form(request, provider)(request.POST, instance=provider, testing=True)
         valid = form.is_valid()
         typed = [name for name in form.changed_data if name in CONNECTION_FIELDS]
         if not valid:
-            level = "error"
             retype = any(form.has_error(name, NEW_ADDRESS) for name in SECRET_FIELDS)
             message = (
                 "Not tested: re-enter the key to use it with a new address."
                 if retype
                 else "Not tested: correct the fields below first."
             )
-        elif typed:
+            if typed:
+                log_connection_test(provider, typed=typed, outcome=message)
+            return {"level": "error", "message": message, "last_test": None}
+        if typed:
             status, reason = provider_try_connection(provider=form.instance)
-            level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
-            message = f"{CHECK_LABELS.get(status, 'Not tested')} (what is typed, not saved yet). "
-            message += reason
+            message = test_outcome(status, reason, typed=True)
+            log_connection_test(provider, typed=typed, outcome=message)
+            last_test = "Just now, of what is typed: saving it records this."
+            if status is None:
+                request.session.pop(typed_test_key(provider), None)
+            else:
+                # Saving exactly this records the outcome (see ProviderAdminForm.typed_test).
+                request.session[typed_test_key(provider)] = {
+                    "digest": connection_digest(form.instance),
+                    "status": status,
+                    "reason": reason[:300],
+                    "outcome": test_outcome(status, reason),
+                    "checked_at": timezone.now().isoformat(),
+                }
         else:
             status, reason = provider_check_connection(provider=provider)
-            level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
-            return level, f"{CHECK_LABELS.get(status, 'Not tested')}. {reason}"
-        if typed:
-            log_connection_test(provider, typed=typed, outcome=message)
-        return level, message
+            message = test_outcome(status, reason)
+            last_test = f"Just now. {reason}"
+        level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
+        return {"level": level, "message": message, "last_test": last_test if status else None}
 
     @admin.action(description="Test connection", permissions=["change"])
     def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
@@ -302,10 +372,10 @@ class ProviderAdmin(admin.ModelAdmin):
         level = {CheckStatus.VERIFIED: messages.SUCCESS, None: messages.WARNING}.get(
             status, messages.ERROR
         )
-        label = CHECK_LABELS.get(status, "Not tested")
-        self.message_user(request, f"{provider}: {label}. {reason}", level)
+        outcome = test_outcome(status, reason)
+        self.message_user(request, f"{provider}: {outcome}", level)
         if status:
-            self.log_change(request, provider, f"Tested the connection: {label}. {reason}")
+            self.log_change(request, provider, f"Tested the connection: {outcome}")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         return super().get_queryset(request).annotate(model_total=Count("models"))
@@ -328,6 +398,10 @@ class ProviderAdmin(admin.ModelAdmin):
         return KEY_STATE_LABELS[provider.key_state]
 
     @admin.display(description="Last test", ordering="checked_at")
+    def tested(self, provider: Provider) -> str:
+        return f"{timesince(provider.checked_at)} ago" if provider.checked_at else "never"
+
+    @admin.display(description="Last test")
     def last_test(self, provider: Provider) -> str:
         if not provider.checked_at:
             return "never"
@@ -335,20 +409,17 @@ class ProviderAdmin(admin.ModelAdmin):
             "{} ago<br><small>{}</small>", timesince(provider.checked_at), provider.check_reason
         )
 
-    @admin.display(description="")
-    def test_button(self, provider: Provider) -> str:
+    @admin.display(description="Last test")
+    def connection_test(self, provider: Provider) -> str:
+        """The last test, and the button that runs one; the page's script updates both."""
         url = reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
         # A submit button of the change form (with its CSRF token), posted to our URL.
         return format_html(
-            '<button type="submit" class="button" formaction="{}" formmethod="post" '
-            "formnovalidate>Test connection</button>",
+            '<div class="last-test">{}</div><button type="submit" class="button" '
+            'formaction="{}" formmethod="post" formnovalidate>Test connection</button>',
+            self.last_test(getattr(provider, "stored", provider)),
             url,
         )
-
-    @admin.display(description="")
-    def add_model_link(self, provider: Provider) -> str:
-        url = reverse("admin:llmadmin_llmmodel_add") + f"?provider={provider.pk}"
-        return format_html('<a class="addlink" href="{}">Add a model to {}</a>', url, provider)
 
     @admin.display(description="Endpoint")
     def endpoint(self, provider: Provider) -> str:
@@ -654,11 +725,10 @@ class LLMModelAdmin(admin.ModelAdmin):
         if not (self.has_add_permission(request) or self.has_change_permission(request)):
             raise PermissionDenied
         provider = get_object_or_404(Provider, pk=provider_id_in(request))
-        if provider.key_state in ("missing", "unreadable"):
-            # Expected while a provider is being set up: said as such, not as a failed call.
-            return JsonResponse(
-                {"unavailable": f"{provider} has no readable key: set one on the provider's page."}
-            )
+        missing = provider_missing_credentials(provider=provider)
+        if missing:
+            # Expected (a provider set up later), not a failure: said, with no list.
+            return JsonResponse({"provider_label": str(provider), "unavailable": missing})
         try:
             model_list = provider_remote_models(provider=provider)
         except ProviderError as error:
@@ -1106,6 +1176,19 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
         return format_html('<span class="budget-alert budget-{}">{}</span>', level, label)
 
 
+class ProviderTypeFilter(admin.SimpleListFilter):
+    """The ledger's provider types by their labels (the column keeps the slug as it was)."""
+
+    title = "provider"
+    parameter_name = "provider_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(slug, provider_type.label) for slug, provider_type in PROVIDER_TYPES.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(provider_type=self.value()) if self.value() else queryset
+
+
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
     """The ledger: read only, as the database keeps it."""
@@ -1114,14 +1197,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "called_at",
         "user_name",
         "model_identifier",
-        "provider_type",
+        "provider",
         "kind",
         "input_tokens",
         "output_tokens",
         "price_tier",
         "cost_shown",
     ]
-    list_filter = ["pricing", "price_tier", "kind", "provider_type", "day"]
+    list_filter = ["pricing", "price_tier", "kind", ProviderTypeFilter, "day"]
     search_fields = ["model_identifier"]
     # Shown, never a form: also no model choice built (its ordering is the model admin's).
     readonly_fields = [field.name for field in UsageRecord._meta.fields]
@@ -1141,6 +1224,10 @@ class UsageRecordAdmin(admin.ModelAdmin):
         # Not a join: a deleted user's records stay listed.
         username = get_user_model().objects.filter(pk=OuterRef("user_id")).values("username")
         return super().get_queryset(request).annotate(username=Subquery(username))
+
+    @admin.display(description="provider", ordering="provider_type")
+    def provider(self, record: UsageRecord) -> str:
+        return provider_label(record.provider_type)
 
     @admin.display(description="user", ordering="username")
     def user_name(self, record: UsageRecord) -> str:

@@ -182,9 +182,10 @@ class Importer:
         values = {name: entry.get(name, default) for name, default in PROVIDER_FIELDS.items()}
         # Files from before "auth" existed keep each provider's way to authenticate.
         values["auth"] = entry.get("auth", provider.auth)
-        if values["auth"] != provider.auth:
-            provider.forget_check()
         moved = [name for name in ADDRESS_FIELDS if values[name] != getattr(provider, name)]
+        if moved:
+            # The last connection test was of the old address or way to authenticate.
+            provider.forget_check()
         sent = set(AUTH_MODE_FIELDS.get(values["auth"], ())) & set(SECRET_FIELDS)
         if moved and any(getattr(provider, name) for name in sent):
             # A file carries no credentials, so none can be typed beside the new address: a

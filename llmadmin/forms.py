@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -20,6 +21,7 @@ from django.views.decorators.debug import sensitive_variables
 from llmadmin.models import (
     ADDRESS_FIELDS,
     AUTH_MODE_FIELDS,
+    FAILED_CHECKS,
     MODEL_PRICE_FIELDS,
     SECRET_FIELDS,
     LLMModel,
@@ -50,6 +52,16 @@ RETYPE_FOR_NEW_ADDRESS = {
     "api_key": "Re-enter the key to use it with a new address.",
     "aws_secret_access_key": "Re-enter the secret access key to use it with a new address.",
 }
+
+
+@sensitive_variables("credentials", "values", "text")
+def connection_digest(provider: Provider) -> str:
+    """A keyed digest of where a provider's calls go and with what credentials: tells a save
+    that it stores what Test connection tried, and puts no secret in the session."""
+    credentials = provider.credentials()
+    values = [provider.auth, provider.base_url, provider.region, credentials]
+    text = json.dumps(values, sort_keys=True)
+    return salted_hmac("llmadmin.forms.connection_digest", text).hexdigest()
 
 
 def stored_version(obj: models.Model) -> dict[str, str]:
@@ -139,6 +151,9 @@ class ProviderAdminForm(VersionedForm):
     # Secret fields this save changes without text typed into them (a kept secret used, the
     # old session token dropped): they count as changed.
     changed_untyped: list[str] = []
+    # The page's last Test connection of typed values (set by the admin): {digest, status,
+    # reason, checked_at}. Saving what it tested records its outcome.
+    typed_test: dict[str, str] = {}
 
     api_key = secret_field(
         "API key", "Paste a new key to replace the stored one; leave blank to keep it."
@@ -156,6 +171,10 @@ class ProviderAdminForm(VersionedForm):
         required=False,
         help_text="The provider's models leave the developers' list until new ones are set.",
     )
+    # Hidden until a save needs it: see confirm_failed_test.
+    save_anyway = forms.BooleanField(
+        label="I understand, save anyway", required=False, widget=forms.HiddenInput
+    )
 
     class Meta:
         model = Provider
@@ -166,19 +185,25 @@ class ProviderAdminForm(VersionedForm):
             "aws_secret_access_key",
             "aws_session_token",
             "remove_api_key",
+            "save_anyway",
             "base_url",
             "region",
             "enabled",
         ]
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args: Any, testing: bool = False, **kwargs: Any) -> None:
+        # testing: a connection test of what the form holds, not a save; neither the version
+        # nor a confirmation is asked.
+        super().__init__(*args, check_version=not testing, **kwargs)
+        self.testing = testing
         # Never keep the plaintext in the form: not rendered, not compared for changes.
         for name in SECRET_FIELDS:
             self.initial.pop(name, None)
         if "auth" in self.fields and self.instance.type:
             modes = self.instance.provider_type.auth_modes
             self.fields["auth"].choices = list(modes.items())
+            # The page's script tells a way chosen from the one stored by this.
+            self.fields["auth"].widget.attrs["data-stored"] = self.instance.auth
         self.show_kept(self.kept_secrets)
 
     def show_kept(self, names: Any) -> None:
@@ -212,7 +237,8 @@ class ProviderAdminForm(VersionedForm):
         changed = [
             name
             for name in super().changed_data
-            if name not in credentials or name in self.chosen_mode_fields
+            if (name not in credentials or name in self.chosen_mode_fields)
+            and name != "save_anyway"
         ]
         return changed + [name for name in self.changed_untyped if name not in changed]
 
@@ -283,6 +309,26 @@ class ProviderAdminForm(VersionedForm):
         changed = {"auth", "aws_access_key_id", *SECRET_FIELDS, "base_url", "region"}
         if changed & set(self.changed_data) or self.cleaned_data.get("remove_api_key"):
             self.instance.forget_check()
+            self.confirm_failed_test()
+
+    def confirm_failed_test(self) -> None:
+        """Saving exactly what Test connection just tried records what it found; when that
+        takes the models out (a rejected key, a failed connection), only once confirmed."""
+        test = self.typed_test
+        if self.testing or not test or test["digest"] != connection_digest(self.instance):
+            return
+        if test["status"] in FAILED_CHECKS and not self.cleaned_data.get("save_anyway"):
+            self.fields["save_anyway"].widget = forms.CheckboxInput()
+            self.add_error(
+                None,
+                f"Test connection just found what you are saving failing: {test['outcome']} "
+                "Saved, it gives developers none of this provider's models until a test "
+                "passes. Tick “I understand, save anyway” to save it all the same.",
+            )
+            return
+        instance = self.instance
+        instance.check_status, instance.check_reason = test["status"], test["reason"]
+        instance.checked_at = datetime.fromisoformat(test["checked_at"])
 
 
 def bound_by(field: forms.Field, validators: list[Any]) -> None:

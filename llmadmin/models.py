@@ -69,6 +69,16 @@ class Availability(models.TextChoices):
     MISSING_KEY = "missing_key", "No key"
     KEY_UNREADABLE = "key_unreadable", "Key unreadable"
     KEY_REJECTED = "key_rejected", "Key rejected"
+    CONNECTION_FAILED = "connection_failed", "Connection test failed"
+
+
+# What a failed connection test makes of the provider's models until a test passes or the
+# credentials or address change. Lacking permission is not among them: the test lists
+# models, which a role allowed only to chat may not do.
+FAILED_CHECKS = {
+    CheckStatus.REJECTED: Availability.KEY_REJECTED,
+    CheckStatus.UNREACHABLE: Availability.CONNECTION_FAILED,
+}
 
 
 class Provider(models.Model):
@@ -221,21 +231,14 @@ class Provider(models.Model):
         """Whether developers can use this provider's models, known without decrypting."""
         if not self.enabled:
             return Availability.PROVIDER_DISABLED
-        if self.auth == AuthMode.DEFAULT_CHAIN:
-            # Resolved when called: only a rejected call takes the models out.
-            return (
-                Availability.KEY_REJECTED
-                if self.check_status == CheckStatus.REJECTED
-                else Availability.AVAILABLE
-            )
-        if not self.api_key_encrypted_with:
-            return Availability.MISSING_KEY
-        if self.api_key_encrypted_with not in api_key_ids():
-            return Availability.KEY_UNREADABLE
-        # Only a rejected key removes the models: an outage must not empty every selector.
-        if self.check_status == CheckStatus.REJECTED:
-            return Availability.KEY_REJECTED
-        return Availability.AVAILABLE
+        if self.auth != AuthMode.DEFAULT_CHAIN:
+            # The server's own credentials are resolved when called: only a test tells.
+            if not self.api_key_encrypted_with:
+                return Availability.MISSING_KEY
+            if self.api_key_encrypted_with not in api_key_ids():
+                return Availability.KEY_UNREADABLE
+        # What the last test of these credentials found holds until the next test.
+        return FAILED_CHECKS.get(self.check_status, Availability.AVAILABLE)
 
     def replace_api_key(self, api_key: str | None) -> None:
         """Set a new key (None removes it); the last connection test no longer applies."""

@@ -18,6 +18,7 @@ from llmadmin.catalog import DEFAULT_MODEL, SEEDED_MODELS
 from llmadmin.fields import UnreadableKey
 from llmadmin.models import (
     SECRET_FIELDS,
+    AuthMode,
     CheckStatus,
     LLMModel,
     Provider,
@@ -38,6 +39,15 @@ def provider_set_api_key(*, provider: Provider, api_key: str | None) -> Provider
     return provider
 
 
+def provider_missing_credentials(*, provider: Provider) -> str:
+    """Why there is nothing to call the provider with, e.g. "no API key."; empty when there is."""
+    if provider.key_state == "missing":
+        return f"no {AuthMode(provider.auth).label}."
+    if provider.key_state == "unreadable":
+        return "the stored credentials can't be read (the encryption keys changed): set them again."
+    return ""
+
+
 def provider_try_connection(*, provider: Provider) -> tuple[CheckStatus | None, str]:
     """Test the provider's credentials as they are on this instance (saved or not) with its
     cheapest free call; record nothing.
@@ -45,8 +55,9 @@ def provider_try_connection(*, provider: Provider) -> tuple[CheckStatus | None, 
     Returns the status (None when there is no readable key to test) and a short reason in
     our own words (the provider layer's fixed vocabulary): safe to show, log and store.
     """
-    if provider.key_state not in ("set", "server"):
-        return None, "No readable API key to test."
+    missing = provider_missing_credentials(provider=provider)
+    if missing:
+        return None, missing
     try:
         provider.client().verify()
     except ProviderError as error:

@@ -76,11 +76,11 @@ def test_the_list_action_tests_the_selected_providers_and_shows_each_status(admi
 
     text = response.text
     assert "OpenAI: Rejected by the provider. The provider rejected the API key (401)." in text
-    assert "Anthropic: Unreachable." in text
-    assert "Google (Gemini): Not tested. No readable API key to test." in text
+    assert "Anthropic: Connection failed. The server at " in text
+    assert "Google (Gemini): Not tested: no API key." in text
     listing = admin_client.get(CHANGELIST).text
     assert "Rejected by the provider" in listing
-    assert "Unreachable" in listing
+    assert "Connection failed" in listing
     assert KEY not in text + listing
 
 
@@ -125,6 +125,18 @@ def test_the_model_list_says_why_it_is_not_available(admin_client):
 
     assert response.status_code == 502
     assert response.json() == {"error": "The provider rejected the API key (401)."}
+
+
+@pytest.mark.django_db
+def test_the_model_list_of_a_provider_without_a_key_says_so_without_an_error_status(
+    admin_client,
+):
+    provider = ProviderFactory(openai=True, no_key=True)
+
+    response = admin_client.get(REMOTE_MODELS, {"provider": provider.pk})
+
+    assert response.status_code == 200
+    assert response.json() == {"provider_label": "OpenAI", "unavailable": "no API key."}
 
 
 @pytest.mark.django_db
@@ -204,6 +216,7 @@ def test_the_page_tests_a_typed_key_and_base_url_before_saving(admin_client):
     assert answer.json() == {
         "level": "success",
         "message": "Verified (what is typed, not saved yet). The provider accepted the API key.",
+        "last_test": "Just now, of what is typed: saving it records this.",
     }
     assert server.requests[0].headers["authorization"] == f"Bearer {KEY}"
     provider.refresh_from_db()  # nothing saved, nothing recorded
@@ -224,6 +237,7 @@ def test_the_page_tests_the_stored_key_when_nothing_is_typed_and_records_it(admi
     assert answer.json() == {
         "level": "error",
         "message": "Rejected by the provider. The provider rejected the API key (401).",
+        "last_test": "Just now. The provider rejected the API key (401).",
     }
     provider.refresh_from_db()
     assert provider.check_status == "rejected"
@@ -242,6 +256,7 @@ def test_the_page_does_not_test_fields_it_would_refuse(admin_client):
     assert answer.json() == {
         "level": "error",
         "message": "Not tested: correct the fields below first.",
+        "last_test": None,
     }
     assert KEY not in answer.content.decode()
 
@@ -308,6 +323,7 @@ def test_a_new_address_is_not_tested_with_the_stored_key(
     assert answer.json() == {
         "level": "error",
         "message": "Not tested: re-enter the key to use it with a new address.",
+        "last_test": None,
     }
     entry = AuditEntry.objects.get(action=AuditEntry.Action.ACCESS)
     assert (entry.actor, entry.object_id) == (editor, provider.pk)

@@ -10,9 +10,11 @@ from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 
 from llmadmin.models import Provider
 from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.usage import usage_record
 from tests.admin_forms import (
     NEW_ADDRESSES,
     STORED_KEY,
@@ -380,3 +382,31 @@ def test_the_servers_own_aws_credentials_need_no_key_at_a_new_address(admin_clie
     assert response.status_code == 302
     provider.refresh_from_db()
     assert (provider.region, provider.api_key) == ("eu-west-1", STORED_KEY)
+
+
+def test_remove_the_stored_credentials_is_offered_only_when_some_are_stored(admin_client):
+    keyless = ProviderFactory(openai=True, no_key=True)
+    keyed = ProviderFactory(anthropic=True)
+
+    assert "remove_api_key" not in admin_client.get(change_url(keyless)).text
+    assert "remove_api_key" in admin_client.get(change_url(keyed)).text
+
+
+def test_every_row_of_a_providers_page_has_a_label(admin_client):
+    provider = ProviderFactory(openai=True)
+
+    page = admin_client.get(change_url(provider)).text
+
+    labels = re.findall(r"<label[^>]*>(.*?)</label>", page, re.S)
+    assert labels and all(label.strip() not in ("", ":") for label in labels)
+
+
+def test_the_usage_records_name_providers_by_their_label(admin_client, django_user_model):
+    model = LLMModelFactory(provider=ProviderFactory(openai_compat=True, base_url="http://x/v1"))
+    user = django_user_model.objects.create_user("dev")
+    usage_record(user_id=user.pk, model=model, called_at=timezone.now(), usage=None)
+
+    page = admin_client.get(reverse("admin:llmadmin_usagerecord_changelist")).text
+
+    assert "OpenAI Compatible" in page
+    assert ">openai-compat<" not in page

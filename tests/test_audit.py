@@ -688,7 +688,7 @@ def connection_test_from_the_page(admin_client, provider: Provider) -> None:
         url, provider_form_data(provider), headers={"accept": "application/json"}
     )
     assert answer.status_code == 200
-    assert set(answer.json()) == {"level", "message"}
+    assert set(answer.json()) == {"level", "message", "last_test"}
 
 
 def connection_test_action(admin_client, provider: Provider) -> None:

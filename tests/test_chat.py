@@ -14,7 +14,7 @@ from django.contrib.auth.models import User
 from django.urls import reverse
 
 from chat.models import Conversation, Message
-from chat.services import SUMMARY_REQUEST
+from chat.services import SUMMARY_REQUEST, UNAVAILABLE
 from llmadmin.models import LLMModel
 from llmadmin.providers import PROVIDER_TYPES
 from tests.chat_api import send, texts
@@ -133,18 +133,22 @@ def test_a_refused_request_reaches_the_user_and_keeps_the_conversation(
 
 
 @pytest.mark.parametrize("provider_type", EVERY_TYPE)
-def test_a_rejected_key_reaches_the_user(client, developer, provider_type):
+def test_a_rejected_key_is_logged_and_the_user_told_the_model_is_unavailable(
+    client, developer, provider_type, caplog
+):
     with serve(fake_for(provider_type, "sk-the-right-one")) as server:
         model = model_at(server, provider_type)
 
         events = send(client, model)
 
-    assert events[-1][0] == "error"
-    assert events[-1][1]["stop_reason"] == "failed"
-    assert events[-1][1]["message"] in (
-        "The provider rejected the API key (401).",
-        "The provider rejected the API key (400).",
-        "The provider refused the API key (403): it is wrong or lacks permission.",
+    assert events[-1] == ("error", {"message": UNAVAILABLE, "stop_reason": "failed"})
+    assert any(
+        words in caplog.text
+        for words in (
+            "The provider rejected the API key (401).",
+            "The provider rejected the API key (400).",
+            "The provider refused the API key (403): it is wrong or lacks permission.",
+        )
     )
     assert KEY not in json.dumps(events)
 

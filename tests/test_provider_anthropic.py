@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from chat.models import STOP_NOTICES, Message
+from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel, Provider
 from llmadmin.providers.http import ChatInput, Finish, RemoteModel, StopReason, Usage
 from llmadmin.services import provider_check_connection
@@ -877,12 +878,15 @@ def test_a_refused_request_reaches_the_user_and_keeps_the_question(
     assert Message.objects.get(role="assistant").stop_reason == "failed"
 
 
-def test_a_wrong_key_reaches_the_user_without_the_key(client, developer):
+def test_a_wrong_key_is_logged_and_the_user_told_the_model_is_unavailable(
+    client, developer, caplog
+):
     with serve(FakeProvider("anthropic", "sk-ant-the-right-one")) as server:
         model = LLMModelFactory(provider=provider_at("anthropic", server.url, api_key=KEY))
         events = send(client, model)
 
-    message = "The provider rejected the API key (401)."
+    message = UNAVAILABLE
+    assert "The provider rejected the API key (401)." in caplog.text
     assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
     assert KEY not in json.dumps(events)
     assert stored_messages() == [("user", "Hi", ""), ("assistant", "", message)]
@@ -982,7 +986,11 @@ def test_paging_stops_after_twenty_pages():
 @pytest.mark.parametrize(
     ("mode", "reason"),
     [
-        pytest.param("error500", "{host} answered 500.", id="500"),
+        pytest.param(
+            "error500",
+            "The server at {host} failed: it answered 500 Internal Server Error.",
+            id="500",
+        ),
         pytest.param("malformed", "{host} answered with something that is not JSON.", id="html"),
         pytest.param("slow", "Could not reach {host}: timed out after 1.5 s.", id="slow"),
     ],

@@ -20,6 +20,7 @@ from botocore.exceptions import EventStreamError
 from django.core.exceptions import ValidationError
 
 from chat.models import STOP_NOTICES, Message
+from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel, Provider, UsageRecord
 from llmadmin.providers.http import ChatInput, Finish, StopReason, Unreachable, Usage
 from llmadmin.services import provider_check_connection
@@ -854,9 +855,8 @@ REFUSED = [  # (fake's key, mode, model fields, our message)
     # Saved past validation: a temperature Converse refuses.
     pytest.param(KEY, "ok", {"temperature": 1.5},
                  "The provider refused the request (400).", id="a body Converse refuses"),
-    pytest.param("ABSK-another-key", "ok", {},
-                 "The provider refused the API key (403): it is wrong or lacks permission.",
-                 id="wrong key"),
+    # The admin's to fix: the developer is told the model is unavailable.
+    pytest.param("ABSK-another-key", "ok", {}, UNAVAILABLE, id="wrong key"),
 ]
 # fmt: on
 

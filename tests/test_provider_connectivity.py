@@ -97,14 +97,20 @@ def test_the_model_list_never_carries_the_key_in_a_url(provider_type):
 @pytest.mark.parametrize(
     ("mode", "message"),
     [
-        pytest.param("error500", "{host} answered 500.", id="server-error"),
+        pytest.param(
+            "error500",
+            "The server at {host} failed: it answered 500 Internal Server Error.",
+            id="server-error",
+        ),
         pytest.param("slow", "Could not reach {host}: timed out after 1.5 s.", id="timeout"),
         pytest.param(
             "malformed", "{host} answered with something that is not JSON.", id="not-json"
         ),
     ],
 )
-def test_an_outage_is_recorded_as_unreachable_and_keeps_the_models(provider_type, mode, message):
+def test_an_outage_is_recorded_as_unreachable_and_takes_the_models_out(
+    provider_type, mode, message
+):
     with serve(fake_for(provider_type, KEY, mode=mode)) as server:
         provider = provider_at(provider_type, server.url, api_key=KEY)
         LLMModelFactory(provider=provider)
@@ -114,7 +120,7 @@ def test_an_outage_is_recorded_as_unreachable_and_keeps_the_models(provider_type
     host = server.url.removeprefix("http://")
     assert result == ("unreachable", message.format(host=host))
     provider.refresh_from_db()
-    assert provider.availability == "available"
+    assert provider.availability == "connection_failed"
 
 
 def test_nothing_listening_is_unreachable():
@@ -192,7 +198,7 @@ def test_a_new_key_clears_the_rejection():
 def test_no_key_no_call():
     provider = ProviderFactory(openai=True, no_key=True)
 
-    assert provider_check_connection(provider=provider) == (None, "No readable API key to test.")
+    assert provider_check_connection(provider=provider) == (None, "no API key.")
     provider.refresh_from_db()
     assert provider.check_status == ""
 
@@ -227,7 +233,7 @@ def test_check_providers_prints_a_table_and_fails_on_a_rejected_key():
     assert "Anthropic          rejected     The provider rejected the API key (401)." in lines
     assert "OpenAI             verified     The provider accepted the API key." in lines
     # Every other provider has no key: nothing to test.
-    assert "Google (Gemini)    no key       No readable API key to test." in lines
+    assert "Google (Gemini)    no key       No API key." in lines
     assert len(lines) == 1 + len(PROVIDER_TYPES)
 
 
@@ -239,3 +245,42 @@ def test_check_providers_succeeds_when_no_key_is_rejected():
         call_command("check_providers", stdout=out)
 
     assert "verified" in out.getvalue()
+
+
+def test_a_wrong_base_url_says_the_server_answered_not_that_it_was_unreachable():
+    with serve(fake_for("openai", KEY)) as server:
+        # The key is right; the path is not the API's.
+        provider = ProviderFactory(openai_compat=True, api_key=KEY, base_url=f"{server.url}/v9")
+
+        result = provider_check_connection(provider=provider)
+
+    host = server.url.removeprefix("http://")
+    assert result == (
+        "unreachable",
+        f"Wrong address: the server at {host} answered 404 Not Found; check the base URL.",
+    )
+
+
+def test_a_failed_test_takes_the_models_out_of_the_developers_list_until_a_test_passes(
+    client, developer
+):
+    with serve(fake_for("openai", KEY, mode="error500")) as server:
+        provider = provider_at("openai", server.url, api_key=KEY)
+        model = LLMModelFactory(provider=provider)
+        assert client.get("/api/v1/models/").json()["groups"]  # untested: offered
+        provider_check_connection(provider=provider)
+        failed = client.get("/api/v1/models/").json()
+        server.mode = "ok"
+        provider_check_connection(provider=provider)
+        passed = client.get("/api/v1/models/").json()
+
+    assert failed["groups"] == []
+    assert failed["unavailable_providers"] == [
+        {
+            "provider_type": "openai",
+            "provider_label": "OpenAI",
+            "reason": "connection_failed",
+            "model_count": 1,
+        }
+    ]
+    assert [m["id"] for g in passed["groups"] for m in g["models"]] == [model.pk]

@@ -16,6 +16,7 @@ from google import genai
 from google.genai import types
 
 from chat.models import Message
+from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel, Provider
 from llmadmin.providers.http import ChatInput, Finish, StopReason, Usage
 from llmadmin.services import provider_check_connection
@@ -833,8 +834,9 @@ def test_google_genai_reads_the_same_end(fake, finish_reason, block_reason):
 
 # fmt: off
 REFUSALS = [
-    pytest.param(FakeProvider("google", "sk-the-right-one"), {},
-                 "The provider rejected the API key (400).", id="400 API_KEY_INVALID"),
+    # The admin's to fix: the developer is told the model is unavailable.
+    pytest.param(FakeProvider("google", "sk-the-right-one"), {}, UNAVAILABLE,
+                 id="400 API_KEY_INVALID"),
     pytest.param(FakeProvider("google", KEY, mode="rate429"), {}, RATE_LIMITED, id="429"),
     pytest.param(FakeProvider("google", KEY, mode="overloaded"), {}, OVERLOADED, id="503"),
     pytest.param(FakeProvider("google", KEY, mode="context"), {},
@@ -880,8 +882,9 @@ CHECKS = [
     pytest.param(FakeProvider("google", "sk-the-right-one"), "rejected",
                  "The provider rejected the API key (400).", "key_rejected",
                  id="400 API_KEY_INVALID is a rejected key"),
-    pytest.param(RefusingGemini(), "unreachable", "{host} answered 400.", "available",
-                 id="another 400 is not"),
+    pytest.param(RefusingGemini(), "unreachable",
+                 "The server at {host} refused the call: it answered 400 Bad Request.",
+                 "connection_failed", id="another 400 is not"),
 ]
 # fmt: on
 

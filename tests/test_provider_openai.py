@@ -22,6 +22,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from chat.models import Message
+from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel
 from llmadmin.providers.http import (
     ChatInput,
@@ -1069,11 +1070,13 @@ def test_a_body_the_provider_refuses_is_a_refused_request(client, developer, pro
 
 
 @pytest.mark.parametrize("provider_type", TYPES)
-def test_a_wrong_key_in_a_chat_is_a_rejected_key(client, developer, provider_type):
+def test_a_wrong_key_in_a_chat_tells_the_user_the_model_is_unavailable(
+    client, developer, provider_type
+):
     with serve(fake_for(provider_type, "sk-the-right-one")) as server:
         events = send(client, model_at(server, provider_type, identifier="m"))
 
-    message = "The provider rejected the API key (401)."
+    message = UNAVAILABLE
     assert events[1:] == [("error", {"message": message, "stop_reason": "failed"})]
     assert stored() == [("user", "Hi", "", ""), ("assistant", "", message, "failed")]
     assert KEY not in json.dumps(events)
@@ -1139,7 +1142,7 @@ def test_it_lists_the_models_with_their_context_limits(provider_type):
 @pytest.mark.parametrize(
     ("mode", "reason"),
     [
-        ("error500", "{host} answered 500."),
+        ("error500", "The server at {host} failed: it answered 500 Internal Server Error."),
         ("slow", "Could not reach {host}: timed out after 1.5 s."),
         ("malformed", "{host} answered with something that is not JSON."),
     ],

@@ -30,6 +30,7 @@ from llmadmin.providers.http import (
     ChatInput,
     Finish,
     LacksPermission,
+    NoCredentials,
     ProviderClient,
     ProviderError,
     RemoteModel,
@@ -153,9 +154,9 @@ class BedrockClient(ProviderClient):
         try:
             credentials = server_credentials()
         except BotoCoreError:  # a profile that doesn't exist, half a key pair…
-            raise ProviderError("The server's AWS credentials could not be loaded.") from None
+            raise NoCredentials("The server's AWS credentials could not be loaded.") from None
         if credentials is None:
-            raise ProviderError(
+            raise NoCredentials(
                 "The server has no AWS credentials (environment, shared config, or a "
                 "container or instance role)."
             )

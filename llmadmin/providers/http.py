@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
+from http import HTTPStatus
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any, Literal
 from urllib.parse import quote, urlencode, urljoin, urlsplit
@@ -200,12 +201,35 @@ class LacksPermission(ProviderError):
     status: CheckStatus = "no_permission"
 
 
+class NoCredentials(ProviderError):
+    """No credentials to call with: none stored or readable, or none on the server."""
+
+
+# What these say is how the server is set up, for an administrator to fix: a developer is
+# told only that the model is unavailable.
+SETUP_FAULTS = (KeyRejected, LacksPermission, NoCredentials)
+
+
 def key_rejected(status: int) -> KeyRejected:
     if status == 403:
         return KeyRejected(
             "The provider refused the API key (403): it is wrong or lacks permission."
         )
     return KeyRejected(f"The provider rejected the API key ({status}).")
+
+
+def answered(host: str, status: int) -> str:
+    """Our words for an error answer that is no refused key: what it means, the status
+    number and its standard name (never the provider's own reason text)."""
+    try:
+        code = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        code = str(status)
+    if status in (404, 405, 410):
+        return f"Wrong address: the server at {host} answered {code}; check the base URL."
+    if status >= 500:
+        return f"The server at {host} failed: it answered {code}."
+    return f"The server at {host} refused the call: it answered {code}."
 
 
 def rate_limited() -> ChatError:
@@ -336,7 +360,7 @@ class ProviderClient:
         # (whatever came after; a user may leave before its answer's headers come).
         self.billable = False
         if not self.has_credentials():
-            raise ProviderError("No readable API key is set.")
+            raise NoCredentials("No readable API key is set.")
 
     def has_credentials(self) -> bool:
         return bool(self.connection.api_key)
@@ -457,7 +481,7 @@ class ProviderClient:
         if refusal:
             raise refusal
         if response.status_code >= 400:
-            raise Unreachable(f"{host} answered {response.status_code}.")
+            raise Unreachable(answered(host, response.status_code))
         try:
             return response.json()
         except (ValueError, RecursionError):

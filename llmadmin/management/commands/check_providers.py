@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from django.utils.text import capfirst
 
 from llmadmin.models import Provider
 from llmadmin.services import provider_check_connection
@@ -28,7 +29,11 @@ class Command(BaseCommand):
                 continue
             status, reason = provider_check_connection(provider=provider)
             rows.append(
-                (str(provider), status or provider.key_state.replace("missing", "no key"), reason)
+                (
+                    str(provider),
+                    status or provider.key_state.replace("missing", "no key"),
+                    capfirst(reason),
+                )
             )
         width = max((len(name) for name, _, _ in rows), default=8)
         self.stdout.write(f"{'Provider':<{width}}  {'Status':<11}  Reason")

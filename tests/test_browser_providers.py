@@ -113,16 +113,18 @@ def test_the_provider_list_fits_a_1280_pixel_screen(page, asgi_server):
     assert results.evaluate("element => element.scrollWidth <= element.clientWidth")
 
 
-def test_the_model_form_takes_a_provider_without_a_key_as_no_error(page, asgi_server):
-    ProviderFactory(openai=True, no_key=True)
-    failed: list[str] = []
-    page.on("response", lambda response: response.status >= 400 and failed.append(response.url))
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+def test_a_test_connection_to_a_wrong_address_says_the_server_answered(page, asgi_server):
+    provider = Provider.objects.get(type="openai-compat")
+    with serve(FakeProvider("openai", "sk-the-right-one")) as server:
+        log_in_as_admin(page, asgi_server)
+        page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
+        page.fill("#id_api_key", "sk-the-right-one")
+        page.fill("#id_base_url", f"{server.url}/v9")  # the right host, not the API's path
 
-    page.select_option("#id_provider", label="OpenAI")
+        page.get_by_role("button", name="Test connection").click()
 
-    expect(page.locator(".remote-models-status")).to_have_text(
-        "The provider's model list is not available: no API key."
-    )
-    assert [url for url in failed if "remote-models" in url] == []
+        host = server.url.removeprefix("http://")
+        expect(page.locator(".test-result")).to_have_text(
+            "Connection failed (what is typed, not saved yet). "
+            f"Wrong address: the server at {host} answered 404 Not Found; check the base URL."
+        )

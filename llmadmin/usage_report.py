@@ -31,6 +31,7 @@ from django.utils.safestring import SafeString, mark_safe
 from llmadmin.models import DailyUsage, LLMModel
 from llmadmin.money import CURRENCY, cost_text, csv_amount, usd
 from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.usage import TOKEN_FIELDS
 
 Metric = Literal["cost", "tokens"]
 METRICS: dict[str, str] = {"cost": "Cost (USD)", "tokens": "Tokens (input + output)"}
@@ -578,15 +579,7 @@ CSV_HEADER = (
     "currency",
     "unpriced calls",
 )
-CSV_COUNTS = (
-    "calls",
-    "long_context_calls",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
+CSV_COUNTS = ("calls", "long_context_calls", *TOKEN_FIELDS)
 
 
 def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:

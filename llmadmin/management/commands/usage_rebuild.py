@@ -23,6 +23,7 @@ from django.db.models import Count, F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
 from llmadmin.models import DailyUsage, PriceTier, UsageRecord
+from llmadmin.usage import TOKEN_FIELDS
 
 KEY = ("day", "user_id", "model_id", "group_id")
 AMOUNTS = (
@@ -30,11 +31,7 @@ AMOUNTS = (
     "calls",
     "uncosted_calls",
     "long_context_calls",
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
+    *TOKEN_FIELDS,
     "cost",
 )
 # SQLite keeps decimals as floating point: sums added in another order may differ in the last

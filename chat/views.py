@@ -52,7 +52,7 @@ from chat.serializers import (
 )
 from chat.services import turn_answer, turn_start
 from llmadmin.models import LLMModel
-from llmadmin.money import usd
+from llmadmin.money import usd, usd_left
 from llmadmin.usage import ZERO, alerts_due, budget_state, month_start, own_usage, spend_refusal
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
@@ -309,7 +309,7 @@ def usage_panel(user: AbstractBaseUser) -> dict[str, Any]:
                 "model": names.get(model_id, ""),
                 "cap": usd(cap),
                 "spent": usd(budget.spent_by_model.get(model_id, ZERO)),
-                "remaining": usd(budget.model_remaining(model_id, cap)),
+                "remaining": usd_left(budget.model_remaining(model_id, cap)),
             }
             for model_id, cap in caps.items()
         ],

@@ -74,7 +74,7 @@ from llmadmin.models import (
     UsageRecord,
     UserBudget,
 )
-from llmadmin.money import usd
+from llmadmin.money import usd, usd_left
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.catalog import ModelFacts, Prices, catalog_models
 from llmadmin.providers.http import ProviderError
@@ -1164,7 +1164,7 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
     @admin.display(description="remaining")
     def remaining(self, user: DeveloperBudget) -> str:
         remaining = self.state(user).remaining
-        return "No limit" if remaining is None else usd(remaining)
+        return "No limit" if remaining is None else usd_left(remaining)
 
     @admin.display(description="alert")
     def alert(self, user: DeveloperBudget) -> str:

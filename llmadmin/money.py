@@ -8,7 +8,7 @@ as $0.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 
 CURRENCY = "USD"
 CENT = Decimal("0.01")
@@ -17,16 +17,22 @@ SHOWN_QUANTUM = Decimal("0.0001")
 UNPRICED = "unpriced"
 
 
-def usd(amount: Decimal) -> str:
+def usd(amount: Decimal, *, rounding: str = ROUND_HALF_UP) -> str:
     """$1,234.56, -$1.50, $0.00; under a cent to four places ($0.0042), and closer to zero
     than that "under $0.0001" (a cost, never shown as nothing)."""
-    # Half up, as people round (and as the pages' floatformat did).
-    shown = amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    # Half up by default, as people round (and as the pages' floatformat did).
+    shown = amount.quantize(CENT, rounding=rounding)
     if amount and not shown:
-        shown = amount.quantize(SHOWN_QUANTUM, rounding=ROUND_HALF_UP)
+        shown = amount.quantize(SHOWN_QUANTUM, rounding=rounding)
         if not shown:
             return "under $0.0001" if amount > 0 else "above -$0.0001"
     return f"{'-' if shown < 0 else ''}${abs(shown):,}"
+
+
+def usd_left(amount: Decimal) -> str:
+    """What is left of a budget or cap: rounded down, so a page never promises more than
+    there is ($9.9969 left is "$9.99", $0.0031 left "$0.0031", not "$10.00" or "$0.00")."""
+    return usd(amount, rounding=ROUND_DOWN)
 
 
 def cost_text(cost: Decimal, *, calls: int, unpriced_calls: int) -> str:

@@ -44,7 +44,7 @@ from llmadmin.models import (
     UsageRecord,
     UserBudget,
 )
-from llmadmin.money import cost_text, usd
+from llmadmin.money import cost_text, usd, usd_left
 from llmadmin.providers.catalog import long_context_threshold
 from llmadmin.providers.http import Usage
 
@@ -214,8 +214,14 @@ def api_amount(amount: Decimal | None) -> str | None:
 
 
 def limit_text(amount: Decimal | None) -> str:
-    """An allowance, a cap or what is left of one, as shown: "No limit" when none applies."""
+    """An allowance or a cap as shown: "No limit" when none applies."""
     return "No limit" if amount is None else usd(amount)
+
+
+def left_text(amount: Decimal | None) -> str:
+    """What is left of an allowance or a cap as shown (rounded down): "No limit" when none
+    applies."""
+    return "No limit" if amount is None else usd_left(amount)
 
 
 def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, Any]:
@@ -228,7 +234,7 @@ def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, An
         "spent": api_amount(state.spent),
         "spent_text": usd(state.spent),
         "remaining": api_amount(state.remaining),
-        "remaining_text": limit_text(state.remaining),
+        "remaining_text": left_text(state.remaining),
         "resets_on": state.resets_on.isoformat(),
         "model_caps": [
             {
@@ -238,7 +244,7 @@ def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, An
                 "spent": api_amount(state.spent_by_model.get(model_id, ZERO)),
                 "spent_text": usd(state.spent_by_model.get(model_id, ZERO)),
                 "remaining": api_amount(state.model_remaining(model_id, cap)),
-                "remaining_text": limit_text(state.model_remaining(model_id, cap)),
+                "remaining_text": left_text(state.model_remaining(model_id, cap)),
             }
             for model_id, cap in sorted(caps.items())
         ],

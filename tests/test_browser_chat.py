@@ -52,7 +52,7 @@ def test_the_usage_panel_follows_each_turn_and_a_refusal(page, asgi_server):
 
         send(page, "Hi")
 
-        expect(budget).to_contain_text("$3.00 of your $10.00 monthly budget spent: $7.00 left")
+        expect(budget).to_contain_text("$3.00 of your $10.00 monthly budget spent: $6.99 left")
         expect(page.locator("#usage-by-model td").first).to_have_text("GPT-5")
         expect(button).to_be_enabled()
 

@@ -70,7 +70,7 @@ def test_the_budget_admins_and_the_ledger_show_amounts_in_the_one_format(admin_c
 
     assert '<td class="field-allowance">$1,250.00</td>' in groups
     assert '<td class="field-spent">$4.50</td>' in developers
-    assert '<td class="field-remaining">$1,245.50</td>' in developers
+    assert '<td class="field-remaining">$1,245.49</td>' in developers  # left: rounded down
     assert '<td class="field-cost_shown">$4.50</td>' in ledger
     assert '<td class="field-cost_shown">$0.0042</td>' in ledger
 
@@ -111,15 +111,15 @@ def test_the_usage_api_gives_each_amount_as_a_number_and_as_shown(client, develo
     budget = usage["budget"]
     assert (budget["spent"], budget["spent_text"]) == ("4.5030", "$4.50")
     assert budget["monthly_allowance_text"] == "$1,250.00"
-    assert budget["remaining_text"] == "$1,245.50"
+    assert budget["remaining_text"] == "$1,245.49"  # $1,245.497 left: never rounded up
     [cap] = budget["model_caps"]
     assert (cap["monthly_cap_text"], cap["spent_text"], cap["remaining_text"]) == (
         "$2,000.00",
         "$4.50",
-        "$1,245.50",
+        "$1,245.49",
     )
     listed = client.get(reverse("api-models")).json()["budget"]
-    assert listed["remaining_text"] == "$1,245.50"
+    assert listed["remaining_text"] == "$1,245.49"
 
 
 def test_the_agents_page_shows_unpriced_calls_as_unpriced_not_as_zero(client, developer):
@@ -130,3 +130,25 @@ def test_the_agents_page_shows_unpriced_calls_as_unpriced_not_as_zero(client, de
 
     assert "<td>Fake Large</td>" in page and "<td>unpriced</td>" in page
     assert "$0.0000" not in page
+
+
+@pytest.mark.parametrize(
+    ("input_tokens", "sentence"),
+    [
+        pytest.param(
+            1_033, "$0.0031 of your $10.00 monthly budget spent: $9.99 left", id="a little"
+        ),
+        pytest.param(
+            3_332_300, "$10.00 of your $10.00 monthly budget spent: $0.0031 left", id="nearly all"
+        ),
+    ],
+)
+def test_the_usage_panel_never_shows_more_left_than_there_is(
+    client, developer, input_tokens, sentence
+):
+    UserBudget.objects.create(user=developer, monthly_allowance=Decimal(10))
+    call(developer, LLMModelFactory(**PRICES), input_tokens)
+
+    panel = " ".join(client.get(reverse("agents-usage")).content.decode().split())
+
+    assert sentence in panel

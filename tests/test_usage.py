@@ -744,7 +744,7 @@ def test_the_model_list_tells_the_developer_their_remaining_budget(client, devel
         "spent": "3.0001",
         "spent_text": "$3.00",
         "remaining": "6.9999",
-        "remaining_text": "$7.00",
+        "remaining_text": "$6.99",
         "resets_on": "2026-12-01",
         "model_caps": [
             {
@@ -754,7 +754,7 @@ def test_the_model_list_tells_the_developer_their_remaining_budget(client, devel
                 "spent": "3.0001",
                 "spent_text": "$3.00",
                 "remaining": "0.9999",
-                "remaining_text": "$1.00",
+                "remaining_text": "$0.99",
             }
         ],
     }
@@ -793,5 +793,5 @@ def test_the_agents_page_shows_own_usage_and_remaining_budget(client, developer)
     page = client.get(reverse("agents")).content.decode()
 
     assert "$3.00 of your $10.00" in " ".join(page.split())
-    assert "$7.00 left until 1 December 2026" in " ".join(page.split())
+    assert "$6.99 left until 1 December 2026" in " ".join(page.split())
     assert "<td>Sonnet</td>" in page

@@ -113,6 +113,23 @@ CHECK_LABELS = {
     CheckStatus.UNREACHABLE: "Connection failed",
     CheckStatus.NO_PERMISSION: "Lacks permission",
 }
+
+
+class ConnectionTestFilter(admin.SimpleListFilter):
+    """The last connection test's result, in the words the list and the page use."""
+
+    title = "last connection test"
+    parameter_name = "check_status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(status.value, label) for status, label in CHECK_LABELS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> QuerySet[Provider]:
+        if self.value() in CHECK_LABELS:
+            return queryset.filter(check_status=self.value())
+        return queryset
+
+
 # Why developers don't get a provider's models, on its page.
 UNAVAILABLE_BECAUSE = {
     Availability.PROVIDER_DISABLED: "the provider is disabled.",
@@ -180,7 +197,7 @@ class ProviderAdmin(admin.ModelAdmin):
     # Narrow enough for a 1280 px screen: the test's reason is on the provider's page.
     list_display = ["label", "key_status", "tested", "endpoint", "enabled", "model_count"]
     list_display_links = ["label"]
-    list_filter = ["enabled", "check_status"]
+    list_filter = ["enabled", ConnectionTestFilter]
     actions = ["test_connection"]
 
     class Media:

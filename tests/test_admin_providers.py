@@ -65,6 +65,18 @@ def test_the_list_shows_each_key_status(admin_client):
     assert KEY not in response.text
 
 
+def test_the_connection_test_filter_uses_the_words_the_list_shows(admin_client):
+    ProviderFactory(anthropic=True, api_key=KEY, check_status="unreachable")
+    ProviderFactory(openai=True, api_key=KEY, check_status="verified")
+
+    response = admin_client.get(CHANGELIST, {"check_status": "unreachable"})
+
+    assert response.status_code == 200
+    assert "Connection failed</a>" in response.text  # the filter's choice, as the list says it
+    assert "Unreachable" not in response.text
+    assert list(response.context["cl"].result_list.values_list("type", flat=True)) == ["anthropic"]
+
+
 def test_adding_and_deleting_providers_is_not_offered(admin_client):
     provider = ProviderFactory()
 

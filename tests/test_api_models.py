@@ -18,9 +18,12 @@ pytestmark = pytest.mark.django_db
 URL = reverse("api-models")
 NO_BUDGET = {
     "monthly_allowance": None,
+    "monthly_allowance_text": "No limit",
     "source": None,
     "spent": "0.0000",
+    "spent_text": "$0.00",
     "remaining": None,
+    "remaining_text": "No limit",
     "resets_on": next_month(timezone.localdate()).isoformat(),
     "model_caps": [],
 }

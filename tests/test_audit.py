@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from llmadmin.models import GroupBudget, LLMModel, Provider
+from llmadmin.models import GroupBudget, LLMModel, Provider, UserBudget
 from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.provider_servers import FakeProvider, serve
@@ -1134,6 +1134,33 @@ def test_the_csv_export_has_one_row_per_selected_entry(admin_client, admin_user,
         entry.timestamp.isoformat() for entry in (provider_entry, limit, deleted)
     ]
     assert KEY not in response.text
+
+
+@pytest.mark.parametrize("budgets", [pytest.param(1, id="one"), pytest.param(6, id="six")])
+def test_the_csv_export_reads_related_names_in_one_query_per_kind(
+    admin_client, django_assert_num_queries, budgets
+):
+    for number in range(budgets):
+        GroupBudget.objects.create(
+            group=Group.objects.create(name=f"team-{number}"), monthly_allowance=5
+        )
+        UserBudget.objects.create(
+            user=User.objects.create_user(f"dev-{number}"), monthly_allowance=5
+        )
+    entries = list(
+        AuditEntry.objects.filter(
+            content_type__in=ContentType.objects.get_for_models(GroupBudget, UserBudget).values()
+        )
+    )
+    admin_client.get(AUDIT_LIST)  # the session and the content types, read once
+
+    # The session and its user, the resource types' filter (twice), the selected entries
+    # (counted twice, then read), then the groups and the users: one query each, however many.
+    with django_assert_num_queries(9):
+        rows = csv_rows(export_csv(admin_client, entries))
+
+    names = {json.loads(row["changes"]).get("Group", ["", ""])[1] for row in rows}
+    assert {f"team-{number}" for number in range(budgets)} <= names
 
 
 def test_the_csv_export_names_an_imports_correlation_id(admin_client, configured, tmp_path):

@@ -15,6 +15,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 from auditlog.cid import get_cid
@@ -27,7 +28,12 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models as db
 from django.utils.text import capfirst
 
+from llmadmin.money import usd
+
 SECRET_SET, SECRET_UNSET = "(set)", "(none)"
+# Fields holding an amount of USD (budgets, caps), shown as money is; a price is per million
+# tokens, a rate rather than an amount.
+AMOUNTS = ("monthly_allowance", "monthly_cap")
 # A model's access lists: who may use it when it is restricted.
 ACCESS_LISTS = ("allowed_groups", "allowed_users")
 # A connection test's entry: each typed field, then the outcome.
@@ -243,6 +249,8 @@ def shown(field: Any, value: Any, names: dict[tuple[type, Any], str]) -> str:
         return related_name(field.related_model, value, names)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
+    if field.name in AMOUNTS:
+        return usd(Decimal(str(value)))
     return str(value)
 
 

@@ -473,17 +473,23 @@ def test_a_model_added_through_the_admin_reads_in_labels_and_names_in_one_entry(
     assert "allowed_groups" not in listing
 
 
-def test_a_group_budget_reads_with_the_groups_name(admin_client):
+def test_a_group_budget_reads_with_the_groups_name_and_amounts_as_money(admin_client):
     research = Group.objects.create(name="Research")
     mark = last_entry_pk()
 
-    budget = GroupBudget.objects.create(group=research, monthly_allowance="25.00")
+    budget = GroupBudget.objects.create(group=research, monthly_allowance="1250")
+    model = LLMModelFactory(monthly_cap="12.5")
+    model.monthly_cap = None
+    model.save()
 
     (entry,) = entries_since(mark, budget)
     assert shown_changes(admin_client, entry) == [
         ("Group", "", "Research"),
-        ("Monthly allowance per member", "", "25.00"),
+        ("Monthly allowance per member", "", "$1,250.00"),
     ]
+    capped, uncapped = entries_since(mark, model)
+    assert ("Monthly cap per developer", "", "$12.50") in shown_changes(admin_client, capped)
+    assert shown_changes(admin_client, uncapped) == [("Monthly cap per developer", "$12.50", "")]
 
 
 def test_a_provider_change_reads_in_choice_labels_and_never_a_secret(admin_client):

@@ -322,7 +322,9 @@ def agents(request: HttpRequest) -> HttpResponse:
     context = usage_panel(request.user)
     # The conversation the page was showing (its address names it): read back after a reload.
     conversation = request.GET.get("conversation", "")
-    if conversation.isdecimal():
+    # Digits only ("٤٢" is decimal too), at most 18: int() refuses thousands of digits, and
+    # more than 18 is no database id.
+    if conversation.isascii() and conversation.isdigit() and len(conversation) <= 18:
         context["conversation_url"] = reverse("api-conversation", args=[int(conversation)])
     return render(request, "chat/agents.html", context)
 

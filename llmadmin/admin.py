@@ -43,6 +43,7 @@ from llmadmin import dashboard  # noqa: F401
 from llmadmin.audit import (
     CONNECTION_TEST,
     access_lists_in_the_save_entry,
+    entries_related_names,
     labelled_changes,
     latest_entry_pk,
     log_connection_test,
@@ -993,8 +994,8 @@ class AuditLogEntryAdmin(LogEntryAdmin):
         response["Content-Disposition"] = 'attachment; filename="llmadmin-audit.csv"'
         writer = csv.writer(response)
         writer.writerow(["time", "actor", "action", "resource", "object", "changes", "import"])
-        rows = queryset.select_related("actor", "content_type").order_by("timestamp", "pk")
-        names: dict[tuple[type, Any], str] = {}
+        rows = list(queryset.select_related("actor", "content_type").order_by("timestamp", "pk"))
+        names = entries_related_names(rows)
         for entry in rows:
             changes = {
                 label: [before, after] for label, before, after in readable_changes(entry, names)

@@ -12,8 +12,10 @@ as people read them: the fields' labels, and names, choice labels, Yes/No for th
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Any
 
 from auditlog.cid import get_cid
@@ -26,7 +28,12 @@ from django.core.exceptions import FieldDoesNotExist
 from django.db import models as db
 from django.utils.text import capfirst
 
+from llmadmin.money import usd
+
 SECRET_SET, SECRET_UNSET = "(set)", "(none)"
+# Fields holding an amount of USD (budgets, caps), shown as money is; a price is per million
+# tokens, a rate rather than an amount.
+AMOUNTS = ("monthly_allowance", "monthly_cap")
 # A model's access lists: who may use it when it is restricted.
 ACCESS_LISTS = ("allowed_groups", "allowed_users")
 # A connection test's entry: each typed field, then the outcome.
@@ -242,16 +249,38 @@ def shown(field: Any, value: Any, names: dict[tuple[type, Any], str]) -> str:
         return related_name(field.related_model, value, names)
     if isinstance(value, dict):
         return json.dumps(value, sort_keys=True)
+    if field.name in AMOUNTS:
+        return usd(Decimal(str(value)))
     return str(value)
 
 
 def related_name(related: type[db.Model], pk: Any, names: dict[tuple[type, Any], str]) -> str:
     """A related object's name as it is now, or that it is gone."""
     if (related, pk) not in names:
-        # Its secrets (the audit's masked fields) are neither needed nor loaded.
-        masked = (
-            auditlog.get_model_fields(related)["mask_fields"] if auditlog.contains(related) else []
-        )
-        found = related._default_manager.filter(pk=pk).defer(*masked).first()
-        names[related, pk] = str(found) if found is not None else f"#{pk} (deleted)"
+        names.update(related_names(related, [pk]))
     return names[related, pk]
+
+
+def related_names(related: type[db.Model], pks: Iterable[Any]) -> dict[tuple[type, Any], str]:
+    """The names of these objects as they are now, or that they are gone: one query."""
+    pks = set(pks)
+    # Their secrets (the audit's masked fields) are neither needed nor loaded.
+    masked = auditlog.get_model_fields(related)["mask_fields"] if auditlog.contains(related) else []
+    found = {
+        str(obj.pk): str(obj) for obj in related._default_manager.filter(pk__in=pks).defer(*masked)
+    }
+    return {(related, pk): found.get(str(pk), f"#{pk} (deleted)") for pk in pks}
+
+
+def entries_related_names(entries: Iterable[LogEntry]) -> dict[tuple[type, Any], str]:
+    """The names of every object the entries' changes point at, for readable_changes: one
+    query per kind of object (an export reads thousands of entries)."""
+    wanted: dict[type[db.Model], set[Any]] = defaultdict(set)
+    for entry in entries:
+        for _, field, change in labelled_changes(entry):
+            if field is not None and (field.many_to_one or field.one_to_one):
+                wanted[field.related_model].update(value for value in change if value is not None)
+    names: dict[tuple[type, Any], str] = {}
+    for related, pks in wanted.items():
+        names.update(related_names(related, pks))
+    return names

@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from llmadmin.models import GroupBudget, LLMModel, Provider
+from llmadmin.models import GroupBudget, LLMModel, Provider, UserBudget
 from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.provider_servers import FakeProvider, serve
@@ -473,17 +473,23 @@ def test_a_model_added_through_the_admin_reads_in_labels_and_names_in_one_entry(
     assert "allowed_groups" not in listing
 
 
-def test_a_group_budget_reads_with_the_groups_name(admin_client):
+def test_a_group_budget_reads_with_the_groups_name_and_amounts_as_money(admin_client):
     research = Group.objects.create(name="Research")
     mark = last_entry_pk()
 
-    budget = GroupBudget.objects.create(group=research, monthly_allowance="25.00")
+    budget = GroupBudget.objects.create(group=research, monthly_allowance="1250")
+    model = LLMModelFactory(monthly_cap="12.5")
+    model.monthly_cap = None
+    model.save()
 
     (entry,) = entries_since(mark, budget)
     assert shown_changes(admin_client, entry) == [
         ("Group", "", "Research"),
-        ("Monthly allowance per member", "", "25.00"),
+        ("Monthly allowance per member", "", "$1,250.00"),
     ]
+    capped, uncapped = entries_since(mark, model)
+    assert ("Monthly cap per developer", "", "$12.50") in shown_changes(admin_client, capped)
+    assert shown_changes(admin_client, uncapped) == [("Monthly cap per developer", "$12.50", "")]
 
 
 def test_a_provider_change_reads_in_choice_labels_and_never_a_secret(admin_client):
@@ -1134,6 +1140,33 @@ def test_the_csv_export_has_one_row_per_selected_entry(admin_client, admin_user,
         entry.timestamp.isoformat() for entry in (provider_entry, limit, deleted)
     ]
     assert KEY not in response.text
+
+
+@pytest.mark.parametrize("budgets", [pytest.param(1, id="one"), pytest.param(6, id="six")])
+def test_the_csv_export_reads_related_names_in_one_query_per_kind(
+    admin_client, django_assert_num_queries, budgets
+):
+    for number in range(budgets):
+        GroupBudget.objects.create(
+            group=Group.objects.create(name=f"team-{number}"), monthly_allowance=5
+        )
+        UserBudget.objects.create(
+            user=User.objects.create_user(f"dev-{number}"), monthly_allowance=5
+        )
+    entries = list(
+        AuditEntry.objects.filter(
+            content_type__in=ContentType.objects.get_for_models(GroupBudget, UserBudget).values()
+        )
+    )
+    admin_client.get(AUDIT_LIST)  # the session and the content types, read once
+
+    # The session and its user, the resource types' filter (twice), the selected entries
+    # (counted twice, then read), then the groups and the users: one query each, however many.
+    with django_assert_num_queries(9):
+        rows = csv_rows(export_csv(admin_client, entries))
+
+    names = {json.loads(row["changes"]).get("Group", ["", ""])[1] for row in rows}
+    assert {f"team-{number}" for number in range(budgets)} <= names
 
 
 def test_the_csv_export_names_an_imports_correlation_id(admin_client, configured, tmp_path):

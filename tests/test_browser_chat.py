@@ -77,6 +77,21 @@ def test_the_usage_panel_follows_each_turn_and_a_refusal(page, asgi_server):
     expect(page.locator("#send-status")).to_be_hidden()
 
 
+def test_send_waits_for_the_model_list(page, asgi_server):
+    # Sent before the list came, a message went nowhere: no model to send it to, and no word.
+    LLMModelFactory(display_name="GPT-5")
+    held = []
+    page.route("**/api/v1/models/", lambda route: held.append(route))
+    log_in_as_developer(page, asgi_server)
+    page.goto(f"{asgi_server}/agents/")
+    page.fill("#chat-input", "Hi")
+    button = page.locator("#chat-form button")
+
+    expect(button).to_be_disabled()
+    held[0].continue_()
+    expect(button).to_be_enabled()
+
+
 def test_a_spent_model_cap_turns_send_off_for_that_model_only(page, asgi_server):
     provider = ProviderFactory(openai=True)
     capped = LLMModelFactory(

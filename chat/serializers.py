@@ -128,7 +128,11 @@ class UsageSumsSerializer(serializers.Serializer):
     cache_write_tokens = serializers.IntegerField()
     reasoning_tokens = serializers.IntegerField()
     cost = serializers.DecimalField(
-        max_digits=20, decimal_places=4, help_text="USD, of the calls with a known cost."
+        max_digits=20,
+        decimal_places=4,
+        allow_null=True,
+        help_text="USD, of the calls with a known cost; null when no call had one (unknown, "
+        "not zero).",
     )
     cost_text = money_text(
         'The cost as shown: "unpriced" when no call had a known cost, "$1.20 + 3 unpriced '

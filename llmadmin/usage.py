@@ -274,7 +274,8 @@ def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, 
         row["cost_text"] = cost_text(
             row["cost"], calls=row["calls"], unpriced_calls=row["uncosted_calls"]
         )
-        row["cost"] = api_amount(row["cost"])
+        # Unknown, not zero, when no call had a known cost.
+        row["cost"] = None if row["uncosted_calls"] >= row["calls"] else api_amount(row["cost"])
     for row in by_model:
         # A model deleted since keeps its usage, under its id.
         row["model"] = names.get(row["model_id"], f"model #{row['model_id']}")

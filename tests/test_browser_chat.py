@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel, UserBudget
@@ -90,6 +90,38 @@ def test_send_waits_for_the_model_list(page, asgi_server):
     expect(button).to_be_disabled()
     held[0].continue_()
     expect(button).to_be_enabled()
+
+
+def test_an_older_usage_answer_never_replaces_a_newer_one(page, asgi_server):
+    user = log_in_as_developer(page, asgi_server)
+    UserBudget.objects.create(user=user, monthly_allowance=Decimal(10))
+    page.goto(f"{asgi_server}/agents/")
+    budget = page.locator("#budget-status")
+    expect(budget).to_contain_text("of your $10.00 monthly budget")
+    held = []  # the first refresh's answer, read now (the $10 budget), delivered last
+
+    def hold_the_first(route: Route) -> None:
+        if held:
+            route.continue_()
+        else:
+            held.append((route, route.fetch()))
+
+    page.route("**/agents/usage/", hold_the_first)
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    for _ in range(200):
+        if held:
+            break
+        page.wait_for_timeout(25)
+
+    UserBudget.objects.filter(user=user).update(monthly_allowance=Decimal(100))
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    expect(budget).to_contain_text("of your $100.00 monthly budget")
+    route, older = held[0]
+    with page.expect_event("requestfinished"):
+        route.fulfill(response=older)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => setTimeout(done, 50)))")
+
+    assert "of your $100.00 monthly budget" in budget.inner_text()
 
 
 def test_a_spent_model_cap_turns_send_off_for_that_model_only(page, asgi_server):

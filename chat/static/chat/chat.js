@@ -41,13 +41,17 @@ document.addEventListener("DOMContentLoaded", () => {
 
   // The panel as the server renders it now: after each turn, each refusal, and when the page
   // comes back into view (an administrator may have raised the budget meanwhile).
+  // Refreshes may overlap (a turn ends as the window regains focus): only the latest asked
+  // replaces the panel, so an older answer never undoes a newer one.
+  let usageAsked = 0;
   async function refreshUsage() {
+    const asked = ++usageAsked;
     try {
       const response = await fetch(section.dataset.usageUrl, { credentials: "same-origin" });
       const html = response.ok ? await response.text() : "";
       const fresh = new DOMParser().parseFromString(html, "text/html").getElementById("usage");
       // Not the panel (logged out meanwhile: the login page): the old one stays.
-      if (fresh) document.getElementById("usage").replaceWith(fresh);
+      if (fresh && asked === usageAsked) document.getElementById("usage").replaceWith(fresh);
     } catch {
       // Unreachable now: the panel stays as it was until the next refresh.
     }

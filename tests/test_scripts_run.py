@@ -39,6 +39,8 @@ def run(tmp_path, *command) -> list[str]:
 
 def test_scripts_run_installs_only_what_running_needs_and_says_each_step(tmp_path):
     checkout(tmp_path)
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "admin-password").write_text("as ensure_superuser writes it\n")
 
     printed = run(tmp_path, tmp_path / "scripts" / "run", "8765")
     later = run(tmp_path, "/bin/bash", "-c", "source scripts/lib.sh; ensure_venv dev")
@@ -63,3 +65,11 @@ def test_scripts_run_installs_only_what_running_needs_and_says_each_step(tmp_pat
         f"python -m pip install {quiet} -e .[dev]",
     ]
     assert later == ["Installing dependencies (with dev) (first run takes a minute or two)…"]
+
+
+def test_scripts_run_names_the_password_file_only_when_there_is_one(tmp_path):
+    checkout(tmp_path)  # a superuser made otherwise: ensure_superuser writes no file
+
+    printed = run(tmp_path, tmp_path / "scripts" / "run")
+
+    assert printed[-1] == "Admin: http://127.0.0.1:8000/admin/  (log in as your superuser)"

@@ -33,16 +33,21 @@ BROWSER_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium, driven by Playwright; no browser is ever downloaded."""
+    """Debian's headless Chromium, driven by Playwright; no browser is ever downloaded.
+
+    One per test file: Playwright's event loop and the setting below last only as long as
+    that file's tests, so the tests run after them in the same process (in any order, as
+    pytest-xdist's workers run them) see neither."""
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
     # alongside it are still plain synchronous calls.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        yield browser
-        browser.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+            yield browser
+            browser.close()
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, asgi_s
     expect(page.locator("fieldset.provider-options-openai")).to_be_hidden()
     expect(page.locator(".form-row.field-presence_penalty")).to_be_hidden()
     page.fill("#id_identifier", "claude-sonnet-4-6")
+    expect(page.locator(".catalog-facts")).to_contain_text("Catalog: ")  # its fill-in done
     page.fill("#id_display_name", "Claude Sonnet 4.6")
     page.fill("#id_context_limit", "1000000")
     page.fill("#id_max_output_tokens", "64000")
@@ -140,6 +141,9 @@ def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(p
     page.fill("#id_openai__max_completion_tokens", "0")  # below its minimum of 1
     page.select_option("#id_provider", label="Anthropic")
     page.fill("#id_identifier", "claude-haiku-4-5")
+    # The catalog's fill-in done first: landing in the middle of typing, it would be typed
+    # after ("200000200000" in a slow run).
+    expect(page.locator(".catalog-facts")).to_contain_text("Catalog: ")
     page.fill("#id_display_name", "Claude Haiku 4.5")
     page.fill("#id_context_limit", "200000")
 

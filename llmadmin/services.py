@@ -14,7 +14,6 @@ from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin import audit
-from llmadmin.catalog import DEFAULT_MODEL, SEEDED_MODELS
 from llmadmin.fields import UnreadableKey
 from llmadmin.models import (
     SECRET_FIELDS,
@@ -172,7 +171,7 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
         provider.catalog_seeded = True
         provider.save(update_fields=["catalog_seeded"])
         report.catalogs_seeded.append(provider.provider_type.label)
-        for identifier in SEEDED_MODELS[provider.type]:
+        for identifier in provider.provider_type.seeded_models:
             facts = provider.provider_type.facts(identifier)
             if facts is None:  # a snapshot that dropped the model: nothing to seed it from
                 logger.warning("%s is not in the catalog; not seeded.", identifier)
@@ -198,7 +197,7 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
     # Only a freshly created catalog default becomes the default: an admin who removed
     # the default on purpose keeps having none.
     for model in created_models:
-        is_catalog_default = (model.provider.type, model.identifier) == DEFAULT_MODEL
+        is_catalog_default = model.identifier == model.provider.provider_type.seeded_default
         if is_catalog_default and not LLMModel.objects.filter(is_default=True).exists():
             model_make_default(model=model)
             report.default = model.display_name

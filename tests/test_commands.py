@@ -8,7 +8,6 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from llmadmin.catalog import DEFAULT_MODEL, SEEDED_MODELS
 from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 
@@ -29,9 +28,11 @@ def test_seed_creates_the_eight_providers_and_the_catalog_with_one_default():
 
     assert set(Provider.objects.values_list("type", flat=True)) == set(PROVIDER_TYPES)
     assert not Provider.objects.filter(api_key__isnull=False).exists()
-    assert LLMModel.objects.count() == sum(len(models) for models in SEEDED_MODELS.values())
+    assert LLMModel.objects.count() == sum(
+        len(provider_type.seeded_models) for provider_type in PROVIDER_TYPES.values()
+    )
     default = LLMModel.objects.get(is_default=True)
-    assert (default.provider.type, default.identifier) == DEFAULT_MODEL
+    assert (default.provider.type, default.identifier) == ("anthropic", "claude-sonnet-4-6")
     assert "Catalogs seeded: 8; models created: 18." in out
 
 

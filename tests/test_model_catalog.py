@@ -16,7 +16,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
-from llmadmin.catalog import SEEDED_MODELS
 from llmadmin.configuration import ConfigurationError, export_configuration, import_configuration
 from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
@@ -29,8 +28,8 @@ pytestmark = pytest.mark.django_db
 KEY = "sk-CATALOGSECRET-7"
 SEEDED = [
     pytest.param(slug, identifier, id=f"{slug}:{identifier}")
-    for slug, identifiers in SEEDED_MODELS.items()
-    for identifier in identifiers
+    for slug, provider_type in PROVIDER_TYPES.items()
+    for identifier in provider_type.seeded_models
 ]
 PRICES = {
     "input_price": "input",
@@ -106,7 +105,7 @@ def test_the_seeded_configuration_passes_check_models():
 
     code, out = check_models()
 
-    total = sum(len(identifiers) for identifiers in SEEDED_MODELS.values())
+    total = sum(len(provider_type.seeded_models) for provider_type in PROVIDER_TYPES.values())
     assert code == 0
     assert out.splitlines() == [
         f"{total} models checked: 0 refused by their provider, 0 missing a long-context "

@@ -367,4 +367,6 @@ ANTHROPIC = ProviderType(
     options=OPTIONS,
     rules=api_rules,
     catalog="anthropic",
+    seeded_models=("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5"),
+    seeded_default="claude-sonnet-4-6",
 )

@@ -309,6 +309,12 @@ class ProviderType:
     # The models.dev provider whose models this type calls; empty when models are the
     # admin's own (a compatible server).
     catalog: str = ""
+    # The current models `seed_defaults` creates, a curated list of ids: everything else about
+    # them (display name, limits, prices) comes from the catalog, so a newer snapshot updates
+    # what gets seeded.
+    seeded_models: tuple[str, ...] = ()
+    # The one of them marked default on the first seed; one type in the registry names one.
+    seeded_default: str = ""
     # Why a general field the type doesn't take is refused, where there is more to say than
     # that it isn't supported (an API version that removed it).
     refused_fields: Mapping[str, str] = field(default_factory=dict)

@@ -361,4 +361,8 @@ BEDROCK = ProviderType(
     rules=rules,
     auth_modes=AUTH_MODES,
     catalog="amazon-bedrock",
+    seeded_models=(
+        "us.anthropic.claude-sonnet-4-6",
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+    ),
 )

@@ -326,4 +326,5 @@ GOOGLE = ProviderType(
     options=OPTIONS,
     rules=rules,
     catalog="google",
+    seeded_models=("gemini-3.1-pro-preview", "gemini-3.5-flash", "gemini-2.5-pro"),
 )

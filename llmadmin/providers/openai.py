@@ -432,6 +432,7 @@ OPENAI = ProviderType(
     rules=openai_rules,
     temperature_by_rules=True,
     catalog="openai",
+    seeded_models=("gpt-5.5", "gpt-5.4", "gpt-5.4-mini"),
 )
 AZURE = ProviderType(
     slug="azure",
@@ -447,6 +448,8 @@ AZURE = ProviderType(
     rules=openai_rules,
     temperature_by_rules=True,
     catalog="azure",
+    # Azure calls models by deployment name: these are the usual names; rename to yours.
+    seeded_models=("gpt-5.4", "gpt-5.4-mini"),
 )
 OPENAI_COMPATIBLE = ProviderType(
     slug="openai-compat",
@@ -459,6 +462,8 @@ OPENAI_COMPATIBLE = ProviderType(
     general_fields=SAMPLING | PENALTIES,
     client=CompatibleClient,
     options=(REASONING_EFFORT,),
+    # A compatible server's models depend on the server: the admin adds them.
+    seeded_models=(),
 )
 OPENROUTER = ProviderType(
     slug="openrouter",
@@ -473,6 +478,11 @@ OPENROUTER = ProviderType(
     options=OPENROUTER_OPTIONS,
     rules=gateway_rules,
     catalog="openrouter",
+    seeded_models=(
+        "anthropic/claude-sonnet-4.6",
+        "openai/gpt-5.5",
+        "google/gemini-3.1-pro-preview",
+    ),
 )
 VERCEL = ProviderType(
     slug="vercel",
@@ -487,4 +497,5 @@ VERCEL = ProviderType(
     options=VERCEL_OPTIONS,
     rules=gateway_rules,
     catalog="vercel",
+    seeded_models=("anthropic/claude-sonnet-4.6", "openai/gpt-5.5"),
 )

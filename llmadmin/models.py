@@ -23,7 +23,12 @@ from llmadmin.fields import (
     validate_no_surrounding_whitespace,
     validate_no_whitespace,
 )
-from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPE_CHOICES, PROVIDER_TYPES, ProviderType
+from llmadmin.providers import (
+    GENERAL_FIELDS,
+    PROVIDER_TYPES,
+    ProviderType,
+    provider_type_choices,
+)
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import ProviderClient
@@ -84,7 +89,7 @@ FAILED_CHECKS = {
 class Provider(models.Model):
     """An LLM provider account: one row per provider type, configured by an administrator."""
 
-    type = models.CharField(max_length=32, choices=PROVIDER_TYPE_CHOICES, unique=True)
+    type = models.CharField(max_length=32, choices=provider_type_choices, unique=True)
     api_key = APIKeyField(
         "API key",
         max_length=500,

@@ -26,8 +26,11 @@ PROVIDER_TYPES: dict[str, ProviderType] = {
     )
 }
 
-PROVIDER_TYPE_CHOICES = [
-    (slug, provider_type.label) for slug, provider_type in PROVIDER_TYPES.items()
-]
 
-__all__ = ["GENERAL_FIELDS", "PROVIDER_TYPES", "PROVIDER_TYPE_CHOICES", "ProviderType"]
+def provider_type_choices() -> list[tuple[str, str]]:
+    """Provider.type's choices, read from the registry when validating: a migration names this
+    function rather than freezing the list, so a new type needs none."""
+    return [(slug, provider_type.label) for slug, provider_type in PROVIDER_TYPES.items()]
+
+
+__all__ = ["GENERAL_FIELDS", "PROVIDER_TYPES", "ProviderType", "provider_type_choices"]

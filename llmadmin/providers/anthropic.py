@@ -1,6 +1,6 @@
 """Anthropic's Messages API: options, rules, request mapping and stream parsing.
 
-Bedrock runs the same Claude models and reuses the options, rules and fields here.
+Bedrock runs the same Claude models and reuses the rules here, and the options it declares.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from llmadmin.providers.base import (
     IntOption,
     ModelSettings,
     ProviderType,
+    set_options,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
@@ -54,33 +55,35 @@ REMOVED_IN_API_VERSION = ("temperature", "top_p", "top_k")
 DEFAULT_MAX_TOKENS = 8192
 
 THINKING_MODES = ("adaptive", "enabled", "disabled")
-OPTIONS = (
-    ChoiceOption(
-        name="thinking",
-        label="Thinking",
-        help_text="adaptive: the model decides when and how much to think (Claude 4.6 and "
-        "later; the only kind Opus 4.7 and later take, which can't turn it off). enabled: "
-        "extended thinking with the budget below. disabled: no thinking.",
-        choices=THINKING_MODES,
-        reasoning=True,
-    ),
-    IntOption(
-        name="thinking_budget_tokens",
-        label="Thinking budget tokens",
-        help_text="For enabled thinking: this many tokens for reasoning, at least 1024 and "
-        "below max output tokens.",
-        min=1024,
-        reasoning=True,
-    ),
-    ChoiceOption(
-        name="effort",
-        label="Effort",
-        help_text="How much effort the model spends (the API's default is high): Opus 4.5 and "
-        "later, Sonnet 4.6 and later; max from 4.6, xhigh from 4.7.",
-        choices=("low", "medium", "high", "xhigh", "max"),
-        reasoning=True,
-    ),
+THINKING = ChoiceOption(
+    name="thinking",
+    label="Thinking",
+    path="thinking.type",
+    help_text="adaptive: the model decides when and how much to think (Claude 4.6 and "
+    "later; the only kind Opus 4.7 and later take, which can't turn it off). enabled: "
+    "extended thinking with the budget below. disabled: no thinking.",
+    choices=THINKING_MODES,
+    reasoning=True,
 )
+THINKING_BUDGET_TOKENS = IntOption(
+    name="thinking_budget_tokens",
+    label="Thinking budget tokens",
+    path="thinking.budget_tokens",
+    help_text="For enabled thinking: this many tokens for reasoning, at least 1024 and "
+    "below max output tokens.",
+    min=1024,
+    reasoning=True,
+)
+EFFORT = ChoiceOption(
+    name="effort",
+    label="Effort",
+    path="output_config.effort",
+    help_text="How much effort the model spends (the API's default is high): Opus 4.5 and "
+    "later, Sonnet 4.6 and later; max from 4.6, xhigh from 4.7.",
+    choices=("low", "medium", "high", "xhigh", "max"),
+    reasoning=True,
+)
+OPTIONS = (THINKING, THINKING_BUDGET_TOKENS, EFFORT)
 
 
 class ClaudeVersion(NamedTuple):
@@ -211,12 +214,12 @@ def api_rules(
         yield "max_output_tokens", f"Set it: the model writes at most {output_limit} tokens."
 
 
-def thinking_field(options: Mapping[str, Any]) -> dict[str, Any] | None:
-    """Claude's thinking object (Bedrock sends it in additionalModelRequestFields)."""
+def sent_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """Claude's options as a request sends them (Bedrock's too): the thinking mode spelled out,
+    and a budget with enabled thinking only."""
     mode = thinking_mode(options)
-    if mode == "enabled":
-        return {"type": "enabled", "budget_tokens": options["thinking_budget_tokens"]}
-    return {"type": mode} if mode else None
+    budget = options.get("thinking_budget_tokens") if mode == "enabled" else None
+    return {**options, "thinking": mode, "thinking_budget_tokens": budget}
 
 
 def error_event_kind(payload: Mapping[str, Any]) -> str:
@@ -264,9 +267,7 @@ class AnthropicClient(ProviderClient):
         set_if(body, "temperature", model.temperature)
         set_if(body, "top_p", model.top_p)
         set_if(body, "top_k", model.top_k)
-        set_if(body, "thinking", thinking_field(model.options))
-        if model.options.get("effort") is not None:
-            body["output_config"] = {"effort": model.options["effort"]}
+        set_options(body, OPTIONS, sent_options(model.options))
         return body
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:

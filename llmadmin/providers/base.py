@@ -7,7 +7,7 @@ forms never branch on a kind. Facts come from ../shared/PROVIDERS.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +100,10 @@ class SlugListField(forms.CharField):
         return items or None
 
 
+def as_stored(value: Any) -> Any:
+    return value
+
+
 @dataclass(frozen=True, kw_only=True)
 class Option:
     """One provider-specific option, stored under `name` in LLMModel.provider_options.
@@ -109,6 +113,10 @@ class Option:
 
     name: str
     label: str
+    # Where the value goes in the request body: a dotted path such as "output_config.effort".
+    path: str
+    # The value as the request takes it, where that differs from the stored one.
+    to_request: Callable[[Any], Any] = as_stored
     help_text: str = ""
     # Turns reasoning on or shapes it: refused for models the catalog says don't reason.
     reasoning: bool = False
@@ -161,18 +169,6 @@ class IntOption(NumberOption):
 
     def form_field(self) -> forms.Field:
         return forms.IntegerField(min_value=self.min, max_value=self.max, **self.field_options())
-
-
-@dataclass(frozen=True, kw_only=True)
-class FloatOption(NumberOption):
-    def clean(self, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValidationError("Enter a number.")
-        self.check_range(value)
-        return value
-
-    def form_field(self) -> forms.Field:
-        return forms.FloatField(min_value=self.min, max_value=self.max, **self.field_options())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -267,6 +263,20 @@ class MappingOption(Option):
 
     def error_field(self, prefix: str) -> str:
         return f"{prefix}__{self.keys[0]}"
+
+
+def set_options(body: dict[str, Any], options: Iterable[Option], values: Mapping[str, Any]) -> None:
+    """Put each option's value into the request body at its path; an unset one is not sent
+    (the provider's default applies)."""
+    for option in options:
+        value = values.get(option.name)
+        if value is None:
+            continue
+        *parents, key = option.path.split(".")
+        target = body
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[key] = option.to_request(value)
 
 
 # --- Provider types ------------------------------------------------------------------------

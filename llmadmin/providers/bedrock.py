@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +24,7 @@ from botocore.exceptions import BotoCoreError
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers import anthropic
-from llmadmin.providers.base import SAMPLING, ModelSettings, ProviderType
+from llmadmin.providers.base import SAMPLING, ModelSettings, ProviderType, set_options
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
     MAX_PAGES,
@@ -93,6 +94,19 @@ def is_nova(identifier: str) -> bool:
     return bool(re.match(r"(?:[a-z-]+\.)?amazon\.nova-", identifier.rsplit("/", 1)[-1]))
 
 
+# Claude's options, as Bedrock takes them (rules() keeps them to Claude models): thinking in
+# additionalModelRequestFields, in Anthropic's shape; effort in Converse's own field
+# (botocore's bedrock-runtime model: outputConfig.effort).
+OPTIONS = (
+    replace(anthropic.THINKING, path="additionalModelRequestFields.thinking.type"),
+    replace(
+        anthropic.THINKING_BUDGET_TOKENS,
+        path="additionalModelRequestFields.thinking.budget_tokens",
+    ),
+    replace(anthropic.EFFORT, path="outputConfig.effort"),
+)
+
+
 def rules(
     general: Mapping[str, Any], options: Mapping[str, Any], facts: ModelFacts | None
 ) -> Iterator[tuple[str, str]]:
@@ -106,9 +120,9 @@ def rules(
         if options.get("effort") in ("xhigh", "max") and not thinking_on:
             yield "effort", "Above high, Bedrock needs thinking on: set Thinking, or lower it."
         return
-    for name in ("thinking", "thinking_budget_tokens", "effort"):
-        if options.get(name) is not None:
-            yield name, "Only Claude models on Bedrock take this option."
+    for option in OPTIONS:
+        if options.get(option.name) is not None:
+            yield option.name, "Only Claude models on Bedrock take this option."
     if general.get("top_k") is not None and not is_nova(general.get("identifier") or ""):
         yield "top_k", "Only Claude and Nova models on Bedrock take top K."
 
@@ -237,22 +251,17 @@ class BedrockClient(ProviderClient):
         set_if(inference, "topP", model.top_p)
         if inference:
             body["inferenceConfig"] = inference
-        # Effort is Converse's own field (botocore's bedrock-runtime model: outputConfig.effort).
-        if model.options.get("effort") is not None:
-            body["outputConfig"] = {"effort": model.options["effort"]}
-        # Claude's thinking and top K travel in additionalModelRequestFields, in Anthropic's
-        # shapes (rules() keeps them to Claude models); Nova reads its top K from an
-        # inferenceConfig there (AWS's Nova user guide, "Core inference": "reasoningConfig and
-        # TopK ... are placed within an additional inferenceConfig object within the
-        # additionalModelRequestFields").
-        additional: dict[str, Any] = {}
-        set_if(additional, "thinking", anthropic.thinking_field(model.options))
-        if model.top_k is not None and is_nova(model.identifier):
-            additional["inferenceConfig"] = {"topK": model.top_k}
-        else:
-            set_if(additional, "top_k", model.top_k)
-        if additional:
-            body["additionalModelRequestFields"] = additional
+        set_options(body, OPTIONS, anthropic.sent_options(model.options))
+        # Claude's top K travels in additionalModelRequestFields, in Anthropic's shape (rules()
+        # keeps it to Claude and Nova); Nova reads its top K from an inferenceConfig there
+        # (AWS's Nova user guide, "Core inference": "reasoningConfig and TopK ... are placed
+        # within an additional inferenceConfig object within the additionalModelRequestFields").
+        if model.top_k is not None:
+            additional = body.setdefault("additionalModelRequestFields", {})
+            if is_nova(model.identifier):
+                additional["inferenceConfig"] = {"topK": model.top_k}
+            else:
+                additional["top_k"] = model.top_k
         return body
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
@@ -357,7 +366,7 @@ BEDROCK = ProviderType(
     temperature_max=1,
     general_fields=SAMPLING | {"top_k"},
     client=BedrockClient,
-    options=anthropic.OPTIONS,
+    options=OPTIONS,
     rules=rules,
     auth_modes=AUTH_MODES,
     catalog="amazon-bedrock",

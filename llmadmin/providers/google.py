@@ -18,6 +18,7 @@ from llmadmin.providers.base import (
     MappingOption,
     ModelSettings,
     ProviderType,
+    set_options,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
@@ -70,10 +71,23 @@ def category_label(category: str) -> str:
     return f"{label} (deprecated)" if category in DEPRECATED_CATEGORIES else label
 
 
+def safety_settings(thresholds: Mapping[str, str]) -> list[dict[str, str]]:
+    """The request's safetySettings, in the categories' own order: a stored mapping's order is
+    the database's (jsonb sorts keys), and the request should not depend on it."""
+    return [
+        {"category": category, "threshold": thresholds[category]}
+        for category in SAFETY_CATEGORIES
+        if category in thresholds
+    ]
+
+
+# Thinking options are named as the SDK sends them (the API reads both spellings); levels are
+# enum names.
 OPTIONS = (
     IntOption(
         name="thinking_budget",
         label="Thinking budget",
+        path="generationConfig.thinkingConfig.thinking_budget",
         help_text="Tokens for thinking (Gemini 2.5): 0 turns thinking off, -1 lets the model "
         "decide. Ranges differ by model (2.5 Pro 128-32768, 2.5 Flash 0-24576, "
         "2.5 Flash-Lite 512-24576).",
@@ -84,6 +98,8 @@ OPTIONS = (
     ChoiceOption(
         name="thinking_level",
         label="Thinking level",
+        path="generationConfig.thinkingConfig.thinking_level",
+        to_request=str.upper,
         help_text="How much the model thinks (Gemini 3 and later); not together with a "
         "thinking budget. Not every model has every level.",
         # The SDK's ThinkingLevel (google-genai 3.6).
@@ -93,12 +109,15 @@ OPTIONS = (
     BoolOption(
         name="include_thoughts",
         label="Include thoughts",
+        path="generationConfig.thinkingConfig.include_thoughts",
         help_text="Return thought summaries with the answer.",
         reasoning=True,
     ),
     MappingOption(
         name="safety_settings",
         label="Safety settings",
+        path="safetySettings",
+        to_request=safety_settings,
         help_text="Blocking threshold per harm category; unset categories keep Google's default.",
         keys=SAFETY_CATEGORIES,
         choices=SAFETY_THRESHOLDS,
@@ -240,26 +259,9 @@ class GoogleClient(ProviderClient):
             set_if(config, key, getattr(model, name))
         if model.top_k is not None:
             config["topK"] = float(model.top_k)  # as the SDK types it: 40.0
-        options = model.options
-        # Named as the SDK sends them (the API reads both spellings); levels are enum names.
-        thinking: dict[str, Any] = {}
-        set_if(thinking, "thinking_budget", options.get("thinking_budget"))
-        if options.get("thinking_level") is not None:
-            thinking["thinking_level"] = options["thinking_level"].upper()
-        set_if(thinking, "include_thoughts", options.get("include_thoughts"))
-        if thinking:
-            config["thinkingConfig"] = thinking
         if config:
             body["generationConfig"] = config
-        if options.get("safety_settings"):
-            # In the categories' own order: a stored mapping's order is the database's (jsonb
-            # sorts keys), and the request should not depend on it.
-            thresholds = options["safety_settings"]
-            body["safetySettings"] = [
-                {"category": category, "threshold": thresholds[category]}
-                for category in SAFETY_CATEGORIES
-                if category in thresholds
-            ]
+        set_options(body, OPTIONS, model.options)
         return body
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:

@@ -23,7 +23,9 @@ from llmadmin.providers.base import (
     IntOption,
     ListOption,
     ModelSettings,
+    Option,
     ProviderType,
+    set_options,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.http import (
@@ -56,6 +58,7 @@ VERCEL_REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")
 REASONING_EFFORT = ChoiceOption(
     name="reasoning_effort",
     label="Reasoning effort",
+    path="reasoning_effort",
     help_text="For reasoning models; support varies by model.",
     choices=REASONING_EFFORTS,
     reasoning=True,
@@ -65,20 +68,25 @@ OPENAI_OPTIONS = (
     IntOption(
         name="max_completion_tokens",
         label="Max completion tokens",
+        path="max_completion_tokens",
         help_text="Upper bound on generated tokens, reasoning tokens included.",
         min=1,
     ),
 )
+COMPATIBLE_OPTIONS = (REASONING_EFFORT,)
 
 REASONING_ENABLED = BoolOption(
     name="reasoning_enabled",
     label="Reasoning enabled",
+    path="reasoning.enabled",
     help_text="Turn reasoning on or off for models that support it.",
     reasoning=True,
 )
+# OpenRouter's and Vercel's reasoning object.
 GATEWAY_REASONING_EFFORT = ChoiceOption(
     name="reasoning_effort",
     label="Reasoning effort",
+    path="reasoning.effort",
     help_text="How much the model reasons.",
     choices=REASONING_EFFORTS,
     reasoning=True,
@@ -95,12 +103,14 @@ OPENROUTER_OPTIONS = (
     ListOption(
         name="provider_order",
         label="Provider order",
+        path="provider.order",
         help_text="Upstream providers to try first, in order (slugs such as anthropic, openai).",
         **SLUG_ITEMS,
     ),
     BoolOption(
         name="allow_fallbacks",
         label="Allow fallbacks",
+        path="provider.allow_fallbacks",
         help_text="Let OpenRouter use other providers when the preferred ones fail (default: yes).",
     ),
 )
@@ -111,18 +121,21 @@ VERCEL_OPTIONS = (
     ListOption(
         name="provider_order",
         label="Provider order",
+        path="providerOptions.gateway.order",
         help_text="Upstream providers to try first, in order (gateway providerOptions order).",
         **SLUG_ITEMS,
     ),
     ListOption(
         name="provider_only",
         label="Only these providers",
+        path="providerOptions.gateway.only",
         help_text="Restrict routing to these upstream providers (gateway providerOptions only).",
         **SLUG_ITEMS,
     ),
     ListOption(
         name="fallback_models",
         label="Fallback models",
+        path="providerOptions.gateway.models",
         help_text="Models to try when this one fails, such as openai/gpt-5 "
         "(gateway providerOptions models).",
         item_pattern=MODEL_ID_PATTERN,
@@ -249,6 +262,7 @@ class OpenAIClient(ProviderClient):
     """Bearer auth; GET {base}/models answering {"data": [{"id": ...}]}; chat completions."""
 
     max_tokens_field = "max_completion_tokens"
+    options: tuple[Option, ...] = OPENAI_OPTIONS
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.connection.api_key}"}
@@ -281,12 +295,8 @@ class OpenAIClient(ProviderClient):
         set_if(body, self.max_tokens_field, model.max_output_tokens)
         for name in ("temperature", "top_p", "top_k", "presence_penalty", "frequency_penalty"):
             set_if(body, name, getattr(model, name))
-        self.add_options(body, model.options)
+        set_options(body, self.options, model.options)
         return body
-
-    def add_options(self, body: dict[str, Any], options: Mapping[str, Any]) -> None:
-        set_if(body, "reasoning_effort", options.get("reasoning_effort"))
-        set_if(body, "max_completion_tokens", options.get("max_completion_tokens"))
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
         async with self.open_stream(self.chat_url, self.chat_body(model, chat)) as response:
@@ -375,26 +385,12 @@ class AzureClient(OpenAIClient):
 class CompatibleClient(OpenAIClient):
     # Ollama's and llama.cpp's servers ignore max_completion_tokens; they read max_tokens.
     max_tokens_field = "max_tokens"
-
-
-def reasoning_fields(options: Mapping[str, Any]) -> dict[str, Any]:
-    """OpenRouter's and Vercel's reasoning object, with only the keys that are set."""
-    reasoning: dict[str, Any] = {}
-    set_if(reasoning, "enabled", options.get("reasoning_enabled"))
-    set_if(reasoning, "effort", options.get("reasoning_effort"))
-    return {"reasoning": reasoning} if reasoning else {}
+    options = COMPATIBLE_OPTIONS
 
 
 class OpenRouterClient(OpenAIClient):
     max_tokens_field = "max_tokens"
-
-    def add_options(self, body: dict[str, Any], options: Mapping[str, Any]) -> None:
-        body.update(reasoning_fields(options))
-        routing: dict[str, Any] = {}
-        set_if(routing, "order", options.get("provider_order"))
-        set_if(routing, "allow_fallbacks", options.get("allow_fallbacks"))
-        if routing:
-            body["provider"] = routing
+    options = OPENROUTER_OPTIONS
 
     def verify_key(self) -> None:
         # The model list may answer without checking the key; /key always checks it.
@@ -403,15 +399,7 @@ class OpenRouterClient(OpenAIClient):
 
 class VercelClient(OpenAIClient):
     max_tokens_field = "max_tokens"
-
-    def add_options(self, body: dict[str, Any], options: Mapping[str, Any]) -> None:
-        body.update(reasoning_fields(options))
-        gateway: dict[str, Any] = {}
-        set_if(gateway, "order", options.get("provider_order"))
-        set_if(gateway, "only", options.get("provider_only"))
-        set_if(gateway, "models", options.get("fallback_models"))
-        if gateway:
-            body["providerOptions"] = {"gateway": gateway}
+    options = VERCEL_OPTIONS
 
     def verify_key(self) -> None:
         # The model list seems public; the credits balance needs a valid key.
@@ -461,7 +449,7 @@ OPENAI_COMPATIBLE = ProviderType(
     temperature_max=2,
     general_fields=SAMPLING | PENALTIES,
     client=CompatibleClient,
-    options=(REASONING_EFFORT,),
+    options=COMPATIBLE_OPTIONS,
     # A compatible server's models depend on the server: the admin adds them.
     seeded_models=(),
 )

@@ -262,6 +262,7 @@ class OpenAIClient(ProviderClient):
     """Bearer auth; GET {base}/models answering {"data": [{"id": ...}]}; chat completions."""
 
     max_tokens_field = "max_completion_tokens"
+    # The options its type declares, which the request is built from: one client per type.
     options: tuple[Option, ...] = OPENAI_OPTIONS
 
     def auth_headers(self) -> dict[str, str]:

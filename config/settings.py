@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     # The audit of admin changes (see llmadmin/audit.py).
     "auditlog",
     "llmadmin",
+    "billing",
     "chat",
 ]
 

@@ -13,16 +13,17 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
-from llmadmin.models import GroupBudget, LLMModel, UsageRecord, UserBudget
+from billing.ledger import usage_record
+from billing.models import GroupBudget, UsageRecord, UserBudget
+from llmadmin.models import LLMModel
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
 from tests.factories import LLMModelFactory
 
 pytestmark = pytest.mark.django_db
 
 PRICES = {"input_price": Decimal("3"), "output_price": Decimal("15")}
-DEVELOPERS = reverse("admin:llmadmin_developerbudget_changelist")
-LEDGER = reverse("admin:llmadmin_usagerecord_changelist")
+DEVELOPERS = reverse("admin:billing_developerbudget_changelist")
+LEDGER = reverse("admin:billing_usagerecord_changelist")
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +57,7 @@ def test_an_admin_gives_a_group_a_monthly_allowance(admin_client):
     group = Group.objects.create(name="backend")
 
     response = admin_client.post(
-        reverse("admin:llmadmin_groupbudget_add"),
+        reverse("admin:billing_groupbudget_add"),
         {"group": group.pk, "monthly_allowance": "50"},
     )
 
@@ -100,7 +101,7 @@ def test_a_negative_allowance_is_a_field_error_that_keeps_the_input(admin_client
     group = Group.objects.create(name="backend")
 
     response = admin_client.post(
-        reverse("admin:llmadmin_groupbudget_add"),
+        reverse("admin:billing_groupbudget_add"),
         {"group": group.pk, "monthly_allowance": "-5"},
     )
 
@@ -177,7 +178,7 @@ def override_form(developer: User) -> dict[str, object]:
 
 def test_an_admin_sets_and_clears_a_developers_override(admin_client):
     developer = User.objects.create_user("dev")
-    url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
+    url = reverse("admin:billing_developerbudget_change", args=[developer.pk])
     inline = override_form(developer)
 
     assert admin_client.post(url, {**inline, "budget-0-monthly_allowance": "25"}).status_code == 302
@@ -208,7 +209,7 @@ def test_an_admin_sets_and_clears_a_developers_override(admin_client):
 def test_an_override_is_an_amount_or_no_limit(admin_client, typed, stored, error_on):
     developer = User.objects.create_user("dev")
     team("backend", "5", developer)
-    url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
+    url = reverse("admin:billing_developerbudget_change", args=[developer.pk])
     inline = override_form(developer)
 
     response = admin_client.post(url, {**inline, **typed})
@@ -229,7 +230,7 @@ def test_a_ledger_record_has_a_read_only_page(admin_client):
     spend_dollars(developer, model, 3)
     record = UsageRecord.objects.get()
 
-    response = admin_client.get(reverse("admin:llmadmin_usagerecord_change", args=[record.pk]))
+    response = admin_client.get(reverse("admin:billing_usagerecord_change", args=[record.pk]))
 
     assert response.status_code == 200
     assert model.identifier in response.content.decode()
@@ -245,12 +246,12 @@ def test_the_ledger_is_read_only_and_keeps_deleted_users(admin_client):
     record = UsageRecord.objects.get()
 
     html = admin_client.get(LEDGER).text
-    change = reverse("admin:llmadmin_usagerecord_change", args=[record.pk])
+    change = reverse("admin:billing_usagerecord_change", args=[record.pk])
 
     assert f"user #{leaver_id}" in html
     assert "$3" in html
     assert admin_client.post(change, {"cost": "0"}).status_code == 403
-    assert admin_client.get(reverse("admin:llmadmin_usagerecord_add")).status_code == 403
+    assert admin_client.get(reverse("admin:billing_usagerecord_add")).status_code == 403
     assert UsageRecord.objects.get().cost == Decimal(3)
 
 

@@ -19,9 +19,9 @@ from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
 
-from llmadmin.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
+from billing.ledger import usage_record
+from billing.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
 from tests.provider_servers import FakeProvider, serve

@@ -224,6 +224,53 @@ def test_an_override_is_an_amount_or_no_limit(admin_client, typed, stored, error
         assert response.status_code == 302
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param(
+            "/admin/llmadmin/usagerecord/?pricing__exact=priced&o=2",
+            "/admin/billing/usagerecord/?pricing__exact=priced&o=2",
+            id="the ledger, filtered",
+        ),
+        pytest.param(
+            "/admin/llmadmin/usagerecord/7/change/",
+            "/admin/billing/usagerecord/7/change/",
+            id="a ledger record",
+        ),
+        pytest.param(
+            "/admin/llmadmin/dailyusage/?start=2026-11-01&end=2026-11-20&metric=tokens",
+            "/admin/billing/dailyusage/?start=2026-11-01&end=2026-11-20&metric=tokens",
+            id="the dashboard",
+        ),
+        pytest.param(
+            "/admin/llmadmin/dailyusage/csv/?start=2026-11-01",
+            "/admin/billing/dailyusage/csv/?start=2026-11-01",
+            id="the dashboard's CSV",
+        ),
+        pytest.param(
+            "/admin/llmadmin/developerbudget/?budget=spent",
+            "/admin/billing/developerbudget/?budget=spent",
+            id="the developer budgets",
+        ),
+        pytest.param(
+            "/admin/llmadmin/groupbudget/add/",
+            "/admin/billing/groupbudget/add/",
+            id="a group budget",
+        ),
+    ],
+)
+def test_the_pages_addresses_from_before_the_billing_app_lead_to_them_for_good(
+    admin_client, old, new
+):
+    response = admin_client.get(old)
+
+    assert (response.status_code, response["Location"]) == (301, new)
+
+
+def test_the_catalogs_own_admin_pages_stay_where_they_are(admin_client):
+    assert admin_client.get("/admin/llmadmin/llmmodel/").status_code == 200
+
+
 def test_a_ledger_record_has_a_read_only_page(admin_client):
     model = LLMModelFactory(**PRICES)
     developer = User.objects.create_user("dev")

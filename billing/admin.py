@@ -18,15 +18,13 @@ from billing.budgets import (
     BudgetState,
     budget_state,
     budget_states,
-    left_text,
-    limit_text,
     month_spend,
     month_start,
 )
 from billing.forms import UserBudgetForm
 from billing.models import BudgetAlert, DeveloperBudget, GroupBudget, UsageRecord, UserBudget
 from billing.report import provider_label
-from llmadmin.money import usd
+from llmadmin.money import left_text, limit_text, usd
 from llmadmin.providers import PROVIDER_TYPES
 
 

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from billing.models import COST_QUANTUM, BudgetAlert, DailyUsage, GroupBudget, UserBudget
 from llmadmin.models import LLMModel
-from llmadmin.money import usd, usd_left
+from llmadmin.money import left_text, limit_text, usd
 
 logger = logging.getLogger(__name__)
 
@@ -69,16 +69,6 @@ class Allowance:
         if self.source == "group":
             return f"group {self.group_name}"
         return "no budget"
-
-
-def allowance_for(user_id: int) -> Allowance:
-    """Their override, else the highest of their groups' allowances, else no limit: two
-    queries."""
-    override = UserBudget.objects.filter(user_id=user_id).values_list("monthly_allowance")
-    groups = Group.objects.filter(user__id=user_id).values_list(
-        "pk", "name", "budget__monthly_allowance"
-    )
-    return allowance_from(list(override), list(groups))
 
 
 def allowance_from(
@@ -229,17 +219,6 @@ def decimal_of(value: Any) -> Decimal | None:
 def api_amount(amount: Decimal | None) -> str | None:
     """An amount for the API: a string, as DRF gives decimals, to 1/100 of a cent."""
     return None if amount is None else str(amount.quantize(Decimal("0.0001")))
-
-
-def limit_text(amount: Decimal | None) -> str:
-    """An allowance or a cap as shown: "No limit" when none applies."""
-    return "No limit" if amount is None else usd(amount)
-
-
-def left_text(amount: Decimal | None) -> str:
-    """What is left of an allowance or a cap as shown (rounded down): "No limit" when none
-    applies."""
-    return "No limit" if amount is None else usd_left(amount)
 
 
 def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, Any]:

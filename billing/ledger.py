@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from billing.budgets import ZERO, alerts_due, allowance_for, month_start
+from billing.budgets import ZERO, alerts_due, budget_state, month_start
 from billing.models import (
     COST_QUANTUM,
     TOKEN_FIELDS,
@@ -109,7 +109,7 @@ def usage_record(
     pricing, cost = call_cost(tokens, prices)
     if estimated and pricing == Pricing.PRICED:
         pricing = Pricing.ESTIMATED
-    allowance = allowance_for(user_id)
+    allowance = budget_state(user_id).allowance
     record = UsageRecord.objects.create(
         called_at=called_at,
         day=timezone.localdate(called_at),

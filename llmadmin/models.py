@@ -334,7 +334,7 @@ def lock_default_changes() -> None:
 
 
 PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
-# The prices of a call whose prompt is over the long-context threshold (usage.py), in the
+# The prices of a call whose prompt is over the long-context threshold (billing.ledger), in the
 # same order: models.dev's context_over_200k tier.
 LONG_CONTEXT_PRICE_FIELDS = tuple(f"long_context_{name}" for name in PRICE_FIELDS)
 MODEL_PRICE_FIELDS = (*PRICE_FIELDS, *LONG_CONTEXT_PRICE_FIELDS)

@@ -133,6 +133,18 @@ def test_the_developer_list_shows_allowance_spend_and_alerts(admin_client):
     assert "No limit (no budget)" in row_of(html, "admin")
 
 
+def test_the_developer_list_sorts_by_spend_this_month(admin_client):
+    model = LLMModelFactory(**PRICES)
+    for name, dollars in (("ann", 9), ("bob", 3), ("cat", 6)):
+        spend_dollars(User.objects.create_user(name), model, dollars)
+
+    # list_display[2], spent this month, descending.
+    html = admin_client.get(DEVELOPERS, {"o": "-2"}).text
+
+    order = sorted(("ann", "bob", "cat", "admin"), key=lambda name: html.index(f">{name}</a>"))
+    assert order == ["ann", "cat", "bob", "admin"]
+
+
 def test_the_spent_filter_lists_those_alerted_this_month(
     admin_client, django_capture_on_commit_callbacks
 ):

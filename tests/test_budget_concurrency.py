@@ -1,6 +1,6 @@
 """Budgets under concurrent turns of one developer: threads on PostgreSQL.
 
-The rule (llmadmin.usage): a turn is let through while the costs committed this month are
+The rule (billing.budgets): a turn is let through while the costs committed this month are
 below the allowance; its own cost is committed when it ends. So concurrent turns overspend by
 at most the turns in flight when the last one was let through, and no cost is ever lost.
 """

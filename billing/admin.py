@@ -102,8 +102,8 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
         # Rendered later: each developer of the page gets their budget first, all in one
         # query (a redirect or an error page has no list).
         changelist = (getattr(response, "context_data", None) or {}).get("cl")
-        if changelist is not None:
-            developers = list(changelist.result_list)
+        developers = list(changelist.result_list) if changelist is not None else []
+        if developers:
             month = month_start(timezone.localdate())
             states, _ = budget_states([user.pk for user in developers], month=month)
             for user in developers:

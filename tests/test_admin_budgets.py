@@ -188,6 +188,21 @@ def override_form(developer: User) -> dict[str, object]:
     }
 
 
+def test_a_developers_own_page_shows_their_budget_this_month(admin_client):
+    developer = User.objects.create_user("dev")
+    team("backend", "10", developer)
+    spend_dollars(developer, LLMModelFactory(**PRICES), 9)
+
+    html = admin_client.get(
+        reverse("admin:billing_developerbudget_change", args=[developer.pk])
+    ).text
+
+    assert "$10.00 (group backend)" in html
+    assert "$9.00" in html
+    assert "$1.00" in html
+    assert "90 % spent" in html
+
+
 def test_an_admin_sets_and_clears_a_developers_override(admin_client):
     developer = User.objects.create_user("dev")
     url = reverse("admin:billing_developerbudget_change", args=[developer.pk])

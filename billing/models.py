@@ -19,7 +19,8 @@ from llmadmin.models import LONG_CONTEXT_HELP, MODEL_PRICE_FIELDS, LLMModel, pri
 
 class ModelPrice(models.Model):
     """A model's prices from a moment on: usage is costed at the prices in effect when the
-    call started. Written by LLMModel.save() whenever its prices change; never edited."""
+    call started. Written on a model's save whenever its prices change (ledger.py); never
+    edited."""
 
     model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="price_history")
     effective_from = models.DateTimeField(default=timezone.now)

@@ -77,7 +77,8 @@ def seed(records: int) -> tuple[float, int]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from llmadmin.models import LLMModel, Provider, UsageRecord
+    from billing.models import UsageRecord
+    from llmadmin.models import LLMModel, Provider
 
     started = time.perf_counter()
     rng = random.Random(15)  # noqa: S311 (repeatable data, not secrets)
@@ -197,7 +198,7 @@ def main() -> None:
         from django.test.utils import CaptureQueriesContext
         from django.utils import timezone
 
-        from llmadmin.models import DailyUsage, UsageRecord
+        from billing.models import DailyUsage, UsageRecord
 
         print(f"database: {connection.vendor}")
         seconds, first = seed(arguments.records)

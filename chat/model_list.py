@@ -12,9 +12,9 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import connection
 from django.utils import timezone
 
+from billing.budgets import BudgetState, budget_states, budget_summary, month_start
 from llmadmin.models import (
     SECRET_FIELDS,
     Availability,
@@ -25,7 +25,6 @@ from llmadmin.models import (
 )
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.selectors import access_lists, providers_in_registry_order
-from llmadmin.usage import BudgetState, budget_of, budget_query, budget_summary, month_start
 
 # A model as the list gives it; read with .values(), no ORM objects (10,000 models: 22 ms).
 MODEL_FIELDS = ("id", "identifier", "display_name", "provider_id", "context_limit", "is_default")
@@ -51,7 +50,7 @@ class Configuration:
     # The groups and users some model lists: only these make two developers' lists differ.
     listed_groups: frozenset[int]
     listed_users: frozenset[int]
-    # Monthly caps per developer, by id of offered model (see llmadmin.usage).
+    # Monthly caps per developer, by id of offered model (see billing.budgets).
     caps: dict[int, Decimal]
     # (ETag, body) by scope, least recently used first.
     lists: OrderedDict[tuple[frozenset[int], int | None], tuple[str, bytes]] = field(
@@ -222,20 +221,16 @@ def state_of(user: AbstractBaseUser) -> tuple[str, set[int], BudgetState]:
     each process's cache stays right when another process made the change.
     """
     month = month_start(timezone.localdate())
-    budget_sql, params = budget_query(user.pk, month)
     versions = ConfigurationVersion._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # The table name only is formatted in.
-            f"{budget_sql} UNION ALL SELECT 'version', NULL, "  # noqa: S608
-            f"CAST(token AS VARCHAR(36)), NULL FROM {versions} WHERE id = 1",
-            params,
-        )
-        rows = cursor.fetchall()
-    token = next((name for kind, _, name, _ in rows if kind == "version"), None)
+    # The table name only is formatted in.
+    version = (
+        f"SELECT 'version', NULL, NULL, CAST(token AS VARCHAR(36)), NULL FROM {versions} "  # noqa: S608
+        "WHERE id = 1"
+    )
+    budgets, rows = budget_states([user.pk], month=month, also=(version, []))
+    token = next((name for _, _, _, name, _ in rows), None)
     fingerprint = hashlib.sha256(repr((token, api_key_ids())).encode()).hexdigest()
-    groups = {key for kind, key, _, _ in rows if kind == "group"}
-    return fingerprint, groups, budget_of(rows, month)
+    return fingerprint, set(budgets[user.pk].group_ids), budgets[user.pk]
 
 
 # This process's configuration; swapping the reference is atomic across threads.

@@ -21,8 +21,10 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from billing.ledger import usage_record
+from billing.models import UsageRecord
 from chat.models import STOP_NOTICES, Conversation, Message
-from llmadmin.models import LLMModel, UsageRecord
+from llmadmin.models import LLMModel
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.http import (
     SETUP_FAULTS,
@@ -34,7 +36,6 @@ from llmadmin.providers.http import (
     TextDelta,
     Usage,
 )
-from llmadmin.usage import usage_record
 
 logger = logging.getLogger(__name__)
 

@@ -38,6 +38,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from billing.budgets import ZERO, alerts_due, budget_state, month_start, spend_refusal
+from billing.report import own_usage
 from chat.model_list import cached_model_list, model_caps
 from chat.models import Conversation
 from chat.serializers import (
@@ -53,7 +55,6 @@ from chat.serializers import (
 from chat.services import turn_answer, turn_start
 from llmadmin.models import LLMModel
 from llmadmin.money import usd, usd_left
-from llmadmin.usage import ZERO, alerts_due, budget_state, month_start, own_usage, spend_refusal
 
 # Every operation needs a logged-in user (SessionAuthentication answers 403, not 401).
 NOT_LOGGED_IN = OpenApiResponse(ErrorSerializer, description="Not logged in.")

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     # The audit of admin changes (see llmadmin/audit.py).
     "auditlog",
     "llmadmin",
+    "billing",
     "chat",
 ]
 
@@ -154,7 +155,7 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 
-# Budget alerts are mailed (llmadmin.usage). By default they are printed to the console; set
+# Budget alerts are mailed (billing.budgets). By default they are printed to the console; set
 # EMAIL_URL (e.g. smtp+tls://user:password@mail.example.com:587) to send them.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="llmadmin@localhost")

@@ -9,6 +9,8 @@ urlpatterns = [
     # Where a browser looks for the icon of a page that names none (the API's JSON). Lazy: the
     # hashed file name is only known once collectstatic has run.
     path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg"))),
+    # The usage and budget pages' addresses from before they moved to the billing app.
+    path("admin/llmadmin/", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", include("chat.urls")),

@@ -5,7 +5,6 @@ from typing import Any
 from django.apps import AppConfig
 from django.apps import apps as global_apps
 from django.apps.registry import Apps
-from django.db import connections
 from django.db.models.signals import (
     m2m_changed,
     post_delete,
@@ -35,23 +34,6 @@ def create_provider_rows(
     )
 
 
-def guard_the_ledger(sender: AppConfig, using: str, **kwargs: Any) -> None:
-    """SQLite drops a table's triggers when a migration rebuilds the table: the one refusing
-    to change a usage record (migration 0007) is put back after every migrate. PostgreSQL
-    keeps its trigger through ALTER TABLE."""
-    connection = connections[using]
-    if connection.vendor != "sqlite":
-        return
-    if "llmadmin_usagerecord" not in connection.introspection.table_names():
-        return  # migrated back before the ledger
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TRIGGER IF NOT EXISTS llmadmin_usage_record_immutable BEFORE UPDATE "
-            "ON llmadmin_usagerecord BEGIN "
-            "SELECT RAISE(ABORT, 'usage records are never changed'); END"
-        )
-
-
 class LlmadminConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "llmadmin"
@@ -62,12 +44,10 @@ class LlmadminConfig(AppConfig):
         from django.contrib.auth.models import Group
 
         from llmadmin import audit, signals
-        from llmadmin.models import SECRET_FIELDS, GroupBudget, LLMModel, Provider, UserBudget
+        from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
 
         post_migrate.connect(create_provider_rows, sender=self)
-        post_migrate.connect(guard_the_ledger, sender=self)
         audit.register(Provider, LLMModel, SECRET_FIELDS)
-        audit.register_budgets(GroupBudget, UserBudget)
         for model in (Provider, LLMModel):
             post_save.connect(signals.counted, sender=model)
             post_delete.connect(signals.counted, sender=model)

@@ -45,7 +45,7 @@ NOT_AUDITED = ["created_at", "updated_at", "check_status", "check_reason", "chec
 
 def not_a_change(model: type[db.Model]) -> list[str]:
     """The id and the relations kept on other rows (a model's price history), which auditlog
-    would list on create and delete as "None → 22" and "None → llmadmin.ModelPrice.None"."""
+    would list on create and delete as "None → 22" and "None → billing.ModelPrice.None"."""
     return [
         model._meta.pk.name,
         *(

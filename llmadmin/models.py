@@ -5,7 +5,7 @@ from collections.abc import Collection
 from typing import Any, Literal
 
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import connection, models, transaction
@@ -339,7 +339,7 @@ def lock_default_changes() -> None:
 
 
 PRICE_FIELDS = ("input_price", "output_price", "cache_read_price", "cache_write_price")
-# The prices of a call whose prompt is over the long-context threshold (usage.py), in the
+# The prices of a call whose prompt is over the long-context threshold (billing.ledger), in the
 # same order: models.dev's context_over_200k tier.
 LONG_CONTEXT_PRICE_FIELDS = tuple(f"long_context_{name}" for name in PRICE_FIELDS)
 MODEL_PRICE_FIELDS = (*PRICE_FIELDS, *LONG_CONTEXT_PRICE_FIELDS)
@@ -526,8 +526,6 @@ class LLMModel(models.Model):
         return self.display_name
 
     def save(self, *args: Any, **kwargs: Any) -> None:
-        if self._state.adding:
-            self.saved_prices = None
         # Making a model the default unsets the previous one in the same transaction; which
         # one it was is kept for the admin to say so.
         self.replaced_default: LLMModel | None = None
@@ -540,22 +538,15 @@ class LLMModel(models.Model):
                 for model in unset:  # one at most
                     audit.log_change(model, "is_default", True, False)
                     self.replaced_default = model
+            # In the transaction: billing writes the price history on post_save.
             super().save(*args, **kwargs)
-            # New prices take effect now: usage already recorded keeps the cost it had.
-            if not hasattr(self, "saved_prices"):
-                latest = self.price_history.first()
-                self.saved_prices = latest.prices if latest else None
-            if self.prices != self.saved_prices:
-                ModelPrice.objects.create(
-                    model=self, **{name: getattr(self, name) for name in MODEL_PRICE_FIELDS}
-                )
-                self.saved_prices = self.prices
 
     @classmethod
     def from_db(cls, db: str, field_names: Collection[str], values: Collection[Any]) -> LLMModel:
         model = super().from_db(db, field_names, values)
         if set(MODEL_PRICE_FIELDS) <= set(field_names):
-            model.saved_prices = model.prices  # to tell a change of prices at save()
+            # To tell a change of prices at save() (billing's price history).
+            model.saved_prices = model.prices
         return model
 
     @property
@@ -655,258 +646,3 @@ class LLMModel(models.Model):
                 self.provider_options = cleaned
         if errors:
             raise ValidationError(errors)
-
-
-class ModelPrice(models.Model):
-    """A model's prices from a moment on: usage is costed at the prices in effect when the
-    call started. Written by LLMModel.save() whenever its prices change; never edited."""
-
-    model = models.ForeignKey(LLMModel, on_delete=models.CASCADE, related_name="price_history")
-    effective_from = models.DateTimeField(default=timezone.now)
-    input_price = price_field("input price")
-    output_price = price_field("output price")
-    cache_read_price = price_field("cache read price")
-    cache_write_price = price_field("cache write price")
-    long_context_input_price = price_field("long-context input price", LONG_CONTEXT_HELP)
-    long_context_output_price = price_field("long-context output price", LONG_CONTEXT_HELP)
-    long_context_cache_read_price = price_field("long-context cache read price", LONG_CONTEXT_HELP)
-    long_context_cache_write_price = price_field(
-        "long-context cache write price", LONG_CONTEXT_HELP
-    )
-
-    class Meta:
-        ordering = ["model", "-effective_from", "-pk"]
-        indexes = [models.Index(fields=["model", "-effective_from"], name="price_in_effect")]
-
-    def __str__(self) -> str:
-        return f"{self.model} from {self.effective_from:%Y-%m-%d %H:%M}"
-
-    @property
-    def prices(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in MODEL_PRICE_FIELDS)
-
-
-class GroupBudget(models.Model):
-    """What each member of a group may spend per calendar month."""
-
-    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="budget")
-    monthly_allowance = models.DecimalField(
-        "monthly allowance per member",
-        max_digits=12,
-        decimal_places=2,
-        validators=[MinValueValidator(0)],
-        help_text="USD each member may spend per calendar month. A developer in several "
-        "groups gets the highest of their groups' allowances.",
-    )
-
-    class Meta:
-        ordering = ["group__name"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(monthly_allowance__gte=0), name="group_allowance_not_negative"
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"Budget of {self.group}"
-
-
-class DeveloperBudget(User):
-    """Developers as the budget pages list them (their own allowance is a UserBudget)."""
-
-    class Meta:
-        proxy = True
-        verbose_name = "developer budget"
-
-
-class UserBudget(models.Model):
-    """One developer's own monthly allowance: it replaces whatever their groups give."""
-
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="budget"
-    )
-    monthly_allowance = models.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        null=True,
-        blank=True,
-        validators=[MinValueValidator(0)],
-        help_text="USD this developer may spend per calendar month, whatever their groups "
-        "allow (higher or lower). Empty: no limit.",
-    )
-
-    class Meta:
-        verbose_name = "developer budget override"
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(monthly_allowance__isnull=True) | Q(monthly_allowance__gte=0),
-                name="user_allowance_not_negative",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"Budget of {self.user}"
-
-
-def token_field(verbose_name: str) -> models.PositiveIntegerField:
-    return models.PositiveIntegerField(verbose_name, null=True, blank=True)
-
-
-def cost_field(verbose_name: str = "cost", **kwargs: Any) -> models.DecimalField:
-    # USD to 1e-10 (a token at $1 per 1M is 1e-6), and a year of a large team's calls sums
-    # well within the digits.
-    return models.DecimalField(verbose_name, max_digits=20, decimal_places=10, **kwargs)
-
-
-def no_constraint(to: Any, **kwargs: Any) -> models.ForeignKey:
-    """A reference that outlives what it names: the ledger keeps the ids of users, groups and
-    models deleted since, and never changes for their deletion."""
-    return models.ForeignKey(
-        to, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+", **kwargs
-    )
-
-
-class Pricing(models.TextChoices):
-    PRICED = "priced", "Priced"
-    # The model has no price for a kind of token the call used: not free, unknown.
-    UNPRICED = "unpriced", "Unpriced"
-    # Cut short before the provider reported its counts, after text arrived: estimated from
-    # the characters sent and received, and costed (the provider bills the call).
-    ESTIMATED = "estimated", "Estimated"
-    # The provider reported no token counts and no text arrived (a refused or failed call).
-    UNREPORTED = "unreported", "No token counts"
-
-
-class PriceTier(models.TextChoices):
-    BASE = "base", "Base"
-    # The prompt was over the long-context threshold and the model has prices for that.
-    LONG_CONTEXT = "long_context", "Long context"
-
-
-class UsageRecord(models.Model):
-    """One provider call: who made it, with which model, its tokens and its cost.
-
-    Never edited or deleted (the database refuses it): costs are those of the prices in effect
-    when the call started, and stay so when prices change.
-    """
-
-    class Kind(models.TextChoices):
-        CHAT = "chat", "Chat answer"
-        SUMMARY = "summary", "Summary of older messages"
-
-    called_at = models.DateTimeField(default=timezone.now)
-    # The call's date in the budget time zone (TIME_ZONE): the day and month it counts in.
-    day = models.DateField()
-    user = no_constraint(settings.AUTH_USER_MODEL)
-    # The group charged: the one whose allowance the developer's budget comes from, else
-    # their first group by name; none when they are in no group.
-    group = no_constraint(Group, null=True, blank=True)
-    model = no_constraint(LLMModel)
-    # Kept as they were: the model or provider may change or go.
-    provider_type = models.CharField(max_length=32)
-    model_identifier = models.CharField(max_length=200)
-    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHAT)
-    input_tokens = token_field("input tokens")
-    output_tokens = token_field("output tokens")
-    cache_read_tokens = token_field("cache read tokens")
-    cache_write_tokens = token_field("cache write tokens")
-    reasoning_tokens = token_field("reasoning tokens")
-    # The prices the cost was computed from (USD per 1M tokens), as they were.
-    input_price = price_field("input price")
-    output_price = price_field("output price")
-    cache_read_price = price_field("cache read price")
-    cache_write_price = price_field("cache write price")
-    # Which of the model's prices those are; records from before tiers are all base.
-    price_tier = models.CharField(max_length=16, choices=PriceTier.choices, default=PriceTier.BASE)
-    pricing = models.CharField(max_length=16, choices=Pricing.choices)
-    cost = cost_field(null=True, blank=True)
-
-    class Meta:
-        verbose_name = "usage record"
-        ordering = ["-called_at", "-pk"]
-        indexes = [models.Index(fields=["user", "day"], name="usage_of_user")]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(pricing__in=["priced", "estimated"], cost__isnull=False)
-                | (~Q(pricing__in=["priced", "estimated"]) & Q(cost__isnull=True)),
-                name="cost_only_when_priced",
-            )
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.model_identifier} at {self.called_at:%Y-%m-%d %H:%M}"
-
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        if not self._state.adding:
-            raise ValueError("Usage records are never edited.")
-        super().save(*args, **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
-        raise ValueError("Usage records are never deleted.")
-
-
-class DailyUsage(models.Model):
-    """The ledger summed per day, developer, group and model, in the transaction of each
-    record: budgets and the dashboard read these sums, not a year of calls."""
-
-    day = models.DateField()
-    user = no_constraint(settings.AUTH_USER_MODEL)
-    group = no_constraint(Group, null=True, blank=True)
-    model = no_constraint(LLMModel)
-    provider_type = models.CharField(max_length=32)
-    calls = models.PositiveIntegerField(default=0)
-    # Calls without a cost (unpriced, or no token counts): the cost leaves them out.
-    uncosted_calls = models.PositiveIntegerField(default=0)
-    # Calls costed at the model's long-context prices.
-    long_context_calls = models.PositiveIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cache_read_tokens = models.BigIntegerField(default=0)
-    cache_write_tokens = models.BigIntegerField(default=0)
-    reasoning_tokens = models.BigIntegerField(default=0)
-    cost = cost_field(default=0)
-
-    class Meta:
-        verbose_name = "usage"
-        verbose_name_plural = "usage"
-        indexes = [
-            models.Index(fields=["user", "day"], name="daily_usage_of_user"),
-            models.Index(fields=["day"], name="daily_usage_by_day"),
-        ]
-        constraints = [
-            # Partial indexes, not NULLS NOT DISTINCT: SQLite has no such option.
-            models.UniqueConstraint(
-                fields=["day", "user", "model", "group"],
-                condition=Q(group__isnull=False),
-                name="one_daily_usage_per_group",
-            ),
-            models.UniqueConstraint(
-                fields=["day", "user", "model"],
-                condition=Q(group__isnull=True),
-                name="one_daily_usage_without_group",
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Usage of {self.day}"
-
-
-class BudgetAlert(models.Model):
-    """An alert sent: once per developer, month and level."""
-
-    class Level(models.IntegerChoices):
-        NEARLY_SPENT = 85, "85 % spent"
-        SPENT = 100, "Spent"
-
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    month = models.DateField(help_text="The first day of the budget month.")
-    level = models.PositiveSmallIntegerField(choices=Level.choices)
-    sent_at = models.DateTimeField(default=timezone.now)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["user", "month", "level"], name="one_alert_per_level")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.get_level_display()} for {self.user} in {self.month:%B %Y}"

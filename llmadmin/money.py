@@ -35,6 +35,17 @@ def usd_left(amount: Decimal) -> str:
     return usd(amount, rounding=ROUND_DOWN)
 
 
+def limit_text(amount: Decimal | None) -> str:
+    """An allowance or a cap as shown: "No limit" when none applies."""
+    return "No limit" if amount is None else usd(amount)
+
+
+def left_text(amount: Decimal | None) -> str:
+    """What is left of an allowance or a cap as shown (rounded down): "No limit" when none
+    applies."""
+    return "No limit" if amount is None else usd_left(amount)
+
+
 def cost_text(cost: Decimal, *, calls: int, unpriced_calls: int) -> str:
     """A sum of calls' costs: "unpriced" when none had a known cost, the known sum
     "+ N unpriced calls" when some had none, else the sum."""

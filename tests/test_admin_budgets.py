@@ -13,16 +13,17 @@ from django.contrib.auth.models import Group, User
 from django.test import Client
 from django.urls import reverse
 
-from llmadmin.models import GroupBudget, LLMModel, UsageRecord, UserBudget
+from billing.ledger import usage_record
+from billing.models import GroupBudget, UsageRecord, UserBudget
+from llmadmin.models import LLMModel
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
 from tests.factories import LLMModelFactory
 
 pytestmark = pytest.mark.django_db
 
 PRICES = {"input_price": Decimal("3"), "output_price": Decimal("15")}
-DEVELOPERS = reverse("admin:llmadmin_developerbudget_changelist")
-LEDGER = reverse("admin:llmadmin_usagerecord_changelist")
+DEVELOPERS = reverse("admin:billing_developerbudget_changelist")
+LEDGER = reverse("admin:billing_usagerecord_changelist")
 
 
 @pytest.fixture(autouse=True)
@@ -56,7 +57,7 @@ def test_an_admin_gives_a_group_a_monthly_allowance(admin_client):
     group = Group.objects.create(name="backend")
 
     response = admin_client.post(
-        reverse("admin:llmadmin_groupbudget_add"),
+        reverse("admin:billing_groupbudget_add"),
         {"group": group.pk, "monthly_allowance": "50"},
     )
 
@@ -100,7 +101,7 @@ def test_a_negative_allowance_is_a_field_error_that_keeps_the_input(admin_client
     group = Group.objects.create(name="backend")
 
     response = admin_client.post(
-        reverse("admin:llmadmin_groupbudget_add"),
+        reverse("admin:billing_groupbudget_add"),
         {"group": group.pk, "monthly_allowance": "-5"},
     )
 
@@ -130,6 +131,18 @@ def test_the_developer_list_shows_allowance_spend_and_alerts(admin_client):
     assert "$6.00 (own override)" in row_of(html, "spent")
     assert 'class="budget-alert budget-spent">Spent' in row_of(html, "spent")
     assert "No limit (no budget)" in row_of(html, "admin")
+
+
+def test_the_developer_list_sorts_by_spend_this_month(admin_client):
+    model = LLMModelFactory(**PRICES)
+    for name, dollars in (("ann", 9), ("bob", 3), ("cat", 6)):
+        spend_dollars(User.objects.create_user(name), model, dollars)
+
+    # list_display[2], spent this month, descending.
+    html = admin_client.get(DEVELOPERS, {"o": "-2"}).text
+
+    order = sorted(("ann", "bob", "cat", "admin"), key=lambda name: html.index(f">{name}</a>"))
+    assert order == ["ann", "cat", "bob", "admin"]
 
 
 def test_the_spent_filter_lists_those_alerted_this_month(
@@ -175,9 +188,24 @@ def override_form(developer: User) -> dict[str, object]:
     }
 
 
+def test_a_developers_own_page_shows_their_budget_this_month(admin_client):
+    developer = User.objects.create_user("dev")
+    team("backend", "10", developer)
+    spend_dollars(developer, LLMModelFactory(**PRICES), 9)
+
+    html = admin_client.get(
+        reverse("admin:billing_developerbudget_change", args=[developer.pk])
+    ).text
+
+    assert "$10.00 (group backend)" in html
+    assert "$9.00" in html
+    assert "$1.00" in html
+    assert "90 % spent" in html
+
+
 def test_an_admin_sets_and_clears_a_developers_override(admin_client):
     developer = User.objects.create_user("dev")
-    url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
+    url = reverse("admin:billing_developerbudget_change", args=[developer.pk])
     inline = override_form(developer)
 
     assert admin_client.post(url, {**inline, "budget-0-monthly_allowance": "25"}).status_code == 302
@@ -208,7 +236,7 @@ def test_an_admin_sets_and_clears_a_developers_override(admin_client):
 def test_an_override_is_an_amount_or_no_limit(admin_client, typed, stored, error_on):
     developer = User.objects.create_user("dev")
     team("backend", "5", developer)
-    url = reverse("admin:llmadmin_developerbudget_change", args=[developer.pk])
+    url = reverse("admin:billing_developerbudget_change", args=[developer.pk])
     inline = override_form(developer)
 
     response = admin_client.post(url, {**inline, **typed})
@@ -223,13 +251,60 @@ def test_an_override_is_an_amount_or_no_limit(admin_client, typed, stored, error
         assert response.status_code == 302
 
 
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        pytest.param(
+            "/admin/llmadmin/usagerecord/?pricing__exact=priced&o=2",
+            "/admin/billing/usagerecord/?pricing__exact=priced&o=2",
+            id="the ledger, filtered",
+        ),
+        pytest.param(
+            "/admin/llmadmin/usagerecord/7/change/",
+            "/admin/billing/usagerecord/7/change/",
+            id="a ledger record",
+        ),
+        pytest.param(
+            "/admin/llmadmin/dailyusage/?start=2026-11-01&end=2026-11-20&metric=tokens",
+            "/admin/billing/dailyusage/?start=2026-11-01&end=2026-11-20&metric=tokens",
+            id="the dashboard",
+        ),
+        pytest.param(
+            "/admin/llmadmin/dailyusage/csv/?start=2026-11-01",
+            "/admin/billing/dailyusage/csv/?start=2026-11-01",
+            id="the dashboard's CSV",
+        ),
+        pytest.param(
+            "/admin/llmadmin/developerbudget/?budget=spent",
+            "/admin/billing/developerbudget/?budget=spent",
+            id="the developer budgets",
+        ),
+        pytest.param(
+            "/admin/llmadmin/groupbudget/add/",
+            "/admin/billing/groupbudget/add/",
+            id="a group budget",
+        ),
+    ],
+)
+def test_the_pages_addresses_from_before_the_billing_app_lead_to_them_for_good(
+    admin_client, old, new
+):
+    response = admin_client.get(old)
+
+    assert (response.status_code, response["Location"]) == (301, new)
+
+
+def test_the_catalogs_own_admin_pages_stay_where_they_are(admin_client):
+    assert admin_client.get("/admin/llmadmin/llmmodel/").status_code == 200
+
+
 def test_a_ledger_record_has_a_read_only_page(admin_client):
     model = LLMModelFactory(**PRICES)
     developer = User.objects.create_user("dev")
     spend_dollars(developer, model, 3)
     record = UsageRecord.objects.get()
 
-    response = admin_client.get(reverse("admin:llmadmin_usagerecord_change", args=[record.pk]))
+    response = admin_client.get(reverse("admin:billing_usagerecord_change", args=[record.pk]))
 
     assert response.status_code == 200
     assert model.identifier in response.content.decode()
@@ -245,12 +320,12 @@ def test_the_ledger_is_read_only_and_keeps_deleted_users(admin_client):
     record = UsageRecord.objects.get()
 
     html = admin_client.get(LEDGER).text
-    change = reverse("admin:llmadmin_usagerecord_change", args=[record.pk])
+    change = reverse("admin:billing_usagerecord_change", args=[record.pk])
 
     assert f"user #{leaver_id}" in html
     assert "$3" in html
     assert admin_client.post(change, {"cost": "0"}).status_code == 403
-    assert admin_client.get(reverse("admin:llmadmin_usagerecord_add")).status_code == 403
+    assert admin_client.get(reverse("admin:billing_usagerecord_add")).status_code == 403
     assert UsageRecord.objects.get().cost == Decimal(3)
 
 

@@ -19,7 +19,8 @@ from django.db.models import DateTimeField
 from django.test import Client, RequestFactory
 from django.urls import resolve, reverse
 
-from llmadmin.models import DailyUsage, Provider
+from billing.models import DailyUsage
+from llmadmin.models import Provider
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -90,7 +91,7 @@ def test_no_undeclared_lookup_on_any_field(viewer, model, model_admin):
 def test_a_view_only_user_cannot_read_a_password_hash_or_an_access_key(viewer):
     admin_user = User.objects.create_superuser("root", password="secret")
     ProviderFactory(bedrock=True, aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="s")
-    developers = reverse("admin:llmadmin_developerbudget_changelist")
+    developers = reverse("admin:billing_developerbudget_changelist")
 
     probes = [
         viewer.get(developers, {"username": "root", "password__startswith": "pbkdf2_sha256$"}),
@@ -166,12 +167,12 @@ def test_the_links_the_admin_shows_still_answer(viewer):
         pytest.param("admin:auditlog_logentry_changelist", {"cid": "\x00"}, id="audit cid"),
         pytest.param("admin:llmadmin_llmmodel_changelist", {"q": "a\x00"}, id="search"),
         pytest.param(
-            "admin:llmadmin_usagerecord_changelist", {"provider_type__exact": "\x00"}, id="filter"
+            "admin:billing_usagerecord_changelist", {"provider_type__exact": "\x00"}, id="filter"
         ),
         pytest.param(
             "admin:autocomplete",
             {
-                "app_label": "llmadmin",
+                "app_label": "billing",
                 "model_name": "groupbudget",
                 "field_name": "group",
                 "term": "\x00",
@@ -190,7 +191,7 @@ def test_a_search_reads_no_column_the_list_does_not_show(viewer):
     # The developer budgets list shows usernames, not addresses: searching by an address
     # would read one out by counting results.
     User.objects.create_user("dana", email="dana.secret@corp.example")
-    url = reverse("admin:llmadmin_developerbudget_changelist")
+    url = reverse("admin:billing_developerbudget_changelist")
 
     by_address = viewer.get(url, {"q": "secret@corp"})
     by_name = viewer.get(url, {"q": "dana"})

@@ -12,9 +12,9 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.ledger import usage_record
 from llmadmin.models import Provider
 from llmadmin.providers import PROVIDER_TYPES
-from llmadmin.usage import usage_record
 from tests.admin_forms import (
     NEW_ADDRESSES,
     STORED_KEY,
@@ -418,7 +418,7 @@ def test_the_usage_records_name_providers_by_their_label(admin_client, django_us
     user = django_user_model.objects.create_user("dev")
     usage_record(user_id=user.pk, model=model, called_at=timezone.now(), usage=None)
 
-    page = admin_client.get(reverse("admin:llmadmin_usagerecord_changelist")).text
+    page = admin_client.get(reverse("admin:billing_usagerecord_changelist")).text
 
     assert "OpenAI Compatible" in page
     assert ">openai-compat<" not in page

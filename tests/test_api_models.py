@@ -8,9 +8,9 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.budgets import next_month
 from llmadmin.models import Provider
 from llmadmin.services import model_make_default, provider_set_api_key
-from llmadmin.usage import next_month
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db

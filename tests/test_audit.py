@@ -19,7 +19,8 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from llmadmin.models import GroupBudget, LLMModel, Provider, UserBudget
+from billing.models import GroupBudget, UserBudget
+from llmadmin.models import LLMModel, Provider
 from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.provider_servers import FakeProvider, serve

@@ -10,10 +10,11 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import Page, Route, expect
 
+from billing.ledger import usage_record
+from billing.models import UserBudget
 from chat.models import Conversation, Message
-from llmadmin.models import LLMModel, UserBudget
+from llmadmin.models import LLMModel
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
 from tests.browser import log_in_as_developer
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.provider_servers import FakeProvider, serve

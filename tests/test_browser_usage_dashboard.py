@@ -12,8 +12,8 @@ import pytest
 from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
+from billing.ledger import usage_record
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
 from tests.browser import log_in_as_admin, policy_violations
 from tests.factories import LLMModelFactory, ProviderFactory
 

@@ -1,6 +1,6 @@
 """Budgets under concurrent turns of one developer: threads on PostgreSQL.
 
-The rule (llmadmin.usage): a turn is let through while the costs committed this month are
+The rule (billing.budgets): a turn is let through while the costs committed this month are
 below the allowance; its own cost is committed when it ends. So concurrent turns overspend by
 at most the turns in flight when the last one was let through, and no cost is ever lost.
 """
@@ -19,9 +19,9 @@ from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
 
-from llmadmin.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
+from billing.ledger import usage_record
+from billing.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
 from tests.provider_servers import FakeProvider, serve

@@ -21,8 +21,9 @@ import pytest
 from django.db import DatabaseError, DataError, OperationalError, connection
 
 import chat.services
+from billing.models import Pricing, UsageRecord
 from chat.models import Conversation, Message
-from llmadmin.models import LLMModel, Pricing, UsageRecord
+from llmadmin.models import LLMModel
 from tests.chat_api import events_of, post_chat, send, texts
 from tests.factories import LLMModelFactory, provider_at
 from tests.provider_servers import loopback_server

@@ -291,7 +291,9 @@ def test_a_file_that_is_not_yaml_is_refused_clearly(tmp_path):
 def test_dumpdata_holds_no_plaintext_key_and_loads_back(configured, tmp_path):
     out = io.StringIO()
     # The developer budgets page's proxy of User has no rows of its own to dump.
-    call_command("dumpdata", "llmadmin", "--exclude", "llmadmin.DeveloperBudget", stdout=out)
+    call_command(
+        "dumpdata", "llmadmin", "billing", "--exclude", "billing.DeveloperBudget", stdout=out
+    )
     dumped = out.getvalue()
     assert "EXPORTSECRET" not in dumped
     fixture = tmp_path / "dump.json"

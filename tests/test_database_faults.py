@@ -21,8 +21,8 @@ from django.db import OperationalError, connection
 from django.test import AsyncClient, Client
 from psycopg import sql
 
+from billing.models import UsageRecord
 from chat.models import Message
-from llmadmin.models import UsageRecord
 from tests.chat_api import events_of
 from tests.factories import LLMModelFactory, provider_at
 from tests.stream_servers import OPENAI_END, Script, openai_delta, serve_script

@@ -21,9 +21,10 @@ from django.core.management import CommandError, call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from llmadmin.models import DailyUsage, LLMModel, UsageRecord
+from billing.ledger import usage_record
+from billing.models import DailyUsage, UsageRecord
+from llmadmin.models import LLMModel
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
 from tests.factories import LLMModelFactory
 
 pytestmark = [
@@ -103,7 +104,7 @@ def test_the_apps_role_records_calls_and_serves_pages(app_role, admin_user, clie
         record_a_call(user, model)  # a new daily row
         record_a_call(user, model)  # that row incremented
         client.force_login(admin_user)
-        page = client.get(reverse("admin:llmadmin_usagerecord_changelist"))
+        page = client.get(reverse("admin:billing_usagerecord_changelist"))
 
     assert UsageRecord.objects.filter(user_id=user.pk).count() == 2
     assert DailyUsage.objects.get(user_id=user.pk).calls == 2

@@ -12,10 +12,11 @@ import time_machine
 from django.contrib.auth.models import Group, User
 from django.urls import reverse
 
-from llmadmin.models import GroupBudget, LLMModel, UserBudget
+from billing.ledger import usage_record
+from billing.models import GroupBudget, UserBudget
+from llmadmin.models import LLMModel
 from llmadmin.money import usd
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory
 
@@ -64,9 +65,9 @@ def test_the_budget_admins_and_the_ledger_show_amounts_in_the_one_format(admin_c
     call(developer, model, 1_500_000)  # $4.50
     call(developer, model, 1_400)  # $0.0042
 
-    groups = admin_client.get(reverse("admin:llmadmin_groupbudget_changelist")).text
-    developers = admin_client.get(reverse("admin:llmadmin_developerbudget_changelist")).text
-    ledger = admin_client.get(reverse("admin:llmadmin_usagerecord_changelist")).text
+    groups = admin_client.get(reverse("admin:billing_groupbudget_changelist")).text
+    developers = admin_client.get(reverse("admin:billing_developerbudget_changelist")).text
+    ledger = admin_client.get(reverse("admin:billing_usagerecord_changelist")).text
 
     assert '<td class="field-allowance">$1,250.00</td>' in groups
     assert '<td class="field-spent">$4.50</td>' in developers

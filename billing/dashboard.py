@@ -1,6 +1,6 @@
 """The usage dashboard: the admin's page for the daily sums (DailyUsage), in place of their
 change list. Sums over a range of days with a chart and a table per dimension, and the daily
-rows as CSV. The sums are kept by the ledger's writes (llmadmin.usage): nothing here edits
+rows as CSV. The sums are kept by the ledger's writes (billing.ledger): nothing here edits
 them."""
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from billing.models import DailyUsage
+from billing.report import CSV_HEADER, MAX_DAYS, METRICS, usage_report, usage_rows
 from llmadmin.exports import spreadsheet_safe
-from llmadmin.models import DailyUsage
-from llmadmin.usage_report import CSV_HEADER, MAX_DAYS, METRICS, usage_report, usage_rows
 
 # The range shown when none is asked for: the last 30 days, today included.
 DEFAULT_DAYS = 30
@@ -70,7 +70,7 @@ def usage_range_form(query: QueryDict) -> UsageRangeForm:
 @admin.register(DailyUsage)
 class UsageDashboardAdmin(admin.ModelAdmin):
     """The admin index's "Usage": its change list is the dashboard; no add, change or delete
-    (the sums follow the ledger). Needs the view permission (llmadmin.view_dailyusage)."""
+    (the sums follow the ledger). Needs the view permission (billing.view_dailyusage)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -87,12 +87,12 @@ class UsageDashboardAdmin(admin.ModelAdmin):
             path(
                 "",
                 self.admin_site.admin_view(self.changelist_view),
-                name="llmadmin_dailyusage_changelist",
+                name="billing_dailyusage_changelist",
             ),
             path(
                 "csv/",
                 self.admin_site.admin_view(self.csv_view),
-                name="llmadmin_dailyusage_csv",
+                name="billing_dailyusage_csv",
             ),
         ]
 
@@ -121,7 +121,7 @@ class UsageDashboardAdmin(admin.ModelAdmin):
             "csv_query": csv_query,
             **(extra_context or {}),
         }
-        return TemplateResponse(request, "admin/llmadmin/usage_dashboard.html", context)
+        return TemplateResponse(request, "admin/billing/usage_dashboard.html", context)
 
     def csv_view(self, request: HttpRequest) -> HttpResponse:
         """Every daily row of the range, streamed; text cells never start a formula."""
@@ -130,7 +130,7 @@ class UsageDashboardAdmin(admin.ModelAdmin):
         form = usage_range_form(request.GET)
         if not form.is_valid():
             # The dashboard shows what is wrong with the range.
-            changelist = reverse("admin:llmadmin_dailyusage_changelist")
+            changelist = reverse("admin:billing_dailyusage_changelist")
             return HttpResponseRedirect(f"{changelist}?{request.GET.urlencode()}")
         start, end = form.cleaned_data["start"], form.cleaned_data["end"]
         lines = csv_lines(usage_rows(start=start, end=end))

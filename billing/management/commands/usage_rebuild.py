@@ -22,8 +22,7 @@ from django.db import ProgrammingError, connection, transaction
 from django.db.models import Count, F, Min, Q, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
 
-from llmadmin.models import DailyUsage, PriceTier, UsageRecord
-from llmadmin.usage import TOKEN_FIELDS
+from billing.models import TOKEN_FIELDS, DailyUsage, PriceTier, UsageRecord
 
 KEY = ("day", "user_id", "model_id", "group_id")
 AMOUNTS = (

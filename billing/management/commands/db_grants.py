@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection, transaction
 from psycopg import sql
 
-from llmadmin.models import DailyUsage, UsageRecord
+from billing.models import DailyUsage, UsageRecord
 
 EVERYTHING = "SELECT, INSERT, UPDATE, DELETE"
 LIMITED = {

@@ -8,6 +8,8 @@ by day (a filtered sum per key shown), then one query per kind of label, for the
 only. Two passes over the range in all: a year of a million calls is about 250,000 daily
 rows. The ledger's references outlive what they name, so labels are looked up by id
 afterwards, never joined: a deleted developer's spend stays in the sums, shown as "user #id".
+
+Also a developer's own month (own_usage), as the usage API and the agents' page show it.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ from django.db.models import F, Q, QuerySet, Sum
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from llmadmin.models import DailyUsage, LLMModel
+from billing.budgets import api_amount, budget_state, budget_summary, next_month
+from billing.models import TOKEN_FIELDS, DailyUsage
+from llmadmin.models import LLMModel
 from llmadmin.money import CURRENCY, cost_text, csv_amount, usd
 from llmadmin.providers import PROVIDER_TYPES
-from llmadmin.usage import TOKEN_FIELDS
 
 Metric = Literal["cost", "tokens"]
 METRICS: dict[str, str] = {"cost": "Cost (USD)", "tokens": "Tokens (input + output)"}
@@ -625,3 +628,40 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
             CURRENCY,
             unpriced,
         )
+
+
+def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, Any]:
+    """A developer's month: their budget, their usage by model and by day (four queries)."""
+    rows = DailyUsage.objects.filter(
+        user_id=user_id, day__gte=month, day__lt=next_month(month)
+    ).order_by()
+    sums = {
+        "calls": Sum("calls"),
+        "uncosted_calls": Sum("uncosted_calls"),
+        "long_context_calls": Sum("long_context_calls"),
+        **{name: Sum(name) for name in TOKEN_FIELDS},
+        "cost": Sum("cost"),
+    }
+    by_model = list(rows.values("model_id", "provider_type").annotate(**sums).order_by("-cost"))
+    by_day = list(rows.values("day").annotate(**sums).order_by("day"))
+    names = dict(
+        LLMModel.objects.filter(pk__in=[row["model_id"] for row in by_model]).values_list(
+            "pk", "display_name"
+        )
+    )
+    for row in (*by_model, *by_day):
+        row["cost_text"] = cost_text(
+            row["cost"], calls=row["calls"], unpriced_calls=row["uncosted_calls"]
+        )
+        # Unknown, not zero, when no call had a known cost.
+        row["cost"] = None if row["uncosted_calls"] >= row["calls"] else api_amount(row["cost"])
+    for row in by_model:
+        # A model deleted since keeps its usage, under its id.
+        row["model"] = names.get(row["model_id"], f"model #{row['model_id']}")
+    state = budget_state(user_id, month)
+    return {
+        "month": f"{month:%Y-%m}",
+        "budget": budget_summary(state, caps),
+        "by_model": by_model,
+        "by_day": [{**row, "day": row["day"].isoformat()} for row in by_day],
+    }

@@ -1,5 +1,5 @@
-"""Usage and budgets: every provider call recorded and costed, monthly budgets checked before a
-call, alerts when a budget is nearly or wholly spent.
+"""Budgets: what a developer has spent this month and may spend, checked before a call, and
+alerts when a budget is nearly or wholly spent (the ledger records and costs each call).
 
 Budgets are per calendar month in the server's time zone (TIME_ZONE) and reset on the 1st.
 A developer's monthly allowance is, in this order:
@@ -20,8 +20,9 @@ count for nothing.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -29,37 +30,17 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.mail import send_mail
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Sum
+from django.db.models import OuterRef, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from llmadmin.models import (
-    LONG_CONTEXT_PRICE_FIELDS,
-    PRICE_FIELDS,
-    BudgetAlert,
-    DailyUsage,
-    GroupBudget,
-    LLMModel,
-    PriceTier,
-    Pricing,
-    UsageRecord,
-    UserBudget,
-)
-from llmadmin.money import cost_text, usd, usd_left
-from llmadmin.providers.catalog import long_context_threshold
-from llmadmin.providers.http import Usage
+from billing.models import COST_QUANTUM, BudgetAlert, DailyUsage, GroupBudget, UserBudget
+from llmadmin.models import LLMModel
+from llmadmin.money import left_text, limit_text, usd
 
 logger = logging.getLogger(__name__)
 
 ZERO = Decimal(0)
-# Costs are kept to 1e-10 USD (see cost_field).
-COST_QUANTUM = Decimal("1e-10")
-TOKEN_FIELDS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
 
 
 def month_start(day: date) -> date:
@@ -90,16 +71,6 @@ class Allowance:
         return "no budget"
 
 
-def allowance_for(user_id: int) -> Allowance:
-    """Their override, else the highest of their groups' allowances, else no limit: two
-    queries."""
-    override = UserBudget.objects.filter(user_id=user_id).values_list("monthly_allowance")
-    groups = Group.objects.filter(user__id=user_id).values_list(
-        "pk", "name", "budget__monthly_allowance"
-    )
-    return allowance_from(list(override), list(groups))
-
-
 def allowance_from(
     override: list[tuple[Decimal | None]], groups: list[tuple[int, str, Decimal | None]]
 ) -> Allowance:
@@ -125,6 +96,8 @@ class BudgetState:
     allowance: Allowance
     month: date
     spent_by_model: dict[int, Decimal] = field(default_factory=dict)
+    # Every group they are in, budgeted or not (the model list's access reads them too).
+    group_ids: frozenset[int] = frozenset()
 
     @property
     def spent(self) -> Decimal:
@@ -158,19 +131,42 @@ class BudgetState:
 
 
 def budget_state(user_id: int, today: date | None = None) -> BudgetState:
-    """Their allowance and this month's spend by model, in one query."""
+    """One developer's allowance and this month's spend by model, in one query."""
     month = month_start(today or timezone.localdate())
-    sql, params = budget_query(user_id, month)
+    states, _ = budget_states([user_id], month=month)
+    return states[user_id]
+
+
+def budget_states(
+    user_ids: Collection[int], *, month: date, also: tuple[str, list[Any]] | None = None
+) -> tuple[dict[int, BudgetState], list[tuple[Any, ...]]]:
+    """What each of these developers has spent in the month and may spend, in one query: the
+    one reading of the rule, for the turn, the API, the model list and the admin's list.
+
+    `also`: a caller's own SELECT of five columns, the first a kind of its own, read in the
+    same round trip (the model list reads its configuration version so); its rows are
+    returned as they are.
+    """
+    sql, params = budget_query(user_ids, month)
+    if also is not None:
+        sql, params = f"{sql} UNION ALL {also[0]}", [*params, *also[1]]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return budget_of(cursor.fetchall(), month)
+        rows = cursor.fetchall()
+    states = {user_id: budget_of(rows, user_id, month) for user_id in user_ids}
+    return states, [row for row in rows if row[0] not in BUDGET_ROWS]
 
 
-def budget_query(user_id: int, month: date) -> tuple[str, list[Any]]:
-    """The rows a budget is read from, as (kind, key, name, amount): their groups with their
-    allowances (first: the columns take their types from it), their override, and the
-    month's sums by model. Plain SQL: the model list runs it on every load, and the ORM takes
-    80 times longer to build it than the database to answer it."""
+# The kinds of rows budget_query gives.
+BUDGET_ROWS = ("group", "override", "spend")
+
+
+def budget_query(user_ids: Collection[int], month: date) -> tuple[str, list[Any]]:
+    """The rows budgets are read from, as (kind, user id, key, name, amount): the developers'
+    groups with their allowances (first: the columns take their types from it), their
+    overrides, and the month's sums by developer and model. Plain SQL: the model list runs it
+    on every load, and the ORM takes 80 times longer to build it than the database to answer
+    it."""
     tables = {
         "overrides": UserBudget._meta.db_table,
         "memberships": Group.user_set.through._meta.db_table,
@@ -178,27 +174,39 @@ def budget_query(user_id: int, month: date) -> tuple[str, list[Any]]:
         "budgets": GroupBudget._meta.db_table,
         "sums": DailyUsage._meta.db_table,
     }
-    # Table names only are formatted in; every value is a parameter.
+    users = ", ".join(["%s"] * len(user_ids)) or "NULL"
+    # Table names and placeholders only are formatted in; every value is a parameter.
     sql = (  # noqa: S608
-        "SELECT 'group', g.id, g.name, b.monthly_allowance FROM {memberships} m "
+        "SELECT 'group', m.user_id, g.id, g.name, b.monthly_allowance FROM {memberships} m "
         "JOIN {groups} g ON g.id = m.group_id LEFT JOIN {budgets} b ON b.group_id = g.id "
-        "WHERE m.user_id = %s "
-        "UNION ALL SELECT 'override', NULL, NULL, monthly_allowance FROM {overrides} "
-        "WHERE user_id = %s "
-        "UNION ALL SELECT 'spend', model_id, NULL, SUM(cost) FROM {sums} "
-        "WHERE user_id = %s AND day >= %s AND day < %s GROUP BY model_id"
-    ).format(**tables)
-    return sql, [user_id, user_id, user_id, month, next_month(month)]
+        "WHERE m.user_id IN ({users}) "
+        "UNION ALL SELECT 'override', user_id, NULL, NULL, monthly_allowance FROM {overrides} "
+        "WHERE user_id IN ({users}) "
+        "UNION ALL SELECT 'spend', user_id, model_id, NULL, SUM(cost) FROM {sums} "
+        "WHERE user_id IN ({users}) AND day >= %s AND day < %s GROUP BY user_id, model_id"
+    ).format(users=users, **tables)
+    ids = list(user_ids)
+    return sql, [*ids, *ids, *ids, month, next_month(month)]
 
 
-def budget_of(rows: list[tuple[Any, ...]], month: date) -> BudgetState:
-    """The budget from budget_query's rows (other kinds of rows are left alone)."""
+def budget_of(rows: list[tuple[Any, ...]], user_id: int, month: date) -> BudgetState:
+    """One developer's budget from budget_query's rows (other kinds of rows are left alone)."""
+    mine = [(kind, key, name, amount) for kind, user, key, name, amount in rows if user == user_id]
     allowance = allowance_from(
-        [(decimal_of(amount),) for kind, _, _, amount in rows if kind == "override"],
-        [(key, name, decimal_of(amount)) for kind, key, name, amount in rows if kind == "group"],
+        [(decimal_of(amount),) for kind, _, _, amount in mine if kind == "override"],
+        [(key, name, decimal_of(amount)) for kind, key, name, amount in mine if kind == "group"],
     )
-    spent = {key: decimal_of(amount) or ZERO for kind, key, _, amount in rows if kind == "spend"}
-    return BudgetState(allowance, month, spent)
+    spent = {key: decimal_of(amount) or ZERO for kind, key, _, amount in mine if kind == "spend"}
+    groups = frozenset(key for kind, key, _, _ in mine if kind == "group")
+    return BudgetState(allowance, month, spent, groups)
+
+
+def month_spend(month: date) -> Coalesce:
+    """A developer's spend in the month as budget_query sums it, for a queryset of users to
+    sort by (the admin's list)."""
+    sums = DailyUsage.objects.filter(user=OuterRef("pk"), day__gte=month, day__lt=next_month(month))
+    total = sums.values("user").annotate(total=Sum("cost")).values("total")
+    return Coalesce(Subquery(total), ZERO)
 
 
 def decimal_of(value: Any) -> Decimal | None:
@@ -211,17 +219,6 @@ def decimal_of(value: Any) -> Decimal | None:
 def api_amount(amount: Decimal | None) -> str | None:
     """An amount for the API: a string, as DRF gives decimals, to 1/100 of a cent."""
     return None if amount is None else str(amount.quantize(Decimal("0.0001")))
-
-
-def limit_text(amount: Decimal | None) -> str:
-    """An allowance or a cap as shown: "No limit" when none applies."""
-    return "No limit" if amount is None else usd(amount)
-
-
-def left_text(amount: Decimal | None) -> str:
-    """What is left of an allowance or a cap as shown (rounded down): "No limit" when none
-    applies."""
-    return "No limit" if amount is None else usd_left(amount)
 
 
 def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, Any]:
@@ -251,43 +248,6 @@ def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, An
     }
 
 
-def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, Any]:
-    """A developer's month: their budget, their usage by model and by day (four queries)."""
-    rows = DailyUsage.objects.filter(
-        user_id=user_id, day__gte=month, day__lt=next_month(month)
-    ).order_by()
-    sums = {
-        "calls": Sum("calls"),
-        "uncosted_calls": Sum("uncosted_calls"),
-        "long_context_calls": Sum("long_context_calls"),
-        **{name: Sum(name) for name in TOKEN_FIELDS},
-        "cost": Sum("cost"),
-    }
-    by_model = list(rows.values("model_id", "provider_type").annotate(**sums).order_by("-cost"))
-    by_day = list(rows.values("day").annotate(**sums).order_by("day"))
-    names = dict(
-        LLMModel.objects.filter(pk__in=[row["model_id"] for row in by_model]).values_list(
-            "pk", "display_name"
-        )
-    )
-    for row in (*by_model, *by_day):
-        row["cost_text"] = cost_text(
-            row["cost"], calls=row["calls"], unpriced_calls=row["uncosted_calls"]
-        )
-        # Unknown, not zero, when no call had a known cost.
-        row["cost"] = None if row["uncosted_calls"] >= row["calls"] else api_amount(row["cost"])
-    for row in by_model:
-        # A model deleted since keeps its usage, under its id.
-        row["model"] = names.get(row["model_id"], f"model #{row['model_id']}")
-    state = budget_state(user_id, month)
-    return {
-        "month": f"{month:%Y-%m}",
-        "budget": budget_summary(state, caps),
-        "by_model": by_model,
-        "by_day": [{**row, "day": row["day"].isoformat()} for row in by_day],
-    }
-
-
 def spend_refusal(*, user_id: int, model: LLMModel) -> str | None:
     """Why this developer may not call this model now (their budget or the model's cap is
     spent), in words for them; None when they may."""
@@ -303,120 +263,6 @@ def spend_refusal(*, user_id: int, model: LLMModel) -> str | None:
             "Other models stay available within your budget."
         )
     return None
-
-
-def call_cost(
-    tokens: dict[str, int | None], prices: dict[str, Decimal | None]
-) -> tuple[Pricing, Decimal | None]:
-    """What a call cost: input not read from or written to the cache at the input price,
-    cache reads and writes at theirs, output at the output price (USD per 1M tokens)."""
-    if tokens["input_tokens"] is None or tokens["output_tokens"] is None:
-        return Pricing.UNREPORTED, None
-    cache_read = tokens["cache_read_tokens"] or 0
-    cache_write = tokens["cache_write_tokens"] or 0
-    counted = [
-        (max(0, tokens["input_tokens"] - cache_read - cache_write), prices["input_price"]),
-        (tokens["output_tokens"], prices["output_price"]),
-        (cache_read, prices["cache_read_price"]),
-        (cache_write, prices["cache_write_price"]),
-    ]
-    # A model without input or output prices is unpriced, and so is a call that used a kind
-    # of token the model has no price for: unknown, never free.
-    if prices["input_price"] is None or prices["output_price"] is None:
-        return Pricing.UNPRICED, None
-    if any(count and price is None for count, price in counted):
-        return Pricing.UNPRICED, None
-    total = sum((count * price for count, price in counted if count), ZERO)
-    return Pricing.PRICED, (total / 1_000_000).quantize(COST_QUANTUM)
-
-
-def prices_at(
-    model: LLMModel, moment: datetime, input_tokens: int | None
-) -> tuple[PriceTier, dict[str, Decimal | None]]:
-    """The model's prices in effect at that moment for a prompt of that size, and their tier:
-    one query. Over the threshold, a model with long-context prices is costed at those, all
-    four as they are (one left empty is unpriced, as at base)."""
-    price = model.price_history.filter(effective_from__lte=moment).first()
-    source = price if price is not None else model
-    long_context = [getattr(source, name) for name in LONG_CONTEXT_PRICE_FIELDS]
-    if (
-        input_tokens is not None
-        and input_tokens > long_context_threshold(model.identifier)
-        and any(value is not None for value in long_context)
-    ):
-        return PriceTier.LONG_CONTEXT, dict(zip(PRICE_FIELDS, long_context, strict=True))
-    return PriceTier.BASE, {name: getattr(source, name) for name in PRICE_FIELDS}
-
-
-def usage_record(
-    *,
-    user_id: int,
-    model: LLMModel,
-    called_at: datetime,
-    usage: Usage | None,
-    kind: str = UsageRecord.Kind.CHAT,
-    estimated: bool = False,
-) -> UsageRecord:
-    """Record one provider call, its cost and its day's sums, and check the budget alerts
-    once it commits. Call it inside the transaction that stores what the call produced.
-    `estimated`: the counts are an estimate (the call was cut short before the provider
-    reported any)."""
-    tokens = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
-    tier, prices = prices_at(model, called_at, tokens["input_tokens"])
-    pricing, cost = call_cost(tokens, prices)
-    if estimated and pricing == Pricing.PRICED:
-        pricing = Pricing.ESTIMATED
-    allowance = allowance_for(user_id)
-    record = UsageRecord.objects.create(
-        called_at=called_at,
-        day=timezone.localdate(called_at),
-        user_id=user_id,
-        group_id=allowance.group_id,
-        model=model,
-        provider_type=model.provider.type,
-        model_identifier=model.identifier,
-        kind=kind,
-        price_tier=tier,
-        pricing=pricing,
-        cost=cost,
-        **tokens,
-        **prices,
-    )
-    daily_usage_add(record)
-    if cost and allowance.amount is not None:
-        # Decided on what is committed: of two calls committing together, the later sees
-        # both costs.
-        month = month_start(record.day)
-        transaction.on_commit(lambda: alerts_due(user_id, month))
-    return record
-
-
-def daily_usage_add(record: UsageRecord) -> None:
-    """Add a record to its day's sums: an atomic increment of the row, created if missing
-    (a concurrent creator's row is incremented instead)."""
-    key = {
-        "day": record.day,
-        "user_id": record.user_id,
-        "model_id": record.model_id,
-        "group_id": record.group_id,
-    }
-    amounts = {
-        "calls": 1,
-        "uncosted_calls": int(record.cost is None),
-        "long_context_calls": int(record.price_tier == PriceTier.LONG_CONTEXT),
-        **{name: getattr(record, name) or 0 for name in TOKEN_FIELDS},
-        "cost": record.cost or ZERO,
-    }
-    increments = {name: F(name) + value for name, value in amounts.items()}
-    if DailyUsage.objects.filter(**key).update(**increments):
-        return
-    try:
-        with transaction.atomic():
-            DailyUsage.objects.create(**key, provider_type=record.provider_type, **amounts)
-            return
-    except IntegrityError:
-        pass
-    DailyUsage.objects.filter(**key).update(**increments)
 
 
 def alerts_due(user_id: int, month: date) -> None:

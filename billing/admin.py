@@ -1,0 +1,209 @@
+"""Billing's admin: group budgets, developers' budgets with their overrides, the ledger; the
+usage dashboard is billing.dashboard's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from django.utils.html import format_html
+
+# The usage dashboard's admin, registered where it is defined.
+from billing import dashboard  # noqa: F401
+from billing.budgets import (
+    BudgetState,
+    budget_state,
+    budget_states,
+    month_spend,
+    month_start,
+)
+from billing.forms import UserBudgetForm
+from billing.models import BudgetAlert, DeveloperBudget, GroupBudget, UsageRecord, UserBudget
+from billing.report import provider_label
+from llmadmin.money import left_text, limit_text, usd
+from llmadmin.providers import PROVIDER_TYPES
+
+
+@admin.register(GroupBudget)
+class GroupBudgetAdmin(admin.ModelAdmin):
+    list_display = ["group", "allowance", "member_count"]
+    list_select_related = ["group"]
+    search_fields = ["group__name"]
+    autocomplete_fields = ["group"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GroupBudget]:
+        return super().get_queryset(request).annotate(member_count=Count("group__user"))
+
+    @admin.display(description="monthly allowance per member", ordering="monthly_allowance")
+    def allowance(self, budget: GroupBudget) -> str:
+        return usd(budget.monthly_allowance)
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, budget: GroupBudget) -> int:
+        return budget.member_count
+
+
+class UserBudgetInline(admin.StackedInline):
+    model = UserBudget
+    form = UserBudgetForm
+    can_delete = True
+    verbose_name = "own monthly allowance (replaces the groups')"
+    verbose_name_plural = verbose_name
+
+
+class BudgetAlertFilter(admin.SimpleListFilter):
+    """Who was alerted this month (the alert column shows where they stand now)."""
+
+    title = "alert sent this month"
+    parameter_name = "budget"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("alert", "At 85 % or more"), ("spent", "At 100 %")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        level = {"alert": BudgetAlert.Level.NEARLY_SPENT, "spent": BudgetAlert.Level.SPENT}
+        if self.value() not in level:
+            return queryset
+        alerted = BudgetAlert.objects.filter(
+            user=OuterRef("pk"), month=month_start(timezone.localdate())
+        )
+        return queryset.filter(Exists(alerted.filter(level__gte=level[self.value()])))
+
+
+@admin.register(DeveloperBudget)
+class DeveloperBudgetAdmin(admin.ModelAdmin):
+    """Every developer's budget this month: allowance, spend, alerts; their own override."""
+
+    list_display = ["username", "allowance", "spent", "remaining", "alert"]
+    list_filter = [BudgetAlertFilter, "groups"]
+    ordering = ["username"]
+    search_fields = ["username"]
+    fields = ["username", "allowance", "spent", "remaining", "alert"]
+    readonly_fields = fields
+    inlines = [UserBudgetInline]
+
+    class Media:
+        css = {"all": ["llmadmin/admin.css"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[DeveloperBudget]:
+        month = month_start(timezone.localdate())
+        # For sorting by spend only: the columns show budget_states' reading.
+        spent = month_spend(month)
+        return super().get_queryset(request).filter(is_active=True).annotate(spent_this_month=spent)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        response = super().changelist_view(request, extra_context)
+        # Rendered later: each developer of the page gets their budget first, all in one
+        # query (a redirect or an error page has no list).
+        changelist = (getattr(response, "context_data", None) or {}).get("cl")
+        developers = list(changelist.result_list) if changelist is not None else []
+        if developers:
+            month = month_start(timezone.localdate())
+            states, _ = budget_states([user.pk for user in developers], month=month)
+            for user in developers:
+                user.budget_this_month = states[user.pk]
+        return response
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def state(self, user: DeveloperBudget) -> BudgetState:
+        """Their budget as the list loaded it, else (their own page) read now."""
+        if not hasattr(user, "budget_this_month"):
+            user.budget_this_month = budget_state(user.pk)
+        return user.budget_this_month
+
+    @admin.display(description="monthly allowance")
+    def allowance(self, user: DeveloperBudget) -> str:
+        allowance = self.state(user).allowance
+        return f"{limit_text(allowance.amount)} ({allowance.described})"
+
+    @admin.display(description="spent this month", ordering="spent_this_month")
+    def spent(self, user: DeveloperBudget) -> str:
+        return usd(self.state(user).spent)
+
+    @admin.display(description="remaining")
+    def remaining(self, user: DeveloperBudget) -> str:
+        return left_text(self.state(user).remaining)
+
+    @admin.display(description="alert")
+    def alert(self, user: DeveloperBudget) -> str:
+        percent = self.state(user).used_percent
+        if percent is None or percent < BudgetAlert.Level.NEARLY_SPENT:
+            return "-"
+        label = "Spent" if percent >= BudgetAlert.Level.SPENT else f"{percent} % spent"
+        level = "spent" if percent >= BudgetAlert.Level.SPENT else "nearly-spent"
+        return format_html('<span class="budget-alert budget-{}">{}</span>', level, label)
+
+
+class ProviderTypeFilter(admin.SimpleListFilter):
+    """The ledger's provider types by their labels (the column keeps the slug as it was)."""
+
+    title = "provider"
+    parameter_name = "provider_type"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(slug, provider_type.label) for slug, provider_type in PROVIDER_TYPES.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
+        return queryset.filter(provider_type=self.value()) if self.value() else queryset
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    """The ledger: read only, as the database keeps it."""
+
+    list_display = [
+        "called_at",
+        "user_name",
+        "model_identifier",
+        "provider",
+        "kind",
+        "input_tokens",
+        "output_tokens",
+        "price_tier",
+        "cost_shown",
+    ]
+    list_filter = ["pricing", "price_tier", "kind", ProviderTypeFilter, "day"]
+    search_fields = ["model_identifier"]
+    # Shown, never a form: also no model choice built (its ordering is the model admin's).
+    readonly_fields = [field.name for field in UsageRecord._meta.fields]
+    date_hierarchy = "day"
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[UsageRecord]:
+        # Not a join: a deleted user's records stay listed.
+        username = get_user_model().objects.filter(pk=OuterRef("user_id")).values("username")
+        return super().get_queryset(request).annotate(username=Subquery(username))
+
+    @admin.display(description="provider", ordering="provider_type")
+    def provider(self, record: UsageRecord) -> str:
+        return provider_label(record.provider_type)
+
+    @admin.display(description="user", ordering="username")
+    def user_name(self, record: UsageRecord) -> str:
+        return record.username or f"user #{record.user_id}"
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_shown(self, record: UsageRecord) -> str:
+        if record.cost is None:
+            return record.get_pricing_display()
+        return usd(record.cost)

@@ -1,0 +1,162 @@
+"""The ledger: every provider call recorded and costed at the prices in effect when it
+started, and summed per day in the same transaction; the price history those prices are read
+from."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from billing.budgets import ZERO, alerts_due, budget_state, month_start
+from billing.models import (
+    COST_QUANTUM,
+    TOKEN_FIELDS,
+    DailyUsage,
+    ModelPrice,
+    PriceTier,
+    Pricing,
+    UsageRecord,
+)
+from llmadmin.models import LONG_CONTEXT_PRICE_FIELDS, MODEL_PRICE_FIELDS, PRICE_FIELDS, LLMModel
+from llmadmin.providers.catalog import long_context_threshold
+from llmadmin.providers.http import Usage
+
+
+def price_history_add(
+    sender: Any, instance: LLMModel, created: bool, raw: bool, **kwargs: Any
+) -> None:
+    """On a model's save, in its transaction: new prices take effect now, and usage already
+    recorded keeps the cost it had. A fixture loaded as it is (raw) writes no history."""
+    if raw:
+        return
+    if created:
+        saved = None
+    elif hasattr(instance, "saved_prices"):
+        saved = instance.saved_prices
+    else:
+        latest = instance.price_history.first()
+        saved = latest.prices if latest else None
+    if instance.prices != saved:
+        ModelPrice.objects.create(
+            model=instance, **{name: getattr(instance, name) for name in MODEL_PRICE_FIELDS}
+        )
+    instance.saved_prices = instance.prices
+
+
+def call_cost(
+    tokens: dict[str, int | None], prices: dict[str, Decimal | None]
+) -> tuple[Pricing, Decimal | None]:
+    """What a call cost: input not read from or written to the cache at the input price,
+    cache reads and writes at theirs, output at the output price (USD per 1M tokens)."""
+    if tokens["input_tokens"] is None or tokens["output_tokens"] is None:
+        return Pricing.UNREPORTED, None
+    cache_read = tokens["cache_read_tokens"] or 0
+    cache_write = tokens["cache_write_tokens"] or 0
+    counted = [
+        (max(0, tokens["input_tokens"] - cache_read - cache_write), prices["input_price"]),
+        (tokens["output_tokens"], prices["output_price"]),
+        (cache_read, prices["cache_read_price"]),
+        (cache_write, prices["cache_write_price"]),
+    ]
+    # A model without input or output prices is unpriced, and so is a call that used a kind
+    # of token the model has no price for: unknown, never free.
+    if prices["input_price"] is None or prices["output_price"] is None:
+        return Pricing.UNPRICED, None
+    if any(count and price is None for count, price in counted):
+        return Pricing.UNPRICED, None
+    total = sum((count * price for count, price in counted if count), ZERO)
+    return Pricing.PRICED, (total / 1_000_000).quantize(COST_QUANTUM)
+
+
+def prices_at(
+    model: LLMModel, moment: datetime, input_tokens: int | None
+) -> tuple[PriceTier, dict[str, Decimal | None]]:
+    """The model's prices in effect at that moment for a prompt of that size, and their tier:
+    one query. Over the threshold, a model with long-context prices is costed at those, all
+    four as they are (one left empty is unpriced, as at base)."""
+    price = model.price_history.filter(effective_from__lte=moment).first()
+    source = price if price is not None else model
+    long_context = [getattr(source, name) for name in LONG_CONTEXT_PRICE_FIELDS]
+    if (
+        input_tokens is not None
+        and input_tokens > long_context_threshold(model.identifier)
+        and any(value is not None for value in long_context)
+    ):
+        return PriceTier.LONG_CONTEXT, dict(zip(PRICE_FIELDS, long_context, strict=True))
+    return PriceTier.BASE, {name: getattr(source, name) for name in PRICE_FIELDS}
+
+
+def usage_record(
+    *,
+    user_id: int,
+    model: LLMModel,
+    called_at: datetime,
+    usage: Usage | None,
+    kind: str = UsageRecord.Kind.CHAT,
+    estimated: bool = False,
+) -> UsageRecord:
+    """Record one provider call, its cost and its day's sums, and check the budget alerts
+    once it commits. Call it inside the transaction that stores what the call produced.
+    `estimated`: the counts are an estimate (the call was cut short before the provider
+    reported any)."""
+    tokens = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
+    tier, prices = prices_at(model, called_at, tokens["input_tokens"])
+    pricing, cost = call_cost(tokens, prices)
+    if estimated and pricing == Pricing.PRICED:
+        pricing = Pricing.ESTIMATED
+    allowance = budget_state(user_id).allowance
+    record = UsageRecord.objects.create(
+        called_at=called_at,
+        day=timezone.localdate(called_at),
+        user_id=user_id,
+        group_id=allowance.group_id,
+        model=model,
+        provider_type=model.provider.type,
+        model_identifier=model.identifier,
+        kind=kind,
+        price_tier=tier,
+        pricing=pricing,
+        cost=cost,
+        **tokens,
+        **prices,
+    )
+    daily_usage_add(record)
+    if cost and allowance.amount is not None:
+        # Decided on what is committed: of two calls committing together, the later sees
+        # both costs.
+        month = month_start(record.day)
+        transaction.on_commit(lambda: alerts_due(user_id, month))
+    return record
+
+
+def daily_usage_add(record: UsageRecord) -> None:
+    """Add a record to its day's sums: an atomic increment of the row, created if missing
+    (a concurrent creator's row is incremented instead)."""
+    key = {
+        "day": record.day,
+        "user_id": record.user_id,
+        "model_id": record.model_id,
+        "group_id": record.group_id,
+    }
+    amounts = {
+        "calls": 1,
+        "uncosted_calls": int(record.cost is None),
+        "long_context_calls": int(record.price_tier == PriceTier.LONG_CONTEXT),
+        **{name: getattr(record, name) or 0 for name in TOKEN_FIELDS},
+        "cost": record.cost or ZERO,
+    }
+    increments = {name: F(name) + value for name, value in amounts.items()}
+    if DailyUsage.objects.filter(**key).update(**increments):
+        return
+    try:
+        with transaction.atomic():
+            DailyUsage.objects.create(**key, provider_type=record.provider_type, **amounts)
+            return
+    except IntegrityError:
+        pass
+    DailyUsage.objects.filter(**key).update(**increments)

@@ -432,6 +432,7 @@ OPENAI = ProviderType(
     rules=openai_rules,
     temperature_by_rules=True,
     catalog="openai",
+    answer_cap_option="max_completion_tokens",
 )
 AZURE = ProviderType(
     slug="azure",
@@ -447,6 +448,7 @@ AZURE = ProviderType(
     rules=openai_rules,
     temperature_by_rules=True,
     catalog="azure",
+    answer_cap_option="max_completion_tokens",
 )
 OPENAI_COMPATIBLE = ProviderType(
     slug="openai-compat",

@@ -108,7 +108,7 @@ class Admission:
         return MeteredCall(
             admission=self,
             sent=chat,
-            settings=settings or self.model.settings(),
+            settings=self.model.settings() if settings is None else settings,
             kind=kind,
             store=store,
         )
@@ -125,20 +125,21 @@ class MeteredCall(Generic[T]):
     settings: ModelSettings
     kind: str
     store: Callable[[MeteredCall[T]], T] | None
-    called_at: datetime = field(default_factory=timezone.now)
+    called_at: datetime = field(default_factory=timezone.now, init=False)
     # The client that made the call: whether the provider may bill it.
-    client: ProviderClient | None = None
-    text: list[str] = field(default_factory=list)
-    stop_reason: StopReason = StopReason.COMPLETE
-    usage: Usage | None = None
+    client: ProviderClient | None = field(default=None, init=False)
+    text: list[str] = field(default_factory=list, init=False)
+    stop_reason: StopReason = field(default=StopReason.COMPLETE, init=False)
+    usage: Usage | None = field(default=None, init=False)
     # Whether the provider ended the answer (a Finish), rather than the call being cut short.
-    finished: bool = False
+    finished: bool = field(default=False, init=False)
     # How it ended otherwise: a provider error (a deadline is one), or the caller gone.
-    error: ProviderError | None = None
-    cancelled: bool = False
+    error: ProviderError | None = field(default=None, init=False)
+    cancelled: bool = field(default=False, init=False)
     # The caller's row, once the call is recorded with it.
-    stored: T | None = None
-    events: AsyncGenerator[StreamEvent] | None = None
+    stored: T | None = field(default=None, init=False)
+    # The stream of events once iterated: closed on exit, before the call is recorded.
+    events: AsyncGenerator[StreamEvent] | None = field(default=None, init=False, repr=False)
 
     @property
     def answer(self) -> str:
@@ -177,22 +178,16 @@ class MeteredCall(Generic[T]):
     ) -> None:
         """Record the call however it ended (the provider may bill it, also when the caller
         went away meanwhile), with the caller's row; shielded: a caller that goes away
-        mid-write doesn't cancel it. Never raises but what ended the call: a database that
-        stayed down is logged, and `stored` stays None."""
+        mid-write doesn't cancel it. Raises only what ended the call."""
         if self.events is not None:
             await self.events.aclose()
         if isinstance(exc, ProviderError):
             self.error = exc
         elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
             self.cancelled = True
-        record = partial(self.record, None)
-        store = partial(self.record, self.store)
-        try:
-            self.stored = await asyncio.shield(
-                in_thread(partial(stored_or_recorded, store, record))
-            )
-        except Exception:  # logged by stored_or_recorded
-            self.stored = None
+        store = partial(self.record, self.store) if self.store else None
+        write = partial(stored_or_recorded, store, partial(self.record, None))
+        self.stored = await asyncio.shield(in_thread(write))
 
     def record(self, store: Callable[[MeteredCall[T]], T] | None) -> T | None:
         """The call in the ledger, with the caller's row when `store` is given. Its own
@@ -208,20 +203,21 @@ class MeteredCall(Generic[T]):
             return store(self) if store else None
 
 
-def stored_or_recorded(store: Callable[[], T], record: Callable[[], object]) -> T | None:
+def stored_or_recorded(store: Callable[[], T] | None, record: Callable[[], object]) -> T | None:
     """What a provider call produced, stored with its usage by `store`; when that fails for
-    good (the database stayed down through the retries, or refused the row), the usage alone
-    by `record`: the provider bills the call whether or not we kept what it produced. Each
-    retried; None when only the usage was recorded; raises when neither could be."""
-    try:
-        return with_retries(store)
-    except Exception as error:
-        logger.error("A provider call's result could not be stored: %s", type(error).__name__)
+    good (the database stayed down through the retries, or refused the row), or there is
+    nothing to store, the usage alone by `record`: the provider bills the call whether or not
+    we kept what it produced. Each retried; None when only the usage was recorded, or not even
+    that (logged)."""
+    if store is not None:
+        try:
+            return with_retries(store)
+        except Exception as error:
+            logger.error("A provider call's result could not be stored: %s", type(error).__name__)
     try:
         with_retries(record)
     except Exception as error:
         logger.error("A provider call could not be recorded: %s", type(error).__name__)
-        raise
     return None
 
 

@@ -96,7 +96,8 @@ def summary_store(
 async def conversation_compact(
     *, conversation: Conversation, admission: Admission, context_tokens: int
 ) -> Message | None:
-    """Summarise all but the latest exchange into one summary message, with the turn's model.
+    """Summarise all but the latest exchange into one summary message, with the turn's model,
+    under the turn's admission: part of a turn let through, it is billed but not refused.
 
     The summarised messages are kept (marked), so nothing is lost. Raises ProviderError, and
     DatabaseError when the summary could not be stored (its call is in the ledger all the same).

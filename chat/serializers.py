@@ -6,7 +6,6 @@ from datetime import date
 
 from rest_framework import serializers
 
-from chat.model_list import may_chat_with
 from chat.models import Conversation, Message
 from llmadmin.models import Availability, LLMModel
 
@@ -170,20 +169,11 @@ class UsageQuerySerializer(serializers.Serializer):
 
 
 class ChatTurnInputSerializer(serializers.Serializer):
+    # Whether this developer may use it is the metered call's to say (chat.metered).
     model_id = serializers.IntegerField()
     # Blank (or only whitespace, which is trimmed) is refused too; min_length says so in the schema.
     message = serializers.CharField(min_length=1, max_length=200_000)
     conversation_id = serializers.IntegerField(required=False)
-
-    def validate_model_id(self, value: int) -> LLMModel:
-        # A model this developer may not use reads as one that doesn't exist. Checked against
-        # their cached model list (what they were offered); the row is read after.
-        model = None
-        if may_chat_with(self.context["user"], value):
-            model = LLMModel.objects.select_related("provider").filter(pk=value).first()
-        if model is None:
-            raise serializers.ValidationError("This model is not available for chat.")
-        return model
 
     def validate_conversation_id(self, value: int) -> Conversation:
         conversation = Conversation.objects.filter(pk=value, owner=self.context["user"]).first()

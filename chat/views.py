@@ -38,8 +38,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.budgets import ZERO, alerts_due, budget_state, month_start, spend_refusal
+from billing.budgets import ZERO, budget_state, month_start
 from billing.report import own_usage
+from chat.metered import BudgetSpent, ModelUnavailable, call_admit
 from chat.model_list import cached_model_list, model_caps
 from chat.models import Conversation
 from chat.serializers import (
@@ -169,14 +170,13 @@ class ChatTurnView(APIView):
         conversation = data.get("conversation_id") or Conversation(owner=request.user)
         try:
             # Checked before anything is stored or sent: a refused turn costs nothing.
-            refusal = spend_refusal(user_id=request.user.pk, model=data["model_id"])
-            if refusal:
-                # An allowance lowered below what was spent had no call to alert on: this does.
-                alerts_due(request.user.pk, month_start(timezone.localdate()))
-                return Response({"detail": refusal, "code": "budget_spent"}, status=402)
-            turn = turn_start(
-                conversation=conversation, model=data["model_id"], text=data["message"]
-            )
+            admission = call_admit(user=request.user, model_id=data["model_id"])
+            turn = turn_start(conversation=conversation, admission=admission, text=data["message"])
+        except ModelUnavailable:
+            # A model this developer may not use reads as one that doesn't exist.
+            return Response({"model_id": ["This model is not available for chat."]}, status=400)
+        except BudgetSpent as refusal:
+            return Response({"detail": refusal.detail, "code": "budget_spent"}, status=402)
         except DatabaseError:
             return database_unavailable(request)
         # The answer streams on the event loop (under ASGI): this thread's work is done.

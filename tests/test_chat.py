@@ -14,8 +14,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
+from chat.context import SUMMARY_REQUEST
 from chat.models import Conversation, Message
-from chat.services import SUMMARY_REQUEST, UNAVAILABLE
+from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel
 from llmadmin.providers import PROVIDER_TYPES
 from tests.chat_api import send, texts

@@ -20,7 +20,7 @@ import httpx2
 import pytest
 from django.db import DatabaseError, DataError, OperationalError, connection
 
-import chat.services
+import chat.retries
 from billing.models import Pricing, UsageRecord
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
@@ -285,9 +285,9 @@ def failing_answer_writes(times: int, error: type[DatabaseError] = OperationalEr
 @pytest.fixture
 def quick_retries(monkeypatch):
     """Retries a few milliseconds apart, given up after a tenth of a second."""
-    monkeypatch.setattr(chat.services, "WRITE_PAUSE", 0.01)
-    monkeypatch.setattr(chat.services, "WRITE_RETRY_SECONDS", 0.1)
-    monkeypatch.setattr(chat.services, "START_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(chat.retries, "WRITE_PAUSE", 0.01)
+    monkeypatch.setattr(chat.retries, "WRITE_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(chat.retries, "START_RETRY_SECONDS", 0.1)
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from django import forms
@@ -328,6 +328,17 @@ class ProviderType:
     # Why a general field the type doesn't take is refused, where there is more to say than
     # that it isn't supported (an API version that removed it).
     refused_fields: Mapping[str, str] = field(default_factory=dict)
+    # The option that caps the answer as max output tokens does, when the type has one.
+    answer_cap_option: str = ""
+
+    def with_answer_room(self, settings: ModelSettings, tokens: int) -> ModelSettings:
+        """The settings with room for an answer of `tokens` where they cap it lower: the cap
+        raised as max output tokens, the option that also caps it dropped."""
+        options = dict(settings.options)
+        cap = options.pop(self.answer_cap_option, None) or settings.max_output_tokens or 0
+        if tokens > cap:
+            return replace(settings, max_output_tokens=tokens, options=options)
+        return settings
 
     def facts(self, identifier: str) -> ModelFacts | None:
         """What the catalog knows of a model of this type; None when it isn't listed."""

@@ -422,6 +422,7 @@ OPENAI = ProviderType(
     temperature_by_rules=True,
     catalog="openai",
     seeded_models=("gpt-5.5", "gpt-5.4", "gpt-5.4-mini"),
+    answer_cap_option="max_completion_tokens",
 )
 AZURE = ProviderType(
     slug="azure",
@@ -439,6 +440,7 @@ AZURE = ProviderType(
     catalog="azure",
     # Azure calls models by deployment name: these are the usual names; rename to yours.
     seeded_models=("gpt-5.4", "gpt-5.4-mini"),
+    answer_cap_option="max_completion_tokens",
 )
 OPENAI_COMPATIBLE = ProviderType(
     slug="openai-compat",

@@ -1,0 +1,122 @@
+"""What a conversation sends the model, and its compaction: the older messages summarised by
+the same model (a metered call of its own) once the context fills."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+
+from django.db import DatabaseError
+
+from billing.models import UsageRecord
+from chat.metered import Admission, MeteredCall
+from chat.models import STOP_NOTICES, Conversation, Message
+from chat.retries import database
+from llmadmin.models import LLMModel
+from llmadmin.providers.base import ModelSettings
+from llmadmin.providers.http import ChatInput, ProviderError, StopReason
+
+SUMMARY_REQUEST = (
+    "Summarise the conversation so far for your own later use: keep every fact, decision, "
+    "open question, file name and piece of code that matters. Answer with the summary only."
+)
+
+
+def conversation_context(conversation: Conversation) -> ChatInput:
+    """The latest summary (as the system text) and the messages after it."""
+    current = list(conversation.messages.filter(summarised=False))
+    summaries = [message.content for message in current if message.role == Message.Role.SUMMARY]
+    return ChatInput(
+        system=f"Summary of the earlier conversation:\n{summaries[-1]}" if summaries else "",
+        messages=[
+            {"role": message.role, "content": message.content}
+            for message in current
+            if message.role != Message.Role.SUMMARY and message.content
+        ],
+    )
+
+
+def needs_compaction(model: LLMModel, context_tokens: int) -> bool:
+    """At compression_threshold % of the context limit; 100 turns compaction off."""
+    threshold = model.compression_threshold
+    return threshold < 100 and context_tokens * 100 >= threshold * model.context_limit
+
+
+def summary_settings(model: LLMModel, context_tokens: int) -> ModelSettings:
+    """The model's settings with room for a whole summary: a summary cut at a small max
+    output would fail at every later turn. Up to the catalog's output limit, within what the
+    context has left."""
+    settings = model.settings()
+    facts = model.catalog_facts
+    if facts is None or not facts.output_limit:
+        return settings
+    room = min(facts.output_limit, model.context_limit - context_tokens)
+    return model.provider.provider_type.with_answer_room(settings, room)
+
+
+@dataclass(frozen=True)
+class Compaction:
+    """The messages a summary would replace, and the request that asks for it."""
+
+    older: list[int]
+    request: ChatInput
+
+
+def compaction_plan(conversation: Conversation) -> Compaction | None:
+    """All but the latest exchange, when there is something in it to summarise."""
+    current = list(conversation.messages.filter(summarised=False))
+    older = current[:-2]
+    if not [message for message in older if message.role != Message.Role.SUMMARY]:
+        return None
+    context = conversation_context(conversation)
+    recent = len([m for m in current[-2:] if m.role != Message.Role.SUMMARY and m.content])
+    return Compaction(
+        older=[message.pk for message in older],
+        request=ChatInput(
+            system=context.system,
+            messages=[
+                *context.messages[: len(context.messages) - recent],
+                {"role": "user", "content": SUMMARY_REQUEST},
+            ],
+        ),
+    )
+
+
+def summary_store(
+    conversation: Conversation, older: list[int], call: MeteredCall[Message]
+) -> Message | None:
+    """The summary in place of the messages it summarises; nothing when the call failed."""
+    if call.error or call.cancelled:
+        return None
+    Message.objects.filter(pk__in=older).update(summarised=True)
+    return Message.objects.create(
+        conversation=conversation, role=Message.Role.SUMMARY, content=call.answer
+    )
+
+
+async def conversation_compact(
+    *, conversation: Conversation, admission: Admission, context_tokens: int
+) -> Message | None:
+    """Summarise all but the latest exchange into one summary message, with the turn's model,
+    under the turn's admission: part of a turn let through, it is billed but not refused.
+
+    The summarised messages are kept (marked), so nothing is lost. Raises ProviderError, and
+    DatabaseError when the summary could not be stored (its call is in the ledger all the same).
+    """
+    plan = await database(partial(compaction_plan, conversation))
+    if plan is None:
+        return None
+    async with admission.call(
+        chat=plan.request,
+        settings=summary_settings(admission.model, context_tokens),
+        kind=UsageRecord.Kind.SUMMARY,
+        store=partial(summary_store, conversation, plan.older),
+    ) as call:
+        async for _ in call:
+            pass
+        if call.stop_reason != StopReason.COMPLETE or not call.text:
+            # A cut or empty summary must not stand in for the messages it would replace.
+            raise ProviderError(STOP_NOTICES.get(call.stop_reason, "The answer was empty."))
+    if call.stored is None:
+        raise DatabaseError("The summary could not be stored.")
+    return call.stored

@@ -1,0 +1,252 @@
+"""One metered call: every call of a model goes through here (a chat answer, its summary, and
+the gateway's requests), so each is let through, bounded and billed the same way.
+
+In order: the model resolved for this developer (their access), refused when their budget or
+the model's cap is spent, before anything is stored or sent (`call_admit`); then the
+provider's stream with its deadlines, its events handed to the caller as they come; and
+however it ends (complete, a provider error, a deadline, the caller gone) the call in the
+ledger with its cost, the caller's own row in the same transaction; budget alerts after commit.
+
+    admission = call_admit(user=user, model_id=model_id)  # raises CallRefused
+    async with admission.call(chat=chat, store=my_row) as call:
+        async for event in call:  # TextDelta, Usage, Finish; raises ProviderError
+            ...
+    call.stored  # my_row's row, None when only the usage could be recorded
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from functools import partial
+from types import TracebackType
+from typing import Any, Generic, TypeVar
+
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from billing.budgets import alerts_due, month_start, spend_refusal
+from billing.ledger import usage_record
+from billing.models import UsageRecord
+from chat.model_list import may_chat_with
+from chat.retries import in_thread, with_retries
+from llmadmin.models import LLMModel
+from llmadmin.providers.base import ModelSettings
+from llmadmin.providers.http import (
+    ChatInput,
+    Finish,
+    ProviderClient,
+    ProviderError,
+    StopReason,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class CallRefused(Exception):
+    """A call refused before anything was stored or sent."""
+
+
+class ModelUnavailable(CallRefused):
+    """No such model, or not one this developer may call now (disabled, no key, restricted):
+    the two read the same."""
+
+
+class BudgetSpent(CallRefused):
+    """The developer's monthly budget, or their monthly cap for this model, is spent."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        # What is spent and when it resets, in words for the developer.
+        self.detail = detail
+
+
+def call_admit(*, user: AbstractBaseUser, model_id: int) -> Admission:
+    """Let this developer call this model now, or raise CallRefused; DatabaseError when the
+    database is down."""
+    model = None
+    # Their cached model list (what they were offered) decides; the row is read after.
+    if may_chat_with(user, model_id):
+        model = LLMModel.objects.select_related("provider").filter(pk=model_id).first()
+    if model is None:
+        raise ModelUnavailable
+    refusal = spend_refusal(user_id=user.pk, model=model)
+    if refusal:
+        # An allowance lowered below what was spent had no call to alert on: this does.
+        alerts_due(user.pk, month_start(timezone.localdate()))
+        raise BudgetSpent(refusal)
+    return Admission(user_id=user.pk, model=model)
+
+
+@dataclass(frozen=True)
+class Admission:
+    """A developer let through to a model: the calls it makes are billed to them."""
+
+    user_id: int
+    # With its provider: a call builds its client without a query.
+    model: LLMModel
+
+    def call(
+        self,
+        *,
+        chat: ChatInput,
+        settings: ModelSettings | None = None,
+        kind: str = UsageRecord.Kind.CHAT,
+        store: Callable[[MeteredCall[T]], T] | None = None,
+    ) -> MeteredCall[T]:
+        """One provider call with `chat`, at the model's settings unless given. `store`, run
+        in the transaction that records the call when it ends, stores the caller's own row
+        of it (the call tells how it ended) and returns it."""
+        return MeteredCall(
+            admission=self,
+            sent=chat,
+            settings=self.model.settings() if settings is None else settings,
+            kind=kind,
+            store=store,
+        )
+
+
+@dataclass
+class MeteredCall(Generic[T]):
+    """A provider call as far as it went: what was sent, the text received, how it ended,
+    the tokens the provider reported; an async context manager whose exit records it, and
+    an async iterator of the provider's events."""
+
+    admission: Admission
+    sent: ChatInput
+    settings: ModelSettings
+    kind: str
+    store: Callable[[MeteredCall[T]], T] | None
+    called_at: datetime = field(default_factory=timezone.now, init=False)
+    # The client that made the call: whether the provider may bill it.
+    client: ProviderClient | None = field(default=None, init=False)
+    text: list[str] = field(default_factory=list, init=False)
+    stop_reason: StopReason = field(default=StopReason.COMPLETE, init=False)
+    usage: Usage | None = field(default=None, init=False)
+    # Whether the provider ended the answer (a Finish), rather than the call being cut short.
+    finished: bool = field(default=False, init=False)
+    # How it ended otherwise: a provider error (a deadline is one), or the caller gone.
+    error: ProviderError | None = field(default=None, init=False)
+    cancelled: bool = field(default=False, init=False)
+    # The caller's row, once the call is recorded with it.
+    stored: T | None = field(default=None, init=False)
+    # The stream of events once iterated: closed on exit, before the call is recorded.
+    events: AsyncGenerator[StreamEvent] | None = field(default=None, init=False, repr=False)
+
+    @property
+    def answer(self) -> str:
+        return "".join(self.text)
+
+    @property
+    def cut_short(self) -> bool:
+        """The provider may bill the call, and it ended before the provider ended it."""
+        return bool(self.client and self.client.billable) and not self.finished
+
+    async def __aenter__(self) -> MeteredCall[T]:
+        return self
+
+    def __aiter__(self) -> AsyncGenerator[StreamEvent]:
+        self.events = self.stream()
+        return self.events
+
+    async def stream(self) -> AsyncGenerator[StreamEvent]:
+        self.client = self.admission.model.provider.client()
+        # Closed on the way out, however the answer ends: before anything is written.
+        async with aclosing(self.client.stream_chat(self.settings, self.sent)) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    self.text.append(event.text)
+                elif isinstance(event, Usage):
+                    self.usage = event
+                elif isinstance(event, Finish):
+                    self.stop_reason, self.finished = event.reason, True
+                yield event
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Record the call however it ended (the provider may bill it, also when the caller
+        went away meanwhile), with the caller's row; shielded: a caller that goes away
+        mid-write doesn't cancel it. Raises only what ended the call."""
+        if self.events is not None:
+            await self.events.aclose()
+        if isinstance(exc, ProviderError):
+            self.error = exc
+        elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
+            self.cancelled = True
+        store = partial(self.record, self.store) if self.store else None
+        write = partial(stored_or_recorded, store, partial(self.record, None))
+        self.stored = await asyncio.shield(in_thread(write))
+
+    def record(self, store: Callable[[MeteredCall[T]], T] | None) -> T | None:
+        """The call in the ledger, with the caller's row when `store` is given. Its own
+        transaction: a retried attempt records the call once; both or neither."""
+        with transaction.atomic():
+            usage_record(
+                user_id=self.admission.user_id,
+                model=self.admission.model,
+                called_at=self.called_at,
+                kind=self.kind,
+                **usage_of(self),
+            )
+            return store(self) if store else None
+
+
+def stored_or_recorded(store: Callable[[], T] | None, record: Callable[[], object]) -> T | None:
+    """What a provider call produced, stored with its usage by `store`; when that fails for
+    good (the database stayed down through the retries, or refused the row), or there is
+    nothing to store, the usage alone by `record`: the provider bills the call whether or not
+    we kept what it produced. Each retried; None when only the usage was recorded, or not even
+    that (logged)."""
+    if store is not None:
+        try:
+            return with_retries(store)
+        except Exception as error:
+            logger.error("A provider call's result could not be stored: %s", type(error).__name__)
+    try:
+        with_retries(record)
+    except Exception as error:
+        logger.error("A provider call could not be recorded: %s", type(error).__name__)
+    return None
+
+
+# Bytes of UTF-8 per token, for a call cut short before the provider counted it: needs no
+# tokenizer, and errs high. English and code (about 4 bytes a token) come out at twice their
+# count; Chinese and Japanese (3 bytes a character, 1 to 1.5 tokens) at about theirs.
+BYTES_PER_TOKEN = 2
+
+
+def usage_of(call: MeteredCall[Any]) -> dict[str, Any]:
+    """usage_record's arguments for a call: the counts as reported; estimated from the bytes
+    sent and received when text arrived without them, or when the call was cut short with
+    fewer output tokens counted than it sent (the provider bills what it sent, and a
+    developer who leaves early must not spend for free, even before the first word). A call
+    with no text that was refused, or that the provider ended, is recorded as reported."""
+    usage = call.usage
+    if not call.text and not call.cut_short:
+        return {"usage": usage}
+    received = tokens_in(*call.text)
+    if usage is not None and usage.input_tokens is not None:
+        if call.finished or (usage.output_tokens or 0) >= received:
+            return {"usage": usage}
+        return {"usage": replace(usage, output_tokens=received), "estimated": True}
+    sent = tokens_in(call.sent.system, *(message["content"] for message in call.sent.messages))
+    return {"usage": Usage(sent, received), "estimated": True}
+
+
+def tokens_in(*texts: str) -> int:
+    """At most this many tokens: UTF-8 bytes / 2, rounded up."""
+    return -(-sum(len(text.encode()) for text in texts) // BYTES_PER_TOKEN)

@@ -1,0 +1,72 @@
+"""Database work from a stream: in a thread, retried when the connection fails, holding no
+connection while the provider streams (an answer may stream for minutes)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import TypeVar
+
+from asgiref.sync import sync_to_async
+from django.db import InterfaceError, OperationalError, connection
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# The stream's writes (an answer, a summary, their calls' usage) are retried when the
+# database connection fails, for this many seconds, the pauses between attempts doubling from
+# WRITE_PAUSE to at most WRITE_PAUSE_MAX: a database down for up to that long (a restart, a
+# failover) loses nothing. Each attempt takes a connection afresh from the pool, which checks
+# it first and waits up to its timeout (DATABASE_POOL_TIMEOUT) for one.
+WRITE_RETRY_SECONDS = 20.0
+WRITE_PAUSE = 0.25
+WRITE_PAUSE_MAX = 2.0
+# A turn's start (the user's message) only briefly: nothing was sent yet, and a 503 tells the
+# user to try again.
+START_RETRY_SECONDS = 1.0
+
+
+def with_retries(write: Callable[[], T], seconds: float | None = None) -> T:
+    """The write, tried again when the database connection fails, for `seconds` (by default
+    WRITE_RETRY_SECONDS); raises the last error."""
+    give_up_at = time.monotonic() + (WRITE_RETRY_SECONDS if seconds is None else seconds)
+    pause, attempt = WRITE_PAUSE, 1
+    while True:
+        try:
+            return write()
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > give_up_at:
+                raise
+            logger.warning("A database write failed (attempt %s); trying again.", attempt)
+            if not connection.in_atomic_block:
+                connection.close()  # the next attempt takes a connection afresh
+            time.sleep(pause)
+            pause, attempt = min(pause * 2, WRITE_PAUSE_MAX), attempt + 1
+
+
+async def in_thread(work: Callable[[], T]) -> T:
+    """Database work from a stream, in a thread; no connection is held after it (a summary
+    or an answer may stream for minutes next)."""
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            release_connection()
+
+    return await sync_to_async(run)()
+
+
+async def database(work: Callable[[], T]) -> T:
+    """Database work from a stream, in a thread, retried."""
+    return await in_thread(partial(with_retries, work))
+
+
+def release_connection() -> None:
+    """An answer may stream for minutes: no database connection is held open meanwhile (the
+    writes at its end open their own). Inside a transaction (a test's) it is kept."""
+    if not connection.in_atomic_block:
+        connection.close()

@@ -24,16 +24,9 @@ from django.utils import timezone
 from chat.models import STOP_NOTICES, Conversation, Message
 from llmadmin.models import LLMModel, UsageRecord
 from llmadmin.providers.base import ModelSettings
-from llmadmin.providers.http import (
-    SETUP_FAULTS,
-    ChatInput,
-    Finish,
-    ProviderClient,
-    ProviderError,
-    StopReason,
-    TextDelta,
-    Usage,
-)
+from llmadmin.providers.contract import ChatInput, Finish, StopReason, TextDelta, Usage
+from llmadmin.providers.errors import SETUP_FAULTS, ProviderError
+from llmadmin.providers.transport import ProviderClient
 from llmadmin.usage import usage_record
 
 logger = logging.getLogger(__name__)

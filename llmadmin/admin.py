@@ -78,7 +78,7 @@ from llmadmin.models import (
 from llmadmin.money import usd, usd_left
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.catalog import ModelFacts, Prices, catalog_models
-from llmadmin.providers.http import ProviderError
+from llmadmin.providers.errors import ProviderError
 from llmadmin.selectors import (
     model_findings,
     models_in_list_order,

@@ -26,7 +26,7 @@ from llmadmin.fields import (
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPE_CHOICES, PROVIDER_TYPES, ProviderType
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.catalog import ModelFacts
-from llmadmin.providers.http import ProviderClient
+from llmadmin.providers.transport import ProviderClient
 
 KeyState = Literal["missing", "unreadable", "set", "server"]
 

@@ -22,7 +22,7 @@ from llmadmin.models import (
 )
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.base import GENERAL_LABELS
-from llmadmin.providers.http import RemoteModel, showable_models
+from llmadmin.providers.contract import RemoteModel, showable_models
 
 
 def registry_position(type_field: str = "type") -> Case:

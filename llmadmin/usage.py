@@ -46,7 +46,7 @@ from llmadmin.models import (
 )
 from llmadmin.money import cost_text, usd, usd_left
 from llmadmin.providers.catalog import long_context_threshold
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 
 logger = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from django.test import Client
 from django.urls import reverse
 
 from llmadmin.models import GroupBudget, LLMModel, UsageRecord, UserBudget
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from llmadmin.usage import usage_record
 from tests.factories import LLMModelFactory
 

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, Route, expect
 
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel, UserBudget
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from llmadmin.usage import usage_record
 from tests.browser import log_in_as_developer
 from tests.factories import LLMModelFactory, ProviderFactory

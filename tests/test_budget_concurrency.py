@@ -20,7 +20,7 @@ from django.test import Client
 from django.utils import timezone
 
 from llmadmin.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from llmadmin.usage import usage_record
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at

@@ -22,7 +22,7 @@ from django.db import DatabaseError, connection, transaction
 from django.urls import reverse
 
 from llmadmin.models import DailyUsage, LLMModel, UsageRecord
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from llmadmin.usage import usage_record
 from tests.factories import LLMModelFactory
 

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from llmadmin.models import GroupBudget, LLMModel, UserBudget
 from llmadmin.money import usd
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from llmadmin.usage import usage_record
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory

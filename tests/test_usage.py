@@ -29,7 +29,7 @@ from llmadmin.models import (
     UsageRecord,
     UserBudget,
 )
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from llmadmin.services import catalog_values
 from llmadmin.usage import allowance_for, budget_state, usage_record
 from tests.chat_api import post_chat, send

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from llmadmin.models import DailyUsage, LLMModel
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from llmadmin.usage import usage_record
 from llmadmin.usage_report import (
     Report,

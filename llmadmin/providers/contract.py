@@ -1,5 +1,6 @@
-"""What a provider client is given and gives back: the account's settings, listed models, a
-chat turn's input and the events of its answer. Plain data: no HTTP, no database rows."""
+"""What a provider client is given and gives back: the account's settings, listed models (and
+which listed ids are fit to show), a chat turn's input and the events of its answer. No HTTP,
+no database rows."""
 
 from __future__ import annotations
 

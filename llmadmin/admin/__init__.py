@@ -6,13 +6,7 @@ from django.contrib import admin
 
 # The usage dashboard's admin, registered where it is defined.
 from llmadmin import dashboard  # noqa: F401
-from llmadmin.admin import (  # noqa: F401
-    audit,
-    billing,
-    groups,
-    llm_models,
-    providers,
-)
+from llmadmin.admin import audit, billing, groups, llm_models, providers  # noqa: F401
 
 admin.site.site_header = "llmadmin"
 admin.site.site_title = "llmadmin"

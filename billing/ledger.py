@@ -24,7 +24,7 @@ from billing.models import (
 )
 from llmadmin.models import LONG_CONTEXT_PRICE_FIELDS, MODEL_PRICE_FIELDS, PRICE_FIELDS, LLMModel
 from llmadmin.providers.catalog import long_context_threshold
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 
 
 def price_history_add(

@@ -14,7 +14,8 @@ from chat.models import STOP_NOTICES, Conversation, Message
 from chat.retries import database
 from llmadmin.models import LLMModel
 from llmadmin.providers.base import ModelSettings
-from llmadmin.providers.http import ChatInput, ProviderError, StopReason
+from llmadmin.providers.contract import ChatInput, StopReason
+from llmadmin.providers.errors import ProviderError
 
 SUMMARY_REQUEST = (
     "Summarise the conversation so far for your own later use: keep every fact, decision, "

@@ -37,16 +37,9 @@ from chat.model_list import may_chat_with
 from chat.retries import in_thread, with_retries
 from llmadmin.models import LLMModel
 from llmadmin.providers.base import ModelSettings
-from llmadmin.providers.http import (
-    ChatInput,
-    Finish,
-    ProviderClient,
-    ProviderError,
-    StopReason,
-    StreamEvent,
-    TextDelta,
-    Usage,
-)
+from llmadmin.providers.contract import ChatInput, Finish, StopReason, StreamEvent, TextDelta, Usage
+from llmadmin.providers.errors import ProviderError
+from llmadmin.providers.transport import ProviderClient
 
 logger = logging.getLogger(__name__)
 

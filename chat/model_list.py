@@ -15,6 +15,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.utils import timezone
 
 from billing.budgets import BudgetState, budget_states, budget_summary, month_start
+from llmadmin.access import AccessLists, access_lists
 from llmadmin.models import (
     SECRET_FIELDS,
     Availability,
@@ -24,7 +25,7 @@ from llmadmin.models import (
     api_key_ids,
 )
 from llmadmin.providers import PROVIDER_TYPES
-from llmadmin.selectors import access_lists, providers_in_registry_order
+from llmadmin.selectors import providers_in_registry_order
 
 # A model as the list gives it; read with .values(), no ORM objects (10,000 models: 22 ms).
 MODEL_FIELDS = ("id", "identifier", "display_name", "provider_id", "context_limit", "is_default")
@@ -45,8 +46,7 @@ class Configuration:
     # By provider id: (model id, restricted) of enabled models of unavailable providers.
     unavailable: dict[int, list[tuple[int, bool]]]
     restricted: set[int]
-    allowed_groups: dict[int, set[int]]
-    allowed_users: dict[int, set[int]]
+    access: AccessLists
     # The groups and users some model lists: only these make two developers' lists differ.
     listed_groups: frozenset[int]
     listed_users: frozenset[int]
@@ -85,11 +85,9 @@ class Configuration:
         )
 
     def usable(self, model_id: int, scope: tuple[frozenset[int], int | None]) -> bool:
-        if model_id not in self.restricted:
-            return True
         groups, user_id = scope
-        return bool(groups & self.allowed_groups.get(model_id, set())) or (
-            user_id is not None and user_id in self.allowed_users.get(model_id, set())
+        return self.access.permits(
+            model_id, restricted=model_id in self.restricted, group_ids=groups, user_id=user_id
         )
 
     def caps_for(self, scope: tuple[frozenset[int], int | None]) -> dict[int, Decimal]:
@@ -189,7 +187,7 @@ def build_configuration(fingerprint: str) -> Configuration:
             )
         else:
             unavailable.setdefault(row["provider_id"], []).append((row["id"], row["restricted"]))
-    allowed_groups, allowed_users = access_lists()
+    access = access_lists()
     return Configuration(
         fingerprint=fingerprint,
         providers=[
@@ -204,10 +202,9 @@ def build_configuration(fingerprint: str) -> Configuration:
         models=models,
         unavailable=unavailable,
         restricted=restricted,
-        allowed_groups=allowed_groups,
-        allowed_users=allowed_users,
-        listed_groups=frozenset(g for ids in allowed_groups.values() for g in ids),
-        listed_users=frozenset(u for ids in allowed_users.values() for u in ids),
+        access=access,
+        listed_groups=frozenset(g for ids in access.groups.values() for g in ids),
+        listed_users=frozenset(u for ids in access.users.values() for u in ids),
         caps=caps,
     )
 

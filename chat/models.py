@@ -4,7 +4,7 @@ from django.conf import settings
 from django.db import models
 
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import StopReason
+from llmadmin.providers.contract import StopReason
 
 # What the user is told when an answer ended short of complete; errors carry their own text.
 STOP_NOTICES = {

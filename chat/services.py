@@ -21,7 +21,8 @@ from chat.context import conversation_compact, conversation_context, needs_compa
 from chat.metered import Admission, MeteredCall
 from chat.models import Conversation, Message
 from chat.retries import START_RETRY_SECONDS, release_connection, with_retries
-from llmadmin.providers.http import SETUP_FAULTS, ChatInput, ProviderError, StopReason, TextDelta
+from llmadmin.providers.contract import ChatInput, StopReason, TextDelta
+from llmadmin.providers.errors import SETUP_FAULTS, ProviderError
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from llmadmin.providers import (
 )
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.catalog import ModelFacts
-from llmadmin.providers.http import ProviderClient
+from llmadmin.providers.transport import ProviderClient
 
 KeyState = Literal["missing", "unreadable", "set", "server"]
 

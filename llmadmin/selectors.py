@@ -10,9 +10,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import models
-from django.db.models import Case, Exists, OuterRef, Q, QuerySet, Value, When
+from django.db.models import Case, QuerySet, Value, When
 from django.utils.text import capfirst
 
+from llmadmin.access import access_lists
 from llmadmin.models import (
     LONG_CONTEXT_PRICE_FIELDS,
     SECRET_FIELDS,
@@ -22,7 +23,7 @@ from llmadmin.models import (
 )
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.base import GENERAL_LABELS
-from llmadmin.providers.http import RemoteModel, showable_models
+from llmadmin.providers.contract import RemoteModel, showable_models
 
 
 def registry_position(type_field: str = "type") -> Case:
@@ -40,54 +41,6 @@ def providers_in_registry_order(queryset: QuerySet[Provider] | None = None) -> Q
     """Providers in the registry's order."""
     queryset = Provider.objects.all() if queryset is None else queryset
     return queryset.alias(registry_position=registry_position()).order_by("registry_position")
-
-
-def models_available_for_chat(providers: Iterable[Provider] | None = None) -> QuerySet[LLMModel]:
-    """Enabled models of available providers (see Provider.availability), for anyone.
-
-    Pass the providers when they are already loaded, to save the query.
-    """
-    if providers is None:
-        providers = Provider.objects.defer(*SECRET_FIELDS)
-    available = [
-        provider.pk for provider in providers if provider.availability == Availability.AVAILABLE
-    ]
-    return LLMModel.objects.filter(enabled=True, provider_id__in=available)
-
-
-def usable_by(user: AbstractBaseUser) -> Q:
-    """Models this user may use: the open ones, and the restricted ones that list them or a
-    group of theirs."""
-    groups = LLMModel.allowed_groups.through.objects.filter(
-        llmmodel=OuterRef("pk"), group__user=user
-    )
-    users = LLMModel.allowed_users.through.objects.filter(llmmodel=OuterRef("pk"), user=user)
-    return Q(restricted=False) | Q(Exists(groups)) | Q(Exists(users))
-
-
-def models_for_chat(user: AbstractBaseUser) -> QuerySet[LLMModel]:
-    """What this developer may chat with."""
-    return models_available_for_chat().filter(usable_by(user))
-
-
-def access_lists(
-    model_ids: Iterable[int] | None = None,
-) -> tuple[dict[int, set[int]], dict[int, set[int]]]:
-    """The group ids and user ids each restricted model lists, by model id (of these models
-    only, when given): two queries."""
-    groups: dict[int, set[int]] = {}
-    users: dict[int, set[int]] = {}
-    group_rows = LLMModel.allowed_groups.through.objects.all()
-    user_rows = LLMModel.allowed_users.through.objects.all()
-    if model_ids is not None:
-        model_ids = list(model_ids)
-        group_rows = group_rows.filter(llmmodel_id__in=model_ids)
-        user_rows = user_rows.filter(llmmodel_id__in=model_ids)
-    for model_id, group_id in group_rows.values_list("llmmodel_id", "group_id"):
-        groups.setdefault(model_id, set()).add(group_id)
-    for model_id, user_id in user_rows.values_list("llmmodel_id", "user_id"):
-        users.setdefault(model_id, set()).add(user_id)
-    return groups, users
 
 
 @dataclass(frozen=True)
@@ -117,8 +70,7 @@ def what_developers_see(
     """These models (see models_in_list_order; a page of them), for a user or a group, with
     why they don't get each one they don't.
 
-    A group gets a restricted model that lists it; a user one that lists them or a group of
-    theirs.
+    Who gets what is llmadmin.access's rule, as in the developers' own list.
     """
     models = list(models)
     if user is not None:
@@ -126,7 +78,7 @@ def what_developers_see(
         user_id = user.pk
     else:
         group_ids, user_id = {group.pk} if group else set(), None
-    allowed_groups, allowed_users = access_lists(model.pk for model in models)
+    lists = access_lists(model.pk for model in models)
     seen = []
     for model in models:
         availability = model.provider.availability
@@ -134,11 +86,10 @@ def what_developers_see(
             reason = "Disabled"
         elif availability != Availability.AVAILABLE:
             reason = Availability(availability).label
-        elif model.restricted and not (
-            group_ids & allowed_groups.get(model.pk, set())
-            or user_id in allowed_users.get(model.pk, set())
+        elif not lists.permits(
+            model.pk, restricted=model.restricted, group_ids=group_ids, user_id=user_id
         ):
-            listed = model.pk in allowed_groups or model.pk in allowed_users
+            listed = model.pk in lists.groups or model.pk in lists.users
             reason = "Restricted to other groups or users" if listed else "Restricted to nobody"
         else:
             reason = ""

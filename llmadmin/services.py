@@ -24,7 +24,7 @@ from llmadmin.models import (
     configuration_changed,
 )
 from llmadmin.providers.catalog import ModelFacts
-from llmadmin.providers.http import ProviderError
+from llmadmin.providers.errors import ProviderError
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from django.urls import reverse
 from billing.ledger import usage_record
 from billing.models import GroupBudget, UsageRecord, UserBudget
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from tests.factories import LLMModelFactory
 
 pytestmark = pytest.mark.django_db

@@ -34,7 +34,7 @@ from llmadmin.forms import ProviderAdminForm
 from llmadmin.models import Provider
 from llmadmin.providers import bedrock
 from llmadmin.providers.bedrock import BedrockClient
-from llmadmin.providers.http import LacksPermission
+from llmadmin.providers.errors import LacksPermission
 from llmadmin.services import provider_check_connection
 from tests.admin_forms import provider_form_data
 from tests.chat_api import send, stored_messages, texts
@@ -414,7 +414,7 @@ SCRIPT = textwrap.dedent(
     django.setup()
 
     from llmadmin.providers import PROVIDER_TYPES
-    from llmadmin.providers.http import ProviderError
+    from llmadmin.providers.errors import ProviderError
 
     client = PROVIDER_TYPES["bedrock"].connect(
         base_url=sys.argv[1], region="eu-west-1", auth="default_chain"

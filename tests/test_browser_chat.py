@@ -14,7 +14,7 @@ from billing.ledger import usage_record
 from billing.models import UserBudget
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from tests.browser import log_in_as_developer
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.provider_servers import FakeProvider, serve

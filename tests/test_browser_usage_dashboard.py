@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group
 from playwright.sync_api import Page, expect
 
 from billing.ledger import usage_record
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from tests.browser import log_in_as_admin, policy_violations
 from tests.factories import LLMModelFactory, ProviderFactory
 

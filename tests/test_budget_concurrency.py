@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from billing.ledger import usage_record
 from billing.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
 from tests.provider_servers import FakeProvider, serve

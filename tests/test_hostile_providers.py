@@ -348,7 +348,8 @@ import django
 django.setup()
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.base import ModelSettings
-from llmadmin.providers.http import ChatInput, ProviderError
+from llmadmin.providers.contract import ChatInput
+from llmadmin.providers.errors import ProviderError
 logging.getLogger("llmadmin").debug("DEBUG reaches the log.")
 client = PROVIDER_TYPES["openai"].connect(base_url=sys.argv[1], region="", api_key=sys.argv[2])
 async def chat():

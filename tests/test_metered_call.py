@@ -27,7 +27,8 @@ from chat.metered import (
 )
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import ChatInput, ProviderError, StreamEvent, TextDelta
+from llmadmin.providers.contract import ChatInput, StreamEvent, TextDelta
+from llmadmin.providers.errors import ProviderError
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.provider_servers import FakeProvider, serve
 from tests.stream_servers import KEEP_ALIVE, Script, openai_delta, serve_script

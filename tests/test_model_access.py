@@ -1053,7 +1053,7 @@ def test_what_developers_see_offers_only_the_choices_the_admin_may_see():
 
 
 def test_what_developers_see_comes_a_page_at_a_time(admin_client):
-    from llmadmin.admin import MODELS_PER_EXPLAINED_PAGE
+    from llmadmin.admin.llm_models import MODELS_PER_EXPLAINED_PAGE
 
     provider = ProviderFactory(anthropic=True)
     LLMModel.objects.bulk_create(

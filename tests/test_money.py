@@ -16,7 +16,7 @@ from billing.ledger import usage_record
 from billing.models import GroupBudget, UserBudget
 from llmadmin.models import LLMModel
 from llmadmin.money import usd
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory
 

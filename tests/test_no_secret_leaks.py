@@ -119,7 +119,7 @@ def test_an_error_report_for_administrators_hides_the_posted_key(monkeypatch, rf
     from django.contrib import admin as django_admin
     from django.contrib.auth.models import User
 
-    from llmadmin.admin import ProviderAdmin
+    from llmadmin.admin.providers import ProviderAdmin
 
     provider = ProviderFactory(anthropic=True, no_key=True)
     request = rf.post(
@@ -231,7 +231,7 @@ def test_an_error_report_hides_secrets_in_the_orms_frames_and_the_post(monkeypat
     from django.contrib import admin as django_admin
     from django.contrib.auth.models import User
 
-    from llmadmin.admin import ProviderAdmin
+    from llmadmin.admin.providers import ProviderAdmin
 
     provider = ProviderFactory(bedrock=True, region="us-east-1", no_key=True)
     secret, token = f"{MARKER}-secret-access-key", f"{MARKER}-session-token"

@@ -19,7 +19,7 @@ from django.urls import reverse
 from chat.models import STOP_NOTICES, Message
 from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel, Provider
-from llmadmin.providers.http import ChatInput, Finish, RemoteModel, StopReason, Usage
+from llmadmin.providers.contract import ChatInput, Finish, RemoteModel, StopReason, Usage
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at

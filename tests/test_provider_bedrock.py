@@ -23,7 +23,8 @@ from billing.models import UsageRecord
 from chat.models import STOP_NOTICES, Message
 from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel, Provider
-from llmadmin.providers.http import ChatInput, Finish, StopReason, Unreachable, Usage
+from llmadmin.providers.contract import ChatInput, Finish, StopReason, Usage
+from llmadmin.providers.errors import Unreachable
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at

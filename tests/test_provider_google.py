@@ -18,7 +18,7 @@ from google.genai import types
 from chat.models import Message
 from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel, Provider
-from llmadmin.providers.http import ChatInput, Finish, StopReason, Usage
+from llmadmin.providers.contract import ChatInput, Finish, StopReason, Usage
 from llmadmin.services import provider_check_connection
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at

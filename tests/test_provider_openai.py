@@ -24,14 +24,8 @@ from django.urls import reverse
 from chat.models import Message
 from chat.services import UNAVAILABLE
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import (
-    ChatInput,
-    Finish,
-    RemoteModel,
-    StopReason,
-    Unreachable,
-    Usage,
-)
+from llmadmin.providers.contract import ChatInput, Finish, RemoteModel, StopReason, Usage
+from llmadmin.providers.errors import Unreachable
 from llmadmin.services import provider_check_connection
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at

@@ -33,7 +33,7 @@ from billing.models import (
 )
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from llmadmin.services import catalog_values
 from tests.chat_api import post_chat, send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at

@@ -18,7 +18,7 @@ from billing.ledger import usage_record
 from billing.models import DailyUsage
 from billing.report import Report, axis_text, nice_scale, usage_report, x_ticks
 from llmadmin.models import LLMModel
-from llmadmin.providers.http import Usage
+from llmadmin.providers.contract import Usage
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db

@@ -20,27 +20,19 @@ from llmadmin.providers.base import (
     set_options,
 )
 from llmadmin.providers.catalog import ModelFacts
-from llmadmin.providers.http import (
-    MAX_PAGES,
+from llmadmin.providers.contract import (
     ChatInput,
     Finish,
-    ProviderClient,
     RemoteModel,
     StopReason,
     StreamEvent,
     TextDelta,
     Thinking,
     Usage,
-    cut_off,
-    error_kind,
-    json_data,
-    mid_stream_error,
-    reported,
-    set_if,
-    sse_events,
-    token_count,
-    token_total,
 )
+from llmadmin.providers.errors import cut_off, error_kind, mid_stream_error
+from llmadmin.providers.sse import json_data, reported, sse_events, token_count, token_total
+from llmadmin.providers.transport import MAX_PAGES, ProviderClient, set_if
 
 # What the official SDK (2.14) sends: the key as a Bearer token and this API version.
 # PROVIDERS.md says x-api-key and 2023-06-01; the API takes both, and the SDK wins.

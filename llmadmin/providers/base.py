@@ -17,7 +17,8 @@ from django.utils.text import capfirst
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers.catalog import ModelFacts, model_facts
-from llmadmin.providers.http import Connection, ProviderClient
+from llmadmin.providers.contract import Connection
+from llmadmin.providers.transport import ProviderClient
 
 # The general sampling fields of a model, as named on LLMModel.
 GENERAL_FIELDS = (

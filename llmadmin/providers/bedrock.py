@@ -26,31 +26,27 @@ from django.views.decorators.debug import sensitive_variables
 from llmadmin.providers import anthropic
 from llmadmin.providers.base import SAMPLING, ModelSettings, ProviderType, set_options
 from llmadmin.providers.catalog import ModelFacts
-from llmadmin.providers.http import (
-    MAX_PAGES,
+from llmadmin.providers.contract import (
     ChatInput,
     Finish,
-    LacksPermission,
-    NoCredentials,
-    ProviderClient,
-    ProviderError,
     RemoteModel,
     StopReason,
     StreamEvent,
     TextDelta,
     Thinking,
     Usage,
-    chunks_of,
+)
+from llmadmin.providers.errors import (
+    LacksPermission,
+    NoCredentials,
+    ProviderError,
     cut_off,
     failed_mid_answer,
-    json_data,
     malformed,
     mid_stream_error,
-    reported,
-    set_if,
-    token_count,
-    token_total,
 )
+from llmadmin.providers.sse import chunks_of, json_data, reported, token_count, token_total
+from llmadmin.providers.transport import MAX_PAGES, ProviderClient, set_if
 
 # How a Bedrock account authenticates: the admin's choice.
 AUTH_MODES = {

@@ -21,28 +21,19 @@ from llmadmin.providers.base import (
     set_options,
 )
 from llmadmin.providers.catalog import ModelFacts
-from llmadmin.providers.http import (
-    MAX_PAGES,
+from llmadmin.providers.contract import (
     ChatInput,
     Finish,
-    ProviderClient,
     RemoteModel,
     StopReason,
     StreamEvent,
     TextDelta,
     Thinking,
     Usage,
-    cut_off,
-    error_kind,
-    json_data,
-    malformed,
-    mid_stream_error,
-    reported,
-    set_if,
-    sse_events,
-    token_count,
-    token_total,
 )
+from llmadmin.providers.errors import cut_off, error_kind, malformed, mid_stream_error
+from llmadmin.providers.sse import json_data, reported, sse_events, token_count, token_total
+from llmadmin.providers.transport import MAX_PAGES, ProviderClient, set_if
 
 # The SDK's HarmCategory (google-genai 3.6) that the Gemini API takes; the image categories
 # are Vertex-only.

@@ -28,27 +28,25 @@ from llmadmin.providers.base import (
     set_options,
 )
 from llmadmin.providers.catalog import ModelFacts
-from llmadmin.providers.http import (
+from llmadmin.providers.contract import (
     ChatInput,
     Finish,
-    ProviderClient,
     RemoteModel,
     StopReason,
     StreamEvent,
     TextDelta,
     Thinking,
     Usage,
+)
+from llmadmin.providers.errors import (
     cut_off,
     error_kind,
     failed_mid_answer,
-    json_data,
     malformed,
     mid_stream_error,
-    reported,
-    set_if,
-    sse_events,
-    token_count,
 )
+from llmadmin.providers.sse import json_data, reported, sse_events, token_count
+from llmadmin.providers.transport import ProviderClient, set_if
 
 # The SDK's types/shared/reasoning_effort.py; OpenRouter's reasoning.effort takes the same.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")

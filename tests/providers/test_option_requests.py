@@ -22,7 +22,7 @@ from llmadmin.providers.base import (
     Option,
     ProviderType,
 )
-from llmadmin.providers.http import ChatInput
+from llmadmin.providers.contract import ChatInput
 
 CHAT = ChatInput(system="", messages=[{"role": "user", "content": "Hello"}])
 ABSENT = object()

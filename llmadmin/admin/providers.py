@@ -1,0 +1,359 @@
+"""The provider admin: key status, connection tests (of what is stored or typed), its models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.html import format_html
+from django.utils.timesince import timesince
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.http import require_POST
+
+from llmadmin.admin.typed_secrets import (
+    keep_typed_secrets,
+    typed_secrets,
+    typed_test,
+    typed_test_key,
+)
+from llmadmin.audit import log_connection_test
+from llmadmin.forms import AUTH_MODE_FIELDS, NEW_ADDRESS, ProviderAdminForm, connection_digest
+from llmadmin.models import SECRET_FIELDS, AuthMode, Availability, CheckStatus, Provider
+from llmadmin.services import provider_check_connection, provider_try_connection
+
+KEY_STATE_LABELS = {
+    "missing": "No key",
+    "set": "Key set (not tested)",
+    "unreadable": "Key unreadable: set it again",
+    "server": "The server's AWS credentials (not tested)",
+}
+CHECK_LABELS = {
+    CheckStatus.VERIFIED: "Verified",
+    CheckStatus.REJECTED: "Rejected by the provider",
+    # A host that answered wrongly, or none; the server without AWS credentials.
+    CheckStatus.UNREACHABLE: "Connection failed",
+    CheckStatus.NO_PERMISSION: "Lacks permission",
+}
+
+
+class ConnectionTestFilter(admin.SimpleListFilter):
+    """The last connection test's result, in the words the list and the page use."""
+
+    title = "last connection test"
+    parameter_name = "check_status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(status.value, label) for status, label in CHECK_LABELS.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Provider]) -> QuerySet[Provider]:
+        if self.value() in CHECK_LABELS:
+            return queryset.filter(check_status=self.value())
+        return queryset
+
+
+# Why developers don't get a provider's models, on its page.
+UNAVAILABLE_BECAUSE = {
+    Availability.PROVIDER_DISABLED: "the provider is disabled.",
+    Availability.MISSING_KEY: "no credentials are set.",
+    Availability.KEY_UNREADABLE: "the stored credentials can't be read: set them again.",
+    Availability.KEY_REJECTED: "the last connection test found the key rejected. They come "
+    "back when a test passes or the credentials change.",
+    Availability.CONNECTION_FAILED: "the last connection test failed. They come back when a "
+    "test passes or the credentials or address change.",
+}
+
+
+def test_outcome(status: CheckStatus | None, reason: str, *, typed: bool = False) -> str:
+    """What a connection test found, as a sentence: "Verified. …", "Not tested: no API key."."""
+    unsaved = " (what is typed, not saved yet)" if typed else ""
+    if status is None:
+        return f"Not tested{unsaved}: {reason}"
+    return f"{CHECK_LABELS[status]}{unsaved}. {reason}"
+
+
+# The fields a connection test takes as typed: the credentials and where they are sent.
+CONNECTION_FIELDS = ("auth", "aws_access_key_id", *SECRET_FIELDS, "base_url", "region")
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    form = ProviderAdminForm
+    # Narrow enough for a 1280 px screen: the test's reason is on the provider's page.
+    list_display = ["label", "key_status", "tested", "endpoint", "enabled", "model_count"]
+    list_display_links = ["label"]
+    list_filter = ["enabled", ConnectionTestFilter]
+    actions = ["test_connection"]
+
+    class Media:
+        js = ["llmadmin/provider_form.js"]
+        css = {"all": ["llmadmin/admin.css"]}
+
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        if obj is None:
+            return form
+        if request.method != "POST":
+            # Kept only for the page that was refused or tested: coming back later starts
+            # afresh.
+            keep_typed_secrets(request, obj, {})
+            request.session.pop(typed_test_key(obj), None)
+            return form
+        kept = {"kept_secrets": typed_secrets(request, obj), "typed_test": typed_test(request, obj)}
+        return type(form.__name__, (form,), kept)
+
+    def render_change_form(
+        self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse:
+        # A save refused for another field's sake keeps the secrets typed into it, encrypted
+        # in the session, for the next attempt: the page never shows them again.
+        form = context["adminform"].form
+        if form.is_bound and form.errors and form.instance.pk:
+            typed = {
+                name: form.data.get(form.add_prefix(name)) or form.kept_secrets.get(name)
+                for name in SECRET_FIELDS
+                if name in form.chosen_mode_fields and name not in form.errors
+            }
+            kept = {name: value for name, value in typed.items() if value}
+            keep_typed_secrets(request, form.instance, kept)
+            form.show_kept(kept)
+            # The form's instance holds what was typed, not what is stored: the status
+            # shown must be the stored one.
+            form.instance.stored = Provider.objects.get(pk=form.instance.pk)
+        return super().render_change_form(request, context, *args, **kwargs)
+
+    def response_change(self, request: HttpRequest, obj: Provider) -> HttpResponse:
+        keep_typed_secrets(request, obj, {})
+        request.session.pop(typed_test_key(obj), None)
+        return super().response_change(request, obj)
+
+    # Error reports never show a posted secret, nor one in any frame below (the form, the
+    # session's kept secrets, the ORM's save).
+    @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
+    @method_decorator(sensitive_variables())
+    def changeform_view(self, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changeform_view(*args, **kwargs)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> list[Any]:
+        connection = (
+            ["base_url", "region"] if obj and obj.provider_type.region_required else ["base_url"]
+        )
+        # Without change permission a read-only form would display the key field's value.
+        can_change = self.has_change_permission(request, obj)
+        key_fields = ["key_status"]
+        if can_change:
+            modes = obj.provider_type.auth_modes if obj else {}
+            stored = obj and any(
+                getattr(obj, name) not in (None, "")
+                for name in (*SECRET_FIELDS, "aws_access_key_id")
+            )
+            key_fields += [
+                *(["auth"] if len(modes) > 1 else []),
+                "api_key",
+                *AUTH_MODE_FIELDS[AuthMode.AWS_KEYS] * (AuthMode.AWS_KEYS in modes),
+                *(["remove_api_key"] if stored else []),
+            ]
+        # The version the page was loaded at (hidden): a save over a newer one is refused.
+        test_fields = ["connection_test", "save_anyway", "version"] if can_change else ["last_test"]
+        fieldsets: list[Any] = [
+            (None, {"fields": key_fields + test_fields}),
+            ("Connection", {"fields": [*connection, "enabled"]}),
+        ]
+        if obj:
+            may_add = request.user.has_perm("llmadmin.add_llmmodel")
+            fieldsets.append(
+                ("Models", {"fields": ["models_and_add_link" if may_add else "models_link"]})
+            )
+        return fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
+        return ["key_status", "last_test", "connection_test", "models_link", "models_and_add_link"]
+
+    @admin.display(description="Its models")
+    def models_link(self, provider: Provider) -> str:
+        # A link, not a row per model: a provider may have thousands (OpenRouter's catalog).
+        count = provider.models.count()
+        url = reverse("admin:llmadmin_llmmodel_changelist") + f"?provider__id__exact={provider.pk}"
+        link = format_html(
+            '<a href="{}">{} model{} of {}</a>', url, count, "s" * (count != 1), provider
+        )
+        availability = getattr(provider, "stored", provider).availability
+        if availability == Availability.AVAILABLE:
+            return link
+        return format_html(
+            '{}<p class="unavailable">Developers don\'t get them: {}</p>',
+            link,
+            UNAVAILABLE_BECAUSE[availability],
+        )
+
+    @admin.display(description="Its models")
+    def models_and_add_link(self, provider: Provider) -> str:
+        url = reverse("admin:llmadmin_llmmodel_add") + f"?provider={provider.pk}"
+        return format_html(
+            '{}<p><a class="addlink" href="{}">Add a model to {}</a></p>',
+            self.models_link(provider),
+            url,
+            provider,
+        )
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "<int:provider_id>/test-connection/",
+                self.admin_site.admin_view(require_POST(self.test_connection_view)),
+                name="llmadmin_provider_test_connection",
+            ),
+            *super().get_urls(),
+        ]
+
+    # The Test connection button posts the whole change form, typed secrets included.
+    @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
+    @method_decorator(sensitive_variables())
+    def test_connection_view(self, request: HttpRequest, provider_id: int) -> HttpResponse:
+        provider = get_object_or_404(Provider, pk=provider_id)
+        if not self.has_change_permission(request, provider):
+            raise PermissionDenied
+        if request.headers.get("Accept") == "application/json":
+            # From the page's script: test what is typed, before saving, and leave the page.
+            return JsonResponse(self.try_typed(request, provider))
+        self.report_test(request, provider)
+        return HttpResponseRedirect(reverse("admin:llmadmin_provider_change", args=[provider.pk]))
+
+    def try_typed(self, request: HttpRequest, provider: Provider) -> dict[str, str | None]:
+        """Test the page's typed credentials and endpoint unsaved; unchanged, the stored ones
+        are tested and the result recorded, as the button does without a script. A test of
+        typed values is audited, run or refused.
+
+        The page's answer: a level, the message, and the "Last test" line's new text (None
+        when nothing was tested)."""
+        # A test is not a save: another admin's change since the page was loaded doesn't
+        # block it (what counts as typed is measured against what is stored now).
+        form = self.get_form(request, provider)(request.POST, instance=provider, testing=True)
+        valid = form.is_valid()
+        typed = [name for name in form.changed_data if name in CONNECTION_FIELDS]
+        if not valid:
+            retype = any(form.has_error(name, NEW_ADDRESS) for name in SECRET_FIELDS)
+            message = (
+                "Not tested: re-enter the key to use it with a new address."
+                if retype
+                else "Not tested: correct the fields below first."
+            )
+            if typed:
+                log_connection_test(provider, typed=typed, outcome=message)
+            return {"level": "error", "message": message, "last_test": None}
+        if typed:
+            status, reason = provider_try_connection(provider=form.instance)
+            message = test_outcome(status, reason, typed=True)
+            log_connection_test(provider, typed=typed, outcome=message)
+            last_test = "Just now, of what is typed: saving it records this."
+            if status is None:
+                request.session.pop(typed_test_key(provider), None)
+            else:
+                # Saving exactly this records the outcome (see ProviderAdminForm.typed_test).
+                request.session[typed_test_key(provider)] = {
+                    "digest": connection_digest(form.instance),
+                    "status": status,
+                    "reason": reason[:300],
+                    "outcome": test_outcome(status, reason),
+                    "checked_at": timezone.now().isoformat(),
+                }
+        else:
+            status, reason = provider_check_connection(provider=provider)
+            message = test_outcome(status, reason)
+            last_test = f"Just now. {reason}"
+        level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
+        return {"level": level, "message": message, "last_test": last_test if status else None}
+
+    @admin.action(description="Test connection", permissions=["change"])
+    def test_connection(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        for provider in queryset:
+            self.report_test(request, provider)
+
+    def report_test(self, request: HttpRequest, provider: Provider) -> None:
+        status, reason = provider_check_connection(provider=provider)
+        level = {CheckStatus.VERIFIED: messages.SUCCESS, None: messages.WARNING}.get(
+            status, messages.ERROR
+        )
+        outcome = test_outcome(status, reason)
+        self.message_user(request, f"{provider}: {outcome}", level)
+        if status:
+            self.log_change(request, provider, f"Tested the connection: {outcome}")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
+        return super().get_queryset(request).annotate(model_total=Count("models"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="Provider", ordering="type")
+    def label(self, provider: Provider) -> str:
+        return provider.provider_type.label
+
+    @admin.display(description="Key status")
+    def key_status(self, provider: Provider) -> str:
+        provider = getattr(provider, "stored", provider)
+        if provider.key_state in ("set", "server") and provider.check_status:
+            return CHECK_LABELS[provider.check_status]
+        return KEY_STATE_LABELS[provider.key_state]
+
+    @admin.display(description="Last test", ordering="checked_at")
+    def tested(self, provider: Provider) -> str:
+        return f"{timesince(provider.checked_at)} ago" if provider.checked_at else "never"
+
+    @admin.display(description="Last test")
+    def last_test(self, provider: Provider) -> str:
+        if not provider.checked_at:
+            return "never"
+        return format_html(
+            "{} ago<br><small>{}</small>", timesince(provider.checked_at), provider.check_reason
+        )
+
+    @admin.display(description="Last test")
+    def connection_test(self, provider: Provider) -> str:
+        """The last test, and the button that runs one; the page's script updates both."""
+        url = reverse("admin:llmadmin_provider_test_connection", args=[provider.pk])
+        # A submit button of the change form (with its CSRF token), posted to our URL.
+        return format_html(
+            '<div class="last-test">{}</div><button type="submit" class="button" '
+            'formaction="{}" formmethod="post" formnovalidate>Test connection</button>',
+            self.last_test(getattr(provider, "stored", provider)),
+            url,
+        )
+
+    @admin.display(description="Endpoint")
+    def endpoint(self, provider: Provider) -> str:
+        provider_type = provider.provider_type
+        if provider.base_url:
+            return provider.base_url
+        if not provider_type.default_base_url:
+            return "not set"
+        if provider_type.region_required and not provider.region:
+            return "region not set"
+        return f"{provider.effective_base_url} (default)"
+
+    @admin.display(description="Models", ordering="model_total")
+    def model_count(self, provider: Provider) -> str:
+        url = reverse("admin:llmadmin_llmmodel_changelist") + f"?provider__id__exact={provider.pk}"
+        return format_html('<a href="{}">{}</a>', url, provider.model_total)
+
+    def construct_change_message(
+        self, request: HttpRequest, form: Any, formsets: Any, add: bool = False
+    ) -> list[dict[str, Any]]:
+        # "Remove the stored credentials" reads as a credentials change in the history.
+        message = super().construct_change_message(request, form, formsets, add)
+        for entry in message:
+            fields = entry.get("changed", {}).get("fields")
+            if fields and "Remove the stored credentials" in fields:
+                fields.remove("Remove the stored credentials")
+                if "API key" not in fields:
+                    fields.append("API key")
+        return message

@@ -1,0 +1,202 @@
+"""The fixed vocabulary of provider errors: every message is our own words.
+
+Nothing a provider sends is ever put into a message: not its status text, error type, code or
+message, a redirect target, nor a body. Providers' answers are untrusted and may echo the key.
+A message is built from our own words, the admin's configured host and a status number.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http import HTTPStatus
+from typing import Any, Literal
+
+from django.conf import settings
+
+from llmadmin.providers.contract import StopReason
+
+logger = logging.getLogger(__name__)
+
+CheckStatus = Literal["verified", "rejected", "unreachable", "no_permission"]
+
+
+class ProviderError(Exception):
+    """A call that did not succeed. The message is ours alone: safe to show, store and log."""
+
+    status: CheckStatus = "unreachable"
+    # How an answer that ends with this error is recorded.
+    stop_reason = StopReason.FAILED
+
+
+class KeyRejected(ProviderError):
+    status: CheckStatus = "rejected"
+
+
+class Unreachable(ProviderError):
+    pass
+
+
+class ChatError(ProviderError):
+    pass
+
+
+class LacksPermission(ProviderError):
+    """The credentials are valid but may not make this call."""
+
+    status: CheckStatus = "no_permission"
+
+
+class NoCredentials(ProviderError):
+    """No credentials to call with: none stored or readable, or none on the server."""
+
+
+# What these say is how the server is set up, for an administrator to fix: a developer is
+# told only that the model is unavailable.
+SETUP_FAULTS = (KeyRejected, LacksPermission, NoCredentials)
+
+
+def key_rejected(status: int) -> KeyRejected:
+    if status == 403:
+        return KeyRejected(
+            "The provider refused the API key (403): it is wrong or lacks permission."
+        )
+    return KeyRejected(f"The provider rejected the API key ({status}).")
+
+
+def answered(host: str, status: int) -> str:
+    """Our words for an error answer that is no refused key: what it means, the status
+    number and its standard name (never the provider's own reason text)."""
+    try:
+        code = f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        code = str(status)
+    if status in (404, 405, 410):
+        return f"Wrong address: the server at {host} answered {code}; check the base URL."
+    if status >= 500:
+        return f"The server at {host} failed: it answered {code}."
+    return f"The server at {host} refused the call: it answered {code}."
+
+
+def rate_limited() -> ChatError:
+    return ChatError("The provider's rate limit was reached: try again in a moment.")
+
+
+def overloaded() -> ChatError:
+    return ChatError("The provider is overloaded: try again in a moment.")
+
+
+def context_too_long() -> ChatError:
+    return ChatError("The conversation is too long for this model's context limit.")
+
+
+def refused(status: int) -> ChatError:
+    return ChatError(f"The provider refused the request ({status}).")
+
+
+def malformed() -> ChatError:
+    return ChatError("The provider sent a malformed answer.")
+
+
+def cut_off() -> ChatError:
+    error = ChatError("The provider's answer was cut off before it finished.")
+    error.stop_reason = StopReason.CUT_OFF
+    return error
+
+
+def failed_mid_answer() -> ChatError:
+    return ChatError("The provider reported an error mid-answer.")
+
+
+def timed_out(message: str) -> ChatError:
+    error = ChatError(message)
+    error.stop_reason = StopReason.TIMED_OUT
+    return error
+
+
+def went_silent() -> ChatError:
+    return timed_out(
+        f"The provider sent nothing for {settings.PROVIDER_READ_TIMEOUT:g} s: the answer was "
+        "ended there."
+    )
+
+
+def idle_too_long() -> ChatError:
+    return timed_out(
+        f"The provider sent no answer text for {settings.PROVIDER_STREAM_IDLE_TIMEOUT:g} s: "
+        "the answer was ended there."
+    )
+
+
+def past_deadline() -> ChatError:
+    return timed_out(
+        f"The answer took longer than {settings.PROVIDER_STREAM_TIMEOUT:g} s: it was ended there."
+    )
+
+
+# Words in a refused request's body that mean the conversation is too long. The body is only
+# matched against these, never repeated.
+CONTEXT_WORDS = (
+    "context length",
+    "context window",
+    "too long",
+    "too many tokens",
+    "input token count",
+)
+
+
+def chat_error_for(status: int, body: str) -> ProviderError:
+    """Our message for a refused chat request."""
+    if status in (401, 403):
+        return key_rejected(status)
+    if status == 429:
+        return rate_limited()
+    if status in (503, 529):
+        return overloaded()
+    if status in (400, 413) and any(words in body.lower() for words in CONTEXT_WORDS):
+        return context_too_long()
+    return refused(status)
+
+
+def mid_stream_error(kind: str) -> ChatError:
+    """Our message for an error event inside a stream, from the provider's error type or code.
+
+    The type is only compared with known words, never repeated.
+    """
+    kind = kind.lower()
+    if "overloaded" in kind or kind in ("503", "529", "unavailable", "servicesunavailable"):
+        return overloaded()
+    if "rate_limit" in kind or "throttling" in kind or kind in ("429", "resource_exhausted"):
+        return rate_limited()
+    return failed_mid_answer()
+
+
+def error_kind(error: Any) -> str:
+    """The type or code of an error object, for mid_stream_error to compare; never shown."""
+    if not isinstance(error, dict):
+        return ""
+    return str(error.get("type") or error.get("status") or error.get("code") or "")
+
+
+@contextmanager
+def untrusted_answer(failure: Any) -> Iterator[None]:
+    """Anything unexpected while calling a provider or reading its answer (a shape the parser
+    did not foresee, a header the HTTP library chokes on) becomes `failure()`.
+
+    The log says where it happened, never the error's text: that may quote the answer.
+    """
+    try:
+        yield
+    except ProviderError:
+        raise
+    except Exception as error:
+        frame = traceback.extract_tb(error.__traceback__)[-1]
+        logger.warning(
+            "Unexpected %s at %s:%s while reading a provider's answer.",
+            type(error).__name__,
+            frame.filename,
+            frame.lineno,
+        )
+        raise failure() from None

@@ -1,0 +1,365 @@
+"""Transport shared by every provider family: the client base (auth header, timeouts,
+same-origin redirects, size limits, an answer's deadlines) and the connection pool.
+
+What a provider answers is untrusted: errors.py holds the only words a failure is told in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import json
+import re
+import weakref
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import Any
+from urllib.parse import quote, urlencode, urljoin, urlsplit
+
+import httpx2
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
+
+from llmadmin.providers.contract import (
+    ChatInput,
+    Connection,
+    RemoteModel,
+    StreamEvent,
+    TextDelta,
+    Thinking,
+)
+from llmadmin.providers.errors import (
+    ChatError,
+    NoCredentials,
+    ProviderError,
+    Unreachable,
+    answered,
+    chat_error_for,
+    idle_too_long,
+    key_rejected,
+    malformed,
+    past_deadline,
+    untrusted_answer,
+    went_silent,
+)
+
+# Every request says who calls, in the usual product/version form: a provider's logs and
+# support can tell our calls apart.
+USER_AGENT = f"llmadmin/{importlib.metadata.version('llmadmin')}"
+MAX_REDIRECTS = 3
+MAX_PAGES = 20
+
+
+class ProviderClient:
+    """Calls to one provider account: the key only in the auth header, to the configured host.
+
+    A family's client says how to authenticate (auth_headers), verify a key (verify_key), list
+    models (fetch_models) and chat (stream). The public calls around them turn anything
+    unexpected in an answer into one of our own errors.
+    """
+
+    @sensitive_variables("connection")
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.base_url = connection.base_url
+        # Whether the provider may bill the last chat request: it was sent and not refused
+        # (whatever came after; a user may leave before its answer's headers come).
+        self.billable = False
+        if not self.has_credentials():
+            raise NoCredentials("No readable API key is set.")
+
+    def has_credentials(self) -> bool:
+        return bool(self.connection.api_key)
+
+    def secrets(self) -> list[str]:
+        """The credentials this client calls with (empty ones too): shown nowhere, not even
+        as a listed model id."""
+        connection = self.connection
+        return [
+            connection.api_key,
+            connection.aws_access_key_id,
+            connection.aws_secret_access_key,
+            connection.aws_session_token,
+        ]
+
+    def auth_headers(self) -> dict[str, str]:
+        raise NotImplementedError
+
+    @sensitive_variables("headers")
+    def authorize(
+        self, method: str, url: str, headers: dict[str, str], body: bytes
+    ) -> dict[str, str]:
+        """The headers to send, credentials included (a signer signs the exact request)."""
+        return {**self.auth_headers(), **headers}
+
+    def verify_key(self) -> None:
+        raise NotImplementedError
+
+    def fetch_models(self) -> list[RemoteModel]:
+        raise NotImplementedError
+
+    def stream(self, model: Any, chat: ChatInput) -> AsyncIterator[StreamEvent]:
+        raise NotImplementedError
+
+    def verify(self) -> None:
+        """The cheapest authenticated call that costs nothing; raises ProviderError."""
+        with untrusted_answer(self.unreadable):
+            self.verify_key()
+
+    def list_models(self) -> list[RemoteModel]:
+        """The models the account can use; raises ProviderError."""
+        with untrusted_answer(self.unreadable):
+            return self.fetch_models()
+
+    async def stream_chat(self, model: Any, chat: ChatInput) -> AsyncIterator[StreamEvent]:
+        """Send the turn; yield the answer's text as it streams in, then its usage and end.
+
+        Every answer has an end: PROVIDER_STREAM_TIMEOUT from the request on, or
+        PROVIDER_STREAM_IDLE_TIMEOUT after the last text or thinking. Keep-alive comments,
+        pings and usage counts don't hold an answer open. Either limit closes the upstream
+        request and raises a ChatError (stop reason timed_out). Thinking is not passed on.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + settings.PROVIDER_STREAM_TIMEOUT
+        quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
+        events = aiter(self.stream(model, chat))
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(min(deadline, quiet_until)):
+                        with untrusted_answer(malformed):
+                            event = await anext(events, None)
+                except TimeoutError:
+                    raise (
+                        past_deadline() if loop.time() >= deadline else idle_too_long()
+                    ) from None
+                if event is None:
+                    return
+                if isinstance(event, TextDelta | Thinking):
+                    quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
+                if isinstance(event, TextDelta):
+                    yield TextDelta(storable(event.text))
+                elif not isinstance(event, Thinking):
+                    yield event
+        finally:
+            await events.aclose()
+
+    def unreadable(self) -> Unreachable:
+        return Unreachable(f"{self.host} sent an answer that could not be read.")
+
+    def is_rejected(self, status: int, body: str) -> bool:
+        """Whether an answer says the key is wrong; the body is only matched, never shown."""
+        return status in (401, 403)
+
+    def refusal(
+        self, method: str, status: int, body: str, headers: Mapping[str, str]
+    ) -> ProviderError | None:
+        """Our error for a refused key or permission; None when the refusal is another kind.
+
+        The body and headers are only matched against known words, never repeated.
+        """
+        return key_rejected(status) if self.is_rejected(status, body) else None
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.base_url).netloc
+
+    def get_json(self, url: str, params: dict[str, Any] | None = None) -> Any:
+        """GET with the auth header, following redirects only within the same origin."""
+        origin = urlsplit(url)[:2]
+        host = urlsplit(url).netloc
+        for _ in range(MAX_REDIRECTS + 1):
+            response = self.send("GET", url, params=params)
+            if not response.is_redirect:
+                break
+            try:
+                target = urljoin(url, response.headers.get("Location", ""))
+                same_origin = urlsplit(target)[:2] == origin
+            except ValueError:  # an unparsable Location: its text is not repeated
+                same_origin = False
+            if not same_origin:
+                raise Unreachable(f"{host} redirected to another host; the key was not sent there.")
+            url, params = target, None
+        else:
+            raise Unreachable(f"{host} redirected too many times.")
+
+        refusal = self.refusal("GET", response.status_code, response.text, response.headers)
+        if refusal:
+            raise refusal
+        if response.status_code >= 400:
+            raise Unreachable(answered(host, response.status_code))
+        try:
+            return response.json()
+        except (ValueError, RecursionError):
+            raise Unreachable(f"{host} answered with something that is not JSON.") from None
+
+    def items(self, payload: Any, key: str, id_field: str = "id") -> list[dict[str, Any]]:
+        """The entries of a model list, each with a string id; raises Unreachable otherwise."""
+        items = payload.get(key) if isinstance(payload, dict) else None
+        if not isinstance(items, list) or not all(
+            isinstance(item, dict) and isinstance(item.get(id_field), str) for item in items
+        ):
+            raise Unreachable(f"{self.host} answered with an unexpected model list.")
+        return items
+
+    @asynccontextmanager
+    async def open_stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[httpx2.Response]:
+        """POST a chat request and hold its streaming answer open; closed on leaving, however
+        that happens (the answer ended, the client went away, a limit passed). A refusal
+        becomes our own ChatError."""
+        host = urlsplit(url).netloc
+        try:
+            # In a thread: signing may load credentials over the network (Bedrock's chain).
+            request = await sync_to_async(self.build, thread_sensitive=False)(
+                "POST", url, body=json.dumps(body).encode(), stream=True
+            )
+            self.billable = True
+            response = await stream_client().send(request, stream=True)
+        except ProviderError:
+            raise
+        except httpx2.ReadTimeout:  # the request was sent and no answer began
+            raise went_silent() from None
+        except Exception as error:
+            self.billable = False  # the request never reached a provider that took it
+            raise unreachable(ChatError, host, error) from None
+        try:
+            if response.status_code >= 300:
+                self.billable = False
+                head = await head_of(response)
+                refusal = self.refusal("POST", response.status_code, head, response.headers)
+                raise refusal or chat_error_for(response.status_code, head)
+            if not is_plain(response):
+                raise malformed()  # compressed though we asked for it plain: not expanded
+            yield response
+        finally:
+            await response.aclose()
+
+    @sensitive_variables("headers")
+    def build(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict[str, Any] | None = None,
+        body: bytes = b"",
+        stream: bool = False,
+    ) -> httpx2.Request:
+        """The request with credentials and timeouts; the URL (with its query) and body are
+        final before `authorize` sees them, so a signature covers exactly what is sent."""
+        if params:
+            # %20 for a space, as SigV4 canonicalises a query.
+            url = f"{url}?{urlencode(params, quote_via=quote)}"
+        request = httpx2.Request(method, url, content=body or None)
+        accept = "text/event-stream" if stream else "application/json"
+        # Before authorize: a signer sees every header sent (SigV4 leaves User-Agent unsigned,
+        # as botocore's own client does, since proxies rewrite it).
+        headers = {"Accept": accept, "User-Agent": USER_AGENT}
+        if body:
+            headers["Content-Type"] = "application/json"
+        request.headers.update(self.authorize(method, str(request.url), headers, body))
+        # Uncompressed (a small compressed answer can expand without bound); not signed, so
+        # a SigV4 signature covers what botocore's own client signs.
+        request.headers["Accept-Encoding"] = "identity"
+        request.extensions["timeout"] = timeouts().as_dict()
+        return request
+
+    def send(self, method: str, url: str, params: dict[str, Any] | None = None) -> httpx2.Response:
+        """One call, its answer read whole (at most MAX_BODY bytes); redirects are the caller's
+        to follow. A compressed answer (we ask for none) is refused unread: a few hundred KB
+        of gzip can expand to gigabytes."""
+        host = urlsplit(url).netloc
+        try:
+            request = self.build(method, url, params=params)
+            with httpx2.Client(cookies=NO_COOKIES) as client:
+                response = client.send(request, stream=True)
+                try:
+                    if not is_plain(response):
+                        raise Unreachable(f"{host} answered in a form we can't read (compressed).")
+                    body = b""
+                    for chunk in response.iter_raw():
+                        body += chunk
+                        if len(body) > MAX_BODY:
+                            raise Unreachable(f"{host} sent an answer too large to read.")
+                finally:
+                    response.close()
+        except ProviderError:  # no credentials to sign with, or too large
+            raise
+        except Exception as error:
+            raise unreachable(Unreachable, host, error) from None
+        return httpx2.Response(response.status_code, headers=response.headers, content=body)
+
+
+# A model list (OpenRouter's is a few MB) or a key check's answer, read whole.
+MAX_BODY = 32 * 1024 * 1024
+# Providers' cookies are neither sent nor kept.
+NO_COOKIES = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+def is_plain(response: httpx2.Response) -> bool:
+    """Whether the body is sent as is, as we ask (Accept-Encoding: identity)."""
+    return response.headers.get("Content-Encoding", "").strip().lower() in ("", "identity")
+
+
+def timeouts() -> httpx2.Timeout:
+    return httpx2.Timeout(settings.PROVIDER_READ_TIMEOUT, connect=settings.PROVIDER_CONNECT_TIMEOUT)
+
+
+def unreachable(failure: type[ProviderError], host: str, error: Exception) -> ProviderError:
+    """Our message for a call that got no answer; the library's text is not repeated (it
+    may quote a Location or a header)."""
+    if isinstance(error, httpx2.TimeoutException):
+        return failure(
+            f"Could not reach {host}: timed out after {settings.PROVIDER_READ_TIMEOUT:g} s."
+        )
+    if isinstance(error, httpx2.ConnectError):
+        return failure(f"Could not reach {host}: connection refused or host not found.")
+    return failure(f"Could not reach {host}.")
+
+
+async def head_of(response: httpx2.Response) -> str:
+    """At most 4,000 bytes of a refusal's body, only to recognise what it says."""
+    head = b""
+    try:
+        async for chunk in response.aiter_raw():
+            head += chunk
+            if len(head) >= 4000:
+                break
+    except Exception:  # an unreadable body refuses all the same
+        head = b""
+    return head[:4000].decode("utf-8", "replace")
+
+
+# One pool of connections to the providers per event loop (a worker process has one): a
+# chat turn reuses a warm TLS connection instead of a new handshake. No cap on connections:
+# each open answer holds one, and hundreds stream at once.
+_stream_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncClient] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def stream_client() -> httpx2.AsyncClient:
+    loop = asyncio.get_running_loop()
+    client = _stream_clients.get(loop)
+    if client is None:
+        client = _stream_clients[loop] = httpx2.AsyncClient(
+            cookies=NO_COOKIES,
+            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=64),
+        )
+    return client
+
+
+# A lone surrogate can't be encoded for the database, nor NUL stored by PostgreSQL: what the
+# user is sent must be what is stored.
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    return UNSTORABLE.sub("\ufffd", text)
+
+
+def set_if(target: dict[str, Any], key: str, value: Any) -> None:
+    """Unset options are not sent: the provider's default applies."""
+    if value is not None:
+        target[key] = value

@@ -521,6 +521,10 @@ def serve_hostile(family: str, mode: str, status: int | None = None) -> Iterator
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     provider = HostileProvider(family, mode, status or 401)
+    if mode == "gzip_bomb":
+        # Compressed before any caller connects: on a busy machine it takes longer than the
+        # callers' read timeout, which would then fail the test for the wrong reason.
+        gzip_bomb(family)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -22,7 +22,7 @@ from django.utils import timezone
 from llmadmin.models import GroupBudget, LLMModel, Provider, UserBudget
 from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ from llmadmin.providers.http import Usage
 from llmadmin.usage import usage_record
 from tests.browser import log_in_as_developer
 from tests.factories import LLMModelFactory, ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

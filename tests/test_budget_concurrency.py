@@ -24,7 +24,7 @@ from llmadmin.providers.http import Usage
 from llmadmin.usage import usage_record
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = [
     pytest.mark.skipif(

@@ -36,8 +36,8 @@ from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES, bedrock
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
-from tests.hostile_servers import ERROR_STATUSES, REAL_IDS, hostile_ids, serve_hostile
-from tests.provider_servers import FAKES
+from tests.providers.fakes import FAKES
+from tests.providers.hostile import ERROR_STATUSES, REAL_IDS, hostile_ids, serve_hostile
 
 pytestmark = pytest.mark.django_db
 

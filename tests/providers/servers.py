@@ -47,7 +47,9 @@ def loopback_server(handler: type[BaseHTTPRequestHandler], tls: bool = False) ->
     if tls:
         server.socket = tls_context().wrap_socket(server.socket, server_side=True)
     scheme = "https" if tls else "http"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    # shutdown() waits for the loop to look at its flag, once per poll interval: 5 ms, not
+    # 50, saves about 40 ms on every fake server a test starts (a thousand and more a run).
+    thread = threading.Thread(target=server.serve_forever, args=(0.005,), daemon=True)
     thread.start()
     try:
         yield f"{scheme}://127.0.0.1:{server.server_port}"

@@ -80,8 +80,11 @@ AUTH_AND_URL_ATTACKS = [
 BEDROCK_IAM = "bedrock-iam"
 HOSTILE_FAMILIES[BEDROCK_IAM] = "bedrock"
 
-# The first type of each family in the registry's order (Bedrock with an API key).
-FAMILY_FIRSTS = set({family: t for t, family in reversed(HOSTILE_FAMILIES.items())}.values())
+# The first type of each family in the registry's order (Bedrock with an API key): it meets
+# every attack.
+FAMILY_FIRSTS = {
+    family: provider_type for provider_type, family in reversed(HOSTILE_FAMILIES.items())
+}.values()
 
 ROWS = [
     pytest.param(

@@ -4,13 +4,12 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
-from django.core.asgi import get_asgi_application
-from playwright.sync_api import Browser, Page, sync_playwright
 
-from config.workers import UVICORN_OPTIONS
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -39,7 +38,9 @@ def browser() -> Iterator[Browser]:
 
     One per test file: Playwright's event loop and the setting below last only as long as
     that file's tests, so the tests run after them in the same process (in any order, as
-    pytest-xdist's workers run them) see neither."""
+    pytest-xdist's workers run them) see neither. Imported here: only browser tests pay for it."""
+    from playwright.sync_api import sync_playwright
+
     # Playwright's sync API runs an event loop in this thread; the ORM calls the tests make
     # alongside it are still plain synchronous calls.
     with pytest.MonkeyPatch.context() as patch:
@@ -128,6 +129,11 @@ def empty_cache():
 def asgi_server(transactional_db, settings) -> Iterator[str]:
     """The project's ASGI application served by uvicorn on loopback, as in production (with
     scripts/serve's options); its URL. (pytest-django's live_server is a WSGI server.)"""
+    import uvicorn
+    from django.core.asgi import get_asgi_application
+
+    from config.workers import UVICORN_OPTIONS
+
     settings.ALLOWED_HOSTS = ["127.0.0.1"]
     server = uvicorn.Server(
         uvicorn.Config(

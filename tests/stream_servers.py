@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.provider_servers import loopback_server
+from tests.providers.servers import loopback_server
 
 
 @dataclass

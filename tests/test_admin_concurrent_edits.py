@@ -17,7 +17,7 @@ from llmadmin.models import LLMModel, Provider
 from tests.admin_forms import form_as_loaded, form_as_shown
 from tests.browser import log_in_as_admin
 from tests.factories import LLMModelFactory, ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 

@@ -15,8 +15,9 @@ from llmadmin.models import LLMModel, Provider
 from tests.admin_forms import NEW_ADDRESSES, STORED_KEY, TYPED_KEY, provider_form_data
 from tests.browser import log_in_as_admin
 from tests.factories import ProviderFactory
-from tests.hostile_servers import REAL_IDS, hostile_ids, serve_hostile
-from tests.provider_servers import FakeProvider, bearer_token, serve
+from tests.providers.fakes import FakeProvider, serve
+from tests.providers.hostile import REAL_IDS, hostile_ids, serve_hostile
+from tests.providers.servers import bearer_token
 
 KEY = "sk-ADMINCONN-SECRET-987"
 CHANGELIST = reverse("admin:llmadmin_provider_changelist")

@@ -17,7 +17,7 @@ from llmadmin.models import MODEL_PRICE_FIELDS, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.catalog import ModelFacts
 from tests.factories import LLMModelFactory, ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 

@@ -23,7 +23,7 @@ from billing.models import GroupBudget, UserBudget
 from llmadmin.models import LLMModel, Provider
 from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 

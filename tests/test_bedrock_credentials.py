@@ -39,7 +39,9 @@ from llmadmin.services import provider_check_connection
 from tests.admin_forms import provider_form_data
 from tests.chat_api import send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import SIGNATURE_VERDICT, FakeProvider, Recorded, serve
+from tests.providers.bedrock.fake import SIGNATURE_VERDICT
+from tests.providers.fakes import FakeProvider, serve
+from tests.providers.servers import Recorded
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from llmadmin.models import LLMModel
 from llmadmin.providers.contract import Usage
 from tests.browser import log_in_as_developer
 from tests.factories import LLMModelFactory, ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

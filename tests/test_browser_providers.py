@@ -10,7 +10,7 @@ from llmadmin.models import Provider
 from llmadmin.providers import bedrock
 from tests.browser import log_in_as_admin
 from tests.factories import LLMModelFactory, ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -165,7 +165,7 @@ def test_a_developer_logs_in_and_lands_on_the_selector(page, asgi_server):
 
 
 def test_a_developer_chats_and_watches_the_answer_stream_in(page, asgi_server, settings):
-    from tests.provider_servers import FakeProvider, serve
+    from tests.providers.fakes import FakeProvider, serve
 
     with serve(
         FakeProvider("anthropic", "sk-browser-chat", reply=("Hel", "lo ", "there"))
@@ -188,7 +188,7 @@ def test_a_developer_chats_and_watches_the_answer_stream_in(page, asgi_server, s
 
 
 def test_a_provider_error_shows_in_the_chat(page, asgi_server):
-    from tests.provider_servers import FakeProvider, serve
+    from tests.providers.fakes import FakeProvider, serve
 
     with serve(FakeProvider("openai", "sk-right", mode="rate429")) as server:
         provider = ProviderFactory(openai=True, api_key="sk-right", base_url=f"{server.url}/v1")

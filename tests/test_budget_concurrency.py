@@ -24,7 +24,7 @@ from billing.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
 from llmadmin.providers.contract import Usage
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = [
     pytest.mark.skipif(

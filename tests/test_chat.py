@@ -21,7 +21,7 @@ from llmadmin.models import LLMModel
 from llmadmin.providers import PROVIDER_TYPES
 from tests.chat_api import send, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import FakeProvider, fake_for, serve
+from tests.providers.fakes import FakeProvider, fake_for, serve
 
 pytestmark = pytest.mark.django_db
 

@@ -26,7 +26,7 @@ from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
 from tests.chat_api import events_of, post_chat, send, texts
 from tests.factories import LLMModelFactory, provider_at
-from tests.provider_servers import loopback_server
+from tests.providers.servers import loopback_server
 from tests.stream_servers import (
     ANTHROPIC_PING,
     KEEP_ALIVE,

@@ -4,7 +4,10 @@ it may reach a person, a table or a log. Only our own fixed messages may.
 
 Each row drives one provider type against one hostile mode through the public entry points
 only (the chat API as a developer, the admin as a superuser, the commands), with every log
-record captured at DEBUG, then searches every surface for the key.
+record captured at DEBUG, then searches every surface for the key. The first type of each API
+family meets every attack; the family's other types share its error handling and stream
+parsing, so they meet the attacks on what is their own: the header that carries the key and
+the URLs they build (for the key check too).
 """
 
 from __future__ import annotations
@@ -33,8 +36,8 @@ from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES, bedrock
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
-from tests.hostile_servers import ERROR_STATUSES, REAL_IDS, hostile_ids, serve_hostile
-from tests.provider_servers import FAKES
+from tests.providers.fakes import FAKES
+from tests.providers.hostile import ERROR_STATUSES, REAL_IDS, hostile_ids, serve_hostile
 
 pytestmark = pytest.mark.django_db
 
@@ -61,10 +64,27 @@ ATTACKS = [
     ("odd_shapes", None),
 ]
 
+# The attacks on how a type sends its key and where: the redirect that would carry it on,
+# the error of its key check, and what the HTTP library makes of the status line and headers.
+AUTH_AND_URL_ATTACKS = [
+    ("redirect", None),
+    ("error_body", 401),
+    ("reason_phrase", 401),
+    ("bad_location", None),
+    ("bad_header", None),
+    ("bad_encoding", None),
+]
+
 # Bedrock signing with IAM access keys: its session token travels with every request (the
 # secret only as a signature); neither may show anywhere.
 BEDROCK_IAM = "bedrock-iam"
 HOSTILE_FAMILIES[BEDROCK_IAM] = "bedrock"
+
+# The first type of each family in the registry's order (Bedrock with an API key): it meets
+# every attack.
+FAMILY_FIRSTS = {
+    family: provider_type for provider_type, family in reversed(HOSTILE_FAMILIES.items())
+}.values()
 
 ROWS = [
     pytest.param(
@@ -74,7 +94,7 @@ ROWS = [
         id=f"{provider_type}-{mode}" + (f"-{status}" if status else ""),
     )
     for provider_type in [*PROVIDER_TYPES, BEDROCK_IAM]
-    for mode, status in ATTACKS
+    for mode, status in (ATTACKS if provider_type in FAMILY_FIRSTS else AUTH_AND_URL_ATTACKS)
 ]
 
 

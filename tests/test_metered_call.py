@@ -30,7 +30,7 @@ from llmadmin.models import LLMModel
 from llmadmin.providers.contract import ChatInput, StreamEvent, TextDelta
 from llmadmin.providers.errors import ProviderError
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 from tests.stream_servers import KEEP_ALIVE, Script, openai_delta, serve_script
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,7 @@ from chat.models import Conversation
 from llmadmin.models import CheckStatus, LLMModel
 from tests.chat_api import send, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 

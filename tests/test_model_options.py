@@ -12,7 +12,7 @@ from llmadmin.models import LLMModel
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at
-from tests.provider_servers import fake_for, serve
+from tests.providers.fakes import fake_for, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -143,7 +143,7 @@ def test_a_catalog_output_limit_is_overridden_only_with_a_note(
 
 
 def test_the_documented_limit_is_answered_by_the_provider(client, developer):
-    # The fake knows Anthropic's documented 128K on its own (tests/provider_servers.py).
+    # The fake knows Anthropic's documented 128K on its own (tests/providers/anthropic/fake.py).
     with serve(fake_for("anthropic", "sk-ant-test")) as server:
         model = catalog_model(
             provider_at("anthropic", server.url, api_key="sk-ant-test"),

@@ -17,7 +17,7 @@ from django.views.debug import ExceptionReporter
 
 from llmadmin.models import Provider
 from tests.factories import LLMModelFactory, ProviderFactory
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from llmadmin.selectors import provider_remote_models
 from llmadmin.services import provider_check_connection, provider_set_api_key
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import fake_for, serve
+from tests.providers.fakes import fake_for, serve
 
 pytestmark = pytest.mark.django_db
 

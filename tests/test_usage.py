@@ -37,7 +37,7 @@ from llmadmin.providers.contract import Usage
 from llmadmin.services import catalog_values
 from tests.chat_api import post_chat, send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 

@@ -44,9 +44,15 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from tests.provider_servers import aws_message, loopback_server
+from tests.providers.anthropic import hostile as anthropic
+from tests.providers.bedrock import hostile as bedrock
+from tests.providers.google import hostile as google
+from tests.providers.openai import hostile as openai
+from tests.providers.servers import loopback_server, sse
 
-FAMILIES = ("openai", "anthropic", "google", "bedrock")
+# Each family's answers: its REAL_IDS, ERROR_KINDS, model_list, error, stream, odd_stream and
+# the CONTENT_TYPE of its streams.
+FAMILIES = {"openai": openai, "anthropic": anthropic, "google": google, "bedrock": bedrock}
 MODES = (
     "redirect",
     "error_body",
@@ -63,30 +69,8 @@ MODES = (
     "listed_ids",
 )
 ERROR_STATUSES = (400, 401, 403, 404, 429, 500, 529)
-TEXT = "Hello"  # the one text delta of a streamed answer
-SSE = "text/event-stream"
-AWS_EVENT_STREAM = "application/vnd.amazon.eventstream"
-
 # Model ids each family really lists, of every shape a model id takes.
-REAL_IDS = {
-    "openai": [
-        "gpt-5",
-        "ft:gpt-4o-mini-2024-07-18:acme:support:A1b2C3d4",  # a fine-tune
-        "openai/gpt-oss-120b:free",  # OpenRouter
-        "~anthropic/claude-sonnet-latest",  # an OpenRouter alias
-        "support-bot_v2.1",  # an Azure deployment name
-        "accounts/fireworks/models/llama-v3p1-8b-instruct",
-        "qwen2.5-coder:32b",  # Ollama
-        "anthropic/claude-3.5-sonnet@20240620",
-    ],
-    "anthropic": ["claude-sonnet-4-5-20250929", "claude-opus-4-1"],
-    "google": ["gemini-2.5-pro", "gemini-2.0-flash-001", "tunedModels/support-bot-7f3k"],
-    "bedrock": [
-        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
-        "meta.llama3-1-70b-instruct-v1:0",
-        "arn:aws:bedrock:us-east-1:123456789012:application-inference-profile/a1b2c3d4e5f6",
-    ],
-}
+REAL_IDS = {name: family.REAL_IDS for name, family in FAMILIES.items()}
 
 
 def hostile_ids(credential: str) -> list[str]:
@@ -107,87 +91,13 @@ def hostile_ids(credential: str) -> list[str]:
     ]
 
 
-# Each family's own name for the error of a status.
-ERROR_KINDS = {
-    "openai": {
-        400: "invalid_request_error",
-        401: "invalid_request_error",
-        403: "permission_error",
-        404: "not_found_error",
-        429: "rate_limit_exceeded",
-        500: "server_error",
-        529: "server_error",
-    },
-    "anthropic": {
-        400: "invalid_request_error",
-        401: "authentication_error",
-        403: "permission_error",
-        404: "not_found_error",
-        429: "rate_limit_error",
-        500: "api_error",
-        529: "overloaded_error",
-    },
-    "google": {
-        400: "INVALID_ARGUMENT",
-        401: "UNAUTHENTICATED",
-        403: "PERMISSION_DENIED",
-        404: "NOT_FOUND",
-        429: "RESOURCE_EXHAUSTED",
-        500: "INTERNAL",
-        529: "UNAVAILABLE",
-    },
-    "bedrock": {
-        400: "ValidationException",
-        401: "UnrecognizedClientException",
-        403: "AccessDeniedException",
-        404: "ResourceNotFoundException",
-        429: "ThrottlingException",
-        500: "InternalServerException",
-        529: "ServiceUnavailableException",
-    },
-}
-
-
-def model_list(family: str, ids: list[str] | None = None) -> dict[str, Any]:
-    """The family's model list: one ordinary model, or these ids."""
-    if family == "anthropic":
-        ids = ids or ["claude-sonnet-4-6"]
-        return {
-            "data": [{"type": "model", "id": id_, "display_name": id_} for id_ in ids],
-            "has_more": False,
-            "first_id": ids[0],
-            "last_id": ids[-1],
-        }
-    if family == "google":
-        ids = ids or ["gemini-2.5-pro"]
-        return {
-            "models": [
-                {
-                    "name": f"models/{id_}",
-                    "inputTokenLimit": 1_048_576,
-                    "supportedGenerationMethods": ["generateContent"],
-                }
-                for id_ in ids
-            ]
-        }
-    if family == "bedrock":  # foundation models and inference profiles alike
-        ids = ids or ["us.anthropic.claude-sonnet-4-5-20250929-v1:0"]
-        return {
-            "modelSummaries": [{"modelId": "anthropic.claude-sonnet-4-5-20250929-v1:0"}],
-            "inferenceProfileSummaries": [{"inferenceProfileId": id_} for id_ in ids],
-        }
-    # OpenAI style; OpenRouter's /key and Vercel's /credits only need JSON.
-    ids = ids or ["gpt-5"]
-    return {"object": "list", "data": [{"id": id_, "object": "model"} for id_ in ids]}
-
-
 @cache
 def gzip_bomb(family: str) -> bytes:
     """The family's model list and 100 MB of spaces, gzipped a megabyte at a time (the whole
     never in memory)."""
     compressor = zlib.compressobj(wbits=31)  # 31: the gzip format
     spaces = b" " * 1024 * 1024
-    parts = [compressor.compress(json.dumps(model_list(family)).encode())]
+    parts = [compressor.compress(json.dumps(FAMILIES[family].model_list()).encode())]
     parts += [compressor.compress(spaces) for _ in range(100)]
     return b"".join([*parts, compressor.flush()])
 
@@ -208,16 +118,6 @@ class Answer:
     reason: str | None = None  # None: the standard phrase of the status
     streamed: bool = False  # no Content-Length: the answer ends when the connection closes
     raw_header_line: str = ""  # written as it is, colon or not
-
-
-def with_echo(text: str, echo: str) -> str:
-    return f"{text} {echo}" if echo else text
-
-
-def sse(data: Any, event: str = "") -> bytes:
-    name = f"event: {event}\n" if event else ""
-    text = data if isinstance(data, str) else json.dumps(data)
-    return f"{name}data: {text}\n\n".encode()
 
 
 def credential_in(headers: dict[str, str], path: str, query: dict[str, list[str]]) -> str:
@@ -287,13 +187,13 @@ class HostileProvider:
             return Answer(200, [gzip_bomb(self.family)], headers={"Content-Encoding": "gzip"})
         if self.mode == "listed_ids" and not chat:
             ids = REAL_IDS[self.family] + hostile_ids(credential)
-            return Answer(200, [json.dumps(model_list(self.family, ids)).encode()])
+            return Answer(200, [json.dumps(FAMILIES[self.family].model_list(ids)).encode()])
         if self.mode == "not_json":
             if not chat:
                 return Answer(200, [credential.encode()])
-            if self.family == "bedrock":
-                return Answer(200, [credential.encode()], AWS_EVENT_STREAM, streamed=True)
-            return Answer(200, [sse(credential)], SSE, streamed=True)
+            family = FAMILIES[self.family]
+            body = credential.encode() if family is bedrock else sse(credential)
+            return Answer(200, [body], family.CONTENT_TYPE, streamed=True)
         # "midstream" and "finish" are chat answers; a key check gets an ordinary list.
         if not chat:
             return self.ordinary(chat, 200)
@@ -315,18 +215,8 @@ class HostileProvider:
             lists = ("data", "models", "modelSummaries", "inferenceProfileSummaries")
             payload = {**{key: [item] for key in lists}, "has_more": echo, "nextPageToken": echo}
             return Answer(200, [json.dumps(payload).encode()])
-        if self.family == "bedrock":
-            events = [aws_message("contentBlockDelta", {"delta": echo})]
-            return Answer(200, events, AWS_EVENT_STREAM, streamed=True)
-        events = {
-            "openai": [sse({"choices": echo}), sse({"choices": [echo]}), sse({"usage": echo})],
-            "anthropic": [
-                sse({"type": "message_start", "message": echo}, "message_start"),
-                sse({"type": "content_block_delta", "delta": [echo]}, "content_block_delta"),
-            ],
-            "google": [sse({"candidates": [echo]}), sse({"candidates": [{"content": [echo]}]})],
-        }[self.family]
-        return Answer(200, events, SSE, streamed=True)
+        family = FAMILIES[self.family]
+        return Answer(200, family.odd_stream(echo), family.CONTENT_TYPE, streamed=True)
 
     def ordinary(self, chat: bool, status: int) -> Answer:
         """What the family answers with this status when nothing is echoed."""
@@ -334,155 +224,23 @@ class HostileProvider:
             return self.error(status, "")
         if chat:
             return self.stream("stop", "")
-        return Answer(200, [json.dumps(model_list(self.family)).encode()])
+        return Answer(200, [json.dumps(FAMILIES[self.family].model_list()).encode()])
 
     def error(self, status: int, echo: str) -> Answer:
         """The family's error answer, with `echo` in every field it has."""
-        kind = ERROR_KINDS[self.family].get(status, "error")
+        family = FAMILIES[self.family]
+        payload, family_headers = family.error(
+            status, family.ERROR_KINDS.get(status, "error"), echo
+        )
         headers = {"x-request-id": echo} if echo else {}
-        if self.family == "anthropic":
-            payload: dict[str, Any] = {
-                "type": "error",
-                "error": {
-                    "type": with_echo(kind, echo),
-                    "message": with_echo("Request refused.", echo),
-                },
-                "request_id": echo,
-            }
-        elif self.family == "google":
-            details: list[dict[str, Any]] = [
-                {
-                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": "API_KEY_INVALID" if status == 400 else kind,
-                    "domain": "googleapis.com",
-                    "metadata": {"service": "generativelanguage.googleapis.com", "key": echo},
-                }
-            ]
-            if echo:
-                details.append(
-                    {
-                        "@type": "type.googleapis.com/google.rpc.LocalizedMessage",
-                        "locale": "en-US",
-                        "message": echo,
-                    }
-                )
-            payload = {
-                "error": {
-                    "code": echo or status,
-                    "message": with_echo("API key not valid.", echo),
-                    "status": with_echo(kind, echo),
-                    "details": details,
-                }
-            }
-        elif self.family == "bedrock":
-            message = with_echo("The request was refused.", echo)
-            payload = {"message": message, "Message": message, "__type": with_echo(kind, echo)}
-            headers["x-amzn-ErrorType"] = f"{kind}:{echo}" if echo else kind
-            if echo:
-                headers["x-amzn-ErrorMessage"] = echo
-        else:
-            payload = {
-                "error": {
-                    "message": with_echo("Incorrect API key provided:", echo),
-                    "type": with_echo(kind, echo),
-                    "code": echo or None,
-                    "param": echo or None,
-                }
-            }
+        headers.update(family_headers)
         return Answer(status, [json.dumps(payload).encode()], headers=headers)
 
     def stream(self, ending: str, echo: str) -> Answer:
         """One text delta, then: "midstream" the family's error event, "finish" the echo as
         the finish reason, "stop" an ordinary end."""
-        events = getattr(self, f"stream_{self.family}")(ending, echo)
-        content_type = AWS_EVENT_STREAM if self.family == "bedrock" else SSE
-        return Answer(200, events, content_type, streamed=True)
-
-    def stream_openai(self, ending: str, echo: str) -> list[bytes]:
-        chunk = {"id": "chatcmpl-hostile", "object": "chat.completion.chunk", "model": "m"}
-        delta = {"role": "assistant", "content": TEXT}
-        events = [sse({**chunk, "choices": [{"index": 0, "delta": delta}]})]
-        if ending == "midstream":
-            error = {"type": f"invalid_key {echo}", "code": echo, "message": echo}
-            return [*events, sse({"error": error})]
-        reason = echo if ending == "finish" else "stop"
-        usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
-        return [
-            *events,
-            sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]}),
-            sse({**chunk, "choices": [], "usage": usage}),
-            sse("[DONE]"),
-        ]
-
-    def stream_anthropic(self, ending: str, echo: str) -> list[bytes]:
-        message = {"id": "msg_hostile", "type": "message", "role": "assistant", "content": []}
-        events = [
-            sse(
-                {"type": "message_start", "message": {**message, "usage": {"input_tokens": 3}}},
-                "message_start",
-            ),
-            sse(
-                {
-                    "type": "content_block_start",
-                    "index": 0,
-                    "content_block": {"type": "text", "text": ""},
-                },
-                "content_block_start",
-            ),
-            sse(
-                {
-                    "type": "content_block_delta",
-                    "index": 0,
-                    "delta": {"type": "text_delta", "text": TEXT},
-                },
-                "content_block_delta",
-            ),
-        ]
-        if ending == "midstream":
-            error = {"type": f"invalid_key {echo}", "message": echo}
-            return [*events, sse({"type": "error", "error": error}, "error")]
-        finish = ending == "finish"
-        delta = {"stop_reason": echo if finish else "end_turn", "stop_sequence": echo or None}
-        return [
-            *events,
-            sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-            sse(
-                {"type": "message_delta", "delta": delta, "usage": {"output_tokens": 1}},
-                "message_delta",
-            ),
-            sse({"type": "message_stop"}, "message_stop"),
-        ]
-
-    def stream_google(self, ending: str, echo: str) -> list[bytes]:
-        content = {"parts": [{"text": TEXT}], "role": "model"}
-        events = [sse({"candidates": [{"content": content, "index": 0}]})]
-        if ending == "midstream":
-            return [*events, sse({"error": {"code": echo, "message": echo, "status": echo}})]
-        candidate: dict[str, Any] = {
-            "content": {"parts": [{"text": ""}], "role": "model"},
-            "finishReason": echo if ending == "finish" else "STOP",
-            "index": 0,
-        }
-        if echo:
-            candidate["finishMessage"] = echo
-        usage = {"promptTokenCount": 3, "candidatesTokenCount": 1, "totalTokenCount": 4}
-        return [*events, sse({"candidates": [candidate], "usageMetadata": usage})]
-
-    def stream_bedrock(self, ending: str, echo: str) -> list[bytes]:
-        events = [
-            aws_message("messageStart", {"role": "assistant"}),
-            aws_message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": TEXT}}),
-        ]
-        if ending == "midstream":
-            exception = aws_message("", {"message": echo}, exception=f"validationException {echo}")
-            return [*events, exception]
-        usage = {"inputTokens": 3, "outputTokens": 1, "totalTokens": 4}
-        return [
-            *events,
-            aws_message("contentBlockStop", {"contentBlockIndex": 0}),
-            aws_message("messageStop", {"stopReason": echo if ending == "finish" else "end_turn"}),
-            aws_message("metadata", {"usage": usage, "metrics": {"latencyMs": 1}}),
-        ]
+        family = FAMILIES[self.family]
+        return Answer(200, family.stream(ending, echo), family.CONTENT_TYPE, streamed=True)
 
     # --- the server -------------------------------------------------------------------------
 
@@ -521,6 +279,10 @@ def serve_hostile(family: str, mode: str, status: int | None = None) -> Iterator
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     provider = HostileProvider(family, mode, status or 401)
+    if mode == "gzip_bomb":
+        # Compressed before any caller connects: on a busy machine it takes longer than the
+        # callers' read timeout, which would then fail the test for the wrong reason.
+        gzip_bomb(family)
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

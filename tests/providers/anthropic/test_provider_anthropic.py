@@ -23,7 +23,7 @@ from llmadmin.providers.contract import ChatInput, Finish, RemoteModel, StopReas
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -390,7 +390,7 @@ SAMPLING_BODIES = [  # (a field the SDK 2.14 has no argument for, put in the bod
 def test_the_fake_refuses_sampling_under_the_sdks_api_version_and_takes_it_under_the_old_one(
     sampling,
 ):
-    # The fake's own statement of the rule (tests/provider_servers.py), met through the SDK:
+    # The fake's own statement of the rule (tests/providers/anthropic/fake.py), met through the SDK:
     # its version header, 2026-10-21, gets the API's 400; 2023-06-01 still takes the field.
     with serve(FakeProvider("anthropic", KEY)) as server:
         sdk = anthropic.Anthropic(api_key=KEY, base_url=server.url, max_retries=0)

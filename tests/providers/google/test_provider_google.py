@@ -22,7 +22,7 @@ from llmadmin.providers.contract import ChatInput, Finish, StopReason, Usage
 from llmadmin.services import provider_check_connection
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
 

@@ -29,7 +29,8 @@ from llmadmin.providers.errors import Unreachable
 from llmadmin.services import provider_check_connection
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.provider_servers import FAKES, FakeProvider, Recorded, fake_for, serve
+from tests.providers.fakes import FAKES, FakeProvider, fake_for, serve
+from tests.providers.servers import Recorded
 
 pytestmark = pytest.mark.django_db
 
@@ -215,7 +216,7 @@ OR_NONE = "or set reasoning effort none."
 
 # Issue 24: each model's reasoning efforts, and the sampling OpenAI's reasoning models take
 # (type, identifier, general, options; the exact errors, or None where the model takes it).
-# OpenAI's API answers the same (the fake's own table in tests/provider_servers.py).
+# OpenAI's API answers the same (the fake's own table in tests/providers/openai/fake.py).
 # fmt: off
 EFFORTS_AND_SAMPLING = [
     (pytest.param("openai", "gpt-5.2", {}, {"reasoning_effort": "xhigh"},

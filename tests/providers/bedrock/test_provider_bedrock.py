@@ -28,7 +28,8 @@ from llmadmin.providers.errors import Unreachable
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at
-from tests.provider_servers import FakeProvider, aws_message, serve
+from tests.providers.bedrock.fake import aws_message
+from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = [
     pytest.mark.django_db,

@@ -7,9 +7,11 @@ What a provider answers is untrusted: errors.py holds the only words a failure i
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.metadata
 import json
 import re
+import ssl
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -272,7 +274,7 @@ class ProviderClient:
         host = urlsplit(url).netloc
         try:
             request = self.build(method, url, params=params)
-            with httpx2.Client(cookies=NO_COOKIES) as client:
+            with httpx2.Client(cookies=NO_COOKIES, verify=tls_context()) as client:
                 response = client.send(request, stream=True)
                 try:
                     if not is_plain(response):
@@ -295,6 +297,13 @@ class ProviderClient:
 MAX_BODY = 32 * 1024 * 1024
 # Providers' cookies are neither sent nor kept.
 NO_COOKIES = CookieJar(policy=DefaultCookiePolicy(allowed_domains=[]))
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """The trust store and TLS settings of every call, built once per process: building them
+    reads the CA bundle (about 30 ms of CPU), which a client of its own did on every call."""
+    return httpx2.create_ssl_context()
 
 
 def is_plain(response: httpx2.Response) -> bool:
@@ -345,6 +354,7 @@ def stream_client() -> httpx2.AsyncClient:
     if client is None:
         client = _stream_clients[loop] = httpx2.AsyncClient(
             cookies=NO_COOKIES,
+            verify=tls_context(),
             limits=httpx2.Limits(max_connections=None, max_keepalive_connections=64),
         )
     return client

@@ -9,6 +9,15 @@ from playwright.sync_api import Page, expect
 
 
 def log_in_as_admin(page: Page, base_url: str) -> None:
+    """Create a superuser and open the admin's index as them, with a session made on the
+    server (the admin's login form has its own test: test_security_headers)."""
+    user = User.objects.create_superuser("root", password="correct-horse-battery")
+    give_session(page, base_url, user)
+    page.goto(f"{base_url}/admin/")
+    expect(page.locator("#site-name")).to_have_text("llmadmin")
+
+
+def log_in_through_the_admin_form(page: Page, base_url: str) -> None:
     """Create a superuser and log in as them through the admin's login form."""
     User.objects.create_superuser("root", password="correct-horse-battery")
     page.goto(f"{base_url}/admin/")
@@ -18,15 +27,20 @@ def log_in_as_admin(page: Page, base_url: str) -> None:
     expect(page.locator("#site-name")).to_have_text("llmadmin")
 
 
-def log_in_as_developer(page: Page, base_url: str) -> User:
-    """Create a developer and give the browser their session (the login form has its own
-    test)."""
-    user = User.objects.create_user("dev", password="pw")
+def give_session(page: Page, base_url: str, user: User) -> None:
+    """Give the browser a session of this user, made as the login view makes one."""
     client = Client()
     client.force_login(user)
     page.context.add_cookies(
         [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": base_url}]
     )
+
+
+def log_in_as_developer(page: Page, base_url: str) -> User:
+    """Create a developer and give the browser their session (the login form has its own
+    test)."""
+    user = User.objects.create_user("dev", password="pw")
+    give_session(page, base_url, user)
     return user
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from playwright.sync_api import Page, expect
 
 from llmadmin.models import Provider
-from tests.browser import log_in_as_admin, policy_violations
+from tests.browser import log_in_through_the_admin_form, policy_violations
 from tests.factories import LLMModelFactory, ProviderFactory
 
 POLICY = {
@@ -129,7 +129,7 @@ def log_in_as_developer(page: Page, base_url: str) -> None:
 def test_the_admin_works_under_the_policy(page, asgi_server, violations):
     anthropic = Provider.objects.get(type="anthropic")
 
-    log_in_as_admin(page, asgi_server)
+    log_in_through_the_admin_form(page, asgi_server)
     page.get_by_role("link", name="Providers", exact=True).first.click()
     page.click("#result_list >> text=Anthropic")
     expect(page).to_have_url(re.compile(rf"/provider/{anthropic.pk}/change/$"))

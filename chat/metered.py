@@ -187,8 +187,17 @@ class MeteredCall(Generic[T]):
         """Record the call however it ended (the provider may bill it, also when the caller
         went away meanwhile), with the caller's row; shielded: a caller that goes away
         mid-write doesn't cancel it. Raises only what ended the call."""
-        if self.events is not None:
-            await self.events.aclose()
+        try:
+            if self.events is not None:
+                await self.events.aclose()
+        except BaseException as closing:
+            # Cancelled, or failed, while the stream let go: recorded all the same, then raised.
+            await self.end(closing if isinstance(closing, asyncio.CancelledError) else exc)
+            raise
+        await self.end(exc)
+
+    async def end(self, exc: BaseException | None) -> None:
+        """Record the call as `exc` ended it (None: the provider's stream ended it)."""
         if isinstance(exc, ProviderError):
             self.error = exc
         elif isinstance(exc, asyncio.CancelledError | GeneratorExit):

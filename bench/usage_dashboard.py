@@ -219,7 +219,7 @@ def main() -> None:
         month = {"start": (today - timedelta(days=29)).isoformat(), "end": today.isoformat()}
         client = Client()
         client.force_login(User.objects.create_superuser("bench-admin"))
-        dashboard = "/admin/llmadmin/dailyusage/"
+        dashboard = "/admin/billing/dailyusage/"
         sizes: dict[str, int] = {}
 
         def get(name: str, path: str, query: dict[str, str] | None = None) -> Callable[[], int]:

@@ -2,7 +2,8 @@
 the gateway's requests), so each is let through, bounded and billed the same way.
 
 In order: the model resolved for this developer (their access), refused when their budget or
-the model's cap is spent, before anything is stored or sent (`call_admit`); then the
+the model's cap is spent, before anything is stored or sent (`call_admit`, or its two steps
+`model_resolve` and `spend_admit`); then the
 provider's stream with its deadlines, its events handed to the caller as they come; and
 however it ends (complete, a provider error, a deadline, the caller gone) the call in the
 ledger with its cost, the caller's own row in the same transaction; budget alerts after commit.
@@ -67,12 +68,24 @@ class BudgetSpent(CallRefused):
 def call_admit(*, user: AbstractBaseUser, model_id: int) -> Admission:
     """Let this developer call this model now, or raise CallRefused; DatabaseError when the
     database is down."""
+    return spend_admit(user=user, model=model_resolve(user=user, model_id=model_id))
+
+
+def model_resolve(*, user: AbstractBaseUser, model_id: int) -> LLMModel:
+    """The model with this id if this developer may call it now, else ModelUnavailable. With
+    spend_admit, call_admit's two steps, for a caller that reports an unavailable model with
+    its other input's errors (the chat turn's serializer)."""
     model = None
     # Their cached model list (what they were offered) decides; the row is read after.
     if may_chat_with(user, model_id):
         model = LLMModel.objects.select_related("provider").filter(pk=model_id).first()
     if model is None:
         raise ModelUnavailable
+    return model
+
+
+def spend_admit(*, user: AbstractBaseUser, model: LLMModel) -> Admission:
+    """Let this developer call a model model_resolve gave them, or raise BudgetSpent."""
     refusal = spend_refusal(user_id=user.pk, model=model)
     if refusal:
         # An allowance lowered below what was spent had no call to alert on: this does.
@@ -174,8 +187,17 @@ class MeteredCall(Generic[T]):
         """Record the call however it ended (the provider may bill it, also when the caller
         went away meanwhile), with the caller's row; shielded: a caller that goes away
         mid-write doesn't cancel it. Raises only what ended the call."""
-        if self.events is not None:
-            await self.events.aclose()
+        try:
+            if self.events is not None:
+                await self.events.aclose()
+        except BaseException as closing:
+            # Cancelled, or failed, while the stream let go: recorded all the same, then raised.
+            await self.end(closing if isinstance(closing, asyncio.CancelledError) else exc)
+            raise
+        await self.end(exc)
+
+    async def end(self, exc: BaseException | None) -> None:
+        """Record the call as `exc` ended it (None: the provider's stream ended it)."""
         if isinstance(exc, ProviderError):
             self.error = exc
         elif isinstance(exc, asyncio.CancelledError | GeneratorExit):

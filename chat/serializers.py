@@ -6,6 +6,7 @@ from datetime import date
 
 from rest_framework import serializers
 
+from chat.metered import ModelUnavailable, model_resolve
 from chat.models import Conversation, Message
 from llmadmin.models import Availability, LLMModel
 
@@ -169,11 +170,18 @@ class UsageQuerySerializer(serializers.Serializer):
 
 
 class ChatTurnInputSerializer(serializers.Serializer):
-    # Whether this developer may use it is the metered call's to say (chat.metered).
     model_id = serializers.IntegerField()
     # Blank (or only whitespace, which is trimmed) is refused too; min_length says so in the schema.
     message = serializers.CharField(min_length=1, max_length=200_000)
     conversation_id = serializers.IntegerField(required=False)
+
+    def validate_model_id(self, value: int) -> LLMModel:
+        # A model this developer may not use reads as one that doesn't exist; reported with
+        # the other fields' errors. Their budget is checked once the input is valid.
+        try:
+            return model_resolve(user=self.context["user"], model_id=value)
+        except ModelUnavailable:
+            raise serializers.ValidationError("This model is not available for chat.") from None
 
     def validate_conversation_id(self, value: int) -> Conversation:
         conversation = Conversation.objects.filter(pk=value, owner=self.context["user"]).first()

@@ -40,7 +40,7 @@ from rest_framework.views import APIView
 
 from billing.budgets import ZERO, budget_state, month_start
 from billing.report import own_usage
-from chat.metered import BudgetSpent, ModelUnavailable, call_admit
+from chat.metered import BudgetSpent, spend_admit
 from chat.model_list import cached_model_list, model_caps
 from chat.models import Conversation
 from chat.serializers import (
@@ -170,11 +170,8 @@ class ChatTurnView(APIView):
         conversation = data.get("conversation_id") or Conversation(owner=request.user)
         try:
             # Checked before anything is stored or sent: a refused turn costs nothing.
-            admission = call_admit(user=request.user, model_id=data["model_id"])
+            admission = spend_admit(user=request.user, model=data["model_id"])
             turn = turn_start(conversation=conversation, admission=admission, text=data["message"])
-        except ModelUnavailable:
-            # A model this developer may not use reads as one that doesn't exist.
-            return Response({"model_id": ["This model is not available for chat."]}, status=400)
         except BudgetSpent as refusal:
             return Response({"detail": refusal.detail, "code": "budget_spent"}, status=402)
         except DatabaseError:

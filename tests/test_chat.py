@@ -457,3 +457,26 @@ def test_text_beyond_ascii_arrives_as_sent(client, developer, provider_type):
 
     assert texts(events) == list(reply)
     assert Message.objects.get(role="assistant").content == "".join(reply)
+
+
+@pytest.mark.parametrize(
+    ("other_field", "other_error"),
+    [
+        pytest.param({"message": ""}, {"message": ["This field may not be blank."]}, id="blank"),
+        pytest.param(
+            {"message": "Hi", "conversation_id": 0},
+            {"conversation_id": ["No such conversation of yours."]},
+            id="not their conversation",
+        ),
+    ],
+)
+def test_a_model_not_available_is_reported_with_the_other_field_errors(
+    client, developer, other_field, other_error
+):
+    model = LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
+    payload = {"model_id": model.pk, "message": "Hi", **other_field}
+
+    response = client.post(URL, payload, "application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"model_id": ["This model is not available for chat."], **other_error}

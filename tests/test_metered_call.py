@@ -263,3 +263,46 @@ def test_letting_a_call_through_runs_three_queries_once_the_list_is_cached(
         admission = call_admit(user=user, model_id=model.pk)
 
     assert admission == Admission(user_id=user.pk, model=model)
+
+
+class SlowToClose:
+    """A provider client whose stream, once closed, takes its time to let go (a connection
+    drained on close)."""
+
+    billable = True
+
+    def __init__(self) -> None:
+        self.closing = asyncio.Event()
+
+    async def stream_chat(self, settings: Any, chat: ChatInput) -> AsyncIterator[StreamEvent]:
+        try:
+            yield TextDelta("Hello")
+            await asyncio.Event().wait()
+        finally:
+            self.closing.set()
+            await asyncio.Event().wait()
+
+
+def test_a_call_cancelled_while_its_stream_closes_is_recorded_all_the_same(user, monkeypatch):
+    client = SlowToClose()
+    model = LLMModelFactory(provider=ProviderFactory(openai=True), **PRICES)
+    monkeypatch.setattr(type(model.provider), "client", lambda provider: client)
+    call = call_admit(user=user, model_id=model.pk).call(chat=HELLO)
+
+    async def cancelled_while_closing() -> None:
+        async def run() -> None:
+            async with call:
+                async for _ in call:
+                    raise ValueError("the caller's own code failed")
+
+        task = asyncio.create_task(run())
+        await client.closing.wait()
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+
+    async_to_sync(cancelled_while_closing)()
+
+    assert call.cancelled
+    record = UsageRecord.objects.get()
+    assert (record.pricing, record.output_tokens) == (Pricing.ESTIMATED, 3)

@@ -252,7 +252,9 @@ class GoogleClient(ProviderClient):
             config["topK"] = float(model.top_k)  # as the SDK types it: 40.0
         if config:
             body["generationConfig"] = config
-        set_options(body, OPTIONS, model.options)
+        # An empty safety mapping is Google's defaults: nothing to send.
+        safety = model.options.get("safety_settings") or None
+        set_options(body, OPTIONS, {**model.options, "safety_settings": safety})
         return body
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:

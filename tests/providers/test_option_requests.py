@@ -87,3 +87,11 @@ def test_no_two_options_of_a_type_share_a_name_or_a_path():
         paths = [option.path for option in provider_type.options]
         assert len(set(names)) == len(names), provider_type.slug
         assert len(set(paths)) == len(paths), provider_type.slug
+
+
+def test_gemini_safety_settings_stored_empty_are_not_sent():
+    # As before options declared their paths: an empty mapping (import_config takes one) is
+    # Google's defaults, not an empty list.
+    body = request_body(PROVIDER_TYPES["google"], {"safety_settings": {}})
+
+    assert "safetySettings" not in body

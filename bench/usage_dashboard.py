@@ -55,6 +55,7 @@ COLUMNS = (
     "output_price",
     "cache_read_price",
     "cache_write_price",
+    "price_tier",
     "pricing",
     "cost",
 )
@@ -159,6 +160,7 @@ def seed(records: int) -> tuple[float, int]:
                     model.output_price,
                     None,
                     None,
+                    "base",  # a column default is the ORM's, not the table's
                     pricing,
                     cost,
                 )

@@ -330,6 +330,11 @@ def alert_send(
         ),
     ]
     mails = [mail for mail in mails if any(mail[2])]
+    # A concurrent call may have crossed a higher level meanwhile: its mail says more, and
+    # this one, sent after it, would read as the budget's latest state. Checked last, just
+    # before sending.
+    if BudgetAlert.objects.filter(user_id=user_id, month=month, level__gt=level).exists():
+        return True
     sent = 0
     for mail_subject, body, recipients in mails:
         try:

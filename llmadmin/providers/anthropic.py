@@ -259,7 +259,7 @@ class AnthropicClient(ProviderClient):
         set_if(body, "temperature", model.temperature)
         set_if(body, "top_p", model.top_p)
         set_if(body, "top_k", model.top_k)
-        set_options(body, OPTIONS, sent_options(model.options))
+        set_options(body, self.options, sent_options(model.options))
         return body
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:

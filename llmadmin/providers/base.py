@@ -375,7 +375,8 @@ class ProviderType:
                 base_url_override=base_url.rstrip("/"),
                 auth=auth,
                 **credentials,
-            )
+            ),
+            options=self.options,
         )
 
     def check_model(

@@ -247,7 +247,7 @@ class BedrockClient(ProviderClient):
         set_if(inference, "topP", model.top_p)
         if inference:
             body["inferenceConfig"] = inference
-        set_options(body, OPTIONS, anthropic.sent_options(model.options))
+        set_options(body, self.options, anthropic.sent_options(model.options))
         # Claude's top K travels in additionalModelRequestFields, in Anthropic's shape (rules()
         # keeps it to Claude and Nova); Nova reads its top K from an inferenceConfig there
         # (AWS's Nova user guide, "Core inference": "reasoningConfig and TopK ... are placed

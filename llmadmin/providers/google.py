@@ -254,7 +254,7 @@ class GoogleClient(ProviderClient):
             body["generationConfig"] = config
         # An empty safety mapping is Google's defaults: nothing to send.
         safety = model.options.get("safety_settings") or None
-        set_options(body, OPTIONS, {**model.options, "safety_settings": safety})
+        set_options(body, self.options, {**model.options, "safety_settings": safety})
         return body
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:

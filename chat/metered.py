@@ -31,10 +31,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from billing.budgets import alerts_due, month_start, spend_refusal
+from billing.budgets import BudgetState, alerts_due, spend_refusal
 from billing.ledger import usage_record
 from billing.models import UsageRecord
-from chat.model_list import may_chat_with
+from chat.model_list import offered_model
 from chat.retries import in_thread, with_retries
 from llmadmin.models import LLMModel
 from llmadmin.providers.base import ModelSettings
@@ -68,30 +68,38 @@ class BudgetSpent(CallRefused):
 def call_admit(*, user: AbstractBaseUser, model_id: int) -> Admission:
     """Let this developer call this model now, or raise CallRefused; DatabaseError when the
     database is down."""
-    return spend_admit(user=user, model=model_resolve(user=user, model_id=model_id))
+    return spend_admit(user=user, resolution=model_resolve(user=user, model_id=model_id))
 
 
-def model_resolve(*, user: AbstractBaseUser, model_id: int) -> LLMModel:
-    """The model with this id if this developer may call it now, else ModelUnavailable. With
-    spend_admit, call_admit's two steps, for a caller that reports an unavailable model with
-    its other input's errors (the chat turn's serializer)."""
-    model = None
-    # Their cached model list (what they were offered) decides; the row is read after.
-    if may_chat_with(user, model_id):
-        model = LLMModel.objects.select_related("provider").filter(pk=model_id).first()
+@dataclass(frozen=True)
+class Resolution:
+    """A model this developer may call, with their budget as it was read with their access."""
+
+    # With its provider, from this process's cached configuration: shared, read-only.
+    model: LLMModel
+    budget: BudgetState
+
+
+def model_resolve(*, user: AbstractBaseUser, model_id: int) -> Resolution:
+    """The model with this id if this developer may call it now, else ModelUnavailable; one
+    query. With spend_admit, call_admit's two steps, for a caller that reports an unavailable
+    model with its other input's errors (the chat turn's serializer)."""
+    # Their cached model list (what they were offered) decides.
+    model, budget = offered_model(user, model_id)
     if model is None:
         raise ModelUnavailable
-    return model
+    return Resolution(model, budget)
 
 
-def spend_admit(*, user: AbstractBaseUser, model: LLMModel) -> Admission:
-    """Let this developer call a model model_resolve gave them, or raise BudgetSpent."""
-    refusal = spend_refusal(user_id=user.pk, model=model)
+def spend_admit(*, user: AbstractBaseUser, resolution: Resolution) -> Admission:
+    """Let this developer call a model model_resolve gave them, or raise BudgetSpent; decided
+    from the budget read with it, without reading it again."""
+    refusal = spend_refusal(state=resolution.budget, model=resolution.model)
     if refusal:
         # An allowance lowered below what was spent had no call to alert on: this does.
-        alerts_due(user.pk, month_start(timezone.localdate()))
+        alerts_due(user.pk, resolution.budget.month)
         raise BudgetSpent(refusal)
-    return Admission(user_id=user.pk, model=model)
+    return Admission(user_id=user.pk, model=resolution.model)
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,7 @@ class Admission:
     """A developer let through to a model: the calls it makes are billed to them."""
 
     user_id: int
-    # With its provider: a call builds its client without a query.
+    # With its provider (shared, read-only): a call builds its client without a query.
     model: LLMModel
 
     def call(

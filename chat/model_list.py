@@ -9,6 +9,7 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -58,6 +59,29 @@ class Configuration:
     )
     cached_bytes: int = 0
     lists_lock: threading.Lock = field(default_factory=threading.Lock)
+    # Offered models as calls take them, by id: read on each one's first call under this
+    # configuration. Not init fields: a configuration made from another starts empty.
+    calls: dict[int, LLMModel | None] = field(default_factory=dict, init=False)
+    calls_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    @cached_property
+    def offered(self) -> frozenset[int]:
+        """The ids of the models some list offers."""
+        return frozenset(model["id"] for models in self.models.values() for model in models)
+
+    def model_for_call(self, model_id: int) -> LLMModel | None:
+        """The offered model with this id, with its provider (its key decrypted once), read
+        on its first call under this configuration and then shared by this process's calls,
+        which only read it; None when no list offers it."""
+        with self.calls_lock:
+            if model_id in self.calls:
+                return self.calls[model_id]
+        if model_id not in self.offered:
+            return None
+        # Read after the fingerprint: never older than this configuration.
+        model = LLMModel.objects.select_related("provider").filter(pk=model_id).first()
+        with self.calls_lock:
+            return self.calls.setdefault(model_id, model)
 
     def cached_list(self, scope: tuple[frozenset[int], int | None]) -> tuple[str, bytes]:
         """This scope's ETag and body, rendered once while it stays in the cache."""
@@ -268,12 +292,12 @@ def model_caps(user: AbstractBaseUser) -> dict[int, Decimal]:
     return configuration.caps_for(configuration.scope(user.pk, group_ids))
 
 
-def may_chat_with(user: AbstractBaseUser, model_id: int) -> bool:
-    """Whether this model is in this developer's list, read from the same cache (one query):
-    a chat turn checks it at the cost of the list, not of the access query."""
-    fingerprint, group_ids, _ = state_of(user)
+def offered_model(user: AbstractBaseUser, model_id: int) -> tuple[LLMModel | None, BudgetState]:
+    """The model with this id, with its provider, if it is in this developer's list (else
+    None), and their budget: one query (state_of), the model from the configuration's cache.
+    A call is let through at the cost of the list, not of the access and budget queries."""
+    fingerprint, group_ids, budget = state_of(user)
     configuration = current_configuration(fingerprint)
-    offered = any(
-        model["id"] == model_id for models in configuration.models.values() for model in models
-    )
-    return offered and configuration.usable(model_id, configuration.scope(user.pk, group_ids))
+    if not configuration.usable(model_id, configuration.scope(user.pk, group_ids)):
+        return None, budget
+    return configuration.model_for_call(model_id), budget

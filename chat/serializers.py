@@ -6,7 +6,7 @@ from datetime import date
 
 from rest_framework import serializers
 
-from chat.metered import ModelUnavailable, model_resolve
+from chat.metered import ModelUnavailable, Resolution, model_resolve
 from chat.models import Conversation, Message
 from llmadmin.models import Availability, LLMModel
 
@@ -175,7 +175,7 @@ class ChatTurnInputSerializer(serializers.Serializer):
     message = serializers.CharField(min_length=1, max_length=200_000)
     conversation_id = serializers.IntegerField(required=False)
 
-    def validate_model_id(self, value: int) -> LLMModel:
+    def validate_model_id(self, value: int) -> Resolution:
         # A model this developer may not use reads as one that doesn't exist; reported with
         # the other fields' errors. Their budget is checked once the input is valid.
         try:

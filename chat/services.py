@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -49,14 +50,22 @@ class Turn:
 def turn_start(*, conversation: Conversation, admission: Admission, text: str) -> Turn:
     """Store the user's message and read what the answer needs, so that the stream itself
     reads nothing from the database. Raises DatabaseError when the database is down."""
+    # Taken before a first attempt saves it: a retried one still knows.
+    new = conversation._state.adding
+    # The conversation is written when new, or when its model or title changes.
+    changed = new or conversation.model_id != admission.model.pk or not conversation.title
 
     def start() -> Turn:
-        with transaction.atomic():
-            conversation.model = admission.model
-            if not conversation.title:
-                conversation.title = text[:80]
-            conversation.save()
+        # One write needs no transaction; with the conversation's, both or neither.
+        with transaction.atomic() if changed else nullcontext():
+            if changed:
+                conversation.model = admission.model
+                conversation.title = conversation.title or text[:80]
+                conversation.save()
             Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
+        if new:
+            # Its context is the message just stored.
+            return Turn(conversation, admission, ChatInput("", [{"role": "user", "content": text}]))
         return Turn(conversation, admission, conversation_context(conversation))
 
     turn = with_retries(start, START_RETRY_SECONDS)

@@ -170,7 +170,7 @@ class ChatTurnView(APIView):
         conversation = data.get("conversation_id") or Conversation(owner=request.user)
         try:
             # Checked before anything is stored or sent: a refused turn costs nothing.
-            admission = spend_admit(user=request.user, model=data["model_id"])
+            admission = spend_admit(user=request.user, resolution=data["model_id"])
             turn = turn_start(conversation=conversation, admission=admission, text=data["message"])
         except BudgetSpent as refusal:
             return Response({"detail": refusal.detail, "code": "budget_spent"}, status=402)

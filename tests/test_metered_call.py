@@ -252,14 +252,15 @@ def test_a_spent_budget_is_told_in_words_with_the_day_it_resets(user):
     assert "it resets on" in refused.value.detail
 
 
-def test_letting_a_call_through_runs_three_queries_once_the_list_is_cached(
+def test_letting_a_call_through_runs_one_query_once_the_model_is_cached(
     user, django_assert_num_queries
 ):
     model = LLMModelFactory(provider=ProviderFactory(openai=True))
     call_admit(user=user, model_id=model.pk)
 
-    # The fingerprint with the user's groups, the model with its provider, the budget.
-    with django_assert_num_queries(3):
+    # The fingerprint with the user's groups and budget; the model with its provider comes
+    # from the cached configuration.
+    with django_assert_num_queries(1):
         admission = call_admit(user=user, model_id=model.pk)
 
     assert admission == Admission(user_id=user.pk, model=model)

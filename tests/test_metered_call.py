@@ -266,6 +266,21 @@ def test_letting_a_call_through_runs_one_query_once_the_model_is_cached(
     assert admission == Admission(user_id=user.pk, model=model)
 
 
+def test_a_change_to_the_model_or_its_key_reaches_the_next_call(user):
+    with serve(FakeProvider("openai", "sk-NEWSECRET-6")) as server:
+        model = model_at(server.url, identifier="gpt-5", **PRICES)
+        call_admit(user=user, model_id=model.pk)
+        model.input_price = Decimal("6")
+        model.save()
+        model.provider.replace_api_key("sk-NEWSECRET-6")
+        model.provider.save()
+
+        run_call(call_admit(user=user, model_id=model.pk).call(chat=HELLO))
+
+    # Sent with the new key (the old one is refused); 12 input tokens at the new $6.
+    assert UsageRecord.objects.get().cost == Decimal("0.000147")
+
+
 class SlowToClose:
     """A provider client whose stream, once closed, takes its time to let go (a connection
     drained on close)."""

@@ -25,14 +25,15 @@ SUMMARY_REQUEST = (
 
 def conversation_context(conversation: Conversation) -> ChatInput:
     """The latest summary (as the system text) and the messages after it."""
-    current = list(conversation.messages.filter(summarised=False))
-    summaries = [message.content for message in current if message.role == Message.Role.SUMMARY]
+    # Two columns, no model instances: read at the start of every turn.
+    current = list(conversation.messages.filter(summarised=False).values_list("role", "content"))
+    summaries = [content for role, content in current if role == Message.Role.SUMMARY]
     return ChatInput(
         system=f"Summary of the earlier conversation:\n{summaries[-1]}" if summaries else "",
         messages=[
-            {"role": message.role, "content": message.content}
-            for message in current
-            if message.role != Message.Role.SUMMARY and message.content
+            {"role": role, "content": content}
+            for role, content in current
+            if role != Message.Role.SUMMARY and content
         ],
     )
 

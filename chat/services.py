@@ -63,10 +63,11 @@ def turn_start(*, conversation: Conversation, admission: Admission, text: str) -
                 conversation.title = conversation.title or text[:80]
                 conversation.save()
             Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
-        if new:
-            # Its context is the message just stored.
-            return Turn(conversation, admission, ChatInput("", [{"role": "user", "content": text}]))
-        return Turn(conversation, admission, conversation_context(conversation))
+        if new:  # its context is the message just stored
+            context = ChatInput(system="", messages=[{"role": "user", "content": text}])
+        else:
+            context = conversation_context(conversation)
+        return Turn(conversation, admission, context)
 
     turn = with_retries(start, START_RETRY_SECONDS)
     release_connection()

@@ -1,0 +1,199 @@
+"""CPU per chat turn start, in-process, against a floor measured in the same run.
+
+Usage: .venv/bin/python bench/turn_start.py [--turns N] [--rounds R] [--keep-connection]
+                                             [--profile {new,next}]
+
+Sets up a throwaway SQLite database (or DATABASE_URL's) with 8 providers x 25 models and a
+developer in 5 groups (one with a budget) who has spent on 3 models this month. Then, in each
+of R rounds, interleaved: N authenticated GETs of the floor (the model list's bytes, pre-
+rendered, through the same session authentication and DRF stack), N turns that start a new
+conversation and N that continue one (of two messages), each POST /api/v1/chat/ through
+Django's test client (the middleware chain and the real view, in this thread) with the answer
+left unread: nothing is sent upstream. Prints the load average at start, CPU ms per request
+(time.process_time) min/median/max over the rounds, each turn's ratio to the floor of its
+round (min/median/max), and the queries each request runs.
+
+A turn closes its database connection once started (chat.retries.release_connection: an
+answer may stream for minutes), so each turn opens one; --keep-connection keeps it, to tell the
+turn's own CPU from that. --profile: where a new conversation's (or the next turn's) start
+spends its CPU (cProfile on CPU time, one round), instead of the rounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import pstats
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import datetime
+from decimal import Decimal
+from functools import partial
+
+from serving import ROOT, bench_environment, require
+
+PROVIDERS = 8
+MODELS_PER_PROVIDER = 25
+TURN = "/api/v1/chat/"
+FLOOR = "/bench/floor/"
+
+
+def prepare(environment: dict[str, str], conversations: int) -> tuple[object, int, list[int]]:
+    """Migrate and fill the database; a logged-in test client, the model to chat with and the
+    ids of `conversations` conversations of two messages each."""
+    os.environ.update(environment)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import Group, User
+    from django.core.management import call_command
+    from django.test import Client
+    from django.utils import timezone
+
+    from billing.ledger import usage_record
+    from billing.models import GroupBudget
+    from chat.models import Conversation, Message
+    from llmadmin.models import LLMModel, Provider
+    from llmadmin.providers import PROVIDER_TYPES
+    from llmadmin.providers.contract import Usage
+
+    call_command("migrate", verbosity=0)
+    for index, slug in enumerate(PROVIDER_TYPES):
+        # migrate made the row of every type; nothing listens at its address.
+        provider = Provider.objects.get(type=slug)
+        provider.api_key, provider.base_url = f"sk-bench-{index}", "http://127.0.0.1:9/v1"
+        provider.region = "us-east-1"
+        provider.full_clean()
+        provider.save()
+        LLMModel.objects.bulk_create(
+            LLMModel(
+                provider=provider,
+                identifier=f"{slug}-model-{n}",
+                display_name=f"{slug} model {n:04d}",
+                context_limit=200_000,
+                is_default=(index == 0 and n == 0),
+            )
+            for n in range(MODELS_PER_PROVIDER)
+        )
+    require(Provider.objects.count() == PROVIDERS, "providers were not created")
+    developer = User.objects.create_user("bench-dev", password=secrets.token_hex())
+    groups = Group.objects.bulk_create(Group(name=f"team-{n}") for n in range(5))
+    developer.groups.add(*groups)
+    GroupBudget.objects.create(group=groups[0], monthly_allowance=Decimal(1000))
+    spent_on = list(LLMModel.objects.filter(provider__type="openai").order_by("pk")[:3])
+    for model in spent_on:
+        # Saved one by one: the price history is written on save.
+        model.input_price, model.output_price = Decimal(3), Decimal(15)
+        model.save()
+        usage_record(
+            user_id=developer.pk, model=model, called_at=timezone.now(), usage=Usage(1000, 500)
+        )
+    model = spent_on[0]
+    made = Conversation.objects.bulk_create(
+        Conversation(owner=developer, model=model, title="Hi") for _ in range(conversations)
+    )
+    Message.objects.bulk_create(
+        Message(conversation=conversation, role=role, content=content)
+        for conversation in made
+        for role, content in (("user", "Hi"), ("assistant", "Hello! How can I help?"))
+    )
+    client = Client()
+    client.force_login(developer)
+    return client, model.pk, [conversation.pk for conversation in made]
+
+
+def cpu_ms(requests: list[Callable[[], object]]) -> float:
+    """CPU ms of this process per request, over these requests."""
+    started = time.process_time()
+    for request in requests:
+        request()
+    return (time.process_time() - started) * 1000 / len(requests)
+
+
+def spread(values: list[float]) -> str:
+    return (
+        f"min {min(values):6.2f}  median {statistics.median(values):6.2f}  max {max(values):6.2f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--turns", type=int, default=200, help="requests per kind and round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--keep-connection", action="store_true")
+    parser.add_argument("--profile", choices=["new", "next"])
+    args = parser.parse_args()
+    load_at_start = os.getloadavg()
+
+    with tempfile.TemporaryDirectory() as workdir:
+        client, model_id, conversations = prepare(
+            bench_environment(workdir), (args.rounds + 2) * args.turns
+        )
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        remaining = iter(conversations)
+        if args.keep_connection:
+            import chat.services
+
+            chat.services.release_connection = lambda: None
+
+        def floor() -> None:
+            require(client.get(FLOOR).status_code == 200, "the floor failed")
+
+        def turn(conversation: int | None) -> None:
+            payload = {"model_id": model_id, "message": "Write a haiku about queries."}
+            if conversation is not None:
+                payload["conversation_id"] = conversation
+            response = client.post(TURN, payload, content_type="application/json")
+            require(response.status_code == 200, response.status_code)
+
+        def kinds() -> dict[str, list[Callable[[], object]]]:
+            return {
+                "floor": [floor] * args.turns,
+                "new conversation": [lambda: turn(None)] * args.turns,
+                "next turn": [partial(turn, next(remaining)) for _ in range(args.turns)],
+            }
+
+        # Warm: the configuration, the floor's bytes, the first connection.
+        for requests in kinds().values():
+            cpu_ms(requests)
+        if args.profile:
+            kind = {"new": "new conversation", "next": "next turn"}[args.profile]
+            profile = cProfile.Profile(time.process_time)
+            profile.runcall(cpu_ms, kinds()[kind])
+            pstats.Stats(profile).sort_stats("cumulative").print_stats(60)
+            return
+
+        figures: dict[str, list[float]] = {}
+        ratios: dict[str, list[float]] = {}
+        for _ in range(args.rounds):
+            measured = {kind: cpu_ms(requests) for kind, requests in kinds().items()}
+            for kind, ms in measured.items():
+                figures.setdefault(kind, []).append(ms)
+                ratios.setdefault(kind, []).append(ms / measured["floor"])
+        queries = {}
+        for kind, requests in kinds().items():
+            with CaptureQueriesContext(connection) as captured:
+                requests[0]()
+            queries[kind] = len(captured)
+
+    print(
+        f"{datetime.now():%Y-%m-%d %H:%M}, {connection.vendor}, load average at start: "
+        + ", ".join(f"{load:.2f}" for load in load_at_start)
+    )
+    print(f"{args.rounds} rounds of {args.turns} requests per kind, interleaved")
+    print("CPU ms per request                                         ratio to the floor")
+    for kind, values in figures.items():
+        ratio = "" if kind == "floor" else spread(ratios[kind]).replace("  ", " ")
+        print(f"{kind:17} {spread(values)}   {ratio}   queries: {queries[kind]}")
+
+
+if __name__ == "__main__":
+    main()

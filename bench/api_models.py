@@ -162,7 +162,10 @@ def load(
 
 
 def toggle_a_model(stop: threading.Event) -> int:
-    """Enable and disable a model every 200 ms until stopped, as an admin would; the count."""
+    """Enable and disable a model every 200 ms until stopped, as an admin would; the count.
+    Runs in a thread of its own each round: it closes that thread's database connection."""
+    from django.db import connection
+
     from llmadmin.models import LLMModel
     from llmadmin.services import models_set_enabled
 
@@ -173,6 +176,7 @@ def toggle_a_model(stop: threading.Event) -> int:
             models=LLMModel.objects.filter(pk=model.pk), enabled=changes % 2 == 1
         )
     models_set_enabled(models=LLMModel.objects.filter(pk=model.pk), enabled=True)
+    connection.close()
     return changes
 
 

@@ -191,6 +191,16 @@ class Rounds:
     p99: list[float] = field(default_factory=list)
     median: list[float] = field(default_factory=list)
 
+    def round_text(self) -> str:
+        """The last round's figures, printed as it ends (a long run shows its progress)."""
+        text = ", ".join(
+            f"{name} {rates[-1]:.0f} requests/s ({self.cpu_ms[name][-1]:.2f} ms CPU each)"
+            for name, rates in self.rate.items()
+        )
+        if self.slowest:
+            text += f"; slowest while changing {self.slowest[-1]:.0f} ms"
+        return text
+
 
 def workers_cpu(server_pid: int) -> float:
     return sum(cpu_seconds(pid) for pid in server_processes(server_pid)[1:])
@@ -252,6 +262,7 @@ def main() -> None:
                     figures.slowest.append(max(times) * 1000)
                     figures.p99.append(percentile(times, 0.99) * 1000)
                     figures.median.append(percentile(times, 0.5) * 1000)
+                print(f"round {len(figures.rate['floor'])}: {figures.round_text()}", flush=True)
         finally:
             server.terminate()
             server.wait(timeout=10)

@@ -252,10 +252,12 @@ def main() -> None:
                     stop = threading.Event()
                     with ThreadPoolExecutor(1) as changer:
                         changes = changer.submit(toggle_a_model, stop)
-                        rate, _, times, cpu_ms = measured_load(
-                            port, server.pid, "/api/v1/models/", cookies, args
-                        )
-                        stop.set()
+                        try:
+                            rate, _, times, cpu_ms = measured_load(
+                                port, server.pid, "/api/v1/models/", cookies, args
+                            )
+                        finally:
+                            stop.set()  # else leaving the pool waits for it forever
                     figures.rate["changes"].append(rate)
                     figures.cpu_ms["changes"].append(cpu_ms)
                     figures.changes.append(changes.result())

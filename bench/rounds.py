@@ -27,11 +27,18 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 def spread(values: Sequence[float], text: Callable[[float], str] = "{:.1f}".format) -> str:
-    """'median (min-max)' of one figure's rounds."""
-    if not values:
-        return "n/a"
-    low, middle, high = min(values), statistics.median(values), max(values)
-    return f"{text(middle)} ({text(low)}-{text(high)})"
+    """'median (min-max)' of one figure's rounds; a round without the figure (NaN: nothing
+    to measure in it) is left out, and said."""
+    measured = [value for value in values if not math.isnan(value)]
+    missing = (
+        f", {len(values) - len(measured)} of {len(values)} rounds without"
+        if len(measured) < len(values)
+        else ""
+    )
+    if not measured:
+        return f"n/a{missing}"
+    low, middle, high = min(measured), statistics.median(measured), max(measured)
+    return f"{text(middle)} ({text(low)}-{text(high)}{missing})"
 
 
 def ratios(measured: Sequence[float], reference: Sequence[float]) -> list[float]:

@@ -1,17 +1,21 @@
 """Benchmark GET /api/v1/models/ against a floor, both served as in production on 127.0.0.1.
 
 Usage: .venv/bin/python bench/api_models.py [--requests N] [--concurrency C] [--rounds R]
-                                             [--large]
+                                             [--workers W] [--large]
 
 Sets up a throwaway SQLite database (or DATABASE_URL's) with 8 providers x 25 models (--large:
 8 x 1,250 = 10,000 models and 50 groups, half the models restricted to some of them, and 50
 developers, each in 5 groups and named on one model of their own: 50 access scopes), serves
 it as scripts/serve does (gunicorn, 2 uvicorn workers), and sends the same bounded load to
 the model list and to a floor endpoint that returns the same bytes pre-rendered through the
-same stack, each request as one of the developers in turn. Prints requests/s of each (best of
-the rounds, interleaved), their ratio (target >= 0.8) and the queries each request runs. With
---large it then loads the model list while a model is enabled and disabled every 200 ms from
-another process, and prints the slowest request and the p99 (target: slowest < 250 ms).
+same stack, each request as one of the developers in turn. Each of R rounds (default 5) loads
+the floor, then the model list, then (--large) the model list again while a model is enabled
+and disabled every 200 ms from another process. Prints the load average at start and end, the
+queries each request runs, and for each figure its median (min-max) over the rounds:
+requests/s, the server's CPU per request (its workers' CPU time from /proc, before and after
+each load), the ratio of the list's requests/s to the floor's taken per round (target >= 0.8),
+and with --large the slowest request, p99 and median while the model changes (target: slowest
+< 250 ms). About 1 minute, 2 with --large.
 """
 
 from __future__ import annotations
@@ -25,9 +29,21 @@ import sys
 import tempfile
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
-from serving import ROOT, bench_environment, free_port, require, server_command, wait_for_port
+from rounds import load_line, percentile, ratios, spread
+from serving import (
+    ROOT,
+    bench_environment,
+    cpu_seconds,
+    free_port,
+    require,
+    server_command,
+    server_processes,
+    wait_for_port,
+)
 
 PROVIDERS = 8
 
@@ -146,7 +162,10 @@ def load(
 
 
 def toggle_a_model(stop: threading.Event) -> int:
-    """Enable and disable a model every 200 ms until stopped, as an admin would; the count."""
+    """Enable and disable a model every 200 ms until stopped, as an admin would; the count.
+    Runs in a thread of its own each round: it closes that thread's database connection."""
+    from django.db import connection
+
     from llmadmin.models import LLMModel
     from llmadmin.services import models_set_enabled
 
@@ -157,18 +176,55 @@ def toggle_a_model(stop: threading.Event) -> int:
             models=LLMModel.objects.filter(pk=model.pk), enabled=changes % 2 == 1
         )
     models_set_enabled(models=LLMModel.objects.filter(pk=model.pk), enabled=True)
+    connection.close()
     return changes
+
+
+@dataclass
+class Rounds:
+    """Each figure, round by round."""
+
+    rate: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    cpu_ms: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    changes: list[int] = field(default_factory=list)
+    slowest: list[float] = field(default_factory=list)
+    p99: list[float] = field(default_factory=list)
+    median: list[float] = field(default_factory=list)
+
+    def round_text(self) -> str:
+        """The last round's figures, printed as it ends (a long run shows its progress)."""
+        text = ", ".join(
+            f"{name} {rates[-1]:.0f} requests/s ({self.cpu_ms[name][-1]:.2f} ms CPU each)"
+            for name, rates in self.rate.items()
+        )
+        if self.slowest:
+            text += f"; slowest while changing {self.slowest[-1]:.0f} ms"
+        return text
+
+
+def workers_cpu(server_pid: int) -> float:
+    return sum(cpu_seconds(pid) for pid in server_processes(server_pid)[1:])
+
+
+def measured_load(
+    port: int, server_pid: int, path: str, cookies: list[str], args: argparse.Namespace
+) -> tuple[float, bytes, list[float], float]:
+    """`load`, and the CPU the server's workers used per request (ms)."""
+    before = workers_cpu(server_pid)
+    rate, body, times = load(port, path, cookies, args.requests, args.concurrency)
+    return rate, body, times, (workers_cpu(server_pid) - before) * 1000 / len(times)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="per endpoint and round")
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--large", action="store_true", help="10,000 models and 50 groups")
     args = parser.parse_args()
     models_per_provider, groups, developers = (1250, 50, 50) if args.large else (25, 0, 1)
+    print(load_line("start"))
 
     with tempfile.TemporaryDirectory() as workdir:
         environment = bench_environment(workdir)
@@ -179,53 +235,68 @@ def main() -> None:
             cwd=ROOT,
             env={**os.environ, **environment},
         )
+        figures = Rounds()
         try:
             wait_for_port(port)
             # Warm both endpoints in every worker before measuring.
             load(port, "/api/v1/models/", cookies, 200, args.concurrency)
             _, floor_body, _ = load(port, "/bench/floor/", cookies, 200, args.concurrency)
-            best = {"models": 0.0, "floor": 0.0}
             for _ in range(args.rounds):
                 for name, path in (("floor", "/bench/floor/"), ("models", "/api/v1/models/")):
-                    rate, body, _ = load(port, path, cookies, args.requests, args.concurrency)
-                    best[name] = max(best[name], rate)
+                    rate, body, _, cpu_ms = measured_load(port, server.pid, path, cookies, args)
+                    figures.rate[name].append(rate)
+                    figures.cpu_ms[name].append(cpu_ms)
                     if name == "models":
                         require(body == floor_body, "the floor must serve the same bytes")
-            during_changes = None
-            if args.large:
-                stop = threading.Event()
-                with ThreadPoolExecutor(1) as changer:
-                    changes = changer.submit(toggle_a_model, stop)
-                    _, _, times = load(
-                        port, "/api/v1/models/", cookies, args.requests, args.concurrency
-                    )
-                    stop.set()
-                    during_changes = (changes.result(), sorted(times))
+                if args.large:
+                    stop = threading.Event()
+                    with ThreadPoolExecutor(1) as changer:
+                        changes = changer.submit(toggle_a_model, stop)
+                        try:
+                            rate, _, times, cpu_ms = measured_load(
+                                port, server.pid, "/api/v1/models/", cookies, args
+                            )
+                        finally:
+                            stop.set()  # else leaving the pool waits for it forever
+                    figures.rate["changes"].append(rate)
+                    figures.cpu_ms["changes"].append(cpu_ms)
+                    figures.changes.append(changes.result())
+                    figures.slowest.append(max(times) * 1000)
+                    figures.p99.append(percentile(times, 0.99) * 1000)
+                    figures.median.append(percentile(times, 0.5) * 1000)
+                print(f"round {len(figures.rate['floor'])}: {figures.round_text()}", flush=True)
         finally:
             server.terminate()
             server.wait(timeout=10)
 
     print(
         f"GET /api/v1/models/ ({PROVIDERS} providers x {models_per_provider} models, "
-        f"{groups} groups, {len(floor_body)} bytes), {args.requests} requests x "
-        f"{args.rounds} rounds at concurrency {args.concurrency}, gunicorn {args.workers} "
-        "uvicorn workers"
+        f"{groups} groups, {len(floor_body)} bytes), {args.requests} requests a load at "
+        f"concurrency {args.concurrency}, gunicorn {args.workers} uvicorn workers, "
+        f"{args.rounds} rounds of floor, model list"
+        + (", model list while a model changes" if args.large else "")
+        + ": median (min-max) of the rounds"
     )
-    print(f"  model list: {best['models']:8.1f} requests/s")
-    print(f"  floor:      {best['floor']:8.1f} requests/s")
-    print(f"  ratio:      {best['models'] / best['floor']:8.2f}  (target >= 0.8)")
+    labels = {"models": "model list", "floor": "floor", "changes": "while changing"}
+    for name, rates in figures.rate.items():
+        print(
+            f"  {labels[name] + ':':16}{spread(rates):>24} requests/s, server CPU "
+            f"{spread(figures.cpu_ms[name], '{:.2f}'.format)} ms per request"
+        )
+    ratio = ratios(figures.rate["models"], figures.rate["floor"])
+    print(f"  ratio to floor: {spread(ratio, '{:.2f}'.format):>24} (target >= 0.8)")
     print(
         f"  queries per request: cold {queries['cold']}, cached {queries['cached']}, "
         f"floor {queries['floor']}"
     )
-    if during_changes:
-        changes, times = during_changes
-        p99 = times[int(len(times) * 0.99) - 1]
+    if args.large:
         print(
-            f"  while a model changed {changes} times: slowest {times[-1] * 1000:.0f} ms, "
-            f"p99 {p99 * 1000:.0f} ms, median {times[len(times) // 2] * 1000:.0f} ms "
-            "(target: slowest < 250 ms)"
+            f"  while a model changed {spread(figures.changes, '{:.0f}'.format)} times a round:"
+            f" slowest {spread(figures.slowest, '{:.0f}'.format)} ms (target < 250 ms), "
+            f"p99 {spread(figures.p99, '{:.0f}'.format)} ms, "
+            f"median {spread(figures.median, '{:.0f}'.format)} ms"
         )
+    print(load_line("end"))
 
 
 if __name__ == "__main__":

@@ -1,21 +1,24 @@
 """Benchmark chat answers streaming at once through the server, as served by scripts/serve
 (gunicorn, 2 uvicorn workers), from a loopback upstream paced like a model.
 
-Usage: .venv/bin/python bench/chat_streams.py [--rounds R] [--chunks-per-second C] [--seconds S]
-                                              [--ramp SECONDS]
+Usage: .venv/bin/python bench/chat_streams.py [--rounds R] [--n N [N ...]] [--seconds S]
+                                              [--chunks-per-second C] [--ramp SECONDS]
 
 Sets up a throwaway SQLite database (or DATABASE_URL's) with the OpenAI Compatible provider
 pointed at a loopback upstream (a process of its own) that answers every request with C deltas
-a second for S seconds, one model and a developer per stream. In every round, for N = 10, 100
-and 300 in turn: probes the model list idle, opens N streams straight to the upstream, then N
-chat streams through the server while the same prober runs; the streams start spread evenly
-over the first second (--ramp; 0 sends them all at once). Prints for each N the streams
-completed, the first-token delay the server adds over the upstream (difference of medians, and
-of p99s), the model list's p50 and p99 while all N streams are open against idle (and while
-they open, for information), the server's memory
-per open stream and the CPU each process used, next to the targets: all streams complete, the
-model list's p99 during streams <= 5x idle and < 250 ms, added first-token delay <= 20 ms at
-N = 10.
+a second for S seconds, one model and a developer per stream. In every one of R rounds
+(default 5), for each N in turn (default 10, 100 and 300; --n 100 300 500 700 to find the
+knee): probes the model list idle, opens N streams straight to the upstream, then N chat
+streams through the server while the same prober runs; the streams start spread evenly over
+the first second (--ramp; 0 sends them all at once). Prints the load average at start and end
+and, for each N, every figure as its median (min-max) over the rounds, each taken within its
+round: streams completed, the first-token delay the server adds over the upstream (p50 less
+p50, p99 less p99), the model list's p50 and p99 while all N streams are open against idle
+and their ratio (and while they open, for information), the server's memory per open stream,
+its workers' CPU per stream and the cores each process used, next to the targets: all streams
+complete, the model list's p99 during streams <= 5x idle and < 250 ms, added first-token
+delay <= 20 ms at N = 10. About 30 s per N and round: 7.5 minutes by default (--rounds 1
+--seconds 3: under a minute).
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ import argparse
 import asyncio
 import http.client
 import json
-import math
 import multiprocessing
 import os
 import re
@@ -42,7 +44,17 @@ from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from serving import ROOT, bench_environment, free_port, require, server_command, wait_for_port
+from rounds import load_line, percentile, ratios, spread
+from serving import (
+    ROOT,
+    bench_environment,
+    cpu_seconds,
+    free_port,
+    require,
+    server_command,
+    server_processes,
+    wait_for_port,
+)
 
 CONCURRENCY = (10, 100, 300)
 # Children start as fresh interpreters: the upstream and the prober never hold Django.
@@ -50,7 +62,6 @@ SPAWN = multiprocessing.get_context("spawn")
 PROBE_PAUSE = 0.02
 # Probes in a run's first and last second are left out: the streams are opening or ending.
 EDGE = 1.0
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRACEBACK_LINES = ("Traceback (most recent call last)", "During handling of", "The above exception")
 
 
@@ -290,11 +301,6 @@ def prober(port: int, cookie: str) -> Iterator[list[tuple[float, float, int]]]:
 # --- The server's processes ----------------------------------------------------------------
 
 
-def server_processes(master: int) -> list[int]:
-    workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return [master, *sorted(map(int, workers))]
-
-
 def rss_kib(pids: list[int]) -> int:
     total = 0
     for pid in pids:
@@ -302,12 +308,6 @@ def rss_kib(pids: list[int]) -> int:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total
-
-
-def cpu_seconds(pid: int) -> float:
-    # utime and stime, the 14th and 15th fields; the name before them may hold spaces.
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 # --- Setup and measurement -----------------------------------------------------------------
@@ -372,17 +372,23 @@ class Setup:
     ramp: float  # the streams start spread over this many seconds
 
 
+Probe = tuple[float, float, int]  # sent, seconds, status
+
+
 @dataclass
 class Figures:
-    """One N's measurements, over the rounds."""
+    """One N's measurements, round by round."""
 
     through_server: list[list[Stream]] = field(default_factory=list)
     direct: list[list[Stream]] = field(default_factory=list)
-    idle_probes: list[tuple[float, float, int]] = field(default_factory=list)
-    busy_probes: list[tuple[float, float, int]] = field(default_factory=list)
-    opening_probes: list[tuple[float, float, int]] = field(default_factory=list)
+    idle_probes: list[list[Probe]] = field(default_factory=list)
+    busy_probes: list[list[Probe]] = field(default_factory=list)
+    opening_probes: list[list[Probe]] = field(default_factory=list)
     memory: list[tuple[int, int]] = field(default_factory=list)  # RSS KiB idle, all N open
-    cpu: list[dict[str, float]] = field(default_factory=list)  # cores while streaming
+    cpu: list[dict[str, float]] = field(default_factory=list)  # CPU seconds while streaming
+    streaming: list[float] = field(default_factory=list)  # seconds the N streams took
+    probe_cpu: list[float] = field(default_factory=list)  # workers' CPU seconds per idle probe
+    streaming_probes: list[int] = field(default_factory=list)  # probes while streaming
 
 
 def cpu_by_process(setup: Setup, pids: list[int]) -> dict[str, float]:
@@ -393,10 +399,17 @@ def cpu_by_process(setup: Setup, pids: list[int]) -> dict[str, float]:
     return seconds
 
 
+def workers_cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids[1:])
+
+
 def measure(setup: Setup, n: int, figures: Figures) -> None:
+    pids = server_processes(setup.server_pid)
+    before = workers_cpu(pids)
     with prober(setup.port, setup.cookie) as idle:
         time.sleep(setup.seconds - 2 * EDGE)
-    figures.idle_probes += idle
+    figures.idle_probes.append(idle)
+    figures.probe_cpu.append((workers_cpu(pids) - before) / max(1, len(idle)))
     direct, _ = asyncio.run(
         open_streams(
             setup.upstream_port, [setup.direct_request] * n, DIRECT, setup.limit, ramp=setup.ramp
@@ -404,7 +417,6 @@ def measure(setup: Setup, n: int, figures: Figures) -> None:
     )
     figures.direct.append(direct)
 
-    pids = server_processes(setup.server_pid)
     idle_rss, cpu_before = rss_kib(pids), cpu_by_process(setup, pids)
     with prober(setup.port, setup.cookie) as busy:
         began = time.monotonic()
@@ -423,42 +435,49 @@ def measure(setup: Setup, n: int, figures: Figures) -> None:
     cpu_after = cpu_by_process(setup, pids)
     figures.through_server.append(streams)
     # While all N are open: from the last stream's first delta to the first stream's end.
-    figures.busy_probes += [
-        (sent, seconds, status)
-        for sent, seconds, status in busy
-        if all_open <= sent and sent + seconds <= began + setup.seconds
-    ]
-    figures.opening_probes += [
-        (sent, seconds, status) for sent, seconds, status in busy if sent < all_open
-    ]
-    figures.memory.append((idle_rss, open_rss))
-    figures.cpu.append(
-        {name: (cpu_after[name] - cpu_before[name]) / (ended - began) for name in cpu_before}
+    figures.busy_probes.append(
+        [
+            (sent, seconds, status)
+            for sent, seconds, status in busy
+            if all_open <= sent and sent + seconds <= began + setup.seconds
+        ]
     )
+    figures.opening_probes.append(
+        [(sent, seconds, status) for sent, seconds, status in busy if sent < all_open]
+    )
+    figures.memory.append((idle_rss, open_rss))
+    figures.cpu.append({name: cpu_after[name] - cpu_before[name] for name in cpu_before})
+    figures.streaming.append(ended - began)
+    figures.streaming_probes.append(len(busy))
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)] if ordered else math.nan
+def whole(streams: list[Stream], deltas: int) -> int:
+    return sum(s.ended and s.deltas == deltas for s in streams)
 
 
-def ms(seconds: float) -> str:
-    return f"{seconds * 1000:.1f} ms"
+def answered(probes: list[Probe]) -> list[float]:
+    return [seconds for _, seconds, status in probes if status == 200]
+
+
+def first_deltas(streams: list[Stream]) -> list[float]:
+    return [s.first_delta for s in streams if s.first_delta is not None]
+
+
+def in_ms(seconds: list[float]) -> list[float]:
+    return [second * 1000 for second in seconds]
 
 
 def report(n: int, figures: Figures, deltas: int) -> None:
-    def completed(rounds: list[list[Stream]]) -> str:
-        return ", ".join(
-            f"{sum(s.ended and s.deltas == deltas for s in streams)}/{n}" for streams in rounds
-        )
-
-    def first_deltas(rounds: list[list[Stream]]) -> list[float]:
-        return [s.first_delta for streams in rounds for s in streams if s.first_delta is not None]
-
-    print(f"N = {n}")
+    """Each figure per round, then its median (min-max) over the rounds."""
+    rounds = range(len(figures.through_server))
+    one = "{:.1f}".format
+    print(f"N = {n}: median (min-max) of {len(rounds)} rounds")
+    completed = [whole(streams, deltas) for streams in figures.through_server]
+    direct_completed = [whole(streams, deltas) for streams in figures.direct]
     print(
-        f"  completed, each round: {completed(figures.through_server)} through the server "
-        f"(target: all), {completed(figures.direct)} directly"
+        f"  completed: {spread(completed, '{:.0f}'.format)} of {n} through the server (target: "
+        f"all; each round {', '.join(map(str, completed))}), "
+        f"{spread(direct_completed, '{:.0f}'.format)} directly"
     )
     failures = Counter(
         s.failure for streams in figures.through_server + figures.direct for s in streams
@@ -466,49 +485,76 @@ def report(n: int, figures: Figures, deltas: int) -> None:
     del failures[""]
     for failure, count in failures.most_common(5):
         print(f"    {count} x {failure}")
-    server, direct = first_deltas(figures.through_server), first_deltas(figures.direct)
-    print(
-        f"  first delta: through the server p50 {ms(percentile(server, 0.5))}, p99 "
-        f"{ms(percentile(server, 0.99))}; directly p50 {ms(percentile(direct, 0.5))}, p99 "
-        f"{ms(percentile(direct, 0.99))}"
-    )
-    added = [percentile(server, q) - percentile(direct, q) for q in (0.5, 0.99)]
-    target = " (target at N = 10: p50 <= 20 ms)" if n == 10 else ""
-    print(f"  added first-token delay: p50 {ms(added[0])}, p99 {ms(added[1])}{target}")
-    idle = [seconds for _, seconds, status in figures.idle_probes if status == 200]
-    busy = [seconds for _, seconds, status in figures.busy_probes if status == 200]
+    server = [first_deltas(figures.through_server[r]) for r in rounds]
+    direct = [first_deltas(figures.direct[r]) for r in rounds]
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        through = in_ms([percentile(server[r], q) for r in rounds])
+        straight = in_ms([percentile(direct[r], q) for r in rounds])
+        added = [a - b for a, b in zip(through, straight, strict=True)]
+        target = " (target at N = 10: p50 <= 20)" if n == 10 and q == 0.5 else ""
+        print(
+            f"  first delta {name}, ms: through the server {spread(through, one)}, directly "
+            f"{spread(straight, one)}; added {spread(added, one)}{target}"
+        )
+    idle = [answered(figures.idle_probes[r]) for r in rounds]
+    busy = [answered(figures.busy_probes[r]) for r in rounds]
+    opening = [answered(figures.opening_probes[r]) for r in rounds]
     failed = sum(
         status != 200
-        for _, _, status in figures.idle_probes + figures.busy_probes + figures.opening_probes
-    )
-    idle_p50, idle_p99 = percentile(idle, 0.5), percentile(idle, 0.99)
-    busy_p50, busy_p99 = percentile(busy, 0.5), percentile(busy, 0.99)
-    print(
-        f"  model list: idle p50 {ms(idle_p50)}, p99 {ms(idle_p99)} ({len(idle)} requests); "
-        f"while all N are open p50 {ms(busy_p50)}, p99 {ms(busy_p99)} ({len(busy)} requests, "
-        f"{failed} failed)"
+        for probes in figures.idle_probes + figures.busy_probes + figures.opening_probes
+        for _, _, status in probes
     )
     print(
-        f"    during / idle: p50 {busy_p50 / idle_p50:.1f}x, p99 {busy_p99 / idle_p99:.1f}x "
-        "(target: p99 <= 5x idle and < 250 ms)"
+        f"  model list, ms ({sum(map(len, idle))} requests idle, {sum(map(len, busy))} while "
+        f"all N were open, {sum(map(len, opening))} while they opened, {failed} failed):"
     )
-    opening = [seconds for _, seconds, status in figures.opening_probes if status == 200]
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        idle_q = [percentile(idle[r], q) for r in rounds]
+        busy_q = [percentile(busy[r], q) for r in rounds]
+        target = " (target: p99 <= 5x idle and < 250 ms)" if q == 0.99 else ""
+        print(
+            f"    {name}: idle {spread(in_ms(idle_q), one)}, all N open "
+            f"{spread(in_ms(busy_q), one)}, ratio {spread(ratios(busy_q, idle_q))}x{target}; "
+            f"while they opened {spread(in_ms([percentile(o, q) for o in opening]), one)}"
+        )
+    memory_per_stream = [(opened - before) / n for before, opened in figures.memory]
     print(
-        f"    while the streams open: p50 {ms(percentile(opening, 0.5))}, p99 "
-        f"{ms(percentile(opening, 0.99))} ({len(opening)} requests)"
+        f"  memory per open stream: {spread(memory_per_stream, '{:.0f}'.format)} KiB (RSS of "
+        f"master and workers with all N open {spread([o / 1024 for _, o in figures.memory])} MiB)"
     )
-    per_stream = ", ".join(f"{(opened - before) / n:.0f} KiB" for before, opened in figures.memory)
-    rss = ", ".join(
-        f"{before / 1024:.1f} -> {opened / 1024:.1f} MiB" for before, opened in figures.memory
+    # The prober's requests during the streams cost what they cost idle, in this estimate.
+    cpu_per_stream = [
+        (
+            sum(seconds for name, seconds in figures.cpu[r].items() if name.startswith("worker"))
+            - figures.streaming_probes[r] * figures.probe_cpu[r]
+        )
+        / n
+        for r in rounds
+    ]
+    print(
+        f"  server CPU per stream (workers, less the model list probes at their idle cost): "
+        f"{spread(in_ms(cpu_per_stream), one)} ms"
     )
-    print(f"  memory per open stream, each round: {per_stream} (RSS of master and workers: {rss})")
-    cores = {name: sum(c[name] for c in figures.cpu) / len(figures.cpu) for name in figures.cpu[0]}
-    print("  CPU while streaming, cores: " + ", ".join(f"{k} {v:.2f}" for k, v in cores.items()))
+    cores = {
+        name: [cpu[name] / took for cpu, took in zip(figures.cpu, figures.streaming, strict=True)]
+        for name in figures.cpu[0]
+    }
+    print(
+        "  CPU while streaming, cores: "
+        + ", ".join(f"{name} {spread(used, '{:.2f}'.format)}" for name, used in cores.items())
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--n",
+        type=int,
+        nargs="+",
+        default=CONCURRENCY,
+        help="streams at once, in turn each round (to find the knee: --n 100 300 500 700)",
+    )
     parser.add_argument("--chunks-per-second", type=float, default=20, help="of every answer")
     parser.add_argument("--seconds", type=float, default=10, help="that every answer lasts")
     parser.add_argument(
@@ -518,6 +564,7 @@ def main() -> None:
         help="seconds over which the streams start, evenly spread (0: all at once)",
     )
     args = parser.parse_args()
+    print(load_line("start"))
     require(args.seconds > 2 * EDGE, f"answers must last more than {2 * EDGE:g} s")
     deltas = round(args.chunks_per_second * args.seconds)
     # Every stream holds two sockets in this process, and two in the server.
@@ -534,7 +581,7 @@ def main() -> None:
         )
         upstream.start()
         environment = bench_environment(workdir)
-        model_id, cookies = prepare(environment, upstream_port, max(CONCURRENCY))
+        model_id, cookies = prepare(environment, upstream_port, max(args.n))
         # Django takes any 32-character token whose cookie and header agree.
         csrf = secrets.token_hex(16)
         chat_body = json.dumps({"model_id": model_id, "message": "Tell me a long story."})
@@ -584,7 +631,7 @@ def main() -> None:
             limit=args.ramp + args.seconds + 60,
             ramp=args.ramp,
         )
-        figures = {n: Figures() for n in CONCURRENCY}
+        figures = {n: Figures() for n in args.n}
         try:
             wait_for_port(upstream_port)
             wait_for_port(port)
@@ -599,7 +646,7 @@ def main() -> None:
             )
             require(all(s.first_delta for s in warm), [s.failure for s in warm if s.failure])
             for _ in range(args.rounds):
-                for n in CONCURRENCY:
+                for n in args.n:
                     measure(setup, n, figures[n])
         finally:
             server.terminate()
@@ -613,7 +660,7 @@ def main() -> None:
         f"{args.seconds:g} s from a loopback upstream, {args.rounds} rounds; each N's "
         + (f"streams start over {args.ramp:g} s" if args.ramp else "streams start at once")
     )
-    for n in CONCURRENCY:
+    for n in args.n:
         report(n, figures[n], deltas)
     # Log messages and exceptions, without the frames and links of tracebacks.
     headlines = [
@@ -624,6 +671,7 @@ def main() -> None:
     print(f"server log: {len(log_lines)} lines")
     for line, count in Counter(headlines).most_common(10):
         print(f"  {count} x {line[:200]}")
+    print(load_line("end"))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def require(condition: bool, message: object) -> None:
@@ -66,3 +67,16 @@ def server_command(port: int, workers: int) -> list[str]:
         "--log-level",
         "warning",
     ]
+
+
+def server_processes(master: int) -> list[int]:
+    """The gunicorn master's pid, then its workers'."""
+    workers = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [master, *sorted(map(int, workers))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU a process has used so far, user and system."""
+    # utime and stime, the 14th and 15th fields; the name before them may hold spaces.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS

@@ -1,6 +1,6 @@
 """Benchmark the usage dashboard over a year of a million provider calls.
 
-Usage: .venv/bin/python bench/usage_dashboard.py [--records N] [--runs R] [--explain]
+Usage: .venv/bin/python bench/usage_dashboard.py [--records N] [--rounds R] [--explain]
 
 Sets up a throwaway SQLite database (or DATABASE_URL's), seeds N usage records (default
 1,000,000) over the last 365 days, bulk inserted in batches: 200 developers (180 of them in 15
@@ -8,9 +8,11 @@ groups), 20 models at 4 providers (one of them unpriced), each developer mostly 
 favourite models, a few heavy users. Then builds the daily sums with `manage.py usage_rebuild`
 and times, through Django's test Client as a logged-in superuser, the dashboard for the whole
 year and for the last 30 days, and the CSV of the last 30 days, against a floor (the admin
-index page) measured in the same rounds: min, median and max over R runs (default 7), and each
-median's ratio to the floor's. Target: the year's page under 500 ms. --explain prints the plan
-of each query of the year's page.
+index page), in R rounds (default 7), each round asking for the floor and every page in turn.
+Prints each page's min, median and max, and its ratio to the floor taken per round (median,
+min-max), with the load average at start and end. Target: the year's page under 500 ms.
+--explain prints the plan of each query of the year's page. About 1.5 minutes on SQLite, 2 on
+PostgreSQL (seeding is most of it).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import io
 import os
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from rounds import load_line, ratios, spread
 from serving import ROOT, bench_environment, require
 
 if TYPE_CHECKING:
@@ -171,12 +173,12 @@ def seed(records: int) -> tuple[float, int]:
     return time.perf_counter() - started, first
 
 
-def timed(runs: int, requests: dict[str, Callable[[], int]]) -> dict[str, list[float]]:
-    """Each request `runs` times, the requests interleaved in each round; seconds."""
+def timed(rounds: int, requests: dict[str, Callable[[], int]]) -> dict[str, list[float]]:
+    """Each request once a round, in turn; seconds, round by round."""
     times: dict[str, list[float]] = {name: [] for name in requests}
     for request in requests.values():
         request()  # warm: templates, the first connection
-    for _ in range(runs):
+    for _ in range(rounds):
         for name, request in requests.items():
             started = time.perf_counter()
             request()
@@ -187,10 +189,11 @@ def timed(runs: int, requests: dict[str, Callable[[], int]]) -> dict[str, list[f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--explain", action="store_true")
     arguments = parser.parse_args()
 
+    print(load_line("start"))
     with tempfile.TemporaryDirectory() as workdir:
         setup(workdir)
         from django.contrib.auth.models import User
@@ -254,20 +257,20 @@ def main() -> None:
                 queries[name] = len(captured)
                 if arguments.explain and name == "dashboard, 365 days":
                     explain(connection, captured.captured_queries)
-            times = timed(arguments.runs, requests)
+            times = timed(arguments.rounds, requests)
 
-        floor = statistics.median(times["floor (admin index)"])
-        print(f"\n{arguments.runs} runs each, interleaved (ms):")
-        print(f"{'':24}{'min':>8}{'median':>8}{'max':>8}{'ratio':>8}{'queries':>9}{'KiB':>8}")
+        floor = times["floor (admin index)"]
+        print(f"\n{arguments.rounds} rounds, the floor and every page in turn in each round")
+        print(f"{'':22}{'ms: median (min-max)':>24}{'ratio to floor':>22}{'queries':>9}{'KiB':>7}")
         for name, seconds_each in times.items():
-            median = statistics.median(seconds_each)
+            milliseconds = [seconds * 1000 for seconds in seconds_each]
             print(
-                f"{name:24}{min(seconds_each) * 1000:8.1f}{median * 1000:8.1f}"
-                f"{max(seconds_each) * 1000:8.1f}{median / floor:8.1f}{queries[name]:9}"
-                f"{sizes[name] / 1024:8.0f}"
+                f"{name:22}{spread(milliseconds):>24}{spread(ratios(seconds_each, floor)):>22}"
+                f"{queries[name]:9}{sizes[name] / 1024:7.0f}"
             )
-        year_median = statistics.median(times["dashboard, 365 days"]) * 1000
-        print(f"\nyear's page: median {year_median:.0f} ms (target < 500 ms)")
+        year = [seconds * 1000 for seconds in times["dashboard, 365 days"]]
+        print(f"\nyear's page: {spread(year, '{:.0f}'.format)} ms (target < 500 ms)")
+        print(load_line("end"))
 
 
 def explain(connection: BaseDatabaseWrapper, queries: list[dict[str, str]]) -> None:

@@ -9,7 +9,7 @@ import json
 import threading
 import uuid
 from bisect import bisect_left, insort
-from collections import Counter, OrderedDict
+from collections import OrderedDict
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -68,9 +68,10 @@ class Configuration:
     unavailable: dict[int, set[int]]
     restricted: set[int]
     access: AccessLists
-    # How many models list each group and user: only these make two developers' lists differ.
-    group_listings: Counter[int]
-    user_listings: Counter[int]
+    # The models listing each group and user (the access lists read the other way): only these
+    # groups and users make two developers' lists differ.
+    group_listings: dict[int, set[int]]
+    user_listings: dict[int, set[int]]
     # Monthly caps per developer, by id of offered model (see billing.budgets).
     caps: dict[int, Decimal]
     # The enabled model that is the default, if any.
@@ -117,9 +118,13 @@ class Configuration:
         )
 
     def kept_from(self, scope: Scope) -> set[int]:
-        """The restricted models this scope may not use: asked once per model restricted,
-        not per model listed."""
-        return {model_id for model_id in self.restricted if not self.usable(model_id, scope)}
+        """The restricted models this scope may not use: those its groups' and user's
+        listings don't name (AccessLists.permits, for a whole scope at once)."""
+        groups, user_id = scope
+        permitted = set().union(*(self.group_listings[group_id] for group_id in groups))
+        if user_id is not None:
+            permitted |= self.user_listings[user_id]
+        return self.restricted - permitted
 
     def caps_for(self, scope: Scope) -> dict[int, Decimal]:
         """The monthly caps of the models in this scope's list."""
@@ -131,24 +136,20 @@ class Configuration:
         """This scope's list as JSON, joined from each model's JSON rendered once per
         change of the model: a scope costs a join, not an encoding of every model."""
         groups, unavailable = [], []
-        default_id = first_id = None
+        first_id = None
         kept = self.kept_from(scope)
         # Models offered to others but not to this developer: access, not setup, keeps them.
         kept_from_them = 0
         for provider in self.providers:
             offered = self.models.get(provider["id"], [])
-            models = [model for model in offered if model["id"] not in kept] if kept else offered
-            kept_from_them += len(offered) - len(models)
-            if models:
-                first_id = first_id or models[0]["id"]
-                default_id = default_id or next(
-                    (model["id"] for model in models if model["is_default"]), None
-                )
+            fragments = [model["json"] for model in offered if model["id"] not in kept]
+            kept_from_them += len(offered) - len(fragments)
+            if fragments:
+                first_id = first_id or next(m["id"] for m in offered if m["id"] not in kept)
                 head = encode(
                     {"provider_type": provider["type"], "provider_label": provider["label"]}
                 )
-                fragments = b",".join([model["json"] for model in models])
-                groups.append(head[:-1] + b',"models":[' + fragments + b"]}")
+                groups.append(b"".join([head[:-1], b',"models":[', b",".join(fragments), b"]}"]))
                 continue
             hidden = self.unavailable.get(provider["id"], set()) - kept
             if hidden:
@@ -160,17 +161,21 @@ class Configuration:
                         "model_count": len(hidden),
                     }
                 )
+        default = self.rows.get(self.default_id) if self.default_id not in kept else None
         # A developer who may not use the default gets their first model.
-        return (
-            b'{"default_model_id":'
-            + encode(default_id or first_id)
-            + b',"groups":['
-            + b",".join(groups)
-            + b'],"unavailable_providers":'
-            + encode(unavailable)
-            + b',"restricted_model_count":'
-            + encode(kept_from_them)
-            + b"}"
+        default_id = default["id"] if default and "json" in default else first_id
+        return b"".join(
+            [
+                b'{"default_model_id":',
+                encode(default_id),
+                b',"groups":[',
+                b",".join(groups),
+                b'],"unavailable_providers":',
+                encode(unavailable),
+                b',"restricted_model_count":',
+                encode(kept_from_them),
+                b"}",
+            ]
         )
 
 
@@ -200,6 +205,23 @@ def placed(
     return ordered
 
 
+class CopyOnWrite:
+    """Sets by id taken from a configuration, each copied before its first change here, so
+    that configuration's stay as they were."""
+
+    def __init__(self, sets: dict[int, set[int]]) -> None:
+        self.sets, self.copied = dict(sets), set()
+
+    def __getitem__(self, key: int) -> set[int]:
+        if key not in self.copied:
+            self.sets[key] = set(self.sets.get(key, ()))
+            self.copied.add(key)
+        return self.sets[key]
+
+    def nonempty(self) -> dict[int, set[int]]:
+        return {key: ids for key, ids in self.sets.items() if ids}
+
+
 def with_changes(
     base: Configuration,
     *,
@@ -211,33 +233,30 @@ def with_changes(
     access: AccessLists,
 ) -> Configuration:
     """A new configuration: base with these models read again (rows: the enabled ones among
-    them, access: their access lists), base's own dicts and lists left as they were."""
+    them, access: their access lists), base's own dicts, sets and lists left as they were."""
     available = {p["id"]: p for p in providers if p["availability"] == Availability.AVAILABLE}
-    by_id, unavailable = dict(base.rows), dict(base.unavailable)
+    by_id, unavailable = dict(base.rows), CopyOnWrite(base.unavailable)
     restricted, caps, default_id = set(base.restricted), dict(base.caps), base.default_id
     groups, users = dict(base.access.groups), dict(base.access.users)
-    group_listings, user_listings = base.group_listings.copy(), base.user_listings.copy()
+    group_listings, user_listings = (
+        CopyOnWrite(base.group_listings),
+        CopyOnWrite(base.user_listings),
+    )
     removed: dict[int, list[dict[str, Any]]] = {}
     added: dict[int, list[dict[str, Any]]] = {}
-    hidden_changed: set[int] = set()
-
-    def hidden_of(provider_id: int) -> set[int]:
-        if provider_id not in hidden_changed:
-            unavailable[provider_id] = set(unavailable.get(provider_id, ()))
-            hidden_changed.add(provider_id)
-        return unavailable[provider_id]
-
     for model_id in model_ids:
         old = by_id.pop(model_id, None)
         if old is not None and "json" in old:
             removed.setdefault(old["provider_id"], []).append(old)
         elif old is not None:
-            hidden_of(old["provider_id"]).discard(model_id)
+            unavailable[old["provider_id"]].discard(model_id)
         restricted.discard(model_id)
         caps.pop(model_id, None)
         default_id = None if default_id == model_id else default_id
-        group_listings.subtract(groups.pop(model_id, ()))
-        user_listings.subtract(users.pop(model_id, ()))
+        for group_id in groups.pop(model_id, ()):
+            group_listings[group_id].discard(model_id)
+        for user_id in users.pop(model_id, ()):
+            user_listings[user_id].discard(model_id)
     for row in rows:
         by_id[row["id"]] = row
         if row["restricted"]:
@@ -246,7 +265,7 @@ def with_changes(
             default_id = row["id"]
         provider = available.get(row["provider_id"])
         if provider is None:
-            hidden_of(row["provider_id"]).add(row["id"])
+            unavailable[row["provider_id"]].add(row["id"])
             continue
         if row["monthly_cap"] is not None:
             caps[row["id"]] = row["monthly_cap"]
@@ -269,10 +288,12 @@ def with_changes(
         )
     for model_id, group_ids in access.groups.items():
         groups[model_id] = group_ids
-        group_listings.update(group_ids)
+        for group_id in group_ids:
+            group_listings[group_id].add(model_id)
     for model_id, user_ids in access.users.items():
         users[model_id] = user_ids
-        user_listings.update(user_ids)
+        for user_id in user_ids:
+            user_listings[user_id].add(model_id)
     return Configuration(
         fingerprint=fingerprint,
         key_ids=api_key_ids(),
@@ -280,12 +301,11 @@ def with_changes(
         providers=providers,
         rows=by_id,
         models={provider_id: rows for provider_id, rows in models.items() if rows},
-        unavailable={provider_id: ids for provider_id, ids in unavailable.items() if ids},
+        unavailable=unavailable.nonempty(),
         restricted=restricted,
         access=AccessLists(groups, users),
-        # Unary plus drops the groups and users no model lists any more.
-        group_listings=+group_listings,
-        user_listings=+user_listings,
+        group_listings=group_listings.nonempty(),
+        user_listings=user_listings.nonempty(),
         caps=caps,
         default_id=default_id,
     )
@@ -309,8 +329,8 @@ EMPTY = Configuration(
     unavailable={},
     restricted=set(),
     access=AccessLists({}, {}),
-    group_listings=Counter(),
-    user_listings=Counter(),
+    group_listings={},
+    user_listings={},
     caps={},
     default_id=None,
 )

@@ -1,18 +1,23 @@
-"""The list of models developers can chat with: built once per configuration and process, then
-cut per access scope (the developer's groups) and cached with its own ETag."""
+"""The list of models developers can chat with: built once per process, then brought up to
+date from llmadmin's change log (only what changed), cut per access scope (the developer's
+groups) and cached with its own ETag."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import threading
+import uuid
+from bisect import bisect_left, insort
 from collections import OrderedDict
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from billing.budgets import BudgetState, budget_states, budget_summary, month_start
@@ -20,43 +25,60 @@ from llmadmin.access import AccessLists, access_lists
 from llmadmin.models import (
     SECRET_FIELDS,
     Availability,
+    ConfigurationChange,
     ConfigurationVersion,
     LLMModel,
     Provider,
     api_key_ids,
 )
-from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.selectors import providers_in_registry_order
 
 # A model as the list gives it; read with .values(), no ORM objects (10,000 models: 22 ms).
 MODEL_FIELDS = ("id", "identifier", "display_name", "provider_id", "context_limit", "is_default")
+ROW_FIELDS = (*MODEL_FIELDS, "restricted", "monthly_cap")
 # Bytes of lists kept per process (10,000 models make a list of about 1 MB); past that, the
 # least recently used scope's goes.
 MAX_CACHED_BYTES = 64 * 1024 * 1024
+# Past these, a process that fell behind reads everything again rather than the changes.
+MAX_CHANGES_APPLIED = 200
+MAX_MODELS_UPDATED = 1000
+# Past this many moves in one provider's list, sorting it again is cheaper than placing each.
+MAX_PLACED = 64
+
+Scope = tuple[frozenset[int], int | None]
 
 
 @dataclass
 class Configuration:
-    """Every enabled model with who may use it, for one fingerprint; cut per scope."""
+    """Every enabled model with who may use it, for one fingerprint; cut per scope.
+
+    Never changed once built: a change makes a new one (threads keep a consistent one)."""
 
     fingerprint: str
+    # The encryption keys in use: which providers are available depends on them.
+    key_ids: tuple[str, ...]
+    # The last change of the log (id, token) this configuration includes; None if none.
+    applied: tuple[int, uuid.UUID] | None
     providers: list[dict[str, Any]]
-    # By provider id: enabled models of available providers, in display order, each with its
-    # JSON for the list.
+    # By model id: every enabled model's row, with its JSON for the list when its provider is
+    # available.
+    rows: dict[int, dict[str, Any]]
+    # By provider id: enabled models of available providers, in display order.
     models: dict[int, list[dict[str, Any]]]
-    # By provider id: (model id, restricted) of enabled models of unavailable providers.
-    unavailable: dict[int, list[tuple[int, bool]]]
+    # By provider id: the ids of enabled models of unavailable providers.
+    unavailable: dict[int, set[int]]
     restricted: set[int]
     access: AccessLists
-    # The groups and users some model lists: only these make two developers' lists differ.
-    listed_groups: frozenset[int]
-    listed_users: frozenset[int]
+    # The models listing each group and user (the access lists read the other way): only these
+    # groups and users make two developers' lists differ.
+    group_listings: dict[int, set[int]]
+    user_listings: dict[int, set[int]]
     # Monthly caps per developer, by id of offered model (see billing.budgets).
     caps: dict[int, Decimal]
+    # The enabled model that is the default, if any.
+    default_id: int | None
     # (ETag, body) by scope, least recently used first.
-    lists: OrderedDict[tuple[frozenset[int], int | None], tuple[str, bytes]] = field(
-        default_factory=OrderedDict
-    )
+    lists: OrderedDict[Scope, tuple[str, bytes]] = field(default_factory=OrderedDict)
     cached_bytes: int = 0
     lists_lock: threading.Lock = field(default_factory=threading.Lock)
     # Offered models as calls take them, by id: read on each one's first call under this
@@ -83,8 +105,13 @@ class Configuration:
         with self.calls_lock:
             return self.calls.setdefault(model_id, model)
 
-    def cached_list(self, scope: tuple[frozenset[int], int | None]) -> tuple[str, bytes]:
-        """This scope's ETag and body, rendered once while it stays in the cache."""
+    def __post_init__(self) -> None:
+        self.listed_groups = frozenset(self.group_listings)
+        self.listed_users = frozenset(self.user_listings)
+
+    def cached_list(self, scope: Scope) -> tuple[str, bytes]:
+        """This scope's ETag and body, rendered on its first request, then kept while it stays
+        in the cache."""
         with self.lists_lock:
             cached = self.lists.get(scope)
             if cached is not None:
@@ -101,52 +128,54 @@ class Configuration:
                 self.cached_bytes -= len(evicted)
         return cached
 
-    def scope(self, user_id: int, group_ids: set[int]) -> tuple[frozenset[int], int | None]:
+    def scope(self, user_id: int, group_ids: set[int]) -> Scope:
         """What decides this developer's list: developers with the same scope share it."""
         return (
             frozenset(group_ids) & self.listed_groups,
             user_id if user_id in self.listed_users else None,
         )
 
-    def usable(self, model_id: int, scope: tuple[frozenset[int], int | None]) -> bool:
+    def usable(self, model_id: int, scope: Scope) -> bool:
         groups, user_id = scope
         return self.access.permits(
             model_id, restricted=model_id in self.restricted, group_ids=groups, user_id=user_id
         )
 
-    def caps_for(self, scope: tuple[frozenset[int], int | None]) -> dict[int, Decimal]:
+    def kept_from(self, scope: Scope) -> set[int]:
+        """The restricted models this scope may not use: those its groups' and user's
+        listings don't name (AccessLists.permits, for a whole scope at once)."""
+        groups, user_id = scope
+        permitted = set().union(*(self.group_listings[group_id] for group_id in groups))
+        if user_id is not None:
+            permitted |= self.user_listings[user_id]
+        return self.restricted - permitted
+
+    def caps_for(self, scope: Scope) -> dict[int, Decimal]:
         """The monthly caps of the models in this scope's list."""
         return {
             model_id: cap for model_id, cap in self.caps.items() if self.usable(model_id, scope)
         }
 
-    def render(self, scope: tuple[frozenset[int], int | None]) -> bytes:
+    def render(self, scope: Scope) -> bytes:
         """This scope's list as JSON, joined from each model's JSON rendered once per
-        configuration: a scope costs a join, not an encoding of every model."""
+        change of the model: a scope costs a join, not an encoding of every model."""
         groups, unavailable = [], []
-        default_id = first_id = None
+        first_id = None
+        kept = self.kept_from(scope)
         # Models offered to others but not to this developer: access, not setup, keeps them.
         kept_from_them = 0
         for provider in self.providers:
             offered = self.models.get(provider["id"], [])
-            models = [model for model in offered if self.usable(model["id"], scope)]
-            kept_from_them += len(offered) - len(models)
-            if models:
-                first_id = first_id or models[0]["id"]
-                default_id = default_id or next(
-                    (model["id"] for model in models if model["is_default"]), None
-                )
+            fragments = [model["json"] for model in offered if model["id"] not in kept]
+            kept_from_them += len(offered) - len(fragments)
+            if fragments:
+                first_id = first_id or next(m["id"] for m in offered if m["id"] not in kept)
                 head = encode(
                     {"provider_type": provider["type"], "provider_label": provider["label"]}
                 )
-                fragments = b",".join(model["json"] for model in models)
-                groups.append(head[:-1] + b',"models":[' + fragments + b"]}")
+                groups.append(b"".join([head[:-1], b',"models":[', b",".join(fragments), b"]}"]))
                 continue
-            hidden = [
-                model_id
-                for model_id, _ in self.unavailable.get(provider["id"], [])
-                if self.usable(model_id, scope)
-            ]
+            hidden = self.unavailable.get(provider["id"], set()) - kept
             if hidden:
                 unavailable.append(
                     {
@@ -156,17 +185,21 @@ class Configuration:
                         "model_count": len(hidden),
                     }
                 )
+        default = self.rows.get(self.default_id) if self.default_id not in kept else None
         # A developer who may not use the default gets their first model.
-        return (
-            b'{"default_model_id":'
-            + encode(default_id or first_id)
-            + b',"groups":['
-            + b",".join(groups)
-            + b'],"unavailable_providers":'
-            + encode(unavailable)
-            + b',"restricted_model_count":'
-            + encode(kept_from_them)
-            + b"}"
+        default_id = default["id"] if default and "json" in default else first_id
+        return b"".join(
+            [
+                b'{"default_model_id":',
+                encode(default_id),
+                b',"groups":[',
+                b",".join(groups),
+                b'],"unavailable_providers":',
+                encode(unavailable),
+                b',"restricted_model_count":',
+                encode(kept_from_them),
+                b"}",
+            ]
         )
 
 
@@ -177,59 +210,231 @@ def encode(value: Any) -> bytes:
     return _encoder.encode(value).encode()
 
 
-def build_configuration(fingerprint: str) -> Configuration:
-    """Everything every list is cut from: four queries, no key loaded or decrypted."""
-    providers = list(providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS)))
-    available = {p.pk for p in providers if p.availability == Availability.AVAILABLE}
-    types = {p.pk: p.type for p in providers}
-    models: dict[int, list[dict[str, Any]]] = {}
-    unavailable: dict[int, list[tuple[int, bool]]] = {}
-    restricted = set()
-    caps = {}
-    rows = (
-        LLMModel.objects.filter(enabled=True)
-        .order_by("display_name", "pk")
-        .values(*MODEL_FIELDS, "restricted", "monthly_cap")
+def in_list_order(row: dict[str, Any]) -> tuple[str, int]:
+    return row["display_name"], row["id"]
+
+
+def placed(
+    ordered: list[dict[str, Any]], removed: list[dict[str, Any]], added: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """A copy of a provider's list in display order without these rows and with those."""
+    if len(removed) + len(added) > MAX_PLACED:
+        gone = {row["id"] for row in removed}
+        return sorted([row for row in ordered if row["id"] not in gone] + added, key=in_list_order)
+    ordered = ordered.copy()
+    for row in removed:
+        del ordered[bisect_left(ordered, in_list_order(row), key=in_list_order)]
+    for row in added:
+        insort(ordered, row, key=in_list_order)
+    return ordered
+
+
+class CopyOnWrite:
+    """Sets by id taken from a configuration, each copied before its first change here, so
+    that configuration's stay as they were."""
+
+    def __init__(self, sets: dict[int, set[int]]) -> None:
+        self.sets, self.copied = dict(sets), set()
+
+    def __getitem__(self, key: int) -> set[int]:
+        if key not in self.copied:
+            self.sets[key] = set(self.sets.get(key, ()))
+            self.copied.add(key)
+        return self.sets[key]
+
+    def nonempty(self) -> dict[int, set[int]]:
+        return {key: ids for key, ids in self.sets.items() if ids}
+
+
+def with_changes(
+    base: Configuration,
+    *,
+    fingerprint: str,
+    applied: tuple[int, uuid.UUID] | None,
+    providers: list[dict[str, Any]],
+    model_ids: Iterable[int],
+    rows: Iterable[dict[str, Any]],
+    access: AccessLists,
+) -> Configuration:
+    """A new configuration: base with these models read again (rows: the enabled ones among
+    them, access: their access lists), base's own dicts, sets and lists left as they were."""
+    available = {p["id"]: p for p in providers if p["availability"] == Availability.AVAILABLE}
+    by_id, unavailable = dict(base.rows), CopyOnWrite(base.unavailable)
+    restricted, caps, default_id = set(base.restricted), dict(base.caps), base.default_id
+    groups, users = dict(base.access.groups), dict(base.access.users)
+    group_listings, user_listings = (
+        CopyOnWrite(base.group_listings),
+        CopyOnWrite(base.user_listings),
     )
+    removed: dict[int, list[dict[str, Any]]] = {}
+    added: dict[int, list[dict[str, Any]]] = {}
+    for model_id in model_ids:
+        old = by_id.pop(model_id, None)
+        if old is not None and "json" in old:
+            removed.setdefault(old["provider_id"], []).append(old)
+        elif old is not None:
+            unavailable[old["provider_id"]].discard(model_id)
+        restricted.discard(model_id)
+        caps.pop(model_id, None)
+        default_id = None if default_id == model_id else default_id
+        for group_id in groups.pop(model_id, ()):
+            group_listings[group_id].discard(model_id)
+        for user_id in users.pop(model_id, ()):
+            user_listings[user_id].discard(model_id)
     for row in rows:
+        by_id[row["id"]] = row
         if row["restricted"]:
             restricted.add(row["id"])
-        if row["provider_id"] in available:
-            if row["monthly_cap"] is not None:
-                caps[row["id"]] = row["monthly_cap"]
-            models.setdefault(row["provider_id"], []).append(row)
-            row["json"] = encode(
-                {
-                    "id": row["id"],
-                    "identifier": row["identifier"],
-                    "display_name": row["display_name"],
-                    "provider_type": types[row["provider_id"]],
-                    "provider_label": PROVIDER_TYPES[types[row["provider_id"]]].label,
-                    "context_limit": row["context_limit"],
-                    "is_default": row["is_default"],
-                }
-            )
-        else:
-            unavailable.setdefault(row["provider_id"], []).append((row["id"], row["restricted"]))
-    access = access_lists()
+        if row["is_default"]:
+            default_id = row["id"]
+        provider = available.get(row["provider_id"])
+        if provider is None:
+            unavailable[row["provider_id"]].add(row["id"])
+            continue
+        if row["monthly_cap"] is not None:
+            caps[row["id"]] = row["monthly_cap"]
+        row["json"] = encode(
+            {
+                "id": row["id"],
+                "identifier": row["identifier"],
+                "display_name": row["display_name"],
+                "provider_type": provider["type"],
+                "provider_label": provider["label"],
+                "context_limit": row["context_limit"],
+                "is_default": row["is_default"],
+            }
+        )
+        added.setdefault(row["provider_id"], []).append(row)
+    models = dict(base.models)
+    for provider_id in removed.keys() | added.keys():
+        models[provider_id] = placed(
+            models.get(provider_id, []), removed.get(provider_id, []), added.get(provider_id, [])
+        )
+    for model_id, group_ids in access.groups.items():
+        groups[model_id] = group_ids
+        for group_id in group_ids:
+            group_listings[group_id].add(model_id)
+    for model_id, user_ids in access.users.items():
+        users[model_id] = user_ids
+        for user_id in user_ids:
+            user_listings[user_id].add(model_id)
     return Configuration(
         fingerprint=fingerprint,
-        providers=[
-            {
-                "id": p.pk,
-                "type": p.type,
-                "label": p.provider_type.label,
-                "availability": p.availability,
-            }
-            for p in providers
-        ],
-        models=models,
-        unavailable=unavailable,
+        key_ids=api_key_ids(),
+        applied=applied,
+        providers=providers,
+        rows=by_id,
+        models={provider_id: rows for provider_id, rows in models.items() if rows},
+        unavailable=unavailable.nonempty(),
         restricted=restricted,
-        access=access,
-        listed_groups=frozenset(g for ids in access.groups.values() for g in ids),
-        listed_users=frozenset(u for ids in access.users.values() for u in ids),
+        access=AccessLists(groups, users),
+        group_listings=group_listings.nonempty(),
+        user_listings=user_listings.nonempty(),
         caps=caps,
+        default_id=default_id,
+    )
+
+
+def providers_listed() -> list[dict[str, Any]]:
+    """The providers as the lists show them, in registry order; no key loaded or decrypted."""
+    return [
+        {"id": p.pk, "type": p.type, "label": p.provider_type.label, "availability": p.availability}
+        for p in providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS))
+    ]
+
+
+EMPTY = Configuration(
+    fingerprint="",
+    key_ids=(),
+    applied=None,
+    providers=[],
+    rows={},
+    models={},
+    unavailable={},
+    restricted=set(),
+    access=AccessLists({}, {}),
+    group_listings={},
+    user_listings={},
+    caps={},
+    default_id=None,
+)
+
+
+Change = tuple[int, uuid.UUID, str, list[int]]
+
+
+def changes_since(current: Configuration | None) -> list[Change]:
+    """The changes logged since the one this configuration applied last, that one included,
+    newest first (at most one more than are ever applied); the newest always, for a full
+    rebuild to start from when these can't tell."""
+    changes = ConfigurationChange.objects.order_by("-pk").values_list("pk", "token", "kind", "ids")
+    if current is None or current.applied is None:
+        return list(changes[:1])
+    newest = ConfigurationChange.objects.order_by("-pk").values("pk")[:1]
+    since = Q(pk__gte=current.applied[0]) | Q(pk=Subquery(newest))
+    return list(changes.filter(since)[: MAX_CHANGES_APPLIED + 1])
+
+
+def build_configuration(fingerprint: str, changes: list[Change]) -> Configuration:
+    """Everything every list is cut from: four queries after the changes', no key loaded or
+    decrypted."""
+    return with_changes(
+        EMPTY,
+        fingerprint=fingerprint,
+        # Read before the rest: a change committed meanwhile is applied again, later.
+        applied=changes[0][:2] if changes else None,
+        providers=providers_listed(),
+        model_ids=(),
+        rows=LLMModel.objects.filter(enabled=True).values(*ROW_FIELDS),
+        access=access_lists(),
+    )
+
+
+def updated_configuration(
+    base: Configuration, fingerprint: str, changes: list[Change]
+) -> Configuration | None:
+    """Base with only what changed since read again (up to four queries after the changes'),
+    or None when the changes can't tell what changed: nothing logged yet, the change base
+    applied last pruned or not in this database's history (restored, rolled back), other
+    encryption keys, too many changes, a provider's availability changed, or a change of
+    anything."""
+    if (
+        base.applied is None
+        or base.key_ids != api_key_ids()
+        or not changes
+        or changes[-1][:2] != base.applied
+        or len(changes) > MAX_CHANGES_APPLIED
+    ):
+        return None
+    model_ids: set[int] = set()
+    providers = base.providers
+    for _, _, kind, ids in changes[:-1]:
+        if kind == ConfigurationChange.Kind.MODELS:
+            model_ids.update(ids)
+        elif kind == ConfigurationChange.Kind.PROVIDERS and providers is base.providers:
+            providers = providers_listed()
+            if providers != base.providers:
+                return None
+        elif kind != ConfigurationChange.Kind.PROVIDERS:
+            return None
+    if len(model_ids) > MAX_MODELS_UPDATED:
+        return None
+    rows: Collection[dict[str, Any]] = ()
+    access = AccessLists({}, {})
+    if model_ids:
+        # Making a model the default unsets the previous one without a signal: read it too.
+        if base.default_id is not None:
+            model_ids.add(base.default_id)
+        rows = LLMModel.objects.filter(pk__in=model_ids, enabled=True).values(*ROW_FIELDS)
+        access = access_lists(model_ids)
+    return with_changes(
+        base,
+        fingerprint=fingerprint,
+        applied=changes[0][:2],
+        providers=providers,
+        model_ids=model_ids,
+        rows=rows,
+        access=access,
     )
 
 
@@ -267,9 +472,17 @@ def current_configuration(fingerprint: str) -> Configuration:
         with _rebuild:
             configuration = _configuration
             if configuration is None or configuration.fingerprint != fingerprint:
-                configuration = build_configuration(fingerprint)
+                configuration = next_configuration(configuration, fingerprint)
                 _configuration = configuration
     return configuration
+
+
+def next_configuration(current: Configuration | None, fingerprint: str) -> Configuration:
+    """The configuration of this fingerprint: the current one updated with what changed
+    since, or else built again."""
+    changes = changes_since(current)
+    updated = current and updated_configuration(current, fingerprint, changes)
+    return updated or build_configuration(fingerprint, changes)
 
 
 def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:

@@ -48,13 +48,13 @@ class LlmadminConfig(AppConfig):
 
         post_migrate.connect(create_provider_rows, sender=self)
         audit.register(Provider, LLMModel, SECRET_FIELDS)
-        for model in (Provider, LLMModel):
-            post_save.connect(signals.counted, sender=model)
-            post_delete.connect(signals.counted, sender=model)
+        post_save.connect(signals.provider_changed, sender=Provider)
+        post_delete.connect(signals.provider_changed, sender=Provider)
+        post_save.connect(signals.model_changed, sender=LLMModel)
+        post_delete.connect(signals.model_changed, sender=LLMModel)
+        # Django sends no save or delete signal of the join tables' own rows (auto-created
+        # models): their changes are seen through m2m_changed and the deletions below.
         for through in (LLMModel.allowed_groups.through, LLMModel.allowed_users.through):
             m2m_changed.connect(signals.access_list_changed, sender=through)
-            # Rows written or deleted directly, not through the lists' managers.
-            post_save.connect(signals.counted, sender=through)
-            post_delete.connect(signals.counted, sender=through)
         pre_delete.connect(signals.group_deleted, sender=Group)
         pre_delete.connect(signals.user_deleted, sender=get_user_model())

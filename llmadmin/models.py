@@ -316,10 +316,44 @@ class ConfigurationVersion(models.Model):
         return f"Configuration {self.token}"
 
 
-def configuration_changed() -> None:
-    """Mark a change to providers, models or who may use them, in its transaction."""
-    if not ConfigurationVersion.objects.filter(pk=1).update(token=uuid.uuid4()):
-        ConfigurationVersion.objects.update_or_create(pk=1, defaults={"token": uuid.uuid4()})
+class ConfigurationChange(models.Model):
+    """What one change touched, so that a process updates only that (chat.model_list).
+
+    Written under ConfigurationVersion's lock, so ids follow commit order; its token is the one
+    the change wrote there, so a process can tell that the change it applied last is still in
+    this database's history (not restored, rolled back or pruned away).
+    """
+
+    class Kind(models.TextChoices):
+        MODELS = "models", "Models or their access lists"
+        PROVIDERS = "providers", "Providers"
+        EVERYTHING = "everything", "Anything"
+
+    token = models.UUIDField()
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    ids = models.JSONField(default=list)
+
+    def __str__(self) -> str:
+        return f"Change {self.pk} of {self.kind}"
+
+
+# Changes kept: a process that missed more rebuilds everything once.
+KEPT_CHANGES = 1000
+
+
+def configuration_changed(
+    kind: ConfigurationChange.Kind = ConfigurationChange.Kind.EVERYTHING,
+    ids: Collection[int] = (),
+) -> None:
+    """Mark a change to providers, models or who may use them, in its transaction: of these
+    models (their rows or access lists) or providers, by id, or of anything."""
+    token = uuid.uuid4()
+    # The row's lock first: the change's id below then follows commit order.
+    if not ConfigurationVersion.objects.filter(pk=1).update(token=token):
+        ConfigurationVersion.objects.update_or_create(pk=1, defaults={"token": token})
+    change = ConfigurationChange.objects.create(token=token, kind=kind, ids=sorted(ids))
+    if change.pk % 100 == 0:
+        ConfigurationChange.objects.filter(pk__lte=change.pk - KEPT_CHANGES).delete()
 
 
 # Any number that no other advisory lock of this database uses.

@@ -19,6 +19,7 @@ from llmadmin.models import (
     SECRET_FIELDS,
     AuthMode,
     CheckStatus,
+    ConfigurationChange,
     LLMModel,
     Provider,
     configuration_changed,
@@ -90,7 +91,7 @@ def models_set_enabled(*, models: QuerySet[LLMModel], enabled: bool, actor: Any 
                 enabled=enabled, updated_at=timezone.now()
             )
             audit.log_bulk_change(changed, "enabled", not enabled, enabled, actor=actor)
-            configuration_changed()
+            configuration_changed(ConfigurationChange.Kind.MODELS, [m.pk for m in changed])
     return len(changed)
 
 

@@ -1,8 +1,8 @@
-"""Count every change developers' model lists depend on (see ConfigurationVersion), in the
-transaction of the change.
+"""Record every change developers' model lists depend on (see ConfigurationVersion and
+ConfigurationChange), in the transaction of the change, with what it touched.
 
 Access lists live in join tables a model's save doesn't touch, and deleting a group or a user
-empties rows of them without any signal of the model's: those are counted here too, and the
+empties rows of them without any signal of the model's: those are recorded here too, and the
 removal from each list audited.
 """
 
@@ -11,16 +11,38 @@ from __future__ import annotations
 from typing import Any
 
 
-def counted(sender: Any, **kwargs: Any) -> None:
-    """A provider or model saved or deleted."""
-    from llmadmin.models import configuration_changed
+def provider_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A provider saved or deleted."""
+    from llmadmin.models import ConfigurationChange, configuration_changed
 
-    configuration_changed()
+    configuration_changed(ConfigurationChange.Kind.PROVIDERS, [instance.pk])
 
 
-def access_list_changed(sender: Any, instance: Any, action: str, **kwargs: Any) -> None:
-    if action in ("post_add", "post_remove", "post_clear"):
-        counted(sender)
+def model_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A model saved or deleted."""
+    models_changed([instance.pk])
+
+
+def access_list_changed(
+    sender: Any, instance: Any, action: str, reverse: bool, pk_set: set[int] | None, **kwargs: Any
+) -> None:
+    if action not in ("post_add", "post_remove", "post_clear"):
+        return
+    if not reverse:
+        models_changed([instance.pk])
+    elif pk_set is not None:
+        models_changed(pk_set)
+    else:
+        # A group's or user's lists cleared from their side: which models, nobody said.
+        from llmadmin.models import configuration_changed
+
+        configuration_changed()
+
+
+def models_changed(model_ids: Any) -> None:
+    from llmadmin.models import ConfigurationChange, configuration_changed
+
+    configuration_changed(ConfigurationChange.Kind.MODELS, model_ids)
 
 
 def group_deleted(sender: Any, instance: Any, **kwargs: Any) -> None:
@@ -40,4 +62,4 @@ def listed_in(deleted: Any, field: str, **row: Any) -> None:
     models = list(LLMModel.objects.filter(pk__in=through.objects.filter(**row).values("llmmodel")))
     if models:
         audit.log_access_removed(models, field, deleted)
-        counted(sender=None)
+        models_changed([model.pk for model in models])

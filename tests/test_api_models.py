@@ -8,6 +8,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+import chat.model_list
 from billing.budgets import next_month
 from llmadmin.models import Provider
 from llmadmin.services import model_make_default, provider_set_api_key
@@ -232,12 +233,32 @@ def test_the_list_runs_a_constant_number_of_queries(
         for _ in range(model_count):
             LLMModelFactory(provider=provider)
 
-    # session, user, fingerprint (with the budget), providers, models, the two access lists
-    with django_assert_num_queries(7):
+    # session, user, fingerprint (with the budget), the changes logged, providers,
+    # models, the two access lists
+    with django_assert_num_queries(8):
         developer_client.get(URL)
     # cached: session, user, fingerprint (with the budget)
     with django_assert_num_queries(3):
         developer_client.get(URL)
+
+
+@pytest.mark.parametrize("model_count", [1, 50])
+def test_after_a_model_changed_the_list_reads_only_that_model(
+    developer_client, django_assert_num_queries, monkeypatch, model_count
+):
+    provider = ProviderFactory(anthropic=True)
+    models = [LLMModelFactory(provider=provider) for _ in range(model_count)]
+    developer_client.get(URL)
+    models[0].display_name = "Renamed"
+    models[0].save()
+    monkeypatch.setattr(chat.model_list, "build_configuration", None)  # no full rebuild
+
+    # session, user, fingerprint (with the budget), the changes since, that model, its two
+    # access lists
+    with django_assert_num_queries(7):
+        payload = developer_client.get(URL).json()
+
+    assert "Renamed" in names(payload)[0]
 
 
 def test_the_list_never_decrypts_a_key(developer_client, monkeypatch):

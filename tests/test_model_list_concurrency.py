@@ -43,13 +43,15 @@ def test_after_a_change_busy_threads_wait_for_one_rebuild(monkeypatch):
     logged_in("dev").get(MODELS)  # this process has a configuration
     LLMModelFactory(provider=provider, display_name="Second")  # and now it is stale
     builds: list[str] = []
-    real_build = chat.model_list.build_configuration
+    real_next = chat.model_list.next_configuration
 
-    def counted_build(fingerprint: str) -> chat.model_list.Configuration:
+    def counted_next(
+        current: chat.model_list.Configuration | None, fingerprint: str
+    ) -> chat.model_list.Configuration:
         builds.append(fingerprint)
-        return real_build(fingerprint)
+        return real_next(current, fingerprint)
 
-    monkeypatch.setattr(chat.model_list, "build_configuration", counted_build)
+    monkeypatch.setattr(chat.model_list, "next_configuration", counted_next)
     start, etags, errors = threading.Barrier(THREADS), [], []
 
     def request() -> None:

@@ -14,7 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 import chat.model_list
-from chat.model_list import cached_model_list, may_chat_with, model_caps
+from chat.model_list import cached_model_list, model_caps, offered_model
 from llmadmin.models import (
     KEPT_CHANGES,
     ConfigurationChange,
@@ -154,14 +154,14 @@ CHANGES: dict[str, tuple[Callable[[random.Random, dict[str, Any]], Any], bool]] 
 
 
 def lists(developers: list[User]) -> list[Any]:
-    """Each developer's list, caps and which models they may chat with, from the public entry
+    """Each developer's list, caps and which models a call of theirs is let through to, from the public entry
     points."""
     model_ids = list(LLMModel.objects.values_list("pk", flat=True))
     return [
         (
             cached_model_list(developer),
             model_caps(developer),
-            [model_id for model_id in model_ids if may_chat_with(developer, model_id)],
+            [model_id for model_id in model_ids if offered_model(developer, model_id)[0]],
         )
         for developer in developers
     ]

@@ -5,6 +5,7 @@ groups) and cached with its own ETag."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import threading
 import uuid
@@ -360,14 +361,17 @@ EMPTY = Configuration(
 )
 
 
-Change = tuple[int, uuid.UUID, str, list[int]]
+# (id, token, kind, ids, previous token)
+Change = tuple[int, uuid.UUID, str, list[int], uuid.UUID | None]
 
 
 def changes_since(current: Configuration | None) -> list[Change]:
     """The changes logged since the one this configuration applied last, that one included,
     newest first (at most one more than are ever applied); the newest always, for a full
     rebuild to start from when these can't tell."""
-    changes = ConfigurationChange.objects.order_by("-pk").values_list("pk", "token", "kind", "ids")
+    changes = ConfigurationChange.objects.order_by("-pk").values_list(
+        "pk", "token", "kind", "ids", "previous"
+    )
     if current is None or current.applied is None:
         return list(changes[:1])
     newest = ConfigurationChange.objects.order_by("-pk").values("pk")[:1]
@@ -395,7 +399,8 @@ def updated_configuration(
 ) -> Configuration | None:
     """Base with only what changed since read again (up to four queries after the changes'),
     or None when the changes can't tell what changed: nothing logged yet, the change base
-    applied last pruned or not in this database's history (restored, rolled back), other
+    applied last pruned or not in this database's history (restored, rolled back), a change
+    not logged (the chain of tokens broken: a process of the previous release), other
     encryption keys, too many changes, a provider's availability changed, or a change of
     anything."""
     if (
@@ -404,11 +409,13 @@ def updated_configuration(
         or not changes
         or changes[-1][:2] != base.applied
         or len(changes) > MAX_CHANGES_APPLIED
+        or fingerprint_of(changes[0][1]) != fingerprint
+        or any(newer[4] != older[1] for newer, older in itertools.pairwise(changes))
     ):
         return None
     model_ids: set[int] = set()
     providers = base.providers
-    for _, _, kind, ids in changes[:-1]:
+    for _, _, kind, ids, _ in changes[:-1]:
         if kind == ConfigurationChange.Kind.MODELS:
             model_ids.update(ids)
         elif kind == ConfigurationChange.Kind.PROVIDERS and providers is base.providers:
@@ -455,8 +462,14 @@ def state_of(user: AbstractBaseUser) -> tuple[str, set[int], BudgetState]:
     )
     budgets, rows = budget_states([user.pk], month=month, also=(version, []))
     token = next((name for _, _, _, name, _ in rows), None)
-    fingerprint = hashlib.sha256(repr((token, api_key_ids())).encode()).hexdigest()
-    return fingerprint, set(budgets[user.pk].group_ids), budgets[user.pk]
+    return fingerprint_of(token), set(budgets[user.pk].group_ids), budgets[user.pk]
+
+
+def fingerprint_of(token: uuid.UUID | str | None) -> str:
+    """The fingerprint of a configuration token (as either database gives it: SQLite's 32
+    hex digits, PostgreSQL's dashed form, or a UUID) with the encryption keys in use."""
+    version = uuid.UUID(str(token)).hex if token else None
+    return hashlib.sha256(repr((version, api_key_ids())).encode()).hexdigest()
 
 
 # This process's configuration; swapping the reference is atomic across threads.

@@ -330,6 +330,9 @@ class ConfigurationChange(models.Model):
         EVERYTHING = "everything", "Anything"
 
     token = models.UUIDField()
+    # The token this change replaced: a change that wrote a token without a row here (a
+    # process of the previous release, during a rolling deploy) breaks the chain.
+    previous = models.UUIDField(null=True)
     kind = models.CharField(max_length=16, choices=Kind.choices)
     ids = models.JSONField(default=list)
 
@@ -348,10 +351,17 @@ def configuration_changed(
     """Mark a change to providers, models or who may use them, in its transaction: of these
     models (their rows or access lists) or providers, by id, or of anything."""
     token = uuid.uuid4()
-    # The row's lock first: the change's id below then follows commit order.
-    if not ConfigurationVersion.objects.filter(pk=1).update(token=token):
-        ConfigurationVersion.objects.update_or_create(pk=1, defaults={"token": token})
-    change = ConfigurationChange.objects.create(token=token, kind=kind, ids=sorted(ids))
+    with transaction.atomic():
+        # The row's lock first: the change's id below then follows commit order.
+        versions = ConfigurationVersion.objects.select_for_update().filter(pk=1)
+        previous = versions.values_list("token", flat=True).first()
+        if previous is None:
+            ConfigurationVersion.objects.update_or_create(pk=1, defaults={"token": token})
+        else:
+            versions.update(token=token)
+        change = ConfigurationChange.objects.create(
+            token=token, previous=previous, kind=kind, ids=sorted(ids)
+        )
     if change.pk % 100 == 0:
         ConfigurationChange.objects.filter(pk__lte=change.pk - KEPT_CHANGES).delete()
 

@@ -18,6 +18,7 @@ from chat.model_list import cached_model_list, model_caps, offered_model
 from llmadmin.models import (
     KEPT_CHANGES,
     ConfigurationChange,
+    ConfigurationVersion,
     LLMModel,
     Provider,
     configuration_changed,
@@ -154,8 +155,8 @@ CHANGES: dict[str, tuple[Callable[[random.Random, dict[str, Any]], Any], bool]] 
 
 
 def lists(developers: list[User]) -> list[Any]:
-    """Each developer's list, caps and which models a call of theirs is let through to, from the public entry
-    points."""
+    """Each developer's list, caps and which models a call of theirs is let through to, from
+    the public entry points."""
     model_ids = list(LLMModel.objects.values_list("pk", flat=True))
     return [
         (
@@ -200,6 +201,12 @@ def rewritten_history() -> None:
     ).update(token=uuid.uuid4())
 
 
+def unlogged_change() -> None:
+    """A process of the previous release (during a rolling deploy) writes a new token and no
+    row in the log."""
+    ConfigurationVersion.objects.filter(pk=1).update(token=uuid.uuid4())
+
+
 def pruned_past() -> None:
     for _ in range(KEPT_CHANGES + 100):
         configuration_changed(ConfigurationChange.Kind.PROVIDERS, [])
@@ -210,6 +217,7 @@ def pruned_past() -> None:
     [
         pytest.param(rewritten_history, id="history rewritten"),
         pytest.param(pruned_past, id="log pruned past the change applied"),
+        pytest.param(unlogged_change, id="a change not logged, then one logged"),
         pytest.param(configuration_changed, id="a change of anything"),
     ],
 )

@@ -16,6 +16,7 @@ class Migration(migrations.Migration):
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('token', models.UUIDField()),
+                ('previous', models.UUIDField(null=True)),
                 ('kind', models.CharField(choices=[('models', 'Models or their access lists'), ('providers', 'Providers'), ('everything', 'Anything')], max_length=16)),
                 ('ids', models.JSONField(default=list)),
             ],

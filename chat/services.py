@@ -17,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from django.db import DatabaseError, transaction
+from django.utils import timezone
 
 from chat.context import conversation_compact, conversation_context, needs_compaction
 from chat.metered import Admission, MeteredCall
@@ -91,6 +92,8 @@ def answer_store(turn: Turn, call: MeteredCall[Message]) -> Message:
             "output_tokens": usage.output_tokens if usage else None,
             "stop_reason": call.stop_reason,
         }
+    # The conversation's last activity: its start writes the row only when something changed.
+    Conversation.objects.filter(pk=turn.conversation.pk).update(updated_at=timezone.now())
     return Message.objects.create(
         conversation=turn.conversation,
         role=Message.Role.ASSISTANT,

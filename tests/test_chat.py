@@ -61,6 +61,16 @@ def test_the_next_turn_sends_the_conversation_so_far(client, developer):
     ]
 
 
+def test_a_next_turn_makes_its_conversation_the_latest(client, developer):
+    with serve(FakeProvider("anthropic", KEY)) as server:
+        model = model_at(server, "anthropic", identifier="claude-haiku-4-5")
+        first = send(client, model)[0][1]["id"]
+        send(client, model)
+        send(client, model, "And then?", first)
+
+    assert Conversation.objects.first().pk == first  # ordered by updated_at, latest first
+
+
 def test_a_model_not_available_is_a_clear_400(client, developer):
     model = LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
 

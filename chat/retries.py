@@ -20,7 +20,8 @@ T = TypeVar("T")
 # database connection fails, for this many seconds, the pauses between attempts doubling from
 # WRITE_PAUSE to at most WRITE_PAUSE_MAX: a database down for up to that long (a restart, a
 # failover) loses nothing. Each attempt takes a connection afresh from the pool, which checks
-# it first and waits up to its timeout (DATABASE_POOL_TIMEOUT) for one.
+# it first and waits up to its timeout (DATABASE_POOL_TIMEOUT) for one. SQLite's write lock,
+# held for milliseconds by another writer, is waited for before any of this (config/sqlite).
 WRITE_RETRY_SECONDS = 20.0
 WRITE_PAUSE = 0.25
 WRITE_PAUSE_MAX = 2.0

@@ -98,7 +98,7 @@ WSGI_APPLICATION = "config.wsgi.application"
 # (config/request_threads.py), each keeping its database connection (SQLite) from one request
 # to the next. Two cores run Python code in one thread at a time (the GIL): more threads only
 # help while some wait (on the database, or on a provider checked from the admin).
-REQUEST_THREADS = env.int("REQUEST_THREADS", default=4)
+REQUEST_THREADS = env.int("REQUEST_THREADS", default=8)
 
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),

@@ -4,7 +4,7 @@ Django's ASGI handler runs a request's sync part (the middleware chain, a sync v
 thread made for that request alone: a new thread, and with it a new database connection (per
 thread in Django), for every request. Here each request is given one of a fixed set of
 threads instead, kept for the whole request (its transactions and connection stay on one
-thread), and the threads keep their connections from one request to the next.
+thread), and the threads keep their SQLite connections from one request to the next.
 """
 
 from __future__ import annotations

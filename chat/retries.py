@@ -20,7 +20,8 @@ T = TypeVar("T")
 # database connection fails, for this many seconds, the pauses between attempts doubling from
 # WRITE_PAUSE to at most WRITE_PAUSE_MAX: a database down for up to that long (a restart, a
 # failover) loses nothing. Each attempt takes a connection afresh from the pool, which checks
-# it first and waits up to its timeout (DATABASE_POOL_TIMEOUT) for one.
+# it first and waits up to its timeout (DATABASE_POOL_TIMEOUT) for one. SQLite's write lock,
+# held for milliseconds by another writer, is waited for before any of this (config/sqlite).
 WRITE_RETRY_SECONDS = 20.0
 WRITE_PAUSE = 0.25
 WRITE_PAUSE_MAX = 2.0
@@ -48,8 +49,10 @@ def with_retries(write: Callable[[], T], seconds: float | None = None) -> T:
 
 
 async def in_thread(work: Callable[[], T]) -> T:
-    """Database work from a stream, in a thread; no connection is held after it (a summary
-    or an answer may stream for minutes next)."""
+    """Database work from a stream, on its request's thread (config/request_threads.py: a
+    thread blocked here, say by a write retried through an outage, gets no new requests while
+    another is free); no connection is taken from the pool after it (a summary or an answer
+    may stream for minutes next)."""
 
     def run() -> T:
         try:
@@ -66,7 +69,8 @@ async def database(work: Callable[[], T]) -> T:
 
 
 def release_connection() -> None:
-    """An answer may stream for minutes: no database connection is held open meanwhile (the
-    writes at its end open their own). Inside a transaction (a test's) it is kept."""
-    if not connection.in_atomic_block:
+    """An answer may stream for minutes: it holds no connection from the pool meanwhile (the
+    writes at its end take one afresh). A connection its thread keeps (SQLite's, a file
+    handle) stays open, as does one inside a transaction (a test's)."""
+    if connection.settings_dict["CONN_MAX_AGE"] == 0 and not connection.in_atomic_block:
         connection.close()

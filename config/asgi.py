@@ -1,11 +1,11 @@
 import os
 import sys
 
-from django.core.asgi import get_asgi_application
+from config.request_threads import serving_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-application = get_asgi_application()
+application = serving_application()
 
 # Sync views (the admin, the model list) run in threads beside the event loop that streams
 # the answers. While the loop is busy, a thread waits for the GIL up to the switch interval at

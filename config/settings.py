@@ -93,14 +93,21 @@ TEMPLATES = [
 
 WSGI_APPLICATION = "config.wsgi.application"
 
+# Each worker process runs every request's sync part (the middleware chain, a sync view) and
+# the streams' database work on one of this many long-lived threads, the least busy
+# (config/request_threads.py), each keeping its database connection (SQLite) from one request
+# to the next. Two cores run Python code in one thread at a time (the GIL): more threads only
+# help while some wait (on the database, or on a provider checked from the admin).
+REQUEST_THREADS = env.int("REQUEST_THREADS", default=8)
+
 DATABASES = {
     "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}"),
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Under ASGI each request's sync part runs in a thread of its own, with a connection of
-    # its own: hundreds of chat turns starting at once would open hundreds. A pool per worker
-    # process bounds them; a request waits for a free connection instead, and answers 503
-    # when none comes (the database is down) within the timeout.
+    # Many requests and streams at once would each hold a connection of their own: a pool per
+    # worker process bounds them; a request waits for a free connection instead, and answers
+    # 503 when none comes (the database is down) within the timeout. A connection goes back
+    # to the pool at the end of each request (Django refuses persistent ones with a pool).
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": 2,
         "max_size": env.int("DATABASE_POOL_SIZE", default=20),
@@ -110,11 +117,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["ENGINE"] = "config.postgresql"
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Concurrent writers: readers don't block the writer (WAL), and a write transaction takes
-    # the lock when it begins, so it waits its turn (busy timeout) instead of failing midway.
+    # the lock when it begins, so it waits its turn instead of failing midway. It waits in
+    # short pauses of its own (config/sqlite), not in SQLite's busy handler, whose pauses grow
+    # to 100 ms: a writer polling that slowly loses the lock to the others, again and again.
+    # Each long-lived request thread keeps its connection: opening one (Django's functions,
+    # the PRAGMAs) cost a fifth of a turn's start.
+    DATABASES["default"]["ENGINE"] = "config.sqlite"
+    DATABASES["default"]["CONN_MAX_AGE"] = None
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             "transaction_mode": "IMMEDIATE",
+            "timeout": 0.005,
         }
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

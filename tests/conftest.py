@@ -130,14 +130,15 @@ def asgi_server(transactional_db, settings) -> Iterator[str]:
     """The project's ASGI application served by uvicorn on loopback, as in production (with
     scripts/serve's options); its URL. (pytest-django's live_server is a WSGI server.)"""
     import uvicorn
-    from django.core.asgi import get_asgi_application
 
+    from config.request_threads import serving_application
     from config.workers import UVICORN_OPTIONS
 
     settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    application = serving_application()
     server = uvicorn.Server(
         uvicorn.Config(
-            get_asgi_application(),
+            application,
             host="127.0.0.1",
             port=0,
             lifespan="off",
@@ -155,3 +156,5 @@ def asgi_server(transactional_db, settings) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(10)
+    for request_thread in application.threads:
+        request_thread.shutdown(wait=False)

@@ -21,3 +21,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 # STATIC_ROOT): the ASGI test server serves static files through it.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
+if DATABASES["default"]["ENGINE"] == "config.sqlite":  # noqa: F405
+    # In memory, as Django's SQLite backend tests by default: pytest-django knows that backend
+    # by its name only, and would give each xdist worker a file named after the database's path.
+    DATABASES["default"].setdefault("TEST", {})["NAME"] = ":memory:"  # noqa: F405

@@ -1,0 +1,227 @@
+"""How requests are served: each request's sync work on one of a few long-lived threads per
+process, which keep their SQLite connections; SQLite writers wait for a lock held briefly."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx2
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.core.signals import request_started
+from django.db import OperationalError, connection
+from django.db.backends.signals import connection_created
+
+import config.sqlite.base
+from config.request_threads import RequestThreads
+from config.sqlite.base import DatabaseWrapper
+
+REQUESTS = 24
+AT_ONCE = 6
+
+
+def models_listed(base_url: str, session: str) -> list[int]:
+    """REQUESTS model lists, AT_ONCE at a time: their status codes."""
+    http = httpx2.Client(base_url=base_url, cookies={"sessionid": session}, timeout=10)
+    with http, ThreadPoolExecutor(AT_ONCE) as clients:
+        answers = clients.map(lambda _: http.get("/api/v1/models/"), range(REQUESTS))
+        return [answer.status_code for answer in answers]
+
+
+@contextmanager
+def recorded(signal: Any) -> Iterator[list[threading.Thread]]:
+    """The thread each receiver of `signal` ran on, once for each time it was sent."""
+    threads: list[threading.Thread] = []
+
+    def record(**kwargs: Any) -> None:
+        threads.append(threading.current_thread())
+
+    signal.connect(record, weak=False)
+    try:
+        yield threads
+    finally:
+        signal.disconnect(record)
+
+
+# --- Through uvicorn, as served ----------------------------------------------------------
+
+
+def test_many_requests_run_on_a_few_long_lived_threads(asgi_server, client, developer, settings):
+    with recorded(request_started) as threads:
+        statuses = models_listed(asgi_server, client.cookies["sessionid"].value)
+
+    assert statuses == [200] * REQUESTS
+    assert len(threads) == REQUESTS
+    assert len(set(threads)) <= settings.REQUEST_THREADS
+    assert all(thread.name.startswith("request-") for thread in threads)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's connections are kept")
+def test_each_thread_keeps_its_sqlite_connection(asgi_server, client, developer, settings):
+    with recorded(connection_created) as connected:
+        statuses = models_listed(asgi_server, client.cookies["sessionid"].value)
+
+    assert statuses == [200] * REQUESTS
+    assert len(connected) <= settings.REQUEST_THREADS
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="counts the pool's connections")
+def test_each_request_returns_its_connection_to_the_pool(asgi_server, client, developer):
+    pool = connection.pool
+    connection.close()  # this test's own goes back too
+
+    statuses = models_listed(asgi_server, client.cookies["sessionid"].value)
+
+    assert statuses == [200] * REQUESTS
+    # The server returns a connection just after its response's last byte: wait for that.
+    until = time.monotonic() + 5
+    while in_use(pool) and time.monotonic() < until:
+        time.sleep(0.01)
+    assert in_use(pool) == 0
+
+
+def in_use(pool: Any) -> int:
+    stats = pool.get_stats()
+    return stats["pool_size"] - stats["pool_available"]
+
+
+# --- The threads, under any ASGI application -------------------------------------------------
+
+
+def served(application: RequestThreads, requests: int) -> None:
+    """`requests` HTTP requests to `application` at once, within 5 s (no deadlock)."""
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, Any]) -> None:
+        pass
+
+    async def all_of_them() -> None:
+        calls = [application({"type": "http"}, receive, send) for _ in range(requests)]
+        await asyncio.wait_for(asyncio.gather(*calls), 5)
+
+    asyncio.run(all_of_them())
+
+
+def sync_application(work: Callable[[], object]) -> Callable[..., Any]:
+    """An ASGI application whose requests each run `work` in a thread-sensitive call."""
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await sync_to_async(work)()
+
+    return application
+
+
+def test_sync_code_calling_async_code_calling_sync_code_stays_on_the_request_thread():
+    seen: list[tuple[threading.Thread, threading.Thread]] = []
+
+    def sync_part() -> None:
+        async def async_part() -> threading.Thread:
+            return await sync_to_async(threading.current_thread)()
+
+        seen.append((threading.current_thread(), async_to_sync(async_part)()))
+
+    served(RequestThreads(sync_application(sync_part), count=2), requests=4)
+
+    assert len(seen) == 4
+    assert all(outer is inner and outer.name.startswith("request-") for outer, inner in seen)
+
+
+def test_a_blocked_thread_gets_no_new_requests_while_another_is_free():
+    """A stream's write retried through a database outage blocks its thread for up to 20 s:
+    the model lists meanwhile run on the other threads."""
+    unblock, blocked = threading.Event(), threading.Event()
+    blocked_on: list[threading.Thread] = []
+    others: list[threading.Thread] = []
+
+    def blocking() -> None:
+        blocked_on.append(threading.current_thread())
+        blocked.set()
+        unblock.wait(5)
+
+    application = RequestThreads(sync_application(blocking), count=2)
+    the_blocked_one = threading.Thread(target=served, args=(application, 1))
+    the_blocked_one.start()
+    try:
+        assert blocked.wait(5)
+        application.application = sync_application(
+            lambda: others.append(threading.current_thread())
+        )
+        for _ in range(5):
+            served(application, requests=1)
+    finally:
+        unblock.set()
+        the_blocked_one.join(5)
+
+    assert len(others) == 5
+    assert blocked_on[0] not in others
+
+
+# --- SQLite's write lock ----------------------------------------------------------------------
+
+
+on_sqlite = pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's write lock")
+
+
+@pytest.fixture
+def database_file(db, tmp_path: Path) -> Iterator[DatabaseWrapper]:
+    """A SQLite database in a file, with the project's settings (the tests' own is in memory,
+    where SQLite locks otherwise), holding a table `t`."""
+    database = DatabaseWrapper(
+        {**connection.settings_dict, "NAME": str(tmp_path / "db")}, alias="file"
+    )
+    database.cursor().execute("CREATE TABLE t (n INTEGER)")
+    yield database
+    database.close()
+
+
+@contextmanager
+def lock_held(path: str, *, for_seconds: float) -> Iterator[None]:
+    """Another connection holding the write lock, for that long."""
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(for_seconds, other.commit)
+    release.start()
+    try:
+        yield
+    finally:
+        release.join()
+        other.close()
+
+
+@on_sqlite
+@pytest.mark.parametrize(
+    "statement",
+    [
+        pytest.param("BEGIN IMMEDIATE", id="a transaction's start"),
+        pytest.param("INSERT INTO t VALUES (1)", id="a write on its own"),
+    ],
+)
+def test_a_write_waits_for_a_lock_another_writer_holds_briefly(database_file, statement):
+    # Far beyond SQLite's own wait (OPTIONS["timeout"]: a few ms).
+    assert database_file.settings_dict["OPTIONS"]["timeout"] < 0.1
+    path = database_file.settings_dict["NAME"]
+    with lock_held(path, for_seconds=0.3), database_file.cursor() as cursor:
+        cursor.execute(statement)
+        cursor.execute("INSERT INTO t VALUES (2)")
+        if database_file.connection.in_transaction:
+            cursor.execute("COMMIT")
+
+    assert database_file.cursor().execute("SELECT n FROM t").fetchall()[-1] == (2,)
+
+
+@on_sqlite
+def test_a_write_fails_when_the_lock_is_held_longer_than_the_wait(database_file, monkeypatch):
+    monkeypatch.setattr(config.sqlite.base, "LOCK_WAIT_SECONDS", 0.05)
+    path = database_file.settings_dict["NAME"]
+    with lock_held(path, for_seconds=0.3), pytest.raises(OperationalError, match="is locked"):
+        database_file.cursor().execute("INSERT INTO t VALUES (1)")

@@ -54,13 +54,25 @@ async def in_thread(work: Callable[[], T]) -> T:
     another is free); no connection is taken from the pool after it (a summary or an answer
     may stream for minutes next)."""
 
+    ran = False
+
     def run() -> T:
+        nonlocal ran
+        ran = True
         try:
             return work()
         finally:
             release_connection()
 
-    return await sync_to_async(run)()
+    try:
+        return await sync_to_async(run)()
+    except RuntimeError:
+        # asgiref refuses a request's thread once the request has ended, before running
+        # anything: a write shielded from a cancellation that outlived its request (a server
+        # shutting down). Any thread will do for it; the call is still recorded.
+        if ran:
+            raise
+        return await sync_to_async(run, thread_sensitive=False)()
 
 
 async def database(work: Callable[[], T]) -> T:

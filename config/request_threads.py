@@ -2,9 +2,10 @@
 
 Django's ASGI handler runs a request's sync part (the middleware chain, a sync view) in a
 thread made for that request alone: a new thread, and with it a new database connection (per
-thread in Django), for every request. Here each request is given one of a fixed set of
-threads instead, kept for the whole request (its transactions and connection stay on one
-thread), and the threads keep their SQLite connections from one request to the next.
+thread in Django), for every request. Here each request of the developers' API and pages
+(SHARED_THREAD_PATHS) is given one of a fixed set of threads instead, kept for the whole
+request (its transactions and connection stay on one thread), and the threads keep their
+SQLite connections from one request to the next.
 """
 
 from __future__ import annotations
@@ -18,6 +19,14 @@ from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 T = TypeVar("T")
+
+# The requests that share the long-lived threads: the developers' API and pages, each a few
+# queries. The others (the admin: a connection test waits on a provider for up to 15 s, an
+# export streams from an open cursor, a dashboard reads for half a second; the login forms:
+# hashing a password) run on a thread of their own, as Django runs every request: they would
+# hold up every request queued on a shared thread, and an export's open cursor would pin its
+# thread's SQLite connection to an old snapshot.
+SHARED_THREAD_PATHS = ("/api/", "/agents/")
 ASGIApp = Callable[[dict[str, Any], Callable[..., Any], Callable[..., Any]], Awaitable[None]]
 
 
@@ -59,7 +68,7 @@ class RequestThreads:
     async def __call__(
         self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
     ) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not scope["path"].startswith(SHARED_THREAD_PATHS):
             await self.application(scope, receive, send)
             return
         thread = min(self.threads, key=RequestThread.load)

@@ -21,6 +21,7 @@ from django.db import OperationalError, connection
 from django.db.backends.signals import connection_created
 
 import config.sqlite.base
+from chat.retries import in_thread
 from config.request_threads import RequestThreads
 from config.sqlite.base import DatabaseWrapper
 
@@ -62,6 +63,16 @@ def test_many_requests_run_on_a_few_long_lived_threads(asgi_server, client, deve
     assert len(threads) == REQUESTS
     assert len(set(threads)) <= settings.REQUEST_THREADS
     assert all(thread.name.startswith("request-") for thread in threads)
+
+
+def test_the_admin_runs_on_threads_of_its_own(asgi_server, admin_client):
+    """A connection test or an export holds its thread for seconds: not a shared one."""
+    session = admin_client.cookies["sessionid"].value
+    with recorded(request_started) as threads:
+        answer = httpx2.get(f"{asgi_server}/admin/", cookies={"sessionid": session}, timeout=10)
+
+    assert answer.status_code == 200
+    assert not threads[0].name.startswith("request-")
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's connections are kept")
@@ -106,7 +117,8 @@ def served(application: RequestThreads, requests: int) -> None:
         pass
 
     async def all_of_them() -> None:
-        calls = [application({"type": "http"}, receive, send) for _ in range(requests)]
+        scope = {"type": "http", "path": "/api/v1/models/"}
+        calls = [application(scope, receive, send) for _ in range(requests)]
         await asyncio.wait_for(asyncio.gather(*calls), 5)
 
     asyncio.run(all_of_them())
@@ -164,6 +176,26 @@ def test_a_blocked_thread_gets_no_new_requests_while_another_is_free():
 
     assert len(others) == 5
     assert blocked_on[0] not in others
+
+
+def test_a_write_that_outlives_its_request_still_runs():
+    """A call's record is written shielded from a cancellation: after its request has ended
+    too (a server shutting down), on another thread."""
+    outliving: list[asyncio.Task[str]] = []
+
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        outliving.append(asyncio.create_task(written_later()))
+
+    async def written_later() -> str:
+        await asyncio.sleep(0.05)  # the request has ended by now
+        return await in_thread(lambda: "recorded")
+
+    async def request_then_its_write() -> str:
+        scope = {"type": "http", "path": "/api/v1/chat/"}
+        await RequestThreads(application, count=1)(scope, None, None)
+        return await asyncio.wait_for(outliving[0], 5)
+
+    assert asyncio.run(request_then_its_write()) == "recorded"
 
 
 # --- SQLite's write lock ----------------------------------------------------------------------

@@ -32,8 +32,10 @@ def waiting_for_lock(statement: Callable[[], T]) -> T:
         try:
             return statement()
         except sqlite3.OperationalError as error:
-            # The extended codes too (SQLITE_BUSY_SNAPSHOT: a snapshot gone stale).
-            busy = (getattr(error, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_BUSY
+            # The extended codes too (SQLITE_BUSY_RECOVERY), but for a snapshot gone stale: a
+            # read still open on this connection, which no wait can end.
+            code = getattr(error, "sqlite_errorcode", 0)
+            busy = code & 0xFF == sqlite3.SQLITE_BUSY and code != sqlite3.SQLITE_BUSY_SNAPSHOT
             if not busy or time.monotonic() + pause > give_up_at:
                 raise
         time.sleep(pause)

@@ -1,7 +1,6 @@
 """CPU per chat turn start, in-process, against a floor measured in the same run.
 
-Usage: .venv/bin/python bench/turn_start.py [--turns N] [--rounds R] [--keep-connection]
-                                             [--profile {new,next}]
+Usage: .venv/bin/python bench/turn_start.py [--turns N] [--rounds R] [--profile {new,next}]
 
 Sets up a throwaway SQLite database (or DATABASE_URL's) with 8 providers x 25 models and a
 developer in 5 groups (one with a budget) who has spent on 3 models this month. Then, in each
@@ -9,14 +8,13 @@ of R rounds, interleaved: N authenticated GETs of the floor (the model list's by
 rendered, through the same session authentication and DRF stack), N turns that start a new
 conversation and N that continue one (of two messages), each POST /api/v1/chat/ through
 Django's test client (the middleware chain and the real view, in this thread) with the answer
-left unread: nothing is sent upstream. Prints the load average at start, CPU ms per request
-(time.process_time) min/median/max over the rounds, each turn's ratio to the floor of its
-round (min/median/max), and the queries each request runs.
-
-A turn closes its database connection once started (chat.retries.release_connection: an
-answer may stream for minutes), so each turn opens one; --keep-connection keeps it, to tell the
-turn's own CPU from that. --profile: where a new conversation's (or the next turn's) start
-spends its CPU (cProfile on CPU time, one round), instead of the rounds.
+left unread: nothing is sent upstream. Prints the load average at start and end, CPU ms per
+request (time.process_time) as median (min-max) over the rounds, each turn's ratio to the floor
+of its round (median (min-max)), and the queries each request runs. On SQLite the connection is
+kept from one request to the next, as the served app's threads keep theirs; on PostgreSQL a
+turn gives its connection back to the pool once started (an answer may stream for minutes).
+--profile: where a new conversation's (or the next turn's) start spends its CPU (cProfile on
+CPU time, one round), instead of the rounds.
 """
 
 from __future__ import annotations
@@ -26,7 +24,6 @@ import cProfile
 import os
 import pstats
 import secrets
-import statistics
 import sys
 import tempfile
 import time
@@ -35,6 +32,7 @@ from datetime import datetime
 from decimal import Decimal
 from functools import partial
 
+from rounds import load_line, spread
 from serving import ROOT, bench_environment, require
 
 PROVIDERS = 8
@@ -116,20 +114,13 @@ def cpu_ms(requests: list[Callable[[], object]]) -> float:
     return (time.process_time() - started) * 1000 / len(requests)
 
 
-def spread(values: list[float]) -> str:
-    return (
-        f"min {min(values):6.2f}  median {statistics.median(values):6.2f}  max {max(values):6.2f}"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--turns", type=int, default=200, help="requests per kind and round")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--keep-connection", action="store_true")
     parser.add_argument("--profile", choices=["new", "next"])
     args = parser.parse_args()
-    load_at_start = os.getloadavg()
+    print(load_line("start"))
 
     with tempfile.TemporaryDirectory() as workdir:
         client, model_id, conversations = prepare(
@@ -139,10 +130,6 @@ def main() -> None:
         from django.test.utils import CaptureQueriesContext
 
         remaining = iter(conversations)
-        if args.keep_connection:
-            import chat.services
-
-            chat.services.release_connection = lambda: None
 
         def floor() -> None:
             require(client.get(FLOOR).status_code == 200, "the floor failed")
@@ -184,15 +171,12 @@ def main() -> None:
                 requests[0]()
             queries[kind] = len(captured)
 
-    print(
-        f"{datetime.now():%Y-%m-%d %H:%M}, {connection.vendor}, load average at start: "
-        + ", ".join(f"{load:.2f}" for load in load_at_start)
-    )
+    print(f"{datetime.now():%Y-%m-%d %H:%M}, {connection.vendor}, {load_line('end')}")
     print(f"{args.rounds} rounds of {args.turns} requests per kind, interleaved")
-    print("CPU ms per request                                         ratio to the floor")
+    print("CPU ms per request, median (min-max); ratio to the floor, median (min-max)")
     for kind, values in figures.items():
-        ratio = "" if kind == "floor" else spread(ratios[kind]).replace("  ", " ")
-        print(f"{kind:17} {spread(values)}   {ratio}   queries: {queries[kind]}")
+        ratio = "" if kind == "floor" else spread(ratios[kind], "{:.2f}x".format)
+        print(f"{kind:17} {spread(values, '{:.2f}'.format):24} {ratio:26} queries: {queries[kind]}")
 
 
 if __name__ == "__main__":

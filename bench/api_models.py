@@ -119,8 +119,8 @@ def prepare(
     for label, path in [
         ("cold", "/api/v1/models/"),
         ("cached", "/api/v1/models/"),
-        ("floor", "/bench/floor/"),
-        ("floor", "/bench/floor/"),
+        ("floor", "/api/bench-floor/"),
+        ("floor", "/api/bench-floor/"),
     ]:
         with CaptureQueriesContext(connection) as captured:
             response = client.get(path)
@@ -240,9 +240,9 @@ def main() -> None:
             wait_for_port(port)
             # Warm both endpoints in every worker before measuring.
             load(port, "/api/v1/models/", cookies, 200, args.concurrency)
-            _, floor_body, _ = load(port, "/bench/floor/", cookies, 200, args.concurrency)
+            _, floor_body, _ = load(port, "/api/bench-floor/", cookies, 200, args.concurrency)
             for _ in range(args.rounds):
-                for name, path in (("floor", "/bench/floor/"), ("models", "/api/v1/models/")):
+                for name, path in (("floor", "/api/bench-floor/"), ("models", "/api/v1/models/")):
                     rate, body, _, cpu_ms = measured_load(port, server.pid, path, cookies, args)
                     figures.rate[name].append(rate)
                     figures.cpu_ms[name].append(cpu_ms)

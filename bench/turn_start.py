@@ -38,7 +38,7 @@ from serving import ROOT, bench_environment, require
 PROVIDERS = 8
 MODELS_PER_PROVIDER = 25
 TURN = "/api/v1/chat/"
-FLOOR = "/bench/floor/"
+FLOOR = "/api/bench-floor/"
 
 
 def prepare(environment: dict[str, str], conversations: int) -> tuple[object, int, list[int]]:

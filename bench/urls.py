@@ -31,4 +31,5 @@ class FloorView(APIView):
         return response
 
 
-urlpatterns = [path("bench/floor/", FloorView.as_view()), *project_urlpatterns]
+# Under /api/, as the list: served on the same long-lived threads (config/request_threads.py).
+urlpatterns = [path("api/bench-floor/", FloorView.as_view()), *project_urlpatterns]

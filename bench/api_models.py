@@ -39,6 +39,7 @@ from serving import (
     bench_environment,
     cpu_seconds,
     free_port,
+    providers_with_models,
     require,
     server_command,
     server_processes,
@@ -64,30 +65,13 @@ def prepare(
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from llmadmin.models import LLMModel, Provider
-    from llmadmin.providers import PROVIDER_TYPES
+    from llmadmin.models import LLMModel
 
     call_command("migrate", verbosity=0)
-    for index, slug in enumerate(PROVIDER_TYPES):
-        # migrate made the row of every type.
-        provider = Provider.objects.get(type=slug)
-        provider.api_key, provider.base_url = f"sk-bench-{index}", "http://proxy:1/v1"
-        provider.region = "us-east-1"
-        provider.full_clean()
-        provider.save()
-        LLMModel.objects.bulk_create(
-            LLMModel(
-                provider=provider,
-                identifier=f"{slug}-model-{n}",
-                display_name=f"{slug} model {n:04d}",
-                context_limit=200_000,
-                is_default=(index == 0 and n == 0),
-                # With groups, every other model is kept to some of them.
-                restricted=bool(groups) and n % 2 == 1,
-            )
-            for n in range(models_per_provider)
-        )
-    require(Provider.objects.count() == PROVIDERS, "providers were not created")
+    # With groups, every other model is kept to some of them.
+    providers_with_models(
+        models_per_provider, base_url="http://proxy:1/v1", restricted=bool(groups)
+    )
     people = [
         User.objects.create_user(f"bench-dev-{n:02d}", password=secrets.token_hex())
         for n in range(developers)

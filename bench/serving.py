@@ -80,3 +80,30 @@ def cpu_seconds(pid: int) -> float:
     # utime and stime, the 14th and 15th fields; the name before them may hold spaces.
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def providers_with_models(models_per_provider: int, *, base_url: str, restricted: bool) -> None:
+    """Every provider type's row (migrate made them) with a key, `base_url` and
+    `models_per_provider` models, the first type's first the default; with `restricted`, every
+    other model kept to some groups. Call after django.setup() and migrate."""
+    from llmadmin.models import LLMModel, Provider
+    from llmadmin.providers import PROVIDER_TYPES
+
+    for index, slug in enumerate(PROVIDER_TYPES):
+        provider = Provider.objects.get(type=slug)
+        provider.api_key, provider.base_url = f"sk-bench-{index}", base_url
+        provider.region = "us-east-1"
+        provider.full_clean()
+        provider.save()
+        LLMModel.objects.bulk_create(
+            LLMModel(
+                provider=provider,
+                identifier=f"{slug}-model-{n}",
+                display_name=f"{slug} model {n:04d}",
+                context_limit=200_000,
+                is_default=(index == 0 and n == 0),
+                restricted=restricted and n % 2 == 1,
+            )
+            for n in range(models_per_provider)
+        )
+    require(Provider.objects.count() == len(PROVIDER_TYPES), "providers were not created")

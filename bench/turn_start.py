@@ -33,9 +33,8 @@ from decimal import Decimal
 from functools import partial
 
 from rounds import load_line, spread
-from serving import ROOT, bench_environment, require
+from serving import ROOT, bench_environment, providers_with_models, require
 
-PROVIDERS = 8
 MODELS_PER_PROVIDER = 25
 TURN = "/api/v1/chat/"
 FLOOR = "/api/bench-floor/"
@@ -57,29 +56,12 @@ def prepare(environment: dict[str, str], conversations: int) -> tuple[object, in
     from billing.ledger import usage_record
     from billing.models import GroupBudget
     from chat.models import Conversation, Message
-    from llmadmin.models import LLMModel, Provider
-    from llmadmin.providers import PROVIDER_TYPES
+    from llmadmin.models import LLMModel
     from llmadmin.providers.contract import Usage
 
     call_command("migrate", verbosity=0)
-    for index, slug in enumerate(PROVIDER_TYPES):
-        # migrate made the row of every type; nothing listens at its address.
-        provider = Provider.objects.get(type=slug)
-        provider.api_key, provider.base_url = f"sk-bench-{index}", "http://127.0.0.1:9/v1"
-        provider.region = "us-east-1"
-        provider.full_clean()
-        provider.save()
-        LLMModel.objects.bulk_create(
-            LLMModel(
-                provider=provider,
-                identifier=f"{slug}-model-{n}",
-                display_name=f"{slug} model {n:04d}",
-                context_limit=200_000,
-                is_default=(index == 0 and n == 0),
-            )
-            for n in range(MODELS_PER_PROVIDER)
-        )
-    require(Provider.objects.count() == PROVIDERS, "providers were not created")
+    # Nothing listens at the providers' address.
+    providers_with_models(MODELS_PER_PROVIDER, base_url="http://127.0.0.1:9/v1", restricted=False)
     developer = User.objects.create_user("bench-dev", password=secrets.token_hex())
     groups = Group.objects.bulk_create(Group(name=f"team-{n}") for n in range(5))
     developer.groups.add(*groups)

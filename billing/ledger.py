@@ -99,11 +99,14 @@ def usage_record(
     usage: Usage | None,
     kind: str = UsageRecord.Kind.CHAT,
     estimated: bool = False,
+    token_id: int | None = None,
+    client_name: str = "",
 ) -> UsageRecord:
     """Record one provider call, its cost and its day's sums, and check the budget alerts
     once it commits. Call it inside the transaction that stores what the call produced.
     `estimated`: the counts are an estimate (the call was cut short before the provider
-    reported any)."""
+    reported any). `token_id` and `client_name`: the gateway's personal access token and the
+    client that sent the call (its User-Agent, trimmed)."""
     tokens = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
     tier, prices = prices_at(model, called_at, tokens["input_tokens"])
     pricing, cost = call_cost(tokens, prices)
@@ -119,6 +122,8 @@ def usage_record(
         provider_type=model.provider.type,
         model_identifier=model.identifier,
         kind=kind,
+        token_id=token_id,
+        client=client_name[: UsageRecord._meta.get_field("client").max_length],
         price_tier=tier,
         pricing=pricing,
         cost=cost,

@@ -169,6 +169,7 @@ class UsageRecord(models.Model):
     class Kind(models.TextChoices):
         CHAT = "chat", "Chat answer"
         SUMMARY = "summary", "Summary of older messages"
+        GATEWAY = "gateway", "Gateway call"
 
     called_at = models.DateTimeField(default=timezone.now)
     # The call's date in the budget time zone (TIME_ZONE): the day and month it counts in.
@@ -182,6 +183,9 @@ class UsageRecord(models.Model):
     provider_type = models.CharField(max_length=32)
     model_identifier = models.CharField(max_length=200)
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.CHAT)
+    # A gateway call's personal access token, and its client's name (User-Agent, trimmed).
+    token = no_constraint("gateway.PersonalAccessToken", null=True, blank=True)
+    client = models.CharField(max_length=100, blank=True, default="")
     input_tokens = token_field("input tokens")
     output_tokens = token_field("output tokens")
     cache_read_tokens = token_field("cache read tokens")

@@ -13,13 +13,18 @@ ledger with its cost, the caller's own row in the same transaction; budget alert
         async for event in call:  # TextDelta, Usage, Finish; raises ProviderError
             ...
     call.stored  # my_row's row, None when only the usage could be recorded
+
+The gateway's calls are the same with `admission.relay(request=…)`: the client's request in
+the provider's own API, whose events also hold the Raw bytes for the client.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import AsyncGenerator, Callable
+from collections import Counter
+from collections.abc import AsyncGenerator, Callable, Collection
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -34,11 +39,19 @@ from django.utils import timezone
 from billing.budgets import BudgetState, alerts_due, spend_refusal
 from billing.ledger import usage_record
 from billing.models import UsageRecord
-from chat.model_list import offered_model
+from chat.model_list import offered_model, usable_models
 from chat.retries import in_thread, with_retries
 from llmadmin.models import LLMModel
 from llmadmin.providers.base import ModelSettings
-from llmadmin.providers.contract import ChatInput, Finish, StopReason, StreamEvent, TextDelta, Usage
+from llmadmin.providers.contract import (
+    ChatInput,
+    Finish,
+    Relay,
+    StopReason,
+    StreamEvent,
+    TextDelta,
+    Usage,
+)
 from llmadmin.providers.errors import ProviderError
 from llmadmin.providers.transport import ProviderClient
 
@@ -91,6 +104,48 @@ def model_resolve(*, user: AbstractBaseUser, model_id: int) -> Resolution:
     return Resolution(model, budget)
 
 
+class OtherApi(CallRefused):
+    """The model is this developer's, but its provider does not take the API the client
+    called (the gateway translates none yet)."""
+
+
+def gateway_names(rows: list[dict[str, Any]]) -> dict[int, str]:
+    """The name a gateway client calls each of these models by (rows of usable_models): its
+    identifier, or `<provider type>/<identifier>` where two providers have that identifier."""
+    counts = Counter(row["identifier"] for row in rows)
+    return {
+        row["id"]: row["identifier"]
+        if counts[row["identifier"]] == 1
+        else f"{row['provider_type']}/{row['identifier']}"
+        for row in rows
+    }
+
+
+def named_resolve(
+    *, user: AbstractBaseUser, name: str, provider_types: Collection[str]
+) -> Resolution:
+    """The model a gateway client names (its identifier, or `<provider type>/<identifier>`)
+    if this developer may call it now, else ModelUnavailable; OtherApi when its provider is
+    none of `provider_types`. One query, as model_resolve."""
+    rows, budget, configuration = usable_models(user)
+    matches = [
+        row
+        for row in rows
+        if name in (row["identifier"], f"{row['provider_type']}/{row['identifier']}")
+    ]
+    if len(matches) > 1:
+        # An identifier two providers have: the one of this API, if only one is.
+        matches = [row for row in matches if row["provider_type"] in provider_types]
+    if len(matches) != 1:
+        raise ModelUnavailable
+    if matches[0]["provider_type"] not in provider_types:
+        raise OtherApi
+    model = configuration.model_for_call(matches[0]["id"])
+    if model is None:
+        raise ModelUnavailable
+    return Resolution(model, budget)
+
+
 def spend_admit(*, user: AbstractBaseUser, resolution: Resolution) -> Admission:
     """Let this developer call a model model_resolve gave them, or raise BudgetSpent; decided
     from the budget read with it, without reading it again."""
@@ -129,6 +184,21 @@ class Admission:
             store=store,
         )
 
+    def relay(
+        self, *, request: Relay, token_id: int | None = None, client_name: str = ""
+    ) -> MeteredCall[None]:
+        """One gateway call: the client's request in the provider's own API, at the model's
+        settings; recorded with the token that made it and the client's name."""
+        return MeteredCall(
+            admission=self,
+            sent=request,
+            settings=self.model.settings(),
+            kind=UsageRecord.Kind.GATEWAY,
+            store=None,
+            token_id=token_id,
+            client_name=client_name,
+        )
+
 
 @dataclass
 class MeteredCall(Generic[T]):
@@ -137,10 +207,14 @@ class MeteredCall(Generic[T]):
     an async iterator of the provider's events."""
 
     admission: Admission
-    sent: ChatInput
+    # A chat's input, or a gateway client's request.
+    sent: ChatInput | Relay
     settings: ModelSettings
     kind: str
     store: Callable[[MeteredCall[T]], T] | None
+    # The gateway's: the personal access token that made the call, and the client's name.
+    token_id: int | None = None
+    client_name: str = ""
     called_at: datetime = field(default_factory=timezone.now, init=False)
     # The client that made the call: whether the provider may bill it.
     client: ProviderClient | None = field(default=None, init=False)
@@ -175,8 +249,12 @@ class MeteredCall(Generic[T]):
 
     async def stream(self) -> AsyncGenerator[StreamEvent]:
         self.client = self.admission.model.provider.client()
+        if isinstance(self.sent, Relay):
+            source = self.client.relay_call(self.settings, self.sent)
+        else:
+            source = self.client.stream_chat(self.settings, self.sent)
         # Closed on the way out, however the answer ends: before anything is written.
-        async with aclosing(self.client.stream_chat(self.settings, self.sent)) as events:
+        async with aclosing(source) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     self.text.append(event.text)
@@ -223,6 +301,8 @@ class MeteredCall(Generic[T]):
                 model=self.admission.model,
                 called_at=self.called_at,
                 kind=self.kind,
+                token_id=self.token_id,
+                client_name=self.client_name,
                 **usage_of(self),
             )
             return store(self) if store else None
@@ -266,8 +346,15 @@ def usage_of(call: MeteredCall[Any]) -> dict[str, Any]:
         if call.finished or (usage.output_tokens or 0) >= received:
             return {"usage": usage}
         return {"usage": replace(usage, output_tokens=received), "estimated": True}
-    sent = tokens_in(call.sent.system, *(message["content"] for message in call.sent.messages))
-    return {"usage": Usage(sent, received), "estimated": True}
+    return {"usage": Usage(tokens_sent(call.sent), received), "estimated": True}
+
+
+def tokens_sent(sent: ChatInput | Relay) -> int:
+    """At most this many tokens sent: a chat's text, or the whole JSON a client sent (its
+    text with the JSON around it, which errs high as the estimate must)."""
+    if isinstance(sent, Relay):
+        return tokens_in(json.dumps(sent.body, ensure_ascii=False))
+    return tokens_in(sent.system, *(message["content"] for message in sent.messages))
 
 
 def tokens_in(*texts: str) -> int:

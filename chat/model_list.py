@@ -527,3 +527,22 @@ def offered_model(user: AbstractBaseUser, model_id: int) -> tuple[LLMModel | Non
     if not configuration.usable(model_id, configuration.scope(user.pk, group_ids)):
         return None, budget
     return configuration.model_for_call(model_id), budget
+
+
+def usable_models(
+    user: AbstractBaseUser,
+) -> tuple[list[dict[str, Any]], BudgetState, Configuration]:
+    """This developer's models in list order, each a row (id, identifier, display_name,
+    context_limit, is_default) with its provider's "provider_type"; their budget; and the
+    configuration they were read from (its model_for_call gives a model to call). One query:
+    what the gateway lists and resolves model names from."""
+    fingerprint, group_ids, budget = state_of(user)
+    configuration = current_configuration(fingerprint)
+    kept = configuration.kept_from(configuration.scope(user.pk, group_ids))
+    rows = [
+        {**row, "provider_type": provider["type"]}
+        for provider in configuration.providers
+        for row in configuration.models.get(provider["id"], [])
+        if row["id"] not in kept
+    ]
+    return rows, budget, configuration

@@ -26,7 +26,7 @@ T = TypeVar("T")
 # hashing a password) run on a thread of their own, as Django runs every request: they would
 # hold up every request queued on a shared thread, and an export's open cursor would pin its
 # thread's SQLite connection to an old snapshot.
-SHARED_THREAD_PATHS = ("/api/", "/agents/")
+SHARED_THREAD_PATHS = ("/api/", "/agents/", "/gateway/")
 ASGIApp = Callable[[dict[str, Any], Callable[..., Any], Callable[..., Any]], Awaitable[None]]
 
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "llmadmin",
     "billing",
     "chat",
+    "gateway",
 ]
 
 MIDDLEWARE = [

@@ -5,9 +5,10 @@ no database rows."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 from django.views.decorators.debug import sensitive_variables
 
@@ -76,6 +77,39 @@ class ChatInput:
     messages: list[dict[str, str]]  # {"role": "user" | "assistant", "content": ...}
 
 
+class RelayApi(StrEnum):
+    """The provider APIs a gateway client calls in their own shape."""
+
+    CHAT_COMPLETIONS = "chat_completions"
+    RESPONSES = "responses"
+    MESSAGES = "messages"
+    COUNT_TOKENS = "count_tokens"
+
+
+@dataclass(frozen=True)
+class Relay:
+    """A gateway client's request in the provider's own API: passed on as the client sent it
+    but for the model and what the admin's model settings decide (the family's relay_body)."""
+
+    api: RelayApi
+    # The client's JSON body, as parsed; never changed (the family builds a new one).
+    body: Mapping[str, Any]
+    # The client's headers a family passes on (anthropic-version, anthropic-beta), lower-case.
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def streamed(self) -> bool:
+        return self.body.get("stream") is True
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Bytes for a gateway client, in the shape of the API it called: one server-sent event
+    of a streamed answer, or a whole JSON answer."""
+
+    data: bytes
+
+
 @dataclass(frozen=True)
 class TextDelta:
     text: str
@@ -139,4 +173,4 @@ class Finish:
     reason: StopReason
 
 
-StreamEvent = TextDelta | Thinking | Usage | Finish
+StreamEvent = TextDelta | Thinking | Usage | Finish | Raw

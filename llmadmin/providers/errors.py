@@ -29,6 +29,9 @@ class ProviderError(Exception):
     status: CheckStatus = "unreachable"
     # How an answer that ends with this error is recorded.
     stop_reason = StopReason.FAILED
+    # The HTTP status a gateway client is answered with, before its answer began: what the
+    # provider's refusal meant (429 stays 429), else 502 (the provider failed us).
+    http_status = 502
 
 
 class KeyRejected(ProviderError):
@@ -80,20 +83,34 @@ def answered(host: str, status: int) -> str:
     return f"The server at {host} refused the call: it answered {code}."
 
 
+def with_status(error: ProviderError, http_status: int) -> ProviderError:
+    error.http_status = http_status
+    return error
+
+
 def rate_limited() -> ChatError:
-    return ChatError("The provider's rate limit was reached: try again in a moment.")
+    error = ChatError("The provider's rate limit was reached: try again in a moment.")
+    return with_status(error, 429)
 
 
 def overloaded() -> ChatError:
-    return ChatError("The provider is overloaded: try again in a moment.")
+    return with_status(ChatError("The provider is overloaded: try again in a moment."), 503)
 
 
 def context_too_long() -> ChatError:
-    return ChatError("The conversation is too long for this model's context limit.")
+    error = ChatError("The conversation is too long for this model's context limit.")
+    return with_status(error, 400)
 
 
 def refused(status: int) -> ChatError:
-    return ChatError(f"The provider refused the request ({status}).")
+    error = ChatError(f"The provider refused the request ({status}).")
+    # A request the provider found wrong is the client's to fix; any other refusal is ours.
+    return with_status(error, status if 400 <= status < 500 else 502)
+
+
+def sent_credentials() -> ChatError:
+    """A provider's answer held the key it was called with: not passed on."""
+    return ChatError("The provider's answer held one of its credentials: it was not passed on.")
 
 
 def malformed() -> ChatError:
@@ -113,7 +130,7 @@ def failed_mid_answer() -> ChatError:
 def timed_out(message: str) -> ChatError:
     error = ChatError(message)
     error.stop_reason = StopReason.TIMED_OUT
-    return error
+    return with_status(error, 504)
 
 
 def went_silent() -> ChatError:

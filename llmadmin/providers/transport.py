@@ -14,7 +14,7 @@ import re
 import ssl
 import weakref
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import aclosing, asynccontextmanager
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
@@ -27,6 +27,8 @@ from django.views.decorators.debug import sensitive_variables
 from llmadmin.providers.contract import (
     ChatInput,
     Connection,
+    Raw,
+    Relay,
     RemoteModel,
     StreamEvent,
     TextDelta,
@@ -43,9 +45,11 @@ from llmadmin.providers.errors import (
     key_rejected,
     malformed,
     past_deadline,
+    sent_credentials,
     untrusted_answer,
     went_silent,
 )
+from llmadmin.providers.sse import chunks_of
 
 # Every request says who calls, in the usual product/version form: a provider's logs and
 # support can tell our calls apart.
@@ -120,16 +124,46 @@ class ProviderClient:
 
     async def stream_chat(self, model: Any, chat: ChatInput) -> AsyncIterator[StreamEvent]:
         """Send the turn; yield the answer's text as it streams in, then its usage and end.
+        Thinking is not passed on. Bounded as `bounded` says."""
+        async with aclosing(self.bounded(self.stream(model, chat))) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    yield TextDelta(storable(event.text))
+                elif not isinstance(event, Thinking):
+                    yield event
 
-        Every answer has an end: PROVIDER_STREAM_TIMEOUT from the request on, or
+    def relay(self, model: Any, request: Relay) -> AsyncIterator[StreamEvent]:
+        """A gateway client's request in this family's own API: the answer's Raw events for the
+        client, with the TextDelta, Thinking, Usage and Finish read from them. A family that
+        takes no request in its own API has none."""
+        raise NotImplementedError
+
+    async def relay_call(self, model: Any, request: Relay) -> AsyncIterator[StreamEvent]:
+        """Send a gateway client's request; yield the answer's events, bounded as `bounded`
+        says. Nothing that holds one of the account's credentials reaches the client: the
+        answer ends there, with our error."""
+        secrets = [secret.encode() for secret in self.secrets() if secret]
+        # The end of the bytes passed on so far: a credential split over two events.
+        tail = b""
+        async with aclosing(self.bounded(self.relay(model, request))) as events:
+            async for event in events:
+                if isinstance(event, Raw) and secrets:
+                    seen = tail + event.data
+                    if any(secret in seen for secret in secrets):
+                        raise sent_credentials()
+                    tail = seen[-max(map(len, secrets)) :]
+                yield event
+
+    async def bounded(self, source: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+        """A provider's answer, ended in time: PROVIDER_STREAM_TIMEOUT from the request on, or
         PROVIDER_STREAM_IDLE_TIMEOUT after the last text or thinking. Keep-alive comments,
         pings and usage counts don't hold an answer open. Either limit closes the upstream
-        request and raises a ChatError (stop reason timed_out). Thinking is not passed on.
-        """
+        request and raises a ChatError (stop reason timed_out); anything unexpected in the
+        answer becomes malformed()."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.PROVIDER_STREAM_TIMEOUT
         quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
-        events = aiter(self.stream(model, chat))
+        events = aiter(source)
         try:
             while True:
                 try:
@@ -144,10 +178,7 @@ class ProviderClient:
                     return
                 if isinstance(event, TextDelta | Thinking):
                     quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
-                if isinstance(event, TextDelta):
-                    yield TextDelta(storable(event.text))
-                elif not isinstance(event, Thinking):
-                    yield event
+                yield event
         finally:
             await events.aclose()
 
@@ -210,15 +241,23 @@ class ProviderClient:
         return items
 
     @asynccontextmanager
-    async def open_stream(self, url: str, body: dict[str, Any]) -> AsyncIterator[httpx2.Response]:
-        """POST a chat request and hold its streaming answer open; closed on leaving, however
-        that happens (the answer ended, the client went away, a limit passed). A refusal
-        becomes our own ChatError."""
+    async def open_stream(
+        self,
+        url: str,
+        body: dict[str, Any],
+        *,
+        stream: bool = True,
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[httpx2.Response]:
+        """POST a chat request and hold its answer open (streamed, or one JSON body when
+        `stream` is false); closed on leaving, however that happens (the answer ended, the
+        client went away, a limit passed). A refusal becomes our own ChatError. `headers`:
+        the client's own a relayed request passes on."""
         host = urlsplit(url).netloc
         try:
             # In a thread: signing may load credentials over the network (Bedrock's chain).
             request = await sync_to_async(self.build, thread_sensitive=False)(
-                "POST", url, body=json.dumps(body).encode(), stream=True
+                "POST", url, body=json.dumps(body).encode(), stream=stream, headers=headers
             )
             self.billable = True
             response = await stream_client().send(request, stream=True)
@@ -250,6 +289,7 @@ class ProviderClient:
         params: dict[str, Any] | None = None,
         body: bytes = b"",
         stream: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx2.Request:
         """The request with credentials and timeouts; the URL (with its query) and body are
         final before `authorize` sees them, so a signature covers exactly what is sent."""
@@ -260,10 +300,11 @@ class ProviderClient:
         accept = "text/event-stream" if stream else "application/json"
         # Before authorize: a signer sees every header sent (SigV4 leaves User-Agent unsigned,
         # as botocore's own client does, since proxies rewrite it).
-        headers = {"Accept": accept, "User-Agent": USER_AGENT}
+        # The client's own first: ours and the credentials win over any of the same name.
+        sent = {**(headers or {}), "Accept": accept, "User-Agent": USER_AGENT}
         if body:
-            headers["Content-Type"] = "application/json"
-        request.headers.update(self.authorize(method, str(request.url), headers, body))
+            sent["Content-Type"] = "application/json"
+        request.headers.update(self.authorize(method, str(request.url), sent, body))
         # Uncompressed (a small compressed answer can expand without bound); not signed, so
         # a SigV4 signature covers what botocore's own client signs.
         request.headers["Accept-Encoding"] = "identity"
@@ -328,6 +369,16 @@ def unreachable(failure: type[ProviderError], host: str, error: Exception) -> Pr
     if isinstance(error, httpx2.ConnectError):
         return failure(f"Could not reach {host}: connection refused or host not found.")
     return failure(f"Could not reach {host}.")
+
+
+async def body_of(response: httpx2.Response) -> bytes:
+    """A whole (non-streamed) answer, at most MAX_BODY bytes; malformed() past that."""
+    body = b""
+    async for chunk in chunks_of(response):
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise malformed()
+    return body
 
 
 async def head_of(response: httpx2.Response) -> str:

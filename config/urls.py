@@ -13,6 +13,7 @@ urlpatterns = [
     path("admin/llmadmin/", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("gateway/", include("gateway.urls")),
     path("", include("chat.urls")),
 ]
 

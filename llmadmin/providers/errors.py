@@ -46,6 +46,13 @@ class ChatError(ProviderError):
     pass
 
 
+class RequestRefused(ProviderError):
+    """A gateway client's request that the model's settings refuse: nothing was sent. Its
+    message names what to change."""
+
+    http_status = 400
+
+
 class LacksPermission(ProviderError):
     """The credentials are valid but may not make this call."""
 

@@ -1,0 +1,212 @@
+"""A gateway request from start to end, whichever API it speaks: the token, the model, the
+budget, then the provider's answer passed on; each API's module (openai_api, anthropic_api)
+says how its requests, lists and errors look on the wire.
+
+Everything is decided before any byte goes to the provider: a refused request costs nothing.
+A streamed answer's status is chosen once the provider's answer has begun: a refusal before
+that is the API's error with its status; a failure after it, the API's error event, never a
+clean end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Collection
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+
+from chat.metered import (
+    BudgetSpent,
+    MeteredCall,
+    ModelUnavailable,
+    OtherApi,
+    named_resolve,
+    spend_admit,
+)
+from gateway.models import PersonalAccessToken
+from gateway.tokens import secret_of, token_holder
+from llmadmin.providers.contract import Raw, Relay, RelayApi
+from llmadmin.providers.errors import SETUP_FAULTS, ProviderError
+
+logger = logging.getLogger(__name__)
+
+# At most this much of a client's User-Agent is kept, as the ledger's client name.
+CLIENT_NAME_LENGTH = 100
+# A request body past this is refused unread (a conversation with images fits).
+MAX_REQUEST_BYTES = 32 * 1024 * 1024
+
+UNAVAILABLE = "This model is unavailable right now: pick another one, or ask an administrator."
+
+
+class Wire(Protocol):
+    """How one API's errors look: a response before the answer began, an event within it."""
+
+    def error(self, status: int, kind: str, message: str) -> HttpResponse: ...
+
+    def stream_error(self, error: ProviderError) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who calls, through which token, with which client."""
+
+    token: PersonalAccessToken
+    client_name: str
+
+    @property
+    def user(self) -> Any:
+        return self.token.user
+
+
+# Our words for each refusal, by kind: (status, the API's kind of error, message).
+REFUSALS = {
+    "unauthenticated": (401, "authentication", "Invalid, expired or revoked access token."),
+    "not_found": (404, "not_found", "No such model, or not one you may use."),
+    "other_api": (
+        400,
+        "invalid_request",
+        "This model is served through the other API of this gateway: see its /models.",
+    ),
+    "bad_json": (400, "invalid_request", "The request body must be a JSON object."),
+    "no_model": (400, "invalid_request", "The request must name a model."),
+    "too_large": (413, "request_too_large", "The request body is too large."),
+    "database": (503, "unavailable", "The server's database did not respond: try again."),
+}
+
+
+def refused(wire: Wire, kind: str) -> HttpResponse:
+    return wire.error(*REFUSALS[kind])
+
+
+def caller_of(request: HttpRequest) -> Caller | None:
+    """The caller with a usable token, or None; raises DatabaseError when the database is down."""
+    token = token_holder(secret_of(request))
+    if token is None:
+        return None
+    client_name = request.headers.get("User-Agent", "")[:CLIENT_NAME_LENGTH]
+    return Caller(token=token, client_name=client_name)
+
+
+def json_body(request: HttpRequest) -> dict[str, Any] | None:
+    try:
+        body = json.loads(request.body)
+    except (ValueError, RecursionError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+async def relayed(call: MeteredCall[None], wire: Wire) -> AsyncIterator[bytes]:
+    """The provider's answer as the client's API shapes it; recorded however it ends. A
+    failure before the first byte of a stream, or anywhere in an answer that is not streamed,
+    is raised (the response is still to be chosen); after a stream's first byte, the API's
+    error event ends it."""
+    began = False
+    try:
+        async with call:
+            async for event in call:
+                if isinstance(event, Raw):
+                    began = True
+                    yield event.data
+    except ProviderError as error:
+        logger.warning("A gateway call of %s ended with an error: %s", call.admission.model, error)
+        if not began or not call.sent.streamed:
+            raise
+        yield wire.stream_error(error)
+
+
+def provider_refusal(wire: Wire, error: ProviderError) -> HttpResponse:
+    """A call the provider refused or failed before its answer began, in our words."""
+    if isinstance(error, SETUP_FAULTS):
+        # How the server is set up is the admin's to read, in the log and the admin.
+        return wire.error(503, "unavailable", UNAVAILABLE)
+    return wire.error(error.http_status, kind_of_status(error.http_status), str(error))
+
+
+def kind_of_status(status: int) -> str:
+    return {
+        400: "invalid_request",
+        404: "not_found",
+        413: "request_too_large",
+        429: "rate_limit",
+        503: "overloaded",
+        504: "timeout",
+    }.get(status, "invalid_request" if 400 <= status < 500 else "api_error")
+
+
+async def gateway_call(
+    request: HttpRequest,
+    *,
+    wire: Wire,
+    api: RelayApi,
+    provider_types: Collection[str],
+    headers: dict[str, str] | None = None,
+) -> HttpResponse:
+    """A gateway request in a provider's own API, from the token to the answer."""
+    if len(request.body) > MAX_REQUEST_BYTES:
+        return refused(wire, "too_large")
+    body = json_body(request)
+    if body is None:
+        return refused(wire, "bad_json")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        return refused(wire, "no_model")
+    try:
+        admitted = await sync_to_async(admit)(request, name, provider_types)
+    except DatabaseError:
+        return refused(wire, "database")
+    except BudgetSpent as spent:
+        return wire.error(429, "budget_spent", spent.detail)
+    if isinstance(admitted, str):
+        return refused(wire, admitted)
+    caller, admission = admitted
+    call = admission.relay(
+        request=Relay(api=api, body=body, headers=headers or {}),
+        token_id=caller.token.pk,
+        client_name=caller.client_name,
+    )
+    answer = relayed(call, wire)
+    try:
+        first = await anext(answer)
+    except ProviderError as error:
+        return provider_refusal(wire, error)
+    if not call.sent.streamed:
+        try:
+            rest = [chunk async for chunk in answer]
+        except ProviderError as error:
+            return provider_refusal(wire, error)
+        return HttpResponse(b"".join([first, *rest]), content_type="application/json")
+    response = StreamingHttpResponse(then(first, answer), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"  # proxies must pass each event on at once
+    return response
+
+
+def admit(
+    request: HttpRequest, name: str, provider_types: Collection[str]
+) -> tuple[Caller, Any] | str:
+    """The caller and their admission to the model they name, or the kind of refusal;
+    raises BudgetSpent, and DatabaseError when the database is down."""
+    caller = caller_of(request)
+    if caller is None:
+        return "unauthenticated"
+    try:
+        resolution = named_resolve(user=caller.user, name=name, provider_types=provider_types)
+    except OtherApi:
+        return "other_api"
+    except ModelUnavailable:
+        return "not_found"
+    return caller, spend_admit(user=caller.user, resolution=resolution)
+
+
+async def then(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """`first`, then the rest; closing this closes the rest at once (a client gone away)."""
+    async with aclosing(rest):
+        yield first
+        async for chunk in rest:
+            yield chunk

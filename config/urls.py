@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.utils.functional import lazy
 from django.views.generic import RedirectView
 
+from gateway import views as gateway_views
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="agents"), name="home"),
     # Where a browser looks for the icon of a page that names none (the API's JSON). Lazy: the
@@ -14,6 +16,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("gateway/", include("gateway.urls")),
+    # The developers' own tokens for the gateway: a page beside the chat's.
+    path("agents/tokens/", gateway_views.tokens, name="tokens"),
+    path("agents/tokens/<int:pk>/revoke/", gateway_views.revoke, name="token-revoke"),
     path("", include("chat.urls")),
 ]
 

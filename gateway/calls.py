@@ -30,7 +30,7 @@ from chat.metered import (
     spend_admit,
 )
 from gateway.models import PersonalAccessToken
-from gateway.tokens import secret_of, token_holder
+from gateway.tokens import secret_of, token_holder, token_used
 from llmadmin.providers.contract import Raw, Relay, RelayApi
 from llmadmin.providers.errors import SETUP_FAULTS, ProviderError
 
@@ -67,6 +67,11 @@ class Caller:
 # Our words for each refusal, by kind: (status, the API's kind of error, message).
 REFUSALS = {
     "unauthenticated": (401, "authentication", "Invalid, expired or revoked access token."),
+    "gateway_closed": (
+        403,
+        "permission",
+        "The gateway is closed to you: ask an administrator to open it.",
+    ),
     "not_found": (404, "not_found", "No such model, or not one you may use."),
     "other_api": (
         400,
@@ -84,11 +89,20 @@ def refused(wire: Wire, kind: str) -> HttpResponse:
     return wire.error(*REFUSALS[kind])
 
 
+class GatewayClosed(Exception):
+    """The admins' policy refuses this caller (REFUSALS["gateway_closed"])."""
+
+
 def caller_of(request: HttpRequest) -> Caller | None:
-    """The caller with a usable token, or None; raises DatabaseError when the database is down."""
+    """The caller with a usable token, or None; raises GatewayClosed when the admins' policy
+    refuses them, and DatabaseError when the database is down. One query, and a second once
+    a minute at most to record the token's use."""
     token = token_holder(secret_of(request))
     if token is None:
         return None
+    if token.gateway_closed:
+        raise GatewayClosed
+    token_used(token=token)
     client_name = request.headers.get("User-Agent", "")[:CLIENT_NAME_LENGTH]
     return Caller(token=token, client_name=client_name)
 
@@ -160,6 +174,8 @@ async def gateway_call(
         admitted = await sync_to_async(admit)(request, name, provider_types)
     except DatabaseError:
         return refused(wire, "database")
+    except GatewayClosed:
+        return refused(wire, "gateway_closed")
     except BudgetSpent as spent:
         return wire.error(429, "budget_spent", spent.detail)
     if isinstance(admitted, str):

@@ -2,7 +2,8 @@
 
 A token acts as its developer: the same model access and budget, no admin powers. It is
 refused on the next request once revoked, expired, or its developer deactivated: each request
-reads the token and its developer from the database (one query), so every process agrees.
+reads the token, its developer and the gateway's policy from the database (one query), so
+every process agrees.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from gateway.models import PersonalAccessToken
+from gateway.models import GatewayPolicy, PersonalAccessToken
+from llmadmin.audit import log_change
 
 # What every secret starts with: a secret scanner can tell ours (not a secret itself).
 SECRET_START = "llma_"  # noqa: S105
 PREFIX_LENGTH = 12
+# How stale a token's last use may be: a busy token's row is written once a minute at most.
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 
 def digest_of(secret: str) -> str:
@@ -39,17 +44,21 @@ def token_mint(
     token = PersonalAccessToken(
         user=user, name=name, prefix=prefix, digest=digest_of(secret), expires_at=expires_at
     )
-    token.full_clean()
+    # clean() names the field when the name is taken; the constraint backs it in the database.
+    token.full_clean(validate_constraints=False)
     token.save()
     return token, secret
 
 
 def token_revoke(*, token: PersonalAccessToken) -> None:
     """Revoked from the next request on, on every process; kept for the ledger's references."""
-    if token.revoked_at is None:
-        PersonalAccessToken.objects.filter(pk=token.pk, revoked_at=None).update(
-            revoked_at=timezone.now()
-        )
+    now = timezone.now()
+    revoked = PersonalAccessToken.objects.filter(pk=token.pk, revoked_at=None).update(
+        revoked_at=now
+    )
+    if revoked:  # not when another request revoked it first
+        log_change(token, "revoked_at", "None", str(now))
+        token.revoked_at = now
 
 
 @sensitive_variables("request", "secret")
@@ -64,8 +73,9 @@ def secret_of(request: HttpRequest) -> str | None:
 
 @sensitive_variables("secret")
 def token_holder(secret: str | None) -> PersonalAccessToken | None:
-    """The usable token with this secret, its active developer loaded with it (one query);
-    None for anything else: unknown, wrong, revoked, expired, or a deactivated developer."""
+    """The usable token with this secret, its active developer loaded with it, and whether
+    the gateway's policy refuses them (`gateway_closed`), in one query; None for anything
+    else: unknown, wrong, revoked, expired, or a deactivated developer."""
     if not secret or not secret.startswith(SECRET_START):
         return None
     prefix = secret[len(SECRET_START) :].partition("_")[0]
@@ -73,9 +83,23 @@ def token_holder(secret: str | None) -> PersonalAccessToken | None:
         return None
     token = (
         PersonalAccessToken.objects.select_related("user")
+        .annotate(gateway_closed=GatewayPolicy.refuses(OuterRef("user")))
         .filter(prefix=prefix, user__is_active=True)
         .first()
     )
     if token is None or not hmac.compare_digest(token.digest, digest_of(secret)):
         return None
     return token if token.is_usable() else None
+
+
+def token_used(*, token: PersonalAccessToken) -> None:
+    """Record that the token was used now: at most once a minute, whichever process serves
+    it (the condition is checked again in the database)."""
+    now = timezone.now()
+    stale = now - LAST_USED_PRECISION
+    if token.last_used_at is not None and token.last_used_at > stale:
+        return
+    PersonalAccessToken.objects.filter(
+        Q(last_used_at=None) | Q(last_used_at__lte=stale), pk=token.pk
+    ).update(last_used_at=now)
+    token.last_used_at = now

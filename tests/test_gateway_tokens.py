@@ -11,16 +11,19 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
+from asgiref.sync import async_to_sync
 from auditlog.models import LogEntry as AuditEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
+from django.http import JsonResponse
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from gateway.calls import CLIENT_NAME_LENGTH, GatewayClosed, caller_of
+from gateway.calls import CLIENT_NAME_LENGTH, GatewayClosed, caller_of, gateway_call
 from gateway.models import GatewayPolicy, PersonalAccessToken
 from gateway.tokens import token_used
+from llmadmin.providers.contract import RelayApi
 from tests.factories import AccessTokenFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -212,9 +215,16 @@ HEADER_FORMS = {
 }
 
 
-def gateway_request(secret: str, form: str = "bearer", user_agent: str = "claude-cli/2.0"):
+def gateway_request(
+    secret: str, form: str = "bearer", user_agent: str = "claude-cli/2.0", body: object = None
+):
     headers = {**HEADER_FORMS[form](secret), "User-Agent": user_agent}
-    return RequestFactory().post("/gateway/openai/v1/chat/completions", headers=headers)
+    return RequestFactory().post(
+        "/gateway/openai/v1/chat/completions",
+        body or {},
+        content_type="application/json",
+        headers=headers,
+    )
 
 
 @pytest.mark.parametrize("form", HEADER_FORMS)
@@ -354,6 +364,36 @@ def test_a_refused_caller_leaves_no_last_use(policy):
         caller_of(gateway_request(token.secret))
     token.refresh_from_db()
     assert token.last_used_at is None
+
+
+class PlainWire:
+    """The least of an API's error shape: the shared request path's answer, as it chose it."""
+
+    def error(self, status: int, kind: str, message: str) -> JsonResponse:
+        return JsonResponse({"kind": kind, "message": message}, status=status)
+
+    def stream_error(self, error: Exception) -> bytes:
+        raise AssertionError("no stream reaches this far")
+
+
+def test_the_shared_request_path_answers_a_caller_the_policy_refuses_403_before_the_model(
+    policy,
+):
+    policy.enabled = False
+    policy.save()
+    request = gateway_request(
+        AccessTokenFactory().secret, body={"model": "no-such-model", "messages": []}
+    )
+
+    response = async_to_sync(gateway_call)(
+        request, wire=PlainWire(), api=RelayApi.CHAT_COMPLETIONS, provider_types=["openai"]
+    )
+
+    assert response.status_code == 403
+    assert json.loads(response.content) == {
+        "kind": "permission",
+        "message": "The gateway is closed to you: ask an administrator to open it.",
+    }
 
 
 @pytest.mark.parametrize(

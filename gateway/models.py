@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from llmadmin.fields import validate_no_hidden_characters
 
+NAME_TAKEN = "You already have a token with this name."
+
 
 class PersonalAccessToken(models.Model):
     """A developer's token. Only a hash of its secret is kept: the secret is shown once.
@@ -65,7 +67,7 @@ class PersonalAccessToken(models.Model):
             user=self.user_id, name=self.name, revoked_at=None
         ).exclude(pk=self.pk)
         if self.revoked_at is None and taken.exists():
-            raise ValidationError({"name": "You already have a token with this name."})
+            raise ValidationError({"name": NAME_TAKEN})
 
     @property
     def shown_secret(self) -> str:

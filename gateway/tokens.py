@@ -14,12 +14,14 @@ import secrets
 from datetime import timedelta
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
-from gateway.models import GatewayPolicy, PersonalAccessToken
+from gateway.models import NAME_TAKEN, GatewayPolicy, PersonalAccessToken
 from llmadmin.audit import log_change
 
 # What every secret starts with: a secret scanner can tell ours (not a secret itself).
@@ -46,7 +48,12 @@ def token_mint(
     )
     # clean() names the field when the name is taken; the constraint backs it in the database.
     token.full_clean(validate_constraints=False)
-    token.save()
+    try:
+        with transaction.atomic():
+            token.save()
+    except IntegrityError:
+        # Another request took the name since clean() looked.
+        raise ValidationError({"name": NAME_TAKEN}) from None
     return token, secret
 
 

@@ -136,6 +136,19 @@ def test_a_refused_token_says_why_on_its_field_and_keeps_what_was_typed(
     assert "OPENAI_API_KEY=" not in response.content.decode()
 
 
+def test_a_name_taken_after_the_check_is_refused_on_its_field_by_the_database(
+    client, developer, monkeypatch
+):
+    AccessTokenFactory(user=developer, name="laptop")
+    # As when another request made it between this one's check and its insert.
+    monkeypatch.setattr(PersonalAccessToken, "clean", lambda token: None)
+
+    response = client.post(PAGE, {"name": "laptop", "expires_in": "30"})
+
+    assert response.context["form"].errors == {"name": ["You already have a token with this name."]}
+    assert PersonalAccessToken.objects.count() == 1
+
+
 def test_a_revoked_tokens_name_may_be_used_again_and_another_developers_too(client, developer):
     AccessTokenFactory(user=developer, name="laptop", revoked_at=timezone.now())
     AccessTokenFactory(name="laptop")

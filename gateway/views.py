@@ -23,7 +23,7 @@ ANTHROPIC_BASE_PATH = "/gateway/anthropic"
 @never_cache
 @login_required
 @require_http_methods(["GET", "POST"])
-@sensitive_variables("secret")
+@sensitive_variables()  # the secret is in several of them (the context, the lines)
 def tokens(request: HttpRequest) -> HttpResponse:
     """List, and create: the new secret is in this answer only, never in the session."""
     form = TokenForm(request.POST if request.method == "POST" else None)
@@ -47,7 +47,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
     return render(request, "gateway/tokens.html", context)
 
 
-@sensitive_variables("secret")
+@sensitive_variables()
 def env_lines(request: HttpRequest, secret: str) -> str:
     """What a developer pastes into their shell: both APIs on this server's own address."""
     openai = request.build_absolute_uri(OPENAI_BASE_PATH)

@@ -40,7 +40,7 @@ from llmadmin.providers.errors import (
 )
 from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
-from tests.providers.fakes import FakeProvider, fake_for, serve
+from tests.providers.fakes import FAKES, FakeProvider, fake_for, serve
 from tests.providers.hostile import serve_hostile
 from tests.stream_servers import KEEP_ALIVE, Script, openai_delta, serve_script
 
@@ -261,6 +261,22 @@ def test_a_name_the_list_gives_reaches_its_own_provider(base_url, secret):
 
     assert answer.choices[0].message.content == "Hello world"
     assert [request.body["model"] for request in openrouter.requests] == ["gpt-4.1"]
+
+
+@pytest.mark.parametrize("provider_type", ["azure", "openai-compat", "openrouter", "vercel"])
+def test_each_type_of_the_family_is_called_at_its_own_paths(base_url, secret, provider_type):
+    with serve(fake_for(provider_type, KEY)) as fake:
+        model_at(fake.url, provider_type, identifier="support-bot")
+        client = sdk(base_url, secret)
+        chat = client.chat.completions.create(model="support-bot", messages=HI)
+        answer = client.responses.create(model="support-bot", input="Hi")
+
+    assert (chat.choices[0].message.content, answer.output_text) == ("Hello world",) * 2
+    prefix = FAKES[provider_type][1] or "/openai/v1"  # Azure's v1 API
+    assert [request.path for request in fake.requests] == [
+        f"{prefix}/chat/completions",
+        f"{prefix}/responses",
+    ]
 
 
 # --- What reaches the provider: the client's body, but for the model and the admin's rules ------

@@ -648,6 +648,19 @@ def test_a_responses_stream_cut_short_ends_with_the_error_event(base_url, secret
     records(2)
 
 
+def test_a_responses_stream_the_provider_fails_ends_with_our_error_event(base_url, secret):
+    with serve(FakeProvider("openai", KEY, mode="midstream_error")) as fake:
+        model_at(fake.url)
+        with pytest.raises(openai.APIError) as failed:
+            for _ in sdk(base_url, secret).responses.create(
+                model="gpt-4.1", input="Hi", stream=True
+            ):
+                pass
+
+    assert str(failed.value) == str(failed_mid_answer())
+    records(1)
+
+
 def test_a_client_that_leaves_closes_the_upstream_at_once_and_is_charged(base_url, secret):
     script = Script([openai_delta("Hel")], forever=openai_delta("lo"))
     with serve_script(script) as url:

@@ -32,7 +32,7 @@ from chat.metered import (
 from gateway.models import PersonalAccessToken
 from gateway.tokens import secret_of, token_holder
 from llmadmin.providers.contract import Raw, Relay, RelayApi
-from llmadmin.providers.errors import SETUP_FAULTS, ProviderError
+from llmadmin.providers.errors import SETUP_FAULTS, ProviderError, RequestRefused
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,11 @@ UNAVAILABLE = "This model is unavailable right now: pick another one, or ask an 
 class Wire(Protocol):
     """How one API's errors look: a response before the answer began, an event within it."""
 
-    def error(self, status: int, kind: str, message: str) -> HttpResponse: ...
+    def error(
+        self, status: int, kind: str, message: str, *, param: str | None = None
+    ) -> HttpResponse:
+        """The API's error answer; `param`: the request's field to change, where one is."""
+        ...
 
     def stream_error(self, error: ProviderError) -> bytes: ...
 
@@ -122,6 +126,8 @@ async def relayed(call: MeteredCall[None], wire: Wire) -> AsyncIterator[bytes]:
 
 def provider_refusal(wire: Wire, error: ProviderError) -> HttpResponse:
     """A call the provider refused or failed before its answer began, in our words."""
+    if isinstance(error, RequestRefused):
+        return wire.error(400, "invalid_request", str(error), param=error.param)
     if isinstance(error, SETUP_FAULTS):
         # How the server is set up is the admin's to read, in the log and the admin.
         return wire.error(503, "unavailable", UNAVAILABLE)
@@ -161,7 +167,10 @@ async def gateway_call(
     except DatabaseError:
         return refused(wire, "database")
     except BudgetSpent as spent:
-        return wire.error(429, "budget_spent", spent.detail)
+        response = wire.error(429, "budget_spent", spent.detail)
+        # Both official SDKs retry a 429 unless told not to: a spent budget stays spent.
+        response["x-should-retry"] = "false"
+        return response
     if isinstance(admitted, str):
         return refused(wire, admitted)
     caller, admission = admitted

@@ -4,6 +4,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import pytest
@@ -129,12 +130,20 @@ def empty_cache():
 def asgi_server(transactional_db, settings) -> Iterator[str]:
     """The project's ASGI application served by uvicorn on loopback, as in production (with
     scripts/serve's options); its URL. (pytest-django's live_server is a WSGI server.)"""
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    with asgi_serving() as url:
+        yield url
+
+
+@contextmanager
+def asgi_serving() -> Iterator[str]:
+    """asgi_server's server, for as long as the block runs: a module's tests that don't
+    interact share one (each test still needs the database, e.g. transactional_db)."""
     import uvicorn
 
     from config.request_threads import serving_application
     from config.workers import UVICORN_OPTIONS
 
-    settings.ALLOWED_HOSTS = ["127.0.0.1"]
     application = serving_application()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -153,8 +162,10 @@ def asgi_server(transactional_db, settings) -> Iterator[str]:
         time.sleep(0.01)
     assert server.started
     port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
-    for request_thread in application.threads:
-        request_thread.shutdown(wait=False)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        for request_thread in application.threads:
+            request_thread.shutdown(wait=False)

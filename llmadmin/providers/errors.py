@@ -51,6 +51,8 @@ class RequestRefused(ProviderError):
     message names what to change."""
 
     http_status = 400
+    # The request's field to change, as the API names it (OpenAI's error `param`).
+    param: str | None = None
 
 
 class LacksPermission(ProviderError):

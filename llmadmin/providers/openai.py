@@ -30,6 +30,9 @@ from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    Raw,
+    Relay,
+    RelayApi,
     RemoteModel,
     StopReason,
     StreamEvent,
@@ -38,6 +41,7 @@ from llmadmin.providers.contract import (
     Usage,
 )
 from llmadmin.providers.errors import (
+    RequestRefused,
     cut_off,
     error_kind,
     failed_mid_answer,
@@ -45,7 +49,7 @@ from llmadmin.providers.errors import (
     mid_stream_error,
 )
 from llmadmin.providers.sse import json_data, reported, sse_events, token_count
-from llmadmin.providers.transport import ProviderClient, set_if
+from llmadmin.providers.transport import ProviderClient, body_of, set_if
 
 # The SDK's types/shared/reasoning_effort.py; OpenRouter's reasoning.effort takes the same.
 REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
@@ -299,6 +303,33 @@ class OpenAIClient(ProviderClient):
             async for event in parse_stream(response):
                 yield event
 
+    @property
+    def responses_url(self) -> str:
+        return f"{self.base_url}/responses"
+
+    async def relay(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
+        body, usage_asked = relay_body(family_type(self), self, model, request)
+        responses = request.api is RelayApi.RESPONSES
+        url = self.responses_url if responses else self.chat_url
+        async with self.open_stream(url, body, stream=request.streamed) as response:
+            if not request.streamed:
+                answer = await body_of(response)
+                yield Raw(answer)
+                for event in answer_events(request.api, json_data(answer)):
+                    yield event
+            elif responses:
+                async for name, data, events in responses_events(response):
+                    yield Raw(sse_event(name, data))
+                    for event in events:
+                        yield event
+            else:
+                async for data, events in chat_chunks(response):
+                    # The usage chunk we asked for, which the client did not: kept from it.
+                    if usage_asked or not is_usage_chunk(data, events):
+                        yield Raw(sse_event("", data))
+                    for event in events:
+                        yield event
+
 
 def context_limit_of(item: Mapping[str, Any]) -> int | None:
     # OpenRouter says context_length, vLLM max_model_len, Vercel context_window.
@@ -321,10 +352,18 @@ FINISH_REASONS = {
 
 
 async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
+    async for _, events in chat_chunks(response):
+        for event in events:
+            yield event
+
+
+async def chat_chunks(response: httpx2.Response) -> AsyncIterator[tuple[str, list[StreamEvent]]]:
+    """Each event of a chat completions stream: its data as sent, and what it says (a Finish
+    at `[DONE]`). A mid-stream error raises our own error; an end without `[DONE]` cut_off()."""
     stop_reason = StopReason.COMPLETE
     async for _, data in sse_events(response):
         if data == "[DONE]":
-            yield Finish(stop_reason)
+            yield data, [Finish(stop_reason)]
             return
         chunk = json_data(data)
         if "error" in chunk:
@@ -332,6 +371,7 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
         choices = chunk.get("choices") or []
         if not isinstance(choices, list):
             raise malformed()
+        events: list[StreamEvent] = []
         for choice in choices:
             if not isinstance(choice, dict):
                 raise malformed()
@@ -340,10 +380,13 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             if not isinstance(delta, dict) or not isinstance(text, str | None):
                 raise malformed()
             if text:
-                yield TextDelta(text)
-            elif delta.get("reasoning") or delta.get("reasoning_content"):
-                # OpenRouter's and vLLM's (and DeepSeek's) reasoning text.
-                yield Thinking()
+                events.append(TextDelta(text))
+            elif (
+                delta.get("reasoning") or delta.get("reasoning_content") or delta.get("tool_calls")
+            ):
+                # OpenRouter's and vLLM's (and DeepSeek's) reasoning text; a tool call's
+                # fragments: progress, which holds the answer open.
+                events.append(Thinking())
             reason = choice.get("finish_reason")
             if reason == "error":  # OpenRouter: the upstream failed mid-answer
                 raise failed_mid_answer()
@@ -351,16 +394,21 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
                 stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            # prompt_tokens holds the cached ones (read and written), completion_tokens the
-            # reasoning ones. cache_write_tokens: OpenRouter's, and the SDK's since 2.45.
-            yield Usage(
-                token_count(usage, "prompt_tokens"),
-                token_count(usage, "completion_tokens"),
-                cache_read_tokens=reported(usage, "prompt_tokens_details", "cached_tokens"),
-                cache_write_tokens=reported(usage, "prompt_tokens_details", "cache_write_tokens"),
-                reasoning_tokens=reported(usage, "completion_tokens_details", "reasoning_tokens"),
-            )
+            events.append(chat_usage(usage))
+        yield data, events
     raise cut_off()
+
+
+def chat_usage(usage: Mapping[str, Any]) -> Usage:
+    # prompt_tokens holds the cached ones (read and written), completion_tokens the reasoning
+    # ones. cache_write_tokens: OpenRouter's, and the SDK's since 2.45.
+    return Usage(
+        token_count(usage, "prompt_tokens"),
+        token_count(usage, "completion_tokens"),
+        cache_read_tokens=reported(usage, "prompt_tokens_details", "cached_tokens"),
+        cache_write_tokens=reported(usage, "prompt_tokens_details", "cache_write_tokens"),
+        reasoning_tokens=reported(usage, "completion_tokens_details", "reasoning_tokens"),
+    )
 
 
 class AzureClient(OpenAIClient):
@@ -368,6 +416,10 @@ class AzureClient(OpenAIClient):
 
     def auth_headers(self) -> dict[str, str]:
         return {"api-key": self.connection.api_key}
+
+    @property
+    def responses_url(self) -> str:
+        return f"{self.base_url}/openai/v1/responses"
 
     @property
     def models_url(self) -> str:
@@ -482,3 +534,258 @@ VERCEL = ProviderType(
     catalog="vercel",
     seeded_models=("anthropic/claude-sonnet-4.6", "openai/gpt-5.5"),
 )
+
+# --- The gateway: a client's own request, relayed ----------------------------------------
+#
+# The client's body goes on as sent but for the model and what the admin's model settings
+# decide: the sampling fields and options are defaults (set where the client set none), max
+# output tokens a cap (a larger client value is lowered to it), and values the type's rules
+# refuse for this model are refused before anything is sent.
+
+FAMILY_TYPES = (OPENAI, AZURE, OPENAI_COMPATIBLE, OPENROUTER, VERCEL)
+# The general fields a request of each API takes (the SDK's chat/completion_create_params.py
+# and responses/response_create_params.py): Responses has no penalties nor top K.
+RELAY_SAMPLING = {
+    RelayApi.CHAT_COMPLETIONS: (
+        "temperature",
+        "top_p",
+        "top_k",
+        "presence_penalty",
+        "frequency_penalty",
+    ),
+    RelayApi.RESPONSES: ("temperature", "top_p"),
+}
+# Where a client asks for at most so many output tokens, in each API.
+RELAY_MAX_TOKENS = {
+    RelayApi.CHAT_COMPLETIONS: ("max_completion_tokens", "max_tokens"),
+    RelayApi.RESPONSES: ("max_output_tokens",),
+}
+# Where an option goes in a Responses request, where it differs from chat completions'.
+RESPONSES_PATHS = {"reasoning_effort": "reasoning.effort"}
+
+
+def family_type(client: OpenAIClient) -> ProviderType:
+    return next(each for each in FAMILY_TYPES if each.client is type(client))
+
+
+def relay_body(
+    provider_type: ProviderType, client: OpenAIClient, model: ModelSettings, request: Relay
+) -> tuple[dict[str, Any], bool]:
+    """The body to send for a client's request, and whether the client asked for the usage
+    chunk of a streamed chat completion (it is asked for upstream either way); raises
+    RequestRefused naming the request's field the model's settings refuse."""
+    body = {**request.body, "model": model.identifier}
+    sampling = RELAY_SAMPLING[request.api]
+    for name in sampling:
+        if name in provider_type.general_fields and body.get(name) is None:
+            set_if(body, name, getattr(model, name))
+    cap_option = provider_type.answer_cap_option
+    paths = {
+        option.name: RESPONSES_PATHS.get(option.path, option.path)
+        if request.api is RelayApi.RESPONSES
+        else option.path
+        for option in client.options
+        if option.name != cap_option
+    }
+    for option in client.options:
+        value = model.options.get(option.name)
+        if (
+            option.name in paths
+            and value is not None
+            and value_at(body, paths[option.name]) is None
+        ):
+            body = with_value(body, paths[option.name], option.to_request(value))
+    check_relayed(provider_type, model, body, sampling, paths)
+    cap = model.options.get(cap_option) if cap_option else None
+    apply_cap(body, RELAY_MAX_TOKENS[request.api], cap or model.max_output_tokens, client, request)
+    stream_options = body.get("stream_options")
+    usage_asked = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+    if request.api is RelayApi.CHAT_COMPLETIONS and request.streamed and not usage_asked:
+        extra = stream_options if isinstance(stream_options, dict) else {}
+        body["stream_options"] = {**extra, "include_usage": True}
+    return body, usage_asked
+
+
+def check_relayed(
+    provider_type: ProviderType,
+    model: ModelSettings,
+    body: Mapping[str, Any],
+    sampling: tuple[str, ...],
+    paths: Mapping[str, str],
+) -> None:
+    """The request's sampling fields and options (the admin's defaults among them) judged by
+    the type's checks of a model's settings, the catalog's facts with its rules."""
+    general: dict[str, Any] = {"identifier": model.identifier}
+    for name in sampling:
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise request_refused(f"{name} must be a number.", name)
+        general[name] = value
+    options = {
+        name: value_at(body, path)
+        for name, path in paths.items()
+        if value_at(body, path) is not None
+    }
+    _, errors = provider_type.check_model(general, options)
+    for name, messages in errors.items():
+        raise request_refused(messages[0], paths.get(name, name))
+
+
+def apply_cap(
+    body: dict[str, Any],
+    fields: tuple[str, ...],
+    cap: int | None,
+    client: OpenAIClient,
+    request: Relay,
+) -> None:
+    """The client's max output tokens lowered to the model's cap; the cap where it set none."""
+    asked = [name for name in fields if body.get(name) is not None]
+    for name in asked:
+        value = body[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise request_refused(f"{name} must be a whole number of at least 1.", name)
+        if cap is not None and value > cap:
+            body[name] = cap
+    if cap is not None and not asked:
+        chat = request.api is RelayApi.CHAT_COMPLETIONS
+        body[client.max_tokens_field if chat else fields[0]] = cap
+
+
+def request_refused(message: str, param: str) -> RequestRefused:
+    error = RequestRefused(message)
+    error.param = param
+    return error
+
+
+def value_at(body: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of the body; None when absent."""
+    value: Any = body
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def with_value(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """The body with `value` at a dotted path: the objects on the way copied (the client's
+    body is never changed), a value that is no object replaced by one."""
+    key, _, rest = path.partition(".")
+    if not rest:
+        return {**body, key: value}
+    inner = body.get(key)
+    return {**body, key: with_value(inner if isinstance(inner, dict) else {}, rest, value)}
+
+
+def sse_event(name: str, data: str) -> bytes:
+    """One server-sent event for the client: the provider's data as it sent it, framed anew
+    (its comments and line endings are the provider's framing, not the answer)."""
+    head = f"event: {name}\n" if name else ""
+    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
+    return f"{head}{lines}\n".encode()
+
+
+def is_usage_chunk(data: str, events: list[StreamEvent]) -> bool:
+    """The last chunk stream_options.include_usage adds: the usage, and no choices."""
+    return any(isinstance(event, Usage) for event in events) and not json_data(data).get("choices")
+
+
+# A Responses answer's incomplete_details.reason (the SDK's responses/response.py).
+INCOMPLETE_REASONS = {
+    "max_output_tokens": StopReason.MAX_TOKENS,
+    "content_filter": StopReason.CONTENT_FILTER,
+}
+# Responses stream events that are progress but no answer text: reasoning, a tool call's
+# arguments, a refusal (the SDK's responses/*_event.py).
+RESPONSES_PROGRESS = (
+    "response.reasoning_text.delta",
+    "response.reasoning_summary_text.delta",
+    "response.function_call_arguments.delta",
+    "response.custom_tool_call_input.delta",
+    "response.refusal.delta",
+)
+
+
+async def responses_events(
+    response: httpx2.Response,
+) -> AsyncIterator[tuple[str, str, list[StreamEvent]]]:
+    """Each event of a Responses stream: its name and data as sent, and what it says; its end
+    is response.completed or response.incomplete (with the usage). response.failed and error
+    raise our own error; an end without either, cut_off()."""
+    async for name, data in sse_events(response):
+        event = json_data(data)
+        kind = event.get("type")
+        events: list[StreamEvent] = []
+        if kind == "response.output_text.delta":
+            text = event.get("delta")
+            if not isinstance(text, str):
+                raise malformed()
+            events.append(TextDelta(text))
+        elif kind in RESPONSES_PROGRESS:
+            events.append(Thinking())
+        elif kind == "error":
+            # Its code at the top (the SDK's ResponseErrorEvent), or in an error object.
+            raise mid_stream_error(error_kind(event.get("error")) or str(event.get("code") or ""))
+        elif kind == "response.failed":
+            answer = event.get("response")
+            raise mid_stream_error(
+                error_kind(answer.get("error")) if isinstance(answer, dict) else ""
+            )
+        elif kind in ("response.completed", "response.incomplete"):
+            yield name, data, response_end(event.get("response"))
+            return
+        yield name, data, events
+    raise cut_off()
+
+
+def response_end(answer: Any) -> list[StreamEvent]:
+    """A Responses answer's usage and why it ended."""
+    if not isinstance(answer, dict):
+        raise malformed()
+    events: list[StreamEvent] = []
+    usage = answer.get("usage")
+    if isinstance(usage, dict):
+        events.append(
+            Usage(
+                token_count(usage, "input_tokens"),
+                token_count(usage, "output_tokens"),
+                cache_read_tokens=reported(usage, "input_tokens_details", "cached_tokens"),
+                cache_write_tokens=reported(usage, "input_tokens_details", "cache_write_tokens"),
+                reasoning_tokens=reported(usage, "output_tokens_details", "reasoning_tokens"),
+            )
+        )
+    reason = StopReason.COMPLETE
+    if answer.get("status") == "incomplete":
+        details = answer.get("incomplete_details")
+        why = details.get("reason") if isinstance(details, dict) else None
+        reason = INCOMPLETE_REASONS.get(why, StopReason.OTHER)
+    return [*events, Finish(reason)]
+
+
+def answer_events(api: RelayApi, answer: dict[str, Any]) -> list[StreamEvent]:
+    """What a whole (non-streamed) answer says: its text, usage and end."""
+    if api is RelayApi.RESPONSES:
+        texts = [
+            part.get("text")
+            for item in answer.get("output") or []
+            if isinstance(item, dict)
+            for part in item.get("content") or []
+            if isinstance(part, dict) and part.get("type") == "output_text"
+        ]
+        text_events = [TextDelta(text) for text in texts if isinstance(text, str) and text]
+        return [*text_events, *response_end(answer)]
+    events: list[StreamEvent] = []
+    stop_reason = StopReason.COMPLETE
+    for choice in answer.get("choices") or []:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            raise malformed()
+        if isinstance(message.get("content"), str) and message["content"]:
+            events.append(TextDelta(message["content"]))
+        reason = choice.get("finish_reason")
+        if isinstance(reason, str):
+            stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)
+    usage = answer.get("usage")
+    if isinstance(usage, dict):
+        events.append(chat_usage(usage))
+    return [*events, Finish(stop_reason)]

@@ -86,10 +86,15 @@ class FakeProvider(AnthropicFake, OpenAIFake, GoogleFake, BedrockFake):
         **bedrock.CHAT_PATHS,
     }
 
-    def invalid_body(self, body: Any, headers: dict[str, str]) -> tuple[int, dict] | None:
+    def invalid_body(
+        self, body: Any, headers: dict[str, str], path: str
+    ) -> tuple[int, dict] | None:
         """The real API's 400 for a body it refuses, in the family's error shape; Anthropic's
-        refusals depend on the API version the request names."""
-        errors = chat_body_errors(self.stream_family, body)
+        refusals depend on the API version the request names, OpenAI's on the endpoint."""
+        if self.stream_family == "openai":
+            errors = openai.body_errors(body, path)
+        else:
+            errors = chat_body_errors(self.stream_family, body)
         if self.family == "anthropic" and isinstance(body, dict):
             removed = anthropic.ANTHROPIC_REMOVED_FIELDS[headers["anthropic-version"]]
             errors += [
@@ -132,7 +137,7 @@ class FakeProvider(AnthropicFake, OpenAIFake, GoogleFake, BedrockFake):
             return 400, "application/json", [b'{"error": {"message": "alt=sse expected"}}']
         refusal = (
             self.chat_refusal()
-            or self.invalid_body(body, headers)
+            or self.invalid_body(body, headers, path)
             or self.refused_for_model(path, body)
         )
         if refusal:
@@ -144,6 +149,8 @@ class FakeProvider(AnthropicFake, OpenAIFake, GoogleFake, BedrockFake):
             events = events[: last_text + 1]
         if self.family == "bedrock":
             return 200, "application/vnd.amazon.eventstream", events
+        if self.stream_family == "openai" and body.get("stream") is not True:
+            return 200, "application/json", events  # a whole answer (the gateway's)
         return 200, "text/event-stream", events
 
     @property

@@ -99,7 +99,7 @@ def tls_context() -> ssl.SSLContext:
 #
 # A small schema language: a type (int excludes bool; float takes int), a tuple of allowed
 # values, a dict of field -> schema (unknown fields refused; names ending in "!" required), a
-# one-item list (a list of such items) or a Range. Fields and types come from the
+# one-item list (a list of such items), a Range or an Either. Fields and types come from the
 # official SDKs' request types (anthropic MessageCreateParams, openai
 # CompletionCreateParams, google-genai GenerateContentConfig) and the providers' API
 # references.
@@ -112,7 +112,17 @@ class Range:
     high: float
 
 
+@dataclass(frozen=True)
+class Either:
+    """One of several schemas (a field that takes a string or an object)."""
+
+    schemas: tuple[Any, ...]
+
+
 def schema_errors(value: Any, schema: Any, where: str) -> list[str]:
+    if isinstance(schema, Either):
+        found = [schema_errors(value, each, where) for each in schema.schemas]
+        return [] if [] in found else min(found, key=len)
     if isinstance(schema, dict):
         if not isinstance(value, dict):
             return [f"{where}: expected an object"]

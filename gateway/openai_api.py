@@ -1,0 +1,106 @@
+"""The gateway's OpenAI API under /gateway/openai/v1: the models list, chat completions and
+Responses, for the models of the OpenAI family's types; errors in OpenAI's shape (the SDK's
+types/shared/error_object.py), in our words."""
+
+from __future__ import annotations
+
+import json
+
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from chat.metered import gateway_names
+from chat.model_list import usable_models
+from gateway.calls import caller_of, gateway_call, kind_of_status, refused
+from llmadmin.providers.contract import RelayApi
+from llmadmin.providers.errors import ProviderError
+
+# The provider types whose models take OpenAI's request bodies.
+OPENAI_TYPES = ("openai", "azure", "openai-compat", "openrouter", "vercel")
+
+# Each kind of refusal as OpenAI's error type and code. A spent budget is OpenAI's own
+# insufficient_quota: clients know it for a limit that waiting does not lift.
+ERROR_CODES = {
+    "authentication": ("invalid_request_error", "invalid_api_key"),
+    "not_found": ("invalid_request_error", "model_not_found"),
+    "invalid_request": ("invalid_request_error", None),
+    "request_too_large": ("invalid_request_error", "request_too_large"),
+    "budget_spent": ("insufficient_quota", "insufficient_quota"),
+    "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
+    "overloaded": ("server_error", "overloaded"),
+    "timeout": ("server_error", "timeout"),
+    "unavailable": ("server_error", "unavailable"),
+}
+
+
+def error_object(kind: str, message: str, param: str | None = None) -> dict[str, object]:
+    error_type, code = ERROR_CODES.get(kind, ("server_error", None))
+    return {"message": message, "type": error_type, "param": param, "code": code}
+
+
+class ChatCompletionsWire:
+    def error(
+        self, status: int, kind: str, message: str, *, param: str | None = None
+    ) -> HttpResponse:
+        return JsonResponse({"error": error_object(kind, message, param)}, status=status)
+
+    def stream_error(self, error: ProviderError) -> bytes:
+        # A chunk with an "error" object: the SDK raises APIError on it (openai/_streaming.py);
+        # no [DONE] follows, so no client takes the answer for complete.
+        payload = {"error": error_object(kind_of_status(error.http_status), str(error))}
+        return f"data: {json.dumps(payload)}\n\n".encode()
+
+
+class ResponsesWire(ChatCompletionsWire):
+    def stream_error(self, error: ProviderError) -> bytes:
+        # Responses' `error` event (the SDK's ResponseErrorEvent), its error object nested as
+        # well: the SDK raises APIError on an event holding one.
+        error_fields = error_object(kind_of_status(error.http_status), str(error))
+        payload = {"type": "error", **error_fields, "error": error_fields}
+        return f"event: error\ndata: {json.dumps(payload)}\n\n".encode()
+
+
+CHAT_COMPLETIONS_WIRE = ChatCompletionsWire()
+RESPONSES_WIRE = ResponsesWire()
+
+
+@require_GET
+def models(request: HttpRequest) -> HttpResponse:
+    """This developer's models that take OpenAI's API, by the names clients call them by."""
+    try:
+        caller = caller_of(request)
+        if caller is None:
+            return refused(CHAT_COMPLETIONS_WIRE, "unauthenticated")
+        rows, _, _ = usable_models(caller.user)
+    except DatabaseError:
+        return refused(CHAT_COMPLETIONS_WIRE, "database")
+    # Named among all their models: a name is the same in both APIs' lists.
+    names = gateway_names(rows)
+    data = [
+        # No creation time is kept of a model: 0, as OpenAI-compatible servers without one say.
+        {"id": names[row["id"]], "object": "model", "created": 0, "owned_by": row["provider_type"]}
+        for row in rows
+        if row["provider_type"] in OPENAI_TYPES
+    ]
+    return JsonResponse({"object": "list", "data": data})
+
+
+@csrf_exempt
+@require_POST
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    return await gateway_call(
+        request,
+        wire=CHAT_COMPLETIONS_WIRE,
+        api=RelayApi.CHAT_COMPLETIONS,
+        provider_types=OPENAI_TYPES,
+    )
+
+
+@csrf_exempt
+@require_POST
+async def responses(request: HttpRequest) -> HttpResponse:
+    return await gateway_call(
+        request, wire=RESPONSES_WIRE, api=RelayApi.RESPONSES, provider_types=OPENAI_TYPES
+    )

@@ -11,6 +11,7 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,14 +21,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import OperationalError
 from django.test import override_settings
+from django.utils import timezone
 
-from billing.models import UsageRecord
+from billing.models import UsageRecord, UserBudget
 from gateway.models import PersonalAccessToken
-from gateway.tokens import token_mint
+from gateway.tokens import token_mint, token_revoke
 from llmadmin.models import LLMModel
 from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
-from tests.providers.fakes import FakeProvider, serve
+from tests.providers.fakes import FakeProvider, fake_for, serve
 
 KEY = "sk-UPSTREAM-gateway-7"
 PRICES = {"input_price": Decimal(3), "output_price": Decimal(15), "cache_read_price": Decimal(1)}
@@ -190,6 +192,7 @@ def test_a_tool_call_round_trip_streams_the_call_and_takes_its_result(base_url, 
     # The provider got the tool result as the client sent it.
     assert fake.requests[1].body["messages"] == messages
     assert fake.requests[1].body["tools"] == [WEATHER]
+    assert len(records(2)) == 2
 
 
 def test_a_responses_call_is_answered_streamed_and_whole(base_url, secret, fake, developer):
@@ -212,3 +215,346 @@ def test_a_responses_call_is_answered_streamed_and_whole(base_url, secret, fake,
     assert [(r.input_tokens, r.cache_read_tokens, r.reasoning_tokens) for r in records(2)] == [
         (12, 3, 1)
     ] * 2
+
+
+def test_the_model_list_holds_this_developers_models_of_the_openai_api(base_url, secret, developer):
+    url = "http://127.0.0.1:9"  # never called: a list reads only the configuration
+    model_at(url, identifier="gpt-4.1")
+    model_at(url, "openrouter", identifier="gpt-4.1")
+    model_at(url, "azure", identifier="support-bot")
+    model_at(url, "anthropic", identifier="claude-sonnet-4-5")  # the Anthropic API's
+    model_at(url, identifier="gpt-5", restricted=True)  # kept from everyone
+
+    listed = sdk(base_url, secret).models.list()
+
+    assert [(model.id, model.owned_by) for model in listed] == [
+        ("openai/gpt-4.1", "openai"),
+        ("support-bot", "azure"),
+        ("openrouter/gpt-4.1", "openrouter"),
+    ]
+    assert {model.object for model in listed} == {"model"}
+
+
+def test_a_name_the_list_gives_reaches_its_own_provider(base_url, secret):
+    with serve(FakeProvider("openrouter", KEY)) as openrouter:
+        model_at("http://127.0.0.1:9", identifier="gpt-4.1")
+        model_at(openrouter.url, "openrouter", identifier="gpt-4.1")
+
+        answer = sdk(base_url, secret).chat.completions.create(
+            model="openrouter/gpt-4.1", messages=HI
+        )
+
+    assert answer.choices[0].message.content == "Hello world"
+    assert [request.body["model"] for request in openrouter.requests] == ["gpt-4.1"]
+
+
+# --- What reaches the provider: the client's body, but for the model and the admin's rules ------
+
+IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+RICH = {
+    "messages": [
+        {"role": "developer", "content": "Be brief."},
+        {"role": "user", "content": [{"type": "text", "text": "What is this?"}, IMAGE]},
+    ],
+    "tools": [WEATHER],
+    "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+    "parallel_tool_calls": False,
+    "response_format": {"type": "json_schema", "json_schema": {"name": "a", "schema": {}}},
+    "seed": 7,
+    "stop": ["\n\n"],
+    "user": "dev-42",
+    "metadata": {"ticket": "27"},
+}
+CHAT = "chat/completions"
+
+
+def row(name, sent, expected, *, api=CHAT, provider_type="openai", identifier="gpt-4.1", **admin):
+    return pytest.param(provider_type, identifier, admin, api, sent, expected, id=name)
+
+
+BYTE_ROWS = [
+    row("everything the client sent is kept", RICH, RICH),
+    row(
+        "the admin's sampling is a default",
+        {"messages": HI},
+        {"messages": HI, "temperature": 0.2, "top_p": 0.9},
+        temperature=0.2,
+        top_p=0.9,
+    ),
+    row(
+        "the client's sampling wins over the default",
+        {"messages": HI, "temperature": 1.5},
+        {"messages": HI, "temperature": 1.5},
+        temperature=0.2,
+    ),
+    row(
+        "the admin's options are defaults",
+        {"messages": HI},
+        {"messages": HI, "reasoning_effort": "low"},
+        identifier="gpt-5",
+        provider_options={"reasoning_effort": "low"},
+    ),
+    row(
+        "a larger max tokens is lowered to the cap",
+        {"messages": HI, "max_completion_tokens": 5000},
+        {"messages": HI, "max_completion_tokens": 1000},
+        max_output_tokens=1000,
+    ),
+    row(
+        "a smaller max tokens is kept",
+        {"messages": HI, "max_tokens": 300},
+        {"messages": HI, "max_tokens": 300},
+        max_output_tokens=1000,
+    ),
+    row(
+        "the cap is set where the client set none",
+        {"messages": HI},
+        {"messages": HI, "max_completion_tokens": 800},
+        identifier="gpt-5",
+        provider_options={"max_completion_tokens": 800},
+    ),
+    row(
+        "a compatible server's cap is max_tokens",
+        {"messages": HI},
+        {"messages": HI, "max_tokens": 1000},
+        provider_type="openai-compat",
+        identifier="qwen2.5-coder:32b",
+        max_output_tokens=1000,
+    ),
+    row(
+        "a stream asks for its usage, the client's stream options kept",
+        {"messages": HI, "stream": True, "stream_options": {"include_obfuscation": False}},
+        {
+            "messages": HI,
+            "stream": True,
+            "stream_options": {"include_obfuscation": False, "include_usage": True},
+        },
+    ),
+    row(
+        "an option joins the client's own object",
+        {"messages": HI, "provider": {"allow_fallbacks": False}},
+        {"messages": HI, "provider": {"allow_fallbacks": False, "order": ["anthropic"]}},
+        provider_type="openrouter",
+        identifier="openai/gpt-4.1",
+        provider_options={"provider_order": ["anthropic"]},
+    ),
+    row(
+        "Responses: the effort and the cap where Responses takes them",
+        {"input": "Hi", "max_output_tokens": 4000, "reasoning": {"summary": "auto"}},
+        {
+            "input": "Hi",
+            "max_output_tokens": 2000,
+            "reasoning": {"summary": "auto", "effort": "high"},
+        },
+        api="responses",
+        identifier="gpt-5",
+        max_output_tokens=2000,
+        provider_options={"reasoning_effort": "high"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier", "admin", "api", "sent", "expected"), BYTE_ROWS
+)
+def test_the_provider_gets_the_clients_body_but_for_the_model_and_the_admins_rules(
+    base_url, secret, provider_type, identifier, admin, api, sent, expected
+):
+    with serve(fake_for(provider_type, KEY)) as fake:
+        model_at(fake.url, provider_type, identifier=identifier, **admin)
+        response = httpx2.post(
+            f"{base_url}/{api}",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": identifier, **sent},
+        )
+        response.read()
+
+    assert response.status_code == 200, response.text
+    [request] = fake.requests
+    assert request.body == {"model": identifier, **expected}
+    records(1)  # a streamed answer is recorded after its last byte
+
+
+# --- Refused before anything is sent -----------------------------------------------------------
+
+
+def expire(secret: str) -> None:
+    PersonalAccessToken.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+
+
+def revoke(secret: str) -> None:
+    token_revoke(token=PersonalAccessToken.objects.get())
+
+
+def deactivate(secret: str) -> None:
+    User.objects.update(is_active=False)
+
+
+@pytest.mark.parametrize(
+    ("header", "value", "spoil"),
+    [
+        pytest.param("Authorization", "", None, id="no token"),
+        pytest.param("Authorization", "Bearer llma_000000000000_wrong", None, id="wrong token"),
+        pytest.param("x-api-key", "llma_000000000000_wrong", None, id="wrong x-api-key"),
+        pytest.param("Authorization", "Bearer {secret}", revoke, id="revoked"),
+        pytest.param("x-api-key", "{secret}", expire, id="expired, as x-api-key"),
+        pytest.param("Authorization", "Bearer {secret}", deactivate, id="deactivated developer"),
+    ],
+)
+def test_a_request_without_a_usable_token_is_refused_with_401(
+    base_url, secret, fake, header, value, spoil
+):
+    model_at(fake.url)
+    if spoil:
+        spoil(secret)
+
+    responses = [
+        httpx2.request(
+            method,
+            f"{base_url}/{path}",
+            headers={header: value.format(secret=secret)},
+            json={"model": "gpt-4.1", "messages": HI, "input": "Hi"},
+        )
+        for method, path in (("GET", "models"), ("POST", CHAT), ("POST", "responses"))
+    ]
+
+    assert [response.status_code for response in responses] == [401] * 3
+    assert {response.json()["error"]["code"] for response in responses} == {"invalid_api_key"}
+    assert fake.requests == []
+
+
+def test_the_same_token_as_x_api_key_is_accepted(base_url, secret, fake):
+    model_at(fake.url)
+
+    response = httpx2.post(
+        f"{base_url}/{CHAT}",
+        headers={"x-api-key": secret},
+        json={"model": "gpt-4.1", "messages": HI},
+    )
+
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "Hello world"
+
+
+@pytest.mark.parametrize(
+    ("model", "body", "status", "error", "param"),
+    [
+        pytest.param(
+            {"restricted": True}, {}, 404, openai.NotFoundError, None, id="a model kept from them"
+        ),
+        pytest.param({}, {"model": "gpt-9"}, 404, openai.NotFoundError, None, id="no such model"),
+        pytest.param(
+            {"provider_type": "anthropic", "identifier": "claude-sonnet-4-5"},
+            {"model": "claude-sonnet-4-5"},
+            400,
+            openai.BadRequestError,
+            None,
+            id="a model of the other API",
+        ),
+        pytest.param(
+            {"identifier": "gpt-5"},
+            {"model": "gpt-5", "temperature": 0.5},
+            400,
+            openai.BadRequestError,
+            "temperature",
+            id="a temperature the model refuses",
+        ),
+        pytest.param(
+            {"identifier": "gpt-5"},
+            {"model": "gpt-5", "reasoning_effort": "xhigh"},
+            400,
+            openai.BadRequestError,
+            "reasoning_effort",
+            id="an effort the model refuses",
+        ),
+        pytest.param(
+            {"provider_type": "openrouter", "identifier": "openai/gpt-4.1"},
+            {"model": "openai/gpt-4.1", "provider": {"order": ["Not A Slug"]}},
+            400,
+            openai.BadRequestError,
+            "provider.order",
+            id="an option value the type refuses",
+        ),
+        pytest.param(
+            {},
+            {"temperature": "hot"},
+            400,
+            openai.BadRequestError,
+            "temperature",
+            id="a sampling field that is no number",
+        ),
+        pytest.param(
+            {},
+            {"max_tokens": -1},
+            400,
+            openai.BadRequestError,
+            "max_tokens",
+            id="max tokens below 1",
+        ),
+        pytest.param(
+            {},
+            {"top_k": 40},
+            400,
+            openai.BadRequestError,
+            "top_k",
+            id="a field the type does not take",
+        ),
+    ],
+)
+def test_a_request_the_rules_refuse_never_reaches_the_provider(
+    base_url, secret, model, body, status, error, param
+):
+    provider_type = model.pop("provider_type", "openai")
+    with serve(fake_for(provider_type, KEY)) as fake:
+        model_at(fake.url, provider_type, **model)
+
+        with pytest.raises(error) as refused:
+            sdk(base_url, secret).chat.completions.create(
+                model="gpt-4.1", messages=HI, extra_body=body
+            )
+
+    assert refused.value.status_code == status
+    assert refused.value.body["param"] == param
+    assert fake.requests == []
+
+
+def test_a_spent_budget_is_a_429_the_sdk_does_not_retry(base_url, secret, fake, developer):
+    UserBudget.objects.create(user=developer, monthly_allowance=Decimal(0))
+    model_at(fake.url)
+    sent = []
+    client = openai.OpenAI(
+        base_url=base_url,
+        api_key=secret,
+        max_retries=2,
+        http_client=httpx2.Client(event_hooks={"request": [sent.append]}),
+    )
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        client.chat.completions.create(model="gpt-4.1", messages=HI)
+
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert refused.value.code == refused.value.type == "insufficient_quota"
+    assert refused.value.body["message"].startswith("Your monthly budget of $0.00 is spent")
+    assert len(sent) == 1
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"{not json", id="not JSON"),
+        pytest.param(b"[1, 2]", id="not an object"),
+        pytest.param(b'{"messages": []}', id="no model"),
+        pytest.param(b'{"model": 5}', id="a model that is no name"),
+    ],
+)
+def test_a_body_that_is_no_request_is_refused_with_400(base_url, secret, fake, body):
+    model_at(fake.url)
+
+    response = httpx2.post(
+        f"{base_url}/{CHAT}", headers={"Authorization": f"Bearer {secret}"}, content=body
+    )
+
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert fake.requests == []

@@ -58,7 +58,7 @@ class ResponsesWire(ChatCompletionsWire):
         # Responses' `error` event (the SDK's ResponseErrorEvent), its error object nested as
         # well: the SDK raises APIError on an event holding one.
         error_fields = error_object(kind_of_status(error.http_status), str(error))
-        payload = {"type": "error", **error_fields, "error": error_fields}
+        payload = {**error_fields, "type": "error", "error": error_fields}
         return f"event: error\ndata: {json.dumps(payload)}\n\n".encode()
 
 

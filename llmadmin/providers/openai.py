@@ -308,7 +308,7 @@ class OpenAIClient(ProviderClient):
         return f"{self.base_url}/responses"
 
     async def relay(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
-        body, usage_asked = relay_body(family_type(self), self, model, request)
+        body, usage_asked = relay_body(self, model, request)
         responses = request.api is RelayApi.RESPONSES
         url = self.responses_url if responses else self.chat_url
         async with self.open_stream(url, body, stream=request.streamed) as response:
@@ -569,35 +569,32 @@ def family_type(client: OpenAIClient) -> ProviderType:
 
 
 def relay_body(
-    provider_type: ProviderType, client: OpenAIClient, model: ModelSettings, request: Relay
+    client: OpenAIClient, model: ModelSettings, request: Relay
 ) -> tuple[dict[str, Any], bool]:
     """The body to send for a client's request, and whether the client asked for the usage
     chunk of a streamed chat completion (it is asked for upstream either way); raises
     RequestRefused naming the request's field the model's settings refuse."""
+    provider_type = family_type(client)
+    responses = request.api is RelayApi.RESPONSES
     body = {**request.body, "model": model.identifier}
     sampling = RELAY_SAMPLING[request.api]
     for name in sampling:
         if name in provider_type.general_fields and body.get(name) is None:
             set_if(body, name, getattr(model, name))
-    cap_option = provider_type.answer_cap_option
-    paths = {
-        option.name: RESPONSES_PATHS.get(option.path, option.path)
-        if request.api is RelayApi.RESPONSES
-        else option.path
+    # The options but the one that caps the answer, each where this API takes it.
+    options = {
+        option: RESPONSES_PATHS.get(option.path, option.path) if responses else option.path
         for option in client.options
-        if option.name != cap_option
+        if option.name != provider_type.answer_cap_option
     }
-    for option in client.options:
+    for option, path in options.items():
         value = model.options.get(option.name)
-        if (
-            option.name in paths
-            and value is not None
-            and value_at(body, paths[option.name]) is None
-        ):
-            body = with_value(body, paths[option.name], option.to_request(value))
-    check_relayed(provider_type, model, body, sampling, paths)
-    cap = model.options.get(cap_option) if cap_option else None
-    apply_cap(body, RELAY_MAX_TOKENS[request.api], cap or model.max_output_tokens, client, request)
+        if value is not None and value_at(body, path) is None:
+            body = with_value(body, path, option.to_request(value))
+    check_relayed(provider_type, model, body, sampling, {o.name: p for o, p in options.items()})
+    cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
+    unset = "max_output_tokens" if responses else client.max_tokens_field
+    apply_cap(body, RELAY_MAX_TOKENS[request.api], cap, unset)
     stream_options = body.get("stream_options")
     usage_asked = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
     if request.api is RelayApi.CHAT_COMPLETIONS and request.streamed and not usage_asked:
@@ -613,8 +610,9 @@ def check_relayed(
     sampling: tuple[str, ...],
     paths: Mapping[str, str],
 ) -> None:
-    """The request's sampling fields and options (the admin's defaults among them) judged by
-    the type's checks of a model's settings, the catalog's facts with its rules."""
+    """The request's sampling fields and options (the admin's defaults among them) judged as
+    the admin's model settings are: the type's checks, the catalog's facts and its rules.
+    Options are read back from the request as stored (this family's send them unchanged)."""
     general: dict[str, Any] = {"identifier": model.identifier}
     for name in sampling:
         value = body.get(name)
@@ -623,24 +621,17 @@ def check_relayed(
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise request_refused(f"{name} must be a number.", name)
         general[name] = value
-    options = {
-        name: value_at(body, path)
-        for name, path in paths.items()
-        if value_at(body, path) is not None
-    }
-    _, errors = provider_type.check_model(general, options)
+    options = {name: value_at(body, path) for name, path in paths.items()}
+    _, errors = provider_type.check_model(
+        general, {name: value for name, value in options.items() if value is not None}
+    )
     for name, messages in errors.items():
         raise request_refused(messages[0], paths.get(name, name))
 
 
-def apply_cap(
-    body: dict[str, Any],
-    fields: tuple[str, ...],
-    cap: int | None,
-    client: OpenAIClient,
-    request: Relay,
-) -> None:
-    """The client's max output tokens lowered to the model's cap; the cap where it set none."""
+def apply_cap(body: dict[str, Any], fields: tuple[str, ...], cap: int | None, unset: str) -> None:
+    """The client's max output tokens (in any of `fields`) lowered to the model's cap; the
+    cap in `unset` where the client set none."""
     asked = [name for name in fields if body.get(name) is not None]
     for name in asked:
         value = body[name]
@@ -649,8 +640,7 @@ def apply_cap(
         if cap is not None and value > cap:
             body[name] = cap
     if cap is not None and not asked:
-        chat = request.api is RelayApi.CHAT_COMPLETIONS
-        body[client.max_tokens_field if chat else fields[0]] = cap
+        body[unset] = cap
 
 
 def request_refused(message: str, param: str) -> RequestRefused:

@@ -16,6 +16,8 @@ Modes:
   the family's ordinary answer to that status (a model list or a chat stream for 200).
 - "midstream": a chat answer streams one text delta, then the family's error event with the
   credential in its type, code and message. A GET gets an ordinary model list.
+- "echo_text": a chat answer streams one text delta, then a text delta holding the credential
+  (the model "says" the key; the chat-completions family's). A GET gets an ordinary model list.
 - "not_json": a 200 whose body is the credential as text (a chat stream's one event).
 - "finish": a chat answer streams one text delta, then ends with the credential as its finish
   or stop reason. A GET gets an ordinary model list.
@@ -58,6 +60,7 @@ MODES = (
     "error_body",
     "reason_phrase",
     "midstream",
+    "echo_text",
     "not_json",
     "finish",
     "bad_location",
@@ -194,7 +197,8 @@ class HostileProvider:
             family = FAMILIES[self.family]
             body = credential.encode() if family is bedrock else sse(credential)
             return Answer(200, [body], family.CONTENT_TYPE, streamed=True)
-        # "midstream" and "finish" are chat answers; a key check gets an ordinary list.
+        # "midstream", "echo_text" and "finish" are chat answers; a key check gets an ordinary
+        # list.
         if not chat:
             return self.ordinary(chat, 200)
         return self.stream(self.mode, credential)

@@ -63,6 +63,9 @@ def stream(ending: str, echo: str) -> list[bytes]:
     if ending == "midstream":
         error = {"type": f"invalid_key {echo}", "code": echo, "message": echo}
         return [*events, sse({"error": error})]
+    if ending == "echo_text":
+        said = {"content": f" Your key is {echo}."}
+        events.append(sse({**chunk, "choices": [{"index": 0, "delta": said}]}))
     reason = echo if ending == "finish" else "stop"
     usage = {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4}
     return [

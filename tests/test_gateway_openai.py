@@ -163,6 +163,7 @@ def test_a_client_that_asks_for_the_usage_chunk_gets_it(base_url, secret, fake):
     usage = [chunk.usage for chunk in stream if chunk.usage]
 
     assert [(u.prompt_tokens, u.completion_tokens) for u in usage] == [(12, 5)]
+    records(1)  # recorded after the last byte: before the test's database goes
 
 
 WEATHER = {
@@ -645,6 +646,19 @@ def test_a_responses_stream_cut_short_ends_with_the_error_event(base_url, secret
     assert "response.completed" not in body
     assert str(failed.value) == "The provider's answer was cut off before it finished."
     records(2)
+
+
+def test_a_responses_stream_the_provider_fails_ends_with_our_error_event(base_url, secret):
+    with serve(FakeProvider("openai", KEY, mode="midstream_error")) as fake:
+        model_at(fake.url)
+        with pytest.raises(openai.APIError) as failed:
+            for _ in sdk(base_url, secret).responses.create(
+                model="gpt-4.1", input="Hi", stream=True
+            ):
+                pass
+
+    assert str(failed.value) == str(failed_mid_answer())
+    records(1)
 
 
 def test_a_client_that_leaves_closes_the_upstream_at_once_and_is_charged(base_url, secret):

@@ -168,13 +168,16 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "model_identifier",
         "provider",
         "kind",
+        "client",
+        "token_name",
         "input_tokens",
         "output_tokens",
         "price_tier",
         "cost_shown",
     ]
     list_filter = ["pricing", "price_tier", "kind", ProviderTypeFilter, "day"]
-    search_fields = ["model_identifier"]
+    # A client by the name its User-Agent gave (a token's secret is never kept: nothing to find).
+    search_fields = ["model_identifier", "client"]
     # Shown, never a form: also no model choice built (its ordering is the model admin's).
     readonly_fields = [field.name for field in UsageRecord._meta.fields]
     date_hierarchy = "day"
@@ -190,9 +193,16 @@ class UsageRecordAdmin(admin.ModelAdmin):
         return False
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[UsageRecord]:
-        # Not a join: a deleted user's records stay listed.
+        # Not joins: a deleted user's or token's records stay listed.
         username = get_user_model().objects.filter(pk=OuterRef("user_id")).values("username")
-        return super().get_queryset(request).annotate(username=Subquery(username))
+        # The gateway's tokens, through the reference (billing does not import the gateway).
+        tokens = UsageRecord._meta.get_field("token").related_model.objects
+        token_name = tokens.filter(pk=OuterRef("token_id")).values("name")
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(username=Subquery(username), token_name=Subquery(token_name))
+        )
 
     @admin.display(description="provider", ordering="provider_type")
     def provider(self, record: UsageRecord) -> str:
@@ -201,6 +211,13 @@ class UsageRecordAdmin(admin.ModelAdmin):
     @admin.display(description="user", ordering="username")
     def user_name(self, record: UsageRecord) -> str:
         return record.username or f"user #{record.user_id}"
+
+    @admin.display(description="access token")
+    def token_name(self, record: UsageRecord) -> str:
+        """The token's name only: a part of its secret (the prefix) is no column's business."""
+        if record.token_id is None:
+            return "-"
+        return record.token_name or f"token #{record.token_id}"
 
     @admin.display(description="cost", ordering="cost")
     def cost_shown(self, record: UsageRecord) -> str:

@@ -4,6 +4,7 @@ from."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -91,6 +92,25 @@ def prices_at(
     return PriceTier.BASE, {name: getattr(source, name) for name in PRICE_FIELDS}
 
 
+# A gateway client that names no product (no User-Agent, or only a comment): never a product
+# name, which cannot start with "(".
+UNNAMED_CLIENT = "(unnamed client)"
+# A version: a word, or the part of a word after "/", starting with a digit.
+VERSION = re.compile(r"/\d\S*$|^\d")
+
+
+def client_product_of(*, kind: str, client: str) -> str:
+    """The client as the dashboard splits spend by it, so that one tool's versions are one
+    client: empty for the chat; for a gateway call, its User-Agent up to the first comment
+    ("(…)"), without versions: `OpenAI/Python 3.57.0` is `OpenAI/Python`, `claude-cli/1.0.83
+    (external, cli)` is `claude-cli`."""
+    if kind != UsageRecord.Kind.GATEWAY:
+        return ""
+    words = client.split("(", 1)[0].split()
+    named = [VERSION.sub("", word) for word in words if not VERSION.match(word)]
+    return " ".join(named) or UNNAMED_CLIENT
+
+
 def usage_record(
     *,
     user_id: int,
@@ -124,6 +144,7 @@ def usage_record(
         kind=kind,
         token_id=token_id,
         client=client_name[: UsageRecord._meta.get_field("client").max_length],
+        client_product=client_product_of(kind=kind, client=client_name),
         price_tier=tier,
         pricing=pricing,
         cost=cost,
@@ -147,6 +168,7 @@ def daily_usage_add(record: UsageRecord) -> None:
         "user_id": record.user_id,
         "model_id": record.model_id,
         "group_id": record.group_id,
+        "client_product": record.client_product,
     }
     amounts = {
         "calls": 1,

@@ -134,6 +134,10 @@ def cost_field(verbose_name: str = "cost", **kwargs: Any) -> models.DecimalField
     return models.DecimalField(verbose_name, max_digits=20, decimal_places=10, **kwargs)
 
 
+def client_product_field() -> models.CharField:
+    return models.CharField("client product", max_length=100, blank=True, default="")
+
+
 def no_constraint(to: Any, **kwargs: Any) -> models.ForeignKey:
     """A reference that outlives what it names: the ledger keeps the ids of users, groups and
     models deleted since, and never changes for their deletion."""
@@ -186,6 +190,10 @@ class UsageRecord(models.Model):
     # A gateway call's personal access token, and its client's name (User-Agent, trimmed).
     token = no_constraint("gateway.PersonalAccessToken", null=True, blank=True)
     client = models.CharField(max_length=100, blank=True, default="")
+    # The client as the dashboard splits spend by it: empty for the chat, else the client's
+    # name without its versions (ledger.client_product_of). Kept with the record so that the
+    # daily sums can be rebuilt from the ledger in one query.
+    client_product = client_product_field()
     input_tokens = token_field("input tokens")
     output_tokens = token_field("output tokens")
     cache_read_tokens = token_field("cache read tokens")
@@ -227,13 +235,15 @@ class UsageRecord(models.Model):
 
 
 class DailyUsage(models.Model):
-    """The ledger summed per day, developer, group and model, in the transaction of each
-    record: budgets and the dashboard read these sums, not a year of calls."""
+    """The ledger summed per day, developer, group, model and client, in the transaction of
+    each record: budgets and the dashboard read these sums, not a year of calls."""
 
     day = models.DateField()
     user = no_constraint(settings.AUTH_USER_MODEL)
     group = no_constraint(Group, null=True, blank=True)
     model = no_constraint(LLMModel)
+    # Empty: the chat (sums from before the gateway are all the chat's).
+    client_product = client_product_field()
     provider_type = models.CharField(max_length=32)
     calls = models.PositiveIntegerField(default=0)
     # Calls without a cost (unpriced, or no token counts): the cost leaves them out.
@@ -258,12 +268,12 @@ class DailyUsage(models.Model):
         constraints = [
             # Partial indexes, not NULLS NOT DISTINCT: SQLite has no such option.
             models.UniqueConstraint(
-                fields=["day", "user", "model", "group"],
+                fields=["day", "user", "model", "client_product", "group"],
                 condition=Q(group__isnull=False),
                 name="one_daily_usage_per_group",
             ),
             models.UniqueConstraint(
-                fields=["day", "user", "model"],
+                fields=["day", "user", "model", "client_product"],
                 condition=Q(group__isnull=True),
                 name="one_daily_usage_without_group",
             ),

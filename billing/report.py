@@ -1,8 +1,8 @@
 """The usage dashboard's reads: what was spent over a range of days, in total and by model,
-provider, developer and group, and the geometry of each dimension's stacked bar chart.
+provider, developer, group and client, and the geometry of each dimension's stacked bar chart.
 
 Everything comes from the daily sums (DailyUsage), never from the ledger, in at most five
-queries whatever the range or the data: the sums by developer, model and group together
+queries whatever the range or the data: the sums by developer, model, group and client together
 (folded per dimension in Python), then every dimension's per-day series in one query grouped
 by day (a filtered sum per key shown), then one query per kind of label, for the keys shown
 only. Two passes over the range in all: a year of a million calls is about 250,000 daily
@@ -62,22 +62,25 @@ OTHER_COLOR = "#BBBBBB"
 NO_GROUP_COLOR = "#7A7A7A"
 
 
+# The chat's calls, by the client dimension (their client is empty in the sums).
+CHAT_CLIENT = "Chat (the /agents/ page)"
+
+
 @dataclass(frozen=True)
 class Dimension:
     name: str
     title: str  # as in "Cost per day by model"
     column: str
-
-    @property
-    def other_key(self) -> int | str:
-        return OTHER_SLUG if self.name == "provider" else OTHER_ID
+    # The key of "Other": never one of the dimension's keys (a client is a string, even empty).
+    other_key: int | str = OTHER_ID
 
 
 DIMENSIONS = (
     Dimension("model", "model", "model_id"),
-    Dimension("provider", "provider", "provider_type"),
+    Dimension("provider", "provider", "provider_type", other_key=OTHER_SLUG),
     Dimension("user", "developer", "user_id"),
     Dimension("group", "group", "group_id"),
+    Dimension("client", "client", "client_product"),
 )
 
 
@@ -184,15 +187,18 @@ def provider_label(slug: str) -> str:
     return provider_type.label if provider_type else slug
 
 
-def label_of(dimension: str, key: Any, labels: dict[Any, str]) -> str:
-    if key in (OTHER_ID, OTHER_SLUG):
+def label_of(dimension: Dimension, key: Any, labels: dict[Any, str]) -> str:
+    if key == dimension.other_key:
         return "Other"
-    if key == NO_GROUP_ID and dimension == "group":
+    if key == NO_GROUP_ID and dimension.name == "group":
         return "No group"
-    if dimension == "provider":
+    if dimension.name == "provider":
         return provider_label(key)
+    if dimension.name == "client":
+        # A gateway client by the name it gave (ledger.client_product_of).
+        return key or CHAT_CLIENT
     # Deleted since: the sums keep its id.
-    return labels.get(key) or f"{dimension} #{key}"
+    return labels.get(key) or f"{dimension.name} #{key}"
 
 
 # Formatting.
@@ -265,11 +271,11 @@ def ranked_keys(
 
 
 def key_sums(days: QuerySet[DailyUsage]) -> dict[str, dict[Any, Amounts]]:
-    """Each dimension's sums by key: one query, grouped by developer, model and group at once
-    (a few thousand rows where a year has hundreds of thousands: one sort instead of one per
-    dimension), folded per dimension here."""
+    """Each dimension's sums by key: one query, grouped by developer, model, group and client
+    at once (a few thousand rows where a year has hundreds of thousands: one sort instead of
+    one per dimension), folded per dimension here."""
     rows = (
-        days.values("user_id", "model_id", "group_id", "provider_type")
+        days.values(*(dimension.column for dimension in DIMENSIONS))
         .annotate(**sums(KEY_FIELDS))
         .values_list(*(dimension.column for dimension in DIMENSIONS), *sums(KEY_FIELDS))
     )
@@ -313,14 +319,15 @@ def usage_report(*, start: date, end: date, metric: Metric) -> Report:
         "user": user_labels(tops["user"]),
         "group": group_labels(tops["group"]),
         "provider": {},
+        "client": {},
     }
     breakdowns = []
     for dimension in DIMENSIONS:
         rows = [
             Row(
                 key=key,
-                label=label_of(dimension.name, key, labels[dimension.name]),
-                color=color_of(key, index),
+                label=label_of(dimension, key, labels[dimension.name]),
+                color=color_of(dimension, key, index),
                 amounts=amounts,
                 total=amounts.text(metric),
             )
@@ -383,10 +390,10 @@ def per_day(
     return series, parts
 
 
-def color_of(key: Any, index: int) -> str:
-    if key == NO_GROUP_ID:
+def color_of(dimension: Dimension, key: Any, index: int) -> str:
+    if key == NO_GROUP_ID and dimension.name == "group":
         return NO_GROUP_COLOR
-    if key in (OTHER_ID, OTHER_SLUG):
+    if key == dimension.other_key:
         return OTHER_COLOR
     return PALETTE[index % len(PALETTE)]
 
@@ -571,6 +578,7 @@ CSV_HEADER = (
     "provider",
     "model identifier",
     "model",
+    "client",
     "calls",
     "long-context calls",
     "input tokens",
@@ -586,7 +594,7 @@ CSV_COUNTS = ("calls", "long_context_calls", *TOKEN_FIELDS)
 
 
 def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
-    """Each daily row of the range (day, developer, group, model), labelled: three label
+    """Each daily row of the range (day, developer, group, model, client), labelled: three label
     queries for the ids in the range, then the rows read in chunks."""
     days = in_range(start, end)
     users = get_user_model().objects.filter(pk__in=days.values("user_id"))
@@ -602,17 +610,18 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
             pk__in=days.values("model_id")
         ).values_list("pk", "identifier", "display_name")
     }
-    rows = days.order_by("day", "user_id", "model_id", "group_id").values_list(
+    rows = days.order_by("day", "user_id", "model_id", "group_id", "client_product").values_list(
         "day",
         "user_id",
         "group_id",
         "provider_type",
         "model_id",
+        "client_product",
         *CSV_COUNTS,
         "cost",
         "uncosted_calls",
     )
-    for day, user_id, group_id, slug, model_id, *counts, cost, unpriced in rows.iterator(
+    for day, user_id, group_id, slug, model_id, client, *counts, cost, unpriced in rows.iterator(
         chunk_size=2000
     ):
         identifier, name = llm_models.get(model_id, ("", f"model #{model_id}"))
@@ -623,6 +632,7 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
             provider_label(slug),
             identifier,
             name,
+            client or CHAT_CLIENT,
             *counts,
             "" if unpriced >= counts[0] else csv_amount(cost),
             CURRENCY,

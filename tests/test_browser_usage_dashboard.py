@@ -81,8 +81,8 @@ def test_the_charts_render_with_bars_legends_and_hover_titles(
     page.click("#usage-range input[type=submit]")
 
     charts = page.locator("figure.usage-chart > svg")
-    expect(charts).to_have_count(4)
-    for index in range(4):
+    expect(charts).to_have_count(5)
+    for index in range(5):
         chart = charts.nth(index)
         expect(chart).to_be_visible()
         box = chart.bounding_box()
@@ -99,6 +99,7 @@ def test_the_charts_render_with_bars_legends_and_hover_titles(
     expect(legend.nth(1)).to_contain_text("GPT Mini")
     expect(page.locator("#chart-group .usage-legend")).to_contain_text("No group")
     expect(page.locator("#chart-provider .usage-legend")).to_contain_text("Anthropic")
+    expect(page.locator("#chart-client .usage-legend")).to_contain_text("Chat (the /agents/ page)")
     # A bar's hover text: its day, key and value.
     first = page.locator("#chart-model .bars g.series").first.locator("rect title").first
     assert first.text_content() == "2026-03-02 · Claude Sonnet: $0.90"

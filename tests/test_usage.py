@@ -32,6 +32,7 @@ from billing.models import (
     UserBudget,
 )
 from chat.models import Conversation, Message
+from gateway.tokens import token_mint
 from llmadmin.models import LLMModel
 from llmadmin.providers.contract import Usage
 from llmadmin.services import catalog_values
@@ -848,3 +849,31 @@ def test_the_agents_page_shows_own_usage_and_remaining_budget(client, developer)
     assert "$3.00 of your $10.00" in " ".join(page.split())
     assert "$6.99 left until 1 December 2026" in " ".join(page.split())
     assert "<td>Sonnet</td>" in page
+
+
+def test_the_ledger_lists_a_gateway_calls_client_and_token_by_name_and_finds_it_by_client(
+    admin_client, developer
+):
+    model = LLMModelFactory(**PRICES)
+    token, secret = token_mint(user=developer, name="laptop")
+    for client_name, token_id in (("OpenAI/Python 3.57.0", token.pk), ("claude-cli/1.0", 999)):
+        usage_record(
+            user_id=developer.pk,
+            model=model,
+            called_at=datetime.now(UTC),
+            usage=Usage(10, 5),
+            kind=UsageRecord.Kind.GATEWAY,
+            token_id=token_id,
+            client_name=client_name,
+        )
+    ledger = reverse("admin:billing_usagerecord_changelist")
+
+    page = admin_client.get(ledger).text
+    found = admin_client.get(ledger, {"q": "openai/python"}).text
+
+    assert '<td class="field-client">OpenAI/Python 3.57.0</td>' in page
+    assert '<td class="field-token_name">laptop</td>' in page
+    # A token deleted since, by its id; never a part of any secret.
+    assert '<td class="field-token_name">token #999</td>' in page
+    assert token.prefix not in page and secret not in page
+    assert "OpenAI/Python 3.57.0" in found and "claude-cli" not in found

@@ -1,5 +1,6 @@
-"""The usage dashboard: sums and per-day series by model, provider, developer and group, the
-date range form, the CSV, permissions, a constant number of queries, and usage_rebuild."""
+"""The usage dashboard: sums and per-day series by model, provider, developer, group and
+client, the date range form, the CSV, permissions, a constant number of queries, and
+usage_rebuild."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.ledger import usage_record
-from billing.models import DailyUsage
+from billing.ledger import client_product_of, usage_record
+from billing.models import DailyUsage, UsageRecord
 from billing.report import Report, axis_text, nice_scale, usage_report, x_ticks
 from llmadmin.models import LLMModel
 from llmadmin.providers.contract import Usage
@@ -30,12 +31,21 @@ RANGE = {"start": "2026-03-02", "end": "2026-03-05"}
 M = 1_000_000
 
 
-def call(user: User, model: LLMModel, day: date, tokens: tuple[int, int] | None) -> None:
+def call(
+    user: User,
+    model: LLMModel,
+    day: date,
+    tokens: tuple[int, int] | None,
+    user_agent: str | None = None,
+) -> None:
+    """A chat call, or with a User-Agent a gateway call."""
     usage_record(
         user_id=user.pk,
         model=model,
         called_at=datetime.combine(day, time(12), tzinfo=UTC),
         usage=Usage(input_tokens=tokens[0], output_tokens=tokens[1]) if tokens else None,
+        **({} if user_agent is None else {"kind": UsageRecord.Kind.GATEWAY}),
+        client_name=user_agent or "",
     )
 
 
@@ -139,6 +149,67 @@ def test_each_dimension_sums_its_keys_a_deleted_user_by_id_and_no_group_apart(le
         ("red", 4, 1, 1_600_000, 600_000, Decimal("3.20")),
         ("No group", 2, 1, 1_500_000, 750_000, Decimal("4.00")),
     ]
+
+
+@pytest.fixture
+def gateway_calls(ledger) -> None:
+    """Beside the chat's calls: alice's through two versions of the OpenAI SDK and Claude
+    Code, bob's through a client that gave no User-Agent. Alpha: $1 in, $2 out per 1M."""
+    alice, bob, alpha = ledger["alice"], ledger["bob"], ledger["alpha"]
+    call(alice, alpha, DAY1, (M, 0), "OpenAI/Python 3.57.0")  # $1.00
+    call(alice, alpha, DAY2, (M, 0), "OpenAI/Python 3.58.1")  # $1.00
+    call(alice, alpha, DAY2, (0, M), "claude-cli/1.0.83 (external, cli)")  # $2.00
+    call(bob, alpha, DAY3, (M // 2, 0), "")  # $0.50
+
+
+def test_spend_is_split_by_client_the_chat_apart_and_one_tool_across_its_versions(
+    ledger, gateway_calls
+):
+    found = report()
+
+    assert table(found, "client") == [
+        ("Chat (the /agents/ page)", 7, 2, 5_100_000, 2_350_000, Decimal("11.20")),
+        ("OpenAI/Python", 2, 0, 2_000_000, 0, Decimal("2.00")),
+        ("claude-cli", 1, 0, 0, 1_000_000, Decimal("2.00")),
+        ("(unnamed client)", 1, 0, 500_000, 0, Decimal("0.50")),
+    ]
+    assert titles(found, "client")["OpenAI/Python"] == [
+        "2026-03-02 · OpenAI/Python: $1.00",
+        "2026-03-03 · OpenAI/Python: $1.00",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("kind", "user_agent", "client"),
+    [
+        ("chat", "", ""),
+        ("summary", "", ""),
+        ("gateway", "OpenAI/Python 3.57.0", "OpenAI/Python"),
+        ("gateway", "Anthropic/Python 2.14.0", "Anthropic/Python"),
+        ("gateway", "claude-cli/1.0.83 (external, cli)", "claude-cli"),
+        ("gateway", "codex_cli_rs/0.20.0 (Mac OS 14.5.0; arm64) iTerm.app/3.5", "codex_cli_rs"),
+        ("gateway", "llm/0.27.1 python-httpx/0.28.1", "llm python-httpx"),
+        ("gateway", "curl/8.5.0", "curl"),
+        ("gateway", "", "(unnamed client)"),
+        ("gateway", "(only a comment)", "(unnamed client)"),
+        ("gateway", "1.2.3", "(unnamed client)"),
+    ],
+    ids=[
+        "chat",
+        "summary",
+        "openai-sdk",
+        "anthropic-sdk",
+        "claude-code",
+        "codex",
+        "two-products",
+        "curl",
+        "no-user-agent",
+        "comment-only",
+        "version-only",
+    ],
+)
+def test_a_clients_versions_and_comments_are_left_out_of_its_name(kind, user_agent, client):
+    assert client_product_of(kind=kind, client=user_agent) == client
 
 
 def test_the_series_stack_each_keys_value_per_day_and_keep_empty_days(ledger):
@@ -318,9 +389,9 @@ def test_the_page_shows_totals_a_chart_and_a_table_per_dimension(admin_client, l
     assert '<div class="breadcrumbs">' in page and "&rsaquo; Usage\n</div>" in page
     assert 'id="usage-spend">$11.20 + 2 unpriced calls<' in page
     assert "2 unpriced calls (an unpriced model, or no token counts reported)" in page
-    for dimension in ("model", "provider", "user", "group"):
+    for dimension in ("model", "provider", "user", "group", "client"):
         assert f'id="chart-{dimension}"' in page
-    assert page.count("<svg viewBox=") == 4
+    assert page.count("<svg viewBox=") == 5
     assert "<title>2026-03-03 · Alpha: $4.00</title>" in page
     assert f"user #{ledger['dave_id']}" in page
     assert f'href="{CSV}?start=2026-03-02&amp;end=2026-03-05"' in page
@@ -414,6 +485,7 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "provider",
         "model identifier",
         "model",
+        "client",
         "calls",
         "long-context calls",
         "input tokens",
@@ -435,6 +507,7 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "Anthropic",
         alpha.identifier,
         "Alpha",
+        "Chat (the /agents/ page)",
         "2",
         "0",
         "1000000",
@@ -452,6 +525,18 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         ["bob", "blue"],
         ["carol", ""],
         ["carol", ""],
+    ]
+
+
+def test_the_csv_has_a_row_per_client_of_a_day(admin_client, ledger, gateway_calls):
+    header, *rows = csv_rows(admin_client.get(CSV, {"start": "2026-03-03", "end": "2026-03-03"}))
+    rows = [dict(zip(header, row, strict=True)) for row in rows]
+
+    alice = [(row["client"], row["calls"], row["cost"]) for row in rows if row["user"] == "alice"]
+    assert sorted(alice) == [
+        ("Chat (the /agents/ page)", "1", "0.70"),
+        ("OpenAI/Python", "1", "1.00"),
+        ("claude-cli", "1", "2.00"),
     ]
 
 
@@ -577,9 +662,13 @@ def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
         for m, model in enumerate(models):
             call(user, model, date(2026, 1, 1) + timedelta(days=n * 7 + m), (1000 * m, 10))
 
+    for n in range(12):
+        call(user, models[0], date(2026, 2, 1), (10, 10), f"tool-{n}/1.0")
+
     with django_assert_num_queries(QUERIES):
         response = admin_client.get(DASHBOARD, wide)
     assert [row.label for row in response.context["report"].breakdowns[2].rows][-1] == "Other"
+    assert [row.label for row in response.context["report"].breakdowns[4].rows][-1] == "Other"
 
 
 # usage_rebuild.
@@ -588,11 +677,14 @@ def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
 def daily_sums() -> list[dict[str, object]]:
     return [
         {**row, "cost": Decimal(row["cost"]).quantize(Decimal("1e-8"))}
-        for row in DailyUsage.objects.order_by("day", "user_id", "model_id", "group_id").values(
+        for row in DailyUsage.objects.order_by(
+            "day", "user_id", "model_id", "group_id", "client_product"
+        ).values(
             "day",
             "user_id",
             "group_id",
             "model_id",
+            "client_product",
             "provider_type",
             "calls",
             "uncosted_calls",
@@ -627,8 +719,25 @@ def test_usage_rebuild_reproduces_the_daily_sums_from_the_ledger(ledger):
     assert daily_sums() == kept
 
 
-def test_usage_rebuild_check_finds_nothing_when_the_sums_match(ledger):
+def test_usage_rebuild_check_finds_nothing_when_the_sums_match(ledger, gateway_calls):
     assert rebuild("--check") == ("The daily sums match the ledger.\n", 0)
+
+
+def test_usage_rebuild_keeps_each_clients_sums_apart(ledger, gateway_calls):
+    kept = daily_sums()
+    alice, alpha = ledger["alice"], ledger["alpha"]
+    DailyUsage.objects.filter(client_product="claude-cli").delete()
+
+    out, code = rebuild("--check")
+
+    red = Group.objects.get(name="red").pk
+    assert (out.splitlines()[0], code) == (
+        f"2026-03-03 user #{alice.pk} model #{alpha.pk} client 'claude-cli' group #{red}: "
+        "in the ledger, no daily sums",
+        1,
+    )
+    assert rebuild() == ("Daily usage rebuilt from the ledger: 10 rows.\n", 0)
+    assert daily_sums() == kept
 
 
 def test_usage_rebuild_check_reports_each_difference_and_exits_1(ledger):

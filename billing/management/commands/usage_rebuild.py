@@ -2,7 +2,7 @@
 
 Usage: manage.py usage_rebuild [--check]
 
-Sums every usage record per day, developer, group and model in one aggregate query and
+Sums every usage record per day, developer, group, model and client in one aggregate query and
 replaces all daily sums with the result in one transaction (the ledger is the truth; the sums
 are kept in step with it call by call and should never differ). With --check nothing is
 written: each difference between the ledger and the sums is listed, and the command exits 1
@@ -20,11 +20,11 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import ProgrammingError, connection, transaction
 from django.db.models import Count, F, Min, Q, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Collate
 
 from billing.models import TOKEN_FIELDS, DailyUsage, PriceTier, UsageRecord
 
-KEY = ("day", "user_id", "model_id", "group_id")
+KEY = ("day", "user_id", "model_id", "client_product", "group_id")
 AMOUNTS = (
     "provider_type",
     "calls",
@@ -65,13 +65,17 @@ def ledger_sums() -> QuerySet[UsageRecord]:
 
 
 def ordered(queryset: QuerySet[Any]) -> QuerySet[Any]:
-    # NULL groups first on every database, as key_of() sorts them.
-    return queryset.order_by(*KEY[:-1], F("group_id").asc(nulls_first=True))
+    # As key_of() sorts: NULL groups first, clients by code point (SQLite's default order;
+    # PostgreSQL's C collation).
+    client = (
+        F("client_product") if connection.vendor == "sqlite" else Collate("client_product", "C")
+    )
+    return queryset.order_by(*KEY[:3], client, F("group_id").asc(nulls_first=True))
 
 
 def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
-    day, user_id, model_id, group_id = row[:4]
-    return (day, user_id, model_id, -1 if group_id is None else group_id)
+    *rest, group_id = row[: len(KEY)]
+    return (*rest, -1 if group_id is None else group_id)
 
 
 def differences(
@@ -89,7 +93,9 @@ def differences(
         else:
             changed = [
                 f"{name} {shown(name, theirs)} in the ledger, {shown(name, ours)} in the sums"
-                for name, theirs, ours in zip(AMOUNTS, left[4:], right[4:], strict=True)
+                for name, theirs, ours in zip(
+                    AMOUNTS, left[len(KEY) :], right[len(KEY) :], strict=True
+                )
                 if not same(name, theirs, ours)
             ]
             if changed:
@@ -109,9 +115,11 @@ def shown(name: str, value: Any) -> str:
 
 
 def describe(row: tuple[Any, ...]) -> str:
-    day, user_id, model_id, group_id = row[:4]
+    day, user_id, model_id, client_product, group_id = row[: len(KEY)]
     group = "no group" if group_id is None else f"group #{group_id}"
-    return f"{day.isoformat()} user #{user_id} model #{model_id} {group}"
+    # The chat's rows name no client.
+    client = f" client {client_product!r}" if client_product else ""
+    return f"{day.isoformat()} user #{user_id} model #{model_id}{client} {group}"
 
 
 def usage_rebuild() -> int:

@@ -1,0 +1,590 @@
+"""Benchmark the gateway's OpenAI chat completions against the same loopback upstream reached
+directly, as served by scripts/serve (gunicorn, 2 uvicorn workers).
+
+Usage: .venv/bin/python bench/gateway.py [--rounds R] [--n N [N ...]] [--seconds S]
+                                         [--chunks-per-second C] [--ramp SECONDS]
+
+Sets up a throwaway SQLite database (or DATABASE_URL's) with the OpenAI Compatible provider
+pointed at a loopback upstream (a process of its own: a stream of C deltas a second for S
+seconds, as bench/chat_streams.py's, or at once one whole answer to a request not streamed),
+one model, a developer and a personal access token. The same client sends the same body
+(streams with `stream_options.include_usage`) straight to the upstream and through
+/gateway/openai/v1/chat/completions with the token. In every one of R rounds (default 5), in
+turn: probes the gateway's model list idle; for each N (default 10, 100, 300) N streams
+directly, then N through the gateway, the same prober running under the largest N; then S
+seconds of requests not streamed at concurrency 8, directly then through the gateway. Prints
+the load average at start and end and every figure as its median (min-max) over the rounds,
+each taken within its round: streams completed, the first-token delay the gateway adds (p50
+less p50, p99 less p99), the model list's p50 and p99 while the largest N's streams run, the
+server's CPU per stream; for requests not streamed, the time the gateway adds per request
+(p50 less p50, p99 less p99), requests/s both ways and the server's CPU per request; next to
+the targets: added first-token p50 <= 5 ms at N = 10, all 300 streams complete with the model
+list's p99 < 250 ms, overhead of a request not streamed <= 3 ms median. About a minute per
+round with S = 5 (--rounds 1 --seconds 3: under a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+from chat_streams import (
+    ANSWER_HEAD,
+    DELTA,
+    DIRECT,
+    EDGE,
+    PROBE_PAUSE,
+    SPAWN,
+    TRACEBACK_LINES,
+    Stream,
+    answered,
+    chunk,
+    first_deltas,
+    in_ms,
+    open_streams,
+    post,
+    whole,
+)
+from rounds import load_line, percentile, spread
+from serving import (
+    ROOT,
+    bench_environment,
+    cpu_seconds,
+    free_port,
+    require,
+    server_command,
+    server_processes,
+    wait_for_port,
+)
+
+CONCURRENCY = (10, 100, 300)
+# Requests not streamed: this many clients at once, each sending its next on an answer.
+WHOLE_CONCURRENCY = 8
+MODEL = "bench-model"
+CHAT_PATH = "/gateway/openai/v1/chat/completions"
+MODELS_PATH = "/gateway/openai/v1/models"
+USER_AGENT = "bench-gateway/1"
+WHOLE_ANSWER = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 0,
+        "model": MODEL,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "A short answer."},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 4, "total_tokens": 16},
+    }
+).encode()
+
+
+# --- The upstream: chat_streams' paced stream, or one whole answer --------------------------
+
+
+def serve_upstream(port: int, deltas: int, pause: float) -> None:
+    """The upstream's process: a streamed request is answered with `deltas` deltas `pause`
+    seconds apart, the first at once, then the usage and the end (as chat_streams' upstream
+    does); one not streamed, at once with WHOLE_ANSWER. Each connection is then closed."""
+    ending = (
+        chunk(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
+        + chunk(
+            b'data: {"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":%d}}\n\n' % deltas
+        )
+        + chunk(b"data: [DONE]\n\n")
+        + b"0\r\n\r\n"
+    )
+    whole_answer = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n%s" % (len(WHOLE_ANSWER), WHOLE_ANSWER)
+    )
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+            body = await reader.readexactly(int(length[1]) if length else 0)
+            if not json.loads(body).get("stream"):
+                writer.write(whole_answer)
+                await writer.drain()
+                return
+            writer.write(ANSWER_HEAD)
+            started = loop.time()
+            for n in range(deltas):
+                # On a schedule, so that an answer lasts as long however busy the loop is.
+                await asyncio.sleep(started + n * pause - loop.time())
+                writer.write(DELTA)
+                await writer.drain()
+            writer.write(ending)
+            await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the server closed the request early
+        finally:
+            writer.close()
+
+    async def serve() -> None:
+        # Hundreds of requests arrive at once: a short backlog would delay some by a second.
+        server = await asyncio.start_server(answer, "127.0.0.1", port, backlog=4096)
+        await server.serve_forever()
+
+    asyncio.run(serve())
+
+
+# --- The gateway's model list, probed ------------------------------------------------------
+
+Probe = tuple[float, float, int]  # sent, seconds, status
+
+
+def probe_model_list(port: int, secret: str, stop: Event, samples: Connection) -> None:
+    """The prober's process: GET the gateway's model list with the token, one request at a
+    time, PROBE_PAUSE apart, until stopped; sends (sent, seconds, status) of each."""
+    taken = []
+    while not stop.is_set():
+        sent = time.monotonic()
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request(
+                "GET",
+                MODELS_PATH,
+                headers={"Authorization": f"Bearer {secret}", "User-Agent": USER_AGENT},
+            )
+            response = connection.getresponse()
+            response.read()
+            connection.close()
+            status = response.status
+        except OSError:
+            status = 0
+        taken.append((sent, time.monotonic() - sent, status))
+        stop.wait(PROBE_PAUSE)
+    samples.send(taken)
+
+
+@contextmanager
+def prober(port: int, secret: str) -> Iterator[list[Probe]]:
+    """Probe the gateway's model list while inside; the samples are in the list on leaving."""
+    stop = SPAWN.Event()
+    receiving, sending = SPAWN.Pipe(duplex=False)
+    process = SPAWN.Process(target=probe_model_list, args=(port, secret, stop, sending))
+    process.start()
+    sending.close()  # the prober's end only: a prober that dies ends recv()
+    samples: list[Probe] = []
+    try:
+        yield samples
+    finally:
+        stop.set()
+        samples.extend(receiving.recv())
+        process.join()
+
+
+# --- Requests not streamed -----------------------------------------------------------------
+
+
+async def whole_request(port: int, request: bytes) -> tuple[float, int]:
+    """Send one request and read its whole answer (the connection closes after it):
+    (seconds, status)."""
+    sent = time.monotonic()
+    writer = None
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        answer = await reader.read()
+        status = int(answer.split(b" ", 2)[1])
+    except (OSError, ValueError, IndexError):
+        status = 0
+    finally:
+        if writer:
+            writer.close()
+    return time.monotonic() - sent, status
+
+
+async def whole_requests(port: int, request: bytes, seconds: float) -> list[tuple[float, int]]:
+    """WHOLE_CONCURRENCY clients sending the request again on each answer for `seconds`."""
+    until = time.monotonic() + seconds
+    taken: list[tuple[float, int]] = []
+
+    async def client() -> None:
+        while time.monotonic() < until:
+            taken.append(await whole_request(port, request))
+
+    await asyncio.gather(*(client() for _ in range(WHOLE_CONCURRENCY)))
+    return taken
+
+
+# --- Setup and measurement -----------------------------------------------------------------
+
+
+def prepare(environment: dict[str, str], upstream_port: int) -> str:
+    """Migrate, point the OpenAI Compatible provider at the upstream with one model, make a
+    developer and their token; return its secret."""
+    os.environ.update(environment)
+    sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+
+    from gateway.tokens import token_mint
+    from llmadmin.models import LLMModel, Provider
+
+    call_command("migrate", verbosity=0)
+    # migrate made the row of every type.
+    provider = Provider.objects.get(type="openai-compat")
+    provider.api_key, provider.base_url = "sk-bench", f"http://127.0.0.1:{upstream_port}/v1"
+    provider.enabled = True
+    provider.full_clean()
+    provider.save()
+    model = LLMModel(
+        provider=provider,
+        identifier=MODEL,
+        display_name="Bench model",
+        context_limit=200_000,
+        is_default=True,
+    )
+    model.full_clean()
+    model.save()
+    _, secret = token_mint(user=User.objects.create_user("bench-dev"), name="bench")
+    return secret
+
+
+@dataclass(frozen=True)
+class Setup:
+    port: int
+    upstream_port: int
+    secret: str
+    server_pid: int
+    seconds: float
+    limit: float  # a stream not ended this long after its request failed
+    ramp: float  # the streams start spread over this many seconds
+
+    def request(self, *, through: bool, stream: bool) -> bytes:
+        """The same body both ways: to the upstream with its key, or to the gateway with the
+        token."""
+        body = {
+            "model": MODEL,
+            "messages": [{"role": "user", "content": "Tell me a long story."}],
+            "stream": stream,
+            **({"stream_options": {"include_usage": True}} if stream else {}),
+        }
+        port, path, key = (
+            (self.port, CHAT_PATH, self.secret)
+            if through
+            else (self.upstream_port, "/v1/chat/completions", "sk-bench")
+        )
+        headers = {"Authorization": f"Bearer {key}", "User-Agent": USER_AGENT}
+        return post(port, path, json.dumps(body).encode(), headers)
+
+
+@dataclass
+class Figures:
+    """One N's streams, round by round."""
+
+    through: list[list[Stream]] = field(default_factory=list)
+    direct: list[list[Stream]] = field(default_factory=list)
+    busy_probes: list[list[Probe]] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # workers' CPU seconds while streaming
+    probes: list[int] = field(default_factory=list)  # model list probes while streaming
+
+
+@dataclass
+class WholeFigures:
+    """Requests not streamed, round by round: (seconds, status) of each."""
+
+    through: list[list[tuple[float, int]]] = field(default_factory=list)
+    direct: list[list[tuple[float, int]]] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)  # workers' CPU seconds meanwhile
+
+
+def workers_cpu(pids: list[int]) -> float:
+    return sum(cpu_seconds(pid) for pid in pids[1:])
+
+
+def measure_streams(setup: Setup, n: int, figures: Figures, probed: bool) -> None:
+    """N streams directly, then through the gateway; with `probed`, the gateway's model list
+    probed meanwhile."""
+    pids = server_processes(setup.server_pid)
+    direct, _ = asyncio.run(
+        open_streams(
+            setup.upstream_port,
+            [setup.request(through=False, stream=True)] * n,
+            DIRECT,
+            setup.limit,
+            ramp=setup.ramp,
+        )
+    )
+    figures.direct.append(direct)
+    before = workers_cpu(pids)
+    with prober(setup.port, setup.secret) if probed else nullcontext([]) as busy:
+        began = time.monotonic()
+        # The gateway passes the upstream's events on as they are: the same markers.
+        streams, _ = asyncio.run(
+            open_streams(
+                setup.port,
+                [setup.request(through=True, stream=True)] * n,
+                DIRECT,
+                setup.limit,
+                ramp=setup.ramp,
+            )
+        )
+        ended = time.monotonic()
+    figures.cpu.append(workers_cpu(pids) - before)
+    require(server_processes(setup.server_pid) == pids, "a server worker was replaced")
+    figures.through.append(streams)
+    figures.probes.append(len(busy))
+    # While the streams were running: from the first one's request to the last one's end.
+    figures.busy_probes.append(
+        [(sent, seconds, status) for sent, seconds, status in busy if began <= sent < ended]
+    )
+
+
+def measure_whole(setup: Setup, figures: WholeFigures) -> None:
+    pids = server_processes(setup.server_pid)
+    figures.direct.append(
+        asyncio.run(
+            whole_requests(
+                setup.upstream_port, setup.request(through=False, stream=False), setup.seconds
+            )
+        )
+    )
+    before = workers_cpu(pids)
+    figures.through.append(
+        asyncio.run(
+            whole_requests(setup.port, setup.request(through=True, stream=False), setup.seconds)
+        )
+    )
+    figures.cpu.append(workers_cpu(pids) - before)
+
+
+def idle_probe_cpu(setup: Setup) -> float:
+    """The workers' CPU seconds per model list request, the server otherwise idle."""
+    pids = server_processes(setup.server_pid)
+    before = workers_cpu(pids)
+    with prober(setup.port, setup.secret) as idle:
+        time.sleep(2 * EDGE)
+    require(idle and all(status == 200 for *_, status in idle), "the model list failed idle")
+    return (workers_cpu(pids) - before) / len(idle)
+
+
+ONE = "{:.1f}".format
+TWO = "{:.2f}".format
+
+
+def added(
+    through: list[list[float]], direct: list[list[float]], q: float
+) -> tuple[list[float], list[float], list[float]]:
+    """Per round, in ms: the q-th percentile through the gateway, directly, and their
+    difference."""
+    ours = in_ms([percentile(values, q) for values in through])
+    theirs = in_ms([percentile(values, q) for values in direct])
+    return ours, theirs, [a - b for a, b in zip(ours, theirs, strict=True)]
+
+
+def report_streams(n: int, figures: Figures, deltas: int, probe_cpu: list[float]) -> None:
+    rounds = range(len(figures.through))
+    print(f"N = {n} streams: median (min-max) of {len(rounds)} rounds")
+    completed = [whole(streams, deltas) for streams in figures.through]
+    direct_completed = [whole(streams, deltas) for streams in figures.direct]
+    print(
+        f"  completed: {spread(completed, '{:.0f}'.format)} of {n} through the gateway "
+        f"(target: all; each round {', '.join(map(str, completed))}), "
+        f"{spread(direct_completed, '{:.0f}'.format)} directly"
+    )
+    failures = Counter(s.failure for streams in figures.through + figures.direct for s in streams)
+    del failures[""]
+    for failure, count in failures.most_common(5):
+        print(f"    {count} x {failure}")
+    through = [first_deltas(streams) for streams in figures.through]
+    direct = [first_deltas(streams) for streams in figures.direct]
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        ours, theirs, extra = added(through, direct, q)
+        target = " (target at N = 10: p50 <= 5)" if n == 10 and q == 0.5 else ""
+        print(
+            f"  first token {name}, ms: through the gateway {spread(ours, ONE)}, directly "
+            f"{spread(theirs, ONE)}; added {spread(extra, ONE)}{target}"
+        )
+    probed = any(figures.probes)
+    if probed:
+        busy = [answered(probes) for probes in figures.busy_probes]
+        failed = sum(status != 200 for probes in figures.busy_probes for *_, status in probes)
+        print(
+            f"  gateway model list while the streams ran, ms ({sum(map(len, busy))} requests, "
+            f"{failed} failed): p50 {spread(in_ms([percentile(b, 0.5) for b in busy]), ONE)}, "
+            f"p99 {spread(in_ms([percentile(b, 0.99) for b in busy]), ONE)}"
+            + (" (target at N = 300: p99 < 250, all streams complete)" if n == 300 else "")
+        )
+    # The prober's requests meanwhile cost what they cost idle, in this estimate.
+    per_stream = [(figures.cpu[r] - figures.probes[r] * probe_cpu[r]) / n * 1000 for r in rounds]
+    print(
+        "  server CPU per stream (workers"
+        + (", less the model list probes at their idle cost" if probed else "")
+        + f"): {spread(per_stream, ONE)} ms"
+    )
+
+
+def report_whole(figures: WholeFigures, seconds: float) -> None:
+    rounds = range(len(figures.through))
+    print(
+        f"Requests not streamed, {WHOLE_CONCURRENCY} at a time for {seconds:g} s: median "
+        f"(min-max) of {len(rounds)} rounds"
+    )
+    failed = [
+        sum(status != 200 for _, status in taken) for taken in figures.through + figures.direct
+    ]
+    print(f"  failed: {sum(failed)}")
+    through = [[s for s, status in taken if status == 200] for taken in figures.through]
+    direct = [[s for s, status in taken if status == 200] for taken in figures.direct]
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        ours, theirs, extra = added(through, direct, q)
+        target = " (target: p50 <= 3)" if q == 0.5 else ""
+        print(
+            f"  time per request {name}, ms: through the gateway {spread(ours, TWO)}, directly "
+            f"{spread(theirs, TWO)}; added {spread(extra, TWO)}{target}"
+        )
+    print(
+        f"  requests/s: through the gateway {spread([len(t) / seconds for t in through])}, "
+        f"directly {spread([len(d) / seconds for d in direct])}"
+    )
+    per_request = [cpu / max(1, len(t)) * 1000 for cpu, t in zip(figures.cpu, through, strict=True)]
+    print(f"  server CPU per request (workers): {spread(per_request, TWO)} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--n", type=int, nargs="+", default=CONCURRENCY, help="streams at once, in turn"
+    )
+    parser.add_argument("--chunks-per-second", type=float, default=20, help="of every stream")
+    parser.add_argument(
+        "--seconds",
+        type=float,
+        default=5,
+        help="that every stream lasts, and of requests not streamed per round and way",
+    )
+    parser.add_argument(
+        "--ramp",
+        type=float,
+        default=EDGE,
+        help="seconds over which the streams start, evenly spread (0: all at once)",
+    )
+    args = parser.parse_args()
+    print(load_line("start"))
+    require(args.seconds > 2 * EDGE, f"streams must last more than {2 * EDGE:g} s")
+    deltas = round(args.chunks_per_second * args.seconds)
+    # Every stream holds two sockets in this process, and two in the server.
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    with tempfile.TemporaryDirectory() as workdir:
+        upstream_port, port = free_port(), free_port()
+        # Daemonic: it ends with this process, however that ends.
+        upstream = SPAWN.Process(
+            target=serve_upstream,
+            args=(upstream_port, deltas, 1 / args.chunks_per_second),
+            daemon=True,
+        )
+        upstream.start()
+        environment = bench_environment(workdir)
+        secret = prepare(environment, upstream_port)
+        log_path = Path(workdir) / "server.log"
+        with log_path.open("wb") as log:
+            server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+                server_command(port, 2),
+                cwd=ROOT,
+                env={**os.environ, **environment},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        setup = Setup(
+            port=port,
+            upstream_port=upstream_port,
+            secret=secret,
+            server_pid=server.pid,
+            seconds=args.seconds,
+            limit=args.ramp + args.seconds + 60,
+            ramp=args.ramp,
+        )
+        figures = {n: Figures() for n in args.n}
+        whole_figures = WholeFigures()
+        probe_cpu = []
+        try:
+            wait_for_port(upstream_port)
+            wait_for_port(port)
+            # Warm both workers (first imports, the pool to the upstream) before measuring:
+            # requests not streamed, and streams left at their first delta.
+            warm = asyncio.run(whole_requests(port, setup.request(through=True, stream=False), 1))
+            require(
+                all(status == 200 for _, status in warm),
+                f"the gateway answered {Counter(status for _, status in warm)}",
+            )
+            warm_streams, _ = asyncio.run(
+                open_streams(
+                    port,
+                    [setup.request(through=True, stream=True)] * 20,
+                    DIRECT,
+                    setup.limit,
+                    whole=False,
+                )
+            )
+            require(
+                all(s.first_delta for s in warm_streams),
+                [s.failure for s in warm_streams if s.failure],
+            )
+            for _ in range(args.rounds):
+                probe_cpu.append(idle_probe_cpu(setup))
+                for n in args.n:
+                    # The model list is probed under the most streams only: there is its
+                    # target, and at fewer streams its requests would cost more CPU than the
+                    # streams, which the estimate per stream could not take out.
+                    measure_streams(setup, n, figures[n], probed=n == max(args.n))
+                measure_whole(setup, whole_figures)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+            upstream.terminate()
+            upstream.join()
+        log_lines = log_path.read_text(errors="replace").splitlines()
+
+    print(
+        f"The gateway's chat completions through gunicorn (2 uvicorn workers) against the "
+        f"same loopback upstream directly: streams of {deltas} deltas over {args.seconds:g} s, "
+        f"{args.rounds} rounds; each N's "
+        + (f"streams start over {args.ramp:g} s" if args.ramp else "streams start at once")
+    )
+    for n in args.n:
+        report_streams(n, figures[n], deltas, probe_cpu)
+    report_whole(whole_figures, args.seconds)
+    # Log messages and exceptions, without the frames and links of tracebacks.
+    headlines = [
+        line
+        for line in log_lines
+        if line.strip() and not line[0].isspace() and not line.startswith(TRACEBACK_LINES)
+    ]
+    print(f"server log: {len(log_lines)} lines")
+    for line, count in Counter(headlines).most_common(10):
+        print(f"  {count} x {line[:200]}")
+    print(load_line("end"))
+
+
+if __name__ == "__main__":
+    main()

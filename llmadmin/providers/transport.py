@@ -10,6 +10,7 @@ import asyncio
 import functools
 import importlib.metadata
 import json
+import math
 import re
 import ssl
 import weakref
@@ -145,7 +146,8 @@ class ProviderClient:
         secrets = [secret.encode() for secret in self.secrets() if secret]
         # The end of the bytes passed on so far: a credential split over two events.
         tail = b""
-        async with aclosing(self.bounded(self.relay(model, request))) as events:
+        source = self.relay(model, request)
+        async with aclosing(self.bounded(source, idle_limit=request.streamed)) as events:
             async for event in events:
                 if isinstance(event, Raw) and secrets:
                     seen = tail + event.data
@@ -154,15 +156,18 @@ class ProviderClient:
                     tail = seen[-max(map(len, secrets)) :]
                 yield event
 
-    async def bounded(self, source: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    async def bounded(
+        self, source: AsyncIterator[StreamEvent], *, idle_limit: bool = True
+    ) -> AsyncIterator[StreamEvent]:
         """A provider's answer, ended in time: PROVIDER_STREAM_TIMEOUT from the request on, or
-        PROVIDER_STREAM_IDLE_TIMEOUT after the last text or thinking. Keep-alive comments,
-        pings and usage counts don't hold an answer open. Either limit closes the upstream
-        request and raises a ChatError (stop reason timed_out); anything unexpected in the
-        answer becomes malformed()."""
+        PROVIDER_STREAM_IDLE_TIMEOUT after the last text or thinking (with `idle_limit`: a
+        whole answer sends nothing until it is done). Keep-alive comments, pings and usage
+        counts don't hold an answer open. Either limit closes the upstream request and raises
+        a ChatError (stop reason timed_out); anything unexpected becomes malformed()."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + settings.PROVIDER_STREAM_TIMEOUT
-        quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
+        idle = settings.PROVIDER_STREAM_IDLE_TIMEOUT if idle_limit else math.inf
+        quiet_until = loop.time() + idle
         events = aiter(source)
         try:
             while True:
@@ -177,7 +182,7 @@ class ProviderClient:
                 if event is None:
                     return
                 if isinstance(event, TextDelta | Thinking):
-                    quiet_until = loop.time() + settings.PROVIDER_STREAM_IDLE_TIMEOUT
+                    quiet_until = loop.time() + idle
                 yield event
         finally:
             await events.aclose()
@@ -259,6 +264,9 @@ class ProviderClient:
             request = await sync_to_async(self.build, thread_sensitive=False)(
                 "POST", url, body=json.dumps(body).encode(), stream=stream, headers=headers
             )
+            if not stream:
+                # A whole answer's first byte comes when it is done: as late as a stream's end.
+                request.extensions["timeout"] = timeouts(settings.PROVIDER_STREAM_TIMEOUT).as_dict()
             self.billable = True
             response = await stream_client().send(request, stream=True)
         except ProviderError:
@@ -355,8 +363,10 @@ def is_plain(response: httpx2.Response) -> bool:
     return response.headers.get("Content-Encoding", "").strip().lower() in ("", "identity")
 
 
-def timeouts() -> httpx2.Timeout:
-    return httpx2.Timeout(settings.PROVIDER_READ_TIMEOUT, connect=settings.PROVIDER_CONNECT_TIMEOUT)
+def timeouts(read: float | None = None) -> httpx2.Timeout:
+    return httpx2.Timeout(
+        read or settings.PROVIDER_READ_TIMEOUT, connect=settings.PROVIDER_CONNECT_TIMEOUT
+    )
 
 
 def unreachable(failure: type[ProviderError], host: str, error: Exception) -> ProviderError:

@@ -1,6 +1,16 @@
 """The gateway's APIs: OpenAI's under /gateway/openai/v1, Anthropic's under /gateway/anthropic."""
 
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from gateway import anthropic_api
 
 app_name = "gateway"
-urlpatterns: list = []
+urlpatterns = [
+    path("anthropic/v1/messages", anthropic_api.messages, name="anthropic-messages"),
+    path(
+        "anthropic/v1/messages/count_tokens",
+        anthropic_api.count_tokens,
+        name="anthropic-count-tokens",
+    ),
+    path("anthropic/v1/models", anthropic_api.models, name="anthropic-models"),
+]

@@ -1,0 +1,660 @@
+"""The gateway's Anthropic API, driven by the official anthropic SDK (and raw HTTP where the
+bytes matter) against the server under uvicorn; Anthropic's and Bedrock's fakes serve
+upstream and check every body as the real APIs do."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+
+import anthropic
+import httpx2
+import pytest
+import uvicorn
+from django.test import override_settings
+
+from billing.models import UsageRecord, UserBudget
+from config.request_threads import serving_application
+from config.workers import UVICORN_OPTIONS
+from gateway.tokens import token_mint, token_revoke
+from llmadmin.models import LLMModel
+from tests.factories import LLMModelFactory, provider_at
+from tests.providers.anthropic.fake import SIGNATURE, TOOL_INPUT, MessagesFake, serve_messages
+from tests.providers.bedrock.fake import InvokeFake
+from tests.providers.hostile import serve_hostile
+
+ANTHROPIC_KEY = "sk-ant-fake-0001"
+BEDROCK_KEY = "bedrock-api-key-0001"
+AWS_KEY_ID, AWS_SECRET = "AKIAFAKE000000000001", "aws-secret-fake-0001"
+USER_AGENT = "claude-cli/2.1.0 (external, cli)"
+WEATHER_TOOL = {
+    "name": "weather",
+    "description": "The weather in a city.",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}},
+}
+HI = [{"role": "user", "content": "Hi"}]
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    """One server for the module's tests (each brings its own rows): the project's ASGI
+    application under uvicorn, as conftest's asgi_server runs it."""
+    with override_settings(ALLOWED_HOSTS=["127.0.0.1"]):
+        application = serving_application()
+        config = uvicorn.Config(
+            application,
+            host="127.0.0.1",
+            port=0,
+            lifespan="off",
+            log_level="error",
+            **UVICORN_OPTIONS,
+        )
+        uvicorn_server = uvicorn.Server(config)
+        thread = threading.Thread(target=uvicorn_server.run, daemon=True)
+        thread.start()
+        until = time.monotonic() + 10
+        while not uvicorn_server.started and time.monotonic() < until:
+            time.sleep(0.01)
+        port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}/gateway/anthropic"
+        uvicorn_server.should_exit = True
+        thread.join(10)
+        for request_thread in application.threads:
+            request_thread.shutdown(wait=False)
+
+
+@pytest.fixture(scope="module")
+def anthropic_upstream() -> Iterator[MessagesFake]:
+    with serve_messages(MessagesFake(api_key=ANTHROPIC_KEY)) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def bedrock_upstream() -> Iterator[InvokeFake]:
+    fake = InvokeFake(
+        api_key=BEDROCK_KEY,
+        aws_access_key_id=AWS_KEY_ID,
+        aws_secret_access_key=AWS_SECRET,
+    )
+    with serve_messages(fake):
+        yield fake
+
+
+@pytest.fixture
+def upstream(anthropic_upstream: MessagesFake) -> MessagesFake:
+    anthropic_upstream.mode = "ok"
+    anthropic_upstream.requests.clear()
+    return anthropic_upstream
+
+
+@pytest.fixture
+def bedrock(bedrock_upstream: InvokeFake) -> InvokeFake:
+    bedrock_upstream.mode = "ok"
+    bedrock_upstream.requests.clear()
+    return bedrock_upstream
+
+
+@pytest.fixture
+def developer(django_user_model):
+    return django_user_model.objects.create_user("dev")
+
+
+@pytest.fixture
+def secret(developer) -> str:
+    return token_mint(user=developer, name="laptop")[1]
+
+
+def claude_model(url: str, identifier: str = "claude-sonnet-4-6", **fields) -> LLMModel:
+    provider = provider_at("anthropic", url, api_key=ANTHROPIC_KEY)
+    prices = {"input_price": Decimal(3), "output_price": Decimal(15)}
+    prices |= {"cache_read_price": Decimal("0.3"), "cache_write_price": Decimal("3.75")}
+    return LLMModelFactory(provider=provider, identifier=identifier, **prices, **fields)
+
+
+def bedrock_model(url: str, identifier: str = "us.anthropic.claude-sonnet-4-6", **auth) -> LLMModel:
+    provider = provider_at("bedrock", url, **(auth or {"api_key": BEDROCK_KEY}))
+    return LLMModelFactory(provider=provider, identifier=identifier)
+
+
+def sdk(server: str, secret: str, **options) -> anthropic.Anthropic:
+    """The SDK as Claude Code sets it up (ANTHROPIC_BASE_URL, ANTHROPIC_AUTH_TOKEN)."""
+    headers = {"User-Agent": USER_AGENT, **options.pop("default_headers", {})}
+    options = {"max_retries": 0, **options}
+    return anthropic.Anthropic(
+        base_url=server, auth_token=secret, default_headers=headers, **options
+    )
+
+
+def post(server: str, path: str, body: dict, secret: str, **headers: str) -> httpx2.Response:
+    return httpx2.post(
+        f"{server}{path}",
+        json=body,
+        headers={"x-api-key": secret, "anthropic-version": "2023-06-01", **headers},
+        timeout=10,
+    )
+
+
+# --- The SDK, end to end ------------------------------------------------------------------
+
+
+def test_a_tool_use_round_trip_streams_through_the_sdk(server, upstream, secret):
+    claude_model(upstream.url)
+    client = sdk(server, secret)
+    with client.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=1024, messages=HI, tools=[WEATHER_TOOL]
+    ) as stream:
+        first = stream.get_final_message()
+
+    [tool_use] = [block for block in first.content if block.type == "tool_use"]
+    # Streamed as input_json_delta fragments, the input arrives whole.
+    assert (tool_use.name, tool_use.input) == ("weather", TOOL_INPUT)
+    assert first.stop_reason == "tool_use"
+    result = {"type": "tool_result", "tool_use_id": tool_use.id, "content": "18 °C, sunny"}
+    turns = [*HI, {"role": "assistant", "content": first.content}]
+    with client.messages.stream(
+        model="claude-sonnet-4-6",
+        max_tokens=1024,
+        messages=[*turns, {"role": "user", "content": [result]}],
+        tools=[WEATHER_TOOL],
+    ) as stream:
+        final = stream.get_final_message()
+
+    assert final.content[0].text == "Hello world"
+    assert upstream.requests[-1].body["messages"][-1]["content"] == [result]
+
+
+def test_thinking_blocks_come_back_and_go_back_signed(server, upstream, secret):
+    claude_model(upstream.url)
+    client = sdk(server, secret)
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    first = client.messages.create(
+        model="claude-sonnet-4-6", max_tokens=4096, messages=HI, thinking=thinking
+    )
+    assert first.content[0].type == "thinking"
+    assert first.content[0].signature == SIGNATURE
+
+    turns = [*HI, {"role": "assistant", "content": first.content}, *HI]
+    second = client.messages.create(
+        model="claude-sonnet-4-6", max_tokens=4096, messages=turns, thinking=thinking
+    )
+
+    assert second.content[-1].text == "Hello world"
+    assert upstream.requests[-1].body["messages"][1]["content"][0]["signature"] == SIGNATURE
+
+
+def test_count_tokens_checks_access_and_records_nothing(server, upstream, bedrock, secret):
+    claude_model(upstream.url)
+    bedrock_model(bedrock.url)
+    client = sdk(server, secret)
+
+    counted = client.messages.count_tokens(model="claude-sonnet-4-6", messages=HI)
+    on_bedrock = client.messages.count_tokens(
+        model="us.anthropic.claude-sonnet-4-6", messages=HI, tools=[WEATHER_TOOL]
+    )
+
+    assert counted.input_tokens == on_bedrock.input_tokens == 42
+    assert upstream.requests[-1].path == "/v1/messages/count_tokens"
+    assert bedrock.requests[-1].path.endswith("/count-tokens")
+    assert not UsageRecord.objects.exists()
+    with pytest.raises(anthropic.NotFoundError):
+        client.messages.count_tokens(model="claude-opus-9", messages=HI)
+
+
+@pytest.mark.parametrize(
+    "auth",
+    [
+        pytest.param({"api_key": BEDROCK_KEY}, id="Bedrock API key"),
+        pytest.param(
+            {
+                "api_key": None,
+                "auth": "aws_keys",
+                "aws_access_key_id": AWS_KEY_ID,
+                "aws_secret_access_key": AWS_SECRET,
+            },
+            id="SigV4",
+        ),
+    ],
+)
+def test_claude_on_bedrock_streams_and_answers_whole_through_the_sdk(server, bedrock, secret, auth):
+    bedrock_model(bedrock.url, **auth)
+    client = sdk(server, secret)
+    arguments = {"model": "us.anthropic.claude-sonnet-4-6", "max_tokens": 1024}
+
+    with client.messages.stream(messages=HI, tools=[WEATHER_TOOL], **arguments) as stream:
+        streamed = stream.get_final_message()
+    whole = client.messages.create(messages=HI, **arguments)
+
+    assert streamed.content[0].input == TOOL_INPUT
+    assert whole.content[0].text == "Hello world"
+    assert [request.path.rsplit("/", 1)[1] for request in bedrock.requests] == [
+        "invoke-with-response-stream",
+        "invoke",
+    ]
+
+
+def test_the_model_list_is_the_developers_claude_models(server, upstream, bedrock, secret):
+    claude_model(upstream.url, display_name="Claude Sonnet 4.6")
+    bedrock_model(bedrock.url)
+    bedrock_model(bedrock.url, identifier="amazon.nova-pro-v1:0")
+    LLMModelFactory(provider=provider_at("openai", "http://127.0.0.1:9"), identifier="gpt-5")
+
+    listed = sdk(server, secret).models.list()
+
+    assert [model.id for model in listed.data] == [
+        "claude-sonnet-4-6",
+        "us.anthropic.claude-sonnet-4-6",
+    ]
+    assert listed.data[0].display_name == "Claude Sonnet 4.6"
+
+
+# --- What reaches the provider ------------------------------------------------------------
+
+FULL_BODY = {
+    "model": "claude-sonnet-4-6",
+    "max_tokens": 1000,
+    "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+    "messages": [
+        {
+            "role": "user",
+            "content": [
+                {
+                    "type": "image",
+                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="},
+                },
+                {
+                    "type": "text",
+                    "text": "What is this?",
+                    "cache_control": {"type": "ephemeral", "ttl": "1h"},
+                },
+            ],
+        }
+    ],
+    "tools": [WEATHER_TOOL],
+    "tool_choice": {"type": "auto", "disable_parallel_tool_use": True},
+    "metadata": {"user_id": "u-1"},
+    "stop_sequences": ["END"],
+    "stream": True,
+}
+
+
+@pytest.mark.parametrize(
+    ("admin", "sent", "expected"),
+    [
+        pytest.param({}, FULL_BODY, FULL_BODY, id="the client's body as sent"),
+        pytest.param(
+            {"max_output_tokens": 500},
+            FULL_BODY,
+            {**FULL_BODY, "max_tokens": 500},
+            id="max_tokens lowered to the admin's cap",
+        ),
+        pytest.param(
+            {
+                "max_output_tokens": 4000,
+                "provider_options": {
+                    "thinking": "enabled",
+                    "thinking_budget_tokens": 2000,
+                    "effort": "low",
+                },
+            },
+            {
+                **FULL_BODY,
+                "max_tokens": 3000,
+                "output_config": {"format": {"type": "json_schema", "schema": {}}},
+            },
+            {
+                **FULL_BODY,
+                "max_tokens": 3000,
+                "thinking": {"type": "enabled", "budget_tokens": 2000},
+                "output_config": {"effort": "low", "format": {"type": "json_schema", "schema": {}}},
+            },
+            id="the admin's thinking and effort where the client set none",
+        ),
+        pytest.param(
+            {
+                "max_output_tokens": 4000,
+                "provider_options": {
+                    "thinking": "enabled",
+                    "thinking_budget_tokens": 2000,
+                    "effort": "low",
+                },
+            },
+            {
+                **FULL_BODY,
+                "max_tokens": 3000,
+                "thinking": {"type": "disabled"},
+                "output_config": {"effort": "high"},
+            },
+            {
+                **FULL_BODY,
+                "max_tokens": 3000,
+                "thinking": {"type": "disabled"},
+                "output_config": {"effort": "high"},
+            },
+            id="the client's own thinking and effort win",
+        ),
+    ],
+)
+def test_anthropic_receives_the_clients_body_but_for_the_model_and_the_admins_settings(
+    server, upstream, secret, admin, sent, expected
+):
+    claude_model(upstream.url, **admin)
+    betas = "interleaved-thinking-2025-05-14,files-api-2025-04-14"
+
+    # Named as the model list would name it were two providers to have the model.
+    named = {**sent, "model": "anthropic/claude-sonnet-4-6"}
+
+    response = post(server, "/v1/messages", named, secret, **{"anthropic-beta": betas})
+
+    assert response.status_code == 200, response.text
+    [request] = upstream.requests
+    assert request.body == {**expected, "model": "claude-sonnet-4-6"}
+    assert request.headers["anthropic-version"] == "2023-06-01"
+    assert request.headers["anthropic-beta"] == betas
+
+
+def test_anthropic_gets_our_api_version_when_the_client_names_none(server, upstream, secret):
+    claude_model(upstream.url)
+    response = httpx2.post(
+        f"{server}/v1/messages", json={**FULL_BODY, "stream": False}, headers={"x-api-key": secret}
+    )
+    assert response.status_code == 200, response.text
+    assert upstream.requests[0].headers["anthropic-version"] == "2026-10-21"
+    assert "anthropic-beta" not in upstream.requests[0].headers
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+def test_bedrock_receives_claudes_invoke_body(server, bedrock, secret, streamed):
+    bedrock_model(bedrock.url)
+    sent = {**FULL_BODY, "model": "us.anthropic.claude-sonnet-4-6", "stream": streamed}
+
+    response = post(server, "/v1/messages", sent, secret, **{"anthropic-beta": "a-1, b-2"})
+
+    assert response.status_code == 200, response.text
+    [request] = bedrock.requests
+    action = "invoke-with-response-stream" if streamed else "invoke"
+    assert request.path == f"/model/us.anthropic.claude-sonnet-4-6/{action}"
+    expected = {name: value for name, value in FULL_BODY.items() if name not in ("model", "stream")}
+    assert request.body == {
+        **expected,
+        "anthropic_version": "bedrock-2023-05-31",
+        "anthropic_beta": ["a-1", "b-2"],
+    }
+
+
+def test_bedrocks_events_reach_the_client_as_anthropics_sse(server, bedrock, secret):
+    bedrock_model(bedrock.url)
+    sent = {
+        "model": "us.anthropic.claude-sonnet-4-6",
+        "max_tokens": 100,
+        "messages": HI,
+        "stream": True,
+    }
+
+    response = post(server, "/v1/messages", sent, secret)
+
+    events = [event for event in response.text.split("\n\n") if event]
+    names = [event.split("\n")[0] for event in events]
+    assert names[0] == "event: message_start" and names[-1] == "event: message_stop"
+    # Claude's event JSON as Bedrock carried it, Bedrock's invocation metrics kept.
+    last = json.loads(events[-1].split("\n")[1].removeprefix("data: "))
+    assert last["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 9
+
+
+# --- Refusals --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def revoked(developer) -> str:
+    token, secret = token_mint(user=developer, name="old")
+    token_revoke(token=token)
+    return secret
+
+
+@pytest.mark.parametrize(
+    ("credential", "header"),
+    [
+        pytest.param("llma_0123456789ab_wrong", "x-api-key", id="wrong token, x-api-key"),
+        pytest.param("llma_0123456789ab_wrong", "authorization", id="wrong token, Bearer"),
+        pytest.param("revoked", "x-api-key", id="revoked token, x-api-key"),
+        pytest.param("revoked", "authorization", id="revoked token, Bearer"),
+    ],
+)
+def test_a_request_without_a_usable_token_is_refused_401(
+    server, upstream, revoked, credential, header
+):
+    claude_model(upstream.url)
+    secret = revoked if credential == "revoked" else credential
+    auth = {"api_key": secret} if header == "x-api-key" else {"auth_token": secret}
+    client = anthropic.Anthropic(base_url=server, max_retries=0, **auth)
+
+    with pytest.raises(anthropic.AuthenticationError) as refused:
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=HI)
+
+    assert refused.value.body["error"]["type"] == "authentication_error"
+    assert not upstream.requests
+
+
+def test_a_request_with_no_token_is_refused_401(server, upstream):
+    claude_model(upstream.url)
+    sent = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": HI}
+
+    response = httpx2.post(f"{server}/v1/messages", json=sent)
+
+    assert response.status_code == 401
+    assert response.json()["error"]["type"] == "authentication_error"
+    assert not upstream.requests
+
+
+def forbidden_thinking(url: str) -> None:
+    claude_model(
+        url,
+        max_output_tokens=4000,
+        provider_options={"thinking": "enabled", "thinking_budget_tokens": 2000},
+    )
+
+
+@pytest.mark.parametrize(
+    ("setup", "model", "error", "words"),
+    [
+        pytest.param(
+            None, "claude-opus-9", anthropic.NotFoundError, "No such model", id="not theirs"
+        ),
+        pytest.param(
+            "openai", "gpt-5", anthropic.BadRequestError, "other API", id="an OpenAI model"
+        ),
+        pytest.param(
+            "thinking",
+            "claude-sonnet-4-6",
+            anthropic.BadRequestError,
+            "temperature: Temperature can't be changed",
+            id="temperature with the admin's thinking on",
+        ),
+        pytest.param(
+            "nova",
+            "amazon.nova-pro-v1:0",
+            anthropic.BadRequestError,
+            "Only Claude models on Bedrock",
+            id="a Bedrock model that is not Claude",
+        ),
+    ],
+)
+def test_a_request_the_developer_may_not_make_is_refused_before_the_provider(
+    server, upstream, bedrock, secret, setup, model, error, words
+):
+    claude_model(upstream.url) if setup != "thinking" else forbidden_thinking(upstream.url)
+    if setup == "openai":
+        LLMModelFactory(provider=provider_at("openai", "http://127.0.0.1:9"), identifier="gpt-5")
+    if setup == "nova":
+        bedrock_model(bedrock.url, identifier="amazon.nova-pro-v1:0")
+
+    with pytest.raises(error) as refused:
+        sdk(server, secret, default_headers={"anthropic-version": "2023-06-01"}).messages.create(
+            model=model, max_tokens=10, messages=HI, extra_body={"temperature": 0.5}
+        )
+
+    assert words in refused.value.body["error"]["message"]
+    assert not upstream.requests and not bedrock.requests
+
+
+def test_a_spent_budget_is_not_retried_by_the_sdk(server, upstream, developer, secret):
+    claude_model(upstream.url)
+    UserBudget.objects.create(user=developer, monthly_allowance=Decimal(0))
+    sent = []
+    http_client = anthropic.DefaultHttpxClient(event_hooks={"request": [sent.append]})
+    client = sdk(server, secret, max_retries=2, http_client=http_client)
+
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=10, messages=HI)
+
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    assert refused.value.body["error"]["type"] == "rate_limit_error"
+    assert len(sent) == 1 and not upstream.requests
+
+
+# --- The ledger ------------------------------------------------------------------------------
+
+
+def test_each_call_is_in_the_ledger_with_its_tokens_token_and_client(
+    server, upstream, developer, secret
+):
+    claude_model(upstream.url)
+    client = sdk(server, secret)
+    thinking = {"type": "enabled", "budget_tokens": 2048}
+    with client.messages.stream(
+        model="claude-sonnet-4-6", max_tokens=4096, messages=HI, thinking=thinking
+    ) as stream:
+        stream.get_final_message()
+    client.messages.create(model="claude-sonnet-4-6", max_tokens=4096, messages=HI)
+
+    streamed, whole = UsageRecord.objects.order_by("id")
+    token = (
+        developer.personalaccesstoken_set.get()
+        if hasattr(developer, "personalaccesstoken_set")
+        else None
+    )
+    for record in (streamed, whole):
+        assert (record.kind, record.client) == (UsageRecord.Kind.GATEWAY, USER_AGENT)
+        assert record.token_id is not None and (token is None or record.token_id == token.pk)
+        # 20 input, 4 read from the cache and 2 written to it; 9 output.
+        assert (record.input_tokens, record.cache_read_tokens, record.cache_write_tokens) == (
+            26,
+            4,
+            2,
+        )
+        assert record.output_tokens == 9
+        assert record.cost > 0
+    assert (streamed.reasoning_tokens, whole.reasoning_tokens) == (3, None)
+
+
+# --- Failures --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["drop", "garbled", "stall", "midstream_error"])
+def test_a_stream_broken_midway_ends_with_an_error_event_never_a_clean_end(
+    server, upstream, secret, settings, mode
+):
+    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.5
+    upstream.mode = mode
+    claude_model(upstream.url)
+
+    with pytest.raises(anthropic.APIStatusError) as ended:  # noqa: PT012
+        with sdk(server, secret).messages.stream(
+            model="claude-sonnet-4-6", max_tokens=100, messages=HI
+        ) as stream:
+            for _ in stream:
+                pass
+
+    assert ended.value.body["type"] == "error"
+    assert "overloaded" in ended.value.body["error"]["type"] or ended.value.body["error"][
+        "message"
+    ].startswith("The provider")
+    [record] = UsageRecord.objects.all()
+    assert record.input_tokens == 26
+
+
+@pytest.mark.parametrize("mode", ["drop", "garbled", "midstream_error"])
+def test_a_bedrock_stream_broken_midway_ends_with_an_error_event(server, bedrock, secret, mode):
+    bedrock.mode = mode
+    bedrock_model(bedrock.url)
+
+    with pytest.raises(anthropic.APIStatusError):  # noqa: PT012
+        with sdk(server, secret).messages.stream(
+            model="us.anthropic.claude-sonnet-4-6", max_tokens=100, messages=HI
+        ) as stream:
+            for _ in stream:
+                pass
+
+
+@pytest.mark.parametrize(
+    ("mode", "error", "status"),
+    [
+        pytest.param("rate429", anthropic.RateLimitError, 429, id="429"),
+        pytest.param("overloaded529", anthropic.InternalServerError, 503, id="529"),
+        pytest.param("error500", anthropic.InternalServerError, 502, id="500"),
+        pytest.param("unauthorized", anthropic.InternalServerError, 503, id="401: the admin's key"),
+    ],
+)
+def test_a_refusal_before_the_answer_is_anthropics_error_in_our_words(
+    server, upstream, secret, mode, error, status
+):
+    upstream.mode = mode
+    claude_model(upstream.url)
+
+    with pytest.raises(error) as refused:
+        sdk(server, secret).messages.create(
+            model="claude-sonnet-4-6", max_tokens=100, messages=HI, stream=True
+        )
+
+    assert refused.value.status_code == status
+    assert ANTHROPIC_KEY not in refused.value.response.text
+    assert "refused;" not in refused.value.response.text
+
+
+def test_a_client_that_goes_away_closes_the_upstream_and_is_charged(server, upstream, secret):
+    upstream.mode = "stall"
+    claude_model(upstream.url)
+    sent = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": HI, "stream": True}
+
+    with httpx2.stream(
+        "POST", f"{server}/v1/messages", json=sent, headers={"x-api-key": secret}
+    ) as response:
+        next(response.iter_bytes())
+    # Recorded long before the provider's stall ends (3 s): the upstream was let go at once.
+    until = time.monotonic() + 1.5
+    while not UsageRecord.objects.exists() and time.monotonic() < until:
+        time.sleep(0.02)
+
+    [record] = UsageRecord.objects.all()
+    assert record.input_tokens == 26
+
+
+# --- Hostile providers ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
+@pytest.mark.parametrize(
+    ("mode", "status"),
+    [("error_body", 400), ("midstream", None), ("not_json", None), ("error_body", 429)],
+)
+def test_a_hostile_provider_never_gets_the_key_to_the_client_or_the_log(
+    server, secret, caplog, family, mode, status
+):
+    with serve_hostile(family, mode, status=status) as hostile:
+        key = "sk-hostile-" + "k" * 24
+        provider = provider_at(family, hostile.url, api_key=key)
+        identifier = (
+            "claude-sonnet-4-6" if family == "anthropic" else "us.anthropic.claude-sonnet-4-6"
+        )
+        LLMModelFactory(provider=provider, identifier=identifier)
+        sent = {"model": identifier, "max_tokens": 100, "messages": HI, "stream": True}
+        response = post(server, "/v1/messages", sent, secret)
+
+    assert hostile.received("POST")
+    assert key not in response.text
+    assert key not in caplog.text
+    assert response.status_code != 500

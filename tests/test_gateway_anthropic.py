@@ -8,12 +8,14 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import suppress
 from decimal import Decimal
 
 import anthropic
 import httpx2
 import pytest
 import uvicorn
+from django.db import OperationalError
 from django.test import override_settings
 
 from billing.models import UsageRecord, UserBudget
@@ -89,6 +91,7 @@ def bedrock_upstream() -> Iterator[InvokeFake]:
 def upstream(anthropic_upstream: MessagesFake) -> MessagesFake:
     anthropic_upstream.mode = "ok"
     anthropic_upstream.requests.clear()
+    anthropic_upstream.hung_up.clear()
     return anthropic_upstream
 
 
@@ -519,27 +522,19 @@ def test_a_spent_budget_is_not_retried_by_the_sdk(server, upstream, developer, s
 # --- The ledger ------------------------------------------------------------------------------
 
 
-def test_each_call_is_in_the_ledger_with_its_tokens_token_and_client(
-    server, upstream, developer, secret
-):
+def test_each_call_is_in_the_ledger_with_its_tokens_token_and_client(server, upstream, developer):
     claude_model(upstream.url)
+    token, secret = token_mint(user=developer, name="ci")
     client = sdk(server, secret)
     thinking = {"type": "enabled", "budget_tokens": 2048}
-    with client.messages.stream(
-        model="claude-sonnet-4-6", max_tokens=4096, messages=HI, thinking=thinking
-    ) as stream:
+    arguments = {"model": "claude-sonnet-4-6", "max_tokens": 4096, "messages": HI}
+    with client.messages.stream(thinking=thinking, **arguments) as stream:
         stream.get_final_message()
-    client.messages.create(model="claude-sonnet-4-6", max_tokens=4096, messages=HI)
+    client.messages.create(**arguments)
 
     streamed, whole = UsageRecord.objects.order_by("id")
-    token = (
-        developer.personalaccesstoken_set.get()
-        if hasattr(developer, "personalaccesstoken_set")
-        else None
-    )
     for record in (streamed, whole):
-        assert (record.kind, record.client) == (UsageRecord.Kind.GATEWAY, USER_AGENT)
-        assert record.token_id is not None and (token is None or record.token_id == token.pk)
+        assert (record.kind, record.token_id, record.client) == ("gateway", token.pk, USER_AGENT)
         # 20 input, 4 read from the cache and 2 written to it; 9 output.
         assert (record.input_tokens, record.cache_read_tokens, record.cache_write_tokens) == (
             26,
@@ -554,25 +549,36 @@ def test_each_call_is_in_the_ledger_with_its_tokens_token_and_client(
 # --- Failures --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["drop", "garbled", "stall", "midstream_error"])
+def read_stream(client: anthropic.Anthropic, **arguments) -> None:
+    with client.messages.stream(max_tokens=100, messages=HI, **arguments) as stream:
+        for _ in stream:
+            pass
+
+
+@pytest.mark.parametrize(
+    ("mode", "error_type", "words"),
+    [
+        pytest.param("drop", "api_error", "The provider's answer was cut off", id="cut"),
+        pytest.param("garbled", "api_error", "The provider sent a malformed answer", id="garbled"),
+        pytest.param("stall", "timeout_error", "The provider sent no", id="stalled"),
+        pytest.param(
+            "midstream_error", "overloaded_error", "The provider is overloaded", id="error"
+        ),
+    ],
+)
 def test_a_stream_broken_midway_ends_with_an_error_event_never_a_clean_end(
-    server, upstream, secret, settings, mode
+    server, upstream, secret, settings, mode, error_type, words
 ):
-    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.5
+    settings.PROVIDER_STREAM_IDLE_TIMEOUT = settings.PROVIDER_READ_TIMEOUT = 0.3
     upstream.mode = mode
     claude_model(upstream.url)
 
-    with pytest.raises(anthropic.APIStatusError) as ended:  # noqa: PT012
-        with sdk(server, secret).messages.stream(
-            model="claude-sonnet-4-6", max_tokens=100, messages=HI
-        ) as stream:
-            for _ in stream:
-                pass
+    with pytest.raises(anthropic.APIStatusError) as ended:
+        read_stream(sdk(server, secret), model="claude-sonnet-4-6")
 
-    assert ended.value.body["type"] == "error"
-    assert "overloaded" in ended.value.body["error"]["type"] or ended.value.body["error"][
-        "message"
-    ].startswith("The provider")
+    assert ended.value.body["error"]["type"] == error_type
+    assert ended.value.body["error"]["message"].startswith(words)
+    # What the provider read is charged.
     [record] = UsageRecord.objects.all()
     assert record.input_tokens == 26
 
@@ -582,12 +588,8 @@ def test_a_bedrock_stream_broken_midway_ends_with_an_error_event(server, bedrock
     bedrock.mode = mode
     bedrock_model(bedrock.url)
 
-    with pytest.raises(anthropic.APIStatusError):  # noqa: PT012
-        with sdk(server, secret).messages.stream(
-            model="us.anthropic.claude-sonnet-4-6", max_tokens=100, messages=HI
-        ) as stream:
-            for _ in stream:
-                pass
+    with pytest.raises(anthropic.APIStatusError):
+        read_stream(sdk(server, secret), model="us.anthropic.claude-sonnet-4-6")
 
 
 @pytest.mark.parametrize(
@@ -619,18 +621,25 @@ def test_a_client_that_goes_away_closes_the_upstream_and_is_charged(server, upst
     upstream.mode = "stall"
     claude_model(upstream.url)
     sent = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": HI, "stream": True}
+    headers = {"x-api-key": secret}
 
-    with httpx2.stream(
-        "POST", f"{server}/v1/messages", json=sent, headers={"x-api-key": secret}
-    ) as response:
+    with httpx2.stream("POST", f"{server}/v1/messages", json=sent, headers=headers) as response:
         next(response.iter_bytes())
-    # Recorded long before the provider's stall ends (3 s): the upstream was let go at once.
-    until = time.monotonic() + 1.5
-    while not UsageRecord.objects.exists() and time.monotonic() < until:
-        time.sleep(0.02)
 
-    [record] = UsageRecord.objects.all()
-    assert record.input_tokens == 26
+    # Long before the provider's stall would end (3 s): the upstream was let go at once.
+    assert upstream.hung_up.wait(1.5)
+    assert recorded().input_tokens == 26
+
+
+def recorded() -> UsageRecord:
+    """The one call in the ledger, once its write (after the upstream closed) is done."""
+    until = time.monotonic() + 2
+    while time.monotonic() < until:
+        with suppress(OperationalError):  # SQLite's table lock while the server writes
+            if record := UsageRecord.objects.first():
+                return record
+        time.sleep(0.02)
+    raise AssertionError("the call was not recorded")
 
 
 # --- Hostile providers ---------------------------------------------------------------------

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import json
 import re
-import time
+import select
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -520,6 +521,8 @@ REFUSALS = {
     "unauthorized": (401, "authentication_error"),
 }
 STALL_SECONDS = 3.0
+# Where a stalled answer goes quiet: the server waits for the caller to hang up.
+STALL = b""
 
 
 def broken_after_start(events: list[bytes], mode: str, marker: bytes) -> Iterator[bytes]:
@@ -530,7 +533,7 @@ def broken_after_start(events: list[bytes], mode: str, marker: bytes) -> Iterato
             if mode == "garbled":
                 yield b"event: content_block_delta\ndata: {not json\n\n"
             elif mode == "stall":
-                time.sleep(STALL_SECONDS)
+                yield STALL
             elif mode == "midstream_error":
                 error = {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}
                 yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
@@ -549,6 +552,8 @@ class MessagesFake:
     input_tokens: int = 20
     requests: list[Recorded] = field(default_factory=list)
     url: str = ""
+    # Set when a caller hangs up on a stalled answer.
+    hung_up: threading.Event = field(default_factory=threading.Event)
 
     def answer(
         self, path: str, headers: dict[str, str], body: Any
@@ -611,8 +616,18 @@ def serve_messages(fake: Any) -> Iterator[Any]:
                 self.send_header("Content-Type", content_type)
                 self.end_headers()
                 for chunk in chunks:  # no Content-Length: the end is the connection's
+                    if chunk is STALL:
+                        self.wait_for_hang_up()
+                        return
                     self.wfile.write(chunk)
                     self.wfile.flush()
+
+        def wait_for_hang_up(self) -> None:
+            """Quiet for STALL_SECONDS, or until the caller closes the connection: then
+            `hung_up` is set."""
+            readable, _, _ = select.select([self.connection], [], [], STALL_SECONDS)
+            if readable and not self.connection.recv(1):
+                fake.hung_up.set()
 
         def log_message(self, *args: Any) -> None:
             pass

@@ -41,7 +41,6 @@ FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 # request_too_large from Anthropic's errors page).
 ERROR_TYPES = {
     "authentication": "authentication_error",
-    "permission": "permission_error",
     "not_found": "not_found_error",
     "invalid_request": "invalid_request_error",
     "request_too_large": "request_too_large",

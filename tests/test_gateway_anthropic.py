@@ -446,61 +446,97 @@ def test_a_request_with_no_token_is_refused_401(server, upstream):
     claude_model(upstream.url)
     sent = {"model": "claude-sonnet-4-6", "max_tokens": 10, "messages": HI}
 
-    response = httpx2.post(f"{server}/v1/messages", json=sent)
+    answers = [
+        httpx2.post(f"{server}/v1/messages", json=sent),
+        httpx2.post(f"{server}/v1/messages/count_tokens", json=sent),
+        httpx2.get(f"{server}/v1/models"),
+    ]
 
-    assert response.status_code == 401
-    assert response.json()["error"]["type"] == "authentication_error"
+    assert [answer.status_code for answer in answers] == [401, 401, 401]
+    assert {answer.json()["error"]["type"] for answer in answers} == {"authentication_error"}
     assert not upstream.requests
 
 
-def forbidden_thinking(url: str) -> None:
-    claude_model(
-        url,
-        max_output_tokens=4000,
-        provider_options={"thinking": "enabled", "thinking_budget_tokens": 2000},
-    )
+THINKING_ON = {
+    "max_output_tokens": 4000,
+    "provider_options": {"thinking": "enabled", "thinking_budget_tokens": 2000},
+}
 
 
 @pytest.mark.parametrize(
-    ("setup", "model", "error", "words"),
+    ("setup", "sent", "error", "words"),
     [
         pytest.param(
-            None, "claude-opus-9", anthropic.NotFoundError, "No such model", id="not theirs"
+            {},
+            {"model": "claude-opus-9"},
+            anthropic.NotFoundError,
+            "No such model",
+            id="not theirs",
         ),
         pytest.param(
-            "openai", "gpt-5", anthropic.BadRequestError, "other API", id="an OpenAI model"
-        ),
-        pytest.param(
-            "thinking",
-            "claude-sonnet-4-6",
+            {"openai": "gpt-5"},
+            {"model": "gpt-5"},
             anthropic.BadRequestError,
-            "temperature: Temperature can't be changed",
+            "This model is served through the other API",
+            id="an OpenAI model",
+        ),
+        pytest.param(
+            {"bedrock": "amazon.nova-pro-v1:0"},
+            {"model": "amazon.nova-pro-v1:0"},
+            anthropic.BadRequestError,
+            "Only Claude models on Bedrock take Anthropic's Messages API",
+            id="a Bedrock model that is not Claude",
+        ),
+        pytest.param(
+            THINKING_ON,
+            {"max_tokens": 3000, "temperature": 0.5},
+            anthropic.BadRequestError,
+            "temperature: Temperature can't be changed while thinking is on.",
             id="temperature with the admin's thinking on",
         ),
         pytest.param(
-            "nova",
-            "amazon.nova-pro-v1:0",
+            THINKING_ON,
+            {"max_tokens": 8000, "thinking": {"type": "enabled", "budget_tokens": 5000}},
             anthropic.BadRequestError,
-            "Only Claude models on Bedrock",
-            id="a Bedrock model that is not Claude",
+            "thinking.budget_tokens: Must be below max output tokens",
+            id="a thinking budget above the admin's cap",
+        ),
+        pytest.param(
+            {},
+            {"max_tokens": "lots"},
+            anthropic.BadRequestError,
+            "max_tokens: must be a whole number.",
+            id="max_tokens not a number",
+        ),
+        pytest.param(
+            {},
+            {"thinking": {"type": "sometimes"}},
+            anthropic.BadRequestError,
+            "thinking.type: 'sometimes' is not one of: adaptive, enabled, disabled.",
+            id="an unknown thinking type",
         ),
     ],
 )
 def test_a_request_the_developer_may_not_make_is_refused_before_the_provider(
-    server, upstream, bedrock, secret, setup, model, error, words
+    server, upstream, bedrock, secret, setup, sent, error, words
 ):
-    claude_model(upstream.url) if setup != "thinking" else forbidden_thinking(upstream.url)
-    if setup == "openai":
-        LLMModelFactory(provider=provider_at("openai", "http://127.0.0.1:9"), identifier="gpt-5")
-    if setup == "nova":
-        bedrock_model(bedrock.url, identifier="amazon.nova-pro-v1:0")
+    fields = {name: value for name, value in setup.items() if name not in ("openai", "bedrock")}
+    claude_model(upstream.url, **fields)
+    if "openai" in setup:
+        openai = provider_at("openai", "http://127.0.0.1:9")
+        LLMModelFactory(provider=openai, identifier=setup["openai"])
+    if "bedrock" in setup:
+        bedrock_model(bedrock.url, identifier=setup["bedrock"])
+    model = sent.get("model", "claude-sonnet-4-6")
+    # The rest as extra_body: the SDK has no temperature, and reads max_tokens itself.
+    extra = {name: value for name, value in sent.items() if name != "model"}
 
     with pytest.raises(error) as refused:
-        sdk(server, secret, default_headers={"anthropic-version": "2023-06-01"}).messages.create(
-            model=model, max_tokens=10, messages=HI, extra_body={"temperature": 0.5}
+        sdk(server, secret).messages.create(
+            model=model, max_tokens=10, messages=HI, extra_body=extra
         )
 
-    assert words in refused.value.body["error"]["message"]
+    assert refused.value.body["error"]["message"].startswith(words)
     assert not upstream.requests and not bedrock.requests
 
 
@@ -593,28 +629,32 @@ def test_a_bedrock_stream_broken_midway_ends_with_an_error_event(server, bedrock
 
 
 @pytest.mark.parametrize(
-    ("mode", "error", "status"),
+    ("family", "mode", "status", "error_type"),
     [
-        pytest.param("rate429", anthropic.RateLimitError, 429, id="429"),
-        pytest.param("overloaded529", anthropic.InternalServerError, 503, id="529"),
-        pytest.param("error500", anthropic.InternalServerError, 502, id="500"),
-        pytest.param("unauthorized", anthropic.InternalServerError, 503, id="401: the admin's key"),
+        pytest.param("anthropic", "rate429", 429, "rate_limit_error", id="429"),
+        pytest.param("anthropic", "overloaded529", 503, "overloaded_error", id="529"),
+        pytest.param("anthropic", "error500", 502, "api_error", id="500"),
+        pytest.param("anthropic", "unauthorized", 503, "api_error", id="401: the admin's key"),
+        pytest.param("bedrock", "rate429", 429, "rate_limit_error", id="Bedrock throttled"),
+        pytest.param("bedrock", "overloaded529", 503, "overloaded_error", id="Bedrock unavailable"),
     ],
 )
 def test_a_refusal_before_the_answer_is_anthropics_error_in_our_words(
-    server, upstream, secret, mode, error, status
+    server, upstream, bedrock, secret, family, mode, status, error_type
 ):
-    upstream.mode = mode
-    claude_model(upstream.url)
+    fake = upstream if family == "anthropic" else bedrock
+    fake.mode = mode
+    claude_model(upstream.url) if family == "anthropic" else bedrock_model(bedrock.url)
+    model = "claude-sonnet-4-6" if family == "anthropic" else "us.anthropic.claude-sonnet-4-6"
 
-    with pytest.raises(error) as refused:
-        sdk(server, secret).messages.create(
-            model="claude-sonnet-4-6", max_tokens=100, messages=HI, stream=True
-        )
+    with pytest.raises(anthropic.APIStatusError) as refused:
+        sdk(server, secret).messages.create(model=model, max_tokens=100, messages=HI, stream=True)
 
     assert refused.value.status_code == status
-    assert ANTHROPIC_KEY not in refused.value.response.text
+    assert refused.value.body["error"]["type"] == error_type
+    # The fakes' refusals quote the key: none of their words comes back.
     assert "refused;" not in refused.value.response.text
+    assert fake.requests
 
 
 def test_a_client_that_goes_away_closes_the_upstream_and_is_charged(server, upstream, secret):

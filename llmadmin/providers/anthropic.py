@@ -233,7 +233,8 @@ GENERAL_PARAMS = {
 }
 SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
 # A thinking configuration is one choice: the admin's applies only where the client's has none.
-WHOLE_PARAMS = ("thinking",)
+TAKEN_WHOLE = ("thinking",)
+WHOLE_NUMBERS = ("max_output_tokens", "top_k")
 
 
 def relay_body(model: ModelSettings, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,14 +252,14 @@ def relay_body(model: ModelSettings, body: Mapping[str, Any]) -> dict[str, Any]:
         client = sent.get(name)
         if client is None:
             sent[name] = value
-        elif name not in WHOLE_PARAMS and isinstance(client, dict):
+        elif name not in TAKEN_WHOLE and isinstance(client, dict):
             sent[name] = {**value, **client}
     cap = model.max_output_tokens
-    max_tokens = sent.get("max_tokens", cap)
-    if max_tokens is not None:
-        if not is_whole(max_tokens):
-            raise RequestRefused("max_tokens: must be a whole number.")
-        sent["max_tokens"] = min(max_tokens, cap) if cap else max_tokens
+    max_tokens = sent.get("max_tokens")
+    if max_tokens is None:
+        set_if(sent, "max_tokens", cap)
+    elif cap and is_whole(max_tokens):
+        sent["max_tokens"] = min(max_tokens, cap)
     if refusals := relay_refusals(model.identifier, sent):
         raise RequestRefused(" ".join(refusals))
     return sent
@@ -271,8 +272,9 @@ def relay_refusals(identifier: str, body: Mapping[str, Any]) -> list[str]:
     general: dict[str, Any] = {"identifier": identifier}
     for name, param in GENERAL_PARAMS.items():
         value = general[name] = body.get(param)
-        if value is not None and not (is_whole(value) if name in WHOLE else is_number(value)):
-            refusals.append(f"{param}: must be a {'whole ' if name in WHOLE else ''}number.")
+        whole = name in WHOLE_NUMBERS
+        if value is not None and not (is_whole(value) if whole else is_number(value)):
+            refusals.append(f"{param}: must be a {'whole ' if whole else ''}number.")
     options: dict[str, Any] = {}
     for option in OPTIONS:
         value = value_at(body, option.path)
@@ -286,9 +288,6 @@ def relay_refusals(identifier: str, body: Mapping[str, Any]) -> list[str]:
     paths = {option.name: option.path for option in OPTIONS} | GENERAL_PARAMS
     # Claude's rules read no catalog facts.
     return [f"{paths[name]}: {message}" for name, message in rules(general, options, None)]
-
-
-WHOLE = ("max_output_tokens", "top_k")
 
 
 def is_whole(value: Any) -> bool:
@@ -501,8 +500,9 @@ async def relay_stream(events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[
 
 
 def sse_event(event: str, data: str) -> bytes:
+    name = f"event: {event}\n" if event else ""
     lines = "".join(f"data: {line}\n" for line in LINE_END.split(data))
-    return f"event: {event}\n{lines}\n".encode()
+    return f"{name}{lines}\n".encode()
 
 
 LINE_END = re.compile(r"\r\n|\r|\n")

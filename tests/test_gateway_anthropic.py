@@ -5,6 +5,7 @@ upstream and check every body as the real APIs do."""
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from llmadmin.models import LLMModel
 from tests.factories import LLMModelFactory, provider_at
 from tests.providers.anthropic.fake import SIGNATURE, TOOL_INPUT, MessagesFake, serve_messages
 from tests.providers.bedrock.fake import InvokeFake
-from tests.providers.hostile import serve_hostile
+from tests.providers.hostile import ERROR_STATUSES, serve_hostile
 
 ANTHROPIC_KEY = "sk-ant-fake-0001"
 BEDROCK_KEY = "bedrock-api-key-0001"
@@ -685,12 +686,28 @@ def recorded() -> UsageRecord:
 # --- Hostile providers ---------------------------------------------------------------------
 
 
-HOSTILE_MODES = [("error_body", 400), ("error_body", 429), ("midstream", None), ("not_json", None)]
+# Every way the hostile suite's servers answer a chat request (tests/providers/hostile.py).
+HOSTILE_MODES = [
+    *(("error_body", status) for status in ERROR_STATUSES),
+    *((mode, 200) for mode in ("reason_phrase", "bad_header", "bad_charset")),
+    *((mode, None) for mode in ("redirect", "bad_location", "bad_encoding", "odd_shapes")),
+    *((mode, None) for mode in ("midstream", "not_json", "finish")),
+]
+
+
+@pytest.fixture
+def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
+    """Every record at DEBUG, the "django" loggers' too (they don't propagate to the root)."""
+    caplog.set_level(logging.DEBUG)
+    django_logger = logging.getLogger("django")
+    django_logger.addHandler(caplog.handler)
+    yield caplog
+    django_logger.removeHandler(caplog.handler)
 
 
 @pytest.mark.parametrize("family", ["anthropic", "bedrock"])
 def test_a_hostile_provider_never_gets_the_key_to_the_client_or_the_log(
-    server, secret, caplog, family
+    server, secret, every_log, family
 ):
     key = "sk-hostile-" + "k" * 24
     identifier = "claude-sonnet-4-6" if family == "anthropic" else "us.anthropic.claude-sonnet-4-6"
@@ -699,10 +716,20 @@ def test_a_hostile_provider_never_gets_the_key_to_the_client_or_the_log(
         with serve_hostile(family, mode, status=status) as hostile:
             provider = provider_at(family, hostile.url, api_key=key)
             LLMModelFactory(provider=provider, identifier=identifier)
-            response = post(server, "/v1/messages", sent, secret)
+            answers = [
+                post(server, "/v1/messages", sent, secret),
+                post(server, "/v1/messages", {**sent, "stream": False}, secret),
+                post(
+                    server,
+                    "/v1/messages/count_tokens",
+                    {"model": identifier, "messages": HI},
+                    secret,
+                ),
+            ]
             LLMModel.objects.filter(provider=provider).delete()
 
-        assert hostile.received("POST"), mode
-        assert response.status_code != 500, mode
-        assert key not in response.text, mode
-    assert key not in caplog.text
+        assert key in hostile.credentials, mode
+        for answer in answers:
+            assert answer.status_code != 500, mode
+            assert key not in answer.text, mode
+    assert key not in every_log.text

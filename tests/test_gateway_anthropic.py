@@ -25,8 +25,14 @@ from config.workers import UVICORN_OPTIONS
 from gateway.tokens import token_mint, token_revoke
 from llmadmin.models import LLMModel
 from tests.factories import LLMModelFactory, provider_at
-from tests.providers.anthropic.fake import SIGNATURE, TOOL_INPUT, MessagesFake, serve_messages
-from tests.providers.bedrock.fake import InvokeFake
+from tests.providers.anthropic.fake import (
+    SIGNATURE,
+    TOOL_INPUT,
+    MessagesFake,
+    answer_events,
+    serve_messages,
+)
+from tests.providers.bedrock.fake import BEDROCK_METRICS, InvokeFake
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
 
 ANTHROPIC_KEY = "sk-ant-fake-0001"
@@ -63,6 +69,7 @@ def server() -> Iterator[str]:
         until = time.monotonic() + 10
         while not uvicorn_server.started and time.monotonic() < until:
             time.sleep(0.01)
+        assert uvicorn_server.started
         port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}/gateway/anthropic"
         uvicorn_server.should_exit = True
@@ -127,10 +134,11 @@ def bedrock_model(url: str, identifier: str = "us.anthropic.claude-sonnet-4-6", 
 
 def sdk(server: str, secret: str, **options) -> anthropic.Anthropic:
     """The SDK as Claude Code sets it up (ANTHROPIC_BASE_URL, ANTHROPIC_AUTH_TOKEN)."""
-    headers = {"User-Agent": USER_AGENT, **options.pop("default_headers", {})}
-    options = {"max_retries": 0, **options}
     return anthropic.Anthropic(
-        base_url=server, auth_token=secret, default_headers=headers, **options
+        base_url=server,
+        auth_token=secret,
+        default_headers={"User-Agent": USER_AGENT},
+        **{"max_retries": 0, **options},
     )
 
 
@@ -188,6 +196,7 @@ def test_thinking_blocks_come_back_and_go_back_signed(server, upstream, secret):
     )
 
     assert second.content[-1].text == "Hello world"
+    assert upstream.requests[0].body["thinking"] == thinking
     assert upstream.requests[-1].body["messages"][1]["content"][0]["signature"] == SIGNATURE
 
 
@@ -390,23 +399,22 @@ def test_bedrock_receives_claudes_invoke_body(server, bedrock, secret, streamed)
     }
 
 
-def test_bedrocks_events_reach_the_client_as_anthropics_sse(server, bedrock, secret):
-    bedrock_model(bedrock.url)
-    sent = {
-        "model": "us.anthropic.claude-sonnet-4-6",
-        "max_tokens": 100,
-        "messages": HI,
-        "stream": True,
-    }
+@pytest.mark.parametrize("family", ["anthropic", "bedrock"])
+def test_claudes_events_reach_the_client_byte_for_byte_as_anthropics_sse(
+    server, upstream, bedrock, secret, family
+):
+    claude_model(upstream.url) if family == "anthropic" else bedrock_model(bedrock.url)
+    model = "claude-sonnet-4-6" if family == "anthropic" else "us.anthropic.claude-sonnet-4-6"
+    sent = {"model": model, "max_tokens": 100, "messages": HI, "stream": True}
 
     response = post(server, "/v1/messages", sent, secret)
 
-    events = [event for event in response.text.split("\n\n") if event]
-    names = [event.split("\n")[0] for event in events]
-    assert names[0] == "event: message_start" and names[-1] == "event: message_stop"
-    # Claude's event JSON as Bedrock carried it, Bedrock's invocation metrics kept.
-    last = json.loads(events[-1].split("\n")[1].removeprefix("data: "))
-    assert last["amazon-bedrock-invocationMetrics"]["outputTokenCount"] == 9
+    events = answer_events(sent, model, ("Hello", " world"), 20)
+    if family == "bedrock":
+        # Claude's JSON as Bedrock carried it: its invocation metrics kept.
+        events[-1]["amazon-bedrock-invocationMetrics"] = BEDROCK_METRICS
+    expected = "".join(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n" for event in events)
+    assert response.text == expected
 
 
 # --- Refusals --------------------------------------------------------------------------------

@@ -381,7 +381,7 @@ def message_errors(message: Any, where: str, offered: set[str]) -> list[str]:
     return errors
 
 
-def answer_events(body: dict, reply: tuple[str, ...], input_tokens: int) -> list[dict]:
+def answer_events(body: dict, model: str, reply: tuple[str, ...], input_tokens: int) -> list[dict]:
     """The Messages events of the fake's answer to this body: a tool use when tools are
     offered and no tool result came back yet; otherwise text, after a signed thinking block
     when thinking is on."""
@@ -401,7 +401,7 @@ def answer_events(body: dict, reply: tuple[str, ...], input_tokens: int) -> list
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
-        "model": body.get("model", ""),
+        "model": model,
         "content": [],
         "stop_reason": None,
         "stop_sequence": None,
@@ -583,7 +583,7 @@ class MessagesFake:
             errors = claude_refusals(body["model"], None, body, "anthropic")
         if errors:
             return error_answer(400, "invalid_request_error", "; ".join(errors))
-        events = answer_events(body, self.reply, self.input_tokens)
+        events = answer_events(body, body["model"], self.reply, self.input_tokens)
         if not body.get("stream"):
             return 200, "application/json", iter([json.dumps(whole_message(events)).encode()])
         frames = [

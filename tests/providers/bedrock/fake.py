@@ -315,13 +315,8 @@ class InvokeFake(BedrockFake):
             return aws_error(400, "ValidationException", "; ".join(errors))
         if action == "count-tokens":
             return 200, "application/json", [json.dumps({"inputTokens": 42}).encode()]
-        events = answer_events(body, self.reply, self.input_tokens)
-        events[-1]["amazon-bedrock-invocationMetrics"] = {
-            "inputTokenCount": self.input_tokens,
-            "outputTokenCount": 9,
-            "invocationLatency": 120,
-            "firstByteLatency": 40,
-        }
+        events = answer_events(body, model, self.reply, self.input_tokens)
+        events[-1]["amazon-bedrock-invocationMetrics"] = BEDROCK_METRICS
         if action == "invoke":
             return 200, "application/json", [json.dumps(whole_message(events)).encode()]
         chunks = [
@@ -339,6 +334,13 @@ class InvokeFake(BedrockFake):
 
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
+# What Bedrock adds to Claude's message_stop event.
+BEDROCK_METRICS = {
+    "inputTokenCount": 20,
+    "outputTokenCount": 9,
+    "invocationLatency": 120,
+    "firstByteLatency": 40,
+}
 
 
 def aws_error(status: int, kind: str, message: str) -> tuple[int, str, list[bytes]]:

@@ -145,6 +145,7 @@ def model_named(request: HttpRequest, name: str) -> LLMModel | str:
         return "not_found"
 
 
+@csrf_exempt  # a POST is answered in the API's shape, not the CSRF check's page
 def models(request: HttpRequest) -> HttpResponse:
     """This developer's models that take Anthropic's API, in Anthropic's list shape (one page)."""
     if request.method != "GET":

@@ -15,7 +15,14 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.providers.servers import Range, Recorded, bearer_token, loopback_server, schema_errors
+from tests.providers.servers import (
+    Range,
+    Recorded,
+    bearer_token,
+    catalog_entry,
+    loopback_server,
+    schema_errors,
+)
 
 # The API versions the fake Anthropic accepts (the long-standing one and the SDK 2.14's), and
 # the Messages fields each no longer takes. Transcribed from Anthropic's versioning page and
@@ -580,7 +587,8 @@ class MessagesFake:
             if isinstance(body, dict) and name in body
         ]
         if not errors:
-            errors = claude_refusals(body["model"], None, body, "anthropic")
+            model = body["model"]
+            errors = claude_refusals(model, catalog_entry("anthropic", model), body, "anthropic")
         if errors:
             return error_answer(400, "invalid_request_error", "; ".join(errors))
         events = answer_events(body, body["model"], self.reply, self.input_tokens)

@@ -308,8 +308,10 @@ class InvokeFake(BedrockFake):
             if report.has_errors():
                 return aws_error(400, "ValidationException", report.generate_report())
             body = json.loads(base64.b64decode(body["input"]["invokeModel"]["body"]))
+        # Claude's own refusals: the body is Anthropic's, not Converse's.
+        entry = catalog_entry("bedrock", model)
         errors = messages_errors(body, INVOKE_FIELDS) or claude_refusals(
-            model, None, body, "anthropic"
+            model, entry, body, "anthropic"
         )
         if errors:
             return aws_error(400, "ValidationException", "; ".join(errors))

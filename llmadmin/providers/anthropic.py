@@ -1,6 +1,7 @@
 """Anthropic's Messages API: options, rules, request mapping and stream parsing.
 
-Bedrock runs the same Claude models and reuses the rules here, and the options it declares.
+Bedrock runs the same Claude models and reuses the rules here, and the options it declares;
+for the gateway, also the relayed Messages body (relay_body) and stream reader (relay_stream).
 """
 
 from __future__ import annotations

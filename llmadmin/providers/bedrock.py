@@ -1,7 +1,8 @@
 """AWS Bedrock's Converse API: how an account authenticates (a Bedrock API key, IAM access
 keys, or the server's own AWS credentials, signed with SigV4 by botocore), Claude's options and
 rules from the Anthropic module for Claude models only, Converse's request mapping, and the AWS
-event stream read by botocore's parser.
+event stream read by botocore's parser. For the gateway: Claude's own Messages body through
+InvokeModel (its event stream re-framed as Anthropic's SSE) and CountTokens.
 """
 
 from __future__ import annotations
@@ -277,7 +278,8 @@ class BedrockClient(ProviderClient):
             return self.relay_count(model, request)
         return self.relay_messages(model, request)
 
-    def model_url(self, model: ModelSettings, action: str) -> str:
+    def claude_url(self, model: ModelSettings, action: str) -> str:
+        """The URL of an action on this Claude model; RequestRefused for any other model."""
         if not is_claude(model.identifier):
             raise RequestRefused(
                 "Only Claude models on Bedrock take Anthropic's Messages API: this one does not."
@@ -290,7 +292,7 @@ class BedrockClient(ProviderClient):
         """InvokeModel(WithResponseStream): Claude's own Messages body, its events framed as
         Anthropic's SSE for the client."""
         action = "invoke-with-response-stream" if request.streamed else "invoke"
-        url = self.model_url(model, action)
+        url = self.claude_url(model, action)
         body = invoke_body(anthropic.relay_body(model, request.body), request)
         async with self.open_stream(url, body, stream=request.streamed) as response:
             if request.streamed:
@@ -305,7 +307,7 @@ class BedrockClient(ProviderClient):
 
     async def relay_count(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
         """CountTokens of the InvokeModel body, answered as Anthropic's count_tokens."""
-        url = self.model_url(model, "count-tokens")
+        url = self.claude_url(model, "count-tokens")
         # InvokeModel's Claude body requires max_tokens, which count_tokens' has not.
         invoke = invoke_body({"max_tokens": anthropic.DEFAULT_MAX_TOKENS, **request.body}, request)
         # A blob member, base64 in the JSON body (botocore's rest-json serializer).

@@ -111,6 +111,16 @@ def caller_of(request: HttpRequest) -> Caller | None:
     return Caller(token=token, client_name=client_name)
 
 
+def caller_or_refusal(request: HttpRequest) -> Caller | str:
+    """The caller, or the kind of refusal (REFUSALS) when there is none; raises DatabaseError
+    when the database is down. What every gateway endpoint starts with."""
+    try:
+        caller = caller_of(request)
+    except GatewayClosed:
+        return "gateway_closed"
+    return caller or "unauthenticated"
+
+
 def json_body(request: HttpRequest) -> dict[str, Any] | None:
     try:
         body = json.loads(request.body)
@@ -180,8 +190,6 @@ async def gateway_call(
         admitted = await sync_to_async(admit)(request, name, provider_types)
     except DatabaseError:
         return refused(wire, "database")
-    except GatewayClosed:
-        return refused(wire, "gateway_closed")
     except BudgetSpent as spent:
         response = wire.error(429, "budget_spent", spent.detail)
         # Both official SDKs retry a 429 unless told not to: a spent budget stays spent.
@@ -217,9 +225,9 @@ def admit(
 ) -> tuple[Caller, Any] | str:
     """The caller and their admission to the model they name, or the kind of refusal;
     raises BudgetSpent, and DatabaseError when the database is down."""
-    caller = caller_of(request)
-    if caller is None:
-        return "unauthenticated"
+    caller = caller_or_refusal(request)
+    if isinstance(caller, str):
+        return caller
     try:
         resolution = named_resolve(user=caller.user, name=name, provider_types=provider_types)
     except OtherApi:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from chat.metered import gateway_names
 from chat.model_list import usable_models
-from gateway.calls import caller_of, gateway_call, kind_of_status, refused
+from gateway.calls import caller_or_refusal, gateway_call, kind_of_status, refused
 from llmadmin.providers.contract import RelayApi
 from llmadmin.providers.errors import ProviderError
 
@@ -24,6 +24,7 @@ OPENAI_TYPES = ("openai", "azure", "openai-compat", "openrouter", "vercel")
 # insufficient_quota: clients know it for a limit that waiting does not lift.
 ERROR_CODES = {
     "authentication": ("invalid_request_error", "invalid_api_key"),
+    "permission": ("invalid_request_error", "permission_denied"),
     "not_found": ("invalid_request_error", "model_not_found"),
     "invalid_request": ("invalid_request_error", None),
     "request_too_large": ("invalid_request_error", "request_too_large"),
@@ -70,9 +71,9 @@ RESPONSES_WIRE = ResponsesWire()
 def models(request: HttpRequest) -> HttpResponse:
     """This developer's models that take OpenAI's API, by the names clients call them by."""
     try:
-        caller = caller_of(request)
-        if caller is None:
-            return refused(CHAT_COMPLETIONS_WIRE, "unauthenticated")
+        caller = caller_or_refusal(request)
+        if isinstance(caller, str):
+            return refused(CHAT_COMPLETIONS_WIRE, caller)
         rows, _, _ = usable_models(caller.user)
     except DatabaseError:
         return refused(CHAT_COMPLETIONS_WIRE, "database")

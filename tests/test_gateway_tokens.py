@@ -11,19 +11,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import time_machine
-from asgiref.sync import async_to_sync
 from auditlog.models import LogEntry as AuditEntry
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import CommandError, call_command
-from django.http import JsonResponse
 from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
-from gateway.calls import CLIENT_NAME_LENGTH, GatewayClosed, caller_of, gateway_call
+from gateway.calls import CLIENT_NAME_LENGTH, GatewayClosed, caller_of
 from gateway.models import GatewayPolicy, PersonalAccessToken
 from gateway.tokens import token_used
-from llmadmin.providers.contract import RelayApi
 from tests.factories import AccessTokenFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -379,34 +376,45 @@ def test_a_refused_caller_leaves_no_last_use(policy):
     assert token.last_used_at is None
 
 
-class PlainWire:
-    """The least of an API's error shape: the shared request path's answer, as it chose it."""
-
-    def error(self, status: int, kind: str, message: str) -> JsonResponse:
-        return JsonResponse({"kind": kind, "message": message}, status=status)
-
-    def stream_error(self, error: Exception) -> bytes:
-        raise AssertionError("no stream reaches this far")
+CLOSED = "The gateway is closed to you: ask an administrator to open it."
+OPENAI_PERMISSION = {"type": "invalid_request_error", "code": "permission_denied"}
+ANTHROPIC_PERMISSION = {"type": "permission_error"}
+GATEWAY_BODY = {"model": "no-such-model", "messages": [], "max_tokens": 10}
 
 
-def test_the_shared_request_path_answers_a_caller_the_policy_refuses_403_before_the_model(
-    policy,
+@pytest.mark.parametrize(
+    ("method", "url", "error"),
+    [
+        ("get", "/gateway/openai/v1/models", OPENAI_PERMISSION),
+        ("post", "/gateway/openai/v1/chat/completions", OPENAI_PERMISSION),
+        ("post", "/gateway/openai/v1/responses", OPENAI_PERMISSION),
+        ("get", "/gateway/anthropic/v1/models", ANTHROPIC_PERMISSION),
+        ("post", "/gateway/anthropic/v1/messages", ANTHROPIC_PERMISSION),
+        ("post", "/gateway/anthropic/v1/messages/count_tokens", ANTHROPIC_PERMISSION),
+    ],
+    ids=[
+        "openai-models",
+        "chat-completions",
+        "responses",
+        "anthropic-models",
+        "messages",
+        "count-tokens",
+    ],
+)
+def test_every_gateway_endpoint_answers_a_caller_the_policy_refuses_403_in_its_apis_shape(
+    policy, method, url, error
 ):
     policy.enabled = False
     policy.save()
-    request = gateway_request(
-        AccessTokenFactory().secret, body={"model": "no-such-model", "messages": []}
-    )
+    client = Client(headers={"Authorization": f"Bearer {AccessTokenFactory().secret}"})
 
-    response = async_to_sync(gateway_call)(
-        request, wire=PlainWire(), api=RelayApi.CHAT_COMPLETIONS, provider_types=["openai"]
-    )
+    if method == "get":
+        response = client.get(url)
+    else:
+        response = client.post(url, GATEWAY_BODY, content_type="application/json")
 
     assert response.status_code == 403
-    assert json.loads(response.content) == {
-        "kind": "permission",
-        "message": "The gateway is closed to you: ask an administrator to open it.",
-    }
+    assert response.json()["error"] == {**response.json()["error"], **error, "message": CLOSED}
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Anthropic's Messages API: options, rules, request mapping and stream parsing.
 
-Bedrock runs the same Claude models and reuses the rules here, and the options it declares.
+Bedrock runs the same Claude models and reuses the rules here, and the options it declares;
+for the gateway, also the relayed Messages body (relay_body) and stream reader (relay_stream).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, NamedTuple
 
 import httpx2
+from django.core.exceptions import ValidationError
 
 from llmadmin.providers.base import (
     GENERAL_LABELS,
@@ -23,6 +25,9 @@ from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    Raw,
+    Relay,
+    RelayApi,
     RemoteModel,
     StopReason,
     StreamEvent,
@@ -30,9 +35,15 @@ from llmadmin.providers.contract import (
     Thinking,
     Usage,
 )
-from llmadmin.providers.errors import cut_off, error_kind, mid_stream_error
+from llmadmin.providers.errors import (
+    RequestRefused,
+    cut_off,
+    error_kind,
+    malformed,
+    mid_stream_error,
+)
 from llmadmin.providers.sse import json_data, reported, sse_events, token_count, token_total
-from llmadmin.providers.transport import MAX_PAGES, ProviderClient, set_if
+from llmadmin.providers.transport import MAX_PAGES, ProviderClient, body_of, set_if
 
 # What the official SDK (2.14) sends: the key as a Bearer token and this API version.
 # PROVIDERS.md says x-api-key and 2023-06-01; the API takes both, and the SDK wins.
@@ -214,6 +225,88 @@ def sent_options(options: Mapping[str, Any]) -> dict[str, Any]:
     return {**options, "thinking": mode, "thinking_budget_tokens": budget}
 
 
+# The request's own fields for Claude's general settings, by the names its rules use.
+GENERAL_PARAMS = {
+    "max_output_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+}
+SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
+# A thinking configuration is one choice: the admin's applies only where the client's has none.
+TAKEN_WHOLE = ("thinking",)
+WHOLE_NUMBERS = ("max_output_tokens", "top_k")
+
+
+def relay_body(model: ModelSettings, body: Mapping[str, Any]) -> dict[str, Any]:
+    """A gateway client's Messages body for this model (Bedrock's too): the client's fields
+    as sent, the model's id, the admin's settings where the client set none, and max_tokens at
+    most the admin's cap. Raises RequestRefused, naming the field, where the result is one the
+    model's rules refuse: refused here, it costs nothing."""
+    sent = {**body, "model": model.identifier}
+    for name in SAMPLING_PARAMS:
+        if name not in sent:
+            set_if(sent, name, getattr(model, name))
+    defaults: dict[str, Any] = {}
+    set_options(defaults, OPTIONS, sent_options(model.options))
+    for name, value in defaults.items():
+        client = sent.get(name)
+        if client is None:
+            sent[name] = value
+        elif name not in TAKEN_WHOLE and isinstance(client, dict):
+            sent[name] = {**value, **client}
+    cap = model.max_output_tokens
+    max_tokens = sent.get("max_tokens")
+    if max_tokens is None:
+        set_if(sent, "max_tokens", cap)
+    elif cap and is_whole(max_tokens):
+        sent["max_tokens"] = min(max_tokens, cap)
+    if refusals := relay_refusals(model.identifier, sent):
+        raise RequestRefused(" ".join(refusals))
+    return sent
+
+
+def relay_refusals(identifier: str, body: Mapping[str, Any]) -> list[str]:
+    """What Claude's rules (and its options' own checks) refuse of a request's values, each
+    naming the request's field."""
+    refusals = []
+    general: dict[str, Any] = {"identifier": identifier}
+    for name, param in GENERAL_PARAMS.items():
+        value = general[name] = body.get(param)
+        whole = name in WHOLE_NUMBERS
+        if value is not None and not (is_whole(value) if whole else is_number(value)):
+            refusals.append(f"{param}: must be a {'whole ' if whole else ''}number.")
+    options: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = value_at(body, option.path)
+        if value is not None:
+            try:
+                options[option.name] = option.clean(value)
+            except ValidationError as error:
+                refusals.append(f"{option.path}: {' '.join(error.messages)}")
+    if refusals:  # the rules read valid values only
+        return refusals
+    paths = {option.name: option.path for option in OPTIONS} | GENERAL_PARAMS
+    # Claude's rules read no catalog facts.
+    return [f"{paths[name]}: {message}" for name, message in rules(general, options, None)]
+
+
+def is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def value_at(body: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a request body; None where there is none."""
+    value: Any = body
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
 def error_event_kind(payload: Mapping[str, Any]) -> str:
     return error_kind(payload.get("error"))
 
@@ -269,6 +362,41 @@ class AnthropicClient(ProviderClient):
             async for event in parse_stream(response):
                 yield event
 
+    def relay(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
+        if request.api is RelayApi.COUNT_TOKENS:
+            return self.relay_count(model, request)
+        return self.relay_messages(model, request)
+
+    async def relay_messages(
+        self, model: ModelSettings, request: Relay
+    ) -> AsyncIterator[StreamEvent]:
+        url = f"{self.base_url}/v1/messages"
+        body = relay_body(model, request.body)
+        # The client's anthropic-version and anthropic-beta, as sent (ours where it sent none).
+        async with self.open_stream(
+            url, body, stream=request.streamed, headers=request.headers
+        ) as response:
+            if request.streamed:
+                async for event in relay_stream(sse_events(response)):
+                    yield event
+                return
+            answer = await body_of(response)
+        read = list(message_events(json_data(answer)))
+        yield Raw(answer)
+        for event in read:
+            yield event
+
+    async def relay_count(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
+        # count_tokens takes no max_tokens nor sampling: only the model is ours.
+        body = {**request.body, "model": model.identifier}
+        async with self.open_stream(
+            f"{self.base_url}/v1/messages/count_tokens", body, stream=False, headers=request.headers
+        ) as response:
+            answer = await body_of(response)
+        if not is_whole(json_data(answer).get("input_tokens")):
+            raise malformed()
+        yield Raw(answer)
+
 
 # message_delta's stop_reason (the SDK's types/stop_reason.py); end_turn, stop_sequence and
 # tool_use end a complete answer. pause_turn: "we paused a long-running turn", which the
@@ -304,20 +432,25 @@ def usage_of(counts: Mapping[str, Any] | None, output_tokens: int | None) -> Usa
     )
 
 
-async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
-    counts: dict[str, Any] | None = None
-    output_tokens = None
-    stop_reason = StopReason.COMPLETE
-    async for event, data in sse_events(response):
-        payload = json_data(data)
+class MessageStream:
+    """Reads a streamed Messages answer one event at a time (Anthropic's own stream, and
+    Claude's on Bedrock): the neutral events each says, and whether the answer has ended."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Any] | None = None
+        self.output_tokens: int | None = None
+        self.stop_reason = StopReason.COMPLETE
+        self.ended = False
+
+    def read(self, event: str, payload: Mapping[str, Any]) -> Iterator[StreamEvent]:
         if event == "error":
             raise mid_stream_error(error_event_kind(payload))
         if event == "message_start":
             message = payload.get("message")
             usage = message.get("usage") if isinstance(message, dict) else None
-            counts = dict(usage) if isinstance(usage, dict) else {}
+            self.counts = dict(usage) if isinstance(usage, dict) else {}
             # The input is known (and billed) from here: an answer cut short still has it.
-            yield usage_of(counts, token_count(counts, "output_tokens"))
+            yield usage_of(self.counts, token_count(self.counts, "output_tokens"))
         elif event == "content_block_delta":
             delta = payload.get("delta") or {}
             text = delta.get("text") if delta.get("type") == "text_delta" else None
@@ -328,19 +461,62 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
         elif event == "message_delta":
             usage = payload.get("usage")
             if isinstance(usage, dict) and "output_tokens" in usage:
-                output_tokens = token_count(usage, "output_tokens")
-            if isinstance(usage, dict) and counts is not None:
+                self.output_tokens = token_count(usage, "output_tokens")
+            if isinstance(usage, dict) and self.counts is not None:
                 # message_delta's counts are cumulative: those it has replace message_start's
                 # (as the SDK's stream does); one left out or null keeps message_start's.
-                counts |= {name: value for name, value in usage.items() if value is not None}
+                self.counts |= {name: value for name, value in usage.items() if value is not None}
             delta = payload.get("delta")
             if isinstance(delta, dict) and delta.get("stop_reason") is not None:
-                stop_reason = stop_reason_of(delta["stop_reason"])
+                self.stop_reason = stop_reason_of(delta["stop_reason"])
         elif event == "message_stop":
-            yield usage_of(counts, output_tokens)
-            yield Finish(stop_reason)
+            self.ended = True
+            yield usage_of(self.counts, self.output_tokens)
+            yield Finish(self.stop_reason)
+
+
+async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
+    stream = MessageStream()
+    async for event, data in sse_events(response):
+        for item in stream.read(event, json_data(data)):
+            yield item
+        if stream.ended:
             return
     raise cut_off()
+
+
+async def relay_stream(events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[StreamEvent]:
+    """A streamed Messages answer for a gateway client, from its (event name, data) pairs:
+    each event as Anthropic's SSE, then what it says. An error event is not passed on (its
+    text is the provider's): it raises, and the gateway ends the answer with its own."""
+    stream = MessageStream()
+    async for event, data in events:
+        read = list(stream.read(event, json_data(data)))
+        yield Raw(sse_event(event, data))
+        for item in read:
+            yield item
+        if stream.ended:
+            return
+    raise cut_off()
+
+
+def sse_event(event: str, data: str) -> bytes:
+    name = f"event: {event}\n" if event else ""
+    lines = "".join(f"data: {line}\n" for line in LINE_END.split(data))
+    return f"{name}{lines}\n".encode()
+
+
+LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def message_events(message: Mapping[str, Any]) -> Iterator[StreamEvent]:
+    """The usage and end of a whole (not streamed) Messages answer."""
+    if message.get("type") != "message":
+        raise malformed()
+    usage = message.get("usage")
+    counts = dict(usage) if isinstance(usage, dict) else {}
+    yield usage_of(counts, token_count(counts, "output_tokens"))
+    yield Finish(stop_reason_of(message.get("stop_reason")))
 
 
 ANTHROPIC = ProviderType(

@@ -1,11 +1,14 @@
 """AWS Bedrock's Converse API: how an account authenticates (a Bedrock API key, IAM access
 keys, or the server's own AWS credentials, signed with SigV4 by botocore), Claude's options and
 rules from the Anthropic module for Claude models only, Converse's request mapping, and the AWS
-event stream read by botocore's parser.
+event stream read by botocore's parser. For the gateway: Claude's own Messages body through
+InvokeModel (its event stream re-framed as Anthropic's SSE) and CountTokens.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 import threading
 import time
@@ -29,6 +32,9 @@ from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    Raw,
+    Relay,
+    RelayApi,
     RemoteModel,
     StopReason,
     StreamEvent,
@@ -40,13 +46,14 @@ from llmadmin.providers.errors import (
     LacksPermission,
     NoCredentials,
     ProviderError,
+    RequestRefused,
     cut_off,
     failed_mid_answer,
     malformed,
     mid_stream_error,
 )
 from llmadmin.providers.sse import chunks_of, json_data, reported, token_count, token_total
-from llmadmin.providers.transport import MAX_PAGES, ProviderClient, set_if
+from llmadmin.providers.transport import MAX_PAGES, ProviderClient, body_of, set_if
 
 # How a Bedrock account authenticates: the admin's choice.
 AUTH_MODES = {
@@ -266,6 +273,90 @@ class BedrockClient(ProviderClient):
             async for event in parse_stream(response):
                 yield event
 
+    def relay(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
+        if request.api is RelayApi.COUNT_TOKENS:
+            return self.relay_count(model, request)
+        return self.relay_messages(model, request)
+
+    def claude_url(self, model: ModelSettings, action: str) -> str:
+        """The URL of an action on this Claude model; RequestRefused for any other model."""
+        if not is_claude(model.identifier):
+            raise RequestRefused(
+                "Only Claude models on Bedrock take Anthropic's Messages API: this one does not."
+            )
+        return f"{self.base_url}/model/{quote(model.identifier, safe='')}/{action}"
+
+    async def relay_messages(
+        self, model: ModelSettings, request: Relay
+    ) -> AsyncIterator[StreamEvent]:
+        """InvokeModel(WithResponseStream): Claude's own Messages body, its events framed as
+        Anthropic's SSE for the client."""
+        action = "invoke-with-response-stream" if request.streamed else "invoke"
+        url = self.claude_url(model, action)
+        body = invoke_body(anthropic.relay_body(model, request.body), request)
+        async with self.open_stream(url, body, stream=request.streamed) as response:
+            if request.streamed:
+                async for event in anthropic.relay_stream(claude_events(response)):
+                    yield event
+                return
+            answer = await body_of(response)
+        read = list(anthropic.message_events(json_data(answer)))
+        yield Raw(answer)
+        for event in read:
+            yield event
+
+    async def relay_count(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
+        """CountTokens of the InvokeModel body, answered as Anthropic's count_tokens."""
+        url = self.claude_url(model, "count-tokens")
+        # InvokeModel's Claude body requires max_tokens, which count_tokens' has not.
+        invoke = invoke_body({"max_tokens": anthropic.DEFAULT_MAX_TOKENS, **request.body}, request)
+        # A blob member, base64 in the JSON body (botocore's rest-json serializer).
+        encoded = base64.b64encode(json.dumps(invoke).encode()).decode()
+        body = {"input": {"invokeModel": {"body": encoded}}}
+        async with self.open_stream(url, body, stream=False) as response:
+            count = json_data(await body_of(response)).get("inputTokens")
+        if not anthropic.is_whole(count):
+            raise malformed()
+        yield Raw(json.dumps({"input_tokens": count}).encode())
+
+
+# What InvokeModel's Claude body names instead of the anthropic-version header (AWS's
+# Claude Messages API page for Bedrock).
+INVOKE_ANTHROPIC_VERSION = "bedrock-2023-05-31"
+
+
+def invoke_body(body: Mapping[str, Any], request: Relay) -> dict[str, Any]:
+    """A Messages body as InvokeModel takes it for Claude: the model is in the URL and the
+    action says whether it streams; the API version and the client's anthropic-beta (a list
+    there) in the body."""
+    sent = {name: value for name, value in body.items() if name not in ("model", "stream")}
+    sent["anthropic_version"] = INVOKE_ANTHROPIC_VERSION
+    betas = [beta.strip() for beta in request.headers.get("anthropic-beta", "").split(",")]
+    if any(betas):
+        sent["anthropic_beta"] = [beta for beta in betas if beta]
+    return sent
+
+
+async def claude_events(response: httpx2.Response) -> AsyncIterator[tuple[str, str]]:
+    """(event name, data) of Claude's Messages events in InvokeModelWithResponseStream: each
+    `chunk` carries one event's JSON as base64 `bytes`, its name in its `type`."""
+    async for headers, payload in event_stream(response):
+        if exception := stream_exception(headers):
+            raise exception
+        if headers.get(":event-type") != "chunk":
+            continue
+        try:
+            data = base64.b64decode(json_data(payload).get("bytes"), validate=True).decode()
+        except (TypeError, ValueError):
+            raise malformed() from None
+        kind = json_data(data).get("type")
+        if not isinstance(kind, str) or not EVENT_NAME.fullmatch(kind):
+            raise malformed()
+        yield kind, data
+
+
+EVENT_NAME = re.compile(r"[a-z_]{1,64}")
+
 
 # ListFoundationModels' own filter: models that answer with text.
 FOUNDATION_MODEL_FILTER = {"byOutputModality": "TEXT"}
@@ -295,11 +386,8 @@ MALFORMED_OUTPUT = ("malformed_model_output", "malformed_tool_use")
 async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
     stopped, usage, malformed_output = None, None, False
     async for headers, payload in event_stream(response):
-        if headers.get(":message-type") in ("exception", "error"):
-            kind = str(headers.get(":exception-type", ""))
-            raise mid_stream_error(
-                "rate_limit" if kind in THROTTLED else "overloaded" if kind in OVERLOADED else ""
-            )
+        if exception := stream_exception(headers):
+            raise exception
         event = json_data(payload)
         kind = headers.get(":event-type")
         if kind == "contentBlockDelta":
@@ -335,6 +423,16 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
     if malformed_output:
         raise failed_mid_answer()
     yield Finish(stopped)
+
+
+def stream_exception(headers: Mapping[str, Any]) -> ProviderError | None:
+    """Our error for an exception message of the event stream; None for an event."""
+    if headers.get(":message-type") not in ("exception", "error"):
+        return None
+    kind = str(headers.get(":exception-type", ""))
+    return mid_stream_error(
+        "rate_limit" if kind in THROTTLED else "overloaded" if kind in OVERLOADED else ""
+    )
 
 
 async def event_stream(response: httpx2.Response) -> AsyncIterator[tuple[dict[str, Any], bytes]]:

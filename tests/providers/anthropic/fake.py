@@ -4,10 +4,25 @@ refuses (Bedrock's Claude models refuse the same)."""
 
 from __future__ import annotations
 
+import json
 import re
+import select
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import urlsplit
 
-from tests.providers.servers import Range, bearer_token
+from tests.providers.servers import (
+    Range,
+    Recorded,
+    bearer_token,
+    catalog_entry,
+    loopback_server,
+    schema_errors,
+)
 
 # The API versions the fake Anthropic accepts (the long-standing one and the SDK 2.14's), and
 # the Messages fields each no longer takes. Transcribed from Anthropic's versioning page and
@@ -236,3 +251,395 @@ def claude_refusals(model: str, entry: Any, body: dict, family: str) -> list[str
     if family == "bedrock" and effort in ("xhigh", "max") and not thinking_on:
         errors.append("The effort level is capped at high when extended thinking is disabled.")
     return errors
+
+
+# --- Messages as the gateway relays them ---------------------------------------------------
+#
+# The whole Messages body a client such as Claude Code sends (the SDK 2.14's
+# MessageCreateParams and its block params): content blocks, tools, thinking blocks with
+# their signatures, cache control. Checked by Anthropic's fake below and, in InvokeModel's
+# shape, by Bedrock's (tests/providers/bedrock/fake.py).
+
+CACHE_CONTROL = {"type!": ("ephemeral",), "ttl": ("5m", "1h")}
+TEXT_BLOCK = {"type!": ("text",), "text!": str, "cache_control": CACHE_CONTROL, "citations": list}
+BLOCKS = {
+    "text": TEXT_BLOCK,
+    "image": {
+        "type!": ("image",),
+        "source!": {"type!": ("base64",), "media_type!": str, "data!": str},
+        "cache_control": CACHE_CONTROL,
+    },
+    "tool_use": {
+        "type!": ("tool_use",),
+        "id!": str,
+        "name!": str,
+        "input!": dict,
+        "cache_control": CACHE_CONTROL,
+    },
+    "tool_result": {
+        "type!": ("tool_result",),
+        "tool_use_id!": str,
+        "content": object,  # a string or text blocks: checked below
+        "is_error": bool,
+        "cache_control": CACHE_CONTROL,
+    },
+    "thinking": {"type!": ("thinking",), "thinking!": str, "signature!": str},
+    "redacted_thinking": {"type!": ("redacted_thinking",), "data!": str},
+}
+TOOL = {
+    "name!": str,
+    "description": str,
+    "input_schema!": dict,
+    "cache_control": CACHE_CONTROL,
+    "strict": bool,
+    "type": ("custom",),
+}
+TOOL_CHOICE = {
+    "type!": ("auto", "any", "tool", "none"),
+    "name": str,
+    "disable_parallel_tool_use": bool,
+}
+MESSAGES_FIELDS = {
+    "max_tokens!": Range(int, 1, 10_000_000),
+    "messages!": list,  # checked block by block below
+    "system": list,  # or a string: checked below
+    "stream": bool,
+    "temperature": Range(float, 0, 1),
+    "top_p": Range(float, 0, 1),
+    "top_k": Range(int, 0, 10_000_000),
+    "thinking": ANTHROPIC_THINKING,
+    "output_config": {"effort": EFFORTS, "format": dict},
+    "stop_sequences": [str],
+    "metadata": {"user_id": str},
+    "service_tier": ("auto", "standard_only"),
+    "tools": [TOOL],
+    "tool_choice": TOOL_CHOICE,
+    "cache_control": CACHE_CONTROL,
+}
+# count_tokens takes neither max_tokens, nor sampling, nor stream (MessageCountTokensParams).
+COUNT_FIELDS = {
+    name: schema
+    for name, schema in MESSAGES_FIELDS.items()
+    if name.rstrip("!") not in ("max_tokens", "stream", "temperature", "top_p", "top_k")
+    and name not in ("stop_sequences", "metadata", "service_tier")
+} | {"messages!": list}
+
+# The one signature this fake signs its thinking with: a thinking block sent back with any
+# other is refused, as Anthropic refuses a changed one.
+SIGNATURE = "c2lnbmF0dXJlLW9mLXRoZS1mYWtl"
+# The tool input the fake's tool use streams, in input_json_delta fragments.
+TOOL_INPUT = {"city": "Paris", "unit": "celsius"}
+TOOL_USE_ID = "toolu_01fake"
+
+
+def messages_errors(body: Any, fields: dict[str, Any]) -> list[str]:
+    """What the Messages API refuses of a body (the model's own refusals apart)."""
+    if not isinstance(body, dict):
+        return ["body: expected an object"]
+    errors = schema_errors(
+        {name: value for name, value in body.items() if name not in ("messages", "system")},
+        {name: schema for name, schema in fields.items() if name not in ("messages!", "system")},
+        "body",
+    )
+    if "messages" not in body:
+        errors.append("body.messages: required")
+    system = body.get("system")
+    if system is not None and not isinstance(system, str):
+        errors += schema_errors(system, [TEXT_BLOCK], "body.system")
+    offered: set[str] = set()
+    for index, message in enumerate(body.get("messages") or []):
+        errors += message_errors(message, f"body.messages[{index}]", offered)
+    thinking = body.get("thinking") or {}
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    if budget is not None and "max_tokens" in body and budget >= body["max_tokens"]:
+        errors.append("max_tokens must be greater than thinking.budget_tokens")
+    thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
+    if thinking_on and (body.get("temperature") not in (None, 1) or "top_k" in body):
+        errors.append("temperature and top_k may not be changed when thinking is enabled")
+    return errors
+
+
+def message_errors(message: Any, where: str, offered: set[str]) -> list[str]:
+    errors = schema_errors(message, {"role!": ("user", "assistant"), "content!": object}, where)
+    if errors:
+        return errors
+    content = message["content"]
+    if isinstance(content, str):
+        return []
+    if not isinstance(content, list):
+        return [f"{where}.content: expected a string or a list"]
+    for index, block in enumerate(content):
+        at = f"{where}.content[{index}]"
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind not in BLOCKS:
+            errors.append(f"{at}.type: unknown block type")
+            continue
+        errors += schema_errors(block, BLOCKS[kind], at)
+        if kind == "thinking" and block.get("signature") != SIGNATURE:
+            errors.append(f"{at}: Invalid `signature` in `thinking` block")
+        if kind == "tool_use":
+            offered.add(block.get("id"))
+        if kind == "tool_result":
+            if block.get("tool_use_id") not in offered:
+                errors.append(f"{at}: unexpected `tool_use_id` found in `tool_result` blocks")
+            inner = block.get("content")
+            if inner is not None and not isinstance(inner, str):
+                errors += schema_errors(inner, [TEXT_BLOCK], f"{at}.content")
+    return errors
+
+
+def answer_events(body: dict, model: str, reply: tuple[str, ...], input_tokens: int) -> list[dict]:
+    """The Messages events of the fake's answer to this body: a tool use when tools are
+    offered and no tool result came back yet; otherwise text, after a signed thinking block
+    when thinking is on."""
+    messages = body["messages"]
+    last = messages[-1]["content"] if messages else ""
+    answered_tool = isinstance(last, list) and any(
+        block.get("type") == "tool_result" for block in last
+    )
+    thinking = (body.get("thinking") or {}).get("type") in ("enabled", "adaptive")
+    usage = {
+        "input_tokens": input_tokens,
+        "cache_read_input_tokens": 4,
+        "cache_creation_input_tokens": 2,
+        "output_tokens": 1,
+    }
+    message = {
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": usage,
+    }
+    events: list[dict] = [{"type": "message_start", "message": message}, {"type": "ping"}]
+    index = 0
+    if thinking:
+        events += [
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "thinking_delta", "thinking": "Let me see."},
+            },
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "signature_delta", "signature": SIGNATURE},
+            },
+            {"type": "content_block_stop", "index": 0},
+        ]
+        index = 1
+    if body.get("tools") and not answered_tool:
+        arguments = json.dumps(TOOL_INPUT)
+        events.append(
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {
+                    "type": "tool_use",
+                    "id": TOOL_USE_ID,
+                    "name": body["tools"][0]["name"],
+                    "input": {},
+                },
+            }
+        )
+        events += [
+            {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": arguments[start : start + 7]},
+            }
+            for start in range(0, len(arguments), 7)
+        ]
+        stop_reason = "tool_use"
+    else:
+        events.append(
+            {
+                "type": "content_block_start",
+                "index": index,
+                "content_block": {"type": "text", "text": ""},
+            }
+        )
+        events += [
+            {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "text_delta", "text": text},
+            }
+            for text in reply
+        ]
+        stop_reason = "end_turn"
+    details = {"output_tokens_details": {"thinking_tokens": 3}} if thinking else {}
+    events += [
+        {"type": "content_block_stop", "index": index},
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+            "usage": {"output_tokens": 9, **details},
+        },
+        {"type": "message_stop"},
+    ]
+    return events
+
+
+def whole_message(events: list[dict]) -> dict:
+    """The answer not streamed: its events put together, as the API returns it."""
+    message = dict(events[0]["message"])
+    blocks: list[dict] = []
+    partial = ""
+    for event in events[1:]:
+        kind, delta = event["type"], event.get("delta") or {}
+        if kind == "content_block_start":
+            blocks.append(dict(event["content_block"]))
+            partial = ""
+        elif kind == "content_block_delta":
+            block = blocks[-1]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] = delta["signature"]
+            else:
+                partial += delta["partial_json"]
+                block["input"] = json.loads(partial) if partial.endswith("}") else {}
+        elif kind == "message_delta":
+            message["stop_reason"] = delta["stop_reason"]
+            message["usage"] = {**message["usage"], **event["usage"]}
+    return {**message, "content": blocks}
+
+
+# How a relayed answer goes wrong: after its first text or tool delta, the connection drops
+# ("drop"), a line of garbage comes ("garbled"), the provider goes quiet ("stall"), or its
+# error event comes ("midstream_error"). Or the request is refused first, the key echoed in
+# the body: (status, error type).
+BROKEN = ("drop", "garbled", "stall", "midstream_error")
+REFUSALS = {
+    "rate429": (429, "rate_limit_error"),
+    "overloaded529": (529, "overloaded_error"),
+    "error500": (500, "api_error"),
+    "unauthorized": (401, "authentication_error"),
+}
+STALL_SECONDS = 3.0
+# Where a stalled answer goes quiet: the server waits for the caller to hang up.
+STALL = b""
+
+
+def broken_after_start(events: list[bytes], mode: str, marker: bytes) -> Iterator[bytes]:
+    """The events up to the first that holds `marker` (a delta), then the `mode`'s failure."""
+    for event in events:
+        yield event
+        if marker in event and mode in BROKEN:
+            if mode == "garbled":
+                yield b"event: content_block_delta\ndata: {not json\n\n"
+            elif mode == "stall":
+                yield STALL
+            elif mode == "midstream_error":
+                error = {"type": "error", "error": {"type": "overloaded_error", "message": "x"}}
+                yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+            return
+
+
+@dataclass
+class MessagesFake:
+    """Anthropic's Messages API for the gateway: /v1/messages streamed and not, and
+    /v1/messages/count_tokens; the key as x-api-key or a Bearer token; the API versions the
+    fake knows, each refusing its removed fields; any anthropic-beta. Each request recorded."""
+
+    api_key: str
+    mode: str = "ok"
+    reply: tuple[str, ...] = ("Hello", " world")
+    input_tokens: int = 20
+    requests: list[Recorded] = field(default_factory=list)
+    url: str = ""
+    # Set when a caller hangs up on a stalled answer.
+    hung_up: threading.Event = field(default_factory=threading.Event)
+
+    def answer(
+        self, path: str, headers: dict[str, str], body: Any
+    ) -> tuple[int, str, Iterator[bytes]]:
+        if self.api_key not in (headers.get("x-api-key"), bearer_token(headers)):
+            return error_answer(401, "authentication_error", "invalid x-api-key")
+        version = headers.get("anthropic-version")
+        if version not in ANTHROPIC_VERSIONS:
+            return error_answer(400, "invalid_request_error", "anthropic-version")
+        if self.mode in REFUSALS:
+            status, kind = REFUSALS[self.mode]
+            return error_answer(status, kind, f"refused; the key was {self.api_key}")
+        if path == "/v1/messages/count_tokens":
+            errors = messages_errors(body, {"model!": str, **COUNT_FIELDS})
+            if errors:
+                return error_answer(400, "invalid_request_error", "; ".join(errors))
+            return 200, "application/json", iter([json.dumps({"input_tokens": 42}).encode()])
+        if path != "/v1/messages":
+            return error_answer(404, "not_found_error", path)
+        errors = messages_errors(body, {"model!": str, **MESSAGES_FIELDS})
+        errors += [
+            f"{name}: Extra inputs are not permitted"
+            for name in ANTHROPIC_REMOVED_FIELDS[version]
+            if isinstance(body, dict) and name in body
+        ]
+        if not errors:
+            model = body["model"]
+            errors = claude_refusals(model, catalog_entry("anthropic", model), body, "anthropic")
+        if errors:
+            return error_answer(400, "invalid_request_error", "; ".join(errors))
+        events = answer_events(body, body["model"], self.reply, self.input_tokens)
+        if not body.get("stream"):
+            return 200, "application/json", iter([json.dumps(whole_message(events)).encode()])
+        frames = [
+            f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode() for event in events
+        ]
+        return 200, "text/event-stream", broken_after_start(frames, self.mode, b'_delta"')
+
+
+def error_answer(status: int, kind: str, message: str) -> tuple[int, str, Iterator[bytes]]:
+    body = {"type": "error", "error": {"type": kind, "message": message}}
+    return status, "application/json", iter([json.dumps(body).encode()])
+
+
+@contextmanager
+def serve_messages(fake: Any) -> Iterator[Any]:
+    """Serve a Messages fake (Anthropic's, or Bedrock's InvokeModel) on a free loopback port."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            headers = {name.lower(): value for name, value in self.headers.items()}
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            if hasattr(fake, "check_signature"):
+                fake.check_signature(self, headers, raw)
+            body = json.loads(raw or b"null")
+            path = urlsplit(self.path).path
+            fake.requests.append(Recorded("POST", path, {}, headers, body))
+            status, content_type, chunks = fake.answer(path, headers, body)
+            with suppress(BrokenPipeError, ConnectionResetError):
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.end_headers()
+                for chunk in chunks:  # no Content-Length: the end is the connection's
+                    if chunk is STALL:
+                        self.wait_for_hang_up()
+                        return
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+
+        def wait_for_hang_up(self) -> None:
+            """Quiet for STALL_SECONDS, or until the caller closes the connection: then
+            `hung_up` is set."""
+            readable, _, _ = select.select([self.connection], [], [], STALL_SECONDS)
+            if readable and not self.connection.recv(1):
+                fake.hung_up.set()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    with loopback_server(Handler) as url:
+        fake.url = url
+        yield fake

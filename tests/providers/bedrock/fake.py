@@ -5,14 +5,17 @@ Anthropic's: tests/providers/anthropic/fake.py)."""
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hmac
 import json
 import re
 import struct
 import zlib
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import unquote
 
 import botocore.session
 from botocore.auth import SigV4Auth
@@ -20,8 +23,16 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
 
-from tests.providers.anthropic.fake import ANTHROPIC_THINKING
-from tests.providers.servers import Range, catalog_entry, schema_errors
+from tests.providers.anthropic.fake import (
+    ANTHROPIC_THINKING,
+    MESSAGES_FIELDS,
+    REFUSALS,
+    answer_events,
+    claude_refusals,
+    messages_errors,
+    whole_message,
+)
+from tests.providers.servers import Range, Recorded, catalog_entry, schema_errors
 
 # Set on a request's headers by check_signature: whether its SigV4 signature holds.
 SIGNATURE_VERDICT = "x-fake-signature-verdict"
@@ -237,3 +248,102 @@ def nova_refusals(model: str, body: dict) -> list[str]:
     if entry is not None and max_tokens and entry.limit.output and max_tokens > entry.limit.output:
         errors.append(f"maxTokens: {max_tokens} > {entry.limit.output}, the maximum allowed")
     return errors
+
+
+# --- Claude's Messages body through InvokeModel, as the gateway relays it -----------------
+#
+# AWS's "Anthropic Claude Messages API" page for Bedrock: the body is Anthropic's without
+# `model` (in the URL) and `stream` (the action says it), with anthropic_version
+# "bedrock-2023-05-31" and the betas as an `anthropic_beta` list. The stream's `chunk`
+# events carry each Messages event's JSON as base64 `bytes` (botocore's PayloadPart), the
+# last with Bedrock's invocation metrics. CountTokens takes the InvokeModel body as a blob,
+# base64 in its JSON (botocore's rest-json serializer).
+
+INVOKE_FIELDS = {
+    **{name: schema for name, schema in MESSAGES_FIELDS.items() if name != "stream"},
+    "anthropic_version!": ("bedrock-2023-05-31",),
+    "anthropic_beta": [str],
+}
+INVOKE_PATH = re.compile(r"/model/([^/]+)/(invoke|invoke-with-response-stream|count-tokens)")
+COUNT_TOKENS = (
+    botocore.session.get_session()
+    .get_service_model("bedrock-runtime")
+    .operation_model("CountTokens")
+    .input_shape
+)
+
+
+@dataclass
+class InvokeFake(BedrockFake):
+    """Bedrock's InvokeModel, InvokeModelWithResponseStream and CountTokens for Claude: a
+    Bedrock API key or a SigV4 signature (BedrockFake's check), the body checked as AWS and
+    Claude check it. Each request recorded."""
+
+    api_key: str = ""
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    aws_session_token: str = ""
+    mode: str = "ok"
+    reply: tuple[str, ...] = ("Hello", " world")
+    input_tokens: int = 20
+    requests: list[Recorded] = field(default_factory=list)
+    url: str = ""
+
+    def answer(self, path: str, headers: dict[str, str], body: Any) -> tuple[int, str, Any]:
+        bearer = self.api_key and headers.get("authorization") == f"Bearer {self.api_key}"
+        if not (bearer or headers.get(SIGNATURE_VERDICT) == "valid"):
+            return aws_error(403, "UnrecognizedClientException", "The security token is invalid.")
+        match = INVOKE_PATH.fullmatch(path)
+        if not match:
+            return aws_error(404, "UnknownOperationException", "Not found")
+        if self.mode in REFUSALS:
+            status = REFUSALS[self.mode][0]
+            kind = {429: "ThrottlingException", 529: "ServiceUnavailableException"}.get(
+                status, "InternalServerException"
+            )
+            return aws_error(status, kind, f"refused; the key was {self.api_key}")
+        model, action = unquote(match[1]), match[2]
+        if action == "count-tokens":
+            report = ParamValidator().validate({"modelId": model, **body}, COUNT_TOKENS)
+            if report.has_errors():
+                return aws_error(400, "ValidationException", report.generate_report())
+            body = json.loads(base64.b64decode(body["input"]["invokeModel"]["body"]))
+        # Claude's own refusals: the body is Anthropic's, not Converse's.
+        entry = catalog_entry("bedrock", model)
+        errors = messages_errors(body, INVOKE_FIELDS) or claude_refusals(
+            model, entry, body, "anthropic"
+        )
+        if errors:
+            return aws_error(400, "ValidationException", "; ".join(errors))
+        if action == "count-tokens":
+            return 200, "application/json", [json.dumps({"inputTokens": 42}).encode()]
+        events = answer_events(body, model, self.reply, self.input_tokens)
+        events[-1]["amazon-bedrock-invocationMetrics"] = BEDROCK_METRICS
+        if action == "invoke":
+            return 200, "application/json", [json.dumps(whole_message(events)).encode()]
+        chunks = [
+            aws_message("chunk", {"bytes": base64.b64encode(json.dumps(event).encode()).decode()})
+            for event in events
+        ]
+        if self.mode == "midstream_error":
+            throttled = aws_message("", {"message": "slow down"}, exception="throttlingException")
+            return 200, EVENT_STREAM, [*chunks[:-3], throttled]
+        if self.mode == "drop":
+            return 200, EVENT_STREAM, chunks[:-3]
+        if self.mode == "garbled":
+            return 200, EVENT_STREAM, [*chunks[:-3], b"\x00\x00\x00\x10garbage!garbage!"]
+        return 200, EVENT_STREAM, chunks
+
+
+EVENT_STREAM = "application/vnd.amazon.eventstream"
+# What Bedrock adds to Claude's message_stop event.
+BEDROCK_METRICS = {
+    "inputTokenCount": 20,
+    "outputTokenCount": 9,
+    "invocationLatency": 120,
+    "firstByteLatency": 40,
+}
+
+
+def aws_error(status: int, kind: str, message: str) -> tuple[int, str, list[bytes]]:
+    return status, "application/json", [json.dumps({"message": message, "__type": kind}).encode()]

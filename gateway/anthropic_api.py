@@ -1,0 +1,181 @@
+"""The gateway's Anthropic API, under /gateway/anthropic: Messages (streamed and not), its
+token count and the model list, for Anthropic's models and Claude on Bedrock.
+
+Errors are Anthropic's shape, `{"type": "error", "error": {"type", "message"}}`, with our
+words; within a stream, an `error` event of that JSON, which the SDK raises on.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from chat.metered import ModelUnavailable, OtherApi, gateway_names, named_resolve
+from chat.model_list import usable_models
+from gateway.calls import (
+    MAX_REQUEST_BYTES,
+    caller_or_refusal,
+    gateway_call,
+    json_body,
+    kind_of_status,
+    provider_refusal,
+    refused,
+)
+from llmadmin.models import LLMModel
+from llmadmin.providers.bedrock import is_claude
+from llmadmin.providers.contract import Raw, Relay, RelayApi
+from llmadmin.providers.errors import ProviderError
+
+# The provider types whose models take Anthropic's Messages body: Anthropic's, and Claude on
+# Bedrock (InvokeModel takes that body for Claude only).
+PROVIDER_TYPES = ("anthropic", "bedrock")
+# The client's headers passed on as sent (Anthropic's advice to gateways).
+FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
+
+# Anthropic's error type for each kind of refusal (the SDK's types/shared/error_type.py, and
+# request_too_large from Anthropic's errors page).
+ERROR_TYPES = {
+    "authentication": "authentication_error",
+    "permission": "permission_error",
+    "not_found": "not_found_error",
+    "invalid_request": "invalid_request_error",
+    "request_too_large": "request_too_large",
+    "rate_limit": "rate_limit_error",
+    # A spent budget is a rate limit that waiting a moment does not lift: x-should-retry.
+    "budget_spent": "rate_limit_error",
+    "overloaded": "overloaded_error",
+    "timeout": "timeout_error",
+}
+# Of a model whose release date we don't keep (the SDK: "an epoch value if the release date
+# is unknown").
+UNKNOWN_DATE = "1970-01-01T00:00:00Z"
+
+
+def error_json(kind: str, message: str) -> dict[str, Any]:
+    return {
+        "type": "error",
+        "error": {"type": ERROR_TYPES.get(kind, "api_error"), "message": message},
+    }
+
+
+class AnthropicWire:
+    def error(
+        self, status: int, kind: str, message: str, *, param: str | None = None
+    ) -> HttpResponse:
+        # Anthropic's error has no field for `param`: the message names the field.
+        return JsonResponse(error_json(kind, message), status=status)
+
+    def stream_error(self, error: ProviderError) -> bytes:
+        data = json.dumps(error_json(kind_of_status(error.http_status), str(error)))
+        return f"event: error\ndata: {data}\n\n".encode()
+
+
+WIRE = AnthropicWire()
+
+
+def forwarded(request: HttpRequest) -> dict[str, str]:
+    return {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
+
+
+def not_allowed() -> HttpResponse:
+    return WIRE.error(405, "invalid_request", "This method is not allowed here.")
+
+
+@csrf_exempt
+async def messages(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return not_allowed()
+    return await gateway_call(
+        request,
+        wire=WIRE,
+        api=RelayApi.MESSAGES,
+        provider_types=PROVIDER_TYPES,
+        headers=forwarded(request),
+    )
+
+
+@csrf_exempt
+async def count_tokens(request: HttpRequest) -> HttpResponse:
+    """The model's count of a request's input tokens: the developer's access is checked, not
+    their budget, and nothing is recorded (it costs nothing)."""
+    if request.method != "POST":
+        return not_allowed()
+    if len(request.body) > MAX_REQUEST_BYTES:
+        return refused(WIRE, "too_large")
+    body = json_body(request)
+    if body is None:
+        return refused(WIRE, "bad_json")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        return refused(WIRE, "no_model")
+    try:
+        model = await sync_to_async(model_named)(request, name)
+    except DatabaseError:
+        return refused(WIRE, "database")
+    if isinstance(model, str):
+        return refused(WIRE, model)
+    relay = Relay(api=RelayApi.COUNT_TOKENS, body=body, headers=forwarded(request))
+    try:
+        client = model.provider.client()
+        answer = [
+            event.data
+            async for event in client.relay_call(model.settings(), relay)
+            if isinstance(event, Raw)
+        ]
+    except ProviderError as error:
+        return provider_refusal(WIRE, error)
+    return HttpResponse(b"".join(answer), content_type="application/json")
+
+
+def model_named(request: HttpRequest, name: str) -> LLMModel | str:
+    """The model this caller names, if theirs and of this API, or the kind of refusal."""
+    caller = caller_or_refusal(request)
+    if isinstance(caller, str):
+        return caller
+    try:
+        return named_resolve(user=caller.user, name=name, provider_types=PROVIDER_TYPES).model
+    except OtherApi:
+        return "other_api"
+    except ModelUnavailable:
+        return "not_found"
+
+
+@csrf_exempt  # a POST is answered in the API's shape, not the CSRF check's page
+def models(request: HttpRequest) -> HttpResponse:
+    """This developer's models that take Anthropic's API, in Anthropic's list shape (one page)."""
+    if request.method != "GET":
+        return not_allowed()
+    try:
+        caller = caller_or_refusal(request)
+        if isinstance(caller, str):
+            return refused(WIRE, caller)
+        rows = usable_models(caller.user)[0]
+    except DatabaseError:
+        return refused(WIRE, "database")
+    names = gateway_names(rows)
+    data = [
+        {
+            "type": "model",
+            "id": names[row["id"]],
+            "display_name": row["display_name"],
+            "created_at": UNKNOWN_DATE,
+            "lifecycle": "active",
+            "max_input_tokens": row["context_limit"],
+        }
+        for row in rows
+        if row["provider_type"] == "anthropic"
+        or (row["provider_type"] == "bedrock" and is_claude(row["identifier"]))
+    ]
+    return JsonResponse(
+        {
+            "data": data,
+            "has_more": False,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+    )

@@ -52,7 +52,7 @@ from llmadmin.providers.contract import (
     TextDelta,
     Usage,
 )
-from llmadmin.providers.errors import ProviderError
+from llmadmin.providers.errors import ProviderError, RequestRefused
 from llmadmin.providers.transport import ProviderClient
 
 logger = logging.getLogger(__name__)
@@ -284,6 +284,10 @@ class MeteredCall(Generic[T]):
 
     async def end(self, exc: BaseException | None) -> None:
         """Record the call as `exc` ended it (None: the provider's stream ended it)."""
+        if isinstance(exc, RequestRefused):
+            # Refused before it was sent (the model's settings forbid what the client asked):
+            # no call was made, so none is recorded.
+            return
         if isinstance(exc, ProviderError):
             self.error = exc
         elif isinstance(exc, asyncio.CancelledError | GeneratorExit):

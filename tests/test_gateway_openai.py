@@ -519,6 +519,8 @@ def test_a_request_the_rules_refuse_never_reaches_the_provider(
     assert refused.value.status_code == status
     assert refused.value.body["param"] == param
     assert fake.requests == []
+    # Nothing was sent: no call to record.
+    assert not UsageRecord.objects.exists()
 
 
 def test_a_spent_budget_is_a_429_the_sdk_does_not_retry(base_url, secret, fake, developer):

@@ -128,6 +128,17 @@ def test_a_chat_completion_is_answered_whole_and_recorded(base_url, secret, fake
     assert record.client.startswith("OpenAI/Python ")
 
 
+def test_a_whole_answer_slower_than_the_read_timeout_is_waited_for(base_url, secret, fake):
+    # A whole answer's first byte comes when it is done: the read timeout between two reads
+    # of a stream (1.5 s here) would end every long one.
+    fake.mode = "slow"
+    model_at(fake.url)
+
+    answer = sdk(base_url, secret).chat.completions.create(model="gpt-4.1", messages=HI)
+
+    assert answer.choices[0].message.content == "Hello world"
+
+
 def test_a_streamed_chat_completion_passes_each_chunk_and_ends_with_done(base_url, secret, fake):
     model_at(fake.url)
 

@@ -9,8 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connections, transaction
 from django.utils import timezone
 
 from billing.budgets import ZERO, alerts_due, budget_state, month_start
@@ -161,14 +160,15 @@ def usage_record(
 
 
 def daily_usage_add(record: UsageRecord) -> None:
-    """Add a record to its day's sums: an atomic increment of the row, created if missing
-    (a concurrent creator's row is incremented instead)."""
+    """Add a record to its day's sums: one statement that creates the row or increments it
+    atomically (a concurrent creator's row is incremented instead). In SQL of its own: the
+    ORM's update and create took half the ledger's write to build."""
     key = {
         "day": record.day,
         "user_id": record.user_id,
         "model_id": record.model_id,
-        "group_id": record.group_id,
         "client_product": record.client_product,
+        "group_id": record.group_id,
     }
     amounts = {
         "calls": 1,
@@ -177,13 +177,24 @@ def daily_usage_add(record: UsageRecord) -> None:
         **{name: getattr(record, name) or 0 for name in TOKEN_FIELDS},
         "cost": record.cost or ZERO,
     }
-    increments = {name: F(name) + value for name, value in amounts.items()}
-    if DailyUsage.objects.filter(**key).update(**increments):
-        return
-    try:
-        with transaction.atomic():
-            DailyUsage.objects.create(**key, provider_type=record.provider_type, **amounts)
-            return
-    except IntegrityError:
-        pass
-    DailyUsage.objects.filter(**key).update(**increments)
+    connection = connections[DailyUsage.objects.db]
+    values = {**key, "provider_type": record.provider_type, **amounts}
+    # The unique index the row falls under (partial: one with a group, one without).
+    conflict = (
+        "day, user_id, model_id, client_product, group_id) WHERE (group_id IS NOT NULL"
+        if record.group_id is not None
+        else "day, user_id, model_id, client_product) WHERE (group_id IS NULL"
+    )
+    increments = ", ".join(f"{name} = {name} + excluded.{name}" for name in amounts)
+    params = [
+        DailyUsage._meta.get_field(name).get_db_prep_save(value, connection)
+        for name, value in values.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # Only our own column and table names are formatted in.
+            f"INSERT INTO {DailyUsage._meta.db_table} ({', '.join(values)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(values))}) "
+            f"ON CONFLICT ({conflict}) DO UPDATE SET {increments}",
+            params,
+        )

@@ -134,6 +134,9 @@ class BedrockClient(ProviderClient):
     """Chat on the runtime host, model lists on the control plane; a Bedrock API key as a
     Bearer token, or SigV4 signatures from IAM access keys or the server's credentials."""
 
+    # The server's credential chain may call AWS's metadata service.
+    signs_in_thread = True
+
     def has_credentials(self) -> bool:
         connection = self.connection
         if connection.auth == "aws_keys":

@@ -16,6 +16,7 @@ import ssl
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import aclosing, asynccontextmanager
+from functools import partial
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 from urllib.parse import quote, urlencode, urljoin, urlsplit
@@ -66,6 +67,9 @@ class ProviderClient:
     models (fetch_models) and chat (stream). The public calls around them turn anything
     unexpected in an answer into one of our own errors.
     """
+
+    # Whether building a request may block (loading credentials to sign it with).
+    signs_in_thread = False
 
     @sensitive_variables("connection")
     def __init__(self, connection: Connection, *, options: tuple[Any, ...] = ()) -> None:
@@ -260,10 +264,20 @@ class ProviderClient:
         the client's own a relayed request passes on."""
         host = urlsplit(url).netloc
         try:
-            # In a thread: signing may load credentials over the network (Bedrock's chain).
-            request = await sync_to_async(self.build, thread_sensitive=False)(
-                "POST", url, body=json.dumps(body).encode(), stream=stream, headers=headers
+            build = partial(
+                self.build,
+                "POST",
+                url,
+                body=json.dumps(body).encode(),
+                stream=stream,
+                headers=headers,
             )
+            # In a thread where signing may load credentials over the network (Bedrock's
+            # chain); else here: a thread's hand-off costs more than a header.
+            if self.signs_in_thread:
+                request = await sync_to_async(build, thread_sensitive=False)()
+            else:
+                request = build()
             if not stream:
                 # A whole answer's first byte comes when it is done: as late as a stream's end.
                 request.extensions["timeout"] = timeouts(settings.PROVIDER_STREAM_TIMEOUT).as_dict()

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
+from django.core.handlers.exception import convert_exception_to_response
 
 T = TypeVar("T")
 
@@ -27,6 +29,8 @@ T = TypeVar("T")
 # hold up every request queued on a shared thread, and an export's open cursor would pin its
 # thread's SQLite connection to an old snapshot.
 SHARED_THREAD_PATHS = ("/api/", "/agents/", "/gateway/")
+# The gateway's APIs, served without middleware (GatewayHandler).
+GATEWAY_PATH = "/gateway/"
 ASGIApp = Callable[[dict[str, Any], Callable[..., Any], Callable[..., Any]], Awaitable[None]]
 
 
@@ -61,8 +65,10 @@ class RequestThreads:
     """An ASGI application (Django's) whose requests each run their sync work on the least
     busy of `count` long-lived threads."""
 
-    def __init__(self, application: ASGIApp, *, count: int) -> None:
+    def __init__(self, application: ASGIApp, *, count: int, gateway: ASGIApp | None = None) -> None:
         self.application = application
+        # The gateway's requests' application, when it is another.
+        self.gateway = gateway or application
         self.threads = [RequestThread(f"request-{number}") for number in range(count)]
 
     async def __call__(
@@ -79,11 +85,32 @@ class RequestThreads:
             # code that calls sync code again runs that on the same thread, as asgiref does for
             # any request (no deadlock).
             async with ThreadSensitiveContext(executor=thread):
-                await self.application(scope, receive, send)
+                if scope["path"].startswith(GATEWAY_PATH):
+                    await self.gateway(scope, receive, send)
+                else:
+                    await self.application(scope, receive, send)
         finally:
             thread.requests -= 1
 
 
+class GatewayHandler(ASGIHandler):
+    """Django's ASGI handler without middleware, for the gateway's APIs. Every middleware of
+    the site is for browsers (sessions, CSRF, the logged-in user, messages, page policies, the
+    audit's actor, login lockouts) and the gateway's clients are API clients with tokens.
+    With a sync middleware in the chain, an async view's request went from the event loop to
+    a thread and back for the chain alone; without any, the view runs on the loop."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        # Django's BaseHandler.load_middleware over an empty list.
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        get_response = self._get_response_async if is_async else self._get_response
+        self._middleware_chain = convert_exception_to_response(get_response)
+
+
 def serving_application() -> RequestThreads:
-    """Django's ASGI application, as served: on REQUEST_THREADS threads per process."""
-    return RequestThreads(get_asgi_application(), count=settings.REQUEST_THREADS)
+    """Django's ASGI application, as served: on REQUEST_THREADS threads per process, the
+    gateway's requests without middleware."""
+    application = get_asgi_application()
+    return RequestThreads(application, gateway=GatewayHandler(), count=settings.REQUEST_THREADS)

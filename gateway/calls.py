@@ -86,7 +86,7 @@ REFUSALS = {
     "other_api": (
         400,
         "invalid_request",
-        "This model is not served through this API: see its /models for those that are.",
+        "This model is not served through this API: its /models lists those that are.",
     ),
     "bad_json": (400, "invalid_request", "The request body must be a JSON object."),
     "no_model": (400, "invalid_request", "The request must name a model."),

@@ -24,7 +24,7 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable, Collection
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -105,40 +105,49 @@ def model_resolve(*, user: AbstractBaseUser, model_id: int) -> Resolution:
 
 
 class OtherApi(CallRefused):
-    """The model is this developer's, but its provider does not take the API the client
-    called (the gateway translates none yet)."""
+    """The model is this developer's, but the API the client called does not serve it (the
+    gateway translates none yet)."""
 
 
 def gateway_names(rows: list[dict[str, Any]]) -> dict[int, str]:
-    """The name a gateway client calls each of these models by (rows of usable_models): its
-    identifier, or `<provider type>/<identifier>` where two providers have that identifier."""
+    """The name a gateway client calls each of these models by (rows of usable_models), no two
+    alike: its identifier where no other model has it; else `<provider type>/<identifier>`
+    where that is no other model's identifier; else that with `#<model id>`: an identifier
+    may itself look typed (OpenRouter's `openai/gpt-4.1` beside OpenAI's and Azure's gpt-4.1).
+    A type has one provider, so `<provider type>/<identifier>` names one model."""
     counts = Counter(row["identifier"] for row in rows)
-    return {
-        row["id"]: row["identifier"]
-        if counts[row["identifier"]] == 1
-        else f"{row['provider_type']}/{row['identifier']}"
-        for row in rows
-    }
+    bare = {identifier for identifier, count in counts.items() if count == 1}
+    names = {}
+    for row in rows:
+        if row["identifier"] in bare:
+            names[row["id"]] = row["identifier"]
+        elif typed_name(row) not in counts:
+            names[row["id"]] = typed_name(row)
+        else:
+            names[row["id"]] = f"{typed_name(row)}#{row['id']}"
+    return names
+
+
+def typed_name(row: dict[str, Any]) -> str:
+    return f"{row['provider_type']}/{row['identifier']}"
 
 
 def named_resolve(
-    *, user: AbstractBaseUser, name: str, provider_types: Collection[str]
+    *, user: AbstractBaseUser, name: str, serves: Callable[[dict[str, Any]], bool]
 ) -> Resolution:
-    """The model a gateway client names (its identifier, or `<provider type>/<identifier>`)
-    if this developer may call it now, else ModelUnavailable; OtherApi when its provider is
-    none of `provider_types`. One query, as model_resolve."""
+    """The model a gateway client names if this developer may call it now, else
+    ModelUnavailable; OtherApi when the API the client called does not serve it (`serves`:
+    that API's test of a usable_models row). The name as gateway_names lists it; else
+    `<provider type>/<identifier>` of a model listed by another name. One query, as
+    model_resolve."""
     rows, budget, configuration = usable_models(user)
-    matches = [
-        row
-        for row in rows
-        if name in (row["identifier"], f"{row['provider_type']}/{row['identifier']}")
+    names = gateway_names(rows)
+    matches = [row for row in rows if names[row["id"]] == name] or [
+        row for row in rows if typed_name(row) == name
     ]
-    if len(matches) > 1:
-        # An identifier two providers have: the one of this API, if only one is.
-        matches = [row for row in matches if row["provider_type"] in provider_types]
     if len(matches) != 1:
         raise ModelUnavailable
-    if matches[0]["provider_type"] not in provider_types:
+    if not serves(matches[0]):
         raise OtherApi
     model = configuration.model_for_call(matches[0]["id"])
     if model is None:

@@ -10,30 +10,27 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from chat.metered import ModelUnavailable, OtherApi, gateway_names, named_resolve
+from chat.metered import gateway_names
 from chat.model_list import usable_models
 from gateway.calls import (
-    MAX_REQUEST_BYTES,
     caller_or_refusal,
+    decided,
     gateway_call,
-    json_body,
     kind_of_status,
+    method_refused,
+    named_for,
     provider_refusal,
     refused,
+    request_json,
 )
-from llmadmin.models import LLMModel
 from llmadmin.providers.bedrock import is_claude
 from llmadmin.providers.contract import Raw, Relay, RelayApi
 from llmadmin.providers.errors import ProviderError
 
-# The provider types whose models take Anthropic's Messages body: Anthropic's, and Claude on
-# Bedrock (InvokeModel takes that body for Claude only).
-PROVIDER_TYPES = ("anthropic", "bedrock")
 # The client's headers passed on as sent (Anthropic's advice to gateways).
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 
@@ -45,6 +42,7 @@ ERROR_TYPES = {
     "not_found": "not_found_error",
     "invalid_request": "invalid_request_error",
     "request_too_large": "request_too_large",
+    "no_endpoint": "not_found_error",
     "rate_limit": "rate_limit_error",
     # A spent budget is a rate limit that waiting a moment does not lift: x-should-retry.
     "budget_spent": "rate_limit_error",
@@ -82,20 +80,20 @@ def forwarded(request: HttpRequest) -> dict[str, str]:
     return {name: request.headers[name] for name in FORWARDED_HEADERS if name in request.headers}
 
 
-def not_allowed() -> HttpResponse:
-    return WIRE.error(405, "invalid_request", "This method is not allowed here.")
+def serves(row: dict[str, Any]) -> bool:
+    """The models that take Anthropic's Messages body: Anthropic's, and Claude on Bedrock
+    (InvokeModel takes that body for Claude only)."""
+    return row["provider_type"] == "anthropic" or (
+        row["provider_type"] == "bedrock" and is_claude(row["identifier"])
+    )
 
 
 @csrf_exempt
 async def messages(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
-        return not_allowed()
+        return method_refused(WIRE, "POST")
     return await gateway_call(
-        request,
-        wire=WIRE,
-        api=RelayApi.MESSAGES,
-        provider_types=PROVIDER_TYPES,
-        headers=forwarded(request),
+        request, wire=WIRE, api=RelayApi.MESSAGES, serves=serves, headers=forwarded(request)
     )
 
 
@@ -104,24 +102,19 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     """The model's count of a request's input tokens: the developer's access is checked, not
     their budget, and nothing is recorded (it costs nothing)."""
     if request.method != "POST":
-        return not_allowed()
-    if len(request.body) > MAX_REQUEST_BYTES:
-        return refused(WIRE, "too_large")
-    body = json_body(request)
-    if body is None:
-        return refused(WIRE, "bad_json")
-    name = body.get("model")
-    if not isinstance(name, str) or not name:
-        return refused(WIRE, "no_model")
-    try:
-        model = await sync_to_async(model_named)(request, name)
-    except DatabaseError:
-        return refused(WIRE, "database")
-    if isinstance(model, str):
-        return refused(WIRE, model)
+        return method_refused(WIRE, "POST")
+    read = request_json(request, WIRE)
+    if isinstance(read, HttpResponse):
+        return read
+    body, name = read
+    named = await decided(WIRE, named_for, request, name, serves)
+    if isinstance(named, HttpResponse):
+        return named
+    model = named[1].model
     relay = Relay(api=RelayApi.COUNT_TOKENS, body=body, headers=forwarded(request))
     try:
         client = model.provider.client()
+        # The provider's answer is {"input_tokens": n} of our making (the provider layer's).
         answer = [
             event.data
             async for event in client.relay_call(model.settings(), relay)
@@ -132,24 +125,11 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     return HttpResponse(b"".join(answer), content_type="application/json")
 
 
-def model_named(request: HttpRequest, name: str) -> LLMModel | str:
-    """The model this caller names, if theirs and of this API, or the kind of refusal."""
-    caller = caller_or_refusal(request)
-    if isinstance(caller, str):
-        return caller
-    try:
-        return named_resolve(user=caller.user, name=name, provider_types=PROVIDER_TYPES).model
-    except OtherApi:
-        return "other_api"
-    except ModelUnavailable:
-        return "not_found"
-
-
 @csrf_exempt  # a POST is answered in the API's shape, not the CSRF check's page
 def models(request: HttpRequest) -> HttpResponse:
     """This developer's models that take Anthropic's API, in Anthropic's list shape (one page)."""
     if request.method != "GET":
-        return not_allowed()
+        return method_refused(WIRE, "GET")
     try:
         caller = caller_or_refusal(request)
         if isinstance(caller, str):
@@ -168,8 +148,7 @@ def models(request: HttpRequest) -> HttpResponse:
             "max_input_tokens": row["context_limit"],
         }
         for row in rows
-        if row["provider_type"] == "anthropic"
-        or (row["provider_type"] == "bedrock" and is_claude(row["identifier"]))
+        if serves(row)
     ]
     return JsonResponse(
         {
@@ -179,3 +158,9 @@ def models(request: HttpRequest) -> HttpResponse:
             "last_id": data[-1]["id"] if data else None,
         }
     )
+
+
+@csrf_exempt
+def no_endpoint(request: HttpRequest, path: str) -> HttpResponse:
+    """Any other path under /gateway/anthropic/: Anthropic's 404, in its shape."""
+    return refused(WIRE, "no_endpoint")

@@ -12,20 +12,22 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
 from chat.metered import (
+    Admission,
     BudgetSpent,
     MeteredCall,
     ModelUnavailable,
     OtherApi,
+    Resolution,
     named_resolve,
     spend_admit,
 )
@@ -35,10 +37,14 @@ from llmadmin.providers.contract import Raw, Relay, RelayApi
 from llmadmin.providers.errors import SETUP_FAULTS, ProviderError, RequestRefused
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
+# An API's test of a model (a row of usable_models): does it serve it?
+Serves = Callable[[dict[str, Any]], bool]
 
 # At most this much of a client's User-Agent is kept, as the ledger's client name.
 CLIENT_NAME_LENGTH = 100
-# A request body past this is refused unread (a conversation with images fits).
+# A request body past this is refused (a conversation with images fits). Django's
+# DATA_UPLOAD_MAX_MEMORY_SIZE, a bound for the site's forms, is not ours: see request_json.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
 
 UNAVAILABLE = "This model is unavailable right now: pick another one, or ask an administrator."
@@ -80,17 +86,25 @@ REFUSALS = {
     "other_api": (
         400,
         "invalid_request",
-        "This model is served through the other API of this gateway: see its /models.",
+        "This model is not served through this API: its /models lists those that are.",
     ),
     "bad_json": (400, "invalid_request", "The request body must be a JSON object."),
     "no_model": (400, "invalid_request", "The request must name a model."),
     "too_large": (413, "request_too_large", "The request body is too large."),
+    "no_endpoint": (404, "no_endpoint", "This API of the gateway has no such endpoint."),
+    "method": (405, "invalid_request", "This method is not allowed here."),
     "database": (503, "unavailable", "The server's database did not respond: try again."),
 }
 
 
 def refused(wire: Wire, kind: str) -> HttpResponse:
     return wire.error(*REFUSALS[kind])
+
+
+def method_refused(wire: Wire, allowed: str) -> HttpResponse:
+    response = refused(wire, "method")
+    response["Allow"] = allowed
+    return response
 
 
 class GatewayClosed(Exception):
@@ -121,12 +135,41 @@ def caller_or_refusal(request: HttpRequest) -> Caller | str:
     return caller or "unauthenticated"
 
 
-def json_body(request: HttpRequest) -> dict[str, Any] | None:
+def request_json(request: HttpRequest, wire: Wire) -> tuple[dict[str, Any], str] | HttpResponse:
+    """The request's JSON object and the model it names, or the refusal in the API's shape.
+    Read from the request's stream, which DATA_UPLOAD_MAX_MEMORY_SIZE (request.body's bound)
+    does not bound, at most MAX_REQUEST_BYTES + 1 bytes: a body past ours is a 413."""
+    length = request.headers.get("Content-Length", "")
+    if length.isdigit() and int(length) > MAX_REQUEST_BYTES:
+        return refused(wire, "too_large")
+    raw = request.read(MAX_REQUEST_BYTES + 1)
+    if len(raw) > MAX_REQUEST_BYTES:
+        return refused(wire, "too_large")
     try:
-        body = json.loads(request.body)
+        body = json.loads(raw)
     except (ValueError, RecursionError):
-        return None
-    return body if isinstance(body, dict) else None
+        return refused(wire, "bad_json")
+    if not isinstance(body, dict):
+        return refused(wire, "bad_json")
+    name = body.get("model")
+    if not isinstance(name, str) or not name:
+        return refused(wire, "no_model")
+    return body, name
+
+
+async def decided(wire: Wire, decide: Callable[..., T | str], *args: Any) -> T | HttpResponse:
+    """What `decide(*args)` (a step that reads the database: admit, named_for) gives, or its
+    refusal in the API's shape."""
+    try:
+        decision = await sync_to_async(decide)(*args)
+    except DatabaseError:
+        return refused(wire, "database")
+    except BudgetSpent as spent:
+        response = wire.error(429, "budget_spent", spent.detail)
+        # Both official SDKs retry a 429 unless told not to: a spent budget stays spent.
+        response["x-should-retry"] = "false"
+        return response
+    return refused(wire, decision) if isinstance(decision, str) else decision
 
 
 async def relayed(call: MeteredCall[None], wire: Wire) -> AsyncIterator[bytes]:
@@ -174,29 +217,18 @@ async def gateway_call(
     *,
     wire: Wire,
     api: RelayApi,
-    provider_types: Collection[str],
+    serves: Serves,
     headers: dict[str, str] | None = None,
 ) -> HttpResponse:
-    """A gateway request in a provider's own API, from the token to the answer."""
-    if len(request.body) > MAX_REQUEST_BYTES:
-        return refused(wire, "too_large")
-    body = json_body(request)
-    if body is None:
-        return refused(wire, "bad_json")
-    name = body.get("model")
-    if not isinstance(name, str) or not name:
-        return refused(wire, "no_model")
-    try:
-        admitted = await sync_to_async(admit)(request, name, provider_types)
-    except DatabaseError:
-        return refused(wire, "database")
-    except BudgetSpent as spent:
-        response = wire.error(429, "budget_spent", spent.detail)
-        # Both official SDKs retry a 429 unless told not to: a spent budget stays spent.
-        response["x-should-retry"] = "false"
-        return response
-    if isinstance(admitted, str):
-        return refused(wire, admitted)
+    """A gateway request in a provider's own API, from the token to the answer; `serves`: the
+    API's test of a model (a usable_models row)."""
+    read = request_json(request, wire)
+    if isinstance(read, HttpResponse):
+        return read
+    body, name = read
+    admitted = await decided(wire, admit, request, name, serves)
+    if isinstance(admitted, HttpResponse):
+        return admitted
     caller, admission = admitted
     call = admission.relay(
         request=Relay(api=api, body=body, headers=headers or {}),
@@ -220,20 +252,27 @@ async def gateway_call(
     return response
 
 
-def admit(
-    request: HttpRequest, name: str, provider_types: Collection[str]
-) -> tuple[Caller, Any] | str:
-    """The caller and their admission to the model they name, or the kind of refusal;
-    raises BudgetSpent, and DatabaseError when the database is down."""
+def named_for(request: HttpRequest, name: str, serves: Serves) -> tuple[Caller, Resolution] | str:
+    """The caller and the model they name, if theirs and served by this API, or the kind of
+    refusal; raises DatabaseError when the database is down."""
     caller = caller_or_refusal(request)
     if isinstance(caller, str):
         return caller
     try:
-        resolution = named_resolve(user=caller.user, name=name, provider_types=provider_types)
+        return caller, named_resolve(user=caller.user, name=name, serves=serves)
     except OtherApi:
         return "other_api"
     except ModelUnavailable:
         return "not_found"
+
+
+def admit(request: HttpRequest, name: str, serves: Serves) -> tuple[Caller, Admission] | str:
+    """named_for, then the caller's budget: their admission to the model, or the kind of
+    refusal; raises BudgetSpent, and DatabaseError when the database is down."""
+    named = named_for(request, name, serves)
+    if isinstance(named, str):
+        return named
+    caller, resolution = named
     return caller, spend_admit(user=caller.user, resolution=resolution)
 
 

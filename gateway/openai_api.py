@@ -5,15 +5,21 @@ types/shared/error_object.py), in our words."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
 
 from chat.metered import gateway_names
 from chat.model_list import usable_models
-from gateway.calls import caller_or_refusal, gateway_call, kind_of_status, refused
+from gateway.calls import (
+    caller_or_refusal,
+    gateway_call,
+    kind_of_status,
+    method_refused,
+    refused,
+)
 from llmadmin.providers.contract import RelayApi
 from llmadmin.providers.errors import ProviderError
 
@@ -28,6 +34,7 @@ ERROR_CODES = {
     "not_found": ("invalid_request_error", "model_not_found"),
     "invalid_request": ("invalid_request_error", None),
     "request_too_large": ("invalid_request_error", "request_too_large"),
+    "no_endpoint": ("invalid_request_error", None),
     "budget_spent": ("insufficient_quota", "insufficient_quota"),
     "rate_limit": ("rate_limit_error", "rate_limit_exceeded"),
     "overloaded": ("server_error", "overloaded"),
@@ -67,9 +74,15 @@ CHAT_COMPLETIONS_WIRE = ChatCompletionsWire()
 RESPONSES_WIRE = ResponsesWire()
 
 
-@require_GET
+def serves(row: dict[str, Any]) -> bool:
+    return row["provider_type"] in OPENAI_TYPES
+
+
+@csrf_exempt  # a POST is answered in the API's shape, not the CSRF check's page
 def models(request: HttpRequest) -> HttpResponse:
     """This developer's models that take OpenAI's API, by the names clients call them by."""
+    if request.method != "GET":
+        return method_refused(CHAT_COMPLETIONS_WIRE, "GET")
     try:
         caller = caller_or_refusal(request)
         if isinstance(caller, str):
@@ -83,25 +96,28 @@ def models(request: HttpRequest) -> HttpResponse:
         # No creation time is kept of a model: 0, as OpenAI-compatible servers without one say.
         {"id": names[row["id"]], "object": "model", "created": 0, "owned_by": row["provider_type"]}
         for row in rows
-        if row["provider_type"] in OPENAI_TYPES
+        if serves(row)
     ]
     return JsonResponse({"object": "list", "data": data})
 
 
 @csrf_exempt
-@require_POST
 async def chat_completions(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        return method_refused(CHAT_COMPLETIONS_WIRE, "POST")
     return await gateway_call(
-        request,
-        wire=CHAT_COMPLETIONS_WIRE,
-        api=RelayApi.CHAT_COMPLETIONS,
-        provider_types=OPENAI_TYPES,
+        request, wire=CHAT_COMPLETIONS_WIRE, api=RelayApi.CHAT_COMPLETIONS, serves=serves
     )
 
 
 @csrf_exempt
-@require_POST
 async def responses(request: HttpRequest) -> HttpResponse:
-    return await gateway_call(
-        request, wire=RESPONSES_WIRE, api=RelayApi.RESPONSES, provider_types=OPENAI_TYPES
-    )
+    if request.method != "POST":
+        return method_refused(RESPONSES_WIRE, "POST")
+    return await gateway_call(request, wire=RESPONSES_WIRE, api=RelayApi.RESPONSES, serves=serves)
+
+
+@csrf_exempt
+def no_endpoint(request: HttpRequest, path: str) -> HttpResponse:
+    """Any other path under /gateway/openai/: OpenAI's 404, in its shape."""
+    return refused(CHAT_COMPLETIONS_WIRE, "no_endpoint")

@@ -1,6 +1,6 @@
 """The gateway's APIs: OpenAI's under /gateway/openai/v1, Anthropic's under /gateway/anthropic."""
 
-from django.urls import path
+from django.urls import path, re_path
 
 from gateway import anthropic_api, openai_api
 
@@ -16,4 +16,7 @@ urlpatterns = [
         name="anthropic-count-tokens",
     ),
     path("anthropic/v1/models", anthropic_api.models, name="anthropic-models"),
+    # Every other path is answered in its API's shape, not Django's HTML 404.
+    re_path(r"^openai/(?P<path>.*)$", openai_api.no_endpoint),
+    re_path(r"^anthropic/(?P<path>.*)$", anthropic_api.no_endpoint),
 ]

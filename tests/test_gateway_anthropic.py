@@ -22,6 +22,7 @@ from django.test import override_settings
 from billing.models import UsageRecord, UserBudget
 from config.request_threads import serving_application
 from config.workers import UVICORN_OPTIONS
+from gateway.calls import REFUSALS
 from gateway.tokens import token_mint, token_revoke
 from llmadmin.models import LLMModel
 from tests.factories import LLMModelFactory, provider_at
@@ -34,6 +35,7 @@ from tests.providers.anthropic.fake import (
 )
 from tests.providers.bedrock.fake import BEDROCK_METRICS, InvokeFake
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
+from tests.stream_servers import Script, serve_script
 
 ANTHROPIC_KEY = "sk-ant-fake-0001"
 BEDROCK_KEY = "bedrock-api-key-0001"
@@ -149,6 +151,59 @@ def post(server: str, path: str, body: dict, secret: str, **headers: str) -> htt
         headers={"x-api-key": secret, "anthropic-version": "2023-06-01", **headers},
         timeout=10,
     )
+
+
+# --- review findings: the gateway's endpoints ---------------------------------------------
+
+
+def test_a_token_count_passes_on_the_count_only(server, secret):
+    answer = {"input_tokens": 3, "notice": "PROVIDER WORDS"}
+    with serve_script(Script([json.dumps(answer).encode()])) as url:
+        claude_model(url)
+        response = post(
+            server,
+            "/v1/messages/count_tokens",
+            {"model": "claude-sonnet-4-6", "messages": HI},
+            secret,
+        )
+
+    assert response.json() == {"input_tokens": 3}
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_request_body_over_ours_is_a_413_in_anthropics_shape(
+    server, upstream, secret, monkeypatch, path
+):
+    monkeypatch.setattr("gateway.calls.MAX_REQUEST_BYTES", 10_000)
+    claude_model(upstream.url)
+    big = [{"role": "user", "content": "x" * 20_000}]
+
+    response = post(server, path, {"model": "claude-sonnet-4-6", "messages": big}, secret)
+
+    assert response.status_code == 413
+    assert response.json()["error"]["type"] == "request_too_large"
+    assert not upstream.requests
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        pytest.param("GET", "/v1/messages", 405, id="GET on messages"),
+        pytest.param("GET", "/v1/messages/count_tokens", 405, id="GET on count_tokens"),
+        pytest.param("POST", "/v1/models", 405, id="POST on models (CSRF page)"),
+        pytest.param("POST", "/v1/complete", 404, id="an endpoint we don't serve"),
+        pytest.param("GET", "/v2/models", 404, id="a path outside v1"),
+    ],
+)
+def test_every_refusal_of_the_anthropic_api_is_in_its_error_shape(
+    server, secret, method, path, status
+):
+    response = httpx2.request(method, f"{server}{path}", headers={"x-api-key": secret}, json={})
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json", response.text[:100]
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["message"]
 
 
 # --- The SDK, end to end ------------------------------------------------------------------
@@ -486,14 +541,15 @@ THINKING_ON = {
             {"openai": "gpt-5"},
             {"model": "gpt-5"},
             anthropic.BadRequestError,
-            "This model is served through the other API",
+            REFUSALS["other_api"][2],
             id="an OpenAI model",
         ),
         pytest.param(
             {"bedrock": "amazon.nova-pro-v1:0"},
             {"model": "amazon.nova-pro-v1:0"},
             anthropic.BadRequestError,
-            "Only Claude models on Bedrock take Anthropic's Messages API",
+            # Served by no API of the gateway: its words say no more than that.
+            REFUSALS["other_api"][2],
             id="a Bedrock model that is not Claude",
         ),
         pytest.param(
@@ -547,6 +603,7 @@ def test_a_request_the_developer_may_not_make_is_refused_before_the_provider(
 
     assert refused.value.body["error"]["message"].startswith(words)
     assert not upstream.requests and not bedrock.requests
+    assert not UsageRecord.objects.exists()
 
 
 def test_a_spent_budget_is_not_retried_by_the_sdk(server, upstream, developer, secret):
@@ -628,13 +685,29 @@ def test_a_stream_broken_midway_ends_with_an_error_event_never_a_clean_end(
     assert record.input_tokens == 26
 
 
-@pytest.mark.parametrize("mode", ["drop", "garbled", "midstream_error"])
-def test_a_bedrock_stream_broken_midway_ends_with_an_error_event(server, bedrock, secret, mode):
+@pytest.mark.parametrize(
+    ("mode", "error_type", "words"),
+    [
+        pytest.param("drop", "api_error", "The provider's answer was cut off", id="cut"),
+        pytest.param("garbled", "api_error", "The provider sent a malformed answer", id="garbled"),
+        pytest.param(
+            "midstream_error", "rate_limit_error", "The provider's rate limit was", id="throttled"
+        ),
+    ],
+)
+def test_a_bedrock_stream_broken_midway_ends_with_an_error_event(
+    server, bedrock, secret, mode, error_type, words
+):
     bedrock.mode = mode
     bedrock_model(bedrock.url)
 
-    with pytest.raises(anthropic.APIStatusError):
+    with pytest.raises(anthropic.APIStatusError) as ended:
         read_stream(sdk(server, secret), model="us.anthropic.claude-sonnet-4-6")
+
+    assert ended.value.body["error"]["type"] == error_type
+    assert ended.value.body["error"]["message"].startswith(words)
+    # What the provider read is charged, as with Anthropic's own stream.
+    assert recorded().input_tokens == 26
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from billing.models import UsageRecord, UserBudget
-from gateway.calls import UNAVAILABLE
+from gateway.calls import REFUSALS, UNAVAILABLE
 from gateway.models import PersonalAccessToken
 from gateway.tokens import token_mint, token_revoke
 from llmadmin.models import LLMModel
@@ -42,7 +42,7 @@ from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
 from tests.providers.fakes import FAKES, FakeProvider, fake_for, serve
 from tests.providers.hostile import serve_hostile
-from tests.stream_servers import KEEP_ALIVE, Script, openai_delta, serve_script
+from tests.stream_servers import KEEP_ALIVE, OPENAI_END, Script, openai_delta, serve_script
 
 KEY = "sk-UPSTREAM-gateway-7"
 PRICES = {"input_price": Decimal(3), "output_price": Decimal(15), "cache_read_price": Decimal(1)}
@@ -103,6 +103,129 @@ def model_at(
 ) -> LLMModel:
     fields = {"identifier": "gpt-4.1", **PRICES, **fields}
     return LLMModelFactory(provider=provider_at(provider_type, url, api_key=api_key), **fields)
+
+
+# --- review findings: the gateway's endpoints -------------------------------------------------
+
+
+def test_a_request_body_over_django_s_upload_limit_but_under_ours_is_served(base_url, secret):
+    # A long coding session with a screenshot: 3 MB, over DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB),
+    # under MAX_REQUEST_BYTES (32 MB).
+    big = [{"role": "user", "content": "x" * 3_000_000}]
+    with serve_script(Script([openai_delta("Hi"), OPENAI_END])) as url:
+        model_at(url)
+        response = httpx2.post(
+            f"{base_url}/chat/completions",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "gpt-4.1", "messages": big, "stream": True},
+            timeout=30,
+        )
+
+    assert response.status_code == 200, response.text[:200]
+
+
+def chunks(body: bytes) -> Iterator[bytes]:
+    yield from (body[start : start + 1000] for start in range(0, len(body), 1000))
+
+
+@pytest.mark.parametrize(
+    "chunked", [pytest.param(False, id="its Content-Length"), pytest.param(True, id="chunked")]
+)
+def test_a_request_body_over_ours_is_a_413_in_openais_shape(
+    base_url, secret, fake, monkeypatch, chunked
+):
+    monkeypatch.setattr("gateway.calls.MAX_REQUEST_BYTES", 10_000)
+    model_at(fake.url)
+    body = json.dumps({"model": "gpt-4.1", "messages": [{"role": "user", "content": "x" * 20_000}]})
+    response = httpx2.post(
+        f"{base_url}/chat/completions",
+        headers={"Authorization": f"Bearer {secret}", "Content-Type": "application/json"},
+        content=chunks(body.encode()) if chunked else body.encode(),
+    )
+
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "request_too_large"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        pytest.param("GET", "chat/completions", 405, id="GET on chat completions"),
+        pytest.param("GET", "responses", 405, id="GET on responses"),
+        pytest.param("POST", "models", 405, id="POST on models (CSRF page)"),
+        pytest.param("POST", "embeddings", 404, id="an endpoint we don't serve"),
+        pytest.param("GET", "../v2/models", 404, id="a path outside v1"),
+    ],
+)
+def test_every_refusal_of_the_openai_api_is_in_its_error_shape(
+    base_url, secret, method, path, status
+):
+    response = httpx2.request(
+        method, f"{base_url}/{path}", headers={"Authorization": f"Bearer {secret}"}, json={}
+    )
+
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json", response.text[:100]
+    assert response.json()["error"]["message"]
+
+
+def test_a_vendor_prefixed_id_the_list_gives_is_callable(base_url, secret):
+    # OpenRouter's (and Vercel's) ids name the vendor, which is also a provider type here.
+    with serve_script(Script([openai_delta("Hi"), OPENAI_END])) as url:
+        model_at(url, identifier="gpt-4.1")
+        model_at(url, "openrouter", identifier="openai/gpt-4.1")
+        auth = {"Authorization": f"Bearer {secret}"}
+        listed = httpx2.get(f"{base_url}/models", headers=auth).json()["data"]
+        names = sorted(model["id"] for model in listed)
+        statuses = [
+            httpx2.post(
+                f"{base_url}/chat/completions",
+                headers=auth,
+                json={"model": name, "messages": HI, "stream": True},
+            ).status_code
+            for name in names
+        ]
+
+    assert names == ["gpt-4.1", "openai/gpt-4.1"]
+    assert statuses == [200, 200]
+
+
+def test_each_name_the_list_gives_is_one_models_own(base_url, secret):
+    # Identifiers that collide every way: shared across types, and one type's id shaped as
+    # another type's prefixed name (OpenRouter's and Vercel's ids start with a vendor).
+    colliding = [
+        ("openai", "gpt-4.1"),
+        ("azure", "gpt-4.1"),
+        ("openrouter", "openai/gpt-4.1"),
+        ("vercel", "azure/gpt-4.1"),
+        ("vercel", "gpt-4.1"),
+        ("openai-compat", "openrouter/openai/gpt-4.1"),
+    ]
+    auth = {"Authorization": f"Bearer {secret}"}
+    with serve_script(Script([openai_delta("Hi"), OPENAI_END])) as url:
+        models = [model_at(url, type_, identifier=id_) for type_, id_ in colliding]
+        names = [model.id for model in sdk(base_url, secret).models.list()]
+        for name in names:
+            sent = {"model": name, "messages": HI, "stream": True}
+            httpx2.post(f"{base_url}/chat/completions", headers=auth, json=sent)
+
+    assert len(set(names)) == len(models)
+    # Each name reached its own model: each one is in the ledger once.
+    assert sorted(record.model_id for record in records(len(models))) == sorted(
+        model.pk for model in models
+    )
+
+
+def test_a_model_no_api_of_the_gateway_serves_is_refused_truly(base_url, secret):
+    LLMModelFactory(provider=provider_at("google", "http://127.0.0.1:9"), identifier="gemini-2.5")
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(base_url, secret).chat.completions.create(model="gemini-2.5", messages=HI)
+
+    assert refused.value.body["message"] == REFUSALS["other_api"][2]
+    assert "other API" not in refused.value.body["message"]
+    assert not UsageRecord.objects.exists()
 
 
 # --- The official SDK, start to end -----------------------------------------------------------

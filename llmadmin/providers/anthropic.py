@@ -6,6 +6,7 @@ for the gateway, also the relayed Messages body (relay_body) and stream reader (
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -392,10 +393,11 @@ class AnthropicClient(ProviderClient):
         async with self.open_stream(
             f"{self.base_url}/v1/messages/count_tokens", body, stream=False, headers=request.headers
         ) as response:
-            answer = await body_of(response)
-        if not is_whole(json_data(answer).get("input_tokens")):
+            count = json_data(await body_of(response)).get("input_tokens")
+        if not is_whole(count):
             raise malformed()
-        yield Raw(answer)
+        # The count only, as Bedrock's: the rest of the provider's answer is not ours to pass on.
+        yield Raw(json.dumps({"input_tokens": count}).encode())
 
 
 # message_delta's stop_reason (the SDK's types/stop_reason.py); end_turn, stop_sequence and

@@ -6,6 +6,7 @@ for the gateway, also the relayed Messages body (relay_body) and stream reader (
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -20,11 +21,13 @@ from llmadmin.providers.base import (
     ModelSettings,
     ProviderType,
     set_options,
+    value_at,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    OtherOutput,
     Raw,
     Relay,
     RelayApi,
@@ -32,7 +35,6 @@ from llmadmin.providers.contract import (
     StopReason,
     StreamEvent,
     TextDelta,
-    Thinking,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -42,7 +44,14 @@ from llmadmin.providers.errors import (
     malformed,
     mid_stream_error,
 )
-from llmadmin.providers.sse import json_data, reported, sse_events, token_count, token_total
+from llmadmin.providers.sse import (
+    json_data,
+    reported,
+    sse_event,
+    sse_events,
+    token_count,
+    token_total,
+)
 from llmadmin.providers.transport import MAX_PAGES, ProviderClient, body_of, set_if
 
 # What the official SDK (2.14) sends: the key as a Bearer token and this API version.
@@ -299,14 +308,6 @@ def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def value_at(body: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path of a request body; None where there is none."""
-    value: Any = body
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
-
-
 def error_event_kind(payload: Mapping[str, Any]) -> str:
     return error_kind(payload.get("error"))
 
@@ -381,10 +382,9 @@ class AnthropicClient(ProviderClient):
                     yield event
                 return
             answer = await body_of(response)
-        read = list(message_events(json_data(answer)))
-        yield Raw(answer)
-        for event in read:
+        for event in message_events(json_data(answer)):
             yield event
+        yield Raw(answer)
 
     async def relay_count(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
         # count_tokens takes no max_tokens nor sampling: only the model is ours.
@@ -432,6 +432,24 @@ def usage_of(counts: Mapping[str, Any] | None, output_tokens: int | None) -> Usa
     )
 
 
+# The content deltas that are output but no answer text, each with the field of its text
+# (the SDK's types/raw_content_block_delta.py): a tool call's input as JSON text, thinking; a
+# signature and a citation are progress with no output of their own.
+OTHER_OUTPUT = {
+    "input_json_delta": "partial_json",
+    "thinking_delta": "thinking",
+    "signature_delta": None,
+    "citations_delta": None,
+}
+
+
+def text_of(delta: Mapping[str, Any], name: str) -> str:
+    text = delta.get(name)
+    if not isinstance(text, str):
+        raise malformed()
+    return text
+
+
 class MessageStream:
     """Reads a streamed Messages answer one event at a time (Anthropic's own stream, and
     Claude's on Bedrock): the neutral events each says, and whether the answer has ended."""
@@ -452,12 +470,12 @@ class MessageStream:
             # The input is known (and billed) from here: an answer cut short still has it.
             yield usage_of(self.counts, token_count(self.counts, "output_tokens"))
         elif event == "content_block_delta":
-            delta = payload.get("delta") or {}
-            text = delta.get("text") if delta.get("type") == "text_delta" else None
-            if isinstance(text, str) and text:
-                yield TextDelta(text)
-            elif delta.get("type") == "thinking_delta":
-                yield Thinking()
+            delta = payload.get("delta")
+            kind = delta.get("type") if isinstance(delta, dict) else None
+            if kind == "text_delta":
+                yield TextDelta(text_of(delta, "text"))
+            elif kind in OTHER_OUTPUT:
+                yield OtherOutput(text_of(delta, OTHER_OUTPUT[kind]) if OTHER_OUTPUT[kind] else "")
         elif event == "message_delta":
             usage = payload.get("usage")
             if isinstance(usage, dict) and "output_tokens" in usage:
@@ -487,32 +505,31 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
 
 async def relay_stream(events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[StreamEvent]:
     """A streamed Messages answer for a gateway client, from its (event name, data) pairs:
-    each event as Anthropic's SSE, then what it says. An error event is not passed on (its
+    what each event says, then the event as Anthropic's SSE. An error event is not passed on (its
     text is the provider's): it raises, and the gateway ends the answer with its own."""
     stream = MessageStream()
     async for event, data in events:
-        read = list(stream.read(event, json_data(data)))
-        yield Raw(sse_event(event, data))
-        for item in read:
+        for item in stream.read(event, json_data(data)):
             yield item
+        yield Raw(sse_event(event, data))
         if stream.ended:
             return
     raise cut_off()
 
 
-def sse_event(event: str, data: str) -> bytes:
-    name = f"event: {event}\n" if event else ""
-    lines = "".join(f"data: {line}\n" for line in LINE_END.split(data))
-    return f"{name}{lines}\n".encode()
-
-
-LINE_END = re.compile(r"\r\n|\r|\n")
-
-
 def message_events(message: Mapping[str, Any]) -> Iterator[StreamEvent]:
-    """The usage and end of a whole (not streamed) Messages answer."""
-    if message.get("type") != "message":
+    """The output, usage and end of a whole (not streamed) Messages answer."""
+    content = message.get("content")
+    if message.get("type") != "message" or not isinstance(content, list):
         raise malformed()
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            yield TextDelta(text_of(block, "text"))
+        elif kind == "thinking":
+            yield OtherOutput(text_of(block, "thinking"))
+        elif kind == "tool_use":
+            yield OtherOutput(json.dumps(block.get("input"), ensure_ascii=False))
     usage = message.get("usage")
     counts = dict(usage) if isinstance(usage, dict) else {}
     yield usage_of(counts, token_count(counts, "output_tokens"))

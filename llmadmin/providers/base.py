@@ -280,6 +280,15 @@ def set_options(body: dict[str, Any], options: Iterable[Option], values: Mapping
         target[key] = option.to_request(value)
 
 
+def value_at(body: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a request body (an option's path); None where there is
+    none."""
+    value: Any = body
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
 # --- Provider types ------------------------------------------------------------------------
 
 # A rule across fields: given the general fields (with the identifier and context limit), the

@@ -185,7 +185,9 @@ def daily_usage_add(record: UsageRecord) -> None:
         if record.group_id is not None
         else "day, user_id, model_id, client_product) WHERE (group_id IS NULL"
     )
-    increments = ", ".join(f"{name} = {name} + excluded.{name}" for name in amounts)
+    table = DailyUsage._meta.db_table
+    # The row's own column named with its table: PostgreSQL finds a bare name ambiguous.
+    increments = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in amounts)
     params = [
         DailyUsage._meta.get_field(name).get_db_prep_save(value, connection)
         for name, value in values.items()
@@ -193,7 +195,7 @@ def daily_usage_add(record: UsageRecord) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             # Only our own column and table names are formatted in.
-            f"INSERT INTO {DailyUsage._meta.db_table} ({', '.join(values)}) "  # noqa: S608
+            f"INSERT INTO {table} ({', '.join(values)}) "  # noqa: S608
             f"VALUES ({', '.join(['%s'] * len(values))}) "
             f"ON CONFLICT ({conflict}) DO UPDATE SET {increments}",
             params,

@@ -351,6 +351,15 @@ FULL_BODY = {
             },
             id="the client's own thinking and effort win",
         ),
+        pytest.param(
+            {
+                "max_output_tokens": 4000,
+                "provider_options": {"thinking": "enabled", "thinking_budget_tokens": 2000},
+            },
+            {**FULL_BODY, "max_tokens": 3000, "temperature": 0.5},
+            {**FULL_BODY, "max_tokens": 3000, "temperature": 0.5},
+            id="the admin's thinking left out where the client's temperature refuses it",
+        ),
     ],
 )
 def test_anthropic_receives_the_clients_body_but_for_the_model_and_the_admins_settings(
@@ -498,11 +507,15 @@ THINKING_ON = {
             id="a Bedrock model that is not Claude",
         ),
         pytest.param(
-            THINKING_ON,
-            {"max_tokens": 3000, "temperature": 0.5},
+            {},
+            {
+                "max_tokens": 3000,
+                "temperature": 0.5,
+                "thinking": {"type": "enabled", "budget_tokens": 2000},
+            },
             anthropic.BadRequestError,
             "temperature: Temperature can't be changed while thinking is on.",
-            id="temperature with the admin's thinking on",
+            id="temperature with thinking on",
         ),
         pytest.param(
             THINKING_ON,
@@ -812,3 +825,22 @@ def test_a_key_written_in_a_tool_calls_json_escapes_never_reaches_the_client(ser
 
     assert "input_json_delta" not in response.text
     assert response.text.strip().split("\n\n")[-1].startswith("event: error")
+
+
+def test_the_admins_default_temperature_does_not_refuse_a_client_that_turns_thinking_on(
+    server, secret
+):
+    # The admin's Claude: a default temperature (valid: thinking is off in its settings).
+    # Claude Code turns thinking on and sends no temperature.
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 20000,
+        "thinking": {"type": "enabled", "budget_tokens": 10000},
+        "messages": HI,
+        "stream": True,
+    }
+    with serve_script(Script([TOOL_USE_START + TOOL_USE_END])) as url:
+        claude_model(url, temperature=0.5)
+        response = post(server, "/v1/messages", body, secret)
+
+    assert response.status_code == 200, response.text

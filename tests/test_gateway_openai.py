@@ -338,6 +338,21 @@ BYTE_ROWS = [
         provider_options={"reasoning_effort": "low"},
     ),
     row(
+        "the admin's temperature left out where the client's effort refuses it",
+        {"messages": HI, "reasoning_effort": "high"},
+        {"messages": HI, "reasoning_effort": "high"},
+        identifier="gpt-5.1",
+        temperature=0.5,
+        provider_options={"reasoning_effort": "none"},
+    ),
+    row(
+        "the admin's effort kept where it lets the client's temperature be",
+        {"messages": HI, "temperature": 0.5},
+        {"messages": HI, "temperature": 0.5, "reasoning_effort": "none"},
+        identifier="gpt-5.1",
+        provider_options={"reasoning_effort": "none"},
+    ),
+    row(
         "a larger max tokens is lowered to the cap",
         {"messages": HI, "max_completion_tokens": 5000},
         {"messages": HI, "max_completion_tokens": 1000},

@@ -20,7 +20,6 @@ from tests.factories import LLMModelFactory, provider_at
 from tests.stream_servers import (
     OPENAI_END,
     Script,
-    anthropic_event,
     openai_delta,
     serve_script,
 )
@@ -60,14 +59,6 @@ def records(count: int) -> list[UsageRecord]:
     return list(UsageRecord.objects.order_by("pk"))
 
 
-ANTHROPIC_TOOL_START = anthropic_event(
-    "message_start", {"message": {"usage": {"input_tokens": 5, "output_tokens": 1}}}
-) + anthropic_event(
-    "content_block_start",
-    {"index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "w", "input": {}}},
-)
-
-
 def test_a_request_body_over_django_s_upload_limit_but_under_ours_is_served(base_url, secret):
     # A long coding session with a screenshot: 3 MB, under MAX_REQUEST_BYTES (32 MB).
     big = [{"role": "user", "content": "x" * 3_000_000}]
@@ -99,42 +90,6 @@ def test_every_refusal_of_the_openai_api_is_in_its_error_shape(base_url, secret,
 
     assert response.headers["content-type"] == "application/json", response.text[:100]
     assert response.json()["error"]["message"]
-
-
-ANTHROPIC_TOOL_END = (
-    anthropic_event("content_block_stop", {"index": 0})
-    + anthropic_event(
-        "message_delta", {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 400}}
-    )
-    + anthropic_event("message_stop", {})
-)
-
-
-def test_the_admins_default_temperature_does_not_refuse_a_client_that_turns_thinking_on(
-    gateway_server, transactional_db, secret
-):
-    # The admin's Claude: a default temperature (valid: thinking is off in its settings).
-    # Claude Code turns thinking on and sends no temperature.
-    answer = ANTHROPIC_TOOL_START + ANTHROPIC_TOOL_END
-    with serve_script(Script([answer])) as url:
-        LLMModelFactory(
-            provider=provider_at("anthropic", url, api_key=KEY),
-            identifier="claude-sonnet-4-6",
-            temperature=0.5,
-        )
-        response = httpx2.post(
-            f"{gateway_server}/gateway/anthropic/v1/messages",
-            headers={"Authorization": f"Bearer {secret}"},
-            json={
-                "model": "claude-sonnet-4-6",
-                "max_tokens": 20000,
-                "thinking": {"type": "enabled", "budget_tokens": 10000},
-                "messages": HI,
-                "stream": True,
-            },
-        )
-
-    assert response.status_code == 200, response.text
 
 
 def test_a_token_count_passes_on_the_count_only(gateway_server, transactional_db, secret):

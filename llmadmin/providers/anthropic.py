@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 import httpx2
@@ -22,6 +23,7 @@ from llmadmin.providers.base import (
     ProviderType,
     set_options,
     value_at,
+    with_defaults,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
@@ -249,42 +251,50 @@ WHOLE_NUMBERS = ("max_output_tokens", "top_k")
 
 def relay_body(model: ModelSettings, body: Mapping[str, Any]) -> dict[str, Any]:
     """A gateway client's Messages body for this model (Bedrock's too): the client's fields
-    as sent, the model's id, the admin's settings where the client set none, and max_tokens at
-    most the admin's cap. Raises RequestRefused, naming the field, where the result is one the
-    model's rules refuse: refused here, it costs nothing."""
+    as sent, the model's id, max_tokens at most the admin's cap, and the admin's settings
+    where the client set none (but one the client's own values make invalid: the admin's
+    temperature with the client's thinking is left out). Raises RequestRefused, naming the
+    field, where the client's values are ones the model's rules refuse: refused here, it
+    costs nothing."""
     sent = {**body, "model": model.identifier}
-    for name in SAMPLING_PARAMS:
-        if name not in sent:
-            set_if(sent, name, getattr(model, name))
-    defaults: dict[str, Any] = {}
-    set_options(defaults, OPTIONS, sent_options(model.options))
-    for name, value in defaults.items():
-        client = sent.get(name)
-        if client is None:
-            sent[name] = value
-        elif name not in TAKEN_WHOLE and isinstance(client, dict):
-            sent[name] = {**value, **client}
     cap = model.max_output_tokens
     max_tokens = sent.get("max_tokens")
     if max_tokens is None:
         set_if(sent, "max_tokens", cap)
     elif cap and is_whole(max_tokens):
         sent["max_tokens"] = min(max_tokens, cap)
-    if refusals := relay_refusals(model.identifier, sent):
-        raise RequestRefused(" ".join(refusals))
+    defaults = [(name, getattr(model, name)) for name in SAMPLING_PARAMS]
+    options: dict[str, Any] = {}
+    set_options(options, OPTIONS, sent_options(model.options))
+    for name, value in options.items():
+        if name in TAKEN_WHOLE:
+            defaults.append((name, value))
+        else:  # an object (output_config): the admin's fields where the client's has none
+            defaults += [(f"{name}.{key}", leaf) for key, leaf in value.items()]
+    sent, refused = with_defaults(
+        sent,
+        [
+            (path, value)
+            for path, value in defaults
+            if value is not None and value_at(sent, path) is None
+        ],
+        partial(relay_refusals, model.identifier),
+    )
+    if refused:
+        raise RequestRefused(" ".join(f"{param}: {message}" for param, message in refused.items()))
     return sent
 
 
-def relay_refusals(identifier: str, body: Mapping[str, Any]) -> list[str]:
-    """What Claude's rules (and its options' own checks) refuse of a request's values, each
-    naming the request's field."""
-    refusals = []
+def relay_refusals(identifier: str, body: Mapping[str, Any]) -> dict[str, str]:
+    """What Claude's rules (and its options' own checks) refuse of a request's values: a
+    message by the request's field."""
+    refusals = {}
     general: dict[str, Any] = {"identifier": identifier}
     for name, param in GENERAL_PARAMS.items():
         value = general[name] = body.get(param)
         whole = name in WHOLE_NUMBERS
         if value is not None and not (is_whole(value) if whole else is_number(value)):
-            refusals.append(f"{param}: must be a {'whole ' if whole else ''}number.")
+            refusals[param] = f"must be a {'whole ' if whole else ''}number."
     options: dict[str, Any] = {}
     for option in OPTIONS:
         value = value_at(body, option.path)
@@ -292,12 +302,14 @@ def relay_refusals(identifier: str, body: Mapping[str, Any]) -> list[str]:
             try:
                 options[option.name] = option.clean(value)
             except ValidationError as error:
-                refusals.append(f"{option.path}: {' '.join(error.messages)}")
+                refusals[option.path] = " ".join(error.messages)
     if refusals:  # the rules read valid values only
         return refusals
     paths = {option.name: option.path for option in OPTIONS} | GENERAL_PARAMS
-    # Claude's rules read no catalog facts.
-    return [f"{paths[name]}: {message}" for name, message in rules(general, options, None)]
+    # Claude's rules read no catalog facts; a field's first refusal is its reason.
+    for name, message in rules(general, options, None):
+        refusals.setdefault(paths[name], message)
+    return refusals
 
 
 def is_whole(value: Any) -> bool:

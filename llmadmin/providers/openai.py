@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -26,6 +27,7 @@ from llmadmin.providers.base import (
     ProviderType,
     set_options,
     value_at,
+    with_defaults,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
@@ -550,9 +552,10 @@ VERCEL = ProviderType(
 # --- The gateway: a client's own request, relayed ----------------------------------------
 #
 # The client's body goes on as sent but for the model and what the admin's model settings
-# decide: the sampling fields and options are defaults (set where the client set none), max
-# output tokens a cap (a larger client value is lowered to it), and values the type's rules
-# refuse for this model are refused before anything is sent.
+# decide: the sampling fields and options are defaults (set where the client set none, and
+# left out where the client's own values make them invalid), max output tokens a cap (a
+# larger client value is lowered to it), and values the type's rules refuse for this model
+# are refused before anything is sent.
 
 FAMILY_TYPES = (OPENAI, AZURE, OPENAI_COMPATIBLE, OPENROUTER, VERCEL)
 # The general fields a request of each API takes (the SDK's chat/completion_create_params.py
@@ -590,20 +593,31 @@ def relay_body(
     responses = request.api is RelayApi.RESPONSES
     body = {**request.body, "model": model.identifier}
     sampling = RELAY_SAMPLING[request.api]
-    for name in sampling:
-        if name in provider_type.general_fields and body.get(name) is None:
-            set_if(body, name, getattr(model, name))
     # The options but the one that caps the answer, each where this API takes it.
     options = {
         option: RESPONSES_PATHS.get(option.path, option.path) if responses else option.path
         for option in client.options
         if option.name != provider_type.answer_cap_option
     }
-    for option, path in options.items():
-        value = model.options.get(option.name)
-        if value is not None and value_at(body, path) is None:
-            body = with_value(body, path, option.to_request(value))
-    check_relayed(provider_type, model, body, sampling, {o.name: p for o, p in options.items()})
+    paths = {option.name: path for option, path in options.items()}
+    defaults = [
+        (name, getattr(model, name))
+        for name in sampling
+        if name in provider_type.general_fields and body.get(name) is None
+    ]
+    defaults += [
+        (path, option.to_request(model.options[option.name]))
+        for option, path in options.items()
+        if model.options.get(option.name) is not None and value_at(body, path) is None
+    ]
+    body, refused = with_defaults(
+        body,
+        [(path, value) for path, value in defaults if value is not None],
+        partial(relay_errors, provider_type, model, sampling=sampling, paths=paths),
+    )
+    if refused:
+        param, message = next(iter(refused.items()))
+        raise request_refused(message, param)
     cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
     unset = "max_output_tokens" if responses else client.max_tokens_field
     apply_cap(body, RELAY_MAX_TOKENS[request.api], cap, unset)
@@ -615,30 +629,31 @@ def relay_body(
     return body, usage_asked
 
 
-def check_relayed(
+def relay_errors(
     provider_type: ProviderType,
     model: ModelSettings,
     body: Mapping[str, Any],
+    *,
     sampling: tuple[str, ...],
     paths: Mapping[str, str],
-) -> None:
-    """The request's sampling fields and options (the admin's defaults among them) judged as
-    the admin's model settings are: the type's checks, the catalog's facts and its rules.
-    Options are read back from the request as stored (this family's send them unchanged)."""
+) -> dict[str, str]:
+    """A message for each of the request's fields (sampling fields and options) that the
+    admin's model settings would refuse: the type's checks, the catalog's facts and its
+    rules. Options are read back from the request as stored (this family's send them
+    unchanged)."""
     general: dict[str, Any] = {"identifier": model.identifier}
     for name in sampling:
         value = body.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise request_refused(f"{name} must be a number.", name)
+            return {name: f"{name} must be a number."}
         general[name] = value
     options = {name: value_at(body, path) for name, path in paths.items()}
     _, errors = provider_type.check_model(
         general, {name: value for name, value in options.items() if value is not None}
     )
-    for name, messages in errors.items():
-        raise request_refused(messages[0], paths.get(name, name))
+    return {paths.get(name, name): messages[0] for name, messages in errors.items()}
 
 
 def apply_cap(body: dict[str, Any], fields: tuple[str, ...], cap: int | None, unset: str) -> None:
@@ -659,16 +674,6 @@ def request_refused(message: str, param: str) -> RequestRefused:
     error = RequestRefused(message)
     error.param = param
     return error
-
-
-def with_value(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """The body with `value` at a dotted path: the objects on the way copied (the client's
-    body is never changed), a value that is no object replaced by one."""
-    key, _, rest = path.partition(".")
-    if not rest:
-        return {**body, key: value}
-    inner = body.get(key)
-    return {**body, key: with_value(inner if isinstance(inner, dict) else {}, rest, value)}
 
 
 def is_usage_chunk(data: str, events: list[StreamEvent]) -> bool:

@@ -879,3 +879,12 @@ def test_a_whole_answer_that_is_the_providers_error_is_told_in_our_words(base_ur
         )
 
     assert "PROVIDER WORDS" not in response.text, (response.status_code, response.text)
+
+
+def test_a_request_with_no_messages_is_refused_as_the_api_refuses_it(base_url, secret, fake):
+    model_at(fake.url)
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(base_url, secret).chat.completions.create(model="gpt-4.1", messages=[])
+
+    assert refused.value.status_code == 400

@@ -400,9 +400,10 @@ def message_output(message: Mapping[str, Any]) -> list[StreamEvent]:
     what is output but no answer text (OpenRouter's and vLLM's reasoning, DeepSeek's
     reasoning_content, a refusal, a tool call's arguments)."""
     content = message.get("content")
-    others = [message.get(name) for name in ("reasoning", "reasoning_content", "refusal")]
-    if not all(isinstance(text, str | None) for text in [content, *others]):
+    if not isinstance(content, str | None):
         raise malformed()
+    # Another shape of these (a server's own) is no text we know how to read: left unread.
+    others = [message.get(name) for name in ("reasoning", "reasoning_content", "refusal")]
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise malformed()
@@ -603,7 +604,9 @@ def relay_body(
     defaults = [
         (name, getattr(model, name))
         for name in sampling
-        if name in provider_type.general_fields and body.get(name) is None
+        if name in provider_type.general_fields
+        and body.get(name) is None
+        and getattr(model, name) is not None
     ]
     defaults += [
         (path, option.to_request(model.options[option.name]))
@@ -612,7 +615,7 @@ def relay_body(
     ]
     body, refused = with_defaults(
         body,
-        [(path, value) for path, value in defaults if value is not None],
+        defaults,
         partial(relay_errors, provider_type, model, sampling=sampling, paths=paths),
     )
     if refused:
@@ -760,7 +763,7 @@ def answer_events(api: RelayApi, answer: dict[str, Any]) -> list[StreamEvent]:
     """What a whole (non-streamed) answer says: its output, usage and end. An answer that is
     the provider's error (a 200 with an `error`, a failed response) raises our own: its words
     are the provider's."""
-    if "error" in answer and api is RelayApi.CHAT_COMPLETIONS:
+    if answer.get("error") is not None and api is RelayApi.CHAT_COMPLETIONS:
         raise mid_stream_error(error_kind(answer["error"]))
     if api is RelayApi.RESPONSES:
         return response_output(answer)
@@ -783,10 +786,10 @@ def answer_events(api: RelayApi, answer: dict[str, Any]) -> list[StreamEvent]:
     return [*events, Finish(stop_reason)]
 
 
-# The text of each kind of a Responses answer's output (the SDK's responses/response.py's
-# output items): the answer's own, and the rest of the model's output.
-RESPONSES_ANSWER_TEXT = {"output_text": "text"}
-RESPONSES_OTHER_TEXT = {
+# Where the text of each kind of a Responses answer's output is (the SDK's
+# responses/response.py's output items): the answer's own, and the rest of the model's output.
+RESPONSES_TEXT = {
+    "output_text": "text",
     "refusal": "refusal",
     "function_call": "arguments",
     "custom_tool_call": "input",
@@ -797,7 +800,7 @@ RESPONSES_OTHER_TEXT = {
 
 def response_output(answer: dict[str, Any]) -> list[StreamEvent]:
     """A whole Responses answer's output, usage and end; a failed one raises our error."""
-    if answer.get("status") == "failed" or answer.get("error"):
+    if answer.get("status") == "failed" or answer.get("error") is not None:
         raise mid_stream_error(error_kind(answer.get("error")))
     output = answer.get("output")
     if not isinstance(output, list):
@@ -811,15 +814,13 @@ def response_output(answer: dict[str, Any]) -> list[StreamEvent]:
         for part in [item, *parts_of(item, "content"), *parts_of(item, "summary")]
     ]
     for part in parts:
-        kind = part.get("type")
-        if kind in RESPONSES_ANSWER_TEXT or kind in RESPONSES_OTHER_TEXT:
-            text = part.get(RESPONSES_ANSWER_TEXT.get(kind) or RESPONSES_OTHER_TEXT[kind])
-            if not isinstance(text, str):
-                raise malformed()
-            if text:
-                events.append(
-                    TextDelta(text) if kind in RESPONSES_ANSWER_TEXT else OtherOutput(text)
-                )
+        field = RESPONSES_TEXT.get(part.get("type"))
+        text = part.get(field) if field else ""
+        if not isinstance(text, str):
+            raise malformed()
+        if text:
+            answered = part["type"] == "output_text"
+            events.append(TextDelta(text) if answered else OtherOutput(text))
     return [*events, *response_end(answer)]
 
 

@@ -186,6 +186,7 @@ def daily_usage_add(record: UsageRecord) -> None:
         else "day, user_id, model_id, client_product) WHERE (group_id IS NULL"
     )
     table = DailyUsage._meta.db_table
+    # The row's own column named with its table: PostgreSQL finds a bare name ambiguous.
     increments = ", ".join(f"{name} = {table}.{name} + excluded.{name}" for name in amounts)
     params = [
         DailyUsage._meta.get_field(name).get_db_prep_save(value, connection)

@@ -10,7 +10,7 @@ ledger with its cost, the caller's own row in the same transaction; budget alert
 
     admission = call_admit(user=user, model_id=model_id)  # raises CallRefused
     async with admission.call(chat=chat, store=my_row) as call:
-        async for event in call:  # TextDelta, Usage, Finish; raises ProviderError
+        async for event in call:  # TextDelta, OtherOutput, Usage, Finish; raises ProviderError
             ...
     call.stored  # my_row's row, None when only the usage could be recorded
 
@@ -46,6 +46,7 @@ from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    OtherOutput,
     Relay,
     StopReason,
     StreamEvent,
@@ -228,6 +229,8 @@ class MeteredCall(Generic[T]):
     # The client that made the call: whether the provider may bill it.
     client: ProviderClient | None = field(default=None, init=False)
     text: list[str] = field(default_factory=list, init=False)
+    # The rest of the model's output received (thinking, tool calls' arguments): billed too.
+    other_output: list[str] = field(default_factory=list, init=False)
     stop_reason: StopReason = field(default=StopReason.COMPLETE, init=False)
     usage: Usage | None = field(default=None, init=False)
     # Whether the provider ended the answer (a Finish), rather than the call being cut short.
@@ -267,6 +270,8 @@ class MeteredCall(Generic[T]):
             async for event in events:
                 if isinstance(event, TextDelta):
                     self.text.append(event.text)
+                elif isinstance(event, OtherOutput):
+                    self.other_output.append(event.text)
                 elif isinstance(event, Usage):
                     self.usage = event
                 elif isinstance(event, Finish):
@@ -347,14 +352,15 @@ BYTES_PER_TOKEN = 2
 
 def usage_of(call: MeteredCall[Any]) -> dict[str, Any]:
     """usage_record's arguments for a call: the counts as reported; estimated from the bytes
-    sent and received when text arrived without them, or when the call was cut short with
-    fewer output tokens counted than it sent (the provider bills what it sent, and a
-    developer who leaves early must not spend for free, even before the first word). A call
-    with no text that was refused, or that the provider ended, is recorded as reported."""
+    sent and received (the answer's text and the rest of its output: thinking, a tool call's
+    arguments) when output arrived without them, or when the call was cut short with fewer
+    output tokens counted than it sent (the provider bills what it sent, and a developer who
+    leaves early must not spend for free, even before the first word). A call with no output
+    that was refused, or that the provider ended, is recorded as reported."""
     usage = call.usage
-    if not call.text and not call.cut_short:
+    if not call.text and not call.other_output and not call.cut_short:
         return {"usage": usage}
-    received = tokens_in(*call.text)
+    received = tokens_in(*call.text, *call.other_output)
     if usage is not None and usage.input_tokens is not None:
         if call.finished or (usage.output_tokens or 0) >= received:
             return {"usage": usage}

@@ -35,7 +35,7 @@ from tests.providers.anthropic.fake import (
 )
 from tests.providers.bedrock.fake import BEDROCK_METRICS, InvokeFake
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
-from tests.stream_servers import Script, serve_script
+from tests.stream_servers import Script, anthropic_event, serve_script
 
 ANTHROPIC_KEY = "sk-ant-fake-0001"
 BEDROCK_KEY = "bedrock-api-key-0001"
@@ -405,6 +405,15 @@ FULL_BODY = {
             },
             id="the client's own thinking and effort win",
         ),
+        pytest.param(
+            {
+                "max_output_tokens": 4000,
+                "provider_options": {"thinking": "enabled", "thinking_budget_tokens": 2000},
+            },
+            {**FULL_BODY, "max_tokens": 3000, "temperature": 0.5},
+            {**FULL_BODY, "max_tokens": 3000, "temperature": 0.5},
+            id="the admin's thinking left out where the client's temperature refuses it",
+        ),
     ],
 )
 def test_anthropic_receives_the_clients_body_but_for_the_model_and_the_admins_settings(
@@ -553,11 +562,15 @@ THINKING_ON = {
             id="a Bedrock model that is not Claude",
         ),
         pytest.param(
-            THINKING_ON,
-            {"max_tokens": 3000, "temperature": 0.5},
+            {},
+            {
+                "max_tokens": 3000,
+                "temperature": 0.5,
+                "thinking": {"type": "enabled", "budget_tokens": 2000},
+            },
             anthropic.BadRequestError,
             "temperature: Temperature can't be changed while thinking is on.",
-            id="temperature with the admin's thinking on",
+            id="temperature with thinking on",
         ),
         pytest.param(
             THINKING_ON,
@@ -814,3 +827,92 @@ def test_a_hostile_provider_never_gets_the_key_to_the_client_or_the_log(
             assert answer.status_code != 500, mode
             assert key not in answer.text, mode
     assert key not in every_log.text
+
+
+# --- review findings: the provider layer
+
+
+def tool_input_delta(partial: str) -> bytes:
+    delta = {"type": "input_json_delta", "partial_json": partial}
+    return anthropic_event("content_block_delta", {"index": 0, "delta": delta})
+
+
+TOOL_USE_START = anthropic_event(
+    "message_start", {"message": {"usage": {"input_tokens": 5, "output_tokens": 1}}}
+) + anthropic_event(
+    "content_block_start",
+    {"index": 0, "content_block": {"type": "tool_use", "id": "t1", "name": "w", "input": {}}},
+)
+TOOL_USE_END = (
+    anthropic_event("content_block_stop", {"index": 0})
+    + anthropic_event(
+        "message_delta", {"delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 400}}
+    )
+    + anthropic_event("message_stop", {})
+)
+
+
+def test_a_client_that_leaves_mid_tool_use_is_charged_for_what_was_streamed(server, secret):
+    first = TOOL_USE_START + tool_input_delta('{"path": "a.py", "content": "')
+    script = Script([first], forever=tool_input_delta("x = 1\\n" * 50), every=0.01)
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 64000, "messages": HI, "stream": True}
+    with serve_script(script) as url:
+        claude_model(url)
+        with httpx2.stream(
+            "POST", f"{server}/v1/messages", headers={"x-api-key": secret}, json=body
+        ) as response:
+            received = b""
+            for chunk in response.iter_bytes():
+                received += chunk
+                if len(received) > 20_000:  # some thousands of tokens of a file being written
+                    break
+        script.wait_for_close()
+
+    assert recorded().output_tokens >= 1000
+
+
+def test_a_tool_call_streaming_steadily_is_not_ended_as_idle(server, secret, settings):
+    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.3
+    # A file written through a tool: its arguments stream steadily, longer than the idle limit.
+    steps = [TOOL_USE_START]
+    for _ in range(10):
+        steps += [tool_input_delta("x = 1\\n"), 0.1]
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 1000, "messages": HI, "stream": True}
+    with serve_script(Script([*steps, TOOL_USE_END])) as url:
+        claude_model(url)
+        response = post(server, "/v1/messages", body, secret)
+
+    assert "event: error" not in response.text
+    assert response.text.rstrip().endswith('"message_stop"}')
+
+
+def test_a_key_written_in_a_tool_calls_json_escapes_never_reaches_the_client(server, secret):
+    # The client's JSON parser decodes the tool's input back into the key.
+    escaped = "".join(f"\\u{ord(char):04x}" for char in ANTHROPIC_KEY)
+    answer = TOOL_USE_START + tool_input_delta('{"note": "' + escaped + '"}') + TOOL_USE_END
+    body = {"model": "claude-sonnet-4-6", "max_tokens": 1000, "messages": HI, "stream": True}
+    with serve_script(Script([answer])) as url:
+        claude_model(url)
+        response = post(server, "/v1/messages", body, secret)
+
+    assert "input_json_delta" not in response.text
+    assert response.text.strip().split("\n\n")[-1].startswith("event: error")
+
+
+def test_the_admins_default_temperature_does_not_refuse_a_client_that_turns_thinking_on(
+    server, secret
+):
+    # The admin's Claude: a default temperature (valid: thinking is off in its settings).
+    # Claude Code turns thinking on and sends no temperature.
+    body = {
+        "model": "claude-sonnet-4-6",
+        "max_tokens": 20000,
+        "thinking": {"type": "enabled", "budget_tokens": 10000},
+        "messages": HI,
+        "stream": True,
+    }
+    with serve_script(Script([TOOL_USE_START + TOOL_USE_END])) as url:
+        claude_model(url, temperature=0.5)
+        response = post(server, "/v1/messages", body, secret)
+
+    assert response.status_code == 200, response.text

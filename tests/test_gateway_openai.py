@@ -42,7 +42,7 @@ from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
 from tests.providers.fakes import FAKES, FakeProvider, fake_for, serve
 from tests.providers.hostile import serve_hostile
-from tests.stream_servers import KEEP_ALIVE, OPENAI_END, Script, openai_delta, serve_script
+from tests.stream_servers import KEEP_ALIVE, OPENAI_END, Script, data, openai_delta, serve_script
 
 KEY = "sk-UPSTREAM-gateway-7"
 PRICES = {"input_price": Decimal(3), "output_price": Decimal(15), "cache_read_price": Decimal(1)}
@@ -461,6 +461,21 @@ BYTE_ROWS = [
         provider_options={"reasoning_effort": "low"},
     ),
     row(
+        "the admin's temperature left out where the client's effort refuses it",
+        {"messages": HI, "reasoning_effort": "high"},
+        {"messages": HI, "reasoning_effort": "high"},
+        identifier="gpt-5.1",
+        temperature=0.5,
+        provider_options={"reasoning_effort": "none"},
+    ),
+    row(
+        "the admin's effort kept where it lets the client's temperature be",
+        {"messages": HI, "temperature": 0.5},
+        {"messages": HI, "temperature": 0.5, "reasoning_effort": "none"},
+        identifier="gpt-5.1",
+        provider_options={"reasoning_effort": "none"},
+    ),
+    row(
         "a larger max tokens is lowered to the cap",
         {"messages": HI, "max_completion_tokens": 5000},
         {"messages": HI, "max_completion_tokens": 1000},
@@ -877,3 +892,122 @@ def test_a_hostile_providers_answers_reach_the_client_in_our_words_without_the_k
         *ledger,
     ]
     assert not any(key in text or key.removeprefix("sk-HOSTILE-") in text for text in surfaces)
+
+
+# --- review findings: the provider layer
+
+HOSTILE_KEY = "sk-HOSTILE-0123456789abcdef0123456789abcdef"
+
+
+def said(text: str) -> str:
+    """What an OpenAI client assembles from a stream: its content deltas, JSON-decoded."""
+    parts = []
+    for event in text.split("\n\n"):
+        line = event.partition("data: ")[2]
+        if line and line != "[DONE]":
+            for choice in json.loads(line).get("choices") or []:
+                parts.append(choice.get("delta", {}).get("content") or "")
+    return "".join(parts)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        pytest.param(
+            [
+                openai_delta("Your key is " + HOSTILE_KEY[:20]),
+                openai_delta(HOSTILE_KEY[20:] + "."),
+            ],
+            id="split over two content deltas",
+        ),
+        pytest.param(
+            # The same key, JSON-escaped: no byte run equals it, every JSON parser decodes it.
+            [
+                data(
+                    {"choices": [{"index": 0, "delta": {"content": "Your key is " + HOSTILE_KEY}}]}
+                ).replace(b"sk-", b"\\u0073k-")
+            ],
+            id="json-escaped",
+        ),
+    ],
+)
+def test_a_provider_that_says_its_key_never_gets_it_to_the_client(base_url, secret, steps):
+    with serve_script(Script([*steps, OPENAI_END])) as url:
+        LLMModelFactory(
+            provider=provider_at("openai", url, api_key=HOSTILE_KEY), identifier="gpt-4.1"
+        )
+        with httpx2.stream(
+            "POST",
+            f"{base_url}/chat/completions",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "gpt-4.1", "messages": HI, "stream": True},
+        ) as response:
+            body = response.read().decode()
+
+    assert HOSTILE_KEY not in said(body)
+
+
+def tool_delta(arguments: str) -> bytes:
+    call = {"index": 0, "function": {"arguments": arguments}}
+    return data({"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]})
+
+
+def test_a_client_that_leaves_mid_tool_call_is_charged_for_what_was_streamed(base_url, secret):
+    script = Script(
+        [tool_delta('{"path": "a.py", "content": "')],
+        forever=tool_delta("x = 1\\n" * 50),
+        every=0.01,
+    )
+    with serve_script(script) as url:
+        LLMModelFactory(provider=provider_at("openai", url, api_key=KEY), identifier="gpt-4.1")
+        with httpx2.stream(
+            "POST",
+            f"{base_url}/chat/completions",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "gpt-4.1", "messages": HI, "stream": True},
+        ) as response:
+            received = b""
+            for chunk in response.iter_bytes():
+                received += chunk
+                if len(received) > 20_000:  # some thousands of tokens of a file being written
+                    break
+        script.wait_for_close()
+
+    [record] = records(1)
+    assert record.output_tokens >= 1000, (record.output_tokens, record.pricing)
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param({"error": {"message": "PROVIDER WORDS", "code": 502}}, id="chat: error"),
+        pytest.param(
+            {
+                "object": "response",
+                "status": "failed",
+                "error": {"code": "server_error", "message": "PROVIDER WORDS"},
+                "output": [],
+            },
+            id="responses: failed",
+        ),
+    ],
+)
+def test_a_whole_answer_that_is_the_providers_error_is_told_in_our_words(base_url, secret, answer):
+    with serve_script(Script([json.dumps(answer).encode()])) as url:
+        LLMModelFactory(provider=provider_at("openai", url, api_key=KEY), identifier="gpt-4.1")
+        response = httpx2.post(
+            f"{base_url}/{'responses' if 'status' in answer else 'chat/completions'}",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "gpt-4.1", "messages": HI, "input": "Hi"},
+        )
+
+    assert "PROVIDER WORDS" not in response.text, (response.status_code, response.text)
+
+
+def test_a_request_with_no_messages_is_refused_as_the_api_refuses_it(base_url, secret, fake):
+    model_at(fake.url)
+
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk(base_url, secret).chat.completions.create(model="gpt-4.1", messages=[])
+
+    assert refused.value.status_code == 400

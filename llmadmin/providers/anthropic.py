@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 import httpx2
@@ -21,11 +22,14 @@ from llmadmin.providers.base import (
     ModelSettings,
     ProviderType,
     set_options,
+    value_at,
+    with_defaults,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    OtherOutput,
     Raw,
     Relay,
     RelayApi,
@@ -33,7 +37,6 @@ from llmadmin.providers.contract import (
     StopReason,
     StreamEvent,
     TextDelta,
-    Thinking,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -43,7 +46,14 @@ from llmadmin.providers.errors import (
     malformed,
     mid_stream_error,
 )
-from llmadmin.providers.sse import json_data, reported, sse_events, token_count, token_total
+from llmadmin.providers.sse import (
+    json_data,
+    reported,
+    sse_event,
+    sse_events,
+    token_count,
+    token_total,
+)
 from llmadmin.providers.transport import MAX_PAGES, ProviderClient, body_of, set_if
 
 # What the official SDK (2.14) sends: the key as a Bearer token and this API version.
@@ -241,42 +251,50 @@ WHOLE_NUMBERS = ("max_output_tokens", "top_k")
 
 def relay_body(model: ModelSettings, body: Mapping[str, Any]) -> dict[str, Any]:
     """A gateway client's Messages body for this model (Bedrock's too): the client's fields
-    as sent, the model's id, the admin's settings where the client set none, and max_tokens at
-    most the admin's cap. Raises RequestRefused, naming the field, where the result is one the
-    model's rules refuse: refused here, it costs nothing."""
+    as sent, the model's id, max_tokens at most the admin's cap, and the admin's settings
+    where the client set none (but one the client's own values make invalid: the admin's
+    temperature with the client's thinking is left out). Raises RequestRefused, naming the
+    field, where the client's values are ones the model's rules refuse: refused here, it
+    costs nothing."""
     sent = {**body, "model": model.identifier}
-    for name in SAMPLING_PARAMS:
-        if name not in sent:
-            set_if(sent, name, getattr(model, name))
-    defaults: dict[str, Any] = {}
-    set_options(defaults, OPTIONS, sent_options(model.options))
-    for name, value in defaults.items():
-        client = sent.get(name)
-        if client is None:
-            sent[name] = value
-        elif name not in TAKEN_WHOLE and isinstance(client, dict):
-            sent[name] = {**value, **client}
     cap = model.max_output_tokens
     max_tokens = sent.get("max_tokens")
     if max_tokens is None:
         set_if(sent, "max_tokens", cap)
     elif cap and is_whole(max_tokens):
         sent["max_tokens"] = min(max_tokens, cap)
-    if refusals := relay_refusals(model.identifier, sent):
-        raise RequestRefused(" ".join(refusals))
+    defaults = [(name, getattr(model, name)) for name in SAMPLING_PARAMS]
+    options: dict[str, Any] = {}
+    set_options(options, OPTIONS, sent_options(model.options))
+    for name, value in options.items():
+        if name in TAKEN_WHOLE:
+            defaults.append((name, value))
+        else:  # an object (output_config): the admin's fields where the client's has none
+            defaults += [(f"{name}.{key}", leaf) for key, leaf in value.items()]
+    sent, refused = with_defaults(
+        sent,
+        [
+            (path, value)
+            for path, value in defaults
+            if value is not None and value_at(sent, path) is None
+        ],
+        partial(relay_refusals, model.identifier),
+    )
+    if refused:
+        raise RequestRefused(" ".join(f"{param}: {message}" for param, message in refused.items()))
     return sent
 
 
-def relay_refusals(identifier: str, body: Mapping[str, Any]) -> list[str]:
-    """What Claude's rules (and its options' own checks) refuse of a request's values, each
-    naming the request's field."""
-    refusals = []
+def relay_refusals(identifier: str, body: Mapping[str, Any]) -> dict[str, str]:
+    """What Claude's rules (and its options' own checks) refuse of a request's values: a
+    message by the request's field."""
+    refusals = {}
     general: dict[str, Any] = {"identifier": identifier}
     for name, param in GENERAL_PARAMS.items():
         value = general[name] = body.get(param)
         whole = name in WHOLE_NUMBERS
         if value is not None and not (is_whole(value) if whole else is_number(value)):
-            refusals.append(f"{param}: must be a {'whole ' if whole else ''}number.")
+            refusals[param] = f"must be a {'whole ' if whole else ''}number."
     options: dict[str, Any] = {}
     for option in OPTIONS:
         value = value_at(body, option.path)
@@ -284,12 +302,14 @@ def relay_refusals(identifier: str, body: Mapping[str, Any]) -> list[str]:
             try:
                 options[option.name] = option.clean(value)
             except ValidationError as error:
-                refusals.append(f"{option.path}: {' '.join(error.messages)}")
+                refusals[option.path] = " ".join(error.messages)
     if refusals:  # the rules read valid values only
         return refusals
     paths = {option.name: option.path for option in OPTIONS} | GENERAL_PARAMS
-    # Claude's rules read no catalog facts.
-    return [f"{paths[name]}: {message}" for name, message in rules(general, options, None)]
+    # Claude's rules read no catalog facts; a field's first refusal is its reason.
+    for name, message in rules(general, options, None):
+        refusals.setdefault(paths[name], message)
+    return refusals
 
 
 def is_whole(value: Any) -> bool:
@@ -298,14 +318,6 @@ def is_whole(value: Any) -> bool:
 
 def is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def value_at(body: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path of a request body; None where there is none."""
-    value: Any = body
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
 
 
 def error_event_kind(payload: Mapping[str, Any]) -> str:
@@ -382,10 +394,9 @@ class AnthropicClient(ProviderClient):
                     yield event
                 return
             answer = await body_of(response)
-        read = list(message_events(json_data(answer)))
-        yield Raw(answer)
-        for event in read:
+        for event in message_events(json_data(answer)):
             yield event
+        yield Raw(answer)
 
     async def relay_count(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
         # count_tokens takes no max_tokens nor sampling: only the model is ours.
@@ -434,6 +445,24 @@ def usage_of(counts: Mapping[str, Any] | None, output_tokens: int | None) -> Usa
     )
 
 
+# The content deltas that are output but no answer text, each with the field of its text
+# (the SDK's types/raw_content_block_delta.py): a tool call's input as JSON text, thinking; a
+# signature and a citation are progress with no output of their own.
+OTHER_OUTPUT = {
+    "input_json_delta": "partial_json",
+    "thinking_delta": "thinking",
+    "signature_delta": None,
+    "citations_delta": None,
+}
+
+
+def text_of(delta: Mapping[str, Any], name: str) -> str:
+    text = delta.get(name)
+    if not isinstance(text, str):
+        raise malformed()
+    return text
+
+
 class MessageStream:
     """Reads a streamed Messages answer one event at a time (Anthropic's own stream, and
     Claude's on Bedrock): the neutral events each says, and whether the answer has ended."""
@@ -454,12 +483,12 @@ class MessageStream:
             # The input is known (and billed) from here: an answer cut short still has it.
             yield usage_of(self.counts, token_count(self.counts, "output_tokens"))
         elif event == "content_block_delta":
-            delta = payload.get("delta") or {}
-            text = delta.get("text") if delta.get("type") == "text_delta" else None
-            if isinstance(text, str) and text:
-                yield TextDelta(text)
-            elif delta.get("type") == "thinking_delta":
-                yield Thinking()
+            delta = payload.get("delta")
+            kind = delta.get("type") if isinstance(delta, dict) else None
+            if kind == "text_delta":
+                yield TextDelta(text_of(delta, "text"))
+            elif kind in OTHER_OUTPUT:
+                yield OtherOutput(text_of(delta, OTHER_OUTPUT[kind]) if OTHER_OUTPUT[kind] else "")
         elif event == "message_delta":
             usage = payload.get("usage")
             if isinstance(usage, dict) and "output_tokens" in usage:
@@ -489,32 +518,31 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
 
 async def relay_stream(events: AsyncIterator[tuple[str, str]]) -> AsyncIterator[StreamEvent]:
     """A streamed Messages answer for a gateway client, from its (event name, data) pairs:
-    each event as Anthropic's SSE, then what it says. An error event is not passed on (its
+    what each event says, then the event as Anthropic's SSE. An error event is not passed on (its
     text is the provider's): it raises, and the gateway ends the answer with its own."""
     stream = MessageStream()
     async for event, data in events:
-        read = list(stream.read(event, json_data(data)))
-        yield Raw(sse_event(event, data))
-        for item in read:
+        for item in stream.read(event, json_data(data)):
             yield item
+        yield Raw(sse_event(event, data))
         if stream.ended:
             return
     raise cut_off()
 
 
-def sse_event(event: str, data: str) -> bytes:
-    name = f"event: {event}\n" if event else ""
-    lines = "".join(f"data: {line}\n" for line in LINE_END.split(data))
-    return f"{name}{lines}\n".encode()
-
-
-LINE_END = re.compile(r"\r\n|\r|\n")
-
-
 def message_events(message: Mapping[str, Any]) -> Iterator[StreamEvent]:
-    """The usage and end of a whole (not streamed) Messages answer."""
-    if message.get("type") != "message":
+    """The output, usage and end of a whole (not streamed) Messages answer."""
+    content = message.get("content")
+    if message.get("type") != "message" or not isinstance(content, list):
         raise malformed()
+    for block in content:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind == "text":
+            yield TextDelta(text_of(block, "text"))
+        elif kind == "thinking":
+            yield OtherOutput(text_of(block, "thinking"))
+        elif kind == "tool_use":
+            yield OtherOutput(json.dumps(block.get("input"), ensure_ascii=False))
     usage = message.get("usage")
     counts = dict(usage) if isinstance(usage, dict) else {}
     yield usage_of(counts, token_count(counts, "output_tokens"))

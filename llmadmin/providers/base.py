@@ -280,6 +280,45 @@ def set_options(body: dict[str, Any], options: Iterable[Option], values: Mapping
         target[key] = option.to_request(value)
 
 
+def value_at(body: Mapping[str, Any], path: str) -> Any:
+    """The value at a dotted path of a request body (an option's path); None where there is
+    none."""
+    value: Any = body
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
+
+
+def with_value(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    """The body with `value` at a dotted path: the objects on the way copied (the client's
+    body is never changed), a value that is no object replaced by one."""
+    key, _, rest = path.partition(".")
+    if not rest:
+        return {**body, key: value}
+    inner = body.get(key)
+    return {**body, key: with_value(inner if isinstance(inner, dict) else {}, rest, value)}
+
+
+def with_defaults(
+    body: dict[str, Any],
+    defaults: list[tuple[str, Any]],
+    refusals_of: Callable[[dict[str, Any]], dict[str, str]],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A gateway client's body with the admin's defaults (a value at a dotted path, each where
+    the client set none), and what is refused of it (a message by request field). Each
+    default is kept unless it adds a refusal: one the client's own values make invalid (the
+    admin's temperature with the client's thinking) is left out, silently; one that makes
+    them valid (the admin's effort none with the client's temperature) is kept. What is
+    refused then is the client's own."""
+    refused = refusals_of(body)
+    for path, value in defaults:
+        candidate = with_value(body, path, value)
+        candidate_refused = refusals_of(candidate)
+        if candidate_refused.keys() <= refused.keys():
+            body, refused = candidate, candidate_refused
+    return body, refused
+
+
 # --- Provider types ------------------------------------------------------------------------
 
 # A rule across fields: given the general fields (with the identifier and context limit), the

@@ -32,6 +32,7 @@ from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    OtherOutput,
     Raw,
     Relay,
     RelayApi,
@@ -39,7 +40,6 @@ from llmadmin.providers.contract import (
     StopReason,
     StreamEvent,
     TextDelta,
-    Thinking,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -303,10 +303,9 @@ class BedrockClient(ProviderClient):
                     yield event
                 return
             answer = await body_of(response)
-        read = list(anthropic.message_events(json_data(answer)))
-        yield Raw(answer)
-        for event in read:
+        for event in anthropic.message_events(json_data(answer)):
             yield event
+        yield Raw(answer)
 
     async def relay_count(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
         """CountTokens of the InvokeModel body, answered as Anthropic's count_tokens."""
@@ -398,8 +397,10 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             text = delta.get("text") if isinstance(delta, dict) else None
             if isinstance(text, str) and text:
                 yield TextDelta(text)
-            elif isinstance(delta, dict) and delta.get("reasoningContent"):
-                yield Thinking()
+            elif isinstance(delta, dict) and isinstance(delta.get("reasoningContent"), dict):
+                # Its text, or a signature or redacted content: progress all the same.
+                thought = delta["reasoningContent"].get("text")
+                yield OtherOutput(thought if isinstance(thought, str) else "")
         elif kind == "messageStop":
             reason = event.get("stopReason")
             stopped = (

@@ -116,9 +116,14 @@ class TextDelta:
 
 
 @dataclass(frozen=True)
-class Thinking:
-    """The model is thinking (a thinking or reasoning delta): not shown nor stored, but it is
-    progress, so it holds the answer open against the idle limit."""
+class OtherOutput:
+    """Output that is not the answer's text: thinking or reasoning, a tool call's arguments (as
+    JSON text), a refusal. The chat neither shows nor stores it, but it is the model's output:
+    it holds the answer open against the idle limit, counts into the estimate of a call cut
+    short, and is searched for credentials. `text` as decoded from the event's JSON; empty
+    for progress that is no output of its own (a thinking signature, a citation)."""
+
+    text: str = ""
 
 
 @dataclass(frozen=True)
@@ -173,4 +178,4 @@ class Finish:
     reason: StopReason
 
 
-StreamEvent = TextDelta | Thinking | Usage | Finish | Raw
+StreamEvent = TextDelta | OtherOutput | Usage | Finish | Raw

@@ -24,11 +24,11 @@ from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    OtherOutput,
     RemoteModel,
     StopReason,
     StreamEvent,
     TextDelta,
-    Thinking,
     Usage,
 )
 from llmadmin.providers.errors import cut_off, error_kind, malformed, mid_stream_error
@@ -297,7 +297,7 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             for part in parts if isinstance(parts, list) else []:
                 text = part.get("text") if isinstance(part, dict) else None
                 if isinstance(text, str) and text:
-                    yield Thinking() if part.get("thought") else TextDelta(text)
+                    yield OtherOutput(text) if part.get("thought") else TextDelta(text)
             reason = candidate.get("finishReason")
             if isinstance(reason, str) and reason:
                 stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)

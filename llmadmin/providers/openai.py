@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import httpx2
@@ -25,11 +26,14 @@ from llmadmin.providers.base import (
     ModelSettings,
     ProviderType,
     set_options,
+    value_at,
+    with_defaults,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Finish,
+    OtherOutput,
     Raw,
     Relay,
     RelayApi,
@@ -37,7 +41,6 @@ from llmadmin.providers.contract import (
     StopReason,
     StreamEvent,
     TextDelta,
-    Thinking,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -48,7 +51,7 @@ from llmadmin.providers.errors import (
     malformed,
     mid_stream_error,
 )
-from llmadmin.providers.sse import json_data, reported, sse_events, token_count
+from llmadmin.providers.sse import json_data, reported, sse_event, sse_events, token_count
 from llmadmin.providers.transport import ProviderClient, body_of, set_if
 
 # The SDK's types/shared/reasoning_effort.py; OpenRouter's reasoning.effort takes the same.
@@ -312,23 +315,24 @@ class OpenAIClient(ProviderClient):
         responses = request.api is RelayApi.RESPONSES
         url = self.responses_url if responses else self.chat_url
         async with self.open_stream(url, body, stream=request.streamed) as response:
+            # What each event says, then the event itself: checked before it goes out.
             if not request.streamed:
                 answer = await body_of(response)
-                yield Raw(answer)
                 for event in answer_events(request.api, json_data(answer)):
                     yield event
+                yield Raw(answer)
             elif responses:
                 async for name, data, events in responses_events(response):
-                    yield Raw(sse_event(name, data))
                     for event in events:
                         yield event
+                    yield Raw(sse_event(name, data))
             else:
                 async for data, events in chat_chunks(response):
+                    for event in events:
+                        yield event
                     # The usage chunk we asked for, which the client did not: kept from it.
                     if usage_asked or not is_usage_chunk(data, events):
                         yield Raw(sse_event("", data))
-                    for event in events:
-                        yield event
 
 
 def context_limit_of(item: Mapping[str, Any]) -> int | None:
@@ -376,17 +380,9 @@ async def chat_chunks(response: httpx2.Response) -> AsyncIterator[tuple[str, lis
             if not isinstance(choice, dict):
                 raise malformed()
             delta = choice.get("delta") or {}
-            text = delta.get("content") if isinstance(delta, dict) else None
-            if not isinstance(delta, dict) or not isinstance(text, str | None):
+            if not isinstance(delta, dict):
                 raise malformed()
-            if text:
-                events.append(TextDelta(text))
-            elif (
-                delta.get("reasoning") or delta.get("reasoning_content") or delta.get("tool_calls")
-            ):
-                # OpenRouter's and vLLM's (and DeepSeek's) reasoning text; a tool call's
-                # fragments: progress, which holds the answer open.
-                events.append(Thinking())
+            events += message_output(delta)
             reason = choice.get("finish_reason")
             if reason == "error":  # OpenRouter: the upstream failed mid-answer
                 raise failed_mid_answer()
@@ -397,6 +393,25 @@ async def chat_chunks(response: httpx2.Response) -> AsyncIterator[tuple[str, lis
             events.append(chat_usage(usage))
         yield data, events
     raise cut_off()
+
+
+def message_output(message: Mapping[str, Any]) -> list[StreamEvent]:
+    """The output of a chat completion's message, or of a delta of one: its content, then
+    what is output but no answer text (OpenRouter's and vLLM's reasoning, DeepSeek's
+    reasoning_content, a refusal, a tool call's arguments)."""
+    content = message.get("content")
+    if not isinstance(content, str | None):
+        raise malformed()
+    # Another shape of these (a server's own) is no text we know how to read: left unread.
+    others = [message.get(name) for name in ("reasoning", "reasoning_content", "refusal")]
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise malformed()
+    for call in calls:
+        function = call.get("function") if isinstance(call, dict) else None
+        others.append(function.get("arguments") if isinstance(function, dict) else None)
+    events: list[StreamEvent] = [TextDelta(content)] if content else []
+    return events + [OtherOutput(text) for text in others if isinstance(text, str) and text]
 
 
 def chat_usage(usage: Mapping[str, Any]) -> Usage:
@@ -538,9 +553,10 @@ VERCEL = ProviderType(
 # --- The gateway: a client's own request, relayed ----------------------------------------
 #
 # The client's body goes on as sent but for the model and what the admin's model settings
-# decide: the sampling fields and options are defaults (set where the client set none), max
-# output tokens a cap (a larger client value is lowered to it), and values the type's rules
-# refuse for this model are refused before anything is sent.
+# decide: the sampling fields and options are defaults (set where the client set none, and
+# left out where the client's own values make them invalid), max output tokens a cap (a
+# larger client value is lowered to it), and values the type's rules refuse for this model
+# are refused before anything is sent.
 
 FAMILY_TYPES = (OPENAI, AZURE, OPENAI_COMPATIBLE, OPENROUTER, VERCEL)
 # The general fields a request of each API takes (the SDK's chat/completion_create_params.py
@@ -578,20 +594,33 @@ def relay_body(
     responses = request.api is RelayApi.RESPONSES
     body = {**request.body, "model": model.identifier}
     sampling = RELAY_SAMPLING[request.api]
-    for name in sampling:
-        if name in provider_type.general_fields and body.get(name) is None:
-            set_if(body, name, getattr(model, name))
     # The options but the one that caps the answer, each where this API takes it.
     options = {
         option: RESPONSES_PATHS.get(option.path, option.path) if responses else option.path
         for option in client.options
         if option.name != provider_type.answer_cap_option
     }
-    for option, path in options.items():
-        value = model.options.get(option.name)
-        if value is not None and value_at(body, path) is None:
-            body = with_value(body, path, option.to_request(value))
-    check_relayed(provider_type, model, body, sampling, {o.name: p for o, p in options.items()})
+    paths = {option.name: path for option, path in options.items()}
+    defaults = [
+        (name, getattr(model, name))
+        for name in sampling
+        if name in provider_type.general_fields
+        and body.get(name) is None
+        and getattr(model, name) is not None
+    ]
+    defaults += [
+        (path, option.to_request(model.options[option.name]))
+        for option, path in options.items()
+        if model.options.get(option.name) is not None and value_at(body, path) is None
+    ]
+    body, refused = with_defaults(
+        body,
+        defaults,
+        partial(relay_errors, provider_type, model, sampling=sampling, paths=paths),
+    )
+    if refused:
+        param, message = next(iter(refused.items()))
+        raise request_refused(message, param)
     cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
     unset = "max_output_tokens" if responses else client.max_tokens_field
     apply_cap(body, RELAY_MAX_TOKENS[request.api], cap, unset)
@@ -603,30 +632,31 @@ def relay_body(
     return body, usage_asked
 
 
-def check_relayed(
+def relay_errors(
     provider_type: ProviderType,
     model: ModelSettings,
     body: Mapping[str, Any],
+    *,
     sampling: tuple[str, ...],
     paths: Mapping[str, str],
-) -> None:
-    """The request's sampling fields and options (the admin's defaults among them) judged as
-    the admin's model settings are: the type's checks, the catalog's facts and its rules.
-    Options are read back from the request as stored (this family's send them unchanged)."""
+) -> dict[str, str]:
+    """A message for each of the request's fields (sampling fields and options) that the
+    admin's model settings would refuse: the type's checks, the catalog's facts and its
+    rules. Options are read back from the request as stored (this family's send them
+    unchanged)."""
     general: dict[str, Any] = {"identifier": model.identifier}
     for name in sampling:
         value = body.get(name)
         if value is None:
             continue
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise request_refused(f"{name} must be a number.", name)
+            return {name: f"{name} must be a number."}
         general[name] = value
     options = {name: value_at(body, path) for name, path in paths.items()}
     _, errors = provider_type.check_model(
         general, {name: value for name, value in options.items() if value is not None}
     )
-    for name, messages in errors.items():
-        raise request_refused(messages[0], paths.get(name, name))
+    return {paths.get(name, name): messages[0] for name, messages in errors.items()}
 
 
 def apply_cap(body: dict[str, Any], fields: tuple[str, ...], cap: int | None, unset: str) -> None:
@@ -647,32 +677,6 @@ def request_refused(message: str, param: str) -> RequestRefused:
     error = RequestRefused(message)
     error.param = param
     return error
-
-
-def value_at(body: Mapping[str, Any], path: str) -> Any:
-    """The value at a dotted path of the body; None when absent."""
-    value: Any = body
-    for key in path.split("."):
-        value = value.get(key) if isinstance(value, Mapping) else None
-    return value
-
-
-def with_value(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
-    """The body with `value` at a dotted path: the objects on the way copied (the client's
-    body is never changed), a value that is no object replaced by one."""
-    key, _, rest = path.partition(".")
-    if not rest:
-        return {**body, key: value}
-    inner = body.get(key)
-    return {**body, key: with_value(inner if isinstance(inner, dict) else {}, rest, value)}
-
-
-def sse_event(name: str, data: str) -> bytes:
-    """One server-sent event for the client: the provider's data as it sent it, framed anew
-    (its comments and line endings are the provider's framing, not the answer)."""
-    head = f"event: {name}\n" if name else ""
-    lines = "".join(f"data: {line}\n" for line in data.split("\n"))
-    return f"{head}{lines}\n".encode()
 
 
 def is_usage_chunk(data: str, events: list[StreamEvent]) -> bool:
@@ -712,7 +716,10 @@ async def responses_events(
                 raise malformed()
             events.append(TextDelta(text))
         elif kind in RESPONSES_PROGRESS:
-            events.append(Thinking())
+            text = event.get("delta")
+            if not isinstance(text, str):
+                raise malformed()
+            events.append(OtherOutput(text))
         elif kind == "error":
             # Its code at the top (the SDK's ResponseErrorEvent), or in an error object.
             raise mid_stream_error(error_kind(event.get("error")) or str(event.get("code") or ""))
@@ -753,25 +760,23 @@ def response_end(answer: Any) -> list[StreamEvent]:
 
 
 def answer_events(api: RelayApi, answer: dict[str, Any]) -> list[StreamEvent]:
-    """What a whole (non-streamed) answer says: its text, usage and end."""
+    """What a whole (non-streamed) answer says: its output, usage and end. An answer that is
+    the provider's error (a 200 with an `error`, a failed response) raises our own: its words
+    are the provider's."""
+    if answer.get("error") is not None and api is RelayApi.CHAT_COMPLETIONS:
+        raise mid_stream_error(error_kind(answer["error"]))
     if api is RelayApi.RESPONSES:
-        texts = [
-            part.get("text")
-            for item in answer.get("output") or []
-            if isinstance(item, dict)
-            for part in item.get("content") or []
-            if isinstance(part, dict) and part.get("type") == "output_text"
-        ]
-        text_events = [TextDelta(text) for text in texts if isinstance(text, str) and text]
-        return [*text_events, *response_end(answer)]
+        return response_output(answer)
+    choices = answer.get("choices")
+    if not isinstance(choices, list):
+        raise malformed()
     events: list[StreamEvent] = []
     stop_reason = StopReason.COMPLETE
-    for choice in answer.get("choices") or []:
+    for choice in choices:
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
             raise malformed()
-        if isinstance(message.get("content"), str) and message["content"]:
-            events.append(TextDelta(message["content"]))
+        events += message_output(message)
         reason = choice.get("finish_reason")
         if isinstance(reason, str):
             stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)
@@ -779,3 +784,46 @@ def answer_events(api: RelayApi, answer: dict[str, Any]) -> list[StreamEvent]:
     if isinstance(usage, dict):
         events.append(chat_usage(usage))
     return [*events, Finish(stop_reason)]
+
+
+# Where the text of each kind of a Responses answer's output is (the SDK's
+# responses/response.py's output items): the answer's own, and the rest of the model's output.
+RESPONSES_TEXT = {
+    "output_text": "text",
+    "refusal": "refusal",
+    "function_call": "arguments",
+    "custom_tool_call": "input",
+    "reasoning_text": "text",
+    "summary_text": "text",
+}
+
+
+def response_output(answer: dict[str, Any]) -> list[StreamEvent]:
+    """A whole Responses answer's output, usage and end; a failed one raises our error."""
+    if answer.get("status") == "failed" or answer.get("error") is not None:
+        raise mid_stream_error(error_kind(answer.get("error")))
+    output = answer.get("output")
+    if not isinstance(output, list):
+        raise malformed()
+    events: list[StreamEvent] = []
+    # An output item, or its parts (a message's content, reasoning's summary and content).
+    parts = [
+        part
+        for item in output
+        if isinstance(item, dict)
+        for part in [item, *parts_of(item, "content"), *parts_of(item, "summary")]
+    ]
+    for part in parts:
+        field = RESPONSES_TEXT.get(part.get("type"))
+        text = part.get(field) if field else ""
+        if not isinstance(text, str):
+            raise malformed()
+        if text:
+            answered = part["type"] == "output_text"
+            events.append(TextDelta(text) if answered else OtherOutput(text))
+    return [*events, *response_end(answer)]
+
+
+def parts_of(item: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
+    parts = item.get(name)
+    return [part for part in parts if isinstance(part, dict)] if isinstance(parts, list) else []

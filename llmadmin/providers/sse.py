@@ -39,6 +39,16 @@ async def sse_events(response: httpx2.Response) -> AsyncIterator[tuple[str, str]
         yield event, "\n".join(data)
 
 
+def sse_event(name: str, data: str) -> bytes:
+    """One server-sent event for a gateway client: a provider's event data as it sent it,
+    framed anew (its comments and line endings are the provider's framing, not the answer).
+    Data holding a line end of any kind (CR too) becomes data lines, as a client splits it."""
+    head = f"event: {name}\n" if name else ""
+    lines = "".join(f"data: {line}\n" for line in TEXT_LINE_END.split(data))
+    return f"{head}{lines}\n".encode()
+
+
+TEXT_LINE_END = re.compile(r"\r\n|\r|\n")
 # An event's data lines; every provider sends one.
 MAX_EVENT_LINES = 64
 # SSE ends a line with CRLF, LF or CR.

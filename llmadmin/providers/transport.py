@@ -29,12 +29,12 @@ from django.views.decorators.debug import sensitive_variables
 from llmadmin.providers.contract import (
     ChatInput,
     Connection,
+    OtherOutput,
     Raw,
     Relay,
     RemoteModel,
     StreamEvent,
     TextDelta,
-    Thinking,
 )
 from llmadmin.providers.errors import (
     ChatError,
@@ -128,43 +128,55 @@ class ProviderClient:
             return self.fetch_models()
 
     async def stream_chat(self, model: Any, chat: ChatInput) -> AsyncIterator[StreamEvent]:
-        """Send the turn; yield the answer's text as it streams in, then its usage and end.
-        Thinking is not passed on. Bounded as `bounded` says."""
+        """Send the turn; yield the answer's text as it streams in (with its other output,
+        which the call counts and the chat does not show), then its usage and end. Bounded as
+        `bounded` says."""
         async with aclosing(self.bounded(self.stream(model, chat))) as events:
             async for event in events:
                 if isinstance(event, TextDelta):
                     yield TextDelta(storable(event.text))
-                elif not isinstance(event, Thinking):
+                else:
                     yield event
 
     def relay(self, model: Any, request: Relay) -> AsyncIterator[StreamEvent]:
         """A gateway client's request in this family's own API: the answer's Raw events for the
-        client, with the TextDelta, Thinking, Usage and Finish read from them. A family that
-        takes no request in its own API has none."""
+        client, each after the TextDelta, OtherOutput, Usage and Finish read from it (so that
+        what it says is checked before it goes out). A family that takes no request in its
+        own API has none."""
         raise NotImplementedError
 
     async def relay_call(self, model: Any, request: Relay) -> AsyncIterator[StreamEvent]:
         """Send a gateway client's request; yield the answer's events, bounded as `bounded`
         says. Nothing that holds one of the account's credentials reaches the client: the
-        answer ends there, with our error."""
-        secrets = [secret.encode() for secret in self.secrets() if secret]
-        # The end of the bytes passed on so far: a credential split over two events.
-        tail = b""
+        answer ends there, with our error. Both the bytes sent on and the text the client
+        decodes from them are searched: a key split over two events, or written in JSON
+        escapes, is in no run of bytes but in what the client reads."""
+        secrets = [secret for secret in self.secrets() if secret]
+        encoded = [secret.encode() for secret in secrets]
+        # The ends of the bytes passed on and of the text said so far, long enough for a
+        # credential to end in the next event even written all in \uXXXX escapes.
+        keep = 6 * max(map(len, secrets), default=0)
+        tail, said = b"", ""
         source = self.relay(model, request)
         async with aclosing(self.bounded(source, idle_limit=request.streamed)) as events:
             async for event in events:
-                if isinstance(event, Raw) and secrets:
-                    seen = tail + event.data
-                    if any(secret in seen for secret in secrets):
+                if secrets and isinstance(event, TextDelta | OtherOutput):
+                    said += event.text
+                    if holds_any(said, secrets) or holds_any(json_unescaped(said), secrets):
                         raise sent_credentials()
-                    tail = seen[-max(map(len, secrets)) :]
+                    said = said[-keep:]
+                elif secrets and isinstance(event, Raw):
+                    seen = tail + event.data
+                    if holds_any(seen, encoded):
+                        raise sent_credentials()
+                    tail = seen[-keep:]
                 yield event
 
     async def bounded(
         self, source: AsyncIterator[StreamEvent], *, idle_limit: bool = True
     ) -> AsyncIterator[StreamEvent]:
         """A provider's answer, ended in time: PROVIDER_STREAM_TIMEOUT from the request on, or
-        PROVIDER_STREAM_IDLE_TIMEOUT after the last text or thinking (with `idle_limit`: a
+        PROVIDER_STREAM_IDLE_TIMEOUT after the last output (with `idle_limit`: a
         whole answer sends nothing until it is done). Keep-alive comments, pings and usage
         counts don't hold an answer open. Either limit closes the upstream request and raises
         a ChatError (stop reason timed_out); anything unexpected becomes malformed()."""
@@ -185,7 +197,7 @@ class ProviderClient:
                     ) from None
                 if event is None:
                     return
-                if isinstance(event, TextDelta | Thinking):
+                if isinstance(event, TextDelta | OtherOutput):
                     quiet_until = loop.time() + idle
                 yield event
         finally:
@@ -445,6 +457,23 @@ UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 def storable(text: str) -> str:
     return UNSTORABLE.sub("\ufffd", text)
+
+
+def holds_any(text: str | bytes, secrets: list[str] | list[bytes]) -> bool:
+    return any(secret in text for secret in secrets)
+
+
+# A JSON string's escapes: a tool call's arguments are JSON text, which the client decodes.
+JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|(.))", re.DOTALL)
+JSON_ESCAPED = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def json_unescaped(text: str) -> str:
+    """The text with JSON's escapes decoded (an escape cut at the end left as it is)."""
+    return JSON_ESCAPE.sub(
+        lambda match: chr(int(match[1], 16)) if match[1] else JSON_ESCAPED.get(match[2], match[2]),
+        text,
+    )
 
 
 def set_if(target: dict[str, Any], key: str, value: Any) -> None:

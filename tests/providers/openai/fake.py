@@ -339,6 +339,9 @@ def body_errors(body: Any, path: str) -> list[str]:
     # "The 'stream_options' parameter is only allowed when 'stream' is enabled."
     if not errors and "stream_options" in body and body.get("stream") is not True:
         errors.append("stream_options: only allowed when stream is enabled")
+    if not errors and re.search(r"/chat/completions$", path) and not body["messages"]:
+        # "Invalid 'messages': empty array. Expected an array with minimum length 1".
+        errors.append("messages: empty array, expected at least one message")
     if not errors and re.search(r"/chat/completions$", path):
         ids = {call["id"] for m in body["messages"] for call in m.get("tool_calls") or []}
         for message in body["messages"]:

@@ -545,18 +545,16 @@ def report(n: int, figures: Figures, deltas: int) -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+# --- What this bench and bench/gateway.py share -------------------------------------------
+
+
+def stream_arguments(*, seconds: float, n_help: str, seconds_help: str) -> argparse.Namespace:
+    """The command line of a streams bench (the calling script's docstring says it)."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--n",
-        type=int,
-        nargs="+",
-        default=CONCURRENCY,
-        help="streams at once, in turn each round (to find the knee: --n 100 300 500 700)",
-    )
-    parser.add_argument("--chunks-per-second", type=float, default=20, help="of every answer")
-    parser.add_argument("--seconds", type=float, default=10, help="that every answer lasts")
+    parser.add_argument("--n", type=int, nargs="+", default=CONCURRENCY, help=n_help)
+    parser.add_argument("--chunks-per-second", type=float, default=20, help="of every stream")
+    parser.add_argument("--seconds", type=float, default=seconds, help=seconds_help)
     parser.add_argument(
         "--ramp",
         type=float,
@@ -564,22 +562,67 @@ def main() -> None:
         help="seconds over which the streams start, evenly spread (0: all at once)",
     )
     args = parser.parse_args()
-    print(load_line("start"))
-    require(args.seconds > 2 * EDGE, f"answers must last more than {2 * EDGE:g} s")
-    deltas = round(args.chunks_per_second * args.seconds)
+    require(args.seconds > 2 * EDGE, f"streams must last more than {2 * EDGE:g} s")
     # Every stream holds two sockets in this process, and two in the server.
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return args
+
+
+def upstream_started(
+    target: Callable[..., None], port: int, deltas: int, pause: float
+) -> multiprocessing.process.BaseProcess:
+    """The upstream in a process of its own; daemonic: it ends with this one, however."""
+    upstream = SPAWN.Process(target=target, args=(port, deltas, pause), daemon=True)
+    upstream.start()
+    return upstream
+
+
+def server_started(port: int, environment: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """The server as scripts/serve runs it (2 workers), its output in `log_path`."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
+            server_command(port, 2),
+            cwd=ROOT,
+            env={**os.environ, **environment},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stopped(server: subprocess.Popen, upstream: multiprocessing.process.BaseProcess) -> None:
+    server.terminate()
+    server.wait(timeout=10)
+    upstream.terminate()
+    upstream.join()
+
+
+def server_log_report(log_lines: list[str]) -> None:
+    """The server's log messages and exceptions, without the frames and links of tracebacks."""
+    headlines = [
+        line
+        for line in log_lines
+        if line.strip() and not line[0].isspace() and not line.startswith(TRACEBACK_LINES)
+    ]
+    print(f"server log: {len(log_lines)} lines")
+    for line, count in Counter(headlines).most_common(10):
+        print(f"  {count} x {line[:200]}")
+
+
+def main() -> None:
+    args = stream_arguments(
+        seconds=10,
+        n_help="streams at once, in turn each round (to find the knee: --n 100 300 500 700)",
+        seconds_help="that every answer lasts",
+    )
+    print(load_line("start"))
+    deltas = round(args.chunks_per_second * args.seconds)
 
     with tempfile.TemporaryDirectory() as workdir:
         upstream_port, port = free_port(), free_port()
-        # Daemonic: it ends with this process, however that ends.
-        upstream = SPAWN.Process(
-            target=serve_upstream,
-            args=(upstream_port, deltas, 1 / args.chunks_per_second),
-            daemon=True,
+        upstream = upstream_started(
+            serve_upstream, upstream_port, deltas, 1 / args.chunks_per_second
         )
-        upstream.start()
         environment = bench_environment(workdir)
         model_id, cookies = prepare(environment, upstream_port, max(args.n))
         # Django takes any 32-character token whose cookie and header agree.
@@ -594,14 +637,7 @@ def main() -> None:
             }
         )
         log_path = Path(workdir) / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                server_command(port, 2),
-                cwd=ROOT,
-                env={**os.environ, **environment},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        server = server_started(port, environment, log_path)
         setup = Setup(
             port=port,
             upstream_port=upstream_port,
@@ -649,10 +685,7 @@ def main() -> None:
                 for n in args.n:
                     measure(setup, n, figures[n])
         finally:
-            server.terminate()
-            server.wait(timeout=10)
-            upstream.terminate()
-            upstream.join()
+            stopped(server, upstream)
         log_lines = log_path.read_text(errors="replace").splitlines()
 
     print(
@@ -662,15 +695,7 @@ def main() -> None:
     )
     for n in args.n:
         report(n, figures[n], deltas)
-    # Log messages and exceptions, without the frames and links of tracebacks.
-    headlines = [
-        line
-        for line in log_lines
-        if line.strip() and not line[0].isspace() and not line.startswith(TRACEBACK_LINES)
-    ]
-    print(f"server log: {len(log_lines)} lines")
-    for line, count in Counter(headlines).most_common(10):
-        print(f"  {count} x {line[:200]}")
+    server_log_report(log_lines)
     print(load_line("end"))
 
 

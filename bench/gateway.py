@@ -25,14 +25,11 @@ round with S = 5 (--rounds 1 --seconds 3: under a minute).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import http.client
 import json
 import os
 import re
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +48,6 @@ from chat_streams import (
     EDGE,
     PROBE_PAUSE,
     SPAWN,
-    TRACEBACK_LINES,
     Stream,
     answered,
     chunk,
@@ -59,6 +55,11 @@ from chat_streams import (
     in_ms,
     open_streams,
     post,
+    server_log_report,
+    server_started,
+    stopped,
+    stream_arguments,
+    upstream_started,
     whole,
 )
 from rounds import load_line, percentile, spread
@@ -68,7 +69,6 @@ from serving import (
     cpu_seconds,
     free_port,
     require,
-    server_command,
     server_processes,
     wait_for_port,
 )
@@ -469,52 +469,23 @@ def report_whole(figures: WholeFigures, seconds: float) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--n", type=int, nargs="+", default=CONCURRENCY, help="streams at once, in turn"
+    args = stream_arguments(
+        seconds=5,
+        n_help="streams at once, in turn",
+        seconds_help="that every stream lasts, and of requests not streamed per round and way",
     )
-    parser.add_argument("--chunks-per-second", type=float, default=20, help="of every stream")
-    parser.add_argument(
-        "--seconds",
-        type=float,
-        default=5,
-        help="that every stream lasts, and of requests not streamed per round and way",
-    )
-    parser.add_argument(
-        "--ramp",
-        type=float,
-        default=EDGE,
-        help="seconds over which the streams start, evenly spread (0: all at once)",
-    )
-    args = parser.parse_args()
     print(load_line("start"))
-    require(args.seconds > 2 * EDGE, f"streams must last more than {2 * EDGE:g} s")
     deltas = round(args.chunks_per_second * args.seconds)
-    # Every stream holds two sockets in this process, and two in the server.
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     with tempfile.TemporaryDirectory() as workdir:
         upstream_port, port = free_port(), free_port()
-        # Daemonic: it ends with this process, however that ends.
-        upstream = SPAWN.Process(
-            target=serve_upstream,
-            args=(upstream_port, deltas, 1 / args.chunks_per_second),
-            daemon=True,
+        upstream = upstream_started(
+            serve_upstream, upstream_port, deltas, 1 / args.chunks_per_second
         )
-        upstream.start()
         environment = bench_environment(workdir)
         secret = prepare(environment, upstream_port)
         log_path = Path(workdir) / "server.log"
-        with log_path.open("wb") as log:
-            server = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                server_command(port, 2),
-                cwd=ROOT,
-                env={**os.environ, **environment},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        server = server_started(port, environment, log_path)
         setup = Setup(
             port=port,
             upstream_port=upstream_port,
@@ -559,10 +530,7 @@ def main() -> None:
                     measure_streams(setup, n, figures[n], probed=n == max(args.n))
                 measure_whole(setup, whole_figures)
         finally:
-            server.terminate()
-            server.wait(timeout=10)
-            upstream.terminate()
-            upstream.join()
+            stopped(server, upstream)
         log_lines = log_path.read_text(errors="replace").splitlines()
 
     print(
@@ -574,15 +542,7 @@ def main() -> None:
     for n in args.n:
         report_streams(n, figures[n], deltas, probe_cpu)
     report_whole(whole_figures, args.seconds)
-    # Log messages and exceptions, without the frames and links of tracebacks.
-    headlines = [
-        line
-        for line in log_lines
-        if line.strip() and not line[0].isspace() and not line.startswith(TRACEBACK_LINES)
-    ]
-    print(f"server log: {len(log_lines)} lines")
-    for line, count in Counter(headlines).most_common(10):
-        print(f"  {count} x {line[:200]}")
+    server_log_report(log_lines)
     print(load_line("end"))
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import suppress
@@ -15,16 +14,14 @@ from decimal import Decimal
 import anthropic
 import httpx2
 import pytest
-import uvicorn
 from django.db import OperationalError
 from django.test import override_settings
 
 from billing.models import UsageRecord, UserBudget
-from config.request_threads import serving_application
-from config.workers import UVICORN_OPTIONS
 from gateway.calls import REFUSALS
 from gateway.tokens import token_mint, token_revoke
 from llmadmin.models import LLMModel
+from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
 from tests.providers.anthropic.fake import (
     SIGNATURE,
@@ -55,29 +52,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def server() -> Iterator[str]:
     """One server for the module's tests (each brings its own rows): the project's ASGI
     application under uvicorn, as conftest's asgi_server runs it."""
-    with override_settings(ALLOWED_HOSTS=["127.0.0.1"]):
-        application = serving_application()
-        config = uvicorn.Config(
-            application,
-            host="127.0.0.1",
-            port=0,
-            lifespan="off",
-            log_level="error",
-            **UVICORN_OPTIONS,
-        )
-        uvicorn_server = uvicorn.Server(config)
-        thread = threading.Thread(target=uvicorn_server.run, daemon=True)
-        thread.start()
-        until = time.monotonic() + 10
-        while not uvicorn_server.started and time.monotonic() < until:
-            time.sleep(0.01)
-        assert uvicorn_server.started
-        port = uvicorn_server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://127.0.0.1:{port}/gateway/anthropic"
-        uvicorn_server.should_exit = True
-        thread.join(10)
-        for request_thread in application.threads:
-            request_thread.shutdown(wait=False)
+    with override_settings(ALLOWED_HOSTS=["127.0.0.1"]), asgi_serving() as url:
+        yield f"{url}/gateway/anthropic"
 
 
 @pytest.fixture(scope="module")

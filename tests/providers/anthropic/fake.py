@@ -634,7 +634,14 @@ def serve_messages(fake: Any) -> Iterator[Any]:
             """Quiet for STALL_SECONDS, or until the caller closes the connection: then
             `hung_up` is set."""
             readable, _, _ = select.select([self.connection], [], [], STALL_SECONDS)
-            if readable and not self.connection.recv(1):
+            if not readable:
+                return
+            try:
+                hung_up = not self.connection.recv(1)
+            except ConnectionResetError:
+                # Closed with our events still unread on its side: a hang-up all the same.
+                hung_up = True
+            if hung_up:
                 fake.hung_up.set()
 
         def log_message(self, *args: Any) -> None:

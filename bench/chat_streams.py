@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 from rounds import load_line, percentile, ratios, spread
 from serving import (
@@ -59,6 +60,8 @@ from serving import (
 CONCURRENCY = (10, 100, 300)
 # Children start as fresh interpreters: the upstream and the prober never hold Django.
 SPAWN = multiprocessing.get_context("spawn")
+# The one model every stream calls.
+BENCH_MODEL = "bench-model"
 PROBE_PAUSE = 0.02
 # Probes in a run's first and last second are left out: the streams are opening or ending.
 EDGE = 1.0
@@ -313,19 +316,15 @@ def rss_kib(pids: list[int]) -> int:
 # --- Setup and measurement -----------------------------------------------------------------
 
 
-def prepare(
-    environment: dict[str, str], upstream_port: int, developers: int
-) -> tuple[int, list[str]]:
-    """Migrate, point the OpenAI Compatible provider at the upstream with one model, make the
-    developers; return the model's id and their session cookies."""
+def bench_model(environment: dict[str, str], upstream_port: int) -> Any:
+    """Set Django up in this process, migrate, and point the OpenAI Compatible provider at the
+    upstream with one model (compression off: no summary after an answer); the model."""
     os.environ.update(environment)
     sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()
-    from django.contrib.auth.models import User
     from django.core.management import call_command
-    from django.test import Client
 
     from llmadmin.models import LLMModel, Provider
 
@@ -338,14 +337,26 @@ def prepare(
     provider.save()
     model = LLMModel(
         provider=provider,
-        identifier="bench-model",
+        identifier=BENCH_MODEL,
         display_name="Bench model",
         context_limit=200_000,
         is_default=True,
-        compression_threshold=100,  # no summarising after an answer
+        compression_threshold=100,
     )
     model.full_clean()
     model.save()
+    return model
+
+
+def prepare(
+    environment: dict[str, str], upstream_port: int, developers: int
+) -> tuple[int, list[str]]:
+    """The bench's model (bench_model), and its developers; return the model's id and their
+    session cookies."""
+    model = bench_model(environment, upstream_port)
+    from django.contrib.auth.models import User
+    from django.test import Client
+
     cookies = []
     for n in range(developers):
         client = Client()
@@ -630,7 +641,7 @@ def main() -> None:
         chat_body = json.dumps({"model_id": model_id, "message": "Tell me a long story."})
         direct_body = json.dumps(
             {
-                "model": "bench-model",
+                "model": BENCH_MODEL,
                 "messages": [{"role": "user", "content": "Tell me a long story."}],
                 "stream": True,
                 "stream_options": {"include_usage": True},

@@ -28,9 +28,7 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-import os
 import re
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -43,6 +41,7 @@ from pathlib import Path
 
 from chat_streams import (
     ANSWER_HEAD,
+    BENCH_MODEL,
     DELTA,
     DIRECT,
     EDGE,
@@ -50,6 +49,7 @@ from chat_streams import (
     SPAWN,
     Stream,
     answered,
+    bench_model,
     chunk,
     first_deltas,
     in_ms,
@@ -64,7 +64,6 @@ from chat_streams import (
 )
 from rounds import load_line, percentile, spread
 from serving import (
-    ROOT,
     bench_environment,
     cpu_seconds,
     free_port,
@@ -76,7 +75,7 @@ from serving import (
 CONCURRENCY = (10, 100, 300)
 # Requests not streamed: this many clients at once, each sending its next on an answer.
 WHOLE_CONCURRENCY = 8
-MODEL = "bench-model"
+MODEL = BENCH_MODEL
 CHAT_PATH = "/gateway/openai/v1/chat/completions"
 MODELS_PATH = "/gateway/openai/v1/models"
 USER_AGENT = "bench-gateway/1"
@@ -234,35 +233,13 @@ async def whole_requests(port: int, request: bytes, seconds: float) -> list[tupl
 
 
 def prepare(environment: dict[str, str], upstream_port: int) -> str:
-    """Migrate, point the OpenAI Compatible provider at the upstream with one model, make a
-    developer and their token; return its secret."""
-    os.environ.update(environment)
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
+    """The bench's model (chat_streams' bench_model), a developer and their token; return its
+    secret."""
+    bench_model(environment, upstream_port)
     from django.contrib.auth.models import User
-    from django.core.management import call_command
 
     from gateway.tokens import token_mint
-    from llmadmin.models import LLMModel, Provider
 
-    call_command("migrate", verbosity=0)
-    # migrate made the row of every type.
-    provider = Provider.objects.get(type="openai-compat")
-    provider.api_key, provider.base_url = "sk-bench", f"http://127.0.0.1:{upstream_port}/v1"
-    provider.enabled = True
-    provider.full_clean()
-    provider.save()
-    model = LLMModel(
-        provider=provider,
-        identifier=MODEL,
-        display_name="Bench model",
-        context_limit=200_000,
-        is_default=True,
-    )
-    model.full_clean()
-    model.save()
     _, secret = token_mint(user=User.objects.create_user("bench-dev"), name="bench")
     return secret
 

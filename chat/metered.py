@@ -54,6 +54,7 @@ from llmadmin.providers.contract import (
     Usage,
 )
 from llmadmin.providers.errors import ProviderError, RequestRefused
+from llmadmin.providers.translation import relay_events
 from llmadmin.providers.transport import ProviderClient
 
 logger = logging.getLogger(__name__)
@@ -262,7 +263,7 @@ class MeteredCall(Generic[T]):
     async def stream(self) -> AsyncGenerator[StreamEvent]:
         self.client = self.admission.model.provider.client()
         if isinstance(self.sent, Relay):
-            source = self.client.relay_call(self.settings, self.sent)
+            source = relay_events(self.client, self.settings, self.sent)
         else:
             source = self.client.stream_chat(self.settings, self.sent)
         # Closed on the way out, however the answer ends: before anything is written.

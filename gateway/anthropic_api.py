@@ -19,6 +19,7 @@ from chat.model_list import usable_models
 from gateway.calls import (
     caller_or_refusal,
     decided,
+    every_model,
     gateway_call,
     kind_of_status,
     method_refused,
@@ -81,8 +82,8 @@ def forwarded(request: HttpRequest) -> dict[str, str]:
 
 
 def serves(row: dict[str, Any]) -> bool:
-    """The models that take Anthropic's Messages body: Anthropic's, and Claude on Bedrock
-    (InvokeModel takes that body for Claude only)."""
+    """The models that take Anthropic's Messages body as sent: Anthropic's, and Claude on
+    Bedrock (InvokeModel takes that body for Claude only). count_tokens reaches these only."""
     return row["provider_type"] == "anthropic" or (
         row["provider_type"] == "bedrock" and is_claude(row["identifier"])
     )
@@ -92,8 +93,9 @@ def serves(row: dict[str, Any]) -> bool:
 async def messages(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return method_refused(WIRE, "POST")
+    # Every model: other families' (and Bedrock's models but Claude) translated.
     return await gateway_call(
-        request, wire=WIRE, api=RelayApi.MESSAGES, serves=serves, headers=forwarded(request)
+        request, wire=WIRE, api=RelayApi.MESSAGES, serves=every_model, headers=forwarded(request)
     )
 
 
@@ -127,7 +129,7 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt  # a POST is answered in the API's shape, not the CSRF check's page
 def models(request: HttpRequest) -> HttpResponse:
-    """This developer's models that take Anthropic's API, in Anthropic's list shape (one page)."""
+    """This developer's models, every family's, in Anthropic's list shape (one page)."""
     if request.method != "GET":
         return method_refused(WIRE, "GET")
     try:
@@ -148,7 +150,6 @@ def models(request: HttpRequest) -> HttpResponse:
             "max_input_tokens": row["context_limit"],
         }
         for row in rows
-        if serves(row)
     ]
     return JsonResponse(
         {

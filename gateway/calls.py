@@ -50,6 +50,11 @@ MAX_REQUEST_BYTES = 32 * 1024 * 1024
 UNAVAILABLE = "This model is unavailable right now: pick another one, or ask an administrator."
 
 
+def every_model(row: dict[str, Any]) -> bool:
+    """The Serves of an API that reaches every model: other families' translated."""
+    return True
+
+
 class Wire(Protocol):
     """How one API's errors look: a response before the answer began, an event within it."""
 

@@ -15,6 +15,7 @@ from chat.metered import gateway_names
 from chat.model_list import usable_models
 from gateway.calls import (
     caller_or_refusal,
+    every_model,
     gateway_call,
     kind_of_status,
     method_refused,
@@ -75,12 +76,14 @@ RESPONSES_WIRE = ResponsesWire()
 
 
 def serves(row: dict[str, Any]) -> bool:
+    """The models that take OpenAI's own bodies (Responses reaches these only)."""
     return row["provider_type"] in OPENAI_TYPES
 
 
 @csrf_exempt  # a POST is answered in the API's shape, not the CSRF check's page
 def models(request: HttpRequest) -> HttpResponse:
-    """This developer's models that take OpenAI's API, by the names clients call them by."""
+    """This developer's models, every family's (Responses reaches OpenAI's family's only), by
+    the names clients call them by."""
     if request.method != "GET":
         return method_refused(CHAT_COMPLETIONS_WIRE, "GET")
     try:
@@ -96,7 +99,6 @@ def models(request: HttpRequest) -> HttpResponse:
         # No creation time is kept of a model: 0, as OpenAI-compatible servers without one say.
         {"id": names[row["id"]], "object": "model", "created": 0, "owned_by": row["provider_type"]}
         for row in rows
-        if serves(row)
     ]
     return JsonResponse({"object": "list", "data": data})
 
@@ -106,7 +108,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return method_refused(CHAT_COMPLETIONS_WIRE, "POST")
     return await gateway_call(
-        request, wire=CHAT_COMPLETIONS_WIRE, api=RelayApi.CHAT_COMPLETIONS, serves=serves
+        request, wire=CHAT_COMPLETIONS_WIRE, api=RelayApi.CHAT_COMPLETIONS, serves=every_model
     )
 
 

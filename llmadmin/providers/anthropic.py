@@ -28,6 +28,7 @@ from llmadmin.providers.base import (
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
+    Conversation,
     Finish,
     OtherOutput,
     Raw,
@@ -375,6 +376,9 @@ class AnthropicClient(ProviderClient):
             async for event in parse_stream(response):
                 yield event
 
+    def speaks(self, api: RelayApi, identifier: str) -> bool:
+        return api in (RelayApi.MESSAGES, RelayApi.COUNT_TOKENS)
+
     def relay(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
         if request.api is RelayApi.COUNT_TOKENS:
             return self.relay_count(model, request)
@@ -569,3 +573,20 @@ ANTHROPIC = ProviderType(
     seeded_models=("claude-opus-4-7", "claude-sonnet-4-6", "claude-haiku-4-5"),
     seeded_default="claude-sonnet-4-6",
 )
+
+
+class MessagesApi:
+    """The Messages side of a translation (contract.ClientApi): an Anthropic client's request
+    read into a Conversation, and a translated answer written as Messages events, or one
+    message."""
+
+    def conversation(self, request: Relay) -> Conversation:
+        raise NotImplementedError
+
+    def answer(
+        self, events: AsyncIterator[StreamEvent], request: Relay
+    ) -> AsyncIterator[StreamEvent]:
+        raise NotImplementedError
+
+
+MESSAGES_API = MessagesApi()

@@ -276,6 +276,10 @@ class BedrockClient(ProviderClient):
             async for event in parse_stream(response):
                 yield event
 
+    def speaks(self, api: RelayApi, identifier: str) -> bool:
+        # InvokeModel takes Anthropic's Messages body for Claude only.
+        return api in (RelayApi.MESSAGES, RelayApi.COUNT_TOKENS) and is_claude(identifier)
+
     def relay(self, model: ModelSettings, request: Relay) -> AsyncIterator[StreamEvent]:
         if request.api is RelayApi.COUNT_TOKENS:
             return self.relay_count(model, request)

@@ -5,10 +5,10 @@ no database rows."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from django.views.decorators.debug import sensitive_variables
 
@@ -126,6 +126,31 @@ class OtherOutput:
     text: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class ThinkingDelta(OtherOutput):
+    """A piece of the model's thinking; `signature`: the provider's seal of a thinking block
+    (Anthropic's signature_delta), sent with no text of its own."""
+
+    signature: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallStart(OtherOutput):
+    """The model begins a call of one of the request's tools: the call's id and the tool's
+    name; `index` counts the answer's tool calls from 0. Its arguments follow as deltas."""
+
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolCallDelta(OtherOutput):
+    """A piece of the JSON text of a tool call's arguments (`text`), by the call's index."""
+
+    index: int
+
+
 @dataclass(frozen=True)
 class Usage:
     """Tokens of a turn; input counts everything the model read, cached tokens included.
@@ -179,3 +204,124 @@ class Finish:
 
 
 StreamEvent = TextDelta | OtherOutput | Usage | Finish | Raw
+
+
+# --- The neutral form of a translated gateway request -------------------------------------
+# A client's request in one API (OpenAI's Chat Completions, Anthropic's Messages) for a model
+# of another family is read into these by the client's API (ClientApi.conversation), and the
+# model's family builds its own request from them (ProviderClient.converse): one form between
+# every pair, no mapper per pair. The answer comes back as the events above (TextDelta,
+# ThinkingDelta, ToolCallStart, ToolCallDelta, Usage, Finish), which the client's API writes
+# in its own shape (ClientApi.answer).
+
+
+@dataclass(frozen=True)
+class Image:
+    """An image the client sent: base64 `data` of a `media_type`, or a `url` (http or https)."""
+
+    media_type: str = ""
+    data: str = field(default="", repr=False)
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class Thinking:
+    """A thinking block of an earlier answer, sent back; `signature` is its provider's."""
+
+    text: str
+    signature: str = ""
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    """A tool call of an earlier answer, sent back: `arguments` as the JSON text of an object."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ToolResult:
+    """What the client's tool gave back for the call `call_id` (of the tool `name`, found
+    from that call): text and images, and whether it is an error."""
+
+    call_id: str
+    name: str
+    content: tuple[str | Image, ...]
+    is_error: bool = False
+
+
+Part = str | Image | Thinking | ToolCall | ToolResult
+
+
+@dataclass(frozen=True)
+class Message:
+    """One turn: a user's holds text, images and tool results; an assistant's text,
+    thinking and tool calls."""
+
+    role: Literal["user", "assistant"]
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A function the model may call: `parameters` is the JSON Schema of its arguments."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=dict)
+
+
+# How a request lets the model use its tools: as it likes, at least one, none, or the one
+# named by Conversation.tool_name.
+ToolChoice = Literal["auto", "any", "none", "tool"]
+
+# How hard the model thinks, in OpenAI's words (reasoning_effort), which Anthropic's effort
+# and thinking budgets and Gemini's thinking levels and budgets are mapped from and to.
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A translated request: what the client asked for, in no API's shape. None (or empty)
+    where the client set nothing: the admin's model settings then apply, as for a native
+    request. `params` names, for each field set here, the client's own field it came from, so
+    that a refusal names the field the client can change."""
+
+    system: str
+    messages: tuple[Message, ...]
+    streamed: bool = False
+    tools: tuple[Tool, ...] = ()
+    tool_choice: ToolChoice = "auto"
+    tool_name: str = ""
+    parallel_tool_calls: bool = True
+    max_tokens: int | None = None
+    stop: tuple[str, ...] = ()
+    temperature: float | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
+    effort: Effort | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+class ClientApi(Protocol):
+    """A gateway API's side of a translation: its requests read into a Conversation, and the
+    neutral events of an answer written in its own shape."""
+
+    def conversation(self, request: Relay) -> Conversation:
+        """The client's request, read; raises RequestRefused naming the client's field that
+        has no counterpart (or is not valid)."""
+        ...
+
+    def answer(
+        self, events: AsyncIterator[StreamEvent], request: Relay
+    ) -> AsyncIterator[StreamEvent]:
+        """Each event of `events` passed on, each followed by the Raw bytes that say it in this
+        API's shape where it says anything yet: a streamed request's server-sent events as
+        they come; a whole answer as one Raw at the end. The events are the model family's
+        (ProviderClient.converse), closed when this is; a provider's error raised by them is
+        raised on."""
+        ...

@@ -32,6 +32,7 @@ from llmadmin.providers.base import (
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
+    Conversation,
     Finish,
     OtherOutput,
     Raw,
@@ -305,6 +306,9 @@ class OpenAIClient(ProviderClient):
         async with self.open_stream(self.chat_url, self.chat_body(model, chat)) as response:
             async for event in parse_stream(response):
                 yield event
+
+    def speaks(self, api: RelayApi, identifier: str) -> bool:
+        return api in (RelayApi.CHAT_COMPLETIONS, RelayApi.RESPONSES)
 
     @property
     def responses_url(self) -> str:
@@ -827,3 +831,20 @@ def response_output(answer: dict[str, Any]) -> list[StreamEvent]:
 def parts_of(item: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     parts = item.get(name)
     return [part for part in parts if isinstance(part, dict)] if isinstance(parts, list) else []
+
+
+class ChatCompletionsApi:
+    """The Chat Completions side of a translation (contract.ClientApi): an OpenAI client's
+    request read into a Conversation, and a translated answer written as chat completion
+    chunks, or one chat completion."""
+
+    def conversation(self, request: Relay) -> Conversation:
+        raise NotImplementedError
+
+    def answer(
+        self, events: AsyncIterator[StreamEvent], request: Relay
+    ) -> AsyncIterator[StreamEvent]:
+        raise NotImplementedError
+
+
+CHAT_COMPLETIONS_API = ChatCompletionsApi()

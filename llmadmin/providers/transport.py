@@ -28,10 +28,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers.contract import (
     ChatInput,
+    ClientApi,
     Connection,
+    Conversation,
     OtherOutput,
     Raw,
     Relay,
+    RelayApi,
     RemoteModel,
     StreamEvent,
     TextDelta,
@@ -145,8 +148,24 @@ class ProviderClient:
         own API has none."""
         raise NotImplementedError
 
-    async def relay_call(self, model: Any, request: Relay) -> AsyncIterator[StreamEvent]:
-        """Send a gateway client's request; yield the answer's events, bounded as `bounded`
+    def speaks(self, api: RelayApi, identifier: str) -> bool:
+        """Whether this model takes a request of `api` as its client sent it (relay), rather
+        than translated (converse)."""
+        return False
+
+    def converse(self, model: Any, conversation: Conversation) -> AsyncIterator[StreamEvent]:
+        """A translated gateway request in this family's own API, built from the client's
+        Conversation and the model's settings (the admin's options as defaults, its limits as
+        caps; RequestRefused naming the client's field, from conversation.params, where
+        there is no counterpart): the answer as neutral events (no Raw), tool calls and
+        thinking included."""
+        raise NotImplementedError
+
+    async def relay_call(
+        self, model: Any, request: Relay, *, translation: ClientApi | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """Send a gateway client's request, as sent (relay) or, with the client's API's
+        `translation`, translated (converse); yield the answer's events, bounded as `bounded`
         says. Nothing that holds one of the account's credentials reaches the client: the
         answer ends there, with our error. Both the bytes sent on and the text the client
         decodes from them are searched: a key split over two events, or written in JSON
@@ -157,7 +176,11 @@ class ProviderClient:
         # credential to end in the next event even written all in \uXXXX escapes.
         keep = 6 * max(map(len, secrets), default=0)
         tail, said = b"", ""
-        source = self.relay(model, request)
+        if translation is None:
+            source = self.relay(model, request)
+        else:
+            conversation = translation.conversation(request)
+            source = translation.answer(self.converse(model, conversation), request)
         async with aclosing(self.bounded(source, idle_limit=request.streamed)) as events:
             async for event in events:
                 if secrets and isinstance(event, TextDelta | OtherOutput):

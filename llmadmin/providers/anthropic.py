@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -29,7 +29,9 @@ from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Conversation,
+    Effort,
     Finish,
+    Message,
     OtherOutput,
     Raw,
     Relay,
@@ -38,6 +40,8 @@ from llmadmin.providers.contract import (
     StopReason,
     StreamEvent,
     TextDelta,
+    Thinking,
+    ToolCall,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -129,6 +133,42 @@ def thinking_mode(options: Mapping[str, Any]) -> str | None:
     if options.get("thinking") is not None:
         return options["thinking"]
     return "enabled" if options.get("thinking_budget_tokens") is not None else None
+
+
+# Thinking budgets for a translated request's effort, on a Claude model with no effort
+# setting (enabled thinking): about what Anthropic's docs suggest per depth of task.
+EFFORT_BUDGETS = {"low": 2048, "medium": 8192, "high": 16384, "xhigh": 32000, "max": 32000}
+THINKING_OPTIONS = ("thinking", "thinking_budget_tokens", "effort")
+
+
+def effort_options(
+    identifier: str, effort: Effort | None, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Claude's options (as stored) for a translated request asking `effort`: the admin's
+    where it asks none; none or minimal turn thinking off; else adaptive thinking at that
+    effort where the model takes both, else enabled thinking with a budget for it. What the
+    model's rules refuse of the result (xhigh before 4.7…) they refuse."""
+    if effort is None:
+        return dict(options)
+    rest = {name: value for name, value in options.items() if name not in THINKING_OPTIONS}
+    if effort in ("none", "minimal"):
+        return {**rest, "thinking": "disabled"}
+    version = claude_version(identifier)
+    since = EFFORT_FROM.get(version.line, (0, 0)) if version else None
+    if version and version.number >= ADAPTIVE_FROM and since and version.number >= since:
+        return {**rest, "thinking": "adaptive", "effort": effort}
+    return {**rest, "thinking": "enabled", "thinking_budget_tokens": EFFORT_BUDGETS[effort]}
+
+
+def thinking_replayable(messages: Sequence[Message]) -> bool:
+    """Whether Claude may think on this conversation: with thinking on, it refuses a last
+    assistant turn whose tool calls come without its signed thinking before them (which a
+    client of another API cannot send back)."""
+    assistant = [message for message in messages if message.role == "assistant"]
+    if not assistant or not any(isinstance(part, ToolCall) for part in assistant[-1].parts):
+        return True
+    first = assistant[-1].parts[0]
+    return isinstance(first, Thinking) and bool(first.signature)
 
 
 # Per-model refusals the catalog has no field for, from Anthropic's answers and docs

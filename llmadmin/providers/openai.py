@@ -34,6 +34,7 @@ from llmadmin.providers.base import (
     set_options,
     value_at,
     with_defaults,
+    with_value,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
@@ -320,6 +321,15 @@ class OpenAIClient(ProviderClient):
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
         async with self.open_stream(self.chat_url, self.chat_body(model, chat)) as response:
+            async for event in parse_stream(response):
+                yield event
+
+    async def converse(
+        self, model: ModelSettings, conversation: Conversation
+    ) -> AsyncIterator[StreamEvent]:
+        async with self.open_stream(
+            self.chat_url, conversation_body(self, model, conversation)
+        ) as response:
             async for event in parse_stream(response):
                 yield event
 
@@ -894,7 +904,6 @@ def parts_of(item: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
 # An OpenAI client's Chat Completions request for a model of another family is read into the
 # neutral Conversation (ChatCompletionsApi.conversation) and the answer's neutral events are
 # written back as chat completion chunks, or one chat completion (ChatCompletionsApi.answer).
-# A client of another API calling a model of this family: OpenAIClient.converse.
 
 # Fields read by the gateway (model), or hints the API documents as such that change nothing
 # we can honour on another family's model: dropped (the answer reads stream_options).
@@ -1304,3 +1313,173 @@ class ChatCompletionsApi:
 
 
 CHAT_COMPLETIONS_API = ChatCompletionsApi()
+
+
+# --- A client of another API calling a model of this family (OpenAIClient.converse) ---
+
+# The request fields a Conversation's values go to, where the field of the Conversation has
+# another name: the type's reasoning option (and what goes with it) is its effort.
+CONVERSATION_FIELDS = {
+    "reasoning_effort": "effort",
+    "reasoning.effort": "effort",
+    "reasoning.enabled": "effort",
+}
+# "Up to 4 sequences where the API will stop generating" (the SDK's completion_create_params).
+MAX_STOP_SEQUENCES = 4
+
+
+def conversation_body(
+    client: OpenAIClient, model: ModelSettings, conversation: Conversation
+) -> dict[str, Any]:
+    """The chat completions request for a client of another API: its conversation, with the
+    admin's settings as for a relayed request (sampling and options as defaults, max output
+    tokens a cap); RequestRefused names the client's field (conversation.params)."""
+    provider_type = family_type(client)
+    params = conversation.params
+    body: dict[str, Any] = {
+        "model": model.identifier,
+        "messages": chat_messages(conversation),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if conversation.tools:
+        body |= chat_tools(conversation)
+    if len(conversation.stop) > MAX_STOP_SEQUENCES:
+        raise request_refused(
+            f"This model takes at most {MAX_STOP_SEQUENCES} stop sequences.",
+            params.get("stop", "stop"),
+        )
+    set_if(body, "stop", list(conversation.stop) or None)
+    sampling = RELAY_SAMPLING[RelayApi.CHAT_COMPLETIONS]
+    for name in sampling:
+        set_if(body, name, getattr(conversation, name))
+    body = with_effort(body, provider_type, model.identifier, conversation)
+    options = {
+        option: option.path
+        for option in client.options
+        if option.name != provider_type.answer_cap_option
+    }
+    body, refused = with_model_settings(provider_type, model, body, sampling, options)
+    if refused:
+        path, message = next(iter(refused.items()))
+        field = CONVERSATION_FIELDS.get(path, path)
+        raise request_refused(message, params.get(field, field))
+    cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
+    set_if(body, client.max_tokens_field, conversation.max_tokens)
+    apply_cap(body, (client.max_tokens_field,), cap, client.max_tokens_field)
+    return body
+
+
+def with_effort(
+    body: dict[str, Any], provider_type: ProviderType, identifier: str, conversation: Conversation
+) -> dict[str, Any]:
+    """The body with the conversation's effort in the type's reasoning option, as the nearest
+    effort the model takes (an Anthropic client's thinking off is none, which GPT-5 lacks: its
+    least). A model that doesn't reason (the catalog's word) takes none as no effort, and an
+    Anthropic client's thinking as the advice it is (tabled); it refuses any other."""
+    effort = conversation.effort
+    if effort is None:
+        return body
+    facts = provider_type.facts(identifier)
+    if facts is not None and not facts.reasoning:
+        param = conversation.params.get("effort", "effort")
+        if effort == "none" or param == "thinking":
+            return body
+        raise request_refused(f"{facts.name} doesn't reason: leave out {param}.", param)
+    option = next(
+        each
+        for each in provider_type.options
+        if isinstance(each, ChoiceOption) and each.name == "reasoning_effort"
+    )
+    taken = efforts_of(identifier) or option.choices
+    rank = REASONING_EFFORTS.index
+    nearest = min(
+        (each for each in option.choices if each in taken),
+        key=lambda each: abs(rank(each) - rank(effort)),
+    )
+    return with_value(body, option.path, nearest)
+
+
+def chat_tools(conversation: Conversation) -> dict[str, Any]:
+    """The request's tools, tool_choice (auto, the API's default, unsaid) and whether the
+    model may call several at once (unsaid where it may)."""
+    tools = [
+        {"type": "function", "function": {"name": tool.name, "parameters": dict(tool.parameters)}}
+        | ({"description": tool.description} if tool.description else {})
+        for tool in conversation.tools
+    ]
+    fields: dict[str, Any] = {"tools": tools}
+    if conversation.tool_choice == "tool":
+        fields["tool_choice"] = {"type": "function", "function": {"name": conversation.tool_name}}
+    elif conversation.tool_choice != "auto":
+        fields["tool_choice"] = {"any": "required", "none": "none"}[conversation.tool_choice]
+    if not conversation.parallel_tool_calls:
+        fields["parallel_tool_calls"] = False
+    return fields
+
+
+def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """The system message, then each turn's messages; thinking of another family is dropped
+    (its signature is only valid at its own provider)."""
+    system = [{"role": "system", "content": conversation.system}] if conversation.system else []
+    messages = [
+        message
+        for turn in conversation.messages
+        for message in (
+            assistant_messages(turn.parts)
+            if turn.role == "assistant"
+            else user_messages(turn.parts)
+        )
+    ]
+    return system + messages
+
+
+def user_messages(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
+    """A user's turn: its tool results as tool messages (which must come right after the
+    calls), then its text and images, the results' images first (a tool message holds text
+    only)."""
+    results = [part for part in parts if isinstance(part, ToolResult)]
+    messages = [
+        {
+            "role": "tool",
+            "tool_call_id": result.call_id,
+            "content": content_of([part for part in result.content if isinstance(part, str)]),
+        }
+        for result in results
+    ]
+    images = [part for result in results for part in result.content if isinstance(part, Image)]
+    rest = images + [part for part in parts if isinstance(part, str | Image)]
+    if rest:
+        messages.append({"role": "user", "content": content_of(rest)})
+    return messages
+
+
+def assistant_messages(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
+    texts = [part for part in parts if isinstance(part, str)]
+    calls = [
+        {"id": part.id, "type": "function",
+         "function": {"name": part.name, "arguments": part.arguments}}
+        for part in parts
+        if isinstance(part, ToolCall)
+    ]  # fmt: skip
+    if not texts and not calls:  # thinking only
+        return []
+    message: dict[str, Any] = {"role": "assistant", "content": content_of(texts) if texts else None}
+    return [message | ({"tool_calls": calls} if calls else {})]
+
+
+def content_of(parts: list[str | Image]) -> str | list[dict[str, Any]]:
+    """A message's content: one text as a string, else text and image parts."""
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return parts[0]
+    if not parts:
+        return ""
+    return [
+        {"type": "text", "text": part}
+        if isinstance(part, str)
+        else {
+            "type": "image_url",
+            "image_url": {"url": part.url or f"data:{part.media_type};base64,{part.data}"},
+        }
+        for part in parts
+    ]

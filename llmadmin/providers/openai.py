@@ -1403,12 +1403,7 @@ def with_effort(
 def chat_tools(conversation: Conversation) -> dict[str, Any]:
     """The request's tools, tool_choice (auto, the API's default, unsaid) and whether the
     model may call several at once (unsaid where it may)."""
-    tools = [
-        {"type": "function", "function": {"name": tool.name, "parameters": dict(tool.parameters)}}
-        | ({"description": tool.description} if tool.description else {})
-        for tool in conversation.tools
-    ]
-    fields: dict[str, Any] = {"tools": tools}
+    fields: dict[str, Any] = {"tools": [chat_tool(tool) for tool in conversation.tools]}
     if conversation.tool_choice == "tool":
         fields["tool_choice"] = {"type": "function", "function": {"name": conversation.tool_name}}
     elif conversation.tool_choice != "auto":
@@ -1416,6 +1411,13 @@ def chat_tools(conversation: Conversation) -> dict[str, Any]:
     if not conversation.parallel_tool_calls:
         fields["parallel_tool_calls"] = False
     return fields
+
+
+def chat_tool(tool: Tool) -> dict[str, Any]:
+    function = {"name": tool.name, "parameters": dict(tool.parameters)}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
 
 
 def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:

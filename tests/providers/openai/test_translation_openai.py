@@ -10,9 +10,12 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
 
+from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.contract import (
     Conversation,
     Finish,
@@ -24,6 +27,7 @@ from llmadmin.providers.contract import (
     StopReason,
     StreamEvent,
     TextDelta,
+    Thinking,
     ThinkingDelta,
     Tool,
     ToolCall,
@@ -34,6 +38,7 @@ from llmadmin.providers.contract import (
 )
 from llmadmin.providers.errors import ProviderError, RequestRefused
 from llmadmin.providers.openai import CHAT_COMPLETIONS_API
+from tests.providers.fakes import FAKES, fake_for, serve
 
 HI = [{"role": "user", "content": "Hi"}]
 WEATHER = {
@@ -462,3 +467,197 @@ def test_a_client_that_leaves_closes_the_source():
 
     asyncio.run(run())
     assert closed == [True]
+
+
+# --- A Conversation sent to a model of this family (converse) -----------------------------
+
+KEY = "sk-OPENAI-TRANSLATION-0042"
+PARAMETERS = WEATHER["function"]["parameters"]
+ASKED = Message("user", ("What's the weather in Paris?",))
+CALLED = Message(
+    "assistant",
+    (
+        Thinking("The user wants the weather.", signature="c2lnbmVk"),
+        "Let me check.",
+        ToolCall("call_1", "weather", '{"city": "Paris"}'),
+    ),
+)
+FIRST_STEP = Conversation(
+    system="You are a coding agent.",
+    messages=(ASKED,),
+    streamed=True,
+    tools=(Tool("weather", "The weather in a city.", PARAMETERS),),
+    params={"tools": "tools"},
+)
+SECOND_STEP = replace(
+    FIRST_STEP,
+    messages=(ASKED, CALLED, Message("user", (ToolResult("call_1", "weather", ("Sunny",)),))),
+)
+SYSTEM = {"role": "system", "content": "You are a coding agent."}
+USER = {"role": "user", "content": "What's the weather in Paris?"}
+ASSISTANT = {
+    "role": "assistant",
+    "content": "Let me check.",
+    "tool_calls": [
+        {"id": "call_1", "type": "function",
+         "function": {"name": "weather", "arguments": '{"city": "Paris"}'}},
+    ],
+}  # fmt: skip
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "description": "The weather in a city.",
+            "parameters": PARAMETERS,
+        },
+    }
+]
+STREAMED_BODY = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+def client_at(server, provider_type: str):
+    base_url = server.url + FAKES[provider_type][1]
+    return PROVIDER_TYPES[provider_type].connect(base_url=base_url, region="", api_key=KEY)
+
+
+def conversed(provider_type: str, model: ModelSettings, conversation: Conversation):
+    """The events of a converse() against the type's fake, and the body the fake was sent."""
+    with serve(fake_for(provider_type, KEY)) as server:
+        client = client_at(server, provider_type)
+
+        async def run() -> list[StreamEvent]:
+            return [event async for event in client.converse(model, conversation)]
+
+        events = asyncio.run(run())
+    return events, server.requests[-1].body
+
+
+def test_a_two_step_tool_loop_through_converse():
+    model = ModelSettings("gpt-5.5")
+    called, first = conversed("openai", model, FIRST_STEP)
+    answered_, second = conversed("openai", model, SECOND_STEP)
+
+    assert first == {"model": "gpt-5.5", "messages": [SYSTEM, USER], "tools": TOOLS,
+                     **STREAMED_BODY}  # fmt: skip
+    assert called == [
+        ToolCallStart(index=0, id="call_1", name="weather"),
+        ToolCallDelta('{"city":', index=0),
+        ToolCallDelta(' "Paris"}', index=0),
+        Usage(12, 5),
+        Finish(StopReason.COMPLETE),
+    ]
+    # The thinking of another family is dropped; the result answers the call right after it.
+    assert second["messages"] == [
+        SYSTEM,
+        USER,
+        ASSISTANT,
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+    ]
+    assert answered_ == [
+        TextDelta("The tool said: "),
+        TextDelta("Sunny"),
+        Usage(12, 5),
+        Finish(StopReason.COMPLETE),
+    ]
+
+
+PNG_PART = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+
+# fmt: off
+SENT = [
+    pytest.param(
+        "openai", ModelSettings("gpt-5.5", max_output_tokens=32000),
+        replace(
+            SECOND_STEP,
+            messages=(ASKED, CALLED, Message("user", (
+                ToolResult("call_1", "weather", ("Sunny", Image("image/png", PNG)), is_error=True),
+                "Thanks", Image(url="https://example.com/map.png")))),
+            tool_choice="tool", tool_name="weather", parallel_tool_calls=False,
+            max_tokens=64000, stop=("END",), effort="high",
+            params={"tools": "tools", "effort": "thinking", "max_tokens": "max_tokens"},
+        ),
+        {"model": "gpt-5.5", **STREAMED_BODY, "tools": TOOLS,
+         "messages": [SYSTEM, USER, ASSISTANT,
+                      {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+                      {"role": "user", "content": [
+                          PNG_PART, {"type": "text", "text": "Thanks"},
+                          {"type": "image_url", "image_url": {"url": "https://example.com/map.png"}}]}],
+         "tool_choice": {"type": "function", "function": {"name": "weather"}},
+         "parallel_tool_calls": False, "stop": ["END"], "reasoning_effort": "high",
+         "max_completion_tokens": 32000},
+        id="openai: images of a result after it, a named tool, max tokens capped, effort",
+    ),
+    pytest.param(
+        "azure", ModelSettings("gpt-5"),
+        replace(FIRST_STEP, tool_choice="any", effort="none", params={"effort": "thinking"}),
+        {"model": "gpt-5", **STREAMED_BODY, "messages": [SYSTEM, USER], "tools": TOOLS,
+         "tool_choice": "required", "reasoning_effort": "minimal"},
+        id="azure: thinking off is GPT-5's least effort, minimal",
+    ),
+    pytest.param(
+        "openai-compat",
+        ModelSettings("qwen", max_output_tokens=1000, temperature=0.3, options={"reasoning_effort": "low"}),  # noqa: E501
+        replace(FIRST_STEP, tools=(), tool_choice="none", top_p=0.9, max_tokens=200),
+        {"model": "qwen", **STREAMED_BODY, "messages": [SYSTEM, USER], "temperature": 0.3,
+         "top_p": 0.9, "reasoning_effort": "low", "max_tokens": 200},
+        id="compat: the admin's settings as defaults; the client's max tokens under the cap",
+    ),
+    pytest.param(
+        "openrouter", ModelSettings("openai/gpt-5.5", options={"provider_order": ["openai"]}),
+        replace(FIRST_STEP, top_k=40, effort="max", params={"effort": "output_config.effort"}),
+        {"model": "openai/gpt-5.5", **STREAMED_BODY, "messages": [SYSTEM, USER],
+         "tools": TOOLS, "top_k": 40, "reasoning": {"effort": "max"},
+         "provider": {"order": ["openai"]}},
+        id="openrouter: top K, reasoning.effort, the admin's routing",
+    ),
+    pytest.param(
+        "vercel", ModelSettings("openai/gpt-5.5", max_output_tokens=4000),
+        replace(FIRST_STEP, effort="max", params={"effort": "output_config.effort"}),
+        {"model": "openai/gpt-5.5", **STREAMED_BODY, "messages": [SYSTEM, USER],
+         "tools": TOOLS, "reasoning": {"effort": "xhigh"}, "max_tokens": 4000},
+        id="vercel: effort max is its highest, xhigh; the admin's cap",
+    ),
+    pytest.param(
+        "openai", ModelSettings("gpt-4.1"),
+        replace(FIRST_STEP, effort="medium", params={"effort": "thinking"}),
+        {"model": "gpt-4.1", **STREAMED_BODY, "messages": [SYSTEM, USER], "tools": TOOLS},
+        id="openai: an anthropic client's thinking on a model that doesn't reason is dropped",
+    ),
+]
+
+NOT_SENT = [
+    pytest.param("openai", "gpt-4.1", replace(FIRST_STEP, top_k=40, params={"top_k": "top_k"}), "top_k", id="openai: top K"),  # noqa: E501
+    pytest.param("azure", "gpt-5", replace(FIRST_STEP, top_k=40, params={"top_k": "top_k"}), "top_k", id="azure: top K"),  # noqa: E501
+    pytest.param("openai", "gpt-4.1", replace(FIRST_STEP, effort="high", params={"effort": "output_config.effort"}), "output_config.effort", id="an effort on a model that doesn't reason"),  # noqa: E501
+    pytest.param("openai", "gpt-5.5", replace(FIRST_STEP, temperature=0.5, params={"temperature": "temperature"}), "temperature", id="a temperature a reasoning model refuses"),  # noqa: E501
+    pytest.param("openrouter", "openai/gpt-5.5", replace(FIRST_STEP, stop=tuple("abcde"), params={"stop": "stop_sequences"}), "stop_sequences", id="five stop sequences"),  # noqa: E501
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("provider_type", "model", "conversation", "body"), SENT)
+def test_a_conversation_becomes_the_exact_request_the_provider_takes(
+    provider_type, model, conversation, body
+):
+    events, sent = conversed(provider_type, model, conversation)
+    assert sent == body
+    # The fake took it, as the real API would (a refused body answers 400).
+    assert events[-1] == Finish(StopReason.COMPLETE)
+
+
+@pytest.mark.parametrize(("provider_type", "identifier", "conversation", "param"), NOT_SENT)
+def test_what_the_model_refuses_is_refused_naming_the_clients_field(
+    provider_type, identifier, conversation, param
+):
+    with serve(fake_for(provider_type, KEY)) as server:
+        client = client_at(server, provider_type)
+
+        async def run() -> None:
+            async for _ in client.converse(ModelSettings(identifier), conversation):
+                pass
+
+        with pytest.raises(RequestRefused) as refused:
+            asyncio.run(run())
+    assert refused.value.param == param
+    assert server.requests == []

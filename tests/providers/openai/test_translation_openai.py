@@ -21,6 +21,7 @@ from llmadmin.providers.contract import (
     Finish,
     Image,
     Message,
+    OtherOutput,
     Raw,
     Relay,
     RelayApi,
@@ -39,6 +40,8 @@ from llmadmin.providers.contract import (
 from llmadmin.providers.errors import ProviderError, RequestRefused
 from llmadmin.providers.openai import CHAT_COMPLETIONS_API
 from tests.providers.fakes import FAKES, fake_for, serve
+from tests.providers.openai.fake import body_errors
+from tests.providers.openai.test_provider_openai import ScriptedFake
 
 HI = [{"role": "user", "content": "Hi"}]
 WEATHER = {
@@ -661,3 +664,118 @@ def test_what_the_model_refuses_is_refused_naming_the_clients_field(
             asyncio.run(run())
     assert refused.value.param == param
     assert server.requests == []
+
+
+def provider_chunk(delta: dict | None = None, finish: str | None = None, **fields) -> dict:
+    choice = {"index": 0, "delta": delta or {}, "finish_reason": finish}
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1754000000,
+            "model": "m", "choices": [choice], **fields}  # fmt: skip
+
+
+def tool_delta(index: int, **call) -> dict:
+    return provider_chunk({"tool_calls": [{"index": index, **call}]})
+
+
+START = provider_chunk({"role": "assistant", "content": ""})
+USAGE_CHUNK = provider_chunk(
+    choices=[],
+    usage={"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17,
+           "prompt_tokens_details": {"cached_tokens": 3},
+           "completion_tokens_details": {"reasoning_tokens": 2}},
+)  # fmt: skip
+READ_USAGE = Usage(10, 7, cache_read_tokens=3, reasoning_tokens=2)
+
+# fmt: off
+READ_STREAMS = [
+    pytest.param(
+        (START, provider_chunk({"reasoning": "Let me think."}),
+         provider_chunk({"reasoning_content": "Hmm."}), provider_chunk({"content": "Hi"}),
+         tool_delta(0, id="call_a", type="function", function={"name": "weather", "arguments": ""}),
+         *(tool_delta(0, function={"arguments": part}) for part in ('{"ci', 'ty": ', '"Par', 'is"}')),  # noqa: E501
+         tool_delta(1, id="call_b", type="function", function={"name": "time", "arguments": "{}"}),
+         provider_chunk(finish="tool_calls"), USAGE_CHUNK, "[DONE]"),
+        [ThinkingDelta("Let me think."), ThinkingDelta("Hmm."), TextDelta("Hi"),
+         ToolCallStart(index=0, id="call_a", name="weather"),
+         *(ToolCallDelta(part, index=0) for part in ('{"ci', 'ty": ', '"Par', 'is"}')),
+         ToolCallStart(index=1, id="call_b", name="time"), ToolCallDelta("{}", index=1),
+         READ_USAGE, Finish(StopReason.COMPLETE)],
+        id="thinking, text, a call in many fragments, a call in one",
+    ),
+    pytest.param(
+        (START, tool_delta(0, id="call_a", type="function", function={"name": "f", "arguments": "{"}),  # noqa: E501
+         tool_delta(0, id="call_a", function={"arguments": "}"}), provider_chunk(finish="length"),
+         "[DONE]"),
+        [ToolCallStart(index=0, id="call_a", name="f"), ToolCallDelta("{", index=0),
+         ToolCallDelta("}", index=0), Finish(StopReason.MAX_TOKENS)],
+        id="a server that repeats the id: one start; length is max tokens",
+    ),
+    pytest.param(
+        (provider_chunk({"refusal": "I can't."}), provider_chunk(finish="content_filter"), "[DONE]"),  # noqa: E501
+        [OtherOutput("I can't."), Finish(StopReason.CONTENT_FILTER)],
+        id="a refusal is output but no text; content filter",
+    ),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("chunks", "events"), READ_STREAMS)
+def test_a_provider_stream_becomes_the_exact_neutral_events(chunks, events):
+    assert scripted_events(chunks) == events
+
+
+def scripted_events(chunks: tuple) -> list[StreamEvent]:
+    with serve(ScriptedFake("openai", KEY, chunks=chunks)) as server:
+        client = client_at(server, "openai")
+
+        async def run() -> list[StreamEvent]:
+            return [event async for event in client.converse(ModelSettings("m"), FIRST_STEP)]
+
+        return asyncio.run(run())
+
+
+def test_a_call_its_server_gave_no_id_gets_one_of_ours():
+    chunks = (
+        tool_delta(0, function={"name": "f", "arguments": "{}"}),
+        provider_chunk(finish="tool_calls"),
+        "[DONE]",
+    )
+    start, *_ = scripted_events(chunks)
+    assert re.fullmatch(r"call_[0-9a-f]{32}", start.id)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "error"),
+    [
+        pytest.param(
+            (START, provider_chunk({"content": "Hel"}), {"error": {"message": "PROVIDER WORDS"}}),
+            "The provider reported an error mid-answer.",
+            id="an error event",
+        ),
+        pytest.param(
+            (START, provider_chunk({"content": "Hel"})),
+            "The provider's answer was cut off before it finished.",
+            id="no [DONE]",
+        ),
+    ],
+)
+def test_a_stream_that_fails_mid_answer_raises_our_error(chunks, error):
+    with pytest.raises(ProviderError) as raised:
+        scripted_events(chunks)
+    assert str(raised.value) == error
+
+
+# What OpenAI answers 400 to of a request's tool messages; the fake does too.
+# fmt: off
+TOOL_SEQUENCES = [
+    pytest.param([USER, {"role": "tool", "tool_call_id": "call_1", "content": "x"}], id="a result of no call"),  # noqa: E501
+    pytest.param([USER, ASSISTANT, USER], id="a call not answered before the next message"),
+    pytest.param([USER, ASSISTANT], id="a call not answered at the end"),
+    pytest.param([USER, ASSISTANT, {"role": "tool", "tool_call_id": "call_1", "content": [PNG_PART]}], id="an image in a tool message"),  # noqa: E501
+    pytest.param([USER, {**USER, "name": "bob", "weight": 1}], id="an unknown field"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("messages", TOOL_SEQUENCES)
+def test_the_fake_refuses_what_openai_refuses_of_tool_messages(messages):
+    assert body_errors({"model": "gpt-5.5", "messages": messages}, "/v1/chat/completions")

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.base import ModelSettings
@@ -781,3 +783,26 @@ TOOL_SEQUENCES = [
 @pytest.mark.parametrize("messages", TOOL_SEQUENCES)
 def test_the_fake_refuses_what_openai_refuses_of_tool_messages(messages):
     assert body_errors({"model": "gpt-5.5", "messages": messages}, "/v1/chat/completions")
+
+
+def test_the_official_sdk_reads_the_stream_and_the_completion_to_the_same_answer():
+    # The openai SDK's own accumulation of the chunks (what the SDK's stream helpers do).
+    _, raw = answered(TOOL_LOOP, stream=True, stream_options={"include_usage": True})
+    state = ChatCompletionStreamState()
+    for line in raw.decode().split("\n\n"):
+        data = line.removeprefix("data: ")
+        if data and data != "[DONE]":
+            state.handle_chunk(ChatCompletionChunk.model_validate_json(data))
+    streamed = state.get_final_completion()
+    _, whole_raw = answered(TOOL_LOOP)
+    whole = ChatCompletion.model_validate_json(whole_raw)
+
+    for completion in (streamed, whole):
+        [choice] = completion.choices
+        assert choice.finish_reason == "tool_calls"
+        assert choice.message.content == "Let me look."
+        calls = [(call.id, call.function.name, json.loads(call.function.arguments))
+                 for call in choice.message.tool_calls]  # fmt: skip
+        assert calls == [("toolu_01", "weather", {"city": "Paris"}), ("toolu_02", "time", {})]
+        assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (100, 20)
+        assert completion.usage.prompt_tokens_details.cached_tokens == 60

@@ -1151,8 +1151,9 @@ def read_tools(tools: list[Any]) -> tuple[Tool, ...]:
         at = f"tools[{number}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
             raise field_refused(f"{at}.type")
-        for name in tool.keys() - {"type", "function"}:
-            raise field_refused(f"{at}.{name}")
+        for name in tool:
+            if name not in ("type", "function"):
+                raise field_refused(f"{at}.{name}")
         function = tool.get("function")
         if not isinstance(function, dict):
             raise field_refused(f"{at}.function", f"{at}.function must be an object.")

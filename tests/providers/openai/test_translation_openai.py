@@ -45,7 +45,7 @@ from llmadmin.providers.openai import CHAT_COMPLETIONS_API
 from tests.providers.fakes import FAKES, fake_for, serve
 from tests.providers.hostile import serve_hostile
 from tests.providers.openai.fake import body_errors
-from tests.providers.openai.test_provider_openai import ScriptedFake
+from tests.providers.openai.scripted import ScriptedFake
 
 HI = [{"role": "user", "content": "Hi"}]
 WEATHER = {

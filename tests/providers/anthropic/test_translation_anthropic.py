@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 
+import anthropic
 import httpx2
 import pytest
 
@@ -35,7 +37,7 @@ from llmadmin.providers.contract import (
     ToolResult,
     Usage,
 )
-from llmadmin.providers.errors import ChatError, RequestRefused
+from llmadmin.providers.errors import ChatError, ProviderError, RequestRefused
 from tests.providers.anthropic.fake import (
     SIGNATURE,
     TOOL_INPUT,
@@ -43,6 +45,8 @@ from tests.providers.anthropic.fake import (
     MessagesFake,
     serve_messages,
 )
+from tests.providers.hostile import ERROR_STATUSES, serve_hostile
+from tests.stream_servers import Script, serve_script
 
 HI = [{"role": "user", "content": "Hi"}]
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -871,3 +875,70 @@ def test_the_fake_refuses_what_the_api_refuses(fake, refused, message):
 
     assert response.status_code == 400
     assert message in response.json()["error"]["message"]
+
+
+# --- A hostile Claude, translated ---------------------------------------------------------
+
+# (mode, status): what tests/providers/hostile.py's Anthropic server does with the key.
+ATTACKS = [
+    pytest.param("redirect", None, id="redirect"),
+    *(pytest.param("error_body", status, id=f"error body {status}") for status in ERROR_STATUSES),
+    pytest.param("reason_phrase", 200, id="reason phrase"),
+    pytest.param("midstream", None, id="midstream error"),
+    pytest.param("not_json", None, id="not JSON"),
+    pytest.param("finish", None, id="the key as stop reason"),
+    pytest.param("bad_location", None, id="bad location"),
+    pytest.param("bad_header", None, id="bad header"),
+    pytest.param("odd_shapes", None, id="odd shapes"),
+]
+
+
+@pytest.mark.parametrize(("mode", "status"), ATTACKS)
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+def test_a_hostile_claudes_key_reaches_no_translated_answer_error_or_log(
+    mode, status, streamed, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    relay = Relay(RelayApi.MESSAGES, {"model": "gpt-5", "messages": HI, "stream": streamed})
+    said, failure = [], None
+    with serve_hostile("anthropic", mode, status) as hostile:
+        client = ANTHROPIC.connect(base_url=hostile.url, region="", api_key=KEY)
+
+        async def answer() -> None:
+            calls = client.relay_call(ModelSettings("claude-sonnet-4-6"), relay,
+                                      translation=MESSAGES_API)  # fmt: skip
+            async for event in calls:
+                said.append(event)
+
+        try:
+            asyncio.run(answer())
+        except ProviderError as error:
+            failure = str(error)
+
+    assert hostile.credentials == {KEY}
+    raws = b"".join(event.data for event in said if isinstance(event, Raw)).decode()
+    assert KEY not in raws + (failure or "") + caplog.text
+    assert "sk-ant" not in raws + (failure or "")
+
+
+def test_the_sdk_reads_the_streamed_answer_as_the_whole_answer():
+    events = [
+        Usage(50, 0),
+        ThinkingDelta("Hmm."),
+        ThinkingDelta(signature="c2ln"),
+        TextDelta("Let me "),
+        TextDelta("look."),
+        ToolCallStart(index=0, id="call_1", name="weather"),
+        *(ToolCallDelta(piece, index=0) for piece in ('{"ci', 'ty": "Pa', 'ris"}')),
+        Usage(50, 9, cache_read_tokens=20, cache_write_tokens=5),
+        Finish(StopReason.COMPLETE),
+    ]
+    streamed = b"".join(event.data for event in answered(events) if isinstance(event, Raw))
+    with serve_script(Script([streamed])) as url:
+        sdk = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=0)
+        with sdk.messages.stream(model="gpt-5", max_tokens=1024, messages=HI) as stream:
+            final = stream.get_final_message()
+
+    read = json.loads(MESSAGE_ID.sub('"msg_ID"', final.model_dump_json(exclude_none=True)))
+    assert read == {name: value for name, value in whole(events).items() if value is not None}
+    assert final.content[2].input == {"city": "Paris"}

@@ -588,10 +588,9 @@ class MessageStream:
         elif kind == "signature_delta":
             yield ThinkingDelta(signature=text_of(delta, "signature"))
         elif kind == "input_json_delta":
-            index = self.tool_calls.get(payload.get("index"))
-            if index is None:  # no tool_use block of that index began
-                raise malformed()
-            yield ToolCallDelta(text_of(delta, "partial_json"), index=index)
+            text, index = text_of(delta, "partial_json"), self.tool_calls.get(payload.get("index"))
+            # A server tool's input (server_tool_use: web search…) is no call of the client's.
+            yield OtherOutput(text) if index is None else ToolCallDelta(text, index=index)
         elif kind == "citations_delta":
             yield OtherOutput()
 
@@ -772,7 +771,6 @@ class ReadConversation:
                 ("top_k", "top_k"),
                 ("tools", "tools"),
                 ("tool_choice", "tool_choice"),
-                ("effort", "thinking"),
             )
             if body.get(param) is not None
         }

@@ -22,6 +22,7 @@ from llmadmin.providers.contract import (
     Finish,
     Image,
     Message,
+    OtherOutput,
     Raw,
     Relay,
     RelayApi,
@@ -46,7 +47,7 @@ from tests.providers.anthropic.fake import (
     serve_messages,
 )
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
-from tests.stream_servers import Script, serve_script
+from tests.stream_servers import Script, anthropic_event, serve_script
 
 HI = [{"role": "user", "content": "Hi"}]
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -942,3 +943,79 @@ def test_the_sdk_reads_the_streamed_answer_as_the_whole_answer():
     read = json.loads(MESSAGE_ID.sub('"msg_ID"', final.model_dump_json(exclude_none=True)))
     assert read == {name: value for name, value in whole(events).items() if value is not None}
     assert final.content[2].input == {"city": "Paris"}
+
+
+# --- What Claude's stream says, as neutral events ----------------------------------------
+
+
+def claude_said(*events: tuple[str, dict]) -> list[StreamEvent]:
+    """The neutral events converse reads from this Messages stream (a scripted Claude)."""
+    frames = [
+        anthropic_event("message_start", {"message": {"usage": {"input_tokens": 5}}}),
+        *(anthropic_event(name, payload) for name, payload in events),
+        anthropic_event("message_delta", {"delta": {"stop_reason": "tool_use"},
+                                          "usage": {"output_tokens": 7}}),
+        anthropic_event("message_stop", {}),
+    ]  # fmt: skip
+    with serve_script(Script(frames)) as url:
+        client = ANTHROPIC.connect(base_url=url, region="", api_key=KEY)
+
+        async def events_read() -> list[StreamEvent]:
+            model = ModelSettings("claude-sonnet-4-6")
+            return [event async for event in client.converse(model, asked())]
+
+        return asyncio.run(events_read())[1:-2]  # but the usage and end
+
+
+def started(index: int, block: dict) -> tuple[str, dict]:
+    return "content_block_start", {"index": index, "content_block": block}
+
+
+def delta_of(index: int, **fields) -> tuple[str, dict]:
+    return "content_block_delta", {"index": index, "delta": fields}
+
+
+# fmt: off
+CLAUDE_STREAMS = [  # (Claude's content events, the neutral events read)
+    pytest.param([started(0, THINKING), delta_of(0, type="thinking_delta", thinking="Hm"),
+                  delta_of(0, type="signature_delta", signature="c2ln"),
+                  started(1, TEXT), delta_of(1, type="text_delta", text="Hi")],
+                 [ThinkingDelta("Hm"), ThinkingDelta(signature="c2ln"), TextDelta("Hi")],
+                 id="thinking, its signature, text"),
+    pytest.param([started(0, tool_use("toolu_a", "weather")),
+                  delta_of(0, type="input_json_delta", partial_json='{"city"'),
+                  delta_of(0, type="input_json_delta", partial_json=': "Paris"}'),
+                  started(1, tool_use("toolu_b", "time")),
+                  delta_of(1, type="input_json_delta", partial_json="{}")],
+                 [ToolCallStart(index=0, id="toolu_a", name="weather"),
+                  ToolCallDelta('{"city"', index=0), ToolCallDelta(': "Paris"}', index=0),
+                  ToolCallStart(index=1, id="toolu_b", name="time"),
+                  ToolCallDelta("{}", index=1)],
+                 id="two tool calls, counted from 0"),
+    pytest.param([started(0, TEXT), delta_of(0, type="text_delta", text="Looking"),
+                  started(1, {"type": "server_tool_use", "id": "srvtoolu_1",
+                              "name": "web_search", "input": {}}),
+                  delta_of(1, type="input_json_delta", partial_json='{"query": "x"}'),
+                  started(2, tool_use("toolu_a", "weather"))],
+                 [TextDelta("Looking"), OtherOutput('{"query": "x"}'),
+                  ToolCallStart(index=0, id="toolu_a", name="weather")],
+                 id="a server tool's input: output, no call of the client's"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("events", "read_events"), CLAUDE_STREAMS)
+def test_claudes_thinking_and_tool_calls_are_read_as_neutral_events(events, read_events):
+    assert claude_said(*events) == read_events
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        pytest.param({"type": "tool_use", "id": 5, "name": "w", "input": {}}, id="id a number"),
+        pytest.param({"type": "tool_use", "id": "t", "input": {}}, id="no name"),
+    ],
+)
+def test_a_tool_use_without_its_id_or_name_is_malformed(block):
+    with pytest.raises(ChatError, match="malformed"):
+        claude_said(started(0, block))

@@ -28,11 +28,12 @@ from llmadmin.providers.contract import (
     ToolResult,
     Usage,
 )
-from llmadmin.providers.errors import ChatError, RequestRefused
+from llmadmin.providers.errors import ChatError, ProviderError, RequestRefused
 from llmadmin.providers.google import GOOGLE
 from tests.providers.fakes import FakeProvider, serve
 from tests.providers.google.fake import SIGNATURE
 from tests.providers.google.test_provider_google import KEY, ScriptedGemini
+from tests.providers.hostile import ERROR_STATUSES, serve_hostile
 
 # The fake's signature (bytes whose base64 is "+/+/c2lnbmVkIHRob3VnaHQ=") in a call's id.
 SIGNED_ID = "call_sig_-_-_c2lnbmVkIHRob3VnaHQ"
@@ -451,3 +452,33 @@ def test_gemini_3_refuses_a_call_sent_back_with_a_signature_it_did_not_give():
         conversed(server, ModelSettings(FLASH_3), talk)
 
     assert server.requests[-1].body["contents"][1]["parts"][0]["thoughtSignature"] == "AAAA"
+
+
+# --- 4. A hostile Gemini ----------------------------------------------------------------------
+
+# (mode, status) of tests/providers/hostile.py that a chat request meets.
+# fmt: off
+ATTACKS = [
+    ("redirect", None), *(("error_body", status) for status in ERROR_STATUSES),
+    ("reason_phrase", 200), ("reason_phrase", 401), ("midstream", None), ("not_json", None),
+    ("finish", None), ("bad_location", None), ("bad_header", None), ("bad_charset", None),
+    ("bad_encoding", None), ("odd_shapes", None),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("mode", "status"), ATTACKS, ids=lambda value: str(value))
+def test_a_hostile_geminis_answers_to_a_translated_request_are_told_in_our_words(
+    mode, status, caplog
+):
+    caplog.set_level("DEBUG")
+    talk = conversation(ASKED, tools=(WEATHER,))
+    with serve_hostile("google", mode, status) as server:
+        try:
+            told = repr(conversed(server, ModelSettings(FLASH), talk))
+        except ProviderError as error:
+            told = str(error)
+
+    assert server.credentials == {KEY}
+    assert KEY not in told
+    assert KEY not in caplog.text

@@ -74,13 +74,6 @@ class GoogleFake:
         }
 
     def stream_google(self) -> list[bytes]:
-        body = self.requests[-1].body
-        if body.get("tools") and not function_responses(body["contents"][-1]):
-            return [self.sse(self.function_call(body))]
-        reply = self.reply
-        if function_responses(body["contents"][-1]):
-            response = function_responses(body["contents"][-1])[0]["response"]
-            reply = (TOOL_ANSWER, str(response.get("output", response.get("error"))))
         if self.mode == "prompt_blocked":  # no candidates at all, as the API blocks a prompt
             return [
                 self.sse(
@@ -93,6 +86,15 @@ class GoogleFake:
                     }
                 )
             ]
+        body = self.requests[-1].body
+        results = function_responses(body["contents"][-1])
+        calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        if body.get("tools") and not results and calling.get("mode") != "NONE":
+            return [self.sse(self.function_call(body, calling))]
+        reply = self.reply
+        if results:
+            response = results[0]["response"]
+            reply = (TOOL_ANSWER, str(response.get("output", response.get("error"))))
         events = [
             self.sse(
                 {
@@ -145,10 +147,13 @@ class GoogleFake:
         )
         return events
 
-    def function_call(self, body: dict) -> dict:
-        """A call of the first tool offered, signed where the model is a Gemini 3, and the
+    def function_call(self, body: dict, calling: dict) -> dict:
+        """A call of the first tool allowed, signed where the model is a Gemini 3, and the
         answer's end."""
-        name = body["tools"][0]["functionDeclarations"][0]["name"]
+        allowed = calling.get("allowedFunctionNames") or [
+            body["tools"][0]["functionDeclarations"][0]["name"]
+        ]
+        name = allowed[0]
         part: dict[str, Any] = {"functionCall": {"name": name, "args": TOOL_ARGS}}
         model = unquote(self.requests[-1].path.rsplit("/", 1)[-1].split(":")[0])
         if GEMINI_3.match(model):

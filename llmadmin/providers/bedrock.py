@@ -415,11 +415,10 @@ def client_effort(identifier: str, conversation: Conversation) -> Effort | None:
 
 def conversation_settings(model: ModelSettings, conversation: Conversation) -> ModelSettings:
     """The model's settings for a translated request: the client's sampling values, the
-    admin's where it set none (but those the client's values make invalid); its max tokens
-    lowered to the admin's cap (else the catalog's output limit), the admin's where it set
-    none; its effort as Claude's thinking options, the admin's options where it asked none;
-    thinking off where Claude can't think on this conversation. RequestRefused naming the
-    client's field where the type's rules refuse the result."""
+    admin's where it set none (but those the client's values make invalid); max tokens as
+    answer_tokens says; the client's effort as Claude's thinking options, the admin's options
+    where it asked none; thinking off where Claude can't think on this conversation.
+    RequestRefused naming the client's field where the type's rules refuse the result."""
     identifier = model.identifier
     effort = client_effort(identifier, conversation)
     options = anthropic.effort_options(identifier, effort, model.options)
@@ -430,26 +429,13 @@ def conversation_settings(model: ModelSettings, conversation: Conversation) -> M
         options = {
             name: value for name, value in options.items() if name not in anthropic.THINKING_OPTIONS
         }
-    facts = BEDROCK.facts(identifier)
-    cap = model.max_output_tokens or (facts.output_limit if facts else None)
-    max_tokens = conversation.max_tokens
-    if max_tokens is None:
-        max_tokens = model.max_output_tokens
-    elif cap is not None:
-        max_tokens = min(max_tokens, cap)
     budget = options.get("thinking_budget_tokens") if effort is not None else None
-    if budget is not None and (max_tokens or 0) <= budget:
-        # The budget is part of max tokens: room for it and an answer, within the cap.
-        max_tokens = budget + anthropic.DEFAULT_MAX_TOKENS
-        if cap is not None and cap <= budget:
-            raise request_refused(
-                f"Reasoning effort {effort} needs more than {budget} output tokens, and this "
-                f"model writes at most {cap}: ask a lower effort.",
-                client_field(conversation, "effort"),
-            )
-        max_tokens = min(max_tokens, cap or max_tokens)
     asked = {name: getattr(conversation, name) for name in CONVERSATION_SAMPLING}
-    settings = {"max_output_tokens": max_tokens, **asked, "options": options if effort else {}}
+    settings = {
+        "max_output_tokens": answer_tokens(model, conversation, budget),
+        **asked,
+        "options": options if effort is not None else {},
+    }
     defaults = [
         (name, getattr(model, name))
         for name, value in asked.items()
@@ -463,6 +449,32 @@ def conversation_settings(model: ModelSettings, conversation: Conversation) -> M
         field = CONVERSATION_FIELDS.get(name, name)
         raise request_refused(message, client_field(conversation, field))
     return replace(model, **settings)
+
+
+def answer_tokens(
+    model: ModelSettings, conversation: Conversation, budget: int | None
+) -> int | None:
+    """Max tokens of a translated request: the client's, lowered to the admin's cap (else the
+    catalog's output limit); the admin's where it asked none. A thinking budget the client's
+    effort asks for is part of them: they are raised to hold it and an answer, within the
+    cap, or the effort is refused."""
+    facts = BEDROCK.facts(model.identifier)
+    cap = model.max_output_tokens or (facts.output_limit if facts else None)
+    max_tokens = conversation.max_tokens
+    if max_tokens is None:
+        max_tokens = model.max_output_tokens
+    elif cap is not None:
+        max_tokens = min(max_tokens, cap)
+    if budget is None or (max_tokens or 0) > budget:
+        return max_tokens
+    if cap is not None and cap <= budget:
+        raise request_refused(
+            f"Reasoning effort {conversation.effort} needs more than {budget} output tokens, "
+            f"and this model writes at most {cap}: ask a lower effort.",
+            client_field(conversation, "effort"),
+        )
+    room = budget + anthropic.DEFAULT_MAX_TOKENS
+    return min(room, cap) if cap is not None else room
 
 
 def settings_refusals(identifier: str, settings: Mapping[str, Any]) -> dict[str, str]:

@@ -416,19 +416,11 @@ def client_effort(identifier: str, conversation: Conversation) -> Effort | None:
 def conversation_settings(model: ModelSettings, conversation: Conversation) -> ModelSettings:
     """The model's settings for a translated request: the client's sampling values, the
     admin's where it set none (but those the client's values make invalid); max tokens as
-    answer_tokens says; the client's effort as Claude's thinking options, the admin's options
-    where it asked none; thinking off where Claude can't think on this conversation.
-    RequestRefused naming the client's field where the type's rules refuse the result."""
+    answer_tokens says; options as thinking_options says. RequestRefused naming the client's
+    field where the type's rules refuse the result."""
     identifier = model.identifier
     effort = client_effort(identifier, conversation)
-    options = anthropic.effort_options(identifier, effort, model.options)
-    thinking_on = anthropic.thinking_mode(options) in ("enabled", "adaptive")
-    if thinking_on and not anthropic.thinking_replayable(conversation.messages):
-        # Left out, thinking is off on every Claude ("disabled" is refused by those that
-        # take adaptive thinking only).
-        options = {
-            name: value for name, value in options.items() if name not in anthropic.THINKING_OPTIONS
-        }
+    options = thinking_options(model, effort, conversation)
     budget = options.get("thinking_budget_tokens") if effort is not None else None
     asked = {name: getattr(conversation, name) for name in CONVERSATION_SAMPLING}
     settings = {
@@ -449,6 +441,33 @@ def conversation_settings(model: ModelSettings, conversation: Conversation) -> M
         field = CONVERSATION_FIELDS.get(name, name)
         raise request_refused(message, client_field(conversation, field))
     return replace(model, **settings)
+
+
+def thinking_options(
+    model: ModelSettings, effort: Effort | None, conversation: Conversation
+) -> dict[str, Any]:
+    """Claude's options for a translated request: the client's effort as Claude's thinking,
+    the admin's options where it asked none. Thinking is left out where Claude refuses it:
+    on a conversation whose last tool calls come without their signed thinking, and, thinking
+    with a budget, where a tool must be called (Anthropic's extended-thinking docs); the
+    client's own effort with a tool it must call is refused."""
+    options = anthropic.effort_options(model.identifier, effort, model.options)
+    mode = anthropic.thinking_mode(options)
+    forced = conversation.tool_choice in ("any", "tool") and bool(conversation.tools)
+    if mode == "enabled" and forced and effort is not None:
+        raise request_refused(
+            "This model can't be made to call a tool while it thinks: ask auto, or no "
+            "reasoning effort.",
+            client_field(conversation, "tool_choice"),
+        )
+    unreplayable = not anthropic.thinking_replayable(conversation.messages)
+    if mode in ("enabled", "adaptive") and (unreplayable or (mode == "enabled" and forced)):
+        # Left out, thinking is off on every Claude ("disabled" is refused by those that
+        # take adaptive thinking only).
+        return {
+            name: value for name, value in options.items() if name not in anthropic.THINKING_OPTIONS
+        }
+    return options
 
 
 def answer_tokens(

@@ -543,7 +543,7 @@ def content_block(part: Part, conversation: Conversation, claude: bool) -> dict[
             return {
                 "toolUse": {
                     "toolUseId": tool_use_id(part.id, conversation),
-                    "name": part.name,
+                    "name": tool_name(part.name, client_field(conversation, "messages")),
                     "input": tool_input(part.arguments, conversation),
                 }
             }
@@ -588,6 +588,15 @@ def tool_use_id(identifier: str, conversation: Conversation) -> str:
             client_field(conversation, "messages"),
         )
     return identifier
+
+
+def tool_name(name: str, param: str) -> str:
+    if not TOOL_NAME.fullmatch(name):
+        raise request_refused(
+            "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
+            param,
+        )
+    return name
 
 
 def tool_input(arguments: str, conversation: Conversation) -> dict[str, Any]:
@@ -638,12 +647,8 @@ def tool_config(conversation: Conversation) -> dict[str, Any] | None:
 
 
 def tool_spec(tool: Tool, conversation: Conversation) -> dict[str, Any]:
-    if not TOOL_NAME.fullmatch(tool.name):
-        raise request_refused(
-            "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
-            client_field(conversation, "tools"),
-        )
-    spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": dict(tool.parameters)}}
+    name = tool_name(tool.name, client_field(conversation, "tools"))
+    spec: dict[str, Any] = {"name": name, "inputSchema": {"json": dict(tool.parameters)}}
     set_if(spec, "description", tool.description or None)
     return {"toolSpec": spec}
 

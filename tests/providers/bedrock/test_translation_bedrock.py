@@ -337,6 +337,12 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
                  conversation(HI, Message("assistant", (LIST_ARGUMENTS,)), tools=(WEATHER,)),
                  "messages", "A tool call's arguments must be a JSON object.",
                  id="tool call arguments that are no JSON object"),
+    pytest.param(ModelSettings(NOVA),
+                 conversation(HI, Message("assistant", (ToolCall("t1", "web search", "{}"),)),
+                              Message("user", (ToolResult("t1", "web search", ("x",)),)),
+                              tools=(WEATHER,)),
+                 "messages", "A tool's name Bedrock can't take: letters, digits, _ - and at most "
+                 "64 characters.", id="a tool call's name outside Converse's pattern"),
     pytest.param(ModelSettings(NOVA), conversation(tools=(Tool("web.search"),)),
                  "tools", "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 "
                  "characters.", id="a tool name outside Converse's pattern"),

@@ -416,6 +416,12 @@ STREAMS = [  # (the event stream's messages, the neutral events read)
         [ThinkingDelta("Hmm."), ThinkingDelta(signature="c2ln"), OtherOutput(), TextDelta("Hi"),
          *ENDED],
         id="thinking and its signature; redacted thinking as progress"),
+    pytest.param(
+        [start(0, "tooluse_a1", "weather"), delta(0, toolUse={"input": '{"city": "Pa'}),
+         *stopped("max_tokens")],
+        [ToolCallStart(index=0, id="tooluse_a1", name="weather"),
+         ToolCallDelta('{"city": "Pa', index=0), Usage(3, 5), Finish(StopReason.MAX_TOKENS)],
+        id="a tool call cut short by max tokens says so"),
 ]
 # fmt: on
 
@@ -448,6 +454,15 @@ def test_a_tool_call_converse_could_not_send_is_a_malformed_answer(messages):
         converse(server, ModelSettings(SONNET_45), conversation())
 
     assert str(error.value) == "The provider sent a malformed answer."
+
+
+def test_an_exception_mid_tool_call_is_raised_in_our_words():
+    throttled = aws_message("", {"message": "slow down"}, exception="throttlingException")
+    messages = [start(0, "tooluse_a1", "weather"), delta(0, toolUse={"input": "{"}), throttled]
+    with serve(StreamedBedrock(messages)) as server, pytest.raises(ChatError) as error:
+        converse(server, ModelSettings(SONNET_45), conversation())
+
+    assert str(error.value) == "The provider's rate limit was reached: try again in a moment."
 
 
 def call_of(events: list) -> tuple[ToolCall, Thinking | None]:

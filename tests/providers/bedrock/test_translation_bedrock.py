@@ -193,6 +193,12 @@ REQUESTS = [  # (the admin's settings, the client's Conversation, the exact body
          "additionalModelRequestFields": {"thinking": {"type": "adaptive"}}},
         id="Opus 4.6, effort medium: adaptive thinking at that effort, over the admin's"),
     pytest.param(
+        ModelSettings(OPUS_47),
+        conversation(effort="xhigh", params=OPENAI),
+        {"messages": [user(text("Hi"))], "outputConfig": {"effort": "xhigh"},
+         "additionalModelRequestFields": {"thinking": {"type": "adaptive"}}},
+        id="Opus 4.7, effort xhigh: adaptive thinking at that effort"),
+    pytest.param(
         ModelSettings(SONNET_45, max_output_tokens=8000,
                       options={"thinking": "enabled", "thinking_budget_tokens": 2048}),
         conversation(effort="none", temperature=0.3, params=OPENAI),

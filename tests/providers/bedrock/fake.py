@@ -1,7 +1,9 @@
 """The fake of Amazon Bedrock: a bearer API key or a SigV4 signature checked as AWS checks it,
 the model and inference-profile lists, ConverseStream in AWS's binary event stream, the body
-botocore's own service model accepts and what Nova models refuse (Claude's refusals are
-Anthropic's: tests/providers/anthropic/fake.py)."""
+botocore's own service model accepts, what Converse checks beyond it (tool calls and their
+results across turns, images, blank text), what Nova models refuse (Claude's refusals are
+Anthropic's: tests/providers/anthropic/fake.py, and Claude's with thinking on here), and a
+tool loop answered (tool_loop_answer)."""
 
 from __future__ import annotations
 

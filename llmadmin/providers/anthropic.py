@@ -55,9 +55,11 @@ from llmadmin.providers.contract import (
     Usage,
 )
 from llmadmin.providers.errors import (
+    NO_COUNTERPART,
     RequestRefused,
     cut_off,
     error_kind,
+    field_refused,
     malformed,
     mid_stream_error,
 )
@@ -663,16 +665,6 @@ ANTHROPIC = ProviderType(
 # --- Translation: Anthropic's Messages for any model, and any API for Claude ---------------
 
 
-def refused_field(field: str, message: str) -> RequestRefused:
-    """A translated request refused on the client's `field` (its error names it)."""
-    error = RequestRefused(f"{field}: {message}")
-    error.param = field
-    return error
-
-
-NO_COUNTERPART = "has no counterpart on this model."
-
-
 def checked_fields(
     body: Mapping[str, Any], where: str, read: Sequence[str], dropped: Sequence[str] = ()
 ) -> None:
@@ -680,27 +672,27 @@ def checked_fields(
     taken as not set (the SDK's Optional fields)."""
     for name, value in body.items():
         if value is not None and name not in read and name not in dropped:
-            raise refused_field(f"{where}{name}", NO_COUNTERPART)
+            raise field_refused(f"{where}{name}", NO_COUNTERPART)
 
 
 def string_at(body: Mapping[str, Any], name: str, where: str) -> str:
     value = body.get(name)
     if not isinstance(value, str):
-        raise refused_field(f"{where}{name}", "must be a string.")
+        raise field_refused(f"{where}{name}", "must be a string.")
     return value
 
 
 def whole_at(body: Mapping[str, Any], name: str, *, least: int = 0) -> int | None:
     value = body.get(name)
     if value is not None and not (is_whole(value) and value >= least):
-        raise refused_field(name, f"must be a whole number of at least {least}.")
+        raise field_refused(name, f"must be a whole number of at least {least}.")
     return value
 
 
 def number_at(body: Mapping[str, Any], name: str) -> float | None:
     value = body.get(name)
     if value is not None and not is_number(value):
-        raise refused_field(name, "must be a number.")
+        raise field_refused(name, "must be a number.")
     return value
 
 
@@ -760,7 +752,7 @@ class ReadConversation:
         body = self.body
         checked_fields(body, "", READ_FIELDS, ADVISORY_FIELDS)
         if body.get("stream") not in (None, True, False):
-            raise refused_field("stream", "must be true or false.")
+            raise field_refused("stream", "must be true or false.")
         params = {
             name: param
             for name, param in (
@@ -800,28 +792,28 @@ class ReadConversation:
         if system is None or isinstance(system, str):
             return system or ""
         if not isinstance(system, list):
-            raise refused_field("system", "must be a string or a list of text blocks.")
+            raise field_refused("system", "must be a string or a list of text blocks.")
         texts = []
         for index, block in enumerate(system):
             where = f"system[{index}]"
             if not isinstance(block, dict) or block.get("type") != "text":
-                raise refused_field(f"{where}.type", "must be text.")
+                raise field_refused(f"{where}.type", "must be text.")
             texts.append(self.text(block, where))
         return "\n\n".join(texts)
 
     def messages(self) -> tuple[Message, ...]:
         messages = self.body.get("messages")
         if not isinstance(messages, list) or not messages:
-            raise refused_field("messages", "must be a list of messages.")
+            raise field_refused("messages", "must be a list of messages.")
         read = []
         for index, message in enumerate(messages):
             where = f"messages[{index}]"
             if not isinstance(message, dict):
-                raise refused_field(where, "must be an object.")
+                raise field_refused(where, "must be an object.")
             checked_fields(message, f"{where}.", ("role", "content"))
             role = message.get("role")
             if role not in BLOCK_FIELDS:
-                raise refused_field(f"{where}.role", "must be user or assistant.")
+                raise field_refused(f"{where}.role", "must be user or assistant.")
             parts = self.content(message.get("content"), role, where)
             if parts:  # one left empty held only redacted thinking
                 read.append(Message(role, parts))
@@ -831,7 +823,7 @@ class ReadConversation:
         if isinstance(content, str):
             return (content,)
         if not isinstance(content, list):
-            raise refused_field(f"{where}.content", "must be a string or a list of blocks.")
+            raise field_refused(f"{where}.content", "must be a string or a list of blocks.")
         parts = (
             self.block(block, role, f"{where}.content[{index}]")
             for index, block in enumerate(content)
@@ -842,7 +834,7 @@ class ReadConversation:
         kind = block.get("type") if isinstance(block, dict) else None
         fields = BLOCK_FIELDS[role].get(kind)
         if fields is None:
-            raise refused_field(f"{where}.type", NO_COUNTERPART)
+            raise field_refused(f"{where}.type", NO_COUNTERPART)
         checked_fields(block, f"{where}.", fields, ("cache_control",))
         if kind == "text":
             return self.text(block, where)
@@ -860,13 +852,13 @@ class ReadConversation:
             name = self.calls[call_id] = string_at(block, "name", f"{where}.")
             arguments = block.get("input")
             if not isinstance(arguments, dict):
-                raise refused_field(f"{where}.input", "must be an object.")
+                raise field_refused(f"{where}.input", "must be an object.")
             return ToolCall(call_id, name, json.dumps(arguments, ensure_ascii=False))
         return None  # redacted_thinking
 
     def text(self, block: Mapping[str, Any], where: str) -> str:
         if block.get("citations"):
-            raise refused_field(f"{where}.citations", NO_COUNTERPART)
+            raise field_refused(f"{where}.citations", NO_COUNTERPART)
         return string_at(block, "text", f"{where}.")
 
     def image(self, block: Mapping[str, Any], where: str) -> Image:
@@ -882,18 +874,18 @@ class ReadConversation:
             checked_fields(source, f"{where}.source.", ("type", "url"))
             url = string_at(source, "url", f"{where}.source.")
             if not url.startswith(("https://", "http://")):
-                raise refused_field(f"{where}.source.url", "must be an http or https URL.")
+                raise field_refused(f"{where}.source.url", "must be an http or https URL.")
             return Image(url=url)
-        raise refused_field(f"{where}.source.type", NO_COUNTERPART)
+        raise field_refused(f"{where}.source.type", NO_COUNTERPART)
 
     def tool_result(self, block: Mapping[str, Any], where: str) -> ToolResult:
         call_id = string_at(block, "tool_use_id", f"{where}.")
         if call_id not in self.calls:
-            raise refused_field(
+            raise field_refused(
                 f"{where}.tool_use_id", "names no tool_use of an earlier assistant message."
             )
         if block.get("is_error") not in (None, True, False):
-            raise refused_field(f"{where}.is_error", "must be true or false.")
+            raise field_refused(f"{where}.is_error", "must be true or false.")
         content = block.get("content")
         if content is None or isinstance(content, str):
             parts: tuple[str | Image, ...] = (content,) if content else ()
@@ -903,13 +895,13 @@ class ReadConversation:
                 for index, item in enumerate(content)
             )
         else:
-            raise refused_field(f"{where}.content", "must be a string or a list of blocks.")
+            raise field_refused(f"{where}.content", "must be a string or a list of blocks.")
         return ToolResult(call_id, self.calls[call_id], parts, block.get("is_error") is True)
 
     def result_part(self, block: Any, where: str) -> str | Image:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind not in RESULT_BLOCKS:
-            raise refused_field(f"{where}.type", NO_COUNTERPART)
+            raise field_refused(f"{where}.type", NO_COUNTERPART)
         checked_fields(block, f"{where}.", BLOCK_FIELDS["user"][kind], ("cache_control",))
         return self.text(block, where) if kind == "text" else self.image(block, where)
 
@@ -918,20 +910,20 @@ class ReadConversation:
         if tools is None:
             return ()
         if not isinstance(tools, list):
-            raise refused_field("tools", "must be a list of tools.")
+            raise field_refused("tools", "must be a list of tools.")
         read = []
         for index, tool in enumerate(tools):
             where = f"tools[{index}]"
             # A typed tool (web_search_…, bash_…, text_editor_…) runs at Anthropic's servers.
             if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
-                raise refused_field(where, "a server tool has no counterpart on this model.")
+                raise field_refused(where, "a server tool has no counterpart on this model.")
             checked_fields(tool, f"{where}.", TOOL_FIELDS, ("cache_control",))
             schema = tool.get("input_schema")
             if not isinstance(schema, dict):
-                raise refused_field(f"{where}.input_schema", "must be an object.")
+                raise field_refused(f"{where}.input_schema", "must be an object.")
             description = tool.get("description")
             if description is not None and not isinstance(description, str):
-                raise refused_field(f"{where}.description", "must be a string.")
+                raise field_refused(f"{where}.description", "must be a string.")
             read.append(Tool(string_at(tool, "name", f"{where}."), description or "", schema))
         return tuple(read)
 
@@ -942,12 +934,12 @@ class ReadConversation:
             return "auto", "", True
         kind = choice.get("type") if isinstance(choice, dict) else None
         if kind not in TOOL_CHOICES:
-            raise refused_field("tool_choice.type", f"must be one of: {', '.join(TOOL_CHOICES)}.")
+            raise field_refused("tool_choice.type", f"must be one of: {', '.join(TOOL_CHOICES)}.")
         checked_fields(choice, "tool_choice.", ("type", "name", "disable_parallel_tool_use"))
         name = string_at(choice, "name", "tool_choice.") if kind == "tool" else ""
         single = choice.get("disable_parallel_tool_use")
         if single not in (None, True, False):
-            raise refused_field("tool_choice.disable_parallel_tool_use", "must be true or false.")
+            raise field_refused("tool_choice.disable_parallel_tool_use", "must be true or false.")
         return kind, name, single is not True
 
     def stop_sequences(self) -> tuple[str, ...]:
@@ -955,19 +947,19 @@ class ReadConversation:
         if stop is None:
             return ()
         if not isinstance(stop, list) or not all(isinstance(item, str) for item in stop):
-            raise refused_field("stop_sequences", "must be a list of strings.")
+            raise field_refused("stop_sequences", "must be a list of strings.")
         return tuple(stop)
 
     def effort(self) -> Effort | None:
         """How hard to think, in OpenAI's words, from thinking and output_config.effort."""
         config = self.body.get("output_config")
         if config is not None and not isinstance(config, dict):
-            raise refused_field("output_config", "must be an object.")
+            raise field_refused("output_config", "must be an object.")
         config = config or {}
         checked_fields(config, "output_config.", ("effort",))
         effort = config.get("effort")
         if effort is not None and effort not in EFFORT.choices:
-            raise refused_field(
+            raise field_refused(
                 "output_config.effort", f"must be one of: {', '.join(EFFORT.choices)}."
             )
         thinking = self.body.get("thinking")
@@ -975,18 +967,18 @@ class ReadConversation:
             return effort
         kind = thinking.get("type") if isinstance(thinking, dict) else None
         if kind not in THINKING_MODES:
-            raise refused_field("thinking.type", f"must be one of: {', '.join(THINKING_MODES)}.")
+            raise field_refused("thinking.type", f"must be one of: {', '.join(THINKING_MODES)}.")
         checked_fields(thinking, "thinking.", ("type", "budget_tokens", "display"))
         # Thinking is shown as it comes: "omitted" has no counterpart.
         if thinking.get("display") not in (None, "summarized"):
-            raise refused_field("thinking.display", NO_COUNTERPART)
+            raise field_refused("thinking.display", NO_COUNTERPART)
         if kind == "disabled":
             return "none"
         if kind == "adaptive":
             return effort or "medium"
         budget = thinking.get("budget_tokens")
         if not is_whole(budget) or budget < THINKING_BUDGET_TOKENS.min:
-            raise refused_field(
+            raise field_refused(
                 "thinking.budget_tokens", "must be a whole number of at least 1024."
             )
         return next((level for most, level in BUDGET_EFFORTS if budget <= most), "high")
@@ -1202,7 +1194,7 @@ def converse_body(model: ModelSettings, conversation: Conversation) -> dict[str,
     for name, messages in errors.items():
         field = SETTING_FIELDS.get(name, name)
         message = EFFORT_REFUSALS.get(name) if conversation.effort else None
-        raise refused_field(conversation.params.get(field, field), message or " ".join(messages))
+        raise field_refused(conversation.param(field), message or " ".join(messages))
     body: dict[str, Any] = {
         "model": model.identifier,
         "max_tokens": max_tokens,
@@ -1246,7 +1238,7 @@ def claude_messages(conversation: Conversation) -> list[dict[str, Any]]:
     """The Conversation's messages as Messages takes them: consecutive turns of one role in
     one message (the results of one answer's calls together), a user's tool results before
     its other blocks, no empty text (both refused by the API), thinking only where signed."""
-    field = conversation.params.get("messages", "messages")
+    field = conversation.param("messages")
     turns: list[dict[str, Any]] = []
     for message in conversation.messages:
         blocks = [block for part in message.parts if (block := content_block(part, field))]
@@ -1277,7 +1269,7 @@ def content_block(part: Part, field: str) -> dict[str, Any] | None:
         except (ValueError, RecursionError):
             arguments = None
         if not isinstance(arguments, dict):
-            raise refused_field(field, "a tool call's arguments must be a JSON object.")
+            raise field_refused(field, "a tool call's arguments must be a JSON object.")
         return {"type": "tool_use", "id": part.id, "name": part.name, "input": arguments}
     blocks = [
         image_block(item, field) if isinstance(item, Image) else {"type": "text", "text": item}
@@ -1294,7 +1286,7 @@ def image_block(image: Image, field: str) -> dict[str, Any]:
     if image.url:
         return {"type": "image", "source": {"type": "url", "url": image.url}}
     if image.media_type not in IMAGE_TYPES:
-        raise refused_field(field, "Claude reads JPEG, PNG, GIF and WebP images only.")
+        raise field_refused(field, "Claude reads JPEG, PNG, GIF and WebP images only.")
     source = {"type": "base64", "media_type": image.media_type, "data": image.data}
     return {"type": "image", "source": source}
 

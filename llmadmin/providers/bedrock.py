@@ -68,6 +68,7 @@ from llmadmin.providers.errors import (
     RequestRefused,
     cut_off,
     failed_mid_answer,
+    field_refused,
     malformed,
     mid_stream_error,
 )
@@ -387,17 +388,6 @@ CONVERSATION_FIELDS = {
 }
 
 
-def client_field(conversation: Conversation, name: str) -> str:
-    """The client's own name for a field of its Conversation, for a refusal to name."""
-    return conversation.params.get(name, name)
-
-
-def request_refused(message: str, param: str) -> RequestRefused:
-    error = RequestRefused(message)
-    error.param = param
-    return error
-
-
 def client_effort(identifier: str, conversation: Conversation) -> Effort | None:
     """The effort to map onto Claude's thinking. Bedrock's other models get none: we send
     them no thinking knob, so any effort but none is refused, except an Anthropic client's
@@ -406,9 +396,9 @@ def client_effort(identifier: str, conversation: Conversation) -> Effort | None:
     if is_claude(identifier):
         return effort
     if effort not in (None, "none") and conversation.params.get("effort") != "thinking":
-        raise request_refused(
+        raise field_refused(
+            conversation.param("effort"),
             "This model takes no reasoning effort: leave it out, or ask none.",
-            client_field(conversation, "effort"),
         )
     return None
 
@@ -439,7 +429,7 @@ def conversation_settings(model: ModelSettings, conversation: Conversation) -> M
     if refused:
         name, message = next(iter(refused.items()))
         field = CONVERSATION_FIELDS.get(name, name)
-        raise request_refused(message, client_field(conversation, field))
+        raise field_refused(conversation.param(field), message)
     return replace(model, **settings)
 
 
@@ -455,10 +445,10 @@ def thinking_options(
     mode = anthropic.thinking_mode(options)
     forced = conversation.tool_choice in ("any", "tool") and bool(conversation.tools)
     if mode == "enabled" and forced and effort is not None:
-        raise request_refused(
+        raise field_refused(
+            conversation.param("tool_choice"),
             "This model can't be made to call a tool while it thinks: ask auto, or no "
             "reasoning effort.",
-            client_field(conversation, "tool_choice"),
         )
     unreplayable = not anthropic.thinking_replayable(conversation.messages)
     if mode in ("enabled", "adaptive") and (unreplayable or (mode == "enabled" and forced)):
@@ -487,10 +477,10 @@ def answer_tokens(
     if budget is None or (max_tokens or 0) > budget:
         return max_tokens
     if cap is not None and cap <= budget:
-        raise request_refused(
+        raise field_refused(
+            conversation.param("effort"),
             f"Reasoning effort {conversation.effort} needs more than {budget} output tokens, "
             f"and this model writes at most {cap}: ask a lower effort.",
-            client_field(conversation, "effort"),
         )
     room = budget + anthropic.DEFAULT_MAX_TOKENS
     return min(room, cap) if cap is not None else room
@@ -543,7 +533,7 @@ def content_block(part: Part, conversation: Conversation, claude: bool) -> dict[
             return {
                 "toolUse": {
                     "toolUseId": tool_use_id(part.id, conversation),
-                    "name": tool_name(part.name, client_field(conversation, "messages")),
+                    "name": tool_name(part.name, conversation.param("messages")),
                     "input": tool_input(part.arguments, conversation),
                 }
             }
@@ -567,34 +557,33 @@ def content_block(part: Part, conversation: Conversation, claude: bool) -> dict[
 def image_block(image: Image, conversation: Conversation) -> dict[str, Any]:
     """Converse's image: its bytes (base64 in the JSON body) and format; no URLs."""
     if image.url:
-        raise request_refused(
+        raise field_refused(
+            conversation.param("messages"),
             "Bedrock takes an image's data, not its URL: send the image itself (base64).",
-            client_field(conversation, "messages"),
         )
     image_format = IMAGE_FORMATS.get(image.media_type)
     if image_format is None:
-        raise request_refused(
-            "Bedrock takes PNG, JPEG, GIF and WebP images only.",
-            client_field(conversation, "messages"),
+        raise field_refused(
+            conversation.param("messages"), "Bedrock takes PNG, JPEG, GIF and WebP images only."
         )
     return {"format": image_format, "source": {"bytes": image.data}}
 
 
 def tool_use_id(identifier: str, conversation: Conversation) -> str:
     if not TOOL_USE_ID.fullmatch(identifier):
-        raise request_refused(
+        raise field_refused(
+            conversation.param("messages"),
             "A tool call's id Bedrock can't take: letters, digits, _ . : - and at most 64 "
             "characters.",
-            client_field(conversation, "messages"),
         )
     return identifier
 
 
 def tool_name(name: str, param: str) -> str:
     if not TOOL_NAME.fullmatch(name):
-        raise request_refused(
-            "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
+        raise field_refused(
             param,
+            "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
         )
     return name
 
@@ -606,9 +595,8 @@ def tool_input(arguments: str, conversation: Conversation) -> dict[str, Any]:
     except ValueError:
         value = None
     if not isinstance(value, dict):
-        raise request_refused(
-            "A tool call's arguments must be a JSON object.",
-            client_field(conversation, "messages"),
+        raise field_refused(
+            conversation.param("messages"), "A tool call's arguments must be a JSON object."
         )
     return value
 
@@ -623,14 +611,14 @@ def tool_config(conversation: Conversation) -> dict[str, Any] | None:
         for part in message.parts
     )
     if conversation.tool_choice == "none" and holds_tools:
-        raise request_refused(
+        raise field_refused(
+            conversation.param("tool_choice"),
             "Bedrock can't forbid tool calls in a conversation that holds some: ask auto.",
-            client_field(conversation, "tool_choice"),
         )
     if not conversation.tools and holds_tools:
-        raise request_refused(
+        raise field_refused(
+            conversation.param("tools"),
             "Bedrock needs the tools of this conversation's tool calls: send them.",
-            client_field(conversation, "tools"),
         )
     if conversation.tool_choice == "none" or not conversation.tools:
         return None
@@ -647,7 +635,7 @@ def tool_config(conversation: Conversation) -> dict[str, Any] | None:
 
 
 def tool_spec(tool: Tool, conversation: Conversation) -> dict[str, Any]:
-    name = tool_name(tool.name, client_field(conversation, "tools"))
+    name = tool_name(tool.name, conversation.param("tools"))
     spec: dict[str, Any] = {"name": name, "inputSchema": {"json": dict(tool.parameters)}}
     set_if(spec, "description", tool.description or None)
     return {"toolSpec": spec}

@@ -306,6 +306,10 @@ class Conversation:
     effort: Effort | None = None
     params: Mapping[str, str] = field(default_factory=dict)
 
+    def param(self, name: str) -> str:
+        """The client's own name for the Conversation's field `name`, for a refusal to name."""
+        return self.params.get(name, name)
+
 
 class ClientApi(Protocol):
     """A gateway API's side of a translation: its requests read into a Conversation, and the

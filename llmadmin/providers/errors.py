@@ -55,6 +55,18 @@ class RequestRefused(ProviderError):
     param: str | None = None
 
 
+def field_refused(param: str, message: str) -> RequestRefused:
+    """A client's request refused on its field `param` (the API's name for it); the message,
+    ours, says what is wrong without naming the field: each API's error names it its own way."""
+    error = RequestRefused(message)
+    error.param = param
+    return error
+
+
+# A client's field that a translation can't take to the model's API.
+NO_COUNTERPART = "has no counterpart on this model."
+
+
 class LacksPermission(ProviderError):
     """The credentials are valid but may not make this call."""
 

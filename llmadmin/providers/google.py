@@ -47,9 +47,9 @@ from llmadmin.providers.contract import (
     Usage,
 )
 from llmadmin.providers.errors import (
-    RequestRefused,
     cut_off,
     error_kind,
+    field_refused,
     malformed,
     malformed_tool_call,
     mid_stream_error,
@@ -275,7 +275,10 @@ class GoogleClient(ProviderClient):
         """A translated request's body: the conversation's turns, tools and stop sequences,
         with the settings its values and the admin's make (conversation_settings)."""
         if len(conversation.stop) > MAX_STOP_SEQUENCES:
-            raise refusal(conversation, "stop", f"Gemini takes at most {MAX_STOP_SEQUENCES}.")
+            raise field_refused(
+                conversation.param("stop"),
+                f"Gemini takes at most {MAX_STOP_SEQUENCES} stop sequences.",
+            )
         settings = conversation_settings(model, conversation)
         body: dict[str, Any] = {"contents": contents(model.identifier, conversation)}
         if conversation.system:
@@ -369,14 +372,6 @@ CALL_ID = re.compile(r"[A-Za-z0-9_-]+")
 NO_SIGNATURE = "skip_thought_signature_validator"
 
 
-def refusal(conversation: Conversation, field: str, message: str) -> RequestRefused:
-    """Our refusal of a Conversation's field, named as the client's API names it."""
-    param = conversation.params.get(field, field)
-    error = RequestRefused(f"{param}: {message}")
-    error.param = param
-    return error
-
-
 def conversation_settings(model: ModelSettings, conversation: Conversation) -> ModelSettings:
     """The settings of a translated request: the client's values, max tokens at most the
     admin's cap, the thinking its effort asks for; the admin's settings where the client set
@@ -405,7 +400,7 @@ def conversation_settings(model: ModelSettings, conversation: Conversation) -> M
         name, message = next(iter(refused.items()))
         # The only options a client's request sets are those of its effort.
         field = CONVERSATION_FIELDS.get(name, "effort")
-        raise refusal(conversation, field, message)
+        raise field_refused(conversation.param(field), message)
     return ModelSettings(
         model.identifier,
         **{name: values.get(name) for name in GENERAL_FIELDS},
@@ -432,7 +427,7 @@ def effort_options(identifier: str, effort: Effort, conversation: Conversation) 
     if facts and not facts.reasoning:
         if effort in ("none", "minimal"):
             return {}
-        raise refusal(conversation, "effort", f"{identifier} doesn't think.")
+        raise field_refused(conversation.param("effort"), f"{identifier} doesn't think.")
     if THINKING_LEVELS_FROM_3.search(identifier):
         wanted = LEVELS.index(EFFORT_LEVELS.get(effort, effort))
         taken = next(
@@ -488,7 +483,9 @@ def user_parts(message: Message, conversation: Conversation) -> list[dict[str, A
 def inline_data(image: Image, conversation: Conversation) -> dict[str, Any]:
     if image.url:
         # Gemini fetches no URL but its own file store's.
-        raise refusal(conversation, "messages", "Gemini takes images as data, not by URL.")
+        raise field_refused(
+            conversation.param("messages"), "Gemini takes images as data, not by URL."
+        )
     return {"inlineData": {"data": image.data, "mime_type": image.media_type}}
 
 
@@ -519,7 +516,9 @@ def arguments(call: ToolCall, conversation: Conversation) -> dict[str, Any]:
     except (ValueError, RecursionError):
         value = None
     if not isinstance(value, dict):
-        raise refusal(conversation, "messages", "a tool call's arguments must be a JSON object.")
+        raise field_refused(
+            conversation.param("messages"), "a tool call's arguments must be a JSON object."
+        )
     return value
 
 
@@ -528,9 +527,8 @@ def declarations(conversation: Conversation) -> list[dict[str, Any]]:
     found = []
     for tool in conversation.tools:
         if not FUNCTION_NAME.fullmatch(tool.name):
-            raise refusal(
-                conversation,
-                "tools",
+            raise field_refused(
+                conversation.param("tools"),
                 "Gemini takes tool names of letters, digits, _ . : and -, starting with a "
                 "letter or _, at most 128 characters.",
             )

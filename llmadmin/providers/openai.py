@@ -62,10 +62,11 @@ from llmadmin.providers.contract import (
     Usage,
 )
 from llmadmin.providers.errors import (
-    RequestRefused,
+    NO_COUNTERPART,
     cut_off,
     error_kind,
     failed_mid_answer,
+    field_refused,
     malformed,
     mid_stream_error,
 )
@@ -661,7 +662,7 @@ def relay_body(
     body, refused = with_model_settings(provider_type, model, body, sampling, options)
     if refused:
         param, message = next(iter(refused.items()))
-        raise request_refused(message, param)
+        raise field_refused(param, message)
     cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
     unset = "max_output_tokens" if responses else client.max_tokens_field
     apply_cap(body, RELAY_MAX_TOKENS[request.api], cap, unset)
@@ -736,17 +737,11 @@ def apply_cap(body: dict[str, Any], fields: tuple[str, ...], cap: int | None, un
     for name in asked:
         value = body[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise request_refused(f"{name} must be a whole number of at least 1.", name)
+            raise field_refused(name, "must be a whole number of at least 1.")
         if cap is not None and value > cap:
             body[name] = cap
     if cap is not None and not asked:
         body[unset] = cap
-
-
-def request_refused(message: str, param: str) -> RequestRefused:
-    error = RequestRefused(message)
-    error.param = param
-    return error
 
 
 def is_usage_chunk(data: str, events: list[StreamEvent]) -> bool:
@@ -956,11 +951,6 @@ TOOL_CHOICES = {"none": "none", "auto": "auto", "required": "any"}
 DATA_URL = re.compile(r"data:(image/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)")
 
 
-def field_refused(param: str, message: str = "") -> RequestRefused:
-    """A client's field with no counterpart (or no valid value), in our words."""
-    return request_refused(message or f"{param} is not supported for this model.", param)
-
-
 def read_chat_request(body: Mapping[str, Any]) -> Conversation:
     """A Chat Completions body read into a Conversation; RequestRefused names the field it
     cannot take. A null field is an unset one, as the API takes it."""
@@ -969,7 +959,7 @@ def read_chat_request(body: Mapping[str, Any]) -> Conversation:
             continue
         neutral = NEUTRAL_VALUES.get(name)
         if neutral is None or value != neutral or type(value) is not type(neutral):
-            raise field_refused(name)
+            raise field_refused(name, NO_COUNTERPART)
     params: dict[str, str] = {}
 
     def read(name: str, into: str, kind: type | UnionType, what: str) -> Any:
@@ -978,7 +968,7 @@ def read_chat_request(body: Mapping[str, Any]) -> Conversation:
         if value is None:
             return None
         if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
-            raise field_refused(name, f"{name} must be {what}.")
+            raise field_refused(name, f"must be {what}.")
         params[into] = name
         return value
 
@@ -992,19 +982,19 @@ def read_chat_request(body: Mapping[str, Any]) -> Conversation:
     )
     max_tokens = read(cap_field, "max_tokens", int, "a whole number of at least 1")
     if max_tokens is not None and max_tokens < 1:
-        raise field_refused(cap_field, f"{cap_field} must be a whole number of at least 1.")
+        raise field_refused(cap_field, "must be a whole number of at least 1.")
     stop = body.get("stop")
     stop = [stop] if isinstance(stop, str) else stop
     if stop is not None:
         if not isinstance(stop, list) or not all(isinstance(each, str) for each in stop):
-            raise field_refused("stop", "stop must be a string or a list of strings.")
+            raise field_refused("stop", "must be a string or a list of strings.")
         params["stop"] = "stop"
     effort = body.get("reasoning_effort")
     if effort is not None:
         if effort not in REASONING_EFFORTS:
             raise field_refused(
                 "reasoning_effort",
-                f"reasoning_effort must be one of: {', '.join(REASONING_EFFORTS)}.",
+                f"must be one of: {', '.join(REASONING_EFFORTS)}.",
             )
         params["effort"] = "reasoning_effort"
     sampling = {name: read(name, name, int | float, "a number") for name in CONVERSATION_SAMPLING}
@@ -1030,7 +1020,7 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
     """The system text (system and developer messages, joined by blank lines) and the turns
     (tool results are the user's; messages of one role in a row are one turn)."""
     if not isinstance(messages, list) or not messages:
-        raise field_refused("messages", "messages must be a list of at least one message.")
+        raise field_refused("messages", "must be a list of at least one message.")
     system: list[str] = []
     turns: list[Message] = []
     calls: dict[str, str] = {}
@@ -1038,10 +1028,10 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
         where = f"messages[{number}]"
         role = message.get("role") if isinstance(message, dict) else None
         if role not in MESSAGE_FIELDS:
-            raise field_refused(f"{where}.role")
+            raise field_refused(f"{where}.role", NO_COUNTERPART)
         for name, value in message.items():
             if name not in MESSAGE_FIELDS[role] and value is not None:
-                raise field_refused(f"{where}.{name}")
+                raise field_refused(f"{where}.{name}", NO_COUNTERPART)
         content = message.get("content")
         if role in ("system", "developer"):
             system += text_parts(content, where)
@@ -1059,7 +1049,7 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
             if call_id not in calls:
                 raise field_refused(
                     f"{where}.tool_call_id",
-                    f"{where}.tool_call_id answers no tool call of an earlier message.",
+                    "answers no tool call of an earlier message.",
                 )
             result = ToolResult(call_id, calls[call_id], tuple(text_parts(content, where)))
             parts, role = [result], "user"
@@ -1077,15 +1067,13 @@ def text_parts(content: Any, where: str, *, refusal: bool = False) -> list[str]:
     if content is None or isinstance(content, str):
         return [content] if content else []
     if not isinstance(content, list):
-        raise field_refused(
-            f"{where}.content", f"{where}.content must be a string or a list of parts."
-        )
+        raise field_refused(f"{where}.content", "must be a string or a list of parts.")
     texts = []
     for number, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         key = "refusal" if refusal and kind == "refusal" else "text"
         if kind != key:
-            raise field_refused(f"{where}.content[{number}].type")
+            raise field_refused(f"{where}.content[{number}].type", NO_COUNTERPART)
         texts += text_of(part, f"{where}.content[{number}]", key)
     return texts
 
@@ -1094,7 +1082,7 @@ def text_of(part: Mapping[str, Any], where: str, key: str = "text") -> list[str]
     """A text part's text, unless empty."""
     text = part.get(key)
     if not isinstance(text, str):
-        raise field_refused(f"{where}.{key}", f"{where}.{key} must be a string.")
+        raise field_refused(f"{where}.{key}", "must be a string.")
     return [text] if text else []
 
 
@@ -1113,7 +1101,7 @@ def user_parts(content: Any, where: str) -> list[Part]:
             url = image.get("url") if isinstance(image, dict) else None
             parts.append(image_of(url, f"{at}.image_url.url"))
         else:
-            raise field_refused(f"{at}.type")
+            raise field_refused(f"{at}.type", NO_COUNTERPART)
     return parts
 
 
@@ -1123,23 +1111,23 @@ def image_of(url: Any, where: str) -> Image:
         return Image(media_type=data[1], data=re.sub(r"\s", "", data[2]))
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         return Image(url=url)
-    raise field_refused(where, f"{where} must be an image's base64 data: URL or an http(s) URL.")
+    raise field_refused(where, "must be an image's base64 data: URL or an http(s) URL.")
 
 
 def tool_calls(message: Mapping[str, Any], where: str) -> list[ToolCall]:
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
-        raise field_refused(f"{where}.tool_calls", f"{where}.tool_calls must be a list.")
+        raise field_refused(f"{where}.tool_calls", "must be a list.")
     read = []
     for number, call in enumerate(calls):
         at = f"{where}.tool_calls[{number}]"
         if not isinstance(call, dict) or call.get("type", "function") != "function":
-            raise field_refused(f"{at}.type")
+            raise field_refused(f"{at}.type", NO_COUNTERPART)
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
         fields = (call.get("id"), function.get("name"), function.get("arguments"))
         if not all(isinstance(value, str) for value in fields) or not fields[0]:
-            raise field_refused(at, f"{at} must have an id, a function name and its arguments.")
+            raise field_refused(at, "must have an id, a function name and its arguments.")
         read.append(ToolCall(*fields))
     return read
 
@@ -1150,23 +1138,23 @@ def read_tools(tools: list[Any]) -> tuple[Tool, ...]:
     for number, tool in enumerate(tools):
         at = f"tools[{number}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise field_refused(f"{at}.type")
+            raise field_refused(f"{at}.type", NO_COUNTERPART)
         for name in tool:
             if name not in ("type", "function"):
-                raise field_refused(f"{at}.{name}")
+                raise field_refused(f"{at}.{name}", NO_COUNTERPART)
         function = tool.get("function")
         if not isinstance(function, dict):
-            raise field_refused(f"{at}.function", f"{at}.function must be an object.")
+            raise field_refused(f"{at}.function", "must be an object.")
         for name in function:
             if name not in ("name", "description", "parameters", "strict"):
-                raise field_refused(f"{at}.function.{name}")
+                raise field_refused(f"{at}.function.{name}", NO_COUNTERPART)
         name = function.get("name")
         description = function.get("description") or ""
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
         if not isinstance(name, str) or not name:
-            raise field_refused(f"{at}.function.name", f"{at}.function.name must be a name.")
+            raise field_refused(f"{at}.function.name", "must be a name.")
         if not isinstance(description, str) or not isinstance(parameters, dict):
-            raise field_refused(at, f"{at} must have a text description and a JSON Schema object.")
+            raise field_refused(at, "must have a text description and a JSON Schema object.")
         read.append(Tool(name, description, parameters))
     return tuple(read)
 
@@ -1178,12 +1166,10 @@ def read_tool_choice(choice: Any, tools: tuple[Tool, ...]) -> tuple[ToolChoice, 
         return TOOL_CHOICES[choice], ""
     function = choice.get("function") if isinstance(choice, dict) else None
     if not isinstance(function, dict) or choice.get("type") != "function":
-        raise field_refused("tool_choice")
+        raise field_refused("tool_choice", NO_COUNTERPART)
     name = function.get("name")
     if name not in {tool.name for tool in tools}:
-        raise field_refused(
-            "tool_choice.function.name", "tool_choice.function.name names no tool of the request."
-        )
+        raise field_refused("tool_choice.function.name", "names no tool of the request.")
     return "tool", name
 
 
@@ -1341,7 +1327,6 @@ def conversation_body(
     admin's settings as for a relayed request (sampling and options as defaults, max output
     tokens a cap); RequestRefused names the client's field (conversation.params)."""
     provider_type = family_type(client)
-    params = conversation.params
     body: dict[str, Any] = {
         "model": model.identifier,
         "messages": chat_messages(conversation),
@@ -1351,9 +1336,9 @@ def conversation_body(
     if conversation.tools:
         body |= chat_tools(conversation)
     if len(conversation.stop) > MAX_STOP_SEQUENCES:
-        raise request_refused(
+        raise field_refused(
+            conversation.param("stop"),
             f"This model takes at most {MAX_STOP_SEQUENCES} stop sequences.",
-            params.get("stop", "stop"),
         )
     set_if(body, "stop", list(conversation.stop) or None)
     sampling = RELAY_SAMPLING[RelayApi.CHAT_COMPLETIONS]
@@ -1369,7 +1354,7 @@ def conversation_body(
     if refused:
         path, message = next(iter(refused.items()))
         field = CONVERSATION_FIELDS.get(path, path)
-        raise request_refused(message, params.get(field, field))
+        raise field_refused(conversation.param(field), message)
     cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
     set_if(body, client.max_tokens_field, conversation.max_tokens)
     apply_cap(body, (client.max_tokens_field,), cap, client.max_tokens_field)
@@ -1388,10 +1373,10 @@ def with_effort(
         return body
     facts = provider_type.facts(identifier)
     if facts is not None and not facts.reasoning:
-        param = conversation.params.get("effort", "effort")
+        param = conversation.param("effort")
         if effort == "none" or param == "thinking":
             return body
-        raise request_refused(f"{facts.name} doesn't reason: leave out {param}.", param)
+        raise field_refused(param, f"{facts.name} doesn't reason: leave it out.")
     option = next(
         each
         for each in provider_type.options

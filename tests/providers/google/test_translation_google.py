@@ -321,35 +321,35 @@ def test_a_tool_loop_is_sent_as_google_genai_sends_it():
 REFUSED = [
     pytest.param(
         ModelSettings(FLASH), conversation(Message("user", (Image(url="https://x.test/a.png"),))),
-        "messages", "messages: Gemini takes images as data, not by URL.", id="image by URL"),
+        "messages", "Gemini takes images as data, not by URL.", id="image by URL"),
     pytest.param(
         ModelSettings(FLASH), conversation(HI, stop=tuple("abcdef")),
-        "stop", "stop: Gemini takes at most 5.", id="six stop sequences"),
+        "stop", "Gemini takes at most 5 stop sequences.", id="six stop sequences"),
     pytest.param(
         ModelSettings("gemini-2.0-flash"), conversation(HI, effort="low"),
-        "reasoning_effort", "reasoning_effort: gemini-2.0-flash doesn't think.",
+        "reasoning_effort", "gemini-2.0-flash doesn't think.",
         id="effort on a model that doesn't think"),
     pytest.param(
         ModelSettings(PRO), conversation(HI, presence_penalty=0.5),
-        "presence_penalty", "presence_penalty: gemini-2.5-pro has no penalties: leave it empty.",
+        "presence_penalty", "gemini-2.5-pro has no penalties: leave it empty.",
         id="a penalty the model refuses (the type's rules)"),
     pytest.param(
         ModelSettings(FLASH), conversation(HI, temperature=2.5),
-        "temperature", "temperature: Google (Gemini) accepts a temperature from 0 to 2.",
+        "temperature", "Google (Gemini) accepts a temperature from 0 to 2.",
         id="temperature over Gemini's range"),
     pytest.param(
         ModelSettings(FLASH), conversation(HI, max_tokens=100_000),
         "max_completion_tokens",
-        "max_completion_tokens: Gemini 2.5 Flash writes at most 65536 tokens (models.dev).",
+        "Gemini 2.5 Flash writes at most 65536 tokens (models.dev).",
         id="max tokens over the model's (no admin cap)"),
     pytest.param(
         ModelSettings(FLASH), conversation(HI, tools=(Tool("9lives"),)),
-        "tools", "tools: Gemini takes tool names of letters, digits, _ . : and -, starting "
+        "tools", "Gemini takes tool names of letters, digits, _ . : and -, starting "
         "with a letter or _, at most 128 characters.", id="a tool name Gemini refuses"),
     pytest.param(
         ModelSettings(FLASH),
         conversation(ASKED, Message("assistant", (ToolCall("c", "get_weather", "[1]"),))),
-        "messages", "messages: a tool call's arguments must be a JSON object.",
+        "messages", "a tool call's arguments must be a JSON object.",
         id="a call's arguments not an object"),
 ]
 # fmt: on

@@ -428,22 +428,23 @@ async def chat_chunks(response: httpx2.Response) -> AsyncIterator[tuple[str, lis
 
 
 def message_output(message: Mapping[str, Any], started: set[int]) -> list[StreamEvent]:
-    """The output of a chat completion's message, or of a delta of one: its content, then
-    what is output but no answer text: thinking (OpenRouter's and vLLM's reasoning, DeepSeek's
-    reasoning_content), a refusal, tool calls. A tool call's first sight (its index not yet in
-    `started`, which this adds to) is its start; its arguments follow as deltas."""
-    content = message.get("content")
-    if not isinstance(content, str | None):
-        raise malformed()
-    events: list[StreamEvent] = [TextDelta(content)] if content else []
+    """The output of a chat completion's message, or of a delta of one: its content and its
+    refusal (what the model said, so the answer's text: a client of another API has no field
+    for it), then what is output but no answer text: thinking (OpenRouter's and vLLM's
+    reasoning, DeepSeek's reasoning_content), tool calls. A tool call's first sight (its index
+    not yet in `started`, which this adds to) is its start; its arguments follow as deltas."""
+    events: list[StreamEvent] = []
+    for name in ("content", "refusal"):
+        text = message.get(name)
+        if not isinstance(text, str | None):
+            raise malformed()
+        if text:
+            events.append(TextDelta(text))
     # Another shape of these (a server's own) is no text we know how to read: left unread.
     for name in ("reasoning", "reasoning_content"):
         text = message.get(name)
         if isinstance(text, str) and text:
             events.append(ThinkingDelta(text))
-    refusal = message.get("refusal")
-    if isinstance(refusal, str) and refusal:
-        events.append(OtherOutput(refusal))
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise malformed()

@@ -24,7 +24,6 @@ from llmadmin.providers.contract import (
     Finish,
     Image,
     Message,
-    OtherOutput,
     Raw,
     Relay,
     RelayApi,
@@ -41,7 +40,7 @@ from llmadmin.providers.contract import (
     Usage,
 )
 from llmadmin.providers.errors import ProviderError, RequestRefused
-from llmadmin.providers.openai import CHAT_COMPLETIONS_API
+from llmadmin.providers.openai import CHAT_COMPLETIONS_API, answer_events
 from tests.providers.fakes import FAKES, fake_for, serve
 from tests.providers.hostile import serve_hostile
 from tests.providers.openai.fake import body_errors
@@ -719,8 +718,8 @@ READ_STREAMS = [
     ),
     pytest.param(
         (provider_chunk({"refusal": "I can't."}), provider_chunk(finish="content_filter"), "[DONE]"),  # noqa: E501
-        [OtherOutput("I can't."), Finish(StopReason.CONTENT_FILTER)],
-        id="a refusal is output but no text; content filter",
+        [TextDelta("I can't."), Finish(StopReason.CONTENT_FILTER)],
+        id="a refusal is the answer's text (a client of another API has no field for it); content filter",  # noqa: E501
     ),
 ]
 # fmt: on
@@ -729,6 +728,23 @@ READ_STREAMS = [
 @pytest.mark.parametrize(("chunks", "events"), READ_STREAMS)
 def test_a_provider_stream_becomes_the_exact_neutral_events(chunks, events):
     assert scripted_events(chunks) == events
+
+
+# fmt: off
+READ_COMPLETIONS = [  # (a whole chat completion's message and finish reason, the events)
+    pytest.param({"role": "assistant", "content": "Hi", "refusal": None}, "stop",
+                 [TextDelta("Hi"), Finish(StopReason.COMPLETE)], id="text"),
+    pytest.param({"role": "assistant", "content": None, "refusal": "I can't."}, "content_filter",
+                 [TextDelta("I can't."), Finish(StopReason.CONTENT_FILTER)],
+                 id="a refusal is the answer's text"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("message", "finish", "events"), READ_COMPLETIONS)
+def test_a_whole_completion_becomes_the_exact_neutral_events(message, finish, events):
+    completion = {"choices": [{"index": 0, "message": message, "finish_reason": finish}]}
+    assert answer_events(RelayApi.CHAT_COMPLETIONS, completion) == events
 
 
 def scripted_events(chunks: tuple) -> list[StreamEvent]:

@@ -1162,27 +1162,54 @@ SETTING_FIELDS = {
 }
 # Our words to a client for what its effort makes of Claude's thinking options that the
 # model refuses (the rules' own speak to the admin).
-EFFORT_REFUSALS = {
-    "thinking": "this model doesn't reason: ask no effort, or none.",
-    "thinking_budget_tokens": "thinking at this effort leaves no room for an answer within "
-    "the model's output limit: ask a lower effort.",
-}
+EFFORT_REFUSALS = {"thinking": "this model doesn't reason: ask no effort, or none."}
 SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "presence_penalty", "frequency_penalty")
 # The image types Claude reads (the SDK's Base64ImageSourceParam).
 IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
-def converse_body(model: ModelSettings, conversation: Conversation) -> dict[str, Any]:
-    """The Messages request for a client's Conversation on this Claude model: the admin's
-    options where the client asked no effort, its cap on max_tokens, thinking off where
-    Claude would refuse it (a tool forced, or a last tool call without its signed thinking),
-    checked as the model's settings are. Raises RequestRefused naming the client's field."""
-    options = effort_options(model.identifier, conversation.effort, model.options)
-    forced = conversation.tools and conversation.tool_choice in ("any", "tool")
-    # With thinking on, the API refuses both (Anthropic's extended-thinking docs).
+def conversation_options(
+    identifier: str, conversation: Conversation, options: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Claude's options (as stored) for a translated request, on Anthropic's API or Bedrock's:
+    the client's effort as Claude's thinking (effort_options), the admin's options where it
+    asked none; thinking off where Claude refuses it (Anthropic's extended-thinking docs, and
+    AWS's for Claude): a tool forced, or a last tool call without its signed thinking. A
+    forced tool wins over the client's effort: the call it must make is kept, its thinking
+    lost (the effort itself stays where the model takes one)."""
+    options = effort_options(identifier, conversation.effort, options)
+    forced = bool(conversation.tools) and conversation.tool_choice in ("any", "tool")
     thinking = thinking_mode(options) in ("enabled", "adaptive")
     if thinking and (forced or not thinking_replayable(conversation.messages)):
-        options = thinking_off(model.identifier, options)
+        return thinking_off(identifier, options)
+    return options
+
+
+def thinking_room(
+    max_tokens: int | None, budget: int | None, conversation: Conversation, ceiling: int | None
+) -> int | None:
+    """Max tokens raised, within `ceiling`, to hold a thinking budget (part of them) and
+    after it the answer the client asked for (else DEFAULT_MAX_TOKENS); as they are where
+    they already hold the budget. RequestRefused naming the client's effort where the
+    ceiling leaves its budget no room; the admin's budget is left to the rules."""
+    if budget is None or (max_tokens or 0) > budget:
+        return max_tokens
+    if conversation.effort is not None and ceiling is not None and ceiling <= budget:
+        raise field_refused(
+            conversation.param("effort"),
+            f"thinking at effort {conversation.effort} takes {budget} tokens, and this model "
+            f"writes at most {ceiling}: ask a lower effort.",
+        )
+    room = budget + (conversation.max_tokens or DEFAULT_MAX_TOKENS)
+    return min(room, ceiling) if ceiling else room
+
+
+def converse_body(model: ModelSettings, conversation: Conversation) -> dict[str, Any]:
+    """The Messages request for a client's Conversation on this Claude model: the options of
+    conversation_options, the admin's cap on max_tokens (raised for a thinking budget by
+    thinking_room), checked as the model's settings are. Raises RequestRefused naming the
+    client's field."""
+    options = conversation_options(model.identifier, conversation, model.options)
     max_tokens = answer_cap(model, conversation, sent_options(options)["thinking_budget_tokens"])
     # The client's sampling too: the API version refuses it, in the type's words.
     general = {
@@ -1221,17 +1248,14 @@ def converse_body(model: ModelSettings, conversation: Conversation) -> dict[str,
 
 def answer_cap(model: ModelSettings, conversation: Conversation, budget: int | None) -> int:
     """max_tokens: the client's, at most the admin's cap; else the cap or the API's default.
-    With a thinking budget, raised (within the cap, or the model's output limit) to leave the
-    answer room after it."""
+    With a thinking budget, raised by thinking_room within the cap, or the model's output
+    limit."""
     cap = model.max_output_tokens
     asked = conversation.max_tokens
     max_tokens = min((tokens for tokens in (asked, cap) if tokens), default=DEFAULT_MAX_TOKENS)
-    if budget is None or max_tokens > budget:
-        return max_tokens
     facts = ANTHROPIC.facts(model.identifier)
     ceiling = cap or (facts.output_limit if facts else None)
-    room = budget + (asked or DEFAULT_MAX_TOKENS)
-    return min(room, ceiling) if ceiling else room
+    return thinking_room(max_tokens, budget, conversation, ceiling) or DEFAULT_MAX_TOKENS
 
 
 def claude_messages(conversation: Conversation) -> list[dict[str, Any]]:

@@ -406,12 +406,15 @@ def client_effort(identifier: str, conversation: Conversation) -> Effort | None:
 def conversation_settings(model: ModelSettings, conversation: Conversation) -> ModelSettings:
     """The model's settings for a translated request: the client's sampling values, the
     admin's where it set none (but those the client's values make invalid); max tokens as
-    answer_tokens says; options as thinking_options says. RequestRefused naming the client's
-    field where the type's rules refuse the result."""
+    answer_tokens says; Claude's options as anthropic.conversation_options says, the admin's
+    as defaults where the client asked no effort. RequestRefused naming the client's field
+    where the type's rules refuse the result."""
     identifier = model.identifier
     effort = client_effort(identifier, conversation)
-    options = thinking_options(model, effort, conversation)
-    budget = options.get("thinking_budget_tokens") if effort is not None else None
+    options = anthropic.conversation_options(
+        identifier, replace(conversation, effort=effort), model.options
+    )
+    budget = anthropic.sent_options(options)["thinking_budget_tokens"]
     asked = {name: getattr(conversation, name) for name in CONVERSATION_SAMPLING}
     settings = {
         "max_output_tokens": answer_tokens(model, conversation, budget),
@@ -433,40 +436,12 @@ def conversation_settings(model: ModelSettings, conversation: Conversation) -> M
     return replace(model, **settings)
 
 
-def thinking_options(
-    model: ModelSettings, effort: Effort | None, conversation: Conversation
-) -> dict[str, Any]:
-    """Claude's options for a translated request: the client's effort as Claude's thinking,
-    the admin's options where it asked none. Thinking is left out where Claude refuses it:
-    on a conversation whose last tool calls come without their signed thinking, and, thinking
-    with a budget, where a tool must be called (Anthropic's extended-thinking docs); the
-    client's own effort with a tool it must call is refused."""
-    options = anthropic.effort_options(model.identifier, effort, model.options)
-    mode = anthropic.thinking_mode(options)
-    forced = conversation.tool_choice in ("any", "tool") and bool(conversation.tools)
-    if mode == "enabled" and forced and effort is not None:
-        raise field_refused(
-            conversation.param("tool_choice"),
-            "This model can't be made to call a tool while it thinks: ask auto, or no "
-            "reasoning effort.",
-        )
-    unreplayable = not anthropic.thinking_replayable(conversation.messages)
-    if mode in ("enabled", "adaptive") and (unreplayable or (mode == "enabled" and forced)):
-        # Left out, thinking is off on every Claude ("disabled" is refused by those that
-        # take adaptive thinking only).
-        return {
-            name: value for name, value in options.items() if name not in anthropic.THINKING_OPTIONS
-        }
-    return options
-
-
 def answer_tokens(
     model: ModelSettings, conversation: Conversation, budget: int | None
 ) -> int | None:
     """Max tokens of a translated request: the client's, lowered to the admin's cap (else the
-    catalog's output limit); the admin's where it asked none. A thinking budget the client's
-    effort asks for is part of them: they are raised to hold it and an answer, within the
-    cap, or the effort is refused."""
+    catalog's output limit); the admin's where it asked none; raised for a thinking budget
+    as anthropic.thinking_room says."""
     facts = BEDROCK.facts(model.identifier)
     cap = model.max_output_tokens or (facts.output_limit if facts else None)
     max_tokens = conversation.max_tokens
@@ -474,16 +449,7 @@ def answer_tokens(
         max_tokens = model.max_output_tokens
     elif cap is not None:
         max_tokens = min(max_tokens, cap)
-    if budget is None or (max_tokens or 0) > budget:
-        return max_tokens
-    if cap is not None and cap <= budget:
-        raise field_refused(
-            conversation.param("effort"),
-            f"Reasoning effort {conversation.effort} needs more than {budget} output tokens, "
-            f"and this model writes at most {cap}: ask a lower effort.",
-        )
-    room = budget + anthropic.DEFAULT_MAX_TOKENS
-    return min(room, cap) if cap is not None else room
+    return anthropic.thinking_room(max_tokens, budget, conversation, cap)
 
 
 def settings_refusals(identifier: str, settings: Mapping[str, Any]) -> dict[str, str]:

@@ -762,8 +762,8 @@ CONVERSE_REFUSED = [  # (the model's settings, the Conversation, "field: the ref
                  id="an effort on a model that doesn't reason"),
     pytest.param({"identifier": "claude-opus-4-1", "max_output_tokens": 16_000},
                  asked(effort="high", params={"effort": "thinking"}),
-                 "thinking: thinking at this effort leaves no room for an answer within the "
-                 "model's output limit: ask a lower effort.",
+                 "thinking: thinking at effort high takes 16384 tokens, and this model writes "
+                 "at most 16000: ask a lower effort.",
                  id="a budget the admin's cap leaves no room for"),
     pytest.param({}, asked(max_tokens=100_000, params={"max_tokens": "max_completion_tokens"}),
                  "max_completion_tokens: Claude Sonnet 4.6 writes at most 64000 tokens "

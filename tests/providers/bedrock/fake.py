@@ -423,8 +423,9 @@ def tool_errors(body: dict) -> list[str]:
 def thinking_errors(body: dict) -> list[str]:
     """Claude's own refusals with thinking on (only Claude takes Anthropic's thinking in the
     additional fields): the budget is part of max tokens, a tool call can't be forced while
-    thinking with a budget (adaptive thinking allows it), and a final assistant turn with
-    tool calls must begin with its signed thinking (Anthropic's extended-thinking docs)."""
+    thinking (as the Anthropic fake: "thinking isn't compatible with forced tool use",
+    Anthropic's extended-thinking docs, which name no exception for adaptive), and a final
+    assistant turn with tool calls must begin with its signed thinking (the same docs)."""
     thinking = (body.get("additionalModelRequestFields") or {}).get("thinking") or {}
     if thinking.get("type") not in ("enabled", "adaptive"):
         return []
@@ -434,7 +435,7 @@ def thinking_errors(body: dict) -> list[str]:
     if budget is not None and max_tokens is not None and budget >= max_tokens:
         errors.append("max_tokens must be greater than thinking.budget_tokens")
     choice = (body.get("toolConfig") or {}).get("toolChoice") or {}
-    if thinking["type"] == "enabled" and ("any" in choice or "tool" in choice):
+    if "any" in choice or "tool" in choice:
         errors.append("Thinking may not be enabled when tool_choice forces tool use.")
     assistant = [m for m in body.get("messages") or [] if m["role"] == "assistant"]
     last = assistant[-1]["content"] if assistant else []

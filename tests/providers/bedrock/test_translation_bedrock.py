@@ -166,9 +166,9 @@ REQUESTS = [  # (the admin's settings, the client's Conversation, the exact body
              "thinking": {"type": "enabled", "budget_tokens": 16384}}},
         id="Sonnet 4.5, effort high: a thinking budget, max tokens raised to hold it"),
     pytest.param(
-        ModelSettings(SONNET_45, max_output_tokens=20_000),
+        ModelSettings(SONNET_45, max_output_tokens=17_000),
         conversation(effort="high", max_tokens=1000, params=OPENAI),
-        {"messages": [user(text("Hi"))], "inferenceConfig": {"maxTokens": 20_000},
+        {"messages": [user(text("Hi"))], "inferenceConfig": {"maxTokens": 17_000},
          "additionalModelRequestFields": {
              "thinking": {"type": "enabled", "budget_tokens": 16384}}},
         id="Sonnet 4.5, effort high: max tokens raised no further than the admin's cap"),
@@ -177,15 +177,23 @@ REQUESTS = [  # (the admin's settings, the client's Conversation, the exact body
                       options={"thinking": "enabled", "thinking_budget_tokens": 2048}),
         conversation(tools=(WEATHER,), tool_choice="any"),
         {"messages": [user(text("Hi"))], "inferenceConfig": {"maxTokens": 8000},
+         "additionalModelRequestFields": {"thinking": {"type": "disabled"}},
          "toolConfig": {"tools": [WEATHER_SPEC], "toolChoice": {"any": {}}}},
-        id="Sonnet 4.5: the admin's budgeted thinking left out where a tool must be called"),
+        id="Sonnet 4.5: the admin's budgeted thinking off where a tool must be called"),
+    pytest.param(
+        ModelSettings(SONNET_45),
+        conversation(tools=(WEATHER,), tool_choice="any", effort="low", params=OPENAI),
+        {"messages": [user(text("Hi"))],
+         "additionalModelRequestFields": {"thinking": {"type": "disabled"}},
+         "toolConfig": {"tools": [WEATHER_SPEC], "toolChoice": {"any": {}}}},
+        id="Sonnet 4.5: the client's effort, thinking off where a tool must be called"),
     pytest.param(
         ModelSettings(OPUS_46, options={"thinking": "adaptive"}),
         conversation(tools=(WEATHER,), tool_choice="tool", tool_name="weather"),
         {"messages": [user(text("Hi"))],
-         "additionalModelRequestFields": {"thinking": {"type": "adaptive"}},
+         "additionalModelRequestFields": {"thinking": {"type": "disabled"}},
          "toolConfig": {"tools": [WEATHER_SPEC], "toolChoice": {"tool": {"name": "weather"}}}},
-        id="Opus 4.6: adaptive thinking kept where a tool must be called"),
+        id="Opus 4.6: adaptive thinking off where a tool must be called"),
     pytest.param(
         ModelSettings(OPUS_46, options={"effort": "low"}),
         conversation(effort="medium", params=OPENAI),
@@ -210,8 +218,9 @@ REQUESTS = [  # (the admin's settings, the client's Conversation, the exact body
         ModelSettings(OPUS_46, options={"thinking": "adaptive", "effort": "high"}),
         conversation(HI, Message("assistant", (UNSIGNED, CALL)), ANSWERED, tools=(WEATHER,)),
         {"messages": [LOOP_MESSAGES[0], assistant(TOOL_USE), LOOP_MESSAGES[2]],
-         "toolConfig": {"tools": [WEATHER_SPEC]}},
-        id="Opus 4.6: thinking left out where the last tool call has no signed thinking"),
+         "additionalModelRequestFields": {"thinking": {"type": "disabled"}},
+         "outputConfig": {"effort": "high"}, "toolConfig": {"tools": [WEATHER_SPEC]}},
+        id="Opus 4.6: thinking off where the last tool call has no signed thinking; effort kept"),
     pytest.param(
         ModelSettings(OPUS_46),
         conversation(HI, Message("assistant", (SIGNED, "Let me look.", CALL)), ANSWERED,
@@ -311,14 +320,9 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
                  id="an effort the Claude model lacks"),
     pytest.param(ModelSettings(SONNET_45, max_output_tokens=8000),
                  conversation(effort="high", params=OPENAI),
-                 "reasoning_effort", "Reasoning effort high needs more than 16384 output tokens, "
-                 "and this model writes at most 8000: ask a lower effort.",
+                 "reasoning_effort", "thinking at effort high takes 16384 tokens, and this model "
+                 "writes at most 8000: ask a lower effort.",
                  id="an effort's thinking budget above the admin's cap"),
-    pytest.param(ModelSettings(SONNET_45),
-                 conversation(tools=(WEATHER,), tool_choice="any", effort="low", params=OPENAI),
-                 "tool_choice", "This model can't be made to call a tool while it thinks: ask "
-                 "auto, or no reasoning effort.",
-                 id="an effort that is budgeted thinking, with a tool that must be called"),
     pytest.param(ModelSettings(NOVA),
                  conversation(Message("user", (Image(url="https://example.com/a.png"),))),
                  "messages", "Bedrock takes an image's data, not its URL: send the image itself "

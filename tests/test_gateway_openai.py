@@ -617,11 +617,12 @@ def test_the_same_token_as_x_api_key_is_accepted(base_url, secret, fake):
         ),
         pytest.param(
             {"provider_type": "anthropic", "identifier": "claude-sonnet-4-5"},
-            {"model": "claude-sonnet-4-5"},
+            # Translated for Claude: a field Anthropic's API has no counterpart of.
+            {"model": "claude-sonnet-4-5", "logprobs": True},
             400,
             openai.BadRequestError,
-            None,
-            id="a model of the other API",
+            "logprobs",
+            id="a field another family's model has no counterpart of",
         ),
         pytest.param(
             {"identifier": "gpt-5"},

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import aclosing
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -31,8 +33,10 @@ from llmadmin.providers.contract import (
     Conversation,
     Effort,
     Finish,
+    Image,
     Message,
     OtherOutput,
+    Part,
     Raw,
     Relay,
     RelayApi,
@@ -41,7 +45,13 @@ from llmadmin.providers.contract import (
     StreamEvent,
     TextDelta,
     Thinking,
+    ThinkingDelta,
+    Tool,
     ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolChoice,
+    ToolResult,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -489,17 +499,6 @@ def usage_of(counts: Mapping[str, Any] | None, output_tokens: int | None) -> Usa
     )
 
 
-# The content deltas that are output but no answer text, each with the field of its text
-# (the SDK's types/raw_content_block_delta.py): a tool call's input as JSON text, thinking; a
-# signature and a citation are progress with no output of their own.
-OTHER_OUTPUT = {
-    "input_json_delta": "partial_json",
-    "thinking_delta": "thinking",
-    "signature_delta": None,
-    "citations_delta": None,
-}
-
-
 def text_of(delta: Mapping[str, Any], name: str) -> str:
     text = delta.get(name)
     if not isinstance(text, str):
@@ -516,6 +515,8 @@ class MessageStream:
         self.output_tokens: int | None = None
         self.stop_reason = StopReason.COMPLETE
         self.ended = False
+        # The answer's tool calls so far, by the index of their content block.
+        self.tool_calls: dict[Any, int] = {}
 
     def read(self, event: str, payload: Mapping[str, Any]) -> Iterator[StreamEvent]:
         if event == "error":
@@ -526,13 +527,15 @@ class MessageStream:
             self.counts = dict(usage) if isinstance(usage, dict) else {}
             # The input is known (and billed) from here: an answer cut short still has it.
             yield usage_of(self.counts, token_count(self.counts, "output_tokens"))
+        elif event == "content_block_start":
+            block = payload.get("content_block")
+            if isinstance(block, dict) and block.get("type") == "tool_use":
+                index = self.tool_calls[payload.get("index")] = len(self.tool_calls)
+                yield ToolCallStart(
+                    index=index, id=text_of(block, "id"), name=text_of(block, "name")
+                )
         elif event == "content_block_delta":
-            delta = payload.get("delta")
-            kind = delta.get("type") if isinstance(delta, dict) else None
-            if kind == "text_delta":
-                yield TextDelta(text_of(delta, "text"))
-            elif kind in OTHER_OUTPUT:
-                yield OtherOutput(text_of(delta, OTHER_OUTPUT[kind]) if OTHER_OUTPUT[kind] else "")
+            yield from self.delta(payload)
         elif event == "message_delta":
             usage = payload.get("usage")
             if isinstance(usage, dict) and "output_tokens" in usage:
@@ -548,6 +551,26 @@ class MessageStream:
             self.ended = True
             yield usage_of(self.counts, self.output_tokens)
             yield Finish(self.stop_reason)
+
+    def delta(self, payload: Mapping[str, Any]) -> Iterator[StreamEvent]:
+        """A content block's delta (the SDK's types/raw_content_block_delta.py): text, thinking
+        and its signature, a tool call's input as JSON text; a citation is progress with no
+        output of its own."""
+        delta = payload.get("delta")
+        kind = delta.get("type") if isinstance(delta, dict) else None
+        if kind == "text_delta":
+            yield TextDelta(text_of(delta, "text"))
+        elif kind == "thinking_delta":
+            yield ThinkingDelta(text_of(delta, "thinking"))
+        elif kind == "signature_delta":
+            yield ThinkingDelta(signature=text_of(delta, "signature"))
+        elif kind == "input_json_delta":
+            index = self.tool_calls.get(payload.get("index"))
+            if index is None:  # no tool_use block of that index began
+                raise malformed()
+            yield ToolCallDelta(text_of(delta, "partial_json"), index=index)
+        elif kind == "citations_delta":
+            yield OtherOutput()
 
 
 async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
@@ -615,18 +638,530 @@ ANTHROPIC = ProviderType(
 )
 
 
+# --- Translation: Anthropic's Messages for any model, and any API for Claude ---------------
+
+
+def refused_field(field: str, message: str) -> RequestRefused:
+    """A translated request refused on the client's `field` (its error names it)."""
+    error = RequestRefused(f"{field}: {message}")
+    error.param = field
+    return error
+
+
+NO_COUNTERPART = "has no counterpart on this model."
+
+
+def checked_fields(
+    body: Mapping[str, Any], where: str, read: Sequence[str], dropped: Sequence[str] = ()
+) -> None:
+    """Refuses a set field of `body` that is neither read nor dropped as advisory; null is
+    taken as not set (the SDK's Optional fields)."""
+    for name, value in body.items():
+        if value is not None and name not in read and name not in dropped:
+            raise refused_field(f"{where}{name}", NO_COUNTERPART)
+
+
+def string_at(body: Mapping[str, Any], name: str, where: str) -> str:
+    value = body.get(name)
+    if not isinstance(value, str):
+        raise refused_field(f"{where}{name}", "must be a string.")
+    return value
+
+
+def whole_at(body: Mapping[str, Any], name: str, *, least: int = 0) -> int | None:
+    value = body.get(name)
+    if value is not None and not (is_whole(value) and value >= least):
+        raise refused_field(name, f"must be a whole number of at least {least}.")
+    return value
+
+
+def number_at(body: Mapping[str, Any], name: str) -> float | None:
+    value = body.get(name)
+    if value is not None and not is_number(value):
+        raise refused_field(name, "must be a number.")
+    return value
+
+
+# The Messages fields a translation reads (the SDK's MessageCreateParams), and those dropped
+# as advisory (the README's table): metadata and the service tier ask nothing of the answer,
+# and cache_control (here and on any block or tool) is a hint to Anthropic's own cache. Any
+# other field (output_config.format, container, mcp_servers, context_management,
+# inference_geo, speed…) is refused by name.
+READ_FIELDS = (
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "top_k",
+    "thinking",
+    "output_config",
+    "tools",
+    "tool_choice",
+)
+ADVISORY_FIELDS = ("metadata", "service_tier", "cache_control")
+# The content blocks of each role that have a counterpart, and each one's fields (the SDK's
+# *_block_param.py). redacted_thinking is read to be dropped: it is only valid at Anthropic.
+BLOCK_FIELDS = {
+    "user": {
+        "text": ("type", "text", "citations"),
+        "image": ("type", "source"),
+        "tool_result": ("type", "tool_use_id", "content", "is_error"),
+    },
+    "assistant": {
+        "text": ("type", "text", "citations"),
+        "thinking": ("type", "thinking", "signature"),
+        "redacted_thinking": ("type", "data"),
+        "tool_use": ("type", "id", "name", "input"),
+    },
+}
+RESULT_BLOCKS = ("text", "image")
+TOOL_FIELDS = ("type", "name", "description", "input_schema")
+# thinking.budget_tokens up to these asks for this effort (the README's table); above, high.
+BUDGET_EFFORTS = ((4096, "low"), (16384, "medium"))
+TOOL_CHOICES = ("auto", "any", "tool", "none")
+
+
+class ReadConversation:
+    """One client's Messages body read into a Conversation, field by field; each refusal
+    names the field as the client sent it (messages[0].content[2].type)."""
+
+    def __init__(self, body: Mapping[str, Any]) -> None:
+        self.body = body
+        # The tool_use blocks of earlier assistant messages: the tool's name by call id.
+        self.calls: dict[str, str] = {}
+
+    def conversation(self) -> Conversation:
+        body = self.body
+        checked_fields(body, "", READ_FIELDS, ADVISORY_FIELDS)
+        if body.get("stream") not in (None, True, False):
+            raise refused_field("stream", "must be true or false.")
+        params = {
+            name: param
+            for name, param in (
+                ("max_tokens", "max_tokens"),
+                ("stop", "stop_sequences"),
+                ("temperature", "temperature"),
+                ("top_p", "top_p"),
+                ("top_k", "top_k"),
+                ("tools", "tools"),
+                ("tool_choice", "tool_choice"),
+                ("effort", "thinking"),
+            )
+            if body.get(param) is not None
+        }
+        choice = self.tool_choice()
+        effort = self.effort()
+        return Conversation(
+            system=self.system(),
+            messages=self.messages(),
+            streamed=body.get("stream") is True,
+            tools=self.tools(),
+            tool_choice=choice[0],
+            tool_name=choice[1],
+            parallel_tool_calls=choice[2],
+            max_tokens=whole_at(body, "max_tokens", least=1),
+            stop=self.stop_sequences(),
+            temperature=number_at(body, "temperature"),
+            top_p=number_at(body, "top_p"),
+            top_k=whole_at(body, "top_k"),
+            effort=effort,
+            # Thinking asked for, whichever field said it: the OpenAI side drops it on a
+            # model that doesn't reason (the README's table).
+            params=params | ({"effort": "thinking"} if effort is not None else {}),
+        )
+
+    def system(self) -> str:
+        system = self.body.get("system")
+        if system is None or isinstance(system, str):
+            return system or ""
+        if not isinstance(system, list):
+            raise refused_field("system", "must be a string or a list of text blocks.")
+        texts = []
+        for index, block in enumerate(system):
+            where = f"system[{index}]"
+            if not isinstance(block, dict) or block.get("type") != "text":
+                raise refused_field(f"{where}.type", "must be text.")
+            texts.append(self.text(block, where))
+        return "\n\n".join(texts)
+
+    def messages(self) -> tuple[Message, ...]:
+        messages = self.body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise refused_field("messages", "must be a list of messages.")
+        read = []
+        for index, message in enumerate(messages):
+            where = f"messages[{index}]"
+            if not isinstance(message, dict):
+                raise refused_field(where, "must be an object.")
+            checked_fields(message, f"{where}.", ("role", "content"))
+            role = message.get("role")
+            if role not in BLOCK_FIELDS:
+                raise refused_field(f"{where}.role", "must be user or assistant.")
+            parts = self.content(message.get("content"), role, where)
+            if parts:  # one left empty held only redacted thinking
+                read.append(Message(role, parts))
+        return tuple(read)
+
+    def content(self, content: Any, role: str, where: str) -> tuple[Part, ...]:
+        if isinstance(content, str):
+            return (content,)
+        if not isinstance(content, list):
+            raise refused_field(f"{where}.content", "must be a string or a list of blocks.")
+        parts = (
+            self.block(block, role, f"{where}.content[{index}]")
+            for index, block in enumerate(content)
+        )
+        return tuple(part for part in parts if part is not None)
+
+    def block(self, block: Any, role: str, where: str) -> Part | None:
+        kind = block.get("type") if isinstance(block, dict) else None
+        fields = BLOCK_FIELDS[role].get(kind)
+        if fields is None:
+            raise refused_field(f"{where}.type", NO_COUNTERPART)
+        checked_fields(block, f"{where}.", fields, ("cache_control",))
+        if kind == "text":
+            return self.text(block, where)
+        if kind == "image":
+            return self.image(block, where)
+        if kind == "tool_result":
+            return self.tool_result(block, where)
+        if kind == "thinking":
+            return Thinking(
+                string_at(block, "thinking", f"{where}."),
+                string_at(block, "signature", f"{where}."),
+            )
+        if kind == "tool_use":
+            call_id = string_at(block, "id", f"{where}.")
+            name = self.calls[call_id] = string_at(block, "name", f"{where}.")
+            arguments = block.get("input")
+            if not isinstance(arguments, dict):
+                raise refused_field(f"{where}.input", "must be an object.")
+            return ToolCall(call_id, name, json.dumps(arguments, ensure_ascii=False))
+        return None  # redacted_thinking
+
+    def text(self, block: Mapping[str, Any], where: str) -> str:
+        if block.get("citations"):
+            raise refused_field(f"{where}.citations", NO_COUNTERPART)
+        return string_at(block, "text", f"{where}.")
+
+    def image(self, block: Mapping[str, Any], where: str) -> Image:
+        source = block.get("source")
+        kind = source.get("type") if isinstance(source, dict) else None
+        if kind == "base64":
+            checked_fields(source, f"{where}.source.", ("type", "media_type", "data"))
+            return Image(
+                media_type=string_at(source, "media_type", f"{where}.source."),
+                data=string_at(source, "data", f"{where}.source."),
+            )
+        if kind == "url":
+            checked_fields(source, f"{where}.source.", ("type", "url"))
+            url = string_at(source, "url", f"{where}.source.")
+            if not url.startswith(("https://", "http://")):
+                raise refused_field(f"{where}.source.url", "must be an http or https URL.")
+            return Image(url=url)
+        raise refused_field(f"{where}.source.type", NO_COUNTERPART)
+
+    def tool_result(self, block: Mapping[str, Any], where: str) -> ToolResult:
+        call_id = string_at(block, "tool_use_id", f"{where}.")
+        if call_id not in self.calls:
+            raise refused_field(
+                f"{where}.tool_use_id", "names no tool_use of an earlier assistant message."
+            )
+        if block.get("is_error") not in (None, True, False):
+            raise refused_field(f"{where}.is_error", "must be true or false.")
+        content = block.get("content")
+        if content is None or isinstance(content, str):
+            parts: tuple[str | Image, ...] = (content,) if content else ()
+        elif isinstance(content, list):
+            parts = tuple(
+                self.result_part(item, f"{where}.content[{index}]")
+                for index, item in enumerate(content)
+            )
+        else:
+            raise refused_field(f"{where}.content", "must be a string or a list of blocks.")
+        return ToolResult(call_id, self.calls[call_id], parts, block.get("is_error") is True)
+
+    def result_part(self, block: Any, where: str) -> str | Image:
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind not in RESULT_BLOCKS:
+            raise refused_field(f"{where}.type", NO_COUNTERPART)
+        checked_fields(block, f"{where}.", BLOCK_FIELDS["user"][kind], ("cache_control",))
+        return self.text(block, where) if kind == "text" else self.image(block, where)
+
+    def tools(self) -> tuple[Tool, ...]:
+        tools = self.body.get("tools")
+        if tools is None:
+            return ()
+        if not isinstance(tools, list):
+            raise refused_field("tools", "must be a list of tools.")
+        read = []
+        for index, tool in enumerate(tools):
+            where = f"tools[{index}]"
+            # A typed tool (web_search_…, bash_…, text_editor_…) runs at Anthropic's servers.
+            if not isinstance(tool, dict) or tool.get("type") not in (None, "custom"):
+                raise refused_field(where, "a server tool has no counterpart on this model.")
+            checked_fields(tool, f"{where}.", TOOL_FIELDS, ("cache_control",))
+            schema = tool.get("input_schema")
+            if not isinstance(schema, dict):
+                raise refused_field(f"{where}.input_schema", "must be an object.")
+            description = tool.get("description")
+            if description is not None and not isinstance(description, str):
+                raise refused_field(f"{where}.description", "must be a string.")
+            read.append(Tool(string_at(tool, "name", f"{where}."), description or "", schema))
+        return tuple(read)
+
+    def tool_choice(self) -> tuple[ToolChoice, str, bool]:
+        """The choice, the tool it names, and whether the model may call several at once."""
+        choice = self.body.get("tool_choice")
+        if choice is None:
+            return "auto", "", True
+        kind = choice.get("type") if isinstance(choice, dict) else None
+        if kind not in TOOL_CHOICES:
+            raise refused_field("tool_choice.type", f"must be one of: {', '.join(TOOL_CHOICES)}.")
+        checked_fields(choice, "tool_choice.", ("type", "name", "disable_parallel_tool_use"))
+        name = string_at(choice, "name", "tool_choice.") if kind == "tool" else ""
+        single = choice.get("disable_parallel_tool_use")
+        if single not in (None, True, False):
+            raise refused_field("tool_choice.disable_parallel_tool_use", "must be true or false.")
+        return kind, name, single is not True
+
+    def stop_sequences(self) -> tuple[str, ...]:
+        stop = self.body.get("stop_sequences")
+        if stop is None:
+            return ()
+        if not isinstance(stop, list) or not all(isinstance(item, str) for item in stop):
+            raise refused_field("stop_sequences", "must be a list of strings.")
+        return tuple(stop)
+
+    def effort(self) -> Effort | None:
+        """How hard to think, in OpenAI's words, from thinking and output_config.effort."""
+        config = self.body.get("output_config")
+        if config is not None and not isinstance(config, dict):
+            raise refused_field("output_config", "must be an object.")
+        config = config or {}
+        checked_fields(config, "output_config.", ("effort",))
+        effort = config.get("effort")
+        if effort is not None and effort not in EFFORT.choices:
+            raise refused_field(
+                "output_config.effort", f"must be one of: {', '.join(EFFORT.choices)}."
+            )
+        thinking = self.body.get("thinking")
+        if thinking is None:
+            return effort
+        kind = thinking.get("type") if isinstance(thinking, dict) else None
+        if kind not in THINKING_MODES:
+            raise refused_field("thinking.type", f"must be one of: {', '.join(THINKING_MODES)}.")
+        checked_fields(thinking, "thinking.", ("type", "budget_tokens", "display"))
+        # Thinking is shown as it comes: "omitted" has no counterpart.
+        if thinking.get("display") not in (None, "summarized"):
+            raise refused_field("thinking.display", NO_COUNTERPART)
+        if kind == "disabled":
+            return "none"
+        if kind == "adaptive":
+            return effort or "medium"
+        budget = thinking.get("budget_tokens")
+        if not is_whole(budget) or budget < THINKING_BUDGET_TOKENS.min:
+            raise refused_field(
+                "thinking.budget_tokens", "must be a whole number of at least 1024."
+            )
+        return next((level for most, level in BUDGET_EFFORTS if budget <= most), "high")
+
+
+# Why a translated answer stopped, as Messages says it (the README's table); a complete
+# answer stopped for its tool calls where it made some, else at the end of its turn.
+STOP_REASON_NAMES = {
+    StopReason.MAX_TOKENS: "max_tokens",
+    StopReason.CONTEXT_FULL: "model_context_window_exceeded",
+    StopReason.REFUSED: "refusal",
+    StopReason.BLOCKED: "refusal",
+    StopReason.CONTENT_FILTER: "refusal",
+    StopReason.PAUSED: "pause_turn",
+}
+
+
+def usage_counts(usage: Usage | None) -> dict[str, int]:
+    """A translated answer's usage as Messages counts it: input_tokens leaves out the cache
+    reads and writes; a count the provider did not report is 0."""
+    read = (usage and usage.cache_read_tokens) or 0
+    written = (usage and usage.cache_write_tokens) or 0
+    return {
+        "input_tokens": max(0, ((usage and usage.input_tokens) or 0) - read - written),
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
+        "output_tokens": (usage and usage.output_tokens) or 0,
+    }
+
+
+class MessageWriter:
+    """A translated answer's events as the Messages events (their JSON payloads) a stream of
+    Anthropic's says them in: a message_start first, content blocks opened and closed as the
+    answer goes from text to thinking to tool calls, the stop reason and usage at its end."""
+
+    def __init__(self, model: str) -> None:
+        self.model = model
+        self.started = False
+        self.blocks = 0  # the content blocks opened so far
+        # The open block's kind (text, thinking, tool_use) and, of a tool call, its index.
+        self.open: tuple[str, int] | None = None
+        self.usage: Usage | None = None
+        self.called_tools = False
+
+    def write(self, event: StreamEvent) -> list[dict[str, Any]]:
+        payloads = [] if self.started else [self.message_start()]
+        self.started = True
+        if isinstance(event, TextDelta) and event.text:
+            payloads += self.opened(("text", 0), {"type": "text", "text": ""})
+            payloads.append(self.delta({"type": "text_delta", "text": event.text}))
+        elif isinstance(event, ThinkingDelta) and (event.text or event.signature):
+            block = {"type": "thinking", "thinking": "", "signature": ""}
+            payloads += self.opened(("thinking", 0), block)
+            if event.text:
+                payloads.append(self.delta({"type": "thinking_delta", "thinking": event.text}))
+            if event.signature:
+                # A signature seals its block: more thinking is another block.
+                payloads.append(
+                    self.delta({"type": "signature_delta", "signature": event.signature})
+                )
+                payloads += self.closed()
+        elif isinstance(event, ToolCallStart):
+            self.called_tools = True
+            payloads += self.closed()
+            block = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
+            payloads += self.opened(("tool_use", event.index), block)
+        elif isinstance(event, ToolCallDelta) and event.text:
+            if self.open != ("tool_use", event.index):  # its block is closed, or never began
+                raise malformed()
+            payloads.append(self.delta({"type": "input_json_delta", "partial_json": event.text}))
+        elif isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, Finish):
+            payloads += self.closed()
+            stop_reason = STOP_REASON_NAMES.get(event.reason) or (
+                "tool_use" if self.called_tools else "end_turn"
+            )
+            payloads += [
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                    "usage": usage_counts(self.usage),
+                },
+                {"type": "message_stop"},
+            ]
+        return payloads
+
+    def message_start(self) -> dict[str, Any]:
+        message = {
+            "id": f"msg_{uuid.uuid4().hex}",
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": usage_counts(None),
+        }
+        return {"type": "message_start", "message": message}
+
+    def opened(self, kind: tuple[str, int], block: dict[str, Any]) -> list[dict[str, Any]]:
+        """The events that open a block of this kind, unless one is open: none, or the open
+        block's end and this one's start."""
+        if self.open == kind:
+            return []
+        payloads = self.closed()
+        self.open = kind
+        self.blocks += 1
+        return [
+            *payloads,
+            {"type": "content_block_start", "index": self.index, "content_block": block},
+        ]
+
+    def closed(self) -> list[dict[str, Any]]:
+        if self.open is None:
+            return []
+        self.open = None
+        return [{"type": "content_block_stop", "index": self.index}]
+
+    def delta(self, delta: dict[str, Any]) -> dict[str, Any]:
+        return {"type": "content_block_delta", "index": self.index, "delta": delta}
+
+    @property
+    def index(self) -> int:
+        """The index of the last block opened."""
+        return self.blocks - 1
+
+
+# Where each delta's text goes in its block.
+DELTA_FIELDS = {
+    "text_delta": ("text", "text"),
+    "thinking_delta": ("thinking", "thinking"),
+    "signature_delta": ("signature", "signature"),
+    "input_json_delta": ("partial_json", "input"),
+}
+
+
+def whole_message(payloads: list[dict[str, Any]]) -> dict[str, Any]:
+    """A whole (not streamed) answer: the message its Messages events say, a tool call's input
+    read from its JSON fragments (malformed() where they are no JSON object)."""
+    message = dict(payloads[0]["message"])
+    content: list[dict[str, Any]] = []
+    pieces: dict[str, list[str]] = {}
+    for payload in payloads[1:]:
+        kind = payload["type"]
+        if kind == "content_block_start":
+            content.append(dict(payload["content_block"]))
+            pieces = {}
+        elif kind == "content_block_delta":
+            delta = payload["delta"]
+            source, target = DELTA_FIELDS[delta["type"]]
+            pieces.setdefault(target, []).append(delta[source])
+        elif kind == "content_block_stop":
+            block = content[-1]
+            if block["type"] == "tool_use":
+                block["input"] = tool_input("".join(pieces.pop("input", [])) or "{}")
+            for target, texts in pieces.items():
+                block[target] = "".join(texts)
+        elif kind == "message_delta":
+            message |= payload["delta"] | {"usage": payload["usage"]}
+    return {**message, "content": content}
+
+
+def tool_input(arguments: str) -> dict[str, Any]:
+    try:
+        value = json.loads(arguments)
+    except (ValueError, RecursionError):
+        raise malformed() from None
+    if not isinstance(value, dict):
+        raise malformed()
+    return value
+
+
 class MessagesApi:
     """The Messages side of a translation (contract.ClientApi): an Anthropic client's request
     read into a Conversation, and a translated answer written as Messages events, or one
     message."""
 
     def conversation(self, request: Relay) -> Conversation:
-        raise NotImplementedError
+        return ReadConversation(request.body).conversation()
 
-    def answer(
+    async def answer(
         self, events: AsyncIterator[StreamEvent], request: Relay
     ) -> AsyncIterator[StreamEvent]:
-        raise NotImplementedError
+        writer = MessageWriter(str(request.body.get("model") or ""))
+        said: list[dict[str, Any]] = []  # a whole answer's events, put together at its end
+        async with aclosing(events) as source:
+            async for event in source:
+                yield event
+                for payload in writer.write(event):
+                    if request.streamed:
+                        yield Raw(sse_event(payload["type"], json.dumps(payload)))
+                    else:
+                        said.append(payload)
+                if isinstance(event, Finish) and not request.streamed:
+                    yield Raw(json.dumps(whole_message(said)).encode())
 
 
 MESSAGES_API = MessagesApi()

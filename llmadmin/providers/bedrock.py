@@ -2,7 +2,8 @@
 keys, or the server's own AWS credentials, signed with SigV4 by botocore), Claude's options and
 rules from the Anthropic module for Claude models only, Converse's request mapping, and the AWS
 event stream read by botocore's parser. For the gateway: Claude's own Messages body through
-InvokeModel (its event stream re-framed as Anthropic's SSE) and CountTokens.
+InvokeModel (its event stream re-framed as Anthropic's SSE) and CountTokens; every other
+request translated into ConverseStream (converse).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
@@ -27,12 +29,22 @@ from botocore.exceptions import BotoCoreError
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.providers import anthropic
-from llmadmin.providers.base import SAMPLING, ModelSettings, ProviderType, set_options
+from llmadmin.providers.base import (
+    SAMPLING,
+    ModelSettings,
+    ProviderType,
+    set_options,
+    with_defaults,
+)
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
+    Conversation,
+    Effort,
     Finish,
+    Image,
     OtherOutput,
+    Part,
     Raw,
     Relay,
     RelayApi,
@@ -40,6 +52,13 @@ from llmadmin.providers.contract import (
     StopReason,
     StreamEvent,
     TextDelta,
+    Thinking,
+    ThinkingDelta,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolResult,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -271,8 +290,33 @@ class BedrockClient(ProviderClient):
         return body
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
-        url = f"{self.base_url}/model/{quote(model.identifier, safe='')}/converse-stream"
-        async with self.open_stream(url, self.chat_body(model, chat)) as response:
+        async with self.open_stream(
+            self.converse_url(model), self.chat_body(model, chat)
+        ) as response:
+            async for event in parse_stream(response):
+                yield event
+
+    def converse_url(self, model: ModelSettings) -> str:
+        return f"{self.base_url}/model/{quote(model.identifier, safe='')}/converse-stream"
+
+    def converse_body(self, model: ModelSettings, conversation: Conversation) -> dict[str, Any]:
+        """ConverseStream's body for a gateway client's Conversation: chat_body's settings,
+        made of the client's values over the admin's (conversation_settings), and the
+        conversation's messages, stop sequences and tools."""
+        settings = conversation_settings(model, conversation)
+        body = self.chat_body(settings, ChatInput(conversation.system, []))
+        body["messages"] = converse_messages(conversation, is_claude(model.identifier))
+        if conversation.stop:
+            body.setdefault("inferenceConfig", {})["stopSequences"] = list(conversation.stop)
+        set_if(body, "toolConfig", tool_config(conversation))
+        return body
+
+    async def converse(
+        self, model: ModelSettings, conversation: Conversation
+    ) -> AsyncIterator[StreamEvent]:
+        # Built before anything is sent: a refusal costs nothing.
+        body = self.converse_body(model, conversation)
+        async with self.open_stream(self.converse_url(model), body) as response:
             async for event in parse_stream(response):
                 yield event
 
@@ -324,6 +368,253 @@ class BedrockClient(ProviderClient):
         if not anthropic.is_whole(count):
             raise malformed()
         yield Raw(json.dumps({"input_tokens": count}).encode())
+
+
+# --- A gateway client's Conversation as ConverseStream's body ------------------------------
+
+# Converse's tool ids and names (botocore's bedrock-runtime model: ToolUseId, ToolName).
+TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+# Converse's image formats (ImageFormat), by the media type a client names.
+IMAGE_FORMATS = {"image/png": "png", "image/jpeg": "jpeg", "image/gif": "gif", "image/webp": "webp"}
+# The sampling fields a Conversation and ModelSettings both name.
+CONVERSATION_SAMPLING = ("temperature", "top_p", "top_k", "presence_penalty", "frequency_penalty")
+# The Conversation's field behind each setting the type's rules may refuse.
+CONVERSATION_FIELDS = {
+    "max_output_tokens": "max_tokens",
+    "thinking": "effort",
+    "thinking_budget_tokens": "effort",
+}
+
+
+def client_field(conversation: Conversation, name: str) -> str:
+    """The client's own name for a field of its Conversation, for a refusal to name."""
+    return conversation.params.get(name, name)
+
+
+def request_refused(message: str, param: str) -> RequestRefused:
+    error = RequestRefused(message)
+    error.param = param
+    return error
+
+
+def client_effort(identifier: str, conversation: Conversation) -> Effort | None:
+    """The effort to map onto Claude's thinking. Bedrock's other models get none: we send
+    them no thinking knob, so any effort but none is refused, except an Anthropic client's
+    thinking, which is advisory there (dropped)."""
+    effort = conversation.effort
+    if is_claude(identifier):
+        return effort
+    if effort not in (None, "none") and conversation.params.get("effort") != "thinking":
+        raise request_refused(
+            "This model takes no reasoning effort: leave it out, or ask none.",
+            client_field(conversation, "effort"),
+        )
+    return None
+
+
+def conversation_settings(model: ModelSettings, conversation: Conversation) -> ModelSettings:
+    """The model's settings for a translated request: the client's sampling values, the
+    admin's where it set none (but those the client's values make invalid); its max tokens
+    lowered to the admin's cap (else the catalog's output limit), the admin's where it set
+    none; its effort as Claude's thinking options, the admin's options where it asked none;
+    thinking off where Claude can't think on this conversation. RequestRefused naming the
+    client's field where the type's rules refuse the result."""
+    identifier = model.identifier
+    effort = client_effort(identifier, conversation)
+    options = anthropic.effort_options(identifier, effort, model.options)
+    thinking_on = anthropic.thinking_mode(options) in ("enabled", "adaptive")
+    if thinking_on and not anthropic.thinking_replayable(conversation.messages):
+        # Left out, thinking is off on every Claude ("disabled" is refused by those that
+        # take adaptive thinking only).
+        options = {
+            name: value for name, value in options.items() if name not in anthropic.THINKING_OPTIONS
+        }
+    facts = BEDROCK.facts(identifier)
+    cap = model.max_output_tokens or (facts.output_limit if facts else None)
+    max_tokens = conversation.max_tokens
+    if max_tokens is None:
+        max_tokens = model.max_output_tokens
+    elif cap is not None:
+        max_tokens = min(max_tokens, cap)
+    budget = options.get("thinking_budget_tokens") if effort is not None else None
+    if budget is not None and (max_tokens or 0) <= budget:
+        # The budget is part of max tokens: room for it and an answer, within the cap.
+        max_tokens = budget + anthropic.DEFAULT_MAX_TOKENS
+        if cap is not None and cap <= budget:
+            raise request_refused(
+                f"Reasoning effort {effort} needs more than {budget} output tokens, and this "
+                f"model writes at most {cap}: ask a lower effort.",
+                client_field(conversation, "effort"),
+            )
+        max_tokens = min(max_tokens, cap or max_tokens)
+    asked = {name: getattr(conversation, name) for name in CONVERSATION_SAMPLING}
+    settings = {"max_output_tokens": max_tokens, **asked, "options": options if effort else {}}
+    defaults = [
+        (name, getattr(model, name))
+        for name, value in asked.items()
+        if value is None and getattr(model, name) is not None
+    ]
+    if effort is None and options:
+        defaults.append(("options", options))
+    settings, refused = with_defaults(settings, defaults, partial(settings_refusals, identifier))
+    if refused:
+        name, message = next(iter(refused.items()))
+        field = CONVERSATION_FIELDS.get(name, name)
+        raise request_refused(message, client_field(conversation, field))
+    return replace(model, **settings)
+
+
+def settings_refusals(identifier: str, settings: Mapping[str, Any]) -> dict[str, str]:
+    """What the type's checks, the catalog's facts and the rules refuse of these settings: a
+    message by setting (a general field's name, or an option's). The cap is ours to apply
+    (conversation_settings), not the catalog's to refuse."""
+    general = {name: value for name, value in settings.items() if name != "options"}
+    general |= {"identifier": identifier, "override_catalog_limit": True}
+    _, errors = BEDROCK.check_model(general, settings["options"])
+    return {name: messages[0] for name, messages in errors.items()}
+
+
+def converse_messages(conversation: Conversation, claude: bool) -> list[dict[str, Any]]:
+    """The conversation's turns as Converse's messages; a turn left with no content (its
+    thinking dropped) is left out, and the turns around it joined where they are the same
+    role's."""
+    messages: list[dict[str, Any]] = []
+    for message in conversation.messages:
+        content = [
+            block
+            for part in message.parts
+            if (block := content_block(part, conversation, claude)) is not None
+        ]
+        if not content:
+            continue
+        if messages and messages[-1]["role"] == message.role:
+            messages[-1]["content"] += content
+        else:
+            messages.append({"role": message.role, "content": content})
+    return messages
+
+
+def content_block(part: Part, conversation: Conversation, claude: bool) -> dict[str, Any] | None:
+    """One part as a ContentBlock; None for what is not sent: blank text (Converse refuses
+    it), and thinking but Claude's own, signed (a signature is only good at its provider;
+    Bedrock's other models take no thinking back)."""
+    match part:
+        case str():
+            return {"text": part} if part.strip() else None
+        case Image():
+            return {"image": image_block(part, conversation)}
+        case Thinking(text=text, signature=signature):
+            if not (claude and signature):
+                return None
+            return {"reasoningContent": {"reasoningText": {"text": text, "signature": signature}}}
+        case ToolCall():
+            return {
+                "toolUse": {
+                    "toolUseId": tool_use_id(part.id, conversation),
+                    "name": part.name,
+                    "input": tool_input(part.arguments, conversation),
+                }
+            }
+        case ToolResult():
+            result: dict[str, Any] = {
+                "toolUseId": tool_use_id(part.call_id, conversation),
+                "content": [
+                    {"image": image_block(item, conversation)}
+                    if isinstance(item, Image)
+                    else {"text": item}
+                    for item in part.content
+                    if isinstance(item, Image) or item.strip()
+                ],
+            }
+            if part.is_error:
+                result["status"] = "error"
+            return {"toolResult": result}
+    raise TypeError(f"Not a part of a message: {type(part).__name__}")
+
+
+def image_block(image: Image, conversation: Conversation) -> dict[str, Any]:
+    """Converse's image: its bytes (base64 in the JSON body) and format; no URLs."""
+    if image.url:
+        raise request_refused(
+            "Bedrock takes an image's data, not its URL: send the image itself (base64).",
+            client_field(conversation, "messages"),
+        )
+    image_format = IMAGE_FORMATS.get(image.media_type)
+    if image_format is None:
+        raise request_refused(
+            "Bedrock takes PNG, JPEG, GIF and WebP images only.",
+            client_field(conversation, "messages"),
+        )
+    return {"format": image_format, "source": {"bytes": image.data}}
+
+
+def tool_use_id(identifier: str, conversation: Conversation) -> str:
+    if not TOOL_USE_ID.fullmatch(identifier):
+        raise request_refused(
+            "A tool call's id Bedrock can't take: letters, digits, _ . : - and at most 64 "
+            "characters.",
+            client_field(conversation, "messages"),
+        )
+    return identifier
+
+
+def tool_input(arguments: str, conversation: Conversation) -> dict[str, Any]:
+    """A tool call's arguments as Converse's input: a JSON object (none written: empty)."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        value = None
+    if not isinstance(value, dict):
+        raise request_refused(
+            "A tool call's arguments must be a JSON object.",
+            client_field(conversation, "messages"),
+        )
+    return value
+
+
+def tool_config(conversation: Conversation) -> dict[str, Any] | None:
+    """Converse's toolConfig, None where no tools are offered. Converse has no tool choice
+    "none" and needs the tools wherever the messages hold tool calls or results: "none" is
+    met by leaving the tools out, which such a conversation can't do (refused)."""
+    holds_tools = any(
+        isinstance(part, ToolCall | ToolResult)
+        for message in conversation.messages
+        for part in message.parts
+    )
+    if conversation.tool_choice == "none" and holds_tools:
+        raise request_refused(
+            "Bedrock can't forbid tool calls in a conversation that holds some: ask auto.",
+            client_field(conversation, "tool_choice"),
+        )
+    if not conversation.tools and holds_tools:
+        raise request_refused(
+            "Bedrock needs the tools of this conversation's tool calls: send them.",
+            client_field(conversation, "tools"),
+        )
+    if conversation.tool_choice == "none" or not conversation.tools:
+        return None
+    config: dict[str, Any] = {
+        "tools": [tool_spec(tool, conversation) for tool in conversation.tools]
+    }
+    # Auto is Converse's default, and the only choice some of its models take (AWS's
+    # ToolChoice: any and tool are for Claude, Mistral Large and Nova).
+    if conversation.tool_choice == "any":
+        config["toolChoice"] = {"any": {}}
+    elif conversation.tool_choice == "tool":
+        config["toolChoice"] = {"tool": {"name": conversation.tool_name}}
+    return config
+
+
+def tool_spec(tool: Tool, conversation: Conversation) -> dict[str, Any]:
+    if not TOOL_NAME.fullmatch(tool.name):
+        raise request_refused(
+            "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
+            client_field(conversation, "tools"),
+        )
+    spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": dict(tool.parameters)}}
+    set_if(spec, "description", tool.description or None)
+    return {"toolSpec": spec}
 
 
 # What InvokeModel's Claude body names instead of the anthropic-version header (AWS's
@@ -391,20 +682,36 @@ MALFORMED_OUTPUT = ("malformed_model_output", "malformed_tool_use")
 
 async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
     stopped, usage, malformed_output = None, None, False
+    # The index of each toolUse block's tool call, by the block's index in the content.
+    tool_calls: dict[int, int] = {}
     async for headers, payload in event_stream(response):
         if exception := stream_exception(headers):
             raise exception
         event = json_data(payload)
         kind = headers.get(":event-type")
-        if kind == "contentBlockDelta":
-            delta = event.get("delta")
-            text = delta.get("text") if isinstance(delta, dict) else None
+        block = event.get("contentBlockIndex")
+        if kind == "contentBlockStart":
+            start = event.get("start")
+            tool = start.get("toolUse") if isinstance(start, dict) else None
+            if isinstance(tool, dict):
+                call = tool_call_start(tool, len(tool_calls))
+                if not anthropic.is_whole(block) or block in tool_calls:
+                    raise malformed()
+                tool_calls[block] = call.index
+                yield call
+        elif kind == "contentBlockDelta" and isinstance(event.get("delta"), dict):
+            delta = event["delta"]
+            text = delta.get("text")
             if isinstance(text, str) and text:
                 yield TextDelta(text)
-            elif isinstance(delta, dict) and isinstance(delta.get("reasoningContent"), dict):
-                # Its text, or a signature or redacted content: progress all the same.
-                thought = delta["reasoningContent"].get("text")
-                yield OtherOutput(thought if isinstance(thought, str) else "")
+            elif isinstance(delta.get("toolUse"), dict):
+                fragment = delta["toolUse"].get("input")
+                call = tool_calls.get(block) if anthropic.is_whole(block) else None
+                if not isinstance(fragment, str) or call is None:
+                    raise malformed()
+                yield ToolCallDelta(fragment, index=call)
+            elif isinstance(delta.get("reasoningContent"), dict):
+                yield thinking_delta(delta["reasoningContent"])
         elif kind == "messageStop":
             reason = event.get("stopReason")
             stopped = (
@@ -431,6 +738,30 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
     if malformed_output:
         raise failed_mid_answer()
     yield Finish(stopped)
+
+
+def tool_call_start(tool: Mapping[str, Any], index: int) -> ToolCallStart:
+    """A toolUse block's start; its id and name as Converse's own shapes allow, else the
+    answer is malformed."""
+    identifier, name = tool.get("toolUseId"), tool.get("name")
+    if not (
+        isinstance(identifier, str)
+        and TOOL_USE_ID.fullmatch(identifier)
+        and isinstance(name, str)
+        and TOOL_NAME.fullmatch(name)
+    ):
+        raise malformed()
+    return ToolCallStart(index=index, id=identifier, name=name)
+
+
+def thinking_delta(reasoning: Mapping[str, Any]) -> OtherOutput:
+    """A reasoningContent delta: its text or its signature; redacted content is progress."""
+    text, signature = reasoning.get("text"), reasoning.get("signature")
+    if isinstance(text, str) and text:
+        return ThinkingDelta(text)
+    if isinstance(signature, str) and signature:
+        return ThinkingDelta(signature=signature)
+    return OtherOutput()
 
 
 def stream_exception(headers: Mapping[str, Any]) -> ProviderError | None:

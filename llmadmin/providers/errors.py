@@ -136,6 +136,11 @@ def failed_mid_answer() -> ChatError:
     return ChatError("The provider reported an error mid-answer.")
 
 
+def malformed_tool_call() -> ChatError:
+    """The model's answer ended on a tool call its provider could not read."""
+    return ChatError("The model made a malformed tool call: the answer was ended there.")
+
+
 def timed_out(message: str) -> ChatError:
     error = ChatError(message)
     error.stop_reason = StopReason.TIMED_OUT

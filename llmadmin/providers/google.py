@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
+from functools import partial
 from typing import Any
 from urllib.parse import quote
 
 import httpx2
 
 from llmadmin.providers.base import (
+    GENERAL_FIELDS,
     PENALTIES,
     SAMPLING,
     BoolOption,
@@ -19,19 +25,35 @@ from llmadmin.providers.base import (
     ModelSettings,
     ProviderType,
     set_options,
+    with_defaults,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
+    Conversation,
+    Effort,
     Finish,
-    OtherOutput,
+    Image,
+    Message,
     RemoteModel,
     StopReason,
     StreamEvent,
     TextDelta,
+    ThinkingDelta,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolResult,
     Usage,
 )
-from llmadmin.providers.errors import cut_off, error_kind, malformed, mid_stream_error
+from llmadmin.providers.errors import (
+    RequestRefused,
+    cut_off,
+    error_kind,
+    malformed,
+    malformed_tool_call,
+    mid_stream_error,
+)
 from llmadmin.providers.sse import json_data, reported, sse_events, token_count, token_total
 from llmadmin.providers.transport import MAX_PAGES, ProviderClient, set_if
 
@@ -243,32 +265,324 @@ class GoogleClient(ProviderClient):
             ]
         }
         if chat.system:
-            # The SDK sends the system text with the user role.
-            body["systemInstruction"] = {"role": "user", "parts": [{"text": chat.system}]}
+            body["systemInstruction"] = system_instruction(chat.system)
+        self.set_settings(body, model)
+        return body
+
+    def conversation_body(self, model: ModelSettings, conversation: Conversation) -> dict[str, Any]:
+        """A translated request's body: the conversation's turns, tools and stop sequences,
+        with the settings its values and the admin's make (conversation_settings)."""
+        if len(conversation.stop) > MAX_STOP_SEQUENCES:
+            raise refusal(conversation, "stop", f"Gemini takes at most {MAX_STOP_SEQUENCES}.")
+        settings = conversation_settings(model, conversation)
+        body: dict[str, Any] = {"contents": contents(model.identifier, conversation)}
+        if conversation.system:
+            body["systemInstruction"] = system_instruction(conversation.system)
+        if conversation.tools:
+            body["tools"] = [{"functionDeclarations": declarations(conversation)}]
+        # Gemini calls tools as it likes (AUTO) unless told otherwise; it has no switch for
+        # parallel calls, so parallel_tool_calls is advisory here (dropped).
+        if conversation.tools and conversation.tool_choice != "auto":
+            calling: dict[str, Any] = {"mode": TOOL_MODES[conversation.tool_choice]}
+            if conversation.tool_choice == "tool":
+                calling["allowedFunctionNames"] = [conversation.tool_name]
+            body["toolConfig"] = {"functionCallingConfig": calling}
+        self.set_settings(body, settings, conversation.stop)
+        return body
+
+    def set_settings(
+        self, body: dict[str, Any], model: ModelSettings, stop: tuple[str, ...] = ()
+    ) -> None:
+        """The model's sampling settings and options, and any stop sequences, in the body."""
         config: dict[str, Any] = {}
         for name, key in GENERATION_CONFIG:
             set_if(config, key, getattr(model, name))
         if model.top_k is not None:
             config["topK"] = float(model.top_k)  # as the SDK types it: 40.0
+        if stop:
+            config["stopSequences"] = list(stop)
         if config:
             body["generationConfig"] = config
         # An empty safety mapping is Google's defaults: nothing to send.
         safety = model.options.get("safety_settings") or None
         set_options(body, self.options, {**model.options, "safety_settings": safety})
-        return body
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
-        url = (
+        async with self.open_stream(
+            self.stream_url(model), self.chat_body(model, chat)
+        ) as response:
+            async for event in parse_stream(response):
+                yield event
+
+    async def converse(
+        self, model: ModelSettings, conversation: Conversation
+    ) -> AsyncIterator[StreamEvent]:
+        body = self.conversation_body(model, conversation)
+        async with self.open_stream(self.stream_url(model), body) as response:
+            async for event in parse_stream(response):
+                yield event
+
+    def stream_url(self, model: ModelSettings) -> str:
+        return (
             f"{self.base_url}/{API_VERSION}/models/{quote(model.identifier, safe='')}"
             ":streamGenerateContent?alt=sse"
         )
-        async with self.open_stream(url, self.chat_body(model, chat)) as response:
-            async for event in parse_stream(response):
-                yield event
+
+
+def system_instruction(text: str) -> dict[str, Any]:
+    # The SDK sends the system text with the user role.
+    return {"role": "user", "parts": [{"text": text}]}
+
+
+# --- A translated gateway request (contract.Conversation) ----------------------------------
+
+MAX_STOP_SEQUENCES = 5  # the API's limit (GenerationConfig.stopSequences)
+# A function's name as Gemini takes it (the SDK's FunctionDeclaration.name).
+FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}")
+TOOL_MODES = {"any": "ANY", "none": "NONE", "tool": "ANY"}
+# The Conversation's field for each of the model's settings a refusal names.
+CONVERSATION_FIELDS = {
+    "max_output_tokens": "max_tokens",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "top_k": "top_k",
+    "presence_penalty": "presence_penalty",
+    "frequency_penalty": "frequency_penalty",
+}
+# The options that set how much Gemini thinks, which a request's effort replaces.
+THINKING_KNOBS = ("thinking_budget", "thinking_level")
+LEVELS = ("minimal", "low", "medium", "high", "xhigh")
+# Gemini 3's level for an effort: the lowest is minimal (it can't turn thinking off).
+EFFORT_LEVELS = {"none": "minimal", "max": "xhigh"}
+# Gemini 2.5's budget for an effort below high (high and above: the model's highest).
+EFFORT_BUDGETS = {"low": 1024, "medium": 8192}
+# A signed call's id: the signature of Gemini's functionCall part, base64url without padding.
+SIGNED_CALL = "call_sig_"
+CALL_ID = re.compile(r"[A-Za-z0-9_-]+")
+# Google's stand-in for the signature of a call Gemini did not make (a conversation begun on
+# another model): Gemini 3 refuses a call of the current turn without one (Google's thought
+# signatures docs).
+NO_SIGNATURE = "skip_thought_signature_validator"
+
+
+def refusal(conversation: Conversation, field: str, message: str) -> RequestRefused:
+    """Our refusal of a Conversation's field, named as the client's API names it."""
+    param = conversation.params.get(field, field)
+    error = RequestRefused(f"{param}: {message}")
+    error.param = param
+    return error
+
+
+def conversation_settings(model: ModelSettings, conversation: Conversation) -> ModelSettings:
+    """The settings of a translated request: the client's values, max tokens at most the
+    admin's cap, the thinking its effort asks for; the admin's settings where the client set
+    none (but one that the client's values make invalid). Checked as the admin's are
+    (GOOGLE.check_model): RequestRefused naming the client's field it refuses."""
+    asked = {
+        name: getattr(conversation, field)
+        for name, field in CONVERSATION_FIELDS.items()
+        if getattr(conversation, field) is not None
+    }
+    cap = model.max_output_tokens
+    if cap and asked.get("max_output_tokens", 0) > cap:
+        asked["max_output_tokens"] = cap
+    options = dict(model.options)
+    if conversation.effort is not None:
+        asked |= effort_options(model.identifier, conversation.effort, conversation)
+        options = {name: value for name, value in options.items() if name not in THINKING_KNOBS}
+    defaults = [(name, getattr(model, name)) for name in GENERAL_FIELDS]
+    defaults += list(options.items())
+    values, refused = with_defaults(
+        asked,
+        [(name, value) for name, value in defaults if value is not None and name not in asked],
+        partial(settings_refusals, model.identifier),
+    )
+    if refused:
+        name, message = next(iter(refused.items()))
+        field = CONVERSATION_FIELDS.get(name, "effort")
+        raise refusal(conversation, field, message)
+    return ModelSettings(
+        model.identifier,
+        **{name: values.get(name) for name in GENERAL_FIELDS},
+        options={name: value for name, value in values.items() if name not in GENERAL_FIELDS},
+    )
+
+
+def settings_refusals(identifier: str, values: Mapping[str, Any]) -> dict[str, str]:
+    """What the type's checks, the catalog and the rules refuse of these settings: a message
+    by setting (general field or option name)."""
+    general = {name: value for name, value in values.items() if name in GENERAL_FIELDS}
+    options = {name: value for name, value in values.items() if name not in GENERAL_FIELDS}
+    _, errors = GOOGLE.check_model({"identifier": identifier, **general}, options)
+    return {name: messages[0] for name, messages in errors.items()}
+
+
+def effort_options(identifier: str, effort: Effort, conversation: Conversation) -> dict[str, Any]:
+    """The thinking option (as stored) for a request's effort: Gemini 3's level, the nearest
+    the model takes at or above it; Gemini 2.5's budget, 0 for none or minimal (the model's
+    lowest where it can't turn thinking off), the model's highest for high and above (-1,
+    the model's choice, where its range is not known). A model that doesn't think takes
+    none or minimal (no option), and refuses any other effort."""
+    facts = GOOGLE.facts(identifier)
+    if facts and not facts.reasoning:
+        if effort in ("none", "minimal"):
+            return {}
+        raise refusal(conversation, "effort", f"{identifier} doesn't think.")
+    if THINKING_LEVELS_FROM_3.search(identifier):
+        wanted = LEVELS.index(EFFORT_LEVELS.get(effort, effort))
+        taken = next(
+            (levels for pattern, levels in LEVELS_BY_MODEL if pattern.search(identifier)), LEVELS
+        )
+        level = next((each for each in taken if LEVELS.index(each) >= wanted), taken[-1])
+        return {"thinking_level": level}
+    lowest, highest, can_turn_off = next(
+        (range_[1:] for range_ in BUDGET_RANGES if range_[0].search(identifier)), (1, -1, True)
+    )
+    if effort in ("none", "minimal"):
+        return {"thinking_budget": 0 if can_turn_off else lowest}
+    return {"thinking_budget": EFFORT_BUDGETS.get(effort, highest)}
+
+
+def contents(identifier: str, conversation: Conversation) -> list[dict[str, Any]]:
+    """The conversation's turns as Gemini's contents; turns of one role in a row are one
+    (all the tool results answering one model turn must be in the next)."""
+    turns: list[dict[str, Any]] = []
+    signed = bool(THINKING_LEVELS_FROM_3.search(identifier))
+    for message in conversation.messages:
+        if message.role == "user":
+            parts = user_parts(message, conversation)
+        else:
+            parts = model_parts(message, conversation, signed)
+        role = ROLES[message.role]
+        if turns and turns[-1]["role"] == role:
+            turns[-1]["parts"] += parts
+        elif parts:
+            turns.append({"role": role, "parts": parts})
+    return turns
+
+
+def user_parts(message: Message, conversation: Conversation) -> list[dict[str, Any]]:
+    """A user turn's parts: its tool results first, as functionResponse parts (the images of
+    a result after them: a functionResponse holds no image), then its text and images."""
+    results, rest = [], []
+    for part in message.parts:
+        if isinstance(part, ToolResult):
+            text = "\n".join(item for item in part.content if isinstance(item, str))
+            outcome = "error" if part.is_error else "output"
+            results.append({"functionResponse": {"name": part.name, "response": {outcome: text}}})
+            rest += [
+                inline_data(item, conversation) for item in part.content if isinstance(item, Image)
+            ]
+        elif isinstance(part, Image):
+            rest.append(inline_data(part, conversation))
+        elif isinstance(part, str) and part:
+            rest.append({"text": part})
+    return results + rest
+
+
+def inline_data(image: Image, conversation: Conversation) -> dict[str, Any]:
+    if image.url:
+        # Gemini fetches no URL but its own file store's.
+        raise refusal(conversation, "messages", "Gemini takes images as data, not by URL.")
+    return {"inlineData": {"mimeType": image.media_type, "data": image.data}}
+
+
+def model_parts(message: Message, conversation: Conversation, signed: bool) -> list[dict[str, Any]]:
+    """A model turn's parts: its text and its tool calls, each call with the signature its id
+    carries; where `signed` (Gemini 3) the turn's first call without one gets Google's
+    stand-in. Thinking is dropped: what another family signed, Gemini can't read back."""
+    parts: list[dict[str, Any]] = []
+    first_call = True
+    for part in message.parts:
+        if isinstance(part, str) and part:
+            parts.append({"text": part})
+        elif isinstance(part, ToolCall):
+            call: dict[str, Any] = {
+                "functionCall": {"name": part.name, "args": arguments(part, conversation)}
+            }
+            signature = call_signature(part.id) or (NO_SIGNATURE if signed and first_call else "")
+            if signature:
+                call["thoughtSignature"] = signature
+            parts.append(call)
+            first_call = False
+    return parts
+
+
+def arguments(call: ToolCall, conversation: Conversation) -> dict[str, Any]:
+    try:
+        value = json.loads(call.arguments or "{}")
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise refusal(conversation, "messages", "a tool call's arguments must be a JSON object.")
+    return value
+
+
+def declarations(conversation: Conversation) -> list[dict[str, Any]]:
+    """The tools as function declarations; their JSON Schema sent as is."""
+    found = []
+    for tool in conversation.tools:
+        if not FUNCTION_NAME.fullmatch(tool.name):
+            raise refusal(
+                conversation,
+                "tools",
+                "Gemini takes tool names of letters, digits, _ . : and -, starting with a "
+                "letter or _, at most 128 characters.",
+            )
+        declaration: dict[str, Any] = {"name": tool.name}
+        if tool.description:
+            declaration["description"] = tool.description
+        if tool.parameters:
+            declaration["parametersJsonSchema"] = dict(tool.parameters)
+        found.append(declaration)
+    return found
+
+
+def call_id(own: Any, signature: Any) -> str:
+    """A call's id for the client: its signature where Gemini signed it (sent back with the
+    call, it needs no store), else Gemini's own id where it gave one we can pass on, else
+    ours."""
+    if isinstance(signature, str) and signature:
+        try:
+            decoded = base64.b64decode(signature, validate=True)
+        except (binascii.Error, ValueError):
+            pass  # not the base64 Gemini sends: not carried
+        else:
+            return SIGNED_CALL + base64.urlsafe_b64encode(decoded).rstrip(b"=").decode()
+    if isinstance(own, str) and CALL_ID.fullmatch(own):
+        return own
+    return f"call_{uuid.uuid4().hex}"
+
+
+def call_signature(call_id: str) -> str:
+    """The signature a call's id carries (call_id), as Gemini sent it; empty where none."""
+    if not call_id.startswith(SIGNED_CALL):
+        return ""
+    encoded = call_id.removeprefix(SIGNED_CALL)
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), b"-_", validate=True)
+    except (binascii.Error, ValueError):
+        return ""
+    return base64.b64encode(decoded).decode()
+
+
+def tool_call(index: int, part: Mapping[str, Any]) -> list[StreamEvent]:
+    """A functionCall part's events: the call, then its arguments whole."""
+    call = part["functionCall"]
+    name, args = call.get("name"), call.get("args", {})
+    if not isinstance(name, str) or not name or not isinstance(args, dict):
+        raise malformed()
+    return [
+        ToolCallStart(
+            index=index, id=call_id(call.get("id"), part.get("thoughtSignature")), name=name
+        ),
+        ToolCallDelta(index=index, text=json.dumps(args, ensure_ascii=False)),
+    ]
 
 
 async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
     usage, stop_reason = None, None
+    calls = 0
     async for _, data in sse_events(response):
         chunk = json_data(data)
         if "error" in chunk:
@@ -295,10 +609,19 @@ async def parse_stream(response: httpx2.Response) -> AsyncIterator[StreamEvent]:
             content = candidate.get("content")
             parts = content.get("parts") if isinstance(content, dict) else None
             for part in parts if isinstance(parts, list) else []:
+                if isinstance(part, dict) and isinstance(part.get("functionCall"), dict):
+                    for event in tool_call(calls, part):
+                        yield event
+                    calls += 1
+                    continue
+                # A text part's thoughtSignature is not passed on: Gemini asks for signatures
+                # back with its calls only, and thinking sent back to it is dropped.
                 text = part.get("text") if isinstance(part, dict) else None
                 if isinstance(text, str) and text:
-                    yield OtherOutput(text) if part.get("thought") else TextDelta(text)
+                    yield ThinkingDelta(text) if part.get("thought") else TextDelta(text)
             reason = candidate.get("finishReason")
+            if reason == "MALFORMED_FUNCTION_CALL":
+                raise malformed_tool_call()
             if isinstance(reason, str) and reason:
                 stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)
     if stop_reason is None:

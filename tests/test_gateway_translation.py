@@ -595,6 +595,23 @@ def test_an_anthropic_feature_with_no_counterpart_is_a_400_naming_it_and_nothing
     assert not UsageRecord.objects.exists()
 
 
+def test_a_refusal_an_anthropic_client_gets_names_the_field_in_its_message(gateway, secret):
+    # Converse's refusal says its field in `param` only, which Anthropic's error has no room
+    # for.
+    image = {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}
+    body = {
+        "model": "amazon.nova-pro-v1:0",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": [image, {"type": "text", "text": ASK}]}],
+    }
+    with upstream("bedrock", "amazon.nova-pro-v1:0") as fake:
+        answer = post(gateway, "/anthropic/v1/messages", body, secret)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"].startswith("messages: Bedrock takes an image's data")
+    assert not fake.requests
+
+
 def test_anthropics_cache_control_is_dropped_on_another_familys_model(anthropic_sdk):
     # Advisory (a hint to cache, which OpenAI's API does by itself): the fake refuses any
     # field the real API doesn't take, so it must not arrive.

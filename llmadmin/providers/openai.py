@@ -5,11 +5,15 @@ Options, rules, request mapping and stream parsing of each, together.
 
 from __future__ import annotations
 
+import json
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import replace
+from contextlib import aclosing
+from dataclasses import dataclass, field, replace
 from functools import partial
+from types import UnionType
 from typing import Any
 
 import httpx2
@@ -30,13 +34,17 @@ from llmadmin.providers.base import (
     set_options,
     value_at,
     with_defaults,
+    with_value,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.contract import (
     ChatInput,
     Conversation,
     Finish,
+    Image,
+    Message,
     OtherOutput,
+    Part,
     Raw,
     Relay,
     RelayApi,
@@ -45,8 +53,12 @@ from llmadmin.providers.contract import (
     StreamEvent,
     TextDelta,
     ThinkingDelta,
+    Tool,
+    ToolCall,
     ToolCallDelta,
     ToolCallStart,
+    ToolChoice,
+    ToolResult,
     Usage,
 )
 from llmadmin.providers.errors import (
@@ -309,6 +321,15 @@ class OpenAIClient(ProviderClient):
 
     async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
         async with self.open_stream(self.chat_url, self.chat_body(model, chat)) as response:
+            async for event in parse_stream(response):
+                yield event
+
+    async def converse(
+        self, model: ModelSettings, conversation: Conversation
+    ) -> AsyncIterator[StreamEvent]:
+        async with self.open_stream(
+            self.chat_url, conversation_body(self, model, conversation)
+        ) as response:
             async for event in parse_stream(response):
                 yield event
 
@@ -878,18 +899,587 @@ def parts_of(item: Mapping[str, Any], name: str) -> list[Mapping[str, Any]]:
     return [part for part in parts if isinstance(part, dict)] if isinstance(parts, list) else []
 
 
+# --- The gateway: a translated request -----------------------------------------------------
+#
+# An OpenAI client's Chat Completions request for a model of another family is read into the
+# neutral Conversation (ChatCompletionsApi.conversation) and the answer's neutral events are
+# written back as chat completion chunks, or one chat completion (ChatCompletionsApi.answer).
+
+# Fields read by the gateway (model), or hints the API documents as such that change nothing
+# we can honour on another family's model: dropped (the answer reads stream_options).
+ADVISORY_FIELDS = frozenset(
+    {
+        "model",
+        "user",
+        "seed",
+        "store",
+        "metadata",
+        "service_tier",
+        "stream_options",
+        "prompt_cache_key",
+        "safety_identifier",
+    }
+)
+# Fields whose one value asks nothing of the model: taken at that value, refused at any other.
+NEUTRAL_VALUES: dict[str, Any] = {
+    "n": 1,
+    "logprobs": False,
+    "response_format": {"type": "text"},
+    "modalities": ["text"],
+}
+# The sampling fields a Conversation keeps under the request's own names.
+CONVERSATION_SAMPLING = ("temperature", "top_p", "presence_penalty", "frequency_penalty")
+READ_FIELDS = frozenset(
+    {
+        "messages",
+        "stream",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "max_completion_tokens",
+        "max_tokens",
+        "stop",
+        "reasoning_effort",
+        *CONVERSATION_SAMPLING,
+    }
+)
+# The fields each role's message may have (the SDK's chat_completion_*_message_param.py);
+# `name` (a participant's name) is a hint no other family has: dropped.
+MESSAGE_FIELDS = {
+    "system": {"role", "content", "name"},
+    "developer": {"role", "content", "name"},
+    "user": {"role", "content", "name"},
+    "assistant": {"role", "content", "name", "tool_calls", "refusal"},
+    "tool": {"role", "content", "tool_call_id"},
+}
+TOOL_CHOICES = {"none": "none", "auto": "auto", "required": "any"}
+DATA_URL = re.compile(r"data:(image/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)")
+
+
+def refused(param: str, message: str = "") -> RequestRefused:
+    return request_refused(message or f"{param} is not supported for this model.", param)
+
+
+def read_chat_request(body: Mapping[str, Any]) -> Conversation:
+    """A Chat Completions body read into a Conversation; RequestRefused names the field it
+    cannot take. A null field is an unset one, as the API takes it."""
+    for name, value in body.items():
+        if value is None or name in READ_FIELDS or name in ADVISORY_FIELDS:
+            continue
+        neutral = NEUTRAL_VALUES.get(name)
+        if neutral is None or value != neutral or type(value) is not type(neutral):
+            raise refused(name)
+    params: dict[str, str] = {}
+
+    def read(name: str, field: str, kind: type | UnionType, what: str) -> Any:
+        value = body.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
+            raise refused(name, f"{name} must be {what}.")
+        params[field] = name
+        return value
+
+    system, messages = read_messages(body.get("messages"))
+    tools = read_tools(read("tools", "tools", list, "a list of tools") or [])
+    choice, tool_name = read_tool_choice(body.get("tool_choice"), tools)
+    if body.get("tool_choice") is not None:
+        params["tool_choice"] = "tool_choice"
+    cap_field = (
+        "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
+    )
+    max_tokens = read(cap_field, "max_tokens", int, "a whole number of at least 1")
+    if max_tokens is not None and max_tokens < 1:
+        raise refused(cap_field, f"{cap_field} must be a whole number of at least 1.")
+    stop = body.get("stop")
+    stop = [stop] if isinstance(stop, str) else stop
+    if stop is not None:
+        if not isinstance(stop, list) or not all(isinstance(each, str) for each in stop):
+            raise refused("stop", "stop must be a string or a list of strings.")
+        params["stop"] = "stop"
+    effort = body.get("reasoning_effort")
+    if effort is not None:
+        if effort not in REASONING_EFFORTS:
+            raise refused(
+                "reasoning_effort",
+                f"reasoning_effort must be one of: {', '.join(REASONING_EFFORTS)}.",
+            )
+        params["effort"] = "reasoning_effort"
+    sampling = {name: read(name, name, int | float, "a number") for name in CONVERSATION_SAMPLING}
+    parallel = read("parallel_tool_calls", "parallel_tool_calls", bool, "true or false")
+    streamed = read("stream", "streamed", bool, "true or false")
+    return Conversation(
+        system=system,
+        messages=messages,
+        streamed=bool(streamed),
+        tools=tools,
+        tool_choice=choice,
+        tool_name=tool_name,
+        parallel_tool_calls=parallel is not False,
+        max_tokens=max_tokens,
+        stop=tuple(stop or ()),
+        effort=effort,
+        params=params,
+        **sampling,
+    )
+
+
+def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
+    """The system text (system and developer messages, joined by blank lines) and the turns
+    (tool results are the user's; messages of one role in a row are one turn)."""
+    if not isinstance(messages, list) or not messages:
+        raise refused("messages", "messages must be a list of at least one message.")
+    system: list[str] = []
+    turns: list[Message] = []
+    calls: dict[str, str] = {}
+    for number, message in enumerate(messages):
+        where = f"messages[{number}]"
+        role = message.get("role") if isinstance(message, dict) else None
+        if role not in MESSAGE_FIELDS:
+            raise refused(f"{where}.role")
+        for name, value in message.items():
+            if name not in MESSAGE_FIELDS[role] and value is not None:
+                raise refused(f"{where}.{name}")
+        content = message.get("content")
+        if role in ("system", "developer"):
+            system += text_parts(content, where)
+            continue
+        if role == "user":
+            parts: list[Part] = user_parts(content, where)
+        elif role == "assistant":
+            parts = [*text_parts(content, where, refusal=True), *tool_calls(message, where)]
+            refusal = message.get("refusal")
+            if isinstance(refusal, str) and refusal:
+                parts.insert(0, refusal)
+            calls |= {part.id: part.name for part in parts if isinstance(part, ToolCall)}
+        else:
+            call_id = message.get("tool_call_id")
+            if call_id not in calls:
+                raise refused(
+                    f"{where}.tool_call_id",
+                    f"{where}.tool_call_id answers no tool call of an earlier message.",
+                )
+            result = ToolResult(call_id, calls[call_id], tuple(text_parts(content, where)))
+            parts, role = [result], "user"
+        if not parts:
+            continue
+        if turns and turns[-1].role == role:
+            turns[-1] = Message(role, (*turns[-1].parts, *parts))
+        else:
+            turns.append(Message(role, tuple(parts)))
+    return "\n\n".join(system), tuple(turns)
+
+
+def text_parts(content: Any, where: str, *, refusal: bool = False) -> list[str]:
+    """A message's text: a string, or text parts (an assistant's refusal parts with them)."""
+    if content is None or isinstance(content, str):
+        return [content] if content else []
+    if not isinstance(content, list):
+        raise refused(f"{where}.content", f"{where}.content must be a string or a list of parts.")
+    texts = []
+    for number, part in enumerate(content):
+        kind = part.get("type") if isinstance(part, dict) else None
+        key = "refusal" if refusal and kind == "refusal" else "text"
+        if kind != key:
+            raise refused(f"{where}.content[{number}].type")
+        text = part.get(key)
+        if not isinstance(text, str):
+            raise refused(
+                f"{where}.content[{number}].{key}",
+                f"{where}.content[{number}].{key} must be a string.",
+            )
+        if text:
+            texts.append(text)
+    return texts
+
+
+def user_parts(content: Any, where: str) -> list[Part]:
+    """A user message's text and images (data URLs, or http(s) URLs)."""
+    if not isinstance(content, list):
+        return list(text_parts(content, where))
+    parts: list[Part] = []
+    for number, part in enumerate(content):
+        at = f"{where}.content[{number}]"
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind == "text":
+            parts += text_parts([part], where)
+        elif kind == "image_url":
+            image = part.get("image_url")
+            url = image.get("url") if isinstance(image, dict) else None
+            parts.append(image_of(url, f"{at}.image_url.url"))
+        else:
+            raise refused(f"{at}.type")
+    return parts
+
+
+def image_of(url: Any, where: str) -> Image:
+    if not isinstance(url, str):
+        raise refused(where, f"{where} must be a data: URL or an http(s) URL.")
+    data = DATA_URL.fullmatch(url)
+    if data:
+        return Image(media_type=data[1], data=re.sub(r"\s", "", data[2]))
+    if url.startswith(("https://", "http://")):
+        return Image(url=url)
+    raise refused(where, f"{where} must be a data: URL or an http(s) URL.")
+
+
+def tool_calls(message: Mapping[str, Any], where: str) -> list[ToolCall]:
+    calls = message.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise refused(f"{where}.tool_calls", f"{where}.tool_calls must be a list.")
+    read = []
+    for number, call in enumerate(calls):
+        at = f"{where}.tool_calls[{number}]"
+        if not isinstance(call, dict) or call.get("type", "function") != "function":
+            raise refused(f"{at}.type")
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        fields = (call.get("id"), function.get("name"), function.get("arguments"))
+        if not all(isinstance(value, str) for value in fields) or not fields[0]:
+            raise refused(at, f"{at} must have an id, a function name and its arguments.")
+        read.append(ToolCall(*fields))
+    return read
+
+
+def read_tools(tools: list[Any]) -> tuple[Tool, ...]:
+    """The request's functions; `strict` is a hint only OpenAI's models take: dropped."""
+    read = []
+    for number, tool in enumerate(tools):
+        at = f"tools[{number}]"
+        if not isinstance(tool, dict) or tool.get("type") != "function":
+            raise refused(f"{at}.type")
+        function = tool.get("function")
+        if not isinstance(function, dict):
+            raise refused(f"{at}.function", f"{at}.function must be an object.")
+        for name in function:
+            if name not in ("name", "description", "parameters", "strict"):
+                raise refused(f"{at}.function.{name}")
+        name = function.get("name")
+        description = function.get("description") or ""
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(name, str) or not name:
+            raise refused(f"{at}.function.name", f"{at}.function.name must be a name.")
+        if not isinstance(description, str) or not isinstance(parameters, dict):
+            raise refused(at, f"{at} must have a text description and a JSON Schema object.")
+        read.append(Tool(name, description, parameters))
+    return tuple(read)
+
+
+def read_tool_choice(choice: Any, tools: tuple[Tool, ...]) -> tuple[ToolChoice, str]:
+    if choice is None:
+        return "auto", ""
+    if isinstance(choice, str) and choice in TOOL_CHOICES:
+        return TOOL_CHOICES[choice], ""
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if not isinstance(function, dict) or choice.get("type") != "function":
+        raise refused("tool_choice")
+    name = function.get("name")
+    if name not in {tool.name for tool in tools}:
+        raise refused(
+            "tool_choice.function.name", "tool_choice.function.name names no tool of the request."
+        )
+    return "tool", name
+
+
+# finish_reason for each way a translated answer ends; a complete one says tool_calls where
+# the answer called tools. PAUSED and OTHER: stop.
+CHAT_FINISH_REASONS = {
+    StopReason.MAX_TOKENS: "length",
+    StopReason.CONTEXT_FULL: "length",
+    StopReason.REFUSED: "content_filter",
+    StopReason.BLOCKED: "content_filter",
+    StopReason.CONTENT_FILTER: "content_filter",
+}
+
+
+@dataclass
+class ChatAnswer:
+    """What a translated answer has said so far, for its chunks and its whole completion."""
+
+    model: str
+    id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex}")
+    created: int = field(default_factory=lambda: int(time.time()))
+    text: list[str] = field(default_factory=list)
+    thinking: list[str] = field(default_factory=list)
+    # By index: the call's id, its tool's name and its arguments' fragments.
+    calls: dict[int, tuple[str, str, list[str]]] = field(default_factory=dict)
+    usage: Usage | None = None
+    reason: StopReason | None = None
+    # Whether the role chunk that begins a streamed answer went out.
+    began: bool = False
+
+    def read(self, event: StreamEvent) -> dict[str, Any] | None:
+        """The chunk's delta that says the event, if it says anything; kept for the end."""
+        if isinstance(event, TextDelta):
+            self.text.append(event.text)
+            return {"content": event.text}
+        if isinstance(event, ThinkingDelta) and event.text:
+            self.thinking.append(event.text)
+            return {"reasoning_content": event.text}
+        if isinstance(event, ToolCallStart):
+            self.calls[event.index] = (event.id, event.name, [])
+            function = {"name": event.name, "arguments": ""}
+            call = {"index": event.index, "id": event.id, "type": "function", "function": function}
+            return {"tool_calls": [call]}
+        if isinstance(event, ToolCallDelta) and event.index in self.calls:
+            self.calls[event.index][2].append(event.text)
+            call = {"index": event.index, "function": {"arguments": event.text}}
+            return {"tool_calls": [call]}
+        if isinstance(event, Usage):
+            self.usage = event
+        elif isinstance(event, Finish):
+            self.reason = event.reason
+        return None
+
+    def chunk(self, choices: list[dict[str, Any]], **fields: Any) -> Raw:
+        chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                 "model": self.model, "choices": choices, **fields}  # fmt: skip
+        return Raw(sse_event("", json.dumps(chunk)))
+
+    @property
+    def finish_reason(self) -> str:
+        if self.reason is StopReason.COMPLETE and self.calls:
+            return "tool_calls"
+        return CHAT_FINISH_REASONS.get(self.reason, "stop")
+
+    def usage_shape(self) -> dict[str, Any]:
+        """The usage in OpenAI's shape; counts not reported are 0."""
+        usage = self.usage or Usage(None, None)
+        prompt, completion = usage.input_tokens or 0, usage.output_tokens or 0
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens or 0},
+            "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens or 0},
+        }
+
+    def completion(self) -> bytes:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self.text) or None,
+            "refusal": None,
+        }
+        if self.thinking:
+            message["reasoning_content"] = "".join(self.thinking)
+        if self.calls:
+            message["tool_calls"] = [
+                {"id": call_id, "type": "function",
+                 "function": {"name": name, "arguments": "".join(arguments)}}
+                for call_id, name, arguments in self.calls.values()
+            ]  # fmt: skip
+        choice = {"index": 0, "message": message, "finish_reason": self.finish_reason}
+        completion = {"id": self.id, "object": "chat.completion", "created": self.created,
+                      "model": self.model, "choices": [choice],
+                      "usage": self.usage_shape()}  # fmt: skip
+        return json.dumps(completion).encode()
+
+
 class ChatCompletionsApi:
     """The Chat Completions side of a translation (contract.ClientApi): an OpenAI client's
     request read into a Conversation, and a translated answer written as chat completion
     chunks, or one chat completion."""
 
     def conversation(self, request: Relay) -> Conversation:
-        raise NotImplementedError
+        return read_chat_request(request.body)
 
-    def answer(
+    async def answer(
         self, events: AsyncIterator[StreamEvent], request: Relay
     ) -> AsyncIterator[StreamEvent]:
-        raise NotImplementedError
+        said = ChatAnswer(model=str(request.body.get("model") or ""))
+        async with aclosing(events) as source:  # type: ignore[type-var]
+            async for event in source:
+                yield event
+                delta = said.read(event)
+                if not request.streamed:
+                    continue
+                if not said.began:
+                    said.began = True
+                    role = {"role": "assistant", "content": ""}
+                    yield said.chunk([{"index": 0, "delta": role, "finish_reason": None}])
+                if delta is not None:
+                    yield said.chunk([{"index": 0, "delta": delta, "finish_reason": None}])
+        if said.reason is None:  # a family ends its answer or raises: never a clean end
+            raise cut_off()
+        if not request.streamed:
+            yield Raw(said.completion())
+            return
+        end = {"index": 0, "delta": {}, "finish_reason": said.finish_reason}
+        yield said.chunk([end])
+        stream_options = request.body.get("stream_options")
+        if isinstance(stream_options, dict) and stream_options.get("include_usage") is True:
+            yield said.chunk([], usage=said.usage_shape())
+        yield Raw(sse_event("", "[DONE]"))
 
 
 CHAT_COMPLETIONS_API = ChatCompletionsApi()
+
+
+# --- A client of another API calling a model of this family (OpenAIClient.converse) ---
+
+# The request fields a Conversation's values go to, where the field of the Conversation has
+# another name: the type's reasoning option (and what goes with it) is its effort.
+CONVERSATION_FIELDS = {
+    "reasoning_effort": "effort",
+    "reasoning.effort": "effort",
+    "reasoning.enabled": "effort",
+}
+# "Up to 4 sequences where the API will stop generating" (the SDK's completion_create_params).
+MAX_STOP_SEQUENCES = 4
+
+
+def conversation_body(
+    client: OpenAIClient, model: ModelSettings, conversation: Conversation
+) -> dict[str, Any]:
+    """The chat completions request for a client of another API: its conversation, with the
+    admin's settings as for a relayed request (sampling and options as defaults, max output
+    tokens a cap); RequestRefused names the client's field (conversation.params)."""
+    provider_type = family_type(client)
+    params = conversation.params
+    body: dict[str, Any] = {
+        "model": model.identifier,
+        "messages": chat_messages(conversation),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    if conversation.tools:
+        body |= chat_tools(conversation)
+    if len(conversation.stop) > MAX_STOP_SEQUENCES:
+        raise request_refused(
+            f"This model takes at most {MAX_STOP_SEQUENCES} stop sequences.",
+            params.get("stop", "stop"),
+        )
+    set_if(body, "stop", list(conversation.stop) or None)
+    sampling = RELAY_SAMPLING[RelayApi.CHAT_COMPLETIONS]
+    for name in sampling:
+        set_if(body, name, getattr(conversation, name))
+    body = with_effort(body, provider_type, model.identifier, conversation)
+    options = {
+        option: option.path
+        for option in client.options
+        if option.name != provider_type.answer_cap_option
+    }
+    body, refused = with_model_settings(provider_type, model, body, sampling, options)
+    if refused:
+        path, message = next(iter(refused.items()))
+        field = CONVERSATION_FIELDS.get(path, path)
+        raise request_refused(message, params.get(field, field))
+    cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
+    set_if(body, client.max_tokens_field, conversation.max_tokens)
+    apply_cap(body, (client.max_tokens_field,), cap, client.max_tokens_field)
+    return body
+
+
+def with_effort(
+    body: dict[str, Any], provider_type: ProviderType, identifier: str, conversation: Conversation
+) -> dict[str, Any]:
+    """The body with the conversation's effort in the type's reasoning option, as the nearest
+    effort the model takes (an Anthropic client's thinking off is none, which GPT-5 lacks: its
+    least). A model that doesn't reason (the catalog's word) takes none as no effort, and an
+    Anthropic client's thinking as the advice it is (tabled); it refuses any other."""
+    effort = conversation.effort
+    if effort is None:
+        return body
+    facts = provider_type.facts(identifier)
+    if facts is not None and not facts.reasoning:
+        param = conversation.params.get("effort", "effort")
+        if effort == "none" or param == "thinking":
+            return body
+        raise request_refused(f"{facts.name} doesn't reason: leave out {param}.", param)
+    option = next(
+        each
+        for each in provider_type.options
+        if isinstance(each, ChoiceOption) and each.name == "reasoning_effort"
+    )
+    taken = efforts_of(identifier) or option.choices
+    rank = REASONING_EFFORTS.index
+    nearest = min(
+        (each for each in option.choices if each in taken),
+        key=lambda each: abs(rank(each) - rank(effort)),
+    )
+    return with_value(body, option.path, nearest)
+
+
+def chat_tools(conversation: Conversation) -> dict[str, Any]:
+    """The request's tools, tool_choice (auto, the API's default, unsaid) and whether the
+    model may call several at once (unsaid where it may)."""
+    tools = [
+        {"type": "function", "function": {"name": tool.name, "parameters": dict(tool.parameters)}}
+        | ({"description": tool.description} if tool.description else {})
+        for tool in conversation.tools
+    ]
+    fields: dict[str, Any] = {"tools": tools}
+    if conversation.tool_choice == "tool":
+        fields["tool_choice"] = {"type": "function", "function": {"name": conversation.tool_name}}
+    elif conversation.tool_choice != "auto":
+        fields["tool_choice"] = {"any": "required", "none": "none"}[conversation.tool_choice]
+    if not conversation.parallel_tool_calls:
+        fields["parallel_tool_calls"] = False
+    return fields
+
+
+def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """The system message, then each turn's messages; thinking of another family is dropped
+    (its signature is only valid at its own provider)."""
+    system = [{"role": "system", "content": conversation.system}] if conversation.system else []
+    messages = [
+        message
+        for turn in conversation.messages
+        for message in (
+            assistant_messages(turn.parts)
+            if turn.role == "assistant"
+            else user_messages(turn.parts)
+        )
+    ]
+    return system + messages
+
+
+def user_messages(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
+    """A user's turn: its tool results as tool messages (which must come right after the
+    calls), then its text and images, the results' images first (a tool message holds text
+    only)."""
+    results = [part for part in parts if isinstance(part, ToolResult)]
+    messages = [
+        {
+            "role": "tool",
+            "tool_call_id": result.call_id,
+            "content": content_of([part for part in result.content if isinstance(part, str)]),
+        }
+        for result in results
+    ]
+    images = [part for result in results for part in result.content if isinstance(part, Image)]
+    rest = images + [part for part in parts if isinstance(part, str | Image)]
+    if rest:
+        messages.append({"role": "user", "content": content_of(rest)})
+    return messages
+
+
+def assistant_messages(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
+    texts = [part for part in parts if isinstance(part, str)]
+    calls = [
+        {"id": part.id, "type": "function",
+         "function": {"name": part.name, "arguments": part.arguments}}
+        for part in parts
+        if isinstance(part, ToolCall)
+    ]  # fmt: skip
+    if not texts and not calls:  # thinking only
+        return []
+    message: dict[str, Any] = {"role": "assistant", "content": content_of(texts) if texts else None}
+    return [message | ({"tool_calls": calls} if calls else {})]
+
+
+def content_of(parts: list[str | Image]) -> str | list[dict[str, Any]]:
+    """A message's content: one text as a string, else text and image parts."""
+    if len(parts) == 1 and isinstance(parts[0], str):
+        return parts[0]
+    if not parts:
+        return ""
+    return [
+        {"type": "text", "text": part}
+        if isinstance(part, str)
+        else {
+            "type": "image_url",
+            "image_url": {"url": part.url or f"data:{part.media_type};base64,{part.data}"},
+        }
+        for part in parts
+    ]

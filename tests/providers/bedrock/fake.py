@@ -98,6 +98,9 @@ class BedrockFake:
         return 404, {"message": "Not found"}
 
     def stream_bedrock(self) -> list[bytes]:
+        body = self.requests[-1].body
+        if self.mode == "ok" and "toolConfig" in body:
+            return tool_loop_answer(body, self.input_tokens)
         events = [aws_message("messageStart", {"role": "assistant"})]
         events += [
             aws_message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": text}})
@@ -170,6 +173,65 @@ class BedrockFake:
         return hmac.compare_digest(expected, signature)
 
 
+# A tool loop as Converse streams it: while the last turn holds no tool results, a call of
+# the first tool (after a line of text, and Claude's signed thinking where it is on), its
+# input in fragments as models stream it; then a text that quotes the results.
+TOOL_USE_ID_SENT = "tooluse_kZJMlvQmRJ6eAyJE5GIl7Q"
+TOOL_INPUT = {"city": "Paris", "days": 2}
+FRAGMENT = 7
+THOUGHT = ("Weather needs ", "the tool.")
+SIGNATURE = "EqQBCkYIBxgCKkBsig=="
+
+
+def tool_loop_answer(body: dict, input_tokens: int) -> list[bytes]:
+    last = body["messages"][-1]["content"]
+    results = [block["toolResult"] for block in last if "toolResult" in block]
+    if results:
+        quoted = " ".join(
+            item["text"] for result in results for item in result["content"] if "text" in item
+        )
+        text = [{"text": "The tool said: "}, {"text": quoted}]
+        return answer_blocks([(None, text)], "end_turn", input_tokens)
+    blocks: list[tuple[dict | None, list[dict]]] = []
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking") or {}
+    if thinking.get("type") in ("enabled", "adaptive"):
+        reasoning = [{"reasoningContent": {"text": text}} for text in THOUGHT]
+        blocks.append((None, [*reasoning, {"reasoningContent": {"signature": SIGNATURE}}]))
+    blocks.append((None, [{"text": "Let me look."}]))
+    tool = body["toolConfig"]["tools"][0]["toolSpec"]["name"]
+    arguments = json.dumps(TOOL_INPUT)
+    fragments = [
+        {"toolUse": {"input": arguments[at : at + FRAGMENT]}}
+        for at in range(0, len(arguments), FRAGMENT)
+    ]
+    blocks.append(({"toolUse": {"toolUseId": TOOL_USE_ID_SENT, "name": tool}}, fragments))
+    return answer_blocks(blocks, "tool_use", input_tokens)
+
+
+def answer_blocks(
+    blocks: list[tuple[dict | None, list[dict]]], stop: str, input_tokens: int
+) -> list[bytes]:
+    """A Converse answer of these content blocks (each its start, where it has one, and its
+    deltas), then the stop reason and the usage."""
+    events = [aws_message("messageStart", {"role": "assistant"})]
+    for index, (start, deltas) in enumerate(blocks):
+        if start is not None:
+            events.append(
+                aws_message("contentBlockStart", {"contentBlockIndex": index, "start": start})
+            )
+        events += [
+            aws_message("contentBlockDelta", {"contentBlockIndex": index, "delta": delta})
+            for delta in deltas
+        ]
+        events.append(aws_message("contentBlockStop", {"contentBlockIndex": index}))
+    usage = {"inputTokens": input_tokens, "outputTokens": 5, "totalTokens": input_tokens + 5}
+    return [
+        *events,
+        aws_message("messageStop", {"stopReason": stop}),
+        aws_message("metadata", {"usage": usage, "metrics": {"latencyMs": 120}}),
+    ]
+
+
 def aws_message(event: str, payload: dict, exception: str = "") -> bytes:
     """One message of AWS's binary event stream, with its CRCs."""
     headers = (
@@ -228,7 +290,141 @@ def converse_errors(body: Any) -> list[str]:
     report = ParamValidator().validate({"modelId": "model", **body}, CONVERSE_STREAM)
     errors = [report.generate_report()] if report.has_errors() else []
     checked = {name: body[name] for name in BEDROCK_RANGES if name in body}
-    return errors + schema_errors(checked, BEDROCK_RANGES, "body")
+    errors += schema_errors(checked, BEDROCK_RANGES, "body")
+    # What botocore leaves to the service: patterns, enums, lengths, and the rules across
+    # the conversation's turns; they read a body of the right shape.
+    return errors or content_errors(body) or tool_errors(body) or thinking_errors(body)
+
+
+# Converse's shapes that botocore's validator doesn't check (it checks minimums only):
+# ToolUseId and ToolName's patterns and maximum lengths, ImageFormat, ToolResultStatus.
+TOOL_USE_ID = re.compile(r"[a-zA-Z0-9_.:-]{1,64}")
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+IMAGE_FORMATS = ("png", "jpeg", "gif", "webp")
+TOOL_RESULT_STATUSES = ("success", "error")
+
+
+def content_errors(body: dict) -> list[str]:
+    """Each block of each message as Converse takes it: text not blank (Converse's own
+    message), images as base64 bytes of a known format, tool calls from the assistant with
+    an object as input, tool results from the user."""
+    errors = []
+    for i, message in enumerate(body.get("messages") or []):
+        role = message["role"]
+        for j, block in enumerate(message["content"]):
+            where = f"messages.{i}.content.{j}"
+            if "text" in block and not block["text"].strip():
+                errors.append(
+                    f"The text field in the ContentBlock object at {where} is blank. Add text "
+                    "to the text field, and try again."
+                )
+            if "image" in block:
+                errors += image_errors(block["image"], where)
+            if "toolUse" in block:
+                use = block["toolUse"]
+                if role != "assistant":
+                    errors.append(f"{where}: toolUse blocks come from the assistant.")
+                if not TOOL_USE_ID.fullmatch(use["toolUseId"]):
+                    errors.append(f"{where}.toolUse.toolUseId: does not match the pattern.")
+                if not TOOL_NAME.fullmatch(use["name"]):
+                    errors.append(f"{where}.toolUse.name: does not match the pattern.")
+                if not isinstance(use["input"], dict):
+                    errors.append(f"{where}.toolUse.input: must be a JSON object.")
+            if "toolResult" in block:
+                result = block["toolResult"]
+                if role != "user":
+                    errors.append(f"{where}: toolResult blocks come from the user.")
+                if result.get("status", "success") not in TOOL_RESULT_STATUSES:
+                    errors.append(f"{where}.toolResult.status: not one of success, error.")
+                for k, item in enumerate(result["content"]):
+                    if "image" in item:
+                        errors += image_errors(item["image"], f"{where}.toolResult.content.{k}")
+            if "reasoningContent" in block and role != "assistant":
+                errors.append(f"{where}: reasoningContent blocks come from the assistant.")
+    return errors
+
+
+def image_errors(image: dict, where: str) -> list[str]:
+    errors = []
+    if image["format"] not in IMAGE_FORMATS:
+        errors.append(f"{where}.image.format: not one of {', '.join(IMAGE_FORMATS)}.")
+    data = image["source"].get("bytes")
+    try:
+        valid = isinstance(data, str) and bool(base64.b64decode(data, validate=True))
+    except ValueError:
+        valid = False
+    if not valid:
+        errors.append(f"{where}.image.source.bytes: not base64 of an image.")
+    return errors
+
+
+def tool_errors(body: dict) -> list[str]:
+    """Tools as Converse takes them: a toolConfig wherever the messages hold tool calls or
+    results (Converse's own message), each tool's name Converse's pattern, a tool choice of
+    one of them; each toolResult answers a toolUse of the assistant turn before it, and each
+    toolUse is answered in the next user turn."""
+    messages = body.get("messages") or []
+    blocks = [block for message in messages for block in message["content"]]
+    config = body.get("toolConfig")
+    if config is None:
+        if any("toolUse" in block or "toolResult" in block for block in blocks):
+            return [
+                "The toolConfig field must be defined when using toolUse and toolResult "
+                "content blocks."
+            ]
+        return []
+    names = [tool["toolSpec"]["name"] for tool in config["tools"] if "toolSpec" in tool]
+    errors = [
+        f"toolConfig.tools: {name!r} does not match the pattern."
+        for name in names
+        if not TOOL_NAME.fullmatch(name)
+    ]
+    chosen = (config.get("toolChoice") or {}).get("tool")
+    if chosen and chosen["name"] not in names:
+        errors.append(f"toolConfig.toolChoice.tool.name: {chosen['name']!r} is not a tool.")
+    asked: set[str] = set()
+    for i, message in enumerate(messages):
+        uses = [b["toolUse"]["toolUseId"] for b in message["content"] if "toolUse" in b]
+        answers = [b["toolResult"]["toolUseId"] for b in message["content"] if "toolResult" in b]
+        if message["role"] == "user":
+            if any(answer not in asked for answer in answers):
+                errors.append(
+                    f"messages.{i}.content: a toolResult answers no toolUse of the previous turn."
+                )
+            if unanswered := sorted(asked - set(answers)):
+                errors.append(
+                    f"Expected toolResult blocks at messages.{i}.content for the following "
+                    f"Ids: {', '.join(unanswered)}"
+                )
+            asked = set()
+        else:
+            asked = set(uses)
+    return errors
+
+
+def thinking_errors(body: dict) -> list[str]:
+    """Claude's own refusals with thinking on (only Claude takes Anthropic's thinking in the
+    additional fields): the budget is part of max tokens, and a final assistant turn with
+    tool calls must begin with its signed thinking (Anthropic's extended-thinking docs)."""
+    thinking = (body.get("additionalModelRequestFields") or {}).get("thinking") or {}
+    if thinking.get("type") not in ("enabled", "adaptive"):
+        return []
+    errors = []
+    max_tokens = (body.get("inferenceConfig") or {}).get("maxTokens")
+    budget = thinking.get("budget_tokens")
+    if budget is not None and max_tokens is not None and budget >= max_tokens:
+        errors.append("max_tokens must be greater than thinking.budget_tokens")
+    assistant = [m for m in body.get("messages") or [] if m["role"] == "assistant"]
+    last = assistant[-1]["content"] if assistant else []
+    if any("toolUse" in block for block in last):
+        reasoning = last[0].get("reasoningContent", {}).get("reasoningText", {})
+        if not reasoning.get("signature"):
+            errors.append(
+                "messages: Expected `thinking` or `redacted_thinking`, but found `tool_use`. "
+                "When `thinking` is enabled, a final `assistant` message must start with a "
+                "thinking block."
+            )
+    return errors
 
 
 def nova_refusals(model: str, body: dict) -> list[str]:

@@ -343,11 +343,31 @@ def body_errors(body: Any, path: str) -> list[str]:
         # "Invalid 'messages': empty array. Expected an array with minimum length 1".
         errors.append("messages: empty array, expected at least one message")
     if not errors and re.search(r"/chat/completions$", path):
-        ids = {call["id"] for m in body["messages"] for call in m.get("tool_calls") or []}
-        for message in body["messages"]:
-            # A tool result answers a call the conversation made.
-            if message["role"] == "tool" and message.get("tool_call_id") not in ids:
-                errors.append("messages: a tool message must answer a preceding tool call")
+        errors += tool_message_errors(body["messages"])
+    return errors
+
+
+def tool_message_errors(messages: list[dict[str, Any]]) -> list[str]:
+    """OpenAI's 400s for tool messages: "messages with role 'tool' must be a response to a
+    preceding message with 'tool_calls'", "An assistant message with 'tool_calls' must be
+    followed by tool messages responding to each 'tool_call_id'", and a tool message's content
+    is text (the SDK's chat_completion_tool_message_param.py)."""
+    errors = []
+    unanswered: set[str] = set()  # the last assistant message's calls not yet answered
+    for number, message in enumerate(messages):
+        if message["role"] == "tool":
+            if message.get("tool_call_id") not in unanswered:
+                errors.append(f"messages[{number}]: a tool message must answer a preceding call")
+            unanswered.discard(message.get("tool_call_id"))
+            content = message.get("content")
+            if isinstance(content, list) and any(part["type"] != "text" for part in content):
+                errors.append(f"messages[{number}].content: a tool message holds text only")
+            continue
+        if unanswered:
+            errors.append(f"messages[{number}]: each tool call must be answered before it")
+        unanswered = {call["id"] for call in message.get("tool_calls") or []}
+    if unanswered:
+        errors.append("messages: each tool call must be answered")
     return errors
 
 

@@ -363,7 +363,7 @@ def at(body: Any, path: str) -> Any:
             "google",
             "gemini-3-pro-preview",
             {"reasoning_effort": "low"},
-            {"generationConfig.thinkingConfig.thinking_level": "low"},
+            {"generationConfig.thinkingConfig.thinking_level": "LOW"},
             id="OpenAI to Gemini 3",
         ),
         pytest.param(

@@ -335,6 +335,8 @@ def system_instruction(text: str) -> dict[str, Any]:
 
 
 # --- A translated gateway request (contract.Conversation) ----------------------------------
+# Fields are spelled as google-genai sends them (the API reads both spellings): the request is
+# the SDK's own for the same conversation.
 
 MAX_STOP_SEQUENCES = 5  # the API's limit (GenerationConfig.stopSequences)
 # A function's name as Gemini takes it (the SDK's FunctionDeclaration.name).
@@ -484,7 +486,7 @@ def inline_data(image: Image, conversation: Conversation) -> dict[str, Any]:
     if image.url:
         # Gemini fetches no URL but its own file store's.
         raise refusal(conversation, "messages", "Gemini takes images as data, not by URL.")
-    return {"inlineData": {"mimeType": image.media_type, "data": image.data}}
+    return {"inlineData": {"data": image.data, "mime_type": image.media_type}}
 
 
 def model_parts(message: Message, conversation: Conversation, signed: bool) -> list[dict[str, Any]]:
@@ -533,7 +535,7 @@ def declarations(conversation: Conversation) -> list[dict[str, Any]]:
         if tool.description:
             declaration["description"] = tool.description
         if tool.parameters:
-            declaration["parametersJsonSchema"] = dict(tool.parameters)
+            declaration["parameters_json_schema"] = dict(tool.parameters)
         found.append(declaration)
     return found
 
@@ -542,28 +544,31 @@ def call_id(own: Any, signature: Any) -> str:
     """A call's id for the client: its signature where Gemini signed it (sent back with the
     call, it needs no store), else Gemini's own id where it gave one we can pass on, else
     ours."""
-    if isinstance(signature, str) and signature:
-        try:
-            decoded = base64.b64decode(signature, validate=True)
-        except (binascii.Error, ValueError):
-            pass  # not the base64 Gemini sends: not carried
-        else:
-            return SIGNED_CALL + base64.urlsafe_b64encode(decoded).rstrip(b"=").decode()
+    signed = signature_bytes(signature) if isinstance(signature, str) else None
+    if signed:
+        return SIGNED_CALL + base64.urlsafe_b64encode(signed).rstrip(b"=").decode()
     if isinstance(own, str) and CALL_ID.fullmatch(own):
         return own
     return f"call_{uuid.uuid4().hex}"
 
 
 def call_signature(call_id: str) -> str:
-    """The signature a call's id carries (call_id), as Gemini sent it; empty where none."""
-    if not call_id.startswith(SIGNED_CALL):
+    """The signature a call's id carries (call_id), in base64 as google-genai sends it
+    (base64url, padded); empty where none."""
+    signed = signature_bytes(call_id.removeprefix(SIGNED_CALL))
+    if not call_id.startswith(SIGNED_CALL) or not signed:
         return ""
-    encoded = call_id.removeprefix(SIGNED_CALL)
+    return base64.urlsafe_b64encode(signed).decode()
+
+
+def signature_bytes(text: str) -> bytes | None:
+    """A signature's bytes from its base64, in either alphabet (a bytes field's JSON takes
+    both), padded or not; None where it is no base64."""
+    text = text.rstrip("=").replace("-", "+").replace("_", "/")
     try:
-        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), b"-_", validate=True)
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
     except (binascii.Error, ValueError):
-        return ""
-    return base64.b64encode(decoded).decode()
+        return None
 
 
 def tool_call(index: int, part: Mapping[str, Any]) -> list[StreamEvent]:

@@ -971,13 +971,14 @@ def read_chat_request(body: Mapping[str, Any]) -> Conversation:
             raise refused(name)
     params: dict[str, str] = {}
 
-    def read(name: str, field: str, kind: type | UnionType, what: str) -> Any:
+    def read(name: str, into: str, kind: type | UnionType, what: str) -> Any:
+        """The client's value of `name` (a Conversation's `into`), if it is of `kind`."""
         value = body.get(name)
         if value is None:
             return None
         if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
             raise refused(name, f"{name} must be {what}.")
-        params[field] = name
+        params[into] = name
         return value
 
     system, messages = read_messages(body.get("messages"))
@@ -1082,15 +1083,16 @@ def text_parts(content: Any, where: str, *, refusal: bool = False) -> list[str]:
         key = "refusal" if refusal and kind == "refusal" else "text"
         if kind != key:
             raise refused(f"{where}.content[{number}].type")
-        text = part.get(key)
-        if not isinstance(text, str):
-            raise refused(
-                f"{where}.content[{number}].{key}",
-                f"{where}.content[{number}].{key} must be a string.",
-            )
-        if text:
-            texts.append(text)
+        texts += text_of(part, f"{where}.content[{number}]", key)
     return texts
+
+
+def text_of(part: Mapping[str, Any], where: str, key: str = "text") -> list[str]:
+    """A text part's text, unless empty."""
+    text = part.get(key)
+    if not isinstance(text, str):
+        raise refused(f"{where}.{key}", f"{where}.{key} must be a string.")
+    return [text] if text else []
 
 
 def user_parts(content: Any, where: str) -> list[Part]:
@@ -1102,7 +1104,7 @@ def user_parts(content: Any, where: str) -> list[Part]:
         at = f"{where}.content[{number}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
-            parts += text_parts([part], where)
+            parts += text_of(part, at)
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else None
@@ -1113,14 +1115,12 @@ def user_parts(content: Any, where: str) -> list[Part]:
 
 
 def image_of(url: Any, where: str) -> Image:
-    if not isinstance(url, str):
-        raise refused(where, f"{where} must be a data: URL or an http(s) URL.")
-    data = DATA_URL.fullmatch(url)
+    data = DATA_URL.fullmatch(url) if isinstance(url, str) else None
     if data:
         return Image(media_type=data[1], data=re.sub(r"\s", "", data[2]))
-    if url.startswith(("https://", "http://")):
+    if isinstance(url, str) and url.startswith(("https://", "http://")):
         return Image(url=url)
-    raise refused(where, f"{where} must be a data: URL or an http(s) URL.")
+    raise refused(where, f"{where} must be an image's base64 data: URL or an http(s) URL.")
 
 
 def tool_calls(message: Mapping[str, Any], where: str) -> list[ToolCall]:
@@ -1287,7 +1287,7 @@ class ChatCompletionsApi:
         self, events: AsyncIterator[StreamEvent], request: Relay
     ) -> AsyncIterator[StreamEvent]:
         said = ChatAnswer(model=str(request.body.get("model") or ""))
-        async with aclosing(events) as source:  # type: ignore[type-var]
+        async with aclosing(events) as source:
             async for event in source:
                 yield event
                 delta = said.read(event)
@@ -1403,12 +1403,7 @@ def with_effort(
 def chat_tools(conversation: Conversation) -> dict[str, Any]:
     """The request's tools, tool_choice (auto, the API's default, unsaid) and whether the
     model may call several at once (unsaid where it may)."""
-    tools = [
-        {"type": "function", "function": {"name": tool.name, "parameters": dict(tool.parameters)}}
-        | ({"description": tool.description} if tool.description else {})
-        for tool in conversation.tools
-    ]
-    fields: dict[str, Any] = {"tools": tools}
+    fields: dict[str, Any] = {"tools": [chat_tool(tool) for tool in conversation.tools]}
     if conversation.tool_choice == "tool":
         fields["tool_choice"] = {"type": "function", "function": {"name": conversation.tool_name}}
     elif conversation.tool_choice != "auto":
@@ -1416,6 +1411,13 @@ def chat_tools(conversation: Conversation) -> dict[str, Any]:
     if not conversation.parallel_tool_calls:
         fields["parallel_tool_calls"] = False
     return fields
+
+
+def chat_tool(tool: Tool) -> dict[str, Any]:
+    function = {"name": tool.name, "parameters": dict(tool.parameters)}
+    if tool.description:
+        function["description"] = tool.description
+    return {"type": "function", "function": function}
 
 
 def chat_messages(conversation: Conversation) -> list[dict[str, Any]]:

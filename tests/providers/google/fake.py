@@ -74,13 +74,6 @@ class GoogleFake:
         }
 
     def stream_google(self) -> list[bytes]:
-        body = self.requests[-1].body
-        if body.get("tools") and not function_responses(body["contents"][-1]):
-            return [self.sse(self.function_call(body))]
-        reply = self.reply
-        if function_responses(body["contents"][-1]):
-            response = function_responses(body["contents"][-1])[0]["response"]
-            reply = (TOOL_ANSWER, str(response.get("output", response.get("error"))))
         if self.mode == "prompt_blocked":  # no candidates at all, as the API blocks a prompt
             return [
                 self.sse(
@@ -93,6 +86,15 @@ class GoogleFake:
                     }
                 )
             ]
+        body = self.requests[-1].body
+        results = function_responses(body["contents"][-1])
+        calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
+        if body.get("tools") and not results and calling.get("mode") != "NONE":
+            return [self.sse(self.function_call(body, calling))]
+        reply = self.reply
+        if results:
+            response = results[0]["response"]
+            reply = (TOOL_ANSWER, str(response.get("output", response.get("error"))))
         events = [
             self.sse(
                 {
@@ -145,10 +147,13 @@ class GoogleFake:
         )
         return events
 
-    def function_call(self, body: dict) -> dict:
-        """A call of the first tool offered, signed where the model is a Gemini 3, and the
+    def function_call(self, body: dict, calling: dict) -> dict:
+        """A call of the first tool allowed, signed where the model is a Gemini 3, and the
         answer's end."""
-        name = body["tools"][0]["functionDeclarations"][0]["name"]
+        allowed = calling.get("allowedFunctionNames") or [
+            body["tools"][0]["functionDeclarations"][0]["name"]
+        ]
+        name = allowed[0]
         part: dict[str, Any] = {"functionCall": {"name": name, "args": TOOL_ARGS}}
         model = unquote(self.requests[-1].path.rsplit("/", 1)[-1].split(":")[0])
         if GEMINI_3.match(model):
@@ -179,6 +184,16 @@ NO_SIGNATURE = "skip_thought_signature_validator"
 GEMINI_3 = re.compile(r"gemini-[3-9]")
 
 
+def as_bytes(text: str) -> bytes | None:
+    """A bytes field's value, as the API reads it: base64 in either alphabet; None where it
+    is not."""
+    text = text.rstrip("=").replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except binascii.Error:
+        return None
+
+
 def function_responses(content: dict) -> list[dict]:
     return [part["functionResponse"] for part in content["parts"] if "functionResponse" in part]
 
@@ -190,7 +205,8 @@ GOOGLE_PARTS = [
         "text": str,
         "thought": bool,
         "thoughtSignature": str,
-        "inlineData": {"mimeType!": str, "data!": str},
+        # google-genai sends mime_type as it is spelled in its Blob.
+        "inlineData": {"mimeType": str, "mime_type": str, "data!": str},
         "functionCall": {"name!": str, "args": dict, "id": str},
         "functionResponse": {"name!": str, "response!": dict, "id": str},
     }
@@ -203,7 +219,13 @@ GOOGLE_BODY = {
     "tools": [
         {
             "functionDeclarations!": [
-                {"name!": str, "description": str, "parameters": dict, "parametersJsonSchema": dict}
+                {
+                    "name!": str,
+                    "description": str,
+                    "parameters": dict,
+                    "parametersJsonSchema": dict,
+                    "parameters_json_schema": dict,
+                }
             ]
         }
     ],
@@ -291,10 +313,10 @@ def contents_errors(model: str, contents: list[dict]) -> list[str]:
         for part in turn["parts"]:
             if sum(name in part for name in PART_DATA) != 1:
                 errors.append("A part must hold exactly one kind of data.")
-            data = part.get("inlineData", {}).get("data", "")
-            try:
-                base64.b64decode(data, validate=True)
-            except binascii.Error:
+            blob = part.get("inlineData", {"data": "", "mimeType": "-"})
+            if not (blob.get("mimeType") or blob.get("mime_type")):
+                errors.append("inline_data.mime_type: required")
+            if as_bytes(blob["data"]) is None:
                 errors.append("Invalid value at 'inline_data.data' (TYPE_BYTES): not base64.")
     for before, turn in pairwise(contents):
         answered = sorted(response["name"] for response in function_responses(turn))
@@ -317,7 +339,8 @@ def contents_errors(model: str, contents: list[dict]) -> list[str]:
     )
     for turn in contents[current + 1 :] if GEMINI_3.match(model) else ():
         calls = [part for part in turn["parts"] if "functionCall" in part]
-        if calls and calls[0].get("thoughtSignature") not in (SIGNATURE, NO_SIGNATURE):
+        signature = as_bytes(calls[0].get("thoughtSignature", "")) if calls else None
+        if calls and signature not in (as_bytes(SIGNATURE), as_bytes(NO_SIGNATURE)):
             errors.append("Function call is missing a thought_signature in functionCall parts.")
     return errors
 
@@ -338,7 +361,8 @@ def tools_errors(body: dict) -> list[str]:
     errors += [
         "parameters and parameters_json_schema are mutually exclusive."
         for declaration in declared
-        if "parameters" in declaration and "parametersJsonSchema" in declaration
+        if len({"parameters", "parametersJsonSchema", "parameters_json_schema"} & set(declaration))
+        > 1
     ]
     calling = (body.get("toolConfig") or {}).get("functionCallingConfig") or {}
     allowed = calling.get("allowedFunctionNames")

@@ -6,9 +6,11 @@ signature carried in the call's id and sent back."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 
 import pytest
+from google.genai import types
 
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.contract import (
@@ -32,11 +34,18 @@ from llmadmin.providers.errors import ChatError, ProviderError, RequestRefused
 from llmadmin.providers.google import GOOGLE
 from tests.providers.fakes import FakeProvider, serve
 from tests.providers.google.fake import SIGNATURE
-from tests.providers.google.test_provider_google import KEY, ScriptedGemini
+from tests.providers.google.test_provider_google import (
+    KEY,
+    ScriptedGemini,
+    as_json,
+    sdk_client,
+)
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
 
-# The fake's signature (bytes whose base64 is "+/+/c2lnbmVkIHRob3VnaHQ=") in a call's id.
+# The fake's signature (bytes whose base64 is "+/+/c2lnbmVkIHRob3VnaHQ=") in a call's id, and
+# as google-genai sends it back (base64url, padded).
 SIGNED_ID = "call_sig_-_-_c2lnbmVkIHRob3VnaHQ"
+SENT_SIGNATURE = "-_-_c2lnbmVkIHRob3VnaHQ="
 OUR_ID = re.compile(r"call_[0-9a-f]{32}")
 PNG = "iVBORw0KGgo="
 WEATHER = Tool(
@@ -49,7 +58,7 @@ DECLARED = {
         {
             "name": "get_weather",
             "description": "The weather in a city.",
-            "parametersJsonSchema": dict(WEATHER.parameters),
+            "parameters_json_schema": dict(WEATHER.parameters),
         }
     ]
 }
@@ -146,7 +155,7 @@ REQUESTS = [
                                       "response": {"error": "no such city"}}},
                 {"functionResponse": {"name": "get_weather",
                                       "response": {"output": "20C\nsunny"}}},
-                {"inlineData": {"mimeType": "image/png", "data": PNG}},
+                {"inlineData": {"data": PNG, "mime_type": "image/png"}},
                 {"text": "And tomorrow?"}]}],
          "tools": [{"functionDeclarations": [{"name": "get_weather"}]}],
          "toolConfig": {"functionCallingConfig": {"mode": "ANY"}}},
@@ -157,7 +166,7 @@ REQUESTS = [
         conversation(Message("user", ("What is this?", Image("image/png", PNG))),
                      tools=(WEATHER,), tool_choice="tool", tool_name="get_weather"),
         {"contents": [{"role": "user", "parts": [
-            {"text": "What is this?"}, {"inlineData": {"mimeType": "image/png", "data": PNG}}]}],
+            {"text": "What is this?"}, {"inlineData": {"data": PNG, "mime_type": "image/png"}}]}],
          "tools": [DECLARED],
          "toolConfig": {"functionCallingConfig": {"mode": "ANY",
                                                   "allowedFunctionNames": ["get_weather"]}}},
@@ -176,7 +185,7 @@ REQUESTS = [
         {"contents": [
             USER_ASKED,
             {"role": "model", "parts": [{"functionCall": {"name": "get_weather", "args": {}},
-                                         "thoughtSignature": SIGNATURE}]},
+                                         "thoughtSignature": SENT_SIGNATURE}]},
             USER_ANSWERED],
          "tools": [DECLARED]},
         id="Gemini 3: the signature a call's id carries sent back"),
@@ -249,6 +258,62 @@ REQUESTS = [
 @pytest.mark.parametrize(("model", "talk", "body"), REQUESTS)
 def test_a_conversation_is_sent_as_this_gemini_body(model, talk, body):
     assert sent(model, talk) == body
+
+
+def test_a_tool_loop_is_sent_as_google_genai_sends_it():
+    signed_call = ToolCall(SIGNED_ID, "get_weather", '{"city": "Paris"}')
+    talk = conversation(
+        Message("user", ("Weather here?", Image("image/png", PNG))),
+        Message("assistant", ("Let me look.", signed_call)),
+        Message("user", (ToolResult(SIGNED_ID, "get_weather", ("18C",)),)),
+        system="Be brief.",
+        tools=(WEATHER,),
+        tool_choice="tool",
+        tool_name="get_weather",
+        stop=("END",),
+        max_tokens=100,
+    )
+    with serve(FakeProvider("google", KEY)) as theirs, sdk_client(theirs) as sdk:
+        ours = sent(ModelSettings(FLASH), talk)
+        list(
+            sdk.models.generate_content_stream(
+                model=FLASH,
+                contents=[
+                    types.Content(role="user", parts=[
+                        types.Part(text="Weather here?"),
+                        types.Part.from_bytes(data=base64.b64decode(PNG), mime_type="image/png"),
+                    ]),
+                    types.Content(role="model", parts=[
+                        types.Part(text="Let me look."),
+                        types.Part(
+                            function_call=types.FunctionCall(name="get_weather",
+                                                             args={"city": "Paris"}),
+                            thought_signature=base64.b64decode(SIGNATURE),
+                        ),
+                    ]),
+                    types.Content(role="user", parts=[
+                        types.Part.from_function_response(
+                            name="get_weather", response={"output": "18C"}
+                        )
+                    ]),
+                ],
+                config=types.GenerateContentConfig(
+                    system_instruction="Be brief.",
+                    tools=[types.Tool(function_declarations=[types.FunctionDeclaration(
+                        name=WEATHER.name,
+                        description=WEATHER.description,
+                        parameters_json_schema=WEATHER.parameters,
+                    )])],
+                    tool_config=types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
+                        mode="ANY", allowed_function_names=["get_weather"]
+                    )),
+                    stop_sequences=["END"],
+                    max_output_tokens=100,
+                ),
+            )
+        )  # fmt: skip
+
+    assert as_json(ours) == as_json(theirs.requests[-1].body)
 
 
 # fmt: off
@@ -337,6 +402,11 @@ STREAMS = [
         [ToolCallStart(index=0, id="call_<uuid>", name="get_weather"),
          ToolCallDelta(index=0, text="{}"), Finish(StopReason.COMPLETE)],
         id="a signature that is not base64: not carried"),
+    pytest.param(
+        [chunk({**CALL, "thoughtSignature": "-_-_c2lnbmVkIHRob3VnaHQ"}, finishReason="STOP")],
+        [ToolCallStart(index=0, id=SIGNED_ID, name="get_weather"),
+         ToolCallDelta(index=0, text='{"city": "Paris"}'), Finish(StopReason.COMPLETE)],
+        id="a signature in base64url, unpadded: the same id"),
     pytest.param(
         [chunk({"text": "Hm, ", "thought": True}, {"text": "rain?", "thought": True}),
          chunk({"text": "Rain.", "thoughtSignature": SIGNATURE}, finishReason="STOP")],
@@ -432,7 +502,7 @@ def test_a_two_step_tool_loop_runs_and_gemini_3_gets_its_signature_back(identifi
     sent_back = server.requests[-1].body["contents"][1]["parts"][0]
     if identifier == FLASH_3:
         assert call.id == SIGNED_ID
-        assert sent_back["thoughtSignature"] == SIGNATURE
+        assert sent_back["thoughtSignature"] == SENT_SIGNATURE
     else:
         assert OUR_ID.fullmatch(call.id)
         assert "thoughtSignature" not in sent_back

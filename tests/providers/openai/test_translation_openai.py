@@ -10,20 +10,27 @@ import asyncio
 import json
 import re
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import pytest
+from openai.lib.streaming.chat import ChatCompletionStreamState
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.contract import (
     Conversation,
     Finish,
     Image,
     Message,
+    OtherOutput,
     Raw,
     Relay,
     RelayApi,
     StopReason,
     StreamEvent,
     TextDelta,
+    Thinking,
     ThinkingDelta,
     Tool,
     ToolCall,
@@ -34,6 +41,9 @@ from llmadmin.providers.contract import (
 )
 from llmadmin.providers.errors import ProviderError, RequestRefused
 from llmadmin.providers.openai import CHAT_COMPLETIONS_API
+from tests.providers.fakes import FAKES, fake_for, serve
+from tests.providers.openai.fake import body_errors
+from tests.providers.openai.test_provider_openai import ScriptedFake
 
 HI = [{"role": "user", "content": "Hi"}]
 WEATHER = {
@@ -194,6 +204,8 @@ REFUSED = [
     pytest.param({"messages": [{"role": "user", "content": [{"type": "text", "text": "Hear"}, {"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}]}, "messages[0].content[1].type", id="audio in"),  # noqa: E501
     pytest.param({"messages": [*HI, {"role": "user", "content": [{"type": "file", "file": {"file_id": "f"}}]}]}, "messages[1].content[0].type", id="a file"),  # noqa: E501
     pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "ftp://x/a.png"}}]}]}, "messages[0].content[0].image_url.url", id="an image at no http URL"),  # noqa: E501
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": 7}]}]}, "messages[0].content[1].text", id="a text part of no text"),  # noqa: E501
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:application/pdf;base64,JVBE"}}]}]}, "messages[0].content[0].image_url.url", id="a data URL of no image"),  # noqa: E501
     pytest.param({"messages": [*HI, {"role": "assistant", "tool_calls": [{"id": "c", "type": "custom", "custom": {"name": "g", "input": "x"}}]}]}, "messages[1].tool_calls[0].type", id="a custom tool call"),  # noqa: E501
     pytest.param({"messages": [*HI, {"role": "tool", "tool_call_id": "call_9", "content": "x"}]}, "messages[1].tool_call_id", id="a result of no call"),  # noqa: E501
     pytest.param({"messages": [{"role": "function", "name": "f", "content": "x"}]}, "messages[0].role", id="a legacy function message"),  # noqa: E501
@@ -462,3 +474,335 @@ def test_a_client_that_leaves_closes_the_source():
 
     asyncio.run(run())
     assert closed == [True]
+
+
+# --- A Conversation sent to a model of this family (converse) -----------------------------
+
+KEY = "sk-OPENAI-TRANSLATION-0042"
+PARAMETERS = WEATHER["function"]["parameters"]
+ASKED = Message("user", ("What's the weather in Paris?",))
+CALLED = Message(
+    "assistant",
+    (
+        Thinking("The user wants the weather.", signature="c2lnbmVk"),
+        "Let me check.",
+        ToolCall("call_1", "weather", '{"city": "Paris"}'),
+    ),
+)
+FIRST_STEP = Conversation(
+    system="You are a coding agent.",
+    messages=(ASKED,),
+    streamed=True,
+    tools=(Tool("weather", "The weather in a city.", PARAMETERS),),
+    params={"tools": "tools"},
+)
+SECOND_STEP = replace(
+    FIRST_STEP,
+    messages=(ASKED, CALLED, Message("user", (ToolResult("call_1", "weather", ("Sunny",)),))),
+)
+SYSTEM = {"role": "system", "content": "You are a coding agent."}
+USER = {"role": "user", "content": "What's the weather in Paris?"}
+ASSISTANT = {
+    "role": "assistant",
+    "content": "Let me check.",
+    "tool_calls": [
+        {"id": "call_1", "type": "function",
+         "function": {"name": "weather", "arguments": '{"city": "Paris"}'}},
+    ],
+}  # fmt: skip
+TOOLS = [
+    {
+        "type": "function",
+        "function": {
+            "name": "weather",
+            "description": "The weather in a city.",
+            "parameters": PARAMETERS,
+        },
+    }
+]
+STREAMED_BODY = {"stream": True, "stream_options": {"include_usage": True}}
+
+
+def client_at(server, provider_type: str):
+    base_url = server.url + FAKES[provider_type][1]
+    return PROVIDER_TYPES[provider_type].connect(base_url=base_url, region="", api_key=KEY)
+
+
+def conversed(provider_type: str, model: ModelSettings, conversation: Conversation):
+    """The events of a converse() against the type's fake, and the body the fake was sent."""
+    with serve(fake_for(provider_type, KEY)) as server:
+        client = client_at(server, provider_type)
+
+        async def run() -> list[StreamEvent]:
+            return [event async for event in client.converse(model, conversation)]
+
+        events = asyncio.run(run())
+    return events, server.requests[-1].body
+
+
+def test_a_two_step_tool_loop_through_converse():
+    model = ModelSettings("gpt-5.5")
+    called, first = conversed("openai", model, FIRST_STEP)
+    answered_, second = conversed("openai", model, SECOND_STEP)
+
+    assert first == {"model": "gpt-5.5", "messages": [SYSTEM, USER], "tools": TOOLS,
+                     **STREAMED_BODY}  # fmt: skip
+    assert called == [
+        ToolCallStart(index=0, id="call_1", name="weather"),
+        ToolCallDelta('{"city":', index=0),
+        ToolCallDelta(' "Paris"}', index=0),
+        Usage(12, 5),
+        Finish(StopReason.COMPLETE),
+    ]
+    # The thinking of another family is dropped; the result answers the call right after it.
+    assert second["messages"] == [
+        SYSTEM,
+        USER,
+        ASSISTANT,
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+    ]
+    assert answered_ == [
+        TextDelta("The tool said: "),
+        TextDelta("Sunny"),
+        Usage(12, 5),
+        Finish(StopReason.COMPLETE),
+    ]
+
+
+PNG_PART = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+
+# fmt: off
+SENT = [
+    pytest.param(
+        "openai", ModelSettings("gpt-5.5", max_output_tokens=32000),
+        replace(
+            SECOND_STEP,
+            messages=(ASKED, CALLED, Message("user", (
+                ToolResult("call_1", "weather", ("Sunny", Image("image/png", PNG)), is_error=True),
+                "Thanks", Image(url="https://example.com/map.png")))),
+            tool_choice="tool", tool_name="weather", parallel_tool_calls=False,
+            max_tokens=64000, stop=("END",), effort="high",
+            params={"tools": "tools", "effort": "thinking", "max_tokens": "max_tokens"},
+        ),
+        {"model": "gpt-5.5", **STREAMED_BODY, "tools": TOOLS,
+         "messages": [SYSTEM, USER, ASSISTANT,
+                      {"role": "tool", "tool_call_id": "call_1", "content": "Sunny"},
+                      {"role": "user", "content": [
+                          PNG_PART, {"type": "text", "text": "Thanks"},
+                          {"type": "image_url", "image_url": {"url": "https://example.com/map.png"}}]}],
+         "tool_choice": {"type": "function", "function": {"name": "weather"}},
+         "parallel_tool_calls": False, "stop": ["END"], "reasoning_effort": "high",
+         "max_completion_tokens": 32000},
+        id="openai: images of a result after it, a named tool, max tokens capped, effort",
+    ),
+    pytest.param(
+        "azure", ModelSettings("gpt-5"),
+        replace(FIRST_STEP, tool_choice="any", effort="none", params={"effort": "thinking"}),
+        {"model": "gpt-5", **STREAMED_BODY, "messages": [SYSTEM, USER], "tools": TOOLS,
+         "tool_choice": "required", "reasoning_effort": "minimal"},
+        id="azure: thinking off is GPT-5's least effort, minimal",
+    ),
+    pytest.param(
+        "openai-compat",
+        ModelSettings("qwen", max_output_tokens=1000, temperature=0.3, options={"reasoning_effort": "low"}),  # noqa: E501
+        replace(FIRST_STEP, tools=(), tool_choice="none", top_p=0.9, max_tokens=200),
+        {"model": "qwen", **STREAMED_BODY, "messages": [SYSTEM, USER], "temperature": 0.3,
+         "top_p": 0.9, "reasoning_effort": "low", "max_tokens": 200},
+        id="compat: the admin's settings as defaults; the client's max tokens under the cap",
+    ),
+    pytest.param(
+        "openrouter", ModelSettings("openai/gpt-5.5", options={"provider_order": ["openai"]}),
+        replace(FIRST_STEP, top_k=40, effort="max", params={"effort": "output_config.effort"}),
+        {"model": "openai/gpt-5.5", **STREAMED_BODY, "messages": [SYSTEM, USER],
+         "tools": TOOLS, "top_k": 40, "reasoning": {"effort": "max"},
+         "provider": {"order": ["openai"]}},
+        id="openrouter: top K, reasoning.effort, the admin's routing",
+    ),
+    pytest.param(
+        "vercel", ModelSettings("openai/gpt-5.5", max_output_tokens=4000),
+        replace(FIRST_STEP, effort="max", params={"effort": "output_config.effort"}),
+        {"model": "openai/gpt-5.5", **STREAMED_BODY, "messages": [SYSTEM, USER],
+         "tools": TOOLS, "reasoning": {"effort": "xhigh"}, "max_tokens": 4000},
+        id="vercel: effort max is its highest, xhigh; the admin's cap",
+    ),
+    pytest.param(
+        "openai", ModelSettings("gpt-4.1"),
+        replace(FIRST_STEP, effort="medium", params={"effort": "thinking"}),
+        {"model": "gpt-4.1", **STREAMED_BODY, "messages": [SYSTEM, USER], "tools": TOOLS},
+        id="openai: an anthropic client's thinking on a model that doesn't reason is dropped",
+    ),
+]
+
+NOT_SENT = [
+    pytest.param("openai", "gpt-4.1", replace(FIRST_STEP, top_k=40, params={"top_k": "top_k"}), "top_k", id="openai: top K"),  # noqa: E501
+    pytest.param("azure", "gpt-5", replace(FIRST_STEP, top_k=40, params={"top_k": "top_k"}), "top_k", id="azure: top K"),  # noqa: E501
+    pytest.param("openai", "gpt-4.1", replace(FIRST_STEP, effort="high", params={"effort": "output_config.effort"}), "output_config.effort", id="an effort on a model that doesn't reason"),  # noqa: E501
+    pytest.param("openai", "gpt-5.5", replace(FIRST_STEP, temperature=0.5, params={"temperature": "temperature"}), "temperature", id="a temperature a reasoning model refuses"),  # noqa: E501
+    pytest.param("openrouter", "openai/gpt-5.5", replace(FIRST_STEP, stop=tuple("abcde"), params={"stop": "stop_sequences"}), "stop_sequences", id="five stop sequences"),  # noqa: E501
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("provider_type", "model", "conversation", "body"), SENT)
+def test_a_conversation_becomes_the_exact_request_the_provider_takes(
+    provider_type, model, conversation, body
+):
+    events, sent = conversed(provider_type, model, conversation)
+    assert sent == body
+    # The fake took it, as the real API would (a refused body answers 400).
+    assert events[-1] == Finish(StopReason.COMPLETE)
+
+
+@pytest.mark.parametrize(("provider_type", "identifier", "conversation", "param"), NOT_SENT)
+def test_what_the_model_refuses_is_refused_naming_the_clients_field(
+    provider_type, identifier, conversation, param
+):
+    with serve(fake_for(provider_type, KEY)) as server:
+        client = client_at(server, provider_type)
+
+        async def run() -> None:
+            async for _ in client.converse(ModelSettings(identifier), conversation):
+                pass
+
+        with pytest.raises(RequestRefused) as refused:
+            asyncio.run(run())
+    assert refused.value.param == param
+    assert server.requests == []
+
+
+def provider_chunk(delta: dict | None = None, finish: str | None = None, **fields) -> dict:
+    choice = {"index": 0, "delta": delta or {}, "finish_reason": finish}
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1754000000,
+            "model": "m", "choices": [choice], **fields}  # fmt: skip
+
+
+def tool_delta(index: int, **call) -> dict:
+    return provider_chunk({"tool_calls": [{"index": index, **call}]})
+
+
+START = provider_chunk({"role": "assistant", "content": ""})
+USAGE_CHUNK = provider_chunk(
+    choices=[],
+    usage={"prompt_tokens": 10, "completion_tokens": 7, "total_tokens": 17,
+           "prompt_tokens_details": {"cached_tokens": 3},
+           "completion_tokens_details": {"reasoning_tokens": 2}},
+)  # fmt: skip
+READ_USAGE = Usage(10, 7, cache_read_tokens=3, reasoning_tokens=2)
+
+# fmt: off
+READ_STREAMS = [
+    pytest.param(
+        (START, provider_chunk({"reasoning": "Let me think."}),
+         provider_chunk({"reasoning_content": "Hmm."}), provider_chunk({"content": "Hi"}),
+         tool_delta(0, id="call_a", type="function", function={"name": "weather", "arguments": ""}),
+         *(tool_delta(0, function={"arguments": part}) for part in ('{"ci', 'ty": ', '"Par', 'is"}')),  # noqa: E501
+         tool_delta(1, id="call_b", type="function", function={"name": "time", "arguments": "{}"}),
+         provider_chunk(finish="tool_calls"), USAGE_CHUNK, "[DONE]"),
+        [ThinkingDelta("Let me think."), ThinkingDelta("Hmm."), TextDelta("Hi"),
+         ToolCallStart(index=0, id="call_a", name="weather"),
+         *(ToolCallDelta(part, index=0) for part in ('{"ci', 'ty": ', '"Par', 'is"}')),
+         ToolCallStart(index=1, id="call_b", name="time"), ToolCallDelta("{}", index=1),
+         READ_USAGE, Finish(StopReason.COMPLETE)],
+        id="thinking, text, a call in many fragments, a call in one",
+    ),
+    pytest.param(
+        (START, tool_delta(0, id="call_a", type="function", function={"name": "f", "arguments": "{"}),  # noqa: E501
+         tool_delta(0, id="call_a", function={"arguments": "}"}), provider_chunk(finish="length"),
+         "[DONE]"),
+        [ToolCallStart(index=0, id="call_a", name="f"), ToolCallDelta("{", index=0),
+         ToolCallDelta("}", index=0), Finish(StopReason.MAX_TOKENS)],
+        id="a server that repeats the id: one start; length is max tokens",
+    ),
+    pytest.param(
+        (provider_chunk({"refusal": "I can't."}), provider_chunk(finish="content_filter"), "[DONE]"),  # noqa: E501
+        [OtherOutput("I can't."), Finish(StopReason.CONTENT_FILTER)],
+        id="a refusal is output but no text; content filter",
+    ),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("chunks", "events"), READ_STREAMS)
+def test_a_provider_stream_becomes_the_exact_neutral_events(chunks, events):
+    assert scripted_events(chunks) == events
+
+
+def scripted_events(chunks: tuple) -> list[StreamEvent]:
+    with serve(ScriptedFake("openai", KEY, chunks=chunks)) as server:
+        client = client_at(server, "openai")
+
+        async def run() -> list[StreamEvent]:
+            return [event async for event in client.converse(ModelSettings("m"), FIRST_STEP)]
+
+        return asyncio.run(run())
+
+
+def test_a_call_its_server_gave_no_id_gets_one_of_ours():
+    chunks = (
+        tool_delta(0, function={"name": "f", "arguments": "{}"}),
+        provider_chunk(finish="tool_calls"),
+        "[DONE]",
+    )
+    start, *_ = scripted_events(chunks)
+    assert re.fullmatch(r"call_[0-9a-f]{32}", start.id)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "error"),
+    [
+        pytest.param(
+            (START, provider_chunk({"content": "Hel"}), {"error": {"message": "PROVIDER WORDS"}}),
+            "The provider reported an error mid-answer.",
+            id="an error event",
+        ),
+        pytest.param(
+            (START, provider_chunk({"content": "Hel"})),
+            "The provider's answer was cut off before it finished.",
+            id="no [DONE]",
+        ),
+    ],
+)
+def test_a_stream_that_fails_mid_answer_raises_our_error(chunks, error):
+    with pytest.raises(ProviderError) as raised:
+        scripted_events(chunks)
+    assert str(raised.value) == error
+
+
+# What OpenAI answers 400 to of a request's tool messages; the fake does too.
+# fmt: off
+TOOL_SEQUENCES = [
+    pytest.param([USER, {"role": "tool", "tool_call_id": "call_1", "content": "x"}], id="a result of no call"),  # noqa: E501
+    pytest.param([USER, ASSISTANT, USER], id="a call not answered before the next message"),
+    pytest.param([USER, ASSISTANT], id="a call not answered at the end"),
+    pytest.param([USER, ASSISTANT, {"role": "tool", "tool_call_id": "call_1", "content": [PNG_PART]}], id="an image in a tool message"),  # noqa: E501
+    pytest.param([USER, {**USER, "name": "bob", "weight": 1}], id="an unknown field"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("messages", TOOL_SEQUENCES)
+def test_the_fake_refuses_what_openai_refuses_of_tool_messages(messages):
+    assert body_errors({"model": "gpt-5.5", "messages": messages}, "/v1/chat/completions")
+
+
+def test_the_official_sdk_reads_the_stream_and_the_completion_to_the_same_answer():
+    # The openai SDK's own accumulation of the chunks (what the SDK's stream helpers do).
+    _, raw = answered(TOOL_LOOP, stream=True, stream_options={"include_usage": True})
+    state = ChatCompletionStreamState()
+    for line in raw.decode().split("\n\n"):
+        data = line.removeprefix("data: ")
+        if data and data != "[DONE]":
+            state.handle_chunk(ChatCompletionChunk.model_validate_json(data))
+    streamed = state.get_final_completion()
+    _, whole_raw = answered(TOOL_LOOP)
+    whole = ChatCompletion.model_validate_json(whole_raw)
+
+    for completion in (streamed, whole):
+        [choice] = completion.choices
+        assert choice.finish_reason == "tool_calls"
+        assert choice.message.content == "Let me look."
+        calls = [(call.id, call.function.name, json.loads(call.function.arguments))
+                 for call in choice.message.tool_calls]  # fmt: skip
+        assert calls == [("toolu_01", "weather", {"city": "Paris"}), ("toolu_02", "time", {})]
+        assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (100, 20)
+        assert completion.usage.prompt_tokens_details.cached_tokens == 60

@@ -226,6 +226,7 @@ def test_an_openai_client_runs_a_tool_loop_on_another_familys_model(
     assert second.finish == "stop"
     assert RESULT in second.text
     assert RESULT in json.dumps(fake.requests[-1].body)
+    assert [record.kind for record in records(2)] == ["gateway"] * 2
 
 
 # --- An Anthropic client's tool loop on another family's model -------------------------------
@@ -291,6 +292,7 @@ def test_an_anthropic_client_runs_a_tool_loop_on_another_familys_model(
     assert second.stop_reason == "end_turn"
     assert RESULT in "".join(block.text for block in second.content if block.type == "text")
     assert RESULT in json.dumps(fake.requests[-1].body)
+    assert [record.kind for record in records(2)] == ["gateway"] * 2
 
 
 # --- What the provider receives --------------------------------------------------------------
@@ -442,6 +444,7 @@ def test_the_provider_receives_the_clients_request_in_its_own_api_within_the_adm
     assert answer.status_code == 200, answer.text
     [request] = fake.requests
     assert {path: at(request.body, path) for path in received} == received
+    assert len(records(1)) == 1
 
 
 def post(gateway: str, path: str, body: dict, secret: str) -> httpx2.Response:

@@ -116,6 +116,12 @@ def upstream(provider_type: str, identifier: str, **fields: Any) -> Iterator[Fak
         yield fake
 
 
+def post(gateway: str, path: str, body: dict, secret: str) -> httpx2.Response:
+    """Raw HTTP, as either SDK would send it, where the bytes or the status matter."""
+    headers = {"Authorization": f"Bearer {secret}", "anthropic-version": "2023-06-01"}
+    return httpx2.post(f"{gateway}{path}", json=body, headers=headers, timeout=10)
+
+
 def records(count: int) -> list[UsageRecord]:
     """The ledger once it holds `count` rows: a streamed call is recorded just after its last
     byte reached the client (on SQLite, while the server writes, its table may be locked)."""
@@ -445,11 +451,6 @@ def test_the_provider_receives_the_clients_request_in_its_own_api_within_the_adm
     [request] = fake.requests
     assert {path: at(request.body, path) for path in received} == received
     assert len(records(1)) == 1
-
-
-def post(gateway: str, path: str, body: dict, secret: str) -> httpx2.Response:
-    headers = {"Authorization": f"Bearer {secret}", "anthropic-version": "2023-06-01"}
-    return httpx2.post(f"{gateway}{path}", json=body, headers=headers, timeout=10)
 
 
 # --- The ledger, the budget, and what is refused ---------------------------------------------

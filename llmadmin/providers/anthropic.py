@@ -162,12 +162,26 @@ def effort_options(
         return dict(options)
     rest = {name: value for name, value in options.items() if name not in THINKING_OPTIONS}
     if effort in ("none", "minimal"):
-        return {**rest, "thinking": "disabled"}
+        return thinking_off(identifier, rest)
     version = claude_version(identifier)
     since = EFFORT_FROM.get(version.line, (0, 0)) if version else None
     if version and version.number >= ADAPTIVE_FROM and since and version.number >= since:
         return {**rest, "thinking": "adaptive", "effort": effort}
     return {**rest, "thinking": "enabled", "thinking_budget_tokens": EFFORT_BUDGETS[effort]}
+
+
+def thinking_off(identifier: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """Claude's options (as stored) with thinking off: disabled, or left unset on a model that
+    takes adaptive thinking only (it refuses "disabled"; unset, it does not think)."""
+    rest = {
+        name: value
+        for name, value in options.items()
+        if name not in ("thinking", "thinking_budget_tokens")
+    }
+    version = claude_version(identifier)
+    if version and version.number >= ADAPTIVE_ONLY_FROM:
+        return rest
+    return {**rest, "thinking": "disabled"}
 
 
 def thinking_replayable(messages: Sequence[Message]) -> bool:
@@ -419,10 +433,19 @@ class AnthropicClient(ProviderClient):
         set_options(body, self.options, sent_options(model.options))
         return body
 
-    async def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
-        async with self.open_stream(
-            f"{self.base_url}/v1/messages", self.chat_body(model, chat)
-        ) as response:
+    def stream(self, model: ModelSettings, chat: ChatInput) -> AsyncIterator[StreamEvent]:
+        return self.messages_stream(self.chat_body(model, chat))
+
+    async def converse(
+        self, model: ModelSettings, conversation: Conversation
+    ) -> AsyncIterator[StreamEvent]:
+        # Built, and refused, before anything is sent.
+        body = converse_body(model, conversation)
+        async for event in self.messages_stream(body):
+            yield event
+
+    async def messages_stream(self, body: dict[str, Any]) -> AsyncIterator[StreamEvent]:
+        async with self.open_stream(f"{self.base_url}/v1/messages", body) as response:
             async for event in parse_stream(response):
                 yield event
 
@@ -565,10 +588,9 @@ class MessageStream:
         elif kind == "signature_delta":
             yield ThinkingDelta(signature=text_of(delta, "signature"))
         elif kind == "input_json_delta":
-            index = self.tool_calls.get(payload.get("index"))
-            if index is None:  # no tool_use block of that index began
-                raise malformed()
-            yield ToolCallDelta(text_of(delta, "partial_json"), index=index)
+            text, index = text_of(delta, "partial_json"), self.tool_calls.get(payload.get("index"))
+            # A server tool's input (server_tool_use: web search…) is no call of the client's.
+            yield OtherOutput(text) if index is None else ToolCallDelta(text, index=index)
         elif kind == "citations_delta":
             yield OtherOutput()
 
@@ -749,7 +771,6 @@ class ReadConversation:
                 ("top_k", "top_k"),
                 ("tools", "tools"),
                 ("tool_choice", "tool_choice"),
-                ("effort", "thinking"),
             )
             if body.get(param) is not None
         }
@@ -1137,6 +1158,155 @@ def tool_input(arguments: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise malformed()
     return value
+
+
+# What Claude's settings are refused on, as the Conversation's fields (a refusal names the
+# client's own field, from Conversation.params).
+SETTING_FIELDS = {
+    "max_output_tokens": "max_tokens",
+    "thinking": "effort",
+    "thinking_budget_tokens": "effort",
+    "effort": "effort",
+}
+# Our words to a client for what its effort makes of Claude's thinking options that the
+# model refuses (the rules' own speak to the admin).
+EFFORT_REFUSALS = {
+    "thinking": "this model doesn't reason: ask no effort, or none.",
+    "thinking_budget_tokens": "thinking at this effort leaves no room for an answer within "
+    "the model's output limit: ask a lower effort.",
+}
+SAMPLING_FIELDS = ("temperature", "top_p", "top_k", "presence_penalty", "frequency_penalty")
+# The image types Claude reads (the SDK's Base64ImageSourceParam).
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
+
+
+def converse_body(model: ModelSettings, conversation: Conversation) -> dict[str, Any]:
+    """The Messages request for a client's Conversation on this Claude model: the admin's
+    options where the client asked no effort, its cap on max_tokens, thinking off where
+    Claude would refuse it (a tool forced, or a last tool call without its signed thinking),
+    checked as the model's settings are. Raises RequestRefused naming the client's field."""
+    options = effort_options(model.identifier, conversation.effort, model.options)
+    forced = conversation.tools and conversation.tool_choice in ("any", "tool")
+    # With thinking on, the API refuses both (Anthropic's extended-thinking docs).
+    thinking = thinking_mode(options) in ("enabled", "adaptive")
+    if thinking and (forced or not thinking_replayable(conversation.messages)):
+        options = thinking_off(model.identifier, options)
+    max_tokens = answer_cap(model, conversation, sent_options(options)["thinking_budget_tokens"])
+    # The client's sampling too: the API version refuses it, in the type's words.
+    general = {
+        "identifier": model.identifier,
+        "max_output_tokens": max_tokens,
+        **{name: getattr(conversation, name) for name in SAMPLING_FIELDS},
+    }
+    options, errors = ANTHROPIC.check_model(general, options)
+    for name, messages in errors.items():
+        field = SETTING_FIELDS.get(name, name)
+        message = EFFORT_REFUSALS.get(name) if conversation.effort else None
+        raise refused_field(conversation.params.get(field, field), message or " ".join(messages))
+    body: dict[str, Any] = {
+        "model": model.identifier,
+        "max_tokens": max_tokens,
+        "messages": claude_messages(conversation),
+        "stream": True,
+    }
+    set_if(body, "system", conversation.system or None)
+    if conversation.tools:
+        body["tools"] = [
+            {
+                "name": tool.name,
+                **({"description": tool.description} if tool.description else {}),
+                # Claude requires an object schema; OpenAI's functions may leave it out.
+                "input_schema": {"type": "object", **tool.parameters},
+            }
+            for tool in conversation.tools
+        ]
+        set_if(body, "tool_choice", tool_choice_param(conversation))
+    if conversation.stop:
+        body["stop_sequences"] = list(conversation.stop)
+    set_options(body, OPTIONS, sent_options(options))
+    return body
+
+
+def answer_cap(model: ModelSettings, conversation: Conversation, budget: int | None) -> int:
+    """max_tokens: the client's, at most the admin's cap; else the cap or the API's default.
+    With a thinking budget, raised (within the cap, or the model's output limit) to leave the
+    answer room after it."""
+    cap = model.max_output_tokens
+    asked = conversation.max_tokens
+    max_tokens = min((tokens for tokens in (asked, cap) if tokens), default=DEFAULT_MAX_TOKENS)
+    if budget is None or max_tokens > budget:
+        return max_tokens
+    facts = ANTHROPIC.facts(model.identifier)
+    ceiling = cap or (facts.output_limit if facts else None)
+    room = budget + (asked or DEFAULT_MAX_TOKENS)
+    return min(room, ceiling) if ceiling else room
+
+
+def claude_messages(conversation: Conversation) -> list[dict[str, Any]]:
+    """The Conversation's messages as Messages takes them: consecutive turns of one role in
+    one message (the results of one answer's calls together), a user's tool results before
+    its other blocks, no empty text (both refused by the API), thinking only where signed."""
+    field = conversation.params.get("messages", "messages")
+    turns: list[dict[str, Any]] = []
+    for message in conversation.messages:
+        blocks = [block for part in message.parts if (block := content_block(part, field))]
+        if not blocks:
+            continue
+        if turns and turns[-1]["role"] == message.role:
+            turns[-1]["content"] += blocks
+        else:
+            turns.append({"role": message.role, "content": blocks})
+    for turn in turns:
+        turn["content"].sort(key=lambda block: block["type"] != "tool_result")
+    return turns
+
+
+def content_block(part: Part, field: str) -> dict[str, Any] | None:
+    if isinstance(part, str):
+        return {"type": "text", "text": part} if part else None
+    if isinstance(part, Image):
+        return image_block(part, field)
+    if isinstance(part, Thinking):
+        # Unsigned thinking is another provider's (the README's table): Claude refuses it.
+        if not part.signature:
+            return None
+        return {"type": "thinking", "thinking": part.text, "signature": part.signature}
+    if isinstance(part, ToolCall):
+        try:
+            arguments = json.loads(part.arguments or "{}")
+        except (ValueError, RecursionError):
+            arguments = None
+        if not isinstance(arguments, dict):
+            raise refused_field(field, "a tool call's arguments must be a JSON object.")
+        return {"type": "tool_use", "id": part.id, "name": part.name, "input": arguments}
+    blocks = [
+        image_block(item, field) if isinstance(item, Image) else {"type": "text", "text": item}
+        for item in part.content
+        if item
+    ]
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": part.call_id}
+    set_if(block, "content", blocks or None)
+    set_if(block, "is_error", part.is_error or None)
+    return block
+
+
+def image_block(image: Image, field: str) -> dict[str, Any]:
+    if image.url:
+        return {"type": "image", "source": {"type": "url", "url": image.url}}
+    if image.media_type not in IMAGE_TYPES:
+        raise refused_field(field, "Claude reads JPEG, PNG, GIF and WebP images only.")
+    source = {"type": "base64", "media_type": image.media_type, "data": image.data}
+    return {"type": "image", "source": source}
+
+
+def tool_choice_param(conversation: Conversation) -> dict[str, Any] | None:
+    """Messages' tool_choice; None for the API's default (auto, calls in parallel)."""
+    choice: dict[str, Any] = {"type": conversation.tool_choice}
+    if conversation.tool_choice == "tool":
+        choice["name"] = conversation.tool_name
+    if not conversation.parallel_tool_calls and conversation.tool_choice != "none":
+        choice["disable_parallel_tool_use"] = True
+    return None if choice == {"type": "auto"} else choice
 
 
 class MessagesApi:

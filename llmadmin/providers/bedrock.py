@@ -415,41 +415,19 @@ def client_effort(identifier: str, conversation: Conversation) -> Effort | None:
 
 def conversation_settings(model: ModelSettings, conversation: Conversation) -> ModelSettings:
     """The model's settings for a translated request: the client's sampling values, the
-    admin's where it set none (but those the client's values make invalid); its max tokens
-    lowered to the admin's cap (else the catalog's output limit), the admin's where it set
-    none; its effort as Claude's thinking options, the admin's options where it asked none;
-    thinking off where Claude can't think on this conversation. RequestRefused naming the
-    client's field where the type's rules refuse the result."""
+    admin's where it set none (but those the client's values make invalid); max tokens as
+    answer_tokens says; options as thinking_options says. RequestRefused naming the client's
+    field where the type's rules refuse the result."""
     identifier = model.identifier
     effort = client_effort(identifier, conversation)
-    options = anthropic.effort_options(identifier, effort, model.options)
-    thinking_on = anthropic.thinking_mode(options) in ("enabled", "adaptive")
-    if thinking_on and not anthropic.thinking_replayable(conversation.messages):
-        # Left out, thinking is off on every Claude ("disabled" is refused by those that
-        # take adaptive thinking only).
-        options = {
-            name: value for name, value in options.items() if name not in anthropic.THINKING_OPTIONS
-        }
-    facts = BEDROCK.facts(identifier)
-    cap = model.max_output_tokens or (facts.output_limit if facts else None)
-    max_tokens = conversation.max_tokens
-    if max_tokens is None:
-        max_tokens = model.max_output_tokens
-    elif cap is not None:
-        max_tokens = min(max_tokens, cap)
+    options = thinking_options(model, effort, conversation)
     budget = options.get("thinking_budget_tokens") if effort is not None else None
-    if budget is not None and (max_tokens or 0) <= budget:
-        # The budget is part of max tokens: room for it and an answer, within the cap.
-        max_tokens = budget + anthropic.DEFAULT_MAX_TOKENS
-        if cap is not None and cap <= budget:
-            raise request_refused(
-                f"Reasoning effort {effort} needs more than {budget} output tokens, and this "
-                f"model writes at most {cap}: ask a lower effort.",
-                client_field(conversation, "effort"),
-            )
-        max_tokens = min(max_tokens, cap or max_tokens)
     asked = {name: getattr(conversation, name) for name in CONVERSATION_SAMPLING}
-    settings = {"max_output_tokens": max_tokens, **asked, "options": options if effort else {}}
+    settings = {
+        "max_output_tokens": answer_tokens(model, conversation, budget),
+        **asked,
+        "options": options if effort is not None else {},
+    }
     defaults = [
         (name, getattr(model, name))
         for name, value in asked.items()
@@ -463,6 +441,59 @@ def conversation_settings(model: ModelSettings, conversation: Conversation) -> M
         field = CONVERSATION_FIELDS.get(name, name)
         raise request_refused(message, client_field(conversation, field))
     return replace(model, **settings)
+
+
+def thinking_options(
+    model: ModelSettings, effort: Effort | None, conversation: Conversation
+) -> dict[str, Any]:
+    """Claude's options for a translated request: the client's effort as Claude's thinking,
+    the admin's options where it asked none. Thinking is left out where Claude refuses it:
+    on a conversation whose last tool calls come without their signed thinking, and, thinking
+    with a budget, where a tool must be called (Anthropic's extended-thinking docs); the
+    client's own effort with a tool it must call is refused."""
+    options = anthropic.effort_options(model.identifier, effort, model.options)
+    mode = anthropic.thinking_mode(options)
+    forced = conversation.tool_choice in ("any", "tool") and bool(conversation.tools)
+    if mode == "enabled" and forced and effort is not None:
+        raise request_refused(
+            "This model can't be made to call a tool while it thinks: ask auto, or no "
+            "reasoning effort.",
+            client_field(conversation, "tool_choice"),
+        )
+    unreplayable = not anthropic.thinking_replayable(conversation.messages)
+    if mode in ("enabled", "adaptive") and (unreplayable or (mode == "enabled" and forced)):
+        # Left out, thinking is off on every Claude ("disabled" is refused by those that
+        # take adaptive thinking only).
+        return {
+            name: value for name, value in options.items() if name not in anthropic.THINKING_OPTIONS
+        }
+    return options
+
+
+def answer_tokens(
+    model: ModelSettings, conversation: Conversation, budget: int | None
+) -> int | None:
+    """Max tokens of a translated request: the client's, lowered to the admin's cap (else the
+    catalog's output limit); the admin's where it asked none. A thinking budget the client's
+    effort asks for is part of them: they are raised to hold it and an answer, within the
+    cap, or the effort is refused."""
+    facts = BEDROCK.facts(model.identifier)
+    cap = model.max_output_tokens or (facts.output_limit if facts else None)
+    max_tokens = conversation.max_tokens
+    if max_tokens is None:
+        max_tokens = model.max_output_tokens
+    elif cap is not None:
+        max_tokens = min(max_tokens, cap)
+    if budget is None or (max_tokens or 0) > budget:
+        return max_tokens
+    if cap is not None and cap <= budget:
+        raise request_refused(
+            f"Reasoning effort {conversation.effort} needs more than {budget} output tokens, "
+            f"and this model writes at most {cap}: ask a lower effort.",
+            client_field(conversation, "effort"),
+        )
+    room = budget + anthropic.DEFAULT_MAX_TOKENS
+    return min(room, cap) if cap is not None else room
 
 
 def settings_refusals(identifier: str, settings: Mapping[str, Any]) -> dict[str, str]:
@@ -512,7 +543,7 @@ def content_block(part: Part, conversation: Conversation, claude: bool) -> dict[
             return {
                 "toolUse": {
                     "toolUseId": tool_use_id(part.id, conversation),
-                    "name": part.name,
+                    "name": tool_name(part.name, client_field(conversation, "messages")),
                     "input": tool_input(part.arguments, conversation),
                 }
             }
@@ -557,6 +588,15 @@ def tool_use_id(identifier: str, conversation: Conversation) -> str:
             client_field(conversation, "messages"),
         )
     return identifier
+
+
+def tool_name(name: str, param: str) -> str:
+    if not TOOL_NAME.fullmatch(name):
+        raise request_refused(
+            "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
+            param,
+        )
+    return name
 
 
 def tool_input(arguments: str, conversation: Conversation) -> dict[str, Any]:
@@ -607,12 +647,8 @@ def tool_config(conversation: Conversation) -> dict[str, Any] | None:
 
 
 def tool_spec(tool: Tool, conversation: Conversation) -> dict[str, Any]:
-    if not TOOL_NAME.fullmatch(tool.name):
-        raise request_refused(
-            "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
-            client_field(conversation, "tools"),
-        )
-    spec: dict[str, Any] = {"name": tool.name, "inputSchema": {"json": dict(tool.parameters)}}
+    name = tool_name(tool.name, client_field(conversation, "tools"))
+    spec: dict[str, Any] = {"name": name, "inputSchema": {"json": dict(tool.parameters)}}
     set_if(spec, "description", tool.description or None)
     return {"toolSpec": spec}
 

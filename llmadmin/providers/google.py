@@ -210,7 +210,9 @@ ROLES = {"user": "user", "assistant": "model"}
 # The official SDK's (google-genai 3.6) default API version.
 API_VERSION = "v1"
 # finishReason (the SDK's FinishReason): why a candidate ended. Safety, recitation and
-# blocklist checks block it; anything unlisted is the provider's own reason.
+# blocklist checks block it; anything unlisted is the provider's own reason. STOP ends an
+# answer that calls tools too (the client's API tells it by its calls);
+# MALFORMED_FUNCTION_CALL is an error (parse_stream).
 FINISH_REASONS = {
     "STOP": StopReason.COMPLETE,
     "MAX_TOKENS": StopReason.MAX_TOKENS,
@@ -401,6 +403,7 @@ def conversation_settings(model: ModelSettings, conversation: Conversation) -> M
     )
     if refused:
         name, message = next(iter(refused.items()))
+        # The only options a client's request sets are those of its effort.
         field = CONVERSATION_FIELDS.get(name, "effort")
         raise refusal(conversation, field, message)
     return ModelSettings(

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from tests.providers.servers import (
+    Either,
     Range,
     Recorded,
     bearer_token,
@@ -266,7 +267,16 @@ BLOCKS = {
     "text": TEXT_BLOCK,
     "image": {
         "type!": ("image",),
-        "source!": {"type!": ("base64",), "media_type!": str, "data!": str},
+        "source!": Either(
+            (
+                {
+                    "type!": ("base64",),
+                    "media_type!": ("image/jpeg", "image/png", "image/gif", "image/webp"),
+                    "data!": str,
+                },
+                {"type!": ("url",), "url!": str},
+            )
+        ),
         "cache_control": CACHE_CONTROL,
     },
     "tool_use": {
@@ -346,9 +356,12 @@ def messages_errors(body: Any, fields: dict[str, Any]) -> list[str]:
     system = body.get("system")
     if system is not None and not isinstance(system, str):
         errors += schema_errors(system, [TEXT_BLOCK], "body.system")
-    offered: set[str] = set()
-    for index, message in enumerate(body.get("messages") or []):
-        errors += message_errors(message, f"body.messages[{index}]", offered)
+    messages = body.get("messages") or []
+    for index, message in enumerate(messages):
+        errors += message_errors(message, f"body.messages[{index}]", index == len(messages) - 1)
+    if errors:
+        return errors
+    errors += tool_loop_errors(messages)
     thinking = body.get("thinking") or {}
     budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
     if budget is not None and "max_tokens" in body and budget >= body["max_tokens"]:
@@ -356,14 +369,28 @@ def messages_errors(body: Any, fields: dict[str, Any]) -> list[str]:
     thinking_on = isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive")
     if thinking_on and (body.get("temperature") not in (None, 1) or "top_k" in body):
         errors.append("temperature and top_k may not be changed when thinking is enabled")
+    choice = body.get("tool_choice") or {}
+    if thinking_on and choice.get("type") in ("any", "tool"):
+        errors.append("Thinking may not be enabled when tool_choice forces tool use.")
+    if thinking_on:
+        errors += unthought_tool_use(messages)
+    tools = body.get("tools") or []
+    for index, tool in enumerate(tools):
+        if tool["input_schema"].get("type") != "object":
+            errors.append(f"tools.{index}.custom.input_schema.type: Input should be 'object'")
+    if choice.get("type") == "tool" and choice.get("name") not in [t["name"] for t in tools]:
+        errors.append("tool_choice.name: Tool not found")
     return errors
 
 
-def message_errors(message: Any, where: str, offered: set[str]) -> list[str]:
+def message_errors(message: Any, where: str, last: bool) -> list[str]:
     errors = schema_errors(message, {"role!": ("user", "assistant"), "content!": object}, where)
     if errors:
         return errors
     content = message["content"]
+    # Empty content is refused but in a final assistant message (a prefill).
+    if not content and not (last and message["role"] == "assistant"):
+        return [f"{where}: all messages must have non-empty content"]
     if isinstance(content, str):
         return []
     if not isinstance(content, list):
@@ -375,17 +402,66 @@ def message_errors(message: Any, where: str, offered: set[str]) -> list[str]:
             errors.append(f"{at}.type: unknown block type")
             continue
         errors += schema_errors(block, BLOCKS[kind], at)
+        if kind == "text" and block.get("text") == "":
+            errors.append(f"{at}: text content blocks must be non-empty")
         if kind == "thinking" and block.get("signature") != SIGNATURE:
             errors.append(f"{at}: Invalid `signature` in `thinking` block")
-        if kind == "tool_use":
-            offered.add(block.get("id"))
         if kind == "tool_result":
-            if block.get("tool_use_id") not in offered:
-                errors.append(f"{at}: unexpected `tool_use_id` found in `tool_result` blocks")
             inner = block.get("content")
             if inner is not None and not isinstance(inner, str):
-                errors += schema_errors(inner, [TEXT_BLOCK], f"{at}.content")
+                errors += schema_errors(inner, [Either((TEXT_BLOCK, BLOCKS["image"]))], at)
     return errors
+
+
+def blocks_of(message: dict, kind: str) -> list[dict]:
+    content = message["content"]
+    return (
+        [block for block in content if block["type"] == kind] if isinstance(content, list) else []
+    )
+
+
+def tool_loop_errors(messages: list[dict]) -> list[str]:
+    """The API's tool loop: each assistant message's tool uses answered by tool results in
+    the next message, first in its content; no result of a call not made just before."""
+    errors = []
+    for index, message in enumerate(messages):
+        where = f"messages.{index}"
+        before = messages[index - 1] if index else None
+        called = {
+            block["id"]
+            for block in (blocks_of(before, "tool_use") if before else [])
+            if before["role"] == "assistant"
+        }
+        results = blocks_of(message, "tool_result")
+        answered = {block["tool_use_id"] for block in results}
+        if message["role"] == "user" and answered - called:
+            errors.append(
+                f"{where}.content: unexpected `tool_use_id` found in `tool_result` blocks: "
+                "each must have a corresponding `tool_use` block in the previous message."
+            )
+        if called and called - answered:
+            errors.append(
+                f"{where}: `tool_use` ids were found without `tool_result` blocks immediately after"
+            )
+        kinds = [block["type"] for block in message["content"]] if results else []
+        if kinds[: len(results)] != ["tool_result"] * len(results):
+            errors.append(f"{where}.content: tool_result blocks must come first")
+    return errors
+
+
+def unthought_tool_use(messages: list[dict]) -> list[str]:
+    """With thinking on, the API refuses a final assistant message with tool use that does
+    not start with a thinking block (its answer continues that turn)."""
+    assistant = [message for message in messages if message["role"] == "assistant"]
+    if not assistant or not blocks_of(assistant[-1], "tool_use"):
+        return []
+    first = assistant[-1]["content"][0]["type"]
+    if first in ("thinking", "redacted_thinking"):
+        return []
+    return [
+        f"Expected `thinking` or `redacted_thinking`, but found `{first}`. When `thinking` is "
+        "enabled, a final `assistant` message must start with a thinking block."
+    ]
 
 
 def answer_events(body: dict, model: str, reply: tuple[str, ...], input_tokens: int) -> list[dict]:

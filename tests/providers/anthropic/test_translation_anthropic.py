@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
+import anthropic
+import httpx2
 import pytest
 
-from llmadmin.providers.anthropic import MESSAGES_API
+from llmadmin.providers.anthropic import ANTHROPIC, MESSAGES_API
+from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.contract import (
     Conversation,
     Finish,
     Image,
     Message,
+    OtherOutput,
     Raw,
     Relay,
     RelayApi,
@@ -33,7 +38,16 @@ from llmadmin.providers.contract import (
     ToolResult,
     Usage,
 )
-from llmadmin.providers.errors import ChatError, RequestRefused
+from llmadmin.providers.errors import ChatError, ProviderError, RequestRefused
+from tests.providers.anthropic.fake import (
+    SIGNATURE,
+    TOOL_INPUT,
+    TOOL_USE_ID,
+    MessagesFake,
+    serve_messages,
+)
+from tests.providers.hostile import ERROR_STATUSES, serve_hostile
+from tests.stream_servers import Script, anthropic_event, serve_script
 
 HI = [{"role": "user", "content": "Hi"}]
 SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}}
@@ -544,3 +558,464 @@ def test_a_client_that_leaves_closes_the_source():
 
     asyncio.run(first())
     assert closed == [True]
+
+
+# --- A Conversation sent to Claude (an OpenAI client's, say) -----------------------------
+
+
+KEY = "sk-ant-fake-0001"
+
+
+def conversed(
+    fake: MessagesFake,
+    conversation: Conversation,
+    identifier: str = "claude-sonnet-4-6",
+    **settings,
+) -> list[StreamEvent]:
+    client = ANTHROPIC.connect(base_url=fake.url, region="", api_key=KEY)
+    model = ModelSettings(identifier, **settings)
+
+    async def events() -> list[StreamEvent]:
+        return [event async for event in client.converse(model, conversation)]
+
+    return asyncio.run(events())
+
+
+@pytest.fixture
+def fake() -> Iterator[MessagesFake]:
+    with serve_messages(MessagesFake(api_key=KEY)) as fake:
+        yield fake
+
+
+def sent(
+    fake: MessagesFake,
+    conversation: Conversation,
+    identifier: str = "claude-sonnet-4-6",
+    **settings,
+) -> dict:
+    conversed(fake, conversation, identifier, **settings)
+    [request] = fake.requests
+    assert request.headers["anthropic-version"] == "2026-10-21"
+    return request.body
+
+
+def text(value: str) -> dict:
+    return {"type": "text", "text": value}
+
+
+def user(*blocks: dict) -> dict:
+    return {"role": "user", "content": list(blocks)}
+
+
+def assistant(*blocks: dict) -> dict:
+    return {"role": "assistant", "content": list(blocks)}
+
+
+def body(*messages: dict, max_tokens: int = 8192, **fields) -> dict:
+    return {"model": "claude-sonnet-4-6", "max_tokens": max_tokens,
+            "messages": list(messages), "stream": True, **fields}  # fmt: skip
+
+
+ASK = Message("user", ("Weather in Paris?",))
+CALLED = Message("assistant", ("Let me look.", ToolCall("call_1", "weather", '{"city":"Paris"}'),
+                               ToolCall("call_2", "time", "")))  # fmt: skip
+PNG = Image("image/png", "iVBORw0")
+RESULTS = (
+    Message("user", (ToolResult("call_1", "weather", ("18 °C", PNG)),)),
+    Message("user", (ToolResult("call_2", "time", ("no clock",), is_error=True), "Thanks.")),
+)
+TOOLS = (Tool("weather", "The weather in a city.", SCHEMA), Tool("time"))
+LOOP = Conversation("Be brief.", (ASK, CALLED, *RESULTS), tools=TOOLS, parallel_tool_calls=False,
+                    stop=("END",), max_tokens=50_000)  # fmt: skip
+LOOP_SENT = body(
+    user(text("Weather in Paris?")),
+    assistant(text("Let me look."),
+              {"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Paris"}},
+              {"type": "tool_use", "id": "call_2", "name": "time", "input": {}}),
+    user({"type": "tool_result", "tool_use_id": "call_1", "content": [
+              text("18 °C"),
+              {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                           "data": "iVBORw0"}}]},
+         {"type": "tool_result", "tool_use_id": "call_2", "content": [text("no clock")],
+          "is_error": True},
+         text("Thanks.")),
+    max_tokens=32_000,
+    system="Be brief.",
+    tools=[{"name": "weather", "description": "The weather in a city.", "input_schema": SCHEMA},
+           {"name": "time", "input_schema": {"type": "object"}}],
+    tool_choice={"type": "auto", "disable_parallel_tool_use": True},
+    stop_sequences=["END"],
+)  # fmt: skip
+SIGNED = Thinking("Let me see.", SIGNATURE)
+ADAPTIVE_HIGH = {"thinking": "adaptive", "effort": "high"}
+
+
+def asked(*messages: Message, **fields) -> Conversation:
+    return Conversation("", messages or (USER_HI,), **fields)
+
+
+# fmt: off
+SENT = [  # (the model's settings, the Conversation, the body sent)
+    pytest.param({}, asked(USER_HI), body(user(text("Hi"))),
+                 id="a question: the API's default max_tokens"),
+    pytest.param({"max_output_tokens": 32_000}, LOOP, LOOP_SENT,
+                 id="a tool loop: results together and first, the client's max_tokens capped"),
+    pytest.param({"max_output_tokens": 4000}, asked(), body(user(text("Hi")), max_tokens=4000),
+                 id="the admin's cap where the client set none"),
+    pytest.param({"options": ADAPTIVE_HIGH}, asked(),
+                 body(user(text("Hi")), thinking={"type": "adaptive"},
+                      output_config={"effort": "high"}),
+                 id="the admin's options where the client asked no effort"),
+    pytest.param({"options": ADAPTIVE_HIGH}, asked(effort="low"),
+                 body(user(text("Hi")), thinking={"type": "adaptive"},
+                      output_config={"effort": "low"}),
+                 id="the client's effort wins: adaptive where the model takes it"),
+    pytest.param({"options": ADAPTIVE_HIGH}, asked(effort="none"),
+                 body(user(text("Hi")), thinking={"type": "disabled"}),
+                 id="effort none: thinking disabled"),
+    pytest.param({"identifier": "claude-sonnet-4-5"}, asked(effort="medium"),
+                 body(user(text("Hi")), model="claude-sonnet-4-5", max_tokens=8192 + 8192,
+                      thinking={"type": "enabled", "budget_tokens": 8192}),
+                 id="effort medium on Sonnet 4.5: a budget, max_tokens raised past it"),
+    pytest.param({"identifier": "claude-haiku-4-5", "max_output_tokens": 3000},
+                 asked(effort="low"),
+                 body(user(text("Hi")), model="claude-haiku-4-5", max_tokens=3000,
+                      thinking={"type": "enabled", "budget_tokens": 2048}),
+                 id="effort low on Haiku 4.5: a budget below the admin's cap"),
+    pytest.param({"identifier": "claude-opus-4-1", "max_output_tokens": 20_000},
+                 asked(effort="high", max_tokens=1000),
+                 body(user(text("Hi")), model="claude-opus-4-1", max_tokens=16384 + 1000,
+                      thinking={"type": "enabled", "budget_tokens": 16384}),
+                 id="effort high, max_tokens 1000: raised by the budget"),
+    pytest.param({"identifier": "claude-opus-4-1", "max_output_tokens": 20_000},
+                 asked(effort="high", max_tokens=5000),
+                 body(user(text("Hi")), model="claude-opus-4-1", max_tokens=20_000,
+                      thinking={"type": "enabled", "budget_tokens": 16384}),
+                 id="effort high, max_tokens 5000: raised, within the admin's cap"),
+    pytest.param({"identifier": "claude-opus-4-7", "options": {"thinking": "adaptive"}},
+                 asked(effort="minimal"),
+                 body(user(text("Hi")), model="claude-opus-4-7"),
+                 id="effort minimal on Opus 4.7: no thinking (it refuses disabled)"),
+    pytest.param({"options": ADAPTIVE_HIGH},
+                 asked(tools=TOOLS[1:], tool_choice="tool", tool_name="time"),
+                 body(user(text("Hi")), tools=[{"name": "time",
+                                                "input_schema": {"type": "object"}}],
+                      tool_choice={"type": "tool", "name": "time"},
+                      thinking={"type": "disabled"}, output_config={"effort": "high"}),
+                 id="a forced tool: thinking off"),
+    pytest.param({}, asked(ASK, Message("assistant", (ToolCall("call_1", "time", "{}"),)),
+                           Message("user", (ToolResult("call_1", "time", ("noon",)),)),
+                           effort="high"),
+                 body(user(text("Weather in Paris?")),
+                      assistant({"type": "tool_use", "id": "call_1", "name": "time",
+                                 "input": {}}),
+                      user({"type": "tool_result", "tool_use_id": "call_1",
+                            "content": [text("noon")]}),
+                      thinking={"type": "disabled"}, output_config={"effort": "high"}),
+                 id="a last tool call without signed thinking: thinking off, effort kept"),
+    pytest.param({}, asked(ASK, Message("assistant", (SIGNED, ToolCall("call_1", "time", "{}"))),
+                           Message("user", (ToolResult("call_1", "time", ("noon",)),)),
+                           effort="high"),
+                 body(user(text("Weather in Paris?")),
+                      assistant({"type": "thinking", "thinking": "Let me see.",
+                                 "signature": SIGNATURE},
+                                {"type": "tool_use", "id": "call_1", "name": "time",
+                                 "input": {}}),
+                      user({"type": "tool_result", "tool_use_id": "call_1",
+                            "content": [text("noon")]}),
+                      thinking={"type": "adaptive"}, output_config={"effort": "high"}),
+                 id="a last tool call after its signed thinking: thinking on"),
+    pytest.param({}, asked(USER_HI, Message("assistant", (Thinking("unsigned"), "", "Hello")),
+                           Message("user", (Image(url="https://example.com/a.png"),))),
+                 body(user(text("Hi")), assistant(text("Hello")),
+                      user({"type": "image", "source": {"type": "url",
+                                                        "url": "https://example.com/a.png"}})),
+                 id="unsigned thinking and empty text left out; an image by URL"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("model", "conversation", "expected"), SENT)
+def test_a_conversation_becomes_this_messages_request(fake, model, conversation, expected):
+    assert sent(fake, conversation, **model) == expected
+
+
+# fmt: off
+CONVERSE_REFUSED = [  # (the model's settings, the Conversation, the refusal)
+    pytest.param({}, asked(temperature=0.5, params={"temperature": "temperature"}),
+                 "temperature: Anthropic's API version 2026-10-21 no longer takes temperature.",
+                 id="temperature: the API version's"),
+    pytest.param({}, asked(top_p=0.5),
+                 "top_p: Anthropic's API version 2026-10-21 no longer takes top P.",
+                 id="top P, named as the Conversation's"),
+    pytest.param({}, asked(presence_penalty=0.5,
+                           params={"presence_penalty": "presence_penalty"}),
+                 "presence_penalty: Presence penalty is not supported by Anthropic.",
+                 id="a penalty"),
+    pytest.param({}, asked(effort="xhigh", params={"effort": "reasoning_effort"}),
+                 "reasoning_effort: Claude Sonnet 4.6 has no xhigh effort.",
+                 id="an effort the model lacks"),
+    pytest.param({"identifier": "claude-3-5-haiku-20241022"},
+                 asked(effort="low", params={"effort": "reasoning_effort"}),
+                 "reasoning_effort: this model doesn't reason: ask no effort, or none.",
+                 id="an effort on a model that doesn't reason"),
+    pytest.param({"identifier": "claude-opus-4-1", "max_output_tokens": 16_000},
+                 asked(effort="high", params={"effort": "thinking"}),
+                 "thinking: thinking at this effort leaves no room for an answer within the "
+                 "model's output limit: ask a lower effort.",
+                 id="a budget the admin's cap leaves no room for"),
+    pytest.param({}, asked(max_tokens=100_000, params={"max_tokens": "max_completion_tokens"}),
+                 "max_completion_tokens: Claude Sonnet 4.6 writes at most 64000 tokens "
+                 "(models.dev).",
+                 id="max tokens above the model's output limit"),
+    pytest.param({}, asked(Message("user", (Image("image/bmp", "Qk0"),))),
+                 "messages: Claude reads JPEG, PNG, GIF and WebP images only.",
+                 id="an image type Claude can't read"),
+    pytest.param({}, asked(USER_HI, Message("assistant", (ToolCall("c", "w", "[1]"),))),
+                 "messages: a tool call's arguments must be a JSON object.",
+                 id="tool call arguments that are no object"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("model", "conversation", "message"), CONVERSE_REFUSED)
+def test_what_claude_would_refuse_is_refused_naming_the_clients_field_before_sending(
+    fake, model, conversation, message
+):
+    with pytest.raises(RequestRefused) as refused:
+        conversed(fake, conversation, **model)
+
+    field = message.split(":")[0]
+    assert (str(refused.value), refused.value.param) == (message, field)
+    assert refused.value.http_status == 400
+    assert fake.requests == []
+
+
+def arguments_of(events: list[StreamEvent]) -> dict[int, str]:
+    calls: dict[int, str] = {}
+    for event in events:
+        if isinstance(event, ToolCallDelta):
+            calls[event.index] = calls.get(event.index, "") + event.text
+    return calls
+
+
+@pytest.mark.parametrize("effort", [None, "high"], ids=["no thinking", "thinking"])
+def test_a_two_step_tool_loop_runs_with_its_arguments_whole(fake, effort):
+    tools = (Tool("weather", "The weather in a city.", SCHEMA),)
+    first = conversed(fake, asked(ASK, tools=tools, effort=effort))
+
+    starts = [event for event in first if isinstance(event, ToolCallStart)]
+    assert starts == [ToolCallStart(index=0, id=TOOL_USE_ID, name="weather")]
+    assert len([event for event in first if isinstance(event, ToolCallDelta)]) > 1
+    assert json.loads(arguments_of(first)[0]) == TOOL_INPUT
+    thinking = [event for event in first if isinstance(event, ThinkingDelta)]
+    assert thinking == ([ThinkingDelta("Let me see."), ThinkingDelta(signature=SIGNATURE)]
+                        if effort else [])  # fmt: skip
+    assert first[-1] == Finish(StopReason.COMPLETE)
+
+    said_thinking = (Thinking("Let me see.", SIGNATURE),) if effort else ()
+    call = ToolCall(TOOL_USE_ID, "weather", arguments_of(first)[0])
+    second = conversed(fake, asked(
+        ASK, Message("assistant", (*said_thinking, call)),
+        Message("user", (ToolResult(TOOL_USE_ID, "weather", ("18 °C, sunny",)),)),
+        tools=tools, effort=effort,
+    ))  # fmt: skip
+
+    assert [event.text for event in second if isinstance(event, TextDelta)] == ["Hello", " world"]
+    assert second[-2:] == [
+        Usage(20 + 4 + 2, 9, cache_read_tokens=4, cache_write_tokens=2,
+              reasoning_tokens=3 if effort else None),
+        Finish(StopReason.COMPLETE),
+    ]  # fmt: skip
+    # Thinking stays on where Claude's own signed thinking went back.
+    assert ("thinking" in fake.requests[-1].body) == bool(effort)
+
+
+# --- The fake refuses what the API refuses ------------------------------------------------
+
+CALL_BLOCK = {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}
+RESULT_BLOCK = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "18"}
+ON = {"thinking": {"type": "enabled", "budget_tokens": 2048}}
+
+# fmt: off
+FAKE_REFUSES = [  # (the body, a piece of the API's message)
+    pytest.param(body(user(text("Hi")), assistant(CALL_BLOCK), user(RESULT_BLOCK), **ON),
+                 "must start with a thinking block",
+                 id="thinking on, a last tool use without its thinking"),
+    pytest.param(body(user(text("Hi")), tools=[WEATHER], tool_choice={"type": "any"}, **ON),
+                 "forces tool use", id="thinking on, a tool forced"),
+    pytest.param(body(user(text("Hi")), assistant(CALL_BLOCK), user(text("x"), RESULT_BLOCK)),
+                 "must come first", id="a tool result after text"),
+    pytest.param(body(user(text("Hi")), assistant(CALL_BLOCK), user(text("x"))),
+                 "without `tool_result` blocks", id="a tool use left unanswered"),
+    pytest.param(body(user(text("Hi")), assistant(text("x")), user(RESULT_BLOCK)),
+                 "unexpected `tool_use_id`", id="a result of no call just before"),
+    pytest.param(body(user(text(""))), "must be non-empty", id="an empty text block"),
+    pytest.param(body(user()), "non-empty content", id="an empty message"),
+    pytest.param(body(user(text("Hi")), tools=[{"name": "w", "input_schema": {}}]),
+                 "Input should be 'object'", id="a schema without type object"),
+    pytest.param(body(user(text("Hi")), tools=[WEATHER],
+                      tool_choice={"type": "tool", "name": "time"}),
+                 "Tool not found", id="a forced tool that is not offered"),
+    pytest.param(body(user({"type": "image", "source": {"type": "base64",
+                                                        "media_type": "image/bmp",
+                                                        "data": "Qk0"}})),
+                 "source", id="an image type Claude can't read"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("refused", "message"), FAKE_REFUSES)
+def test_the_fake_refuses_what_the_api_refuses(fake, refused, message):
+    response = httpx2.post(
+        f"{fake.url}/v1/messages",
+        json=refused,
+        headers={"x-api-key": KEY, "anthropic-version": "2023-06-01"},
+        timeout=5,
+    )
+
+    assert response.status_code == 400
+    assert message in response.json()["error"]["message"]
+
+
+# --- A hostile Claude, translated ---------------------------------------------------------
+
+# (mode, status): what tests/providers/hostile.py's Anthropic server does with the key.
+ATTACKS = [
+    pytest.param("redirect", None, id="redirect"),
+    *(pytest.param("error_body", status, id=f"error body {status}") for status in ERROR_STATUSES),
+    pytest.param("reason_phrase", 200, id="reason phrase"),
+    pytest.param("midstream", None, id="midstream error"),
+    pytest.param("not_json", None, id="not JSON"),
+    pytest.param("finish", None, id="the key as stop reason"),
+    pytest.param("bad_location", None, id="bad location"),
+    pytest.param("bad_header", None, id="bad header"),
+    pytest.param("odd_shapes", None, id="odd shapes"),
+]
+
+
+@pytest.mark.parametrize(("mode", "status"), ATTACKS)
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+def test_a_hostile_claudes_key_reaches_no_translated_answer_error_or_log(
+    mode, status, streamed, caplog
+):
+    caplog.set_level(logging.DEBUG)
+    relay = Relay(RelayApi.MESSAGES, {"model": "gpt-5", "messages": HI, "stream": streamed})
+    said, failure = [], None
+    with serve_hostile("anthropic", mode, status) as hostile:
+        client = ANTHROPIC.connect(base_url=hostile.url, region="", api_key=KEY)
+
+        async def answer() -> None:
+            calls = client.relay_call(ModelSettings("claude-sonnet-4-6"), relay,
+                                      translation=MESSAGES_API)  # fmt: skip
+            async for event in calls:
+                said.append(event)
+
+        try:
+            asyncio.run(answer())
+        except ProviderError as error:
+            failure = str(error)
+
+    assert hostile.credentials == {KEY}
+    raws = b"".join(event.data for event in said if isinstance(event, Raw)).decode()
+    assert KEY not in raws + (failure or "") + caplog.text
+    assert "sk-ant" not in raws + (failure or "")
+
+
+def test_the_sdk_reads_the_streamed_answer_as_the_whole_answer():
+    events = [
+        Usage(50, 0),
+        ThinkingDelta("Hmm."),
+        ThinkingDelta(signature="c2ln"),
+        TextDelta("Let me "),
+        TextDelta("look."),
+        ToolCallStart(index=0, id="call_1", name="weather"),
+        *(ToolCallDelta(piece, index=0) for piece in ('{"ci', 'ty": "Pa', 'ris"}')),
+        Usage(50, 9, cache_read_tokens=20, cache_write_tokens=5),
+        Finish(StopReason.COMPLETE),
+    ]
+    streamed = b"".join(event.data for event in answered(events) if isinstance(event, Raw))
+    with serve_script(Script([streamed])) as url:
+        sdk = anthropic.Anthropic(api_key=KEY, base_url=url, max_retries=0)
+        with sdk.messages.stream(model="gpt-5", max_tokens=1024, messages=HI) as stream:
+            final = stream.get_final_message()
+
+    read = json.loads(MESSAGE_ID.sub('"msg_ID"', final.model_dump_json(exclude_none=True)))
+    assert read == {name: value for name, value in whole(events).items() if value is not None}
+    assert final.content[2].input == {"city": "Paris"}
+
+
+# --- What Claude's stream says, as neutral events ----------------------------------------
+
+
+def claude_said(*events: tuple[str, dict]) -> list[StreamEvent]:
+    """The neutral events converse reads from this Messages stream (a scripted Claude)."""
+    frames = [
+        anthropic_event("message_start", {"message": {"usage": {"input_tokens": 5}}}),
+        *(anthropic_event(name, payload) for name, payload in events),
+        anthropic_event("message_delta", {"delta": {"stop_reason": "tool_use"},
+                                          "usage": {"output_tokens": 7}}),
+        anthropic_event("message_stop", {}),
+    ]  # fmt: skip
+    with serve_script(Script(frames)) as url:
+        client = ANTHROPIC.connect(base_url=url, region="", api_key=KEY)
+
+        async def events_read() -> list[StreamEvent]:
+            model = ModelSettings("claude-sonnet-4-6")
+            return [event async for event in client.converse(model, asked())]
+
+        return asyncio.run(events_read())[1:-2]  # but the usage and end
+
+
+def started(index: int, block: dict) -> tuple[str, dict]:
+    return "content_block_start", {"index": index, "content_block": block}
+
+
+def delta_of(index: int, **fields) -> tuple[str, dict]:
+    return "content_block_delta", {"index": index, "delta": fields}
+
+
+# fmt: off
+CLAUDE_STREAMS = [  # (Claude's content events, the neutral events read)
+    pytest.param([started(0, THINKING), delta_of(0, type="thinking_delta", thinking="Hm"),
+                  delta_of(0, type="signature_delta", signature="c2ln"),
+                  started(1, TEXT), delta_of(1, type="text_delta", text="Hi")],
+                 [ThinkingDelta("Hm"), ThinkingDelta(signature="c2ln"), TextDelta("Hi")],
+                 id="thinking, its signature, text"),
+    pytest.param([started(0, tool_use("toolu_a", "weather")),
+                  delta_of(0, type="input_json_delta", partial_json='{"city"'),
+                  delta_of(0, type="input_json_delta", partial_json=': "Paris"}'),
+                  started(1, tool_use("toolu_b", "time")),
+                  delta_of(1, type="input_json_delta", partial_json="{}")],
+                 [ToolCallStart(index=0, id="toolu_a", name="weather"),
+                  ToolCallDelta('{"city"', index=0), ToolCallDelta(': "Paris"}', index=0),
+                  ToolCallStart(index=1, id="toolu_b", name="time"),
+                  ToolCallDelta("{}", index=1)],
+                 id="two tool calls, counted from 0"),
+    pytest.param([started(0, TEXT), delta_of(0, type="text_delta", text="Looking"),
+                  started(1, {"type": "server_tool_use", "id": "srvtoolu_1",
+                              "name": "web_search", "input": {}}),
+                  delta_of(1, type="input_json_delta", partial_json='{"query": "x"}'),
+                  started(2, tool_use("toolu_a", "weather"))],
+                 [TextDelta("Looking"), OtherOutput('{"query": "x"}'),
+                  ToolCallStart(index=0, id="toolu_a", name="weather")],
+                 id="a server tool's input: output, no call of the client's"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("events", "read_events"), CLAUDE_STREAMS)
+def test_claudes_thinking_and_tool_calls_are_read_as_neutral_events(events, read_events):
+    assert claude_said(*events) == read_events
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        pytest.param({"type": "tool_use", "id": 5, "name": "w", "input": {}}, id="id a number"),
+        pytest.param({"type": "tool_use", "id": "t", "input": {}}, id="no name"),
+    ],
+)
+def test_a_tool_use_without_its_id_or_name_is_malformed(block):
+    with pytest.raises(ChatError, match="malformed"):
+        claude_said(started(0, block))

@@ -1,7 +1,9 @@
 """The fake of Amazon Bedrock: a bearer API key or a SigV4 signature checked as AWS checks it,
 the model and inference-profile lists, ConverseStream in AWS's binary event stream, the body
-botocore's own service model accepts and what Nova models refuse (Claude's refusals are
-Anthropic's: tests/providers/anthropic/fake.py)."""
+botocore's own service model accepts, what Converse checks beyond it (tool calls and their
+results across turns, images, blank text), what Nova models refuse (Claude's refusals are
+Anthropic's: tests/providers/anthropic/fake.py, and Claude's with thinking on here), and a
+tool loop answered (tool_loop_answer)."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ from urllib.parse import unquote
 import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.client import BaseClient
+from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.validate import ParamValidator
 
@@ -34,6 +38,8 @@ from tests.providers.anthropic.fake import (
 )
 from tests.providers.servers import Range, Recorded, catalog_entry, schema_errors
 
+# The Bedrock API key the tests' fakes take, and botocore sends (conftest.py).
+KEY = "ABSK-TESTSECRET-42"
 # Set on a request's headers by check_signature: whether its SigV4 signature holds.
 SIGNATURE_VERDICT = "x-fake-signature-verdict"
 
@@ -232,6 +238,18 @@ def answer_blocks(
     ]
 
 
+def botocore_client(service: str, tls_fake: Any) -> BaseClient:
+    """A botocore client of the fake (a FakeProvider served over TLS: botocore sends a Bedrock
+    API key over HTTPS only)."""
+    return botocore.session.get_session().create_client(
+        service,
+        region_name="us-east-1",
+        endpoint_url=tls_fake.url,
+        verify=False,
+        config=Config(retries={"max_attempts": 1}),
+    )
+
+
 def aws_message(event: str, payload: dict, exception: str = "") -> bytes:
     """One message of AWS's binary event stream, with its CRCs."""
     headers = (
@@ -404,7 +422,8 @@ def tool_errors(body: dict) -> list[str]:
 
 def thinking_errors(body: dict) -> list[str]:
     """Claude's own refusals with thinking on (only Claude takes Anthropic's thinking in the
-    additional fields): the budget is part of max tokens, and a final assistant turn with
+    additional fields): the budget is part of max tokens, a tool call can't be forced while
+    thinking with a budget (adaptive thinking allows it), and a final assistant turn with
     tool calls must begin with its signed thinking (Anthropic's extended-thinking docs)."""
     thinking = (body.get("additionalModelRequestFields") or {}).get("thinking") or {}
     if thinking.get("type") not in ("enabled", "adaptive"):
@@ -414,6 +433,9 @@ def thinking_errors(body: dict) -> list[str]:
     budget = thinking.get("budget_tokens")
     if budget is not None and max_tokens is not None and budget >= max_tokens:
         errors.append("max_tokens must be greater than thinking.budget_tokens")
+    choice = (body.get("toolConfig") or {}).get("toolChoice") or {}
+    if thinking["type"] == "enabled" and ("any" in choice or "tool" in choice):
+        errors.append("Thinking may not be enabled when tool_choice forces tool use.")
     assistant = [m for m in body.get("messages") or [] if m["role"] == "assistant"]
     last = assistant[-1]["content"] if assistant else []
     if any("toolUse" in block for block in last):

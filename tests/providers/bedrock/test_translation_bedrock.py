@@ -35,20 +35,24 @@ from llmadmin.providers.contract import (
 )
 from llmadmin.providers.errors import ChatError, RequestRefused
 from tests.providers.bedrock.fake import (
+    KEY,
     SIGNATURE,
     THOUGHT,
     TOOL_INPUT,
     TOOL_USE_ID_SENT,
     aws_message,
+    botocore_client,
 )
 from tests.providers.fakes import FakeProvider, serve
 
-KEY = "ABSK-TESTSECRET-42"
 SONNET_45 = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 OPUS_46 = "us.anthropic.claude-opus-4-6-v1"
 OPUS_47 = "us.anthropic.claude-opus-4-7"
 NOVA = "amazon.nova-pro-v1:0"
 LLAMA = "meta.llama3-3-70b-instruct-v1:0"
+
+# botocore talks to the HTTPS fake's self-signed certificate with verify=False.
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n-an-image").decode()
 HI = Message("user", ("Hi",))
@@ -169,11 +173,31 @@ REQUESTS = [  # (the admin's settings, the client's Conversation, the exact body
              "thinking": {"type": "enabled", "budget_tokens": 16384}}},
         id="Sonnet 4.5, effort high: max tokens raised no further than the admin's cap"),
     pytest.param(
+        ModelSettings(SONNET_45, max_output_tokens=8000,
+                      options={"thinking": "enabled", "thinking_budget_tokens": 2048}),
+        conversation(tools=(WEATHER,), tool_choice="any"),
+        {"messages": [user(text("Hi"))], "inferenceConfig": {"maxTokens": 8000},
+         "toolConfig": {"tools": [WEATHER_SPEC], "toolChoice": {"any": {}}}},
+        id="Sonnet 4.5: the admin's budgeted thinking left out where a tool must be called"),
+    pytest.param(
+        ModelSettings(OPUS_46, options={"thinking": "adaptive"}),
+        conversation(tools=(WEATHER,), tool_choice="tool", tool_name="weather"),
+        {"messages": [user(text("Hi"))],
+         "additionalModelRequestFields": {"thinking": {"type": "adaptive"}},
+         "toolConfig": {"tools": [WEATHER_SPEC], "toolChoice": {"tool": {"name": "weather"}}}},
+        id="Opus 4.6: adaptive thinking kept where a tool must be called"),
+    pytest.param(
         ModelSettings(OPUS_46, options={"effort": "low"}),
         conversation(effort="medium", params=OPENAI),
         {"messages": [user(text("Hi"))], "outputConfig": {"effort": "medium"},
          "additionalModelRequestFields": {"thinking": {"type": "adaptive"}}},
         id="Opus 4.6, effort medium: adaptive thinking at that effort, over the admin's"),
+    pytest.param(
+        ModelSettings(OPUS_47),
+        conversation(effort="xhigh", params=OPENAI),
+        {"messages": [user(text("Hi"))], "outputConfig": {"effort": "xhigh"},
+         "additionalModelRequestFields": {"thinking": {"type": "adaptive"}}},
+        id="Opus 4.7, effort xhigh: adaptive thinking at that effort"),
     pytest.param(
         ModelSettings(SONNET_45, max_output_tokens=8000,
                       options={"thinking": "enabled", "thinking_budget_tokens": 2048}),
@@ -236,6 +260,33 @@ def test_a_conversation_becomes_this_converse_stream_body(model, asked, body):
     assert events[-1] == Finish(StopReason.COMPLETE)  # the fake took it
 
 
+def botocore_arguments(value):
+    """A body as botocore's converse_stream takes it: an image's bytes as bytes (botocore
+    writes a blob in base64 itself)."""
+    if isinstance(value, list):
+        return [botocore_arguments(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    arguments = {name: botocore_arguments(item) for name, item in value.items()}
+    if "image" in value:
+        data = value["image"]["source"]["bytes"]
+        arguments["image"]["source"] = {"bytes": base64.b64decode(data)}
+    return arguments
+
+
+@pytest.mark.parametrize(("model", "asked", "body"), REQUESTS)
+def test_botocore_sends_the_same_body_and_reads_the_fakes_answer(model, asked, body):
+    with serve(FakeProvider("bedrock", KEY), tls=True) as sdk_server:
+        client = botocore_client("bedrock-runtime", sdk_server)
+        answer = client.converse_stream(modelId=model.identifier, **botocore_arguments(body))
+        events = list(answer["stream"])
+
+    (theirs,) = sdk_server.requests
+    assert theirs.path == f"/model/{model.identifier.replace(':', '%3A')}/converse-stream"
+    assert theirs.body == body
+    assert events[-2]["messageStop"]["stopReason"] in ("end_turn", "tool_use")
+
+
 LIST_ARGUMENTS = ToolCall("toolu_01A", "weather", "[1, 2]")
 LONG_ID = "toolu_" + "x" * 59
 # fmt: off
@@ -263,6 +314,11 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
                  "reasoning_effort", "Reasoning effort high needs more than 16384 output tokens, "
                  "and this model writes at most 8000: ask a lower effort.",
                  id="an effort's thinking budget above the admin's cap"),
+    pytest.param(ModelSettings(SONNET_45),
+                 conversation(tools=(WEATHER,), tool_choice="any", effort="low", params=OPENAI),
+                 "tool_choice", "This model can't be made to call a tool while it thinks: ask "
+                 "auto, or no reasoning effort.",
+                 id="an effort that is budgeted thinking, with a tool that must be called"),
     pytest.param(ModelSettings(NOVA),
                  conversation(Message("user", (Image(url="https://example.com/a.png"),))),
                  "messages", "Bedrock takes an image's data, not its URL: send the image itself "
@@ -287,6 +343,12 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
                  conversation(HI, Message("assistant", (LIST_ARGUMENTS,)), tools=(WEATHER,)),
                  "messages", "A tool call's arguments must be a JSON object.",
                  id="tool call arguments that are no JSON object"),
+    pytest.param(ModelSettings(NOVA),
+                 conversation(HI, Message("assistant", (ToolCall("t1", "web search", "{}"),)),
+                              Message("user", (ToolResult("t1", "web search", ("x",)),)),
+                              tools=(WEATHER,)),
+                 "messages", "A tool's name Bedrock can't take: letters, digits, _ - and at most "
+                 "64 characters.", id="a tool call's name outside Converse's pattern"),
     pytest.param(ModelSettings(NOVA), conversation(tools=(Tool("web.search"),)),
                  "tools", "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 "
                  "characters.", id="a tool name outside Converse's pattern"),
@@ -360,6 +422,12 @@ STREAMS = [  # (the event stream's messages, the neutral events read)
         [ThinkingDelta("Hmm."), ThinkingDelta(signature="c2ln"), OtherOutput(), TextDelta("Hi"),
          *ENDED],
         id="thinking and its signature; redacted thinking as progress"),
+    pytest.param(
+        [start(0, "tooluse_a1", "weather"), delta(0, toolUse={"input": '{"city": "Pa'}),
+         *stopped("max_tokens")],
+        [ToolCallStart(index=0, id="tooluse_a1", name="weather"),
+         ToolCallDelta('{"city": "Pa', index=0), Usage(3, 5), Finish(StopReason.MAX_TOKENS)],
+        id="a tool call cut short by max tokens says so"),
 ]
 # fmt: on
 
@@ -392,6 +460,15 @@ def test_a_tool_call_converse_could_not_send_is_a_malformed_answer(messages):
         converse(server, ModelSettings(SONNET_45), conversation())
 
     assert str(error.value) == "The provider sent a malformed answer."
+
+
+def test_an_exception_mid_tool_call_is_raised_in_our_words():
+    throttled = aws_message("", {"message": "slow down"}, exception="throttlingException")
+    messages = [start(0, "tooluse_a1", "weather"), delta(0, toolUse={"input": "{"}), throttled]
+    with serve(StreamedBedrock(messages)) as server, pytest.raises(ChatError) as error:
+        converse(server, ModelSettings(SONNET_45), conversation())
+
+    assert str(error.value) == "The provider's rate limit was reached: try again in a moment."
 
 
 def call_of(events: list) -> tuple[ToolCall, Thinking | None]:
@@ -487,6 +564,12 @@ FAKE_REFUSES = [  # (a body, what the fake answers: Converse's and Claude's refu
                      "tools": [WEATHER_SPEC], "toolChoice": {"tool": {"name": "clock"}}}},
                  "toolConfig.toolChoice.tool.name: 'clock' is not a tool.",
                  id="a chosen tool not offered"),
+    pytest.param({"messages": [user(text("Hi"))], "toolConfig": {
+                     "tools": [WEATHER_SPEC], "toolChoice": {"any": {}}},
+                  "additionalModelRequestFields": {"thinking": {"type": "enabled",
+                                                                "budget_tokens": 1024}}},
+                 "Thinking may not be enabled when tool_choice forces tool use.",
+                 id="Claude thinking with a budget and a tool it must call"),
     pytest.param({"messages": LOOP_MESSAGES, **TOOLS, **THINKING_ON},
                  "messages: Expected `thinking` or `redacted_thinking`, but found `tool_use`. "
                  "When `thinking` is enabled, a final `assistant` message must start with a "

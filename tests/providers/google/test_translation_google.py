@@ -10,6 +10,7 @@ import base64
 import re
 
 import pytest
+from google.genai import errors as genai_errors
 from google.genai import types
 
 from llmadmin.providers.base import ModelSettings
@@ -552,3 +553,46 @@ def test_a_hostile_geminis_answers_to_a_translated_request_are_told_in_our_words
     assert server.credentials == {KEY}
     assert KEY not in told
     assert KEY not in caplog.text
+
+
+# --- 5. The fake refuses what Gemini refuses (sent by google-genai) ---------------------------
+
+SDK_ASKED = types.Content(role="user", parts=[types.Part(text="Weather in Paris?")])
+SDK_CALL = types.Part.from_function_call(name="get_weather", args={})
+SDK_RESULT = types.Content(
+    role="user",
+    parts=[types.Part.from_function_response(name="get_weather", response={"output": "18C"})],
+)
+SDK_TOOLS = [types.Tool(function_declarations=[types.FunctionDeclaration(name="get_weather")])]
+# fmt: off
+GEMINI_REFUSES = [
+    pytest.param(
+        FLASH_3, [SDK_ASKED, types.Content(role="model", parts=[SDK_CALL]), SDK_RESULT], {},
+        "missing a thought_signature", id="Gemini 3: the current turn's call unsigned"),
+    pytest.param(
+        FLASH, [SDK_ASKED, types.Content(role="model", parts=[types.Part(text="Hm")]), SDK_RESULT],
+        {}, "number of function response parts", id="a result answering no call"),
+    pytest.param(
+        FLASH, [SDK_ASKED], {"stop_sequences": list("abcdef")}, "at most 5",
+        id="six stop sequences"),
+    pytest.param(
+        FLASH, [SDK_ASKED],
+        {"tool_config": types.ToolConfig(function_calling_config=types.FunctionCallingConfig(
+            mode="AUTO", allowed_function_names=["get_weather"]))},
+        "only with mode ANY", id="allowed names under AUTO"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("identifier", "contents", "config", "error"), GEMINI_REFUSES)
+def test_the_fake_refuses_what_gemini_refuses(identifier, contents, config, error):
+    config = types.GenerateContentConfig(tools=SDK_TOOLS, **config)
+    with (
+        serve(FakeProvider("google", KEY)) as server,
+        sdk_client(server) as sdk,
+        pytest.raises(genai_errors.ClientError) as refused,
+    ):
+        list(sdk.models.generate_content_stream(model=identifier, contents=contents, config=config))
+
+    assert refused.value.code == 400
+    assert error in refused.value.message

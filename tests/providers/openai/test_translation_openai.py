@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -42,6 +43,7 @@ from llmadmin.providers.contract import (
 from llmadmin.providers.errors import ProviderError, RequestRefused
 from llmadmin.providers.openai import CHAT_COMPLETIONS_API
 from tests.providers.fakes import FAKES, fake_for, serve
+from tests.providers.hostile import serve_hostile
 from tests.providers.openai.fake import body_errors
 from tests.providers.openai.test_provider_openai import ScriptedFake
 
@@ -806,3 +808,53 @@ def test_the_official_sdk_reads_the_stream_and_the_completion_to_the_same_answer
         assert calls == [("toolu_01", "weather", {"city": "Paris"}), ("toolu_02", "time", {})]
         assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (100, 20)
         assert completion.usage.prompt_tokens_details.cached_tokens == 60
+
+
+# --- A hostile provider on the translated path ----------------------------------------------
+
+# The hostile chat-completions server's attacks on a chat answer (tests/providers/hostile.py),
+# and whether the answer may end well.
+HOSTILE = [
+    pytest.param("midstream", None, False, id="an error event mid-answer"),
+    pytest.param("echo_text", None, False, id="the model says the key"),
+    pytest.param("finish", None, True, id="the key as finish reason"),
+    pytest.param("not_json", None, False, id="the key as the stream"),
+    pytest.param("odd_shapes", None, False, id="the key where a list belongs"),
+    pytest.param("error_body", 400, False, id="the key in a 400"),
+    pytest.param("error_body", 401, False, id="the key in a 401"),
+    pytest.param("error_body", 500, False, id="the key in a 500"),
+    pytest.param("reason_phrase", 200, True, id="the key as the reason phrase of a 200"),
+]
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+@pytest.mark.parametrize(("mode", "status", "ends_well"), HOSTILE)
+def test_a_hostile_provider_never_gets_the_key_into_a_translated_answer(
+    mode, status, ends_well, streamed
+):
+    key = "sk-HOSTILE-" + secrets.token_hex(16)
+    request = Relay(RelayApi.CHAT_COMPLETIONS, {"model": "m", "messages": HI, "stream": streamed})
+    out: list[StreamEvent] = []
+    with serve_hostile("openai", mode, status=status) as server:
+        client = PROVIDER_TYPES["openai"].connect(
+            base_url=f"{server.url}/v1", region="", api_key=key
+        )
+
+        async def run() -> None:
+            translated = client.relay_call(
+                ModelSettings("m"), request, translation=CHAT_COMPLETIONS_API
+            )
+            async for event in translated:
+                out.append(event)
+
+        try:
+            asyncio.run(run())
+            error = ""
+        except ProviderError as raised:
+            error = str(raised)
+
+    assert server.received("POST")
+    said = b"".join(event.data for event in out if isinstance(event, Raw)).decode()
+    leaked = key.removeprefix("sk-HOSTILE-") in f"{said} {out!r} {error}"
+    assert not leaked  # a boolean, so that a failure never prints the key
+    assert (error == "") is ends_well

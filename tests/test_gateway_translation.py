@@ -32,6 +32,7 @@ from gateway.calls import REFUSALS
 from gateway.tokens import token_mint
 from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
+from tests.providers.anthropic.fake import MessagesFake, serve_messages
 from tests.providers.bedrock.fake import aws_message
 from tests.providers.fakes import FakeProvider, fake_for, serve
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
@@ -57,7 +58,12 @@ ANTHROPIC_TOOL = {
     "description": "The weather in a city.",
     "input_schema": SCHEMA,
 }
-PRICES = {"input_price": Decimal(3), "output_price": Decimal(15), "cache_read_price": Decimal(1)}
+PRICES = {
+    "input_price": Decimal(3),
+    "output_price": Decimal(15),
+    "cache_read_price": Decimal(1),
+    "cache_write_price": Decimal(4),
+}
 # A tool call's id, as every API takes it back (Anthropic's tool_use id pattern).
 CALL_ID = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -108,10 +114,18 @@ def model_at(url: str, provider_type: str, identifier: str, api_key: str = KEY, 
 
 
 @contextmanager
-def upstream(provider_type: str, identifier: str, **fields: Any) -> Iterator[FakeProvider]:
+def upstream(
+    provider_type: str, identifier: str, **fields: Any
+) -> Iterator[FakeProvider | MessagesFake]:
     """The fake of this provider type, serving one model of the developer's; `fields`: the
-    admin's settings of the model."""
-    with serve(fake_for(provider_type, KEY)) as fake:
+    admin's settings of the model. Anthropic's is the Messages fake of the gateway's tests,
+    which takes what a gateway sends (tools, blocks; FakeProvider's takes a chat's body)."""
+    served = (
+        serve_messages(MessagesFake(api_key=KEY))
+        if provider_type == "anthropic"
+        else serve(fake_for(provider_type, KEY))
+    )
+    with served as fake:
         model_at(fake.url, provider_type, identifier, **fields)
         yield fake
 
@@ -199,6 +213,11 @@ def openai_loop(client: openai.OpenAI, model: str, streamed: bool) -> tuple[Turn
     return first, openai_turn(client, model, [*asked, *answered], streamed)
 
 
+# What each fake answers once it has the tool's result: the result quoted; Anthropic's
+# Messages fake, its own words (that it read the result is in what it received).
+ANSWERS = {"anthropic": "Hello world", "openai": RESULT, "google": RESULT, "bedrock": RESULT}
+
+
 @pytest.mark.parametrize(
     ("provider_type", "identifier", "streamed", "in_pieces"),
     [
@@ -230,7 +249,7 @@ def test_an_openai_client_runs_a_tool_loop_on_another_familys_model(
     assert (first.fragments > 1) == in_pieces
     assert isinstance(json.loads(call["arguments"]), dict)
     assert second.finish == "stop"
-    assert RESULT in second.text
+    assert ANSWERS[provider_type] in second.text
     assert RESULT in json.dumps(fake.requests[-1].body)
     assert [record.kind for record in records(2)] == ["gateway"] * 2
 
@@ -296,7 +315,8 @@ def test_an_anthropic_client_runs_a_tool_loop_on_another_familys_model(
     assert isinstance(use.input, dict)
     assert (pieces > 1) == in_pieces
     assert second.stop_reason == "end_turn"
-    assert RESULT in "".join(block.text for block in second.content if block.type == "text")
+    said = "".join(block.text for block in second.content if block.type == "text")
+    assert ANSWERS[provider_type] in said
     assert RESULT in json.dumps(fake.requests[-1].body)
     assert [record.kind for record in records(2)] == ["gateway"] * 2
 
@@ -336,12 +356,12 @@ def at(body: Any, path: str) -> Any:
             "openai",
             "anthropic",
             "claude-sonnet-4-6",
-            {"reasoning_effort": "low"},
+            {"reasoning_effort": "low", "tool_choice": "auto"},
             {
                 "max_tokens": 1000,
+                "system": SYSTEM,
                 "tools.0.name": "weather",
                 "tools.0.input_schema": SCHEMA,
-                "tool_choice.type": "any",
                 "stop_sequences": ["END"],
                 # Sonnet 4.6 takes an effort: adaptive thinking at the client's.
                 "thinking.type": "adaptive",
@@ -349,6 +369,15 @@ def at(body: Any, path: str) -> Any:
                 "messages.0.content.0.text": ASK,
             },
             id="OpenAI to Claude",
+        ),
+        pytest.param(
+            "openai",
+            "anthropic",
+            "claude-sonnet-4-6",
+            {"reasoning_effort": "low"},
+            # Claude thinks with no forced tool (the API's 400): thinking off.
+            {"tool_choice.type": "any", "thinking.type": "disabled"},
+            id="OpenAI to Claude, a tool forced",
         ),
         pytest.param(
             "openai",
@@ -475,14 +504,14 @@ def test_a_translated_call_is_in_the_ledger_with_the_providers_counts(
         assert (record.kind, record.client) == ("gateway", USER_AGENT)
         assert record.token.user == developer
         assert record.cost > 0
-    # The Anthropic fake's counts: 12 input, 4 read from the cache, 2 written; 9 output.
+    # The Anthropic fake's counts: 20 input, 4 read from the cache, 2 written; 9 output.
     assert (
         via_openai.input_tokens,
         via_openai.cache_read_tokens,
         via_openai.cache_write_tokens,
         via_openai.output_tokens,
-    ) == (18, 4, 2, 9)
-    assert (streamed.usage.prompt_tokens, streamed.usage.completion_tokens) == (18, 9)
+    ) == (26, 4, 2, 9)
+    assert (streamed.usage.prompt_tokens, streamed.usage.completion_tokens) == (26, 9)
     assert streamed.usage.prompt_tokens_details.cached_tokens == 4
     # The OpenAI fake's: 12 prompt tokens, 4 of them cached; 5 completion.
     assert (via_anthropic.input_tokens, via_anthropic.cache_read_tokens) == (12, 4)

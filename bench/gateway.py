@@ -311,7 +311,12 @@ def prepare(environment: dict[str, str], upstream_port: int, messages_port: int)
     """The bench's model (chat_streams' bench_model), an Anthropic model at the Anthropic
     upstream, a developer and their token; return its secret."""
     bench_model(environment, upstream_port)
-    provider_model("anthropic", f"http://127.0.0.1:{messages_port}", TRANSLATED_MODEL)
+    provider_model(
+        "anthropic",
+        f"http://127.0.0.1:{messages_port}",
+        TRANSLATED_MODEL,
+        display_name="Bench Claude",
+    )
     from django.contrib.auth.models import User
 
     from gateway.tokens import token_mint

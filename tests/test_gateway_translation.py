@@ -289,6 +289,7 @@ def block_param(block: Any) -> dict[str, Any]:
         pytest.param("openai", "gpt-4.1", True, True, id="GPT-4.1"),
         pytest.param("google", "gemini-2.5-flash", True, False, id="Gemini 2.5"),
         pytest.param("google", "gemini-3-pro-preview", True, False, id="Gemini 3"),
+        pytest.param("bedrock", "amazon.nova-pro-v1:0", True, True, id="Nova on Bedrock"),
         pytest.param("openai", "gpt-4.1", False, False, id="GPT-4.1, whole"),
         pytest.param("google", "gemini-2.5-flash", False, False, id="Gemini, whole"),
     ],
@@ -752,6 +753,7 @@ def test_a_translated_stream_failing_midway_ends_with_openais_error_chunk(
         pytest.param("openai", "gpt-4.1", "midstream_error", id="OpenAI's error chunk"),
         pytest.param("openai", "gpt-4.1", "drop", id="OpenAI cut short"),
         pytest.param("google", "gemini-2.5-flash", "drop", id="Gemini cut short"),
+        pytest.param("bedrock", "amazon.nova-pro-v1:0", "drop", id="Converse cut short"),
     ],
 )
 def test_a_translated_stream_failing_midway_ends_with_anthropics_error_event(
@@ -792,6 +794,7 @@ TRANSLATED = [
     pytest.param("openai", "bedrock", "amazon.nova-pro-v1:0", id="OpenAI to Converse"),
     pytest.param("anthropic", "openai", "gpt-4.1", id="Anthropic to OpenAI"),
     pytest.param("anthropic", "google", "gemini-2.5-flash", id="Anthropic to Gemini"),
+    pytest.param("anthropic", "bedrock", "amazon.nova-pro-v1:0", id="Anthropic to Converse"),
 ]
 CHAT_PATHS = {"openai": "/openai/v1/chat/completions", "anthropic": "/anthropic/v1/messages"}
 HOSTILE_KEY = "sk-hostile-" + "k" * 24

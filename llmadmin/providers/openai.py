@@ -956,7 +956,8 @@ TOOL_CHOICES = {"none": "none", "auto": "auto", "required": "any"}
 DATA_URL = re.compile(r"data:(image/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)")
 
 
-def refused(param: str, message: str = "") -> RequestRefused:
+def field_refused(param: str, message: str = "") -> RequestRefused:
+    """A client's field with no counterpart (or no valid value), in our words."""
     return request_refused(message or f"{param} is not supported for this model.", param)
 
 
@@ -968,7 +969,7 @@ def read_chat_request(body: Mapping[str, Any]) -> Conversation:
             continue
         neutral = NEUTRAL_VALUES.get(name)
         if neutral is None or value != neutral or type(value) is not type(neutral):
-            raise refused(name)
+            raise field_refused(name)
     params: dict[str, str] = {}
 
     def read(name: str, into: str, kind: type | UnionType, what: str) -> Any:
@@ -977,7 +978,7 @@ def read_chat_request(body: Mapping[str, Any]) -> Conversation:
         if value is None:
             return None
         if isinstance(value, bool) is not (kind is bool) or not isinstance(value, kind):
-            raise refused(name, f"{name} must be {what}.")
+            raise field_refused(name, f"{name} must be {what}.")
         params[into] = name
         return value
 
@@ -991,17 +992,17 @@ def read_chat_request(body: Mapping[str, Any]) -> Conversation:
     )
     max_tokens = read(cap_field, "max_tokens", int, "a whole number of at least 1")
     if max_tokens is not None and max_tokens < 1:
-        raise refused(cap_field, f"{cap_field} must be a whole number of at least 1.")
+        raise field_refused(cap_field, f"{cap_field} must be a whole number of at least 1.")
     stop = body.get("stop")
     stop = [stop] if isinstance(stop, str) else stop
     if stop is not None:
         if not isinstance(stop, list) or not all(isinstance(each, str) for each in stop):
-            raise refused("stop", "stop must be a string or a list of strings.")
+            raise field_refused("stop", "stop must be a string or a list of strings.")
         params["stop"] = "stop"
     effort = body.get("reasoning_effort")
     if effort is not None:
         if effort not in REASONING_EFFORTS:
-            raise refused(
+            raise field_refused(
                 "reasoning_effort",
                 f"reasoning_effort must be one of: {', '.join(REASONING_EFFORTS)}.",
             )
@@ -1029,7 +1030,7 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
     """The system text (system and developer messages, joined by blank lines) and the turns
     (tool results are the user's; messages of one role in a row are one turn)."""
     if not isinstance(messages, list) or not messages:
-        raise refused("messages", "messages must be a list of at least one message.")
+        raise field_refused("messages", "messages must be a list of at least one message.")
     system: list[str] = []
     turns: list[Message] = []
     calls: dict[str, str] = {}
@@ -1037,10 +1038,10 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
         where = f"messages[{number}]"
         role = message.get("role") if isinstance(message, dict) else None
         if role not in MESSAGE_FIELDS:
-            raise refused(f"{where}.role")
+            raise field_refused(f"{where}.role")
         for name, value in message.items():
             if name not in MESSAGE_FIELDS[role] and value is not None:
-                raise refused(f"{where}.{name}")
+                raise field_refused(f"{where}.{name}")
         content = message.get("content")
         if role in ("system", "developer"):
             system += text_parts(content, where)
@@ -1056,7 +1057,7 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
         else:
             call_id = message.get("tool_call_id")
             if call_id not in calls:
-                raise refused(
+                raise field_refused(
                     f"{where}.tool_call_id",
                     f"{where}.tool_call_id answers no tool call of an earlier message.",
                 )
@@ -1076,13 +1077,15 @@ def text_parts(content: Any, where: str, *, refusal: bool = False) -> list[str]:
     if content is None or isinstance(content, str):
         return [content] if content else []
     if not isinstance(content, list):
-        raise refused(f"{where}.content", f"{where}.content must be a string or a list of parts.")
+        raise field_refused(
+            f"{where}.content", f"{where}.content must be a string or a list of parts."
+        )
     texts = []
     for number, part in enumerate(content):
         kind = part.get("type") if isinstance(part, dict) else None
         key = "refusal" if refusal and kind == "refusal" else "text"
         if kind != key:
-            raise refused(f"{where}.content[{number}].type")
+            raise field_refused(f"{where}.content[{number}].type")
         texts += text_of(part, f"{where}.content[{number}]", key)
     return texts
 
@@ -1091,7 +1094,7 @@ def text_of(part: Mapping[str, Any], where: str, key: str = "text") -> list[str]
     """A text part's text, unless empty."""
     text = part.get(key)
     if not isinstance(text, str):
-        raise refused(f"{where}.{key}", f"{where}.{key} must be a string.")
+        raise field_refused(f"{where}.{key}", f"{where}.{key} must be a string.")
     return [text] if text else []
 
 
@@ -1110,7 +1113,7 @@ def user_parts(content: Any, where: str) -> list[Part]:
             url = image.get("url") if isinstance(image, dict) else None
             parts.append(image_of(url, f"{at}.image_url.url"))
         else:
-            raise refused(f"{at}.type")
+            raise field_refused(f"{at}.type")
     return parts
 
 
@@ -1120,23 +1123,23 @@ def image_of(url: Any, where: str) -> Image:
         return Image(media_type=data[1], data=re.sub(r"\s", "", data[2]))
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         return Image(url=url)
-    raise refused(where, f"{where} must be an image's base64 data: URL or an http(s) URL.")
+    raise field_refused(where, f"{where} must be an image's base64 data: URL or an http(s) URL.")
 
 
 def tool_calls(message: Mapping[str, Any], where: str) -> list[ToolCall]:
     calls = message.get("tool_calls") or []
     if not isinstance(calls, list):
-        raise refused(f"{where}.tool_calls", f"{where}.tool_calls must be a list.")
+        raise field_refused(f"{where}.tool_calls", f"{where}.tool_calls must be a list.")
     read = []
     for number, call in enumerate(calls):
         at = f"{where}.tool_calls[{number}]"
         if not isinstance(call, dict) or call.get("type", "function") != "function":
-            raise refused(f"{at}.type")
+            raise field_refused(f"{at}.type")
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
         fields = (call.get("id"), function.get("name"), function.get("arguments"))
         if not all(isinstance(value, str) for value in fields) or not fields[0]:
-            raise refused(at, f"{at} must have an id, a function name and its arguments.")
+            raise field_refused(at, f"{at} must have an id, a function name and its arguments.")
         read.append(ToolCall(*fields))
     return read
 
@@ -1147,20 +1150,23 @@ def read_tools(tools: list[Any]) -> tuple[Tool, ...]:
     for number, tool in enumerate(tools):
         at = f"tools[{number}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
-            raise refused(f"{at}.type")
+            raise field_refused(f"{at}.type")
+        for name in tool:
+            if name not in ("type", "function"):
+                raise field_refused(f"{at}.{name}")
         function = tool.get("function")
         if not isinstance(function, dict):
-            raise refused(f"{at}.function", f"{at}.function must be an object.")
+            raise field_refused(f"{at}.function", f"{at}.function must be an object.")
         for name in function:
             if name not in ("name", "description", "parameters", "strict"):
-                raise refused(f"{at}.function.{name}")
+                raise field_refused(f"{at}.function.{name}")
         name = function.get("name")
         description = function.get("description") or ""
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
         if not isinstance(name, str) or not name:
-            raise refused(f"{at}.function.name", f"{at}.function.name must be a name.")
+            raise field_refused(f"{at}.function.name", f"{at}.function.name must be a name.")
         if not isinstance(description, str) or not isinstance(parameters, dict):
-            raise refused(at, f"{at} must have a text description and a JSON Schema object.")
+            raise field_refused(at, f"{at} must have a text description and a JSON Schema object.")
         read.append(Tool(name, description, parameters))
     return tuple(read)
 
@@ -1172,10 +1178,10 @@ def read_tool_choice(choice: Any, tools: tuple[Tool, ...]) -> tuple[ToolChoice, 
         return TOOL_CHOICES[choice], ""
     function = choice.get("function") if isinstance(choice, dict) else None
     if not isinstance(function, dict) or choice.get("type") != "function":
-        raise refused("tool_choice")
+        raise field_refused("tool_choice")
     name = function.get("name")
     if name not in {tool.name for tool in tools}:
-        raise refused(
+        raise field_refused(
             "tool_choice.function.name", "tool_choice.function.name names no tool of the request."
         )
     return "tool", name

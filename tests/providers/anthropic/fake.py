@@ -370,6 +370,7 @@ def messages_errors(body: Any, fields: dict[str, Any]) -> list[str]:
     if thinking_on and (body.get("temperature") not in (None, 1) or "top_k" in body):
         errors.append("temperature and top_k may not be changed when thinking is enabled")
     choice = body.get("tool_choice") or {}
+    # Anthropic's extended-thinking docs: with thinking, tool_choice auto or none only.
     if thinking_on and choice.get("type") in ("any", "tool"):
         errors.append("Thinking may not be enabled when tool_choice forces tool use.")
     if thinking_on:
@@ -421,8 +422,9 @@ def blocks_of(message: dict, kind: str) -> list[dict]:
 
 
 def tool_loop_errors(messages: list[dict]) -> list[str]:
-    """The API's tool loop: each assistant message's tool uses answered by tool results in
-    the next message, first in its content; no result of a call not made just before."""
+    """The API's tool loop (Anthropic's tool-use docs): each assistant message's tool uses
+    answered by tool results in the next message, first in its content; no result of a call
+    not made just before."""
     errors = []
     for index, message in enumerate(messages):
         where = f"messages.{index}"
@@ -451,7 +453,8 @@ def tool_loop_errors(messages: list[dict]) -> list[str]:
 
 def unthought_tool_use(messages: list[dict]) -> list[str]:
     """With thinking on, the API refuses a final assistant message with tool use that does
-    not start with a thinking block (its answer continues that turn)."""
+    not start with a thinking block (its answer continues that turn): the 400 users report,
+    e.g. sigoden/llm-functions#222."""
     assistant = [message for message in messages if message["role"] == "assistant"]
     if not assistant or not blocks_of(assistant[-1], "tool_use"):
         return []

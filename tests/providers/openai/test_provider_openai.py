@@ -30,6 +30,7 @@ from llmadmin.services import provider_check_connection
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.providers.fakes import FAKES, FakeProvider, fake_for, serve
+from tests.providers.openai.scripted import ScriptedFake
 from tests.providers.servers import Recorded
 
 pytestmark = pytest.mark.django_db
@@ -787,16 +788,6 @@ def test_the_sdk_reads_the_same_model_list(provider_type):
 
 
 # --- 5. Streams and errors through the chat API ----------------------------------------------
-
-
-@dataclass
-class ScriptedFake(FakeProvider):
-    """Streams the given chunks (a JSON object, "[DONE]", or raw bytes such as a comment)."""
-
-    chunks: tuple = ()
-
-    def stream_openai(self) -> list[bytes]:
-        return [c if isinstance(c, bytes) else self.sse(c) for c in self.chunks]
 
 
 def chunk(delta: dict | None = None, finish: str | None = None, **fields) -> dict:

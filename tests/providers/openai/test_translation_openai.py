@@ -45,7 +45,7 @@ from llmadmin.providers.openai import CHAT_COMPLETIONS_API
 from tests.providers.fakes import FAKES, fake_for, serve
 from tests.providers.hostile import serve_hostile
 from tests.providers.openai.fake import body_errors
-from tests.providers.openai.test_provider_openai import ScriptedFake
+from tests.providers.openai.scripted import ScriptedFake
 
 HI = [{"role": "user", "content": "Hi"}]
 WEATHER = {
@@ -214,6 +214,8 @@ REFUSED = [
     pytest.param({"messages": [*HI, {"role": "assistant", "content": "x", "audio": {"id": "a"}}]}, "messages[1].audio", id="an assistant's audio"),  # noqa: E501
     pytest.param({"messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "https://x/a.png"}}]}, *HI]}, "messages[0].content[0].type", id="an image in the system"),  # noqa: E501
     pytest.param({"messages": HI, "tools": [{"type": "custom", "custom": {"name": "g"}}]}, "tools[0].type", id="a custom tool"),  # noqa: E501
+    pytest.param({"messages": HI, "tools": [{**WEATHER, "cache": True}]}, "tools[0].cache", id="an unknown field of a tool"),  # noqa: E501
+    pytest.param({"messages": HI, "tools": [{"type": "function", "function": {"name": "f", "examples": []}}]}, "tools[0].function.examples", id="an unknown field of a function"),  # noqa: E501
     pytest.param({"messages": HI, "tools": [WEATHER], "tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice", id="allowed tools"),  # noqa: E501
     pytest.param({"messages": HI, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "time"}}}, "tool_choice.function.name", id="a choice of no tool"),  # noqa: E501
 ]

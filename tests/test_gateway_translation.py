@@ -1,10 +1,10 @@
 """Any model through either gateway API: an `openai` client on Anthropic's, Gemini's and
-Bedrock's models, an `anthropic` client on OpenAI's and Gemini's, through the official SDKs
-against the server under uvicorn, with the loopback fakes of tests/providers/ upstream.
+Bedrock's models, an `anthropic` client on OpenAI's, Gemini's and Nova's, through the official
+SDKs against the server under uvicorn, with the loopback fakes of tests/providers/ upstream.
 
 The fakes refuse what the real APIs refuse (a body translated wrong fails there) and answer a
 tool loop: a call of the request's first tool when tools are offered and no result came yet,
-then text quoting the result.
+then text (quoting the result, but Anthropic's).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from django.test import override_settings
 from billing.models import UsageRecord, UserBudget
 from gateway.calls import REFUSALS
 from gateway.tokens import token_mint
+from llmadmin.models import LLMModel
 from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
 from tests.providers.anthropic.fake import MessagesFake, serve_messages
@@ -108,7 +109,9 @@ def anthropic_sdk(gateway, secret) -> anthropic.Anthropic:
     )
 
 
-def model_at(url: str, provider_type: str, identifier: str, api_key: str = KEY, **fields: Any):
+def model_at(
+    url: str, provider_type: str, identifier: str, api_key: str = KEY, **fields: Any
+) -> LLMModel:
     provider = provider_at(provider_type, url, api_key=api_key)
     return LLMModelFactory(provider=provider, identifier=identifier, **PRICES, **fields)
 

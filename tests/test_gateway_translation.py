@@ -9,6 +9,7 @@ then text (quoting the result, but Anthropic's).
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import re
@@ -36,6 +37,7 @@ from tests.factories import LLMModelFactory, provider_at
 from tests.providers.anthropic.fake import MessagesFake, serve_messages
 from tests.providers.bedrock.fake import aws_message
 from tests.providers.fakes import FakeProvider, fake_for, serve
+from tests.providers.google.fake import SIGNATURE as GEMINI_SIGNATURE
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
 from tests.providers.servers import sse
 from tests.stream_servers import Script, serve_script
@@ -255,6 +257,27 @@ def test_an_openai_client_runs_a_tool_loop_on_another_familys_model(
     assert ANSWERS[provider_type] in second.text
     assert RESULT in json.dumps(fake.requests[-1].body)
     assert [record.kind for record in records(2)] == ["gateway"] * 2
+
+
+def test_gemini_3s_signature_goes_back_with_its_call_carried_in_the_calls_id(openai_sdk):
+    # The fake takes Google's stand-in for a signature too: the signature it made must be the
+    # one that came back.
+    with upstream("google", "gemini-3-pro-preview") as fake:
+        first, _ = openai_loop(openai_sdk, "gemini-3-pro-preview", streamed=True)
+
+    [call] = first.calls.values()
+    assert call["id"].startswith("call_sig_")
+    [sent_back] = [
+        part
+        for content in fake.requests[-1].body["contents"]
+        for part in content["parts"]
+        if "functionCall" in part
+    ]
+    signature = sent_back["thoughtSignature"]
+    assert base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)) == base64.b64decode(
+        GEMINI_SIGNATURE
+    )
+    assert len(records(2)) == 2
 
 
 # --- An Anthropic client's tool loop on another family's model -------------------------------

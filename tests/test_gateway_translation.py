@@ -672,6 +672,31 @@ def test_a_refusal_an_anthropic_client_gets_names_the_field_in_its_message(gatew
     assert not fake.requests
 
 
+@pytest.mark.parametrize(
+    ("provider_type", "identifier"),
+    [
+        pytest.param("openai", "gpt-4.1", id="GPT-4.1"),
+        pytest.param("bedrock", "amazon.nova-pro-v1:0", id="Nova"),
+    ],
+)
+def test_an_anthropic_clients_thinking_is_dropped_on_a_model_that_does_not_reason(
+    anthropic_sdk, provider_type, identifier
+):
+    # Claude Code asks for thinking by default: advisory there, unlike an OpenAI client's
+    # reasoning_effort, which is refused.
+    with upstream(provider_type, identifier) as fake:
+        answer = anthropic_sdk.messages.create(
+            model=identifier,
+            max_tokens=4096,
+            thinking={"type": "enabled", "budget_tokens": 2048},
+            messages=[{"role": "user", "content": ASK}],
+        )
+
+    assert answer.stop_reason == "end_turn"
+    [request] = fake.requests
+    assert not {"reasoning_effort", "additionalModelRequestFields"} & set(request.body)
+
+
 def test_anthropics_cache_control_is_dropped_on_another_familys_model(anthropic_sdk):
     # Advisory (a hint to cache, which OpenAI's API does by itself): the fake refuses any
     # field the real API doesn't take, so it must not arrive.

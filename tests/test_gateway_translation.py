@@ -369,6 +369,18 @@ ANTHROPIC_ASKS = {
 }
 
 
+# A 1x1 PNG, as a client sends an image: OpenAI's data URL, Anthropic's base64 block.
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5Er"
+    "kJggg=="
+)
+IMAGE_URL_PART = {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}
+IMAGE_BLOCK = {
+    "type": "image",
+    "source": {"type": "base64", "media_type": "image/png", "data": PNG},
+}
+
+
 def at(body: Any, path: str) -> Any:
     """The value at a dotted path of a JSON body ("tools.0.name")."""
     for name in path.split("."):
@@ -421,6 +433,20 @@ def at(body: Any, path: str) -> Any:
                 "contents.0.parts.0.text": ASK,
             },
             id="OpenAI to Gemini 2.5",
+        ),
+        pytest.param(
+            "openai",
+            "anthropic",
+            "claude-sonnet-4-6",
+            {"messages": [{"role": "user", "content": [IMAGE_URL_PART]}], "tool_choice": "auto"},
+            {
+                "messages.0.content.0.source": {
+                    "type": "base64",
+                    "media_type": "image/png",
+                    "data": PNG,
+                }
+            },
+            id="OpenAI to Claude, an image",
         ),
         pytest.param(
             "openai",
@@ -488,6 +514,17 @@ def at(body: Any, path: str) -> Any:
                 "toolConfig.functionCallingConfig.mode": "ANY",
             },
             id="Anthropic to Gemini 2.5",
+        ),
+        pytest.param(
+            "anthropic",
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [{"role": "user", "content": [IMAGE_BLOCK]}],
+                "tool_choice": {"type": "auto"},
+            },
+            {"contents.0.parts.0.inlineData": {"data": PNG, "mime_type": "image/png"}},
+            id="Anthropic to Gemini, an image",
         ),
     ],
 )

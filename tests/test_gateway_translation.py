@@ -546,6 +546,75 @@ def test_the_provider_receives_the_clients_request_in_its_own_api_within_the_adm
     assert len(records(1)) == 1
 
 
+# --- Thinking -----------------------------------------------------------------------------------
+
+
+def data_of(stream: str) -> list[dict[str, Any]]:
+    """The JSON of each `data:` line of a stream, but [DONE]."""
+    return [
+        json.loads(line.removeprefix("data: "))
+        for line in stream.splitlines()
+        if line.startswith("data: {")
+    ]
+
+
+def test_claudes_thinking_reaches_an_openai_client_as_reasoning_content(gateway, secret):
+    body = {
+        "model": "claude-sonnet-4-6",
+        "messages": [{"role": "user", "content": ASK}],
+        "reasoning_effort": "low",
+    }
+    with upstream("anthropic", "claude-sonnet-4-6"):
+        streamed = post(gateway, "/openai/v1/chat/completions", {**body, "stream": True}, secret)
+        whole = post(gateway, "/openai/v1/chat/completions", body, secret)
+
+    deltas = [chunk["choices"][0]["delta"] for chunk in data_of(streamed.text) if chunk["choices"]]
+    # The Messages fake thinks "Let me see." (signed) before its answer.
+    assert "".join(delta.get("reasoning_content") or "" for delta in deltas) == "Let me see."
+    assert "".join(delta.get("content") or "" for delta in deltas) == "Hello world"
+    message = whole.json()["choices"][0]["message"]
+    assert (message["reasoning_content"], message["content"]) == ("Let me see.", "Hello world")
+    assert len(records(2)) == 2
+
+
+def openai_chunks(*deltas: dict[str, Any], finish: str = "stop") -> list[bytes]:
+    """A chat completions stream of these deltas, ended by `finish`."""
+    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+    return [
+        *(sse({**chunk, "choices": [{"index": 0, "delta": delta}]}) for delta in deltas),
+        sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}),
+        sse("[DONE]"),
+    ]
+
+
+def test_an_openai_models_reasoning_reaches_an_anthropic_client_as_an_unsigned_thinking_block(
+    gateway, secret, anthropic_sdk
+):
+    said = openai_chunks(
+        {"role": "assistant", "content": ""},
+        {"reasoning_content": "Paris in May: "},
+        {"reasoning_content": "mild."},
+        {"content": "Sunny."},
+    )
+    sent = {
+        "model": "qwen3-coder",
+        "max_tokens": 100,
+        "messages": [{"role": "user", "content": ASK}],
+    }
+    with serve_script(Script(said)) as url:  # the same answer to every request
+        model_at(url, "openai-compat", "qwen3-coder")
+        raw = post(gateway, "/anthropic/v1/messages", {**sent, "stream": True}, secret)
+        with anthropic_sdk.messages.stream(**sent) as stream:
+            message = stream.get_final_message()
+
+    thinking, text = message.content
+    assert (thinking.type, thinking.thinking) == ("thinking", "Paris in May: mild.")
+    assert (text.type, text.text) == ("text", "Sunny.")
+    # No signature: the provider gave none, and none is made up.
+    assert "signature_delta" not in raw.text
+    assert len(records(2)) == 2
+
+
 # --- The ledger, the budget, and what is refused ---------------------------------------------
 
 
@@ -959,15 +1028,6 @@ def converse_block(start: dict[str, Any], delta: dict[str, Any]) -> list[bytes]:
     ]
 
 
-def openai_delta_chunks(*deltas: dict[str, Any]) -> list[bytes]:
-    chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-    return [
-        *(sse({**chunk, "choices": [{"index": 0, "delta": delta}]}) for delta in deltas),
-        sse({**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
-        sse("[DONE]"),
-    ]
-
-
 def said(key: str) -> str:
     return json.dumps({"note": f"the key is {key}"})
 
@@ -996,7 +1056,7 @@ ECHOES = {
     ("bedrock", "thinking"): lambda key: converse_block(
         {}, {"reasoningContent": {"text": f"The key is {key}"}}
     ),
-    ("openai", "tool call"): lambda key: openai_delta_chunks(
+    ("openai", "tool call"): lambda key: openai_chunks(
         {"role": "assistant", "content": ""},
         {
             "tool_calls": [
@@ -1009,8 +1069,9 @@ ECHOES = {
             ]
         },
         {"tool_calls": [{"index": 0, "function": {"arguments": said(key)}}]},
+        finish="tool_calls",
     ),
-    ("openai", "thinking"): lambda key: openai_delta_chunks(
+    ("openai", "thinking"): lambda key: openai_chunks(
         {"role": "assistant", "content": ""}, {"reasoning_content": f"The key is {key}"}
     ),
 }

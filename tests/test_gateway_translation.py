@@ -135,10 +135,19 @@ def upstream(
         yield fake
 
 
+CHAT_PATHS = {"openai": "/openai/v1/chat/completions", "anthropic": "/anthropic/v1/messages"}
+
+
 def post(gateway: str, path: str, body: dict, secret: str) -> httpx2.Response:
     """Raw HTTP, as either SDK would send it, where the bytes or the status matter."""
     headers = {"Authorization": f"Bearer {secret}", "anthropic-version": "2023-06-01"}
     return httpx2.post(f"{gateway}{path}", json=body, headers=headers, timeout=10)
+
+
+def asked(api: str, identifier: str, streamed: bool) -> dict[str, Any]:
+    """The simplest request of the API: one question."""
+    body = {"model": identifier, "messages": [{"role": "user", "content": ASK}], "stream": streamed}
+    return {**body, "max_tokens": 100} if api == "anthropic" else body
 
 
 def records(count: int) -> list[UsageRecord]:
@@ -544,6 +553,61 @@ def test_the_provider_receives_the_clients_request_in_its_own_api_within_the_adm
     [request] = fake.requests
     assert {path: at(request.body, path) for path in received} == received
     assert len(records(1)) == 1
+
+
+# --- Stop reasons -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("api", "provider_type", "identifier", "stop", "said"),
+    [
+        pytest.param(
+            "openai", "google", "gemini-2.5-flash", "MAX_TOKENS", "length", id="Gemini's max tokens"
+        ),
+        pytest.param(
+            "openai",
+            "google",
+            "gemini-2.5-flash",
+            "SAFETY",
+            "content_filter",
+            id="Gemini's safety block",
+        ),
+        pytest.param(
+            "openai",
+            "bedrock",
+            "amazon.nova-pro-v1:0",
+            "max_tokens",
+            "length",
+            id="Converse's max tokens",
+        ),
+        pytest.param(
+            "anthropic", "openai", "gpt-4.1", "length", "max_tokens", id="OpenAI's length"
+        ),
+        pytest.param(
+            "anthropic", "openai", "gpt-4.1", "content_filter", "refusal", id="OpenAI's filter"
+        ),
+        pytest.param(
+            "anthropic",
+            "google",
+            "gemini-2.5-flash",
+            "MAX_TOKENS",
+            "max_tokens",
+            id="Gemini's max tokens to Anthropic",
+        ),
+    ],
+)
+def test_a_providers_stop_reason_reaches_the_client_in_its_apis_words(
+    gateway, secret, api, provider_type, identifier, stop, said
+):
+    with upstream(provider_type, identifier) as fake:
+        fake.stop = stop
+        answer = post(gateway, CHAT_PATHS[api], asked(api, identifier, streamed=False), secret)
+
+    assert answer.status_code == 200, answer.text
+    ended = answer.json()
+    assert (
+        ended["choices"][0]["finish_reason"] if api == "openai" else ended["stop_reason"]
+    ) == said
 
 
 # --- Thinking -----------------------------------------------------------------------------------
@@ -953,7 +1017,6 @@ TRANSLATED = [
     pytest.param("anthropic", "google", "gemini-2.5-flash", id="Anthropic to Gemini"),
     pytest.param("anthropic", "bedrock", "amazon.nova-pro-v1:0", id="Anthropic to Converse"),
 ]
-CHAT_PATHS = {"openai": "/openai/v1/chat/completions", "anthropic": "/anthropic/v1/messages"}
 HOSTILE_KEY = "sk-hostile-" + "k" * 24
 
 
@@ -965,11 +1028,6 @@ def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
     django_logger.addHandler(caplog.handler)
     yield caplog
     django_logger.removeHandler(caplog.handler)
-
-
-def asked(api: str, identifier: str, streamed: bool) -> dict[str, Any]:
-    body = {"model": identifier, "messages": [{"role": "user", "content": ASK}], "stream": streamed}
-    return {**body, "max_tokens": 100} if api == "anthropic" else body
 
 
 @pytest.mark.parametrize(("api", "family", "identifier"), TRANSLATED)

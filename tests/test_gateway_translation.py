@@ -757,6 +757,20 @@ def test_a_spent_budget_refuses_a_translated_call_before_anything_is_sent(
             "response_format",
             id="a response format",
         ),
+        pytest.param(
+            "anthropic",
+            "claude-sonnet-4-6",
+            {"temperature": 0.5},
+            "temperature",
+            id="a temperature (Anthropic's API version 2026-10-21 takes none)",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {"stop": ["a", "b", "c", "d", "e", "f"]},
+            "stop",
+            id="more stop sequences than Gemini takes",
+        ),
     ],
 )
 def test_an_openai_feature_with_no_counterpart_is_a_400_naming_it_and_nothing_is_sent(

@@ -326,23 +326,28 @@ def bench_model(environment: dict[str, str], upstream_port: int) -> Any:
     django.setup()
     from django.core.management import call_command
 
-    from llmadmin.models import LLMModel, Provider
-
     call_command("migrate", verbosity=0)
-    # migrate made the row of every type.
-    provider = Provider.objects.get(type="openai-compat")
-    provider.api_key, provider.base_url = "sk-bench", f"http://127.0.0.1:{upstream_port}/v1"
-    provider.enabled = True
-    provider.full_clean()
-    provider.save()
-    model = LLMModel(
-        provider=provider,
-        identifier=BENCH_MODEL,
+    return provider_model(
+        "openai-compat",
+        f"http://127.0.0.1:{upstream_port}/v1",
+        BENCH_MODEL,
         display_name="Bench model",
-        context_limit=200_000,
         is_default=True,
         compression_threshold=100,
     )
+
+
+def provider_model(provider_type: str, base_url: str, identifier: str, **fields: Any) -> Any:
+    """The provider of this type (migrate made the row of every type) enabled at `base_url`,
+    and a model of it; Django set up (bench_model)."""
+    from llmadmin.models import LLMModel, Provider
+
+    provider = Provider.objects.get(type=provider_type)
+    provider.api_key, provider.base_url = "sk-bench", base_url
+    provider.enabled = True
+    provider.full_clean()
+    provider.save()
+    model = LLMModel(provider=provider, identifier=identifier, context_limit=200_000, **fields)
     model.full_clean()
     model.save()
     return model
@@ -601,11 +606,12 @@ def server_started(port: int, environment: dict[str, str], log_path: Path) -> su
         )
 
 
-def stopped(server: subprocess.Popen, upstream: multiprocessing.process.BaseProcess) -> None:
+def stopped(server: subprocess.Popen, *upstreams: multiprocessing.process.BaseProcess) -> None:
     server.terminate()
     server.wait(timeout=10)
-    upstream.terminate()
-    upstream.join()
+    for upstream in upstreams:
+        upstream.terminate()
+        upstream.join()
 
 
 def server_log_report(log_lines: list[str]) -> None:

@@ -9,18 +9,22 @@ pointed at a loopback upstream (a process of its own: a stream of C deltas a sec
 seconds, as bench/chat_streams.py's, or at once one whole answer to a request not streamed),
 one model, a developer and a personal access token. The same client sends the same body
 (streams with `stream_options.include_usage`) straight to the upstream and through
-/gateway/openai/v1/chat/completions with the token. In every one of R rounds (default 5), in
-turn: probes the gateway's model list idle; for each N (default 10, 100, 300) N streams
-directly, then N through the gateway, the same prober running under the largest N; then S
-seconds of requests not streamed at concurrency 8, directly then through the gateway. Prints
-the load average at start and end and every figure as its median (min-max) over the rounds,
-each taken within its round: streams completed, the first-token delay the gateway adds (p50
-less p50, p99 less p99), the model list's p50 and p99 while the largest N's streams run, the
-server's CPU per stream; for requests not streamed, the time the gateway adds per request
-(p50 less p50, p99 less p99), requests/s both ways and the server's CPU per request; next to
-the targets: added first-token p50 <= 5 ms at N = 10, all 300 streams complete with the model
-list's p99 < 250 ms, overhead of a request not streamed <= 3 ms median. About a minute per
-round with S = 5 (--rounds 1 --seconds 3: under a minute).
+/gateway/openai/v1/chat/completions with the token. A second upstream streams the same deltas
+in Anthropic's Messages shape for an Anthropic model: the translated case. In every one of R
+rounds (default 5), in turn: probes the gateway's model list idle; 10 streams of the same
+OpenAI client through the gateway to each model, native and translated, each after 10 straight
+to its upstream; for each N (default 10, 100, 300) N streams directly, then N through the
+gateway, the same prober running under the largest N; then S seconds of requests not streamed
+at concurrency 8, directly then through the gateway. Prints the load average at start and end
+and every figure as its median (min-max) over the rounds, each taken within its round: streams
+completed, the first-token delay the gateway adds (p50 less p50, p99 less p99), the model
+list's p50 and p99 while the largest N's streams run, the server's CPU per stream; for requests
+not streamed, the time the gateway adds per request (p50 less p50, p99 less p99), requests/s
+both ways and the server's CPU per request; next to the targets: added first-token p50 <= 5 ms
+at N = 10, all 300 streams complete with the model list's p99 < 250 ms, overhead of a request
+not streamed <= 3 ms median; and the translated streams' added first-token p50 and p99 beside
+the native ones', their difference within 2 ms. About a minute per round with S = 5 (--rounds 1
+--seconds 3: under a minute).
 """
 
 from __future__ import annotations
@@ -32,9 +36,10 @@ import re
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.synchronize import Event
 from pathlib import Path
@@ -47,6 +52,7 @@ from chat_streams import (
     EDGE,
     PROBE_PAUSE,
     SPAWN,
+    Markers,
     Stream,
     answered,
     bench_model,
@@ -55,6 +61,7 @@ from chat_streams import (
     in_ms,
     open_streams,
     post,
+    provider_model,
     server_log_report,
     server_started,
     stopped,
@@ -79,6 +86,13 @@ MODEL = BENCH_MODEL
 CHAT_PATH = "/gateway/openai/v1/chat/completions"
 MODELS_PATH = "/gateway/openai/v1/models"
 USER_AGENT = "bench-gateway/1"
+# The translated case: N streams of the same OpenAI client, to an Anthropic model.
+TRANSLATED_N = 10
+TRANSLATED_MODEL = "claude-sonnet-4-6"
+# A stream's delta, whatever its API (both upstreams' deltas and the gateway's say " tok"),
+# and its end: through the gateway, straight from the Anthropic upstream.
+THROUGH = Markers(delta=b'" tok"', end=b"data: [DONE]")
+MESSAGES_DIRECT = Markers(delta=b'" tok"', end=b"event: message_stop")
 WHOLE_ANSWER = json.dumps(
     {
         "id": "chatcmpl-bench",
@@ -97,21 +111,82 @@ WHOLE_ANSWER = json.dumps(
 ).encode()
 
 
-# --- The upstream: chat_streams' paced stream, or one whole answer --------------------------
+# --- The upstreams: chat_streams' paced stream, or one whole answer -----------------------
 
 
-def serve_upstream(port: int, deltas: int, pause: float) -> None:
-    """The upstream's process: a streamed request is answered with `deltas` deltas `pause`
-    seconds apart, the first at once, then the usage and the end (as chat_streams' upstream
-    does); one not streamed, at once with WHOLE_ANSWER. Each connection is then closed."""
-    ending = (
+def chat_ending(deltas: int) -> bytes:
+    return (
         chunk(b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n')
         + chunk(
             b'data: {"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":%d}}\n\n' % deltas
         )
         + chunk(b"data: [DONE]\n\n")
-        + b"0\r\n\r\n"
     )
+
+
+def messages_event(payload: dict) -> bytes:
+    """One event of Anthropic's Messages stream, as a chunk."""
+    return chunk(f"event: {payload['type']}\ndata: {json.dumps(payload)}\n\n".encode())
+
+
+def messages_ending(deltas: int) -> bytes:
+    delta = {"stop_reason": "end_turn", "stop_sequence": None}
+    return (
+        messages_event({"type": "content_block_stop", "index": 0})
+        + messages_event(
+            {"type": "message_delta", "delta": delta, "usage": {"output_tokens": deltas}}
+        )
+        + messages_event({"type": "message_stop"})
+    )
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A streamed answer in one API: what comes before its deltas, each delta (the same text,
+    " tok"), and its end for a count of deltas."""
+
+    opening: bytes
+    delta: bytes
+    ending: Callable[[int], bytes]
+
+
+CHAT_COMPLETIONS = Shape(opening=b"", delta=DELTA, ending=chat_ending)
+MESSAGES = Shape(
+    opening=messages_event(
+        {
+            "type": "message_start",
+            "message": {
+                "id": "msg_bench",
+                "type": "message",
+                "role": "assistant",
+                "content": [],
+                "model": "bench",
+                "stop_reason": None,
+                "stop_sequence": None,
+                "usage": {"input_tokens": 12, "output_tokens": 1},
+            },
+        }
+    )
+    + messages_event(
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+    ),
+    delta=messages_event(
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "text_delta", "text": " tok"},
+        }
+    ),
+    ending=messages_ending,
+)
+
+
+def serve_upstream(port: int, deltas: int, pause: float, shape: Shape = CHAT_COMPLETIONS) -> None:
+    """The upstream's process: a streamed request is answered in `shape` with `deltas` deltas
+    `pause` seconds apart, the first at once, then the usage and the end (as chat_streams'
+    upstream does); one not streamed, at once with WHOLE_ANSWER. Each connection is then
+    closed."""
+    ending = shape.ending(deltas) + b"0\r\n\r\n"
     whole_answer = (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
         b"Connection: close\r\n\r\n%s" % (len(WHOLE_ANSWER), WHOLE_ANSWER)
@@ -127,12 +202,12 @@ def serve_upstream(port: int, deltas: int, pause: float) -> None:
                 writer.write(whole_answer)
                 await writer.drain()
                 return
-            writer.write(ANSWER_HEAD)
+            writer.write(ANSWER_HEAD + shape.opening)
             started = loop.time()
             for n in range(deltas):
                 # On a schedule, so that an answer lasts as long however busy the loop is.
                 await asyncio.sleep(started + n * pause - loop.time())
-                writer.write(DELTA)
+                writer.write(shape.delta)
                 await writer.drain()
             writer.write(ending)
             await writer.drain()
@@ -232,10 +307,16 @@ async def whole_requests(port: int, request: bytes, seconds: float) -> list[tupl
 # --- Setup and measurement -----------------------------------------------------------------
 
 
-def prepare(environment: dict[str, str], upstream_port: int) -> str:
-    """The bench's model (chat_streams' bench_model), a developer and their token; return its
-    secret."""
+def prepare(environment: dict[str, str], upstream_port: int, messages_port: int) -> str:
+    """The bench's model (chat_streams' bench_model), an Anthropic model at the Anthropic
+    upstream, a developer and their token; return its secret."""
     bench_model(environment, upstream_port)
+    provider_model(
+        "anthropic",
+        f"http://127.0.0.1:{messages_port}",
+        TRANSLATED_MODEL,
+        display_name="Bench Claude",
+    )
     from django.contrib.auth.models import User
 
     from gateway.tokens import token_mint
@@ -248,26 +329,32 @@ def prepare(environment: dict[str, str], upstream_port: int) -> str:
 class Setup:
     port: int
     upstream_port: int
+    messages_port: int
     secret: str
     server_pid: int
     seconds: float
     limit: float  # a stream not ended this long after its request failed
     ramp: float  # the streams start spread over this many seconds
 
-    def request(self, *, through: bool, stream: bool) -> bytes:
-        """The same body both ways: to the upstream with its key, or to the gateway with the
-        token."""
+    def request(self, *, through: bool, stream: bool, translated: bool = False) -> bytes:
+        """The same OpenAI body both ways: to the upstream with its key, or to the gateway
+        with the token; `translated`: for the Anthropic model, and straight to its upstream
+        in Anthropic's shape."""
+        messages = [{"role": "user", "content": "Tell me a long story."}]
         body = {
-            "model": MODEL,
-            "messages": [{"role": "user", "content": "Tell me a long story."}],
+            "model": TRANSLATED_MODEL if translated else MODEL,
+            "messages": messages,
             "stream": stream,
             **({"stream_options": {"include_usage": True}} if stream else {}),
         }
-        port, path, key = (
-            (self.port, CHAT_PATH, self.secret)
-            if through
-            else (self.upstream_port, "/v1/chat/completions", "sk-bench")
-        )
+        if through:
+            port, path, key = self.port, CHAT_PATH, self.secret
+        elif translated:
+            port, path, key = self.messages_port, "/v1/messages", "sk-bench"
+            body = {"model": TRANSLATED_MODEL, "max_tokens": 8192, "messages": messages}
+            body["stream"] = stream
+        else:
+            port, path, key = self.upstream_port, "/v1/chat/completions", "sk-bench"
         headers = {"Authorization": f"Bearer {key}", "User-Agent": USER_AGENT}
         return post(port, path, json.dumps(body).encode(), headers)
 
@@ -332,6 +419,27 @@ def measure_streams(setup: Setup, n: int, figures: Figures, probed: bool) -> Non
     figures.busy_probes.append(
         [(sent, seconds, status) for sent, seconds, status in busy if began <= sent < ended]
     )
+
+
+def measure_translated(setup: Setup, native: Figures, translated: Figures) -> None:
+    """TRANSLATED_N streams of the same OpenAI client through the gateway to the OpenAI
+    Compatible model (native) and to the Anthropic model (translated), each after the same
+    number straight to that model's upstream."""
+    for figures, is_translated in ((native, False), (translated, True)):
+        upstream_port, markers = (
+            (setup.messages_port, MESSAGES_DIRECT)
+            if is_translated
+            else (setup.upstream_port, DIRECT)
+        )
+        for port, through, kept, marks in (
+            (upstream_port, False, figures.direct, markers),
+            (setup.port, True, figures.through, THROUGH),
+        ):
+            request = setup.request(through=through, stream=True, translated=is_translated)
+            streams, _ = asyncio.run(
+                open_streams(port, [request] * TRANSLATED_N, marks, setup.limit, ramp=setup.ramp)
+            )
+            kept.append(streams)
 
 
 def measure_whole(setup: Setup, figures: WholeFigures) -> None:
@@ -418,6 +526,34 @@ def report_streams(n: int, figures: Figures, deltas: int, probe_cpu: list[float]
     )
 
 
+def report_translated(native: Figures, translated: Figures, deltas: int) -> None:
+    rounds = len(native.through)
+    print(
+        f"N = {TRANSLATED_N} streams of the same OpenAI client through the gateway: native (the "
+        f"OpenAI Compatible upstream) and translated (the Anthropic upstream, the same {deltas} "
+        f"deltas); added = through the gateway less straight to that upstream; median (min-max) "
+        f"of {rounds} rounds"
+    )
+    for name, figures in (("native", native), ("translated", translated)):
+        completed = [whole(streams, deltas) for streams in figures.through]
+        print(f"  completed {name}: {spread(completed, '{:.0f}'.format)} of {TRANSLATED_N}")
+    for q, name in ((0.5, "p50"), (0.99, "p99")):
+        ours = [
+            added(
+                [first_deltas(s) for s in figures.through],
+                [first_deltas(s) for s in figures.direct],
+                q,
+            )[2]
+            for figures in (native, translated)
+        ]
+        difference = [b - a for a, b in zip(*ours, strict=True)]
+        print(
+            f"  added first token {name}, ms: native {spread(ours[0], ONE)}, translated "
+            f"{spread(ours[1], ONE)}; translated less native {spread(difference, ONE)}"
+            + (" (target: <= 2)" if q == 0.5 else "")
+        )
+
+
 def report_whole(figures: WholeFigures, seconds: float) -> None:
     rounds = range(len(figures.through))
     print(
@@ -455,17 +591,20 @@ def main() -> None:
     deltas = round(args.chunks_per_second * args.seconds)
 
     with tempfile.TemporaryDirectory() as workdir:
-        upstream_port, port = free_port(), free_port()
-        upstream = upstream_started(
-            serve_upstream, upstream_port, deltas, 1 / args.chunks_per_second
+        upstream_port, messages_port, port = free_port(), free_port(), free_port()
+        pause = 1 / args.chunks_per_second
+        upstream = upstream_started(serve_upstream, upstream_port, deltas, pause)
+        messages_upstream = upstream_started(
+            partial(serve_upstream, shape=MESSAGES), messages_port, deltas, pause
         )
         environment = bench_environment(workdir)
-        secret = prepare(environment, upstream_port)
+        secret = prepare(environment, upstream_port, messages_port)
         log_path = Path(workdir) / "server.log"
         server = server_started(port, environment, log_path)
         setup = Setup(
             port=port,
             upstream_port=upstream_port,
+            messages_port=messages_port,
             secret=secret,
             server_pid=server.pid,
             seconds=args.seconds,
@@ -473,11 +612,12 @@ def main() -> None:
             ramp=args.ramp,
         )
         figures = {n: Figures() for n in args.n}
+        native, translated = Figures(), Figures()
         whole_figures = WholeFigures()
         probe_cpu = []
         try:
-            wait_for_port(upstream_port)
-            wait_for_port(port)
+            for waited in (upstream_port, messages_port, port):
+                wait_for_port(waited)
             # Warm both workers (first imports, the pool to the upstream) before measuring:
             # requests not streamed, and streams left at their first delta.
             warm = asyncio.run(whole_requests(port, setup.request(through=True, stream=False), 1))
@@ -485,14 +625,12 @@ def main() -> None:
                 all(status == 200 for _, status in warm),
                 f"the gateway answered {Counter(status for _, status in warm)}",
             )
+            warm_requests = [
+                setup.request(through=True, stream=True, translated=translated)
+                for translated in (False, True)
+            ]
             warm_streams, _ = asyncio.run(
-                open_streams(
-                    port,
-                    [setup.request(through=True, stream=True)] * 20,
-                    DIRECT,
-                    setup.limit,
-                    whole=False,
-                )
+                open_streams(port, warm_requests * 10, THROUGH, setup.limit, whole=False)
             )
             require(
                 all(s.first_delta for s in warm_streams),
@@ -500,6 +638,7 @@ def main() -> None:
             )
             for _ in range(args.rounds):
                 probe_cpu.append(idle_probe_cpu(setup))
+                measure_translated(setup, native, translated)
                 for n in args.n:
                     # The model list is probed under the most streams only: there is its
                     # target, and at fewer streams its requests would cost more CPU than the
@@ -507,7 +646,7 @@ def main() -> None:
                     measure_streams(setup, n, figures[n], probed=n == max(args.n))
                 measure_whole(setup, whole_figures)
         finally:
-            stopped(server, upstream)
+            stopped(server, upstream, messages_upstream)
         log_lines = log_path.read_text(errors="replace").splitlines()
 
     print(
@@ -518,6 +657,7 @@ def main() -> None:
     )
     for n in args.n:
         report_streams(n, figures[n], deltas, probe_cpu)
+    report_translated(native, translated, deltas)
     report_whole(whole_figures, args.seconds)
     server_log_report(log_lines)
     print(load_line("end"))

@@ -66,7 +66,10 @@ class AnthropicWire:
     def error(
         self, status: int, kind: str, message: str, *, param: str | None = None
     ) -> HttpResponse:
-        # Anthropic's error has no field for `param`: the message names the field.
+        # Anthropic's error has no field for `param`: the message names the field (a
+        # translation's family may say it in `param` only).
+        if param and not message.startswith(f"{param}:"):
+            message = f"{param}: {message}"
         return JsonResponse(error_json(kind, message), status=status)
 
     def stream_error(self, error: ProviderError) -> bytes:

@@ -250,6 +250,27 @@ def test_count_tokens_checks_access_and_records_nothing(server, upstream, bedroc
 
 
 @pytest.mark.parametrize(
+    ("provider_type", "identifier"),
+    [
+        pytest.param("openai", "gpt-5", id="an OpenAI model"),
+        pytest.param("bedrock", "amazon.nova-pro-v1:0", id="a Bedrock model that is not Claude"),
+    ],
+)
+def test_count_tokens_on_a_model_that_is_not_claude_is_refused_truly(
+    server, bedrock, secret, provider_type, identifier
+):
+    # Messages reaches these models translated (tests/test_gateway_translation.py); a count
+    # is Claude's own, which no other family's API gives.
+    LLMModelFactory(provider=provider_at(provider_type, bedrock.url), identifier=identifier)
+
+    with pytest.raises(anthropic.BadRequestError) as refused:
+        sdk(server, secret).messages.count_tokens(model=identifier, messages=HI)
+
+    assert refused.value.body["error"]["message"] == REFUSALS["other_api"][2]
+    assert not bedrock.requests
+
+
+@pytest.mark.parametrize(
     "auth",
     [
         pytest.param({"api_key": BEDROCK_KEY}, id="Bedrock API key"),
@@ -281,16 +302,22 @@ def test_claude_on_bedrock_streams_and_answers_whole_through_the_sdk(server, bed
     ]
 
 
-def test_the_model_list_is_the_developers_claude_models(server, upstream, bedrock, secret):
+def test_the_model_list_is_every_model_of_the_developer(server, upstream, bedrock, secret):
     claude_model(upstream.url, display_name="Claude Sonnet 4.6")
     bedrock_model(bedrock.url)
+    # Not Claude: Messages reaches them translated.
     bedrock_model(bedrock.url, identifier="amazon.nova-pro-v1:0")
     LLMModelFactory(provider=provider_at("openai", "http://127.0.0.1:9"), identifier="gpt-5")
+    LLMModelFactory(
+        provider=provider_at("openai", "http://127.0.0.1:9"), identifier="o3", restricted=True
+    )
 
     listed = sdk(server, secret).models.list()
 
-    assert [model.id for model in listed.data] == [
+    assert sorted(model.id for model in listed.data) == [
+        "amazon.nova-pro-v1:0",
         "claude-sonnet-4-6",
+        "gpt-5",
         "us.anthropic.claude-sonnet-4-6",
     ]
     assert listed.data[0].display_name == "Claude Sonnet 4.6"
@@ -523,21 +550,6 @@ THINKING_ON = {
             id="not theirs",
         ),
         pytest.param(
-            {"openai": "gpt-5"},
-            {"model": "gpt-5"},
-            anthropic.BadRequestError,
-            REFUSALS["other_api"][2],
-            id="an OpenAI model",
-        ),
-        pytest.param(
-            {"bedrock": "amazon.nova-pro-v1:0"},
-            {"model": "amazon.nova-pro-v1:0"},
-            anthropic.BadRequestError,
-            # Served by no API of the gateway: its words say no more than that.
-            REFUSALS["other_api"][2],
-            id="a Bedrock model that is not Claude",
-        ),
-        pytest.param(
             {},
             {
                 "max_tokens": 3000,
@@ -574,13 +586,7 @@ THINKING_ON = {
 def test_a_request_the_developer_may_not_make_is_refused_before_the_provider(
     server, upstream, bedrock, secret, setup, sent, error, words
 ):
-    fields = {name: value for name, value in setup.items() if name not in ("openai", "bedrock")}
-    claude_model(upstream.url, **fields)
-    if "openai" in setup:
-        openai = provider_at("openai", "http://127.0.0.1:9")
-        LLMModelFactory(provider=openai, identifier=setup["openai"])
-    if "bedrock" in setup:
-        bedrock_model(bedrock.url, identifier=setup["bedrock"])
+    claude_model(upstream.url, **setup)
     model = sent.get("model", "claude-sonnet-4-6")
     # The rest as extra_body: the SDK has no temperature, and reads max_tokens itself.
     extra = {name: value for name, value in sent.items() if name != "model"}

@@ -217,11 +217,13 @@ def test_each_name_the_list_gives_is_one_models_own(base_url, secret):
     )
 
 
-def test_a_model_no_api_of_the_gateway_serves_is_refused_truly(base_url, secret):
+def test_responses_on_a_model_of_another_family_is_refused_truly(base_url, secret):
+    # Chat completions reach it translated (tests/test_gateway_translation.py); Responses
+    # reaches OpenAI's family's models only.
     LLMModelFactory(provider=provider_at("google", "http://127.0.0.1:9"), identifier="gemini-2.5")
 
     with pytest.raises(openai.BadRequestError) as refused:
-        sdk(base_url, secret).chat.completions.create(model="gemini-2.5", messages=HI)
+        sdk(base_url, secret).responses.create(model="gemini-2.5", input="Hi")
 
     assert refused.value.body["message"] == REFUSALS["other_api"][2]
     assert "other API" not in refused.value.body["message"]
@@ -367,20 +369,22 @@ def test_a_responses_call_is_answered_streamed_and_whole(base_url, secret, fake,
     ] * 2
 
 
-def test_the_model_list_holds_this_developers_models_of_the_openai_api(base_url, secret, developer):
+def test_the_model_list_holds_every_model_of_this_developer(base_url, secret, developer):
     url = "http://127.0.0.1:9"  # never called: a list reads only the configuration
     model_at(url, identifier="gpt-4.1")
     model_at(url, "openrouter", identifier="gpt-4.1")
     model_at(url, "azure", identifier="support-bot")
-    model_at(url, "anthropic", identifier="claude-sonnet-4-5")  # the Anthropic API's
+    # Another family's: chat completions reach it translated.
+    model_at(url, "anthropic", identifier="claude-sonnet-4-5")
     model_at(url, identifier="gpt-5", restricted=True)  # kept from everyone
 
     listed = sdk(base_url, secret).models.list()
 
-    assert [(model.id, model.owned_by) for model in listed] == [
+    assert sorted((model.id, model.owned_by) for model in listed) == [
+        ("claude-sonnet-4-5", "anthropic"),
         ("openai/gpt-4.1", "openai"),
-        ("support-bot", "azure"),
         ("openrouter/gpt-4.1", "openrouter"),
+        ("support-bot", "azure"),
     ]
     assert {model.object for model in listed} == {"model"}
 
@@ -613,11 +617,12 @@ def test_the_same_token_as_x_api_key_is_accepted(base_url, secret, fake):
         ),
         pytest.param(
             {"provider_type": "anthropic", "identifier": "claude-sonnet-4-5"},
-            {"model": "claude-sonnet-4-5"},
+            # Translated for Claude: a field Anthropic's API has no counterpart of.
+            {"model": "claude-sonnet-4-5", "logprobs": True},
             400,
             openai.BadRequestError,
-            None,
-            id="a model of the other API",
+            "logprobs",
+            id="a field another family's model has no counterpart of",
         ),
         pytest.param(
             {"identifier": "gpt-5"},

@@ -485,7 +485,8 @@ def at(body: Any, path: str) -> Any:
             "openai",
             "bedrock",
             "us.anthropic.claude-sonnet-4-6",
-            {"reasoning_effort": "medium"},
+            # A forced tool would turn thinking off (a row above): the effort is seen with auto.
+            {"reasoning_effort": "medium", "tool_choice": "auto"},
             {
                 "inferenceConfig.maxTokens": 1000,
                 "additionalModelRequestFields.thinking.type": "adaptive",

@@ -40,7 +40,7 @@ from tests.providers.fakes import FakeProvider, fake_for, serve
 from tests.providers.google.fake import SIGNATURE as GEMINI_SIGNATURE
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
 from tests.providers.servers import sse
-from tests.stream_servers import Script, serve_script
+from tests.stream_servers import KEEP_ALIVE, Script, openai_delta, serve_script
 
 KEY = "sk-UPSTREAM-translated-9"
 USER_AGENT = "translation-test/1.0"
@@ -1012,6 +1012,22 @@ def test_a_translated_stream_failing_midway_ends_with_anthropics_error_event(
     assert "message_stop" not in answer.text
     assert KEY not in answer.text
     assert len(records(2)) == 2
+
+
+def test_a_whole_translated_answer_whose_provider_goes_quiet_ends_at_the_idle_limit(
+    gateway, anthropic_sdk, settings
+):
+    # Translated, a whole answer streams upstream: a provider that stops sending is ended at
+    # the idle limit, not held until the deadline.
+    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.3
+    settings.PROVIDER_STREAM_TIMEOUT = 3
+    with serve_script(Script([openai_delta("Hel")], forever=KEEP_ALIVE)) as url:
+        model_at(url, "openai", "gpt-4.1")
+        with pytest.raises(anthropic.APIStatusError) as ended:
+            anthropic_sdk.messages.create(**asked("anthropic", "gpt-4.1", streamed=False))
+
+    assert ended.value.status_code == 504
+    assert "sent no answer text for 0.3 s" in ended.value.message
 
 
 # --- Hostile providers -----------------------------------------------------------------------

@@ -181,7 +181,9 @@ class ProviderClient:
         else:
             conversation = translation.conversation(request)
             source = translation.answer(self.converse(model, conversation), request)
-        async with aclosing(self.bounded(source, idle_limit=request.streamed)) as events:
+        # A translation streams upstream even for a whole answer: the idle limit holds there.
+        streamed = request.streamed or translation is not None
+        async with aclosing(self.bounded(source, idle_limit=streamed)) as events:
             async for event in events:
                 if secrets and isinstance(event, TextDelta | OtherOutput):
                     said += event.text

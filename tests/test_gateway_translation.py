@@ -1200,3 +1200,201 @@ def test_both_model_lists_hold_every_model_of_the_developer_whatever_its_family(
             "us.anthropic.claude-sonnet-4-6",
         ]
     )
+
+
+# --- Bad client input: a 400 naming the field, before anything is sent -----------------------
+
+# An assistant's call of the weather tool, for a tool result to answer.
+OPENAI_CALL = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+    ],
+}
+ANTHROPIC_CALL = {
+    "role": "assistant",
+    "content": [{"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}],
+}
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier", "asked", "param"),
+    [
+        pytest.param(
+            "anthropic",
+            "claude-sonnet-4-6",
+            {
+                "messages": [
+                    {"role": "user", "content": ASK},
+                    OPENAI_CALL,
+                    {"role": "tool", "tool_call_id": ["call_1"], "content": RESULT},
+                ]
+            },
+            "messages[2].tool_call_id",
+            id="a tool result's call id a list",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [{"role": "user", "content": ASK}],
+                "tools": [OPENAI_TOOL],
+                "tool_choice": {"type": "function", "function": {"name": ["weather"]}},
+            },
+            "tool_choice.function.name",
+            id="the forced tool's name a list",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {"messages": [{"role": "system", "content": SYSTEM}]},
+            "messages",
+            id="a system message only",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {"messages": [{"role": "user", "content": []}]},
+            "messages",
+            id="a user message with no content",
+        ),
+        pytest.param(
+            "bedrock",
+            "amazon.nova-pro-v1:0",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "data:image/png;base64,abc"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0].image_url.url",
+            id="an image's data not base64",
+        ),
+        pytest.param(
+            "bedrock",
+            "amazon.nova-pro-v1:0",
+            {"messages": [{"role": "user", "content": ASK}], "stop": [""]},
+            "stop",
+            id="an empty stop sequence",
+        ),
+    ],
+)
+def test_bad_openai_input_is_a_400_naming_the_field_and_nothing_is_sent(
+    gateway, secret, provider_type, identifier, asked, param
+):
+    with upstream(provider_type, identifier) as fake:
+        answer = post(gateway, CHAT_PATHS["openai"], {"model": identifier, **asked}, secret)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == param
+    assert not fake.requests
+    assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier", "asked", "named"),
+    [
+        pytest.param(
+            "openai",
+            "gpt-4.1",
+            {"messages": [{"role": "user", "content": []}]},
+            "messages",
+            id="a user message with no content",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+            "messages",
+            id="a user message of empty text",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [{"role": "user", "content": ASK}],
+                "tools": [ANTHROPIC_TOOL],
+                "tool_choice": {"type": "tool", "name": "forecast"},
+            },
+            "tool_choice.name",
+            id="the forced tool not among the tools",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": "%%%",
+                                },
+                            }
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0].source.data",
+            id="an image's data not base64",
+        ),
+        pytest.param(
+            "openai",
+            "gpt-4.1",
+            {
+                "messages": [{"role": "user", "content": ASK}],
+                # Claude Code's MCP tools are named mcp__<server>__<tool>: Messages takes
+                # up to 128 characters, Chat Completions 64 (the SDK's FunctionDefinition).
+                "tools": [{**ANTHROPIC_TOOL, "name": f"mcp__{'s' * 40}__{'t' * 40}"}],
+            },
+            "tools",
+            id="a tool name longer than OpenAI takes",
+        ),
+    ],
+)
+def test_bad_anthropic_input_is_a_400_naming_the_field_and_nothing_is_sent(
+    gateway, secret, provider_type, identifier, asked, named
+):
+    body = {"model": identifier, "max_tokens": 100, **asked}
+    with upstream(provider_type, identifier) as fake:
+        answer = post(gateway, CHAT_PATHS["anthropic"], body, secret)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"].startswith(named)
+    assert not fake.requests
+    assert not UsageRecord.objects.exists()
+
+
+def test_an_anthropic_clients_failed_tool_result_reaches_an_openai_model_as_failed(gateway, secret):
+    # A tool message has no is_error: dropped, the model reads a failure as the tool's answer.
+    sent = []
+    for is_error in (False, True):
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": RESULT}
+        body = {
+            "model": "gpt-4.1",
+            "max_tokens": 100,
+            "messages": [
+                {"role": "user", "content": ASK},
+                ANTHROPIC_CALL,
+                {"role": "user", "content": [result | ({"is_error": True} if is_error else {})]},
+            ],
+        }
+        with upstream("openai", "gpt-4.1") as fake:
+            post(gateway, CHAT_PATHS["anthropic"], body, secret)
+        LLMModel.objects.all().delete()
+        sent.append(fake.requests[0].body["messages"])
+
+    succeeded, failed = sent
+    assert failed != succeeded

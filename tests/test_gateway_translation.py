@@ -1398,3 +1398,34 @@ def test_an_anthropic_clients_failed_tool_result_reaches_an_openai_model_as_fail
 
     succeeded, failed = sent
     assert failed != succeeded
+
+
+@pytest.mark.parametrize(
+    "deltas",
+    [
+        pytest.param((), id="no input delta"),
+        pytest.param(({"type": "input_json_delta", "partial_json": ""},), id="an empty one"),
+    ],
+)
+def test_claudes_call_of_a_tool_without_arguments_reaches_an_openai_client_as_a_json_object(
+    gateway, secret, deltas
+):
+    # Claude streams a call with no arguments as its block's input {} and no JSON text; an
+    # OpenAI client parses function.arguments, which OpenAI's models say as "{}".
+    said = anthropic_block(
+        {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}, *deltas
+    )
+    body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": ASK}]}
+    with serve_script(Script(said)) as url:
+        model_at(url, "anthropic", "claude-sonnet-4-6")
+        streamed = post(gateway, CHAT_PATHS["openai"], {**body, "stream": True}, secret)
+        whole = post(gateway, CHAT_PATHS["openai"], body, secret)
+
+    calls = [
+        call
+        for chunk in data_of(streamed.text)
+        for choice in chunk["choices"]
+        for call in choice["delta"].get("tool_calls") or []
+    ]
+    assert "".join(call["function"].get("arguments") or "" for call in calls) == "{}"
+    assert whole.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == "{}"

@@ -1429,3 +1429,21 @@ def test_claudes_call_of_a_tool_without_arguments_reaches_an_openai_client_as_a_
     ]
     assert "".join(call["function"].get("arguments") or "" for call in calls) == "{}"
     assert whole.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == "{}"
+
+
+def test_a_conversation_converse_receives_begins_with_a_user_message(gateway, secret):
+    # Bedrock's Converse refuses a conversation that begins with the assistant ("A
+    # conversation must start with a user message"); Chat Completions takes one.
+    messages = [{"role": "assistant", "content": "Hello."}, {"role": "user", "content": ASK}]
+    with upstream("bedrock", "amazon.nova-pro-v1:0") as fake:
+        answer = post(
+            gateway,
+            CHAT_PATHS["openai"],
+            {"model": "amazon.nova-pro-v1:0", "messages": messages},
+            secret,
+        )
+
+    if fake.requests:  # sent: as Converse takes it
+        assert fake.requests[0].body["messages"][0]["role"] == "user"
+    else:  # or refused, naming the messages
+        assert (answer.status_code, answer.json()["error"]["param"]) == (400, "messages")

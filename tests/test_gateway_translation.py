@@ -1447,3 +1447,28 @@ def test_a_conversation_converse_receives_begins_with_a_user_message(gateway, se
         assert fake.requests[0].body["messages"][0]["role"] == "user"
     else:  # or refused, naming the messages
         assert (answer.status_code, answer.json()["error"]["param"]) == (400, "messages")
+
+
+def test_a_tool_calls_arguments_nested_past_pythons_limit_are_a_400_on_converse(gateway, secret):
+    # Claude's and Gemini's translations catch the RecursionError json.loads raises; Converse's
+    # (bedrock.tool_input) catches ValueError only: a 502 that blames the provider.
+    nested = "[" * 100_000 + "]" * 100_000
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "weather", "arguments": nested},
+    }
+    body = {
+        "model": "amazon.nova-pro-v1:0",
+        "messages": [
+            {"role": "user", "content": ASK},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": RESULT},
+        ],
+        "tools": [OPENAI_TOOL],
+    }
+    with upstream("bedrock", "amazon.nova-pro-v1:0") as fake:
+        answer = post(gateway, CHAT_PATHS["openai"], body, secret)
+
+    assert (answer.status_code, answer.json()["error"]["param"]) == (400, "messages")
+    assert not fake.requests

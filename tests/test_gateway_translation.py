@@ -1285,6 +1285,41 @@ ANTHROPIC_CALL = {
             "stop",
             id="an empty stop sequence",
         ),
+        pytest.param(
+            "anthropic",
+            "claude-sonnet-4-6",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": ASK, "lang": "fr"}]}
+                ]
+            },
+            "messages[0].content[0].lang",
+            id="an unknown field of a content part",
+        ),
+        pytest.param(
+            "anthropic",
+            "claude-sonnet-4-6",
+            {
+                "messages": [
+                    {"role": "user", "content": ASK},
+                    {**OPENAI_CALL, "tool_calls": [{**OPENAI_CALL["tool_calls"][0], "lang": "fr"}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": RESULT},
+                ]
+            },
+            "messages[1].tool_calls[0].lang",
+            id="an unknown field of a tool call",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [{"role": "user", "content": ASK}],
+                "tools": [OPENAI_TOOL],
+                "tool_choice": {"type": "function", "function": {"name": "weather"}, "lang": "fr"},
+            },
+            "tool_choice.lang",
+            id="an unknown field of the tool choice",
+        ),
     ],
 )
 def test_bad_openai_input_is_a_400_naming_the_field_and_nothing_is_sent(

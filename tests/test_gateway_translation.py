@@ -1320,6 +1320,13 @@ ANTHROPIC_CALL = {
             "tool_choice.lang",
             id="an unknown field of the tool choice",
         ),
+        pytest.param(
+            "google",
+            "gemini-2.0-flash",
+            {"messages": [{"role": "user", "content": ASK}], "reasoning_effort": "minimal"},
+            "reasoning_effort",
+            id="an effort but none on a Gemini that doesn't think (as on GPT-4.1 and Nova)",
+        ),
     ],
 )
 def test_bad_openai_input_is_a_400_naming_the_field_and_nothing_is_sent(

@@ -1514,3 +1514,31 @@ def test_a_tool_calls_arguments_nested_past_pythons_limit_are_a_400_on_converse(
 
     assert (answer.status_code, answer.json()["error"]["param"]) == (400, "messages")
     assert not fake.requests
+
+
+def test_a_call_id_longer_than_openai_takes_reaches_it_within_its_limit(gateway, secret):
+    # OpenAI refuses a tool call id over 40 characters ("string too long. Expected a string
+    # with maximum length 40"); a Gemini call's id carries its signature (call_sig_…), far
+    # longer: Claude Code switched from a Gemini model to GPT-4.1 sends it back.
+    call_id = "call_sig_" + "A" * 120
+    call = {"type": "tool_use", "id": call_id, "name": "weather", "input": {"city": "Paris"}}
+    body = {
+        "model": "gpt-4.1",
+        "max_tokens": 100,
+        "tools": [ANTHROPIC_TOOL],
+        "messages": [
+            {"role": "user", "content": ASK},
+            {"role": "assistant", "content": [call]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call_id, "content": RESULT}],
+            },
+        ],
+    }
+    with upstream("openai", "gpt-4.1") as fake:
+        post(gateway, CHAT_PATHS["anthropic"], body, secret)
+
+    _, assistant, result = fake.requests[0].body["messages"]
+    sent_id = assistant["tool_calls"][0]["id"]
+    assert len(sent_id) <= 40
+    assert result["tool_call_id"] == sent_id

@@ -1217,3 +1217,345 @@ def test_both_model_lists_hold_every_model_of_the_developer_whatever_its_family(
             "us.anthropic.claude-sonnet-4-6",
         ]
     )
+
+
+# --- Bad client input: a 400 naming the field, before anything is sent -----------------------
+
+# An assistant's call of the weather tool, for a tool result to answer.
+OPENAI_CALL = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+    ],
+}
+ANTHROPIC_CALL = {
+    "role": "assistant",
+    "content": [{"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}],
+}
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier", "asked", "param"),
+    [
+        pytest.param(
+            "anthropic",
+            "claude-sonnet-4-6",
+            {
+                "messages": [
+                    {"role": "user", "content": ASK},
+                    OPENAI_CALL,
+                    {"role": "tool", "tool_call_id": ["call_1"], "content": RESULT},
+                ]
+            },
+            "messages[2].tool_call_id",
+            id="a tool result's call id a list",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [{"role": "user", "content": ASK}],
+                "tools": [OPENAI_TOOL],
+                "tool_choice": {"type": "function", "function": {"name": ["weather"]}},
+            },
+            "tool_choice.function.name",
+            id="the forced tool's name a list",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {"messages": [{"role": "system", "content": SYSTEM}]},
+            "messages",
+            id="a system message only",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {"messages": [{"role": "user", "content": []}]},
+            "messages",
+            id="a user message with no content",
+        ),
+        pytest.param(
+            "bedrock",
+            "amazon.nova-pro-v1:0",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image_url",
+                                "image_url": {"url": "data:image/png;base64,abc"},
+                            }
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0].image_url.url",
+            id="an image's data not base64",
+        ),
+        pytest.param(
+            "bedrock",
+            "amazon.nova-pro-v1:0",
+            {"messages": [{"role": "user", "content": ASK}], "stop": [""]},
+            "stop",
+            id="an empty stop sequence",
+        ),
+        pytest.param(
+            "anthropic",
+            "claude-sonnet-4-6",
+            {
+                "messages": [
+                    {"role": "user", "content": [{"type": "text", "text": ASK, "lang": "fr"}]}
+                ]
+            },
+            "messages[0].content[0].lang",
+            id="an unknown field of a content part",
+        ),
+        pytest.param(
+            "anthropic",
+            "claude-sonnet-4-6",
+            {
+                "messages": [
+                    {"role": "user", "content": ASK},
+                    {**OPENAI_CALL, "tool_calls": [{**OPENAI_CALL["tool_calls"][0], "lang": "fr"}]},
+                    {"role": "tool", "tool_call_id": "call_1", "content": RESULT},
+                ]
+            },
+            "messages[1].tool_calls[0].lang",
+            id="an unknown field of a tool call",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [{"role": "user", "content": ASK}],
+                "tools": [OPENAI_TOOL],
+                "tool_choice": {"type": "function", "function": {"name": "weather"}, "lang": "fr"},
+            },
+            "tool_choice.lang",
+            id="an unknown field of the tool choice",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.0-flash",
+            {"messages": [{"role": "user", "content": ASK}], "reasoning_effort": "minimal"},
+            "reasoning_effort",
+            id="an effort but none on a Gemini that doesn't think (as on GPT-4.1 and Nova)",
+        ),
+    ],
+)
+def test_bad_openai_input_is_a_400_naming_the_field_and_nothing_is_sent(
+    gateway, secret, provider_type, identifier, asked, param
+):
+    with upstream(provider_type, identifier) as fake:
+        answer = post(gateway, CHAT_PATHS["openai"], {"model": identifier, **asked}, secret)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == param
+    assert not fake.requests
+    assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "identifier", "asked", "named"),
+    [
+        pytest.param(
+            "openai",
+            "gpt-4.1",
+            {"messages": [{"role": "user", "content": []}]},
+            "messages",
+            id="a user message with no content",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+            "messages",
+            id="a user message of empty text",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [{"role": "user", "content": ASK}],
+                "tools": [ANTHROPIC_TOOL],
+                "tool_choice": {"type": "tool", "name": "forecast"},
+            },
+            "tool_choice.name",
+            id="the forced tool not among the tools",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {
+                "messages": [
+                    {
+                        "role": "user",
+                        "content": [
+                            {
+                                "type": "image",
+                                "source": {
+                                    "type": "base64",
+                                    "media_type": "image/png",
+                                    "data": "%%%",
+                                },
+                            }
+                        ],
+                    }
+                ]
+            },
+            "messages[0].content[0].source.data",
+            id="an image's data not base64",
+        ),
+        pytest.param(
+            "openai",
+            "gpt-4.1",
+            {
+                "messages": [{"role": "user", "content": ASK}],
+                # Claude Code's MCP tools are named mcp__<server>__<tool>: Messages takes
+                # up to 128 characters, Chat Completions 64 (the SDK's FunctionDefinition).
+                "tools": [{**ANTHROPIC_TOOL, "name": f"mcp__{'s' * 40}__{'t' * 40}"}],
+            },
+            "tools",
+            id="a tool name longer than OpenAI takes",
+        ),
+    ],
+)
+def test_bad_anthropic_input_is_a_400_naming_the_field_and_nothing_is_sent(
+    gateway, secret, provider_type, identifier, asked, named
+):
+    body = {"model": identifier, "max_tokens": 100, **asked}
+    with upstream(provider_type, identifier) as fake:
+        answer = post(gateway, CHAT_PATHS["anthropic"], body, secret)
+
+    assert answer.status_code == 400
+    assert answer.json()["error"]["message"].startswith(named)
+    assert not fake.requests
+    assert not UsageRecord.objects.exists()
+
+
+def test_an_anthropic_clients_failed_tool_result_reaches_an_openai_model_as_failed(gateway, secret):
+    # A tool message has no is_error: dropped, the model reads a failure as the tool's answer.
+    sent = []
+    for is_error in (False, True):
+        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": RESULT}
+        body = {
+            "model": "gpt-4.1",
+            "max_tokens": 100,
+            "messages": [
+                {"role": "user", "content": ASK},
+                ANTHROPIC_CALL,
+                {"role": "user", "content": [result | ({"is_error": True} if is_error else {})]},
+            ],
+        }
+        with upstream("openai", "gpt-4.1") as fake:
+            post(gateway, CHAT_PATHS["anthropic"], body, secret)
+        LLMModel.objects.all().delete()
+        sent.append(fake.requests[0].body["messages"])
+
+    succeeded, failed = sent
+    assert failed != succeeded
+
+
+@pytest.mark.parametrize(
+    "deltas",
+    [
+        pytest.param((), id="no input delta"),
+        pytest.param(({"type": "input_json_delta", "partial_json": ""},), id="an empty one"),
+    ],
+)
+def test_claudes_call_of_a_tool_without_arguments_reaches_an_openai_client_as_a_json_object(
+    gateway, secret, deltas
+):
+    # Claude streams a call with no arguments as its block's input {} and no JSON text; an
+    # OpenAI client parses function.arguments, which OpenAI's models say as "{}".
+    said = anthropic_block(
+        {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}}, *deltas
+    )
+    body = {"model": "claude-sonnet-4-6", "messages": [{"role": "user", "content": ASK}]}
+    with serve_script(Script(said)) as url:
+        model_at(url, "anthropic", "claude-sonnet-4-6")
+        streamed = post(gateway, CHAT_PATHS["openai"], {**body, "stream": True}, secret)
+        whole = post(gateway, CHAT_PATHS["openai"], body, secret)
+
+    calls = [
+        call
+        for chunk in data_of(streamed.text)
+        for choice in chunk["choices"]
+        for call in choice["delta"].get("tool_calls") or []
+    ]
+    assert "".join(call["function"].get("arguments") or "" for call in calls) == "{}"
+    assert whole.json()["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"] == "{}"
+
+
+def test_a_conversation_converse_receives_begins_with_a_user_message(gateway, secret):
+    # Bedrock's Converse refuses a conversation that begins with the assistant ("A
+    # conversation must start with a user message"); Chat Completions takes one.
+    messages = [{"role": "assistant", "content": "Hello."}, {"role": "user", "content": ASK}]
+    with upstream("bedrock", "amazon.nova-pro-v1:0") as fake:
+        answer = post(
+            gateway,
+            CHAT_PATHS["openai"],
+            {"model": "amazon.nova-pro-v1:0", "messages": messages},
+            secret,
+        )
+
+    if fake.requests:  # sent: as Converse takes it
+        assert fake.requests[0].body["messages"][0]["role"] == "user"
+    else:  # or refused, naming the messages
+        assert (answer.status_code, answer.json()["error"]["param"]) == (400, "messages")
+
+
+def test_a_tool_calls_arguments_nested_past_pythons_limit_are_a_400_on_converse(gateway, secret):
+    # Claude's and Gemini's translations catch the RecursionError json.loads raises; Converse's
+    # (bedrock.tool_input) catches ValueError only: a 502 that blames the provider.
+    nested = "[" * 100_000 + "]" * 100_000
+    call = {
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "weather", "arguments": nested},
+    }
+    body = {
+        "model": "amazon.nova-pro-v1:0",
+        "messages": [
+            {"role": "user", "content": ASK},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": RESULT},
+        ],
+        "tools": [OPENAI_TOOL],
+    }
+    with upstream("bedrock", "amazon.nova-pro-v1:0") as fake:
+        answer = post(gateway, CHAT_PATHS["openai"], body, secret)
+
+    assert (answer.status_code, answer.json()["error"]["param"]) == (400, "messages")
+    assert not fake.requests
+
+
+def test_a_call_id_longer_than_openai_takes_reaches_it_within_its_limit(gateway, secret):
+    # OpenAI refuses a tool call id over 40 characters ("string too long. Expected a string
+    # with maximum length 40"); a Gemini call's id carries its signature (call_sig_…), far
+    # longer: Claude Code switched from a Gemini model to GPT-4.1 sends it back.
+    call_id = "call_sig_" + "A" * 120
+    call = {"type": "tool_use", "id": call_id, "name": "weather", "input": {"city": "Paris"}}
+    body = {
+        "model": "gpt-4.1",
+        "max_tokens": 100,
+        "tools": [ANTHROPIC_TOOL],
+        "messages": [
+            {"role": "user", "content": ASK},
+            {"role": "assistant", "content": [call]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": call_id, "content": RESULT}],
+            },
+        ],
+    }
+    with upstream("openai", "gpt-4.1") as fake:
+        post(gateway, CHAT_PATHS["anthropic"], body, secret)
+
+    _, assistant, result = fake.requests[0].body["messages"]
+    sent_id = assistant["tool_calls"][0]["id"]
+    assert len(sent_id) <= 40
+    assert result["tool_call_id"] == sent_id

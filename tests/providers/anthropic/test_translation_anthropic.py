@@ -522,6 +522,14 @@ def test_a_tool_call_delta_after_its_block_closed_is_malformed():
 
 
 @pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
+def test_a_source_that_ends_without_its_finish_is_no_clean_end(streamed):
+    # As the Chat Completions side has it (ClientApi.answer): a stream with no message_stop
+    # and no error event, or a whole answer of nothing, is a clean end to the client.
+    with pytest.raises(ProviderError):
+        answered([TextDelta("Hel")], streamed=streamed)
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["streamed", "whole"])
 def test_a_provider_error_mid_answer_is_raised_and_the_source_closed(streamed):
     closed = []
 

@@ -767,6 +767,21 @@ def test_a_call_its_server_gave_no_id_gets_one_of_ours():
     assert re.fullmatch(r"call_[0-9a-f]{32}", start.id)
 
 
+def test_a_call_id_another_api_would_refuse_is_given_one_it_takes():
+    # Kimi K2's servers name a call "functions.<name>:<n>"; Anthropic's API refuses a
+    # tool_use id outside [A-Za-z0-9_-], so an Anthropic client's next request would fail
+    # wherever it goes to Claude (the README's rule for ids).
+    chunks = (
+        tool_delta(
+            0, id="functions.f:0", type="function", function={"name": "f", "arguments": "{}"}
+        ),
+        provider_chunk(finish="tool_calls"),
+        "[DONE]",
+    )
+    start, *_ = scripted_events(chunks)
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", start.id)
+
+
 @pytest.mark.parametrize(
     ("chunks", "error"),
     [

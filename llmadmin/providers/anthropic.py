@@ -1338,6 +1338,7 @@ class MessagesApi:
     ) -> AsyncIterator[StreamEvent]:
         writer = MessageWriter(str(request.body.get("model") or ""))
         said: list[dict[str, Any]] = []  # a whole answer's events, put together at its end
+        finished = False
         async with aclosing(events) as source:
             async for event in source:
                 yield event
@@ -1346,8 +1347,12 @@ class MessagesApi:
                         yield Raw(sse_event(payload["type"], json.dumps(payload)))
                     else:
                         said.append(payload)
-                if isinstance(event, Finish) and not request.streamed:
-                    yield Raw(json.dumps(whole_message(said)).encode())
+                if isinstance(event, Finish):
+                    finished = True
+                    if not request.streamed:
+                        yield Raw(json.dumps(whole_message(said)).encode())
+        if not finished:  # a family ends its answer or raises: never a clean end
+            raise cut_off()
 
 
 MESSAGES_API = MessagesApi()

@@ -766,13 +766,14 @@ class ReadConversation:
             )
             if body.get(param) is not None
         }
-        choice = self.tool_choice()
+        tools = self.tools()
+        choice = self.tool_choice(tools)
         effort = self.effort()
         return Conversation(
             system=self.system(),
             messages=self.messages(),
             streamed=body.get("stream") is True,
-            tools=self.tools(),
+            tools=tools,
             tool_choice=choice[0],
             tool_name=choice[1],
             parallel_tool_calls=choice[2],
@@ -927,7 +928,7 @@ class ReadConversation:
             read.append(Tool(string_at(tool, "name", f"{where}."), description or "", schema))
         return tuple(read)
 
-    def tool_choice(self) -> tuple[ToolChoice, str, bool]:
+    def tool_choice(self, tools: tuple[Tool, ...]) -> tuple[ToolChoice, str, bool]:
         """The choice, the tool it names, and whether the model may call several at once."""
         choice = self.body.get("tool_choice")
         if choice is None:
@@ -937,6 +938,8 @@ class ReadConversation:
             raise field_refused("tool_choice.type", f"must be one of: {', '.join(TOOL_CHOICES)}.")
         checked_fields(choice, "tool_choice.", ("type", "name", "disable_parallel_tool_use"))
         name = string_at(choice, "name", "tool_choice.") if kind == "tool" else ""
+        if kind == "tool" and name not in {tool.name for tool in tools}:
+            raise field_refused("tool_choice.name", "names no tool of the request.")
         single = choice.get("disable_parallel_tool_use")
         if single not in (None, True, False):
             raise field_refused("tool_choice.disable_parallel_tool_use", "must be true or false.")

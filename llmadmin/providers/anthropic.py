@@ -6,6 +6,7 @@ for the gateway, also the relayed Messages body (relay_body) and stream reader (
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -867,10 +868,13 @@ class ReadConversation:
         kind = source.get("type") if isinstance(source, dict) else None
         if kind == "base64":
             checked_fields(source, f"{where}.source.", ("type", "media_type", "data"))
-            return Image(
-                media_type=string_at(source, "media_type", f"{where}.source."),
-                data=string_at(source, "data", f"{where}.source."),
-            )
+            data = string_at(source, "data", f"{where}.source.")
+            try:
+                base64.b64decode(data, validate=True)
+            except ValueError:  # binascii.Error, or a character outside ASCII
+                raise field_refused(f"{where}.source.data", "must be base64 data.") from None
+            media_type = string_at(source, "media_type", f"{where}.source.")
+            return Image(media_type=media_type, data=data)
         if kind == "url":
             checked_fields(source, f"{where}.source.", ("type", "url"))
             url = string_at(source, "url", f"{where}.source.")

@@ -86,11 +86,11 @@ READ = [  # (the client's body, the Conversation read)
     pytest.param({"messages": [{"role": "user", "content": [
                      {"type": "text", "text": "What is this?"},
                      {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                                  "data": "iVBORw0"}},
+                                                  "data": "iVBORw0KGgo="}},
                      {"type": "image", "source": {"type": "url",
                                                   "url": "https://example.com/a.png"}}]}]},
                  Conversation("", (Message("user", (
-                     "What is this?", Image("image/png", "iVBORw0"),
+                     "What is this?", Image("image/png", "iVBORw0KGgo="),
                      Image(url="https://example.com/a.png"))),)),
                  id="text and images, base64 and by URL"),
     pytest.param({"messages": [*ASKED, result(content="18 °C")], "tools": [WEATHER],
@@ -226,6 +226,18 @@ REFUSED = [  # (the client's body, the field named)
     pytest.param({"messages": [{"role": "user", "content": [
                      {"type": "image", "source": {"type": "url", "url": "file:///etc"}}]}]},
                  "messages[0].content[0].source.url", id="an image URL that is no web URL"),
+    pytest.param({"messages": [{"role": "user", "content": [
+                     {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                  "data": "iVBORw0K%%%"}}]}]},
+                 "messages[0].content[0].source.data", id="image data not base64"),
+    pytest.param({"messages": [{"role": "user", "content": [
+                     {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                  "data": "iVBORw0"}}]}]},
+                 "messages[0].content[0].source.data", id="image data cut short"),
+    pytest.param({"messages": [{"role": "user", "content": [
+                     {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                  "data": "iVBORw0é"}}]}]},
+                 "messages[0].content[0].source.data", id="image data not ASCII"),
     pytest.param({"messages": [{"role": "user", "content": [
                      {"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]}]},
                  "messages[0].content[0].citations", id="citations"),

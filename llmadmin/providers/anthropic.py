@@ -817,13 +817,15 @@ class ReadConversation:
             if role not in BLOCK_FIELDS:
                 raise field_refused(f"{where}.role", "must be user or assistant.")
             parts = self.content(message.get("content"), role, where)
-            if parts:  # one left empty held only redacted thinking
+            if parts:  # one left empty held only redacted thinking or empty text
                 read.append(Message(role, parts))
+        if not read:  # else the target gets no turns, and its 400 names no field
+            raise field_refused("messages", "must hold something to send: every message is empty.")
         return tuple(read)
 
     def content(self, content: Any, role: str, where: str) -> tuple[Part, ...]:
         if isinstance(content, str):
-            return (content,)
+            return (content,) if content else ()
         if not isinstance(content, list):
             raise field_refused(f"{where}.content", "must be a string or a list of blocks.")
         parts = (
@@ -839,7 +841,7 @@ class ReadConversation:
             raise field_refused(f"{where}.type", NO_COUNTERPART)
         checked_fields(block, f"{where}.", fields, ("cache_control",))
         if kind == "text":
-            return self.text(block, where)
+            return self.text(block, where) or None
         if kind == "image":
             return self.image(block, where)
         if kind == "tool_result":

@@ -123,6 +123,10 @@ READ = [  # (the client's body, the Conversation read)
                  Conversation("", (USER_HI, Message("assistant", (
                      Thinking("Hmm.", "c2ln"), "Hello")))),
                  id="thinking kept signed, redacted thinking dropped"),
+    pytest.param({"messages": [{"role": "user", "content": [
+                     {"type": "text", "text": ""}, {"type": "text", "text": "Hi"}]},
+                  {"role": "assistant", "content": ""}]},
+                 Conversation("", (USER_HI,)), id="empty text dropped"),
     pytest.param({"messages": HI, "tools": [{**WEATHER, "type": "custom"}],
                   "tool_choice": {"type": "tool", "name": "weather"}},
                  Conversation("", (USER_HI,), tools=(
@@ -253,6 +257,15 @@ REFUSED = [  # (the client's body, the field named)
     pytest.param({"messages": [{"role": "user", "content": 5}]}, "messages[0].content",
                  id="content neither text nor blocks"),
     pytest.param({"messages": []}, "messages", id="no messages"),
+    pytest.param({"messages": [{"role": "user", "content": []}]}, "messages",
+                 id="a message with no content"),
+    pytest.param({"messages": [{"role": "user", "content": ""}]}, "messages",
+                 id="a message of empty text"),
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+                 "messages", id="a message of an empty text block"),
+    pytest.param({"messages": [{"role": "assistant", "content": [
+                     {"type": "redacted_thinking", "data": "eA"}]}]},
+                 "messages", id="a message of redacted thinking only"),
     pytest.param({"messages": HI, "tools": [WEATHER, {"type": "web_search_20250305",
                                                       "name": "web_search"}]},
                  "tools[1]", id="a server tool: web search"),

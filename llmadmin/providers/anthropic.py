@@ -6,6 +6,7 @@ for the gateway, also the relayed Messages body (relay_body) and stream reader (
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import uuid
@@ -766,13 +767,14 @@ class ReadConversation:
             )
             if body.get(param) is not None
         }
-        choice = self.tool_choice()
+        tools = self.tools()
+        choice = self.tool_choice(tools)
         effort = self.effort()
         return Conversation(
             system=self.system(),
             messages=self.messages(),
             streamed=body.get("stream") is True,
-            tools=self.tools(),
+            tools=tools,
             tool_choice=choice[0],
             tool_name=choice[1],
             parallel_tool_calls=choice[2],
@@ -815,13 +817,15 @@ class ReadConversation:
             if role not in BLOCK_FIELDS:
                 raise field_refused(f"{where}.role", "must be user or assistant.")
             parts = self.content(message.get("content"), role, where)
-            if parts:  # one left empty held only redacted thinking
+            if parts:  # one left empty held only redacted thinking or empty text
                 read.append(Message(role, parts))
+        if not read:  # else the target gets no turns, and its 400 names no field
+            raise field_refused("messages", "must hold something to send: every message is empty.")
         return tuple(read)
 
     def content(self, content: Any, role: str, where: str) -> tuple[Part, ...]:
         if isinstance(content, str):
-            return (content,)
+            return (content,) if content else ()
         if not isinstance(content, list):
             raise field_refused(f"{where}.content", "must be a string or a list of blocks.")
         parts = (
@@ -837,7 +841,7 @@ class ReadConversation:
             raise field_refused(f"{where}.type", NO_COUNTERPART)
         checked_fields(block, f"{where}.", fields, ("cache_control",))
         if kind == "text":
-            return self.text(block, where)
+            return self.text(block, where) or None
         if kind == "image":
             return self.image(block, where)
         if kind == "tool_result":
@@ -866,10 +870,13 @@ class ReadConversation:
         kind = source.get("type") if isinstance(source, dict) else None
         if kind == "base64":
             checked_fields(source, f"{where}.source.", ("type", "media_type", "data"))
-            return Image(
-                media_type=string_at(source, "media_type", f"{where}.source."),
-                data=string_at(source, "data", f"{where}.source."),
-            )
+            data = string_at(source, "data", f"{where}.source.")
+            try:
+                base64.b64decode(data, validate=True)
+            except ValueError:  # binascii.Error, or a character outside ASCII
+                raise field_refused(f"{where}.source.data", "must be base64 data.") from None
+            media_type = string_at(source, "media_type", f"{where}.source.")
+            return Image(media_type=media_type, data=data)
         if kind == "url":
             checked_fields(source, f"{where}.source.", ("type", "url"))
             url = string_at(source, "url", f"{where}.source.")
@@ -927,7 +934,7 @@ class ReadConversation:
             read.append(Tool(string_at(tool, "name", f"{where}."), description or "", schema))
         return tuple(read)
 
-    def tool_choice(self) -> tuple[ToolChoice, str, bool]:
+    def tool_choice(self, tools: tuple[Tool, ...]) -> tuple[ToolChoice, str, bool]:
         """The choice, the tool it names, and whether the model may call several at once."""
         choice = self.body.get("tool_choice")
         if choice is None:
@@ -937,6 +944,8 @@ class ReadConversation:
             raise field_refused("tool_choice.type", f"must be one of: {', '.join(TOOL_CHOICES)}.")
         checked_fields(choice, "tool_choice.", ("type", "name", "disable_parallel_tool_use"))
         name = string_at(choice, "name", "tool_choice.") if kind == "tool" else ""
+        if kind == "tool" and name not in {tool.name for tool in tools}:
+            raise field_refused("tool_choice.name", "names no tool of the request.")
         single = choice.get("disable_parallel_tool_use")
         if single not in (None, True, False):
             raise field_refused("tool_choice.disable_parallel_tool_use", "must be true or false.")
@@ -1338,6 +1347,7 @@ class MessagesApi:
     ) -> AsyncIterator[StreamEvent]:
         writer = MessageWriter(str(request.body.get("model") or ""))
         said: list[dict[str, Any]] = []  # a whole answer's events, put together at its end
+        finished = False
         async with aclosing(events) as source:
             async for event in source:
                 yield event
@@ -1346,8 +1356,12 @@ class MessagesApi:
                         yield Raw(sse_event(payload["type"], json.dumps(payload)))
                     else:
                         said.append(payload)
-                if isinstance(event, Finish) and not request.streamed:
-                    yield Raw(json.dumps(whole_message(said)).encode())
+                if isinstance(event, Finish):
+                    finished = True
+                    if not request.streamed:
+                        yield Raw(json.dumps(whole_message(said)).encode())
+        if not finished:  # a family ends its answer or raises: never a clean end
+            raise cut_off()
 
 
 MESSAGES_API = MessagesApi()

@@ -86,11 +86,11 @@ READ = [  # (the client's body, the Conversation read)
     pytest.param({"messages": [{"role": "user", "content": [
                      {"type": "text", "text": "What is this?"},
                      {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                                  "data": "iVBORw0"}},
+                                                  "data": "iVBORw0KGgo="}},
                      {"type": "image", "source": {"type": "url",
                                                   "url": "https://example.com/a.png"}}]}]},
                  Conversation("", (Message("user", (
-                     "What is this?", Image("image/png", "iVBORw0"),
+                     "What is this?", Image("image/png", "iVBORw0KGgo="),
                      Image(url="https://example.com/a.png"))),)),
                  id="text and images, base64 and by URL"),
     pytest.param({"messages": [*ASKED, result(content="18 °C")], "tools": [WEATHER],
@@ -123,6 +123,10 @@ READ = [  # (the client's body, the Conversation read)
                  Conversation("", (USER_HI, Message("assistant", (
                      Thinking("Hmm.", "c2ln"), "Hello")))),
                  id="thinking kept signed, redacted thinking dropped"),
+    pytest.param({"messages": [{"role": "user", "content": [
+                     {"type": "text", "text": ""}, {"type": "text", "text": "Hi"}]},
+                  {"role": "assistant", "content": ""}]},
+                 Conversation("", (USER_HI,)), id="empty text dropped"),
     pytest.param({"messages": HI, "tools": [{**WEATHER, "type": "custom"}],
                   "tool_choice": {"type": "tool", "name": "weather"}},
                  Conversation("", (USER_HI,), tools=(
@@ -227,6 +231,18 @@ REFUSED = [  # (the client's body, the field named)
                      {"type": "image", "source": {"type": "url", "url": "file:///etc"}}]}]},
                  "messages[0].content[0].source.url", id="an image URL that is no web URL"),
     pytest.param({"messages": [{"role": "user", "content": [
+                     {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                  "data": "iVBORw0K%%%"}}]}]},
+                 "messages[0].content[0].source.data", id="image data not base64"),
+    pytest.param({"messages": [{"role": "user", "content": [
+                     {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                  "data": "iVBORw0"}}]}]},
+                 "messages[0].content[0].source.data", id="image data cut short"),
+    pytest.param({"messages": [{"role": "user", "content": [
+                     {"type": "image", "source": {"type": "base64", "media_type": "image/png",
+                                                  "data": "iVBORw0é"}}]}]},
+                 "messages[0].content[0].source.data", id="image data not ASCII"),
+    pytest.param({"messages": [{"role": "user", "content": [
                      {"type": "text", "text": "x", "citations": [{"type": "char_location"}]}]}]},
                  "messages[0].content[0].citations", id="citations"),
     pytest.param({"messages": [*HI, result(content="18")]},
@@ -241,6 +257,15 @@ REFUSED = [  # (the client's body, the field named)
     pytest.param({"messages": [{"role": "user", "content": 5}]}, "messages[0].content",
                  id="content neither text nor blocks"),
     pytest.param({"messages": []}, "messages", id="no messages"),
+    pytest.param({"messages": [{"role": "user", "content": []}]}, "messages",
+                 id="a message with no content"),
+    pytest.param({"messages": [{"role": "user", "content": ""}]}, "messages",
+                 id="a message of empty text"),
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}]},
+                 "messages", id="a message of an empty text block"),
+    pytest.param({"messages": [{"role": "assistant", "content": [
+                     {"type": "redacted_thinking", "data": "eA"}]}]},
+                 "messages", id="a message of redacted thinking only"),
     pytest.param({"messages": HI, "tools": [WEATHER, {"type": "web_search_20250305",
                                                       "name": "web_search"}]},
                  "tools[1]", id="a server tool: web search"),
@@ -255,6 +280,11 @@ REFUSED = [  # (the client's body, the field named)
                  id="a tool without a schema"),
     pytest.param({"messages": HI, "tool_choice": {"type": "some"}}, "tool_choice.type",
                  id="an unknown tool choice"),
+    pytest.param({"messages": HI, "tools": [WEATHER],
+                  "tool_choice": {"type": "tool", "name": "forecast"}},
+                 "tool_choice.name", id="a forced tool not among the tools"),
+    pytest.param({"messages": HI, "tool_choice": {"type": "tool", "name": "weather"}},
+                 "tool_choice.name", id="a forced tool and no tools"),
     pytest.param({"messages": HI, "thinking": {"type": "between_tools"}}, "thinking.type",
                  id="an unknown thinking type"),
     pytest.param({"messages": HI, "thinking": {"type": "enabled"}}, "thinking.budget_tokens",

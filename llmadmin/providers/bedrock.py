@@ -307,6 +307,11 @@ class BedrockClient(ProviderClient):
         settings = conversation_settings(model, conversation)
         body = self.chat_body(settings, ChatInput(conversation.system, []))
         body["messages"] = converse_messages(conversation, is_claude(model.identifier))
+        # Converse's stop sequences are NonEmptyString (botocore's bedrock-runtime model).
+        if "" in conversation.stop:
+            raise field_refused(
+                conversation.param("stop"), "Bedrock takes stop sequences that are not empty."
+            )
         if conversation.stop:
             body.setdefault("inferenceConfig", {})["stopSequences"] = list(conversation.stop)
         set_if(body, "toolConfig", tool_config(conversation))

@@ -356,6 +356,9 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
     pytest.param(ModelSettings(NOVA), conversation(tools=(Tool("web.search"),)),
                  "tools", "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 "
                  "characters.", id="a tool name outside Converse's pattern"),
+    pytest.param(ModelSettings(NOVA), conversation(stop=("END", ""), params=OPENAI),
+                 "stop", "Bedrock takes stop sequences that are not empty.",
+                 id="an empty stop sequence"),
 ]
 # fmt: on
 
@@ -548,6 +551,9 @@ FAKE_REFUSES = [  # (a body, what the fake answers: Converse's and Claude's refu
     pytest.param({"messages": [user(text(" "))]},
                  "The text field in the ContentBlock object at messages.0.content.0 is blank. "
                  "Add text to the text field, and try again.", id="blank text"),
+    pytest.param({"messages": [user(text("Hi"))], "inferenceConfig": {"stopSequences": [""]}},
+                 "Invalid length for parameter inferenceConfig.stopSequences[0], value: 0, "
+                 "valid min length: 1", id="an empty stop sequence"),
     pytest.param({"messages": LOOP_MESSAGES},
                  "The toolConfig field must be defined when using toolUse and toolResult content "
                  "blocks.", id="tool blocks without toolConfig"),

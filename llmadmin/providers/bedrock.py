@@ -470,7 +470,7 @@ def settings_refusals(identifier: str, settings: Mapping[str, Any]) -> dict[str,
 def converse_messages(conversation: Conversation, claude: bool) -> list[dict[str, Any]]:
     """The conversation's turns as Converse's messages; a turn left with no content (its
     thinking dropped) is left out, and the turns around it joined where they are the same
-    role's."""
+    role's. Refused where they don't begin with the user's (Converse refuses that)."""
     messages: list[dict[str, Any]] = []
     for message in conversation.messages:
         content = [
@@ -484,6 +484,11 @@ def converse_messages(conversation: Conversation, claude: bool) -> list[dict[str
             messages[-1]["content"] += content
         else:
             messages.append({"role": message.role, "content": content})
+    if not messages or messages[0]["role"] != "user":
+        raise field_refused(
+            conversation.param("messages"),
+            "Bedrock takes a conversation that begins with a user's message.",
+        )
     return messages
 
 

@@ -359,6 +359,13 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
     pytest.param(ModelSettings(NOVA), conversation(stop=("END", ""), params=OPENAI),
                  "stop", "Bedrock takes stop sequences that are not empty.",
                  id="an empty stop sequence"),
+    pytest.param(ModelSettings(NOVA), conversation(Message("assistant", ("Hello.",)), HI),
+                 "messages", "Bedrock takes a conversation that begins with a user's message.",
+                 id="a conversation beginning with the assistant"),
+    pytest.param(ModelSettings(NOVA), conversation(Message("user", (" ",)), Message(
+                     "assistant", ("Hello.",)), HI),
+                 "messages", "Bedrock takes a conversation that begins with a user's message.",
+                 id="a conversation whose user turn before the assistant's is blank"),
 ]
 # fmt: on
 
@@ -551,6 +558,9 @@ FAKE_REFUSES = [  # (a body, what the fake answers: Converse's and Claude's refu
     pytest.param({"messages": [user(text(" "))]},
                  "The text field in the ContentBlock object at messages.0.content.0 is blank. "
                  "Add text to the text field, and try again.", id="blank text"),
+    pytest.param({"messages": [assistant(text("Hello.")), user(text("Hi"))]},
+                 "A conversation must start with a user message. Try again with a conversation "
+                 "that starts with a user message.", id="the assistant first"),
     pytest.param({"messages": [user(text("Hi"))], "inferenceConfig": {"stopSequences": [""]}},
                  "Invalid length for parameter inferenceConfig.stopSequences[0], value: 0, "
                  "valid min length: 1", id="an empty stop sequence"),

@@ -72,7 +72,14 @@ from llmadmin.providers.errors import (
     malformed,
     mid_stream_error,
 )
-from llmadmin.providers.sse import chunks_of, json_data, reported, token_count, token_total
+from llmadmin.providers.sse import (
+    chunks_of,
+    json_data,
+    reported,
+    token_count,
+    token_total,
+    tool_arguments,
+)
 from llmadmin.providers.transport import MAX_PAGES, ProviderClient, body_of, set_if
 
 # How a Bedrock account authenticates: the admin's choice.
@@ -510,7 +517,7 @@ def content_block(part: Part, conversation: Conversation, claude: bool) -> dict[
                 "toolUse": {
                     "toolUseId": tool_use_id(part.id, conversation),
                     "name": tool_name(part.name, conversation.param("messages")),
-                    "input": tool_input(part.arguments, conversation),
+                    "input": tool_arguments(part.arguments, conversation.param("messages")),
                 }
             }
         case ToolResult():
@@ -562,19 +569,6 @@ def tool_name(name: str, param: str) -> str:
             "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
         )
     return name
-
-
-def tool_input(arguments: str, conversation: Conversation) -> dict[str, Any]:
-    """A tool call's arguments as Converse's input: a JSON object (none written: empty)."""
-    try:
-        value = json.loads(arguments or "{}")
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise field_refused(
-            conversation.param("messages"), "A tool call's arguments must be a JSON object."
-        )
-    return value
 
 
 def tool_config(conversation: Conversation) -> dict[str, Any] | None:

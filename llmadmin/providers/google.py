@@ -54,7 +54,14 @@ from llmadmin.providers.errors import (
     malformed_tool_call,
     mid_stream_error,
 )
-from llmadmin.providers.sse import json_data, reported, sse_events, token_count, token_total
+from llmadmin.providers.sse import (
+    json_data,
+    reported,
+    sse_events,
+    token_count,
+    token_total,
+    tool_arguments,
+)
 from llmadmin.providers.transport import MAX_PAGES, ProviderClient, set_if
 
 # The SDK's HarmCategory (google-genai 3.6) that the Gemini API takes; the image categories
@@ -500,7 +507,10 @@ def model_parts(message: Message, conversation: Conversation, signed: bool) -> l
             parts.append({"text": part})
         elif isinstance(part, ToolCall):
             call: dict[str, Any] = {
-                "functionCall": {"name": part.name, "args": arguments(part, conversation)}
+                "functionCall": {
+                    "name": part.name,
+                    "args": tool_arguments(part.arguments, conversation.param("messages")),
+                }
             }
             signature = call_signature(part.id) or (NO_SIGNATURE if signed and first_call else "")
             if signature:
@@ -508,18 +518,6 @@ def model_parts(message: Message, conversation: Conversation, signed: bool) -> l
             parts.append(call)
             first_call = False
     return parts
-
-
-def arguments(call: ToolCall, conversation: Conversation) -> dict[str, Any]:
-    try:
-        value = json.loads(call.arguments or "{}")
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
-        raise field_refused(
-            conversation.param("messages"), "a tool call's arguments must be a JSON object."
-        )
-    return value
 
 
 def declarations(conversation: Conversation) -> list[dict[str, Any]]:

@@ -297,6 +297,7 @@ def test_botocore_sends_the_same_body_and_reads_the_fakes_answer(model, asked, b
 
 
 LIST_ARGUMENTS = ToolCall("toolu_01A", "weather", "[1, 2]")
+NESTED_ARGUMENTS = ToolCall("toolu_01A", "weather", "[" * 100_000 + "]" * 100_000)
 LONG_ID = "toolu_" + "x" * 59
 # fmt: off
 REFUSALS = [  # (the admin's settings, the client's Conversation, the field named, our message)
@@ -345,8 +346,12 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
                  "at most 64 characters.", id="a tool call id longer than Converse's 64"),
     pytest.param(ModelSettings(NOVA),
                  conversation(HI, Message("assistant", (LIST_ARGUMENTS,)), tools=(WEATHER,)),
-                 "messages", "A tool call's arguments must be a JSON object.",
+                 "messages", "a tool call's arguments must be a JSON object.",
                  id="tool call arguments that are no JSON object"),
+    pytest.param(ModelSettings(NOVA),
+                 conversation(HI, Message("assistant", (NESTED_ARGUMENTS,)), tools=(WEATHER,)),
+                 "messages", "a tool call's arguments must be a JSON object.",
+                 id="tool call arguments nested past Python's limit"),
     pytest.param(ModelSettings(NOVA),
                  conversation(HI, Message("assistant", (ToolCall("t1", "web search", "{}"),)),
                               Message("user", (ToolResult("t1", "web search", ("x",)),)),

@@ -71,6 +71,7 @@ from llmadmin.providers.sse import (
     sse_events,
     token_count,
     token_total,
+    tool_arguments,
 )
 from llmadmin.providers.transport import MAX_PAGES, ProviderClient, body_of, set_if
 
@@ -1297,12 +1298,7 @@ def content_block(part: Part, field: str) -> dict[str, Any] | None:
             return None
         return {"type": "thinking", "thinking": part.text, "signature": part.signature}
     if isinstance(part, ToolCall):
-        try:
-            arguments = json.loads(part.arguments or "{}")
-        except (ValueError, RecursionError):
-            arguments = None
-        if not isinstance(arguments, dict):
-            raise field_refused(field, "a tool call's arguments must be a JSON object.")
+        arguments = tool_arguments(part.arguments, field)
         return {"type": "tool_use", "id": part.id, "name": part.name, "input": arguments}
     blocks = [
         image_block(item, field) if isinstance(item, Image) else {"type": "text", "text": item}

@@ -72,7 +72,14 @@ from llmadmin.providers.errors import (
     malformed,
     mid_stream_error,
 )
-from llmadmin.providers.sse import chunks_of, json_data, reported, token_count, token_total
+from llmadmin.providers.sse import (
+    chunks_of,
+    json_data,
+    reported,
+    token_count,
+    token_total,
+    tool_arguments,
+)
 from llmadmin.providers.transport import MAX_PAGES, ProviderClient, body_of, set_if
 
 # How a Bedrock account authenticates: the admin's choice.
@@ -307,6 +314,11 @@ class BedrockClient(ProviderClient):
         settings = conversation_settings(model, conversation)
         body = self.chat_body(settings, ChatInput(conversation.system, []))
         body["messages"] = converse_messages(conversation, is_claude(model.identifier))
+        # Converse's stop sequences are NonEmptyString (botocore's bedrock-runtime model).
+        if "" in conversation.stop:
+            raise field_refused(
+                conversation.param("stop"), "Bedrock takes stop sequences that are not empty."
+            )
         if conversation.stop:
             body.setdefault("inferenceConfig", {})["stopSequences"] = list(conversation.stop)
         set_if(body, "toolConfig", tool_config(conversation))
@@ -465,7 +477,7 @@ def settings_refusals(identifier: str, settings: Mapping[str, Any]) -> dict[str,
 def converse_messages(conversation: Conversation, claude: bool) -> list[dict[str, Any]]:
     """The conversation's turns as Converse's messages; a turn left with no content (its
     thinking dropped) is left out, and the turns around it joined where they are the same
-    role's."""
+    role's. Refused where they don't begin with the user's (Converse refuses that)."""
     messages: list[dict[str, Any]] = []
     for message in conversation.messages:
         content = [
@@ -479,6 +491,11 @@ def converse_messages(conversation: Conversation, claude: bool) -> list[dict[str
             messages[-1]["content"] += content
         else:
             messages.append({"role": message.role, "content": content})
+    if not messages or messages[0]["role"] != "user":
+        raise field_refused(
+            conversation.param("messages"),
+            "Bedrock takes a conversation that begins with a user's message.",
+        )
     return messages
 
 
@@ -500,7 +517,7 @@ def content_block(part: Part, conversation: Conversation, claude: bool) -> dict[
                 "toolUse": {
                     "toolUseId": tool_use_id(part.id, conversation),
                     "name": tool_name(part.name, conversation.param("messages")),
-                    "input": tool_input(part.arguments, conversation),
+                    "input": tool_arguments(part.arguments, conversation.param("messages")),
                 }
             }
         case ToolResult():
@@ -552,19 +569,6 @@ def tool_name(name: str, param: str) -> str:
             "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 characters.",
         )
     return name
-
-
-def tool_input(arguments: str, conversation: Conversation) -> dict[str, Any]:
-    """A tool call's arguments as Converse's input: a JSON object (none written: empty)."""
-    try:
-        value = json.loads(arguments or "{}")
-    except ValueError:
-        value = None
-    if not isinstance(value, dict):
-        raise field_refused(
-            conversation.param("messages"), "A tool call's arguments must be a JSON object."
-        )
-    return value
 
 
 def tool_config(conversation: Conversation) -> dict[str, Any] | None:

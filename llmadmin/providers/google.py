@@ -54,7 +54,14 @@ from llmadmin.providers.errors import (
     malformed_tool_call,
     mid_stream_error,
 )
-from llmadmin.providers.sse import json_data, reported, sse_events, token_count, token_total
+from llmadmin.providers.sse import (
+    json_data,
+    reported,
+    sse_events,
+    token_count,
+    token_total,
+    tool_arguments,
+)
 from llmadmin.providers.transport import MAX_PAGES, ProviderClient, set_if
 
 # The SDK's HarmCategory (google-genai 3.6) that the Gemini API takes; the image categories
@@ -422,10 +429,10 @@ def effort_options(identifier: str, effort: Effort, conversation: Conversation) 
     the model takes at or above it; Gemini 2.5's budget, 0 for none or minimal (the model's
     lowest where it can't turn thinking off), the model's highest for high and above (-1,
     the model's choice, where its range is not known). A model that doesn't think takes
-    none or minimal (no option), and refuses any other effort."""
+    none (no option), and refuses any other effort."""
     facts = GOOGLE.facts(identifier)
     if facts and not facts.reasoning:
-        if effort in ("none", "minimal"):
+        if effort == "none":
             return {}
         raise field_refused(conversation.param("effort"), f"{identifier} doesn't think.")
     if THINKING_LEVELS_FROM_3.search(identifier):
@@ -500,7 +507,10 @@ def model_parts(message: Message, conversation: Conversation, signed: bool) -> l
             parts.append({"text": part})
         elif isinstance(part, ToolCall):
             call: dict[str, Any] = {
-                "functionCall": {"name": part.name, "args": arguments(part, conversation)}
+                "functionCall": {
+                    "name": part.name,
+                    "args": tool_arguments(part.arguments, conversation.param("messages")),
+                }
             }
             signature = call_signature(part.id) or (NO_SIGNATURE if signed and first_call else "")
             if signature:
@@ -508,18 +518,6 @@ def model_parts(message: Message, conversation: Conversation, signed: bool) -> l
             parts.append(call)
             first_call = False
     return parts
-
-
-def arguments(call: ToolCall, conversation: Conversation) -> dict[str, Any]:
-    try:
-        value = json.loads(call.arguments or "{}")
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
-        raise field_refused(
-            conversation.param("messages"), "a tool call's arguments must be a JSON object."
-        )
-    return value
 
 
 def declarations(conversation: Conversation) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Reading a streamed answer: server-sent-event framing, each event's JSON and its token
-counts, with limits on what a hostile stream can make us hold."""
+counts, with limits on what a hostile stream can make us hold; and a client's tool call
+arguments read as the JSON object the families send."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 import httpx2
 
-from llmadmin.providers.errors import cut_off, malformed, went_silent
+from llmadmin.providers.errors import cut_off, field_refused, malformed, went_silent
 
 
 async def sse_events(response: httpx2.Response) -> AsyncIterator[tuple[str, str]]:
@@ -99,6 +100,19 @@ def json_data(data: str | bytes) -> dict[str, Any]:
     if not isinstance(payload, dict):
         raise malformed()
     return payload
+
+
+def tool_arguments(arguments: str, param: str) -> dict[str, Any]:
+    """A tool call's arguments, as a client wrote them, read as a JSON object (none written:
+    empty); RequestRefused naming `param` where they are none, nested past Python's limit
+    too."""
+    try:
+        value = json.loads(arguments or "{}")
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise field_refused(param, "a tool call's arguments must be a JSON object.")
+    return value
 
 
 # More than any context window: a larger count is garbage (and overflows the column).

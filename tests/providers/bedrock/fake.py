@@ -1,9 +1,9 @@
 """The fake of Amazon Bedrock: a bearer API key or a SigV4 signature checked as AWS checks it,
 the model and inference-profile lists, ConverseStream in AWS's binary event stream, the body
-botocore's own service model accepts, what Converse checks beyond it (tool calls and their
-results across turns, images, blank text), what Nova models refuse (Claude's refusals are
-Anthropic's: tests/providers/anthropic/fake.py, and Claude's with thinking on here), and a
-tool loop answered (tool_loop_answer)."""
+botocore's own service model accepts, what Converse checks beyond it (the user's turn first,
+tool calls and their results across turns, images, blank text), what Nova models refuse
+(Claude's refusals are Anthropic's: tests/providers/anthropic/fake.py, and Claude's with
+thinking on here), and a tool loop answered (tool_loop_answer)."""
 
 from __future__ import annotations
 
@@ -323,11 +323,17 @@ TOOL_RESULT_STATUSES = ("success", "error")
 
 
 def content_errors(body: dict) -> list[str]:
-    """Each block of each message as Converse takes it: text not blank (Converse's own
-    message), images as base64 bytes of a known format, tool calls from the assistant with
-    an object as input, tool results from the user."""
+    """The conversation begun by the user, and each block of each message as Converse takes
+    it: text not blank (Converse's own messages), images as base64 bytes of a known format,
+    tool calls from the assistant with an object as input, tool results from the user."""
+    messages = body.get("messages") or []
+    if messages and messages[0]["role"] != "user":
+        return [
+            "A conversation must start with a user message. Try again with a conversation that "
+            "starts with a user message."
+        ]
     errors = []
-    for i, message in enumerate(body.get("messages") or []):
+    for i, message in enumerate(messages):
         role = message["role"]
         for j, block in enumerate(message["content"]):
             where = f"messages.{i}.content.{j}"

@@ -297,6 +297,7 @@ def test_botocore_sends_the_same_body_and_reads_the_fakes_answer(model, asked, b
 
 
 LIST_ARGUMENTS = ToolCall("toolu_01A", "weather", "[1, 2]")
+NESTED_ARGUMENTS = ToolCall("toolu_01A", "weather", "[" * 100_000 + "]" * 100_000)
 LONG_ID = "toolu_" + "x" * 59
 # fmt: off
 REFUSALS = [  # (the admin's settings, the client's Conversation, the field named, our message)
@@ -345,8 +346,12 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
                  "at most 64 characters.", id="a tool call id longer than Converse's 64"),
     pytest.param(ModelSettings(NOVA),
                  conversation(HI, Message("assistant", (LIST_ARGUMENTS,)), tools=(WEATHER,)),
-                 "messages", "A tool call's arguments must be a JSON object.",
+                 "messages", "a tool call's arguments must be a JSON object.",
                  id="tool call arguments that are no JSON object"),
+    pytest.param(ModelSettings(NOVA),
+                 conversation(HI, Message("assistant", (NESTED_ARGUMENTS,)), tools=(WEATHER,)),
+                 "messages", "a tool call's arguments must be a JSON object.",
+                 id="tool call arguments nested past Python's limit"),
     pytest.param(ModelSettings(NOVA),
                  conversation(HI, Message("assistant", (ToolCall("t1", "web search", "{}"),)),
                               Message("user", (ToolResult("t1", "web search", ("x",)),)),
@@ -356,6 +361,16 @@ REFUSALS = [  # (the admin's settings, the client's Conversation, the field name
     pytest.param(ModelSettings(NOVA), conversation(tools=(Tool("web.search"),)),
                  "tools", "A tool's name Bedrock can't take: letters, digits, _ - and at most 64 "
                  "characters.", id="a tool name outside Converse's pattern"),
+    pytest.param(ModelSettings(NOVA), conversation(stop=("END", ""), params=OPENAI),
+                 "stop", "Bedrock takes stop sequences that are not empty.",
+                 id="an empty stop sequence"),
+    pytest.param(ModelSettings(NOVA), conversation(Message("assistant", ("Hello.",)), HI),
+                 "messages", "Bedrock takes a conversation that begins with a user's message.",
+                 id="a conversation beginning with the assistant"),
+    pytest.param(ModelSettings(NOVA), conversation(Message("user", (" ",)), Message(
+                     "assistant", ("Hello.",)), HI),
+                 "messages", "Bedrock takes a conversation that begins with a user's message.",
+                 id="a conversation whose user turn before the assistant's is blank"),
 ]
 # fmt: on
 
@@ -548,6 +563,12 @@ FAKE_REFUSES = [  # (a body, what the fake answers: Converse's and Claude's refu
     pytest.param({"messages": [user(text(" "))]},
                  "The text field in the ContentBlock object at messages.0.content.0 is blank. "
                  "Add text to the text field, and try again.", id="blank text"),
+    pytest.param({"messages": [assistant(text("Hello.")), user(text("Hi"))]},
+                 "A conversation must start with a user message. Try again with a conversation "
+                 "that starts with a user message.", id="the assistant first"),
+    pytest.param({"messages": [user(text("Hi"))], "inferenceConfig": {"stopSequences": [""]}},
+                 "Invalid length for parameter inferenceConfig.stopSequences[0], value: 0, "
+                 "valid min length: 1", id="an empty stop sequence"),
     pytest.param({"messages": LOOP_MESSAGES},
                  "The toolConfig field must be defined when using toolUse and toolResult content "
                  "blocks.", id="tool blocks without toolConfig"),

@@ -330,6 +330,10 @@ REFUSED = [
         "reasoning_effort", "gemini-2.0-flash doesn't think.",
         id="effort on a model that doesn't think"),
     pytest.param(
+        ModelSettings("gemini-2.0-flash"), conversation(HI, effort="minimal"),
+        "reasoning_effort", "gemini-2.0-flash doesn't think.",
+        id="effort minimal on a model that doesn't think (none only)"),
+    pytest.param(
         ModelSettings(PRO), conversation(HI, presence_penalty=0.5),
         "presence_penalty", "gemini-2.5-pro has no penalties: leave it empty.",
         id="a penalty the model refuses (the type's rules)"),

@@ -407,7 +407,7 @@ def client_effort(identifier: str, conversation: Conversation) -> Effort | None:
     effort = conversation.effort
     if is_claude(identifier):
         return effort
-    if effort not in (None, "none") and conversation.params.get("effort") != "thinking":
+    if effort not in (None, "none") and not conversation.effort_advisory:
         raise field_refused(
             conversation.param("effort"),
             "This model takes no reasoning effort: leave it out, or ask none.",

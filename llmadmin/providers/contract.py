@@ -310,6 +310,13 @@ class Conversation:
         """The client's own name for the Conversation's field `name`, for a refusal to name."""
         return self.params.get(name, name)
 
+    @property
+    def effort_advisory(self) -> bool:
+        """Whether a model that doesn't reason answers without the effort asked rather than
+        refuse it: an Anthropic client's `thinking` (Claude Code sends it by default) is
+        advice; OpenAI's `reasoning_effort` is not."""
+        return self.params.get("effort") == "thinking"
+
 
 class ClientApi(Protocol):
     """A gateway API's side of a translation: its requests read into a Conversation, and the

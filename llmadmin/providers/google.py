@@ -429,10 +429,11 @@ def effort_options(identifier: str, effort: Effort, conversation: Conversation) 
     the model takes at or above it; Gemini 2.5's budget, 0 for none or minimal (the model's
     lowest where it can't turn thinking off), the model's highest for high and above (-1,
     the model's choice, where its range is not known). A model that doesn't think takes
-    none (no option), and refuses any other effort."""
+    none (no option) and an Anthropic client's thinking (advice: dropped), and refuses any
+    other effort."""
     facts = GOOGLE.facts(identifier)
     if facts and not facts.reasoning:
-        if effort == "none":
+        if effort == "none" or conversation.effort_advisory:
             return {}
         raise field_refused(conversation.param("effort"), f"{identifier} doesn't think.")
     if THINKING_LEVELS_FROM_3.search(identifier):

@@ -1374,10 +1374,11 @@ def with_effort(
         return body
     facts = provider_type.facts(identifier)
     if facts is not None and not facts.reasoning:
-        param = conversation.param("effort")
-        if effort == "none" or param == "thinking":
+        if effort == "none" or conversation.effort_advisory:
             return body
-        raise field_refused(param, f"{facts.name} doesn't reason: leave it out.")
+        raise field_refused(
+            conversation.param("effort"), f"{facts.name} doesn't reason: leave it out."
+        )
     option = next(
         each
         for each in provider_type.options

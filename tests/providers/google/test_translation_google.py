@@ -252,6 +252,11 @@ REQUESTS = [
         ModelSettings("gemini-2.0-flash", temperature=0.3), conversation(HI, effort="none"),
         {"contents": [USER_HI], "generationConfig": {"temperature": 0.3}},
         id="effort none on a model that doesn't think: nothing to send"),
+    pytest.param(
+        ModelSettings("gemini-2.0-flash"),
+        Conversation("", (HI,), effort="low", params={"effort": "thinking"}),
+        {"contents": [USER_HI]},
+        id="an Anthropic client's thinking on a model that doesn't think: dropped (advice)"),
 ]
 # fmt: on
 

@@ -461,11 +461,12 @@ def message_output(message: Mapping[str, Any], started: set[int]) -> list[Stream
             raise malformed()
         if index not in started:
             started.add(index)
-            # Some servers leave these out: an id of our own, no name (the client's to judge).
+            # Some servers leave these out, or give an id other APIs refuse: an id of our own,
+            # no name (the client's to judge).
             name, call_id = function.get("name"), call.get("id")
             name = name if isinstance(name, str) else ""
-            call_id = call_id if isinstance(call_id, str) and CALL_ID.fullmatch(call_id) else None
-            call_id = call_id or new_call_id()
+            if not isinstance(call_id, str) or not CALL_ID.fullmatch(call_id):
+                call_id = new_call_id()
             events.append(ToolCallStart(index=index, id=call_id, name=name))
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
@@ -957,8 +958,8 @@ MESSAGE_FIELDS = {
     "assistant": {"role", "content", "name", "tool_calls", "refusal"},
     "tool": {"role", "content", "tool_call_id"},
 }
-# The fields of each kind of content part; hints no other family's API has: dropped. A text
-# part's cache_control (Anthropic's, which Cline sends), an image's detail (its resolution).
+# The fields of each kind of content part. Hints dropped (tabled): a text part's cache_control
+# (Cline sends it; a Conversation holds no cache breakpoints), and an image_url's detail.
 PART_FIELDS = {
     "text": ("type", "text", "cache_control"),
     "refusal": ("type", "refusal"),

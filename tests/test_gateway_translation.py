@@ -1439,27 +1439,29 @@ def test_bad_anthropic_input_is_a_400_naming_the_field_and_nothing_is_sent(
     assert not UsageRecord.objects.exists()
 
 
-def test_an_anthropic_clients_failed_tool_result_reaches_an_openai_model_as_failed(gateway, secret):
-    # A tool message has no is_error: dropped, the model reads a failure as the tool's answer.
-    sent = []
-    for is_error in (False, True):
-        result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": RESULT}
-        body = {
-            "model": "gpt-4.1",
-            "max_tokens": 100,
-            "messages": [
-                {"role": "user", "content": ASK},
-                ANTHROPIC_CALL,
-                {"role": "user", "content": [result | ({"is_error": True} if is_error else {})]},
-            ],
-        }
-        with upstream("openai", "gpt-4.1") as fake:
-            post(gateway, CHAT_PATHS["anthropic"], body, secret)
-        LLMModel.objects.all().delete()
-        sent.append(fake.requests[0].body["messages"])
+def test_an_anthropic_clients_failed_tool_results_own_text_reaches_an_openai_model_unchanged(
+    gateway, secret
+):
+    # A tool message has no error flag: is_error is dropped (tabled), and no words of ours are
+    # added; the model reads the failure in the result's own text.
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": RESULT, "is_error": True}
+    body = {
+        "model": "gpt-4.1",
+        "max_tokens": 100,
+        "messages": [
+            {"role": "user", "content": ASK},
+            ANTHROPIC_CALL,
+            {"role": "user", "content": [result]},
+        ],
+    }
+    with upstream("openai", "gpt-4.1") as fake:
+        post(gateway, CHAT_PATHS["anthropic"], body, secret)
 
-    succeeded, failed = sent
-    assert failed != succeeded
+    assert fake.requests[0].body["messages"][-1] == {
+        "role": "tool",
+        "tool_call_id": "toolu_1",
+        "content": RESULT,
+    }
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,9 @@ Options, rules, request mapping and stream parsing of each, together.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 import re
 import time
@@ -458,10 +461,12 @@ def message_output(message: Mapping[str, Any], started: set[int]) -> list[Stream
             raise malformed()
         if index not in started:
             started.add(index)
-            # Some servers leave these out: an id of our own, no name (the client's to judge).
+            # Some servers leave these out, or give an id other APIs refuse: an id of our own,
+            # no name (the client's to judge).
             name, call_id = function.get("name"), call.get("id")
             name = name if isinstance(name, str) else ""
-            call_id = call_id if isinstance(call_id, str) and call_id else new_call_id()
+            if not isinstance(call_id, str) or not CALL_ID.fullmatch(call_id):
+                call_id = new_call_id()
             events.append(ToolCallStart(index=index, id=call_id, name=name))
         arguments = function.get("arguments")
         if isinstance(arguments, str) and arguments:
@@ -469,8 +474,13 @@ def message_output(message: Mapping[str, Any], started: set[int]) -> list[Stream
     return events
 
 
+# The ids every API takes (Anthropic's tool_use id); Kimi's servers say functions.<name>:<n>.
+CALL_ID = re.compile(r"[A-Za-z0-9_-]+")
+
+
 def new_call_id() -> str:
-    """An id for a tool call its server sent none for (some compatible servers)."""
+    """An id for a tool call its server sent none for, or one other APIs refuse (some
+    compatible servers)."""
     return f"call_{uuid.uuid4().hex}"
 
 
@@ -948,6 +958,13 @@ MESSAGE_FIELDS = {
     "assistant": {"role", "content", "name", "tool_calls", "refusal"},
     "tool": {"role", "content", "tool_call_id"},
 }
+# The fields of each kind of content part. Hints dropped (tabled): a text part's cache_control
+# (Cline sends it; a Conversation holds no cache breakpoints), and an image_url's detail.
+PART_FIELDS = {
+    "text": ("type", "text", "cache_control"),
+    "refusal": ("type", "refusal"),
+    "image_url": ("type", "image_url"),
+}
 TOOL_CHOICES = {"none": "none", "auto": "auto", "required": "any"}
 DATA_URL = re.compile(r"data:(image/[\w.+-]+);base64,([A-Za-z0-9+/=\s]+)")
 
@@ -1047,7 +1064,7 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
             calls |= {part.id: part.name for part in parts if isinstance(part, ToolCall)}
         else:
             call_id = message.get("tool_call_id")
-            if call_id not in calls:
+            if not isinstance(call_id, str) or call_id not in calls:
                 raise field_refused(
                     f"{where}.tool_call_id",
                     "answers no tool call of an earlier message.",
@@ -1060,6 +1077,8 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
             turns[-1] = Message(role, (*turns[-1].parts, *parts))
         else:
             turns.append(Message(role, tuple(parts)))
+    if not turns:  # every family's API refuses a conversation of no turns
+        raise field_refused("messages", "must hold a user or assistant message with content.")
     return "\n\n".join(system), tuple(turns)
 
 
@@ -1075,8 +1094,16 @@ def text_parts(content: Any, where: str, *, refusal: bool = False) -> list[str]:
         key = "refusal" if refusal and kind == "refusal" else "text"
         if kind != key:
             raise field_refused(f"{where}.content[{number}].type", NO_COUNTERPART)
+        only_fields(part, PART_FIELDS[key], f"{where}.content[{number}]")
         texts += text_of(part, f"{where}.content[{number}]", key)
     return texts
+
+
+def only_fields(item: Mapping[str, Any], names: tuple[str, ...], where: str) -> None:
+    """Refuses a field of `item` not among `names`, naming it (a null one is unset)."""
+    for name, value in item.items():
+        if name not in names and value is not None:
+            raise field_refused(f"{where}.{name}", NO_COUNTERPART)
 
 
 def text_of(part: Mapping[str, Any], where: str, key: str = "text") -> list[str]:
@@ -1096,9 +1123,13 @@ def user_parts(content: Any, where: str) -> list[Part]:
         at = f"{where}.content[{number}]"
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
+            only_fields(part, PART_FIELDS["text"], at)
             parts += text_of(part, at)
         elif kind == "image_url":
+            only_fields(part, PART_FIELDS["image_url"], at)
             image = part.get("image_url")
+            if isinstance(image, dict):
+                only_fields(image, ("url", "detail"), f"{at}.image_url")
             url = image.get("url") if isinstance(image, dict) else None
             parts.append(image_of(url, f"{at}.image_url.url"))
         else:
@@ -1108,11 +1139,20 @@ def user_parts(content: Any, where: str) -> list[Part]:
 
 def image_of(url: Any, where: str) -> Image:
     data = DATA_URL.fullmatch(url) if isinstance(url, str) else None
-    if data:
-        return Image(media_type=data[1], data=re.sub(r"\s", "", data[2]))
+    encoded = re.sub(r"\s", "", data[2]) if data else ""
+    if data and is_base64(encoded):
+        return Image(media_type=data[1], data=encoded)
     if isinstance(url, str) and url.startswith(("https://", "http://")):
         return Image(url=url)
     raise field_refused(where, "must be an image's base64 data: URL or an http(s) URL.")
+
+
+def is_base64(text: str) -> bool:
+    """Whether the text is base64 of some bytes (the providers refuse other image data)."""
+    try:
+        return bool(base64.b64decode(text, validate=True))
+    except binascii.Error:
+        return False
 
 
 def tool_calls(message: Mapping[str, Any], where: str) -> list[ToolCall]:
@@ -1124,8 +1164,10 @@ def tool_calls(message: Mapping[str, Any], where: str) -> list[ToolCall]:
         at = f"{where}.tool_calls[{number}]"
         if not isinstance(call, dict) or call.get("type", "function") != "function":
             raise field_refused(f"{at}.type", NO_COUNTERPART)
+        only_fields(call, ("id", "type", "function"), at)
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
+        only_fields(function, ("name", "arguments"), f"{at}.function")
         fields = (call.get("id"), function.get("name"), function.get("arguments"))
         if not all(isinstance(value, str) for value in fields) or not fields[0]:
             raise field_refused(at, "must have an id, a function name and its arguments.")
@@ -1140,15 +1182,11 @@ def read_tools(tools: list[Any]) -> tuple[Tool, ...]:
         at = f"tools[{number}]"
         if not isinstance(tool, dict) or tool.get("type") != "function":
             raise field_refused(f"{at}.type", NO_COUNTERPART)
-        for name in tool:
-            if name not in ("type", "function"):
-                raise field_refused(f"{at}.{name}", NO_COUNTERPART)
+        only_fields(tool, ("type", "function"), at)
         function = tool.get("function")
         if not isinstance(function, dict):
             raise field_refused(f"{at}.function", "must be an object.")
-        for name in function:
-            if name not in ("name", "description", "parameters", "strict"):
-                raise field_refused(f"{at}.function.{name}", NO_COUNTERPART)
+        only_fields(function, ("name", "description", "parameters", "strict"), f"{at}.function")
         name = function.get("name")
         description = function.get("description") or ""
         parameters = function.get("parameters") or {"type": "object", "properties": {}}
@@ -1168,8 +1206,10 @@ def read_tool_choice(choice: Any, tools: tuple[Tool, ...]) -> tuple[ToolChoice, 
     function = choice.get("function") if isinstance(choice, dict) else None
     if not isinstance(function, dict) or choice.get("type") != "function":
         raise field_refused("tool_choice", NO_COUNTERPART)
+    only_fields(choice, ("type", "function"), "tool_choice")
+    only_fields(function, ("name",), "tool_choice.function")
     name = function.get("name")
-    if name not in {tool.name for tool in tools}:
+    if not isinstance(name, str) or name not in {tool.name for tool in tools}:
         raise field_refused("tool_choice.function.name", "names no tool of the request.")
     return "tool", name
 
@@ -1214,7 +1254,9 @@ class ChatAnswer:
             function = {"name": event.name, "arguments": ""}
             call = {"index": event.index, "id": event.id, "type": "function", "function": function}
             return {"tool_calls": [call]}
-        if isinstance(event, ToolCallDelta) and event.index in self.calls:
+        if isinstance(event, ToolCallDelta) and event.text:
+            if event.index not in self.calls:  # a fragment of a call that never began
+                raise malformed()
             self.calls[event.index][2].append(event.text)
             call = {"index": event.index, "function": {"arguments": event.text}}
             return {"tool_calls": [call]}
@@ -1228,6 +1270,16 @@ class ChatAnswer:
         chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
                  "model": self.model, "choices": choices, **fields}  # fmt: skip
         return Raw(sse_event("", json.dumps(chunk)))
+
+    def unsaid_arguments(self) -> dict[str, Any] | None:
+        """The delta giving "{}" (no arguments, as OpenAI's models say it) to each call that
+        got no fragment: an OpenAI client parses a call's arguments as JSON."""
+        calls = [
+            {"index": index, "function": {"arguments": "{}"}}
+            for index, (_, _, arguments) in self.calls.items()
+            if not arguments
+        ]
+        return {"tool_calls": calls} if calls else None
 
     @property
     def finish_reason(self) -> str:
@@ -1258,7 +1310,7 @@ class ChatAnswer:
         if self.calls:
             message["tool_calls"] = [
                 {"id": call_id, "type": "function",
-                 "function": {"name": name, "arguments": "".join(arguments)}}
+                 "function": {"name": name, "arguments": "".join(arguments) or "{}"}}
                 for call_id, name, arguments in self.calls.values()
             ]  # fmt: skip
         choice = {"index": 0, "message": message, "finish_reason": self.finish_reason}
@@ -1297,6 +1349,9 @@ class ChatCompletionsApi:
         if not request.streamed:
             yield Raw(said.completion())
             return
+        arguments = said.unsaid_arguments()
+        if arguments is not None:
+            yield said.chunk([{"index": 0, "delta": arguments, "finish_reason": None}])
         end = {"index": 0, "delta": {}, "finish_reason": said.finish_reason}
         yield said.chunk([end])
         stream_options = request.body.get("stream_options")
@@ -1319,6 +1374,9 @@ CONVERSATION_FIELDS = {
 }
 # "Up to 4 sequences where the API will stop generating" (the SDK's completion_create_params).
 MAX_STOP_SEQUENCES = 4
+# A function's name (the SDK's FunctionDefinition), and the longest tool call id OpenAI takes.
+TOOL_NAME = re.compile(r"[a-zA-Z0-9_-]{1,64}")
+MAX_CALL_ID = 40
 
 
 def conversation_body(
@@ -1396,7 +1454,9 @@ def with_effort(
 def chat_tools(conversation: Conversation) -> dict[str, Any]:
     """The request's tools, tool_choice (auto, the API's default, unsaid) and whether the
     model may call several at once (unsaid where it may)."""
-    fields: dict[str, Any] = {"tools": [chat_tool(tool) for tool in conversation.tools]}
+    fields: dict[str, Any] = {
+        "tools": [chat_tool(tool, conversation.param("tools")) for tool in conversation.tools]
+    }
     if conversation.tool_choice == "tool":
         fields["tool_choice"] = {"type": "function", "function": {"name": conversation.tool_name}}
     elif conversation.tool_choice != "auto":
@@ -1406,7 +1466,11 @@ def chat_tools(conversation: Conversation) -> dict[str, Any]:
     return fields
 
 
-def chat_tool(tool: Tool) -> dict[str, Any]:
+def chat_tool(tool: Tool, param: str) -> dict[str, Any]:
+    if not TOOL_NAME.fullmatch(tool.name):
+        raise field_refused(
+            param, "OpenAI takes tool names of letters, digits, _ and -, at most 64 characters."
+        )
     function = {"name": tool.name, "parameters": dict(tool.parameters)}
     if tool.description:
         function["description"] = tool.description
@@ -1437,7 +1501,7 @@ def user_messages(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
     messages = [
         {
             "role": "tool",
-            "tool_call_id": result.call_id,
+            "tool_call_id": chat_call_id(result.call_id),
             "content": content_of([part for part in result.content if isinstance(part, str)]),
         }
         for result in results
@@ -1452,7 +1516,7 @@ def user_messages(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
 def assistant_messages(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
     texts = [part for part in parts if isinstance(part, str)]
     calls = [
-        {"id": part.id, "type": "function",
+        {"id": chat_call_id(part.id), "type": "function",
          "function": {"name": part.name, "arguments": part.arguments}}
         for part in parts
         if isinstance(part, ToolCall)
@@ -1461,6 +1525,14 @@ def assistant_messages(parts: tuple[Part, ...]) -> list[dict[str, Any]]:
         return []
     message: dict[str, Any] = {"role": "assistant", "content": content_of(texts) if texts else None}
     return [message | ({"tool_calls": calls} if calls else {})]
+
+
+def chat_call_id(call_id: str) -> str:
+    """The call's id, or where OpenAI would refuse it (longer than it takes, as a Gemini
+    call's signed id is) one derived from it: the same in the call and in its result."""
+    if len(call_id) <= MAX_CALL_ID and CALL_ID.fullmatch(call_id):
+        return call_id
+    return "call_" + hashlib.sha256(call_id.encode()).hexdigest()[:32]
 
 
 def content_of(parts: list[str | Image]) -> str | list[dict[str, Any]]:

@@ -343,7 +343,24 @@ def body_errors(body: Any, path: str) -> list[str]:
         # "Invalid 'messages': empty array. Expected an array with minimum length 1".
         errors.append("messages: empty array, expected at least one message")
     if not errors and re.search(r"/chat/completions$", path):
-        errors += tool_message_errors(body["messages"])
+        errors += tool_message_errors(body["messages"]) + name_and_id_errors(body)
+    return errors
+
+
+def name_and_id_errors(body: dict[str, Any]) -> list[str]:
+    """OpenAI's 400s for a function's name ("string does not match pattern
+    '^[a-zA-Z0-9_-]{1,64}$'", the SDK's FunctionDefinition) and for a tool call's id ("string
+    too long. Expected a string with maximum length 40")."""
+    errors = [
+        f"tools[{number}].function.name: does not match ^[a-zA-Z0-9_-]{{1,64}}$"
+        for number, tool in enumerate(body.get("tools") or [])
+        if not re.fullmatch(r"[a-zA-Z0-9_-]{1,64}", tool["function"]["name"])
+    ]
+    for number, message in enumerate(body["messages"]):
+        ids = [call["id"] for call in message.get("tool_calls") or []]
+        ids += [message["tool_call_id"]] if "tool_call_id" in message else []
+        if any(len(each) > 40 for each in ids):
+            errors.append(f"messages[{number}]: a tool call id longer than 40 characters")
     return errors
 
 

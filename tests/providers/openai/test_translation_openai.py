@@ -180,6 +180,12 @@ READ = [
                      params={"tool_choice": "tool_choice"}),
         id="advisory fields dropped, neutral values and nulls taken",
     ),
+    pytest.param(
+        {"messages": [{"role": "system", "content": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}]},  # noqa: E501
+                      {"role": "user", "content": [{"type": "text", "text": "Hi", "cache_control": {"type": "ephemeral"}}]}]},  # noqa: E501
+        Conversation(system="Be brief.", messages=(Message("user", ("Hi",)),)),
+        id="a text part's cache_control (Cline's) dropped",
+    ),
 ]
 
 REFUSED = [
@@ -217,6 +223,14 @@ REFUSED = [
     pytest.param({"messages": HI, "tools": [{"type": "function", "function": {"name": "f", "examples": []}}]}, "tools[0].function.examples", id="an unknown field of a function"),  # noqa: E501
     pytest.param({"messages": HI, "tools": [WEATHER], "tool_choice": {"type": "allowed_tools", "allowed_tools": {}}}, "tool_choice", id="allowed tools"),  # noqa: E501
     pytest.param({"messages": HI, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "time"}}}, "tool_choice.function.name", id="a choice of no tool"),  # noqa: E501
+    pytest.param({"messages": HI, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": ["weather"]}}}, "tool_choice.function.name", id="a choice's name a list"),  # noqa: E501
+    pytest.param({"messages": HI, "tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "weather", "strict": True}}}, "tool_choice.function.strict", id="an unknown field of the chosen function"),  # noqa: E501
+    pytest.param({"messages": [*HI, {"role": "assistant", "tool_calls": [CALL]}, {"role": "tool", "tool_call_id": ["call_1"], "content": "x"}]}, "messages[2].tool_call_id", id="a result's call id a list"),  # noqa: E501
+    pytest.param({"messages": [*HI, {"role": "assistant", "tool_calls": [{**CALL, "function": {**CALL["function"], "lang": "fr"}}]}]}, "messages[1].tool_calls[0].function.lang", id="an unknown field of a called function"),  # noqa: E501
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "size": 2}}]}]}, "messages[0].content[0].image_url.size", id="an unknown field of an image's URL"),  # noqa: E501
+    pytest.param({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,abc"}}]}]}, "messages[0].content[0].image_url.url", id="an image's data not base64"),  # noqa: E501
+    pytest.param({"messages": [{"role": "system", "content": "Be brief."}]}, "messages", id="no turn: a system message only"),  # noqa: E501
+    pytest.param({"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": []}]}, "messages", id="no turn: messages of no content"),  # noqa: E501
 ]
 # fmt: on
 
@@ -337,6 +351,16 @@ STREAMED = [
         id="thinking, text and two tool calls in fragments",
     ),
     pytest.param(
+        [ToolCallStart(index=0, id="toolu_01", name="now"), ToolCallDelta("", index=0),
+         Finish(StopReason.COMPLETE)], {},
+        ROLE
+        + chunk({"tool_calls": [{"index": 0, "id": "toolu_01", "type": "function",
+                                 "function": {"name": "now", "arguments": ""}}]})
+        + chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})
+        + chunk({}, "tool_calls") + DONE,
+        id="a call without arguments: {} before the end",
+    ),
+    pytest.param(
         [TextDelta("Once upon"), Finish(StopReason.MAX_TOKENS)], {},
         ROLE + chunk({"content": "Once upon"}) + chunk({}, "length") + DONE,
         id="max tokens: length",
@@ -404,6 +428,14 @@ WHOLE = [
         "length", ZERO_USAGE,
         id="no text: content null; cut at max tokens",
     ),
+    pytest.param(
+        [ToolCallStart(index=0, id="toolu_01", name="now"), Finish(StopReason.COMPLETE)],
+        {"role": "assistant", "content": None, "refusal": None,
+         "tool_calls": [{"id": "toolu_01", "type": "function",
+                         "function": {"name": "now", "arguments": "{}"}}]},
+        "tool_calls", ZERO_USAGE,
+        id="a call without arguments: {}",
+    ),
 ]
 # fmt: on
 
@@ -456,6 +488,12 @@ def test_a_provider_error_mid_answer_is_raised_and_the_source_closed(streamed, s
 def test_a_source_that_ends_without_its_finish_is_no_clean_end():
     with pytest.raises(ProviderError):
         answered([TextDelta("Hel")], stream=True)
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+def test_an_argument_fragment_of_a_call_that_never_began_is_raised(stream):
+    with pytest.raises(ProviderError, match="malformed"):
+        answered([ToolCallDelta("{}", index=3), Finish(StopReason.COMPLETE)], stream=stream)
 
 
 def test_a_client_that_leaves_closes_the_source():
@@ -524,6 +562,9 @@ TOOLS = [
     }
 ]
 STREAMED_BODY = {"stream": True, "stream_options": {"include_usage": True}}
+# A Gemini call's signed id, and the one OpenAI is sent in its place (call_ + its sha256's start).
+LONG_ID = "call_sig_" + "A" * 120
+SHORT_ID = "call_3025ce31c86dc2ff05aa0cb40f5daa7e"
 
 
 def client_at(server, provider_type: str):
@@ -634,6 +675,19 @@ SENT = [
         {"model": "gpt-4.1", **STREAMED_BODY, "messages": [SYSTEM, USER], "tools": TOOLS},
         id="openai: an anthropic client's thinking on a model that doesn't reason is dropped",
     ),
+    pytest.param(
+        "openai", ModelSettings("gpt-4.1"),
+        replace(SECOND_STEP, messages=(
+            ASKED, Message("assistant", (ToolCall(LONG_ID, "weather", "{}"),)),
+            Message("user", (ToolResult(LONG_ID, "weather", ("Sunny",)),)))),
+        {"model": "gpt-4.1", **STREAMED_BODY, "tools": TOOLS,
+         "messages": [SYSTEM, USER,
+                      {"role": "assistant", "content": None, "tool_calls": [
+                          {"id": SHORT_ID, "type": "function",
+                           "function": {"name": "weather", "arguments": "{}"}}]},
+                      {"role": "tool", "tool_call_id": SHORT_ID, "content": "Sunny"}]},
+        id="openai: a call id longer than its 40 characters is a short one derived from it",
+    ),
 ]
 
 NOT_SENT = [
@@ -642,6 +696,8 @@ NOT_SENT = [
     pytest.param("openai", "gpt-4.1", replace(FIRST_STEP, effort="high", params={"effort": "output_config.effort"}), "output_config.effort", id="an effort on a model that doesn't reason"),  # noqa: E501
     pytest.param("openai", "gpt-5.5", replace(FIRST_STEP, temperature=0.5, params={"temperature": "temperature"}), "temperature", id="a temperature a reasoning model refuses"),  # noqa: E501
     pytest.param("openrouter", "openai/gpt-5.5", replace(FIRST_STEP, stop=tuple("abcde"), params={"stop": "stop_sequences"}), "stop_sequences", id="five stop sequences"),  # noqa: E501
+    pytest.param("openai", "gpt-4.1", replace(FIRST_STEP, tools=(Tool("mcp__" + "s" * 60, "", PARAMETERS),)), "tools", id="a tool name longer than 64 characters"),  # noqa: E501
+    pytest.param("openai", "gpt-4.1", replace(FIRST_STEP, tools=(Tool("fs.read", "", PARAMETERS),)), "tools", id="a tool name with a dot"),  # noqa: E501
 ]
 # fmt: on
 
@@ -811,6 +867,7 @@ TOOL_SEQUENCES = [
     pytest.param([USER, ASSISTANT], id="a call not answered at the end"),
     pytest.param([USER, ASSISTANT, {"role": "tool", "tool_call_id": "call_1", "content": [PNG_PART]}], id="an image in a tool message"),  # noqa: E501
     pytest.param([USER, {**USER, "name": "bob", "weight": 1}], id="an unknown field"),
+    pytest.param([USER, {**ASSISTANT, "tool_calls": [{**ASSISTANT["tool_calls"][0], "id": LONG_ID}]}, {"role": "tool", "tool_call_id": LONG_ID, "content": "x"}], id="a call id over 40 characters"),  # noqa: E501
 ]
 # fmt: on
 
@@ -818,6 +875,13 @@ TOOL_SEQUENCES = [
 @pytest.mark.parametrize("messages", TOOL_SEQUENCES)
 def test_the_fake_refuses_what_openai_refuses_of_tool_messages(messages):
     assert body_errors({"model": "gpt-5.5", "messages": messages}, "/v1/chat/completions")
+
+
+def test_the_fake_refuses_a_tool_name_openai_refuses():
+    tool = {"type": "function", "function": {"name": "mcp__" + "s" * 60}}
+    assert body_errors(
+        {"model": "gpt-4.1", "messages": [USER], "tools": [tool]}, "/v1/chat/completions"
+    )
 
 
 def test_the_official_sdk_reads_the_stream_and_the_completion_to_the_same_answer():

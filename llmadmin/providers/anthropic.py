@@ -1257,14 +1257,12 @@ def converse_body(model: ModelSettings, conversation: Conversation) -> dict[str,
 
 
 def answer_cap(model: ModelSettings, conversation: Conversation, budget: int | None) -> int:
-    """max_tokens: the client's, at most the admin's cap; else the cap or the API's default.
-    With a thinking budget, raised by thinking_room within the cap, or the model's output
-    limit."""
-    cap = model.max_output_tokens
-    asked = conversation.max_tokens
-    max_tokens = min((tokens for tokens in (asked, cap) if tokens), default=DEFAULT_MAX_TOKENS)
-    facts = ANTHROPIC.facts(model.identifier)
-    ceiling = cap or (facts.output_limit if facts else None)
+    """max_tokens: the client's, else the admin's cap, else the API's default; at most the
+    answer's ceiling (the admin's cap, else the model's output limit). With a thinking
+    budget, raised by thinking_room within the ceiling."""
+    ceiling = ANTHROPIC.answer_ceiling(model)
+    asked = conversation.max_tokens or model.max_output_tokens or DEFAULT_MAX_TOKENS
+    max_tokens = min(asked, ceiling) if ceiling else asked
     return thinking_room(max_tokens, budget, conversation, ceiling) or DEFAULT_MAX_TOKENS
 
 

@@ -384,6 +384,15 @@ class ProviderType:
         """What the catalog knows of a model of this type; None when it isn't listed."""
         return model_facts(self.catalog, identifier)
 
+    def answer_ceiling(self, settings: ModelSettings) -> int | None:
+        """The most output tokens a translated request gets: the admin's cap, else what the
+        catalog says the model writes at most. A client's larger max tokens is lowered to it,
+        not refused: Claude Code asks 32,000 of whatever model it is given, which no model
+        writes past its limit anyway."""
+        cap = settings.options.get(self.answer_cap_option) or settings.max_output_tokens
+        facts = self.facts(settings.identifier)
+        return cap or (facts.output_limit if facts else None)
+
     @property
     def base_url_required(self) -> bool:
         return not self.default_base_url

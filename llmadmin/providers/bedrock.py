@@ -454,8 +454,7 @@ def answer_tokens(
     """Max tokens of a translated request: the client's, lowered to the admin's cap (else the
     catalog's output limit); the admin's where it asked none; raised for a thinking budget
     as anthropic.thinking_room says."""
-    facts = BEDROCK.facts(model.identifier)
-    cap = model.max_output_tokens or (facts.output_limit if facts else None)
+    cap = BEDROCK.answer_ceiling(model)
     max_tokens = conversation.max_tokens
     if max_tokens is None:
         max_tokens = model.max_output_tokens

@@ -381,15 +381,16 @@ NO_SIGNATURE = "skip_thought_signature_validator"
 
 def conversation_settings(model: ModelSettings, conversation: Conversation) -> ModelSettings:
     """The settings of a translated request: the client's values, max tokens at most the
-    admin's cap, the thinking its effort asks for; the admin's settings where the client set
-    none (but one that the client's values make invalid). Checked as the admin's are
-    (GOOGLE.check_model): RequestRefused naming the client's field it refuses."""
+    answer's ceiling (the admin's cap, else the model's output limit), the thinking its
+    effort asks for; the admin's settings where the client set none (but one that the
+    client's values make invalid). Checked as the admin's are (GOOGLE.check_model):
+    RequestRefused naming the client's field it refuses."""
     asked = {
         name: getattr(conversation, field)
         for name, field in CONVERSATION_FIELDS.items()
         if getattr(conversation, field) is not None
     }
-    cap = model.max_output_tokens
+    cap = GOOGLE.answer_ceiling(model)
     if cap and asked.get("max_output_tokens", 0) > cap:
         asked["max_output_tokens"] = cap
     options = dict(model.options)

@@ -1415,7 +1415,8 @@ def conversation_body(
         field = CONVERSATION_FIELDS.get(path, path)
         raise field_refused(conversation.param(field), message)
     cap = model.options.get(provider_type.answer_cap_option) or model.max_output_tokens
-    set_if(body, client.max_tokens_field, conversation.max_tokens)
+    asked, ceiling = conversation.max_tokens, provider_type.answer_ceiling(model)
+    set_if(body, client.max_tokens_field, min(asked, ceiling) if asked and ceiling else asked)
     apply_cap(body, (client.max_tokens_field,), cap, client.max_tokens_field)
     return body
 

@@ -697,6 +697,8 @@ def asked(*messages: Message, **fields) -> Conversation:
 SENT = [  # (the model's settings, the Conversation, the body sent)
     pytest.param({}, asked(USER_HI), body(user(text("Hi"))),
                  id="a question: the API's default max_tokens"),
+    pytest.param({}, asked(max_tokens=100_000), body(user(text("Hi")), max_tokens=64_000),
+                 id="max tokens above the model's output limit: lowered to it"),
     pytest.param({"max_output_tokens": 32_000}, LOOP, LOOP_SENT,
                  id="a tool loop: results together and first, the client's max_tokens capped"),
     pytest.param({"max_output_tokens": 4000}, asked(), body(user(text("Hi")), max_tokens=4000),
@@ -803,10 +805,6 @@ CONVERSE_REFUSED = [  # (the model's settings, the Conversation, "field: the ref
                  "thinking: thinking at effort high takes 16384 tokens, and this model writes "
                  "at most 16000: ask a lower effort.",
                  id="a budget the admin's cap leaves no room for"),
-    pytest.param({}, asked(max_tokens=100_000, params={"max_tokens": "max_completion_tokens"}),
-                 "max_completion_tokens: Claude Sonnet 4.6 writes at most 64000 tokens "
-                 "(models.dev).",
-                 id="max tokens above the model's output limit"),
     pytest.param({}, asked(Message("user", (Image("image/bmp", "Qk0"),))),
                  "messages: Claude reads JPEG, PNG, GIF and WebP images only.",
                  id="an image type Claude can't read"),

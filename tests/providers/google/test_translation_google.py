@@ -253,6 +253,10 @@ REQUESTS = [
         {"contents": [USER_HI], "generationConfig": {"temperature": 0.3}},
         id="effort none on a model that doesn't think: nothing to send"),
     pytest.param(
+        ModelSettings(FLASH), conversation(HI, max_tokens=100_000),
+        {"contents": [USER_HI], "generationConfig": {"maxOutputTokens": 65536}},
+        id="max tokens over the model's output limit (no admin cap): lowered to it"),
+    pytest.param(
         ModelSettings("gemini-2.0-flash"),
         Conversation("", (HI,), effort="low", params={"effort": "thinking"}),
         {"contents": [USER_HI]},
@@ -346,11 +350,6 @@ REFUSED = [
         ModelSettings(FLASH), conversation(HI, temperature=2.5),
         "temperature", "Google (Gemini) accepts a temperature from 0 to 2.",
         id="temperature over Gemini's range"),
-    pytest.param(
-        ModelSettings(FLASH), conversation(HI, max_tokens=100_000),
-        "max_completion_tokens",
-        "Gemini 2.5 Flash writes at most 65536 tokens (models.dev).",
-        id="max tokens over the model's (no admin cap)"),
     pytest.param(
         ModelSettings(FLASH), conversation(HI, tools=(Tool("9lives"),)),
         "tools", "Gemini takes tool names of letters, digits, _ . : and -, starting "

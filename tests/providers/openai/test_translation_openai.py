@@ -676,6 +676,12 @@ SENT = [
         id="openai: an anthropic client's thinking on a model that doesn't reason is dropped",
     ),
     pytest.param(
+        "openai", ModelSettings("gpt-4o"), replace(FIRST_STEP, max_tokens=32_000),
+        {"model": "gpt-4o", **STREAMED_BODY, "messages": [SYSTEM, USER], "tools": TOOLS,
+         "max_completion_tokens": 16384},
+        id="openai: max tokens above the model's output limit (no admin cap): lowered to it",
+    ),
+    pytest.param(
         "openai", ModelSettings("gpt-4.1"),
         replace(SECOND_STEP, messages=(
             ASKED, Message("assistant", (ToolCall(LONG_ID, "weather", "{}"),)),

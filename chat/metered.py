@@ -113,25 +113,25 @@ class OtherApi(CallRefused):
 
 def gateway_names(rows: list[dict[str, Any]]) -> dict[int, str]:
     """The name a gateway client calls each of these models by (rows of usable_models), no two
-    alike: its identifier where no other model has it; else `<provider type>/<identifier>`
+    alike: its identifier where no other model has it; else `<account slug>/<identifier>`
     where that is no other model's identifier; else that with `#<model id>`: an identifier
-    may itself look typed (OpenRouter's `openai/gpt-4.1` beside OpenAI's and Azure's gpt-4.1).
-    A type has one provider, so `<provider type>/<identifier>` names one model."""
+    may itself look like one (OpenRouter's `openai/gpt-4.1` beside OpenAI's gpt-4.1). An
+    account's slug is unique, so `<account slug>/<identifier>` names one model."""
     counts = Counter(row["identifier"] for row in rows)
     bare = {identifier for identifier, count in counts.items() if count == 1}
     names = {}
     for row in rows:
         if row["identifier"] in bare:
             names[row["id"]] = row["identifier"]
-        elif typed_name(row) not in counts:
-            names[row["id"]] = typed_name(row)
+        elif account_name(row) not in counts:
+            names[row["id"]] = account_name(row)
         else:
-            names[row["id"]] = f"{typed_name(row)}#{row['id']}"
+            names[row["id"]] = f"{account_name(row)}#{row['id']}"
     return names
 
 
-def typed_name(row: dict[str, Any]) -> str:
-    return f"{row['provider_type']}/{row['identifier']}"
+def account_name(row: dict[str, Any]) -> str:
+    return f"{row['provider_slug']}/{row['identifier']}"
 
 
 def named_resolve(
@@ -140,12 +140,12 @@ def named_resolve(
     """The model a gateway client names if this developer may call it now, else
     ModelUnavailable; OtherApi when the API the client called does not serve it (`serves`:
     that API's test of a usable_models row). The name as gateway_names lists it; else
-    `<provider type>/<identifier>` of a model listed by another name. One query, as
+    `<account slug>/<identifier>` of a model listed by another name. One query, as
     model_resolve."""
     rows, budget, configuration = usable_models(user)
     names = gateway_names(rows)
     matches = [row for row in rows if names[row["id"]] == name] or [
-        row for row in rows if typed_name(row) == name
+        row for row in rows if account_name(row) == name
     ]
     if len(matches) != 1:
         raise ModelUnavailable

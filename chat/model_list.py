@@ -172,7 +172,11 @@ class Configuration:
             if fragments:
                 first_id = first_id or next(m["id"] for m in offered if m["id"] not in kept)
                 head = encode(
-                    {"provider_type": provider["type"], "provider_label": provider["label"]}
+                    {
+                        "provider_id": provider["id"],
+                        "provider_type": provider["type"],
+                        "provider_label": provider["label"],
+                    }
                 )
                 groups.append(b"".join([head[:-1], b',"models":[', b",".join(fragments), b"]}"]))
                 continue
@@ -180,6 +184,7 @@ class Configuration:
             if hidden:
                 unavailable.append(
                     {
+                        "provider_id": provider["id"],
                         "provider_type": provider["type"],
                         "provider_label": provider["label"],
                         "reason": provider["availability"],
@@ -299,6 +304,7 @@ def with_changes(
                 "id": row["id"],
                 "identifier": row["identifier"],
                 "display_name": row["display_name"],
+                "provider_id": provider["id"],
                 "provider_type": provider["type"],
                 "provider_label": provider["label"],
                 "context_limit": row["context_limit"],
@@ -339,7 +345,13 @@ def with_changes(
 def providers_listed() -> list[dict[str, Any]]:
     """The providers as the lists show them, in registry order; no key loaded or decrypted."""
     return [
-        {"id": p.pk, "type": p.type, "label": p.provider_type.label, "availability": p.availability}
+        {
+            "id": p.pk,
+            "type": p.type,
+            "slug": p.slug,
+            "label": p.label,
+            "availability": p.availability,
+        }
         for p in providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS))
     ]
 
@@ -533,14 +545,15 @@ def usable_models(
     user: AbstractBaseUser,
 ) -> tuple[list[dict[str, Any]], BudgetState, Configuration]:
     """This developer's models in list order, each a row (id, identifier, display_name,
-    context_limit, is_default) with its provider's "provider_type"; their budget; and the
+    context_limit, is_default) with its provider's "provider_type" and "provider_slug"; their
+    budget; and the
     configuration they were read from (its model_for_call gives a model to call). One query:
     what the gateway lists and resolves model names from."""
     fingerprint, group_ids, budget = state_of(user)
     configuration = current_configuration(fingerprint)
     kept = configuration.kept_from(configuration.scope(user.pk, group_ids))
     rows = [
-        {**row, "provider_type": provider["type"]}
+        {**row, "provider_type": provider["type"], "provider_slug": provider["slug"]}
         for provider in configuration.providers
         for row in configuration.models.get(provider["id"], [])
         if row["id"] not in kept

@@ -12,8 +12,12 @@ from llmadmin.models import Availability, LLMModel
 
 
 class ChatModelSerializer(serializers.ModelSerializer):
+    provider_id = serializers.IntegerField(help_text="The provider account's id.")
     provider_type = serializers.CharField(source="provider.type")
-    provider_label = serializers.CharField(source="provider.provider_type.label")
+    provider_label = serializers.CharField(
+        source="provider.label",
+        help_text="The account's name, and its type where the name doesn't say it.",
+    )
 
     class Meta:
         model = LLMModel
@@ -21,6 +25,7 @@ class ChatModelSerializer(serializers.ModelSerializer):
             "id",
             "identifier",
             "display_name",
+            "provider_id",
             "provider_type",
             "provider_label",
             "context_limit",
@@ -29,12 +34,14 @@ class ChatModelSerializer(serializers.ModelSerializer):
 
 
 class ProviderGroupSerializer(serializers.Serializer):
+    provider_id = serializers.IntegerField(help_text="The provider account's id.")
     provider_type = serializers.CharField()
     provider_label = serializers.CharField()
     models = ChatModelSerializer(many=True)
 
 
 class UnavailableProviderSerializer(serializers.Serializer):
+    provider_id = serializers.IntegerField(help_text="The provider account's id.")
     provider_type = serializers.CharField()
     provider_label = serializers.CharField()
     reason = serializers.ChoiceField(

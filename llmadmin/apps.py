@@ -17,7 +17,8 @@ from django.db.models.signals import (
 def create_provider_rows(
     sender: AppConfig, using: str, apps: Apps = global_apps, **kwargs: Any
 ) -> None:
-    """Every type in the registry has its row once the tables exist: one row per type.
+    """Every type in the registry has an account once the tables exist: a type without one
+    gets one named after the type (and slugged by it), as the provider list shows every type.
 
     migrate passes the migrated state's models; flush (tests) sends no `apps`.
     """
@@ -28,10 +29,33 @@ def create_provider_rows(
         provider_model = apps.get_model("llmadmin", "Provider")
     except LookupError:
         return
-    existing = set(provider_model.objects.using(using).values_list("type", flat=True))
-    provider_model.objects.using(using).bulk_create(
-        [provider_model(type=slug) for slug in PROVIDER_TYPES if slug not in existing]
-    )
+    accounts = provider_model.objects.using(using)
+    existing = set(accounts.values_list("type", flat=True))
+    missing = [slug for slug in PROVIDER_TYPES if slug not in existing]
+    if not missing:
+        return
+    if not any(field.name == "slug" for field in provider_model._meta.fields):
+        # Migrated back to before accounts: one row per type.
+        accounts.bulk_create([provider_model(type=slug) for slug in missing])
+        return
+    names = {name.casefold() for name in accounts.values_list("name", flat=True)}
+    slugs = set(accounts.values_list("slug", flat=True))
+    created = []
+    for slug in missing:
+        # An account of another type may have taken the type's own name or slug.
+        name = unused(PROVIDER_TYPES[slug].label, " ", names, str.casefold)
+        created.append(provider_model(type=slug, name=name, slug=unused(slug, "-", slugs)))
+    accounts.bulk_create(created)
+
+
+def unused(wanted: str, separator: str, taken: set[str], key: Any = str) -> str:
+    """`wanted`, else it with the first free number (" 2", "-3"…); taken then holds it."""
+    candidate, number = wanted, 1
+    while key(candidate) in taken:
+        number += 1
+        candidate = f"{wanted}{separator}{number}"
+    taken.add(key(candidate))
+    return candidate
 
 
 class LlmadminConfig(AppConfig):

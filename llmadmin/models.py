@@ -10,7 +10,9 @@ from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import connection, models, transaction
 from django.db.models import Q
+from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.text import slugify
 from django.views.decorators.debug import sensitive_variables
 
 from llmadmin import audit
@@ -87,9 +89,24 @@ FAILED_CHECKS = {
 
 
 class Provider(models.Model):
-    """An LLM provider account: one row per provider type, configured by an administrator."""
+    """An LLM provider account, configured by an administrator: a type may have several (an
+    internal vLLM and a LiteLLM gateway, Azure in two regions), each with its own name,
+    credentials, address and models. Every type has at least one (apps.create_provider_rows)."""
 
-    type = models.CharField(max_length=32, choices=provider_type_choices, unique=True)
+    type = models.CharField(max_length=32, choices=provider_type_choices)
+    name = models.CharField(
+        max_length=100,
+        validators=[validate_no_surrounding_whitespace],
+        help_text="What admins and developers call this account, e.g. Internal vLLM or Azure EU.",
+    )
+    slug = models.SlugField(
+        max_length=50,
+        unique=True,
+        blank=True,
+        help_text="Names this account's models in the gateway where identifiers repeat "
+        "(slug/identifier). Empty: made from the name. Changing it renames them for clients.",
+        error_messages={"unique": "Another provider account has this slug."},
+    )
     api_key = APIKeyField(
         "API key",
         max_length=500,
@@ -161,10 +178,18 @@ class Provider(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering = ["type"]
+        ordering = ["type", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("name"),
+                name="unique_provider_name",
+                violation_error_code="duplicate_name",
+                violation_error_message="Another provider account has this name.",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return self.provider_type.label
+        return self.name
 
     # The ORM's frames below hold the plaintext secrets (pre_save): cleansed in error reports.
     @sensitive_variables()
@@ -184,6 +209,11 @@ class Provider(models.Model):
             # that today's keys read; an old key's id stays, so restoring it restores all.
             self.api_key_encrypted_with = "unreadable"
         super().save(*args, **kwargs)
+
+    @property
+    def label(self) -> str:
+        """The account's name, and its type where the name doesn't say it."""
+        return provider_label(self.name, self.type)
 
     @property
     def required_secrets(self) -> tuple[str, ...]:
@@ -269,13 +299,23 @@ class Provider(models.Model):
             base_url=self.base_url, region=self.region, auth=self.auth, **self.credentials()
         )
 
+    def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
+        try:
+            super().validate_constraints(exclude)
+        except ValidationError as error:
+            raise on_field(error, "duplicate_name", "name") from None
+
     def clean(self) -> None:
+        if not self.slug and isinstance(self.name, str):
+            self.slug = slugify(self.name)[:50].strip("-")
         if self.api_key == "":
             self.api_key = None
         for name in ("aws_secret_access_key", "aws_session_token"):
             if getattr(self, name) == "":
                 setattr(self, name, None)
         errors: dict[str, str] = {}
+        if not self.slug and self.name:
+            errors["slug"] = "Enter a slug: the name has no letters or digits to make one of."
         provider_type = PROVIDER_TYPES.get(self.type)
         if provider_type and self.auth not in provider_type.auth_modes:
             errors["auth"] = f"{provider_type.label} authenticates with an API key."
@@ -295,6 +335,23 @@ class Provider(models.Model):
                 errors["region"] = f"{provider_type.label} needs a region, such as us-east-1."
         if errors:
             raise ValidationError(errors)
+
+
+def provider_label(name: str, type_slug: str) -> str:
+    """An account's name, and its type where the name doesn't say it: "OpenAI",
+    "Internal vLLM (OpenAI Compatible)"."""
+    provider_type = PROVIDER_TYPES.get(type_slug)
+    if provider_type is None or provider_type.label.casefold() in name.casefold():
+        return name
+    return f"{name} ({provider_type.label})"
+
+
+def on_field(error: ValidationError, code: str, field: str) -> ValidationError:
+    """A constraint's error of this code on the field it is about, not the whole form."""
+    errors = error.update_error_dict({})
+    for item in errors.pop(NON_FIELD_ERRORS, []):
+        errors.setdefault(field if item.code == code else NON_FIELD_ERRORS, []).append(item)
+    return ValidationError(errors)
 
 
 def api_key_ids() -> tuple[str, ...]:
@@ -512,7 +569,7 @@ class LLMModel(models.Model):
 
     class Meta:
         verbose_name = "model"
-        ordering = ["provider__type", "display_name"]
+        ordering = ["provider__type", "provider", "display_name"]
         constraints = [
             models.UniqueConstraint(
                 fields=["provider", "identifier"],
@@ -633,12 +690,7 @@ class LLMModel(models.Model):
         try:
             super().validate_constraints(exclude)
         except ValidationError as error:
-            errors = error.update_error_dict({})
-            non_field = errors.pop(NON_FIELD_ERRORS, [])
-            for item in non_field:
-                key = "identifier" if item.code == "duplicate_identifier" else NON_FIELD_ERRORS
-                errors.setdefault(key, []).append(item)
-            raise ValidationError(errors) from None
+            raise on_field(error, "duplicate_identifier", "identifier") from None
 
     def clean(self) -> None:
         errors: dict[str, list[Any]] = {}

@@ -38,9 +38,9 @@ def registry_position(type_field: str = "type") -> Case:
 
 
 def providers_in_registry_order(queryset: QuerySet[Provider] | None = None) -> QuerySet[Provider]:
-    """Providers in the registry's order."""
+    """Providers in the registry's order; a type's accounts in the order they were added."""
     queryset = Provider.objects.all() if queryset is None else queryset
-    return queryset.alias(registry_position=registry_position()).order_by("registry_position")
+    return queryset.alias(registry_position=registry_position()).order_by("registry_position", "pk")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def models_in_list_order() -> QuerySet[LLMModel]:
         LLMModel.objects.annotate(registry_position=registry_position("provider__type"))
         .select_related("provider")
         .defer(*(f"provider__{name}" for name in SECRET_FIELDS))
-        .order_by("registry_position", "display_name", "pk")
+        .order_by("registry_position", "provider_id", "display_name", "pk")
     )
 
 

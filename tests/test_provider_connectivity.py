@@ -277,6 +277,7 @@ def test_a_failed_test_takes_the_models_out_of_the_developers_list_until_a_test_
     assert failed["groups"] == []
     assert failed["unavailable_providers"] == [
         {
+            "provider_id": provider.pk,
             "provider_type": "openai",
             "provider_label": "OpenAI",
             "reason": "connection_failed",

@@ -241,13 +241,22 @@ def test_it_prefers_the_base_url_override_to_the_default_endpoint():
     assert ProviderFactory.build(openai=True).effective_base_url == "https://api.openai.com/v1"
 
 
-def test_it_allows_one_provider_row_per_type():
-    ProviderFactory(anthropic=True)
+def test_a_type_may_have_several_accounts_each_with_its_own_name_and_slug():
+    ProviderFactory(openai_compat=True)
+    second = Provider(type="openai-compat", name="Internal vLLM")
+    second.full_clean()
+    second.save()
 
     with pytest.raises(ValidationError) as error:
-        Provider(type="anthropic").full_clean()
+        Provider(type="openai", name="internal VLLM", slug="internal-vllm").full_clean()
 
-    assert "type" in error.value.message_dict
+    assert second.slug == "internal-vllm"  # from the name
+    assert second.label == "Internal vLLM (OpenAI Compatible)"
+    assert Provider.objects.get(type="openai").label == "OpenAI"
+    assert error.value.message_dict == {
+        "name": ["Another provider account has this name."],
+        "slug": ["Another provider account has this slug."],
+    }
 
 
 def test_availability_says_why_a_provider_cannot_be_used():

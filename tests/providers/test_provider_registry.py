@@ -25,7 +25,7 @@ def extra_type(monkeypatch):
 
 
 def test_a_type_added_to_the_registry_is_a_valid_provider_type_without_a_migration(extra_type):
-    provider = Provider(type=extra_type.slug)
+    provider = Provider(type=extra_type.slug, name="Extra")
 
     provider.full_clean()
     out = io.StringIO()
@@ -36,7 +36,7 @@ def test_a_type_added_to_the_registry_is_a_valid_provider_type_without_a_migrati
 
 
 def test_seed_gives_a_type_without_seeded_models_none(extra_type):
-    Provider.objects.create(type=extra_type.slug)
+    Provider.objects.create(type=extra_type.slug, name="Extra", slug="extra")
 
     report = seed_defaults()
 

@@ -96,7 +96,7 @@ class Provider(models.Model):
     type = models.CharField(max_length=32, choices=provider_type_choices)
     name = models.CharField(
         max_length=100,
-        validators=[validate_no_surrounding_whitespace],
+        validators=[validate_no_surrounding_whitespace, validate_no_hidden_characters],
         help_text="What admins and developers call this account, e.g. Internal vLLM or Azure EU.",
     )
     slug = models.SlugField(

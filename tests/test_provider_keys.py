@@ -259,6 +259,24 @@ def test_a_type_may_have_several_accounts_each_with_its_own_name_and_slug():
     }
 
 
+@pytest.mark.parametrize(
+    ("name", "error"),
+    [
+        pytest.param("OpenAI\u200b", "zero-width", id="a zero-width space after a taken name"),
+        pytest.param(" Internal", "spaces", id="a leading space"),
+        pytest.param("日本", "slug", id="nothing to make a slug of"),
+    ],
+)
+def test_an_account_name_that_would_pass_for_another_is_refused_on_its_field(name, error):
+    account = Provider(type="openai-compat", name=name, base_url="http://vllm:8000/v1")
+
+    with pytest.raises(ValidationError) as raised:
+        account.full_clean()
+
+    field = "slug" if error == "slug" else "name"
+    assert error in " ".join(raised.value.message_dict[field])
+
+
 def test_availability_says_why_a_provider_cannot_be_used():
     assert ProviderFactory(openai=True, enabled=False).availability == "provider_disabled"
     assert ProviderFactory(google=True, no_key=True).availability == "missing_key"

@@ -32,7 +32,10 @@ class Migration(migrations.Migration):
                 help_text="What admins and developers call this account, e.g. Internal vLLM or "
                 "Azure EU.",
                 max_length=100,
-                validators=[llmadmin.fields.validate_no_surrounding_whitespace],
+                validators=[
+                    llmadmin.fields.validate_no_surrounding_whitespace,
+                    llmadmin.fields.validate_no_hidden_characters,
+                ],
             ),
             preserve_default=False,
         ),

@@ -171,20 +171,23 @@ class Importer:
 
     def apply_provider(self, where: str, entry: dict[str, Any]) -> None:
         self.reject_unknown(where, entry, {"name", "type", "slug", "models", *PROVIDER_FIELDS})
-        slug = entry.get("type")
-        if not isinstance(slug, str) or slug not in PROVIDER_TYPES:
+        type_slug = entry.get("type")
+        if not isinstance(type_slug, str) or type_slug not in PROVIDER_TYPES:
             self.errors.append(
-                f"{where}.type: must be one of {', '.join(PROVIDER_TYPES)} (got {brief(slug)})."
+                f"{where}.type: must be one of {', '.join(PROVIDER_TYPES)} "
+                f"(got {brief(type_slug)})."
             )
             return
-        provider = self.account(where, slug, entry)
+        provider = self.account(where, type_slug, entry)
         if provider is None:
             return
         if provider.pk in self.listed:
             field, earlier = ("name" if "name" in entry else "type"), self.listed[provider.pk]
             self.errors.append(f"{where}.{field}: {provider.name} is listed already at {earlier}.")
             return
-        listed_at, where = where, f"{where} ({slug})"
+        if provider.pk is not None:
+            self.listed[provider.pk] = where
+        listed_at, where = where, f"{where} ({type_slug})"
         values = {name: entry.get(name, default) for name, default in PROVIDER_FIELDS.items()}
         if "slug" in entry:
             # Left out, an account keeps its slug (its models' names in the gateway).
@@ -207,9 +210,8 @@ class Importer:
             )
             return
         saved = self.save(where, provider, values, lambda account: f"provider {account.slug}")
-        if provider.pk is not None:
-            self.listed[provider.pk] = listed_at
         if saved:
+            self.listed.setdefault(provider.pk, listed_at)
             models = entry.get("models", [])
             if not isinstance(models, list):
                 self.errors.append(f"{where}.models: must be a list.")

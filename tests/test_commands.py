@@ -274,11 +274,14 @@ def test_check_providers_prints_one_line_per_account():
     assert len(good.requests) == len(bad.requests) == 1
 
 
-def test_check_models_names_each_models_account():
+def test_check_models_names_each_models_account_in_one_query(django_assert_num_queries):
     second = ProviderFactory(anthropic=True, name="Claude EU")
     LLMModelFactory(provider=second, identifier="claude-from-the-future", display_name="Future")
+    for name in ("Claude US", "Claude Asia"):
+        LLMModelFactory(provider=ProviderFactory(anthropic=True, name=name))
 
-    code, out = check_models()
+    with django_assert_num_queries(1):
+        code, out = check_models()
 
     assert code == 0
     assert out.splitlines()[0] == "Claude EU (Anthropic) / claude-from-the-future (Future)"

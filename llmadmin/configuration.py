@@ -185,9 +185,9 @@ class Importer:
             field, earlier = ("name" if "name" in entry else "type"), self.listed[provider.pk]
             self.errors.append(f"{where}.{field}: {provider.name} is listed already at {earlier}.")
             return
-        if provider.pk is not None:
-            self.listed[provider.pk] = where
         listed_at, where = where, f"{where} ({type_slug})"
+        if provider.pk is not None:
+            self.listed[provider.pk] = listed_at
         values = {name: entry.get(name, default) for name, default in PROVIDER_FIELDS.items()}
         if "slug" in entry:
             # Left out, an account keeps its slug (its models' names in the gateway).
@@ -211,7 +211,7 @@ class Importer:
             return
         saved = self.save(where, provider, values, lambda account: f"provider {account.slug}")
         if saved:
-            self.listed.setdefault(provider.pk, listed_at)
+            self.listed[provider.pk] = listed_at  # a new account has its id now
             models = entry.get("models", [])
             if not isinstance(models, list):
                 self.errors.append(f"{where}.models: must be a list.")

@@ -1,14 +1,17 @@
-"""Configuration as code: providers (never keys) and models to and from plain data.
+"""Configuration as code: provider accounts (never keys) and models to and from plain data.
 
-The data describes each listed provider and model completely: a field left out takes its
-default. Providers and models not listed are left alone. An import is validated and applied in
-one transaction: any error, and nothing is applied.
+The data describes each listed account and model completely: a field left out takes its
+default. Accounts and models not listed are left alone. An account is identified by its name
+(in any case, as its constraint compares); an entry without a name (files from before
+accounts) means its type's first account. An import is validated and applied in one
+transaction: any error, and nothing is applied.
 """
 
 from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,7 +33,7 @@ from llmadmin.models import (
 )
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.base import BRIEF_LENGTH, brief
-from llmadmin.selectors import providers_in_registry_order
+from llmadmin.selectors import first_account, provider_named, providers_in_registry_order
 
 VERSION = 1
 PROVIDER_FIELDS = {"enabled": True, "base_url": "", "region": "", "auth": "api_key"}
@@ -71,7 +74,9 @@ def export_configuration() -> dict[str, Any]:
         "version": VERSION,
         "providers": [
             {
+                "name": provider.name,
                 "type": provider.type,
+                "slug": provider.slug,
                 **{name: getattr(provider, name) for name in PROVIDER_FIELDS},
                 "models": [
                     export_model(model) for model in models_by_provider.get(provider.pk, [])
@@ -132,6 +137,8 @@ class Importer:
         self.changes: list[str] = []
         self.errors: list[str] = []
         self.default_at: str | None = None
+        # Where each account was listed, by its id: an account is described once.
+        self.listed: dict[int, str] = {}
 
     def apply(self, data: Any) -> None:
         if not isinstance(data, dict):
@@ -144,18 +151,11 @@ class Importer:
         if not isinstance(providers, list):
             self.errors.append("providers: must be a list.")
             return
-        seen: set[str] = set()
         for index, entry in enumerate(providers):
             where = f"providers[{index}]"
             if not isinstance(entry, dict):
                 self.errors.append(f"{where}: must be a mapping.")
                 continue
-            slug = entry.get("type")
-            if isinstance(slug, str) and slug in seen:
-                self.errors.append(f"{where}.type: {brief(slug)} is listed twice.")
-                continue
-            if isinstance(slug, str):
-                seen.add(slug)
             self.apply_provider(where, entry)
 
     def reject_unknown(self, where: str, entry: dict[str, Any], known: set[str]) -> None:
@@ -170,16 +170,28 @@ class Importer:
                 self.errors.append(f"{prefix}{Truncator(name).chars(BRIEF_LENGTH)}: unknown field.")
 
     def apply_provider(self, where: str, entry: dict[str, Any]) -> None:
-        self.reject_unknown(where, entry, {"type", "models", *PROVIDER_FIELDS})
-        slug = entry.get("type")
-        if not isinstance(slug, str) or slug not in PROVIDER_TYPES:
+        self.reject_unknown(where, entry, {"name", "type", "slug", "models", *PROVIDER_FIELDS})
+        type_slug = entry.get("type")
+        if not isinstance(type_slug, str) or type_slug not in PROVIDER_TYPES:
             self.errors.append(
-                f"{where}.type: must be one of {', '.join(PROVIDER_TYPES)} (got {brief(slug)})."
+                f"{where}.type: must be one of {', '.join(PROVIDER_TYPES)} "
+                f"(got {brief(type_slug)})."
             )
             return
-        where = f"{where} ({slug})"
-        provider = Provider.objects.filter(type=slug).first() or Provider(type=slug)
+        provider = self.account(where, type_slug, entry)
+        if provider is None:
+            return
+        if provider.pk in self.listed:
+            field, earlier = ("name" if "name" in entry else "type"), self.listed[provider.pk]
+            self.errors.append(f"{where}.{field}: {provider.name} is listed already at {earlier}.")
+            return
+        listed_at, where = where, f"{where} ({type_slug})"
+        if provider.pk is not None:
+            self.listed[provider.pk] = listed_at
         values = {name: entry.get(name, default) for name, default in PROVIDER_FIELDS.items()}
+        if "slug" in entry:
+            # Left out, an account keeps its slug (its models' names in the gateway).
+            values["slug"] = entry["slug"]
         # Files from before "auth" existed keep each provider's way to authenticate.
         values["auth"] = entry.get("auth", provider.auth)
         moved = [name for name in ADDRESS_FIELDS if values[name] != getattr(provider, name)]
@@ -197,7 +209,9 @@ class Importer:
                 "enter them again."
             )
             return
-        if self.save(where, provider, values, f"provider {slug}"):
+        saved = self.save(where, provider, values, lambda account: f"provider {account.slug}")
+        if saved:
+            self.listed[provider.pk] = listed_at  # a new account has its id now
             models = entry.get("models", [])
             if not isinstance(models, list):
                 self.errors.append(f"{where}.models: must be a list.")
@@ -217,6 +231,31 @@ class Importer:
                 else:
                     identifiers.add(model_entry.get("identifier"))
                     self.apply_model(model_where, provider, model_entry)
+
+    def account(self, where: str, type_slug: str, entry: dict[str, Any]) -> Provider | None:
+        """The account the entry describes, by name; a new one of the entry's type for a name
+        no account has. Without a name, the type's first account. None after an error."""
+        if "name" not in entry:
+            # A file from before accounts; a type left without any gets its first again.
+            label = PROVIDER_TYPES[type_slug].label
+            return first_account(type_slug) or Provider(type=type_slug, name=label, slug=type_slug)
+        name = entry["name"]
+        # Checked before the lookup: PostgreSQL refuses a NUL in a query.
+        name_field = Provider._meta.get_field("name")
+        message = value_error(name_field, name) if isinstance(name, str) else "must be text."
+        if message:
+            self.errors.append(f"{where}.name: {message}")
+            return None
+        provider = provider_named(name)
+        if provider is None:
+            return Provider(type=type_slug, name=name)
+        if provider.type != type_slug:
+            self.errors.append(
+                f"{where}.type: {brief(name)} is an account of type {provider.type}, not "
+                f"{type_slug}: an account's type can't change."
+            )
+            return None
+        return provider
 
     def apply_model(self, where: str, provider: Provider, entry: dict[str, Any]) -> None:
         known = {"identifier", *MODEL_FIELDS, *OVERRIDE_FIELDS, *MODEL_RENAMES, "access"}
@@ -252,16 +291,12 @@ class Importer:
         if values["is_default"] is True:
             replaced = LLMModel.objects.filter(is_default=True).exclude(pk=model.pk).first()
         values["restricted"] = restricted
-        name = f"model {provider.type}/{identifier}"
-        saved = self.save(where, model, values, name)
+        saved = self.save(where, model, values, model_name)
         if saved:
-            self.set_access(model, access, name)
+            self.set_access(model, access, model_name(model))
         if saved and replaced:
             # Saving the new default unset the old one: say so.
-            self.changes.append(
-                f"update model {replaced.provider.type}/{replaced.identifier}: "
-                "is_default True -> False"
-            )
+            self.changes.append(f"update {model_name(replaced)}: is_default True -> False")
 
     def access(self, where: str, data: Any) -> tuple[tuple[Group, ...], tuple[Any, ...]] | None:
         """The groups and users named; None after an error."""
@@ -314,8 +349,12 @@ class Importer:
             f"{describe_access(set(groups), set(users))}"
         )
 
-    def save(self, where: str, instance: Any, values: dict[str, Any], name: str) -> bool:
-        """Set, validate and save; record the change or the errors. True when saved."""
+    def save(
+        self, where: str, instance: Any, values: dict[str, Any], name: Callable[[Any], str]
+    ) -> bool:
+        """Set, validate and save; record the change, named by `name` of the instance once
+        valid (a new account's slug is made from its name then), or the errors. True when
+        saved."""
         wrong = {
             field: message
             for field, value in values.items()
@@ -343,15 +382,20 @@ class Importer:
             if before[field] != getattr(instance, field)
         }
         if instance.pk is None:
-            self.changes.append(f"create {name}")
+            self.changes.append(f"create {name(instance)}")
         elif changed:
             details = ", ".join(
                 f"{field} {old!r} -> {new!r}" for field, (old, new) in changed.items()
             )
-            self.changes.append(f"update {name}: {details}")
+            self.changes.append(f"update {name(instance)}: {details}")
         if instance.pk is None or changed:
             instance.save()
         return True
+
+
+def model_name(model: LLMModel) -> str:
+    """A model as the gateway names it where identifiers repeat: its account's slug first."""
+    return f"model {model.provider.slug}/{model.identifier}"
 
 
 def value_error(field: models.Field, value: Any) -> str | None:

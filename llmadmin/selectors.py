@@ -11,6 +11,7 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import models
 from django.db.models import Case, QuerySet, Value, When
+from django.db.models.functions import Lower
 from django.utils.text import capfirst
 
 from llmadmin.access import access_lists
@@ -41,6 +42,16 @@ def providers_in_registry_order(queryset: QuerySet[Provider] | None = None) -> Q
     """Providers in the registry's order; a type's accounts in the order they were added."""
     queryset = Provider.objects.all() if queryset is None else queryset
     return queryset.alias(registry_position=registry_position()).order_by("registry_position", "pk")
+
+
+def provider_named(name: str) -> Provider | None:
+    """The account of this name in any case, as the name's unique constraint compares them."""
+    return Provider.objects.alias(lowered=Lower("name")).filter(lowered=Lower(Value(name))).first()
+
+
+def first_account(type_slug: str) -> Provider | None:
+    """A type's first account: where a file or command that gives only a type applies."""
+    return Provider.objects.filter(type=type_slug).order_by("pk").first()
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ class RotationReport:
 
 
 def providers_reencrypt_keys() -> RotationReport:
-    """Re-encrypt every stored key with the current SECRET_KEY and first SALT_KEY.
+    """Re-encrypt every account's stored secrets with the current SECRET_KEY and first SALT_KEY.
 
     Run after putting a new secret first (the old one in SECRET_KEY_FALLBACKS or later in
     SALT_KEY); afterwards the old secret can go. Unreadable keys are reported, left as stored.
@@ -124,10 +124,10 @@ def providers_reencrypt_keys() -> RotationReport:
             # What can't be read stays as stored; the rest is re-encrypted all the same.
             provider.save(update_fields=[*SECRET_FIELDS, "api_key_encrypted_with", "updated_at"])
             if any(isinstance(getattr(provider, name), UnreadableKey) for name in SECRET_FIELDS):
-                report.unreadable.append(str(provider))
+                report.unreadable.append(provider.label)
                 continue
             audit.log_reencrypted(provider, [n for n in SECRET_FIELDS if getattr(provider, n)])
-            report.reencrypted.append(str(provider))
+            report.reencrypted.append(provider.label)
     return report
 
 
@@ -160,18 +160,25 @@ class SeedReport:
 
 @transaction.atomic
 def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
-    """Seed each provider's catalog models, once per provider.
+    """Seed each type's first account with the type's catalog models, once.
 
-    A provider's catalog is seeded only once, so a re-run never brings back a model an
-    administrator deleted, nor touches one they edited. With `environ`, keys are taken from
-    each type's variable for providers that have none yet.
+    An account's catalog is seeded only once, so a re-run never brings back a model an
+    administrator deleted, nor touches one they edited; the other accounts of a type (an
+    internal vLLM beside the first OpenAI Compatible one) hold what their admin adds, never
+    the catalog's. With `environ`, keys are taken from each type's variable for the type's
+    first account when it has none yet.
     """
     report = SeedReport()
     created_models: list[LLMModel] = []
-    for provider in Provider.objects.filter(catalog_seeded=False).select_for_update():
+    first_accounts: dict[str, Provider] = {}
+    for account in Provider.objects.order_by("pk").select_for_update():
+        first_accounts.setdefault(account.type, account)
+    for provider in first_accounts.values():
+        if provider.catalog_seeded:
+            continue
         provider.catalog_seeded = True
         provider.save(update_fields=["catalog_seeded"])
-        report.catalogs_seeded.append(provider.provider_type.label)
+        report.catalogs_seeded.append(provider.label)
         for identifier in provider.provider_type.seeded_models:
             facts = provider.provider_type.facts(identifier)
             if facts is None:  # a snapshot that dropped the model: nothing to seed it from
@@ -181,19 +188,18 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
             model.full_clean()
             model.save()
             created_models.append(model)
-            report.models_created.append(f"{provider.provider_type.label}: {model.display_name}")
+            report.models_created.append(f"{provider.label}: {model.display_name}")
 
-    for provider in Provider.objects.all():
-        provider_type = provider.provider_type
-        key = (environ or {}).get(provider_type.key_env_var, "")
+    for provider in first_accounts.values():
+        key = (environ or {}).get(provider.provider_type.key_env_var, "")
         if key and provider.api_key is None:
             try:
                 with transaction.atomic():
                     provider_set_api_key(provider=provider, api_key=key)
             except ValidationError as error:
-                report.key_errors.append((provider_type.label, " ".join(error.messages)))
+                report.key_errors.append((provider.label, " ".join(error.messages)))
             else:
-                report.keys_set.append(provider_type.label)
+                report.keys_set.append(provider.label)
 
     # Only a freshly created catalog default becomes the default: an admin who removed
     # the default on purpose keeps having none.

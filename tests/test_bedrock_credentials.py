@@ -849,7 +849,9 @@ def test_the_export_never_holds_iam_credentials():
         assert credential not in out.getvalue()
     (entry,) = [p for p in json.loads(out.getvalue())["providers"] if p["type"] == "bedrock"]
     assert entry == {
+        "name": "AWS Bedrock",
         "type": "bedrock",
+        "slug": "bedrock",
         "enabled": True,
         "base_url": "",
         "region": REGION,

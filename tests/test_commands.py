@@ -1,4 +1,5 @@
-"""manage.py seed_defaults, set_provider_key and ensure_superuser."""
+"""manage.py seed_defaults, set_provider_key, check_providers, check_models and
+ensure_superuser, with several accounts of one type."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from django.core.management import CommandError, call_command
 
 from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
+from tests.factories import LLMModelFactory, ProviderFactory, provider_at
+from tests.providers.fakes import fake_for, serve
 
 pytestmark = pytest.mark.django_db
 
@@ -144,6 +147,153 @@ def test_set_provider_key_clear_removes_the_key():
 def test_set_provider_key_takes_no_key_as_an_argument():
     with pytest.raises(CommandError):
         run("set_provider_key", "openai", KEY)
+
+
+def internal_vllm(**fields: object) -> Provider:
+    """A second OpenAI Compatible account beside the type's first."""
+    return ProviderFactory(openai_compat=True, name="Internal vLLM", **fields)
+
+
+@pytest.mark.parametrize(
+    ("account", "saved_on"),
+    [
+        pytest.param([], "OpenAI Compatible", id="without --account: the type's first account"),
+        pytest.param(["--account", "Internal vLLM"], "Internal vLLM", id="the account named"),
+        pytest.param(["--account", "INTERNAL vllm"], "Internal vLLM", id="the name in any case"),
+    ],
+)
+def test_set_provider_key_sets_the_key_of_one_account(account, saved_on):
+    ProviderFactory(openai_compat=True, no_key=True)
+    internal_vllm(no_key=True)
+    accounts = Provider.objects.count()
+
+    out, _ = run("set_provider_key", "openai-compat", *account, stdin=KEY + "\n")
+
+    keys = dict(Provider.objects.filter(type="openai-compat").values_list("name", "api_key"))
+    assert keys == {"OpenAI Compatible": None, "Internal vLLM": None, saved_on: KEY}
+    assert Provider.objects.count() == accounts
+    label = Provider.objects.get(name=saved_on).label
+    assert out == f"API key for {label} saved.\n"
+
+
+def test_set_provider_key_clears_only_the_account_named():
+    first = ProviderFactory(openai_compat=True, api_key="sk-first")
+    internal_vllm(api_key="sk-internal")
+
+    out, _ = run("set_provider_key", "openai-compat", "--account", "Internal vLLM", "--clear")
+
+    assert Provider.objects.get(name="Internal vLLM").key_state == "missing"
+    assert Provider.objects.get(pk=first.pk).api_key == "sk-first"
+    assert out == "API key for Internal vLLM (OpenAI Compatible) removed.\n"
+
+
+@pytest.mark.parametrize(
+    ("provider_type", "name", "message"),
+    [
+        pytest.param(
+            "openai-compat",
+            "LiteLLM",
+            "No OpenAI Compatible account is named 'LiteLLM'. "
+            "OpenAI Compatible accounts: OpenAI Compatible, Internal vLLM.",
+            id="a name no account has",
+        ),
+        pytest.param(
+            "openai",
+            "Internal vLLM",
+            "No OpenAI account is named 'Internal vLLM' (that account's type is OpenAI "
+            "Compatible). OpenAI accounts: OpenAI.",
+            id="an account of another type",
+        ),
+    ],
+)
+def test_set_provider_key_refuses_an_account_it_cannot_find_and_creates_none(
+    provider_type, name, message
+):
+    internal_vllm()
+    before = list(Provider.objects.values("pk", "name", "api_key").order_by("pk"))
+
+    with pytest.raises(CommandError) as refused:
+        run("set_provider_key", provider_type, "--account", name, stdin=KEY + "\n")
+
+    assert str(refused.value) == message
+    assert list(Provider.objects.values("pk", "name", "api_key").order_by("pk")) == before
+
+
+def test_set_provider_key_never_creates_a_types_account():
+    Provider.objects.filter(type="openai").delete()
+
+    with pytest.raises(CommandError, match=r"^OpenAI has no account: add one in the admin\.$"):
+        run("set_provider_key", "openai", stdin=KEY + "\n")
+
+    assert not Provider.objects.filter(type="openai").exists()
+
+
+def test_seed_fills_only_each_types_first_account():
+    second = ProviderFactory(openai=True, name="OpenAI EU")
+
+    out, _ = run("seed_defaults")
+    run("seed_defaults")
+
+    seeded = set(LLMModel.objects.values_list("provider__name", flat=True))
+    assert "OpenAI" in seeded
+    assert "OpenAI EU" not in seeded
+    assert not Provider.objects.get(pk=second.pk).catalog_seeded
+    assert f"Catalogs seeded: {len(PROVIDER_TYPES)};" in out
+
+
+def test_seed_takes_a_key_from_the_environment_for_the_first_account_only(monkeypatch):
+    ProviderFactory(openai=True, name="OpenAI EU", no_key=True)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+
+    run("seed_defaults", "--keys-from-env")
+
+    keys = dict(Provider.objects.filter(type="openai").values_list("name", "api_key"))
+    assert keys == {"OpenAI": KEY, "OpenAI EU": None}
+
+
+def test_check_providers_prints_one_line_per_account():
+    with (
+        serve(fake_for("openai-compat", KEY)) as good,
+        serve(fake_for("openai-compat", "sk-other")) as bad,
+    ):
+        provider_at("openai-compat", good.url, api_key=KEY)
+        provider_at("openai-compat", bad.url, api_key=KEY, name="Internal vLLM")
+        out = io.StringIO()
+
+        with pytest.raises(SystemExit):
+            call_command("check_providers", stdout=out)
+
+    lines = out.getvalue().splitlines()
+    width = len("Internal vLLM (OpenAI Compatible)")
+    assert (
+        f"{'OpenAI Compatible':<{width}}  verified     The provider accepted the API key." in lines
+    )
+    rejected = "The provider rejected the API key (401)."
+    assert f"Internal vLLM (OpenAI Compatible)  rejected     {rejected}" in lines
+    assert len(lines) == 1 + len(PROVIDER_TYPES) + 1
+    assert len(good.requests) == len(bad.requests) == 1
+
+
+def test_check_models_names_each_models_account_in_one_query(django_assert_num_queries):
+    second = ProviderFactory(anthropic=True, name="Claude EU")
+    LLMModelFactory(provider=second, identifier="claude-from-the-future", display_name="Future")
+    for name in ("Claude US", "Claude Asia"):
+        LLMModelFactory(provider=ProviderFactory(anthropic=True, name=name))
+
+    with django_assert_num_queries(1):
+        code, out = check_models()
+
+    assert code == 0
+    assert out.splitlines()[0] == "Claude EU (Anthropic) / claude-from-the-future (Future)"
+
+
+def check_models() -> tuple[int, str]:
+    out = io.StringIO()
+    try:
+        call_command("check_models", stdout=out)
+    except SystemExit as stopped:
+        return stopped.code, out.getvalue()
+    return 0, out.getvalue()
 
 
 def test_ensure_superuser_creates_one_admin_login_once(settings, tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterable
 from decimal import Decimal
 from pathlib import Path
 
@@ -35,8 +36,8 @@ def import_file(path, *args: str) -> tuple[str, str]:
 
 def snapshot() -> list[dict]:
     return list(
-        LLMModel.objects.order_by("provider__type", "identifier").values(
-            "provider__type",
+        LLMModel.objects.order_by("provider__name", "identifier").values(
+            "provider__name",
             "identifier",
             "display_name",
             "enabled",
@@ -50,7 +51,11 @@ def snapshot() -> list[dict]:
             *PRICE_FIELDS,
             "provider_options",
         )
-    ) + list(Provider.objects.order_by("type").values("type", "enabled", "base_url", "region"))
+    ) + list(
+        Provider.objects.order_by("name").values(
+            "name", "type", "slug", "enabled", "base_url", "region", "auth"
+        )
+    )
 
 
 @pytest.fixture
@@ -662,3 +667,224 @@ def test_a_nul_anywhere_is_a_located_error(tmp_path, identifier, access):
 
     with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
         import_file(path)
+
+
+# --- several accounts of one type ---------------------------------------------------------
+
+LLAMA = "llama-3.3-70b"
+GATEWAYS = {"Internal vLLM": "http://vllm:8000/v1", "LiteLLM": "http://litellm:4000/v1"}
+
+
+@pytest.fixture
+def gateways():
+    """Two OpenAI Compatible accounts beside the type's first, each serving the same model."""
+    for name, base_url in GATEWAYS.items():
+        account = ProviderFactory(openai_compat=True, name=name, base_url=base_url, no_key=True)
+        LLMModelFactory(provider=account, identifier=LLAMA, display_name=f"Llama ({name})")
+
+
+def rows_of(accounts: Iterable[str]) -> list[dict]:
+    """The snapshot's rows of these accounts and their models."""
+    return [row for row in snapshot() if row.get("name", row.get("provider__name")) in accounts]
+
+
+def write(tmp_path: Path, providers: list[dict]) -> Path:
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump({"version": 1, "providers": providers}))
+    return path
+
+
+def test_the_export_lists_each_account_by_name_and_slug(gateways):
+    data = yaml.safe_load(export())
+
+    accounts = [entry for entry in data["providers"] if entry["type"] == "openai-compat"]
+    assert [(entry["name"], entry["slug"]) for entry in accounts] == [
+        ("OpenAI Compatible", "openai-compat"),
+        ("Internal vLLM", "internal-vllm"),
+        ("LiteLLM", "litellm"),
+    ]
+    assert [entry["base_url"] for entry in accounts[1:]] == list(GATEWAYS.values())
+    assert [[model["display_name"] for model in entry["models"]] for entry in accounts] == [
+        [],
+        ["Llama (Internal vLLM)"],
+        ["Llama (LiteLLM)"],
+    ]
+
+
+def test_the_export_reads_every_account_in_two_queries(gateways, django_assert_num_queries):
+    ProviderFactory(openai=True, name="OpenAI EU", no_key=True)
+
+    with django_assert_num_queries(2):
+        export()
+
+
+def test_two_accounts_of_one_type_survive_a_round_trip(gateways, tmp_path):
+    path = tmp_path / "llm.yaml"
+    path.write_text(export())
+    expected = snapshot()
+    LLMModel.objects.all().delete()
+    Provider.objects.all().delete()
+
+    out, _ = import_file(path)
+    again, _ = import_file(path)
+
+    assert snapshot() == expected
+    lines = out.splitlines()
+    assert "create provider internal-vllm" in lines
+    assert "create model internal-vllm/llama-3.3-70b" in lines
+    assert "create model litellm/llama-3.3-70b" in lines
+    assert again == "Applied 0 changes.\n"
+
+
+def test_a_file_from_before_accounts_applies_to_each_types_first_account(gateways, tmp_path):
+    others = rows_of(GATEWAYS)
+    path = tmp_path / "llm.yaml"
+    path.write_text(
+        "version: 1\n"
+        "providers:\n"
+        "- type: openai-compat\n"
+        "  base_url: http://gateway:9000/v1\n"
+        "  models:\n"
+        f"  - identifier: {LLAMA}\n"
+        "    display_name: Llama\n"
+        "    context_limit: 128000\n"
+    )
+
+    out, _ = import_file(path)
+
+    assert out.splitlines() == [
+        "update provider openai-compat: base_url '' -> 'http://gateway:9000/v1'",
+        f"create model openai-compat/{LLAMA}",
+        "Applied 2 changes.",
+    ]
+    first = Provider.objects.get(name="OpenAI Compatible")
+    assert first.base_url == "http://gateway:9000/v1"
+    assert list(first.models.values_list("identifier", flat=True)) == [LLAMA]
+    assert Provider.objects.count() == len(PROVIDER_TYPES) + len(GATEWAYS)
+    assert rows_of(GATEWAYS) == others
+
+
+@pytest.mark.parametrize(
+    ("entry", "created"),
+    [
+        pytest.param({}, ("Ollama", "ollama"), id="the slug made from the name"),
+        pytest.param({"slug": "local"}, ("Ollama", "local"), id="the slug the file gives"),
+    ],
+)
+def test_a_name_no_account_has_adds_an_account_of_its_type(gateways, tmp_path, entry, created):
+    path = write(
+        tmp_path,
+        [
+            {
+                "name": "Ollama",
+                "type": "openai-compat",
+                "base_url": "http://ollama:11434/v1",
+                **entry,
+            }
+        ],
+    )
+
+    out, _ = import_file(path)
+
+    account = Provider.objects.get(name="Ollama")
+    assert (account.name, account.slug, account.type) == (*created, "openai-compat")
+    assert out.splitlines() == [f"create provider {created[1]}", "Applied 1 changes."]
+    assert account.api_key is None
+
+
+def test_an_account_is_found_by_its_name_in_any_case_and_keeps_it(gateways, tmp_path):
+    path = write(
+        tmp_path,
+        [
+            {
+                "name": "LITELLM",
+                "type": "openai-compat",
+                "base_url": GATEWAYS["LiteLLM"],
+                "enabled": False,
+            }
+        ],
+    )
+
+    out, _ = import_file(path)
+
+    account = Provider.objects.get(slug="litellm")
+    assert (account.name, account.enabled) == ("LiteLLM", False)
+    assert out.splitlines() == [
+        "update provider litellm: enabled True -> False",
+        "Applied 1 changes.",
+    ]
+
+
+def test_the_file_may_change_an_accounts_slug_and_leaving_it_out_keeps_it(gateways, tmp_path):
+    data = yaml.safe_load(export())
+    vllm = next(entry for entry in data["providers"] if entry["name"] == "Internal vLLM")
+    vllm["slug"] = "vllm"
+    path = write(tmp_path, data["providers"])
+
+    out, _ = import_file(path)
+    del vllm["slug"]
+    unchanged, _ = import_file(write(tmp_path, data["providers"]))
+
+    assert out.splitlines() == [
+        "update provider vllm: slug 'internal-vllm' -> 'vllm'",
+        "Applied 1 changes.",
+    ]
+    assert unchanged == "Applied 0 changes.\n"
+    assert Provider.objects.get(name="Internal vLLM").slug == "vllm"
+
+
+VLLM = {"type": "openai-compat", "base_url": GATEWAYS["Internal vLLM"]}
+OLLAMA = {"type": "openai-compat", "base_url": "http://ollama:11434/v1"}
+FIRST = {"type": "openai-compat", "base_url": "http://gateway:9000/v1"}
+
+# Entries that name accounts wrongly: each error exactly, and nothing applied.
+WRONG_ACCOUNTS = [
+    pytest.param([{**VLLM, "name": "Internal vLLM", "type": "openai"}],
+                 "providers[0].type: 'Internal vLLM' is an account of type openai-compat, not "
+                 "openai: an account's type can't change.",
+                 id="a name another type's account has"),
+    pytest.param([{**VLLM, "name": "Internal vLLM"}, {**VLLM, "name": "internal VLLM"}],
+                 "providers[1].name: Internal vLLM is listed already at providers[0].",
+                 id="an account twice, in another case"),
+    pytest.param([FIRST, {**FIRST, "name": "OpenAI Compatible"}],
+                 "providers[1].name: OpenAI Compatible is listed already at providers[0].",
+                 id="the first account without and with its name"),
+    pytest.param([FIRST, {**FIRST}],
+                 "providers[1].type: OpenAI Compatible is listed already at providers[0].",
+                 id="the first account twice without a name"),
+    pytest.param([{**OLLAMA, "name": "Ollama"}, {**OLLAMA, "name": "OLLAMA"}],
+                 "providers[1].name: Ollama is listed already at providers[0].",
+                 id="a new account twice"),
+    pytest.param([{**OLLAMA, "name": ["Ollama"]}], "providers[0].name: must be text.",
+                 id="a list as a name"),
+    pytest.param([{**OLLAMA, "name": "Oll\0ama"}],
+                 "providers[0].name: must not contain a NUL character.", id="a NUL in a name"),
+    pytest.param([{**OLLAMA, "name": "Ollama", "slug": "litellm"}],
+                 "providers[0] (openai-compat).slug: Another provider account has this slug.",
+                 id="a slug another account has"),
+    pytest.param([{**OLLAMA, "name": "Ollama", "slug": "not a slug"}],
+                 "providers[0] (openai-compat).slug: Enter a valid “slug” consisting of letters, "
+                 "numbers, underscores or hyphens.",
+                 id="a slug with spaces"),
+    pytest.param([{**OLLAMA, "name": "???"}],
+                 "providers[0] (openai-compat).slug: Enter a slug: the name has no letters or "
+                 "digits to make one of.",
+                 id="a name with nothing to make a slug of"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("providers", "error"), WRONG_ACCOUNTS)
+def test_an_entry_that_names_an_account_wrongly_is_a_located_error(
+    gateways, tmp_path, providers, error
+):
+    # A valid change after the wrong entries: applied with them, or not at all.
+    litellm = {"name": "LiteLLM", "type": "openai-compat", "base_url": GATEWAYS["LiteLLM"]}
+    path = write(tmp_path, [*providers, {**litellm, "enabled": False}])
+    before = snapshot()
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().splitlines() == [f"{path}: {error}"]
+    assert snapshot() == before

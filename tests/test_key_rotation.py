@@ -88,3 +88,22 @@ def test_keys_no_secret_decrypts_are_reported_and_left_as_stored(encryption_secr
     assert code == 1
     assert raw_columns()["anthropic"] == before["anthropic"]
     assert "ROTATE" not in out + err
+
+
+def test_every_account_of_a_type_is_reencrypted_and_named_by_its_label(encryption_secrets):
+    encryption_secrets("lost-secret")
+    ProviderFactory(openai_compat=True, name="LiteLLM", api_key="sk-ROTATE-lost")
+    encryption_secrets("old-secret")
+    ProviderFactory(openai_compat=True, api_key="sk-ROTATE-first")
+    ProviderFactory(openai_compat=True, name="Internal vLLM", api_key="sk-ROTATE-vllm")
+
+    encryption_secrets("new-secret", fallbacks=("old-secret",))
+    out, err, code = rotate()
+    encryption_secrets("new-secret")
+
+    assert out == "Re-encrypted 2 API keys.\n"
+    assert "Could not decrypt 1: LiteLLM (OpenAI Compatible)." in err
+    keys = dict(Provider.objects.filter(type="openai-compat").values_list("name", "api_key"))
+    assert keys["OpenAI Compatible"] == "sk-ROTATE-first"
+    assert keys["Internal vLLM"] == "sk-ROTATE-vllm"
+    assert code == 1

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         models = (
             LLMModel.objects.select_related("provider")
             .annotate(registry_position=registry_position("provider__type"))
-            .order_by("registry_position", "display_name")
+            .order_by("registry_position", "provider_id", "display_name")
         )
         counts = {"refused": 0, "tier": 0, "unknown": 0, "deprecated": 0, "limits": 0}
         checked = problems = 0
@@ -35,7 +35,7 @@ class Command(BaseCommand):
             findings = model_findings(model)
             if not findings:
                 continue
-            self.stdout.write(f"{model.provider} / {model.identifier} ({model.display_name})")
+            self.stdout.write(f"{model.provider.label} / {model.identifier} ({model.display_name})")
             for finding in findings:
                 self.stdout.write(f"  {finding.kind}: {finding.message}")
             for kind in {finding.kind for finding in findings}:

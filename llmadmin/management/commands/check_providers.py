@@ -1,8 +1,8 @@
-"""Test every configured provider's key and print a table of the results.
+"""Test every provider account's key and print a table of the results, one line per account.
 
 Usage: manage.py check_providers
 
-Each provider with a readable key gets its cheapest free authenticated call; the outcome is
+Each enabled account with a readable key gets its cheapest free authenticated call; the outcome is
 recorded as the admin's "Test connection" does. Exits 1 when any key is rejected.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.utils.text import capfirst
 
-from llmadmin.models import Provider
+from llmadmin.selectors import providers_in_registry_order
 from llmadmin.services import provider_check_connection
 
 
@@ -23,14 +23,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         rows = []
-        for provider in Provider.objects.order_by("type"):
+        for provider in providers_in_registry_order():
             if not provider.enabled:
-                rows.append((str(provider), "disabled", "Not tested."))
+                rows.append((provider.label, "disabled", "Not tested."))
                 continue
             status, reason = provider_check_connection(provider=provider)
             rows.append(
                 (
-                    str(provider),
+                    provider.label,
                     status or provider.key_state.replace("missing", "no key"),
                     capfirst(reason),
                 )

@@ -1,4 +1,5 @@
-"""Export providers (never their keys) and models, to review or reproduce a deployment.
+"""Export provider accounts (never their keys) and their models, to review or reproduce a
+deployment.
 
 Usage: manage.py export_config [--format yaml|json] [--output FILE]
 

@@ -1,6 +1,9 @@
-"""Import providers and models from a file written by export_config (YAML or JSON).
+"""Import provider accounts and models from a file written by export_config (YAML or JSON).
 
 Usage: manage.py import_config FILE [--dry-run]
+
+An entry names its account (in any case); a name no account has adds an account of the entry's
+type. An entry without a name (a file from before accounts) is its type's first account.
 
 Creates and updates what the file lists, in one transaction: on any error nothing is applied,
 and every error is reported with its place in the file. --dry-run shows what would change.

@@ -1,12 +1,14 @@
-"""Seed each provider's curated catalog of current models, once per provider.
+"""Seed each provider type's first account with the type's curated catalog of current models,
+once per account.
 
 Usage: manage.py seed_defaults [--keys-from-env]
 
-The provider rows themselves are created by migrate, one per type. Idempotent: a re-run never
-brings back a model an administrator deleted and never changes their edits.
-With --keys-from-env, providers without a key take it from ANTHROPIC_API_KEY, OPENAI_API_KEY,
-GEMINI_API_KEY, AZURE_OPENAI_API_KEY, AWS_BEARER_TOKEN_BEDROCK, OPENAI_COMPATIBLE_API_KEY,
-OPENROUTER_API_KEY or AI_GATEWAY_API_KEY. Keys are never printed.
+The accounts themselves are created by migrate, one per type named after it. Idempotent: a
+re-run never brings back a model an administrator deleted and never changes their edits. Other
+accounts of a type (added in the admin) are never seeded.
+With --keys-from-env, a type's first account without a key takes it from ANTHROPIC_API_KEY,
+OPENAI_API_KEY, GEMINI_API_KEY, AZURE_OPENAI_API_KEY, AWS_BEARER_TOKEN_BEDROCK,
+OPENAI_COMPATIBLE_API_KEY, OPENROUTER_API_KEY or AI_GATEWAY_API_KEY. Keys are never printed.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--keys-from-env",
             action="store_true",
-            help="Take API keys from the environment for providers that have none.",
+            help="Take API keys from the environment for first accounts that have none.",
         )
 
     def handle(self, *args: Any, keys_from_env: bool, **options: Any) -> None:

@@ -1,9 +1,11 @@
-"""Set or remove a provider's API key, read from standard input (never from the command line,
-where other users can see it in the process list).
+"""Set or remove a provider account's API key, read from standard input (never from the
+command line, where other users can see it in the process list).
 
-Usage: manage.py set_provider_key TYPE < keyfile
-       manage.py set_provider_key TYPE            (prompts without echo on a terminal)
-       manage.py set_provider_key TYPE --clear
+Usage: manage.py set_provider_key TYPE [--account NAME] < keyfile
+       manage.py set_provider_key TYPE [--account NAME]   (prompts without echo on a terminal)
+       manage.py set_provider_key TYPE [--account NAME] --clear
+
+Without --account, the type's first account (the one named after the type unless renamed).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from django.views.decorators.debug import sensitive_variables
 
 from llmadmin.models import Provider
 from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.providers.base import brief
+from llmadmin.selectors import first_account, provider_named
 from llmadmin.services import provider_set_api_key
 
 
@@ -28,17 +32,23 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("type", choices=list(PROVIDER_TYPES), help="Provider type.")
+        parser.add_argument(
+            "--account",
+            metavar="NAME",
+            help="The account of this name (in any case); without it, the type's first account.",
+        )
         parser.add_argument("--clear", action="store_true", help="Remove the stored key.")
 
     @sensitive_variables("api_key")
-    def handle(self, *args: Any, type: str, clear: bool, **options: Any) -> None:
-        provider, _ = Provider.objects.get_or_create(type=type)
-        label = provider.provider_type.label
+    def handle(
+        self, *args: Any, type: str, account: str | None, clear: bool, **options: Any
+    ) -> None:
+        provider = self.account(type, account)
         stdin = options.get("stdin", sys.stdin)
         if clear:
             api_key = None
         elif stdin.isatty():
-            api_key = getpass.getpass(f"API key for {label}: ")
+            api_key = getpass.getpass(f"API key for {provider.label}: ")
         else:
             # Only the line break that ends the input is not part of the key.
             api_key = stdin.readline().removesuffix("\n").removesuffix("\r")
@@ -48,4 +58,19 @@ class Command(BaseCommand):
             provider_set_api_key(provider=provider, api_key=api_key)
         except ValidationError as error:
             raise CommandError(" ".join(error.messages)) from None
-        self.stdout.write(f"API key for {label} {'removed' if clear else 'saved'}.")
+        self.stdout.write(f"API key for {provider.label} {'removed' if clear else 'saved'}.")
+
+    def account(self, type: str, name: str | None) -> Provider:
+        """The account named, or the type's first; never creates one (the admin adds them)."""
+        provider = first_account(type) if name is None else provider_named(name)
+        if provider is not None and provider.type == type:
+            return provider
+        label = PROVIDER_TYPES[type].label
+        if name is None:
+            raise CommandError(f"{label} has no account: add one in the admin.")
+        names = Provider.objects.filter(type=type).order_by("pk").values_list("name", flat=True)
+        other = f" (that account's type is {provider.provider_type.label})" if provider else ""
+        raise CommandError(
+            f"No {label} account is named {brief(name)}{other}. "
+            f"{label} accounts: {', '.join(names) or 'none'}."
+        )

@@ -966,6 +966,8 @@ def test_the_provider_select_tells_two_accounts_of_a_type_apart(admin_client):
     select = form.fields["provider"].widget.widget
     types = json.loads(select.attrs["data-provider-types"])
     assert types[str(first.pk)]["type"] == types[str(second.pk)]["type"] == "openai-compat"
+    # Accounts are added from the provider list, not in a pop-up of this form.
+    assert form.fields["provider"].widget.can_add_related is False
 
 
 def test_a_model_of_a_second_account_takes_its_types_options(admin_client):

@@ -106,6 +106,14 @@ class LLMModelAdmin(admin.ModelAdmin):
         )
         return queryset.order_by(*self.get_ordering(request))
 
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "provider" and field is not None:
+            # An account is added from the provider list and set up on its own page: one
+            # added in a pop-up here would have no credentials, nor its type's options shown.
+            field.widget.can_add_related = False
+        return field
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "provider":
             kwargs["queryset"] = providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS))

@@ -465,6 +465,16 @@ def test_the_add_page_offers_the_types_in_the_registry_order(admin_client):
     assert offered == list(PROVIDER_TYPES)
 
 
+@pytest.mark.parametrize("type_slug", list(PROVIDER_TYPES))
+def test_a_second_account_of_every_type_can_be_added(admin_client, type_slug):
+    response = admin_client.post(ADD, {"type": type_slug, "name": "Second", "slug": "second"})
+
+    account = Provider.objects.get(slug="second")
+    assert response.status_code == 302 and response.url == change_url(account)
+    assert account.type == type_slug
+    assert admin_client.get(change_url(account)).status_code == 200
+
+
 def test_save_and_add_another_returns_to_a_blank_add_page(admin_client):
     response = admin_client.post(
         ADD, {"type": "azure", "name": "Azure EU", "slug": "", "_addanother": "1"}

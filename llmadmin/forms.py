@@ -441,7 +441,7 @@ class LLMModelAdminForm(VersionedForm):
                         "type": provider.type,
                         "general": sorted(provider.provider_type.general_fields),
                     }
-                    for provider in Provider.objects.all()
+                    for provider in Provider.objects.defer(*SECRET_FIELDS)
                 }
             )
 

@@ -144,6 +144,15 @@ class VersionedForm(forms.ModelForm):
         return capfirst(self.instance._meta.get_field(name).verbose_name)
 
 
+class ProviderAddForm(forms.ModelForm):
+    """The add page asks only what fixes an account: its type, name and slug. Its credentials
+    and address go on its change page (as Django's UserAdmin asks a user's password)."""
+
+    class Meta:
+        model = Provider
+        fields = ["type", "name", "slug"]
+
+
 class ProviderAdminForm(VersionedForm):
     # Secrets typed into the attempt just refused for another field (set by the admin):
     # used when their field is left blank, so nothing typed is lost and nothing is re-rendered.
@@ -179,6 +188,8 @@ class ProviderAdminForm(VersionedForm):
     class Meta:
         model = Provider
         fields = [
+            "name",
+            "slug",
             "auth",
             "api_key",
             "aws_access_key_id",
@@ -331,6 +342,13 @@ class ProviderAdminForm(VersionedForm):
         instance.checked_at = datetime.fromisoformat(test["checked_at"])
 
 
+class ProviderChoiceField(forms.ModelChoiceField):
+    """A provider account by its label: two OpenAI Compatible accounts are told apart."""
+
+    def label_from_instance(self, obj: Provider) -> str:
+        return obj.label
+
+
 def bound_by(field: forms.Field, validators: list[Any]) -> None:
     """The model field's bounds as the form field's own (and its number box's), in place of
     the form field's: a value out of range then gets one message, with the true bound.
@@ -423,7 +441,7 @@ class LLMModelAdminForm(VersionedForm):
                         "type": provider.type,
                         "general": sorted(provider.provider_type.general_fields),
                     }
-                    for provider in Provider.objects.all()
+                    for provider in Provider.objects.defer(*SECRET_FIELDS)
                 }
             )
 

@@ -23,6 +23,7 @@ from llmadmin.models import (
     LLMModel,
     Provider,
     configuration_changed,
+    lock_default_changes,
 )
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.errors import ProviderError
@@ -209,3 +210,33 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
             model_make_default(model=model)
             report.default = model.display_name
     return report
+
+
+def provider_deletion_refused(*, provider: Provider) -> str:
+    """Why this account may not be deleted ("" when it may): every type keeps an account, and
+    the default model is changed on purpose, never deleted with its account."""
+    if not Provider.objects.filter(type=provider.type).exclude(pk=provider.pk).exists():
+        return (
+            f"{provider} is the only {provider.provider_type.label} account: every provider "
+            "type keeps one."
+        )
+    default = provider.models.filter(is_default=True).first()
+    if default is not None:
+        return (
+            f"{provider} holds the default model ({default.display_name}): make another "
+            "model the default first."
+        )
+    return ""
+
+
+@transaction.atomic
+def provider_delete(*, provider: Provider) -> None:
+    """Delete an account and its models; raises ValidationError when it may not be deleted.
+    Checked under locks: two admins deleting a type's last two accounts at once, or making one
+    of its models the default meanwhile, find the other's change."""
+    lock_default_changes()
+    list(Provider.objects.select_for_update().filter(type=provider.type).order_by("pk"))
+    refused = provider_deletion_refused(provider=provider)
+    if refused:
+        raise ValidationError(refused)
+    provider.delete()

@@ -14,6 +14,8 @@ def provider_form_data(provider: Provider, **overrides: object) -> dict[str, obj
     """Every field as stored (secrets blank: they are never rendered), the models inline's
     management form, then the overrides; an override of None leaves that field out."""
     data = {
+        "name": provider.name,
+        "slug": provider.slug,
         "auth": provider.auth,
         "api_key": "",
         "aws_access_key_id": provider.aws_access_key_id,

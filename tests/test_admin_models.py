@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal
 
@@ -941,3 +942,82 @@ def test_a_catalog_limit_is_overridden_with_a_note_kept_and_shown(admin_client):
     html = admin_client.get(change_url(model)).content.decode()
     assert "checked" in input_tag(html, "override_catalog_limit")
     assert f'value="{note}"'.replace("'", "&#x27;") in input_tag(html, "catalog_limit_note")
+
+
+# --- Several accounts of one type -----------------------------------------------------------
+
+
+def second_compatible_account() -> Provider:
+    return ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
+
+
+def test_the_provider_select_tells_two_accounts_of_a_type_apart(admin_client):
+    first = ProviderFactory(openai_compat=True, base_url="http://litellm/v1")
+    second = second_compatible_account()
+
+    form = admin_client.get(ADD).context["adminform"].form
+
+    offered = dict(form.fields["provider"].choices)
+    assert offered[first.pk] == "OpenAI Compatible"
+    assert offered[second.pk] == "Internal vLLM (OpenAI Compatible)"
+    assert [label for value, label in form.fields["provider"].choices if value][:2] == [
+        PROVIDER_TYPES[slug].label for slug in list(PROVIDER_TYPES)[:2]
+    ]
+    select = form.fields["provider"].widget.widget
+    types = json.loads(select.attrs["data-provider-types"])
+    assert types[str(first.pk)]["type"] == types[str(second.pk)]["type"] == "openai-compat"
+    # Accounts are added from the provider list, not in a pop-up of this form.
+    assert form.fields["provider"].widget.can_add_related is False
+
+
+def test_a_model_of_a_second_account_takes_its_types_options(admin_client):
+    account = second_compatible_account()
+
+    response = admin_client.post(
+        ADD,
+        model_data(
+            account,
+            identifier="qwen3-coder",
+            display_name="Qwen3 Coder",
+            openai_compat__reasoning_effort="high",
+            anthropic__thinking_budget_tokens="500",  # another type's: ignored
+        ),
+    )
+
+    assert response.status_code == 302
+    model = LLMModel.objects.get(identifier="qwen3-coder")
+    assert model.provider == account
+    assert model.provider_options == {"reasoning_effort": "high"}
+
+
+def test_the_list_shows_and_filters_models_by_account_label(admin_client):
+    first = ProviderFactory(openai_compat=True, base_url="http://litellm/v1")
+    second = second_compatible_account()
+    LLMModelFactory(provider=first, display_name="Llama")
+    LLMModelFactory(provider=second, display_name="Qwen")
+
+    response = admin_client.get(CHANGELIST)
+    filtered = admin_client.get(CHANGELIST, {"provider__id__exact": second.pk})
+
+    rows = response.text.split('id="result_list"', 1)[1]
+    assert '<td class="field-provider_label">Internal vLLM (OpenAI Compatible)</td>' in rows
+    assert '<td class="field-provider_label">OpenAI Compatible</td>' in rows
+    cl = response.context["cl"]
+    provider_filter = cl.filter_specs[0]
+    shown = [choice["display"] for choice in provider_filter.choices(cl)]
+    assert "Internal vLLM (OpenAI Compatible)" in shown and "OpenAI Compatible" in shown
+    assert [m.display_name for m in filtered.context["cl"].result_list] == ["Qwen"]
+
+
+@pytest.mark.parametrize("extra_accounts", [0, 12], ids=["one per type", "twelve more"])
+def test_the_list_runs_the_same_queries_however_many_accounts(
+    admin_client, django_assert_num_queries, extra_accounts
+):
+    for number in range(extra_accounts):
+        account = ProviderFactory(openai_compat=True, name=f"vLLM {number}", base_url="http://x")
+        LLMModelFactory(provider=account)
+
+    # session, user, the provider filter's accounts, two counts, the page's models (with
+    # their accounts)
+    with django_assert_num_queries(6):
+        admin_client.get(CHANGELIST)

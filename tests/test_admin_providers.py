@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from auditlog.models import LogEntry as AuditEntry
 from cryptography.fernet import Fernet
 from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission, User
@@ -13,7 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.ledger import usage_record
-from llmadmin.models import Provider
+from billing.models import UsageRecord
+from llmadmin.models import LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from tests.admin_forms import (
     NEW_ADDRESSES,
@@ -28,6 +30,7 @@ pytestmark = pytest.mark.django_db
 
 KEY = "sk-proj-ADMINSECRET-abcdef123456"
 CHANGELIST = reverse("admin:llmadmin_provider_changelist")
+ADD = reverse("admin:llmadmin_provider_add")
 
 
 def change_url(provider: Provider) -> str:
@@ -75,16 +78,6 @@ def test_the_connection_test_filter_uses_the_words_the_list_shows(admin_client):
     assert "Connection failed</a>" in response.text  # the filter's choice, as the list says it
     assert "Unreachable" not in response.text
     assert list(response.context["cl"].result_list.values_list("type", flat=True)) == ["anthropic"]
-
-
-def test_adding_and_deleting_providers_is_not_offered(admin_client):
-    provider = ProviderFactory()
-
-    assert admin_client.get(reverse("admin:llmadmin_provider_add")).status_code == 403
-    delete = reverse("admin:llmadmin_provider_delete", args=[provider.pk])
-    assert admin_client.post(delete, {"post": "yes"}).status_code == 403
-    assert Provider.objects.filter(pk=provider.pk).exists()
-    assert reverse("admin:llmadmin_provider_add") not in admin_client.get(CHANGELIST).text
 
 
 def test_the_form_never_renders_the_stored_key_and_says_one_is_set(admin_client):
@@ -422,3 +415,296 @@ def test_the_usage_records_name_providers_by_their_label(admin_client, django_us
 
     assert "OpenAI Compatible" in page
     assert ">openai-compat<" not in page
+
+
+# --- Accounts: added from the list, named, deleted -----------------------------------------
+
+
+def delete_url(provider: Provider) -> str:
+    return reverse("admin:llmadmin_provider_delete", args=[provider.pk])
+
+
+def field_errors(response) -> dict[str, list[str]]:
+    return {
+        name: list(errors) for name, errors in response.context["adminform"].form.errors.items()
+    }
+
+
+def vllm(**fields: object) -> Provider:
+    """A second OpenAI Compatible account."""
+    fields = {"name": "Internal vLLM", "base_url": "http://vllm.corp/v1", **fields}
+    return ProviderFactory(openai_compat=True, **fields)
+
+
+def test_an_account_is_added_from_the_list_then_set_up_on_its_page(admin_client):
+    assert f'href="{ADD}"' in admin_client.get(CHANGELIST).text
+    page = admin_client.get(ADD, {"type": "openai-compat"})
+    assert list(page.context["adminform"].form.fields) == ["type", "name", "slug"]
+    assert '<option value="openai-compat" selected>' in page.text
+
+    response = admin_client.post(
+        ADD, {"type": "openai-compat", "name": "Internal vLLM", "slug": "vllm"}, follow=True
+    )
+
+    account = Provider.objects.get(name="Internal vLLM")
+    assert (account.type, account.slug, account.api_key) == ("openai-compat", "vllm", None)
+    assert response.redirect_chain == [(change_url(account), 302)]
+    said = [str(message) for message in response.context["messages"]]
+    assert said[-1] == (
+        "Now enter Internal vLLM's credentials and address below and save: developers get none "
+        "of its models until then."
+    )
+    assert 'name="api_key"' in response.text
+    assert Provider.objects.filter(type="openai-compat").count() == 2
+
+
+def test_the_add_page_offers_the_types_in_the_registry_order(admin_client):
+    form = admin_client.get(ADD).context["adminform"].form
+
+    offered = [value for value, _ in form.fields["type"].choices if value]
+    assert offered == list(PROVIDER_TYPES)
+
+
+@pytest.mark.parametrize("type_slug", list(PROVIDER_TYPES))
+def test_a_second_account_of_every_type_can_be_added(admin_client, type_slug):
+    response = admin_client.post(ADD, {"type": type_slug, "name": "Second", "slug": "second"})
+
+    account = Provider.objects.get(slug="second")
+    assert response.status_code == 302 and response.url == change_url(account)
+    assert account.type == type_slug
+    assert admin_client.get(change_url(account)).status_code == 200
+
+
+def test_save_and_add_another_returns_to_a_blank_add_page(admin_client):
+    response = admin_client.post(
+        ADD, {"type": "azure", "name": "Azure EU", "slug": "", "_addanother": "1"}
+    )
+
+    assert response.status_code == 302 and response.url == ADD
+    assert Provider.objects.get(name="Azure EU").slug == "azure-eu"
+
+
+# fmt: off
+REFUSED_ACCOUNTS = [
+    pytest.param({"name": "openai compatible"},
+                 {"name": ["Another provider account has this name."]},
+                 id="a name taken in another case"),
+    pytest.param({"slug": "openai"}, {"slug": ["Another provider account has this slug."]},
+                 id="a slug taken"),
+    pytest.param({"name": "", "slug": "x"}, {"name": ["This field is required."]}, id="no name"),
+    pytest.param({"name": "!!!", "slug": ""},
+                 {"slug": ["Enter a slug: the name has no letters or digits to make one of."]},
+                 id="no slug to make from the name"),
+    pytest.param({"slug": "no spaces"}, {"slug": ["Enter a valid \u201cslug\u201d consisting of "
+                 "letters, numbers, underscores or hyphens."]}, id="an invalid slug"),
+    pytest.param({"type": "nope"},
+                 {"type": ["Select a valid choice. nope is not one of the available choices."]},
+                 id="an unknown type"),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("posted", "errors"), REFUSED_ACCOUNTS)
+def test_a_refused_account_gets_its_fields_errors_and_nothing_is_added(
+    admin_client, posted, errors
+):
+    before = Provider.objects.count()
+
+    response = admin_client.post(
+        ADD, {"type": "openai-compat", "name": "Internal vLLM", "slug": "vllm", **posted}
+    )
+
+    assert response.status_code == 200
+    assert field_errors(response) == errors
+    assert Provider.objects.count() == before
+
+
+def test_the_change_page_renames_an_account_and_keeps_its_type(admin_client):
+    account = vllm(api_key=KEY)
+    page = admin_client.get(change_url(account)).text
+    assert "renames them for clients" in page
+    add_another = f"{ADD}?type=openai-compat"
+    assert f'href="{add_another}">Add another OpenAI Compatible account</a>' in page
+
+    response = admin_client.post(
+        change_url(account),
+        provider_form_data(account, name="LiteLLM", slug="litellm", type="anthropic"),
+    )
+
+    assert response.status_code == 302
+    account.refresh_from_db()
+    assert (account.name, account.slug, account.type, account.api_key) == (
+        "LiteLLM",
+        "litellm",
+        "openai-compat",
+        KEY,
+    )
+
+
+def test_renaming_onto_another_accounts_name_is_refused_on_its_field(admin_client):
+    account = vllm()
+
+    response = admin_client.post(change_url(account), provider_form_data(account, name="OPENAI"))
+
+    assert field_errors(response) == {"name": ["Another provider account has this name."]}
+    assert Provider.objects.get(pk=account.pk).name == "Internal vLLM"
+
+
+def test_the_list_shows_each_account_by_its_label_in_the_registry_order(admin_client):
+    vllm()
+    ProviderFactory(anthropic=True, name="Anthropic EU")
+
+    response = admin_client.get(CHANGELIST)
+
+    labels = [account.label for account in response.context["cl"].result_list]
+    added = {"Anthropic": "Anthropic EU", "OpenAI Compatible": "Internal vLLM (OpenAI Compatible)"}
+    assert labels == [
+        label
+        for provider_type in PROVIDER_TYPES.values()
+        for label in (provider_type.label, added.get(provider_type.label))
+        if label
+    ]
+    assert ">Internal vLLM (OpenAI Compatible)</a>" in response.text
+
+
+def test_the_list_filters_by_type_and_searches_by_name(admin_client):
+    vllm()
+
+    by_type = admin_client.get(CHANGELIST, {"type__exact": "openai-compat"})
+    found = admin_client.get(CHANGELIST, {"q": "vllm"})
+
+    assert [p.name for p in by_type.context["cl"].result_list] == [
+        "OpenAI Compatible",
+        "Internal vLLM",
+    ]
+    assert [p.name for p in found.context["cl"].result_list] == ["Internal vLLM"]
+    type_filter = by_type.context["cl"].filter_specs[0]
+    assert [choice["display"] for choice in type_filter.choices(by_type.context["cl"])][1:] == [
+        provider_type.label for provider_type in PROVIDER_TYPES.values()
+    ]
+
+
+@pytest.mark.parametrize("extra_accounts", [0, 12], ids=["one per type", "twelve more"])
+def test_the_list_runs_the_same_queries_however_many_accounts(
+    admin_client, django_assert_num_queries, extra_accounts
+):
+    for number in range(extra_accounts):
+        LLMModelFactory(provider=vllm(name=f"vLLM {number}"))
+
+    # session, user, count, total count, the page's accounts (with their model counts)
+    with django_assert_num_queries(5):
+        admin_client.get(CHANGELIST)
+
+
+def test_a_types_only_account_cannot_be_deleted(admin_client):
+    only = Provider.objects.get(type="anthropic")
+
+    assert admin_client.get(delete_url(only)).status_code == 403
+    assert admin_client.post(delete_url(only), {"post": "yes"}).status_code == 403
+    assert delete_url(only) not in admin_client.get(change_url(only)).text
+    assert Provider.objects.filter(pk=only.pk).exists()
+
+
+def test_an_account_with_another_of_its_type_is_deleted_with_its_models(
+    admin_client, django_user_model
+):
+    account = vllm()
+    model = LLMModelFactory(provider=account, display_name="Qwen 3")
+    developer = django_user_model.objects.create_user("dev")
+    usage_record(user_id=developer.pk, model=model, called_at=timezone.now(), usage=None)
+    assert delete_url(account) in admin_client.get(change_url(account)).text
+    confirmation = admin_client.get(delete_url(account)).text
+    assert "Qwen 3" in confirmation
+
+    response = admin_client.post(delete_url(account), {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not Provider.objects.filter(pk=account.pk).exists()
+    assert not LLMModel.objects.filter(pk=model.pk).exists()
+    # The ledger keeps the call, by the model's id and the type it had.
+    assert UsageRecord.objects.filter(model_id=model.pk, provider_type="openai-compat").exists()
+    assert Provider.objects.filter(type="openai-compat").count() == 1
+
+
+def test_an_account_holding_the_default_model_is_not_deleted(admin_client):
+    account = vllm()
+    LLMModelFactory(provider=account, display_name="Qwen 3", is_default=True)
+
+    page = admin_client.get(delete_url(account))
+    response = admin_client.post(delete_url(account), {"post": "yes"})
+
+    reason = "Internal vLLM holds the default model (Qwen 3): make another model the default first."
+    assert reason in page.text and "Cannot delete provider" in page.text
+    assert response.status_code == 200 and reason in response.text
+    assert Provider.objects.filter(pk=account.pk).exists()
+
+
+def test_a_deletion_found_refused_under_lock_deletes_nothing_and_says_why(
+    admin_client, monkeypatch
+):
+    account = vllm()
+    LLMModelFactory(provider=account)
+    # Another admin made one of its models the default after the page was checked.
+    monkeypatch.setattr("llmadmin.admin.providers.provider_deletion_refused", lambda provider: "")
+    LLMModelFactory(provider=account, display_name="Qwen 3", is_default=True)
+
+    response = admin_client.post(delete_url(account), {"post": "yes"}, follow=True)
+
+    assert response.redirect_chain == [(change_url(account), 302)]
+    assert [str(m) for m in response.context["messages"]] == [
+        "Internal vLLM holds the default model (Qwen 3): make another model the default first."
+    ]
+    assert Provider.objects.filter(pk=account.pk).exists()
+    assert account.models.count() == 2
+
+
+def test_the_list_offers_no_bulk_delete(admin_client):
+    vllm()
+
+    actions = admin_client.get(CHANGELIST).context["action_form"].fields["action"].choices
+
+    assert "delete_selected" not in [name for name, _ in actions]
+
+
+def test_an_added_renamed_and_deleted_account_is_in_the_history_and_audit_by_name(admin_client):
+    admin_client.post(ADD, {"type": "openai-compat", "name": "Internal vLLM", "slug": "vllm"})
+    account = Provider.objects.get(slug="vllm")
+    admin_client.post(change_url(account), provider_form_data(account, name="LiteLLM"))
+    admin_client.post(delete_url(account), {"post": "yes"})
+
+    history = LogEntry.objects.filter(object_id=str(account.pk)).order_by("action_time")
+    assert [(entry.object_repr, entry.get_change_message()) for entry in history] == [
+        ("Internal vLLM", "Added."),
+        ("LiteLLM", "Changed Name."),
+        ("LiteLLM", ""),
+    ]
+    audit = AuditEntry.objects.get_for_object(account).order_by("timestamp")
+    assert [(entry.action, entry.object_repr) for entry in audit] == [
+        (AuditEntry.Action.CREATE, "Internal vLLM"),
+        (AuditEntry.Action.UPDATE, "LiteLLM"),
+        (AuditEntry.Action.DELETE, "LiteLLM"),
+    ]
+    assert audit[0].changes_dict["type"] == [None, "openai-compat"]
+    assert audit[1].changes_dict["name"] == ["Internal vLLM", "LiteLLM"]
+
+
+def test_view_only_staff_see_accounts_but_cannot_add_change_or_delete_them(client):
+    account = vllm(api_key=KEY)
+    staff = User.objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_provider"))
+    client.force_login(staff)
+
+    listed = client.get(CHANGELIST).text
+    page = client.get(change_url(account)).text
+
+    assert "Internal vLLM (OpenAI Compatible)" in listed
+    assert f'href="{ADD}"' not in listed
+    assert "Add another" not in page and delete_url(account) not in page
+    assert 'name="name"' not in page and "Internal vLLM" in page
+    assert KEY not in listed + page
+    assert client.get(ADD).status_code == 403
+    posted = {"type": "openai", "name": "Mine", "slug": "mine"}
+    assert client.post(ADD, posted).status_code == 403
+    assert client.post(delete_url(account), {"post": "yes"}).status_code == 403
+    assert Provider.objects.filter(pk=account.pk).exists()
+    assert not Provider.objects.filter(name="Mine").exists()

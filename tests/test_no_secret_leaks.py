@@ -47,6 +47,8 @@ def test_no_log_record_holds_a_key_while_keys_are_set_verified_and_listed(
         admin_client.post(
             change,
             {
+                "name": anthropic.name,
+                "slug": anthropic.slug,
                 "api_key": KEY,
                 "base_url": good.url,
                 "enabled": "on",
@@ -90,7 +92,14 @@ def post_a_key_that_fails_to_save(monkeypatch, django_user_model):
     crash_on_save(monkeypatch)
     return client.post(
         reverse("admin:llmadmin_provider_change", args=[provider.pk]),
-        {"api_key": KEY, "enabled": "on", "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0"},
+        {
+            "name": provider.name,
+            "slug": provider.slug,
+            "api_key": KEY,
+            "enabled": "on",
+            "models-TOTAL_FORMS": "0",
+            "models-INITIAL_FORMS": "0",
+        },
     )
 
 
@@ -124,7 +133,14 @@ def test_an_error_report_for_administrators_hides_the_posted_key(monkeypatch, rf
     provider = ProviderFactory(anthropic=True, no_key=True)
     request = rf.post(
         f"/admin/llmadmin/provider/{provider.pk}/change/",
-        {"api_key": KEY, "enabled": "on", "models-TOTAL_FORMS": "0", "models-INITIAL_FORMS": "0"},
+        {
+            "name": provider.name,
+            "slug": provider.slug,
+            "api_key": KEY,
+            "enabled": "on",
+            "models-TOTAL_FORMS": "0",
+            "models-INITIAL_FORMS": "0",
+        },
     )
     request.user = User.objects.create_superuser("root")
     request._dont_enforce_csrf_checks = True
@@ -238,6 +254,8 @@ def test_an_error_report_hides_secrets_in_the_orms_frames_and_the_post(monkeypat
     request = rf.post(
         f"/admin/llmadmin/provider/{provider.pk}/",
         {
+            "name": provider.name,
+            "slug": provider.slug,
             "auth": "aws_keys",
             "aws_access_key_id": "AKIAIOSFODNN7EXAMPLE",
             "aws_secret_access_key": secret,

@@ -22,7 +22,7 @@ from django.views.decorators.http import require_POST
 
 from llmadmin.admin.catalog import catalog_lines
 from llmadmin.audit import access_lists_in_the_save_entry, latest_entry_pk
-from llmadmin.forms import LLMModelAdminForm, WhoForm, option_field_names
+from llmadmin.forms import LLMModelAdminForm, ProviderChoiceField, WhoForm, option_field_names
 from llmadmin.models import MODEL_PRICE_FIELDS, SECRET_FIELDS, Availability, LLMModel, Provider
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.catalog import catalog_models
@@ -32,6 +32,7 @@ from llmadmin.selectors import (
     models_in_list_order,
     provider_remote_models,
     provider_reported_context_limit,
+    providers_in_registry_order,
     registry_position,
     what_developers_see,
 )
@@ -53,13 +54,21 @@ class AccessFilter(admin.SimpleListFilter):
         return queryset
 
 
+class ProviderFilter(admin.RelatedFieldListFilter):
+    """The accounts by their labels, in the list's order."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> list[Any]:
+        accounts = providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS))
+        return [(account.pk, account.label) for account in accounts]
+
+
 @admin.register(LLMModel)
 class LLMModelAdmin(admin.ModelAdmin):
     form = LLMModelAdminForm
     # Grouped by provider, in the registry's order, as the developers' selector shows them.
     list_display = [
         "default_star",
-        "provider",
+        "provider_label",
         "display_name",
         "identifier",
         "context_limit",
@@ -67,7 +76,7 @@ class LLMModelAdmin(admin.ModelAdmin):
         "developers_get_it",
     ]
     list_display_links = ["display_name"]
-    list_filter = ["provider", "enabled", "is_default", AccessFilter]
+    list_filter = [("provider", ProviderFilter), "enabled", "is_default", AccessFilter]
     filter_horizontal = ["allowed_groups", "allowed_users"]
     list_select_related = ["provider"]
     search_fields = ["display_name", "identifier"]
@@ -96,6 +105,24 @@ class LLMModelAdmin(admin.ModelAdmin):
             .defer(*(f"provider__{name}" for name in SECRET_FIELDS))
         )
         return queryset.order_by(*self.get_ordering(request))
+
+    def formfield_for_dbfield(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "provider" and field is not None:
+            # An account is added from the provider list and set up on its own page: one
+            # added in a pop-up here would have no credentials, nor its type's options shown.
+            field.widget.can_add_related = False
+        return field
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "provider":
+            kwargs["queryset"] = providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS))
+            kwargs["form_class"] = ProviderChoiceField
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    @admin.display(description="Provider", ordering="registry_position")
+    def provider_label(self, model: LLMModel) -> str:
+        return model.provider.label
 
     @admin.display(description="Available to")
     def available_to(self, model: LLMModel) -> str:

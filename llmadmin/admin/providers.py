@@ -1,11 +1,13 @@
-"""The provider admin: key status, connection tests (of what is stored or typed), its models."""
+"""The provider admin: accounts added, named and deleted; key status, connection tests (of
+what is stored or typed), its models."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.options import IS_POPUP_VAR
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
@@ -24,9 +26,21 @@ from llmadmin.admin.typed_secrets import (
     typed_test_key,
 )
 from llmadmin.audit import log_connection_test
-from llmadmin.forms import AUTH_MODE_FIELDS, NEW_ADDRESS, ProviderAdminForm, connection_digest
+from llmadmin.forms import (
+    AUTH_MODE_FIELDS,
+    NEW_ADDRESS,
+    ProviderAddForm,
+    ProviderAdminForm,
+    connection_digest,
+)
 from llmadmin.models import SECRET_FIELDS, AuthMode, Availability, CheckStatus, Provider
-from llmadmin.services import provider_check_connection, provider_try_connection
+from llmadmin.selectors import registry_position
+from llmadmin.services import (
+    provider_check_connection,
+    provider_delete,
+    provider_deletion_refused,
+    provider_try_connection,
+)
 
 KEY_STATE_LABELS = {
     "missing": "No key",
@@ -88,7 +102,8 @@ class ProviderAdmin(admin.ModelAdmin):
     # Narrow enough for a 1280 px screen: the test's reason is on the provider's page.
     list_display = ["label", "key_status", "tested", "endpoint", "enabled", "model_count"]
     list_display_links = ["label"]
-    list_filter = ["enabled", ConnectionTestFilter]
+    list_filter = ["type", "enabled", ConnectionTestFilter]
+    search_fields = ["name"]
     actions = ["test_connection"]
 
     class Media:
@@ -96,9 +111,9 @@ class ProviderAdmin(admin.ModelAdmin):
         css = {"all": ["llmadmin/admin.css"]}
 
     def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, **kwargs)
         if obj is None:
-            return form
+            return super().get_form(request, obj, form=ProviderAddForm, **kwargs)
+        form = super().get_form(request, obj, **kwargs)
         if request.method != "POST":
             # Kept only for the page that was refused or tested: coming back later starts
             # afresh.
@@ -128,6 +143,23 @@ class ProviderAdmin(admin.ModelAdmin):
             form.instance.stored = Provider.objects.get(pk=form.instance.pk)
         return super().render_change_form(request, context, *args, **kwargs)
 
+    def response_add(
+        self, request: HttpRequest, obj: Provider, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        # As Django's UserAdmin: an account is added to be set up, on its change page
+        # (unless "Save and add another" was asked for).
+        if "_addanother" not in request.POST and IS_POPUP_VAR not in request.POST:
+            request.POST = request.POST.copy()
+            request.POST["_continue"] = 1
+        response = super().response_add(request, obj, post_url_continue)
+        if "_continue" in request.POST:
+            self.message_user(
+                request,
+                f"Now enter {obj}'s credentials and address below and save: developers get "
+                "none of its models until then.",
+            )
+        return response
+
     def response_change(self, request: HttpRequest, obj: Provider) -> HttpResponse:
         keep_typed_secrets(request, obj, {})
         request.session.pop(typed_test_key(obj), None)
@@ -141,6 +173,10 @@ class ProviderAdmin(admin.ModelAdmin):
         return super().changeform_view(*args, **kwargs)
 
     def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> list[Any]:
+        if obj is None:
+            return [(None, {"fields": ["type", "name", "slug"]})]
+        may_add = self.has_add_permission(request)
+        account = ["type_and_add_link" if may_add else "type", "name", "slug"]
         connection = (
             ["base_url", "region"] if obj and obj.provider_type.region_required else ["base_url"]
         )
@@ -162,18 +198,33 @@ class ProviderAdmin(admin.ModelAdmin):
         # The version the page was loaded at (hidden): a save over a newer one is refused.
         test_fields = ["connection_test", "save_anyway", "version"] if can_change else ["last_test"]
         fieldsets: list[Any] = [
+            (None, {"fields": account}),
             (None, {"fields": key_fields + test_fields}),
             ("Connection", {"fields": [*connection, "enabled"]}),
         ]
-        if obj:
-            may_add = request.user.has_perm("llmadmin.add_llmmodel")
-            fieldsets.append(
-                ("Models", {"fields": ["models_and_add_link" if may_add else "models_link"]})
-            )
+        may_add_model = request.user.has_perm("llmadmin.add_llmmodel")
+        fieldsets.append(
+            ("Models", {"fields": ["models_and_add_link" if may_add_model else "models_link"]})
+        )
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
-        return ["key_status", "last_test", "connection_test", "models_link", "models_and_add_link"]
+        shown = ["key_status", "last_test", "connection_test", "models_link", "models_and_add_link"]
+        # A model's options are its account type's: the type is fixed once added.
+        return [*shown, "type", "type_and_add_link"] if obj else shown
+
+    def get_prepopulated_fields(
+        self, request: HttpRequest, obj: Provider | None = None
+    ) -> dict[str, tuple[str, ...]]:
+        return {} if obj else {"slug": ("name",)}
+
+    @admin.display(description="Type")
+    def type_and_add_link(self, provider: Provider) -> str:
+        label = provider.provider_type.label
+        url = reverse("admin:llmadmin_provider_add") + f"?type={provider.type}"
+        return format_html(
+            '{}<p><a class="addlink" href="{}">Add another {} account</a></p>', label, url, label
+        )
 
     @admin.display(description="Its models")
     def models_link(self, provider: Provider) -> str:
@@ -286,17 +337,51 @@ class ProviderAdmin(admin.ModelAdmin):
             self.log_change(request, provider, f"Tested the connection: {outcome}")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
-        return super().get_queryset(request).annotate(model_total=Count("models"))
+        # ModelAdmin's own, with the type's place in the registry to order by.
+        queryset = Provider.objects.annotate(
+            model_total=Count("models"), registry_position=registry_position()
+        )
+        return queryset.order_by(*self.get_ordering(request))
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_ordering(self, request: HttpRequest) -> list[str]:
+        # The registry's order, a type's accounts in the order they were added.
+        return ["registry_position", "pk"]
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # One at a time, from its page: a type's last account is never deleted.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
-    @admin.display(description="Provider", ordering="type")
+    def has_delete_permission(self, request: HttpRequest, obj: Provider | None = None) -> bool:
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or Provider.objects.filter(type=obj.type).exclude(pk=obj.pk).exists()
+
+    def get_deleted_objects(self, objs: Any, request: HttpRequest) -> Any:
+        # An account holding the default model is refused as Django refuses protected
+        # objects: the confirmation page says why and deletes nothing.
+        deleted, count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        for provider in objs:
+            refused = provider_deletion_refused(provider=provider)
+            if refused:
+                protected = [*protected, refused]
+        return deleted, count, perms_needed, protected
+
+    def delete_model(self, request: HttpRequest, obj: Provider) -> None:
+        provider_delete(provider=obj)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        try:
+            return super().delete_view(request, object_id, extra_context)
+        except ValidationError as error:
+            # Found under lock (another admin's deletion or default meanwhile): rolled back.
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:llmadmin_provider_change", args=[object_id]))
+
+    @admin.display(description="Provider", ordering="registry_position")
     def label(self, provider: Provider) -> str:
-        return provider.provider_type.label
+        return provider.label
 
     @admin.display(description="Key status")
     def key_status(self, provider: Provider) -> str:

@@ -194,6 +194,10 @@ class Provider(models.Model):
     # The ORM's frames below hold the plaintext secrets (pre_save): cleansed in error reports.
     @sensitive_variables()
     def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and Provider.objects.filter(type=self.type).exists():
+            # seed_defaults gives the catalog's models to a type's first account only: one
+            # added beside it never gets them, not even once it is the first.
+            self.catalog_seeded = True
         required = self.required_secrets
         missing = any(getattr(self, name) is None for name in required)
         if (

@@ -228,17 +228,19 @@ def test_set_provider_key_never_creates_a_types_account():
     assert not Provider.objects.filter(type="openai").exists()
 
 
-def test_seed_fills_only_each_types_first_account():
+def test_seed_fills_only_each_types_first_account_not_one_added_beside_it_once_first():
     second = ProviderFactory(openai=True, name="OpenAI EU")
 
     out, _ = run("seed_defaults")
     run("seed_defaults")
-
     seeded = set(LLMModel.objects.values_list("provider__name", flat=True))
+    Provider.objects.filter(type="openai", name="OpenAI").delete()  # the EU one is first now
+    run("seed_defaults")
+
     assert "OpenAI" in seeded
     assert "OpenAI EU" not in seeded
-    assert not Provider.objects.get(pk=second.pk).catalog_seeded
     assert f"Catalogs seeded: {len(PROVIDER_TYPES)};" in out
+    assert not LLMModel.objects.filter(provider=second).exists()
 
 
 def test_seed_takes_a_key_from_the_environment_for_the_first_account_only(monkeypatch):

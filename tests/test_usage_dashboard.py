@@ -483,6 +483,7 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "user",
         "group",
         "provider",
+        "provider account",
         "model identifier",
         "model",
         "client",
@@ -504,6 +505,7 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "2026-03-02",
         "alice",
         "red",
+        "Anthropic",
         "Anthropic",
         alpha.identifier,
         "Alpha",
@@ -585,12 +587,22 @@ def test_long_context_calls_are_counted_on_the_page_in_the_csv_and_by_a_rebuild(
 def test_the_csv_never_starts_a_text_cell_with_a_formula(admin_client, django_user_model):
     user = django_user_model.objects.create_user("=HYPERLINK(1)")
     user.groups.add(Group.objects.create(name="+team"))
-    model = LLMModelFactory(display_name="-model", identifier="@model", input_price=1)
+    account = ProviderFactory(anthropic=True, name="=cmd|' /C calc'!A0")
+    model = LLMModelFactory(
+        provider=account, display_name="-model", identifier="@model", input_price=1
+    )
     call(user, model, DAY1, (M, 0))
 
     rows = csv_rows(admin_client.get(CSV, RANGE))
 
-    assert rows[1][1:6] == ["'=HYPERLINK(1)", "'+team", "Anthropic", "'@model", "'-model"]
+    assert rows[1][1:7] == [
+        "'=HYPERLINK(1)",
+        "'+team",
+        "Anthropic",
+        "'=cmd|' /C calc'!A0",
+        "'@model",
+        "'-model",
+    ]
 
 
 def test_the_csv_of_a_bad_range_sends_back_to_the_dashboard(admin_client):
@@ -642,7 +654,8 @@ def test_a_daily_row_has_no_page_of_its_own(admin_client, ledger):
 
 # A constant number of queries.
 
-QUERIES = 7  # session, user; sums by key; series by day; labels of models, users, groups
+# session, user; sums by key; series by day; labels of models, accounts, users, groups
+QUERIES = 8
 
 
 def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
@@ -653,8 +666,10 @@ def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
         assert admin_client.get(DASHBOARD, wide).status_code == 200
 
     groups = [Group.objects.create(name=f"team {n}") for n in range(12)]
+    accounts = [ProviderFactory(openai_compat=True, name=f"vLLM {n}") for n in range(12)]
     models = [
-        LLMModelFactory(display_name=f"More {n}", input_price=1, output_price=1) for n in range(12)
+        LLMModelFactory(provider=account, display_name=f"More {n}", input_price=1, output_price=1)
+        for n, account in enumerate(accounts)
     ]
     for n in range(12):
         user = django_user_model.objects.create_user(f"more-{n}")
@@ -667,8 +682,9 @@ def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
 
     with django_assert_num_queries(QUERIES):
         response = admin_client.get(DASHBOARD, wide)
-    assert [row.label for row in response.context["report"].breakdowns[2].rows][-1] == "Other"
-    assert [row.label for row in response.context["report"].breakdowns[4].rows][-1] == "Other"
+    breakdowns = response.context["report"].breakdowns
+    # Accounts, developers and clients beyond the top eight.
+    assert [breakdowns[n].rows[-1].label for n in (1, 2, 4)] == ["Other"] * 3
 
 
 # usage_rebuild.
@@ -685,6 +701,7 @@ def daily_sums() -> list[dict[str, object]]:
             "group_id",
             "model_id",
             "client_product",
+            "provider_id",
             "provider_type",
             "calls",
             "uncosted_calls",

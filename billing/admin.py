@@ -179,7 +179,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "called_at",
         "user_name",
         "model_identifier",
-        "provider",
+        "account",
         "kind",
         "client",
         "token_name",
@@ -228,7 +228,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         )
 
     @admin.display(description="provider", ordering="provider_type")
-    def provider(self, record: UsageRecord) -> str:
+    def account(self, record: UsageRecord) -> str:
         """The account's label; its type's where the account is gone or unknown."""
         if record.account_name is None:
             return type_label(record.provider_type)

@@ -78,8 +78,12 @@ class Dimension:
     other_key: int | str = OTHER_ID
 
     def condition(self, key: Any) -> Q:
-        """The daily rows of this key (NO_GROUP_ID: of an empty reference)."""
+        """The daily rows of this key (NO_GROUP_ID: of an empty reference). A key of several
+        columns is named by its first where that is set (the others follow from it): one
+        comparison per key and day row, as the series' query makes them all."""
         values = key if len(self.columns) > 1 else (key,)
+        if values[0] != NO_GROUP_ID:
+            return Q(**{self.columns[0]: values[0]})
         return Q(
             **{
                 column: None if value == NO_GROUP_ID else value
@@ -92,7 +96,7 @@ DIMENSIONS = (
     Dimension("model", "model", ("model_id",)),
     # By account, with its type: sums whose account is unknown (their model was gone before
     # usage was kept per account) are shown per type.
-    Dimension("provider", "provider", ("provider_type", "provider_id")),
+    Dimension("provider", "provider", ("provider_id", "provider_type")),
     Dimension("user", "developer", ("user_id",)),
     Dimension("group", "group", ("group_id",)),
     Dimension("client", "client", ("client_product",)),
@@ -191,12 +195,12 @@ def model_labels(ids: list[int]) -> dict[int, str]:
     }
 
 
-def account_labels(keys: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+def account_labels(keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
     """Each account's label; one deleted since, or unknown, under its type's."""
-    accounts = Provider.objects.filter(pk__in=[pk for _, pk in keys])
+    accounts = Provider.objects.filter(pk__in=[pk for pk, _ in keys])
     found = accounts.values_list("pk", "name", "type")
     labels = {pk: provider_label(name, slug) for pk, name, slug in found}
-    return {(slug, pk): labels.get(pk) or type_label(slug) for slug, pk in keys}
+    return {(pk, slug): labels.get(pk) or type_label(slug) for pk, slug in keys}
 
 
 def user_labels(ids: list[int]) -> dict[int, str]:

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.ledger import client_product_of, usage_record
-from billing.models import DailyUsage, UsageRecord
+from billing.models import DailyUsage, Pricing, UsageRecord
 from billing.report import Report, axis_text, nice_scale, usage_report, x_ticks
 from llmadmin.models import LLMModel
 from llmadmin.providers.contract import Usage
@@ -303,6 +303,89 @@ def test_models_of_the_same_name_at_two_providers_are_told_apart(django_user_mod
     labels = [row.label for row in report().breakdowns[0].rows]
 
     assert sorted(labels) == ["Claude (AWS Bedrock)", "Claude (Anthropic)"]
+
+
+# Several accounts of one type.
+
+
+@pytest.fixture
+def two_accounts(django_user_model) -> dict[str, object]:
+    """OpenAI Compatible's first account (a LiteLLM gateway) and a second, Internal vLLM, each
+    with a model named Llama at $1 per 1M tokens: $1 spent at the first, $2 at vLLM."""
+    gateway = ProviderFactory(openai_compat=True)
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
+    user = django_user_model.objects.create_user("erin")
+    for account, spent in ((gateway, 1), (vllm, 2)):
+        llama = LLMModelFactory(
+            provider=account,
+            identifier="llama",
+            display_name="Llama",
+            input_price=1,
+            output_price=1,
+        )
+        call(user, llama, DAY1, (spent * M, 0))
+    return {"gateway": gateway, "vllm": vllm}
+
+
+def test_two_accounts_of_one_type_are_split_each_under_its_label(two_accounts):
+    found = report()
+
+    assert table(found, "provider") == [
+        ("Internal vLLM (OpenAI Compatible)", 1, 0, 2 * M, 0, Decimal(2)),
+        ("OpenAI Compatible", 1, 0, M, 0, Decimal(1)),
+    ]
+    assert titles(found, "provider") == {
+        "Internal vLLM (OpenAI Compatible)": [
+            "2026-03-02 · Internal vLLM (OpenAI Compatible): $2.00"
+        ],
+        "OpenAI Compatible": ["2026-03-02 · OpenAI Compatible: $1.00"],
+    }
+    # Models of one name at two accounts: by the account's name.
+    assert [row.label for row in found.breakdowns[0].rows] == [
+        "Llama (Internal vLLM)",
+        "Llama (OpenAI Compatible)",
+    ]
+
+
+def test_the_page_and_the_csv_name_each_account(admin_client, two_accounts):
+    page = admin_client.get(DASHBOARD, RANGE).text
+    header, *rows = csv_rows(admin_client.get(CSV, RANGE))
+
+    by_provider = page.split('id="usage-by-provider"')[1].split("</section>")[0]
+    assert '<th scope="row">Internal vLLM (OpenAI Compatible)</th>' in by_provider
+    assert '<th scope="row">OpenAI Compatible</th>' in by_provider
+    named = [dict(zip(header, row, strict=True)) for row in rows]
+    assert sorted((row["provider"], row["provider account"], row["cost"]) for row in named) == [
+        ("OpenAI Compatible", "Internal vLLM", "2.00"),
+        ("OpenAI Compatible", "OpenAI Compatible", "1.00"),
+    ]
+
+
+def test_a_deleted_accounts_spend_stays_under_its_types_label(admin_client, two_accounts):
+    vllm_id = two_accounts["vllm"].pk
+    two_accounts["vllm"].delete()  # and its models
+
+    found = report()
+    header, *rows = csv_rows(admin_client.get(CSV, RANGE))
+
+    assert table(found, "provider") == [
+        ("OpenAI Compatible", 1, 0, 2 * M, 0, Decimal(2)),
+        ("OpenAI Compatible", 1, 0, M, 0, Decimal(1)),
+    ]
+    accounts = sorted(dict(zip(header, row, strict=True))["provider account"] for row in rows)
+    assert accounts == ["OpenAI Compatible", f"account #{vllm_id}"]
+
+
+def test_sums_from_before_accounts_whose_model_was_gone_are_shown_per_type(ledger):
+    # What the migration leaves where a model was deleted before it: no account.
+    DailyUsage.objects.update(provider=None)
+
+    assert table(report(), "provider") == [
+        ("Anthropic", 4, 1, 3_500_000, 1_500_000, Decimal("6.50")),
+        ("OpenAI", 2, 0, 1_100_000, 350_000, Decimal("4.70")),
+        ("Google (Gemini)", 1, 1, 500_000, 500_000, Decimal(0)),
+    ]
+    assert report(metric="tokens").totals.calls == 7
 
 
 # The chart's scale and labels.
@@ -755,6 +838,36 @@ def test_usage_rebuild_keeps_each_clients_sums_apart(ledger, gateway_calls):
     )
     assert rebuild() == ("Daily usage rebuilt from the ledger: 10 rows.\n", 0)
     assert daily_sums() == kept
+
+
+def old_record(user: User, model: LLMModel) -> None:
+    """A call recorded before accounts: it names none (and has no daily sums yet)."""
+    UsageRecord.objects.create(
+        day=DAY1,
+        user_id=user.pk,
+        model=model,
+        provider_type=model.provider.type,
+        model_identifier=model.identifier,
+        pricing=Pricing.UNREPORTED,
+    )
+
+
+def test_usage_rebuild_gives_records_without_an_account_their_models(ledger, two_accounts):
+    vllm = two_accounts["vllm"]
+    on_vllm = LLMModel.objects.get(provider=vllm)
+    old_record(ledger["bob"], on_vllm)
+    old_record(ledger["bob"], ledger["gamma"])
+    gamma_id = ledger["gamma"].pk
+    ledger["gamma"].delete()
+
+    rebuild()
+
+    bobs = DailyUsage.objects.filter(user_id=ledger["bob"].pk, day=DAY1)
+    assert dict(bobs.values_list("model_id", "provider_id")) == {
+        on_vllm.pk: vllm.pk,
+        gamma_id: None,  # its model is gone: the account is unknown
+    }
+    assert rebuild("--check") == ("The daily sums match the ledger.\n", 0)
 
 
 def test_usage_rebuild_check_reports_each_difference_and_exits_1(ledger):

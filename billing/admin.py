@@ -7,7 +7,8 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models import BigIntegerField, Count, Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -23,9 +24,10 @@ from billing.budgets import (
 )
 from billing.forms import UserBudgetForm
 from billing.models import BudgetAlert, DeveloperBudget, GroupBudget, UsageRecord, UserBudget
-from billing.report import provider_label
+from billing.report import type_label
+from llmadmin.models import LLMModel, Provider, provider_label
 from llmadmin.money import left_text, limit_text, usd
-from llmadmin.providers import PROVIDER_TYPES
+from llmadmin.selectors import providers_in_registry_order
 
 
 @admin.register(GroupBudget)
@@ -145,17 +147,28 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
         return format_html('<span class="budget-alert budget-{}">{}</span>', level, label)
 
 
-class ProviderTypeFilter(admin.SimpleListFilter):
-    """The ledger's provider types by their labels (the column keeps the slug as it was)."""
+class ProviderAccountFilter(admin.SimpleListFilter):
+    """The ledger's calls to one provider account, by its label: those from before accounts
+    through their model's account."""
 
     title = "provider"
-    parameter_name = "provider_type"
+    parameter_name = "provider"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(slug, provider_type.label) for slug, provider_type in PROVIDER_TYPES.items()]
+        accounts = providers_in_registry_order().values_list("pk", "name", "type")
+        return [(str(pk), provider_label(name, slug)) for pk, name, slug in accounts]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
-        return queryset.filter(provider_type=self.value()) if self.value() else queryset
+        if not self.value():
+            return queryset
+        try:
+            account = int(self.value())
+        except ValueError:
+            return queryset.none()
+        its_models = LLMModel.objects.filter(provider_id=account).values("pk")
+        return queryset.filter(
+            Q(provider_id=account) | Q(provider_id=None, model_id__in=its_models)
+        )
 
 
 @admin.register(UsageRecord)
@@ -166,7 +179,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "called_at",
         "user_name",
         "model_identifier",
-        "provider",
+        "account",
         "kind",
         "client",
         "token_name",
@@ -175,7 +188,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "price_tier",
         "cost_shown",
     ]
-    list_filter = ["pricing", "price_tier", "kind", ProviderTypeFilter, "day"]
+    list_filter = ["pricing", "price_tier", "kind", ProviderAccountFilter, "day"]
     # A client by the name its User-Agent gave (a token's secret is never kept: nothing to find).
     search_fields = ["model_identifier", "client"]
     # Shown, never a form: also no model choice built (its ordering is the model admin's).
@@ -198,15 +211,28 @@ class UsageRecordAdmin(admin.ModelAdmin):
         # The gateway's tokens, through the reference (billing does not import the gateway).
         tokens = UsageRecord._meta.get_field("token").related_model.objects
         token_name = tokens.filter(pk=OuterRef("token_id")).values("name")
+        # A record from before accounts names none: its model's, while the model exists.
+        model_account = LLMModel.objects.filter(pk=OuterRef("model_id")).values("provider_id")
+        account = Provider.objects.filter(pk=OuterRef("account_id")).values("name")
         return (
             super()
             .get_queryset(request)
-            .annotate(username=Subquery(username), token_name=Subquery(token_name))
+            .annotate(
+                username=Subquery(username),
+                token_name=Subquery(token_name),
+                account_id=Coalesce(
+                    "provider_id", Subquery(model_account), output_field=BigIntegerField()
+                ),
+                account_name=Subquery(account),
+            )
         )
 
     @admin.display(description="provider", ordering="provider_type")
-    def provider(self, record: UsageRecord) -> str:
-        return provider_label(record.provider_type)
+    def account(self, record: UsageRecord) -> str:
+        """The account's label; its type's where the account is gone or unknown."""
+        if record.account_name is None:
+            return type_label(record.provider_type)
+        return provider_label(record.account_name, record.provider_type)
 
     @admin.display(description="user", ordering="username")
     def user_name(self, record: UsageRecord) -> str:

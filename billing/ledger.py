@@ -138,6 +138,7 @@ def usage_record(
         user_id=user_id,
         group_id=allowance.group_id,
         model=model,
+        provider_id=model.provider_id,
         provider_type=model.provider.type,
         model_identifier=model.identifier,
         kind=kind,
@@ -178,7 +179,12 @@ def daily_usage_add(record: UsageRecord) -> None:
         "cost": record.cost or ZERO,
     }
     connection = connections[DailyUsage.objects.db]
-    values = {**key, "provider_type": record.provider_type, **amounts}
+    values = {
+        **key,
+        "provider_id": record.provider_id,
+        "provider_type": record.provider_type,
+        **amounts,
+    }
     # The unique index the row falls under (partial: one with a group, one without).
     conflict = (
         "day, user_id, model_id, client_product, group_id) WHERE (group_id IS NOT NULL"

@@ -183,6 +183,9 @@ class UsageRecord(models.Model):
     # their first group by name; none when they are in no group.
     group = no_constraint(Group, null=True, blank=True)
     model = no_constraint(LLMModel)
+    # The provider account called. Empty on records from before accounts (never backfilled:
+    # the ledger is not changed): their model's account, while the model exists.
+    provider = no_constraint("llmadmin.Provider", null=True, blank=True)
     # Kept as they were: the model or provider may change or go.
     provider_type = models.CharField(max_length=32)
     model_identifier = models.CharField(max_length=200)
@@ -244,6 +247,9 @@ class DailyUsage(models.Model):
     model = no_constraint(LLMModel)
     # Empty: the chat (sums from before the gateway are all the chat's).
     client_product = client_product_field()
+    # The model's account (a model belongs to one); empty where the model was gone before
+    # usage was kept per account.
+    provider = no_constraint("llmadmin.Provider", null=True, blank=True)
     provider_type = models.CharField(max_length=32)
     calls = models.PositiveIntegerField(default=0)
     # Calls without a cost (unpriced, or no token counts): the cost leaves them out.

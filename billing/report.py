@@ -1,13 +1,14 @@
 """The usage dashboard's reads: what was spent over a range of days, in total and by model,
 provider, developer, group and client, and the geometry of each dimension's stacked bar chart.
 
-Everything comes from the daily sums (DailyUsage), never from the ledger, in at most five
-queries whatever the range or the data: the sums by developer, model, group and client together
-(folded per dimension in Python), then every dimension's per-day series in one query grouped
-by day (a filtered sum per key shown), then one query per kind of label, for the keys shown
-only. Two passes over the range in all: a year of a million calls is about 250,000 daily
+Everything comes from the daily sums (DailyUsage), never from the ledger, in at most six
+queries whatever the range or the data: the sums by developer, model, account, group and client
+together (folded per dimension in Python), then every dimension's per-day series in one query
+grouped by day (a filtered sum per key shown), then one query per kind of label, for the keys
+shown only. Two passes over the range in all: a year of a million calls is about 250,000 daily
 rows. The ledger's references outlive what they name, so labels are looked up by id
-afterwards, never joined: a deleted developer's spend stays in the sums, shown as "user #id".
+afterwards, never joined: a deleted developer's spend stays in the sums, shown as "user #id"; a
+deleted provider account's, under its type's label.
 
 Also a developer's own month (own_usage), as the usage API and the agents' page show it.
 """
@@ -26,13 +27,13 @@ from typing import Any, Literal, NamedTuple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import models
-from django.db.models import F, Q, QuerySet, Sum
+from django.db.models import F, Min, Q, QuerySet, Sum
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
 from billing.budgets import api_amount, budget_state, budget_summary, next_month
 from billing.models import TOKEN_FIELDS, DailyUsage
-from llmadmin.models import LLMModel
+from llmadmin.models import LLMModel, Provider, provider_label
 from llmadmin.money import CURRENCY, cost_text, csv_amount, usd
 from llmadmin.providers import PROVIDER_TYPES
 
@@ -44,8 +45,9 @@ MAX_DAYS = 366
 TOP = 8
 ZERO = Decimal(0)
 
-# Keys of the summed buckets, never an id (ids start at 1) nor a provider type's slug.
-OTHER_ID, NO_GROUP_ID, OTHER_SLUG = 0, -1, ""
+# Keys of the summed buckets, never an id (ids start at 1). NO_GROUP_ID also stands for an
+# empty reference in a key of several columns (an account unknown).
+OTHER_ID, NO_GROUP_ID = 0, -1
 
 # Okabe-Ito: told apart with any kind of colour blindness. "Other" and "No group" are greys.
 PALETTE = (
@@ -70,18 +72,42 @@ CHAT_CLIENT = "Chat (the /agents/ page)"
 class Dimension:
     name: str
     title: str  # as in "Cost per day by model"
-    column: str
+    # A key is the value of its one column, or a tuple of its columns' values.
+    columns: tuple[str, ...]
     # The key of "Other": never one of the dimension's keys (a client is a string, even empty).
     other_key: int | str = OTHER_ID
 
+    def condition(self, key: Any) -> Q:
+        """The daily rows of this key (NO_GROUP_ID: of an empty reference). A key of several
+        columns is named by its first where that is set (the others follow from it): one
+        comparison per key and day row, as the series' query makes them all."""
+        values = key if len(self.columns) > 1 else (key,)
+        if values[0] != NO_GROUP_ID:
+            return Q(**{self.columns[0]: values[0]})
+        return Q(
+            **{
+                column: None if value == NO_GROUP_ID else value
+                for column, value in zip(self.columns, values, strict=True)
+            }
+        )
+
 
 DIMENSIONS = (
-    Dimension("model", "model", "model_id"),
-    Dimension("provider", "provider", "provider_type", other_key=OTHER_SLUG),
-    Dimension("user", "developer", "user_id"),
-    Dimension("group", "group", "group_id"),
-    Dimension("client", "client", "client_product"),
+    Dimension("model", "model", ("model_id",)),
+    # By account, with its type: sums whose account is unknown (their model was gone before
+    # usage was kept per account) are shown per type.
+    Dimension("provider", "provider", ("provider_id", "provider_type")),
+    Dimension("user", "developer", ("user_id",)),
+    Dimension("group", "group", ("group_id",)),
+    Dimension("client", "client", ("client_product",)),
 )
+# Every dimension's columns, each once.
+KEY_COLUMNS = tuple(
+    dict.fromkeys(column for dimension in DIMENSIONS for column in dimension.columns)
+)
+# A model's account and its type: taken with the sums by key, not grouped by (a model belongs
+# to one account): the fewer the columns sorted, the faster the sort.
+OF_THE_MODEL = ("provider_id", "provider_type")
 
 
 @dataclass(frozen=True)
@@ -163,14 +189,21 @@ def days_of(start: date, end: date) -> list[date]:
 
 def model_labels(ids: list[int]) -> dict[int, str]:
     found = list(
-        LLMModel.objects.filter(pk__in=ids).values_list("pk", "display_name", "provider__type")
+        LLMModel.objects.filter(pk__in=ids).values_list("pk", "display_name", "provider__name")
     )
     names = [name for _, name, _ in found]
-    # The same display name at two providers (Claude direct and on Bedrock): say which.
+    # The same display name at two accounts (Claude direct and on Bedrock): say which.
     return {
-        pk: f"{name} ({provider_label(slug)})" if names.count(name) > 1 else name
-        for pk, name, slug in found
+        pk: f"{name} ({account})" if names.count(name) > 1 else name for pk, name, account in found
     }
+
+
+def account_labels(keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
+    """Each account's label; one deleted since, or unknown, under its type's."""
+    accounts = Provider.objects.filter(pk__in=[pk for pk, _ in keys])
+    found = accounts.values_list("pk", "name", "type")
+    labels = {pk: provider_label(name, slug) for pk, name, slug in found}
+    return {(pk, slug): labels.get(pk) or type_label(slug) for pk, slug in keys}
 
 
 def user_labels(ids: list[int]) -> dict[int, str]:
@@ -182,7 +215,7 @@ def group_labels(ids: list[int]) -> dict[int, str]:
     return dict(Group.objects.filter(pk__in=ids).values_list("pk", "name"))
 
 
-def provider_label(slug: str) -> str:
+def type_label(slug: str) -> str:
     provider_type = PROVIDER_TYPES.get(slug)
     return provider_type.label if provider_type else slug
 
@@ -192,8 +225,6 @@ def label_of(dimension: Dimension, key: Any, labels: dict[Any, str]) -> str:
         return "Other"
     if key == NO_GROUP_ID and dimension.name == "group":
         return "No group"
-    if dimension.name == "provider":
-        return provider_label(key)
     if dimension.name == "client":
         # A gateway client by the name it gave (ledger.client_product_of).
         return key or CHAT_CLIENT
@@ -273,18 +304,26 @@ def ranked_keys(
 def key_sums(days: QuerySet[DailyUsage]) -> dict[str, dict[Any, Amounts]]:
     """Each dimension's sums by key: one query, grouped by developer, model, group and client
     at once (a few thousand rows where a year has hundreds of thousands: one sort instead of
-    one per dimension), folded per dimension here."""
+    one per dimension), with the model's account and type, folded per dimension here."""
+    grouped = [column for column in KEY_COLUMNS if column not in OF_THE_MODEL]
+    taken = {f"model_{column}": Min(column) for column in OF_THE_MODEL}
     rows = (
-        days.values(*(dimension.column for dimension in DIMENSIONS))
-        .annotate(**sums(KEY_FIELDS))
-        .values_list(*(dimension.column for dimension in DIMENSIONS), *sums(KEY_FIELDS))
+        days.values(*grouped)
+        .annotate(**taken, **sums(KEY_FIELDS))
+        .values_list(*grouped, *taken, *sums(KEY_FIELDS))
     )
+    columns = [*grouped, *OF_THE_MODEL]
     width = len(KEY_FIELDS)
     folded: list[dict[Any, list[Any]]] = [{} for _ in DIMENSIONS]
+    positions = [
+        [columns.index(column) for column in dimension.columns] for dimension in DIMENSIONS
+    ]
     for row in rows:
-        amounts = [amount or 0 for amount in row[len(DIMENSIONS) :]]
-        for by_key, key in zip(folded, row, strict=False):
-            into = by_key.setdefault(NO_GROUP_ID if key is None else key, [0] * width)
+        amounts = [amount or 0 for amount in row[len(columns) :]]
+        keys = [NO_GROUP_ID if value is None else value for value in row[: len(columns)]]
+        for by_key, at in zip(folded, positions, strict=True):
+            key = keys[at[0]] if len(at) == 1 else tuple(keys[index] for index in at)
+            into = by_key.setdefault(key, [0] * width)
             for index, amount in enumerate(amounts):
                 into[index] += amount
     return {
@@ -295,7 +334,7 @@ def key_sums(days: QuerySet[DailyUsage]) -> dict[str, dict[Any, Amounts]]:
 
 def usage_report(*, start: date, end: date, metric: Metric) -> Report:
     """Totals, and for each dimension its top keys, "Other" (and "No group"), their sums and
-    their per-day series, with labels: five queries at most, whatever the range or the data
+    their per-day series, with labels: six queries at most, whatever the range or the data
     (sums by key, series by day, and one per kind of label)."""
     days = in_range(start, end)
     by_dimension = key_sums(days)
@@ -318,7 +357,7 @@ def usage_report(*, start: date, end: date, metric: Metric) -> Report:
         "model": model_labels(tops["model"]),
         "user": user_labels(tops["user"]),
         "group": group_labels(tops["group"]),
-        "provider": {},
+        "provider": account_labels(tops["provider"]),
         "client": {},
     }
     breakdowns = []
@@ -357,15 +396,11 @@ def per_day(
     values = {"day_total": metric_sum(metric)}
     for dimension in DIMENSIONS:
         for key in shown[dimension.name]:
-            if key == NO_GROUP_ID and dimension.name == "group":
-                condition = Q(group_id__isnull=True)
-            elif key == dimension.other_key:
+            if key == dimension.other_key:
                 continue
-            else:
-                condition = Q(**{dimension.column: key})
             name = f"value_{len(columns)}"
             columns[name] = (dimension.name, key)
-            values[name] = metric_sum(metric, condition)
+            values[name] = metric_sum(metric, dimension.condition(key))
     others = [dimension for dimension in DIMENSIONS if dimension.other_key in shown[dimension.name]]
     # SQLite sums costs as floats: what is left of a day's total after its keys may be a
     # rounding error, not a cost.
@@ -576,6 +611,7 @@ CSV_HEADER = (
     "user",
     "group",
     "provider",
+    "provider account",
     "model identifier",
     "model",
     "client",
@@ -594,8 +630,9 @@ CSV_COUNTS = ("calls", "long_context_calls", *TOKEN_FIELDS)
 
 
 def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
-    """Each daily row of the range (day, developer, group, model, client), labelled: three label
-    queries for the ids in the range, then the rows read in chunks."""
+    """Each daily row of the range (day, developer, group, model, client), labelled: four label
+    queries for the ids in the range, then the rows read in chunks. The provider is the type's
+    label, beside the account's name (empty where it is unknown)."""
     days = in_range(start, end)
     users = get_user_model().objects.filter(pk__in=days.values("user_id"))
     usernames = dict(users.values_list("pk", get_user_model().USERNAME_FIELD))
@@ -603,6 +640,11 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
         Group.objects.filter(pk__in=days.exclude(group_id=None).values("group_id")).values_list(
             "pk", "name"
         )
+    )
+    accounts = dict(
+        Provider.objects.filter(
+            pk__in=days.exclude(provider_id=None).values("provider_id")
+        ).values_list("pk", "name")
     )
     llm_models = {
         pk: (identifier, name)
@@ -615,21 +657,22 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
         "user_id",
         "group_id",
         "provider_type",
+        "provider_id",
         "model_id",
         "client_product",
         *CSV_COUNTS,
         "cost",
         "uncosted_calls",
     )
-    for day, user_id, group_id, slug, model_id, client, *counts, cost, unpriced in rows.iterator(
-        chunk_size=2000
-    ):
+    for row in rows.iterator(chunk_size=2000):
+        day, user_id, group_id, slug, account_id, model_id, client, *counts, cost, unpriced = row
         identifier, name = llm_models.get(model_id, ("", f"model #{model_id}"))
         yield (
             day.isoformat(),
             usernames.get(user_id) or f"user #{user_id}",
             "" if group_id is None else groups.get(group_id) or f"group #{group_id}",
-            provider_label(slug),
+            type_label(slug),
+            "" if account_id is None else accounts.get(account_id) or f"account #{account_id}",
             identifier,
             name,
             client or CHAT_CLIENT,

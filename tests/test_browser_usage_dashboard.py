@@ -41,7 +41,8 @@ def problems(page: Page) -> Iterator[list[str]]:
 
 
 def spend(django_user_model) -> None:
-    """Two developers, one in a group, with two models over a week."""
+    """Two developers, one in a group, with two models over a week: one at Anthropic, one at a
+    second OpenAI Compatible account."""
     team = Group.objects.create(name="platform")
     ada = django_user_model.objects.create_user("ada")
     ada.groups.add(team)
@@ -53,7 +54,7 @@ def spend(django_user_model) -> None:
         output_price=Decimal(15),
     )
     mini = LLMModelFactory(
-        provider=ProviderFactory(openai=True),
+        provider=ProviderFactory(openai_compat=True, name="Internal vLLM"),
         display_name="GPT Mini",
         input_price=Decimal("0.25"),
         output_price=Decimal(2),
@@ -98,7 +99,10 @@ def test_the_charts_render_with_bars_legends_and_hover_titles(
     expect(legend.nth(0)).to_contain_text("Claude Sonnet")
     expect(legend.nth(1)).to_contain_text("GPT Mini")
     expect(page.locator("#chart-group .usage-legend")).to_contain_text("No group")
-    expect(page.locator("#chart-provider .usage-legend")).to_contain_text("Anthropic")
+    providers = page.locator("#chart-provider .usage-legend li")
+    expect(providers).to_have_count(2)
+    expect(providers.nth(0)).to_contain_text("Anthropic")
+    expect(providers.nth(1)).to_contain_text("Internal vLLM (OpenAI Compatible)")
     expect(page.locator("#chart-client .usage-legend")).to_contain_text("Chat (the /agents/ page)")
     # A bar's hover text: its day, key and value.
     first = page.locator("#chart-model .bars g.series").first.locator("rect title").first

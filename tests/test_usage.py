@@ -497,6 +497,38 @@ def test_a_database_from_before_the_billing_app_keeps_its_rows_grants_audit_and_
     assert UsageRecord.objects.get().cost == CALL_COST
 
 
+@pytest.mark.django_db(transaction=True)
+def test_migrating_to_usage_per_account_keeps_the_sums_and_gives_them_their_models_account():
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM")
+    kept, gone = LLMModelFactory(provider=vllm, **PRICES), LLMModelFactory(**PRICES)
+    user = User.objects.create_user("dev")
+    spend(user, kept, 2)
+    spend(user, gone, 1)
+    gone_id = gone.pk
+    gone.delete()
+    triggers = ledger_triggers()
+    quiet = {"verbosity": 0, "stdout": io.StringIO()}
+    # Back to before accounts in the ledger, and forward: SQLite may rebuild the tables.
+    call_command("migrate", "billing", "0003_client_product", **quiet)
+    call_command("migrate", **quiet)
+
+    sums = DailyUsage.objects.order_by("model_id").values_list(
+        "model_id", "provider_id", "calls", "cost"
+    )
+    assert list(sums) == [
+        (kept.pk, vllm.pk, 2, 2 * CALL_COST),
+        (gone_id, None, 1, CALL_COST),  # its model was gone: the account is unknown
+    ]
+    # The ledger is never changed: its records from before name no account.
+    assert list(UsageRecord.objects.values_list("provider_id", "cost")) == [(None, CALL_COST)] * 3
+    assert ledger_triggers() == triggers
+    with pytest.raises(DatabaseError), transaction.atomic():
+        UsageRecord.objects.update(cost=0)
+    out = io.StringIO()
+    call_command("usage_rebuild", "--check", stdout=out)
+    assert out.getvalue() == "The daily sums match the ledger.\n"
+
+
 def test_records_outlive_their_user_and_model():
     model = LLMModelFactory(**PRICES)
     user = User.objects.create_user("leaver")
@@ -878,3 +910,52 @@ def test_the_ledger_lists_a_gateway_calls_client_and_token_by_name_and_finds_it_
     assert '<td class="field-token_name">token #999</td>' in page
     assert token.prefix not in page and secret not in page
     assert "OpenAI/Python 3.57.0" in found and "claude-cli" not in found
+
+
+def test_the_ledger_names_each_calls_account_and_filters_by_it(admin_client, developer):
+    gateway = ProviderFactory(openai_compat=True)
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM")
+    at_gateway = LLMModelFactory(provider=gateway, identifier="gateway-llama", **PRICES)
+    at_vllm = LLMModelFactory(provider=vllm, identifier="vllm-llama", **PRICES)
+    for model in (at_gateway, at_vllm):
+        usage_record(
+            user_id=developer.pk, model=model, called_at=datetime.now(UTC), usage=Usage(10, 5)
+        )
+    # A call from before accounts names none: its model's account is shown and filtered.
+    UsageRecord.objects.create(
+        day=datetime.now(UTC).date(),
+        user_id=developer.pk,
+        model=at_vllm,
+        provider_type=vllm.type,
+        model_identifier="vllm-llama-before",
+        pricing=Pricing.UNREPORTED,
+    )
+    ledger = reverse("admin:billing_usagerecord_changelist")
+
+    page = admin_client.get(ledger).text
+    at_vllm_only = admin_client.get(ledger, {"provider": vllm.pk}).text
+
+    assert dict(UsageRecord.objects.values_list("model_identifier", "provider_id")) == {
+        "gateway-llama": gateway.pk,
+        "vllm-llama": vllm.pk,
+        "vllm-llama-before": None,
+    }
+    assert page.count('<td class="field-account">Internal vLLM (OpenAI Compatible)</td>') == 2
+    assert page.count('<td class="field-account">OpenAI Compatible</td>') == 1
+    assert "vllm-llama-before" in at_vllm_only and "vllm-llama<" in at_vllm_only
+    assert "gateway-llama" not in at_vllm_only
+    assert f'href="?provider={vllm.pk}"' in page  # the filter lists the accounts
+
+
+def test_the_ledger_filter_by_account_lists_nothing_for_a_bad_value(admin_client, developer):
+    usage_record(
+        user_id=developer.pk,
+        model=LLMModelFactory(identifier="llama", **PRICES),
+        called_at=datetime.now(UTC),
+        usage=Usage(10, 5),
+    )
+
+    response = admin_client.get(reverse("admin:billing_usagerecord_changelist"), {"provider": "x"})
+
+    assert response.status_code == 200
+    assert "llama" not in response.text

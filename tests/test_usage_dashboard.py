@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.ledger import client_product_of, usage_record
-from billing.models import DailyUsage, UsageRecord
+from billing.models import DailyUsage, Pricing, UsageRecord
 from billing.report import Report, axis_text, nice_scale, usage_report, x_ticks
 from llmadmin.models import LLMModel
 from llmadmin.providers.contract import Usage
@@ -305,6 +305,89 @@ def test_models_of_the_same_name_at_two_providers_are_told_apart(django_user_mod
     assert sorted(labels) == ["Claude (AWS Bedrock)", "Claude (Anthropic)"]
 
 
+# Several accounts of one type.
+
+
+@pytest.fixture
+def two_accounts(django_user_model) -> dict[str, object]:
+    """OpenAI Compatible's first account (a LiteLLM gateway) and a second, Internal vLLM, each
+    with a model named Llama at $1 per 1M tokens: $1 spent at the first, $2 at vLLM."""
+    gateway = ProviderFactory(openai_compat=True)
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
+    user = django_user_model.objects.create_user("erin")
+    for account, spent in ((gateway, 1), (vllm, 2)):
+        llama = LLMModelFactory(
+            provider=account,
+            identifier="llama",
+            display_name="Llama",
+            input_price=1,
+            output_price=1,
+        )
+        call(user, llama, DAY1, (spent * M, 0))
+    return {"gateway": gateway, "vllm": vllm}
+
+
+def test_two_accounts_of_one_type_are_split_each_under_its_label(two_accounts):
+    found = report()
+
+    assert table(found, "provider") == [
+        ("Internal vLLM (OpenAI Compatible)", 1, 0, 2 * M, 0, Decimal(2)),
+        ("OpenAI Compatible", 1, 0, M, 0, Decimal(1)),
+    ]
+    assert titles(found, "provider") == {
+        "Internal vLLM (OpenAI Compatible)": [
+            "2026-03-02 · Internal vLLM (OpenAI Compatible): $2.00"
+        ],
+        "OpenAI Compatible": ["2026-03-02 · OpenAI Compatible: $1.00"],
+    }
+    # Models of one name at two accounts: by the account's name.
+    assert [row.label for row in found.breakdowns[0].rows] == [
+        "Llama (Internal vLLM)",
+        "Llama (OpenAI Compatible)",
+    ]
+
+
+def test_the_page_and_the_csv_name_each_account(admin_client, two_accounts):
+    page = admin_client.get(DASHBOARD, RANGE).text
+    header, *rows = csv_rows(admin_client.get(CSV, RANGE))
+
+    by_provider = page.split('id="usage-by-provider"')[1].split("</section>")[0]
+    assert '<th scope="row">Internal vLLM (OpenAI Compatible)</th>' in by_provider
+    assert '<th scope="row">OpenAI Compatible</th>' in by_provider
+    named = [dict(zip(header, row, strict=True)) for row in rows]
+    assert sorted((row["provider"], row["provider account"], row["cost"]) for row in named) == [
+        ("OpenAI Compatible", "Internal vLLM", "2.00"),
+        ("OpenAI Compatible", "OpenAI Compatible", "1.00"),
+    ]
+
+
+def test_a_deleted_accounts_spend_stays_under_its_types_label(admin_client, two_accounts):
+    vllm_id = two_accounts["vllm"].pk
+    two_accounts["vllm"].delete()  # and its models
+
+    found = report()
+    header, *rows = csv_rows(admin_client.get(CSV, RANGE))
+
+    assert table(found, "provider") == [
+        ("OpenAI Compatible", 1, 0, 2 * M, 0, Decimal(2)),
+        ("OpenAI Compatible", 1, 0, M, 0, Decimal(1)),
+    ]
+    accounts = sorted(dict(zip(header, row, strict=True))["provider account"] for row in rows)
+    assert accounts == ["OpenAI Compatible", f"account #{vllm_id}"]
+
+
+def test_sums_from_before_accounts_whose_model_was_gone_are_shown_per_type(ledger):
+    # What the migration leaves where a model was deleted before it: no account.
+    DailyUsage.objects.update(provider=None)
+
+    assert table(report(), "provider") == [
+        ("Anthropic", 4, 1, 3_500_000, 1_500_000, Decimal("6.50")),
+        ("OpenAI", 2, 0, 1_100_000, 350_000, Decimal("4.70")),
+        ("Google (Gemini)", 1, 1, 500_000, 500_000, Decimal(0)),
+    ]
+    assert report(metric="tokens").totals.calls == 7
+
+
 # The chart's scale and labels.
 
 
@@ -483,6 +566,7 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "user",
         "group",
         "provider",
+        "provider account",
         "model identifier",
         "model",
         "client",
@@ -504,6 +588,7 @@ def test_the_csv_has_one_row_per_daily_sum_with_a_deleted_user_by_id(admin_clien
         "2026-03-02",
         "alice",
         "red",
+        "Anthropic",
         "Anthropic",
         alpha.identifier,
         "Alpha",
@@ -585,12 +670,22 @@ def test_long_context_calls_are_counted_on_the_page_in_the_csv_and_by_a_rebuild(
 def test_the_csv_never_starts_a_text_cell_with_a_formula(admin_client, django_user_model):
     user = django_user_model.objects.create_user("=HYPERLINK(1)")
     user.groups.add(Group.objects.create(name="+team"))
-    model = LLMModelFactory(display_name="-model", identifier="@model", input_price=1)
+    account = ProviderFactory(anthropic=True, name="=cmd|' /C calc'!A0")
+    model = LLMModelFactory(
+        provider=account, display_name="-model", identifier="@model", input_price=1
+    )
     call(user, model, DAY1, (M, 0))
 
     rows = csv_rows(admin_client.get(CSV, RANGE))
 
-    assert rows[1][1:6] == ["'=HYPERLINK(1)", "'+team", "Anthropic", "'@model", "'-model"]
+    assert rows[1][1:7] == [
+        "'=HYPERLINK(1)",
+        "'+team",
+        "Anthropic",
+        "'=cmd|' /C calc'!A0",
+        "'@model",
+        "'-model",
+    ]
 
 
 def test_the_csv_of_a_bad_range_sends_back_to_the_dashboard(admin_client):
@@ -642,7 +737,8 @@ def test_a_daily_row_has_no_page_of_its_own(admin_client, ledger):
 
 # A constant number of queries.
 
-QUERIES = 7  # session, user; sums by key; series by day; labels of models, users, groups
+# session, user; sums by key; series by day; labels of models, accounts, users, groups
+QUERIES = 8
 
 
 def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
@@ -653,8 +749,10 @@ def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
         assert admin_client.get(DASHBOARD, wide).status_code == 200
 
     groups = [Group.objects.create(name=f"team {n}") for n in range(12)]
+    accounts = [ProviderFactory(openai_compat=True, name=f"vLLM {n}") for n in range(12)]
     models = [
-        LLMModelFactory(display_name=f"More {n}", input_price=1, output_price=1) for n in range(12)
+        LLMModelFactory(provider=account, display_name=f"More {n}", input_price=1, output_price=1)
+        for n, account in enumerate(accounts)
     ]
     for n in range(12):
         user = django_user_model.objects.create_user(f"more-{n}")
@@ -667,8 +765,9 @@ def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
 
     with django_assert_num_queries(QUERIES):
         response = admin_client.get(DASHBOARD, wide)
-    assert [row.label for row in response.context["report"].breakdowns[2].rows][-1] == "Other"
-    assert [row.label for row in response.context["report"].breakdowns[4].rows][-1] == "Other"
+    breakdowns = response.context["report"].breakdowns
+    # Accounts, developers and clients beyond the top eight.
+    assert [breakdowns[n].rows[-1].label for n in (1, 2, 4)] == ["Other"] * 3
 
 
 # usage_rebuild.
@@ -685,6 +784,7 @@ def daily_sums() -> list[dict[str, object]]:
             "group_id",
             "model_id",
             "client_product",
+            "provider_id",
             "provider_type",
             "calls",
             "uncosted_calls",
@@ -738,6 +838,36 @@ def test_usage_rebuild_keeps_each_clients_sums_apart(ledger, gateway_calls):
     )
     assert rebuild() == ("Daily usage rebuilt from the ledger: 10 rows.\n", 0)
     assert daily_sums() == kept
+
+
+def old_record(user: User, model: LLMModel) -> None:
+    """A call recorded before accounts: it names none (and has no daily sums yet)."""
+    UsageRecord.objects.create(
+        day=DAY1,
+        user_id=user.pk,
+        model=model,
+        provider_type=model.provider.type,
+        model_identifier=model.identifier,
+        pricing=Pricing.UNREPORTED,
+    )
+
+
+def test_usage_rebuild_gives_records_without_an_account_their_models(ledger, two_accounts):
+    vllm = two_accounts["vllm"]
+    on_vllm = LLMModel.objects.get(provider=vllm)
+    old_record(ledger["bob"], on_vllm)
+    old_record(ledger["bob"], ledger["gamma"])
+    gamma_id = ledger["gamma"].pk
+    ledger["gamma"].delete()
+
+    rebuild()
+
+    bobs = DailyUsage.objects.filter(user_id=ledger["bob"].pk, day=DAY1)
+    assert dict(bobs.values_list("model_id", "provider_id")) == {
+        on_vllm.pk: vllm.pk,
+        gamma_id: None,  # its model is gone: the account is unknown
+    }
+    assert rebuild("--check") == ("The daily sums match the ledger.\n", 0)
 
 
 def test_usage_rebuild_check_reports_each_difference_and_exits_1(ledger):

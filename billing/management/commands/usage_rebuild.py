@@ -2,7 +2,8 @@
 
 Usage: manage.py usage_rebuild [--check]
 
-Sums every usage record per day, developer, group, model and client in one aggregate query and
+Sums every usage record per day, developer, group, model and client in one aggregate query (with
+the model's provider account; a record from before accounts: its model's, while it exists) and
 replaces all daily sums with the result in one transaction (the ledger is the truth; the sums
 are kept in step with it call by call and should never differ). With --check nothing is
 written: each difference between the ledger and the sums is listed, and the command exits 1
@@ -19,13 +20,26 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import ProgrammingError, connection, transaction
-from django.db.models import Count, F, Min, Q, QuerySet, Sum, Value
+from django.db.models import (
+    BigIntegerField,
+    Count,
+    F,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, Collate
 
 from billing.models import TOKEN_FIELDS, DailyUsage, PriceTier, UsageRecord
+from llmadmin.models import LLMModel
 
 KEY = ("day", "user_id", "model_id", "client_product", "group_id")
 AMOUNTS = (
+    "provider_id",
     "provider_type",
     "calls",
     "uncosted_calls",
@@ -47,11 +61,16 @@ def ledger_sums() -> QuerySet[UsageRecord]:
     tokens = {
         f"sum_{name}": Coalesce(Sum(name), zero) for name in AMOUNTS if name.endswith("_tokens")
     }
+    account = LLMModel.objects.filter(pk=OuterRef("model_id")).values("provider_id")
     return (
         UsageRecord.objects.order_by()
         .values(*KEY)
         .annotate(
-            # A model's provider never changes: any record's will do.
+            # A model's provider never changes: any record's will do. Records from before
+            # accounts name none: their model's account, while the model exists.
+            sum_provider_id=Coalesce(
+                Min("provider_id"), Subquery(account), output_field=BigIntegerField()
+            ),
             sum_provider_type=Min("provider_type"),
             sum_calls=Count("pk"),
             sum_uncosted_calls=Count("pk", filter=Q(cost__isnull=True)),

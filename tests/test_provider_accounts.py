@@ -4,27 +4,36 @@ type's first account, and two accounts of one type end to end (chat, lists, gate
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import httpx2
+import openai
 import pytest
 from auditlog.models import LogEntry
 from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 from django.db import connection
 from django.db.models import Model
+from django.test import Client
+from django.urls import reverse
 
 from billing.ledger import usage_record
 from billing.models import BudgetAlert, DailyUsage, GroupBudget, ModelPrice, UsageRecord, UserBudget
 from chat.models import Conversation, Message
 from gateway.models import GatewayPolicy, PersonalAccessToken
+from gateway.tokens import token_mint
 from llmadmin.models import ConfigurationChange, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.contract import Usage
 from llmadmin.services import model_make_default
-from tests.factories import AccessTokenFactory, LLMModelFactory, ProviderFactory
+from tests.chat_api import send
+from tests.factories import AccessTokenFactory, LLMModelFactory, ProviderFactory, provider_at
+from tests.providers.fakes import FakeProvider, fake_for, serve
 
+HI = [{"role": "user", "content": "Hi"}]
 QUIET = {"verbosity": 0, "stdout": io.StringIO()}
 BEFORE_ACCOUNTS = "0016_configuration_change_log"
 
@@ -142,3 +151,146 @@ def test_the_migration_makes_each_provider_its_types_first_account_and_keeps_eve
     )
     for pk, field, key in database_before_accounts["keys"]:
         assert getattr(Provider.objects.get(pk=pk), field) == key, field
+
+
+# --- two accounts of one type, end to end ----------------------------------------------------
+
+# Two OpenAI Compatible accounts: the type's first (a LiteLLM gateway, say) and an internal vLLM.
+FIRST_KEY, VLLM_KEY = "sk-LITELLM-first-1", "sk-VLLM-second-2"
+
+
+@pytest.fixture
+def two_servers() -> Iterator[tuple[FakeProvider, FakeProvider]]:
+    """Two loopback servers of the OpenAI API, each taking its own account's key only."""
+    with (
+        serve(fake_for("openai-compat", FIRST_KEY)) as first,
+        serve(fake_for("openai-compat", VLLM_KEY)) as vllm,
+    ):
+        yield first, vllm
+
+
+def two_accounts(first_url: str, vllm_url: str) -> tuple[Provider, Provider]:
+    first = provider_at("openai-compat", first_url, api_key=FIRST_KEY)
+    vllm = provider_at("openai-compat", vllm_url, api_key=VLLM_KEY, name="Internal vLLM")
+    return first, vllm
+
+
+def received(server: FakeProvider) -> list[tuple[str, str]]:
+    return [(request.path, request.headers["authorization"]) for request in server.requests]
+
+
+@pytest.mark.django_db
+def test_each_accounts_model_chats_with_its_own_server_and_key(client, developer, two_servers):
+    first_server, vllm_server = two_servers
+    first, vllm = two_accounts(first_server.url, vllm_server.url)
+
+    for provider in (first, vllm):
+        send(client, LLMModelFactory(provider=provider, identifier="qwen3-coder"))
+
+    assert received(first_server) == [("/v1/chat/completions", f"Bearer {FIRST_KEY}")]
+    assert received(vllm_server) == [("/v1/chat/completions", f"Bearer {VLLM_KEY}")]
+
+
+def listed(client: Client) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The developers' list (what /agents/ shows): its groups with their models, and the
+    accounts whose models are not offered, with why."""
+    payload = client.get(reverse("api-models")).json()
+    groups = [
+        (
+            group["provider_id"],
+            group["provider_label"],
+            [(model["identifier"], model["provider_id"]) for model in group["models"]],
+        )
+        for group in payload["groups"]
+    ]
+    unavailable = [
+        (entry["provider_id"], entry["provider_label"], entry["reason"])
+        for entry in payload["unavailable_providers"]
+    ]
+    return groups, unavailable
+
+
+@pytest.mark.django_db
+def test_disabling_one_account_hides_only_its_models(client, developer):
+    first, vllm = two_accounts("http://127.0.0.1:9", "http://127.0.0.1:9")
+    for provider in (first, vllm):
+        LLMModelFactory(provider=provider, identifier="qwen3-coder")
+    both = [
+        (first.pk, "OpenAI Compatible", [("qwen3-coder", first.pk)]),
+        (vllm.pk, "Internal vLLM (OpenAI Compatible)", [("qwen3-coder", vllm.pk)]),
+    ]
+    assert listed(client) == (both, [])
+
+    vllm.enabled = False
+    vllm.save()
+
+    assert listed(client) == (
+        both[:1],
+        [(vllm.pk, "Internal vLLM (OpenAI Compatible)", "provider_disabled")],
+    )
+
+
+@pytest.fixture
+def gateway(asgi_server) -> Iterator[tuple[str, str]]:
+    """The gateway's OpenAI API, and a developer's token for it."""
+    developer = User.objects.create_user("dev")
+    yield f"{asgi_server}/gateway/openai/v1", token_mint(user=developer, name="laptop")[1]
+
+
+def test_the_gateway_names_each_accounts_model_and_each_name_reaches_its_server(
+    gateway, two_servers
+):
+    base_url, secret = gateway
+    first_server, vllm_server = two_servers
+    first, vllm = two_accounts(first_server.url, vllm_server.url)
+    for provider in (first, vllm):
+        LLMModelFactory(provider=provider, identifier="qwen3-coder")
+    LLMModelFactory(provider=vllm, identifier="llama-4")
+    client = openai.OpenAI(base_url=base_url, api_key=secret, max_retries=0)
+
+    names = sorted(model.id for model in client.models.list())
+    for name in names:
+        client.chat.completions.create(model=name, messages=HI)
+
+    assert names == ["internal-vllm/qwen3-coder", "llama-4", "openai-compat/qwen3-coder"]
+    # Each server got the identifier alone, with its own account's key.
+    assert [(r.body["model"], r.headers["authorization"]) for r in first_server.requests] == [
+        ("qwen3-coder", f"Bearer {FIRST_KEY}")
+    ]
+    assert [(r.body["model"], r.headers["authorization"]) for r in vllm_server.requests] == [
+        ("qwen3-coder", f"Bearer {VLLM_KEY}"),
+        ("llama-4", f"Bearer {VLLM_KEY}"),
+    ]
+
+
+# An identifier two accounts have names neither model: each API's own "no such model".
+NOT_FOUND = {
+    "openai": (
+        "chat/completions",
+        {"Authorization": "Bearer {secret}"},
+        lambda body: body["error"]["code"] == "model_not_found",
+    ),
+    "anthropic": (
+        "messages",
+        {"x-api-key": "{secret}"},
+        lambda body: body["type"] == "error" and body["error"]["type"] == "not_found_error",
+    ),
+}
+
+
+@pytest.mark.parametrize("api", NOT_FOUND)
+def test_an_identifier_two_accounts_share_is_no_models_name_alone(gateway, api):
+    base_url, secret = gateway
+    first, vllm = two_accounts("http://127.0.0.1:9", "http://127.0.0.1:9")
+    for provider in (first, vllm):
+        LLMModelFactory(provider=provider, identifier="qwen3-coder")
+    path, headers, in_its_shape = NOT_FOUND[api]
+
+    response = httpx2.post(
+        f"{base_url.replace('/openai/', f'/{api}/')}/{path}",
+        headers={name: value.format(secret=secret) for name, value in headers.items()},
+        json={"model": "qwen3-coder", "max_tokens": 100, "messages": HI},
+    )
+
+    assert response.status_code == 404
+    assert in_its_shape(response.json())

@@ -84,9 +84,10 @@ def every_table() -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.fixture
-def database_before_accounts(encryption_secrets) -> dict[str, Any]:
-    """A database with a row in every table: keys of each auth mode, some encrypted with a
-    secret since replaced (still readable as a fallback); the keys' plaintext."""
+def database_before_accounts(encryption_secrets) -> list[tuple[int, str, str]]:
+    """A row in every table (one account per type, as before accounts): keys of each auth
+    mode that stores one, some encrypted with a secret since replaced (still readable as a
+    fallback). Each key's provider, field and plaintext."""
     developer = User.objects.create_user("dev")
     group = Group.objects.create(name="backend")
     encryption_secrets("the-secret-before-rotation")
@@ -120,18 +121,13 @@ def database_before_accounts(encryption_secrets) -> dict[str, Any]:
     conversation = Conversation.objects.create(owner=developer, model=default, title="Hi")
     Message.objects.create(conversation=conversation, role="user", content="Hi")
     Message.objects.create(conversation=conversation, role="assistant", model=default)
-    # Names the migration must replace: it names each account after its type.
-    for pk in Provider.objects.values_list("pk", flat=True):
-        Provider.objects.filter(pk=pk).update(name=f"Renamed {pk}", slug=f"renamed-{pk}")
-    return {
-        "keys": [
-            (anthropic.pk, "api_key", "sk-ant-BEFORE-ROTATION"),
-            (openai.pk, "api_key", "sk-OPENAI-1"),
-            (compat.pk, "api_key", "sk-COMPAT-1"),
-            (bedrock.pk, "aws_secret_access_key", "aws-SECRET-1"),
-            (bedrock.pk, "aws_session_token", "aws-SESSION-1"),
-        ],
-    }
+    return [
+        (anthropic.pk, "api_key", "sk-ant-BEFORE-ROTATION"),
+        (openai.pk, "api_key", "sk-OPENAI-1"),
+        (compat.pk, "api_key", "sk-COMPAT-1"),
+        (bedrock.pk, "aws_secret_access_key", "aws-SECRET-1"),
+        (bedrock.pk, "aws_session_token", "aws-SESSION-1"),
+    ]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -149,7 +145,7 @@ def test_the_migration_makes_each_provider_its_types_first_account_and_keeps_eve
     assert sorted(Provider.objects.values_list("type", "name", "slug")) == sorted(
         (slug, provider_type.label, slug) for slug, provider_type in PROVIDER_TYPES.items()
     )
-    for pk, field, key in database_before_accounts["keys"]:
+    for pk, field, key in database_before_accounts:
         assert getattr(Provider.objects.get(pk=pk), field) == key, field
 
 

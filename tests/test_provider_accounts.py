@@ -259,6 +259,30 @@ def test_the_gateway_names_each_accounts_model_and_each_name_reaches_its_server(
     ]
 
 
+def test_a_disabled_accounts_models_leave_the_gateway_and_the_others_keep_their_names(
+    gateway, two_servers
+):
+    base_url, secret = gateway
+    first_server, vllm_server = two_servers
+    first, vllm = two_accounts(first_server.url, vllm_server.url)
+    for provider in (first, vllm):
+        LLMModelFactory(provider=provider, identifier="qwen3-coder")
+    vllm.enabled = False
+    vllm.save()
+    client = openai.OpenAI(base_url=base_url, api_key=secret, max_retries=0)
+
+    names = [model.id for model in client.models.list()]
+    # A client set up with the name it had while both were listed still reaches its model.
+    for name in ("qwen3-coder", "openai-compat/qwen3-coder"):
+        client.chat.completions.create(model=name, messages=HI)
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="internal-vllm/qwen3-coder", messages=HI)
+
+    assert names == ["qwen3-coder"]
+    assert [request.body["model"] for request in first_server.requests] == ["qwen3-coder"] * 2
+    assert vllm_server.requests == []
+
+
 # An identifier two accounts have names neither model: each API's own "no such model".
 NOT_FOUND = {
     "openai": (

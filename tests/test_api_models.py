@@ -342,6 +342,9 @@ def test_the_openapi_schema_documents_the_list(developer_client):
         "restricted_model_count",
         "budget",
     }
+    # Each group, model and unavailable entry names its account.
+    for name in ("ProviderGroup", "ChatModel", "UnavailableProvider"):
+        assert "provider_id" in schema["components"]["schemas"][name]["required"], name
 
 
 def test_the_interactive_docs_load_nothing_from_a_cdn(developer_client):

@@ -545,10 +545,9 @@ def usable_models(
     user: AbstractBaseUser,
 ) -> tuple[list[dict[str, Any]], BudgetState, Configuration]:
     """This developer's models in list order, each a row (id, identifier, display_name,
-    context_limit, is_default) with its provider's "provider_type" and "provider_slug"; their
-    budget; and the
-    configuration they were read from (its model_for_call gives a model to call). One query:
-    what the gateway lists and resolves model names from."""
+    context_limit, is_default) with its account's "provider_type" and "provider_slug"; their
+    budget; and the configuration they were read from (its model_for_call gives a model to
+    call). One query: what the gateway lists and resolves model names from."""
     fingerprint, group_ids, budget = state_of(user)
     configuration = current_configuration(fingerprint)
     kept = configuration.kept_from(configuration.scope(user.pk, group_ids))

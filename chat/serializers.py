@@ -35,20 +35,26 @@ class ChatModelSerializer(serializers.ModelSerializer):
 
 class ProviderGroupSerializer(serializers.Serializer):
     provider_id = serializers.IntegerField(help_text="The provider account's id.")
-    provider_type = serializers.CharField()
-    provider_label = serializers.CharField()
+    provider_type = serializers.CharField(
+        help_text="The account's provider type; a type may have several accounts."
+    )
+    provider_label = serializers.CharField(
+        help_text="The account's name, and its type where the name doesn't say it."
+    )
     models = ChatModelSerializer(many=True)
 
 
 class UnavailableProviderSerializer(serializers.Serializer):
     provider_id = serializers.IntegerField(help_text="The provider account's id.")
     provider_type = serializers.CharField()
-    provider_label = serializers.CharField()
+    provider_label = serializers.CharField(
+        help_text="The account's name, and its type where the name doesn't say it."
+    )
     reason = serializers.ChoiceField(
         choices=[value for value in Availability.values if value != Availability.AVAILABLE],
-        help_text="Why the provider's enabled models are not offered.",
+        help_text="Why the account's enabled models are not offered.",
     )
-    model_count = serializers.IntegerField(help_text="Enabled models this provider has.")
+    model_count = serializers.IntegerField(help_text="Enabled models this account has.")
 
 
 def money_text(help_text: str) -> serializers.CharField:
@@ -107,11 +113,13 @@ class ModelListSerializer(serializers.Serializer):
         "their first model; null when they have none.",
     )
     groups = ProviderGroupSerializer(
-        many=True, help_text="Available models by provider, in registry order."
+        many=True,
+        help_text="Available models by provider account: types in registry order, a type's "
+        "accounts in the order they were added.",
     )
     unavailable_providers = UnavailableProviderSerializer(
         many=True,
-        help_text="Providers with enabled models that are not available, and why.",
+        help_text="Provider accounts with enabled models that are not available, and why.",
     )
     restricted_model_count = serializers.IntegerField(
         help_text="Enabled models of available providers kept to groups and users this "

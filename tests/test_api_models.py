@@ -73,6 +73,30 @@ def test_it_groups_by_provider_in_registry_order_then_display_name(developer_cli
     assert names(payload) == [["Haiku", "Sonnet"], ["GPT-5", "GPT-5 mini"], ["Alpha", "Zed"]]
 
 
+def test_each_account_is_a_group_labelled_with_its_name_a_types_first_first(developer_client):
+    eu = ProviderFactory(azure=True, name="Azure EU")
+    first = ProviderFactory(azure=True)
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM")
+    for provider in (eu, first, vllm):
+        LLMModelFactory(provider=provider, identifier="gpt-4.1")
+
+    payload = developer_client.get(URL).json()
+
+    assert [
+        (group["provider_id"], group["provider_type"], group["provider_label"])
+        for group in payload["groups"]
+    ] == [
+        (first.pk, "azure", "Azure OpenAI"),
+        (eu.pk, "azure", "Azure EU (Azure OpenAI)"),
+        (vllm.pk, "openai-compat", "Internal vLLM (OpenAI Compatible)"),
+    ]
+    assert [group["models"][0]["provider_id"] for group in payload["groups"]] == [
+        first.pk,
+        eu.pk,
+        vllm.pk,
+    ]
+
+
 def test_each_model_has_exactly_what_a_chat_client_needs(developer_client):
     model = LLMModelFactory(
         provider=ProviderFactory(openai=True, base_url="http://proxy.internal:4000/v1"),
@@ -138,6 +162,26 @@ def test_when_nothing_is_available_each_provider_says_why(client, encryption_sec
         ("google", "provider_disabled", 1),
         ("openai", "missing_key", 1),
     }
+
+
+def test_an_unavailable_account_says_why_beside_its_types_available_one(developer_client):
+    available = ProviderFactory(openai_compat=True)
+    off = ProviderFactory(openai_compat=True, name="Internal vLLM", enabled=False)
+    for provider in (available, off):
+        LLMModelFactory(provider=provider)
+
+    payload = developer_client.get(URL).json()
+
+    assert [group["provider_id"] for group in payload["groups"]] == [available.pk]
+    assert payload["unavailable_providers"] == [
+        {
+            "provider_id": off.pk,
+            "provider_type": "openai-compat",
+            "provider_label": "Internal vLLM (OpenAI Compatible)",
+            "reason": "provider_disabled",
+            "model_count": 1,
+        }
+    ]
 
 
 def test_with_no_models_at_all_both_lists_are_empty(developer_client):
@@ -225,14 +269,24 @@ def test_a_key_set_in_another_process_shows_without_any_signal(developer_client)
     assert names(developer_client.get(URL).json()) == [[model.display_name]]
 
 
-@pytest.mark.parametrize("model_count", [1, 50])
+@pytest.mark.parametrize(
+    ("account_count", "model_count"),
+    [
+        pytest.param(1, 1, id="an account of each type, a model each"),
+        pytest.param(1, 50, id="50 models each"),
+        pytest.param(10, 5, id="10 accounts of each type"),
+    ],
+)
 def test_the_list_runs_a_constant_number_of_queries(
-    developer_client, django_assert_num_queries, model_count
+    developer_client, django_assert_num_queries, account_count, model_count
 ):
-    for traits in ({"anthropic": True}, {"openai": True}):
-        provider = ProviderFactory(**traits)
-        for _ in range(model_count):
-            LLMModelFactory(provider=provider)
+    for provider_type in ("anthropic", "openai"):
+        for number in range(account_count):
+            # The type's first account, then others by name.
+            account = {"name": f"{provider_type} {number}"} if number else {}
+            provider = ProviderFactory(type=provider_type, **account)
+            for _ in range(model_count):
+                LLMModelFactory(provider=provider)
 
     # session, user, fingerprint (with the budget), the changes logged, providers,
     # models, the two access lists
@@ -288,6 +342,9 @@ def test_the_openapi_schema_documents_the_list(developer_client):
         "restricted_model_count",
         "budget",
     }
+    # Each group, model and unavailable entry names its account.
+    for name in ("ProviderGroup", "ChatModel", "UnavailableProvider"):
+        assert "provider_id" in schema["components"]["schemas"][name]["required"], name
 
 
 def test_the_interactive_docs_load_nothing_from_a_cdn(developer_client):

@@ -115,6 +115,10 @@ def api_data(django_user_model) -> dict[str, int]:
     available = ProviderFactory(anthropic=True, base_url="http://127.0.0.1:9")
     model = LLMModelFactory(provider=available, display_name="Claude Haiku", is_default=True)
     LLMModelFactory(provider=ProviderFactory(openai=True, no_key=True))
+    # A type's second account: a group and an unavailable entry of the same type.
+    second = ProviderFactory(anthropic=True, name="Anthropic EU", base_url="http://127.0.0.1:9")
+    LLMModelFactory(provider=second, identifier=model.identifier)
+    LLMModelFactory(provider=ProviderFactory(openai=True, name="OpenAI EU", enabled=False))
     mine = Conversation.objects.create(owner=developer, model=model)
     Message.objects.create(conversation=mine, role="user", content="Hi", input_tokens=3)
     theirs = Conversation.objects.create(owner=django_user_model.objects.create_user("other"))

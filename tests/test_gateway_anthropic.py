@@ -32,6 +32,7 @@ from tests.providers.anthropic.fake import (
 )
 from tests.providers.bedrock.fake import BEDROCK_METRICS, InvokeFake
 from tests.providers.hostile import ERROR_STATUSES, serve_hostile
+from tests.providers.servers import bearer_token
 from tests.stream_servers import Script, anthropic_event, serve_script
 
 ANTHROPIC_KEY = "sk-ant-fake-0001"
@@ -321,6 +322,28 @@ def test_the_model_list_is_every_model_of_the_developer(server, upstream, bedroc
         "us.anthropic.claude-sonnet-4-6",
     ]
     assert listed.data[0].display_name == "Claude Sonnet 4.6"
+
+
+def test_two_anthropic_accounts_models_are_named_by_account_and_reach_their_own(
+    server, upstream, secret
+):
+    eu_key = "sk-ant-fake-eu-0002"
+    with serve_messages(MessagesFake(api_key=eu_key)) as eu_upstream:
+        claude_model(upstream.url)
+        eu = provider_at("anthropic", eu_upstream.url, api_key=eu_key, name="Anthropic EU")
+        LLMModelFactory(provider=eu, identifier="claude-sonnet-4-6")
+        client = sdk(server, secret)
+
+        names = sorted(model.id for model in client.models.list().data)
+        for name in names:
+            client.messages.create(model=name, max_tokens=100, messages=HI)
+
+    assert names == ["anthropic-eu/claude-sonnet-4-6", "anthropic/claude-sonnet-4-6"]
+    # Each account's server got the identifier alone, with that account's key.
+    for fake, key in [(upstream, ANTHROPIC_KEY), (eu_upstream, eu_key)]:
+        assert [(r.body["model"], bearer_token(r.headers)) for r in fake.requests] == [
+            ("claude-sonnet-4-6", key)
+        ]
 
 
 # --- What reaches the provider ------------------------------------------------------------

@@ -98,9 +98,11 @@ ROWS = [
 ]
 
 
-def hostile_provider(provider_type: str, url: str, key: str, secret: str) -> Provider:
-    """A provider of the type at the hostile server; Bedrock IAM sends `key` as its session
-    token and signs with `secret`."""
+def hostile_provider(
+    provider_type: str, url: str, key: str, secret: str, **account: str
+) -> Provider:
+    """The type's first account (or, with a `name`, another) at the hostile server; Bedrock
+    IAM sends `key` as its session token and signs with `secret`."""
     if provider_type == BEDROCK_IAM:
         return provider_at(
             "bedrock",
@@ -110,8 +112,9 @@ def hostile_provider(provider_type: str, url: str, key: str, secret: str) -> Pro
             aws_access_key_id="AKIAHOSTILE000000000",
             aws_secret_access_key=secret,
             aws_session_token=key,
+            **account,
         )
-    return provider_at(provider_type, url, api_key=key)
+    return provider_at(provider_type, url, api_key=key, **account)
 
 
 @pytest.fixture
@@ -177,7 +180,7 @@ def surfaces(
 ) -> Surfaces:
     """Drive every public entry point that talks to the provider, then gather all it showed."""
     seen = Surfaces()
-    label = provider.provider_type.label
+    label = provider.name
 
     # A developer chats, then reads the conversation back.
     status, body = post_chat(developer_client, {"model_id": model.pk, "message": "Hi"})
@@ -306,6 +309,54 @@ def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
         name for name, text in seen.text.items() if holds_key(text, key) or holds_key(text, secret)
     ]
     assert not leaking, f"the provider's echo of the key reached: {', '.join(leaking)}"
+
+
+# A type's second account at its own hostile server, beside the first at another: the attacks
+# that send a key on or back, on the first type of each family.
+SECOND_ACCOUNT_ROWS = [
+    pytest.param(provider_type, mode, status, id=f"{provider_type}-{mode}")
+    for provider_type in [*FAMILY_FIRSTS, BEDROCK_IAM]
+    for mode, status in [("redirect", None), ("error_body", 401)]
+]
+
+
+@pytest.mark.parametrize(("provider_type", "mode", "status"), SECOND_ACCOUNT_ROWS)
+def test_a_hostile_account_never_gets_another_accounts_key_nor_any_key_onto_a_surface(
+    developer_client, admin_client, every_log, provider_type, mode, status
+):
+    """Each account's credentials go to its own address only: a hostile server behind one
+    account never learns another's key, so it cannot echo it; the search of its answers for
+    credentials is of the calling account's own (transport.relay_call)."""
+    keys = [KEY_PREFIX + secrets.token_hex(16) for _ in range(2)]
+    signing = [KEY_PREFIX + secrets.token_hex(20) for _ in range(2)]
+    family = HOSTILE_FAMILIES[provider_type]
+    with (
+        serve_hostile(family, mode, status=status) as first_server,
+        serve_hostile(family, mode, status=status) as second_server,
+    ):
+        hostile_provider(provider_type, first_server.url, keys[0], signing[0])
+        second = hostile_provider(
+            provider_type, second_server.url, keys[1], signing[1], name="Second account"
+        )
+        model = LLMModelFactory(provider=second, display_name="Hostile model")
+
+        seen = surfaces(developer_client, admin_client, every_log, second, model)
+
+    # check_providers called both accounts, each at its own server with its own key only.
+    # (Booleans only in these assertions, so a failure never prints a key.)
+    first_got = [key in first_server.credentials for key in keys]
+    second_got = [key in second_server.credentials for key in keys]
+    assert first_got == [True, False], f"the first account's server got: {first_got}"
+    assert second_got == [False, True], f"the second account's server got: {second_got}"
+    assert second_server.received("POST"), "no chat turn reached the second account's server"
+    empty = [name for name, meaningful in seen.meaningful.items() if not meaningful]
+    assert not empty, f"these surfaces did not show what they are for: {empty}"
+    leaking = [
+        name
+        for name, text in seen.text.items()
+        if any(holds_key(text, credential) for credential in [*keys, *signing])
+    ]
+    assert not leaking, f"an echo of a key reached: {', '.join(leaking)}"
 
 
 REMOTE_MODELS = reverse("admin:llmadmin_llmmodel_remote_models")

@@ -31,8 +31,10 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def setup() -> dict[str, Any]:
-    """Two providers, restricted and open models, two teams, four developers."""
+    """Two providers (and a second account of one), restricted and open models, two teams,
+    four developers."""
     anthropic, openai = ProviderFactory(anthropic=True), ProviderFactory(openai=True)
+    anthropic_eu = ProviderFactory(anthropic=True, name="Anthropic EU")
     # Changes to the models of an unavailable provider change the counts the list gives.
     google = ProviderFactory(google=True, enabled=False)
     red, blue = Group.objects.create(name="red"), Group.objects.create(name="blue")
@@ -51,6 +53,9 @@ def setup() -> dict[str, Any]:
         if n % 4 == 1:
             model.allowed_groups.add(red if n % 8 == 1 else blue)
     LLMModel.objects.get(display_name="Model 4 9").allowed_users.add(developers[3])
+    # The same identifiers as the first account's: the list tells them apart by account.
+    for model in LLMModel.objects.filter(provider=anthropic):
+        LLMModelFactory(provider=anthropic_eu, identifier=model.identifier)
     return {"groups": [red, blue], "developers": developers}
 
 
@@ -85,14 +90,23 @@ def deleted_user(rng: random.Random, setup: dict[str, Any]) -> None:
     doomed.delete()
 
 
+def any_account(rng: random.Random, *types: str) -> Provider:
+    return rng.choice(list(Provider.objects.filter(type__in=types).order_by("pk")))
+
+
 def toggled_provider(rng: random.Random, setup: dict[str, Any]) -> None:
-    provider = Provider.objects.get(type=rng.choice(["anthropic", "openai"]))
+    provider = any_account(rng, "anthropic", "openai")
     saved(provider, enabled=not provider.enabled)
 
 
 def checked_provider(rng: random.Random, setup: dict[str, Any]) -> None:
-    provider = Provider.objects.get(type="anthropic")
-    saved(provider, check_reason=f"checked {rng.random()}")
+    saved(any_account(rng, "anthropic"), check_reason=f"checked {rng.random()}")
+
+
+def added_account(rng: random.Random, setup: dict[str, Any]) -> None:
+    provider_type = rng.choice(["anthropic", "openai"])
+    account = ProviderFactory(type=provider_type, name=f"{provider_type} {uuid.uuid4()}")
+    LLMModelFactory(provider=account, display_name=f"Model {rng.randrange(6)} new")
 
 
 # Each change, and whether the list follows it without a full rebuild.
@@ -139,7 +153,7 @@ CHANGES: dict[str, tuple[Callable[[random.Random, dict[str, Any]], Any], bool]] 
     "a listed user deleted": (deleted_user, True),
     "model added": (
         lambda rng, _: LLMModelFactory(
-            provider=Provider.objects.get(type=rng.choice(["anthropic", "openai", "google"])),
+            provider=any_account(rng, "anthropic", "openai", "google"),
             display_name=f"Model {rng.randrange(6)} new",
         ),
         True,
@@ -151,6 +165,12 @@ CHANGES: dict[str, tuple[Callable[[random.Random, dict[str, Any]], Any], bool]] 
     ),
     "provider checked": (checked_provider, True),
     "provider disabled or enabled": (toggled_provider, False),
+    "account added": (added_account, False),
+    # Its label is in every list that shows its models.
+    "account renamed": (
+        lambda rng, _: saved(any_account(rng, "anthropic"), name=f"Anthropic {uuid.uuid4()}"),
+        False,
+    ),
 }
 
 

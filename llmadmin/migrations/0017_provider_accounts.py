@@ -42,7 +42,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="provider",
             name="slug",
-            field=models.SlugField(default="", max_length=50),
+            # No index yet: the AlterField below makes it unique, with the index that needs
+            # (PostgreSQL's deferred "_like" index of this one would be created twice).
+            field=models.SlugField(db_index=False, default="", max_length=50),
             preserve_default=False,
         ),
         migrations.RunPython(name_accounts, migrations.RunPython.noop, elidable=True),

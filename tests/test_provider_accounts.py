@@ -117,7 +117,7 @@ def database_before_accounts(encryption_secrets) -> list[tuple[int, str, str]]:
     UserBudget.objects.create(user=developer, monthly_allowance=Decimal(20))
     BudgetAlert.objects.create(user=developer, month=date(2026, 1, 1), level=85)
     AccessTokenFactory(user=developer)
-    GatewayPolicy.objects.get().closed_to.add(group)
+    GatewayPolicy.objects.get_or_create(id=1)[0].closed_to.add(group)
     conversation = Conversation.objects.create(owner=developer, model=default, title="Hi")
     Message.objects.create(conversation=conversation, role="user", content="Hi")
     Message.objects.create(conversation=conversation, role="assistant", model=default)

@@ -129,6 +129,9 @@ def validate_no_hidden_characters(value: str) -> None:
             message = "Remove the text-direction control %(code)s: it reorders the text."
         elif character in ZERO_WIDTH:
             message = "Remove the zero-width character %(code)s: it is invisible in the text."
+        elif unicodedata.category(character) == "Cc" and character != "\t":
+            # Line breaks and escapes: printed to a terminal, they forge lines or drive it.
+            message = "Remove the control character %(code)s: it is not part of a name."
         elif unicodedata.category(character) == "Cf":
             # The other formatting characters: invisible operators, the soft hyphen, tag
             # characters (which spell hidden ASCII).

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Collection
 from typing import Any, Literal
@@ -88,6 +89,13 @@ FAILED_CHECKS = {
 }
 
 
+# Lowercase, so that no two accounts' gateway names differ by case alone.
+SLUG_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9_-]*\Z",
+    "Enter lowercase letters, digits, hyphens or underscores, beginning with a letter or digit.",
+)
+
+
 class Provider(models.Model):
     """An LLM provider account, configured by an administrator: a type may have several (an
     internal vLLM and a LiteLLM gateway, Azure in two regions), each with its own name,
@@ -99,10 +107,11 @@ class Provider(models.Model):
         validators=[validate_no_surrounding_whitespace, validate_no_hidden_characters],
         help_text="What admins and developers call this account, e.g. Internal vLLM or Azure EU.",
     )
-    slug = models.SlugField(
+    slug = models.CharField(
         max_length=50,
         unique=True,
         blank=True,
+        validators=[SLUG_VALIDATOR],
         help_text="Names this account's models in the gateway where identifiers repeat "
         "(slug/identifier). Empty: made from the name. Changing it renames them for clients.",
         error_messages={"unique": "Another provider account has this slug."},
@@ -310,6 +319,9 @@ class Provider(models.Model):
             raise on_field(error, "duplicate_name", "name") from None
 
     def clean(self) -> None:
+        if isinstance(self.name, str):
+            # Compatibility forms (fullwidth, mathematical letters) read as the plain name.
+            self.name = unicodedata.normalize("NFKC", self.name)
         if not self.slug and isinstance(self.name, str):
             self.slug = slugify(self.name)[:50].strip("-")
         if self.api_key == "":
@@ -320,6 +332,23 @@ class Provider(models.Model):
         errors: dict[str, str] = {}
         if not self.slug and self.name:
             errors["slug"] = "Enter a slug: the name has no letters or digits to make one of."
+        if self.pk is not None:
+            stored_type = Provider.objects.filter(pk=self.pk).values_list("type", flat=True)
+            if stored_type.first() not in (None, self.type):
+                # Its models' options are its type's; another type is another account.
+                errors["type"] = "An account's type can't change: add an account of that type."
+        if isinstance(self.name, str) and self.name:
+            label, name = self.label.casefold(), self.name.casefold()
+            others = Provider.objects.exclude(pk=self.pk).values_list("name", "type")
+            # The same name in another case is the name constraint's to say.
+            if any(
+                provider_label(*other).casefold() == label and other[0].casefold() != name
+                for other in others
+            ):
+                errors["name"] = (
+                    f"Another provider account reads as {self.label!r}: choose a name that "
+                    "tells them apart."
+                )
         provider_type = PROVIDER_TYPES.get(self.type)
         if provider_type and self.auth not in provider_type.auth_modes:
             errors["auth"] = f"{provider_type.label} authenticates with an API key."
@@ -343,11 +372,18 @@ class Provider(models.Model):
 
 def provider_label(name: str, type_slug: str) -> str:
     """An account's name, and its type where the name doesn't say it: "OpenAI",
-    "Internal vLLM (OpenAI Compatible)"."""
+    "Internal vLLM (OpenAI Compatible)", "Azure OpenAI EU (OpenAI)" (another type's label
+    holding its type's does not say it)."""
     provider_type = PROVIDER_TYPES.get(type_slug)
-    if provider_type is None or provider_type.label.casefold() in name.casefold():
+    if provider_type is None:
         return name
-    return f"{name} ({provider_type.label})"
+    folded, own = name.casefold(), provider_type.label.casefold()
+    said = own in folded and not any(
+        own in other and other in folded
+        for other in (other.label.casefold() for other in PROVIDER_TYPES.values())
+        if other != own
+    )
+    return name if said else f"{name} ({provider_type.label})"
 
 
 def on_field(error: ValidationError, code: str, field: str) -> ValidationError:
@@ -698,6 +734,13 @@ class LLMModel(models.Model):
 
     def clean(self) -> None:
         errors: dict[str, list[Any]] = {}
+        if self.pk is not None and self.provider_id is not None:
+            stored = LLMModel.objects.filter(pk=self.pk).values_list("provider_id", flat=True)
+            if stored.first() not in (None, self.provider_id):
+                # Its options are its account's type's, and its spend is its account's.
+                errors["provider"] = [
+                    "A model stays with its provider account: add it to the other account."
+                ]
         if (
             self.max_output_tokens is not None
             and self.context_limit is not None

@@ -495,8 +495,8 @@ REFUSED_ACCOUNTS = [
     pytest.param({"name": "!!!", "slug": ""},
                  {"slug": ["Enter a slug: the name has no letters or digits to make one of."]},
                  id="no slug to make from the name"),
-    pytest.param({"slug": "no spaces"}, {"slug": ["Enter a valid \u201cslug\u201d consisting of "
-                 "letters, numbers, underscores or hyphens."]}, id="an invalid slug"),
+    pytest.param({"slug": "no spaces"}, {"slug": ["Enter lowercase letters, digits, hyphens or "
+                 "underscores, beginning with a letter or digit."]}, id="an invalid slug"),
     pytest.param({"type": "nope"},
                  {"type": ["Select a valid choice. nope is not one of the available choices."]},
                  id="an unknown type"),

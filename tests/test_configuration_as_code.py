@@ -863,8 +863,8 @@ WRONG_ACCOUNTS = [
                  "providers[0] (openai-compat).slug: Another provider account has this slug.",
                  id="a slug another account has"),
     pytest.param([{**OLLAMA, "name": "Ollama", "slug": "not a slug"}],
-                 "providers[0] (openai-compat).slug: Enter a valid “slug” consisting of letters, "
-                 "numbers, underscores or hyphens.",
+                 "providers[0] (openai-compat).slug: Enter lowercase letters, digits, hyphens or "
+                 "underscores, beginning with a letter or digit.",
                  id="a slug with spaces"),
     pytest.param([{**OLLAMA, "name": "???"}],
                  "providers[0] (openai-compat).slug: Enter a slug: the name has no letters or "

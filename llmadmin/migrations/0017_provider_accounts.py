@@ -2,8 +2,10 @@
 named after the type and slugged by it, so that everything hanging on it (keys, models, the
 default, access lists, prices, the ledger) stays as it was."""
 
+import django.core.validators
 import django.db.models.functions.text
 from django.db import migrations, models
+from django.db.models import Min
 
 import llmadmin.fields
 import llmadmin.providers
@@ -15,6 +17,21 @@ def name_accounts(apps, schema_editor):
     for provider in provider_model.objects.all():
         provider_model.objects.filter(pk=provider.pk).update(
             name=labels.get(provider.type, provider.type), slug=provider.type
+        )
+
+
+def refuse_two_accounts_of_a_type(apps, schema_editor):
+    """Before accounts a type had one row: going back needs the others gone first."""
+    provider_model = apps.get_model("llmadmin", "Provider")
+    firsts = set(
+        provider_model.objects.values("type").annotate(first=Min("pk")).values_list("first", flat=True)
+    )
+    others = provider_model.objects.exclude(pk__in=firsts).order_by("pk")
+    names = ", ".join(repr(name) for name in others.values_list("name", flat=True))
+    if names:
+        raise RuntimeError(
+            f"Before provider accounts each type had one row: delete the accounts {names} "
+            "(or move what you need onto their type's first account) before migrating back."
         )
 
 
@@ -42,16 +59,15 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="provider",
             name="slug",
-            # No index yet: the AlterField below makes it unique, with the index that needs
-            # (PostgreSQL's deferred "_like" index of this one would be created twice).
-            field=models.SlugField(db_index=False, default="", max_length=50),
+            # Not unique yet: each row gets its own slug first (below).
+            field=models.CharField(default="", max_length=50),
             preserve_default=False,
         ),
         migrations.RunPython(name_accounts, migrations.RunPython.noop, elidable=True),
         migrations.AlterField(
             model_name="provider",
             name="slug",
-            field=models.SlugField(
+            field=models.CharField(
                 error_messages={"unique": "Another provider account has this slug."},
                 blank=True,
                 help_text="Names this account's models in the gateway where identifiers repeat "
@@ -59,6 +75,13 @@ class Migration(migrations.Migration):
                 "clients.",
                 max_length=50,
                 unique=True,
+                validators=[
+                    django.core.validators.RegexValidator(
+                        "^[a-z0-9][a-z0-9_-]*\\Z",
+                        "Enter lowercase letters, digits, hyphens or underscores, beginning "
+                        "with a letter or digit.",
+                    )
+                ],
             ),
         ),
         migrations.AlterField(
@@ -85,4 +108,6 @@ class Migration(migrations.Migration):
                 violation_error_message="Another provider account has this name.",
             ),
         ),
+        # Unapplied first: before the unique type comes back.
+        migrations.RunPython(migrations.RunPython.noop, refuse_two_accounts_of_a_type),
     ]

@@ -1,0 +1,101 @@
+"""Hostile review of issue 29 (several accounts of one provider type): each test states a
+behaviour that should hold and, in a comment, what is wrong and where."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.management import call_command
+from django.db import IntegrityError
+from django.urls import reverse
+
+from llmadmin.models import Provider
+from tests.factories import ProviderFactory
+
+QUIET = {"verbosity": 0, "stdout": io.StringIO()}
+BEFORE_ACCOUNTS = "0016_configuration_change_log"
+
+
+def styled(text: str, capital_a: int, small_a: int) -> str:
+    """ASCII letters in another Unicode style (fullwidth, bold…): NFKC folds them back."""
+    return "".join(
+        chr(capital_a + ord(c) - ord("A")) if c.isupper() else chr(small_a + ord(c) - ord("a"))
+        for c in text
+    )
+
+
+def new_account(**fields: object) -> Provider:
+    """An account as the admin's add page makes one: validated, then saved."""
+    account = Provider(**fields)
+    account.full_clean()
+    account.save()
+    return account
+
+
+@pytest.mark.django_db(transaction=True)
+def test_migrating_back_with_two_accounts_of_a_type_stops_with_a_clear_error():
+    # Wrong: 0017's reverse is a noop (llmadmin/migrations/0017_provider_accounts.py): unapplying
+    # it with two OpenAI Compatible accounts crashes on the restored unique `type` with a raw
+    # IntegrityError instead of a clear message naming the accounts to merge or delete first.
+    ProviderFactory(openai_compat=True, name="Internal vLLM")
+    try:
+        with pytest.raises(Exception) as raised:
+            call_command("migrate", "llmadmin", BEFORE_ACCOUNTS, **QUIET)
+        assert not isinstance(raised.value, IntegrityError), repr(raised.value)
+        assert "Internal vLLM" in str(raised.value)
+    finally:
+        call_command("migrate", **QUIET)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "lookalike",
+    [
+        pytest.param(styled("OpenAI", 0xFF21, 0xFF41) + " Compatible", id="fullwidth"),
+        pytest.param(styled("OpenAI", 0x1D400, 0x1D41A) + " Compatible", id="mathematical-bold"),
+    ],
+)
+def test_a_name_that_only_looks_like_another_accounts_is_refused(lookalike):
+    # Wrong: the name's uniqueness is Lower("name") only (llmadmin/models.py: Provider.Meta):
+    # compatibility forms (NFKC, as Django's usernames normalize) pass as a second "OpenAI
+    # Compatible" in every list and select.
+    with pytest.raises(ValidationError) as raised:
+        new_account(type="openai-compat", name=lookalike, base_url="http://vllm:8000/v1")
+    assert "name" in raised.value.message_dict
+
+
+@pytest.mark.django_db
+def test_a_slug_differing_only_in_case_from_another_accounts_is_refused():
+    # Wrong: slug uniqueness is case-sensitive and SlugField takes capitals (llmadmin/models.py:
+    # Provider.slug): "OPENAI/gpt-4o" and "openai/gpt-4o" become two gateway names of two
+    # accounts that differ by case alone.
+    with pytest.raises(ValidationError) as raised:
+        new_account(type="openai-compat", name="Proxy", slug="OPENAI", base_url="http://p/v1")
+    assert "slug" in raised.value.message_dict
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "type_slug, name, type_label",
+    [
+        pytest.param("openai", "Azure OpenAI EU", "OpenAI", id="openai-named-like-azure"),
+        pytest.param("openai", "OpenAI Compatible Proxy", "OpenAI", id="openai-named-like-compat"),
+    ],
+)
+def test_an_accounts_label_says_its_type_when_its_name_reads_as_another_type(
+    type_slug, name, type_label
+):
+    # Wrong: provider_label (llmadmin/models.py) drops the type whenever the type's label is a
+    # substring of the name, so an OpenAI account named "Azure OpenAI EU" is labelled as if
+    # Azure ("OpenAI" is inside "Azure OpenAI" and "OpenAI Compatible").
+    account = ProviderFactory(type=type_slug, name=name)
+    assert account.label == f"{name} ({type_label})"
+
+
+@pytest.mark.django_db
+def test_searching_the_provider_list_for_a_nul_is_no_server_error(admin_client):
+    # search_fields = ["name"] is new (llmadmin/admin/providers.py: ProviderAdmin).
+    response = admin_client.get(reverse("admin:llmadmin_provider_changelist"), {"q": "a\x00b"})
+    assert response.status_code in (200, 400)

@@ -169,3 +169,39 @@ def test_two_accounts_never_share_a_label(admin_client):
             base_url="http://other/v1",
         )
     assert "name" in raised.value.message_dict
+
+
+@pytest.mark.django_db
+def test_a_slug_of_punctuation_alone_is_refused(admin_client):
+    # Wrong: Provider.slug takes any SlugField value (llmadmin/models.py), so "-" or "_" is an
+    # account's slug and its models' gateway names are "-/llama": clean() refuses a name with
+    # no letters or digits to make a slug of, but not a typed slug with none.
+    for slug in ("-", "_"):
+        response = admin_client.post(
+            reverse("admin:llmadmin_provider_add"),
+            {"type": "openai-compat", "name": f"Proxy {slug}", "slug": slug},
+        )
+        assert response.status_code == 200, slug
+        assert "slug" in response.context["adminform"].form.errors
+    assert not Provider.objects.filter(slug__in=["-", "_"]).exists()
+
+
+@pytest.mark.django_db
+def test_the_environments_key_never_lands_on_an_account_it_was_not_given_to(monkeypatch):
+    # Wrong: seed_defaults (llmadmin/services.py) sets a type's environment key on whichever
+    # account is the type's first now: once the LiteLLM account it was given to is deleted, the
+    # next start stores LiteLLM's key on the keyless vLLM account and sends it to vLLM's URL.
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", "sk-LITELLM-from-env")
+    gateway = ProviderFactory(openai_compat=True, api_key=None)
+    vllm = ProviderFactory(
+        openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1", api_key=None
+    )
+    call_command("seed_defaults", "--keys-from-env", **QUIET)
+    gateway.refresh_from_db()
+    assert gateway.api_key == "sk-LITELLM-from-env"
+    gateway.delete()
+
+    call_command("seed_defaults", "--keys-from-env", **QUIET)
+
+    vllm.refresh_from_db()
+    assert vllm.api_key is None

@@ -205,3 +205,16 @@ def test_the_environments_key_never_lands_on_an_account_it_was_not_given_to(monk
 
     vllm.refresh_from_db()
     assert vllm.api_key is None
+
+
+@pytest.mark.django_db
+def test_an_accounts_type_can_not_change_once_it_is_saved():
+    # Wrong: "type fixed once created" holds only in the admin (ProviderAdmin
+    # get_readonly_fields); Provider.clean (llmadmin/models.py) takes a new type, so the only
+    # OpenAI account turns Anthropic with its OpenAI models: OpenAI has no account left.
+    account = ProviderFactory(openai=True)
+    LLMModelFactory(provider=account, identifier="gpt-4.1")
+    account.type = "anthropic"
+    with pytest.raises(ValidationError) as raised:
+        account.full_clean()
+    assert "type" in raised.value.message_dict

@@ -129,12 +129,10 @@ def test_a_models_calls_after_it_moves_to_another_account_are_that_accounts_spen
     assert by_account(DailyUsage.objects, Sum("calls")) == {gateway.pk: 1, vllm.pk: 1}
 
 
-@pytest.mark.django_db
-def test_a_deleted_accounts_spend_is_not_labelled_as_a_live_account_of_its_type(admin_client):
-    # Wrong: billing/report.py account_labels shows a deleted account under its type's label,
-    # which is the label of that type's first account: the dashboard has two "OpenAI
-    # Compatible" rows, the deleted vLLM's spend read as the live gateway's (a deleted
-    # developer is "user #id"; the CSV says "account #id").
+@pytest.fixture
+def spend_at_a_deleted_account(admin_client) -> None:
+    """A call at OpenAI Compatible's first account and one at Internal vLLM, deleted since from
+    its admin page."""
     gateway = ProviderFactory(openai_compat=True)
     vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
     user = User.objects.create_user("dev")
@@ -144,6 +142,16 @@ def test_a_deleted_accounts_spend_is_not_labelled_as_a_live_account_of_its_type(
     delete = reverse("admin:llmadmin_provider_delete", args=[vllm.pk])
     assert admin_client.post(delete, {"post": "yes"}).status_code == 302
     assert not Provider.objects.filter(pk=vllm.pk).exists()
+
+
+@pytest.mark.django_db
+def test_a_deleted_accounts_spend_is_not_labelled_as_a_live_account_of_its_type(
+    admin_client, spend_at_a_deleted_account
+):
+    # Wrong: billing/report.py account_labels shows a deleted account under its type's label,
+    # which is the label of that type's first account: the dashboard has two "OpenAI
+    # Compatible" rows, the deleted vLLM's spend read as the live gateway's (a deleted
+    # developer is "user #id"; the CSV says "account #id").
     today = datetime.now(UTC).date().isoformat()
 
     page = admin_client.get(
@@ -154,6 +162,20 @@ def test_a_deleted_accounts_spend_is_not_labelled_as_a_live_account_of_its_type(
     labels = re.findall(r'<th scope="row">([^<]*)</th>', by_provider)
     assert len(labels) == 2
     assert len(set(labels)) == 2, labels
+
+
+@pytest.mark.django_db
+def test_the_ledger_tells_a_deleted_accounts_calls_from_a_live_accounts(
+    admin_client, spend_at_a_deleted_account
+):
+    # Wrong: billing/admin.py UsageRecordAdmin.account labels a deleted account's call with
+    # its type's label, the live first account's label: two "OpenAI Compatible" calls, of
+    # which the filter by that account finds one.
+    page = admin_client.get(reverse("admin:billing_usagerecord_changelist")).text
+
+    accounts = re.findall(r'<td class="field-account">([^<]*)</td>', page)
+    assert len(accounts) == 2
+    assert len(set(accounts)) == 2, accounts
 
 
 @pytest.mark.django_db

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -240,3 +240,37 @@ def test_an_accounts_type_can_not_change_once_it_is_saved():
     with pytest.raises(ValidationError) as raised:
         account.full_clean()
     assert "type" in raised.value.message_dict
+
+
+@pytest.mark.django_db
+def test_the_dashboard_sums_a_moved_models_spend_under_each_account_it_was_spent_at(
+    admin_client,
+):
+    # Wrong: billing/report.py takes "a model's account" as Min(provider_id) over the whole
+    # range (OF_THE_MODEL, "a model belongs to one account"), but LLMModel.provider is
+    # editable: after a move, the vLLM account's spend of the second day is in the gateway's
+    # row, and vLLM has no row though its series shows that day.
+    gateway = ProviderFactory(openai_compat=True)
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
+    model = LLMModelFactory(provider=gateway, identifier="llama", **PRICES)
+    user = User.objects.create_user("dev")
+    today = datetime.now(UTC)
+    yesterday = today - timedelta(days=1)
+    usage_record(user_id=user.pk, model=model, called_at=yesterday, usage=Usage(10, 5))
+    model.provider = vllm
+    model.full_clean()
+    model.save()
+    moved = LLMModel.objects.select_related("provider").get(pk=model.pk)
+    usage_record(user_id=user.pk, model=moved, called_at=today, usage=Usage(10, 5))
+    assert sorted(DailyUsage.objects.values_list("provider_id", flat=True)) == sorted(
+        [gateway.pk, vllm.pk]
+    )
+
+    page = admin_client.get(
+        reverse("admin:billing_dailyusage_changelist"),
+        {"start": yesterday.date().isoformat(), "end": today.date().isoformat()},
+    ).text
+
+    by_provider = page.split('id="usage-by-provider"')[1].split("</section>")[0]
+    labels = re.findall(r'<th scope="row">([^<]*)</th>', by_provider)
+    assert sorted(labels) == ["Internal vLLM (OpenAI Compatible)", "OpenAI Compatible"]

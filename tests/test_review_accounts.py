@@ -274,3 +274,21 @@ def test_the_dashboard_sums_a_moved_models_spend_under_each_account_it_was_spent
     by_provider = page.split('id="usage-by-provider"')[1].split("</section>")[0]
     labels = re.findall(r'<th scope="row">([^<]*)</th>', by_provider)
     assert sorted(labels) == ["Internal vLLM (OpenAI Compatible)", "OpenAI Compatible"]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("Internal\nvLLM", id="line-break"),
+        pytest.param("Internal vLLM\x1b[2J", id="terminal-escape"),
+        pytest.param("Internal\rOpenAI", id="carriage-return"),
+    ],
+)
+def test_an_accounts_name_refuses_control_characters(name):
+    # Wrong: Provider.name's validators (llmadmin/fields.py validate_no_hidden_characters) let
+    # Cc characters through; check_providers, seed_defaults, set_provider_key and the import's
+    # change lines print the name to a terminal: a line break forges a line, ESC drives it.
+    with pytest.raises(ValidationError) as raised:
+        new_account(type="openai-compat", name=name, base_url="http://vllm/v1")
+    assert "name" in raised.value.message_dict

@@ -292,3 +292,29 @@ def test_an_accounts_name_refuses_control_characters(name):
     with pytest.raises(ValidationError) as raised:
         new_account(type="openai-compat", name=name, base_url="http://vllm/v1")
     assert "name" in raised.value.message_dict
+
+
+@pytest.mark.django_db
+def test_an_export_with_a_renamed_first_account_imports_into_a_fresh_deployment(tmp_path):
+    # Wrong: the import finds accounts by name only (llmadmin/configuration.py
+    # Importer.account): a fresh deployment's migrate made "OpenAI Compatible" slugged
+    # openai-compat, so the export's first account renamed "LiteLLM" (slug openai-compat) is
+    # taken for a new account and refused for its slug: the deployment can't be reproduced.
+    first = Provider.objects.get(type="openai-compat")
+    first.name, first.base_url = "LiteLLM", "http://litellm:4000/v1"
+    first.full_clean()
+    first.save()
+    ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
+    path = tmp_path / "llm.yaml"
+    call_command("export_config", "--output", str(path), stderr=io.StringIO())
+    # What migrate leaves in a fresh deployment: each type's account named after it.
+    Provider.objects.filter(name="Internal vLLM").delete()
+    first.name, first.base_url = "OpenAI Compatible", ""
+    first.save()
+
+    call_command("import_config", str(path), **QUIET)
+
+    assert sorted(Provider.objects.filter(type="openai-compat").values_list("name", "slug")) == [
+        ("Internal vLLM", "internal-vllm"),
+        ("LiteLLM", "openai-compat"),
+    ]

@@ -318,3 +318,19 @@ def test_an_export_with_a_renamed_first_account_imports_into_a_fresh_deployment(
         ("Internal vLLM", "internal-vllm"),
         ("LiteLLM", "openai-compat"),
     ]
+
+
+@pytest.mark.django_db
+def test_names_differing_only_in_the_case_of_a_non_ascii_letter_are_refused():
+    # Wrong on SQLite: the unique constraint is on Lower("name") (llmadmin/models.py
+    # Provider.Meta), and SQLite's lower() folds ASCII only: "Azure Zürich" and "AZURE ZÜRICH"
+    # are two accounts there, one on PostgreSQL ("unique in any case", README).
+    ProviderFactory(azure=True, name="Azure Zürich")
+    with pytest.raises(ValidationError) as raised:
+        new_account(
+            type="azure",
+            name="AZURE ZÜRICH",
+            slug="azure-zurich-2",
+            base_url="https://ch.openai.azure.com",
+        )
+    assert "name" in raised.value.message_dict

@@ -334,3 +334,20 @@ def test_names_differing_only_in_the_case_of_a_non_ascii_letter_are_refused():
             base_url="https://ch.openai.azure.com",
         )
     assert "name" in raised.value.message_dict
+
+
+@pytest.mark.django_db
+def test_the_model_list_groups_a_types_models_by_account_as_developers_see_them(admin_client):
+    # Wrong: LLMModelAdmin.get_ordering (llmadmin/admin/llm_models.py) is still
+    # (registry_position, display_name): two OpenAI Compatible accounts' models interleave by
+    # name, while the developers' list (models_in_list_order) groups them by account.
+    gateway = ProviderFactory(openai_compat=True)
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
+    LLMModelFactory(provider=vllm, identifier="a", display_name="Alpha")
+    LLMModelFactory(provider=gateway, identifier="b", display_name="Beta")
+    LLMModelFactory(provider=vllm, identifier="c", display_name="Gamma")
+
+    response = admin_client.get(reverse("admin:llmadmin_llmmodel_changelist"))
+
+    names = [model.display_name for model in response.context["cl"].result_list]
+    assert names == ["Beta", "Alpha", "Gamma"]

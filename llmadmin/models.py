@@ -318,6 +318,20 @@ class Provider(models.Model):
         except ValidationError as error:
             raise on_field(error, "duplicate_name", "name") from None
 
+    def name_clashes(self) -> dict[str, str]:
+        """The name's error where another account has it in any case (the database's lower()
+        folds ASCII only on SQLite), or reads alike in lists."""
+        name, label = self.name.casefold(), self.label.casefold()
+        others = list(Provider.objects.exclude(pk=self.pk).values_list("name", "type"))
+        if any(other_name.casefold() == name for other_name, _ in others):
+            return {"name": "Another provider account has this name."}
+        if any(provider_label(*other).casefold() == label for other in others):
+            return {
+                "name": f"Another provider account reads as {self.label!r}: choose a name "
+                "that tells them apart."
+            }
+        return {}
+
     def clean(self) -> None:
         if isinstance(self.name, str):
             # Compatibility forms (fullwidth, mathematical letters) read as the plain name.
@@ -338,17 +352,7 @@ class Provider(models.Model):
                 # Its models' options are its type's; another type is another account.
                 errors["type"] = "An account's type can't change: add an account of that type."
         if isinstance(self.name, str) and self.name:
-            label, name = self.label.casefold(), self.name.casefold()
-            others = Provider.objects.exclude(pk=self.pk).values_list("name", "type")
-            # The same name in another case is the name constraint's to say.
-            if any(
-                provider_label(*other).casefold() == label and other[0].casefold() != name
-                for other in others
-            ):
-                errors["name"] = (
-                    f"Another provider account reads as {self.label!r}: choose a name that "
-                    "tells them apart."
-                )
+            errors.update(self.name_clashes())
         provider_type = PROVIDER_TYPES.get(self.type)
         if provider_type and self.auth not in provider_type.auth_modes:
             errors["auth"] = f"{provider_type.label} authenticates with an API key."

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -13,13 +13,12 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import IntegrityError
-from django.db.models import Count, Sum
 from django.urls import reverse
 
 from billing.ledger import usage_record
-from billing.models import DailyUsage, UsageRecord
 from llmadmin.models import LLMModel, Provider
 from llmadmin.providers.contract import Usage
+from tests.admin_forms import form_as_loaded
 from tests.factories import LLMModelFactory, ProviderFactory
 
 PRICES = {"input_price": Decimal(3), "output_price": Decimal(15)}
@@ -101,32 +100,6 @@ def test_an_accounts_label_says_its_type_when_its_name_reads_as_another_type(
     # Azure ("OpenAI" is inside "Azure OpenAI" and "OpenAI Compatible").
     account = ProviderFactory(type=type_slug, name=name)
     assert account.label == f"{name} ({type_label})"
-
-
-@pytest.mark.django_db
-def test_a_models_calls_after_it_moves_to_another_account_are_that_accounts_spend():
-    # Wrong: a model's account can change (LLMModel.provider is editable), but the daily sums
-    # key on the model alone and keep the day's first account (billing/ledger.py:
-    # daily_usage_add's upsert; usage_rebuild's Min("provider_id")): the vLLM account's call
-    # is summed, shown and charted as the LiteLLM gateway's.
-    gateway = ProviderFactory(openai_compat=True)
-    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
-    model = LLMModelFactory(provider=gateway, identifier="llama", **PRICES)
-    user = User.objects.create_user("dev")
-    usage_record(user_id=user.pk, model=model, called_at=datetime.now(UTC), usage=Usage(10, 5))
-    model.provider = vllm
-    model.full_clean()
-    model.save()
-    moved = LLMModel.objects.select_related("provider").get(pk=model.pk)
-    usage_record(user_id=user.pk, model=moved, called_at=datetime.now(UTC), usage=Usage(10, 5))
-
-    def by_account(rows, calls):
-        return dict(
-            rows.order_by().values("provider_id").annotate(n=calls).values_list("provider_id", "n")
-        )
-
-    assert by_account(UsageRecord.objects, Count("pk")) == {gateway.pk: 1, vllm.pk: 1}
-    assert by_account(DailyUsage.objects, Sum("calls")) == {gateway.pk: 1, vllm.pk: 1}
 
 
 @pytest.fixture
@@ -243,40 +216,6 @@ def test_an_accounts_type_can_not_change_once_it_is_saved():
 
 
 @pytest.mark.django_db
-def test_the_dashboard_sums_a_moved_models_spend_under_each_account_it_was_spent_at(
-    admin_client,
-):
-    # Wrong: billing/report.py takes "a model's account" as Min(provider_id) over the whole
-    # range (OF_THE_MODEL, "a model belongs to one account"), but LLMModel.provider is
-    # editable: after a move, the vLLM account's spend of the second day is in the gateway's
-    # row, and vLLM has no row though its series shows that day.
-    gateway = ProviderFactory(openai_compat=True)
-    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
-    model = LLMModelFactory(provider=gateway, identifier="llama", **PRICES)
-    user = User.objects.create_user("dev")
-    today = datetime.now(UTC)
-    yesterday = today - timedelta(days=1)
-    usage_record(user_id=user.pk, model=model, called_at=yesterday, usage=Usage(10, 5))
-    model.provider = vllm
-    model.full_clean()
-    model.save()
-    moved = LLMModel.objects.select_related("provider").get(pk=model.pk)
-    usage_record(user_id=user.pk, model=moved, called_at=today, usage=Usage(10, 5))
-    assert sorted(DailyUsage.objects.values_list("provider_id", flat=True)) == sorted(
-        [gateway.pk, vllm.pk]
-    )
-
-    page = admin_client.get(
-        reverse("admin:billing_dailyusage_changelist"),
-        {"start": yesterday.date().isoformat(), "end": today.date().isoformat()},
-    ).text
-
-    by_provider = page.split('id="usage-by-provider"')[1].split("</section>")[0]
-    labels = re.findall(r'<th scope="row">([^<]*)</th>', by_provider)
-    assert sorted(labels) == ["Internal vLLM (OpenAI Compatible)", "OpenAI Compatible"]
-
-
-@pytest.mark.django_db
 @pytest.mark.parametrize(
     "name",
     [
@@ -351,3 +290,23 @@ def test_the_model_list_groups_a_types_models_by_account_as_developers_see_them(
 
     names = [model.display_name for model in response.context["cl"].result_list]
     assert names == ["Beta", "Alpha", "Gamma"]
+
+
+@pytest.mark.django_db
+def test_a_model_stays_with_its_account_in_the_model_and_in_the_admin(admin_client):
+    # Its options are its account's type's, and the daily sums keep one account per model.
+    gateway = ProviderFactory(openai_compat=True)
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
+    model = LLMModelFactory(provider=gateway, identifier="llama", **PRICES)
+    page = reverse("admin:llmadmin_llmmodel_change", args=[model.pk])
+    posted = form_as_loaded(admin_client, page, provider=str(vllm.pk))
+    model.provider = vllm
+    with pytest.raises(ValidationError) as raised:
+        model.full_clean()
+    response = admin_client.post(page, posted)
+
+    message = "A model stays with its provider account: add it to the other account."
+    assert raised.value.message_dict["provider"] == [message]
+    assert response.status_code == 200
+    assert response.context["adminform"].form.errors["provider"] == [message]
+    assert LLMModel.objects.get(pk=model.pk).provider_id == gateway.pk

@@ -89,7 +89,8 @@ class LLMModelAdmin(admin.ModelAdmin):
 
     def get_ordering(self, request: HttpRequest) -> list[str]:
         # An annotation of get_queryset's: the ordering attribute's checks only know fields.
-        return ["registry_position", "display_name"]
+        # A type's accounts in the order added, as developers see them.
+        return ["registry_position", "provider_id", "display_name"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[LLMModel]:
         # ModelAdmin's own, with the provider's place in the registry to order by. The

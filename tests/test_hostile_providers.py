@@ -311,12 +311,12 @@ def test_a_hostile_provider_never_gets_the_key_onto_any_surface(
     assert not leaking, f"the provider's echo of the key reached: {', '.join(leaking)}"
 
 
-# A type's second account at its own hostile server, beside the first at another: the attacks
-# that send a key on or back, on the first type of each family.
+# A type's second account at its own hostile server, beside the first at another, on the first
+# type of each family: a 401 that echoes the key (where each key goes is the same whatever the
+# attack; the attacks themselves are the table above's).
 SECOND_ACCOUNT_ROWS = [
-    pytest.param(provider_type, mode, status, id=f"{provider_type}-{mode}")
+    pytest.param(provider_type, "error_body", 401, id=provider_type)
     for provider_type in [*FAMILY_FIRSTS, BEDROCK_IAM]
-    for mode, status in [("redirect", None), ("error_body", 401)]
 ]
 
 

@@ -23,8 +23,15 @@ from billing.budgets import (
     month_start,
 )
 from billing.forms import UserBudgetForm
-from billing.models import BudgetAlert, DeveloperBudget, GroupBudget, UsageRecord, UserBudget
-from billing.report import type_label
+from billing.models import (
+    BudgetAlert,
+    DailyUsage,
+    DeveloperBudget,
+    GroupBudget,
+    UsageRecord,
+    UserBudget,
+)
+from billing.report import gone_account_label, type_label
 from llmadmin.models import LLMModel, Provider, provider_label
 from llmadmin.money import left_text, limit_text, usd
 from llmadmin.selectors import providers_in_registry_order
@@ -149,14 +156,24 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
 
 class ProviderAccountFilter(admin.SimpleListFilter):
     """The ledger's calls to one provider account, by its label: those from before accounts
-    through their model's account."""
+    through their model's account. Accounts deleted since follow the live ones, found in the
+    daily sums (far fewer rows than the ledger)."""
 
     title = "provider"
     parameter_name = "provider"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         accounts = providers_in_registry_order().values_list("pk", "name", "type")
-        return [(str(pk), provider_label(name, slug)) for pk, name, slug in accounts]
+        gone = (
+            DailyUsage.objects.exclude(provider_id=None)
+            .exclude(provider_id__in=Provider.objects.values("pk"))
+            .values_list("provider_id", "provider_type")
+            .distinct()
+            .order_by("provider_id")
+        )
+        return [(str(pk), provider_label(name, slug)) for pk, name, slug in accounts] + [
+            (str(pk), gone_account_label(pk, slug)) for pk, slug in gone
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if not self.value():
@@ -229,10 +246,12 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
     @admin.display(description="provider", ordering="provider_type")
     def account(self, record: UsageRecord) -> str:
-        """The account's label; its type's where the account is gone or unknown."""
-        if record.account_name is None:
-            return type_label(record.provider_type)
-        return provider_label(record.account_name, record.provider_type)
+        """The account's label; one deleted since by its id; its type's where it is unknown."""
+        if record.account_name is not None:
+            return provider_label(record.account_name, record.provider_type)
+        if record.account_id is not None:
+            return gone_account_label(record.account_id, record.provider_type)
+        return type_label(record.provider_type)
 
     @admin.display(description="user", ordering="username")
     def user_name(self, record: UsageRecord) -> str:

@@ -8,7 +8,8 @@ grouped by day (a filtered sum per key shown), then one query per kind of label,
 shown only. Two passes over the range in all: a year of a million calls is about 250,000 daily
 rows. The ledger's references outlive what they name, so labels are looked up by id
 afterwards, never joined: a deleted developer's spend stays in the sums, shown as "user #id"; a
-deleted provider account's, under its type's label.
+deleted provider account's as "<type> account #id (deleted)" (gone_account_label), never as a
+live account's label.
 
 Also a developer's own month (own_usage), as the usage API and the agents' page show it.
 """
@@ -199,11 +200,22 @@ def model_labels(ids: list[int]) -> dict[int, str]:
 
 
 def account_labels(keys: list[tuple[int, str]]) -> dict[tuple[int, str], str]:
-    """Each account's label; one deleted since, or unknown, under its type's."""
+    """Each account's label; one deleted since by its id, one unknown under its type's."""
     accounts = Provider.objects.filter(pk__in=[pk for pk, _ in keys])
     found = accounts.values_list("pk", "name", "type")
     labels = {pk: provider_label(name, slug) for pk, name, slug in found}
-    return {(pk, slug): labels.get(pk) or type_label(slug) for pk, slug in keys}
+    # NO_GROUP_ID: sums from before accounts whose model was already gone.
+    return {
+        (pk, slug): labels.get(pk)
+        or (type_label(slug) if pk == NO_GROUP_ID else gone_account_label(pk, slug))
+        for pk, slug in keys
+    }
+
+
+def gone_account_label(pk: int, slug: str) -> str:
+    """An account deleted since, wherever its usage is shown: by its type and id, so that its
+    spend never reads as a live account's (the type's first is labelled as the type)."""
+    return f"{type_label(slug)} account #{pk} (deleted)"
 
 
 def user_labels(ids: list[int]) -> dict[int, str]:
@@ -632,7 +644,8 @@ CSV_COUNTS = ("calls", "long_context_calls", *TOKEN_FIELDS)
 def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
     """Each daily row of the range (day, developer, group, model, client), labelled: four label
     queries for the ids in the range, then the rows read in chunks. The provider is the type's
-    label, beside the account's name (empty where it is unknown)."""
+    label, beside the account's name (empty where it is unknown; gone_account_label where it
+    was deleted)."""
     days = in_range(start, end)
     users = get_user_model().objects.filter(pk__in=days.values("user_id"))
     usernames = dict(users.values_list("pk", get_user_model().USERNAME_FIELD))
@@ -672,7 +685,9 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
             usernames.get(user_id) or f"user #{user_id}",
             "" if group_id is None else groups.get(group_id) or f"group #{group_id}",
             type_label(slug),
-            "" if account_id is None else accounts.get(account_id) or f"account #{account_id}",
+            ""
+            if account_id is None
+            else accounts.get(account_id) or gone_account_label(account_id, slug),
             identifier,
             name,
             client or CHAT_CLIENT,

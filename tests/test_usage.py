@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from smtplib import SMTPRecipientsRefused
@@ -33,7 +34,7 @@ from billing.models import (
 )
 from chat.models import Conversation, Message
 from gateway.tokens import token_mint
-from llmadmin.models import LLMModel
+from llmadmin.models import LLMModel, Provider
 from llmadmin.providers.contract import Usage
 from llmadmin.services import catalog_values
 from tests.chat_api import post_chat, send
@@ -945,6 +946,65 @@ def test_the_ledger_names_each_calls_account_and_filters_by_it(admin_client, dev
     assert "vllm-llama-before" in at_vllm_only and "vllm-llama<" in at_vllm_only
     assert "gateway-llama" not in at_vllm_only
     assert f'href="?provider={vllm.pk}"' in page  # the filter lists the accounts
+
+
+def test_the_ledger_names_a_deleted_accounts_calls_by_its_id_and_filters_by_it(
+    admin_client, developer
+):
+    gateway = ProviderFactory(openai_compat=True)
+    vllm = ProviderFactory(openai_compat=True, name="Internal vLLM", base_url="http://vllm/v1")
+    for account in (gateway, vllm):
+        usage_record(
+            user_id=developer.pk,
+            model=LLMModelFactory(provider=account, identifier=f"{account.slug}-llama", **PRICES),
+            called_at=datetime.now(UTC),
+            usage=Usage(10, 5),
+        )
+    delete = reverse("admin:llmadmin_provider_delete", args=[vllm.pk])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302  # and its models
+    gone = f"OpenAI Compatible account #{vllm.pk} (deleted)"
+    ledger = reverse("admin:billing_usagerecord_changelist")
+
+    page = admin_client.get(ledger).text
+    at_vllm_only = admin_client.get(ledger, {"provider": vllm.pk}).text
+
+    assert sorted(re.findall(r'<td class="field-account">([^<]*)</td>', page)) == [
+        "OpenAI Compatible",
+        gone,
+    ]
+    assert f'<a href="?provider={vllm.pk}">{gone}</a>' in page  # the filter lists it
+    assert f"{vllm.slug}-llama" in at_vllm_only
+    assert f"{gateway.slug}-llama" not in at_vllm_only
+
+
+def call_at_new_account(user: User, name: str) -> Provider:
+    account = ProviderFactory(openai_compat=True, name=name)
+    model = LLMModelFactory(provider=account, **PRICES)
+    usage_record(user_id=user.pk, model=model, called_at=datetime.now(UTC), usage=Usage(10, 5))
+    return account
+
+
+# session, user; the filter's live accounts, its deleted ones; the records' count, the page's
+# records; the date hierarchy's range, its days
+LEDGER_QUERIES = 8
+
+
+def test_the_ledger_runs_the_same_queries_however_many_accounts_live_or_deleted(
+    admin_client, developer, django_assert_num_queries
+):
+    ledger = reverse("admin:billing_usagerecord_changelist")
+    call_at_new_account(developer, "vLLM")
+    with django_assert_num_queries(LEDGER_QUERIES):
+        assert admin_client.get(ledger).status_code == 200
+
+    for n in range(6):
+        account = call_at_new_account(developer, f"vLLM {n}")
+        if n % 2:
+            account.delete()
+
+    with django_assert_num_queries(LEDGER_QUERIES):
+        page = admin_client.get(ledger).text
+    assert page.count("(deleted)</td>") == 3
 
 
 def test_the_ledger_filter_by_account_lists_nothing_for_a_bad_value(admin_client, developer):

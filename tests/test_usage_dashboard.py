@@ -361,19 +361,28 @@ def test_the_page_and_the_csv_name_each_account(admin_client, two_accounts):
     ]
 
 
-def test_a_deleted_accounts_spend_stays_under_its_types_label(admin_client, two_accounts):
+def test_a_deleted_accounts_spend_is_shown_by_its_id_never_as_a_live_accounts(
+    admin_client, two_accounts
+):
     vllm_id = two_accounts["vllm"].pk
-    two_accounts["vllm"].delete()  # and its models
+    delete = reverse("admin:llmadmin_provider_delete", args=[vllm_id])
+    assert admin_client.post(delete, {"post": "yes"}).status_code == 302  # and its models
+    gone = f"OpenAI Compatible account #{vllm_id} (deleted)"
 
     found = report()
+    page = admin_client.get(DASHBOARD, RANGE).text
     header, *rows = csv_rows(admin_client.get(CSV, RANGE))
 
     assert table(found, "provider") == [
-        ("OpenAI Compatible", 1, 0, 2 * M, 0, Decimal(2)),
+        (gone, 1, 0, 2 * M, 0, Decimal(2)),
         ("OpenAI Compatible", 1, 0, M, 0, Decimal(1)),
     ]
+    assert titles(found, "provider")[gone] == [f"2026-03-02 · {gone}: $2.00"]
+    by_provider = page.split('id="usage-by-provider"')[1].split("</section>")[0]
+    assert f'<th scope="row">{gone}</th>' in by_provider
+    assert by_provider.count('<th scope="row">OpenAI Compatible</th>') == 1
     accounts = sorted(dict(zip(header, row, strict=True))["provider account"] for row in rows)
-    assert accounts == ["OpenAI Compatible", f"account #{vllm_id}"]
+    assert accounts == ["OpenAI Compatible", gone]
 
 
 def test_sums_from_before_accounts_whose_model_was_gone_are_shown_per_type(ledger):

@@ -176,6 +176,15 @@ def test_set_provider_key_sets_the_key_of_one_account(account, saved_on):
     assert out == f"API key for {label} saved.\n"
 
 
+def test_set_provider_key_finds_an_account_by_a_non_ascii_name_in_another_case():
+    zurich = ProviderFactory(azure=True, name="Azure Zürich", no_key=True)
+
+    run("set_provider_key", "azure", "--account", "AZURE ZÜRICH", stdin=KEY + "\n")
+
+    zurich.refresh_from_db()
+    assert zurich.api_key == KEY
+
+
 def test_set_provider_key_clears_only_the_account_named():
     first = ProviderFactory(openai_compat=True, api_key="sk-first")
     internal_vllm(api_key="sk-internal")

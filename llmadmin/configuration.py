@@ -2,9 +2,10 @@
 
 The data describes each listed account and model completely: a field left out takes its
 default. Accounts and models not listed are left alone. An account is identified by its name
-(in any case, as its constraint compares); an entry without a name (files from before
-accounts) means its type's first account. An import is validated and applied in one
-transaction: any error, and nothing is applied.
+(in any case); a name no account has, by its slug, and renamed (a type's first account renamed
+where the file was exported is slugged by its type where it is imported); an entry without a
+name (files from before accounts) means its type's first account. An import is validated and
+applied in one transaction: any error, and nothing is applied.
 """
 
 from __future__ import annotations
@@ -178,17 +179,17 @@ class Importer:
                 f"(got {brief(type_slug)})."
             )
             return
-        provider = self.account(where, type_slug, entry)
-        if provider is None:
+        found = self.account(where, type_slug, entry)
+        if found is None:
             return
-        if provider.pk in self.listed:
-            field, earlier = ("name" if "name" in entry else "type"), self.listed[provider.pk]
-            self.errors.append(f"{where}.{field}: {provider.name} is listed already at {earlier}.")
-            return
+        provider, account_name = found
         listed_at, where = where, f"{where} ({type_slug})"
         if provider.pk is not None:
             self.listed[provider.pk] = listed_at
-        values = {name: entry.get(name, default) for name, default in PROVIDER_FIELDS.items()}
+        values = {
+            "name": account_name,
+            **{name: entry.get(name, default) for name, default in PROVIDER_FIELDS.items()},
+        }
         if "slug" in entry:
             # Left out, an account keeps its slug (its models' names in the gateway).
             values["slug"] = entry["slug"]
@@ -232,30 +233,62 @@ class Importer:
                     identifiers.add(model_entry.get("identifier"))
                     self.apply_model(model_where, provider, model_entry)
 
-    def account(self, where: str, type_slug: str, entry: dict[str, Any]) -> Provider | None:
-        """The account the entry describes, by name; a new one of the entry's type for a name
-        no account has. Without a name, the type's first account. None after an error."""
+    def account(
+        self, where: str, type_slug: str, entry: dict[str, Any]
+    ) -> tuple[Provider, str] | None:
+        """The account the entry describes and the name it is to have: the account of the
+        entry's name; for a name no account has, the account of its slug (renamed: a first
+        account renamed where it was exported, slugged by its type where it is imported), else
+        a new one of the entry's type. Without a name, the type's first account. None after an
+        error."""
         if "name" not in entry:
             # A file from before accounts; a type left without any gets its first again.
             label = PROVIDER_TYPES[type_slug].label
-            return first_account(type_slug) or Provider(type=type_slug, name=label, slug=type_slug)
-        name = entry["name"]
-        # Checked before the lookup: PostgreSQL refuses a NUL in a query.
-        name_field = Provider._meta.get_field("name")
-        message = value_error(name_field, name) if isinstance(name, str) else "must be text."
-        if message:
-            self.errors.append(f"{where}.name: {message}")
-            return None
-        provider = provider_named(name)
-        if provider is None:
-            return Provider(type=type_slug, name=name)
-        if provider.type != type_slug:
+            provider = first_account(type_slug) or Provider(
+                type=type_slug, name=label, slug=type_slug
+            )
+            found_by, name = "type", provider.name
+        else:
+            name = entry["name"]
+            # Checked before the lookup: PostgreSQL refuses a NUL in a query.
+            name_field = Provider._meta.get_field("name")
+            message = value_error(name_field, name) if isinstance(name, str) else "must be text."
+            if message:
+                self.errors.append(f"{where}.name: {message}")
+                return None
+            found_by, provider = "name", provider_named(name)
+            if provider is None:
+                found_by, provider = "slug", self.account_of_slug(entry.get("slug"))
+            if provider is None:
+                return Provider(type=type_slug), name
+        if provider.type != type_slug and found_by == "name":
             self.errors.append(
                 f"{where}.type: {brief(name)} is an account of type {provider.type}, not "
                 f"{type_slug}: an account's type can't change."
             )
             return None
-        return provider
+        if provider.type != type_slug:
+            self.errors.append(
+                f"{where}.slug: {brief(entry['slug'])} is the slug of {brief(provider.name)}, an "
+                f"account of type {provider.type}, not {type_slug}."
+            )
+            return None
+        if provider.pk in self.listed:
+            self.errors.append(
+                f"{where}.{found_by}: {provider.name} is listed already at "
+                f"{self.listed[provider.pk]}."
+            )
+            return None
+        # Found by its name in another case, an account keeps its own; by its slug, it is renamed.
+        return provider, name if found_by == "slug" else provider.name
+
+    def account_of_slug(self, slug: Any) -> Provider | None:
+        """The account of this slug; None for none, or for a slug its field's checks refuse
+        (they say why when the entry is saved)."""
+        slug_field = Provider._meta.get_field("slug")
+        if not isinstance(slug, str) or value_error(slug_field, slug):
+            return None
+        return Provider.objects.filter(slug=slug).first()
 
     def apply_model(self, where: str, provider: Provider, entry: dict[str, Any]) -> None:
         known = {"identifier", *MODEL_FIELDS, *OVERRIDE_FIELDS, *MODEL_RENAMES, "access"}

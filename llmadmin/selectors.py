@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
@@ -11,7 +12,6 @@ from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.db import models
 from django.db.models import Case, QuerySet, Value, When
-from django.db.models.functions import Lower
 from django.utils.text import capfirst
 
 from llmadmin.access import access_lists
@@ -45,8 +45,12 @@ def providers_in_registry_order(queryset: QuerySet[Provider] | None = None) -> Q
 
 
 def provider_named(name: str) -> Provider | None:
-    """The account of this name in any case, as the name's unique constraint compares them."""
-    return Provider.objects.alias(lowered=Lower("name")).filter(lowered=Lower(Value(name))).first()
+    """The account of this name in any case, read as names are stored (NFKC). Compared in
+    Python over the few accounts: SQLite's lower() folds ASCII letters only."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    names = Provider.objects.values_list("pk", "name")
+    pk = next((pk for pk, stored in names if stored.casefold() == folded), None)
+    return None if pk is None else Provider.objects.get(pk=pk)
 
 
 def first_account(type_slug: str) -> Provider | None:

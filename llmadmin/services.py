@@ -25,6 +25,7 @@ from llmadmin.models import (
     configuration_changed,
     lock_default_changes,
 )
+from llmadmin.providers import PROVIDER_TYPES
 from llmadmin.providers.catalog import ModelFacts
 from llmadmin.providers.errors import ProviderError
 
@@ -156,6 +157,8 @@ class SeedReport:
     keys_set: list[str] = field(default_factory=list)
     # (provider label, message) for keys that were found but not accepted.
     key_errors: list[tuple[str, str]] = field(default_factory=list)
+    # (variable, type) for keys whose type has no account slugged by the type.
+    keys_unused: list[tuple[str, str]] = field(default_factory=list)
     default: str | None = None
 
 
@@ -166,14 +169,19 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
     An account's catalog is seeded only once, so a re-run never brings back a model an
     administrator deleted, nor touches one they edited; the other accounts of a type (an
     internal vLLM beside the first OpenAI Compatible one) hold what their admin adds, never
-    the catalog's. With `environ`, keys are taken from each type's variable for the type's
-    first account when it has none yet.
+    the catalog's. With `environ`, a type's variable gives its key to the account slugged by
+    the type (the one migrate creates) when it has none yet, and to no other: another account
+    stands for another server (once the account a key was for is deleted, the type's first
+    may be an internal vLLM).
     """
     report = SeedReport()
     created_models: list[LLMModel] = []
     first_accounts: dict[str, Provider] = {}
+    accounts_slugged_by_type: dict[str, Provider] = {}
     for account in Provider.objects.order_by("pk").select_for_update():
         first_accounts.setdefault(account.type, account)
+        if account.slug == account.type:
+            accounts_slugged_by_type[account.type] = account
     for provider in first_accounts.values():
         if provider.catalog_seeded:
             continue
@@ -191,16 +199,21 @@ def seed_defaults(*, environ: Mapping[str, str] | None = None) -> SeedReport:
             created_models.append(model)
             report.models_created.append(f"{provider.label}: {model.display_name}")
 
-    for provider in first_accounts.values():
-        key = (environ or {}).get(provider.provider_type.key_env_var, "")
-        if key and provider.api_key is None:
+    for type_slug, provider_type in PROVIDER_TYPES.items():
+        key = (environ or {}).get(provider_type.key_env_var, "")
+        if not key:
+            continue
+        key_account = accounts_slugged_by_type.get(type_slug)
+        if key_account is None:
+            report.keys_unused.append((provider_type.key_env_var, type_slug))
+        elif key_account.api_key is None:
             try:
                 with transaction.atomic():
-                    provider_set_api_key(provider=provider, api_key=key)
+                    provider_set_api_key(provider=key_account, api_key=key)
             except ValidationError as error:
-                report.key_errors.append((provider.label, " ".join(error.messages)))
+                report.key_errors.append((key_account.label, " ".join(error.messages)))
             else:
-                report.keys_set.append(provider.label)
+                report.keys_set.append(key_account.label)
 
     # Only a freshly created catalog default becomes the default: an admin who removed
     # the default on purpose keeps having none.

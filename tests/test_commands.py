@@ -176,6 +176,15 @@ def test_set_provider_key_sets_the_key_of_one_account(account, saved_on):
     assert out == f"API key for {label} saved.\n"
 
 
+def test_set_provider_key_finds_an_account_by_a_non_ascii_name_in_another_case():
+    zurich = ProviderFactory(azure=True, name="Azure Zürich", no_key=True)
+
+    run("set_provider_key", "azure", "--account", "AZURE ZÜRICH", stdin=KEY + "\n")
+
+    zurich.refresh_from_db()
+    assert zurich.api_key == KEY
+
+
 def test_set_provider_key_clears_only_the_account_named():
     first = ProviderFactory(openai_compat=True, api_key="sk-first")
     internal_vllm(api_key="sk-internal")
@@ -243,7 +252,9 @@ def test_seed_fills_only_each_types_first_account_not_one_added_beside_it_once_f
     assert not LLMModel.objects.filter(provider=second).exists()
 
 
-def test_seed_takes_a_key_from_the_environment_for_the_first_account_only(monkeypatch):
+def test_seed_takes_a_key_from_the_environment_for_the_account_slugged_by_its_type_only(
+    monkeypatch,
+):
     ProviderFactory(openai=True, name="OpenAI EU", no_key=True)
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
 
@@ -251,6 +262,28 @@ def test_seed_takes_a_key_from_the_environment_for_the_first_account_only(monkey
 
     keys = dict(Provider.objects.filter(type="openai").values_list("name", "api_key"))
     assert keys == {"OpenAI": KEY, "OpenAI EU": None}
+
+
+def test_the_environments_key_never_lands_on_an_account_it_was_not_given_to(monkeypatch):
+    # Once the account the key was given to (at LiteLLM's URL) is deleted, the internal vLLM
+    # is the type's first account: the key must not go to vLLM's URL.
+    monkeypatch.setenv("OPENAI_COMPATIBLE_API_KEY", KEY)
+    litellm = ProviderFactory(openai_compat=True, no_key=True)  # slugged openai-compat
+    vllm = internal_vllm(base_url="http://vllm/v1", no_key=True)
+    run("seed_defaults", "--keys-from-env")
+    litellm.refresh_from_db()
+    assert litellm.api_key == KEY
+    litellm.delete()
+
+    out, err = run("seed_defaults", "--keys-from-env")
+
+    vllm.refresh_from_db()
+    assert vllm.api_key is None
+    assert err == (
+        "OPENAI_COMPATIBLE_API_KEY not used: it is for the OpenAI Compatible account slugged "
+        "openai-compat, and there is none.\n"
+    )
+    assert "SEEDSECRET" not in out + err
 
 
 def test_check_providers_prints_one_line_per_account():

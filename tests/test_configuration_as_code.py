@@ -815,6 +815,50 @@ def test_an_account_is_found_by_its_name_in_any_case_and_keeps_it(gateways, tmp_
     ]
 
 
+def test_an_account_is_found_by_a_non_ascii_name_in_another_case(tmp_path):
+    zurich = ProviderFactory(azure=True, name="Azure Zürich", no_key=True)
+    path = write(
+        tmp_path,
+        [{"name": "AZURE ZÜRICH", "type": "azure", "base_url": zurich.base_url, "enabled": False}],
+    )
+
+    out, _ = import_file(path)
+
+    zurich.refresh_from_db()
+    assert (zurich.name, zurich.enabled) == ("Azure Zürich", False)
+    assert out.splitlines() == [
+        f"update provider {zurich.slug}: enabled True -> False",
+        "Applied 1 changes.",
+    ]
+
+
+def test_an_export_with_a_renamed_first_account_imports_into_a_fresh_deployment(tmp_path):
+    # The first account renamed LiteLLM keeps the slug migrate gave it: where migrate has just
+    # named that account after its type, the slug finds it, and the import renames it.
+    first = Provider.objects.get(type="openai-compat")
+    first.name, first.base_url = "LiteLLM", GATEWAYS["LiteLLM"]
+    first.save()
+    ProviderFactory(openai_compat=True, name="Internal vLLM", base_url=GATEWAYS["Internal vLLM"])
+    path = tmp_path / "llm.yaml"
+    path.write_text(export())
+    Provider.objects.filter(name="Internal vLLM").delete()
+    first.name, first.base_url = "OpenAI Compatible", ""
+    first.save()
+
+    out, _ = import_file(path)
+
+    accounts = Provider.objects.filter(type="openai-compat").order_by("pk")
+    assert list(accounts.values_list("name", "slug")) == [  # the first account, renamed
+        ("LiteLLM", "openai-compat"),
+        ("Internal vLLM", "internal-vllm"),
+    ]
+    assert out.splitlines()[:2] == [
+        "update provider openai-compat: name 'OpenAI Compatible' -> 'LiteLLM', "
+        f"base_url '' -> '{GATEWAYS['LiteLLM']}'",
+        "create provider internal-vllm",
+    ]
+
+
 def test_the_file_may_change_an_accounts_slug_and_leaving_it_out_keeps_it(gateways, tmp_path):
     data = yaml.safe_load(export())
     vllm = next(entry for entry in data["providers"] if entry["name"] == "Internal vLLM")
@@ -859,9 +903,17 @@ WRONG_ACCOUNTS = [
                  id="a list as a name"),
     pytest.param([{**OLLAMA, "name": "Oll\0ama"}],
                  "providers[0].name: must not contain a NUL character.", id="a NUL in a name"),
-    pytest.param([{**OLLAMA, "name": "Ollama", "slug": "litellm"}],
+    pytest.param([{**VLLM, "name": "Internal vLLM", "slug": "litellm"}],
                  "providers[0] (openai-compat).slug: Another provider account has this slug.",
                  id="a slug another account has"),
+    pytest.param([{"name": "OpenAI EU", "type": "openai", "slug": "litellm"}],
+                 "providers[0].slug: 'litellm' is the slug of 'LiteLLM', an account of type "
+                 "openai-compat, not openai.",
+                 id="a new name with another type's account's slug"),
+    pytest.param([{**VLLM, "name": "Internal vLLM"},
+                  {**VLLM, "name": "vLLM", "slug": "internal-vllm"}],
+                 "providers[1].slug: Internal vLLM is listed already at providers[0].",
+                 id="an account by its name and by its slug"),
     pytest.param([{**OLLAMA, "name": "Ollama", "slug": "not a slug"}],
                  "providers[0] (openai-compat).slug: Enter lowercase letters, digits, hyphens or "
                  "underscores, beginning with a letter or digit.",

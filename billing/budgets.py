@@ -8,6 +8,7 @@ A developer's monthly allowance is, in this order:
 2. else the highest allowance among their groups that have one;
 3. else none: no limit.
 A model's monthly cap limits each developer's spend on that model, within their allowance.
+Their limits (turns at once, per minute: billing.limits) are read with their budget.
 
 A turn is refused when what the developer spent this month (their recorded calls) has reached
 the allowance or the model's cap. A call's cost is recorded, in one transaction with its
@@ -34,7 +35,17 @@ from django.db.models import OuterRef, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.models import COST_QUANTUM, BudgetAlert, DailyUsage, GroupBudget, UserBudget
+from billing.limits import Limits, limits_from
+from billing.models import (
+    COST_QUANTUM,
+    LIMIT_FIELDS,
+    BudgetAlert,
+    DailyUsage,
+    DeveloperLimits,
+    GroupBudget,
+    GroupLimits,
+    UserBudget,
+)
 from llmadmin.models import LLMModel
 from llmadmin.money import left_text, limit_text, usd
 
@@ -98,6 +109,8 @@ class BudgetState:
     spent_by_model: dict[int, Decimal] = field(default_factory=dict)
     # Every group they are in, budgeted or not (the model list's access reads them too).
     group_ids: frozenset[int] = frozenset()
+    # Read with the budget, in the same query: how much they may run at once and per minute.
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def spent(self) -> Decimal:
@@ -157,15 +170,31 @@ def budget_states(
     return states, [row for row in rows if row[0] not in BUDGET_ROWS]
 
 
-# The kinds of rows budget_query gives.
-BUDGET_ROWS = ("group", "override", "spend")
+# The kinds of rows budget_query gives: a limit's rows are "group <limit>" and "own <limit>".
+BUDGET_ROWS = (
+    "group",
+    "override",
+    "spend",
+    *(f"{source} {name}" for name in LIMIT_FIELDS for source in ("group", "own")),
+)
+
+
+# One limit's rows: set by the developer's groups, and by their own override.
+LIMIT_ROWS = (
+    "UNION ALL SELECT 'group {name}', m.user_id, l.{name}, NULL, NULL FROM {memberships} m "
+    "JOIN {group_limits} l ON l.group_id = m.group_id "
+    "WHERE m.user_id IN ({users}) AND l.{name} IS NOT NULL "
+    "UNION ALL SELECT 'own {name}', user_id, {name}, NULL, NULL FROM {own_limits} "
+    "WHERE user_id IN ({users}) AND {name} IS NOT NULL "
+)
 
 
 def budget_query(user_ids: Collection[int], month: date) -> tuple[str, list[Any]]:
     """The rows budgets are read from, as (kind, user id, key, name, amount): the developers'
     groups with their allowances (first: the columns take their types from it), their
-    overrides, and the month's sums by developer and model. Plain SQL: the model list runs it
-    on every load, and the ORM takes 80 times longer to build it than the database to answer
+    overrides, the month's sums by developer and model, and each limit set by their groups
+    and by their own override (its value as the key). Plain SQL: the model list runs it on
+    every load, and the ORM takes 80 times longer to build it than the database to answer
     it."""
     tables = {
         "overrides": UserBudget._meta.db_table,
@@ -173,20 +202,24 @@ def budget_query(user_ids: Collection[int], month: date) -> tuple[str, list[Any]
         "groups": Group._meta.db_table,
         "budgets": GroupBudget._meta.db_table,
         "sums": DailyUsage._meta.db_table,
+        "group_limits": GroupLimits._meta.db_table,
+        "own_limits": DeveloperLimits._meta.db_table,
     }
     users = ", ".join(["%s"] * len(user_ids)) or "NULL"
-    # Table names and placeholders only are formatted in; every value is a parameter.
+    # Table and column names and placeholders only are formatted in; every value is a
+    # parameter.
+    limits = "".join(LIMIT_ROWS.format(name=name, users=users, **tables) for name in LIMIT_FIELDS)
     sql = (  # noqa: S608
         "SELECT 'group', m.user_id, g.id, g.name, b.monthly_allowance FROM {memberships} m "
         "JOIN {groups} g ON g.id = m.group_id LEFT JOIN {budgets} b ON b.group_id = g.id "
         "WHERE m.user_id IN ({users}) "
         "UNION ALL SELECT 'override', user_id, NULL, NULL, monthly_allowance FROM {overrides} "
-        "WHERE user_id IN ({users}) "
+        "WHERE user_id IN ({users}) {limits}"
         "UNION ALL SELECT 'spend', user_id, model_id, NULL, SUM(cost) FROM {sums} "
         "WHERE user_id IN ({users}) AND day >= %s AND day < %s GROUP BY user_id, model_id"
-    ).format(users=users, **tables)
+    ).format(users=users, limits=limits, **tables)
     ids = list(user_ids)
-    return sql, [*ids, *ids, *ids, month, next_month(month)]
+    return sql, [*ids, *ids, *ids * 2 * len(LIMIT_FIELDS), *ids, month, next_month(month)]
 
 
 def budget_of(rows: list[tuple[Any, ...]], user_id: int, month: date) -> BudgetState:
@@ -198,7 +231,8 @@ def budget_of(rows: list[tuple[Any, ...]], user_id: int, month: date) -> BudgetS
     )
     spent = {key: decimal_of(amount) or ZERO for kind, key, _, amount in mine if kind == "spend"}
     groups = frozenset(key for kind, key, _, _ in mine if kind == "group")
-    return BudgetState(allowance, month, spent, groups)
+    limits = limits_from([(kind, key) for kind, key, _, _ in mine if kind in BUDGET_ROWS[3:]])
+    return BudgetState(allowance, month, spent, groups, limits)
 
 
 def month_spend(month: date) -> Coalesce:

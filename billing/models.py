@@ -309,3 +309,91 @@ class BudgetAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_level_display()} for {self.user} in {self.month:%B %Y}"
+
+
+def limit_field(verbose_name: str, help_text: str) -> models.PositiveIntegerField:
+    return models.PositiveIntegerField(
+        verbose_name, null=True, blank=True, validators=[MinValueValidator(1)], help_text=help_text
+    )
+
+
+CONCURRENT_TURNS_HELP = (
+    "Chat turns and gateway calls one developer may have running at once. Empty: no limit."
+)
+REQUESTS_PER_MINUTE_HELP = (
+    "Chat turns and gateway calls one developer may start in any 60 seconds. Empty: no limit."
+)
+TOKENS_PER_MINUTE_HELP = (
+    "Tokens (input, cached input included, and output) of one developer's calls recorded in "
+    "the last 60 seconds, past which new calls wait. Empty: no limit."
+)
+
+
+def limits_not_below_one(prefix: str) -> list[models.CheckConstraint]:
+    return [
+        models.CheckConstraint(
+            condition=Q(**{f"{name}__isnull": True}) | Q(**{f"{name}__gte": 1}),
+            name=f"{prefix}_{name}_at_least_1",
+        )
+        for name in LIMIT_FIELDS
+    ]
+
+
+# The limits, as GroupLimits and DeveloperLimits name them.
+LIMIT_FIELDS = ("concurrent_turns", "requests_per_minute", "tokens_per_minute")
+
+
+class GroupLimits(models.Model):
+    """How much each member of a group may run at once and per minute (billing.limits)."""
+
+    group = models.OneToOneField(Group, on_delete=models.CASCADE, related_name="limits")
+    concurrent_turns = limit_field("concurrent turns per member", CONCURRENT_TURNS_HELP)
+    requests_per_minute = limit_field("requests per minute per member", REQUESTS_PER_MINUTE_HELP)
+    tokens_per_minute = limit_field("tokens per minute per member", TOKENS_PER_MINUTE_HELP)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "group limits"
+        ordering = ["group__name"]
+        constraints = limits_not_below_one("group")
+
+    def __str__(self) -> str:
+        return f"Limits of {self.group}"
+
+
+class DeveloperLimits(models.Model):
+    """One developer's own limits: each one set replaces what their groups give."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="limits"
+    )
+    concurrent_turns = limit_field("concurrent turns", CONCURRENT_TURNS_HELP)
+    requests_per_minute = limit_field("requests per minute", REQUESTS_PER_MINUTE_HELP)
+    tokens_per_minute = limit_field("tokens per minute", TOKENS_PER_MINUTE_HELP)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "developer limits override"
+        constraints = limits_not_below_one("developer")
+
+    def __str__(self) -> str:
+        return f"Limits of {self.user}"
+
+
+class TurnLease(models.Model):
+    """A turn (a chat turn or a gateway call) let through under its developer's limits: one
+    of their turns at once while live (not ended, not expired), one of their requests for a
+    minute from its start, and its calls' tokens for a minute from when they were recorded.
+    Kept only while it counts for something (billing.limits)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    started_at = models.DateTimeField()
+    # Renewed while the turn runs: a worker killed mid-turn stops renewing it.
+    expires_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    tokens = models.PositiveBigIntegerField(default=0)
+    tokens_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "started_at"], name="turn_lease_of_user")]
+
+    def __str__(self) -> str:
+        return f"Turn of {self.user_id} from {self.started_at:%Y-%m-%d %H:%M:%S}"

@@ -2,16 +2,18 @@
 the gateway's requests), so each is let through, bounded and billed the same way.
 
 In order: the model resolved for this developer (their access), refused when their budget or
-the model's cap is spent, before anything is stored or sent (`call_admit`, or its two steps
-`model_resolve` and `spend_admit`); then the
+the model's cap is spent, or a limit of theirs is reached (turns at once, per minute), before
+anything is stored or sent (`call_admit`, or its two steps `model_resolve` and `spend_admit`);
+then the
 provider's stream with its deadlines, its events handed to the caller as they come; and
 however it ends (complete, a provider error, a deadline, the caller gone) the call in the
 ledger with its cost, the caller's own row in the same transaction; budget alerts after commit.
 
-    admission = call_admit(user=user, model_id=model_id)  # raises CallRefused
-    async with admission.call(chat=chat, store=my_row) as call:
-        async for event in call:  # TextDelta, OtherOutput, Usage, Finish; raises ProviderError
-            ...
+    admission = call_admit(user=user, model_id=model_id)  # raises CallRefused, LimitReached
+    async with admission.held():  # the turn: one of the developer's turns at once till it ends
+        async with admission.call(chat=chat, store=my_row) as call:
+            async for event in call:  # TextDelta, OtherOutput, Usage, Finish; ProviderError
+                ...
     call.stored  # my_row's row, None when only the usage could be recorded
 
 The gateway's calls are the same with `admission.relay(request=…)`: the client's request in
@@ -24,23 +26,25 @@ import asyncio
 import json
 import logging
 from collections import Counter
-from collections.abc import AsyncGenerator, Callable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from types import TracebackType
 from typing import Any, Generic, TypeVar
 
+from django.conf import settings as django_settings
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
 from billing.budgets import BudgetState, alerts_due, spend_refusal
 from billing.ledger import usage_record
+from billing.limits import lease_end, lease_renew, lease_tokens, turn_lease
 from billing.models import UsageRecord
 from chat.model_list import offered_model, usable_models
-from chat.retries import in_thread, with_retries
+from chat.retries import database, in_thread, with_retries
 from llmadmin.models import LLMModel
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.contract import (
@@ -81,8 +85,8 @@ class BudgetSpent(CallRefused):
 
 
 def call_admit(*, user: AbstractBaseUser, model_id: int) -> Admission:
-    """Let this developer call this model now, or raise CallRefused; DatabaseError when the
-    database is down."""
+    """Let this developer call this model now, or raise CallRefused or LimitReached;
+    DatabaseError when the database is down."""
     return spend_admit(user=user, resolution=model_resolve(user=user, model_id=model_id))
 
 
@@ -158,23 +162,43 @@ def named_resolve(
 
 
 def spend_admit(*, user: AbstractBaseUser, resolution: Resolution) -> Admission:
-    """Let this developer call a model model_resolve gave them, or raise BudgetSpent; decided
-    from the budget read with it, without reading it again."""
+    """Let this developer call a model model_resolve gave them, or raise BudgetSpent (decided
+    from the budget read with it, without reading it again), or LimitReached (a limit of
+    theirs: turns at once, per minute; billing.limits)."""
     refusal = spend_refusal(state=resolution.budget, model=resolution.model)
     if refusal:
         # An allowance lowered below what was spent had no call to alert on: this does.
         alerts_due(user.pk, resolution.budget.month)
         raise BudgetSpent(refusal)
-    return Admission(user_id=user.pk, model=resolution.model)
+    lease_id = turn_lease(user.pk, resolution.budget.limits)
+    return Admission(user_id=user.pk, model=resolution.model, lease_id=lease_id)
 
 
 @dataclass(frozen=True)
 class Admission:
-    """A developer let through to a model: the calls it makes are billed to them."""
+    """A developer let through to a model, for one turn: the calls it makes are billed to
+    them, and the turn holds one of their slots until it ends (`held`)."""
 
     user_id: int
     # With its provider (shared, read-only): a call builds its client without a query.
     model: LLMModel
+    # The turn's lease under the developer's limits; None when no limit applies to them.
+    lease_id: int | None = None
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        """While the turn runs: its lease renewed; then ended, however the turn ends (an
+        admission whose turn never ran lets its lease expire)."""
+        if self.lease_id is None:
+            yield
+            return
+        renewing = asyncio.create_task(lease_renewals(self.lease_id))
+        try:
+            yield
+        finally:
+            renewing.cancel()
+            # Shielded: a caller gone away mid-write doesn't keep the slot.
+            await asyncio.shield(lease_release(self.lease_id))
 
     def call(
         self,
@@ -209,6 +233,24 @@ class Admission:
             token_id=token_id,
             client_name=client_name,
         )
+
+
+async def lease_renewals(lease_id: int) -> None:
+    """Renew a running turn's lease every third of its length, until cancelled. A renewal
+    that fails (the database down) is tried again at the next."""
+    while True:
+        await asyncio.sleep(django_settings.TURN_LEASE_SECONDS / 3)
+        try:
+            await in_thread(partial(lease_renew, lease_id))
+        except Exception as error:
+            logger.warning("A turn's lease could not be renewed: %s", type(error).__name__)
+
+
+async def lease_release(lease_id: int) -> None:
+    try:
+        await database(partial(lease_end, lease_id))
+    except Exception as error:  # the database stayed down: the lease expires instead
+        logger.error("A turn's lease could not be ended: %s", type(error).__name__)
 
 
 @dataclass
@@ -315,7 +357,7 @@ class MeteredCall(Generic[T]):
         """The call in the ledger, with the caller's row when `store` is given. Its own
         transaction: a retried attempt records the call once; both or neither."""
         with transaction.atomic():
-            usage_record(
+            record = usage_record(
                 user_id=self.admission.user_id,
                 model=self.admission.model,
                 called_at=self.called_at,
@@ -324,6 +366,9 @@ class MeteredCall(Generic[T]):
                 client_name=self.client_name,
                 **usage_of(self),
             )
+            if self.admission.lease_id is not None:
+                tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
+                lease_tokens(self.admission.lease_id, tokens)
             return store(self) if store else None
 
 

@@ -216,6 +216,11 @@ class BudgetRefusalSerializer(serializers.Serializer):
     code = serializers.ChoiceField(choices=["budget_spent"])
 
 
+class LimitRefusalSerializer(serializers.Serializer):
+    detail = serializers.CharField(help_text="Which limit is reached, and when to try again.")
+    code = serializers.ChoiceField(choices=["limit_reached"])
+
+
 class DatabaseUnavailableSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.ChoiceField(choices=["database_unavailable"])

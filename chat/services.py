@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import nullcontext
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -114,8 +114,15 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
 
     Every delta the user was sent is in the stored answer, however the answer ends: complete,
     with a provider error or garbage (an "error" event), at a time limit, or because the user
-    went away (stored as "disconnected", the upstream request closed at once).
+    went away (stored as "disconnected", the upstream request closed at once). The turn holds
+    its slot under the developer's limits until then.
     """
+    async with turn.admission.held(), aclosing(turn_events(turn)) as events:
+        async for event in events:
+            yield event
+
+
+async def turn_events(turn: Turn) -> AsyncIterator[Event]:
     conversation, model = turn.conversation, turn.admission.model
     yield "conversation", {"id": conversation.pk}
 

@@ -39,6 +39,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.budgets import ZERO, budget_state, month_start
+from billing.limits import LimitReached
 from billing.report import own_usage
 from chat.metered import BudgetSpent, spend_admit
 from chat.model_list import cached_model_list, model_caps
@@ -49,6 +50,7 @@ from chat.serializers import (
     ConversationSerializer,
     DatabaseUnavailableSerializer,
     ErrorSerializer,
+    LimitRefusalSerializer,
     ModelListSerializer,
     OwnUsageSerializer,
     UsageQuerySerializer,
@@ -158,6 +160,12 @@ class ChatTurnView(APIView):
                 description="This developer's monthly budget, or their monthly cap for this "
                 "model, is spent: nothing was stored or sent. The detail says when it resets.",
             ),
+            429: OpenApiResponse(
+                LimitRefusalSerializer,
+                description="A limit of this developer's is reached (turns at once, requests "
+                "or tokens per minute; code limit_reached): nothing was stored or sent. "
+                "Retry-After says in how many seconds to try again.",
+            ),
             415: OpenApiResponse(ErrorSerializer, description="The body is not JSON."),
             503: DATABASE_UNAVAILABLE,
         },
@@ -174,6 +182,10 @@ class ChatTurnView(APIView):
             turn = turn_start(conversation=conversation, admission=admission, text=data["message"])
         except BudgetSpent as refusal:
             return Response({"detail": refusal.detail, "code": "budget_spent"}, status=402)
+        except LimitReached as refusal:
+            response = Response({"detail": refusal.detail, "code": "limit_reached"}, status=429)
+            response["Retry-After"] = str(refusal.retry_after)
+            return response
         except DatabaseError:
             return database_unavailable(request)
         # The answer streams on the event loop (under ASGI): this thread's work is done.

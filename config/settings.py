@@ -258,6 +258,9 @@ PROVIDER_READ_TIMEOUT = env.float("PROVIDER_READ_TIMEOUT", default=10)
 # said nothing of the answer for the idle limit (keep-alive comments and pings don't count).
 PROVIDER_STREAM_TIMEOUT = env.float("PROVIDER_STREAM_TIMEOUT", default=600)
 PROVIDER_STREAM_IDLE_TIMEOUT = env.float("PROVIDER_STREAM_IDLE_TIMEOUT", default=60)
+# A turn under a developer's limits holds a slot, renewed every third of this many seconds
+# while it runs: a worker killed mid-turn frees its slots after at most this long.
+TURN_LEASE_SECONDS = env.float("TURN_LEASE_SECONDS", default=60)
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "agents"

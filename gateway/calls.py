@@ -21,6 +21,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
+from billing.limits import LimitReached
 from chat.metered import (
     Admission,
     BudgetSpent,
@@ -174,6 +175,11 @@ async def decided(wire: Wire, decide: Callable[..., T | str], *args: Any) -> T |
         # Both official SDKs retry a 429 unless told not to: a spent budget stays spent.
         response["x-should-retry"] = "false"
         return response
+    except LimitReached as reached:
+        # A limit frees up: the SDKs wait Retry-After, then try again.
+        response = wire.error(429, "rate_limit", reached.detail)
+        response["Retry-After"] = str(reached.retry_after)
+        return response
     return refused(wire, decision) if isinstance(decision, str) else decision
 
 
@@ -184,7 +190,7 @@ async def relayed(call: MeteredCall[None], wire: Wire) -> AsyncIterator[bytes]:
     error event ends it."""
     began = False
     try:
-        async with call:
+        async with call.admission.held(), call:
             async for event in call:
                 if isinstance(event, Raw):
                     began = True

@@ -158,7 +158,7 @@ def test_every_operation_documents_its_refusals():
 
     assert documented == {
         ("GET", "/api/v1/models/"): ["200", "304", "403", "503"],
-        ("POST", "/api/v1/chat/"): ["200", "400", "402", "403", "415", "503"],
+        ("POST", "/api/v1/chat/"): ["200", "400", "402", "403", "415", "429", "503"],
         ("GET", "/api/v1/usage/"): ["200", "400", "403", "503"],
         ("GET", "/api/v1/conversations/{id}/"): ["200", "403", "404", "503"],
     }

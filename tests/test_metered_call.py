@@ -258,8 +258,8 @@ def test_letting_a_call_through_runs_one_query_once_the_model_is_cached(
     model = LLMModelFactory(provider=ProviderFactory(openai=True))
     call_admit(user=user, model_id=model.pk)
 
-    # The fingerprint with the user's groups and budget; the model with its provider comes
-    # from the cached configuration.
+    # The fingerprint with the user's groups, budget and limits (none: no lease); the model
+    # with its provider comes from the cached configuration.
     with django_assert_num_queries(1):
         admission = call_admit(user=user, model_id=model.pk)
 

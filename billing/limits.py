@@ -1,0 +1,162 @@
+"""Limits per developer: turns at once (chat turns and gateway calls together), requests per
+minute, tokens per minute. Budgets bound a month's spend; these bound its pace, and with it
+what concurrent turns can overspend a budget by (see the README).
+
+Each limit on its own: the developer's override, where it sets one; else the highest among
+their groups that set one; else none.
+
+A turn let through under a limit holds a lease (TurnLease): one of the developer's turns at
+once while live, one of their requests for 60 seconds from its start, and its calls' tokens
+for 60 seconds from when they were recorded. The turn renews its lease while it runs and ends
+it however it ends; a worker killed mid-turn stops renewing, and its lease expires after
+TURN_LEASE_SECONDS: the slot is free again.
+
+Admission is one transaction holding the developer's row locked (PostgreSQL: SELECT … FOR
+UPDATE; SQLite: the write lock, taken at BEGIN IMMEDIATE): concurrent admissions of one
+developer, in any process on any machine sharing the database, count each other. A developer
+no limit applies to takes no lease: their limits are read with their budget, in its query.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from billing.models import LIMIT_FIELDS, TurnLease
+
+WINDOW = timedelta(seconds=60)
+# A client refused for turns at once can't be told when one ends: asked to try again soon.
+CONCURRENT_RETRY_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A developer's limits; None: no limit."""
+
+    concurrent_turns: int | None = None
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
+
+    @property
+    def any(self) -> bool:
+        return any(getattr(self, name) is not None for name in LIMIT_FIELDS)
+
+
+class LimitReached(Exception):
+    """A turn refused under the developer's limits, before anything was stored or sent."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        # In words for the developer, and in whole seconds (Retry-After).
+        self.detail = detail
+        self.retry_after = retry_after
+
+
+def limits_from(rows: list[tuple[str, int]]) -> Limits:
+    """The rule, from the limits set for a developer as (kind, value): kinds "group <limit>"
+    (one row per group that sets it) and "own <limit>" (their override sets it)."""
+    values = {}
+    for name in LIMIT_FIELDS:
+        own = [value for kind, value in rows if kind == f"own {name}"]
+        by_groups = [value for kind, value in rows if kind == f"group {name}"]
+        values[name] = own[0] if own else max(by_groups, default=None)
+    return Limits(**values)
+
+
+def turn_lease(user_id: int, limits: Limits) -> int | None:
+    """Let one more turn of this developer through under their limits (as read with their
+    budget): its lease's id, None when no limit applies to them; raises LimitReached."""
+    if not limits.any:
+        return None
+    now = timezone.now()
+    with transaction.atomic():
+        # Every admission of this developer waits here for the one before it to commit.
+        list(get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk"))
+        leases = TurnLease.objects.filter(user=user_id)
+        # What counts for nothing any more goes: over, and out of every window.
+        leases.filter(
+            Q(ended_at__isnull=False) | Q(expires_at__lte=now),
+            started_at__lte=now - WINDOW,
+        ).exclude(tokens_at__gt=now - WINDOW).delete()
+        refusal_raise(limits, list(leases.values_list(*LEASE_COLUMNS)), now)
+        lease = TurnLease.objects.create(
+            user_id=user_id, started_at=now, expires_at=now + lease_length()
+        )
+    return lease.pk
+
+
+LEASE_COLUMNS = ("started_at", "expires_at", "ended_at", "tokens", "tokens_at")
+
+
+def refusal_raise(limits: Limits, leases: list[tuple], now: datetime) -> None:
+    """LimitReached when one more turn now would pass a limit, given the developer's leases
+    (LEASE_COLUMNS)."""
+    since = now - WINDOW
+    live = [lease for lease in leases if lease[2] is None and lease[1] > now]
+    if limits.concurrent_turns is not None and len(live) >= limits.concurrent_turns:
+        raise LimitReached(
+            f"You have {len(live)} turns running, your limit: try again when one ends.",
+            CONCURRENT_RETRY_SECONDS,
+        )
+    starts = sorted(lease[0] for lease in leases if lease[0] > since)
+    if limits.requests_per_minute is not None and len(starts) >= limits.requests_per_minute:
+        # Free again when enough of them are a minute old.
+        frees_at = starts[len(starts) - limits.requests_per_minute] + WINDOW
+        raise LimitReached(
+            f"You started {len(starts)} requests in the last minute, your limit of "
+            f"{limits.requests_per_minute}: {retry_text(frees_at, now)}",
+            seconds_until(frees_at, now),
+        )
+    used = sorted((lease[4], lease[3]) for lease in leases if lease[4] and lease[4] > since)
+    total = sum(tokens for _, tokens in used)
+    if limits.tokens_per_minute is not None and total >= limits.tokens_per_minute:
+        # Free again once what is left of the minute's tokens is below the limit: the oldest
+        # go first.
+        left, frees_at = total, now
+        for used_at, tokens in used:
+            left, frees_at = left - tokens, used_at + WINDOW
+            if left < limits.tokens_per_minute:
+                break
+        raise LimitReached(
+            f"Your calls used {total:,} tokens in the last minute, your limit of "
+            f"{limits.tokens_per_minute:,}: {retry_text(frees_at, now)}",
+            seconds_until(frees_at, now),
+        )
+
+
+def seconds_until(moment: datetime, now: datetime) -> int:
+    return max(1, math.ceil((moment - now).total_seconds()))
+
+
+def retry_text(moment: datetime, now: datetime) -> str:
+    return f"try again in {seconds_until(moment, now)} seconds."
+
+
+def lease_length() -> timedelta:
+    return timedelta(seconds=settings.TURN_LEASE_SECONDS)
+
+
+def lease_renew(lease_id: int) -> None:
+    """The turn still runs: its lease holds for another TURN_LEASE_SECONDS."""
+    TurnLease.objects.filter(pk=lease_id, ended_at__isnull=True).update(
+        expires_at=timezone.now() + lease_length()
+    )
+
+
+def lease_end(lease_id: int) -> None:
+    """The turn is over, however it ended: one slot free."""
+    TurnLease.objects.filter(pk=lease_id, ended_at__isnull=True).update(ended_at=timezone.now())
+
+
+def lease_tokens(lease_id: int, tokens: int) -> None:
+    """A call of the turn recorded this many tokens: they count for the next minute."""
+    TurnLease.objects.filter(pk=lease_id).update(
+        tokens=F("tokens") + tokens, tokens_at=timezone.now()
+    )

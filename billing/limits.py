@@ -13,13 +13,18 @@ TURN_LEASE_SECONDS: the slot is free again.
 
 Admission is one transaction holding the developer's row locked (PostgreSQL: SELECT … FOR
 UPDATE; SQLite: the write lock, taken at BEGIN IMMEDIATE): concurrent admissions of one
-developer, in any process on any machine sharing the database, count each other. A developer
-no limit applies to takes no lease: their limits are read with their budget, in its query.
+developer, in any process on any machine sharing the database, count each other. Their budget
+is read again under that lock: a turn that waited for it may have read the budget before
+other turns ended and committed their costs; now every cost not yet committed is a live
+lease's, and a concurrency limit of C bounds the overspend to C turns (billing.budgets). A
+developer no limit applies to takes no lease: their limits are read with their budget, in its
+query.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -70,15 +75,17 @@ def limits_from(rows: list[tuple[str, int]]) -> Limits:
     return Limits(**values)
 
 
-def turn_lease(user_id: int, limits: Limits) -> int | None:
+def turn_lease(user_id: int, limits: Limits, *, budget_check: Callable[[], None]) -> int | None:
     """Let one more turn of this developer through under their limits (as read with their
-    budget): its lease's id, None when no limit applies to them; raises LimitReached."""
+    budget): its lease's id, None when no limit applies to them; raises LimitReached, or what
+    `budget_check` (their budget read again, under their lock) raises."""
     if not limits.any:
         return None
     now = timezone.now()
     with transaction.atomic():
         # Every admission of this developer waits here for the one before it to commit.
         list(get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk"))
+        budget_check()
         leases = TurnLease.objects.filter(user=user_id)
         # What counts for nothing any more goes: over, and out of every window.
         leases.filter(

@@ -39,7 +39,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from billing.budgets import BudgetState, alerts_due, spend_refusal
+from billing.budgets import BudgetState, alerts_due, budget_state, spend_refusal
 from billing.ledger import usage_record
 from billing.limits import lease_end, lease_renew, lease_tokens, turn_lease
 from billing.models import UsageRecord
@@ -170,8 +170,20 @@ def spend_admit(*, user: AbstractBaseUser, resolution: Resolution) -> Admission:
         # An allowance lowered below what was spent had no call to alert on: this does.
         alerts_due(user.pk, resolution.budget.month)
         raise BudgetSpent(refusal)
-    lease_id = turn_lease(user.pk, resolution.budget.limits)
+    lease_id = turn_lease(
+        user.pk,
+        resolution.budget.limits,
+        budget_check=partial(spent_raise, user.pk, resolution.model),
+    )
     return Admission(user_id=user.pk, model=resolution.model, lease_id=lease_id)
+
+
+def spent_raise(user_id: int, model: LLMModel) -> None:
+    """BudgetSpent when this developer's budget, read now, is spent (turn_lease reads it again
+    under their lock)."""
+    refusal = spend_refusal(state=budget_state(user_id), model=model)
+    if refusal:
+        raise BudgetSpent(refusal)
 
 
 @dataclass(frozen=True)

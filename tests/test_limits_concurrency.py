@@ -10,18 +10,21 @@ from __future__ import annotations
 
 import threading
 import time
+from decimal import Decimal
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import connection, connections
+from django.utils import timezone
 
+from billing.ledger import usage_record
 from billing.limits import LimitReached
-from billing.models import DeveloperLimits, TurnLease
-from chat.metered import Admission, call_admit
+from billing.models import DeveloperLimits, GroupBudget, TurnLease
+from chat.metered import Admission, BudgetSpent, call_admit, model_resolve, spend_admit
 from llmadmin.models import LLMModel
-from llmadmin.providers.contract import ChatInput
+from llmadmin.providers.contract import ChatInput, Usage
 from tests.factories import LLMModelFactory, provider_at
 from tests.providers.fakes import FakeProvider, serve
 
@@ -204,3 +207,42 @@ def test_turns_started_at_once_in_threads_are_let_through_up_to_the_requests_per
 def server_url():
     with serve(FakeProvider("openai", KEY)) as server:
         yield server.url
+
+
+# --- What a concurrency limit bounds a budget's overspend by ---------------------------------
+
+ALLOWANCE = Decimal(10)
+# A million input tokens at $3 and 5 output tokens at $15 per million: every turn's cost.
+TURN_COST = Decimal("3.000075")
+
+
+def budgeted_developer() -> User:
+    developer = User.objects.create_user("dev")
+    team = Group.objects.create(name="team")
+    team.user_set.add(developer)
+    GroupBudget.objects.create(group=team, monthly_allowance=ALLOWANCE)
+    return developer
+
+
+def priced_model_at(url: str) -> LLMModel:
+    return model_at(url, context_limit=2_000_000, input_price=Decimal(3), output_price=Decimal(15))
+
+
+def test_a_turn_that_waited_for_its_slot_is_refused_for_the_costs_committed_meanwhile():
+    developer = budgeted_developer()
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=1)
+    with serve(FakeProvider("openai", KEY, input_tokens=1_000_000)) as server:
+        model = priced_model_at(server.url)
+        usage_record(
+            user_id=developer.pk, model=model, called_at=timezone.now(), usage=Usage(3_000_000, 0)
+        )  # $9.00 spent
+        running = call_admit(user=developer, model_id=model.pk)
+        # The next turn's budget is read while the first one runs ($9.00 spent)...
+        waiting = model_resolve(user=developer, model_id=model.pk)
+        turn_run(running)  # ...which ends, spending $3.00 more, and frees the slot.
+
+        # Let through, it would spend $15.00: past the bound of one turn over the allowance.
+        with pytest.raises(BudgetSpent, match="spent"):
+            spend_admit(user=developer, resolution=waiting)
+
+    assert TurnLease.objects.count() == 1

@@ -81,10 +81,12 @@ def turn_lease(user_id: int, limits: Limits, *, budget_check: Callable[[], None]
     `budget_check` (their budget read again, under their lock) raises."""
     if not limits.any:
         return None
-    now = timezone.now()
     with transaction.atomic():
         # Every admission of this developer waits here for the one before it to commit.
         list(get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk"))
+        # Its time once it holds the lock: no lease it reads started later, and the leases
+        # start in the order they were let through.
+        now = timezone.now()
         budget_check()
         leases = TurnLease.objects.filter(user=user_id)
         # What counts for nothing any more goes: over, and out of every window.

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import Group, User
-from django.db import connection, connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from billing.ledger import usage_record
@@ -207,6 +207,37 @@ def test_turns_started_at_once_in_threads_are_let_through_up_to_the_requests_per
 def server_url():
     with serve(FakeProvider("openai", KEY)) as server:
         yield server.url
+
+
+@on_postgresql
+def test_a_turn_that_waited_for_the_developers_lock_is_told_to_retry_within_the_minute(
+    server_url,
+):
+    developer = User.objects.create_user("dev")
+    DeveloperLimits.objects.create(user=developer, requests_per_minute=1)
+    model = model_at(server_url)
+    refusals: list[LimitReached] = []
+
+    def waiting_turn() -> None:
+        try:
+            call_admit(user=developer, model_id=model.pk)
+        except LimitReached as refusal:
+            refusals.append(refusal)
+        finally:
+            connections.close_all()
+
+    waiting = threading.Thread(target=waiting_turn)
+    with transaction.atomic():
+        # The developer's lock, held as a turn being let through holds it.
+        User.objects.select_for_update().get(pk=developer.pk)
+        waiting.start()
+        time.sleep(0.3)  # it waits for the lock meanwhile
+        call_admit(user=developer, model_id=model.pk)  # the minute's one request, 0.3 s later
+    waiting.join(10)
+
+    # Free again a minute after the request it waited for: not a second more.
+    [refusal] = refusals
+    assert refusal.retry_after == 60
 
 
 # --- What a concurrency limit bounds a budget's overspend by ---------------------------------

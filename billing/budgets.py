@@ -14,8 +14,10 @@ A turn is refused when what the developer spent this month (their recorded calls
 the allowance or the model's cap. A call's cost is recorded, in one transaction with its
 answer, when it ends: until then it is in flight. Each check reads every committed cost, so
 concurrent turns of one developer overspend by at most the cost of the turns already in flight
-when the last one was let through. Calls whose cost is unknown (unpriced, or no token counts)
-count for nothing.
+when the last one was let through. With a limit of C turns at once (billing.limits), that is
+C turns at most: such a turn reads the budget again under the developer's lock, when every cost
+not yet committed is one of their at most C running turns'. Calls whose cost is unknown
+(unpriced, or no token counts) count for nothing.
 """
 
 from __future__ import annotations

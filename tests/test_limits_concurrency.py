@@ -351,7 +351,7 @@ def test_fifty_concurrent_turns_overspend_a_budget_by_at_most_the_concurrent_lim
     spent = UsageRecord.objects.aggregate(total=Sum("cost"))["total"]
     assert spent == outcomes.count("let through") * TURN_COST
     # The red team's 50 turns at once spent $216-$225 of a $10 budget without a limit.
-    print(f"50 turns at once, {TURNS_AT_ONCE} at most: ${spent} spent of ${ALLOWANCE}")
+    print(f"50 turns at once, {TURNS_AT_ONCE} at most: ${spent:.2f} spent of ${ALLOWANCE}")
     assert ALLOWANCE <= spent <= ALLOWANCE + TURNS_AT_ONCE * TURN_COST
 
 

@@ -163,8 +163,8 @@ def named_resolve(
 
 def spend_admit(*, user: AbstractBaseUser, resolution: Resolution) -> Admission:
     """Let this developer call a model model_resolve gave them, or raise BudgetSpent (decided
-    from the budget read with it, without reading it again), or LimitReached (a limit of
-    theirs: turns at once, per minute; billing.limits)."""
+    from the budget read with it; read again, under their lock, only when a limit applies to
+    them), or LimitReached (a limit of theirs: turns at once, per minute; billing.limits)."""
     refusal = spend_refusal(state=resolution.budget, model=resolution.model)
     if refusal:
         # An allowance lowered below what was spent had no call to alert on: this does.

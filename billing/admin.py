@@ -13,7 +13,6 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django.utils.text import capfirst
 
 # The usage dashboard's admin, registered where it is defined.
 from billing import dashboard  # noqa: F401
@@ -108,14 +107,6 @@ class DeveloperLimitsInline(admin.StackedInline):
     can_delete = True
     verbose_name = "own limits (each one set replaces the groups')"
     verbose_name_plural = verbose_name
-
-
-# A limit in the list's column, compactly.
-SHORT_LIMITS = {
-    "concurrent_turns": "{:,} at once",
-    "requests_per_minute": "{:,} requests/min",
-    "tokens_per_minute": "{:,} tokens/min",
-}
 
 
 def source_text(limits: Limits, name: str) -> str:
@@ -219,7 +210,7 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
         """The limits set, each with where it comes from, on one line."""
         limits = self.state(user).limits
         shown = [
-            f"{SHORT_LIMITS[name].format(getattr(limits, name))} ({source_text(limits, name)})"
+            f"{limits.text(name)} ({source_text(limits, name)})"
             for name in LIMIT_FIELDS
             if limits.source(name)
         ]
@@ -230,14 +221,10 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
         """Each limit, set or not, with where it comes from."""
         limits = self.state(user).limits
         lines = [
-            (
-                capfirst(DeveloperLimits._meta.get_field(name).verbose_name),
-                count_text(getattr(limits, name)),
-                f" ({source_text(limits, name)})" if limits.source(name) else "",
-            )
+            (limits.text(name), f" ({source_text(limits, name)})" if limits.source(name) else "")
             for name in LIMIT_FIELDS
         ]
-        return format_html_join(mark_safe("<br>"), "{}: {}{}", lines)
+        return format_html_join(mark_safe("<br>"), "{}{}", lines)
 
 
 class ProviderAccountFilter(admin.SimpleListFilter):

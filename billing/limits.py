@@ -37,6 +37,14 @@ WINDOW = timedelta(seconds=60)
 CONCURRENT_RETRY_SECONDS = 5
 
 
+# Each limit by name, as pages show it.
+LIMIT_LABELS = {
+    "concurrent_turns": "Turns at once",
+    "requests_per_minute": "Requests per minute",
+    "tokens_per_minute": "Tokens per minute",
+}
+
+
 @dataclass(frozen=True)
 class Limits:
     """A developer's limits; None: no limit."""
@@ -59,13 +67,20 @@ class Limits:
             return None
         return "group" if name in self.groups else "override"
 
+    def text(self, name: str) -> str:
+        """The limit as pages show it: "Tokens per minute: 100,000", or "…: no limit"."""
+        value = getattr(self, name)
+        return f"{LIMIT_LABELS[name]}: {'no limit' if value is None else f'{value:,}'}"
+
     def summary(self) -> dict[str, dict[str, Any]]:
-        """As the API gives them: each limit's value, source and group (its name, or None)."""
+        """As the API gives them: each limit's value, source, group (its name, or None) and
+        text."""
         return {
             name: {
                 "value": getattr(self, name),
                 "source": self.source(name),
                 "group": self.groups.get(name),
+                "text": self.text(name),
             }
             for name in LIMIT_FIELDS
         }

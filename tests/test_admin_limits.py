@@ -258,8 +258,8 @@ def test_a_developers_page_shows_each_limit_and_where_it_comes_from(admin_client
     html = admin_client.get(developer_page(developer)).text
 
     assert (
-        "Concurrent turns: 5 (own)<br>Requests per minute: 60 (group research)<br>"
-        "Tokens per minute: No limit"
+        "Turns at once: 5 (own)<br>Requests per minute: 60 (group research)<br>"
+        "Tokens per minute: no limit"
     ) in html
 
 
@@ -270,19 +270,19 @@ def test_a_developers_page_shows_each_limit_and_where_it_comes_from(admin_client
         pytest.param(
             {"backend": {"tokens_per_minute": 50_000}},
             {},
-            "50,000 tokens/min (group backend)",
+            "Tokens per minute: 50,000 (group backend)",
             id="a group's",
         ),
         pytest.param(
             {"backend": {"concurrent_turns": 2}, "ai": {"concurrent_turns": 2}},
             {},
-            "2 at once (group ai)",
+            "Turns at once: 2 (group ai)",
             id="equal groups: the first by name",
         ),
         pytest.param(
             {"backend": {"concurrent_turns": 8, "requests_per_minute": 60}},
             {"concurrent_turns": 1},
-            "1 at once (own) · 60 requests/min (group backend)",
+            "Turns at once: 1 (own) · Requests per minute: 60 (group backend)",
             id="own and a group's",
         ),
     ],
@@ -316,7 +316,8 @@ def test_the_developer_list_reads_everyones_limits_in_a_constant_number_of_queri
     with django_assert_num_queries(7):
         html = admin_client.get(DEVELOPERS).text
 
-    assert f"2 at once (group backend) · {1000 + developers - 1:,} tokens/min (own)" in html
+    last = f"Turns at once: 2 (group backend) · Tokens per minute: {1000 + developers - 1:,} (own)"
+    assert last in html
 
 
 @pytest.fixture
@@ -342,9 +343,9 @@ def test_view_only_staff_see_limits_but_change_none(viewer):
     group_page = reverse("admin:billing_grouplimits_change", args=[limits.pk])
 
     assert "backend" in viewer.get(GROUP_LIMITS).text
-    assert "500 tokens/min (own)" in viewer.get(DEVELOPERS).text
+    assert "Tokens per minute: 500 (own)" in viewer.get(DEVELOPERS).text
     page = viewer.get(developer_page(developer)).text
-    assert "Concurrent turns: 2 (group backend)" in page
+    assert "Turns at once: 2 (group backend)" in page
     assert 'name="limits-0-tokens_per_minute"' not in page  # shown, not a field
 
     refused = [

@@ -359,3 +359,15 @@ def test_view_only_staff_see_limits_but_change_none(viewer):
     limits.refresh_from_db()
     own.refresh_from_db()
     assert (limits.concurrent_turns, own.concurrent_turns, own.tokens_per_minute) == (2, None, 500)
+
+
+def test_a_groups_name_in_the_limits_shown_is_text_never_markup(admin_client):
+    developer = User.objects.create_user("dev")
+    team("<b>ops</b>", developer, concurrent_turns=2)
+
+    listed = admin_client.get(DEVELOPERS).text
+    page = admin_client.get(developer_page(developer)).text
+
+    for html in (listed, page):
+        assert "Turns at once: 2 (group &lt;b&gt;ops&lt;/b&gt;)" in html
+        assert "<b>ops</b>" not in html

@@ -1,5 +1,5 @@
-"""Billing's admin: group budgets, developers' budgets with their overrides, the ledger; the
-usage dashboard is billing.dashboard's."""
+"""Billing's admin: group budgets and limits, developers' budgets and limits with their
+overrides, the ledger; the usage dashboard is billing.dashboard's."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from django.db.models import BigIntegerField, Count, Exists, OuterRef, Q, QueryS
 from django.db.models.functions import Coalesce
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 
 # The usage dashboard's admin, registered where it is defined.
 from billing import dashboard  # noqa: F401
@@ -22,12 +23,16 @@ from billing.budgets import (
     month_spend,
     month_start,
 )
-from billing.forms import UserBudgetForm
+from billing.forms import DeveloperLimitsForm, GroupLimitsForm, UserBudgetForm
+from billing.limits import Limits
 from billing.models import (
+    LIMIT_FIELDS,
     BudgetAlert,
     DailyUsage,
     DeveloperBudget,
+    DeveloperLimits,
     GroupBudget,
+    GroupLimits,
     UsageRecord,
     UserBudget,
 )
@@ -56,12 +61,58 @@ class GroupBudgetAdmin(admin.ModelAdmin):
         return budget.member_count
 
 
+def count_text(value: int | None) -> str:
+    return "No limit" if value is None else f"{value:,}"
+
+
+@admin.register(GroupLimits)
+class GroupLimitsAdmin(admin.ModelAdmin):
+    form = GroupLimitsForm
+    list_display = ["group", "concurrent", "requests", "tokens", "member_count"]
+    list_select_related = ["group"]
+    search_fields = ["group__name"]
+    autocomplete_fields = ["group"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[GroupLimits]:
+        return super().get_queryset(request).annotate(member_count=Count("group__user"))
+
+    @admin.display(description="concurrent turns per member", ordering="concurrent_turns")
+    def concurrent(self, limits: GroupLimits) -> str:
+        return count_text(limits.concurrent_turns)
+
+    @admin.display(description="requests per minute per member", ordering="requests_per_minute")
+    def requests(self, limits: GroupLimits) -> str:
+        return count_text(limits.requests_per_minute)
+
+    @admin.display(description="tokens per minute per member", ordering="tokens_per_minute")
+    def tokens(self, limits: GroupLimits) -> str:
+        return count_text(limits.tokens_per_minute)
+
+    @admin.display(description="members", ordering="member_count")
+    def member_count(self, limits: GroupLimits) -> int:
+        return limits.member_count
+
+
 class UserBudgetInline(admin.StackedInline):
     model = UserBudget
     form = UserBudgetForm
     can_delete = True
     verbose_name = "own monthly allowance (replaces the groups')"
     verbose_name_plural = verbose_name
+
+
+class DeveloperLimitsInline(admin.StackedInline):
+    model = DeveloperLimits
+    form = DeveloperLimitsForm
+    can_delete = True
+    verbose_name = "own limits (each one set replaces the groups')"
+    verbose_name_plural = verbose_name
+
+
+def source_text(limits: Limits, name: str) -> str:
+    if limits.source(name) == "group":
+        return f"group {limits.groups[name]}"
+    return "own"
 
 
 class BudgetAlertFilter(admin.SimpleListFilter):
@@ -85,15 +136,16 @@ class BudgetAlertFilter(admin.SimpleListFilter):
 
 @admin.register(DeveloperBudget)
 class DeveloperBudgetAdmin(admin.ModelAdmin):
-    """Every developer's budget this month: allowance, spend, alerts; their own override."""
+    """Every developer's budget this month: allowance, spend, alerts, and their limits; their
+    own budget and limits."""
 
-    list_display = ["username", "allowance", "spent", "remaining", "alert"]
+    list_display = ["username", "allowance", "spent", "remaining", "alert", "limits_summary"]
     list_filter = [BudgetAlertFilter, "groups"]
     ordering = ["username"]
     search_fields = ["username"]
-    fields = ["username", "allowance", "spent", "remaining", "alert"]
+    fields = ["username", "allowance", "spent", "remaining", "alert", "limits_in_effect"]
     readonly_fields = fields
-    inlines = [UserBudgetInline]
+    inlines = [UserBudgetInline, DeveloperLimitsInline]
 
     class Media:
         css = {"all": ["llmadmin/admin.css"]}
@@ -152,6 +204,27 @@ class DeveloperBudgetAdmin(admin.ModelAdmin):
         label = "Spent" if percent >= BudgetAlert.Level.SPENT else f"{percent} % spent"
         level = "spent" if percent >= BudgetAlert.Level.SPENT else "nearly-spent"
         return format_html('<span class="budget-alert budget-{}">{}</span>', level, label)
+
+    @admin.display(description="limits")
+    def limits_summary(self, user: DeveloperBudget) -> str:
+        """The limits set, each with where it comes from, on one line."""
+        limits = self.state(user).limits
+        shown = [
+            f"{limits.text(name)} ({source_text(limits, name)})"
+            for name in LIMIT_FIELDS
+            if limits.source(name)
+        ]
+        return " · ".join(shown) or "No limits"
+
+    @admin.display(description="limits in effect")
+    def limits_in_effect(self, user: DeveloperBudget) -> str:
+        """Each limit, set or not, with where it comes from."""
+        limits = self.state(user).limits
+        lines = [
+            (limits.text(name), f" ({source_text(limits, name)})" if limits.source(name) else "")
+            for name in LIMIT_FIELDS
+        ]
+        return format_html_join(mark_safe("<br>"), "{}{}", lines)
 
 
 class ProviderAccountFilter(admin.SimpleListFilter):

@@ -31,10 +31,10 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.ledger import price_history_add
-        from billing.models import GroupBudget, UserBudget
+        from billing.models import DeveloperLimits, GroupBudget, GroupLimits, UserBudget
         from llmadmin import audit
         from llmadmin.models import LLMModel
 
         post_migrate.connect(guard_the_ledger, sender=self)
         post_save.connect(price_history_add, sender=LLMModel)
-        audit.register_budgets(GroupBudget, UserBudget)
+        audit.register_budgets(GroupBudget, UserBudget, GroupLimits, DeveloperLimits)

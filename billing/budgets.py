@@ -181,10 +181,11 @@ BUDGET_ROWS = (
 )
 
 
-# One limit's rows: set by the developer's groups, and by their own override.
+# One limit's rows: set by the developer's groups (with the group's name), and by their own
+# override.
 LIMIT_ROWS = (
-    "UNION ALL SELECT 'group {name}', m.user_id, l.{name}, NULL, NULL FROM {memberships} m "
-    "JOIN {group_limits} l ON l.group_id = m.group_id "
+    "UNION ALL SELECT 'group {name}', m.user_id, l.{name}, g.name, NULL FROM {memberships} m "
+    "JOIN {group_limits} l ON l.group_id = m.group_id JOIN {groups} g ON g.id = m.group_id "
     "WHERE m.user_id IN ({users}) AND l.{name} IS NOT NULL "
     "UNION ALL SELECT 'own {name}', user_id, {name}, NULL, NULL FROM {own_limits} "
     "WHERE user_id IN ({users}) AND {name} IS NOT NULL "
@@ -195,9 +196,9 @@ def budget_query(user_ids: Collection[int], month: date) -> tuple[str, list[Any]
     """The rows budgets are read from, as (kind, user id, key, name, amount): the developers'
     groups with their allowances (first: the columns take their types from it), their
     overrides, the month's sums by developer and model, and each limit set by their groups
-    and by their own override (its value as the key). Plain SQL: the model list runs it on
-    every load, and the ORM takes 80 times longer to build it than the database to answer
-    it."""
+    (with the group's name) and by their own override (its value as the key). Plain SQL: the
+    model list runs it on every load, and the ORM takes 80 times longer to build it than the
+    database to answer it."""
     tables = {
         "overrides": UserBudget._meta.db_table,
         "memberships": Group.user_set.through._meta.db_table,
@@ -233,7 +234,9 @@ def budget_of(rows: list[tuple[Any, ...]], user_id: int, month: date) -> BudgetS
     )
     spent = {key: decimal_of(amount) or ZERO for kind, key, _, amount in mine if kind == "spend"}
     groups = frozenset(key for kind, key, _, _ in mine if kind == "group")
-    limits = limits_from([(kind, key) for kind, key, _, _ in mine if kind in BUDGET_ROWS[3:]])
+    limits = limits_from(
+        [(kind, key, name) for kind, key, name, _ in mine if kind in BUDGET_ROWS[3:]]
+    )
     return BudgetState(allowance, month, spent, groups, limits)
 
 

@@ -1,4 +1,4 @@
-"""The billing admins' forms."""
+"""The billing admins' forms: a developer's own budget, group and developer limits."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from billing.models import UserBudget
+from billing.models import LIMIT_FIELDS, DeveloperLimits, GroupLimits, UserBudget
 
 
 class UserBudgetForm(forms.ModelForm):
@@ -42,3 +42,47 @@ class UserBudgetForm(forms.ModelForm):
                 "the override.",
             )
         return cleaned
+
+
+# A limit's errors on its field, in words that say what to type.
+LIMIT_ERRORS = {
+    "invalid": "Enter a whole number, or leave it empty for no limit.",
+    "min_value": "Enter 1 or more, or leave it empty for no limit.",
+}
+
+
+class LimitsForm(forms.ModelForm):
+    """A group's or a developer's limits: each a whole number of 1 or more, or empty (not set).
+    At least one is set: limits that set nothing are deleted, not kept empty."""
+
+    no_limit_set = "Set at least one limit, or delete these limits."
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in LIMIT_FIELDS:
+            # Also the model's own validators' messages (0 passes the form field's minimum).
+            self.fields[name].error_messages.update(LIMIT_ERRORS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        # Empty, not typed wrongly (those have their field's error).
+        if all(cleaned.get(name) is None and name not in self.errors for name in LIMIT_FIELDS):
+            raise forms.ValidationError(self.no_limit_set)
+        return cleaned
+
+
+class GroupLimitsForm(LimitsForm):
+    class Meta:
+        model = GroupLimits
+        fields = ["group", *LIMIT_FIELDS]
+        error_messages = {
+            "group": {"unique": "This group has limits already: change those instead."}
+        }
+
+
+class DeveloperLimitsForm(LimitsForm):
+    no_limit_set = "Set at least one limit; to use the groups' limits, delete this developer's own."
+
+    class Meta:
+        model = DeveloperLimits
+        fields = list(LIMIT_FIELDS)

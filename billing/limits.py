@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -41,6 +42,14 @@ WINDOW = timedelta(seconds=60)
 CONCURRENT_RETRY_SECONDS = 5
 
 
+# Each limit by name, as pages show it.
+LIMIT_LABELS = {
+    "concurrent_turns": "Turns at once",
+    "requests_per_minute": "Requests per minute",
+    "tokens_per_minute": "Tokens per minute",
+}
+
+
 @dataclass(frozen=True)
 class Limits:
     """A developer's limits; None: no limit."""
@@ -48,10 +57,38 @@ class Limits:
     concurrent_turns: int | None = None
     requests_per_minute: int | None = None
     tokens_per_minute: int | None = None
+    # The group each limit that comes from a group comes from, by name; the other limits set
+    # are the developer's own. Not compared: the same limits are the same wherever they come
+    # from.
+    groups: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def any(self) -> bool:
         return any(getattr(self, name) is not None for name in LIMIT_FIELDS)
+
+    def source(self, name: str) -> str | None:
+        """Where this limit comes from: "override" (their own), "group", or None (not set)."""
+        if getattr(self, name) is None:
+            return None
+        return "group" if name in self.groups else "override"
+
+    def text(self, name: str) -> str:
+        """The limit as pages show it: "Tokens per minute: 100,000", or "…: no limit"."""
+        value = getattr(self, name)
+        return f"{LIMIT_LABELS[name]}: {'no limit' if value is None else f'{value:,}'}"
+
+    def summary(self) -> dict[str, dict[str, Any]]:
+        """As the API gives them: each limit's value, source, group (its name, or None) and
+        text."""
+        return {
+            name: {
+                "value": getattr(self, name),
+                "source": self.source(name),
+                "group": self.groups.get(name),
+                "text": self.text(name),
+            }
+            for name in LIMIT_FIELDS
+        }
 
 
 class LimitReached(Exception):
@@ -64,15 +101,20 @@ class LimitReached(Exception):
         self.retry_after = retry_after
 
 
-def limits_from(rows: list[tuple[str, int]]) -> Limits:
-    """The rule, from the limits set for a developer as (kind, value): kinds "group <limit>"
-    (one row per group that sets it) and "own <limit>" (their override sets it)."""
-    values = {}
+def limits_from(rows: list[tuple[str, int, str | None]]) -> Limits:
+    """The rule, from the limits set for a developer as (kind, value, group name): kinds
+    "group <limit>" (one row per group that sets it, with its name) and "own <limit>" (their
+    override sets it)."""
+    values, groups = {}, {}
     for name in LIMIT_FIELDS:
-        own = [value for kind, value in rows if kind == f"own {name}"]
-        by_groups = [value for kind, value in rows if kind == f"group {name}"]
-        values[name] = own[0] if own else max(by_groups, default=None)
-    return Limits(**values)
+        own = [value for kind, value, _ in rows if kind == f"own {name}"]
+        by_groups = [(value, group) for kind, value, group in rows if kind == f"group {name}"]
+        if own:
+            values[name] = own[0]
+        elif by_groups:
+            # The highest wins; between equal ones, the first group by name (as budgets).
+            values[name], groups[name] = min(by_groups, key=lambda row: (-row[0], row[1]))
+    return Limits(**values, groups=groups)
 
 
 def turn_lease(user_id: int, limits: Limits, *, budget_check: Callable[[], None]) -> int | None:

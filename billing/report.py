@@ -699,7 +699,8 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
 
 
 def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, Any]:
-    """A developer's month: their budget, their usage by model and by day (four queries)."""
+    """A developer's month: their budget, their usage by model and by day (four queries), and
+    their limits now (read with the budget)."""
     rows = DailyUsage.objects.filter(
         user_id=user_id, day__gte=month, day__lt=next_month(month)
     ).order_by()
@@ -730,6 +731,7 @@ def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, 
     return {
         "month": f"{month:%Y-%m}",
         "budget": budget_summary(state, caps),
+        "limits": state.limits.summary(),
         "by_model": by_model,
         "by_day": [{**row, "day": row["day"].isoformat()} for row in by_day],
     }

@@ -165,9 +165,41 @@ class DayUsageSerializer(UsageSumsSerializer):
     day = serializers.DateField()
 
 
+class LimitSerializer(serializers.Serializer):
+    value = serializers.IntegerField(min_value=1, allow_null=True, help_text="null: no limit.")
+    source = serializers.ChoiceField(
+        choices=["override", "group"],
+        allow_null=True,
+        help_text="override: set for this developer; group: the highest of their groups' (see "
+        "group); null when no limit is set.",
+    )
+    group = serializers.CharField(
+        allow_null=True, help_text="The group's name when the limit comes from a group."
+    )
+    text = serializers.CharField(
+        help_text='The limit as shown, e.g. "Tokens per minute: 100,000" or "Turns at once: '
+        'no limit".'
+    )
+
+
+class LimitsSerializer(serializers.Serializer):
+    concurrent_turns = LimitSerializer(help_text="Chat turns and gateway calls running at once.")
+    requests_per_minute = LimitSerializer(
+        help_text="Chat turns and gateway calls started in any 60 seconds."
+    )
+    tokens_per_minute = LimitSerializer(
+        help_text="Tokens (input, cached input included, and output) of the calls recorded in "
+        "the last 60 seconds, past which new ones wait."
+    )
+
+
 class OwnUsageSerializer(serializers.Serializer):
     month = serializers.CharField(help_text="YYYY-MM.")
     budget = BudgetSerializer()
+    limits = LimitsSerializer(
+        help_text="This developer's limits now, each with where it comes from. Past one, a "
+        "turn is refused with 429 and Retry-After."
+    )
     by_model = ModelUsageSerializer(many=True)
     by_day = DayUsageSerializer(many=True)
 

@@ -205,15 +205,16 @@ async def server_sent(events: AsyncIterator[tuple[str, dict]]) -> AsyncIterator[
 
 
 class UsageView(APIView):
-    """Your own usage and budget."""
+    """Your own usage, budget and limits."""
 
     renderer_classes = [JSONRenderer]
 
     @extend_schema(
         operation_id="getOwnUsage",
-        summary="Your usage and budget",
-        description="Your calls, tokens and costs in a month, by model and by day, and your "
-        "budget: allowance, spent, remaining, the day it resets, and your models' caps.",
+        summary="Your usage, budget and limits",
+        description="Your calls, tokens and costs in a month, by model and by day; your "
+        "budget: allowance, spent, remaining, the day it resets, and your models' caps; and "
+        "your limits now (turns at once, requests and tokens per minute).",
         parameters=[UsageQuerySerializer],
         responses={
             200: OwnUsageSerializer,

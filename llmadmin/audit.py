@@ -89,7 +89,7 @@ def register(provider: type, model: type, secret_fields: Iterable[str]) -> None:
 
 
 def register_budgets(*budget_models: type) -> None:
-    """Budgets are admin changes too: who gave whom how much."""
+    """Budgets and limits are admin changes too: who gave whom how much, and how fast."""
     for budget_model in budget_models:
         auditlog.register(budget_model, exclude_fields=not_a_change(budget_model))
 

@@ -178,13 +178,18 @@ def test_the_developer_list_runs_a_constant_number_of_queries(
 
 
 def override_form(developer: User) -> dict[str, object]:
-    """The management form of the override inline on a developer's budget page, empty."""
+    """The management forms of the override inlines on a developer's budget page (their own
+    budget, their own limits), empty."""
     return {
         "budget-TOTAL_FORMS": "1",
         "budget-INITIAL_FORMS": "0",
         "budget-MIN_NUM_FORMS": "0",
         "budget-MAX_NUM_FORMS": "1",
         "budget-0-user": developer.pk,
+        "limits-TOTAL_FORMS": "0",
+        "limits-INITIAL_FORMS": "0",
+        "limits-MIN_NUM_FORMS": "0",
+        "limits-MAX_NUM_FORMS": "1",
     }
 
 
@@ -243,7 +248,7 @@ def test_an_override_is_an_amount_or_no_limit(admin_client, typed, stored, error
 
     assert list(UserBudget.objects.values_list("monthly_allowance", flat=True)) == stored
     if error_on:
-        [formset] = response.context["inline_admin_formsets"]
+        formset = response.context["inline_admin_formsets"][0]  # their own budget's
         assert list(formset.formset.forms[0].errors) == [error_on]
         html = response.content.decode()
         assert 'value="5"' in html or 'value="-1"' in html  # what was typed stays

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 import schemathesis
 from django.contrib import auth
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.core.signals import request_finished, request_started
@@ -27,7 +27,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from billing.models import UserBudget
+from billing.models import DeveloperLimits, GroupLimits, UserBudget
 from chat.models import Conversation, Message
 from config.wsgi import application
 from tests.factories import LLMModelFactory, ProviderFactory
@@ -111,6 +111,11 @@ def api_data(django_user_model) -> dict[str, int]:
     # not something the WSGI transport can read): a hypothesis id can match the model's on
     # PostgreSQL, whose ids don't restart with each test.
     UserBudget.objects.create(user=developer, monthly_allowance=0)
+    # Limits set, one by a group, one of their own, one not: each shape of a limit shown.
+    team = Group.objects.create(name="backend")
+    team.user_set.add(developer)
+    GroupLimits.objects.create(group=team, requests_per_minute=60)
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=2)
     # Chatting with it fails at once: nothing listens on the discard port.
     available = ProviderFactory(anthropic=True, base_url="http://127.0.0.1:9")
     model = LLMModelFactory(provider=available, display_name="Claude Haiku", is_default=True)

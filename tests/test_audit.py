@@ -19,7 +19,7 @@ from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from billing.models import GroupBudget, UserBudget
+from billing.models import DeveloperLimits, GroupBudget, GroupLimits, UserBudget
 from llmadmin.models import LLMModel, Provider
 from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
@@ -1234,3 +1234,67 @@ def test_a_user_joining_or_leaving_a_group_is_recorded_without_their_password(ad
     )
     assert "password" not in everything
     assert dev.password not in everything
+
+
+def test_group_limits_changed_in_the_admin_are_recorded_with_who_and_the_groups_name(
+    admin_client, admin_user
+):
+    research = Group.objects.create(name="Research")
+    mark = last_entry_pk()
+
+    admin_client.post(
+        reverse("admin:billing_grouplimits_add"), {"group": research.pk, "concurrent_turns": "3"}
+    )
+    limits = GroupLimits.objects.get()
+    admin_client.post(
+        reverse("admin:billing_grouplimits_change", args=[limits.pk]),
+        {"group": research.pk, "concurrent_turns": "", "tokens_per_minute": "100000"},
+    )
+    admin_client.post(
+        reverse("admin:billing_grouplimits_delete", args=[limits.pk]), {"post": "yes"}
+    )
+
+    added, changed, deleted = entries_since(mark, limits)
+    assert [entry.action for entry in (added, changed, deleted)] == [CREATE, UPDATE, DELETE]
+    assert {entry.actor for entry in (added, changed, deleted)} == {admin_user}
+    assert shown_changes(admin_client, added) == [
+        ("Group", "", "Research"),
+        ("Concurrent turns per member", "", "3"),
+    ]
+    assert shown_changes(admin_client, changed) == [
+        ("Concurrent turns per member", "3", ""),
+        ("Tokens per minute per member", "", "100000"),
+    ]
+
+
+def test_a_developers_own_limits_set_on_their_page_are_recorded(admin_client, admin_user):
+    dev = User.objects.create_user("dev")
+    page = reverse("admin:billing_developerbudget_change", args=[dev.pk])
+    inlines = {
+        "budget-TOTAL_FORMS": "0",
+        "budget-INITIAL_FORMS": "0",
+        "limits-TOTAL_FORMS": "1",
+        "limits-INITIAL_FORMS": "0",
+        "limits-0-user": dev.pk,
+    }
+    mark = last_entry_pk()
+
+    admin_client.post(page, {**inlines, "limits-0-requests_per_minute": "30"})
+    limits = DeveloperLimits.objects.get()
+    admin_client.post(
+        page,
+        {
+            **inlines,
+            "limits-INITIAL_FORMS": "1",
+            "limits-0-id": limits.pk,
+            "limits-0-requests_per_minute": "30",
+            "limits-0-DELETE": "on",
+        },
+    )
+
+    added, deleted = entries_since(mark, limits)
+    assert (added.action, deleted.action, added.actor) == (CREATE, DELETE, admin_user)
+    assert shown_changes(admin_client, added) == [
+        ("User", "", "dev"),
+        ("Requests per minute", "", "30"),
+    ]

@@ -26,7 +26,9 @@ from billing.ledger import usage_record
 from billing.models import (
     BudgetAlert,
     DailyUsage,
+    DeveloperLimits,
     GroupBudget,
+    GroupLimits,
     PriceTier,
     Pricing,
     UsageRecord,
@@ -1019,3 +1021,45 @@ def test_the_ledger_filter_by_account_lists_nothing_for_a_bad_value(admin_client
 
     assert response.status_code == 200
     assert "llama" not in response.text
+
+
+def test_the_usage_api_gives_the_developers_limits_and_where_each_comes_from(client, developer):
+    backend = group_with_budget("backend", None, developer)
+    GroupLimits.objects.create(group=backend, concurrent_turns=4, tokens_per_minute=100_000)
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=2)
+
+    limits = client.get(reverse("api-usage")).json()["limits"]
+
+    assert limits == {
+        "concurrent_turns": {
+            "value": 2,
+            "source": "override",
+            "group": None,
+            "text": "Turns at once: 2",
+        },
+        "requests_per_minute": {
+            "value": None,
+            "source": None,
+            "group": None,
+            "text": "Requests per minute: no limit",
+        },
+        "tokens_per_minute": {
+            "value": 100_000,
+            "source": "group",
+            "group": "backend",
+            "text": "Tokens per minute: 100,000",
+        },
+    }
+
+
+def test_the_agents_page_shows_the_developers_limits_when_any_is_set(client, developer):
+    assert 'id="limits"' not in client.get(reverse("agents")).text
+
+    backend = group_with_budget("backend", None, developer)
+    GroupLimits.objects.create(group=backend, requests_per_minute=30)
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=2)
+    page = " ".join(client.get(reverse("agents")).text.split())
+
+    assert "<li>Turns at once: 2 (set for you)</li>" in page
+    assert "<li>Requests per minute: 30 (group backend)</li>" in page
+    assert "Tokens per minute" not in page

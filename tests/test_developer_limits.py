@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -229,20 +229,16 @@ def fake_upstream(mode: str) -> Iterator[str]:
         yield fake.url
 
 
-def script_upstream(script: Script) -> Callable[[], AbstractContextManager[str]]:
-    return lambda: serve_script(script)
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("upstream", "ending"),
     [
-        pytest.param(lambda: fake_upstream("ok"), "done", id="complete"),
-        pytest.param(lambda: fake_upstream("overloaded"), "error", id="provider error"),
-        pytest.param(lambda: fake_upstream("drop"), "error", id="stream cut"),
+        pytest.param(lambda: fake_upstream("ok"), ("done", None), id="complete"),
+        pytest.param(lambda: fake_upstream("overloaded"), ("error", "failed"), id="provider error"),
+        pytest.param(lambda: fake_upstream("drop"), ("error", "cut_off"), id="stream cut"),
         pytest.param(
             lambda: serve_script(Script([openai_delta("Hel")], forever=KEEP_ALIVE, every=0.05)),
-            "error",
+            ("error", "timed_out"),
             id="idle deadline",
         ),
     ],
@@ -253,7 +249,7 @@ def test_a_chat_turn_frees_its_slot_however_it_ends(client, developer, settings,
     with upstream() as url:
         model = model_at(url)
         events = send(client, model)
-        assert events[-1][0] == ending
+        assert (events[-1][0], events[-1][1].get("stop_reason")) == ending
         assert TurnLease.objects.get().ended_at is not None
         # The next turn is let through at once.
         assert post_chat(client, {"model_id": model.pk, "message": "Again"})[0] == 200

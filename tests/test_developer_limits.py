@@ -370,13 +370,13 @@ def events_read(chunks: Iterator[bytes], wanted: int) -> list[tuple[str, dict[st
     return events_of(body)
 
 
-def lease_ended() -> bool:
-    """Whether the turn's lease has ended within a few seconds (the server ends it in its own
-    thread)."""
+def leases_ended() -> bool:
+    """Whether the turns' leases have all ended within a few seconds (the server ends each in
+    its own thread)."""
     until = time.monotonic() + 5
     while time.monotonic() < until:
         with suppress(OperationalError):  # SQLite's shared in-memory database: locked a moment
-            if TurnLease.objects.filter(ended_at__isnull=False).exists():
+            if TurnLease.objects.exists() and not TurnLease.objects.filter(ended_at=None).exists():
                 return True
         time.sleep(0.02)
     return False
@@ -391,10 +391,11 @@ def test_a_chat_turn_whose_client_leaves_mid_stream_frees_its_slot_at_once(
         payload = {"model_id": model.pk, "message": "Hi"}
         with chat_stream(chat_server, client, payload) as chunks:
             assert events_read(chunks, 2)[1] == ("delta", {"text": "Hel"})
-        assert lease_ended()
+        assert leases_ended()
 
         with chat_stream(chat_server, client, payload) as chunks:  # admitted at once
             events_read(chunks, 1)
+        assert leases_ended()
 
 
 def test_a_chat_turn_longer_than_its_lease_keeps_its_slot(
@@ -412,4 +413,4 @@ def test_a_chat_turn_longer_than_its_lease_keeps_its_slot(
                 call_admit(user=developer, model_id=model.pk)
             go_on.set()
             assert [name for name, _ in events_of(b"".join(chunks))][-1] == "done"
-        assert lease_ended()
+        assert leases_ended()

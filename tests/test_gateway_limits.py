@@ -20,6 +20,7 @@ from django.db import OperationalError
 from django.test import override_settings
 from django.utils import timezone
 
+import chat.metered
 from billing.models import DeveloperLimits, TurnLease, UsageRecord
 from chat.metered import call_admit
 from gateway.tokens import token_mint
@@ -43,9 +44,14 @@ SDK = openai.OpenAI | anthropic.Anthropic
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    """One server for the module's tests (each brings its own rows)."""
-    with override_settings(ALLOWED_HOSTS=["127.0.0.1"]), asgi_serving() as url:
+def server(django_db_blocker) -> Iterator[str]:
+    """One server for the module's tests (each brings its own rows, and waits for the
+    server's writes of its calls to end)."""
+    with (
+        django_db_blocker.unblock(),
+        override_settings(ALLOWED_HOSTS=["127.0.0.1"]),
+        asgi_serving() as url,
+    ):
         yield url
 
 
@@ -208,13 +214,13 @@ def test_an_sdk_refused_for_requests_per_minute_gets_through_after_waiting(
 # --- A call frees its slot however it ends ------------------------------------------------------
 
 
-def lease_ended() -> bool:
-    """Whether the call's lease has ended within a few seconds: the server ends it in its own
-    thread, just after the last byte reached the client."""
+def leases_ended() -> bool:
+    """Whether the calls' leases have all ended within a few seconds: the server ends each in
+    its own thread, just after the last byte reached the client."""
     until = time.monotonic() + 5
     while time.monotonic() < until:
         with suppress(OperationalError):  # SQLite's shared in-memory database: locked a moment
-            if TurnLease.objects.get().ended_at is not None:
+            if TurnLease.objects.exists() and not TurnLease.objects.filter(ended_at=None).exists():
                 return True
         time.sleep(0.02)
     return False
@@ -250,10 +256,11 @@ def test_a_gateway_call_frees_its_slot_however_it_ends(
                 answer_text(client, stream)
         else:
             answer_text(client, stream)
-        assert lease_ended()
+        assert leases_ended()
 
         fake.mode = "ok"  # the next call is let through at once
         assert answer_text(client, stream) == "Hello world"
+        assert leases_ended()
 
 
 @contextmanager
@@ -281,8 +288,39 @@ def test_a_gateway_client_that_leaves_mid_stream_frees_its_slot_at_once(
         answer.close()
         assert hung_up()
 
-    assert lease_ended()
+    assert leases_ended()
     call_admit(user=developer, model_id=model.pk)  # the next call is let through
+
+
+def test_a_gateway_client_that_times_out_on_a_whole_answer_frees_its_slot_at_once(
+    server, secret, developer
+):
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=1)
+    client = sdk("openai", server, secret).with_options(timeout=1)
+    with upstream("openai", "slow") as fake:  # answers after 2 s
+        model_at("openai", fake.url)
+        with pytest.raises(openai.APITimeoutError):
+            answer_text(client)
+        left_at = time.monotonic()
+        assert leases_ended()
+        assert time.monotonic() - left_at < 1  # not when the provider answers
+
+
+def test_a_gateway_client_that_leaves_while_it_is_let_through_frees_its_slot(
+    server, secret, developer, monkeypatch
+):
+    # The developer's row stays locked by another admission of theirs for a second.
+    lease = chat.metered.turn_lease
+    monkeypatch.setattr(chat.metered, "turn_lease", lambda *args: time.sleep(1) or lease(*args))
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=1)
+    client = sdk("openai", server, secret).with_options(timeout=0.5)
+    with upstream("openai") as fake:
+        model_at("openai", fake.url)
+        with pytest.raises(openai.APITimeoutError):
+            answer_text(client)
+        assert leases_ended()
+
+    assert fake.requests == []
 
 
 # --- Tokens per minute count the gateway's calls ------------------------------------------------

@@ -206,7 +206,7 @@ def test_an_sdk_refused_for_requests_per_minute_gets_through_after_waiting(
         text = answer_text(sdk(family, server, secret, max_retries=2, sent=sent))
 
     assert text == "Hello world"
-    assert 1 <= time.monotonic() - started < 3
+    assert 1 <= time.monotonic() - started < 5
     assert len(sent) == 2
     assert len(fake.requests) == 1
 

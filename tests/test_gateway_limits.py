@@ -311,7 +311,9 @@ def test_a_gateway_client_that_leaves_while_it_is_let_through_frees_its_slot(
 ):
     # The developer's row stays locked by another admission of theirs for a second.
     lease = chat.metered.turn_lease
-    monkeypatch.setattr(chat.metered, "turn_lease", lambda *args: time.sleep(1) or lease(*args))
+    monkeypatch.setattr(
+        chat.metered, "turn_lease", lambda *args, **kwargs: time.sleep(1) or lease(*args, **kwargs)
+    )
     DeveloperLimits.objects.create(user=developer, concurrent_turns=1)
     client = sdk("openai", server, secret).with_options(timeout=0.5)
     with upstream("openai") as fake:

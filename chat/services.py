@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing, nullcontext, suppress
+from contextlib import aclosing, nullcontext
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -75,10 +75,10 @@ def turn_start(*, conversation: Conversation, admission: Admission, text: str) -
     try:
         turn = with_retries(start, START_RETRY_SECONDS)
     except DatabaseError:
-        # The turn never runs: its slot is free at once, not when its lease expires.
+        # The turn never runs: its slot is free at once, not when its lease expires (or then,
+        # when the database is down).
         if admission.lease_id is not None:
-            with suppress(DatabaseError):  # the database is down: the lease expires instead
-                lease_end(admission.lease_id)
+            lease_end(admission.lease_id)
         raise
     release_connection()
     return turn

@@ -259,25 +259,41 @@ def test_a_chat_turn_frees_its_slot_however_it_ends(client, developer, settings,
         assert post_chat(client, {"model_id": model.pk, "message": "Again"})[0] == 200
 
 
-@pytest.mark.django_db
-def test_a_chat_turn_the_database_refuses_to_start_frees_its_slot_at_once(
-    client, developer, monkeypatch
+# Transactional: a statement refused inside a test's transaction would end it.
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("refused", "freed"),
+    [
+        pytest.param(('INSERT INTO "chat_message"',), True, id="at once"),
+        # Down for the lease's end too: a 503 all the same, and the lease expires.
+        pytest.param(
+            ('INSERT INTO "chat_message"', 'UPDATE "billing_turnlease"'),
+            False,
+            id="when its lease expires",
+        ),
+    ],
+)
+def test_a_chat_turn_the_database_refuses_to_start_is_a_503_that_frees_its_slot(
+    client, developer, monkeypatch, refused, freed
 ):
     monkeypatch.setattr(chat.services, "START_RETRY_SECONDS", 0.1)
     DeveloperLimits.objects.create(user=developer, concurrent_turns=1)
 
-    def refuse_user_messages(run, sql, params, many, context):
-        if 'INSERT INTO "chat_message"' in sql:
+    def refuse(run, sql, params, many, context):
+        if sql.startswith(refused):
             raise OperationalError("the database system is starting up")
         return run(sql, params, many, context)
 
     with serve(FakeProvider("openai", KEY)) as fake:
         model = model_at(fake.url)
-        with connection.execute_wrapper(refuse_user_messages):
+        with connection.execute_wrapper(refuse):
             status, _ = post_chat(client, {"model_id": model.pk, "message": "Hi"})
         assert status == 503
-        assert TurnLease.objects.get().ended_at is not None
-        assert post_chat(client, {"model_id": model.pk, "message": "Again"})[0] == 200
+        assert (TurnLease.objects.get().ended_at is not None) is freed
+        again, _ = post_chat(client, {"model_id": model.pk, "message": "Again"})
+        assert again == (200 if freed else 429)
+    assert len(fake.requests) == (1 if freed else 0)  # the turn let through, not the refused
+    assert not Message.objects.filter(content="Hi").exists()
 
 
 def summarising_upstream(summary_asked_at: list[datetime]) -> type[BaseHTTPRequestHandler]:

@@ -19,6 +19,7 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
+from billing.limits import lease_end
 from chat.context import conversation_compact, conversation_context, needs_compaction
 from chat.metered import Admission, MeteredCall
 from chat.models import Conversation, Message
@@ -50,7 +51,8 @@ class Turn:
 
 def turn_start(*, conversation: Conversation, admission: Admission, text: str) -> Turn:
     """Store the user's message and read what the answer needs, so that the stream itself
-    reads nothing from the database. Raises DatabaseError when the database is down."""
+    reads nothing from the database. Raises DatabaseError when the database is down (the
+    admission's slot freed)."""
     # Taken before a first attempt saves it: a retried one still knows.
     new = conversation._state.adding
     # The conversation is written when new, or when its model or title changes.
@@ -70,7 +72,14 @@ def turn_start(*, conversation: Conversation, admission: Admission, text: str) -
             context = conversation_context(conversation)
         return Turn(conversation, admission, context)
 
-    turn = with_retries(start, START_RETRY_SECONDS)
+    try:
+        turn = with_retries(start, START_RETRY_SECONDS)
+    except DatabaseError:
+        # The turn never runs: its slot is free at once, not when its lease expires (or then,
+        # when the database is down).
+        if admission.lease_id is not None:
+            lease_end(admission.lease_id)
+        raise
     release_connection()
     return turn
 

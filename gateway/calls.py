@@ -10,6 +10,7 @@ clean end.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -237,7 +238,18 @@ async def gateway_call(
     if isinstance(read, HttpResponse):
         return read
     body, name = read
-    admitted = await decided(wire, admit, request, name, serves)
+    admitting = asyncio.ensure_future(decided(wire, admit, request, name, serves))
+    try:
+        admitted = await asyncio.shield(admitting)
+    except asyncio.CancelledError:
+        # The client went away while it was let through (the developer's row may be locked by
+        # their other admissions): the slot it was given is freed at once, not when its lease
+        # expires.
+        admitted = await admitting
+        if not isinstance(admitted, HttpResponse):
+            async with admitted[1].held():
+                pass
+        raise
     if isinstance(admitted, HttpResponse):
         return admitted
     caller, admission = admitted

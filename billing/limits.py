@@ -153,7 +153,8 @@ def refusal_raise(limits: Limits, leases: list[tuple], now: datetime) -> None:
     live = [lease for lease in leases if lease[2] is None and lease[1] > now]
     if limits.concurrent_turns is not None and len(live) >= limits.concurrent_turns:
         raise LimitReached(
-            f"You have {len(live)} turns running, your limit: try again when one ends.",
+            f"You have reached your limit of {counted(limits.concurrent_turns, 'turn')} at "
+            "once: try again when one ends.",
             CONCURRENT_RETRY_SECONDS,
         )
     starts = sorted(lease[0] for lease in leases if lease[0] > since)
@@ -161,8 +162,8 @@ def refusal_raise(limits: Limits, leases: list[tuple], now: datetime) -> None:
         # Free again when enough of them are a minute old.
         frees_at = starts[len(starts) - limits.requests_per_minute] + WINDOW
         raise LimitReached(
-            f"You started {len(starts)} requests in the last minute, your limit of "
-            f"{limits.requests_per_minute}: {retry_text(frees_at, now)}",
+            f"You have reached your limit of {counted(limits.requests_per_minute, 'request')} "
+            f"per minute: {retry_text(frees_at, now)}",
             seconds_until(frees_at, now),
         )
     used = sorted((lease[4], lease[3]) for lease in leases if lease[4] and lease[4] > since)
@@ -176,10 +177,15 @@ def refusal_raise(limits: Limits, leases: list[tuple], now: datetime) -> None:
             if left < limits.tokens_per_minute:
                 break
         raise LimitReached(
-            f"Your calls used {total:,} tokens in the last minute, your limit of "
-            f"{limits.tokens_per_minute:,}: {retry_text(frees_at, now)}",
+            f"You have reached your limit of {counted(limits.tokens_per_minute, 'token')} per "
+            f"minute ({total:,} in the last minute): {retry_text(frees_at, now)}",
             seconds_until(frees_at, now),
         )
+
+
+def counted(number: int, noun: str) -> str:
+    """ "1 turn", "2 turns", "100,000 tokens"."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 def seconds_until(moment: datetime, now: datetime) -> int:
@@ -187,7 +193,7 @@ def seconds_until(moment: datetime, now: datetime) -> int:
 
 
 def retry_text(moment: datetime, now: datetime) -> str:
-    return f"try again in {seconds_until(moment, now)} seconds."
+    return f"try again in {counted(seconds_until(moment, now), 'second')}."
 
 
 def lease_length() -> timedelta:

@@ -183,22 +183,22 @@ def chat_refusal(client: Client, payload: dict[str, Any]) -> HttpResponse:
             {"concurrent_turns": 1},
             {"started_at": 10, "expires_at": -50},
             5,
-            "You have 1 turns running, your limit: try again when one ends.",
+            "You have reached your limit of 1 turn at once: try again when one ends.",
             id="turns at once",
         ),
         pytest.param(
             {"requests_per_minute": 1},
             {"started_at": 30, "expires_at": -30, "ended_at": 29},
             30,
-            "You started 1 requests in the last minute, your limit of 1: try again in 30 seconds.",
+            "You have reached your limit of 1 request per minute: try again in 30 seconds.",
             id="requests per minute",
         ),
         pytest.param(
             {"tokens_per_minute": 1000},
             {"started_at": 30, "expires_at": -30, "ended_at": 20, "tokens_at": 20, "tokens": 1000},
             40,
-            "Your calls used 1,000 tokens in the last minute, your limit of 1,000: try again "
-            "in 40 seconds.",
+            "You have reached your limit of 1,000 tokens per minute (1,000 in the last "
+            "minute): try again in 40 seconds.",
             id="tokens per minute",
         ),
     ],

@@ -151,22 +151,22 @@ LIMITS = [
         {"concurrent_turns": 1},
         {"started_at": 10, "expires_at": -50},
         "5",
-        "You have 1 turns running, your limit: try again when one ends.",
+        "You have reached your limit of 1 turn at once: try again when one ends.",
         id="turns at once",
     ),
     pytest.param(
         {"requests_per_minute": 1},
         {"started_at": 30, "expires_at": -30, "ended_at": 29},
         "30",
-        "You started 1 requests in the last minute, your limit of 1: try again in 30 seconds.",
+        "You have reached your limit of 1 request per minute: try again in 30 seconds.",
         id="requests per minute",
     ),
     pytest.param(
         {"tokens_per_minute": 100},
         {"started_at": 30, "expires_at": -30, "ended_at": 20, "tokens_at": 20, "tokens": 100},
         "40",
-        "Your calls used 100 tokens in the last minute, your limit of 100: try again in 40 "
-        "seconds.",
+        "You have reached your limit of 100 tokens per minute (100 in the last minute): try "
+        "again in 40 seconds.",
         id="tokens per minute",
     ),
 ]
@@ -351,7 +351,7 @@ def test_tokens_per_minute_count_a_gateway_calls_tokens_as_reported(
         with pytest.raises((openai.RateLimitError, anthropic.RateLimitError)) as refused:
             answer_text(client)
 
-    assert said(refused.value).startswith(f"Your calls used {tokens} tokens in the last minute")
+    assert said(refused.value).startswith(f"You have reached your limit of {tokens} tokens")
     record = UsageRecord.objects.get()
     assert TurnLease.objects.get().tokens == record.input_tokens + record.output_tokens == tokens
     assert len(fake.requests) == 1

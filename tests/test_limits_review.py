@@ -163,3 +163,27 @@ def test_the_chats_429_in_the_schema_declares_its_retry_after_header():
     refusal = schema["paths"]["/api/v1/chat/"]["post"]["responses"]["429"]
 
     assert refusal.get("headers", {})["Retry-After"]["schema"]["type"] == "integer"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an expired lease whose turn still runs (its renewals failed while the database was "
+    "down) is purged by the next admission: the turn's tokens, recorded later, update no row "
+    "and count for nothing",
+)
+def test_a_turn_whose_lease_lapsed_while_it_ran_still_counts_its_tokens(developer):
+    DeveloperLimits.objects.create(user=developer, tokens_per_minute=100)
+    model = LLMModelFactory()
+    running = call_admit(user=developer, model_id=model.pk).lease_id
+    # Started 61 seconds ago; its renewals failed (the database down): expired a moment ago.
+    TurnLease.objects.filter(pk=running).update(
+        started_at=timezone.now() - timedelta(seconds=61),
+        expires_at=timezone.now() - timedelta(seconds=1),
+    )
+    lease_end(call_admit(user=developer, model_id=model.pk).lease_id)  # the database is back
+    # The running turn ends: its call recorded with 100 tokens.
+    lease_tokens(running, 100)
+    lease_end(running)
+
+    with pytest.raises(LimitReached, match="100 tokens per minute"):
+        call_admit(user=developer, model_id=model.pk)

@@ -6,10 +6,11 @@ Each limit on its own: the developer's override, where it sets one; else the hig
 their groups that set one; else none.
 
 A turn let through under a limit holds a lease (TurnLease): one of the developer's turns at
-once while live, one of their requests for 60 seconds from its start, and its calls' tokens
-for 60 seconds from when they were recorded. The turn renews its lease while it runs and ends
-it however it ends; a worker killed mid-turn stops renewing, and its lease expires after
-TURN_LEASE_SECONDS: the slot is free again.
+once while live, one of their requests for 60 seconds from its start. Each of its calls'
+tokens count for 60 seconds from when the call was recorded (CallTokens). The turn renews its
+lease while it runs and ends it however it ends; a worker killed mid-turn stops renewing, and
+its lease expires after TURN_LEASE_SECONDS: the slot is free again. A count of tokens (the
+Anthropic gateway's count_tokens) is a request too, but no turn.
 
 Admission is one transaction holding the developer's row locked (PostgreSQL: SELECT … FOR
 UPDATE; SQLite: the write lock, taken at BEGIN IMMEDIATE): concurrent admissions of one
@@ -32,12 +33,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils import timezone
 
-from billing.models import LIMIT_FIELDS, TurnLease
+from billing.models import LIMIT_FIELDS, CallTokens, TurnLease
 
 WINDOW = timedelta(seconds=60)
+# A turn let through holds its slot this long (at most its lease's length) before it starts
+# (its answer's stream holds it from then on): one whose client left before it started (a chat
+# turn's view never answers such a client) frees its slot after this.
+START_SECONDS = timedelta(seconds=10)
+STALE_LEASE = timedelta(days=1)
 # A client refused for turns at once can't be told when one ends: asked to try again soon.
 CONCURRENT_RETRY_SECONDS = 5
 
@@ -120,9 +126,23 @@ def limits_from(rows: list[tuple[str, int, str | None]]) -> Limits:
 def turn_lease(user_id: int, limits: Limits, *, budget_check: Callable[[], None]) -> int | None:
     """Let one more turn of this developer through under their limits (as read with their
     budget): its lease's id, None when no limit applies to them; raises LimitReached, or what
-    `budget_check` (their budget read again, under their lock) raises."""
+    `budget_check` (their budget read again, under their lock) raises. The lease holds for
+    START_SECONDS, until the turn holds it (chat.metered Admission.held)."""
     if not limits.any:
         return None
+    return lease_take(user_id, limits, budget_check=budget_check, turn=True)
+
+
+def request_count(user_id: int, limits: Limits) -> None:
+    """Let a request that is no turn (a count of tokens: the provider is called, nothing is
+    billed) through under this developer's requests per minute; raises LimitReached."""
+    if limits.requests_per_minute is not None:
+        lease_take(user_id, limits, budget_check=lambda: None, turn=False)
+
+
+def lease_take(
+    user_id: int, limits: Limits, *, budget_check: Callable[[], None], turn: bool
+) -> int:
     with transaction.atomic():
         # Every admission of this developer waits here for the one before it to commit.
         list(get_user_model().objects.select_for_update().filter(pk=user_id).values_list("pk"))
@@ -131,27 +151,44 @@ def turn_lease(user_id: int, limits: Limits, *, budget_check: Callable[[], None]
         now = timezone.now()
         budget_check()
         leases = TurnLease.objects.filter(user=user_id)
-        # What counts for nothing any more goes: over, and out of every window.
+        tokens = CallTokens.objects.filter(user=user_id)
+        # What counts for nothing any more goes: requests over and out of the minute, calls'
+        # tokens out of it. A lease that expired unended is kept a day: its turn may still run
+        # (its renewals failed while the database was down) and renew it.
         leases.filter(
-            Q(ended_at__isnull=False) | Q(expires_at__lte=now),
+            Q(ended_at__isnull=False) | Q(expires_at__lte=now - STALE_LEASE),
             started_at__lte=now - WINDOW,
-        ).exclude(tokens_at__gt=now - WINDOW).delete()
-        refusal_raise(limits, list(leases.values_list(*LEASE_COLUMNS)), now)
+        ).delete()
+        tokens.filter(recorded_at__lte=now - WINDOW).delete()
+        refusal_raise(
+            limits,
+            list(leases.values_list("started_at", "expires_at", "ended_at")),
+            list(tokens.values_list("recorded_at", "tokens")) if turn else [],
+            now,
+            turn=turn,
+        )
         lease = TurnLease.objects.create(
-            user_id=user_id, started_at=now, expires_at=now + lease_length()
+            user_id=user_id,
+            started_at=now,
+            expires_at=now + min(START_SECONDS, lease_length()) if turn else now,
+            ended_at=None if turn else now,
         )
     return lease.pk
 
 
-LEASE_COLUMNS = ("started_at", "expires_at", "ended_at", "tokens", "tokens_at")
-
-
-def refusal_raise(limits: Limits, leases: list[tuple], now: datetime) -> None:
-    """LimitReached when one more turn now would pass a limit, given the developer's leases
-    (LEASE_COLUMNS)."""
+def refusal_raise(
+    limits: Limits,
+    leases: list[tuple[datetime, datetime, datetime | None]],
+    used: list[tuple[datetime, int]],
+    now: datetime,
+    *,
+    turn: bool,
+) -> None:
+    """LimitReached when one more request now (`turn`: a turn) would pass a limit, given the
+    developer's leases (started, expires, ended) and their calls' tokens (recorded, tokens)."""
     since = now - WINDOW
     live = [lease for lease in leases if lease[2] is None and lease[1] > now]
-    if limits.concurrent_turns is not None and len(live) >= limits.concurrent_turns:
+    if turn and limits.concurrent_turns is not None and len(live) >= limits.concurrent_turns:
         raise LimitReached(
             f"You have reached your limit of {counted(limits.concurrent_turns, 'turn')} at "
             "once: try again when one ends.",
@@ -166,14 +203,14 @@ def refusal_raise(limits: Limits, leases: list[tuple], now: datetime) -> None:
             f"per minute: {retry_text(frees_at, now)}",
             seconds_until(frees_at, now),
         )
-    used = sorted((lease[4], lease[3]) for lease in leases if lease[4] and lease[4] > since)
+    used = sorted(call for call in used if call[0] > since)
     total = sum(tokens for _, tokens in used)
     if limits.tokens_per_minute is not None and total >= limits.tokens_per_minute:
         # Free again once what is left of the minute's tokens is below the limit: the oldest
         # go first.
         left, frees_at = total, now
-        for used_at, tokens in used:
-            left, frees_at = left - tokens, used_at + WINDOW
+        for recorded_at, tokens in used:
+            left, frees_at = left - tokens, recorded_at + WINDOW
             if left < limits.tokens_per_minute:
                 break
         raise LimitReached(
@@ -212,8 +249,6 @@ def lease_end(lease_id: int) -> None:
     TurnLease.objects.filter(pk=lease_id, ended_at__isnull=True).update(ended_at=timezone.now())
 
 
-def lease_tokens(lease_id: int, tokens: int) -> None:
-    """A call of the turn recorded this many tokens: they count for the next minute."""
-    TurnLease.objects.filter(pk=lease_id).update(
-        tokens=F("tokens") + tokens, tokens_at=timezone.now()
-    )
+def call_tokens(user_id: int, tokens: int) -> None:
+    """A call of a turn under limits recorded this many tokens: they count for a minute."""
+    CallTokens.objects.create(user_id=user_id, tokens=tokens, recorded_at=timezone.now())

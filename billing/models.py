@@ -379,21 +379,35 @@ class DeveloperLimits(models.Model):
 
 
 class TurnLease(models.Model):
-    """A turn (a chat turn or a gateway call) let through under its developer's limits: one
-    of their turns at once while live (not ended, not expired), one of their requests for a
-    minute from its start, and its calls' tokens for a minute from when they were recorded.
-    Kept only while it counts for something (billing.limits)."""
+    """A request let through under its developer's limits: one of their requests for a minute
+    from its start; a turn (a chat turn or a gateway call) is also one of their turns at once
+    while live (not ended, not expired). Kept only while it counts for something
+    (billing.limits)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     started_at = models.DateTimeField()
     # Renewed while the turn runs: a worker killed mid-turn stops renewing it.
     expires_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
-    tokens = models.PositiveBigIntegerField(default=0)
-    tokens_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["user", "started_at"], name="turn_lease_of_user")]
 
     def __str__(self) -> str:
         return f"Turn of {self.user_id} from {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class CallTokens(models.Model):
+    """The tokens of one call of a developer under limits, kept for the minute in which they
+    count for tokens per minute (billing.limits)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    tokens = models.PositiveBigIntegerField()
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        verbose_name_plural = "call tokens"
+        indexes = [models.Index(fields=["user", "recorded_at"], name="call_tokens_of_user")]
+
+    def __str__(self) -> str:
+        return f"{self.tokens} tokens of {self.user_id} at {self.recorded_at:%Y-%m-%d %H:%M:%S}"

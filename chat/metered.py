@@ -41,7 +41,7 @@ from django.utils import timezone
 
 from billing.budgets import BudgetState, alerts_due, budget_state, spend_refusal
 from billing.ledger import usage_record
-from billing.limits import lease_end, lease_renew, lease_tokens, turn_lease
+from billing.limits import call_tokens, lease_end, lease_renew, turn_lease
 from billing.models import UsageRecord
 from chat.model_list import offered_model, usable_models
 from chat.retries import database, in_thread, with_retries
@@ -199,11 +199,13 @@ class Admission:
 
     @asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
-        """While the turn runs: its lease renewed; then ended, however the turn ends (an
-        admission whose turn never ran lets its lease expire)."""
+        """While the turn runs: its lease renewed (at once: it held only for the turn's
+        start); then ended, however the turn ends (an admission whose turn never ran lets its
+        lease expire)."""
         if self.lease_id is None:
             yield
             return
+        await lease_keep(self.lease_id)
         renewing = asyncio.create_task(lease_renewals(self.lease_id))
         try:
             yield
@@ -248,14 +250,19 @@ class Admission:
 
 
 async def lease_renewals(lease_id: int) -> None:
-    """Renew a running turn's lease every third of its length, until cancelled. A renewal
-    that fails (the database down) is tried again at the next."""
+    """Renew a running turn's lease every third of its length, until cancelled."""
     while True:
         await asyncio.sleep(django_settings.TURN_LEASE_SECONDS / 3)
-        try:
-            await in_thread(partial(lease_renew, lease_id))
-        except Exception as error:
-            logger.warning("A turn's lease could not be renewed: %s", type(error).__name__)
+        await lease_keep(lease_id)
+
+
+async def lease_keep(lease_id: int) -> None:
+    """Renew a running turn's lease; one that fails (the database down) is tried again at the
+    next renewal, and the turn goes on."""
+    try:
+        await in_thread(partial(lease_renew, lease_id))
+    except Exception as error:
+        logger.warning("A turn's lease could not be renewed: %s", type(error).__name__)
 
 
 async def lease_release(lease_id: int) -> None:
@@ -380,7 +387,7 @@ class MeteredCall(Generic[T]):
             )
             if self.admission.lease_id is not None:
                 tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
-                lease_tokens(self.admission.lease_id, tokens)
+                call_tokens(self.admission.user_id, tokens)
             return store(self) if store else None
 
 

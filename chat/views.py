@@ -27,7 +27,7 @@ from django.utils.decorators import method_decorator
 from django.utils.http import parse_etags
 from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
 from rest_framework.exceptions import NotAcceptable
 from rest_framework.generics import RetrieveAPIView
@@ -131,6 +131,15 @@ class ChatTurnView(APIView):
         operation_id="sendChatMessage",
         summary="Send a message and stream the answer",
         request=ChatTurnInputSerializer,
+        parameters=[
+            OpenApiParameter(
+                "Retry-After",
+                int,
+                OpenApiParameter.HEADER,
+                description="Seconds to wait before trying again.",
+                response=[429],
+            )
+        ],
         responses={
             (200, "text/event-stream"): OpenApiResponse(
                 description="Events: conversation {id}, delta {text} (repeated), message "

@@ -18,12 +18,12 @@ from chat.metered import gateway_names
 from chat.model_list import usable_models
 from gateway.calls import (
     caller_or_refusal,
+    counted_for,
     decided,
     every_model,
     gateway_call,
     kind_of_status,
     method_refused,
-    named_for,
     provider_refusal,
     refused,
     request_json,
@@ -104,15 +104,15 @@ async def messages(request: HttpRequest) -> HttpResponse:
 
 @csrf_exempt
 async def count_tokens(request: HttpRequest) -> HttpResponse:
-    """The model's count of a request's input tokens: the developer's access is checked, not
-    their budget, and nothing is recorded (it costs nothing)."""
+    """The model's count of a request's input tokens: the developer's access and requests per
+    minute are checked, not their budget, and nothing is recorded (it costs nothing)."""
     if request.method != "POST":
         return method_refused(WIRE, "POST")
     read = request_json(request, WIRE)
     if isinstance(read, HttpResponse):
         return read
     body, name = read
-    named = await decided(WIRE, named_for, request, name, serves)
+    named = await decided(WIRE, counted_for, request, name, serves)
     if isinstance(named, HttpResponse):
         return named
     model = named[1].model

@@ -22,7 +22,7 @@ from asgiref.sync import sync_to_async
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 
-from billing.limits import LimitReached
+from billing.limits import LimitReached, request_count
 from chat.metered import (
     Admission,
     BudgetSpent,
@@ -287,6 +287,17 @@ def named_for(request: HttpRequest, name: str, serves: Serves) -> tuple[Caller, 
         return "other_api"
     except ModelUnavailable:
         return "not_found"
+
+
+def counted_for(request: HttpRequest, name: str, serves: Serves) -> tuple[Caller, Resolution] | str:
+    """named_for, then the caller's requests per minute, for a request that calls the
+    provider but bills nothing (a count of tokens); raises LimitReached, and DatabaseError
+    when the database is down."""
+    named = named_for(request, name, serves)
+    if isinstance(named, str):
+        return named
+    request_count(named[0].user.pk, named[1].budget.limits)
+    return named
 
 
 def admit(request: HttpRequest, name: str, serves: Serves) -> tuple[Caller, Admission] | str:

@@ -308,3 +308,9 @@ def test_a_chat_posted_as_a_form_is_a_documented_415(api_data):
     assert response.json() == {
         "detail": 'Unsupported media type "application/x-www-form-urlencoded" in request.'
     }
+
+
+def test_the_chats_429_declares_its_retry_after_header():
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    refusal = schema["paths"]["/api/v1/chat/"]["post"]["responses"]["429"]
+    assert refusal["headers"]["Retry-After"]["schema"]["type"] == "integer"

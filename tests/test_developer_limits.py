@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from types import SimpleNamespace
 from typing import Any
 
 import httpx2
@@ -26,9 +27,11 @@ from django.test import AsyncClient, Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
+import billing.limits
+import chat.metered
 import chat.services
-from billing.limits import LimitReached, Limits
-from billing.models import DeveloperLimits, GroupLimits, TurnLease, UsageRecord
+from billing.limits import LimitReached, Limits, call_tokens, lease_end
+from billing.models import CallTokens, DeveloperLimits, GroupLimits, TurnLease, UsageRecord
 from chat.metered import Admission, MeteredCall, call_admit
 from chat.models import Conversation, Message
 from llmadmin.models import LLMModel
@@ -122,6 +125,34 @@ def test_a_turn_past_the_concurrent_limit_is_refused_until_one_ends(user, server
     call_admit(user=user, model_id=model.pk)
 
 
+def test_a_call_counts_its_tokens_for_the_minute_after_it_was_recorded(user, server, monkeypatch):
+    DeveloperLimits.objects.create(user=user, tokens_per_minute=100)
+    model = model_at(server.url)
+    admission = call_admit(user=user, model_id=model.pk)
+    # The turn's first call was recorded 70 seconds ago, its next now with 5 tokens.
+    monkeypatch.setattr(billing.limits, "timezone", SimpleNamespace(now=lambda: ago(70)))
+    call_tokens(user.pk, 100)
+    monkeypatch.undo()
+    call_tokens(user.pk, 5)
+    lease_end(admission.lease_id)
+
+    call_admit(user=user, model_id=model.pk)
+
+
+def test_a_turn_whose_lease_lapsed_while_it_ran_keeps_it_and_counts_its_tokens(user, server):
+    DeveloperLimits.objects.create(user=user, tokens_per_minute=100)
+    model = model_at(server.url)
+    running = call_admit(user=user, model_id=model.pk).lease_id
+    # Started 61 seconds ago; its renewals failed (the database down): expired a moment ago.
+    TurnLease.objects.filter(pk=running).update(started_at=ago(61), expires_at=ago(1))
+    lease_end(call_admit(user=user, model_id=model.pk).lease_id)  # the database is back
+    assert TurnLease.objects.filter(pk=running).exists()
+    call_tokens(user.pk, 100)  # the running turn's call, recorded
+
+    with pytest.raises(LimitReached, match="100 tokens per minute"):
+        call_admit(user=user, model_id=model.pk)
+
+
 def test_a_turn_that_never_runs_loses_its_slot_after_the_lease(user, server, settings):
     settings.TURN_LEASE_SECONDS = 0.5
     DeveloperLimits.objects.create(user=user, concurrent_turns=1)
@@ -195,7 +226,7 @@ def chat_refusal(client: Client, payload: dict[str, Any]) -> HttpResponse:
         ),
         pytest.param(
             {"tokens_per_minute": 1000},
-            {"started_at": 30, "expires_at": -30, "ended_at": 20, "tokens_at": 20, "tokens": 1000},
+            {"started_at": 30, "expires_at": -30, "ended_at": 20, "tokens": (20, 1000)},
             40,
             "You have reached your limit of 1,000 tokens per minute (1,000 in the last "
             "minute): try again in 40 seconds.",
@@ -207,10 +238,12 @@ def test_a_chat_turn_past_a_limit_is_a_429_that_stores_and_sends_nothing(
     client, developer, limit, lease, retry_after, detail
 ):
     DeveloperLimits.objects.create(user=developer, **limit)
-    # The lease's moments as seconds ago.
-    TurnLease.objects.create(
-        user=developer, **{name: ago(v) if name != "tokens" else v for name, v in lease.items()}
-    )
+    # The lease's moments as seconds ago; its call's tokens, recorded so long ago.
+    moments = dict(lease)
+    call = moments.pop("tokens", None)
+    TurnLease.objects.create(user=developer, **{name: ago(v) for name, v in moments.items()})
+    if call:
+        CallTokens.objects.create(user=developer, recorded_at=ago(call[0]), tokens=call[1])
     conversation = Conversation.objects.create(owner=developer)
     with serve(FakeProvider("openai", KEY)) as fake:
         model = model_at(fake.url)
@@ -248,7 +281,9 @@ def fake_upstream(mode: str) -> Iterator[str]:
     ],
 )
 def test_a_chat_turn_frees_its_slot_however_it_ends(client, developer, settings, upstream, ending):
-    settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.5
+    if ending == ("error", "timed_out"):
+        # Only the idle deadline's turn waits for it: a loaded machine may pause the others.
+        settings.PROVIDER_STREAM_IDLE_TIMEOUT = 0.5
     DeveloperLimits.objects.create(user=developer, concurrent_turns=1)
     with upstream() as url:
         model = model_at(url)
@@ -344,8 +379,8 @@ def test_a_chat_turn_holds_its_one_slot_through_its_summary(client, developer):
     assert [name for name, _ in events][-2:] == ["compacted", "done"]
     lease = TurnLease.objects.get()  # the summary took no slot of its own
     assert lease.ended_at > summary_asked_at[0]
-    # Both calls' tokens count: the answer's 901 and the summary's.
-    assert lease.tokens == sum(
+    # Both calls' tokens count, each from when it was recorded: the answer's 901, the summary's.
+    assert sorted(CallTokens.objects.values_list("tokens", flat=True)) == sorted(
         record.input_tokens + record.output_tokens for record in UsageRecord.objects.all()
     )
     assert UsageRecord.objects.filter(kind=UsageRecord.Kind.SUMMARY).exists()
@@ -435,3 +470,36 @@ def test_a_chat_turn_longer_than_its_lease_keeps_its_slot(
             go_on.set()
             assert [name for name, _ in events_of(b"".join(chunks))][-1] == "done"
         assert leases_ended()
+
+
+def test_a_chat_client_that_leaves_while_it_is_let_through_frees_its_slot_after_the_start(
+    chat_server, transactional_db, client, developer, monkeypatch
+):
+    # The developer's row stays locked by another admission of theirs for a second.
+    lease = chat.metered.turn_lease
+    monkeypatch.setattr(
+        chat.metered, "turn_lease", lambda *args, **kwargs: time.sleep(1) or lease(*args, **kwargs)
+    )
+    monkeypatch.setattr(billing.limits, "START_SECONDS", timedelta(seconds=1))
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=1)
+    cookies = {"sessionid": client.cookies["sessionid"].value, "csrftoken": CSRF}
+    with serve(FakeProvider("openai", KEY)) as fake:
+        model = model_at(fake.url)
+        with (
+            httpx2.Client(
+                base_url=chat_server, cookies=cookies, headers={"X-CSRFToken": CSRF}, timeout=0.5
+            ) as http,
+            pytest.raises(httpx2.TimeoutException),
+        ):
+            http.post("/api/v1/chat/", json={"model_id": model.pk, "message": "Hi"})
+        # Its turn never starts (Django drops a sync view's answer to a client gone): its lease
+        # holds the start's second, not a whole lease.
+        lease_taken = time.monotonic() + 5
+        while not TurnLease.objects.exists() and time.monotonic() < lease_taken:
+            time.sleep(0.02)
+        started = TurnLease.objects.get()
+        assert started.expires_at - started.started_at == timedelta(seconds=1)
+        time.sleep(max(0, (started.expires_at - timezone.now()).total_seconds()) + 0.05)
+        call_admit(user=developer, model_id=model.pk)
+
+    assert fake.requests == []

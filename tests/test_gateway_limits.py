@@ -21,7 +21,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 import chat.metered
-from billing.models import DeveloperLimits, TurnLease, UsageRecord
+from billing.models import CallTokens, DeveloperLimits, TurnLease, UsageRecord
 from chat.metered import call_admit
 from gateway.tokens import token_mint
 from llmadmin.models import LLMModel
@@ -137,10 +137,14 @@ def said(error: openai.APIStatusError | anthropic.APIStatusError) -> str:
     return body["message"] if isinstance(error, openai.APIStatusError) else body["error"]["message"]
 
 
-def lease_of(user: User, tokens: int = 0, **moments: float) -> TurnLease:
-    """A lease of the developer's, its moments given in seconds ago."""
+def lease_of(user: User, tokens: tuple[float, int] | None = None, **moments: float) -> TurnLease:
+    """A lease of the developer's, its moments given in seconds ago; `tokens`: its call's,
+    recorded so many seconds ago."""
     at = {name: timezone.now() - timedelta(seconds=ago) for name, ago in moments.items()}
-    return TurnLease.objects.create(user=user, tokens=tokens, **at)
+    if tokens:
+        recorded_at = timezone.now() - timedelta(seconds=tokens[0])
+        CallTokens.objects.create(user=user, recorded_at=recorded_at, tokens=tokens[1])
+    return TurnLease.objects.create(user=user, **at)
 
 
 # --- Refused: the SDK's RateLimitError, with when to retry ------------------------------------
@@ -163,7 +167,7 @@ LIMITS = [
     ),
     pytest.param(
         {"tokens_per_minute": 100},
-        {"started_at": 30, "expires_at": -30, "ended_at": 20, "tokens_at": 20, "tokens": 100},
+        {"started_at": 30, "expires_at": -30, "ended_at": 20, "tokens": (20, 100)},
         "40",
         "You have reached your limit of 100 tokens per minute (100 in the last minute): try "
         "again in 40 seconds.",
@@ -353,5 +357,33 @@ def test_tokens_per_minute_count_a_gateway_calls_tokens_as_reported(
 
     assert said(refused.value).startswith(f"You have reached your limit of {tokens} tokens")
     record = UsageRecord.objects.get()
-    assert TurnLease.objects.get().tokens == record.input_tokens + record.output_tokens == tokens
+    assert CallTokens.objects.get().tokens == record.input_tokens + record.output_tokens == tokens
+    assert len(fake.requests) == 1
+
+
+def test_count_tokens_past_requests_per_minute_is_refused_before_the_provider_is_called(
+    server, secret, developer
+):
+    DeveloperLimits.objects.create(user=developer, requests_per_minute=1)
+    lease_of(developer, started_at=10, expires_at=-50, ended_at=9)
+    client = sdk("anthropic", server, secret)
+    with upstream("anthropic") as fake:
+        model_at("anthropic", fake.url)
+        with pytest.raises(anthropic.RateLimitError) as refused:
+            client.messages.count_tokens(model="claude-sonnet-4-6", messages=HI)
+
+    assert said(refused.value).startswith("You have reached your limit of 1 request per minute")
+    assert fake.requests == []
+
+
+def test_count_tokens_counts_as_a_request_but_takes_no_slot(server, secret, developer):
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=1, requests_per_minute=2)
+    lease_of(developer, started_at=1, expires_at=-59)  # a turn running
+    client = sdk("anthropic", server, secret)
+    with upstream("anthropic") as fake:
+        model_at("anthropic", fake.url)
+        client.messages.count_tokens(model="claude-sonnet-4-6", messages=HI)
+        with pytest.raises(anthropic.RateLimitError):
+            client.messages.count_tokens(model="claude-sonnet-4-6", messages=HI)
+
     assert len(fake.requests) == 1

@@ -226,7 +226,10 @@ def counted(number: int, noun: str) -> str:
 
 
 def seconds_until(moment: datetime, now: datetime) -> int:
-    return max(1, math.ceil((moment - now).total_seconds()))
+    """Whole seconds from now to the moment, 1 to 60: a moment recorded by a server whose clock
+    runs ahead lies a little past the window (the SDKs ignore a Retry-After over 60)."""
+    seconds = math.ceil((moment - now).total_seconds())
+    return min(max(1, seconds), int(WINDOW.total_seconds()))
 
 
 def retry_text(moment: datetime, now: datetime) -> str:
@@ -235,6 +238,18 @@ def retry_text(moment: datetime, now: datetime) -> str:
 
 def lease_length() -> timedelta:
     return timedelta(seconds=settings.TURN_LEASE_SECONDS)
+
+
+def lease_start(lease_id: int) -> None:
+    """The turn starts: its lease holds for TURN_LEASE_SECONDS from now; LimitReached when
+    its start window passed first (its slot may be another turn's by now)."""
+    now = timezone.now()
+    started = TurnLease.objects.filter(pk=lease_id, ended_at__isnull=True, expires_at__gt=now)
+    if not started.update(expires_at=now + lease_length()):
+        raise LimitReached(
+            "Your turn took too long to start and its slot went to another: try again.",
+            CONCURRENT_RETRY_SECONDS,
+        )
 
 
 def lease_renew(lease_id: int) -> None:

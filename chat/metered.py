@@ -36,12 +36,12 @@ from typing import Any, Generic, TypeVar
 
 from django.conf import settings as django_settings
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from billing.budgets import BudgetState, alerts_due, budget_state, spend_refusal
 from billing.ledger import usage_record
-from billing.limits import call_tokens, lease_end, lease_renew, turn_lease
+from billing.limits import call_tokens, lease_end, lease_renew, lease_start, turn_lease
 from billing.models import UsageRecord
 from chat.model_list import offered_model, usable_models
 from chat.retries import database, in_thread, with_retries
@@ -201,11 +201,14 @@ class Admission:
     async def held(self) -> AsyncIterator[None]:
         """While the turn runs: its lease renewed (at once: it held only for the turn's
         start); then ended, however the turn ends (an admission whose turn never ran lets its
-        lease expire)."""
+        lease expire). LimitReached, before the turn runs, when its start came too late."""
         if self.lease_id is None:
             yield
             return
-        await lease_keep(self.lease_id)
+        try:
+            await in_thread(partial(lease_start, self.lease_id))
+        except DatabaseError as error:  # the turn goes on; its lease expires unless renewed
+            logger.warning("A turn's lease could not be renewed: %s", type(error).__name__)
         renewing = asyncio.create_task(lease_renewals(self.lease_id))
         try:
             yield

@@ -19,7 +19,7 @@ from typing import Any
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from billing.limits import lease_end
+from billing.limits import LimitReached, lease_end
 from chat.context import conversation_compact, conversation_context, needs_compaction
 from chat.metered import Admission, MeteredCall
 from chat.models import Conversation, Message
@@ -126,14 +126,17 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
     went away (stored as "disconnected", the upstream request closed at once). The turn holds
     its slot under the developer's limits until then.
     """
-    async with turn.admission.held(), aclosing(turn_events(turn)) as events:
-        async for event in events:
-            yield event
+    yield "conversation", {"id": turn.conversation.pk}
+    try:
+        async with turn.admission.held(), aclosing(turn_events(turn)) as events:
+            async for event in events:
+                yield event
+    except LimitReached as late:  # raised before the answer begins
+        yield "error", {"message": late.detail}
 
 
 async def turn_events(turn: Turn) -> AsyncIterator[Event]:
     conversation, model = turn.conversation, turn.admission.model
-    yield "conversation", {"id": conversation.pk}
 
     try:
         async with turn.admission.call(chat=turn.chat, store=partial(answer_store, turn)) as call:

@@ -261,8 +261,8 @@ PROVIDER_STREAM_IDLE_TIMEOUT = env.float("PROVIDER_STREAM_IDLE_TIMEOUT", default
 # A turn under a developer's limits holds a slot, renewed every third of this many seconds
 # while it runs: a worker killed mid-turn frees its slots after at most this long.
 TURN_LEASE_SECONDS = env.float("TURN_LEASE_SECONDS", default=60)
-if not TURN_LEASE_SECONDS >= 1:
-    raise ImproperlyConfigured("Set TURN_LEASE_SECONDS to 1 or more (seconds).")
+if not 1 <= TURN_LEASE_SECONDS <= 86400:
+    raise ImproperlyConfigured("Set TURN_LEASE_SECONDS to 1 to 86400 (seconds).")
 
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "agents"

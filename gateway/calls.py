@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
+from contextlib import aclosing, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -177,11 +177,15 @@ async def decided(wire: Wire, decide: Callable[..., T | str], *args: Any) -> T |
         response["x-should-retry"] = "false"
         return response
     except LimitReached as reached:
-        # A limit frees up: the SDKs wait Retry-After, then try again.
-        response = wire.error(429, "rate_limit", reached.detail)
-        response["Retry-After"] = str(reached.retry_after)
-        return response
+        return limit_refusal(wire, reached)
     return refused(wire, decision) if isinstance(decision, str) else decision
+
+
+def limit_refusal(wire: Wire, reached: LimitReached) -> HttpResponse:
+    # A limit frees up: the SDKs wait Retry-After, then try again.
+    response = wire.error(429, "rate_limit", reached.detail)
+    response["Retry-After"] = str(reached.retry_after)
+    return response
 
 
 async def relayed(call: MeteredCall[None], wire: Wire) -> AsyncIterator[bytes]:
@@ -247,8 +251,9 @@ async def gateway_call(
         # expires.
         admitted = await admitting
         if not isinstance(admitted, HttpResponse):
-            async with admitted[1].held():
-                pass
+            with suppress(LimitReached):  # too late: its slot lapsed already
+                async with admitted[1].held():
+                    pass
         raise
     if isinstance(admitted, HttpResponse):
         return admitted
@@ -263,6 +268,8 @@ async def gateway_call(
         first = await anext(answer)
     except ProviderError as error:
         return provider_refusal(wire, error)
+    except LimitReached as late:  # its start came after its slot lapsed
+        return limit_refusal(wire, late)
     if not call.sent.streamed:
         try:
             rest = [chunk async for chunk in answer]

@@ -52,12 +52,15 @@ def test_an_empty_salt_key_stops_start_up_with_a_clear_error(salts):
     assert "Set the SALT_KEY environment variable (it is empty)." in result.stderr
 
 
-@pytest.mark.parametrize("seconds", [pytest.param("0", id="zero"), pytest.param("0.5", id="half")])
-def test_a_turn_lease_under_a_second_stops_start_up_with_a_clear_error(seconds):
+@pytest.mark.parametrize(
+    "seconds",
+    [pytest.param("0", id="zero"), pytest.param("0.5", id="half"), pytest.param("1e12", id="huge")],
+)
+def test_a_turn_lease_out_of_range_stops_start_up_with_a_clear_error(seconds):
     result = start(SECRET_KEY="k", SALT_KEY="s", TURN_LEASE_SECONDS=seconds)
 
     assert result.returncode != 0
-    assert "Set TURN_LEASE_SECONDS to 1 or more (seconds)." in result.stderr
+    assert "Set TURN_LEASE_SECONDS to 1 to 86400 (seconds)." in result.stderr
 
 
 def test_it_starts_with_debug_off_and_sqlite_by_default():

@@ -24,6 +24,15 @@ def pytest_report_header() -> str:
     return f"database: {connection.vendor}"
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup) -> None:
+    """The test database, migrated; from then on a flush that keeps content types and
+    permissions does not have them written again (tests/flush.py)."""
+    from tests.flush import skip_rewriting_kept_tables
+
+    skip_rewriting_kept_tables()
+
+
 BROWSER_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

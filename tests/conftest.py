@@ -100,7 +100,8 @@ def encryption_secrets(settings):
 @pytest.fixture(autouse=True)
 def short_provider_timeouts(settings):
     """Every provider in the tests is a loopback fake: it answers at once or not at all
-    (the "slow" mode waits 2 s). 1.5 s, not less: a loaded CI machine once took 0.5 s."""
+    (the "slow" mode waits 2 s; a test meeting it on purpose waits SLOW_READ_TIMEOUT,
+    tests/providers/servers.py). 1.5 s, not less: a loaded CI machine once took 0.5 s."""
     settings.PROVIDER_CONNECT_TIMEOUT = 1.5
     settings.PROVIDER_READ_TIMEOUT = 1.5
 

@@ -8,12 +8,13 @@ from django.test import Client
 from playwright.sync_api import Page, expect
 
 
-def log_in_as_admin(page: Page, base_url: str) -> None:
-    """Create a superuser and open the admin's index as them, with a session made on the
-    server (the admin's login form has its own test: test_security_headers)."""
+def log_in_as_admin(page: Page, base_url: str, path: str = "/admin/") -> None:
+    """Create a superuser and open an admin page as them (the index unless told: a test that
+    starts on another page goes there at once), with a session made on the server (the
+    admin's login form has its own test: test_security_headers)."""
     user = User.objects.create_superuser("root", password="correct-horse-battery")
     give_session(page, base_url, user)
-    page.goto(f"{base_url}/admin/")
+    page.goto(f"{base_url}{path}")
     expect(page.locator("#site-name")).to_have_text("llmadmin")
 
 

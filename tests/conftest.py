@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    import uvicorn
     from playwright.sync_api import Browser, Page
 
 CHROMIUM = "/usr/bin/chromium"
@@ -19,6 +21,15 @@ def pytest_report_header() -> str:
     from django.db import connection
 
     return f"database: {connection.vendor}"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup) -> None:
+    """The test database, migrated; from then on a flush that keeps content types and
+    permissions does not have them written again (tests/flush.py)."""
+    from tests.flush import skip_rewriting_kept_tables
+
+    skip_rewriting_kept_tables()
 
 
 BROWSER_ARGS = [
@@ -88,7 +99,8 @@ def encryption_secrets(settings):
 @pytest.fixture(autouse=True)
 def short_provider_timeouts(settings):
     """Every provider in the tests is a loopback fake: it answers at once or not at all
-    (the "slow" mode waits 2 s). 1.5 s, not less: a loaded CI machine once took 0.5 s."""
+    (the "slow" mode waits 2 s; a test meeting it on purpose waits SLOW_READ_TIMEOUT,
+    tests/providers/servers.py). 1.5 s, not less: a loaded CI machine once took 0.5 s."""
     settings.PROVIDER_CONNECT_TIMEOUT = 1.5
     settings.PROVIDER_READ_TIMEOUT = 1.5
 
@@ -135,6 +147,24 @@ def asgi_server(transactional_db, settings) -> Iterator[str]:
         yield url
 
 
+def prompt_server(config: uvicorn.Config) -> uvicorn.Server:
+    """uvicorn's server, noticing that it is to stop within 5 ms: uvicorn looks at its exit
+    flag every 100 ms, then gives the connections it asked to close 100 ms (kept: work a test
+    started, e.g. an answer stored after the client left, ends before the next test counts
+    connections). About 190 -> 105 ms on every server a test stops (some 80 a run). uvicorn
+    is imported here: only the tests that serve pay for it (0.2 s)."""
+    import uvicorn
+
+    class PromptServer(uvicorn.Server):
+        async def main_loop(self) -> None:
+            ticks = 0  # on_tick refreshes the Date header every 10th: every 50 ms here
+            while not await self.on_tick(ticks):
+                await asyncio.sleep(0.005)
+                ticks = (ticks + 1) % 1000
+
+    return PromptServer(config)
+
+
 @contextmanager
 def asgi_serving() -> Iterator[str]:
     """asgi_server's server, for as long as the block runs: a module's tests that don't
@@ -145,7 +175,7 @@ def asgi_serving() -> Iterator[str]:
     from config.workers import UVICORN_OPTIONS
 
     application = serving_application()
-    server = uvicorn.Server(
+    server = prompt_server(
         uvicorn.Config(
             application,
             host="127.0.0.1",

@@ -25,5 +25,6 @@ if DATABASES["default"]["ENGINE"] == "config.sqlite":  # noqa: F405
     # In memory, as Django's SQLite backend tests by default: pytest-django knows that backend
     # by its name only, and would give each xdist worker a file named after the database's path.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = ":memory:"  # noqa: F405
+    DATABASES["default"]["ENGINE"] = "tests.sqlite"  # noqa: F405
 elif DATABASES["default"]["ENGINE"] == "config.postgresql":  # noqa: F405
     DATABASES["default"]["ENGINE"] = "tests.postgresql"  # noqa: F405

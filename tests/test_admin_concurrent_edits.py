@@ -130,8 +130,7 @@ def test_a_connection_test_does_not_make_the_page_stale(admin_client):
 @pytest.mark.django_db(transaction=True)
 def test_a_stale_model_page_in_a_browser_is_refused_then_saved_as_reviewed(page, asgi_server):
     model = LLMModelFactory(display_name="Sonnet", context_limit=200_000)
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}{model_url(model)}")
+    log_in_as_admin(page, asgi_server, model_url(model))
     page.fill("#id_display_name", "My Sonnet")
     model.context_limit = 100_000  # saved meanwhile by another admin
     model.save()

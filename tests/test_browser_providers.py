@@ -22,8 +22,7 @@ def test_saving_a_key_the_test_rejected_asks_first_and_takes_its_models_out(page
     provider = Provider.objects.get(type="openai-compat")
     LLMModelFactory(provider=provider, display_name="Qwen Coder")
     with serve(FakeProvider("openai", "sk-the-right-one")) as server:
-        log_in_as_admin(page, asgi_server)
-        page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
+        log_in_as_admin(page, asgi_server, f"/admin/llmadmin/provider/{provider.pk}/change/")
         expect(page.locator(".field-remove_api_key")).to_have_count(0)  # nothing stored
         page.fill("#id_api_key", WRONG_KEY)
         page.fill("#id_base_url", f"{server.url}/v1")
@@ -71,8 +70,7 @@ def test_the_servers_missing_aws_credentials_keep_its_models_from_developers(
     monkeypatch.setattr(bedrock, "server_credentials", lambda: None)
     provider = ProviderFactory(bedrock=True, no_key=True, region="us-east-1")
     LLMModelFactory(provider=provider, display_name="Claude on Bedrock")
-    log_in_as_admin(page, asgi_server)
-    page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
+    log_in_as_admin(page, asgi_server, f"/admin/llmadmin/provider/{provider.pk}/change/")
     expect(page.locator(".field-key_status")).to_contain_text("No key")
 
     page.select_option("#id_auth", label="The server's AWS credentials")
@@ -104,9 +102,7 @@ def test_the_provider_list_fits_a_1280_pixel_screen(page, asgi_server):
     ProviderFactory(azure=True, base_url=long_url)
     ProviderFactory(openai_compat=True, base_url="https://litellm.internal.example.com:4000/v1")
     page.set_viewport_size({"width": 1280, "height": 800})
-    log_in_as_admin(page, asgi_server)
-
-    page.goto(f"{asgi_server}/admin/llmadmin/provider/")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/provider/")
 
     results = page.locator("#changelist .results")
     expect(results).to_contain_text("Vercel AI Gateway")
@@ -116,8 +112,7 @@ def test_the_provider_list_fits_a_1280_pixel_screen(page, asgi_server):
 def test_a_test_connection_to_a_wrong_address_says_the_server_answered(page, asgi_server):
     provider = Provider.objects.get(type="openai-compat")
     with serve(FakeProvider("openai", "sk-the-right-one")) as server:
-        log_in_as_admin(page, asgi_server)
-        page.goto(f"{asgi_server}/admin/llmadmin/provider/{provider.pk}/change/")
+        log_in_as_admin(page, asgi_server, f"/admin/llmadmin/provider/{provider.pk}/change/")
         page.fill("#id_api_key", "sk-the-right-one")
         page.fill("#id_base_url", f"{server.url}/v9")  # the right host, not the API's path
 

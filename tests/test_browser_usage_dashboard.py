@@ -22,6 +22,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 DAY = date(2026, 3, 2)
 
 
+DASHBOARD = "/admin/llmadmin/dailyusage/"
+
+
 @pytest.fixture
 def problems(page: Page) -> Iterator[list[str]]:
     """Policy violations, console errors (a failed load among them) and uncaught page errors
@@ -127,9 +130,7 @@ def test_the_charts_render_with_bars_legends_and_hover_titles(
 
 
 def test_a_bad_range_shows_the_error_and_no_chart(page, asgi_server, problems):
-    log_in_as_admin(page, asgi_server)
-
-    page.goto(f"{asgi_server}/admin/llmadmin/dailyusage/?start=2026-03-10&end=2026-03-01")
+    log_in_as_admin(page, asgi_server, f"{DASHBOARD}?start=2026-03-10&end=2026-03-01")
 
     expect(page.locator(".usage-range-field.errors .errorlist")).to_have_text(
         "The end is before the start."
@@ -153,9 +154,7 @@ def test_on_a_phone_the_dashboard_fits_and_unpriced_calls_read_unpriced(
             usage=Usage(input_tokens=1000, output_tokens=100),
         )
     page.set_viewport_size({"width": 390, "height": 844})
-    log_in_as_admin(page, asgi_server)
-
-    page.goto(f"{asgi_server}/admin/llmadmin/dailyusage/?start=2026-03-01&end=2026-03-10")
+    log_in_as_admin(page, asgi_server, f"{DASHBOARD}?start=2026-03-01&end=2026-03-10")
 
     # Nothing wider than the screen: the page never scrolls sideways.
     expect(page.locator("#usage-by-model table")).to_be_attached()

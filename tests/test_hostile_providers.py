@@ -171,6 +171,13 @@ def page(client: Client, url: str, *words: str) -> tuple[str, bool]:
     return text, response.status_code == 200 and all(word in text for word in words)
 
 
+def landed(response, url: str, *words: str) -> tuple[str, bool]:
+    """A followed response's text, and whether it is the page at `url` showing the words."""
+    text = response.content.decode()
+    shown = response.status_code == 200 and response.request["PATH_INFO"] == url
+    return text, shown and all(word in text for word in words)
+
+
 def surfaces(
     developer_client: Client,
     admin_client: Client,
@@ -194,26 +201,26 @@ def surfaces(
     seen.add("conversation API", response.content.decode(), "user" in roles)
     seen.add("models API", *page(developer_client, reverse("api-models"), "groups"))
 
-    # An administrator tests the connection, with the button and with the list action.
+    # An administrator tests the connection with the button, which lands on the provider's
+    # page, and with the list's action, which lands on the provider list: each page read as
+    # it shows the test's message (and all else a later visit would show).
+    provider_page = reverse("admin:llmadmin_provider_change", args=[provider.pk])
     response = admin_client.post(
         reverse("admin:llmadmin_provider_test_connection", args=[provider.pk]), follow=True
     )
-    text = response.content.decode()
-    seen.add("admin: Test connection button", text, 'class="messagelist"' in text)
+    seen.add(
+        "admin: provider page, after Test connection",
+        *landed(response, provider_page, 'class="messagelist"', label),
+    )
+    provider_list = reverse("admin:llmadmin_provider_changelist")
     response = admin_client.post(
-        reverse("admin:llmadmin_provider_changelist"),
+        provider_list,
         {"action": "test_connection", "_selected_action": [provider.pk]},
         follow=True,
     )
-    text = response.content.decode()
-    seen.add("admin: Test connection action", text, 'class="messagelist"' in text)
     seen.add(
-        "admin: provider list",
-        *page(admin_client, reverse("admin:llmadmin_provider_changelist"), label),
-    )
-    seen.add(
-        "admin: provider page",
-        *page(admin_client, reverse("admin:llmadmin_provider_change", args=[provider.pk]), label),
+        "admin: provider list, after the Test connection action",
+        *landed(response, provider_list, 'class="messagelist"', label),
     )
     response = admin_client.get(
         reverse("admin:llmadmin_llmmodel_remote_models"), {"provider": provider.pk}

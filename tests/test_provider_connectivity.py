@@ -18,6 +18,7 @@ from llmadmin.services import provider_check_connection, provider_set_api_key
 from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.providers.fakes import fake_for, serve
+from tests.providers.servers import SLOW_READ_TIMEOUT
 
 pytestmark = pytest.mark.django_db
 
@@ -102,15 +103,21 @@ def test_the_model_list_never_carries_the_key_in_a_url(provider_type):
             "The server at {host} failed: it answered 500 Internal Server Error.",
             id="server-error",
         ),
-        pytest.param("slow", "Could not reach {host}: timed out after 1.5 s.", id="timeout"),
+        pytest.param(
+            "slow",
+            f"Could not reach {{host}}: timed out after {SLOW_READ_TIMEOUT:g} s.",
+            id="timeout",
+        ),
         pytest.param(
             "malformed", "{host} answered with something that is not JSON.", id="not-json"
         ),
     ],
 )
 def test_an_outage_is_recorded_as_unreachable_and_takes_the_models_out(
-    provider_type, mode, message
+    provider_type, mode, message, settings
 ):
+    if mode == "slow":
+        settings.PROVIDER_READ_TIMEOUT = SLOW_READ_TIMEOUT
     with serve(fake_for(provider_type, KEY, mode=mode)) as server:
         provider = provider_at(provider_type, server.url, api_key=KEY)
         LLMModelFactory(provider=provider)

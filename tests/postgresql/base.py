@@ -6,8 +6,7 @@ a test leaves. Triggers are skipped for the flush only (session_replication_role
 a superuser may set, as the test user is): the ledger's own trigger refuses any DELETE, and
 foreign keys need no checking when every table is emptied. Other users truncate as before.
 
-Content types and permissions are kept: migrate's post_migrate writes the same rows again
-after every flush otherwise (~70 ms), and no test changes them.
+Content types and permissions are kept (tests/flush.py).
 """
 
 from __future__ import annotations
@@ -17,20 +16,23 @@ from functools import cached_property
 from django.db.backends.postgresql import operations
 
 from config.postgresql import base
-
-KEPT_TABLES = {"django_content_type", "auth_permission"}
+from tests.flush import flushed
 
 
 class DatabaseOperations(operations.DatabaseOperations):
+    flush_kept = False
+
     def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
-        if reset_sequences or allow_cascade or not tables or not self.connection.is_superuser:
+        self.flush_kept = not (
+            reset_sequences or allow_cascade or not tables or not self.connection.is_superuser
+        )
+        if not self.flush_kept:
             return super().sql_flush(
                 style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
             )
         return ["SET LOCAL session_replication_role = replica"] + [
             f"{style.SQL_KEYWORD('DELETE FROM')} {style.SQL_FIELD(self.quote_name(table))}"
-            for table in tables
-            if table not in KEPT_TABLES
+            for table in flushed(tables)
         ]
 
 

@@ -28,7 +28,7 @@ Modes:
 - "bad_encoding": a 400 whose Content-Encoding names the credential (the body is not encoded).
 - "odd_shapes": answers of the wrong shapes, the credential where an object, a list or a
   number belongs (a context limit of `<b>credential</b>`).
-- "gzip_bomb": a GET gets the family's ordinary model list followed by 100 MB of spaces (still
+- "gzip_bomb": a GET gets 100 MB of spaces followed by the family's ordinary model list (still
   valid JSON), gzip-compressed to about 100 KB, though we ask for no compression.
 - "listed_ids": a GET gets a model list of the family's REAL_IDS and of HOSTILE_IDS: the
   credential, an id holding it, an over-long id, ids with a space, HTML or control characters.
@@ -95,14 +95,22 @@ def hostile_ids(credential: str) -> list[str]:
 
 
 @cache
-def gzip_bomb(family: str) -> bytes:
-    """The family's model list and 100 MB of spaces, gzipped a megabyte at a time (the whole
-    never in memory)."""
+def gzipped_spaces() -> tuple[Any, bytes]:
+    """100 MB of spaces gzipped a megabyte at a time (the whole never in memory): the
+    compressor as it is after them (to go on with each family's list), and its output."""
     compressor = zlib.compressobj(wbits=31)  # 31: the gzip format
     spaces = b" " * 1024 * 1024
-    parts = [compressor.compress(json.dumps(FAMILIES[family].model_list()).encode())]
-    parts += [compressor.compress(spaces) for _ in range(100)]
-    return b"".join([*parts, compressor.flush()])
+    return compressor, b"".join(compressor.compress(spaces) for _ in range(100))
+
+
+@cache
+def gzip_bomb(family: str) -> bytes:
+    """100 MB of spaces and the family's model list (JSON may begin with white space),
+    gzipped: the spaces compressed once for every family (half a second each)."""
+    spaces, compressed = gzipped_spaces()
+    compressor = spaces.copy()
+    model_list = json.dumps(FAMILIES[family].model_list()).encode()
+    return b"".join([compressed, compressor.compress(model_list), compressor.flush()])
 
 
 @dataclass

@@ -24,6 +24,7 @@ from llmadmin.services import provider_check_connection
 from tests.chat_api import conversation_with_summary, send, stored_messages, texts
 from tests.factories import LLMModelFactory, ProviderFactory, catalog_model, provider_at
 from tests.providers.fakes import FakeProvider, serve
+from tests.providers.servers import SLOW_READ_TIMEOUT
 
 pytestmark = pytest.mark.django_db
 
@@ -992,10 +993,14 @@ def test_paging_stops_after_twenty_pages():
             id="500",
         ),
         pytest.param("malformed", "{host} answered with something that is not JSON.", id="html"),
-        pytest.param("slow", "Could not reach {host}: timed out after 1.5 s.", id="slow"),
+        pytest.param(
+            "slow", f"Could not reach {{host}}: timed out after {SLOW_READ_TIMEOUT:g} s.", id="slow"
+        ),
     ],
 )
-def test_an_outage_is_recorded_as_unreachable(mode, reason):
+def test_an_outage_is_recorded_as_unreachable(mode, reason, settings):
+    if mode == "slow":
+        settings.PROVIDER_READ_TIMEOUT = SLOW_READ_TIMEOUT
     with serve(FakeProvider("anthropic", KEY, mode=mode)) as server:
         provider = provider_at("anthropic", server.url, api_key=KEY)
         result = provider_check_connection(provider=provider)

@@ -31,7 +31,7 @@ from tests.chat_api import send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
 from tests.providers.fakes import FAKES, FakeProvider, fake_for, serve
 from tests.providers.openai.scripted import ScriptedFake
-from tests.providers.servers import Recorded
+from tests.providers.servers import SLOW_READ_TIMEOUT, Recorded
 
 pytestmark = pytest.mark.django_db
 
@@ -1129,11 +1129,13 @@ def test_it_lists_the_models_with_their_context_limits(provider_type):
     ("mode", "reason"),
     [
         ("error500", "The server at {host} failed: it answered 500 Internal Server Error."),
-        ("slow", "Could not reach {host}: timed out after 1.5 s."),
+        ("slow", f"Could not reach {{host}}: timed out after {SLOW_READ_TIMEOUT:g} s."),
         ("malformed", "{host} answered with something that is not JSON."),
     ],
 )
-def test_an_outage_is_unreachable(provider_type, mode, reason):
+def test_an_outage_is_unreachable(provider_type, mode, reason, settings):
+    if mode == "slow":
+        settings.PROVIDER_READ_TIMEOUT = SLOW_READ_TIMEOUT
     with serve(fake_for(provider_type, KEY, mode=mode)) as server:
         provider = provider_at(provider_type, server.url, api_key=KEY)
 

@@ -321,7 +321,8 @@ CONCURRENT_TURNS_HELP = (
     "Chat turns and gateway calls one developer may have running at once. Empty: no limit."
 )
 REQUESTS_PER_MINUTE_HELP = (
-    "Chat turns and gateway calls one developer may start in any 60 seconds. Empty: no limit."
+    "Chat turns, gateway calls and token counts one developer may start in any 60 seconds. "
+    "Empty: no limit."
 )
 TOKENS_PER_MINUTE_HELP = (
     "Tokens (input, cached input included, and output) of one developer's calls recorded in "

@@ -205,15 +205,18 @@ class Admission:
         if self.lease_id is None:
             yield
             return
+        renewing = None
         try:
-            await in_thread(partial(lease_start, self.lease_id))
-        except DatabaseError as error:  # the turn goes on; its lease expires unless renewed
-            logger.warning("A turn's lease could not be renewed: %s", type(error).__name__)
-        renewing = asyncio.create_task(lease_renewals(self.lease_id))
-        try:
+            try:
+                await in_thread(partial(lease_start, self.lease_id))
+            except DatabaseError as error:  # the turn goes on; its lease expires unless renewed
+                logger.warning("A turn's lease could not be renewed: %s", type(error).__name__)
+            renewing = asyncio.create_task(lease_renewals(self.lease_id))
             yield
         finally:
-            renewing.cancel()
+            # However it ends, from its start on: a caller gone while the turn started too.
+            if renewing is not None:
+                renewing.cancel()
             # Shielded: a caller gone away mid-write doesn't keep the slot.
             await asyncio.shield(lease_release(self.lease_id))
 

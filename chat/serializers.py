@@ -185,7 +185,8 @@ class LimitSerializer(serializers.Serializer):
 class LimitsSerializer(serializers.Serializer):
     concurrent_turns = LimitSerializer(help_text="Chat turns and gateway calls running at once.")
     requests_per_minute = LimitSerializer(
-        help_text="Chat turns and gateway calls started in any 60 seconds."
+        help_text="Chat turns, gateway calls and the Anthropic API's token counts started in "
+        "any 60 seconds."
     )
     tokens_per_minute = LimitSerializer(
         help_text="Tokens (input, cached input included, and output) of the calls recorded in "

@@ -126,17 +126,18 @@ async def turn_answer(turn: Turn) -> AsyncIterator[Event]:
     went away (stored as "disconnected", the upstream request closed at once). The turn holds
     its slot under the developer's limits until then.
     """
-    yield "conversation", {"id": turn.conversation.pk}
     try:
         async with turn.admission.held(), aclosing(turn_events(turn)) as events:
             async for event in events:
                 yield event
-    except LimitReached as late:  # raised before the answer begins
+    except LimitReached as late:  # raised before the turn's first event
+        yield "conversation", {"id": turn.conversation.pk}
         yield "error", {"message": late.detail}
 
 
 async def turn_events(turn: Turn) -> AsyncIterator[Event]:
     conversation, model = turn.conversation, turn.admission.model
+    yield "conversation", {"id": conversation.pk}
 
     try:
         async with turn.admission.call(chat=turn.chat, store=partial(answer_store, turn)) as call:

@@ -153,6 +153,40 @@ def test_a_turn_whose_lease_lapsed_while_it_ran_keeps_it_and_counts_its_tokens(u
         call_admit(user=user, model_id=model.pk)
 
 
+def test_a_turn_whose_slot_lapsed_before_it_started_never_runs_beside_the_one_given_it(
+    user, server
+):
+    DeveloperLimits.objects.create(user=user, concurrent_turns=1)
+    model = model_at(server.url)
+    late = call_admit(user=user, model_id=model.pk)
+    # Its view was slow to start streaming (a loaded server): its start window passed.
+    TurnLease.objects.filter(pk=late.lease_id).update(expires_at=ago(1))
+    call_admit(user=user, model_id=model.pk)  # given the free slot: its turn runs
+
+    async def start_late() -> None:
+        async with late.held():
+            pytest.fail("the late turn ran")
+
+    with pytest.raises(LimitReached, match="took too long to start"):
+        async_to_sync(start_late)()
+    assert TurnLease.objects.filter(ended_at=None, expires_at__gt=timezone.now()).count() == 1
+
+
+def test_a_refusal_never_says_to_wait_more_than_a_minute(user, server, monkeypatch):
+    DeveloperLimits.objects.create(user=user, tokens_per_minute=100)
+    model = model_at(server.url)
+    lease_end(call_admit(user=user, model_id=model.pk).lease_id)
+    # A call just recorded by another server, its clock a little ahead of this one's.
+    ahead = timezone.now() + timedelta(seconds=0.5)
+    monkeypatch.setattr(billing.limits, "timezone", SimpleNamespace(now=lambda: ahead))
+    call_tokens(user.pk, 100)
+    monkeypatch.undo()
+
+    with pytest.raises(LimitReached) as refused:
+        call_admit(user=user, model_id=model.pk)
+    assert refused.value.retry_after == 60
+
+
 def test_a_turn_that_never_runs_loses_its_slot_after_the_lease(user, server, settings):
     settings.TURN_LEASE_SECONDS = 0.5
     DeveloperLimits.objects.create(user=user, concurrent_turns=1)

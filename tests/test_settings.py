@@ -54,7 +54,11 @@ def test_an_empty_salt_key_stops_start_up_with_a_clear_error(salts):
 
 @pytest.mark.parametrize(
     "seconds",
-    [pytest.param("0", id="zero"), pytest.param("0.5", id="half"), pytest.param("1e12", id="huge")],
+    [
+        pytest.param("0", id="zero"),
+        pytest.param("0.5", id="half"),
+        pytest.param("86401", id="over a day"),
+    ],
 )
 def test_a_turn_lease_out_of_range_stops_start_up_with_a_clear_error(seconds):
     result = start(SECRET_KEY="k", SALT_KEY="s", TURN_LEASE_SECONDS=seconds)

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 import anthropic
 import httpx2
@@ -27,6 +28,7 @@ from gateway.tokens import token_mint
 from llmadmin.models import LLMModel
 from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
+from tests.providers.anthropic import fake as anthropic_fake
 from tests.providers.anthropic.fake import MessagesFake, serve_messages
 from tests.providers.fakes import FakeProvider, serve
 from tests.stream_servers import Script, openai_delta, serve_script
@@ -270,14 +272,15 @@ def test_a_gateway_call_frees_its_slot_however_it_ends(
 @contextmanager
 def endless_upstream(family: str) -> Iterator[tuple[str, Callable[[], bool]]]:
     """An upstream whose answer streams until its caller hangs up: its URL, and whether the
-    caller hung up (waited for up to 10 seconds)."""
+    caller hung up (waited for up to 15 seconds)."""
     if family == "openai":
         script = Script([openai_delta("Hel")], forever=openai_delta("lo"))
         with serve_script(script) as url:
             yield url, lambda: script.wait_for_close() is not None
     else:
-        with upstream(family, "stall") as fake:
-            yield fake.url, lambda: fake.hung_up.wait(10)
+        # Quiet until the caller hangs up, however loaded the machine (the fake waits 3 s).
+        with patch.object(anthropic_fake, "STALL_SECONDS", 15), upstream(family, "stall") as fake:
+            yield fake.url, lambda: fake.hung_up.wait(15)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

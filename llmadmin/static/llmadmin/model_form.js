@@ -21,6 +21,9 @@ document.addEventListener("DOMContentLoaded", () => {
   contextWarning.setAttribute("role", "status");
   let reported = { label: "", limits: new Map() };
   let catalog = {};
+  // Each provider change asks again; an answer to an earlier change (it may come last) is
+  // dropped, so one provider's list is never shown under another.
+  let asked = 0;
   const catalogFacts = document.createElement("div");
   catalogFacts.className = "help catalog-facts";
   catalogFacts.setAttribute("role", "status");
@@ -58,7 +61,7 @@ document.addEventListener("DOMContentLoaded", () => {
       : "";
   }
 
-  async function loadRemoteModels() {
+  async function loadRemoteModels(round) {
     reported = { label: "", limits: new Map() };
     listStatus.textContent = "";
     warnAboutContext();
@@ -68,6 +71,7 @@ document.addEventListener("DOMContentLoaded", () => {
       const url = `${select.dataset.remoteModelsUrl}?provider=${encodeURIComponent(select.value)}`;
       const response = await fetch(url, { credentials: "same-origin" });
       const data = await response.json();
+      if (round !== asked) return;
       if (!response.ok) throw new Error(data.error || `HTTP ${response.status}`);
       if (data.unavailable) {
         listStatus.textContent = `The provider's model list is not available: ${data.unavailable}`;
@@ -85,6 +89,7 @@ document.addEventListener("DOMContentLoaded", () => {
       fillReportedContext();
       warnAboutContext();
     } catch (error) {
+      if (round !== asked) return;
       listStatus.textContent = `The provider's model list is not available: ${error.message}`;
     }
   }
@@ -96,17 +101,22 @@ document.addEventListener("DOMContentLoaded", () => {
     datalist.append(option);
   }
 
-  async function loadCatalog() {
+  // Whether this round's catalog is the one loaded (no later change asked since).
+  async function loadCatalog(round) {
     catalog = {};
-    if (!select.value || !select.dataset.catalogUrl) return;
+    if (!select.value || !select.dataset.catalogUrl) return true;
+    let models = {};
     try {
       const url = `${select.dataset.catalogUrl}?provider=${encodeURIComponent(select.value)}`;
       const response = await fetch(url, { credentials: "same-origin" });
-      if (response.ok) catalog = (await response.json()).models;
+      if (response.ok) models = (await response.json()).models;
     } catch (error) {
-      catalog = {};
+      models = {};
     }
+    if (round !== asked) return false;
+    catalog = models;
     Object.keys(catalog).forEach(addOption);
+    return true;
   }
 
   function describe(facts) {
@@ -171,9 +181,10 @@ document.addEventListener("DOMContentLoaded", () => {
   async function update(chosen) {
     showOnlySelectedProvider(providers[select.value]);
     datalist.replaceChildren();
-    loadRemoteModels();
-    await loadCatalog();
-    if (chosen) applyCatalog(true);
+    const round = ++asked;
+    loadRemoteModels(round);
+    const current = await loadCatalog(round);
+    if (chosen && current) applyCatalog(true);
   }
 
   select.addEventListener("change", () => update(true));

@@ -9,7 +9,7 @@ import re
 import select
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -698,7 +698,7 @@ def serve_messages(fake: Any) -> Iterator[Any]:
             path = urlsplit(self.path).path
             fake.requests.append(Recorded("POST", path, {}, headers, body))
             status, content_type, chunks = fake.answer(path, headers, body)
-            with suppress(BrokenPipeError, ConnectionResetError):
+            try:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.end_headers()
@@ -708,6 +708,10 @@ def serve_messages(fake: Any) -> Iterator[Any]:
                         return
                     self.wfile.write(chunk)
                     self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                # The caller hung up before the answer went quiet (a fast one, on a slow
+                # machine): a hang-up all the same.
+                fake.hung_up.set()
 
         def wait_for_hang_up(self) -> None:
             """Quiet for STALL_SECONDS, or until the caller closes the connection: then

@@ -45,6 +45,14 @@ from billing.limits import call_tokens, lease_end, lease_renew, lease_start, tur
 from billing.models import UsageRecord
 from chat.model_list import offered_model, usable_models
 from chat.retries import database, in_thread, with_retries
+from llmadmin.key_pools import (
+    PoolKey,
+    failover_log,
+    key_cool,
+    key_use_due,
+    key_used,
+    keys_to_try,
+)
 from llmadmin.models import LLMModel
 from llmadmin.providers.base import ModelSettings
 from llmadmin.providers.contract import (
@@ -328,7 +336,40 @@ class MeteredCall(Generic[T]):
         return self.events
 
     async def stream(self) -> AsyncGenerator[StreamEvent]:
-        self.client = self.admission.model.provider.client()
+        """The answer's events, from the account's own key; where it has backup keys, from
+        the first not cooling down, and once more from the next when that one fails before
+        the answer began (key_pools)."""
+        provider = self.admission.model.provider
+        pool = provider.key_pool
+        if not pool or len(pool) < 2:
+            async with aclosing(self.attempt(provider.client())) as events:
+                async for event in events:
+                    yield event
+            return
+        keys = await keys_in_order(provider, pool)
+        for key, next_key in zip(keys, [*keys[1:2], None], strict=False):
+            began = False
+            try:
+                async with aclosing(self.attempt(provider.client(key.credentials))) as events:
+                    async for event in events:
+                        if not began:
+                            began = True
+                            if key_use_due(key):
+                                await key_write(partial(key_used, provider, key))
+                        yield event
+                return
+            except ProviderError as error:
+                # After the answer began, the developer saw part of it: never tried again.
+                if began or error.key_fault is None:
+                    raise
+                await key_write(partial(key_cool, provider, key, error))
+                if next_key is None:
+                    raise
+                failover_log(provider, key, error, next_key)
+
+    async def attempt(self, client: ProviderClient) -> AsyncGenerator[StreamEvent]:
+        """One try of the call with this client: its events, noted as they come."""
+        self.client = client
         if isinstance(self.sent, Relay):
             source = relay_events(self.client, self.settings, self.sent)
         else:
@@ -395,6 +436,24 @@ class MeteredCall(Generic[T]):
                 tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
                 call_tokens(self.admission.user_id, tokens)
             return store(self) if store else None
+
+
+async def keys_in_order(provider: Any, pool: list[PoolKey]) -> list[PoolKey]:
+    """The pool's keys to try, as every process sees them; in the pool's order when the
+    database can't tell which are cooling (the call goes on)."""
+    try:
+        return await in_thread(partial(keys_to_try, provider, pool))
+    except DatabaseError as error:
+        logger.warning("The keys' cooldowns could not be read: %s", type(error).__name__)
+        return pool
+
+
+async def key_write(write: Callable[[], None]) -> None:
+    """A key's cooldown or use noted; the call goes on when the database refuses it."""
+    try:
+        await in_thread(write)
+    except DatabaseError as error:
+        logger.warning("A key's cooldown or use could not be noted: %s", type(error).__name__)
 
 
 def stored_or_recorded(store: Callable[[], T] | None, record: Callable[[], object]) -> T | None:

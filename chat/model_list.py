@@ -18,11 +18,12 @@ from functools import cached_property
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Q, Subquery
+from django.db.models import Count, Q, Subquery
 from django.utils import timezone
 
 from billing.budgets import BudgetState, budget_states, budget_summary, month_start
 from llmadmin.access import AccessLists, access_lists
+from llmadmin.key_pools import pool_of
 from llmadmin.models import (
     SECRET_FIELDS,
     Availability,
@@ -103,8 +104,16 @@ class Configuration:
             return None
         # Read after the fingerprint: never older than this configuration.
         model = LLMModel.objects.select_related("provider").filter(pk=model_id).first()
+        if model is not None and self.backup_keys.get(model.provider_id):
+            # The keys its calls try (one query, where the account has backup keys).
+            model.provider.key_pool = pool_of(model.provider)
         with self.calls_lock:
             return self.calls.setdefault(model_id, model)
+
+    @cached_property
+    def backup_keys(self) -> dict[int, int]:
+        """How many backup keys each provider has, by id."""
+        return {provider["id"]: provider["backup_keys"] for provider in self.providers}
 
     def __post_init__(self) -> None:
         self.listed_groups = frozenset(self.group_listings)
@@ -351,8 +360,11 @@ def providers_listed() -> list[dict[str, Any]]:
             "slug": p.slug,
             "label": p.label,
             "availability": p.availability,
+            "backup_keys": p.backup_key_count,
         }
-        for p in providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS))
+        for p in providers_in_registry_order(
+            Provider.objects.defer(*SECRET_FIELDS).annotate(backup_key_count=Count("backup_keys"))
+        )
     ]
 
 

@@ -214,7 +214,11 @@ def provider_refusal(wire: Wire, error: ProviderError) -> HttpResponse:
     if isinstance(error, SETUP_FAULTS):
         # How the server is set up is the admin's to read, in the log and the admin.
         return wire.error(503, "unavailable", UNAVAILABLE)
-    return wire.error(error.http_status, kind_of_status(error.http_status), str(error))
+    response = wire.error(error.http_status, kind_of_status(error.http_status), str(error))
+    if error.retry_after is not None:
+        # A rate limit, or every key cooling down: the SDKs wait this long, then try again.
+        response["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def kind_of_status(status: int) -> str:

@@ -68,12 +68,14 @@ class LlmadminConfig(AppConfig):
         from django.contrib.auth.models import Group
 
         from llmadmin import audit, signals
-        from llmadmin.models import SECRET_FIELDS, LLMModel, Provider
+        from llmadmin.models import SECRET_FIELDS, BackupKey, LLMModel, Provider
 
         post_migrate.connect(create_provider_rows, sender=self)
         audit.register(Provider, LLMModel, SECRET_FIELDS)
         post_save.connect(signals.provider_changed, sender=Provider)
         post_delete.connect(signals.provider_changed, sender=Provider)
+        post_save.connect(signals.backup_key_changed, sender=BackupKey)
+        post_delete.connect(signals.backup_key_changed, sender=BackupKey)
         post_save.connect(signals.model_changed, sender=LLMModel)
         post_delete.connect(signals.model_changed, sender=LLMModel)
         # Django sends no save or delete signal of the join tables' own rows (auto-created

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import json
 import unicodedata
 import uuid
 from collections.abc import Collection
@@ -96,7 +98,40 @@ SLUG_VALIDATOR = RegexValidator(
 )
 
 
-class Provider(models.Model):
+class KeyFault(models.TextChoices):
+    """Why a key of an account cools down (the provider layer's KEY_FAULTS)."""
+
+    REJECTED = "rejected", "Refused by the provider"
+    RATE_LIMITED = "rate_limited", "Rate-limited"
+    FAILED = "failed", "The provider failed"
+    UNREACHABLE = "unreachable", "No connection"
+
+
+class KeyUse(models.Model):
+    """A key's use by calls: when it was last used, and whether it is cooling down after a
+    failure. Written by calls (key_pools), never by a form; shared by every process."""
+
+    last_used_at = models.DateTimeField("last used", null=True, blank=True, editable=False)
+    # Not tried until then; a refused key (KeyFault.REJECTED) has no end: an admin acts.
+    cooling_until = models.DateTimeField(null=True, blank=True, editable=False)
+    cooling_reason = models.CharField(
+        max_length=16, blank=True, editable=False, choices=KeyFault.choices
+    )
+
+    class Meta:
+        abstract = True
+
+    def cooling(self, now: Any) -> bool:
+        return self.cooling_reason == KeyFault.REJECTED or bool(
+            self.cooling_until and self.cooling_until > now
+        )
+
+    def forget_cooling(self) -> None:
+        """Try the key again: an admin acted, or its credentials changed."""
+        self.cooling_until, self.cooling_reason = None, ""
+
+
+class Provider(KeyUse):
     """An LLM provider account, configured by an administrator: a type may have several (an
     internal vLLM and a LiteLLM gateway, Azure in two regions), each with its own name,
     credentials, address and models. Every type has at least one (apps.create_provider_rows)."""
@@ -170,6 +205,13 @@ class Provider(models.Model):
         help_text="AWS region of the Bedrock endpoint, such as us-east-1.",
     )
     enabled = models.BooleanField(default=True)
+    key_cooldown = models.PositiveIntegerField(
+        "key cooldown (seconds)",
+        default=60,
+        validators=[MinValueValidator(1), MaxValueValidator(86400)],
+        help_text="How long a key that failed is left out, unless the provider says how "
+        "long (a rate limit's Retry-After). A refused key is left out until you act.",
+    )
     # The last connection test of the current key; cleared when the key changes.
     check_status = models.CharField(
         "connection",
@@ -185,6 +227,9 @@ class Provider(models.Model):
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The keys a call tries, in order (key_pools.pool_of), where the account has backup
+    # keys: set where calls load their provider (chat.model_list). None: its own key alone.
+    key_pool: list[Any] | None = None
 
     class Meta:
         ordering = ["type", "pk"]
@@ -294,8 +339,17 @@ class Provider(models.Model):
         self.forget_check()
 
     def forget_check(self) -> None:
-        """New credentials: the last connection test no longer applies."""
+        """New credentials: the last connection test no longer applies, nor the key's
+        cooldown."""
         self.check_status, self.check_reason, self.checked_at = "", "", None
+        self.forget_cooling()
+
+    @property
+    def address(self) -> str:
+        """Where and how this account's credentials are sent, as a digest: a backup key
+        entered for another address is not sent to this one."""
+        text = json.dumps([self.auth, self.base_url, self.region])
+        return hashlib.sha256(text.encode()).hexdigest()
 
     @property
     def usable_api_key(self) -> str | None:
@@ -306,10 +360,13 @@ class Provider(models.Model):
     def effective_base_url(self) -> str:
         return self.provider_type.effective_base_url(base_url=self.base_url, region=self.region)
 
-    def client(self) -> ProviderClient:
-        """A client of this account's API; raises ProviderError without a readable key."""
+    def client(self, credentials: dict[str, str] | None = None) -> ProviderClient:
+        """A client of this account's API, with its own credentials or those given (a
+        backup key's); raises ProviderError without a readable key."""
+        if credentials is None:
+            credentials = self.credentials()
         return self.provider_type.connect(
-            base_url=self.base_url, region=self.region, auth=self.auth, **self.credentials()
+            base_url=self.base_url, region=self.region, auth=self.auth, **credentials
         )
 
     def validate_constraints(self, exclude: Collection[str] | None = None) -> None:
@@ -396,6 +453,117 @@ def on_field(error: ValidationError, code: str, field: str) -> ValidationError:
     for item in errors.pop(NON_FIELD_ERRORS, []):
         errors.setdefault(field if item.code == code else NON_FIELD_ERRORS, []).append(item)
     return ValidationError(errors)
+
+
+class BackupKey(KeyUse):
+    """Another key of a provider account, tried after the account's own key (and the backup
+    keys before it) when that one is refused, rate-limited or failing (key_pools). Sent only
+    to the address it was entered for: the account's address then."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="backup_keys")
+    position = models.PositiveSmallIntegerField(
+        "order", default=1, help_text="Backup keys are tried in this order, lowest first."
+    )
+    name = models.CharField(
+        max_length=100,
+        blank=True,
+        validators=[validate_no_surrounding_whitespace, validate_no_hidden_characters],
+        help_text="What tells this key apart, e.g. the project or team it belongs to.",
+    )
+    api_key = APIKeyField(
+        "API key", max_length=500, blank=True, null=True, validators=[validate_api_key]
+    )
+    aws_access_key_id = models.CharField(
+        "AWS access key ID",
+        max_length=128,
+        blank=True,
+        validators=[RegexValidator(r"^[A-Z0-9]{16,128}$", "Enter an access key ID such as AKIA….")],
+    )
+    aws_secret_access_key = APIKeyField(
+        "AWS secret access key",
+        max_length=128,
+        blank=True,
+        null=True,
+        validators=[validate_api_key],
+    )
+    aws_session_token = APIKeyField(
+        "AWS session token",
+        max_length=4096,
+        blank=True,
+        null=True,
+        validators=[validate_api_key],
+    )
+    # Which encryption key (by APIKeyField.key_ids) encrypted the secrets; empty when the
+    # required ones are not stored. Tells readability without decrypting.
+    encrypted_with = models.CharField(max_length=16, blank=True, editable=False)
+    # The account's address (Provider.address) when the key was entered.
+    entered_for = models.CharField(max_length=64, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["provider", "position", "pk"]
+
+    def __str__(self) -> str:
+        return self.name or f"Backup key {self.position}"
+
+    @sensitive_variables()
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.api_key == "":
+            self.api_key = None
+        secrets = (self.api_key, self.aws_secret_access_key, self.aws_session_token)
+        if not any(secret is not None for secret in secrets[:2]):
+            self.encrypted_with = ""
+        elif not any(isinstance(secret, UnreadableKey) for secret in secrets):
+            self.encrypted_with = api_key_ids()[0]
+        elif self.encrypted_with in api_key_ids():
+            self.encrypted_with = "unreadable"
+        super().save(*args, **kwargs)
+
+    def enter_for(self, provider: Provider) -> None:
+        """The key was typed for the account as it is now: sent to its address, and tried
+        again."""
+        self.entered_for = provider.address
+        self.forget_cooling()
+
+    def credentials(self, provider: Provider) -> dict[str, str]:
+        """The plaintext credentials for the account's auth mode; empty unless the key is
+        stored, readable and entered for the account's address."""
+        if self.entered_for != provider.address or self.encrypted_with not in api_key_ids():
+            return {}
+        if provider.auth == AuthMode.AWS_KEYS:
+            if not self.aws_access_key_id or self.aws_secret_access_key is None:
+                return {}
+            return {
+                "aws_access_key_id": self.aws_access_key_id,
+                "aws_secret_access_key": self.aws_secret_access_key,
+                "aws_session_token": Provider.usable(self.aws_session_token),
+            }
+        if provider.auth == AuthMode.API_KEY and self.api_key is not None:
+            return {"api_key": self.api_key}
+        return {}
+
+    def state(self, provider: Provider, now: Any) -> str:
+        """In words, for the admin: whether the key is tried, and if not, why."""
+        if self.entered_for != provider.address:
+            return "Entered for another address or way of signing in: paste it again."
+        if not self.encrypted_with:
+            return "No key stored."
+        if self.encrypted_with not in api_key_ids():
+            return "Unreadable with the server's encryption keys: paste it again."
+        return key_use_state(self, now)
+
+
+def key_use_state(key: KeyUse, now: Any) -> str:
+    """A key's cooldown and last use, in words."""
+    if key.cooling_reason == KeyFault.REJECTED:
+        return "Refused by the provider: left out until you paste it again or tick Try again."
+    if key.cooling(now):
+        until = timezone.localtime(key.cooling_until).strftime("%Y-%m-%d %H:%M:%S")
+        return f"Cooling down ({key.get_cooling_reason_display().lower()}) until {until}."
+    if key.last_used_at is None:
+        return "Ready; not used yet."
+    used = timezone.localtime(key.last_used_at).strftime("%Y-%m-%d %H:%M")
+    return f"Ready; last used {used}."
 
 
 def api_key_ids() -> tuple[str, ...]:

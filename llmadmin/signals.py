@@ -18,6 +18,13 @@ def provider_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
     configuration_changed(ConfigurationChange.Kind.PROVIDERS, [instance.pk])
 
 
+def backup_key_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
+    """A backup key saved or deleted: its account's calls read their keys again."""
+    from llmadmin.models import ConfigurationChange, configuration_changed
+
+    configuration_changed(ConfigurationChange.Kind.PROVIDERS, [instance.provider_id])
+
+
 def model_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
     """A model saved or deleted."""
     models_changed([instance.pk])

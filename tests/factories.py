@@ -7,7 +7,7 @@ from django.utils.text import slugify
 
 from gateway.models import PersonalAccessToken
 from gateway.tokens import token_mint
-from llmadmin.models import LLMModel, Provider
+from llmadmin.models import BackupKey, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
 from tests.providers.fakes import FAKES
 
@@ -49,6 +49,24 @@ class ProviderFactory(factory.django.DjangoModelFactory):
         openrouter = factory.Trait(type="openrouter")
         vercel = factory.Trait(type="vercel")
         no_key = factory.Trait(api_key=None)
+
+
+class BackupKeyFactory(factory.django.DjangoModelFactory):
+    """A backup key of a provider account, entered for its address as it is now."""
+
+    class Meta:
+        model = BackupKey
+
+    provider = factory.SubFactory(ProviderFactory)
+    position = factory.Sequence(lambda n: n + 1)
+    api_key = factory.Sequence(lambda n: f"sk-backup-key-{n:04d}")
+
+    @classmethod
+    def _create(cls, model_class: type[BackupKey], *args: object, **fields: object) -> BackupKey:
+        key = model_class(**fields)
+        key.enter_for(key.provider)
+        key.save()
+        return key
 
 
 class LLMModelFactory(factory.django.DjangoModelFactory):

@@ -8,6 +8,7 @@ A message is built from our own words, the admin's configured host and a status 
 from __future__ import annotations
 
 import logging
+import math
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,6 +33,45 @@ class ProviderError(Exception):
     # The HTTP status a gateway client is answered with, before its answer began: what the
     # provider's refusal meant (429 stays 429), else 502 (the provider failed us).
     http_status = 502
+    # How the call failed before any answer began, where another key of the account may
+    # fare better (see KEY_FAULTS); None for any other failure.
+    key_fault: str | None = None
+    # Seconds to wait before trying again, when known (a provider's Retry-After, or a pool
+    # whose keys are all cooling down); a gateway client is told it as Retry-After.
+    retry_after: int | None = None
+
+
+# Failures before an answer began that another key of the account may not meet, and so are
+# tried once more on the next key: the key refused (401, 403), rate-limited (429), the
+# provider failing (5xx), or no connection.
+KEY_FAULTS = ("rejected", "rate_limited", "failed", "unreachable")
+# The longest Retry-After a provider is taken at (beyond it, an admin's action is due).
+MAX_RETRY_AFTER = 3600
+
+
+def retry_after_of(value: str | None) -> int | None:
+    """A Retry-After header's whole seconds (1 to MAX_RETRY_AFTER), or None when absent or
+    not a number of seconds (an HTTP date is taken as absent: clocks differ)."""
+    try:
+        seconds = float((value or "").strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds <= 0:
+        return None
+    return max(1, min(MAX_RETRY_AFTER, math.ceil(seconds)))
+
+
+def key_fault_of(status: int | None) -> str | None:
+    """The KEY_FAULTS kind of a refused call's status; None (no status) for no connection."""
+    if status is None:
+        return "unreachable"
+    if status in (401, 403):
+        return "rejected"
+    if status == 429:
+        return "rate_limited"
+    if status >= 500:
+        return "failed"
+    return None
 
 
 class KeyRejected(ProviderError):
@@ -116,6 +156,15 @@ def rate_limited() -> ChatError:
 
 def overloaded() -> ChatError:
     return with_status(ChatError("The provider is overloaded: try again in a moment."), 503)
+
+
+def keys_cooling(seconds: int) -> ChatError:
+    """Every key of the account is cooling down after failing: none is tried."""
+    error = ChatError(
+        f"Every key of this model's provider is cooling down: try again in {seconds} s."
+    )
+    error.retry_after = seconds
+    return with_status(error, 429)
 
 
 def context_too_long() -> ChatError:

@@ -47,9 +47,11 @@ from llmadmin.providers.errors import (
     answered,
     chat_error_for,
     idle_too_long,
+    key_fault_of,
     key_rejected,
     malformed,
     past_deadline,
+    retry_after_of,
     sent_credentials,
     untrusted_answer,
     went_silent,
@@ -326,13 +328,19 @@ class ProviderClient:
             raise went_silent() from None
         except Exception as error:
             self.billable = False  # the request never reached a provider that took it
-            raise unreachable(ChatError, host, error) from None
+            failure = unreachable(ChatError, host, error)
+            failure.key_fault = key_fault_of(None)
+            raise failure from None
         try:
             if response.status_code >= 300:
                 self.billable = False
                 head = await head_of(response)
                 refusal = self.refusal("POST", response.status_code, head, response.headers)
-                raise refusal or chat_error_for(response.status_code, head)
+                failure = refusal or chat_error_for(response.status_code, head)
+                failure.key_fault = key_fault_of(response.status_code)
+                if failure.key_fault == "rate_limited":
+                    failure.retry_after = retry_after_of(response.headers.get("Retry-After"))
+                raise failure
             if not is_plain(response):
                 raise malformed()  # compressed though we asked for it plain: not expanded
             yield response

@@ -347,10 +347,13 @@ class MeteredCall(Generic[T]):
                     yield event
             return
         keys = await keys_in_order(provider, pool)
+        secrets = tuple(secret for key in pool for secret in key.credentials.values() if secret)
         for key, next_key in zip(keys, [*keys[1:2], None], strict=False):
             began = False
             try:
-                async with aclosing(self.attempt(provider.client(key.credentials))) as events:
+                client = provider.client(key.credentials)
+                client.other_secrets = secrets
+                async with aclosing(self.attempt(client)) as events:
                     async for event in events:
                         if not began:
                             began = True

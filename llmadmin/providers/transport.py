@@ -75,6 +75,9 @@ class ProviderClient:
 
     # Whether building a request may block (loading credentials to sign it with).
     signs_in_thread = False
+    # The account's other keys (its backup keys): the provider was sent them too, so its
+    # answers are searched for them as for this client's own.
+    other_secrets: tuple[str, ...] = ()
 
     @sensitive_variables("connection")
     def __init__(self, connection: Connection, *, options: tuple[Any, ...] = ()) -> None:
@@ -101,6 +104,7 @@ class ProviderClient:
             connection.aws_access_key_id,
             connection.aws_secret_access_key,
             connection.aws_session_token,
+            *self.other_secrets,
         ]
 
     def auth_headers(self) -> dict[str, str]:

@@ -170,7 +170,7 @@ def backup_key_named(provider: Provider, name: str) -> BackupKey | None:
         (
             backup
             for backup in provider.backup_keys.defer(*SECRET_FIELDS)
-            if backup.name and backup.name.casefold() == folded
+            if backup.name and unicodedata.normalize("NFKC", backup.name).casefold() == folded
         ),
         None,
     )
@@ -204,7 +204,7 @@ def backup_key_set(*, provider: Provider, name: str, api_key: str) -> tuple[Back
             last = provider.backup_keys.aggregate(last=Max("position"))["last"] or 0
             backup = BackupKey(provider=provider, name=name, position=last + 1)
         else:
-            # Loaded without its secrets: compared below, and replaced.
+            # Found without its secrets; saved with them.
             backup = BackupKey.objects.get(pk=backup.pk)
         backup.api_key = api_key
         backup.enter_for(provider)

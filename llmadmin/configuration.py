@@ -1,11 +1,18 @@
 """Configuration as code: provider accounts (never keys) and models to and from plain data.
 
 The data describes each listed account and model completely: a field left out takes its
-default. Accounts and models not listed are left alone. An account is identified by its name
-(in any case); a name no account has, by its slug, and renamed (a type's first account renamed
-where the file was exported is slugged by its type where it is imported); an entry without a
-name (files from before accounts) means its type's first account. An import is validated and
-applied in one transaction: any error, and nothing is applied.
+default (an account's slug keeps its own). Accounts and models not listed are left alone. An
+account is identified by its name (in any case); a name no account has, by its slug, and
+renamed (a type's first account renamed where the file was exported is slugged by its type
+where it is imported); an entry without a name (files from before accounts) means its type's
+first account. An import is validated and applied in one transaction: any error, and nothing
+is applied.
+
+Keys are never in the data, either way: not the accounts' own, not their backup keys, not even
+how many an account has. A file is the same for every deployment it reproduces; which keys
+each holds is its own, entered there. A backup key is sent only to the address it was entered
+for: a file that moves an account elsewhere leaves its backup keys unsent (to be entered
+again), and one that moves it back sends them again; its change says so.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from llmadmin.models import (
     SECRET_FIELDS,
     LLMModel,
     Provider,
+    api_key_ids,
 )
 from llmadmin.providers import GENERAL_FIELDS, PROVIDER_TYPES
 from llmadmin.providers.base import BRIEF_LENGTH, brief
@@ -40,6 +48,10 @@ VERSION = 1
 PROVIDER_FIELDS = {"enabled": True, "base_url": "", "region": "", "auth": "api_key"}
 # Never in a file, either way: the secrets, and the access key ID that goes with one.
 SECRETS_NEVER_IMPORTED = {*SECRET_FIELDS, "aws_access_key_id"}
+# Nor an account's backup keys, whatever is written under these names.
+BACKUP_KEYS_NEVER_IMPORTED = {"backup_keys", "backup_key"}
+# Written only when not the default: most accounts keep it.
+ACCOUNT_TUNING = {"key_cooldown": 60}
 MODEL_FIELDS = {
     "display_name": "",
     "enabled": True,
@@ -79,6 +91,11 @@ def export_configuration() -> dict[str, Any]:
                 "type": provider.type,
                 "slug": provider.slug,
                 **{name: getattr(provider, name) for name in PROVIDER_FIELDS},
+                **{
+                    name: getattr(provider, name)
+                    for name, default in ACCOUNT_TUNING.items()
+                    if getattr(provider, name) != default
+                },
                 "models": [
                     export_model(model) for model in models_by_provider.get(provider.pk, [])
                 ],
@@ -167,11 +184,17 @@ class Importer:
                     f"{prefix}{name}: credentials are never imported; set them in the admin "
                     "(API keys also with manage.py set_provider_key)."
                 )
+            elif name in BACKUP_KEYS_NEVER_IMPORTED:
+                self.errors.append(
+                    f"{prefix}{name}: backup keys are never imported; add them in the admin "
+                    "(or with manage.py set_provider_key --backup NAME)."
+                )
             elif name not in known:
                 self.errors.append(f"{prefix}{Truncator(name).chars(BRIEF_LENGTH)}: unknown field.")
 
     def apply_provider(self, where: str, entry: dict[str, Any]) -> None:
-        self.reject_unknown(where, entry, {"name", "type", "slug", "models", *PROVIDER_FIELDS})
+        known = {"name", "type", "slug", "models", *PROVIDER_FIELDS, *ACCOUNT_TUNING}
+        self.reject_unknown(where, entry, known)
         type_slug = entry.get("type")
         if not isinstance(type_slug, str) or type_slug not in PROVIDER_TYPES:
             self.errors.append(
@@ -193,6 +216,7 @@ class Importer:
         if "slug" in entry:
             # Left out, an account keeps its slug (its models' names in the gateway).
             values["slug"] = entry["slug"]
+        values.update({name: entry.get(name, default) for name, default in ACCOUNT_TUNING.items()})
         # Files from before "auth" existed keep each provider's way to authenticate.
         values["auth"] = entry.get("auth", provider.auth)
         moved = [name for name in ADDRESS_FIELDS if values[name] != getattr(provider, name)]
@@ -210,7 +234,16 @@ class Importer:
                 "enter them again."
             )
             return
-        saved = self.save(where, provider, values, lambda account: f"provider {account.slug}")
+        # Moved, the account sends the backup keys entered for its new address only: said in
+        # its change (none of them changes).
+        was_sent = backup_keys_sent(provider) if moved else 0
+        saved = self.save(
+            where,
+            provider,
+            values,
+            lambda account: f"provider {account.slug}",
+            consequence=(lambda: backup_keys_moved(was_sent, provider)) if moved else str,
+        )
         if saved:
             self.listed[provider.pk] = listed_at  # a new account has its id now
             models = entry.get("models", [])
@@ -383,11 +416,16 @@ class Importer:
         )
 
     def save(
-        self, where: str, instance: Any, values: dict[str, Any], name: Callable[[Any], str]
+        self,
+        where: str,
+        instance: Any,
+        values: dict[str, Any],
+        name: Callable[[Any], str],
+        consequence: Callable[[], str] = str,
     ) -> bool:
         """Set, validate and save; record the change, named by `name` of the instance once
-        valid (a new account's slug is made from its name then), or the errors. True when
-        saved."""
+        valid (a new account's slug is made from its name then), and what else it changed
+        (`consequence`, once the values are set), or the errors. True when saved."""
         wrong = {
             field: message
             for field, value in values.items()
@@ -420,10 +458,35 @@ class Importer:
             details = ", ".join(
                 f"{field} {old!r} -> {new!r}" for field, (old, new) in changed.items()
             )
-            self.changes.append(f"update {name(instance)}: {details}")
+            self.changes.append(f"update {name(instance)}: {details}{consequence()}")
         if instance.pk is None or changed:
             instance.save()
         return True
+
+
+def backup_keys_sent(provider: Provider) -> int:
+    """How many of the account's backup keys calls send at its address as it is now: those
+    stored, readable, and entered for it (BackupKey.credentials, without decrypting)."""
+    if provider.pk is None:
+        return 0
+    return provider.backup_keys.filter(
+        entered_for=provider.address, encrypted_with__in=api_key_ids()
+    ).count()
+
+
+def backup_keys_moved(was_sent: int, provider: Provider) -> str:
+    """What an account's new address or way of signing in does to its backup keys, of which
+    `was_sent` were sent at the old one: each goes only where it was entered."""
+    sent = backup_keys_sent(provider)
+    said = ""
+    if was_sent:
+        said += (
+            f"; {was_sent} backup keys were entered for the old address and are no longer "
+            "sent: enter them again"
+        )
+    if sent:
+        said += f"; {sent} backup keys entered for this address are sent again"
+    return said
 
 
 def model_name(model: LLMModel) -> str:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
@@ -18,6 +19,7 @@ from llmadmin.fields import UnreadableKey
 from llmadmin.models import (
     SECRET_FIELDS,
     AuthMode,
+    BackupKey,
     CheckStatus,
     ConfigurationChange,
     LLMModel,
@@ -107,12 +109,16 @@ def model_make_default(*, model: LLMModel) -> LLMModel:
 
 @dataclass
 class RotationReport:
+    # Provider labels; backup keys by backup_key_label.
     reencrypted: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)
+    backups_reencrypted: list[str] = field(default_factory=list)
+    backups_unreadable: list[str] = field(default_factory=list)
 
 
 def providers_reencrypt_keys() -> RotationReport:
-    """Re-encrypt every account's stored secrets with the current SECRET_KEY and first SALT_KEY.
+    """Re-encrypt every account's stored secrets, its backup keys' too, with the current
+    SECRET_KEY and first SALT_KEY.
 
     Run after putting a new secret first (the old one in SECRET_KEY_FALLBACKS or later in
     SALT_KEY); afterwards the old secret can go. Unreadable keys are reported, left as stored.
@@ -130,7 +136,97 @@ def providers_reencrypt_keys() -> RotationReport:
                 continue
             audit.log_reencrypted(provider, [n for n in SECRET_FIELDS if getattr(provider, n)])
             report.reencrypted.append(provider.label)
+        backups = (
+            BackupKey.objects.filter(stored)
+            .select_related("provider")
+            .select_for_update(of=("self",))
+            .order_by("provider_id", "position", "pk")
+        )
+        for backup in backups:
+            # encrypted_with follows (BackupKey.save): the new secret's id, or kept as it was
+            # for a key no secret reads (restoring the old secret makes it readable again).
+            backup.save(update_fields=[*SECRET_FIELDS, "encrypted_with"])
+            label = backup_key_label(backup)
+            if any(isinstance(getattr(backup, name), UnreadableKey) for name in SECRET_FIELDS):
+                report.backups_unreadable.append(label)
+                continue
+            audit.log_reencrypted(backup, [n for n in SECRET_FIELDS if getattr(backup, n)])
+            report.backups_reencrypted.append(label)
     return report
+
+
+def backup_key_label(backup: BackupKey) -> str:
+    """A backup key as commands name it, never by any part of it: "backup key 2 (Team A) of
+    OpenAI"; the number is its order among the account's backup keys."""
+    named = f" ({backup.name})" if backup.name else ""
+    return f"backup key {backup.position}{named} of {backup.provider.label}"
+
+
+def backup_key_named(provider: Provider, name: str) -> BackupKey | None:
+    """The account's backup key of this name, in any case (few keys: compared in Python, as
+    provider_named does)."""
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return next(
+        (
+            backup
+            for backup in provider.backup_keys.defer(*SECRET_FIELDS)
+            if backup.name and unicodedata.normalize("NFKC", backup.name).casefold() == folded
+        ),
+        None,
+    )
+
+
+@sensitive_variables("api_key", "taken")
+def backup_key_set(*, provider: Provider, name: str, api_key: str) -> tuple[BackupKey, bool]:
+    """Store the account's backup key of this name (any case), or add one of this name after
+    its others; entered for the account's address as it is now, and tried again. Returns the
+    key and whether it was added. Raises ValidationError, field by field, without saving.
+
+    A backup key the account holds already (its own, or another backup key) is refused: it
+    would fail over to the key that just failed."""
+    with transaction.atomic():
+        # Locked: two scripts setting one name at once store one key, at the address as it is.
+        provider = Provider.objects.select_for_update().get(pk=provider.pk)
+        if provider.auth != AuthMode.API_KEY:
+            raise ValidationError(
+                f"{provider.label} does not sign in with an API key "
+                f"({AuthMode(provider.auth).label}): add its backup keys in the admin."
+            )
+        if not name:
+            raise ValidationError({"name": "Enter a name: a backup key is found again by it."})
+        if not api_key:
+            raise ValidationError({"api_key": "Enter the key."})
+        # As the admin stores names: compatibility forms read as the plain name.
+        name = unicodedata.normalize("NFKC", name)
+        backup = backup_key_named(provider, name)
+        added = backup is None
+        if backup is None:
+            last = provider.backup_keys.aggregate(last=Max("position"))["last"] or 0
+            backup = BackupKey(provider=provider, name=name, position=last + 1)
+        else:
+            # Found without its secrets; saved with them.
+            backup = BackupKey.objects.get(pk=backup.pk)
+        backup.api_key = api_key
+        backup.enter_for(provider)
+        backup.full_clean()
+        taken = [provider.usable(provider.api_key)] + [
+            provider.usable(other.api_key) for other in provider.backup_keys.exclude(pk=backup.pk)
+        ]
+        if api_key in taken:
+            message = f"{provider.label} holds this key already: a backup key must be another."
+            raise ValidationError({"api_key": message})
+        backup.save()
+    return backup, added
+
+
+def backup_key_delete(*, provider: Provider, name: str) -> BackupKey | None:
+    """Delete the account's backup key of this name (any case); the key deleted, or None when
+    it has none of this name."""
+    with transaction.atomic():
+        backup = backup_key_named(provider, name)
+        if backup is not None:
+            backup.delete()
+    return backup
 
 
 def catalog_values(facts: ModelFacts) -> dict[str, object]:

@@ -1,17 +1,20 @@
-"""manage.py seed_defaults, set_provider_key, check_providers, check_models and
-ensure_superuser, with several accounts of one type."""
+"""manage.py seed_defaults, set_provider_key (backup keys too), check_providers, check_models
+and ensure_superuser, with several accounts of one type."""
 
 from __future__ import annotations
 
 import io
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
-from llmadmin.models import LLMModel, Provider
+from llmadmin.key_pools import pool_of
+from llmadmin.models import BackupKey, KeyFault, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
-from tests.factories import LLMModelFactory, ProviderFactory, provider_at
+from tests.factories import BackupKeyFactory, LLMModelFactory, ProviderFactory, provider_at
 from tests.providers.fakes import fake_for, serve
 
 pytestmark = pytest.mark.django_db
@@ -343,3 +346,197 @@ def test_ensure_superuser_creates_one_admin_login_once(settings, tmp_path):
     assert (tmp_path / "var" / "admin-password").stat().st_mode & 0o077 == 0
     assert password in out
     assert second == "A superuser exists already.\n"
+
+
+# --- backup keys from the command line ------------------------------------------------------
+
+BACKUP = "sk-proj-BACKUPSECRET-0001"
+
+
+def backup_keys(provider: Provider) -> list[tuple[int, str, str | None]]:
+    """The account's backup keys as (order, name, key)."""
+    return [(b.position, b.name, b.api_key) for b in BackupKey.objects.filter(provider=provider)]
+
+
+def test_a_backup_key_is_read_from_standard_input_and_added_after_the_others():
+    provider = ProviderFactory(openai=True, api_key="sk-own")
+    BackupKeyFactory(provider=provider, position=4, name="Admin's", api_key="sk-admins")
+
+    out, err = run("set_provider_key", "openai", "--backup", "Team A", stdin=BACKUP + "\n")
+
+    assert out == "Backup key 5 (Team A) of OpenAI added.\n"
+    assert "BACKUPSECRET" not in out + err
+    assert backup_keys(provider) == [(4, "Admin's", "sk-admins"), (5, "Team A", BACKUP)]
+    # Entered for the account's address: the next call may send it, after the others.
+    provider.refresh_from_db()
+    assert [key.credentials["api_key"] for key in pool_of(provider)] == [
+        "sk-own",
+        "sk-admins",
+        BACKUP,
+    ]
+
+
+def test_setting_a_backup_key_again_by_its_name_replaces_it_and_tries_it_again():
+    provider = ProviderFactory(openai_compat=True, name="Internal vLLM", api_key="sk-own")
+    vllm = ["openai-compat", "--account", "internal vllm"]
+    run("set_provider_key", *vllm, "--backup", "Team A", stdin="sk-old-backup\n")
+    BackupKey.objects.update(cooling_reason=KeyFault.REJECTED, last_used_at=timezone.now())
+    # Moved since: the key was entered for the old address, and is not sent.
+    provider.base_url = "http://vllm-2:8000/v1"
+    provider.save()
+    assert len(pool_of(provider)) == 1
+
+    out, _ = run("set_provider_key", *vllm, "--backup", "TEAM a", stdin=BACKUP + "\n")
+
+    assert out == "Backup key 1 (Team A) of Internal vLLM (OpenAI Compatible) replaced.\n"
+    backup = BackupKey.objects.get()
+    assert (backup.name, backup.api_key, backup.cooling_reason) == ("Team A", BACKUP, "")
+    assert [key.credentials["api_key"] for key in pool_of(provider)] == ["sk-own", BACKUP]
+
+
+def test_clear_with_backup_deletes_only_that_backup_key():
+    provider = ProviderFactory(openai=True, api_key="sk-own")
+    BackupKeyFactory(provider=provider, position=1, name="Team A")
+    BackupKeyFactory(provider=provider, position=2, name="Team B", api_key="sk-team-b")
+
+    out, _ = run("set_provider_key", "openai", "--backup", "team a", "--clear")
+
+    assert out == "Backup key 1 (Team A) of OpenAI deleted.\n"
+    assert backup_keys(provider) == [(2, "Team B", "sk-team-b")]
+    assert Provider.objects.get(pk=provider.pk).api_key == "sk-own"
+
+
+def test_clearing_a_backup_key_the_account_lacks_names_those_it_has_never_a_key():
+    provider = ProviderFactory(openai=True)
+    BackupKeyFactory(provider=provider, name="Team B", api_key=BACKUP)
+    BackupKeyFactory(provider=provider, api_key=BACKUP + "-2")
+
+    with pytest.raises(CommandError) as refused:
+        run("set_provider_key", "openai", "--backup", "Team A", "--clear")
+
+    assert str(refused.value) == (
+        "OpenAI has no backup key named 'Team A'. "
+        "Its backup keys: Team B, 1 without a name (admin only)."
+    )
+    assert BackupKey.objects.count() == 2
+
+
+# A backup key refused: the error says which field and why, never the key; nothing is stored.
+REFUSED_BACKUP_KEYS = [
+    pytest.param("Team A", " sk-BACKUPSECRET-spaced", "API key: The key starts or ends with a "
+                 "space or line break: paste the key alone.", id="a key with spaces"),
+    pytest.param("Team A", "sk-own-BACKUPSECRET", "API key: OpenAI holds this key already: a "
+                 "backup key must be another.", id="the account's own key"),
+    pytest.param("Team A", "sk-BACKUPSECRET-b", "API key: OpenAI holds this key already: a "
+                 "backup key must be another.", id="another backup key's"),
+    pytest.param("Team A ", BACKUP, "Name: Remove the spaces before or after the text.",
+                 id="a name with spaces around it"),
+    pytest.param("Team\u202eA", BACKUP, "Name: Remove the text-direction control U+202E: it "
+                 "reorders the text.", id="a name that reorders text"),
+    pytest.param("Team " * 20 + "A", BACKUP, "Name: Ensure this value has at most 100 "
+                 "characters (it has 101).", id="a long name"),
+    pytest.param("", BACKUP, "--backup takes the backup key's name: it is found again by it.",
+                 id="no name"),
+    pytest.param(BACKUP + "abcdefghijklmnopqrstuvwxyz", "sk-new",
+                 "--backup takes the backup key's name, and this reads like a key: the key is "
+                 "read from standard input, never from the command line. If it was a key, it is "
+                 "in your shell's history now: replace it at the provider.",
+                 id="the key where its name belongs"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "key", "message"), REFUSED_BACKUP_KEYS)
+def test_a_backup_key_that_cannot_be_stored_is_refused_by_field_and_nothing_is_stored(
+    name, key, message
+):
+    provider = ProviderFactory(openai=True, api_key="sk-own-BACKUPSECRET")
+    BackupKeyFactory(provider=provider, position=1, name="Team B", api_key="sk-BACKUPSECRET-b")
+    before = backup_keys(provider)
+
+    with pytest.raises(CommandError) as refused:
+        run("set_provider_key", "openai", "--backup", name, stdin=key + "\n")
+
+    assert str(refused.value) == message
+    assert "BACKUPSECRET" not in str(refused.value)
+    assert backup_keys(provider) == before
+
+
+def test_a_backup_key_needs_a_key_on_standard_input():
+    ProviderFactory(openai=True)
+
+    with pytest.raises(CommandError, match="No key on standard input"):
+        run("set_provider_key", "openai", "--backup", "Team A", stdin="")
+
+    assert not BackupKey.objects.exists()
+
+
+def test_an_account_signing_in_with_iam_access_keys_gets_its_backup_keys_in_the_admin():
+    ProviderFactory(
+        bedrock=True,
+        api_key=None,
+        auth="aws_keys",
+        aws_access_key_id="AKIAOWNKEY0000000000",
+        aws_secret_access_key="own-secret",
+    )
+
+    with pytest.raises(CommandError) as refused:
+        run("set_provider_key", "bedrock", "--backup", "Team A", stdin=BACKUP + "\n")
+
+    assert str(refused.value) == (
+        "AWS Bedrock does not sign in with an API key (IAM access key): add its backup keys in "
+        "the admin."
+    )
+    assert not BackupKey.objects.exists()
+
+
+def test_check_providers_shows_each_accounts_backup_keys_states_never_a_key():
+    with serve(fake_for("openai-compat", KEY)) as good:
+        provider = provider_at("openai-compat", good.url, api_key=KEY)
+        states = ["Ready", "Ready too", "Cooling", "Refused", "Moved", "Unreadable"]
+        for position, name in enumerate(states):
+            BackupKeyFactory(
+                provider=provider,
+                position=position,
+                name=name,
+                api_key=BACKUP + name.replace(" ", ""),
+            )
+        cooling_until = timezone.now() + timedelta(minutes=5)
+        BackupKey.objects.filter(name="Cooling").update(
+            cooling_until=cooling_until, cooling_reason=KeyFault.RATE_LIMITED
+        )
+        BackupKey.objects.filter(name="Refused").update(cooling_reason=KeyFault.REJECTED)
+        BackupKey.objects.filter(name="Moved").update(entered_for="another address")
+        BackupKey.objects.filter(name="Unreadable").update(encrypted_with="lost-secret-id")
+        out, err = run("check_providers")
+
+    lines = out.splitlines()
+    width = len("OpenAI Compatible")
+    assert (
+        f"{'OpenAI Compatible':<{width}}  verified     The provider accepted the API key. Backup "
+        "keys: 2 ready, 1 cooling down, 1 refused by the provider, 2 to enter again."
+    ) in lines
+    # An account without backup keys reads as before.
+    assert f"{'OpenAI':<{width}}  no key       No API key." in lines
+    assert "BACKUPSECRET" not in out + err
+    # Only the account's own key was tested.
+    assert [request.headers["authorization"] for request in good.requests] == [f"Bearer {KEY}"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="services.provider_check_connection (not this part's) records a passing test but "
+    "leaves the account's own key refused (cooling_reason 'rejected'): calls keep leaving out "
+    "a key the test has just verified. The design: a passing connection test lets the own key "
+    "be tried again.",
+)
+def test_a_passing_check_lets_calls_try_a_refused_own_key_again():
+    with serve(fake_for("openai", KEY)) as good:
+        provider = provider_at("openai", good.url, api_key=KEY)
+        BackupKeyFactory(provider=provider)
+        Provider.objects.filter(pk=provider.pk).update(cooling_reason=KeyFault.REJECTED)
+
+        run("check_providers")
+
+    provider.refresh_from_db()
+    assert provider.check_status == "verified"
+    assert provider.cooling_reason == ""

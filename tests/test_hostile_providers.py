@@ -8,6 +8,10 @@ record captured at DEBUG, then searches every surface for the key. The first typ
 family meets every attack; the family's other types share its error handling and stream
 parsing, so they meet the attacks on what is their own: the header that carries the key and
 the URLs they build (for the key check too).
+
+An account with a backup key meets the same attacks on the key its call fails over to: the
+hostile provider refuses the account's own key (echoing it), and answers the backup key with
+the attack.
 """
 
 from __future__ import annotations
@@ -24,24 +28,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, quote_plus
 
+import httpx2
 import pytest
 from botocore.credentials import Credentials
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 
-from llmadmin.models import LLMModel, Provider
+from gateway.tokens import token_mint
+from llmadmin.models import BackupKey, LLMModel, Provider
 from llmadmin.providers import PROVIDER_TYPES, bedrock
+from llmadmin.providers.errors import sent_credentials
 from tests.chat_api import post_chat
-from tests.factories import LLMModelFactory, provider_at
+from tests.conftest import asgi_serving
+from tests.factories import BackupKeyFactory, LLMModelFactory, provider_at
 from tests.providers.fakes import FAKES
-from tests.providers.hostile import ERROR_STATUSES, REAL_IDS, hostile_ids, serve_hostile
+from tests.providers.hostile import (
+    ERROR_STATUSES,
+    REAL_IDS,
+    Answer,
+    HostileProvider,
+    hostile_ids,
+    serve_hostile,
+)
 
 pytestmark = pytest.mark.django_db
 
 KEY_PREFIX = "sk-HOSTILE-"
+HI = [{"role": "user", "content": "Hi"}]
 
 # The hostile server that speaks each type's API: one per API family.
 HOSTILE_FAMILIES = {
@@ -364,6 +381,154 @@ def test_a_hostile_account_never_gets_another_accounts_key_nor_any_key_onto_a_su
         if any(holds_key(text, credential) for credential in [*keys, *signing])
     ]
     assert not leaking, f"an echo of a key reached: {', '.join(leaking)}"
+
+
+# --- a backup key: the key a call fails over to ---------------------------------------------
+
+# The first type of each family meets every attack on its backup key; Bedrock signing with IAM
+# access keys, the attacks on how its keys travel.
+BACKUP_ROWS = [
+    pytest.param(
+        provider_type,
+        mode,
+        status,
+        id=f"{provider_type}-{mode}" + (f"-{status}" if status else ""),
+    )
+    for provider_type in [*FAMILY_FIRSTS, BEDROCK_IAM]
+    for mode, status in (ATTACKS if provider_type in FAMILY_FIRSTS else AUTH_AND_URL_ATTACKS)
+]
+
+
+def refusing_the_own_key(server: HostileProvider, own: str) -> None:
+    """The server refuses the account's own key as its family refuses a key, echoing it (401,
+    a key fault: the call fails over); any other key meets the server's attack."""
+    attack = server.answer
+
+    def answer(method: str, path: str, credential: str) -> Answer:
+        if credential == own:
+            return server.error(401, credential)
+        return attack(method, path, credential)
+
+    server.answer = answer  # type: ignore[method-assign]
+
+
+def with_backup_key(provider: Provider, provider_type: str, key: str, secret: str) -> BackupKey:
+    """A backup key of the account, entered for its address; Bedrock IAM's sends `key` as its
+    session token and signs with `secret`."""
+    if provider_type == BEDROCK_IAM:
+        return BackupKeyFactory(
+            provider=provider,
+            name="Team B",
+            api_key=None,
+            aws_access_key_id="AKIAHOSTILEBACKUP000",
+            aws_secret_access_key=secret,
+            aws_session_token=key,
+        )
+    return BackupKeyFactory(provider=provider, name="Team B", api_key=key)
+
+
+@pytest.mark.parametrize(("provider_type", "mode", "status"), BACKUP_ROWS)
+def test_a_hostile_provider_never_gets_the_backup_key_it_was_failed_over_to_onto_any_surface(
+    developer_client, admin_client, every_log, provider_type, mode, status
+):
+    own, backup = (KEY_PREFIX + secrets.token_hex(16) for _ in range(2))
+    signing = [KEY_PREFIX + secrets.token_hex(20) for _ in range(2)]
+    with serve_hostile(HOSTILE_FAMILIES[provider_type], mode, status=status) as server:
+        refusing_the_own_key(server, own)
+        provider = hostile_provider(provider_type, server.url, own, signing[0])
+        with_backup_key(provider, provider_type, backup, signing[1])
+        model = LLMModelFactory(provider=provider, display_name="Hostile model")
+
+        seen = surfaces(developer_client, admin_client, every_log, provider, model)
+
+    # The chat was refused on the own key and sent again with the backup key, which met the
+    # attack. (Booleans and names only in these assertions, so a failure never prints a key.)
+    chats = [request.credential for request in server.requests if request.method == "POST"]
+    assert chats[:2] == [own, backup], "the chat did not fail over to the backup key"
+    assert "failed (refused by the provider) before its answer began; trying key 2 (Team B)." in (
+        every_log.text
+    )
+    needs_delta, endings = expected_chat_endings(mode, status)
+    events = seen.chat_events
+    assert events[:1] == ["conversation"], f"chat stream: {events}"
+    assert events[-1] in endings, f"chat stream: {events}"
+    assert not needs_delta or "delta" in events, f"chat stream: {events}"
+    empty = [name for name, meaningful in seen.meaningful.items() if not meaningful]
+    assert not empty, f"these surfaces did not show what they are for: {empty}"
+    leaking = [
+        name
+        for name, text in seen.text.items()
+        if any(holds_key(text, credential) for credential in [own, backup, *signing])
+    ]
+    assert not leaking, f"an echo of a key reached: {', '.join(leaking)}"
+
+
+@pytest.fixture(scope="module")
+def gateway(django_db_blocker) -> Iterator[str]:
+    """The gateway under uvicorn, for the module: no test here changes how it serves."""
+    with (
+        django_db_blocker.unblock(),
+        override_settings(ALLOWED_HOSTS=["127.0.0.1"]),
+        asgi_serving() as url,
+    ):
+        yield f"{url}/gateway/openai/v1/chat/completions"
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    "echoed",
+    [
+        pytest.param("backup", id="the backup key it was called with"),
+        pytest.param(
+            "own",
+            id="the account's own key, refused just before",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="After a failover, the answer is searched for the credentials of the "
+                "key it was called with only (ProviderClient.secrets, of the backup key's "
+                "client): the own key, sent to the same provider a moment before, passes "
+                "through to the gateway client when the model says it.",
+            ),
+        ),
+    ],
+)
+def test_a_model_saying_a_key_of_the_account_never_gets_it_to_a_gateway_client(
+    gateway, every_log, echoed
+):
+    """The gateway passes a model's words on as they come: after a failover, the answer of the
+    backup key's call must be searched for every key the provider was sent."""
+    own, backup = (KEY_PREFIX + secrets.token_hex(16) for _ in range(2))
+    developer = get_user_model().objects.create_user("developer")
+    token = token_mint(user=developer, name="laptop")[1]
+    with serve_hostile("openai", "echo_text") as server:
+        said = {"own": own, "backup": backup}[echoed]
+
+        def answer(method: str, path: str, credential: str) -> Answer:
+            if credential == own:
+                return server.error(401, credential)
+            return server.stream("echo_text", said)
+
+        server.answer = answer  # type: ignore[method-assign]
+        provider = provider_at("openai", server.url, api_key=own)
+        BackupKeyFactory(provider=provider, name="Team B", api_key=backup)
+        LLMModelFactory(provider=provider, identifier="gpt-4.1")
+        answers = [
+            httpx2.post(
+                gateway,
+                headers={"Authorization": f"Bearer {token}"},
+                json={"model": "gpt-4.1", "stream": streamed, "messages": HI},
+                timeout=10,
+            )
+            for streamed in (True, False)
+        ]
+
+    # (Booleans and names only in these assertions, so a failure never prints a key.)
+    chats = [request.credential for request in server.requests if request.method == "POST"]
+    assert chats == [own, backup, backup], "the calls did not fail over to the backup key"
+    passed_on = [holds_key(f"{a.text} {a.headers}", said) for a in answers]
+    assert passed_on == [False, False], f"the key reached the client (streamed, whole): {passed_on}"
+    assert str(sent_credentials()) in answers[0].text
+    assert not holds_key(every_log.text, own) and not holds_key(every_log.text, backup)
 
 
 REMOTE_MODELS = reverse("admin:llmadmin_llmmodel_remote_models")

@@ -1,4 +1,4 @@
-"""Re-encrypt every stored API key with the current secret.
+"""Re-encrypt every stored API key, backup keys included, with the current secret.
 
 Usage: manage.py rotate_keys
 
@@ -23,10 +23,14 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         report = providers_reencrypt_keys()
-        self.stdout.write(f"Re-encrypted {len(report.reencrypted)} API keys.")
-        if report.unreadable:
+        backups = report.backups_reencrypted + report.backups_unreadable
+        # Said only where there are any: a deployment without backup keys reads as before.
+        also = f" and {len(report.backups_reencrypted)} backup keys" if backups else ""
+        self.stdout.write(f"Re-encrypted {len(report.reencrypted)} API keys{also}.")
+        unreadable = report.unreadable + report.backups_unreadable
+        if unreadable:
             self.stderr.write(
-                f"Could not decrypt {len(report.unreadable)}: {', '.join(report.unreadable)}. "
+                f"Could not decrypt {len(unreadable)}: {', '.join(unreadable)}. "
                 "Restore the old secret and run again, or set these keys again."
             )
             sys.exit(1)

@@ -79,7 +79,12 @@ def provider_check_connection(*, provider: Provider) -> tuple[CheckStatus | None
         return status, reason
     provider.check_status, provider.check_reason = status, reason[:300]
     provider.checked_at = timezone.now()
-    provider.save(update_fields=["check_status", "check_reason", "checked_at", "updated_at"])
+    fields = ["check_status", "check_reason", "checked_at", "updated_at"]
+    if status == "verified":
+        # The key works: calls try it again, though it was refused before.
+        provider.forget_cooling()
+        fields += ["cooling_until", "cooling_reason"]
+    provider.save(update_fields=fields)
     return status, reason
 
 

@@ -76,10 +76,15 @@ def page(browser: Browser) -> Iterator[Page]:
 def encryption_secrets(settings):
     """Switch the secrets that API keys are encrypted with, as an operator would."""
     from llmadmin.fields import APIKeyField
-    from llmadmin.models import Provider
+    from llmadmin.models import BackupKey, Provider
 
     # Each encrypted field derives (and caches) its own keys from the settings.
-    fields = [field for field in Provider._meta.get_fields() if isinstance(field, APIKeyField)]
+    fields = [
+        field
+        for model in (Provider, BackupKey)
+        for field in model._meta.get_fields()
+        if isinstance(field, APIKeyField)
+    ]
 
     def forget_derived_keys() -> None:
         for field in fields:

@@ -522,13 +522,6 @@ def test_check_providers_shows_each_accounts_backup_keys_states_never_a_key():
     assert [request.headers["authorization"] for request in good.requests] == [f"Bearer {KEY}"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services.provider_check_connection (not this part's) records a passing test but "
-    "leaves the account's own key refused (cooling_reason 'rejected'): calls keep leaving out "
-    "a key the test has just verified. The design: a passing connection test lets the own key "
-    "be tried again.",
-)
 def test_a_passing_check_lets_calls_try_a_refused_own_key_again():
     with serve(fake_for("openai", KEY)) as good:
         provider = provider_at("openai", good.url, api_key=KEY)

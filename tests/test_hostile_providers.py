@@ -482,13 +482,6 @@ def gateway(django_db_blocker) -> Iterator[str]:
         pytest.param(
             "own",
             id="the account's own key, refused just before",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="After a failover, the answer is searched for the credentials of the "
-                "key it was called with only (ProviderClient.secrets, of the backup key's "
-                "client): the own key, sent to the same provider a moment before, passes "
-                "through to the gateway client when the model says it.",
-            ),
         ),
     ],
 )

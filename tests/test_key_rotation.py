@@ -10,7 +10,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.management import call_command
 from django.db import connection
 
-from llmadmin.fields import APIKeyField
 from llmadmin.key_pools import pool_of
 from llmadmin.models import BackupKey, KeyFault, Provider, api_key_ids
 from tests.factories import BackupKeyFactory, ProviderFactory
@@ -18,26 +17,6 @@ from tests.factories import BackupKeyFactory, ProviderFactory
 pytestmark = pytest.mark.django_db
 
 KEYS = {"anthropic": "sk-ant-ROTATE-1", "openai": "sk-proj-ROTATE-2"}
-
-
-@pytest.fixture
-def encryption_secrets(encryption_secrets):
-    """conftest's, for the backup keys' fields too: each encrypted field derives (and caches)
-    its own keys from the settings, and conftest forgets only the providers'."""
-    fields = [field for field in BackupKey._meta.get_fields() if isinstance(field, APIKeyField)]
-
-    def forget_derived_keys() -> None:
-        for field in fields:
-            for name in ("keys", "f", "key_ids"):
-                field.__dict__.pop(name, None)
-
-    def use(*args: object, **kwargs: object) -> None:
-        encryption_secrets(*args, **kwargs)
-        forget_derived_keys()
-
-    forget_derived_keys()
-    yield use
-    forget_derived_keys()
 
 
 def rotate() -> tuple[str, str, int]:

@@ -198,10 +198,17 @@ def latest_entry_pk() -> int:
 
 def labelled_changes(entry: LogEntry) -> list[tuple[str, Any, Any]]:
     """The entry's changes as (the field's label, the field or None, the change as recorded),
-    without what isn't a change."""
+    without what isn't a change; in the model's field order (auditlog records them in a set's
+    order, which differs from one process to the next), the rest after, as recorded."""
     model = entry.content_type.model_class()
+    order = (
+        {field.name: index for index, field in enumerate(model._meta.get_fields())} if model else {}
+    )
+    changes = sorted(
+        (entry.changes_dict or {}).items(), key=lambda item: order.get(item[0], len(order))
+    )
     found = []
-    for name, change in (entry.changes_dict or {}).items():
+    for name, change in changes:
         try:
             field = model._meta.get_field(name) if model else None
         except FieldDoesNotExist:

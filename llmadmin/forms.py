@@ -10,20 +10,24 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.functional import cached_property
 from django.utils.text import capfirst
 from django.views.decorators.debug import sensitive_variables
 
+from llmadmin.fields import validate_api_key
 from llmadmin.models import (
     ADDRESS_FIELDS,
     AUTH_MODE_FIELDS,
     FAILED_CHECKS,
     MODEL_PRICE_FIELDS,
     SECRET_FIELDS,
+    BackupKey,
+    KeyUse,
     LLMModel,
     Provider,
     lock_default_changes,
@@ -180,6 +184,12 @@ class ProviderAdminForm(VersionedForm):
         required=False,
         help_text="The provider's models leave the developers' list until new ones are set.",
     )
+    # Shown while the account's own key cools down beside backup keys (the admin's fieldsets).
+    try_key_again = forms.BooleanField(
+        label="Try key 1 again",
+        required=False,
+        help_text="Clears its cooldown: the next call tries it first again.",
+    )
     # Hidden until a save needs it: see confirm_failed_test.
     save_anyway = forms.BooleanField(
         label="I understand, save anyway", required=False, widget=forms.HiddenInput
@@ -200,6 +210,7 @@ class ProviderAdminForm(VersionedForm):
             "base_url",
             "region",
             "enabled",
+            "key_cooldown",
         ]
 
     def __init__(self, *args: Any, testing: bool = False, **kwargs: Any) -> None:
@@ -215,6 +226,13 @@ class ProviderAdminForm(VersionedForm):
             self.fields["auth"].choices = list(modes.items())
             # The page's script tells a way chosen from the one stored by this.
             self.fields["auth"].widget.attrs["data-stored"] = self.instance.auth
+        if "key_cooldown" in self.fields:
+            cooldown = Provider._meta.get_field("key_cooldown")
+            bound_by(self.fields["key_cooldown"], cooldown.validators)
+            if self.is_bound and self.add_prefix("key_cooldown") not in self.data:
+                # Posted without it (a script older than key pools; the page always sends
+                # it): the stored cooldown stays.
+                self.fields["key_cooldown"].disabled = True
         self.show_kept(self.kept_secrets)
 
     def show_kept(self, names: Any) -> None:
@@ -340,6 +358,291 @@ class ProviderAdminForm(VersionedForm):
         instance = self.instance
         instance.check_status, instance.check_reason = test["status"], test["reason"]
         instance.checked_at = datetime.fromisoformat(test["checked_at"])
+
+
+# What a backup key needs first, by the account's way of signing in.
+# A backup key's credentials on its row, named apart from the account's own (one page holds
+# both): the field of BackupKey each one fills.
+BACKUP_KEY_FIELDS = {
+    "key": "api_key",
+    "access_key_id": "aws_access_key_id",
+    "secret_access_key": "aws_secret_access_key",
+    "session_token": "aws_session_token",
+}
+# Its secrets, the one a key needs first leading for each way of signing in.
+BACKUP_KEY_SECRETS = ("key", "secret_access_key", "session_token")
+BACKUP_KEY_REQUIRED = {
+    "key": "Enter the API key.",
+    "secret_access_key": "Enter the secret access key that goes with this access key ID.",
+}
+WAY_CHANGES = (
+    "The account's way of signing in changes with this save: save that first, then paste "
+    "its backup keys."
+)
+
+
+def backup_key_fields(auth: str | None) -> list[str]:
+    """A backup key's credential fields for the account's way of signing in."""
+    used = AUTH_MODE_FIELDS.get(auth, ())
+    return [name for name, field in BACKUP_KEY_FIELDS.items() if field in used]
+
+
+def backup_secret_field(name: str, label: str, help_text: str) -> forms.CharField:
+    """A write-only secret of a backup key, checked as the model checks the field it fills
+    (the save sets it, unseen by the model's validation)."""
+    field = secret_field(label, help_text)
+    field.max_length = BackupKey._meta.get_field(BACKUP_KEY_FIELDS[name]).max_length
+    field.validators += [MaxLengthValidator(field.max_length), validate_api_key]
+    return field
+
+
+class BackupKeyForm(forms.ModelForm):
+    """A backup key on its account's page. Its secrets are write-only, as the account's own:
+    blank keeps the stored one; one typed is entered for the account's address as saved
+    (BackupKey.enter_for). The admin offers the credential fields of the account's way of
+    signing in as stored; only those are read."""
+
+    position = forms.IntegerField(
+        label="Order",
+        required=False,
+        min_value=0,
+        max_value=32767,
+        help_text="Keys are tried in this order, lowest first. Empty: after the others.",
+    )
+    key = backup_secret_field("key", "API key", "Paste the key; on a stored key, blank keeps it.")
+    access_key_id = forms.CharField(
+        label="AWS access key ID",
+        required=False,
+        max_length=128,
+        validators=BackupKey._meta.get_field("aws_access_key_id").validators,
+    )
+    secret_access_key = backup_secret_field(
+        "secret_access_key",
+        "AWS secret access key",
+        "Paste the secret; on a stored key, blank keeps it.",
+    )
+    session_token = backup_secret_field(
+        "session_token",
+        "AWS session token",
+        "Only for temporary credentials; blank keeps the stored one unless the secret is new.",
+    )
+    try_again = forms.BooleanField(
+        label="Try again",
+        required=False,
+        help_text="Clears its cooldown: calls may use it at once.",
+    )
+
+    class Meta:
+        model = BackupKey
+        fields = ["position", "name"]
+
+    def __init__(
+        self,
+        *args: Any,
+        provider: Provider,
+        kept_secrets: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        # The account as this save leaves it: a secret typed is entered for its address.
+        self.provider = provider
+        # Secrets typed into the attempt just refused, used where their field is left blank.
+        self.kept_secrets = kept_secrets or {}
+        # What the save writes to the key's credentials (clean), whether its secret was
+        # typed (entered again), whether it goes after the others, and its cooldown when Try
+        # again cleared it (for the audit).
+        self.credentials: dict[str, str | None] = {}
+        self.entered = self.placed_last = False
+        self.tried_again = ""
+        # Declared fields are always a form's: only those the admin offers stay.
+        for name in [*BACKUP_KEY_FIELDS, "try_again"]:
+            if name in self.fields and name not in (self._meta.fields or ()):
+                del self.fields[name]
+        stored = not self.instance._state.adding
+        if "access_key_id" in self.fields and stored:
+            self.initial["access_key_id"] = self.instance.aws_access_key_id
+        for name in self.secret_names:
+            if stored and getattr(self.instance, BACKUP_KEY_FIELDS[name]) is not None:
+                self.fields[name].widget.attrs["placeholder"] = "Stored: blank keeps it"
+        self.show_kept(self.kept_secrets)
+        if not stored:
+            self.initial["position"] = None  # after the others, unless a number is typed
+            if "try_again" in self.fields:
+                self.fields["try_again"].disabled = True
+
+    def show_kept(self, names: Any) -> None:
+        for name in names:
+            if name in self.fields:
+                self.fields[name].widget.attrs["placeholder"] = "Kept from your last try"
+
+    @property
+    def secret_names(self) -> list[str]:
+        """The secrets of the way of signing in offered, the one a key needs first."""
+        return [name for name in BACKUP_KEY_SECRETS if name in self.fields]
+
+    def offered_for(self, auth: str) -> bool:
+        """Whether the credential fields offered are those of this way of signing in."""
+        offered = [name for name in BACKUP_KEY_FIELDS if name in self.fields]
+        return offered == backup_key_fields(auth)
+
+    def has_changed(self) -> bool:
+        # A secret kept from the last try is a change, though its field is blank.
+        return super().has_changed() or bool(self.kept_secrets)
+
+    @cached_property
+    def changed_data(self) -> list[str]:
+        changed = super().changed_data
+        kept = [name for name in self.kept_secrets if name in self.fields]
+        return changed + [name for name in kept if name not in changed]
+
+    @sensitive_variables("cleaned")
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean()
+        if cleaned.get("position") is None:
+            cleaned.pop("position", None)
+            self.placed_last = "position" not in self.errors
+        names = self.secret_names
+        if not names:
+            return cleaned
+        for name in names:
+            if not cleaned.get(name) and self.kept_secrets.get(name):
+                cleaned[name] = self.kept_secrets[name]
+        typed = [name for name in names if cleaned.get(name)]
+        if typed and not self.offered_for(self.provider.auth):
+            for name in typed:
+                self.add_error(name, WAY_CHANGES)
+            return cleaned
+        adding, required = self.instance._state.adding, names[0]
+        # An access key ID and its secret are a pair: a new ID, or a new session token,
+        # comes with its secret.
+        new_pair = "access_key_id" in self.changed_data or "session_token" in typed
+        missing = required not in typed and required not in self.errors
+        if missing and (adding or (required == "secret_access_key" and new_pair)):
+            self.add_error(required, BACKUP_KEY_REQUIRED[required])
+        no_key_id = "access_key_id" in self.fields and not cleaned.get("access_key_id")
+        if no_key_id and "access_key_id" not in self.errors and (adding or typed):
+            self.add_error("access_key_id", "Enter the access key ID of the IAM access key.")
+        self.entered = required in typed
+        if not self.entered:
+            return cleaned  # blank secrets keep the stored ones
+        # Entered again: what another way of signing in stored is no longer the key's, and
+        # a new secret comes with its own session token, or none.
+        self.credentials = dict.fromkeys(SECRET_FIELDS) | {"aws_access_key_id": ""}
+        for name in self.fields:
+            if name in BACKUP_KEY_FIELDS and cleaned.get(name):
+                self.credentials[BACKUP_KEY_FIELDS[name]] = cleaned[name]
+        return cleaned
+
+    @sensitive_variables()
+    def save(self, commit: bool = True) -> BackupKey:
+        key = super().save(commit=False)
+        if self.entered:
+            for name, value in self.credentials.items():
+                setattr(key, name, value)
+            key.enter_for(self.provider)
+        elif self.cleaned_data.get("try_again") and key.cooling(timezone.now()):
+            self.tried_again = cooldown_in_words(key)
+            key.forget_cooling()
+        if commit:
+            key.save()
+        return key
+
+
+def cooldown_in_words(key: KeyUse) -> str:
+    """Why and until when a key cools down, for the audit: "Rate-limited until …"."""
+    reason = key.get_cooling_reason_display()
+    if key.cooling_until is None:
+        return reason
+    return f"{reason} until {timezone.localtime(key.cooling_until):%Y-%m-%d %H:%M:%S}"
+
+
+class BackupKeyFormSet(forms.BaseInlineFormSet):
+    """An account's backup keys on its page, in order: numbers typed apart, an empty one put
+    after the others."""
+
+    def __init__(
+        self,
+        data: Any = None,
+        *args: Any,
+        prefix: str | None = None,
+        kept_rows: dict[str, dict[str, str]] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # The secrets typed into the attempt just refused, by row (row_key).
+        self.kept_rows = kept_rows or {}
+        prefix = prefix or self.get_default_prefix()
+        # Posted without its rows (a script older than key pools; the page always sends
+        # them), the account's backup keys are left as they are.
+        self.left_out = data is not None and f"{prefix}-TOTAL_FORMS" not in data
+        super().__init__(None if self.left_out else data, *args, prefix=prefix, **kwargs)
+
+    def is_valid(self) -> bool:
+        return self.left_out or super().is_valid()
+
+    def save(self, commit: bool = True) -> list[BackupKey]:
+        if self.left_out:
+            self.new_objects, self.changed_objects, self.deleted_objects = [], [], []
+            return []
+        return super().save(commit)
+
+    def row_key(self, index: int) -> str:
+        """A row as the admin posts it: a stored key by its id; a new one by its place and
+        name (the page's script renumbers new rows when one is removed)."""
+        posted = self.data.get(f"{self.add_prefix(index)}-{self.model._meta.pk.name}")
+        if index < self.initial_form_count() and posted:
+            return f"key-{posted}"
+        return f"new-{index}-{self.data.get(self.add_prefix(index) + '-name', '')}"
+
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        kept = {}
+        if self.is_bound and index is not None:
+            kept = self.kept_rows.get(self.row_key(index), {})
+        return {**super().get_form_kwargs(index), "provider": self.instance, "kept_secrets": kept}
+
+    @sensitive_variables("typed")
+    def typed_secrets(self) -> dict[str, dict[str, str]]:
+        """The secrets typed into each row kept, to keep for the next attempt (not those
+        refused on their field, nor those of rows deleted)."""
+        rows = {}
+        for index, form in enumerate(self.forms):
+            if self._should_delete_form(form):
+                continue
+            typed = {
+                name: form.data.get(form.add_prefix(name)) or form.kept_secrets.get(name)
+                for name in form.secret_names
+                if name not in form.errors
+            }
+            typed = {name: value for name, value in typed.items() if value}
+            if typed:
+                rows[self.row_key(index)] = typed
+        return rows
+
+    def show_kept(self, rows: dict[str, dict[str, str]]) -> None:
+        for index, form in enumerate(self.forms):
+            form.show_kept(rows.get(self.row_key(index), {}))
+
+    def clean(self) -> None:
+        super().clean()
+        kept = [
+            form
+            for form in self.forms
+            if not self._should_delete_form(form) and (form.instance.pk or form.has_changed())
+        ]
+        numbered: dict[int, list[forms.ModelForm]] = {}
+        for form in kept:
+            if not form.placed_last and "position" not in form.errors:
+                numbered.setdefault(form.instance.position, []).append(form)
+        for position, same in numbered.items():
+            if len(same) > 1:
+                for form in same:
+                    form.add_error(
+                        "position", f"Another backup key has order {position}: give each its own."
+                    )
+        last = max(numbered, default=0)
+        for form in kept:
+            if form.placed_last:
+                last += 1
+                form.instance.position = last
 
 
 class ProviderChoiceField(forms.ModelChoiceField):

@@ -7,7 +7,7 @@ import html
 import io
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -20,7 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import DeveloperLimits, GroupBudget, GroupLimits, UserBudget
-from llmadmin.models import LLMModel, Provider
+from llmadmin.models import BackupKey, LLMModel, Provider
 from tests.admin_forms import form_as_loaded, provider_form_data
 from tests.factories import LLMModelFactory, ProviderFactory
 from tests.providers.fakes import FakeProvider, serve
@@ -1298,3 +1298,71 @@ def test_a_developers_own_limits_set_on_their_page_are_recorded(admin_client, ad
         ("User", "", "dev"),
         ("Requests per minute", "", "30"),
     ]
+
+
+# --- 6. An account's backup keys ---------------------------------------------------------------
+
+
+def backup_keys_posted(provider: Provider, *rows: dict, initial: int = 0, **fields) -> dict:
+    """The provider's page as posted with these backup key rows (the first `initial` of them
+    stored ones, by their id)."""
+    data = provider_form_data(provider, **fields)
+    data.update({"backup_keys-TOTAL_FORMS": len(rows), "backup_keys-INITIAL_FORMS": initial})
+    for index, row in enumerate(rows):
+        data.update({f"backup_keys-{index}-{name}": value for name, value in row.items()})
+    return data
+
+
+def test_a_backup_key_added_replaced_reordered_and_deleted_is_recorded_with_its_key_masked(
+    admin_client, admin_user
+):
+    provider = ProviderFactory(openai=True, api_key=KEY)
+    url = provider_change_url(provider)
+    mark = last_entry_pk()
+
+    admin_client.post(url, backup_keys_posted(provider, {"name": "Team A", "key": NEW_KEY}))
+    key = provider.backup_keys.get()
+    stored = {"id": key.pk, "name": "Team A", "position": "1"}
+    admin_client.post(url, backup_keys_posted(provider, {**stored, "key": LOST_KEY}, initial=1))
+    admin_client.post(url, backup_keys_posted(provider, {**stored, "position": "4"}, initial=1))
+    moved = {**stored, "position": "4", "DELETE": "on"}
+    admin_client.post(url, backup_keys_posted(provider, moved, initial=1))
+
+    no_iam_key = {"aws_access_key_id": [NONE, NONE]}  # blank, masked as the account's
+    assert recorded(mark, key) == [
+        (CREATE, {"provider": [None, provider.pk], "position": [None, 1],
+                  "name": [None, "Team A"], "api_key": [NONE, SET], **no_iam_key}),
+        (UPDATE, {"api_key": [SET, SET]}),
+        (UPDATE, {"position": [1, 4]}),
+        (DELETE, {"provider": [provider.pk, None], "position": [4, None],
+                  "name": ["Team A", None], "api_key": [SET, NONE], **no_iam_key}),
+    ]  # fmt: skip
+    assert {entry.actor for entry in entries_since(mark, key)} == {admin_user}
+    added = entries_since(mark, key)[0]
+    assert ("Provider", "", "OpenAI") in shown_changes(admin_client, added)
+    assert_no_secret_in_the_audit(admin_client)
+
+
+def test_try_again_is_recorded_with_the_cooldown_it_cleared(admin_client, admin_user):
+    provider = ProviderFactory(openai=True, api_key=KEY)
+    key = BackupKey.objects.create(provider=provider, name="Team A", api_key=NEW_KEY)
+    until = timezone.now() + timedelta(minutes=5)
+    BackupKey.objects.filter(pk=key.pk).update(cooling_until=until, cooling_reason="rate_limited")
+    Provider.objects.filter(pk=provider.pk).update(cooling_reason="rejected")
+    provider.refresh_from_db()
+    row = {"id": key.pk, "name": "Team A", "position": "1", "try_again": "on"}
+    mark = last_entry_pk()
+
+    response = admin_client.post(
+        provider_change_url(provider),
+        backup_keys_posted(provider, row, initial=1, try_key_again="on"),
+    )
+
+    assert response.status_code == 302
+    (tried,) = entries_since(mark, key)
+    assert (tried.action, tried.actor) == (UPDATE, admin_user)
+    cooled = f"Rate-limited until {timezone.localtime(until):%Y-%m-%d %H:%M:%S}"
+    assert shown_changes(admin_client, tried) == [("Try again", cooled, "Cleared")]
+    (own,) = entries_since(mark, provider)
+    assert own.changes_dict == {"try again": ["Refused by the provider", "Cleared"]}
+    assert_no_secret_in_the_audit(admin_client)

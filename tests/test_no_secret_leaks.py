@@ -288,3 +288,45 @@ def test_an_error_report_hides_secrets_in_the_orms_frames_and_the_post(monkeypat
     reporter = ExceptionReporter(request, error.type, error.value, error.tb.tb_next)
     assert MARKER not in reporter.get_traceback_text()
     assert MARKER not in reporter.get_traceback_html()
+
+
+def test_an_error_report_hides_a_backup_keys_posted_key_and_its_frames(monkeypatch, rf):
+    """A crash below a backup key's save, on the provider's page: its row's key is posted
+    under the row's name (backup_keys-0-key), and in the ORM's frames."""
+    from django.contrib import admin as django_admin
+    from django.contrib.auth.models import User
+
+    from llmadmin.admin.providers import ProviderAdmin
+    from llmadmin.models import BackupKey
+
+    provider = ProviderFactory(anthropic=True, api_key="sk-own-key-0001")
+    backup_key = f"sk-{MARKER}-backup-key"
+    request = rf.post(
+        f"/admin/llmadmin/provider/{provider.pk}/change/",
+        {
+            "name": provider.name,
+            "slug": provider.slug,
+            "enabled": "on",
+            "backup_keys-TOTAL_FORMS": "1",
+            "backup_keys-INITIAL_FORMS": "0",
+            "backup_keys-0-name": "Team A",
+            "backup_keys-0-key": backup_key,
+        },
+    )
+    request.user = User.objects.create_superuser("root")
+    request._dont_enforce_csrf_checks = True
+    request.session = {}
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(BackupKey, "_do_insert", crash)
+    model_admin = ProviderAdmin(Provider, django_admin.site)
+
+    with pytest.raises(RuntimeError) as error:
+        model_admin.change_view(request, str(provider.pk))
+
+    reporter = ExceptionReporter(request, error.type, error.value, error.tb.tb_next)
+    assert "backup_keys-0-name" in reporter.get_traceback_text()  # the post is in the report
+    assert MARKER not in reporter.get_traceback_text()
+    assert MARKER not in reporter.get_traceback_html()

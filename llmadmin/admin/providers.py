@@ -3,6 +3,8 @@ what is stored or typed), its models."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import wraps
 from typing import Any
 
 from django.contrib import admin, messages
@@ -16,24 +18,41 @@ from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.html import format_html
 from django.utils.timesince import timesince
-from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_POST
 
+from llmadmin.admin.backup_keys import (
+    BackupKeyInline,
+    keep_typed_rows,
+    key_pool_counts,
+    key_pool_summary,
+    typed_rows,
+)
 from llmadmin.admin.typed_secrets import (
     keep_typed_secrets,
     typed_secrets,
     typed_test,
     typed_test_key,
 )
-from llmadmin.audit import log_connection_test
+from llmadmin.audit import log_connection_test, log_tried_again
 from llmadmin.forms import (
     AUTH_MODE_FIELDS,
+    BACKUP_KEY_SECRETS,
     NEW_ADDRESS,
+    BackupKeyFormSet,
     ProviderAddForm,
     ProviderAdminForm,
     connection_digest,
+    cooldown_in_words,
 )
-from llmadmin.models import SECRET_FIELDS, AuthMode, Availability, CheckStatus, Provider
+from llmadmin.models import (
+    SECRET_FIELDS,
+    AuthMode,
+    Availability,
+    CheckStatus,
+    Provider,
+    key_use_state,
+)
 from llmadmin.selectors import registry_position
 from llmadmin.services import (
     provider_check_connection,
@@ -95,12 +114,39 @@ def test_outcome(status: CheckStatus | None, reason: str, *, typed: bool = False
 # The fields a connection test takes as typed: the credentials and where they are sent.
 CONNECTION_FIELDS = ("auth", "aws_access_key_id", *SECRET_FIELDS, "base_url", "region")
 
+KEY_POOL_HELP = (
+    "Calls use the account's own key (key 1) first, then its backup keys below, lowest order "
+    "first. A call that fails before its answer began (the key refused or rate-limited, the "
+    "provider failing, no connection) is tried once more on the next key not cooling down. "
+    "A backup key is sent only to the address it was entered for: once the address or the "
+    "way of signing in changes, paste it again. A blank secret keeps the stored one."
+)
+NO_KEY_POOL = (
+    "Backup keys don't apply: this account signs in with the server's own AWS credentials."
+)
+
+
+def secrets_posted(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """As sensitive_post_parameters: error reports hide the secrets posted, the account's and
+    each backup key's (named after its row: backup_keys-0-key)."""
+
+    @wraps(view)
+    def hiding(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        secrets = {*SECRET_FIELDS, *BACKUP_KEY_SECRETS}
+        request.sensitive_post_parameters = [
+            name for name in request.POST if name.rpartition("-")[2] in secrets
+        ]
+        return view(request, *args, **kwargs)
+
+    return hiding
+
 
 @admin.register(Provider)
 class ProviderAdmin(admin.ModelAdmin):
     form = ProviderAdminForm
+    inlines = [BackupKeyInline]
     # Narrow enough for a 1280 px screen: the test's reason is on the provider's page.
-    list_display = ["label", "key_status", "tested", "endpoint", "enabled", "model_count"]
+    list_display = ["label", "keys", "tested", "endpoint", "enabled", "model_count"]
     list_display_links = ["label"]
     list_filter = ["type", "enabled", ConnectionTestFilter]
     search_fields = ["name"]
@@ -118,6 +164,7 @@ class ProviderAdmin(admin.ModelAdmin):
             # Kept only for the page that was refused or tested: coming back later starts
             # afresh.
             keep_typed_secrets(request, obj, {})
+            keep_typed_rows(request, obj, {})
             request.session.pop(typed_test_key(obj), None)
             return form
         kept = {"kept_secrets": typed_secrets(request, obj), "typed_test": typed_test(request, obj)}
@@ -129,7 +176,7 @@ class ProviderAdmin(admin.ModelAdmin):
         # A save refused for another field's sake keeps the secrets typed into it, encrypted
         # in the session, for the next attempt: the page never shows them again.
         form = context["adminform"].form
-        if form.is_bound and form.errors and form.instance.pk:
+        if form.is_bound and context.get("errors") and form.instance.pk:
             typed = {
                 name: form.data.get(form.add_prefix(name)) or form.kept_secrets.get(name)
                 for name in SECRET_FIELDS
@@ -141,7 +188,55 @@ class ProviderAdmin(admin.ModelAdmin):
             # The form's instance holds what was typed, not what is stored: the status
             # shown must be the stored one.
             form.instance.stored = Provider.objects.get(pk=form.instance.pk)
+            for inline in context.get("inline_admin_formsets", []):
+                if isinstance(inline.formset, BackupKeyFormSet) and inline.formset.is_bound:
+                    rows = inline.formset.typed_secrets()
+                    keep_typed_rows(request, form.instance, rows)
+                    inline.formset.show_kept(rows)
         return super().render_change_form(request, context, *args, **kwargs)
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        provider = super().get_object(request, object_id, from_field)
+        if provider is not None:
+            # The way of signing in as stored: the backup keys' fields are its, whatever the
+            # save being validated changes.
+            provider.stored_auth = provider.auth
+        return provider
+
+    def get_inline_instances(self, request: HttpRequest, obj: Provider | None = None) -> list[Any]:
+        # The add page asks only what fixes an account; its keys go on its page, where the
+        # admin may add some, or there are some to see.
+        inlines = super().get_inline_instances(request, obj) if obj else []
+        return [
+            inline
+            for inline in inlines
+            if inline.has_add_permission(request, obj) or getattr(obj, "backup_total", 0)
+        ]
+
+    def get_formset_kwargs(
+        self, request: HttpRequest, obj: Provider, inline: Any, prefix: str
+    ) -> dict[str, Any]:
+        kwargs = super().get_formset_kwargs(request, obj, inline, prefix)
+        if isinstance(inline, BackupKeyInline) and request.method == "POST":
+            kwargs["kept_rows"] = typed_rows(request, obj)
+        return kwargs
+
+    def save_model(self, request: HttpRequest, obj: Provider, form: Any, change: bool) -> None:
+        # Try key 1 again, where new credentials didn't already (forget_check).
+        tried = ""
+        if form.cleaned_data.get("try_key_again") and obj.cooling(timezone.now()):
+            tried = cooldown_in_words(obj)
+            obj.forget_cooling()
+        super().save_model(request, obj, form, change)
+        if tried:
+            log_tried_again(obj, was=tried)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if isinstance(formset, BackupKeyFormSet) and not formset.left_out:
+            for row in formset.forms:
+                if row.tried_again:
+                    log_tried_again(row.instance, was=row.tried_again)
 
     def response_add(
         self, request: HttpRequest, obj: Provider, post_url_continue: str | None = None
@@ -162,12 +257,13 @@ class ProviderAdmin(admin.ModelAdmin):
 
     def response_change(self, request: HttpRequest, obj: Provider) -> HttpResponse:
         keep_typed_secrets(request, obj, {})
+        keep_typed_rows(request, obj, {})
         request.session.pop(typed_test_key(obj), None)
         return super().response_change(request, obj)
 
     # Error reports never show a posted secret, nor one in any frame below (the form, the
     # session's kept secrets, the ORM's save).
-    @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
+    @method_decorator(secrets_posted)
     @method_decorator(sensitive_variables())
     def changeform_view(self, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changeform_view(*args, **kwargs)
@@ -182,7 +278,11 @@ class ProviderAdmin(admin.ModelAdmin):
         )
         # Without change permission a read-only form would display the key field's value.
         can_change = self.has_change_permission(request, obj)
-        key_fields = ["key_status"]
+        # Key 1's use and cooldown count only beside backup keys.
+        pooled = getattr(obj, "backup_total", 0) > 0
+        key_fields = ["key_status", *(["own_key_use"] * pooled)]
+        if can_change and pooled and obj.cooling(timezone.now()):
+            key_fields.append("try_key_again")
         if can_change:
             modes = obj.provider_type.auth_modes if obj else {}
             stored = obj and any(
@@ -206,10 +306,20 @@ class ProviderAdmin(admin.ModelAdmin):
         fieldsets.append(
             ("Models", {"fields": ["models_and_add_link" if may_add_model else "models_link"]})
         )
+        # Last: the backup keys follow it.
+        pool_help = NO_KEY_POOL if obj.auth == AuthMode.DEFAULT_CHAIN else KEY_POOL_HELP
+        fieldsets.append(("Key pool", {"fields": ["key_cooldown"], "description": pool_help}))
         return fieldsets
 
     def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> list[str]:
-        shown = ["key_status", "last_test", "connection_test", "models_link", "models_and_add_link"]
+        shown = [
+            "key_status",
+            "own_key_use",
+            "last_test",
+            "connection_test",
+            "models_link",
+            "models_and_add_link",
+        ]
         # A model's options are its account type's: the type is fixed once added.
         return [*shown, "type", "type_and_add_link"] if obj else shown
 
@@ -264,7 +374,7 @@ class ProviderAdmin(admin.ModelAdmin):
         ]
 
     # The Test connection button posts the whole change form, typed secrets included.
-    @method_decorator(sensitive_post_parameters(*SECRET_FIELDS))
+    @method_decorator(secrets_posted)
     @method_decorator(sensitive_variables())
     def test_connection_view(self, request: HttpRequest, provider_id: int) -> HttpResponse:
         provider = get_object_or_404(Provider, pk=provider_id)
@@ -315,7 +425,7 @@ class ProviderAdmin(admin.ModelAdmin):
                     "checked_at": timezone.now().isoformat(),
                 }
         else:
-            status, reason = provider_check_connection(provider=provider)
+            status, reason = self.check_stored(provider)
             message = test_outcome(status, reason)
             last_test = f"Just now. {reason}"
         level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
@@ -327,7 +437,7 @@ class ProviderAdmin(admin.ModelAdmin):
             self.report_test(request, provider)
 
     def report_test(self, request: HttpRequest, provider: Provider) -> None:
-        status, reason = provider_check_connection(provider=provider)
+        status, reason = self.check_stored(provider)
         level = {CheckStatus.VERIFIED: messages.SUCCESS, None: messages.WARNING}.get(
             status, messages.ERROR
         )
@@ -336,10 +446,21 @@ class ProviderAdmin(admin.ModelAdmin):
         if status:
             self.log_change(request, provider, f"Tested the connection: {outcome}")
 
+    @staticmethod
+    def check_stored(provider: Provider) -> tuple[CheckStatus | None, str]:
+        """Test the stored credentials; passing, the account's own key is tried again (its
+        cooldown, a refusal's included, is over)."""
+        status, reason = provider_check_connection(provider=provider)
+        if status == CheckStatus.VERIFIED:
+            cooling = Provider.objects.filter(pk=provider.pk).exclude(cooling_reason="")
+            cooling.update(cooling_until=None, cooling_reason="")
+        return status, reason
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
-        # ModelAdmin's own, with the type's place in the registry to order by.
+        # ModelAdmin's own, with the type's place in the registry to order by, and the key
+        # pool's counts.
         queryset = Provider.objects.annotate(
-            model_total=Count("models"), registry_position=registry_position()
+            model_total=Count("models"), registry_position=registry_position(), **key_pool_counts()
         )
         return queryset.order_by(*self.get_ordering(request))
 
@@ -389,6 +510,17 @@ class ProviderAdmin(admin.ModelAdmin):
         if provider.key_state in ("set", "server") and provider.check_status:
             return CHECK_LABELS[provider.check_status]
         return KEY_STATE_LABELS[provider.key_state]
+
+    @admin.display(description="Key status")
+    def keys(self, provider: Provider) -> str:
+        pool = key_pool_summary(provider)
+        if not pool:
+            return self.key_status(provider)
+        return format_html("{}<br><small>{}</small>", self.key_status(provider), pool)
+
+    @admin.display(description="Key 1")
+    def own_key_use(self, provider: Provider) -> str:
+        return key_use_state(getattr(provider, "stored", provider), timezone.now())
 
     @admin.display(description="Last test", ordering="checked_at")
     def tested(self, provider: Provider) -> str:

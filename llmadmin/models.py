@@ -107,6 +107,10 @@ class KeyFault(models.TextChoices):
     UNREACHABLE = "unreachable", "No connection"
 
 
+# Written by calls, not forms (KeyUse).
+KEY_USE_FIELDS = ("last_used_at", "cooling_until", "cooling_reason")
+
+
 class KeyUse(models.Model):
     """A key's use by calls: when it was last used, and whether it is cooling down after a
     failure. Written by calls (key_pools), never by a form; shared by every process."""
@@ -121,6 +125,22 @@ class KeyUse(models.Model):
     class Meta:
         abstract = True
 
+    # Whether this save is to write the key's use: only when forget_cooling was called.
+    cooling_forgotten = False
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """A save of a stored key leaves its use (KEY_USE_FIELDS) as calls wrote it meanwhile
+        (an admin's form loaded it earlier), unless the cooldown was forgotten here."""
+        stored = not self._state.adding and not args
+        if stored and kwargs.get("update_fields") is None and not self.cooling_forgotten:
+            kwargs["update_fields"] = [
+                field.name
+                for field in self._meta.concrete_fields
+                if not field.primary_key and field.name not in KEY_USE_FIELDS
+            ]
+        super().save(*args, **kwargs)
+        self.cooling_forgotten = False
+
     def cooling(self, now: Any) -> bool:
         return self.cooling_reason == KeyFault.REJECTED or bool(
             self.cooling_until and self.cooling_until > now
@@ -129,6 +149,7 @@ class KeyUse(models.Model):
     def forget_cooling(self) -> None:
         """Try the key again: an admin acted, or its credentials changed."""
         self.cooling_until, self.cooling_reason = None, ""
+        self.cooling_forgotten = True
 
 
 class Provider(KeyUse):

@@ -765,3 +765,27 @@ def test_an_account_with_its_own_key_alone_reads_and_writes_no_key_pool(user):
         for word in ("backupkey", "cooling", "last_used")
     )
     assert sum("cooling" in query["sql"].lower() for query in pooled.captured_queries) == 1
+
+
+def test_a_key_saved_from_an_earlier_read_keeps_the_cooldown_a_call_wrote_meanwhile():
+    provider = provider_at("openai", "http://127.0.0.1:9", api_key=KEYS[0])
+    backup = BackupKeyFactory(provider=provider, api_key=KEYS[1])
+    # An admin's page read them; then a call cooled both.
+    read_provider, read_backup = Provider.objects.get(pk=provider.pk), BackupKey.objects.get()
+    until = timezone.now() + timedelta(minutes=5)
+    for rows in (Provider.objects.filter(pk=provider.pk), BackupKey.objects.all()):
+        rows.update(cooling_until=until, cooling_reason=KeyFault.RATE_LIMITED)
+
+    read_provider.key_cooldown, read_backup.name = 120, "Team B"
+    read_provider.save()
+    read_backup.save()
+
+    provider.refresh_from_db()
+    backup.refresh_from_db()
+    assert (provider.key_cooldown, backup.name) == (120, "Team B")
+    assert (provider.cooling_until, backup.cooling_until) == (until, until)
+    # An admin's "Try again" does write it.
+    read_backup.forget_cooling()
+    read_backup.save()
+    backup.refresh_from_db()
+    assert (backup.cooling_until, backup.cooling_reason) == (None, "")

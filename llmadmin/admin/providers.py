@@ -449,12 +449,8 @@ class ProviderAdmin(admin.ModelAdmin):
     @staticmethod
     def check_stored(provider: Provider) -> tuple[CheckStatus | None, str]:
         """Test the stored credentials; passing, the account's own key is tried again (its
-        cooldown, a refusal's included, is over)."""
-        status, reason = provider_check_connection(provider=provider)
-        if status == CheckStatus.VERIFIED:
-            cooling = Provider.objects.filter(pk=provider.pk).exclude(cooling_reason="")
-            cooling.update(cooling_until=None, cooling_reason="")
-        return status, reason
+        cooldown, a refusal's included, is over: provider_check_connection)."""
+        return provider_check_connection(provider=provider)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         # ModelAdmin's own, with the type's place in the registry to order by, and the key

@@ -16,7 +16,7 @@ import pytest
 from asgiref.sync import async_to_sync
 from auditlog.models import LogEntry
 from django.contrib.contenttypes.models import ContentType
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from chat.metered import Admission, call_admit
 from llmadmin.models import BackupKey, KeyFault, Provider
@@ -237,3 +237,24 @@ def test_a_backup_key_added_by_set_provider_key_is_in_the_audit_without_the_key(
     entries = LogEntry.objects.filter(content_type=ContentType.objects.get_for_model(BackupKey))
     assert [entry.action for entry in entries] == [LogEntry.Action.CREATE]
     assert "AUDITEDBACKUP" not in repr(list(LogEntry.objects.values()))
+
+
+# --- One key twice in a pool ------------------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="set_provider_key (provider_set_api_key) stores as the account's own key one of its "
+    "backup keys, which backup_key_set refuses the other way round: a call then fails over to "
+    "the very key that just failed.",
+)
+def test_set_provider_key_refuses_as_the_own_key_one_of_the_accounts_backup_keys():
+    provider = ProviderFactory(openai=True, api_key="sk-own")
+    BackupKeyFactory(provider=provider, name="Team A", api_key="sk-team-a-key")
+
+    with pytest.raises(CommandError):
+        call_command(
+            "set_provider_key", "openai", stdin=io.StringIO("sk-team-a-key\n"), stdout=io.StringIO()
+        )
+
+    assert Provider.objects.get(pk=provider.pk).api_key == "sk-own"

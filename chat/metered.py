@@ -426,7 +426,10 @@ async def failover_events(
     fails before its first event (key_pools)."""
     pool = provider.key_pool
     if not pool or len(pool) < 2:
-        async with aclosing(attempt(provider.client())) as events:
+        # Its own key, or the one key it has that may be sent (a backup key, when its own was
+        # removed).
+        client = provider.client(pool[0].credentials) if pool else provider.client()
+        async with aclosing(attempt(client)) as events:
             async for event in events:
                 yield event
         return

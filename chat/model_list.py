@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db.models import Count, Q, Subquery
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from billing.budgets import BudgetState, budget_states, budget_summary, month_start
@@ -111,8 +111,8 @@ class Configuration:
             return self.calls.setdefault(model_id, model)
 
     @cached_property
-    def backup_keys(self) -> dict[int, int]:
-        """How many backup keys each provider has, by id."""
+    def backup_keys(self) -> dict[int, bool]:
+        """Whether each provider has backup keys, by id."""
         return {provider["id"]: provider["backup_keys"] for provider in self.providers}
 
     def __post_init__(self) -> None:
@@ -360,11 +360,9 @@ def providers_listed() -> list[dict[str, Any]]:
             "slug": p.slug,
             "label": p.label,
             "availability": p.availability,
-            "backup_keys": p.backup_key_count,
+            "backup_keys": p.backup_keys_stored,
         }
-        for p in providers_in_registry_order(
-            Provider.objects.defer(*SECRET_FIELDS).annotate(backup_key_count=Count("backup_keys"))
-        )
+        for p in providers_in_registry_order(Provider.objects.defer(*SECRET_FIELDS))
     ]
 
 

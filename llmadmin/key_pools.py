@@ -17,10 +17,12 @@ from django.db.models import BigIntegerField, F, QuerySet, Value
 from django.utils import timezone
 
 from llmadmin.models import BackupKey, KeyFault, Provider
-from llmadmin.providers.errors import KeyRejected, ProviderError, keys_cooling
+from llmadmin.providers.errors import NO_PERMISSION, KeyRejected, ProviderError, keys_cooling
 
 logger = logging.getLogger(__name__)
 
+# The failover log's words for a fault that doesn't cool the key (KeyFault's label otherwise).
+FAULT_WORDS = {NO_PERMISSION: "may not call this model"}
 # A key's last use is written at most this often: a busy key is not a write per call.
 LAST_USED_EVERY = timedelta(minutes=1)
 
@@ -38,6 +40,9 @@ class PoolKey:
     # The backup key's name, when it has one: for the log, beside its position.
     name: str = ""
     last_used_at: datetime | None = None
+    # Its row's updated_at when read: a cooldown or use is written only while it holds the
+    # key the call sent, not one an admin has pasted since.
+    stored_at: datetime | None = None
 
     @property
     def label(self) -> str:
@@ -51,11 +56,19 @@ def pool_of(provider: Provider) -> list[PoolKey]:
     key stored, readable and entered for its address. Reads the backup keys prefetched with
     the provider (model_for_call), else queries them."""
     own = provider.credentials()
-    keys = [PoolKey(0, None, own)] if own else []
+    keys = [PoolKey(0, None, own, stored_at=provider.updated_at)] if own else []
     for backup in provider.backup_keys.all():
         credentials = backup.credentials(provider)
         if credentials:
-            keys.append(PoolKey(backup.position, backup.pk, credentials, backup.name))
+            keys.append(
+                PoolKey(
+                    backup.position,
+                    backup.pk,
+                    credentials,
+                    backup.name,
+                    stored_at=backup.updated_at,
+                )
+            )
     return keys
 
 
@@ -101,6 +114,8 @@ def keys_to_try(provider: Provider, pool: list[PoolKey]) -> list[PoolKey]:
 def key_cool(provider: Provider, key: PoolKey, error: ProviderError) -> None:
     """Leave the key out after `error`: a refused key until an admin acts, any other for
     the provider's Retry-After, else the account's key cooldown."""
+    if error.key_fault not in KeyFault.values:
+        return  # it may call the account's other models (NO_PERMISSION)
     now = timezone.now()
     if error.key_fault == KeyFault.REJECTED:
         until = None
@@ -120,9 +135,10 @@ def key_used(provider: Provider, key: PoolKey) -> None:
 
 
 def key_rows(provider: Provider, key: PoolKey) -> QuerySet[Any]:
+    """The key's row while it holds the key the call sent (not saved since it was read)."""
     if key.backup_id is None:
-        return Provider.objects.filter(pk=provider.pk)
-    return BackupKey.objects.filter(pk=key.backup_id, provider=provider)
+        return Provider.objects.filter(pk=provider.pk, updated_at=key.stored_at)
+    return BackupKey.objects.filter(pk=key.backup_id, provider=provider, updated_at=key.stored_at)
 
 
 def failover_log(
@@ -133,6 +149,6 @@ def failover_log(
         "%s: %s failed (%s) before its answer began; trying %s.",
         provider.label,
         failed.label,
-        KeyFault(error.key_fault).label.lower(),
+        FAULT_WORDS.get(error.key_fault) or KeyFault(error.key_fault).label.lower(),
         next_key.label,
     )

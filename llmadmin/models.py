@@ -103,6 +103,7 @@ class KeyFault(models.TextChoices):
 
     REJECTED = "rejected", "Refused by the provider"
     RATE_LIMITED = "rate_limited", "Rate-limited"
+    OUT_OF_CREDIT = "out_of_credit", "Out of credit"
     FAILED = "failed", "The provider failed"
     UNREACHABLE = "unreachable", "No connection"
 
@@ -127,16 +128,19 @@ class KeyUse(models.Model):
 
     # Whether this save is to write the key's use: only when forget_cooling was called.
     cooling_forgotten = False
+    # Fields others keep (signals), which a save of this row never writes back.
+    kept_elsewhere: tuple[str, ...] = ()
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         """A save of a stored key leaves its use (KEY_USE_FIELDS) as calls wrote it meanwhile
-        (an admin's form loaded it earlier), unless the cooldown was forgotten here."""
-        stored = not self._state.adding and not args
-        if stored and kwargs.get("update_fields") is None and not self.cooling_forgotten:
+        (an admin's form loaded it earlier), unless the cooldown was forgotten here; and
+        what others keep (kept_elsewhere) as they wrote it."""
+        if not self._state.adding and not args and kwargs.get("update_fields") is None:
+            left = {*self.kept_elsewhere, *(() if self.cooling_forgotten else KEY_USE_FIELDS)}
             kwargs["update_fields"] = [
                 field.name
                 for field in self._meta.concrete_fields
-                if not field.primary_key and field.name not in KEY_USE_FIELDS
+                if not field.primary_key and field.name not in left
             ]
         super().save(*args, **kwargs)
         self.cooling_forgotten = False
@@ -248,6 +252,10 @@ class Provider(KeyUse):
     checked_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # Whether it has backup keys: kept by their saves and deletions (signals), so that lists
+    # tell availability and calls their keys without a query.
+    backup_keys_stored = models.BooleanField(default=False, editable=False)
+    kept_elsewhere = ("backup_keys_stored",)
     # The keys a call tries, in order (key_pools.pool_of), where the account has backup
     # keys: set where calls load their provider (chat.model_list). None: its own key alone.
     key_pool: list[Any] | None = None
@@ -342,15 +350,19 @@ class Provider(KeyUse):
 
     @property
     def availability(self) -> Availability:
-        """Whether developers can use this provider's models, known without decrypting."""
+        """Whether developers can use this provider's models, known without decrypting. An
+        account with backup keys is available without a key of its own, or with its own
+        refused by the last test: calls use its backup keys then."""
         if not self.enabled:
             return Availability.PROVIDER_DISABLED
         if self.auth != AuthMode.DEFAULT_CHAIN:
             # The server's own credentials are resolved when called: only a test tells.
-            if not self.api_key_encrypted_with:
+            if not self.api_key_encrypted_with and not self.backup_keys_stored:
                 return Availability.MISSING_KEY
-            if self.api_key_encrypted_with not in api_key_ids():
+            if self.api_key_encrypted_with not in ("", *api_key_ids()):
                 return Availability.KEY_UNREADABLE
+        if self.check_status == CheckStatus.REJECTED and self.backup_keys_stored:
+            return Availability.AVAILABLE
         # What the last test of these credentials found holds until the next test.
         return FAILED_CHECKS.get(self.check_status, Availability.AVAILABLE)
 
@@ -520,6 +532,9 @@ class BackupKey(KeyUse):
     # The account's address (Provider.address) when the key was entered.
     entered_for = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Changed by every save, never by a call's: a call tells by it that the key it cools is
+    # still the one it sent (key_pools.key_cool).
+    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["provider", "position", "pk"]

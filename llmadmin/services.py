@@ -36,7 +36,14 @@ logger = logging.getLogger(__name__)
 
 @sensitive_variables("api_key")
 def provider_set_api_key(*, provider: Provider, api_key: str | None) -> Provider:
-    """Store a new key (None or empty removes it); raises ValidationError without saving."""
+    """Store a new key (None or empty removes it); raises ValidationError without saving.
+    One of the account's backup keys is refused: it would fail over to the key that just
+    failed."""
+    if api_key and any(
+        provider.usable(backup.api_key) == api_key for backup in provider.backup_keys.all()
+    ):
+        message = f"{provider.label} holds this key as a backup key: its own must be another."
+        raise ValidationError({"api_key": message})
     provider.replace_api_key(api_key)
     provider.full_clean()
     provider.save()

@@ -20,8 +20,12 @@ def provider_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 def backup_key_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
     """A backup key saved or deleted: its account's calls read their keys again."""
-    from llmadmin.models import ConfigurationChange, configuration_changed
+    from django.db.models import Exists, OuterRef
 
+    from llmadmin.models import BackupKey, ConfigurationChange, Provider, configuration_changed
+
+    stored = BackupKey.objects.filter(provider=OuterRef("pk"))
+    Provider.objects.filter(pk=instance.provider_id).update(backup_keys_stored=Exists(stored))
     configuration_changed(ConfigurationChange.Kind.PROVIDERS, [instance.provider_id])
 
 

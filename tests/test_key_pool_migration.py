@@ -10,7 +10,7 @@ from django.apps.registry import Apps
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from llmadmin.key_pools import PoolKey, pool_of
+from llmadmin.key_pools import pool_of
 from llmadmin.models import BackupKey, Provider, api_key_ids
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -54,10 +54,9 @@ def test_0018_keeps_each_accounts_key_as_its_pools_key_1_and_can_be_undone(at_00
     migrated_to(AFTER)
 
     accounts = {provider.type: provider for provider in Provider.objects.all()}
-    assert pool_of(accounts["openai"]) == [PoolKey(0, None, {"api_key": OPENAI_KEY})]
-    assert pool_of(accounts["bedrock"]) == [
-        PoolKey(
-            0,
+    assert keys_of(accounts["openai"]) == [(None, {"api_key": OPENAI_KEY})]
+    assert keys_of(accounts["bedrock"]) == [
+        (
             None,
             {
                 "aws_access_key_id": KEY_ID,
@@ -66,7 +65,7 @@ def test_0018_keeps_each_accounts_key_as_its_pools_key_1_and_can_be_undone(at_00
             },
         )
     ]
-    assert pool_of(accounts["anthropic"]) == []
+    assert keys_of(accounts["anthropic"]) == []
     assert not BackupKey.objects.exists()
     assert {
         (provider.key_cooldown, provider.cooling_until, provider.cooling_reason)
@@ -83,3 +82,8 @@ def test_0018_keeps_each_accounts_key_as_its_pools_key_1_and_can_be_undone(at_00
         OPENAI_KEY
     )
     assert "llmadmin_backupkey" not in connection.introspection.table_names()
+
+
+def keys_of(provider: Provider) -> list[tuple[int | None, dict[str, str]]]:
+    """The account's pool: each key's backup key id (None: its own) and credentials."""
+    return [(key.backup_id, key.credentials) for key in pool_of(provider)]

@@ -63,11 +63,6 @@ def answer_of(admission: Admission) -> str:
 # --- Which refusals fail over -----------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Gemini's 400 API_KEY_INVALID is a rejected key (KeyRejected) but gets no key_fault "
-    "(key_fault_of reads the status alone), so it neither fails over nor cools the key.",
-)
 def test_a_gemini_key_refused_with_400_api_key_invalid_fails_over_to_the_backup_key(developer):
     with serve(FakeProvider("google", GOOD_KEY)) as fake:
         provider = provider_at("google", fake.url, api_key="AIza-revoked-key-0001")
@@ -79,12 +74,6 @@ def test_a_gemini_key_refused_with_400_api_key_invalid_fails_over_to_the_backup_
     assert Provider.objects.get(pk=provider.pk).cooling_reason == KeyFault.REJECTED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Bedrock's 403 AccessDeniedException (LacksPermission: this key may not call this "
-    "model) cools the key as rejected with no end, so one model no key may call takes every "
-    "model of the account away until an admin acts.",
-)
 def test_a_key_lacking_permission_for_one_model_still_answers_the_accounts_other_models(developer):
     fake = KeyPoolFake(
         "bedrock",
@@ -131,11 +120,6 @@ class OpenRouterPool(KeyPoolFake):
         return 402, {"Content-Type": "application/json"}, iter([json.dumps(payload).encode()])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="OpenRouter's 402 (the key's credits are spent: a fault of that key alone, which "
-    "another key of the account does not share) gets no key_fault, so it does not fail over.",
-)
 def test_an_openrouter_key_out_of_credits_fails_over_to_the_backup_key(developer):
     with serve_pool(OpenRouterPool("openrouter", {KEYS[0]: Behaviour(402), KEYS[1]: OK})) as fake:
         provider = provider_at("openrouter", fake.url, api_key=KEYS[0])
@@ -150,12 +134,6 @@ def test_an_openrouter_key_out_of_credits_fails_over_to_the_backup_key(developer
 # --- Backup keys the account's own key keeps from being used ----------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A connection test that finds the account's own key refused makes the account "
-    "unavailable (Provider.availability reads check_status alone), though its backup keys "
-    "answer.",
-)
 def test_a_failed_connection_test_of_the_own_key_leaves_the_backup_keys_answering(developer):
     with serve(FakeProvider("openai", GOOD_KEY)) as fake:
         provider = provider_at("openai", fake.url, api_key="sk-revoked-0001")
@@ -166,12 +144,6 @@ def test_a_failed_connection_test_of_the_own_key_leaves_the_backup_keys_answerin
         assert answered(developer, model.pk) == "Hello world"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="An account whose own key was removed is unavailable (availability: missing key) "
-    "and its one-key pool is called with the own credentials (failover_events' single-key "
-    "path), though pool_of takes its backup keys alone.",
-)
 def test_an_account_whose_own_key_was_removed_is_answered_by_its_backup_key(developer):
     with serve(FakeProvider("openai", GOOD_KEY)) as fake:
         provider = provider_at("openai", fake.url, api_key="sk-revoked-0001")
@@ -186,12 +158,6 @@ def test_an_account_whose_own_key_was_removed_is_answered_by_its_backup_key(deve
 # --- An admin's change meeting a call ---------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A call still sending the old key cools the key an admin just pasted (key_cool "
-    "updates the row by id, whatever key it holds now), so the new key is left out as refused "
-    "until an admin acts again.",
-)
 def test_a_call_refused_with_the_old_key_does_not_cool_the_key_an_admin_just_pasted(developer):
     new_key = "sk-pool-own-renewed-0009"
     with pool("openai", REFUSED, OK) as (fake, model):
@@ -215,12 +181,6 @@ def test_a_call_refused_with_the_old_key_does_not_cool_the_key_an_admin_just_pas
 # --- The audit --------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BackupKey is not registered with auditlog (llmadmin/apps.py registers Provider and "
-    "LLMModel only): a backup key added, replaced or deleted leaves no audit entry, though the "
-    "README says their changes are in the audit.",
-)
 def test_a_backup_key_added_by_set_provider_key_is_in_the_audit_without_the_key():
     ProviderFactory(openai=True, api_key="sk-own")
     secret = "sk-proj-AUDITEDBACKUP-0001"
@@ -242,12 +202,6 @@ def test_a_backup_key_added_by_set_provider_key_is_in_the_audit_without_the_key(
 # --- One key twice in a pool ------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="set_provider_key (provider_set_api_key) stores as the account's own key one of its "
-    "backup keys, which backup_key_set refuses the other way round: a call then fails over to "
-    "the very key that just failed.",
-)
 def test_set_provider_key_refuses_as_the_own_key_one_of_the_accounts_backup_keys():
     provider = ProviderFactory(openai=True, api_key="sk-own")
     BackupKeyFactory(provider=provider, name="Team A", api_key="sk-team-a-key")

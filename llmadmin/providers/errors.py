@@ -44,9 +44,12 @@ class ProviderError(Exception):
 
 
 # Failures before an answer began that another key of the account may not meet, and so are
-# tried once more on the next key: the key refused (401, 403), rate-limited (429), the
-# provider failing (5xx), or no connection.
-KEY_FAULTS = ("rejected", "rate_limited", "failed", "unreachable")
+# tried once more on the next key: the key refused (401, 403, Gemini's API_KEY_INVALID),
+# rate-limited (429), out of credit (402), the provider failing (5xx), or no connection. A key
+# that may not call this model (AWS's AccessDenied) is tried on the next key too, but not
+# cooled down: it may call the account's other models.
+KEY_FAULTS = ("rejected", "rate_limited", "out_of_credit", "failed", "unreachable")
+NO_PERMISSION = "no_permission"
 # The longest Retry-After a provider is taken at (beyond it, an admin's action is due).
 MAX_RETRY_AFTER = 3600
 
@@ -63,12 +66,17 @@ def retry_after_of(value: str | None) -> int | None:
     return max(1, min(MAX_RETRY_AFTER, math.ceil(seconds)))
 
 
-def key_fault_of(status: int | None) -> str | None:
-    """The KEY_FAULTS kind of a refused call's status; None (no status) for no connection."""
+def key_fault_of(error: ProviderError, status: int | None) -> str | None:
+    """The KEY_FAULTS kind (or NO_PERMISSION) of a call refused with `error` and `status`
+    (None: no connection); None when another key would fare no better."""
     if status is None:
         return "unreachable"
-    if status in (401, 403):
+    if isinstance(error, LacksPermission):
+        return NO_PERMISSION
+    if isinstance(error, KeyRejected) or status in (401, 403):
         return "rejected"
+    if status == 402:
+        return "out_of_credit"
     if status == 429:
         return "rate_limited"
     if status >= 500:

@@ -333,7 +333,7 @@ class ProviderClient:
         except Exception as error:
             self.billable = False  # the request never reached a provider that took it
             failure = unreachable(ChatError, host, error)
-            failure.key_fault = key_fault_of(None)
+            failure.key_fault = key_fault_of(failure, None)
             raise failure from None
         try:
             if response.status_code >= 300:
@@ -341,7 +341,7 @@ class ProviderClient:
                 head = await head_of(response)
                 refusal = self.refusal("POST", response.status_code, head, response.headers)
                 failure = refusal or chat_error_for(response.status_code, head)
-                failure.key_fault = key_fault_of(response.status_code)
+                failure.key_fault = key_fault_of(failure, response.status_code)
                 if failure.key_fault == "rate_limited":
                     failure.retry_after = retry_after_of(response.headers.get("Retry-After"))
                 raise failure

@@ -45,6 +45,8 @@ NOT_AUDITED = ["created_at", "updated_at", "check_status", "check_reason", "chec
 KEY_USE = ["last_used_at", "cooling_until", "cooling_reason"]
 # An admin's "Try again" on a key cooling down: the cooldown it cleared.
 TRIED_AGAIN, CLEARED = "try again", "Cleared"
+ENTERED_AGAIN = "pasted again"
+SENT_ANEW = "The same key, sent to the account's address as it is now and tried again"
 
 
 def not_a_change(model: type[db.Model]) -> list[str]:
@@ -176,6 +178,17 @@ def log_tried_again(key: Any, *, was: str) -> None:
     cooldown it cleared, in our words."""
     LogEntry.objects.log_create(
         key, action=LogEntry.Action.UPDATE, changes={TRIED_AGAIN: [was, CLEARED]}, force_log=True
+    )
+
+
+def log_entered_again(key: Any) -> None:
+    """A backup key pasted again as it was: no change auditlog sees, but it is sent anew (to
+    the account's address as it is now, its cooldown cleared)."""
+    LogEntry.objects.log_create(
+        key,
+        action=LogEntry.Action.UPDATE,
+        changes={ENTERED_AGAIN: ["", SENT_ANEW]},
+        force_log=True,
     )
 
 

@@ -12,6 +12,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
+from django.forms.utils import ErrorDict
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -110,7 +111,7 @@ class VersionedForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.check_version = check_version
         if self.instance.pk:
-            self.initial["version"] = version_token(stored_version(self.instance))
+            self.initial["version"] = version_token(self.version_of(self.instance))
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
@@ -119,8 +120,12 @@ class VersionedForm(forms.ModelForm):
             self.refuse_if_stale(posted)
         return cleaned
 
+    def version_of(self, obj: models.Model) -> dict[str, str]:
+        """What the page is checked against: the stored values it edits."""
+        return stored_version(obj)
+
     def refuse_if_stale(self, posted: str) -> None:
-        version = stored_version(self.stored_for_update())
+        version = self.version_of(self.stored_for_update())
         loaded = dict(item.split(":", 1) for item in posted.split(",") if ":" in item)
         changed = [name for name, digest in version.items() if loaded.get(name) != digest]
         if not changed:
@@ -145,7 +150,12 @@ class VersionedForm(forms.ModelForm):
     def field_label(self, name: str) -> str:
         if name in self.fields and self.fields[name].label:
             return str(self.fields[name].label)
+        if name in self.other_versions:
+            return self.other_versions[name]
         return capfirst(self.instance._meta.get_field(name).verbose_name)
+
+    # What the page edits besides the object's own fields (version_of), by name: its label.
+    other_versions: dict[str, str] = {}
 
 
 class ProviderAddForm(forms.ModelForm):
@@ -161,6 +171,19 @@ class ProviderAdminForm(VersionedForm):
     # Secrets typed into the attempt just refused for another field (set by the admin):
     # used when their field is left blank, so nothing typed is lost and nothing is re-rendered.
     kept_secrets: dict[str, str] = {}
+    other_versions = {"backup_keys": "Backup keys"}
+
+    def version_of(self, obj: models.Model) -> dict[str, str]:
+        """The account's fields and its backup keys on the page: a key another admin added,
+        changed or deleted since the page was loaded makes its save stale too (each key's
+        updated_at changes with every save, never with a call's cooldown)."""
+        keys = list(
+            BackupKey.objects.filter(provider=obj).order_by("pk").values_list("pk", "updated_at")
+        )
+        text = json.dumps(keys, default=str)
+        digest = salted_hmac("llmadmin.forms.stored_version", f"backup_keys={text}")
+        return {**stored_version(obj), "backup_keys": digest.hexdigest()[:12]}
+
     # Secret fields this save changes without text typed into them (a kept secret used, the
     # old session token dropped): they count as changed.
     changed_untyped: list[str] = []
@@ -441,9 +464,12 @@ class BackupKeyForm(forms.ModelForm):
         *args: Any,
         provider: Provider,
         kept_secrets: dict[str, str] | None = None,
+        vanished: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        # A row of a key deleted since the page was loaded: left out, unchecked.
+        self.vanished = vanished
         # The account as this save leaves it: a secret typed is entered for its address.
         self.provider = provider
         # Secrets typed into the attempt just refused, used where their field is left blank.
@@ -452,7 +478,7 @@ class BackupKeyForm(forms.ModelForm):
         # typed (entered again), whether it goes after the others, and its cooldown when Try
         # again cleared it (for the audit).
         self.credentials: dict[str, str | None] = {}
-        self.entered = self.placed_last = False
+        self.entered = self.placed_last = self.entered_again = False
         self.tried_again = ""
         # Declared fields are always a form's: only those the admin offers stay.
         for name in [*BACKUP_KEY_FIELDS, "try_again"]:
@@ -484,6 +510,12 @@ class BackupKeyForm(forms.ModelForm):
         """Whether the credential fields offered are those of this way of signing in."""
         offered = [name for name in BACKUP_KEY_FIELDS if name in self.fields]
         return offered == backup_key_fields(auth)
+
+    def full_clean(self) -> None:
+        if self.vanished:
+            self._errors, self.cleaned_data = ErrorDict(), {"DELETE": True}
+            return
+        super().full_clean()
 
     def has_changed(self) -> bool:
         # A secret kept from the last try is a change, though its field is blank.
@@ -537,6 +569,10 @@ class BackupKeyForm(forms.ModelForm):
     def save(self, commit: bool = True) -> BackupKey:
         key = super().save(commit=False)
         if self.entered:
+            stored = not key._state.adding
+            same = all(getattr(key, name) == value for name, value in self.credentials.items())
+            # Pasted again as it was: no change the audit sees, but sent anew.
+            self.entered_again = stored and same
             for name, value in self.credentials.items():
                 setattr(key, name, value)
             key.enter_for(self.provider)
@@ -570,11 +606,35 @@ class BackupKeyFormSet(forms.BaseInlineFormSet):
     ) -> None:
         # The secrets typed into the attempt just refused, by row (row_key).
         self.kept_rows = kept_rows or {}
+        # The rows of keys deleted since the page was loaded (drop_vanished_rows).
+        self.vanished: set[int] = set()
         prefix = prefix or self.get_default_prefix()
         # Posted without its rows (a script older than key pools; the page always sends
         # them), the account's backup keys are left as they are.
         self.left_out = data is not None and f"{prefix}-TOTAL_FORMS" not in data
         super().__init__(None if self.left_out else data, *args, prefix=prefix, **kwargs)
+        if self.is_bound and not self.left_out:
+            self.drop_vanished_rows()
+
+    def drop_vanished_rows(self) -> None:
+        """Rows of keys deleted since the page was loaded are left out (as if deleted here):
+        the account's form says the keys changed meanwhile (its version check)."""
+        stored = {str(pk) for pk in self.get_queryset().values_list("pk", flat=True)}
+        id_name = self.model._meta.pk.name
+        try:
+            rows = range(self.initial_form_count())
+        except forms.ValidationError:
+            return  # no management form: the formset says so
+        vanished = [
+            index
+            for index in rows
+            if self.data.get(f"{self.add_prefix(index)}-{id_name}", "") not in stored
+        ]
+        self.vanished = set(vanished)
+        if vanished:
+            self.data = self.data.copy()
+            for index in vanished:
+                self.data[f"{self.add_prefix(index)}-DELETE"] = "on"
 
     def is_valid(self) -> bool:
         return self.left_out or super().is_valid()
@@ -591,13 +651,21 @@ class BackupKeyFormSet(forms.BaseInlineFormSet):
         posted = self.data.get(f"{self.add_prefix(index)}-{self.model._meta.pk.name}")
         if index < self.initial_form_count() and posted:
             return f"key-{posted}"
-        return f"new-{index}-{self.data.get(self.add_prefix(index) + '-name', '')}"
+        # With how many new rows there are: once one is added or removed, a place may be
+        # another row's, and no kept secret is put back into a new row.
+        new_rows = self.total_form_count() - self.initial_form_count()
+        return f"new-{new_rows}-{index}-{self.data.get(self.add_prefix(index) + '-name', '')}"
 
     def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
         kept = {}
         if self.is_bound and index is not None:
             kept = self.kept_rows.get(self.row_key(index), {})
-        return {**super().get_form_kwargs(index), "provider": self.instance, "kept_secrets": kept}
+        return {
+            **super().get_form_kwargs(index),
+            "provider": self.instance,
+            "kept_secrets": kept,
+            "vanished": index in self.vanished,
+        }
 
     @sensitive_variables("typed")
     def typed_secrets(self) -> dict[str, dict[str, str]]:
@@ -639,8 +707,14 @@ class BackupKeyFormSet(forms.BaseInlineFormSet):
                         "position", f"Another backup key has order {position}: give each its own."
                     )
         last = max(numbered, default=0)
+        highest = self.form.base_fields["position"].max_value
         for form in kept:
             if form.placed_last:
+                if last >= highest:
+                    form.add_error(
+                        "position", f"No order is left after {last}: number the keys lower."
+                    )
+                    continue
                 last += 1
                 form.instance.position = last
 

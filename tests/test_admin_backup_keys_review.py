@@ -40,11 +40,6 @@ def audit_entries(mark: int, key: BackupKey) -> list[LogEntry]:
 # --- Two admins on one account's page -----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A page loaded before another admin renamed or reordered a backup key silently "
-    "reverts that change when saved (the page's version covers the account, not its keys).",
-)
 def test_a_page_loaded_before_another_admins_key_change_does_not_revert_it(admin_client):
     provider = openai()
     BackupKeyFactory(provider=provider, name="Team A", position=1, api_key=KEY_A)
@@ -58,11 +53,6 @@ def test_a_page_loaded_before_another_admins_key_change_does_not_revert_it(admin
     assert keys_of(provider) == [(1, "Team A (EU)")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A key added from a page loaded before another admin added one takes the same "
-    "order, and every later save of the page is refused on rows nobody touched.",
-)
 def test_keys_added_from_two_pages_get_orders_of_their_own(admin_client):
     provider = openai()
     loaded = admin_client.get(change_url(provider))
@@ -78,11 +68,6 @@ def test_keys_added_from_two_pages_get_orders_of_their_own(admin_client):
     assert renamed.status_code == 302, row_errors(renamed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A page loaded before another admin deleted a backup key is refused on that "
-    "row's hidden id, an error the page never shows: it can't be saved until reloaded.",
-)
 def test_a_page_holding_a_key_deleted_meanwhile_says_why_it_is_refused(admin_client):
     provider = openai()
     BackupKeyFactory(provider=provider, name="Team A", position=1, api_key=KEY_A)
@@ -103,11 +88,6 @@ def test_a_page_holding_a_key_deleted_meanwhile_says_why_it_is_refused(admin_cli
 # --- Bad input -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A new key without an order after a key of order 32767 is numbered 32768: a 500 "
-    "on PostgreSQL (smallint out of range), stored out of the form's range on SQLite.",
-)
 def test_a_new_key_after_the_highest_order_is_refused_or_numbered_within_range(admin_client):
     provider = openai()
     BackupKeyFactory(provider=provider, name="Last", position=32767, api_key=KEY_A)
@@ -120,12 +100,6 @@ def test_a_new_key_after_the_highest_order_is_refused_or_numbered_within_range(a
     assert save(admin_client, provider, name="OpenAI (main)").status_code == 302
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="The secret kept from a refused save for a new row is found by the row's place "
-    "and name: removing an unnamed new row saves its key into the row renumbered in its "
-    "place.",
-)
 def test_removing_a_new_row_after_a_refused_save_never_saves_its_key_into_another(admin_client):
     provider = openai()
     refused = save(
@@ -151,11 +125,6 @@ def test_removing_a_new_row_after_a_refused_save_never_saves_its_key_into_anothe
 # --- The audit -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A backup key pasted again with the value it had (for the account's new address, "
-    "or to clear a refusal) is sent anew yet leaves no audit entry.",
-)
 @pytest.mark.parametrize("why", ["moved", "refused"])
 def test_a_key_pasted_again_with_its_value_is_audited(admin_client, why):
     provider = ProviderFactory(openai_compat=True, api_key=OWN_KEY)
@@ -183,11 +152,6 @@ def test_a_key_pasted_again_with_its_value_is_audited(admin_client, why):
 # --- What the pages say --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='The provider list says "some to paste again" when every backup key was entered '
-    "for an address the account no longer has (two different old ones).",
-)
 def test_the_list_says_every_key_is_to_paste_again_when_none_is_for_the_address(admin_client):
     provider = ProviderFactory(openai_compat=True, api_key=OWN_KEY)
     BackupKeyFactory(provider=provider, name="Team A")  # for http://litellm:4000/v1
@@ -200,12 +164,6 @@ def test_the_list_says_every_key_is_to_paste_again_when_none_is_for_the_address(
     assert "2 backup keys · 2 to paste again" in list_row(html, "OpenAI Compatible")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="A save refused with a new base URL shows every backup key as entered for another "
-    "address, though nothing was saved and calls still use them (the state is told against "
-    "the unsaved account).",
-)
 def test_a_refused_save_shows_each_keys_state_as_stored(admin_client):
     provider = ProviderFactory(openai_compat=True, api_key=OWN_KEY)
     BackupKeyFactory(provider=provider, name="Team A", api_key=KEY_A)

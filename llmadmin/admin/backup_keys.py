@@ -69,9 +69,11 @@ class BackupKeyInline(admin.TabularInline):
     def state(self, key: BackupKey) -> str:
         if key.pk is None:
             return ""
-        if key.provider.auth == AuthMode.DEFAULT_CHAIN:
+        # As stored: a refused save's page holds the account as typed (its `stored` copy).
+        provider = getattr(key.provider, "stored", key.provider)
+        if provider.auth == AuthMode.DEFAULT_CHAIN:
             return SERVER_CREDENTIALS
-        return key.state(key.provider, timezone.now())
+        return key.state(provider, timezone.now())
 
 
 def key_pool_counts() -> dict[str, Any]:
@@ -109,8 +111,9 @@ def key_pool_summary(provider: Provider) -> str:
     entered_for = {provider.backups_entered_first, provider.backups_entered_last}
     if entered_for == {provider.address}:
         to_paste: int | str = provider.backups_unreadable
-    elif len(entered_for) == 1:
-        to_paste = total  # all entered for another address
+    elif provider.address not in entered_for:
+        # Neither the first nor the last address is this one: none between them is either.
+        to_paste = total
     else:
         to_paste = "some"  # some for another: how many, only the page tells
     if to_paste:

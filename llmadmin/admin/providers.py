@@ -34,7 +34,7 @@ from llmadmin.admin.typed_secrets import (
     typed_test,
     typed_test_key,
 )
-from llmadmin.audit import log_connection_test, log_tried_again
+from llmadmin.audit import log_connection_test, log_entered_again, log_tried_again
 from llmadmin.forms import (
     AUTH_MODE_FIELDS,
     BACKUP_KEY_SECRETS,
@@ -237,6 +237,8 @@ class ProviderAdmin(admin.ModelAdmin):
             for row in formset.forms:
                 if row.tried_again:
                     log_tried_again(row.instance, was=row.tried_again)
+                if row.entered_again:
+                    log_entered_again(row.instance)
 
     def response_add(
         self, request: HttpRequest, obj: Provider, post_url_continue: str | None = None

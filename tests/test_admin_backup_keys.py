@@ -1,5 +1,6 @@
 """An account's backup keys on its admin page: added, replaced, kept, reordered, deleted and
-tried again; each key's state; never a secret on a page; the provider list's key pools."""
+tried again; each key's state; never a secret on a page; the provider list's key pools; two
+admins on one page; the audit; the account's deletion taking its keys along."""
 
 from __future__ import annotations
 
@@ -7,11 +8,15 @@ import re
 from datetime import timedelta
 
 import pytest
+from auditlog.models import LogEntry
 from django.contrib.auth.models import Permission, User
+from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import escape
 
+from llmadmin.audit import latest_entry_pk
 from llmadmin.forms import BACKUP_KEY_SECRETS
 from llmadmin.key_pools import pool_of
 from llmadmin.models import SECRET_FIELDS, BackupKey, KeyFault, Provider
@@ -247,6 +252,28 @@ def test_a_key_typed_into_a_save_refused_elsewhere_is_kept_encrypted_for_the_nex
     assert not [key for key, _ in admin_client.session.items() if "backup-secrets" in key]
 
 
+def test_removing_a_new_row_after_a_refused_save_never_saves_its_key_into_another(admin_client):
+    provider = openai()
+    refused = save(
+        admin_client,
+        provider,
+        new=[{"name": "", "key": KEY_A}, {"name": "", "key": KEY_B}],
+        key_cooldown="0",
+    )
+    assert refused.status_code == 200
+    # The admin removes the first new row (its "remove" link): Django's inline script
+    # renumbers the rows after it, so the second is posted as the first.
+    posted = as_posted(refused, key_cooldown="30")
+    posted["backup_keys-TOTAL_FORMS"] = "1"
+    posted = {
+        name: value for name, value in posted.items() if not name.startswith("backup_keys-1-")
+    }
+
+    admin_client.post(change_url(provider), posted)
+
+    assert KEY_A not in BackupKey.objects.values_list("api_key", flat=True)
+
+
 def test_the_accounts_own_key_typed_into_a_save_a_backup_key_refused_is_kept(admin_client):
     provider = openai()
     own = "sk-own-key-replaced-0002"
@@ -322,6 +349,102 @@ def test_a_deleted_backup_key_is_gone(admin_client):
     assert keys_of(provider) == [(2, "Team B")]
 
 
+def test_a_new_key_after_the_highest_order_is_refused_or_numbered_within_range(admin_client):
+    provider = openai()
+    BackupKeyFactory(provider=provider, name="Last", position=32767, api_key=KEY_A)
+
+    response = save(admin_client, provider, new=[{"name": "Team B", "key": KEY_B}])
+
+    assert response.status_code in (200, 302)
+    assert all(0 <= position <= 32767 for position, _ in keys_of(provider))
+    # Whatever it stored, the page saves again as it shows it.
+    assert save(admin_client, provider, name="OpenAI (main)").status_code == 302
+
+
+# --- Two admins on one account's page -----------------------------------------------------------
+
+
+def test_a_page_loaded_before_another_admins_key_change_does_not_revert_it(admin_client):
+    provider = openai()
+    BackupKeyFactory(provider=provider, name="Team A", position=1, api_key=KEY_A)
+    # Admin 1 opens the page and unticks Enabled; admin 2 renames the key meanwhile.
+    loaded = page_as_posted(admin_client, provider, enabled="")
+    assert save(admin_client, provider, rows={0: {"name": "Team A (EU)"}}).status_code == 302
+
+    admin_client.post(change_url(provider), loaded)
+
+    # Saved over (refused as the account's own fields are) or not: the rename stays.
+    assert keys_of(provider) == [(1, "Team A (EU)")]
+
+
+def test_keys_added_from_two_pages_get_orders_of_their_own(admin_client):
+    provider = openai()
+    loaded = admin_client.get(change_url(provider))
+    assert save(admin_client, provider, new=[{"name": "Team B", "key": KEY_B}]).status_code == 302
+
+    admin_client.post(
+        change_url(provider), as_posted(loaded, new=[{"name": "Team A", "key": KEY_A}])
+    )
+
+    orders = [position for position, _ in keys_of(provider)]
+    assert len(set(orders)) == len(orders)
+    renamed = save(admin_client, provider, name="OpenAI (main)")
+    assert renamed.status_code == 302, row_errors(renamed)
+
+
+def test_a_page_holding_a_key_deleted_meanwhile_says_why_it_is_refused(admin_client):
+    provider = openai()
+    BackupKeyFactory(provider=provider, name="Team A", position=1, api_key=KEY_A)
+    loaded = page_as_posted(admin_client, provider, name="OpenAI (main)")
+    BackupKey.objects.all().delete()  # another admin's save
+
+    response = admin_client.post(change_url(provider), loaded)
+
+    if response.status_code == 302:  # saved without the key deleted meanwhile
+        assert not BackupKey.objects.exists()
+        return
+    errors = [
+        message for row in row_errors(response) for found in row.values() for message in found
+    ]
+    assert [message for message in errors if escape(message) not in response.text] == []
+
+
+# --- Deleting the account -----------------------------------------------------------------------
+
+
+# A marker in each of the deleted account's keys.
+DELETED_SECRET = "SECRETBACKUP"
+
+
+def test_deleting_an_account_lists_its_backup_keys_by_name_and_deletes_them(admin_client):
+    """An account's backup keys go with it: the deletion's confirmation page lists them by
+    name, never by any part of a key, and deleting the account deletes them."""
+    account = ProviderFactory(
+        openai_compat=True, name="Internal vLLM", api_key=f"sk-{DELETED_SECRET}-0"
+    )
+    BackupKeyFactory(provider=account, position=1, name="Team A", api_key=f"sk-{DELETED_SECRET}-1")
+    BackupKeyFactory(provider=account, position=2, api_key=f"sk-{DELETED_SECRET}-2")
+    kept = BackupKeyFactory(provider=ProviderFactory(openai_compat=True, name="LiteLLM"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT api_key FROM llmadmin_backupkey")
+        ciphertexts = [ciphertext for (ciphertext,) in cursor.fetchall()]
+    url = reverse("admin:llmadmin_provider_delete", args=[account.pk])
+
+    page = admin_client.get(url)
+    response = admin_client.post(url, {"post": "yes"})
+
+    assert page.status_code == 200
+    listed = [re.sub(r"\s+", " ", item) for item in re.findall(r"<li>([^<]*)", page.text)]
+    assert "Backup keys: 2" in listed
+    assert {"Backup key: Team A", "Backup key: Backup key 2"} <= set(listed)
+    assert DELETED_SECRET not in page.text
+    assert not any(ciphertext[:24] in page.text for ciphertext in ciphertexts)
+    assert response.status_code == 302
+    assert list(BackupKey.objects.all()) == [kept]
+    audit = repr(list(LogEntry.objects.values()))
+    assert DELETED_SECRET not in audit and "gAAAAA" not in audit
+
+
 # --- State, Try again ---------------------------------------------------------------------------
 
 
@@ -348,6 +471,23 @@ def test_each_key_says_whether_it_is_tried_and_when_a_cooling_one_comes_back(adm
         "Refused by the provider: left out until you paste it again or tick Try again.",
         "Unreadable with the server&#x27;s encryption keys: paste it again.",
     ]
+
+
+def test_a_refused_save_shows_each_keys_state_as_stored(admin_client):
+    provider = ProviderFactory(openai_compat=True, api_key=OWN_KEY)
+    BackupKeyFactory(provider=provider, name="Team A", api_key=KEY_A)
+
+    refused = save(
+        admin_client,
+        provider,
+        base_url="http://litellm-eu:4000/v1",
+        api_key=OWN_KEY,
+        key_cooldown="0",
+    )
+
+    assert refused.status_code == 200
+    assert Provider.objects.get(pk=provider.pk).base_url == "http://litellm:4000/v1"
+    assert states(refused.text) == ["Ready; not used yet."]
 
 
 @pytest.mark.parametrize(
@@ -537,6 +677,39 @@ def test_a_passing_connection_test_clears_the_accounts_own_key_cooldown(admin_cl
     assert (provider.check_status, provider.cooling_reason) == ("verified", "")
 
 
+# --- The audit ----------------------------------------------------------------------------------
+
+
+def audit_entries(mark: int, key: BackupKey) -> list[LogEntry]:
+    content_type = ContentType.objects.get_for_model(key)
+    found = LogEntry.objects.filter(pk__gt=mark, content_type=content_type, object_id=key.pk)
+    return list(found.order_by("pk"))
+
+
+@pytest.mark.parametrize("why", ["moved", "refused"])
+def test_a_key_pasted_again_with_its_value_is_audited(admin_client, why):
+    provider = ProviderFactory(openai_compat=True, api_key=OWN_KEY)
+    key = BackupKeyFactory(provider=provider, name="Team A", api_key=KEY_A)
+    account: dict[str, str] = {}
+    if why == "moved":
+        account = {"base_url": "http://litellm-eu:4000/v1", "api_key": OWN_KEY}
+    else:
+        BackupKey.objects.filter(pk=key.pk).update(cooling_reason=KeyFault.REJECTED)
+    mark = latest_entry_pk()
+
+    response = save(admin_client, provider, rows={0: {"key": KEY_A}}, **account)
+
+    assert response.status_code == 302
+    key.refresh_from_db()
+    assert (key.entered_for, key.cooling_reason) == (
+        Provider.objects.get(pk=provider.pk).address,
+        "",
+    )
+    entries = audit_entries(mark, key)
+    assert entries, "the key sent anew, and nothing recorded"
+    assert not any(MARKER in str(entry.changes) for entry in entries)
+
+
 # --- Who sees what ------------------------------------------------------------------------------
 
 
@@ -668,3 +841,15 @@ def test_the_list_runs_the_same_queries_however_many_keys(
     # session, user, count, total count, the page's accounts (with their models and keys)
     with django_assert_num_queries(5):
         admin_client.get(CHANGELIST)
+
+
+def test_the_list_says_every_key_is_to_paste_again_when_none_is_for_the_address(admin_client):
+    provider = ProviderFactory(openai_compat=True, api_key=OWN_KEY)
+    BackupKeyFactory(provider=provider, name="Team A")  # for http://litellm:4000/v1
+    Provider.objects.filter(pk=provider.pk).update(base_url="http://litellm-eu:4000/v1")
+    BackupKeyFactory(provider=Provider.objects.get(pk=provider.pk), name="Team B")
+    Provider.objects.filter(pk=provider.pk).update(base_url="http://litellm-us:4000/v1")
+
+    html = admin_client.get(CHANGELIST).text
+
+    assert "2 backup keys · 2 to paste again" in list_row(html, "OpenAI Compatible")

@@ -1,9 +1,11 @@
 """An account's keys as calls use them: its own key first, then its backup keys in order.
 
 A call that fails before its answer began in a way another key may not (KEY_FAULTS: refused,
-rate-limited, the provider failing, no connection) cools its key down and is tried once more
-on the next key not cooling. Cooldowns are rows in the database, so every process and machine
-leaves the same keys out. An account with one key reads and writes none of this.
+rate-limited, out of credit, the provider failing, no connection) cools its key down and is
+tried once more on the next key not cooling (a key that may not call this model is tried on
+the next without cooling: it may call others). Cooldowns are rows in the database, so every
+process and machine leaves the same keys out. An account without backup keys reads and writes
+none of this.
 """
 
 from __future__ import annotations
@@ -53,8 +55,7 @@ class PoolKey:
 
 def pool_of(provider: Provider) -> list[PoolKey]:
     """The account's keys that calls may send, in order: its own when set, then each backup
-    key stored, readable and entered for its address. Reads the backup keys prefetched with
-    the provider (model_for_call), else queries them."""
+    key stored, readable and entered for its address (one query, for the backup keys)."""
     own = provider.credentials()
     keys = [PoolKey(0, None, own, stored_at=provider.updated_at)] if own else []
     for backup in provider.backup_keys.all():

@@ -156,47 +156,17 @@ class KeyUse(models.Model):
         self.cooling_forgotten = True
 
 
-class Provider(KeyUse):
-    """An LLM provider account, configured by an administrator: a type may have several (an
-    internal vLLM and a LiteLLM gateway, Azure in two regions), each with its own name,
-    credentials, address and models. Every type has at least one (apps.create_provider_rows)."""
+class Credentials(models.Model):
+    """A provider account's credentials, or one of its backup keys': an API key, or an IAM
+    access key (ID, secret, session token). The secrets are encrypted at rest, never shown,
+    exported or logged."""
 
-    type = models.CharField(max_length=32, choices=provider_type_choices)
-    name = models.CharField(
-        max_length=100,
-        validators=[validate_no_surrounding_whitespace, validate_no_hidden_characters],
-        help_text="What admins and developers call this account, e.g. Internal vLLM or Azure EU.",
-    )
-    slug = models.CharField(
-        max_length=50,
-        unique=True,
-        blank=True,
-        validators=[SLUG_VALIDATOR],
-        help_text="Names this account's models in the gateway where identifiers repeat "
-        "(slug/identifier). Empty: made from the name. Changing it renames them for clients.",
-        error_messages={"unique": "Another provider account has this slug."},
-    )
     api_key = APIKeyField(
         "API key",
         max_length=500,
         blank=True,
         null=True,
         validators=[validate_api_key],
-    )
-    base_url = models.CharField(
-        "base URL",
-        max_length=500,
-        blank=True,
-        validators=[validate_base_url],
-        help_text="Leave empty for the provider's own endpoint; set it for a proxy such as "
-        "LiteLLM, an AI gateway, or a regional or self-hosted endpoint.",
-    )
-    auth = models.CharField(
-        "authentication",
-        max_length=16,
-        choices=AuthMode.choices,
-        default=AuthMode.API_KEY,
-        help_text="How the server authenticates to the provider.",
     )
     aws_access_key_id = models.CharField(
         "AWS access key ID",
@@ -217,6 +187,46 @@ class Provider(KeyUse):
         blank=True,
         null=True,
         validators=[validate_api_key],
+    )
+
+    class Meta:
+        abstract = True
+
+
+class Provider(KeyUse, Credentials):
+    """An LLM provider account, configured by an administrator: a type may have several (an
+    internal vLLM and a LiteLLM gateway, Azure in two regions), each with its own name,
+    credentials, address and models. Every type has at least one (apps.create_provider_rows)."""
+
+    type = models.CharField(max_length=32, choices=provider_type_choices)
+    name = models.CharField(
+        max_length=100,
+        validators=[validate_no_surrounding_whitespace, validate_no_hidden_characters],
+        help_text="What admins and developers call this account, e.g. Internal vLLM or Azure EU.",
+    )
+    slug = models.CharField(
+        max_length=50,
+        unique=True,
+        blank=True,
+        validators=[SLUG_VALIDATOR],
+        help_text="Names this account's models in the gateway where identifiers repeat "
+        "(slug/identifier). Empty: made from the name. Changing it renames them for clients.",
+        error_messages={"unique": "Another provider account has this slug."},
+    )
+    base_url = models.CharField(
+        "base URL",
+        max_length=500,
+        blank=True,
+        validators=[validate_base_url],
+        help_text="Leave empty for the provider's own endpoint; set it for a proxy such as "
+        "LiteLLM, an AI gateway, or a regional or self-hosted endpoint.",
+    )
+    auth = models.CharField(
+        "authentication",
+        max_length=16,
+        choices=AuthMode.choices,
+        default=AuthMode.API_KEY,
+        help_text="How the server authenticates to the provider.",
     )
     # Which encryption key (by APIKeyField.key_ids) encrypted the secrets the auth mode uses;
     # empty when they are not all stored. Tells readability without decrypting.
@@ -488,7 +498,7 @@ def on_field(error: ValidationError, code: str, field: str) -> ValidationError:
     return ValidationError(errors)
 
 
-class BackupKey(KeyUse):
+class BackupKey(KeyUse, Credentials):
     """Another key of a provider account, tried after the account's own key (and the backup
     keys before it) when that one is refused, rate-limited or failing (key_pools). Sent only
     to the address it was entered for: the account's address then."""
@@ -502,29 +512,6 @@ class BackupKey(KeyUse):
         blank=True,
         validators=[validate_no_surrounding_whitespace, validate_no_hidden_characters],
         help_text="What tells this key apart, e.g. the project or team it belongs to.",
-    )
-    api_key = APIKeyField(
-        "API key", max_length=500, blank=True, null=True, validators=[validate_api_key]
-    )
-    aws_access_key_id = models.CharField(
-        "AWS access key ID",
-        max_length=128,
-        blank=True,
-        validators=[RegexValidator(r"^[A-Z0-9]{16,128}$", "Enter an access key ID such as AKIA….")],
-    )
-    aws_secret_access_key = APIKeyField(
-        "AWS secret access key",
-        max_length=128,
-        blank=True,
-        null=True,
-        validators=[validate_api_key],
-    )
-    aws_session_token = APIKeyField(
-        "AWS session token",
-        max_length=4096,
-        blank=True,
-        null=True,
-        validators=[validate_api_key],
     )
     # Which encryption key (by APIKeyField.key_ids) encrypted the secrets; empty when the
     # required ones are not stored. Tells readability without decrypting.

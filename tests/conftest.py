@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import threading
 import time
@@ -133,6 +134,17 @@ def developer(client, django_user_model):
     user = django_user_model.objects.create_user("dev")
     client.force_login(user)
     return user
+
+
+@pytest.fixture
+def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
+    """Every record at DEBUG, the "django" loggers' too (they don't propagate to the root)."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="django")
+    django_logger = logging.getLogger("django")
+    django_logger.addHandler(caplog.handler)
+    yield caplog
+    django_logger.removeHandler(caplog.handler)
 
 
 @pytest.fixture(autouse=True)

@@ -309,12 +309,18 @@ def test_a_post_without_the_backup_keys_rows_leaves_them_as_they_are(admin_clien
 # --- Order, deletion ----------------------------------------------------------------------------
 
 
-def test_editing_the_order_numbers_reorders_the_keys_and_the_page_lists_them_sorted(
-    admin_client,
-):
+def with_two_keys() -> Provider:
+    """An OpenAI account with backup keys Team A (order 1) and Team B (order 2)."""
     provider = openai()
     BackupKeyFactory(provider=provider, position=1, name="Team A")
     BackupKeyFactory(provider=provider, position=2, name="Team B")
+    return provider
+
+
+def test_editing_the_order_numbers_reorders_the_keys_and_the_page_lists_them_sorted(
+    admin_client,
+):
+    provider = with_two_keys()
 
     response = save(admin_client, provider, rows={0: {"position": "2"}, 1: {"position": "1"}})
 
@@ -326,9 +332,7 @@ def test_editing_the_order_numbers_reorders_the_keys_and_the_page_lists_them_sor
 
 
 def test_two_keys_given_one_order_are_refused_on_both(admin_client):
-    provider = openai()
-    BackupKeyFactory(provider=provider, position=1, name="Team A")
-    BackupKeyFactory(provider=provider, position=2, name="Team B")
+    provider = with_two_keys()
 
     response = save(admin_client, provider, rows={1: {"position": "1"}})
 
@@ -339,9 +343,7 @@ def test_two_keys_given_one_order_are_refused_on_both(admin_client):
 
 
 def test_a_deleted_backup_key_is_gone(admin_client):
-    provider = openai()
-    BackupKeyFactory(provider=provider, position=1, name="Team A")
-    BackupKeyFactory(provider=provider, position=2, name="Team B")
+    provider = with_two_keys()
 
     response = save(admin_client, provider, rows={0: {"DELETE": "on"}})
 

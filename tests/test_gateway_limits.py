@@ -9,11 +9,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
-from typing import Any
 from unittest.mock import patch
 
 import anthropic
-import httpx2
 import openai
 import pytest
 from django.contrib.auth.models import User
@@ -28,6 +26,7 @@ from gateway.tokens import token_mint
 from llmadmin.models import LLMModel
 from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
+from tests.gateway_sdks import HI, answer_text, asked, said, sdk
 from tests.providers.anthropic import fake as anthropic_fake
 from tests.providers.anthropic.fake import MessagesFake, serve_messages
 from tests.providers.fakes import FakeProvider, serve
@@ -35,14 +34,11 @@ from tests.stream_servers import Script, openai_delta, serve_script
 
 OPENAI_KEY = "sk-UPSTREAM-limits-7"
 ANTHROPIC_KEY = "sk-ant-fake-limits-7"
-HI = [{"role": "user", "content": "Hi"}]
 FAMILIES = ["openai", "anthropic"]
 # Each family's model on its fake.
 IDENTIFIERS = {"openai": "gpt-4.1", "anthropic": "claude-sonnet-4-6"}
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-SDK = openai.OpenAI | anthropic.Anthropic
 
 
 @pytest.fixture(scope="module")
@@ -82,61 +78,6 @@ def model_at(family: str, url: str) -> LLMModel:
     key = OPENAI_KEY if family == "openai" else ANTHROPIC_KEY
     provider = provider_at(family, url, api_key=key)
     return LLMModelFactory(provider=provider, identifier=IDENTIFIERS[family])
-
-
-def sdk(
-    family: str, server: str, secret: str, max_retries: int = 0, sent: list | None = None
-) -> SDK:
-    """The family's official client of the gateway; `sent` collects each request it sends."""
-    http_client = (
-        httpx2.Client(event_hooks={"request": [sent.append]}) if sent is not None else None
-    )
-    if family == "openai":
-        return openai.OpenAI(
-            base_url=f"{server}/gateway/openai/v1",
-            api_key=secret,
-            max_retries=max_retries,
-            http_client=http_client,
-        )
-    return anthropic.Anthropic(
-        base_url=f"{server}/gateway/anthropic",
-        api_key=secret,
-        max_retries=max_retries,
-        http_client=http_client,
-    )
-
-
-def asked(client: SDK, stream: bool = False) -> Any:
-    """A chat call: the answer, or its stream (unread)."""
-    if isinstance(client, openai.OpenAI):
-        return client.chat.completions.create(model="gpt-4.1", messages=HI, stream=stream)
-    return client.messages.create(
-        model="claude-sonnet-4-6", max_tokens=100, messages=HI, stream=stream
-    )
-
-
-def answer_text(client: SDK, stream: bool = False) -> str:
-    """A chat call's whole answer text."""
-    answer = asked(client, stream)
-    if isinstance(client, openai.OpenAI):
-        if stream:
-            return "".join(
-                chunk.choices[0].delta.content or "" for chunk in answer if chunk.choices
-            )
-        return answer.choices[0].message.content
-    if stream:
-        return "".join(
-            event.delta.text
-            for event in answer
-            if event.type == "content_block_delta" and event.delta.type == "text_delta"
-        )
-    return answer.content[0].text
-
-
-def said(error: openai.APIStatusError | anthropic.APIStatusError) -> str:
-    """The message of an SDK's error, in its family's error shape."""
-    body = error.body
-    return body["message"] if isinstance(error, openai.APIStatusError) else body["error"]["message"]
 
 
 def lease_of(user: User, tokens: tuple[float, int] | None = None, **moments: float) -> TurnLease:

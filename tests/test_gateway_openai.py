@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import secrets
 import time
 from collections.abc import Iterator
@@ -838,17 +837,6 @@ def test_a_client_that_leaves_closes_the_upstream_at_once_and_is_charged(base_ur
 
 
 # --- A hostile provider: its refusals in our words, the key never passed on --------------------
-
-
-@pytest.fixture
-def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
-    """Every record at DEBUG, the "django" loggers' too (they don't propagate to the root)."""
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="django")
-    django_logger = logging.getLogger("django")
-    django_logger.addHandler(caplog.handler)
-    yield caplog
-    django_logger.removeHandler(caplog.handler)
 
 
 @pytest.mark.parametrize(

@@ -135,17 +135,6 @@ def hostile_provider(
 
 
 @pytest.fixture
-def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
-    """Every record at DEBUG, the "django" loggers' too (they don't propagate to the root)."""
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="django")
-    django_logger = logging.getLogger("django")
-    django_logger.addHandler(caplog.handler)
-    yield caplog
-    django_logger.removeHandler(caplog.handler)
-
-
-@pytest.fixture
 def developer_client(django_user_model) -> Client:
     client = Client()
     client.force_login(django_user_model.objects.create_user("developer"))

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
-from typing import Any
 
 import anthropic
 import openai
@@ -47,6 +45,7 @@ from llmadmin.services import provider_check_connection
 from tests.chat_api import send, texts
 from tests.conftest import asgi_serving
 from tests.factories import BackupKeyFactory, LLMModelFactory, ProviderFactory, provider_at
+from tests.gateway_sdks import HI, answer_text, raw_answer, said, sdk
 from tests.providers.bedrock.fake import SIGNATURE_VERDICT
 from tests.providers.fakes import FakeProvider, serve
 from tests.providers.key_pool_fake import (
@@ -67,7 +66,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = ChatInput(system="", messages=[{"role": "user", "content": "Hi"}])
 GOOD_KEY = "sk-good-backup-0001"
-HI = [{"role": "user", "content": "Hi"}]
 FAMILIES = ["openai", "anthropic"]
 # Each family's model on its fake.
 IDENTIFIERS = {"openai": "gpt-4.1", "anthropic": "claude-sonnet-4-6"}
@@ -183,9 +181,6 @@ def eventually(check: Callable[[], bool], seconds: float = 10) -> bool:
 # --- The gateway, through the official SDKs ---------------------------------------------------
 
 
-SDK = openai.OpenAI | anthropic.Anthropic
-
-
 @pytest.fixture(scope="module")
 def server(django_db_blocker) -> Iterator[str]:
     """One server for the module's gateway tests (each brings its own rows, and waits for the
@@ -201,57 +196,6 @@ def server(django_db_blocker) -> Iterator[str]:
 @pytest.fixture
 def secret(developer) -> str:
     return token_mint(user=developer, name="laptop")[1]
-
-
-def sdk(family: str, server: str, secret: str) -> SDK:
-    """The family's official client of the gateway, retrying nothing itself."""
-    if family == "openai":
-        return openai.OpenAI(base_url=f"{server}/gateway/openai/v1", api_key=secret, max_retries=0)
-    return anthropic.Anthropic(
-        base_url=f"{server}/gateway/anthropic", api_key=secret, max_retries=0
-    )
-
-
-def request_of(client: SDK, stream: bool) -> tuple[Any, dict[str, Any]]:
-    """The SDK's chat method (its streaming-response form: the raw answer readable too) and
-    its arguments."""
-    if isinstance(client, openai.OpenAI):
-        return client.chat.completions, {"model": "gpt-4.1", "messages": HI, "stream": stream}
-    arguments = {"model": "claude-sonnet-4-6", "max_tokens": 100, "messages": HI}
-    return client.messages, {**arguments, "stream": stream}
-
-
-def answer_text(client: SDK, stream: bool = False) -> str:
-    """A gateway call's whole answer text, as the SDK reads it."""
-    api, arguments = request_of(client, stream)
-    answer = api.create(**arguments)
-    if isinstance(client, openai.OpenAI):
-        if stream:
-            return "".join(
-                chunk.choices[0].delta.content or "" for chunk in answer if chunk.choices
-            )
-        return answer.choices[0].message.content
-    if stream:
-        return "".join(
-            event.delta.text
-            for event in answer
-            if event.type == "content_block_delta" and event.delta.type == "text_delta"
-        )
-    return answer.content[0].text
-
-
-def raw_answer(client: SDK, stream: bool) -> tuple[int, str]:
-    """A gateway call's status, and its headers and body as they reached the client."""
-    api, arguments = request_of(client, stream)
-    with api.with_streaming_response.create(**arguments) as response:
-        body = response.read().decode()
-        return response.status_code, f"{dict(response.headers)}\n{body}"
-
-
-def said(error: openai.APIStatusError | anthropic.APIStatusError) -> str:
-    """The message of an SDK's error, in its family's error shape."""
-    body = error.body
-    return body["message"] if isinstance(error, openai.APIStatusError) else body["error"]["message"]
 
 
 def billed_once() -> bool:
@@ -570,17 +514,6 @@ def test_a_gateway_stream_cut_after_its_first_delta_is_not_tried_on_another_key(
 # --- In our words: the log, and a hostile provider --------------------------------------------
 
 
-@pytest.fixture
-def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
-    """Every record at DEBUG, the "django" loggers' too (they don't propagate to the root)."""
-    caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="django")
-    django_logger = logging.getLogger("django")
-    django_logger.addHandler(caplog.handler)
-    yield caplog
-    django_logger.removeHandler(caplog.handler)
-
-
 @pytest.mark.parametrize(
     ("failure", "words"),
     [
@@ -705,27 +638,38 @@ BACKUP_KEY_ID, BACKUP_SECRET = "AKIAIOSFODNN7BACKUP2", "wJalrXUtnFEMI/K7MDENG/bP
 SONNET = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 
-def test_a_bedrock_backup_key_pair_signs_the_call_its_own_key_failed(client, developer):
-    fake = KeyPoolFake(
+def bedrock_pool(own: Behaviour, backup: Behaviour) -> KeyPoolFake:
+    """Bedrock holding the two IAM key pairs, answering each as told."""
+    return KeyPoolFake(
         "bedrock",
-        {OWN_KEY_ID: rate_limited(), BACKUP_KEY_ID: OK},
+        {OWN_KEY_ID: own, BACKUP_KEY_ID: backup},
         aws_secrets={OWN_KEY_ID: OWN_SECRET, BACKUP_KEY_ID: BACKUP_SECRET},
     )
+
+
+def bedrock_account(url: str) -> Provider:
+    """A Bedrock account at `url` signing with its own IAM key pair, the other its backup."""
+    provider = provider_at(
+        "bedrock",
+        url,
+        auth="aws_keys",
+        api_key=None,
+        aws_access_key_id=OWN_KEY_ID,
+        aws_secret_access_key=OWN_SECRET,
+    )
+    BackupKeyFactory(
+        provider=provider,
+        api_key=None,
+        aws_access_key_id=BACKUP_KEY_ID,
+        aws_secret_access_key=BACKUP_SECRET,
+    )
+    return provider
+
+
+def test_a_bedrock_backup_key_pair_signs_the_call_its_own_key_failed(client, developer):
+    fake = bedrock_pool(rate_limited(), OK)
     with serve_pool(fake):
-        provider = provider_at(
-            "bedrock",
-            fake.url,
-            auth="aws_keys",
-            api_key=None,
-            aws_access_key_id=OWN_KEY_ID,
-            aws_secret_access_key=OWN_SECRET,
-        )
-        BackupKeyFactory(
-            provider=provider,
-            api_key=None,
-            aws_access_key_id=BACKUP_KEY_ID,
-            aws_secret_access_key=BACKUP_SECRET,
-        )
+        provider = bedrock_account(fake.url)
         model = LLMModelFactory(provider=provider, identifier=SONNET)
         events = send(client, model)
 
@@ -762,26 +706,9 @@ def test_a_gemini_key_refused_with_400_api_key_invalid_fails_over_to_the_backup_
 
 
 def test_a_key_lacking_permission_for_one_model_still_answers_the_accounts_other_models(developer):
-    fake = KeyPoolFake(
-        "bedrock",
-        {OWN_KEY_ID: FORBIDDEN, BACKUP_KEY_ID: FORBIDDEN},
-        aws_secrets={OWN_KEY_ID: OWN_SECRET, BACKUP_KEY_ID: BACKUP_SECRET},
-    )
+    fake = bedrock_pool(FORBIDDEN, FORBIDDEN)
     with serve_pool(fake):
-        provider = provider_at(
-            "bedrock",
-            fake.url,
-            auth="aws_keys",
-            api_key=None,
-            aws_access_key_id=OWN_KEY_ID,
-            aws_secret_access_key=OWN_SECRET,
-        )
-        BackupKeyFactory(
-            provider=provider,
-            api_key=None,
-            aws_access_key_id=BACKUP_KEY_ID,
-            aws_secret_access_key=BACKUP_SECRET,
-        )
+        provider = bedrock_account(fake.url)
         not_granted = LLMModelFactory(provider=provider, identifier="anthropic.claude-opus-4-1")
         granted = LLMModelFactory(provider=provider, identifier=SONNET)
         # Neither key was granted this model: AWS answers 403 AccessDeniedException.

@@ -118,11 +118,14 @@ def key_cool(provider: Provider, key: PoolKey, error: ProviderError) -> None:
     if error.key_fault not in KeyFault.values:
         return  # it may call the account's other models (NO_PERMISSION)
     now = timezone.now()
+    rows = key_rows(provider, key)
     if error.key_fault == KeyFault.REJECTED:
         until = None
     else:
         until = now + timedelta(seconds=error.retry_after or provider.key_cooldown)
-    rows = key_rows(provider, key)
+        # A refusal another call wrote meanwhile stands: a key refused is out until an admin
+        # acts, not until a rate limit's end.
+        rows = rows.exclude(cooling_reason=KeyFault.REJECTED)
     rows.update(cooling_until=until, cooling_reason=error.key_fault)
 
 

@@ -37,6 +37,7 @@ from chat.metered import Admission, call_admit
 from chat.models import Message
 from chat.services import UNAVAILABLE
 from gateway.tokens import token_mint
+from llmadmin.key_pools import key_cool, pool_of
 from llmadmin.models import BackupKey, KeyFault, LLMModel, Provider
 from llmadmin.providers import errors
 from llmadmin.providers.contract import ChatInput
@@ -824,6 +825,22 @@ def test_a_key_saved_from_an_earlier_read_keeps_the_cooldown_a_call_wrote_meanwh
     read_backup.save()
     backup.refresh_from_db()
     assert (backup.cooling_until, backup.cooling_reason) == (None, "")
+
+
+def test_a_rate_limit_met_by_a_call_that_read_the_key_earlier_leaves_its_refusal_standing():
+    provider = provider_at("openai", "http://127.0.0.1:9", api_key=KEYS[0])
+    BackupKeyFactory(provider=provider, api_key=KEYS[1])
+    provider = Provider.objects.get(pk=provider.pk)
+    # Two calls read the pool while key 1 was ready; one met its refusal, the other a 429.
+    own = pool_of(provider)[0]
+    refusal, rate_limit = errors.key_rejected(401), errors.rate_limited()
+    refusal.key_fault, rate_limit.key_fault = "rejected", "rate_limited"
+
+    key_cool(provider, own, refusal)
+    key_cool(provider, own, rate_limit)
+
+    provider.refresh_from_db()
+    assert (provider.cooling_reason, provider.cooling_until) == (KeyFault.REJECTED, None)
 
 
 def test_a_call_refused_with_the_old_key_does_not_cool_the_key_an_admin_just_pasted(developer):

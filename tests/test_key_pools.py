@@ -706,6 +706,23 @@ def test_a_gemini_key_refused_with_400_api_key_invalid_fails_over_to_the_backup_
     assert Provider.objects.get(pk=provider.pk).cooling_reason == KeyFault.REJECTED
 
 
+def test_a_gemini_rate_limit_cools_its_key_for_the_retry_delay_gemini_gives(developer):
+    # Gemini says when to try again in its error's details (RetryInfo "46s"), in no header.
+    with serve(FakeProvider("google", KEYS[0], mode="rate429")) as fake:
+        provider = provider_at("google", fake.url, api_key=KEYS[0])
+        BackupKeyFactory(provider=provider, api_key=KEYS[1])
+        model = LLMModelFactory(provider=provider, identifier="gemini-2.5-flash")
+        before = timezone.now()
+
+        with pytest.raises(errors.ProviderError):
+            answered(developer, model.pk)  # the backup key is not this fake's either
+
+    provider.refresh_from_db()
+    assert provider.cooling_reason == KeyFault.RATE_LIMITED
+    cooled_for = (provider.cooling_until - before).total_seconds()
+    assert 46 <= cooled_for < 50  # not the account's key cooldown of 60 s
+
+
 def test_a_key_lacking_permission_for_one_model_still_answers_the_accounts_other_models(developer):
     fake = bedrock_pool(FORBIDDEN, FORBIDDEN)
     with serve_pool(fake):

@@ -53,6 +53,7 @@ from llmadmin.providers.errors import (
     malformed,
     malformed_tool_call,
     mid_stream_error,
+    retry_after_of,
 )
 from llmadmin.providers.sse import (
     json_data,
@@ -242,6 +243,18 @@ class GoogleClient(ProviderClient):
     def is_rejected(self, status: int, body: str) -> bool:
         # Gemini answers a bad key with 400 and the reason API_KEY_INVALID.
         return super().is_rejected(status, body) or (status == 400 and "API_KEY_INVALID" in body)
+
+    def retry_delay(self, body: str) -> int | None:
+        # Gemini's 429 says when in its error's details (google.rpc.RetryInfo: "46s").
+        try:
+            details = json.loads(body)["error"]["details"]
+        except (ValueError, KeyError, TypeError, RecursionError):
+            return None
+        for detail in details if isinstance(details, list) else []:
+            delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+            if isinstance(delay, str) and delay.endswith("s"):
+                return retry_after_of(delay.removesuffix("s"))
+        return None
 
     def verify_key(self) -> None:
         self.get_json(f"{self.base_url}/{API_VERSION}/models", {"pageSize": 1})

@@ -250,6 +250,11 @@ class ProviderClient:
         """
         return key_rejected(status) if self.is_rejected(status, body) else None
 
+    def retry_delay(self, body: str) -> int | None:
+        """Seconds a rate limit's body says to wait, where the API says it there and not in
+        Retry-After; only read as a number, never repeated."""
+        return None
+
     @property
     def host(self) -> str:
         return urlsplit(self.base_url).netloc
@@ -343,7 +348,9 @@ class ProviderClient:
                 failure = refusal or chat_error_for(response.status_code, head)
                 failure.key_fault = key_fault_of(failure, response.status_code)
                 if failure.key_fault == "rate_limited":
-                    failure.retry_after = retry_after_of(response.headers.get("Retry-After"))
+                    failure.retry_after = retry_after_of(
+                        response.headers.get("Retry-After")
+                    ) or self.retry_delay(head)
                 raise failure
             if not is_plain(response):
                 raise malformed()  # compressed though we asked for it plain: not expanded

@@ -162,6 +162,22 @@ class FakeProvider(AnthropicFake, OpenAIFake, GoogleFake, BedrockFake):
         if self.mode == "rate429":
             if anthropic:
                 return 429, {"type": "error", "error": {"type": "rate_limit_error", "message": "x"}}
+            if self.family == "google":
+                # Gemini says when to try again in its error's details, not in a header.
+                return 429, {
+                    "error": {
+                        "code": 429,
+                        "message": "You exceeded your current quota. Please retry in 46.2s.",
+                        "status": "RESOURCE_EXHAUSTED",
+                        "details": [
+                            {"@type": "type.googleapis.com/google.rpc.QuotaFailure"},
+                            {
+                                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                "retryDelay": "46s",
+                            },
+                        ],
+                    }
+                }
             return 429, {"error": {"message": "Rate limit reached", "code": "rate_limit_exceeded"}}
         if self.mode == "overloaded":
             if anthropic:

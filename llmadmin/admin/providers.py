@@ -282,7 +282,7 @@ class ProviderAdmin(admin.ModelAdmin):
         can_change = self.has_change_permission(request, obj)
         # Key 1's use and cooldown count only beside backup keys.
         pooled = getattr(obj, "backup_total", 0) > 0
-        key_fields = ["key_status", *(["own_key_use"] * pooled)]
+        key_fields = ["key_status", "own_key_use"] if pooled else ["key_status"]
         if can_change and pooled and obj.cooling(timezone.now()):
             key_fields.append("try_key_again")
         if can_change:
@@ -427,7 +427,7 @@ class ProviderAdmin(admin.ModelAdmin):
                     "checked_at": timezone.now().isoformat(),
                 }
         else:
-            status, reason = self.check_stored(provider)
+            status, reason = provider_check_connection(provider=provider)
             message = test_outcome(status, reason)
             last_test = f"Just now. {reason}"
         level = {CheckStatus.VERIFIED: "success", None: "warning"}.get(status, "error")
@@ -439,7 +439,7 @@ class ProviderAdmin(admin.ModelAdmin):
             self.report_test(request, provider)
 
     def report_test(self, request: HttpRequest, provider: Provider) -> None:
-        status, reason = self.check_stored(provider)
+        status, reason = provider_check_connection(provider=provider)
         level = {CheckStatus.VERIFIED: messages.SUCCESS, None: messages.WARNING}.get(
             status, messages.ERROR
         )
@@ -447,12 +447,6 @@ class ProviderAdmin(admin.ModelAdmin):
         self.message_user(request, f"{provider}: {outcome}", level)
         if status:
             self.log_change(request, provider, f"Tested the connection: {outcome}")
-
-    @staticmethod
-    def check_stored(provider: Provider) -> tuple[CheckStatus | None, str]:
-        """Test the stored credentials; passing, the account's own key is tried again (its
-        cooldown, a refusal's included, is over: provider_check_connection)."""
-        return provider_check_connection(provider=provider)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Provider]:
         # ModelAdmin's own, with the type's place in the registry to order by, and the key

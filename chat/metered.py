@@ -339,13 +339,8 @@ class MeteredCall(Generic[T]):
         return self
 
     def __aiter__(self) -> AsyncGenerator[StreamEvent]:
-        self.events = self.stream()
+        self.events = failover_events(self.admission.model.provider, self.attempt)
         return self.events
-
-    async def stream(self) -> AsyncGenerator[StreamEvent]:
-        async with aclosing(failover_events(self.admission.model.provider, self.attempt)) as events:
-            async for event in events:
-                yield event
 
     async def attempt(self, client: ProviderClient) -> AsyncGenerator[StreamEvent]:
         """One try of the call with this client: its events, noted as they come."""

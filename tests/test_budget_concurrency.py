@@ -8,7 +8,6 @@ at most the turns in flight when the last one was let through, and no cost is ev
 from __future__ import annotations
 
 import threading
-import time
 from decimal import Decimal
 
 import pytest
@@ -24,7 +23,7 @@ from billing.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
 from llmadmin.providers.contract import Usage
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
-from tests.providers.fakes import FakeProvider, serve
+from tests.providers.fakes import CountingProvider, serve
 
 pytestmark = [
     pytest.mark.skipif(
@@ -41,27 +40,6 @@ ALLOWANCE = Decimal(10)
 CALL_COST = Decimal("3.000075")
 
 
-class CountingProvider(FakeProvider):
-    """The OpenAI fake, slow enough for turns to overlap, counting the calls in flight."""
-
-    def __init__(self) -> None:
-        super().__init__("openai", KEY, input_tokens=1_000_000)
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    def handle_post(self, handler) -> None:
-        with self.lock:
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            time.sleep(0.3)  # within the tests' provider timeouts
-            super().handle_post(handler)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
-
-
 def test_concurrent_turns_of_one_developer_overspend_at_most_the_turns_in_flight(settings):
     # Eight turns start at once against one in-process fake: on a loaded machine (or its
     # first use of the catalog) its headers can take longer than the suite's 1.5 s, and a
@@ -75,7 +53,7 @@ def test_concurrent_turns_of_one_developer_overspend_at_most_the_turns_in_flight
     statuses: list[int] = []
     errors: list[BaseException] = []
 
-    with serve(CountingProvider()) as server:
+    with serve(CountingProvider(KEY, hold=0.3, input_tokens=1_000_000)) as server:
         provider = provider_at("openai", server.url, api_key=KEY)
         model = LLMModelFactory(
             provider=provider,

@@ -40,7 +40,7 @@ from gateway.tokens import token_mint
 from llmadmin.models import LLMModel
 from llmadmin.providers.contract import ChatInput, Usage
 from tests.factories import LLMModelFactory, provider_at
-from tests.providers.fakes import FakeProvider, serve
+from tests.providers.fakes import CountingProvider, FakeProvider, serve
 from tests.stream_servers import KEEP_ALIVE, Script, openai_delta, serve_script
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,33 +52,6 @@ on_postgresql = pytest.mark.skipif(
 KEY = "sk-LIMITSCONCURRENT-3"
 HELLO = ChatInput(system="", messages=[{"role": "user", "content": "Hi"}])
 TURNS_AT_ONCE = 3
-
-
-class CountingProvider(FakeProvider):
-    """The OpenAI fake, holding each call for `hold` seconds (or until `released` is set),
-    counting the calls it holds at once."""
-
-    def __init__(self, hold: float = 0.0, input_tokens: int = 12) -> None:
-        super().__init__("openai", KEY, input_tokens=input_tokens)
-        self.hold = hold
-        self.released = threading.Event()
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    def handle_post(self, handler) -> None:
-        with self.lock:
-            self.in_flight += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            if self.hold:
-                time.sleep(self.hold)
-            else:
-                self.released.wait(10)
-            super().handle_post(handler)
-        finally:
-            with self.lock:
-                self.in_flight -= 1
 
 
 def model_at(url: str, **fields: Any) -> LLMModel:
@@ -131,7 +104,7 @@ def test_of_many_turns_started_at_once_exactly_the_concurrent_limit_run(settings
     lock = threading.Lock()
     tried: list[str] = []
 
-    with serve(CountingProvider()) as server:
+    with serve(CountingProvider(KEY)) as server:
         model = model_at(server.url)
 
         def turn() -> None:
@@ -165,7 +138,7 @@ def test_turns_coming_and_going_in_threads_never_run_more_at_once_than_the_limit
     DeveloperLimits.objects.create(user=developer, concurrent_turns=TURNS_AT_ONCE)
     refusals: list[LimitReached] = []
 
-    with serve(CountingProvider(hold=0.05)) as server:
+    with serve(CountingProvider(KEY, hold=0.05)) as server:
         model = model_at(server.url)
 
         def turns() -> None:
@@ -325,7 +298,7 @@ def test_fifty_concurrent_turns_overspend_a_budget_by_at_most_the_concurrent_lim
     start = threading.Barrier(clients)
     outcomes: list[str] = []
 
-    with serve(CountingProvider(hold=0.2, input_tokens=1_000_000)) as server:
+    with serve(CountingProvider(KEY, hold=0.2, input_tokens=1_000_000)) as server:
         priced_model_at(server.url)
 
         def turns_until_the_budget_is_spent() -> None:
@@ -430,7 +403,7 @@ def test_two_server_processes_hold_one_developer_to_their_limit(two_servers, lim
     start = threading.Barrier(clients)
     answers: list[tuple[int, httpx2.Response]] = []
 
-    with serve(CountingProvider()) as server:
+    with serve(CountingProvider(KEY)) as server:
         model_at(server.url)
 
         def release_when_every_call_is_answered_or_held() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -311,3 +312,31 @@ def model_refusals(family: str, model: str, body: Any) -> list[str]:
     if family == "google":
         return google.gemini_refusals(model, entry, body)
     return []
+
+
+class CountingProvider(FakeProvider):
+    """The OpenAI fake with this key, holding each call for `hold` seconds (or until
+    `released` is set) and counting the calls it holds at once: turns overlap, and a test
+    reads how many reached the provider together."""
+
+    def __init__(self, api_key: str, hold: float = 0.0, input_tokens: int = 12) -> None:
+        super().__init__("openai", api_key, input_tokens=input_tokens)
+        self.hold = hold
+        self.released = threading.Event()
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def handle_post(self, handler) -> None:
+        with self.lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.hold:
+                time.sleep(self.hold)
+            else:
+                self.released.wait(10)
+            super().handle_post(handler)
+        finally:
+            with self.lock:
+                self.in_flight -= 1

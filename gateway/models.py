@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Q
 from django.utils import timezone
 
 from llmadmin.fields import validate_no_hidden_characters
@@ -111,8 +111,3 @@ class GatewayPolicy(models.Model):
 
     def __str__(self) -> str:
         return "The gateway's policy"
-
-    @classmethod
-    def refuses(cls, user: OuterRef) -> Exists:
-        """Whether the policy refuses this user (an expression: read in the token's query)."""
-        return Exists(cls.objects.filter(Q(enabled=False) | Q(closed_to__user=user)))

@@ -232,7 +232,7 @@ class ChatTurnInputSerializer(serializers.Serializer):
             raise serializers.ValidationError("This model is not available for chat.") from None
 
     def validate_conversation_id(self, value: int) -> Conversation:
-        conversation = Conversation.objects.filter(pk=value, owner=self.context["user"]).first()
+        conversation = Conversation.of_owner(self.context["user"].pk, value)
         if conversation is None:
             raise serializers.ValidationError("No such conversation of yours.")
         return conversation

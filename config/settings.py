@@ -134,6 +134,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# Django's database sessions, read in plain SQL (config/sessions.py).
+SESSION_ENGINE = "config.sessions"
+
 # axes' backend comes first: it refuses a locked-out login before any password is checked.
 AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",

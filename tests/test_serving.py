@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -249,6 +250,28 @@ def test_a_write_waits_for_a_lock_another_writer_holds_briefly(database_file, st
             cursor.execute("COMMIT")
 
     assert database_file.cursor().execute("SELECT n FROM t").fetchall()[-1] == (2,)
+
+
+@on_sqlite
+def test_a_read_waits_for_a_table_another_connection_sharing_the_cache_writes(db):
+    """An in-memory database shared by threads (the tests' own, under uvicorn) locks a table
+    being written for the other connections' reads till that write commits."""
+    name = f"file:shared-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    database = DatabaseWrapper({**connection.settings_dict, "NAME": name}, alias="shared")
+    writer = sqlite3.connect(name, uri=True, isolation_level=None, check_same_thread=False)
+    try:
+        writer.execute("CREATE TABLE t (n INTEGER)")
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO t VALUES (1)")
+        release = threading.Timer(0.3, writer.commit)
+        release.start()
+        with database.cursor() as cursor:
+            cursor.execute("SELECT n FROM t")
+            assert cursor.fetchall() == [(1,)]
+        release.join()
+    finally:
+        database.close()
+        writer.close()
 
 
 @on_sqlite

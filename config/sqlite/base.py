@@ -33,9 +33,13 @@ def waiting_for_lock(statement: Callable[[], T]) -> T:
             return statement()
         except sqlite3.OperationalError as error:
             # The extended codes too (SQLITE_BUSY_RECOVERY), but for a snapshot gone stale: a
-            # read still open on this connection, which no wait can end.
+            # read still open on this connection, which no wait can end. A table locked by
+            # another connection sharing the cache (an in-memory database shared by threads,
+            # as the tests' is) is let go as soon as that one's transaction ends.
             code = getattr(error, "sqlite_errorcode", 0)
-            busy = code & 0xFF == sqlite3.SQLITE_BUSY and code != sqlite3.SQLITE_BUSY_SNAPSHOT
+            busy = (
+                code & 0xFF == sqlite3.SQLITE_BUSY and code != sqlite3.SQLITE_BUSY_SNAPSHOT
+            ) or code & 0xFF == sqlite3.SQLITE_LOCKED
             if not busy or time.monotonic() + pause > give_up_at:
                 raise
         time.sleep(pause)

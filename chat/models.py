@@ -45,6 +45,8 @@ class Conversation(models.Model):
         """This developer's conversation with this id, or None. Plain SQL: every next turn
         reads it at its start, and the ORM took longer to build the query than the database
         to answer it."""
+        if not 0 < conversation_id < 2**63:
+            return None  # no row has such an id, and SQLite can't even take it as a parameter
         found = cls.objects.raw(conversation_query(), [conversation_id, owner_id])
         return next(iter(found), None)
 

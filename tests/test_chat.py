@@ -95,6 +95,27 @@ def test_another_users_conversation_cannot_be_continued(client, developer):
     assert "conversation_id" in response.json()
 
 
+@pytest.mark.parametrize(
+    "conversation_id",
+    [
+        pytest.param(10**6, id="no such conversation"),
+        pytest.param(2**63, id="past the database's integers"),
+        pytest.param(-(2**70), id="far below"),
+    ],
+)
+def test_a_conversation_that_does_not_exist_is_a_field_error(client, developer, conversation_id):
+    model = LLMModelFactory()
+
+    response = client.post(
+        URL,
+        {"model_id": model.pk, "message": "Hi", "conversation_id": conversation_id},
+        "application/json",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {"conversation_id": ["No such conversation of yours."]}
+
+
 def test_anonymous_users_cannot_chat(client):
     model = LLMModelFactory()
 

@@ -275,6 +275,23 @@ def test_a_read_waits_for_a_table_another_connection_sharing_the_cache_writes(db
 
 
 @on_sqlite
+def test_a_table_its_own_connection_locks_fails_at_once(database_file, monkeypatch):
+    """No wait ends a lock this connection holds itself (a read still open on a table it
+    drops): the statement fails at once, not after LOCK_WAIT_SECONDS."""
+    monkeypatch.setattr(config.sqlite.base, "LOCK_WAIT_SECONDS", 1.0)
+    database_file.cursor().execute("INSERT INTO t VALUES (1), (2)")
+    reading = database_file.cursor()
+    reading.execute("SELECT n FROM t")
+    assert reading.fetchone() == (1,)
+    assert not database_file.connection.in_transaction  # so a failed statement may be retried
+
+    started = time.monotonic()
+    with pytest.raises(OperationalError, match="table is locked"):
+        database_file.cursor().execute("DROP TABLE t")
+    assert time.monotonic() - started < 0.5
+
+
+@on_sqlite
 def test_a_write_fails_when_the_lock_is_held_longer_than_the_wait(database_file, monkeypatch):
     monkeypatch.setattr(config.sqlite.base, "LOCK_WAIT_SECONDS", 0.05)
     path = database_file.settings_dict["NAME"]

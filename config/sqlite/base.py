@@ -35,11 +35,12 @@ def waiting_for_lock(statement: Callable[[], T]) -> T:
             # The extended codes too (SQLITE_BUSY_RECOVERY), but for a snapshot gone stale: a
             # read still open on this connection, which no wait can end. A table locked by
             # another connection sharing the cache (an in-memory database shared by threads,
-            # as the tests' is) is let go as soon as that one's transaction ends.
+            # as the tests' is) is let go as soon as that one's transaction ends; one locked
+            # by this connection itself (plain SQLITE_LOCKED) never is.
             code = getattr(error, "sqlite_errorcode", 0)
             busy = (
                 code & 0xFF == sqlite3.SQLITE_BUSY and code != sqlite3.SQLITE_BUSY_SNAPSHOT
-            ) or code & 0xFF == sqlite3.SQLITE_LOCKED
+            ) or code == sqlite3.SQLITE_LOCKED_SHAREDCACHE
             if not busy or time.monotonic() + pause > give_up_at:
                 raise
         time.sleep(pause)

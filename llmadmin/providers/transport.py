@@ -56,6 +56,7 @@ from llmadmin.providers.errors import (
     untrusted_answer,
     went_silent,
 )
+from llmadmin.providers.sockets import stream_transport
 from llmadmin.providers.sse import chunks_of
 
 # Every request says who calls, in the usual product/version form: a provider's logs and
@@ -486,10 +487,13 @@ def stream_client() -> httpx2.AsyncClient:
     loop = asyncio.get_running_loop()
     client = _stream_clients.get(loop)
     if client is None:
+        limits = httpx2.Limits(max_connections=None, max_keepalive_connections=64)
         client = _stream_clients[loop] = httpx2.AsyncClient(
             cookies=NO_COOKIES,
+            # The environment's proxies, if any, go through httpx2's own transports.
             verify=tls_context(),
-            limits=httpx2.Limits(max_connections=None, max_keepalive_connections=64),
+            limits=limits,
+            transport=stream_transport(tls_context(), limits),
         )
     return client
 

@@ -9,6 +9,7 @@ puts them together as FakeProvider and derives from the registry which fake each
 from __future__ import annotations
 
 import datetime
+import ipaddress
 import json
 import re
 import ssl
@@ -49,13 +50,16 @@ class LoopbackServer(ThreadingHTTPServer):
 
 
 @contextmanager
-def loopback_server(handler: type[BaseHTTPRequestHandler], tls: bool = False) -> Iterator[str]:
+def loopback_server(
+    handler: type[BaseHTTPRequestHandler], tls: bool | ssl.SSLContext = False
+) -> Iterator[str]:
     """A threaded HTTP server on a free port of 127.0.0.1, for as long as the block runs; its
-    URL."""
+    URL. With `tls`, over HTTPS: with a fresh certificate, or the server context given."""
     server = LoopbackServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     if tls:
-        server.socket = tls_context().wrap_socket(server.socket, server_side=True)
+        context = tls if isinstance(tls, ssl.SSLContext) else tls_context()
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     scheme = "https" if tls else "http"
     # shutdown() waits for the loop to look at its flag, once per poll interval: 5 ms, not
     # 50, saves about 40 ms on every fake server a test starts (a thousand and more a run).
@@ -75,6 +79,12 @@ def bearer_token(headers: dict[str, str]) -> str | None:
 
 def tls_context() -> ssl.SSLContext:
     """A server context with a fresh self-signed certificate for 127.0.0.1."""
+    return tls_contexts()[0]
+
+
+def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for 127.0.0.1, and a client
+    context that trusts that certificate alone."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = datetime.datetime.now(datetime.UTC)
@@ -86,6 +96,10 @@ def tls_context() -> ssl.SSLContext:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
         .sign(key, hashes.SHA256())
     )
     folder = tempfile.mkdtemp()
@@ -102,7 +116,7 @@ def tls_context() -> ssl.SSLContext:
         )
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
-    return context
+    return context, ssl.create_default_context(cafile=cert_path)
 
 
 # --- What each family's chat endpoint accepts ------------------------------------------------

@@ -296,11 +296,16 @@ def untrusted_answer(failure: Any) -> Iterator[None]:
     except ProviderError:
         raise
     except Exception as error:
-        frame = traceback.extract_tb(error.__traceback__)[-1]
-        logger.warning(
-            "Unexpected %s at %s:%s while reading a provider's answer.",
-            type(error).__name__,
-            frame.filename,
-            frame.lineno,
-        )
-        raise failure() from None
+        raise unexpected(error, failure) from None
+
+
+def unexpected(error: Exception, failure: Any) -> ProviderError:
+    """`failure()` for an error untrusted_answer turns into it, logged where it happened."""
+    frame = traceback.extract_tb(error.__traceback__)[-1]
+    logger.warning(
+        "Unexpected %s at %s:%s while reading a provider's answer.",
+        type(error).__name__,
+        frame.filename,
+        frame.lineno,
+    )
+    return failure()

@@ -53,6 +53,7 @@ from llmadmin.providers.errors import (
     past_deadline,
     retry_after_of,
     sent_credentials,
+    unexpected,
     untrusted_answer,
     went_silent,
 )
@@ -211,28 +212,58 @@ class ProviderClient:
         PROVIDER_STREAM_IDLE_TIMEOUT after the last output (with `idle_limit`: a
         whole answer sends nothing until it is done). Keep-alive comments, pings and usage
         counts don't hold an answer open. Either limit closes the upstream request and raises
-        a ChatError (stop reason timed_out); anything unexpected becomes malformed()."""
+        a ChatError (stop reason timed_out); anything unexpected becomes malformed().
+
+        The limits are kept by one timer that moves on to the next limit only when it fires,
+        and cancels the wait for the next event once it has passed: a timeout of its own
+        around each event's wait was a tenth of a streamed event's CPU."""
         loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
         deadline = loop.time() + settings.PROVIDER_STREAM_TIMEOUT
         idle = settings.PROVIDER_STREAM_IDLE_TIMEOUT if idle_limit else math.inf
         quiet_until = loop.time() + idle
+        waiting = timed_out = False
+        timer: asyncio.TimerHandle | None = None
+
+        def check_time() -> None:
+            nonlocal timer, timed_out
+            timer = None
+            if not waiting:
+                return  # the next wait sets the timer again
+            if loop.time() < min(deadline, quiet_until):
+                timer = loop.call_at(min(deadline, quiet_until), check_time)
+            else:
+                timed_out = True
+                task.cancel()
+
         events = aiter(source)
         try:
             while True:
+                waiting = True
+                if timer is None:
+                    timer = loop.call_at(min(deadline, quiet_until), check_time)
                 try:
-                    async with asyncio.timeout_at(min(deadline, quiet_until)):
-                        with untrusted_answer(malformed):
-                            event = await anext(events, None)
-                except TimeoutError:
-                    raise (
-                        past_deadline() if loop.time() >= deadline else idle_too_long()
-                    ) from None
+                    event = await anext(events, None)
+                except asyncio.CancelledError:
+                    if timed_out and task.uncancel() == 0:
+                        raise (
+                            past_deadline() if loop.time() >= deadline else idle_too_long()
+                        ) from None
+                    raise
+                except ProviderError:
+                    raise
+                except Exception as error:
+                    raise unexpected(error, malformed) from None
+                finally:
+                    waiting = False
                 if event is None:
                     return
                 if isinstance(event, TextDelta | OtherOutput):
                     quiet_until = loop.time() + idle
                 yield event
         finally:
+            if timer is not None:
+                timer.cancel()
             await events.aclose()
 
     def unreadable(self) -> Unreachable:

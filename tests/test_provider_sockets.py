@@ -177,3 +177,145 @@ def test_a_provider_that_refuses_the_connection_is_a_connect_error(run):
                 await http.get("http://127.0.0.1:9/")
 
     run(connect())
+
+
+# --- Hostile review ---------------------------------------------------------------------------
+
+import threading  # noqa: E402
+
+
+class Forever(BaseHTTPRequestHandler):
+    """/forever: an event every 20 ms until the caller goes away; when that was noticed (a
+    write failed) is put in `gone`."""
+
+    protocol_version = "HTTP/1.1"
+    gone: threading.Event
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"8\r\ndata: x\n\r\n")
+                self.wfile.flush()
+                time.sleep(0.02)
+        except OSError:
+            type(self).gone.set()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        pytest.param(asyncio.run, id="asyncio"),
+        pytest.param(
+            uvloop.run,
+            id="uvloop",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="Stream.aclose only closes uvloop's SSL transport, which sends "
+                "close_notify and keeps the socket open waiting for the provider's (up to "
+                "ssl_shutdown_timeout, 30 s) while the provider streams on (and bills); "
+                "anyio's TLS stream (standard_compatible=False) closes the socket at once",
+            ),
+        ),
+    ],
+)
+def test_review_an_answer_over_tls_left_midway_closes_the_connection_at_once(run):
+    server_context, trusted = tls_contexts()
+    Forever.gone = threading.Event()
+
+    async def leave(url: str) -> bool:
+        async with client(trusted) as http:
+            async with http.stream("GET", f"{url}/forever") as response:
+                async for _ in response.aiter_raw():
+                    break  # the caller leaves after the first bytes
+            # The worker's loop runs on (as a server's does): does the provider see us gone?
+            for _ in range(100):
+                if Forever.gone.is_set():
+                    return True
+                await asyncio.sleep(0.02)
+        return False
+
+    with loopback_server(Forever, tls=server_context) as url:
+        assert run(leave(url))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="sockets.connect: cancelled (client gone, or connect timeout) after one of a "
+    "host's addresses connected but before staggered_race returned (it still waits for the "
+    "losers it cancelled), the connected transports in `opened` are never closed: the "
+    "connection to the provider stays open for the worker's life",
+)
+def test_review_a_connect_cancelled_midway_leaves_no_connection_open(monkeypatch):
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(100)
+    port = listener.getsockname()[1]
+    refused = socket.socket()
+    refused.bind(("127.0.0.1", 0))
+    refused_port = refused.getsockname()[1]
+    refused.close()
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    real = socket.getaddrinfo
+
+    def two_addresses(host, *args, **kwargs):  # the provider's host has two addresses
+        if host == "two.test":
+            return [
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port)),
+                (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", refused_port)),
+            ]
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", two_addresses)
+
+    def open_ones() -> int:
+        count = 0
+        for sock in accepted:
+            sock.setblocking(False)
+            try:
+                while sock.recv(65536):
+                    pass
+            except BlockingIOError:
+                count += 1  # neither closed nor closing
+            except OSError:
+                pass
+        return count
+
+    async def sweep() -> list[int]:
+        left_open = []
+        for turns in range(60):  # the caller goes away after this many turns of the loop
+            async with client(ssl.create_default_context()) as http:
+                call = asyncio.ensure_future(http.get(f"http://two.test:{port}/"))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                call.cancel()
+                with pytest.raises(BaseException):
+                    await call
+            await asyncio.sleep(0.05)
+            if open_ones():
+                left_open.append(turns)
+            for sock in accepted:
+                sock.close()
+            accepted.clear()
+        return left_open
+
+    try:
+        assert asyncio.run(sweep()) == []
+    finally:
+        listener.close()

@@ -239,9 +239,13 @@ class ProviderClient:
         events = aiter(source)
         try:
             while True:
-                waiting = True
                 if timer is None:
+                    # The timer fired between waits (or this is the first): a wait that never
+                    # suspends (its bytes were read already) would never meet it again.
+                    if loop.time() >= min(deadline, quiet_until):
+                        raise past_deadline() if loop.time() >= deadline else idle_too_long()
                     timer = loop.call_at(min(deadline, quiet_until), check_time)
+                waiting = True
                 try:
                     event = await anext(events, None)
                 except asyncio.CancelledError:

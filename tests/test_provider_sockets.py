@@ -1,6 +1,8 @@
 """The sockets under the stream client (llmadmin.providers.sockets): an answer read over TLS
 as it arrives, each read's timeout kept however the reads before it were timed, a large
-answer read through whole, and a kept-alive connection the provider closed never reused.
+answer read through whole (over TLS too, the provider closing after it), a kept-alive
+connection the provider closed never reused, and no connection left open by a caller that
+went away (midway through an answer over TLS, or through connecting).
 
 The chat and gateway tests read every answer through these sockets over plain HTTP; here is
 what they don't reach. Each runs on asyncio's loop and on uvloop, which uvicorn serves on.
@@ -9,7 +11,9 @@ what they don't reach. Each runs on asyncio's loop and on uvloop, which uvicorn 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
+import threading
 import time
 from http.server import BaseHTTPRequestHandler
 
@@ -179,9 +183,7 @@ def test_a_provider_that_refuses_the_connection_is_a_connect_error(run):
     run(connect())
 
 
-# --- Hostile review ---------------------------------------------------------------------------
-
-import threading  # noqa: E402
+# --- Leaving an answer, and connecting, leave no connection open ------------------------------
 
 
 class Forever(BaseHTTPRequestHandler):
@@ -207,24 +209,8 @@ class Forever(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize(
-    "run",
-    [
-        pytest.param(asyncio.run, id="asyncio"),
-        pytest.param(
-            uvloop.run,
-            id="uvloop",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Stream.aclose only closes uvloop's SSL transport, which sends "
-                "close_notify and keeps the socket open waiting for the provider's (up to "
-                "ssl_shutdown_timeout, 30 s) while the provider streams on (and bills); "
-                "anyio's TLS stream (standard_compatible=False) closes the socket at once",
-            ),
-        ),
-    ],
-)
-def test_review_an_answer_over_tls_left_midway_closes_the_connection_at_once(run):
+@pytest.mark.parametrize("run", LOOPS)
+def test_an_answer_over_tls_left_midway_closes_the_connection_at_once(run):
     server_context, trusted = tls_contexts()
     Forever.gone = threading.Event()
 
@@ -244,16 +230,10 @@ def test_review_an_answer_over_tls_left_midway_closes_the_connection_at_once(run
         assert run(leave(url))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sockets.connect: cancelled (client gone, or connect timeout) after one of a "
-    "host's addresses connected but before staggered_race returned (it still waits for the "
-    "losers it cancelled), the connected transports in `opened` are never closed: the "
-    "connection to the provider stays open for the worker's life",
-)
-def test_review_a_connect_cancelled_midway_leaves_no_connection_open(monkeypatch):
-    import socket
-
+def test_a_connect_the_caller_leaves_midway_leaves_no_connection_open(monkeypatch):
+    """A host of two addresses: whenever the caller goes away, every connection made is
+    closed, the one made after too. (asyncio's loop only: uvloop resolves names without
+    socket.getaddrinfo.)"""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(100)
@@ -305,7 +285,7 @@ def test_review_a_connect_cancelled_midway_leaves_no_connection_open(monkeypatch
                 for _ in range(turns):
                     await asyncio.sleep(0)
                 call.cancel()
-                with pytest.raises(BaseException):
+                with pytest.raises((asyncio.CancelledError, httpx2.ConnectError)):
                     await call
             await asyncio.sleep(0.05)
             if open_ones():
@@ -319,6 +299,9 @@ def test_review_a_connect_cancelled_midway_leaves_no_connection_open(monkeypatch
         assert asyncio.run(sweep()) == []
     finally:
         listener.close()
+
+
+# --- TLS: nothing lost in its layer ------------------------------------------------------------
 
 
 class BigThenClose(BaseHTTPRequestHandler):
@@ -341,25 +324,9 @@ class BigThenClose(BaseHTTPRequestHandler):
         pass
 
 
-@pytest.mark.parametrize(
-    "run",
-    [
-        pytest.param(asyncio.run, id="asyncio"),
-        pytest.param(
-            uvloop.run,
-            id="uvloop",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Connection.data_received pauses reading on uvloop's SSL transport past "
-                "READ_AHEAD; when the provider then closes, uvloop's SSL protocol drops what it "
-                "had not yet passed on (~256 KiB): a length-delimited answer fails "
-                "(RemoteProtocolError) and a close-delimited one is silently cut short",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("run", LOOPS)
 @pytest.mark.parametrize("path", ["/len", "/close"])
-def test_review_a_large_tls_answer_the_provider_closes_after_arrives_whole(run, path):
+def test_a_large_tls_answer_the_provider_closes_after_arrives_whole(run, path):
     server_context, trusted = tls_contexts()
 
     async def read(url: str) -> int:

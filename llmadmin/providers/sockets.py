@@ -4,8 +4,12 @@ one timer per connection.
 httpcore2's default backend goes through anyio, which opens a cancel scope with a timer for
 every read: a third of the CPU of reading a streamed answer's event, and an answer is
 hundreds of them. Here a read that must wait sets its deadline and the connection's one timer
-moves on to it only when it fires, so most reads schedule nothing. Connecting, TLS, error
-kinds and keep-alive checks are as httpcore2 expects of any backend.
+moves on to it only when it fires, so most reads schedule nothing. Connecting, error kinds
+and keep-alive checks are as httpcore2 expects of any backend.
+
+TLS is run here over memory buffers, as anyio runs it, not by the loop's own TLS transport:
+uvloop's kept a paused reader's last bytes from it when the provider then closed, and waited
+30 s for the provider's goodbye on closing an answer left midway, the provider streaming on.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ from httpcore2 import AsyncNetworkBackend, AsyncNetworkStream
 # Bytes read ahead of the reader before the socket stops being read (the client reads
 # httpcore2's 64 KiB at a time).
 READ_AHEAD = 256 * 1024
+# What one TLS read decrypts at most.
+TLS_READ = 64 * 1024
 # anyio's wait before trying a host's next address (RFC 8305's recommended 250 ms).
 HAPPY_EYEBALLS_DELAY = 0.25
 
@@ -48,17 +54,52 @@ class Connection(asyncio.Protocol):
         # The waiting read's deadline, and the one timer that checks it.
         self.read_by = math.inf
         self.timer: asyncio.TimerHandle | None = None
+        # TLS: the bytes received go through `tls` (its handshake done) before the reader's.
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls: ssl.SSLObject | None = None
+        self.handshaking = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.received.append(data)
-        self.size += len(data)
-        if self.size > READ_AHEAD and not self.reading_paused:
-            self.reading_paused = True
-            self.transport.pause_reading()
+        if self.handshaking:
+            self.incoming.write(data)
+            self.wake()
+            return
+        if self.tls is not None:
+            self.incoming.write(data)
+            data = self.decrypted()
+        if data:
+            self.received.append(data)
+            self.size += len(data)
+            if self.size > READ_AHEAD and not self.reading_paused:
+                self.reading_paused = True
+                self.transport.pause_reading()
         self.wake()
+
+    def decrypted(self) -> bytes:
+        """All the TLS records received so far hold, at once: nothing waits in the TLS layer
+        for a reader (or is lost with the connection)."""
+        pieces = []
+        try:
+            while piece := self.tls.read(TLS_READ):
+                pieces.append(piece)
+        except ssl.SSLWantReadError:
+            pass
+        except ssl.SSLZeroReturnError:  # the provider's TLS goodbye: the answer's end
+            self.ended = True
+        except ssl.SSLError as error:  # a record that does not decrypt
+            self.failure = error
+            self.ended = True
+            self.transport.abort()
+        self.send_tls()  # what TLS itself answers (TLS 1.3's session tickets, key updates)
+        return b"".join(pieces)
+
+    def send_tls(self) -> None:
+        if self.outgoing.pending:
+            self.transport.write(self.outgoing.read())
 
     def eof_received(self) -> None:
         self.ended = True
@@ -66,7 +107,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.ended = True
-        self.failure = exc
+        self.failure = self.failure or exc
         self.wake()
         if self.writable is not None and not self.writable.done():
             self.writable.set_result(None)
@@ -104,11 +145,13 @@ class Connection(asyncio.Protocol):
                 self.timer = None
             if self.timer is None and self.read_by != math.inf:
                 self.timer = self.loop.call_at(self.read_by, self.check_read_time)
-            self.waiter = self.loop.create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
+            # TLS records may hold none of the answer (TLS 1.3's session tickets).
+            while not self.received and not self.ended:
+                self.waiter = self.loop.create_future()
+                try:
+                    await self.waiter
+                finally:
+                    self.waiter = None
         if not self.received:
             if self.failure is not None:
                 raise httpcore2.ReadError("connection lost")
@@ -135,16 +178,24 @@ class Stream(AsyncNetworkStream):
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         if not buffer:
             return
-        if self.connection.ended or self.transport.is_closing():
+        connection = self.connection
+        if connection.ended or self.transport.is_closing():
             raise httpcore2.WriteError("connection closed")
-        self.transport.write(buffer)
-        if self.connection.writable is not None:
+        if connection.tls is None:
+            self.transport.write(buffer)
+        else:
+            try:
+                connection.tls.write(buffer)
+            except ssl.SSLError:
+                raise httpcore2.WriteError("TLS") from None
+            connection.send_tls()
+        if connection.writable is not None:
             try:
                 async with asyncio.timeout(timeout):
-                    await asyncio.shield(self.connection.writable)
+                    await asyncio.shield(connection.writable)
             except TimeoutError:
                 raise httpcore2.WriteTimeout("timed out") from None
-            if self.connection.failure is not None:
+            if connection.failure is not None:
                 raise httpcore2.WriteError("connection lost")
 
     async def aclose(self) -> None:
@@ -156,27 +207,51 @@ class Stream(AsyncNetworkStream):
         server_hostname: str | None = None,
         timeout: float | None = None,
     ) -> AsyncNetworkStream:
-        loop = asyncio.get_running_loop()
+        connection = self.connection
+        tls = ssl_context.wrap_bio(
+            connection.incoming, connection.outgoing, server_hostname=server_hostname
+        )
+        connection.handshaking = True
+        for data in connection.received:  # sent before the handshake: the provider's part
+            connection.incoming.write(data)
+        connection.received.clear()
+        connection.size = 0
         try:
             async with asyncio.timeout(timeout):
-                transport = await loop.start_tls(
-                    self.transport, self.connection, ssl_context, server_hostname=server_hostname
-                )
+                while True:
+                    try:
+                        tls.do_handshake()
+                        break
+                    except ssl.SSLWantReadError:
+                        connection.send_tls()
+                    if connection.ended:
+                        raise ConnectionResetError
+                    connection.waiter = connection.loop.create_future()
+                    try:
+                        await connection.waiter
+                    finally:
+                        connection.waiter = None
         except TimeoutError:
-            self.transport.close()
+            self.transport.abort()
             raise httpcore2.ConnectTimeout("timed out") from None
-        except (OSError, ssl.SSLError, ConnectionError) as error:
-            self.transport.close()
+        except (OSError, ssl.SSLError) as error:
+            self.transport.abort()
             raise httpcore2.ConnectError(type(error).__name__) from None
-        self.connection.transport = transport
-        return Stream(transport, self.connection)
+        except BaseException:
+            self.transport.abort()
+            raise
+        connection.send_tls()
+        connection.tls, connection.handshaking = tls, False
+        connection.data_received(b"")  # what came with the handshake's last records
+        return self
 
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             # An idle kept-alive connection the server closed (or wrote to) is not reused.
             return bool(self.connection.received) or self.connection.ended
+        if info == "ssl_object":
+            return self.connection.tls
         name = {
-            "ssl_object": "ssl_object",
             "client_addr": "sockname",
             "server_addr": "peername",
             "socket": "socket",
@@ -210,18 +285,28 @@ async def connect(
     if len(attempts) == 1:
         return await attempts[0]()
     opened: list[asyncio.Transport] = []
+    settled = False
 
     async def attempt(open_one: Callable[[], Awaitable[Any]]) -> Any:
         transport, connection = await open_one()
+        if settled:  # connected after the caller went away: nobody will use it
+            transport.close()
+            raise ConnectionAbortedError
         opened.append(transport)
         return transport, connection
 
-    winner, _, errors = await staggered_race(
-        [partial(attempt, open_one) for open_one in attempts], HAPPY_EYEBALLS_DELAY
-    )
-    for transport in opened:
-        if winner is None or transport is not winner[0]:
-            transport.close()
+    winner = None
+    try:
+        winner, _, errors = await staggered_race(
+            [partial(attempt, open_one) for open_one in attempts], HAPPY_EYEBALLS_DELAY
+        )
+    finally:
+        # Cancelled (the caller went away, or the connect timed out) or done: every connection
+        # but the one returned is closed, those made since too.
+        settled = True
+        for transport in opened:
+            if winner is None or transport is not winner[0]:
+                transport.close()
     if winner is None:
         raise next((error for error in errors if error is not None), OSError("no address"))
     return winner

@@ -116,7 +116,9 @@ def database_server() -> Iterator[psycopg.Connection]:
     the test database's backends and refuse new ones; connections are allowed again after."""
     params = connection.settings_dict
     admin = psycopg.connect(
-        host=params["HOST"],
+        # No host (a Unix socket, PGHOST's directory) is left out, as Django leaves it: an
+        # empty one would be libpq's default directory, whatever PGHOST says.
+        host=params["HOST"] or None,
         port=params["PORT"],
         user=params["USER"],
         password=params["PASSWORD"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.db import DatabaseError, connection
 
@@ -27,8 +28,7 @@ SUMMARY_REQUEST = (
 @functools.cache
 def context_query() -> str:
     """The SQL of conversation_context: the messages not summarised, in order. Plain SQL and
-    two columns: every next turn reads it at its start, and the ORM took longer to build the
-    query than the database to answer it."""
+    two columns: the ORM took longer to build the query than the database to answer it."""
     table = Message._meta.db_table
     # The table name only is formatted in; the conversation is a parameter.
     return (
@@ -37,11 +37,9 @@ def context_query() -> str:
     )
 
 
-def conversation_context(conversation: Conversation) -> ChatInput:
-    """The latest summary (as the system text) and the messages after it."""
-    with connection.cursor() as cursor:
-        cursor.execute(context_query(), [conversation.pk])
-        current = cursor.fetchall()
+def context_of(current: list[tuple[str, str]]) -> ChatInput:
+    """The latest summary (as the system text) and the messages after it, from the roles and
+    contents of the messages not summarised, in order."""
     summaries = [content for role, content in current if role == Message.Role.SUMMARY]
     return ChatInput(
         system=f"Summary of the earlier conversation:\n{summaries[-1]}" if summaries else "",
@@ -50,6 +48,57 @@ def conversation_context(conversation: Conversation) -> ChatInput:
             for role, content in current
             if role != Message.Role.SUMMARY and content
         ],
+    )
+
+
+def conversation_context(conversation: Conversation) -> ChatInput:
+    with connection.cursor() as cursor:
+        cursor.execute(context_query(), [conversation.pk])
+        return context_of(cursor.fetchall())
+
+
+@dataclass(frozen=True)
+class ConversationSoFar:
+    """A conversation and what it sends the model so far: where a turn starts."""
+
+    conversation: Conversation
+    context: ChatInput
+
+
+def conversation_new(owner: Any) -> ConversationSoFar:
+    return ConversationSoFar(Conversation(owner=owner), ChatInput(system="", messages=[]))
+
+
+# What a next turn reads of its conversation's row.
+SO_FAR_FIELDS = ("id", "owner_id", "model_id", "title")
+
+
+@functools.cache
+def so_far_query() -> str:
+    conversation, message = Conversation._meta, Message._meta
+    columns = ", ".join(f"c.{conversation.get_field(name).column}" for name in SO_FAR_FIELDS)
+    # Table and column names only are formatted in; the ids are parameters.
+    return (
+        f"SELECT {columns}, m.role, m.content FROM {conversation.db_table} c "  # noqa: S608
+        f"LEFT JOIN {message.db_table} m ON m.conversation_id = c.id AND NOT m.summarised "
+        "WHERE c.id = %s AND c.owner_id = %s ORDER BY m.created_at, m.id"
+    )
+
+
+def conversation_so_far(owner_id: int, conversation_id: int) -> ConversationSoFar | None:
+    """This developer's conversation with this id and its context, in one query; None when
+    they have no such conversation. Plain SQL: every next turn reads it at its start."""
+    if not 0 < conversation_id < 2**63:
+        return None  # no row has such an id, and SQLite can't even take it as a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(so_far_query(), [conversation_id, owner_id])
+        rows = cursor.fetchall()
+    if not rows:
+        return None
+    # Only these fields read: a save writes no others (a turn saves model, title, updated_at).
+    conversation = Conversation.from_db(connection.alias, SO_FAR_FIELDS, rows[0][:4])
+    return ConversationSoFar(
+        conversation, context_of([(role, content) for *_, role, content in rows if role])
     )
 
 

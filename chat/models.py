@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import functools
-
 from django.conf import settings
 from django.db import models
 
@@ -39,26 +37,6 @@ class Conversation(models.Model):
 
     def __str__(self) -> str:
         return self.title or f"Conversation {self.pk}"
-
-    @classmethod
-    def of_owner(cls, owner_id: int, conversation_id: int) -> Conversation | None:
-        """This developer's conversation with this id, or None. Plain SQL: every next turn
-        reads it at its start, and the ORM took longer to build the query than the database
-        to answer it."""
-        if not 0 < conversation_id < 2**63:
-            return None  # no row has such an id, and SQLite can't even take it as a parameter
-        found = cls.objects.raw(conversation_query(), [conversation_id, owner_id])
-        return next(iter(found), None)
-
-
-@functools.cache
-def conversation_query() -> str:
-    columns = ", ".join(field.column for field in Conversation._meta.concrete_fields)
-    # Table and column names only are formatted in; the ids are parameters.
-    return (
-        f"SELECT {columns} FROM {Conversation._meta.db_table} "  # noqa: S608
-        "WHERE id = %s AND owner_id = %s"
-    )
 
 
 class Message(models.Model):

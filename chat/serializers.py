@@ -6,6 +6,7 @@ from datetime import date
 
 from rest_framework import serializers
 
+from chat.context import ConversationSoFar, conversation_so_far
 from chat.metered import ModelUnavailable, Resolution, model_resolve
 from chat.models import Conversation, Message
 from llmadmin.models import Availability, LLMModel
@@ -231,11 +232,11 @@ class ChatTurnInputSerializer(serializers.Serializer):
         except ModelUnavailable:
             raise serializers.ValidationError("This model is not available for chat.") from None
 
-    def validate_conversation_id(self, value: int) -> Conversation:
-        conversation = Conversation.of_owner(self.context["user"].pk, value)
-        if conversation is None:
+    def validate_conversation_id(self, value: int) -> ConversationSoFar:
+        so_far = conversation_so_far(self.context["user"].pk, value)
+        if so_far is None:
             raise serializers.ValidationError("No such conversation of yours.")
-        return conversation
+        return so_far
 
 
 class ErrorSerializer(serializers.Serializer):

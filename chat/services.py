@@ -20,7 +20,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from billing.limits import LimitReached, lease_end
-from chat.context import conversation_compact, conversation_context, needs_compaction
+from chat.context import ConversationSoFar, conversation_compact, needs_compaction
 from chat.metered import Admission, MeteredCall
 from chat.models import Conversation, Message
 from chat.retries import START_RETRY_SECONDS, release_connection, with_retries
@@ -49,14 +49,19 @@ class Turn:
     chat: ChatInput
 
 
-def turn_start(*, conversation: Conversation, admission: Admission, text: str) -> Turn:
-    """Store the user's message and read what the answer needs, so that the stream itself
-    reads nothing from the database. Raises DatabaseError when the database is down (the
-    admission's slot freed)."""
+def turn_start(*, so_far: ConversationSoFar, admission: Admission, text: str) -> Turn:
+    """Store the user's message, so that the stream itself reads nothing from the database:
+    the answer's context is the conversation's so far and this message. Raises DatabaseError
+    when the database is down (the admission's slot freed)."""
+    conversation = so_far.conversation
     # Taken before a first attempt saves it: a retried one still knows.
     new = conversation._state.adding
     # The conversation is written when new, or when its model or title changes.
     changed = new or conversation.model_id != admission.model.pk or not conversation.title
+    context = ChatInput(
+        system=so_far.context.system,
+        messages=[*so_far.context.messages, {"role": "user", "content": text}],
+    )
 
     def start() -> Turn:
         # One write needs no transaction; with the conversation's, both or neither.
@@ -64,12 +69,9 @@ def turn_start(*, conversation: Conversation, admission: Admission, text: str) -
             if changed:
                 conversation.model = admission.model
                 conversation.title = conversation.title or text[:80]
-                conversation.save()
+                # A next turn's conversation was read in part (chat.context.SO_FAR_FIELDS).
+                conversation.save(update_fields=None if new else ["model", "title", "updated_at"])
             Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
-        if new:  # its context is the message just stored
-            context = ChatInput(system="", messages=[{"role": "user", "content": text}])
-        else:
-            context = conversation_context(conversation)
         return Turn(conversation, admission, context)
 
     try:

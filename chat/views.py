@@ -41,6 +41,7 @@ from rest_framework.views import APIView
 from billing.budgets import ZERO, budget_state, month_start
 from billing.limits import LimitReached
 from billing.report import own_usage
+from chat.context import conversation_new
 from chat.metered import BudgetSpent, spend_admit
 from chat.model_list import cached_model_list, model_caps
 from chat.models import Conversation
@@ -184,11 +185,11 @@ class ChatTurnView(APIView):
         if not serializer.is_valid():
             return Response(serializer.errors, status=400)
         data = serializer.validated_data
-        conversation = data.get("conversation_id") or Conversation(owner=request.user)
+        so_far = data.get("conversation_id") or conversation_new(request.user)
         try:
             # Checked before anything is stored or sent: a refused turn costs nothing.
             admission = spend_admit(user=request.user, resolution=data["model_id"])
-            turn = turn_start(conversation=conversation, admission=admission, text=data["message"])
+            turn = turn_start(so_far=so_far, admission=admission, text=data["message"])
         except BudgetSpent as refusal:
             return Response({"detail": refusal.detail, "code": "budget_spent"}, status=402)
         except LimitReached as refusal:

@@ -64,7 +64,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.sessions.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Who made each audited change: the logged-in user. Sync-only, and innermost but for axes:
@@ -134,7 +134,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# Django's database sessions, read in plain SQL (config/sessions.py).
+# Django's database sessions, each read with its user in one query (config/sessions.py).
 SESSION_ENGINE = "config.sessions"
 
 # axes' backend comes first: it refuses a locked-out login before any password is checked.

@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.models import Group
+from django.contrib.sessions.base_session import AbstractBaseSession
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import connection, models, transaction
@@ -984,3 +985,19 @@ class LLMModel(models.Model):
                 self.provider_options = cleaned
         if errors:
             raise ValidationError(errors)
+
+
+class LoginSession(AbstractBaseSession):
+    """Django's database session with the user it logs in (config.sessions): a request reads
+    both in one query instead of the session, then the user."""
+
+    # Written from the session's own data on each save. No database constraint: a session
+    # saved as its user is deleted must not fail the request (the ORM still deletes a deleted
+    # user's sessions); a session whose user is gone reads as logged out.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        db_constraint=False,
+        null=True,
+        related_name="+",
+    )

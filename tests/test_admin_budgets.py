@@ -171,9 +171,9 @@ def test_the_developer_list_runs_a_constant_number_of_queries(
         user.groups.add(group)
         spend_dollars(user, model, 3)
 
-    # session, user, the groups filter, count, total count, the users with their override
-    # and spend, their groups with their budgets
-    with django_assert_num_queries(7):
+    # the session with its user, the groups filter, count, total count, the users with their
+    # override and spend, their groups with their budgets
+    with django_assert_num_queries(6):
         admin_client.get(DEVELOPERS)
 
 

@@ -311,9 +311,9 @@ def test_the_developer_list_reads_everyones_limits_in_a_constant_number_of_queri
         user.groups.add(group)
         DeveloperLimits.objects.create(user=user, tokens_per_minute=1000 + index)
 
-    # session, user, the groups filter, count, total count, the users, their budgets and
-    # limits
-    with django_assert_num_queries(7):
+    # the session with its user, the groups filter, count, total count, the users, their
+    # budgets and limits
+    with django_assert_num_queries(6):
         html = admin_client.get(DEVELOPERS).text
 
     last = f"Turns at once: 2 (group backend) · Tokens per minute: {1000 + developers - 1:,} (own)"

@@ -10,8 +10,6 @@ import pytest
 import schemathesis
 from django.contrib import auth
 from django.contrib.auth.models import Group, User
-from django.contrib.sessions.backends.db import SessionStore
-from django.contrib.sessions.models import Session
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.urls import reverse
@@ -29,7 +27,9 @@ from schemathesis.checks import (
 
 from billing.models import DeveloperLimits, GroupLimits, UserBudget
 from chat.models import Conversation, Message
+from config.sessions import SessionStore
 from config.wsgi import application
+from llmadmin.models import LoginSession
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -84,10 +84,11 @@ def open_session(user: User) -> None:
         auth.BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
         auth.HASH_SESSION_KEY: user.get_session_auth_hash(),
     }
-    Session.objects.create(
+    LoginSession.objects.create(
         session_key=SESSION_KEY,
         session_data=SessionStore().encode(logged_in),
         expire_date=timezone.now() + timedelta(hours=1),
+        user=user,
     )
 
 

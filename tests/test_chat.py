@@ -468,8 +468,9 @@ def test_a_conversation_names_the_model_of_each_answer(
         conversation = send(client, haiku)[0][1]["id"]
         send(client, sonnet, "Again", conversation)
 
-    # Session, user, conversation, its messages, their models: however many answers.
-    with django_assert_num_queries(5):
+    # The session with its user, conversation, its messages, their models: however many
+    # answers.
+    with django_assert_num_queries(4):
         messages = client.get(reverse("api-conversation", args=[conversation])).json()["messages"]
 
     assert [(m["role"], m["model_id"], m["model"]) for m in messages] == [
@@ -530,7 +531,7 @@ def turn_started(client, payload: dict) -> int:
 
 @pytest.mark.parametrize(
     ("continued", "queries"),
-    [pytest.param(False, 7, id="new conversation"), pytest.param(True, 6, id="next turn")],
+    [pytest.param(False, 6, id="new conversation"), pytest.param(True, 4, id="next turn")],
 )
 def test_a_turn_starts_in_a_few_queries(
     client, developer, django_assert_num_queries, continued, queries
@@ -541,11 +542,11 @@ def test_a_turn_starts_in_a_few_queries(
     if continued:
         payload["conversation_id"] = Conversation.objects.get().pk
 
-    # The session and its user (authentication), then the turn's own: the developer's
+    # The session with its user (authentication), then the turn's own: the developer's
     # configuration fingerprint, groups and budget in one; for a new conversation its insert
     # and the message's in a transaction (a savepoint and its release here, begin and commit
-    # outside tests); for the next turn the conversation, the message's insert and the
-    # context read back. The model and its provider come from the cached configuration.
+    # outside tests); for the next turn the conversation with its context, then the
+    # message's insert. The model and its provider come from the cached configuration.
     with django_assert_num_queries(queries):
         assert turn_started(client, payload) == 200
 

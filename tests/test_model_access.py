@@ -531,12 +531,12 @@ def test_the_list_runs_the_same_queries_whatever_the_catalog_and_group_count(
     developer.groups.add(*groups[::2])
     client = logged_in(developer)
 
-    # session, user, the fingerprint with the user's groups and budget, the changes logged,
-    # providers, models, two access lists
-    with django_assert_num_queries(8):
+    # the session with its user, the fingerprint with the user's groups and budget, the
+    # changes logged, providers, models, two access lists
+    with django_assert_num_queries(7):
         cold = client.get(MODELS)
-    # session, user, the fingerprint with the user's groups and budget
-    with django_assert_num_queries(3):
+    # the session with its user, the fingerprint with the user's groups and budget
+    with django_assert_num_queries(2):
         cached = client.get(MODELS)
 
     assert cold.status_code == cached.status_code == 200

@@ -1,42 +1,142 @@
-"""Sessions (config/sessions.py: Django's database sessions, read in plain SQL): a login
-lasts while its session row is live, and ends everywhere once the row expires or goes."""
+"""Sessions (config/sessions.py: Django's database sessions, each read with its user in one
+query): a login lasts while its session row is live and its user may still log in, and ends
+everywhere once the row expires or goes, the user is deactivated or deleted, or their password
+changes."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.contrib.sessions.models import Session
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.test import override_settings
 from django.utils import timezone
+
+from llmadmin.models import LoginSession
 
 pytestmark = pytest.mark.django_db
 
 MODEL_LIST = "/api/v1/models/"
+AGENTS_PAGE = "/agents/"
 
 
 def test_a_live_session_keeps_its_developer_logged_in(client, developer):
     assert client.get(MODEL_LIST).status_code == 200
+    assert client.get(AGENTS_PAGE).status_code == 200
+
+
+def test_a_login_stores_its_user_with_the_session_and_a_logout_ends_it(client, django_user_model):
+    django_user_model.objects.create_user("dev", password="a long passphrase", is_staff=True)
+    client.post("/admin/login/", {"username": "dev", "password": "a long passphrase"})
+
+    assert LoginSession.objects.values_list("user__username", flat=True).get() == "dev"
+    client.post("/admin/logout/")
+    assert not LoginSession.objects.exists()
+
+
+def expire(developer) -> None:
+    LoginSession.objects.update(expire_date=timezone.now())
+
+
+def expire_yesterday(developer) -> None:
+    LoginSession.objects.update(expire_date=timezone.now() - timedelta(days=1))
+
+
+def delete_session(developer) -> None:
+    LoginSession.objects.all().delete()
+
+
+def deactivate(developer) -> None:
+    developer.is_active = False
+    developer.save()
+
+
+def change_password(developer) -> None:
+    developer.set_password("changed elsewhere")
+    developer.save()
+
+
+def delete_user(developer) -> None:
+    developer.delete()
 
 
 @pytest.mark.parametrize(
     "end",
     [
-        pytest.param(lambda rows: rows.update(expire_date=timezone.now()), id="expired"),
-        pytest.param(
-            lambda rows: rows.update(expire_date=timezone.now() - timedelta(days=1)),
-            id="expired a day ago",
-        ),
-        pytest.param(lambda rows: rows.delete(), id="deleted (a logout elsewhere)"),
+        pytest.param(expire, id="expired"),
+        pytest.param(expire_yesterday, id="expired a day ago"),
+        pytest.param(delete_session, id="session deleted (a logout elsewhere)"),
+        pytest.param(deactivate, id="user deactivated"),
+        pytest.param(change_password, id="password changed"),
+        pytest.param(delete_user, id="user deleted"),
     ],
 )
-def test_a_session_that_expired_or_went_is_no_login(client, developer, end):
-    end(Session.objects.all())
+def test_a_session_that_ended_or_whose_user_may_not_log_in_is_no_login(client, developer, end):
+    end(developer)
     assert client.get(MODEL_LIST).status_code == 403
+    # A page of Django's own (DRF checks is_active again; Django's views trust request.user).
+    assert client.get(AGENTS_PAGE).status_code == 302
 
 
-def test_a_session_is_read_in_one_query(client, developer, django_assert_num_queries):
+def test_a_password_change_ends_the_session_for_good(client, developer):
+    change_password(developer)
+    client.get(MODEL_LIST)
+
+    # As Django ends it: the session is flushed, not only refused this once.
+    assert not LoginSession.objects.exists()
+
+
+def test_a_session_is_read_with_its_user_in_one_query(client, developer, django_assert_num_queries):
     client.get(MODEL_LIST)  # the configuration cached
-    # The session, the developer, then the list's own reading.
-    with django_assert_num_queries(3) as captured:
+    # The session with its developer, then the list's own reading.
+    with django_assert_num_queries(2) as captured:
         client.get(MODEL_LIST)
-    assert "django_session" in captured.captured_queries[0]["sql"]
+    first = captured.captured_queries[0]["sql"]
+    assert LoginSession._meta.db_table in first
+    assert developer._meta.db_table in first
+
+
+def test_a_login_under_a_rotated_secret_stays_and_takes_the_new_one(
+    client, developer, settings, django_assert_num_queries
+):
+    client.get(MODEL_LIST)  # the configuration cached
+    new_secret = {"SECRET_KEY": "a new secret " * 5, "SECRET_KEY_FALLBACKS": [settings.SECRET_KEY]}
+    with override_settings(**new_secret):
+        # Django's own way verifies the old hash and renews the session with the new one...
+        assert client.get(MODEL_LIST).status_code == 200
+        # ... which the next request reads with its user in one query again.
+        with django_assert_num_queries(2):
+            assert client.get(MODEL_LIST).status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_upgrade_to_login_sessions_keeps_every_live_login(client, django_user_model):
+    executor = MigrationExecutor(connection)
+    executor.migrate([("llmadmin", "0018_backup_keys")])
+    try:
+        developer = django_user_model.objects.create_user("dev")
+        # Logins as Django's own database store wrote them before: one live, one expired.
+        live, expired = DjangoSessionStore(), DjangoSessionStore()
+        for session in (live, expired):
+            session.update(
+                {
+                    SESSION_KEY: str(developer.pk),
+                    BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                    HASH_SESSION_KEY: developer.get_session_auth_hash(),
+                }
+            )
+            session.create()
+        Session.objects.filter(session_key=expired.session_key).update(expire_date=timezone.now())
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert list(LoginSession.objects.values_list("session_key", "user_id")) == [
+        (live.session_key, developer.pk)
+    ]
+    client.cookies["sessionid"] = live.session_key
+    assert client.get(MODEL_LIST).status_code == 200

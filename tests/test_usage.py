@@ -986,9 +986,9 @@ def call_at_new_account(user: User, name: str) -> Provider:
     return account
 
 
-# session, user; the filter's live accounts, its deleted ones; the records' count, the page's
-# records; the date hierarchy's range, its days
-LEDGER_QUERIES = 8
+# the session with its user; the filter's live accounts, its deleted ones; the records'
+# count, the page's records; the date hierarchy's range, its days
+LEDGER_QUERIES = 7
 
 
 def test_the_ledger_runs_the_same_queries_however_many_accounts_live_or_deleted(

@@ -748,8 +748,9 @@ def test_a_daily_row_has_no_page_of_its_own(admin_client, ledger):
 
 # A constant number of queries.
 
-# session, user; sums by key; series by day; labels of models, accounts, users, groups
-QUERIES = 8
+# the session with its user; sums by key; series by day; labels of models, accounts,
+# users, groups
+QUERIES = 7
 
 
 def test_the_page_runs_the_same_queries_for_a_little_and_for_much_more_data(

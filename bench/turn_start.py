@@ -101,6 +101,7 @@ def main() -> None:
     parser.add_argument("--turns", type=int, default=200, help="requests per kind and round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--profile", choices=["new", "next"])
+    parser.add_argument("--show-queries", action="store_true", help="print each kind's queries")
     args = parser.parse_args()
     print(load_line("start"))
 
@@ -152,6 +153,9 @@ def main() -> None:
             with CaptureQueriesContext(connection) as captured:
                 requests[0]()
             queries[kind] = len(captured)
+            if args.show_queries:
+                for query in captured:
+                    print(f"  {kind}: {query['sql'][:110]}")
 
     print(f"{datetime.now():%Y-%m-%d %H:%M}, {connection.vendor}, {load_line('end')}")
     print(f"{args.rounds} rounds of {args.turns} requests per kind, interleaved")

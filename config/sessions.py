@@ -60,20 +60,23 @@ class SessionStore(db.SessionStore):
             # As Django's own store: a key with no live session is forgotten.
             self._session_key = None
             return None
+        # The session's data is not left on the user.
+        session_data = row.__dict__.pop(SESSION_DATA)
         self.logged_in_user = row if row.pk is not None else None
-        return LoginSession(session_key=self.session_key, session_data=getattr(row, SESSION_DATA))
+        return LoginSession(session_key=self.session_key, session_data=session_data)
 
     def create_model_instance(self, data: dict) -> LoginSession:
         session = super().create_model_instance(data)
-        user_id = data.get(auth.SESSION_KEY)
-        session.user_id = int(user_id) if str(user_id).isdigit() else None
+        user_id = str(data.get(auth.SESSION_KEY))
+        session.user_id = int(user_id) if user_id.isascii() and user_id.isdigit() else None
         return session
 
 
 def session_user(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
     session = request.session
     user_id = session.get(auth.SESSION_KEY)  # the session read, with its user
-    user = session.logged_in_user
+    # None from another session engine's store: Django's own way then.
+    user = getattr(session, "logged_in_user", None)
     if (
         user is not None
         and user.is_active  # as ModelBackend.get_user

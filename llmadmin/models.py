@@ -1001,3 +1001,8 @@ class LoginSession(AbstractBaseSession):
         null=True,
         related_name="+",
     )
+
+    def __str__(self) -> str:
+        # Not the key (Django's own session shows it): the admin lists a user's sessions when
+        # it asks to confirm their deletion, and the key is the cookie that logs in as them.
+        return f"Login session until {self.expire_date:%Y-%m-%d %H:%M} UTC"

@@ -9,11 +9,13 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.contrib.auth.models import Permission
 from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
-from django.test import override_settings
+from django.test import Client, override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from llmadmin.models import LoginSession
@@ -114,9 +116,11 @@ def test_a_login_under_a_rotated_secret_stays_and_takes_the_new_one(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_upgrade_to_login_sessions_keeps_every_live_login(client, django_user_model):
+def test_the_upgrade_moves_every_live_login_and_a_rollback_moves_them_back(
+    client, django_user_model
+):
     executor = MigrationExecutor(connection)
-    executor.migrate([("llmadmin", "0018_backup_keys")])
+    executor.migrate([BEFORE])
     try:
         developer = django_user_model.objects.create_user("dev")
         # Logins as Django's own database store wrote them before: one live, one expired.
@@ -131,12 +135,73 @@ def test_the_upgrade_to_login_sessions_keeps_every_live_login(client, django_use
             )
             session.create()
         Session.objects.filter(session_key=expired.session_key).update(expire_date=timezone.now())
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
+        migrated_to_latest()
 
-    assert list(LoginSession.objects.values_list("session_key", "user_id")) == [
-        (live.session_key, developer.pk)
-    ]
-    client.cookies["sessionid"] = live.session_key
-    assert client.get(MODEL_LIST).status_code == 200
+        assert list(LoginSession.objects.values_list("session_key", "user_id")) == [
+            (live.session_key, developer.pk)
+        ]
+        # Moved, not copied: nothing would end or clear a login left in Django's table.
+        assert not Session.objects.exists()
+        client.cookies["sessionid"] = live.session_key
+        assert client.get(MODEL_LIST).status_code == 200
+
+        MigrationExecutor(connection).migrate([BEFORE])
+        assert list(Session.objects.values_list("session_key", flat=True)) == [live.session_key]
+    finally:
+        migrated_to_latest()
+
+
+BEFORE = ("llmadmin", "0018_backup_keys")
+
+
+def migrated_to_latest() -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def user_deletion_page(admin_client, user, view: str):
+    if view == "delete view":
+        return admin_client.get(reverse("admin:auth_user_delete", args=[user.pk]))
+    return admin_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": "delete_selected", "_selected_action": [user.pk]},
+    )
+
+
+@pytest.mark.parametrize("view", ["delete view", "delete selected action"])
+def test_the_admins_confirmation_of_a_users_deletion_shows_no_session_key(
+    client, developer, admin_client, view
+):
+    key = client.cookies["sessionid"].value
+
+    page = user_deletion_page(admin_client, developer, view)
+
+    assert page.status_code == 200
+    assert b"Are you sure" in page.content
+    assert key.encode() not in page.content
+
+
+def test_a_staff_member_who_may_delete_users_cannot_take_over_a_superusers_session(
+    client, django_user_model
+):
+    root = django_user_model.objects.create_superuser("root")
+    client.force_login(root)
+    staff = django_user_model.objects.create_user("staff", is_staff=True)
+    staff.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="auth", codename__in=["view_user", "delete_user"]
+        )
+    )
+    staff_client = Client()
+    staff_client.force_login(staff)
+
+    page = staff_client.get(reverse("admin:auth_user_delete", args=[root.pk])).content.decode()
+
+    assert "Are you sure" in page
+    assert client.cookies["sessionid"].value not in page
+
+
+def test_under_another_session_engine_a_login_is_read_as_django_reads_it(client, django_user_model):
+    with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies"):
+        client.force_login(django_user_model.objects.create_user("dev"))
+        assert client.get(MODEL_LIST).status_code == 200

@@ -9,8 +9,9 @@ from django.utils import timezone
 
 
 def sessions_carry_over(apps, schema_editor):
-    # The live logins stay logged in: each row copied with the user its data names. Decoded
-    # as a store of the same class name (the signature's salt) as config.sessions'.
+    # The live logins move (and stay logged in): each row with the user its data names,
+    # decoded as a store of the same class name (the signature's salt) as config.sessions'.
+    # None is left behind: nothing would end or clear it there any more.
     Session = apps.get_model("sessions", "Session")
     LoginSession = apps.get_model("llmadmin", "LoginSession")
     store = SessionStore()
@@ -22,13 +23,30 @@ def sessions_carry_over(apps, schema_editor):
                 session_key=session.session_key,
                 session_data=session.session_data,
                 expire_date=session.expire_date,
-                user_id=int(user_id) if user_id.isdigit() else None,
+                user_id=int(user_id) if user_id.isascii() and user_id.isdigit() else None,
             )
         )
         if len(batch) == 1000:
             LoginSession.objects.bulk_create(batch)
             batch = []
     LoginSession.objects.bulk_create(batch)
+    Session.objects.all().delete()
+
+
+def sessions_carry_back(apps, schema_editor):
+    Session = apps.get_model("sessions", "Session")
+    LoginSession = apps.get_model("llmadmin", "LoginSession")
+    Session.objects.bulk_create(
+        (
+            Session(
+                session_key=session.session_key,
+                session_data=session.session_data,
+                expire_date=session.expire_date,
+            )
+            for session in LoginSession.objects.filter(expire_date__gt=timezone.now()).iterator()
+        ),
+        batch_size=1000,
+    )
 
 
 class Migration(migrations.Migration):
@@ -54,5 +72,5 @@ class Migration(migrations.Migration):
                 'abstract': False,
             },
         ),
-        migrations.RunPython(sessions_carry_over, migrations.RunPython.noop, elidable=True),
+        migrations.RunPython(sessions_carry_over, sessions_carry_back, elidable=True),
     ]

@@ -184,24 +184,30 @@ MESSAGES = Shape(
 def serve_upstream(port: int, deltas: int, pause: float, shape: Shape = CHAT_COMPLETIONS) -> None:
     """The upstream's process: a streamed request is answered in `shape` with `deltas` deltas
     `pause` seconds apart, the first at once, then the usage and the end (as chat_streams'
-    upstream does); one not streamed, at once with WHOLE_ANSWER. Each connection is then
-    closed."""
+    upstream does); one not streamed, at once with WHOLE_ANSWER, the connection then kept
+    for the next request unless the request asked to close it (as providers keep them: the
+    gateway's pool reuses them; the bench's own client closes each)."""
     ending = shape.ending(deltas) + b"0\r\n\r\n"
-    whole_answer = (
+    whole_head = (
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-        b"Connection: close\r\n\r\n%s" % (len(WHOLE_ANSWER), WHOLE_ANSWER)
+        b"Connection: " % len(WHOLE_ANSWER)
     )
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
-            body = await reader.readexactly(int(length[1]) if length else 0)
-            if not json.loads(body).get("stream"):
-                writer.write(whole_answer)
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                body = await reader.readexactly(int(length[1]) if length else 0)
+                if json.loads(body).get("stream"):
+                    break
+                close = re.search(rb"(?i)\r\nconnection: *close", head)
+                kept = b"close" if close else b"keep-alive"
+                writer.write(whole_head + kept + b"\r\n\r\n" + WHOLE_ANSWER)
                 await writer.drain()
-                return
+                if close:
+                    return
             writer.write(ANSWER_HEAD + shape.opening)
             started = loop.time()
             for n in range(deltas):

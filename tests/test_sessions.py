@@ -12,6 +12,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.backends.db import SessionStore as DjangoSessionStore
 from django.contrib.sessions.models import Session
+from django.core.management import call_command
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client, override_settings
@@ -205,3 +206,16 @@ def test_under_another_session_engine_a_login_is_read_as_django_reads_it(client,
     with override_settings(SESSION_ENGINE="django.contrib.sessions.backends.signed_cookies"):
         client.force_login(django_user_model.objects.create_user("dev"))
         assert client.get(MODEL_LIST).status_code == 200
+
+
+def test_clearsessions_deletes_the_expired_logins_only(client, developer):
+    live = client.cookies["sessionid"].value
+    expired = Client()
+    expired.force_login(developer)
+    LoginSession.objects.filter(session_key=expired.cookies["sessionid"].value).update(
+        expire_date=timezone.now()
+    )
+
+    call_command("clearsessions")
+
+    assert list(LoginSession.objects.values_list("session_key", flat=True)) == [live]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
 
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DatabaseError, connection
 
 from billing.models import UsageRecord
@@ -52,6 +52,7 @@ def context_of(current: list[tuple[str, str]]) -> ChatInput:
 
 
 def conversation_context(conversation: Conversation) -> ChatInput:
+    """What this conversation sends the model, as stored now (a compaction's plan)."""
     with connection.cursor() as cursor:
         cursor.execute(context_query(), [conversation.pk])
         return context_of(cursor.fetchall())
@@ -65,7 +66,7 @@ class ConversationSoFar:
     context: ChatInput
 
 
-def conversation_new(owner: Any) -> ConversationSoFar:
+def conversation_new(owner: AbstractBaseUser) -> ConversationSoFar:
     return ConversationSoFar(Conversation(owner=owner), ChatInput(system="", messages=[]))
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import timedelta
+from typing import Any
 from unittest.mock import patch
 
 import anthropic
@@ -271,6 +272,40 @@ def test_a_gateway_client_that_leaves_while_it_is_let_through_frees_its_slot(
         assert leases_ended()
 
     assert fake.requests == []
+
+
+@pytest.mark.parametrize(
+    ("family", "model_family"),
+    [
+        pytest.param("openai", "openai", id="openai"),
+        pytest.param("anthropic", "anthropic", id="anthropic"),
+        pytest.param("openai", "anthropic", id="openai, translated"),
+    ],
+)
+def test_a_streams_end_reaches_the_client_once_the_call_is_recorded_and_its_slot_free(
+    server, secret, developer, family, model_family
+):
+    # One turn at once: a client calling again as soon as it reads an answer's end (the
+    # openai SDK hangs up at [DONE]) must not be refused for the call that just ended.
+    DeveloperLimits.objects.create(user=developer, concurrent_turns=1)
+    client = sdk(family, server, secret)
+    with upstream(model_family) as fake:
+        model_at(model_family, fake.url)
+        for calls in (1, 2, 3):
+            with streamed(client, IDENTIFIERS[model_family]) as answer:
+                for event in answer:
+                    if getattr(event, "type", None) == "message_stop":
+                        break
+                # Read as the end arrives, before the client reads anything after it.
+                assert UsageRecord.objects.count() == calls
+                assert not TurnLease.objects.filter(ended_at=None).exists()
+
+
+def streamed(client: openai.OpenAI | anthropic.Anthropic, model: str) -> Any:
+    """A streamed chat call to `model` in the client's own API: the SDK's stream, unread."""
+    if isinstance(client, openai.OpenAI):
+        return client.chat.completions.create(model=model, messages=HI, stream=True)
+    return client.messages.create(model=model, max_tokens=100, messages=HI, stream=True)
 
 
 # --- Tokens per minute count the gateway's calls ------------------------------------------------

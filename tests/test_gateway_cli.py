@@ -44,8 +44,8 @@ def llm_configured(home, base_url: str, secret: str) -> dict[str, str]:
 
 
 def recorded() -> list[UsageRecord]:
-    """The ledger once it holds the call: a stream is recorded just after its last byte went
-    out, so the tool may have ended first (on SQLite the table may be locked meanwhile)."""
+    """The ledger once it holds the call (it is recorded before the stream's end reaches the
+    tool; on SQLite the table may be locked a moment meanwhile)."""
     until = time.monotonic() + 5
     while time.monotonic() < until:
         with contextlib.suppress(OperationalError):

@@ -163,8 +163,9 @@ def test_an_sdk_refused_for_requests_per_minute_gets_through_after_waiting(
 
 
 def leases_ended() -> bool:
-    """Whether the calls' leases have all ended within 10 seconds: the server ends each in
-    its own thread, just after the last byte reached the client."""
+    """Whether the calls' leases have all ended within 10 seconds: the server ends a call's
+    in its own thread, before a complete answer's end reaches the client, and just after a
+    call cut short or refused."""
     until = time.monotonic() + 10
     while time.monotonic() < until:
         with suppress(OperationalError):  # SQLite's shared in-memory database: locked a moment

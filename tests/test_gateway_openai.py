@@ -86,8 +86,9 @@ def sdk(base_url: str, secret: str) -> openai.OpenAI:
 
 
 def records(count: int) -> list[UsageRecord]:
-    """The ledger once it holds `count` rows: a streamed call is recorded just after its last
-    byte reached the client (on SQLite, while the server writes, its table may be locked)."""
+    """The ledger once it holds `count` rows: a call that ended is recorded before its end
+    reaches the client, one cut short just after (on SQLite, while the server writes, its
+    table may be locked)."""
     until = time.monotonic() + 5
     while time.monotonic() < until:
         with contextlib.suppress(OperationalError):
@@ -550,7 +551,7 @@ def test_the_provider_gets_the_clients_body_but_for_the_model_and_the_admins_rul
     assert response.status_code == 200, response.text
     [request] = fake.requests
     assert request.body == {"model": identifier, **expected}
-    records(1)  # a streamed answer is recorded after its last byte
+    records(1)  # read as the server's write allows (SQLite locks the table meanwhile)
 
 
 # --- Refused before anything is sent -----------------------------------------------------------

@@ -690,8 +690,7 @@ def test_a_translated_call_is_in_the_ledger_with_the_providers_counts(
         streamed = openai_turn(
             openai_sdk, "claude-sonnet-4-6", [{"role": "user", "content": ASK}], True
         )
-    # The stream's record is written after its last byte: on SQLite, the next model's rows
-    # must not meet that write.
+    # The stream's record is written before its end reaches the client: read once it is.
     records(1)
     with upstream("openai", "gpt-4.1") as gpt:
         gpt.cached_tokens = 4

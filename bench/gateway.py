@@ -14,16 +14,19 @@ in Anthropic's Messages shape for an Anthropic model: the translated case. In ev
 rounds (default 5), in turn: probes the gateway's model list idle; 10 streams of the same
 OpenAI client through the gateway to each model, native and translated, each after 10 straight
 to its upstream; for each N (default 10, 100, 300) N streams directly, then N through the
-gateway, the same prober running under the largest N; then S seconds of requests not streamed
-at concurrency 8, directly then through the gateway. Prints the load average at start and end
-and every figure as its median (min-max) over the rounds, each taken within its round: streams
+gateway, the same prober running under the largest N; then S seconds each of requests not
+streamed at concurrency 8, directly, through the gateway, and to the floor (FLOOR_PATH: the
+same request to a fixed answer served as the gateway's APIs are: Django's own cost here), then
+one at a time, directly and through the gateway. Prints the load average at start and end and
+every figure as its median (min-max) over the rounds, each taken within its round: streams
 completed, the first-token delay the gateway adds (p50 less p50, p99 less p99), the model
-list's p50 and p99 while the largest N's streams run, the server's CPU per stream; for requests
-not streamed, the time the gateway adds per request (p50 less p50, p99 less p99), requests/s
-both ways and the server's CPU per request; next to the targets: added first-token p50 <= 5 ms
-at N = 10, all 300 streams complete with the model list's p99 < 250 ms, overhead of a request
-not streamed <= 3 ms median; and the translated streams' added first-token p50 and p99 beside
-the native ones', their difference within 2 ms. About a minute per round with S = 5 (--rounds 1
+list's p50 and p99 while the largest N's streams run, the server's CPU per stream; for
+requests not streamed, the time the gateway adds per request (p50 less p50, p99 less p99), the
+floor's and the gateway's beyond the floor, requests/s and the server's CPU per request, and
+the time added one at a time; next to the targets: added first-token p50 <= 5 ms at N = 10,
+all 300 streams complete with the model list's p99 < 250 ms, overhead of a request not
+streamed <= 3 ms median; and the translated streams' added first-token p50 and p99 beside the
+native ones', their difference within 2 ms. About 80 s per round with S = 5 (--rounds 1
 --seconds 3: under a minute).
 """
 
@@ -82,6 +85,9 @@ from serving import (
 CONCURRENCY = (10, 100, 300)
 # Requests not streamed: this many clients at once, each sending its next on an answer.
 WHOLE_CONCURRENCY = 8
+# The same request to bench/urls.py's gateway floor: a fixed answer served as the gateway's
+# APIs are, with no token, database or upstream; Django's own cost on this machine.
+FLOOR_PATH = "/gateway/bench-floor"
 MODEL = BENCH_MODEL
 CHAT_PATH = "/gateway/openai/v1/chat/completions"
 MODELS_PATH = "/gateway/openai/v1/models"
@@ -297,8 +303,10 @@ async def whole_request(port: int, request: bytes) -> tuple[float, int]:
     return time.monotonic() - sent, status
 
 
-async def whole_requests(port: int, request: bytes, seconds: float) -> list[tuple[float, int]]:
-    """WHOLE_CONCURRENCY clients sending the request again on each answer for `seconds`."""
+async def whole_requests(
+    port: int, request: bytes, seconds: float, concurrency: int = WHOLE_CONCURRENCY
+) -> list[tuple[float, int]]:
+    """`concurrency` clients sending the request again on each answer for `seconds`."""
     until = time.monotonic() + seconds
     taken: list[tuple[float, int]] = []
 
@@ -306,7 +314,7 @@ async def whole_requests(port: int, request: bytes, seconds: float) -> list[tupl
         while time.monotonic() < until:
             taken.append(await whole_request(port, request))
 
-    await asyncio.gather(*(client() for _ in range(WHOLE_CONCURRENCY)))
+    await asyncio.gather(*(client() for _ in range(concurrency)))
     return taken
 
 
@@ -342,10 +350,12 @@ class Setup:
     limit: float  # a stream not ended this long after its request failed
     ramp: float  # the streams start spread over this many seconds
 
-    def request(self, *, through: bool, stream: bool, translated: bool = False) -> bytes:
+    def request(
+        self, *, through: bool, stream: bool, translated: bool = False, floor: bool = False
+    ) -> bytes:
         """The same OpenAI body both ways: to the upstream with its key, or to the gateway
         with the token; `translated`: for the Anthropic model, and straight to its upstream
-        in Anthropic's shape."""
+        in Anthropic's shape; `floor`: to the gateway's FLOOR_PATH."""
         messages = [{"role": "user", "content": "Tell me a long story."}]
         body = {
             "model": TRANSLATED_MODEL if translated else MODEL,
@@ -354,7 +364,7 @@ class Setup:
             **({"stream_options": {"include_usage": True}} if stream else {}),
         }
         if through:
-            port, path, key = self.port, CHAT_PATH, self.secret
+            port, path, key = self.port, FLOOR_PATH if floor else CHAT_PATH, self.secret
         elif translated:
             port, path, key = self.messages_port, "/v1/messages", "sk-bench"
             body = {"model": TRANSLATED_MODEL, "max_tokens": 8192, "messages": messages}
@@ -383,6 +393,11 @@ class WholeFigures:
     through: list[list[tuple[float, int]]] = field(default_factory=list)
     direct: list[list[tuple[float, int]]] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)  # workers' CPU seconds meanwhile
+    # The same request to FLOOR_PATH, at the same concurrency.
+    floor: list[list[tuple[float, int]]] = field(default_factory=list)
+    # One at a time: through the gateway, and directly.
+    through_one: list[list[tuple[float, int]]] = field(default_factory=list)
+    direct_one: list[list[tuple[float, int]]] = field(default_factory=list)
 
 
 def workers_cpu(pids: list[int]) -> float:
@@ -449,21 +464,23 @@ def measure_translated(setup: Setup, native: Figures, translated: Figures) -> No
 
 
 def measure_whole(setup: Setup, figures: WholeFigures) -> None:
+    """WHOLE_CONCURRENCY at a time: directly, through the gateway (with the workers' CPU),
+    and the floor; then one at a time, directly and through the gateway."""
     pids = server_processes(setup.server_pid)
-    figures.direct.append(
-        asyncio.run(
-            whole_requests(
-                setup.upstream_port, setup.request(through=False, stream=False), setup.seconds
-            )
-        )
-    )
+    direct = setup.request(through=False, stream=False)
+    through = setup.request(through=True, stream=False)
+    upstream, gateway = setup.upstream_port, setup.port
+
+    def taken(port: int, request: bytes, concurrency: int = WHOLE_CONCURRENCY) -> list:
+        return asyncio.run(whole_requests(port, request, setup.seconds, concurrency))
+
+    figures.direct.append(taken(upstream, direct))
     before = workers_cpu(pids)
-    figures.through.append(
-        asyncio.run(
-            whole_requests(setup.port, setup.request(through=True, stream=False), setup.seconds)
-        )
-    )
+    figures.through.append(taken(gateway, through))
     figures.cpu.append(workers_cpu(pids) - before)
+    figures.floor.append(taken(gateway, setup.request(through=True, stream=False, floor=True)))
+    figures.direct_one.append(taken(upstream, direct, 1))
+    figures.through_one.append(taken(gateway, through, 1))
 
 
 def idle_probe_cpu(setup: Setup) -> float:
@@ -566,12 +583,21 @@ def report_whole(figures: WholeFigures, seconds: float) -> None:
         f"Requests not streamed, {WHOLE_CONCURRENCY} at a time for {seconds:g} s: median "
         f"(min-max) of {len(rounds)} rounds"
     )
-    failed = [
-        sum(status != 200 for _, status in taken) for taken in figures.through + figures.direct
+    every = [
+        figures.through,
+        figures.direct,
+        figures.floor,
+        figures.through_one,
+        figures.direct_one,
     ]
+    failed = [sum(got != 200 for _, got in taken) for each in every for taken in each]
     print(f"  failed: {sum(failed)}")
-    through = [[s for s, status in taken if status == 200] for taken in figures.through]
-    direct = [[s for s, status in taken if status == 200] for taken in figures.direct]
+
+    def answers(rounds_taken: list[list[tuple[float, int]]]) -> list[list[float]]:
+        return [[s for s, got in taken if got == 200] for taken in rounds_taken]
+
+    through, direct = answers(figures.through), answers(figures.direct)
+    floor = answers(figures.floor)
     for q, name in ((0.5, "p50"), (0.99, "p99")):
         ours, theirs, extra = added(through, direct, q)
         target = " (target: p50 <= 3)" if q == 0.5 else ""
@@ -579,12 +605,25 @@ def report_whole(figures: WholeFigures, seconds: float) -> None:
             f"  time per request {name}, ms: through the gateway {spread(ours, TWO)}, directly "
             f"{spread(theirs, TWO)}; added {spread(extra, TWO)}{target}"
         )
+    floors, _, floor_added = added(floor, direct, 0.5)
+    _, _, beyond = added(through, floor, 0.5)
+    print(
+        f"  the floor ({FLOOR_PATH}: the same request, a fixed answer with no token, database "
+        f"or upstream) p50, ms: {spread(floors, TWO)}; added {spread(floor_added, TWO)}; the "
+        f"gateway's beyond it {spread(beyond, TWO)}"
+    )
     print(
         f"  requests/s: through the gateway {spread([len(t) / seconds for t in through])}, "
-        f"directly {spread([len(d) / seconds for d in direct])}"
+        f"directly {spread([len(d) / seconds for d in direct])}, the floor "
+        f"{spread([len(f) / seconds for f in floor])}"
     )
     per_request = [cpu / max(1, len(t)) * 1000 for cpu, t in zip(figures.cpu, through, strict=True)]
     print(f"  server CPU per request (workers): {spread(per_request, TWO)} ms")
+    ours, theirs, extra = added(answers(figures.through_one), answers(figures.direct_one), 0.5)
+    print(
+        f"  one at a time, time per request p50, ms: through the gateway {spread(ours, TWO)}, "
+        f"directly {spread(theirs, TWO)}; added {spread(extra, TWO)}"
+    )
 
 
 def main() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 from django.db import connections, transaction
 from django.utils import timezone
 
-from billing.budgets import ZERO, alerts_due, budget_state, month_start
+from billing.budgets import ZERO, Allowance, alerts_due, budget_state, month_start
 from billing.models import (
     COST_QUANTUM,
     TOKEN_FIELDS,
@@ -135,18 +135,21 @@ def usage_record(
     estimated: bool = False,
     token_id: int | None = None,
     client_name: str = "",
+    allowance: Allowance | None = None,
 ) -> UsageRecord:
     """Record one provider call, its cost and its day's sums, and check the budget alerts
     once it commits. Call it inside the transaction that stores what the call produced.
     `estimated`: the counts are an estimate (the call was cut short before the provider
     reported any). `token_id` and `client_name`: the gateway's personal access token and the
-    client that sent the call (its User-Agent, trimmed)."""
+    client that sent the call (its User-Agent, trimmed). `allowance`: the one that let the
+    call through, read when it was (its group is charged); else it is read now."""
     tokens = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
     tier, prices = prices_at(model, called_at, tokens["input_tokens"])
     pricing, cost = call_cost(tokens, prices)
     if estimated and pricing == Pricing.PRICED:
         pricing = Pricing.ESTIMATED
-    allowance = budget_state(user_id).allowance
+    if allowance is None:
+        allowance = budget_state(user_id).allowance
     record = UsageRecord.objects.create(
         called_at=called_at,
         day=timezone.localdate(called_at),

@@ -39,7 +39,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
-from billing.budgets import BudgetState, alerts_due, budget_state, spend_refusal
+from billing.budgets import Allowance, BudgetState, alerts_due, budget_state, spend_refusal
 from billing.ledger import usage_record
 from billing.limits import call_tokens, lease_end, lease_renew, lease_start, turn_lease
 from billing.models import UsageRecord
@@ -183,7 +183,12 @@ def spend_admit(*, user: AbstractBaseUser, resolution: Resolution) -> Admission:
         resolution.budget.limits,
         budget_check=partial(spent_raise, user.pk, resolution.model),
     )
-    return Admission(user_id=user.pk, model=resolution.model, lease_id=lease_id)
+    return Admission(
+        user_id=user.pk,
+        model=resolution.model,
+        lease_id=lease_id,
+        allowance=resolution.budget.allowance,
+    )
 
 
 def spent_raise(user_id: int, model: LLMModel) -> None:
@@ -204,6 +209,8 @@ class Admission:
     model: LLMModel
     # The turn's lease under the developer's limits; None when no limit applies to them.
     lease_id: int | None = None
+    # The allowance that let them through: its group is charged for the turn's calls.
+    allowance: Allowance | None = None
 
     @asynccontextmanager
     async def held(self) -> AsyncIterator[None]:
@@ -405,6 +412,7 @@ class MeteredCall(Generic[T]):
                 kind=self.kind,
                 token_id=self.token_id,
                 client_name=self.client_name,
+                allowance=self.admission.allowance,
                 **usage_of(self),
             )
             if self.admission.lease_id is not None:

@@ -17,6 +17,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
 from django.db import IntegrityError
 
+from billing.budgets import Allowance
 from billing.models import Pricing, UsageRecord, UserBudget
 from chat.metered import (
     Admission,
@@ -72,6 +73,20 @@ def test_a_complete_call_records_one_ledger_row_with_its_cost(user):
     assert (record.input_tokens, record.output_tokens) == (12, 5)
     assert (record.pricing, record.cost) == (Pricing.PRICED, Decimal("0.000111"))
     assert call.stored is None
+
+
+def test_a_call_is_recorded_with_the_allowance_that_let_it_through_not_read_again(
+    user, django_assert_num_queries
+):
+    with serve(FakeProvider("openai", KEY)) as server:
+        model = model_at(server.url, **PRICES)
+        call = call_admit(user=user, model_id=model.pk).call(chat=HELLO)
+        # Its transaction (a savepoint, in a test) with the prices in effect, the row and the
+        # day's sums.
+        with django_assert_num_queries(5):
+            run_call(call)
+
+    assert UsageRecord.objects.get().cost == Decimal("0.000111")
 
 
 def test_the_callers_row_is_stored_with_the_call(user):
@@ -263,7 +278,7 @@ def test_letting_a_call_through_runs_one_query_once_the_model_is_cached(
     with django_assert_num_queries(1):
         admission = call_admit(user=user, model_id=model.pk)
 
-    assert admission == Admission(user_id=user.pk, model=model)
+    assert admission == Admission(user_id=user.pk, model=model, allowance=Allowance(None, ""))
 
 
 def test_a_change_to_the_model_or_its_key_reaches_the_next_call(user):

@@ -148,7 +148,8 @@ def usage_record(
     pricing, cost = call_cost(tokens, prices)
     if estimated and pricing == Pricing.PRICED:
         pricing = Pricing.ESTIMATED
-    if allowance is None:
+    read_now = allowance is None
+    if read_now:
         allowance = budget_state(user_id).allowance
     record = UsageRecord.objects.create(
         called_at=called_at,
@@ -170,9 +171,9 @@ def usage_record(
         **prices,
     )
     daily_usage_add(record)
-    if cost and allowance.amount is not None:
-        # Decided on what is committed: of two calls committing together, the later sees
-        # both costs.
+    if cost and (allowance.amount is not None or not read_now):
+        # Decided on what is committed (of two calls committing together, the later sees
+        # both costs) and on the budget then: one set while the call ran is alerted on too.
         month = month_start(record.day)
         transaction.on_commit(lambda: alerts_due(user_id, month))
     return record

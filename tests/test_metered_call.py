@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.db import IntegrityError
 
 from billing.budgets import Allowance
-from billing.models import Pricing, UsageRecord, UserBudget
+from billing.models import BudgetAlert, GroupBudget, Pricing, UsageRecord, UserBudget
 from chat.metered import (
     Admission,
     BudgetSpent,
@@ -75,18 +75,44 @@ def test_a_complete_call_records_one_ledger_row_with_its_cost(user):
     assert call.stored is None
 
 
-def test_a_call_is_recorded_with_the_allowance_that_let_it_through_not_read_again(
-    user, django_assert_num_queries
+def test_a_call_is_recorded_without_reading_the_budget_its_admission_read(
+    user, django_assert_num_queries, django_capture_on_commit_callbacks
 ):
+    UserBudget.objects.create(user=user, monthly_allowance=Decimal("10"))
     with serve(FakeProvider("openai", KEY)) as server:
         model = model_at(server.url, **PRICES)
         call = call_admit(user=user, model_id=model.pk).call(chat=HELLO)
         # Its transaction (a savepoint, in a test) with the prices in effect, the row and the
-        # day's sums.
-        with django_assert_num_queries(5):
+        # day's sums; then, once committed, the alerts' reading of the budget.
+        with django_assert_num_queries(6), django_capture_on_commit_callbacks(execute=True):
             run_call(call)
 
     assert UsageRecord.objects.get().cost == Decimal("0.000111")
+
+
+# A call of the fake (12 input and 5 output tokens) at these prices costs $0.017.
+DEAR = {"input_price": Decimal("1000"), "output_price": Decimal("1000")}
+
+
+@pytest.mark.parametrize("source", ["own", "group"])
+def test_a_budget_set_while_a_call_runs_is_alerted_on_by_its_cost(
+    user, source, django_capture_on_commit_callbacks
+):
+    group = Group.objects.create(name="team")
+    group.user_set.add(user)
+    with serve(FakeProvider("openai", KEY)) as server:
+        model = model_at(server.url, **DEAR)
+        call = call_admit(user=user, model_id=model.pk).call(chat=HELLO)
+        # No budget let the call through; an admin sets one of $0.01 while it runs.
+        if source == "own":
+            UserBudget.objects.create(user=user, monthly_allowance=Decimal("0.01"))
+        else:
+            GroupBudget.objects.create(group=group, monthly_allowance=Decimal("0.01"))
+        with django_capture_on_commit_callbacks(execute=True):
+            run_call(call)
+
+    assert UsageRecord.objects.get().cost == Decimal("0.017")
+    assert set(BudgetAlert.objects.values_list("level", flat=True)) == {85, 100}
 
 
 def test_the_callers_row_is_stored_with_the_call(user):

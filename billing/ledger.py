@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -136,13 +137,16 @@ def usage_record(
     token_id: int | None = None,
     client_name: str = "",
     allowance: Allowance | None = None,
+    alerts: Callable[[int, date], None] = alerts_due,
 ) -> UsageRecord:
     """Record one provider call, its cost and its day's sums, and check the budget alerts
     once it commits. Call it inside the transaction that stores what the call produced.
     `estimated`: the counts are an estimate (the call was cut short before the provider
     reported any). `token_id` and `client_name`: the gateway's personal access token and the
     client that sent the call (its User-Agent, trimmed). `allowance`: the one that let the
-    call through, read when it was (its group is charged); else it is read now."""
+    call through, read when it was (its group is charged); else it is read now. `alerts`:
+    called with the developer and the month once the record commits, if the alerts are to be
+    checked (alerts_due checks them at once)."""
     tokens = {name: getattr(usage, name, None) for name in TOKEN_FIELDS}
     tier, prices = prices_at(model, called_at, tokens["input_tokens"])
     pricing, cost = call_cost(tokens, prices)
@@ -175,7 +179,7 @@ def usage_record(
         # Decided on what is committed (of two calls committing together, the later sees
         # both costs) and on the budget then: one set while the call ran is alerted on too.
         month = month_start(record.day)
-        transaction.on_commit(lambda: alerts_due(user_id, month))
+        transaction.on_commit(lambda: alerts(user_id, month))
     return record
 
 

@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 from functools import partial
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -267,6 +267,7 @@ class Admission:
             store=None,
             token_id=token_id,
             client_name=client_name,
+            alerts_deferred=True,
         )
 
 
@@ -308,6 +309,10 @@ class MeteredCall(Generic[T]):
     # The gateway's: the personal access token that made the call, and the client's name.
     token_id: int | None = None
     client_name: str = ""
+    # The budget alerts, once the call is recorded: checked then, or left for `alert` (the
+    # gateway's, after the answer's end reached the client: the mails may take seconds).
+    alerts_deferred: bool = False
+    alerts_due_for: tuple[int, date] | None = field(default=None, init=False)
     called_at: datetime = field(default_factory=timezone.now, init=False)
     # The client that made the call: whether the provider may bill it.
     client: ProviderClient | None = field(default=None, init=False)
@@ -413,12 +418,22 @@ class MeteredCall(Generic[T]):
                 token_id=self.token_id,
                 client_name=self.client_name,
                 allowance=self.admission.allowance,
+                alerts=self.alerts_note if self.alerts_deferred else alerts_due,
                 **usage_of(self),
             )
             if self.admission.lease_id is not None:
                 tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
                 call_tokens(self.admission.user_id, tokens)
             return store(self) if store else None
+
+    def alerts_note(self, user_id: int, month: date) -> None:
+        self.alerts_due_for = (user_id, month)
+
+    async def alert(self) -> None:
+        """The budget alerts its record left for later (alerts_deferred), checked now."""
+        if self.alerts_due_for is not None:
+            due_for, self.alerts_due_for = self.alerts_due_for, None
+            await in_thread(partial(alerts_due, *due_for))
 
 
 async def failover_events(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -20,6 +21,8 @@ import httpx2
 import openai
 import pytest
 from django.contrib.auth.models import User
+from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import OperationalError
 from django.forms.models import model_to_dict
 from django.test import override_settings
@@ -698,6 +701,42 @@ def test_a_spent_budget_is_a_429_the_sdk_does_not_retry(base_url, secret, fake, 
     assert fake.requests == []
 
 
+class HeldMail(LocmemBackend):
+    """A mail server that answers only once the test lets it (or after 5 s)."""
+
+    answer = threading.Event()
+
+    def send_messages(self, messages):
+        self.answer.wait(5)
+        return super().send_messages(messages)
+
+
+def test_a_streams_end_does_not_wait_for_the_budget_alert_mail(
+    base_url, secret, fake, developer, settings
+):
+    settings.EMAIL_BACKEND = f"{__name__}.HeldMail"
+    HeldMail.answer.clear()
+    developer.email = "dev@example.com"
+    developer.save()
+    UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
+    # 12 tokens in and 5 out at $1,000 a million each: $0.017, the whole budget and more.
+    model_at(fake.url, input_price=Decimal(1000), output_price=Decimal(1000))
+
+    stream = sdk(base_url, secret).chat.completions.create(
+        model="gpt-4.1", messages=HI, stream=True
+    )
+    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello world"
+    # The end came while the alert's mail was still waiting on its server.
+    assert mail.outbox == []
+
+    HeldMail.answer.set()
+    until = time.monotonic() + 5
+    while not mail.outbox and time.monotonic() < until:
+        time.sleep(0.01)
+    [alert] = mail.outbox
+    assert alert.subject == "[llmadmin] Monthly LLM budget spent"
+
+
 @pytest.mark.parametrize(
     "body",
     [
@@ -835,6 +874,32 @@ def test_a_client_that_leaves_closes_the_upstream_at_once_and_is_charged(base_ur
     [record] = records(1)
     assert record.output_tokens > 0
     assert record.pricing == "estimated"
+
+
+def test_a_client_that_leaves_past_its_budget_is_alerted_all_the_same(base_url, secret, developer):
+    developer.email = "dev@example.com"
+    developer.save()
+    UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
+    script = Script([openai_delta("Hel")], forever=openai_delta("lo"))
+    with serve_script(script) as url:
+        # $0.01 a token: what it sent and received, estimated, is more than the budget.
+        model_at(url, input_price=Decimal(10_000), output_price=Decimal(10_000))
+        with httpx2.stream(
+            "POST",
+            f"{base_url}/{CHAT}",
+            headers={"Authorization": f"Bearer {secret}"},
+            json={"model": "gpt-4.1", "messages": HI, "stream": True},
+        ) as response:
+            next(response.iter_bytes())
+        assert script.wait_for_close() is not None
+
+    [record] = records(1)
+    assert record.cost > Decimal("0.01")
+    until = time.monotonic() + 5
+    while not mail.outbox and time.monotonic() < until:
+        time.sleep(0.01)
+    [alert] = mail.outbox
+    assert alert.subject == "[llmadmin] Monthly LLM budget spent"
 
 
 # --- A hostile provider: its refusals in our words, the key never passed on --------------------

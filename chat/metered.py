@@ -44,7 +44,7 @@ from billing.ledger import usage_record
 from billing.limits import call_tokens, lease_end, lease_renew, lease_start, turn_lease
 from billing.models import UsageRecord
 from chat.model_list import offered_model, usable_models
-from chat.retries import database, in_thread, with_retries
+from chat.retries import database, in_own_thread, in_thread, with_retries
 from llmadmin.key_pools import (
     PoolKey,
     failover_log,
@@ -72,6 +72,9 @@ from llmadmin.providers.transport import ProviderClient
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
+
+# The gateway calls' budget alerts being checked in the background (MeteredCall.alert_soon).
+ALERTS_CHECKING: set[asyncio.Task[None]] = set()
 
 
 class CallRefused(Exception):
@@ -309,8 +312,9 @@ class MeteredCall(Generic[T]):
     # The gateway's: the personal access token that made the call, and the client's name.
     token_id: int | None = None
     client_name: str = ""
-    # The budget alerts, once the call is recorded: checked then, or left for `alert` (the
-    # gateway's, after the answer's end reached the client: the mails may take seconds).
+    # The budget alerts, once the call is recorded: checked in its write, or (the gateway's)
+    # on a thread of their own once it commits, however the caller fares meanwhile: the
+    # answer's end, the slot's release and the request's thread never wait for the mails.
     alerts_deferred: bool = False
     alerts_due_for: tuple[int, date] | None = field(default=None, init=False)
     called_at: datetime = field(default_factory=timezone.now, init=False)
@@ -402,7 +406,10 @@ class MeteredCall(Generic[T]):
             self.cancelled = True
         store = partial(self.record, self.store) if self.store else None
         write = partial(stored_or_recorded, store, partial(self.record, None))
-        self.stored = await asyncio.shield(in_thread(write))
+        writing = asyncio.ensure_future(in_thread(write))
+        # Once written, also when the caller has gone meanwhile (the write is shielded).
+        writing.add_done_callback(self.alert_soon)
+        self.stored = await asyncio.shield(writing)
 
     def record(self, store: Callable[[MeteredCall[T]], T] | None) -> T | None:
         """The call in the ledger, with the caller's row when `store` is given. Its own
@@ -429,11 +436,15 @@ class MeteredCall(Generic[T]):
     def alerts_note(self, user_id: int, month: date) -> None:
         self.alerts_due_for = (user_id, month)
 
-    async def alert(self) -> None:
-        """The budget alerts its record left for later (alerts_deferred), checked now."""
+    def alert_soon(self, written: asyncio.Future[Any]) -> None:
+        """Check the budget alerts its record noted (alerts_deferred), in the background."""
         if self.alerts_due_for is not None:
-            due_for, self.alerts_due_for = self.alerts_due_for, None
-            await in_thread(partial(alerts_due, *due_for))
+            alerts = partial(alerts_due, *self.alerts_due_for)
+            self.alerts_due_for = None
+            checking = asyncio.ensure_future(in_own_thread(alerts))
+            # Kept until done: the event loop holds its tasks only weakly.
+            ALERTS_CHECKING.add(checking)
+            checking.add_done_callback(ALERTS_CHECKING.discard)
 
 
 async def failover_events(

@@ -80,6 +80,19 @@ async def database(work: Callable[[], T]) -> T:
     return await in_thread(partial(with_retries, work))
 
 
+async def in_own_thread(work: Callable[[], T]) -> T:
+    """Database work that must hold up no request's thread (a budget alert's mails, which
+    may take seconds): on a thread of its own, its pool connection given back after."""
+
+    def run() -> T:
+        try:
+            return work()
+        finally:
+            release_connection()
+
+    return await sync_to_async(run, thread_sensitive=False)()
+
+
 def release_connection() -> None:
     """An answer may stream for minutes: it holds no connection from the pool meanwhile (the
     writes at its end take one afresh). A connection its thread keeps (SQLite's, a file

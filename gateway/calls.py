@@ -197,33 +197,26 @@ async def relayed(call: MeteredCall[None], wire: Wire) -> AsyncIterator[bytes]:
     What comes once the provider has finished (a stream's `[DONE]` or `message_stop`, a whole
     answer) is passed on only after the call is recorded and its slot freed: a client that
     calls again as soon as it reads the end (the openai SDK hangs up there) is never refused
-    for a call that has ended, and its next call's budget check counts this one's cost. The
-    budget alerts (mails, which may take seconds) are checked after it."""
+    for a call that has ended, and its next call's budget check counts this one's cost."""
     began = False
     end: list[bytes] = []
     try:
-        try:
-            async with call.admission.held(), call:
-                async for event in call:
-                    if isinstance(event, Raw):
-                        began = True
-                        if call.finished:
-                            end.append(event.data)
-                        else:
-                            yield event.data
-        except ProviderError as error:
-            logger.warning(
-                "A gateway call of %s ended with an error: %s", call.admission.model, error
-            )
-            if not began or not call.sent.streamed:
-                raise
-            yield wire.stream_error(error)
-            return
-        for data in end:
-            yield data
-    finally:
-        if call.alerts_due_for is not None:  # however the call ended, the client gone too
-            await asyncio.shield(call.alert())
+        async with call.admission.held(), call:
+            async for event in call:
+                if isinstance(event, Raw):
+                    began = True
+                    if call.finished:
+                        end.append(event.data)
+                    else:
+                        yield event.data
+    except ProviderError as error:
+        logger.warning("A gateway call of %s ended with an error: %s", call.admission.model, error)
+        if not began or not call.sent.streamed:
+            raise
+        yield wire.stream_error(error)
+        return
+    for data in end:
+        yield data
 
 
 def provider_refusal(wire: Wire, error: ProviderError) -> HttpResponse:

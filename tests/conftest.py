@@ -147,6 +147,17 @@ def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
     django_logger.removeHandler(caplog.handler)
 
 
+@pytest.fixture
+def held_mail(settings) -> Iterator[threading.Event]:
+    """Mail goes out through tests/held_mail.py's server, which answers once this is set."""
+    from tests.held_mail import HeldMail
+
+    settings.EMAIL_BACKEND = "tests.held_mail.HeldMail"
+    HeldMail.answer.clear()
+    yield HeldMail.answer
+    HeldMail.answer.set()
+
+
 @pytest.fixture(autouse=True)
 def empty_cache():
     """Each test starts with an empty cache, as a freshly started process does."""

@@ -14,6 +14,7 @@ from decimal import Decimal
 import anthropic
 import httpx2
 import pytest
+from django.core import mail
 from django.db import OperationalError
 from django.test import override_settings
 
@@ -23,6 +24,7 @@ from gateway.tokens import token_mint, token_revoke
 from llmadmin.models import LLMModel
 from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
+from tests.held_mail import mails_within
 from tests.providers.anthropic.fake import (
     SIGNATURE,
     TOOL_INPUT,
@@ -921,3 +923,28 @@ def test_the_admins_default_temperature_does_not_refuse_a_client_that_turns_thin
         response = post(server, "/v1/messages", body, secret)
 
     assert response.status_code == 200, response.text
+
+
+def test_a_streams_end_does_not_wait_for_the_budget_alert_mail(
+    server, upstream, developer, secret, held_mail
+):
+    developer.email = "dev@example.com"
+    developer.save()
+    UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
+    # $0.01 a token: the answer's tokens spend the whole budget and more.
+    kinds = ("input", "output", "cache_read", "cache_write")
+    dear = {f"{kind}_price": Decimal(10_000) for kind in kinds}
+    provider = provider_at("anthropic", upstream.url, api_key=ANTHROPIC_KEY)
+    LLMModelFactory(provider=provider, identifier="claude-sonnet-4-6", **dear)
+
+    # The SDK reads the stream to the response's end, past message_stop.
+    stream = sdk(server, secret).messages.create(
+        model="claude-sonnet-4-6", max_tokens=100, messages=HI, stream=True
+    )
+    assert [event.type for event in stream][-1] == "message_stop"
+    # The end came while the alert's mail was still waiting on its server.
+    assert mail.outbox == []
+
+    held_mail.set()
+    [alert] = mails_within()
+    assert alert.subject == "[llmadmin] Monthly LLM budget spent"

@@ -10,24 +10,26 @@ from __future__ import annotations
 import contextlib
 import json
 import secrets
+import socket
 import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx2
 import openai
 import pytest
 from django.contrib.auth.models import User
 from django.core import mail
-from django.core.mail.backends.locmem import EmailBackend as LocmemBackend
 from django.db import OperationalError
 from django.forms.models import model_to_dict
 from django.test import override_settings
 from django.utils import timezone
 
+import chat.metered
 from billing.models import UsageRecord, UserBudget
 from gateway.calls import REFUSALS, UNAVAILABLE
 from gateway.models import PersonalAccessToken
@@ -42,6 +44,7 @@ from llmadmin.providers.errors import (
 )
 from tests.conftest import asgi_serving
 from tests.factories import LLMModelFactory, provider_at
+from tests.held_mail import mails_within
 from tests.providers.fakes import FAKES, FakeProvider, fake_for, serve
 from tests.providers.hostile import serve_hostile
 from tests.stream_servers import KEEP_ALIVE, OPENAI_END, Script, data, openai_delta, serve_script
@@ -701,39 +704,27 @@ def test_a_spent_budget_is_a_429_the_sdk_does_not_retry(base_url, secret, fake, 
     assert fake.requests == []
 
 
-class HeldMail(LocmemBackend):
-    """A mail server that answers only once the test lets it (or after 5 s)."""
-
-    answer = threading.Event()
-
-    def send_messages(self, messages):
-        self.answer.wait(5)
-        return super().send_messages(messages)
-
-
+@pytest.mark.parametrize("api", [CHAT, "responses"])
 def test_a_streams_end_does_not_wait_for_the_budget_alert_mail(
-    base_url, secret, fake, developer, settings
+    base_url, secret, fake, developer, held_mail, api
 ):
-    settings.EMAIL_BACKEND = f"{__name__}.HeldMail"
-    HeldMail.answer.clear()
     developer.email = "dev@example.com"
     developer.save()
     UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
     # 12 tokens in and 5 out at $1,000 a million each: $0.017, the whole budget and more.
     model_at(fake.url, input_price=Decimal(1000), output_price=Decimal(1000))
 
-    stream = sdk(base_url, secret).chat.completions.create(
-        model="gpt-4.1", messages=HI, stream=True
-    )
-    assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == "Hello world"
+    client = sdk(base_url, secret)
+    if api == CHAT:  # the SDK hangs up at [DONE]
+        stream = client.chat.completions.create(model="gpt-4.1", messages=HI, stream=True)
+    else:  # the SDK reads to the response's end
+        stream = client.responses.create(model="gpt-4.1", input="Hi", stream=True)
+    assert list(stream)
     # The end came while the alert's mail was still waiting on its server.
     assert mail.outbox == []
 
-    HeldMail.answer.set()
-    until = time.monotonic() + 5
-    while not mail.outbox and time.monotonic() < until:
-        time.sleep(0.01)
-    [alert] = mail.outbox
+    held_mail.set()
+    [alert] = mails_within()
     assert alert.subject == "[llmadmin] Monthly LLM budget spent"
 
 
@@ -895,10 +886,44 @@ def test_a_client_that_leaves_past_its_budget_is_alerted_all_the_same(base_url, 
 
     [record] = records(1)
     assert record.cost > Decimal("0.01")
-    until = time.monotonic() + 5
-    while not mail.outbox and time.monotonic() < until:
-        time.sleep(0.01)
-    [alert] = mail.outbox
+    [alert] = mails_within()
+    assert alert.subject == "[llmadmin] Monthly LLM budget spent"
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["stream", "whole answer"])
+def test_a_client_gone_while_its_call_is_recorded_is_alerted_all_the_same(
+    base_url, secret, fake, developer, monkeypatch, stream
+):
+    developer.email = "dev@example.com"
+    developer.save()
+    UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
+    model_at(fake.url, input_price=Decimal(1000), output_price=Decimal(1000))  # $0.017
+    # The call's record waits until the client has gone.
+    recording, gone = threading.Event(), threading.Event()
+    record = chat.metered.usage_record
+    monkeypatch.setattr(
+        chat.metered,
+        "usage_record",
+        lambda **arguments: (recording.set(), gone.wait(5), record(**arguments))[-1],
+    )
+    body = json.dumps({"model": "gpt-4.1", "messages": HI, "stream": stream}).encode()
+    address = urlsplit(base_url)
+    request = (
+        f"POST {address.path}/{CHAT} HTTP/1.1\r\nHost: {address.netloc}\r\n"
+        f"Authorization: Bearer {secret}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    # A raw connection: the client leaves while the call is recorded, whether or not the
+    # answer had begun.
+    with socket.create_connection((address.hostname, address.port)) as client:
+        client.sendall(request + body)
+        assert recording.wait(5)
+    time.sleep(0.3)  # the server sees the client gone
+    gone.set()
+
+    [call] = records(1)
+    assert call.cost > Decimal("0.01")
+    [alert] = mails_within()
     assert alert.subject == "[llmadmin] Monthly LLM budget spent"
 
 

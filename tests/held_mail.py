@@ -1,0 +1,28 @@
+"""A mail server that answers only once a test lets it: what a slow one holds up shows."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from django.core import mail
+from django.core.mail.backends.locmem import EmailBackend
+
+
+class HeldMail(EmailBackend):
+    """Django's test outbox, each send waiting for `answer` (at most 5 s)."""
+
+    answer = threading.Event()
+
+    def send_messages(self, messages):
+        self.answer.wait(5)
+        return super().send_messages(messages)
+
+
+def mails_within(seconds: float = 5) -> list:
+    """The outbox once it holds a mail, or after `seconds`: mails are sent by the server's
+    threads."""
+    until = time.monotonic() + seconds
+    while not mail.outbox and time.monotonic() < until:
+        time.sleep(0.01)
+    return list(mail.outbox)

@@ -708,9 +708,7 @@ def test_a_spent_budget_is_a_429_the_sdk_does_not_retry(base_url, secret, fake, 
 def test_a_streams_end_does_not_wait_for_the_budget_alert_mail(
     base_url, secret, fake, developer, held_mail, api
 ):
-    developer.email = "dev@example.com"
-    developer.save()
-    UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
+    budget_of_a_cent(developer)
     # 12 tokens in and 5 out at $1,000 a million each: $0.017, the whole budget and more.
     model_at(fake.url, input_price=Decimal(1000), output_price=Decimal(1000))
 
@@ -847,17 +845,29 @@ def test_a_responses_stream_the_provider_fails_ends_with_our_error_event(base_ur
     records(1)
 
 
+def leave_at_the_first_bytes(base_url: str, secret: str) -> None:
+    """A streamed call whose client reads its first bytes, then hangs up."""
+    with httpx2.stream(
+        "POST",
+        f"{base_url}/{CHAT}",
+        headers={"Authorization": f"Bearer {secret}"},
+        json={"model": "gpt-4.1", "messages": HI, "stream": True},
+    ) as response:
+        next(response.iter_bytes())
+
+
+def budget_of_a_cent(developer: User) -> None:
+    """An address for the developer's alerts, and a budget of $0.01 for a call to spend."""
+    developer.email = "dev@example.com"
+    developer.save()
+    UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
+
+
 def test_a_client_that_leaves_closes_the_upstream_at_once_and_is_charged(base_url, secret):
     script = Script([openai_delta("Hel")], forever=openai_delta("lo"))
     with serve_script(script) as url:
         model_at(url)
-        with httpx2.stream(
-            "POST",
-            f"{base_url}/{CHAT}",
-            headers={"Authorization": f"Bearer {secret}"},
-            json={"model": "gpt-4.1", "messages": HI, "stream": True},
-        ) as response:
-            next(response.iter_bytes())
+        leave_at_the_first_bytes(base_url, secret)
         left_at = time.monotonic()
         closed_at = script.wait_for_close()
 
@@ -868,20 +878,12 @@ def test_a_client_that_leaves_closes_the_upstream_at_once_and_is_charged(base_ur
 
 
 def test_a_client_that_leaves_past_its_budget_is_alerted_all_the_same(base_url, secret, developer):
-    developer.email = "dev@example.com"
-    developer.save()
-    UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
+    budget_of_a_cent(developer)
     script = Script([openai_delta("Hel")], forever=openai_delta("lo"))
     with serve_script(script) as url:
         # $0.01 a token: what it sent and received, estimated, is more than the budget.
         model_at(url, input_price=Decimal(10_000), output_price=Decimal(10_000))
-        with httpx2.stream(
-            "POST",
-            f"{base_url}/{CHAT}",
-            headers={"Authorization": f"Bearer {secret}"},
-            json={"model": "gpt-4.1", "messages": HI, "stream": True},
-        ) as response:
-            next(response.iter_bytes())
+        leave_at_the_first_bytes(base_url, secret)
         assert script.wait_for_close() is not None
 
     [record] = records(1)
@@ -894,9 +896,7 @@ def test_a_client_that_leaves_past_its_budget_is_alerted_all_the_same(base_url, 
 def test_a_client_gone_while_its_call_is_recorded_is_alerted_all_the_same(
     base_url, secret, fake, developer, monkeypatch, stream
 ):
-    developer.email = "dev@example.com"
-    developer.save()
-    UserBudget.objects.create(user=developer, monthly_allowance=Decimal("0.01"))
+    budget_of_a_cent(developer)
     model_at(fake.url, input_price=Decimal(1000), output_price=Decimal(1000))  # $0.017
     # The call's record waits until the client has gone.
     recording, gone = threading.Event(), threading.Event()

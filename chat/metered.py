@@ -44,7 +44,7 @@ from billing.ledger import usage_record
 from billing.limits import call_tokens, lease_end, lease_renew, lease_start, turn_lease
 from billing.models import UsageRecord
 from chat.model_list import offered_model, usable_models
-from chat.retries import database, in_own_thread, in_thread, with_retries
+from chat.retries import database, in_alert_thread, in_thread, with_retries
 from llmadmin.key_pools import (
     PoolKey,
     failover_log,
@@ -313,8 +313,8 @@ class MeteredCall(Generic[T]):
     token_id: int | None = None
     client_name: str = ""
     # The budget alerts, once the call is recorded: checked in its write, or (the gateway's)
-    # on a thread of their own once it commits, however the caller fares meanwhile: the
-    # answer's end, the slot's release and the request's thread never wait for the mails.
+    # on an alert thread once it commits, however the caller fares meanwhile: the answer's
+    # end, the slot's release and the request's thread never wait for the mails.
     alerts_deferred: bool = False
     alerts_due_for: tuple[int, date] | None = field(default=None, init=False)
     called_at: datetime = field(default_factory=timezone.now, init=False)
@@ -441,7 +441,7 @@ class MeteredCall(Generic[T]):
         if self.alerts_due_for is not None:
             alerts = partial(alerts_due, *self.alerts_due_for)
             self.alerts_due_for = None
-            checking = asyncio.ensure_future(in_own_thread(alerts))
+            checking = asyncio.ensure_future(in_alert_thread(alerts))
             # Kept until done: the event loop holds its tasks only weakly.
             ALERTS_CHECKING.add(checking)
             checking.add_done_callback(ALERTS_CHECKING.discard)

@@ -3,9 +3,11 @@ connection while the provider streams (an answer may stream for minutes)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import TypeVar
 
@@ -80,9 +82,14 @@ async def database(work: Callable[[], T]) -> T:
     return await in_thread(partial(with_retries, work))
 
 
-async def in_own_thread(work: Callable[[], T]) -> T:
-    """Database work that must hold up no request's thread (a budget alert's mails, which
-    may take seconds): on a thread of its own, its pool connection given back after."""
+# The gateway's budget alert checks (in_alert_thread): their mails may wait seconds on the
+# mail server, so they have threads of their own, apart from the requests' and from asyncio's
+# default ones (which sign Bedrock's requests).
+ALERT_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="budget-alerts")
+
+
+async def in_alert_thread(work: Callable[[], T]) -> T:
+    """A budget alert check, on ALERT_THREADS; its pool connection given back after."""
 
     def run() -> T:
         try:
@@ -90,7 +97,7 @@ async def in_own_thread(work: Callable[[], T]) -> T:
         finally:
             release_connection()
 
-    return await sync_to_async(run, thread_sensitive=False)()
+    return await asyncio.get_running_loop().run_in_executor(ALERT_THREADS, run)
 
 
 def release_connection() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator
 from contextlib import suppress
@@ -14,6 +15,7 @@ from decimal import Decimal
 import anthropic
 import httpx2
 import pytest
+from django.contrib.auth.models import User
 from django.core import mail
 from django.db import OperationalError
 from django.test import override_settings
@@ -948,3 +950,37 @@ def test_a_streams_end_does_not_wait_for_the_budget_alert_mail(
     held_mail.set()
     [alert] = mails_within()
     assert alert.subject == "[llmadmin] Monthly LLM budget spent"
+
+
+def test_a_bedrock_answer_does_not_wait_for_other_calls_alert_mails(
+    server, upstream, bedrock, held_mail
+):
+    kinds = ("input", "output", "cache_read", "cache_write")
+    dear = {f"{kind}_price": Decimal(10_000) for kind in kinds}  # $0.01 a token
+    provider = provider_at("anthropic", upstream.url, api_key=ANTHROPIC_KEY)
+    LLMModelFactory(provider=provider, identifier="claude-sonnet-4-6", **dear)
+    bedrock_model(bedrock.url)
+    # As many developers as asyncio has threads by default (Bedrock's requests are signed
+    # there), each crossing their budget: each alert's check waits on the mail server.
+    spenders = min(32, (os.cpu_count() or 1) + 4)
+    for number in range(spenders):
+        spender = User.objects.create_user(f"spender{number}", email=f"s{number}@example.com")
+        UserBudget.objects.create(user=spender, monthly_allowance=Decimal("0.01"))
+        spender_secret = token_mint(user=spender, name="laptop")[1]
+        sdk(server, spender_secret).messages.create(
+            model="claude-sonnet-4-6", max_tokens=100, messages=HI
+        )
+    assert mail.outbox == []
+
+    # Another developer's call to Claude on Bedrock is answered meanwhile.
+    other = User.objects.create_user("other")
+    answer = sdk(server, token_mint(user=other, name="laptop")[1], timeout=2).messages.create(
+        model="us.anthropic.claude-sonnet-4-6", max_tokens=100, messages=HI
+    )
+    assert answer.stop_reason == "end_turn"
+
+    held_mail.set()  # every check done before the test's rows go
+    until = time.monotonic() + 10
+    while len(mail.outbox) < spenders and time.monotonic() < until:
+        time.sleep(0.01)
+    assert len(mail.outbox) == spenders

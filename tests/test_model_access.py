@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from decimal import Decimal
 
 import factory
 import pytest
@@ -14,6 +15,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
+from billing.models import UserBudget
 from chat.models import Conversation
 from llmadmin.models import CheckStatus, LLMModel
 from tests.chat_api import send, texts
@@ -459,6 +461,30 @@ def test_developers_with_the_same_listed_groups_share_an_etag(scoped_catalog):
 
     assert first["ETag"] == second["ETag"]
     assert first.content == second.content
+
+
+def test_developers_sharing_a_list_each_get_it_with_their_own_budget(scoped_catalog):
+    budgeted, unbudgeted = user("budgeted", ("A",)), user("unbudgeted", ("A",))
+    UserBudget.objects.create(user=budgeted, monthly_allowance=Decimal(25))
+    clients = {budgeted: logged_in(budgeted), unbudgeted: logged_in(unbudgeted)}
+
+    # In turn, as the process's copy of the scope's list moves from one budget to the other.
+    served = [(person, clients[person].get(MODELS)) for person in [budgeted, unbudgeted] * 2]
+
+    allowances = [response.json()["budget"]["monthly_allowance"] for _, response in served]
+    assert allowances == ["25.0000", None, "25.0000", None]
+    assert [response.json()["groups"] for _, response in served[1:]] == [
+        served[0][1].json()["groups"]
+    ] * 3
+    etags = {
+        person: {response["ETag"] for who, response in served if who == person}
+        for person in clients
+    }
+    assert [len(etags[budgeted]), len(etags[unbudgeted])] == [1, 1]
+    assert etags[budgeted] != etags[unbudgeted]
+    for person, client in clients.items():
+        (etag,) = etags[person]
+        assert client.get(MODELS, HTTP_IF_NONE_MATCH=etag).status_code == 304
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ not yet committed is one of their at most C running turns'. Calls whose cost is 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -199,6 +200,14 @@ def budget_query(user_ids: Collection[int], month: date) -> tuple[str, list[Any]
     (with the group's name) and by their own override (its value as the key). Plain SQL: the
     model list runs it on every load, and the ORM takes 80 times longer to build it than the
     database to answer it."""
+    ids = list(user_ids)
+    params = [*ids, *ids, *ids * 2 * len(LIMIT_FIELDS), *ids, month, next_month(month)]
+    return budget_sql(len(ids)), params
+
+
+@functools.lru_cache(maxsize=64)
+def budget_sql(user_count: int) -> str:
+    """budget_query's SQL for this many developers, built once."""
     tables = {
         "overrides": UserBudget._meta.db_table,
         "memberships": Group.user_set.through._meta.db_table,
@@ -208,11 +217,11 @@ def budget_query(user_ids: Collection[int], month: date) -> tuple[str, list[Any]
         "group_limits": GroupLimits._meta.db_table,
         "own_limits": DeveloperLimits._meta.db_table,
     }
-    users = ", ".join(["%s"] * len(user_ids)) or "NULL"
+    users = ", ".join(["%s"] * user_count) or "NULL"
     # Table and column names and placeholders only are formatted in; every value is a
     # parameter.
     limits = "".join(LIMIT_ROWS.format(name=name, users=users, **tables) for name in LIMIT_FIELDS)
-    sql = (  # noqa: S608
+    return (  # noqa: S608
         "SELECT 'group', m.user_id, g.id, g.name, b.monthly_allowance FROM {memberships} m "
         "JOIN {groups} g ON g.id = m.group_id LEFT JOIN {budgets} b ON b.group_id = g.id "
         "WHERE m.user_id IN ({users}) "
@@ -221,8 +230,6 @@ def budget_query(user_ids: Collection[int], month: date) -> tuple[str, list[Any]
         "UNION ALL SELECT 'spend', user_id, model_id, NULL, SUM(cost) FROM {sums} "
         "WHERE user_id IN ({users}) AND day >= %s AND day < %s GROUP BY user_id, model_id"
     ).format(users=users, limits=limits, **tables)
-    ids = list(user_ids)
-    return sql, [*ids, *ids, *ids * 2 * len(LIMIT_FIELDS), *ids, month, next_month(month)]
 
 
 def budget_of(rows: list[tuple[Any, ...]], user_id: int, month: date) -> BudgetState:

@@ -201,13 +201,19 @@ def budget_query(user_ids: Collection[int], month: date) -> tuple[str, list[Any]
     model list runs it on every load, and the ORM takes 80 times longer to build it than the
     database to answer it."""
     ids = list(user_ids)
-    params = [*ids, *ids, *ids * 2 * len(LIMIT_FIELDS), *ids, month, next_month(month)]
-    return budget_sql(len(ids)), params
+    params = [*ids, *ids, *ids * 2 * len(LIMIT_FIELDS), *ids, *month_bounds(month)]
+    return budget_sql(", ".join(["%s"] * len(ids)) or "NULL"), params
+
+
+def month_bounds(month: date) -> list[date]:
+    """budget_sql's parameters when its developers are an outer query's column."""
+    return [month, next_month(month)]
 
 
 @functools.lru_cache(maxsize=64)
-def budget_sql(user_count: int) -> str:
-    """budget_query's SQL for this many developers, built once."""
+def budget_sql(users: str) -> str:
+    """budget_query's SQL for these developers: placeholders, or the column of an outer query
+    naming one (then month_bounds gives its parameters). Built once for each."""
     tables = {
         "overrides": UserBudget._meta.db_table,
         "memberships": Group.user_set.through._meta.db_table,
@@ -217,12 +223,12 @@ def budget_sql(user_count: int) -> str:
         "group_limits": GroupLimits._meta.db_table,
         "own_limits": DeveloperLimits._meta.db_table,
     }
-    users = ", ".join(["%s"] * user_count) or "NULL"
     # Table and column names and placeholders only are formatted in; every value is a
     # parameter.
     limits = "".join(LIMIT_ROWS.format(name=name, users=users, **tables) for name in LIMIT_FIELDS)
     return (  # noqa: S608
-        "SELECT 'group', m.user_id, g.id, g.name, b.monthly_allowance FROM {memberships} m "
+        "SELECT 'group' AS kind, m.user_id AS who, g.id AS ref, g.name AS label, "
+        "b.monthly_allowance AS amount FROM {memberships} m "
         "JOIN {groups} g ON g.id = m.group_id LEFT JOIN {budgets} b ON b.group_id = g.id "
         "WHERE m.user_id IN ({users}) "
         "UNION ALL SELECT 'override', user_id, NULL, NULL, monthly_allowance FROM {overrides} "

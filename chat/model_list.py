@@ -4,6 +4,7 @@ groups) and cached with its own ETag."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -21,7 +22,14 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
-from billing.budgets import BudgetState, budget_states, budget_summary, month_start
+from billing.budgets import (
+    BudgetState,
+    budget_of,
+    budget_sql,
+    budget_states,
+    budget_summary,
+    month_start,
+)
 from llmadmin.access import AccessLists, access_lists
 from llmadmin.key_pools import pool_of
 from llmadmin.models import (
@@ -509,24 +517,56 @@ def updated_configuration(
     )
 
 
+# Where the request's session leaves what state_of reads, read with it (config/sessions.py):
+# (month, rows as JSON), for the request's first state_of.
+READ_WITH_SESSION = "state_read_with_session"
+
+
 def state_of(user: AbstractBaseUser) -> tuple[str, set[int], BudgetState]:
-    """The configuration's fingerprint, this developer's groups and their budget, in one
-    query.
+    """The configuration's fingerprint, this developer's groups and their budget: read with
+    their session, else in one query.
 
     The fingerprint changes with every change developers' lists depend on (llmadmin's
     ConfigurationVersion, written in commit order) and with the encryption keys in use, so
     each process's cache stays right when another process made the change.
     """
-    month = month_start(timezone.localdate())
-    versions = ConfigurationVersion._meta.db_table
+    read = getattr(user, READ_WITH_SESSION, None)
+    if read is not None:
+        # Once: a later reading in the same request sees what changed since.
+        setattr(user, READ_WITH_SESSION, None)
+        month, text = read
+        rows = json.loads(text or "[]", parse_float=Decimal)
+        budget = budget_of(rows, user.pk, month)
+    else:
+        month = month_start(timezone.localdate())
+        budgets, rows = budget_states([user.pk], month=month, also=(version_sql(), []))
+        budget = budgets[user.pk]
+    token = next((label for kind, _, _, label, _ in rows if kind == "version"), None)
+    return fingerprint_of(token), set(budget.group_ids), budget
+
+
+def version_sql() -> str:
+    """The configuration's token, as a row of budget_query's shape."""
     # The table name only is formatted in.
-    version = (
-        f"SELECT 'version', NULL, NULL, CAST(token AS VARCHAR(36)), NULL FROM {versions} "  # noqa: S608
-        "WHERE id = 1"
+    return (
+        "SELECT 'version', NULL, NULL, CAST(token AS VARCHAR(36)), NULL "  # noqa: S608
+        f"FROM {ConfigurationVersion._meta.db_table} WHERE id = 1"
     )
-    budgets, rows = budget_states([user.pk], month=month, also=(version, []))
-    token = next((name for _, _, _, name, _ in rows), None)
-    return fingerprint_of(token), set(budgets[user.pk].group_ids), budgets[user.pk]
+
+
+@functools.cache
+def state_sql(user_column: str, vendor: str) -> str:
+    """What state_of reads, for the developer in an outer query's column, as one JSON value
+    (its parameters: billing.budgets.month_bounds): the session's query brings it along, so
+    that the model list and a turn's start read nothing more than the session."""
+    rows = f"{budget_sql(user_column)} UNION ALL {version_sql()}"
+    # SQL only is formatted in. PostgreSQL's as text: the driver would read amounts as floats.
+    if vendor == "postgresql":
+        return (
+            "(SELECT CAST(json_agg(json_build_array(kind, who, ref, label, amount)) AS TEXT) "  # noqa: S608
+            f"FROM ({rows}) AS state)"
+        )
+    return f"(SELECT json_group_array(json_array(kind, who, ref, label, amount)) FROM ({rows}))"  # noqa: S608
 
 
 def fingerprint_of(token: uuid.UUID | str | None) -> str:

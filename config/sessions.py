@@ -11,6 +11,7 @@ it always does."""
 from __future__ import annotations
 
 import functools
+from datetime import date
 
 from django.conf import settings
 from django.contrib import auth
@@ -19,26 +20,32 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.middleware import AuthenticationMiddleware as DjangoMiddleware
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends import db
+from django.db import connection
 from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
 
+from billing.budgets import month_bounds, month_start
+from chat.model_list import READ_WITH_SESSION, state_sql
 from llmadmin.models import LoginSession
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
-# A column of the session's row that no user column is named.
+# Columns of the session's row that no user column is named.
 SESSION_DATA = "login_session_data"
+SESSION_STATE = "login_session_state"
 
 
 @functools.cache
-def session_query() -> str:
+def session_query(vendor: str) -> str:
     user = get_user_model()._meta
     columns = ", ".join(f"u.{field.column}" for field in user.concrete_fields)
-    # Table and column names only are formatted in; the key and the moment are parameters.
+    # SQL, table and column names only are formatted in; the month, key and moment are
+    # parameters.
     return (
-        f"SELECT {columns}, s.session_data AS {SESSION_DATA} "  # noqa: S608
+        f"SELECT {columns}, s.session_data AS {SESSION_DATA}, "  # noqa: S608
+        f"{state_sql('s.user_id', vendor)} AS {SESSION_STATE} "
         f"FROM {LoginSession._meta.db_table} s "
         f"LEFT JOIN {user.db_table} u ON u.{user.pk.column} = s.user_id "
         "WHERE s.session_key = %s AND s.expire_date > %s"
@@ -46,15 +53,21 @@ def session_query() -> str:
 
 
 class SessionStore(db.SessionStore):
-    # The user of the session as read with it (None: no login, or no such user any more).
+    # The user of the session as read with it (None: no login, or no such user any more),
+    # and what chat.model_list.state_of reads of them, read with it: (month, rows as JSON).
     logged_in_user: AbstractBaseUser | None = None
+    logged_in_state: tuple[date, str] | None = None
 
     @classmethod
     def get_model_class(cls) -> type[LoginSession]:
         return LoginSession
 
     def _get_session_from_db(self) -> LoginSession | None:
-        found = get_user_model().objects.raw(session_query(), [self.session_key, timezone.now()])
+        now = timezone.now()
+        month = month_start(timezone.localdate(now))
+        found = get_user_model().objects.raw(
+            session_query(connection.vendor), [*month_bounds(month), self.session_key, now]
+        )
         row = next(iter(found), None)
         if row is None:
             # As Django's own store: a key with no live session is forgotten.
@@ -62,7 +75,9 @@ class SessionStore(db.SessionStore):
             return None
         # The session's data is not left on the user.
         session_data = row.__dict__.pop(SESSION_DATA)
+        state = row.__dict__.pop(SESSION_STATE)
         self.logged_in_user = row if row.pk is not None else None
+        self.logged_in_state = (month, state)
         return LoginSession(session_key=self.session_key, session_data=session_data)
 
     def create_model_instance(self, data: dict) -> LoginSession:
@@ -87,6 +102,7 @@ def session_user(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
             session.get(auth.HASH_SESSION_KEY, ""), user.get_session_auth_hash()
         )
     ):
+        setattr(user, READ_WITH_SESSION, session.logged_in_state)
         return user
     return auth.get_user(request)
 

@@ -288,12 +288,12 @@ def test_the_list_runs_a_constant_number_of_queries(
             for _ in range(model_count):
                 LLMModelFactory(provider=provider)
 
-    # the session with its user, fingerprint (with the budget), the changes logged,
+    # the session with its user, their budget and the fingerprint, the changes logged,
     # providers, models, the two access lists
-    with django_assert_num_queries(7):
+    with django_assert_num_queries(6):
         developer_client.get(URL)
-    # cached: the session with its user, fingerprint (with the budget)
-    with django_assert_num_queries(2):
+    # cached: the session with its user, their budget and the fingerprint
+    with django_assert_num_queries(1):
         developer_client.get(URL)
 
 
@@ -308,9 +308,9 @@ def test_after_a_model_changed_the_list_reads_only_that_model(
     models[0].save()
     monkeypatch.setattr(chat.model_list, "build_configuration", None)  # no full rebuild
 
-    # the session with its user, fingerprint (with the budget), the changes since, that
+    # the session with its user, their budget and the fingerprint, the changes since, that
     # model, its two access lists
-    with django_assert_num_queries(6):
+    with django_assert_num_queries(5):
         payload = developer_client.get(URL).json()
 
     assert "Renamed" in names(payload)[0]

@@ -531,7 +531,7 @@ def turn_started(client, payload: dict) -> int:
 
 @pytest.mark.parametrize(
     ("continued", "queries"),
-    [pytest.param(False, 6, id="new conversation"), pytest.param(True, 4, id="next turn")],
+    [pytest.param(False, 5, id="new conversation"), pytest.param(True, 3, id="next turn")],
 )
 def test_a_turn_starts_in_a_few_queries(
     client, developer, django_assert_num_queries, continued, queries
@@ -542,11 +542,11 @@ def test_a_turn_starts_in_a_few_queries(
     if continued:
         payload["conversation_id"] = Conversation.objects.get().pk
 
-    # The session with its user (authentication), then the turn's own: the developer's
-    # configuration fingerprint, groups and budget in one; for a new conversation its insert
-    # and the message's in a transaction (a savepoint and its release here, begin and commit
-    # outside tests); for the next turn the conversation with its context, then the
-    # message's insert. The model and its provider come from the cached configuration.
+    # The session with its user, their groups and budget and the configuration's fingerprint
+    # (authentication, and all the turn reads to let it through); then for a new conversation
+    # its insert and the message's in a transaction (a savepoint and its release here, begin
+    # and commit outside tests); for the next turn the conversation with its context, then
+    # the message's insert. The model and its provider come from the cached configuration.
     with django_assert_num_queries(queries):
         assert turn_started(client, payload) == 200
 

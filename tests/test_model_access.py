@@ -557,12 +557,12 @@ def test_the_list_runs_the_same_queries_whatever_the_catalog_and_group_count(
     developer.groups.add(*groups[::2])
     client = logged_in(developer)
 
-    # the session with its user, the fingerprint with the user's groups and budget, the
-    # changes logged, providers, models, two access lists
-    with django_assert_num_queries(7):
+    # the session with its user, their groups and budget and the fingerprint, the changes
+    # logged, providers, models, two access lists
+    with django_assert_num_queries(6):
         cold = client.get(MODELS)
-    # the session with its user, the fingerprint with the user's groups and budget
-    with django_assert_num_queries(2):
+    # the session with its user, their groups and budget and the fingerprint
+    with django_assert_num_queries(1):
         cached = client.get(MODELS)
 
     assert cold.status_code == cached.status_code == 200

@@ -19,7 +19,8 @@ from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from llmadmin.models import LoginSession
+from billing.models import DailyUsage, UserBudget
+from llmadmin.models import ConfigurationVersion, LoginSession
 
 pytestmark = pytest.mark.django_db
 
@@ -93,14 +94,17 @@ def test_a_password_change_ends_the_session_for_good(client, developer):
     assert not LoginSession.objects.exists()
 
 
-def test_a_session_is_read_with_its_user_in_one_query(client, developer, django_assert_num_queries):
+def test_a_session_is_read_with_its_user_and_their_budget_in_one_query(
+    client, developer, django_assert_num_queries
+):
     client.get(MODEL_LIST)  # the configuration cached
-    # The session with its developer, then the list's own reading.
-    with django_assert_num_queries(2) as captured:
+    # The session with its developer, their groups, budget and the configuration's version:
+    # all the list reads.
+    with django_assert_num_queries(1) as captured:
         client.get(MODEL_LIST)
-    first = captured.captured_queries[0]["sql"]
-    assert LoginSession._meta.db_table in first
-    assert developer._meta.db_table in first
+    (only,) = [query["sql"] for query in captured.captured_queries]
+    for model in (LoginSession, developer, UserBudget, DailyUsage, ConfigurationVersion):
+        assert model._meta.db_table in only
 
 
 def test_a_login_under_a_rotated_secret_stays_and_takes_the_new_one(
@@ -112,7 +116,7 @@ def test_a_login_under_a_rotated_secret_stays_and_takes_the_new_one(
         # Django's own way verifies the old hash and renews the session with the new one...
         assert client.get(MODEL_LIST).status_code == 200
         # ... which the next request reads with its user in one query again.
-        with django_assert_num_queries(2):
+        with django_assert_num_queries(1):
             assert client.get(MODEL_LIST).status_code == 200
 
 

@@ -517,23 +517,24 @@ def updated_configuration(
     )
 
 
-# Where the request's session leaves what state_of reads, read with it (config/sessions.py):
-# (month, rows as JSON), for the request's first state_of.
-READ_WITH_SESSION = "state_read_with_session"
+# Where the request's login (its session, config/sessions.py, or its gateway token,
+# gateway/tokens.py) leaves what state_of reads, read with it: (month, rows as JSON), for the
+# request's first state_of.
+STATE_READ_WITH_LOGIN = "state_read_with_login"
 
 
 def state_of(user: AbstractBaseUser) -> tuple[str, set[int], BudgetState]:
     """The configuration's fingerprint, this developer's groups and their budget: read with
-    their session, else in one query.
+    their login, else in one query.
 
     The fingerprint changes with every change developers' lists depend on (llmadmin's
     ConfigurationVersion, written in commit order) and with the encryption keys in use, so
     each process's cache stays right when another process made the change.
     """
-    read = getattr(user, READ_WITH_SESSION, None)
+    read = getattr(user, STATE_READ_WITH_LOGIN, None)
     if read is not None:
         # Once: a later reading in the same request sees what changed since.
-        setattr(user, READ_WITH_SESSION, None)
+        setattr(user, STATE_READ_WITH_LOGIN, None)
         month, text = read
         rows = json.loads(text or "[]", parse_float=Decimal)
         budget = budget_of(rows, user.pk, month)
@@ -557,8 +558,9 @@ def version_sql() -> str:
 @functools.cache
 def state_sql(user_column: str, vendor: str) -> str:
     """What state_of reads, for the developer in an outer query's column, as one JSON value
-    (its parameters: billing.budgets.month_bounds): the session's query brings it along, so
-    that the model list and a turn's start read nothing more than the session."""
+    (its parameters: billing.budgets.month_bounds): the session's and the gateway token's
+    queries bring it along, so that the model list and a call's start read nothing more than
+    the login."""
     rows = f"{budget_sql(user_column)} UNION ALL {version_sql()}"
     # SQL only is formatted in. PostgreSQL's as text: the driver would read amounts as floats.
     if vendor == "postgresql":

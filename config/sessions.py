@@ -27,7 +27,7 @@ from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
 
 from billing.budgets import month_bounds, month_start
-from chat.model_list import READ_WITH_SESSION, state_sql
+from chat.model_list import STATE_READ_WITH_LOGIN, state_sql
 from llmadmin.models import LoginSession
 
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
@@ -102,7 +102,7 @@ def session_user(request: HttpRequest) -> AbstractBaseUser | AnonymousUser:
             session.get(auth.HASH_SESSION_KEY, ""), user.get_session_auth_hash()
         )
     ):
-        setattr(user, READ_WITH_SESSION, session.logged_in_state)
+        setattr(user, STATE_READ_WITH_LOGIN, session.logged_in_state)
         return user
     return auth.get_user(request)
 

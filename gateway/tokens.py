@@ -17,12 +17,14 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.http import HttpRequest
 from django.utils import timezone
 from django.views.decorators.debug import sensitive_variables
 
+from billing.budgets import month_bounds, month_start
+from chat.model_list import STATE_READ_WITH_LOGIN, state_sql
 from gateway.models import NAME_TAKEN, GatewayPolicy, PersonalAccessToken
 from llmadmin.audit import log_change
 
@@ -81,10 +83,11 @@ def secret_of(request: HttpRequest) -> str | None:
 
 
 @functools.cache
-def token_query() -> str:
+def token_query(vendor: str) -> str:
     """The SQL of token_holder: a token by its prefix, of an active developer, with whether
-    the gateway's policy refuses them. Plain SQL: every gateway request runs it, and the ORM
-    took longer to build it than the database to answer it (a fifth of a request's CPU)."""
+    the gateway's policy refuses them and what chat.model_list.state_of reads of them. Plain
+    SQL: every gateway request runs it, and the ORM took longer to build it than the database
+    to answer it (a fifth of a request's CPU)."""
     user_model = get_user_model()
     memberships = user_model.groups.through._meta
     closed_to = GatewayPolicy.closed_to.through._meta
@@ -100,15 +103,15 @@ def token_query() -> str:
         "member": memberships.get_field("user").column,
         "member_group": memberships.get_field("group").column,
     }
-    # Table and column names only are formatted in; the prefix is a parameter.
+    # SQL, table and column names only are formatted in; the month and prefix are parameters.
     return (  # noqa: S608
         "SELECT t.id, t.user_id, t.digest, t.expires_at, t.last_used_at, t.revoked_at, "
         "(EXISTS (SELECT 1 FROM {policy} WHERE NOT enabled) OR EXISTS (SELECT 1 FROM "
         "{closed_to} c JOIN {memberships} m ON m.{member_group} = c.{closed_group} "
-        "WHERE m.{member} = t.user_id)) AS gateway_closed "
+        "WHERE m.{member} = t.user_id)) AS gateway_closed, {state} AS developer_state "
         "FROM {tokens} t JOIN {users} u ON u.{user_pk} = t.user_id "
         "WHERE t.prefix = %s AND u.{active}"
-    ).format(**names)
+    ).format(state=state_sql("t.user_id", vendor), **names)
 
 
 @sensitive_variables("secret")
@@ -122,11 +125,16 @@ def token_holder(secret: str | None) -> PersonalAccessToken | None:
     prefix = secret[len(SECRET_START) :].partition("_")[0]
     if len(prefix) != PREFIX_LENGTH:
         return None
-    token = next(iter(PersonalAccessToken.objects.raw(token_query(), [prefix])), None)
+    month = month_start(timezone.localdate())
+    found = PersonalAccessToken.objects.raw(
+        token_query(connection.vendor), [*month_bounds(month), prefix]
+    )
+    token = next(iter(found), None)
     if token is None or not hmac.compare_digest(token.digest, digest_of(secret)):
         return None
     user_model = get_user_model()
     token.user = user_model.from_db(token._state.db, [user_model._meta.pk.attname], [token.user_id])
+    setattr(token.user, STATE_READ_WITH_LOGIN, (month, token.__dict__.pop("developer_state")))
     return token if token.is_usable() else None
 
 

@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -18,10 +19,13 @@ from django.test import Client, RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
+from billing.budgets import Allowance
+from billing.models import UserBudget
+from chat.model_list import usable_models
 from gateway.calls import CLIENT_NAME_LENGTH, GatewayClosed, caller_of
 from gateway.models import GatewayPolicy, PersonalAccessToken
 from gateway.tokens import token_used
-from tests.factories import AccessTokenFactory, UserFactory
+from tests.factories import AccessTokenFactory, LLMModelFactory, ProviderFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -308,6 +312,21 @@ def test_the_token_and_the_policy_are_read_in_one_query_and_its_use_recorded_onc
         caller_of(request)
     token.refresh_from_db()
     assert token.last_used_at == NOW + timedelta(seconds=61)
+
+
+def test_a_callers_models_and_budget_are_read_with_their_token(django_assert_num_queries):
+    token = AccessTokenFactory()
+    UserBudget.objects.create(user=token.user, monthly_allowance=Decimal(25))
+    model = LLMModelFactory(provider=ProviderFactory(openai=True))
+    usable_models(caller_of(gateway_request(token.secret)).user)  # its first use recorded
+
+    # The token with the policy, its developer's groups and budget, the configuration's
+    # version; the models from the process's cached configuration.
+    with django_assert_num_queries(1):
+        rows, budget, _ = usable_models(caller_of(gateway_request(token.secret)).user)
+
+    assert [row["id"] for row in rows] == [model.pk]
+    assert budget.allowance == Allowance(Decimal(25), "override")
 
 
 def test_a_use_another_process_has_just_recorded_is_not_written_again():

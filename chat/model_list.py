@@ -19,6 +19,7 @@ from functools import cached_property
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connection
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
@@ -536,7 +537,10 @@ def state_of(user: AbstractBaseUser) -> tuple[str, set[int], BudgetState]:
         # Once: a later reading in the same request sees what changed since.
         setattr(user, STATE_READ_WITH_LOGIN, None)
         month, text = read
-        rows = json.loads(text or "[]", parse_float=Decimal)
+        # SQLite's amounts are floats (state_sql), as its plain reading gives them: budget_of
+        # rounds them alike. PostgreSQL's numerics are exact.
+        exact = Decimal if connection.vendor == "postgresql" else float
+        rows = json.loads(text or "[]", parse_float=exact)
         budget = budget_of(rows, user.pk, month)
     else:
         month = month_start(timezone.localdate())
@@ -568,7 +572,13 @@ def state_sql(user_column: str, vendor: str) -> str:
             "(SELECT CAST(json_agg(json_build_array(kind, who, ref, label, amount)) AS TEXT) "  # noqa: S608
             f"FROM ({rows}) AS state)"
         )
-    return f"(SELECT json_group_array(json_array(kind, who, ref, label, amount)) FROM ({rows}))"  # noqa: S608
+    # SQLite's JSON writes a float to 15 digits, its sums' rounding errors then rounded
+    # differently from the plain query's: each amount written to 17 digits, the float itself.
+    amount = "CASE WHEN amount IS NULL THEN NULL ELSE json(printf('%%!.17g', amount)) END"
+    return (
+        f"(SELECT json_group_array(json_array(kind, who, ref, label, {amount})) "  # noqa: S608
+        f"FROM ({rows}))"
+    )
 
 
 def fingerprint_of(token: uuid.UUID | str | None) -> str:

@@ -676,12 +676,6 @@ def test_an_allowance_of_zero_refuses_every_turn(client, developer):
     assert server.requests == []
 
 
-@pytest.mark.xfail(
-    connection.vendor == "sqlite",
-    strict=True,
-    reason="SQLite's JSON renders the session's REAL sums to 15 digits, unquantized: "
-    "a budget spent to the cent reads as 7.75999999999999 and lets the turn through",
-)
 @time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
 def test_a_budget_spent_to_the_cent_refuses_the_turn_as_every_reader_sees_it(client, developer):
     UserBudget.objects.create(user=developer, monthly_allowance=Decimal("7.76"))

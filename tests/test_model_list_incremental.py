@@ -14,6 +14,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 
 import chat.model_list
+from billing.models import UserBudget
 from chat.model_list import cached_model_list, model_caps, offered_model
 from llmadmin.models import (
     KEPT_CHANGES,
@@ -252,6 +253,26 @@ def test_what_the_log_cannot_tell_is_read_again_in_full(setup, lost):
     LLMModelFactory(provider=model.provider)  # a change the log tells
 
     assert b"Changed unseen" in cached_model_list(developer)[1]
+
+
+def test_the_cache_holds_each_scopes_list_once_as_last_served_and_within_its_bytes(
+    setup, monkeypatch
+):
+    red = setup["groups"][0]
+    # Developer 0's scope, another budget: the two share one cached body, as last served.
+    twin = User.objects.create_user("twin", password="pw")
+    twin.groups.add(red)
+    UserBudget.objects.create(user=twin, monthly_allowance=Decimal(9))
+    people = [*setup["developers"], twin]
+    served = {person: cached_model_list(person) for person in people}
+    limit = 2 * max(len(body) for _, body in served.values())
+    monkeypatch.setattr(chat.model_list, "MAX_CACHED_BYTES", limit)
+
+    for person in people * 3:
+        assert cached_model_list(person) == served[person]
+        configuration = chat.model_list._configuration
+        kept = [len(last.body) for last in configuration.lists.values()]
+        assert configuration.cached_bytes == sum(kept) <= limit
 
 
 def test_the_log_stays_small():

@@ -9,6 +9,7 @@ database that blinks loses nothing the user saw.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator
 from contextlib import aclosing, nullcontext
@@ -16,7 +17,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import Field
 from django.utils import timezone
 
 from billing.limits import LimitReached, lease_end
@@ -49,6 +51,57 @@ class Turn:
     chat: ChatInput
 
 
+@functools.cache
+def conversation_with_message_sql() -> tuple[str, list[Field], list[Field]]:
+    """PostgreSQL's statement inserting a conversation and its first message, with the fields
+    whose values it takes, in order: the conversation's, then the message's but for the
+    conversation it belongs to (the row inserted just before)."""
+    conversation, message = Conversation._meta, Message._meta
+    conversation_fields = [
+        field for field in conversation.local_concrete_fields if field.column != "id"
+    ]
+    message_fields = [
+        field
+        for field in message.local_concrete_fields
+        if field.column not in ("id", "conversation_id")
+    ]
+    quote = connection.ops.quote_name
+
+    def columns(fields: list[Field]) -> str:
+        return ", ".join(quote(field.column) for field in fields)
+
+    def values(fields: list[Field]) -> str:
+        return ", ".join(["%s"] * len(fields))
+
+    # Table and column names only are formatted in; every value is a parameter.
+    sql = (
+        f"WITH c AS (INSERT INTO {quote(conversation.db_table)} ({columns(conversation_fields)}) "  # noqa: S608
+        f"VALUES ({values(conversation_fields)}) RETURNING id) "
+        f"INSERT INTO {quote(message.db_table)} (conversation_id, {columns(message_fields)}) "
+        f"SELECT c.id, {values(message_fields)} FROM c RETURNING conversation_id"
+    )
+    return sql, conversation_fields, message_fields
+
+
+def conversation_insert_with_message(conversation: Conversation, message: Message) -> None:
+    """Insert a new conversation and its first message in one statement: both or neither, as
+    in a transaction, in one round trip where a transaction took four (its BEGIN, the two
+    inserts, its COMMIT). Each value as the ORM's insert writes it (auto_now included)."""
+    sql, conversation_fields, message_fields = conversation_with_message_sql()
+    params = [
+        field.get_db_prep_save(field.pre_save(conversation, True), connection)
+        for field in conversation_fields
+    ] + [
+        field.get_db_prep_save(field.pre_save(message, True), connection)
+        for field in message_fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        (conversation.pk,) = cursor.fetchone()
+    conversation._state.adding = False
+    conversation._state.db = connection.alias
+
+
 def turn_start(*, so_far: ConversationSoFar, admission: Admission, text: str) -> Turn:
     """Store the user's message, so that the stream itself reads nothing from the database:
     the answer's context is the conversation's so far and this message. Raises DatabaseError
@@ -64,14 +117,19 @@ def turn_start(*, so_far: ConversationSoFar, admission: Admission, text: str) ->
     )
 
     def start() -> Turn:
+        if changed:
+            conversation.model = admission.model
+            conversation.title = conversation.title or text[:80]
+        message = Message(conversation=conversation, role=Message.Role.USER, content=text)
+        if new and connection.vendor == "postgresql":
+            conversation_insert_with_message(conversation, message)
+            return Turn(conversation, admission, context)
         # One write needs no transaction; with the conversation's, both or neither.
         with transaction.atomic() if changed else nullcontext():
             if changed:
-                conversation.model = admission.model
-                conversation.title = conversation.title or text[:80]
                 # A next turn's conversation was read in part (chat.context.SO_FAR_FIELDS).
                 conversation.save(update_fields=None if new else ["model", "title", "updated_at"])
-            Message.objects.create(conversation=conversation, role=Message.Role.USER, content=text)
+            message.save()
         return Turn(conversation, admission, context)
 
     try:

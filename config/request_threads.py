@@ -5,20 +5,29 @@ thread made for that request alone: a new thread, and with it a new database con
 thread in Django), for every request. Here each request of the developers' API and pages
 (SHARED_THREAD_PATHS) is given one of a fixed set of threads instead, kept for the whole
 request (its transactions and connection stay on one thread), and the threads keep their
-SQLite connections from one request to the next.
+SQLite connections from one request to the next. Its sync part runs there in one call
+(OneCallHandler), and the gateway's requests skip the site's middleware (GatewayHandler).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from tempfile import SpooledTemporaryFile
 from typing import Any, TypeVar
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
+from django.core import signals
 from django.core.asgi import get_asgi_application
-from django.core.handlers.asgi import ASGIHandler
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.core.handlers.exception import convert_exception_to_response
+from django.http import FileResponse
+from django.http.response import HttpResponseBase
+from django.urls import set_script_prefix
 
 T = TypeVar("T")
 
@@ -65,10 +74,19 @@ class RequestThreads:
     """An ASGI application (Django's) whose requests each run their sync work on the least
     busy of `count` long-lived threads."""
 
-    def __init__(self, application: ASGIApp, *, count: int, gateway: ASGIApp | None = None) -> None:
+    def __init__(
+        self,
+        application: ASGIApp,
+        *,
+        count: int,
+        shared: ASGIApp | None = None,
+        gateway: ASGIApp | None = None,
+    ) -> None:
         self.application = application
-        # The gateway's requests' application, when it is another.
-        self.gateway = gateway or application
+        # The applications of the requests on the shared threads, and of the gateway's among
+        # them, when they are others.
+        self.shared = shared or application
+        self.gateway = gateway or self.shared
         self.threads = [RequestThread(f"request-{number}") for number in range(count)]
 
     async def __call__(
@@ -88,9 +106,65 @@ class RequestThreads:
                 if scope["path"].startswith(GATEWAY_PATH):
                     await self.gateway(scope, receive, send)
                 else:
-                    await self.application(scope, receive, send)
+                    await self.shared(scope, receive, send)
         finally:
             thread.requests -= 1
+
+
+class OneCallHandler(ASGIHandler):
+    """Django's ASGI handler with a request's whole sync part in one call on its thread, as
+    under WSGI: the request_started signal, the middleware chain (in its sync mode) and the
+    view, and a whole answer's close (request_finished). Django's own handler goes to a thread
+    and back for each of these, and for each change between sync and async middleware: under
+    load, each return waits for the event loop behind the streams' events. A streaming answer
+    is sent from the loop as Django sends it, stopped when the client goes away."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        super().load_middleware(is_async=False)
+
+    async def handle(
+        self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        try:
+            set_script_prefix(get_script_prefix(scope))
+            response = await sync_to_async(self.respond, thread_sensitive=True)(scope, body_file)
+            if response.streaming:
+                await self.stream(response, receive, send)
+            else:
+                await self.send_response(response, send)
+        finally:
+            body_file.close()
+
+    def respond(self, scope: dict[str, Any], body_file: SpooledTemporaryFile) -> HttpResponseBase:
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+        response._handler_class = self.__class__
+        if isinstance(response, FileResponse):
+            response.block_size = self.chunk_size  # the server chunks the file, as in Django
+        if not response.streaming:
+            response.close()  # its content is all here: what it held is released now
+        return response
+
+    async def stream(
+        self, response: HttpResponseBase, receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        sending = asyncio.create_task(self.send_response(response, send))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        try:
+            await asyncio.wait((sending, listening), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # A client gone away stops the answer (a chat turn stores it as disconnected).
+            for task in (listening, sending):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                    await task
+            await sync_to_async(response.close, thread_sensitive=True)()
 
 
 class GatewayHandler(ASGIHandler):
@@ -110,7 +184,12 @@ class GatewayHandler(ASGIHandler):
 
 
 def serving_application() -> RequestThreads:
-    """Django's ASGI application, as served: on REQUEST_THREADS threads per process, the
-    gateway's requests without middleware."""
+    """Django's ASGI application, as served: the developers' requests on REQUEST_THREADS
+    threads per process, each in one call there, the gateway's without middleware."""
     application = get_asgi_application()
-    return RequestThreads(application, gateway=GatewayHandler(), count=settings.REQUEST_THREADS)
+    return RequestThreads(
+        application,
+        shared=OneCallHandler(),
+        gateway=GatewayHandler(),
+        count=settings.REQUEST_THREADS,
+    )

@@ -4,6 +4,7 @@ process, which keep their SQLite connections; SQLite writers wait for a lock hel
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import threading
 import time
@@ -17,13 +18,14 @@ from typing import Any
 import httpx2
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
-from django.core.signals import request_started
+from django.contrib.auth.models import User
+from django.core.signals import request_finished, request_started
 from django.db import OperationalError, connection
 from django.db.backends.signals import connection_created
 
 import config.sqlite.base
 from chat.retries import in_thread
-from config.request_threads import RequestThreads
+from config.request_threads import RequestThreads, serving_application
 from config.sqlite.base import DatabaseWrapper
 
 REQUESTS = 24
@@ -74,6 +76,56 @@ def test_the_admin_runs_on_threads_of_its_own(asgi_server, admin_client):
 
     assert answer.status_code == 200
     assert not threads[0].name.startswith("request-")
+
+
+def test_a_requests_sync_part_goes_to_its_thread_in_one_call(transactional_db, settings, client):
+    """Under load each return from a thread waits for the event loop behind the streams'
+    events: request_started, the middleware chain and the view, and request_finished are one
+    call on the request's thread (Django's own handler makes three here)."""
+    settings.ALLOWED_HOSTS = ["127.0.0.1"]
+    client.force_login(User.objects.create_user("dev"))
+    application = serving_application()
+    sent: list[dict[str, Any]] = []
+    received: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        if received:  # the client stays: a server's receive waits
+            await asyncio.Event().wait()
+        received.append({"type": "http.request", "body": b""})
+        return received[-1]
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/v1/models/",
+        "raw_path": b"/api/v1/models/",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    try:
+        with recorded(request_started) as started, recorded(request_finished) as finished:
+            asyncio.run(application(scope, receive, send))
+    finally:
+        for thread in application.threads:
+            thread.shutdown(wait=False)
+
+    assert sent[0]["status"] == 200
+    assert json.loads(b"".join(message.get("body", b"") for message in sent[1:]))["groups"] == []
+    assert sum(thread.sent for thread in application.threads) == 1
+    assert started == finished
+    assert started[0].name.startswith("request-")
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's connections are kept")
@@ -166,9 +218,7 @@ def test_a_blocked_thread_gets_no_new_requests_while_another_is_free():
     the_blocked_one.start()
     try:
         assert blocked.wait(5)
-        application.application = sync_application(
-            lambda: others.append(threading.current_thread())
-        )
+        application.shared = sync_application(lambda: others.append(threading.current_thread()))
         for _ in range(5):
             served(application, requests=1)
     finally:

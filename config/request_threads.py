@@ -129,14 +129,18 @@ class OneCallHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        set_script_prefix(get_script_prefix(scope))
+        listening = asyncio.create_task(self.listen_for_disconnect(receive))
         try:
-            set_script_prefix(get_script_prefix(scope))
             response = await sync_to_async(self.respond, thread_sensitive=True)(scope, body_file)
             if response.streaming:
-                await self.stream(response, receive, send)
-            else:
+                await self.stream(response, listening, send)
+            elif not listening.done():  # a client gone meanwhile is sent nothing
                 await self.send_response(response, send)
         finally:
+            listening.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RequestAborted):
+                await listening
             body_file.close()
 
     def respond(self, scope: dict[str, Any], body_file: SpooledTemporaryFile) -> HttpResponseBase:
@@ -152,18 +156,22 @@ class OneCallHandler(ASGIHandler):
         return response
 
     async def stream(
-        self, response: HttpResponseBase, receive: Callable[..., Any], send: Callable[..., Any]
+        self, response: HttpResponseBase, listening: asyncio.Task, send: Callable[..., Any]
     ) -> None:
-        sending = asyncio.create_task(self.send_response(response, send))
-        listening = asyncio.create_task(self.listen_for_disconnect(receive))
+        """Send a streaming answer until it ends or the client goes away (a chat turn then
+        stores it as disconnected). A client gone before it starts never starts it: a chat
+        turn then holds its slot for its start's lease alone."""
         try:
-            await asyncio.wait((sending, listening), return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            # A client gone away stops the answer (a chat turn stores it as disconnected).
-            for task in (listening, sending):
-                task.cancel()
+            if listening.done():
+                return
+            sending = asyncio.create_task(self.send_response(response, send))
+            try:
+                await asyncio.wait((sending, listening), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sending.cancel()
                 with contextlib.suppress(asyncio.CancelledError, RequestAborted):
-                    await task
+                    await sending
+        finally:
             await sync_to_async(response.close, thread_sensitive=True)()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -464,6 +465,29 @@ def test_a_user_who_leaves_before_the_first_word_is_billed_for_what_was_sent(
     record = recorded(UsageRecord.Kind.CHAT)
     assert record.input_tokens is not None
     assert record.input_tokens >= 10_000  # 20,000 bytes at 2 bytes a token
+
+
+def test_a_user_gone_before_the_answer_began_is_not_billed_for_a_call_never_made(
+    asgi_server, client, developer
+):
+    script = Script([openai_delta("Hello"), OPENAI_END])
+    with serve_script(script) as url:
+        model = model_at(url)
+        body = json.dumps({"model_id": model.pk, "message": "x" * 20_000}).encode()
+        host, port = asgi_server.removeprefix("http://").split(":")
+        request = (
+            f"POST /api/v1/chat/ HTTP/1.1\r\nHost: {host}:{port}\r\n"
+            f"Cookie: sessionid={client.cookies['sessionid'].value}; csrftoken={CSRF}\r\n"
+            f"X-CSRFToken: {CSRF}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        # The whole request, then the client is gone (a tab closed as it sent its message).
+        with socket.create_connection((host, int(port))) as gone:
+            gone.sendall(request + body)
+        time.sleep(1.0)  # whatever the server does with it, it has done by now
+
+    assert script.requests == 0
+    assert not UsageRecord.objects.filter(kind=UsageRecord.Kind.CHAT).exists()
 
 
 def compacting_upstream(

@@ -51,11 +51,21 @@ class Turn:
     chat: ChatInput
 
 
+@dataclass(frozen=True)
+class InsertStatements:
+    """A new conversation's insert (returning its id) and its first message's (the id its
+    first value), each with the fields whose values it takes, in order; and on PostgreSQL
+    both as one statement, the conversation's values then the message's."""
+
+    conversation: str
+    conversation_fields: list[Field]
+    message: str
+    message_fields: list[Field]
+    together: str | None
+
+
 @functools.cache
-def conversation_with_message_sql() -> tuple[str, list[Field], list[Field]]:
-    """PostgreSQL's statement inserting a conversation and its first message, with the fields
-    whose values it takes, in order: the conversation's, then the message's but for the
-    conversation it belongs to (the row inserted just before)."""
+def insert_statements(vendor: str) -> InsertStatements:
     conversation, message = Conversation._meta, Message._meta
     conversation_fields = [
         field for field in conversation.local_concrete_fields if field.column != "id"
@@ -74,30 +84,55 @@ def conversation_with_message_sql() -> tuple[str, list[Field], list[Field]]:
         return ", ".join(["%s"] * len(fields))
 
     # Table and column names only are formatted in; every value is a parameter.
-    sql = (
-        f"WITH c AS (INSERT INTO {quote(conversation.db_table)} ({columns(conversation_fields)}) "  # noqa: S608
-        f"VALUES ({values(conversation_fields)}) RETURNING id) "
-        f"INSERT INTO {quote(message.db_table)} (conversation_id, {columns(message_fields)}) "
-        f"SELECT c.id, {values(message_fields)} FROM c RETURNING conversation_id"
+    conversation_insert = (
+        f"INSERT INTO {quote(conversation.db_table)} ({columns(conversation_fields)}) "  # noqa: S608
+        f"VALUES ({values(conversation_fields)}) RETURNING id"
     )
-    return sql, conversation_fields, message_fields
+    message_into = (
+        f"INSERT INTO {quote(message.db_table)} (conversation_id, {columns(message_fields)})"
+    )
+    together = None
+    if vendor == "postgresql":  # SQLite has no data-modifying WITH
+        together = (
+            f"WITH c AS ({conversation_insert}) "  # noqa: S608
+            f"{message_into} SELECT c.id, {values(message_fields)} FROM c "
+            "RETURNING conversation_id"
+        )
+    return InsertStatements(
+        conversation=conversation_insert,
+        conversation_fields=conversation_fields,
+        message=f"{message_into} VALUES (%s, {values(message_fields)})",
+        message_fields=message_fields,
+        together=together,
+    )
 
 
 def conversation_insert_with_message(conversation: Conversation, message: Message) -> None:
-    """Insert a new conversation and its first message in one statement: both or neither, as
-    in a transaction, in one round trip where a transaction took four (its BEGIN, the two
-    inserts, its COMMIT). Each value as the ORM's insert writes it (auto_now included)."""
-    sql, conversation_fields, message_fields = conversation_with_message_sql()
-    params = [
+    """Insert a new conversation and its first message, both or neither, each value as the
+    ORM's insert writes it (auto_now included). On PostgreSQL in one statement: one round trip
+    where a transaction took four (its BEGIN, the two inserts, its COMMIT). On SQLite in a
+    transaction whose statements and values are ready before it takes the database's one write
+    lock: every turn starting waits for it, and Python's work while it is held goes at the pace
+    the GIL allows under load."""
+    statements = insert_statements(connection.vendor)
+    conversation_values = [
         field.get_db_prep_save(field.pre_save(conversation, True), connection)
-        for field in conversation_fields
-    ] + [
-        field.get_db_prep_save(field.pre_save(message, True), connection)
-        for field in message_fields
+        for field in statements.conversation_fields
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        (conversation.pk,) = cursor.fetchone()
+    message_values = [
+        field.get_db_prep_save(field.pre_save(message, True), connection)
+        for field in statements.message_fields
+    ]
+    if statements.together is not None:
+        with connection.cursor() as cursor:
+            cursor.execute(statements.together, conversation_values + message_values)
+            (pk,) = cursor.fetchone()
+    else:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(statements.conversation, conversation_values)
+            (pk,) = cursor.fetchone()
+            cursor.execute(statements.message, [pk, *message_values])
+    conversation.pk = pk
     conversation._state.adding = False
     conversation._state.db = connection.alias
 
@@ -121,14 +156,14 @@ def turn_start(*, so_far: ConversationSoFar, admission: Admission, text: str) ->
             conversation.model = admission.model
             conversation.title = conversation.title or text[:80]
         message = Message(conversation=conversation, role=Message.Role.USER, content=text)
-        if new and connection.vendor == "postgresql":
+        if new:
             conversation_insert_with_message(conversation, message)
             return Turn(conversation, admission, context)
         # One write needs no transaction; with the conversation's, both or neither.
         with transaction.atomic() if changed else nullcontext():
             if changed:
                 # A next turn's conversation was read in part (chat.context.SO_FAR_FIELDS).
-                conversation.save(update_fields=None if new else ["model", "title", "updated_at"])
+                conversation.save(update_fields=["model", "title", "updated_at"])
             message.save()
         return Turn(conversation, admission, context)
 

@@ -53,9 +53,9 @@ class Turn:
 
 @dataclass(frozen=True)
 class InsertStatements:
-    """A new conversation's insert (returning its id) and its first message's (the id its
-    first value), each with the fields whose values it takes, in order; and on PostgreSQL
-    both as one statement, the conversation's values then the message's."""
+    """A new conversation's insert and its first message's (the conversation's id its first
+    value), each with the fields whose values it takes, in order; and on PostgreSQL both as
+    one statement, the conversation's values then the message's."""
 
     conversation: str
     conversation_fields: list[Field]
@@ -86,7 +86,7 @@ def insert_statements(vendor: str) -> InsertStatements:
     # Table and column names only are formatted in; every value is a parameter.
     conversation_insert = (
         f"INSERT INTO {quote(conversation.db_table)} ({columns(conversation_fields)}) "  # noqa: S608
-        f"VALUES ({values(conversation_fields)}) RETURNING id"
+        f"VALUES ({values(conversation_fields)})"
     )
     message_into = (
         f"INSERT INTO {quote(message.db_table)} (conversation_id, {columns(message_fields)})"
@@ -94,7 +94,7 @@ def insert_statements(vendor: str) -> InsertStatements:
     together = None
     if vendor == "postgresql":  # SQLite has no data-modifying WITH
         together = (
-            f"WITH c AS ({conversation_insert}) "  # noqa: S608
+            f"WITH c AS ({conversation_insert} RETURNING id) "  # noqa: S608
             f"{message_into} SELECT c.id, {values(message_fields)} FROM c "
             "RETURNING conversation_id"
         )
@@ -130,7 +130,7 @@ def conversation_insert_with_message(conversation: Conversation, message: Messag
     else:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(statements.conversation, conversation_values)
-            (pk,) = cursor.fetchone()
+            pk = cursor.lastrowid  # any SQLite Django supports: RETURNING needs 3.35
             cursor.execute(statements.message, [pk, *message_values])
     conversation.pk = pk
     conversation._state.adding = False

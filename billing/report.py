@@ -32,7 +32,7 @@ from django.db.models import F, Min, Q, QuerySet, Sum
 from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 
-from billing.budgets import api_amount, budget_state, budget_summary, next_month
+from billing.budgets import BudgetState, api_amount, budget_state, budget_summary, next_month
 from billing.models import TOKEN_FIELDS, DailyUsage
 from llmadmin.models import LLMModel, Provider, provider_label
 from llmadmin.money import CURRENCY, cost_text, csv_amount, usd
@@ -718,9 +718,11 @@ def usage_rows(*, start: date, end: date) -> Iterator[tuple[Any, ...]]:
         )
 
 
-def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, Any]:
-    """A developer's month: their budget, their usage by model and by day (four queries), and
-    their limits now (read with the budget)."""
+def own_usage(
+    user_id: int, month: date, caps: dict[int, Decimal], state: BudgetState | None = None
+) -> dict[str, Any]:
+    """A developer's month: their budget, their usage by model and by day (four queries, three
+    given their budget's state for that month), and their limits now (read with the budget)."""
     rows = DailyUsage.objects.filter(
         user_id=user_id, day__gte=month, day__lt=next_month(month)
     ).order_by()
@@ -747,7 +749,8 @@ def own_usage(user_id: int, month: date, caps: dict[int, Decimal]) -> dict[str, 
     for row in by_model:
         # A model deleted since keeps its usage, under its id.
         row["model"] = names.get(row["model_id"], f"model #{row['model_id']}")
-    state = budget_state(user_id, month)
+    if state is None or state.month != month:
+        state = budget_state(user_id, month)
     return {
         "month": f"{month:%Y-%m}",
         "budget": budget_summary(state, caps),

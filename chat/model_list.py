@@ -624,11 +624,12 @@ def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
     return configuration.served_list(scope, budget)
 
 
-def model_caps(user: AbstractBaseUser) -> dict[int, Decimal]:
-    """The monthly caps of the models in this developer's list (one query)."""
-    fingerprint, group_ids, _ = state_of(user)
+def budget_and_caps(user: AbstractBaseUser) -> tuple[BudgetState, dict[int, Decimal]]:
+    """This developer's budget and the monthly caps of the models in their list: read with
+    their login, else in one query (state_of)."""
+    fingerprint, group_ids, budget = state_of(user)
     configuration = current_configuration(fingerprint)
-    return configuration.caps_for(configuration.scope(user.pk, group_ids))
+    return budget, configuration.caps_for(configuration.scope(user.pk, group_ids))
 
 
 def offered_model(user: AbstractBaseUser, model_id: int) -> tuple[LLMModel | None, BudgetState]:

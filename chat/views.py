@@ -38,12 +38,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.budgets import ZERO, budget_state, month_start
+from billing.budgets import ZERO, month_start
 from billing.limits import LimitReached
 from billing.report import own_usage
 from chat.context import conversation_new
 from chat.metered import BudgetSpent, spend_admit
-from chat.model_list import cached_model_list, model_caps
+from chat.model_list import budget_and_caps, cached_model_list
 from chat.models import Conversation
 from chat.serializers import (
     BudgetRefusalSerializer,
@@ -239,7 +239,8 @@ class UsageView(APIView):
         if not query.is_valid():
             return Response(query.errors, status=400)
         month = query.validated_data.get("month") or month_start(timezone.localdate())
-        return Response(own_usage(request.user.pk, month, model_caps(request.user)))
+        budget, caps = budget_and_caps(request.user)
+        return Response(own_usage(request.user.pk, month, caps, budget))
 
 
 class ConversationView(RetrieveAPIView):
@@ -314,8 +315,7 @@ def database_unavailable(request: HttpRequest) -> HttpResponse:
 def usage_panel(user: AbstractBaseUser) -> dict[str, Any]:
     """What the usage panel shows: the budget, the caps of this developer's models, the
     month's usage, and what is spent out (the chat turns Send off for it)."""
-    budget = budget_state(user.pk)
-    caps = model_caps(user)
+    budget, caps = budget_and_caps(user)
     names = dict(LLMModel.objects.filter(pk__in=caps).values_list("pk", "display_name"))
     return {
         "budget": budget,
@@ -334,7 +334,7 @@ def usage_panel(user: AbstractBaseUser) -> dict[str, Any]:
             }
             for model_id, cap in caps.items()
         ],
-        "usage": own_usage(user.pk, budget.month, caps),
+        "usage": own_usage(user.pk, budget.month, caps, budget),
     }
 
 

@@ -15,7 +15,7 @@ from django.db import transaction
 
 import chat.model_list
 from billing.models import UserBudget
-from chat.model_list import cached_model_list, model_caps, offered_model
+from chat.model_list import budget_and_caps, cached_model_list, offered_model
 from llmadmin.models import (
     KEPT_CHANGES,
     ConfigurationChange,
@@ -182,7 +182,7 @@ def lists(developers: list[User]) -> list[Any]:
     return [
         (
             cached_model_list(developer),
-            model_caps(developer),
+            budget_and_caps(developer)[1],
             [model_id for model_id in model_ids if offered_model(developer, model_id)[0]],
         )
         for developer in developers

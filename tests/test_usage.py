@@ -643,6 +643,24 @@ def test_a_models_cap_refuses_that_model_and_leaves_the_others(client, developer
     assert allowed == 200
 
 
+@time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
+def test_the_usage_panel_shows_the_budget_read_with_the_login(
+    client, developer, django_assert_num_queries
+):
+    group_with_budget("team", "6", developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        send(client, model_at(server, **PRICES, monthly_cap=Decimal(3), display_name="Big"))
+
+    # The session with the developer's state (budget, groups, the configuration's
+    # fingerprint), the capped models' names, then the month's usage by model and by day and
+    # the names of its models: the budget is not read again.
+    with django_assert_num_queries(5):
+        panel = " ".join(client.get(reverse("agents-usage")).content.decode().split())
+
+    assert "$3.00 of your $6.00 monthly budget spent: $2.99 left" in panel
+    assert "Big: $3.00 of its monthly cap of $3.00 spent, $0.00 left." in panel
+
+
 def test_a_new_month_starts_afresh(client, developer):
     group_with_budget("team", "3", developer)
     with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:

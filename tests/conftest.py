@@ -24,6 +24,17 @@ def pytest_report_header() -> str:
     return f"database: {connection.vendor}"
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """The budget alert checks a test's calls and refusals asked for end with the test,
+    before its fixtures (its database) are torn down: no check reads or writes the next
+    test's rows, nor mails into its outbox."""
+    from tests.held_mail import alert_checks_done
+
+    # A test's held mail server answers within 5 s (tests/held_mail.py) at the latest.
+    alert_checks_done(seconds=15)
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup) -> None:
     """The test database, migrated; from then on a flush that keeps content types and

@@ -23,6 +23,7 @@ from billing.models import BudgetAlert, DailyUsage, GroupBudget, UsageRecord
 from llmadmin.providers.contract import Usage
 from tests.chat_api import post_chat
 from tests.factories import LLMModelFactory, provider_at
+from tests.held_mail import alert_checks_done
 from tests.providers.fakes import CountingProvider, serve
 
 pytestmark = [
@@ -102,6 +103,7 @@ def test_concurrent_turns_of_one_developer_overspend_at_most_the_turns_in_flight
     assert server.most_in_flight > 1  # the turns did overlap
     # Each level alerted once, however many turns crossed it together (both at once: one
     # mail, of the higher).
+    alert_checks_done()
     assert sorted(BudgetAlert.objects.values_list("level", flat=True)) == [85, 100]
     subjects = [message.subject for message in mail.outbox]
     assert len(subjects) == len(set(subjects))

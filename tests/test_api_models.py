@@ -269,6 +269,22 @@ def test_a_key_set_in_another_process_shows_without_any_signal(developer_client)
     assert names(developer_client.get(URL).json()) == [[model.display_name]]
 
 
+def test_a_list_asked_again_in_the_same_state_follows_the_encryption_keys(
+    developer_client, encryption_secrets
+):
+    model = LLMModelFactory(provider=ProviderFactory(anthropic=True))
+    assert names(developer_client.get(URL).json()) == [[model.display_name]]
+
+    # The same rows: only this process's keys change, as at a restart with new secrets (which
+    # end the sessions signed with the old ones).
+    encryption_secrets("a-new-secret-that-cannot-read-old-keys")
+    developer_client.force_login(User.objects.get(username="dev"))
+
+    payload = developer_client.get(URL).json()
+    assert payload["groups"] == []
+    assert [entry["reason"] for entry in payload["unavailable_providers"]] == ["key_unreadable"]
+
+
 @pytest.mark.parametrize(
     ("account_count", "model_count"),
     [

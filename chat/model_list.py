@@ -50,6 +50,9 @@ ROW_FIELDS = (*MODEL_FIELDS, "restricted", "monthly_cap")
 # Bytes of lists kept per process (10,000 models make a list of about 1 MB); past that, the
 # least recently used scope's goes.
 MAX_CACHED_BYTES = 64 * 1024 * 1024
+# Bytes of developers' readings kept per configuration (Configuration.served_from); past that,
+# all go.
+MAX_READING_BYTES = 16 * 1024 * 1024
 # Past these, a process that fell behind reads everything again rather than the changes.
 MAX_CHANGES_APPLIED = 200
 MAX_MODELS_UPDATED = 1000
@@ -132,6 +135,12 @@ class Configuration:
     # configuration. Not init fields: a configuration made from another starts empty.
     calls: dict[int, LLMModel | None] = field(default_factory=dict, init=False)
     calls_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    # What each developer's list was served from (their scope and their budget's JSON), by
+    # what their login read (cached_model_list), and the bytes that holds.
+    served_from: dict[tuple[Any, ...], tuple[Scope, bytes]] = field(
+        default_factory=dict, init=False
+    )
+    served_from_bytes: int = field(default=0, init=False)
 
     @cached_property
     def offered(self) -> frozenset[int]:
@@ -188,6 +197,16 @@ class Configuration:
                 _, evicted = self.lists.popitem(last=False)
                 self.cached_bytes -= len(evicted.body)
         return served.etag, served.body
+
+    def remember_served(self, reading: tuple[Any, ...], scope: Scope, budget: bytes) -> None:
+        """Keep what this reading's list was served from, within MAX_READING_BYTES."""
+        size = len(budget) + len(reading[2] or "")
+        with self.lists_lock:
+            if self.served_from_bytes + size > MAX_READING_BYTES:
+                self.served_from.clear()
+                self.served_from_bytes = 0
+            self.served_from[reading] = (scope, budget)
+            self.served_from_bytes += size
 
     def scope(self, user_id: int, group_ids: set[int]) -> Scope:
         """What decides this developer's list: developers with the same scope share it."""
@@ -614,36 +633,29 @@ def next_configuration(current: Configuration | None, fingerprint: str) -> Confi
     return updated or build_configuration(fingerprint, changes)
 
 
-# What a developer's list is served from, by what their login read (their id, the month and
-# the state's JSON, state_sql) and the encryption keys in use: the configuration's
-# fingerprint, their scope and their budget's JSON. A function of these alone (a change, a
-# cost, a new allowance all change the JSON), so an entry is never stale; kept for
-# MAX_READINGS readings at most.
-_served_from: dict[tuple[Any, ...], tuple[str, Scope, bytes]] = {}
-MAX_READINGS = 4096
-
-
 def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
     """The ETag and JSON body of this developer's model list, their budget included. A
-    developer whose state is as at their last request is served without reading it again:
-    under load, reading it (its JSON, the budget, the budget's JSON) was most of what the
-    list cost beyond its floor."""
+    developer whose login read what their last request's did is served from what that one
+    computed, if the process still serves the same configuration: under load, reading the
+    state (its JSON, the budget, the budget's JSON) was most of what the list cost beyond its
+    floor. What the login read (the configuration's token, the developer's groups, budget
+    and spend) and the encryption keys in use are all the list depends on, so what is kept
+    is never stale."""
     read = getattr(user, STATE_READ_WITH_LOGIN, None)
     reading = read and (user.pk, *read, api_key_ids())
-    served_from = reading and _served_from.get(reading)
+    # Kept on the configuration it was computed with: this one's fingerprint is the reading's.
+    configuration = _configuration
+    served_from = reading and configuration and configuration.served_from.get(reading)
     if served_from:
         setattr(user, STATE_READ_WITH_LOGIN, None)
-        fingerprint, scope, budget = served_from
-        return current_configuration(fingerprint).served_list(scope, budget)
+        return configuration.served_list(*served_from)
     fingerprint, group_ids, budget_state = state_of(user)
     configuration = current_configuration(fingerprint)
     scope = configuration.scope(user.pk, group_ids)
     # The budget changes with every turn: joined to the scope's list, not cached with it.
     budget = encode(budget_summary(budget_state, configuration.caps_for(scope)))
     if reading:
-        if len(_served_from) >= MAX_READINGS:
-            _served_from.clear()
-        _served_from[reading] = (fingerprint, scope, budget)
+        configuration.remember_served(reading, scope, budget)
     return configuration.served_list(scope, budget)
 
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+import tracemalloc
+from decimal import Decimal
+
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client
@@ -10,7 +14,8 @@ from django.utils import timezone
 
 import chat.model_list
 from billing.budgets import next_month
-from llmadmin.models import Provider
+from billing.models import DailyUsage
+from llmadmin.models import LLMModel, Provider
 from llmadmin.services import model_make_default, provider_set_api_key
 from tests.factories import LLMModelFactory, ProviderFactory
 
@@ -283,6 +288,84 @@ def test_a_list_asked_again_in_the_same_state_follows_the_encryption_keys(
     payload = developer_client.get(URL).json()
     assert payload["groups"] == []
     assert [entry["reason"] for entry in payload["unavailable_providers"]] == ["key_unreadable"]
+
+
+def offered(response) -> list[str]:
+    return [
+        model["display_name"] for group in response.json()["groups"] for model in group["models"]
+    ]
+
+
+def test_a_list_whose_login_was_read_before_an_access_change_is_cut_from_one_configuration(
+    monkeypatch,
+):
+    provider = ProviderFactory(anthropic=True)
+    developer = User.objects.create_user("dev")
+    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
+    secret.allowed_users.add(developer)
+    LLMModelFactory(provider=provider, display_name="Open")
+    client, other = Client(), Client()
+    client.force_login(developer)
+    other.force_login(User.objects.create_user("other"))
+    assert offered(client.get(URL)) == ["Open", "Secret"]
+
+    # The developer's next request reads its login; meanwhile an admin takes them off Secret's
+    # list and another developer's request moves the process to the new configuration. (The
+    # hook only arranges the timing: once, after the login was read.)
+    key_ids = chat.model_list.api_key_ids
+    meanwhile = [True]
+
+    def after_the_login() -> tuple[str, ...]:
+        if meanwhile:
+            meanwhile.clear()
+            LLMModel.objects.get(pk=secret.pk).allowed_users.remove(developer)
+            assert offered(other.get(URL)) == ["Open"]
+        return key_ids()
+
+    monkeypatch.setattr(chat.model_list, "api_key_ids", after_the_login)
+    response = client.get(URL)
+
+    assert not meanwhile
+    assert response.status_code == 200
+    assert offered(response) == ["Open"]
+
+
+def test_what_the_lists_are_served_from_stays_within_its_bound(developer_client, monkeypatch):
+    # Each turn changes the developer's state, and each list after it is kept: with 400
+    # capped models each keeps a budget of about 67 KB.
+    monkeypatch.setattr(chat.model_list, "MAX_READING_BYTES", 256 * 1024)
+    provider = ProviderFactory(anthropic=True)
+    models = [LLMModelFactory(provider=provider, monthly_cap=Decimal(5)) for _ in range(400)]
+    developer = User.objects.get(username="dev")
+
+    def a_turn_then_the_list(model: LLMModel) -> None:
+        DailyUsage.objects.create(
+            day=timezone.localdate(),
+            user=developer,
+            model=model,
+            provider=provider,
+            provider_type=provider.type,
+            calls=1,
+            cost=Decimal("0.01"),
+        )
+        assert developer_client.get(URL).status_code == 200
+
+    for model in models[:3]:  # warm
+        a_turn_then_the_list(model)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for model in models[3:23]:
+            a_turn_then_the_list(model)
+        gc.collect()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+
+    kept = sum(stat.size_diff for stat in after.compare_to(before, "filename"))
+    # 20 lists of about 67 KB each: 1.3 MB kept without the bound.
+    assert kept < 600 * 1024
 
 
 @pytest.mark.parametrize(

@@ -296,7 +296,7 @@ def offered(response) -> list[str]:
     ]
 
 
-def test_a_list_whose_login_was_read_before_an_access_change_is_cut_from_one_configuration(
+def test_a_list_whose_login_was_read_before_an_access_change_is_served_as_of_its_login(
     monkeypatch,
 ):
     provider = ProviderFactory(anthropic=True)
@@ -323,11 +323,16 @@ def test_a_list_whose_login_was_read_before_an_access_change_is_cut_from_one_con
         return key_ids()
 
     monkeypatch.setattr(chat.model_list, "api_key_ids", after_the_login)
+    # Served from the configuration its login read, kept by the process: not read in full again.
+    monkeypatch.setattr(chat.model_list, "build_configuration", None)
     response = client.get(URL)
 
     assert not meanwhile
     assert response.status_code == 200
-    assert offered(response) == ["Open"]
+    assert offered(response) == ["Open", "Secret"]
+    # Its next request reads the change, and the other developer's list stays as changed.
+    assert offered(client.get(URL)) == ["Open"]
+    assert offered(other.get(URL)) == ["Open"]
 
 
 def test_what_the_lists_are_served_from_stays_within_its_bound(developer_client, monkeypatch):

@@ -275,6 +275,23 @@ def test_the_cache_holds_each_scopes_list_once_as_last_served_and_within_its_byt
         assert configuration.cached_bytes == sum(kept) <= limit
 
 
+def test_a_process_keeps_one_configurations_lists_and_readings(setup):
+    developers = setup["developers"]
+    for developer in developers:
+        cached_model_list(developer)
+    replaced = chat.model_list._configuration
+    LLMModelFactory(provider=Provider.objects.first())
+
+    for developer in developers:
+        cached_model_list(developer)
+
+    # The configuration replaced still serves the requests the change overtook, from nothing kept.
+    assert chat.model_list._replaced is replaced
+    assert (replaced.lists, replaced.cached_bytes) == ({}, 0)
+    assert (replaced.served_from, replaced.served_from_bytes) == ({}, 0)
+    assert chat.model_list._configuration.lists
+
+
 def test_the_log_stays_small():
     pruned_past()
 

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection
@@ -62,24 +62,62 @@ MAX_PLACED = 64
 Scope = tuple[frozenset[int], int | None]
 
 
+class Part(NamedTuple):
+    """A provider's group in a scope's list: where it starts and ends in the list, the digest
+    of its bytes, and how many of the provider's offered models the scope may not use."""
+
+    start: int
+    end: int
+    digest: bytes
+    kept: int
+
+
+class Group(NamedTuple):
+    """A provider's group as a scope's list is joined from it: its bytes, their digest, and
+    how many of the provider's offered models the scope may not use."""
+
+    data: bytes | memoryview
+    digest: bytes
+    kept: int
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A scope's list as JSON, each provider's group in it, and its ETag: the digest of the
+    list with each group's bytes replaced by their digest (a group kept from an earlier
+    configuration is not hashed again)."""
+
+    body: bytes
+    parts: dict[int, Part]
+    etag: str
+
+
 @dataclass(frozen=True)
 class ServedList:
     """A scope's list as last served: its body with the budget it was served with, where that
-    budget starts in it, and the ETags of the list alone and of the body."""
+    budget starts in it, its providers' groups, and the ETags of the list alone and of the
+    body."""
 
     list_etag: str
     budget_at: int
     budget: bytes
     etag: str
     body: bytes
+    parts: dict[int, Part]
 
     @classmethod
-    def of(cls, rendered: bytes, budget: bytes) -> ServedList:
+    def of(cls, rendered: Rendered, budget: bytes) -> ServedList:
         """A list just rendered, served with this budget."""
-        list_etag = f'"{hashlib.sha256(rendered).hexdigest()[:32]}"'
-        head = memoryview(rendered)[:-1]
+        head = memoryview(rendered.body)[:-1]
         body = b"".join([head, BUDGET_KEY, budget, b"}"])
-        return cls(list_etag, len(head) + len(BUDGET_KEY), budget, etag_of(list_etag, budget), body)
+        return cls(
+            rendered.etag,
+            len(head) + len(BUDGET_KEY),
+            budget,
+            etag_of(rendered.etag, budget),
+            body,
+            rendered.parts,
+        )
 
     def with_budget(self, budget: bytes) -> ServedList:
         """The same list with another budget: one copy of the list, made only when the budget
@@ -87,7 +125,12 @@ class ServedList:
         was most of what the list cost beyond its floor)."""
         body = b"".join([memoryview(self.body)[: self.budget_at], budget, b"}"])
         return ServedList(
-            self.list_etag, self.budget_at, budget, etag_of(self.list_etag, budget), body
+            self.list_etag,
+            self.budget_at,
+            budget,
+            etag_of(self.list_etag, budget),
+            body,
+            self.parts,
         )
 
 
@@ -141,6 +184,14 @@ class Configuration:
         default_factory=dict, init=False
     )
     served_from_bytes: int = field(default=0, init=False)
+    # The lists of the configuration this one was updated from, each taken on its scope's
+    # first render here (render_from), and that configuration's models by provider: a
+    # provider's group whose models are the same objects is the same bytes, and is copied.
+    earlier: dict[Scope, ServedList] = field(default_factory=dict, init=False)
+    earlier_bytes: int = field(default=0, init=False)
+    earlier_models: dict[int, list[dict[str, Any]]] = field(default_factory=dict, init=False)
+    # Replaced: it keeps no list or reading (retire).
+    retired: bool = field(default=False, init=False)
 
     @cached_property
     def offered(self) -> frozenset[int]:
@@ -185,23 +236,43 @@ class Configuration:
         if served is not None and served.budget == budget:
             return served.etag, served.body
         if served is None:
-            served = ServedList.of(self.render(scope), budget)
+            with self.lists_lock:
+                earlier = self.earlier.pop(scope, None)
+                self.earlier_bytes -= len(earlier.body) if earlier else 0
+            served = ServedList.of(self.render(scope, earlier), budget)
         else:
             served = served.with_budget(budget)
         with self.lists_lock:
+            if self.retired:
+                return served.etag, served.body
             replaced = self.lists.get(scope)
             self.lists[scope] = served
             self.lists.move_to_end(scope)
             self.cached_bytes += len(served.body) - (len(replaced.body) if replaced else 0)
+            # The earlier configuration's lists go first: they only save a render.
+            while self.cached_bytes + self.earlier_bytes > MAX_CACHED_BYTES and self.earlier:
+                _, dropped = self.earlier.popitem()
+                self.earlier_bytes -= len(dropped.body)
             while self.cached_bytes > MAX_CACHED_BYTES and len(self.lists) > 1:
                 _, evicted = self.lists.popitem(last=False)
                 self.cached_bytes -= len(evicted.body)
         return served.etag, served.body
 
+    def render_from(self, base: Configuration) -> None:
+        """Render each scope's list from base's, where base has one: only the groups of the
+        providers whose models changed are joined again (a change costs a copy of each list,
+        not an encoding of every model's place in it)."""
+        with base.lists_lock:
+            self.earlier = dict(base.lists)
+        self.earlier_bytes = sum(len(served.body) for served in self.earlier.values())
+        self.earlier_models = base.models
+
     def remember_served(self, reading: tuple[Any, ...], scope: Scope, budget: bytes) -> None:
         """Keep what this reading's list was served from, within MAX_READING_BYTES."""
         size = len(budget) + len(reading[2] or "")
         with self.lists_lock:
+            if self.retired:
+                return
             if self.served_from_bytes + size > MAX_READING_BYTES:
                 self.served_from.clear()
                 self.served_from_bytes = 0
@@ -209,13 +280,17 @@ class Configuration:
             self.served_from_bytes += size
 
     def retire(self) -> None:
-        """Drop the lists and readings kept: a replaced configuration serves only the few
-        requests a change overtook, and a process keeps one configuration's lists."""
+        """Drop the lists and readings kept, and keep none from now on: a replaced
+        configuration serves only the few lists a change overtook, and a process keeps one
+        configuration's lists."""
         with self.lists_lock:
+            self.retired = True
             self.lists.clear()
             self.cached_bytes = 0
             self.served_from.clear()
             self.served_from_bytes = 0
+            self.earlier.clear()
+            self.earlier_bytes = 0
 
     def scope(self, user_id: int, group_ids: set[int]) -> Scope:
         """What decides this developer's list: developers with the same scope share it."""
@@ -245,29 +320,27 @@ class Configuration:
             model_id: cap for model_id, cap in self.caps.items() if self.usable(model_id, scope)
         }
 
-    def render(self, scope: Scope) -> bytes:
+    def render(self, scope: Scope, earlier: ServedList | None = None) -> Rendered:
         """This scope's list as JSON, joined from each model's JSON rendered once per
-        change of the model: a scope costs a join, not an encoding of every model."""
-        groups, unavailable = [], []
+        change of the model: a scope costs a join, not an encoding of every model. A
+        provider's group is taken from this scope's earlier list (render_from) when the
+        provider's models are the same objects: what the scope may not use of them is then
+        the same too, as only their own access lists, read again with them, decide it."""
+        groups: list[tuple[int, Group]] = []
+        unavailable = []
         first_id = None
         kept = self.kept_from(scope)
         # Models offered to others but not to this developer: access, not setup, keeps them.
         kept_from_them = 0
         for provider in self.providers:
             offered = self.models.get(provider["id"], [])
-            fragments = [model["json"] for model in offered if model["id"] not in kept]
-            kept_from_them += len(offered) - len(fragments)
-            if fragments:
+            group = self.group(provider, offered, kept, earlier)
+            if group is not None:
+                groups.append((provider["id"], group))
+                kept_from_them += group.kept
                 first_id = first_id or next(m["id"] for m in offered if m["id"] not in kept)
-                head = encode(
-                    {
-                        "provider_id": provider["id"],
-                        "provider_type": provider["type"],
-                        "provider_label": provider["label"],
-                    }
-                )
-                groups.append(b"".join([head[:-1], b',"models":[', b",".join(fragments), b"]}"]))
                 continue
+            kept_from_them += len(offered)
             hidden = self.unavailable.get(provider["id"], set()) - kept
             if hidden:
                 unavailable.append(
@@ -282,12 +355,9 @@ class Configuration:
         default = self.rows.get(self.default_id) if self.default_id not in kept else None
         # A developer who may not use the default gets their first model.
         default_id = default["id"] if default and "json" in default else first_id
-        return b"".join(
+        head = b"".join([b'{"default_model_id":', encode(default_id), b',"groups":['])
+        tail = b"".join(
             [
-                b'{"default_model_id":',
-                encode(default_id),
-                b',"groups":[',
-                b",".join(groups),
                 b'],"unavailable_providers":',
                 encode(unavailable),
                 b',"restricted_model_count":',
@@ -295,6 +365,44 @@ class Configuration:
                 b"}",
             ]
         )
+        parts, start = {}, len(head)
+        for provider_id, group in groups:
+            parts[provider_id] = Part(start, start + len(group.data), group.digest, group.kept)
+            start += len(group.data) + 1  # and its comma
+        digests = b"".join([head, *(group.digest for _, group in groups), tail])
+        return Rendered(
+            body=b"".join([head, b",".join(group.data for _, group in groups), tail]),
+            parts=parts,
+            etag=f'"{hashlib.sha256(digests).hexdigest()[:32]}"',
+        )
+
+    def group(
+        self,
+        provider: dict[str, Any],
+        offered: list[dict[str, Any]],
+        kept: set[int],
+        earlier: ServedList | None,
+    ) -> Group | None:
+        """This provider's group in a scope's list (None when the scope may use none of its
+        offered models): from the scope's earlier list when the provider's models are the
+        same objects, else joined from its models' JSON."""
+        if earlier is not None and self.earlier_models.get(provider["id"]) is offered:
+            part = earlier.parts.get(provider["id"])
+            if part is None:
+                return None
+            return Group(memoryview(earlier.body)[part.start : part.end], part.digest, part.kept)
+        fragments = [model["json"] for model in offered if model["id"] not in kept]
+        if not fragments:
+            return None
+        head = encode(
+            {
+                "provider_id": provider["id"],
+                "provider_type": provider["type"],
+                "provider_label": provider["label"],
+            }
+        )
+        data = b"".join([head[:-1], b',"models":[', b",".join(fragments), b"]}"])
+        return Group(data, hashlib.sha256(data).digest(), len(offered) - len(fragments))
 
 
 _encoder = json.JSONEncoder(separators=(",", ":"))
@@ -535,7 +643,7 @@ def updated_configuration(
             model_ids.add(base.default_id)
         rows = LLMModel.objects.filter(pk__in=model_ids, enabled=True).values(*ROW_FIELDS)
         access = access_lists(model_ids)
-    return with_changes(
+    configuration = with_changes(
         base,
         fingerprint=fingerprint,
         applied=changes[0][:2],
@@ -544,6 +652,8 @@ def updated_configuration(
         rows=rows,
         access=access,
     )
+    configuration.render_from(base)
+    return configuration
 
 
 # Where the request's login (its session, config/sessions.py, or its gateway token,
@@ -618,42 +728,58 @@ def fingerprint_of(token: uuid.UUID | str | None) -> str:
 
 # This process's configuration; swapping the reference is atomic across threads.
 _configuration: Configuration | None = None
-# The one it replaced last, for the requests whose login was read before that change: served
-# from it, as of what they read, rather than read in full again (the log can't bring a
-# configuration back: 250 ms at 10,000 models) and the process turned back to it.
+# The one it replaced last: a developer's list whose login was read before that change is
+# served from it, as of what the login read, rather than from everything read again (the log
+# can't take a configuration back: 250 ms at 10,000 models).
 _replaced: Configuration | None = None
 # One rebuild per change per process: the other threads wait for it rather than all rebuild.
 _rebuild = threading.Lock()
 
 
-def current_configuration(fingerprint: str) -> Configuration:
+def current_configuration(fingerprint: str, *, as_of_login: bool = False) -> Configuration:
+    """The configuration of this fingerprint. A request whose login was read before a change
+    gets the rows read now (a call's access is decided on them), or with as_of_login (a list
+    to show) the configuration the process replaced last, when it is that one's."""
     global _configuration, _replaced
-    configuration = held_configuration(fingerprint)
+    configuration = held_configuration(fingerprint, as_of_login=as_of_login)
     if configuration is None:
         with _rebuild:
-            configuration = held_configuration(fingerprint)
+            configuration = held_configuration(fingerprint, as_of_login=as_of_login)
             if configuration is None:
-                configuration = next_configuration(_configuration, fingerprint)
-                if _configuration is not None:
-                    _configuration.retire()
-                _replaced, _configuration = _configuration, configuration
+                configuration, kept = next_configuration(_configuration, fingerprint)
+                if kept:
+                    if _configuration is not None:
+                        _configuration.retire()
+                    _replaced, _configuration = _configuration, configuration
     return configuration
 
 
-def held_configuration(fingerprint: str) -> Configuration | None:
+def held_configuration(fingerprint: str, *, as_of_login: bool) -> Configuration | None:
     """The configuration of this fingerprint, if this process holds it."""
-    for configuration in (_configuration, _replaced):
+    for configuration in (_configuration, _replaced) if as_of_login else (_configuration,):
         if configuration is not None and configuration.fingerprint == fingerprint:
             return configuration
     return None
 
 
-def next_configuration(current: Configuration | None, fingerprint: str) -> Configuration:
+def next_configuration(
+    current: Configuration | None, fingerprint: str
+) -> tuple[Configuration, bool]:
     """The configuration of this fingerprint: the current one updated with what changed
-    since, or else built again."""
+    since, or else built again; and whether the process keeps it, which it does unless the
+    fingerprint is not the database's (a request whose login was read before a change): a
+    rebuild holds the rows read now, not that fingerprint's."""
     changes = changes_since(current)
     updated = current and updated_configuration(current, fingerprint, changes)
-    return updated or build_configuration(fingerprint, changes)
+    if updated:
+        return updated, True
+    configuration = build_configuration(fingerprint, changes)
+    if changes and fingerprint_of(changes[0][1]) == fingerprint:
+        return configuration, True
+    # Not the newest change logged: an older one, or a change not logged (a process of the
+    # previous release). Read after the rows, so that a match means they are this token's.
+    token = ConfigurationVersion.objects.filter(pk=1).values_list("token", flat=True).first()
+    return configuration, fingerprint_of(token) == fingerprint
 
 
 def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
@@ -673,7 +799,7 @@ def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
         setattr(user, STATE_READ_WITH_LOGIN, None)
         return configuration.served_list(*served_from)
     fingerprint, group_ids, budget_state = state_of(user)
-    configuration = current_configuration(fingerprint)
+    configuration = current_configuration(fingerprint, as_of_login=True)
     scope = configuration.scope(user.pk, group_ids)
     # The budget changes with every turn: joined to the scope's list, not cached with it.
     budget = encode(budget_summary(budget_state, configuration.caps_for(scope)))

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -15,6 +16,7 @@ from django.utils import timezone
 import chat.model_list
 from billing.budgets import next_month
 from billing.models import DailyUsage
+from chat.model_list import offered_model, usable_models
 from llmadmin.models import LLMModel, Provider
 from llmadmin.services import model_make_default, provider_set_api_key
 from tests.factories import LLMModelFactory, ProviderFactory
@@ -296,6 +298,22 @@ def offered(response) -> list[str]:
     ]
 
 
+def after_the_login_do(monkeypatch, change) -> list[bool]:
+    """Run `change` once, in the next request, right after its login was read (the hook only
+    arranges the timing); whether it is still pending."""
+    key_ids = chat.model_list.api_key_ids
+    pending = [True]
+
+    def hook() -> tuple[str, ...]:
+        if pending:
+            pending.clear()
+            change()
+        return key_ids()
+
+    monkeypatch.setattr(chat.model_list, "api_key_ids", hook)
+    return pending
+
+
 def test_a_list_whose_login_was_read_before_an_access_change_is_served_as_of_its_login(
     monkeypatch,
 ):
@@ -309,25 +327,18 @@ def test_a_list_whose_login_was_read_before_an_access_change_is_served_as_of_its
     other.force_login(User.objects.create_user("other"))
     assert offered(client.get(URL)) == ["Open", "Secret"]
 
+    def revoked() -> None:
+        LLMModel.objects.get(pk=secret.pk).allowed_users.remove(developer)
+        assert offered(other.get(URL)) == ["Open"]
+
     # The developer's next request reads its login; meanwhile an admin takes them off Secret's
-    # list and another developer's request moves the process to the new configuration. (The
-    # hook only arranges the timing: once, after the login was read.)
-    key_ids = chat.model_list.api_key_ids
-    meanwhile = [True]
-
-    def after_the_login() -> tuple[str, ...]:
-        if meanwhile:
-            meanwhile.clear()
-            LLMModel.objects.get(pk=secret.pk).allowed_users.remove(developer)
-            assert offered(other.get(URL)) == ["Open"]
-        return key_ids()
-
-    monkeypatch.setattr(chat.model_list, "api_key_ids", after_the_login)
+    # list and another developer's request moves the process to the new configuration.
+    pending = after_the_login_do(monkeypatch, revoked)
     # Served from the configuration its login read, kept by the process: not read in full again.
     monkeypatch.setattr(chat.model_list, "build_configuration", None)
     response = client.get(URL)
 
-    assert not meanwhile
+    assert not pending
     assert response.status_code == 200
     assert offered(response) == ["Open", "Secret"]
     # Its next request reads the change, and the other developer's list stays as changed.
@@ -457,3 +468,102 @@ def test_the_interactive_docs_load_nothing_from_a_cdn(developer_client):
     assert "swagger-ui" in html
     assert "cdn" not in html.lower()
     assert "https://" not in html
+
+
+def test_a_rolled_back_grant_is_not_served_from_a_configuration_kept_under_the_old_token(
+    monkeypatch,
+):
+    provider = ProviderFactory(anthropic=True)
+    developer = User.objects.create_user("dev")
+    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
+    LLMModelFactory(provider=provider, display_name="Open")
+    client, other = Client(), Client()
+    client.force_login(developer)
+    other.force_login(User.objects.create_user("other"))
+    # A process that holds no configuration yet (just started, or one that fell behind).
+    monkeypatch.setattr(chat.model_list, "_configuration", None)
+    monkeypatch.setattr(chat.model_list, "_replaced", None)
+
+    undo = transaction.savepoint()
+    # The developer's first request reads its login; meanwhile an admin grants them Secret.
+    pending = after_the_login_do(
+        monkeypatch, lambda: LLMModel.objects.get(pk=secret.pk).allowed_users.add(developer)
+    )
+    assert offered(client.get(URL)) == ["Open", "Secret"]  # newer than its login: as before
+    assert not pending
+    assert offered(other.get(URL)) == ["Open"]  # the process moves to the grant's token
+    # The grant is undone: the database is back at the token before it (a rollback, or a
+    # restore), which the process met only in the first request.
+    transaction.savepoint_rollback(undo)
+
+    response = client.get(URL)
+
+    assert offered(response) == ["Open"]
+    user = User.objects.get(pk=developer.pk)
+    assert offered_model(user, secret.pk)[0] is None
+
+
+def test_after_a_request_two_changes_behind_the_current_lists_are_served_as_cached(
+    monkeypatch,
+):
+    provider = ProviderFactory(anthropic=True)
+    developer = User.objects.create_user("dev")
+    LLMModelFactory(provider=provider, display_name="Open")
+    client, other = Client(), Client()
+    client.force_login(developer)
+    other.force_login(User.objects.create_user("other"))
+    assert offered(client.get(URL)) == ["Open"]
+
+    def two_changes() -> None:
+        LLMModelFactory(provider=provider, display_name="Second")
+        assert other.get(URL).status_code == 200
+        LLMModelFactory(provider=provider, display_name="Third")
+        assert other.get(URL).status_code == 200
+
+    after_the_login_do(monkeypatch, two_changes)
+    # Its login was read before both: no configuration held is of its token.
+    assert offered(client.get(URL)) == ["Open", "Second", "Third"]
+    computed = []
+    real_summary = chat.model_list.budget_summary
+    monkeypatch.setattr(
+        chat.model_list,
+        "budget_summary",
+        lambda *args: computed.append(args) or real_summary(*args),
+    )
+
+    for _ in range(3):
+        assert offered(other.get(URL)) == ["Open", "Second", "Third"]
+
+    # Served from what the other developer's list computed before the late request, as in a
+    # process that never met it; and a replaced configuration keeps nothing.
+    assert computed == []
+    replaced = chat.model_list._replaced
+    assert (replaced.lists, replaced.served_from) == ({}, {})
+
+
+@pytest.mark.parametrize("entry", ["offered_model", "usable_models"])
+def test_a_call_is_refused_once_the_process_has_applied_the_revocation(monkeypatch, entry):
+    provider = ProviderFactory(anthropic=True)
+    developer = User.objects.create_user("dev")
+    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
+    secret.allowed_users.add(developer)
+    other = Client()
+    other.force_login(User.objects.create_user("other"))
+    assert offered_model(User.objects.get(pk=developer.pk), secret.pk)[0] is not None
+
+    def revoked() -> None:
+        LLMModel.objects.get(pk=secret.pk).allowed_users.remove(developer)
+        assert other.get(URL).status_code == 200  # the process applies the revocation
+
+    # The call's state is read (as with its login), then the admin revokes, then it resolves.
+    after_the_login_do(monkeypatch, revoked)
+    user = User.objects.get(pk=developer.pk)
+    if entry == "offered_model":
+        allowed = offered_model(user, secret.pk)[0] is not None
+    else:
+        rows, _, configuration = usable_models(user)  # named_resolve's first step
+        allowed = any(row["id"] == secret.pk for row in rows) and bool(
+            configuration.model_for_call(secret.pk)
+        )
+
+    assert not allowed

@@ -275,6 +275,47 @@ def test_the_cache_holds_each_scopes_list_once_as_last_served_and_within_its_byt
         assert configuration.cached_bytes == sum(kept) <= limit
 
 
+def test_after_a_model_changes_each_list_joins_again_only_its_providers_group(setup, monkeypatch):
+    developers = setup["developers"]
+    for developer in developers:
+        cached_model_list(developer)
+    joined, real_group = [], chat.model_list.Configuration.group
+
+    def recorded_group(configuration, provider, *args):
+        group = real_group(configuration, provider, *args)
+        if group is not None and not isinstance(group.data, memoryview):
+            joined.append(provider["type"])
+        return group
+
+    monkeypatch.setattr(chat.model_list.Configuration, "group", recorded_group)
+    model = LLMModel.objects.filter(provider__type="openai", is_default=False).first()
+    saved(model, display_name="Renamed")
+
+    for developer in developers:
+        assert b"Renamed" in cached_model_list(developer)[1]
+
+    # The default's account is read again with every change of models: OpenAI's too.
+    assert LLMModel.objects.get(is_default=True).provider.type == "openai"
+    assert set(joined) == {"openai"}
+
+
+def test_lists_kept_from_before_a_change_count_within_the_cache_bytes(setup, monkeypatch):
+    developers = setup["developers"]
+    served = [cached_model_list(developer) for developer in developers]
+    limit = 2 * max(len(body) for _, body in served)
+    monkeypatch.setattr(chat.model_list, "MAX_CACHED_BYTES", limit)
+    for developer in developers:
+        cached_model_list(developer)
+    LLMModelFactory(provider=Provider.objects.filter(type="openai").first())
+
+    for developer in developers * 2:
+        cached_model_list(developer)
+        configuration = chat.model_list._configuration
+        earlier = sum(len(served.body) for served in configuration.earlier.values())
+        assert configuration.earlier_bytes == earlier
+        assert configuration.cached_bytes + earlier <= limit
+
+
 def test_a_process_keeps_one_configurations_lists_and_readings(setup):
     developers = setup["developers"]
     for developer in developers:

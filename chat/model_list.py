@@ -737,9 +737,10 @@ _rebuild = threading.Lock()
 
 
 def current_configuration(fingerprint: str, *, as_of_login: bool = False) -> Configuration:
-    """The configuration of this fingerprint. A request whose login was read before a change
-    gets the rows read now (a call's access is decided on them), or with as_of_login (a list
-    to show) the configuration the process replaced last, when it is that one's."""
+    """The configuration of this fingerprint. For a request whose login was read before the
+    change the process applied last: with as_of_login (a list to show), the configuration
+    that change replaced; else (a call's access) the current one, if the database is still at
+    that change."""
     global _configuration, _replaced
     configuration = held_configuration(fingerprint, as_of_login=as_of_login)
     if configuration is None:
@@ -755,31 +756,37 @@ def current_configuration(fingerprint: str, *, as_of_login: bool = False) -> Con
 
 
 def held_configuration(fingerprint: str, *, as_of_login: bool) -> Configuration | None:
-    """The configuration of this fingerprint, if this process holds it."""
-    for configuration in (_configuration, _replaced) if as_of_login else (_configuration,):
-        if configuration is not None and configuration.fingerprint == fingerprint:
-            return configuration
+    """The configuration of this fingerprint if this process holds it; or for a call
+    overtaken by the change the process applied last, the current configuration while it is
+    the database's (one query: after a restore to the older token, it is not)."""
+    current, replaced = _configuration, _replaced
+    if current is not None and current.fingerprint == fingerprint:
+        return current
+    if replaced is None or replaced.fingerprint != fingerprint:
+        return None
+    if as_of_login:
+        return replaced
+    if current is not None and fingerprint_of(database_token()) == current.fingerprint:
+        return current
     return None
+
+
+def database_token() -> uuid.UUID | None:
+    return ConfigurationVersion.objects.filter(pk=1).values_list("token", flat=True).first()
 
 
 def next_configuration(
     current: Configuration | None, fingerprint: str
 ) -> tuple[Configuration, bool]:
     """The configuration of this fingerprint: the current one updated with what changed
-    since, or else built again; and whether the process keeps it, which it does unless the
-    fingerprint is not the database's (a request whose login was read before a change): a
-    rebuild holds the rows read now, not that fingerprint's."""
+    since, or else built again; and whether the process keeps it: only if the database is
+    still at that fingerprint once its rows are read. Else they may hold a later change (one
+    committed while they were read, or a request whose login was read before a change), which
+    a rollback or restore to that fingerprint must not meet: it serves this request only."""
     changes = changes_since(current)
     updated = current and updated_configuration(current, fingerprint, changes)
-    if updated:
-        return updated, True
-    configuration = build_configuration(fingerprint, changes)
-    if changes and fingerprint_of(changes[0][1]) == fingerprint:
-        return configuration, True
-    # Not the newest change logged: an older one, or a change not logged (a process of the
-    # previous release). Read after the rows, so that a match means they are this token's.
-    token = ConfigurationVersion.objects.filter(pk=1).values_list("token", flat=True).first()
-    return configuration, fingerprint_of(token) == fingerprint
+    configuration = updated or build_configuration(fingerprint, changes)
+    return configuration, fingerprint_of(database_token()) == fingerprint
 
 
 def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:

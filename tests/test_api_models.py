@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 import tracemalloc
 from decimal import Decimal
 
@@ -404,8 +405,8 @@ def test_the_list_runs_a_constant_number_of_queries(
                 LLMModelFactory(provider=provider)
 
     # the session with its user, their budget and the fingerprint, the changes logged,
-    # providers, models, the two access lists
-    with django_assert_num_queries(6):
+    # providers, models, the two access lists, the token again (kept if still the same)
+    with django_assert_num_queries(7):
         developer_client.get(URL)
     # cached: the session with its user, their budget and the fingerprint
     with django_assert_num_queries(1):
@@ -424,8 +425,8 @@ def test_after_a_model_changed_the_list_reads_only_that_model(
     monkeypatch.setattr(chat.model_list, "build_configuration", None)  # no full rebuild
 
     # the session with its user, their budget and the fingerprint, the changes since, that
-    # model, its two access lists
-    with django_assert_num_queries(5):
+    # model, its two access lists, the token again
+    with django_assert_num_queries(6):
         payload = developer_client.get(URL).json()
 
     assert "Renamed" in names(payload)[0]
@@ -567,3 +568,75 @@ def test_a_call_is_refused_once_the_process_has_applied_the_revocation(monkeypat
         )
 
     assert not allowed
+
+
+@pytest.mark.parametrize("entry", ["offered_model", "usable_models", "budget_and_caps"])
+def test_a_call_overtaken_by_a_change_the_process_applied_reads_nothing_in_full(monkeypatch, entry):
+    provider = ProviderFactory(anthropic=True)
+    developer = User.objects.create_user("dev")
+    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
+    secret.allowed_users.add(developer)
+    other = Client()
+    other.force_login(User.objects.create_user("other"))
+    assert offered_model(User.objects.get(pk=developer.pk), secret.pk)[0] is not None
+    real_build, builds = chat.model_list.build_configuration, []
+
+    def revoked() -> None:
+        LLMModel.objects.get(pk=secret.pk).allowed_users.remove(developer)
+        assert other.get(URL).status_code == 200  # the process applies the revocation
+        # From here on the process holds the revocation: nothing is to be read in full.
+        monkeypatch.setattr(
+            chat.model_list,
+            "build_configuration",
+            lambda *args: builds.append(args[0]) or real_build(*args),
+        )
+
+    # Three calls whose state was read just before the change (in flight when it landed).
+    for _ in range(3):
+        after_the_login_do(monkeypatch, revoked)
+        user = User.objects.get(pk=developer.pk)
+        if entry == "offered_model":
+            assert offered_model(user, secret.pk)[0] is None
+        elif entry == "usable_models":
+            assert secret.pk not in [row["id"] for row in usable_models(user)[0]]
+        else:
+            chat.model_list.budget_and_caps(user)
+        monkeypatch.setattr(chat.model_list, "build_configuration", real_build)
+        LLMModel.objects.get(pk=secret.pk).allowed_users.add(developer)
+        assert other.get(URL).status_code == 200
+
+    assert builds == []
+
+
+def test_a_grant_committed_while_the_process_updates_is_not_kept_under_the_older_token(
+    monkeypatch,
+):
+    provider = ProviderFactory(anthropic=True)
+    developer = User.objects.create_user("dev")
+    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
+    LLMModelFactory(provider=provider, display_name="Open")
+    client = Client()
+    client.force_login(developer)
+    assert offered(client.get(URL)) == ["Open"]
+    # A change the process has yet to apply, which the log says is Secret's.
+    LLMModel.objects.get(pk=secret.pk).save()
+
+    undo = transaction.savepoint()
+    key_ids, pending = chat.model_list.api_key_ids, [True]
+
+    def hook() -> tuple[str, ...]:
+        # Only arranges the timing: once, after the process read the log, before the rows.
+        if pending and sys._getframe(1).f_code.co_name == "updated_configuration":
+            pending.clear()
+            LLMModel.objects.get(pk=secret.pk).allowed_users.add(developer)
+        return key_ids()
+
+    monkeypatch.setattr(chat.model_list, "api_key_ids", hook)
+    assert offered(client.get(URL)) == ["Open", "Secret"]  # newer than its login: as before
+    assert not pending
+    # The grant is undone: the database is back at the token before it (a rollback, or a
+    # restore), the token the process's configuration is kept under.
+    transaction.savepoint_rollback(undo)
+
+    assert offered(client.get(URL)) == ["Open"]
+    assert offered_model(User.objects.get(pk=developer.pk), secret.pk)[0] is None

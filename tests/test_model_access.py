@@ -558,8 +558,8 @@ def test_the_list_runs_the_same_queries_whatever_the_catalog_and_group_count(
     client = logged_in(developer)
 
     # the session with its user, their groups and budget and the fingerprint, the changes
-    # logged, providers, models, two access lists
-    with django_assert_num_queries(6):
+    # logged, providers, models, two access lists, the token again
+    with django_assert_num_queries(7):
         cold = client.get(MODELS)
     # the session with its user, their groups and budget and the fingerprint
     with django_assert_num_queries(1):

@@ -471,15 +471,23 @@ def test_the_interactive_docs_load_nothing_from_a_cdn(developer_client):
     assert "https://" not in html
 
 
-def test_a_rolled_back_grant_is_not_served_from_a_configuration_kept_under_the_old_token(
-    monkeypatch,
-):
+@pytest.fixture
+def not_granted() -> tuple[User, LLMModel, Client]:
+    """A developer, logged in, not allowed Secret (a restricted model) beside Open."""
     provider = ProviderFactory(anthropic=True)
     developer = User.objects.create_user("dev")
     secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
     LLMModelFactory(provider=provider, display_name="Open")
-    client, other = Client(), Client()
+    client = Client()
     client.force_login(developer)
+    return developer, secret, client
+
+
+def test_a_rolled_back_grant_is_not_served_from_a_configuration_kept_under_the_old_token(
+    monkeypatch, not_granted
+):
+    developer, secret, client = not_granted
+    other = Client()
     other.force_login(User.objects.create_user("other"))
     # A process that holds no configuration yet (just started, or one that fell behind).
     monkeypatch.setattr(chat.model_list, "_configuration", None)
@@ -542,15 +550,21 @@ def test_after_a_request_two_changes_behind_the_current_lists_are_served_as_cach
     assert (replaced.lists, replaced.served_from) == ({}, {})
 
 
-@pytest.mark.parametrize("entry", ["offered_model", "usable_models"])
-def test_a_call_is_refused_once_the_process_has_applied_the_revocation(monkeypatch, entry):
-    provider = ProviderFactory(anthropic=True)
+@pytest.fixture
+def granted() -> tuple[User, LLMModel, Client]:
+    """A developer allowed Secret (a restricted model), and another developer's client."""
     developer = User.objects.create_user("dev")
-    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
+    secret = LLMModelFactory(provider=ProviderFactory(anthropic=True), restricted=True)
     secret.allowed_users.add(developer)
     other = Client()
     other.force_login(User.objects.create_user("other"))
     assert offered_model(User.objects.get(pk=developer.pk), secret.pk)[0] is not None
+    return developer, secret, other
+
+
+@pytest.mark.parametrize("entry", ["offered_model", "usable_models"])
+def test_a_call_is_refused_once_the_process_has_applied_the_revocation(monkeypatch, granted, entry):
+    developer, secret, other = granted
 
     def revoked() -> None:
         LLMModel.objects.get(pk=secret.pk).allowed_users.remove(developer)
@@ -571,14 +585,10 @@ def test_a_call_is_refused_once_the_process_has_applied_the_revocation(monkeypat
 
 
 @pytest.mark.parametrize("entry", ["offered_model", "usable_models", "budget_and_caps"])
-def test_a_call_overtaken_by_a_change_the_process_applied_reads_nothing_in_full(monkeypatch, entry):
-    provider = ProviderFactory(anthropic=True)
-    developer = User.objects.create_user("dev")
-    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
-    secret.allowed_users.add(developer)
-    other = Client()
-    other.force_login(User.objects.create_user("other"))
-    assert offered_model(User.objects.get(pk=developer.pk), secret.pk)[0] is not None
+def test_a_call_overtaken_by_a_change_the_process_applied_reads_nothing_in_full(
+    monkeypatch, granted, entry
+):
+    developer, secret, other = granted
     real_build, builds = chat.model_list.build_configuration, []
 
     def revoked() -> None:
@@ -609,14 +619,9 @@ def test_a_call_overtaken_by_a_change_the_process_applied_reads_nothing_in_full(
 
 
 def test_a_grant_committed_while_the_process_updates_is_not_kept_under_the_older_token(
-    monkeypatch,
+    monkeypatch, not_granted
 ):
-    provider = ProviderFactory(anthropic=True)
-    developer = User.objects.create_user("dev")
-    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
-    LLMModelFactory(provider=provider, display_name="Open")
-    client = Client()
-    client.force_login(developer)
+    developer, secret, client = not_granted
     assert offered(client.get(URL)) == ["Open"]
     # A change the process has yet to apply, which the log says is Secret's.
     LLMModel.objects.get(pk=secret.pk).save()

@@ -748,7 +748,7 @@ def current_configuration(fingerprint: str, *, as_of_login: bool = False) -> Con
             configuration = held_configuration(fingerprint, as_of_login=as_of_login)
             if configuration is None:
                 configuration, kept = next_configuration(_configuration, fingerprint)
-                if kept:
+                if kept and configuration is not _configuration:
                     if _configuration is not None:
                         _configuration.retire()
                     _replaced, _configuration = _configuration, configuration
@@ -778,15 +778,32 @@ def database_token() -> uuid.UUID | None:
 def next_configuration(
     current: Configuration | None, fingerprint: str
 ) -> tuple[Configuration, bool]:
-    """The configuration of this fingerprint: the current one updated with what changed
-    since, or else built again; and whether the process keeps it: only if the database is
-    still at that fingerprint once its rows are read. Else they may hold a later change (one
-    committed while they were read, or a request whose login was read before a change), which
-    a rollback or restore to that fingerprint must not meet: it serves this request only."""
+    """The configuration of the newest change logged (a request whose login was read before
+    a change is served from it), or of this fingerprint when the database has moved past the
+    log (a change not logged: a process of the previous release); and whether the process
+    keeps it: only if the database's token, read once its rows are, is the one it is of.
+    Else a change committed while they were read may be in them under the older token, which
+    a rollback or restore to it must not meet: it serves this request only."""
     changes = changes_since(current)
-    updated = current and updated_configuration(current, fingerprint, changes)
-    configuration = updated or build_configuration(fingerprint, changes)
+    newest = fingerprint_of(changes[0][1]) if changes else fingerprint
+    configuration = configuration_at(current, newest, changes)
+    now = fingerprint_of(database_token())
+    if now == newest or now != fingerprint:
+        return configuration, now == newest
+    # The log can't tell what the change not logged was.
+    configuration = build_configuration(fingerprint, changes)
     return configuration, fingerprint_of(database_token()) == fingerprint
+
+
+def configuration_at(
+    current: Configuration | None, fingerprint: str, changes: list[Change]
+) -> Configuration:
+    """The configuration of this fingerprint: the current one, or it updated with what
+    changed since, or else built again."""
+    if current is not None and current.fingerprint == fingerprint:
+        return current
+    updated = current and updated_configuration(current, fingerprint, changes)
+    return updated or build_configuration(fingerprint, changes)
 
 
 def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
@@ -810,7 +827,9 @@ def cached_model_list(user: AbstractBaseUser) -> tuple[str, bytes]:
     scope = configuration.scope(user.pk, group_ids)
     # The budget changes with every turn: joined to the scope's list, not cached with it.
     budget = encode(budget_summary(budget_state, configuration.caps_for(scope)))
-    if reading:
+    # Only under its own fingerprint: one newer than the login (a change applied since) must
+    # not serve that login again, as a rollback or restore to its token brings it back.
+    if reading and configuration.fingerprint == fingerprint:
         configuration.remember_served(reading, scope, budget)
     return configuration.served_list(scope, budget)
 

@@ -6,6 +6,7 @@ import gc
 import sys
 import tracemalloc
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -645,3 +646,135 @@ def test_a_grant_committed_while_the_process_updates_is_not_kept_under_the_older
 
     assert offered(client.get(URL)) == ["Open"]
     assert offered_model(User.objects.get(pk=developer.pk), secret.pk)[0] is None
+
+
+def full_builds(monkeypatch) -> list[str]:
+    """From now on, the fingerprint of each configuration built in full."""
+    real_build, builds = chat.model_list.build_configuration, []
+    monkeypatch.setattr(
+        chat.model_list,
+        "build_configuration",
+        lambda *args: builds.append(args[0]) or real_build(*args),
+    )
+    return builds
+
+
+@pytest.mark.parametrize("entry", ["offered_model", "usable_models"])
+def test_a_call_overtaken_while_another_change_is_pending_is_decided_on_an_update(
+    monkeypatch, granted, entry
+):
+    developer, secret, other = granted
+    builds: list[list[str]] = []
+
+    def revoked_then_another_change() -> None:
+        LLMModel.objects.get(pk=secret.pk).allowed_users.remove(developer)
+        assert other.get(URL).status_code == 200  # the process applies the revocation
+        LLMModelFactory(provider=secret.provider)  # logged, not yet applied
+        builds.append(full_builds(monkeypatch))
+
+    after_the_login_do(monkeypatch, revoked_then_another_change)
+    user = User.objects.get(pk=developer.pk)
+    if entry == "offered_model":
+        assert offered_model(user, secret.pk)[0] is None
+    else:
+        assert secret.pk not in [row["id"] for row in usable_models(user)[0]]
+
+    assert builds == [[]]
+
+
+def test_requests_waiting_behind_an_update_a_change_overtook_are_served_by_an_update(
+    monkeypatch,
+):
+    provider = ProviderFactory(anthropic=True)
+    LLMModelFactory(provider=provider, display_name="Open")
+    waiting, first = Client(), Client()
+    waiting.force_login(User.objects.create_user("dev"))
+    first.force_login(User.objects.create_user("other"))
+    assert offered(waiting.get(URL)) == ["Open"]
+    LLMModelFactory(provider=provider, display_name="Second")  # the process has yet to apply it
+    real_token, builds = chat.model_list.database_token, []
+
+    def first_request_overtaken() -> None:
+        # Another request takes the rebuild lock first; a third change commits while it reads
+        # the rows (the token it reads after them is the third's): its update is not kept.
+        pending = [True]
+
+        def token() -> Any:
+            if pending:
+                pending.clear()
+                LLMModelFactory(provider=provider, display_name="Third")
+            return real_token()
+
+        monkeypatch.setattr(chat.model_list, "database_token", token)
+        assert offered(first.get(URL)) == ["Open", "Second"]
+        assert not pending
+        builds.append(full_builds(monkeypatch))
+
+    # The waiting request's login was read (Second's token) before it got the lock.
+    after_the_login_do(monkeypatch, first_request_overtaken)
+
+    assert offered(waiting.get(URL)) == ["Open", "Second", "Third"]  # the newest logged
+    assert builds == [[]]
+
+
+def test_under_steady_changes_the_process_keeps_up_by_updates(monkeypatch):
+    provider = ProviderFactory(anthropic=True)
+    LLMModelFactory(provider=provider, display_name="Model 0")
+    client = Client()
+    client.force_login(User.objects.create_user("dev"))
+    assert client.get(URL).status_code == 200
+    LLMModelFactory(provider=provider, display_name="Model 1")  # not yet applied
+    builds = full_builds(monkeypatch)
+    start = chat.model_list._configuration
+
+    for number in range(2, 7):
+        # Another change commits after each request's login was read (while it waits for the
+        # rebuild lock behind another request's update).
+        after_the_login_do(
+            monkeypatch,
+            lambda number=number: LLMModelFactory(
+                provider=provider, display_name=f"Model {number}"
+            ),
+        )
+        assert f"Model {number - 1}" in offered(client.get(URL))  # at least as of its login
+
+    assert builds == []
+    assert chat.model_list._configuration is not start
+
+
+@pytest.mark.parametrize("max_changes", [200, 1])
+def test_after_an_update_not_kept_the_next_one_from_the_older_configuration_is_right(
+    monkeypatch, max_changes
+):
+    monkeypatch.setattr(chat.model_list, "MAX_CHANGES_APPLIED", max_changes)
+    provider, other_provider = ProviderFactory(anthropic=True), ProviderFactory(openai=True)
+    developer = User.objects.create_user("dev")
+    secret = LLMModelFactory(provider=provider, display_name="Secret", restricted=True)
+    LLMModelFactory(provider=provider, display_name="Open")
+    LLMModelFactory(provider=other_provider, display_name="Elsewhere")
+    client = Client()
+    client.force_login(developer)
+    client.get(URL)
+    LLMModel.objects.filter(pk=secret.pk).first().save()  # logged: the next request updates
+    real_token, pending = chat.model_list.database_token, [True]
+
+    def token() -> Any:
+        # A grant commits while that update reads its rows: the update is not kept.
+        if pending:
+            pending.clear()
+            LLMModel.objects.get(pk=secret.pk).allowed_users.add(developer)
+        return real_token()
+
+    monkeypatch.setattr(chat.model_list, "database_token", token)
+    assert client.get(URL).status_code == 200
+    assert not pending
+    LLMModelFactory(provider=other_provider, display_name="Fourth")
+    warm = client.get(URL)
+    again = client.get(URL, HTTP_IF_NONE_MATCH=warm["ETag"])
+    monkeypatch.setattr(chat.model_list, "_configuration", None)
+    monkeypatch.setattr(chat.model_list, "_replaced", None)
+    cold = client.get(URL)
+
+    assert (warm["ETag"], warm.content) == (cold["ETag"], cold.content)
+    assert again.status_code == 304
+    assert offered(cold) == ["Open", "Secret", "Elsewhere", "Fourth"]

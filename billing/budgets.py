@@ -49,6 +49,7 @@ from billing.models import (
     GroupLimits,
     UserBudget,
 )
+from chat.retries import release_connection
 from llmadmin.models import LLMModel
 from llmadmin.money import left_text, limit_text, usd
 
@@ -387,6 +388,8 @@ def alert_send(
     # before sending.
     if BudgetAlert.objects.filter(user_id=user_id, month=month, level__gt=level).exists():
         return True
+    # Each mail may wait on its server for EMAIL_TIMEOUT: no pool connection waits with it.
+    release_connection()
     sent = 0
     for mail_subject, body, recipients in mails:
         try:

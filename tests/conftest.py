@@ -158,6 +158,14 @@ def every_log(caplog) -> Iterator[pytest.LogCaptureFixture]:
     django_logger.removeHandler(caplog.handler)
 
 
+def connections_in_use() -> int:
+    """Connections taken from this process's PostgreSQL pool (the server's threads share it)."""
+    from django.db import connection
+
+    stats = connection.pool.get_stats()
+    return stats["pool_size"] - stats["pool_available"]
+
+
 @pytest.fixture
 def held_mail(settings) -> Iterator[threading.Event]:
     """Mail goes out through tests/held_mail.py's server, which answers once this is set."""
@@ -165,6 +173,7 @@ def held_mail(settings) -> Iterator[threading.Event]:
 
     settings.EMAIL_BACKEND = "tests.held_mail.HeldMail"
     HeldMail.answer.clear()
+    HeldMail.waiting.clear()
     yield HeldMail.answer
     HeldMail.answer.set()
 

@@ -12,11 +12,14 @@ from chat.retries import ALERT_THREAD_COUNT, ALERT_THREADS
 
 
 class HeldMail(EmailBackend):
-    """Django's test outbox, each send waiting for `answer` (at most 5 s)."""
+    """Django's test outbox, each send waiting for `answer` (at most 5 s); `waiting` is set
+    once a send waits."""
 
     answer = threading.Event()
+    waiting = threading.Event()
 
     def send_messages(self, messages):
+        self.waiting.set()
         self.answer.wait(5)
         return super().send_messages(messages)
 

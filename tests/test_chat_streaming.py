@@ -29,6 +29,7 @@ from llmadmin.models import LLMModel
 from llmadmin.providers.contract import ChatInput
 from llmadmin.providers.errors import ChatError
 from tests.chat_api import events_of, post_chat, send, texts
+from tests.conftest import connections_in_use
 from tests.factories import LLMModelFactory, provider_at
 from tests.providers.servers import loopback_server
 from tests.stream_servers import (
@@ -583,12 +584,6 @@ def stored_after_disconnect() -> Message:
             return answer
         time.sleep(0.02)
     raise AssertionError("no answer was stored")
-
-
-def connections_in_use() -> int:
-    """Connections taken from this process's PostgreSQL pool (the server's threads share it)."""
-    stats = connection.pool.get_stats()
-    return stats["pool_size"] - stats["pool_available"]
 
 
 @pytest.mark.parametrize("during", ["an answer", "a summary"])

@@ -27,6 +27,7 @@ import config.sqlite.base
 from chat.retries import in_thread
 from config.request_threads import RequestThreads, serving_application
 from config.sqlite.base import DatabaseWrapper
+from tests.conftest import connections_in_use
 
 REQUESTS = 24
 AT_ONCE = 6
@@ -139,7 +140,6 @@ def test_each_thread_keeps_its_sqlite_connection(asgi_server, client, developer,
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="counts the pool's connections")
 def test_each_request_returns_its_connection_to_the_pool(asgi_server, client, developer):
-    pool = connection.pool
     connection.close()  # this test's own goes back too
 
     statuses = models_listed(asgi_server, client.cookies["sessionid"].value)
@@ -147,14 +147,9 @@ def test_each_request_returns_its_connection_to_the_pool(asgi_server, client, de
     assert statuses == [200] * REQUESTS
     # The server returns a connection just after its response's last byte: wait for that.
     until = time.monotonic() + 5
-    while in_use(pool) and time.monotonic() < until:
+    while connections_in_use() and time.monotonic() < until:
         time.sleep(0.01)
-    assert in_use(pool) == 0
-
-
-def in_use(pool: Any) -> int:
-    stats = pool.get_stats()
-    return stats["pool_size"] - stats["pool_available"]
+    assert connections_in_use() == 0
 
 
 # --- The threads, under any ASGI application -------------------------------------------------

@@ -42,8 +42,9 @@ from llmadmin.models import LLMModel, Provider
 from llmadmin.providers.contract import Usage
 from llmadmin.services import catalog_values
 from tests.chat_api import post_chat, send
+from tests.conftest import connections_in_use
 from tests.factories import LLMModelFactory, ProviderFactory, provider_at
-from tests.held_mail import alert_checks_done, mails_within
+from tests.held_mail import HeldMail, alert_checks_done, mails_within
 from tests.providers.fakes import FakeProvider, serve
 
 pytestmark = pytest.mark.django_db
@@ -825,6 +826,28 @@ def test_a_turns_end_does_not_wait_for_the_budget_alert_mail(client, developer, 
     assert [name for name, _ in events][-2:] == ["message", "done"]
     # The end came while the alert's mail was still waiting on its server.
     assert mail.outbox == []
+    held_mail.set()
+    [alert] = mails_within()
+    assert alert.subject == "[llmadmin] Monthly LLM budget spent"
+
+
+@pytest.mark.skipif(
+    connection.vendor != "postgresql", reason="counts the connections taken from the pool"
+)
+@pytest.mark.django_db(transaction=True)
+def test_an_alert_waiting_on_the_mail_server_holds_no_database_connection(
+    client, developer, held_mail
+):
+    developer.email = "dev@example.com"
+    developer.save()
+    group_with_budget("team", "1", developer)
+    with serve(FakeProvider("openai", KEY, input_tokens=MILLION)) as server:
+        events = send(client, model_at(server, **PRICES))  # $3.00 of $1
+    connection.close()  # this test's own goes back too
+
+    assert [name for name, _ in events][-1] == "done"
+    assert HeldMail.waiting.wait(5)
+    assert connections_in_use() == 0
     held_mail.set()
     [alert] = mails_within()
     assert alert.subject == "[llmadmin] Monthly LLM budget spent"

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import SuspiciousOperation
 from django.db.models import Model, QuerySet
@@ -23,7 +24,13 @@ class DeclaredFiltersChangeList(ChangeList):
         # PostgreSQL refuses a NUL in text (a 500 otherwise), and no filter or search means one.
         if any("\x00" in key + value for key, values in request.GET.lists() for value in values):
             raise SuspiciousOperation("NUL in an admin change list's query")
-        filter_specs, has_filters, remaining, duplicates, has_active = super().get_filters(request)
+        try:
+            specs = super().get_filters(request)
+        except (ValueError, OverflowError) as error:
+            # Django reads the hierarchy's year (month, day) into the range's end past the
+            # calendar's (9999-12, a 20-digit year) unguarded: a bad lookup, as a 13th month is.
+            raise IncorrectLookupParameters(error) from error
+        filter_specs, has_filters, remaining, duplicates, has_active = specs
         bounds = set()
         if self.date_hierarchy and f"{self.date_hierarchy}__year" in self.filter_params:
             # What the hierarchy's year (month, day) became, replacing any sent as such.

@@ -123,6 +123,31 @@ def test_every_declared_filter_still_filters(viewer, model, model_admin):
     assert answers == dict.fromkeys(answers, 200)
 
 
+HIERARCHIES = [
+    pytest.param(model, model_admin.date_hierarchy, id=model._meta.label)
+    for model, model_admin in admin.site._registry.items()
+    if model_admin.date_hierarchy and model not in NOT_A_CHANGE_LIST
+]
+
+
+@pytest.mark.parametrize(("model", "hierarchy"), HIERARCHIES)
+def test_a_date_hierarchy_past_the_calendars_end_is_a_bad_lookup(viewer, model, hierarchy):
+    dates = [
+        {"year": "9999"},
+        {"year": "9999", "month": "12"},
+        {"year": "9999", "month": "12", "day": "31"},
+        {"year": "9" * 20},
+        {"year": "2026", "month": "13"},  # Django's own bad lookup, for comparison
+    ]
+    queries = [{f"{hierarchy}__{part}": value for part, value in date.items()} for date in dates]
+
+    answers = [viewer.get(changelist(model), query) for query in queries]
+
+    # Sent back to the list with ?e=1, which says the query was not understood.
+    assert [answer.status_code for answer in answers] == [302] * len(dates)
+    assert {answer.url.rpartition("?")[2] for answer in answers} == {"e=1"}
+
+
 def filtered_changelist_links(page: str, at: str) -> set[str]:
     """The page's links to a change list with a query string (relative ones are to `at`)."""
     links = set()

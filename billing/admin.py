@@ -281,8 +281,11 @@ class UsageRecordAdmin(admin.ModelAdmin):
     list_filter = ["pricing", "price_tier", "kind", ProviderAccountFilter, "day"]
     # A client by the name its User-Agent gave (a token's secret is never kept: nothing to find).
     search_fields = ["model_identifier", "client"]
-    # Shown, never a form: also no model choice built (its ordering is the model admin's).
-    readonly_fields = [field.name for field in UsageRecord._meta.fields]
+    # Shown, never a form: also no model choice built (its ordering is the model admin's). The
+    # token by its name, as listed: its own name for itself holds its secret's prefix.
+    fields = readonly_fields = [
+        "token_name" if field.name == "token" else field.name for field in UsageRecord._meta.fields
+    ]
     date_hierarchy = "day"
     show_full_result_count = False
 

@@ -1045,12 +1045,19 @@ def test_the_ledger_lists_a_gateway_calls_client_and_token_by_name_and_finds_it_
 
     page = admin_client.get(ledger).text
     found = admin_client.get(ledger, {"q": "openai/python"}).text
+    record = UsageRecord.objects.get(token_id=token.pk)
+    records_page = admin_client.get(
+        reverse("admin:billing_usagerecord_change", args=[record.pk])
+    ).text
 
     assert '<td class="field-client">OpenAI/Python 3.57.0</td>' in page
     assert '<td class="field-token_name">laptop</td>' in page
     # A token deleted since, by its id; never a part of any secret.
     assert '<td class="field-token_name">token #999</td>' in page
     assert token.prefix not in page and secret not in page
+    # The record's own page names it the same way.
+    assert re.search(r'<div class="readonly">\s*laptop\s*</div>', records_page)
+    assert token.prefix not in records_page and secret not in records_page
     assert "OpenAI/Python 3.57.0" in found and "claude-cli" not in found
 
 

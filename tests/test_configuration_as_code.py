@@ -289,12 +289,45 @@ def test_a_new_default_in_the_file_says_it_replaces_the_old_one(configured, tmp_
     assert LLMModel.objects.get(is_default=True).identifier == "gemini-2.5-pro"
 
 
-def test_a_file_that_is_not_yaml_is_refused_clearly(tmp_path):
-    path = tmp_path / "llm.yaml"
-    path.write_text("providers: [unclosed")
+PASTED_KEY = "sk-proj-" + "A1b2C3d4E5f6G7h8I9j0" * 3
 
-    with pytest.raises(CommandError, match="is not valid YAML or JSON"):
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        pytest.param(
+            "providers: [unclosed",
+            "while parsing a flow sequence; expected ',' or ']', but got '<stream end>' at "
+            "line 1, column 21",
+            id="yaml, unclosed list",
+        ),
+        pytest.param(
+            f'providers:\n- name: OpenAI\n  api_key: "{PASTED_KEY}\n',
+            "while scanning a quoted scalar; found unexpected end of stream at line 4, column 1",
+            id="yaml, a key's quote left open",
+        ),
+        pytest.param(
+            f'{{"providers": [\n  {{"name": "OpenAI", "api_key": "{PASTED_KEY}",,}}\n]}}',
+            "while parsing a flow node; expected the node content, but found ',' at line 2, "
+            "column 104",
+            id="json, a stray comma after a key",
+        ),
+        pytest.param(
+            f"providers:\n- api_key: !{PASTED_KEY} x\n",
+            "could not determine a constructor for the tag '…' at line 2, column 12",
+            id="yaml, a key written as a tag",
+        ),
+    ],
+)
+def test_a_file_that_does_not_parse_is_refused_by_place_never_quoting_it(tmp_path, text, said):
+    path = tmp_path / "llm.yaml"
+    path.write_text(text)
+
+    with pytest.raises(CommandError) as refused:
         import_file(path)
+
+    # PyYAML's own message shows the lines around the error: the key pasted there too.
+    assert str(refused.value) == f"{path} is not valid YAML or JSON: {said}."
 
 
 def test_dumpdata_holds_no_plaintext_key_and_loads_back(configured, tmp_path):

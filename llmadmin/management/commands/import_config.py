@@ -13,6 +13,7 @@ Keys are never imported. A file may be at most 1 MiB, and its YAML may not use a
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,27 @@ class NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+# What PyYAML's words quote from the file: a character, a token's name, or all of a tag.
+QUOTED = re.compile(r"'([^']*)'")
+TOKEN_NAME = re.compile(r"<[a-z ]+>")
+
+
+def parse_error(error: yaml.YAMLError) -> str:
+    """Why and where the file does not parse, in PyYAML's words but for what they quote from
+    the file beyond a character: its own message shows the lines around the error, a key
+    pasted into the file included (and a tag is quoted whole)."""
+    if not isinstance(error, yaml.MarkedYAMLError):
+        return "it does not parse"
+
+    def kept(quoted: re.Match[str]) -> str:
+        short = len(quoted[1]) <= 2 or TOKEN_NAME.fullmatch(quoted[1])
+        return quoted[0] if short else "'…'"
+
+    words = QUOTED.sub(kept, "; ".join(part for part in (error.context, error.problem) if part))
+    mark = error.problem_mark or error.context_mark
+    return f"{words} at line {mark.line + 1}, column {mark.column + 1}" if mark else words
+
+
 class Command(BaseCommand):
     help = __doc__
 
@@ -60,7 +82,7 @@ class Command(BaseCommand):
         except UnicodeDecodeError:
             raise CommandError(f"{file} is not UTF-8 text.") from None
         except yaml.YAMLError as error:
-            raise CommandError(f"{file} is not valid YAML or JSON: {error}") from None
+            raise CommandError(f"{file} is not valid YAML or JSON: {parse_error(error)}.") from None
         except RecursionError:
             raise CommandError(f"{file} nests lists or mappings too deeply.") from None
         except ValueError:  # PyYAML's own values: a date that doesn't exist, a 5,000-digit number

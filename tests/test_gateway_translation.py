@@ -1346,6 +1346,13 @@ ANTHROPIC_CALL = {
             "reasoning_effort",
             id="an effort but none on a Gemini that doesn't think (as on GPT-4.1 and Nova)",
         ),
+        pytest.param(
+            "anthropic",
+            "claude-sonnet-4-6",
+            {"messages": [{"role": ["user"], "content": ASK}]},
+            "messages[0].role",
+            id="a message's role a list",
+        ),
     ],
 )
 def test_bad_openai_input_is_a_400_naming_the_field_and_nothing_is_sent(
@@ -1423,6 +1430,20 @@ def test_bad_openai_input_is_a_400_naming_the_field_and_nothing_is_sent(
             "tools",
             id="a tool name longer than OpenAI takes",
         ),
+        pytest.param(
+            "openai",
+            "gpt-4.1",
+            {"messages": [{"role": ["user"], "content": ASK}]},
+            "messages[0].role",
+            id="a message's role a list",
+        ),
+        pytest.param(
+            "google",
+            "gemini-2.5-flash",
+            {"messages": [{"role": "user", "content": [{"type": {}, "text": ASK}]}]},
+            "messages[0].content[0].type",
+            id="a block's type an object",
+        ),
     ],
 )
 def test_bad_anthropic_input_is_a_400_naming_the_field_and_nothing_is_sent(
@@ -1436,6 +1457,93 @@ def test_bad_anthropic_input_is_a_400_naming_the_field_and_nothing_is_sent(
     assert answer.json()["error"]["message"].startswith(named)
     assert not fake.requests
     assert not UsageRecord.objects.exists()
+
+
+# A request of each client API using what its translation reads: messages of each role and
+# kind of part, tools, a forced tool, stop sequences.
+EVERY_PART = {
+    "openai": {
+        "messages": [
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": [{"type": "text", "text": ASK}]},
+            OPENAI_CALL,
+            {
+                "role": "tool",
+                "tool_call_id": "call_1",
+                "content": [{"type": "text", "text": RESULT}],
+            },
+        ],
+        "tools": [OPENAI_TOOL],
+        "tool_choice": {"type": "function", "function": {"name": "weather"}},
+        "stop": ["END"],
+        "max_completion_tokens": 100,
+    },
+    "anthropic": {
+        "system": [{"type": "text", "text": SYSTEM}],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": ASK}]},
+            ANTHROPIC_CALL,
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": "toolu_1",
+                        "content": [{"type": "text", "text": RESULT}],
+                    }
+                ],
+            },
+        ],
+        "tools": [ANTHROPIC_TOOL],
+        "tool_choice": {"type": "tool", "name": "weather"},
+        "stop_sequences": ["END"],
+        "max_tokens": 100,
+    },
+}
+
+
+def every_value_replaced(body: Any, by: Any, path: tuple = ()) -> Iterator[tuple[tuple, Any]]:
+    """(path, the body with the value there replaced `by`) for every value within it."""
+    items = body.items() if isinstance(body, dict) else enumerate(body)
+    for key, value in items:
+        copy = dict(body) if isinstance(body, dict) else list(body)
+        copy[key] = by
+        yield (*path, key), copy
+        if isinstance(value, dict | list):
+            for deeper, replaced in every_value_replaced(value, by, (*path, key)):
+                copy = dict(body) if isinstance(body, dict) else list(body)
+                copy[key] = replaced
+                yield deeper, copy
+
+
+@pytest.mark.parametrize(
+    ("api", "provider_type", "identifier"),
+    [
+        pytest.param("openai", "anthropic", "claude-sonnet-4-6", id="OpenAI to Claude"),
+        pytest.param("anthropic", "openai", "gpt-4.1", id="Anthropic to OpenAI"),
+    ],
+)
+def test_a_list_or_object_anywhere_in_a_translated_request_is_answered_in_the_apis_shape(
+    gateway, secret, api, provider_type, identifier
+):
+    body = {"model": identifier, **EVERY_PART[api]}
+    with upstream(provider_type, identifier):
+        whole = post(gateway, CHAT_PATHS[api], body, secret)
+        answers = {
+            (path, type(by).__name__): post(gateway, CHAT_PATHS[api], replaced, secret)
+            for by in ([], {})
+            for path, replaced in every_value_replaced(body, by)
+        }
+
+    assert whole.status_code == 200
+    # Refused (400, 404 for the model), or sent on: never Django's page of a server error.
+    not_json = {
+        where: answer.status_code
+        for where, answer in answers.items()
+        if answer.headers["content-type"] != "application/json"
+    }
+    assert not_json == {}
+    assert {answer.status_code for answer in answers.values()} <= {200, 400, 404}
 
 
 def test_an_anthropic_clients_failed_tool_results_own_text_reaches_an_openai_model_unchanged(

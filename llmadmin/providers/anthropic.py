@@ -815,7 +815,7 @@ class ReadConversation:
                 raise field_refused(where, "must be an object.")
             checked_fields(message, f"{where}.", ("role", "content"))
             role = message.get("role")
-            if role not in BLOCK_FIELDS:
+            if not isinstance(role, str) or role not in BLOCK_FIELDS:
                 raise field_refused(f"{where}.role", "must be user or assistant.")
             parts = self.content(message.get("content"), role, where)
             if parts:  # one left empty held only redacted thinking or empty text
@@ -837,7 +837,7 @@ class ReadConversation:
 
     def block(self, block: Any, role: str, where: str) -> Part | None:
         kind = block.get("type") if isinstance(block, dict) else None
-        fields = BLOCK_FIELDS[role].get(kind)
+        fields = BLOCK_FIELDS[role].get(kind) if isinstance(kind, str) else None
         if fields is None:
             raise field_refused(f"{where}.type", NO_COUNTERPART)
         checked_fields(block, f"{where}.", fields, ("cache_control",))

@@ -1045,7 +1045,7 @@ def read_messages(messages: Any) -> tuple[str, tuple[Message, ...]]:
     for number, message in enumerate(messages):
         where = f"messages[{number}]"
         role = message.get("role") if isinstance(message, dict) else None
-        if role not in MESSAGE_FIELDS:
+        if not isinstance(role, str) or role not in MESSAGE_FIELDS:
             raise field_refused(f"{where}.role", NO_COUNTERPART)
         for name, value in message.items():
             if name not in MESSAGE_FIELDS[role] and value is not None:

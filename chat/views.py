@@ -29,7 +29,7 @@ from django.views import defaults
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularSwaggerSplitView
-from rest_framework.exceptions import NotAcceptable
+from rest_framework.exceptions import NotAcceptable, ParseError
 from rest_framework.generics import RetrieveAPIView
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.parsers import JSONParser
@@ -120,11 +120,22 @@ class EventStreamNegotiation(DefaultContentNegotiation):
             return renderers[0], renderers[0].media_type
 
 
+class NestingCheckedJSONParser(JSONParser):
+    """DRF's, with JSON nested past Python's limit refused as any JSON that doesn't parse
+    (DRF lets its RecursionError through: a 500)."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise ParseError("JSON parse error - nested too deeply.") from None
+
+
 class ChatTurnView(APIView):
     """Send a message; the answer streams back as server-sent events."""
 
     # JSON only (what the chat page sends): no form or multipart bodies to document or parse.
-    parser_classes = [JSONParser]
+    parser_classes = [NestingCheckedJSONParser]
     renderer_classes = [JSONRenderer]
     content_negotiation_class = EventStreamNegotiation
 

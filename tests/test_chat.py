@@ -117,6 +117,23 @@ def test_a_conversation_that_does_not_exist_is_a_field_error(client, developer, 
     assert response.json() == {"conversation_id": ["No such conversation of yours."]}
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param("[" * 100_000, id="never closed"),
+        pytest.param("[" * 100_000 + "]" * 100_000, id="closed"),
+    ],
+)
+def test_json_nested_past_pythons_limit_is_a_400_as_any_json_that_does_not_parse(
+    client, developer, body
+):
+    response = client.post(URL, body, "application/json")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - nested too deeply."}
+    assert not Conversation.objects.exists()
+
+
 def test_anonymous_users_cannot_chat(client):
     model = LLMModelFactory()
 

@@ -1,15 +1,18 @@
 """The admin site: every admin registered on it, ours and the packages' (auth, auditlog,
-axes), filters its change list only by what it declares."""
+axes), filters its change list only by what it declares, and looks up no value as a row's key
+that can't be one."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin import helpers
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.core.exceptions import SuspiciousOperation
+from django.contrib.admin.widgets import AutocompleteSelect
+from django.core.exceptions import SuspiciousOperation, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import HttpRequest
 
@@ -56,6 +59,44 @@ class DeclaredFiltersOnly:
         return super().get_search_results(request, queryset, search_term)
 
 
+class KeysChecked:
+    """Mixed into every admin the site registers: what a request says names a row (an
+    autocomplete's value, an action's selection) is checked to be a key before Django looks
+    it up as sent, where a value that can't be one (abc, 1.5) raised ValueError: a 500."""
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if "widget" not in kwargs and db_field.name in self.get_autocomplete_fields(request):
+            kwargs["widget"] = KeysOnlyAutocompleteSelect(
+                db_field, self.admin_site, using=kwargs.get("using")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def response_action(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(is_key(self.model._meta.pk, value) for value in selected):
+            # A SuspiciousOperation: answered 400 (the page's checkboxes send only ids).
+            raise SuspiciousOperation("An admin action's selection names no row")
+        return super().response_action(request, queryset)
+
+
+class KeysOnlyAutocompleteSelect(AutocompleteSelect):
+    """Django's, showing again (the form refused) only a value that can be a key: the
+    form's own error says what was wrong with the rest."""
+
+    def optgroups(self, name: str, value: list[str], attr: Any = None) -> Any:
+        remote = self.field.remote_field
+        key = remote.model._meta.get_field(remote.field_name)
+        return super().optgroups(name, [each for each in value if is_key(key, each)], attr)
+
+
+def is_key(field: Any, value: str) -> bool:
+    try:
+        field.to_python(value)
+    except ValidationError:
+        return False
+    return True
+
+
 class AdminSite(admin.AdminSite):
     def register(
         self,
@@ -66,7 +107,7 @@ class AdminSite(admin.AdminSite):
         admin_class = admin_class or admin.ModelAdmin
         declared_only = type(
             admin_class.__name__,
-            (DeclaredFiltersOnly, admin_class),
+            (DeclaredFiltersOnly, KeysChecked, admin_class),
             {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__},
         )
         super().register(model_or_iterable, declared_only, **options)

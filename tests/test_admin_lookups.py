@@ -1,6 +1,7 @@
 """Every admin on the site, ours and the packages', filters its change list only by what it
 declares: its list filters' parameters and its date hierarchy. Anything else, or a NUL, is a
-400, for a staff user who may only look as for anyone."""
+400, for a staff user who may only look as for anyone. What names a row (an action's
+selection, an autocomplete's value) is never looked up unless it can be a key."""
 
 from __future__ import annotations
 
@@ -223,3 +224,33 @@ def test_a_search_reads_no_column_the_list_does_not_show(viewer):
 
     assert by_address.context["cl"].result_count == 0
     assert by_name.context["cl"].result_count == 1
+
+
+def test_an_action_on_a_selection_that_names_no_row_is_a_400(admin_client, admin_user):
+    request = RequestFactory().get("/")
+    request.user = admin_user
+    answers = {}
+    for model, model_admin in admin.site._registry.items():
+        for action in model_admin.get_actions(request):
+            for selected in ("abc", "1.5", "\x00"):
+                post = {"action": action, "_selected_action": selected, "index": "0"}
+                response = admin_client.post(changelist(model), post)
+                answers[model._meta.label, action, selected] = response.status_code
+
+    assert ("gateway.PersonalAccessToken", "revoke", "abc") in answers
+    assert answers == dict.fromkeys(answers, 400)
+
+
+def test_a_form_shown_again_with_an_autocompletes_value_that_is_no_key_says_so(admin_client):
+    Group.objects.create(name="team")
+    answers = {}
+    for model, model_admin in admin.site._registry.items():
+        for name in model_admin.autocomplete_fields:
+            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
+            response = admin_client.post(url, {name: "abc"})
+            form = response.context["adminform"].form if response.status_code == 200 else None
+            answers[model._meta.label, name] = form and form.errors[name]
+
+    assert set(answers) == {("billing.GroupBudget", "group"), ("billing.GroupLimits", "group")}
+    choose = ["Select a valid choice. That choice is not one of the available choices."]
+    assert answers == dict.fromkeys(answers, choose)

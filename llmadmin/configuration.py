@@ -162,6 +162,10 @@ class Importer:
         if not isinstance(data, dict):
             self.errors.append("The file must hold a mapping with 'version' and 'providers'.")
             return
+        if (where := not_text_at(data)) is not None:
+            # Before any lookup: the database would refuse it midway, as no error of ours.
+            self.errors.append(f"{where}: is not text (an escape of a lone surrogate, \\ud800).")
+            return
         self.reject_unknown("", data, {"version", "providers"})
         if data.get("version") != VERSION:
             self.errors.append(f"version: must be {VERSION}.")
@@ -494,6 +498,33 @@ def model_name(model: LLMModel) -> str:
     return f"model {model.provider.slug}/{model.identifier}"
 
 
+def not_text_at(data: Any) -> str | None:
+    """Where the data holds a string (or a key) that is not text, or None: YAML's and JSON's
+    escapes write lone surrogates ("\\ud800"), which no database takes."""
+    pending: list[tuple[str, Any]] = [("", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str) and not is_text(value):
+            return where or "the file"
+        # Each's children pushed last first: the first in the file is found first.
+        if isinstance(value, dict):
+            if not all(is_text(key) for key in value if isinstance(key, str)):
+                return f"{where or 'the file'} (a key)"
+            named = [(f"{where}.{key}" if where else str(key), item) for key, item in value.items()]
+            pending.extend(reversed(named))
+        elif isinstance(value, list):
+            pending.extend(reversed([(f"{where}[{i}]", item) for i, item in enumerate(value)]))
+    return None
+
+
+def is_text(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def value_error(field: models.Field, value: Any) -> str | None:
     """What is wrong with a value from the file for this column, before Django sees it.
 
@@ -519,7 +550,11 @@ def value_error(field: models.Field, value: Any) -> str | None:
     if isinstance(field, models.FloatField):
         if isinstance(value, bool) or not isinstance(value, int | float):
             return "must be a number."
-        return None if math.isfinite(value) else "must be a finite number."
+        try:
+            finite = math.isfinite(value)
+        except OverflowError:  # a whole number past any float's range
+            finite = False
+        return None if finite else "must be a finite number."
     if isinstance(field, models.CharField):
         if not isinstance(value, str):
             return "must be text."

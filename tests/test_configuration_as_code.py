@@ -362,6 +362,8 @@ BAD_VALUES = [
     pytest.param("display_name: 42", "display_name: must be text.", id="a number as a name"),
     pytest.param(f"input_price: '{'9x' * 50_000}'", "input_price: must be a number.",
                  id="a long text as a price"),
+    pytest.param(f"temperature: 1{'0' * 400}", "temperature: must be a finite number.",
+                 id="a whole number past any float"),
 ]  # fmt: skip
 
 
@@ -702,6 +704,42 @@ def test_a_nul_anywhere_is_a_located_error(tmp_path, identifier, access):
 
     with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
         import_file(path)
+
+
+NOT_TEXT = [
+    pytest.param(
+        'version: 1\nproviders:\n- type: openai\n  name: "\\ud800"\n',
+        "providers[0].name",
+        id="an account's name",
+    ),
+    pytest.param(
+        'version: 1\nproviders:\n- type: openai\n  models:\n  - identifier: "gpt\\udc00"\n',
+        "providers[0].models[0].identifier",
+        id="a model's identifier",
+    ),
+    pytest.param(
+        '{"version": 1, "providers": [{"type": "openai", "models": [{"identifier": "gpt-x", '
+        '"access": {"groups": ["team\\ud83d"]}}]}]}',
+        "providers[0].models[0].access.groups[0]",
+        id="a group's name, in JSON",
+    ),
+    pytest.param('version: 1\nproviders: []\n"\\ud800": 1\n', "the file (a key)", id="a key"),
+]
+
+
+@pytest.mark.parametrize(("text", "where"), NOT_TEXT)
+def test_an_escaped_lone_surrogate_anywhere_is_a_located_error(tmp_path, text, where):
+    path = tmp_path / "llm.yaml"
+    path.write_text(text)
+    err = io.StringIO()
+    accounts = list(Provider.objects.values_list("pk", "name"))
+
+    with pytest.raises(CommandError, match=r"1 errors: nothing was applied\."):
+        call_command("import_config", str(path), stdout=io.StringIO(), stderr=err)
+
+    said = "is not text (an escape of a lone surrogate, \\ud800)."
+    assert err.getvalue().splitlines() == [f"{path}: {where}: {said}"]
+    assert list(Provider.objects.values_list("pk", "name")) == accounts
 
 
 # --- several accounts of one type ---------------------------------------------------------

@@ -133,6 +133,17 @@ def test_set_provider_key_refuses_a_key_with_spaces_and_keeps_the_old_one():
     assert Provider.objects.get(type="openai").api_key == "sk-old"
 
 
+def test_set_provider_key_refuses_a_key_file_that_is_not_utf8_and_keeps_the_old_one():
+    run("set_provider_key", "openai", stdin="sk-old\n")
+    # Standard input as Python opens it for `< keyfile` (UTF-8, strict), a Latin-1 é in it.
+    stdin = io.TextIOWrapper(io.BytesIO(b"sk-caf\xe9-SEEDSECRET\n"), encoding="utf-8")
+
+    with pytest.raises(CommandError, match="not UTF-8 text: nothing was saved"):
+        call_command("set_provider_key", "openai", stdin=stdin, stdout=io.StringIO())
+
+    assert Provider.objects.get(type="openai").api_key == "sk-old"
+
+
 def test_set_provider_key_refuses_empty_input():
     with pytest.raises(CommandError, match="No key on standard input"):
         run("set_provider_key", "openai", stdin="")

@@ -628,6 +628,9 @@ def test_create_token_prints_the_secret_once_with_the_environment_lines():
         (["ci-bot", "--name", "taken"], "You already have a token with this name."),
         (["ci-bot", "--name", ""], "This field cannot be blank."),
         (["ci-bot"], "the following arguments are required: --name"),
+        # What Python makes of bytes that aren't UTF-8 on the command line (\xff).
+        (["ci-\udcff", "--name", "x"], "argument username: is not UTF-8 text"),
+        (["ci-bot", "--name", "x\udcff"], "argument --name: is not UTF-8 text"),
     ],
     ids=[
         "unknown-user",
@@ -639,6 +642,8 @@ def test_create_token_prints_the_secret_once_with_the_environment_lines():
         "duplicate",
         "empty-name",
         "no-name",
+        "username-not-utf8",
+        "name-not-utf8",
     ],
 )
 def test_create_token_refuses_clearly(args, error):

@@ -167,6 +167,9 @@ def test_db_grants_refuses_a_role_that_grants_cannot_limit(role):
         call_command("db_grants", role, stdout=out)
     with pytest.raises(CommandError, match="is a superuser"):
         call_command("db_grants", connection.settings_dict["USER"], stdout=out)
+    # What Python makes of bytes that aren't UTF-8 on the command line (\xff).
+    with pytest.raises(CommandError, match="argument role: is not UTF-8 text"):
+        call_command("db_grants", "app-\udcff", stdout=out)
     assert out.getvalue() == ""
 
 

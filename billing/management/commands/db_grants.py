@@ -21,6 +21,7 @@ from django.db import connection, transaction
 from psycopg import sql
 
 from billing.models import DailyUsage, UsageRecord
+from llmadmin.management.arguments import text
 
 EVERYTHING = "SELECT, INSERT, UPDATE, DELETE"
 LIMITED = {
@@ -80,7 +81,9 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("role", help="The role the app connects as (DATABASE_URL's user).")
+        parser.add_argument(
+            "role", type=text, help="The role the app connects as (DATABASE_URL's user)."
+        )
         parser.add_argument("--apply", action="store_true", help="Run the statements too.")
 
     def handle(self, *args: Any, role: str, apply: bool, **options: Any) -> None:

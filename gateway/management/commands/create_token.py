@@ -18,6 +18,7 @@ from django.views.decorators.debug import sensitive_variables
 
 from gateway.tokens import token_mint
 from gateway.views import ANTHROPIC_BASE_PATH, OPENAI_BASE_PATH
+from llmadmin.management.arguments import text
 
 # A token lasts at most ten years: past that, "never" says it better.
 MAX_DAYS = 3650
@@ -33,8 +34,8 @@ class Command(BaseCommand):
     help = __doc__
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("username", help="The developer the token acts as.")
-        parser.add_argument("--name", required=True, help="What uses the token.")
+        parser.add_argument("username", type=text, help="The developer the token acts as.")
+        parser.add_argument("--name", type=text, required=True, help="What uses the token.")
         parser.add_argument(
             "--expires-in",
             type=days,

@@ -85,15 +85,18 @@ class Command(BaseCommand):
             return
         stdin = options.get("stdin", sys.stdin)
         prompt = "API key" if backup is None else f"Backup key {brief(backup)}"
-        if clear:
-            api_key = None
-        elif stdin.isatty():
-            api_key = getpass.getpass(f"{prompt} for {provider.label}: ")
-        else:
-            # Only the line break that ends the input is not part of the key.
-            api_key = stdin.readline().removesuffix("\n").removesuffix("\r")
-            if not api_key:
-                raise CommandError("No key on standard input; use --clear to remove the key.")
+        try:
+            if clear:
+                api_key = None
+            elif stdin.isatty():
+                api_key = getpass.getpass(f"{prompt} for {provider.label}: ")
+            else:
+                # Only the line break that ends the input is not part of the key.
+                api_key = stdin.readline().removesuffix("\n").removesuffix("\r")
+                if not api_key:
+                    raise CommandError("No key on standard input; use --clear to remove the key.")
+        except UnicodeDecodeError:
+            raise CommandError("The key is not UTF-8 text: nothing was saved.") from None
         if backup is not None:
             self.set_backup_key(provider, backup, api_key or "")
             return

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import re
 import secrets
 from datetime import timedelta
 
@@ -31,6 +32,8 @@ from llmadmin.audit import log_change
 # What every secret starts with: a secret scanner can tell ours (not a secret itself).
 SECRET_START = "llma_"  # noqa: S105
 PREFIX_LENGTH = 12
+# What token_mint makes a prefix of (token_hex): nothing else is looked up.
+PREFIX = re.compile(rf"[0-9a-f]{{{PREFIX_LENGTH}}}")
 # How stale a token's last use may be: a busy token's row is written once a minute at most.
 LAST_USED_PRECISION = timedelta(minutes=1)
 
@@ -123,7 +126,7 @@ def token_holder(secret: str | None) -> PersonalAccessToken | None:
     if not secret or not secret.startswith(SECRET_START):
         return None
     prefix = secret[len(SECRET_START) :].partition("_")[0]
-    if len(prefix) != PREFIX_LENGTH:
+    if not PREFIX.fullmatch(prefix):
         return None
     month = month_start(timezone.localdate())
     found = PersonalAccessToken.objects.raw(

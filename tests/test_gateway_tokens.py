@@ -268,6 +268,8 @@ REFUSED_SECRETS = {
     "short-prefix": lambda token: "llma_abc_" + token.secret.rsplit("_", 1)[1],
     "prefix-only": lambda token: f"llma_{token.prefix}",
     "empty": lambda token: "",
+    # Looked up, PostgreSQL refuses a NUL: a database error (a 503), not a wrong token.
+    "nul-in-prefix": lambda token: token.secret.replace(token.prefix, "\x00" * len(token.prefix)),
 }
 
 

@@ -37,6 +37,7 @@ from billing.models import (
     UserBudget,
 )
 from billing.report import gone_account_label, type_label
+from config.admin import is_key
 from llmadmin.models import LLMModel, Provider, provider_label
 from llmadmin.money import left_text, limit_text, usd
 from llmadmin.selectors import providers_in_registry_order
@@ -251,10 +252,11 @@ class ProviderAccountFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet) -> QuerySet:
         if not self.value():
             return queryset
-        try:
-            account = int(self.value())
-        except ValueError:
+        # An account's id, deleted since or not: anything else (past 64 bits too, which SQLite
+        # can't be asked for) is no account's.
+        if not is_key(Provider._meta.pk, self.value()):
             return queryset.none()
+        account = int(self.value())
         its_models = LLMModel.objects.filter(provider_id=account).values("pk")
         return queryset.filter(
             Q(provider_id=account) | Q(provider_id=None, model_id__in=its_models)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.admin import helpers
 from django.contrib.admin.exceptions import DisallowedModelAdminLookup
@@ -71,6 +72,10 @@ class KeysChecked:
             )
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
+    def formfield_for_manytomany(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        kwargs.setdefault("form_class", KeysOnlyMultipleChoiceField)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
     def response_action(self, request: HttpRequest, queryset: QuerySet) -> Any:
         selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
         if not all(is_key(self.model._meta.pk, value) for value in selected):
@@ -89,9 +94,30 @@ class KeysOnlyAutocompleteSelect(AutocompleteSelect):
         return super().optgroups(name, [each for each in value if is_key(key, each)], attr)
 
 
+class KeysOnlyMultipleChoiceField(forms.ModelMultipleChoiceField):
+    """Django's, refusing a value that can't be a key before it is looked up among others
+    (as Django refuses one not a number), where SQLite refused the lookup itself."""
+
+    def clean(self, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            options = self.queryset.model._meta
+            key = options.get_field(self.to_field_name) if self.to_field_name else options.pk
+            for each in value:
+                # A NUL: Django's own error says so.
+                if "\x00" not in str(each) and not is_key(key, each):
+                    raise ValidationError(
+                        self.error_messages["invalid_pk_value"],
+                        code="invalid_pk_value",
+                        params={"pk": each},
+                    )
+        return super().clean(value)
+
+
 def is_key(field: Any, value: str) -> bool:
+    """Whether `value` can be a key of the field's: of its type, and within its column's range
+    (SQLite can't even be asked for an integer past 64 bits)."""
     try:
-        field.to_python(value)
+        field.run_validators(field.to_python(value))
     except ValidationError:
         return False
     return True

@@ -622,7 +622,9 @@ class BackupKeyFormSet(forms.BaseInlineFormSet):
         stored = {str(pk) for pk in self.get_queryset().values_list("pk", flat=True)}
         id_name = self.model._meta.pk.name
         try:
-            rows = range(self.initial_form_count())
+            # The rows the formset builds: at most its total, which Django caps (a crafted
+            # initial count is any number).
+            rows = range(min(self.initial_form_count(), self.total_form_count()))
         except forms.ValidationError:
             return  # no management form: the formset says so
         vanished = [

@@ -5,6 +5,7 @@ admins on one page; the audit; the account's deletion taking its keys along."""
 from __future__ import annotations
 
 import re
+import tracemalloc
 from datetime import timedelta
 
 import pytest
@@ -304,6 +305,27 @@ def test_a_post_without_the_backup_keys_rows_leaves_them_as_they_are(admin_clien
     provider.refresh_from_db()
     assert (provider.name, provider.key_cooldown) == ("Renamed", 60)
     assert keys_of(provider) == [(1, "Team A")]
+
+
+def test_a_crafted_count_of_stored_rows_costs_no_more_than_the_rows_posted(admin_client):
+    """The page posts its one row and claims a million stored: only the rows the formset
+    builds (its total, capped by Django) are read."""
+    provider = openai()
+    BackupKeyFactory(provider=provider, api_key=KEY_A, name="Team A", position=1)
+    data = page_as_posted(admin_client, provider, name="Renamed")
+    data["backup_keys-INITIAL_FORMS"] = "1000000"
+
+    tracemalloc.start()
+    try:
+        response = admin_client.post(change_url(provider), data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+    assert response.status_code == 302
+    assert keys_of(provider) == [(1, "Team A")]
+    # A row read for each claimed one kept a million entries: 240 MB here.
+    assert peak < 20 * 1024 * 1024
 
 
 # --- Order, deletion ----------------------------------------------------------------------------

@@ -20,8 +20,9 @@ from django.db.models import DateTimeField
 from django.test import Client, RequestFactory
 from django.urls import resolve, reverse
 
-from billing.models import DailyUsage
+from billing.models import DailyUsage, UsageRecord
 from llmadmin.models import Provider
+from tests.admin_forms import form_as_loaded
 from tests.factories import LLMModelFactory, ProviderFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,6 +36,8 @@ ADMINS = [
     if model not in NOT_A_CHANGE_LIST
 ]
 LOOKUPS = ["startswith", "regex", "contains"]
+# An id no row has, past what SQLite can even be asked for.
+PAST_64_BITS = str(2**63)
 
 
 def changelist(model: type) -> str:
@@ -232,7 +235,7 @@ def test_an_action_on_a_selection_that_names_no_row_is_a_400(admin_client, admin
     answers = {}
     for model, model_admin in admin.site._registry.items():
         for action in model_admin.get_actions(request):
-            for selected in ("abc", "1.5", "\x00"):
+            for selected in ("abc", "1.5", "\x00", PAST_64_BITS):
                 post = {"action": action, "_selected_action": selected, "index": "0"}
                 response = admin_client.post(changelist(model), post)
                 answers[model._meta.label, action, selected] = response.status_code
@@ -247,10 +250,41 @@ def test_a_form_shown_again_with_an_autocompletes_value_that_is_no_key_says_so(a
     for model, model_admin in admin.site._registry.items():
         for name in model_admin.autocomplete_fields:
             url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_add")
-            response = admin_client.post(url, {name: "abc"})
-            form = response.context["adminform"].form if response.status_code == 200 else None
-            answers[model._meta.label, name] = form and form.errors[name]
+            for value in ("abc", PAST_64_BITS):
+                response = admin_client.post(url, {name: value})
+                page = response.context["adminform"] if response.status_code == 200 else None
+                answers[model._meta.label, name, value] = page and page.form.errors[name]
 
-    assert set(answers) == {("billing.GroupBudget", "group"), ("billing.GroupLimits", "group")}
+    assert {(label, name) for label, name, _ in answers} == {
+        ("billing.GroupBudget", "group"),
+        ("billing.GroupLimits", "group"),
+    }
     choose = ["Select a valid choice. That choice is not one of the available choices."]
     assert answers == dict.fromkeys(answers, choose)
+
+
+def test_a_many_to_many_value_past_its_keys_range_is_an_error_on_its_field(admin_client):
+    model = LLMModelFactory(provider=ProviderFactory(openai=True))
+    model_page = reverse("admin:llmadmin_llmmodel_change", args=[model.pk])
+    posts = {
+        field: (model_page, form_as_loaded(admin_client, model_page, **{field: [PAST_64_BITS]}))
+        for field in ("allowed_groups", "allowed_users")
+    }
+    posts["closed_to"] = (
+        reverse("admin:gateway_gatewaypolicy_change", args=[1]),
+        {"enabled": "on", "closed_to": [PAST_64_BITS]},
+    )
+    answers = {}
+    for field, (url, data) in posts.items():
+        response = admin_client.post(url, data)
+        page = response.context["adminform"] if response.status_code == 200 else None
+        answers[field] = page and page.form.errors[field]
+
+    assert answers == {field: [f"“{PAST_64_BITS}” is not a valid value."] for field in answers}
+
+
+def test_the_usage_records_account_filter_takes_an_id_past_64_bits_as_no_accounts(admin_client):
+    response = admin_client.get(changelist(UsageRecord), {"provider": PAST_64_BITS})
+
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 0

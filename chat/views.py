@@ -124,7 +124,7 @@ class NestingCheckedJSONParser(JSONParser):
     """DRF's, with JSON nested past Python's limit refused as any JSON that doesn't parse
     (DRF lets its RecursionError through: a 500)."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(self, stream: Any, media_type: str | None = None, parser_context: Any = None) -> Any:
         try:
             return super().parse(stream, media_type, parser_context)
         except RecursionError:

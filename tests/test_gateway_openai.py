@@ -662,6 +662,32 @@ def test_the_same_token_as_x_api_key_is_accepted(base_url, secret, fake):
             "top_k",
             id="a field the type does not take",
         ),
+        # Models to fall back to, each gateway's way: a model kept from the developer would
+        # answer, priced as the one asked for.
+        pytest.param(
+            {"provider_type": "vercel", "identifier": "openai/gpt-4.1"},
+            {"model": "openai/gpt-4.1", "providerOptions": {"gateway": {"models": ["x/opus"]}}},
+            400,
+            openai.BadRequestError,
+            "providerOptions.gateway.models",
+            id="Vercel's fallback models",
+        ),
+        pytest.param(
+            {"provider_type": "openrouter", "identifier": "openai/gpt-4.1"},
+            {"model": "openai/gpt-4.1", "models": ["x/opus"], "route": "fallback"},
+            400,
+            openai.BadRequestError,
+            "models",
+            id="OpenRouter's fallback models",
+        ),
+        pytest.param(
+            {"provider_type": "openai-compat", "identifier": "gpt-4.1"},
+            {"fallbacks": ["opus"]},
+            400,
+            openai.BadRequestError,
+            "fallbacks",
+            id="LiteLLM's fallbacks",
+        ),
     ],
 )
 def test_a_request_the_rules_refuse_never_reaches_the_provider(

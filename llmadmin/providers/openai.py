@@ -648,6 +648,12 @@ RELAY_MAX_TOKENS = {
 }
 # Where an option goes in a Responses request, where it differs from chat completions'.
 RESPONSES_PATHS = {"reasoning_effort": "reasoning.effort"}
+# Where a client's request would name other models to answer it: OpenRouter's fallbacks
+# (models), Vercel's (providerOptions.gateway.models, also the admin's fallback_models option),
+# LiteLLM's (fallbacks). A developer is answered only by a model an admin lets them use, and a
+# call is priced as its own model: refused, from every type's request (OpenAI's and Azure's
+# APIs refuse them anyway; a compatible server may be any of these gateways).
+OTHER_MODELS = ("models", "fallbacks", "providerOptions.gateway.models")
 
 
 def family_type(client: OpenAIClient) -> ProviderType:
@@ -662,6 +668,9 @@ def relay_body(
     RequestRefused naming the request's field the model's settings refuse."""
     provider_type = family_type(client)
     responses = request.api is RelayApi.RESPONSES
+    for path in OTHER_MODELS:
+        if value_at(request.body, path) is not None:
+            raise field_refused(path, "names other models: a call is answered by its own only.")
     body = {**request.body, "model": model.identifier}
     sampling = RELAY_SAMPLING[request.api]
     # The options but the one that caps the answer, each where this API takes it.

@@ -608,6 +608,13 @@ THINKING_ON = {
             "thinking.type: 'sometimes' is not one of: adaptive, enabled, disabled.",
             id="an unknown thinking type",
         ),
+        pytest.param(
+            {},
+            {"fallbacks": [{"model": "claude-opus-4-1"}]},
+            anthropic.BadRequestError,
+            "fallbacks: names other models",
+            id="models to fall back to (OpenRouter's Messages API)",
+        ),
     ],
 )
 def test_a_request_the_developer_may_not_make_is_refused_before_the_provider(

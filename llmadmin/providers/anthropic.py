@@ -318,6 +318,13 @@ TAKEN_WHOLE = ("thinking",)
 WHOLE_NUMBERS = ("max_output_tokens", "top_k")
 
 
+# Where a client's Messages request would name other models to answer it, at a gateway behind
+# the account's address (OpenRouter's fallbacks; models, as its chat API): a developer is
+# answered only by a model an admin lets them use, priced as its own. Anthropic's API refuses
+# them anyway.
+OTHER_MODELS = ("fallbacks", "models")
+
+
 def relay_body(model: ModelSettings, body: Mapping[str, Any]) -> dict[str, Any]:
     """A gateway client's Messages body for this model (Bedrock's too): the client's fields
     as sent, the model's id, max_tokens at most the admin's cap, and the admin's settings
@@ -325,6 +332,9 @@ def relay_body(model: ModelSettings, body: Mapping[str, Any]) -> dict[str, Any]:
     temperature with the client's thinking is left out). Raises RequestRefused, naming the
     field, where the client's values are ones the model's rules refuse: refused here, it
     costs nothing."""
+    for name in OTHER_MODELS:
+        if body.get(name) is not None:
+            raise field_refused(name, "names other models: a call is answered by its own only.")
     sent = {**body, "model": model.identifier}
     cap = model.max_output_tokens
     max_tokens = sent.get("max_tokens")
